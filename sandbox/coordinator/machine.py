@@ -1,0 +1,421 @@
+"""MetadataMachine: the pure, deterministic cluster metadata state machine. Command methods
+validate and return journal records; apply() is the only way state changes. No I/O, no clock.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Iterable, Mapping, Sequence
+
+from . import rules, topic_configs
+from .model import (
+    BROKER_ID_NOT_REGISTERED, DUPLICATE_BROKER_REGISTRATION, INVALID_CONFIG, INVALID_PARTITIONS,
+    INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, NO_LEADER,
+    STALE_BROKER_EPOCH, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION,
+    BrokerInfo, ClusterState, CoordinatorError, PartitionInfo, TopicInfo,
+)
+
+Record = dict[str, Any]
+class MetadataMachine:
+    """Cluster metadata. Broker sessions (last heartbeat times) are soft state: kept in memory,
+    never journaled, and not part of state(); a restored broker's session starts at the first
+    fence_expired() call after the restore."""
+
+    def __init__(self, *, default_partitions: int = 1) -> None:
+        if default_partitions < 1:
+            raise ValueError("default_partitions must be >= 1")
+        self.default_partitions = default_partitions
+        self._cluster_id: str | None = None
+        self._brokers: dict[int, BrokerInfo] = {}
+        self._topics: dict[str, TopicInfo] = {}
+        self._ids: dict[uuid.UUID, str] = {}
+        self._next_pid = 0
+        self._offset = 0
+        self._last_contact: dict[int, int] = {}
+        self._live: set[int] = set()  # sessions opened by this process (register/heartbeat)
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def cluster_id(self) -> str | None:
+        return self._cluster_id
+
+    @property
+    def metadata_offset(self) -> int:
+        return self._offset
+
+    @property
+    def next_producer_id(self) -> int:
+        return self._next_pid
+
+    def state(self) -> ClusterState:
+        return ClusterState(self._cluster_id, dict(self._brokers),
+                            {n: t.copy() for n, t in self._topics.items()},
+                            self._next_pid, self._offset)
+
+    def restore(self, state: ClusterState | Mapping[str, Any]) -> None:
+        """Replace the whole state with a snapshot (a ClusterState or its to_dict() form)."""
+        if not isinstance(state, ClusterState):
+            state = ClusterState.from_dict(state)
+        self._cluster_id = state.cluster_id
+        self._brokers = dict(state.brokers)
+        self._topics = {n: t.copy() for n, t in state.topics.items()}
+        self._ids = {t.topic_id: n for n, t in self._topics.items()}
+        self._next_pid = state.next_producer_id
+        self._offset = state.metadata_offset
+        self._last_contact.clear()
+        self._live.clear()
+
+    def topic(self, name: str) -> TopicInfo | None:
+        t = self._topics.get(name)
+        return t.copy() if t else None
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
+        name = self._ids.get(topic_id)
+        return self.topic(name) if name is not None else None
+
+    def topics(self) -> list[TopicInfo]:
+        return [self._topics[n].copy() for n in sorted(self._topics)]
+
+    def broker(self, broker_id: int) -> BrokerInfo | None:
+        return self._brokers.get(broker_id)
+
+    def brokers(self) -> list[BrokerInfo]:
+        return [self._brokers[b] for b in sorted(self._brokers)]
+
+    def unfenced_brokers(self) -> list[int]:
+        return sorted(b for b, info in self._brokers.items() if not info.fenced)
+
+    def describe_configs(self, name: str) -> dict[str, tuple[str, bool]]:
+        """Every known topic config -> (value, is_default)."""
+        topic = self._require_topic(name)
+        out = {k: (v, True) for k, v in topic_configs.DEFAULTS.items()}
+        out.update({k: (v, False) for k, v in topic.configs.items()})
+        return dict(sorted(out.items()))
+
+    # ----------------------------------------------------------------- apply
+    def apply(self, record: Mapping[str, Any]) -> None:
+        """Apply one journal record. Raises ValueError/KeyError on a record that does not fit."""
+        kind = record["type"]
+        handler = _APPLY.get(kind)
+        if handler is None:
+            raise ValueError(f"unknown metadata record type {kind!r}")
+        handler(self, record)
+        self._offset += 1
+
+    def _apply_cluster(self, r: Mapping[str, Any]) -> None:
+        self._cluster_id = str(r["cluster_id"])
+
+    def _apply_register(self, r: Mapping[str, Any]) -> None:
+        info = BrokerInfo.from_dict({**r, "fenced": False})
+        self._brokers[info.broker_id] = info
+
+    def _apply_fence(self, r: Mapping[str, Any], fenced: bool = True) -> None:
+        bid = int(r["broker_id"])
+        b = self._brokers[bid]
+        self._brokers[bid] = BrokerInfo(b.broker_id, b.host, b.port, b.rack, b.incarnation_id,
+                                        b.epoch, fenced)
+
+    def _apply_unfence(self, r: Mapping[str, Any]) -> None:
+        self._apply_fence(r, fenced=False)
+
+    def _apply_topic(self, r: Mapping[str, Any]) -> None:
+        name, tid = str(r["name"]), uuid.UUID(r["topic_id"])
+        if name in self._topics or tid in self._ids:
+            raise ValueError(f"topic {name} already exists")
+        self._topics[name] = TopicInfo(name, tid, (), dict(r.get("configs") or {}))
+        self._ids[tid] = name
+
+    def _apply_partition(self, r: Mapping[str, Any]) -> None:
+        t = self._topics[self._ids[uuid.UUID(r["topic_id"])]]
+        p = PartitionInfo.from_dict(r)
+        if p.index != len(t.partitions):
+            raise ValueError(f"partition {p.index} of {t.name} is out of order")
+        self._topics[t.name] = TopicInfo(t.name, t.topic_id, t.partitions + (p,), t.configs)
+
+    def _apply_partition_change(self, r: Mapping[str, Any]) -> None:
+        t = self._topics[self._ids[uuid.UUID(r["topic_id"])]]
+        p = PartitionInfo.from_dict(r)
+        parts = list(t.partitions)
+        parts[p.index] = p  # IndexError for an unknown partition
+        self._topics[t.name] = TopicInfo(t.name, t.topic_id, tuple(parts), t.configs)
+
+    def _apply_remove_topic(self, r: Mapping[str, Any]) -> None:
+        name = self._ids.pop(uuid.UUID(r["topic_id"]))
+        del self._topics[name]
+
+    def _apply_config(self, r: Mapping[str, Any]) -> None:
+        t = self._topics[self._ids[uuid.UUID(r["topic_id"])]]
+        self._topics[t.name] = TopicInfo(t.name, t.topic_id, t.partitions, dict(r["configs"]))
+
+    def _apply_producer_ids(self, r: Mapping[str, Any]) -> None:
+        nxt = int(r["next_producer_id"])
+        if nxt < self._next_pid:
+            raise ValueError("producer id counter cannot go backwards")
+        self._next_pid = nxt
+
+    # ----------------------------------------------------------------- commands
+    def set_cluster_id(self, cluster_id: str) -> list[Record]:
+        if self._cluster_id is not None:
+            raise CoordinatorError(INVALID_REQUEST, "the cluster id is already set")
+        return [{"type": "cluster", "cluster_id": cluster_id}]
+
+    def create_topic(self, name: str, num_partitions: int, replication_factor: int,
+                     configs: Mapping[str, str] | None, topic_id: uuid.UUID,
+                     assignments: Any = None) -> list[Record]:
+        rules.validate_topic_name(name)
+        if name in self._topics:
+            raise CoordinatorError(TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        collide = name.replace(".", "_")
+        for other in self._topics:
+            if other.replace(".", "_") == collide:
+                raise CoordinatorError(INVALID_TOPIC_EXCEPTION, f"Topic '{name}' collides with "
+                                       f"existing topic '{other}' ('.' and '_' collide)")
+        if topic_id in self._ids:
+            raise CoordinatorError(INVALID_REQUEST, f"topic id {topic_id} is already in use")
+        if assignments is not None:
+            if num_partitions != -1 or replication_factor != -1:
+                raise CoordinatorError(INVALID_REQUEST, "Both numPartitions or "
+                                       "replicationFactor and replicasAssignments were set.")
+            replica_lists = self._check_assignments(assignments, 0, None)
+        else:
+            if num_partitions == -1:
+                num_partitions = self.default_partitions
+            if num_partitions < 1:
+                raise CoordinatorError(INVALID_PARTITIONS,
+                                       "Number of partitions must be larger than 0.")
+            replica_lists = self._place(num_partitions, replication_factor, first_index=0)
+        cfg = topic_configs.validate(configs)
+        tid = str(topic_id)
+        records: list[Record] = [{"type": "topic", "name": name, "topic_id": tid, "configs": cfg}]
+        for index, replicas in enumerate(replica_lists):
+            records.append(self._new_partition(tid, index, replicas))
+        return records
+
+    def delete_topic(self, name: str | uuid.UUID) -> list[Record]:
+        topic = self._require_topic(name)
+        return [{"type": "remove-topic", "topic_id": str(topic.topic_id)}]
+
+    def create_partitions(self, name: str, new_total: int, assignments: Any = None
+                          ) -> list[Record]:
+        topic = self._require_topic(name)
+        current = len(topic.partitions)
+        if new_total < current:
+            raise CoordinatorError(INVALID_PARTITIONS, f"Topic currently has {current} "
+                                   f"partitions, which is higher than the requested {new_total}.")
+        if new_total == current:
+            raise CoordinatorError(INVALID_PARTITIONS,
+                                   f"Topic already has {current} partitions.")
+        rf = topic.replication_factor
+        if assignments is not None:
+            replica_lists = self._check_assignments(assignments, current, new_total - current)
+            if replica_lists and len(replica_lists[0]) != rf:
+                raise CoordinatorError(INVALID_REPLICA_ASSIGNMENT, "Inconsistent replication "
+                                       f"factor between partitions: the topic has {rf}.")
+        else:
+            replica_lists = self._place(new_total - current, rf, first_index=current)
+        tid = str(topic.topic_id)
+        return [self._new_partition(tid, current + i, replicas)
+                for i, replicas in enumerate(replica_lists)]
+
+    def alter_configs(self, name: str, set: Mapping[str, str] | None = None,  # noqa: A002
+                      delete: Iterable[str] | None = None, incremental: bool = True
+                      ) -> list[Record]:
+        """incremental: apply `set` then remove `delete` keys (back to defaults).
+        Not incremental: the topic's configs become exactly `set`."""
+        topic = self._require_topic(name)
+        new_values = topic_configs.validate(set)
+        delete = [str(k) for k in (delete or ())]
+        for key in delete:
+            if key not in topic_configs.DEFAULTS:
+                raise CoordinatorError(INVALID_CONFIG, f"Unknown topic config name: {key}")
+            if key in new_values:
+                raise CoordinatorError(INVALID_REQUEST, f"Config {key} is both set and deleted")
+        if incremental:
+            configs = {**topic.configs, **new_values}
+            for key in delete:
+                configs.pop(key, None)
+        else:
+            if delete:
+                raise CoordinatorError(INVALID_REQUEST,
+                                       "delete is only meaningful for incremental changes")
+            configs = new_values
+        return [{"type": "config", "topic_id": str(topic.topic_id),
+                 "configs": dict(sorted(configs.items()))}]
+
+    def allocate_producer_ids(self, count: int) -> list[Record]:
+        if not isinstance(count, int) or count < 1:
+            raise CoordinatorError(INVALID_REQUEST, "producer id block size must be >= 1")
+        return [{"type": "producer-ids", "next_producer_id": self._next_pid + count}]
+
+    def register_broker(self, broker_id: int, host: str, port: int, rack: str | None,
+                        incarnation_id: uuid.UUID | str, now_ms: int | None = None
+                        ) -> list[Record]:
+        """Register (or re-register) a broker; its epoch is the offset of the registration
+        record. A new incarnation of a broker that still holds a live session is refused."""
+        if not isinstance(broker_id, int) or broker_id < 0:
+            raise CoordinatorError(INVALID_REQUEST, f"invalid broker id {broker_id!r}")
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise CoordinatorError(INVALID_REQUEST, f"invalid port {port!r}")
+        incarnation = uuid.UUID(str(incarnation_id))
+        existing = self._brokers.get(broker_id)
+        draft = self._draft()
+        if existing is not None and existing.incarnation_id != incarnation:
+            if not existing.fenced and broker_id in self._live:
+                raise CoordinatorError(DUPLICATE_BROKER_REGISTRATION, f"Another broker is "
+                                       f"registered with broker id {broker_id}.")
+            if not existing.fenced:  # the old incarnation is gone: take its leadership away
+                draft.fence(broker_id)
+        draft.emit({"type": "register-broker", "broker_id": broker_id, "host": str(host),
+                    "port": port, "rack": rack, "incarnation_id": str(incarnation),
+                    "epoch": draft.machine.metadata_offset})
+        draft.elect_returning(broker_id)
+        self._live.add(broker_id)
+        if now_ms is not None:
+            self._last_contact[broker_id] = now_ms
+        return draft.records
+
+    def broker_heartbeat(self, broker_id: int, epoch: int, now_ms: int) -> list[Record]:
+        """Refresh a broker's session; a fenced broker with the current epoch is unfenced."""
+        info = self._require_broker(broker_id, epoch)
+        self._last_contact[broker_id] = now_ms
+        self._live.add(broker_id)
+        draft = self._draft()
+        if info.fenced:
+            draft.emit({"type": "unfence-broker", "broker_id": broker_id})
+            draft.elect_returning(broker_id)
+        return draft.records
+
+    def fence_broker(self, broker_id: int, epoch: int | None = None) -> list[Record]:
+        """Fence a broker now (controlled shutdown)."""
+        info = self._require_broker(broker_id, epoch)
+        draft = self._draft()
+        if not info.fenced:
+            draft.fence(broker_id)
+        self._live.discard(broker_id)
+        self._last_contact.pop(broker_id, None)
+        return draft.records
+
+    def fence_expired(self, now_ms: int, session_timeout_ms: int) -> list[Record]:
+        """Fence every unfenced broker not heard from for longer than the session timeout."""
+        draft = self._draft()
+        for bid in self.unfenced_brokers():
+            last = self._last_contact.setdefault(bid, now_ms)
+            if now_ms - last > session_timeout_ms:
+                draft.fence(bid)
+                self._live.discard(bid)
+                del self._last_contact[bid]
+        return draft.records
+
+    # ----------------------------------------------------------------- helpers
+    def _require_topic(self, name: str | uuid.UUID) -> TopicInfo:
+        if isinstance(name, uuid.UUID):
+            found = self._ids.get(name)
+            if found is None:
+                raise CoordinatorError(UNKNOWN_TOPIC_ID, f"Topic id {name} does not exist.")
+            return self._topics[found]
+        topic = self._topics.get(name)
+        if topic is None:
+            raise CoordinatorError(UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist.")
+        return topic
+
+    def _require_broker(self, broker_id: int, epoch: int | None) -> BrokerInfo:
+        info = self._brokers.get(broker_id)
+        if info is None:
+            raise CoordinatorError(BROKER_ID_NOT_REGISTERED,
+                                   f"Broker {broker_id} is not registered.")
+        if epoch is not None and epoch != info.epoch:
+            raise CoordinatorError(STALE_BROKER_EPOCH, f"Broker {broker_id} epoch {epoch} is "
+                                   f"stale; the current epoch is {info.epoch}.")
+        return info
+
+    def _new_partition(self, tid: str, index: int, replicas: Sequence[int]) -> Record:
+        leader = next((r for r in replicas if r in self._brokers
+                       and not self._brokers[r].fenced), NO_LEADER)
+        return {"type": "partition", "topic_id": tid, "index": index, "replicas": list(replicas),
+                "isr": list(replicas), "leader": leader, "leader_epoch": 0, "partition_epoch": 0}
+
+    def _place(self, count: int, replication_factor: int, first_index: int) -> list[list[int]]:
+        start = sum(len(t.partitions) for t in self._topics.values())
+        return rules.place_replicas(self.unfenced_brokers(), count, replication_factor,
+                                    first_index, start)
+
+    def _check_assignments(self, assignments: Any, first: int, count: int | None
+                           ) -> list[list[int]]:
+        return rules.check_assignments(assignments, first, count, set(self._brokers))
+
+    def _draft(self) -> _Draft:
+        return _Draft(self)
+
+    def _fork(self) -> MetadataMachine:
+        m = MetadataMachine(default_partitions=self.default_partitions)
+        m._cluster_id, m._next_pid, m._offset = self._cluster_id, self._next_pid, self._offset
+        m._brokers, m._topics, m._ids = dict(self._brokers), dict(self._topics), dict(self._ids)
+        return m
+
+
+class _Draft:
+    """Records being built for one command, applied to a scratch copy as they are emitted so
+    later records see the effect of earlier ones."""
+
+    def __init__(self, machine: MetadataMachine) -> None:
+        self.machine = machine._fork()
+        self.records: list[Record] = []
+
+    def emit(self, record: Record) -> None:
+        self.machine.apply(record)
+        self.records.append(record)
+
+    def _change(self, topic: TopicInfo, p: PartitionInfo, isr: tuple[int, ...], leader: int
+                ) -> None:
+        if isr == p.isr and leader == p.leader:
+            return
+        self.emit({"type": "partition-change", "topic_id": str(topic.topic_id),
+                   "index": p.index, "replicas": list(p.replicas), "isr": list(isr),
+                   "leader": leader,
+                   "leader_epoch": p.leader_epoch + (1 if leader != p.leader else 0),
+                   "partition_epoch": p.partition_epoch + 1})
+
+    def fence(self, broker_id: int) -> None:
+        """Fence a broker: drop it from ISRs (never emptying one), move its leaderships to
+        another live in-sync replica, or leave the partition leaderless."""
+        self.emit({"type": "fence-broker", "broker_id": broker_id})
+        m = self.machine
+        for name in sorted(m._topics):
+            topic = m._topics[name]
+            for p in topic.partitions:
+                if broker_id not in p.isr and p.leader != broker_id:
+                    continue
+                isr = tuple(r for r in p.isr if r != broker_id) or p.isr
+                leader = p.leader
+                if leader == broker_id:
+                    leader = next((r for r in p.replicas if r in isr and r != broker_id
+                                   and not m._brokers[r].fenced), NO_LEADER)
+                self._change(m._topics[name], m._topics[name].partitions[p.index], isr, leader)
+
+    def elect_returning(self, broker_id: int) -> None:
+        """A broker came back: it leads the leaderless partitions it is in sync for (or, with
+        unclean.leader.election.enable=true, any leaderless partition it is a replica of)."""
+        m = self.machine
+        for name in sorted(m._topics):
+            topic = m._topics[name]
+            unclean = topic.configs.get("unclean.leader.election.enable") == "true"
+            for p in topic.partitions:
+                if p.leader != NO_LEADER or broker_id not in p.replicas:
+                    continue
+                if broker_id in p.isr:
+                    self._change(m._topics[name], p, p.isr, broker_id)
+                elif unclean:
+                    self._change(m._topics[name], p, (broker_id,), broker_id)
+
+
+_APPLY = {
+    "cluster": MetadataMachine._apply_cluster,
+    "register-broker": MetadataMachine._apply_register,
+    "fence-broker": MetadataMachine._apply_fence,
+    "unfence-broker": MetadataMachine._apply_unfence,
+    "topic": MetadataMachine._apply_topic,
+    "partition": MetadataMachine._apply_partition,
+    "partition-change": MetadataMachine._apply_partition_change,
+    "remove-topic": MetadataMachine._apply_remove_topic,
+    "config": MetadataMachine._apply_config,
+    "producer-ids": MetadataMachine._apply_producer_ids,
+}

@@ -1,0 +1,175 @@
+"""The coordinator's data model: immutable broker/partition/topic/cluster values, their JSON
+forms (used by journal records and snapshots), Kafka error codes and CoordinatorError.
+"""
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+# Kafka error codes the coordinator can return.
+NONE = 0
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_TOPIC_EXCEPTION = 17
+TOPIC_ALREADY_EXISTS = 36
+INVALID_PARTITIONS = 37
+INVALID_REPLICATION_FACTOR = 38
+INVALID_REPLICA_ASSIGNMENT = 39
+INVALID_CONFIG = 40
+INVALID_REQUEST = 42
+STALE_BROKER_EPOCH = 77
+UNKNOWN_TOPIC_ID = 100
+DUPLICATE_BROKER_REGISTRATION = 101
+BROKER_ID_NOT_REGISTERED = 102
+INCONSISTENT_CLUSTER_ID = 104
+
+NO_LEADER = -1
+
+
+class CoordinatorError(Exception):
+    """A request the coordinator refuses, with the Kafka error code to answer it with."""
+
+    def __init__(self, error_code: int, message: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"CoordinatorError({self.error_code}, {self.message!r})"
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    broker_id: int
+    host: str
+    port: int
+    rack: str | None
+    incarnation_id: uuid.UUID
+    epoch: int
+    fenced: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"broker_id": self.broker_id, "host": self.host, "port": self.port,
+                "rack": self.rack, "incarnation_id": str(self.incarnation_id),
+                "epoch": self.epoch, "fenced": self.fenced}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BrokerInfo:
+        return cls(int(d["broker_id"]), str(d["host"]), int(d["port"]), d.get("rack"),
+                   uuid.UUID(d["incarnation_id"]), int(d["epoch"]), bool(d["fenced"]))
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    index: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    leader: int = NO_LEADER
+    leader_epoch: int = 0
+    partition_epoch: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "replicas", tuple(self.replicas))
+        object.__setattr__(self, "isr", tuple(self.isr))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "replicas": list(self.replicas), "isr": list(self.isr),
+                "leader": self.leader, "leader_epoch": self.leader_epoch,
+                "partition_epoch": self.partition_epoch}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PartitionInfo:
+        return cls(int(d["index"]), tuple(int(r) for r in d["replicas"]),
+                   tuple(int(r) for r in d["isr"]), int(d["leader"]),
+                   int(d["leader_epoch"]), int(d["partition_epoch"]))
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """A topic. `configs` holds only the explicitly set (non-default) configs; every
+    TopicInfo gets its own copy of the dict, so mutating it never reaches the coordinator."""
+
+    name: str
+    topic_id: uuid.UUID
+    partitions: tuple[PartitionInfo, ...]
+    configs: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "partitions", tuple(self.partitions))
+        object.__setattr__(self, "configs", dict(self.configs))
+
+    __hash__ = None  # type: ignore[assignment]  # holds a dict
+
+    @property
+    def internal(self) -> bool:
+        return self.name.startswith("__")
+
+    @property
+    def replication_factor(self) -> int:
+        return len(self.partitions[0].replicas) if self.partitions else 0
+
+    def copy(self) -> TopicInfo:
+        return dataclasses.replace(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "topic_id": str(self.topic_id),
+                "partitions": [p.to_dict() for p in self.partitions],
+                "configs": dict(self.configs)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TopicInfo:
+        return cls(str(d["name"]), uuid.UUID(d["topic_id"]),
+                   tuple(PartitionInfo.from_dict(p) for p in d["partitions"]),
+                   {str(k): str(v) for k, v in d["configs"].items()})
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """The whole journaled state. `metadata_offset` = number of records applied so far (the
+    offset the next record gets)."""
+
+    cluster_id: str | None
+    brokers: dict[int, BrokerInfo]
+    topics: dict[str, TopicInfo]
+    next_producer_id: int
+    metadata_offset: int
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cluster_id": self.cluster_id,
+                "brokers": [b.to_dict() for _, b in sorted(self.brokers.items())],
+                "topics": [t.to_dict() for _, t in sorted(self.topics.items())],
+                "next_producer_id": self.next_producer_id,
+                "metadata_offset": self.metadata_offset}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ClusterState:
+        brokers = {b.broker_id: b for b in map(BrokerInfo.from_dict, d["brokers"])}
+        topics = {t.name: t for t in map(TopicInfo.from_dict, d["topics"])}
+        return cls(d["cluster_id"], brokers, topics, int(d["next_producer_id"]),
+                   int(d["metadata_offset"]))
+
+
+@dataclass(frozen=True)
+class NewTopic:
+    """One topic of a create_topics request. -1 means the broker default."""
+
+    name: str
+    num_partitions: int = -1
+    replication_factor: int = -1
+    configs: Mapping[str, str] | None = None
+    assignments: Any = None
+
+
+@dataclass(frozen=True)
+class TopicResult:
+    """Per-topic outcome of create_topics: error_code 0 and `topic` set on success."""
+
+    name: str
+    error_code: int = NONE
+    error_message: str | None = None
+    topic: TopicInfo | None = None
+
+    __hash__ = None  # type: ignore[assignment]

@@ -1,0 +1,109 @@
+"""Kafka topic configs the coordinator accepts: their names, Kafka's defaults and value checks.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from .model import INVALID_CONFIG, CoordinatorError
+
+LONG_MAX = str(2**63 - 1)
+
+# name -> Kafka's default value (as DescribeConfigs reports it)
+DEFAULTS: dict[str, str] = {
+    "cleanup.policy": "delete",
+    "compression.type": "producer",
+    "delete.retention.ms": "86400000",
+    "file.delete.delay.ms": "60000",
+    "flush.messages": LONG_MAX,
+    "flush.ms": LONG_MAX,
+    "index.interval.bytes": "4096",
+    "local.retention.bytes": "-2",
+    "local.retention.ms": "-2",
+    "max.compaction.lag.ms": LONG_MAX,
+    "max.message.bytes": "1048588",
+    "message.downconversion.enable": "true",
+    "message.timestamp.after.max.ms": LONG_MAX,
+    "message.timestamp.before.max.ms": LONG_MAX,
+    "message.timestamp.difference.max.ms": LONG_MAX,
+    "message.timestamp.type": "CreateTime",
+    "min.cleanable.dirty.ratio": "0.5",
+    "min.compaction.lag.ms": "0",
+    "min.insync.replicas": "1",
+    "preallocate": "false",
+    "remote.storage.enable": "false",
+    "retention.bytes": "-1",
+    "retention.ms": "604800000",
+    "segment.bytes": "1073741824",
+    "segment.index.bytes": "10485760",
+    "segment.jitter.ms": "0",
+    "segment.ms": "604800000",
+    "unclean.leader.election.enable": "false",
+}
+
+# integer configs -> smallest accepted value
+_INT_MIN: dict[str, int] = {
+    "delete.retention.ms": 0, "file.delete.delay.ms": 0, "flush.messages": 1, "flush.ms": 0,
+    "index.interval.bytes": 0, "max.compaction.lag.ms": 1, "max.message.bytes": 0,
+    "message.timestamp.difference.max.ms": 0, "message.timestamp.before.max.ms": 0,
+    "message.timestamp.after.max.ms": 0, "min.compaction.lag.ms": 0,
+    "min.insync.replicas": 1, "retention.bytes": -1, "retention.ms": -1,
+    "local.retention.bytes": -2, "local.retention.ms": -2, "segment.bytes": 14,
+    "segment.index.bytes": 4, "segment.jitter.ms": 0, "segment.ms": 1,
+}
+_BOOLEANS = {"preallocate", "unclean.leader.election.enable",
+             "message.downconversion.enable", "remote.storage.enable"}
+_CHOICES: dict[str, frozenset[str]] = {
+    "cleanup.policy": frozenset({"delete", "compact", "compact,delete"}),
+    "message.timestamp.type": frozenset({"CreateTime", "LogAppendTime"}),
+    "compression.type": frozenset({"uncompressed", "zstd", "lz4", "snappy", "gzip",
+                                   "producer"}),
+}
+
+
+def _bad(key: str, value: object, why: str) -> CoordinatorError:
+    return CoordinatorError(INVALID_CONFIG, f"Invalid value {value!r} for configuration {key}: {why}")
+
+
+def normalize_value(key: str, value: object) -> str:
+    """Check one topic config; return its canonical string form or raise INVALID_CONFIG."""
+    if key not in DEFAULTS:
+        raise CoordinatorError(INVALID_CONFIG, f"Unknown topic config name: {key}")
+    if not isinstance(value, str):
+        raise _bad(key, value, "value must be a string")
+    text = value.strip()
+    if key in _INT_MIN:
+        try:
+            number = int(text)
+        except ValueError:
+            raise _bad(key, value, "must be an integer") from None
+        if number < _INT_MIN[key] or number > 2**63 - 1:
+            raise _bad(key, value, f"must be at least {_INT_MIN[key]}")
+        return str(number)
+    if key in _BOOLEANS:
+        if text.lower() not in ("true", "false"):
+            raise _bad(key, value, "must be true or false")
+        return text.lower()
+    if key == "min.cleanable.dirty.ratio":
+        try:
+            ratio = float(text)
+        except ValueError:
+            raise _bad(key, value, "must be a number") from None
+        if not 0.0 <= ratio <= 1.0:
+            raise _bad(key, value, "must be between 0 and 1")
+        return text
+    if key == "cleanup.policy":
+        parts = sorted({p.strip() for p in text.split(",") if p.strip()})
+        text = ",".join(parts)
+    if text not in _CHOICES[key]:
+        raise _bad(key, value, "must be one of " + ", ".join(sorted(_CHOICES[key])))
+    return text
+
+
+def validate(configs: Mapping[str, object] | None) -> dict[str, str]:
+    """Validate a whole set of topic configs; None values (= use the default) are dropped."""
+    out: dict[str, str] = {}
+    for key, value in (configs or {}).items():
+        if value is None:
+            continue
+        out[str(key)] = normalize_value(str(key), value)
+    return out
