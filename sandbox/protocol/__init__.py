@@ -1,1 +1,21 @@
-"""sandbox/protocol."""
+"""Kafka wire protocol, sans-io: framing and codec over kio. Bytes in, entities out."""
+
+from .build import build, field_names
+from .codec import (
+    DecodeError,
+    RequestHeader,
+    decode_request,
+    decode_response,
+    encode_request,
+    encode_response,
+    peek_header,
+    request_class,
+    response_class,
+)
+from .framing import DEFAULT_MAX_FRAME, FrameBuffer, FrameError, frame
+
+__all__ = [
+    "build", "field_names", "DecodeError", "RequestHeader", "decode_request", "decode_response",
+    "encode_request", "encode_response", "peek_header", "request_class", "response_class",
+    "DEFAULT_MAX_FRAME", "FrameBuffer", "FrameError", "frame",
+]

@@ -1,0 +1,41 @@
+"""Small helpers shared by handlers: error codes and broker descriptions."""
+
+from __future__ import annotations
+
+NONE = 0
+OFFSET_OUT_OF_RANGE = 1
+CORRUPT_MESSAGE = 2
+UNKNOWN_TOPIC_OR_PARTITION = 3
+LEADER_NOT_AVAILABLE = 5
+NOT_LEADER_OR_FOLLOWER = 6
+REQUEST_TIMED_OUT = 7
+MESSAGE_TOO_LARGE = 10
+COORDINATOR_NOT_AVAILABLE = 15
+NOT_COORDINATOR = 16
+INVALID_TOPIC_EXCEPTION = 17
+INVALID_REQUIRED_ACKS = 21
+INVALID_REQUEST = 42
+UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+INVALID_PRODUCER_EPOCH = 47
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
+FENCED_LEADER_EPOCH = 74
+UNKNOWN_LEADER_EPOCH = 75
+INVALID_RECORD = 87
+UNKNOWN_TOPIC_ID = 100
+UNKNOWN_SERVER_ERROR = -1
+
+
+def broker_list(state) -> list[dict]:
+    """Every registered broker, with the address clients must use."""
+    out = []
+    for b in state.coordinator.brokers():
+        if getattr(b, "fenced", False):
+            continue
+        out.append({"node_id": b.broker_id, "broker_id": b.broker_id, "host": b.host, "port": b.port, "rack": b.rack})
+    return out
+
+
+def self_endpoint(state) -> dict:
+    host, port = state.config.advertised
+    return {"node_id": state.node_id, "host": host, "port": port}

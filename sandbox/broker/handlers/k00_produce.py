@@ -1,0 +1,95 @@
+"""Produce (0), v3-v11: record batch v2 appended as opaque bytes.
+
+Per partition: check magic, CRC and size per batch (never decompress), stamp base offsets,
+append in one write. Idempotent producers get duplicates answered with the original offsets.
+acks=0 gets no response; acks=all is acks=1 plus the log's flush policy (no replicas yet).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sandbox.log import (
+    CorruptRecordError,
+    InvalidProducerEpochError,
+    InvalidRecordError,
+    OutOfOrderSequenceError,
+    RecordTooLargeError,
+    validate_batches,
+)
+
+from .common import (
+    CORRUPT_MESSAGE,
+    INVALID_PRODUCER_EPOCH,
+    INVALID_RECORD,
+    INVALID_REQUIRED_ACKS,
+    MESSAGE_TOO_LARGE,
+    NONE,
+    NOT_LEADER_OR_FOLLOWER,
+    OUT_OF_ORDER_SEQUENCE_NUMBER,
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    UNKNOWN_TOPIC_OR_PARTITION,
+)
+
+API_KEY = 0
+MIN_VERSION = 3
+MAX_VERSION = 11
+
+log = logging.getLogger("sandbox.broker")
+
+
+def _error(index: int, code: int, message: str | None = None) -> dict:
+    return {"index": index, "error_code": code, "base_offset": -1, "log_append_time": -1,
+            "log_start_offset": -1, "record_errors": (), "error_message": message}
+
+
+def _append(ctx, topic: str, index: int, records) -> dict:
+    state = ctx.state
+    plog = state.partitions.get((topic, index))
+    if plog is None:
+        if state.coordinator.topic(topic) is None or state.leader_of(topic, index) is None:
+            return _error(index, UNKNOWN_TOPIC_OR_PARTITION)
+        return _error(index, NOT_LEADER_OR_FOLLOWER)
+    if not records:
+        return _error(index, CORRUPT_MESSAGE, "empty records")
+    try:
+        headers = validate_batches(records, plog.config.max_message_bytes)
+        leader = state.leader_of(topic, index)
+        info = plog.append(records, leader_epoch=leader[1] if leader else 0, validated=headers)
+    except RecordTooLargeError as e:
+        return _error(index, MESSAGE_TOO_LARGE, str(e))
+    except CorruptRecordError as e:
+        log.warning("rejected corrupt batch for %s-%d from %s: %s", topic, index, ctx.peer, e)
+        return _error(index, CORRUPT_MESSAGE, str(e))
+    except InvalidRecordError as e:
+        return _error(index, INVALID_RECORD, str(e))
+    except OutOfOrderSequenceError as e:
+        return _error(index, OUT_OF_ORDER_SEQUENCE_NUMBER, str(e))
+    except InvalidProducerEpochError as e:
+        return _error(index, INVALID_PRODUCER_EPOCH, str(e))
+    if not info.duplicate:
+        state.notifier.notify((topic, index))
+    return {"index": index, "error_code": NONE, "base_offset": info.first_offset,
+            "log_append_time": info.log_append_time_ms, "log_start_offset": info.log_start_offset,
+            "record_errors": (), "error_message": None}
+
+
+def handle(ctx, request) -> dict | None:
+    acks = request.acks
+    responses = []
+    if request.transactional_id is not None:
+        for td in request.topic_data:
+            responses.append({"name": td.name, "partition_responses": [
+                _error(pd.index, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported yet")
+                for pd in td.partition_data]})
+    elif acks not in (0, 1, -1):
+        for td in request.topic_data:
+            responses.append({"name": td.name, "partition_responses": [
+                _error(pd.index, INVALID_REQUIRED_ACKS) for pd in td.partition_data]})
+    else:
+        for td in request.topic_data:
+            responses.append({"name": td.name, "partition_responses": [
+                _append(ctx, td.name, pd.index, pd.records) for pd in td.partition_data]})
+    if acks == 0:
+        return None
+    return {"responses": responses, "throttle_time": 0}

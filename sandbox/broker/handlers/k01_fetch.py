@@ -1,0 +1,79 @@
+"""Fetch (1), v4-v12: whole batches from the batch containing fetch_offset, as stored.
+
+Long-poll: if fewer than min_bytes are ready, wait (no busy loop) until an append to one of
+the requested partitions wakes us or max_wait expires. Sessionless (session_id 0), which
+both librdkafka and the Java client accept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sandbox.log import OffsetOutOfRangeError
+
+from .common import NONE, NOT_LEADER_OR_FOLLOWER, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION
+
+API_KEY = 1
+MIN_VERSION = 4
+MAX_VERSION = 12
+
+
+def _read_all(state, request) -> tuple[list[dict], int]:
+    budget = request.max_bytes if request.max_bytes > 0 else 52428800
+    total = 0
+    responses = []
+    first = True
+    for t in request.topics:
+        parts = []
+        for p in t.partitions:
+            entry = {"partition_index": p.partition, "error_code": NONE, "high_watermark": -1,
+                     "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": None,
+                     "preferred_read_replica": -1, "records": b""}
+            plog = state.partitions.get((t.topic, p.partition))
+            if plog is None:
+                known = state.leader_of(t.topic, p.partition) is not None
+                entry["error_code"] = NOT_LEADER_OR_FOLLOWER if known else UNKNOWN_TOPIC_OR_PARTITION
+                parts.append(entry)
+                continue
+            hw = plog.high_watermark
+            entry["high_watermark"] = hw
+            entry["last_stable_offset"] = hw
+            entry["log_start_offset"] = plog.log_start_offset
+            limit = min(p.partition_max_bytes, budget - total)
+            if limit > 0 or first:
+                try:
+                    data = plog.read(p.fetch_offset, max(limit, 1), max_offset=hw)
+                except OffsetOutOfRangeError:
+                    entry["error_code"] = OFFSET_OUT_OF_RANGE
+                    data = b""
+                if data:
+                    entry["records"] = data
+                    total += len(data)
+                    first = False
+            parts.append(entry)
+        responses.append({"topic": t.topic, "partitions": parts})
+    return responses, total
+
+
+async def handle(ctx, request) -> dict:
+    state = ctx.state
+    responses, total = _read_all(state, request)
+    wait_s = request.max_wait.total_seconds()
+    min_bytes = max(request.min_bytes, 1)
+    if total < min_bytes and wait_s > 0:
+        keys = [(t.topic, p.partition) for t in request.topics for p in t.partitions]
+        deadline = time.monotonic() + wait_s
+        while total < min_bytes:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            fut = state.notifier.waiter(keys)
+            try:
+                await asyncio.wait_for(fut, remaining)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                state.notifier.discard(keys, fut)
+            responses, total = _read_all(state, request)
+    return {"throttle_time": 0, "error_code": NONE, "session_id": 0, "responses": responses}

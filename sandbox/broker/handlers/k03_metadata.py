@@ -1,0 +1,73 @@
+"""Metadata (3), v0-v12: brokers, cluster id, topics with ids, partitions, leaders.
+
+topics=None (v1+) or [] (v0) means all topics; unknown topics are auto-created when the
+request and the broker allow it. Internal topics are listed only when asked for by name.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from .common import INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION, broker_list
+
+API_KEY = 3
+MIN_VERSION = 0
+MAX_VERSION = 12
+ZERO_UUID = uuid.UUID(int=0)
+
+
+def _topic_entry(t) -> dict:
+    parts = []
+    for p in t.partitions:
+        parts.append({
+            "error_code": NONE if p.leader >= 0 else LEADER_NOT_AVAILABLE,
+            "partition_index": p.index,
+            "leader_id": p.leader,
+            "leader_epoch": p.leader_epoch,
+            "replica_nodes": tuple(p.replicas),
+            "isr_nodes": tuple(p.isr),
+            "offline_replicas": (),
+        })
+    return {
+        "error_code": NONE, "name": t.name, "topic_id": t.topic_id,
+        "is_internal": t.name.startswith("__"), "partitions": parts,
+        "topic_authorized_operations": -2147483648,
+    }
+
+
+def handle(ctx, request) -> dict:
+    state = ctx.state
+    coord = state.coordinator
+    topics_req = request.topics
+    all_topics = topics_req is None or (ctx.api_version == 0 and len(topics_req) == 0)
+    out = []
+    if all_topics:
+        out = [_topic_entry(t) for t in coord.topics() if not t.name.startswith("__")]
+    else:
+        allow_auto = getattr(request, "allow_auto_topic_creation", True) and state.config.auto_create_topics
+        for rt in topics_req:
+            name = rt.name
+            t = coord.topic(name) if name is not None else None
+            if t is None and name is None and getattr(rt, "topic_id", None) is not None:
+                t = coord.topic_by_id(rt.topic_id)
+            if t is None:
+                if name and allow_auto and state.auto_create(name):
+                    t = coord.topic(name)
+                    entry = _topic_entry(t)
+                    out.append(entry)
+                    continue
+                code = UNKNOWN_TOPIC_OR_PARTITION
+                if name and allow_auto:
+                    code = INVALID_TOPIC_EXCEPTION
+                out.append({"error_code": code, "name": name, "topic_id": ZERO_UUID, "is_internal": False,
+                            "partitions": (), "topic_authorized_operations": -2147483648})
+                continue
+            out.append(_topic_entry(t))
+    return {
+        "throttle_time": 0,
+        "brokers": broker_list(state),
+        "cluster_id": coord.cluster_id,
+        "controller_id": state.node_id,
+        "topics": out,
+        "cluster_authorized_operations": -2147483648,
+    }

@@ -1,0 +1,33 @@
+"""OffsetCommit (8), v2-v8: durable committed offsets per (group, topic, partition)."""
+
+from __future__ import annotations
+
+from .common import UNKNOWN_TOPIC_OR_PARTITION
+
+API_KEY = 8
+MIN_VERSION = 2
+MAX_VERSION = 8
+
+
+def handle(ctx, request) -> dict:
+    state = ctx.state
+    entries = []
+    unknown = []
+    for t in request.topics:
+        for p in t.partitions:
+            if state.leader_of(t.name, p.partition_index) is None:
+                unknown.append((t.name, p.partition_index))
+                continue
+            entries.append((t.name, p.partition_index, p.committed_offset,
+                            getattr(p, "committed_leader_epoch", -1), p.committed_metadata))
+    results = state.groups.commit_offsets(
+        request.group_id, request.generation_id_or_member_epoch, request.member_id,
+        getattr(request, "group_instance_id", None), entries,
+    ) if entries else []
+    by_topic: dict[str, list[dict]] = {}
+    for topic, part, code in results:
+        by_topic.setdefault(topic, []).append({"partition_index": part, "error_code": code})
+    for topic, part in unknown:
+        by_topic.setdefault(topic, []).append({"partition_index": part, "error_code": UNKNOWN_TOPIC_OR_PARTITION})
+    return {"throttle_time": 0,
+            "topics": [{"name": n, "partitions": ps} for n, ps in by_topic.items()]}

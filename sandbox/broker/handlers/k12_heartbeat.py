@@ -1,0 +1,15 @@
+"""Heartbeat (12), v0-v4: keeps a member alive; REBALANCE_IN_PROGRESS tells it to rejoin."""
+
+from __future__ import annotations
+
+API_KEY = 12
+MIN_VERSION = 0
+MAX_VERSION = 4
+
+
+def handle(ctx, request) -> dict:
+    code = ctx.state.groups.heartbeat(
+        request.group_id, request.generation_id, request.member_id,
+        getattr(request, "group_instance_id", None),
+    )
+    return {"throttle_time": 0, "error_code": code}

@@ -1,0 +1,17 @@
+"""LeaveGroup (13), v0-v5: one member (v0-v2) or a batch of members (v3+) leave."""
+
+from __future__ import annotations
+
+API_KEY = 13
+MIN_VERSION = 0
+MAX_VERSION = 5
+
+
+def handle(ctx, request) -> dict:
+    if ctx.api_version >= 3:
+        members = [(m.member_id, m.group_instance_id) for m in request.members]
+    else:
+        members = [(request.member_id, None)]
+    code, results = ctx.state.groups.leave_group(request.group_id, members)
+    return {"throttle_time": 0, "error_code": code,
+            "members": [{"member_id": m, "group_instance_id": i, "error_code": c} for m, i, c in results]}

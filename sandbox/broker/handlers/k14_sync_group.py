@@ -1,0 +1,18 @@
+"""SyncGroup (14), v0-v5: the leader's assignment is handed to every member."""
+
+from __future__ import annotations
+
+API_KEY = 14
+MIN_VERSION = 0
+MAX_VERSION = 5
+
+
+async def handle(ctx, request) -> dict:
+    res = await ctx.state.groups.sync_group(
+        request.group_id, request.generation_id, request.member_id,
+        getattr(request, "group_instance_id", None), getattr(request, "protocol_type", None),
+        getattr(request, "protocol_name", None),
+        {a.member_id: a.assignment for a in request.assignments},
+    )
+    return {"throttle_time": 0, "error_code": res.error_code, "protocol_type": res.protocol_type,
+            "protocol_name": res.protocol_name, "assignment": res.assignment or b""}

@@ -1,0 +1,22 @@
+"""DescribeGroups (15), v0-v5: state, protocol and members with metadata and assignment."""
+
+from __future__ import annotations
+
+API_KEY = 15
+MIN_VERSION = 0
+MAX_VERSION = 5
+
+
+def handle(ctx, request) -> dict:
+    out = []
+    for gid in request.groups:
+        d = ctx.state.groups.describe_group(gid)
+        out.append({
+            "error_code": d.error_code, "group_id": gid, "group_state": d.state,
+            "protocol_type": d.protocol_type or "", "protocol_data": d.protocol or "",
+            "members": [{"member_id": m, "group_instance_id": i, "client_id": c, "client_host": h,
+                         "member_metadata": md, "member_assignment": a}
+                        for m, i, c, h, md, a in d.members],
+            "authorized_operations": -2147483648,
+        })
+    return {"throttle_time": 0, "groups": out}

@@ -1,0 +1,15 @@
+"""DescribeCluster (60), v0-v1: cluster id, controller and brokers (what AdminClient asks)."""
+
+from __future__ import annotations
+
+from .common import NONE, broker_list
+
+API_KEY = 60
+MIN_VERSION = 0
+MAX_VERSION = 1
+
+
+def handle(ctx, request) -> dict:
+    return {"throttle_time": 0, "error_code": NONE, "error_message": None, "endpoint_type": 1,
+            "cluster_id": ctx.state.coordinator.cluster_id, "controller_id": ctx.state.node_id,
+            "brokers": broker_list(ctx.state), "cluster_authorized_operations": -2147483648}

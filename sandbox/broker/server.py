@@ -1,0 +1,201 @@
+"""The broker's network side: asyncio sockets, framing, dispatch to handlers, in-order replies.
+
+Like Kafka, one connection has one request in flight at a time, so replies keep request order.
+Bad input closes only the offending connection, with one log line saying what and from where.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+
+from sandbox.protocol import (
+    DecodeError,
+    FrameBuffer,
+    FrameError,
+    build,
+    decode_request,
+    encode_response,
+    peek_header,
+    response_class,
+)
+
+from .config import BrokerConfig
+from .context import RequestContext
+from .handlers import REGISTRY
+from .handlers.k18_api_versions import unsupported_version_response
+from .state import BrokerState, emit_event
+
+log = logging.getLogger("sandbox.broker")
+
+READ_CHUNK = 1 << 18
+
+
+class BrokerServer:
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.state = BrokerState(config)
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._conns: set[asyncio.StreamWriter] = set()
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        t0 = time.monotonic()
+        self.state.open()
+        self._server = await asyncio.start_server(
+            self._serve, self.config.host, self.config.port, reuse_address=True, limit=READ_CHUNK
+        )
+        if self.config.port == 0:
+            self.config.port = self._server.sockets[0].getsockname()[1]
+        self._tasks = [
+            asyncio.create_task(self._every(0.1, self._tick_groups)),
+            asyncio.create_task(self._every(self.config.retention_check_interval_ms / 1000, self.state.apply_retention)),
+            asyncio.create_task(self._every(self.config.checkpoint_interval_ms / 1000, self.state.checkpoint)),
+            asyncio.create_task(self._every(1.0, self._flush_due)),
+        ]
+        log.info(
+            "broker %d serving on %s:%d (data %s, %d partitions, started in %.0f ms)",
+            self.config.node_id, self.config.host, self.config.port, self.config.data_dir,
+            len(self.state.partitions), (time.monotonic() - t0) * 1000,
+        )
+        emit_event("start", {"service": f"broker-{self.config.node_id}", "port": self.config.port})
+
+    async def _every(self, interval: float, fn) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                fn()
+            except Exception:
+                log.exception("housekeeping task %s failed", getattr(fn, "__name__", fn))
+
+    def _tick_groups(self) -> None:
+        if self.state.groups is not None:
+            self.state.groups.expire()
+
+    def _flush_due(self) -> None:
+        now_ms = int(time.time() * 1000)
+        for plog in self.state.partitions.values():
+            flush_due = getattr(plog, "flush_if_due", None)
+            if flush_due is not None:
+                flush_due(now_ms)
+
+    async def serve_forever(self) -> None:
+        await self._stopping.wait()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for w in list(self._conns):
+            w.close()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+            except (asyncio.TimeoutError, Exception):
+                pass
+        self.state.close()
+        log.info("broker %d stopped cleanly (journal flushed)", self.config.node_id)
+        emit_event("stop", {"service": f"broker-{self.config.node_id}"})
+
+    # ---- connections -----------------------------------------------------------------------
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername")
+        peer = f"{peername[0]}:{peername[1]}" if peername else "?"
+        self._conns.add(writer)
+        frames = FrameBuffer(self.config.max_request_bytes)
+        try:
+            while True:
+                data = await reader.read(READ_CHUNK)
+                if not data:
+                    return
+                try:
+                    batch = frames.feed(data)
+                except FrameError as e:
+                    log.warning("closing connection from %s: %s", peer, e)
+                    return
+                for frame in batch:
+                    out = await self._dispatch(frame, peer)
+                    if out is False:
+                        return
+                    if out:
+                        writer.write(out)
+                if batch:
+                    await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("connection from %s failed", peer)
+        finally:
+            self._conns.discard(writer)
+            writer.close()
+
+    async def _dispatch(self, frame: bytes, peer: str) -> bytes | None | bool:
+        """The encoded reply, None for no reply (acks=0), False to close the connection."""
+        try:
+            api_key, api_version, correlation_id = peek_header(frame)
+        except DecodeError as e:
+            log.warning("closing connection from %s: %s", peer, e)
+            return False
+        handler = REGISTRY.get(api_key)
+        if handler is None or not handler.min_version <= api_version <= handler.max_version:
+            if api_key == 18:  # ApiVersions: answer in v0 format so the client can retry lower
+                return unsupported_version_response(correlation_id)
+            log.warning(
+                "closing connection from %s: unsupported api_key=%d version=%d",
+                peer, api_key, api_version,
+            )
+            return False
+        try:
+            header, request = decode_request(frame)
+        except DecodeError as e:
+            log.warning("closing connection from %s: bad %s request: %s", peer, handler.name, e)
+            return False
+        ctx = RequestContext(self.state, api_key, api_version, correlation_id, header.client_id, peer)
+        try:
+            result = await handler.handle(ctx, request) if handler.is_async else handler.handle(ctx, request)
+            if result is None:
+                return None
+            cls = response_class(api_key, api_version)
+            return encode_response(correlation_id, build(cls, result))
+        except Exception:
+            log.exception("closing connection from %s: %s v%d failed", peer, handler.name, api_version)
+            return False
+
+
+async def run_broker(config: BrokerConfig) -> int:
+    """Run until SIGINT/SIGTERM/SIGBREAK; returns the process exit code."""
+    server = BrokerServer(config)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    sigs = [signal.SIGINT, signal.SIGTERM]
+    if hasattr(signal, "SIGBREAK"):
+        sigs.append(signal.SIGBREAK)
+    for s in sigs:
+        try:
+            loop.add_signal_handler(s, server.request_stop)
+        except (NotImplementedError, RuntimeError):  # Windows: no add_signal_handler
+            signal.signal(s, lambda *_: loop.call_soon_threadsafe(server.request_stop))
+    try:
+        await server.serve_forever()
+    finally:
+        await server.stop()
+    return 0
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

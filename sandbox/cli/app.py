@@ -1,0 +1,78 @@
+"""The `sandbox` command line (typer). Only this package imports typer or rich."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    name="sandbox",
+    help="A local Kafka-compatible streaming sandbox: broker, coordinator and tools.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """One clear sentence on stderr, no traceback."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _parse_overrides(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            fail(f"setting {item!r} is not KEY=VALUE; write it like -o auto.create.topics.enable=false")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+@app.command()
+def broker(
+    port: int = typer.Option(9092, "--port", help="Kafka port to listen on (0 = any free port)."),
+    data_dir: Path = typer.Option(..., "--data-dir", help="The broker's journal folder."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Bind address (never 0.0.0.0 unless you mean it)."),
+    node_id: int = typer.Option(1, "--id", help="Broker id."),
+    advertised_host: Optional[str] = typer.Option(None, "--advertised-host", help="Host clients must use (default: --host)."),
+    advertised_port: Optional[int] = typer.Option(None, "--advertised-port", help="Port clients must use (default: --port)."),
+    option: list[str] = typer.Option([], "-o", "--set", help="Kafka broker setting KEY=VALUE, e.g. auto.create.topics.enable=false."),
+    log_level: str = typer.Option("INFO", "--log-level"),
+) -> None:
+    """Run one broker in the foreground (with an embedded coordinator) until Ctrl-C / SIGTERM."""
+    from sandbox.broker.config import BrokerConfig
+    from sandbox.broker.server import run_broker, setup_logging
+    from sandbox.log import UnrecoverableJournalError
+
+    setup_logging(log_level)
+    cfg = BrokerConfig(data_dir=data_dir, node_id=node_id, host=host, port=port,
+                       advertised_host=advertised_host, advertised_port=advertised_port)
+    try:
+        cfg.apply_overrides(_parse_overrides(option))
+    except ValueError as e:
+        fail(f"{e}; see `sandbox broker --help`")
+    try:
+        code = asyncio.run(run_broker(cfg))
+    except UnrecoverableJournalError as e:
+        fail(f"the journal in {data_dir} cannot be repaired: {e}. Move it aside (sandbox recover --wipe) and start again.", 4)
+    except OSError as e:
+        if e.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
+            fail(f"port {port} on {host} is already in use; stop what holds it or pick another with --port")
+        raise
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
