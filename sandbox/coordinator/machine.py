@@ -342,6 +342,13 @@ class MetadataMachine:
                            ) -> list[list[int]]:
         return rules.check_assignments(assignments, first, count, set(self._brokers))
 
+    def preview(self, records: Iterable[Mapping[str, Any]]) -> MetadataMachine:
+        """A scratch copy with `records` applied (for validate-only requests)."""
+        fork = self._fork()
+        for record in records:
+            fork.apply(record)
+        return fork
+
     def _draft(self) -> _Draft:
         return _Draft(self)
 

@@ -1,0 +1,216 @@
+"""Coordinator: the call-shaped control-plane API. Owns one MetadataMachine and its
+MetadataJournal; every change is validated, journaled (fsync), applied, then announced.
+"""
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from .journal import EventSink, JournalCorruptError, MetadataJournal
+from .machine import MetadataMachine, Record
+from .model import (
+    INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, BrokerInfo, ClusterState, CoordinatorError,
+    NewTopic, TopicInfo, TopicResult,
+)
+
+Listener = Callable[[list[Record]], None]
+
+
+def new_cluster_id() -> str:
+    """A random id as Kafka prints it: base64url of a uuid4, unpadded (22 chars)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+        if not text.startswith("-"):
+            return text
+
+
+class Coordinator:
+    def __init__(self, directory: Path, *, cluster_id: str | None = None,
+                 clock: Callable[[], float] = time.time, session_timeout_ms: int = 9000,
+                 default_partitions: int = 1, on_event: EventSink | None = None,
+                 snapshot_every: int = 1000) -> None:
+        self._clock = clock
+        self.session_timeout_ms = session_timeout_ms
+        self._listeners: list[Listener] = []
+        self._machine = MetadataMachine(default_partitions=default_partitions)
+        self._journal = MetadataJournal(Path(directory), on_event, snapshot_every=snapshot_every)
+        try:
+            self._load()
+            if self._machine.cluster_id is None:
+                self._commit(self._machine.set_cluster_id(cluster_id or new_cluster_id()))
+            elif cluster_id is not None and cluster_id != self._machine.cluster_id:
+                raise CoordinatorError(INCONSISTENT_CLUSTER_ID, f"The journal in {directory} "
+                                       f"belongs to cluster {self._machine.cluster_id}, not "
+                                       f"{cluster_id}.")
+            self.tick()  # restored brokers' sessions start now
+        except BaseException:
+            self._journal.close()
+            raise
+
+    def _load(self) -> None:
+        state, records = self._journal.load()
+        try:
+            if state is not None:
+                self._machine.restore(state)
+            if self._machine.metadata_offset != self._journal.next_offset - len(records):
+                raise ValueError("the snapshot offset does not match its state")
+            for record in records:
+                self._machine.apply(record)
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            raise JournalCorruptError(f"The coordinator journal in {self._journal.directory} "
+                                      f"does not replay cleanly: {e!r}") from None
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _commit(self, records: list[Record]) -> list[Record]:
+        if not records:
+            return records
+        self._journal.append(records)
+        for record in records:
+            self._machine.apply(record)
+        if self._journal.snapshot_due:
+            self._snapshot()
+        for listener in list(self._listeners):
+            listener([dict(r) for r in records])
+        return records
+
+    def _snapshot(self) -> None:
+        self._journal.write_snapshot(self._machine.state().to_dict(),
+                                     self._machine.metadata_offset)
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def cluster_id(self) -> str:
+        return self._machine.cluster_id  # type: ignore[return-value]
+
+    @property
+    def metadata_offset(self) -> int:
+        """Number of records applied; grows with every change."""
+        return self._machine.metadata_offset
+
+    def state(self) -> ClusterState:
+        return self._machine.state()
+
+    def topic(self, name: str) -> TopicInfo | None:
+        return self._machine.topic(name)
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
+        return self._machine.topic_by_id(topic_id)
+
+    def topics(self) -> list[TopicInfo]:
+        return self._machine.topics()
+
+    def brokers(self) -> list[BrokerInfo]:
+        return self._machine.brokers()
+
+    def broker(self, broker_id: int) -> BrokerInfo | None:
+        return self._machine.broker(broker_id)
+
+    def describe_configs(self, name: str) -> dict[str, tuple[str, bool]]:
+        return self._machine.describe_configs(name)
+
+    def subscribe(self, callback: Listener) -> Callable[[], None]:
+        """Call `callback(records)` after each applied change; returns an unsubscribe."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+
+    # ----------------------------------------------------------------- topics
+    def create_topic(self, name: str, num_partitions: int = -1, replication_factor: int = -1,
+                     configs: Mapping[str, str] | None = None, assignments: Any = None, *,
+                     validate_only: bool = False) -> TopicInfo:
+        self.tick()
+        records = self._machine.create_topic(name, num_partitions, replication_factor, configs,
+                                             uuid.uuid4(), assignments)
+        if validate_only:
+            return self._machine.preview(records).topic(name)  # type: ignore[return-value]
+        self._commit(records)
+        return self._machine.topic(name)  # type: ignore[return-value]
+
+    def create_topics(self, topics: Iterable[NewTopic | Mapping[str, Any]],
+                      validate_only: bool = False) -> list[TopicResult]:
+        """Create several topics; each gets its own result (error_code 0 = created)."""
+        requests = [t if isinstance(t, NewTopic) else NewTopic(**t) for t in topics]
+        names = [t.name for t in requests]
+        results = []
+        for req in requests:
+            if names.count(req.name) > 1:
+                results.append(TopicResult(req.name, INVALID_REQUEST,
+                                           f"Topic '{req.name}' appears more than once."))
+                continue
+            try:
+                info = self.create_topic(req.name, req.num_partitions, req.replication_factor,
+                                         req.configs, req.assignments,
+                                         validate_only=validate_only)
+            except CoordinatorError as e:
+                results.append(TopicResult(req.name, e.error_code, e.message))
+            else:
+                results.append(TopicResult(req.name, topic=info))
+        return results
+
+    def delete_topic(self, name: str | uuid.UUID) -> None:
+        self._commit(self._machine.delete_topic(name))
+
+    def create_partitions(self, name: str, total: int, assignments: Any = None,
+                          validate_only: bool = False) -> TopicInfo:
+        self.tick()
+        records = self._machine.create_partitions(name, total, assignments)
+        if validate_only:
+            return self._machine.preview(records).topic(name)  # type: ignore[return-value]
+        self._commit(records)
+        return self._machine.topic(name)  # type: ignore[return-value]
+
+    def alter_configs(self, name: str, set: Mapping[str, str] | None = None,  # noqa: A002
+                      delete: Iterable[str] | None = None, incremental: bool = True,
+                      validate_only: bool = False) -> None:
+        records = self._machine.alter_configs(name, set, delete, incremental)
+        if not validate_only:
+            self._commit(records)
+
+    # ----------------------------------------------------------------- brokers
+    def register_broker(self, broker_id: int, host: str, port: int, rack: str | None = None,
+                        incarnation_id: uuid.UUID | str | None = None) -> int:
+        """Register a broker (unfenced at once); returns its broker epoch."""
+        self.tick()
+        records = self._machine.register_broker(broker_id, host, port, rack,
+                                                incarnation_id or uuid.uuid4(), self._now_ms())
+        self._commit(records)
+        return self._machine.broker(broker_id).epoch  # type: ignore[union-attr]
+
+    def heartbeat(self, broker_id: int, epoch: int) -> bool:
+        """Keep a broker's session alive (unfencing it if it was fenced); returns fenced."""
+        self.tick()
+        self._commit(self._machine.broker_heartbeat(broker_id, epoch, self._now_ms()))
+        return self._machine.broker(broker_id).fenced  # type: ignore[union-attr]
+
+    def unregister_broker(self, broker_id: int, epoch: int | None = None) -> None:
+        """Controlled shutdown: fence the broker now instead of waiting for its session."""
+        self._commit(self._machine.fence_broker(broker_id, epoch))
+
+    def tick(self) -> list[int]:
+        """Fence brokers whose session expired; returns their ids."""
+        records = self._commit(self._machine.fence_expired(self._now_ms(),
+                                                           self.session_timeout_ms))
+        return [r["broker_id"] for r in records if r["type"] == "fence-broker"]
+
+    def allocate_producer_ids(self, count: int = 1000) -> int:
+        """Reserve `count` producer ids durably; returns the first."""
+        first = self._machine.next_producer_id
+        self._commit(self._machine.allocate_producer_ids(count))
+        return first
+
+    # ----------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        if self._journal.records_since_snapshot:
+            self._snapshot()
+        self._journal.close()
+
+    def __enter__(self) -> Coordinator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
