@@ -1,1 +1,25 @@
-"""sandbox/log."""
+"""sandbox.log: the partition journal (Kafka v2 record batches in segments, indexes, recovery, retention).
+
+Imports only the stdlib and crc32c; knows nothing of the network.
+"""
+from .errors import (
+    CorruptRecordError,
+    InvalidProducerEpochError,
+    InvalidRecordError,
+    LogError,
+    OffsetOutOfRangeError,
+    OutOfOrderSequenceError,
+    RecordTooLargeError,
+    UnrecoverableJournalError,
+)
+from .batch import HEADER_SIZE, BatchHeader, build_batch, iter_batches, iter_records, parse_header, validate_batches
+from .config import LogConfig
+from .partition import AppendInfo, PartitionLog
+from .manager import LogDir
+
+__all__ = [
+    "AppendInfo", "BatchHeader", "CorruptRecordError", "HEADER_SIZE", "InvalidProducerEpochError",
+    "InvalidRecordError", "LogConfig", "LogDir", "LogError", "OffsetOutOfRangeError",
+    "OutOfOrderSequenceError", "PartitionLog", "RecordTooLargeError", "UnrecoverableJournalError",
+    "build_batch", "iter_batches", "iter_records", "parse_header", "validate_batches",
+]

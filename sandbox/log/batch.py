@@ -1,0 +1,262 @@
+"""Kafka record batch v2 (magic 2): header parsing, produce-path validation, and an uncompressed
+batch builder/decoder used by tests, tools and the broker's internal records.
+"""
+from __future__ import annotations
+
+import struct
+import time
+from typing import Iterator, NamedTuple
+
+import crc32c
+
+from .errors import CorruptRecordError, InvalidRecordError, RecordTooLargeError
+
+HEADER_SIZE = 61
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+assert _HEADER.size == HEADER_SIZE
+LOG_OVERHEAD = 12  # baseOffset + batchLength: bytes not counted in batchLength
+MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD  # 49
+CRC_START = 21
+
+ATTR_CODEC_MASK = 0x07
+ATTR_LOG_APPEND_TIME = 0x08
+ATTR_TRANSACTIONAL = 0x10
+ATTR_CONTROL = 0x20
+
+_Q = struct.Struct(">q")
+_I = struct.Struct(">i")
+_U = struct.Struct(">I")
+_H = struct.Struct(">h")
+
+
+class BatchHeader(NamedTuple):
+    base_offset: int
+    batch_length: int
+    leader_epoch: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    records_count: int
+
+    @property
+    def size(self) -> int:
+        """Bytes the whole batch occupies (header included)."""
+        return LOG_OVERHEAD + self.batch_length
+
+    @property
+    def last_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta
+
+    @property
+    def next_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta + 1
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.attributes & ATTR_CONTROL)
+
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & ATTR_TRANSACTIONAL)
+
+    @property
+    def compression(self) -> int:
+        return self.attributes & ATTR_CODEC_MASK
+
+    @property
+    def is_log_append_time(self) -> bool:
+        return bool(self.attributes & ATTR_LOG_APPEND_TIME)
+
+
+def parse_header(buf, pos: int = 0) -> BatchHeader:
+    """Parse the 61-byte header at buf[pos:]; struct.error if fewer bytes are available."""
+    return BatchHeader._make(_HEADER.unpack_from(buf, pos))
+
+
+def compute_crc(buf, pos: int, size: int) -> int:
+    """CRC-32C of a batch's CRC-covered bytes (attributes to end)."""
+    return crc32c.crc32c(memoryview(buf)[pos + CRC_START:pos + size])
+
+
+def validate_batches(buf, max_message_bytes: int) -> list[BatchHeader]:
+    """Produce-path check of one or more complete batches back to back; per batch work only.
+
+    Raises CorruptRecordError (framing, CRC, unknown magic), InvalidRecordError (magic 0/1, no
+    records), RecordTooLargeError (a batch larger than max_message_bytes).
+    """
+    mv = memoryview(buf)
+    end = len(mv)
+    if end == 0:
+        raise CorruptRecordError("empty record set")
+    pos = 0
+    out: list[BatchHeader] = []
+    while pos < end:
+        if end - pos < LOG_OVERHEAD + 5:
+            raise CorruptRecordError(f"trailing {end - pos} bytes at position {pos} are not a batch")
+        batch_length = _I.unpack_from(mv, pos + 8)[0]
+        magic = mv[pos + 16]
+        if magic in (0, 1):
+            raise InvalidRecordError(f"record batch magic {magic} is not supported; only magic 2")
+        if magic != 2:
+            raise CorruptRecordError(f"bad magic byte {magic} at position {pos}")
+        if batch_length < MIN_BATCH_LENGTH:
+            raise CorruptRecordError(f"batch length {batch_length} at position {pos} is too small")
+        size = LOG_OVERHEAD + batch_length
+        if size > max_message_bytes:
+            raise RecordTooLargeError(f"batch of {size} bytes exceeds max.message.bytes={max_message_bytes}")
+        if pos + size > end:
+            raise CorruptRecordError(f"batch at position {pos} is truncated ({end - pos} of {size} bytes)")
+        h = BatchHeader._make(_HEADER.unpack_from(mv, pos))
+        if crc32c.crc32c(mv[pos + CRC_START:pos + size]) != h.crc:
+            raise CorruptRecordError(f"CRC mismatch in batch at position {pos}")
+        if h.records_count < 1:
+            raise InvalidRecordError(f"batch at position {pos} has {h.records_count} records")
+        if h.last_offset_delta < 0:
+            raise InvalidRecordError(f"batch at position {pos} has negative lastOffsetDelta")
+        out.append(h)
+        pos += size
+    return out
+
+
+def iter_batches(buf, pos: int = 0) -> Iterator[tuple[int, BatchHeader]]:
+    """Yield (position, header) for each complete batch in buf; stops at a partial tail."""
+    end = len(buf)
+    while end - pos >= HEADER_SIZE:
+        h = parse_header(buf, pos)
+        if h.batch_length < MIN_BATCH_LENGTH or pos + h.size > end:
+            return
+        yield pos, h
+        pos += h.size
+
+
+# ---------------------------------------------------------------- varints and records
+
+def _zigzag(n: int) -> int:
+    return (n << 1) ^ (n >> 63)
+
+
+def _write_varint(out: bytearray, n: int) -> None:
+    v = _zigzag(n) & 0xFFFFFFFFFFFFFFFF
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+
+
+def _read_varint(buf, pos: int) -> tuple[int, int]:
+    shift = 0
+    v = 0
+    while True:
+        if pos >= len(buf):
+            raise CorruptRecordError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        v |= (b & 0x7F) << shift
+        if not b & 0x80:
+            break
+        shift += 7
+        if shift > 63:
+            raise CorruptRecordError("varint too long")
+    return (v >> 1) ^ -(v & 1), pos
+
+
+def _write_bytes(out: bytearray, data) -> None:
+    if data is None:
+        _write_varint(out, -1)
+    else:
+        _write_varint(out, len(data))
+        out += data
+
+
+def _read_bytes(buf, pos: int):
+    n, pos = _read_varint(buf, pos)
+    if n < 0:
+        return None, pos
+    if pos + n > len(buf):
+        raise CorruptRecordError("record field runs past the batch")
+    return bytes(buf[pos:pos + n]), pos + n
+
+
+def build_batch(
+    records,
+    *,
+    base_offset: int = 0,
+    timestamp_ms: int | None = None,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    attributes: int = 0,
+    headers=None,
+    leader_epoch: int = -1,
+) -> bytes:
+    """Build one uncompressed v2 batch.
+
+    records: list of (key, value) or (key, value, headers); headers (optional) is a list with one
+    header list per record. A header list is [(name: str|bytes, value: bytes|None), ...].
+    Every record gets timestamp_ms (default: now).
+    """
+    if not records:
+        raise ValueError("a batch needs at least one record")
+    if attributes & ATTR_CODEC_MASK:
+        raise ValueError("build_batch only builds uncompressed batches")
+    ts = int(time.time() * 1000) if timestamp_ms is None else int(timestamp_ms)
+    body = bytearray()
+    rec = bytearray()
+    for i, r in enumerate(records):
+        key, value = r[0], r[1]
+        hdrs = r[2] if len(r) > 2 else (headers[i] if headers is not None else None)
+        rec.clear()
+        rec.append(0)  # record attributes
+        _write_varint(rec, 0)  # timestampDelta
+        _write_varint(rec, i)  # offsetDelta
+        _write_bytes(rec, key)
+        _write_bytes(rec, value)
+        hdrs = hdrs or []
+        _write_varint(rec, len(hdrs))
+        for name, hval in hdrs:
+            _write_bytes(rec, name.encode() if isinstance(name, str) else name)
+            _write_bytes(rec, hval)
+        _write_varint(body, len(rec))
+        body += rec
+    n = len(records)
+    buf = bytearray(HEADER_SIZE) + body
+    _HEADER.pack_into(buf, 0, base_offset, len(buf) - LOG_OVERHEAD, leader_epoch, 2, 0, attributes,
+                      n - 1, ts, ts, producer_id, producer_epoch, base_sequence, n)
+    _U.pack_into(buf, 17, compute_crc(buf, 0, len(buf)))
+    return bytes(buf)
+
+
+def iter_records(batch_bytes) -> Iterator[tuple[int, int, bytes | None, bytes | None, list]]:
+    """Yield (offset, timestamp, key, value, headers) of every record in one or more UNCOMPRESSED
+    batches. headers is a list of (name: str, value: bytes|None)."""
+    mv = memoryview(batch_bytes)
+    for pos, h in iter_batches(mv):
+        if h.compression:
+            raise InvalidRecordError(f"batch at offset {h.base_offset} is compressed (codec {h.compression})")
+        p = pos + HEADER_SIZE
+        end = pos + h.size
+        for _ in range(h.records_count):
+            length, p = _read_varint(mv, p)
+            rec_end = p + length
+            if rec_end > end:
+                raise CorruptRecordError("record runs past the batch")
+            p += 1  # attributes
+            ts_delta, p = _read_varint(mv, p)
+            off_delta, p = _read_varint(mv, p)
+            key, p = _read_bytes(mv, p)
+            value, p = _read_bytes(mv, p)
+            nh, p = _read_varint(mv, p)
+            hdrs = []
+            for _ in range(nh):
+                name, p = _read_bytes(mv, p)
+                hval, p = _read_bytes(mv, p)
+                hdrs.append((name.decode() if name is not None else "", hval))
+            p = rec_end
+            ts = h.max_timestamp if h.is_log_append_time else h.base_timestamp + ts_delta
+            yield h.base_offset + off_delta, ts, key, value, hdrs

@@ -1,0 +1,36 @@
+"""Exceptions raised by the journal (sandbox.log).
+
+Each maps onto a Kafka error code the broker returns; UnrecoverableJournalError means a human must look.
+"""
+
+
+class LogError(Exception):
+    """Base class of every journal error."""
+
+
+class CorruptRecordError(LogError):
+    """Bad CRC, bad magic byte or bad framing (Kafka CORRUPT_MESSAGE, code 2)."""
+
+
+class RecordTooLargeError(LogError):
+    """A batch is larger than max.message.bytes (Kafka MESSAGE_TOO_LARGE, code 10)."""
+
+
+class InvalidRecordError(LogError):
+    """A well-framed batch the broker refuses, e.g. magic 0/1 or no records (INVALID_RECORD, 87)."""
+
+
+class OffsetOutOfRangeError(LogError):
+    """The requested offset is below the log start or above the log end (code 1)."""
+
+
+class OutOfOrderSequenceError(LogError):
+    """An idempotent producer skipped or reordered sequence numbers (code 45)."""
+
+
+class InvalidProducerEpochError(LogError):
+    """An idempotent producer used an epoch older than the latest one seen (code 47)."""
+
+
+class UnrecoverableJournalError(LogError):
+    """Acknowledged data is damaged or the journal is locked: refuse to start rather than lose data."""

@@ -1,0 +1,116 @@
+"""Windows-safe file handling for the journal: no mmap, rename-then-delete with retry,
+atomic replace, and cleanup of leftovers from interrupted deletes/writes.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+DELETED_SUFFIX = ".deleted"
+TMP_SUFFIX = ".tmp"
+RETRIES = 6
+FIRST_DELAY = 0.005
+
+
+def retry(fn: Callable[[], T], *, retries: int = RETRIES, delay: float = FIRST_DELAY) -> T:
+    """Call fn, retrying with exponential backoff while it raises PermissionError (Windows: a
+    handle, antivirus or indexer still holds the file)."""
+    for attempt in range(retries):
+        try:
+            return fn()
+        except PermissionError:
+            if attempt == retries - 1:
+                raise
+            time.sleep(delay * (2 ** attempt))
+    raise AssertionError("unreachable")
+
+
+def safe_delete(path: Path) -> bool:
+    """Delete a file by renaming it to `<name>.deleted` first, then removing it.
+
+    Returns True when the file is gone; False when only the rename succeeded (the `.deleted`
+    leftover is removed by `clean_leftovers` at the next open). Missing files count as gone.
+    The caller must have closed its own handles first.
+    """
+    path = Path(path)
+    if path.name.endswith(DELETED_SUFFIX):
+        target = path
+    else:
+        target = path.with_name(path.name + DELETED_SUFFIX)
+        try:
+            retry(lambda: os.replace(path, target))
+        except FileNotFoundError:
+            return True
+    try:
+        retry(lambda: os.remove(target))
+    except FileNotFoundError:
+        return True
+    except PermissionError:
+        return False
+    return True
+
+
+def safe_rmtree(directory: Path) -> None:
+    """Remove a directory tree, retrying on PermissionError; missing is fine."""
+    directory = Path(directory)
+
+    def _rm() -> None:
+        try:
+            shutil.rmtree(directory)
+        except FileNotFoundError:
+            pass
+
+    retry(_rm)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename durable on POSIX; a no-op where directories cannot be opened (Windows)."""
+    if os.name == "nt":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Write data to `<path>.tmp`, fsync, close, then os.replace onto path (with retry)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        if sync:
+            os.fsync(f.fileno())
+    retry(lambda: os.replace(tmp, path))
+    if sync:
+        fsync_dir(path.parent)
+
+
+def clean_leftovers(directory: Path) -> list[Path]:
+    """Remove `*.deleted` and `*.tmp` files left in directory by an interrupted run."""
+    removed = []
+    directory = Path(directory)
+    if not directory.is_dir():
+        return removed
+    for p in directory.iterdir():
+        if p.is_file() and (p.name.endswith(DELETED_SUFFIX) or p.name.endswith(TMP_SUFFIX)):
+            try:
+                retry(lambda: os.remove(p))
+                removed.append(p)
+            except FileNotFoundError:
+                pass
+            except PermissionError:
+                pass  # still held by someone; try again next open
+    return removed

@@ -1,0 +1,236 @@
+"""LogDir: one broker's journal folder: the `.lock` file, Kafka's recovery-point and log-start
+checkpoint files, and the set of `<topic>-<partition>` PartitionLogs (create, open, delete).
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Mapping
+
+from .config import LogConfig
+from .errors import UnrecoverableJournalError
+from .files import atomic_write, clean_leftovers, retry, safe_delete, safe_rmtree
+from .partition import PartitionLog
+
+LOCK_FILE = ".lock"
+RECOVERY_CHECKPOINT = "recovery-point-offset-checkpoint"
+LOG_START_CHECKPOINT = "log-start-offset-checkpoint"
+_PARTITION_DIR = re.compile(r"^(.+)-(\d+)$")
+_DELETE_DIR = re.compile(r"^.+-\d+\.[0-9a-f]+-delete$")
+
+
+def parse_partition_dir(name: str) -> tuple[str, int] | None:
+    """`my.topic-name-3` -> ("my.topic-name", 3); the partition follows the LAST dash."""
+    if _DELETE_DIR.match(name):
+        return None
+    m = _PARTITION_DIR.match(name)
+    return (m.group(1), int(m.group(2))) if m else None
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process with this pid exists (never signals or kills it)."""
+    if pid <= 0:
+        return False
+    if os.name == "nt":
+        import ctypes
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        try:
+            code = ctypes.c_ulong()
+            kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+            return code.value == 259  # STILL_ACTIVE
+        finally:
+            kernel32.CloseHandle(handle)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_checkpoint(path: Path) -> dict[tuple[str, int], int]:
+    """Kafka's offset checkpoint text: version line (0), count line, `topic partition offset` lines.
+    Raises ValueError if malformed; a missing file is an empty mapping."""
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return {}
+    if len(lines) < 2 or lines[0].strip() != "0":
+        raise ValueError(f"{path}: unsupported checkpoint version line {lines[:1]!r}")
+    count = int(lines[1])
+    entries = [ln for ln in lines[2:] if ln.strip()]
+    if len(entries) != count:
+        raise ValueError(f"{path}: expected {count} entries, found {len(entries)}")
+    out = {}
+    for ln in entries:
+        topic, part, off = ln.split(" ")
+        out[(topic, int(part))] = int(off)
+    return out
+
+
+def write_checkpoint(path: Path, offsets: Mapping[tuple[str, int], int]) -> None:
+    lines = ["0", str(len(offsets))] + [f"{t} {p} {o}" for (t, p), o in sorted(offsets.items())]
+    atomic_write(path, ("\n".join(lines) + "\n").encode())
+
+
+class LogDir:
+    """All partitions of one broker's journal folder. Call open() first, close() last."""
+
+    def __init__(self, root: Path, default_config: LogConfig, *, clock: Callable[[], float] = time.time,
+                 on_event: Callable[[str, dict], None] | None = None) -> None:
+        self.root = Path(root)
+        self.default_config = default_config
+        self._clock = clock
+        self._on_event = on_event
+        self._logs: dict[tuple[str, int], PartitionLog] = {}
+        self._locked = False
+
+    def _emit(self, kind: str, info: dict) -> None:
+        if self._on_event is not None:
+            self._on_event(kind, info)
+
+    def _partition_events(self, tp: tuple[str, int]) -> Callable[[str, dict], None]:
+        def emit(kind: str, info: dict) -> None:
+            self._emit(kind, {"topic": tp[0], "partition": tp[1], **info})
+        return emit
+
+    # ---------------------------------------------------------------- lock
+
+    def _acquire_lock(self) -> None:
+        lock = self.root / LOCK_FILE
+        for _ in range(3):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    with open(lock, "r", encoding="utf-8") as f:
+                        text = f.read().strip()
+                except FileNotFoundError:
+                    continue
+                try:
+                    pid = int(text)
+                except ValueError:
+                    pid = -1
+                if pid > 0 and pid_alive(pid):
+                    raise UnrecoverableJournalError(
+                        f"journal {self.root} is locked by running process {pid} ({lock}); "
+                        f"stop that process (or use another data directory) and try again") from None
+                safe_delete(lock)
+                self._emit("stale-lock-removed", {"path": str(lock), "pid": pid})
+                continue
+            try:
+                os.write(fd, str(os.getpid()).encode())
+            finally:
+                os.close(fd)
+            self._locked = True
+            return
+        raise UnrecoverableJournalError(f"could not take the journal lock {lock}")
+
+    def _release_lock(self) -> None:
+        if self._locked:
+            safe_delete(self.root / LOCK_FILE)
+            self._locked = False
+
+    # ---------------------------------------------------------------- open / checkpoints
+
+    def _read_checkpoint(self, name: str) -> dict[tuple[str, int], int]:
+        try:
+            return read_checkpoint(self.root / name)
+        except (ValueError, OSError) as e:
+            self._emit("checkpoint-unreadable", {"path": str(self.root / name), "error": str(e)})
+            return {}
+
+    def open(self, topic_configs: Mapping[str, LogConfig] | None = None) -> dict[tuple[str, int], PartitionLog]:
+        """Lock, clean leftovers, read checkpoints and open (recover) every partition directory."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._acquire_lock()
+        try:
+            clean_leftovers(self.root)
+            for p in self.root.iterdir():
+                if p.is_dir() and _DELETE_DIR.match(p.name):
+                    safe_rmtree(p)
+            recovery = self._read_checkpoint(RECOVERY_CHECKPOINT)
+            starts = self._read_checkpoint(LOG_START_CHECKPOINT)
+            topic_configs = topic_configs or {}
+            for p in sorted(self.root.iterdir()):
+                tp = parse_partition_dir(p.name) if p.is_dir() else None
+                if tp is None:
+                    continue
+                self._logs[tp] = PartitionLog(
+                    p, topic_configs.get(tp[0], self.default_config), recovery_point=recovery.get(tp, 0),
+                    log_start_offset=starts.get(tp), clock=self._clock, on_event=self._partition_events(tp))
+        except BaseException:
+            for log in self._logs.values():
+                log.close()
+            self._logs.clear()
+            self._release_lock()
+            raise
+        return dict(self._logs)
+
+    @property
+    def logs(self) -> dict[tuple[str, int], PartitionLog]:
+        return dict(self._logs)
+
+    def get(self, topic: str, partition: int) -> PartitionLog | None:
+        return self._logs.get((topic, partition))
+
+    def create(self, topic: str, partition: int, config: LogConfig | None = None) -> PartitionLog:
+        """Open the partition's log, creating its directory; an existing log is returned as is."""
+        tp = (topic, partition)
+        if tp in self._logs:
+            return self._logs[tp]
+        if not topic or "/" in topic or "\\" in topic or topic in (".", ".."):
+            raise ValueError(f"invalid topic name {topic!r}")
+        if partition < 0:
+            raise ValueError(f"invalid partition {partition}")
+        log = PartitionLog(self.root / f"{topic}-{partition}", config or self.default_config,
+                           clock=self._clock, on_event=self._partition_events(tp))
+        self._logs[tp] = log
+        return log
+
+    def delete_partition(self, topic: str, partition: int) -> None:
+        """Close the log, rename its directory to `<topic>-<partition>.<hex>-delete`, remove it."""
+        tp = (topic, partition)
+        log = self._logs.pop(tp, None)
+        directory = self.root / f"{topic}-{partition}"
+        if log is not None:
+            log.close()
+            directory = log.directory
+        if not directory.exists():
+            return
+        target = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}-delete")
+        retry(lambda: os.replace(directory, target))
+        try:
+            safe_rmtree(target)
+        except PermissionError as e:  # left for the next open() to clean
+            self._emit("delete-deferred", {"path": str(target), "error": str(e)})
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Write both checkpoint files atomically (no fsync of the logs themselves)."""
+        write_checkpoint(self.root / RECOVERY_CHECKPOINT, {tp: log.recovery_point for tp, log in self._logs.items()})
+        write_checkpoint(self.root / LOG_START_CHECKPOINT, {tp: log.log_start_offset for tp, log in self._logs.items()})
+
+    def flush_all(self) -> None:
+        for log in self._logs.values():
+            log.flush()
+        self.checkpoint()
+
+    def close(self) -> None:
+        """Flush and close every log, write checkpoints, release the lock."""
+        try:
+            for log in self._logs.values():
+                log.close()
+            if self._locked:
+                self.checkpoint()
+        finally:
+            self._logs.clear()
+            self._release_lock()

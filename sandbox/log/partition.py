@@ -1,0 +1,418 @@
+"""PartitionLog: one partition's directory of segments: append (offset assignment, idempotence,
+roll, flush policy), reads, timestamp lookups, truncation, DeleteRecords and retention.
+"""
+from __future__ import annotations
+
+import re
+import struct
+import time
+from bisect import bisect_right
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+from .batch import ATTR_LOG_APPEND_TIME, BatchHeader, compute_crc, parse_header, validate_batches
+from .config import LogConfig
+from .errors import OffsetOutOfRangeError
+from .files import clean_leftovers, safe_delete, safe_rmtree
+from .producers import ProducerState
+from .recovery import open_segments
+from .segment import Segment, segment_name
+
+_SNAPSHOT_RE = re.compile(r"^(\d{20})\.snapshot$")
+_Q = struct.Struct(">q")
+_I = struct.Struct(">i")
+_H = struct.Struct(">h")
+_U = struct.Struct(">I")
+
+
+class AppendInfo(NamedTuple):
+    first_offset: int
+    last_offset: int
+    log_append_time_ms: int
+    log_start_offset: int
+    duplicate: bool
+
+
+class PartitionLog:
+    """The journal of one partition. Single owner, no locks: call it from one thread/task."""
+
+    def __init__(self, directory: Path, config: LogConfig, *, recovery_point: int = 0,
+                 log_start_offset: int | None = None, clock: Callable[[], float] = time.time,
+                 on_event: Callable[[str, dict], None] | None = None) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._config = config
+        self._clock = clock
+        self._on_event = on_event
+        self._segments: list[Segment] = open_segments(
+            self.directory, config.index_interval_bytes, recovery_point, self._emit)
+        if not self._segments:
+            self._segments.append(Segment(self.directory, log_start_offset or 0, config.index_interval_bytes))
+        self._bases = [s.base_offset for s in self._segments]
+        leo = self._segments[-1].next_offset
+        lso = self._segments[0].base_offset
+        if log_start_offset is not None:
+            lso = min(max(lso, log_start_offset), leo)
+        self._log_start_offset = lso
+        self._recovery_point = min(max(recovery_point, 0), leo)
+        self._high_watermark = leo
+        self._unflushed_messages = 0
+        self._last_flush_ms = self._now_ms()
+        self._producers = ProducerState()
+        self._load_producer_state()
+
+    # ---------------------------------------------------------------- small helpers
+
+    def _emit(self, kind: str, info: dict) -> None:
+        if self._on_event is not None:
+            self._on_event(kind, info)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    @property
+    def _active(self) -> Segment:
+        return self._segments[-1]
+
+    @property
+    def config(self) -> LogConfig:
+        return self._config
+
+    @config.setter
+    def config(self, cfg: LogConfig) -> None:
+        self.update_config(cfg)
+
+    def update_config(self, cfg: LogConfig) -> None:
+        self._config = cfg
+        for s in self._segments:
+            s.index_interval_bytes = cfg.index_interval_bytes
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._active.next_offset
+
+    @property
+    def high_watermark(self) -> int:
+        return self._high_watermark
+
+    @high_watermark.setter
+    def high_watermark(self, value: int) -> None:
+        self._high_watermark = max(self._log_start_offset, min(value, self.log_end_offset))
+
+    @property
+    def recovery_point(self) -> int:
+        return self._recovery_point
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    def segment_paths(self) -> list[Path]:
+        return [s.log_path for s in self._segments]
+
+    # ---------------------------------------------------------------- producer state
+
+    def _snapshots(self) -> list[tuple[int, Path]]:
+        out = []
+        for p in self.directory.iterdir():
+            m = _SNAPSHOT_RE.match(p.name)
+            if m:
+                out.append((int(m.group(1)), p))
+        return sorted(out)
+
+    def _load_producer_state(self) -> None:
+        start = self._segments[0].base_offset
+        for off, path in reversed(self._snapshots()):
+            if off > self.log_end_offset:
+                safe_delete(path)  # describes data that recovery truncated
+                continue
+            loaded = ProducerState.load_snapshot(path)
+            if loaded is not None and loaded[1] == off:
+                self._producers, start = loaded
+                break
+        self._scan_producers_from(start)
+
+    def _scan_producers_from(self, offset: int) -> None:
+        for seg in self._segments:
+            if seg.next_offset <= offset:
+                continue
+            for _pos, h in seg.walk_headers(seg.lookup(offset)):
+                if h.base_offset >= offset:
+                    self._producers.update(h)
+
+    def _write_snapshot(self) -> None:
+        leo = self.log_end_offset
+        path = self.directory / f"{segment_name(leo)}.snapshot"
+        self._producers.write_snapshot(path, leo)
+        for off, p in self._snapshots():
+            if off != leo:
+                safe_delete(p)
+
+    # ---------------------------------------------------------------- append
+
+    def append(self, records, *, leader_epoch: int = 0, now_ms: int | None = None,
+               validated: list[BatchHeader] | None = None) -> AppendInfo:
+        """Validate, assign offsets, write with one call, index, roll and apply the flush policy."""
+        cfg = self._config
+        headers = validated if validated is not None else validate_batches(records, cfg.max_message_bytes)
+        dup = self._producers.check(headers)
+        if dup is not None:
+            return AppendInfo(dup[0], dup[1], -1, self._log_start_offset, True)
+        now = self._now_ms() if now_ms is None else now_ms
+        buf = bytearray(records)
+        first = offset = self.log_end_offset
+        append_time = now if cfg.log_append_time else -1
+        placed: list[tuple[int, BatchHeader]] = []
+        pos = 0
+        messages = 0
+        for h in headers:
+            _Q.pack_into(buf, pos, offset)
+            _I.pack_into(buf, pos + 12, leader_epoch)
+            if append_time >= 0:
+                _H.pack_into(buf, pos + 21, h.attributes | ATTR_LOG_APPEND_TIME)
+                _Q.pack_into(buf, pos + 35, append_time)
+                _U.pack_into(buf, pos + 17, compute_crc(buf, pos, h.size))
+                h = parse_header(buf, pos)
+            else:
+                h = h._replace(base_offset=offset, leader_epoch=leader_epoch)
+            placed.append((pos, h))
+            offset = h.next_offset
+            pos += h.size
+            messages += h.records_count
+        self._maybe_roll(len(buf), offset - 1, now)
+        seg = self._active
+        seg.append(buf, placed)
+        if seg.roll_base_ms is None:
+            seg.roll_base_ms = now
+        for _p, h in placed:
+            self._producers.update(h)
+        self._high_watermark = self.log_end_offset
+        self._unflushed_messages += messages
+        if ((cfg.flush_messages is not None and self._unflushed_messages >= cfg.flush_messages)
+                or (cfg.flush_ms is not None and now - self._last_flush_ms >= cfg.flush_ms)):
+            self.flush(now_ms=now)
+        return AppendInfo(first, offset - 1, append_time, self._log_start_offset, False)
+
+    def _maybe_roll(self, nbytes: int, last_offset: int, now: int) -> None:
+        seg = self._active
+        if seg.size == 0:
+            return
+        cfg = self._config
+        if (seg.size + nbytes > cfg.segment_bytes
+                or (seg.roll_base_ms is not None and now - seg.roll_base_ms > cfg.segment_ms)
+                or last_offset - seg.base_offset > 0xFFFFFFFF):
+            self.roll()
+
+    def roll(self) -> None:
+        """Close the active segment for writing (indexes persisted) and start a new one at LEO."""
+        old = self._active
+        if old.size == 0:
+            return
+        old.fsync()
+        old.write_indexes()
+        seg = Segment(self.directory, old.next_offset, self._config.index_interval_bytes)
+        self._segments.append(seg)
+        self._bases.append(seg.base_offset)
+
+    # ---------------------------------------------------------------- reads
+
+    def _check_offset(self, offset: int) -> None:
+        if offset < self._log_start_offset or offset > self.log_end_offset:
+            raise OffsetOutOfRangeError(
+                f"offset {offset} is outside [{self._log_start_offset}, {self.log_end_offset}] "
+                f"of {self.directory.name}")
+
+    def _locate(self, offset: int) -> tuple[int, int, BatchHeader] | None:
+        """(segment index, position, header) of the batch containing offset (or the next one)."""
+        i = max(bisect_right(self._bases, offset) - 1, 0)
+        while i < len(self._segments):
+            found = self._segments[i].find(offset)
+            if found is not None:
+                return i, found[0], found[1]
+            i += 1
+        return None
+
+    def _collect(self, offset: int, max_bytes: int, max_offset: int | None, want_data: bool):
+        self._check_offset(offset)
+        slices: list[tuple[Path, int, int]] = []
+        chunks: list[bytes] = []
+        if offset == self.log_end_offset:
+            return slices, chunks
+        loc = self._locate(offset)
+        if loc is None:
+            return slices, chunks
+        i, pos, first = loc
+        total = 0
+        while i < len(self._segments):
+            seg = self._segments[i]
+            want = max(max_bytes - total, first.size if not total else 0)
+            data = seg.read_at(pos, min(want, seg.size - pos))
+            n = 0
+            while len(data) - n >= 61:
+                h = parse_header(data, n)
+                if ((max_offset is not None and h.base_offset >= max_offset) or n + h.size > len(data)
+                        or (total and total + h.size > max_bytes)):
+                    break
+                n += h.size
+                total += h.size
+            if n:
+                slices.append((seg.log_path, pos, n))
+                if want_data:
+                    chunks.append(data[:n] if n < len(data) else data)
+            if pos + n < seg.size or total >= max_bytes or not n:
+                break
+            i, pos = i + 1, 0
+        return slices, chunks
+
+    def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> bytes:
+        """Whole batches from the one containing offset, up to max_bytes (at least one batch),
+        none with base offset >= max_offset. b"" at the log end."""
+        return b"".join(self._collect(offset, max_bytes, max_offset, True)[1])
+
+    def read_slices(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> list[tuple[Path, int, int]]:
+        """Like read() but returns (segment path, position, length) file slices for sendfile."""
+        return self._collect(offset, max_bytes, max_offset, False)[0]
+
+    def offset_for_timestamp(self, ts_ms: int) -> tuple[int, int] | None:
+        """(base offset, max timestamp) of the first batch whose maxTimestamp >= ts_ms, or None."""
+        for seg in self._segments:
+            if seg.max_timestamp < ts_ms:
+                continue
+            for _pos, h in seg.walk_headers(seg.lookup_time(ts_ms)):
+                if h.max_timestamp >= ts_ms and h.next_offset > self._log_start_offset:
+                    return max(h.base_offset, self._log_start_offset), h.max_timestamp
+        return None
+
+    def max_timestamp(self) -> tuple[int, int]:
+        """(base offset of the batch holding the largest timestamp, that timestamp) or (-1, -1)."""
+        best = None
+        for seg in self._segments:
+            if seg.max_timestamp >= 0 and (best is None or seg.max_timestamp > best.max_timestamp):
+                best = seg
+        if best is None:
+            return -1, -1
+        found = best.find(best.offset_of_max_timestamp)
+        base = found[1].base_offset if found else best.offset_of_max_timestamp
+        return max(base, self._log_start_offset), best.max_timestamp
+
+    # ---------------------------------------------------------------- truncation, deletion, retention
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop every batch containing an offset >= offset (a batch straddling offset goes too, so
+        the new LEO is that batch's base offset). Room for replication's follower truncation."""
+        if offset >= self.log_end_offset:
+            return
+        loc = self._locate(offset)
+        i, pos = (loc[0], loc[1]) if loc else (len(self._segments) - 1, self._active.size)
+        for seg in self._segments[i + 1:]:
+            seg.delete_files()
+        del self._segments[i + 1:]
+        seg = self._segments[i]
+        if pos == 0 and i > 0:
+            seg.delete_files()
+            self._segments.pop()
+        else:
+            seg.truncate(pos)
+            seg.write_indexes()
+        self._bases = [s.base_offset for s in self._segments]
+        leo = self.log_end_offset
+        self._high_watermark = min(self._high_watermark, leo)
+        self._recovery_point = min(self._recovery_point, leo)
+        self._log_start_offset = min(self._log_start_offset, leo)
+        for off, p in self._snapshots():
+            if off > leo:
+                safe_delete(p)
+        self._producers = ProducerState()
+        self._scan_producers_from(self._segments[0].base_offset)
+
+    def _delete_oldest(self, n: int) -> int:
+        freed = 0
+        for seg in self._segments[:n]:
+            freed += seg.size
+            seg.delete_files()
+        del self._segments[:n]
+        self._bases = [s.base_offset for s in self._segments]
+        self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
+        return freed
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: advance the log start offset to offset (<= high watermark), deleting whole
+        segments below it. Returns the new log start offset."""
+        if offset > self._high_watermark or offset < 0:
+            raise OffsetOutOfRangeError(
+                f"cannot delete records before {offset}: high watermark is {self._high_watermark}")
+        if offset <= self._log_start_offset:
+            return self._log_start_offset
+        self._log_start_offset = offset
+        if self._active.size and self._active.next_offset <= offset:
+            self.roll()
+        n = 0
+        while n < len(self._segments) - 1 and self._segments[n].next_offset <= offset:
+            n += 1
+        self._delete_oldest(n)
+        return self._log_start_offset
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        """Delete the oldest non-active segments past retention.ms (by their max timestamp) or
+        beyond retention.bytes. Returns bytes freed."""
+        cfg = self._config
+        if not cfg.deletes:
+            return 0
+        now = self._now_ms() if now_ms is None else now_ms
+        clean_leftovers(self.directory)
+        candidates = self._segments[:-1]
+        n = 0
+        if cfg.retention_ms >= 0:
+            for seg in candidates:
+                ts = seg.max_timestamp if seg.max_timestamp >= 0 else int(seg.log_path.stat().st_mtime * 1000)
+                if now - ts <= cfg.retention_ms:
+                    break
+                n += 1
+        if cfg.retention_bytes >= 0:
+            diff = self.size_bytes - cfg.retention_bytes
+            for k, seg in enumerate(candidates):
+                if k < n:
+                    diff -= seg.size
+                    continue
+                if diff - seg.size < 0:
+                    break
+                diff -= seg.size
+                n = k + 1
+        return self._delete_oldest(n) if n else 0
+
+    # ---------------------------------------------------------------- durability and lifecycle
+
+    def flush(self, now_ms: int | None = None) -> None:
+        """fsync every segment at or above the recovery point, persist indexes and the producer
+        snapshot, then advance the recovery point to the log end offset."""
+        leo = self.log_end_offset
+        for seg in self._segments:
+            if seg.next_offset > self._recovery_point or seg is self._active:
+                seg.fsync()
+                seg.write_indexes()
+        self._write_snapshot()
+        self._recovery_point = leo
+        self._unflushed_messages = 0
+        self._last_flush_ms = self._now_ms() if now_ms is None else now_ms
+
+    def close(self) -> None:
+        """Flush and close every handle. Idempotent."""
+        if not self._segments or self._active.closed:
+            return
+        self.flush()
+        for seg in self._segments:
+            seg.close()
+
+    def delete(self) -> None:
+        """Close every handle, then remove the whole partition directory (retrying on Windows)."""
+        for seg in self._segments:
+            seg.close()
+        safe_rmtree(self.directory)

@@ -1,0 +1,116 @@
+"""Opening a partition directory: find segments, sanity-check the ones below the recovery point,
+CRC-scan the rest and truncate a torn or corrupt tail, rebuild missing/inconsistent indexes.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+from .errors import UnrecoverableJournalError
+from .files import clean_leftovers, safe_delete
+from .segment import Segment
+
+_LOG_RE = re.compile(r"^(\d{20})\.log$")
+_IDX_RE = re.compile(r"^(\d{20})\.(index|timeindex)$")
+
+Emit = Callable[[str, dict], None]
+
+
+def list_segment_bases(directory: Path) -> list[int]:
+    """Base offsets of every `%020d.log` in directory; removes orphan index files and leftovers."""
+    clean_leftovers(directory)
+    bases, orphans = [], []
+    for p in directory.iterdir():
+        m = _LOG_RE.match(p.name)
+        if m:
+            bases.append(int(m.group(1)))
+            continue
+        m = _IDX_RE.match(p.name)
+        if m and not (directory / f"{m.group(1)}.log").exists():
+            orphans.append(p)
+    for p in orphans:
+        safe_delete(p)
+    return sorted(bases)
+
+
+def _check_below_recovery_point(seg: Segment, next_base: int | None, emit: Emit) -> None:
+    """Cheap check of a segment holding only acknowledged data; raises UnrecoverableJournalError."""
+    def fail(why: str) -> None:
+        raise UnrecoverableJournalError(
+            f"segment {seg.log_path} holds acknowledged data but {why}; refusing to truncate it. "
+            f"Restore the file from a backup or remove the partition directory to start it empty.")
+
+    first = seg.header_at(0)
+    if first is None:
+        fail("its first batch header is unreadable (bad magic, bad length or file too short)")
+    if first.base_offset != seg.base_offset:
+        fail(f"its first batch has offset {first.base_offset}, not {seg.base_offset} as its name says")
+    loaded = seg.load_indexes()
+    start = seg.idx_pos[-1] if loaded and len(seg.idx_pos) else 0
+    if loaded and start:
+        h = seg.header_at(start)
+        if h is None or h.last_offset != seg.base_offset + seg.idx_rel[-1]:
+            loaded = False
+            start = 0
+    if not loaded:
+        seg.reset_indexes()
+        seg.max_timestamp = -1
+        start = 0
+    last = None
+    for _pos, h in seg.walk_headers(start):
+        if not loaded:
+            seg._maybe_index(_pos, h, h.size)
+        elif h.max_timestamp > seg.max_timestamp:
+            seg.max_timestamp, seg.offset_of_max_timestamp = h.max_timestamp, h.last_offset
+        last = h
+    if seg.walk_end != seg.size:
+        fail(f"its batches end at byte {seg.walk_end} while the file has {seg.size} bytes")
+    seg.next_offset = last.next_offset if last else seg.base_offset
+    if next_base is not None and seg.next_offset > next_base:
+        fail(f"it ends at offset {seg.next_offset}, past the next segment's base {next_base}")
+    seg.roll_base_ms = first.max_timestamp
+    if not loaded:
+        seg.write_indexes()
+        emit("index-rebuilt", {"segment": str(seg.log_path), "reason": "missing or inconsistent index files"})
+
+
+def open_segments(directory: Path, index_interval_bytes: int, recovery_point: int, emit: Emit) -> list[Segment]:
+    """Open and recover every segment in directory (see module doc). Returns them oldest first."""
+    bases = list_segment_bases(directory)
+    segments: list[Segment] = []
+    try:
+        for i, base in enumerate(bases):
+            seg = Segment(directory, base, index_interval_bytes)
+            segments.append(seg)
+            next_base = bases[i + 1] if i + 1 < len(bases) else None
+            is_last = next_base is None
+            if not is_last and next_base <= recovery_point:
+                _check_below_recovery_point(seg, next_base, emit)
+                continue
+            had_index = seg.load_indexes()
+            valid = seg.scan(verify_crc=True)
+            if valid < seg.size:
+                removed = seg.size - valid
+                first_removed = seg.next_offset
+                removed_segments = []
+                for later in bases[i + 1:]:
+                    s = Segment(directory, later, index_interval_bytes)
+                    removed += s.size
+                    removed_segments.append(str(s.log_path))
+                    s.delete_files()
+                seg.truncate(valid)
+                seg.write_indexes()
+                emit("repair", {"segment": str(seg.log_path), "bytes": removed, "offset": first_removed,
+                                "removed_segments": removed_segments})
+                break
+            if not had_index:
+                seg.write_indexes()
+                emit("index-rebuilt", {"segment": str(seg.log_path), "reason": "missing or inconsistent index files"})
+            else:
+                seg.index_dirty = True
+    except BaseException:
+        for s in segments:
+            s.close()
+        raise
+    return segments

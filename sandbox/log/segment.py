@@ -1,0 +1,244 @@
+"""One log segment: the `%020d.log` file plus its sparse offset index (`.index`) and time index
+(`.timeindex`), kept in memory and written at roll/flush/close. No mmap; handles closed on close().
+"""
+from __future__ import annotations
+
+import os
+import struct
+from array import array
+from bisect import bisect_right
+from pathlib import Path
+
+import crc32c
+
+from .batch import CRC_START, HEADER_SIZE, LOG_OVERHEAD, MIN_BATCH_LENGTH, BatchHeader, parse_header
+from .files import atomic_write, safe_delete
+
+_IDX = struct.Struct(">II")
+_TIDX = struct.Struct(">qI")
+SCAN_CHUNK = 4 * 1024 * 1024
+
+
+def segment_name(base_offset: int) -> str:
+    return f"{base_offset:020d}"
+
+
+class Segment:
+    """A segment's file handle, size, offset range, max timestamp and in-memory indexes."""
+
+    def __init__(self, directory: Path, base_offset: int, index_interval_bytes: int) -> None:
+        self.base_offset = base_offset
+        stem = Path(directory) / segment_name(base_offset)
+        self.log_path = stem.with_suffix(".log")
+        self.index_path = stem.with_suffix(".index")
+        self.timeindex_path = stem.with_suffix(".timeindex")
+        self.index_interval_bytes = index_interval_bytes
+        if not self.log_path.exists():
+            with open(self.log_path, "ab"):
+                pass
+        self._f = open(self.log_path, "r+b")
+        self.size = os.fstat(self._f.fileno()).st_size
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = -1  # last offset of the batch holding max_timestamp
+        self.roll_base_ms: int | None = None
+        self.reset_indexes()
+
+    # ---------------------------------------------------------------- indexes
+
+    def reset_indexes(self) -> None:
+        self.idx_rel = array("I")
+        self.idx_pos = array("I")
+        self.tidx_ts = array("q")
+        self.tidx_rel = array("I")
+        self.bytes_since_index = 0
+        self.index_dirty = True
+
+    def _maybe_index(self, pos: int, h: BatchHeader, size: int) -> None:
+        if h.max_timestamp > self.max_timestamp:
+            self.max_timestamp = h.max_timestamp
+            self.offset_of_max_timestamp = h.last_offset
+        if self.bytes_since_index > self.index_interval_bytes:
+            self.idx_rel.append(h.last_offset - self.base_offset)
+            self.idx_pos.append(pos)
+            self._maybe_time_entry()
+            self.bytes_since_index = 0
+        self.bytes_since_index += size
+        self.index_dirty = True
+
+    def _maybe_time_entry(self) -> None:
+        if self.max_timestamp >= 0 and (not self.tidx_ts or self.max_timestamp > self.tidx_ts[-1]):
+            self.tidx_ts.append(self.max_timestamp)
+            self.tidx_rel.append(self.offset_of_max_timestamp - self.base_offset)
+
+    def lookup(self, offset: int) -> int:
+        """Position of a batch at or before the one containing `offset` (sparse index floor)."""
+        i = bisect_right(self.idx_rel, offset - self.base_offset) - 1
+        return self.idx_pos[i] if i >= 0 else 0
+
+    def lookup_time(self, ts: int) -> int:
+        """Position from which to scan for the first batch with maxTimestamp >= ts."""
+        i = bisect_right(self.tidx_ts, ts - 1) - 1  # largest entry with timestamp < ts
+        if i < 0:
+            return 0
+        return self.lookup(self.base_offset + self.tidx_rel[i] + 1)
+
+    def write_indexes(self) -> None:
+        """Persist both indexes (with a final time-index entry for the max timestamp)."""
+        if not self.index_dirty and self.index_path.exists() and self.timeindex_path.exists():
+            return
+        self._maybe_time_entry()
+        idx = bytearray(8 * len(self.idx_rel))
+        for i in range(len(self.idx_rel)):
+            _IDX.pack_into(idx, 8 * i, self.idx_rel[i], self.idx_pos[i])
+        tidx = bytearray(12 * len(self.tidx_ts))
+        for i in range(len(self.tidx_ts)):
+            _TIDX.pack_into(tidx, 12 * i, self.tidx_ts[i], self.tidx_rel[i])
+        atomic_write(self.index_path, bytes(idx))
+        atomic_write(self.timeindex_path, bytes(tidx))
+        self.index_dirty = False
+
+    def load_indexes(self) -> bool:
+        """Load index files; False if missing or inconsistent with the log (caller rebuilds)."""
+        try:
+            with open(self.index_path, "rb") as f:
+                idx = f.read()
+            with open(self.timeindex_path, "rb") as f:
+                tidx = f.read()
+        except FileNotFoundError:
+            return False
+        if len(idx) % 8 or len(tidx) % 12:
+            return False
+        rel, pos = array("I"), array("I")
+        for r, p in _IDX.iter_unpack(idx):
+            if (rel and (r <= rel[-1] or p <= pos[-1])) or p >= self.size:
+                return False
+            rel.append(r)
+            pos.append(p)
+        ts_a, trel = array("q"), array("I")
+        for t, r in _TIDX.iter_unpack(tidx):
+            if ts_a and (t <= ts_a[-1] or r < trel[-1]):
+                return False
+            ts_a.append(t)
+            trel.append(r)
+        self.idx_rel, self.idx_pos, self.tidx_ts, self.tidx_rel = rel, pos, ts_a, trel
+        if ts_a:
+            self.max_timestamp = ts_a[-1]
+            self.offset_of_max_timestamp = self.base_offset + trel[-1]
+        self.index_dirty = False
+        return True
+
+    # ---------------------------------------------------------------- file access
+
+    def append(self, data, batches: list[tuple[int, BatchHeader]]) -> None:
+        """Write data (whole batches, offsets assigned) at the end with one write call.
+        batches holds (position within data, header) for indexing."""
+        start = self.size
+        self._f.seek(start)
+        self._f.write(data)
+        self._f.flush()
+        for p, h in batches:
+            self._maybe_index(start + p, h, h.size)
+        self.size = start + len(data)
+        self.next_offset = batches[-1][1].next_offset
+
+    def read_at(self, pos: int, n: int) -> bytes:
+        self._f.seek(pos)
+        return self._f.read(n)
+
+    def header_at(self, pos: int) -> BatchHeader | None:
+        """Header of the batch at pos, or None if no complete well-framed batch starts there."""
+        if self.size - pos < HEADER_SIZE:
+            return None
+        h = parse_header(self.read_at(pos, HEADER_SIZE))
+        if h.magic != 2 or h.batch_length < MIN_BATCH_LENGTH or pos + h.size > self.size:
+            return None
+        return h
+
+    def walk_headers(self, pos: int = 0):
+        """Yield (pos, header) batch by batch reading headers only; stops at EOF or bad framing.
+        After exhaustion, self.walk_end holds the position where the walk stopped."""
+        self.walk_end = pos
+        while pos < self.size:
+            h = self.header_at(pos)
+            if h is None:
+                break
+            yield pos, h
+            pos += h.size
+            self.walk_end = pos
+
+    def find(self, offset: int) -> tuple[int, BatchHeader] | None:
+        """(pos, header) of the first batch whose last offset >= offset, or None."""
+        for pos, h in self.walk_headers(self.lookup(offset)):
+            if h.next_offset > offset:
+                return pos, h
+        return None
+
+    def scan(self, verify_crc: bool = True) -> int:
+        """Rebuild indexes, next offset and max timestamp by walking every batch (checking CRC32C
+        if asked). Returns the number of valid bytes; anything after it is torn or corrupt."""
+        self.reset_indexes()
+        self.next_offset = self.base_offset
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = -1
+        valid = 0
+        expect = self.base_offset
+        self._f.seek(0)
+        buf = b""
+        buf_start = 0
+        while True:
+            if verify_crc:
+                need_more = len(buf) - (valid - buf_start) < HEADER_SIZE
+                if not need_more:
+                    h = parse_header(buf, valid - buf_start)
+                    need_more = h.batch_length >= MIN_BATCH_LENGTH and len(buf) - (valid - buf_start) < h.size
+                if need_more:
+                    buf = buf[valid - buf_start:]
+                    buf_start = valid
+                    more = self._f.read(max(SCAN_CHUNK, len(buf)))
+                    if not more:
+                        break
+                    buf += more
+                    continue
+                rel = valid - buf_start
+                if (h.magic != 2 or h.batch_length < MIN_BATCH_LENGTH or h.base_offset < expect
+                        or h.last_offset_delta < 0 or h.last_offset - self.base_offset > 0xFFFFFFFF):
+                    break
+                if crc32c.crc32c(memoryview(buf)[rel + CRC_START:rel + h.size]) != h.crc:
+                    break
+            else:
+                h = self.header_at(valid)
+                if h is None or h.base_offset < expect:
+                    break
+            self._maybe_index(valid, h, h.size)
+            valid += h.size
+            expect = h.next_offset
+            self.next_offset = expect
+        if self.roll_base_ms is None and valid:
+            self.roll_base_ms = self.header_at(0).max_timestamp
+        return valid
+
+    def truncate(self, pos: int) -> None:
+        """Cut the file at byte pos and rebuild the indexes from the remaining headers."""
+        self._f.truncate(pos)
+        self._f.flush()
+        self.size = pos
+        self.scan(verify_crc=False)
+
+    def fsync(self) -> None:
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._f.closed
+
+    def delete_files(self) -> None:
+        """Close the handle, then delete the log and index files (rename-then-delete)."""
+        self.close()
+        for p in (self.log_path, self.index_path, self.timeindex_path):
+            safe_delete(p)
