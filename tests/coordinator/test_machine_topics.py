@@ -1,0 +1,255 @@
+"""MetadataMachine topic commands: create/delete/create-partitions/alter-configs and errors."""
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+import pytest
+
+from sandbox.coordinator import CoordinatorError, MetadataMachine
+from sandbox.coordinator import model as m_
+from coordinator_helpers import machine_with_brokers, run
+
+
+def code_of(fn, *args, **kw) -> int:
+    with pytest.raises(CoordinatorError) as info:
+        fn(*args, **kw)
+    return info.value.error_code
+
+
+def create(m, name, parts=-1, rf=-1, configs=None, assignments=None):
+    run(m, m.create_topic(name, parts, rf, configs, uuid.uuid4(), assignments))
+    return m.topic(name)
+
+
+def test_commands_do_not_apply_records():
+    m = machine_with_brokers(1)
+    offset = m.metadata_offset
+    records = m.create_topic("a", 2, 1, None, uuid.uuid4())
+    assert [r["type"] for r in records] == ["topic", "partition", "partition"]
+    assert m.topic("a") is None and m.metadata_offset == offset
+    run(m, records)
+    assert m.metadata_offset == offset + 3
+
+
+def test_create_topic_defaults_and_internal_flag():
+    m = MetadataMachine(default_partitions=4)
+    run(m, m.register_broker(1, "h", 9092, None, uuid.uuid4()))
+    t = create(m, "__consumer_offsets")
+    assert len(t.partitions) == 4 and t.replication_factor == 1 and t.internal
+    assert not create(m, "orders").internal
+    p = t.partitions[0]
+    assert (p.replicas, p.isr, p.leader, p.leader_epoch, p.partition_epoch) == ((1,), (1,), 1, 0, 0)
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a" * 250, "has space", "slash/x", "ü", None])
+def test_invalid_topic_names(name):
+    m = machine_with_brokers(1)
+    assert code_of(m.create_topic, name, 1, 1, None, uuid.uuid4()) == m_.INVALID_TOPIC_EXCEPTION
+
+
+def test_legal_edge_names():
+    m = machine_with_brokers(1)
+    for name in ["a" * 249, "A.b_c-9", "..."]:
+        assert create(m, name).name == name
+
+
+def test_topic_already_exists_and_dot_underscore_collision():
+    m = machine_with_brokers(1)
+    create(m, "a.b")
+    assert code_of(m.create_topic, "a.b", 1, 1, None, uuid.uuid4()) == m_.TOPIC_ALREADY_EXISTS
+    assert code_of(m.create_topic, "a_b", 1, 1, None, uuid.uuid4()) == m_.INVALID_TOPIC_EXCEPTION
+
+
+@pytest.mark.parametrize("parts", [0, -2, -100])
+def test_invalid_partitions(parts):
+    m = machine_with_brokers(1)
+    assert code_of(m.create_topic, "t", parts, 1, None, uuid.uuid4()) == m_.INVALID_PARTITIONS
+
+
+@pytest.mark.parametrize("rf", [0, -2, 4])
+def test_invalid_replication_factor(rf):
+    m = machine_with_brokers(1, 2, 3)
+    code = code_of(m.create_topic, "t", 1, rf, None, uuid.uuid4())
+    assert code == m_.INVALID_REPLICATION_FACTOR
+
+
+def test_replication_factor_counts_only_unfenced_brokers():
+    m = machine_with_brokers(1, 2, 3)
+    run(m, m.fence_broker(3))
+    assert code_of(m.create_topic, "t", 1, 3, None, uuid.uuid4()) == m_.INVALID_REPLICATION_FACTOR
+    assert create(m, "t", 2, 2).replication_factor == 2
+
+
+def test_no_brokers_means_no_default_replication():
+    m = MetadataMachine()
+    assert code_of(m.create_topic, "t", 1, -1, None, uuid.uuid4()) == m_.INVALID_REPLICATION_FACTOR
+
+
+def test_placement_balanced_over_three_brokers():
+    m = machine_with_brokers(1, 2, 3)
+    t = create(m, "t", 6, 3)
+    leaders = Counter(p.leader for p in t.partitions)
+    assert leaders == {1: 2, 2: 2, 3: 2}
+    for p in t.partitions:
+        assert sorted(p.replicas) == [1, 2, 3] and p.isr == p.replicas
+        assert p.leader == p.replicas[0]
+    # followers vary too: not every partition with the same leader has the same order
+    assert len({p.replicas for p in t.partitions}) == 6
+    t2 = create(m, "t2", 3, 2)
+    assert Counter(r for p in t2.partitions for r in p.replicas) == {1: 2, 2: 2, 3: 2}
+
+
+def test_single_partition_topics_rotate_their_leader():
+    m = machine_with_brokers(1, 2, 3)
+    leaders = [create(m, f"t{i}", 1, 1).partitions[0].leader for i in range(6)]
+    assert Counter(leaders) == {1: 2, 2: 2, 3: 2}
+
+
+def test_manual_assignments():
+    m = machine_with_brokers(1, 2, 3)
+    t = create(m, "t", assignments=[[3, 1], [2, 3]])
+    assert [p.replicas for p in t.partitions] == [(3, 1), (2, 3)]
+    assert [p.leader for p in t.partitions] == [3, 2]
+    t = create(m, "u", assignments={0: [2], 1: [1]})
+    assert [p.replicas for p in t.partitions] == [(2,), (1,)]
+
+
+@pytest.mark.parametrize("assignments, code", [
+    ([[1, 1]], m_.INVALID_REPLICA_ASSIGNMENT),
+    ([[1], [1, 2]], m_.INVALID_REPLICA_ASSIGNMENT),
+    ([[9]], m_.INVALID_REPLICA_ASSIGNMENT),
+    ([[]], m_.INVALID_REPLICA_ASSIGNMENT),
+    ([], m_.INVALID_PARTITIONS),
+    ({0: [1], 2: [2]}, m_.INVALID_REPLICA_ASSIGNMENT),
+])
+def test_bad_manual_assignments(assignments, code):
+    m = machine_with_brokers(1, 2, 3)
+    assert code_of(m.create_topic, "t", -1, -1, None, uuid.uuid4(), assignments) == code
+
+
+def test_assignments_with_counts_is_invalid_request():
+    m = machine_with_brokers(1)
+    code = code_of(m.create_topic, "t", 1, -1, None, uuid.uuid4(), [[1]])
+    assert code == m_.INVALID_REQUEST
+
+
+def test_delete_topic_by_name_and_id():
+    m = machine_with_brokers(1)
+    a, b = create(m, "a"), create(m, "b")
+    run(m, m.delete_topic("a"))
+    assert m.topic("a") is None and m.topic_by_id(a.topic_id) is None
+    run(m, m.delete_topic(b.topic_id))
+    assert m.topics() == []
+    assert code_of(m.delete_topic, "a") == m_.UNKNOWN_TOPIC_OR_PARTITION
+    assert code_of(m.delete_topic, uuid.uuid4()) == m_.UNKNOWN_TOPIC_ID
+    # the name can be reused, with a new topic id
+    assert create(m, "a").topic_id != a.topic_id
+
+
+def test_create_partitions():
+    m = machine_with_brokers(1, 2, 3)
+    t = create(m, "t", 2, 2)
+    grown = run(m, m.create_partitions("t", 5))
+    assert [r["index"] for r in grown] == [2, 3, 4]
+    t2 = m.topic("t")
+    assert t2.partitions[:2] == t.partitions and len(t2.partitions) == 5
+    assert all(len(p.replicas) == 2 for p in t2.partitions)
+    run(m, m.create_partitions("t", 6, assignments=[[3, 1]]))
+    assert m.topic("t").partitions[5].replicas == (3, 1)
+
+
+@pytest.mark.parametrize("total, assignments, code", [
+    (2, None, m_.INVALID_PARTITIONS),
+    (1, None, m_.INVALID_PARTITIONS),
+    (4, [[1, 2]], m_.INVALID_REPLICA_ASSIGNMENT),            # 2 new partitions, 1 list
+    (3, [[1]], m_.INVALID_REPLICA_ASSIGNMENT),               # wrong replication factor
+    (3, [[1, 7]], m_.INVALID_REPLICA_ASSIGNMENT),            # unknown broker
+])
+def test_create_partitions_errors(total, assignments, code):
+    m = machine_with_brokers(1, 2, 3)
+    create(m, "t", 2, 2)
+    assert code_of(m.create_partitions, "t", total, assignments) == code
+    assert code_of(m.create_partitions, "nope", 5) == m_.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_alter_configs_incremental_and_replace():
+    m = machine_with_brokers(1)
+    create(m, "t", configs={"retention.ms": "1000", "cleanup.policy": "compact"})
+    run(m, m.alter_configs("t", {"segment.bytes": "1048576"}, ["retention.ms"], True))
+    assert m.topic("t").configs == {"cleanup.policy": "compact", "segment.bytes": "1048576"}
+    run(m, m.alter_configs("t", {"retention.ms": "-1"}, None, incremental=False))
+    assert m.topic("t").configs == {"retention.ms": "-1"}
+
+
+@pytest.mark.parametrize("key, value", [
+    ("retention.ms", "soon"), ("retention.ms", "-2"), ("segment.bytes", "-1"),
+    ("segment.bytes", "1.5"), ("cleanup.policy", "forever"),
+    ("message.timestamp.type", "WallClock"), ("compression.type", "brotli"),
+    ("min.insync.replicas", "0"), ("preallocate", "yes"), ("min.cleanable.dirty.ratio", "2"),
+    ("no.such.config", "1"), ("max.message.bytes", 5),
+])
+def test_invalid_configs_name_key_and_value(key, value):
+    m = machine_with_brokers(1)
+    with pytest.raises(CoordinatorError) as info:
+        m.create_topic("t", 1, 1, {key: value}, uuid.uuid4())
+    assert info.value.error_code == m_.INVALID_CONFIG and key in info.value.message
+    create(m, "t")
+    assert code_of(m.alter_configs, "t", {key: value}, None, True) == m_.INVALID_CONFIG
+
+
+def test_valid_config_values_are_normalized():
+    m = machine_with_brokers(1)
+    t = create(m, "t", configs={"cleanup.policy": "delete,compact", "retention.bytes": "-1",
+                                "preallocate": "TRUE", "compression.type": "zstd",
+                                "message.timestamp.type": "LogAppendTime"})
+    assert t.configs["cleanup.policy"] == "compact,delete"
+    assert t.configs["preallocate"] == "true"
+
+
+def test_alter_configs_errors():
+    m = machine_with_brokers(1)
+    create(m, "t")
+    assert code_of(m.alter_configs, "x", {}, None, True) == m_.UNKNOWN_TOPIC_OR_PARTITION
+    assert code_of(m.alter_configs, "t", None, ["bogus"], True) == m_.INVALID_CONFIG
+    code = code_of(m.alter_configs, "t", {"retention.ms": "1"}, ["retention.ms"], True)
+    assert code == m_.INVALID_REQUEST
+
+
+def test_describe_configs_reports_defaults_and_overrides():
+    m = machine_with_brokers(1)
+    create(m, "t", configs={"retention.ms": "1000"})
+    d = m.describe_configs("t")
+    assert d["retention.ms"] == ("1000", False)
+    assert d["segment.bytes"] == ("1073741824", True)
+    assert d["cleanup.policy"] == ("delete", True)
+    assert d["max.message.bytes"] == ("1048588", True)
+    assert d["message.timestamp.type"] == ("CreateTime", True)
+    assert d["retention.bytes"] == ("-1", True)
+    assert d["min.insync.replicas"] == ("1", True)
+    assert d["compression.type"] == ("producer", True)
+    assert code_of(m.describe_configs, "nope") == m_.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_returned_topics_are_copies():
+    m = machine_with_brokers(1)
+    t = create(m, "t", configs={"retention.ms": "1000"})
+    t.configs["retention.ms"] = "1"
+    m.topics()[0].configs.clear()
+    assert m.topic("t").configs == {"retention.ms": "1000"}
+    with pytest.raises(AttributeError):
+        t.name = "other"  # type: ignore[misc]
+
+
+def test_producer_ids():
+    m = machine_with_brokers(1)
+    run(m, m.allocate_producer_ids(1000))
+    run(m, m.allocate_producer_ids(5))
+    assert m.next_producer_id == 1005
+    assert code_of(m.allocate_producer_ids, 0) == m_.INVALID_REQUEST
+
+
+def test_apply_rejects_unknown_records():
+    m = MetadataMachine()
+    with pytest.raises(ValueError):
+        m.apply({"type": "launch-rockets"})
