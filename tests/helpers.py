@@ -1,0 +1,109 @@
+"""Test helpers: free ports and a real `sandbox broker` process that is always stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def api_versions_ok(port: int, timeout: float = 1.0) -> bool:
+    """A real Kafka ApiVersions v0 round trip, not just a TCP connect."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            body = struct.pack(">hhih", 18, 0, 1, 4) + b"test"
+            s.sendall(struct.pack(">i", len(body)) + body)
+            head = _recv_exact(s, 4)
+            (size,) = struct.unpack(">i", head)
+            payload = _recv_exact(s, size)
+            corr, err = struct.unpack_from(">ih", payload)
+            return corr == 1 and err == 0
+    except OSError:
+        return False
+
+
+def _recv_exact(s: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+    return buf
+
+
+class BrokerProcess:
+    """`sandbox broker` as a child process on a free port."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, options: list[str] | None = None,
+                 log_path: Path | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.options = options or []
+        self.log_path = log_path or (self.data_dir.parent / f"broker-{self.port}.stderr")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> "BrokerProcess":
+        cmd = [sys.executable, "-m", "sandbox", "broker", "--port", str(self.port),
+               "--data-dir", str(self.data_dir)]
+        for o in self.options:
+            cmd += ["-o", o]
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"broker exited with {self.proc.returncode}:\n{self.log_text()}")
+            if api_versions_ok(self.port, 0.5):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"broker not ready in {timeout}s:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush or checkpoint."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self._log.close()
+        self.proc = None
+
+    def restart(self) -> "BrokerProcess":
+        self.stop()
+        return self.start()
