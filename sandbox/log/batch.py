@@ -100,6 +100,13 @@ def validate_batches(buf, max_message_bytes: int) -> list[BatchHeader]:
         if end - pos < LOG_OVERHEAD + 5:
             raise CorruptRecordError(f"trailing {end - pos} bytes at position {pos} are not a batch")
         batch_length = _I.unpack_from(mv, pos + 8)[0]
+        size = LOG_OVERHEAD + batch_length
+        if batch_length < 14:  # smaller than any message of any magic: garbage
+            raise CorruptRecordError(f"batch length {batch_length} at position {pos} is too small")
+        if size > max_message_bytes:
+            raise RecordTooLargeError(f"batch of {size} bytes exceeds max.message.bytes={max_message_bytes}")
+        if pos + size > end:
+            raise CorruptRecordError(f"batch at position {pos} is truncated ({end - pos} of {size} bytes)")
         magic = mv[pos + 16]
         if magic in (0, 1):
             raise InvalidRecordError(f"record batch magic {magic} is not supported; only magic 2")
@@ -107,11 +114,6 @@ def validate_batches(buf, max_message_bytes: int) -> list[BatchHeader]:
             raise CorruptRecordError(f"bad magic byte {magic} at position {pos}")
         if batch_length < MIN_BATCH_LENGTH:
             raise CorruptRecordError(f"batch length {batch_length} at position {pos} is too small")
-        size = LOG_OVERHEAD + batch_length
-        if size > max_message_bytes:
-            raise RecordTooLargeError(f"batch of {size} bytes exceeds max.message.bytes={max_message_bytes}")
-        if pos + size > end:
-            raise CorruptRecordError(f"batch at position {pos} is truncated ({end - pos} of {size} bytes)")
         h = BatchHeader._make(_HEADER.unpack_from(mv, pos))
         if crc32c.crc32c(mv[pos + CRC_START:pos + size]) != h.crc:
             raise CorruptRecordError(f"CRC mismatch in batch at position {pos}")

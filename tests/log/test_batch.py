@@ -1,0 +1,115 @@
+"""Record batch v2: header layout, builder/decoder round trip, produce-path validation."""
+import struct
+
+import crc32c
+import pytest
+from hypothesis import given, settings, HealthCheck, strategies as st
+
+from sandbox.log import (
+    HEADER_SIZE, CorruptRecordError, InvalidRecordError, RecordTooLargeError, build_batch, iter_records,
+    parse_header, validate_batches,
+)
+from sandbox.log.batch import _read_varint, _write_varint
+
+from .logkit import batch
+
+
+def test_header_fields_and_crc():
+    b = build_batch([(b"k", b"v"), (None, b"w")], base_offset=5, timestamp_ms=1234, producer_id=7,
+                    producer_epoch=2, base_sequence=9)
+    h = parse_header(b)
+    assert HEADER_SIZE == 61
+    assert (h.base_offset, h.magic, h.last_offset_delta, h.records_count) == (5, 2, 1, 2)
+    assert (h.base_timestamp, h.max_timestamp) == (1234, 1234)
+    assert (h.producer_id, h.producer_epoch, h.base_sequence) == (7, 2, 9)
+    assert h.size == len(b) == 12 + h.batch_length
+    assert h.next_offset == 7
+    assert h.crc == crc32c.crc32c(b[21:])
+    assert not h.is_control and not h.is_transactional
+    assert parse_header(build_batch([(b"a", b"b")], attributes=0x30)).is_control
+
+
+def test_records_round_trip_with_headers_and_nulls():
+    recs = [(b"k1", b"v1", [("h", b"x"), ("n", None)]), (None, None, []), (b"", b"v3" * 100, [])]
+    got = list(iter_records(build_batch(recs, base_offset=10, timestamp_ms=99)))
+    assert got == [(10, 99, b"k1", b"v1", [("h", b"x"), ("n", None)]), (11, 99, None, None, []),
+                   (12, 99, b"", b"v3" * 100, [])]
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_varint_round_trip(n):
+    out = bytearray()
+    _write_varint(out, n)
+    assert _read_varint(out, 0) == (n, len(out))
+
+
+def test_known_varint_encodings():
+    for n, enc in [(0, b"\x00"), (-1, b"\x01"), (1, b"\x02"), (63, b"\x7e"), (64, b"\x80\x01"), (-65, b"\x81\x01")]:
+        out = bytearray()
+        _write_varint(out, n)
+        assert bytes(out) == enc
+
+
+def test_validate_accepts_several_batches():
+    buf = batch(2) + batch(3)
+    hs = validate_batches(buf, 1 << 20)
+    assert [h.records_count for h in hs] == [2, 3]
+
+
+def test_validate_bad_crc():
+    b = bytearray(batch(2))
+    b[-1] ^= 0xFF
+    with pytest.raises(CorruptRecordError, match="CRC"):
+        validate_batches(bytes(b), 1 << 20)
+
+
+def test_validate_base_offset_not_crc_covered():
+    b = bytearray(batch(2))
+    struct.pack_into(">q", b, 0, 12345)
+    struct.pack_into(">i", b, 12, 7)
+    validate_batches(bytes(b), 1 << 20)
+
+
+@pytest.mark.parametrize("magic,exc", [(0, InvalidRecordError), (1, InvalidRecordError), (3, CorruptRecordError)])
+def test_validate_bad_magic(magic, exc):
+    b = bytearray(batch(1))
+    b[16] = magic
+    with pytest.raises(exc):
+        validate_batches(bytes(b), 1 << 20)
+
+
+def test_validate_too_large():
+    b = batch(10)
+    with pytest.raises(RecordTooLargeError):
+        validate_batches(b, len(b) - 1)
+    validate_batches(b, len(b))
+
+
+@pytest.mark.parametrize("tail", [b"\x00", b"\x00" * 20, None])
+def test_validate_trailing_partial(tail):
+    full = batch(2)
+    buf = full + (tail if tail is not None else full[:40])
+    with pytest.raises(CorruptRecordError):
+        validate_batches(buf, 1 << 20)
+
+
+def test_validate_empty_and_zero_records():
+    with pytest.raises(CorruptRecordError):
+        validate_batches(b"", 1 << 20)
+    b = bytearray(batch(1))
+    struct.pack_into(">i", b, 57, 0)
+    struct.pack_into(">I", b, 17, crc32c.crc32c(bytes(b[21:])))
+    with pytest.raises(InvalidRecordError):
+        validate_batches(bytes(b), 1 << 20)
+
+
+def test_validate_accepts_memoryview():
+    buf = batch(3)
+    assert validate_batches(memoryview(buf), 1 << 20)[0].records_count == 3
+
+
+def test_iter_records_rejects_compressed():
+    b = bytearray(batch(1))
+    struct.pack_into(">h", b, 21, 1)
+    with pytest.raises(InvalidRecordError):
+        list(iter_records(bytes(b)))
