@@ -1,0 +1,540 @@
+"""Tests for sandbox.broker.groups: the classic group protocol with a fake clock and asyncio.run."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sandbox.broker import groups as G
+from sandbox.broker.groups import GroupCoordinator
+from sandbox.broker.offsets import OffsetStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def make(tmp_path, **kw):
+    clock = Clock()
+    gc = GroupCoordinator(OffsetStore(tmp_path, fsync=False), clock=clock, **kw)
+    return gc, clock
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def join(gc, member="", group="g", protocols=(("range", b"meta"),), instance=None, session=10000,
+         rebalance=30000, client="c", require=False, ptype="consumer"):
+    return gc.join_group(group, member, instance, ptype, list(protocols), session, rebalance, client,
+                         "/127.0.0.1", require)
+
+
+def sync(gc, gen, member, assignments=None, group="g", instance=None):
+    return gc.sync_group(group, gen, member, instance, "consumer", None, assignments or {})
+
+
+async def stable_pair(gc, clock):
+    """Two members with initial delay: both in generation 1; returns (leader, follower) JoinResults."""
+    t1 = asyncio.create_task(join(gc, protocols=[("range", b"A")], client="a"))
+    t2 = asyncio.create_task(join(gc, protocols=[("range", b"B")], client="b"))
+    await settle()
+    assert not t1.done() and not t2.done()
+    clock.advance(0.2)
+    assert gc.expire() == []
+    r1, r2 = await asyncio.gather(t1, t2)
+    s2 = asyncio.create_task(sync(gc, 1, r2.member_id))
+    await settle()
+    assert not s2.done()
+    s1 = await sync(gc, 1, r1.member_id, {r1.member_id: b"p0", r2.member_id: b"p1"})
+    assert s1.error_code == 0 and s1.assignment == b"p0"
+    assert (await s2).assignment == b"p1"
+    return r1, r2
+
+
+def test_two_members_join_and_sync(tmp_path):
+    gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
+
+    async def main():
+        r1, r2 = await stable_pair(gc, clock)
+        assert (r1.error_code, r2.error_code) == (0, 0)
+        assert r1.generation_id == r2.generation_id == 1
+        assert r1.leader == r2.leader == r1.member_id
+        assert r1.member_id.startswith("a-") and r2.member_id.startswith("b-")
+        assert r1.members == [(r1.member_id, None, b"A"), (r2.member_id, None, b"B")]
+        assert r2.members == [] and r1.protocol_name == "range" and r1.protocol_type == "consumer"
+        d = gc.describe_group("g")
+        assert d.state == "Stable" and d.protocol == "range"
+        assert [(m[0], m[4], m[5]) for m in d.members] == [(r1.member_id, b"A", b"p0"), (r2.member_id, b"B", b"p1")]
+        assert gc.heartbeat("g", 1, r2.member_id, None) == 0
+        # a follower rejoining with unchanged metadata gets the current generation at once
+        again = await join(gc, r2.member_id, protocols=[("range", b"B")])
+        assert again.generation_id == 1 and again.members == [] and gc.describe_group("g").state == "Stable"
+        # a late sync in Stable returns the member's assignment
+        assert (await sync(gc, 1, r2.member_id)).assignment == b"p1"
+
+    asyncio.run(main())
+
+
+def test_first_member_without_delay_completes_immediately(tmp_path):
+    gc, _ = make(tmp_path)
+
+    async def main():
+        r = await join(gc)
+        assert r.error_code == 0 and r.generation_id == 1 and r.leader == r.member_id
+        assert gc.describe_group("g").state == "CompletingRebalance"
+        assert gc.heartbeat("g", 1, r.member_id, None) == 0  # heartbeats are fine before SyncGroup
+        assert (await sync(gc, 1, r.member_id, {r.member_id: b"x"})).assignment == b"x"
+
+    asyncio.run(main())
+
+
+def test_third_member_triggers_rebalance(tmp_path):
+    gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
+
+    async def main():
+        r1, r2 = await stable_pair(gc, clock)
+        t3 = asyncio.create_task(join(gc, protocols=[("range", b"C")], client="z"))
+        await settle()
+        assert not t3.done() and gc.describe_group("g").state == "PreparingRebalance"
+        assert gc.heartbeat("g", 1, r1.member_id, None) == G.REBALANCE_IN_PROGRESS
+        assert gc.heartbeat("g", 1, r2.member_id, None) == G.REBALANCE_IN_PROGRESS
+        assert (await sync(gc, 1, r1.member_id)).error_code == G.REBALANCE_IN_PROGRESS
+        t1 = asyncio.create_task(join(gc, r1.member_id, protocols=[("range", b"A")]))
+        await settle()
+        assert not t1.done()
+        n1, n2, n3 = await asyncio.gather(t1, join(gc, r2.member_id, protocols=[("range", b"B2")]), t3)
+        assert n1.generation_id == n2.generation_id == n3.generation_id == 2
+        assert n1.leader == r1.member_id and len(n1.members) == 3 and n2.members == n3.members == []
+        assert (r2.member_id, None, b"B2") in n1.members
+        assert gc.heartbeat("g", 1, r1.member_id, None) == G.ILLEGAL_GENERATION
+
+    asyncio.run(main())
+
+
+def test_member_leaves_and_rest_rebalances(tmp_path):
+    gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
+
+    async def main():
+        r1, r2 = await stable_pair(gc, clock)
+        assert gc.leave_group("g", [(r2.member_id, None), ("ghost", None)]) == (
+            0, [(r2.member_id, None, 0), ("ghost", None, G.UNKNOWN_MEMBER_ID)])
+        assert gc.heartbeat("g", 1, r1.member_id, None) == G.REBALANCE_IN_PROGRESS
+        assert gc.heartbeat("g", 1, r2.member_id, None) == G.UNKNOWN_MEMBER_ID
+        n1 = await join(gc, r1.member_id, protocols=[("range", b"A")])
+        assert n1.generation_id == 2 and n1.members == [(r1.member_id, None, b"A")]
+        assert gc.leave_group("nope", [("x", None)]) == (0, [("x", None, G.UNKNOWN_MEMBER_ID)])
+
+    asyncio.run(main())
+
+
+def test_leave_completes_pending_join_without_leaver(tmp_path):
+    gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
+
+    async def main():
+        r1, r2 = await stable_pair(gc, clock)
+        t1 = asyncio.create_task(join(gc, r1.member_id, protocols=[("range", b"A")]))  # leader: rebalance
+        await settle()
+        assert not t1.done()
+        gc.leave_group("g", [(r2.member_id, None)])
+        n1 = await t1
+        assert n1.generation_id == 2 and [m[0] for m in n1.members] == [r1.member_id]
+
+    asyncio.run(main())
+
+
+def test_last_member_leaving_empties_group(tmp_path):
+    gc, _ = make(tmp_path)
+
+    async def main():
+        r = await join(gc)
+        await sync(gc, 1, r.member_id, {})
+        gc.leave_group("g", [(r.member_id, None)])
+        d = gc.describe_group("g")
+        assert d.state == "Empty" and d.members == [] and d.protocol_type == "consumer"
+        r2 = await join(gc)  # the group starts over: a new generation
+        assert r2.generation_id == 3 and r2.leader == r2.member_id
+
+    asyncio.run(main())
+
+
+def test_session_expiry_removes_member(tmp_path):
+    gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
+
+    async def main():
+        r1, r2 = await stable_pair(gc, clock)
+        clock.advance(6)
+        assert gc.heartbeat("g", 1, r1.member_id, None) == 0
+        assert gc.expire() == []
+        clock.advance(5)  # r2 last heard 11 s ago, session 10 s
+        assert gc.expire() == [r2.member_id]
+        assert gc.heartbeat("g", 1, r1.member_id, None) == G.REBALANCE_IN_PROGRESS
+        n1 = await join(gc, r1.member_id, protocols=[("range", b"A")])
+        assert n1.generation_id == 2 and len(n1.members) == 1
+
+    asyncio.run(main())
+
+
+def test_rebalance_timeout_drops_members_that_do_not_rejoin(tmp_path):
+    gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
+
+    async def main():
+        r1, r2 = await stable_pair(gc, clock)
+        t1 = asyncio.create_task(join(gc, r1.member_id, protocols=[("range", b"A")], rebalance=20000))
+        await settle()
+        for _ in range(4):  # r2 keeps heartbeating but never rejoins
+            clock.advance(5)
+            assert gc.heartbeat("g", 1, r2.member_id, None) == G.REBALANCE_IN_PROGRESS
+            gc.expire()
+        assert not t1.done()
+        clock.advance(11)  # past the 30 s rebalance timeout (the longest of the members')
+        assert gc.expire() == [r2.member_id]
+        n1 = await t1
+        assert n1.generation_id == 2 and [m[0] for m in n1.members] == [r1.member_id]
+
+    asyncio.run(main())
+
+
+def test_leader_that_never_syncs_is_removed(tmp_path):
+    gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
+
+    async def main():
+        t1 = asyncio.create_task(join(gc, client="a"))
+        t2 = asyncio.create_task(join(gc, client="b"))
+        await settle()
+        clock.advance(1)
+        gc.expire()
+        r1, r2 = await asyncio.gather(t1, t2)
+        s2 = asyncio.create_task(sync(gc, 1, r2.member_id))
+        await settle()
+        for _ in range(5):  # the leader heartbeats but never sends SyncGroup
+            clock.advance(5)
+            assert gc.heartbeat("g", 1, r1.member_id, None) == 0
+            assert gc.expire() == []
+        clock.advance(5.5)  # past the rebalance timeout since the join completed
+        assert gc.heartbeat("g", 1, r1.member_id, None) == 0
+        assert gc.expire() == [r1.member_id]
+        assert (await s2).error_code == G.REBALANCE_IN_PROGRESS
+        assert gc.heartbeat("g", 1, r1.member_id, None) == G.UNKNOWN_MEMBER_ID
+        n2 = await join(gc, r2.member_id)
+        assert n2.generation_id == 2 and n2.leader == r2.member_id
+
+    asyncio.run(main())
+
+
+def test_member_id_required_flow(tmp_path):
+    gc, _ = make(tmp_path)
+
+    async def main():
+        r = await join(gc, require=True, client="cli")
+        assert r.error_code == G.MEMBER_ID_REQUIRED and r.member_id.startswith("cli-") and r.generation_id == -1
+        assert (await join(gc, "cli-bogus", require=True)).error_code == G.UNKNOWN_MEMBER_ID
+        assert (await join(gc, "x", group="other", require=True)).error_code == G.UNKNOWN_MEMBER_ID
+        ok = await join(gc, r.member_id, require=True)
+        assert ok.error_code == 0 and ok.member_id == r.member_id and ok.generation_id == 1
+        await sync(gc, 1, ok.member_id, {ok.member_id: b"a"})
+        # a pending (MEMBER_ID_REQUIRED) member does not disturb the stable group...
+        p = await join(gc, require=True)
+        assert gc.heartbeat("g", 1, ok.member_id, None) == 0
+        # ...and is forgotten after its session timeout
+        assert gc.leave_group("g", [(p.member_id, None)])[1] == [(p.member_id, None, 0)]
+        assert (await join(gc, p.member_id, require=True)).error_code == G.UNKNOWN_MEMBER_ID
+
+    asyncio.run(main())
+
+
+def test_pending_member_expires(tmp_path):
+    gc, clock = make(tmp_path)
+
+    async def main():
+        p = await join(gc, require=True)
+        clock.advance(11)
+        gc.expire()
+        assert (await join(gc, p.member_id, require=True)).error_code == G.UNKNOWN_MEMBER_ID
+
+    asyncio.run(main())
+
+
+def test_error_paths(tmp_path):
+    gc, _ = make(tmp_path)
+
+    async def main():
+        assert (await join(gc, group="")).error_code == G.INVALID_GROUP_ID
+        assert (await join(gc, session=500)).error_code == G.INVALID_SESSION_TIMEOUT
+        assert (await join(gc, session=2_000_000)).error_code == G.INVALID_SESSION_TIMEOUT
+        r = await join(gc)
+        m = r.member_id
+        assert gc.heartbeat("g", 7, m, None) == G.ILLEGAL_GENERATION
+        assert gc.heartbeat("g", 1, "who", None) == G.UNKNOWN_MEMBER_ID
+        assert gc.heartbeat("nope", 1, m, None) == G.UNKNOWN_MEMBER_ID
+        assert gc.heartbeat("", 1, m, None) == G.INVALID_GROUP_ID
+        assert (await sync(gc, 7, m)).error_code == G.ILLEGAL_GENERATION
+        assert (await sync(gc, 1, "who")).error_code == G.UNKNOWN_MEMBER_ID
+        assert (await sync(gc, 1, m, group="nope")).error_code == G.UNKNOWN_MEMBER_ID
+        bad = await gc.sync_group("g", 1, m, None, "connect", None, {})
+        assert bad.error_code == G.INCONSISTENT_GROUP_PROTOCOL
+        assert (await gc.sync_group("g", 1, m, None, "consumer", "range", {m: b"x"})).assignment == b"x"
+
+    asyncio.run(main())
+
+
+def test_inconsistent_protocols(tmp_path):
+    gc, _ = make(tmp_path)
+
+    async def main():
+        r = await join(gc, protocols=[("range", b""), ("roundrobin", b"")])
+        assert (await join(gc, protocols=[("sticky", b"")])).error_code == G.INCONSISTENT_GROUP_PROTOCOL
+        assert (await join(gc, ptype="connect")).error_code == G.INCONSISTENT_GROUP_PROTOCOL
+        assert (await join(gc, protocols=[])).error_code == G.INCONSISTENT_GROUP_PROTOCOL
+        assert (await join(gc, group="fresh", ptype="")).error_code == G.INCONSISTENT_GROUP_PROTOCOL
+        assert "fresh" not in [g for g, _, _ in gc.list_groups()]
+        # a compatible member joins: the common protocol wins the vote
+        t1 = asyncio.create_task(join(gc, r.member_id, protocols=[("range", b""), ("roundrobin", b"")]))
+        r2 = await join(gc, protocols=[("roundrobin", b"2")])
+        n1 = await t1
+        assert n1.protocol_name == r2.protocol_name == "roundrobin" and n1.generation_id == 2
+
+    asyncio.run(main())
+
+
+def test_protocol_vote(tmp_path):
+    gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
+
+    async def main():
+        tasks = [asyncio.create_task(join(gc, protocols=p)) for p in (
+            [("range", b""), ("rr", b"")], [("rr", b""), ("range", b"")], [("rr", b""), ("range", b"")])]
+        await settle()
+        clock.advance(1)
+        gc.expire()
+        results = await asyncio.gather(*tasks)
+        assert {r.protocol_name for r in results} == {"rr"}
+
+    asyncio.run(main())
+
+
+def test_static_membership_replaces_member_id(tmp_path):
+    gc, _ = make(tmp_path)
+
+    async def main():
+        r = await join(gc, instance="host-1", require=True)  # static members skip MEMBER_ID_REQUIRED
+        assert r.error_code == 0 and r.generation_id == 1
+        await sync(gc, 1, r.member_id, {r.member_id: b"asg"}, instance="host-1")
+        r2 = await join(gc, instance="host-1", require=True)  # restart with the same instance id
+        assert r2.error_code == 0 and r2.member_id != r.member_id and r2.generation_id == 1
+        assert r2.leader == r2.member_id and r2.skip_assignment
+        assert gc.heartbeat("g", 1, r.member_id, "host-1") == G.FENCED_INSTANCE_ID
+        assert (await join(gc, r.member_id, instance="host-1")).error_code == G.FENCED_INSTANCE_ID
+        assert (await sync(gc, 1, r2.member_id, instance="host-1")).assignment == b"asg"
+        assert gc.describe_group("g").members[0][:2] == (r2.member_id, "host-1")
+        assert gc.leave_group("g", [("", "host-1")])[1] == [(r2.member_id, "host-1", 0)]
+        assert gc.describe_group("g").state == "Empty"
+
+    asyncio.run(main())
+
+
+def test_commit_and_fetch_offsets(tmp_path):
+    gc, _ = make(tmp_path, partition_exists=lambda t, p: t != "gone")
+
+    async def main():
+        r = await join(gc)
+        m = r.member_id
+        offs = [("t", 0, 5, 2, "meta"), ("t", 1, 7, -1, None)]
+        assert gc.commit_offsets("g", 1, m, None, offs) == [("t", 0, G.REBALANCE_IN_PROGRESS),
+                                                             ("t", 1, G.REBALANCE_IN_PROGRESS)]
+        await sync(gc, 1, m, {})
+        assert gc.commit_offsets("g", 1, m, None, offs) == [("t", 0, 0), ("t", 1, 0)]
+        assert gc.commit_offsets("g", 2, m, None, offs)[0][2] == G.ILLEGAL_GENERATION
+        assert gc.commit_offsets("g", 1, "who", None, offs)[0][2] == G.UNKNOWN_MEMBER_ID
+        assert gc.commit_offsets("g", -1, "", None, offs)[0][2] == G.UNKNOWN_MEMBER_ID  # group not empty
+        res = gc.commit_offsets("g", 1, m, None, [("t", 2, 1, -1, "x" * 4097), ("gone", 0, 1, -1, ""),
+                                                  ("t", 3, 1, -1, "y" * 4096)])
+        assert res == [("t", 2, G.OFFSET_METADATA_TOO_LARGE), ("gone", 0, G.UNKNOWN_TOPIC_OR_PARTITION),
+                       ("t", 3, 0)]
+        assert gc.fetch_offsets("g", [("t", 0), ("t", 1), ("t", 2), ("u", 0)]) == {
+            ("t", 0): (5, 2, "meta"), ("t", 1): (7, -1, ""), ("t", 2): (-1, -1, ""), ("u", 0): (-1, -1, "")}
+        assert set(gc.fetch_offsets("g", None)) == {("t", 0), ("t", 1), ("t", 3)}
+        assert gc.fetch_offsets("unknown", [("t", 0)]) == {("t", 0): (-1, -1, "")}
+        assert gc.fetch_offsets("unknown", None) == {}
+        # a commit for an unknown group from a "member" is from a stale generation
+        assert gc.commit_offsets("other", 3, "m", None, offs)[0][2] == G.ILLEGAL_GENERATION
+
+    asyncio.run(main())
+    gc.offsets.close()
+    gc2 = GroupCoordinator(OffsetStore(tmp_path), clock=Clock())  # offsets survive a restart
+    assert gc2.fetch_offsets("g", [("t", 0)]) == {("t", 0): (5, 2, "meta")}
+    assert gc2.committed_by_group() == {"g": {("t", 0): 5, ("t", 1): 7, ("t", 3): 1}}
+
+
+def test_simple_commits(tmp_path):
+    gc, _ = make(tmp_path)
+
+    async def main():
+        assert gc.commit_offsets("solo", -1, "", None, [("t", 0, 3, -1, "")]) == [("t", 0, 0)]
+        assert gc.fetch_offsets("solo", None) == {("t", 0): (3, -1, "")}
+        r = await join(gc, group="was")
+        gc.leave_group("was", [(r.member_id, None)])
+        assert gc.commit_offsets("was", -1, "", None, [("t", 0, 4, -1, "")]) == [("t", 0, 0)]
+        assert ("solo", "", "Empty") in gc.list_groups()
+
+    asyncio.run(main())
+
+
+def test_delete_groups(tmp_path):
+    gc, _ = make(tmp_path)
+
+    async def main():
+        r = await join(gc)
+        gc.commit_offsets("g", -1, "", None, [])
+        await sync(gc, 1, r.member_id, {})
+        assert gc.commit_offsets("g", 1, r.member_id, None, [("t", 0, 1, -1, "")]) == [("t", 0, 0)]
+        gc.commit_offsets("solo", -1, "", None, [("t", 0, 1, -1, "")])
+        assert gc.delete_groups(["g", "nope", "", "solo"]) == [
+            ("g", G.NON_EMPTY_GROUP), ("nope", G.GROUP_ID_NOT_FOUND), ("", G.INVALID_GROUP_ID), ("solo", 0)]
+        gc.leave_group("g", [(r.member_id, None)])
+        assert gc.delete_groups(["g"]) == [("g", 0)]
+        assert gc.fetch_offsets("g", [("t", 0)]) == {("t", 0): (-1, -1, "")}
+        assert gc.describe_group("g").state == "Dead" and gc.list_groups() == []
+        assert gc.delete_groups(["g"]) == [("g", G.GROUP_ID_NOT_FOUND)]
+
+    asyncio.run(main())
+
+
+def test_describe_and_list(tmp_path):
+    gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
+
+    async def main():
+        await stable_pair(gc, clock)
+        t = asyncio.create_task(join(gc, group="h"))
+        await settle()
+        gc.commit_offsets("solo", -1, "", None, [("t", 0, 1, -1, "")])
+        assert sorted(gc.list_groups()) == [("g", "consumer", "Stable"), ("h", "consumer", "PreparingRebalance"),
+                                            ("solo", "", "Empty")]
+        assert sorted(gc.list_groups(["stable", "Empty"])) == [("g", "consumer", "Stable"), ("solo", "", "Empty")]
+        d = gc.describe_group("h")  # not stable: no metadata, no assignment, no protocol
+        assert d.state == "PreparingRebalance" and d.protocol == "" and d.members[0][4:] == (b"", b"")
+        assert d.members[0][2:4] == ("c", "/127.0.0.1")
+        assert gc.describe_group("unknown") == G.GroupDescription(0, "unknown", "Dead", "", "", [])
+        assert gc.describe_group("solo").state == "Empty"
+        assert gc.describe_group("").error_code == G.INVALID_GROUP_ID
+        clock.advance(1)
+        gc.expire()
+        await t
+
+    asyncio.run(main())
+
+
+def test_delete_offsets_for_topic(tmp_path):
+    gc, _ = make(tmp_path)
+    gc.commit_offsets("a", -1, "", None, [("t", 0, 1, -1, ""), ("u", 0, 2, -1, "")])
+    gc.commit_offsets("b", -1, "", None, [("t", 1, 3, -1, "")])
+    assert gc.delete_offsets_for_topic("t") == 2
+    assert gc.committed_by_group() == {"a": {("u", 0): 2}}
+
+
+def test_shutdown_answers_waiters_and_run_drives_timers(tmp_path):
+    gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
+
+    async def main():
+        t = asyncio.create_task(join(gc))
+        await settle()
+        gc.shutdown()
+        assert (await t).error_code == G.COORDINATOR_NOT_AVAILABLE
+        gc2 = GroupCoordinator(gc.offsets, initial_rebalance_delay_ms=50)  # real clock
+        runner = asyncio.create_task(gc2.run(interval_s=0.01))
+        r = await asyncio.wait_for(join(gc2), 5)
+        assert r.generation_id == 1
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+
+    asyncio.run(main())
+
+
+def test_cancelled_join_still_counts_as_joined(tmp_path):
+    gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
+
+    async def main():
+        t1 = asyncio.create_task(join(gc, client="a"))
+        t2 = asyncio.create_task(join(gc, client="b"))
+        await settle()
+        t2.cancel()  # the client's connection went away
+        clock.advance(1)
+        gc.expire()
+        r1 = await t1
+        assert r1.generation_id == 1 and len(r1.members) == 2
+        clock.advance(6)
+        assert gc.heartbeat("g", 1, r1.member_id, None) == 0
+        clock.advance(5)  # the vanished member never syncs nor heartbeats
+        assert gc.expire() == [r1.members[1][0]]
+        assert gc.heartbeat("g", 1, r1.member_id, None) == G.REBALANCE_IN_PROGRESS
+
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------- property test: random protocol traffic
+actions = st.lists(st.tuples(st.sampled_from(["join", "rejoin", "hb", "sync", "leave", "tick", "commit"]),
+                             st.integers(0, 4), st.sampled_from([0.5, 3.0, 12.0, 40.0])), max_size=60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(actions, st.sampled_from([0, 100]))
+def test_invariants_under_random_traffic(tmp_path_factory, steps, delay):
+    gc, clock = make(tmp_path_factory.mktemp("g"), initial_rebalance_delay_ms=delay)
+    valid = {"Empty", "PreparingRebalance", "CompletingRebalance", "Stable"}
+
+    async def main():
+        tasks, known, last_gen = [], [], 0
+        for action, i, dt in steps:
+            group = gc._groups.get("g")
+            gen = group.generation if group else 0
+            mid = known[i % len(known)] if known else ""
+            if action == "join" or not known:
+                tasks.append(asyncio.create_task(join(gc, require=bool(i % 2), client=f"c{i}")))
+            elif action == "rejoin":
+                tasks.append(asyncio.create_task(join(gc, mid, protocols=[("range", bytes([i]))])))
+            elif action == "hb":
+                assert gc.heartbeat("g", gen, mid, None) in (0, 22, 25, 27)
+            elif action == "sync":
+                tasks.append(asyncio.create_task(sync(gc, gen, mid, {m: b"a" for m in known})))
+            elif action == "leave":
+                gc.leave_group("g", [(mid, None)])
+            elif action == "commit":
+                assert all(c in (0, 22, 25, 27) for *_, c in gc.commit_offsets("g", gen, mid, None,
+                                                                                [("t", 0, i, -1, "")]))
+            else:
+                clock.advance(dt)
+                gc.expire()
+            await settle()
+            for t in tasks:
+                new = getattr(t.result(), "member_id", "") if t.done() else ""
+                if new and new not in known:
+                    known.append(new)
+            group = gc._groups.get("g")
+            if group is None:
+                continue
+            assert group.state in valid and group.generation >= last_gen
+            last_gen = group.generation
+            assert (group.state == "Empty") == (not group.members)
+            if group.members:
+                assert group.leader in group.members
+            for m in group.members.values():
+                if group.state != "PreparingRebalance":
+                    assert m.join is None
+                if group.state != "CompletingRebalance":
+                    assert m.sync is None or m.sync.done()
+            assert set(group.static.values()) <= set(group.members)
+        gc.shutdown()
+        done = await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        assert all(r.error_code in (0, 15, 22, 25, 27, 79) for r in done)
+
+    asyncio.run(main())
