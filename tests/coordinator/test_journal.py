@@ -1,0 +1,256 @@
+"""MetadataJournal and Coordinator durability: restart, snapshots, torn tails, corruption, lock."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sandbox.coordinator import (
+    Coordinator, CoordinatorError, JournalCorruptError, JournalLockedError, MetadataJournal,
+)
+from sandbox.coordinator import model as m_
+
+
+def populate(c: Coordinator) -> None:
+    c.register_broker(1, "127.0.0.1", 9092)
+    c.register_broker(2, "127.0.0.1", 9093)
+    c.create_topic("orders", 3, 2, {"retention.ms": "1000", "cleanup.policy": "compact"})
+    c.create_topic("gone", 1, 1)
+    c.delete_topic("gone")
+    c.create_topic("__consumer_offsets", 2, 1)
+    c.create_partitions("orders", 4)
+    c.alter_configs("orders", {"segment.bytes": "1048576"}, ["cleanup.policy"])
+    c.allocate_producer_ids(1000)
+
+
+def test_restart_restores_identical_state(make_coordinator):
+    c = make_coordinator()
+    populate(c)
+    state = c.state()
+    c.close()
+    c2 = make_coordinator()
+    assert c2.state() == state
+    assert c2.cluster_id == state.cluster_id and len(c2.cluster_id) == 22
+    assert c2.topic("orders").topic_id == state.topics["orders"].topic_id
+    assert c2.topic_by_id(state.topics["orders"].topic_id).name == "orders"
+    assert c2.describe_configs("orders")["segment.bytes"] == ("1048576", False)
+    assert c2.allocate_producer_ids(10) == 1000  # ids are never handed out twice
+
+
+def test_restart_without_clean_close_replays_the_log(make_coordinator, tmp_path):
+    c = make_coordinator()
+    populate(c)
+    state = c.state()
+    c._journal._log.close()  # simulate a crash: no snapshot on close, lock left behind
+    c._journal._log = None
+    (tmp_path / "coordinator" / "coordinator.lock").write_text("999999999")
+    assert not (tmp_path / "coordinator" / "snapshot.json").exists()
+    assert make_coordinator().state() == state
+
+
+def test_producer_ids_durable_across_crash(make_coordinator):
+    c = make_coordinator()
+    first = c.allocate_producer_ids(50)
+    c._journal._log.close()
+    c._journal._log = None
+    c._journal._unlock()
+    assert make_coordinator().allocate_producer_ids(50) == first + 50
+
+
+def test_cluster_id_given_once_then_checked(make_coordinator):
+    c = make_coordinator(cluster_id="MkU3OEVBNTcwNTJENDM2Qk")
+    assert c.cluster_id == "MkU3OEVBNTcwNTJENDM2Qk"
+    c.close()
+    with pytest.raises(CoordinatorError) as info:
+        make_coordinator(cluster_id="somethingElseEntirely1")
+    assert info.value.error_code == m_.INCONSISTENT_CLUSTER_ID
+    assert make_coordinator().cluster_id == "MkU3OEVBNTcwNTJENDM2Qk"
+
+
+def test_snapshot_every_n_records_plus_tail_replay(make_coordinator, tmp_path):
+    c = make_coordinator(snapshot_every=10)
+    populate(c)
+    directory = tmp_path / "coordinator"
+    snap = json.loads((directory / "snapshot.json").read_text())
+    assert 0 < snap["offset"] <= c.metadata_offset
+    tail_lines = (directory / "metadata.log").read_bytes().count(b"\n")
+    c.create_topic("after-snapshot", 2, 1)
+    assert (directory / "metadata.log").read_bytes().count(b"\n") == tail_lines + 1
+    state = c.state()
+    assert 0 < c._journal.records_since_snapshot < 10
+    c._journal._log.close()
+    c._journal._log = None
+    c._journal._unlock()
+    c2 = make_coordinator()
+    assert c2.state() == state and c2.topic("after-snapshot") is not None
+
+
+def test_close_writes_snapshot_and_empties_log(make_coordinator, tmp_path):
+    c = make_coordinator()
+    populate(c)
+    c.close()
+    directory = tmp_path / "coordinator"
+    assert (directory / "metadata.log").read_bytes() == b""
+    assert json.loads((directory / "snapshot.json").read_text())["offset"] == c.metadata_offset
+    assert not (directory / "coordinator.lock").exists()
+
+
+def test_records_already_in_snapshot_are_skipped(tmp_path):
+    j = MetadataJournal(tmp_path)
+    j.load()
+    j.append([{"type": "a"}, {"type": "b"}])
+    log_bytes = (tmp_path / "metadata.log").read_bytes()
+    j.write_snapshot({"fake": True}, 2)
+    j.close()
+    (tmp_path / "metadata.log").write_bytes(log_bytes)  # crash before the log was emptied
+    j = MetadataJournal(tmp_path)
+    assert j.load() == ({"fake": True}, [])
+    assert j.append([{"type": "c"}]) == 2
+    j.close()
+
+
+def test_torn_tail_is_truncated_and_reported(make_coordinator, tmp_path, events):
+    c = make_coordinator()
+    populate(c)
+    state = c.state()
+    c._journal._log.close()
+    c._journal._log = None
+    c._journal._unlock()
+    log = tmp_path / "coordinator" / "metadata.log"
+    good = log.read_bytes()
+    torn = b'1234abcd 400 {"offset":99,"records":[{"type":"top'
+    log.write_bytes(good + torn)
+    c2 = make_coordinator()
+    assert c2.state() == state
+    assert ("repair", {"service": "coordinator", "bytes": len(torn), "path": str(log)}) in events
+    assert log.read_bytes() == good  # truncated back to the last whole batch
+    c2.create_topic("next", 1, 1)  # and appending continues normally
+    c2.close()
+    assert make_coordinator().topic("next") is not None
+
+
+def test_corrupt_last_line_with_valid_crc_frame_is_repaired(tmp_path):
+    j = MetadataJournal(tmp_path)
+    j.load()
+    j.append([{"type": "a"}])
+    j.append([{"type": "b"}])
+    j.close()
+    log = tmp_path / "metadata.log"
+    data = bytearray(log.read_bytes())
+    data[-5] ^= 0x01  # flip a bit inside the last line's payload
+    log.write_bytes(bytes(data))
+    repairs = []
+    j = MetadataJournal(tmp_path, on_event=lambda k, d: repairs.append((k, d["bytes"])))
+    assert j.load() == (None, [{"type": "a"}])
+    assert repairs and repairs[0][0] == "repair"
+    j.close()
+
+
+def test_mid_file_corruption_raises(make_coordinator, tmp_path):
+    c = make_coordinator()
+    populate(c)
+    c._journal._log.close()
+    c._journal._log = None
+    c._journal._unlock()
+    log = tmp_path / "coordinator" / "metadata.log"
+    lines = log.read_bytes().split(b"\n")
+    hit = next(i for i, line in enumerate(lines) if b"orders" in line)
+    assert hit < len(lines) - 2  # valid batches follow it
+    lines[hit] = lines[hit].replace(b"orders", b"ordars")  # CRC no longer matches
+    log.write_bytes(b"\n".join(lines))
+    with pytest.raises(JournalCorruptError, match="byte"):
+        make_coordinator()
+    assert not (tmp_path / "coordinator" / "coordinator.lock").exists()  # lock released
+
+
+def test_corrupt_snapshot_raises(make_coordinator, tmp_path):
+    c = make_coordinator()
+    populate(c)
+    c.close()
+    snap = tmp_path / "coordinator" / "snapshot.json"
+    snap.write_text(snap.read_text().replace("orders", "ordars"))
+    with pytest.raises(JournalCorruptError, match="checksum"):
+        make_coordinator()
+    snap.write_text("{not json")
+    with pytest.raises(JournalCorruptError, match="corrupt"):
+        make_coordinator()
+
+
+def test_gap_in_log_raises(tmp_path):
+    j = MetadataJournal(tmp_path)
+    j.load()
+    j.append([{"type": "a"}])
+    j.append([{"type": "b"}])
+    j.append([{"type": "c"}])
+    j.close()
+    log = tmp_path / "metadata.log"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(lines[0] + lines[2])
+    with pytest.raises(JournalCorruptError, match="missing"):
+        MetadataJournal(tmp_path).load()
+
+
+def test_live_lock_refuses_and_stale_lock_is_removed(tmp_path, events):
+    c = Coordinator(tmp_path)
+    with pytest.raises(JournalLockedError):
+        Coordinator(tmp_path)  # this very process holds it
+    c.close()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "coordinator.lock").write_text(str(dead.pid))
+    c = Coordinator(tmp_path, on_event=lambda k, d: events.append((k, d)))
+    assert [k for k, _ in events] == ["stale-lock"] and events[0][1]["pid"] == dead.pid
+    assert (tmp_path / "coordinator.lock").read_text() == str(__import__("os").getpid())
+    c.close()
+
+
+def test_leftover_snapshot_tmp_is_ignored(make_coordinator, tmp_path):
+    c = make_coordinator()
+    populate(c)
+    state = c.state()
+    c.close()
+    (tmp_path / "coordinator" / "snapshot.json.tmp").write_text("half a snapsh")
+    assert make_coordinator().state() == state
+    assert not (tmp_path / "coordinator" / "snapshot.json.tmp").exists()
+
+
+def test_subscribers_see_applied_records(make_coordinator):
+    c = make_coordinator()
+    seen = []
+    unsubscribe = c.subscribe(seen.append)
+    c.register_broker(1, "h", 9092)
+    offset = c.metadata_offset
+    c.create_topic("t", 2, 1)
+    assert [r["type"] for r in seen[-1]] == ["topic", "partition", "partition"]
+    assert c.metadata_offset == offset + 3
+    seen[-1][0]["name"] = "mutated"  # listeners get copies
+    assert c.topic("t") is not None
+    unsubscribe()
+    c.delete_topic("t")
+    assert [r["type"] for r in seen[-1]] == ["topic", "partition", "partition"]
+
+
+def test_create_topics_per_topic_results_and_validate_only(make_coordinator):
+    c = make_coordinator()
+    c.register_broker(1, "h", 9092)
+    results = c.create_topics([
+        {"name": "ok", "num_partitions": 2},
+        {"name": "bad name"},
+        {"name": "dup"}, {"name": "dup"},
+        {"name": "cfg", "configs": {"retention.ms": "x"}},
+    ])
+    codes = {r.name: r.error_code for r in results}
+    assert codes == {"ok": 0, "bad name": m_.INVALID_TOPIC_EXCEPTION, "dup": m_.INVALID_REQUEST,
+                     "cfg": m_.INVALID_CONFIG}
+    assert results[0].topic.name == "ok" and len(results[0].topic.partitions) == 2
+    assert "retention.ms" in results[-1].error_message
+    offset = c.metadata_offset
+    [res] = c.create_topics([{"name": "dry", "num_partitions": 3}], validate_only=True)
+    assert res.error_code == 0 and len(res.topic.partitions) == 3
+    assert c.topic("dry") is None and c.metadata_offset == offset
+    assert len(c.create_partitions("ok", 5, validate_only=True).partitions) == 5
+    assert len(c.topic("ok").partitions) == 2
+    c.alter_configs("ok", {"retention.ms": "1"}, validate_only=True)
+    assert c.topic("ok").configs == {} and c.metadata_offset == offset
