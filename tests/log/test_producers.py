@@ -1,0 +1,121 @@
+"""Idempotent producers: duplicates get their original offsets, sequence and epoch checks, restarts."""
+import pytest
+
+from sandbox.log import InvalidProducerEpochError, LogConfig, OutOfOrderSequenceError, PartitionLog
+from sandbox.log.producers import INT32_MAX, last_sequence
+
+from .logkit import batch, offsets
+
+
+def pbatch(seq, n=2, pid=42, epoch=0, tag="p"):
+    return batch(n, tag=f"{tag}{seq}", producer_id=pid, producer_epoch=epoch, base_sequence=seq)
+
+
+@pytest.fixture
+def log(tmp_path):
+    lg = PartitionLog(tmp_path / "idem-0", LogConfig(segment_bytes=2048, index_interval_bytes=128))
+    yield lg
+    lg.close()
+
+
+def test_duplicate_returns_original_offsets(log):
+    log.append(batch(3))
+    first = log.append(pbatch(0))
+    log.append(pbatch(2))
+    log.append(batch(1))
+    size = log.size_bytes
+    dup = log.append(pbatch(0))
+    assert dup.duplicate and (dup.first_offset, dup.last_offset) == (first.first_offset, first.last_offset) == (3, 4)
+    assert log.size_bytes == size and log.log_end_offset == 8
+
+
+def test_only_last_five_batches_cached(log):
+    infos = [log.append(pbatch(2 * i)) for i in range(7)]
+    assert log.append(pbatch(4)).duplicate  # 3rd of 7: still among the last 5
+    with pytest.raises(OutOfOrderSequenceError):
+        log.append(pbatch(0))  # evicted: no longer recognised, and out of order
+    assert infos
+
+
+def test_sequence_gap_rejected(log):
+    log.append(pbatch(0))
+    with pytest.raises(OutOfOrderSequenceError):
+        log.append(pbatch(5))
+    assert log.append(pbatch(2)).first_offset == 2
+
+
+def test_epochs(log):
+    log.append(pbatch(0, epoch=1))
+    with pytest.raises(InvalidProducerEpochError):
+        log.append(pbatch(2, epoch=0))
+    with pytest.raises(OutOfOrderSequenceError):
+        log.append(pbatch(7, epoch=2))  # a new epoch must start at 0
+    assert not log.append(pbatch(0, epoch=2)).duplicate
+
+
+def test_unknown_producer_any_sequence_and_independent_producers(log):
+    log.append(pbatch(100, pid=1))
+    log.append(pbatch(0, pid=2))
+    log.append(pbatch(102, pid=1))
+    with pytest.raises(OutOfOrderSequenceError):
+        log.append(pbatch(5, pid=2))
+
+
+def test_sequence_wraps(log):
+    assert last_sequence(INT32_MAX - 1, 3) == 1
+    log.append(pbatch(INT32_MAX - 1, n=2))
+    assert not log.append(pbatch(0, n=2)).duplicate
+    assert log.append(pbatch(0, n=2)).duplicate
+
+
+def test_non_idempotent_batches_never_deduplicated(log):
+    log.append(batch(1))
+    assert not log.append(batch(1)).duplicate
+    assert log.log_end_offset == 2
+
+
+def test_state_survives_reopen_via_snapshot(tmp_path):
+    d = tmp_path / "idem-0"
+    log = PartitionLog(d, LogConfig())
+    log.append(pbatch(0))
+    log.append(pbatch(2))
+    log.close()
+    assert list(d.glob("*.snapshot"))
+    log = PartitionLog(d, LogConfig(), recovery_point=4)
+    dup = log.append(pbatch(2))
+    assert dup.duplicate and dup.first_offset == 2
+    with pytest.raises(OutOfOrderSequenceError):
+        log.append(pbatch(9))
+    log.close()
+
+
+def test_state_rebuilt_without_snapshot_from_headers(tmp_path):
+    d = tmp_path / "idem-0"
+    log = PartitionLog(d, LogConfig(segment_bytes=400))
+    for s in range(0, 20, 2):
+        log.append(pbatch(s))
+    log.flush()
+    log.append(pbatch(20))  # after the snapshot: found by the header scan
+    log._segments[-1].fsync()
+    for seg in log._segments:
+        seg.close()  # crash: no close(), no snapshot for the last batch
+    log = PartitionLog(d, LogConfig(segment_bytes=400))
+    assert log.append(pbatch(20)).duplicate
+    assert log.append(pbatch(18)).duplicate
+    for p in d.glob("*.snapshot"):
+        p.unlink()
+    log.close()
+    for p in d.glob("*.snapshot"):
+        p.unlink()
+    log = PartitionLog(d, LogConfig(segment_bytes=400))
+    assert log.append(pbatch(16)).first_offset == 16
+    assert log.append(pbatch(22)).first_offset == 22
+    log.close()
+
+
+def test_truncate_resets_producer_state(log):
+    log.append(pbatch(0))
+    log.append(pbatch(2))
+    log.truncate_to(2)
+    assert log.append(pbatch(2)).first_offset == 2 and log.log_end_offset == 4
+    assert offsets(log.read(0, 1 << 20)) == [0, 1, 2, 3]
