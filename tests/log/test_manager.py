@@ -1,0 +1,154 @@
+"""LogDir: lock file, checkpoint files, opening partitions, Windows-safe partition deletion."""
+import subprocess
+import sys
+
+import pytest
+
+from sandbox.log import LogConfig, LogDir, UnrecoverableJournalError
+from sandbox.log.manager import (
+    LOG_START_CHECKPOINT, RECOVERY_CHECKPOINT, parse_partition_dir, read_checkpoint, write_checkpoint,
+)
+
+from .logkit import batch, offsets
+
+
+class Events(list):
+    def __call__(self, kind, info):
+        self.append((kind, info))
+
+
+def cfg():
+    return LogConfig(segment_bytes=1024, index_interval_bytes=128)
+
+
+def test_parse_partition_dir():
+    assert parse_partition_dir("my.topic_name-with-dash-12") == ("my.topic_name-with-dash", 12)
+    assert parse_partition_dir("orders-0") == ("orders", 0)
+    assert parse_partition_dir("orders") is None
+    assert parse_partition_dir("orders-0.abcdef0123-delete") is None
+
+
+def test_checkpoint_file_round_trip(tmp_path):
+    p = tmp_path / "cp"
+    data = {("a.b-c_d", 0): 5, ("x", 12): 0}
+    write_checkpoint(p, data)
+    assert p.read_text().splitlines()[:2] == ["0", "2"]
+    assert "a.b-c_d 0 5" in p.read_text()
+    assert read_checkpoint(p) == data
+    assert read_checkpoint(tmp_path / "missing") == {}
+    p.write_text("0\n3\nx 1 2\n")
+    with pytest.raises(ValueError):
+        read_checkpoint(p)
+
+
+def test_logdir_round_trip_with_checkpoints(tmp_path):
+    root = tmp_path / "broker-1"
+    ld = LogDir(root, cfg())
+    assert ld.open() == {}
+    a = ld.create("orders.v1-x", 0)
+    b = ld.create("orders.v1-x", 1)
+    for i in range(20):
+        a.append(batch(2))
+    b.append(batch(3))
+    a.delete_records_before(7)
+    ld.close()
+    assert not (root / ".lock").exists()
+    assert read_checkpoint(root / RECOVERY_CHECKPOINT) == {("orders.v1-x", 0): 40, ("orders.v1-x", 1): 3}
+    assert read_checkpoint(root / LOG_START_CHECKPOINT)[("orders.v1-x", 0)] == 7
+    ev = Events()
+    ld = LogDir(root, cfg(), on_event=ev)
+    logs = ld.open()
+    assert set(logs) == {("orders.v1-x", 0), ("orders.v1-x", 1)}
+    a = ld.get("orders.v1-x", 0)
+    assert a.log_start_offset == 7 and a.log_end_offset == 40 and a.recovery_point == 40
+    assert offsets(a.read(7, 1 << 20))[0] <= 7
+    assert ld.get("nope", 0) is None
+    assert ev == []
+    ld.close()
+
+
+def test_checkpoint_is_flush_free(tmp_path):
+    ld = LogDir(tmp_path, cfg())
+    ld.open()
+    log = ld.create("t", 0)
+    log.append(batch(2))
+    ld.checkpoint()
+    assert read_checkpoint(tmp_path / RECOVERY_CHECKPOINT) == {("t", 0): 0}
+    ld.flush_all()
+    assert read_checkpoint(tmp_path / RECOVERY_CHECKPOINT) == {("t", 0): 2}
+    ld.close()
+
+
+def test_live_lock_refused(tmp_path):
+    ld = LogDir(tmp_path, cfg())
+    ld.open()
+    with pytest.raises(UnrecoverableJournalError, match="locked"):
+        LogDir(tmp_path, cfg()).open()
+    ld.close()
+    ld2 = LogDir(tmp_path, cfg())
+    ld2.open()
+    ld2.close()
+
+
+def test_stale_lock_removed(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / ".lock").write_text(str(dead.pid))
+    ev = Events()
+    ld = LogDir(tmp_path, cfg(), on_event=ev)
+    ld.open()
+    assert [k for k, _ in ev] == ["stale-lock-removed"] and ev[0][1]["pid"] == dead.pid
+    assert (tmp_path / ".lock").read_text() == str(__import__("os").getpid())
+    ld.close()
+
+
+def test_delete_partition_closes_handles_first(tmp_path, windows_files):
+    ld = LogDir(tmp_path, cfg())
+    ld.open()
+    log = ld.create("doomed", 3)
+    keep = ld.create("kept", 0)
+    for i in range(20):
+        log.append(batch(2))
+    keep.append(batch(1))
+    ld.delete_partition("doomed", 3)
+    assert not (tmp_path / "doomed-3").exists()
+    assert not any(p.name.endswith("-delete") for p in tmp_path.iterdir())
+    assert ld.get("doomed", 3) is None
+    assert ("doomed", 3) not in read_checkpoint(tmp_path / RECOVERY_CHECKPOINT)
+    ld.close()
+    ld = LogDir(tmp_path, cfg())
+    assert set(ld.open()) == {("kept", 0)}
+    ld.close()
+
+
+def test_windows_semantics_would_catch_open_handles(tmp_path, windows_files):
+    """Control for the test above: deleting the directory of an open log must fail."""
+    import shutil
+    ld = LogDir(tmp_path, cfg())
+    ld.open()
+    log = ld.create("held", 0)
+    log.append(batch(1))
+    with pytest.raises(PermissionError):
+        shutil.rmtree(log.directory)
+    ld.close()
+
+
+def test_leftover_delete_dirs_cleaned_on_open(tmp_path):
+    (tmp_path / "old-0.0123abcd-delete").mkdir()
+    (tmp_path / "old-0.0123abcd-delete" / "00000000000000000000.log").write_bytes(b"x")
+    ld = LogDir(tmp_path, cfg())
+    assert ld.open() == {}
+    assert not (tmp_path / "old-0.0123abcd-delete").exists()
+    ld.close()
+
+
+def test_topic_configs_applied_at_open(tmp_path):
+    ld = LogDir(tmp_path, cfg())
+    ld.open()
+    ld.create("t", 0).append(batch(1))
+    ld.close()
+    special = LogConfig(retention_bytes=5)
+    ld = LogDir(tmp_path, cfg())
+    logs = ld.open(topic_configs={"t": special})
+    assert logs[("t", 0)].config is special
+    ld.close()
