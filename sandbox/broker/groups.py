@@ -11,20 +11,11 @@ from typing import Any, Callable, NamedTuple
 
 from sandbox.broker.offsets import OffsetStore
 
-NONE = 0
-UNKNOWN_TOPIC_OR_PARTITION = 3
-OFFSET_METADATA_TOO_LARGE = 12
-COORDINATOR_NOT_AVAILABLE = 15
-ILLEGAL_GENERATION = 22
-INCONSISTENT_GROUP_PROTOCOL = 23
-INVALID_GROUP_ID = 24
-UNKNOWN_MEMBER_ID = 25
-INVALID_SESSION_TIMEOUT = 26
-REBALANCE_IN_PROGRESS = 27
-NON_EMPTY_GROUP = 68
-GROUP_ID_NOT_FOUND = 69
-MEMBER_ID_REQUIRED = 79
-FENCED_INSTANCE_ID = 82
+# Kafka error codes
+NONE, UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE, COORDINATOR_NOT_AVAILABLE = 0, 3, 12, 15
+ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID, UNKNOWN_MEMBER_ID = 22, 23, 24, 25
+INVALID_SESSION_TIMEOUT, REBALANCE_IN_PROGRESS, NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND = 26, 27, 68, 69
+MEMBER_ID_REQUIRED, FENCED_INSTANCE_ID = 79, 82
 
 EMPTY, PREPARING, COMPLETING, STABLE, DEAD = (
     "Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead")
@@ -164,20 +155,13 @@ class GroupCoordinator:
         # a new member
         if not group.members:
             group.protocol_type = protocol_type
-        member = _Member(member_id, group_instance_id, *info)
-        group.members[member_id] = member
+        member = group.members[member_id] = _Member(member_id, group_instance_id, *info)
         if group_instance_id:
             group.static[group_instance_id] = member_id
-        if group.leader is None:
-            group.leader = member_id
-        fut = member.join = asyncio.get_running_loop().create_future()
-        if group.state == PREPARING:
-            if group.initial_until is not None:
-                group.initial_until = min(now + self._initial_delay_s, group.initial_start + group.max_rebalance_s())
-            self._try_complete(group, now)
-        else:
-            self._prepare(group, now, why)
-        return await fut
+        group.leader = group.leader or member_id
+        if group.state == PREPARING and group.initial_until is not None:  # Kafka's InitialDelayedJoin
+            group.initial_until = min(now + self._initial_delay_s, group.initial_start + group.max_rebalance_s())
+        return await self._rebalance_with(group, member, why)
 
     async def _rejoin(self, group: _Group, m: _Member, protocol_type: str, info: tuple, why: str) -> JoinResult:
         changed = m.protocols != info[2]
@@ -186,12 +170,7 @@ class GroupCoordinator:
         if group.state == COMPLETING and not changed:
             return self._current_join(group, m)
         self._update(group, m, protocol_type, info)
-        fut = self._await_join(m)
-        if group.state == PREPARING:
-            self._try_complete(group, self._clock())
-        else:
-            self._prepare(group, self._clock(), why)
-        return await fut
+        return await self._rebalance_with(group, m, why)
 
     async def _rejoin_static(self, group: _Group, instance_id: str, protocol_type: str, info: tuple,
                              why: str) -> JoinResult:
@@ -213,24 +192,16 @@ class GroupCoordinator:
         if group.state == STABLE and not changed:
             m.deadline = self._clock() + m.session_timeout_ms / 1000
             return self._current_join(group, m)._replace(skip_assignment=new_id == group.leader)
-        fut = self._await_join(m)
-        if group.state == PREPARING:
-            self._try_complete(group, self._clock())
-        else:
-            self._prepare(group, self._clock(), why)
-        return await fut
+        return await self._rebalance_with(group, m, why)
 
     # ------------------------------------------------------------------ SyncGroup / Heartbeat / Leave
     async def sync_group(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None,
                          protocol_type: str | None, protocol_name: str | None,
                          assignments: dict[str, bytes]) -> SyncResult:
-        if not group_id:
-            return _sync_error(INVALID_GROUP_ID)
         group = self._groups.get(group_id)
-        code = self._check_member(group, generation_id, member_id, group_instance_id)
-        if code:
+        code = self._check_member(group_id, group, generation_id, member_id, group_instance_id)
+        if code or group is None:
             return _sync_error(code)
-        assert group is not None
         if (protocol_type and protocol_type != group.protocol_type) or (
                 protocol_name and protocol_name != group.protocol):
             return _sync_error(INCONSISTENT_GROUP_PROTOCOL)
@@ -256,13 +227,10 @@ class GroupCoordinator:
         return await fut
 
     def heartbeat(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None) -> int:
-        if not group_id:
-            return INVALID_GROUP_ID
         group = self._groups.get(group_id)
-        code = self._check_member(group, generation_id, member_id, group_instance_id)
-        if code:
+        code = self._check_member(group_id, group, generation_id, member_id, group_instance_id)
+        if code or group is None:
             return code
-        assert group is not None
         m = group.members[member_id]
         m.deadline = self._clock() + m.session_timeout_ms / 1000
         return REBALANCE_IN_PROGRESS if group.state == PREPARING else NONE
@@ -344,7 +312,7 @@ class GroupCoordinator:
                        offsets: list[tuple[str, int, int, int, str | None]]) -> list[tuple[str, int, int]]:
         group = self._groups.get(group_id)
         code = NONE
-        if group is None or group.state == DEAD:
+        if group is None:
             code = NONE if generation_id < 0 else ILLEGAL_GENERATION
         elif group.fenced(group_instance_id, member_id):
             code = FENCED_INSTANCE_ID
@@ -446,10 +414,12 @@ class GroupCoordinator:
         common = set.intersection(*({n for n, _ in m.protocols} for m in others))
         return any(n in common for n, _ in protocols)
 
-    def _check_member(self, group: _Group | None, generation_id: int, member_id: str,
+    def _check_member(self, group_id: str, group: _Group | None, generation_id: int, member_id: str,
                       instance_id: str | None) -> int:
-        if group is None or group.state == DEAD:
-            return UNKNOWN_MEMBER_ID if group is None else COORDINATOR_NOT_AVAILABLE
+        if not group_id:
+            return INVALID_GROUP_ID
+        if group is None:
+            return UNKNOWN_MEMBER_ID
         if group.fenced(instance_id, member_id):
             return FENCED_INSTANCE_ID
         if member_id not in group.members or group.state == EMPTY:
@@ -463,11 +433,16 @@ class GroupCoordinator:
         if len(group.members) == 1:
             group.protocol_type = protocol_type
 
-    def _await_join(self, m: _Member) -> asyncio.Future[JoinResult]:
+    async def _rebalance_with(self, group: _Group, m: _Member, why: str) -> JoinResult:
+        """Mark an existing member as (re)joined, start or advance the rebalance, wait for its end."""
         if m.join is not None and not m.join.done():  # a retried JoinGroup supersedes the old one
             m.join.set_result(_join_error(REBALANCE_IN_PROGRESS, m.member_id))
-        m.join = asyncio.get_running_loop().create_future()
-        return m.join
+        fut = m.join = asyncio.get_running_loop().create_future()
+        if group.state == PREPARING:
+            self._try_complete(group, self._clock())
+        else:
+            self._prepare(group, self._clock(), why)
+        return await fut
 
     def _current_join(self, group: _Group, m: _Member) -> JoinResult:
         leader = m.member_id == group.leader
@@ -495,7 +470,9 @@ class GroupCoordinator:
     def _try_complete(self, group: _Group, now: float, force: bool = False) -> None:
         if group.state != PREPARING:
             return
-        if group.initial_until is not None:
+        if not group.members:  # nobody left to wait for (pending ids just rejoin as new members)
+            ready = True
+        elif group.initial_until is not None:
             ready = now >= group.initial_until
         else:
             ready = not group.pending and all(m.join is not None for m in group.members.values())
