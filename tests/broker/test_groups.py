@@ -538,3 +538,26 @@ def test_invariants_under_random_traffic(tmp_path_factory, steps, delay):
         assert all(r.error_code in (0, 15, 22, 25, 27, 79) for r in done)
 
     asyncio.run(main())
+
+
+def test_retried_join_supersedes_and_leave_in_completing_resets_syncs(tmp_path):
+    gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
+
+    async def main():
+        r1, r2 = await stable_pair(gc, clock)
+        old = asyncio.create_task(join(gc, r1.member_id, protocols=[("range", b"A")]))
+        await settle()
+        new = asyncio.create_task(join(gc, r1.member_id, protocols=[("range", b"A")]))  # client retried
+        await settle()
+        assert (await old).error_code == G.REBALANCE_IN_PROGRESS and not new.done()
+        n2 = await join(gc, r2.member_id, protocols=[("range", b"B")])
+        n1 = await new
+        assert n1.generation_id == n2.generation_id == 2
+        s2 = asyncio.create_task(sync(gc, 2, r2.member_id))
+        await settle()
+        gc.leave_group("g", [(r1.member_id, None)])  # the leader leaves before assigning
+        assert (await s2).error_code == G.REBALANCE_IN_PROGRESS
+        n2b = await join(gc, r2.member_id, protocols=[("range", b"B")])
+        assert n2b.generation_id == 3 and n2b.leader == r2.member_id
+
+    asyncio.run(main())
