@@ -7,6 +7,7 @@ import uuid
 from typing import Any, Iterable, Mapping, Sequence
 
 from . import rules, topic_configs
+from .elections import Draft
 from .model import (
     BROKER_ID_NOT_REGISTERED, DUPLICATE_BROKER_REGISTRATION, INVALID_CONFIG, INVALID_PARTITIONS,
     INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, NO_LEADER,
@@ -15,6 +16,8 @@ from .model import (
 )
 
 Record = dict[str, Any]
+
+
 class MetadataMachine:
     """Cluster metadata. Broker sessions (last heartbeat times) are soft state: kept in memory,
     never journaled, and not part of state(); a restored broker's session starts at the first
@@ -349,69 +352,14 @@ class MetadataMachine:
             fork.apply(record)
         return fork
 
-    def _draft(self) -> _Draft:
-        return _Draft(self)
+    def _draft(self) -> Draft:
+        return Draft(self)
 
     def _fork(self) -> MetadataMachine:
         m = MetadataMachine(default_partitions=self.default_partitions)
         m._cluster_id, m._next_pid, m._offset = self._cluster_id, self._next_pid, self._offset
         m._brokers, m._topics, m._ids = dict(self._brokers), dict(self._topics), dict(self._ids)
         return m
-
-
-class _Draft:
-    """Records being built for one command, applied to a scratch copy as they are emitted so
-    later records see the effect of earlier ones."""
-
-    def __init__(self, machine: MetadataMachine) -> None:
-        self.machine = machine._fork()
-        self.records: list[Record] = []
-
-    def emit(self, record: Record) -> None:
-        self.machine.apply(record)
-        self.records.append(record)
-
-    def _change(self, topic: TopicInfo, p: PartitionInfo, isr: tuple[int, ...], leader: int
-                ) -> None:
-        if isr == p.isr and leader == p.leader:
-            return
-        self.emit({"type": "partition-change", "topic_id": str(topic.topic_id),
-                   "index": p.index, "replicas": list(p.replicas), "isr": list(isr),
-                   "leader": leader,
-                   "leader_epoch": p.leader_epoch + (1 if leader != p.leader else 0),
-                   "partition_epoch": p.partition_epoch + 1})
-
-    def fence(self, broker_id: int) -> None:
-        """Fence a broker: drop it from ISRs (never emptying one), move its leaderships to
-        another live in-sync replica, or leave the partition leaderless."""
-        self.emit({"type": "fence-broker", "broker_id": broker_id})
-        m = self.machine
-        for name in sorted(m._topics):
-            topic = m._topics[name]
-            for p in topic.partitions:
-                if broker_id not in p.isr and p.leader != broker_id:
-                    continue
-                isr = tuple(r for r in p.isr if r != broker_id) or p.isr
-                leader = p.leader
-                if leader == broker_id:
-                    leader = next((r for r in p.replicas if r in isr and r != broker_id
-                                   and not m._brokers[r].fenced), NO_LEADER)
-                self._change(m._topics[name], m._topics[name].partitions[p.index], isr, leader)
-
-    def elect_returning(self, broker_id: int) -> None:
-        """A broker came back: it leads the leaderless partitions it is in sync for (or, with
-        unclean.leader.election.enable=true, any leaderless partition it is a replica of)."""
-        m = self.machine
-        for name in sorted(m._topics):
-            topic = m._topics[name]
-            unclean = topic.configs.get("unclean.leader.election.enable") == "true"
-            for p in topic.partitions:
-                if p.leader != NO_LEADER or broker_id not in p.replicas:
-                    continue
-                if broker_id in p.isr:
-                    self._change(m._topics[name], p, p.isr, broker_id)
-                elif unclean:
-                    self._change(m._topics[name], p, (broker_id,), broker_id)
 
 
 _APPLY = {

@@ -254,3 +254,39 @@ def test_create_topics_per_topic_results_and_validate_only(make_coordinator):
     assert len(c.topic("ok").partitions) == 2
     c.alter_configs("ok", {"retention.ms": "1"}, validate_only=True)
     assert c.topic("ok").configs == {} and c.metadata_offset == offset
+
+
+def test_snapshot_replace_retries_while_windows_reports_busy(tmp_path, monkeypatch):
+    import os
+
+    from sandbox.coordinator import journal as journal_mod
+    real_replace, calls = os.replace, []
+
+    def busy_twice(src, dst):
+        calls.append(dst)
+        if len(calls) <= 2:
+            raise PermissionError(13, "The process cannot access the file")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(journal_mod.os, "replace", busy_twice)
+    j = MetadataJournal(tmp_path)
+    j.load()
+    j.append([{"type": "a"}])
+    j.write_snapshot({"s": 1}, 1)
+    j.close()
+    assert len(calls) == 3
+    monkeypatch.setattr(journal_mod.os, "replace", real_replace)
+    j = MetadataJournal(tmp_path)
+    assert j.load() == ({"s": 1}, [])
+    j.close()
+
+
+def test_cluster_id_looks_like_kafkas():
+    import base64
+
+    from sandbox.coordinator import new_cluster_id
+    ids = {new_cluster_id() for _ in range(50)}
+    assert len(ids) == 50
+    for cid in ids:
+        assert len(cid) == 22 and not cid.startswith("-")
+        assert len(base64.urlsafe_b64decode(cid + "==")) == 16
