@@ -1,0 +1,192 @@
+"""Consumer groups with real clients: partition split, takeover, and group admin."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import KafkaError
+
+from .kit import consumer, create_topic, produce_all, producer, unique
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+GROUP_CONF = {"partition.assignment.strategy": "range", "enable.auto.commit": True,
+              "auto.commit.interval.ms": 500}
+
+
+class Tracked:
+    """A confluent consumer whose on_assign/on_revoke callbacks are recorded."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str, name: str) -> None:
+        self.name = name
+        self.assigned: list[set[int]] = []
+        self.revoked: list[set[int]] = []
+        self.messages: list = []
+        self.c = consumer(bootstrap, group, **GROUP_CONF, **{"client.id": name})
+        self.c.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def _on_assign(self, c, parts) -> None:
+        self.assigned.append({p.partition for p in parts})
+
+    def _on_revoke(self, c, parts) -> None:
+        self.revoked.append({p.partition for p in parts})
+
+    def poll(self, timeout: float = 0.1) -> None:
+        m = self.c.poll(timeout)
+        if m is not None:
+            if m.error():
+                assert m.error().code() == KafkaError._PARTITION_EOF, m.error()
+            else:
+                self.messages.append(m)
+
+    def current(self) -> set[int]:
+        return {p.partition for p in self.c.assignment()}
+
+
+def poll_until(consumers: list[Tracked], pred, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for c in consumers:
+            c.poll(0.1)
+        if pred():
+            return
+    state = {c.name: (sorted(c.current()), c.assigned, c.revoked) for c in consumers}
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {state}")
+
+
+def test_two_consumers_split_then_one_takes_over(broker):
+    t = unique("split")
+    group = unique("grp")
+    create_topic(broker.bootstrap, t, 4)
+    c1 = Tracked(broker.bootstrap, group, t, "c1")
+    c2 = None
+    try:
+        poll_until([c1], lambda: c1.current() == {0, 1, 2, 3}, 30, "c1 alone owns all 4 partitions")
+        c2 = Tracked(broker.bootstrap, group, t, "c2")
+
+        def split():
+            a, b = c1.current(), c2.current()
+            return len(a) == 2 and len(b) == 2 and not (a & b) and (a | b) == {0, 1, 2, 3}
+        poll_until([c1, c2], split, 40, "an even, disjoint split of 4 partitions")
+        # the callbacks saw the same thing
+        assert c1.assigned[-1] == c1.current() and c2.assigned[-1] == c2.current()
+        assert c1.revoked, "c1 must have given partitions back when c2 joined"
+
+        # each consumer now receives exactly the records of its own partitions
+        p = producer(broker.bootstrap)
+        produce_all(p, t, [(f"k{i}".encode(), f"split {i}".encode(), {"partition": i % 4}) for i in range(40)])
+        poll_until([c1, c2], lambda: len(c1.messages) + len(c2.messages) >= 40, 30, "40 records")
+        for c in (c1, c2):
+            got = {m.partition() for m in c.messages}
+            assert got == c.current(), (c.name, got, c.current())
+            assert len(c.messages) == 20, (c.name, len(c.messages))
+        c2_parts = c2.current()
+
+        # c2 leaves: c1 takes over all four
+        c2.c.close()
+        c2 = None
+        poll_until([c1], lambda: c1.current() == {0, 1, 2, 3}, 30, "c1 owning all 4 partitions again")
+        assert c1.assigned[-1] == {0, 1, 2, 3}
+
+        # and consumes new data from the partitions c2 had, resuming after c2's commits
+        produce_all(p, t, [(b"after", f"after {i}".encode(), {"partition": i % 4}) for i in range(40)])
+        poll_until([c1], lambda: sum(m.value().startswith(b"after") for m in c1.messages) >= 40, 30,
+                   "40 new records at c1")
+        after = [m for m in c1.messages if m.value().startswith(b"after")]
+        assert sorted(m.value() for m in after) == sorted(f"after {i}".encode() for i in range(40))
+        split_values = [m.value() for m in c1.messages if m.value().startswith(b"split")]
+        redelivered = [m for m in c1.messages if m.value().startswith(b"split") and m.partition() in c2_parts]
+        assert not redelivered, f"c1 re-read c2's committed records: {[m.value() for m in redelivered]}"
+        assert len(split_values) == 20
+    finally:
+        if c2 is not None:
+            c2.c.close()
+        c1.c.close()
+
+
+def test_kafka_python_admin_lists_and_describes_groups(broker):
+    from kafka.admin import KafkaAdminClient
+
+    t = unique("desc")
+    group = unique("grp")
+    create_topic(broker.bootstrap, t, 4)
+    c1 = Tracked(broker.bootstrap, group, t, "member-one")
+    c2 = Tracked(broker.bootstrap, group, t, "member-two")
+    ka = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
+    try:
+        poll_until([c1, c2], lambda: len(c1.current()) == 2 and len(c2.current()) == 2, 40, "a stable split")
+        listed = list_groups(ka)
+        assert group in listed, listed
+        assert listed[group] in ("consumer", None), listed[group]
+
+        deadline = time.monotonic() + 20
+        while True:
+            # keep the members alive (heartbeats are served by poll in librdkafka's background)
+            for c in (c1, c2):
+                c.poll(0.05)
+            desc = describe_group(ka, group)
+            if desc["state"] == "Stable" or time.monotonic() > deadline:
+                break
+        assert desc["state"] == "Stable", desc
+        assert desc["protocol_type"] == "consumer"
+        assert desc["protocol"] == "range"
+        members = desc["members"]
+        assert sorted(m["client_id"] for m in members) == ["member-one", "member-two"]
+        assert len({m["member_id"] for m in members}) == 2
+        by_client = {m["client_id"]: m for m in members}
+        assert assigned_partitions(by_client["member-one"], t) == c1.current()
+        assert assigned_partitions(by_client["member-two"], t) == c2.current()
+
+        c1.c.close()
+        c2.c.close()
+        deadline = time.monotonic() + 20
+        while True:
+            desc = describe_group(ka, group)
+            if desc["state"] == "Empty" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert desc["state"] == "Empty", desc
+        assert desc["members"] == []
+    finally:
+        ka.close()
+
+
+def list_groups(ka) -> dict[str, str | None]:
+    fn = getattr(ka, "list_consumer_groups", None) or ka.list_groups
+    out = {}
+    for g in fn():
+        if isinstance(g, dict):
+            out[g["group_id"]] = g.get("protocol_type")
+        else:
+            out[g[0]] = g[1]
+    return out
+
+
+def describe_group(ka, group: str) -> dict:
+    if hasattr(ka, "describe_groups"):
+        res = ka.describe_groups([group])
+        d = dict(res[group])
+        assert d.get("error") is None, d
+        return d
+    (info,) = ka.describe_consumer_groups([group])  # kafka-python 2.x
+    return {"state": info.state, "protocol_type": info.protocol_type, "protocol": info.protocol,
+            "members": [{"client_id": m.client_id, "member_id": m.member_id,
+                         "member_assignment": m.member_assignment} for m in info.members]}
+
+
+def assigned_partitions(member: dict, topic: str) -> set[int]:
+    a = member["member_assignment"]
+    if isinstance(a, dict):
+        a = a.get("assigned_partitions") or a.get("assignment")
+        out = set()
+        for item in a:
+            if isinstance(item, dict):
+                if item.get("topic") == topic:
+                    out |= set(item.get("partitions"))
+            else:
+                name, parts = item
+                if name == topic:
+                    out |= set(parts)
+        return out
+    return {p.partition for p in a.partitions() if p.topic == topic}
