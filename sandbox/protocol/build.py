@@ -94,6 +94,9 @@ def build(cls: type, data: Any) -> Any:
             if is_tuple:
                 kwargs[name] = ()
                 continue
+            if conv is _td:  # throttle times: zero unless said otherwise
+                kwargs[name] = _td(0)
+                continue
             raise KeyError(f"{cls.__qualname__}.{name} is required")
         v = data[name]
         if nested is not None:
