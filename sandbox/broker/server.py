@@ -45,12 +45,14 @@ class BrokerServer:
 
     async def start(self) -> None:
         t0 = time.monotonic()
-        self.state.open()
         self._server = await asyncio.start_server(
-            self._serve, self.config.host, self.config.port, reuse_address=True, limit=READ_CHUNK
+            self._serve, self.config.host, self.config.port, reuse_address=True, limit=READ_CHUNK,
+            start_serving=False,
         )
         if self.config.port == 0:
             self.config.port = self._server.sockets[0].getsockname()[1]
+        self.state.open()
+        await self._server.start_serving()
         self._tasks = [
             asyncio.create_task(self._every(0.1, self._tick_groups)),
             asyncio.create_task(self._every(self.config.retention_check_interval_ms / 1000, self.state.apply_retention)),

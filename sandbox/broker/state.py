@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -86,7 +87,7 @@ class BrokerState:
             on_event=emit_event,
         )
         host, port = self.config.advertised
-        self.coordinator.register_broker(self.node_id, host, port, None, f"broker-{self.node_id}")
+        self.coordinator.register_broker(self.node_id, host, port, None, uuid.uuid4())
         self.coordinator.subscribe(lambda _records: self.sync_partitions())
         self.offsets = OffsetStore(data / OFFSETS_DIR, fsync=self.config.offsets_fsync, on_event=emit_event)
         self.groups = GroupCoordinator(

@@ -18,6 +18,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """A local Kafka-compatible streaming sandbox."""
+
+
 def fail(message: str, code: int = 2) -> None:
     """One clear sentence on stderr, no traceback."""
     typer.echo(f"error: {message}", err=True)
