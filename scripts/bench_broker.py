@@ -140,6 +140,7 @@ def produce_phase(bootstrap: str, topic: str, records: int, size: int, acks: str
         raise TimeoutError(f"produce: {len(p)} records still unacknowledged at the deadline")
     if errors:
         raise RuntimeError(f"{len(errors)} delivery errors, first: {errors[0]}")
+    del p
     if acks != "0" and delivered != records:
         raise RuntimeError(f"{delivered} delivery reports for {records} records")
     return delivered
@@ -184,6 +185,7 @@ def main() -> int:
         a = AdminClient({"bootstrap.servers": broker.bootstrap})
         a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)],
                         operation_timeout=10, request_timeout=15)[topic].result(timeout=20)
+        del a  # no idle admin connection left to complain when the broker stops
         print(f"broker pid {broker.proc.pid} on {broker.bootstrap}; {args.records:,} records of "
               f"{args.size} B, acks={args.acks}", flush=True)
 

@@ -166,8 +166,10 @@ def test_kafka_python_admin(broker):
                               "configs": {"retention.ms": "3600000"}}})
         wait_until(lambda: t in ka.list_topics(), 15, 0.2, f"{t} listed by kafka-python")
         (desc,) = ka.describe_topics([t])
-        assert desc["topic"] == t
+        assert desc["name"] == t
         assert desc["error_code"] == 0
+        assert desc["is_internal"] is False
+        assert desc["topic_id"] not in (None, "", "00000000-0000-0000-0000-000000000000")
         assert sorted(p["partition_index"] for p in desc["partitions"]) == [0, 1]
         assert all(p["leader_id"] == 1 for p in desc["partitions"])
 

@@ -118,7 +118,7 @@ def test_kafka_python_admin_lists_and_describes_groups(broker):
         poll_until([c1, c2], lambda: len(c1.current()) == 2 and len(c2.current()) == 2, 40, "a stable split")
         listed = list_groups(ka)
         assert group in listed, listed
-        assert listed[group] in ("consumer", None), listed[group]
+        assert listed[group] == "consumer", listed[group]
 
         deadline = time.monotonic() + 20
         while True:
@@ -134,6 +134,8 @@ def test_kafka_python_admin_lists_and_describes_groups(broker):
         members = desc["members"]
         assert sorted(m["client_id"] for m in members) == ["member-one", "member-two"]
         assert len({m["member_id"] for m in members}) == 2
+        assert all(m["client_host"].lstrip("/") == "127.0.0.1" for m in members), members
+        assert all(list(subscribed_topics(m)) == [t] for m in members), members
         by_client = {m["client_id"]: m for m in members}
         assert assigned_partitions(by_client["member-one"], t) == c1.current()
         assert assigned_partitions(by_client["member-two"], t) == c2.current()
@@ -164,15 +166,24 @@ def list_groups(ka) -> dict[str, str | None]:
 
 
 def describe_group(ka, group: str) -> dict:
+    """{"state", "protocol_type", "protocol", "members": [{client_id, member_id, client_host,
+    member_assignment, member_metadata}]} from kafka-python 3.x (describe_groups) or 2.x."""
     if hasattr(ka, "describe_groups"):
-        res = ka.describe_groups([group])
-        d = dict(res[group])
+        d = dict(ka.describe_groups([group])[group])
         assert d.get("error") is None, d
-        return d
+        assert d["group_id"] == group
+        return {"state": d["group_state"], "protocol_type": d["protocol_type"],
+                "protocol": d["protocol_data"], "members": d["members"]}
     (info,) = ka.describe_consumer_groups([group])  # kafka-python 2.x
     return {"state": info.state, "protocol_type": info.protocol_type, "protocol": info.protocol,
-            "members": [{"client_id": m.client_id, "member_id": m.member_id,
-                         "member_assignment": m.member_assignment} for m in info.members]}
+            "members": [{"client_id": m.client_id, "member_id": m.member_id, "client_host": m.client_host,
+                         "member_assignment": m.member_assignment,
+                         "member_metadata": m.member_metadata} for m in info.members]}
+
+
+def subscribed_topics(member: dict) -> list[str]:
+    md = member["member_metadata"]
+    return list(md["topics"] if isinstance(md, dict) else md.topics)
 
 
 def assigned_partitions(member: dict, topic: str) -> set[int]:
