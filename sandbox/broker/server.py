@@ -81,9 +81,7 @@ class BrokerServer:
     def _flush_due(self) -> None:
         now_ms = int(time.time() * 1000)
         for plog in self.state.partitions.values():
-            flush_due = getattr(plog, "flush_if_due", None)
-            if flush_due is not None:
-                flush_due(now_ms)
+            plog.flush_if_due(now_ms)
 
     async def serve_forever(self) -> None:
         await self._stopping.wait()

@@ -88,6 +88,7 @@ class BrokerState:
         )
         host, port = self.config.advertised
         self.coordinator.register_broker(self.node_id, host, port, None, uuid.uuid4())
+        self._adopt_orphans()
         self.coordinator.subscribe(lambda _records: self.sync_partitions())
         self.offsets = OffsetStore(data / OFFSETS_DIR, fsync=self.config.offsets_fsync, on_event=emit_event)
         self.groups = GroupCoordinator(
@@ -101,6 +102,27 @@ class BrokerState:
         self.logs.close()
         if self.coordinator is not None:
             self.coordinator.close()
+
+    def _adopt_orphans(self) -> None:
+        """Partitions on disk that the metadata journal does not know (it was lost or wiped) are
+        put back into the metadata instead of being deleted: data is never dropped silently."""
+        assert self.coordinator is not None
+        counts: dict[str, int] = {}
+        for topic, index in self.partitions:
+            counts[topic] = max(counts.get(topic, 0), index + 1)
+        for topic, n in sorted(counts.items()):
+            known = self.coordinator.topic(topic)
+            try:
+                if known is None:
+                    self.coordinator.create_topic(topic, n, 1, {})
+                elif len(known.partitions) < n:
+                    self.coordinator.create_partitions(topic, n)
+                else:
+                    continue
+            except CoordinatorError as e:
+                log.error("cannot restore topic %r found on disk: %s", topic, e)
+                continue
+            emit_event("topic-restored", {"topic": topic, "partitions": n, "from": "journal on disk"})
 
     # ---- partitions ------------------------------------------------------------------------
     def log_config(self, configs: dict[str, str]) -> LogConfig:
@@ -171,4 +193,9 @@ class BrokerState:
         return freed
 
     def checkpoint(self) -> None:
+        """fsync what is dirty, then write the recovery checkpoint, so a crash only rescans
+        what arrived since (Kafka's recovery-point checkpoint, every 60 s by default)."""
+        for plog in self.partitions.values():
+            if plog.dirty:
+                plog.flush()
         self.logs.checkpoint()

@@ -403,6 +403,19 @@ class PartitionLog:
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms() if now_ms is None else now_ms
 
+    @property
+    def dirty(self) -> bool:
+        """True when appended data is not yet fsynced (the recovery point lags the log end)."""
+        return self._recovery_point < self.log_end_offset
+
+    def flush_if_due(self, now_ms: int) -> bool:
+        """Apply flush.ms from a timer (appends alone would never flush an idle partition)."""
+        fm = self._config.flush_ms
+        if fm is not None and self.dirty and now_ms - self._last_flush_ms >= fm:
+            self.flush(now_ms=now_ms)
+            return True
+        return False
+
     def close(self) -> None:
         """Flush and close every handle. Idempotent."""
         if not self._segments or self._active.closed:
