@@ -55,6 +55,7 @@ class BrokerServer:
         await self._server.start_serving()
         self._tasks = [
             asyncio.create_task(self._every(0.1, self._tick_groups)),
+            asyncio.create_task(self._every(1.0, self.state.heartbeat)),
             asyncio.create_task(self._every(self.config.retention_check_interval_ms / 1000, self.state.apply_retention)),
             asyncio.create_task(self._every(self.config.checkpoint_interval_ms / 1000, self.state.checkpoint)),
             asyncio.create_task(self._every(1.0, self._flush_due)),

@@ -6,10 +6,12 @@ One asyncio loop owns all of it, so there are no locks. Handlers reach everythin
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import time
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,6 +57,13 @@ class Notifier:
                     fut.set_result(None)
 
 
+async def maybe_await(value: Any) -> Any:
+    """Coordinator writes are sync when embedded and async when remote; handlers await both."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
 def emit_event(kind: str, detail: dict[str, Any]) -> None:
     """One log line per event, machine-readable after the `EVENT kind` prefix."""
     log.warning("EVENT %s %s", kind, json.dumps(detail, default=str, sort_keys=True))
@@ -69,6 +78,8 @@ class BrokerState:
         data.mkdir(parents=True, exist_ok=True)
         self.logs = LogDir(data, config.log, clock=clock, on_event=emit_event)
         self.partitions: dict[tuple[str, int], PartitionLog] = {}
+        # (topic, partition) -> (leader id, leader epoch), rebuilt on every metadata change
+        self.leaders: dict[tuple[str, int], tuple[int, int]] = {}
         self.coordinator: Coordinator | None = None
         self.groups: GroupCoordinator | None = None
         self.offsets: OffsetStore | None = None
@@ -87,7 +98,7 @@ class BrokerState:
             on_event=emit_event,
         )
         host, port = self.config.advertised
-        self.coordinator.register_broker(self.node_id, host, port, None, uuid.uuid4())
+        self.broker_epoch = self.coordinator.register_broker(self.node_id, host, port, None, uuid.uuid4())
         self._adopt_orphans()
         self.coordinator.subscribe(lambda _records: self.sync_partitions())
         self.offsets = OffsetStore(data / OFFSETS_DIR, fsync=self.config.offsets_fsync, on_event=emit_event)
@@ -132,11 +143,14 @@ class BrokerState:
         """Make the local logs match the coordinator: create missing, delete removed, re-config."""
         assert self.coordinator is not None
         wanted: dict[tuple[str, int], LogConfig] = {}
+        leaders: dict[tuple[str, int], tuple[int, int]] = {}
         for t in self.coordinator.topics():
             cfg = self.log_config(dict(t.configs))
             for p in t.partitions:
+                leaders[(t.name, p.index)] = (p.leader, p.leader_epoch)
                 if self.node_id in p.replicas:
                     wanted[(t.name, p.index)] = cfg
+        self.leaders = leaders
         for key in list(self.partitions):
             if key not in wanted:
                 self.partitions.pop(key)
@@ -154,20 +168,25 @@ class BrokerState:
 
     def leader_of(self, topic: str, index: int) -> tuple[int, int] | None:
         """(leader id, leader epoch) of a partition, or None if the partition is unknown."""
-        assert self.coordinator is not None
-        t = self.coordinator.topic(topic)
-        if t is None or index < 0 or index >= len(t.partitions):
-            return None
-        p = t.partitions[index]
-        return p.leader, p.leader_epoch
+        return self.leaders.get((topic, index))
 
-    def auto_create(self, name: str) -> bool:
+    def led_log(self, topic: str, index: int) -> tuple[PartitionLog | None, int]:
+        """The local log of a partition this broker leads, else (None, error code)."""
+        leader = self.leaders.get((topic, index))
+        if leader is None:
+            return None, 3  # UNKNOWN_TOPIC_OR_PARTITION
+        plog = self.partitions.get((topic, index))
+        if leader[0] != self.node_id or plog is None:
+            return None, 6  # NOT_LEADER_OR_FOLLOWER: the client refreshes metadata
+        return plog, 0
+
+    async def auto_create(self, name: str) -> bool:
         """Create a topic with the broker defaults; True if it exists afterwards."""
         assert self.coordinator is not None
         if self.coordinator.topic(name) is not None:
             return True
         try:
-            self.coordinator.create_topic(name, -1, -1, {})
+            await maybe_await(self.coordinator.create_topic(name, -1, -1, {}))
         except CoordinatorError as e:
             log.info("auto-create of topic %r refused: %s", name, e)
             return False
@@ -175,14 +194,30 @@ class BrokerState:
         return True
 
     # ---- producer ids ----------------------------------------------------------------------
-    def next_producer_id(self) -> int:
+    async def next_producer_id(self) -> int:
         assert self.coordinator is not None
         if self._pid_next >= self._pid_end:
-            first = self.coordinator.allocate_producer_ids(PRODUCER_ID_BLOCK)
+            first = await maybe_await(self.coordinator.allocate_producer_ids(PRODUCER_ID_BLOCK))
             self._pid_next, self._pid_end = first, first + PRODUCER_ID_BLOCK
         pid = self._pid_next
         self._pid_next += 1
         return pid
+
+    def heartbeat(self) -> None:
+        """Embedded mode: keep our own registration alive (the coordinator fences silent brokers)."""
+        if self.coordinator is not None and hasattr(self.coordinator, "heartbeat"):
+            self.coordinator.heartbeat(self.node_id, self.broker_epoch)
+
+    def is_group_coordinator(self, group_id: str) -> bool:
+        return self.group_coordinator_id(group_id) == self.node_id
+
+    def group_coordinator_id(self, key: str) -> int:
+        """The broker that owns a group: a stable hash over every registered broker id
+        (stable while the configured broker set is), like Kafka's __consumer_offsets partitioning."""
+        ids = sorted(b.broker_id for b in self.coordinator.brokers())
+        if not ids:
+            return self.node_id
+        return ids[zlib.crc32(key.encode("utf-8")) % len(ids)]
 
     # ---- housekeeping ----------------------------------------------------------------------
     def apply_retention(self) -> int:

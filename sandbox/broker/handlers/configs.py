@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sandbox.coordinator import CoordinatorError
 
+from ..state import maybe_await
 from .common import INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION
 
 TOPIC, BROKER = 2, 4
@@ -60,7 +61,7 @@ def describe(state, resource_type: int, name: str, keys, version: int) -> dict:
     return entry
 
 
-def alter(state, resource_type: int, name: str, set_: dict, delete: list, incremental: bool,
+async def alter(state, resource_type: int, name: str, set_: dict, delete: list, incremental: bool,
           validate_only: bool) -> dict:
     entry = {"error_code": NONE, "error_message": None, "resource_type": resource_type, "resource_name": name}
     if resource_type != TOPIC:
@@ -68,7 +69,8 @@ def alter(state, resource_type: int, name: str, set_: dict, delete: list, increm
         entry["error_message"] = "only topic configs can be altered on this broker"
         return entry
     try:
-        state.coordinator.alter_configs(name, set_, delete, incremental=incremental, validate_only=validate_only)
+        await maybe_await(state.coordinator.alter_configs(name, set_, delete, incremental=incremental,
+                                                          validate_only=validate_only))
     except CoordinatorError as e:
         entry["error_code"], entry["error_message"] = e.error_code, e.message
     return entry

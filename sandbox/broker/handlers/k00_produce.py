@@ -25,10 +25,8 @@ from .common import (
     INVALID_REQUIRED_ACKS,
     MESSAGE_TOO_LARGE,
     NONE,
-    NOT_LEADER_OR_FOLLOWER,
     OUT_OF_ORDER_SEQUENCE_NUMBER,
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-    UNKNOWN_TOPIC_OR_PARTITION,
 )
 
 API_KEY = 0
@@ -45,17 +43,14 @@ def _error(index: int, code: int, message: str | None = None) -> dict:
 
 def _append(ctx, topic: str, index: int, records) -> dict:
     state = ctx.state
-    plog = state.partitions.get((topic, index))
+    plog, code = state.led_log(topic, index)
     if plog is None:
-        if state.coordinator.topic(topic) is None or state.leader_of(topic, index) is None:
-            return _error(index, UNKNOWN_TOPIC_OR_PARTITION)
-        return _error(index, NOT_LEADER_OR_FOLLOWER)
+        return _error(index, code)
     if not records:
         return _error(index, CORRUPT_MESSAGE, "empty records")
     try:
         headers = validate_batches(records, plog.config.max_message_bytes)
-        leader = state.leader_of(topic, index)
-        info = plog.append(records, leader_epoch=leader[1] if leader else 0, validated=headers)
+        info = plog.append(records, leader_epoch=state.leaders[(topic, index)][1], validated=headers)
     except RecordTooLargeError as e:
         return _error(index, MESSAGE_TOO_LARGE, str(e))
     except CorruptRecordError as e:

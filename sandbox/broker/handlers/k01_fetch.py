@@ -12,7 +12,7 @@ import time
 
 from sandbox.log import OffsetOutOfRangeError
 
-from .common import NONE, NOT_LEADER_OR_FOLLOWER, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION
+from .common import NONE, OFFSET_OUT_OF_RANGE
 
 API_KEY = 1
 MIN_VERSION = 4
@@ -30,10 +30,9 @@ def _read_all(state, request) -> tuple[list[dict], int]:
             entry = {"partition_index": p.partition, "error_code": NONE, "high_watermark": -1,
                      "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": None,
                      "preferred_read_replica": -1, "records": b""}
-            plog = state.partitions.get((t.topic, p.partition))
+            plog, code = state.led_log(t.topic, p.partition)
             if plog is None:
-                known = state.leader_of(t.topic, p.partition) is not None
-                entry["error_code"] = NOT_LEADER_OR_FOLLOWER if known else UNKNOWN_TOPIC_OR_PARTITION
+                entry["error_code"] = code
                 parts.append(entry)
                 continue
             hw = plog.high_watermark

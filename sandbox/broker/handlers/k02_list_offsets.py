@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import NONE, UNKNOWN_TOPIC_OR_PARTITION
+from .common import NONE
 
 API_KEY = 2
 MIN_VERSION = 1
@@ -13,12 +13,11 @@ LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
 
 def _lookup(state, topic: str, index: int, ts: int, isolation_level: int) -> dict:
     out = {"partition_index": index, "error_code": NONE, "timestamp": -1, "offset": -1, "leader_epoch": -1}
-    plog = state.partitions.get((topic, index))
-    leader = state.leader_of(topic, index)
-    if plog is None or leader is None:
-        out["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
+    plog, code = state.led_log(topic, index)
+    if plog is None:
+        out["error_code"] = code
         return out
-    out["leader_epoch"] = leader[1]
+    out["leader_epoch"] = state.leaders[(topic, index)][1]
     if ts == LATEST:
         out["offset"] = plog.high_watermark
     elif ts == EARLIEST:

@@ -35,7 +35,7 @@ def _topic_entry(t) -> dict:
     }
 
 
-def handle(ctx, request) -> dict:
+async def handle(ctx, request) -> dict:
     state = ctx.state
     coord = state.coordinator
     topics_req = request.topics
@@ -51,7 +51,7 @@ def handle(ctx, request) -> dict:
             if t is None and name is None and getattr(rt, "topic_id", None) is not None:
                 t = coord.topic_by_id(rt.topic_id)
             if t is None:
-                if name and allow_auto and state.auto_create(name):
+                if name and allow_auto and await state.auto_create(name):
                     t = coord.topic(name)
                     entry = _topic_entry(t)
                     out.append(entry)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import UNKNOWN_TOPIC_OR_PARTITION
+from .common import NOT_COORDINATOR, UNKNOWN_TOPIC_OR_PARTITION
 
 API_KEY = 8
 MIN_VERSION = 2
@@ -11,6 +11,10 @@ MAX_VERSION = 8
 
 def handle(ctx, request) -> dict:
     state = ctx.state
+    if not state.is_group_coordinator(request.group_id):
+        return {"throttle_time": 0, "topics": [
+            {"name": t.name, "partitions": [{"partition_index": p.partition_index, "error_code": NOT_COORDINATOR}
+                                            for p in t.partitions]} for t in request.topics]}
     entries = []
     unknown = []
     for t in request.topics:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import NONE
+from .common import NONE, NOT_COORDINATOR
 
 API_KEY = 9
 MIN_VERSION = 1
@@ -11,6 +11,8 @@ MAX_VERSION = 7
 
 def handle(ctx, request) -> dict:
     groups = ctx.state.groups
+    if not ctx.state.is_group_coordinator(request.group_id):
+        return {"throttle_time": 0, "topics": [], "error_code": NOT_COORDINATOR}
     if request.topics is None:
         found = groups.fetch_offsets(request.group_id, None)
         wanted: dict[str, list[int]] = {}

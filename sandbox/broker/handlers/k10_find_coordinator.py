@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from .common import NONE, self_endpoint
+from .common import COORDINATOR_NOT_AVAILABLE, NONE, broker_list, self_endpoint
 
 API_KEY = 10
 MIN_VERSION = 0
 MAX_VERSION = 4
 
 
+def _locate(state, key: str) -> dict:
+    owner = state.group_coordinator_id(key)
+    if owner == state.node_id:
+        ep = self_endpoint(state)
+        return {"node_id": ep["node_id"], "host": ep["host"], "port": ep["port"], "error_code": NONE,
+                "error_message": None}
+    for b in broker_list(state):
+        if b["node_id"] == owner:
+            return {"node_id": owner, "host": b["host"], "port": b["port"], "error_code": NONE,
+                    "error_message": None}
+    return {"node_id": -1, "host": "", "port": -1, "error_code": COORDINATOR_NOT_AVAILABLE,
+            "error_message": f"broker {owner}, which coordinates this group, is not available"}
+
+
 def handle(ctx, request) -> dict:
-    ep = self_endpoint(ctx.state)
-    base = {"throttle_time": 0, "error_code": NONE, "error_message": None,
-            "node_id": ep["node_id"], "host": ep["host"], "port": ep["port"]}
     if ctx.api_version >= 4:
-        base["coordinators"] = [
-            {"key": key, "node_id": ep["node_id"], "host": ep["host"], "port": ep["port"],
-             "error_code": NONE, "error_message": None}
-            for key in request.coordinator_keys
-        ]
-    return base
+        return {"throttle_time": 0, "coordinators": [
+            dict(_locate(ctx.state, key), key=key) for key in request.coordinator_keys]}
+    return dict(_locate(ctx.state, request.key), throttle_time=0)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from .common import NOT_COORDINATOR
+
 API_KEY = 11
 MIN_VERSION = 0
 MAX_VERSION = 9
 
 
 async def handle(ctx, request) -> dict:
+    if not ctx.state.is_group_coordinator(request.group_id):
+        return {"throttle_time": 0, "error_code": NOT_COORDINATOR, "generation_id": -1,
+                "protocol_type": None, "protocol_name": "", "leader": "", "member_id": request.member_id,
+                "members": []}
     session_ms = int(request.session_timeout.total_seconds() * 1000)
     rebalance = getattr(request, "rebalance_timeout", None)
     rebalance_ms = int(rebalance.total_seconds() * 1000) if rebalance is not None else session_ms

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from .common import NOT_COORDINATOR
+
 API_KEY = 12
 MIN_VERSION = 0
 MAX_VERSION = 4
 
 
 def handle(ctx, request) -> dict:
+    if not ctx.state.is_group_coordinator(request.group_id):
+        return {"throttle_time": 0, "error_code": NOT_COORDINATOR}
     code = ctx.state.groups.heartbeat(
         request.group_id, request.generation_id, request.member_id,
         getattr(request, "group_instance_id", None),

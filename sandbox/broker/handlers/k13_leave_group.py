@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from .common import NOT_COORDINATOR
+
 API_KEY = 13
 MIN_VERSION = 0
 MAX_VERSION = 5
 
 
 def handle(ctx, request) -> dict:
+    if not ctx.state.is_group_coordinator(request.group_id):
+        return {"throttle_time": 0, "error_code": NOT_COORDINATOR, "members": []}
     if ctx.api_version >= 3:
         members = [(m.member_id, m.group_instance_id) for m in request.members]
     else:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from .common import NOT_COORDINATOR
+
 API_KEY = 14
 MIN_VERSION = 0
 MAX_VERSION = 5
 
 
 async def handle(ctx, request) -> dict:
+    if not ctx.state.is_group_coordinator(request.group_id):
+        return {"throttle_time": 0, "error_code": NOT_COORDINATOR, "protocol_type": None,
+                "protocol_name": None, "assignment": b""}
     res = await ctx.state.groups.sync_group(
         request.group_id, request.generation_id, request.member_id,
         getattr(request, "group_instance_id", None), getattr(request, "protocol_type", None),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .common import NOT_COORDINATOR
+
 API_KEY = 15
 MIN_VERSION = 0
 MAX_VERSION = 5
@@ -10,6 +12,10 @@ MAX_VERSION = 5
 def handle(ctx, request) -> dict:
     out = []
     for gid in request.groups:
+        if not ctx.state.is_group_coordinator(gid):
+            out.append({"error_code": NOT_COORDINATOR, "group_id": gid, "group_state": "", "protocol_type": "",
+                        "protocol_data": "", "members": [], "authorized_operations": -2147483648})
+            continue
         d = ctx.state.groups.describe_group(gid)
         out.append({
             "error_code": d.error_code, "group_id": gid, "group_state": d.state,

@@ -6,6 +6,7 @@ import uuid
 
 from sandbox.coordinator import CoordinatorError
 
+from ..state import maybe_await
 from .common import NONE
 
 API_KEY = 19
@@ -14,7 +15,7 @@ MAX_VERSION = 7
 ZERO_UUID = uuid.UUID(int=0)
 
 
-def handle(ctx, request) -> dict:
+async def handle(ctx, request) -> dict:
     state = ctx.state
     coord = state.coordinator
     out = []
@@ -24,8 +25,8 @@ def handle(ctx, request) -> dict:
         entry = {"name": t.name, "topic_id": None, "error_code": NONE, "error_message": None,
                  "topic_config_error_code": 0, "num_partitions": -1, "replication_factor": -1, "configs": None}
         try:
-            info = coord.create_topic(t.name, t.num_partitions, t.replication_factor, configs,
-                                      assignments=assignments, validate_only=request.validate_only)
+            info = await maybe_await(coord.create_topic(t.name, t.num_partitions, t.replication_factor, configs,
+                                      assignments=assignments, validate_only=request.validate_only))
         except CoordinatorError as e:
             entry["error_code"], entry["error_message"] = e.error_code, e.message
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sandbox.coordinator import CoordinatorError
 
+from ..state import maybe_await
 from .common import NONE
 
 API_KEY = 20
@@ -11,13 +12,13 @@ MIN_VERSION = 1
 MAX_VERSION = 5
 
 
-def handle(ctx, request) -> dict:
+async def handle(ctx, request) -> dict:
     state = ctx.state
     out = []
     for name in request.topic_names:
         entry = {"name": name, "error_code": NONE, "error_message": None}
         try:
-            state.coordinator.delete_topic(name)
+            await maybe_await(state.coordinator.delete_topic(name))
         except CoordinatorError as e:
             entry["error_code"], entry["error_message"] = e.error_code, e.message
         else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION
+from .common import NONE, OFFSET_OUT_OF_RANGE
 
 API_KEY = 21
 MIN_VERSION = 0
@@ -10,9 +10,9 @@ MAX_VERSION = 2
 
 
 def _delete(state, topic: str, index: int, offset: int) -> dict:
-    plog = state.partitions.get((topic, index))
+    plog, code = state.led_log(topic, index)
     if plog is None:
-        return {"partition_index": index, "low_watermark": -1, "error_code": UNKNOWN_TOPIC_OR_PARTITION}
+        return {"partition_index": index, "low_watermark": -1, "error_code": code}
     if offset == -1:
         offset = plog.high_watermark
     if offset < 0 or offset > plog.high_watermark:

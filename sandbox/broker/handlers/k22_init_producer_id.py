@@ -13,7 +13,7 @@ MIN_VERSION = 0
 MAX_VERSION = 4
 
 
-def handle(ctx, request) -> dict:
+async def handle(ctx, request) -> dict:
     if request.transactional_id is not None:
         return {"throttle_time": 0, "error_code": TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                 "producer_id": -1, "producer_epoch": -1}
@@ -22,4 +22,4 @@ def handle(ctx, request) -> dict:
     if pid >= 0 and 0 <= epoch < 32766:
         return {"throttle_time": 0, "error_code": NONE, "producer_id": pid, "producer_epoch": epoch + 1}
     return {"throttle_time": 0, "error_code": NONE,
-            "producer_id": ctx.state.next_producer_id(), "producer_epoch": 0}
+            "producer_id": await ctx.state.next_producer_id(), "producer_epoch": 0}

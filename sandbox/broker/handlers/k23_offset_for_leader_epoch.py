@@ -6,7 +6,7 @@ to the current one; a request for a future epoch gets UNKNOWN_LEADER_EPOCH.
 
 from __future__ import annotations
 
-from .common import FENCED_LEADER_EPOCH, NONE, UNKNOWN_LEADER_EPOCH, UNKNOWN_TOPIC_OR_PARTITION
+from .common import FENCED_LEADER_EPOCH, NONE, UNKNOWN_LEADER_EPOCH
 
 API_KEY = 23
 MIN_VERSION = 2
@@ -15,12 +15,11 @@ MAX_VERSION = 4
 
 def _one(state, topic: str, p) -> dict:
     out = {"error_code": NONE, "partition": p.partition, "leader_epoch": -1, "end_offset": -1}
-    plog = state.partitions.get((topic, p.partition))
-    leader = state.leader_of(topic, p.partition)
-    if plog is None or leader is None:
-        out["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
+    plog, code = state.led_log(topic, p.partition)
+    if plog is None:
+        out["error_code"] = code
         return out
-    current = leader[1]
+    current = state.leaders[(topic, p.partition)][1]
     cle = getattr(p, "current_leader_epoch", -1)
     if cle > current:
         out["error_code"] = UNKNOWN_LEADER_EPOCH

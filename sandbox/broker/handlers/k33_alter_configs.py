@@ -9,9 +9,9 @@ MIN_VERSION = 0
 MAX_VERSION = 2
 
 
-def handle(ctx, request) -> dict:
+async def handle(ctx, request) -> dict:
     return {"throttle_time": 0, "responses": [
-        alter(ctx.state, r.resource_type, r.resource_name,
+        await alter(ctx.state, r.resource_type, r.resource_name,
               {c.name: c.value for c in r.configs if c.value is not None},
               [c.name for c in r.configs if c.value is None], False, request.validate_only)
         for r in request.resources]}

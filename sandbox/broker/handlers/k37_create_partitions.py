@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sandbox.coordinator import CoordinatorError
 
+from ..state import maybe_await
 from .common import NONE
 
 API_KEY = 37
@@ -11,14 +12,14 @@ MIN_VERSION = 0
 MAX_VERSION = 3
 
 
-def handle(ctx, request) -> dict:
+async def handle(ctx, request) -> dict:
     out = []
     for t in request.topics:
         entry = {"name": t.name, "error_code": NONE, "error_message": None}
         assignments = [list(a.broker_ids) for a in t.assignments] if t.assignments else None
         try:
-            ctx.state.coordinator.create_partitions(t.name, t.count, assignments=assignments,
-                                                    validate_only=request.validate_only)
+            await maybe_await(ctx.state.coordinator.create_partitions(
+                t.name, t.count, assignments=assignments, validate_only=request.validate_only))
         except CoordinatorError as e:
             entry["error_code"], entry["error_message"] = e.error_code, e.message
         out.append(entry)

@@ -32,9 +32,9 @@ def _ops(state, name, configs):
     return set_, delete
 
 
-def handle(ctx, request) -> dict:
+async def handle(ctx, request) -> dict:
     out = []
     for r in request.resources:
         set_, delete = _ops(ctx.state, r.resource_name, r.configs)
-        out.append(alter(ctx.state, r.resource_type, r.resource_name, set_, delete, True, request.validate_only))
+        out.append(await alter(ctx.state, r.resource_type, r.resource_name, set_, delete, True, request.validate_only))
     return {"throttle_time": 0, "responses": out}
