@@ -1,0 +1,473 @@
+"""sandbox.toml: schema, defaults, validation with one-sentence errors naming file, line, key and fix.
+
+Also the commented template that `sandbox init` writes. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FILENAME = "sandbox.toml"
+MAX_BROKERS = 16
+MODES = ("native", "docker")
+ON_CRASH = ("restart", "off")
+ON_CORRUPT = ("repair-then-wipe", "repair", "wipe")
+TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+# Kafka's topic-level config names (what our coordinator accepts); used for "did you mean".
+TOPIC_CONFIG_NAMES = frozenset({
+    "cleanup.policy", "compression.type", "delete.retention.ms", "file.delete.delay.ms",
+    "flush.messages", "flush.ms", "index.interval.bytes", "local.retention.bytes",
+    "local.retention.ms", "max.compaction.lag.ms", "max.message.bytes",
+    "message.downconversion.enable", "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms", "message.timestamp.difference.max.ms",
+    "message.timestamp.type", "min.cleanable.dirty.ratio", "min.compaction.lag.ms",
+    "min.insync.replicas", "preallocate", "remote.storage.enable", "retention.bytes",
+    "retention.ms", "segment.bytes", "segment.index.bytes", "segment.jitter.ms", "segment.ms",
+    "unclean.leader.election.enable",
+})
+
+
+class ConfigError(Exception):
+    """A user error in sandbox.toml; str() is one sentence naming file, line, key and the fix."""
+
+    def __init__(self, message: str, *, path: Path | None = None, line: int | None = None,
+                 key: str | None = None) -> None:
+        super().__init__(message)
+        self.path, self.line, self.key = path, line, key
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    on_crash: str = "restart"
+    on_corrupt_journal: str = "repair-then-wipe"
+    max_restarts: int = 5
+    restart_window_s: float = 60
+    keep_quarantines: int = 3
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 1
+    replication: int = 1
+    config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    name: str
+    root: Path
+    path: Path | None = None
+    mode: str = "native"
+    host: str = "127.0.0.1"
+    port: int = 9092
+    coordinator_port: int = 9093
+    http_port: int = 9094
+    brokers: int = 1
+    data_dir: Path = Path(".sandbox")
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    topics: dict[str, TopicSpec] = field(default_factory=dict)
+    raw: dict = field(default_factory=dict, repr=False, compare=False)   # the parsed TOML
+    source: str = field(default="", repr=False, compare=False)          # the file's text
+
+    def broker_port(self, n: int) -> int:
+        """Kafka port of broker n (1-based)."""
+        return self.port + n - 1
+
+    def broker_names(self) -> list[str]:
+        return [f"broker-{n}" for n in range(1, self.brokers + 1)]
+
+    def service_dir(self, name: str) -> Path:
+        return self.data_dir / name
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"{self.host}:{self.broker_port(n)}" for n in range(1, self.brokers + 1))
+
+    def with_overrides(self, **changes: Any) -> "SandboxConfig":
+        """A copy with command-line [sandbox] overrides (brokers=3, port=..., None = keep), checked
+        as if written in the file; service ports the file did not set follow port + brokers."""
+        doc = {**self.raw, "sandbox": {**self.raw.get("sandbox", {}),
+                                       **{k: v for k, v in changes.items() if v is not None}}}
+        ctx = _Ctx(self.path, self.source, overrides=set(changes))
+        return _build(doc, ctx, self.root, self.source)
+
+
+# ---------------------------------------------------------------------------- schema
+
+_SANDBOX_KEYS = ("name", "mode", "host", "port", "coordinator_port", "http_port", "brokers",
+                 "data_dir")
+_RECOVERY_KEYS = tuple(f.name for f in dataclasses.fields(RecoveryConfig))
+_TOPIC_KEYS = ("partitions", "replication", "config")
+_SECTIONS = ("sandbox", "recovery", "topics")
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, dict):
+        return "{ ... }"
+    return repr(v)
+
+
+def _key_text(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+
+
+class _Ctx:
+    """The file being validated: raises errors located at a key's line."""
+
+    def __init__(self, path: Path | None, text: str, overrides: set[str] = frozenset()) -> None:
+        self.path, self.lines, self.overrides = path, text.splitlines(), overrides
+
+    def where(self, line: int | None) -> str:
+        name = _display(self.path) if self.path else FILENAME
+        return f"{name}:{line}" if line else name
+
+    def fail(self, keys: tuple[str, ...], what: str) -> ConfigError:
+        if keys[:1] == ("sandbox",) and keys[1:2] and keys[1] in self.overrides:
+            opt = "--" + keys[1].replace("_", "-")
+            return ConfigError(f"command-line option {opt}: {what}", path=self.path, key=keys[1])
+        line = _find_line(self.lines, keys)
+        return ConfigError(f"{self.where(line)}: {what}", path=self.path, line=line,
+                           key=".".join(keys))
+
+    def table(self, keys: tuple[str, ...]) -> str:
+        return "[" + ".".join(_key_text(k) for k in keys) + "]"
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+_HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+
+
+def _split_dotted(s: str) -> tuple[str, ...]:
+    parts = re.findall(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([^.\s]+)', s)
+    return tuple(a or b or c for a, b, c in parts)
+
+
+def _find_line(lines: list[str], keys: tuple[str, ...]) -> int | None:
+    """1-based line of keys (a table path, then keys) in the TOML text; best effort."""
+    heads = [(i, _split_dotted(m.group(1))) for i, line in enumerate(lines)
+             if (m := _HEADER.match(line)) and not line.lstrip().startswith("[[")]
+    bounds = [h[0] for h in heads] + [len(lines)]
+    regions = [((), -1, bounds[0])] + [(hdr, start, bounds[n + 1])
+                                       for n, (start, hdr) in enumerate(heads)]
+
+    def has_key(line: str, k: str) -> bool:
+        q = re.escape(k)
+        return re.search(rf'(^|[{{,.\s])("{q}"|\'{q}\'|{q})\s*[=.]', line) is not None
+
+    for cut in range(len(keys), -1, -1):
+        table, rest = keys[:cut], keys[cut:]
+        for hdr, start, end in regions:
+            if hdr != table or (not rest and start < 0):
+                continue
+            pos = start + 1
+            for k in rest:  # each deeper key at or after the line of the previous one
+                pos = next((i for i in range(pos, end) if has_key(lines[i], k)), -1)
+                if pos < 0:
+                    break
+            if pos >= 0:
+                return (pos if rest else start) + 1
+    for k in reversed(keys):  # last resort: the deepest key anywhere
+        for i, line in enumerate(lines):
+            if has_key(line, k):
+                return i + 1
+    return None
+
+
+def _unknown(ctx: _Ctx, table: tuple[str, ...], key: str, known: tuple[str, ...] | frozenset[str],
+             what: str = "key") -> ConfigError:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    where = ctx.table(table) + " has" if table else "the file has"
+    fix = (f"did you mean {_key_text(close[0])}?" if close
+           else f"use one of: {', '.join(sorted(known))}.")
+    return ctx.fail(table + (key,), f"{where} no {what} {_key_text(key)}; {fix}")
+
+
+def _int(ctx: _Ctx, table: tuple[str, ...], key: str, v: Any, lo: int, hi: int | None,
+         example: int) -> int:
+    t = ctx.table(table)
+    if isinstance(v, bool) or not isinstance(v, int):
+        hint = "write it without quotes" if isinstance(v, str) else "write a whole number"
+        raise ctx.fail(table + (key,), f"{t} {key} = {_show(v)} must be an integer; {hint}, "
+                                       f"e.g. {key} = {example}.")
+    if v < lo or (hi is not None and v > hi):
+        rng = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        fix = f"set {key} = {lo} or more" if hi is None or v < lo else f"set {key} = {hi} or less"
+        raise ctx.fail(table + (key,), f"{t} {key} = {_show(v)} must be {rng}; {fix}.")
+    return v
+
+
+def _choice(ctx: _Ctx, table: tuple[str, ...], key: str, v: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(v, str) or v not in choices:
+        opts = " or ".join(f'"{c}"' for c in choices)
+        raise ctx.fail(table + (key,), f"{ctx.table(table)} {key} = {_show(v)} is not a known "
+                                       f"value; set {key} to {opts}.")
+    return v
+
+
+def _str(ctx: _Ctx, table: tuple[str, ...], key: str, v: Any, example: str) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise ctx.fail(table + (key,), f"{ctx.table(table)} {key} = {_show(v)} must be a non-empty "
+                                       f'string; write it in quotes, e.g. {key} = "{example}".')
+    return v
+
+
+def _section(ctx: _Ctx, doc: dict, name: str) -> dict:
+    sec = doc.get(name, {})
+    if not isinstance(sec, dict):
+        raise ctx.fail((name,), f"{name} = {_show(sec)} must be a table; write it as a [{name}] "
+                                f"section.")
+    return sec
+
+
+# ---------------------------------------------------------------------------- parsing
+
+def parse_config(text: str, path: Path | None = None, *, cwd: Path | None = None) -> SandboxConfig:
+    """Parse and validate sandbox.toml text; `path` names the file (and its folder is the root)."""
+    ctx = _Ctx(path, text)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        line = int(m.group(1)) if m else None
+        reason = re.sub(r"\s*\(at .*?\)", "", msg).rstrip(".")
+        col = f" at column {m.group(2)}" if m else ""
+        raise ConfigError(f"{ctx.where(line)}: is not valid TOML ({reason}{col}); fix the syntax "
+                          f"on that line (strings need quotes, tables [like.this]).",
+                          path=path, line=line) from None
+    root = (path.parent if path else (cwd or Path.cwd())).absolute()
+    return _build(doc, ctx, root, text)
+
+
+def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
+    path = ctx.path
+    for k in doc:
+        if k not in _SECTIONS:
+            raise _unknown(ctx, (), k, _SECTIONS, "section")
+
+    sb = _section(ctx, doc, "sandbox")
+    for k in sb:
+        if k not in _SANDBOX_KEYS:
+            raise _unknown(ctx, ("sandbox",), k, _SANDBOX_KEYS)
+    T = ("sandbox",)
+    kw: dict[str, Any] = {}
+    if "name" in sb:
+        kw["name"] = _str(ctx, T, "name", sb["name"], "myproject")
+    if "mode" in sb:
+        kw["mode"] = _choice(ctx, T, "mode", sb["mode"], MODES)
+    if "host" in sb:
+        host = _str(ctx, T, "host", sb["host"], "127.0.0.1")
+        if any(c.isspace() for c in host) or "/" in host:
+            raise ctx.fail(T + ("host",), f'[sandbox] host = {_show(host)} is not a host name or '
+                                          f'address; set host = "127.0.0.1".')
+        kw["host"] = host
+    for k in ("port", "coordinator_port", "http_port"):
+        if k in sb:
+            kw[k] = _int(ctx, T, k, sb[k], 1, 65535, 9092)
+    if "brokers" in sb:
+        kw["brokers"] = _int(ctx, T, "brokers", sb["brokers"], 1, MAX_BROKERS, 1)
+    data_dir = Path(_str(ctx, T, "data_dir", sb["data_dir"], ".sandbox")
+                    if "data_dir" in sb else ".sandbox").expanduser()
+    kw["data_dir"] = data_dir if data_dir.is_absolute() else root / data_dir
+    kw.setdefault("name", root.name or "sandbox")
+    brokers = kw.get("brokers", 1)
+    port = kw.get("port", 9092)
+    # implicit service ports follow the broker ports, so `brokers = 3` alone never collides
+    taken = set(range(port, port + brokers)) | {kw.get("coordinator_port"), kw.get("http_port")}
+    for k in ("coordinator_port", "http_port"):
+        if k not in kw:
+            kw[k] = p = next(p for n in range(brokers, 65535 + brokers)
+                             if (p := (port + n - 1) % 65535 + 1) not in taken)
+            taken.add(p)
+
+    rec = _section(ctx, doc, "recovery")
+    R = ("recovery",)
+    for k in rec:
+        if k not in _RECOVERY_KEYS:
+            raise _unknown(ctx, R, k, _RECOVERY_KEYS)
+    rkw: dict[str, Any] = {}
+    if "on_crash" in rec:
+        rkw["on_crash"] = _choice(ctx, R, "on_crash", rec["on_crash"], ON_CRASH)
+    if "on_corrupt_journal" in rec:
+        rkw["on_corrupt_journal"] = _choice(ctx, R, "on_corrupt_journal",
+                                            rec["on_corrupt_journal"], ON_CORRUPT)
+    if "max_restarts" in rec:
+        rkw["max_restarts"] = _int(ctx, R, "max_restarts", rec["max_restarts"], 0, None, 5)
+    if "restart_window_s" in rec:
+        v = rec["restart_window_s"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ctx.fail(R + ("restart_window_s",), f"[recovery] restart_window_s = {_show(v)} "
+                           f"must be a positive number of seconds; set restart_window_s = 60.")
+        rkw["restart_window_s"] = v
+    if "keep_quarantines" in rec:
+        rkw["keep_quarantines"] = _int(ctx, R, "keep_quarantines", rec["keep_quarantines"], 0,
+                                       None, 3)
+
+    topics = {name: _topic(ctx, name, spec, brokers)
+              for name, spec in _section(ctx, doc, "topics").items()}
+    cfg = SandboxConfig(path=path, root=root, recovery=RecoveryConfig(**rkw), topics=topics,
+                        raw=doc, source=text, **kw)
+    _check_ports(cfg, ctx, set(sb))
+    return cfg
+
+
+def _topic(ctx: _Ctx, name: str, spec: Any, brokers: int) -> TopicSpec:
+    T = ("topics", name)
+    if name in (".", "..") or not TOPIC_NAME.fullmatch(name):
+        raise ctx.fail(T, f"[topics] {_show(name)} is not a valid Kafka topic name; use 1 to 249 "
+                          f"letters, digits, '.', '_' or '-' (and not \".\" or \"..\").")
+    if not isinstance(spec, dict):
+        raise ctx.fail(T, f"[topics] {_key_text(name)} = {_show(spec)} must be a table; write it "
+                          f"as [topics.{_key_text(name)}] with partitions = N.")
+    for k, v in spec.items():
+        if k not in _TOPIC_KEYS:
+            if isinstance(v, dict) and k != "config":
+                raise ctx.fail(T + (k,), f"{ctx.table(T)} has a nested table {_key_text(k)}; a "
+                                         f"topic name with dots must be quoted, e.g. "
+                                         f'[topics."{name}.{k}"].')
+            raise _unknown(ctx, T, k, _TOPIC_KEYS)
+    partitions = _int(ctx, T, "partitions", spec["partitions"], 1, None, 3) \
+        if "partitions" in spec else 1
+    replication = 1
+    if "replication" in spec:
+        replication = _int(ctx, T, "replication", spec["replication"], 1, None, 1)
+        if replication > brokers:
+            raise ctx.fail(T + ("replication",), f"{ctx.table(T)} replication = {replication} is "
+                           f"more than the {brokers} broker(s) of [sandbox] brokers; set "
+                           f"replication = {brokers} or raise brokers.")
+    conf = spec.get("config", {})
+    if not isinstance(conf, dict):
+        raise ctx.fail(T + ("config",), f"{ctx.table(T)} config = {_show(conf)} must be a table; "
+                       f'write config = {{ "retention.ms" = "604800000" }}.')
+    out: dict[str, str] = {}
+    for k, v in conf.items():
+        if k not in TOPIC_CONFIG_NAMES:
+            raise _unknown(ctx, T + ("config",), k, TOPIC_CONFIG_NAMES, "topic config")
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise ctx.fail(T + ("config", k), f"{ctx.table(T)} config {_show(k)} = {_show(v)} "
+                           f"must be a string or a number; write it in quotes, e.g. "
+                           f'{_show(k)} = "{_show(v).strip(chr(34))}".')
+        out[k] = v if isinstance(v, str) else str(v)
+    return TopicSpec(name=name, partitions=partitions, replication=replication, config=out)
+
+
+def _check_ports(cfg: SandboxConfig, ctx: _Ctx, explicit: set[str]) -> None:
+    S = ("sandbox",)
+    last = cfg.broker_port(cfg.brokers)
+    if last > 65535:
+        raise ctx.fail(S + ("brokers" if "brokers" in explicit else "port",),
+                       f"[sandbox] port = {cfg.port} with brokers = {cfg.brokers} puts broker "
+                       f"{cfg.brokers} on port {last}, above 65535; set a lower port.")
+    brokers = range(cfg.port, last + 1)
+    for k in ("coordinator_port", "http_port"):
+        v = getattr(cfg, k)
+        if v in brokers:
+            n = v - cfg.port + 1
+            raise ctx.fail(S + (k,), f"[sandbox] {k} = {v} collides with broker-{n}'s port "
+                           f"(port + {n - 1}); set {k} = {last + 1 if k == 'coordinator_port' else last + 2} "
+                           f"or any port outside {cfg.port}-{last}.")
+    if cfg.coordinator_port == cfg.http_port:
+        raise ctx.fail(S + ("http_port",), f"[sandbox] http_port = {cfg.http_port} is the same as "
+                       f"coordinator_port; set http_port = {cfg.coordinator_port + 1}.")
+
+
+def load_config(path: Path | None = None, *, cwd: Path | None = None) -> SandboxConfig:
+    """Load sandbox.toml: `path`, else <cwd>/sandbox.toml if it exists, else all defaults."""
+    cwd = (cwd or Path.cwd()).absolute()
+    if path is None:
+        candidate = cwd / FILENAME
+        if not candidate.is_file():
+            return parse_config("", None, cwd=cwd)
+        path = candidate
+    path = Path(path)
+    if not path.is_absolute():
+        path = cwd / path
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{_display(path)}: no such file; check the --config path or run "
+                          f"`sandbox init` to write one.", path=path) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{_display(path)}: is not UTF-8 text; save it as UTF-8.",
+                          path=path) from None
+    except OSError as e:
+        raise ConfigError(f"{_display(path)}: cannot be read ({e.strerror}); check its "
+                          f"permissions.", path=path) from None
+    return parse_config(text, path)
+
+
+# ---------------------------------------------------------------------------- init
+
+INIT_TEMPLATE = '''\
+# sandbox.toml: this folder's Kafka sandbox. Every command (`sandbox up`, `status`, ...) run here
+# uses it. Delete a line to get its default back.
+
+[sandbox]
+# name = "myproject"        # defaults to this folder's name
+mode = "native"             # "native" (local processes) or "docker" (containers)
+host = "127.0.0.1"          # bind address; use "0.0.0.0" only to expose the sandbox to your network
+port = 9092                 # broker 1's Kafka port; broker N listens on port + N - 1
+# coordinator_port = 9093   # the coordinator's port; defaults to port + brokers
+# http_port = 9094          # supervisor's /healthz /status /metrics; defaults to coordinator_port + 1
+brokers = 1                 # number of brokers, 1 to 16
+data_dir = ".sandbox"       # journals, logs and quarantines, relative to this folder
+
+[recovery]
+on_crash = "restart"        # "restart" a crashed service, or "off"
+on_corrupt_journal = "repair-then-wipe"   # "repair-then-wipe", "repair" or "wipe"
+max_restarts = 5            # restarts allowed within restart_window_s before giving up
+restart_window_s = 60       # the window (seconds) max_restarts counts in
+keep_quarantines = 3        # journals moved aside by recovery that are kept per service
+
+# Topics as code: created at `sandbox up`, re-created after a wipe, reloaded live when you save.
+# Removing a topic here never deletes it; partitions can only grow.
+[topics.orders]
+partitions = 3              # number of partitions
+replication = 1             # replicas per partition, at most `brokers`
+config = { "retention.ms" = "604800000", "cleanup.policy" = "delete" }   # Kafka topic configs
+'''
+
+
+def write_init(folder: Path) -> Path:
+    """Write INIT_TEMPLATE to folder/sandbox.toml; never overwrite an existing file."""
+    target = Path(folder).absolute() / FILENAME
+    if target.exists():
+        raise ConfigError(f"{_display(target)}: already exists and was left untouched; edit it, "
+                          f"or delete it and run `sandbox init` again.", path=target)
+    try:
+        with open(target, "x", encoding="utf-8", newline="\n") as f:
+            f.write(INIT_TEMPLATE)
+    except FileExistsError:
+        raise ConfigError(f"{_display(target)}: already exists and was left untouched; edit it, "
+                          f"or delete it and run `sandbox init` again.", path=target) from None
+    except OSError as e:
+        raise ConfigError(f"{_display(target)}: cannot be written ({e.strerror}); check the "
+                          f"folder's permissions.", path=target) from None
+    return target
