@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from sandbox.log.batch import iter_batches
+
+from ..records import first_record_at_or_after, record_with_timestamp
 from .common import NONE
 
 API_KEY = 2
@@ -24,12 +27,24 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int) -> dic
         out["offset"] = plog.log_start_offset
     elif ts == MAX_TIMESTAMP:
         off, t = plog.max_timestamp()
+        if off >= 0:
+            exact = record_with_timestamp(plog.read(off, 1), t)
+            off = off if exact is None else exact
         out["offset"], out["timestamp"] = off, t
     else:
+        # the log finds the batch by its max timestamp; the exact record needs a look inside
         found = plog.offset_for_timestamp(ts)
-        if found is not None:
-            off, t = found
-            out["offset"], out["timestamp"] = max(off, plog.log_start_offset), t
+        pos = max(found[0], plog.log_start_offset) if found else plog.log_end_offset
+        while pos < plog.log_end_offset:
+            chunk = plog.read(pos, 1 << 20)
+            exact = first_record_at_or_after(chunk, ts, plog.log_start_offset)
+            if exact is not None:
+                out["offset"], out["timestamp"] = exact
+                break
+            batches = list(iter_batches(chunk))
+            if not batches:
+                break
+            pos = batches[-1][1].next_offset
     return out
 
 
