@@ -1,0 +1,23 @@
+"""Entry point of `sandbox coordinator`: run the coordinator service in the foreground.
+
+The typer command calls run(); errors a user can cause (port taken: OSError; corrupt journal:
+JournalCorruptError; journal in use: JournalLockedError) propagate for the CLI to phrase.
+"""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from .server import CoordinatorConfig, run_coordinator, setup_logging
+
+
+def run(port: int, data_dir: Path, host: str = "127.0.0.1", session_timeout_ms: int = 9000,
+        log_level: str = "INFO") -> int:
+    """Serve until SIGINT/SIGTERM/SIGBREAK or `<data_dir>/stop` appears; returns the exit code."""
+    setup_logging(log_level)
+    config = CoordinatorConfig(data_dir=Path(data_dir), host=host, port=port,
+                               session_timeout_ms=session_timeout_ms)
+    try:
+        return asyncio.run(run_coordinator(config))
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
+        return 0

@@ -1,0 +1,45 @@
+"""CreateTopics (19), v2-v7: placement across the unfenced brokers; validate_only supported.
+Same semantics as the broker's handler (which forwards here in a multi-broker cluster)."""
+
+from __future__ import annotations
+
+import uuid
+
+from ..model import CoordinatorError
+from .common import NONE
+
+API_KEY = 19
+MIN_VERSION = 2
+MAX_VERSION = 7
+ZERO_UUID = uuid.UUID(int=0)
+
+
+def handle(ctx, request) -> dict:
+    coord = ctx.coordinator
+    out = []
+    names = [t.name for t in request.topics]
+    for t in request.topics:
+        configs = {c.name: c.value for c in t.configs}
+        assignments = {a.partition_index: list(a.broker_ids) for a in t.assignments} or None
+        entry = {"name": t.name, "topic_id": ZERO_UUID, "error_code": NONE,
+                 "error_message": None, "topic_config_error_code": 0, "num_partitions": -1,
+                 "replication_factor": -1, "configs": None}
+        try:
+            if names.count(t.name) > 1:
+                raise CoordinatorError(42, f"Topic '{t.name}' appears more than once.")
+            info = coord.create_topic(t.name, t.num_partitions, t.replication_factor, configs,
+                                      assignments=assignments,
+                                      validate_only=request.validate_only)
+        except CoordinatorError as e:
+            entry["error_code"], entry["error_message"] = e.error_code, e.message
+        else:
+            entry["topic_id"] = ZERO_UUID if request.validate_only else info.topic_id
+            entry["num_partitions"] = len(info.partitions)
+            entry["replication_factor"] = info.replication_factor if info.partitions else -1
+            described = coord.describe_configs(t.name) if not request.validate_only else {}
+            entry["configs"] = [
+                {"name": k, "value": v, "read_only": False,
+                 "config_source": 5 if is_default else 1, "is_sensitive": False}
+                for k, (v, is_default) in sorted(described.items())]
+        out.append(entry)
+    return {"throttle_time": 0, "topics": out}

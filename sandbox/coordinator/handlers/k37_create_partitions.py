@@ -1,0 +1,24 @@
+"""CreatePartitions (37), v0-v3: grow a topic's partition count (never shrink)."""
+
+from __future__ import annotations
+
+from ..model import CoordinatorError
+from .common import NONE
+
+API_KEY = 37
+MIN_VERSION = 0
+MAX_VERSION = 3
+
+
+def handle(ctx, request) -> dict:
+    out = []
+    for t in request.topics:
+        entry = {"name": t.name, "error_code": NONE, "error_message": None}
+        assignments = [list(a.broker_ids) for a in t.assignments] if t.assignments else None
+        try:
+            ctx.coordinator.create_partitions(t.name, t.count, assignments=assignments,
+                                              validate_only=request.validate_only)
+        except CoordinatorError as e:
+            entry["error_code"], entry["error_message"] = e.error_code, e.message
+        out.append(entry)
+    return {"throttle_time": 0, "results": out}

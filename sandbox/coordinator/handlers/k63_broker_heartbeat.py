@@ -1,0 +1,37 @@
+"""BrokerHeartbeat (63), v0-v2: keeps a broker's session alive (unfencing it if its epoch is
+current); want_shut_down fences it now and answers should_shut_down. Brokers unknown to this
+process (e.g. after a coordinator restart) get BROKER_ID_NOT_REGISTERED and must re-register."""
+
+from __future__ import annotations
+
+from ..model import CoordinatorError
+from .common import NONE, check_session
+
+API_KEY = 63
+MIN_VERSION = 0
+MAX_VERSION = 2
+
+
+def handle(ctx, request) -> dict:
+    server, coord = ctx.server, ctx.coordinator
+    out = {"throttle_time": 0, "error_code": NONE, "is_caught_up": False, "is_fenced": True,
+           "should_shut_down": False}
+    code = check_session(server, request.broker_id, request.broker_epoch)
+    if code != NONE:
+        out["error_code"] = code
+        return out
+    try:
+        if request.want_shut_down:
+            coord.unregister_broker(request.broker_id, request.broker_epoch)
+            server.sessions.pop(request.broker_id, None)
+            out["should_shut_down"] = True
+            return out
+        if request.want_fence:
+            coord.unregister_broker(request.broker_id, request.broker_epoch)
+        else:
+            out["is_fenced"] = coord.heartbeat(request.broker_id, request.broker_epoch)
+    except CoordinatorError as e:
+        out["error_code"] = e.error_code
+        return out
+    out["is_caught_up"] = request.current_metadata_offset >= coord.metadata_offset - 1
+    return out

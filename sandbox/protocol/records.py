@@ -1,0 +1,137 @@
+"""Uncompressed Kafka record batches (magic 2), sans-io: encode_batch() and decode_batches().
+
+Small and exact, for control-plane data (the coordinator's `__cluster_metadata` records); the
+data-plane log keeps its own zero-copy path. CRC-32C over bytes 21..end, as Kafka defines it.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import Iterable, NamedTuple, Sequence
+
+from crc32c import crc32c
+
+MAGIC = 2
+_HEAD = struct.Struct(">qiib")          # base offset, batch length, leader epoch, magic
+_BODY = struct.Struct(">hiqqqhii")       # attributes .. records count (after the crc)
+_CRC = struct.Struct(">I")
+HEADER_SIZE = 61
+_CODEC_MASK = 0x07
+_CONTROL = 0x20
+
+
+class RecordsError(Exception):
+    """Bytes that are not a valid uncompressed v2 record batch."""
+
+
+class Record(NamedTuple):
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+
+
+def _zigzag(n: int) -> int:
+    return (n << 1) ^ (n >> 63)
+
+
+def _varint(n: int) -> bytes:
+    z = _zigzag(n)
+    out = bytearray()
+    while True:
+        b = z & 0x7F
+        z >>= 7
+        if z:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _read_varint(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
+    shift = z = 0
+    while True:
+        if pos >= end:
+            raise RecordsError("truncated varint in a record")
+        b = buf[pos]
+        pos += 1
+        z |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (z >> 1) ^ -(z & 1), pos
+        shift += 7
+        if shift > 63:
+            raise RecordsError("varint too long in a record")
+
+
+def _bytes_field(data: bytes | None) -> bytes:
+    return _varint(-1) if data is None else _varint(len(data)) + data
+
+
+def encode_batch(base_offset: int, records: Sequence[tuple[bytes | None, bytes | None]] |
+                 Iterable[bytes], timestamp_ms: int | None = None, *,
+                 leader_epoch: int = -1) -> bytes:
+    """One batch holding `records` ((key, value) pairs or bare values) at consecutive offsets
+    from `base_offset`; every record gets the same timestamp (now unless given)."""
+    items = [r if isinstance(r, tuple) else (None, r) for r in records]
+    if not items:
+        raise ValueError("a record batch holds at least one record")
+    ts = int(time.time() * 1000) if timestamp_ms is None else int(timestamp_ms)
+    body = bytearray()
+    for delta, (key, value) in enumerate(items):
+        rec = b"\x00" + _varint(0) + _varint(delta) + _bytes_field(key) + _bytes_field(value) \
+            + _varint(0)
+        body += _varint(len(rec)) + rec
+    after_crc = _BODY.pack(0, len(items) - 1, ts, ts, -1, -1, -1, len(items)) + bytes(body)
+    length = 4 + 1 + 4 + len(after_crc)   # leader epoch + magic + crc + rest
+    return (_HEAD.pack(base_offset, length, leader_epoch, MAGIC) + _CRC.pack(crc32c(after_crc))
+            + after_crc)
+
+
+def decode_batches(data: bytes, *, check_crc: bool = True) -> list[Record]:
+    """Every record of the whole uncompressed batches in `data`; a partial batch at the end
+    (a fetch cut at max bytes) is skipped, as clients do. Control batches are skipped."""
+    out: list[Record] = []
+    view = memoryview(data)
+    pos = 0
+    while len(data) - pos >= HEADER_SIZE:
+        base, length, _epoch, magic = _HEAD.unpack_from(data, pos)
+        end = pos + 12 + length
+        if length < HEADER_SIZE - 12:
+            raise RecordsError(f"record batch at byte {pos} has a bad length {length}")
+        if end > len(data):
+            break
+        if magic != MAGIC:
+            raise RecordsError(f"record batch at byte {pos} has magic {magic}, not 2")
+        (crc,) = _CRC.unpack_from(data, pos + 17)
+        if check_crc and crc32c(view[pos + 21:end]) != crc:
+            raise RecordsError(f"record batch at offset {base} fails its CRC check")
+        attrs, _last, base_ts, _max_ts, _pid, _pe, _seq, count = _BODY.unpack_from(data, pos + 21)
+        if attrs & _CODEC_MASK:
+            raise RecordsError(f"record batch at offset {base} is compressed (codec "
+                               f"{attrs & _CODEC_MASK}); only uncompressed batches are read here")
+        if not attrs & _CONTROL:
+            p = pos + HEADER_SIZE
+            for _ in range(count):
+                size, p = _read_varint(data, p, end)
+                rec_end = p + size
+                if rec_end > end:
+                    raise RecordsError(f"a record in the batch at offset {base} overruns it")
+                p += 1  # attributes
+                ts_delta, p = _read_varint(data, p, rec_end)
+                off_delta, p = _read_varint(data, p, rec_end)
+                key, p = _read_bytes(data, p, rec_end)
+                value, p = _read_bytes(data, p, rec_end)
+                out.append(Record(base + off_delta, base_ts + ts_delta, key, value))
+                p = rec_end  # headers are skipped
+        pos = end
+    return out
+
+
+def _read_bytes(data: bytes, pos: int, end: int) -> tuple[bytes | None, int]:
+    n, pos = _read_varint(data, pos, end)
+    if n < 0:
+        return None, pos
+    if pos + n > end:
+        raise RecordsError("a record field runs past the end of its record")
+    return bytes(data[pos:pos + n]), pos + n
