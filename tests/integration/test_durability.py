@@ -7,6 +7,7 @@ import time
 
 import pytest
 from confluent_kafka import TopicPartition
+from confluent_kafka.admin import ConfigResource, ResourceType
 
 from .kit import (admin, consume_n, consume_topic, consumer, create_topic, produce_all, producer, unique,
                   wait_topic)
@@ -95,13 +96,11 @@ def test_acknowledged_records_survive_sigkill(broker):
 
 
 def test_topics_and_configs_survive_restart(broker):
-    a = admin(broker.bootstrap)
     t = unique("meta")
     create_topic(broker.bootstrap, t, 3, {"retention.ms": "86400000", "cleanup.policy": "compact,delete"})
     broker.restart()
     a = admin(broker.bootstrap)
     wait_topic(a, t, 3)
-    from confluent_kafka.admin import ConfigResource, ResourceType
     res = ConfigResource(ResourceType.TOPIC, t)
     cfg = a.describe_configs([res], request_timeout=15)[res].result(timeout=20)
     assert cfg["retention.ms"].value == "86400000"
