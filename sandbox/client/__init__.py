@@ -1,0 +1,12 @@
+"""A small blocking Kafka admin/probe client over sandbox.protocol (no typer, rich or services)."""
+
+from .connection import parse_bootstrap
+from .kafka import KafkaClient, decode_assignment
+from .models import (BrokerMeta, ClusterMetadata, GroupDescription, GroupListing, GroupMember,
+                     KafkaClientError, PartitionLag, PartitionMeta, TopicMeta, error_name)
+
+__all__ = [
+    "KafkaClient", "KafkaClientError", "ClusterMetadata", "TopicMeta", "PartitionMeta",
+    "BrokerMeta", "GroupListing", "GroupDescription", "GroupMember", "PartitionLag",
+    "decode_assignment", "error_name", "parse_bootstrap",
+]

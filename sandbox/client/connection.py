@@ -1,0 +1,169 @@
+"""One blocking TCP connection to one Kafka node: framing, correlation ids, version negotiation.
+
+Every OSError becomes a KafkaClientError with a sentence a user can act on.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+import time
+from typing import Any
+
+from sandbox.protocol import RequestHeader, build, decode_response, encode_request, request_class
+
+from .models import KafkaClientError
+
+API_VERSIONS = 18
+_SIZE = struct.Struct(">i")
+MAX_FRAME = 100 * 1024 * 1024
+
+Address = tuple[str, int]
+
+
+class UndecodableResponse(KafkaClientError):
+    """The node answered with bytes that do not decode as the expected response."""
+
+
+def parse_bootstrap(bootstrap: str | list[tuple[str, int]] | tuple[str, int]) -> list[Address]:
+    """'h1:p1,h2:p2' (or [('h1', p1), ...]) -> [(h1, p1), ...]; IPv6 as [::1]:9092."""
+    if isinstance(bootstrap, tuple) and len(bootstrap) == 2 and isinstance(bootstrap[1], int):
+        bootstrap = [bootstrap]
+    if isinstance(bootstrap, str):
+        out = []
+        for part in filter(None, (p.strip() for p in bootstrap.split(","))):
+            host, sep, port = part.rpartition(":")
+            if not sep or not port.isdigit() or not host:
+                raise KafkaClientError(f"bootstrap address {part!r} is not host:port; "
+                                       f"write it like 127.0.0.1:9092")
+            out.append((host.strip("[]"), int(port)))
+    else:
+        out = [(str(h), int(p)) for h, p in bootstrap]
+    if not out:
+        raise KafkaClientError("no bootstrap address given; pass host:port, e.g. 127.0.0.1:9092")
+    return out
+
+
+def fmt(addr: Address) -> str:
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def describe_oserror(addr: Address, e: BaseException, timeout: float) -> str:
+    where = fmt(addr)
+    if isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == errno.ECONNREFUSED:
+        return f"nothing listens on {where} (connection refused); is the sandbox running?"
+    if isinstance(e, (socket.timeout, TimeoutError)):
+        return f"{where} did not answer within {timeout:g}s"
+    if isinstance(e, socket.gaierror):
+        return f"cannot resolve host {addr[0]!r} of {where} ({e.strerror})"
+    if isinstance(e, (ConnectionResetError, BrokenPipeError, EOFError)):
+        return f"{where} closed the connection"
+    return f"cannot talk to {where} ({getattr(e, 'strerror', None) or e})"
+
+
+class Connection:
+    """A lazily opened socket to one node; any failure closes it so the next call reconnects."""
+
+    def __init__(self, addr: Address, client_id: str, timeout: float) -> None:
+        self.addr, self.client_id, self.timeout = addr, client_id, timeout
+        self.sock: socket.socket | None = None
+        self.versions: dict[int, tuple[int, int]] | None = None
+        self._corr = 0
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            finally:
+                self.sock = None
+                self.versions = None
+
+    def _open(self) -> None:
+        if self.sock is None:
+            self.sock = socket.create_connection(self.addr, timeout=self.timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _exact(self, n: int) -> bytes:
+        assert self.sock is not None
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise EOFError("connection closed")
+            buf += chunk
+        return bytes(buf)
+
+    def roundtrip(self, body: Any) -> Any:
+        """Send one request entity, return the decoded response entity."""
+        key, version = body.__api_key__, body.__version__
+        try:
+            self._open()
+            self._corr = (self._corr + 1) & 0x7FFFFFFF
+            self.sock.sendall(encode_request(RequestHeader(key, version, self._corr, self.client_id), body))
+            (size,) = _SIZE.unpack(self._exact(4))
+            if not 4 <= size <= MAX_FRAME:
+                raise EOFError(f"bad response size {size}")
+            frame = self._exact(size)
+        except (OSError, EOFError) as e:
+            self.close()
+            raise KafkaClientError(describe_oserror(self.addr, e, self.timeout)) from None
+        try:
+            corr, resp = decode_response(frame, key, version)
+        except Exception as e:
+            self.close()
+            raise UndecodableResponse(f"{fmt(self.addr)} sent a response to api {key} v{version} "
+                                   f"that cannot be decoded ({type(e).__name__})") from None
+        if corr != self._corr:
+            self.close()
+            raise KafkaClientError(f"{fmt(self.addr)} answered correlation id {corr}, "
+                                   f"expected {self._corr}")
+        return resp
+
+    def api_versions(self) -> tuple[dict[int, tuple[int, int]], float]:
+        """ApiVersions v3 (v0 if the node refuses v3): {api_key: (min, max)} and latency in ms."""
+        for version in (3, 0):
+            body = build(request_class(API_VERSIONS, version),
+                         {"client_software_name": "sandbox", "client_software_version": "0"})
+            try:
+                self._open()  # latency is the round trip, not the TCP connect
+            except OSError as e:
+                self.close()
+                raise KafkaClientError(describe_oserror(self.addr, e, self.timeout)) from None
+            start = time.perf_counter()
+            try:
+                resp = self.roundtrip(body)
+            except UndecodableResponse:
+                if version == 0:
+                    raise
+                continue
+            latency = (time.perf_counter() - start) * 1000
+            if int(resp.error_code) == 35 and version == 3:  # UNSUPPORTED_VERSION
+                continue
+            if int(resp.error_code):
+                raise KafkaClientError(f"{fmt(self.addr)} refused ApiVersions "
+                                       f"(error {int(resp.error_code)})", int(resp.error_code))
+            self.versions = {int(k.api_key): (int(k.min_version), int(k.max_version))
+                             for k in resp.api_keys}
+            return dict(self.versions), latency
+        raise KafkaClientError(f"{fmt(self.addr)} does not speak the Kafka ApiVersions API")
+
+    def pick_version(self, api_key: int, lo: int, hi: int) -> int:
+        """The highest version of api_key both we (lo..hi) and the node support."""
+        if self.versions is None:
+            self.api_versions()
+        assert self.versions is not None
+        if api_key not in self.versions:
+            raise KafkaClientError(f"{fmt(self.addr)} does not support api {api_key}")
+        theirs = self.versions[api_key]
+        best = min(hi, theirs[1])
+        if best < max(lo, theirs[0]):
+            raise KafkaClientError(f"{fmt(self.addr)} supports api {api_key} v{theirs[0]}-"
+                                   f"v{theirs[1]}, this client needs v{lo}-v{hi}")
+        return best
+
+    def request(self, api_key: int, lo: int, hi: int, data: dict) -> tuple[Any, int]:
+        """Build a request of the best common version from a superset dict; (response, version)."""
+        version = self.pick_version(api_key, lo, hi)
+        return self.roundtrip(build(request_class(api_key, version), data)), version

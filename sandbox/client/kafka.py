@@ -1,0 +1,388 @@
+"""KafkaClient: a small blocking admin/probe client over sandbox.protocol, used by the CLI, the
+supervisor and health probes to talk to brokers and the coordinator exactly as a user's client
+would. Talks only to the addresses it was given (advertised hosts are matched to them by port)."""
+
+from __future__ import annotations
+
+import functools
+import struct
+import threading
+import time
+from typing import Any, Iterable
+
+from .connection import Address, Connection, fmt, parse_bootstrap
+from .models import (BrokerMeta, ClusterMetadata, GroupDescription, GroupListing, GroupMember,
+                     KafkaClientError, PartitionLag, PartitionMeta, TopicMeta, error_name)
+
+# api key -> (lowest, highest) version this client speaks
+METADATA, CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = 3, 19, 20, 37
+DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS = 32, 44
+LIST_GROUPS, DESCRIBE_GROUPS, OFFSET_FETCH, LIST_OFFSETS, FIND_COORDINATOR = 16, 15, 9, 2, 10
+VERSIONS = {METADATA: (1, 12), CREATE_TOPICS: (2, 7), DELETE_TOPICS: (1, 5),
+            CREATE_PARTITIONS: (0, 3), DESCRIBE_CONFIGS: (1, 4), INCREMENTAL_ALTER_CONFIGS: (0, 1),
+            LIST_GROUPS: (0, 4), DESCRIBE_GROUPS: (0, 5), OFFSET_FETCH: (2, 7),
+            LIST_OFFSETS: (1, 7), FIND_COORDINATOR: (0, 3)}
+
+TOPIC_ALREADY_EXISTS = 36
+TOPIC_RESOURCE = 2
+SOURCE_DYNAMIC_TOPIC = 1
+LATEST, EARLIEST = -1, -2
+_RETRIABLE = {5, 6, 14, 15, 16, 74, 75}   # leader/coordinator moved or loading: refresh and retry
+_ATTEMPTS = 3
+
+
+def _locked(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
+def _check(code: Any, what: str, message: str | None = None) -> None:
+    code = int(code)
+    if code:
+        detail = f": {message}" if message else ""
+        raise KafkaClientError(f"{what} failed with {error_name(code)}{detail}", code)
+
+
+class KafkaClient:
+    """Blocking Kafka admin client. `bootstrap` is 'host:port,...' or [(host, port), ...]."""
+
+    def __init__(self, bootstrap: str | list[tuple[str, int]], *, client_id: str = "sandbox-cli",
+                 timeout: float = 5.0) -> None:
+        self.addresses: list[Address] = parse_bootstrap(bootstrap)
+        self.client_id, self.timeout = client_id, timeout
+        self._conns: dict[Address, Connection] = {}
+        self._nodes: dict[int, Address] = {}
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._conns.values():
+                c.close()
+            self._conns.clear()
+
+    def __enter__(self) -> "KafkaClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _conn(self, addr: Address) -> Connection:
+        if addr not in self._conns:
+            self._conns[addr] = Connection(addr, self.client_id, self.timeout)
+        return self._conns[addr]
+
+    def _send(self, addr: Address, api_key: int, data: dict) -> tuple[Any, int]:
+        """One request to addr; a stale open socket (the node restarted) is retried once."""
+        conn = self._conn(addr)
+        lo, hi = VERSIONS[api_key]
+        was_open = conn.sock is not None
+        try:
+            return conn.request(api_key, lo, hi, data)
+        except KafkaClientError as e:
+            if e.error_code is not None or not was_open:
+                raise
+            return conn.request(api_key, lo, hi, data)
+
+    def _any(self, api_key: int, data: dict) -> tuple[Any, int]:
+        """Send to the first bootstrap address that answers."""
+        errors = []
+        for addr in self.addresses:
+            try:
+                return self._send(addr, api_key, data)
+            except KafkaClientError as e:
+                if e.error_code is not None:
+                    raise
+                errors.append(e.message)
+        if len(errors) == 1:
+            raise KafkaClientError(errors[0])
+        raise KafkaClientError("no broker answered: " + "; ".join(errors))
+
+    def _allowed(self, host: str, port: int, what: str) -> Address:
+        """Map an advertised address to one we were given (same host:port, else same port)."""
+        if (host, port) in self.addresses:
+            return (host, port)
+        for addr in self.addresses:
+            if addr[1] == port:
+                return addr
+        given = ", ".join(fmt(a) for a in self.addresses)
+        raise KafkaClientError(f"{what} is at {fmt((host, port))}, which is not among the "
+                               f"addresses this client was given ({given}); add it to the "
+                               f"bootstrap list")
+
+    def _node(self, node_id: int) -> Address:
+        if node_id not in self._nodes:
+            self._metadata([])
+        if node_id not in self._nodes:
+            raise KafkaClientError(f"broker {node_id} is not in the cluster metadata")
+        return self._nodes[node_id]
+
+    # ------------------------------------------------------------------ cluster
+
+    @_locked
+    def api_versions(self, node: int | str | tuple[str, int] | None = None
+                     ) -> tuple[dict[int, tuple[int, int]], float]:
+        """ApiVersions round trip: ({api_key: (min, max)}, latency in ms).
+
+        node: None (first bootstrap address that answers), a broker id, or an address."""
+        if node is None:
+            targets = self.addresses
+        elif isinstance(node, int):
+            targets = [self._node(node)]
+        else:
+            targets = parse_bootstrap(node)
+        errors = []
+        for addr in targets:
+            conn = self._conn(addr)
+            try:
+                return conn.api_versions()
+            except KafkaClientError as e:
+                errors.append(e.message)
+        raise KafkaClientError(errors[0] if len(errors) == 1
+                               else "no broker answered: " + "; ".join(errors))
+
+    @_locked
+    def metadata(self, topics: Iterable[str] | None = None) -> tuple[ClusterMetadata, float]:
+        """Metadata for all topics (None) or the named ones: (ClusterMetadata, latency in ms)."""
+        start = time.perf_counter()
+        md = self._metadata(None if topics is None else list(topics))
+        return md, (time.perf_counter() - start) * 1000
+
+    def _metadata(self, topics: list[str] | None) -> ClusterMetadata:
+        data = {"topics": None if topics is None else [{"name": t, "topic_id": None} for t in topics],
+                "allow_auto_topic_creation": False, "include_cluster_authorized_operations": False,
+                "include_topic_authorized_operations": False}
+        resp, _ = self._any(METADATA, data)
+        brokers = [BrokerMeta(int(b.node_id), b.host, int(b.port)) for b in resp.brokers]
+        for b in brokers:
+            try:
+                self._nodes[b.id] = self._allowed(b.host, b.port, f"broker {b.id}")
+            except KafkaClientError:
+                self._nodes.pop(b.id, None)
+        out: dict[str, TopicMeta] = {}
+        for t in resp.topics:
+            parts = sorted((PartitionMeta(int(p.partition_index), int(p.leader_id),
+                                          [int(r) for r in p.replica_nodes],
+                                          [int(r) for r in p.isr_nodes],
+                                          int(getattr(p, "leader_epoch", -1)), int(p.error_code))
+                            for p in t.partitions), key=lambda p: p.index)
+            out[t.name] = TopicMeta(t.name, getattr(t, "topic_id", None), parts,
+                                    bool(t.is_internal), int(t.error_code))
+        return ClusterMetadata(getattr(resp, "cluster_id", None), int(resp.controller_id),
+                               brokers, out)
+
+    def _topic(self, name: str) -> TopicMeta:
+        meta = self._metadata([name]).topics.get(name)
+        if meta is None:
+            raise KafkaClientError(f"topic {name} does not exist", 3)
+        if meta.error_code == 3:
+            raise KafkaClientError(f"topic {name} does not exist", 3)
+        _check(meta.error_code, f"metadata of topic {name}")
+        return meta
+
+    # ------------------------------------------------------------------ topics
+
+    @_locked
+    def create_topic(self, name: str, partitions: int = 1, replication: int = 1,
+                     config: dict[str, Any] | None = None, *, exist_ok: bool = False) -> bool:
+        """Create a topic; True if created, False if it existed and exist_ok."""
+        resp, _ = self._any(CREATE_TOPICS, {
+            "topics": [{"name": name, "num_partitions": partitions,
+                        "replication_factor": replication, "assignments": [],
+                        "configs": [{"name": k, "value": str(v)} for k, v in (config or {}).items()]}],
+            "timeout": int(self.timeout * 1000), "validate_only": False})
+        r = resp.topics[0]
+        if int(r.error_code) == TOPIC_ALREADY_EXISTS and exist_ok:
+            return False
+        _check(r.error_code, f"creating topic {name}", r.error_message)
+        return True
+
+    @_locked
+    def delete_topic(self, name: str) -> None:
+        resp, _ = self._any(DELETE_TOPICS, {"topic_names": [name],
+                                            "timeout": int(self.timeout * 1000)})
+        r = resp.responses[0]
+        _check(r.error_code, f"deleting topic {name}", getattr(r, "error_message", None))
+
+    @_locked
+    def create_partitions(self, name: str, total: int) -> None:
+        """Grow topic `name` to `total` partitions."""
+        resp, _ = self._any(CREATE_PARTITIONS, {
+            "topics": [{"name": name, "count": total, "assignments": None}],
+            "timeout": int(self.timeout * 1000), "validate_only": False})
+        r = resp.results[0]
+        _check(r.error_code, f"growing topic {name} to {total} partitions", r.error_message)
+
+    @_locked
+    def describe_configs(self, name: str) -> dict[str, tuple[str | None, bool]]:
+        """Topic configs: {key: (value, is_default)}; is_default means not set on the topic."""
+        resp, _ = self._any(DESCRIBE_CONFIGS, {
+            "resources": [{"resource_type": TOPIC_RESOURCE, "resource_name": name,
+                           "configuration_keys": None}],
+            "include_synonyms": False, "include_documentation": False})
+        r = resp.results[0]
+        _check(r.error_code, f"describing configs of topic {name}", r.error_message)
+        return {c.name: (c.value, int(c.config_source) != SOURCE_DYNAMIC_TOPIC) for c in r.configs}
+
+    @_locked
+    def alter_configs(self, name: str, set: dict[str, Any] | None = None,
+                      delete: Iterable[str] = ()) -> None:
+        """IncrementalAlterConfigs: set these keys, reset those to their defaults."""
+        ops = [{"name": k, "config_operation": 0, "value": str(v)} for k, v in (set or {}).items()]
+        ops += [{"name": k, "config_operation": 1, "value": None} for k in delete]
+        resp, _ = self._any(INCREMENTAL_ALTER_CONFIGS, {
+            "resources": [{"resource_type": TOPIC_RESOURCE, "resource_name": name,
+                           "configs": ops}], "validate_only": False})
+        r = resp.responses[0]
+        _check(r.error_code, f"altering configs of topic {name}", r.error_message)
+
+    # ------------------------------------------------------------------ offsets
+
+    @_locked
+    def end_offsets(self, topic: str, partitions: Iterable[int] | None = None) -> dict[int, int]:
+        """High watermark of each partition (all partitions when None), asked of its leader."""
+        return {p: o for (_, p), o in self._list_offsets({topic: partitions}, LATEST).items()}
+
+    @_locked
+    def start_offsets(self, topic: str, partitions: Iterable[int] | None = None) -> dict[int, int]:
+        """Log start offset of each partition (all partitions when None)."""
+        return {p: o for (_, p), o in self._list_offsets({topic: partitions}, EARLIEST).items()}
+
+    def _list_offsets(self, wanted: dict[str, Iterable[int] | None], ts: int
+                      ) -> dict[tuple[str, int], int]:
+        out: dict[tuple[str, int], int] = {}
+        todo = {t: None if ps is None else sorted(ps) for t, ps in wanted.items()}
+        for attempt in range(_ATTEMPTS):
+            by_leader: dict[int, dict[str, list[int]]] = {}
+            for topic, parts in todo.items():
+                meta = self._topic(topic)
+                known = {p.index: p for p in meta.partitions}
+                for p in (sorted(known) if parts is None else parts):
+                    if p not in known:
+                        raise KafkaClientError(f"topic {topic} has no partition {p}", 3)
+                    if known[p].leader < 0:
+                        raise KafkaClientError(f"partition {topic}-{p} has no leader", 5)
+                    by_leader.setdefault(known[p].leader, {}).setdefault(topic, []).append(p)
+            retry: dict[str, list[int]] = {}
+            for leader, topics in by_leader.items():
+                resp, _ = self._send(self._node(leader), LIST_OFFSETS, {
+                    "replica_id": -1, "isolation_level": 0,
+                    "topics": [{"name": t, "partitions": [
+                        {"partition_index": p, "current_leader_epoch": -1, "timestamp": ts,
+                         "max_num_offsets": 1} for p in ps]} for t, ps in topics.items()]})
+                for t in resp.topics:
+                    for p in t.partitions:
+                        code = int(p.error_code)
+                        if code in _RETRIABLE and attempt + 1 < _ATTEMPTS:
+                            retry.setdefault(t.name, []).append(int(p.partition_index))
+                            continue
+                        _check(code, f"listing offsets of {t.name}-{p.partition_index}")
+                        out[(t.name, int(p.partition_index))] = int(p.offset)
+            if not retry:
+                return out
+            todo = retry
+            time.sleep(0.1 * (attempt + 1))
+        return out
+
+    # ------------------------------------------------------------------ groups
+
+    def _coordinator(self, group: str) -> Address:
+        for attempt in range(_ATTEMPTS):
+            resp, _ = self._any(FIND_COORDINATOR, {"key": group, "key_type": 0})
+            code = int(resp.error_code)
+            if code in _RETRIABLE and attempt + 1 < _ATTEMPTS:
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            _check(code, f"finding the coordinator of group {group}",
+                   getattr(resp, "error_message", None))
+            return self._allowed(resp.host, int(resp.port), f"the coordinator of group {group}")
+        raise AssertionError("unreachable")
+
+    def _to_coordinator(self, group: str, api_key: int, data: dict, error_of) -> Any:
+        """Send to the group's coordinator, following NOT_COORDINATOR/loading a few times."""
+        for attempt in range(_ATTEMPTS):
+            resp, _ = self._send(self._coordinator(group), api_key, data)
+            code = int(error_of(resp))
+            if code in _RETRIABLE and attempt + 1 < _ATTEMPTS:
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            return resp
+        raise AssertionError("unreachable")
+
+    @_locked
+    def list_groups(self) -> list[GroupListing]:
+        """Groups of every broker (each coordinates some), sorted by id."""
+        md = self._metadata([])
+        found: dict[str, GroupListing] = {}
+        targets = [self._nodes[b.id] for b in md.brokers if b.id in self._nodes] or self.addresses
+        for addr in dict.fromkeys(targets):
+            resp, _ = self._send(addr, LIST_GROUPS, {"states_filter": []})
+            _check(resp.error_code, f"listing groups on {fmt(addr)}")
+            for g in resp.groups:
+                found[g.group_id] = GroupListing(g.group_id, getattr(g, "group_state", ""),
+                                                 g.protocol_type)
+        return [found[k] for k in sorted(found)]
+
+    @_locked
+    def describe_group(self, group: str) -> GroupDescription:
+        resp = self._to_coordinator(group, DESCRIBE_GROUPS, {
+            "groups": [group], "include_authorized_operations": False},
+            lambda r: r.groups[0].error_code if r.groups else 0)
+        g = resp.groups[0]
+        _check(g.error_code, f"describing group {group}")
+        members = [GroupMember(m.member_id, m.client_id, m.client_host,
+                               getattr(m, "group_instance_id", None),
+                               decode_assignment(m.member_assignment)
+                               if g.protocol_type == "consumer" else {})
+                   for m in g.members]
+        return GroupDescription(g.group_id, g.group_state, g.protocol_type, g.protocol_data,
+                                members, int(g.error_code))
+
+    @_locked
+    def committed_offsets(self, group: str) -> dict[tuple[str, int], int]:
+        """Every committed offset of the group: {(topic, partition): offset}."""
+        resp = self._to_coordinator(group, OFFSET_FETCH, {
+            "group_id": group, "topics": None, "require_stable": False},
+            lambda r: r.error_code)
+        _check(resp.error_code, f"fetching committed offsets of group {group}")
+        out = {}
+        for t in resp.topics:
+            for p in t.partitions:
+                _check(p.error_code, f"fetching the offset of {group} on {t.name}-{p.partition_index}")
+                if int(p.committed_offset) >= 0:
+                    out[(t.name, int(p.partition_index))] = int(p.committed_offset)
+        return dict(sorted(out.items()))
+
+    @_locked
+    def group_lag(self, group: str) -> list[PartitionLag]:
+        """(topic, partition, committed, end, lag) for each partition the group committed."""
+        committed = self.committed_offsets(group)
+        wanted: dict[str, list[int]] = {}
+        for t, p in committed:
+            wanted.setdefault(t, []).append(p)
+        ends = self._list_offsets(wanted, LATEST) if wanted else {}
+        return [PartitionLag(t, p, off, ends[(t, p)], max(0, ends[(t, p)] - off))
+                for (t, p), off in committed.items()]
+
+
+def decode_assignment(data: bytes) -> dict[str, list[int]]:
+    """Kafka's ConsumerProtocolAssignment (any version): topic -> partitions; {} if unreadable."""
+    try:
+        pos = 2
+        (n,) = struct.unpack_from(">i", data, pos)
+        pos += 4
+        out: dict[str, list[int]] = {}
+        for _ in range(max(n, 0)):
+            (ln,) = struct.unpack_from(">h", data, pos)
+            name = data[pos + 2:pos + 2 + ln].decode()
+            pos += 2 + ln
+            (k,) = struct.unpack_from(">i", data, pos)
+            out[name] = list(struct.unpack_from(f">{k}i", data, pos + 4))
+            pos += 4 + 4 * k
+        return out
+    except (struct.error, UnicodeDecodeError, ValueError):
+        return {}

@@ -1,0 +1,1 @@
+"""Tests of sandbox.client against a real broker process."""
