@@ -1,0 +1,70 @@
+"""Reading a service's log file: the last lines (for crash events) and the `EVENT repair` /
+`EVENT stale-lock…` lines a service writes when it repairs its journal at start."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+EVENT_LINE = re.compile(r"EVENT (repair|stale-lock[\w-]*) (\{.*\})\s*$")
+_MAX_SCAN = 4 << 20  # never read more than this much of a log in one go
+
+
+def log_size(path: Path) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> tuple[bytes, int]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            end = f.tell()
+            if offset > end:  # the log was truncated or rotated: start over
+                offset = 0
+            offset = max(offset, end - _MAX_SCAN)
+            f.seek(offset)
+            return f.read(end - offset), offset
+    except OSError:
+        return b"", offset
+
+
+def tail_lines(path: Path, n: int = 20, since: int = 0) -> list[str]:
+    """The last `n` lines written to the log at or after byte `since`."""
+    data, _ = _read_from(path, since)
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return [ln.rstrip() for ln in lines[-n:]]
+
+
+def scan_events(path: Path, offset: int) -> tuple[list[tuple[str, dict]], int]:
+    """Repair events in complete lines from byte `offset`; returns them and the offset to resume from."""
+    data, start = _read_from(path, offset)
+    cut = data.rfind(b"\n")
+    if cut < 0:
+        return [], start
+    events = []
+    for raw in data[:cut].split(b"\n"):
+        m = EVENT_LINE.search(raw.decode("utf-8", errors="replace"))
+        if not m:
+            continue
+        try:
+            detail = json.loads(m.group(2))
+        except ValueError:
+            detail = {"raw": m.group(2)}
+        events.append((m.group(1), detail if isinstance(detail, dict) else {"value": detail}))
+    return events, start + cut + 1
+
+
+def describe_repair(kind: str, detail: dict) -> str:
+    """One sentence for a repair event, e.g. 'journal tail truncated: 38 bytes (…/00000.log)'."""
+    if kind == "repair":
+        where = detail.get("segment") or detail.get("file") or detail.get("path")
+        text = f"journal tail truncated: {detail.get('bytes', '?')} bytes"
+        return f"{text} ({where})" if where else text
+    pid = detail.get("pid")
+    where = detail.get("path")
+    text = "stale lock removed" + (f" (left by pid {pid})" if pid is not None else "")
+    return f"{text}: {where}" if where else text

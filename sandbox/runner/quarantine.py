@@ -1,0 +1,115 @@
+"""Moving a journal aside into quarantine/<UTC time>-<service>/ (rename, retried while Windows holds
+files busy, copy-then-delete as a last resort; never a silent delete) and pruning old quarantines."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+_NAME = re.compile(r"^(\d{8}T\d{6}Z)-(.+?)(?:\.(\d+))?$")
+
+
+class QuarantineError(OSError):
+    """The journal could not be moved aside; it is left where it was, untouched or copied."""
+
+
+def stamp(wall_time: float) -> str:
+    return datetime.fromtimestamp(wall_time, timezone.utc).strftime(STAMP_FORMAT)
+
+
+def _target(root: Path, service: str, wall_time: float) -> Path:
+    base = f"{stamp(wall_time)}-{service}"
+    target, n = root / base, 1
+    while target.exists():
+        n += 1
+        target = root / f"{base}.{n}"
+    return target
+
+
+def _rmtree_retry(path: Path, sleep: Callable[[float], None], attempts: int) -> bool:
+    delay = 0.05
+    for i in range(attempts):
+        try:
+            shutil.rmtree(path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            if i == attempts - 1:
+                return False
+            sleep(delay)
+            delay = min(delay * 2, 1.0)
+    return False
+
+
+def quarantine(data_dir: Path, root: Path, service: str, wall_time: float, *,
+               sleep: Callable[[float], None] = time.sleep, attempts: int = 6,
+               rename: Callable[[Path, Path], None] = os.rename) -> tuple[Path, str]:
+    """Move `data_dir` to `root/<stamp>-<service>/`; returns (where, how) with how in
+    {'renamed', 'copied', 'copied (some files still busy in the original)'}. Leaves an empty data_dir."""
+    data_dir, root = Path(data_dir), Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    target = _target(root, service, wall_time)
+    delay, last = 0.05, None
+    for i in range(attempts):
+        try:
+            rename(data_dir, target)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            return target, "renamed"
+        except PermissionError as e:  # Windows: a file in it is still open somewhere
+            last = e
+        except OSError as e:  # e.g. another volume (EXDEV): no point retrying a rename
+            last = e
+            break
+        if i < attempts - 1:
+            sleep(delay)
+            delay = min(delay * 2, 1.0)
+    try:
+        shutil.copytree(data_dir, target)
+    except (OSError, shutil.Error) as e:
+        raise QuarantineError(f"could not move or copy {data_dir} to {target}: {e} (after: {last}); "
+                              f"the journal was left in place") from e
+    how = "copied"
+    if not _rmtree_retry(data_dir, sleep, attempts):
+        how = "copied (some files still busy in the original)"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return target, how
+
+
+def quarantines(root: Path, service: str) -> list[Path]:
+    """The quarantine folders of one service, oldest first."""
+    found = []
+    try:
+        entries = list(Path(root).iterdir())
+    except OSError:
+        return []
+    for p in entries:
+        m = _NAME.match(p.name)
+        if m and m.group(2) == service and p.is_dir():
+            found.append((m.group(1), int(m.group(3) or 1), p))
+    return [p for *_, p in sorted(found)]
+
+
+def prune(root: Path, service: str, keep: int, *, sleep: Callable[[float], None] = time.sleep) -> list[Path]:
+    """Delete all but the newest `keep` quarantines of `service` (the only deletions recovery makes)."""
+    folders = quarantines(root, service)
+    doomed = folders[:max(len(folders) - keep, 0)]
+    removed = []
+    for p in doomed:
+        if _rmtree_retry(p, sleep, 4):
+            removed.append(p)
+    return removed
+
+
+def has_data(data_dir: Path) -> bool:
+    """True when the folder holds anything besides a stop file (nothing to keep otherwise)."""
+    try:
+        return any(p.name != "stop" for p in Path(data_dir).iterdir())
+    except OSError:
+        return False
