@@ -1,0 +1,204 @@
+"""Crash loops and unrepairable journals under each on_corrupt_journal policy: wipe into quarantine,
+clean restart, topics re-created once healthy, pruning of old quarantines; never a silent delete."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from runner_fakes import FakeClock, FakeProbe, FakeSpawner, kinds, spec  # noqa: E402
+
+from sandbox.runner.native import RecoveryPolicy, Supervisor  # noqa: E402
+from sandbox.runner.quarantine import quarantines  # noqa: E402
+
+WALL0 = 1_795_000_000.0  # 2026-11-18T...Z
+
+
+def make(tmp_path, policy, probe=True, recreate=None):
+    clock, spawner = FakeClock(), FakeSpawner()
+    fprobe = FakeProbe() if probe else None
+    recreated = []
+
+    def recreate_topics(service):
+        recreated.append(service)
+        return ["orders", "payments"]
+
+    s = spec(tmp_path, "broker-1")
+    (s.data_dir / "orders-0").mkdir(parents=True)
+    (s.data_dir / "orders-0" / "00000000000000000000.log").write_bytes(b"old batches")
+    sup = Supervisor([s], policy, spawner=spawner, clock=clock, wall_clock=lambda: WALL0 + clock.t,
+                     probe=fprobe, quarantine_root=tmp_path / ".sandbox" / "quarantine",
+                     recreate_topics=recreate or recreate_topics, sleep=lambda s: None)
+    return sup, clock, spawner, fprobe, s, recreated
+
+
+def crash(sup, clock, spawner, code=1):
+    """Make the current process exit with `code`, then step until it is running again (or not)."""
+    spawner.current("broker-1").code = code
+    n = len(spawner.spawned)
+    sup.step()
+    for _ in range(100):
+        if len(spawner.spawned) > n or sup.service("broker-1")["state"] == "crashed":
+            return
+        clock.advance(0.1)
+        sup.step()
+
+
+def test_crash_loop_then_repair_attempt_then_wipe_and_topics_recreated(tmp_path):
+    policy = RecoveryPolicy(max_restarts=2, restart_window_s=60)
+    sup, clock, spawner, probe, s, recreated = make(tmp_path, policy)
+    sup.step()
+    for _ in range(2):
+        crash(sup, clock, spawner)
+    assert "crash-loop" not in kinds(sup.events)
+    crash(sup, clock, spawner)  # 3 exits > max_restarts: one more restart to let it repair
+    assert kinds(sup.events)[-3:] == ["crash", "crash-loop", "restart"]
+    assert "restarting once more" in sup.events[-2]["detail"]
+    assert (s.data_dir / "orders-0" / "00000000000000000000.log").exists()  # not wiped yet
+    crash(sup, clock, spawner)  # the repair attempt failed too: wipe
+    wipe = [e for e in sup.events if e["kind"] == "wipe"][0]
+    q = Path(wipe["path"])
+    assert q.parent == tmp_path / ".sandbox" / "quarantine"
+    assert q.name.endswith("Z-broker-1") and q.name.startswith("2026")
+    assert (q / "orders-0" / "00000000000000000000.log").read_bytes() == b"old batches"
+    assert s.data_dir.is_dir() and list(s.data_dir.iterdir()) == []  # clean journal
+    assert sup.service("broker-1")["restarts"] == 4
+    assert recreated == []  # not before it is healthy
+    sup.step()
+    assert recreated == []
+    probe.ok["broker-1"] = True
+    sup.step()
+    assert recreated == ["broker-1"]
+    assert kinds(sup.events)[-5:] == ["crash", "wipe", "restart", "healthy", "topics-recreated"]
+    assert "clean journal" in sup.events[-3]["detail"]
+    assert sup.events[-1]["topics"] == ["orders", "payments"]
+    assert sup.events[-1]["detail"] == "orders, payments"
+    sup.step()
+    assert recreated == ["broker-1"]  # once
+
+
+def test_policy_repair_never_wipes_and_keeps_restarting_with_backoff(tmp_path):
+    policy = RecoveryPolicy(max_restarts=2, on_corrupt_journal="repair", backoff_max_s=1)
+    sup, clock, spawner, probe, s, recreated = make(tmp_path, policy)
+    sup.step()
+    for _ in range(8):
+        crash(sup, clock, spawner)
+    crash(sup, clock, spawner, code=4)
+    k = kinds(sup.events)
+    assert "wipe" not in k and k.count("crash-loop") == 1
+    assert "on_corrupt_journal=repair" in [e for e in sup.events if e["kind"] == "crash-loop"][0]["detail"]
+    assert (s.data_dir / "orders-0" / "00000000000000000000.log").exists()
+    assert not (tmp_path / ".sandbox" / "quarantine").exists()
+    assert len(spawner.spawned) == 10 and sup.service("broker-1")["restarts"] == 9
+    assert [e for e in sup.events if e["kind"] == "restart"][-1]["detail"].endswith("backoff 1s)")
+
+
+def test_exit_code_4_under_repair_then_wipe_wipes_at_once(tmp_path):
+    sup, clock, spawner, probe, s, recreated = make(tmp_path, RecoveryPolicy())
+    sup.step()
+    crash(sup, clock, spawner, code=4)
+    assert kinds(sup.events)[-3:] == ["crash", "wipe", "restart"]
+    assert "cannot be repaired" in sup.events[-3]["detail"]
+    assert len(quarantines(tmp_path / ".sandbox" / "quarantine", "broker-1")) == 1
+
+
+def test_policy_wipe_wipes_at_the_first_sign_of_a_loop(tmp_path):
+    sup, clock, spawner, probe, s, recreated = make(tmp_path, RecoveryPolicy(max_restarts=1,
+                                                                             on_corrupt_journal="wipe"))
+    sup.step()
+    crash(sup, clock, spawner)
+    assert "wipe" not in kinds(sup.events)
+    crash(sup, clock, spawner)
+    assert kinds(sup.events)[-3:] == ["crash", "wipe", "restart"]
+    assert "crash-loop" not in kinds(sup.events)
+
+
+def test_exits_spread_over_more_than_the_window_are_not_a_loop(tmp_path):
+    sup, clock, spawner, probe, s, recreated = make(tmp_path, RecoveryPolicy(max_restarts=2,
+                                                                             restart_window_s=10))
+    sup.step()
+    for _ in range(6):
+        crash(sup, clock, spawner)
+        clock.advance(6)
+        sup.step()
+    assert "crash-loop" not in kinds(sup.events) and "wipe" not in kinds(sup.events)
+
+
+def test_usage_error_exit_code_2_is_never_wiped(tmp_path):
+    sup, clock, spawner, probe, s, recreated = make(tmp_path, RecoveryPolicy(max_restarts=1,
+                                                                             on_corrupt_journal="wipe"))
+    sup.step()
+    for _ in range(4):
+        crash(sup, clock, spawner, code=2)
+    assert "wipe" not in kinds(sup.events)
+    assert [e for e in sup.events if e["kind"] == "crash-loop"][0]["detail"].endswith("would not help")
+    assert (s.data_dir / "orders-0").exists()
+
+
+def test_still_failing_with_a_fresh_journal_gives_up_instead_of_wiping_again(tmp_path):
+    sup, clock, spawner, probe, s, recreated = make(tmp_path, RecoveryPolicy(max_restarts=0,
+                                                                             on_corrupt_journal="wipe"))
+    sup.step()
+    crash(sup, clock, spawner)  # > 0 exits: wipe
+    assert kinds(sup.events).count("wipe") == 1
+    crash(sup, clock, spawner)  # never got healthy on the fresh journal: not a journal problem
+    assert kinds(sup.events).count("wipe") == 1
+    st = sup.service("broker-1")
+    assert st["state"] == "crashed"
+    assert "not a journal problem" in sup.events[-1]["detail"]
+    sup.restart("broker-1")  # a person can still retry
+    assert sup.service("broker-1")["state"] == "starting" and spawner.current("broker-1").code is None
+
+
+def test_keep_quarantines_prunes_only_that_services_oldest(tmp_path):
+    sup, clock, spawner, probe, s, recreated = make(tmp_path, RecoveryPolicy(keep_quarantines=3))
+    root = tmp_path / ".sandbox" / "quarantine"
+    old = ["20240101T000000Z-broker-1", "20240102T000000Z-broker-1", "20240103T000000Z-broker-1",
+           "20240101T000000Z-broker-10", "20240101T000000Z-coordinator"]
+    for name in old:
+        (root / name).mkdir(parents=True)
+        (root / name / "x.log").write_text("kept?")
+    sup.step()
+    crash(sup, clock, spawner, code=4)
+    mine = [p.name for p in quarantines(root, "broker-1")]
+    assert len(mine) == 3
+    assert mine[:2] == ["20240102T000000Z-broker-1", "20240103T000000Z-broker-1"]
+    assert mine[2].startswith("2026")
+    assert not (root / "20240101T000000Z-broker-1").exists()
+    assert (root / "20240101T000000Z-broker-10" / "x.log").exists()
+    assert (root / "20240101T000000Z-coordinator" / "x.log").exists()
+    wipe = [e for e in sup.events if e["kind"] == "wipe"][0]
+    assert "deleted 1 older quarantine" in wipe["detail"]
+    assert wipe["pruned"] == [str(root / "20240101T000000Z-broker-1")]
+
+
+def test_failing_recreate_is_reported_once_and_retried(tmp_path):
+    attempts = []
+
+    def flaky(service):
+        attempts.append(service)
+        if len(attempts) < 3:
+            raise ConnectionError("coordinator not ready")
+        return ["orders"]
+
+    sup, clock, spawner, probe, s, recreated = make(tmp_path, RecoveryPolicy(), recreate=flaky)
+    sup = sup
+    sup.step()
+    crash(sup, clock, spawner, code=4)
+    probe.ok["broker-1"] = True
+    for _ in range(4):
+        clock.advance(1.5)
+        sup.step()
+    ev = [e for e in sup.events if e["kind"] == "topics-recreated"]
+    assert [e["ok"] for e in ev] == [False, True]
+    assert "will retry" in ev[0]["detail"] and ev[1]["topics"] == ["orders"]
+    assert len(attempts) == 3
+
+
+def test_on_crash_off_wins_over_the_journal_policy(tmp_path):
+    sup, clock, spawner, probe, s, recreated = make(tmp_path, RecoveryPolicy(on_crash="off"))
+    sup.step()
+    crash(sup, clock, spawner, code=4)
+    assert "wipe" not in kinds(sup.events) and sup.service("broker-1")["state"] == "crashed"
