@@ -19,6 +19,7 @@ class Handler:
     api_key: int
     min_version: int
     max_version: int
+    advertised_min: int
     handle: Callable[..., Any]
     is_async: bool
     name: str
@@ -31,7 +32,8 @@ def _discover() -> dict[int, Handler]:
             continue
         mod = importlib.import_module(f"{__name__}.{info.name}")
         h = Handler(
-            mod.API_KEY, mod.MIN_VERSION, mod.MAX_VERSION, mod.handle,
+            mod.API_KEY, mod.MIN_VERSION, mod.MAX_VERSION,
+            getattr(mod, "ADVERTISED_MIN_VERSION", mod.MIN_VERSION), mod.handle,
             inspect.iscoroutinefunction(mod.handle), info.name,
         )
         if h.api_key in registry:
@@ -44,4 +46,5 @@ REGISTRY: dict[int, Handler] = _discover()
 
 
 def supported_versions() -> list[tuple[int, int, int]]:
-    return [(k, h.min_version, h.max_version) for k, h in sorted(REGISTRY.items())]
+    """(api key, min, max) as ApiVersions advertises them."""
+    return [(k, h.advertised_min, h.max_version) for k, h in sorted(REGISTRY.items())]

@@ -31,6 +31,10 @@ from .common import (
 
 API_KEY = 0
 MIN_VERSION = 3
+# Advertised from v0, as Apache Kafka 4.0 does (KAFKA-18659): librdkafka up to 2.8 silently
+# stops compressing gzip/snappy/lz4 when the broker's Produce range does not start at 0.
+# Requests below v3 are still refused (the connection is closed with a log line).
+ADVERTISED_MIN_VERSION = 0
 MAX_VERSION = 11
 
 log = logging.getLogger("sandbox.broker")
