@@ -143,7 +143,7 @@ def heartbeat_request(broker_id: int, epoch: int, version: int = 1, **kw):
 
 def metadata_request(topics=None, version: int = 12):
     return build(request_class(3, version), {
-        "topics": None if topics is None else [{"name": t} for t in topics],
+        "topics": None if topics is None else [{"name": t, "topic_id": None} for t in topics],
         "allow_auto_topic_creation": False, "include_topic_authorized_operations": False,
         "include_cluster_authorized_operations": False})
 
