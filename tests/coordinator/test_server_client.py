@@ -1,0 +1,188 @@
+"""RemoteCoordinator against a real coordinator service: the mirror follows changes made by
+anyone, writes go over the wire and are visible on return, errors map to CoordinatorError, and
+reads keep working while the coordinator is away. LocalCoordinator offers the same async API."""
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from server_helpers import RawClient, ThreadedCoordinator, create_topics_request  # noqa: E402
+
+from sandbox.coordinator import CoordinatorError  # noqa: E402
+from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator, parse_address  # noqa: E402
+from sandbox.protocol import build, request_class  # noqa: E402
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = ThreadedCoordinator(tmp_path / "coordinator", tick_interval_s=0.05).start()
+    yield srv
+    srv.stop()
+
+
+async def eventually(predicate, timeout: float = 5.0) -> float:
+    t0 = time.monotonic()
+    while not predicate():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - t0
+
+
+def test_parse_address():
+    assert parse_address("127.0.0.1:9093") == ("127.0.0.1", 9093)
+    assert parse_address("localhost") == ("localhost", 9093)
+    assert parse_address("[::1]:7") == ("::1", 7)
+
+
+def test_mirror_follows_changes_made_by_others(server):
+    async def main():
+        rc = RemoteCoordinator(("127.0.0.1", server.port))
+        seen: list[dict] = []
+        rc.subscribe(seen.extend)
+        try:
+            epoch = await rc.start(1, "127.0.0.1", 9101)
+            assert epoch >= 0 and rc.connected
+            assert rc.cluster_id == server.coordinator.cluster_id
+            assert [b.broker_id for b in rc.brokers()] == [1]
+            with RawClient(server.port) as admin:  # another party changes the metadata
+                await asyncio.to_thread(admin.request, create_topics_request(("orders", 3)))
+                took = await eventually(lambda: rc.topic("orders") is not None)
+                assert took < 2
+                info = rc.topic("orders")
+                assert rc.topic_by_id(info.topic_id).name == "orders"
+                assert [p.leader for p in info.partitions] == [1, 1, 1]
+                assert any(r["type"] == "topic" for r in seen)
+                body = build(request_class(44, 1), {"validate_only": False, "resources": [{
+                    "resource_type": 2, "resource_name": "orders", "configs": [
+                        {"name": "retention.ms", "config_operation": 0, "value": "1234"}]}]})
+                await asyncio.to_thread(admin.request, body)
+                await eventually(lambda: rc.topic("orders").configs.get("retention.ms")
+                                 == "1234")
+                assert rc.describe_configs("orders")["retention.ms"] == ("1234", False)
+                await asyncio.to_thread(admin.request, build(request_class(20, 5), {
+                    "topic_names": ["orders"], "timeout": 5000}))
+                await eventually(lambda: rc.topic("orders") is None)
+            assert rc.metadata_offset == server.coordinator.metadata_offset
+        finally:
+            await rc.stop()
+        # stop() unregisters: the broker is fenced at once
+        assert server.coordinator.broker(1).fenced
+
+    asyncio.run(main())
+
+
+def test_remote_writes_are_visible_on_return_and_errors_raise(server):
+    async def main():
+        rc = RemoteCoordinator(f"127.0.0.1:{server.port}")
+        try:
+            await rc.start(1, "127.0.0.1", 9101)
+            dry = await rc.create_topic("t", 2, validate_only=True)
+            assert len(dry.partitions) == 2 and rc.topic("t") is None
+            info = await rc.create_topic("t", 2, configs={"cleanup.policy": "compact"})
+            assert rc.topic("t") == info and info.configs == {"cleanup.policy": "compact"}
+            manual = await rc.create_topic("m", assignments={0: [1], 1: [1]})
+            assert len(manual.partitions) == 2
+            with pytest.raises(CoordinatorError) as e:
+                await rc.create_topic("t", 1)
+            assert e.value.error_code == 36
+            with pytest.raises(CoordinatorError) as e:
+                await rc.create_topic("x", 1, configs={"bogus": "1"})
+            assert e.value.error_code == 40
+            grown = await rc.create_partitions("t", 4)
+            assert len(grown.partitions) == 4 and len(rc.topic("t").partitions) == 4
+            with pytest.raises(CoordinatorError) as e:
+                await rc.create_partitions("t", 1)
+            assert e.value.error_code == 37
+            await rc.alter_configs("t", {"retention.ms": "10"})
+            assert rc.topic("t").configs == {"cleanup.policy": "compact", "retention.ms": "10"}
+            await rc.alter_configs("t", delete=["cleanup.policy"])
+            assert rc.topic("t").configs == {"retention.ms": "10"}
+            await rc.alter_configs("t", {"segment.ms": "99"}, incremental=False)
+            assert rc.topic("t").configs == {"segment.ms": "99"}
+            await rc.alter_configs("t", {"segment.ms": "1"}, validate_only=True)
+            assert rc.topic("t").configs == {"segment.ms": "99"}
+            first = await rc.allocate_producer_ids(1000)
+            assert await rc.allocate_producer_ids(10) == first + 1000
+            results = await rc.create_topics([{"name": "a"}, {"name": "a"}, {"name": "b"}])
+            assert [r.error_code for r in results] == [42, 42, 0]
+            await rc.delete_topic(rc.topic("b").topic_id)
+            await rc.delete_topic("t")
+            assert rc.topic("t") is None and rc.topic("b") is None
+            with pytest.raises(CoordinatorError) as e:
+                await rc.delete_topic("t")
+            assert e.value.error_code == 3
+        finally:
+            await rc.stop()
+
+    asyncio.run(main())
+
+
+def test_reads_survive_and_writes_fail_fast_while_coordinator_is_down(tmp_path):
+    srv = ThreadedCoordinator(tmp_path / "c", tick_interval_s=0.05).start()
+    port = srv.port
+
+    async def main():
+        rc = RemoteCoordinator(("127.0.0.1", port), request_timeout=1.0, connect_timeout=0.5)
+        try:
+            await rc.start(1, "127.0.0.1", 9101)
+            await rc.create_topic("kept", 2)
+            srv.stop()
+            await eventually(lambda: not rc.connected, 5)
+            assert rc.topic("kept") is not None and len(rc.topics()) == 1
+            t0 = time.monotonic()
+            with pytest.raises(CoordinatorError) as e:
+                await rc.create_topic("new", 1)
+            assert e.value.error_code in (7, 15) and time.monotonic() - t0 < 3
+            with pytest.raises(CoordinatorError):
+                await rc.allocate_producer_ids()
+        finally:
+            await rc.stop()  # best effort: the coordinator is gone
+
+    asyncio.run(main())
+
+
+def test_start_gives_up_after_its_timeout_when_nobody_answers(tmp_path):
+    from server_helpers import free_port
+
+    async def main():
+        rc = RemoteCoordinator(("127.0.0.1", free_port()), connect_timeout=0.2)
+        t0 = time.monotonic()
+        with pytest.raises(CoordinatorError) as e:
+            await rc.start(1, "127.0.0.1", 9101, timeout=1.0)
+        assert e.value.error_code == 15 and time.monotonic() - t0 < 3
+        await rc.stop()
+
+    asyncio.run(main())
+
+
+def test_local_coordinator_has_the_same_async_api(tmp_path):
+    async def main():
+        lc = LocalCoordinator(tmp_path / "embedded", heartbeat_interval=0.05)
+        try:
+            assert lc.connected
+            epoch = await lc.start(1, "127.0.0.1", 9092)
+            assert lc.broker(1).epoch == epoch
+            info = await lc.create_topic("t", 2)
+            assert lc.topic("t") == info
+            assert len((await lc.create_partitions("t", 3)).partitions) == 3
+            await lc.alter_configs("t", {"retention.ms": "5"})
+            assert lc.topic("t").configs == {"retention.ms": "5"}
+            assert await lc.allocate_producer_ids(5) == 0
+            results = await lc.create_topics([{"name": "u"}, {"name": "u"}])
+            assert [r.error_code for r in results] == [42, 42]
+            await lc.delete_topic("t")
+            assert lc.topic("t") is None
+            with pytest.raises(CoordinatorError):
+                await lc.delete_topic("t")
+        finally:
+            await lc.stop()
+        lc.close()  # idempotent
+
+    asyncio.run(main())
