@@ -5,7 +5,6 @@ Also the commented template that `sandbox init` writes. Stdlib only.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import json
 import re
@@ -105,17 +104,23 @@ class SandboxConfig:
         as if written in the file; service ports the file did not set follow port + brokers."""
         doc = {**self.raw, "sandbox": {**self.raw.get("sandbox", {}),
                                        **{k: v for k, v in changes.items() if v is not None}}}
-        ctx = _Ctx(self.path, self.source, overrides=set(changes))
+        ctx = _Ctx(self.path, self.source, overrides={k for k, v in changes.items() if v is not None})
         return _build(doc, ctx, self.root, self.source)
 
 
 # ---------------------------------------------------------------------------- schema
 
-_SANDBOX_KEYS = ("name", "mode", "host", "port", "coordinator_port", "http_port", "brokers",
-                 "data_dir")
-_RECOVERY_KEYS = tuple(f.name for f in dataclasses.fields(RecoveryConfig))
+# key -> (kind, choices or (low, high), example); kinds: str, choice, int, seconds
+_SANDBOX: dict[str, tuple] = {
+    "name": ("str", None, "myproject"), "mode": ("choice", MODES, None),
+    "host": ("str", None, "127.0.0.1"), "port": ("int", (1, 65535), 9092),
+    "coordinator_port": ("int", (1, 65535), 9093), "http_port": ("int", (1, 65535), 9094),
+    "brokers": ("int", (1, MAX_BROKERS), 1), "data_dir": ("str", None, ".sandbox")}
+_RECOVERY: dict[str, tuple] = {
+    "on_crash": ("choice", ON_CRASH, None), "on_corrupt_journal": ("choice", ON_CORRUPT, None),
+    "max_restarts": ("int", (0, None), 5), "restart_window_s": ("seconds", None, 60),
+    "keep_quarantines": ("int", (0, None), 3)}
 _TOPIC_KEYS = ("partitions", "replication", "config")
-_SECTIONS = ("sandbox", "recovery", "topics")
 
 
 def _show(v: Any) -> str:
@@ -223,27 +228,31 @@ def _int(ctx: _Ctx, table: tuple[str, ...], key: str, v: Any, lo: int, hi: int |
     return v
 
 
-def _choice(ctx: _Ctx, table: tuple[str, ...], key: str, v: Any, choices: tuple[str, ...]) -> str:
-    if not isinstance(v, str) or v not in choices:
-        opts = " or ".join(f'"{c}"' for c in choices)
-        raise ctx.fail(table + (key,), f"{ctx.table(table)} {key} = {_show(v)} is not a known "
-                                       f"value; set {key} to {opts}.")
-    return v
-
-
-def _str(ctx: _Ctx, table: tuple[str, ...], key: str, v: Any, example: str) -> str:
-    if not isinstance(v, str) or not v.strip():
-        raise ctx.fail(table + (key,), f"{ctx.table(table)} {key} = {_show(v)} must be a non-empty "
-                                       f'string; write it in quotes, e.g. {key} = "{example}".')
-    return v
-
-
-def _section(ctx: _Ctx, doc: dict, name: str) -> dict:
-    sec = doc.get(name, {})
+def _values(ctx: _Ctx, doc: dict, name: str, schema: dict[str, tuple]) -> dict[str, Any]:
+    """The checked values of section `name` (only the keys it sets)."""
+    sec, T = doc.get(name, {}), (name,)
     if not isinstance(sec, dict):
-        raise ctx.fail((name,), f"{name} = {_show(sec)} must be a table; write it as a [{name}] "
-                                f"section.")
-    return sec
+        raise ctx.fail(T, f"{name} = {_show(sec)} must be a table; write it as a [{name}] section.")
+    out = {}
+    for key, v in sec.items():
+        if key not in schema:
+            raise _unknown(ctx, T, key, tuple(schema))
+        kind, arg, example = schema[key]
+        bad = f"{ctx.table(T)} {key} = {_show(v)}"
+        if kind == "int":
+            v = _int(ctx, T, key, v, arg[0], arg[1], example)
+        elif kind == "choice" and (not isinstance(v, str) or v not in arg):
+            opts = " or ".join(f'"{c}"' for c in arg)
+            raise ctx.fail(T + (key,), f"{bad} is not a known value; set {key} to {opts}.")
+        elif kind == "str" and (not isinstance(v, str) or not v.strip()):
+            raise ctx.fail(T + (key,), f'{bad} must be a non-empty string; write it in quotes, '
+                                       f'e.g. {key} = "{example}".')
+        elif kind == "seconds" and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                    or not v > 0):
+            raise ctx.fail(T + (key,), f"{bad} must be a positive number of seconds; set "
+                                       f"{key} = {example}.")
+        out[key] = v
+    return out
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -267,38 +276,19 @@ def parse_config(text: str, path: Path | None = None, *, cwd: Path | None = None
 
 
 def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
-    path = ctx.path
     for k in doc:
-        if k not in _SECTIONS:
-            raise _unknown(ctx, (), k, _SECTIONS, "section")
-
-    sb = _section(ctx, doc, "sandbox")
-    for k in sb:
-        if k not in _SANDBOX_KEYS:
-            raise _unknown(ctx, ("sandbox",), k, _SANDBOX_KEYS)
-    T = ("sandbox",)
-    kw: dict[str, Any] = {}
-    if "name" in sb:
-        kw["name"] = _str(ctx, T, "name", sb["name"], "myproject")
-    if "mode" in sb:
-        kw["mode"] = _choice(ctx, T, "mode", sb["mode"], MODES)
-    if "host" in sb:
-        host = _str(ctx, T, "host", sb["host"], "127.0.0.1")
-        if any(c.isspace() for c in host) or "/" in host:
-            raise ctx.fail(T + ("host",), f'[sandbox] host = {_show(host)} is not a host name or '
-                                          f'address; set host = "127.0.0.1".')
-        kw["host"] = host
-    for k in ("port", "coordinator_port", "http_port"):
-        if k in sb:
-            kw[k] = _int(ctx, T, k, sb[k], 1, 65535, 9092)
-    if "brokers" in sb:
-        kw["brokers"] = _int(ctx, T, "brokers", sb["brokers"], 1, MAX_BROKERS, 1)
-    data_dir = Path(_str(ctx, T, "data_dir", sb["data_dir"], ".sandbox")
-                    if "data_dir" in sb else ".sandbox").expanduser()
+        if k not in ("sandbox", "recovery", "topics"):
+            raise _unknown(ctx, (), k, ("sandbox", "recovery", "topics"), "section")
+    sb = _values(ctx, doc, "sandbox", _SANDBOX)
+    kw = dict(sb)
+    host = kw.get("host", "127.0.0.1")
+    if any(c.isspace() for c in host) or "/" in host:
+        raise ctx.fail(("sandbox", "host"), f'[sandbox] host = {_show(host)} is not a host name '
+                                            f'or address; set host = "127.0.0.1".')
+    data_dir = Path(kw.get("data_dir", ".sandbox")).expanduser()
     kw["data_dir"] = data_dir if data_dir.is_absolute() else root / data_dir
     kw.setdefault("name", root.name or "sandbox")
-    brokers = kw.get("brokers", 1)
-    port = kw.get("port", 9092)
+    brokers, port = kw.get("brokers", 1), kw.get("port", 9092)
     # implicit service ports follow the broker ports, so `brokers = 3` alone never collides
     taken = set(range(port, port + brokers)) | {kw.get("coordinator_port"), kw.get("http_port")}
     for k in ("coordinator_port", "http_port"):
@@ -306,34 +296,13 @@ def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
             kw[k] = p = next(p for n in range(brokers, 65535 + brokers)
                              if (p := (port + n - 1) % 65535 + 1) not in taken)
             taken.add(p)
-
-    rec = _section(ctx, doc, "recovery")
-    R = ("recovery",)
-    for k in rec:
-        if k not in _RECOVERY_KEYS:
-            raise _unknown(ctx, R, k, _RECOVERY_KEYS)
-    rkw: dict[str, Any] = {}
-    if "on_crash" in rec:
-        rkw["on_crash"] = _choice(ctx, R, "on_crash", rec["on_crash"], ON_CRASH)
-    if "on_corrupt_journal" in rec:
-        rkw["on_corrupt_journal"] = _choice(ctx, R, "on_corrupt_journal",
-                                            rec["on_corrupt_journal"], ON_CORRUPT)
-    if "max_restarts" in rec:
-        rkw["max_restarts"] = _int(ctx, R, "max_restarts", rec["max_restarts"], 0, None, 5)
-    if "restart_window_s" in rec:
-        v = rec["restart_window_s"]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-            raise ctx.fail(R + ("restart_window_s",), f"[recovery] restart_window_s = {_show(v)} "
-                           f"must be a positive number of seconds; set restart_window_s = 60.")
-        rkw["restart_window_s"] = v
-    if "keep_quarantines" in rec:
-        rkw["keep_quarantines"] = _int(ctx, R, "keep_quarantines", rec["keep_quarantines"], 0,
-                                       None, 3)
-
-    topics = {name: _topic(ctx, name, spec, brokers)
-              for name, spec in _section(ctx, doc, "topics").items()}
-    cfg = SandboxConfig(path=path, root=root, recovery=RecoveryConfig(**rkw), topics=topics,
-                        raw=doc, source=text, **kw)
+    recovery = RecoveryConfig(**_values(ctx, doc, "recovery", _RECOVERY))
+    topics = doc.get("topics", {})
+    if not isinstance(topics, dict):
+        raise ctx.fail(("topics",), f"topics = {_show(topics)} must be a table; write it as "
+                                    f"[topics.NAME] sections.")
+    cfg = SandboxConfig(path=ctx.path, root=root, recovery=recovery, raw=doc, source=text,
+                        topics={n: _topic(ctx, n, t, brokers) for n, t in topics.items()}, **kw)
     _check_ports(cfg, ctx, set(sb))
     return cfg
 
@@ -410,7 +379,7 @@ def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Sandbox
     if not path.is_absolute():
         path = cwd / path
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # Notepad may add a BOM
     except FileNotFoundError:
         raise ConfigError(f"{_display(path)}: no such file; check the --config path or run "
                           f"`sandbox init` to write one.", path=path) from None
@@ -458,9 +427,6 @@ config = { "retention.ms" = "604800000", "cleanup.policy" = "delete" }   # Kafka
 def write_init(folder: Path) -> Path:
     """Write INIT_TEMPLATE to folder/sandbox.toml; never overwrite an existing file."""
     target = Path(folder).absolute() / FILENAME
-    if target.exists():
-        raise ConfigError(f"{_display(target)}: already exists and was left untouched; edit it, "
-                          f"or delete it and run `sandbox init` again.", path=target)
     try:
         with open(target, "x", encoding="utf-8", newline="\n") as f:
             f.write(INIT_TEMPLATE)

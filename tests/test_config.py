@@ -174,3 +174,9 @@ def test_config_module_imports_no_cli_or_services():
 def test_dataclass_shapes():
     cfg = SandboxConfig(name="x", root=Path("/r"))
     assert cfg.brokers == 1 and cfg.recovery == RecoveryConfig()
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    p = tmp_path / "sandbox.toml"
+    p.write_bytes(b"\xef\xbb\xbf[sandbox]\nbrokers = 2\n")
+    assert load_config(p).brokers == 2
