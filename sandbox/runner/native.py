@@ -10,15 +10,15 @@ import os
 import threading
 import time
 from collections import deque
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from sandbox.runner.logscan import describe_repair, log_size, scan_events, tail_lines
-from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
+from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy
 from sandbox.runner.probe import ProbeResult, kafka_probe, port_owner
-from sandbox.runner.process import Handle, RealSpawner, ServiceSpec, Spawner
+from sandbox.runner.process import Handle, RealSpawner, ServiceSpec, Spawner, stop_escalating
 from sandbox.runner.quarantine import QuarantineError, has_data, prune, quarantine
+from sandbox.runner.service import ServiceRecord, iso_utc
 from sandbox.runner.statefile import write_state
 
 __all__ = ["Supervisor", "ServiceSpec", "RecoveryPolicy", "ProbeResult", "RealSpawner", "Spawner", "Handle",
@@ -32,44 +32,6 @@ EVENT_KINDS = ("start", "stop", "crash", "restart", "repair", "wipe", "topics-re
 MAX_EVENTS = 200
 LOG_TAIL_LINES = 20
 STATE_REFRESH_S = 5.0  # rewrite the state file at least this often (latency, uptime)
-
-
-def iso_utc(wall_time: float) -> str:
-    return datetime.fromtimestamp(wall_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class _Service:
-    """What the supervisor knows about one service (one owner: the Supervisor, under its lock)."""
-
-    def __init__(self, spec: ServiceSpec, policy: RecoveryPolicy) -> None:
-        self.spec = spec
-        self.handle: Handle | None = None
-        self.state = "starting"
-        self.pid: int | None = None
-        self.started_at: float | None = None      # wall clock
-        self.started_mono: float | None = None
-        self.restarts = 0
-        self.healthy = False
-        self.last_exit_code: int | None = None
-        self.latency_ms: float | None = None
-        self.wanted = True                         # False once stopped on purpose
-        self.next_start: float | None = 0.0        # monotonic time of the next (re)start, None = not scheduled
-        self.restart_reason = ""
-        self.ever_started = False
-        self.window = RestartWindow(policy.restart_window_s, policy.max_restarts)
-        self.start_offset = 0                      # log size when it was last started
-        self.log_offset = 0                        # how far its log was scanned for repair events
-        self.failing_since: float | None = None
-        self.last_probe_at: float | None = None
-        self.looping = False                       # a crash-loop event was emitted for the current loop
-        self.repair_attempted = False              # repair-then-wipe: the one extra repair restart was given
-        self.fresh_journal = False                 # wiped and not healthy since: wiping again won't help
-        self.recreate_pending = False
-        self.recreate_failed_reported = False
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
 
 
 class Supervisor:
@@ -89,7 +51,7 @@ class Supervisor:
         self.policy = recovery or RecoveryPolicy()
         # coordinators first: they start first and their health gates the brokers
         specs.sort(key=lambda s: 0 if s.role == "coordinator" else 1)
-        self._services = [_Service(s, self.policy) for s in specs]
+        self._services = [ServiceRecord(s, self.policy) for s in specs]
         self._spawner = spawner or RealSpawner()
         self._clock = clock
         self._wall = wall_clock
@@ -195,14 +157,14 @@ class Supervisor:
 
     # ------------------------------------------------------------------ internals
 
-    def _get(self, name: str) -> _Service:
+    def _get(self, name: str) -> ServiceRecord:
         for svc in self._services:
             if svc.name == name:
                 return svc
         known = ", ".join(s.name for s in self._services)
         raise KeyError(f"no service named {name!r}; the services are: {known}")
 
-    def _status(self, svc: _Service, now: float) -> dict[str, Any]:
+    def _status(self, svc: ServiceRecord, now: float) -> dict[str, Any]:
         running = svc.handle is not None and svc.started_mono is not None
         return {
             "name": svc.name, "role": svc.spec.role, "state": svc.state, "healthy": svc.healthy,
@@ -214,7 +176,7 @@ class Supervisor:
             "data_dir": str(svc.spec.data_dir), "log_path": str(svc.spec.log_path),
         }
 
-    def _emit(self, svc: _Service | None, kind: str, detail: str, **extra: Any) -> dict:
+    def _emit(self, svc: ServiceRecord | None, kind: str, detail: str, **extra: Any) -> dict:
         event = {"time": iso_utc(self._wall()), "service": svc.name if svc else "supervisor",
                  "kind": kind, "detail": detail, **extra}
         self._events.append(event)
@@ -256,7 +218,7 @@ class Supervisor:
                 continue
             self._spawn(svc, now)
 
-    def _spawn(self, svc: _Service, now: float) -> None:
+    def _spawn(self, svc: ServiceRecord, now: float) -> None:
         spec = svc.spec
         try:
             spec.stop_file.unlink()  # a stop file left by a killed run would stop it at once
@@ -282,13 +244,13 @@ class Supervisor:
             self._emit(svc, "start", f"pid {handle.pid}", pid=handle.pid)
         svc.ever_started = True
 
-    def _scan_log(self, svc: _Service) -> None:
+    def _scan_log(self, svc: ServiceRecord) -> None:
         found, svc.log_offset = scan_events(svc.spec.log_path, svc.log_offset)
         for kind, detail in found:
             extra = {"bytes": detail["bytes"]} if "bytes" in detail else {}
             self._emit(svc, "repair", describe_repair(kind, detail), source=kind, **extra)
 
-    def _check_health(self, svc: _Service, now: float) -> None:
+    def _check_health(self, svc: ServiceRecord, now: float) -> None:
         if self._probe is None:
             result = ProbeResult(True, "process", "process running", None)
         else:
@@ -319,7 +281,7 @@ class Supervisor:
         code = self._stop_group([svc], self.policy.grace_s, reason="unhealthy")[svc.name]
         self._after_exit(svc, code, now, cause="unhealthy")
 
-    def _on_exit(self, svc: _Service, code: int, now: float) -> None:
+    def _on_exit(self, svc: ServiceRecord, code: int, now: float) -> None:
         self._scan_log(svc)  # repair lines it wrote before dying come first
         tail = tail_lines(svc.spec.log_path, LOG_TAIL_LINES, since=svc.start_offset)
         svc.handle, svc.pid, svc.healthy, svc.last_exit_code = None, None, False, code
@@ -333,7 +295,7 @@ class Supervisor:
         self._emit(svc, "crash", detail, exit_code=code, log_tail=tail)
         self._after_exit(svc, code, now)
 
-    def _after_exit(self, svc: _Service, code: int | None, now: float, cause: str = "crash") -> None:
+    def _after_exit(self, svc: ServiceRecord, code: int | None, now: float, cause: str = "crash") -> None:
         """Decide what follows an exit: nothing, a restart with backoff, a crash-loop, or a wipe."""
         policy = self.policy
         if not svc.wanted:
@@ -387,7 +349,7 @@ class Supervisor:
         svc.state, svc.next_start = "recovering", now + delay
         svc.restart_reason = f"after {cause}, backoff {delay:g}s"
 
-    def _wipe(self, svc: _Service) -> bool:
+    def _wipe(self, svc: ServiceRecord) -> bool:
         spec = svc.spec
         svc.fresh_journal = svc.recreate_pending = True
         svc.recreate_failed_reported = False
@@ -407,7 +369,7 @@ class Supervisor:
         self._emit(svc, "wipe", detail, path=str(where), pruned=[str(p) for p in pruned])
         return True
 
-    def _recreate(self, svc: _Service) -> None:
+    def _recreate(self, svc: ServiceRecord) -> None:
         if self._recreate_topics is None:
             svc.recreate_pending = False
             return
@@ -422,46 +384,13 @@ class Supervisor:
         self._emit(svc, "topics-recreated", ", ".join(topics) if topics else "no topics to re-create",
                    topics=topics, ok=True)
 
-    def _stop_group(self, svcs: list[_Service], grace: float, reason: str = "stop") -> dict[str, int | None]:
+    def _stop_group(self, svcs: list[ServiceRecord], grace: float, reason: str = "stop") -> dict[str, int | None]:
         """Stop file, wait grace/2, terminate, wait grace/2, kill. Returns exit codes by name."""
         live = [s for s in svcs if s.handle is not None]
-        codes: dict[str, int | None] = {}
-        how: dict[str, str] = {}
-        for s in live:
-            try:
-                s.spec.stop_file.write_text(reason, encoding="utf-8")
-            except OSError as e:
-                log.warning("could not write %s: %s", s.spec.stop_file, e)
-        pending = self._wait_all(live, grace / 2, codes, how, "stopped (stop file)")
-        for s in pending:
-            s.handle.terminate()
-        pending = self._wait_all(pending, grace / 2, codes, how, "terminated")
-        for s in pending:
-            s.handle.kill()
-            codes[s.name] = s.handle.wait(5.0)
-            how[s.name] = f"killed after {grace:g}s"
+        done = stop_escalating([(s.name, s.handle, s.spec.stop_file) for s in live], grace, self._clock, reason)
         for s in live:
             self._scan_log(s)
-            try:
-                s.spec.stop_file.unlink()
-            except OSError:
-                pass
-            s.handle, s.pid, s.healthy = None, None, False
-            s.last_exit_code = codes.get(s.name)
-            s.state = "stopped"
-            self._emit(s, "stop", f"{how[s.name]}, exit code {codes.get(s.name)}", exit_code=codes.get(s.name),
-                       reason=reason)
-        return codes
-
-    def _wait_all(self, svcs: list[_Service], budget: float, codes: dict, how: dict, label: str) -> list[_Service]:
-        deadline = self._clock() + budget
-        pending = []
-        for s in svcs:
-            code = s.handle.poll()
-            if code is None:
-                code = s.handle.wait(max(0.0, deadline - self._clock()))
-            if code is None:
-                pending.append(s)
-            else:
-                codes[s.name], how[s.name] = code, label
-        return pending
+            code, how = done[s.name]
+            s.handle, s.pid, s.healthy, s.last_exit_code, s.state = None, None, False, code, "stopped"
+            self._emit(s, "stop", f"{how}, exit code {code}", exit_code=code, reason=reason)
+        return {name: code for name, (code, _) in done.items()}

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 ROLES = ("coordinator", "broker")
 STOP_FILE = "stop"
@@ -111,3 +111,43 @@ class RealSpawner:
             proc = subprocess.Popen(spec.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     env=child_env(spec.env), close_fds=True, **new_group_kwargs())
         return PopenHandle(proc)
+
+
+def stop_escalating(targets: list[tuple[str, Handle, Path]], grace: float, clock: Callable[[], float],
+                    reason: str = "stop") -> dict[str, tuple[int | None, str]]:
+    """Stop several processes together: write each stop file, wait grace/2, terminate the rest, wait
+    grace/2, kill the rest. Returns {name: (exit code, how it stopped)}."""
+    result: dict[str, tuple[int | None, str]] = {}
+    for _, _, stop_file in targets:
+        try:
+            stop_file.write_text(reason, encoding="utf-8")
+        except OSError:
+            pass  # the signals below still stop it
+    pending = _wait_all(targets, grace / 2, clock, result, "stopped (stop file)")
+    for _, handle, _ in pending:
+        handle.terminate()
+    pending = _wait_all(pending, grace / 2, clock, result, "terminated")
+    for name, handle, _ in pending:
+        handle.kill()
+        result[name] = (handle.wait(5.0), f"killed after {grace:g}s")
+    for _, _, stop_file in targets:
+        try:
+            stop_file.unlink()  # a killed service never removed it
+        except OSError:
+            pass
+    return result
+
+
+def _wait_all(targets, budget: float, clock, result: dict, label: str) -> list:
+    deadline = clock() + budget
+    pending = []
+    for t in targets:
+        name, handle, _ = t
+        code = handle.poll()
+        if code is None:
+            code = handle.wait(max(0.0, deadline - clock()))
+        if code is None:
+            pending.append(t)
+        else:
+            result[name] = (code, label)
+    return pending

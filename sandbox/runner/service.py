@@ -1,0 +1,47 @@
+"""What the supervisor knows about one service (owned by the Supervisor, touched under its lock)
+and the ISO-8601 UTC timestamps of its status and events."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sandbox.runner.policy import RecoveryPolicy, RestartWindow
+from sandbox.runner.process import Handle, ServiceSpec
+
+
+def iso_utc(wall_time: float) -> str:
+    return datetime.fromtimestamp(wall_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ServiceRecord:
+    """Runtime state of one service: process, health, restart accounting, recovery flags."""
+
+    def __init__(self, spec: ServiceSpec, policy: RecoveryPolicy) -> None:
+        self.spec = spec
+        self.handle: Handle | None = None
+        self.state = "starting"
+        self.pid: int | None = None
+        self.started_at: float | None = None      # wall clock
+        self.started_mono: float | None = None
+        self.restarts = 0
+        self.healthy = False
+        self.last_exit_code: int | None = None
+        self.latency_ms: float | None = None
+        self.wanted = True                         # False once stopped on purpose
+        self.next_start: float | None = 0.0        # monotonic time of the next (re)start, None = not scheduled
+        self.restart_reason = ""
+        self.ever_started = False
+        self.window = RestartWindow(policy.restart_window_s, policy.max_restarts)
+        self.start_offset = 0                      # log size when it was last started
+        self.log_offset = 0                        # how far its log was scanned for repair events
+        self.failing_since: float | None = None
+        self.last_probe_at: float | None = None
+        self.looping = False                       # a crash-loop event was emitted for the current loop
+        self.repair_attempted = False              # repair-then-wipe: the one extra repair restart was given
+        self.fresh_journal = False                 # wiped and not healthy since: wiping again won't help
+        self.recreate_pending = False
+        self.recreate_failed_reported = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
