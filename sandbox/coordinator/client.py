@@ -21,7 +21,7 @@ from .controller import Coordinator, Listener
 from .feed import METADATA_PARTITION, METADATA_TOPIC, SNAPSHOT_TYPE, decode_record
 from .machine import MetadataMachine, Record
 from .model import (
-    BROKER_ID_NOT_REGISTERED, INVALID_REQUEST, NO_LEADER, STALE_BROKER_EPOCH, UNKNOWN_TOPIC_ID,
+    BROKER_ID_NOT_REGISTERED, INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, NO_LEADER, STALE_BROKER_EPOCH, UNKNOWN_TOPIC_ID,
     BrokerInfo, ClusterState, CoordinatorError, NewTopic, PartitionInfo, TopicInfo, TopicResult,
 )
 
@@ -334,13 +334,18 @@ class RemoteCoordinator:
     async def _fetch_once(self, max_wait_ms: int) -> None:
         machine = self._current()
         body = build(request_class(1, V_FETCH), {
-            "replica_id": -1, "max_wait": max_wait_ms, "min_bytes": 1, "max_bytes": 16 << 20,
+            "cluster_id": machine.cluster_id, "replica_id": -1, "max_wait": max_wait_ms, "min_bytes": 1, "max_bytes": 16 << 20,
             "isolation_level": 0, "session_id": 0, "session_epoch": -1,
             "topics": [{"topic": METADATA_TOPIC, "partitions": [{
                 "partition": METADATA_PARTITION, "fetch_offset": machine.metadata_offset,
                 "partition_max_bytes": 8 << 20}]}],
             "forgotten_topics_data": [], "rack_id": ""})
         resp = await self._fetcher.request(body, max_wait_ms / 1000 + self.request_timeout)
+        if int(resp.error_code) == INCONSISTENT_CLUSTER_ID:
+            log.warning("the coordinator now serves another cluster (its journal was replaced):"
+                        " reloading the metadata")
+            self._resync = MetadataMachine()
+            return
         _check(resp.error_code, None, "Fetching metadata")
         part = resp.responses[0].partitions[0]
         if int(part.error_code) == OFFSET_OUT_OF_RANGE:

@@ -136,3 +136,35 @@ def test_corrupt_journal_raises_a_clear_error(tmp_path):
 
     with pytest.raises(JournalCorruptError, match="snapshot.json is corrupt"):
         asyncio.run(main())
+
+
+def test_a_wiped_coordinator_is_followed_from_scratch(tmp_path, processes):
+    import shutil
+
+    data = tmp_path / "coordinator"
+    first = processes(data)
+
+    async def main():
+        rc = RemoteCoordinator(("127.0.0.1", first.port), request_timeout=1.0,
+                               connect_timeout=0.5)
+        try:
+            await rc.start(1, "127.0.0.1", 9201)
+            for i in range(5):
+                await rc.create_topic(f"old-{i}", 1)
+            old_cluster = rc.cluster_id
+            first.kill()
+            shutil.rmtree(data)
+            await asyncio.to_thread(processes, data, port=first.port)
+            t0 = time.monotonic()
+            while rc.cluster_id == old_cluster and time.monotonic() - t0 < 10:
+                await asyncio.sleep(0.05)
+            assert rc.cluster_id != old_cluster
+            assert rc.topics() == []
+            while not rc.connected and time.monotonic() - t0 < 10:
+                await asyncio.sleep(0.05)
+            info = await rc.create_topic("fresh", 1)
+            assert rc.topic("fresh") == info and [b.broker_id for b in rc.brokers()] == [1]
+        finally:
+            await rc.stop()
+
+    asyncio.run(main())

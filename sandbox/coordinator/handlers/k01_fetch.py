@@ -1,13 +1,14 @@
 """Fetch (1), v4-v12, of `__cluster_metadata` partition 0 only: how brokers follow metadata
 changes (KRaft style). Records are journal records as JSON; an offset the ring no longer holds
-gets one snapshot record. Long-poll: waits up to max_wait for a change, never busy-loops."""
+gets one snapshot record; a v12 cluster_id of another cluster gets INCONSISTENT_CLUSTER_ID.
+Long-poll: waits up to max_wait for a change, never busy-loops."""
 
 from __future__ import annotations
 
 import time
 
 from ..feed import METADATA_PARTITION, METADATA_TOPIC, OffsetOutOfRange
-from .common import NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION
+from .common import INCONSISTENT_CLUSTER_ID, NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION
 
 API_KEY = 1
 MIN_VERSION = 4
@@ -54,6 +55,10 @@ def _waiting_offset(request) -> int | None:
 
 async def handle(ctx, request) -> dict:
     feed = ctx.server.feed
+    cluster_id = getattr(request, "cluster_id", None)
+    if cluster_id and cluster_id != ctx.coordinator.cluster_id:  # a follower of another history
+        return {"throttle_time": 0, "error_code": INCONSISTENT_CLUSTER_ID, "session_id": 0,
+                "responses": []}
     responses, total = _read_all(feed, request)
     wait_s = request.max_wait.total_seconds()
     offset = _waiting_offset(request)
