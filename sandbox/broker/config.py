@@ -33,6 +33,7 @@ class BrokerConfig:
     port: int = 9092
     advertised_host: str | None = None
     advertised_port: int | None = None
+    coordinator: str | None = None  # "host:port" of a coordinator process; None = embedded
     auto_create_topics: bool = True
     num_partitions: int = 1
     default_replication_factor: int = 1

@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import time
+from pathlib import Path
 
 from sandbox.protocol import (
     DecodeError,
@@ -45,17 +46,18 @@ class BrokerServer:
 
     async def start(self) -> None:
         t0 = time.monotonic()
+        (Path(self.config.data_dir) / "stop").unlink(missing_ok=True)  # left by a killed run
         self._server = await asyncio.start_server(
             self._serve, self.config.host, self.config.port, reuse_address=True, limit=READ_CHUNK,
             start_serving=False,
         )
         if self.config.port == 0:
             self.config.port = self._server.sockets[0].getsockname()[1]
-        self.state.open()
+        await self.state.open()
         await self._server.start_serving()
         self._tasks = [
             asyncio.create_task(self._every(0.1, self._tick_groups)),
-            asyncio.create_task(self._every(1.0, self.state.heartbeat)),
+            asyncio.create_task(self._every(0.25, self._check_stop_file)),
             asyncio.create_task(self._every(self.config.retention_check_interval_ms / 1000, self.state.apply_retention)),
             asyncio.create_task(self._every(self.config.checkpoint_interval_ms / 1000, self.state.checkpoint)),
             asyncio.create_task(self._every(1.0, self._flush_due)),
@@ -74,6 +76,17 @@ class BrokerServer:
                 fn()
             except Exception:
                 log.exception("housekeeping task %s failed", getattr(fn, "__name__", fn))
+
+    def _check_stop_file(self) -> None:
+        """A supervisor on Windows cannot signal a console-less child: it writes this file."""
+        stop = Path(self.config.data_dir) / "stop"
+        if stop.exists():
+            log.info("stop file %s found: stopping", stop)
+            try:
+                stop.unlink()
+            except OSError:
+                pass
+            self.request_stop()
 
     def _tick_groups(self) -> None:
         if self.state.groups is not None:
@@ -103,7 +116,7 @@ class BrokerServer:
                 await asyncio.wait_for(self._server.wait_closed(), 2)
             except (asyncio.TimeoutError, Exception):
                 pass
-        self.state.close()
+        await self.state.close()
         log.info("broker %d stopped cleanly (journal flushed)", self.config.node_id)
         emit_event("stop", {"service": f"broker-{self.config.node_id}"})
 

@@ -15,7 +15,8 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable
 
-from sandbox.coordinator import Coordinator, CoordinatorError
+from sandbox.coordinator import CoordinatorError
+from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator
 from sandbox.log import LogConfig, LogDir, PartitionLog
 
 from .config import BrokerConfig
@@ -80,7 +81,8 @@ class BrokerState:
         self.partitions: dict[tuple[str, int], PartitionLog] = {}
         # (topic, partition) -> (leader id, leader epoch), rebuilt on every metadata change
         self.leaders: dict[tuple[str, int], tuple[int, int]] = {}
-        self.coordinator: Coordinator | None = None
+        self.topic_ids: dict[str, str] = {}  # str(topic id) -> name, to resolve remove-topic records
+        self.coordinator: LocalCoordinator | RemoteCoordinator | None = None
         self.groups: GroupCoordinator | None = None
         self.offsets: OffsetStore | None = None
         self.notifier = Notifier()
@@ -89,34 +91,40 @@ class BrokerState:
         self.started_at = time.monotonic()
 
     # ---- lifecycle -------------------------------------------------------------------------
-    def open(self) -> None:
+    async def open(self) -> None:
+        """Recover the journal, join the coordinator (remote, or embedded in combined mode),
+        restore topics the metadata lost, open groups and offsets."""
         data = Path(self.config.data_dir)
         self.partitions = dict(self.logs.open())
-        self.coordinator = Coordinator(
-            data / METADATA_DIR,
-            default_partitions=self.config.num_partitions,
-            on_event=emit_event,
-        )
+        if self.config.coordinator:
+            coord = RemoteCoordinator(self.config.coordinator)
+        else:
+            coord = LocalCoordinator(data / METADATA_DIR, default_partitions=self.config.num_partitions,
+                                     on_event=emit_event)
+        self.coordinator = coord
         host, port = self.config.advertised
-        self.broker_epoch = self.coordinator.register_broker(self.node_id, host, port, None, uuid.uuid4())
-        self._adopt_orphans()
-        self.coordinator.subscribe(lambda _records: self.sync_partitions())
+        self.broker_epoch = await coord.start(self.node_id, host, port, None)
+        await self._adopt_orphans()
         self.offsets = OffsetStore(data / OFFSETS_DIR, fsync=self.config.offsets_fsync, on_event=emit_event)
         self.groups = GroupCoordinator(
             self.offsets, initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms
         )
-        self.sync_partitions()
+        coord.subscribe(self.sync_partitions)
+        self.sync_partitions([])
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        if self.groups is not None:
+            self.groups.shutdown()
         if self.offsets is not None:
             self.offsets.close()
         self.logs.close()
         if self.coordinator is not None:
-            self.coordinator.close()
+            await self.coordinator.stop()
 
-    def _adopt_orphans(self) -> None:
-        """Partitions on disk that the metadata journal does not know (it was lost or wiped) are
-        put back into the metadata instead of being deleted: data is never dropped silently."""
+    async def _adopt_orphans(self) -> None:
+        """Partitions on disk that the metadata does not know (its journal was lost or wiped) are
+        put back into the metadata, on this broker, instead of being deleted: data is never
+        dropped silently."""
         assert self.coordinator is not None
         counts: dict[str, int] = {}
         for topic, index in self.partitions:
@@ -125,9 +133,11 @@ class BrokerState:
             known = self.coordinator.topic(topic)
             try:
                 if known is None:
-                    self.coordinator.create_topic(topic, n, 1, {})
+                    await maybe_await(self.coordinator.create_topic(
+                        topic, -1, -1, {}, assignments={i: [self.node_id] for i in range(n)}))
                 elif len(known.partitions) < n:
-                    self.coordinator.create_partitions(topic, n)
+                    await maybe_await(self.coordinator.create_partitions(
+                        topic, n, assignments=[[self.node_id]] * (n - len(known.partitions))))
                 else:
                     continue
             except CoordinatorError as e:
@@ -139,12 +149,17 @@ class BrokerState:
     def log_config(self, configs: dict[str, str]) -> LogConfig:
         return LogConfig.from_topic_config(configs, base=self.config.log) if configs else self.config.log
 
-    def sync_partitions(self) -> None:
-        """Make the local logs match the coordinator: create missing, delete removed, re-config."""
+    def sync_partitions(self, records: list[dict]) -> None:
+        """Make the local logs match the metadata: create missing, re-config, and delete only
+        topics whose deletion the metadata announced (a wiped coordinator must not wipe us)."""
         assert self.coordinator is not None
         wanted: dict[tuple[str, int], LogConfig] = {}
         leaders: dict[tuple[str, int], tuple[int, int]] = {}
-        for t in self.coordinator.topics():
+        removed = {self.topic_ids.get(r.get("topic_id")) for r in records if r.get("type") == "remove-topic"}
+        removed.discard(None)
+        topics = self.coordinator.topics()
+        self.topic_ids = {str(t.topic_id): t.name for t in topics}
+        for t in topics:
             cfg = self.log_config(dict(t.configs))
             for p in t.partitions:
                 leaders[(t.name, p.index)] = (p.leader, p.leader_epoch)
@@ -152,10 +167,13 @@ class BrokerState:
                     wanted[(t.name, p.index)] = cfg
         self.leaders = leaders
         for key in list(self.partitions):
-            if key not in wanted:
+            if key[0] in removed and key not in wanted:
                 self.partitions.pop(key)
                 self.logs.delete_partition(*key)
                 self.notifier.notify(key)
+        for name in removed:
+            if self.groups is not None:
+                self.groups.delete_offsets_for_topic(name)
         for key, cfg in wanted.items():
             plog = self.partitions.get(key)
             if plog is None:
@@ -202,11 +220,6 @@ class BrokerState:
         pid = self._pid_next
         self._pid_next += 1
         return pid
-
-    def heartbeat(self) -> None:
-        """Embedded mode: keep our own registration alive (the coordinator fences silent brokers)."""
-        if self.coordinator is not None and hasattr(self.coordinator, "heartbeat"):
-            self.coordinator.heartbeat(self.node_id, self.broker_epoch)
 
     def is_group_coordinator(self, group_id: str) -> bool:
         return self.group_coordinator_id(group_id) == self.node_id

@@ -47,31 +47,61 @@ def broker(
     node_id: int = typer.Option(1, "--id", help="Broker id."),
     advertised_host: Optional[str] = typer.Option(None, "--advertised-host", help="Host clients must use (default: --host)."),
     advertised_port: Optional[int] = typer.Option(None, "--advertised-port", help="Port clients must use (default: --port)."),
+    coordinator: Optional[str] = typer.Option(None, "--coordinator", help="HOST:PORT of a `sandbox coordinator`; without it the broker embeds its own (combined mode)."),
     option: list[str] = typer.Option([], "-o", "--set", help="Kafka broker setting KEY=VALUE, e.g. auto.create.topics.enable=false."),
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
     """Run one broker in the foreground (with an embedded coordinator) until Ctrl-C / SIGTERM."""
     from sandbox.broker.config import BrokerConfig
     from sandbox.broker.server import run_broker, setup_logging
+    from sandbox.coordinator import CoordinatorError, JournalCorruptError
     from sandbox.log import UnrecoverableJournalError
 
     setup_logging(log_level)
     cfg = BrokerConfig(data_dir=data_dir, node_id=node_id, host=host, port=port,
-                       advertised_host=advertised_host, advertised_port=advertised_port)
+                       advertised_host=advertised_host, advertised_port=advertised_port,
+                       coordinator=coordinator)
     try:
         cfg.apply_overrides(_parse_overrides(option))
     except ValueError as e:
         fail(f"{e}; see `sandbox broker --help`")
     try:
         code = asyncio.run(run_broker(cfg))
-    except UnrecoverableJournalError as e:
+    except (UnrecoverableJournalError, JournalCorruptError) as e:
         fail(f"the journal in {data_dir} cannot be repaired: {e}. Move it aside (sandbox recover --wipe) and start again.", 4)
+    except CoordinatorError as e:
+        fail(f"{e.message} Start the coordinator first, or drop --coordinator to run combined.", 3)
     except OSError as e:
         if e.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
             fail(f"port {port} on {host} is already in use; stop what holds it or pick another with --port")
         raise
     except KeyboardInterrupt:
         code = 0
+    raise typer.Exit(code)
+
+
+@app.command("coordinator")
+def coordinator_cmd(
+    port: int = typer.Option(9093, "--port", help="Port to listen on."),
+    data_dir: Path = typer.Option(..., "--data-dir", help="The coordinator's journal folder."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Bind address."),
+    session_timeout_ms: int = typer.Option(9000, "--session-timeout-ms", help="Fence a broker silent this long."),
+    log_level: str = typer.Option("INFO", "--log-level"),
+) -> None:
+    """Run the coordinator (cluster metadata, broker liveness, placement) in the foreground."""
+    from sandbox.coordinator import JournalCorruptError
+    from sandbox.coordinator.cli import run
+
+    try:
+        code = run(port, data_dir, host=host, session_timeout_ms=session_timeout_ms, log_level=log_level)
+    except JournalCorruptError as e:
+        fail(f"the coordinator journal in {data_dir} cannot be repaired: {e}. Move it aside (sandbox recover --wipe) and start again.", 4)
+    except OSError as e:
+        if e.errno in (98, 48, 10048):
+            fail(f"port {port} on {host} is already in use; stop what holds it or pick another with --port")
+        if getattr(e, "filename", None) or "locked" in str(e).lower():
+            fail(f"{e}")
+        raise
     raise typer.Exit(code)
 
 

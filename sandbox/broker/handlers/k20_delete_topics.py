@@ -21,7 +21,5 @@ async def handle(ctx, request) -> dict:
             await maybe_await(state.coordinator.delete_topic(name))
         except CoordinatorError as e:
             entry["error_code"], entry["error_message"] = e.error_code, e.message
-        else:
-            state.groups.delete_offsets_for_topic(name)
         out.append(entry)
     return {"throttle_time": 0, "responses": out}
