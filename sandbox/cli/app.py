@@ -106,6 +106,8 @@ def coordinator_cmd(
 
 
 def main() -> None:
+    from . import stack_cmds  # noqa: F401  (registers the stack commands)
+
     app()
 
 

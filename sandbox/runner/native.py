@@ -78,6 +78,16 @@ class Supervisor:
         with self._lock:
             return list(self._events)
 
+    def record_event(self, service: str, kind: str, detail: str, **extra: Any) -> dict:
+        """An event from outside the loop (manifest reload, topic re-creation) in the same stream."""
+        with self._lock:
+            svc = next((s for s in self._services if s.name == service), None)
+            event = self._emit(svc, kind, detail, **extra)
+            if svc is None:
+                event["service"] = service
+            self._flush(force=True)
+            return event
+
     def service(self, name: str) -> dict:
         """The status of one service (as in snapshot()["services"])."""
         with self._lock:

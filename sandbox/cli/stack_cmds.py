@@ -1,0 +1,366 @@
+"""CLI commands that drive a whole sandbox natively: init, up, down, status, logs, restart,
+recover, topics, and the hidden `supervise` that `up` starts in the background."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sandbox.config import ConfigError, SandboxConfig, write_init
+from sandbox.runner import stack
+from sandbox.runner.detach import pid_alive, spawn_detached
+from sandbox.runner.probe import port_owner
+from sandbox.runner.quarantine import prune, quarantine
+
+from .app import app, fail
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="Path of sandbox.toml (default: ./sandbox.toml).")
+topics_app = typer.Typer(help="Topic admin: list, create, delete, describe.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+
+
+def _cfg(config: Optional[Path]) -> SandboxConfig:
+    try:
+        return stack.load_stack_config(config, Path.cwd())
+    except ConfigError as e:
+        fail(str(e))
+    raise AssertionError
+
+
+def _client(cfg: SandboxConfig):
+    from sandbox.client import KafkaClient
+
+    return KafkaClient(stack.bootstrap(cfg), timeout=5.0)
+
+
+@app.command()
+def init(folder: Path = typer.Argument(Path("."), help="Where to write sandbox.toml.")) -> None:
+    """Write a commented sandbox.toml in the current folder."""
+    try:
+        path = write_init(folder)
+    except ConfigError as e:
+        fail(str(e))
+    typer.echo(f"wrote {path}; edit it, then run `sandbox up`")
+
+
+def _wait_ready(cfg: SandboxConfig, pid: int, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    state: dict = {}
+    while time.monotonic() < deadline:
+        state = stack.read_status_file(cfg) or {}
+        svcs = state.get("services", [])
+        if svcs and all(s.get("state") == "running" and s.get("healthy") for s in svcs):
+            return state
+        if not pid_alive(pid):
+            break
+        time.sleep(0.1)
+    lines = []
+    for s in state.get("services", []):
+        if not s.get("healthy"):
+            lines.append(f"  {s['name']}: {s.get('state')} (see `sandbox logs {s['name']}`)")
+    log = cfg.logs_dir / "supervisor.log"
+    tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
+    fail("the sandbox did not become healthy in time:\n" + "\n".join(lines + tail), 1)
+    raise AssertionError
+
+
+@app.command()
+def up(
+    docker: bool = typer.Option(False, "--docker", help="Run in Docker containers (not available yet)."),
+    brokers: Optional[int] = typer.Option(None, "--brokers", help="Number of brokers."),
+    port: Optional[int] = typer.Option(None, "--port", help="Broker 1's Kafka port."),
+    foreground: bool = typer.Option(False, "--foreground", help="Stay attached; Ctrl-C stops everything."),
+    ephemeral: bool = typer.Option(False, "--ephemeral", help="Keep data in a temp folder deleted by `down`."),
+    timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for healthy."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Start the coordinator and brokers, wait until healthy, create the declared topics."""
+    try:
+        base = stack.load_config(config, cwd=Path.cwd())
+    except ConfigError as e:
+        fail(str(e))
+    if docker or base.mode == "docker":
+        fail("docker mode is not available yet; run `sandbox up` without --docker (native mode).")
+    running = stack.running_pid(stack.load_stack_config(config, Path.cwd()))
+    if running:
+        cfg = stack.load_stack_config(config, Path.cwd())
+        typer.echo(f"sandbox {cfg.name} is already running (supervisor pid {running}); bootstrap {stack.bootstrap(cfg)}")
+        raise typer.Exit(0)
+    overrides = {k: v for k, v in {"brokers": brokers, "port": port}.items() if v is not None}
+    if ephemeral:
+        overrides["data_dir"] = tempfile.mkdtemp(prefix=f"sandbox-{base.name}-")
+    try:
+        cfg = base.with_overrides(**overrides) if overrides else base
+    except ConfigError as e:
+        fail(str(e))
+    for spec in stack.service_specs(cfg):
+        owner = port_owner(spec.port)
+        if owner:
+            fail(f"port {spec.port} (for {spec.name}) is taken by {owner}; stop it or choose other ports "
+                 f"in sandbox.toml ([sandbox] port / coordinator_port) or with --port.")
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    cfg.logs_dir.mkdir(parents=True, exist_ok=True)
+    rt = stack.runtime_file(cfg)
+    if overrides:
+        rt.write_text(json.dumps({"overrides": overrides, "ephemeral": ephemeral}), encoding="utf-8")
+    else:
+        rt.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "sandbox", "supervise"] + (["--config", str(cfg.path)] if cfg.path else [])
+    t0 = time.monotonic()
+    if foreground:
+        from sandbox.runner.stack import StackSupervisor
+        import threading
+
+        sup = StackSupervisor(cfg)
+
+        def announce():
+            _wait_ready(cfg, __import__("os").getpid(), timeout)
+            _apply_declared(cfg)
+            typer.echo(f"sandbox {cfg.name} is up; bootstrap {stack.bootstrap(cfg)} (Ctrl-C stops it)")
+
+        threading.Thread(target=announce, daemon=True).start()
+        try:
+            raise typer.Exit(sup.run())
+        finally:
+            if ephemeral:
+                shutil.rmtree(cfg.data_dir, ignore_errors=True)
+                rt.unlink(missing_ok=True)
+    pid = spawn_detached(argv, cfg.logs_dir / "supervisor.log", cwd=cfg.root)
+    _wait_ready(cfg, pid, timeout)
+    _apply_declared(cfg)
+    typer.echo(f"sandbox {cfg.name} is up in {time.monotonic() - t0:.1f} s: {cfg.brokers} broker(s), "
+               f"bootstrap {stack.bootstrap(cfg)}")
+
+
+def _apply_declared(cfg: SandboxConfig) -> None:
+    from sandbox.runner.manifest import reconcile
+
+    if not cfg.topics:
+        return
+    with _client(cfg) as c:
+        for m in reconcile(cfg.topics, c):
+            typer.echo(f"  {m}")
+
+
+@app.command(hidden=True)
+def supervise(config: Optional[Path] = ConfigOpt) -> None:
+    """The background supervisor `sandbox up` starts (not for direct use)."""
+    try:
+        code = stack.supervise_main(config, Path.cwd())
+    except ConfigError as e:
+        fail(str(e))
+    raise typer.Exit(code)
+
+
+def _stop(cfg: SandboxConfig, timeout: float = 60.0) -> bool:
+    pid = stack.running_pid(cfg)
+    if not pid:
+        return False
+    (cfg.data_dir / stack.STOP_FILE).write_text("stop", encoding="utf-8")
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_alive(pid):
+        import psutil
+
+        try:
+            psutil.Process(pid).kill()
+        except psutil.Error:
+            pass
+    # belt and braces: no service of this sandbox may outlive `down`
+    state = stack.read_status_file(cfg) or {}
+    for s in state.get("services", []):
+        if s.get("pid") and pid_alive(s["pid"]):
+            import psutil
+
+            try:
+                p = psutil.Process(s["pid"])
+                if "sandbox" in " ".join(p.cmdline()):
+                    p.kill()
+            except psutil.Error:
+                pass
+    return True
+
+
+@app.command()
+def down(purge: bool = typer.Option(False, "--purge", help="Also delete this sandbox's data."),
+         config: Optional[Path] = ConfigOpt) -> None:
+    """Stop every process of this sandbox (gracefully, then by force)."""
+    cfg = _cfg(config)
+    rt = stack.runtime_file(cfg)
+    ephemeral = False
+    try:
+        ephemeral = json.loads(rt.read_text()).get("ephemeral", False)
+    except (OSError, ValueError):
+        pass
+    stopped = _stop(cfg)
+    typer.echo(f"sandbox {cfg.name} stopped" if stopped else f"sandbox {cfg.name} was not running")
+    if purge or ephemeral:
+        shutil.rmtree(cfg.data_dir, ignore_errors=True)
+        typer.echo(f"deleted {cfg.data_dir}")
+    rt.unlink(missing_ok=True)
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="The status as JSON (SPEC.md)."),
+           watch: bool = typer.Option(False, "--watch", help="Refresh every second until Ctrl-C."),
+           config: Optional[Path] = ConfigOpt) -> None:
+    """Health of every service, topic and group. Exit 0 healthy, 1 unhealthy, 3 not running."""
+    from .render import print_status
+
+    cfg = _cfg(config)
+    while True:
+        code = _status_once(cfg, as_json, print_status)
+        if not watch:
+            raise typer.Exit(code)
+        time.sleep(1.0)
+
+
+def _status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
+    from sandbox.health.status import build_status
+
+    pid = stack.running_pid(cfg)
+    state = stack.read_status_file(cfg) if pid else None
+    client = _client(cfg) if pid else None
+    try:
+        st = build_status(name=cfg.name, mode="native", bootstrap=stack.bootstrap(cfg), state=state, client=client)
+    finally:
+        if client is not None:
+            client.close()
+    st["running"] = bool(pid)
+    if as_json:
+        typer.echo(json.dumps(st, indent=2))
+    else:
+        printer(st)
+    if not pid:
+        return 3
+    return 0 if st["healthy"] else 1
+
+
+@app.command()
+def logs(service: str = typer.Argument("supervisor", help="coordinator, broker-N or supervisor."),
+         follow: bool = typer.Option(False, "-f", "--follow"), n: int = typer.Option(50, "-n"),
+         config: Optional[Path] = ConfigOpt) -> None:
+    """Show a service's log."""
+    cfg = _cfg(config)
+    path = cfg.logs_dir / f"{service}.log"
+    if not path.exists():
+        names = ", ".join(sorted(p.stem for p in cfg.logs_dir.glob("*.log"))) or "none yet"
+        fail(f"no log for {service!r} in {cfg.logs_dir}; known logs: {names}")
+    with open(path, "r", encoding="utf-8", errors="replace") as f:
+        for line in f.readlines()[-n:]:
+            typer.echo(line.rstrip("\n"))
+        while follow:
+            line = f.readline()
+            if line:
+                typer.echo(line.rstrip("\n"))
+            else:
+                time.sleep(0.2)
+
+
+@app.command()
+def restart(service: Optional[str] = typer.Argument(None, help="One service, or all."),
+            config: Optional[Path] = ConfigOpt) -> None:
+    """Graceful restart of one service or all of them."""
+    cfg = _cfg(config)
+    if not stack.running_pid(cfg):
+        fail(f"sandbox {cfg.name} is not running; start it with `sandbox up`", 3)
+    names = [s.name for s in stack.service_specs(cfg)]
+    if service and service not in names:
+        fail(f"no service {service!r}; services are {', '.join(names)}")
+    (cfg.data_dir / stack.RESTART_FILE).write_text(service or "", encoding="utf-8")
+    typer.echo(f"restarting {service or 'every service'}; follow it with `sandbox status --watch`")
+
+
+@app.command()
+def recover(wipe: bool = typer.Option(False, "--wipe", help="Quarantine every journal, start clean, re-create every known topic."),
+            config: Optional[Path] = ConfigOpt) -> None:
+    """Repair journals now (stop, restart: each service repairs its journal at start)."""
+    cfg = _cfg(config)
+    was_running = _stop(cfg)
+    if wipe:
+        for spec in stack.service_specs(cfg):
+            if spec.data_dir.exists():
+                dest, how = quarantine(spec.data_dir, cfg.quarantine_dir, spec.name, time.time())
+                prune(cfg.quarantine_dir, spec.name, cfg.recovery.keep_quarantines)
+                typer.echo(f"moved {spec.name}'s journal to {dest} ({how})")
+    up(docker=False, brokers=None, port=None, foreground=False, ephemeral=False, timeout=60.0, config=config)
+    if wipe:
+        from sandbox.runner.manifest import reconcile
+
+        with _client(cfg) as c:
+            for m in reconcile(stack.desired_topics(cfg), c):
+                typer.echo(f"  {m}")
+    typer.echo("recovered" + ("" if was_running else " (the sandbox was not running; it is now)"))
+
+
+@topics_app.command("list")
+def topics_list(config: Optional[Path] = ConfigOpt) -> None:
+    """Topics with partition counts."""
+    cfg = _cfg(config)
+    with _client(cfg) as c:
+        md = _call(c.metadata)[0]
+        for name in sorted(md.topics):
+            if not name.startswith("__"):
+                typer.echo(f"{name}\t{len(md.topics[name].partitions)} partitions")
+
+
+def _call(fn, *args, **kwargs):
+    from sandbox.client import KafkaClientError
+
+    try:
+        return fn(*args, **kwargs)
+    except KafkaClientError as e:
+        fail(str(e))
+
+
+@topics_app.command("create")
+def topics_create(name: str, partitions: int = typer.Option(1, "-p", "--partitions"),
+                  replication: int = typer.Option(1, "-r", "--replication"),
+                  conf: list[str] = typer.Option([], "-c", "--config", help="KEY=VALUE topic config."),
+                  config: Optional[Path] = typer.Option(None, "--file", help="Path of sandbox.toml.")) -> None:
+    """Create a topic."""
+    cfg = _cfg(config)
+    settings = {}
+    for item in conf:
+        if "=" not in item:
+            fail(f"topic config {item!r} is not KEY=VALUE; write it like -c retention.ms=60000")
+        k, v = item.split("=", 1)
+        settings[k] = v
+    with _client(cfg) as c:
+        _call(c.create_topic, name, partitions, replication, settings)
+    typer.echo(f"created topic {name} ({partitions} partitions)")
+
+
+@topics_app.command("delete")
+def topics_delete(name: str, config: Optional[Path] = ConfigOpt) -> None:
+    """Delete a topic and its data."""
+    cfg = _cfg(config)
+    with _client(cfg) as c:
+        _call(c.delete_topic, name)
+    typer.echo(f"deleted topic {name}")
+
+
+@topics_app.command("describe")
+def topics_describe(name: str, config: Optional[Path] = ConfigOpt) -> None:
+    """Partitions, leaders, end offsets and configs of a topic."""
+    cfg = _cfg(config)
+    with _client(cfg) as c:
+        md = _call(c.metadata, [name])[0]
+        t = md.topics.get(name)
+        if t is None or t.error_code:
+            fail(f"topic {name!r} does not exist; see `sandbox topics list`")
+        ends = _call(c.end_offsets, name)
+        typer.echo(f"topic {name} id {t.topic_id}: {len(t.partitions)} partitions")
+        for p in t.partitions:
+            typer.echo(f"  partition {p.index}: leader {p.leader} replicas {p.replicas} isr {p.isr} end offset {ends.get(p.index)}")
+        for k, (v, is_default) in sorted(_call(c.describe_configs, name).items()):
+            if not is_default:
+                typer.echo(f"  {k}={v}")

@@ -1,0 +1,207 @@
+"""One sandbox's native stack: the service commands built from sandbox.toml, the supervisor
+process's main loop (restart, quarantine, topics re-created, live manifest reload) and the
+files through which the CLI finds it (pid file, state file, stop file, topic catalog)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from sandbox.client import KafkaClient, KafkaClientError
+from sandbox.config import SandboxConfig, TopicSpec, load_config
+from sandbox.runner.detach import read_pid_file, remove_pid_file, write_pid_file
+from sandbox.runner.manifest import ManifestWatcher, reconcile
+from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
+from sandbox.runner.process import ServiceSpec
+from sandbox.runner.statefile import read_state, write_state
+
+log = logging.getLogger("sandbox.runner")
+
+PID_FILE = "supervisor.pid"
+STATE_FILE = "supervisor.json"
+STOP_FILE = "supervisor.stop"
+RESTART_FILE = "supervisor.restart"
+CATALOG_FILE = "topics.json"
+CATALOG_EVERY_S = 3.0
+
+
+def connect_host(cfg: SandboxConfig) -> str:
+    return "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
+
+
+def bootstrap(cfg: SandboxConfig) -> str:
+    h = connect_host(cfg)
+    return ",".join(f"{h}:{cfg.broker_port(n)}" for n in range(1, cfg.brokers + 1))
+
+
+def service_specs(cfg: SandboxConfig) -> list[ServiceSpec]:
+    py = [sys.executable, "-m", "sandbox"]
+    coord_dir = cfg.service_dir("coordinator")
+    specs = [ServiceSpec("coordinator", "coordinator",
+                         py + ["coordinator", "--port", str(cfg.coordinator_port), "--data-dir", str(coord_dir),
+                               "--host", cfg.host],
+                         cfg.coordinator_port, coord_dir, cfg.logs_dir / "coordinator.log")]
+    for n in range(1, cfg.brokers + 1):
+        name = f"broker-{n}"
+        d = cfg.service_dir(name)
+        specs.append(ServiceSpec(name, "broker", py + [
+            "broker", "--port", str(cfg.broker_port(n)), "--data-dir", str(d), "--id", str(n),
+            "--host", cfg.host, "--advertised-host", connect_host(cfg),
+            "--coordinator", f"{connect_host(cfg)}:{cfg.coordinator_port}"],
+            cfg.broker_port(n), d, cfg.logs_dir / f"{name}.log"))
+    return specs
+
+
+def policy(cfg: SandboxConfig) -> RecoveryPolicy:
+    r = cfg.recovery
+    return RecoveryPolicy(on_crash=r.on_crash, on_corrupt_journal=r.on_corrupt_journal,
+                          max_restarts=r.max_restarts, restart_window_s=r.restart_window_s,
+                          keep_quarantines=r.keep_quarantines)
+
+
+def running_pid(cfg: SandboxConfig) -> int | None:
+    return read_pid_file(cfg.data_dir / PID_FILE)
+
+
+def read_status_file(cfg: SandboxConfig) -> dict | None:
+    return read_state(cfg.data_dir / STATE_FILE)
+
+
+# ---- topic catalog: every topic the stack knew, declared or created by applications ----------
+def load_catalog(cfg: SandboxConfig) -> dict[str, TopicSpec]:
+    try:
+        raw = json.loads((cfg.data_dir / CATALOG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {n: TopicSpec(n, t["partitions"], t.get("replication", 1), dict(t.get("config", {})))
+            for n, t in raw.get("topics", {}).items()}
+
+
+def save_catalog(cfg: SandboxConfig, client: KafkaClient) -> None:
+    md, _ = client.metadata()
+    topics = {}
+    for name, t in md.topics.items():
+        if t.internal or name.startswith("__"):
+            continue
+        cfgs = {k: v for k, (v, is_default) in client.describe_configs(name).items() if not is_default}
+        rf = len(t.partitions[0].replicas) if t.partitions else 1
+        topics[name] = {"partitions": len(t.partitions), "replication": rf, "config": cfgs}
+    write_state(cfg.data_dir / CATALOG_FILE, {"updated": time.time(), "topics": topics})
+
+
+def desired_topics(cfg: SandboxConfig) -> dict[str, TopicSpec]:
+    """Declared topics win over the catalog's view of the same topic."""
+    out = load_catalog(cfg)
+    out.update(cfg.topics)
+    return out
+
+
+# ---- the supervisor process --------------------------------------------------------------
+class StackSupervisor:
+    def __init__(self, cfg: SandboxConfig) -> None:
+        self.cfg = cfg
+        self.stop = threading.Event()
+        self.client = KafkaClient(bootstrap(cfg), client_id="sandbox-supervisor", timeout=5.0)
+        self.sup = Supervisor(
+            service_specs(cfg), policy(cfg), probe=kafka_probe, quarantine_root=cfg.quarantine_dir,
+            recreate_topics=self._recreate, state_path=cfg.data_dir / STATE_FILE,
+        )
+        self.watcher: ManifestWatcher | None = None
+
+    def _recreate(self, service: str) -> list[str]:
+        """After a wipe: put back every topic the stack knew, with partitions and configs."""
+        desired = desired_topics(self.cfg)
+        msgs = reconcile(desired, self.client)
+        failed = [m for m in msgs if m.startswith("failed")]
+        if failed:
+            raise RuntimeError("; ".join(failed))
+        return sorted(desired)
+
+    def _on_manifest(self, new: SandboxConfig) -> None:
+        # a reload changes topics only; ports, brokers and data_dir need `sandbox restart`
+        self.cfg = dataclasses.replace(self.cfg, topics=new.topics)
+        for m in reconcile(new.topics, self.client):
+            kind = "topic-created" if m.startswith(("created", "grew", "set")) else "manifest"
+            self.sup.record_event("supervisor", kind, m)
+
+    def _on_manifest_error(self, msg: str) -> None:
+        self.sup.record_event("supervisor", "manifest-error", f"{msg} (keeping the last good config)")
+
+    def _control(self) -> bool:
+        """Requests from the CLI through files (works on Windows without consoles or signals)."""
+        data = self.cfg.data_dir
+        if (data / STOP_FILE).exists():
+            (data / STOP_FILE).unlink(missing_ok=True)
+            return False
+        req = data / RESTART_FILE
+        if req.exists():
+            name = req.read_text(encoding="utf-8").strip() or None
+            req.unlink(missing_ok=True)
+            threading.Thread(target=self.sup.restart, args=(name,), daemon=True).start()
+        return True
+
+    def run(self) -> int:
+        data = self.cfg.data_dir
+        write_pid_file(data / PID_FILE)
+        (data / STOP_FILE).unlink(missing_ok=True)
+        for s in [signal.SIGINT, signal.SIGTERM] + ([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else []):
+            signal.signal(s, lambda *_: self.stop.set())
+        loop = threading.Thread(target=self.sup.run, args=(self.stop,), name="supervisor", daemon=True)
+        loop.start()
+        if self.cfg.path is not None:
+            self.watcher = ManifestWatcher(self.cfg.path, self._on_manifest, self._on_manifest_error)
+            self.watcher.start()
+        last_catalog = 0.0
+        try:
+            while not self.stop.wait(0.25):
+                if not self._control():
+                    break
+                if time.monotonic() - last_catalog >= CATALOG_EVERY_S and self._all_healthy():
+                    last_catalog = time.monotonic()
+                    try:
+                        save_catalog(self.cfg, self.client)
+                    except (KafkaClientError, OSError) as e:
+                        log.info("topic catalog not refreshed: %s", e)
+        finally:
+            self.stop.set()
+            if self.watcher is not None:
+                self.watcher.stop()
+            loop.join(60)
+            self.client.close()
+            remove_pid_file(data / PID_FILE)
+        return 0
+
+    def _all_healthy(self) -> bool:
+        return all(s["healthy"] for s in self.sup.snapshot()["services"])
+
+
+def load_stack_config(config_path: Path | None, cwd: Path) -> SandboxConfig:
+    """sandbox.toml plus the overrides the running stack was started with (`up --brokers 3`)."""
+    cfg = load_config(config_path, cwd=cwd)
+    rt = runtime_overrides(cfg)
+    return cfg.with_overrides(**rt) if rt else cfg
+
+
+def runtime_file(cfg: SandboxConfig) -> Path:
+    return cfg.root / ".sandbox-runtime.json"
+
+
+def runtime_overrides(cfg: SandboxConfig) -> dict:
+    try:
+        return json.loads(runtime_file(cfg).read_text(encoding="utf-8")).get("overrides", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def supervise_main(config_path: Path | None, cwd: Path) -> int:
+    cfg = load_stack_config(config_path, cwd)
+    cfg.logs_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return StackSupervisor(cfg).run()
