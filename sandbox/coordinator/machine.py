@@ -262,7 +262,11 @@ class MetadataMachine:
         existing = self._brokers.get(broker_id)
         draft = self._draft()
         if existing is not None and existing.incarnation_id != incarnation:
-            if not existing.fenced and broker_id in self._live:
+            # A new incarnation on the SAME host:port replaces the old one at once: it could not
+            # have bound that port while the old process lived (a restarted broker must not wait
+            # out the old session). A different address with a live session is a real duplicate.
+            same_endpoint = (existing.host, existing.port) == (host, port)
+            if not existing.fenced and broker_id in self._live and not same_endpoint:
                 raise CoordinatorError(DUPLICATE_BROKER_REGISTRATION, f"Another broker is "
                                        f"registered with broker id {broker_id}.")
             if not existing.fenced:  # the old incarnation is gone: take its leadership away

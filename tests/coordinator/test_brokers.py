@@ -35,10 +35,14 @@ def test_duplicate_registration_while_session_is_live(make_coordinator, clock):
     c = make_coordinator(session_timeout_ms=9000)
     inc = uuid.uuid4()
     c.register_broker(1, "h", 9092, incarnation_id=inc)
-    with pytest.raises(CoordinatorError) as info:
-        c.register_broker(1, "h", 9092, incarnation_id=uuid.uuid4())
+    with pytest.raises(CoordinatorError) as info:  # another address while the session lives
+        c.register_broker(1, "h", 9093, incarnation_id=uuid.uuid4())
     assert info.value.error_code == m_.DUPLICATE_BROKER_REGISTRATION
     c.register_broker(1, "h", 9092, incarnation_id=inc)  # a retry of the same incarnation is fine
+    # a restarted broker on the same endpoint replaces its dead incarnation at once
+    restarted = uuid.uuid4()
+    c.register_broker(1, "h", 9092, incarnation_id=restarted)
+    assert c.broker(1).incarnation_id == restarted and not c.broker(1).fenced
     clock.advance(10)
     c.register_broker(1, "h", 9099, incarnation_id=uuid.uuid4())  # session expired: accepted
     assert c.broker(1).port == 9099 and not c.broker(1).fenced
