@@ -3,6 +3,7 @@ and `port_owner`, naming whoever holds a port for the "port taken" error."""
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import time
@@ -75,6 +76,8 @@ def _listening_pid(conns, port: int) -> tuple[bool, int | None]:
 
 def _port_bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        if os.name != "nt":  # as our services bind: closed connections in TIME_WAIT do not count
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
