@@ -18,10 +18,11 @@ from .models import (BrokerMeta, ClusterMetadata, GroupDescription, GroupListing
 METADATA, CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = 3, 19, 20, 37
 DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS = 32, 44
 LIST_GROUPS, DESCRIBE_GROUPS, OFFSET_FETCH, LIST_OFFSETS, FIND_COORDINATOR = 16, 15, 9, 2, 10
+OFFSET_COMMIT = 8
 VERSIONS = {METADATA: (1, 12), CREATE_TOPICS: (2, 7), DELETE_TOPICS: (1, 5),
             CREATE_PARTITIONS: (0, 3), DESCRIBE_CONFIGS: (1, 4), INCREMENTAL_ALTER_CONFIGS: (0, 1),
             LIST_GROUPS: (0, 4), DESCRIBE_GROUPS: (0, 5), OFFSET_FETCH: (2, 7),
-            LIST_OFFSETS: (1, 7), FIND_COORDINATOR: (0, 3)}
+            LIST_OFFSETS: (1, 7), FIND_COORDINATOR: (0, 3), OFFSET_COMMIT: (2, 8)}
 
 TOPIC_ALREADY_EXISTS = 36
 TOPIC_RESOURCE = 2
@@ -356,6 +357,22 @@ class KafkaClient:
                 if int(p.committed_offset) >= 0:
                     out[(t.name, int(p.partition_index))] = int(p.committed_offset)
         return dict(sorted(out.items()))
+
+    @_locked
+    def commit_offsets(self, group: str, offsets: dict[tuple[str, int], int]) -> None:
+        """A standalone commit (generation -1), as admin tools do to put a group's offsets back."""
+        by_topic: dict[str, list[dict]] = {}
+        for (t, p), off in sorted(offsets.items()):
+            by_topic.setdefault(t, []).append({"partition_index": p, "committed_offset": off,
+                                               "committed_leader_epoch": -1, "committed_metadata": ""})
+        resp = self._to_coordinator(group, OFFSET_COMMIT, {
+            "group_id": group, "generation_id_or_member_epoch": -1, "member_id": "",
+            "group_instance_id": None, "retention_time": -1,
+            "topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()]},
+            lambda r: next((p.error_code for t in r.topics for p in t.partitions if int(p.error_code)), 0))
+        for t in resp.topics:
+            for p in t.partitions:
+                _check(p.error_code, f"committing {group} on {t.name}-{p.partition_index}")
 
     @_locked
     def group_lag(self, group: str) -> list[PartitionLag]:

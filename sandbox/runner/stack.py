@@ -92,7 +92,38 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient) -> None:
         cfgs = {k: v for k, (v, is_default) in client.describe_configs(name).items() if not is_default}
         rf = len(t.partitions[0].replicas) if t.partitions else 1
         topics[name] = {"partitions": len(t.partitions), "replication": rf, "config": cfgs}
-    write_state(cfg.data_dir / CATALOG_FILE, {"updated": time.time(), "topics": topics})
+    groups = {}
+    for g in client.list_groups():
+        committed = client.committed_offsets(g.group)
+        if committed:
+            groups[g.group] = {f"{t}:{p}": off for (t, p), off in committed.items()}
+    write_state(cfg.data_dir / CATALOG_FILE, {"updated": time.time(), "topics": topics, "groups": groups})
+
+
+def restore_group_offsets(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
+    """Put back committed offsets a wipe lost, where the data they point into still exists
+    (the partition's end offset reaches them); the rest reset by the consumer's policy."""
+    try:
+        raw = json.loads((cfg.data_dir / CATALOG_FILE).read_text(encoding="utf-8")).get("groups", {})
+    except (OSError, ValueError):
+        return []
+    restored = []
+    for group, saved in raw.items():
+        current = client.committed_offsets(group)
+        missing: dict[tuple[str, int], int] = {}
+        for key, off in saved.items():
+            topic, _, part = key.rpartition(":")
+            tp = (topic, int(part))
+            if tp not in current:
+                missing[tp] = off
+        ends: dict[tuple[str, int], int] = {}
+        for topic in {t for t, _ in missing}:
+            ends.update({(topic, p): e for p, e in client.end_offsets(topic).items()})
+        back = {tp: off for tp, off in missing.items() if ends.get(tp, -1) >= off}
+        if back:
+            client.commit_offsets(group, back)
+            restored.append(f"{group} ({len(back)} partitions)")
+    return restored
 
 
 def desired_topics(cfg: SandboxConfig) -> dict[str, TopicSpec]:
@@ -121,6 +152,13 @@ class StackSupervisor:
         failed = [m for m in msgs if m.startswith("failed")]
         if failed:
             raise RuntimeError("; ".join(failed))
+        try:
+            groups = restore_group_offsets(self.cfg, self.client)
+        except (KafkaClientError, OSError) as e:
+            groups = []
+            self.sup.record_event(service, "offsets-restored", f"failed: {e}")
+        if groups:
+            self.sup.record_event(service, "offsets-restored", "committed offsets put back for " + ", ".join(groups))
         return sorted(desired)
 
     def _on_manifest(self, new: SandboxConfig) -> None:
