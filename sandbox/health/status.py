@@ -62,21 +62,30 @@ def cluster_entries(client: KafkaClient) -> tuple[list[dict], list[dict], list[s
         leaderless = sum(1 for p in t.partitions if p.leader < 0)
         under = sum(1 for p in t.partitions if len(p.isr) < len(p.replicas))
         try:
-            ends = sum(client.end_offsets(name).values()) if not leaderless else None
+            per_part = client.end_offsets(name) if not leaderless else None
         except KafkaClientError:
-            ends = None
+            per_part = None
+        ends = sum(per_part.values()) if per_part is not None else None
         if leaderless:
             problems.append(f"topic {name} has {leaderless} partitions without a leader")
         topics.append({"name": name, "partitions": len(t.partitions),
                        "replication": len(t.partitions[0].replicas) if t.partitions else 0,
                        "end_offsets": ends, "leaderless_partitions": leaderless,
-                       "under_replicated_partitions": under})
+                       "under_replicated_partitions": under,
+                       # extra detail (not in SPEC.md): per-partition high watermarks
+                       "partition_offsets": [{"partition": p, "end_offset": o}
+                                             for p, o in sorted((per_part or {}).items())]})
     try:
         for g in client.list_groups():
             try:
                 d = client.describe_group(g.group)
-                lag = sum(max(p.lag, 0) for p in client.group_lag(g.group) if p.lag is not None)
-                groups.append({"group": g.group, "state": d.state, "members": len(d.members), "lag": lag})
+                parts = client.group_lag(g.group)
+                lag = sum(max(p.lag, 0) for p in parts if p.lag is not None)
+                groups.append({"group": g.group, "state": d.state, "members": len(d.members), "lag": lag,
+                               # extra detail (not in SPEC.md): lag of each committed partition
+                               "partitions": [{"topic": p.topic, "partition": p.partition,
+                                               "committed": p.committed, "end_offset": p.end,
+                                               "lag": p.lag} for p in parts]})
             except KafkaClientError as e:
                 groups.append({"group": g.group, "state": g.state, "members": None, "lag": None,
                                "error": str(e)})

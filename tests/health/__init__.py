@@ -1,0 +1,1 @@
+"""Tests of sandbox.health: lag trends, metrics, the HTTP endpoint."""
