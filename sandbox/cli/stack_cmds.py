@@ -275,8 +275,18 @@ def restart(service: Optional[str] = typer.Argument(None, help="One service, or 
     names = [s.name for s in stack.service_specs(cfg)]
     if service and service not in names:
         fail(f"no service {service!r}; services are {', '.join(names)}")
+    targets = [service] if service else names
+    before = {s["name"]: s.get("pid") for s in (stack.read_status_file(cfg) or {}).get("services", [])}
     (cfg.data_dir / stack.RESTART_FILE).write_text(service or "", encoding="utf-8")
-    typer.echo(f"restarting {service or 'every service'}; follow it with `sandbox status --watch`")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = {s["name"]: s for s in (stack.read_status_file(cfg) or {}).get("services", [])}
+        if all(now.get(n, {}).get("pid") not in (None, before.get(n)) and now[n].get("healthy")
+               and now[n].get("state") == "running" for n in targets):
+            typer.echo(f"restarted {', '.join(targets)}")
+            return
+        time.sleep(0.2)
+    fail(f"{', '.join(targets)} did not come back healthy within 60 s; see `sandbox status` and `sandbox logs`", 1)
 
 
 @app.command()
