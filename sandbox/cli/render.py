@@ -39,3 +39,17 @@ def print_status(st: dict) -> None:
         console.print(f"[red]problem:[/] {p}")
     for e in st["events"][-5:]:
         console.print(f"{e['time']} {e['service']} {e['kind']}: {e['detail']}")
+
+
+def format_columns(headers: list[str], rows: list[list], max_width: int | None = None) -> list[str]:
+    """Plain left-aligned columns (two spaces apart), like Kafka's command-line tools print them;
+    lines longer than max_width end in an ellipsis."""
+    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    out = []
+    for r in cells:
+        line = "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+        if max_width is not None and len(line) > max_width:
+            line = line[:max(max_width - 1, 0)] + "…"
+        out.append(line)
+    return out

@@ -1,0 +1,126 @@
+"""`sandbox groups list` and `sandbox groups describe GROUP`: consumer groups with per-partition
+offsets and lag, printed like Kafka's kafka-consumer-groups --describe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sandbox.config import ConfigError, SandboxConfig
+from sandbox.runner import stack
+
+from .app import fail
+from .render import format_columns
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="Path of sandbox.toml (default: ./sandbox.toml).")
+DESCRIBE_HEADERS = ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID",
+                    "HOST", "CLIENT-ID"]
+
+
+def running_cfg(config: Optional[Path]) -> SandboxConfig:
+    """This folder's sandbox config; exits 3 with one sentence when the sandbox is not running."""
+    try:
+        cfg = stack.load_stack_config(config, Path.cwd())
+    except ConfigError as e:
+        fail(str(e))
+        raise AssertionError from None
+    if not stack.running_pid(cfg):
+        fail(f"sandbox {cfg.name} is not running; start it with `sandbox up`", 3)
+    return cfg
+
+
+def _client(cfg: SandboxConfig):
+    from sandbox.client import KafkaClient
+
+    return KafkaClient(stack.bootstrap(cfg), timeout=5.0)
+
+
+def describe_rows(client, group: str) -> tuple[object, list[list]] | None:
+    """(GroupDescription, rows of DESCRIBE_HEADERS), or None when the group does not exist."""
+    from sandbox.client import KafkaClientError
+
+    listed = {g.group for g in client.list_groups()}
+    desc = client.describe_group(group)
+    committed = client.committed_offsets(group)
+    if group not in listed and not committed and not desc.members:
+        return None
+    owner: dict[tuple[str, int], object] = {}
+    for m in desc.members:
+        for topic, parts in m.assignment.items():
+            for p in parts:
+                owner[(topic, p)] = m
+    keys = sorted(set(committed) | set(owner))
+    ends: dict[tuple[str, int], int] = {}
+    for topic in sorted({t for t, _ in keys}):
+        try:
+            ends.update({(topic, p): o for p, o in
+                         client.end_offsets(topic, [p for t, p in keys if t == topic]).items()})
+        except KafkaClientError:
+            pass   # the topic was deleted, or its leader is away: shown as "-"
+    rows = []
+    for t, p in keys:
+        cur, end, m = committed.get((t, p)), ends.get((t, p)), owner.get((t, p))
+        lag = max(end - cur, 0) if cur is not None and end is not None else None
+        rows.append([t, p, cur, end, lag, getattr(m, "member_id", None) or "-",
+                     getattr(m, "client_host", None) or "-", getattr(m, "client_id", None) or "-"])
+    return desc, rows
+
+
+def register(app: typer.Typer) -> None:
+    """Add `groups list` and `groups describe` to the CLI."""
+    groups_app = typer.Typer(help="Consumer groups: list, describe (per-partition lag).",
+                             no_args_is_help=True)
+    app.add_typer(groups_app, name="groups")
+
+    @groups_app.command("list")
+    def groups_list(config: Optional[Path] = ConfigOpt) -> None:
+        """Consumer groups with their state, members and total lag."""
+        from sandbox.client import KafkaClientError
+
+        cfg = running_cfg(config)
+        try:
+            with _client(cfg) as c:
+                rows = []
+                for g in c.list_groups():
+                    try:
+                        d = c.describe_group(g.group)
+                        lag = sum(x.lag for x in c.group_lag(g.group))
+                        rows.append([g.group, d.state or g.state, len(d.members), lag])
+                    except KafkaClientError as e:
+                        rows.append([g.group, g.state or "?", "-", f"? ({e})"])
+        except KafkaClientError as e:
+            fail(str(e), 1)
+        if not rows:
+            typer.echo("no consumer groups yet")
+            return
+        for line in format_columns(["GROUP", "STATE", "MEMBERS", "LAG"], rows):
+            typer.echo(line)
+
+    @groups_app.command("describe")
+    def groups_describe(group: str = typer.Argument(..., help="The group id."),
+                        config: Optional[Path] = ConfigOpt) -> None:
+        """Per partition: committed offset, log end offset, lag and the member that owns it."""
+        from sandbox.client import KafkaClientError
+
+        cfg = running_cfg(config)
+        try:
+            with _client(cfg) as c:
+                found = describe_rows(c, group)
+        except KafkaClientError as e:
+            fail(str(e), 1)
+            return
+        if found is None:
+            fail(f"consumer group {group!r} does not exist; see `sandbox groups list`", 1)
+            return
+        desc, rows = found
+        n = len(desc.members)
+        typer.echo(f"group {group}: state {desc.state or 'unknown'}, {n} member{'s' if n != 1 else ''}"
+                   + ("" if n else " (no active members)"))
+        if not rows:
+            typer.echo("no committed offsets and no assigned partitions yet")
+            return
+        typer.echo("")
+        for line in format_columns(DESCRIBE_HEADERS, rows):
+            typer.echo(line)

@@ -1,0 +1,1 @@
+"""Tests of CLI commands against a real stack."""
