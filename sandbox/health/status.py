@@ -4,6 +4,7 @@ process figures from psutil, and what a client sees over the wire (topics, leade
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +34,31 @@ def _proc(pid: int | None) -> tuple[float | None, int | None]:
         return None, None
 
 
+def _age_s(iso: Any) -> float:
+    """Seconds since an ISO UTC time of the state file (0 when unknown)."""
+    try:
+        then = datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=timezone.utc)
+    return max((datetime.now(timezone.utc) - then).total_seconds(), 0.0)
+
+
 def service_entries(state: dict) -> list[dict[str, Any]]:
     out = []
+    # the state file is rewritten every few seconds: age its uptimes to now
+    age = _age_s(state.get("updated_at")) if state.get("updated_at") else 0.0
     for s in state.get("services", []):
         running = s.get("state") == "running"
+        uptime = s.get("uptime_s")
+        if running and uptime is not None:
+            uptime = round(uptime + age, 3)
         cpu, rss = _proc(s.get("pid")) if running else (None, None)
         out.append({
             "name": s["name"], "role": s["role"], "state": s["state"],
             "healthy": bool(s.get("healthy")) and running, "pid": s.get("pid") if running else None,
-            "port": s.get("port"), "uptime_s": s.get("uptime_s"), "restarts": s.get("restarts", 0),
+            "port": s.get("port"), "uptime_s": uptime, "restarts": s.get("restarts", 0),
             "cpu_percent": cpu, "rss_bytes": rss,
             "disk_bytes": _disk_bytes(Path(s["data_dir"])) if s.get("data_dir") else None,
             "latency_ms": s.get("latency_ms"),

@@ -1,0 +1,59 @@
+"""build_status's additions beyond SPEC.md: per-partition end offsets and lag, aged uptimes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sandbox.client import (ClusterMetadata, GroupDescription, GroupListing, PartitionLag,
+                            PartitionMeta, TopicMeta)
+from sandbox.health.status import build_status, service_entries
+
+
+class FakeClient:
+    def metadata(self, topics=None):
+        parts = [PartitionMeta(0, 1, [1], [1]), PartitionMeta(1, 1, [1], [1])]
+        return ClusterMetadata("c", 1, [], {"orders": TopicMeta("orders", None, parts)}), 0.5
+
+    def end_offsets(self, topic, partitions=None):
+        return {0: 200, 1: 10}
+
+    def list_groups(self):
+        return [GroupListing("g", "Empty", "consumer")]
+
+    def describe_group(self, group):
+        return GroupDescription(group, "Empty", "consumer", "", [])
+
+    def group_lag(self, group):
+        return [PartitionLag("orders", 0, 50, 200, 150)]
+
+
+def iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def state(updated_ago_s: float) -> dict:
+    now = datetime.now(timezone.utc)
+    return {"updated_at": iso(now - timedelta(seconds=updated_ago_s)), "events": [],
+            "services": [{"name": "broker-1", "role": "broker", "state": "running", "healthy": True,
+                          "pid": None, "port": 9092, "uptime_s": 3.0, "restarts": 0}]}
+
+
+def test_partition_detail_keeps_spec_keys():
+    st = build_status(name="n", mode="native", bootstrap="127.0.0.1:9092", state=state(0),
+                      client=FakeClient())
+    (t,) = st["topics"]
+    assert t["end_offsets"] == 210 and t["partitions"] == 2
+    assert t["partition_offsets"] == [{"partition": 0, "end_offset": 200},
+                                      {"partition": 1, "end_offset": 10}]
+    (g,) = st["groups"]
+    assert (g["group"], g["state"], g["members"], g["lag"]) == ("g", "Empty", 0, 150)
+    assert g["partitions"] == [{"topic": "orders", "partition": 0, "committed": 50,
+                                "end_offset": 200, "lag": 150}]
+    assert st["healthy"]
+
+
+def test_uptime_is_aged_to_now():
+    (s,) = service_entries(state(10))
+    assert 12.9 <= s["uptime_s"] <= 15.0
+    (s,) = service_entries({"services": state(0)["services"]})   # no updated_at: as written
+    assert s["uptime_s"] == 3.0
