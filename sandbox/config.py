@@ -50,6 +50,7 @@ class RecoveryConfig:
     max_restarts: int = 5
     restart_window_s: float = 60
     keep_quarantines: int = 3
+    unhealthy_after_s: float = 10
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ _SANDBOX: dict[str, tuple] = {
 _RECOVERY: dict[str, tuple] = {
     "on_crash": ("choice", ON_CRASH, None), "on_corrupt_journal": ("choice", ON_CORRUPT, None),
     "max_restarts": ("int", (0, None), 5), "restart_window_s": ("seconds", None, 60),
-    "keep_quarantines": ("int", (0, None), 3)}
+    "keep_quarantines": ("int", (0, None), 3), "unhealthy_after_s": ("seconds", None, 10)}
 _TOPIC_KEYS = ("partitions", "replication", "config")
 
 
@@ -414,6 +415,7 @@ on_corrupt_journal = "repair-then-wipe"   # "repair-then-wipe", "repair" or "wip
 max_restarts = 5            # restarts allowed within restart_window_s before giving up
 restart_window_s = 60       # the window (seconds) max_restarts counts in
 keep_quarantines = 3        # journals moved aside by recovery that are kept per service
+unhealthy_after_s = 10      # a service failing its health probe this long is restarted
 
 # Topics as code: created at `sandbox up`, re-created after a wipe, reloaded live when you save.
 # Removing a topic here never deletes it; partitions can only grow.

@@ -106,7 +106,10 @@ def coordinator_cmd(
 
 
 def main() -> None:
-    from . import stack_cmds  # noqa: F401  (registers the stack commands)
+    from . import groups_cmds, monitor, stack_cmds  # noqa: F401  (stack_cmds registers on import)
+
+    monitor.register(app)
+    groups_cmds.register(app)
 
     app()
 

@@ -100,11 +100,12 @@ def up(
         cfg = base.with_overrides(**overrides) if overrides else base
     except ConfigError as e:
         fail(str(e))
-    for spec in stack.service_specs(cfg):
-        owner = port_owner(spec.port)
+    wanted = [(spec.port, spec.name) for spec in stack.service_specs(cfg)] + [(cfg.http_port, "the health endpoint")]
+    for p, who in wanted:
+        owner = port_owner(p)
         if owner:
-            fail(f"port {spec.port} (for {spec.name}) is taken by {owner}; stop it or choose other ports "
-                 f"in sandbox.toml ([sandbox] port / coordinator_port) or with --port.")
+            fail(f"port {p} (for {who}) is taken by {owner}; stop it or choose other ports "
+                 f"in sandbox.toml ([sandbox] port / coordinator_port / http_port) or with --port.")
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
     rt = stack.runtime_file(cfg)

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.config import SandboxConfig, TopicSpec, load_config
+from sandbox.health.http import HealthServer
+from sandbox.health.metrics import EventCounter, render_metrics
+from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, write_pid_file
 from sandbox.runner.manifest import ManifestWatcher, reconcile
 from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
@@ -62,7 +65,7 @@ def policy(cfg: SandboxConfig) -> RecoveryPolicy:
     r = cfg.recovery
     return RecoveryPolicy(on_crash=r.on_crash, on_corrupt_journal=r.on_corrupt_journal,
                           max_restarts=r.max_restarts, restart_window_s=r.restart_window_s,
-                          keep_quarantines=r.keep_quarantines)
+                          keep_quarantines=r.keep_quarantines, unhealthy_after_s=r.unhealthy_after_s)
 
 
 def running_pid(cfg: SandboxConfig) -> int | None:
@@ -139,10 +142,20 @@ class StackSupervisor:
         self.cfg = cfg
         self.stop = threading.Event()
         self.client = KafkaClient(bootstrap(cfg), client_id="sandbox-supervisor", timeout=5.0)
+        self.event_counts = EventCounter()
         self.sup = Supervisor(
             service_specs(cfg), policy(cfg), probe=kafka_probe, quarantine_root=cfg.quarantine_dir,
             recreate_topics=self._recreate, state_path=cfg.data_dir / STATE_FILE,
+            on_event=self.event_counts,
         )
+        # /healthz /status /metrics on http_port (127.0.0.1 only), with a client of its own so a
+        # scrape never waits behind the catalog refresh
+        self.health_client = KafkaClient(bootstrap(cfg), client_id="sandbox-health", timeout=2.0)
+        self.http = HealthServer(
+            "127.0.0.1", cfg.http_port,
+            get_status=lambda: build_status(name=cfg.name, mode="native", bootstrap=bootstrap(cfg),
+                                            state=self.sup.snapshot(), client=self.health_client),
+            get_metrics=lambda: render_metrics(self.http.status(), event_counts=self.event_counts.counts()))
         self.watcher: ManifestWatcher | None = None
 
     def _recreate(self, service: str) -> list[str]:
@@ -192,6 +205,11 @@ class StackSupervisor:
             signal.signal(s, lambda *_: self.stop.set())
         loop = threading.Thread(target=self.sup.run, args=(self.stop,), name="supervisor", daemon=True)
         loop.start()
+        try:
+            self.http.start()
+        except OSError as e:
+            self.sup.record_event("supervisor", "unhealthy", f"/healthz /status /metrics not served: port "
+                                  f"{self.cfg.http_port} is taken ({e.strerror or e})")
         if self.cfg.path is not None:
             self.watcher = ManifestWatcher(self.cfg.path, self._on_manifest, self._on_manifest_error)
             self.watcher.start()
@@ -211,6 +229,8 @@ class StackSupervisor:
             if self.watcher is not None:
                 self.watcher.stop()
             loop.join(60)
+            self.http.stop()
+            self.health_client.close()
             self.client.close()
             remove_pid_file(data / PID_FILE)
         return 0
