@@ -231,7 +231,8 @@ def _status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     state = stack.read_status_file(cfg) if pid else None
     client = _client(cfg) if pid else None
     try:
-        st = build_status(name=cfg.name, mode="native", bootstrap=stack.bootstrap(cfg), state=state, client=client)
+        st = build_status(name=cfg.name, mode="native", bootstrap=stack.bootstrap(cfg), state=state, client=client,
+                          coordinator=(stack.connect_host(cfg), cfg.coordinator_port))
     finally:
         if client is not None:
             client.close()

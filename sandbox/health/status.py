@@ -4,6 +4,7 @@ process figures from psutil, and what a client sees over the wire (topics, leade
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,38 @@ def _disk_bytes(path: Path) -> int:
     return total
 
 
-def _proc(pid: int | None) -> tuple[float | None, int | None]:
+MIN_FREE_BYTES = 200 * 1024 * 1024  # a journal folder with less free space is a problem
+
+
+def _proc(pid: int | None) -> tuple[float | None, int | None, int | None]:
+    """cpu percent, rss bytes, open files (fds on POSIX, handles on Windows)."""
     if not pid:
-        return None, None
+        return None, None, None
     try:
         p = psutil.Process(pid)
-        return p.cpu_percent(interval=0.05), p.memory_info().rss
+        with p.oneshot():
+            files = p.num_handles() if hasattr(p, "num_handles") else p.num_fds()
+            return p.cpu_percent(interval=0.05), p.memory_info().rss, files
     except (psutil.Error, OSError):
-        return None, None
+        return None, None, None
+
+
+def journal_check(path: Path) -> tuple[bool, int | None, str | None]:
+    """(writable, free bytes, problem) of a journal folder: a real write, not just a permission bit,
+    because the Windows failure mode of Kafka is a log dir that went offline."""
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError as e:
+        return False, None, f"journal folder {path} is unusable: {e.strerror or e}"
+    probe = path / ".write-probe"
+    try:
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        return False, free, f"journal folder {path} is not writable: {e.strerror or e}"
+    if free < MIN_FREE_BYTES:
+        return True, free, f"journal folder {path} has only {free // (1024 * 1024)} MB free"
+    return True, free, None
 
 
 def _age_s(iso: Any) -> float:
@@ -54,7 +79,8 @@ def service_entries(state: dict) -> list[dict[str, Any]]:
         uptime = s.get("uptime_s")
         if running and uptime is not None:
             uptime = round(uptime + age, 3)
-        cpu, rss = _proc(s.get("pid")) if running else (None, None)
+        cpu, rss, files = _proc(s.get("pid")) if running else (None, None, None)
+        writable, free, problem = journal_check(Path(s["data_dir"])) if s.get("data_dir") else (None, None, None)
         out.append({
             "name": s["name"], "role": s["role"], "state": s["state"],
             "healthy": bool(s.get("healthy")) and running, "pid": s.get("pid") if running else None,
@@ -62,16 +88,22 @@ def service_entries(state: dict) -> list[dict[str, Any]]:
             "cpu_percent": cpu, "rss_bytes": rss,
             "disk_bytes": _disk_bytes(Path(s["data_dir"])) if s.get("data_dir") else None,
             "latency_ms": s.get("latency_ms"),
+            # extra detail (not in SPEC.md)
+            "open_files": files, "journal_writable": writable, "disk_free_bytes": free,
+            "journal_problem": problem,
         })
     return out
 
 
-def cluster_entries(client: KafkaClient) -> tuple[list[dict], list[dict], list[str]]:
+def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None = None
+                    ) -> tuple[list[dict], list[dict], list[str]]:
     """(topics, groups, problems) as a client sees them."""
     problems: list[str] = []
     topics: list[dict] = []
     groups: list[dict] = []
-    md, _ = client.metadata()
+    md, latency = client.metadata()
+    if topics_meta_latency is not None:
+        topics_meta_latency.append(latency)
     for name in sorted(md.topics):
         t = md.topics[name]
         if t.internal or name.startswith("__"):
@@ -111,18 +143,37 @@ def cluster_entries(client: KafkaClient) -> tuple[list[dict], list[dict], list[s
     return topics, groups, problems
 
 
+def coordinator_problems(address: tuple[str, int], expected: set[int]) -> list[str]:
+    """The coordinator answers a Metadata round trip and knows every broker of the stack."""
+    try:
+        with KafkaClient([address], client_id="sandbox-health", timeout=2.0) as c:
+            md, _ = c.metadata([])
+    except KafkaClientError as e:
+        return [f"the coordinator does not answer: {e}"]
+    missing = sorted(expected - {b.id for b in md.brokers})
+    return [f"the coordinator does not know broker(s) {missing} (not registered or fenced)"] if missing else []
+
+
 def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,
-                 client: KafkaClient | None) -> dict[str, Any]:
+                 client: KafkaClient | None, coordinator: tuple[str, int] | None = None) -> dict[str, Any]:
     services = service_entries(state) if state else []
     topics: list[dict] = []
     groups: list[dict] = []
-    problems: list[str] = []
+    problems: list[str] = [s["journal_problem"] for s in services if s.get("journal_problem")]
+    metadata_latency = None
     if client is not None and services and all(s["healthy"] for s in services if s["role"] == "broker"):
         try:
-            topics, groups, problems = cluster_entries(client)
+            latencies: list[float] = []
+            topics, groups, found = cluster_entries(client, latencies)
+            problems += found
+            metadata_latency = latencies[0] if latencies else None
         except KafkaClientError as e:
             problems.append(str(e))
+        if coordinator is not None and any(s["role"] == "coordinator" and s["healthy"] for s in services):
+            brokers = {int(s["name"].rsplit("-", 1)[1]) for s in services if s["role"] == "broker"}
+            problems += coordinator_problems(coordinator, brokers)
     healthy = bool(services) and all(s["healthy"] for s in services) and not problems
     return {"name": name, "mode": mode, "healthy": healthy, "bootstrap": bootstrap,
             "services": services, "topics": topics, "groups": groups,
-            "events": list((state or {}).get("events", []))[-50:], "problems": problems}
+            "events": list((state or {}).get("events", []))[-50:], "problems": problems,
+            "metadata_latency_ms": metadata_latency}

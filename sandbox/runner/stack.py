@@ -154,7 +154,8 @@ class StackSupervisor:
         self.http = HealthServer(
             "127.0.0.1", cfg.http_port,
             get_status=lambda: build_status(name=cfg.name, mode="native", bootstrap=bootstrap(cfg),
-                                            state=self.sup.snapshot(), client=self.health_client),
+                                            state=self.sup.snapshot(), client=self.health_client,
+                                            coordinator=(connect_host(cfg), cfg.coordinator_port)),
             get_metrics=lambda: render_metrics(self.http.status(), event_counts=self.event_counts.counts()))
         self.watcher: ManifestWatcher | None = None
 
