@@ -7,7 +7,9 @@ Bad input closes only the offending connection, with one log line saying what an
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 import signal
 import sys
 import time
@@ -24,7 +26,7 @@ from sandbox.protocol import (
     response_class,
 )
 
-from .config import BrokerConfig
+from .config import DEFAULT_LISTENER, BrokerConfig
 from .context import RequestContext
 from .handlers import REGISTRY
 from .handlers.k18_api_versions import unsupported_version_response
@@ -35,11 +37,15 @@ log = logging.getLogger("sandbox.broker")
 READ_CHUNK = 1 << 18
 
 
+class ListenerBindError(OSError):
+    """A listener's socket could not be bound; strerror says which listener and why."""
+
+
 class BrokerServer:
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
         self.state = BrokerState(config)
-        self._server: asyncio.base_events.Server | None = None
+        self._servers: list[asyncio.base_events.Server] = []  # one per listener
         self._tasks: list[asyncio.Task] = []
         self._conns: set[asyncio.StreamWriter] = set()
         self._stopping = asyncio.Event()
@@ -47,14 +53,27 @@ class BrokerServer:
     async def start(self) -> None:
         t0 = time.monotonic()
         (Path(self.config.data_dir) / "stop").unlink(missing_ok=True)  # left by a killed run
-        self._server = await asyncio.start_server(
-            self._serve, self.config.host, self.config.port, reuse_address=True, limit=READ_CHUNK,
-            start_serving=False,
-        )
-        if self.config.port == 0:
-            self.config.port = self._server.sockets[0].getsockname()[1]
+        listeners = self.config.endpoints()
+        for lst in listeners:
+            try:
+                server = await asyncio.start_server(
+                    functools.partial(self._serve, listener=lst.name), lst.host, lst.port,
+                    reuse_address=True, limit=READ_CHUNK, start_serving=False,
+                )
+            except OSError as e:
+                for server in self._servers:
+                    server.close()
+                self._servers = []
+                why = os.strerror(e.errno) if e.errno and e.errno > 0 else (e.strerror or str(e))
+                raise ListenerBindError(e.errno, f"listener {lst.name} cannot bind {lst.host}:{lst.port} ({why})") from e
+            if lst.port == 0:
+                lst.port = server.sockets[0].getsockname()[1]
+            self._servers.append(server)
+        if not self.config.listeners:  # the implicit PLAINTEXT listener: keep --port 0 resolved
+            self.config.port = listeners[0].port
         await self.state.open()
-        await self._server.start_serving()
+        for server in self._servers:
+            await server.start_serving()
         self._tasks = [
             asyncio.create_task(self._every(0.1, self._tick_groups)),
             asyncio.create_task(self._every(0.25, self._check_stop_file)),
@@ -62,12 +81,17 @@ class BrokerServer:
             asyncio.create_task(self._every(self.config.checkpoint_interval_ms / 1000, self.state.checkpoint)),
             asyncio.create_task(self._every(1.0, self._flush_due)),
         ]
+        served = ", ".join(
+            f"{lst.host}:{lst.port}" if not self.config.listeners else
+            "{} {}:{} (advertised {}:{})".format(lst.name, lst.host, lst.port, *lst.advertised)
+            for lst in listeners
+        )
         log.info(
-            "broker %d serving on %s:%d (data %s, %d partitions, started in %.0f ms)",
-            self.config.node_id, self.config.host, self.config.port, self.config.data_dir,
+            "broker %d serving on %s (data %s, %d partitions, started in %.0f ms)",
+            self.config.node_id, served, self.config.data_dir,
             len(self.state.partitions), (time.monotonic() - t0) * 1000,
         )
-        emit_event("start", {"service": f"broker-{self.config.node_id}", "port": self.config.port})
+        emit_event("start", {"service": f"broker-{self.config.node_id}", "port": listeners[0].port})
 
     async def _every(self, interval: float, fn) -> None:
         while True:
@@ -96,6 +120,7 @@ class BrokerServer:
         now_ms = int(time.time() * 1000)
         for plog in self.state.partitions.values():
             plog.flush_if_due(now_ms)
+        self.state.checkpoint_if_moved()
 
     async def serve_forever(self) -> None:
         await self._stopping.wait()
@@ -104,16 +129,16 @@ class BrokerServer:
         self._stopping.set()
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for w in list(self._conns):
             w.close()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
+        for server in self._servers:
             try:
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+                await asyncio.wait_for(server.wait_closed(), 2)
             except (asyncio.TimeoutError, Exception):
                 pass
         await self.state.close()
@@ -121,7 +146,8 @@ class BrokerServer:
         emit_event("stop", {"service": f"broker-{self.config.node_id}"})
 
     # ---- connections -----------------------------------------------------------------------
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     listener: str = DEFAULT_LISTENER) -> None:
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if peername else "?"
         self._conns.add(writer)
@@ -137,7 +163,7 @@ class BrokerServer:
                     log.warning("closing connection from %s: %s", peer, e)
                     return
                 for frame in batch:
-                    out = await self._dispatch(frame, peer)
+                    out = await self._dispatch(frame, peer, listener)
                     if out is False:
                         return
                     if out:
@@ -154,7 +180,7 @@ class BrokerServer:
             self._conns.discard(writer)
             writer.close()
 
-    async def _dispatch(self, frame: bytes, peer: str) -> bytes | None | bool:
+    async def _dispatch(self, frame: bytes, peer: str, listener: str = DEFAULT_LISTENER) -> bytes | None | bool:
         """The encoded reply, None for no reply (acks=0), False to close the connection."""
         try:
             api_key, api_version, correlation_id = peek_header(frame)
@@ -175,7 +201,7 @@ class BrokerServer:
         except DecodeError as e:
             log.warning("closing connection from %s: bad %s request: %s", peer, handler.name, e)
             return False
-        ctx = RequestContext(self.state, api_key, api_version, correlation_id, header.client_id, peer)
+        ctx = RequestContext(self.state, api_key, api_version, correlation_id, header.client_id, peer, listener)
         try:
             result = await handler.handle(ctx, request) if handler.is_async else handler.handle(ctx, request)
             if result is None:

@@ -87,6 +87,7 @@ class BrokerState:
         self.offsets: OffsetStore | None = None
         self.notifier = Notifier()
         self._pid_next = 0
+        self._checkpointed: dict[tuple[str, int], int] = {}
         self._pid_end = 0
         self.started_at = time.monotonic()
 
@@ -102,8 +103,9 @@ class BrokerState:
             coord = LocalCoordinator(data / METADATA_DIR, default_partitions=self.config.num_partitions,
                                      on_event=emit_event)
         self.coordinator = coord
-        host, port = self.config.advertised
-        self.broker_epoch = await coord.start(self.node_id, host, port, None)
+        host, port = self.config.advertised  # the primary (first) listener's
+        listeners = [(lst.name, *lst.advertised) for lst in self.config.endpoints()]
+        self.broker_epoch = await coord.start(self.node_id, host, port, None, listeners=listeners)
         await self._adopt_orphans()
         self.offsets = OffsetStore(data / OFFSETS_DIR, fsync=self.config.offsets_fsync, on_event=emit_event)
         self.groups = GroupCoordinator(
@@ -239,6 +241,13 @@ class BrokerState:
         for plog in self.partitions.values():
             freed += plog.apply_retention(now_ms)
         return freed
+
+    def checkpoint_if_moved(self) -> None:
+        """Write the recovery checkpoint soon after a roll moved a recovery point (once a second)."""
+        points = {k: p.recovery_point for k, p in self.partitions.items()}
+        if points != self._checkpointed:
+            self.logs.checkpoint()
+            self._checkpointed = points
 
     def checkpoint(self) -> None:
         """fsync what is dirty, then write the recovery checkpoint, so a crash only rescans

@@ -27,10 +27,17 @@ app.add_typer(topics_app, name="topics")
 
 
 def _cfg(config: Optional[Path]) -> SandboxConfig:
+    """The sandbox of this folder; with a broken sandbox.toml, the running stack's last good config
+    (so status, logs and down keep working while the user fixes the file)."""
     try:
         return stack.load_stack_config(config, Path.cwd())
     except ConfigError as e:
-        fail(str(e))
+        try:
+            cfg = stack.load_stack_config(config, Path.cwd(), last_good=True)
+        except ConfigError:
+            fail(str(e))
+        typer.echo(f"warning: {e} Using the config the running sandbox last accepted.", err=True)
+        return cfg
     raise AssertionError
 
 
@@ -109,10 +116,8 @@ def up(
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
     rt = stack.runtime_file(cfg)
-    if overrides:
-        rt.write_text(json.dumps({"overrides": overrides, "ephemeral": ephemeral}), encoding="utf-8")
-    else:
-        rt.unlink(missing_ok=True)
+    rt.unlink(missing_ok=True)
+    stack.write_runtime(cfg, overrides=overrides, ephemeral=ephemeral, config_text=cfg.source)
     argv = [sys.executable, "-m", "sandbox", "supervise"] + (["--config", str(cfg.path)] if cfg.path else [])
     t0 = time.monotonic()
     if foreground:

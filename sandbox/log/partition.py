@@ -218,6 +218,10 @@ class PartitionLog:
             return
         old.fsync()
         old.write_indexes()
+        # every older segment was fsynced at its own roll (or by flush): all below is durable, so
+        # a crash only rescans the active segment, and damage below this point is never "repaired"
+        # by silently cutting acknowledged data (recovery refuses instead)
+        self._recovery_point = max(self._recovery_point, old.next_offset)
         seg = Segment(self.directory, old.next_offset, self._config.index_interval_bytes)
         self._segments.append(seg)
         self._bases.append(seg.base_offset)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from sandbox.client import KafkaClient, KafkaClientError
-from sandbox.config import SandboxConfig, TopicSpec, load_config
+from sandbox.config import ConfigError, SandboxConfig, TopicSpec, load_config, parse_config
 from sandbox.health.http import HealthServer
 from sandbox.health.metrics import EventCounter, render_metrics
 from sandbox.health.status import build_status
@@ -178,6 +178,7 @@ class StackSupervisor:
     def _on_manifest(self, new: SandboxConfig) -> None:
         # a reload changes topics only; ports, brokers and data_dir need `sandbox restart`
         self.cfg = dataclasses.replace(self.cfg, topics=new.topics)
+        write_runtime(self.cfg, config_text=new.source)
         for m in reconcile(new.topics, self.client):
             kind = "topic-created" if m.startswith(("created", "grew", "set")) else "manifest"
             self.sup.record_event("supervisor", kind, m)
@@ -240,22 +241,44 @@ class StackSupervisor:
         return all(s["healthy"] for s in self.sup.snapshot()["services"])
 
 
-def load_stack_config(config_path: Path | None, cwd: Path) -> SandboxConfig:
-    """sandbox.toml plus the overrides the running stack was started with (`up --brokers 3`)."""
-    cfg = load_config(config_path, cwd=cwd)
+def load_stack_config(config_path: Path | None, cwd: Path, *, last_good: bool = False) -> SandboxConfig:
+    """sandbox.toml plus the overrides the running stack was started with (`up --brokers 3`).
+    last_good: if the file is broken, use the text the running stack last accepted instead."""
+    try:
+        cfg = load_config(config_path, cwd=cwd)
+    except ConfigError:
+        path = Path(config_path) if config_path else Path(cwd) / "sandbox.toml"
+        text = _read_runtime(path.parent / RUNTIME_FILE).get("config_text") if last_good else None
+        if text is None:
+            raise
+        cfg = parse_config(text, path, cwd=cwd)
     rt = runtime_overrides(cfg)
     return cfg.with_overrides(**rt) if rt else cfg
 
 
+RUNTIME_FILE = ".sandbox-runtime.json"
+
+
+def _read_runtime(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def write_runtime(cfg: SandboxConfig, **fields) -> None:
+    """What the running stack was started with (overrides, ephemeral, last good config text)."""
+    data = _read_runtime(runtime_file(cfg))
+    data.update(fields)
+    write_state(runtime_file(cfg), data)
+
+
 def runtime_file(cfg: SandboxConfig) -> Path:
-    return cfg.root / ".sandbox-runtime.json"
+    return cfg.root / RUNTIME_FILE
 
 
 def runtime_overrides(cfg: SandboxConfig) -> dict:
-    try:
-        return json.loads(runtime_file(cfg).read_text(encoding="utf-8")).get("overrides", {})
-    except (OSError, ValueError):
-        return {}
+    return _read_runtime(runtime_file(cfg)).get("overrides", {})
 
 
 def supervise_main(config_path: Path | None, cwd: Path) -> int:
