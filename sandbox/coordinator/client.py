@@ -113,6 +113,14 @@ class _Connection:
         self._reader = self._writer = None
 
 
+def _listener_triples(host: str, port: int, listeners: Iterable[tuple[str, str, int]] | None
+                      ) -> list[tuple[str, str, int]]:
+    """(name, host, port) of every listener; one PLAINTEXT listener at host:port by default."""
+    if listeners is None:
+        return [("PLAINTEXT", host, port)]
+    return [(str(name), str(h), int(p)) for name, h, p in listeners]
+
+
 def _check(code: Any, message: str | None, what: str) -> None:
     code = int(code)
     if code:
@@ -153,6 +161,7 @@ class RemoteCoordinator:
         self.broker_id: int | None = None
         self.broker_epoch = -1
         self._endpoint: tuple[str, int, str | None] | None = None
+        self._listener_list: list[tuple[str, str, int]] = []
 
     # ----------------------------------------------------------------- reads (the mirror)
     @property
@@ -208,10 +217,14 @@ class RemoteCoordinator:
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self, broker_id: int, host: str, port: int, rack: str | None = None, *,
+                    listeners: Iterable[tuple[str, str, int]] | None = None,
                     timeout: float = 30.0) -> int:
         """Register (retrying until the coordinator answers, at most `timeout` s), load the
-        metadata, then keep heartbeating and following. Returns the broker epoch."""
+        metadata, then keep heartbeating and following. Returns the broker epoch.
+        `listeners`: (name, advertised host, port) of every listener, the primary (host, port)
+        first; None registers one PLAINTEXT listener at host:port."""
         self.broker_id, self._endpoint = broker_id, (host, port, rack)
+        self._listener_list = _listener_triples(host, port, listeners)
         deadline = time.monotonic() + timeout
         delay = 0.05
         while True:
@@ -264,8 +277,8 @@ class RemoteCoordinator:
         host, port, rack = self._endpoint
         body = build(request_class(62, V_REGISTER), {
             "broker_id": self.broker_id, "cluster_id": "", "incarnation_id": self.incarnation_id,
-            "listeners": [{"name": "PLAINTEXT", "host": host, "port": port,
-                           "security_protocol": 0}],
+            "listeners": [{"name": name, "host": h, "port": p, "security_protocol": 0}
+                          for name, h, p in self._listener_list or [("PLAINTEXT", host, port)]],
             "features": [], "rack": rack})
         try:
             resp = await self._control.request(body, self.request_timeout)
@@ -546,9 +559,13 @@ class LocalCoordinator(Coordinator):
         self._closed = False
 
     async def start(self, broker_id: int, host: str, port: int, rack: str | None = None, *,
+                    listeners: Iterable[tuple[str, str, int]] | None = None,
                     timeout: float = 30.0) -> int:
+        """Register this broker (and its listeners, as RemoteCoordinator.start) and keep its
+        session alive. Returns the broker epoch."""
         self.broker_id = broker_id
-        self.broker_epoch = self.register_broker(broker_id, host, port, rack, uuid.uuid4())
+        self.broker_epoch = self.register_broker(broker_id, host, port, rack, uuid.uuid4(),
+                                                 listeners=_listener_triples(host, port, listeners))
         self._task = asyncio.create_task(self._keepalive())
         return self.broker_epoch
 

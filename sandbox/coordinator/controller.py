@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from .journal import EventSink, JournalCorruptError, MetadataJournal
-from .machine import MetadataMachine, Record
+from .machine import Listeners, MetadataMachine, Record
 from .model import (
     INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, BrokerInfo, ClusterState, CoordinatorError,
     NewTopic, TopicInfo, TopicResult,
@@ -172,11 +172,14 @@ class Coordinator:
 
     # ----------------------------------------------------------------- brokers
     def register_broker(self, broker_id: int, host: str, port: int, rack: str | None = None,
-                        incarnation_id: uuid.UUID | str | None = None) -> int:
-        """Register a broker (unfenced at once); returns its broker epoch."""
+                        incarnation_id: uuid.UUID | str | None = None, *,
+                        listeners: Listeners | None = None) -> int:
+        """Register a broker (unfenced at once); returns its broker epoch. `listeners`: every
+        listener's advertised address as (name, host, port); host/port is the primary one."""
         self.tick()
         records = self._machine.register_broker(broker_id, host, port, rack,
-                                                incarnation_id or uuid.uuid4(), self._now_ms())
+                                                incarnation_id or uuid.uuid4(), self._now_ms(),
+                                                listeners)
         self._commit(records)
         return self._machine.broker(broker_id).epoch  # type: ignore[union-attr]
 

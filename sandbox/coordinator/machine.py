@@ -3,6 +3,7 @@ validate and return journal records; apply() is the only way state changes. No I
 """
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -16,6 +17,30 @@ from .model import (
 )
 
 Record = dict[str, Any]
+Listeners = Iterable[Sequence[Any]] | Mapping[str, Sequence[Any]]
+
+
+def _listener_map(listeners: Listeners | None) -> dict[str, list[Any]]:
+    """Validated {name: [host, port]} (the journal form), in the order given."""
+    if listeners is None:
+        return {}
+    items = ([(name, *addr) for name, addr in listeners.items()]
+             if isinstance(listeners, Mapping) else [tuple(x) for x in listeners])
+    out: dict[str, list[Any]] = {}
+    for item in items:
+        if len(item) != 3:
+            raise CoordinatorError(INVALID_REQUEST, f"listener {item!r} is not (name, host, port)")
+        name, host, port = item
+        if not isinstance(name, str) or not name:
+            raise CoordinatorError(INVALID_REQUEST, f"invalid listener name {name!r}")
+        if name in out:
+            raise CoordinatorError(INVALID_REQUEST, f"listener {name} is registered twice")
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise CoordinatorError(INVALID_REQUEST, f"invalid port {port!r} for listener {name}")
+        if not isinstance(host, str) or not host:
+            raise CoordinatorError(INVALID_REQUEST, f"invalid host {host!r} for listener {name}")
+        out[name] = [host, port]
+    return out
 
 
 class MetadataMachine:
@@ -113,9 +138,7 @@ class MetadataMachine:
 
     def _apply_fence(self, r: Mapping[str, Any], fenced: bool = True) -> None:
         bid = int(r["broker_id"])
-        b = self._brokers[bid]
-        self._brokers[bid] = BrokerInfo(b.broker_id, b.host, b.port, b.rack, b.incarnation_id,
-                                        b.epoch, fenced)
+        self._brokers[bid] = dataclasses.replace(self._brokers[bid], fenced=fenced)
 
     def _apply_unfence(self, r: Mapping[str, Any]) -> None:
         self._apply_fence(r, fenced=False)
@@ -250,14 +273,17 @@ class MetadataMachine:
         return [{"type": "producer-ids", "next_producer_id": self._next_pid + count}]
 
     def register_broker(self, broker_id: int, host: str, port: int, rack: str | None,
-                        incarnation_id: uuid.UUID | str, now_ms: int | None = None
-                        ) -> list[Record]:
+                        incarnation_id: uuid.UUID | str, now_ms: int | None = None,
+                        listeners: Listeners | None = None) -> list[Record]:
         """Register (or re-register) a broker; its epoch is the offset of the registration
-        record. A new incarnation of a broker that still holds a live session is refused."""
+        record. A new incarnation of a broker that still holds a live session is refused.
+        `listeners`: every listener's advertised address, (name, host, port) triples or a
+        {name: (host, port)} mapping; host/port stay the primary address."""
         if not isinstance(broker_id, int) or broker_id < 0:
             raise CoordinatorError(INVALID_REQUEST, f"invalid broker id {broker_id!r}")
         if not isinstance(port, int) or not 0 < port < 65536:
             raise CoordinatorError(INVALID_REQUEST, f"invalid port {port!r}")
+        named = _listener_map(listeners)
         incarnation = uuid.UUID(str(incarnation_id))
         existing = self._brokers.get(broker_id)
         draft = self._draft()
@@ -271,9 +297,12 @@ class MetadataMachine:
                                        f"registered with broker id {broker_id}.")
             if not existing.fenced:  # the old incarnation is gone: take its leadership away
                 draft.fence(broker_id)
-        draft.emit({"type": "register-broker", "broker_id": broker_id, "host": str(host),
-                    "port": port, "rack": rack, "incarnation_id": str(incarnation),
-                    "epoch": draft.machine.metadata_offset})
+        record: Record = {"type": "register-broker", "broker_id": broker_id, "host": str(host),
+                          "port": port, "rack": rack, "incarnation_id": str(incarnation),
+                          "epoch": draft.machine.metadata_offset}
+        if named:
+            record["listeners"] = named
+        draft.emit(record)
         draft.elect_returning(broker_id)
         self._live.add(broker_id)
         if now_ms is not None:

@@ -41,6 +41,10 @@ class CoordinatorError(Exception):
 
 @dataclass(frozen=True)
 class BrokerInfo:
+    """A registered broker. host/port is its primary (first) listener's advertised address;
+    `listeners` maps every listener name to its advertised (host, port), in registration order
+    (empty for a broker registered before listeners were journaled)."""
+
     broker_id: int
     host: str
     port: int
@@ -48,16 +52,34 @@ class BrokerInfo:
     incarnation_id: uuid.UUID
     epoch: int
     fenced: bool
+    listeners: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "listeners", {str(k): (str(v[0]), int(v[1]))
+                                               for k, v in self.listeners.items()})
+
+    def __hash__(self) -> int:
+        return hash((self.broker_id, self.host, self.port, self.rack, self.incarnation_id,
+                     self.epoch, self.fenced, tuple(self.listeners.items())))
+
+    def address(self, listener: str | None = None) -> tuple[str, int]:
+        """The (host, port) clients that came in through `listener` must use; the primary
+        address when the name is None or this broker has no listener of that name."""
+        if listener is not None and listener in self.listeners:
+            return self.listeners[listener]
+        return (self.host, self.port)
 
     def to_dict(self) -> dict[str, Any]:
         return {"broker_id": self.broker_id, "host": self.host, "port": self.port,
                 "rack": self.rack, "incarnation_id": str(self.incarnation_id),
-                "epoch": self.epoch, "fenced": self.fenced}
+                "epoch": self.epoch, "fenced": self.fenced,
+                "listeners": {name: [h, p] for name, (h, p) in self.listeners.items()}}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> BrokerInfo:
         return cls(int(d["broker_id"]), str(d["host"]), int(d["port"]), d.get("rack"),
-                   uuid.UUID(d["incarnation_id"]), int(d["epoch"]), bool(d["fenced"]))
+                   uuid.UUID(d["incarnation_id"]), int(d["epoch"]), bool(d["fenced"]),
+                   dict(d.get("listeners") or {}))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""BrokerRegistration (62), v0-v4: a broker announces id, first listener's host/port, rack and
-incarnation; the answer is its broker epoch. An empty cluster_id means "whichever cluster"."""
+"""BrokerRegistration (62), v0-v4: a broker announces id, its listeners (the first one is its
+primary address), rack and incarnation; the answer is its broker epoch. An empty cluster_id
+means "whichever cluster"."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ def handle(ctx, request) -> dict:
     if not request.listeners:
         out["error_code"] = INVALID_REQUEST
         return out
-    listener = request.listeners[0]
+    primary = request.listeners[0]
+    listeners = [(str(lst.name), str(lst.host), int(lst.port)) for lst in request.listeners]
     try:
-        epoch = coord.register_broker(request.broker_id, listener.host, int(listener.port),
-                                      request.rack, request.incarnation_id)
+        epoch = coord.register_broker(request.broker_id, primary.host, int(primary.port),
+                                      request.rack, request.incarnation_id, listeners=listeners)
     except CoordinatorError as e:
         out["error_code"] = e.error_code
         return out
