@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,101 @@ def _int(key: str, v: str) -> int:
         raise ValueError(f"{key} must be an integer, not {v!r}") from None
 
 
+DEFAULT_LISTENER = "PLAINTEXT"
+LISTENER_SYNTAX = "NAME=BIND_HOST:PORT[,advertised=HOST:PORT]"
+_NAME = re.compile(r"[A-Za-z0-9_]+")
+_WILDCARDS = {"0.0.0.0", "::", ""}
+
+
+@dataclass
+class Listener:
+    """One socket the broker serves on (Kafka's `listeners` entry) and the address it
+    advertises to clients that came in through it (`advertised.listeners`)."""
+
+    name: str
+    host: str
+    port: int
+    advertised_host: str | None = None
+    advertised_port: int | None = None
+
+    @property
+    def advertised(self) -> tuple[str, int]:
+        return (self.advertised_host or self.host, self.advertised_port or self.port)
+
+
+def _split_host_port(text: str, what: str, spec: str) -> tuple[str, int]:
+    """"HOST:PORT" or "[v6]:PORT" -> (host, port); ValueError names the listener and the part."""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        sep, port_text = rest[:1], rest[1:]
+        if not bracket or sep != ":":
+            host, port_text = "", ""
+    else:
+        host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text:
+        raise ValueError(f"listener {spec!r} needs {what} as HOST:PORT, not {text!r}; "
+                         f"write it like {LISTENER_SYNTAX}")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"listener {spec!r} has port {port_text!r} in {what}, which is not a "
+                         "number") from None
+    if not 0 <= port < 65536:
+        raise ValueError(f"listener {spec!r} has port {port} in {what}, outside 0-65535")
+    return host, port
+
+
+def parse_listener(spec: str) -> Listener:
+    """`NAME=BIND_HOST:PORT[,advertised=HOST:PORT]` (advertised=HOST keeps the bound port) ->
+    Listener; ValueError is one sentence naming what is wrong."""
+    name, eq, rest = spec.strip().partition("=")
+    name = name.strip()
+    if not eq or not name:
+        raise ValueError(f"listener {spec!r} is not {LISTENER_SYNTAX}, e.g. "
+                         "EXTERNAL=127.0.0.1:9092,advertised=localhost:9092")
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"listener name {name!r} may hold only letters, digits and '_'")
+    bind, *options = [part.strip() for part in rest.split(",")]
+    host, port = _split_host_port(bind, "a bind address", spec)
+    listener = Listener(name.upper(), host, port)
+    for option in options:
+        key, eq, value = option.partition("=")
+        if key.strip().lower() != "advertised" or not eq:
+            raise ValueError(f"listener {spec!r} has unknown option {option!r}; the only option "
+                             "is advertised=HOST:PORT")
+        value = value.strip()
+        has_port = "]:" in value if value.startswith("[") else ":" in value
+        if has_port:
+            adv_host, adv_port = _split_host_port(value, "an advertised address", spec)
+            if adv_port == 0:
+                raise ValueError(f"listener {spec!r} advertises port 0; advertise the port "
+                                 "clients connect to")
+        else:
+            adv_host, adv_port = value.strip("[]"), 0
+        if adv_host in _WILDCARDS:
+            raise ValueError(f"listener {spec!r} advertises {value!r}; advertise a host clients "
+                             "can reach, such as a container name or 127.0.0.1")
+        listener.advertised_host, listener.advertised_port = adv_host, adv_port or None
+    if listener.advertised_host is None and host in _WILDCARDS:
+        raise ValueError(f"listener {spec!r} binds {host} but advertises no address; add "
+                         ",advertised=HOST:PORT with a host clients can reach")
+    return listener
+
+
+def check_listeners(listeners: list[Listener]) -> None:
+    """ValueError when two listeners share a name or a bound host:port."""
+    names: set[str] = set()
+    binds: set[tuple[str, int]] = set()
+    for lst in listeners:
+        if lst.name in names:
+            raise ValueError(f"listener name {lst.name} is given twice; each --listener needs "
+                             "its own name")
+        names.add(lst.name)
+        if lst.port and (lst.host, lst.port) in binds:
+            raise ValueError(f"two listeners bind {lst.host}:{lst.port}; give each its own port")
+        binds.add((lst.host, lst.port))
+
+
 @dataclass
 class BrokerConfig:
     data_dir: Path
@@ -44,10 +140,23 @@ class BrokerConfig:
     checkpoint_interval_ms: int = 60_000
     offsets_fsync: bool = True
     log: LogConfig = field(default_factory=LogConfig)
+    # Explicit listeners (--listener); empty = one PLAINTEXT listener from host/port/advertised_*.
+    listeners: list[Listener] = field(default_factory=list)
+
+    def endpoints(self) -> list[Listener]:
+        """The listeners to serve, the first being the primary one (its advertised address is
+        the broker's address wherever no listener name applies)."""
+        if self.listeners:
+            return self.listeners
+        return [Listener(DEFAULT_LISTENER, self.host, self.port, self.advertised_host,
+                         self.advertised_port)]
+
+    def listener(self, name: str) -> Listener | None:
+        return next((lst for lst in self.endpoints() if lst.name == name), None)
 
     @property
     def advertised(self) -> tuple[str, int]:
-        return (self.advertised_host or self.host, self.advertised_port or self.port)
+        return self.endpoints()[0].advertised
 
     def apply_overrides(self, overrides: dict[str, str]) -> None:
         """Apply Kafka-named broker settings (`-o key=value`); ValueError names the bad key."""

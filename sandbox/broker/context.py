@@ -1,9 +1,11 @@
-"""The per-request context handed to handlers: broker state, header, and who is asking."""
+"""The per-request context handed to handlers: broker state, header, who is asking, and the
+listener the request came in through."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .config import DEFAULT_LISTENER
 from .state import BrokerState
 
 
@@ -15,3 +17,4 @@ class RequestContext:
     correlation_id: int
     client_id: str | None
     peer: str
+    listener: str = DEFAULT_LISTENER  # the name of the listener the connection came in through

@@ -39,8 +39,13 @@ def _parse_overrides(items: list[str]) -> dict[str, str]:
     return out
 
 
+_LISTENER_CONFLICTS = {"host": "--host", "port": "--port", "advertised_host": "--advertised-host",
+                       "advertised_port": "--advertised-port"}
+
+
 @app.command()
 def broker(
+    ctx: typer.Context,
     port: int = typer.Option(9092, "--port", help="Kafka port to listen on (0 = any free port)."),
     data_dir: Path = typer.Option(..., "--data-dir", help="The broker's journal folder."),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address (never 0.0.0.0 unless you mean it)."),
@@ -48,19 +53,36 @@ def broker(
     advertised_host: Optional[str] = typer.Option(None, "--advertised-host", help="Host clients must use (default: --host)."),
     advertised_port: Optional[int] = typer.Option(None, "--advertised-port", help="Port clients must use (default: --port)."),
     coordinator: Optional[str] = typer.Option(None, "--coordinator", help="HOST:PORT of a `sandbox coordinator`; without it the broker embeds its own (combined mode)."),
+    listener: list[str] = typer.Option(
+        [], "--listener", metavar="LISTENER",
+        help="NAME=BIND_HOST:PORT[,advertised=HOST:PORT], repeatable (Kafka's listeners + advertised.listeners): "
+             "clients that connect through a listener are given every broker's address of that listener name. "
+             "The first is the primary address. Replaces --host/--port/--advertised-host/--advertised-port."),
     option: list[str] = typer.Option([], "-o", "--set", help="Kafka broker setting KEY=VALUE, e.g. auto.create.topics.enable=false."),
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
     """Run one broker in the foreground (with an embedded coordinator) until Ctrl-C / SIGTERM."""
-    from sandbox.broker.config import BrokerConfig
-    from sandbox.broker.server import run_broker, setup_logging
+    from sandbox.broker.config import BrokerConfig, check_listeners, parse_listener
+    from sandbox.broker.server import ListenerBindError, run_broker, setup_logging
     from sandbox.coordinator import CoordinatorError, JournalCorruptError
     from sandbox.log import UnrecoverableJournalError
 
+    listeners = []
+    if listener:
+        given = [flag for name, flag in _LISTENER_CONFLICTS.items()
+                 if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") in ("COMMANDLINE", "ENVIRONMENT")]
+        if given:
+            fail(f"{'/'.join(given)} cannot be combined with --listener; give every address in the --listener options")
+        try:
+            listeners = [parse_listener(spec) for spec in listener]
+            check_listeners(listeners)
+        except ValueError as e:
+            fail(f"{e}; see `sandbox broker --help`")
+        host, port = listeners[0].host, listeners[0].port
     setup_logging(log_level)
     cfg = BrokerConfig(data_dir=data_dir, node_id=node_id, host=host, port=port,
                        advertised_host=advertised_host, advertised_port=advertised_port,
-                       coordinator=coordinator)
+                       coordinator=coordinator, listeners=listeners)
     try:
         cfg.apply_overrides(_parse_overrides(option))
     except ValueError as e:
@@ -72,6 +94,10 @@ def broker(
     except CoordinatorError as e:
         fail(f"{e.message} Start the coordinator first, or drop --coordinator to run combined.", 3)
     except OSError as e:
+        if isinstance(e, ListenerBindError) and listeners:
+            in_use = e.errno in (98, 48, 10048)
+            fail(f"{e.strerror}; " + ("stop what holds that port or pick another in --listener" if in_use
+                                      else "fix the --listener address"))
         if e.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
             fail(f"port {port} on {host} is already in use; stop what holds it or pick another with --port")
         raise

@@ -26,16 +26,20 @@ UNKNOWN_TOPIC_ID = 100
 UNKNOWN_SERVER_ERROR = -1
 
 
-def broker_list(state) -> list[dict]:
-    """Every registered broker, with the address clients must use."""
+def broker_list(state, listener: str | None = None) -> list[dict]:
+    """Every registered broker, with the address clients must use: the one it advertises on
+    `listener` (the listener the request came in through), else its primary address."""
     out = []
     for b in state.coordinator.brokers():
         if getattr(b, "fenced", False):
             continue
-        out.append({"node_id": b.broker_id, "broker_id": b.broker_id, "host": b.host, "port": b.port, "rack": b.rack})
+        host, port = b.address(listener) if listener is not None else (b.host, b.port)
+        out.append({"node_id": b.broker_id, "broker_id": b.broker_id, "host": host, "port": port, "rack": b.rack})
     return out
 
 
-def self_endpoint(state) -> dict:
-    host, port = state.config.advertised
+def self_endpoint(state, listener: str | None = None) -> dict:
+    """This broker's own address on `listener` (its primary address if it has no such listener)."""
+    own = state.config.listener(listener) if listener is not None else None
+    host, port = own.advertised if own is not None else state.config.advertised
     return {"node_id": state.node_id, "host": host, "port": port}

@@ -2,6 +2,7 @@
 
 topics=None (v1+) or [] (v0) means all topics; unknown topics are auto-created when the
 request and the broker allow it. Internal topics are listed only when asked for by name.
+Brokers are listed with their addresses on the listener the request came in through.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ async def handle(ctx, request) -> dict:
             out.append(_topic_entry(t))
     return {
         "throttle_time": 0,
-        "brokers": broker_list(state),
+        "brokers": broker_list(state, ctx.listener),
         "cluster_id": coord.cluster_id,
         "controller_id": state.node_id,
         "topics": out,

@@ -1,4 +1,5 @@
-"""FindCoordinator (10), v0-v4: this broker coordinates every group (and would every txn id)."""
+"""FindCoordinator (10), v0-v4: the broker owning a group (hash over the registered brokers),
+with its address on the listener the request came in through."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ MIN_VERSION = 0
 MAX_VERSION = 4
 
 
-def _locate(state, key: str) -> dict:
+def _locate(state, key: str, listener: str | None = None) -> dict:
     owner = state.group_coordinator_id(key)
     if owner == state.node_id:
-        ep = self_endpoint(state)
+        ep = self_endpoint(state, listener)
         return {"node_id": ep["node_id"], "host": ep["host"], "port": ep["port"], "error_code": NONE,
                 "error_message": None}
-    for b in broker_list(state):
+    for b in broker_list(state, listener):
         if b["node_id"] == owner:
             return {"node_id": owner, "host": b["host"], "port": b["port"], "error_code": NONE,
                     "error_message": None}
@@ -26,5 +27,5 @@ def _locate(state, key: str) -> dict:
 def handle(ctx, request) -> dict:
     if ctx.api_version >= 4:
         return {"throttle_time": 0, "coordinators": [
-            dict(_locate(ctx.state, key), key=key) for key in request.coordinator_keys]}
-    return dict(_locate(ctx.state, request.key), throttle_time=0)
+            dict(_locate(ctx.state, key, ctx.listener), key=key) for key in request.coordinator_keys]}
+    return dict(_locate(ctx.state, request.key, ctx.listener), throttle_time=0)

@@ -1,4 +1,5 @@
-"""DescribeCluster (60), v0-v1: cluster id, controller and brokers (what AdminClient asks)."""
+"""DescribeCluster (60), v0-v1: cluster id, controller and brokers (what AdminClient asks), the
+brokers with their addresses on the listener the request came in through."""
 
 from __future__ import annotations
 
@@ -12,4 +13,4 @@ MAX_VERSION = 1
 def handle(ctx, request) -> dict:
     return {"throttle_time": 0, "error_code": NONE, "error_message": None, "endpoint_type": 1,
             "cluster_id": ctx.state.coordinator.cluster_id, "controller_id": ctx.state.node_id,
-            "brokers": broker_list(ctx.state), "cluster_authorized_operations": -2147483648}
+            "brokers": broker_list(ctx.state, ctx.listener), "cluster_authorized_operations": -2147483648}
