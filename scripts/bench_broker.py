@@ -88,9 +88,13 @@ class Broker:
             return ""
 
     def cpu_seconds(self) -> float:
+        return sum(self.cpu_split())
+
+    def cpu_split(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of the broker process so far."""
         assert self.proc is not None
         t = psutil.Process(self.proc.pid).cpu_times()
-        return t.user + t.system
+        return t.user, t.system
 
     def stop(self) -> None:
         if self.proc is None:
@@ -189,18 +193,24 @@ def main() -> int:
         print(f"broker pid {broker.proc.pid} on {broker.bootstrap}; {args.records:,} records of "
               f"{args.size} B, acks={args.acks}", flush=True)
 
-        cpu0, t0 = broker.cpu_seconds(), time.perf_counter()
+        print("phase: produce", flush=True)
+        cpu0, t0 = broker.cpu_split(), time.perf_counter()
         produced = produce_phase(broker.bootstrap, topic, args.records, args.size, args.acks,
                                  time.monotonic() + args.timeout)
-        t1, cpu1 = time.perf_counter(), broker.cpu_seconds()
+        t1, cpu1 = time.perf_counter(), broker.cpu_split()
+        print("phase: consume", flush=True)
         consumed = consume_phase(broker.bootstrap, topic, args.records, time.monotonic() + args.timeout)
-        t2, cpu2 = time.perf_counter(), broker.cpu_seconds()
+        t2, cpu2 = time.perf_counter(), broker.cpu_split()
+        print("phase: done", flush=True)
 
         mb = args.records * args.size / 1e6
-        for name, n, secs, cpu in (("produce", produced, t1 - t0, cpu1 - cpu0),
-                                   ("consume", consumed, t2 - t1, cpu2 - cpu1)):
+        for name, n, secs, (ua, sa), (ub, sb) in (("produce", produced, t1 - t0, cpu0, cpu1),
+                                                  ("consume", consumed, t2 - t1, cpu1, cpu2)):
+            user, system = ub - ua, sb - sa
+            cpu = user + system
             print(f"{name}: {n:,} records in {secs:.2f} s = {n / secs:,.0f} records/s "
-                  f"({mb / secs:.1f} MB/s of values); broker CPU {cpu:.2f} s = "
+                  f"({mb / secs:.1f} MB/s of values); broker CPU {cpu:.2f} s "
+                  f"(user {user:.2f}, system {system:.2f}) = "
                   f"{cpu / n * 1e6:.2f} CPU s per million records", flush=True)
         code = 0
     except (Exception, KeyboardInterrupt) as e:
