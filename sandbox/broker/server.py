@@ -17,11 +17,15 @@ from pathlib import Path
 
 from sandbox.protocol import (
     DecodeError,
-    FrameBuffer,
     FrameError,
     build,
+    decode_produce_request,
     decode_request,
+    encode_fetch_response,
+    encode_produce_response,
     encode_response,
+    frame_size,
+    join_parts,
     peek_header,
     response_class,
 )
@@ -151,24 +155,20 @@ class BrokerServer:
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if peername else "?"
         self._conns.add(writer)
-        frames = FrameBuffer(self.config.max_request_bytes)
+        max_frame = self.config.max_request_bytes
         try:
             while True:
-                data = await reader.read(READ_CHUNK)
-                if not data:
-                    return
+                # one copy per frame out of the reader's buffer (no re-framing of read chunks)
                 try:
-                    batch = frames.feed(data)
+                    size = frame_size(await reader.readexactly(4), max_frame)
                 except FrameError as e:
                     log.warning("closing connection from %s: %s", peer, e)
                     return
-                for frame in batch:
-                    out = await self._dispatch(frame, peer, listener)
-                    if out is False:
-                        return
-                    if out:
-                        writer.write(out)
-                if batch:
+                out = await self._dispatch(await reader.readexactly(size), peer, listener)
+                if out is False:
+                    return
+                if out:
+                    writer.write(memoryview(out))  # a view: the transport slices it without copying
                     await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -197,7 +197,7 @@ class BrokerServer:
             )
             return False
         try:
-            header, request = decode_request(frame)
+            header, request = decode_produce_request(frame) if api_key == 0 else decode_request(frame)
         except DecodeError as e:
             log.warning("closing connection from %s: bad %s request: %s", peer, handler.name, e)
             return False
@@ -206,6 +206,12 @@ class BrokerServer:
             result = await handler.handle(ctx, request) if handler.is_async else handler.handle(ctx, request)
             if result is None:
                 return None
+            # hot paths: hand-rolled encoders; Fetch records (log slices) are read straight into
+            # the reply here, before any await lets the log change
+            if api_key == 0:
+                return encode_produce_response(correlation_id, api_version, result)
+            if api_key == 1:
+                return join_parts(encode_fetch_response(correlation_id, api_version, result))
             cls = response_class(api_key, api_version)
             return encode_response(correlation_id, build(cls, result))
         except Exception:

@@ -33,6 +33,38 @@ class AppendInfo(NamedTuple):
     duplicate: bool
 
 
+class LogSlices:
+    """Runs of whole batches in segment files, not yet read: len() is their total size and
+    readinto(view) reads them straight into a caller's buffer. Valid until the log next changes."""
+
+    __slots__ = ("slices", "_size")
+
+    def __init__(self, slices: list[tuple[Segment, int, int]]) -> None:
+        self.slices = slices
+        self._size = sum(n for _s, _p, n in slices)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def readinto(self, view) -> int:
+        view = memoryview(view).cast("B")
+        pos = 0
+        for seg, start, n in self.slices:
+            seg.read_into(start, view[pos:pos + n])
+            pos += n
+        return pos
+
+    def tobytes(self) -> bytes:
+        if not self._size:
+            return b""
+        if len(self.slices) == 1:
+            seg, start, n = self.slices[0]
+            return seg.read_exact(start, n)
+        buf = bytearray(self._size)
+        self.readinto(buf)
+        return bytes(buf)
+
+
 class PartitionLog:
     """The journal of one partition. Single owner, no locks: call it from one thread/task."""
 
@@ -244,46 +276,48 @@ class PartitionLog:
             i += 1
         return None
 
-    def _collect(self, offset: int, max_bytes: int, max_offset: int | None, want_data: bool):
+    def _collect(self, offset: int, max_bytes: int, max_offset: int | None) -> list[tuple[Segment, int, int]]:
+        """(segment, position, length) runs of whole batches from the one containing offset: at
+        least that batch, then up to max_bytes in all, none with base offset >= max_offset.
+        Only batch headers are read (and few: the sparse index jumps close to the byte limit)."""
         self._check_offset(offset)
-        slices: list[tuple[Path, int, int]] = []
-        chunks: list[bytes] = []
+        out: list[tuple[Segment, int, int]] = []
         if offset == self.log_end_offset:
-            return slices, chunks
+            return out
         loc = self._locate(offset)
         if loc is None:
-            return slices, chunks
+            return out
         i, pos, first = loc
+        if max_offset is not None and first.base_offset >= max_offset:
+            return out
+        room = max(max_bytes, first.size)
         total = 0
         while i < len(self._segments):
             seg = self._segments[i]
-            want = max(max_bytes - total, first.size if not total else 0)
-            data = seg.read_at(pos, min(want, seg.size - pos))
-            n = 0
-            while len(data) - n >= 61:
-                h = parse_header(data, n)
-                if ((max_offset is not None and h.base_offset >= max_offset) or n + h.size > len(data)
-                        or (total and total + h.size > max_bytes)):
-                    break
-                n += h.size
-                total += h.size
+            end = seg.extent(pos, room - total, max_offset)
+            n = end - pos
             if n:
-                slices.append((seg.log_path, pos, n))
-                if want_data:
-                    chunks.append(data[:n] if n < len(data) else data)
-            if pos + n < seg.size or total >= max_bytes or not n:
+                out.append((seg, pos, n))
+                total += n
+            if end < seg.size or total >= max_bytes or not n:
                 break
             i, pos = i + 1, 0
-        return slices, chunks
+            room = max_bytes
+        return out
+
+    def read_lazy(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> "LogSlices":
+        """Like read() but nothing is read yet: a LogSlices to read (readinto) before the next
+        append, truncation or deletion. Saves copies of large fetches."""
+        return LogSlices(self._collect(offset, max_bytes, max_offset))
 
     def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> bytes:
         """Whole batches from the one containing offset, up to max_bytes (at least one batch),
         none with base offset >= max_offset. b"" at the log end."""
-        return b"".join(self._collect(offset, max_bytes, max_offset, True)[1])
+        return self.read_lazy(offset, max_bytes, max_offset=max_offset).tobytes()
 
     def read_slices(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> list[tuple[Path, int, int]]:
         """Like read() but returns (segment path, position, length) file slices for sendfile."""
-        return self._collect(offset, max_bytes, max_offset, False)[0]
+        return [(seg.log_path, pos, n) for seg, pos, n in self._collect(offset, max_bytes, max_offset)]
 
     def offset_for_timestamp(self, ts_ms: int) -> tuple[int, int] | None:
         """(base offset, max timestamp) of the first batch whose maxTimestamp >= ts_ms, or None."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import struct
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from pathlib import Path
 
 import crc32c
@@ -145,6 +145,42 @@ class Segment:
     def read_at(self, pos: int, n: int) -> bytes:
         self._f.seek(pos)
         return self._f.read(n)
+
+    def read_exact(self, pos: int, n: int) -> bytes:
+        data = self.read_at(pos, n)
+        if len(data) != n:
+            raise OSError(f"short read of {self.log_path.name}: {len(data)} of {n} bytes at {pos}")
+        return data
+
+    def read_into(self, pos: int, view) -> None:
+        """Fill view with the bytes at pos (one read for a regular file); OSError if short."""
+        self._f.seek(pos)
+        got = self._f.readinto(view)
+        while got < len(view):
+            more = self._f.readinto(view[got:])
+            if not more:
+                raise OSError(f"short read of {self.log_path.name}: {got} of {len(view)} bytes at {pos}")
+            got += more
+
+    def extent(self, pos: int, room: int, max_offset: int | None = None) -> int:
+        """End position of the whole batches from pos (a batch start) that fit in room bytes and
+        have base offsets below max_offset. Uses the sparse index to skip most headers."""
+        limit = min(self.size, pos + room)
+        if limit == self.size and (max_offset is None or self.next_offset <= max_offset):
+            return limit
+        j = bisect_right(self.idx_pos, limit) - 1
+        if max_offset is not None:
+            # entries whose batch (and so every batch before it) ends below max_offset
+            j = min(j, bisect_left(self.idx_rel, max_offset - self.base_offset) - 1)
+        end = pos
+        if j >= 0 and self.idx_pos[j] > pos:
+            end = self.idx_pos[j]
+        while limit - end >= HEADER_SIZE:
+            h = self.header_at(end)
+            if h is None or end + h.size > limit or (max_offset is not None and h.base_offset >= max_offset):
+                break
+            end += h.size
+        return end
 
     def header_at(self, pos: int) -> BatchHeader | None:
         """Header of the batch at pos, or None if no complete well-framed batch starts there."""

@@ -12,10 +12,12 @@ from .codec import (
     request_class,
     response_class,
 )
-from .framing import DEFAULT_MAX_FRAME, FrameBuffer, FrameError, frame
+from .framing import DEFAULT_MAX_FRAME, FrameBuffer, FrameError, frame, frame_size
+from .fast import decode_produce_request, encode_fetch_response, encode_produce_response, join_parts
 
 __all__ = [
     "build", "field_names", "DecodeError", "RequestHeader", "decode_request", "decode_response",
     "encode_request", "encode_response", "peek_header", "request_class", "response_class",
-    "DEFAULT_MAX_FRAME", "FrameBuffer", "FrameError", "frame",
+    "DEFAULT_MAX_FRAME", "FrameBuffer", "FrameError", "frame", "frame_size",
+    "decode_produce_request", "encode_fetch_response", "encode_produce_response", "join_parts",
 ]

@@ -32,11 +32,7 @@ class FrameBuffer:
         pos = 0
         n = len(buf)
         while n - pos >= 4:
-            (size,) = _SIZE.unpack_from(buf, pos)
-            if size < 0 or size > self.max_frame:
-                raise FrameError(
-                    f"frame size {size} is outside 0..{self.max_frame} (socket.request.max.bytes)"
-                )
+            size = frame_size(buf[pos:pos + 4], self.max_frame)
             if n - pos - 4 < size:
                 break
             frames.append(bytes(buf[pos + 4 : pos + 4 + size]))
@@ -56,6 +52,14 @@ class FrameBuffer:
             return 0
         (size,) = _SIZE.unpack_from(self._buf, 0)
         return max(0, size + 4 - len(self._buf))
+
+
+def frame_size(prefix, max_frame: int = DEFAULT_MAX_FRAME) -> int:
+    """The body size announced by a frame's 4-byte size prefix; FrameError if out of range."""
+    (size,) = _SIZE.unpack_from(prefix, 0)
+    if size < 0 or size > max_frame:
+        raise FrameError(f"frame size {size} is outside 0..{max_frame} (socket.request.max.bytes)")
+    return size
 
 
 def frame(body: bytes) -> bytes:

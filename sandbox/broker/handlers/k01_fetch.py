@@ -1,5 +1,8 @@
 """Fetch (1), v4-v12: whole batches from the batch containing fetch_offset, as stored.
 
+Records travel as the log's LogSlices (read straight into the response buffer by the encoder),
+so the reply must be encoded before the next await: the server does so right after handle().
+
 Long-poll: if fewer than min_bytes are ready, wait (no busy loop) until an append to one of
 the requested partitions wakes us or max_wait expires. Sessionless (session_id 0), which
 both librdkafka and the Java client accept.
@@ -42,7 +45,7 @@ def _read_all(state, request) -> tuple[list[dict], int]:
             limit = min(p.partition_max_bytes, budget - total)
             if limit > 0 or first:
                 try:
-                    data = plog.read(p.fetch_offset, max(limit, 1), max_offset=hw)
+                    data = plog.read_lazy(p.fetch_offset, max(limit, 1), max_offset=hw)
                 except OffsetOutOfRangeError:
                     entry["error_code"] = OFFSET_OUT_OF_RANGE
                     data = b""
