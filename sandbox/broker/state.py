@@ -10,7 +10,6 @@ import inspect
 import json
 import logging
 import time
-import uuid
 import zlib
 from pathlib import Path
 from typing import Any, Callable
