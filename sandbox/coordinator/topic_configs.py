@@ -107,3 +107,21 @@ def validate(configs: Mapping[str, object] | None) -> dict[str, str]:
             continue
         out[str(key)] = normalize_value(str(key), value)
     return out
+
+
+def incremental_ops(current: dict[str, str], ops) -> tuple[dict[str, str], list[str]]:
+    """IncrementalAlterConfigs semantics: ops are (name, operation, value) with SET 0, DELETE 1,
+    APPEND 2, SUBTRACT 3 (list values, comma-separated); returns (set, delete) for alter_configs."""
+    set_: dict[str, str] = {}
+    delete: list[str] = []
+    for name, op, value in ops:
+        if op == 0:
+            set_[name] = value
+        elif op == 1:
+            delete.append(name)
+        else:
+            items = [x for x in (current.get(name) or "").split(",") if x]
+            vals = [x for x in (value or "").split(",") if x]
+            items = items + [v for v in vals if v not in items] if op == 2 else [x for x in items if x not in vals]
+            set_[name] = ",".join(items)
+    return set_, delete

@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
+from sandbox.coordinator.topic_configs import incremental_ops
+
 from .configs import alter
 
 API_KEY = 44
 MIN_VERSION = 0
 MAX_VERSION = 1
-SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+
 
 
 def _ops(state, name, configs):
-    set_: dict[str, str] = {}
-    delete: list[str] = []
+    """(set, delete) for alter_configs, list operations applied to the current values."""
     current = {}
     if state.coordinator.topic(name) is not None:
         current = {k: v for k, (v, _d) in state.coordinator.describe_configs(name).items()}
-    for c in configs:
-        if c.config_operation == SET:
-            set_[c.name] = c.value
-        elif c.config_operation == DELETE:
-            delete.append(c.name)
-        else:
-            items = [x for x in (current.get(c.name) or "").split(",") if x]
-            vals = [x for x in (c.value or "").split(",") if x]
-            if c.config_operation == APPEND:
-                items += [v for v in vals if v not in items]
-            else:
-                items = [x for x in items if x not in vals]
-            set_[c.name] = ",".join(items)
-    return set_, delete
+    return incremental_ops(current, [(c.name, c.config_operation, c.value) for c in configs])
 
 
 async def handle(ctx, request) -> dict:
