@@ -10,11 +10,10 @@ import asyncio
 import functools
 import logging
 import os
-import signal
-import sys
 import time
 from pathlib import Path
 
+from sandbox.lifecycle import serve_until_stopped, setup_logging  # noqa: F401  (setup_logging: re-exported)
 from sandbox.protocol import (
     DecodeError,
     FrameError,
@@ -220,28 +219,5 @@ class BrokerServer:
 
 
 async def run_broker(config: BrokerConfig) -> int:
-    """Run until SIGINT/SIGTERM/SIGBREAK; returns the process exit code."""
-    server = BrokerServer(config)
-    await server.start()
-    loop = asyncio.get_running_loop()
-    sigs = [signal.SIGINT, signal.SIGTERM]
-    if hasattr(signal, "SIGBREAK"):
-        sigs.append(signal.SIGBREAK)
-    for s in sigs:
-        try:
-            loop.add_signal_handler(s, server.request_stop)
-        except (NotImplementedError, RuntimeError):  # Windows: no add_signal_handler
-            signal.signal(s, lambda *_: loop.call_soon_threadsafe(server.request_stop))
-    try:
-        await server.serve_forever()
-    finally:
-        await server.stop()
-    return 0
-
-
-def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Run until SIGINT/SIGTERM/SIGBREAK (or a stop file); returns the process exit code."""
+    return await serve_until_stopped(BrokerServer(config))

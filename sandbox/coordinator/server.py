@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import signal
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox.lifecycle import serve_until_stopped, setup_logging  # noqa: F401  (setup_logging: re-exported)
 from sandbox.protocol import (
     DecodeError, FrameBuffer, FrameError, build, decode_request, encode_response, peek_header,
     response_class,
@@ -226,25 +225,5 @@ class CoordinatorServer:
 
 
 async def run_coordinator(config: CoordinatorConfig) -> int:
-    """Run until SIGINT/SIGTERM/SIGBREAK or a stop file; returns the process exit code."""
-    server = CoordinatorServer(config)
-    await server.start()
-    loop = asyncio.get_running_loop()
-    sigs = [signal.SIGINT, signal.SIGTERM]
-    if hasattr(signal, "SIGBREAK"):
-        sigs.append(signal.SIGBREAK)
-    for s in sigs:
-        try:
-            loop.add_signal_handler(s, server.request_stop)
-        except (NotImplementedError, RuntimeError):  # Windows: no add_signal_handler
-            signal.signal(s, lambda *_: loop.call_soon_threadsafe(server.request_stop))
-    try:
-        await server.serve_forever()
-    finally:
-        await server.stop()
-    return 0
-
-
-def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(stream=sys.stderr, level=getattr(logging, str(level).upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Run until SIGINT/SIGTERM/SIGBREAK (or a stop file); returns the process exit code."""
+    return await serve_until_stopped(CoordinatorServer(config))

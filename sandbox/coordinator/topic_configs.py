@@ -125,3 +125,47 @@ def incremental_ops(current: dict[str, str], ops) -> tuple[dict[str, str], list[
             items = items + [v for v in vals if v not in items] if op == 2 else [x for x in items if x not in vals]
             set_[name] = ",".join(items)
     return set_, delete
+
+
+# DescribeConfigs: resource types, config sources, and config_type (v3+: 1 BOOLEAN, 2 STRING,
+# 3 INT, 5 LONG, 6 DOUBLE, 7 LIST); one answer shape for the broker's and the coordinator's handler
+RESOURCE_TOPIC, RESOURCE_BROKER = 2, 4
+SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 4, 5
+_CONFIG_TYPES = {"cleanup.policy": 7, "compression.type": 2, "message.timestamp.type": 2,
+                 "preallocate": 1, "unclean.leader.election.enable": 1, "min.insync.replicas": 3,
+                 "message.downconversion.enable": 1, "remote.storage.enable": 1,
+                 "min.cleanable.dirty.ratio": 6, "max.message.bytes": 3, "segment.bytes": 3,
+                 "segment.index.bytes": 3, "index.interval.bytes": 3}
+
+
+def describe_resource(resource_type: int, name: str, keys, *,
+                      topic_configs: dict[str, tuple[str, bool]] | None,
+                      server_configs: dict[str, str]) -> dict:
+    """One DescribeConfigs result. topic_configs: (value, is_default) per key, None = no such topic;
+    server_configs: the answering server's own read-only settings (BROKER resource)."""
+    entry = {"error_code": 0, "error_message": None, "resource_type": resource_type,
+             "resource_name": name, "configs": []}
+    if resource_type == RESOURCE_TOPIC:
+        if topic_configs is None:
+            entry["error_code"] = 3  # UNKNOWN_TOPIC_OR_PARTITION
+            entry["error_message"] = f"topic {name!r} does not exist"
+            return entry
+        items = [(k, v, SOURCE_DEFAULT if d else SOURCE_DYNAMIC_TOPIC) for k, (v, d) in topic_configs.items()]
+    elif resource_type == RESOURCE_BROKER:
+        items = [(k, v, SOURCE_STATIC_BROKER) for k, v in server_configs.items()]
+    else:
+        entry["error_code"] = 42  # INVALID_REQUEST
+        entry["error_message"] = f"resource type {resource_type} is not supported"
+        return entry
+    wanted = set(keys) if keys else None
+    for k, v, source in sorted(items):
+        if wanted is not None and k not in wanted:
+            continue
+        entry["configs"].append({
+            "name": k, "value": v, "read_only": resource_type == RESOURCE_BROKER,
+            "is_default": source == SOURCE_DEFAULT, "config_source": source, "is_sensitive": False,
+            "synonyms": [],
+            "config_type": _CONFIG_TYPES.get(k, 5 if k.endswith((".ms", ".bytes", ".messages")) else 2),
+            "documentation": None,
+        })
+    return entry

@@ -16,6 +16,7 @@ from pathlib import Path
 from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.config import ConfigError, SandboxConfig, TopicSpec, load_config, parse_config
 from sandbox.health.http import HealthServer
+from sandbox.lifecycle import stop_signals
 from sandbox.health.metrics import EventCounter, render_metrics
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, write_pid_file
@@ -203,7 +204,7 @@ class StackSupervisor:
         data = self.cfg.data_dir
         write_pid_file(data / PID_FILE)
         (data / STOP_FILE).unlink(missing_ok=True)
-        for s in [signal.SIGINT, signal.SIGTERM] + ([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else []):
+        for s in stop_signals():
             signal.signal(s, lambda *_: self.stop.set())
         loop = threading.Thread(target=self.sup.run, args=(self.stop,), name="supervisor", daemon=True)
         loop.start()

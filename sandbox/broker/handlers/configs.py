@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 from sandbox.coordinator import CoordinatorError
+from sandbox.coordinator.topic_configs import RESOURCE_TOPIC, describe_resource
 
 from ..state import maybe_await
-from .common import INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION
+from .common import INVALID_REQUEST, NONE
 
-TOPIC, BROKER = 2, 4
-SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 4, 5
-# config_type (DescribeConfigs v3+): 1 BOOLEAN, 2 STRING, 3 INT, 5 LONG, 7 LIST
-_TYPES = {"cleanup.policy": 7, "compression.type": 2, "message.timestamp.type": 2,
-          "preallocate": 1, "unclean.leader.election.enable": 1, "min.insync.replicas": 3,
-          "message.downconversion.enable": 1, "remote.storage.enable": 1,
-          "min.cleanable.dirty.ratio": 6, "max.message.bytes": 3, "segment.bytes": 3,
-          "segment.index.bytes": 3, "index.interval.bytes": 3}
+TOPIC = RESOURCE_TOPIC
 
 
 def broker_configs(state) -> dict[str, str]:
@@ -33,32 +27,10 @@ def broker_configs(state) -> dict[str, str]:
 
 
 def describe(state, resource_type: int, name: str, keys, version: int) -> dict:
-    entry = {"error_code": NONE, "error_message": None, "resource_type": resource_type,
-             "resource_name": name, "configs": []}
-    if resource_type == TOPIC:
-        if state.coordinator.topic(name) is None:
-            entry["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
-            entry["error_message"] = f"topic {name!r} does not exist"
-            return entry
-        items = [(k, v, SOURCE_DEFAULT if d else SOURCE_DYNAMIC_TOPIC)
-                 for k, (v, d) in state.coordinator.describe_configs(name).items()]
-    elif resource_type == BROKER:
-        items = [(k, v, SOURCE_STATIC_BROKER) for k, v in broker_configs(state).items()]
-    else:
-        entry["error_code"] = INVALID_REQUEST
-        entry["error_message"] = f"resource type {resource_type} is not supported"
-        return entry
-    wanted = set(keys) if keys else None
-    for k, v, source in sorted(items):
-        if wanted is not None and k not in wanted:
-            continue
-        entry["configs"].append({
-            "name": k, "value": v, "read_only": resource_type == BROKER,
-            "is_default": source == SOURCE_DEFAULT, "config_source": source, "is_sensitive": False,
-            "synonyms": [], "config_type": _TYPES.get(k, 5 if k.endswith((".ms", ".bytes", ".messages")) else 2),
-            "documentation": None,
-        })
-    return entry
+    known = state.coordinator.topic(name) is not None
+    return describe_resource(resource_type, name, keys,
+                             topic_configs=state.coordinator.describe_configs(name) if known else None,
+                             server_configs=broker_configs(state))
 
 
 async def alter(state, resource_type: int, name: str, set_: dict, delete: list, incremental: bool,
