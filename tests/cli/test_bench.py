@@ -1,0 +1,87 @@
+"""`sandbox bench` against a real native stack in a temp project on free ports (127.0.0.1 only):
+the JSON result has plausible numbers and the bench topic is gone afterwards; without a running
+stack it exits 3 with one sentence; without confluent-kafka it says how to install it.
+
+The stack fixture always runs `sandbox down` and kills (and reports) whatever of the project is left.
+"""
+
+from __future__ import annotations
+
+import json
+from array import array
+
+import pytest
+from typer.testing import CliRunner
+
+from integration.stack_kit import Project, make_project  # tests/ is on sys.path (conftest.py)
+from sandbox.bench_worker import percentiles_ms
+
+
+@pytest.fixture
+def project(tmp_path):
+    proj = make_project(tmp_path / "benchproj")
+    yield proj
+    problems = proj.teardown()
+    assert not problems, "\n".join(problems)
+
+
+def _one_sentence(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, f"expected one sentence, got:\n{text}"
+    assert "Traceback" not in text
+    return lines[0]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+def test_bench_json_against_running_stack(project: Project):
+    r = project.up()
+    assert r.returncode == 0, f"`sandbox up` failed:\n{r.stdout}{r.stderr}\n{project.diagnostics()}"
+
+    r = project.cli("bench", "--records", "20000", "--json", "--timeout", "60", timeout=90)
+    assert r.returncode == 0, f"bench exited {r.returncode}:\n{r.stdout}\n{r.stderr}\n{project.diagnostics()}"
+    assert "Traceback" not in r.stderr
+    res = json.loads(r.stdout)
+
+    prod, cons = res["produce"], res["consume"]
+    assert res["records"] == prod["records"] == cons["records"] == 20000
+    assert prod["bytes"] == cons["bytes"] == 20000 * 100
+    for phase in (prod, cons):
+        assert phase["seconds"] > 0 and phase["records_per_s"] > 0 and phase["mb_per_s"] > 0
+        assert phase["broker_cpu_s"] is not None and phase["broker_cpu_s"] >= 0
+        assert phase["broker_cpu_s_per_million"] is not None and phase["broker_cpu_s_per_million"] >= 0
+    lat = prod["latency_ms"]
+    assert 0 <= lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+    assert [b["name"] for b in res["brokers"]] == ["broker-1"]
+    assert "produce: 20,000/20,000" in r.stderr and "consume: 20,000/20,000" in r.stderr  # plain progress
+
+    listed = project.cli("topics", "list")
+    assert res["topic"] not in listed.stdout, "the bench topic was not deleted"
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_bench_without_running_stack_exits_3(project: Project):
+    r = project.cli("bench", "--records", "10", timeout=30)
+    assert r.returncode == 3, f"exit {r.returncode}:\n{r.stdout}\n{r.stderr}"
+    line = _one_sentence(r.stderr)
+    assert "not running" in line and "sandbox up" in line
+    assert r.stdout.strip() == ""
+
+
+def test_bench_without_confluent_kafka_says_how_to_install(monkeypatch):
+    from sandbox.cli import bench_cmds
+    from sandbox.cli.app import app
+
+    monkeypatch.setattr(bench_cmds, "running_cfg", lambda config: object())
+    monkeypatch.setattr(bench_cmds, "confluent_available", lambda: False)
+    r = CliRunner().invoke(app, ["bench", "--records", "10"])
+    assert r.exit_code == 2
+    line = _one_sentence(r.output)
+    assert "pip install confluent-kafka" in line
+
+
+def test_percentiles_nearest_rank():
+    lat = percentiles_ms(array("d", [i / 1000 for i in range(1, 101)]))  # 1..100 ms
+    assert lat == {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
+    assert percentiles_ms(array("d"))["p99"] is None
