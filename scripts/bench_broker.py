@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import psutil
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,13 +65,18 @@ class Broker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def command(self) -> list[str]:
+        """The broker's command line (scripts/bench_peers.py overrides it for other brokers)."""
+        return [sys.executable, "-m", "sandbox", "broker", "--port", str(self.port),
+                "--data-dir", str(self.data_dir), "--log-level", "WARNING"]
+
     def start(self, timeout: float = 30.0) -> None:
-        cmd = [sys.executable, "-m", "sandbox", "broker", "--port", str(self.port),
-               "--data-dir", str(self.data_dir), "--log-level", "WARNING"]
+        cmd = self.command()
         self._log = open(self.log_path, "ab")
         env = dict(os.environ)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.log_path.parent,
+                                     env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -91,10 +96,18 @@ class Broker:
         return sum(self.cpu_split())
 
     def cpu_split(self) -> tuple[float, float]:
-        """(user, system) CPU seconds of the broker process so far."""
+        """(user, system) CPU seconds of the broker process and its children so far."""
         assert self.proc is not None
-        t = psutil.Process(self.proc.pid).cpu_times()
-        return t.user, t.system
+        root = psutil.Process(self.proc.pid)
+        user = system = 0.0
+        for p in [root] + root.children(recursive=True):
+            try:
+                t = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            user += t.user
+            system += t.system
+        return user, system
 
     def stop(self) -> None:
         if self.proc is None:
@@ -150,13 +163,18 @@ def produce_phase(bootstrap: str, topic: str, records: int, size: int, acks: str
     return delivered
 
 
-def consume_phase(bootstrap: str, topic: str, records: int, deadline: float) -> int:
+def consume_phase(bootstrap: str, topic: str, records: int, deadline: float, group: bool = True) -> int:
+    """Consume `records` records of partition 0; group=False assigns the partition from the
+    beginning instead of joining a group (no rebalance wait in the measurement)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "auto.offset.reset": "earliest",
                   "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
                   "fetch.max.bytes": 50 * 1024 * 1024, "max.partition.fetch.bytes": 10 * 1024 * 1024})
     got = 0
     try:
-        c.subscribe([topic])
+        if group:
+            c.subscribe([topic])
+        else:
+            c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         while got < records and time.monotonic() < deadline:
             for m in c.consume(num_messages=10_000, timeout=0.5):
                 if m.error():
