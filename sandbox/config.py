@@ -54,6 +54,11 @@ class RecoveryConfig:
 
 
 @dataclass(frozen=True)
+class DockerConfig:
+    base_image: str = "python:3.11-slim"   # what the sandbox image is built FROM
+
+
+@dataclass(frozen=True)
 class TopicSpec:
     name: str
     partitions: int = 1
@@ -74,6 +79,7 @@ class SandboxConfig:
     brokers: int = 1
     data_dir: Path = Path(".sandbox")
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    docker: DockerConfig = field(default_factory=DockerConfig)
     topics: dict[str, TopicSpec] = field(default_factory=dict)
     raw: dict = field(default_factory=dict, repr=False, compare=False)   # the parsed TOML
     source: str = field(default="", repr=False, compare=False)          # the file's text
@@ -121,6 +127,7 @@ _RECOVERY: dict[str, tuple] = {
     "on_crash": ("choice", ON_CRASH, None), "on_corrupt_journal": ("choice", ON_CORRUPT, None),
     "max_restarts": ("int", (0, None), 5), "restart_window_s": ("seconds", None, 60),
     "keep_quarantines": ("int", (0, None), 3), "unhealthy_after_s": ("seconds", None, 10)}
+_DOCKER: dict[str, tuple] = {"base_image": ("str", None, "python:3.11-slim")}
 _TOPIC_KEYS = ("partitions", "replication", "config")
 
 
@@ -278,8 +285,8 @@ def parse_config(text: str, path: Path | None = None, *, cwd: Path | None = None
 
 def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
     for k in doc:
-        if k not in ("sandbox", "recovery", "topics"):
-            raise _unknown(ctx, (), k, ("sandbox", "recovery", "topics"), "section")
+        if k not in ("sandbox", "recovery", "docker", "topics"):
+            raise _unknown(ctx, (), k, ("sandbox", "recovery", "docker", "topics"), "section")
     sb = _values(ctx, doc, "sandbox", _SANDBOX)
     kw = dict(sb)
     host = kw.get("host", "127.0.0.1")
@@ -298,11 +305,12 @@ def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
                              if (p := (port + n - 1) % 65535 + 1) not in taken)
             taken.add(p)
     recovery = RecoveryConfig(**_values(ctx, doc, "recovery", _RECOVERY))
+    docker = DockerConfig(**_values(ctx, doc, "docker", _DOCKER))
     topics = doc.get("topics", {})
     if not isinstance(topics, dict):
         raise ctx.fail(("topics",), f"topics = {_show(topics)} must be a table; write it as "
                                     f"[topics.NAME] sections.")
-    cfg = SandboxConfig(path=ctx.path, root=root, recovery=recovery, raw=doc, source=text,
+    cfg = SandboxConfig(path=ctx.path, root=root, recovery=recovery, docker=docker, raw=doc, source=text,
                         topics={n: _topic(ctx, n, t, brokers) for n, t in topics.items()}, **kw)
     _check_ports(cfg, ctx, set(sb))
     return cfg
@@ -416,6 +424,9 @@ max_restarts = 5            # restarts allowed within restart_window_s before gi
 restart_window_s = 60       # the window (seconds) max_restarts counts in
 keep_quarantines = 3        # journals moved aside by recovery that are kept per service
 unhealthy_after_s = 10      # a service failing its health probe this long is restarted
+
+[docker]                    # used by mode = "docker" / `sandbox up --docker`
+base_image = "python:3.11-slim"   # the image the sandbox image is built FROM (Python 3.11+)
 
 # Topics as code: created at `sandbox up`, re-created after a wipe, reloaded live when you save.
 # Removing a topic here never deletes it; partitions can only grow.

@@ -80,7 +80,7 @@ def _wait_ready(cfg: SandboxConfig, pid: int, timeout: float) -> dict:
 
 @app.command()
 def up(
-    docker: bool = typer.Option(False, "--docker", help="Run in Docker containers (not available yet)."),
+    docker: bool = typer.Option(False, "--docker", help="Run in Docker containers (or mode = \"docker\" in sandbox.toml)."),
     brokers: Optional[int] = typer.Option(None, "--brokers", help="Number of brokers."),
     port: Optional[int] = typer.Option(None, "--port", help="Broker 1's Kafka port."),
     foreground: bool = typer.Option(False, "--foreground", help="Stay attached; Ctrl-C stops everything."),
@@ -93,14 +93,18 @@ def up(
         base = stack.load_config(config, cwd=Path.cwd())
     except ConfigError as e:
         fail(str(e))
-    if docker or base.mode == "docker":
-        fail("docker mode is not available yet; run `sandbox up` without --docker (native mode).")
+    docker = docker or base.mode == "docker"
     running = stack.running_pid(stack.load_stack_config(config, Path.cwd()))
     if running:
         cfg = stack.load_stack_config(config, Path.cwd())
         typer.echo(f"sandbox {cfg.name} is already running (supervisor pid {running}); bootstrap {stack.bootstrap(cfg)}")
         raise typer.Exit(0)
     overrides = {k: v for k, v in {"brokers": brokers, "port": port}.items() if v is not None}
+    if docker:
+        overrides["mode"] = "docker"
+        if ephemeral or foreground:
+            fail("--ephemeral and --foreground are for native mode; in Docker use `sandbox down --purge` "
+                 "to delete the data and `sandbox logs SERVICE -f` to follow a container")
     if ephemeral:
         overrides["data_dir"] = tempfile.mkdtemp(prefix=f"sandbox-{base.name}-")
     try:
@@ -113,6 +117,10 @@ def up(
         if owner:
             fail(f"port {p} (for {who}) is taken by {owner}; stop it or choose other ports "
                  f"in sandbox.toml ([sandbox] port / coordinator_port / http_port) or with --port.")
+    if docker:
+        from .docker_cmds import up_docker
+
+        return up_docker(cfg, overrides, timeout, _wait_ready, _apply_declared)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
     rt = stack.runtime_file(cfg)
@@ -208,6 +216,10 @@ def down(purge: bool = typer.Option(False, "--purge", help="Also delete this san
         pass
     stopped = _stop(cfg)
     typer.echo(f"sandbox {cfg.name} stopped" if stopped else f"sandbox {cfg.name} was not running")
+    if cfg.mode == "docker":
+        from .docker_cmds import down_docker
+
+        down_docker(cfg, purge)
     if purge or ephemeral:
         shutil.rmtree(cfg.data_dir, ignore_errors=True)
         typer.echo(f"deleted {cfg.data_dir}")
@@ -236,7 +248,7 @@ def _status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     state = stack.read_status_file(cfg) if pid else None
     client = _client(cfg) if pid else None
     try:
-        st = build_status(name=cfg.name, mode="native", bootstrap=stack.bootstrap(cfg), state=state, client=client,
+        st = build_status(name=cfg.name, mode=cfg.mode, bootstrap=stack.bootstrap(cfg), state=state, client=client,
                           coordinator=(stack.connect_host(cfg), cfg.coordinator_port))
     finally:
         if client is not None:
@@ -257,6 +269,10 @@ def logs(service: str = typer.Argument("supervisor", help="coordinator, broker-N
          config: Optional[Path] = ConfigOpt) -> None:
     """Show a service's log."""
     cfg = _cfg(config)
+    if cfg.mode == "docker" and service != "supervisor":
+        from .docker_cmds import logs_docker
+
+        return logs_docker(cfg, service, follow, n)
     path = cfg.logs_dir / f"{service}.log"
     if not path.exists():
         names = ", ".join(sorted(p.stem for p in cfg.logs_dir.glob("*.log"))) or "none yet"
@@ -283,12 +299,13 @@ def restart(service: Optional[str] = typer.Argument(None, help="One service, or 
     if service and service not in names:
         fail(f"no service {service!r}; services are {', '.join(names)}")
     targets = [service] if service else names
-    before = {s["name"]: s.get("pid") for s in (stack.read_status_file(cfg) or {}).get("services", [])}
+    key = "started_wall" if cfg.mode == "docker" else "pid"  # containers have no pid on the host
+    before = {s["name"]: s.get(key) for s in (stack.read_status_file(cfg) or {}).get("services", [])}
     (cfg.data_dir / stack.RESTART_FILE).write_text(service or "", encoding="utf-8")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         now = {s["name"]: s for s in (stack.read_status_file(cfg) or {}).get("services", [])}
-        if all(now.get(n, {}).get("pid") not in (None, before.get(n)) and now[n].get("healthy")
+        if all(now.get(n, {}).get(key) not in (None, before.get(n)) and now[n].get("healthy")
                and now[n].get("state") == "running" for n in targets):
             typer.echo(f"restarted {', '.join(targets)}")
             return
@@ -302,13 +319,17 @@ def recover(wipe: bool = typer.Option(False, "--wipe", help="Quarantine every jo
     """Repair journals now (stop, restart: each service repairs its journal at start)."""
     cfg = _cfg(config)
     was_running = _stop(cfg)
-    if wipe:
+    if wipe and cfg.mode == "docker":
+        from .docker_cmds import wipe_docker
+
+        wipe_docker(cfg)
+    elif wipe:
         for spec in stack.service_specs(cfg):
             if spec.data_dir.exists():
                 dest, how = quarantine(spec.data_dir, cfg.quarantine_dir, spec.name, time.time())
                 prune(cfg.quarantine_dir, spec.name, cfg.recovery.keep_quarantines)
                 typer.echo(f"moved {spec.name}'s journal to {dest} ({how})")
-    up(docker=False, brokers=None, port=None, foreground=False, ephemeral=False, timeout=60.0, config=config)
+    up(docker=cfg.mode == "docker", brokers=None, port=None, foreground=False, ephemeral=False, timeout=60.0, config=config)
     if wipe:
         from sandbox.runner.manifest import reconcile
 
@@ -381,3 +402,36 @@ def topics_describe(name: str, config: Optional[Path] = ConfigOpt) -> None:
         for k, (v, is_default) in sorted(_call(c.describe_configs, name).items()):
             if not is_default:
                 typer.echo(f"  {k}={v}")
+
+
+@topics_app.command("apply")
+def topics_apply(file: Path = typer.Option(Path("sandbox.toml"), "--file", "-f", help="The sandbox.toml whose [topics] to create."),
+                 bootstrap: Optional[str] = typer.Option(None, "--bootstrap", "-b", help="HOST:PORT of a broker (default: this sandbox's)."),
+                 wait: float = typer.Option(60.0, "--wait", help="Seconds to wait for the broker to answer.")) -> None:
+    """Create (or grow) the topics declared in a sandbox.toml: what `up` does, for compose and scripts."""
+    from sandbox.client import KafkaClient, KafkaClientError
+    from sandbox.config import load_config
+    from sandbox.runner.manifest import reconcile
+
+    try:
+        cfg = load_config(file, cwd=Path.cwd())
+    except ConfigError as e:
+        fail(str(e))
+    target = bootstrap or stack.bootstrap(cfg)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with KafkaClient(target, client_id="sandbox-topics", timeout=5.0) as c:
+                msgs = reconcile(cfg.topics, c)
+        except KafkaClientError as e:
+            msgs = [f"failed to read the cluster's topics: {e}"]
+        if not (msgs and msgs[0].startswith("failed to read")):
+            break
+        if time.monotonic() >= deadline:
+            fail(f"{target} did not answer within {wait:g} s ({msgs[0]}); is the broker up?", 1)
+        time.sleep(1.0)
+    for m in msgs:
+        typer.echo(m)
+    if any(m.startswith("failed") for m in msgs):
+        raise typer.Exit(1)
+    typer.echo(f"{len(cfg.topics)} declared topic(s) in place on {target}")

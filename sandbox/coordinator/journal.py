@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 import re
 import sys
 import time
@@ -54,6 +55,9 @@ def _decode_line(line: bytes) -> tuple[int, list[dict]] | None:
     if not isinstance(offset, int) or not isinstance(records, list):
         return None
     return offset, records
+
+
+_LOCK_TOKEN = uuid.uuid4().hex  # tells this process's locks from an earlier process with the same pid
 
 
 def pid_alive(pid: int) -> bool:
@@ -148,10 +152,13 @@ class MetadataJournal:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 try:
-                    pid = int(path.read_text(encoding="ascii").strip() or "0")
-                except (ValueError, OSError, UnicodeDecodeError):
-                    pid = 0
-                if pid_alive(pid):
+                    parts = path.read_text(encoding="ascii").split()
+                    pid, token = int(parts[0]), parts[1] if len(parts) > 1 else ""
+                except (ValueError, IndexError, OSError, UnicodeDecodeError):
+                    pid, token = 0, ""
+                # a container restarts its service with the same pid (1): a lock naming our own pid
+                # that this process did not write is stale
+                if pid_alive(pid) and (pid != os.getpid() or token == _LOCK_TOKEN):
                     raise JournalLockedError(
                         f"The coordinator journal in {self.directory} is in use by process "
                         f"{pid}; stop that process first (or remove {path} if it is gone)."
@@ -164,7 +171,7 @@ class MetadataJournal:
                                               "path": str(path)})
                 continue
             with os.fdopen(fd, "w", encoding="ascii") as f:
-                f.write(str(os.getpid()))
+                f.write(f"{os.getpid()} {_LOCK_TOKEN}")
             self._locked = True
             return
         raise JournalLockedError(f"Could not take the lock {path}.")

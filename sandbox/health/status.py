@@ -79,19 +79,27 @@ def service_entries(state: dict) -> list[dict[str, Any]]:
         uptime = s.get("uptime_s")
         if running and uptime is not None:
             uptime = round(uptime + age, 3)
-        cpu, rss, files = _proc(s.get("pid")) if running else (None, None, None)
-        writable, free, problem = journal_check(Path(s["data_dir"])) if s.get("data_dir") else (None, None, None)
-        out.append({
+        if s.get("container"):  # docker mode: the watcher measured it inside the engine
+            cpu, rss, files = s.get("cpu_percent"), s.get("rss_bytes"), s.get("open_files")
+            writable, free, problem = s.get("journal_writable"), s.get("disk_free_bytes"), s.get("journal_problem")
+            disk = s.get("disk_bytes")
+        else:
+            cpu, rss, files = _proc(s.get("pid")) if running else (None, None, None)
+            writable, free, problem = journal_check(Path(s["data_dir"])) if s.get("data_dir") else (None, None, None)
+            disk = _disk_bytes(Path(s["data_dir"])) if s.get("data_dir") else None
+        entry = {
             "name": s["name"], "role": s["role"], "state": s["state"],
             "healthy": bool(s.get("healthy")) and running, "pid": s.get("pid") if running else None,
             "port": s.get("port"), "uptime_s": uptime, "restarts": s.get("restarts", 0),
-            "cpu_percent": cpu, "rss_bytes": rss,
-            "disk_bytes": _disk_bytes(Path(s["data_dir"])) if s.get("data_dir") else None,
+            "cpu_percent": cpu, "rss_bytes": rss, "disk_bytes": disk,
             "latency_ms": s.get("latency_ms"),
             # extra detail (not in SPEC.md)
             "open_files": files, "journal_writable": writable, "disk_free_bytes": free,
             "journal_problem": problem,
-        })
+        }
+        if s.get("container"):
+            entry["container"], entry["volume"] = s["container"], s.get("volume")
+        out.append(entry)
     return out
 
 

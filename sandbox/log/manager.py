@@ -30,6 +30,18 @@ def parse_partition_dir(name: str) -> tuple[str, int] | None:
     return (m.group(1), int(m.group(2))) if m else None
 
 
+_LOCK_TOKEN = uuid.uuid4().hex  # tells this process's locks from an earlier process with the same pid
+
+
+def _parse_lock(text: str) -> tuple[int, str]:
+    """'PID TOKEN' (or an older 'PID') -> (pid, token); (-1, '') when unreadable."""
+    parts = text.split()
+    try:
+        return int(parts[0]), parts[1] if len(parts) > 1 else ""
+    except (ValueError, IndexError):
+        return -1, ""
+
+
 def pid_alive(pid: int) -> bool:
     """True if a process with this pid exists (never signals or kills it)."""
     if pid <= 0:
@@ -115,11 +127,11 @@ class LogDir:
                         text = f.read().strip()
                 except FileNotFoundError:
                     continue
-                try:
-                    pid = int(text)
-                except ValueError:
-                    pid = -1
-                if pid > 0 and pid_alive(pid):
+                pid, token = _parse_lock(text)
+                # a container restarts its service with the same pid (1): a lock naming our own pid
+                # that this process did not write is stale
+                mine = pid == os.getpid() and token == _LOCK_TOKEN
+                if pid > 0 and pid_alive(pid) and (pid != os.getpid() or mine):
                     raise UnrecoverableJournalError(
                         f"journal {self.root} is locked by running process {pid} ({lock}); "
                         f"stop that process (or use another data directory) and try again") from None
@@ -127,7 +139,7 @@ class LogDir:
                 self._emit("stale-lock-removed", {"path": str(lock), "pid": pid})
                 continue
             try:
-                os.write(fd, str(os.getpid()).encode())
+                os.write(fd, f"{os.getpid()} {_LOCK_TOKEN}".encode())
             finally:
                 os.close(fd)
             self._locked = True

@@ -45,9 +45,14 @@ def scan_events(path: Path, offset: int) -> tuple[list[tuple[str, dict]], int]:
     cut = data.rfind(b"\n")
     if cut < 0:
         return [], start
+    return parse_events(data[:cut].decode("utf-8", errors="replace").split("\n")), start + cut + 1
+
+
+def parse_events(lines) -> list[tuple[str, dict]]:
+    """(kind, detail) of every `EVENT repair …` / `EVENT stale-lock… …` line among `lines`."""
     events = []
-    for raw in data[:cut].split(b"\n"):
-        m = EVENT_LINE.search(raw.decode("utf-8", errors="replace"))
+    for line in lines:
+        m = EVENT_LINE.search(line)
         if not m:
             continue
         try:
@@ -55,7 +60,7 @@ def scan_events(path: Path, offset: int) -> tuple[list[tuple[str, dict]], int]:
         except ValueError:
             detail = {"raw": m.group(2)}
         events.append((m.group(1), detail if isinstance(detail, dict) else {"value": detail}))
-    return events, start + cut + 1
+    return events
 
 
 def describe_repair(kind: str, detail: dict) -> str:

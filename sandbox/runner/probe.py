@@ -108,3 +108,23 @@ def port_owner(port: int) -> str | None:
         return f"{psutil.Process(pid).name()} (pid {pid})"
     except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
         return "another program"
+
+
+def main(argv: list[str]) -> int:
+    """`python -m sandbox.runner.probe HOST:PORT [TIMEOUT]`: the containers' healthcheck. Exit 0 when
+    the service answers ApiVersions, 1 (with the reason on stderr) when it does not."""
+    import sys
+
+    if not argv or ":" not in argv[0]:
+        print("usage: python -m sandbox.runner.probe HOST:PORT [TIMEOUT_S]", file=sys.stderr)
+        return 2
+    host, _, port = argv[0].rpartition(":")
+    result = api_versions_round_trip(host.strip("[]"), int(port), float(argv[1]) if len(argv) > 1 else 2.0)
+    print(result.detail, file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

@@ -144,17 +144,25 @@ class StackSupervisor:
         self.stop = threading.Event()
         self.client = KafkaClient(bootstrap(cfg), client_id="sandbox-supervisor", timeout=5.0)
         self.event_counts = EventCounter()
-        self.sup = Supervisor(
-            service_specs(cfg), policy(cfg), probe=kafka_probe, quarantine_root=cfg.quarantine_dir,
-            recreate_topics=self._recreate, state_path=cfg.data_dir / STATE_FILE,
-            on_event=self.event_counts,
-        )
+        if cfg.mode == "docker":
+            from sandbox.runner.docker import DockerStack
+            from sandbox.runner.docker_watch import DockerWatcher
+
+            engine = DockerStack(cfg, image=_read_runtime(runtime_file(cfg)).get("image"))
+            self.sup = DockerWatcher(engine, policy(cfg), host=connect_host(cfg), state_path=cfg.data_dir / STATE_FILE,
+                                     on_event=self.event_counts, recreate_topics=self._recreate)
+        else:
+            self.sup = Supervisor(
+                service_specs(cfg), policy(cfg), probe=kafka_probe, quarantine_root=cfg.quarantine_dir,
+                recreate_topics=self._recreate, state_path=cfg.data_dir / STATE_FILE,
+                on_event=self.event_counts,
+            )
         # /healthz /status /metrics on http_port (127.0.0.1 only), with a client of its own so a
         # scrape never waits behind the catalog refresh
         self.health_client = KafkaClient(bootstrap(cfg), client_id="sandbox-health", timeout=2.0)
         self.http = HealthServer(
             "127.0.0.1", cfg.http_port,
-            get_status=lambda: build_status(name=cfg.name, mode="native", bootstrap=bootstrap(cfg),
+            get_status=lambda: build_status(name=cfg.name, mode=cfg.mode, bootstrap=bootstrap(cfg),
                                             state=self.sup.snapshot(), client=self.health_client,
                                             coordinator=(connect_host(cfg), cfg.coordinator_port)),
             get_metrics=lambda: render_metrics(self.http.status(), event_counts=self.event_counts.counts()))

@@ -202,7 +202,16 @@ def test_live_lock_refuses_and_stale_lock_is_removed(tmp_path, events):
     (tmp_path / "coordinator.lock").write_text(str(dead.pid))
     c = Coordinator(tmp_path, on_event=lambda k, d: events.append((k, d)))
     assert [k for k, _ in events] == ["stale-lock"] and events[0][1]["pid"] == dead.pid
-    assert (tmp_path / "coordinator.lock").read_text() == str(__import__("os").getpid())
+    assert (tmp_path / "coordinator.lock").read_text().split()[0] == str(__import__("os").getpid())
+    c.close()
+
+
+def test_lock_naming_our_pid_from_an_earlier_process_is_stale(tmp_path, events):
+    """A restarted container runs the coordinator as pid 1 again: its predecessor's lock names our
+    pid, but this process never wrote it."""
+    (tmp_path / "coordinator.lock").write_text(f"{__import__('os').getpid()} earlier-process")
+    c = Coordinator(tmp_path, on_event=lambda k, d: events.append((k, d)))
+    assert [k for k, _ in events] == ["stale-lock"]
     c.close()
 
 

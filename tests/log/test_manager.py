@@ -98,8 +98,35 @@ def test_stale_lock_removed(tmp_path):
     ld = LogDir(tmp_path, cfg(), on_event=ev)
     ld.open()
     assert [k for k, _ in ev] == ["stale-lock-removed"] and ev[0][1]["pid"] == dead.pid
-    assert (tmp_path / ".lock").read_text() == str(__import__("os").getpid())
+    assert (tmp_path / ".lock").read_text().split()[0] == str(__import__("os").getpid())
     ld.close()
+
+
+def test_lock_with_our_own_pid_from_an_earlier_process_is_stale(tmp_path):
+    """A restarted container runs its service as pid 1 again: the lock its killed predecessor left
+    names our pid, but this process never wrote it."""
+    import os
+
+    (tmp_path / ".lock").write_text(f"{os.getpid()} token-of-the-killed-process")
+    ev = Events()
+    ld = LogDir(tmp_path, cfg(), on_event=ev)
+    ld.open()
+    assert [k for k, _ in ev] == ["stale-lock-removed"]
+    ld.close()
+    (tmp_path / ".lock").write_text(str(os.getpid()))  # the older format, pid only
+    ld = LogDir(tmp_path, cfg())
+    ld.open()
+    ld.close()
+
+
+def test_lock_held_by_this_process_still_refuses_a_second_open(tmp_path):
+    ld = LogDir(tmp_path, cfg())
+    ld.open()
+    try:
+        with pytest.raises(UnrecoverableJournalError, match="locked"):
+            LogDir(tmp_path, cfg()).open()
+    finally:
+        ld.close()
 
 
 def test_delete_partition_closes_handles_first(tmp_path, windows_files):

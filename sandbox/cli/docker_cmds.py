@@ -1,0 +1,132 @@
+"""Docker mode of the stack commands (`up --docker`, `down`, `logs`, `recover` when the sandbox runs in
+containers) and `sandbox image`, which builds the image or writes its build context for compose/."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sandbox.config import SandboxConfig
+from sandbox.runner import stack
+from sandbox.runner.detach import spawn_detached
+
+from .app import app, fail
+
+
+def _engine(cfg: SandboxConfig, image: str | None = None):
+    from sandbox.runner.docker import DockerError, DockerStack, connect
+
+    try:
+        return DockerStack(cfg, client=connect(), image=image)
+    except DockerError as e:
+        fail(str(e))
+    raise AssertionError
+
+
+def _call(fn, *args, **kwargs):
+    from sandbox.runner.docker import DockerError
+
+    try:
+        return fn(*args, **kwargs)
+    except DockerError as e:
+        fail(str(e))
+
+
+def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, wait_ready, apply_declared) -> None:
+    """Build the image if needed, create network, volumes and containers, start the watcher, wait
+    for healthy, create the declared topics, print the bootstrap address."""
+    from sandbox.runner.docker import ensure_image
+
+    t0 = time.monotonic()
+    eng = _engine(cfg)
+    image = _call(ensure_image, eng.client, cfg.docker.base_image, lambda m: typer.echo(m))
+    eng.image = image
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    cfg.logs_dir.mkdir(parents=True, exist_ok=True)
+    stack.runtime_file(cfg).unlink(missing_ok=True)
+    stack.write_runtime(cfg, overrides={**overrides, "mode": "docker"}, ephemeral=False,
+                        config_text=cfg.source, image=image)
+    _call(eng.up)
+    argv = [sys.executable, "-m", "sandbox", "supervise"] + (["--config", str(cfg.path)] if cfg.path else [])
+    pid = spawn_detached(argv, cfg.logs_dir / "supervisor.log", cwd=cfg.root)
+    _call(eng.wait_healthy, timeout)
+    wait_ready(cfg, pid, timeout)
+    apply_declared(cfg)
+    typer.echo(f"sandbox {cfg.name} is up in Docker in {time.monotonic() - t0:.1f} s: {cfg.brokers} broker "
+               f"container(s), image {image}, bootstrap {stack.bootstrap(cfg)} (containers on the "
+               f"{eng.network().name} network use broker-1:19092)")
+
+
+def down_docker(cfg: SandboxConfig, purge: bool) -> None:
+    eng = _engine(cfg)
+    removed = _call(eng.down, purge)
+    typer.echo(f"removed {len(removed)} container(s), network(s)" + (" and volume(s)" if purge else
+               "; the journal volumes are kept (`sandbox down --purge` deletes them)"))
+
+
+def logs_docker(cfg: SandboxConfig, service: str, follow: bool, n: int) -> None:
+    eng = _engine(cfg)
+    if service not in eng.plans:
+        fail(f"no service {service!r}; services are {', '.join(eng.plans)} and supervisor")
+    if eng.container(service) is None:
+        fail(f"container of {service} does not exist; start the sandbox with `sandbox up --docker`")
+    if not follow:
+        for line in eng.logs(service, tail=n):
+            typer.echo(line)
+        return
+    for chunk in eng.follow_logs(service, n):
+        typer.echo(chunk.decode("utf-8", errors="replace"), nl=False)
+
+
+def wipe_docker(cfg: SandboxConfig) -> None:
+    """`recover --wipe` in docker mode: every service onto a fresh journal volume (the old ones kept)."""
+    eng = _engine(cfg, image=stack._read_runtime(stack.runtime_file(cfg)).get("image"))
+    if not eng.image:
+        from sandbox.runner.docker import ensure_image
+
+        eng.image = _call(ensure_image, eng.client, cfg.docker.base_image, lambda m: typer.echo(m))
+    for service in eng.plans:
+        old, new = _call(eng.quarantine, service, time.time())
+        typer.echo(f"{service}: journal volume {old} quarantined (kept); now on {new}")
+        eng.prune_quarantines(service, cfg.recovery.keep_quarantines)
+
+
+@app.command()
+def image(
+    base_image: Optional[str] = typer.Option(None, "--base-image", help="Build FROM this image (default: [docker] base_image)."),
+    context: Optional[Path] = typer.Option(None, "--context", help="Only write the build context (Dockerfile + wheels/) "
+                                           "into this folder, e.g. compose/, for `docker compose build`."),
+    python: str = typer.Option("3.11", "--python", help="With --context: the base image's Python version."),
+    arch: str = typer.Option("x86_64", "--arch", help="With --context: the engine's CPU (x86_64 or aarch64)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Path of sandbox.toml (default: ./sandbox.toml)."),
+) -> None:
+    """Build the sandbox image (what `up --docker` does when it is missing or out of date)."""
+    from sandbox.config import ConfigError
+    from sandbox.runner import wheelhouse
+    from sandbox.runner.docker import ensure_image
+
+    if context is not None:
+        try:
+            wheelhouse.write_context(context, python, arch)
+        except wheelhouse.WheelhouseError as e:
+            fail(str(e))
+        n = len(list((context / "wheels").glob("*.whl")))
+        typer.echo(f"wrote {context / 'Dockerfile'} and {n} wheels in {context / 'wheels'}")
+        return
+    base = base_image
+    if base is None:
+        try:
+            base = stack.load_config(config, cwd=Path.cwd()).docker.base_image
+        except ConfigError:
+            from sandbox.runner.docker import DEFAULT_BASE_IMAGE
+
+            base = DEFAULT_BASE_IMAGE
+    from sandbox.runner.docker import connect
+
+    client = _call(connect)
+    tag = _call(ensure_image, client, base, lambda m: typer.echo(m))
+    typer.echo(f"image {tag} (also tagged kafka-sandbox:latest) is ready")

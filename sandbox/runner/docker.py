@@ -1,0 +1,455 @@
+"""Docker mode through the Docker SDK (the only module that imports `docker`): the image (built from
+a wheelhouse when missing or out of date), and one sandbox's network, journal volumes and labelled
+containers: what to create (a pure plan), creating it, watching it, quarantining a volume, removing it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+
+from sandbox.config import SandboxConfig
+from sandbox.runner import wheelhouse
+from sandbox.runner.quarantine import stamp
+
+LABEL = "io.kafka-sandbox"
+IMAGE_REPO = "kafka-sandbox"
+DEFAULT_BASE_IMAGE = "python:3.11-slim"
+JOURNAL_MOUNT = "/var/lib/sandbox"
+COORDINATOR_PORT = 9093     # inside the containers; the host ports come from sandbox.toml
+EXTERNAL_PORT = 9092        # clients on the host, through 127.0.0.1:<port>
+INTERNAL_PORT = 19092       # clients in other containers on the sandbox's network
+_NS = 1_000_000_000
+
+
+class DockerError(RuntimeError):
+    """Docker is missing, stopped or refused something: one sentence with the fix."""
+
+
+# ------------------------------------------------------------------ the plan (pure, unit-tested)
+
+def slug(name: str) -> str:
+    s = re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-.") or "sandbox"
+    return s[:40]
+
+
+def prefix(cfg: SandboxConfig) -> str:
+    return f"sandbox-{slug(cfg.name)}"
+
+
+def labels(cfg: SandboxConfig, **extra: str) -> dict[str, str]:
+    out = {f"{LABEL}.sandbox": cfg.name, f"{LABEL}.root": str(cfg.root)}
+    out.update({f"{LABEL}.{k}": str(v) for k, v in extra.items()})
+    return out
+
+
+def selector(cfg: SandboxConfig, **extra: str) -> list[str]:
+    """A label filter for the SDK's list() calls."""
+    return [f"{k}={v}" for k, v in labels(cfg, **extra).items()]
+
+
+def healthcheck(port: int) -> dict[str, Any]:
+    """A Kafka ApiVersions round trip from inside the container (not a bare port check)."""
+    return {"test": ["CMD", "python3", "-m", "sandbox.runner.probe", f"127.0.0.1:{port}"],
+            "interval": 2 * _NS, "timeout": 5 * _NS, "retries": 3, "start_period": 60 * _NS}
+
+
+def connect_host(cfg: SandboxConfig) -> str:
+    return "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
+
+
+@dataclass
+class ContainerPlan:
+    service: str
+    role: str
+    name: str
+    command: list[str]
+    ports: dict[str, tuple[str, int]]          # container port -> (host address, host port)
+    host_port: int
+    aliases: list[str]
+    labels: dict[str, str]
+    healthcheck: dict[str, Any]
+    restart_policy: dict[str, Any] = field(default_factory=lambda: {"Name": "unless-stopped"})
+    environment: dict[str, str] = field(default_factory=lambda: {"PYTHONUNBUFFERED": "1"})
+
+
+def plan(cfg: SandboxConfig) -> list[ContainerPlan]:
+    """The containers of a sandbox, coordinator first. Each broker has two listeners: EXTERNAL for
+    clients on the host (advertised as the port published on 127.0.0.1) and INTERNAL for clients in
+    other containers on the network (advertised as broker-N:19092)."""
+    host = cfg.host
+    coord = ContainerPlan(
+        service="coordinator", role="coordinator", name=f"{prefix(cfg)}-coordinator",
+        command=["coordinator", "--host", "0.0.0.0", "--port", str(COORDINATOR_PORT), "--data-dir", JOURNAL_MOUNT],
+        ports={f"{COORDINATOR_PORT}/tcp": (host, cfg.coordinator_port)}, host_port=cfg.coordinator_port,
+        aliases=["coordinator"], labels=labels(cfg, service="coordinator", role="coordinator"),
+        healthcheck=healthcheck(COORDINATOR_PORT))
+    out = [coord]
+    for n in range(1, cfg.brokers + 1):
+        svc = f"broker-{n}"
+        out.append(ContainerPlan(
+            service=svc, role="broker", name=f"{prefix(cfg)}-{svc}",
+            command=["broker", "--id", str(n), "--data-dir", JOURNAL_MOUNT,
+                     "--coordinator", f"coordinator:{COORDINATOR_PORT}",
+                     "--listener", f"EXTERNAL=0.0.0.0:{EXTERNAL_PORT},advertised={connect_host(cfg)}:{cfg.broker_port(n)}",
+                     "--listener", f"INTERNAL=0.0.0.0:{INTERNAL_PORT},advertised={svc}:{INTERNAL_PORT}"],
+            ports={f"{EXTERNAL_PORT}/tcp": (host, cfg.broker_port(n))}, host_port=cfg.broker_port(n),
+            aliases=[svc], labels=labels(cfg, service=svc, role="broker"), healthcheck=healthcheck(EXTERNAL_PORT)))
+    return out
+
+
+def volume_name(cfg: SandboxConfig, service: str, generation: str = "0") -> str:
+    base = f"{prefix(cfg)}-{service}"
+    return base if generation == "0" else f"{base}-{generation}"
+
+
+# ------------------------------------------------------------------ the engine
+
+def connect(timeout: float = 10.0):
+    """A docker.DockerClient, or DockerError saying whether Docker is missing or not running."""
+    try:
+        import docker
+        from docker.errors import DockerException
+    except ImportError:
+        raise DockerError("the Docker SDK for Python is not installed; run `pip install docker`") from None
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+        return client
+    except DockerException as e:
+        installed = bool(os.environ.get("DOCKER_HOST") or shutil.which("docker") or shutil.which("dockerd")
+                         or Path("/var/run/docker.sock").exists() or os.name == "nt")
+        if not installed:
+            raise DockerError("Docker is not installed (no `docker` command and no engine socket); install "
+                              "Docker Desktop (Linux: the docker.io package), or run `sandbox up` without "
+                              "--docker for native mode") from None
+        why = str(e).split("(", 1)[0].strip().rstrip(":")
+        raise DockerError(f"the Docker engine is not running or not reachable ({why}); start Docker Desktop "
+                          f"(Linux: `sudo systemctl start docker`) and try again, or run `sandbox up` "
+                          f"without --docker") from None
+
+
+def _not_found():
+    from docker.errors import NotFound
+
+    return NotFound
+
+
+def base_python(client, base_image: str) -> tuple[str, str]:
+    """(python version "3.11", arch) of the base image, pulling it if it is not on this machine."""
+    from docker.errors import APIError, ContainerError, ImageNotFound
+
+    try:
+        client.images.get(base_image)
+    except ImageNotFound:
+        try:
+            client.images.pull(base_image)
+        except APIError as e:
+            raise DockerError(f"the base image {base_image} is not on this machine and could not be pulled "
+                              f"({e.explanation or e}); set [docker] base_image in sandbox.toml to an image "
+                              f"you have (see `docker images`)") from None
+    script = "import sys, platform; print('%d.%d' % sys.version_info[:2], platform.machine())"
+    try:
+        out = client.containers.run(base_image, ["python3", "-c", script], entrypoint=[], remove=True,
+                                    network_disabled=True).decode().split()
+    except (ContainerError, APIError) as e:
+        raise DockerError(f"the base image {base_image} cannot run python3 ({e}); use an image with "
+                          f"Python 3.11 or newer, like {DEFAULT_BASE_IMAGE}") from None
+    return wheelhouse.parse_python_version(out[0]), out[1]
+
+
+def image_tag(base_image: str) -> str:
+    return f"{IMAGE_REPO}:{wheelhouse.version()}-{wheelhouse.source_digest(base_image)}"
+
+
+def ensure_image(client, base_image: str, say: Callable[[str], None] = lambda _m: None) -> str:
+    """The image's tag; built first when missing or out of date (different source, deps or base)."""
+    from docker.errors import APIError, BuildError, ImageNotFound
+
+    tag = image_tag(base_image)
+    try:
+        client.images.get(tag)
+        return tag
+    except ImageNotFound:
+        pass
+    say(f"building image {tag} from {base_image} (once per version of the project)")
+    py, arch = base_python(client, base_image)
+    with tempfile.TemporaryDirectory(prefix="sandbox-image-") as tmp:
+        try:
+            ctx = wheelhouse.write_context(Path(tmp), py, arch)
+        except wheelhouse.WheelhouseError as e:
+            raise DockerError(str(e)) from None
+        try:
+            image, _ = client.images.build(path=str(ctx), tag=tag, buildargs={"BASE_IMAGE": base_image}, rm=True,
+                                           forcerm=True, labels={f"{LABEL}.image": "1", f"{LABEL}.base": base_image})
+        except BuildError as e:
+            raise DockerError(f"building the image failed at {failing_step(e.build_log)}: {e.msg}") from None
+        except APIError as e:
+            raise DockerError(f"building the image failed: {e.explanation or e}") from None
+    image.tag(IMAGE_REPO, "latest")   # what compose/docker-compose.yml runs by default
+    return tag
+
+
+def failing_step(build_log) -> str:
+    """'step 3/7 (RUN python3 -m venv ...)' from the SDK's build log."""
+    last = "an unknown step"
+    for chunk in build_log or []:
+        text = chunk.get("stream", "") if isinstance(chunk, dict) else str(chunk)
+        m = re.match(r"\s*Step (\d+/\d+) : (.*)", text)
+        if m:
+            last = f"step {m.group(1)} ({m.group(2).strip()[:120]})"
+    return last
+
+
+@dataclass
+class ContainerState:
+    service: str
+    container: str
+    status: str                 # created, running, restarting, exited, dead, paused, removing
+    health: str | None          # starting, healthy, unhealthy (None: no healthcheck)
+    exit_code: int | None
+    restart_count: int
+    started_at: str | None
+    pid: int | None             # the main process on the engine's kernel (0/None when not running)
+    volume: str | None
+
+
+class DockerStack:
+    """One sandbox's containers, network and volumes on an engine."""
+
+    def __init__(self, cfg: SandboxConfig, client=None, image: str | None = None) -> None:
+        self.cfg = cfg
+        self.client = client or connect()
+        self.image = image
+        self.plans = {p.service: p for p in plan(cfg)}
+        self._procs: dict[int, psutil.Process] = {}
+
+    # ---- creation
+    def network(self):
+        name = prefix(self.cfg)
+        found = self.client.networks.list(names=[name])
+        if found:
+            return found[0]
+        return self.client.networks.create(name, driver="bridge", labels=labels(self.cfg, kind="network"))
+
+    def volumes(self, service: str) -> list:
+        """This service's journal volumes, newest generation last."""
+        vols = self.client.volumes.list(filters={"label": selector(self.cfg, service=service, kind="journal")})
+        return sorted(vols, key=lambda v: v.attrs.get("Labels", {}).get(f"{LABEL}.generation", "0"))
+
+    def active_volume(self, service: str) -> str:
+        vols = self.volumes(service)
+        if vols:
+            return vols[-1].name
+        return self._new_volume(service, "0")
+
+    def _new_volume(self, service: str, generation: str) -> str:
+        name = volume_name(self.cfg, service, generation)
+        self.client.volumes.create(name, labels=labels(self.cfg, service=service, kind="journal",
+                                                       generation=generation))
+        return name
+
+    def create(self, service: str, start: bool = True):
+        """The service's container (created if missing), started."""
+        from docker.errors import APIError
+
+        p = self.plans[service]
+        c = self.container(service)
+        if c is None:
+            net = self.network()
+            vol = self.active_volume(service)
+            endpoint = self.client.api.create_endpoint_config(aliases=p.aliases)
+            try:
+                c = self.client.containers.create(
+                    self.image, p.command, name=p.name, hostname=service, labels=p.labels,
+                    ports=p.ports, volumes={vol: {"bind": JOURNAL_MOUNT, "mode": "rw"}},
+                    network=net.name, networking_config={net.name: endpoint}, healthcheck=p.healthcheck,
+                    restart_policy=p.restart_policy, environment=p.environment, stop_signal="SIGTERM")
+            except APIError as e:
+                raise DockerError(f"could not create container {p.name}: {e.explanation or e}") from None
+        if start and c.status != "running":
+            try:
+                c.start()
+            except APIError as e:
+                raise DockerError(self._start_error(p, e)) from None
+        return c
+
+    @staticmethod
+    def _start_error(p: ContainerPlan, e) -> str:
+        text = str(getattr(e, "explanation", None) or e)
+        if "port is already allocated" in text or "address already in use" in text:
+            return (f"port {p.host_port} (for {p.service}) is taken on this machine; stop what holds it or "
+                    f"choose other ports in sandbox.toml ([sandbox] port / coordinator_port) or with --port")
+        return f"could not start container {p.name}: {text}"
+
+    def up(self) -> None:
+        for service in self.plans:   # coordinator first
+            self.create(service)
+
+    # ---- inspection
+    def container(self, service: str):
+        try:
+            return self.client.containers.get(self.plans[service].name)
+        except _not_found():
+            return None
+
+    def containers(self) -> list:
+        return self.client.containers.list(all=True, filters={"label": selector(self.cfg)})
+
+    def inspect(self, service: str) -> ContainerState | None:
+        c = self.container(service)
+        if c is None:
+            return None
+        st = c.attrs.get("State", {})
+        mounts = [m.get("Name") for m in c.attrs.get("Mounts", []) if m.get("Destination") == JOURNAL_MOUNT]
+        health = (st.get("Health") or {}).get("Status")
+        return ContainerState(service, c.name, st.get("Status", c.status), health,
+                              st.get("ExitCode"), int(c.attrs.get("RestartCount", 0)),
+                              st.get("StartedAt"), st.get("Pid") or None, mounts[0] if mounts else None)
+
+    def events(self, since: float, until: float) -> list[dict]:
+        """die/start/health events of this sandbox's containers between two wall times."""
+        evs = self.client.events(since=int(since), until=int(until) + 1, decode=True,
+                                 filters={"type": "container", "label": selector(self.cfg)})
+        out = []
+        for ev in evs:
+            attrs = (ev.get("Actor") or {}).get("Attributes", {})
+            out.append({"service": attrs.get(f"{LABEL}.service"), "action": ev.get("Action", ""),
+                        "exit_code": int(attrs["exitCode"]) if "exitCode" in attrs else None,
+                        "time_ns": int(ev.get("timeNano", 0)), "id": ev.get("id")})
+        return out
+
+    def logs(self, service: str, since: float | None = None, tail: int | str = "all") -> list[str]:
+        c = self.container(service)
+        if c is None:
+            return []
+        kw: dict[str, Any] = {"tail": tail}
+        if since is not None:
+            kw["since"] = int(since)
+        return c.logs(**kw).decode("utf-8", errors="replace").splitlines()
+
+    def follow_logs(self, service: str, tail: int):
+        c = self.container(service)
+        if c is None:
+            return iter(())
+        return c.logs(stream=True, follow=True, tail=tail)
+
+    def measure(self, service: str) -> dict[str, Any]:
+        """cpu, memory and open files of the service's process, and its journal volume's size, free
+        space and whether it takes a write (a real write, from inside the container)."""
+        out: dict[str, Any] = {"cpu_percent": None, "rss_bytes": None, "open_files": None, "disk_bytes": None,
+                               "disk_free_bytes": None, "journal_writable": None, "journal_problem": None}
+        c = self.container(service)
+        if c is None or c.status != "running":
+            return out
+        pid = c.attrs.get("State", {}).get("Pid")
+        proc = self._procs.get(pid) if pid else None
+        try:
+            if pid and proc is None and psutil.pid_exists(pid):   # same kernel (Linux engines)
+                proc = self._procs[pid] = psutil.Process(pid)
+                proc.cpu_percent(None)
+            if proc is not None:
+                with proc.oneshot():
+                    out["cpu_percent"], out["rss_bytes"] = proc.cpu_percent(None), proc.memory_info().rss
+                    out["open_files"] = proc.num_fds()
+        except (psutil.Error, OSError):
+            self._procs.pop(pid, None)
+        if out["rss_bytes"] is None:   # Docker Desktop: the process is inside a VM
+            try:
+                out["rss_bytes"] = c.stats(stream=False, one_shot=True).get("memory_stats", {}).get("usage")
+            except Exception:
+                pass
+        probe = (f"df -Pk {JOURNAL_MOUNT} | tail -n 1; du -sk {JOURNAL_MOUNT} | cut -f1; "
+                 f"(echo ok > {JOURNAL_MOUNT}/.write-probe && rm -f {JOURNAL_MOUNT}/.write-probe && echo writable) "
+                 f"|| echo not-writable")
+        try:
+            res = c.exec_run(["sh", "-c", probe], demux=False)
+            lines = res.output.decode(errors="replace").splitlines()
+            out["disk_free_bytes"] = int(lines[0].split()[3]) * 1024
+            out["disk_bytes"] = int(lines[1]) * 1024
+            out["journal_writable"] = lines[2].strip() == "writable"
+            if not out["journal_writable"]:
+                out["journal_problem"] = f"{service}'s journal volume is not writable"
+            elif out["disk_free_bytes"] < 200 * 1024 * 1024:
+                out["journal_problem"] = f"{service}'s journal volume has only {out['disk_free_bytes'] >> 20} MB free"
+        except Exception:
+            pass
+        return out
+
+    # ---- actions
+    def start(self, service: str) -> None:
+        self.create(service)
+
+    def restart(self, service: str, timeout: int = 10) -> None:
+        c = self.container(service)
+        if c is None:
+            self.create(service)
+        else:
+            c.restart(timeout=timeout)
+
+    def stop(self, service: str, timeout: int = 10) -> None:
+        c = self.container(service)
+        if c is not None:
+            c.stop(timeout=timeout)
+
+    def quarantine(self, service: str, wall: float) -> tuple[str | None, str]:
+        """Move the service onto a fresh journal volume; the old one is kept, untouched, as a
+        quarantine. Returns (old volume, new volume)."""
+        c = self.container(service)
+        old = None
+        if c is not None:
+            old = next((m.get("Name") for m in c.attrs.get("Mounts", []) if m.get("Destination") == JOURNAL_MOUNT), None)
+            c.remove(force=True)
+        new = self._new_volume(service, stamp(wall))
+        self.create(service)
+        return old, new
+
+    def prune_quarantines(self, service: str, keep: int) -> list[str]:
+        """Delete the oldest quarantined volumes beyond `keep` (the active one is never touched)."""
+        old = self.volumes(service)[:-1]
+        doomed = old[:max(len(old) - keep, 0)]
+        for v in doomed:
+            try:
+                v.remove()
+            except Exception:
+                pass
+        return [v.name for v in doomed]
+
+    def down(self, purge: bool = False, timeout: int = 10) -> list[str]:
+        """Remove the containers (brokers first) and the network; the volumes too with purge."""
+        removed = []
+        order = sorted(self.containers(), key=lambda c: c.labels.get(f"{LABEL}.role") == "coordinator")
+        for c in order:
+            try:
+                c.stop(timeout=timeout)
+            except Exception:
+                pass
+            c.remove(force=True)
+            removed.append(c.name)
+        for net in self.client.networks.list(filters={"label": selector(self.cfg)}):
+            net.remove()
+            removed.append(net.name)
+        if purge:
+            for v in self.client.volumes.list(filters={"label": selector(self.cfg)}):
+                v.remove(force=True)
+                removed.append(v.name)
+        return removed
+
+    def wait_healthy(self, timeout: float) -> dict[str, ContainerState]:
+        deadline = time.monotonic() + timeout
+        states: dict[str, ContainerState] = {}
+        while time.monotonic() < deadline:
+            states = {s: st for s in self.plans if (st := self.inspect(s)) is not None}
+            if len(states) == len(self.plans) and all(st.health == "healthy" for st in states.values()):
+                return states
+            time.sleep(0.25)
+        bad = [f"{s}: {st.status}/{st.health}" for s, st in states.items() if st.health != "healthy"]
+        raise DockerError(f"the containers did not become healthy within {timeout:.0f} s ({'; '.join(bad)}); "
+                          f"see `sandbox logs SERVICE`")

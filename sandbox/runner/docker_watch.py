@@ -1,0 +1,380 @@
+"""The supervisor's loop in docker mode: containers restart by their own policy; this watches them
+through the engine (die/start events, health, logs) and applies the same RecoveryPolicy as natively:
+crash events, crash loop or exit code 4 -> the journal volume quarantined (kept) and a fresh one,
+topics re-created, unhealthy -> restart. Same snapshot/events/state file as the native Supervisor."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Protocol
+
+from sandbox.runner.logscan import describe_repair, parse_events
+from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
+from sandbox.runner.probe import api_versions_round_trip
+from sandbox.runner.service import iso_utc
+from sandbox.runner.statefile import write_state
+
+log = logging.getLogger("sandbox.runner")
+
+MAX_EVENTS = 200
+MEASURE_EVERY_S = 5.0
+STATE_REFRESH_S = 2.0
+
+
+class Engine(Protocol):
+    """What the watcher needs from docker.DockerStack (a fake in unit tests)."""
+
+    plans: dict
+
+    def inspect(self, service: str): ...
+    def events(self, since: float, until: float) -> list[dict]: ...
+    def logs(self, service: str, since: float | None = None, tail: int | str = "all") -> list[str]: ...
+    def measure(self, service: str) -> dict: ...
+    def start(self, service: str) -> None: ...
+    def restart(self, service: str) -> None: ...
+    def stop(self, service: str) -> None: ...
+    def quarantine(self, service: str, wall: float) -> tuple[str | None, str]: ...
+    def prune_quarantines(self, service: str, keep: int) -> list[str]: ...
+
+
+class _Svc:
+    def __init__(self, name: str, role: str, port: int, container: str, policy: RecoveryPolicy) -> None:
+        self.name, self.role, self.port, self.container = name, role, port, container
+        self.state = "starting"
+        self.healthy = False
+        self.restarts = 0
+        self.last_exit_code: int | None = None
+        self.started_wall: float | None = None
+        self.latency_ms: float | None = None
+        self.volume: str | None = None
+        self.window = RestartWindow(policy.restart_window_s, policy.max_restarts)
+        self.ever_started = False
+        self.ours_until_ns = 0          # die/start events up to this time were caused by us
+        self.wanted = True
+        self.exited_seen = 0            # consecutive passes that found it exited with no restart coming
+        self.unhealthy_since: float | None = None
+        self.repair_attempted = self.looping = self.fresh_journal = False
+        self.recreate_pending = self.recreate_failed_reported = False
+        self.scanned_start: str | None = None
+        self.figures: dict[str, Any] = {}
+        self.measured_at = 0.0
+
+
+class DockerWatcher:
+    def __init__(self, engine: Engine, recovery: RecoveryPolicy | None = None, *,
+                 host: str = "127.0.0.1", state_path=None, on_event: Callable[[dict], None] | None = None,
+                 recreate_topics: Callable[[str], list[str]] | None = None,
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
+                 probe=api_versions_round_trip) -> None:
+        self.engine = engine
+        self.policy = recovery or RecoveryPolicy()
+        self._svcs = [_Svc(p.service, p.role, p.host_port, p.name, self.policy) for p in engine.plans.values()]
+        self._host = host
+        self.state_path = state_path
+        self._on_event = on_event
+        self._recreate_topics = recreate_topics
+        self._clock, self._wall = clock, wall_clock
+        self._probe = probe
+        self._events: deque[dict] = deque(maxlen=MAX_EVENTS)
+        self._lock = threading.RLock()
+        self._started_wall = wall_clock()
+        self._since = self._started_wall - 1
+        self._seen: dict[tuple, float] = {}
+        self._flushed_at = 0.0
+        self._n_events = 0
+
+    # ---------------------------------------------------------------- the Supervisor interface
+    @property
+    def events(self) -> list[dict]:
+        with self._lock:
+            return list(self._events)
+
+    def record_event(self, service: str, kind: str, detail: str, **extra: Any) -> dict:
+        with self._lock:
+            ev = self._emit(service, kind, detail, **extra)
+            self._flush(force=True)
+            return ev
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            wall = self._wall()
+            return {"supervisor_pid": os.getpid(), "mode": "docker", "started_at": iso_utc(self._started_wall),
+                    "updated_at": iso_utc(wall), "services": [self._status(s, wall) for s in self._svcs],
+                    "events": list(self._events)}
+
+    def run(self, stop: threading.Event, interval: float = 0.5, *, stop_services: bool = False) -> None:
+        """Loop step() until `stop`; the containers outlive the watcher (`sandbox down` removes them)."""
+        while not stop.is_set():
+            try:
+                self.step()
+            except Exception:
+                log.exception("docker watcher step failed")
+            stop.wait(interval)
+
+    def stop_all(self, grace_s: float | None = None) -> None:
+        with self._lock:
+            for s in self._svcs:
+                s.wanted = False
+                self._ours(s, lambda s=s: self.engine.stop(s.name))
+                s.state, s.healthy = "stopped", False
+            self._flush(force=True)
+
+    def restart(self, name: str | None = None, grace_s: float | None = None) -> None:
+        with self._lock:
+            targets = [self._get(name)] if name else list(self._svcs)
+        for s in sorted(targets, key=lambda s: s.role != "coordinator"):
+            with self._lock:
+                s.wanted, s.state, s.healthy = True, "starting", False
+                s.window.clear()
+                s.looping = s.repair_attempted = False
+            self._ours(s, lambda s=s: self.engine.restart(s.name))
+            self.record_event(s.name, "restart", "container restarted (requested)", restarts=s.restarts)
+
+    # ---------------------------------------------------------------- one pass
+    def step(self) -> None:
+        with self._lock:
+            wall = self._wall()
+            evs = [e for e in self.engine.events(self._since, wall) if self._new(e)]
+            self._since = wall - 1   # overlap: the engine's times are whole seconds
+            for ev in sorted(evs, key=lambda e: e["time_ns"]):
+                svc = next((s for s in self._svcs if s.name == ev.get("service")), None)
+                if svc is not None:
+                    self._on_engine_event(svc, ev)
+            for svc in self._svcs:
+                self._check(svc)
+            self._flush()
+
+    def _new(self, ev: dict) -> bool:
+        key = (ev.get("id"), ev.get("time_ns"), ev.get("action"))
+        if key in self._seen:
+            return False
+        now = self._clock()
+        self._seen[key] = now
+        if len(self._seen) > 2000:
+            self._seen = {k: t for k, t in self._seen.items() if now - t < 60}
+        return True
+
+    def _ours(self, svc: _Svc, action: Callable[[], None]) -> None:
+        try:
+            action()
+        finally:
+            svc.ours_until_ns = int(self._wall() * 1e9) + 500_000_000
+
+    def _on_engine_event(self, svc: _Svc, ev: dict) -> None:
+        action, ours = ev["action"], ev["time_ns"] <= svc.ours_until_ns
+        if action == "die":
+            svc.healthy, svc.last_exit_code = False, ev.get("exit_code")
+            if ours or not svc.wanted:
+                return
+            self._crash(svc, ev.get("exit_code"))
+        elif action == "start":
+            svc.started_wall, svc.exited_seen, svc.scanned_start = ev["time_ns"] / 1e9, 0, None
+            if svc.ever_started and not ours:
+                self._emit(svc.name, "restart", "container restarted by its restart policy", restarts=svc.restarts)
+            elif not svc.ever_started:
+                self._emit(svc.name, "start", f"container {svc.container}")
+            svc.ever_started = True
+
+    def _crash(self, svc: _Svc, code: int | None) -> None:
+        tail = self.engine.logs(svc.name, tail=20)
+        detail = f"exit code {code}" + (" (its journal cannot be repaired)" if code == EXIT_UNREPAIRABLE else "")
+        self._emit(svc.name, "crash", detail, exit_code=code, log_tail=tail[-20:])
+        p, now = self.policy, self._clock()
+        svc.state = "recovering"
+        if p.on_crash == "off":
+            svc.wanted = False
+            self._ours(svc, lambda: self.engine.stop(svc.name))
+            svc.state = "crashed"
+            return
+        count = svc.window.record(now)
+        looping, unrepairable = count > p.max_restarts, code == EXIT_UNREPAIRABLE
+        svc.restarts += 1
+        if not (looping or unrepairable):
+            svc.looping = svc.repair_attempted = False
+            return
+        why = (f"journal cannot be repaired (exit code {code})" if unrepairable
+               else f"{count} exits within {p.restart_window_s:g}s")
+        wipe = p.on_corrupt_journal == "wipe" or (p.on_corrupt_journal == "repair-then-wipe"
+                                                   and (unrepairable or svc.repair_attempted))
+        if code == EXIT_USAGE:
+            wipe = False
+        if not wipe:
+            if p.on_corrupt_journal == "repair-then-wipe" and code != EXIT_USAGE:
+                svc.repair_attempted = True
+                self._emit(svc.name, "crash-loop", f"{why}; one more restart so it can repair its journal, "
+                                                   f"then its journal volume will be quarantined", exits=count)
+            elif not svc.looping:
+                svc.looping = True
+                self._emit(svc.name, "crash-loop", f"{why}; its restart policy keeps restarting it "
+                                                   f"(see `sandbox logs {svc.name}`)", exits=count)
+            return
+        if svc.fresh_journal:
+            svc.wanted = False
+            self._ours(svc, lambda: self.engine.stop(svc.name))
+            svc.state = "crashed"
+            self._emit(svc.name, "crash-loop", f"{why}; it keeps failing with a fresh journal, so this is not "
+                                               f"a journal problem: stopped it (see `sandbox logs {svc.name}`)")
+            return
+        result: dict = {}
+        self._ours(svc, lambda: result.update(zip(("old", "new"), self.engine.quarantine(svc.name, self._wall()))))
+        pruned = self.engine.prune_quarantines(svc.name, p.keep_quarantines)
+        detail = f"journal volume {result.get('old')} quarantined (kept); started on a fresh volume {result.get('new')}"
+        if pruned:
+            detail += f"; deleted {len(pruned)} older quarantined volume(s) (keep_quarantines={p.keep_quarantines})"
+        self._emit(svc.name, "wipe", detail, path=result.get("old"), volume=result.get("new"), pruned=pruned)
+        svc.window.clear()
+        svc.looping = svc.repair_attempted = False
+        svc.fresh_journal = svc.recreate_pending = True
+        svc.recreate_failed_reported = False
+        svc.started_wall, svc.scanned_start = self._wall(), None
+        self._emit(svc.name, "restart", "container re-created on the fresh volume", restarts=svc.restarts)
+
+    def _check(self, svc: _Svc) -> None:
+        st = self.engine.inspect(svc.name)
+        now = self._clock()
+        if st is None:
+            if svc.wanted:
+                self._ours(svc, lambda: self.engine.start(svc.name))
+                self._emit(svc.name, "restart", f"container {svc.container} was removed; created it again")
+            return
+        svc.volume = st.volume
+        if st.started_at and svc.started_wall is None:   # adopted: started before the watcher
+            svc.ever_started, svc.started_wall = True, _parse_docker_time(st.started_at)
+        running = st.status == "running"
+        if st.status in ("exited", "dead", "created") and svc.wanted:
+            svc.exited_seen += 1
+            svc.healthy, svc.state = False, "crashed"
+            if svc.exited_seen >= 3:   # not coming back by its policy (docker stop/kill, or gave up)
+                svc.exited_seen = 0
+                svc.restarts += 1
+                self._ours(svc, lambda: self.engine.start(svc.name))
+                self._emit(svc.name, "restart", f"container was {st.status} (exit code {st.exit_code}) and its "
+                                                f"restart policy did not bring it back: started it",
+                           restarts=svc.restarts)
+            return
+        svc.exited_seen = 0
+        if st.status == "restarting":
+            svc.state, svc.healthy = "recovering", False
+            return
+        if not running:
+            svc.state, svc.healthy = ("stopped" if not svc.wanted else "starting"), False
+            return
+        healthy = st.health in (None, "healthy")
+        result = self._probe(self._host, svc.port, 1.0)
+        svc.latency_ms = result.latency_ms if result.ok else None
+        healthy = healthy and result.ok
+        if healthy:
+            svc.unhealthy_since = None
+            if not svc.healthy:
+                svc.healthy, svc.state, svc.fresh_journal = True, "running", False
+                self._emit(svc.name, "healthy", result.detail, probe=result.probe, latency_ms=result.latency_ms)
+            if svc.scanned_start != st.started_at:
+                svc.scanned_start = st.started_at
+                for kind, detail in parse_events(self.engine.logs(svc.name, since=svc.started_wall)):
+                    extra = {"bytes": detail["bytes"]} if "bytes" in detail else {}
+                    self._emit(svc.name, "repair", describe_repair(kind, detail), source=kind, **extra)
+            if svc.recreate_pending:
+                self._recreate(svc)
+        else:
+            was = svc.healthy
+            svc.healthy = False
+            svc.state = "starting" if st.health == "starting" and not was else svc.state
+            if st.health == "starting" and not was:
+                return
+            if svc.unhealthy_since is None:
+                svc.unhealthy_since = now
+            failing = now - svc.unhealthy_since
+            if failing >= self.policy.unhealthy_after_s and failing > 0:
+                probe = "docker healthcheck" if st.health == "unhealthy" else result.probe
+                self._emit(svc.name, "unhealthy", f"probe {probe} failing for {failing:.1f}s: {result.detail}",
+                           probe=probe)
+                svc.unhealthy_since, svc.restarts = None, svc.restarts + 1
+                self._ours(svc, lambda: self.engine.restart(svc.name))
+                self._emit(svc.name, "restart", "after unhealthy", restarts=svc.restarts)
+        if now - svc.measured_at >= MEASURE_EVERY_S:
+            svc.measured_at = now
+            try:
+                svc.figures = self.engine.measure(svc.name)
+            except Exception as e:
+                log.info("could not measure %s: %s", svc.name, e)
+
+    def _recreate(self, svc: _Svc) -> None:
+        if self._recreate_topics is None:
+            svc.recreate_pending = False
+            return
+        try:
+            topics = list(self._recreate_topics(svc.name))
+        except Exception as e:
+            if not svc.recreate_failed_reported:
+                svc.recreate_failed_reported = True
+                self._emit(svc.name, "topics-recreated", f"failed, will retry: {e}", topics=[], ok=False)
+            return
+        svc.recreate_pending = False
+        self._emit(svc.name, "topics-recreated", ", ".join(topics) if topics else "no topics to re-create",
+                   topics=topics, ok=True)
+
+    # ---------------------------------------------------------------- helpers
+    def _get(self, name: str) -> _Svc:
+        for s in self._svcs:
+            if s.name == name:
+                return s
+        raise KeyError(f"no service named {name!r}; the services are: {', '.join(s.name for s in self._svcs)}")
+
+    def _status(self, s: _Svc, wall: float) -> dict[str, Any]:
+        up = s.state in ("running", "starting") and s.started_wall is not None
+        return {"name": s.name, "role": s.role, "state": s.state, "healthy": s.healthy, "pid": None,
+                "container": s.container, "volume": s.volume, "port": s.port,
+                "started_at": iso_utc(s.started_wall) if up else None,
+                "started_wall": s.started_wall,
+                "uptime_s": round(wall - s.started_wall, 3) if up else None,
+                "restarts": s.restarts, "last_exit_code": s.last_exit_code,
+                "latency_ms": None if s.latency_ms is None else round(s.latency_ms, 3),
+                "data_dir": None, "log_path": None, **s.figures}
+
+    def _emit(self, service: str, kind: str, detail: str, **extra: Any) -> dict:
+        ev = {"time": iso_utc(self._wall()), "service": service, "kind": kind, "detail": detail, **extra}
+        self._events.append(ev)
+        self._n_events += 1
+        log.info("%s %s: %s", service, kind, detail)
+        if self._on_event is not None:
+            try:
+                self._on_event(ev)
+            except Exception:
+                log.exception("on_event callback failed")
+        return ev
+
+    def _flush(self, force: bool = False) -> None:
+        if self.state_path is None:
+            return
+        now = self._clock()
+        if not force and now - self._flushed_at < STATE_REFRESH_S and not self._dirty():
+            return
+        try:
+            write_state(self.state_path, self.snapshot())
+            self._flushed_at = now
+            self._last_key = self._key()
+        except OSError as e:
+            log.warning("could not write the state file %s: %s", self.state_path, e)
+
+    def _key(self) -> str:
+        return json.dumps([(s.state, s.healthy, s.restarts) for s in self._svcs] + [self._n_events])
+
+    def _dirty(self) -> bool:
+        return getattr(self, "_last_key", None) != self._key()
+
+
+def _parse_docker_time(text: str) -> float | None:
+    """'2026-11-26T03:10:00.123456789Z' -> epoch seconds (None for the zero time or garbage)."""
+    from datetime import datetime, timezone
+
+    try:
+        head, _, frac = text.rstrip("Z").partition(".")
+        t = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+        return None if t <= 0 else t + (float("0." + frac[:6]) if frac else 0.0)
+    except ValueError:
+        return None
