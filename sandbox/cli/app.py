@@ -132,6 +132,7 @@ def coordinator_cmd(
 
 def main() -> None:
     from . import groups_cmds, monitor, stack_cmds  # noqa: F401  (stack_cmds registers on import)
+    from . import docker_cmds  # noqa: F401  (registers `sandbox image` on import)
     from . import bench_cmds  # noqa: F401  (registers `sandbox bench` on import)
 
     monitor.register(app)

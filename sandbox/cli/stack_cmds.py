@@ -223,6 +223,8 @@ def down(purge: bool = typer.Option(False, "--purge", help="Also delete this san
     if purge or ephemeral:
         shutil.rmtree(cfg.data_dir, ignore_errors=True)
         typer.echo(f"deleted {cfg.data_dir}")
+    if cfg.mode == "docker" and not purge:
+        return  # keep `mode: docker`: a later `down --purge` must still find the journal volumes
     rt.unlink(missing_ok=True)
 
 

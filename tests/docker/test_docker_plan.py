@@ -1,0 +1,152 @@
+"""What docker mode asks the engine for (pure plan, no engine): labels, ports on 127.0.0.1 only, two
+listeners per broker, named journal volumes, a real Kafka healthcheck; the image's build context;
+compose/ (the same Dockerfile, healthchecks, listeners, volumes); engine errors in one sentence."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sandbox.config import parse_config
+from sandbox.runner import docker as dk
+from sandbox.runner import wheelhouse
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cfg(text: str = "", root: Path = Path("/projects/shop")):
+    return parse_config("[sandbox]\nname = \"shop\"\nport = 19092\nbrokers = 2\n" + text, root / "sandbox.toml")
+
+
+def test_plan_labels_ports_listeners_and_healthchecks():
+    c = cfg()
+    plans = dk.plan(c)
+    assert [p.service for p in plans] == ["coordinator", "broker-1", "broker-2"]
+    for p in plans:
+        assert p.labels[f"{dk.LABEL}.sandbox"] == "shop"
+        assert p.labels[f"{dk.LABEL}.root"] == str(c.root)
+        assert p.labels[f"{dk.LABEL}.service"] == p.service
+        assert p.name == f"sandbox-shop-{p.service}"
+        assert all(host == "127.0.0.1" for host, _ in p.ports.values()), p.ports
+        assert p.restart_policy == {"Name": "unless-stopped"}
+        test = p.healthcheck["test"]
+        assert test[:4] == ["CMD", "python3", "-m", "sandbox.runner.probe"]   # ApiVersions, not nc -z
+        assert p.healthcheck["interval"] > 0 and p.healthcheck["retries"] >= 1
+    coord, b1, b2 = plans
+    assert coord.ports == {"9093/tcp": ("127.0.0.1", c.coordinator_port)}
+    assert b1.ports == {"9092/tcp": ("127.0.0.1", 19092)} and b2.ports == {"9092/tcp": ("127.0.0.1", 19093)}
+    assert "--listener" in b2.command
+    listeners = [b2.command[i + 1] for i, a in enumerate(b2.command) if a == "--listener"]
+    assert listeners == ["EXTERNAL=0.0.0.0:9092,advertised=127.0.0.1:19093",
+                         "INTERNAL=0.0.0.0:19092,advertised=broker-2:19092"]
+    assert b2.aliases == ["broker-2"] and "--coordinator" in b2.command
+    assert b2.command[b2.command.index("--coordinator") + 1] == "coordinator:9093"
+    assert b2.command[b2.command.index("--data-dir") + 1] == dk.JOURNAL_MOUNT
+
+
+def test_a_host_the_user_chose_is_where_ports_are_published():
+    c = cfg('host = "0.0.0.0"\n')
+    b1 = dk.plan(c)[1]
+    assert b1.ports["9092/tcp"] == ("0.0.0.0", 19092)
+    assert "advertised=127.0.0.1:19092" in " ".join(b1.command)   # clients still get a reachable address
+
+
+def test_volume_names_and_label_selector():
+    c = cfg()
+    assert dk.volume_name(c, "broker-1") == "sandbox-shop-broker-1"
+    assert dk.volume_name(c, "broker-1", "20261126T010203Z") == "sandbox-shop-broker-1-20261126T010203Z"
+    assert f"{dk.LABEL}.sandbox=shop" in dk.selector(c)
+    assert dk.slug("My Project!") == "my-project"
+
+
+def test_failing_step_names_the_step():
+    log = [{"stream": "Step 1/7 : ARG BASE_IMAGE"}, {"stream": "Step 3/7 : RUN python3 -m venv /opt/sandbox"},
+           {"stream": "ERROR boom"}]
+    assert dk.failing_step(log) == "step 3/7 (RUN python3 -m venv /opt/sandbox)"
+    assert dk.failing_step([]) == "an unknown step"
+
+
+def test_engine_not_running_is_one_sentence(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(dk.DockerError) as e:
+        dk.connect(timeout=2)
+    msg = str(e.value)
+    assert "not running" in msg and "start Docker Desktop" in msg and "\n" not in msg
+
+
+def test_docker_not_installed_is_one_sentence(monkeypatch):
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(dk.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(dk.os, "name", "posix")
+    real_exists = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda self: False if str(self) == "/var/run/docker.sock" else real_exists(self))
+    import docker
+
+    monkeypatch.setattr(docker, "from_env", lambda **_kw: (_ for _ in ()).throw(docker.errors.DockerException("no socket")))
+    with pytest.raises(dk.DockerError, match="Docker is not installed.*install Docker Desktop"):
+        dk.connect()
+
+
+def test_cli_says_engine_not_running_without_traceback(tmp_path, monkeypatch):
+    (tmp_path / "sandbox.toml").write_text('[sandbox]\nport = 19092\n')
+    env = {**__import__("os").environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    r = subprocess.run([sys.executable, "-m", "sandbox", "up", "--docker"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "start Docker Desktop" in r.stderr
+    assert r.stderr.count("\n") == 1
+
+
+def test_project_wheel_is_a_complete_wheel(tmp_path):
+    whl = wheelhouse.project_wheel(tmp_path)
+    assert whl.name == f"kafka_sandbox-{wheelhouse.version()}-py3-none-any.whl"
+    with zipfile.ZipFile(whl) as z:
+        names = set(z.namelist())
+        info = f"kafka_sandbox-{wheelhouse.version()}.dist-info"
+        assert {"sandbox/__init__.py", "sandbox/runner/probe.py", "sandbox/runner/Dockerfile",
+                f"{info}/METADATA", f"{info}/RECORD", f"{info}/WHEEL", f"{info}/entry_points.txt"} <= names
+        assert not any("__pycache__" in n for n in names)
+        assert "sandbox = sandbox.cli.app:main" in z.read(f"{info}/entry_points.txt").decode()
+        assert "Requires-Dist: kio" in z.read(f"{info}/METADATA").decode()
+        record = z.read(f"{info}/RECORD").decode().splitlines()
+        assert len(record) == len(names)
+
+
+def test_image_digest_follows_base_image_and_sources():
+    a, b = wheelhouse.source_digest("python:3.11-slim"), wheelhouse.source_digest("debian:bookworm")
+    assert a != b and a == wheelhouse.source_digest("python:3.11-slim")
+    assert dk.image_tag("python:3.11-slim").endswith(a)
+    assert wheelhouse.parse_python_version("Python 3.11.2") == "3.11"
+    assert wheelhouse.runtime_requirements() and not any("pytest" in r for r in wheelhouse.runtime_requirements())
+
+
+def test_compose_dockerfile_is_the_packaged_one():
+    assert (ROOT / "compose" / "Dockerfile").read_text() == wheelhouse.DOCKERFILE.read_text()
+    text = wheelhouse.DOCKERFILE.read_text()
+    assert "ARG BASE_IMAGE=python:3.11-slim" in text and "--no-index" in text and 'ENTRYPOINT ["sandbox"]' in text
+
+
+def test_compose_file_healthchecks_listeners_volumes_and_loopback_ports():
+    doc = yaml.safe_load((ROOT / "compose" / "docker-compose.yml").read_text())
+    svcs = doc["services"]
+    assert {"coordinator", "broker-1", "topics"} <= set(svcs)
+    for name in ("coordinator", "broker-1"):
+        s = svcs[name]
+        assert s["restart"] == "unless-stopped"
+        assert s["healthcheck"]["test"][:4] == ["CMD", "python3", "-m", "sandbox.runner.probe"]
+        for port in s["ports"]:
+            assert port.startswith("127.0.0.1:"), port
+        for vol in s["volumes"]:
+            source = vol.split(":")[0]
+            assert source in doc["volumes"], f"{vol} is not a named volume"
+    cmd = " ".join(svcs["broker-1"]["command"])
+    assert "EXTERNAL=0.0.0.0:9092,advertised=127.0.0.1:" in cmd and "INTERNAL=0.0.0.0:19092,advertised=broker-1:19092" in cmd
+    assert svcs["broker-1"]["depends_on"]["coordinator"]["condition"] == "service_healthy"
+    assert svcs["topics"]["depends_on"]["broker-1"]["condition"] == "service_healthy"
+    assert svcs["topics"]["command"][:2] == ["topics", "apply"]
+    assert "build" in svcs["broker-1"] and svcs["broker-1"]["build"]["args"]["BASE_IMAGE"]

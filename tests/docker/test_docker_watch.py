@@ -1,0 +1,225 @@
+"""DockerWatcher against a fake engine: crash events and restart counts, exit code 4 and crash loops
+quarantine the journal volume and re-create topics once healthy, our own restarts are not crashes,
+a container its policy does not bring back is started, an unhealthy one is restarted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sandbox.runner.docker_watch import DockerWatcher
+from sandbox.runner.policy import RecoveryPolicy
+from sandbox.runner.probe import ProbeResult
+
+
+@dataclass
+class Plan:
+    service: str
+    role: str
+    name: str
+    host_port: int
+
+
+@dataclass
+class State:
+    status: str = "running"
+    health: str | None = "healthy"
+    exit_code: int | None = 0
+    started_at: str | None = "2026-11-26T01:00:00.5Z"
+    volume: str | None = "vol"
+
+
+class FakeEngine:
+    def __init__(self) -> None:
+        self.plans = {"coordinator": Plan("coordinator", "coordinator", "sb-coordinator", 9093),
+                      "broker-1": Plan("broker-1", "broker", "sb-broker-1", 9092)}
+        self.states = {s: State() for s in self.plans}
+        self.queue: list[dict] = []
+        self.calls: list[tuple] = []
+        self.now_ns = 1_000_000_000_000
+        self.log_lines: list[str] = []
+
+    def emit(self, service: str, action: str, exit_code: int | None = None) -> None:
+        self.now_ns += 1_000_000
+        self.queue.append({"service": service, "action": action, "exit_code": exit_code,
+                           "time_ns": self.now_ns, "id": service})
+
+    def inspect(self, service):
+        return self.states.get(service)
+
+    def events(self, since, until):
+        out, self.queue = self.queue, []
+        return out
+
+    def logs(self, service, since=None, tail="all"):
+        return list(self.log_lines)
+
+    def measure(self, service):
+        return {"rss_bytes": 1234, "disk_bytes": 99}
+
+    def start(self, service):
+        self.calls.append(("start", service))
+        self.states[service] = State()
+
+    def restart(self, service):
+        self.calls.append(("restart", service))
+
+    def stop(self, service):
+        self.calls.append(("stop", service))
+        self.states[service].status = "exited"
+
+    def quarantine(self, service, wall):
+        self.calls.append(("quarantine", service))
+        return "vol", "vol-new"
+
+    def prune_quarantines(self, service, keep):
+        return []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make(engine, policy=None, recreated=None, probe_ok=True):
+    clock = Clock()
+
+    def probe(host, port, timeout):
+        return ProbeResult(probe_ok, "api-versions", "ok" if probe_ok else "refused", 1.0 if probe_ok else None)
+
+    def recreate(service):
+        recreated.append(service)
+        return ["orders"]
+
+    w = DockerWatcher(engine, policy or RecoveryPolicy(), clock=clock, wall_clock=lambda: engine.now_ns / 1e9,
+                      probe=probe, recreate_topics=recreate if recreated is not None else None)
+    # the engine's events come after the watcher started
+    engine.now_ns += 2_000_000_000
+    return w, clock
+
+
+def kinds(w, service=None):
+    return [e["kind"] for e in w.events if service is None or e["service"] == service]
+
+
+def test_healthy_containers_are_running_with_figures():
+    eng = FakeEngine()
+    w, _ = make(eng)
+    w.step()
+    snap = w.snapshot()
+    assert [(s["name"], s["state"], s["healthy"], s["pid"], s["container"]) for s in snap["services"]] == [
+        ("coordinator", "running", True, None, "sb-coordinator"), ("broker-1", "running", True, None, "sb-broker-1")]
+    assert snap["services"][1]["rss_bytes"] == 1234 and snap["services"][1]["volume"] == "vol"
+    assert kinds(w) == ["healthy", "healthy"]
+
+
+def test_crash_restarted_by_policy_is_counted_and_reported():
+    eng = FakeEngine()
+    w, clock = make(eng)
+    w.step()
+    eng.log_lines = ["boom"]
+    eng.emit("broker-1", "die", 137)
+    eng.emit("broker-1", "start")
+    w.step()
+    crash = [e for e in w.events if e["kind"] == "crash"][0]
+    assert crash["exit_code"] == 137 and crash["log_tail"] == ["boom"]
+    assert "restart" in kinds(w, "broker-1")
+    assert w.snapshot()["services"][1]["restarts"] == 1
+    assert ("quarantine", "broker-1") not in eng.calls
+
+
+def test_unrepairable_journal_quarantines_the_volume_and_recreates_topics():
+    eng = FakeEngine()
+    recreated: list[str] = []
+    w, clock = make(eng, recreated=recreated)
+    w.step()
+    eng.emit("broker-1", "die", 4)
+    w.step()
+    assert ("quarantine", "broker-1") in eng.calls
+    wipe = [e for e in w.events if e["kind"] == "wipe"][0]
+    assert "vol quarantined (kept)" in wipe["detail"] and wipe["volume"] == "vol-new"
+    # the re-created container turns healthy: the topics come back once
+    eng.states["broker-1"] = State(started_at="2026-11-26T01:00:09Z")
+    w.step()
+    w.step()
+    assert recreated == ["broker-1"]
+    assert kinds(w, "broker-1")[-1] == "topics-recreated"
+
+
+def test_crash_loop_repairs_once_then_quarantines():
+    eng = FakeEngine()
+    w, clock = make(eng, policy=RecoveryPolicy(max_restarts=2, restart_window_s=60))
+    w.step()
+    for _ in range(3):
+        eng.emit("broker-1", "die", 1)
+        clock.t += 1
+        w.step()
+    assert "crash-loop" in kinds(w, "broker-1") and ("quarantine", "broker-1") not in eng.calls
+    eng.emit("broker-1", "die", 1)
+    w.step()
+    assert ("quarantine", "broker-1") in eng.calls
+
+
+def test_usage_errors_are_never_wiped():
+    eng = FakeEngine()
+    w, clock = make(eng, policy=RecoveryPolicy(max_restarts=1, on_corrupt_journal="wipe"))
+    w.step()
+    for _ in range(4):
+        eng.emit("broker-1", "die", 2)
+        w.step()
+    assert ("quarantine", "broker-1") not in eng.calls
+
+
+def test_our_own_restart_is_not_a_crash():
+    eng = FakeEngine()
+    w, _ = make(eng)
+    w.step()
+    w.restart("broker-1")
+    eng.emit("broker-1", "die", 0)
+    eng.now_ns -= 400_000_000          # within the half second after our action
+    eng.emit("broker-1", "start")
+    w.step()
+    assert "crash" not in kinds(w) and ("restart", "broker-1") in eng.calls
+
+
+def test_a_container_its_policy_leaves_exited_is_started():
+    eng = FakeEngine()
+    w, _ = make(eng)
+    w.step()
+    eng.states["broker-1"] = State(status="exited", health=None, exit_code=137)
+    for _ in range(3):
+        w.step()
+    assert ("start", "broker-1") in eng.calls
+    assert any("did not bring it back" in e["detail"] for e in w.events)
+
+
+def test_a_removed_container_is_created_again():
+    eng = FakeEngine()
+    w, _ = make(eng)
+    w.step()
+    del eng.states["broker-1"]
+    w.step()
+    assert ("start", "broker-1") in eng.calls
+
+
+def test_unhealthy_for_too_long_is_restarted_and_named():
+    eng = FakeEngine()
+    w, clock = make(eng, policy=RecoveryPolicy(unhealthy_after_s=5))
+    w.step()
+    eng.states["broker-1"].health = "unhealthy"
+    w.step()
+    clock.t += 6
+    w.step()
+    ev = [e for e in w.events if e["kind"] == "unhealthy"][0]
+    assert ev["probe"] == "docker healthcheck" and ("restart", "broker-1") in eng.calls
+
+
+def test_repair_lines_in_the_container_log_become_events():
+    eng = FakeEngine()
+    eng.log_lines = ['2026 WARNING sandbox.broker: EVENT repair {"bytes": 38, "segment": "t-0/0.log"}']
+    w, _ = make(eng)
+    w.step()
+    rep = [e for e in w.events if e["kind"] == "repair"]
+    assert rep and rep[0]["bytes"] == 38 and "38 bytes" in rep[0]["detail"]
