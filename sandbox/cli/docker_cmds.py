@@ -36,13 +36,18 @@ def _call(fn, *args, **kwargs):
         fail(str(e))
 
 
-def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, wait_ready, apply_declared) -> None:
-    """Build the image if needed, create network, volumes and containers, start the watcher, wait
-    for healthy, create the declared topics, print the bootstrap address."""
+def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, wait_ready, apply_declared, check_ports) -> None:
+    """Build the image if needed, create network, volumes and containers (or adopt the ones that
+    are already there, e.g. brought back by their restart policy after a reboot), start the
+    watcher, wait for healthy, create the declared topics, print the bootstrap address."""
     from sandbox.runner.docker import ensure_image
 
     t0 = time.monotonic()
     eng = _engine(cfg)
+    existing = eng.containers()
+    check_ports(cfg, only_http=bool(existing))  # our own containers hold their ports already
+    if existing:
+        typer.echo(f"adopting {len(existing)} existing container(s) of sandbox {cfg.name}")
     image = _call(ensure_image, eng.client, cfg.docker.base_image, lambda m: typer.echo(m))
     eng.image = image
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
@@ -82,17 +87,21 @@ def logs_docker(cfg: SandboxConfig, service: str, follow: bool, n: int) -> None:
         typer.echo(chunk.decode("utf-8", errors="replace"), nl=False)
 
 
-def wipe_docker(cfg: SandboxConfig) -> None:
-    """`recover --wipe` in docker mode: every service onto a fresh journal volume (the old ones kept)."""
-    eng = _engine(cfg, image=stack._read_runtime(stack.runtime_file(cfg)).get("image"))
-    if not eng.image:
-        from sandbox.runner.docker import ensure_image
+def recover_docker(cfg: SandboxConfig, wipe: bool) -> None:
+    """`recover` in docker mode: restart every container (each repairs its journal at start); with
+    wipe, every service onto a fresh journal volume instead (the old ones kept as quarantines)."""
+    from sandbox.runner.docker import ensure_image
 
-        eng.image = _call(ensure_image, eng.client, cfg.docker.base_image, lambda m: typer.echo(m))
+    eng = _engine(cfg)
+    eng.image = _call(ensure_image, eng.client, cfg.docker.base_image, lambda m: typer.echo(m))
     for service in eng.plans:
-        old, new = _call(eng.quarantine, service, time.time())
-        typer.echo(f"{service}: journal volume {old} quarantined (kept); now on {new}")
-        eng.prune_quarantines(service, cfg.recovery.keep_quarantines)
+        if wipe:
+            old, new = _call(eng.quarantine, service, time.time())
+            typer.echo(f"{service}: journal volume {old} quarantined (kept); now on {new}")
+            eng.prune_quarantines(service, cfg.recovery.keep_quarantines)
+        elif eng.container(service) is not None:
+            _call(eng.restart, service)
+            typer.echo(f"{service}: restarted (its journal is repaired at start)")
 
 
 @app.command()

@@ -185,7 +185,7 @@ def collect(cfg: SandboxConfig, client, tracker: LagTracker) -> dict | None:
 
     if not stack.running_pid(cfg):
         return None
-    st = build_status(name=cfg.name, mode="native", bootstrap=stack.bootstrap(cfg),
+    st = build_status(name=cfg.name, mode=cfg.mode, bootstrap=stack.bootstrap(cfg),
                       state=stack.read_status_file(cfg), client=client,
                       coordinator=(stack.connect_host(cfg), cfg.coordinator_port))
     st["running"] = True

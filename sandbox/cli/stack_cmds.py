@@ -111,16 +111,11 @@ def up(
         cfg = base.with_overrides(**overrides) if overrides else base
     except ConfigError as e:
         fail(str(e))
-    wanted = [(spec.port, spec.name) for spec in stack.service_specs(cfg)] + [(cfg.http_port, "the health endpoint")]
-    for p, who in wanted:
-        owner = port_owner(p)
-        if owner:
-            fail(f"port {p} (for {who}) is taken by {owner}; stop it or choose other ports "
-                 f"in sandbox.toml ([sandbox] port / coordinator_port / http_port) or with --port.")
     if docker:
         from .docker_cmds import up_docker
 
-        return up_docker(cfg, overrides, timeout, _wait_ready, _apply_declared)
+        return up_docker(cfg, overrides, timeout, _wait_ready, _apply_declared, _check_ports)
+    _check_ports(cfg)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
     rt = stack.runtime_file(cfg)
@@ -151,6 +146,15 @@ def up(
     _apply_declared(cfg)
     typer.echo(f"sandbox {cfg.name} is up in {time.monotonic() - t0:.1f} s: {cfg.brokers} broker(s), "
                f"bootstrap {stack.bootstrap(cfg)}")
+
+
+def _check_ports(cfg: SandboxConfig, only_http: bool = False) -> None:
+    wanted = [] if only_http else [(spec.port, spec.name) for spec in stack.service_specs(cfg)]
+    for p, who in wanted + [(cfg.http_port, "the health endpoint")]:
+        owner = port_owner(p)
+        if owner:
+            fail(f"port {p} (for {who}) is taken by {owner}; stop it or choose other ports "
+                 f"in sandbox.toml ([sandbox] port / coordinator_port / http_port) or with --port.")
 
 
 def _apply_declared(cfg: SandboxConfig) -> None:
@@ -321,10 +325,10 @@ def recover(wipe: bool = typer.Option(False, "--wipe", help="Quarantine every jo
     """Repair journals now (stop, restart: each service repairs its journal at start)."""
     cfg = _cfg(config)
     was_running = _stop(cfg)
-    if wipe and cfg.mode == "docker":
-        from .docker_cmds import wipe_docker
+    if cfg.mode == "docker":
+        from .docker_cmds import recover_docker
 
-        wipe_docker(cfg)
+        recover_docker(cfg, wipe)
     elif wipe:
         for spec in stack.service_specs(cfg):
             if spec.data_dir.exists():

@@ -262,6 +262,9 @@ class DockerStack:
 
         p = self.plans[service]
         c = self.container(service)
+        if c is not None and self.image and c.attrs.get("Config", {}).get("Image") != self.image:
+            c.remove(force=True)   # built from an older image: re-created on the same journal volume
+            c = None
         if c is None:
             net = self.network()
             vol = self.active_volume(service)

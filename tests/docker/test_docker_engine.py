@@ -210,6 +210,14 @@ def test_up_docker_two_brokers_serves_host_and_network_clients_heals_and_goes_do
     r = p.cli("restart", "broker-2", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
 
+    # the supervisor dies (or the machine rebooted and the policy brought the containers back):
+    # `up --docker` adopts the running containers instead of tripping over their ports
+    sup_pid = int(json.loads((p.root / ".sandbox" / "supervisor.pid").read_text())["pid"])
+    os.kill(sup_pid, signal.SIGKILL)
+    r = p.cli("up", "--docker", "--brokers", "2", "--timeout", "120", timeout=300)
+    assert r.returncode == 0 and "adopting 3 existing container(s)" in r.stdout, r.stdout + r.stderr
+    assert len(consume_topic(p.bootstrap, "orders", 2000, timeout=60)) == 2000
+
     # down: no container, no network, no process; the journals stay until --purge
     r = p.cli("down", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
