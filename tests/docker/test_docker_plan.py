@@ -150,3 +150,76 @@ def test_compose_file_healthchecks_listeners_volumes_and_loopback_ports():
     assert svcs["topics"]["depends_on"]["broker-1"]["condition"] == "service_healthy"
     assert svcs["topics"]["command"][:2] == ["topics", "apply"]
     assert "build" in svcs["broker-1"] and svcs["broker-1"]["build"]["args"]["BASE_IMAGE"]
+
+
+class _FakeSDK:
+    """Records what DockerStack asks the SDK to create (no engine)."""
+
+    def __init__(self) -> None:
+        import docker
+
+        self.created: list[dict] = []
+        self.volumes_made: list[tuple[str, dict]] = []
+        self.networks_made: list[tuple[str, dict]] = []
+        outer = self
+
+        class Net:
+            def __init__(self, name):
+                self.name = name
+
+        class Ctr:
+            status = "created"
+            attrs: dict = {}
+
+            def start(self):
+                self.status = "running"
+
+        class Containers:
+            def get(self, name):
+                raise docker.errors.NotFound("no such container")
+
+            def create(self, image, command, **kw):
+                outer.created.append({"image": image, "command": command, **kw})
+                return Ctr()
+
+        class Volumes:
+            def list(self, filters=None):
+                return []
+
+            def create(self, name, labels=None):
+                outer.volumes_made.append((name, labels))
+
+        class Networks:
+            def list(self, names=None, filters=None):
+                return [Net(n) for n, _ in outer.networks_made if not names or n in names]
+
+            def create(self, name, driver=None, labels=None):
+                outer.networks_made.append((name, labels))
+                return Net(name)
+
+        class API:
+            @staticmethod
+            def create_endpoint_config(aliases=None):
+                return {"Aliases": aliases}
+
+        self.containers, self.volumes, self.networks, self.api = Containers(), Volumes(), Networks(), API()
+
+
+def test_what_the_sdk_is_asked_to_create():
+    c = cfg()
+    sdk = _FakeSDK()
+    dk.DockerStack(c, client=sdk, image="kafka-sandbox:test").up()
+    assert [n for n, _ in sdk.networks_made] == ["sandbox-shop"]
+    assert sdk.networks_made[0][1][f"{dk.LABEL}.sandbox"] == "shop"
+    assert [n for n, _ in sdk.volumes_made] == ["sandbox-shop-coordinator", "sandbox-shop-broker-1", "sandbox-shop-broker-2"]
+    assert all(lbl[f"{dk.LABEL}.kind"] == "journal" and lbl[f"{dk.LABEL}.generation"] == "0" for _, lbl in sdk.volumes_made)
+    assert [k["name"] for k in sdk.created] == ["sandbox-shop-coordinator", "sandbox-shop-broker-1", "sandbox-shop-broker-2"]
+    b2 = sdk.created[2]
+    assert b2["image"] == "kafka-sandbox:test"
+    assert b2["volumes"] == {"sandbox-shop-broker-2": {"bind": "/var/lib/sandbox", "mode": "rw"}}
+    assert b2["ports"] == {"9092/tcp": ("127.0.0.1", 19093)}
+    assert b2["network"] == "sandbox-shop" and b2["networking_config"] == {"sandbox-shop": {"Aliases": ["broker-2"]}}
+    assert b2["healthcheck"]["test"] == ["CMD", "python3", "-m", "sandbox.runner.probe", "127.0.0.1:9092"]
+    assert b2["restart_policy"] == {"Name": "unless-stopped"}
+    assert b2["labels"][f"{dk.LABEL}.service"] == "broker-2" and b2["labels"][f"{dk.LABEL}.role"] == "broker"
+    assert "EXTERNAL=0.0.0.0:9092,advertised=127.0.0.1:19093" in b2["command"]
