@@ -163,13 +163,18 @@ def produce_phase(bootstrap: str, topic: str, records: int, size: int, acks: str
     return delivered
 
 
-def consume_phase(bootstrap: str, topic: str, records: int, deadline: float, group: bool = True) -> int:
+def consume_phase(bootstrap: str, topic: str, records: int, deadline: float, group: bool = True,
+                  conf: dict | None = None) -> int:
     """Consume `records` records of partition 0; group=False assigns the partition from the
-    beginning instead of joining a group (no rebalance wait in the measurement)."""
+    beginning instead of joining a group (no rebalance wait in the measurement; errors that are
+    not fatal, e.g. about the group coordinator it then never needs, are reported once and skipped).
+    conf: extra consumer settings."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "auto.offset.reset": "earliest",
                   "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
-                  "fetch.max.bytes": 50 * 1024 * 1024, "max.partition.fetch.bytes": 10 * 1024 * 1024})
+                  "fetch.max.bytes": 50 * 1024 * 1024, "max.partition.fetch.bytes": 10 * 1024 * 1024,
+                  **(conf or {})})
     got = 0
+    skipped: set[int] = set()
     try:
         if group:
             c.subscribe([topic])
@@ -179,6 +184,11 @@ def consume_phase(bootstrap: str, topic: str, records: int, deadline: float, gro
             for m in c.consume(num_messages=10_000, timeout=0.5):
                 if m.error():
                     if m.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    if not group and not m.error().fatal():
+                        if m.error().code() not in skipped:
+                            skipped.add(m.error().code())
+                            print(f"consume: skipping a non-fatal client error: {m.error()}", file=sys.stderr)
                         continue
                     raise KafkaException(m.error())
                 got += 1
