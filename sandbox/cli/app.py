@@ -131,6 +131,12 @@ def coordinator_cmd(
 
 
 def main() -> None:
+    # kio registers hypothesis strategies for its types whenever hypothesis is importable (it is,
+    # wherever the test extras are installed): about 10 MB and 0.3 s in every service process that
+    # never uses them. A None entry makes `import hypothesis` fail fast inside this process only.
+    import sys
+
+    sys.modules.setdefault("hypothesis", None)  # type: ignore[arg-type]
     from . import groups_cmds, monitor, stack_cmds  # noqa: F401  (stack_cmds registers on import)
     from . import docker_cmds  # noqa: F401  (registers `sandbox image` on import)
     from . import bench_cmds  # noqa: F401  (registers `sandbox bench` on import)
