@@ -20,6 +20,7 @@ on error or Ctrl-C; every wait is bounded.
 
     python scripts/bench_peers.py [--records 1000000] [--size 100] [--repeat 3] [--install-peers]
                                   [--only ours,tansu,noida-db] [--timeout 600] [--json]
+                                  [--consumer-set queued.min.messages=1000000]
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def make_broker(name: str, tmp: Path, binaries: dict[str, Path]) -> Broker:
 
 # ---- one round on one broker ----------------------------------------------------------------------
 
-def run_one(broker: Broker, records: int, size: int, timeout: float) -> dict:
+def run_one(broker: Broker, records: int, size: int, timeout: float, consumer_conf: dict) -> dict:
     broker.start(timeout=30.0)
     a = AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 10000})
     a.create_topics([NewTopic(TOPIC, num_partitions=1, replication_factor=1)],
@@ -140,7 +141,7 @@ def run_one(broker: Broker, records: int, size: int, timeout: float) -> dict:
     cpu1 = settle(broker)
     t2 = time.perf_counter()
     consumed = consume_phase(broker.bootstrap, TOPIC, produced, time.monotonic() + timeout, group=False,
-                             conf=CONSUMER_CONF)
+                             conf={**CONSUMER_CONF, **consumer_conf})
     t3, cpu2_in = time.perf_counter(), broker.cpu_seconds()
     cpu2 = settle(broker)
     return {"produce_rps": produced / (t1 - t0), "produce_cpu_per_m": (cpu1 - cpu0) / produced * 1e6,
@@ -222,11 +223,17 @@ def main() -> int:
     ap.add_argument("--install-peers", action="store_true", help="pip install the peers' wheels when missing")
     ap.add_argument("--timeout", type=float, default=600.0, help="deadline for each phase, seconds")
     ap.add_argument("--json", action="store_true", help="also print the medians and every round as JSON")
+    ap.add_argument("--consumer-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra librdkafka consumer setting, repeatable (e.g. queued.min.messages=1000000: "
+                         "the default prefetch of 100,000 messages bounds consume records/s on the client side)")
     args = ap.parse_args()
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     bad = [n for n in names if n not in ALL]
     if bad or not names or args.repeat < 1 or args.records < 1:
         ap.error(f"--only takes names out of {','.join(ALL)}; --repeat and --records must be >= 1")
+    if any("=" not in kv for kv in args.consumer_set):
+        ap.error("--consumer-set takes KEY=VALUE")
+    consumer_conf = dict(kv.split("=", 1) for kv in args.consumer_set)
     if os.name != "nt":
         signal.signal(signal.SIGTERM, _sigterm)
 
@@ -246,13 +253,14 @@ def main() -> int:
                     print(f"{n}: unavailable: {e}", flush=True)
         live = [n for n in names if n not in unavailable]
         print(f"{args.records:,} records of {args.size} B, acks=1, linger.ms=5, batch.size=1 MB, one partition; "
-              f"{args.repeat} round(s) of {', '.join(live)}", flush=True)
+              f"{args.repeat} round(s) of {', '.join(live)}"
+              + (f"; consumer settings {consumer_conf}" if consumer_conf else ""), flush=True)
         for rnd in range(1, args.repeat + 1):
             for n in live:
                 tmp = Path(tempfile.mkdtemp(prefix=f"{n}-", dir=scratch))
                 current = make_broker(n, tmp, binaries)
                 try:
-                    r = run_one(current, args.records, args.size, args.timeout)
+                    r = run_one(current, args.records, args.size, args.timeout, consumer_conf)
                     results[n].append(r)
                     print(f"round {rnd} {n:<8} " + "  ".join(f"{title} {fmt.format(r[k])}" for k, title, fmt in METRICS)
                           + f"  (CPU s after the phase, included: produce {r['produce_deferred_cpu_s']:.2f}, "
