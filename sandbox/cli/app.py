@@ -130,6 +130,9 @@ def coordinator_cmd(
     raise typer.Exit(code)
 
 
+SERVICE_COMMANDS = ("broker", "coordinator")  # defined in this module
+
+
 def main() -> None:
     # kio registers hypothesis strategies for its types whenever hypothesis is importable (it is,
     # wherever the test extras are installed): about 10 MB and 0.3 s in every service process that
@@ -137,6 +140,14 @@ def main() -> None:
     import sys
 
     sys.modules.setdefault("hypothesis", None)  # type: ignore[arg-type]
+    if len(sys.argv) > 1 and sys.argv[1] in SERVICE_COMMANDS:
+        app()  # a service process (what the supervisor and containers run): skip the other commands
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "supervise":
+        from . import stack_cmds  # noqa: F401  (the supervisor process needs only its own command)
+
+        app()
+        return
     from . import groups_cmds, monitor, stack_cmds  # noqa: F401  (stack_cmds registers on import)
     from . import docker_cmds  # noqa: F401  (registers `sandbox image` on import)
     from . import bench_cmds  # noqa: F401  (registers `sandbox bench` on import)

@@ -237,7 +237,7 @@ class RemoteCoordinator:
                                            f"{broker_id} with the coordinator at {self.host}:"
                                            f"{self.port} within {timeout:g} s: {e.message}")
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, 0.25)  # started together with the coordinator: join it soon
         while True:  # the first full view of the metadata before serving anything
             try:
                 hw = await self._latest_offset()

@@ -224,7 +224,9 @@ class Supervisor:
         for svc in self._services:  # coordinators come first in this list
             if svc.handle is not None or not svc.wanted or svc.next_start is None or now < svc.next_start:
                 continue
-            if svc.spec.role == "broker" and not self._coordinators_healthy():
+            # a first start overlaps the coordinator's (brokers wait for it themselves); a restart
+            # waits for it, so a broker that died for want of a coordinator does not loop into a wipe
+            if svc.spec.role == "broker" and svc.ever_started and not self._coordinators_healthy():
                 continue
             self._spawn(svc, now)
 
