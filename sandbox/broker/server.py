@@ -28,6 +28,7 @@ from sandbox.protocol import (
     peek_header,
     response_class,
 )
+from sandbox.protocol.fast_metadata import encode_metadata_response
 
 from .config import DEFAULT_LISTENER, BrokerConfig
 from .context import RequestContext
@@ -211,6 +212,8 @@ class BrokerServer:
                 return encode_produce_response(correlation_id, api_version, result)
             if api_key == 1:
                 return join_parts(encode_fetch_response(correlation_id, api_version, result))
+            if api_key == 3:
+                return encode_metadata_response(correlation_id, api_version, result)
             cls = response_class(api_key, api_version)
             return encode_response(correlation_id, build(cls, result))
         except Exception:

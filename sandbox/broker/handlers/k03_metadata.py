@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import uuid
 
+from sandbox.protocol.fast_metadata import encode_metadata_topic
+
 from .common import INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION, broker_list
 
 API_KEY = 3
@@ -36,14 +38,37 @@ def _topic_entry(t) -> dict:
     }
 
 
+# version -> id(topic.partitions) -> (partitions, name, topic id, encoded entry). A topic's partitions
+# tuple is replaced whenever a leader, replica list or partition count changes, so an entry is
+# reused only while the very same tuple is current. Rebuilt on each full listing: no stale entries.
+_ENCODED: dict[int, dict[int, tuple]] = {}
+
+
+def _encoded_topics(version: int, topics) -> list[bytes]:
+    old, new, out = _ENCODED.get(version, {}), {}, []
+    for t in topics:
+        if t.name.startswith("__"):
+            continue
+        key = id(t.partitions)
+        hit = old.get(key)
+        if hit is not None and hit[0] is t.partitions and hit[1] == t.name and hit[2] == t.topic_id:
+            blob = hit[3]
+        else:
+            blob = encode_metadata_topic(version, _topic_entry(t))
+        new[key] = (t.partitions, t.name, t.topic_id, blob)
+        out.append(blob)
+    _ENCODED[version] = new
+    return out
+
+
 async def handle(ctx, request) -> dict:
     state = ctx.state
     coord = state.coordinator
     topics_req = request.topics
     all_topics = topics_req is None or (ctx.api_version == 0 and len(topics_req) == 0)
     out = []
-    if all_topics:
-        out = [_topic_entry(t) for t in coord.topics() if not t.name.startswith("__")]
+    if all_topics:  # encoded here (the fast encoder takes bytes): thousands of partitions add up
+        out = _encoded_topics(ctx.api_version, coord.topics())
     else:
         allow_auto = getattr(request, "allow_auto_topic_creation", True) and state.config.auto_create_topics
         for rt in topics_req:
