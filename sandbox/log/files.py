@@ -98,14 +98,21 @@ def atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
         fsync_dir(path.parent)
 
 
-def clean_leftovers(directory: Path) -> list[Path]:
-    """Remove `*.deleted` and `*.tmp` files left in directory by an interrupted run."""
+def clean_leftovers(directory: Path, names: list[str] | None = None) -> list[Path]:
+    """Remove `*.deleted` and `*.tmp` files left in directory by an interrupted run (`names`: its
+    listing, when the caller has it already)."""
     removed = []
     directory = Path(directory)
-    if not directory.is_dir():
-        return removed
-    for p in directory.iterdir():
-        if p.is_file() and (p.name.endswith(DELETED_SUFFIX) or p.name.endswith(TMP_SUFFIX)):
+    if names is None:
+        try:
+            names = os.listdir(directory)   # names only: a stat per file costs seconds over 10,000 partitions
+        except (FileNotFoundError, NotADirectoryError):
+            return removed
+    for name in names:
+        if not (name.endswith(DELETED_SUFFIX) or name.endswith(TMP_SUFFIX)):
+            continue
+        p = directory / name
+        if p.is_file():
             try:
                 retry(lambda: os.remove(p))
                 removed.append(p)

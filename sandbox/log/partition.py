@@ -3,6 +3,7 @@ roll, flush policy), reads, timestamp lookups, truncation, DeleteRecords and ret
 """
 from __future__ import annotations
 
+import os
 import re
 import struct
 import time
@@ -76,8 +77,9 @@ class PartitionLog:
         self._config = config
         self._clock = clock
         self._on_event = on_event
+        listing = os.listdir(self.directory)   # listed once for segments, leftovers and snapshots
         self._segments: list[Segment] = open_segments(
-            self.directory, config.index_interval_bytes, recovery_point, self._emit)
+            self.directory, config.index_interval_bytes, recovery_point, self._emit, listing)
         if not self._segments:
             self._segments.append(Segment(self.directory, log_start_offset or 0, config.index_interval_bytes))
         self._bases = [s.base_offset for s in self._segments]
@@ -91,7 +93,7 @@ class PartitionLog:
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms()
         self._producers = ProducerState()
-        self._load_producer_state()
+        self._load_producer_state(listing)
 
     # ---------------------------------------------------------------- small helpers
 
@@ -152,17 +154,17 @@ class PartitionLog:
 
     # ---------------------------------------------------------------- producer state
 
-    def _snapshots(self) -> list[tuple[int, Path]]:
+    def _snapshots(self, listing: list[str] | None = None) -> list[tuple[int, Path]]:
         out = []
-        for p in self.directory.iterdir():
-            m = _SNAPSHOT_RE.match(p.name)
+        for name in os.listdir(self.directory) if listing is None else listing:
+            m = _SNAPSHOT_RE.match(name)
             if m:
-                out.append((int(m.group(1)), p))
+                out.append((int(m.group(1)), self.directory / name))
         return sorted(out)
 
-    def _load_producer_state(self) -> None:
+    def _load_producer_state(self, listing: list[str] | None = None) -> None:
         start = self._segments[0].base_offset
-        for off, path in reversed(self._snapshots()):
+        for off, path in reversed(self._snapshots(listing)):
             if off > self.log_end_offset:
                 safe_delete(path)  # describes data that recovery truncated
                 continue
@@ -458,7 +460,11 @@ class PartitionLog:
         """Flush and close every handle. Idempotent."""
         if not self._segments or self._active.closed:
             return
-        self.flush()
+        # an untouched partition has nothing to persist: closing 10,000 idle partitions must not
+        # cost 30,000 fsynced writes
+        snapshot = self.directory / f"{segment_name(self.log_end_offset)}.snapshot"
+        if self.dirty or any(seg.index_dirty for seg in self._segments) or not snapshot.exists():
+            self.flush()
         for seg in self._segments:
             seg.close()
 

@@ -85,8 +85,8 @@ class Segment:
 
     def write_indexes(self) -> None:
         """Persist both indexes (with a final time-index entry for the max timestamp)."""
-        if not self.index_dirty and self.index_path.exists() and self.timeindex_path.exists():
-            return
+        if not self.index_dirty and (self.size == 0 or (self.index_path.exists() and self.timeindex_path.exists())):
+            return  # unchanged (an empty segment's indexes are empty: no files needed)
         self._maybe_time_entry()
         idx = bytearray(8 * len(self.idx_rel))
         for i in range(len(self.idx_rel)):
