@@ -7,6 +7,7 @@ Bad input closes only the offending connection, with one log line saying what an
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 import os
@@ -38,7 +39,6 @@ from .state import BrokerState, emit_event
 
 log = logging.getLogger("sandbox.broker")
 
-READ_CHUNK = 1 << 18
 
 
 class ListenerBindError(OSError):
@@ -51,7 +51,7 @@ class BrokerServer:
         self.state = BrokerState(config)
         self._servers: list[asyncio.base_events.Server] = []  # one per listener
         self._tasks: list[asyncio.Task] = []
-        self._conns: set[asyncio.StreamWriter] = set()
+        self._conns: set[Connection] = set()
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -60,9 +60,9 @@ class BrokerServer:
         listeners = self.config.endpoints()
         for lst in listeners:
             try:
-                server = await asyncio.start_server(
-                    functools.partial(self._serve, listener=lst.name), lst.host, lst.port,
-                    reuse_address=True, limit=READ_CHUNK, start_serving=False,
+                server = await asyncio.get_running_loop().create_server(
+                    functools.partial(Connection, self, lst.name), lst.host, lst.port,
+                    reuse_address=True, start_serving=False,
                 )
             except OSError as e:
                 for server in self._servers:
@@ -135,8 +135,8 @@ class BrokerServer:
     async def stop(self) -> None:
         for server in self._servers:
             server.close()
-        for w in list(self._conns):
-            w.close()
+        for conn in list(self._conns):
+            conn.close()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -150,36 +150,6 @@ class BrokerServer:
         emit_event("stop", {"service": f"broker-{self.config.node_id}"})
 
     # ---- connections -----------------------------------------------------------------------
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                     listener: str = DEFAULT_LISTENER) -> None:
-        peername = writer.get_extra_info("peername")
-        peer = f"{peername[0]}:{peername[1]}" if peername else "?"
-        self._conns.add(writer)
-        max_frame = self.config.max_request_bytes
-        try:
-            while True:
-                # one copy per frame out of the reader's buffer (no re-framing of read chunks)
-                try:
-                    size = frame_size(await reader.readexactly(4), max_frame)
-                except FrameError as e:
-                    log.warning("closing connection from %s: %s", peer, e)
-                    return
-                out = await self._dispatch(await reader.readexactly(size), peer, listener)
-                if out is False:
-                    return
-                if out:
-                    writer.write(memoryview(out))  # a view: the transport slices it without copying
-                    await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("connection from %s failed", peer)
-        finally:
-            self._conns.discard(writer)
-            writer.close()
-
     async def _dispatch(self, frame: bytes, peer: str, listener: str = DEFAULT_LISTENER) -> bytes | None | bool:
         """The encoded reply, None for no reply (acks=0), False to close the connection."""
         try:
@@ -197,7 +167,8 @@ class BrokerServer:
             )
             return False
         try:
-            header, request = decode_produce_request(frame) if api_key == 0 else decode_request(frame)
+            header, request = (decode_produce_request(frame) if api_key == 0
+                               else decode_request(frame if isinstance(frame, bytes) else bytes(frame)))
         except DecodeError as e:
             log.warning("closing connection from %s: bad %s request: %s", peer, handler.name, e)
             return False
@@ -219,6 +190,162 @@ class BrokerServer:
         except Exception:
             log.exception("closing connection from %s: %s v%d failed", peer, handler.name, api_version)
             return False
+
+
+class Connection(asyncio.BufferedProtocol):
+    """One client connection. The transport reads straight into our buffers (no StreamReader
+    copies): small frames are parsed out of a reused 64 KiB buffer, a larger frame is read into a
+    bytearray of its own that the request then owns (Produce stamps offsets into it in place).
+    Requests are answered one at a time, in order, by a task per connection."""
+
+    SMALL = 1 << 16
+    QUEUE_HIGH = 32 << 20   # stop reading while this many request bytes wait to be handled
+    QUEUE_LOW = 8 << 20
+
+    def __init__(self, server: "BrokerServer", listener: str) -> None:
+        self.server, self.listener = server, listener
+        self.max_frame = server.config.max_request_bytes
+        self.buf = bytearray(self.SMALL)
+        self.view = memoryview(self.buf)
+        self.start = self.end = 0            # unparsed bytes are buf[start:end]
+        self.big: bytearray | None = None   # a large frame being filled
+        self.big_view: memoryview | None = None
+        self.big_filled = 0
+        self.frames: collections.deque = collections.deque()   # frames; None = close here
+        self.queued = 0
+        self.reading_paused = False
+        self.closed = False
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self._wakeup: asyncio.Future | None = None
+        self._drained: asyncio.Future | None = None
+        self._writing_paused = False
+        self._task: asyncio.Task | None = None
+
+    # ---- asyncio callbacks
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        peername = transport.get_extra_info("peername")
+        self.peer = f"{peername[0]}:{peername[1]}" if peername else "?"
+        self.server._conns.add(self)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self.big is not None:
+            return self.big_view[self.big_filled:]
+        if self.end == len(self.buf):   # full: move the unparsed tail to the front
+            n = self.end - self.start
+            self.buf[:n] = self.view[self.start:self.end]
+            self.start, self.end = 0, n
+        return self.view[self.end:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.big is not None:
+            self.big_filled += nbytes
+            if self.big_filled == len(self.big):
+                frame, self.big, self.big_view = self.big, None, None
+                self._push(frame)
+            return
+        self.end += nbytes
+        self._parse()
+
+    def eof_received(self) -> bool:
+        self._push(None)
+        return False
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.server._conns.discard(self)
+        self._wake()
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    # ---- framing
+    def _parse(self) -> None:
+        while True:
+            avail = self.end - self.start
+            if avail < 4:
+                break
+            try:
+                size = frame_size(self.view[self.start:self.start + 4], self.max_frame)
+            except FrameError as e:
+                log.warning("closing connection from %s: %s", self.peer, e)
+                self._push(None)
+                self.transport.pause_reading()
+                self.start = self.end = 0
+                return
+            if avail - 4 >= size:
+                body = self.view[self.start + 4:self.start + 4 + size]
+                # Produce gets a buffer it may stamp offsets into; kio's decoder wants read-only bytes
+                self._push(bytearray(body) if size >= 2 and body[0] == 0 and body[1] == 0 else bytes(body))
+                self.start += 4 + size
+                continue
+            if size + 4 > len(self.buf):   # a large frame: read the rest straight into its own buffer
+                have = avail - 4
+                self.big = bytearray(size)
+                self.big[:have] = self.view[self.start + 4:self.end]
+                self.big_view, self.big_filled = memoryview(self.big), have
+                self.start = self.end = 0
+            break
+        if self.start == self.end:
+            self.start = self.end = 0
+
+    def _push(self, frame: bytes | bytearray | None) -> None:
+        self.frames.append(frame)
+        if frame is not None:
+            self.queued += len(frame)
+            if self.queued > self.QUEUE_HIGH and not self.reading_paused and not self.closed:
+                self.reading_paused = True
+                self.transport.pause_reading()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    # ---- requests, in order
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                while not self.frames:
+                    if self.closed:
+                        return
+                    self._wakeup = loop.create_future()
+                    await self._wakeup
+                frame = self.frames.popleft()
+                if frame is None or self.closed:
+                    return
+                self.queued -= len(frame)
+                if self.reading_paused and self.queued < self.QUEUE_LOW:
+                    self.reading_paused = False
+                    self.transport.resume_reading()
+                out = await self.server._dispatch(frame, self.peer, self.listener)
+                if out is False:
+                    return
+                if out and not self.closed:
+                    self.transport.write(memoryview(out))  # a view: the transport slices it without copying
+                    if self._writing_paused:
+                        self._drained = loop.create_future()
+                        await self._drained
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("connection from %s failed", self.peer)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
 
 
 async def run_broker(config: BrokerConfig) -> int:

@@ -193,15 +193,17 @@ class PartitionLog:
     # ---------------------------------------------------------------- append
 
     def append(self, records, *, leader_epoch: int = 0, now_ms: int | None = None,
-               validated: list[BatchHeader] | None = None) -> AppendInfo:
-        """Validate, assign offsets, write with one call, index, roll and apply the flush policy."""
+               validated: list[BatchHeader] | None = None, in_place: bool = False) -> AppendInfo:
+        """Validate, assign offsets, write with one call, index, roll and apply the flush policy.
+        in_place: `records` is a writable buffer the caller gives away, so offsets are stamped into
+        it without a copy (the broker's request buffers)."""
         cfg = self._config
         headers = validated if validated is not None else validate_batches(records, cfg.max_message_bytes)
         dup = self._producers.check(headers)
         if dup is not None:
             return AppendInfo(dup[0], dup[1], -1, self._log_start_offset, True)
         now = self._now_ms() if now_ms is None else now_ms
-        buf = bytearray(records)
+        buf = records if in_place else bytearray(records)
         first = offset = self.log_end_offset
         append_time = now if cfg.log_append_time else -1
         placed: list[tuple[int, BatchHeader]] = []

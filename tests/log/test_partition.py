@@ -300,3 +300,22 @@ def test_delete_removes_directory_with_windows_semantics(tmp_path, windows_files
         log.append(batch(2))
     log.delete()
     assert not d.exists()
+
+
+def test_in_place_append_stamps_the_callers_buffer_and_stores_the_same_bytes(tmp_path):
+    from sandbox.log import LogConfig, PartitionLog
+
+    data = batch(2, tag="a") + batch(1, tag="c")
+    copied = PartitionLog(tmp_path / "copy-0", LogConfig())
+    copied.append(batch(1, tag="x"))
+    copied.append(data)
+    owned = PartitionLog(tmp_path / "owned-0", LogConfig())
+    owned.append(batch(1, tag="x"))
+    buf = bytearray(data)
+    info = owned.append(memoryview(buf), in_place=True)
+    assert info.first_offset == 1 and info.last_offset == 3
+    assert struct.unpack_from(">q", buf, 0)[0] == 1          # stamped where it lay: no copy made
+    assert owned.read(0, 1 << 20) == copied.read(0, 1 << 20)
+    assert offsets(owned.read(0, 1 << 20)) == [0, 1, 2, 3]
+    copied.close()
+    owned.close()

@@ -54,7 +54,10 @@ def _append(ctx, topic: str, index: int, records) -> dict:
         return _error(index, CORRUPT_MESSAGE, "empty records")
     try:
         headers = validate_batches(records, plog.config.max_message_bytes)
-        info = plog.append(records, leader_epoch=state.leaders[(topic, index)][1], validated=headers)
+        # records is a view into this request's own buffer when it is writable: stamp it in place
+        in_place = isinstance(records, memoryview) and not records.readonly
+        info = plog.append(records, leader_epoch=state.leaders[(topic, index)][1], validated=headers,
+                           in_place=in_place)
     except RecordTooLargeError as e:
         return _error(index, MESSAGE_TOO_LARGE, str(e))
     except CorruptRecordError as e:
