@@ -182,7 +182,7 @@ class BrokerServer:
             if api_key == 0:
                 return encode_produce_response(correlation_id, api_version, result)
             if api_key == 1:
-                return join_parts(encode_fetch_response(correlation_id, api_version, result))
+                return fetch_reply(encode_fetch_response(correlation_id, api_version, result))
             if api_key == 3:
                 return encode_metadata_response(correlation_id, api_version, result)
             cls = response_class(api_key, api_version)
@@ -190,6 +190,48 @@ class BrokerServer:
         except Exception:
             log.exception("closing connection from %s: %s v%d failed", peer, handler.name, api_version)
             return False
+
+
+SENDFILE = hasattr(os, "sendfile")   # Linux, macOS: file slices go to the socket without a copy
+SENDFILE_MIN_BYTES = 64 * 1024       # below this, one read into the reply is cheaper
+
+
+class FileReply:
+    """A Fetch reply as buffers and pinned file runs (fd, position, size), sent in order."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list) -> None:
+        self.items = items
+
+    def close(self) -> None:
+        for item in self.items:
+            if isinstance(item, tuple):
+                try:
+                    os.close(item[0])
+                except OSError:
+                    pass
+        self.items = []
+
+
+def fetch_reply(parts: list):
+    """The encoded Fetch parts as one buffer (records read straight into it), or, where the OS has
+    sendfile and enough record bytes are fetched, a FileReply whose file runs are pinned now,
+    before any await lets the log roll or retention delete a segment."""
+    lazy = sum(len(p) for p in parts if hasattr(p, "pin"))
+    if not SENDFILE or lazy < SENDFILE_MIN_BYTES:
+        return join_parts(parts)
+    items: list = []
+    try:
+        for p in parts:
+            if hasattr(p, "pin"):
+                items.extend(p.pin())
+            elif len(p):
+                items.append(p)
+    except OSError:
+        FileReply(items).close()
+        return join_parts(parts)
+    return FileReply(items)
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -331,17 +373,43 @@ class Connection(asyncio.BufferedProtocol):
                 out = await self.server._dispatch(frame, self.peer, self.listener)
                 if out is False:
                     return
-                if out and not self.closed:
+                if isinstance(out, FileReply):
+                    if not await self._send_file_reply(out):
+                        return
+                elif out and not self.closed:
                     self.transport.write(memoryview(out))  # a view: the transport slices it without copying
                     if self._writing_paused:
                         self._drained = loop.create_future()
                         await self._drained
         except asyncio.CancelledError:
             raise
+        except (ConnectionError, BrokenPipeError):
+            pass
         except Exception:
             log.exception("connection from %s failed", self.peer)
         finally:
             self.close()
+
+    async def _send_file_reply(self, reply: FileReply) -> bool:
+        """Buffers through the transport, file runs by sendfile; False (close) on a short run."""
+        loop = asyncio.get_running_loop()
+        try:
+            for item in reply.items:
+                if self.closed:
+                    return False
+                if not isinstance(item, tuple):
+                    self.transport.write(item)
+                    continue
+                fd, pos, n = item
+                with open(fd, "rb", buffering=0, closefd=False) as f:
+                    sent = await loop.sendfile(self.transport, f, pos, n)
+                if sent != n:
+                    log.warning("closing connection from %s: a log segment shrank while it was sent "
+                                "(%d of %d bytes)", self.peer, sent, n)
+                    return False
+            return True
+        finally:
+            reply.close()
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():

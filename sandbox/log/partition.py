@@ -55,6 +55,12 @@ class LogSlices:
             pos += n
         return pos
 
+    def pin(self) -> list[tuple[int, int, int]]:
+        """(fd, position, size) of each run, on duplicated handles of their own: they stay valid
+        when the log rolls, retention deletes the segment or the log is closed (for sendfile).
+        POSIX only; the caller closes them."""
+        return [(seg.dup_fd(), start, n) for seg, start, n in self.slices]
+
     def tobytes(self) -> bytes:
         if not self._size:
             return b""

@@ -152,6 +152,10 @@ class Segment:
             raise OSError(f"short read of {self.log_path.name}: {len(data)} of {n} bytes at {pos}")
         return data
 
+    def dup_fd(self) -> int:
+        """A duplicate of the log file's descriptor (the caller closes it)."""
+        return os.dup(self._f.fileno())
+
     def read_into(self, pos: int, view) -> None:
         """Fill view with the bytes at pos (one read for a regular file); OSError if short."""
         self._f.seek(pos)
