@@ -10,13 +10,12 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from typing import Any, Callable, Protocol
 
 from sandbox.runner.logscan import describe_repair, parse_events
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
 from sandbox.runner.probe import api_versions_round_trip
-from sandbox.runner.service import iso_utc
+from sandbox.runner.service import EventLog, iso_utc
 from sandbox.runner.statefile import write_state
 
 log = logging.getLogger("sandbox.runner")
@@ -76,17 +75,15 @@ class DockerWatcher:
         self._svcs = [_Svc(p.service, p.role, p.host_port, p.name, self.policy) for p in engine.plans.values()]
         self._host = host
         self.state_path = state_path
-        self._on_event = on_event
         self._recreate_topics = recreate_topics
         self._clock, self._wall = clock, wall_clock
         self._probe = probe
-        self._events: deque[dict] = deque(maxlen=MAX_EVENTS)
+        self._events = EventLog(wall_clock, on_event, MAX_EVENTS)
         self._lock = threading.RLock()
         self._started_wall = wall_clock()
         self._since = self._started_wall - 1
         self._seen: dict[tuple, float] = {}
         self._flushed_at = 0.0
-        self._n_events = 0
 
     # ---------------------------------------------------------------- the Supervisor interface
     @property
@@ -337,16 +334,7 @@ class DockerWatcher:
                 "data_dir": None, "log_path": None, **s.figures}
 
     def _emit(self, service: str, kind: str, detail: str, **extra: Any) -> dict:
-        ev = {"time": iso_utc(self._wall()), "service": service, "kind": kind, "detail": detail, **extra}
-        self._events.append(ev)
-        self._n_events += 1
-        log.info("%s %s: %s", service, kind, detail)
-        if self._on_event is not None:
-            try:
-                self._on_event(ev)
-            except Exception:
-                log.exception("on_event callback failed")
-        return ev
+        return self._events.emit(service, kind, detail, **extra)
 
     def _flush(self, force: bool = False) -> None:
         if self.state_path is None:
@@ -362,7 +350,7 @@ class DockerWatcher:
             log.warning("could not write the state file %s: %s", self.state_path, e)
 
     def _key(self) -> str:
-        return json.dumps([(s.state, s.healthy, s.restarts) for s in self._svcs] + [self._n_events])
+        return json.dumps([(s.state, s.healthy, s.restarts) for s in self._svcs] + [self._events.count])
 
     def _dirty(self) -> bool:
         return getattr(self, "_last_key", None) != self._key()

@@ -9,7 +9,6 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -18,7 +17,7 @@ from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy
 from sandbox.runner.probe import ProbeResult, kafka_probe, port_owner
 from sandbox.runner.process import Handle, RealSpawner, ServiceSpec, Spawner, stop_escalating
 from sandbox.runner.quarantine import QuarantineError, has_data, prune, quarantine
-from sandbox.runner.service import ServiceRecord, iso_utc
+from sandbox.runner.service import EventLog, ServiceRecord, iso_utc
 from sandbox.runner.statefile import write_state
 
 __all__ = ["Supervisor", "ServiceSpec", "RecoveryPolicy", "ProbeResult", "RealSpawner", "Spawner", "Handle",
@@ -56,7 +55,6 @@ class Supervisor:
         self._clock = clock
         self._wall = wall_clock
         self._probe = probe
-        self._on_event = on_event
         if quarantine_root is None:
             base = specs[0].data_dir.parent if specs else Path(".sandbox")
             quarantine_root = base / "quarantine"
@@ -65,7 +63,7 @@ class Supervisor:
         self.state_path = Path(state_path) if state_path else None
         self._sleep = sleep
         self._probe_interval = probe_interval_s
-        self._events: deque[dict] = deque(maxlen=MAX_EVENTS)
+        self._events = EventLog(wall_clock, on_event, MAX_EVENTS)
         self._lock = threading.RLock()
         self._started_wall = wall_clock()
         self._last_written_key: str | None = None
@@ -187,16 +185,7 @@ class Supervisor:
         }
 
     def _emit(self, svc: ServiceRecord | None, kind: str, detail: str, **extra: Any) -> dict:
-        event = {"time": iso_utc(self._wall()), "service": svc.name if svc else "supervisor",
-                 "kind": kind, "detail": detail, **extra}
-        self._events.append(event)
-        log.info("%s %s: %s", event["service"], kind, detail)
-        if self._on_event is not None:
-            try:
-                self._on_event(event)
-            except Exception:
-                log.exception("on_event callback failed")
-        return event
+        return self._events.emit(svc.name if svc else "supervisor", kind, detail, **extra)
 
     def _flush(self, force: bool = False) -> None:
         if self.state_path is None:

@@ -3,7 +3,10 @@ and the ISO-8601 UTC timestamps of its status and events."""
 
 from __future__ import annotations
 
+import logging
+from collections import deque
 from datetime import datetime, timezone
+from typing import Any, Callable
 
 from sandbox.runner.policy import RecoveryPolicy, RestartWindow
 from sandbox.runner.process import Handle, ServiceSpec
@@ -45,3 +48,33 @@ class ServiceRecord:
     @property
     def name(self) -> str:
         return self.spec.name
+
+
+class EventLog:
+    """A supervisor's recent events (the oldest dropped past `limit`): each one logged and handed
+    to `on_event`, whose errors never reach the supervisor."""
+
+    def __init__(self, wall_clock: Callable[[], float], on_event: Callable[[dict], None] | None = None,
+                 limit: int = 200) -> None:
+        self._events: deque[dict] = deque(maxlen=limit)
+        self._wall = wall_clock
+        self._on_event = on_event
+        self.count = 0   # every event ever emitted (len() stops at the limit)
+
+    def emit(self, service: str, kind: str, detail: str, **extra: Any) -> dict:
+        event = {"time": iso_utc(self._wall()), "service": service, "kind": kind, "detail": detail, **extra}
+        self._events.append(event)
+        self.count += 1
+        logging.getLogger("sandbox.runner").info("%s %s: %s", service, kind, detail)
+        if self._on_event is not None:
+            try:
+                self._on_event(event)
+            except Exception:
+                logging.getLogger("sandbox.runner").exception("on_event callback failed")
+        return event
+
+    def __iter__(self):
+        return iter(self._events)
+
+    def __len__(self) -> int:
+        return len(self._events)
