@@ -150,8 +150,10 @@ class BrokerServer:
         emit_event("stop", {"service": f"broker-{self.config.node_id}"})
 
     # ---- connections -----------------------------------------------------------------------
-    async def _dispatch(self, frame: bytes, peer: str, listener: str = DEFAULT_LISTENER) -> bytes | None | bool:
-        """The encoded reply, None for no reply (acks=0), False to close the connection."""
+    def _dispatch(self, frame: bytes, peer: str, listener: str = DEFAULT_LISTENER):
+        """The encoded reply, None for no reply (acks=0), False to close the connection; for a
+        handler that must wait (Fetch long-poll, group joins, admin calls), a coroutine giving
+        the same. Synchronous handlers (Produce, Metadata, ...) are answered right away."""
         try:
             api_key, api_version, correlation_id = peek_header(frame)
         except DecodeError as e:
@@ -173,23 +175,36 @@ class BrokerServer:
             log.warning("closing connection from %s: bad %s request: %s", peer, handler.name, e)
             return False
         ctx = RequestContext(self.state, api_key, api_version, correlation_id, header.client_id, peer, listener)
+        if handler.is_async:
+            return self._finish(handler, ctx, request, peer)
         try:
-            result = await handler.handle(ctx, request) if handler.is_async else handler.handle(ctx, request)
-            if result is None:
-                return None
-            # hot paths: hand-rolled encoders; Fetch records (log slices) are read straight into
-            # the reply here, before any await lets the log change
-            if api_key == 0:
-                return encode_produce_response(correlation_id, api_version, result)
-            if api_key == 1:
-                return fetch_reply(encode_fetch_response(correlation_id, api_version, result))
-            if api_key == 3:
-                return encode_metadata_response(correlation_id, api_version, result)
-            cls = response_class(api_key, api_version)
-            return encode_response(correlation_id, build(cls, result))
+            return self._encode(handler.handle(ctx, request), api_key, api_version, correlation_id)
         except Exception:
             log.exception("closing connection from %s: %s v%d failed", peer, handler.name, api_version)
             return False
+
+    async def _finish(self, handler, ctx: RequestContext, request, peer: str):
+        try:
+            return self._encode(await handler.handle(ctx, request), ctx.api_key, ctx.api_version,
+                                ctx.correlation_id)
+        except Exception:
+            log.exception("closing connection from %s: %s v%d failed", peer, handler.name, ctx.api_version)
+            return False
+
+    @staticmethod
+    def _encode(result, api_key: int, api_version: int, correlation_id: int):
+        if result is None:
+            return None
+        # hot paths: hand-rolled encoders; Fetch records (log slices) are read straight into
+        # the reply here, before any await lets the log change
+        if api_key == 0:
+            return encode_produce_response(correlation_id, api_version, result)
+        if api_key == 1:
+            return fetch_reply(encode_fetch_response(correlation_id, api_version, result))
+        if api_key == 3:
+            return encode_metadata_response(correlation_id, api_version, result)
+        cls = response_class(api_key, api_version)
+        return encode_response(correlation_id, build(cls, result))
 
 
 SENDFILE = hasattr(os, "sendfile")   # Linux, macOS: file slices go to the socket without a copy
@@ -234,6 +249,14 @@ def fetch_reply(parts: list):
     return FileReply(items)
 
 
+def _discard(item) -> None:
+    """Release a queued request that will never be answered (the connection is gone)."""
+    if asyncio.iscoroutine(item):
+        item.close()
+    elif isinstance(item, FileReply):
+        item.close()
+
+
 class Connection(asyncio.BufferedProtocol):
     """One client connection. The transport reads straight into our buffers (no StreamReader
     copies): small frames are parsed out of a reused 64 KiB buffer, a larger frame is read into a
@@ -263,6 +286,7 @@ class Connection(asyncio.BufferedProtocol):
         self._drained: asyncio.Future | None = None
         self._writing_paused = False
         self._task: asyncio.Task | None = None
+        self.busy = False        # the task is answering a request (replies must stay in order)
 
     # ---- asyncio callbacks
     def connection_made(self, transport) -> None:
@@ -341,6 +365,20 @@ class Connection(asyncio.BufferedProtocol):
             self.start = self.end = 0
 
     def _push(self, frame: bytes | bytearray | None) -> None:
+        if (frame is not None and not self.busy and not self.frames and not self._writing_paused
+                and not self.closed):
+            # nothing ahead of it: answer now if its handler needs no waiting (one loop pass
+            # instead of waking the connection's task: Produce, Metadata, offsets...)
+            out = self.server._dispatch(frame, self.peer, self.listener)
+            if not asyncio.iscoroutine(out) and not isinstance(out, FileReply):
+                if out is False:
+                    self._push(None)
+                elif out:
+                    self.transport.write(memoryview(out))
+                return
+            self.frames.append(out)   # a reply still to finish, in order
+            self._wake()
+            return
         self.frames.append(frame)
         if frame is not None:
             self.queued += len(frame)
@@ -365,12 +403,19 @@ class Connection(asyncio.BufferedProtocol):
                     await self._wakeup
                 frame = self.frames.popleft()
                 if frame is None or self.closed:
+                    _discard(frame)
                     return
-                self.queued -= len(frame)
-                if self.reading_paused and self.queued < self.QUEUE_LOW:
-                    self.reading_paused = False
-                    self.transport.resume_reading()
-                out = await self.server._dispatch(frame, self.peer, self.listener)
+                self.busy = True
+                if isinstance(frame, (bytes, bytearray)):
+                    self.queued -= len(frame)
+                    if self.reading_paused and self.queued < self.QUEUE_LOW:
+                        self.reading_paused = False
+                        self.transport.resume_reading()
+                    out = self.server._dispatch(frame, self.peer, self.listener)
+                else:
+                    out = frame      # started inline by _push: a coroutine or a FileReply
+                if asyncio.iscoroutine(out):
+                    out = await out
                 if out is False:
                     return
                 if isinstance(out, FileReply):
@@ -381,6 +426,7 @@ class Connection(asyncio.BufferedProtocol):
                     if self._writing_paused:
                         self._drained = loop.create_future()
                         await self._drained
+                self.busy = False
         except asyncio.CancelledError:
             raise
         except (ConnectionError, BrokenPipeError):
@@ -388,6 +434,8 @@ class Connection(asyncio.BufferedProtocol):
         except Exception:
             log.exception("connection from %s failed", self.peer)
         finally:
+            while self.frames:
+                _discard(self.frames.popleft())
             self.close()
 
     async def _send_file_reply(self, reply: FileReply) -> bool:
