@@ -205,6 +205,16 @@ def test_up_docker_two_brokers_serves_host_and_network_clients_heals_and_goes_do
     for s in st["services"]:
         assert s["pid"] is None and s["container"] == f"sandbox-{p.name}-{s['name']}"
         assert s["rss_bytes"] and s["disk_bytes"] is not None and s["journal_writable"] is True
+    r = p.cli("monitor", "--once")
+    assert r.returncode == 0 and "broker-2" in r.stdout and "orders" in r.stdout, r.stdout + r.stderr
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{p.http_port}/metrics", timeout=10) as resp:
+        families = {f.name: f for f in text_string_to_metric_families(resp.read().decode())}
+    ups = {s.labels.get("service"): s.value for s in families["sandbox_service_up"].samples}
+    assert ups == {"coordinator": 1.0, "broker-1": 1.0, "broker-2": 1.0}, ups
     r = p.cli("logs", "broker-1", "-n", "200")
     assert r.returncode == 0 and "serving on EXTERNAL" in r.stdout, r.stdout + r.stderr
     r = p.cli("restart", "broker-2", timeout=120)
@@ -236,7 +246,11 @@ def test_corrupt_coordinator_journal_is_quarantined_into_a_kept_volume(project, 
     produce_all(producer(p.bootstrap, acks="all"), "orders", [(None, b"x%d" % i) for i in range(300)], timeout=60)
     r = p.cli("topics", "create", "made-at-runtime", "-p", "3", timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    time.sleep(4)  # the supervisor's topic catalog refreshes every 3 s
+    catalog = p.root / ".sandbox" / "topics.json"   # the supervisor's catalog, refreshed every 3 s
+    deadline = time.monotonic() + 60
+    while "made-at-runtime" not in (catalog.read_text() if catalog.exists() else ""):
+        assert time.monotonic() < deadline, "the topic catalog never listed made-at-runtime"
+        time.sleep(0.5)
 
     coord = p.container("coordinator")
     coord.exec_run(["sh", "-c", "echo 'not json{' > /var/lib/sandbox/snapshot.json"])

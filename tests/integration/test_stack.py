@@ -588,6 +588,21 @@ def test_crash_with_damaged_rolled_segment_quarantines_instead_of_truncating(pro
     first = segs[0]
     damage = b"\xa5" * 64
     pid = proj.service_pid("broker-1")
+    # the broker promises its recovery checkpoint within about a second of a roll: wait for it to
+    # cover the first segment (a fast producer can finish before the first checkpoint is written)
+    second_base = int(segs[1].stem)
+
+    def checkpointed() -> bool:
+        try:
+            lines = (proj.data_dir / "broker-1" / "recovery-point-offset-checkpoint").read_text().splitlines()
+        except OSError:
+            return False
+        return any(ln.split()[:2] == ["journal", "0"] and int(ln.split()[2]) >= second_base for ln in lines[2:])
+
+    deadline = time.monotonic() + 10
+    while not checkpointed():
+        assert time.monotonic() < deadline, "no recovery checkpoint covering the rolled segment within 10 s"
+        time.sleep(0.1)
 
     def corrupt():
         with open(first, "r+b") as f:
