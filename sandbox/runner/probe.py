@@ -88,6 +88,8 @@ def _port_bindable(port: int) -> bool:
 def port_owner(port: int) -> str | None:
     """'name (pid N)' of the process listening on 127.0.0.1:port, 'another program' if it cannot be
     named (access denied), or None when nothing listens there."""
+    if _port_bindable(port):   # the common case, and cheap: listing every socket costs ~0.15 s
+        return None
     found, pid = False, None
     try:
         found, pid = _listening_pid(psutil.net_connections(kind="inet"), port)
