@@ -46,9 +46,10 @@ class BenchError(Exception):
 # ---- brokers' CPU --------------------------------------------------------------------------------
 
 def broker_pids(st: dict | None) -> dict[str, int]:
-    """{service name: pid} of the brokers in the supervisor's state file."""
-    return {s["name"]: s["pid"] for s in (st or {}).get("services", [])
-            if s.get("role") == "broker" and s.get("pid")}
+    """{service name: pid} of the brokers in the supervisor's state file (in docker mode, the
+    container's main process as this machine sees it, when the engine runs on this kernel)."""
+    return {s["name"]: s.get("pid") or s.get("host_pid") for s in (st or {}).get("services", [])
+            if s.get("role") == "broker" and (s.get("pid") or s.get("host_pid"))}
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float | None]:

@@ -98,7 +98,7 @@ def service_entries(state: dict) -> list[dict[str, Any]]:
             "journal_problem": problem,
         }
         if s.get("container"):
-            entry["container"], entry["volume"] = s["container"], s.get("volume")
+            entry["container"], entry["volume"], entry["host_pid"] = s["container"], s.get("volume"), s.get("host_pid")
         out.append(entry)
     return out
 

@@ -12,6 +12,8 @@ import threading
 import time
 from typing import Any, Callable, Protocol
 
+import psutil
+
 from sandbox.runner.logscan import describe_repair, parse_events
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
 from sandbox.runner.probe import api_versions_round_trip
@@ -61,6 +63,7 @@ class _Svc:
         self.recreate_pending = self.recreate_failed_reported = False
         self.scanned_start: str | None = None
         self.figures: dict[str, Any] = {}
+        self.host_pid: int | None = None   # the container's main process, on a Linux engine's kernel
         self.measured_at = 0.0
 
 
@@ -240,6 +243,7 @@ class DockerWatcher:
                 self._emit(svc.name, "restart", f"container {svc.container} was removed; created it again")
             return
         svc.volume = st.volume
+        svc.host_pid = st.pid if st.status == "running" else None
         if st.started_at and svc.started_wall is None:   # adopted: started before the watcher
             svc.ever_started, svc.started_wall = True, _parse_docker_time(st.started_at)
         running = st.status == "running"
@@ -326,6 +330,7 @@ class DockerWatcher:
         up = s.state in ("running", "starting") and s.started_wall is not None
         return {"name": s.name, "role": s.role, "state": s.state, "healthy": s.healthy, "pid": None,
                 "container": s.container, "volume": s.volume, "port": s.port,
+                "host_pid": s.host_pid if s.host_pid and psutil.pid_exists(s.host_pid) else None,
                 "started_at": iso_utc(s.started_wall) if up else None,
                 "started_wall": s.started_wall,
                 "uptime_s": round(wall - s.started_wall, 3) if up else None,

@@ -204,6 +204,7 @@ def test_up_docker_two_brokers_serves_host_and_network_clients_heals_and_goes_do
     assert code == 0 and st["mode"] == "docker"
     for s in st["services"]:
         assert s["pid"] is None and s["container"] == f"sandbox-{p.name}-{s['name']}"
+        assert s["host_pid"], s   # a Linux engine: the container's process, for `sandbox bench`
         assert s["rss_bytes"] and s["disk_bytes"] is not None and s["journal_writable"] is True
     r = p.cli("monitor", "--once")
     assert r.returncode == 0 and "broker-2" in r.stdout and "orders" in r.stdout, r.stdout + r.stderr

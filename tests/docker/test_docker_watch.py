@@ -26,6 +26,7 @@ class State:
     exit_code: int | None = 0
     started_at: str | None = "2026-11-26T01:00:00.5Z"
     volume: str | None = "vol"
+    pid: int | None = None
 
 
 class FakeEngine:
