@@ -177,8 +177,13 @@ def test_up_docker_two_brokers_serves_host_and_network_clients_heals_and_goes_do
               "c = KafkaClient('broker-1:19092,broker-2:19092', timeout=10)\n"
               "md, _ = c.metadata()\n"
               "print(sorted((b.host, b.port) for b in md.brokers), sum(c.end_offsets('orders').values()))\n")
-    out = engine.containers.run(image, ["-c", script], entrypoint=["python3"], network=f"sandbox-{p.name}",
-                                remove=True).decode()
+    client_ctr = engine.containers.run(image, ["-c", script], entrypoint=["python3"],
+                                       network=f"sandbox-{p.name}", detach=True)
+    try:
+        client_ctr.wait(timeout=60)
+        out = client_ctr.logs().decode()
+    finally:
+        client_ctr.remove(v=True, force=True)   # v: also the image's anonymous /var/lib/sandbox volume
     assert "[('broker-1', 19092), ('broker-2', 19092)] 2000" in out, out
 
     # a crash: the broker's process killed inside its container; its policy restarts it, data kept
