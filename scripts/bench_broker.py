@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from pathlib import Path
 import psutil
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from sandbox.runner.probe import api_versions_round_trip
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,20 +39,7 @@ def free_port() -> int:
 
 
 def api_versions_ok(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            body = struct.pack(">hhih", 18, 0, 1, 5) + b"bench"
-            s.sendall(struct.pack(">i", len(body)) + body)
-            buf = b""
-            while len(buf) < 10:
-                chunk = s.recv(64)
-                if not chunk:
-                    return False
-                buf += chunk
-            corr, err = struct.unpack_from(">ih", buf, 4)
-            return corr == 1 and err == 0
-    except OSError:
-        return False
+    return api_versions_round_trip("127.0.0.1", port, 0.5).ok
 
 
 class Broker:

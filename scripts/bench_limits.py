@@ -32,7 +32,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_broker import Broker, api_versions_ok  # noqa: E402
+from bench_broker import Broker  # noqa: E402
 
 from sandbox.client import KafkaClient  # noqa: E402
 

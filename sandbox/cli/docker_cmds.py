@@ -44,7 +44,7 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, wait_ready, a
 
     t0 = time.monotonic()
     eng = _engine(cfg)
-    existing = eng.containers()
+    existing = _call(eng.containers)
     check_ports(cfg, only_http=bool(existing))  # our own containers hold their ports already
     if existing:
         typer.echo(f"adopting {len(existing)} existing container(s) of sandbox {cfg.name}")
@@ -63,7 +63,7 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, wait_ready, a
     apply_declared(cfg)
     typer.echo(f"sandbox {cfg.name} is up in Docker in {time.monotonic() - t0:.1f} s: {cfg.brokers} broker "
                f"container(s), image {image}, bootstrap {stack.bootstrap(cfg)} (containers on the "
-               f"{eng.network().name} network use broker-1:19092)")
+               f"{_call(eng.network).name} network use broker-1:19092)")
 
 
 def down_docker(cfg: SandboxConfig, purge: bool) -> None:
@@ -77,13 +77,13 @@ def logs_docker(cfg: SandboxConfig, service: str, follow: bool, n: int) -> None:
     eng = _engine(cfg)
     if service not in eng.plans:
         fail(f"no service {service!r}; services are {', '.join(eng.plans)} and supervisor")
-    if eng.container(service) is None:
+    if _call(eng.container, service) is None:
         fail(f"container of {service} does not exist; start the sandbox with `sandbox up --docker`")
     if not follow:
-        for line in eng.logs(service, tail=n):
+        for line in _call(eng.logs, service, tail=n):
             typer.echo(line)
         return
-    for chunk in eng.follow_logs(service, n):
+    for chunk in _call(eng.follow_logs, service, n):
         typer.echo(chunk.decode("utf-8", errors="replace"), nl=False)
 
 
@@ -93,13 +93,14 @@ def recover_docker(cfg: SandboxConfig, wipe: bool) -> None:
     from sandbox.runner.docker import ensure_image
 
     eng = _engine(cfg)
-    eng.image = _call(ensure_image, eng.client, cfg.docker.base_image, lambda m: typer.echo(m))
+    if wipe:   # re-created containers need the current image; a restart keeps theirs
+        eng.image = _call(ensure_image, eng.client, cfg.docker.base_image, lambda m: typer.echo(m))
     for service in eng.plans:
         if wipe:
             old, new = _call(eng.quarantine, service, time.time())
             typer.echo(f"{service}: journal volume {old} quarantined (kept); now on {new}")
-            eng.prune_quarantines(service, cfg.recovery.keep_quarantines)
-        elif eng.container(service) is not None:
+            _call(eng.prune_quarantines, service, cfg.recovery.keep_quarantines)
+        elif _call(eng.container, service) is not None:
             _call(eng.restart, service)
             typer.echo(f"{service}: restarted (its journal is repaired at start)")
 

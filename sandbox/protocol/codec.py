@@ -58,11 +58,12 @@ def _writer(cls: type):
     return entity_writer(cls)
 
 
-def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+def read_uvarint(buf, pos: int) -> tuple[int, int]:
+    """An unsigned varint at pos: (value, position after it). DecodeError if truncated or too long."""
     shift = result = 0
     while True:
         if pos >= len(buf):
-            raise DecodeError("truncated varint in request header")
+            raise DecodeError("truncated varint")
         b = buf[pos]
         pos += 1
         result |= (b & 0x7F) << shift
@@ -70,7 +71,19 @@ def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
             return result, pos
         shift += 7
         if shift > 35:
-            raise DecodeError("varint too long in request header")
+            raise DecodeError("varint too long")
+
+
+def skip_tags(buf, pos: int) -> int:
+    """The position after a tagged-fields section (flexible versions). DecodeError past the end."""
+    count, pos = read_uvarint(buf, pos)
+    for _ in range(count):
+        _tag, pos = read_uvarint(buf, pos)
+        size, pos = read_uvarint(buf, pos)
+        pos += size
+    if pos > len(buf):
+        raise DecodeError("tagged fields run past the end of the frame")
+    return pos
 
 
 def decode_request(frame: bytes) -> tuple[RequestHeader, Any]:
@@ -93,13 +106,7 @@ def decode_request(frame: bytes) -> tuple[RequestHeader, Any]:
             client_id = frame[pos : pos + n].decode("utf-8", "replace")
             pos += n
         if cls.__flexible__:
-            count, pos = _read_uvarint(frame, pos)
-            for _ in range(count):
-                _tag, pos = _read_uvarint(frame, pos)
-                size, pos = _read_uvarint(frame, pos)
-                pos += size
-            if pos > len(frame):
-                raise DecodeError("tagged fields run past the end of the frame")
+            pos = skip_tags(frame, pos)
         body, _used = _reader(cls)(frame, pos)
     except DecodeError:
         raise
@@ -146,10 +153,6 @@ def decode_response(frame: bytes, api_key: int, api_version: int) -> tuple[int, 
     (correlation_id,) = _I32.unpack_from(frame, 0)
     pos = 4
     if cls.__flexible__ and api_key != API_VERSIONS_KEY:
-        count, pos = _read_uvarint(frame, pos)
-        for _ in range(count):
-            _tag, pos = _read_uvarint(frame, pos)
-            size, pos = _read_uvarint(frame, pos)
-            pos += size
+        pos = skip_tags(frame, pos)
     body, _ = _reader(cls)(frame, pos)
     return correlation_id, body

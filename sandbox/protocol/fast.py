@@ -9,7 +9,7 @@ import datetime
 import struct
 from typing import Any, NamedTuple
 
-from .codec import DecodeError, RequestHeader
+from .codec import DecodeError, RequestHeader, read_uvarint, skip_tags
 
 PRODUCE_REQUEST_VERSIONS = (3, 11)
 PRODUCE_RESPONSE_VERSIONS = (3, 11)
@@ -50,33 +50,9 @@ class ProduceRequest(NamedTuple):
     topic_data: tuple[TopicProduceData, ...]
 
 
-def _uvarint(buf, pos: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 35:
-            raise DecodeError("varint too long")
-
-
-def _skip_tags(buf, pos: int) -> int:
-    count, pos = _uvarint(buf, pos)
-    for _ in range(count):
-        _tag, pos = _uvarint(buf, pos)
-        size, pos = _uvarint(buf, pos)
-        pos += size
-    if pos > len(buf):
-        raise DecodeError("tagged fields run past the end of the frame")
-    return pos
-
-
 def _string(buf, pos: int, flexible: bool, nullable: bool) -> tuple[str | None, int]:
     if flexible:
-        n, pos = _uvarint(buf, pos)
+        n, pos = read_uvarint(buf, pos)
         n -= 1
     else:
         (n,) = _I16.unpack_from(buf, pos)
@@ -93,7 +69,7 @@ def _string(buf, pos: int, flexible: bool, nullable: bool) -> tuple[str | None, 
 
 def _array_len(buf, pos: int, flexible: bool) -> tuple[int, int]:
     if flexible:
-        n, pos = _uvarint(buf, pos)
+        n, pos = read_uvarint(buf, pos)
         n -= 1
     else:
         (n,) = _I32.unpack_from(buf, pos)
@@ -122,7 +98,7 @@ def decode_produce_request(frame) -> tuple[RequestHeader, ProduceRequest]:
             client_id = str(frame[pos:pos + n], "utf-8", "replace")
             pos += n
         if flexible:
-            pos = _skip_tags(frame, pos)
+            pos = skip_tags(frame, pos)
         view = memoryview(frame)
         transactional_id, pos = _string(frame, pos, flexible, True)
         acks, timeout_ms = struct.unpack_from(">hi", frame, pos)
@@ -137,7 +113,7 @@ def decode_produce_request(frame) -> tuple[RequestHeader, ProduceRequest]:
                 (index,) = _I32.unpack_from(frame, pos)
                 pos += 4
                 if flexible:
-                    size, pos = _uvarint(frame, pos)
+                    size, pos = read_uvarint(frame, pos)
                     size -= 1
                 else:
                     (size,) = _I32.unpack_from(frame, pos)
@@ -152,13 +128,13 @@ def decode_produce_request(frame) -> tuple[RequestHeader, ProduceRequest]:
                     records = view[pos:pos + size]
                     pos += size
                 if flexible:
-                    pos = _skip_tags(frame, pos)
+                    pos = skip_tags(frame, pos)
                 parts.append(PartitionProduceData(index, records))
             if flexible:
-                pos = _skip_tags(frame, pos)
+                pos = skip_tags(frame, pos)
             topics.append(TopicProduceData(name, tuple(parts)))
         if flexible:
-            pos = _skip_tags(frame, pos)
+            pos = skip_tags(frame, pos)
     except DecodeError:
         raise
     except Exception as e:  # struct.error, IndexError, UnicodeDecodeError: all mean garbage

@@ -4,6 +4,7 @@ containers: what to create (a pure plan), creating it, watching it, quarantining
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -221,6 +222,24 @@ class ContainerState:
     volume: str | None
 
 
+def _engine_errors(what: str):
+    """Whatever the engine refuses while doing `what` becomes a DockerError sentence (a CLI prints
+    it; the watcher logs it and tries again), never a traceback."""
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            from docker.errors import DockerException
+
+            try:
+                return method(self, *args, **kwargs)
+            except DockerException as e:
+                why = getattr(e, "explanation", None) or str(e)
+                raise DockerError(f"the Docker engine failed to {what} ({why}); see `docker ps -a` "
+                                  f"and `sandbox logs`") from None
+        return wrapper
+    return decorate
+
+
 class DockerStack:
     """One sandbox's containers, network and volumes on an engine."""
 
@@ -232,6 +251,7 @@ class DockerStack:
         self._procs: dict[int, psutil.Process] = {}
 
     # ---- creation
+    @_engine_errors("create the network")
     def network(self):
         name = prefix(self.cfg)
         found = self.client.networks.list(names=[name])
@@ -239,6 +259,7 @@ class DockerStack:
             return found[0]
         return self.client.networks.create(name, driver="bridge", labels=labels(self.cfg, kind="network"))
 
+    @_engine_errors("list the journal volumes")
     def volumes(self, service: str) -> list:
         """This service's journal volumes, newest generation last."""
         vols = self.client.volumes.list(filters={"label": selector(self.cfg, service=service, kind="journal")})
@@ -256,6 +277,7 @@ class DockerStack:
                                                        generation=generation))
         return name
 
+    @_engine_errors("create a container")
     def create(self, service: str, start: bool = True):
         """The service's container (created if missing), started."""
         from docker.errors import APIError
@@ -297,15 +319,18 @@ class DockerStack:
             self.create(service)
 
     # ---- inspection
+    @_engine_errors("inspect a container")
     def container(self, service: str):
         try:
             return self.client.containers.get(self.plans[service].name)
         except _not_found():
             return None
 
+    @_engine_errors("list the containers")
     def containers(self) -> list:
         return self.client.containers.list(all=True, filters={"label": selector(self.cfg)})
 
+    @_engine_errors("inspect a container")
     def inspect(self, service: str) -> ContainerState | None:
         c = self.container(service)
         if c is None:
@@ -317,6 +342,7 @@ class DockerStack:
                               st.get("ExitCode"), int(c.attrs.get("RestartCount", 0)),
                               st.get("StartedAt"), st.get("Pid") or None, mounts[0] if mounts else None)
 
+    @_engine_errors("list container events")
     def events(self, since: float, until: float) -> list[dict]:
         """die/start/health events of this sandbox's containers between two wall times."""
         evs = self.client.events(since=int(since), until=int(until) + 1, decode=True,
@@ -329,6 +355,7 @@ class DockerStack:
                         "time_ns": int(ev.get("timeNano", 0)), "id": ev.get("id")})
         return out
 
+    @_engine_errors("read a container's log")
     def logs(self, service: str, since: float | None = None, tail: int | str = "all") -> list[str]:
         c = self.container(service)
         if c is None:
@@ -338,6 +365,7 @@ class DockerStack:
             kw["since"] = int(since)
         return c.logs(**kw).decode("utf-8", errors="replace").splitlines()
 
+    @_engine_errors("follow a container's log")
     def follow_logs(self, service: str, tail: int):
         c = self.container(service)
         if c is None:
@@ -390,6 +418,7 @@ class DockerStack:
     def start(self, service: str) -> None:
         self.create(service)
 
+    @_engine_errors("restart a container")
     def restart(self, service: str, timeout: int = 10) -> None:
         c = self.container(service)
         if c is None:
@@ -397,11 +426,13 @@ class DockerStack:
         else:
             c.restart(timeout=timeout)
 
+    @_engine_errors("stop a container")
     def stop(self, service: str, timeout: int = 10) -> None:
         c = self.container(service)
         if c is not None:
             c.stop(timeout=timeout)
 
+    @_engine_errors("move a journal to a fresh volume")
     def quarantine(self, service: str, wall: float) -> tuple[str | None, str]:
         """Move the service onto a fresh journal volume; the old one is kept, untouched, as a
         quarantine. Returns (old volume, new volume)."""
@@ -414,6 +445,7 @@ class DockerStack:
         self.create(service)
         return old, new
 
+    @_engine_errors("delete old quarantined volumes")
     def prune_quarantines(self, service: str, keep: int) -> list[str]:
         """Delete the oldest quarantined volumes beyond `keep` (the active one is never touched)."""
         old = self.volumes(service)[:-1]
@@ -425,6 +457,7 @@ class DockerStack:
                 pass
         return [v.name for v in doomed]
 
+    @_engine_errors("remove the sandbox")
     def down(self, purge: bool = False, timeout: int = 10) -> list[str]:
         """Remove the containers (brokers first) and the network; the volumes too with purge."""
         removed = []
@@ -445,6 +478,7 @@ class DockerStack:
                 removed.append(v.name)
         return removed
 
+    @_engine_errors("report the containers' health")
     def wait_healthy(self, timeout: float) -> dict[str, ContainerState]:
         deadline = time.monotonic() + timeout
         states: dict[str, ContainerState] = {}

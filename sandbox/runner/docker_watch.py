@@ -17,7 +17,7 @@ import psutil
 from sandbox.runner.logscan import describe_repair, parse_events
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
 from sandbox.runner.probe import api_versions_round_trip
-from sandbox.runner.service import EventLog, iso_utc
+from sandbox.runner.service import EventLog, recreate_topics, iso_utc
 from sandbox.runner.statefile import write_state
 
 log = logging.getLogger("sandbox.runner")
@@ -87,6 +87,7 @@ class DockerWatcher:
         self._since = self._started_wall - 1
         self._seen: dict[tuple, float] = {}
         self._flushed_at = 0.0
+        self._last_key: str | None = None   # what the state file last said (states, health, events)
 
     # ---------------------------------------------------------------- the Supervisor interface
     @property
@@ -305,19 +306,7 @@ class DockerWatcher:
                 log.info("could not measure %s: %s", svc.name, e)
 
     def _recreate(self, svc: _Svc) -> None:
-        if self._recreate_topics is None:
-            svc.recreate_pending = False
-            return
-        try:
-            topics = list(self._recreate_topics(svc.name))
-        except Exception as e:
-            if not svc.recreate_failed_reported:
-                svc.recreate_failed_reported = True
-                self._emit(svc.name, "topics-recreated", f"failed, will retry: {e}", topics=[], ok=False)
-            return
-        svc.recreate_pending = False
-        self._emit(svc.name, "topics-recreated", ", ".join(topics) if topics else "no topics to re-create",
-                   topics=topics, ok=True)
+        recreate_topics(self._events, svc, self._recreate_topics)
 
     # ---------------------------------------------------------------- helpers
     def _get(self, name: str) -> _Svc:
@@ -358,7 +347,7 @@ class DockerWatcher:
         return json.dumps([(s.state, s.healthy, s.restarts) for s in self._svcs] + [self._events.count])
 
     def _dirty(self) -> bool:
-        return getattr(self, "_last_key", None) != self._key()
+        return self._last_key != self._key()
 
 
 def _parse_docker_time(text: str) -> float | None:

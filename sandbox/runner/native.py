@@ -17,7 +17,7 @@ from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy
 from sandbox.runner.probe import ProbeResult, kafka_probe, port_owner
 from sandbox.runner.process import Handle, RealSpawner, ServiceSpec, Spawner, stop_escalating
 from sandbox.runner.quarantine import QuarantineError, has_data, prune, quarantine
-from sandbox.runner.service import EventLog, ServiceRecord, iso_utc
+from sandbox.runner.service import EventLog, recreate_topics, ServiceRecord, iso_utc
 from sandbox.runner.statefile import write_state
 
 __all__ = ["Supervisor", "ServiceSpec", "RecoveryPolicy", "ProbeResult", "RealSpawner", "Spawner", "Handle",
@@ -371,19 +371,7 @@ class Supervisor:
         return True
 
     def _recreate(self, svc: ServiceRecord) -> None:
-        if self._recreate_topics is None:
-            svc.recreate_pending = False
-            return
-        try:
-            topics = list(self._recreate_topics(svc.name))
-        except Exception as e:
-            if not svc.recreate_failed_reported:
-                svc.recreate_failed_reported = True
-                self._emit(svc, "topics-recreated", f"failed, will retry: {e}", topics=[], ok=False)
-            return
-        svc.recreate_pending = False
-        self._emit(svc, "topics-recreated", ", ".join(topics) if topics else "no topics to re-create",
-                   topics=topics, ok=True)
+        recreate_topics(self._events, svc, self._recreate_topics)
 
     def _stop_group(self, svcs: list[ServiceRecord], grace: float, reason: str = "stop") -> dict[str, int | None]:
         """Stop file, wait grace/2, terminate, wait grace/2, kill. Returns exit codes by name."""

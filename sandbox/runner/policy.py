@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-ON_CRASH = ("restart", "off")
-ON_CORRUPT_JOURNAL = ("repair-then-wipe", "repair", "wipe")
+from sandbox.config import ON_CORRUPT as ON_CORRUPT_JOURNAL
+from sandbox.config import ON_CRASH
 
 #: A service exits with this code when its journal cannot be repaired.
 EXIT_UNREPAIRABLE = 4

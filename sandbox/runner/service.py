@@ -78,3 +78,21 @@ class EventLog:
 
     def __len__(self) -> int:
         return len(self._events)
+
+
+def recreate_topics(events: EventLog, svc, recreate: Callable[[str], list[str]] | None) -> None:
+    """After a wipe, once `svc` is healthy: put every known topic back through `recreate`. On
+    failure it stays pending (retried next pass) and the failure is reported once."""
+    if recreate is None:
+        svc.recreate_pending = False
+        return
+    try:
+        topics = list(recreate(svc.name))
+    except Exception as e:
+        if not svc.recreate_failed_reported:
+            svc.recreate_failed_reported = True
+            events.emit(svc.name, "topics-recreated", f"failed, will retry: {e}", topics=[], ok=False)
+        return
+    svc.recreate_pending = False
+    events.emit(svc.name, "topics-recreated", ", ".join(topics) if topics else "no topics to re-create",
+                topics=topics, ok=True)

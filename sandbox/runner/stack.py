@@ -63,10 +63,7 @@ def service_specs(cfg: SandboxConfig) -> list[ServiceSpec]:
 
 
 def policy(cfg: SandboxConfig) -> RecoveryPolicy:
-    r = cfg.recovery
-    return RecoveryPolicy(on_crash=r.on_crash, on_corrupt_journal=r.on_corrupt_journal,
-                          max_restarts=r.max_restarts, restart_window_s=r.restart_window_s,
-                          keep_quarantines=r.keep_quarantines, unhealthy_after_s=r.unhealthy_after_s)
+    return RecoveryPolicy(**dataclasses.asdict(cfg.recovery))   # the file's keys, runtime defaults for the rest
 
 
 def running_pid(cfg: SandboxConfig) -> int | None:

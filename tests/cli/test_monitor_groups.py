@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from helpers import free_port  # tests/ is on sys.path (conftest.py)
+from integration.stack_kit import free_port_block as port_block  # tests/ is on sys.path (conftest.py)
 
 pytestmark = pytest.mark.integration
 
@@ -27,23 +26,6 @@ TOPIC, GROUP = "monitored-orders", "billing-monitor"
 # Until app.py wires monitor/groups into the CLI, run them through this equivalent entry point.
 WIRED = ("from sandbox.cli.app import app; from sandbox.cli import stack_cmds, monitor, groups_cmds; "
          "monitor.register(app); groups_cmds.register(app); app(prog_name='sandbox')")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def port_block(n: int = 4) -> int:
-    for _ in range(100):
-        p = free_port()
-        if p + n <= 65535 and all(_bindable(q) for q in range(p, p + n)):
-            return p
-    raise RuntimeError("no block of free ports")
 
 
 def cli_prefix() -> list[str]:

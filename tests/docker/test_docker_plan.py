@@ -223,3 +223,18 @@ def test_what_the_sdk_is_asked_to_create():
     assert b2["restart_policy"] == {"Name": "unless-stopped"}
     assert b2["labels"][f"{dk.LABEL}.service"] == "broker-2" and b2["labels"][f"{dk.LABEL}.role"] == "broker"
     assert "EXTERNAL=0.0.0.0:9092,advertised=127.0.0.1:19093" in b2["command"]
+
+
+def test_engine_refusals_are_one_sentence_not_a_traceback():
+    import docker
+
+    sdk = _FakeSDK()
+
+    def refuse(**_kw):
+        raise docker.errors.APIError("500 Server Error", explanation="layer does not exist")
+
+    sdk.containers.list = refuse
+    with pytest.raises(dk.DockerError) as e:
+        dk.DockerStack(cfg(), client=sdk, image="x").containers()
+    assert str(e.value) == ("the Docker engine failed to list the containers (layer does not exist); "
+                            "see `docker ps -a` and `sandbox logs`")
