@@ -17,7 +17,7 @@ import psutil
 from sandbox.runner.logscan import describe_repair, parse_events
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
 from sandbox.runner.probe import api_versions_round_trip
-from sandbox.runner.service import EventLog, recreate_topics, iso_utc
+from sandbox.runner.service import EventLog, catalog_epoch, iso_utc, recreate_topics
 from sandbox.runner.statefile import write_state
 
 log = logging.getLogger("sandbox.runner")
@@ -100,6 +100,11 @@ class DockerWatcher:
             ev = self._emit(service, kind, detail, **extra)
             self._flush(force=True)
             return ev
+
+    def catalog_epoch(self) -> int | None:
+        """See service.catalog_epoch: None while the topic catalog must not be refreshed."""
+        with self._lock:
+            return catalog_epoch(self._events, self._svcs)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

@@ -17,7 +17,7 @@ from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy
 from sandbox.runner.probe import ProbeResult, kafka_probe, port_owner
 from sandbox.runner.process import Handle, RealSpawner, ServiceSpec, Spawner, stop_escalating
 from sandbox.runner.quarantine import QuarantineError, has_data, prune, quarantine
-from sandbox.runner.service import EventLog, recreate_topics, ServiceRecord, iso_utc
+from sandbox.runner.service import EventLog, ServiceRecord, catalog_epoch, iso_utc, recreate_topics
 from sandbox.runner.statefile import write_state
 
 __all__ = ["Supervisor", "ServiceSpec", "RecoveryPolicy", "ProbeResult", "RealSpawner", "Spawner", "Handle",
@@ -151,6 +151,11 @@ class Supervisor:
                 svc.looping = svc.repair_attempted = False
             self._start_due(now)
             self._flush(force=True)
+
+    def catalog_epoch(self) -> int | None:
+        """See service.catalog_epoch: None while the topic catalog must not be refreshed."""
+        with self._lock:
+            return catalog_epoch(self._events, self._services)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

@@ -60,11 +60,13 @@ class EventLog:
         self._wall = wall_clock
         self._on_event = on_event
         self.count = 0   # every event ever emitted (len() stops at the limit)
+        self.wipes = 0   # journals quarantined so far
 
     def emit(self, service: str, kind: str, detail: str, **extra: Any) -> dict:
         event = {"time": iso_utc(self._wall()), "service": service, "kind": kind, "detail": detail, **extra}
         self._events.append(event)
         self.count += 1
+        self.wipes += kind == "wipe"
         logging.getLogger("sandbox.runner").info("%s %s: %s", service, kind, detail)
         if self._on_event is not None:
             try:
@@ -78,6 +80,16 @@ class EventLog:
 
     def __len__(self) -> int:
         return len(self._events)
+
+
+def catalog_epoch(events: EventLog, services) -> int | None:
+    """The topic catalog may be refreshed from the cluster only while every service is healthy
+    and no wiped journal is still waiting for its topics: otherwise the metadata would be the
+    empty one of a fresh journal and would overwrite the very list the re-creation reads. Returns
+    the wipe count to compare after the read (a wipe in between voids it), or None when unsafe."""
+    if all(s.healthy and not s.recreate_pending for s in services):
+        return events.wipes
+    return None
 
 
 def recreate_topics(events: EventLog, svc, recreate: Callable[[str], list[str]] | None) -> None:

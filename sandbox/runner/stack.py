@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.config import ConfigError, SandboxConfig, TopicSpec, load_config, parse_config
@@ -84,7 +85,9 @@ def load_catalog(cfg: SandboxConfig) -> dict[str, TopicSpec]:
             for n, t in raw.get("topics", {}).items()}
 
 
-def save_catalog(cfg: SandboxConfig, client: KafkaClient) -> None:
+def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[[], bool] = lambda: True) -> bool:
+    """Refresh the catalog from the cluster; `still_valid` is asked once everything is read (a
+    journal wiped meanwhile makes the read worthless). Returns whether the file was written."""
     md, _ = client.metadata()
     topics = {}
     for name, t in md.topics.items():
@@ -98,7 +101,10 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient) -> None:
         committed = client.committed_offsets(g.group)
         if committed:
             groups[g.group] = {f"{t}:{p}": off for (t, p), off in committed.items()}
+    if not still_valid():
+        return False
     write_state(cfg.data_dir / CATALOG_FILE, {"updated": time.time(), "topics": topics, "groups": groups})
+    return True
 
 
 def restore_group_offsets(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
@@ -226,10 +232,13 @@ class StackSupervisor:
             while not self.stop.wait(0.25):
                 if not self._control():
                     break
-                if time.monotonic() - last_catalog >= CATALOG_EVERY_S and self._all_healthy():
+                if time.monotonic() - last_catalog >= CATALOG_EVERY_S:
+                    epoch = self.sup.catalog_epoch()
+                    if epoch is None:
+                        continue
                     last_catalog = time.monotonic()
                     try:
-                        save_catalog(self.cfg, self.client)
+                        save_catalog(self.cfg, self.client, lambda: self.sup.catalog_epoch() == epoch)
                     except (KafkaClientError, OSError) as e:
                         log.info("topic catalog not refreshed: %s", e)
         finally:
@@ -242,9 +251,6 @@ class StackSupervisor:
             self.client.close()
             remove_pid_file(data / PID_FILE)
         return 0
-
-    def _all_healthy(self) -> bool:
-        return all(s["healthy"] for s in self.sup.snapshot()["services"])
 
 
 def load_stack_config(config_path: Path | None, cwd: Path, *, last_good: bool = False) -> SandboxConfig:

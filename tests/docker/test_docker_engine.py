@@ -277,6 +277,8 @@ def test_corrupt_coordinator_journal_is_quarantined_into_a_kept_volume(project, 
     kept = engine.containers.run(BASE_IMAGE, ["cat", "/q/snapshot.json"], volumes={wipe["path"]: {"bind": "/q"}},
                                  remove=True).decode()
     assert "not json{" in kept
+    recreated = next(e for e in ev if e["kind"] == "topics-recreated" and e.get("ok"))
+    assert set(recreated["topics"]) >= {"orders", "made-at-runtime"}, recreated
     topics = {t["name"]: t for t in st["topics"]}
     assert topics["orders"]["partitions"] == 2 and topics["made-at-runtime"]["partitions"] == 3
     assert topics["orders"]["end_offsets"] == 300   # the broker's data survived the coordinator's wipe

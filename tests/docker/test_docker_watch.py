@@ -224,3 +224,19 @@ def test_repair_lines_in_the_container_log_become_events():
     w.step()
     rep = [e for e in w.events if e["kind"] == "repair"]
     assert rep and rep[0]["bytes"] == 38 and "38 bytes" in rep[0]["detail"]
+
+
+def test_topic_catalog_is_frozen_from_the_wipe_until_the_topics_are_back():
+    eng = FakeEngine()
+    seen_during = []
+    w, clock = make(eng, recreated=[])
+    w._recreate_topics = lambda service: seen_during.append(w.catalog_epoch()) or ["orders"]
+    w.step()
+    assert w.catalog_epoch() == 0
+    eng.emit("coordinator", "die", 4)
+    eng.states["coordinator"] = State(started_at="2026-11-26T01:00:09Z")
+    w.step()
+    w.step()
+    assert "wipe" in kinds(w, "coordinator")
+    assert seen_during == [None]     # healthy, yet the empty fresh journal must not become the catalog
+    assert w.catalog_epoch() == 1

@@ -202,3 +202,33 @@ def test_on_crash_off_wins_over_the_journal_policy(tmp_path):
     sup.step()
     crash(sup, clock, spawner, code=4)
     assert "wipe" not in kinds(sup.events) and sup.service("broker-1")["state"] == "crashed"
+
+
+def test_topic_catalog_is_frozen_from_the_wipe_until_the_topics_are_back(tmp_path):
+    """The supervisor refreshes its topic catalog from the cluster only while catalog_epoch() is
+    not None: a wiped journal answers with no topics, and a refresh then would erase the very list
+    the re-creation reads (seen in CI: a run-time topic missing after a coordinator wipe)."""
+    seen_during = []
+
+    def recreate(service):
+        seen_during.append(sup.catalog_epoch())
+        if len(seen_during) < 2:
+            raise ConnectionError("coordinator not ready")
+        return ["orders"]
+
+    sup, clock, spawner, probe, s, _ = make(tmp_path, RecoveryPolicy(), recreate=recreate)
+    sup.step()
+    assert sup.catalog_epoch() is None          # started, not healthy yet
+    probe.ok["broker-1"] = True
+    clock.advance(1.5)
+    sup.step()
+    assert sup.catalog_epoch() == 0
+    crash(sup, clock, spawner, code=4)          # wiped: healthy again soon, topics not back yet
+    assert sup.catalog_epoch() is None
+    for _ in range(4):
+        clock.advance(1.5)
+        sup.step()
+        if sup.service("broker-1")["healthy"] and len(seen_during) == 1:
+            assert sup.catalog_epoch() is None  # healthy, but the re-creation failed once: still frozen
+    assert seen_during == [None, None]
+    assert sup.catalog_epoch() == 1             # one wipe since start, nothing pending
