@@ -27,6 +27,7 @@ import psutil
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from sandbox.bench_worker import prefetch_conf
 from sandbox.runner.probe import api_versions_round_trip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +161,7 @@ def consume_phase(bootstrap: str, topic: str, records: int, deadline: float, gro
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "auto.offset.reset": "earliest",
                   "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
                   "fetch.max.bytes": 50 * 1024 * 1024, "max.partition.fetch.bytes": 10 * 1024 * 1024,
-                  **(conf or {})})
+                  **prefetch_conf(), **(conf or {})})
     got = 0
     skipped: set[int] = set()
     try:

@@ -20,7 +20,7 @@ on error or Ctrl-C; every wait is bounded.
 
     python scripts/bench_peers.py [--records 1000000] [--size 100] [--repeat 3] [--install-peers]
                                   [--only ours,tansu,noida-db] [--timeout 600] [--json]
-                                  [--consumer-set queued.min.messages=1000000]
+                                  [--consumer-set fetch.queue.backoff.ms=1000]
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ from bench_broker import Broker, consume_phase, produce_phase  # noqa: E402  (sc
 
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
+from sandbox.bench_worker import prefetch_conf  # noqa: E402
+
 EXE = ".exe" if os.name == "nt" else ""
 TOPIC = "bench"
 PEERS = {  # name: (pip distribution, import package, binary inside the package)
@@ -54,7 +56,7 @@ PEERS = {  # name: (pip distribution, import package, binary inside the package)
 ALL = ["ours", *PEERS]
 # noida-db answers a Fetch with the whole partition whatever its max_bytes (110 MB for 1M records
 # of 100 B), over librdkafka's default 100 MB response limit; the others stay under fetch.max.bytes.
-CONSUMER_CONF = {"receive.message.max.bytes": 1_000_000_000}
+CONSUMER_CONF = {"receive.message.max.bytes": 1_000_000_000, **prefetch_conf()}  # same fetch pipeline for every broker
 
 
 class Unavailable(Exception):
@@ -224,8 +226,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=600.0, help="deadline for each phase, seconds")
     ap.add_argument("--json", action="store_true", help="also print the medians and every round as JSON")
     ap.add_argument("--consumer-set", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra librdkafka consumer setting, repeatable (e.g. queued.min.messages=1000000: "
-                         "the default prefetch of 100,000 messages bounds consume records/s on the client side)")
+                    help="extra librdkafka consumer setting, repeatable (fetch.queue.backoff.ms is 10 here; "
+                         "librdkafka's default 1000 bounds consume records/s on the client side)")
     args = ap.parse_args()
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     bad = [n for n in names if n not in ALL]

@@ -188,6 +188,7 @@ def _phase_summary(res: dict, cpu: float | None) -> dict:
            "broker_cpu_s_per_million": None if cpu is None or n == 0 else round(cpu / n * 1e6, 4)}
     if "latency_ms" in res:
         out["latency_ms"] = res["latency_ms"]
+        out["latency_sampled_every"] = int(res.get("latency_sampled", 1))
     return out
 
 
@@ -248,8 +249,9 @@ def print_report(r: dict) -> None:
         typer.echo(line)
     lat = r["produce"].get("latency_ms") or {}
     if lat.get("p50") is not None:
-        typer.echo(f"produce latency (delivery report): p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms, "
-                   f"p99 {lat['p99']:.2f} ms, max {lat['max']:.2f} ms")
+        every = r["produce"].get("latency_sampled_every", 1)
+        typer.echo(f"produce latency (delivery report{'' if every == 1 else f', 1 record in {every}'}): "
+                   f"p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms, p99 {lat['p99']:.2f} ms, max {lat['max']:.2f} ms")
     if not r["brokers"]:
         typer.echo("broker CPU unknown: the supervisor's state file lists no broker pid")
 

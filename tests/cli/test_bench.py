@@ -8,12 +8,14 @@ The stack fixture always runs `sandbox down` and kills (and reports) whatever of
 from __future__ import annotations
 
 import json
+import time
 from array import array
 
 import pytest
 from typer.testing import CliRunner
 
 from integration.stack_kit import Project, make_project  # tests/ is on sys.path (conftest.py)
+from sandbox import bench_worker
 from sandbox.bench_worker import percentiles_ms
 
 
@@ -52,6 +54,7 @@ def test_bench_json_against_running_stack(project: Project):
         assert phase["broker_cpu_s_per_million"] is not None and phase["broker_cpu_s_per_million"] >= 0
     lat = prod["latency_ms"]
     assert 0 <= lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+    assert prod["latency_sampled_every"] == 16   # as fast as it goes: produce_batch, sampled callbacks
     assert [b["name"] for b in res["brokers"]] == ["broker-1"]
     assert "produce: 20,000/20,000" in r.stderr and "consume: 20,000/20,000" in r.stderr  # plain progress
 
@@ -85,3 +88,31 @@ def test_percentiles_nearest_rank():
     lat = percentiles_ms(array("d", [i / 1000 for i in range(1, 101)]))  # 1..100 ms
     assert lat == {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
     assert percentiles_ms(array("d"))["p99"] is None
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_worker_paced_run_has_a_callback_per_record(broker):
+    res = bench_worker.produce(broker.bootstrap, "paced", 600, 10, "all", rate=3000, timeout=30)
+    assert res["records"] == 600 and res["latency_sampled"] == 1
+    assert bench_worker.end_offsets(broker.bootstrap, "paced", time.monotonic() + 10) == {0: 600}
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_worker_batched_run_checks_the_topic_got_every_record(broker, monkeypatch):
+    res = bench_worker.produce(broker.bootstrap, "fast", 5000, 10, "1", rate=0, timeout=30)
+    assert res["records"] == 5000 and res["latency_sampled"] == bench_worker.SAMPLE_EVERY
+    # only 1 in 16 records has a callback: a record the broker lost would go unseen but for the
+    # end offsets, so a topic short of records fails the run
+    real = bench_worker.end_offsets
+    calls = []
+
+    def short_by_one(bootstrap, topic, deadline):
+        out = real(bootstrap, topic, deadline)
+        calls.append(out)
+        return {p: o - (len(calls) == 2) for p, o in out.items()}
+
+    monkeypatch.setattr(bench_worker, "end_offsets", short_by_one)
+    with pytest.raises(RuntimeError, match="4999 of 5000 records reached the topic"):
+        bench_worker.produce(broker.bootstrap, "fast", 5000, 10, "1", rate=0, timeout=30)
