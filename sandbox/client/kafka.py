@@ -1,6 +1,7 @@
 """KafkaClient: a small blocking admin/probe client over sandbox.protocol, used by the CLI, the
 supervisor and health probes to talk to brokers and the coordinator exactly as a user's client
-would. Talks only to the addresses it was given (advertised hosts are matched to them by port)."""
+would. Talks to the addresses it was given (an advertised address is matched to one of them by
+port, for brokers behind published ports) and to other brokers advertised on the same host."""
 
 from __future__ import annotations
 
@@ -40,6 +41,14 @@ def _locked(method):
     return wrapper
 
 
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+def _same_host(host: str, given: list[str]) -> bool:
+    h = host.lower()
+    return any(h == g.lower() or (h in _LOOPBACK and g.lower() in _LOOPBACK) for g in given)
+
+
 def _check(code: Any, what: str, message: str | None = None) -> None:
     code = int(code)
     if code:
@@ -56,6 +65,7 @@ class KafkaClient:
         self.client_id, self.timeout = client_id, timeout
         self._conns: dict[Address, Connection] = {}
         self._nodes: dict[int, Address] = {}
+        self._unreachable: dict[int, str] = {}   # broker id -> why its advertised address is not used
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ plumbing
@@ -104,12 +114,15 @@ class KafkaClient:
         raise KafkaClientError("no broker answered: " + "; ".join(errors))
 
     def _allowed(self, host: str, port: int, what: str) -> Address:
-        """Map an advertised address to one we were given (same host:port, else same port)."""
+        """Map an advertised address to one we were given (same host:port, else same port), else
+        take it as it is when it is on a host we were given (another broker of the same machine)."""
         if (host, port) in self.addresses:
             return (host, port)
         for addr in self.addresses:
             if addr[1] == port:
                 return addr
+        if _same_host(host, [h for h, _ in self.addresses]):
+            return (host, port)
         given = ", ".join(fmt(a) for a in self.addresses)
         raise KafkaClientError(f"{what} is at {fmt((host, port))}, which is not among the "
                                f"addresses this client was given ({given}); add it to the "
@@ -118,6 +131,8 @@ class KafkaClient:
     def _node(self, node_id: int) -> Address:
         if node_id not in self._nodes:
             self._metadata([])
+        if node_id in self._unreachable:
+            raise KafkaClientError(self._unreachable[node_id])
         if node_id not in self._nodes:
             raise KafkaClientError(f"broker {node_id} is not in the cluster metadata")
         return self._nodes[node_id]
@@ -162,8 +177,10 @@ class KafkaClient:
         for b in brokers:
             try:
                 self._nodes[b.id] = self._allowed(b.host, b.port, f"broker {b.id}")
-            except KafkaClientError:
+                self._unreachable.pop(b.id, None)
+            except KafkaClientError as e:
                 self._nodes.pop(b.id, None)
+                self._unreachable[b.id] = e.message
         out: dict[str, TopicMeta] = {}
         for t in resp.topics:
             parts = sorted((PartitionMeta(int(p.partition_index), int(p.leader_id),

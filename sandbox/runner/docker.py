@@ -195,7 +195,30 @@ def ensure_image(client, base_image: str, say: Callable[[str], None] = lambda _m
         except APIError as e:
             raise DockerError(f"building the image failed: {e.explanation or e}") from None
     image.tag(IMAGE_REPO, "latest")   # what compose/docker-compose.yml runs by default
+    removed = prune_old_images(client, tag, base_image)
+    if removed:
+        say(f"removed {len(removed)} older sandbox image(s) no container uses: {', '.join(removed)}")
     return tag
+
+
+def prune_old_images(client, keep: str, base_image: str) -> list[str]:
+    """Untag this project's older builds from the same base (one per version, about 340 MB each);
+    the engine deletes an image with its last tag. An image some container still uses, even a
+    stopped one, is refused by the engine and stays; tags other than ours are never touched."""
+    from docker.errors import APIError
+
+    ours = re.compile(rf"^{re.escape(IMAGE_REPO)}:\d[^:]*-[0-9a-f]{{12}}$")
+    removed = []
+    for img in client.images.list(filters={"label": [f"{LABEL}.image=1", f"{LABEL}.base={base_image}"]}):
+        for t in img.tags:
+            if t == keep or not ours.match(t):
+                continue
+            try:
+                client.images.remove(t)
+            except APIError:
+                continue
+            removed.append(t)
+    return sorted(removed)
 
 
 def failing_step(build_log) -> str:

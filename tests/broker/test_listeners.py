@@ -264,3 +264,20 @@ def test_two_brokers_with_a_coordinator_advertise_per_listener(procs, tmp_path):
             got.append(m.value())
     c.close()
     assert sorted(got) == sorted(f"m{i}".encode() for i in range(40))
+
+
+def test_our_client_names_an_advertised_address_it_will_not_use(tmp_path, procs):
+    """A broker reachable at 127.0.0.1:P but advertising a host of another network: the CLI's client
+    sends nothing there and says which address it would need, rather than "not in the metadata"."""
+    from sandbox.client import KafkaClientError
+
+    port = free_port()
+    procs.append(Proc(["broker", "--data-dir", str(tmp_path / "b"),
+                       "--listener", f"A=127.0.0.1:{port},advertised=broker-1.internal:19092"],
+                      tmp_path / "b.log", [port]))
+    with KafkaClient(f"127.0.0.1:{port}") as c:
+        assert c.create_topic("far", 1) is True   # admin goes to any given address
+        with pytest.raises(KafkaClientError, match=r"broker 1 is at broker-1\.internal:19092, which is not "
+                                                   r"among the addresses this client was given"):
+            c.end_offsets("far")                  # ListOffsets must go to the leader
+        assert list(c._conns) == [("127.0.0.1", port)]

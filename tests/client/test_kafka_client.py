@@ -191,3 +191,30 @@ def test_parse_bootstrap_and_assignment_decoding():
         + struct.pack(">h", 2) + b"bb" + struct.pack(">ii", 1, 7) + struct.pack(">i", -1)
     assert decode_assignment(data) == {"a": [0, 3], "bb": [7]}
     assert decode_assignment(b"\x00") == {}
+
+
+def test_one_bootstrap_address_reaches_every_broker_of_the_machine(tmp_path):
+    """Given only broker-1's address, the client finds broker-2 through the metadata (advertised on
+    the same host) as any Kafka client does; an advertised host that is not ours is refused with the
+    reason instead of "not in the cluster metadata"."""
+    from integration.stack_kit import make_project
+
+    proj = make_project(tmp_path / "two", brokers=2, topics="[topics.spread]\npartitions = 4\n")
+    try:
+        r = proj.up()
+        assert r.returncode == 0, r.stdout + r.stderr
+        produce(proj.bootstrap, "spread", {p: p + 1 for p in range(4)})
+        with KafkaClient(f"127.0.0.1:{proj.port}") as c:
+            leaders = {p.leader for p in c.metadata(["spread"])[0].topics["spread"].partitions}
+            assert leaders == {1, 2}
+            assert c.end_offsets("spread") == {0: 1, 1: 2, 2: 3, 3: 4}
+            assert ("127.0.0.1", proj.port + 1) in c._conns
+        with KafkaClient(f"localhost:{proj.port}") as c:   # loopback by another name is the same host
+            assert c.end_offsets("spread") == {0: 1, 1: 2, 2: 3, 3: 4}
+            c._metadata([])
+            assert c._allowed("127.0.0.1", proj.port + 1, "broker 2") == ("127.0.0.1", proj.port + 1)
+            with pytest.raises(KafkaClientError, match="broker 9 is at 10.1.2.3:9092, which is not among"):
+                c._allowed("10.1.2.3", 9092, "broker 9")
+    finally:
+        problems = proj.teardown()
+        assert not problems, problems

@@ -331,12 +331,13 @@ def test_port_taken_is_one_clear_sentence(project):
     assert p.containers() == []
 
 
-def test_a_failing_image_build_names_the_step(project, engine):
+def test_a_failing_image_build_names_the_step(project, engine, request):
     broken = "sandbox-test-novenv:latest"
     import io
 
-    engine.images.build(fileobj=io.BytesIO(f"FROM {BASE_IMAGE}\nRUN rm -rf /usr/lib/python3.11/venv\n".encode()),
-                        tag=broken, rm=True)
+    broken_image, _ = engine.images.build(
+        fileobj=io.BytesIO(f"FROM {BASE_IMAGE}\nRUN rm -rf /usr/lib/python3.11/venv\n".encode()), tag=broken, rm=True)
+    request.addfinalizer(lambda: _remove_build_leftovers(engine, broken_image.id))
     p = project(brokers=1)
     toml = (p.root / "sandbox.toml").read_text().replace(BASE_IMAGE, broken)
     (p.root / "sandbox.toml").write_text(toml)
@@ -344,3 +345,52 @@ def test_a_failing_image_build_names_the_step(project, engine):
     assert r.returncode == 2, r.stdout + r.stderr
     assert "building the image failed at step" in r.stderr and "RUN python3 -m venv" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def _remove_build_leftovers(engine, parent_id: str) -> None:
+    """The failed build's cached layers (untagged images whose parent is `parent_id`), then it."""
+    for img in engine.images.list(filters={"dangling": True}):
+        if img.attrs.get("Parent") == parent_id:
+            engine.images.remove(img.id, force=True)
+    engine.images.remove(parent_id, force=True)
+
+
+def test_older_builds_are_untagged_unless_a_container_uses_them(engine, request):
+    """A new build untags this project's older kafka-sandbox:<version>-<digest> builds of the same
+    base; one a container (even a stopped one) runs stays, and so do tags a user added."""
+    import io
+
+    from sandbox.runner.docker import prune_old_images
+
+    base = "sandbox-test-prune-" + uuid.uuid4().hex[:6]
+    made, containers = [], []
+
+    def cleanup():
+        for c in containers:
+            c.remove(force=True)
+        for i in made:
+            try:
+                engine.images.remove(i, force=True)
+            except Exception:  # noqa: BLE001 - already gone is the point
+                pass
+    request.addfinalizer(cleanup)
+
+    def build(tag: str, n: int):
+        df = f"FROM {BASE_IMAGE}\nLABEL {LABEL}.image=1 {LABEL}.base={base}\nRUN echo {n} > /build\n"
+        img, _ = engine.images.build(fileobj=io.BytesIO(df.encode()), tag=tag, rm=True)
+        made.append(img.id)
+        return img
+
+    old = build("kafka-sandbox:0.0.1-aaaaaaaaaaaa", 1)
+    in_use = build("kafka-sandbox:0.0.2-bbbbbbbbbbbb", 2)
+    kept_by_user = build("kafka-sandbox:0.0.3-cccccccccccc", 3)
+    kept_by_user.tag("mine", "keep")
+    current = build("kafka-sandbox:0.0.4-dddddddddddd", 4)
+    containers.append(engine.containers.create(in_use.id, ["true"]))
+
+    removed = prune_old_images(engine, "kafka-sandbox:0.0.4-dddddddddddd", base)
+    assert removed == ["kafka-sandbox:0.0.1-aaaaaaaaaaaa", "kafka-sandbox:0.0.3-cccccccccccc"]
+    ids = {i.id for i in engine.images.list(filters={"label": f"{LABEL}.base={base}"})}
+    assert old.id not in ids and {in_use.id, kept_by_user.id, current.id} <= ids
+    assert engine.images.get(kept_by_user.id).tags == ["mine:keep"]
+    assert prune_old_images(engine, "kafka-sandbox:0.0.4-dddddddddddd", "another-base") == []
