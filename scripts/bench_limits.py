@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_broker import Broker  # noqa: E402
 
+from sandbox.bench_worker import prefetch_conf  # noqa: E402
 from sandbox.client import KafkaClient  # noqa: E402
 
 
@@ -125,7 +126,7 @@ def soak(args, work: Path) -> None:
         rate = _fill(b.bootstrap, "soak", args.records, args.size, deadline)
         after_produce = samples[-1][1] if samples else 0
         c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "soak", "enable.auto.commit": False,
-                      "fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760})
+                      "fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760, **prefetch_conf()})
         c.assign([TopicPartition("soak", 0, 0)])
         got, t0, windows, mark = 0, time.perf_counter(), [], time.perf_counter()
         while got < args.records and time.monotonic() < deadline:
