@@ -150,7 +150,9 @@ def main() -> None:
         return
     from . import groups_cmds, monitor, stack_cmds  # noqa: F401  (stack_cmds registers on import)
     from . import docker_cmds  # noqa: F401  (registers `sandbox image` on import)
+    from . import records_cmds  # noqa: F401  (registers `sandbox produce` and `sandbox consume` on import)
     from . import bench_cmds  # noqa: F401  (registers `sandbox bench` on import)
+    from . import doctor_cmds  # noqa: F401  (registers `sandbox doctor` on import)
 
     monitor.register(app)
     groups_cmds.register(app)

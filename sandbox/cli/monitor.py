@@ -198,8 +198,9 @@ def _fancy(console: Console) -> bool:
 
 
 def run_monitor(cfg: SandboxConfig, refresh_s: float = 1.0, once: bool = False, *,
-                console: Console | None = None, max_frames: int | None = None) -> int:
-    """The live dashboard until Ctrl-C (0); 3 with one sentence if the sandbox is not running."""
+                console: Console | None = None, max_frames: int | None = None,
+                stop: threading.Event | None = None) -> int:
+    """The live dashboard until Ctrl-C or `stop` (0); 3 with one sentence if the sandbox is not running."""
     from sandbox.client import KafkaClient
 
     console = console or Console()
@@ -209,7 +210,7 @@ def run_monitor(cfg: SandboxConfig, refresh_s: float = 1.0, once: bool = False, 
         return 3
     tracker = LagTracker()
     client = KafkaClient(stack.bootstrap(cfg), client_id="sandbox-monitor", timeout=2.0)
-    stop = threading.Event()
+    stop = stop or threading.Event()
     frames = 1 if once else max_frames
     fancy = _fancy(console) and not once
     try:

@@ -124,28 +124,61 @@ def up(
     argv = [sys.executable, "-m", "sandbox", "supervise"] + (["--config", str(cfg.path)] if cfg.path else [])
     t0 = time.monotonic()
     if foreground:
-        from sandbox.runner.stack import StackSupervisor
-        import threading
-
-        sup = StackSupervisor(cfg)
-
-        def announce():
-            _wait_ready(cfg, __import__("os").getpid(), timeout)
-            _apply_declared(cfg)
-            typer.echo(f"sandbox {cfg.name} is up; bootstrap {stack.bootstrap(cfg)} (Ctrl-C stops it)")
-
-        threading.Thread(target=announce, daemon=True).start()
-        try:
-            raise typer.Exit(sup.run())
-        finally:
-            if ephemeral:
-                shutil.rmtree(cfg.data_dir, ignore_errors=True)
-                rt.unlink(missing_ok=True)
+        return _up_foreground(cfg, timeout, ephemeral, rt)
     pid = spawn_detached(argv, cfg.logs_dir / "supervisor.log", cwd=cfg.root)
     _wait_ready(cfg, pid, timeout)
     _apply_declared(cfg)
     typer.echo(f"sandbox {cfg.name} is up in {time.monotonic() - t0:.1f} s: {cfg.brokers} broker(s), "
                f"bootstrap {stack.bootstrap(cfg)}")
+
+
+def _up_foreground(cfg: SandboxConfig, timeout: float, ephemeral: bool, rt: Path) -> None:
+    """The supervisor in this process until Ctrl-C, which stops everything. On a terminal the
+    live monitor takes the screen once the stack is healthy; otherwise every event is printed as
+    a line (for logs and CI)."""
+    import logging
+    import os
+    import threading
+
+    from sandbox.runner.stack import StackSupervisor
+
+    from .monitor import run_monitor
+
+    on_terminal = sys.stdout.isatty()
+    if on_terminal:   # log lines would tear the dashboard: they go to the supervisor's log file
+        handler = logging.FileHandler(cfg.logs_dir / "supervisor.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(logging.INFO)
+    def show(e: dict) -> None:
+        typer.echo(f"{e['time']} {e['service']} {e['kind']}: {e['detail']}")
+
+    sup = StackSupervisor(cfg, on_event=None if on_terminal else show)
+    done = threading.Event()
+
+    def attached() -> None:
+        try:
+            _wait_ready(cfg, os.getpid(), timeout)
+            _apply_declared(cfg)
+        except typer.Exit:
+            sup.stop.set()
+            return
+        typer.echo(f"sandbox {cfg.name} is up; bootstrap {stack.bootstrap(cfg)} (Ctrl-C stops it)")
+        if on_terminal:
+            run_monitor(cfg, stop=done)
+
+    watcher = threading.Thread(target=attached, name="attached", daemon=True)
+    watcher.start()
+    try:
+        code = sup.run()
+    finally:
+        done.set()
+        watcher.join(5)
+        if ephemeral:
+            shutil.rmtree(cfg.data_dir, ignore_errors=True)
+            rt.unlink(missing_ok=True)
+    typer.echo(f"sandbox {cfg.name} stopped")
+    raise typer.Exit(code)
 
 
 def _check_ports(cfg: SandboxConfig, only_http: bool = False) -> None:

@@ -11,6 +11,9 @@ import threading
 import time
 from typing import Any, Iterable
 
+from sandbox.protocol.records import Record, RecordsError, decode_batches, encode_batch
+
+from .compression import decompress
 from .connection import Address, Connection, fmt, parse_bootstrap
 from .models import (BrokerMeta, ClusterMetadata, GroupDescription, GroupListing, GroupMember,
                      KafkaClientError, PartitionLag, PartitionMeta, TopicMeta, error_name)
@@ -20,7 +23,8 @@ METADATA, CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = 3, 19, 20, 37
 DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS = 32, 44
 LIST_GROUPS, DESCRIBE_GROUPS, OFFSET_FETCH, LIST_OFFSETS, FIND_COORDINATOR = 16, 15, 9, 2, 10
 OFFSET_COMMIT = 8
-VERSIONS = {METADATA: (1, 12), CREATE_TOPICS: (2, 7), DELETE_TOPICS: (1, 5),
+PRODUCE, FETCH = 0, 1
+VERSIONS = {PRODUCE: (3, 9), FETCH: (4, 12),METADATA: (1, 12), CREATE_TOPICS: (2, 7), DELETE_TOPICS: (1, 5),
             CREATE_PARTITIONS: (0, 3), DESCRIBE_CONFIGS: (1, 4), INCREMENTAL_ALTER_CONFIGS: (0, 1),
             LIST_GROUPS: (0, 4), DESCRIBE_GROUPS: (0, 5), OFFSET_FETCH: (2, 7),
             LIST_OFFSETS: (1, 7), FIND_COORDINATOR: (0, 3), OFFSET_COMMIT: (2, 8)}
@@ -168,9 +172,9 @@ class KafkaClient:
         md = self._metadata(None if topics is None else list(topics))
         return md, (time.perf_counter() - start) * 1000
 
-    def _metadata(self, topics: list[str] | None) -> ClusterMetadata:
+    def _metadata(self, topics: list[str] | None, auto_create: bool = False) -> ClusterMetadata:
         data = {"topics": None if topics is None else [{"name": t, "topic_id": None} for t in topics],
-                "allow_auto_topic_creation": False, "include_cluster_authorized_operations": False,
+                "allow_auto_topic_creation": auto_create, "include_cluster_authorized_operations": False,
                 "include_topic_authorized_operations": False}
         resp, _ = self._any(METADATA, data)
         brokers = [BrokerMeta(int(b.node_id), b.host, int(b.port)) for b in resp.brokers]
@@ -193,8 +197,8 @@ class KafkaClient:
         return ClusterMetadata(getattr(resp, "cluster_id", None), int(resp.controller_id),
                                brokers, out)
 
-    def _topic(self, name: str) -> TopicMeta:
-        meta = self._metadata([name]).topics.get(name)
+    def _topic(self, name: str, auto_create: bool = False) -> TopicMeta:
+        meta = self._metadata([name], auto_create).topics.get(name)
         if meta is None:
             raise KafkaClientError(f"topic {name} does not exist", 3)
         if meta.error_code == 3:
@@ -304,6 +308,90 @@ class KafkaClient:
                 return out
             todo = retry
             time.sleep(0.1 * (attempt + 1))
+        return out
+
+    # ------------------------------------------------------------------ records
+
+    def _leader(self, topic: str, partition: int) -> Address:
+        meta = self._topic(topic)
+        part = next((p for p in meta.partitions if p.index == partition), None)
+        if part is None:
+            raise KafkaClientError(f"topic {topic} has no partition {partition}", 3)
+        if part.leader < 0:
+            raise KafkaClientError(f"partition {topic}-{partition} has no leader", 5)
+        return self._node(part.leader)
+
+    def partitions(self, topic: str, *, auto_create: bool = False) -> list[int]:
+        """The topic's partition numbers; auto_create: let the broker create it if its
+        auto.create.topics.enable allows (as a producing client does)."""
+        with self._lock:
+            meta = self._topic(topic, auto_create)
+            for _ in range(20):   # an auto-created topic has leaders a moment later
+                if meta.partitions and all(p.leader >= 0 for p in meta.partitions):
+                    break
+                time.sleep(0.1)
+                meta = self._topic(topic)
+            return [p.index for p in meta.partitions]
+
+    @_locked
+    def produce(self, topic: str, partition: int, records: list[tuple[bytes | None, bytes | None]],
+                *, acks: int = -1) -> int:
+        """Append `records` ((key, value) pairs) to one partition as one uncompressed batch, sent to
+        its leader; returns the offset of the first (-1 with acks=0, which gets no answer)."""
+        if acks == 0:
+            raise KafkaClientError("acks=0 is not supported by this client: it cannot report the offset")
+        batch = encode_batch(0, records)
+        for attempt in range(_ATTEMPTS):
+            resp, _ = self._send(self._leader(topic, partition), PRODUCE, {
+                "transactional_id": None, "acks": acks, "timeout": int(self.timeout * 1000),
+                "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": batch}]}]})
+            p = resp.responses[0].partition_responses[0]
+            code = int(p.error_code)
+            if code in _RETRIABLE and attempt + 1 < _ATTEMPTS:
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            _check(code, f"producing to {topic}-{partition}", getattr(p, "error_message", None))
+            return int(p.base_offset)
+        raise KafkaClientError(f"producing to {topic}-{partition} failed: the leader kept moving")
+
+    @_locked
+    def fetch(self, topic: str, offsets: dict[int, int], *, max_bytes: int = 1 << 20,
+              max_wait_ms: int = 500) -> dict[int, tuple[list[Record], int]]:
+        """{partition: (records from its offset on, high watermark)} for `offsets` ({partition:
+        offset}), one request per leader, each waiting up to max_wait_ms for data. Compressed
+        batches are expanded."""
+        meta = self._topic(topic)
+        leaders = {p.index: p.leader for p in meta.partitions}
+        by_leader: dict[int, list[int]] = {}
+        for part in sorted(offsets):
+            if part not in leaders:
+                raise KafkaClientError(f"topic {topic} has no partition {part}", 3)
+            if leaders[part] < 0:
+                raise KafkaClientError(f"partition {topic}-{part} has no leader", 5)
+            by_leader.setdefault(leaders[part], []).append(part)
+        out: dict[int, tuple[list[Record], int]] = {}
+        for leader, parts in by_leader.items():
+            resp, _ = self._send(self._node(leader), FETCH, {
+                "replica_id": -1, "max_wait": max_wait_ms, "min_bytes": 1, "max_bytes": max_bytes,
+                "isolation_level": 0, "session_id": 0, "session_epoch": -1, "rack_id": "",
+                "topics": [{"topic": topic, "partitions": [
+                    {"partition": p, "current_leader_epoch": -1, "fetch_offset": offsets[p],
+                     "last_fetched_epoch": -1, "log_start_offset": -1, "partition_max_bytes": max_bytes}
+                    for p in parts]}],
+                "forgotten_topics_data": []})
+            for t in resp.responses:
+                for p in t.partitions:
+                    part, code = int(p.partition_index), int(p.error_code)
+                    if code in _RETRIABLE:   # moved: nothing this round, the caller asks again
+                        self._nodes.pop(leader, None)
+                        out[part] = ([], -1)
+                        continue
+                    _check(code, f"fetching {topic}-{part} at offset {offsets[part]}")
+                    try:
+                        records = decode_batches(bytes(p.records or b""), decompress=decompress)
+                    except RecordsError as e:
+                        raise KafkaClientError(f"fetching {topic}-{part}: {e}") from None
+                    out[part] = ([r for r in records if r.offset >= offsets[part]], int(p.high_watermark))
         return out
 
     # ------------------------------------------------------------------ groups

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 from crc32c import crc32c
 
@@ -88,9 +88,12 @@ def encode_batch(base_offset: int, records: Sequence[tuple[bytes | None, bytes |
             + after_crc)
 
 
-def decode_batches(data: bytes, *, check_crc: bool = True) -> list[Record]:
-    """Every record of the whole uncompressed batches in `data`; a partial batch at the end
-    (a fetch cut at max bytes) is skipped, as clients do. Control batches are skipped."""
+def decode_batches(data: bytes, *, check_crc: bool = True,
+                   decompress: Callable[[int, bytes], bytes] | None = None) -> list[Record]:
+    """Every record of the whole batches in `data`; a partial batch at the end (a fetch cut at
+    max bytes) is skipped, as clients do. Control batches are skipped. Compressed batches need
+    `decompress(codec, payload) -> records bytes` (this layer stays pure: the caller brings the
+    codecs)."""
     out: list[Record] = []
     view = memoryview(data)
     pos = 0
@@ -107,25 +110,38 @@ def decode_batches(data: bytes, *, check_crc: bool = True) -> list[Record]:
         if check_crc and crc32c(view[pos + 21:end]) != crc:
             raise RecordsError(f"record batch at offset {base} fails its CRC check")
         attrs, _last, base_ts, _max_ts, _pid, _pe, _seq, count = _BODY.unpack_from(data, pos + 21)
+        if attrs & _CONTROL:
+            pos = end
+            continue
+        body, p, body_end = data, pos + HEADER_SIZE, end
         if attrs & _CODEC_MASK:
-            raise RecordsError(f"record batch at offset {base} is compressed (codec "
-                               f"{attrs & _CODEC_MASK}); only uncompressed batches are read here")
-        if not attrs & _CONTROL:
-            p = pos + HEADER_SIZE
-            for _ in range(count):
-                size, p = _read_varint(data, p, end)
-                rec_end = p + size
-                if rec_end > end:
-                    raise RecordsError(f"a record in the batch at offset {base} overruns it")
-                p += 1  # attributes
-                ts_delta, p = _read_varint(data, p, rec_end)
-                off_delta, p = _read_varint(data, p, rec_end)
-                key, p = _read_bytes(data, p, rec_end)
-                value, p = _read_bytes(data, p, rec_end)
-                out.append(Record(base + off_delta, base_ts + ts_delta, key, value))
-                p = rec_end  # headers are skipped
+            if decompress is None:
+                raise RecordsError(f"record batch at offset {base} is compressed (codec "
+                                   f"{attrs & _CODEC_MASK}); only uncompressed batches are read here")
+            try:
+                body = decompress(attrs & _CODEC_MASK, bytes(view[p:end]))
+            except Exception as e:  # the codec library's own error types
+                raise RecordsError(f"record batch at offset {base} does not decompress "
+                                   f"(codec {attrs & _CODEC_MASK}): {e}") from None
+            p, body_end = 0, len(body)
+        _read_records(body, p, body_end, base, base_ts, count, out)
         pos = end
     return out
+
+
+def _read_records(data, p: int, end: int, base: int, base_ts: int, count: int, out: list[Record]) -> None:
+    for _ in range(count):
+        size, p = _read_varint(data, p, end)
+        rec_end = p + size
+        if rec_end > end:
+            raise RecordsError(f"a record in the batch at offset {base} overruns it")
+        p += 1  # attributes
+        ts_delta, p = _read_varint(data, p, rec_end)
+        off_delta, p = _read_varint(data, p, rec_end)
+        key, p = _read_bytes(data, p, rec_end)
+        value, p = _read_bytes(data, p, rec_end)
+        out.append(Record(base + off_delta, base_ts + ts_delta, key, value))
+        p = rec_end  # headers are skipped
 
 
 def _read_bytes(data: bytes, pos: int, end: int) -> tuple[bytes | None, int]:

@@ -74,7 +74,8 @@ def _listening_pid(conns, port: int) -> tuple[bool, int | None]:
     return False, None
 
 
-def _port_bindable(port: int) -> bool:
+def port_bindable(port: int) -> bool:
+    """Whether 127.0.0.1:port can be bound now, as our services bind it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         if os.name != "nt":  # as our services bind: closed connections in TIME_WAIT do not count
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -88,7 +89,7 @@ def _port_bindable(port: int) -> bool:
 def port_owner(port: int) -> str | None:
     """'name (pid N)' of the process listening on 127.0.0.1:port, 'another program' if it cannot be
     named (access denied), or None when nothing listens there."""
-    if _port_bindable(port):   # the common case, and cheap: listing every socket costs ~0.15 s
+    if port_bindable(port):   # the common case, and cheap: listing every socket costs ~0.15 s
         return None
     found, pid = False, None
     try:
@@ -103,7 +104,7 @@ def port_owner(port: int) -> str | None:
                 pid = pid if pid is not None else proc.pid
                 break
     if not found:
-        return None if _port_bindable(port) else "another program"
+        return None if port_bindable(port) else "another program"
     if pid is None:
         return "another program"
     try:

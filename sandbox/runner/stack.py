@@ -142,23 +142,30 @@ def desired_topics(cfg: SandboxConfig) -> dict[str, TopicSpec]:
 
 # ---- the supervisor process --------------------------------------------------------------
 class StackSupervisor:
-    def __init__(self, cfg: SandboxConfig) -> None:
+    def __init__(self, cfg: SandboxConfig, on_event: Callable[[dict], None] | None = None) -> None:
+        """on_event: also handed every event as it happens (`up --foreground` prints them)."""
         self.cfg = cfg
         self.stop = threading.Event()
         self.client = KafkaClient(bootstrap(cfg), client_id="sandbox-supervisor", timeout=5.0)
-        self.event_counts = EventCounter()
+        counts = self.event_counts = EventCounter()
+        if on_event is not None:
+            def both(event: dict) -> None:
+                counts(event)
+                on_event(event)
+        else:
+            both = counts
         if cfg.mode == "docker":
             from sandbox.runner.docker import DockerStack
             from sandbox.runner.docker_watch import DockerWatcher
 
             engine = DockerStack(cfg, image=_read_runtime(runtime_file(cfg)).get("image"))
             self.sup = DockerWatcher(engine, policy(cfg), host=connect_host(cfg), state_path=cfg.data_dir / STATE_FILE,
-                                     on_event=self.event_counts, recreate_topics=self._recreate)
+                                     on_event=both, recreate_topics=self._recreate)
         else:
             self.sup = Supervisor(
                 service_specs(cfg), policy(cfg), probe=kafka_probe, quarantine_root=cfg.quarantine_dir,
                 recreate_topics=self._recreate, state_path=cfg.data_dir / STATE_FILE,
-                on_event=self.event_counts,
+                on_event=both,
             )
         # /healthz /status /metrics on http_port (127.0.0.1 only), with a client of its own so a
         # scrape never waits behind the catalog refresh

@@ -1,0 +1,191 @@
+"""`sandbox produce TOPIC` (lines from stdin) and `sandbox consume TOPIC` (records to stdout), the
+kafka-console-producer / kafka-console-consumer of the sandbox, through its own KafkaClient.
+
+produce: every line is one record (the newline is not part of it). Input is read as it arrives,
+so typed lines go out at once and a pipe goes out in batches of up to 64 KB. With
+--key-separator a line is KEY<sep>VALUE and the key picks the partition as Java's default
+partitioner does (murmur2), so a key lands where the team's services would put it; lines
+without a key take the partitions in turn, batch by batch.
+
+consume: from the end (new records only) unless --from-beginning, every partition merged,
+until -n records, until the end of every partition with --exit-at-end, or until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import BinaryIO, Iterator, Optional
+
+import typer
+
+from sandbox.runner import stack
+
+from .app import app, fail
+from .groups_cmds import ConfigOpt, running_cfg
+
+READ_CHUNK = 64 * 1024
+
+
+def _bootstrap(config: Optional[Path], bootstrap: Optional[str]) -> str:
+    return bootstrap or stack.bootstrap(running_cfg(config))
+
+
+def _separator(text: Optional[str]) -> Optional[bytes]:
+    if text is None:
+        return None
+    if text == "":
+        fail("--key-separator is empty; give the text between key and value, e.g. --key-separator ':'")
+    return text.encode().decode("unicode_escape").encode("latin-1") if "\\" in text else text.encode()
+
+
+def read_line_batches(stream: BinaryIO, chunk: int = READ_CHUNK) -> Iterator[list[bytes]]:
+    """Lines of `stream` (\\n or \\r\\n removed) in the groups they arrived in; a last line without
+    a newline counts too."""
+    rest = b""
+    read = getattr(stream, "read1", stream.read)
+    while True:
+        data = read(chunk)
+        if not data:
+            break
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()
+        if lines:
+            yield [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+    if rest:
+        yield [rest[:-1] if rest.endswith(b"\r") else rest]
+
+
+@app.command()
+def produce(
+    topic: str = typer.Argument(..., help="Topic to write to (created if the broker auto-creates topics)."),
+    key_separator: Optional[str] = typer.Option(None, "--key-separator", "-K",
+                                                help="Lines are KEY<sep>VALUE; the key picks the partition."),
+    partition: Optional[int] = typer.Option(None, "--partition", "-p", min=0, help="Write every record to this partition."),
+    acks: str = typer.Option("all", "--acks", help="all or 1."),
+    bootstrap: Optional[str] = typer.Option(None, "--bootstrap", "-b", help="HOST:PORT of a broker (default: this sandbox's)."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Write stdin to TOPIC, one record per line (like kafka-console-producer)."""
+    from sandbox.client import KafkaClient, KafkaClientError
+    from sandbox.client.partitioner import partition_for
+
+    if acks not in ("all", "-1", "1"):
+        fail(f"--acks {acks} is not supported; use --acks all or --acks 1")
+    sep = _separator(key_separator)
+    sent = 0
+    line_no = 0
+    with KafkaClient(_bootstrap(config, bootstrap), timeout=15.0) as c:
+        try:
+            parts = c.partitions(topic, auto_create=True)
+        except KafkaClientError as e:
+            fail(_topic_hint(topic, e), 1)
+        if not parts:
+            fail(f"topic {topic} has no partitions yet; try again in a moment", 1)
+        if partition is not None and partition not in parts:
+            fail(f"topic {topic} has partitions 0-{len(parts) - 1}; --partition {partition} is not one of them")
+        turn = 0
+        pending: dict[int, list[tuple[bytes | None, bytes]]] = {}
+
+        def flush() -> None:
+            nonlocal sent
+            for p, records in sorted(pending.items()):
+                c.produce(topic, p, records, acks=1 if acks == "1" else -1)
+                sent += len(records)
+            pending.clear()
+
+        try:
+            for lines in read_line_batches(sys.stdin.buffer):
+                for line in lines:
+                    line_no += 1
+                    key: bytes | None = None
+                    value = line
+                    if sep is not None:
+                        key, found, value = line.partition(sep)
+                        if not found:
+                            flush()   # every line before the bad one is written
+                            fail(f"line {line_no} has no key separator {key_separator!r}; it and the lines after "
+                                 f"it were not sent ({sent} records before it were); write KEY{key_separator}VALUE", 1)
+                    if partition is not None:
+                        p = partition
+                    elif key is not None:
+                        p = partition_for(key, len(parts))
+                    else:
+                        p = parts[turn % len(parts)]
+                    pending.setdefault(p, []).append((key, value))
+                turn += 1
+                flush()
+        except KafkaClientError as e:
+            fail(f"{e}; {sent} records were written before this", 1)
+        except KeyboardInterrupt:
+            pass
+    typer.echo(f"{sent} record(s) written to {topic}", err=True)
+
+
+def _topic_hint(topic: str, e: Exception) -> str:
+    if getattr(e, "error_code", None) == 3:
+        return f"topic {topic} does not exist; create it with `sandbox topics create {topic}`"
+    return str(e)
+
+
+@app.command()
+def consume(
+    topic: str = typer.Argument(..., help="Topic to read."),
+    from_beginning: bool = typer.Option(False, "--from-beginning", help="Start at the oldest record, not the end."),
+    count: Optional[int] = typer.Option(None, "-n", "--max-messages", min=1, help="Stop after this many records."),
+    exit_at_end: bool = typer.Option(False, "--exit-at-end", "-e", help="Stop at the end of every partition."),
+    partition: Optional[int] = typer.Option(None, "--partition", "-p", min=0, help="Read only this partition."),
+    print_key: bool = typer.Option(False, "--print-key", help="Print KEY<sep>VALUE."),
+    key_separator: str = typer.Option("\t", "--key-separator", "-K", help="Between key and value with --print-key (default: tab)."),
+    bootstrap: Optional[str] = typer.Option(None, "--bootstrap", "-b", help="HOST:PORT of a broker (default: this sandbox's)."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Write TOPIC's records to stdout, one per line (like kafka-console-consumer)."""
+    from sandbox.client import KafkaClient, KafkaClientError
+
+    sep = _separator(key_separator) or b"\t"
+    out = sys.stdout.buffer
+    got = 0
+    with KafkaClient(_bootstrap(config, bootstrap), timeout=15.0) as c:
+        try:
+            parts = c.partitions(topic)
+            if partition is not None:
+                if partition not in parts:
+                    fail(f"topic {topic} has partitions 0-{len(parts) - 1}; --partition {partition} is not one of them")
+                parts = [partition]
+            start = c.start_offsets(topic, parts) if from_beginning else c.end_offsets(topic, parts)
+        except KafkaClientError as e:
+            fail(_topic_hint(topic, e), 1)
+        positions = dict(start)
+        try:
+            while count is None or got < count:
+                result = c.fetch(topic, positions, max_wait_ms=200 if exit_at_end else 500)
+                at_end = True
+                for p, (records, hwm) in sorted(result.items()):
+                    for r in records:
+                        if count is not None and got >= count:
+                            break
+                        line = b"null" if r.value is None else r.value
+                        if print_key:
+                            line = (b"null" if r.key is None else r.key) + sep + line
+                        out.write(line + b"\n")
+                        got += 1
+                        positions[p] = r.offset + 1
+                    if hwm < 0 or positions[p] < hwm:
+                        at_end = False
+                out.flush()
+                if exit_at_end and at_end:
+                    break
+        except KafkaClientError as e:
+            fail(f"{e}; {got} records were printed before this", 1)
+        except KeyboardInterrupt:
+            pass
+        except BrokenPipeError:   # `sandbox consume t | head`: the reader is gone, not an error
+            _quiet_stdout()
+    typer.echo(f"{got} record(s) read from {topic}", err=True)
+
+
+def _quiet_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())   # so the interpreter's final flush does not fail again

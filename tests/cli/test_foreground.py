@@ -1,0 +1,92 @@
+"""`sandbox up --foreground` (SPEC: stays attached with the live monitor; Ctrl-C stops everything):
+on a terminal (a tmux pane) the dashboard takes the screen once healthy; in a pipe every event is
+a line. Either way Ctrl-C (SIGINT) stops every service and leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from cli.test_monitor_groups import tmux_available
+from integration.kit import produce_all, producer
+from integration.stack_kit import make_project
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+@pytest.fixture
+def project(tmp_path):
+    proj = make_project(tmp_path / "fg", topics="[topics.live]\npartitions = 2\n")
+    yield proj
+    problems = proj.teardown()
+    assert not problems, problems
+
+
+def test_foreground_in_a_pipe_prints_events_and_ctrl_c_stops_everything(project):
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "up", "--foreground"], cwd=project.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not any("is up; bootstrap" in line for line in lines):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+            lines.append(proc.stdout.readline())
+        produce_all(producer(project.bootstrap), "live", [(None, b"v%d" % i) for i in range(10)], timeout=30)
+        pids = [s["pid"] for s in project.status()[1]["services"]]
+        os.kill(pids[-1], signal.SIGKILL)   # a crash while attached: the event shows up as a line
+        deadline = time.monotonic() + 60
+        while not any(" crash: " in line for line in lines) or not any(" restart: " in line for line in lines):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+            lines.append(proc.stdout.readline())
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = "".join(lines) + rest
+    assert proc.returncode == 0, text
+    assert "coordinator healthy" in text and "broker-1 healthy" in text and "created topic live" in text
+    assert f"sandbox {project.root.name} stopped" in text or "stopped" in text.splitlines()[-1]
+    assert not project.leftovers(), project.leftovers()
+    assert project.cli("status", "--json").returncode == 3
+
+
+def test_foreground_on_a_terminal_shows_the_monitor_until_ctrl_c(project):
+    if not tmux_available():
+        pytest.skip("tmux is not installed and cannot be installed here")
+    sock = f"sandbox-fg-{uuid.uuid4().hex[:8]}"
+    tmux = ["tmux", "-L", sock, "-f", os.devnull]
+    marker = project.root / "exit-code"
+    cmd = (f"cd {shlex.quote(str(project.root))} && {shlex.quote(sys.executable)} -m sandbox up --foreground; "
+           f"echo $? > {shlex.quote(str(marker))}; sleep 30")
+    started = subprocess.run(tmux + ["new-session", "-d", "-s", "fg", "-x", "100", "-y", "30", cmd],
+                             capture_output=True, text=True, timeout=30)
+    assert started.returncode == 0, started.stderr
+    screen = ""
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            screen = subprocess.run(tmux + ["capture-pane", "-p", "-t", "fg"], capture_output=True, text=True,
+                                    timeout=10).stdout
+            if all(n in screen for n in ("coordinator", "broker-1", "live", "running")):
+                break
+            time.sleep(0.3)
+        assert all(n in screen for n in ("coordinator", "broker-1", "live", "running")), screen
+        assert "INFO" not in screen, screen   # log lines go to the log file, not over the dashboard
+        subprocess.run(tmux + ["send-keys", "-t", "fg", "C-c"], capture_output=True, timeout=10)
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < deadline, "`sandbox up --foreground` did not stop on Ctrl-C"
+            time.sleep(0.3)
+        assert marker.read_text().strip() == "0"
+    finally:
+        subprocess.run(tmux + ["kill-server"], capture_output=True, timeout=30)
+    assert not project.leftovers(), project.leftovers()
