@@ -36,10 +36,13 @@ def _call(fn, *args, **kwargs):
         fail(str(e))
 
 
-def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, wait_ready, apply_declared, check_ports) -> None:
+def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, wait_ready, apply_declared, check_ports,
+              foreground=None) -> None:
     """Build the image if needed, create network, volumes and containers (or adopt the ones that
     are already there, e.g. brought back by their restart policy after a reboot), start the
-    watcher, wait for healthy, create the declared topics, print the bootstrap address."""
+    watcher, wait for healthy, create the declared topics, print the bootstrap address.
+    foreground(cfg, timeout, cleanup): run the watcher in this process instead; Ctrl-C then
+    removes the containers and the network, keeping the volumes (as `docker compose up` does)."""
     from sandbox.runner.docker import ensure_image
 
     t0 = time.monotonic()
@@ -56,6 +59,12 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, wait_ready, a
     stack.write_runtime(cfg, overrides={**overrides, "mode": "docker"}, ephemeral=False,
                         config_text=cfg.source, image=image)
     _call(eng.up)
+    if foreground is not None:
+        def cleanup() -> None:
+            removed = _call(eng.down, False)
+            typer.echo(f"removed {len(removed)} container(s) and network(s); the journal volumes are kept")
+
+        return foreground(cfg, timeout, cleanup)
     argv = [sys.executable, "-m", "sandbox", "supervise"] + (["--config", str(cfg.path)] if cfg.path else [])
     pid = spawn_detached(argv, cfg.logs_dir / "supervisor.log", cwd=cfg.root)
     _call(eng.wait_healthy, timeout)

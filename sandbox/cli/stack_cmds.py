@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
@@ -102,9 +102,8 @@ def up(
     overrides = {k: v for k, v in {"brokers": brokers, "port": port}.items() if v is not None}
     if docker:
         overrides["mode"] = "docker"
-        if ephemeral or foreground:
-            fail("--ephemeral and --foreground are for native mode; in Docker use `sandbox down --purge` "
-                 "to delete the data and `sandbox logs SERVICE -f` to follow a container")
+        if ephemeral:
+            fail("--ephemeral is for native mode; in Docker `sandbox down --purge` deletes the journal volumes")
     if ephemeral:
         overrides["data_dir"] = tempfile.mkdtemp(prefix=f"sandbox-{base.name}-")
     try:
@@ -114,7 +113,8 @@ def up(
     if docker:
         from .docker_cmds import up_docker
 
-        return up_docker(cfg, overrides, timeout, _wait_ready, _apply_declared, _check_ports)
+        return up_docker(cfg, overrides, timeout, _wait_ready, _apply_declared, _check_ports,
+                         foreground=_up_foreground if foreground else None)
     _check_ports(cfg)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -124,7 +124,12 @@ def up(
     argv = [sys.executable, "-m", "sandbox", "supervise"] + (["--config", str(cfg.path)] if cfg.path else [])
     t0 = time.monotonic()
     if foreground:
-        return _up_foreground(cfg, timeout, ephemeral, rt)
+        def cleanup() -> None:
+            if ephemeral:
+                shutil.rmtree(cfg.data_dir, ignore_errors=True)
+                rt.unlink(missing_ok=True)
+
+        return _up_foreground(cfg, timeout, cleanup)
     pid = spawn_detached(argv, cfg.logs_dir / "supervisor.log", cwd=cfg.root)
     _wait_ready(cfg, pid, timeout)
     _apply_declared(cfg)
@@ -132,10 +137,10 @@ def up(
                f"bootstrap {stack.bootstrap(cfg)}")
 
 
-def _up_foreground(cfg: SandboxConfig, timeout: float, ephemeral: bool, rt: Path) -> None:
-    """The supervisor in this process until Ctrl-C, which stops everything. On a terminal the
-    live monitor takes the screen once the stack is healthy; otherwise every event is printed as
-    a line (for logs and CI)."""
+def _up_foreground(cfg: SandboxConfig, timeout: float, cleanup: Callable[[], None]) -> None:
+    """The supervisor in this process until Ctrl-C, which stops everything (then `cleanup`: the
+    ephemeral data, or in docker mode the containers). On a terminal the live monitor takes the
+    screen once the stack is healthy; otherwise every event is printed as a line (logs, CI)."""
     import logging
     import os
     import threading
@@ -174,9 +179,7 @@ def _up_foreground(cfg: SandboxConfig, timeout: float, ephemeral: bool, rt: Path
     finally:
         done.set()
         watcher.join(5)
-        if ephemeral:
-            shutil.rmtree(cfg.data_dir, ignore_errors=True)
-            rt.unlink(missing_ok=True)
+        cleanup()
     typer.echo(f"sandbox {cfg.name} stopped")
     raise typer.Exit(code)
 

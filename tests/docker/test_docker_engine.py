@@ -394,3 +394,28 @@ def test_older_builds_are_untagged_unless_a_container_uses_them(engine, request)
     assert old.id not in ids and {in_use.id, kept_by_user.id, current.id} <= ids
     assert engine.images.get(kept_by_user.id).tags == ["mine:keep"]
     assert prune_old_images(engine, "kafka-sandbox:0.0.4-dddddddddddd", "another-base") == []
+
+
+def test_up_docker_foreground_prints_events_and_ctrl_c_removes_the_containers(project, engine):
+    p = project(brokers=1, topics="[topics.fg]\npartitions = 1\n")
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "up", "--docker", "--foreground", "--timeout", "120"],
+                            cwd=p.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 600
+        while not any("is up; bootstrap" in line for line in lines):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+            lines.append(proc.stdout.readline())
+        produce_all(producer(p.bootstrap, acks="all"), "fg", [(None, b"kept")], timeout=60)
+        assert len(p.containers()) == 2
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = "".join(lines) + rest
+    assert proc.returncode == 0, text
+    assert "broker-1 healthy" in text and "created topic fg" in text and "journal volumes are kept" in text, text
+    assert p.containers() == [] and p.networks() == []
+    assert len(p.volumes()) == 2   # the data stays for the next `up`
