@@ -2,36 +2,53 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
+PIPE_WIDTH = 160   # not a terminal: nothing to fit, so never squeeze names into "coor…"
 
-def _mb(n) -> str:
-    return "-" if n is None else f"{n / 1e6:.1f} MB"
+
+def _console() -> Console:
+    c = Console()
+    return c if c.is_terminal else Console(width=max(c.width, PIPE_WIDTH))
+
+
+def _table(*headers: str) -> Table:
+    """A compact table (one space between columns, 80 columns hold the services table) whose
+    cells never wrap: names and pids are worth more whole than a narrower table."""
+    t = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False)
+    for h in headers:
+        t.add_column(h, no_wrap=True)
+    return t
+
+
+def _num(v, fmt: str, scale: float = 1.0) -> str:
+    return "-" if v is None else fmt.format(v / scale)
 
 
 def print_status(st: dict) -> None:
-    console = Console()
+    console = _console()
     if not st.get("running"):
         console.print(f"sandbox [bold]{st['name']}[/] is not running; start it with `sandbox up`")
         return
     mark = "[green]healthy[/]" if st["healthy"] else "[red]unhealthy[/]"
     console.print(f"sandbox [bold]{st['name']}[/] ({st['mode']}) {mark}  bootstrap {st['bootstrap']}")
-    t = Table("service", "state", "pid", "port", "uptime", "restarts", "cpu", "memory", "disk", "latency")
+    t = _table("service", "state", "pid", "port", "uptime", "restarts", "cpu", "mem MB", "disk MB", "ms")
     for s in st["services"]:
         color = "green" if s["healthy"] else "red"
         t.add_row(s["name"], f"[{color}]{s['state']}[/]", str(s["pid"] or "-"), str(s["port"]),
-                  "-" if s["uptime_s"] is None else f"{s['uptime_s']:.0f}s", str(s["restarts"]),
-                  "-" if s["cpu_percent"] is None else f"{s['cpu_percent']:.0f}%", _mb(s["rss_bytes"]),
-                  _mb(s["disk_bytes"]), "-" if s["latency_ms"] is None else f"{s['latency_ms']:.1f} ms")
+                  _num(s["uptime_s"], "{:.0f}s"), str(s["restarts"]), _num(s["cpu_percent"], "{:.0f}%"),
+                  _num(s["rss_bytes"], "{:.1f}", 1e6), _num(s["disk_bytes"], "{:.1f}", 1e6),
+                  _num(s["latency_ms"], "{:.1f}"))
     console.print(t)
     if st["topics"]:
-        tt = Table("topic", "partitions", "end offsets", "leaderless")
+        tt = _table("topic", "partitions", "end offsets", "leaderless")
         for x in st["topics"]:
             tt.add_row(x["name"], str(x["partitions"]), str(x["end_offsets"]), str(x["leaderless_partitions"]))
         console.print(tt)
     if st["groups"]:
-        gt = Table("group", "state", "members", "lag")
+        gt = _table("group", "state", "members", "lag")
         for g in st["groups"]:
             gt.add_row(g["group"], g["state"], str(g["members"]), str(g["lag"]))
         console.print(gt)
