@@ -137,6 +137,7 @@ class BrokerConfig:
     message_max_bytes: int = 1048588
     group_initial_rebalance_delay_ms: int = 0
     retention_check_interval_ms: int = 300_000
+    cleaner_backoff_ms: int = 15_000     # log.cleaner.backoff.ms: how often compacted topics are looked at
     checkpoint_interval_ms: int = 60_000
     offsets_fsync: bool = True
     log: LogConfig = field(default_factory=LogConfig)
@@ -189,6 +190,8 @@ class BrokerConfig:
                 self.group_initial_rebalance_delay_ms = _int(key, value)
             elif key == "log.retention.check.interval.ms":
                 self.retention_check_interval_ms = _int(key, value)
+            elif key == "log.cleaner.backoff.ms":
+                self.cleaner_backoff_ms = _int(key, value)
             elif key == "offsets.fsync":
                 self.offsets_fsync = _bool(key, value)
             else:

@@ -35,6 +35,11 @@ _CODECS = {
 }
 
 
+def decompress(codec: int, payload: bytes) -> bytes:
+    """A batch's records compressed with Kafka codec `codec` (what the log cleaner is handed)."""
+    return _CODECS[codec](payload)
+
+
 def uncompressed(batches: bytes) -> bytes:
     """The same batches with compressed record payloads expanded (codec bits cleared)."""
     out = bytearray()

@@ -83,6 +83,7 @@ class BrokerServer:
             asyncio.create_task(self._every(0.25, self._check_stop_file)),
             asyncio.create_task(self._every(self.config.retention_check_interval_ms / 1000, self.state.apply_retention)),
             asyncio.create_task(self._every(self.config.checkpoint_interval_ms / 1000, self.state.checkpoint)),
+            asyncio.create_task(self._every_async(self.config.cleaner_backoff_ms / 1000, self.state.compact)),
             asyncio.create_task(self._every(1.0, self._flush_due)),
         ]
         served = ", ".join(
@@ -102,6 +103,14 @@ class BrokerServer:
             await asyncio.sleep(interval)
             try:
                 fn()
+            except Exception:
+                log.exception("housekeeping task %s failed", getattr(fn, "__name__", fn))
+
+    async def _every_async(self, interval: float, fn) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await fn()
             except Exception:
                 log.exception("housekeeping task %s failed", getattr(fn, "__name__", fn))
 

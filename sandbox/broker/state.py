@@ -17,10 +17,12 @@ from typing import Any, Callable
 from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator
 from sandbox.log import LogConfig, LogDir, PartitionLog
+from sandbox.log.cleaner import clean
 
 from .config import BrokerConfig
 from .groups import GroupCoordinator
 from .offsets import OffsetStore
+from .records import decompress
 
 log = logging.getLogger("sandbox.broker")
 
@@ -64,9 +66,13 @@ async def maybe_await(value: Any) -> Any:
     return value
 
 
+ROUTINE_EVENTS = frozenset({"compacted"})   # housekeeping that went as planned: INFO, not WARNING
+
+
 def emit_event(kind: str, detail: dict[str, Any]) -> None:
     """One log line per event, machine-readable after the `EVENT kind` prefix."""
-    log.warning("EVENT %s %s", kind, json.dumps(detail, default=str, sort_keys=True))
+    level = logging.INFO if kind in ROUTINE_EVENTS else logging.WARNING
+    log.log(level, "EVENT %s %s", kind, json.dumps(detail, default=str, sort_keys=True))
 
 
 class BrokerState:
@@ -240,6 +246,27 @@ class BrokerState:
         for plog in self.partitions.values():
             freed += plog.apply_retention(now_ms)
         return freed
+
+    async def compact(self) -> None:
+        """Log compaction of every compacting partition with closed segments to clean: the reading
+        and rewriting run in a worker thread, the swap back here on the log's owner."""
+        loop = asyncio.get_running_loop()
+        for key, plog in list(self.partitions.items()):
+            now_ms = int(self.clock() * 1000)
+            refs = plog.cleanable(now_ms)
+            if not refs:
+                continue
+            try:
+                result = await loop.run_in_executor(None, clean, refs, plog.config, now_ms, decompress)
+            except (OSError, ValueError) as e:   # a segment deleted meanwhile, or a record it cannot read
+                log.warning("compaction of %s-%d skipped: %s", key[0], key[1], e)
+                continue
+            if result is None:
+                continue
+            if self.partitions.get(key) is not plog:   # deleted or re-created meanwhile
+                result.discard()
+                continue
+            plog.install_cleaned(result)
 
     def checkpoint_if_moved(self) -> None:
         """Write the recovery checkpoint soon after a roll moved a recovery point (once a second)."""

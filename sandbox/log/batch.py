@@ -262,3 +262,58 @@ def iter_records(batch_bytes) -> Iterator[tuple[int, int, bytes | None, bytes | 
             p = rec_end
             ts = h.max_timestamp if h.is_log_append_time else h.base_timestamp + ts_delta
             yield h.base_offset + off_delta, ts, key, value, hdrs
+
+
+class StoredRecord(NamedTuple):
+    """One record of a stored batch, with the deltas that place it inside its batch."""
+    offset_delta: int
+    timestamp_delta: int
+    key: bytes | None
+    value: bytes | None
+    headers: bytes          # the record's header section as stored (count + headers), copied as is
+
+
+def read_stored_records(records_bytes, count: int) -> list[StoredRecord]:
+    """The `count` records of an uncompressed batch body (the bytes after the 61-byte header)."""
+    mv = memoryview(records_bytes)
+    out: list[StoredRecord] = []
+    p = 0
+    for _ in range(count):
+        length, p = _read_varint(mv, p)
+        end = p + length
+        if end > len(mv):
+            raise CorruptRecordError("record runs past the batch")
+        q = p + 1  # attributes
+        ts_delta, q = _read_varint(mv, q)
+        off_delta, q = _read_varint(mv, q)
+        key, q = _read_bytes(mv, q)
+        value, q = _read_bytes(mv, q)
+        out.append(StoredRecord(off_delta, ts_delta, key, value, bytes(mv[q:end])))
+        p = end
+    return out
+
+
+def rebuild_batch(header: BatchHeader, records: list[StoredRecord]) -> bytes:
+    """An uncompressed batch holding `records` (a subset of the batch `header` describes) at their
+    original offsets and timestamps: base offset, last offset delta, producer fields and
+    timestamps are kept, so readers see the same offsets with gaps where records were removed
+    (what Kafka's log cleaner writes)."""
+    body = bytearray()
+    rec = bytearray()
+    for r in records:
+        rec.clear()
+        rec.append(0)
+        _write_varint(rec, r.timestamp_delta)
+        _write_varint(rec, r.offset_delta)
+        _write_bytes(rec, r.key)
+        _write_bytes(rec, r.value)
+        rec += r.headers
+        _write_varint(body, len(rec))
+        body += rec
+    buf = bytearray(HEADER_SIZE) + body
+    _HEADER.pack_into(buf, 0, header.base_offset, len(buf) - LOG_OVERHEAD, header.leader_epoch, 2, 0,
+                      header.attributes & ~ATTR_CODEC_MASK, header.last_offset_delta, header.base_timestamp,
+                      header.max_timestamp, header.producer_id, header.producer_epoch, header.base_sequence,
+                      len(records))
+    _U.pack_into(buf, 17, compute_crc(buf, 0, len(buf)))
+    return bytes(buf)

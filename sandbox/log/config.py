@@ -21,6 +21,8 @@ class LogConfig:
     message_timestamp_type: str = "CreateTime"
     cleanup_policy: str = "delete"
     file_delete_delay_ms: int = 60000
+    delete_retention_ms: int = 86400000     # compaction keeps a tombstone this long
+    min_compaction_lag_ms: int = 0           # compaction leaves records younger than this alone
 
     # Kafka topic-config name -> (field, parser)
     _KEYS = {
@@ -35,6 +37,8 @@ class LogConfig:
         "message.timestamp.type": "message_timestamp_type",
         "cleanup.policy": "cleanup_policy",
         "file.delete.delay.ms": "file_delete_delay_ms",
+        "delete.retention.ms": "delete_retention_ms",
+        "min.compaction.lag.ms": "min_compaction_lag_ms",
     }
 
     def __post_init__(self) -> None:
@@ -61,11 +65,20 @@ class LogConfig:
         need(all(p in _CLEANUP for p in parts), "cleanup.policy", "must be delete, compact or compact,delete")
         need(isinstance(self.file_delete_delay_ms, int) and self.file_delete_delay_ms >= 0,
              "file.delete.delay.ms", "must be an integer >= 0")
+        need(isinstance(self.delete_retention_ms, int) and self.delete_retention_ms >= 0,
+             "delete.retention.ms", "must be an integer >= 0")
+        need(isinstance(self.min_compaction_lag_ms, int) and self.min_compaction_lag_ms >= 0,
+             "min.compaction.lag.ms", "must be an integer >= 0")
 
     @property
     def deletes(self) -> bool:
         """True when time/size retention applies (cleanup.policy contains delete)."""
         return "delete" in [p.strip() for p in self.cleanup_policy.split(",")]
+
+    @property
+    def compacts(self) -> bool:
+        """True when the cleaner keeps only the latest record per key (cleanup.policy contains compact)."""
+        return "compact" in [p.strip() for p in self.cleanup_policy.split(",")]
 
     @property
     def log_append_time(self) -> bool:

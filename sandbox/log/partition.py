@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from .batch import ATTR_LOG_APPEND_TIME, BatchHeader, compute_crc, parse_header, validate_batches
+from .cleaner import CleanResult, SegmentRef, swap_in
 from .config import LogConfig
 from .errors import OffsetOutOfRangeError
-from .files import clean_leftovers, safe_delete, safe_rmtree
+from .files import clean_leftovers, fsync_dir, safe_delete, safe_rmtree
 from .producers import ProducerState
 from .recovery import open_segments
 from .segment import Segment, segment_name
@@ -92,7 +93,9 @@ class PartitionLog:
         leo = self._segments[-1].next_offset
         lso = self._segments[0].base_offset
         if log_start_offset is not None:
-            lso = min(max(lso, log_start_offset), leo)
+            # the checkpoint wins, also below the first segment: compaction may have removed the
+            # first segments whole without moving the log start (reads there land on the next batch)
+            lso = min(max(log_start_offset, 0), leo)
         self._log_start_offset = lso
         self._recovery_point = min(max(recovery_point, 0), leo)
         self._high_watermark = leo
@@ -100,6 +103,8 @@ class PartitionLog:
         self._last_flush_ms = self._now_ms()
         self._producers = ProducerState()
         self._load_producer_state(listing)
+        self._cleaned_through = self._segments[0].base_offset   # compaction: closed segments below this were cleaned
+        self._clean_again_ms: int | None = None                 # ... and when a kept tombstone may go
 
     # ---------------------------------------------------------------- small helpers
 
@@ -435,6 +440,61 @@ class PartitionLog:
                 diff -= seg.size
                 n = k + 1
         return self._delete_oldest(n) if n else 0
+
+    # ---------------------------------------------------------------- compaction
+
+    def cleanable(self, now_ms: int | None = None) -> list[SegmentRef]:
+        """The closed segments to compact now (oldest first, from the first segment), or [] when
+        the topic does not compact or nothing changed since the last cleaning: no segment was
+        closed since and no kept tombstone has reached delete.retention.ms."""
+        cfg = self._config
+        closed = self._segments[:-1]
+        if not cfg.compacts or not closed:
+            return []
+        now = self._now_ms() if now_ms is None else now_ms
+        new_data = closed[-1].next_offset > self._cleaned_through
+        tombstones_due = self._clean_again_ms is not None and now >= self._clean_again_ms
+        if not new_data and not tombstones_due:
+            return []
+        refs = []
+        for seg in closed:
+            if seg.max_timestamp > now - cfg.min_compaction_lag_ms:
+                break   # min.compaction.lag.ms: this segment and every later one are too young
+            refs.append(SegmentRef(seg.base_offset, seg.log_path, seg.size, seg.max_timestamp, seg.next_offset))
+        return refs
+
+    def install_cleaned(self, result: CleanResult) -> bool:
+        """Swap in what cleaner.clean() wrote, if the segments it read are still these (same base
+        and size, closed). False (and the files discarded) when the log moved on meanwhile."""
+        by_base = {seg.base_offset: (i, seg) for i, seg in enumerate(self._segments[:-1])}
+        for ref in result.refs:
+            hit = by_base.get(ref.base)
+            if hit is None or hit[1].size != ref.size:
+                result.discard()
+                return False
+        for base, cleaned in sorted(result.outputs.items()):
+            i, seg = by_base[base]
+            seg.close()
+            if cleaned is None:
+                seg.delete_files()
+                continue
+            swap_in(cleaned, seg.log_path)
+            fresh = Segment(self.directory, base, self._config.index_interval_bytes)
+            fresh.scan(verify_crc=False)
+            fresh.write_indexes()
+            self._segments[i] = fresh
+        gone = {b for b, c in result.outputs.items() if c is None}
+        if gone:
+            self._segments = [s for s in self._segments if s.base_offset not in gone]
+        self._bases = [s.base_offset for s in self._segments]
+        fsync_dir(self.directory)
+        self._cleaned_through = max(self._cleaned_through, result.refs[-1].next_offset)
+        self._clean_again_ms = result.tombstones_due_ms
+        if result.outputs:
+            self._emit("compacted", {"records_before": result.records_before, "records_after": result.records_after,
+                                     "bytes_before": result.bytes_before, "bytes_after": result.bytes_after,
+                                     "segments": len(result.refs)})
+        return True
 
     # ---------------------------------------------------------------- durability and lifecycle
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import UnrecoverableJournalError
+from .cleaner import CLEANED_SUFFIX, SWAP_SUFFIX, complete_swaps
 from .files import clean_leftovers, safe_delete
 from .segment import Segment
 
@@ -22,6 +23,8 @@ def list_segment_bases(directory: Path, listing: list[str] | None = None) -> lis
     """Base offsets of every `%020d.log` in directory; removes orphan index files and leftovers.
     `listing`: the directory's names, when the caller has listed it already."""
     listing = os.listdir(directory) if listing is None else listing
+    if any(n.endswith((SWAP_SUFFIX, CLEANED_SUFFIX)) for n in listing) and complete_swaps(directory, listing):
+        listing = os.listdir(directory)   # a compaction swap a crash interrupted, finished now
     clean_leftovers(directory, listing)
     names = set(listing)
     bases, orphans = [], []
@@ -48,8 +51,8 @@ def _check_below_recovery_point(seg: Segment, next_base: int | None, emit: Emit)
     first = seg.header_at(0)
     if first is None:
         fail("its first batch header is unreadable (bad magic, bad length or file too short)")
-    if first.base_offset != seg.base_offset:
-        fail(f"its first batch has offset {first.base_offset}, not {seg.base_offset} as its name says")
+    if first.base_offset < seg.base_offset:   # compaction may leave a gap at the start, never less
+        fail(f"its first batch has offset {first.base_offset}, below {seg.base_offset} that its name says")
     loaded = seg.load_indexes()
     start = seg.idx_pos[-1] if loaded and len(seg.idx_pos) else 0
     if loaded and start:

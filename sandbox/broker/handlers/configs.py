@@ -23,6 +23,7 @@ def broker_configs(state) -> dict[str, str]:
         "group.initial.rebalance.delay.ms": str(c.group_initial_rebalance_delay_ms),
         "log.dirs": str(c.data_dir),
         "log.retention.check.interval.ms": str(c.retention_check_interval_ms),
+        "log.cleaner.backoff.ms": str(c.cleaner_backoff_ms),
     }
 
 

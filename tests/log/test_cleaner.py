@@ -1,0 +1,221 @@
+"""Log compaction (cleanup.policy=compact), under Windows file semantics (tests/log/conftest.py):
+the latest record of each key stays at its offset, tombstones go after delete.retention.ms, records
+without keys and the active segment are untouched, a crash in the middle of a swap is finished at
+the next open, and a log that moved on meanwhile refuses the result."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+
+import pytest
+
+from .logkit import Clock
+from sandbox.log import LogConfig, PartitionLog, build_batch, iter_records
+from sandbox.log.batch import ATTR_CODEC_MASK, HEADER_SIZE, compute_crc, parse_header
+from sandbox.log.cleaner import CLEANED_SUFFIX, SWAP_SUFFIX, clean
+
+
+def cfg(**kw) -> LogConfig:
+    kw.setdefault("segment_bytes", 400)
+    kw.setdefault("index_interval_bytes", 64)
+    kw.setdefault("cleanup_policy", "compact")
+    return LogConfig(**kw)
+
+
+def put(log: PartitionLog, key: bytes | None, value: bytes | None, ts: int) -> int:
+    return log.append(build_batch([(key, value)], timestamp_ms=ts)).first_offset
+
+
+def records(log: PartitionLog, start: int | None = None) -> list[tuple[int, bytes | None, bytes | None]]:
+    start = log.log_start_offset if start is None else start
+    return [(o, k, v) for o, _ts, k, v, _h in iter_records(log.read(start, 1 << 24))]
+
+
+def compact(log: PartitionLog, now_ms: int, decompress=None):
+    refs = log.cleanable(now_ms)
+    result = clean(refs, log.config, now_ms, decompress) if refs else None
+    if result is not None:
+        assert log.install_cleaned(result)
+    return result
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def test_latest_value_per_key_stays_at_its_offset(tmp_path, clock):
+    log = PartitionLog(tmp_path / "c-0", cfg(), clock=clock)
+    written = []
+    for rnd in range(6):
+        for k in range(4):
+            written.append((put(log, b"k%d" % k, b"v%d-%d" % (k, rnd), clock.ms()), b"k%d" % k, b"v%d-%d" % (k, rnd)))
+    put(log, None, b"no key", clock.ms())
+    assert log.segment_count > 3
+    active_base = log.segment_paths()[-1]
+    before = records(log)
+    result = compact(log, clock.ms())
+    assert result is not None and result.records_after < result.records_before
+    after = records(log)
+    closed_end = before.index(next(r for r in before if r[0] >= int(active_base.stem)))
+    survivors = [r for r in after if r[0] < int(active_base.stem)]
+    # in the closed part each key appears once at most, and only with an offset nothing later
+    # of that key replaced; everything in the active segment is unchanged
+    # (as in Kafka, the active segment is not looked at: a key's latest record in the closed part stays)
+    latest = {k: o for o, k, _ in before if o < int(active_base.stem)}
+    assert all(latest[k] == o for o, k, _ in survivors if k is not None), survivors
+    assert len(survivors) <= len(latest) + 1   # each key's latest, and the keyless record
+    assert after[len(survivors):] == before[closed_end:]
+    assert (None, b"no key") in [(k, v) for _, k, v in after]
+    # the offsets kept are the original ones, in order, with gaps
+    assert [o for o, _, _ in after] == sorted(o for o, _, _ in after)
+    assert set(after) <= set(before)
+    # every key's latest value is still readable, and reading from inside a gap lands on the next record
+    by_key = {k: v for _, k, v in after}
+    assert by_key == {k: v for _, k, v in before}
+    gap = next(o for o in range(before[-1][0]) if o not in {x[0] for x in after})
+    assert records(log, gap)[0][0] == min(o for o, _, _ in after if o > gap)
+    # nothing new: nothing to do
+    assert log.cleanable(clock.ms()) == []
+    log.close()
+    # reopened: the recovery check accepts segments that start after their base offset
+    # (the log start offset stays where it was even when whole segments went: the checkpoint keeps it)
+    assert log.log_start_offset == 0
+    again = PartitionLog(tmp_path / "c-0", cfg(), clock=clock, recovery_point=log.recovery_point,
+                         log_start_offset=log.log_start_offset)
+    assert records(again, 0) == after
+    again.close()
+
+
+def test_tombstones_go_after_delete_retention_ms(tmp_path, clock):
+    log = PartitionLog(tmp_path / "t-0", cfg(delete_retention_ms=60_000), clock=clock)
+    put(log, b"gone", b"first", clock.ms())
+    put(log, b"kept", b"value", clock.ms())
+    put(log, b"gone", None, clock.ms())          # the tombstone
+    for i in range(30):                           # roll the tombstone into a closed segment
+        put(log, b"filler", b"x" * 20, clock.ms())
+    result = compact(log, clock.ms())
+    assert result.tombstones_due_ms == clock.ms() + 60_000
+    kv = [(k, v) for _, k, v in records(log)]
+    assert (b"gone", b"first") not in kv and (b"gone", None) in kv and (b"kept", b"value") in kv
+    clock.advance_ms(30_000)
+    assert log.cleanable(clock.ms()) == []        # not due yet, and nothing new
+    clock.advance_ms(31_000)
+    assert log.cleanable(clock.ms()) != []        # due: cleaned again without new data
+    compact(log, clock.ms())
+    kv = [(k, v) for _, k, v in records(log)]
+    assert b"gone" not in [k for k, _ in kv] and (b"kept", b"value") in kv
+    log.close()
+
+
+def test_delete_policy_topics_and_young_segments_are_left_alone(tmp_path, clock):
+    plain = PartitionLog(tmp_path / "p-0", cfg(cleanup_policy="delete"), clock=clock)
+    for i in range(40):
+        put(plain, b"same", b"v%d" % i, clock.ms())
+    assert plain.cleanable(clock.ms()) == []
+    plain.close()
+    young = PartitionLog(tmp_path / "y-0", cfg(min_compaction_lag_ms=10_000), clock=clock)
+    for i in range(40):
+        put(young, b"same", b"v%d" % i, clock.ms())
+    assert young.cleanable(clock.ms()) == []      # every closed segment is younger than the lag
+    clock.advance_ms(10_001)
+    assert len(young.cleanable(clock.ms())) == young.segment_count - 1
+    young.close()
+
+
+def _gzip_batch(base_ts: int, pairs: list[tuple[bytes, bytes]]) -> bytes:
+    """One gzip-compressed batch, laid out as a Java producer writes it."""
+    plain = build_batch(pairs, timestamp_ms=base_ts)
+    head = bytearray(plain[:HEADER_SIZE])
+    body = gzip.compress(plain[HEADER_SIZE:])
+    struct.pack_into(">h", head, 21, parse_header(plain).attributes | 1)
+    buf = head + body
+    struct.pack_into(">i", buf, 8, len(buf) - 12)
+    struct.pack_into(">I", buf, 17, compute_crc(buf, 0, len(buf)))
+    return bytes(buf)
+
+
+def test_compressed_batches_are_cleaned_when_a_codec_is_given(tmp_path, clock):
+    log = PartitionLog(tmp_path / "z-0", cfg(segment_bytes=300), clock=clock)
+    while log.segment_count == 1:                 # the first segment keeps its last batch: fill it first
+        put(log, b"head", b"h", clock.ms())
+    for rnd in range(4):
+        log.append(_gzip_batch(clock.ms(), [(b"a", b"a%d" % rnd), (b"b", b"b%d" % rnd)]))
+    for i in range(10):
+        put(log, b"tail", b"t", clock.ms())
+    compact(log, clock.ms())                      # without a codec compressed batches stay whole
+    assert [v for _, k, v in records_any(log) if k == b"a"] == [b"a0", b"a1", b"a2", b"a3"]
+    result = compact_forced(log, clock.ms(), decompress=lambda codec, b: gzip.decompress(b))
+    assert result is not None
+    kept = [(k, v) for _, k, v in records_any(log) if k in (b"a", b"b")]
+    assert kept == [(b"a", b"a3"), (b"b", b"b3")]
+    log.close()
+
+
+def records_any(log: PartitionLog) -> list[tuple[int, bytes | None, bytes | None]]:
+    """Records of compressed and plain batches alike."""
+    out = []
+    data = log.read(0, 1 << 24)
+    pos = 0
+    while pos < len(data):
+        h = parse_header(data, pos)
+        raw = data[pos:pos + h.size]
+        if h.attributes & ATTR_CODEC_MASK:
+            plain = bytearray(raw[:HEADER_SIZE]) + gzip.decompress(raw[HEADER_SIZE:])
+            struct.pack_into(">h", plain, 21, h.attributes & ~ATTR_CODEC_MASK)
+            struct.pack_into(">i", plain, 8, len(plain) - 12)
+            raw = bytes(plain)
+        out += [(o, k, v) for o, _t, k, v, _h in iter_records(raw)]
+        pos += h.size
+    return out
+
+
+def compact_forced(log: PartitionLog, now_ms: int, decompress):
+    log._cleaned_through = 0   # as if nothing had been cleaned: run again with a codec
+    return compact(log, now_ms, decompress)
+
+
+def test_a_swap_interrupted_by_a_crash_is_finished_at_the_next_open(tmp_path, clock):
+    d = tmp_path / "s-0"
+    log = PartitionLog(d, cfg(), clock=clock)
+    for rnd in range(5):
+        for k in range(3):
+            put(log, b"k%d" % k, b"%d" % rnd, clock.ms())
+    refs = log.cleanable(clock.ms())
+    result = clean(refs, log.config, clock.ms())
+    expected = {k: v for _, k, v in records(log)}
+    point = log.recovery_point
+    log.close()
+    # the crash: every .cleaned was renamed to .swap, none replaced its .log yet; plus a stray .cleaned
+    assert any(result.outputs.values())
+    for base, cleaned in result.outputs.items():
+        if cleaned is None:   # a segment with nothing left is deleted by install_cleaned: not yet here
+            continue
+        os.replace(cleaned, cleaned.with_name(cleaned.name[:-len(CLEANED_SUFFIX)] + SWAP_SUFFIX))
+    (d / ("00000000000000009999.log" + CLEANED_SUFFIX)).write_bytes(b"half written")
+    again = PartitionLog(d, cfg(), clock=clock, recovery_point=point)
+    names = os.listdir(d)
+    assert not [n for n in names if n.endswith((SWAP_SUFFIX, CLEANED_SUFFIX))], names
+    got = records(again)
+    assert {k: v for _, k, v in got} == expected
+    assert len(got) < 15
+    again.close()
+
+
+def test_a_log_that_moved_on_refuses_the_result_and_keeps_no_files(tmp_path, clock):
+    log = PartitionLog(tmp_path / "m-0", cfg(cleanup_policy="compact,delete", retention_ms=1000), clock=clock)
+    for i in range(40):
+        put(log, b"same", b"v%d" % i, clock.ms())
+    refs = log.cleanable(clock.ms())
+    result = clean(refs, log.config, clock.ms())
+    assert result is not None and result.outputs
+    before = records(log)
+    clock.advance_ms(5000)
+    assert log.apply_retention() > 0            # retention removed segments the cleaner read
+    left = records(log)
+    assert log.install_cleaned(result) is False
+    assert records(log) == left and len(left) < len(before)
+    assert not [n for n in os.listdir(tmp_path / "m-0") if n.endswith(CLEANED_SUFFIX)]
+    log.close()
