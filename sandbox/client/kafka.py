@@ -11,9 +11,6 @@ import threading
 import time
 from typing import Any, Iterable
 
-from sandbox.protocol.records import Record, RecordsError, decode_batches, encode_batch
-
-from .compression import decompress
 from .connection import Address, Connection, fmt, parse_bootstrap
 from .models import (BrokerMeta, ClusterMetadata, GroupDescription, GroupListing, GroupMember,
                      KafkaClientError, PartitionLag, PartitionMeta, TopicMeta, error_name)
@@ -338,6 +335,8 @@ class KafkaClient:
                 *, acks: int = -1) -> int:
         """Append `records` ((key, value) pairs) to one partition as one uncompressed batch, sent to
         its leader; returns the offset of the first (-1 with acks=0, which gets no answer)."""
+        from sandbox.protocol.records import encode_batch   # the CLI's produce only: not in every process
+
         if acks == 0:
             raise KafkaClientError("acks=0 is not supported by this client: it cannot report the offset")
         batch = encode_batch(0, records)
@@ -356,10 +355,14 @@ class KafkaClient:
 
     @_locked
     def fetch(self, topic: str, offsets: dict[int, int], *, max_bytes: int = 1 << 20,
-              max_wait_ms: int = 500) -> dict[int, tuple[list[Record], int]]:
+              max_wait_ms: int = 500) -> dict[int, tuple[list, int]]:
         """{partition: (records from its offset on, high watermark)} for `offsets` ({partition:
         offset}), one request per leader, each waiting up to max_wait_ms for data. Compressed
-        batches are expanded."""
+        batches are expanded. Records are sandbox.protocol.records.Record."""
+        from sandbox.protocol.records import RecordsError, decode_batches   # the CLI's consume only
+
+        from .compression import decompress
+
         meta = self._topic(topic)
         leaders = {p.index: p.leader for p in meta.partitions}
         by_leader: dict[int, list[int]] = {}
@@ -369,7 +372,7 @@ class KafkaClient:
             if leaders[part] < 0:
                 raise KafkaClientError(f"partition {topic}-{part} has no leader", 5)
             by_leader.setdefault(leaders[part], []).append(part)
-        out: dict[int, tuple[list[Record], int]] = {}
+        out: dict[int, tuple[list, int]] = {}
         for leader, parts in by_leader.items():
             resp, _ = self._send(self._node(leader), FETCH, {
                 "replica_id": -1, "max_wait": max_wait_ms, "min_bytes": 1, "max_bytes": max_bytes,
