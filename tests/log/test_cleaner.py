@@ -219,3 +219,43 @@ def test_a_log_that_moved_on_refuses_the_result_and_keeps_no_files(tmp_path, clo
     assert records(log) == left and len(left) < len(before)
     assert not [n for n in os.listdir(tmp_path / "m-0") if n.endswith(CLEANED_SUFFIX)]
     log.close()
+
+
+# ---- property: compaction never loses a key's latest value, nor moves or invents a record ----
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_keys = st.sampled_from([b"a", b"b", b"c", b"d", None])
+_values = st.one_of(st.none(), st.binary(max_size=40))
+_ops = st.lists(st.tuples(st.lists(st.tuples(_keys, _values), min_size=1, max_size=5), st.booleans()),
+                min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ops=_ops, segment_bytes=st.integers(150, 1200), passes=st.integers(1, 3), reopen=st.booleans())
+def test_compaction_keeps_every_keys_latest_value(tmp_path_factory, ops, segment_bytes, passes, reopen):
+    clock = Clock()
+    d = tmp_path_factory.mktemp("cprop") / "p-0"
+    config = cfg(segment_bytes=segment_bytes, delete_retention_ms=10**12)   # tombstones stay in this one
+    log = PartitionLog(d, config, clock=clock)
+    written: list[tuple[int, bytes | None, bytes | None]] = []
+    for recs, roll in ops:
+        first = log.append(build_batch(recs, timestamp_ms=clock.ms())).first_offset
+        written += [(first + i, k, v) for i, (k, v) in enumerate(recs)]
+        if roll:
+            log.roll()
+    for _ in range(passes):
+        compact(log, clock.ms())
+    if reopen:
+        point, start = log.recovery_point, log.log_start_offset
+        log.close()
+        log = PartitionLog(d, config, clock=clock, recovery_point=point, log_start_offset=start)
+    got = records(log, 0)
+    assert set(got) <= set(written)                              # nothing invented, nothing moved
+    assert [o for o, _, _ in got] == sorted({o for o, _, _ in got})
+    last = {k: (o, v) for o, k, v in written if k is not None}
+    for k, (o, v) in last.items():                               # every key's latest record is there
+        assert (o, k, v) in got
+    assert [r for r in written if r[1] is None] == [r for r in got if r[1] is None]   # keyless kept
+    assert log.log_end_offset == written[-1][0] + 1
+    log.close()
