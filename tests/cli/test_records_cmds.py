@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from confluent_kafka import Producer
@@ -99,11 +100,11 @@ def test_consume_from_the_end_sees_only_new_records_and_stops_at_n(stack):
     proc = subprocess.Popen([sys.executable, "-m", "sandbox", "consume", "tail", "-n", "2"], cwd=stack.root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        # the consumer starts at the end: keep writing until it has its two new records
-        for i in range(40):
-            if proc.poll() is not None:
-                break
+        # the consumer starts at the end: keep writing (bounded) until it has its two new records
+        deadline, i = time.monotonic() + 90, 0
+        while proc.poll() is None and time.monotonic() < deadline:
             assert run(stack, "produce", "tail", data=f"new-{i}\n".encode()).returncode == 0
+            i += 1
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
