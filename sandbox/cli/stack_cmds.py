@@ -155,17 +155,20 @@ def _up_foreground(cfg: SandboxConfig, timeout: float, cleanup: Callable[[], Non
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)
         logging.getLogger().setLevel(logging.INFO)
+
     def show(e: dict) -> None:
         typer.echo(f"{e['time']} {e['service']} {e['kind']}: {e['detail']}")
 
     sup = StackSupervisor(cfg, on_event=None if on_terminal else show)
     done = threading.Event()
+    failed = threading.Event()
 
     def attached() -> None:
         try:
             _wait_ready(cfg, os.getpid(), timeout)
             _apply_declared(cfg)
-        except typer.Exit:
+        except typer.Exit:   # not healthy in time (the sentence is printed): stop it all, exit 1
+            failed.set()
             sup.stop.set()
             return
         typer.echo(f"sandbox {cfg.name} is up; bootstrap {stack.bootstrap(cfg)} (Ctrl-C stops it)")
@@ -181,7 +184,7 @@ def _up_foreground(cfg: SandboxConfig, timeout: float, cleanup: Callable[[], Non
         watcher.join(5)
         cleanup()
     typer.echo(f"sandbox {cfg.name} stopped")
-    raise typer.Exit(code)
+    raise typer.Exit(1 if failed.is_set() else code)
 
 
 def _check_ports(cfg: SandboxConfig, only_http: bool = False) -> None:

@@ -90,3 +90,11 @@ def test_foreground_on_a_terminal_shows_the_monitor_until_ctrl_c(project):
     finally:
         subprocess.run(tmux + ["kill-server"], capture_output=True, timeout=30)
     assert not project.leftovers(), project.leftovers()
+
+
+def test_foreground_that_never_gets_healthy_stops_everything_and_exits_1(project):
+    r = subprocess.run([sys.executable, "-m", "sandbox", "up", "--foreground", "--timeout", "0.05"], cwd=project.root,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "did not become healthy in time" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not project.leftovers(), project.leftovers()
