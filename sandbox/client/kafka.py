@@ -322,12 +322,17 @@ class KafkaClient:
         """The topic's partition numbers; auto_create: let the broker create it if its
         auto.create.topics.enable allows (as a producing client does)."""
         with self._lock:
-            meta = self._topic(topic, auto_create)
-            for _ in range(20):   # an auto-created topic has leaders a moment later
+            for attempt in range(20):   # an auto-created topic has leaders a moment later
+                try:
+                    meta = self._topic(topic, auto_create)
+                except KafkaClientError as e:
+                    if e.error_code != 5 or attempt == 19:   # LEADER_NOT_AVAILABLE: still being created
+                        raise
+                    time.sleep(0.1)
+                    continue
                 if meta.partitions and all(p.leader >= 0 for p in meta.partitions):
                     break
                 time.sleep(0.1)
-                meta = self._topic(topic)
             return [p.index for p in meta.partitions]
 
     @_locked
