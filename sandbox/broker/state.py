@@ -17,7 +17,7 @@ from typing import Any, Callable
 from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator
 from sandbox.log import LogConfig, LogDir, PartitionLog
-from sandbox.log.cleaner import clean
+from sandbox.log.cleaner import clean_steps
 
 from .config import BrokerConfig
 from .groups import GroupCoordinator
@@ -248,25 +248,32 @@ class BrokerState:
         return freed
 
     async def compact(self) -> None:
-        """Log compaction of every compacting partition with closed segments to clean: the reading
-        and rewriting run in a worker thread, the swap back here on the log's owner."""
-        loop = asyncio.get_running_loop()
+        """Log compaction of every compacting partition with closed segments to clean. The
+        cleaner runs here, on the loop, in steps of about a megabyte between requests: nothing
+        else touches the log meanwhile except between steps, and it holds no file open then."""
         for key, plog in list(self.partitions.items()):
             now_ms = int(self.clock() * 1000)
             refs = plog.cleanable(now_ms)
             if not refs:
                 continue
+            steps = clean_steps(refs, plog.config, now_ms, decompress, plog.tombstones_seen)
             try:
-                result = await loop.run_in_executor(None, clean, refs, plog.config, now_ms, decompress)
-            except (OSError, ValueError) as e:   # a segment deleted meanwhile, or a record it cannot read
-                log.warning("compaction of %s-%d skipped: %s", key[0], key[1], e)
-                continue
-            if result is None:
-                continue
-            if self.partitions.get(key) is not plog:   # deleted or re-created meanwhile
-                result.discard()
-                continue
-            plog.install_cleaned(result)
+                while True:
+                    next(steps)
+                    await asyncio.sleep(0)
+                    if self.partitions.get(key) is not plog:   # deleted or re-created meanwhile
+                        steps.close()
+                        break
+            except StopIteration as done:
+                try:
+                    if done.value is not None:
+                        plog.install_cleaned(done.value)
+                except Exception as e:   # noqa: BLE001 - one partition's trouble never stops the others
+                    log.warning("compaction of %s-%d not installed: %s", key[0], key[1], e)
+                    plog.clean_failed(refs)
+            except Exception as e:   # noqa: BLE001 - a batch it cannot read, a segment deleted meanwhile
+                log.warning("compaction of %s-%d skipped until new segments close: %s", key[0], key[1], e)
+                plog.clean_failed(refs)
 
     def checkpoint_if_moved(self) -> None:
         """Write the recovery checkpoint soon after a roll moved a recovery point (once a second)."""

@@ -311,9 +311,12 @@ def rebuild_batch(header: BatchHeader, records: list[StoredRecord]) -> bytes:
         _write_varint(body, len(rec))
         body += rec
     buf = bytearray(HEADER_SIZE) + body
+    max_ts = header.max_timestamp   # LogAppendTime: the broker's time, whatever the records carry
+    if not header.attributes & ATTR_LOG_APPEND_TIME and records:
+        max_ts = header.base_timestamp + max(r.timestamp_delta for r in records)
     _HEADER.pack_into(buf, 0, header.base_offset, len(buf) - LOG_OVERHEAD, header.leader_epoch, 2, 0,
                       header.attributes & ~ATTR_CODEC_MASK, header.last_offset_delta, header.base_timestamp,
-                      header.max_timestamp, header.producer_id, header.producer_epoch, header.base_sequence,
+                      max_ts, header.producer_id, header.producer_epoch, header.base_sequence,
                       len(records))
     _U.pack_into(buf, 17, compute_crc(buf, 0, len(buf)))
     return bytes(buf)

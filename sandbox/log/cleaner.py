@@ -2,23 +2,28 @@
 
 Like Kafka's log cleaner, it works on the closed segments only (never the active one): it finds
 each key's latest offset over them, then rewrites each segment without the records a later one
-of the same key replaced. Tombstones (null values) go too once delete.retention.ms has passed
-since their batch; records without a key are kept; kept records keep their offsets and
-timestamps, so consumers see gaps, as with Kafka. Segments newer than min.compaction.lag.ms are
-left alone.
+of the same key replaced. Kept records keep their offsets and timestamps, so consumers see gaps,
+as with Kafka; records without a key are kept; a batch that loses nothing is kept byte for byte
+(compressed ones too). Segments newer than min.compaction.lag.ms are left alone.
 
-Two halves, so the slow one can run off the broker's event loop:
-- clean(refs, ...) reads the segments through handles of its own and writes `<base>.log.cleaned`
-  files next to them; it changes nothing the log uses.
-- PartitionLog.install_cleaned(result) (on the log's owner) checks the segments are unchanged,
-  then swaps: `.cleaned` -> `.swap` (fsynced), the old indexes deleted, `.swap` replaces `.log`,
-  indexes rebuilt. A crash after the `.swap` rename is completed at the next open
-  (complete_swaps); a `.cleaned` file is a leftover and is deleted. Every rename and delete goes
-  through the retrying, close-first helpers in files.py (Windows cannot replace an open file).
+Tombstones (null values) go once delete.retention.ms has passed since a cleaning first saw them
+(the caller keeps those first-seen times), never by the producer's timestamp, and never while
+some batch could not be read (its records might be what the tombstone deletes). The first
+segment is never removed: if nothing of it would be left it stays as it is, so the log start
+offset never moves.
+
+clean_steps() is a generator that yields between chunks of about a megabyte, holding no file of
+its own open at a yield, so the broker runs it on its event loop between requests (no thread
+races the owner; on Windows nothing it holds blocks a retention delete). It reads through each
+segment's owner (SegmentRef.read) and writes `<base>.log.cleaned` files. It changes nothing the
+log uses; PartitionLog.install_cleaned() then checks the segments are unchanged and swaps:
+`.cleaned` -> `.swap` (fsynced), the old indexes deleted, `.swap` replaces `.log`. A crash after
+the `.swap` rename is completed at the next open (complete_swaps); a `.cleaned` file is a
+leftover and is deleted.
 
 Compressed batches are expanded through the `decompress(codec, bytes)` the caller hands in (this
-package stays free of codec libraries) and written back uncompressed; without one they are kept
-whole.
+package stays free of codec libraries); one that loses records is written back uncompressed.
+Without a codec they are kept whole.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterator
 
 from .batch import (ATTR_CODEC_MASK, HEADER_SIZE, BatchHeader, StoredRecord, parse_header,
                     read_stored_records, rebuild_batch)
@@ -35,7 +40,7 @@ from .files import fsync_dir, retry, safe_delete
 
 CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
-_COPY_CHUNK = 1 << 20
+STEP_BYTES = 1 << 20      # about this much read or written between two yields
 
 Decompress = Callable[[int, bytes], bytes]
 
@@ -48,6 +53,7 @@ class SegmentRef:
     size: int
     max_timestamp: int
     next_offset: int
+    read: Callable[[int, int], bytes] | None = field(default=None, compare=False)  # the owner's read_at
 
 
 @dataclass
@@ -58,6 +64,7 @@ class CleanResult:
     records_after: int = 0
     bytes_before: int = 0
     bytes_after: int = 0
+    tombstones_seen: dict[int, int] = field(default_factory=dict)   # kept tombstone offset -> first seen (ms)
     tombstones_due_ms: int | None = None   # when a kept tombstone may go: clean again then
 
     def discard(self) -> None:
@@ -67,17 +74,31 @@ class CleanResult:
         self.outputs.clear()
 
 
-def _batches(path: Path, size: int) -> Iterator[tuple[BatchHeader, bytes]]:
-    with open(path, "rb") as f:
-        pos = 0
-        while pos + HEADER_SIZE <= size:
-            head = f.read(HEADER_SIZE)
-            h = parse_header(head)
-            rest = f.read(h.size - HEADER_SIZE)
-            if len(rest) != h.size - HEADER_SIZE:
-                raise OSError(f"{path.name} ends inside the batch at byte {pos}")
-            yield h, head + rest
-            pos += h.size
+def _reader(ref: SegmentRef) -> Callable[[int, int], bytes]:
+    if ref.read is not None:
+        return ref.read
+
+    def read(pos: int, n: int) -> bytes:
+        with open(ref.path, "rb") as f:
+            f.seek(pos)
+            return f.read(n)
+    return read
+
+
+def _batches(ref: SegmentRef) -> Iterator[tuple[int, BatchHeader, bytes]]:
+    """(position, header, whole batch) of every batch of the segment, read through its owner."""
+    read = _reader(ref)
+    pos = 0
+    while pos + HEADER_SIZE <= ref.size:
+        head = read(pos, HEADER_SIZE)
+        h = parse_header(head)
+        if h.magic != 2 or pos + h.size > ref.size:
+            raise OSError(f"{ref.path.name} has no whole batch at byte {pos}")
+        raw = head + read(pos + HEADER_SIZE, h.size - HEADER_SIZE)
+        if len(raw) != h.size:
+            raise OSError(f"{ref.path.name} ends inside the batch at byte {pos}")
+        yield pos, h, raw
+        pos += h.size
 
 
 def _records(h: BatchHeader, raw: bytes, decompress: Decompress | None) -> list[StoredRecord] | None:
@@ -91,30 +112,62 @@ def _records(h: BatchHeader, raw: bytes, decompress: Decompress | None) -> list[
     return read_stored_records(body, h.records_count)
 
 
-def clean(refs: list[SegmentRef], config: LogConfig, now_ms: int,
-          decompress: Decompress | None = None) -> CleanResult | None:
-    """Write the compacted copies of `refs` (oldest first, all closed); None if nothing would
-    change. The caller installs the result (PartitionLog.install_cleaned) or discards it."""
+def _append_to(path: Path, data: bytes | bytearray) -> None:
+    with open(path, "ab") as f:      # opened and closed here: nothing stays open across a yield
+        f.write(data)
+
+
+def clean(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompress: Decompress | None = None,
+          seen: dict[int, int] | None = None) -> CleanResult | None:
+    """clean_steps() run to the end in one go (tests and tools)."""
+    steps = clean_steps(refs, config, now_ms, decompress, seen)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def clean_steps(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompress: Decompress | None = None,
+                seen: dict[int, int] | None = None) -> Generator[None, None, CleanResult | None]:
+    """Write the compacted copies of `refs` (oldest first, all closed, the first being the log's
+    first segment). Returns None without refs; otherwise a CleanResult, which the owner installs
+    (PartitionLog.install_cleaned) even when it changes no segment (the bookkeeping moves on).
+    `seen`: tombstone offset -> when a cleaning first saw it (ms). On any error, and when closed
+    early, the files written so far are removed."""
     if not refs:
         return None
-    # the active segment is never among refs, so at least one segment always remains
-    latest: dict[bytes, int] = {}
-    for ref in refs:
-        for h, raw in _batches(ref.path, ref.size):
-            if h.is_control:
-                continue
-            recs = _records(h, raw, decompress)
-            for r in recs or ():
-                if r.key is not None:
-                    latest[r.key] = h.base_offset + r.offset_delta
+    seen = seen or {}
     result = CleanResult(refs)
-    tombstone_horizon = now_ms - config.delete_retention_ms
-    for i, ref in enumerate(refs):
-        out_path = ref.path.with_name(ref.path.name + CLEANED_SUFFIX)
-        out = None        # opened at the first change: an unchanged segment is never copied
-        written = pos = 0
-        try:
-            for h, raw in _batches(ref.path, ref.size):
+    current: Path | None = None
+    try:
+        # pass 1: each key's latest offset over the closed segments
+        latest: dict[bytes, int] = {}
+        unreadable = False
+        budget = 0
+        for ref in refs:
+            for _pos, h, raw in _batches(ref):
+                budget += h.size
+                if h.is_control:
+                    continue
+                recs = _records(h, raw, decompress)
+                if recs is None:
+                    unreadable = True
+                    continue
+                for r in recs:
+                    if r.key is not None:
+                        latest[r.key] = h.base_offset + r.offset_delta
+                if budget >= STEP_BYTES:
+                    budget = 0
+                    yield
+        # pass 2: each segment without what a later record replaced
+        for i, ref in enumerate(refs):
+            current = ref.path.with_name(ref.path.name + CLEANED_SUFFIX)
+            safe_delete(current)
+            pending = bytearray()
+            started = False         # the .cleaned file is begun at the first change only
+            written = 0
+            for pos, h, raw in _batches(ref):
                 result.bytes_before += h.size
                 recs = None if h.is_control else _records(h, raw, decompress)
                 if recs is None:   # control batches, or records this cleaner cannot read
@@ -124,59 +177,87 @@ def clean(refs: list[SegmentRef], config: LogConfig, now_ms: int,
                 else:
                     kept = []
                     for r in recs:
-                        if r.key is not None and latest.get(r.key) != h.base_offset + r.offset_delta:
+                        offset = h.base_offset + r.offset_delta
+                        if r.key is not None and latest.get(r.key) != offset:
                             continue   # a later record of this key replaces it
-                        if r.key is not None and r.value is None:
-                            if h.max_timestamp < tombstone_horizon:
-                                continue   # a tombstone past delete.retention.ms
-                            due = h.max_timestamp + config.delete_retention_ms
+                        if r.key is not None and r.value is None:   # a tombstone, the key's latest
+                            first = seen.get(offset, now_ms)
+                            if not unreadable and first + config.delete_retention_ms <= now_ms:
+                                continue   # delete.retention.ms since a cleaning first saw it
+                            result.tombstones_seen[offset] = first
+                            due = first + config.delete_retention_ms
                             if result.tombstones_due_ms is None or due < result.tombstones_due_ms:
                                 result.tombstones_due_ms = due
                         kept.append(r)
                     result.records_before += len(recs)
                     result.records_after += len(kept)
-                    if len(kept) == len(recs) and not h.attributes & ATTR_CODEC_MASK:
-                        data = raw
+                    if len(kept) == len(recs):
+                        data = raw          # nothing removed: the batch stays byte for byte
                     else:
                         data = rebuild_batch(h, kept) if kept else b""
-                        if out is None:
-                            out = open(out_path, "wb")
-                            written = _copy_prefix(ref.path, pos, out)
-                if out is not None and data:
-                    out.write(data)
+                        if not started:
+                            started = True
+                            written += yield from _copy_prefix(_reader(ref), pos, current)
+                if started and data:
+                    pending += data
                     written += len(data)
-                pos += h.size
-            if out is not None:
-                out.flush()
-                os.fsync(out.fileno())
-        finally:
-            if out is not None:
-                out.close()
-        if out is None:
-            result.bytes_after += ref.size
-            continue
-        if written == 0:   # nothing of it is left: the segment goes (the log start offset stays)
-            safe_delete(out_path)
-            result.outputs[ref.base] = None
-        else:
-            result.outputs[ref.base] = out_path
-            result.bytes_after += written
-    if not result.outputs and result.tombstones_due_ms is None:
-        return None
+                    if len(pending) >= STEP_BYTES:
+                        _append_to(current, pending)
+                        pending.clear()
+                        yield
+            if started and pending:
+                _append_to(current, pending)
+            if not started:
+                result.bytes_after += ref.size
+            elif written == 0 and i == 0:
+                # the first segment stays as it is (it holds the log start offset)
+                safe_delete(current)
+                result.bytes_after += ref.size
+            elif written == 0:
+                safe_delete(current)
+                result.outputs[ref.base] = None     # nothing of it is left: the segment goes
+            else:
+                with open(current, "rb+") as f:
+                    os.fsync(f.fileno())
+                result.outputs[ref.base] = current
+                result.bytes_after += written
+            current = None
+            yield
+    except BaseException:
+        if current is not None:
+            safe_delete(current)
+        result.discard()
+        raise
     return result
 
 
-def _copy_prefix(src: Path, n: int, out) -> int:
-    """Copy the first n bytes of src (batches kept unchanged before the first change) to out."""
-    left = n
-    with open(src, "rb") as f:
-        while left:
-            chunk = f.read(min(_COPY_CHUNK, left))
-            if not chunk:
-                raise OSError(f"{src.name} is shorter than {n} bytes")
-            out.write(chunk)
-            left -= len(chunk)
+def _copy_prefix(read: Callable[[int, int], bytes], n: int, out: Path) -> Generator[None, None, int]:
+    """Copy the first n bytes of a segment (batches kept unchanged before the first change)."""
+    done = 0
+    while done < n:
+        chunk = read(done, min(STEP_BYTES, n - done))
+        if not chunk:
+            raise OSError(f"{out.name}: the segment is shorter than {n} bytes")
+        _append_to(out, chunk)
+        done += len(chunk)
+        if done < n:
+            yield
     return n
+
+
+def check_cleaned(path: Path, ref: SegmentRef) -> None:
+    """Before a swap: the file holds whole batches with offsets inside the segment's range."""
+    size = os.path.getsize(path)
+    last = ref.base - 1
+    probe = SegmentRef(ref.base, path, size, ref.max_timestamp, ref.next_offset)
+    end = 0
+    for pos, h, _raw in _batches(probe):
+        if h.base_offset <= last or h.next_offset > ref.next_offset:
+            raise OSError(f"{path.name}: batch at byte {pos} has offsets outside its segment")
+        last = h.last_offset
+        end = pos + h.size
+    if end != size:
+        raise OSError(f"{path.name}: {size - end} bytes after its last whole batch")
 
 
 def complete_swaps(directory: Path, listing: list[str]) -> bool:
@@ -209,4 +290,5 @@ def swap_in(cleaned: Path, log_path: Path) -> None:
     stem = log_path.with_suffix("")
     for idx in (stem.with_suffix(".index"), stem.with_suffix(".timeindex")):
         safe_delete(idx)
+    fsync_dir(log_path.parent)
     retry(lambda: os.replace(swap, log_path))

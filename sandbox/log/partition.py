@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from .batch import ATTR_LOG_APPEND_TIME, BatchHeader, compute_crc, parse_header, validate_batches
-from .cleaner import CleanResult, SegmentRef, swap_in
+from .cleaner import CleanResult, SegmentRef, check_cleaned, swap_in
 from .config import LogConfig
 from .errors import OffsetOutOfRangeError
 from .files import clean_leftovers, fsync_dir, safe_delete, safe_rmtree
@@ -93,9 +93,7 @@ class PartitionLog:
         leo = self._segments[-1].next_offset
         lso = self._segments[0].base_offset
         if log_start_offset is not None:
-            # the checkpoint wins, also below the first segment: compaction may have removed the
-            # first segments whole without moving the log start (reads there land on the next batch)
-            lso = min(max(log_start_offset, 0), leo)
+            lso = min(max(lso, log_start_offset), leo)
         self._log_start_offset = lso
         self._recovery_point = min(max(recovery_point, 0), leo)
         self._high_watermark = leo
@@ -105,6 +103,7 @@ class PartitionLog:
         self._load_producer_state(listing)
         self._cleaned_through = self._segments[0].base_offset   # compaction: closed segments below this were cleaned
         self._clean_again_ms: int | None = None                 # ... and when a kept tombstone may go
+        self.tombstones_seen: dict[int, int] = {}               # tombstone offset -> first cleaning that saw it (ms)
 
     # ---------------------------------------------------------------- small helpers
 
@@ -460,41 +459,70 @@ class PartitionLog:
         for seg in closed:
             if seg.max_timestamp > now - cfg.min_compaction_lag_ms:
                 break   # min.compaction.lag.ms: this segment and every later one are too young
-            refs.append(SegmentRef(seg.base_offset, seg.log_path, seg.size, seg.max_timestamp, seg.next_offset))
+            refs.append(SegmentRef(seg.base_offset, seg.log_path, seg.size, seg.max_timestamp, seg.next_offset,
+                                   read=seg.read_at))
         return refs
 
     def install_cleaned(self, result: CleanResult) -> bool:
-        """Swap in what cleaner.clean() wrote, if the segments it read are still these (same base
-        and size, closed). False (and the files discarded) when the log moved on meanwhile."""
+        """Swap in what cleaner.clean_steps() wrote, if the segments it read are still these (same
+        base and size, closed). False (and the files discarded) when the log moved on meanwhile."""
         by_base = {seg.base_offset: (i, seg) for i, seg in enumerate(self._segments[:-1])}
         for ref in result.refs:
             hit = by_base.get(ref.base)
             if hit is None or hit[1].size != ref.size:
                 result.discard()
                 return False
-        for base, cleaned in sorted(result.outputs.items()):
-            i, seg = by_base[base]
-            seg.close()
-            if cleaned is None:
-                seg.delete_files()
-                continue
-            swap_in(cleaned, seg.log_path)
-            fresh = Segment(self.directory, base, self._config.index_interval_bytes)
-            fresh.scan(verify_crc=False)
-            fresh.write_indexes()
-            self._segments[i] = fresh
-        gone = {b for b, c in result.outputs.items() if c is None}
-        if gone:
-            self._segments = [s for s in self._segments if s.base_offset not in gone]
-        self._bases = [s.base_offset for s in self._segments]
-        fsync_dir(self.directory)
+        refs = {r.base: r for r in result.refs}
+        try:
+            for base, cleaned in result.outputs.items():
+                if cleaned is not None:
+                    check_cleaned(cleaned, refs[base])
+        except OSError:
+            result.discard()
+            raise
+        if result.outputs:
+            # the producer snapshot first: a crash from here on reloads producer state from it,
+            # not by scanning segments that lost some producer's last batch
+            self.flush()
+        gone: set[int] = set()
+        try:
+            for base, cleaned in sorted(result.outputs.items()):
+                i, seg = by_base[base]
+                if cleaned is None:
+                    seg.delete_files()
+                    gone.add(base)
+                    continue
+                seg.close()
+                try:
+                    swap_in(cleaned, seg.log_path)
+                finally:   # the new file, or the old one if the swap failed: either is whole
+                    fresh = Segment(self.directory, base, self._config.index_interval_bytes)
+                    fresh.scan(verify_crc=False)
+                    fresh.write_indexes()
+                    self._segments[i] = fresh
+        except BaseException:
+            result.discard()
+            raise
+        finally:
+            if gone:
+                self._segments = [s for s in self._segments if s.base_offset not in gone]
+            self._bases = [s.base_offset for s in self._segments]
+            if result.outputs:
+                fsync_dir(self.directory)
         self._cleaned_through = max(self._cleaned_through, result.refs[-1].next_offset)
         self._clean_again_ms = result.tombstones_due_ms
+        self.tombstones_seen = dict(result.tombstones_seen)
         if result.outputs:
             self._emit("compacted", {"records_before": result.records_before, "records_after": result.records_after,
                                      "bytes_before": result.bytes_before, "bytes_after": result.bytes_after,
                                      "segments": len(result.refs)})
         return True
+
+    def clean_failed(self, refs: list[SegmentRef]) -> None:
+        """A cleaning of refs failed (a batch it cannot read, a file it could not write): not
+        again until new segments close."""
+        self._cleaned_through = max(self._cleaned_through, refs[-1].next_offset)
+        self._clean_again_ms = None
 
     # ---------------------------------------------------------------- durability and lifecycle
 

@@ -91,6 +91,10 @@ def test_a_tombstone_removes_its_key_after_delete_retention_ms(broker_factory):
     b = broker_factory(["log.cleaner.backoff.ms=200"])
     _create(b.bootstrap, "accounts", **{"delete.retention.ms": "1000"})
     p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0})
+    for i in range(40):   # the first segment stays as it is (it holds the log start): fill it first
+        p.produce("accounts", key=b"first-%d" % i, value=b"y" * 50, partition=0)
+        if i % 20 == 19:
+            assert p.flush(15) == 0
     p.produce("accounts", key=b"closed", value=b"open", partition=0)
     p.produce("accounts", key=b"closed", value=None, partition=0)   # the tombstone
     assert p.flush(15) == 0

@@ -35,7 +35,7 @@ def records(log: PartitionLog, start: int | None = None) -> list[tuple[int, byte
 
 def compact(log: PartitionLog, now_ms: int, decompress=None):
     refs = log.cleanable(now_ms)
-    result = clean(refs, log.config, now_ms, decompress) if refs else None
+    result = clean(refs, log.config, now_ms, decompress, log.tombstones_seen) if refs else None
     if result is not None:
         assert log.install_cleaned(result)
     return result
@@ -55,19 +55,20 @@ def test_latest_value_per_key_stays_at_its_offset(tmp_path, clock):
     put(log, None, b"no key", clock.ms())
     assert log.segment_count > 3
     active_base = log.segment_paths()[-1]
+    second_base = int(log.segment_paths()[1].stem)
     before = records(log)
     result = compact(log, clock.ms())
     assert result is not None and result.records_after < result.records_before
     after = records(log)
-    closed_end = before.index(next(r for r in before if r[0] >= int(active_base.stem)))
-    survivors = [r for r in after if r[0] < int(active_base.stem)]
-    # in the closed part each key appears once at most, and only with an offset nothing later
-    # of that key replaced; everything in the active segment is unchanged
-    # (as in Kafka, the active segment is not looked at: a key's latest record in the closed part stays)
-    latest = {k: o for o, k, _ in before if o < int(active_base.stem)}
-    assert all(latest[k] == o for o, k, _ in survivors if k is not None), survivors
-    assert len(survivors) <= len(latest) + 1   # each key's latest, and the keyless record
-    assert after[len(survivors):] == before[closed_end:]
+    active = int(active_base.stem)
+    # past the first segment, each key appears once at most in the closed part, with an offset
+    # nothing later of that key (in the closed part) replaced; the active segment is unchanged.
+    # (The first segment stays as it was when nothing of it would be left: it holds the log start.)
+    latest = {k: o for o, k, _ in before if o < active}
+    middle = [r for r in after if second_base <= r[0] < active]
+    assert all(latest[k] == o for o, k, _ in middle if k is not None), middle
+    assert [r for r in after if r[0] >= active] == [r for r in before if r[0] >= active]
+    assert set(r for r in after if r[0] < second_base) <= set(r for r in before if r[0] < second_base)
     assert (None, b"no key") in [(k, v) for _, k, v in after]
     # the offsets kept are the original ones, in order, with gaps
     assert [o for o, _, _ in after] == sorted(o for o, _, _ in after)
@@ -81,11 +82,10 @@ def test_latest_value_per_key_stays_at_its_offset(tmp_path, clock):
     assert log.cleanable(clock.ms()) == []
     log.close()
     # reopened: the recovery check accepts segments that start after their base offset
-    # (the log start offset stays where it was even when whole segments went: the checkpoint keeps it)
-    assert log.log_start_offset == 0
+    assert log.log_start_offset == 0 == int(log.segment_paths()[0].stem)   # the first segment stays
     again = PartitionLog(tmp_path / "c-0", cfg(), clock=clock, recovery_point=log.recovery_point,
                          log_start_offset=log.log_start_offset)
-    assert records(again, 0) == after
+    assert again.log_start_offset == 0 and records(again) == after
     again.close()
 
 
@@ -258,4 +258,128 @@ def test_compaction_keeps_every_keys_latest_value(tmp_path_factory, ops, segment
         assert (o, k, v) in got
     assert [r for r in written if r[1] is None] == [r for r in got if r[1] is None]   # keyless kept
     assert log.log_end_offset == written[-1][0] + 1
+    log.close()
+
+
+# ---- what a review found (each failed before its fix) --------------------------------------------
+from sandbox.log.cleaner import clean_steps  # noqa: E402
+
+
+def test_an_idempotent_producers_last_sequence_survives_compaction_and_a_crash(tmp_path, clock):
+    d = tmp_path / "ip-0"
+    log = PartitionLog(d, cfg(segment_bytes=300), clock=clock)
+    log.append(build_batch([(b"x", b"1")], timestamp_ms=clock.ms(), producer_id=7, producer_epoch=0, base_sequence=0))
+    log.flush()
+    log.append(build_batch([(b"a", b"1")], timestamp_ms=clock.ms(), producer_id=7, producer_epoch=0, base_sequence=1))
+    while log.segment_count < 3:   # another writer replaces key a: producer 7's last batch is compacted away
+        put(log, b"a", b"2", clock.ms())
+    compact(log, clock.ms())
+    point = log.recovery_point
+    for seg in log._segments:      # kill -9: nothing more is written
+        seg.close()
+    again = PartitionLog(d, cfg(segment_bytes=300), clock=clock, recovery_point=point, log_start_offset=0)
+    # the next batch in order is accepted (its sequence follows 1), and a retry of 1 is a duplicate
+    again.append(build_batch([(b"y", b"1")], timestamp_ms=clock.ms(), producer_id=7, producer_epoch=0, base_sequence=2))
+    dup = again.append(build_batch([(b"a", b"1")], timestamp_ms=clock.ms(), producer_id=7, producer_epoch=0,
+                                   base_sequence=1))
+    assert dup.duplicate
+    again.close()
+
+
+def test_a_tombstone_is_timed_from_the_cleaning_that_first_saw_it_not_its_timestamp(tmp_path, clock):
+    log = PartitionLog(tmp_path / "old-0", cfg(delete_retention_ms=60_000), clock=clock)
+    while log.segment_count == 1:
+        put(log, b"head", b"h", clock.ms())
+    two_days_ago = clock.ms() - 2 * 86_400_000    # mirrored or replayed data
+    put(log, b"user1", b"alice", two_days_ago)
+    put(log, b"user1", None, two_days_ago)
+    while log.segment_count < 4:
+        put(log, b"filler", b"x" * 20, clock.ms())
+    compact(log, clock.ms())
+    assert (b"user1", None) in [(k, v) for _, k, v in records(log)]   # consumers get to see the delete
+    clock.advance_ms(60_001)
+    compact(log, clock.ms())
+    assert b"user1" not in [k for _, k, _ in records(log)]
+
+
+def test_a_compressed_batch_that_loses_nothing_stays_byte_for_byte(tmp_path, clock):
+    log = PartitionLog(tmp_path / "gz-0", cfg(segment_bytes=600), clock=clock)
+    for i in range(6):
+        log.append(_gzip_batch(clock.ms(), [(b"unique-%d-%d" % (i, j), b"v" * 50) for j in range(20)]))
+    before = log.size_bytes
+    compact(log, clock.ms(), decompress=lambda codec, b: gzip.decompress(b))
+    assert log.size_bytes == before
+    log.close()
+
+
+def test_unreadable_batches_keep_every_tombstone(tmp_path, clock):
+    log = PartitionLog(tmp_path / "nr-0", cfg(segment_bytes=300, delete_retention_ms=0), clock=clock)
+    while log.segment_count == 1:
+        put(log, b"head", b"h", clock.ms())
+    log.append(_gzip_batch(clock.ms(), [(b"user1", b"alice")]))   # no codec given: cannot be read
+    put(log, b"user1", None, clock.ms())
+    while log.segment_count < 4:
+        put(log, b"filler", b"x" * 20, clock.ms())
+    for _ in range(2):
+        compact(log, clock.ms())
+        clock.advance_ms(1)
+    last = [v for _, k, v in records_any(log) if k == b"user1"][-1]
+    assert last is None   # the delete stays, so alice is never the latest value again
+    log.close()
+
+
+def test_a_pass_that_removes_nothing_is_not_repeated_until_new_segments_close(tmp_path, clock):
+    log = PartitionLog(tmp_path / "u-0", cfg(segment_bytes=300), clock=clock)
+    for i in range(30):
+        put(log, b"unique-%d" % i, b"v", clock.ms())
+    result = compact(log, clock.ms())
+    assert result is not None and not result.outputs
+    assert log.cleanable(clock.ms()) == []
+    for i in range(30):
+        put(log, b"more-%d" % i, b"v", clock.ms())
+    assert log.cleanable(clock.ms()) != []
+    log.close()
+
+
+def test_a_failed_swap_leaves_a_readable_log(tmp_path, clock, monkeypatch):
+    log = PartitionLog(tmp_path / "f-0", cfg(segment_bytes=300), clock=clock)
+    while log.segment_count < 3:
+        put(log, b"k", b"v" * 30, clock.ms())
+    before = records(log)
+    result = clean(log.cleanable(clock.ms()), log.config, clock.ms())
+    real = os.replace
+
+    def refuse_swap(a, b):
+        if str(a).endswith(SWAP_SUFFIX):
+            raise PermissionError(13, "held by an antivirus scanner")
+        return real(a, b)
+    monkeypatch.setattr(os, "replace", refuse_swap)
+    monkeypatch.setattr("sandbox.log.files.time.sleep", lambda s: None)
+    with pytest.raises(PermissionError):
+        log.install_cleaned(result)
+    monkeypatch.setattr(os, "replace", real)
+    assert records(log) == before          # the old segment is open again
+    log.close()
+    again = PartitionLog(tmp_path / "f-0", cfg(segment_bytes=300), clock=clock, recovery_point=log.recovery_point)
+    assert {k: v for _, k, v in records(again)} == {k: v for _, k, v in before}   # the .swap is finished now
+    again.close()
+
+
+def test_retention_between_two_steps_ends_the_pass_without_harm(tmp_path, clock):
+    """The broker runs clean_steps between requests; retention (compact,delete) may delete a
+    segment in between: under Windows semantics nothing the cleaner holds blocks it, and the
+    pass then fails on the closed segment instead of installing stale data."""
+    log = PartitionLog(tmp_path / "r-0", cfg(segment_bytes=300, cleanup_policy="compact,delete", retention_ms=1000),
+                       clock=clock)
+    while log.segment_count < 4:
+        put(log, b"k", b"v" * 30, clock.ms())
+    monkeypatch_steps = clean_steps(log.cleanable(clock.ms()), log.config, clock.ms())
+    next(monkeypatch_steps)
+    clock.advance_ms(5000)
+    assert log.apply_retention(clock.ms()) > 0   # no PermissionError: no file of the cleaner is open
+    with pytest.raises((ValueError, OSError)):
+        for _ in monkeypatch_steps:
+            pass
+    assert records(log)                          # the log reads fine
+    assert not [n for n in os.listdir(tmp_path / "r-0") if n.endswith(CLEANED_SUFFIX)]
     log.close()
