@@ -300,6 +300,22 @@ def runtime_overrides(cfg: SandboxConfig) -> dict:
     return _read_runtime(runtime_file(cfg)).get("overrides", {})
 
 
+def supervise_cli(argv: list[str]) -> int:
+    """`python -m sandbox supervise [--config PATH]` without the CLI layer; a broken config is
+    one sentence and exit 2, as every command gives it."""
+    config: Path | None = None
+    if argv[:1] == ["--config"] and len(argv) == 2:
+        config = Path(argv[1])
+    elif argv:
+        print(f"error: supervise takes only --config PATH, not {' '.join(argv)}", file=sys.stderr)
+        return 2
+    try:
+        return supervise_main(config, Path.cwd())
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
 def supervise_main(config_path: Path | None, cwd: Path) -> int:
     cfg = load_stack_config(config_path, cwd)
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
