@@ -143,6 +143,7 @@ def clean_steps(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompre
     try:
         # pass 1: each key's latest offset over the closed segments
         latest: dict[bytes, int] = {}
+        holds_value: dict[bytes, bool] = {}    # the key's latest record is a value, not a tombstone
         unreadable = False
         budget = 0
         for ref in refs:
@@ -157,6 +158,7 @@ def clean_steps(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompre
                 for r in recs:
                     if r.key is not None:
                         latest[r.key] = h.base_offset + r.offset_delta
+                        holds_value[r.key] = r.value is not None
                 if budget >= STEP_BYTES:
                     budget = 0
                     yield
@@ -210,9 +212,20 @@ def clean_steps(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompre
             if not started:
                 result.bytes_after += ref.size
             elif written == 0 and i == 0:
-                # the first segment stays as it is (it holds the log start offset)
-                safe_delete(current)
-                result.bytes_after += ref.size
+                # the first segment is never removed (it holds the log start offset): it keeps one
+                # record, one whose key ends on a value later in the log, so reading it changes
+                # nobody's final view; if there is none it stays as it was
+                anchor = _anchor(ref, latest, holds_value, decompress)
+                if anchor is None:
+                    safe_delete(current)
+                    result.bytes_after += ref.size
+                else:
+                    _append_to(current, anchor)
+                    with open(current, "rb+") as f:
+                        os.fsync(f.fileno())
+                    result.outputs[ref.base] = current
+                    result.bytes_after += len(anchor)
+                    result.records_after += 1
             elif written == 0:
                 safe_delete(current)
                 result.outputs[ref.base] = None     # nothing of it is left: the segment goes
@@ -229,6 +242,19 @@ def clean_steps(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompre
         result.discard()
         raise
     return result
+
+
+def _anchor(ref: SegmentRef, latest: dict[bytes, int], holds_value: dict[bytes, bool],
+            decompress: Decompress | None) -> bytes | None:
+    """A one-record batch of the segment's last record whose key's latest record (elsewhere)
+    holds a value, or None."""
+    found = None
+    for _pos, h, raw in _batches(ref):
+        recs = None if h.is_control else _records(h, raw, decompress)
+        for r in recs or ():
+            if r.key is not None and holds_value.get(r.key) and latest.get(r.key) != h.base_offset + r.offset_delta:
+                found = (h, r)
+    return None if found is None else rebuild_batch(found[0], [found[1]])
 
 
 def _copy_prefix(read: Callable[[int, int], bytes], n: int, out: Path) -> Generator[None, None, int]:

@@ -383,3 +383,29 @@ def test_retention_between_two_steps_ends_the_pass_without_harm(tmp_path, clock)
     assert records(log)                          # the log reads fine
     assert not [n for n in os.listdir(tmp_path / "r-0") if n.endswith(CLEANED_SUFFIX)]
     log.close()
+
+
+def test_a_fully_replaced_first_segment_keeps_one_harmless_record(tmp_path, clock):
+    log = PartitionLog(tmp_path / "fs-0", cfg(segment_bytes=300, delete_retention_ms=0), clock=clock)
+    while log.segment_count == 1:   # the first segment: a, b and gone, all replaced or deleted later
+        put(log, b"a", b"a-old", clock.ms())
+        put(log, b"gone", b"g", clock.ms())
+        put(log, b"b", b"b-old", clock.ms())
+    first_end = int(log.segment_paths()[1].stem)
+    put(log, b"a", b"a-new", clock.ms())
+    put(log, b"b", b"b-new", clock.ms())
+    put(log, b"gone", None, clock.ms())
+    while log.segment_count < 4:
+        put(log, b"filler", b"x", clock.ms())
+    for _ in range(2):   # the second pass drops the tombstone (delete.retention.ms = 0 since first seen)
+        compact(log, clock.ms())
+        clock.advance_ms(1)
+    got = records(log)
+    head = [r for r in got if r[0] < first_end]
+    assert log.log_start_offset == 0 and int(log.segment_paths()[0].stem) == 0
+    assert len(head) == 1 and head[0][1] in (b"a", b"b")   # never "gone": it would come back
+    final = {}
+    for _o, k, v in got:
+        final[k] = v
+    assert final[b"a"] == b"a-new" and final[b"b"] == b"b-new" and b"gone" not in final
+    log.close()
