@@ -128,6 +128,19 @@ def _queue_full_wait(p, deadline: float, delivered: Callable[[], int], records: 
                            f"records were delivered before the {timeout:.0f} s timeout")
 
 
+def _report(next_report: float, deadline: float, delivered: Callable[[], int], records: int,
+            timeout: float) -> float:
+    """Progress to the parent a few times a second, and the timeout; returns the next report time."""
+    now = time.monotonic()
+    if now < next_report:
+        return next_report
+    emit({"done": delivered()})
+    if now > deadline:
+        raise TimeoutError(f"only {delivered()} of {records} records were delivered "
+                           f"before the {timeout:.0f} s timeout")
+    return now + PROGRESS_EVERY_S
+
+
 def _produce_one_by_one(p, topic: str, records: int, payload: bytes, on_delivery, rate: float, start: float,
                         deadline: float, delivered: Callable[[], int]) -> None:
     """Paced (--rate) or on an older client: one produce() call per record."""
@@ -146,13 +159,7 @@ def _produce_one_by_one(p, topic: str, records: int, payload: bytes, on_delivery
                 _queue_full_wait(p, deadline, delivered, records, timeout)
         if i % 1000 == 0:
             p.poll(0)
-            now = time.monotonic()
-            if now >= next_report:
-                emit({"done": delivered()})
-                next_report = now + PROGRESS_EVERY_S
-                if now > deadline:
-                    raise TimeoutError(f"only {delivered()} of {records} records were delivered "
-                                       f"before the {timeout:.0f} s timeout")
+            next_report = _report(next_report, deadline, delivered, records, timeout)
 
 
 def _produce_batched(p, topic: str, records: int, payload: bytes, on_delivery, deadline: float,
@@ -178,13 +185,7 @@ def _produce_batched(p, topic: str, records: int, payload: bytes, on_delivery, d
             else:
                 batch = []
         p.poll(0)
-        now = time.monotonic()
-        if now >= next_report:
-            emit({"done": delivered()})
-            next_report = now + PROGRESS_EVERY_S
-            if now > deadline:
-                raise TimeoutError(f"only {delivered()} of {records} records were delivered "
-                                   f"before the {timeout:.0f} s timeout")
+        next_report = _report(next_report, deadline, delivered, records, timeout)
 
 
 def consume(bootstrap: str, topic: str, records: int, timeout: float) -> dict:

@@ -7,38 +7,8 @@ from __future__ import annotations
 
 import struct
 
-import cramjam
-
+from sandbox.compression import decompress
 from sandbox.log.batch import HEADER_SIZE, iter_batches, iter_records
-
-_XERIAL = b"\x82SNAPPY\x00"
-
-
-def _snappy(data: bytes) -> bytes:
-    if data[:8] == _XERIAL:  # Java clients: xerial framing, then length-prefixed raw blocks
-        out = bytearray()
-        pos = 16
-        while pos + 4 <= len(data):
-            (n,) = struct.unpack_from(">i", data, pos)
-            pos += 4
-            out += bytes(cramjam.snappy.decompress_raw(data[pos : pos + n]))
-            pos += n
-        return bytes(out)
-    return bytes(cramjam.snappy.decompress_raw(data))
-
-
-_CODECS = {
-    1: lambda d: bytes(cramjam.gzip.decompress(d)),
-    2: _snappy,
-    3: lambda d: bytes(cramjam.lz4.decompress(d)),
-    4: lambda d: bytes(cramjam.zstd.decompress(d)),
-}
-
-
-def decompress(codec: int, payload: bytes) -> bytes:
-    """A batch's records compressed with Kafka codec `codec` (what the log cleaner is handed)."""
-    return _CODECS[codec](payload)
-
 
 def uncompressed(batches: bytes) -> bytes:
     """The same batches with compressed record payloads expanded (codec bits cleared)."""
@@ -48,7 +18,7 @@ def uncompressed(batches: bytes) -> bytes:
         if not h.compression:
             out += mv[pos : pos + h.size]
             continue
-        records = _CODECS[h.compression](bytes(mv[pos + HEADER_SIZE : pos + h.size]))
+        records = decompress(h.compression, bytes(mv[pos + HEADER_SIZE : pos + h.size]))
         head = bytearray(mv[pos : pos + HEADER_SIZE])
         struct.pack_into(">i", head, 8, HEADER_SIZE - 12 + len(records))
         struct.pack_into(">h", head, 21, h.attributes & ~0x07)

@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable
 
+from sandbox.compression import decompress
 from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator
 from sandbox.log import LogConfig, LogDir, PartitionLog
@@ -22,7 +23,6 @@ from sandbox.log.cleaner import clean_steps
 from .config import BrokerConfig
 from .groups import GroupCoordinator
 from .offsets import OffsetStore
-from .records import decompress
 
 log = logging.getLogger("sandbox.broker")
 

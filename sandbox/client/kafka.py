@@ -366,7 +366,7 @@ class KafkaClient:
         batches are expanded. Records are sandbox.protocol.records.Record."""
         from sandbox.protocol.records import RecordsError, decode_batches   # the CLI's consume only
 
-        from .compression import decompress
+        from sandbox.compression import decompress
 
         meta = self._topic(topic)
         leaders = {p.index: p.leader for p in meta.partitions}

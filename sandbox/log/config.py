@@ -61,8 +61,7 @@ class LogConfig:
              "flush.messages", "must be an integer >= 1")
         need(self.flush_ms is None or (isinstance(self.flush_ms, int) and self.flush_ms >= 0), "flush.ms", "must be an integer >= 0")
         need(self.message_timestamp_type in _TIMESTAMP_TYPES, "message.timestamp.type", "must be CreateTime or LogAppendTime")
-        parts = [p.strip() for p in str(self.cleanup_policy).split(",")]
-        need(all(p in _CLEANUP for p in parts), "cleanup.policy", "must be delete, compact or compact,delete")
+        need(all(p in _CLEANUP for p in self._policies), "cleanup.policy", "must be delete, compact or compact,delete")
         need(isinstance(self.file_delete_delay_ms, int) and self.file_delete_delay_ms >= 0,
              "file.delete.delay.ms", "must be an integer >= 0")
         need(isinstance(self.delete_retention_ms, int) and self.delete_retention_ms >= 0,
@@ -71,14 +70,18 @@ class LogConfig:
              "min.compaction.lag.ms", "must be an integer >= 0")
 
     @property
+    def _policies(self) -> list[str]:
+        return [p.strip() for p in str(self.cleanup_policy).split(",")]
+
+    @property
     def deletes(self) -> bool:
         """True when time/size retention applies (cleanup.policy contains delete)."""
-        return "delete" in [p.strip() for p in self.cleanup_policy.split(",")]
+        return "delete" in self._policies
 
     @property
     def compacts(self) -> bool:
         """True when the cleaner keeps only the latest record per key (cleanup.policy contains compact)."""
-        return "compact" in [p.strip() for p in self.cleanup_policy.split(",")]
+        return "compact" in self._policies
 
     @property
     def log_append_time(self) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from integration.kit import consume_topic, produce_all, producer
-from integration.stack_kit import free_port_block
+from integration.stack_kit import free_port_block, read_lines_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("SANDBOX_TEST_BASE_IMAGE", "sandbox-test-base:bookworm")
@@ -402,10 +402,7 @@ def test_up_docker_foreground_prints_events_and_ctrl_c_removes_the_containers(pr
                             cwd=p.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     try:
-        deadline = time.monotonic() + 600
-        while not any("is up; bootstrap" in line for line in lines):
-            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
-            lines.append(proc.stdout.readline())
+        read_lines_until(proc, lines, lambda got: any("is up; bootstrap" in line for line in got), 600)
         produce_all(producer(p.bootstrap, acks="all"), "fg", [(None, b"kept")], timeout=60)
         assert len(p.containers()) == 2
         proc.send_signal(signal.SIGINT)

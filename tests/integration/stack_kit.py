@@ -357,3 +357,13 @@ def partition_leaders(bootstrap: str, topic_name: str, timeout: float = 10.0) ->
     if t is None or t.error is not None:
         return {}
     return {p.id: p.leader for p in t.partitions.values()}
+
+
+def read_lines_until(proc: subprocess.Popen, lines: list[str], done: Callable[[list[str]], bool],
+                     timeout: float) -> None:
+    """Append proc's stdout lines (text mode) to `lines` until done(lines); fails with what was
+    read when the process exits first or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while not done(lines):
+        assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+        lines.append(proc.stdout.readline())
