@@ -17,6 +17,11 @@ from .files import atomic_write, safe_delete
 _IDX = struct.Struct(">II")
 _TIDX = struct.Struct(">qI")
 SCAN_CHUNK = 4 * 1024 * 1024
+# Every read and write names its position (pread/pwrite where the OS has them): the descriptor's
+# shared file offset is never relied on, because a dup of it handed to sendfile moves that offset
+# while a Fetch reply is being sent (asyncio seeks the file after sending).
+_POSITIONED = hasattr(os, "pread") and hasattr(os, "pwrite")
+_PREADV = hasattr(os, "preadv")
 
 
 def segment_name(base_offset: int) -> str:
@@ -36,7 +41,7 @@ class Segment:
         if not self.log_path.exists():
             with open(self.log_path, "ab"):
                 pass
-        self._f = open(self.log_path, "r+b")
+        self._f = open(self.log_path, "r+b", buffering=0)
         self.size = os.fstat(self._f.fileno()).st_size
         self.next_offset = base_offset
         self.max_timestamp = -1
@@ -134,17 +139,39 @@ class Segment:
         """Write data (whole batches, offsets assigned) at the end with one write call.
         batches holds (position within data, header) for indexing."""
         start = self.size
-        self._f.seek(start)
-        self._f.write(data)
-        self._f.flush()
+        self._write_at(start, memoryview(data))
         for p, h in batches:
             self._maybe_index(start + p, h, h.size)
         self.size = start + len(data)
         self.next_offset = batches[-1][1].next_offset
 
+    def _write_at(self, pos: int, view: memoryview) -> None:
+        fd = self._f.fileno()
+        done = 0
+        while done < len(view):
+            if _POSITIONED:
+                done += os.pwrite(fd, view[done:], pos + done)
+            else:
+                self._f.seek(pos + done)
+                done += self._f.write(view[done:])
+
     def read_at(self, pos: int, n: int) -> bytes:
+        """Up to n bytes at pos (fewer only at the end of the file)."""
+        if _POSITIONED:
+            data = os.pread(self._f.fileno(), n, pos)
+            if len(data) == n or not data:
+                return data
+            parts = [data]
+            got = len(data)
+            while got < n:
+                more = os.pread(self._f.fileno(), n - got, pos + got)
+                if not more:
+                    break
+                parts.append(more)
+                got += len(more)
+            return b"".join(parts)
         self._f.seek(pos)
-        return self._f.read(n)
+        return self._f.read(n)   # unbuffered: seek always moves the descriptor itself
 
     def read_exact(self, pos: int, n: int) -> bytes:
         data = self.read_at(pos, n)
@@ -152,16 +179,25 @@ class Segment:
             raise OSError(f"short read of {self.log_path.name}: {len(data)} of {n} bytes at {pos}")
         return data
 
+    def _read_copy(self, pos: int, view) -> int:
+        data = os.pread(self._f.fileno(), len(view), pos)
+        view[:len(data)] = data
+        return len(data)
+
     def dup_fd(self) -> int:
         """A duplicate of the log file's descriptor (the caller closes it)."""
         return os.dup(self._f.fileno())
 
     def read_into(self, pos: int, view) -> None:
         """Fill view with the bytes at pos (one read for a regular file); OSError if short."""
-        self._f.seek(pos)
-        got = self._f.readinto(view)
+        fd = self._f.fileno()
+        got = 0
         while got < len(view):
-            more = self._f.readinto(view[got:])
+            if _POSITIONED:
+                more = os.preadv(fd, [view[got:]], pos + got) if _PREADV else self._read_copy(pos + got, view[got:])
+            else:
+                self._f.seek(pos + got)
+                more = self._f.readinto(view[got:])
             if not more:
                 raise OSError(f"short read of {self.log_path.name}: {got} of {len(view)} bytes at {pos}")
             got += more
@@ -223,7 +259,6 @@ class Segment:
         self.offset_of_max_timestamp = -1
         valid = 0
         expect = self.base_offset
-        self._f.seek(0)
         buf = b""
         buf_start = 0
         while True:
@@ -235,7 +270,7 @@ class Segment:
                 if need_more:
                     buf = buf[valid - buf_start:]
                     buf_start = valid
-                    more = self._f.read(max(SCAN_CHUNK, len(buf)))
+                    more = self.read_at(buf_start + len(buf), max(SCAN_CHUNK, len(buf)))
                     if not more:
                         break
                     buf += more
@@ -261,12 +296,10 @@ class Segment:
     def truncate(self, pos: int) -> None:
         """Cut the file at byte pos and rebuild the indexes from the remaining headers."""
         self._f.truncate(pos)
-        self._f.flush()
         self.size = pos
         self.scan(verify_crc=False)
 
     def fsync(self) -> None:
-        self._f.flush()
         os.fsync(self._f.fileno())
 
     def close(self) -> None:

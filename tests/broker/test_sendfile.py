@@ -58,3 +58,32 @@ def test_small_fetches_are_one_buffer(tmp_path):
     reply = server.fetch_reply(encode_fetch_response(7, 12, _fetch_body(log.read_lazy(0, 1 << 20))))
     assert isinstance(reply, bytearray)
     log.close()
+
+
+def test_reads_and_appends_do_not_depend_on_the_shared_file_offset(tmp_path):
+    """asyncio's sendfile seeks the (dup'ed) descriptor after sending, which moves the segment's
+    own file offset too: every read and append must name its position and stay exact."""
+    log = PartitionLog(tmp_path / "t-0", LogConfig())
+    for i in range(30):
+        log.append(build_batch([(b"k", bytes([i]) * 3000)], timestamp_ms=1000))
+    seg = log._segments[-1]
+    whole = open(seg.log_path, "rb").read()
+    assert seg.read_at(0, 100) == whole[:100]          # a buffered handle would now hold 8 KiB
+    fd = seg.dup_fd()
+    try:
+        for moved_to in (len(whole) // 2, 7, len(whole)):
+            os.lseek(fd, moved_to, os.SEEK_SET)          # what sendfile leaves behind
+            assert seg.read_at(0, 20000) == whole[:20000]
+            view = bytearray(5000)
+            seg.read_into(1000, memoryview(view))
+            assert bytes(view) == whole[1000:6000]
+        os.lseek(fd, 5, os.SEEK_SET)
+        seg.read_at(0, 100)
+        os.lseek(fd, 11, os.SEEK_SET)
+        log.append(build_batch([(b"k", b"tail")], timestamp_ms=1000))   # must land at the end
+        after = open(seg.log_path, "rb").read()
+        assert after[:len(whole)] == whole
+        assert seg.scan() == len(after) and seg.next_offset == 31
+    finally:
+        os.close(fd)
+        log.close()
