@@ -190,6 +190,11 @@ class MetadataMachine:
         rules.validate_topic_name(name)
         if name in self._topics:
             raise CoordinatorError(TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        other = rules.case_collision(name, self._topics)
+        if other is not None:
+            raise CoordinatorError(INVALID_TOPIC_EXCEPTION, f"Topic '{name}' differs only in case "
+                                   f"from existing topic '{other}', and both would share one "
+                                   "folder on Windows and macOS.")
         collide = name.replace(".", "_")
         for other in self._topics:
             if other.replace(".", "_") == collide:

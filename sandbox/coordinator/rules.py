@@ -13,6 +13,10 @@ from .model import (
 
 _LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_TOPIC_NAME = 249
+# Windows device names: a file or folder named so (with any extension) is the device, not a file.
+# Refused on every platform, since a sandbox folder moves between machines.
+RESERVED_NAMES = frozenset({"aux", "con", "nul", "prn", *(f"com{i}" for i in range(1, 10)),
+                            *(f"lpt{i}" for i in range(1, 10))})
 
 
 def validate_topic_name(name: object) -> str:
@@ -26,7 +30,21 @@ def validate_topic_name(name: object) -> str:
     if not _LEGAL_NAME.fullmatch(name):
         raise CoordinatorError(INVALID_TOPIC_EXCEPTION, f"Topic name {name!r} is illegal: "
                                "it may only contain ASCII letters, digits, '.', '_' and '-'")
+    if name.split(".", 1)[0].lower() in RESERVED_NAMES:
+        raise CoordinatorError(INVALID_TOPIC_EXCEPTION, f"Topic name {name!r} is a reserved "
+                               "device name on Windows (aux, con, nul, prn, com1-9, lpt1-9, "
+                               "with or without an extension), so it is refused on every platform.")
     return name
+
+
+def case_collision(name: str, existing: Collection[str]) -> str | None:
+    """An existing topic whose name differs from `name` only in letter case (on NTFS and the
+    default macOS file system their folders would be one folder), else None."""
+    folded = name.casefold()
+    for other in existing:
+        if other != name and other.casefold() == folded:
+            return other
+    return None
 
 
 def place_replicas(live: Sequence[int], count: int, replication_factor: int,

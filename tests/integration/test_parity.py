@@ -1,0 +1,71 @@
+"""Parity with Apache Kafka 4.x as real clients see it (issue 13): Windows-safe topic names, the
+APIs admin tools call, broker configs, API versions, and behaviour that must match Kafka's."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import NewTopic
+
+from helpers import BrokerProcess
+
+from .kit import admin, create_topic, producer, unique, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+@pytest.fixture(scope="module")
+def shared_broker(tmp_path_factory):
+    """One broker for the tests that only read or create their own uniquely named topics."""
+    root = tmp_path_factory.mktemp("parity")
+    b = BrokerProcess(root / "data", log_path=root / "broker.stderr").start()
+    yield b
+    b.stop()
+
+
+def create_error(a, name: str) -> KafkaError:
+    fs = a.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)],
+                         operation_timeout=10, request_timeout=15)
+    with pytest.raises(KafkaException) as info:
+        fs[name].result(timeout=20)
+    return info.value.args[0]
+
+
+# ---- Windows-safe topic names ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["con", "NUL", "aux.log", "Prn", "com1", "COM9.data.x", "lpt1",
+                                  "lpt9.txt"])
+def test_reserved_windows_device_names_are_refused(shared_broker, name):
+    err = create_error(admin(shared_broker.bootstrap), name)
+    assert err.code() == KafkaError.TOPIC_EXCEPTION, err
+    assert "reserved device name on Windows" in err.str(), err.str()
+
+
+def test_names_near_device_names_are_fine(shared_broker):
+    a = admin(shared_broker.bootstrap)
+    for name in (unique("con"), "com10-" + unique("x"), "console-" + unique("x"), "lpt0-" + unique("x")):
+        create_topic(shared_broker.bootstrap, name)
+
+
+def test_topic_differing_only_in_case_is_refused(shared_broker):
+    a = admin(shared_broker.bootstrap)
+    name = unique("Orders")
+    create_topic(shared_broker.bootstrap, name)
+    err = create_error(a, name.lower())
+    assert err.code() == KafkaError.TOPIC_EXCEPTION, err
+    assert "differs only in case" in err.str() and name in err.str(), err.str()
+    assert name.lower() not in a.list_topics(timeout=10).topics
+
+
+def test_auto_creation_refuses_case_twins_and_device_names(shared_broker):
+    """A producer's Metadata auto-creation must not make `orders` beside `Orders`, nor `nul`."""
+    name = unique("Payments")
+    create_topic(shared_broker.bootstrap, name)
+    errors = []
+    p = producer(shared_broker.bootstrap, **{"message.timeout.ms": 5000})
+    for target in (name.upper(), "nul"):
+        p.produce(target, b"v", on_delivery=lambda err, msg: errors.append(err))
+    p.flush(15)
+    assert len(errors) == 2 and all(e is not None for e in errors), errors
+    topics = admin(shared_broker.bootstrap).list_topics(timeout=10).topics
+    assert name.upper() not in topics and "nul" not in topics
