@@ -69,3 +69,62 @@ def test_auto_creation_refuses_case_twins_and_device_names(shared_broker):
     assert len(errors) == 2 and all(e is not None for e in errors), errors
     topics = admin(shared_broker.bootstrap).list_topics(timeout=10).topics
     assert name.upper() not in topics and "nul" not in topics
+
+
+# ---- ACLs and SCRAM: Kafka's answers without an authorizer and without SCRAM users -------------
+
+def test_acl_apis_answer_security_disabled(shared_broker):
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
+                                       ResourcePatternType, ResourceType)
+    a = admin(shared_broker.bootstrap)
+    flt = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                           AclOperation.ANY, AclPermissionType.ANY)
+    binding = AclBinding(ResourceType.TOPIC, "t", ResourcePatternType.LITERAL, "User:alice", "*",
+                         AclOperation.READ, AclPermissionType.ALLOW)
+    # librdkafka drops DescribeAcls' top-level error and shows no ACLs (kafka-python raises, below)
+    assert a.describe_acls(flt, request_timeout=10).result(timeout=20) == []
+    futures = [a.create_acls([binding], request_timeout=10)[binding],
+               a.delete_acls([flt], request_timeout=10)[flt]]
+    for f in futures:
+        with pytest.raises(KafkaException) as info:
+            f.result(timeout=20)
+        err = info.value.args[0]
+        assert err.code() == KafkaError.SECURITY_DISABLED, err
+        assert "No Authorizer is configured" in err.str(), err.str()
+
+
+def test_kafka_python_describe_acls_security_disabled(shared_broker):
+    from kafka import KafkaAdminClient
+    from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
+                             ResourcePatternFilter, ResourceType)
+    from kafka.errors import SecurityDisabledError
+    kp = KafkaAdminClient(bootstrap_servers=shared_broker.bootstrap, request_timeout_ms=10000)
+    try:
+        flt = ACLFilter(principal=None, host="*", operation=ACLOperation.ANY,
+                        permission_type=ACLPermissionType.ANY,
+                        resource_pattern=ResourcePatternFilter(ResourceType.TOPIC, None, ACLResourcePatternType.ANY))
+        with pytest.raises(SecurityDisabledError):
+            kp.describe_acls(flt)
+    finally:
+        kp.close()
+
+
+def test_scram_apis_answer_as_kafka_without_scram_users(shared_broker):
+    from confluent_kafka.admin import (ScramCredentialInfo, ScramMechanism, UserScramCredentialDeletion,
+                                       UserScramCredentialUpsertion)
+    a = admin(shared_broker.bootstrap)
+    assert a.describe_user_scram_credentials(request_timeout=10).result(timeout=20) == {}
+    with pytest.raises(KafkaException) as info:
+        a.describe_user_scram_credentials(["alice"], request_timeout=10)["alice"].result(timeout=20)
+    assert info.value.args[0].code() == KafkaError.RESOURCE_NOT_FOUND
+    deletion = UserScramCredentialDeletion("bob", ScramMechanism.SCRAM_SHA_256)
+    upsertion = UserScramCredentialUpsertion(
+        "carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192), b"password", b"salt")
+    fs = a.alter_user_scram_credentials([deletion, upsertion], request_timeout=10)
+    with pytest.raises(KafkaException) as info:
+        fs["bob"].result(timeout=20)
+    assert info.value.args[0].code() == KafkaError.RESOURCE_NOT_FOUND
+    with pytest.raises(KafkaException) as info:
+        fs["carol"].result(timeout=20)
+    assert info.value.args[0].code() == KafkaError.UNSUPPORTED_SASL_MECHANISM
+    assert "no SASL listener" in info.value.args[0].str()

@@ -1,0 +1,17 @@
+"""DeleteAcls (31), v1-v3: no authorizer, so every filter gets SECURITY_DISABLED and matches
+nothing (Kafka's answer without `authorizer.class.name`)."""
+
+from __future__ import annotations
+
+from .common import SECURITY_DISABLED
+
+API_KEY = 31
+MIN_VERSION = 1
+MAX_VERSION = 3
+NO_AUTHORIZER = "No Authorizer is configured."
+
+
+def handle(ctx, request) -> dict:
+    return {"throttle_time": 0, "filter_results": [
+        {"error_code": SECURITY_DISABLED, "error_message": NO_AUTHORIZER, "matching_acls": ()}
+        for _ in request.filters]}
