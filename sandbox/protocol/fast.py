@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import datetime
 import struct
+import uuid
 from typing import Any, NamedTuple
 
 from .codec import DecodeError, RequestHeader, read_uvarint, skip_tags
 
-PRODUCE_REQUEST_VERSIONS = (3, 11)
-PRODUCE_RESPONSE_VERSIONS = (3, 11)
-FETCH_RESPONSE_VERSIONS = (4, 12)
+PRODUCE_REQUEST_VERSIONS = (3, 12)
+PRODUCE_RESPONSE_VERSIONS = (3, 12)
+FETCH_RESPONSE_VERSIONS = (4, 17)
 
 _HDR = struct.Struct(">hhi")
 _I16 = struct.Struct(">h")
@@ -85,7 +86,7 @@ def decode_produce_request(frame) -> tuple[RequestHeader, ProduceRequest]:
     try:
         api_key, version, correlation_id = _HDR.unpack_from(frame, 0)
         if api_key != 0 or not PRODUCE_REQUEST_VERSIONS[0] <= version <= PRODUCE_REQUEST_VERSIONS[1]:
-            raise DecodeError(f"not a Produce request of v3-v11: api_key={api_key} v{version}")
+            raise DecodeError(f"not a Produce request of v3-v12: api_key={api_key} v{version}")
         flexible = version >= 9
         (n,) = _I16.unpack_from(frame, 8)
         pos = 10
@@ -240,6 +241,12 @@ def encode_produce_response(correlation_id: int, version: int, body: dict) -> by
 
 # ---------------------------------------------------------------- Fetch response
 
+def _uuid16(u: Any) -> bytes:
+    if u is None:
+        return bytes(16)
+    return u.bytes if isinstance(u, uuid.UUID) else uuid.UUID(str(u)).bytes
+
+
 def encode_fetch_response(correlation_id: int, version: int, body: dict) -> list:
     """The Fetch response frame as a list of parts to send back to back: bytearrays of encoded
     fields, and each partition's `records` object passed through as is (anything with len()
@@ -257,7 +264,10 @@ def encode_fetch_response(correlation_id: int, version: int, body: dict) -> list
     responses = body["responses"]
     _put_array_len(out, len(responses), flexible)
     for t in responses:
-        _put_string(out, t["topic"], flexible)
+        if version >= 13:
+            out += _uuid16(t.get("topic_id"))
+        else:
+            _put_string(out, t["topic"], flexible)
         plist = t["partitions"]
         _put_array_len(out, len(plist), flexible)
         for p in plist:

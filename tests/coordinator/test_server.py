@@ -68,7 +68,7 @@ def test_api_versions_derived_from_registry_with_v0_fallback(server):
         assert resp.error_code == 0
         for key in (1, 2, 3, 18, 19, 20, 32, 33, 37, 44, 60, 62, 63, 64, 67):
             assert key in keys
-        assert keys[18] == (0, 3) and keys[3] == (0, 12) and keys[62][1] >= 3
+        assert keys[18] == (0, 4) and keys[3] == (0, 13) and keys[62][1] >= 3
         # a version we lack: the v0 body with UNSUPPORTED_VERSION and the full list
         body = struct.pack(">hhih", 18, 9, 7, 1) + b"t"
         c.send_raw(struct.pack(">i", len(body)) + body)

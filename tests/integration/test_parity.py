@@ -128,3 +128,56 @@ def test_scram_apis_answer_as_kafka_without_scram_users(shared_broker):
         fs["carol"].result(timeout=20)
     assert info.value.args[0].code() == KafkaError.UNSUPPORTED_SASL_MECHANISM
     assert "no SASL listener" in info.value.args[0].str()
+
+
+# ---- API versions: what Apache Kafka 4.0 advertises, wherever this broker speaks the API --------
+
+def test_kafka_python_sees_a_kafka_4_0_broker(shared_broker):
+    from kafka import KafkaAdminClient
+    from kafka.protocol.broker_version_data import BROKER_API_VERSIONS
+    kp = KafkaAdminClient(bootstrap_servers=shared_broker.bootstrap, request_timeout_ms=10000)
+    try:
+        assert kp._client.check_version(timeout_ms=10000) == (4, 0)
+    finally:
+        kp.close()
+    from sandbox.broker.handlers import supported_versions
+    ours = {key: (lo, hi) for key, lo, hi in supported_versions()}
+    lower = {key: (ours[key], kafka) for key, kafka in BROKER_API_VERSIONS[(4, 0)].items()
+             if key in ours and ours[key][1] < kafka[1]}
+    assert not lower, f"(ours, Kafka 4.0's) where we advertise less than Kafka 4.0: {lower}"
+
+
+def test_kafka_python_consumes_and_manages_groups_at_kafka_4_0_versions(shared_broker):
+    """Fetch v17 (topic ids), ListOffsets v10, OffsetFetch v9 (batched groups), DescribeGroups v6
+    (GROUP_ID_NOT_FOUND), ListGroups v5 (group types): what kafka-python picks against Kafka 4.0."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    topic, group = unique("kp4"), unique("g")
+    create_topic(shared_broker.bootstrap, topic)
+    p = producer(shared_broker.bootstrap)
+    for i in range(5):
+        p.produce(topic, b"v%d" % i)
+    assert p.flush(20) == 0
+    c = KafkaConsumer(topic, bootstrap_servers=shared_broker.bootstrap, group_id=group,
+                      auto_offset_reset="earliest", consumer_timeout_ms=8000, enable_auto_commit=False)
+    try:
+        got = []
+        deadline_polls = 40
+        while len(got) < 5 and deadline_polls:
+            deadline_polls -= 1
+            for records in c.poll(timeout_ms=500).values():
+                got += [r.value for r in records]
+        assert got == [b"v%d" % i for i in range(5)]
+        assert c.end_offsets([TopicPartition(topic, 0)]) == {TopicPartition(topic, 0): 5}
+        c.commit()
+    finally:
+        c.close()
+    kp = KafkaAdminClient(bootstrap_servers=shared_broker.bootstrap, request_timeout_ms=10000)
+    try:
+        offsets = kp.list_group_offsets(group)
+        assert offsets[group][TopicPartition(topic, 0)].offset == 5
+        assert {"group_id": group, "protocol_type": "consumer", "group_state": "Empty",
+                "group_type": "classic"} in kp.list_groups()
+        missing = unique("no-such-group")
+        assert "GroupIdNotFoundError" in str(kp.describe_groups([missing])[missing]["error"])
+    finally:
+        kp.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -92,7 +94,8 @@ fetch_partition = st.fixed_dictionaries({
 fetch_body = st.fixed_dictionaries({
     "throttle_time": st.integers(0, 2**31 - 1), "error_code": errors, "session_id": i32,
     "responses": st.lists(st.fixed_dictionaries({
-        "topic": names, "partitions": st.lists(fetch_partition, max_size=4)}), max_size=3),
+        "topic": names, "topic_id": st.uuids(), "partitions": st.lists(fetch_partition, max_size=4)}),
+        max_size=3),
 })
 
 
@@ -115,8 +118,9 @@ def test_fetch_response_of_the_handler_shape():
              "log_start_offset": 0, "aborted_transactions": None, "preferred_read_replica": -1,
              "records": b"x" * 10000}
     body = {"throttle_time": 0, "error_code": 0, "session_id": 0,
-            "responses": [{"topic": "t", "partitions": [entry, dict(entry, records=b"")]}]}
-    for v in range(4, 13):
+            "responses": [{"topic": "t", "topic_id": uuid.uuid4(),
+                           "partitions": [entry, dict(entry, records=b"")]}]}
+    for v in range(4, 18):
         want = encode_response(9, build(response_class(1, v), body))
         assert bytes(join_parts(encode_fetch_response(9, v, body))) == want
 

@@ -28,7 +28,8 @@ brokers = st.fixed_dictionaries({"node_id": st.integers(0, 2**31 - 1), "host": n
 bodies = st.fixed_dictionaries({
     "throttle_time": st.integers(0, 2**31 - 1), "brokers": st.lists(brokers, max_size=3),
     "cluster_id": st.none() | names, "controller_id": st.integers(-1, 2**31 - 1),
-    "topics": st.lists(topics, max_size=4), "cluster_authorized_operations": i32})
+    "topics": st.lists(topics, max_size=4), "cluster_authorized_operations": i32,
+    "error_code": st.sampled_from([0, 3, 5])})
 
 
 def test_fast_range_covers_the_handler():

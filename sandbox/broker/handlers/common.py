@@ -23,6 +23,7 @@ TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 SECURITY_DISABLED = 54
 FENCED_LEADER_EPOCH = 74
 UNKNOWN_LEADER_EPOCH = 75
+GROUP_ID_NOT_FOUND = 69
 INVALID_RECORD = 87
 RESOURCE_NOT_FOUND = 91
 DUPLICATE_RESOURCE = 92
@@ -31,15 +32,18 @@ UNKNOWN_TOPIC_ID = 100
 UNKNOWN_SERVER_ERROR = -1
 
 
-def broker_list(state, listener: str | None = None) -> list[dict]:
+def broker_list(state, listener: str | None = None, include_fenced: bool = False) -> list[dict]:
     """Every registered broker, with the address clients must use: the one it advertises on
-    `listener` (the listener the request came in through), else its primary address."""
+    `listener` (the listener the request came in through), else its primary address. Fenced
+    brokers only when asked (DescribeCluster v2)."""
     out = []
     for b in state.coordinator.brokers():
-        if getattr(b, "fenced", False):
+        fenced = bool(getattr(b, "fenced", False))
+        if fenced and not include_fenced:
             continue
         host, port = b.address(listener) if listener is not None else (b.host, b.port)
-        out.append({"node_id": b.broker_id, "broker_id": b.broker_id, "host": host, "port": port, "rack": b.rack})
+        out.append({"node_id": b.broker_id, "broker_id": b.broker_id, "host": host, "port": port, "rack": b.rack,
+                    "is_fenced": fenced})
     return out
 
 

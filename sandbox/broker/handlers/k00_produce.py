@@ -1,4 +1,4 @@
-"""Produce (0), v3-v11: record batch v2 appended as opaque bytes.
+"""Produce (0), v3-v12 (v12 differs only in transaction semantics, KIP-890): record batch v2 appended as opaque bytes.
 
 Per partition: check magic, CRC and size per batch (never decompress), stamp base offsets,
 append in one write. Idempotent producers get duplicates answered with the original offsets.
@@ -35,7 +35,7 @@ MIN_VERSION = 3
 # stops compressing gzip/snappy/lz4 when the broker's Produce range does not start at 0.
 # Requests below v3 are still refused (the connection is closed with a log line).
 ADVERTISED_MIN_VERSION = 0
-MAX_VERSION = 11
+MAX_VERSION = 12
 
 log = logging.getLogger("sandbox.broker")
 

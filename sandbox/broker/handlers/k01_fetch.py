@@ -1,4 +1,5 @@
-"""Fetch (1), v4-v12: whole batches from the batch containing fetch_offset, as stored.
+"""Fetch (1), v4-v17: whole batches from the batch containing fetch_offset, as stored. From v13
+topics are named by topic id (an unknown id gets UNKNOWN_TOPIC_ID).
 
 Records travel as the log's LogSlices (read straight into the response buffer by the encoder),
 so the reply must be encoded before the next await: the server does so right after handle().
@@ -15,25 +16,36 @@ import time
 
 from sandbox.log import OffsetOutOfRangeError
 
-from .common import NONE, OFFSET_OUT_OF_RANGE
+from .common import NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_ID
 
 API_KEY = 1
 MIN_VERSION = 4
-MAX_VERSION = 12
+MAX_VERSION = 17
 
 
-def _read_all(state, request) -> tuple[list[dict], int]:
+def _topic_names(state, request, version: int) -> list[str | None]:
+    """The name of each requested topic (v13+: looked up by id; None for an unknown id)."""
+    if version < 13:
+        return [t.topic for t in request.topics]
+    out = []
+    for t in request.topics:
+        info = state.coordinator.topic_by_id(t.topic_id)
+        out.append(info.name if info is not None else None)
+    return out
+
+
+def _read_all(state, request, names: list[str | None]) -> tuple[list[dict], int]:
     budget = request.max_bytes if request.max_bytes > 0 else 52428800
     total = 0
     responses = []
     first = True
-    for t in request.topics:
+    for t, name in zip(request.topics, names):
         parts = []
         for p in t.partitions:
             entry = {"partition_index": p.partition, "error_code": NONE, "high_watermark": -1,
                      "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": None,
                      "preferred_read_replica": -1, "records": b""}
-            plog, code = state.led_log(t.topic, p.partition)
+            plog, code = state.led_log(name, p.partition) if name is not None else (None, UNKNOWN_TOPIC_ID)
             if plog is None:
                 entry["error_code"] = code
                 parts.append(entry)
@@ -54,17 +66,19 @@ def _read_all(state, request) -> tuple[list[dict], int]:
                     total += len(data)
                     first = False
             parts.append(entry)
-        responses.append({"topic": t.topic, "partitions": parts})
+        responses.append({"topic": name, "topic_id": getattr(t, "topic_id", None), "partitions": parts})
     return responses, total
 
 
 async def handle(ctx, request) -> dict:
     state = ctx.state
-    responses, total = _read_all(state, request)
+    names = _topic_names(state, request, ctx.api_version)
+    responses, total = _read_all(state, request, names)
     wait_s = request.max_wait.total_seconds()
     min_bytes = max(request.min_bytes, 1)
     if total < min_bytes and wait_s > 0:
-        keys = [(t.topic, p.partition) for t in request.topics for p in t.partitions]
+        keys = [(name, p.partition) for t, name in zip(request.topics, names) if name is not None
+                for p in t.partitions]
         deadline = time.monotonic() + wait_s
         while total < min_bytes:
             remaining = deadline - time.monotonic()
@@ -77,5 +91,5 @@ async def handle(ctx, request) -> dict:
                 pass
             finally:
                 state.notifier.discard(keys, fut)
-            responses, total = _read_all(state, request)
+            responses, total = _read_all(state, request, names)
     return {"throttle_time": 0, "error_code": NONE, "session_id": 0, "responses": responses}

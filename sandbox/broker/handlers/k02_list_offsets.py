@@ -1,4 +1,6 @@
-"""ListOffsets (2), v1-v7: earliest (-2), latest (-1), max timestamp (-3), or by timestamp."""
+"""ListOffsets (2), v1-v10: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4,
+v8+: the log start offset, no tiered storage here), latest tiered (-5, v9+: -1, nothing is tiered),
+or by timestamp. v10's timeout_ms only matters for remote storage, so it is ignored."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from .common import NONE
 
 API_KEY = 2
 MIN_VERSION = 1
-MAX_VERSION = 7
+MAX_VERSION = 10
 
-LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
 
 
 def _lookup(state, topic: str, index: int, ts: int, isolation_level: int) -> dict:
@@ -23,8 +25,10 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int) -> dic
     out["leader_epoch"] = state.leaders[(topic, index)][1]
     if ts == LATEST:
         out["offset"] = plog.high_watermark
-    elif ts == EARLIEST:
+    elif ts in (EARLIEST, EARLIEST_LOCAL):
         out["offset"] = plog.log_start_offset
+    elif ts == LATEST_TIERED:
+        out["leader_epoch"] = -1
     elif ts == MAX_TIMESTAMP:
         off, t = plog.max_timestamp()
         if off >= 0:

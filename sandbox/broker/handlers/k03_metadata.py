@@ -1,4 +1,4 @@
-"""Metadata (3), v0-v12: brokers, cluster id, topics with ids, partitions, leaders.
+"""Metadata (3), v0-v13 (v13 adds a top-level error code, always NONE here): brokers, cluster id, topics with ids, partitions, leaders.
 
 topics=None (v1+) or [] (v0) means all topics; unknown topics are auto-created when the
 request and the broker allow it. Internal topics are listed only when asked for by name.
@@ -15,7 +15,7 @@ from .common import INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN
 
 API_KEY = 3
 MIN_VERSION = 0
-MAX_VERSION = 12
+MAX_VERSION = 13
 ZERO_UUID = uuid.UUID(int=0)
 
 
@@ -96,4 +96,5 @@ async def handle(ctx, request) -> dict:
         "controller_id": state.node_id,
         "topics": out,
         "cluster_authorized_operations": -2147483648,
+        "error_code": NONE,
     }

@@ -1,4 +1,4 @@
-"""OffsetCommit (8), v2-v8: durable committed offsets per (group, topic, partition)."""
+"""OffsetCommit (8), v2-v9 (v9 = v8 for classic groups): durable committed offsets per (group, topic, partition)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from .common import NOT_COORDINATOR, UNKNOWN_TOPIC_OR_PARTITION
 
 API_KEY = 8
 MIN_VERSION = 2
-MAX_VERSION = 8
+MAX_VERSION = 9
 
 
 def handle(ctx, request) -> dict:

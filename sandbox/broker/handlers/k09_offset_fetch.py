@@ -1,4 +1,6 @@
-"""OffsetFetch (9), v1-v7: committed offsets; unknown group or partition gives -1, not an error."""
+"""OffsetFetch (9), v1-v9: committed offsets; unknown group or partition gives -1, not an error.
+v8+ asks for several groups at once; v9's member id and epoch matter only to KIP-848 groups, and
+every group here is a classic one, so they are not checked."""
 
 from __future__ import annotations
 
@@ -6,27 +8,39 @@ from .common import NONE, NOT_COORDINATOR
 
 API_KEY = 9
 MIN_VERSION = 1
-MAX_VERSION = 7
+MAX_VERSION = 9
 
 
-def handle(ctx, request) -> dict:
-    groups = ctx.state.groups
-    if not ctx.state.is_group_coordinator(request.group_id):
-        return {"throttle_time": 0, "topics": [], "error_code": NOT_COORDINATOR}
-    if request.topics is None:
-        found = groups.fetch_offsets(request.group_id, None)
+def _group(state, group_id: str, topics) -> tuple[list[dict], int]:
+    """(topics with their committed offsets, group error code) for one group."""
+    groups = state.groups
+    if not state.is_group_coordinator(group_id):
+        return [], NOT_COORDINATOR
+    if topics is None:
+        found = groups.fetch_offsets(group_id, None)
         wanted: dict[str, list[int]] = {}
         for (topic, part) in found:
             wanted.setdefault(topic, []).append(part)
     else:
-        wanted = {t.name: list(t.partition_indexes) for t in request.topics}
-        found = groups.fetch_offsets(request.group_id, [(n, p) for n, ps in wanted.items() for p in ps])
-    topics = []
+        wanted = {t.name: list(t.partition_indexes) for t in topics}
+        found = groups.fetch_offsets(group_id, [(n, p) for n, ps in wanted.items() for p in ps])
+    out = []
     for name, parts in wanted.items():
-        out = []
+        entries = []
         for p in sorted(parts):
             off, epoch, meta = found.get((name, p), (-1, -1, ""))
-            out.append({"partition_index": p, "committed_offset": off, "committed_leader_epoch": epoch,
-                        "metadata": meta if meta is not None else "", "error_code": NONE})
-        topics.append({"name": name, "partitions": out})
-    return {"throttle_time": 0, "topics": topics, "error_code": NONE}
+            entries.append({"partition_index": p, "committed_offset": off, "committed_leader_epoch": epoch,
+                            "metadata": meta if meta is not None else "", "error_code": NONE})
+        out.append({"name": name, "partitions": entries})
+    return out, NONE
+
+
+def handle(ctx, request) -> dict:
+    if ctx.api_version >= 8:
+        groups = []
+        for g in request.groups:
+            topics, code = _group(ctx.state, g.group_id, g.topics)
+            groups.append({"group_id": g.group_id, "topics": topics, "error_code": code})
+        return {"throttle_time": 0, "groups": groups}
+    topics, code = _group(ctx.state, request.group_id, request.topics)
+    return {"throttle_time": 0, "topics": topics, "error_code": code}

@@ -1,13 +1,15 @@
-"""FindCoordinator (10), v0-v4: the broker owning a group (hash over the registered brokers),
-with its address on the listener the request came in through."""
+"""FindCoordinator (10), v0-v6: the broker owning a group (hash over the registered brokers),
+with its address on the listener the request came in through. Share groups (key type 2, v6) are
+not enabled here, so they get INVALID_REQUEST as on a Kafka 4.0 broker without them."""
 
 from __future__ import annotations
 
-from .common import COORDINATOR_NOT_AVAILABLE, NONE, broker_list, self_endpoint
+from .common import COORDINATOR_NOT_AVAILABLE, INVALID_REQUEST, NONE, broker_list, self_endpoint
 
 API_KEY = 10
 MIN_VERSION = 0
-MAX_VERSION = 4
+MAX_VERSION = 6
+SHARE = 2
 
 
 def _locate(state, key: str, listener: str | None = None) -> dict:
@@ -26,6 +28,11 @@ def _locate(state, key: str, listener: str | None = None) -> dict:
 
 def handle(ctx, request) -> dict:
     if ctx.api_version >= 4:
+        if request.key_type == SHARE:
+            return {"throttle_time": 0, "coordinators": [
+                {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": INVALID_REQUEST,
+                 "error_message": "Share groups are not enabled on this broker."}
+                for key in request.coordinator_keys]}
         return {"throttle_time": 0, "coordinators": [
             dict(_locate(ctx.state, key, ctx.listener), key=key) for key in request.coordinator_keys]}
     return dict(_locate(ctx.state, request.key, ctx.listener), throttle_time=0)

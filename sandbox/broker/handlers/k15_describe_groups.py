@@ -1,12 +1,13 @@
-"""DescribeGroups (15), v0-v5: state, protocol and members with metadata and assignment."""
+"""DescribeGroups (15), v0-v6: state, protocol and members with metadata and assignment. From v6
+(KIP-1043) a group that does not exist is GROUP_ID_NOT_FOUND instead of a Dead group."""
 
 from __future__ import annotations
 
-from .common import NOT_COORDINATOR
+from .common import GROUP_ID_NOT_FOUND, NOT_COORDINATOR
 
 API_KEY = 15
 MIN_VERSION = 0
-MAX_VERSION = 5
+MAX_VERSION = 6
 
 
 def handle(ctx, request) -> dict:
@@ -17,6 +18,11 @@ def handle(ctx, request) -> dict:
                         "protocol_data": "", "members": [], "authorized_operations": -2147483648})
             continue
         d = ctx.state.groups.describe_group(gid)
+        if ctx.api_version >= 6 and d.error_code == 0 and d.state == "Dead":
+            out.append({"error_code": GROUP_ID_NOT_FOUND, "error_message": f"Group {gid} not found.",
+                        "group_id": gid, "group_state": "Dead", "protocol_type": "", "protocol_data": "",
+                        "members": [], "authorized_operations": -2147483648})
+            continue
         out.append({
             "error_code": d.error_code, "group_id": gid, "group_state": d.state,
             "protocol_type": d.protocol_type or "", "protocol_data": d.protocol or "",

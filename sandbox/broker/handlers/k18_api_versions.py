@@ -10,7 +10,7 @@ from sandbox.protocol import build, encode_response, response_class
 
 API_KEY = 18
 MIN_VERSION = 0
-MAX_VERSION = 3
+MAX_VERSION = 4
 UNSUPPORTED_VERSION = 35
 
 

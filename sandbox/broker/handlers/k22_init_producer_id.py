@@ -1,4 +1,4 @@
-"""InitProducerId (22), v0-v4: producer ids for idempotent producers (not transactions yet).
+"""InitProducerId (22), v0-v5 (v5 changes only transactions, KIP-890): producer ids for idempotent producers (not transactions yet).
 
 Ids come in durable blocks from the coordinator, so they are never reused after a restart.
 A producer that re-initialises with its id and epoch (KIP-360) gets the epoch bumped.
@@ -10,7 +10,7 @@ from .common import NONE, TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 
 API_KEY = 22
 MIN_VERSION = 0
-MAX_VERSION = 4
+MAX_VERSION = 5
 
 
 async def handle(ctx, request) -> dict:

@@ -1,4 +1,4 @@
-"""Metadata (3), v0-v12: unfenced brokers, cluster id, no controller (-1), topics with ids,
+"""Metadata (3), v0-v13: unfenced brokers, cluster id, no controller (-1), topics with ids,
 partitions, leaders, replicas and ISR. topics=None (v1+) or [] (v0) means all topics; internal
 topics are listed only when asked for by name. The coordinator never auto-creates topics."""
 
@@ -13,7 +13,7 @@ from .common import (
 
 API_KEY = 3
 MIN_VERSION = 0
-MAX_VERSION = 12
+MAX_VERSION = 13
 ZERO_UUID = uuid.UUID(int=0)
 
 
@@ -48,4 +48,4 @@ def handle(ctx, request) -> dict:
                 out.append(topic_entry(t))
     return {"throttle_time": 0, "brokers": broker_list(coord), "cluster_id": coord.cluster_id,
             "controller_id": NO_CONTROLLER, "topics": out,
-            "cluster_authorized_operations": UNKNOWN_AUTHORIZED_OPERATIONS}
+            "cluster_authorized_operations": UNKNOWN_AUTHORIZED_OPERATIONS, "error_code": NONE}

@@ -1,4 +1,4 @@
-"""ApiVersions (18), v0-v3: the supported ranges, derived from the handler registry.
+"""ApiVersions (18), v0-v4: the supported ranges, derived from the handler registry.
 
 A request at a version we lack gets the v0 body with UNSUPPORTED_VERSION and the full list,
 so librdkafka and the Java client retry at a version we speak.
@@ -10,7 +10,7 @@ from sandbox.protocol import build, encode_response, response_class
 
 API_KEY = 18
 MIN_VERSION = 0
-MAX_VERSION = 3
+MAX_VERSION = 4
 UNSUPPORTED_VERSION = 35
 
 
