@@ -135,7 +135,15 @@ _CONFIG_TYPES = {"cleanup.policy": 7, "compression.type": 2, "message.timestamp.
                  "preallocate": 1, "unclean.leader.election.enable": 1, "min.insync.replicas": 3,
                  "message.downconversion.enable": 1, "remote.storage.enable": 1,
                  "min.cleanable.dirty.ratio": 6, "max.message.bytes": 3, "segment.bytes": 3,
-                 "segment.index.bytes": 3, "index.interval.bytes": 3}
+                 "segment.index.bytes": 3, "index.interval.bytes": 3,
+                 # broker resource
+                 "listeners": 7, "advertised.listeners": 7, "listener.security.protocol.map": 7,
+                 "process.roles": 7, "log.dirs": 7, "log.cleanup.policy": 7, "broker.id": 3,
+                 "node.id": 3, "num.partitions": 3, "default.replication.factor": 3,
+                 "offsets.topic.replication.factor": 4, "transaction.state.log.replication.factor": 4,
+                 "socket.request.max.bytes": 3, "message.max.bytes": 3, "log.segment.bytes": 3,
+                 "log.index.interval.bytes": 3, "group.initial.rebalance.delay.ms": 3,
+                 "auto.create.topics.enable": 1, "delete.topic.enable": 1}
 
 
 def describe_resource(resource_type: int, name: str, keys, *,

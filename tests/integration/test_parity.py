@@ -181,3 +181,30 @@ def test_kafka_python_consumes_and_manages_groups_at_kafka_4_0_versions(shared_b
         assert "GroupIdNotFoundError" in str(kp.describe_groups([missing])[missing]["error"])
     finally:
         kp.close()
+
+
+# ---- DescribeConfigs of the broker resource ------------------------------------------------------
+
+def test_broker_configs_as_kafka_names_them(shared_broker):
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+    kp = KafkaAdminClient(bootstrap_servers=shared_broker.bootstrap, request_timeout_ms=10000)
+    try:
+        res = kp.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")], config_filter="all")
+    finally:
+        kp.close()
+    cfg = {k: v["value"] for k, v in res["broker"]["1"].items()}
+    address = f"PLAINTEXT://127.0.0.1:{shared_broker.port}"
+    assert cfg["advertised.listeners"] == address and cfg["listeners"] == address
+    assert cfg["log.dirs"] == str(shared_broker.data_dir)
+    assert cfg["num.partitions"] == "1" and cfg["default.replication.factor"] == "1"
+    assert cfg["listener.security.protocol.map"] == "PLAINTEXT:PLAINTEXT"
+    assert cfg["log.retention.ms"] == "604800000" and cfg["log.segment.bytes"] == "1073741824"
+    assert cfg["process.roles"] == "broker,controller"   # embedded coordinator = combined mode
+    # the same through librdkafka, which reports them read-only
+    from confluent_kafka.admin import ConfigResource as CR, ResourceType
+    r = CR(ResourceType.BROKER, "1")
+    a = admin(shared_broker.bootstrap)
+    described = a.describe_configs([r], request_timeout=15)[r].result(timeout=20)
+    assert described["advertised.listeners"].value == address
+    assert described["advertised.listeners"].is_read_only

@@ -11,20 +11,53 @@ from .common import INVALID_REQUEST, NONE
 TOPIC = RESOURCE_TOPIC
 
 
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def broker_configs(state) -> dict[str, str]:
+    """The broker's settings under Kafka's names, as `kafka-configs --describe --broker` shows them
+    (static: they come from the command line and cannot be altered while it runs)."""
     c = state.config
-    return {
+    lc = c.log
+    endpoints = c.endpoints()
+    never = str(2**63 - 1)
+    out = {
         "broker.id": str(c.node_id), "node.id": str(c.node_id),
+        "process.roles": "broker" if c.coordinator else "broker,controller",
+        "listeners": ",".join(f"{lst.name}://{_address(lst.host, lst.port)}" for lst in endpoints),
+        "advertised.listeners": ",".join(f"{lst.name}://{_address(*lst.advertised)}" for lst in endpoints),
+        "listener.security.protocol.map": ",".join(f"{lst.name}:PLAINTEXT" for lst in endpoints),
+        "inter.broker.listener.name": endpoints[0].name,
         "auto.create.topics.enable": str(c.auto_create_topics).lower(),
+        "delete.topic.enable": "true",
         "num.partitions": str(c.num_partitions),
         "default.replication.factor": str(c.default_replication_factor),
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "unclean.leader.election.enable": "false",
         "socket.request.max.bytes": str(c.max_request_bytes),
         "message.max.bytes": str(c.message_max_bytes),
         "group.initial.rebalance.delay.ms": str(c.group_initial_rebalance_delay_ms),
         "log.dirs": str(c.data_dir),
+        "log.segment.bytes": str(lc.segment_bytes),
+        "log.roll.ms": str(lc.segment_ms),
+        "log.retention.ms": str(lc.retention_ms),
+        "log.retention.bytes": str(lc.retention_bytes),
+        "log.index.interval.bytes": str(lc.index_interval_bytes),
+        "log.flush.interval.messages": never if lc.flush_messages is None else str(lc.flush_messages),
+        "log.flush.interval.ms": never if lc.flush_ms is None else str(lc.flush_ms),
+        "log.message.timestamp.type": lc.message_timestamp_type,
+        "log.cleanup.policy": lc.cleanup_policy,
+        "log.cleaner.delete.retention.ms": str(lc.delete_retention_ms),
         "log.retention.check.interval.ms": str(c.retention_check_interval_ms),
         "log.cleaner.backoff.ms": str(c.cleaner_backoff_ms),
+        "compression.type": "producer",
     }
+    if c.coordinator:
+        out["controller.quorum.bootstrap.servers"] = c.coordinator
+    return out
 
 
 def describe(state, resource_type: int, name: str, keys, version: int) -> dict:
