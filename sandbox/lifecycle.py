@@ -4,10 +4,44 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import json
 import logging
 import signal
 import sys
 from typing import Any
+
+#: A service exits with this code when it cannot run as configured (address not on this machine,
+#: port taken, permission denied, bad setting, unusable data folder): restarting it or moving its
+#: journal aside would not help, so the supervisor stops it and says why (sysexits' EX_CONFIG).
+EXIT_CONFIG = 78
+
+_ADDRESS_ERRORS = {
+    errno.EADDRINUSE: ("port-taken", "{where} is already in use by another program; stop it or choose another port"),
+    errno.EADDRNOTAVAIL: ("address-not-local", "{where} is not an address of this machine; use 127.0.0.1 "
+                                               "or one of this machine's addresses as host"),
+    errno.EACCES: ("permission-denied", "{where} may not be opened by this user; choose a port above 1023"),
+}
+if sys.platform == "win32":   # WSAEADDRINUSE, WSAEADDRNOTAVAIL, WSAEACCES
+    _ADDRESS_ERRORS.update({10048: _ADDRESS_ERRORS[errno.EADDRINUSE], 10049: _ADDRESS_ERRORS[errno.EADDRNOTAVAIL],
+                            10013: _ADDRESS_ERRORS[errno.EACCES]})
+
+
+def address_problem(e: OSError, where: str) -> tuple[str, str] | None:
+    """(reason, sentence) when a bind failed for a reason the user must fix, else None."""
+    found = _ADDRESS_ERRORS.get(e.errno or 0)
+    if found is None:
+        return None
+    return found[0], found[1].format(where=where)
+
+
+def config_exit(reason: str, message: str, **detail: Any) -> int:
+    """Say why the service cannot run as configured: one machine-readable EVENT line (the supervisor
+    reads it from the log), one sentence for a person; returns EXIT_CONFIG for the caller to exit with."""
+    line = json.dumps({"reason": reason, "message": message, **detail}, default=str, sort_keys=True)
+    print(f"EVENT config-error {line}", file=sys.stderr, flush=True)
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return EXIT_CONFIG
 
 
 def stop_signals() -> list[signal.Signals]:

@@ -93,16 +93,27 @@ def broker(
     except CoordinatorError as e:
         fail(f"{e.message} Start the coordinator first, or drop --coordinator to run combined.", 3)
     except OSError as e:
-        if isinstance(e, ListenerBindError) and listeners:
-            in_use = e.errno in (98, 48, 10048)
-            fail(f"{e.strerror}; " + ("stop what holds that port or pick another in --listener" if in_use
-                                      else "fix the --listener address"))
-        if e.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
-            fail(f"port {port} on {host} is already in use; stop what holds it or pick another with --port")
-        raise
+        raise typer.Exit(_service_os_error(e, f"{host}:{port}", data_dir))
     except KeyboardInterrupt:
         code = 0
     raise typer.Exit(code)
+
+
+def _service_os_error(e: OSError, where: str, data_dir: Path) -> int:
+    """A service's start failed on the machine, not in its code: the EVENT line and exit code
+    that tell the supervisor not to restart it (see sandbox.lifecycle), or the error re-raised."""
+    from sandbox.lifecycle import address_problem, config_exit
+
+    found = address_problem(e, where) if e.filename is None else None
+    if found is not None:
+        if "listener" in (e.strerror or ""):
+            found = (found[0], f"{e.strerror}: " + found[1].split("; ", 1)[-1])
+        return config_exit(found[0], found[1], address=where)
+    if e.filename is not None:
+        return config_exit("data-folder", f"the data folder {data_dir} cannot be used ({e.strerror or e}: "
+                                          f"{e.filename}); choose another data_dir in sandbox.toml",
+                           path=str(data_dir))
+    raise e
 
 
 @app.command("coordinator")
@@ -122,11 +133,9 @@ def coordinator_cmd(
     except JournalCorruptError as e:
         fail(f"the coordinator journal in {data_dir} cannot be repaired: {e}. Move it aside (sandbox recover --wipe) and start again.", 4)
     except OSError as e:
-        if e.errno in (98, 48, 10048):
-            fail(f"port {port} on {host} is already in use; stop what holds it or pick another with --port")
-        if getattr(e, "filename", None) or "locked" in str(e).lower():
+        if "locked" in str(e).lower():
             fail(f"{e}")
-        raise
+        raise typer.Exit(_service_os_error(e, f"{host}:{port}", data_dir))
     raise typer.Exit(code)
 
 

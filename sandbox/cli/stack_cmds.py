@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import typer
 
 from sandbox.config import ConfigError, SandboxConfig, write_init
-from sandbox.runner import stack
+from sandbox.runner import orphans, stack
 from sandbox.runner.detach import pid_alive, spawn_detached
 from sandbox.runner.probe import port_owner
 from sandbox.runner.quarantine import prune, quarantine
@@ -62,9 +62,14 @@ def _wait_ready(cfg: SandboxConfig, pid: int, timeout: float) -> dict:
     state: dict = {}
     while time.monotonic() < deadline:
         state = stack.read_status_file(cfg) or {}
+        if state.get("supervisor_pid") not in (None, pid):
+            state = {}   # left by an earlier supervisor: it says nothing about this one
         svcs = state.get("services", [])
         if svcs and all(s.get("state") == "running" and s.get("healthy") for s in svcs):
             return state
+        blocked = [s for s in svcs if s.get("state") == "crashed" and s.get("problem")]
+        if blocked:   # a configuration error: no restart will fix it, so do not wait for one
+            fail("the sandbox cannot start: " + "; ".join(f"{s['name']}: {s['problem']}" for s in blocked), 1)
         if not pid_alive(pid):
             break
         time.sleep(0.1)
@@ -115,7 +120,10 @@ def up(
 
         return up_docker(cfg, overrides, timeout, _wait_ready, _apply_declared, _check_ports,
                          foreground=_up_foreground if foreground else None)
-    _check_ports(cfg)
+    left = _orphans(cfg)
+    _check_ports(cfg, skip={spec.port for spec in stack.service_specs(cfg) if spec.name in left})
+    if left:
+        typer.echo(f"adopting {len(left)} service(s) a stopped supervisor left running: {orphans.describe(left)}")
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
     rt = stack.runtime_file(cfg)
@@ -187,8 +195,16 @@ def _up_foreground(cfg: SandboxConfig, timeout: float, cleanup: Callable[[], Non
     raise typer.Exit(1 if failed.is_set() else code)
 
 
-def _check_ports(cfg: SandboxConfig, only_http: bool = False) -> None:
-    wanted = [] if only_http else [(spec.port, spec.name) for spec in stack.service_specs(cfg)]
+def _orphans(cfg: SandboxConfig) -> dict:
+    """This sandbox's services that run without a supervisor (a killed one left them)."""
+    if cfg.mode == "docker" or stack.running_pid(cfg):
+        return {}
+    return orphans.live_services(stack.service_specs(cfg))
+
+
+def _check_ports(cfg: SandboxConfig, only_http: bool = False, skip: set[int] = frozenset()) -> None:
+    wanted = [] if only_http else [(spec.port, spec.name) for spec in stack.service_specs(cfg)
+                                   if spec.port not in skip]
     for p, who in wanted + [(cfg.http_port, "the health endpoint")]:
         owner = port_owner(p)
         if owner:
@@ -217,33 +233,32 @@ def supervise(config: Optional[Path] = ConfigOpt) -> None:
 
 
 def _stop(cfg: SandboxConfig, timeout: float = 60.0) -> bool:
+    """Stop the supervisor (which stops its services), then any service of this sandbox still
+    running without it. True if anything was running."""
     pid = stack.running_pid(cfg)
-    if not pid:
-        return False
-    (cfg.data_dir / stack.STOP_FILE).write_text("stop", encoding="utf-8")
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if pid_alive(pid):
-        import psutil
-
-        try:
-            psutil.Process(pid).kill()
-        except psutil.Error:
-            pass
-    # belt and braces: no service of this sandbox may outlive `down`
-    state = stack.read_status_file(cfg) or {}
-    for s in state.get("services", []):
-        if s.get("pid") and pid_alive(s["pid"]):
+    if pid:
+        (cfg.data_dir / stack.STOP_FILE).write_text("stop", encoding="utf-8")
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid_alive(pid):
             import psutil
 
             try:
-                p = psutil.Process(s["pid"])
-                if "sandbox" in " ".join(p.cmdline()):
-                    p.kill()
+                psutil.Process(pid).kill()
             except psutil.Error:
                 pass
-    return True
+    if cfg.mode == "docker":
+        return bool(pid)
+    # no service of this sandbox may outlive `down`, supervised or not
+    specs = {spec.name: spec for spec in stack.service_specs(cfg)}
+    left = orphans.live_services(specs.values())
+    if left:
+        if not pid:
+            typer.echo(f"the supervisor was not running; stopping the {len(left)} service(s) it left: "
+                       f"{orphans.describe(left)}")
+        orphans.stop_processes({n: (p, specs[n]) for n, p in left.items()}, grace=stack.policy(cfg).grace_s)
+    return bool(pid or left)
 
 
 @app.command()
@@ -289,23 +304,51 @@ def status(as_json: bool = typer.Option(False, "--json", help="The status as JSO
 def _status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     from sandbox.health.status import build_status
 
-    pid = stack.running_pid(cfg)
-    state = stack.read_status_file(cfg) if pid else None
-    client = _client(cfg) if pid else None
+    state = stack.live_state(cfg) if cfg.mode == "docker" or stack.running_pid(cfg) else None
+    left = _orphans(cfg) if state is None else {}
+    if state is None and left:
+        state = orphaned_state(cfg, left)
+    client = _client(cfg) if state is not None else None
     try:
         st = build_status(name=cfg.name, mode=cfg.mode, bootstrap=stack.bootstrap(cfg), state=state, client=client,
                           coordinator=(stack.connect_host(cfg), cfg.coordinator_port))
     finally:
         if client is not None:
             client.close()
-    st["running"] = bool(pid)
+    running = state is not None and not left
+    st["running"] = running
+    if left:
+        st["healthy"] = False
+        st["problems"].insert(0, f"supervisor not running; {len(left)} service(s) still running: "
+                                 f"`sandbox up` adopts them, `sandbox down` stops them")
+    elif state is None and cfg.mode == "docker":
+        st["problems"].insert(0, "the docker watcher is not running; containers may still run: "
+                                 "`sandbox up --docker` adopts them, `sandbox down` removes them")
+    elif state is None and stack.running_pid(cfg):
+        st["problems"].insert(0, "the supervisor does not answer (its state file is stale): it may be paused; "
+                                 "`sandbox down` then `sandbox up` replaces it")
     if as_json:
         typer.echo(json.dumps(st, indent=2))
     else:
+        if left:
+            typer.echo(f"sandbox {cfg.name}: {st['problems'][0]}")
         printer(st)
-    if not pid:
+    if left:
+        return 1
+    if state is None:
         return 3
     return 0 if st["healthy"] else 1
+
+
+def orphaned_state(cfg: SandboxConfig, left: dict) -> dict:
+    """A state for status when no supervisor runs but services do: each live one 'orphaned'."""
+    services = []
+    for spec in stack.service_specs(cfg):
+        p = left.get(spec.name)
+        services.append({"name": spec.name, "role": spec.role, "state": "orphaned" if p else "stopped",
+                         "healthy": False, "pid": p.pid if p else None, "port": spec.port,
+                         "data_dir": str(spec.data_dir)})
+    return {"services": services, "events": []}
 
 
 @app.command()

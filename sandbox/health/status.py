@@ -41,6 +41,13 @@ def _proc(pid: int | None) -> tuple[float | None, int | None, int | None]:
         return None, None, None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.Error:
+        return False
+
+
 def journal_check(path: Path) -> tuple[bool, int | None, str | None]:
     """(writable, free bytes, problem) of a journal folder: a real write, not just a permission bit,
     because the Windows failure mode of Kafka is a log dir that went offline."""
@@ -76,6 +83,10 @@ def service_entries(state: dict) -> list[dict[str, Any]]:
     age = _age_s(state.get("updated_at")) if state.get("updated_at") else 0.0
     for s in state.get("services", []):
         running = s.get("state") == "running"
+        if running and not s.get("container") and s.get("pid") and not _alive(s["pid"]):
+            # died since the supervisor last wrote its state: never shown as running
+            s = {**s, "state": "crashed", "healthy": False, "pid": None}
+            running = False
         uptime = s.get("uptime_s")
         if running and uptime is not None:
             uptime = round(uptime + age, 3)
@@ -88,8 +99,9 @@ def service_entries(state: dict) -> list[dict[str, Any]]:
             writable, free, problem = journal_check(Path(s["data_dir"])) if s.get("data_dir") else (None, None, None)
             disk = _disk_bytes(Path(s["data_dir"])) if s.get("data_dir") else None
         entry = {
-            "name": s["name"], "role": s["role"], "state": s["state"],
-            "healthy": bool(s.get("healthy")) and running, "pid": s.get("pid") if running else None,
+            "name": s["name"], "role": s["role"], "state": s["state"], "problem": s.get("problem"),
+            "healthy": bool(s.get("healthy")) and running,
+            "pid": s.get("pid") if running or s.get("state") == "orphaned" else None,
             "port": s.get("port"), "uptime_s": uptime, "restarts": s.get("restarts", 0),
             "cpu_percent": cpu, "rss_bytes": rss, "disk_bytes": disk,
             "latency_ms": s.get("latency_ms"),
@@ -168,6 +180,7 @@ def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,
     topics: list[dict] = []
     groups: list[dict] = []
     problems: list[str] = [s["journal_problem"] for s in services if s.get("journal_problem")]
+    problems += [f"{s['name']}: {s['problem']}" for s in services if s.get("problem")]
     metadata_latency = None
     if client is not None and services and all(s["healthy"] for s in services if s["role"] == "broker"):
         try:

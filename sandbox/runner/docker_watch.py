@@ -14,7 +14,7 @@ from typing import Any, Callable, Protocol
 
 import psutil
 
-from sandbox.runner.logscan import describe_repair, parse_events
+from sandbox.runner.logscan import describe_event, parse_events
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
 from sandbox.runner.probe import api_versions_round_trip
 from sandbox.runner.service import EventLog, catalog_epoch, iso_utc, recreate_topics
@@ -24,7 +24,7 @@ log = logging.getLogger("sandbox.runner")
 
 MAX_EVENTS = 200
 MEASURE_EVERY_S = 5.0
-STATE_REFRESH_S = 2.0
+STATE_REFRESH_S = 1.0   # the state file's heartbeat (readers call it stale after a few seconds)
 
 
 class Engine(Protocol):
@@ -84,6 +84,10 @@ class DockerWatcher:
         self._events = EventLog(wall_clock, on_event, MAX_EVENTS)
         self._lock = threading.RLock()
         self._started_wall = wall_clock()
+        try:
+            self._create_time: float | None = psutil.Process().create_time()
+        except psutil.Error:
+            self._create_time = None
         self._since = self._started_wall - 1
         self._seen: dict[tuple, float] = {}
         self._flushed_at = 0.0
@@ -109,8 +113,9 @@ class DockerWatcher:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             wall = self._wall()
-            return {"supervisor_pid": os.getpid(), "mode": "docker", "started_at": iso_utc(self._started_wall),
-                    "updated_at": iso_utc(wall), "services": [self._status(s, wall) for s in self._svcs],
+            return {"supervisor_pid": os.getpid(), "supervisor_create_time": self._create_time,
+                    "mode": "docker", "started_at": iso_utc(self._started_wall),
+                    "updated_at": iso_utc(wall), "heartbeat": wall, "services": [self._status(s, wall) for s in self._svcs],
                     "events": list(self._events)}
 
     def run(self, stop: threading.Event, interval: float = 0.5, *, stop_services: bool = False) -> None:
@@ -283,8 +288,10 @@ class DockerWatcher:
             if svc.scanned_start != st.started_at:
                 svc.scanned_start = st.started_at
                 for kind, detail in parse_events(self.engine.logs(svc.name, since=svc.started_wall)):
+                    if not kind.startswith(("repair", "stale-lock")):
+                        continue
                     extra = {"bytes": detail["bytes"]} if "bytes" in detail else {}
-                    self._emit(svc.name, "repair", describe_repair(kind, detail), source=kind, **extra)
+                    self._emit(svc.name, "repair", describe_event(kind, detail), source=kind, **extra)
             if svc.recreate_pending:
                 self._recreate(svc)
         else:

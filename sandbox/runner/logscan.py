@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-EVENT_LINE = re.compile(r"EVENT (repair|stale-lock[\w-]*) (\{.*\})\s*$")
+EVENT_LINE = re.compile(r"EVENT (repair|stale-lock[\w-]*|config-error|storage-error|storage-ok) (\{.*\})\s*$")
 _MAX_SCAN = 4 << 20  # never read more than this much of a log in one go
 
 
@@ -63,7 +63,7 @@ def parse_events(lines) -> list[tuple[str, dict]]:
     return events
 
 
-def describe_repair(kind: str, detail: dict) -> str:
+def describe_event(kind: str, detail: dict) -> str:
     """One sentence for a repair event, e.g. 'journal tail truncated: 38 bytes (…/00000.log)'."""
     if kind == "repair":
         where = detail.get("segment") or detail.get("file") or detail.get("path")

@@ -7,17 +7,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from sandbox.runner.logscan import describe_repair, log_size, scan_events, tail_lines
+from sandbox.lifecycle import EXIT_CONFIG
+from sandbox.runner.logscan import describe_event, log_size, scan_events, tail_lines
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy
 from sandbox.runner.probe import ProbeResult, kafka_probe, port_owner
 from sandbox.runner.process import Handle, RealSpawner, ServiceSpec, Spawner, stop_escalating
-from sandbox.runner.quarantine import QuarantineError, has_data, prune, quarantine
-from sandbox.runner.service import EventLog, ServiceRecord, catalog_epoch, iso_utc, recreate_topics
+from sandbox.runner.quarantine import QuarantineError, has_data, path_problem, prune, quarantine
+from sandbox.runner.service import EventLog, ServiceRecord, StopPlan, catalog_epoch, iso_utc, recreate_topics
 from sandbox.runner.statefile import write_state
 
 __all__ = ["Supervisor", "ServiceSpec", "RecoveryPolicy", "ProbeResult", "RealSpawner", "Spawner", "Handle",
@@ -27,14 +29,19 @@ log = logging.getLogger("sandbox.runner")
 
 STATES = ("starting", "running", "recovering", "crashed", "stopped")
 EVENT_KINDS = ("start", "stop", "crash", "restart", "repair", "wipe", "topics-recreated", "unhealthy",
-               "healthy", "crash-loop")
+               "healthy", "crash-loop", "config-error", "disk-full", "adopt", "error")
 MAX_EVENTS = 200
 LOG_TAIL_LINES = 20
-STATE_REFRESH_S = 5.0  # rewrite the state file at least this often (latency, uptime)
+STATE_REFRESH_S = 1.0  # rewrite the state file at least this often: its heartbeat (readers call it
+                       # stale after HEARTBEAT_STALE_S) and uptimes
+ADOPT_GRACE_S = 2.0    # an adopted process that does not answer its probe this long is replaced
 
 
 class Supervisor:
-    """A honcho-like manager: `step()` is one deterministic pass; `run()` loops it in a thread."""
+    """A honcho-like manager and the one owner of every service's state: `step()` is one
+    deterministic pass on the injected clock (commands from other threads wait on a queue;
+    stopping is a state with deadlines, never a blocking call), and each pass publishes an
+    immutable snapshot that status, /healthz and the state file read without a lock."""
 
     def __init__(self, services: Iterable[ServiceSpec], recovery: RecoveryPolicy | None = None, *,
                  spawner: Spawner | None = None, clock: Callable[[], float] = time.monotonic,
@@ -42,7 +49,12 @@ class Supervisor:
                  probe: Callable[[ServiceSpec], ProbeResult] | None = None,
                  on_event: Callable[[dict], None] | None = None, quarantine_root: Path | None = None,
                  recreate_topics: Callable[[str], list[str]] | None = None, state_path: Path | None = None,
-                 sleep: Callable[[float], None] = time.sleep, probe_interval_s: float = 1.0) -> None:
+                 sleep: Callable[[float], None] = time.sleep, probe_interval_s: float = 1.0,
+                 adopt: Callable[[ServiceSpec], Handle | None] | None = None,
+                 on_spawn: Callable[[ServiceSpec, int | None], None] | None = None,
+                 identity: dict[str, Any] | None = None) -> None:
+        """adopt: the live process of a service started by an earlier supervisor, or None.
+        on_spawn: told (spec, pid) when a service starts and (spec, None) when it is gone."""
         specs = list(services)
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
@@ -63,18 +75,22 @@ class Supervisor:
         self.state_path = Path(state_path) if state_path else None
         self._sleep = sleep
         self._probe_interval = probe_interval_s
+        self._adopt = adopt
+        self._on_spawn = on_spawn
+        self._identity = identity or {"supervisor_pid": os.getpid()}
         self._events = EventLog(wall_clock, on_event, MAX_EVENTS)
         self._lock = threading.RLock()
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._started_wall = wall_clock()
         self._last_written_key: str | None = None
         self._last_written_at: float | None = None
+        self._published: dict[str, Any] = self._build_snapshot()
 
     # ------------------------------------------------------------------ public
 
     @property
     def events(self) -> list[dict]:
-        with self._lock:
-            return list(self._events)
+        return list(self._published["events"])
 
     def record_event(self, service: str, kind: str, detail: str, **extra: Any) -> dict:
         """An event from outside the loop (manifest reload, topic re-creation) in the same stream."""
@@ -83,7 +99,7 @@ class Supervisor:
             event = self._emit(svc, kind, detail, **extra)
             if svc is None:
                 event["service"] = service
-            self._flush(force=True)
+            self._publish(force=True)
             return event
 
     def service(self, name: str) -> dict:
@@ -92,21 +108,19 @@ class Supervisor:
             return self._status(self._get(name), self._clock())
 
     def step(self) -> None:
-        """One pass: reap exits, scan logs, probe, restart or recover, start what is due, save state."""
+        """One pass: commands, reap exits, scan logs, advance stops, probe, restart or recover,
+        start what is due, publish. Whatever goes wrong with one service is an event on it."""
         with self._lock:
             now = self._clock()
+            self._run_commands(now)
             for svc in self._services:
-                if svc.handle is not None:
-                    code = svc.handle.poll()
-                    if code is None:
-                        self._scan_log(svc)
-                    else:
-                        self._on_exit(svc, code, now)
+                self._guarded(svc, now, self._observe)
             for svc in self._services:
-                if svc.handle is not None:
-                    self._check_health(svc, now)
-            self._start_due(now)
-            self._flush()
+                if svc.handle is not None and svc.stop is None:
+                    self._guarded(svc, now, self._check_health)
+            for svc in self._due(now):
+                self._guarded(svc, now, self._spawn)
+            self._publish()
 
     def run(self, stop: threading.Event, interval: float = 0.2, *, stop_services: bool = True) -> None:
         """Loop step() until `stop` is set; then (by default) stop every service."""
@@ -114,7 +128,7 @@ class Supervisor:
             while not stop.is_set():
                 try:
                     self.step()
-                except Exception:  # one bad pass must not take the supervisor down
+                except Exception:  # step() guards each service; this is the last line only
                     log.exception("supervisor step failed")
                 stop.wait(interval)
         finally:
@@ -128,29 +142,20 @@ class Supervisor:
             for svc in self._services:
                 svc.wanted = False
                 svc.next_start = None
+                svc.stop = None
             self._stop_group([s for s in self._services if s.spec.role == "broker"], grace)
             self._stop_group([s for s in self._services if s.spec.role == "coordinator"], grace)
             for svc in self._services:
                 svc.state = "stopped"
-            self._flush(force=True)
+            self._publish(force=True)
 
     def restart(self, name: str | None = None, grace_s: float | None = None) -> None:
-        """Graceful restart of one service (or all); also revives a service that gave up (crashed)."""
-        grace = self.policy.grace_s if grace_s is None else grace_s
-        with self._lock:
-            targets = [self._get(name)] if name else list(self._services)
-            self._stop_group([s for s in targets if s.spec.role == "broker"], grace)
-            self._stop_group([s for s in targets if s.spec.role == "coordinator"], grace)
-            now = self._clock()
-            for svc in targets:
-                svc.wanted = True
-                svc.state = "starting"
-                svc.next_start = now
-                svc.restart_reason = "requested"
-                svc.window.clear()
-                svc.looping = svc.repair_attempted = False
-            self._start_due(now)
-            self._flush(force=True)
+        """Ask for a graceful restart of one service (or all); also revives one that gave up. It
+        happens over the next steps: brokers stop before the coordinator, then everything starts."""
+        if name is not None:
+            with self._lock:
+                self._get(name)   # an unknown name is the caller's error, now
+        self._commands.put(("restart", name, self.policy.grace_s if grace_s is None else grace_s))
 
     def catalog_epoch(self) -> int | None:
         """See service.catalog_epoch: None while the topic catalog must not be refreshed."""
@@ -158,15 +163,8 @@ class Supervisor:
             return catalog_epoch(self._events, self._services)
 
     def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            now = self._clock()
-            return {
-                "supervisor_pid": os.getpid(),
-                "started_at": iso_utc(self._started_wall),
-                "updated_at": iso_utc(self._wall()),
-                "services": [self._status(s, now) for s in self._services],
-                "events": list(self._events),
-            }
+        """The last published state (no lock: readers never wait for a step or a stop)."""
+        return self._published
 
     # ------------------------------------------------------------------ internals
 
@@ -176,6 +174,24 @@ class Supervisor:
                 return svc
         known = ", ".join(s.name for s in self._services)
         raise KeyError(f"no service named {name!r}; the services are: {known}")
+
+    def _guarded(self, svc: ServiceRecord, now: float, action: Callable[[ServiceRecord, float], None]) -> None:
+        try:
+            action(svc, now)
+        except Exception as e:
+            self._fault(svc, e, now)
+
+    def _fault(self, svc: ServiceRecord, e: Exception, now: float) -> None:
+        """Something went wrong handling this service: one event (not repeated while it recurs),
+        and if it is not running, another try after the usual backoff."""
+        text = f"{type(e).__name__}: {e}"
+        if text != svc.last_fault:
+            svc.last_fault = text
+            log.warning("handling %s failed", svc.name, exc_info=True)
+            self._emit(svc, "error", f"the supervisor could not handle it: {text}; retrying")
+        if svc.handle is None and svc.wanted:
+            svc.state = "recovering"
+            svc.next_start = now + self.policy.backoff(svc.window.record(now))
 
     def _status(self, svc: ServiceRecord, now: float) -> dict[str, Any]:
         running = svc.handle is not None and svc.started_mono is not None
@@ -187,16 +203,29 @@ class Supervisor:
             "restarts": svc.restarts, "last_exit_code": svc.last_exit_code,
             "latency_ms": None if svc.latency_ms is None else round(svc.latency_ms, 3),
             "data_dir": str(svc.spec.data_dir), "log_path": str(svc.spec.log_path),
+            "problem": svc.problem,
         }
 
     def _emit(self, svc: ServiceRecord | None, kind: str, detail: str, **extra: Any) -> dict:
         return self._events.emit(svc.name if svc else "supervisor", kind, detail, **extra)
 
-    def _flush(self, force: bool = False) -> None:
+    def _build_snapshot(self) -> dict[str, Any]:
+        now = self._clock()
+        return {
+            **self._identity,
+            "started_at": iso_utc(self._started_wall),
+            "updated_at": iso_utc(self._wall()),
+            "heartbeat": self._wall(),
+            "services": [self._status(s, now) for s in self._services],
+            "events": list(self._events),
+        }
+
+    def _publish(self, force: bool = False) -> None:
+        snap = self._build_snapshot()
+        self._published = snap
         if self.state_path is None:
             return
-        snap = self.snapshot()
-        stable = {k: v for k, v in snap.items() if k != "updated_at"}
+        stable = {k: v for k, v in snap.items() if k not in ("updated_at", "heartbeat")}
         stable["services"] = [{k: v for k, v in s.items() if k not in ("uptime_s", "latency_ms")}
                               for s in snap["services"]]
         key = json.dumps(stable, sort_keys=True, default=str)
@@ -214,7 +243,54 @@ class Supervisor:
     def _coordinators_healthy(self) -> bool:
         return all(s.handle is not None and s.healthy for s in self._services if s.spec.role == "coordinator")
 
-    def _start_due(self, now: float) -> None:
+    # ---- commands
+
+    def _run_commands(self, now: float) -> None:
+        while True:
+            try:
+                kind, name, grace = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "restart":
+                targets = [self._get(name)] if name else list(self._services)
+                for svc in targets:   # brokers first; a coordinator waits for them (see _advance_stop)
+                    if svc.spec.role == "coordinator" and len(targets) > 1:
+                        svc.stop = StopPlan("restart", "restart", grace, "queued", now)
+                        svc.next_start = None
+                    else:
+                        self._begin_stop(svc, now, grace, "restart", then="restart")
+
+    # ---- observing processes
+
+    def _observe(self, svc: ServiceRecord, now: float) -> None:
+        if svc.handle is None:
+            if not svc.ever_started and self._adopt is not None and svc.wanted:
+                self._try_adopt(svc, now)
+            if svc.stop is not None and svc.handle is None:
+                self._finish_stop(svc, now, None, "was not running")
+            return
+        if svc.stop is not None:
+            self._advance_stop(svc, now)
+            return
+        code = svc.handle.poll()
+        if code is None:
+            self._scan_log(svc)
+        else:
+            self._on_exit(svc, code, now)
+
+    def _try_adopt(self, svc: ServiceRecord, now: float) -> None:
+        handle = self._adopt(svc.spec)
+        if handle is None:
+            return
+        svc.handle, svc.pid = handle, handle.pid
+        svc.started_at, svc.started_mono = self._wall(), now
+        svc.state, svc.healthy, svc.adopted_at = "starting", False, now
+        svc.ever_started, svc.next_start = True, None
+        svc.start_offset = svc.log_offset = log_size(svc.spec.log_path)
+        self._emit(svc, "adopt", f"pid {handle.pid}, started by an earlier supervisor", pid=handle.pid)
+
+    def _due(self, now: float) -> list[ServiceRecord]:
+        due = []
         for svc in self._services:  # coordinators come first in this list
             if svc.handle is not None or not svc.wanted or svc.next_start is None or now < svc.next_start:
                 continue
@@ -222,27 +298,34 @@ class Supervisor:
             # waits for it, so a broker that died for want of a coordinator does not loop into a wipe
             if svc.spec.role == "broker" and svc.ever_started and not self._coordinators_healthy():
                 continue
-            self._spawn(svc, now)
+            if any(o.stop is not None and o.stop.then == "restart" for o in self._services):
+                continue   # a requested restart starts everything once everything has stopped
+            due.append(svc)
+        return due
 
     def _spawn(self, svc: ServiceRecord, now: float) -> None:
         spec = svc.spec
+        if not self._journal_usable(svc, now):
+            return
         try:
             spec.stop_file.unlink()  # a stop file left by a killed run would stop it at once
         except OSError:
             pass
-        spec.data_dir.mkdir(parents=True, exist_ok=True)
         svc.start_offset = svc.log_offset = log_size(spec.log_path)
         try:
             handle = self._spawner.spawn(spec)
         except OSError as e:
             svc.state, svc.next_start = "crashed", None
-            self._emit(svc, "crash", f"could not start {spec.argv[0]}: {e}", exit_code=None, log_tail=[])
+            svc.problem = f"could not start {spec.argv[0]}: {e}"
+            self._emit(svc, "crash", svc.problem, exit_code=None, log_tail=[])
             return
         svc.handle, svc.pid = handle, handle.pid
         svc.started_at, svc.started_mono = self._wall(), now
         svc.state, svc.healthy, svc.latency_ms = "starting", False, None
-        svc.failing_since = svc.last_probe_at = None
-        svc.next_start = None
+        svc.failing_since = svc.last_probe_at = svc.adopted_at = None
+        svc.next_start, svc.problem, svc.last_fault = None, None, None
+        if self._on_spawn is not None:
+            self._on_spawn(spec, handle.pid)
         if svc.ever_started:
             self._emit(svc, "restart", f"pid {handle.pid}" + (f" ({svc.restart_reason})" if svc.restart_reason else ""),
                        pid=handle.pid, restarts=svc.restarts)
@@ -250,11 +333,51 @@ class Supervisor:
             self._emit(svc, "start", f"pid {handle.pid}", pid=handle.pid)
         svc.ever_started = True
 
+    def _journal_usable(self, svc: ServiceRecord, now: float) -> bool:
+        """A journal path that cannot be used (a file or a dangling link where the folder should
+        be, a folder that cannot be created or written) is handled like an unrepairable journal:
+        moved into quarantine, never deleted, and the service starts clean."""
+        spec = svc.spec
+        problem = path_problem(spec.data_dir)
+        if problem is None:
+            return True
+        if spec.data_dir.exists() or spec.data_dir.is_symlink():
+            try:
+                where, _ = quarantine(spec.data_dir, self.quarantine_root, spec.name, self._wall(), sleep=self._sleep)
+            except (OSError, QuarantineError) as e:
+                where, problem = None, f"{problem}, and it could not be moved aside: {e}"
+            if where is not None:
+                svc.fresh_journal = svc.recreate_pending = True
+                svc.recreate_failed_reported = False
+                self._emit(svc, "wipe", f"journal {spec.data_dir} unusable ({problem}): moved to {where}; "
+                                        f"starting clean", path=str(where), rule="unusable-path")
+                problem = path_problem(spec.data_dir)
+                if problem is None:
+                    return True
+        svc.state, svc.next_start = "crashed", None
+        svc.problem = f"its data folder {spec.data_dir} cannot be used: {problem}; fix it and run `sandbox restart`"
+        self._emit(svc, "config-error", svc.problem, reason="data-folder")
+        return False
+
     def _scan_log(self, svc: ServiceRecord) -> None:
         found, svc.log_offset = scan_events(svc.spec.log_path, svc.log_offset)
         for kind, detail in found:
+            if kind == "config-error":
+                svc.config_error = detail
+                continue   # reported with the exit that follows it
+            if kind in ("storage-error", "storage-ok"):
+                self._storage_event(svc, kind, detail)
+                continue
             extra = {"bytes": detail["bytes"]} if "bytes" in detail else {}
-            self._emit(svc, "repair", describe_repair(kind, detail), source=kind, **extra)
+            self._emit(svc, "repair", describe_event(kind, detail), source=kind, **extra)
+
+    def _storage_event(self, svc: ServiceRecord, kind: str, detail: dict) -> None:
+        if kind == "storage-error":
+            svc.problem = f"disk full or failing: {detail.get('message', 'writes fail')}; free space on that disk"
+            self._emit(svc, "disk-full", svc.problem, path=detail.get("path"))
+        elif svc.problem and svc.problem.startswith("disk full"):
+            svc.problem = None
+            self._emit(svc, "disk-full", "writes succeed again", resolved=True)
 
     def _check_health(self, svc: ServiceRecord, now: float) -> None:
         if self._probe is None:
@@ -269,7 +392,7 @@ class Supervisor:
         svc.last_probe_at = now
         svc.latency_ms = result.latency_ms
         if result.ok:
-            svc.failing_since = None
+            svc.failing_since = svc.adopted_at = None
             if not svc.healthy:
                 svc.healthy, svc.state, svc.fresh_journal = True, "running", False
                 self._emit(svc, "healthy", result.detail, probe=result.probe, latency_ms=result.latency_ms)
@@ -280,17 +403,97 @@ class Supervisor:
             svc.failing_since = now
         svc.healthy = False
         failing_for = now - svc.failing_since
+        if svc.adopted_at is not None and now - svc.adopted_at >= ADOPT_GRACE_S:
+            # taken over from a dead supervisor and not answering (paused, wedged): replace it now
+            self._emit(svc, "unhealthy", f"adopted process does not answer ({result.detail}): replacing it",
+                       probe=result.probe)
+            self._begin_stop(svc, now, 0.0, "unhealthy", then="after-unhealthy")
+            return
         if failing_for < self.policy.unhealthy_after_s or failing_for == 0:
             return
         self._emit(svc, "unhealthy", f"probe {result.probe} failing for {failing_for:.1f}s: {result.detail}",
                    probe=result.probe)
-        code = self._stop_group([svc], self.policy.grace_s, reason="unhealthy")[svc.name]
-        self._after_exit(svc, code, now, cause="unhealthy")
+        self._begin_stop(svc, now, self.policy.grace_s, "unhealthy", then="after-unhealthy")
+
+    # ---- stopping: a state advanced by step(), never a blocking wait
+
+    def _begin_stop(self, svc: ServiceRecord, now: float, grace: float, reason: str, then: str) -> None:
+        svc.stop = StopPlan(reason=reason, then=then, grace=grace, phase="stop file", deadline=now + grace / 2)
+        svc.next_start = None
+        if svc.handle is None:
+            self._finish_stop(svc, now, None, "was not running")
+            return
+        svc.healthy = False
+        try:
+            svc.spec.stop_file.write_text(reason, encoding="utf-8")
+        except OSError:
+            pass   # the signals that follow still stop it
+        self._advance_stop(svc, now)
+
+    def _advance_stop(self, svc: ServiceRecord, now: float) -> None:
+        plan = svc.stop
+        if plan.phase == "queued":
+            if any(o.stop is not None and o.spec.role == "broker" for o in self._services):
+                return
+            self._begin_stop(svc, now, plan.grace, plan.reason, plan.then)
+            return
+        code = svc.handle.wait(0)
+        if code is not None:
+            how = {"stop file": "stopped (stop file)", "terminate": "terminated"}.get(
+                plan.phase, f"killed after {plan.grace:g}s")
+            self._finish_stop(svc, now, code, how)
+            return
+        if now < plan.deadline:
+            return
+        if plan.phase == "stop file":
+            svc.handle.terminate()
+            plan.phase, plan.deadline = "terminate", now + plan.grace / 2
+        elif plan.phase == "terminate":
+            svc.handle.kill()
+            plan.phase, plan.deadline = "kill", now + 5.0
+        else:   # not gone 5 s after a kill: let it go (it is reported) rather than wedge
+            self._finish_stop(svc, now, None, "did not exit after kill")
+            return
+        if plan.grace == 0:
+            self._advance_stop(svc, now)
+
+    def _finish_stop(self, svc: ServiceRecord, now: float, code: int | None, how: str) -> None:
+        plan, svc.stop = svc.stop, None
+        if svc.handle is not None:
+            self._scan_log(svc)
+            self._emit(svc, "stop", f"{how}, exit code {code}", exit_code=code, reason=plan.reason)
+            if self._on_spawn is not None:
+                self._on_spawn(svc.spec, None)
+        try:
+            svc.spec.stop_file.unlink()
+        except OSError:
+            pass
+        svc.handle, svc.pid, svc.healthy, svc.last_exit_code, svc.state = None, None, False, code, "stopped"
+        if plan.then == "restart":
+            svc.wanted, svc.state, svc.next_start = True, "starting", now
+            svc.restart_reason = "requested"
+            svc.window.clear()
+            svc.looping = svc.repair_attempted = False
+            svc.problem = svc.config_error = None
+        elif plan.then == "after-unhealthy":
+            self._after_exit(svc, code, now, cause="unhealthy")
+
+    # ---- exits and recovery
 
     def _on_exit(self, svc: ServiceRecord, code: int, now: float) -> None:
         self._scan_log(svc)  # repair lines it wrote before dying come first
         tail = tail_lines(svc.spec.log_path, LOG_TAIL_LINES, since=svc.start_offset)
         svc.handle, svc.pid, svc.healthy, svc.last_exit_code = None, None, False, code
+        if self._on_spawn is not None:
+            self._on_spawn(svc.spec, None)
+        if code == EXIT_CONFIG:
+            # it cannot run as configured: restarting or wiping would not help; say why and stop
+            why = (svc.config_error or {}).get("message") or f"exit code {code}: see {svc.spec.log_path}"
+            svc.state, svc.next_start, svc.problem = "crashed", None, why
+            self._emit(svc, "config-error", why, exit_code=code, reason=(svc.config_error or {}).get("reason"),
+                       log_tail=tail)
+            svc.config_error = None
+            return
         detail = f"exit code {code}"
         if code == EXIT_UNREPAIRABLE:
             detail += " (its journal cannot be repaired)"
@@ -387,4 +590,6 @@ class Supervisor:
             code, how = done[s.name]
             s.handle, s.pid, s.healthy, s.last_exit_code, s.state = None, None, False, code, "stopped"
             self._emit(s, "stop", f"{how}, exit code {code}", exit_code=code, reason=reason)
+            if self._on_spawn is not None:
+                self._on_spawn(s.spec, None)
         return {name: code for name, (code, _) in done.items()}

@@ -56,6 +56,12 @@ def quarantine(data_dir: Path, root: Path, service: str, wall_time: float, *,
     data_dir, root = Path(data_dir), Path(root)
     root.mkdir(parents=True, exist_ok=True)
     target = _target(root, service, wall_time)
+    if data_dir.is_symlink() or (data_dir.exists() and not data_dir.is_dir()):
+        # a file or a link where the folder should be: kept, by its own name, in a quarantine folder
+        target.mkdir()
+        os.replace(data_dir, target / data_dir.name)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return target, "renamed"
     delay, last = 0.05, None
     for i in range(attempts):
         try:
@@ -113,3 +119,24 @@ def has_data(data_dir: Path) -> bool:
         return any(p.name != "stop" for p in Path(data_dir).iterdir())
     except OSError:
         return False
+
+
+def path_problem(data_dir: Path) -> str | None:
+    """Why a journal folder cannot be used as it is (a file or a dangling link in its place, a
+    folder that cannot be created or written), in a few words; None when it is usable."""
+    data_dir = Path(data_dir)
+    if data_dir.is_symlink() and not data_dir.exists():
+        return "it is a link to a place that does not exist"
+    if data_dir.exists() and not data_dir.is_dir():
+        return "it is a file, not a folder"
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"it cannot be created ({e.strerror or e})"
+    probe = data_dir / ".write-probe"
+    try:
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        return f"it cannot be written ({e.strerror or e})"
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -14,6 +15,17 @@ from sandbox.runner.process import Handle, ServiceSpec
 
 def iso_utc(wall_time: float) -> str:
     return datetime.fromtimestamp(wall_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class StopPlan:
+    """A stop in progress: the phase it is in (queued, stop file, terminate, kill), when it moves
+    on, and what follows once the process is gone (restart, after-unhealthy, stopped)."""
+    reason: str
+    then: str
+    grace: float
+    phase: str
+    deadline: float
 
 
 class ServiceRecord:
@@ -44,6 +56,11 @@ class ServiceRecord:
         self.fresh_journal = False                 # wiped and not healthy since: wiping again won't help
         self.recreate_pending = False
         self.recreate_failed_reported = False
+        self.stop: StopPlan | None = None          # being stopped (a state, advanced by step())
+        self.problem: str | None = None            # one sentence shown by status (config error, disk full)
+        self.config_error: dict | None = None      # the service's own EVENT config-error line, until it exits
+        self.last_fault: str | None = None         # the last supervisor error on it (reported once)
+        self.adopted_at: float | None = None       # taken over from an earlier supervisor, not yet healthy
 
     @property
     def name(self) -> str:

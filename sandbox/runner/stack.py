@@ -22,6 +22,7 @@ from sandbox.health.metrics import EventCounter, render_metrics
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, write_pid_file
 from sandbox.runner.manifest import ManifestWatcher, reconcile
+from sandbox.runner import orphans
 from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
 from sandbox.runner.process import ServiceSpec
 from sandbox.runner.statefile import read_state, write_state
@@ -141,6 +142,52 @@ def desired_topics(cfg: SandboxConfig) -> dict[str, TopicSpec]:
 
 
 # ---- the supervisor process --------------------------------------------------------------
+HEARTBEAT_STALE_S = 5.0   # a state file older than this was left by a supervisor that stopped working
+
+
+def supervisor_identity() -> dict:
+    """Who writes the state file: readers check it is this very process, still alive and beating."""
+    import os
+
+    import psutil
+
+    return {"supervisor_pid": os.getpid(), "supervisor_create_time": psutil.Process().create_time()}
+
+
+def live_state(cfg: SandboxConfig) -> dict | None:
+    """The state file if the supervisor that wrote it runs (same pid and create time) and wrote it
+    within HEARTBEAT_STALE_S; None otherwise (a state file cannot speak for a dead supervisor)."""
+    import psutil
+
+    state = read_status_file(cfg)
+    if not state:
+        return None
+    try:
+        proc = psutil.Process(int(state.get("supervisor_pid")))
+        created = state.get("supervisor_create_time")
+        if created is not None and abs(proc.create_time() - float(created)) > 1.0:
+            return None
+        if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_STOPPED):
+            return None
+    except (psutil.Error, TypeError, ValueError):
+        return None
+    if time.time() - float(state.get("heartbeat") or 0) > HEARTBEAT_STALE_S:
+        return None
+    return state
+
+
+def _adopt(spec: ServiceSpec):
+    proc = orphans.live_process(spec)
+    return orphans.AdoptedHandle(proc) if proc is not None else None
+
+
+def _note_pid(spec: ServiceSpec, pid: int | None) -> None:
+    if pid is None:
+        orphans.remove_service_pid(spec)
+    else:
+        orphans.write_service_pid(spec, pid)
+
+
 class StackSupervisor:
     def __init__(self, cfg: SandboxConfig, on_event: Callable[[dict], None] | None = None) -> None:
         """on_event: also handed every event as it happens (`up --foreground` prints them)."""
@@ -165,7 +212,7 @@ class StackSupervisor:
             self.sup = Supervisor(
                 service_specs(cfg), policy(cfg), probe=kafka_probe, quarantine_root=cfg.quarantine_dir,
                 recreate_topics=self._recreate, state_path=cfg.data_dir / STATE_FILE,
-                on_event=both,
+                on_event=both, adopt=_adopt, on_spawn=_note_pid, identity=supervisor_identity(),
             )
         # /healthz /status /metrics on http_port (127.0.0.1 only), with a client of its own so a
         # scrape never waits behind the catalog refresh
@@ -215,7 +262,10 @@ class StackSupervisor:
         if req.exists():
             name = req.read_text(encoding="utf-8").strip() or None
             req.unlink(missing_ok=True)
-            threading.Thread(target=self.sup.restart, args=(name,), daemon=True).start()
+            try:
+                self.sup.restart(name)
+            except KeyError as e:
+                self.sup.record_event("supervisor", "error", str(e))
         return True
 
     def run(self) -> int:

@@ -149,6 +149,7 @@ def test_still_failing_with_a_fresh_journal_gives_up_instead_of_wiping_again(tmp
     assert st["state"] == "crashed"
     assert "not a journal problem" in sup.events[-1]["detail"]
     sup.restart("broker-1")  # a person can still retry
+    sup.step()
     assert sup.service("broker-1")["state"] == "starting" and spawner.current("broker-1").code is None
 
 

@@ -1,0 +1,161 @@
+"""Finding a sandbox's service processes without its supervisor: one pid file per service (pid,
+process create time, command line) checked with psutil, so a recycled pid is never taken for
+ours; a Handle over such a process (for adoption) and stopping them (stop file, terminate, kill)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+import psutil
+
+from sandbox.runner.process import ServiceSpec
+
+
+def pid_file(spec: ServiceSpec) -> Path:
+    """Beside the journals, not in one: a journal moved to quarantine must not take it along."""
+    return spec.data_dir.parent / "run" / f"{spec.name}.json"
+
+
+def write_service_pid(spec: ServiceSpec, pid: int) -> None:
+    path = pid_file(spec)
+    try:
+        created = psutil.Process(pid).create_time()
+    except psutil.Error:
+        created = None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"pid": pid, "create_time": created, "argv": spec.argv}), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def remove_service_pid(spec: ServiceSpec, pid: int | None = None) -> None:
+    """Remove the pid file (only if it still names `pid`, when given)."""
+    path = pid_file(spec)
+    if pid is not None:
+        try:
+            if json.loads(path.read_text(encoding="utf-8")).get("pid") != pid:
+                return
+        except (OSError, ValueError):
+            return
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def _same_command(cmdline: list[str], argv: list[str]) -> bool:
+    """The interpreter path may be spelled differently (a venv link); the arguments may not."""
+    return len(cmdline) == len(argv) and cmdline[1:] == argv[1:]
+
+
+def live_process(spec: ServiceSpec) -> psutil.Process | None:
+    """This service's process if it runs: the pid file's process (same create time and command
+    line), else any process running exactly the service's command line."""
+    try:
+        data = json.loads(pid_file(spec).read_text(encoding="utf-8"))
+        proc = psutil.Process(int(data["pid"]))
+        created = data.get("create_time")
+        if ((created is None or abs(proc.create_time() - float(created)) < 1.0)
+                and _same_command(proc.cmdline(), spec.argv) and proc.status() != psutil.STATUS_ZOMBIE):
+            return proc
+    except (OSError, ValueError, KeyError, TypeError, psutil.Error):
+        pass
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            cmd = proc.info.get("cmdline") or []
+            if _same_command(cmd, spec.argv) and proc.status() != psutil.STATUS_ZOMBIE:
+                return proc
+        except psutil.Error:
+            continue
+    return None
+
+
+def live_services(specs: Iterable[ServiceSpec]) -> dict[str, psutil.Process]:
+    found = {}
+    for spec in specs:
+        proc = live_process(spec)
+        if proc is not None:
+            found[spec.name] = proc
+    return found
+
+
+class AdoptedHandle:
+    """A Handle over a service process this supervisor did not start (its exit code is unknown)."""
+
+    UNKNOWN_EXIT = -1
+
+    def __init__(self, proc: psutil.Process) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+
+    def poll(self) -> int | None:
+        try:
+            if self.proc.is_running() and self.proc.status() != psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.Error:
+            pass
+        return self.UNKNOWN_EXIT
+
+    def terminate(self) -> None:
+        try:
+            self.proc.terminate()
+        except psutil.Error:
+            pass
+
+    def kill(self) -> None:
+        try:
+            self.proc.kill()
+        except psutil.Error:
+            pass
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            self.proc.wait(timeout)
+        except psutil.TimeoutExpired:
+            return None
+        except psutil.Error:
+            pass
+        return self.UNKNOWN_EXIT
+
+
+def stop_processes(found: dict[str, tuple[psutil.Process, ServiceSpec]], grace: float = 10.0) -> list[str]:
+    """Stop service processes nobody supervises: stop file, terminate after grace/2, kill after
+    grace. Brokers before the coordinator. Returns the names stopped."""
+    order = sorted(found, key=lambda n: 1 if found[n][1].role == "coordinator" else 0)
+    for group in ([n for n in order if found[n][1].role != "coordinator"],
+                  [n for n in order if found[n][1].role == "coordinator"]):
+        for name in group:
+            try:
+                if found[name][0].status() == psutil.STATUS_STOPPED:
+                    found[name][0].resume()   # a paused process never sees its stop file
+                found[name][1].stop_file.write_text("stop", encoding="utf-8")
+            except (OSError, psutil.Error):
+                pass
+        for step, budget in (("terminate", grace / 2), ("kill", grace / 2), (None, 5.0)):
+            procs = [found[n][0] for n in group]
+            _, alive = psutil.wait_procs(procs, timeout=budget)
+            if not alive or step is None:
+                break
+            for p in alive:
+                try:
+                    if step == "kill":
+                        p.kill()
+                    else:
+                        p.terminate()
+                except psutil.Error:
+                    pass
+        for name in group:
+            spec = found[name][1]
+            remove_service_pid(spec)
+            try:
+                spec.stop_file.unlink()
+            except OSError:
+                pass
+    return order
+
+
+def describe(found: dict[str, psutil.Process]) -> str:
+    return ", ".join(f"{n} (pid {p.pid})" for n, p in sorted(found.items()))
