@@ -41,6 +41,9 @@ log = logging.getLogger("sandbox.broker")
 
 
 
+from .handlers.k00_produce import STORAGE_ERRNOS  # noqa: E402
+
+
 class ListenerBindError(OSError):
     """A listener's socket could not be bound; strerror says which listener and why."""
 
@@ -103,16 +106,25 @@ class BrokerServer:
             await asyncio.sleep(interval)
             try:
                 fn()
-            except Exception:
-                log.exception("housekeeping task %s failed", getattr(fn, "__name__", fn))
+            except Exception as e:
+                self._housekeeping_failed(fn, e)
 
     async def _every_async(self, interval: float, fn) -> None:
         while True:
             await asyncio.sleep(interval)
             try:
                 await fn()
-            except Exception:
-                log.exception("housekeeping task %s failed", getattr(fn, "__name__", fn))
+            except Exception as e:
+                self._housekeeping_failed(fn, e)
+
+    def _housekeeping_failed(self, fn, e: Exception) -> None:
+        """A full or failing disk is one line (it is retried next time, and produce reports it);
+        anything else is a bug worth its traceback."""
+        name = getattr(fn, "__name__", fn)
+        if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
+            log.warning("housekeeping task %s could not write: %s", name, e)
+        else:
+            log.exception("housekeeping task %s failed", name)
 
     def _check_stop_file(self) -> None:
         """A supervisor on Windows cannot signal a console-less child: it writes this file."""

@@ -80,6 +80,7 @@ class BrokerState:
         self.config = config
         self.clock = clock
         self.node_id = config.node_id
+        self.storage_failing = False   # the last write hit a full or failing disk (KAFKA_STORAGE_ERROR)
         data = Path(config.data_dir)
         data.mkdir(parents=True, exist_ok=True)
         self.logs = LogDir(data, config.log, clock=clock, on_event=emit_event)

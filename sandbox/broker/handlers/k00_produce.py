@@ -7,6 +7,7 @@ acks=0 gets no response; acks=all is acks=1 plus the log's flush policy (no repl
 
 from __future__ import annotations
 
+import errno
 import logging
 
 from sandbox.log import (
@@ -18,11 +19,13 @@ from sandbox.log import (
     validate_batches,
 )
 
+from ..state import emit_event
 from .common import (
     CORRUPT_MESSAGE,
     INVALID_PRODUCER_EPOCH,
     INVALID_RECORD,
     INVALID_REQUIRED_ACKS,
+    KAFKA_STORAGE_ERROR,
     MESSAGE_TOO_LARGE,
     NONE,
     OUT_OF_ORDER_SEQUENCE_NUMBER,
@@ -43,6 +46,23 @@ log = logging.getLogger("sandbox.broker")
 def _error(index: int, code: int, message: str | None = None) -> dict:
     return {"index": index, "error_code": code, "base_offset": -1, "log_append_time": -1,
             "log_start_offset": -1, "record_errors": (), "error_message": message}
+
+
+STORAGE_ERRNOS = frozenset(n for n in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EIO, errno.EROFS)
+                           if n is not None)
+
+
+def storage_failed(state, plog, e: OSError) -> None:
+    """One EVENT line when writes start failing (the supervisor shows it in status)."""
+    if not state.storage_failing:
+        state.storage_failing = True
+        emit_event("storage-error", {"path": str(plog.directory), "message": e.strerror or str(e),
+                                     "errno": e.errno})
+
+
+def storage_recovered(state) -> None:
+    state.storage_failing = False
+    emit_event("storage-ok", {})
 
 
 def _append(ctx, topic: str, index: int, records) -> dict:
@@ -69,6 +89,15 @@ def _append(ctx, topic: str, index: int, records) -> dict:
         return _error(index, OUT_OF_ORDER_SEQUENCE_NUMBER, str(e))
     except InvalidProducerEpochError as e:
         return _error(index, INVALID_PRODUCER_EPOCH, str(e))
+    except OSError as e:
+        if e.errno not in STORAGE_ERRNOS:
+            raise
+        # a full or failing disk: answered per partition (clients retry), never a dropped connection;
+        # nothing was acknowledged and nothing already written is touched
+        storage_failed(state, plog, e)
+        return _error(index, KAFKA_STORAGE_ERROR, f"cannot write to {plog.directory}: {e.strerror or e}")
+    if state.storage_failing:
+        storage_recovered(state)
     if not info.duplicate:
         state.notifier.notify((topic, index))
     return {"index": index, "error_code": NONE, "base_offset": info.first_offset,

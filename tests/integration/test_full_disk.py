@@ -1,0 +1,91 @@
+"""A full disk under a real broker (its journal on a small tmpfs filled to the last byte): produce is
+answered with KAFKA_STORAGE_ERROR on the same connection, nothing acknowledged before is lost, and
+producing resumes by itself once space is freed (librdkafka retries through it). Needs root to
+mount the tmpfs, which CI and the developer machines have."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from sandbox.client import KafkaClient, KafkaClientError
+
+from .kit import create_topic, wait_until
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _fill(path) -> None:
+    """Write a filler file until the disk is full (unbuffered: every write reaches the disk)."""
+    with open(path, "wb", buffering=0) as f:
+        for size in (65536, 4096, 512, 1):
+            try:
+                while True:
+                    f.write(b"\0" * size)
+            except OSError:
+                pass
+
+
+def test_full_disk_is_a_storage_error_and_producing_resumes_when_space_is_freed(broker_factory, small_disk):
+    broker = broker_factory(data_dir=small_disk / "broker")
+    topic = f"full-{uuid.uuid4().hex[:8]}"
+    create_topic(broker.bootstrap, topic, 1)
+    with KafkaClient(broker.bootstrap, timeout=5.0) as c:
+        for i in range(50):
+            c.produce(topic, 0, [(None, f"before-{i}".encode())])
+        filler = small_disk / "filler"
+        _fill(filler)
+        with pytest.raises(KafkaClientError, match="KAFKA_STORAGE_ERROR|56|storage"):
+            c.produce(topic, 0, [(None, b"x" * 20000)])
+        # the same client (and connection) still works: metadata and reads answer
+        assert c.end_offsets(topic) == {0: 50}
+
+        # a real client keeps retrying through the full disk and delivers once space is freed
+        delivered, errors = [], []
+        p = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True, "acks": "all",
+                      "message.timeout.ms": 60000, "retry.backoff.ms": 200, "linger.ms": 0})
+        for i in range(20):
+            p.produce(topic, value=f"during-{i}".encode() * 500,
+                      on_delivery=lambda err, m: (errors if err else delivered).append(err or m.offset()))
+        p.poll(2.0)
+        assert not delivered, "records were acknowledged while the disk was full"
+        os.remove(filler)
+        t0 = time.monotonic()
+        assert p.flush(45) == 0
+        resumed_s = time.monotonic() - t0
+        assert not errors and len(delivered) == 20, (errors, delivered)
+
+    log = broker.log_path.read_text(errors="replace")
+    assert "EVENT storage-error" in log and "EVENT storage-ok" in log, log[-2000:]
+    assert "Traceback" not in log, log[-3000:]
+    # every record acknowledged before the disk filled is still there, in order, then the rest
+    cons = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "check", "enable.auto.commit": False})
+    cons.assign([TopicPartition(topic, 0, 0)])
+    values = []
+    deadline = time.monotonic() + 30
+    while len(values) < 70 and time.monotonic() < deadline:
+        for m in cons.consume(100, timeout=0.5):
+            if m.error() is None:
+                values.append(m.value())
+            elif m.error().code() != KafkaError._PARTITION_EOF:
+                raise AssertionError(m.error())
+    cons.close()
+    assert values[:50] == [f"before-{i}".encode() for i in range(50)]
+    assert values[50:] == [f"during-{i}".encode() * 500 for i in range(20)]
+    assert resumed_s < 30, resumed_s
