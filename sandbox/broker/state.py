@@ -155,6 +155,10 @@ class BrokerState:
 
     # ---- partitions ------------------------------------------------------------------------
     def log_config(self, configs: dict[str, str]) -> LogConfig:
+        if configs.get("cleanup.policy") == "":
+            # KAFKA-19112: an empty cleanup.policy keeps every record and compacts none, which the
+            # log expresses as delete with unlimited retention (retention.* do not apply then)
+            configs = {**configs, "cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
         return LogConfig.from_topic_config(configs, base=self.config.log) if configs else self.config.log
 
     def sync_partitions(self, records: list[dict]) -> None:

@@ -255,6 +255,7 @@ class MetadataMachine:
         topic = self._require_topic(name)
         new_values = topic_configs.validate(set)
         delete = [str(k) for k in (delete or ())]
+        delete = [k for k in delete if k not in topic_configs.DEPRECATED_IGNORED]
         for key in delete:
             if key not in topic_configs.DEFAULTS:
                 raise CoordinatorError(INVALID_CONFIG, f"Unknown topic config name: {key}")

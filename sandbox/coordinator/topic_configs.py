@@ -2,9 +2,12 @@
 """
 from __future__ import annotations
 
+import logging
 from typing import Mapping
 
 from .model import INVALID_CONFIG, CoordinatorError
+
+log = logging.getLogger("sandbox.coordinator")
 
 LONG_MAX = str(2**63 - 1)
 
@@ -38,6 +41,12 @@ DEFAULTS: dict[str, str] = {
     "segment.jitter.ms": "0",
     "segment.ms": "604800000",
     "unclean.leader.election.enable": "false",
+}
+
+# Deprecated topic configs that Kafka 3.x still accepts: taken (any value) and ignored, with a log
+# line, so tools and scripts written for 3.x keep working. name -> why it does nothing here.
+DEPRECATED_IGNORED: dict[str, str] = {
+    "message.format.version": "every record batch here is message format v2 (Kafka 4.0 removed it, KIP-724)",
 }
 
 # integer configs -> smallest accepted value
@@ -94,6 +103,8 @@ def normalize_value(key: str, value: object) -> str:
     if key == "cleanup.policy":
         parts = sorted({p.strip() for p in text.split(",") if p.strip()})
         text = ",".join(parts)
+        if not text:   # KAFKA-19112: no policy = keep everything, compact nothing
+            return text
     if text not in _CHOICES[key]:
         raise _bad(key, value, "must be one of " + ", ".join(sorted(_CHOICES[key])))
     return text
@@ -103,6 +114,10 @@ def validate(configs: Mapping[str, object] | None) -> dict[str, str]:
     """Validate a whole set of topic configs; None values (= use the default) are dropped."""
     out: dict[str, str] = {}
     for key, value in (configs or {}).items():
+        if str(key) in DEPRECATED_IGNORED:
+            log.warning("topic config %s=%s is deprecated and ignored: %s", key, value,
+                        DEPRECATED_IGNORED[str(key)])
+            continue
         if value is None:
             continue
         out[str(key)] = normalize_value(str(key), value)

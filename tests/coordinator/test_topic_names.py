@@ -1,4 +1,5 @@
-"""Windows-safe topic names: device names and names differing only in case are refused."""
+"""Topic rules Kafka parity needs: Windows-safe names (device names, names differing only in case
+are refused) and topic configs (deprecated ones ignored, an empty cleanup.policy allowed)."""
 from __future__ import annotations
 
 import uuid
@@ -35,3 +36,11 @@ def test_case_twin_refused_and_removed_name_reusable():
     run(m, m.delete_topic("Orders"))
     run(m, m.create_topic("orders", 1, 1, None, uuid.uuid4()))
     assert m.topic("orders") is not None
+
+
+def test_deprecated_config_ignored_and_empty_cleanup_policy_allowed():
+    m = machine_with_brokers(1)
+    run(m, m.create_topic("t", 1, 1, {"message.format.version": "2.8", "cleanup.policy": ""}, uuid.uuid4()))
+    assert m.topic("t").configs == {"cleanup.policy": ""}
+    run(m, m.alter_configs("t", {"message.format.version": "3.0"}, ["message.format.version"]))
+    assert m.topic("t").configs == {"cleanup.policy": ""}

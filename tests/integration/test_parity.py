@@ -208,3 +208,41 @@ def test_broker_configs_as_kafka_names_them(shared_broker):
     described = a.describe_configs([r], request_timeout=15)[r].result(timeout=20)
     assert described["advertised.listeners"].value == address
     assert described["advertised.listeners"].is_read_only
+
+
+# ---- Topic configs: Kafka 3.x's deprecated ones, and an empty cleanup.policy (KAFKA-19112) -------
+
+def test_deprecated_topic_config_is_accepted_and_ignored(shared_broker):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+    name = unique("legacy")
+    create_topic(shared_broker.bootstrap, name, config={"message.format.version": "2.8-IV1",
+                                                        "retention.ms": "86400000"})
+    a = admin(shared_broker.bootstrap)
+    res = ConfigResource(ResourceType.TOPIC, name)
+    described = a.describe_configs([res], request_timeout=15)[res].result(timeout=20)
+    assert "message.format.version" not in described
+    assert described["retention.ms"].value == "86400000"
+    res = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+        ConfigEntry("message.format.version", "3.0", incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([res], request_timeout=15)[res].result(timeout=20)
+    wait_until(lambda: "topic config message.format.version=2.8-IV1 is deprecated and ignored"
+               in shared_broker.log_text(), 10, what="the log line about the ignored config")
+
+
+def test_subtract_may_leave_cleanup_policy_empty(shared_broker):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+    name = unique("keep-all")
+    create_topic(shared_broker.bootstrap, name, config={"cleanup.policy": "compact,delete"})
+    a = admin(shared_broker.bootstrap)
+    for policy in ("compact", "delete"):
+        res = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+            ConfigEntry("cleanup.policy", policy, incremental_operation=AlterConfigOpType.SUBTRACT)])
+        a.incremental_alter_configs([res], request_timeout=15)[res].result(timeout=20)
+    res = ConfigResource(ResourceType.TOPIC, name)
+    assert a.describe_configs([res], request_timeout=15)[res].result(timeout=20)["cleanup.policy"].value == ""
+    p, errors = producer(shared_broker.bootstrap), []
+    p.produce(name, b"no key is fine without compaction", on_delivery=lambda err, msg: errors.append(err))
+    assert p.flush(40) == 0 and errors == [None], (errors, shared_broker.log_text()[-2000:])
+    from .kit import consume_topic
+    assert [m.value() for m in consume_topic(shared_broker.bootstrap, name, 1)] == [
+        b"no key is fine without compaction"]
