@@ -1,6 +1,7 @@
-"""Record-level views of stored batches, for the rare paths that need them (ListOffsets by time).
+"""Record-level views of stored batches, for the rare paths that need them (ListOffsets by time,
+and produce to a compacted topic, whose records must all have keys).
 
-The produce and fetch paths never come here: they treat batches as opaque bytes.
+Produce to other topics and fetch never come here: they treat batches as opaque bytes.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import struct
 
 from sandbox.compression import decompress
-from sandbox.log.batch import HEADER_SIZE, iter_batches, iter_records
+from sandbox.log.batch import HEADER_SIZE, BatchHeader, iter_batches, iter_records, read_stored_records
 
 def uncompressed(batches: bytes) -> bytes:
     """The same batches with compressed record payloads expanded (codec bits cleared)."""
@@ -39,4 +40,21 @@ def record_with_timestamp(batches: bytes, ts_ms: int) -> int | None:
     for off, ts, _k, _v, _h in iter_records(uncompressed(batches)):
         if ts == ts_ms:
             return off
+    return None
+
+
+def first_keyless_record(batches, headers: list[BatchHeader]) -> int | None:
+    """The index (inside its batch) of the first record without a key in already validated
+    producer batches, else None. Control batches carry no user records and are skipped."""
+    mv = memoryview(batches)
+    pos = 0
+    for h in headers:
+        if not h.is_control:
+            body = mv[pos + HEADER_SIZE : pos + h.size]
+            if h.compression:
+                body = decompress(h.compression, bytes(body))
+            for i, rec in enumerate(read_stored_records(body, h.records_count)):
+                if rec.key is None:
+                    return i
+        pos += h.size
     return None

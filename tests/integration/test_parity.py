@@ -246,3 +246,41 @@ def test_subtract_may_leave_cleanup_policy_empty(shared_broker):
     from .kit import consume_topic
     assert [m.value() for m in consume_topic(shared_broker.bootstrap, name, 1)] == [
         b"no key is fine without compaction"]
+
+
+# ---- A compacted topic refuses records without a key ---------------------------------------------
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "zstd"])
+def test_keyless_record_to_compacted_topic_is_invalid_record(shared_broker, codec):
+    name = unique(f"compacted-{codec}")
+    create_topic(shared_broker.bootstrap, name, config={"cleanup.policy": "compact"})
+    results = {}
+    p = producer(shared_broker.bootstrap, **{"compression.type": codec, "linger.ms": 0, "retries": 0,
+                                             "enable.idempotence": False})
+    p.produce(name, b"keyed", key=b"k", on_delivery=lambda err, msg: results.__setitem__("keyed", err))
+    assert p.flush(20) == 0
+    p.produce(name, b"no key", on_delivery=lambda err, msg: results.__setitem__("keyless", err))
+    assert p.flush(20) == 0
+    assert results["keyed"] is None
+    err = results["keyless"]
+    assert err is not None and err.code() == KafkaError.INVALID_RECORD, err
+    # a topic that does not compact takes records without keys as before
+    plain = unique("plain")
+    create_topic(shared_broker.bootstrap, plain)
+    p.produce(plain, b"no key", on_delivery=lambda err, msg: results.__setitem__("plain", err))
+    assert p.flush(20) == 0 and results["plain"] is None
+
+
+def test_kafka_python_sees_the_record_error_of_a_keyless_record(shared_broker):
+    from kafka import KafkaProducer
+    from kafka.errors import InvalidRecordError
+    name = unique("compacted-kp")
+    create_topic(shared_broker.bootstrap, name, config={"cleanup.policy": "compact,delete"})
+    kp = KafkaProducer(bootstrap_servers=shared_broker.bootstrap, retries=0, request_timeout_ms=10000)
+    try:
+        with pytest.raises(InvalidRecordError) as info:
+            kp.send(name, b"v").get(timeout=20)
+        assert "Compacted topic cannot accept message without key" in str(info.value)
+        assert kp.send(name, b"v", key=b"k").get(timeout=20).offset == 0
+    finally:
+        kp.close()

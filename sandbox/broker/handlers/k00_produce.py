@@ -1,7 +1,10 @@
-"""Produce (0), v3-v12 (v12 differs only in transaction semantics, KIP-890): record batch v2 appended as opaque bytes.
+"""Produce (0), v3-v12 (v12 changes only transactions, KIP-890): record batch v2 appended as
+opaque bytes.
 
 Per partition: check magic, CRC and size per batch (never decompress), stamp base offsets,
-append in one write. Idempotent producers get duplicates answered with the original offsets.
+append in one write. Only a compacted topic looks inside (decompressing if need be): a record
+without a key is refused there with INVALID_RECORD, as Kafka does. Idempotent producers get
+duplicates answered with the original offsets.
 acks=0 gets no response; acks=all is acks=1 plus the log's flush policy (no replicas yet).
 """
 
@@ -19,6 +22,7 @@ from sandbox.log import (
     validate_batches,
 )
 
+from ..records import first_keyless_record
 from ..state import emit_event
 from .common import (
     CORRUPT_MESSAGE,
@@ -43,9 +47,16 @@ MAX_VERSION = 12
 log = logging.getLogger("sandbox.broker")
 
 
-def _error(index: int, code: int, message: str | None = None) -> dict:
+def _error(index: int, code: int, message: str | None = None, record_errors=()) -> dict:
     return {"index": index, "error_code": code, "base_offset": -1, "log_append_time": -1,
-            "log_start_offset": -1, "record_errors": (), "error_message": message}
+            "log_start_offset": -1, "record_errors": record_errors, "error_message": message}
+
+
+def _keyless_error(topic: str, index: int, record: int) -> dict:
+    why = f"Compacted topic cannot accept message without key in topic partition {topic}-{index}."
+    return _error(index, INVALID_RECORD, "One or more records have been rejected due to 1 record errors "
+                  f"in total, and only showing the first three errors at most: [{why}]",
+                  [{"batch_index": record, "batch_index_error_message": why}])
 
 
 STORAGE_ERRNOS = frozenset(n for n in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EIO, errno.EROFS)
@@ -74,6 +85,10 @@ def _append(ctx, topic: str, index: int, records) -> dict:
         return _error(index, CORRUPT_MESSAGE, "empty records")
     try:
         headers = validate_batches(records, plog.config.max_message_bytes)
+        if plog.config.compacts:
+            keyless = first_keyless_record(records, headers)
+            if keyless is not None:
+                return _keyless_error(topic, index, keyless)
         # records is a view into this request's own buffer when it is writable: stamp it in place
         in_place = isinstance(records, memoryview) and not records.readonly
         info = plog.append(records, leader_epoch=state.leaders[(topic, index)][1], validated=headers,
