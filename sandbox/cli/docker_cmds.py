@@ -57,7 +57,7 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, wait_ready, a
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
     stack.runtime_file(cfg).unlink(missing_ok=True)
     stack.write_runtime(cfg, overrides={**overrides, "mode": "docker"}, ephemeral=False,
-                        config_text=cfg.source, image=image)
+                        config_text=cfg.source, image=image, running=stack.running_settings(cfg))
     _call(eng.up)
     if foreground is not None:
         def cleanup() -> None:

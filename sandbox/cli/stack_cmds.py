@@ -103,6 +103,9 @@ def up(
     if running:
         cfg = stack.load_stack_config(config, Path.cwd())
         typer.echo(f"sandbox {cfg.name} is already running (supervisor pid {running}); bootstrap {stack.bootstrap(cfg)}")
+        pending = stack.restart_needed(cfg)
+        if pending:
+            typer.echo(pending)
         raise typer.Exit(0)
     overrides = {k: v for k, v in {"brokers": brokers, "port": port}.items() if v is not None}
     if docker:
@@ -128,7 +131,8 @@ def up(
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
     rt = stack.runtime_file(cfg)
     rt.unlink(missing_ok=True)
-    stack.write_runtime(cfg, overrides=overrides, ephemeral=ephemeral, config_text=cfg.source)
+    stack.write_runtime(cfg, overrides=overrides, ephemeral=ephemeral, config_text=cfg.source,
+                        running=stack.running_settings(cfg))
     argv = [sys.executable, "-m", "sandbox", "supervise"] + (["--config", str(cfg.path)] if cfg.path else [])
     t0 = time.monotonic()
     if foreground:
@@ -317,6 +321,7 @@ def _status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
             client.close()
     running = state is not None and not left
     st["running"] = running
+    st["restart_needed"] = stack.restart_needed(cfg) if running else None
     if left:
         st["healthy"] = False
         st["problems"].insert(0, f"supervisor not running; {len(left)} service(s) still running: "
@@ -333,6 +338,8 @@ def _status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
         if left:
             typer.echo(f"sandbox {cfg.name}: {st['problems'][0]}")
         printer(st)
+        if st["restart_needed"]:
+            typer.echo(st["restart_needed"])
     if left:
         return 1
     if state is None:
@@ -383,6 +390,14 @@ def restart(service: Optional[str] = typer.Argument(None, help="One service, or 
     cfg = _cfg(config)
     if not stack.running_pid(cfg):
         fail(f"sandbox {cfg.name} is not running; start it with `sandbox up`", 3)
+    pending = stack.restart_needed(cfg)
+    if pending and not service:   # ports, brokers, host or data_dir changed: a new stack applies them
+        typer.echo(f"applying sandbox.toml: {pending.split(':')[0]}")
+        kept = stack.runtime_overrides(cfg)   # `up --brokers 3 --port P` still hold
+        _stop(cfg)
+        up(docker=cfg.mode == "docker", brokers=kept.get("brokers"), port=kept.get("port"), foreground=False,
+           ephemeral=False, timeout=60.0, config=config)
+        return
     names = [s.name for s in stack.service_specs(cfg)]
     if service and service not in names:
         fail(f"no service {service!r}; services are {', '.join(names)}")

@@ -242,9 +242,12 @@ class StackSupervisor:
         return sorted(desired)
 
     def _on_manifest(self, new: SandboxConfig) -> None:
-        # a reload changes topics only; ports, brokers and data_dir need `sandbox restart`
+        # a reload changes topics only; ports, brokers, host and data_dir need `sandbox restart`
         self.cfg = dataclasses.replace(self.cfg, topics=new.topics)
         write_runtime(self.cfg, config_text=new.source)
+        pending = restart_needed(self.cfg)
+        if pending:
+            self.sup.record_event("supervisor", "restart-needed", pending)
         for m in reconcile(new.topics, self.client):
             kind = "topic-created" if m.startswith(("created", "grew", "set")) else "manifest"
             self.sup.record_event("supervisor", kind, m)
@@ -281,9 +284,10 @@ class StackSupervisor:
         except OSError as e:
             self.sup.record_event("supervisor", "unhealthy", f"/healthz /status /metrics not served: port "
                                   f"{self.cfg.http_port} is taken ({e.strerror or e})")
-        if self.cfg.path is not None:
-            self.watcher = ManifestWatcher(self.cfg.path, self._on_manifest, self._on_manifest_error)
-            self.watcher.start()
+        # watched even when it does not exist yet: a sandbox.toml written after `up` is picked up
+        self.watcher = ManifestWatcher(self.cfg.path or self.cfg.root / "sandbox.toml", self._on_manifest,
+                                       self._on_manifest_error)
+        self.watcher.start()
         last_catalog = 0.0
         try:
             while not self.stop.wait(0.25):
@@ -322,10 +326,42 @@ def load_stack_config(config_path: Path | None, cwd: Path, *, last_good: bool = 
             raise
         cfg = parse_config(text, path, cwd=cwd)
     rt = runtime_overrides(cfg)
-    return cfg.with_overrides(**rt) if rt else cfg
+    cfg = cfg.with_overrides(**rt) if rt else cfg
+    running = _read_runtime(runtime_file(cfg)).get("running")
+    if running:   # while the stack runs, it is what it was started as, whatever the file says now
+        try:
+            live = cfg.with_overrides(**running)
+        except ConfigError:
+            return cfg
+        if running_pid(live):
+            return live
+    return cfg
 
 
 RUNTIME_FILE = ".sandbox-runtime.json"
+RESTART_KEYS = ("host", "port", "coordinator_port", "http_port", "brokers", "data_dir")
+
+
+def running_settings(cfg: SandboxConfig) -> dict:
+    """The settings a running stack cannot change without a restart (kept in the runtime file)."""
+    return {k: str(getattr(cfg, k)) if k == "data_dir" else getattr(cfg, k) for k in RESTART_KEYS}
+
+
+def restart_needed(live: SandboxConfig) -> str | None:
+    """One line when sandbox.toml now asks for settings the running stack does not have."""
+    try:
+        wanted = load_config(live.path, cwd=live.root)
+        rt = runtime_overrides(wanted)   # `up --brokers 3` still holds
+        wanted = wanted.with_overrides(**rt) if rt else wanted
+    except ConfigError:
+        return None
+    now, was = running_settings(wanted), running_settings(live)
+    diff = [k for k in RESTART_KEYS if now[k] != was[k]]
+    if not diff:
+        return None
+    says = ", ".join(f"{k} {now[k]}" for k in diff)
+    uses = ", ".join(f"{was[k]}" for k in diff)
+    return f"sandbox.toml now says {says}; the running stack uses {uses}: run `sandbox restart` to apply"
 
 
 def _read_runtime(path: Path) -> dict:

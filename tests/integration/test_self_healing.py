@@ -151,3 +151,42 @@ def test_an_address_not_on_this_machine_fails_up_quickly_and_quarantines_nothing
     assert took < 30, took   # (the bug: a minute of crash loop, then a quarantine)
     code, st = proj.status()
     assert code == 1 and any("192.0.2.1" in p for p in st["problems"]), st["problems"]
+
+
+def test_a_sandbox_toml_written_after_up_is_picked_up(tmp_path, projects):
+    proj = projects("late", brokers=1)
+    proj.config_path.unlink()            # no sandbox.toml at `up`
+    r = proj.cli("up", "--port", str(proj.port), "--timeout", "60", timeout=90)
+    proj._remember_pids()
+    assert r.returncode == 0, r.stderr
+    r = proj.cli("init")
+    assert r.returncode == 0, r.stderr
+    with open(proj.config_path, "a", encoding="utf-8") as f:
+        f.write("\n[topics.payments]\npartitions = 2\n")
+    from .stack_kit import partition_leaders
+    wait_until(lambda: len(partition_leaders(proj.bootstrap, "payments")) == 2, 15, "topic payments from the new file")
+    code, st = proj.status()
+    assert code == 0 and st["restart_needed"] is None, (code, st.get("restart_needed"), st["problems"])
+    proj.write_toml(proj.toml)           # leave a file the fixture's `down` can read
+
+
+def test_a_port_change_is_reported_until_restart_applies_it(projects):
+    from .stack_kit import free_port_block
+    proj = projects("moved", brokers=1)
+    assert proj.up().returncode == 0
+    new = free_port_block(3)
+    proj.write_toml(proj.toml.replace(f"port = {proj.port}\n", f"port = {new}\n")
+                    .replace(f"coordinator_port = {proj.coordinator_port}", f"coordinator_port = {new + 1}")
+                    .replace(f"http_port = {proj.http_port}", f"http_port = {new + 2}"))
+    line = f"sandbox.toml now says port {new}"
+    code, st = wait_status(proj, lambda c, s: s.get("restart_needed"), 10, "the pending restart in status")
+    assert code == 0 and st["bootstrap"] == f"127.0.0.1:{proj.port}", st["bootstrap"]
+    assert st["restart_needed"].startswith(line) and "run `sandbox restart` to apply" in st["restart_needed"]
+    r = proj.up()
+    assert r.returncode == 0 and f"bootstrap 127.0.0.1:{proj.port}" in r.stdout and line in r.stdout, r.stdout
+    r = proj.cli("restart", timeout=150)
+    assert r.returncode == 0, r.stdout + r.stderr
+    proj.port, proj.coordinator_port, proj.http_port = new, new + 1, new + 2
+    code, st = wait_status(proj, lambda c, s: c == 0 and all_running_healthy(s), 30, "healthy on the new port")
+    assert st["bootstrap"] == f"127.0.0.1:{new}" and st["restart_needed"] is None
+    assert service(st, "broker-1")["port"] == new
