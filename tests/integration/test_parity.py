@@ -284,3 +284,37 @@ def test_kafka_python_sees_the_record_error_of_a_keyless_record(shared_broker):
         assert kp.send(name, b"v", key=b"k").get(timeout=20).offset == 0
     finally:
         kp.close()
+
+
+# ---- APIs admin tools call: log dirs, leader elections, reassignments ----------------------------
+
+def test_tool_apis_log_dirs_elections_reassignments(shared_broker):
+    from confluent_kafka import TopicPartition as CTP
+    from confluent_kafka import ElectionType
+    from kafka import KafkaAdminClient, TopicPartition
+    from kafka.errors import InvalidReplicationAssignmentError, NoReassignmentInProgressError
+    name = unique("tools")
+    create_topic(shared_broker.bootstrap, name, partitions=2)
+    p = producer(shared_broker.bootstrap)
+    for i in range(10):
+        p.produce(name, b"x" * 100, partition=0)
+    assert p.flush(20) == 0
+    kp = KafkaAdminClient(bootstrap_servers=shared_broker.bootstrap, request_timeout_ms=10000)
+    try:
+        dirs = kp.describe_log_dirs()[0]["log_dirs"]
+        assert [d["log_dir"] for d in dirs] == [str(shared_broker.data_dir)]
+        sizes = {(t["name"], q["partition_index"]): q["partition_size"] for t in dirs[0]["topics"]
+                 for q in t["partitions"]}
+        assert sizes[(name, 0)] > 1000 and sizes[(name, 1)] == 0
+        assert dirs[0]["usable_bytes"] > 0 and dirs[0]["total_bytes"] >= dirs[0]["usable_bytes"]
+        assert kp.list_partition_reassignments() == {}
+        tp = TopicPartition(name, 0)
+        assert kp.alter_partition_reassignments({tp: [1]}) == {tp: None}
+        assert kp.alter_partition_reassignments({tp: None}) == {tp: NoReassignmentInProgressError}
+        assert kp.alter_partition_reassignments({tp: [1, 7]}) == {tp: InvalidReplicationAssignmentError}
+    finally:
+        kp.close()
+    a = admin(shared_broker.bootstrap)
+    result = a.elect_leaders(ElectionType.PREFERRED, [CTP(name, 0), CTP(name, 1)]).result(timeout=20)
+    errors = {tp.partition: err.code() for tp, err in result.items()}
+    assert errors == {0: KafkaError.ELECTION_NOT_NEEDED, 1: KafkaError.ELECTION_NOT_NEEDED}, result

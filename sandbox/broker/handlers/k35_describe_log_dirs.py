@@ -1,0 +1,30 @@
+"""DescribeLogDirs (35), v1-v4: the broker's one log dir (its data dir) with each partition's size
+on disk, and (v4) the disk's total and usable bytes. topics=None asks for every partition."""
+
+from __future__ import annotations
+
+import shutil
+
+from .common import NONE
+
+API_KEY = 35
+MIN_VERSION = 1
+MAX_VERSION = 4
+
+
+def handle(ctx, request) -> dict:
+    state = ctx.state
+    wanted = None if request.topics is None else {(t.topic, p) for t in request.topics for p in t.partitions}
+    topics: dict[str, list[dict]] = {}
+    for (topic, index), plog in sorted(state.partitions.items()):
+        if wanted is None or (topic, index) in wanted:
+            topics.setdefault(topic, []).append({"partition_index": index, "partition_size": plog.size_bytes,
+                                                 "offset_lag": 0, "is_future_key": False})
+    try:
+        usage = shutil.disk_usage(state.config.data_dir)
+        total, usable = usage.total, usage.free
+    except OSError:
+        total = usable = -1
+    return {"throttle_time": 0, "error_code": NONE, "results": [{
+        "error_code": NONE, "log_dir": str(state.config.data_dir), "total_bytes": total, "usable_bytes": usable,
+        "topics": [{"name": name, "partitions": parts} for name, parts in topics.items()]}]}
