@@ -241,6 +241,13 @@ def _stop(cfg: SandboxConfig, timeout: float = 60.0) -> bool:
     running without it. True if anything was running."""
     pid = stack.running_pid(cfg)
     if pid:
+        import psutil
+
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_STOPPED:
+                psutil.Process(pid).resume()   # a paused supervisor never reads its stop file
+        except psutil.Error:
+            pass
         (cfg.data_dir / stack.STOP_FILE).write_text("stop", encoding="utf-8")
         deadline = time.monotonic() + timeout
         while pid_alive(pid) and time.monotonic() < deadline:
@@ -308,8 +315,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="The status as JSO
 def _status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     from sandbox.health.status import build_status
 
-    state = stack.live_state(cfg) if cfg.mode == "docker" or stack.running_pid(cfg) else None
-    left = _orphans(cfg) if state is None else {}
+    sup_pid = stack.running_pid(cfg)
+    state = stack.live_state(cfg) if cfg.mode == "docker" or sup_pid else None
+    # no state to trust (no supervisor, or one that stopped beating): find the services ourselves
+    left = orphans.live_services(stack.service_specs(cfg)) if state is None and cfg.mode != "docker" else {}
     if state is None and left:
         state = orphaned_state(cfg, left)
     client = _client(cfg) if state is not None else None
@@ -322,7 +331,11 @@ def _status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     running = state is not None and not left
     st["running"] = running
     st["restart_needed"] = stack.restart_needed(cfg) if running else None
-    if left:
+    if left and sup_pid:
+        st["healthy"] = False
+        st["problems"].insert(0, f"the supervisor (pid {sup_pid}) does not answer (paused or wedged); "
+                                 f"{len(left)} service(s) still running: `sandbox down` stops them all")
+    elif left:
         st["healthy"] = False
         st["problems"].insert(0, f"supervisor not running; {len(left)} service(s) still running: "
                                  f"`sandbox up` adopts them, `sandbox down` stops them")

@@ -41,11 +41,15 @@ def _proc(pid: int | None) -> tuple[float | None, int | None, int | None]:
         return None, None, None
 
 
-def _alive(pid: int) -> bool:
+def _seen_state(pid: int) -> str:
+    """'gone', 'paused' or 'alive', as the OS sees the process now."""
     try:
-        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+        st = psutil.Process(pid).status()
     except psutil.Error:
-        return False
+        return "gone"
+    if st in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+        return "gone"
+    return "paused" if st == psutil.STATUS_STOPPED else "alive"
 
 
 def journal_check(path: Path) -> tuple[bool, int | None, str | None]:
@@ -83,10 +87,13 @@ def service_entries(state: dict) -> list[dict[str, Any]]:
     age = _age_s(state.get("updated_at")) if state.get("updated_at") else 0.0
     for s in state.get("services", []):
         running = s.get("state") == "running"
-        if running and not s.get("container") and s.get("pid") and not _alive(s["pid"]):
-            # died since the supervisor last wrote its state: never shown as running
-            s = {**s, "state": "crashed", "healthy": False, "pid": None}
-            running = False
+        if running and not s.get("container") and s.get("pid"):
+            seen = _seen_state(s["pid"])
+            if seen == "gone":   # died since the supervisor last wrote its state: never shown as running
+                s = {**s, "state": "crashed", "healthy": False, "pid": None}
+                running = False
+            elif seen == "paused":   # SIGSTOP, a debugger, a suspended console: it answers nothing
+                s = {**s, "state": "paused", "healthy": False}
         uptime = s.get("uptime_s")
         if running and uptime is not None:
             uptime = round(uptime + age, 3)

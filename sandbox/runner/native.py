@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from sandbox.lifecycle import EXIT_CONFIG
-from sandbox.runner.logscan import describe_event, log_size, scan_events, tail_lines
-from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy
+from sandbox.runner.logscan import describe_event, log_size, scan_events
+from sandbox.runner.policy import RecoveryPolicy
 from sandbox.runner.probe import ProbeResult, kafka_probe, port_owner
 from sandbox.runner.process import Handle, RealSpawner, ServiceSpec, Spawner, stop_escalating
-from sandbox.runner.quarantine import QuarantineError, has_data, path_problem, prune, quarantine
-from sandbox.runner.service import EventLog, ServiceRecord, StopPlan, catalog_epoch, iso_utc, recreate_topics
+from sandbox.runner.service import EventLog, ServiceRecord, StopPlan, catalog_epoch, iso_utc
+from sandbox.runner.recovery import Recovery
 from sandbox.runner.statefile import write_state
 
 __all__ = ["Supervisor", "ServiceSpec", "RecoveryPolicy", "ProbeResult", "RealSpawner", "Spawner", "Handle",
@@ -37,7 +36,7 @@ STATE_REFRESH_S = 1.0  # rewrite the state file at least this often: its heartbe
 ADOPT_GRACE_S = 2.0    # an adopted process that does not answer its probe this long is replaced
 
 
-class Supervisor:
+class Supervisor(Recovery):
     """A honcho-like manager and the one owner of every service's state: `step()` is one
     deterministic pass on the injected clock (commands from other threads wait on a queue;
     stopping is a state with deadlines, never a blocking call), and each pass publishes an
@@ -333,32 +332,6 @@ class Supervisor:
             self._emit(svc, "start", f"pid {handle.pid}", pid=handle.pid)
         svc.ever_started = True
 
-    def _journal_usable(self, svc: ServiceRecord, now: float) -> bool:
-        """A journal path that cannot be used (a file or a dangling link where the folder should
-        be, a folder that cannot be created or written) is handled like an unrepairable journal:
-        moved into quarantine, never deleted, and the service starts clean."""
-        spec = svc.spec
-        problem = path_problem(spec.data_dir)
-        if problem is None:
-            return True
-        if spec.data_dir.exists() or spec.data_dir.is_symlink():
-            try:
-                where, _ = quarantine(spec.data_dir, self.quarantine_root, spec.name, self._wall(), sleep=self._sleep)
-            except (OSError, QuarantineError) as e:
-                where, problem = None, f"{problem}, and it could not be moved aside: {e}"
-            if where is not None:
-                svc.fresh_journal = svc.recreate_pending = True
-                svc.recreate_failed_reported = False
-                self._emit(svc, "wipe", f"journal {spec.data_dir} unusable ({problem}): moved to {where}; "
-                                        f"starting clean", path=str(where), rule="unusable-path")
-                problem = path_problem(spec.data_dir)
-                if problem is None:
-                    return True
-        svc.state, svc.next_start = "crashed", None
-        svc.problem = f"its data folder {spec.data_dir} cannot be used: {problem}; fix it and run `sandbox restart`"
-        self._emit(svc, "config-error", svc.problem, reason="data-folder")
-        return False
-
     def _scan_log(self, svc: ServiceRecord) -> None:
         found, svc.log_offset = scan_events(svc.spec.log_path, svc.log_offset)
         for kind, detail in found:
@@ -477,109 +450,6 @@ class Supervisor:
             svc.problem = svc.config_error = None
         elif plan.then == "after-unhealthy":
             self._after_exit(svc, code, now, cause="unhealthy")
-
-    # ---- exits and recovery
-
-    def _on_exit(self, svc: ServiceRecord, code: int, now: float) -> None:
-        self._scan_log(svc)  # repair lines it wrote before dying come first
-        tail = tail_lines(svc.spec.log_path, LOG_TAIL_LINES, since=svc.start_offset)
-        svc.handle, svc.pid, svc.healthy, svc.last_exit_code = None, None, False, code
-        if self._on_spawn is not None:
-            self._on_spawn(svc.spec, None)
-        if code == EXIT_CONFIG:
-            # it cannot run as configured: restarting or wiping would not help; say why and stop
-            why = (svc.config_error or {}).get("message") or f"exit code {code}: see {svc.spec.log_path}"
-            svc.state, svc.next_start, svc.problem = "crashed", None, why
-            self._emit(svc, "config-error", why, exit_code=code, reason=(svc.config_error or {}).get("reason"),
-                       log_tail=tail)
-            svc.config_error = None
-            return
-        detail = f"exit code {code}"
-        if code == EXIT_UNREPAIRABLE:
-            detail += " (its journal cannot be repaired)"
-        if any("already in use" in line for line in tail):
-            owner = port_owner(svc.spec.port)
-            if owner:
-                detail += f"; port {svc.spec.port} is held by {owner}"
-        self._emit(svc, "crash", detail, exit_code=code, log_tail=tail)
-        self._after_exit(svc, code, now)
-
-    def _after_exit(self, svc: ServiceRecord, code: int | None, now: float, cause: str = "crash") -> None:
-        """Decide what follows an exit: nothing, a restart with backoff, a crash-loop, or a wipe."""
-        policy = self.policy
-        if not svc.wanted:
-            svc.state = "stopped"
-            return
-        if policy.on_crash == "off":
-            svc.state, svc.next_start = "crashed", None
-            return
-        count = svc.window.record(now)
-        looping = count > policy.max_restarts
-        unrepairable = code == EXIT_UNREPAIRABLE
-        if not looping and not unrepairable:
-            svc.looping = svc.repair_attempted = False
-        wipe = False
-        if looping or unrepairable:
-            why = (f"journal cannot be repaired (exit code {code})" if unrepairable
-                   else f"{count} exits within {policy.restart_window_s:g}s")
-            mode = policy.on_corrupt_journal
-            if mode == "wipe" or (mode == "repair-then-wipe" and (unrepairable or svc.repair_attempted)):
-                wipe = True
-            elif mode == "repair-then-wipe":
-                svc.repair_attempted = svc.looping = True
-                self._emit(svc, "crash-loop", f"{why}; restarting once more so it can repair its journal, "
-                                              f"then its journal will be quarantined", exits=count)
-            elif not svc.looping:
-                svc.looping = True
-                self._emit(svc, "crash-loop", f"{why}; on_corrupt_journal=repair keeps restarting it; "
-                                              f"`sandbox recover --wipe` quarantines the journal", exits=count)
-            if wipe and code == EXIT_USAGE:
-                wipe = False
-                if not svc.looping:
-                    svc.looping = True
-                    self._emit(svc, "crash-loop", f"{why}; exit code {EXIT_USAGE} is a usage error (see its log), "
-                                                  f"wiping the journal would not help", exits=count)
-        if wipe:
-            if svc.fresh_journal:
-                svc.state, svc.next_start = "crashed", None
-                self._emit(svc, "crash-loop", f"{why}; it keeps failing with a fresh journal, so this is not a "
-                                              f"journal problem: giving up (see {svc.spec.log_path})", exits=count)
-                return
-            if not self._wipe(svc):
-                svc.state, svc.next_start = "crashed", None
-                return
-            svc.window.clear()
-            svc.looping = svc.repair_attempted = False
-            svc.restarts += 1
-            svc.state, svc.next_start, svc.restart_reason = "recovering", now, "clean journal"
-            return
-        svc.restarts += 1
-        delay = policy.backoff(count)
-        svc.state, svc.next_start = "recovering", now + delay
-        svc.restart_reason = f"after {cause}, backoff {delay:g}s"
-
-    def _wipe(self, svc: ServiceRecord) -> bool:
-        spec = svc.spec
-        svc.fresh_journal = svc.recreate_pending = True
-        svc.recreate_failed_reported = False
-        if not has_data(spec.data_dir):
-            self._emit(svc, "wipe", f"journal {spec.data_dir} was already empty: nothing to quarantine", path=None)
-            return True
-        try:
-            where, how = quarantine(spec.data_dir, self.quarantine_root, spec.name, self._wall(), sleep=self._sleep)
-        except QuarantineError as e:
-            svc.recreate_pending = False
-            self._emit(svc, "crash-loop", f"{e}; giving up, fix it and run `sandbox recover --wipe`")
-            return False
-        pruned = prune(self.quarantine_root, spec.name, self.policy.keep_quarantines, sleep=self._sleep)
-        detail = f"journal quarantined: {where}" + ("" if how == "renamed" else f" ({how})")
-        if pruned:
-            detail += f"; deleted {len(pruned)} older quarantine(s) (keep_quarantines={self.policy.keep_quarantines})"
-        self._emit(svc, "wipe", detail, path=str(where), pruned=[str(p) for p in pruned])
-        return True
-
-    def _recreate(self, svc: ServiceRecord) -> None:
-        recreate_topics(self._events, svc, self._recreate_topics)
 
     def _stop_group(self, svcs: list[ServiceRecord], grace: float, reason: str = "stop") -> dict[str, int | None]:
         """Stop file, wait grace/2, terminate, wait grace/2, kill. Returns exit codes by name."""

@@ -102,6 +102,8 @@ class AdoptedHandle:
     def terminate(self) -> None:
         try:
             self.proc.terminate()
+            if self.proc.status() == psutil.STATUS_STOPPED:
+                self.proc.resume()   # a paused process handles the terminate only once resumed
         except psutil.Error:
             pass
 

@@ -69,6 +69,7 @@ class PopenHandle:
                 self.proc.send_signal(signal.CTRL_BREAK_EVENT)
             else:
                 self.proc.send_signal(signal.SIGTERM)
+                self.proc.send_signal(signal.SIGCONT)   # a paused process handles SIGTERM only once resumed
         except (ProcessLookupError, OSError):
             pass
 
