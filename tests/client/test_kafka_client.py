@@ -34,7 +34,7 @@ def free_port() -> int:
 def test_api_versions_and_metadata(broker):
     with KafkaClient(broker.bootstrap) as c:
         versions, latency = c.api_versions()
-        assert versions[18] == (0, 3) and versions[3] == (0, 12) and versions[19] == (2, 7)
+        assert versions[18] == (0, 4) and versions[3] == (0, 13) and versions[19] == (2, 7)
         assert 0 < latency < 5000
         assert c.create_topic("orders", partitions=3) is True
         md, latency = c.metadata()
