@@ -62,9 +62,10 @@ def broker(
 ) -> None:
     """Run one broker in the foreground (with an embedded coordinator) until Ctrl-C / SIGTERM."""
     from sandbox.broker.config import BrokerConfig, check_listeners, parse_listener
-    from sandbox.broker.server import ListenerBindError, run_broker, setup_logging
+    from sandbox.broker.server import run_broker, setup_logging
     from sandbox.coordinator import CoordinatorError, JournalCorruptError
-    from sandbox.log import UnrecoverableJournalError
+    from sandbox.lifecycle import config_exit
+    from sandbox.log import JournalLockedError, UnrecoverableJournalError
 
     listeners = []
     if listener:
@@ -88,6 +89,8 @@ def broker(
         fail(f"{e}; see `sandbox broker --help`")
     try:
         code = asyncio.run(run_broker(cfg))
+    except JournalLockedError as e:   # another live process has it: nothing to repair or move aside
+        raise typer.Exit(config_exit("journal-in-use", str(e), path=str(data_dir)))
     except (UnrecoverableJournalError, JournalCorruptError) as e:
         fail(f"the journal in {data_dir} cannot be repaired: {e}. Move it aside (sandbox recover --wipe) and start again.", 4)
     except CoordinatorError as e:
@@ -125,11 +128,15 @@ def coordinator_cmd(
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
     """Run the coordinator (cluster metadata, broker liveness, placement) in the foreground."""
-    from sandbox.coordinator import JournalCorruptError
+    from sandbox.coordinator import JournalCorruptError, JournalLockedError
     from sandbox.coordinator.cli import run
 
     try:
         code = run(port, data_dir, host=host, session_timeout_ms=session_timeout_ms, log_level=log_level)
+    except JournalLockedError as e:   # another live process has it: nothing to repair or move aside
+        from sandbox.lifecycle import config_exit
+
+        raise typer.Exit(config_exit("journal-in-use", str(e), path=str(data_dir)))
     except JournalCorruptError as e:
         fail(f"the coordinator journal in {data_dir} cannot be repaired: {e}. Move it aside (sandbox recover --wipe) and start again.", 4)
     except OSError as e:

@@ -70,34 +70,50 @@ class _Connection:
         return self._writer is not None and not self._writer.is_closing()
 
     async def request(self, body: Any, timeout: float) -> Any:
-        key, version = body.__api_key__, body.__version__
         async with self._lock:
+            reused = self.connected
             try:
-                if not self.connected:
-                    self._reader, self._writer = await asyncio.wait_for(
-                        asyncio.open_connection(self.host, self.port), self.connect_timeout)
-                self._corr = (self._corr + 1) & 0x7FFFFFFF
-                corr = self._corr
-                self._writer.write(encode_request(
-                    RequestHeader(key, version, corr, self.client_id), body))
-                frame = await asyncio.wait_for(self._exchange(), timeout)
-                got, response = decode_response(frame, key, version)
-                if got != corr:
-                    raise DecodeError(f"correlation id {got} does not match {corr}")
-                return response
-            except asyncio.TimeoutError:
-                self.close()
-                raise CoordinatorError(REQUEST_TIMED_OUT, f"The coordinator at {self.host}:"
-                                       f"{self.port} did not answer within {timeout:.1f} s.")
-            except (OSError, EOFError, asyncio.IncompleteReadError, DecodeError, ValueError,
-                    struct.error) as e:
-                self.close()
-                raise CoordinatorError(COORDINATOR_NOT_AVAILABLE, f"The coordinator at "
-                                       f"{self.host}:{self.port} is not available "
-                                       f"({type(e).__name__}: {e}).") from None
-            except BaseException:  # cancelled mid-exchange: the stream is out of step
-                self.close()
-                raise
+                return await self._request(body, timeout)
+            except CoordinatorError as e:
+                # a kept connection whose peer died (a restarted coordinator) fails on first use
+                # without an answer: the request never reached a live coordinator, so ask again
+                # once on a fresh connection
+                if not (reused and e.error_code == COORDINATOR_NOT_AVAILABLE
+                        and getattr(e, "no_answer", False)):
+                    raise
+            return await self._request(body, timeout)
+
+    async def _request(self, body: Any, timeout: float) -> Any:
+        key, version = body.__api_key__, body.__version__
+        try:
+            if not self.connected:
+                self._reader, self._writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.host, self.port), self.connect_timeout)
+            self._corr = (self._corr + 1) & 0x7FFFFFFF
+            corr = self._corr
+            self._writer.write(encode_request(
+                RequestHeader(key, version, corr, self.client_id), body))
+            frame = await asyncio.wait_for(self._exchange(), timeout)
+            got, response = decode_response(frame, key, version)
+            if got != corr:
+                raise DecodeError(f"correlation id {got} does not match {corr}")
+            return response
+        except asyncio.TimeoutError:
+            self.close()
+            raise CoordinatorError(REQUEST_TIMED_OUT, f"The coordinator at {self.host}:"
+                                   f"{self.port} did not answer within {timeout:.1f} s.")
+        except (OSError, EOFError, asyncio.IncompleteReadError, DecodeError, ValueError,
+                struct.error) as e:
+            self.close()
+            err = CoordinatorError(COORDINATOR_NOT_AVAILABLE, f"The coordinator at "
+                                   f"{self.host}:{self.port} is not available "
+                                   f"({type(e).__name__}: {e}).")
+            err.no_answer = isinstance(e, (ConnectionError, asyncio.IncompleteReadError)) and \
+                not getattr(e, "partial", b"")
+            raise err from None
+        except BaseException:  # cancelled mid-exchange: the stream is out of step
+            self.close()
+            raise
 
     async def _exchange(self) -> bytes:
         assert self._writer is not None and self._reader is not None

@@ -82,7 +82,16 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that exited but was not reaped yet (e.g. whose parent died first) holds nothing."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False   # no /proc (macOS): signal 0 is all we can ask
 
 
 def _retry_permission(action: Callable[[], None], attempts: int = 20) -> None:

@@ -10,6 +10,7 @@ from .errors import (
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
     RecordTooLargeError,
+    JournalLockedError,
     UnrecoverableJournalError,
 )
 from .batch import HEADER_SIZE, BatchHeader, build_batch, iter_batches, iter_records, parse_header, validate_batches
@@ -20,6 +21,6 @@ from .manager import LogDir
 __all__ = [
     "AppendInfo", "BatchHeader", "CorruptRecordError", "HEADER_SIZE", "InvalidProducerEpochError",
     "InvalidRecordError", "LogConfig", "LogDir", "LogError", "OffsetOutOfRangeError",
-    "OutOfOrderSequenceError", "PartitionLog", "RecordTooLargeError", "UnrecoverableJournalError",
+    "OutOfOrderSequenceError", "PartitionLog", "RecordTooLargeError", "UnrecoverableJournalError", "JournalLockedError",
     "build_batch", "iter_batches", "iter_records", "parse_header", "validate_batches",
 ]

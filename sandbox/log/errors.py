@@ -34,3 +34,7 @@ class InvalidProducerEpochError(LogError):
 
 class UnrecoverableJournalError(LogError):
     """Acknowledged data is damaged or the journal is locked: refuse to start rather than lose data."""
+
+
+class JournalLockedError(UnrecoverableJournalError):
+    """Another live process holds the journal's lock: nothing is damaged, so nothing may be moved."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .config import LogConfig
-from .errors import UnrecoverableJournalError
+from .errors import JournalLockedError, UnrecoverableJournalError
 from .files import atomic_write, clean_leftovers, retry, safe_delete, safe_rmtree
 from .partition import PartitionLog
 
@@ -64,7 +64,16 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that exited but was not reaped yet (e.g. whose parent died first) holds nothing."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False   # no /proc (macOS): signal 0 is all we can ask
 
 
 def read_checkpoint(path: Path) -> dict[tuple[str, int], int]:
@@ -132,7 +141,7 @@ class LogDir:
                 # that this process did not write is stale
                 mine = pid == os.getpid() and token == _LOCK_TOKEN
                 if pid > 0 and pid_alive(pid) and (pid != os.getpid() or mine):
-                    raise UnrecoverableJournalError(
+                    raise JournalLockedError(
                         f"journal {self.root} is locked by running process {pid} ({lock}); "
                         f"stop that process (or use another data directory) and try again") from None
                 safe_delete(lock)

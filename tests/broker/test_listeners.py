@@ -90,8 +90,9 @@ def test_cli_names_the_listener_whose_port_is_taken(tmp_path):
         r = subprocess.run([sys.executable, "-m", "sandbox", "broker", "--data-dir", str(tmp_path / "b"),
                             "--listener", f"A=127.0.0.1:{free_port()}", "--listener", f"B=127.0.0.1:{port}"],
                            capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert r.returncode == 2
+    assert r.returncode == 78   # a configuration error: the supervisor neither restarts nor quarantines
     assert f"listener B cannot bind 127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert "EVENT config-error" in r.stderr and '"reason": "port-taken"' in r.stderr, r.stderr
 
 
 # ---- real brokers ---------------------------------------------------------------------------

@@ -160,7 +160,9 @@ def test_a_wiped_coordinator_is_followed_from_scratch(tmp_path, processes):
                 await asyncio.sleep(0.05)
             assert rc.cluster_id != old_cluster
             assert rc.topics() == []
-            while not rc.connected and time.monotonic() - t0 < 10:
+            # the broker registers again with the fresh coordinator (its session heartbeat) before
+            # a topic can be placed on it
+            while not (rc.connected and [b.broker_id for b in rc.brokers()] == [1]) and time.monotonic() - t0 < 10:
                 await asyncio.sleep(0.05)
             info = await rc.create_topic("fresh", 1)
             assert rc.topic("fresh") == info and [b.broker_id for b in rc.brokers()] == [1]
