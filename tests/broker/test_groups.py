@@ -217,11 +217,11 @@ def test_leader_that_never_syncs_is_removed(tmp_path):
         r1, r2 = await asyncio.gather(t1, t2)
         s2 = asyncio.create_task(sync(gc, 1, r2.member_id))
         await settle()
-        for _ in range(5):  # the leader heartbeats but never sends SyncGroup
-            clock.advance(5)
+        for _ in range(3):  # the leader heartbeats but never sends SyncGroup
+            clock.advance(3)
             assert gc.heartbeat("g", 1, r1.member_id, None) == 0
             assert gc.expire() == []
-        clock.advance(5.5)  # past the rebalance timeout since the join completed
+        clock.advance(1.5)  # heartbeats do not extend the SyncGroup deadline: the session timeout (10 s)
         assert gc.heartbeat("g", 1, r1.member_id, None) == 0
         assert gc.expire() == [r1.member_id]
         assert (await s2).error_code == G.REBALANCE_IN_PROGRESS
@@ -460,7 +460,9 @@ def test_shutdown_answers_waiters_and_run_drives_timers(tmp_path):
     asyncio.run(main())
 
 
-def test_cancelled_join_still_counts_as_joined(tmp_path):
+def test_cancelled_join_is_abandoned(tmp_path):
+    """A parked JoinGroup whose connection went away is dropped with its member: the rebalance
+    waits only for members whose clients are still there."""
     gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
 
     async def main():
@@ -468,15 +470,96 @@ def test_cancelled_join_still_counts_as_joined(tmp_path):
         t2 = asyncio.create_task(join(gc, client="b"))
         await settle()
         t2.cancel()  # the client's connection went away
+        await settle()
         clock.advance(1)
         gc.expire()
         r1 = await t1
-        assert r1.generation_id == 1 and len(r1.members) == 2
-        clock.advance(6)
-        assert gc.heartbeat("g", 1, r1.member_id, None) == 0
-        clock.advance(5)  # the vanished member never syncs nor heartbeats
-        assert gc.expire() == [r1.members[1][0]]
+        assert r1.generation_id == 1 and [m[0] for m in r1.members] == [r1.member_id]
+        await sync(gc, 1, r1.member_id, {r1.member_id: b"all"})
+        t2 = asyncio.create_task(join(gc, client="b"))
+        await settle()
+        n1, r2 = await asyncio.gather(join(gc, r1.member_id), t2)
+        assert n1.generation_id == r2.generation_id == 2
+        await asyncio.gather(sync(gc, 2, r2.member_id), sync(gc, 2, r1.member_id, {}))
+        t2 = asyncio.create_task(join(gc, r2.member_id, protocols=[("range", b"new")]))  # a rebalance
+        await settle()
+        assert not t2.done() and gc.describe_group("g").state == "PreparingRebalance"
+        t2.cancel()  # r2's client is gone before r1 rejoined: r1 alone makes generation 3
+        await settle()
+        n1 = await join(gc, r1.member_id)
+        assert n1.generation_id == 3 and [m[0] for m in n1.members] == [r1.member_id]
+        assert t2.cancelled()
+
+    asyncio.run(main())
+
+
+def test_vanished_member_that_never_syncs_is_removed_after_its_session(tmp_path):
+    gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
+
+    async def main():
+        t1 = asyncio.create_task(join(gc, client="a"))
+        t2 = asyncio.create_task(join(gc, client="b", session=6000))
+        await settle()
+        clock.advance(1)
+        gc.expire()
+        r1, r2 = await asyncio.gather(t1, t2)  # r2's client got its answer, then vanished
+        s1 = await sync(gc, 1, r1.member_id, {r1.member_id: b"x", r2.member_id: b"y"})
+        assert s1.assignment == b"x" and gc.describe_group("g").state == "Stable"
+        clock.advance(5.9)
+        assert gc.heartbeat("g", 1, r1.member_id, None) == 0 and gc.expire() == []
+        clock.advance(0.2)  # r2 never synced within its 6 s session: removed, even in Stable
+        assert gc.expire() == [r2.member_id]
         assert gc.heartbeat("g", 1, r1.member_id, None) == G.REBALANCE_IN_PROGRESS
+
+    asyncio.run(main())
+
+
+def test_parked_requests_of_a_closed_connection_are_abandoned(tmp_path):
+    """The broker cannot cancel a parked request when its connection closes, so the coordinator
+    asks which peers are still connected (psutil in the broker; a fake here)."""
+    connected = {"127.0.0.1:1111", "127.0.0.1:2222"}
+    clock = Clock()
+    gc = GroupCoordinator(OffsetStore(tmp_path, fsync=False), clock=clock, initial_rebalance_delay_ms=100,
+                          peers=lambda: set(connected))
+
+    async def main():
+        t1 = asyncio.create_task(gc.join_group("g", "", None, "consumer", [("range", b"")], 10000, 30000,
+                                               "a", "127.0.0.1", False, peer="127.0.0.1:1111"))
+        t2 = asyncio.create_task(gc.join_group("g", "", None, "consumer", [("range", b"")], 10000, 30000,
+                                               "b", "127.0.0.1", False, peer="127.0.0.1:2222"))
+        await settle()
+        connected.discard("127.0.0.1:2222")  # b's client exits with its JoinGroup parked
+        clock.advance(0.05)
+        gc.expire()
+        await settle()
+        assert not t2.done()  # checked only once a request has been parked for a while
+        clock.advance(1)
+        gc.expire()  # b is abandoned (and dropped), then the initial delay ends
+        await settle()
+        r1 = await t1
+        assert (await t2).error_code == G.UNKNOWN_MEMBER_ID
+        assert [m[0] for m in r1.members] == [r1.member_id]
+        # a follower parked in SyncGroup whose client goes away must sync again by its deadline
+        r3 = asyncio.create_task(gc.join_group("g", "", None, "consumer", [("range", b"")], 10000, 30000,
+                                               "c", "127.0.0.1", False, peer="127.0.0.1:3333"))
+        connected.add("127.0.0.1:3333")
+        await settle()
+        n1 = await gc.join_group("g", r1.member_id, None, "consumer", [("range", b"")], 10000, 30000,
+                                 "a", "127.0.0.1", False, peer="127.0.0.1:1111")
+        n3 = await r3
+        s3 = asyncio.create_task(gc.sync_group("g", n3.generation_id, n3.member_id, None, "consumer", None, {},
+                                               peer="127.0.0.1:3333"))
+        await settle()
+        connected.discard("127.0.0.1:3333")
+        clock.advance(2)
+        gc.expire()
+        await settle()
+        assert (await s3).error_code == G.REBALANCE_IN_PROGRESS  # answered, though nobody reads it
+        assert gc.machine.parked == {}
+        await gc.sync_group("g", n1.generation_id, n1.member_id, None, "consumer", None, {n3.member_id: b"c"})
+        assert gc.describe_group("g").state == "Stable"
+        clock.advance(8.5)  # c never synced again within its session: removed
+        assert gc.expire() == [n3.member_id]
 
     asyncio.run(main())
 
@@ -495,7 +578,7 @@ def test_invariants_under_random_traffic(tmp_path_factory, steps, delay):
     async def main():
         tasks, known, last_gen = [], [], 0
         for action, i, dt in steps:
-            group = gc._groups.get("g")
+            group = gc.machine.groups.get("g")
             gen = group.generation if group else 0
             mid = known[i % len(known)] if known else ""
             if action == "join" or not known:
@@ -519,7 +602,7 @@ def test_invariants_under_random_traffic(tmp_path_factory, steps, delay):
                 new = getattr(t.result(), "member_id", "") if t.done() else ""
                 if new and new not in known:
                     known.append(new)
-            group = gc._groups.get("g")
+            group = gc.machine.groups.get("g")
             if group is None:
                 continue
             assert group.state in valid and group.generation >= last_gen

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -201,3 +203,65 @@ def assigned_partitions(member: dict, topic: str) -> set[int]:
                     out |= set(parts)
         return out
     return {p.partition for p in a.partitions() if p.topic == topic}
+
+
+# ---- issue 13, bug 2: a member that died must not hold the group up ----------------------------
+
+KP_DIES = """
+import os, sys
+from kafka import KafkaConsumer
+topic, bootstrap, group = sys.argv[1:4]
+c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                  session_timeout_ms=10000, heartbeat_interval_ms=1000, enable_auto_commit=False)
+for _ in range(60):
+    if c.poll(timeout_ms=500) and c.assignment():
+        break
+print("assigned" if c.assignment() else "never assigned", flush=True)
+os._exit(0)  # hard: no LeaveGroup, the group learns only from its session timeout
+"""
+
+KP_GIVES_UP = """
+import sys, time
+from kafka import KafkaConsumer
+topic, bootstrap, group = sys.argv[1:4]
+c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                  session_timeout_ms=45000, request_timeout_ms=2000, consumer_timeout_ms=1000)
+n = sum(1 for _ in c)  # its JoinGroup waits for the dead member; it gives up after 1 s
+t = time.monotonic()
+c.close()  # its LeaveGroup queues behind the parked JoinGroup and times out
+print(f"got {n}, close took {time.monotonic() - t:.1f} s", flush=True)
+"""
+
+
+def run_python(script: str, *args: str, timeout: float = 60.0) -> str:
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
+    return proc.stdout.strip()
+
+
+def test_group_recovers_from_a_dead_member_and_one_that_gave_up(broker):
+    """Issue 13's scenario: kafka-python A joins and os._exit()s; kafka-python B joins, gives up and
+    closes (its LeaveGroup stuck behind its parked JoinGroup, then its connection closes); then a
+    confluent consumer C must get a record once A's session (10 s) is over, not after B's (45 s)."""
+    t, group = unique("dead"), unique("grp")
+    create_topic(broker.bootstrap, t, 1)
+    produce_all(producer(broker.bootstrap), t, [(b"k", b"v%d" % i) for i in range(5)])
+    assert run_python(KP_DIES, t, broker.bootstrap, group) == "assigned"
+    died = time.monotonic()
+    out = run_python(KP_GIVES_UP, t, broker.bootstrap, group)
+    assert out.startswith("got 0,"), out
+    assert time.monotonic() - died < 9, "B must be gone before A's session ends, or this tests nothing"
+    c = consumer(broker.bootstrap, group, **{"session.timeout.ms": 6000})
+    try:
+        c.subscribe([t])
+        started = time.monotonic()
+        first = None
+        while first is None and time.monotonic() - started < 70:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                first = time.monotonic() - started
+        print(f"C's first record after {first} s ({time.monotonic() - died:.1f} s after A died); B: {out}")
+        assert first is not None, "C never got a record"
+        assert first < 25, f"C's first record took {first:.1f} s: the group waited for B's session"
+    finally:
+        c.close()

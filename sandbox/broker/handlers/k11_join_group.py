@@ -22,10 +22,11 @@ async def handle(ctx, request) -> dict:
         request.protocol_type, [(p.name, p.metadata) for p in request.protocols],
         session_ms, rebalance_ms, ctx.client_id or "", ctx.peer.rsplit(":", 1)[0],
         require_known_member_id=ctx.api_version >= 4, reason=getattr(request, "reason", None),
+        peer=ctx.peer,
     )
     return {
         "throttle_time": 0, "error_code": res.error_code, "generation_id": res.generation_id,
         "protocol_type": res.protocol_type, "protocol_name": res.protocol_name or "",
-        "leader": res.leader or "", "skip_assignment": False, "member_id": res.member_id or "",
+        "leader": res.leader or "", "skip_assignment": res.skip_assignment, "member_id": res.member_id or "",
         "members": [{"member_id": m, "group_instance_id": i, "metadata": md} for m, i, md in res.members],
     }

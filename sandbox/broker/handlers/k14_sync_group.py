@@ -17,7 +17,7 @@ async def handle(ctx, request) -> dict:
         request.group_id, request.generation_id, request.member_id,
         getattr(request, "group_instance_id", None), getattr(request, "protocol_type", None),
         getattr(request, "protocol_name", None),
-        {a.member_id: a.assignment for a in request.assignments},
+        {a.member_id: a.assignment for a in request.assignments}, peer=ctx.peer,
     )
     return {"throttle_time": 0, "error_code": res.error_code, "protocol_type": res.protocol_type,
             "protocol_name": res.protocol_name, "assignment": res.assignment or b""}

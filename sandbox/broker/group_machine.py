@@ -1,0 +1,484 @@
+"""The classic consumer-group state machine, sans-io: JoinGroup/SyncGroup/Heartbeat/LeaveGroup
+as events on groups whose states move only through TRANSITIONS. Time comes from an injected
+clock, deadlines are data, and parked requests are answered through an outbox of (request id, result)."""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable
+
+from sandbox.broker.group_model import (
+    COMPLETING, COORDINATOR_NOT_AVAILABLE, DEAD, EMPTY, FENCED_INSTANCE_ID, ILLEGAL_GENERATION,
+    INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, NONE,
+    PREPARING, REBALANCE_IN_PROGRESS, STABLE, UNKNOWN_MEMBER_ID, Group, GroupDescription, JoinResult, Member,
+    Parked, SyncResult, check_member, consumer_subscription_topics, join_error, select_protocol, supports,
+    sync_error, update_member,
+)
+
+# What moves a group from one state to another.
+MEMBER_JOINED = "member-joined"          # a new member, changed metadata, or the leader rejoining
+MEMBER_LEFT = "member-left"              # LeaveGroup
+MEMBER_EXPIRED = "member-expired"        # no heartbeat within the session timeout, no SyncGroup in time
+ALL_JOINED = "all-joined"                # every member rejoined (or the initial delay ran out)
+REBALANCE_TIMEOUT = "rebalance-timeout"  # the join phase hit the rebalance timeout: go with who joined
+NOBODY_JOINED = "nobody-joined"          # the join phase ended with no member left
+LEADER_SYNCED = "leader-synced"          # the leader's SyncGroup carried the assignment
+GROUP_DELETED = "group-deleted"          # DeleteGroups / last offsets of an empty group deleted
+
+# The one table of transitions: state -> event -> next state. Anything else is a bug.
+TRANSITIONS: dict[str, dict[str, str]] = {
+    EMPTY: {MEMBER_JOINED: PREPARING, GROUP_DELETED: DEAD},
+    PREPARING: {MEMBER_JOINED: PREPARING, MEMBER_LEFT: PREPARING, MEMBER_EXPIRED: PREPARING,
+                ALL_JOINED: COMPLETING, REBALANCE_TIMEOUT: COMPLETING, NOBODY_JOINED: EMPTY},
+    COMPLETING: {MEMBER_JOINED: PREPARING, MEMBER_LEFT: PREPARING, MEMBER_EXPIRED: PREPARING,
+                 LEADER_SYNCED: STABLE},
+    STABLE: {MEMBER_JOINED: PREPARING, MEMBER_LEFT: PREPARING, MEMBER_EXPIRED: PREPARING},
+    DEAD: {},
+}
+
+# Answers that depend on the state alone (after the member and generation checks).
+HEARTBEAT_ANSWER = {EMPTY: UNKNOWN_MEMBER_ID, PREPARING: REBALANCE_IN_PROGRESS, COMPLETING: NONE, STABLE: NONE}
+COMMIT_ANSWER = {EMPTY: UNKNOWN_MEMBER_ID, PREPARING: NONE, COMPLETING: REBALANCE_IN_PROGRESS, STABLE: NONE}
+
+
+class InvalidTransition(RuntimeError):
+    pass
+
+
+class GroupMachine:
+    """Every classic group of one coordinator. Feed it events (join, sync, heartbeat, leave,
+    abandon, tick); collect the answers to parked requests with drain()."""
+
+    def __init__(self, clock: Callable[[], float], *, initial_rebalance_delay_ms: int = 0,
+                 min_session_timeout_ms: int = 1000, max_session_timeout_ms: int = 1800000,
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None,
+                 new_member_id: Callable[[str], str] | None = None) -> None:
+        self.clock = clock
+        self.initial_delay_s = initial_rebalance_delay_ms / 1000
+        self.min_session_ms = min_session_timeout_ms
+        self.max_session_ms = max_session_timeout_ms
+        self.groups: dict[str, Group] = {}
+        self.parked: dict[int, Parked] = {}
+        self._outbox: list[tuple[int, JoinResult | SyncResult]] = []
+        self._removed: list[str] = []
+        self._on_event = on_event
+        self._new_id = new_member_id or (lambda client_id: f"{client_id}-{uuid.uuid4()}")
+
+    # ------------------------------------------------------------------ outputs
+    def drain(self) -> list[tuple[int, JoinResult | SyncResult]]:
+        """Answers for parked requests produced since the last drain, in order."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def deadline(self, request: int) -> float:
+        """When a parked request is answered at the latest (if nothing else answers it first)."""
+        p = self.parked[request]
+        group = self.groups[p.group_id]
+        if p.kind == "join":
+            assert group.join_deadline is not None, "a parked JoinGroup outside PreparingRebalance"
+            return group.join_deadline
+        leader = group.members[group.leader]  # type: ignore[index]
+        assert leader.sync_due is not None, "a parked SyncGroup waits for a leader that has not synced"
+        return leader.sync_due
+
+    def overdue(self, now: float) -> list[int]:
+        """Parked requests past their deadline: always empty right after tick(now)."""
+        return [r for r in self.parked if self.deadline(r) <= now]
+
+    # ------------------------------------------------------------------ JoinGroup
+    def join(self, request: int, group_id: str, member_id: str, instance_id: str | None, protocol_type: str,
+             protocols: list[tuple[str, bytes]], session_timeout_ms: int, rebalance_timeout_ms: int,
+             client_id: str, client_host: str, require_known_member_id: bool,
+             reason: str | None = None) -> JoinResult | None:
+        """A JoinGroup: its answer, or None when it is parked until the rebalance completes."""
+        now = self.clock()
+        if not group_id:
+            return join_error(INVALID_GROUP_ID, member_id)
+        if not self.min_session_ms <= session_timeout_ms <= self.max_session_ms:
+            return join_error(INVALID_SESSION_TIMEOUT, member_id)
+        group = self.groups.get(group_id)
+        if group is None and member_id:
+            return join_error(UNKNOWN_MEMBER_ID, member_id)
+        if not supports(group, member_id, protocol_type, protocols):
+            return join_error(INCONSISTENT_GROUP_PROTOCOL, member_id)
+        if group is None:
+            group = self.groups[group_id] = Group(group_id)
+        protocols = [(str(n), bytes(m)) for n, m in protocols]
+        info = (client_id, client_host, protocols, session_timeout_ms, rebalance_timeout_ms)
+        why = reason or "member joined"
+        if member_id and group.fenced(instance_id, member_id):
+            return join_error(FENCED_INSTANCE_ID, member_id)
+        if not member_id:
+            if instance_id and instance_id in group.static:
+                return self._join_static(request, group, instance_id, protocol_type, info, why, now)
+            member_id = self._new_id(client_id)
+            if require_known_member_id and not instance_id:
+                group.pending[member_id] = now + session_timeout_ms / 1000
+                return join_error(MEMBER_ID_REQUIRED, member_id)
+        elif member_id in group.pending:
+            del group.pending[member_id]
+        elif member_id not in group.members or group.state == EMPTY:
+            return join_error(UNKNOWN_MEMBER_ID, member_id)
+        else:
+            return self._join_existing(request, group, group.members[member_id], protocol_type, info, why, now)
+        # a new member
+        if not group.members:
+            group.protocol_type = protocol_type
+        m = group.members[member_id] = Member(member_id, instance_id, *info)
+        m.heartbeat_deadline = now + m.session_s
+        if instance_id:
+            group.static[instance_id] = member_id
+        group.leader = group.leader or member_id
+        if group.state == PREPARING and group.initial_until is not None:  # Kafka's InitialDelayedJoin
+            group.initial_until = min(now + self.initial_delay_s, group.initial_start + group.max_rebalance_s())
+        return self._park_join(request, group, m, why, now)
+
+    def _join_existing(self, request: int, group: Group, m: Member, protocol_type: str, info: tuple,
+                       why: str, now: float) -> JoinResult | None:
+        unchanged = m.protocols == info[2]
+        if unchanged and (group.state == COMPLETING or (group.state == STABLE and m.member_id != group.leader)):
+            # the same metadata (a lost JoinGroup response, or a follower's idle rejoin): the current generation
+            m.heartbeat_deadline = now + m.session_s
+            return self._current_join(group, m)
+        update_member(group, m, protocol_type, info)
+        m.heartbeat_deadline = now + m.session_s
+        return self._park_join(request, group, m, why, now)
+
+    def _join_static(self, request: int, group: Group, instance_id: str, protocol_type: str, info: tuple,
+                     why: str, now: float) -> JoinResult | None:
+        """KIP-345: a known group.instance.id joins without member id: the old id is fenced and replaced."""
+        old_id = group.static[instance_id]
+        m = group.members[old_id]
+        new_id = self._new_id(info[0])
+        if m.join is not None:
+            self._answer(m.join, join_error(FENCED_INSTANCE_ID, old_id))
+        if m.sync is not None:
+            self._answer(m.sync, sync_error(FENCED_INSTANCE_ID))
+        m.join = m.sync = None
+        m.member_id = new_id
+        group.members = {(new_id if k == old_id else k): v for k, v in group.members.items()}
+        group.static[instance_id] = new_id
+        if group.leader == old_id:
+            group.leader = new_id
+        unchanged = m.protocols == info[2]
+        update_member(group, m, protocol_type, info)
+        m.heartbeat_deadline = now + m.session_s
+        if group.state == STABLE and unchanged:
+            return self._current_join(group, m)._replace(skip_assignment=new_id == group.leader)
+        return self._park_join(request, group, m, why, now)
+
+    def _park_join(self, request: int, group: Group, m: Member, why: str, now: float) -> JoinResult | None:
+        """Mark a member as (re)joined, start or advance the rebalance; None while its answer waits."""
+        if m.join is not None:  # a retried JoinGroup supersedes the parked one
+            self._answer(m.join, join_error(REBALANCE_IN_PROGRESS, m.member_id))
+        m.join = request
+        self.parked[request] = Parked("join", group.group_id, m.member_id, now)
+        self._fire(group, MEMBER_JOINED, now, reason=why)
+        if group.state == PREPARING:
+            self._maybe_complete(group, now)
+        return self._take(request)
+
+    # ------------------------------------------------------------------ SyncGroup
+    def sync(self, request: int, group_id: str, generation_id: int, member_id: str, instance_id: str | None,
+             protocol_type: str | None, protocol_name: str | None,
+             assignments: dict[str, bytes]) -> SyncResult | None:
+        """A SyncGroup: its answer, or None while a follower waits for the leader's assignment."""
+        now = self.clock()
+        group = self.groups.get(group_id)
+        code = check_member(group_id, group, generation_id, member_id, instance_id)
+        if code or group is None:
+            return sync_error(code)
+        if (protocol_type and protocol_type != group.protocol_type) or (
+                protocol_name and protocol_name != group.protocol):
+            return sync_error(INCONSISTENT_GROUP_PROTOCOL)
+        m = group.members[member_id]
+        m.heartbeat_deadline = now + m.session_s
+        if group.state == PREPARING:
+            return sync_error(REBALANCE_IN_PROGRESS)
+        m.synced = True
+        if group.state == STABLE:
+            return SyncResult(NONE, group.protocol_type, group.protocol, m.assignment)
+        if m.sync is not None:  # a retried SyncGroup supersedes the parked one
+            self._answer(m.sync, sync_error(REBALANCE_IN_PROGRESS))
+        m.sync = request
+        self.parked[request] = Parked("sync", group.group_id, member_id, now)
+        if member_id == group.leader:
+            for mm in group.members.values():
+                mm.assignment = bytes(assignments.get(mm.member_id, b""))
+            self._fire(group, LEADER_SYNCED, now)
+        return self._take(request)
+
+    # ------------------------------------------------------------------ Heartbeat / LeaveGroup / commits
+    def heartbeat(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None) -> int:
+        group = self.groups.get(group_id)
+        code = check_member(group_id, group, generation_id, member_id, instance_id)
+        if code or group is None:
+            return code
+        m = group.members[member_id]
+        m.heartbeat_deadline = self.clock() + m.session_s
+        return HEARTBEAT_ANSWER[group.state]
+
+    def commit_check(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None) -> int:
+        """May this member commit offsets now? (NONE, or the error every partition gets.)"""
+        group = self.groups.get(group_id)
+        if group is None:
+            return NONE if generation_id < 0 else ILLEGAL_GENERATION
+        if group.fenced(instance_id, member_id):
+            return FENCED_INSTANCE_ID
+        if generation_id < 0 and group.state == EMPTY:
+            return NONE  # a simple (standalone) consumer: Kafka used only as an offset store
+        if member_id not in group.members:
+            return UNKNOWN_MEMBER_ID
+        if generation_id != group.generation:
+            return ILLEGAL_GENERATION
+        code = COMMIT_ANSWER[group.state]
+        if code == NONE:
+            m = group.members[member_id]
+            m.heartbeat_deadline = self.clock() + m.session_s
+        return code
+
+    def leave(self, group_id: str, members: list[tuple[str, str | None]]
+              ) -> tuple[int, list[tuple[str, str | None, int]]]:
+        if not group_id:
+            return INVALID_GROUP_ID, []
+        group = self.groups.get(group_id)
+        if group is None:
+            return NONE, [(mid, iid, UNKNOWN_MEMBER_ID) for mid, iid in members]
+        now = self.clock()
+        out, left = [], False
+        for mid, iid in members:
+            if not mid and iid:  # KIP-345: leave by group.instance.id
+                mid = group.static.get(iid, "")
+            if group.fenced(iid, mid):
+                out.append((mid, iid, FENCED_INSTANCE_ID))
+            elif mid in group.pending:
+                del group.pending[mid]
+                out.append((mid, iid, NONE))
+            elif mid in group.members:
+                self._remove(group, mid, "left")
+                left = True
+                out.append((mid, iid, NONE))
+            else:
+                out.append((mid, iid, UNKNOWN_MEMBER_ID))
+        if left:
+            self._fire(group, MEMBER_LEFT, now)
+        if group.state == PREPARING:
+            self._maybe_complete(group, now)
+        return NONE, out
+
+    # ------------------------------------------------------------------ client gone / timers / shutdown
+    def abandon(self, request: int) -> None:
+        """The client of a parked request is gone (its connection closed): the answer can never be
+        read. A JoinGroup's member is removed (the rebalance waits only for live members); a
+        SyncGroup's member no longer counts as synced and must sync again by its deadline."""
+        p = self.parked.get(request)
+        if p is None:
+            return
+        now = self.clock()
+        group = self.groups[p.group_id]
+        m = group.members[p.member_id]
+        if p.kind == "sync":
+            m.sync = None
+            m.synced = False
+            self._answer(request, sync_error(REBALANCE_IN_PROGRESS))
+            return
+        self._remove(group, m.member_id, "client gone")
+        self._fire(group, MEMBER_EXPIRED, now)
+        if group.state == PREPARING:
+            self._maybe_complete(group, now)
+
+    def tick(self, now: float | None = None) -> list[str]:
+        """Run every timer due by `now`: pending ids, sessions, SyncGroup deadlines, rebalance
+        timeouts, the initial delay. Returns the member ids removed."""
+        now = self.clock() if now is None else now
+        self._removed = []
+        for group in list(self.groups.values()):
+            for pid in [p for p, dl in group.pending.items() if now >= dl]:
+                del group.pending[pid]
+            late = [m for m in group.members.values() if _late(m, now)]
+            for m in late:
+                self._remove(group, m.member_id, "no SyncGroup in time" if _sync_late(m, now) else "session timeout")
+            if late:
+                self._fire(group, MEMBER_EXPIRED, now)
+            if group.state == PREPARING:
+                self._maybe_complete(group, now, force=now >= group.join_deadline)  # type: ignore[operator]
+        removed, self._removed = self._removed, []
+        return removed
+
+    def shutdown(self) -> None:
+        """Answer every parked request with COORDINATOR_NOT_AVAILABLE (the broker is stopping)."""
+        for request, p in list(self.parked.items()):
+            m = self.groups[p.group_id].members[p.member_id]
+            if p.kind == "join":
+                m.join = None
+                self._answer(request, join_error(COORDINATOR_NOT_AVAILABLE, p.member_id))
+            else:
+                m.sync = None
+                self._answer(request, sync_error(COORDINATOR_NOT_AVAILABLE))
+
+    # ------------------------------------------------------------------ admin
+    def describe(self, group_id: str) -> GroupDescription | None:
+        group = self.groups.get(group_id)
+        if group is None:
+            return None
+        stable = group.state == STABLE
+        members = [(m.member_id, m.instance_id, m.client_id, m.client_host,
+                    m.metadata(group.protocol) if stable else b"", m.assignment if stable else b"")
+                   for m in group.members.values()]
+        return GroupDescription(NONE, group_id, group.state, group.protocol_type or "",
+                                (group.protocol or "") if stable else "", members)
+
+    def delete(self, group_id: str) -> bool:
+        """Drop an empty group (DeleteGroups): False if it has members."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return True
+        if group.state != EMPTY:
+            return False
+        self._fire(group, GROUP_DELETED, self.clock())
+        return True
+
+    def subscribed_topics(self, group_id: str) -> set[str] | None:
+        """Topics the members of a consumer group subscribe to; None when unknown (not a consumer
+        group, no protocol chosen yet, unreadable metadata): then every topic counts as subscribed."""
+        group = self.groups.get(group_id)
+        if group is None or not group.members:
+            return set()
+        if group.protocol_type != "consumer" or group.protocol is None:
+            return None
+        topics: set[str] = set()
+        for m in group.members.values():
+            found = consumer_subscription_topics(m.metadata(group.protocol))
+            if found is None:
+                return None
+            topics |= found
+        return topics
+
+    # ------------------------------------------------------------------ the transitions
+    def _fire(self, group: Group, event: str, now: float, **info: Any) -> None:
+        """Move `group` along TRANSITIONS and run the entry actions of the state it enters."""
+        old = group.state
+        try:
+            new = TRANSITIONS[old][event]
+        except KeyError:
+            raise InvalidTransition(f"group {group.group_id}: no transition from {old} on {event}") from None
+        group.state = new
+        self._event("transition", group=group.group_id, event=event, old=old, new=new,
+                    generation=group.generation, **info)
+        if new == old:
+            return
+        if new == PREPARING:
+            self._enter_preparing(group, old, now)
+        elif new == COMPLETING:
+            self._enter_completing(group, now)
+        elif new == STABLE:
+            self._enter_stable(group, now)
+        elif new == EMPTY:
+            group.generation += 1
+            group.protocol = group.leader = None
+            group.join_deadline = group.initial_until = None
+        elif new == DEAD:
+            del self.groups[group.group_id]
+
+    def _enter_preparing(self, group: Group, old: str, now: float) -> None:
+        """Every member must (re)join; SyncGroups still waiting are told to rejoin."""
+        for m in group.members.values():
+            if m.sync is not None:
+                self._answer(m.sync, sync_error(REBALANCE_IN_PROGRESS))
+                m.sync = None
+            m.sync_due, m.synced = None, False
+        if old == EMPTY:
+            group.initial_start = now
+            group.initial_until = now + min(self.initial_delay_s, group.max_rebalance_s())
+        else:
+            group.initial_until = None
+        group.join_deadline = now + group.max_rebalance_s()
+
+    def _maybe_complete(self, group: Group, now: float, force: bool = False) -> None:
+        """End the join phase if everyone is in (or the initial delay, or the rebalance timeout, is over)."""
+        if group.state != PREPARING:
+            return
+        if not group.members:  # nobody to wait for (pending ids just join as new members)
+            ready = True
+        elif group.initial_until is not None:
+            ready = now >= group.initial_until
+        else:
+            ready = not group.pending and all(m.join is not None for m in group.members.values())
+        if not (ready or force):
+            return
+        for m in [m for m in group.members.values() if m.join is None]:
+            self._remove(group, m.member_id, "did not rejoin in time")
+        if not group.members:
+            self._fire(group, NOBODY_JOINED, now)
+        else:
+            self._fire(group, ALL_JOINED if ready else REBALANCE_TIMEOUT, now)
+
+    def _enter_completing(self, group: Group, now: float) -> None:
+        """A new generation: elect the leader, pick the protocol, answer every JoinGroup; each member
+        must now send SyncGroup within its session timeout."""
+        group.generation += 1
+        group.join_deadline = group.initial_until = None
+        if group.leader not in group.members:
+            group.leader = next(iter(group.members))
+        group.protocol = select_protocol(group)
+        for m in group.members.values():
+            request, m.join = m.join, None
+            m.new = False
+            m.heartbeat_deadline = m.sync_due = now + m.session_s
+            m.synced = False
+            if request is not None:
+                self._answer(request, self._current_join(group, m))
+
+    def _enter_stable(self, group: Group, now: float) -> None:
+        for m in group.members.values():
+            if m.sync is not None:
+                self._answer(m.sync, SyncResult(NONE, group.protocol_type, group.protocol, m.assignment))
+                m.sync = None
+                m.heartbeat_deadline = now + m.session_s
+
+    # ------------------------------------------------------------------ helpers
+    def _remove(self, group: Group, member_id: str, reason: str) -> None:
+        m = group.members.pop(member_id)
+        self._removed.append(member_id)
+        self._event("member_removed", group=group.group_id, member=member_id, reason=reason)
+        if m.instance_id and group.static.get(m.instance_id) == member_id:
+            del group.static[m.instance_id]
+        if m.join is not None:
+            self._answer(m.join, join_error(UNKNOWN_MEMBER_ID, member_id))
+        if m.sync is not None:
+            self._answer(m.sync, sync_error(UNKNOWN_MEMBER_ID))
+        if group.leader == member_id:  # prefer a member that has rejoined
+            joined = [x for x in group.members.values() if x.join is not None]
+            group.leader = (joined[0].member_id if joined else next(iter(group.members), None))
+
+    def _current_join(self, group: Group, m: Member) -> JoinResult:
+        leader = m.member_id == group.leader
+        members = [(x.member_id, x.instance_id, x.metadata(group.protocol)) for x in group.members.values()]
+        return JoinResult(NONE, group.generation, group.protocol_type, group.protocol, group.leader or "",
+                          m.member_id, members if leader else [])
+
+    def _answer(self, request: int, result: JoinResult | SyncResult) -> None:
+        if self.parked.pop(request, None) is not None:
+            self._outbox.append((request, result))
+
+    def _take(self, request: int) -> JoinResult | SyncResult | None:
+        """The answer to `request` if it was given while handling it (else None: it stays parked)."""
+        for i, (r, result) in enumerate(self._outbox):
+            if r == request:
+                del self._outbox[i]
+                return result
+        return None
+
+    def _event(self, kind: str, **info: Any) -> None:
+        if self._on_event is not None:
+            self._on_event(kind, info)
+
+
+def _sync_late(m: Member, now: float) -> bool:
+    return m.sync is None and not m.synced and m.sync_due is not None and now >= m.sync_due
+
+
+def _late(m: Member, now: float) -> bool:
+    """Past its session (and not parked in a JoinGroup or SyncGroup), or past its SyncGroup deadline."""
+    if m.join is not None:
+        return False
+    return _sync_late(m, now) or (m.sync is None and now >= m.heartbeat_deadline)

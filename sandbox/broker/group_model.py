@@ -1,0 +1,173 @@
+"""What the classic group coordinator knows: error codes, group states, members and groups as
+data (deadlines included), the results handed back to clients, and small pure helpers on them."""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+# Kafka error codes
+NONE, UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE, COORDINATOR_NOT_AVAILABLE = 0, 3, 12, 15
+ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID, UNKNOWN_MEMBER_ID = 22, 23, 24, 25
+INVALID_SESSION_TIMEOUT, REBALANCE_IN_PROGRESS, NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND = 26, 27, 68, 69
+MEMBER_ID_REQUIRED, FENCED_INSTANCE_ID, GROUP_SUBSCRIBED_TO_TOPIC = 79, 82, 86
+
+EMPTY, PREPARING, COMPLETING, STABLE, DEAD = (
+    "Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead")
+
+
+class JoinResult(NamedTuple):
+    error_code: int
+    generation_id: int
+    protocol_type: str | None
+    protocol_name: str | None
+    leader: str
+    member_id: str
+    members: list[tuple[str, str | None, bytes]]  # (member_id, group_instance_id, metadata); leader only
+    skip_assignment: bool = False
+
+
+class SyncResult(NamedTuple):
+    error_code: int
+    protocol_type: str | None
+    protocol_name: str | None
+    assignment: bytes
+
+
+class GroupDescription(NamedTuple):
+    error_code: int
+    group_id: str
+    state: str
+    protocol_type: str
+    protocol: str
+    # (member_id, group_instance_id, client_id, client_host, metadata, assignment)
+    members: list[tuple[str, str | None, str, str, bytes, bytes]]
+
+
+@dataclass(eq=False)
+class Member:
+    member_id: str
+    instance_id: str | None
+    client_id: str
+    client_host: str
+    protocols: list[tuple[str, bytes]]
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    heartbeat_deadline: float = 0.0  # session expiry, unless a JoinGroup or SyncGroup is parked
+    new: bool = True                 # never answered a JoinGroup yet (KIP-394)
+    join: int | None = None          # parked JoinGroup request id
+    sync: int | None = None          # parked SyncGroup request id
+    sync_due: float | None = None    # CompletingRebalance/Stable: SyncGroup must arrive by then...
+    synced: bool = False             # ...unless it did (this generation)
+    assignment: bytes = b""
+
+    def metadata(self, protocol: str | None) -> bytes:
+        return next((m for n, m in self.protocols if n == protocol), b"")
+
+    @property
+    def session_s(self) -> float:
+        return self.session_timeout_ms / 1000
+
+
+@dataclass(eq=False)
+class Group:
+    group_id: str
+    state: str = EMPTY
+    generation: int = 0
+    protocol_type: str | None = None
+    protocol: str | None = None
+    leader: str | None = None
+    members: dict[str, Member] = field(default_factory=dict)
+    pending: dict[str, float] = field(default_factory=dict)  # MEMBER_ID_REQUIRED ids -> expiry
+    static: dict[str, str] = field(default_factory=dict)  # group_instance_id -> member_id
+    join_deadline: float | None = None  # PreparingRebalance: the rebalance timeout
+    initial_start: float = 0.0          # PreparingRebalance from Empty: Kafka's delayed initial join
+    initial_until: float | None = None
+
+    def fenced(self, instance_id: str | None, member_id: str) -> bool:
+        return bool(instance_id) and self.static.get(instance_id, member_id) != member_id
+
+    def max_rebalance_s(self) -> float:
+        return max((m.rebalance_timeout_ms for m in self.members.values()), default=0) / 1000
+
+
+class Parked(NamedTuple):
+    kind: str  # "join" or "sync"
+    group_id: str
+    member_id: str
+    since: float
+
+
+def join_error(code: int, member_id: str = "") -> JoinResult:
+    return JoinResult(code, -1, None, None, "", member_id, [])
+
+
+def sync_error(code: int) -> SyncResult:
+    return SyncResult(code, None, None, b"")
+
+
+def check_member(group_id: str, group: Group | None, generation_id: int, member_id: str,
+                  instance_id: str | None) -> int:
+    if not group_id:
+        return INVALID_GROUP_ID
+    if group is None:
+        return UNKNOWN_MEMBER_ID
+    if group.fenced(instance_id, member_id):
+        return FENCED_INSTANCE_ID
+    if member_id not in group.members or group.state == EMPTY:
+        return UNKNOWN_MEMBER_ID
+    if generation_id != group.generation:
+        return ILLEGAL_GENERATION
+    return NONE
+
+
+def supports(group: Group | None, member_id: str, protocol_type: str, protocols: list[tuple[str, bytes]]) -> bool:
+    if not protocol_type or not protocols:
+        return False
+    others = [m for mid, m in group.members.items() if mid != member_id] if group else []
+    if not others:
+        return True
+    if protocol_type != group.protocol_type:  # type: ignore[union-attr]
+        return False
+    common = set.intersection(*({n for n, _ in m.protocols} for m in others))
+    return any(n in common for n, _ in protocols)
+
+
+def update_member(group: Group, m: Member, protocol_type: str, info: tuple) -> None:
+    m.client_id, m.client_host, m.protocols, m.session_timeout_ms, m.rebalance_timeout_ms = info
+    if len(group.members) == 1:
+        group.protocol_type = protocol_type
+
+
+def select_protocol(group: Group) -> str:
+    members = list(group.members.values())
+    leader = group.members[group.leader]  # type: ignore[index]
+    common = [n for n, _ in leader.protocols if all(n in {x for x, _ in m.protocols} for m in members)]
+    if not common:
+        return leader.protocols[0][0]
+    votes = dict.fromkeys(common, 0)
+    for m in members:
+        votes[next(n for n, _ in m.protocols if n in votes)] += 1
+    return max(common, key=lambda n: votes[n])  # ties: the leader's preference
+
+
+def consumer_subscription_topics(metadata: bytes) -> set[str] | None:
+    """The topics of a ConsumerProtocolSubscription (any version: int16 version, then an array of
+    int16-length strings); None if the bytes are not one."""
+    try:
+        pos = 2
+        (n,) = struct.unpack_from(">i", metadata, pos)
+        pos += 4
+        if n < 0 or n > len(metadata):
+            return None
+        topics = set()
+        for _ in range(n):
+            (size,) = struct.unpack_from(">h", metadata, pos)
+            pos += 2
+            if size < 0 or pos + size > len(metadata):
+                return None
+            topics.add(metadata[pos:pos + size].decode("utf-8"))
+            pos += size
+        return topics
+    except (struct.error, UnicodeDecodeError):
+        return None
