@@ -6,7 +6,10 @@ port in a temporary folder (stopped on exit, also on error or Ctrl-C):
   soak      N records (default 10M) into one partition, then consumed from the beginning: records/s
             per million and the broker's RSS sampled every second (flat memory, no stall)
   metadata  T topics x P partitions (default 1000 x 10): Metadata for all of them (median of 20),
-            then the broker restarted: seconds until it serves and until Metadata is complete
+            then the broker restarted: seconds until it serves and until Metadata is complete; then
+            records produced to every partition, the broker SIGKILLed (a torn tail added to every
+            10th partition) and restarted: the same two figures, then every end offset checked
+            (--no-crash skips that part)
   recovery  a journal of B bytes (default 1 GB), the broker SIGKILLed, restarted: seconds until it
             answers ApiVersions and until a fetch of the last record succeeds
 
@@ -167,20 +170,74 @@ def metadata(args, work: Path) -> None:
         print(f"metadata {len(md.topics)} topics, {parts} partitions (created in {created:.1f} s): "
               f"Metadata for all median {statistics.median(lat):.1f} ms, max {max(lat):.1f} ms")
         b.stop()
-        t0 = time.perf_counter()
-        b.start(timeout=120)
-        serving = time.perf_counter() - t0
-        with KafkaClient(b.bootstrap, timeout=30) as c:
-            while True:
-                md, _ = c.metadata()
-                if sum(len(t.partitions) for t in md.topics.values()) >= parts:
-                    break
-        complete = time.perf_counter() - t0
+        serving, complete = _restart_timed(b, parts)
         rss = psutil.Process(b.proc.pid).memory_info().rss >> 20
         print(f"metadata restart with {parts} partitions: serving in {serving:.2f} s, all metadata in "
               f"{complete:.2f} s, broker RSS {rss} MB")
+        if args.no_crash:
+            return
+        _metadata_crash(args, b, work / "metadata", md)
     finally:
         b.stop()
+
+
+def _restart_timed(b: Broker, parts: int) -> tuple[float, float]:
+    """Start the broker: (seconds until it answers, until Metadata lists all `parts` partitions)."""
+    t0 = time.perf_counter()
+    b.start(timeout=120)
+    serving = time.perf_counter() - t0
+    with KafkaClient(b.bootstrap, timeout=30) as c:
+        while True:
+            md, _ = c.metadata()
+            if sum(len(t.partitions) for t in md.topics.values()) >= parts:
+                break
+    return serving, time.perf_counter() - t0
+
+
+def _metadata_crash(args, b: Broker, data: Path, md) -> None:
+    """Records into every partition, SIGKILL, a torn tail on every 10th partition, restart."""
+    tps = [(t.name, p.index) for t in md.topics.values() for p in t.partitions]
+    parts = len(tps)
+    p = _producer(b.bootstrap, acks="1")
+    payload = b"z" * args.size
+    per = max(1, args.crash_records // parts)
+    for r in range(per):
+        for topic, part in tps:
+            while True:
+                try:
+                    p.produce(topic, payload, partition=part)
+                    break
+                except BufferError:
+                    p.poll(0.01)
+        p.poll(0)
+    if p.flush(120):
+        raise TimeoutError("records not delivered in time")
+    del p   # closed now, not reconnecting (and logging) while the broker is down
+    with KafkaClient(b.bootstrap, timeout=60) as c:
+        before = c._list_offsets({t: None for t in md.topics}, -1)
+    os.kill(b.proc.pid, signal.SIGKILL)
+    b.proc.wait()
+    b._log.close()
+    b.proc = None
+    torn = 0
+    for i, (topic, part) in enumerate(sorted(tps)):
+        if i % 10 == 0:   # a batch header promising more bytes than the file holds: a torn write
+            seg = max((data / f"{topic}-{part}").glob("*.log"))
+            with open(seg, "ab") as f:
+                f.write((before[(topic, part)]).to_bytes(8, "big") + (500).to_bytes(4, "big") + b"\0" * 40)
+            torn += 1
+    serving, complete = _restart_timed(b, parts)
+    t0 = time.perf_counter()
+    with KafkaClient(b.bootstrap, timeout=60) as c:
+        after = c._list_offsets({t: None for t in md.topics}, -1)
+    checked = time.perf_counter() - t0
+    wrong = sum(1 for tp in tps if after.get(tp) != before[tp])
+    rss = psutil.Process(b.proc.pid).memory_info().rss >> 20
+    print(f"metadata crash (SIGKILL) with {parts} partitions holding {per * parts:,} records, {torn} torn "
+          f"tails: serving in {serving:.2f} s, all metadata in {complete:.2f} s; end offsets of all "
+          f"partitions {'correct' if not wrong else f'WRONG for {wrong}'} ({checked:.2f} s more), broker RSS {rss} MB")
+    if wrong:
+        raise SystemExit(1)
 
 
 def recovery(args, work: Path) -> None:
@@ -225,6 +282,8 @@ def main() -> None:
     ap.add_argument("--topics", type=int, default=1000)
     ap.add_argument("--partitions", type=int, default=10)
     ap.add_argument("--bytes", type=int, default=1_000_000_000)
+    ap.add_argument("--crash-records", type=int, default=100_000, help="metadata: records before the SIGKILL")
+    ap.add_argument("--no-crash", action="store_true", help="metadata: the clean restart only")
     ap.add_argument("--timeout", type=float, default=900, help="bound for each phase (seconds)")
     args = ap.parse_args()
     todo = ["latency", "metadata", "recovery", "soak"] if args.what == "all" else [args.what]

@@ -102,6 +102,20 @@ def write_checkpoint(path: Path, offsets: Mapping[tuple[str, int], int]) -> None
     atomic_write(path, ("\n".join(lines) + "\n").encode())
 
 
+def _single_segment(listing: list[str]) -> bool:
+    """True when a partition folder holds one segment and nothing an open must finish first (an
+    interrupted delete, write or compaction swap): such a log is opened at its first use (see
+    partition.UnopenedPartitionLog). Rolled segments hold acknowledged data that open() checks
+    before the broker serves, so damage there still stops the start."""
+    logs = 0
+    for n in listing:
+        if n.endswith(".log"):
+            logs += 1
+        elif not n.endswith((".index", ".timeindex", ".snapshot")):
+            return False
+    return logs == 1
+
+
 class LogDir:
     """All partitions of one broker's journal folder. Call open() first, close() last."""
 
@@ -181,13 +195,18 @@ class LogDir:
             recovery = self._read_checkpoint(RECOVERY_CHECKPOINT)
             starts = self._read_checkpoint(LOG_START_CHECKPOINT)
             topic_configs = topic_configs or {}
-            for p in sorted(self.root.iterdir()):
-                tp = parse_partition_dir(p.name) if p.is_dir() else None
+            with os.scandir(self.root) as entries:   # names and types in one call, no stat each
+                dirs = sorted((e.name, Path(e.path)) for e in entries if e.is_dir())
+            for name, p in dirs:
+                tp = parse_partition_dir(name)
                 if tp is None:
                     continue
-                self._logs[tp] = PartitionLog(
+                listing = os.listdir(p)
+                kind = PartitionLog.unopened if _single_segment(listing) else PartitionLog
+                self._logs[tp] = kind(
                     p, topic_configs.get(tp[0], self.default_config), recovery_point=recovery.get(tp, 0),
-                    log_start_offset=starts.get(tp), clock=self._clock, on_event=self._partition_events(tp))
+                    log_start_offset=starts.get(tp), clock=self._clock, on_event=self._partition_events(tp),
+                    **({"listing": listing} if kind is PartitionLog else {}))
         except BaseException:
             for log in self._logs.values():
                 log.close()
@@ -237,8 +256,10 @@ class LogDir:
 
     def checkpoint(self) -> None:
         """Write both checkpoint files atomically (no fsync of the logs themselves)."""
-        write_checkpoint(self.root / RECOVERY_CHECKPOINT, {tp: log.recovery_point for tp, log in self._logs.items()})
-        write_checkpoint(self.root / LOG_START_CHECKPOINT, {tp: log.log_start_offset for tp, log in self._logs.items()})
+        points = {tp: log.checkpoint_offsets() for tp, log in self._logs.items()}
+        write_checkpoint(self.root / RECOVERY_CHECKPOINT, {tp: rp for tp, (rp, _s) in points.items()})
+        write_checkpoint(self.root / LOG_START_CHECKPOINT,
+                         {tp: start for tp, (_r, start) in points.items() if start is not None})
 
     def flush_all(self) -> None:
         for log in self._logs.values():

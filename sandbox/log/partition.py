@@ -76,15 +76,38 @@ class LogSlices:
 class PartitionLog:
     """The journal of one partition. Single owner, no locks: call it from one thread/task."""
 
+    opened = True   # False only while an UnopenedPartitionLog waits for its first use
+
     def __init__(self, directory: Path, config: LogConfig, *, recovery_point: int = 0,
                  log_start_offset: int | None = None, clock: Callable[[], float] = time.time,
-                 on_event: Callable[[str, dict], None] | None = None) -> None:
+                 on_event: Callable[[str, dict], None] | None = None, listing: list[str] | None = None) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self._config = config
         self._clock = clock
         self._on_event = on_event
-        listing = os.listdir(self.directory)   # listed once for segments, leftovers and snapshots
+        if listing is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        self._load(recovery_point, log_start_offset, listing)
+
+    @classmethod
+    def unopened(cls, directory: Path, config: LogConfig, *, recovery_point: int = 0,
+                 log_start_offset: int | None = None, clock: Callable[[], float] = time.time,
+                 on_event: Callable[[str, dict], None] | None = None) -> "PartitionLog":
+        """A log of an existing directory holding ONE segment, opened (recovered) at its first
+        use: see UnopenedPartitionLog."""
+        log = UnopenedPartitionLog.__new__(UnopenedPartitionLog)
+        log.directory = Path(directory)
+        log._config = config
+        log._clock = clock
+        log._on_event = on_event
+        log._pending = (recovery_point, log_start_offset)
+        return log
+
+    def _load(self, recovery_point: int, log_start_offset: int | None, listing: list[str] | None) -> None:
+        """Open and recover the directory's segments and producer state (the constructor's work)."""
+        config = self._config
+        if listing is None:
+            listing = os.listdir(self.directory)   # listed once for segments, leftovers and snapshots
         self._segments: list[Segment] = open_segments(
             self.directory, config.index_interval_bytes, recovery_point, self._emit, listing)
         if not self._segments:
@@ -544,6 +567,10 @@ class PartitionLog:
         """True when appended data is not yet fsynced (the recovery point lags the log end)."""
         return self._recovery_point < self.log_end_offset
 
+    def checkpoint_offsets(self) -> tuple[int, int | None]:
+        """(recovery point, log start offset) for the checkpoint files."""
+        return self._recovery_point, self._log_start_offset
+
     def flush_if_due(self, now_ms: int) -> bool:
         """Apply flush.ms from a timer (appends alone would never flush an idle partition)."""
         fm = self._config.flush_ms
@@ -558,14 +585,96 @@ class PartitionLog:
             return
         # an untouched partition has nothing to persist: closing 10,000 idle partitions must not
         # cost 30,000 fsynced writes
-        snapshot = self.directory / f"{segment_name(self.log_end_offset)}.snapshot"
-        if self.dirty or any(seg.index_dirty for seg in self._segments) or not snapshot.exists():
+        if (self.dirty or any(seg.index_dirty for seg in self._segments)
+                or (self._needs_snapshot() and not (self.directory / f"{segment_name(self.log_end_offset)}.snapshot").exists())):
             self.flush()
         for seg in self._segments:
             seg.close()
+
+    def _needs_snapshot(self) -> bool:
+        """A log holding no batch and no producer has no producer state worth a file (an idle new
+        partition: 10,000 of them must not cost 10,000 fsynced writes at every stop)."""
+        return bool(self._producers.producers) or any(seg.size for seg in self._segments)
 
     def delete(self) -> None:
         """Close every handle, then remove the whole partition directory (retrying on Windows)."""
         for seg in self._segments:
             seg.close()
+        safe_rmtree(self.directory)
+
+
+class UnopenedPartitionLog(PartitionLog):
+    """A partition log not read yet: opening 10,000 partitions (a handle, index files, a CRC scan
+    of each active segment) would cost seconds before the broker serves, so LogDir.open() makes
+    one of these for every directory holding a single segment and nothing else to finish.
+
+    The first access to anything an opened log has and this object lacks (a read, an append, the
+    log end offset, ...) lands in __getattr__, which runs the full open, including the recovery
+    of open_segments (CRC scan of the segment and truncation of a torn or corrupt tail), turns
+    the object into a plain PartitionLog and only then answers the access. So no read or write
+    ever sees unrepaired data, and after its first use the log costs nothing extra. Safe to
+    leave unopened because a single segment is the active one: retention and compaction never
+    touch an active segment, and nothing below the recovery point can be damaged in it
+    without open_segments noticing (it CRC-scans the whole active segment). A partition with
+    rolled segments is opened at start as before, so damaged acknowledged data still stops the
+    broker from starting. No file handle is held until the first use (fewer handles on Windows).
+    The methods below are what housekeeping calls on every partition: they answer without opening."""
+
+    opened = False
+    _pending: tuple[int, int | None]   # (recovery point, log start offset) from the checkpoints
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or "_pending" not in self.__dict__:
+            raise AttributeError(name)
+        self.open_now()
+        return getattr(self, name)
+
+    def open_now(self) -> None:
+        """Open (recover) the log now; it is a plain PartitionLog afterwards. On failure it stays
+        unopened (the next access tries again and raises again)."""
+        pending = self.__dict__.pop("_pending")
+        self.__class__ = PartitionLog
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)   # as the constructor does
+            self._load(*pending, None)   # listed now: the folder as it is at the first use
+        except BaseException:
+            for seg in self.__dict__.get("_segments", []):
+                seg.close()
+            self.__class__ = UnopenedPartitionLog
+            self._pending = pending
+            raise
+
+    @property
+    def recovery_point(self) -> int:
+        return self._pending[0]
+
+    @property
+    def dirty(self) -> bool:
+        return False
+
+    def checkpoint_offsets(self) -> tuple[int, int | None]:
+        return self._pending[0], self._pending[1]   # as read from the checkpoints: nothing changed
+
+    def update_config(self, cfg: LogConfig) -> None:
+        self._config = cfg
+
+    def flush(self, now_ms: int | None = None) -> None:
+        pass   # nothing was appended
+
+    def flush_if_due(self, now_ms: int) -> bool:
+        return False
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        return 0   # retention never deletes the active segment, the only one
+
+    def cleanable(self, now_ms: int | None = None) -> list[SegmentRef]:
+        return []  # compaction cleans closed segments only
+
+    def close(self) -> None:
+        pass   # no handle open, nothing to persist
+
+    def delete(self) -> None:
+        self.__dict__.pop("_pending", None)
+        self.__class__ = PartitionLog
+        self._segments = []
         safe_rmtree(self.directory)

@@ -97,6 +97,7 @@ def open_segments(directory: Path, index_interval_bytes: int, recovery_point: in
                 _check_below_recovery_point(seg, next_base, emit)
                 continue
             had_index = seg.load_indexes()
+            on_disk = (seg.idx_rel, seg.idx_pos, seg.tidx_ts, seg.tidx_rel) if had_index else None
             valid = seg.scan(verify_crc=True)
             if valid < seg.size:
                 removed = seg.size - valid
@@ -108,18 +109,24 @@ def open_segments(directory: Path, index_interval_bytes: int, recovery_point: in
                     removed_segments.append(str(s.log_path))
                     s.delete_files()
                 seg.truncate(valid)
-                seg.write_indexes()
+                seg.write_indexes(sync=False)   # now the last segment: see below
                 emit("repair", {"segment": str(seg.log_path), "bytes": removed, "offset": first_removed,
                                 "removed_segments": removed_segments})
                 break
             if not had_index and seg.size == 0:
-                pass  # an empty segment has empty indexes: nothing to rebuild (10,000 idle partitions
+                seg.index_dirty = False  # an empty segment has empty indexes: nothing to rebuild (10,000 idle partitions
                 # would otherwise cost 20,000 fsynced writes per start); written once data arrives
             elif not had_index:
-                seg.write_indexes()
+                # above the recovery point (typically an active segment a crash caught before its
+                # first flush): not fsynced here, which costs 4 fsyncs per partition on the first
+                # use after a crash; it stays dirty, so the next flush/roll/close writes it durably,
+                # and until then a crash rescans this segment anyway
+                seg.write_indexes(sync=False)
                 emit("index-rebuilt", {"segment": str(seg.log_path), "reason": "missing or inconsistent index files"})
             else:
-                seg.index_dirty = seg.size > 0  # rebuilt in memory by the scan: persist at the next flush
+                # rebuilt in memory by the scan: persist at the next flush, unless the files already
+                # say the same (a clean stop wrote them): then a stop need not rewrite them
+                seg.index_dirty = seg.size > 0 and seg.index_state() != on_disk
     except BaseException:
         for s in segments:
             s.close()

@@ -38,16 +38,20 @@ class Segment:
         self.index_path = stem.with_suffix(".index")
         self.timeindex_path = stem.with_suffix(".timeindex")
         self.index_interval_bytes = index_interval_bytes
-        if not self.log_path.exists():
+        try:
+            self._f = open(self.log_path, "r+b", buffering=0)
+        except FileNotFoundError:
             with open(self.log_path, "ab"):
                 pass
-        self._f = open(self.log_path, "r+b", buffering=0)
+            self._f = open(self.log_path, "r+b", buffering=0)
         self.size = os.fstat(self._f.fileno()).st_size
         self.next_offset = base_offset
         self.max_timestamp = -1
         self.offset_of_max_timestamp = -1  # last offset of the batch holding max_timestamp
         self.roll_base_ms: int | None = None
         self.reset_indexes()
+        # an empty segment's indexes are empty and need no files: nothing to write at close
+        self.index_dirty = self.size > 0
 
     # ---------------------------------------------------------------- indexes
 
@@ -88,8 +92,11 @@ class Segment:
             return 0
         return self.lookup(self.base_offset + self.tidx_rel[i] + 1)
 
-    def write_indexes(self) -> None:
-        """Persist both indexes (with a final time-index entry for the max timestamp)."""
+    def write_indexes(self, *, sync: bool = True) -> None:
+        """Persist both indexes (with a final time-index entry for the max timestamp).
+        sync=False: written but not fsynced, and still dirty, so the next flush, roll or close
+        writes them durably. Enough for the active segment at open: recovery rescans the active
+        segment anyway, and load_indexes() rejects index files that do not fit their log."""
         if not self.index_dirty and (self.size == 0 or (self.index_path.exists() and self.timeindex_path.exists())):
             return  # unchanged (an empty segment's indexes are empty: no files needed)
         self._maybe_time_entry()
@@ -99,9 +106,14 @@ class Segment:
         tidx = bytearray(12 * len(self.tidx_ts))
         for i in range(len(self.tidx_ts)):
             _TIDX.pack_into(tidx, 12 * i, self.tidx_ts[i], self.tidx_rel[i])
-        atomic_write(self.index_path, bytes(idx))
-        atomic_write(self.timeindex_path, bytes(tidx))
-        self.index_dirty = False
+        atomic_write(self.index_path, bytes(idx), sync=sync)
+        atomic_write(self.timeindex_path, bytes(tidx), sync=sync)
+        self.index_dirty = not sync
+
+    def index_state(self) -> tuple:
+        """The in-memory indexes as they would be written (to tell whether a rebuild changed them)."""
+        self._maybe_time_entry()
+        return self.idx_rel, self.idx_pos, self.tidx_ts, self.tidx_rel
 
     def load_indexes(self) -> bool:
         """Load index files; False if missing or inconsistent with the log (caller rebuilds)."""
