@@ -64,6 +64,9 @@ class TopicSpec:
     partitions: int = 1
     replication: int = 1
     config: dict[str, str] = field(default_factory=dict)
+    # replica broker ids per partition, where the data already lives (from the topic catalog):
+    # a topic re-created after a wipe is placed where its journals are
+    assignments: tuple[tuple[int, ...], ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ async def maybe_await(value: Any) -> Any:
     return value
 
 
+RESTORE_GRACE_S = 10.0   # after a coordinator's journal is replaced, auto-creation waits this long
 ROUTINE_EVENTS = frozenset({"compacted"})   # housekeeping that went as planned: INFO, not WARNING
 
 
@@ -81,6 +82,8 @@ class BrokerState:
         self.clock = clock
         self.node_id = config.node_id
         self.storage_failing = False   # the last write hit a full or failing disk (KAFKA_STORAGE_ERROR)
+        self._restore_checked: float | None = None   # the cluster change whose orphans are scheduled
+        self._closing = False
         data = Path(config.data_dir)
         data.mkdir(parents=True, exist_ok=True)
         self.logs = LogDir(data, config.log, clock=clock, on_event=emit_event)
@@ -112,7 +115,14 @@ class BrokerState:
         host, port = self.config.advertised  # the primary (first) listener's
         listeners = [(lst.name, *lst.advertised) for lst in self.config.endpoints()]
         self.broker_epoch = await coord.start(self.node_id, host, port, None, listeners=listeners)
-        await self._adopt_orphans()
+        if self.config.coordinator:
+            # several brokers share this coordinator: one that claimed every partition it finds on
+            # disk now could take a partition whose journal is on another broker. The supervisor
+            # re-creates topics where their journals are; what nobody claims is adopted later.
+            asyncio.get_running_loop().call_later(
+                RESTORE_GRACE_S, lambda: asyncio.get_running_loop().create_task(self._adopt_orphans()))
+        else:
+            await self._adopt_orphans()
         self.offsets = OffsetStore(data / OFFSETS_DIR, fsync=self.config.offsets_fsync, on_event=emit_event)
         self.groups = GroupCoordinator(
             self.offsets, initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms
@@ -121,6 +131,7 @@ class BrokerState:
         self.sync_partitions([])
 
     async def close(self) -> None:
+        self._closing = True
         if self.groups is not None:
             self.groups.shutdown()
         if self.offsets is not None:
@@ -137,6 +148,8 @@ class BrokerState:
         counts: dict[str, int] = {}
         for topic, index in self.partitions:
             counts[topic] = max(counts.get(topic, 0), index + 1)
+        if self.coordinator is None or self._closing:
+            return
         for topic, n in sorted(counts.items()):
             known = self.coordinator.topic(topic)
             try:
@@ -192,6 +205,20 @@ class BrokerState:
                 self.partitions[key] = self.logs.create(key[0], key[1], cfg)
             elif plog.config != cfg:
                 plog.update_config(cfg)
+        self._after_cluster_change()
+
+    def _after_cluster_change(self) -> None:
+        """Once the restore grace after a replaced coordinator journal is over, partitions on disk
+        that the metadata still does not know are put back (no supervisor restored them)."""
+        changed = getattr(self.coordinator, "cluster_changed_at", None)
+        if changed is None or changed == self._restore_checked:
+            return
+        self._restore_checked = changed
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        loop.call_later(RESTORE_GRACE_S, lambda: loop.create_task(self._adopt_orphans()))
 
     def partition(self, topic: str, index: int) -> PartitionLog | None:
         return self.partitions.get((topic, index))
@@ -215,6 +242,12 @@ class BrokerState:
         assert self.coordinator is not None
         if self.coordinator.topic(name) is not None:
             return True
+        changed = getattr(self.coordinator, "cluster_changed_at", None)
+        if changed is not None and time.monotonic() - changed < RESTORE_GRACE_S:
+            # the coordinator's journal was just replaced: the supervisor is putting every topic
+            # back where its journals are; a default-sized topic made now would take its place
+            log.info("auto-create of topic %r deferred: the metadata is being restored", name)
+            return False
         try:
             await maybe_await(self.coordinator.create_topic(name, -1, -1, {}))
         except CoordinatorError as e:

@@ -207,11 +207,14 @@ class KafkaClient:
 
     @_locked
     def create_topic(self, name: str, partitions: int = 1, replication: int = 1,
-                     config: dict[str, Any] | None = None, *, exist_ok: bool = False) -> bool:
-        """Create a topic; True if created, False if it existed and exist_ok."""
+                     config: dict[str, Any] | None = None, *, exist_ok: bool = False,
+                     assignments: list[list[int]] | None = None) -> bool:
+        """Create a topic; True if created, False if it existed and exist_ok. With `assignments`
+        (replica broker ids per partition) the topic is placed exactly so."""
+        placed = [{"partition_index": i, "broker_ids": list(b)} for i, b in enumerate(assignments or [])]
         resp, _ = self._any(CREATE_TOPICS, {
-            "topics": [{"name": name, "num_partitions": partitions,
-                        "replication_factor": replication, "assignments": [],
+            "topics": [{"name": name, "num_partitions": -1 if placed else partitions,
+                        "replication_factor": -1 if placed else replication, "assignments": placed,
                         "configs": [{"name": k, "value": str(v)} for k, v in (config or {}).items()]}],
             "timeout": int(self.timeout * 1000), "validate_only": False})
         r = resp.topics[0]
@@ -228,10 +231,11 @@ class KafkaClient:
         _check(r.error_code, f"deleting topic {name}", getattr(r, "error_message", None))
 
     @_locked
-    def create_partitions(self, name: str, total: int) -> None:
-        """Grow topic `name` to `total` partitions."""
+    def create_partitions(self, name: str, total: int, assignments: list[list[int]] | None = None) -> None:
+        """Grow topic `name` to `total` partitions (the new ones placed by `assignments` if given)."""
+        placed = [{"broker_ids": list(b)} for b in assignments] if assignments else None
         resp, _ = self._any(CREATE_PARTITIONS, {
-            "topics": [{"name": name, "count": total, "assignments": None}],
+            "topics": [{"name": name, "count": total, "assignments": placed}],
             "timeout": int(self.timeout * 1000), "validate_only": False})
         r = resp.results[0]
         _check(r.error_code, f"growing topic {name} to {total} partitions", r.error_message)

@@ -168,6 +168,7 @@ class RemoteCoordinator:
         self._fetcher = _Connection(host, self.port, client_id + "-metadata", connect_timeout)
         self._machine = MetadataMachine()
         self._resync: MetadataMachine | None = None  # rebuilding from offset 0 after a reset
+        self.cluster_changed_at: float | None = None  # monotonic time the coordinator's journal was replaced
         self._listeners: list[Listener] = []
         self._progress = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -374,6 +375,7 @@ class RemoteCoordinator:
             log.warning("the coordinator now serves another cluster (its journal was replaced):"
                         " reloading the metadata")
             self._resync = MetadataMachine()
+            self.cluster_changed_at = time.monotonic()
             return
         _check(resp.error_code, None, "Fetching metadata")
         part = resp.responses[0].partitions[0]

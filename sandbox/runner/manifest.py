@@ -23,6 +23,7 @@ class Action:
     config: dict[str, str] = field(default_factory=dict)
     detail: str = ""
     replication: int = 1
+    assignments: list[list[int]] | None = None   # replica ids per (new) partition, when known
 
 
 def _kv(config: Mapping[str, str]) -> str:
@@ -41,12 +42,14 @@ def plan(desired: Mapping[str, TopicSpec], actual: Mapping[str, tuple[int, Mappi
             out.append(Action(CREATE, name, spec.partitions, dict(spec.config),
                               f"create topic {name} ({spec.partitions} partition"
                               f"{'s' if spec.partitions != 1 else ''}, replication "
-                              f"{spec.replication}{extra})", spec.replication))
+                              f"{spec.replication}{extra})", spec.replication,
+                              _placement(spec, 0)))
             continue
         have, configs = actual[name]
         if spec.partitions > have:
             out.append(Action(ADD_PARTITIONS, name, spec.partitions,
-                              detail=f"grow topic {name} from {have} to {spec.partitions} partitions"))
+                              detail=f"grow topic {name} from {have} to {spec.partitions} partitions",
+                              assignments=_placement(spec, have)))
         elif spec.partitions < have:
             out.append(Action(WARN_SHRINK, name, have,
                               detail=f"topic {name} has {have} partitions but sandbox.toml asks for "
@@ -59,6 +62,13 @@ def plan(desired: Mapping[str, TopicSpec], actual: Mapping[str, tuple[int, Mappi
                               detail=f"set {_kv(changed)} on topic {name}"
                                      + (f" ({was})" if was else "")))
     return out
+
+
+def _placement(spec: TopicSpec, start: int) -> list[list[int]] | None:
+    """Where partitions start.. of a topic lived, if the catalog knows it for all of them."""
+    if not spec.assignments or len(spec.assignments) != spec.partitions:
+        return None
+    return [list(b) for b in spec.assignments[start:]]
 
 
 def actual_state(client: KafkaClient, desired: Mapping[str, TopicSpec]
@@ -83,11 +93,11 @@ def apply(actions: list[Action], client: KafkaClient) -> list[str]:
         try:
             if a.kind == CREATE:
                 created = client.create_topic(a.topic, a.partitions or 1, a.replication, a.config,
-                                              exist_ok=True)
+                                              exist_ok=True, assignments=a.assignments)
                 messages.append(f"created topic {a.topic} ({a.partitions} partitions)" if created
                                 else f"topic {a.topic} already exists; left as it is")
             elif a.kind == ADD_PARTITIONS:
-                client.create_partitions(a.topic, a.partitions)
+                client.create_partitions(a.topic, a.partitions, a.assignments)
                 messages.append(f"grew topic {a.topic} to {a.partitions} partitions")
             elif a.kind == ALTER_CONFIG:
                 client.alter_configs(a.topic, a.config)

@@ -82,8 +82,12 @@ def load_catalog(cfg: SandboxConfig) -> dict[str, TopicSpec]:
         raw = json.loads((cfg.data_dir / CATALOG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {n: TopicSpec(n, t["partitions"], t.get("replication", 1), dict(t.get("config", {})))
-            for n, t in raw.get("topics", {}).items()}
+    out = {}
+    for n, t in raw.get("topics", {}).items():
+        placed = t.get("assignments")
+        out[n] = TopicSpec(n, t["partitions"], t.get("replication", 1), dict(t.get("config", {})),
+                           tuple(tuple(b) for b in placed) if placed else None)
+    return out
 
 
 def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[[], bool] = lambda: True) -> bool:
@@ -96,7 +100,9 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
             continue
         cfgs = {k: v for k, (v, is_default) in client.describe_configs(name).items() if not is_default}
         rf = len(t.partitions[0].replicas) if t.partitions else 1
-        topics[name] = {"partitions": len(t.partitions), "replication": rf, "config": cfgs}
+        placed = [list(p.replicas) for p in sorted(t.partitions, key=lambda p: p.index)]
+        topics[name] = {"partitions": len(t.partitions), "replication": rf, "config": cfgs,
+                        "assignments": placed}
     groups = {}
     for g in client.list_groups():
         committed = client.committed_offsets(g.group)
@@ -135,9 +141,14 @@ def restore_group_offsets(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
 
 
 def desired_topics(cfg: SandboxConfig) -> dict[str, TopicSpec]:
-    """Declared topics win over the catalog's view of the same topic."""
+    """Declared topics win over the catalog's view of the same topic, but keep the catalog's
+    placement while the partition count agrees (so re-created partitions find their journals)."""
     out = load_catalog(cfg)
-    out.update(cfg.topics)
+    for name, spec in cfg.topics.items():
+        known = out.get(name)
+        if known is not None and known.assignments and len(known.assignments) == spec.partitions:
+            spec = dataclasses.replace(spec, assignments=known.assignments)
+        out[name] = spec
     return out
 
 
@@ -226,7 +237,15 @@ class StackSupervisor:
         self.watcher: ManifestWatcher | None = None
 
     def _recreate(self, service: str) -> list[str]:
-        """After a wipe: put back every topic the stack knew, with partitions and configs."""
+        """After a wipe: put back every topic the stack knew, with partitions, configs and (where
+        the catalog knows it) placement, so brokers find their journals again."""
+        if service == "coordinator" and self.cfg.mode != "docker":
+            from sandbox.health.status import coordinator_problems
+
+            waiting = coordinator_problems((connect_host(self.cfg), self.cfg.coordinator_port),
+                                           set(range(1, self.cfg.brokers + 1)))
+            if waiting:   # topics are placed on brokers: they register with the fresh journal first
+                raise RuntimeError(waiting[0])
         desired = desired_topics(self.cfg)
         msgs = reconcile(desired, self.client)
         failed = [m for m in msgs if m.startswith("failed")]

@@ -14,10 +14,11 @@ import time
 
 import psutil
 import pytest
+from confluent_kafka import KafkaException
 
 from .kit import admin, consume_topic, produce_all, producer
-from .stack_kit import (all_running_healthy, events, freeze_then_kill, make_project, sandbox_toml, service,
-                        wait_status, wait_until)
+from .stack_kit import (all_running_healthy, events, freeze_then_kill, make_project, service, wait_status,
+                        wait_until)
 
 
 @pytest.fixture
@@ -190,3 +191,44 @@ def test_a_port_change_is_reported_until_restart_applies_it(projects):
     code, st = wait_status(proj, lambda c, s: c == 0 and all_running_healthy(s), 30, "healthy on the new port")
     assert st["bootstrap"] == f"127.0.0.1:{new}" and st["restart_needed"] is None
     assert service(st, "broker-1")["port"] == new
+
+
+def test_a_destroyed_coordinator_journal_puts_every_partition_back_where_its_data_is(projects):
+    """Found by the fault campaign: after the coordinator's journal was quarantined, a producer's
+    metadata request auto-created the topic with one partition before the supervisor re-created
+    it, and the re-creation placed partitions anywhere: 6-partition topic became 1, acked records
+    on the other partitions were no longer served."""
+    from .stack_kit import partition_leaders
+    proj = projects("coordwipe", brokers=3, topics="[topics.spread]\npartitions = 6\n")
+    assert proj.up().returncode == 0
+    before = partition_leaders(proj.bootstrap, "spread")
+    assert len(before) == 6 and len(set(before.values())) == 3, before
+    p = producer(proj.bootstrap, **{"acks": "all", "enable.idempotence": True})
+    produce_all(p, "spread", [(None, f"a{i}".encode(), {"partition": i % 6}) for i in range(300)])
+    wait_until(lambda: "spread" in (proj.data_dir / "topics.json").read_text()
+               and "assignments" in (proj.data_dir / "topics.json").read_text(), 10, "the topic catalog")
+    _, st = proj.status()
+    coord = service(st, "coordinator")["pid"]
+
+    def garble():
+        for f in (proj.data_dir / "coordinator").rglob("*"):
+            if f.is_file():
+                with open(f, "r+b") as fh:
+                    fh.write(b"\xa5" * max(1, min(64, f.stat().st_size)))
+
+    stop = time.monotonic() + 8          # a producer keeps asking for metadata meanwhile
+    freeze_then_kill(coord, garble)
+    while time.monotonic() < stop:
+        try:
+            p.produce("spread", value=b"during")
+        except (BufferError, KafkaException):
+            pass   # "unknown topic" while the metadata is being restored
+        p.poll(0.05)
+    p.flush(30)
+    code, st = wait_status(proj, lambda c, s: c == 0 and all_running_healthy(s) and any(
+        t["name"] == "spread" and t["partitions"] == 6 for t in s["topics"]), 40, "topics restored")
+    assert events(st, service="coordinator", kind="wipe")
+    assert partition_leaders(proj.bootstrap, "spread") == before
+    got = consume_topic(proj.bootstrap, "spread", 300, timeout=30)
+    values = {m.value() for m in got}
+    assert {f"a{i}".encode() for i in range(300)} <= values
