@@ -1,0 +1,254 @@
+"""The sans-io group state machine: its table, and a property test with simulated clients (join,
+leave, die silently, crash, slow sync, heartbeat, rejoin) on a fake clock."""
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sandbox.broker import group_machine as M
+from sandbox.broker.group_machine import TRANSITIONS, GroupMachine
+from sandbox.broker.group_model import (
+    COMPLETING, DEAD, EMPTY, ILLEGAL_GENERATION, MEMBER_ID_REQUIRED, NONE, PREPARING, REBALANCE_IN_PROGRESS,
+    STABLE, UNKNOWN_MEMBER_ID, consumer_subscription_topics,
+)
+
+TICK = 0.25  # how often simulated clients act and the coordinator's timers run
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_the_table_covers_the_states_and_nothing_leaves_dead():
+    assert set(TRANSITIONS) == {EMPTY, PREPARING, COMPLETING, STABLE, DEAD}
+    assert TRANSITIONS[DEAD] == {}
+    targets = {to for row in TRANSITIONS.values() for to in row.values()}
+    assert targets == {PREPARING, COMPLETING, STABLE, EMPTY, DEAD}
+    # every state but Dead can start a rebalance when a member joins
+    assert all(TRANSITIONS[s][M.MEMBER_JOINED] == PREPARING for s in (EMPTY, PREPARING, COMPLETING, STABLE))
+
+
+def test_an_event_outside_the_table_is_refused():
+    m = GroupMachine(Clock())
+    assert m.join(1, "g", "", None, "consumer", [("range", b"")], 6000, 6000, "c", "h", False) is not None
+    group = m.groups["g"]
+    assert group.state == COMPLETING
+    try:
+        m._fire(group, M.NOBODY_JOINED, 0.0)
+    except M.InvalidTransition as e:
+        assert "CompletingRebalance" in str(e)
+    else:
+        raise AssertionError("no transition from CompletingRebalance on nobody-joined")
+
+
+def test_consumer_subscription_topics():
+    def sub(*topics: str, version: int = 1) -> bytes:
+        body = b"".join(len(t).to_bytes(2, "big") + t.encode() for t in topics)
+        return version.to_bytes(2, "big") + len(topics).to_bytes(4, "big") + body + b"\xff\xff\xff\xff"
+    assert consumer_subscription_topics(sub("a", "bb")) == {"a", "bb"}
+    assert consumer_subscription_topics(sub(version=3)) == set()
+    assert consumer_subscription_topics(b"\x00\x01\x00\x00\x00\x05\x00\x01a") is None
+    assert consumer_subscription_topics(b"") is None
+
+
+# ---------------------------------------------------------------- simulated clients
+class Client:
+    """A well-behaved classic consumer (one request in flight at a time, like a real client on
+    its coordinator connection) that can also be told to die, crash, leave or sync slowly."""
+
+    def __init__(self, sim: "Sim", name: str) -> None:
+        self.sim, self.name = sim, name
+        self.alive = True
+        self.member_id = ""
+        self.generation = -1
+        self.need = "join"             # the next request to send: "join", "sync" or None
+        self.inflight: int | None = None
+        self.sync_payload: dict[str, bytes] = {}
+        self.assigned_generation = -1  # the generation of its last completed SyncGroup
+        self.next_heartbeat = 0.0
+        self.sync_not_before = 0.0     # a slow SyncGroup
+
+    def act(self) -> None:
+        if not self.alive or self.inflight is not None:
+            return
+        sim, now = self.sim, self.sim.clock.t
+        if self.need == "join":
+            self.send("join", lambda r: sim.m.join(r, "g", self.member_id, None, "consumer",
+                                                   [("range", self.name.encode())], sim.session_ms,
+                                                   sim.rebalance_ms, self.name, "h", True))
+        elif self.need == "sync" and now >= self.sync_not_before:
+            self.send("sync", lambda r: sim.m.sync(r, "g", self.generation, self.member_id, None, "consumer",
+                                                   None, self.sync_payload))
+        elif self.need is None and self.generation >= 0 and now >= self.next_heartbeat:
+            self.next_heartbeat = now + sim.heartbeat_s
+            code = sim.m.heartbeat("g", self.generation, self.member_id, None)
+            self.on_error(code)
+
+    def send(self, kind: str, call) -> None:
+        req = self.sim.new_request(self)
+        self.inflight = req
+        res = call(req)
+        self.sim.route()
+        if res is not None:
+            self.answer(req, res)
+
+    def answer(self, req: int, res) -> None:
+        if req != self.inflight:
+            return
+        self.inflight = None
+        if not self.alive:
+            return
+        if hasattr(res, "generation_id"):  # JoinResult
+            if res.error_code == MEMBER_ID_REQUIRED:
+                self.member_id, self.need = res.member_id, "join"
+            elif res.error_code == NONE:
+                self.generation, self.member_id, self.need = res.generation_id, res.member_id, "sync"
+                self.sync_payload = {m: m.encode() for m, _, _ in res.members}  # empty unless leader
+            else:
+                self.on_error(res.error_code)
+        elif res.error_code == NONE:
+            self.assigned_generation, self.need = self.generation, None
+            self.next_heartbeat = self.sim.clock.t + self.sim.heartbeat_s
+        else:
+            self.on_error(res.error_code)
+
+    def on_error(self, code: int) -> None:
+        if code == UNKNOWN_MEMBER_ID:
+            self.member_id, self.generation, self.need = "", -1, "join"
+        elif code in (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION):
+            self.need = "join"
+        else:
+            assert code == NONE, code
+
+
+class Sim:
+    def __init__(self, session_s: float, rebalance_s: float) -> None:
+        self.clock = Clock()
+        self.m = GroupMachine(self.clock, min_session_timeout_ms=1000)
+        self.session_ms, self.rebalance_ms = int(session_s * 1000), int(rebalance_s * 1000)
+        self.heartbeat_s = session_s / 3
+        self.clients: list[Client] = []
+        self.owner: dict[int, Client] = {}
+        self.requests = 0
+        self.generation = 0
+
+    def new_request(self, client: Client) -> int:
+        self.requests += 1
+        self.owner[self.requests] = client
+        return self.requests
+
+    def route(self) -> None:
+        for req, res in self.m.drain():
+            self.owner[req].answer(req, res)
+
+    def step(self) -> None:
+        """Clients act, time moves one tick, timers run; then the invariants."""
+        for c in list(self.clients):
+            c.act()
+        self.clock.t += TICK
+        self.m.tick()
+        self.route()
+        self.check()
+
+    def check(self) -> None:
+        now = self.clock.t
+        assert self.m.overdue(now) == [], "a parked request outlived its deadline"
+        group = self.m.groups.get("g")
+        if group is not None:
+            assert group.generation >= self.generation, "generations only grow"
+            self.generation = group.generation
+            assert (group.state == EMPTY) == (not group.members)
+            if group.members:
+                assert group.leader in group.members
+            for mem in group.members.values():
+                assert mem.join is None or group.state == PREPARING
+                assert mem.sync is None or group.state == COMPLETING
+        parked = set(self.m.parked)
+        for c in self.clients:
+            if c.alive and c.inflight is not None:
+                assert c.inflight in parked, f"{c.name}'s request was answered but not delivered"
+
+    def settled(self) -> bool:
+        """Every live client holds an assignment of the current, Stable generation, and the group
+        is exactly the live clients."""
+        live = [c for c in self.clients if c.alive]
+        group = self.m.groups.get("g")
+        if not live:
+            return group is None or group.state == EMPTY
+        return (group is not None and group.state == STABLE
+                and set(group.members) == {c.member_id for c in live}
+                and all(c.assigned_generation == group.generation for c in live))
+
+
+actions = st.lists(st.tuples(st.sampled_from(["start", "leave", "die", "crash", "slow", "wait", "wait"]),
+                             st.integers(0, 3), st.floats(0.1, 2.0)), min_size=1, max_size=15)
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True, database=None)
+@given(actions, st.sampled_from([3.0, 6.0]), st.sampled_from([1.0, 2.0]))
+def test_live_members_always_get_an_assignment(steps, session_s, rebalance_factor):
+    """After the last disruptive event (a client starts, leaves, dies, crashes or syncs slowly),
+    every live client holds an assignment of a Stable generation within session + rebalance
+    timeout, or at once if no client vanished silently (plus a heartbeat interval and a few
+    ticks: clients learn of rebalances by heartbeat, and act once a tick)."""
+    rebalance_s = session_s * rebalance_factor
+    sim = Sim(session_s, rebalance_s)
+    last_disruption = sim.clock.t
+    silent = False  # did a client vanish without the coordinator being able to tell?
+    for kind, i, scale in steps:
+        live = [c for c in sim.clients if c.alive]
+        if kind == "start" or not live:
+            sim.clients.append(Client(sim, f"c{len(sim.clients)}"))
+        elif kind == "wait":
+            for _ in range(int(scale * session_s / TICK)):
+                sim.step()
+            continue
+        else:  # crash and die prefer a client with a request in flight (parked, often)
+            busy = [c for c in live if c.inflight is not None] if kind in ("crash", "die") else []
+            c = (busy or live)[i % len(busy or live)]
+            if kind == "leave" and c.inflight is None:  # a LeaveGroup queues behind a parked request
+                c.alive = False
+                if c.member_id:
+                    sim.m.leave("g", [(c.member_id, None)])
+                    sim.route()
+            elif kind in ("die", "leave"):  # hangs or exits; its connection stays open
+                c.alive, silent = False, True
+            elif kind == "crash":  # exits: its connection closes and its parked request is abandoned
+                c.alive = False
+                if c.inflight is not None:
+                    sim.m.abandon(c.inflight)
+                    sim.route()
+                else:  # nothing parked: only its session timeout tells
+                    silent = True
+            else:  # its next SyncGroup goes out late, maybe later than its session timeout
+                c.sync_not_before = sim.clock.t + scale * session_s
+        last_disruption = sim.clock.t
+        sim.step()
+    for c in sim.clients:  # a slow SyncGroup disrupts until it goes out; from here on every client behaves
+        last_disruption = max(last_disruption, min(c.sync_not_before, sim.clock.t))
+        c.sync_not_before = 0.0
+    # a client that vanished silently is noticed within its session (or the rebalance timeout);
+    # one that left or whose parked request was abandoned, at once
+    bound = last_disruption + (session_s + rebalance_s if silent else 0) + sim.heartbeat_s + 8 * TICK
+    while not sim.settled():
+        assert sim.clock.t <= bound, (
+            f"not settled {sim.clock.t - last_disruption:.2f} s after the last disruption "
+            f"(bound {bound - last_disruption:.2f} s): {describe(sim)}")
+        sim.step()
+    # and it stays settled while nothing happens
+    for _ in range(int(2 * session_s / TICK)):
+        sim.step()
+        assert sim.settled(), describe(sim)
+
+
+def describe(sim: Sim) -> str:
+    group = sim.m.groups.get("g")
+    members = {} if group is None else {
+        mid: (mem.join, mem.sync, mem.synced, mem.sync_due, mem.heartbeat_deadline) for mid, mem in group.members.items()}
+    clients = [(c.name, c.alive, c.member_id[-6:], c.need, c.inflight, c.generation, c.assigned_generation)
+               for c in sim.clients]
+    return f"t={sim.clock.t} group={group and (group.state, group.generation, group.leader)} {members} {clients}"
