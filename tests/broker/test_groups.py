@@ -644,3 +644,47 @@ def test_retried_join_supersedes_and_leave_in_completing_resets_syncs(tmp_path):
         assert n2b.generation_id == 3 and n2b.leader == r2.member_id
 
     asyncio.run(main())
+
+
+def subscription(*topics: str) -> bytes:
+    """A ConsumerProtocolSubscription v1 (topics, no user data, no owned partitions)."""
+    body = b"".join(len(t).to_bytes(2, "big") + t.encode() for t in topics)
+    return b"\x00\x01" + len(topics).to_bytes(4, "big") + body + b"\xff\xff\xff\xff" + b"\x00\x00\x00\x00"
+
+
+def test_delete_offsets(tmp_path):
+    """OffsetDelete as Kafka answers it."""
+    gc, _ = make(tmp_path)
+
+    async def main():
+        assert gc.delete_offsets("", [("t", 0)]) == (G.INVALID_GROUP_ID, [])
+        assert gc.delete_offsets("nope", [("t", 0)]) == (G.GROUP_ID_NOT_FOUND, [])
+        # a group that only stores offsets: they go, the others stay, and durably so
+        gc.commit_offsets("solo", -1, "", None, [("t", 0, 5, -1, "a"), ("t", 1, 6, -1, ""), ("u", 0, 7, 3, "m")])
+        assert gc.delete_offsets("solo", [("t", 0), ("t", 9)]) == (0, [("t", 0, 0), ("t", 9, 0)])
+        assert gc.fetch_offsets("solo", None) == {("t", 1): (6, -1, ""), ("u", 0): (7, 3, "m")}
+        # a consumer group with a member subscribed to t: t's offsets stay, u's go
+        r = await join(gc, group="live", protocols=[("range", subscription("t"))])
+        await sync(gc, 1, r.member_id, {}, group="live")
+        assert gc.commit_offsets("live", 1, r.member_id, None, [("t", 0, 1, -1, ""), ("u", 0, 2, -1, "")])[0][2] == 0
+        assert gc.delete_offsets("live", [("t", 0), ("u", 0)]) == (0, [("t", 0, G.GROUP_SUBSCRIBED_TO_TOPIC),
+                                                                        ("u", 0, 0)])
+        assert gc.fetch_offsets("live", None) == {("t", 0): (1, -1, "")}
+        # unreadable subscriptions: every topic counts as subscribed
+        r2 = await join(gc, group="odd", protocols=[("range", b"\x00")])
+        await sync(gc, 1, r2.member_id, {}, group="odd")
+        assert gc.delete_offsets("odd", [("u", 0)]) == (0, [("u", 0, G.GROUP_SUBSCRIBED_TO_TOPIC)])
+        # a non-consumer group with members: the whole request fails
+        r3 = await join(gc, group="conn", ptype="connect")
+        assert gc.delete_offsets("conn", [("u", 0)]) == (G.NON_EMPTY_GROUP, [])
+        # once the member leaves, the group is empty and its offsets can go; then the group is gone
+        gc.leave_group("live", [(r.member_id, None)])
+        assert gc.delete_offsets("live", [("t", 0)]) == (0, [("t", 0, 0)])
+        assert gc.describe_group("live").state == "Dead" and "live" not in [g for g, _, _ in gc.list_groups()]
+        assert r3.error_code == 0
+
+    asyncio.run(main())
+    gc.offsets.close()
+    again = GroupCoordinator(OffsetStore(tmp_path), clock=Clock())
+    assert again.fetch_offsets("solo", None) == {("t", 1): (6, -1, ""), ("u", 0): (7, 3, "m")}
+    assert again.fetch_offsets("live", None) == {}

@@ -265,3 +265,54 @@ def test_group_recovers_from_a_dead_member_and_one_that_gave_up(broker):
         assert first < 25, f"C's first record took {first:.1f} s: the group waited for B's session"
     finally:
         c.close()
+
+
+# ---- OffsetDelete (47) ---------------------------------------------------------------------------
+
+def test_offset_delete_with_kafka_python_admin(broker):
+    """kafka-python's delete_group_offsets (confluent-kafka's Python AdminClient has no OffsetDelete)."""
+    from kafka import TopicPartition
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import GroupIdNotFoundError, GroupSubscribedToTopicError, NoError, UnknownTopicOrPartitionError
+    from kafka.structs import OffsetAndMetadata
+
+    t, u, idle, busy = unique("od-t"), unique("od-u"), unique("idle"), unique("busy")
+    create_topic(broker.bootstrap, t, 2)
+    create_topic(broker.bootstrap, u, 1)
+    produce_all(producer(broker.bootstrap), t, [(b"k", b"v%d" % i, {"partition": i % 2}) for i in range(4)])
+    ka = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
+    c = None
+    try:
+        def commit(group: str, *tps: tuple[str, int, int]) -> None:
+            res = ka.alter_group_offsets(group, {TopicPartition(x, p): OffsetAndMetadata(o, "", -1) for x, p, o in tps})
+            assert all(e is NoError for e in res.values()), res
+
+        def committed(group: str) -> dict[tuple[str, int], int]:
+            got = ka.list_group_offsets({group: None})[group]
+            return {(tp.topic, tp.partition): om.offset for tp, om in got.items() if om.offset >= 0}
+
+        # an idle group (offsets only): the partitions asked for go, the others stay
+        commit(idle, (t, 0, 1), (t, 1, 2), (u, 0, 3))
+        res = ka.delete_group_offsets(idle, [TopicPartition(t, 0), TopicPartition(unique("nope"), 0)])
+        assert res[TopicPartition(t, 0)] is NoError, res
+        assert [e for tp, e in res.items() if tp.topic != t] == [UnknownTopicOrPartitionError], res
+        assert committed(idle) == {(t, 1): 2, (u, 0): 3}
+
+        with pytest.raises(GroupIdNotFoundError):
+            ka.delete_group_offsets(unique("never"), [TopicPartition(t, 0)])
+
+        # a group with a live member subscribed to t: t's offsets are kept, u's go
+        commit(busy, (t, 0, 1), (u, 0, 3))
+        c = consumer(broker.bootstrap, busy, **{"session.timeout.ms": 6000})
+        c.subscribe([t])
+        deadline = time.monotonic() + 30
+        while not c.assignment() and time.monotonic() < deadline:
+            c.poll(0.2)
+        assert c.assignment(), "the consumer never got its partitions"
+        res = ka.delete_group_offsets(busy, [TopicPartition(t, 0), TopicPartition(u, 0)])
+        assert res == {TopicPartition(t, 0): GroupSubscribedToTopicError, TopicPartition(u, 0): NoError}, res
+        assert committed(busy) == {(t, 0): 1}
+    finally:
+        if c is not None:
+            c.close()
+        ka.close()

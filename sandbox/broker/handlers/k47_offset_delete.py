@@ -1,0 +1,30 @@
+"""OffsetDelete (47), v0 (KIP-496): deletes a group's committed offsets for some partitions.
+Unknown topics or partitions get UNKNOWN_TOPIC_OR_PARTITION; an unknown group GROUP_ID_NOT_FOUND;
+partitions of topics a consumer group with members subscribes to GROUP_SUBSCRIBED_TO_TOPIC."""
+
+from __future__ import annotations
+
+from .common import NOT_COORDINATOR, UNKNOWN_TOPIC_OR_PARTITION
+
+API_KEY = 47
+MIN_VERSION = 0
+MAX_VERSION = 0
+
+
+def handle(ctx, request) -> dict:
+    state = ctx.state
+    if not state.is_group_coordinator(request.group_id):
+        return {"throttle_time": 0, "error_code": NOT_COORDINATOR, "topics": []}
+    known, unknown = [], []
+    for t in request.topics:
+        for p in t.partitions:
+            (known if state.leader_of(t.name, p.partition_index) is not None else unknown).append(
+                (t.name, p.partition_index))
+    code, results = state.groups.delete_offsets(request.group_id, known)
+    if code:
+        return {"throttle_time": 0, "error_code": code, "topics": []}
+    by_topic: dict[str, list[dict]] = {}
+    for topic, part, err in [(t, p, UNKNOWN_TOPIC_OR_PARTITION) for t, p in unknown] + results:
+        by_topic.setdefault(topic, []).append({"partition_index": part, "error_code": err})
+    return {"throttle_time": 0, "error_code": code,
+            "topics": [{"name": n, "partitions": ps} for n, ps in by_topic.items()]}
