@@ -39,6 +39,13 @@ def open_peers() -> set[str] | None:
     return {f"{c.raddr[0]}:{c.raddr[1]}" for c in conns if c.raddr and c.status == "ESTABLISHED"}
 
 
+def _port(peer: str) -> int | None:
+    try:
+        return int(peer.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
 class GroupCoordinator:
     """Consumer groups of one broker. Call expire() every ~100 ms (or run run()) to drive timers."""
 
@@ -135,8 +142,12 @@ class GroupCoordinator:
         alive = self._peers()
         if alive is None:
             return
+        # ports only: address spellings differ ("::ffff:" prefixes, "%scope" suffixes), and a port
+        # that happens to be in use by another client only means we wait for the timeouts
+        alive_ports = {_port(peer) for peer in alive}
         for request in due:
-            if self._peer_of[request] not in alive:
+            port = _port(self._peer_of.get(request, ""))
+            if request in parked and port is not None and port not in alive_ports:
                 p = parked[request]
                 log.info("group %s: %s of member %s abandoned: its client %s closed the connection",
                          p.group_id, "JoinGroup" if p.kind == "join" else "SyncGroup", p.member_id,
