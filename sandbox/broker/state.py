@@ -150,6 +150,12 @@ class BrokerState:
             counts[topic] = max(counts.get(topic, 0), index + 1)
         if self.coordinator is None or self._closing:
             return
+        changed = getattr(self.coordinator, "cluster_changed_at", None)
+        left = RESTORE_GRACE_S - (time.monotonic() - changed) if changed is not None else 0
+        if left > 0:   # the coordinator's journal was replaced again meanwhile: the restore starts over
+            loop = asyncio.get_running_loop()
+            loop.call_later(left, lambda: loop.create_task(self._adopt_orphans()))
+            return
         for topic, n in sorted(counts.items()):
             known = self.coordinator.topic(topic)
             try:

@@ -1,0 +1,442 @@
+#!/usr/bin/env python3
+"""A fault campaign against a real native stack (`sandbox up`, 3 brokers) under an idempotent
+acks=all producer: a seeded random sequence of faults (SIGKILL or SIGSTOP/SIGCONT of any service
+and of the supervisor followed by `sandbox up`, torn journal tails, a journal folder deleted or
+replaced by a file, the coordinator's journal destroyed), checking after each step that the stack
+heals and that `sandbox status` never shows a dead process as running, and at the end that no
+acknowledged record was lost (unless a quarantine event says so and the bytes are in quarantine, or
+the fault itself destroyed that journal), none is duplicated and nothing is left after `down`.
+
+    python scripts/chaos.py --faults 200 --seed 7      # a long campaign; prints the figures
+
+Only 127.0.0.1; every loop is bounded in count and time. Exit 1 when an invariant broke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+FAULTS = ("kill-broker", "kill-coordinator", "pause-service", "kill-supervisor", "pause-supervisor",
+          "torn-tail", "journal-deleted", "journal-replaced-by-file", "coordinator-journal-destroyed")
+TOPIC = "chaos"
+PARTITIONS = 6
+HEAL_BOUND_S = 10.0      # healthy within this long after a fault ends (the issue's promise)
+HEAL_GIVE_UP_S = 60.0    # past this the campaign records a violation and stops waiting
+STATUS_TRUTH_S = 2.0     # a dead process is never shown as running for longer than this
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_ports(n: int) -> int:
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + n < 65535 and all(_bindable(base + i) for i in range(n)):
+            return base
+    raise RuntimeError("no block of free ports")
+
+
+@dataclass
+class Report:
+    seed: int
+    faults: list[str] = field(default_factory=list)
+    acked: int = 0
+    lost: int = 0
+    destroyed: int = 0        # lost with a journal the fault itself deleted or replaced
+    quarantined: int = 0      # lost from service but kept in a quarantine a wipe event names
+    duplicates: int = 0
+    heal_s: list[float] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def worst_heal_s(self) -> float:
+        return max(self.heal_s, default=0.0)
+
+    def line(self) -> str:
+        return (f"seed {self.seed}: {len(self.faults)} faults, {self.acked} acked records, {self.lost} lost "
+                f"({self.destroyed} with a journal the fault destroyed, {self.quarantined} kept in a quarantine, "
+                f"{self.lost - self.destroyed - self.quarantined} otherwise), {self.duplicates} duplicates, "
+                f"worst time to healthy {self.worst_heal_s:.1f} s, {len(self.violations)} violations")
+
+
+class Stack:
+    """One sandbox project in a temp folder, driven through the CLI as a user would."""
+
+    def __init__(self, root: Path, brokers: int) -> None:
+        self.root, self.brokers = root, brokers
+        base = free_ports(brokers + 2)
+        self.port, self.coordinator_port, self.http_port = base, base + brokers, base + brokers + 1
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "sandbox.toml").write_text(
+            "[sandbox]\n" f'name = "chaos"\nhost = "127.0.0.1"\nport = {base}\n'
+            f"coordinator_port = {self.coordinator_port}\nhttp_port = {self.http_port}\nbrokers = {brokers}\n"
+            "\n[recovery]\nmax_restarts = 5\nrestart_window_s = 30\nunhealthy_after_s = 3\n"
+            f"\n[topics.{TOPIC}]\npartitions = {PARTITIONS}\n", encoding="utf-8")
+
+    @property
+    def data(self) -> Path:
+        return self.root / ".sandbox"
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{self.port + i}" for i in range(self.brokers))
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        return subprocess.run([sys.executable, "-m", "sandbox", *args], cwd=self.root, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def status(self) -> tuple[int, dict]:
+        r = self.cli("status", "--json", timeout=60)
+        try:
+            return r.returncode, json.loads(r.stdout)
+        except ValueError:
+            return r.returncode, {}
+
+    def state(self) -> dict:
+        try:
+            return json.loads((self.data / "supervisor.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def supervisor_pid(self) -> int | None:
+        try:
+            return int(json.loads((self.data / "supervisor.pid").read_text())["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def service_pids(self) -> dict[str, int]:
+        return {s["name"]: s["pid"] for s in self.state().get("services", []) if s.get("pid")}
+
+    def healthy(self) -> bool:
+        code, st = self.status()
+        svcs = st.get("services", [])
+        return code == 0 and bool(svcs) and all(s["state"] == "running" and s["healthy"] for s in svcs) \
+            and any(t["name"] == TOPIC and t["partitions"] == PARTITIONS and t["leaderless_partitions"] == 0
+                    for t in st.get("topics", []))
+
+    def leftovers(self) -> list[psutil.Process]:
+        mark = str(self.root)
+        found = []
+        for p in psutil.process_iter(["cmdline"]):
+            try:
+                if p.pid != os.getpid() and mark in " ".join(p.info["cmdline"] or []) \
+                        and p.status() != psutil.STATUS_ZOMBIE:
+                    found.append(p)
+            except psutil.Error:
+                continue
+        return found
+
+
+class Load:
+    """An idempotent acks=all producer writing numbered records at a bounded rate."""
+
+    def __init__(self, bootstrap: str, rate: int = 200, limit: int = 200_000) -> None:
+        self.bootstrap, self.rate, self.limit = bootstrap, rate, limit
+        self.acked: dict[bytes, tuple[int, int]] = {}
+        self.stop = threading.Event()
+        self.fatal: list[str] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _producer(self):
+        from confluent_kafka import Producer
+        return Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all",
+                         "linger.ms": 5, "message.timeout.ms": 120000, "retry.backoff.ms": 200,
+                         "socket.timeout.ms": 10000, "topic.metadata.refresh.interval.ms": 2000})
+
+    def _run(self) -> None:
+        from confluent_kafka import KafkaException
+        p = self._producer()
+        n = 0
+
+        def done(err, msg):
+            if err is None:
+                self.acked[msg.value()] = (msg.partition(), msg.offset())
+            elif err.fatal():
+                self.fatal.append(str(err))
+
+        t0 = time.monotonic()
+        while not self.stop.is_set() and n < self.limit:
+            if self.fatal:   # e.g. a journal destroyed under an idempotent producer: start a new one
+                p.flush(30)
+                p = self._producer()
+                self.fatal.clear()
+            try:
+                p.produce(TOPIC, value=f"r{n:09d}".encode(), partition=n % PARTITIONS, on_delivery=done)
+                n += 1
+            except (BufferError, KafkaException):
+                p.poll(0.1)
+                continue
+            p.poll(0)
+            ahead = n / self.rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+        p.flush(150)
+
+
+def _journal_partitions(stack: Stack, broker: str) -> list[Path]:
+    d = stack.data / broker
+    try:
+        return sorted(p for p in d.iterdir() if p.is_dir() and p.name.startswith(f"{TOPIC}-"))
+    except OSError:
+        return []
+
+
+def _freeze_then_kill(pid: int, between) -> None:
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        between()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+
+
+class Campaign:
+    def __init__(self, stack: Stack, rng: random.Random, report: Report, say) -> None:
+        self.stack, self.rng, self.report, self.say = stack, rng, report, say
+        self.destroyed: list[tuple[str, float]] = []   # (broker, when) whose journal a fault destroyed
+        self.trash = stack.root / "chaos-trash"
+
+    def _check_status_truth(self, dead: list[int]) -> None:
+        if not dead:
+            return
+        time.sleep(STATUS_TRUTH_S + 0.2)
+        _, st = self.stack.status()
+        for s in st.get("services", []):
+            if s.get("pid") in dead and s.get("state") == "running":
+                self.report.violations.append(f"status showed dead pid {s['pid']} ({s['name']}) as running "
+                                              f"{STATUS_TRUTH_S:g} s after it died")
+
+    def fault(self, kind: str) -> None:
+        st = self.stack
+        pids = st.service_pids()
+        brokers = sorted(n for n in pids if n.startswith("broker-"))
+        dead: list[int] = []
+        if kind in ("kill-broker", "kill-coordinator"):
+            name = self.rng.choice(brokers) if kind == "kill-broker" else "coordinator"
+            if name in pids:
+                os.kill(pids[name], signal.SIGKILL)
+                dead.append(pids[name])
+        elif kind == "pause-service":
+            name = self.rng.choice(sorted(pids))
+            os.kill(pids[name], signal.SIGSTOP)
+            time.sleep(self.rng.uniform(0.5, 3.0))
+            try:
+                os.kill(pids[name], signal.SIGCONT)
+            except ProcessLookupError:
+                pass   # the supervisor replaced it meanwhile
+        elif kind == "kill-supervisor":
+            sp = st.supervisor_pid()
+            if sp:
+                os.kill(sp, signal.SIGKILL)
+                time.sleep(self.rng.uniform(0.0, 2.0))
+            r = st.cli("up", "--timeout", "60")
+            if r.returncode != 0:
+                self.report.violations.append(f"`sandbox up` after a killed supervisor exited {r.returncode}: "
+                                              f"{r.stderr.strip()[-300:]}")
+        elif kind == "pause-supervisor":
+            sp = st.supervisor_pid()
+            if sp:
+                os.kill(sp, signal.SIGSTOP)
+                time.sleep(self.rng.uniform(0.5, 3.0))
+                os.kill(sp, signal.SIGCONT)
+        elif kind == "torn-tail" and brokers:
+            name = self.rng.choice(brokers)
+            parts = _journal_partitions(st, name)
+
+            def tear():
+                if parts:
+                    segs = sorted(self.rng.choice(parts).glob("*.log"))
+                    if segs:
+                        with open(segs[-1], "ab") as f:
+                            f.write(bytes(self.rng.randrange(256) for _ in range(self.rng.randint(1, 300))))
+            _freeze_then_kill(pids[name], tear)
+            dead.append(pids[name])
+        elif kind in ("journal-deleted", "journal-replaced-by-file") and brokers:
+            name = self.rng.choice(brokers)
+            journal = st.data / name
+
+            def destroy():
+                self.trash.mkdir(exist_ok=True)
+                # "deleted": moved where the broker cannot see it (kept only for the final accounting)
+                shutil.move(str(journal), str(self.trash / f"{name}-{time.time():.3f}"))
+                if kind == "journal-replaced-by-file":
+                    journal.write_text("what a half-finished copy leaves behind")
+            self.destroyed.append((name, time.time()))
+            _freeze_then_kill(pids[name], destroy)
+            dead.append(pids[name])
+        elif kind == "coordinator-journal-destroyed" and "coordinator" in pids:
+            def garble():
+                for f in (st.data / "coordinator").rglob("*"):
+                    if f.is_file() and f.name != "stop":
+                        with open(f, "r+b") as fh:
+                            fh.write(b"\xa5" * max(1, min(64, f.stat().st_size)))
+            _freeze_then_kill(pids["coordinator"], garble)
+            dead.append(pids["coordinator"])
+        self.fault_ended = time.monotonic()
+        self._check_status_truth(dead)
+
+    def heal(self, t0: float) -> None:
+        """Wait until healthy; the time counts from t0, when the fault ended."""
+        while time.monotonic() - t0 < HEAL_GIVE_UP_S:
+            if self.stack.healthy():
+                took = time.monotonic() - t0
+                self.report.heal_s.append(took)
+                if took > HEAL_BOUND_S:
+                    self.report.violations.append(f"healthy only {took:.1f} s after fault "
+                                                  f"{len(self.report.faults)} ({self.report.faults[-1]})")
+                return
+            time.sleep(0.3)
+        self.report.heal_s.append(HEAL_GIVE_UP_S)
+        _, st = self.stack.status()
+        brief = [(s["name"], s["state"], s["healthy"]) for s in st.get("services", [])]
+        self.report.violations.append(f"not healthy {HEAL_GIVE_UP_S:g} s after fault {len(self.report.faults)} "
+                                      f"({self.report.faults[-1]}): {brief}; problems {st.get('problems')}")
+
+
+def _read_all(bootstrap: str, timeout: float = 90) -> dict[int, list[tuple[int, bytes]]]:
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"chaos-check-{time.time()}",
+                  "enable.auto.commit": False, "enable.partition.eof": True, "fetch.queue.backoff.ms": 10})
+    c.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
+    out: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(PARTITIONS)}
+    at_end: set[int] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(at_end) < PARTITIONS and time.monotonic() < deadline:
+            for m in c.consume(1000, timeout=0.5):
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        at_end.add(m.partition())
+                    continue
+                out[m.partition()].append((m.offset(), m.value()))
+    finally:
+        c.close()
+    return out
+
+
+def _in_quarantine(stack: Stack, value: bytes) -> bool:
+    for f in (stack.data / "quarantine").rglob(f"{TOPIC}-*/*.log"):
+        try:
+            if value in f.read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _in_trash(campaign: Campaign, value: bytes) -> bool:
+    for f in campaign.trash.rglob(f"{TOPIC}-*/*.log") if campaign.trash.exists() else ():
+        try:
+            if value in f.read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print) -> Report:
+    rng = random.Random(seed)
+    report = Report(seed)
+    stack = Stack(root, brokers)
+    load = None
+    try:
+        r = stack.cli("up", "--timeout", "60")
+        if r.returncode != 0:
+            report.violations.append(f"`sandbox up` failed: {r.stderr.strip()[-500:]}")
+            return report
+        load = Load(stack.bootstrap)
+        load.thread.start()
+        time.sleep(1.0)
+        camp = Campaign(stack, rng, report, say)
+        for i in range(faults):
+            kind = rng.choice(FAULTS)
+            report.faults.append(kind)
+            camp.fault(kind)
+            camp.heal(camp.fault_ended)
+            say(f"  fault {i + 1}/{faults} {kind}: healthy after {report.heal_s[-1]:.1f} s")
+            time.sleep(rng.uniform(0.2, 1.5))
+        load.stop.set()
+        load.thread.join(180)
+        if not stack.healthy():
+            camp.heal(time.monotonic())
+        got = _read_all(stack.bootstrap)
+        report.acked = len(load.acked)
+        seen: dict[bytes, list[tuple[int, int]]] = {}
+        for p, recs in got.items():
+            for off, v in recs:
+                seen.setdefault(v, []).append((p, off))
+        report.duplicates = sum(len(v) - 1 for v in seen.values() if len(v) > 1)
+        if report.duplicates:
+            report.violations.append(f"{report.duplicates} duplicated records")
+        for value, (p, off) in load.acked.items():
+            if value in seen:
+                continue
+            report.lost += 1
+            if _in_trash(camp, value):
+                report.destroyed += 1
+            elif _in_quarantine(stack, value):
+                report.quarantined += 1
+            else:
+                report.violations.append(f"acknowledged record {value.decode()} (partition {p} offset {off}) "
+                                         f"is lost and in no quarantine")
+    finally:
+        if load is not None:
+            load.stop.set()
+        r = stack.cli("down", timeout=180)
+        left = stack.leftovers()
+        if left:
+            report.violations.append(f"processes left after `sandbox down`: {[p.pid for p in left]}")
+            for p in left:
+                try:
+                    p.kill()
+                except psutil.Error:
+                    pass
+    return report
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--faults", type=int, default=20)
+    ap.add_argument("--seed", type=int, action="append", help="repeatable; default 1")
+    ap.add_argument("--brokers", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="keep the project folder (logs, quarantines)")
+    args = ap.parse_args()
+    bad = 0
+    for seed in args.seed or [1]:
+        root = Path(tempfile.mkdtemp(prefix=f"sandbox-chaos-{seed}-"))
+        print(f"seed {seed}: {args.faults} faults on {args.brokers} brokers in {root}")
+        rep = run(seed, args.faults, root / "proj", args.brokers)
+        print(rep.line())
+        for v in rep.violations[:20]:
+            print(f"  VIOLATION {v}")
+        bad += bool(rep.violations)
+        if not args.keep and not rep.violations:
+            shutil.rmtree(root, ignore_errors=True)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

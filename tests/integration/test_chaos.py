@@ -1,0 +1,36 @@
+"""The fault campaign (scripts/chaos.py) on a fixed set of seeds: random SIGKILL/SIGSTOP of every
+service and of the supervisor (followed by `sandbox up`), torn tails, journals deleted or replaced by
+a file, the coordinator's journal destroyed, against a real 3-broker stack under an idempotent
+acks=all producer. Invariants: no acknowledged record lost unless the fault destroyed its journal or
+a quarantine keeps it, no duplicate, healthy within 10 s of each fault, status never shows a dead
+pid as running, nothing left after `down`.
+
+The seeds are the ones that found bugs (each now a regression): seed 1 reaches a destroyed
+coordinator journal after ten other faults (a killed adopted broker's lock once quarantined a
+healthy journal, and the re-created topic had 1 partition instead of 6); seed 2 destroys the
+coordinator's journal three times in a row (a broker once adopted every partition on itself)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "chaos.py"
+spec = importlib.util.spec_from_file_location("sandbox_chaos", SCRIPT)
+chaos = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = chaos   # dataclasses look their module up by name
+spec.loader.exec_module(chaos)
+
+
+@pytest.mark.parametrize("seed,faults", [(1, 11), (2, 7)])
+def test_fault_campaign_keeps_every_acknowledged_record(tmp_path, seed, faults):
+    lines: list[str] = []
+    report = chaos.run(seed, faults, tmp_path / "proj", brokers=3, say=lines.append)
+    print(report.line())
+    assert len(report.faults) == faults and report.acked > 500, report.line()
+    assert not report.violations, "\n".join([report.line(), *lines, *report.violations[:20]])
+    assert report.lost == report.destroyed + report.quarantined
+    assert report.duplicates == 0
