@@ -50,22 +50,22 @@ def _rmtree_retry(path: Path, sleep: Callable[[float], None], attempts: int) -> 
 
 def quarantine(data_dir: Path, root: Path, service: str, wall_time: float, *,
                sleep: Callable[[float], None] = time.sleep, attempts: int = 6,
-               rename: Callable[[Path, Path], None] = os.rename) -> tuple[Path, str]:
+               rename: Callable[[Path, Path], None] | None = None) -> tuple[Path, str]:
     """Move `data_dir` to `root/<stamp>-<service>/`; returns (where, how) with how in
     {'renamed', 'copied', 'copied (some files still busy in the original)'}. Leaves an empty data_dir."""
+    rename = rename or os.rename   # looked up now (a test may stand in Windows' rules for it)
     data_dir, root = Path(data_dir), Path(root)
     root.mkdir(parents=True, exist_ok=True)
     target = _target(root, service, wall_time)
+    dest = target
     if data_dir.is_symlink() or (data_dir.exists() and not data_dir.is_dir()):
-        # a file or a link where the folder should be: kept, by its own name, in a quarantine folder
+        # a file or a link where the folder should be: kept, under its own name, in a quarantine folder
         target.mkdir()
-        os.replace(data_dir, target / data_dir.name)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        return target, "renamed"
+        dest = target / data_dir.name
     delay, last = 0.05, None
     for i in range(attempts):
         try:
-            rename(data_dir, target)
+            rename(data_dir, dest)
             data_dir.mkdir(parents=True, exist_ok=True)
             return target, "renamed"
         except PermissionError as e:  # Windows: a file in it is still open somewhere
@@ -77,15 +77,38 @@ def quarantine(data_dir: Path, root: Path, service: str, wall_time: float, *,
             sleep(delay)
             delay = min(delay * 2, 1.0)
     try:
-        shutil.copytree(data_dir, target)
+        if dest is target:
+            shutil.copytree(data_dir, target)
+        else:
+            shutil.copy2(data_dir, dest, follow_symlinks=False)
     except (OSError, shutil.Error) as e:
         raise QuarantineError(f"could not move or copy {data_dir} to {target}: {e} (after: {last}); "
                               f"the journal was left in place") from e
     how = "copied"
-    if not _rmtree_retry(data_dir, sleep, attempts):
+    gone = _rmtree_retry(data_dir, sleep, attempts) if dest is target else _remove_retry(data_dir, sleep, attempts)
+    if not gone:
         how = "copied (some files still busy in the original)"
+        if dest is not target:   # a file still in the way: no folder can be made there yet
+            raise QuarantineError(f"{data_dir} was copied to {dest} but is still held open by another "
+                                  f"program; close it and the service starts clean")
     data_dir.mkdir(parents=True, exist_ok=True)
     return target, how
+
+
+def _remove_retry(path: Path, sleep: Callable[[float], None], attempts: int) -> bool:
+    delay = 0.05
+    for i in range(attempts):
+        try:
+            os.remove(path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            if i == attempts - 1:
+                return False
+            sleep(delay)
+            delay = min(delay * 2, 1.0)
+    return False
 
 
 def quarantines(root: Path, service: str) -> list[Path]:
