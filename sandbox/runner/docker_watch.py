@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from typing import Any, Callable, Protocol
@@ -18,7 +17,7 @@ from sandbox.runner.logscan import describe_event, parse_events
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
 from sandbox.runner.probe import api_versions_round_trip
 from sandbox.runner.service import EventLog, catalog_epoch, iso_utc, recreate_topics
-from sandbox.runner.statefile import write_state
+from sandbox.runner.statefile import StatePublisher, supervisor_identity
 
 log = logging.getLogger("sandbox.runner")
 
@@ -84,14 +83,10 @@ class DockerWatcher:
         self._events = EventLog(wall_clock, on_event, MAX_EVENTS)
         self._lock = threading.RLock()
         self._started_wall = wall_clock()
-        try:
-            self._create_time: float | None = psutil.Process().create_time()
-        except psutil.Error:
-            self._create_time = None
+        self._identity = supervisor_identity()
         self._since = self._started_wall - 1
         self._seen: dict[tuple, float] = {}
-        self._flushed_at = 0.0
-        self._last_key: str | None = None   # what the state file last said (states, health, events)
+        self._writer = StatePublisher(state_path, clock, wall=wall_clock, refresh_s=STATE_REFRESH_S)
 
     # ---------------------------------------------------------------- the Supervisor interface
     @property
@@ -113,8 +108,7 @@ class DockerWatcher:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             wall = self._wall()
-            return {"supervisor_pid": os.getpid(), "supervisor_create_time": self._create_time,
-                    "mode": "docker", "started_at": iso_utc(self._started_wall),
+            return {**self._identity, "mode": "docker", "started_at": iso_utc(self._started_wall),
                     "updated_at": iso_utc(wall), "heartbeat": wall, "services": [self._status(s, wall) for s in self._svcs],
                     "events": list(self._events)}
 
@@ -343,23 +337,8 @@ class DockerWatcher:
         return self._events.emit(service, kind, detail, **extra)
 
     def _flush(self, force: bool = False) -> None:
-        if self.state_path is None:
-            return
-        now = self._clock()
-        if not force and now - self._flushed_at < STATE_REFRESH_S and not self._dirty():
-            return
-        try:
-            write_state(self.state_path, self.snapshot())
-            self._flushed_at = now
-            self._last_key = self._key()
-        except OSError as e:
-            log.warning("could not write the state file %s: %s", self.state_path, e)
-
-    def _key(self) -> str:
-        return json.dumps([(s.state, s.healthy, s.restarts) for s in self._svcs] + [self._events.count])
-
-    def _dirty(self) -> bool:
-        return self._last_key != self._key()
+        key = json.dumps([(s.state, s.healthy, s.restarts) for s in self._svcs] + [self._events.count])
+        self._writer.publish(self.snapshot(), key, force)
 
 
 def _parse_docker_time(text: str) -> float | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -19,7 +18,7 @@ from sandbox.runner.probe import ProbeResult, kafka_probe, port_owner
 from sandbox.runner.process import Handle, RealSpawner, ServiceSpec, Spawner, stop_escalating
 from sandbox.runner.service import EventLog, ServiceRecord, StopPlan, catalog_epoch, iso_utc
 from sandbox.runner.recovery import Recovery
-from sandbox.runner.statefile import write_state
+from sandbox.runner.statefile import StatePublisher, supervisor_identity
 
 __all__ = ["Supervisor", "ServiceSpec", "RecoveryPolicy", "ProbeResult", "RealSpawner", "Spawner", "Handle",
            "kafka_probe", "port_owner", "STATES", "EVENT_KINDS"]
@@ -76,13 +75,12 @@ class Supervisor(Recovery):
         self._probe_interval = probe_interval_s
         self._adopt = adopt
         self._on_spawn = on_spawn
-        self._identity = identity or {"supervisor_pid": os.getpid()}
+        self._identity = identity or supervisor_identity()
         self._events = EventLog(wall_clock, on_event, MAX_EVENTS)
         self._lock = threading.RLock()
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._started_wall = wall_clock()
-        self._last_written_key: str | None = None
-        self._last_written_at: float | None = None
+        self._writer = StatePublisher(state_path, clock, wall=wall_clock, sleep=sleep, refresh_s=STATE_REFRESH_S)
         self._published: dict[str, Any] = self._build_snapshot()
 
     # ------------------------------------------------------------------ public
@@ -222,22 +220,10 @@ class Supervisor(Recovery):
     def _publish(self, force: bool = False) -> None:
         snap = self._build_snapshot()
         self._published = snap
-        if self.state_path is None:
-            return
         stable = {k: v for k, v in snap.items() if k not in ("updated_at", "heartbeat")}
         stable["services"] = [{k: v for k, v in s.items() if k not in ("uptime_s", "latency_ms")}
                               for s in snap["services"]]
-        key = json.dumps(stable, sort_keys=True, default=str)
-        now = self._clock()
-        stale = self._last_written_at is None or now - self._last_written_at >= STATE_REFRESH_S
-        if not force and key == self._last_written_key and not stale:
-            return
-        try:
-            write_state(self.state_path, snap, sleep=self._sleep)
-        except OSError as e:
-            log.warning("could not write the state file %s: %s", self.state_path, e)
-            return
-        self._last_written_key, self._last_written_at = key, now
+        self._writer.publish(snap, json.dumps(stable, sort_keys=True, default=str), force)
 
     def _coordinators_healthy(self) -> bool:
         return all(s.handle is not None and s.healthy for s in self._services if s.spec.role == "coordinator")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -15,6 +16,20 @@ from sandbox.runner.process import Handle, ServiceSpec
 
 def iso_utc(wall_time: float) -> str:
     return datetime.fromtimestamp(wall_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@runtime_checkable
+class StackSupervising(Protocol):
+    """What the stack process (runner/stack.py), status and /healthz need of a supervisor; the
+    native Supervisor and the DockerWatcher both are one, and publish through one StatePublisher."""
+
+    def step(self) -> None: ...
+    def run(self, stop: Any, interval: float = ..., *, stop_services: bool = ...) -> None: ...
+    def stop_all(self, grace_s: float | None = None) -> None: ...
+    def restart(self, name: str | None = None, grace_s: float | None = None) -> None: ...
+    def snapshot(self) -> dict[str, Any]: ...
+    def record_event(self, service: str, kind: str, detail: str, **extra: Any) -> dict: ...
+    def catalog_epoch(self) -> int | None: ...
 
 
 @dataclass

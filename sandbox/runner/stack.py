@@ -25,6 +25,7 @@ from sandbox.runner.manifest import ManifestWatcher, reconcile
 from sandbox.runner import orphans
 from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
 from sandbox.runner.process import ServiceSpec
+from sandbox.runner.service import StackSupervising
 from sandbox.runner.statefile import read_state, write_state
 
 log = logging.getLogger("sandbox.runner")
@@ -156,15 +157,6 @@ def desired_topics(cfg: SandboxConfig) -> dict[str, TopicSpec]:
 HEARTBEAT_STALE_S = 5.0   # a state file older than this was left by a supervisor that stopped working
 
 
-def supervisor_identity() -> dict:
-    """Who writes the state file: readers check it is this very process, still alive and beating."""
-    import os
-
-    import psutil
-
-    return {"supervisor_pid": os.getpid(), "supervisor_create_time": psutil.Process().create_time()}
-
-
 def live_state(cfg: SandboxConfig) -> dict | None:
     """The state file if the supervisor that wrote it runs (same pid and create time) and wrote it
     within HEARTBEAT_STALE_S; None otherwise (a state file cannot speak for a dead supervisor)."""
@@ -212,6 +204,7 @@ class StackSupervisor:
                 on_event(event)
         else:
             both = counts
+        self.sup: StackSupervising
         if cfg.mode == "docker":
             from sandbox.runner.docker import DockerStack
             from sandbox.runner.docker_watch import DockerWatcher
@@ -223,7 +216,7 @@ class StackSupervisor:
             self.sup = Supervisor(
                 service_specs(cfg), policy(cfg), probe=kafka_probe, quarantine_root=cfg.quarantine_dir,
                 recreate_topics=self._recreate, state_path=cfg.data_dir / STATE_FILE,
-                on_event=both, adopt=_adopt, on_spawn=_note_pid, identity=supervisor_identity(),
+                on_event=both, adopt=_adopt, on_spawn=_note_pid,
             )
         # /healthz /status /metrics on http_port (127.0.0.1 only), with a client of its own so a
         # scrape never waits behind the catalog refresh

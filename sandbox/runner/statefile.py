@@ -1,5 +1,6 @@
 """The supervisor's state file: written atomically (tmp + os.replace, retried while Windows holds the
-target open) so `sandbox status` in another process always reads a whole snapshot."""
+target open) so `sandbox status` in another process always reads a whole snapshot; the one writer
+both supervisors (native and docker) publish through, with the identity and heartbeat readers check."""
 
 from __future__ import annotations
 
@@ -8,6 +9,47 @@ import os
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+HEARTBEAT_S = 1.0   # a state file is rewritten at least this often; readers call one 5 s old stale
+
+
+def supervisor_identity() -> dict[str, Any]:
+    """Who writes the state file: readers check that this very process still runs (pid + create time)."""
+    try:
+        import psutil
+
+        created = psutil.Process().create_time()
+    except Exception:
+        created = None
+    return {"supervisor_pid": os.getpid(), "supervisor_create_time": created}
+
+
+class StatePublisher:
+    """Writes a supervisor's snapshot when what matters in it changed (its key) or at least every
+    HEARTBEAT_S (the heartbeat); a failed write is logged and retried at the next publish."""
+
+    def __init__(self, path: Path | None, clock: Callable[[], float], *, wall: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep, refresh_s: float = HEARTBEAT_S) -> None:
+        self.path = Path(path) if path else None
+        self._clock, self._wall, self._sleep, self._refresh = clock, wall, sleep, refresh_s
+        self._key: str | None = None
+        self._at: float | None = None
+
+    def publish(self, snapshot: dict[str, Any], key: str, force: bool = False) -> None:
+        if self.path is None:
+            return
+        now = self._clock()
+        stale = self._at is None or now - self._at >= self._refresh
+        if not force and key == self._key and not stale:
+            return
+        try:
+            write_state(self.path, {**snapshot, "heartbeat": self._wall()}, sleep=self._sleep)
+        except OSError as e:
+            import logging
+
+            logging.getLogger("sandbox.runner").warning("could not write the state file %s: %s", self.path, e)
+            return
+        self._key, self._at = key, now
 
 
 def write_state(path: Path, data: dict[str, Any], *, attempts: int = 8,

@@ -282,3 +282,39 @@ def test_duplicate_names_and_bad_roles_are_refused(tmp_path):
         Supervisor([spec(tmp_path, "b"), spec(tmp_path, "b")], spawner=FakeSpawner())
     with pytest.raises(ValueError, match="role"):
         spec(tmp_path, "x", role="zookeeper")
+
+
+def test_native_and_docker_supervisors_share_one_interface_and_one_state_writer(tmp_path):
+    """Both publish a snapshot naming their own process (pid + create time) and a heartbeat that
+    is rewritten every second even when nothing else changes (readers call a stale one dead)."""
+    import psutil
+
+    from sandbox.runner.docker_watch import DockerWatcher
+    from sandbox.runner.service import StackSupervising
+
+    state = tmp_path / ".sandbox" / "supervisor.json"
+    sup, clock, spawner, probe = make(tmp_path, probe=None, state_path=state)
+
+    class NoEngine:
+        plans: dict = {}
+
+        def __getattr__(self, name):
+            raise AssertionError(f"not used: {name}")
+
+    watcher = DockerWatcher(NoEngine(), RecoveryPolicy(), state_path=tmp_path / "docker.json", clock=clock)
+    for s in (sup, watcher):
+        assert isinstance(s, StackSupervising)
+    sup.step()
+    sup.step()    # started, then healthy: settled
+    first = read_state(state)
+    assert first["supervisor_pid"] == os.getpid()
+    assert first["supervisor_create_time"] == psutil.Process().create_time()
+    clock.advance(0.5)
+    sup.step()
+    assert read_state(state)["heartbeat"] == first["heartbeat"]     # nothing changed, not due
+    clock.advance(0.6)
+    sup.step()
+    assert read_state(state)["heartbeat"] > first["heartbeat"]      # the heartbeat is due
+    watcher._flush(force=True)
+    docker = read_state(tmp_path / "docker.json")
+    assert docker["supervisor_pid"] == os.getpid() and docker["heartbeat"] > 0
