@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Mapping
 from .journal import EventSink, JournalCorruptError, MetadataJournal
 from .machine import Listeners, MetadataMachine, Record
 from .model import (
-    INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, BrokerInfo, ClusterState, CoordinatorError,
+    INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, KAFKA_STORAGE_ERROR, BrokerInfo, ClusterState, CoordinatorError,
     NewTopic, TopicInfo, TopicResult,
 )
 
@@ -69,7 +69,11 @@ class Coordinator:
     def _commit(self, records: list[Record]) -> list[Record]:
         if not records:
             return records
-        self._journal.append(records)
+        try:
+            self._journal.append(records)
+        except OSError as e:   # full or failing disk: an error for this request, not a dropped connection
+            raise CoordinatorError(KAFKA_STORAGE_ERROR, f"The coordinator's journal cannot be written "
+                                                        f"({e.strerror or e}); free space on its disk.") from None
         for record in records:
             self._machine.apply(record)
         if self._journal.snapshot_due:

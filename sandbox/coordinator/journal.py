@@ -218,7 +218,7 @@ class MetadataJournal:
             expected = end
         self._next_offset = expected
         self._since_snapshot = len(records)
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab", buffering=0)
         return state, records
 
     def _read_snapshot(self) -> tuple[dict | None, int]:
@@ -278,9 +278,20 @@ class MetadataJournal:
         if not records:
             return self._next_offset
         offset = self._next_offset
-        self._log.write(encode_line(offset, records))
-        self._log.flush()
-        os.fsync(self._log.fileno())
+        end = self._log.seek(0, os.SEEK_END)
+        try:
+            data = memoryview(encode_line(offset, records))
+            done = 0
+            while done < len(data):   # unbuffered: nothing is left behind to be written later
+                done += self._log.write(data[done:])
+            os.fsync(self._log.fileno())
+        except OSError:
+            # a full or failing disk: the batch is not in the journal, not even in part
+            try:
+                self._log.truncate(end)
+            except OSError:
+                pass   # a torn tail: cut by the torn-write repair at the next start
+            raise
         self._next_offset += len(records)
         self._since_snapshot += len(records)
         return offset

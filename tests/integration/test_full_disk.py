@@ -9,6 +9,7 @@ import os
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -89,3 +90,49 @@ def test_full_disk_is_a_storage_error_and_producing_resumes_when_space_is_freed(
     assert values[:50] == [f"before-{i}".encode() for i in range(50)]
     assert values[50:] == [f"during-{i}".encode() * 500 for i in range(20)]
     assert resumed_s < 30, resumed_s
+
+
+def test_coordinator_on_a_full_disk_answers_with_an_error_and_keeps_serving(tmp_path, small_disk):
+    """The coordinator's journal on a full disk: CreateTopics answers KAFKA_STORAGE_ERROR (no
+    dropped connection, no traceback, no crash), a refused topic never appears later, and topics
+    are created again once space is freed."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "coordinator"))
+    from server_helpers import CoordinatorProcess
+
+    from helpers import api_versions_ok, free_port
+
+    coord = CoordinatorProcess(small_disk / "coord", log_path=tmp_path / "coord.log").start()
+    port = free_port()
+    broker = subprocess.Popen([sys.executable, "-m", "sandbox", "broker", "--port", str(port), "--data-dir",
+                               str(tmp_path / "broker"), "--coordinator", f"127.0.0.1:{coord.port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: api_versions_ok(port, 0.5) or broker.poll() is not None, 30, what="the broker")
+        with KafkaClient(f"127.0.0.1:{port}", timeout=5.0) as c:
+            _fill(small_disk / "filler")
+            refused = []
+            for i in range(80):          # enough to need a new page of the journal file
+                try:
+                    c.create_topic(f"t{i}", 1)
+                except KafkaClientError as e:
+                    assert "KAFKA_STORAGE_ERROR" in str(e), e
+                    refused.append(f"t{i}")
+            assert refused, "the journal never hit the full disk"
+            assert coord.proc.poll() is None and broker.poll() is None
+            os.remove(small_disk / "filler")
+            c.create_topic("after", 1)
+            md, _ = c.metadata()
+            assert "after" in md.topics and not set(refused) & set(md.topics)
+        log = coord.log_text()
+        assert "Traceback" not in log, log[-2000:]
+        coord.kill()
+        coord.start()                    # the refused topics are not in the journal either
+        with KafkaClient(f"127.0.0.1:{coord.port}", timeout=5.0) as c:
+            md, _ = c.metadata()
+            assert "after" in md.topics and not set(refused) & set(md.topics)
+    finally:
+        broker.kill()
+        broker.wait(10)
+        coord.kill()
