@@ -110,7 +110,7 @@ class Recovery:
                 self._emit(svc, "crash-loop", f"{why}; it keeps failing with a fresh journal, so this is not a "
                                               f"journal problem: giving up (see {svc.spec.log_path})", exits=count)
                 return
-            if not self._wipe(svc):
+            if not self._wipe(svc, "unrepairable-journal" if unrepairable else "crash-loop", why):
                 svc.state, svc.next_start = "crashed", None
                 return
             svc.window.clear()
@@ -123,12 +123,14 @@ class Recovery:
         svc.state, svc.next_start = "recovering", now + delay
         svc.restart_reason = f"after {cause}, backoff {delay:g}s"
 
-    def _wipe(self, svc: ServiceRecord) -> bool:
+    def _wipe(self, svc: ServiceRecord, rule: str, why: str) -> bool:
+        """Quarantine the journal; the event names the rule (unrepairable-journal, crash-loop) and why."""
         spec = svc.spec
         svc.fresh_journal = svc.recreate_pending = True
         svc.recreate_failed_reported = False
         if not has_data(spec.data_dir):
-            self._emit(svc, "wipe", f"journal {spec.data_dir} was already empty: nothing to quarantine", path=None)
+            self._emit(svc, "wipe", f"journal {spec.data_dir} was already empty: nothing to quarantine ({why})",
+                       path=None, rule=rule)
             return True
         try:
             where, how = quarantine(spec.data_dir, self.quarantine_root, spec.name, self._wall(), sleep=self._sleep)
@@ -140,7 +142,8 @@ class Recovery:
         detail = f"journal quarantined: {where}" + ("" if how == "renamed" else f" ({how})")
         if pruned:
             detail += f"; deleted {len(pruned)} older quarantine(s) (keep_quarantines={self.policy.keep_quarantines})"
-        self._emit(svc, "wipe", detail, path=str(where), pruned=[str(p) for p in pruned])
+        self._emit(svc, "wipe", f"{detail} ({rule}: {why})", path=str(where), rule=rule,
+                   pruned=[str(p) for p in pruned])
         return True
 
     def _recreate(self, svc: ServiceRecord) -> None:

@@ -59,6 +59,7 @@ def test_crash_loop_then_repair_attempt_then_wipe_and_topics_recreated(tmp_path)
     assert (s.data_dir / "orders-0" / "00000000000000000000.log").exists()  # not wiped yet
     crash(sup, clock, spawner)  # the repair attempt failed too: wipe
     wipe = [e for e in sup.events if e["kind"] == "wipe"][0]
+    assert wipe["rule"] == "crash-loop" and "exits within" in wipe["detail"]
     q = Path(wipe["path"])
     assert q.parent == tmp_path / ".sandbox" / "quarantine"
     assert q.name.endswith("Z-broker-1") and q.name.startswith("2026")
@@ -101,6 +102,7 @@ def test_exit_code_4_under_repair_then_wipe_wipes_at_once(tmp_path):
     crash(sup, clock, spawner, code=4)
     assert kinds(sup.events)[-3:] == ["crash", "wipe", "restart"]
     assert "cannot be repaired" in sup.events[-3]["detail"]
+    assert sup.events[-2]["rule"] == "unrepairable-journal" and "exit code 4" in sup.events[-2]["detail"]
     assert len(quarantines(tmp_path / ".sandbox" / "quarantine", "broker-1")) == 1
 
 
