@@ -384,6 +384,7 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print) -> Repo
             camp.heal(time.monotonic())
         got = _read_all(stack.bootstrap)
         report.acked = len(load.acked)
+        counts = {p: len(v) for p, v in got.items()}
         seen: dict[bytes, list[tuple[int, int]]] = {}
         for p, recs in got.items():
             for off, v in recs:
@@ -400,6 +401,13 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print) -> Repo
             elif _in_quarantine(stack, value):
                 report.quarantined += 1
             else:
+                if not any("lost and in no quarantine" in v for v in report.violations):
+                    _, final = stack.status()
+                    report.violations.append(
+                        f"records read per partition {counts}; final status: healthy {final.get('healthy')}, "
+                        f"topics {[(t['name'], t['partitions'], t['leaderless_partitions'], t['end_offsets']) for t in final.get('topics', [])]}, "
+                        f"problems {final.get('problems')}, last events "
+                        f"{[(e['service'], e['kind'], e['detail'][:80]) for e in final.get('events', [])[-8:]]}")
                 report.violations.append(f"acknowledged record {value.decode()} (partition {p} offset {off}) "
                                          f"is lost and in no quarantine")
     finally:
