@@ -47,10 +47,11 @@ class BrokerProcess:
     """`sandbox broker` as a child process on a free port."""
 
     def __init__(self, data_dir: Path, port: int | None = None, options: list[str] | None = None,
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, coordinator: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.options = options or []
+        self.coordinator = coordinator   # "host:port" of a separate `sandbox coordinator`
         self.log_path = log_path or (self.data_dir.parent / f"broker-{self.port}.stderr")
         self.proc: subprocess.Popen | None = None
 
@@ -63,6 +64,8 @@ class BrokerProcess:
                "--data-dir", str(self.data_dir)]
         for o in self.options:
             cmd += ["-o", o]
+        if self.coordinator:
+            cmd += ["--coordinator", self.coordinator]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

@@ -364,7 +364,8 @@ class RemoteCoordinator:
     async def _fetch_once(self, max_wait_ms: int) -> None:
         machine = self._current()
         body = build(request_class(1, V_FETCH), {
-            "cluster_id": machine.cluster_id, "replica_id": -1, "max_wait": max_wait_ms, "min_bytes": 1, "max_bytes": 16 << 20,
+            "cluster_id": machine.cluster_id, "replica_id": -1 if self.broker_id is None else self.broker_id,
+            "max_wait": max_wait_ms, "min_bytes": 1, "max_bytes": 16 << 20,
             "isolation_level": 0, "session_id": 0, "session_epoch": -1,
             "topics": [{"topic": METADATA_TOPIC, "partitions": [{
                 "partition": METADATA_PARTITION, "fetch_offset": machine.metadata_offset,
@@ -428,6 +429,11 @@ class RemoteCoordinator:
     # ----------------------------------------------------------------- writes
     async def _request(self, body: Any) -> Any:
         return await self._control.request(body, self.request_timeout)
+
+    async def forward(self, body: Any) -> Any:
+        """A client's request the coordinator answers (as a Kafka broker forwards to its
+        controller): its response entity, or CoordinatorError when the coordinator is away."""
+        return await self._request(body)
 
     async def _latest_offset(self) -> int:
         body = build(request_class(2, V_LIST_OFFSETS), {

@@ -25,6 +25,7 @@ from .controller import Coordinator
 from .feed import DEFAULT_CAPACITY, MetadataFeed
 from .handlers import REGISTRY, RequestContext
 from .handlers.k18_api_versions import unsupported_version_response
+from .quorum import Observers
 
 log = logging.getLogger("sandbox.coordinator")
 
@@ -62,6 +63,7 @@ class CoordinatorServer:
         self.coordinator: Coordinator | None = None
         self.feed: MetadataFeed | None = None
         self.sessions: dict[int, int] = {}  # broker id -> epoch, registered with THIS process
+        self.observers = Observers()  # brokers following the metadata, for DescribeQuorum
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task] = []
         self._conns: dict[asyncio.StreamWriter, asyncio.Task] = {}

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import BrokerProcess
 
-from .kit import create_topic, unique
+from .kit import create_topic, unique, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -56,3 +56,48 @@ def test_describe_topic_partitions_pages_with_a_cursor(shared_broker, kp):
     assert {a, b} <= {t["name"] for t in everything["topics"]}
     bad = kp.describe_topic_partitions([a], cursor={"topic_name": b, "partition_index": 0})
     assert [t["error_code"] for t in bad["topics"]] == [42]
+
+
+# ---- DescribeQuorum (55): the coordinator describes itself; brokers forward -----------------------
+
+@pytest.fixture(scope="module")
+def split_stack(tmp_path_factory):
+    """A separate coordinator process and one broker that follows it."""
+    from coordinator.server_helpers import CoordinatorProcess
+    root = tmp_path_factory.mktemp("split")
+    coord = CoordinatorProcess(root / "coordinator", log_path=root / "coordinator.log").start()
+    b = BrokerProcess(root / "broker", log_path=root / "broker.stderr", coordinator=f"127.0.0.1:{coord.port}")
+    try:
+        b.start()
+        yield coord, b
+    finally:
+        b.stop()
+        coord.stop()
+
+
+def test_describe_quorum_through_a_broker_is_answered_by_the_coordinator(split_stack):
+    from kafka import KafkaAdminClient
+    coord, b = split_stack
+    create_topic(b.bootstrap, unique("quorum"), partitions=2)
+    kp = KafkaAdminClient(bootstrap_servers=b.bootstrap, request_timeout_ms=10000)
+    try:
+        def described():
+            q = kp.describe_metadata_quorum()["topics"][0]["partitions"][0]
+            return q if q["observers"] and q["observers"][0]["log_end_offset"] == q["high_watermark"] else None
+        q = wait_until(described, 10, 0.2, "the broker as an up-to-date observer")
+        nodes = kp.describe_metadata_quorum()["nodes"]
+    finally:
+        kp.close()
+    assert q["error"] is None and q["leader_id"] == 0 and q["leader_epoch"] == 1
+    assert q["high_watermark"] > 0   # the coordinator's metadata offset: registration, topic, partitions
+    assert [(v["replica_id"], v["log_end_offset"]) for v in q["current_voters"]] == [(0, q["high_watermark"])]
+    assert [o["replica_id"] for o in q["observers"]] == [1]
+    assert [(n["node_id"], [(li["host"], li["port"]) for li in n["listeners"]]) for n in nodes] == [
+        (0, [("127.0.0.1", coord.port)])]
+
+
+def test_describe_quorum_of_a_combined_broker_names_itself(shared_broker, kp):
+    q = kp.describe_metadata_quorum()["topics"][0]["partitions"][0]
+    assert q["error"] is None and q["leader_id"] == 1
+    assert [v["replica_id"] for v in q["current_voters"]] == [1] and q["observers"] == []
+    assert q["current_voters"][0]["log_end_offset"] == q["high_watermark"] > 0

@@ -60,8 +60,10 @@ async def handle(ctx, request) -> dict:
         return {"throttle_time": 0, "error_code": INCONSISTENT_CLUSTER_ID, "session_id": 0,
                 "responses": []}
     responses, total = _read_all(feed, request)
-    wait_s = request.max_wait.total_seconds()
     offset = _waiting_offset(request)
+    if offset is not None:   # a broker following the metadata: an observer of the quorum
+        ctx.server.observers.fetched(getattr(request, "replica_id", -1), offset, feed.high_watermark, int(time.time() * 1000))
+    wait_s = request.max_wait.total_seconds()
     if total < max(request.min_bytes, 1) and wait_s > 0 and offset is not None \
             and offset == feed.high_watermark:
         deadline = time.monotonic() + wait_s
