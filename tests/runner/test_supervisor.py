@@ -318,3 +318,22 @@ def test_native_and_docker_supervisors_share_one_interface_and_one_state_writer(
     watcher._flush(force=True)
     docker = read_state(tmp_path / "docker.json")
     assert docker["supervisor_pid"] == os.getpid() and docker["heartbeat"] > 0
+
+
+def test_a_full_disk_reported_by_a_service_is_a_problem_until_writes_succeed_again(tmp_path):
+    sup, clock, spawner, probe = make(tmp_path, probe=None)
+    s = spec(tmp_path, "broker-1")
+    sup.step()
+    sup.step()    # started and healthy
+    append_log(s.log_path, 'x WARNING sandbox.broker: EVENT storage-error {"errno": 28, '
+                           '"message": "No space left on device", "path": "/d/orders-0"}')
+    sup.step()
+    st = sup.service("broker-1")
+    assert st["problem"].startswith("disk full or failing: No space left on device")
+    assert kinds(sup.events)[-1] == "disk-full" and sup.events[-1]["path"] == "/d/orders-0"
+    assert st["state"] == "running" and len(spawner.handles("broker-1")) == 1   # nothing restarted
+    append_log(s.log_path, "x WARNING sandbox.broker: EVENT storage-ok {}")
+    sup.step()
+    assert sup.service("broker-1")["problem"] is None
+    assert sup.events[-1]["kind"] == "disk-full" and sup.events[-1]["resolved"] is True
+    assert not (tmp_path / ".sandbox" / "quarantine").exists()
