@@ -215,6 +215,12 @@ class PartitionLog:
                 if h.base_offset >= offset:
                     self._producers.update(h)
 
+    def active_producers(self) -> list[tuple[int, int, int, int]]:
+        """(producer id, epoch, last sequence, last timestamp) of every idempotent producer whose
+        batches the log holds, as DescribeProducers reports them."""
+        return [(pid, e.epoch, e.last_sequence, e.last_timestamp)
+                for pid, e in sorted(self._producers.producers.items())]
+
     def _write_snapshot(self) -> None:
         leo = self.log_end_offset
         path = self.directory / f"{segment_name(leo)}.snapshot"

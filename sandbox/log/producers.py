@@ -23,15 +23,20 @@ def last_sequence(base_sequence: int, delta: int) -> int:
 
 
 class ProducerEntry:
-    __slots__ = ("epoch", "batches")
+    __slots__ = ("epoch", "batches", "last_timestamp")
 
-    def __init__(self, epoch: int, batches=()) -> None:
+    def __init__(self, epoch: int, batches=(), last_timestamp: int = -1) -> None:
         self.epoch = epoch
         # (first_seq, last_seq, first_offset, last_offset), newest last
         self.batches: deque[tuple[int, int, int, int]] = deque(batches, maxlen=MAX_CACHED_BATCHES)
+        self.last_timestamp = last_timestamp   # max timestamp of its last batch (DescribeProducers)
 
     def copy(self) -> "ProducerEntry":
-        return ProducerEntry(self.epoch, self.batches)
+        return ProducerEntry(self.epoch, self.batches, self.last_timestamp)
+
+    @property
+    def last_sequence(self) -> int:
+        return self.batches[-1][1] if self.batches else -1
 
 
 class ProducerState:
@@ -83,6 +88,7 @@ class ProducerState:
             entry = self.producers[pid] = ProducerEntry(h.producer_epoch)
         elif h.producer_epoch < entry.epoch:
             return
+        entry.last_timestamp = h.max_timestamp
         if h.is_control or h.base_sequence < 0:
             return
         entry.batches.append((h.base_sequence, last_sequence(h.base_sequence, h.last_offset_delta),
@@ -97,7 +103,8 @@ class ProducerState:
         return json.dumps({
             "version": 1,
             "offset": offset,
-            "producers": {str(pid): {"epoch": e.epoch, "batches": [list(b) for b in e.batches]}
+            "producers": {str(pid): {"epoch": e.epoch, "batches": [list(b) for b in e.batches],
+                                     "ts": e.last_timestamp}
                           for pid, e in self.producers.items()},
         }, separators=(",", ":")).encode()
 
@@ -112,7 +119,8 @@ class ProducerState:
                 doc = json.loads(f.read())
             state = cls()
             for pid, e in doc["producers"].items():
-                state.producers[int(pid)] = ProducerEntry(int(e["epoch"]), [tuple(int(x) for x in b) for b in e["batches"]])
+                state.producers[int(pid)] = ProducerEntry(int(e["epoch"]), [tuple(int(x) for x in b) for b in e["batches"]],
+                                                          int(e.get("ts", -1)))
             return state, int(doc["offset"])
         except (OSError, ValueError, KeyError, TypeError):
             return None

@@ -101,3 +101,27 @@ def test_describe_quorum_of_a_combined_broker_names_itself(shared_broker, kp):
     assert q["error"] is None and q["leader_id"] == 1
     assert [v["replica_id"] for v in q["current_voters"]] == [1] and q["observers"] == []
     assert q["current_voters"][0]["log_end_offset"] == q["high_watermark"] > 0
+
+
+# ---- DescribeProducers (61): the idempotent producers of each partition ----------------------------
+
+def test_describe_producers_lists_idempotent_producers(shared_broker, kp):
+    import time
+    from kafka import TopicPartition
+    from kafka.errors import UnknownTopicOrPartitionError
+    from .kit import producer
+    name = unique("producers")
+    create_topic(shared_broker.bootstrap, name, partitions=2)
+    before = int(time.time() * 1000)
+    p = producer(shared_broker.bootstrap, **{"enable.idempotence": True, "linger.ms": 0})
+    for i in range(3):
+        p.produce(name, b"v%d" % i, partition=0)
+        assert p.flush(20) == 0   # one batch per record: sequences 0, 1, 2
+    states = kp.describe_producers([TopicPartition(name, 0), TopicPartition(name, 1)])
+    (only,) = states[TopicPartition(name, 0)].active_producers
+    assert only.producer_id >= 0 and only.producer_epoch == 0 and only.last_sequence == 2
+    assert before - 1000 <= only.last_timestamp <= int(time.time() * 1000) + 1000
+    assert only.coordinator_epoch == -1 and only.current_transaction_start_offset == -1
+    assert states[TopicPartition(name, 1)].active_producers == []
+    with pytest.raises(UnknownTopicOrPartitionError):
+        kp.describe_producers([TopicPartition(name, 7)], broker_id=1)

@@ -1,0 +1,34 @@
+"""DescribeProducers (61), v0: per partition, the idempotent producers the log's producer state
+holds (producer id, epoch, last sequence, timestamp of its last batch). Without transactions the
+coordinator epoch and the current transaction's start offset are always -1. A partition this
+broker does not host is NOT_LEADER_OR_FOLLOWER when the topic has it, else
+UNKNOWN_TOPIC_OR_PARTITION, as Kafka's replica manager answers."""
+
+from __future__ import annotations
+
+from .common import NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION
+
+API_KEY = 61
+MIN_VERSION = 0
+MAX_VERSION = 0
+
+
+def _partition(state, topic: str, index: int) -> dict:
+    log = state.partitions.get((topic, index))
+    out = {"partition_index": index, "error_code": NONE, "error_message": None, "active_producers": ()}
+    if log is None:
+        t = state.coordinator.topic(topic)
+        known = t is not None and any(p.index == index for p in t.partitions)
+        out["error_code"] = NOT_LEADER_OR_FOLLOWER if known else UNKNOWN_TOPIC_OR_PARTITION
+        return out
+    out["active_producers"] = [
+        {"producer_id": pid, "producer_epoch": epoch, "last_sequence": seq, "last_timestamp": ts,
+         "coordinator_epoch": -1, "current_txn_start_offset": -1}
+        for pid, epoch, seq, ts in log.active_producers()]
+    return out
+
+
+def handle(ctx, request) -> dict:
+    return {"throttle_time": 0, "topics": [
+        {"name": t.name, "partitions": [_partition(ctx.state, t.name, i) for i in t.partition_indexes]}
+        for t in request.topics]}
