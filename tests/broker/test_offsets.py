@@ -13,15 +13,12 @@ from hypothesis import strategies as st
 from sandbox.broker import offsets as offsets_mod
 from sandbox.broker.offsets import JOURNAL, CommittedOffset, OffsetStore
 
-try:  # Windows file semantics (no rename/delete of open files) for every test here, as for the log
-    from log.conftest import windows_files  # noqa: F401  (an autouse fixture)
-except ImportError:  # pragma: no cover - the shared fixture moved
-    windows_files = None
+# Windows file semantics (no rename/delete of open files) for every test here, as for the log;
+# a moved fixture is an error here, never a silent skip
+from log.conftest import windows_files  # noqa: E402,F401  (an autouse fixture)
 
 
 def test_runs_under_windows_file_semantics(request):
-    if windows_files is None:
-        pytest.skip("shared windows_files fixture not found")
     sem = request.getfixturevalue("windows_files")
     assert sem.active
 

@@ -37,7 +37,7 @@ def _read_all(bootstrap: str, topic: str) -> list[tuple[int, bytes, bytes | None
                 out.append((m.offset(), m.key(), m.value()))
     finally:
         c.close()
-    assert not out or out[-1][0] == hi - 1, f"stopped at {out[-1][0] if out else None} of {hi}"
+    assert out and out[-1][0] == hi - 1, f"stopped at {out[-1][0] if out else None} of {hi}"
     return out
 
 
