@@ -215,6 +215,12 @@ class RemoteCoordinator:
     def describe_configs(self, name: str) -> dict[str, tuple[str, bool]]:
         return self._machine.describe_configs(name)
 
+    def client_quotas(self) -> dict:
+        return self._machine.client_quotas()
+
+    def finalized_features(self) -> dict[str, int]:
+        return self._machine.finalized_features()
+
     def subscribe(self, callback: Listener) -> Callable[[], None]:
         """Call `callback(records)` after each change the mirror applies; returns an
         unsubscribe. A snapshot arrives as one `{"type": "snapshot", ...}` record."""
@@ -430,10 +436,14 @@ class RemoteCoordinator:
     async def _request(self, body: Any) -> Any:
         return await self._control.request(body, self.request_timeout)
 
-    async def forward(self, body: Any) -> Any:
+    async def forward(self, body: Any, catch_up: bool = False) -> Any:
         """A client's request the coordinator answers (as a Kafka broker forwards to its
-        controller): its response entity, or CoordinatorError when the coordinator is away."""
-        return await self._request(body)
+        controller): its response entity, or CoordinatorError when the coordinator is away.
+        catch_up: a write; return once the mirror shows it (bounded)."""
+        response = await self._request(body)
+        if catch_up:
+            await self._catch_up()
+        return response
 
     async def _latest_offset(self) -> int:
         body = build(request_class(2, V_LIST_OFFSETS), {

@@ -174,6 +174,25 @@ class Coordinator:
         if not validate_only:
             self._commit(records)
 
+    # ----------------------------------------------------------------- quotas and features
+    def client_quotas(self) -> dict:
+        return self._machine.client_quotas()
+
+    def finalized_features(self) -> dict[str, int]:
+        return self._machine.finalized_features()
+
+    def alter_client_quotas(self, entries: Any, validate_only: bool = False) -> list[tuple[int, str | None]]:
+        records, results = self._machine.alter_client_quotas(entries)
+        if not validate_only:
+            self._commit(records)
+        return results
+
+    def update_features(self, wanted: Any, validate_only: bool = False) -> dict[str, tuple[int, str | None]]:
+        records, results = self._machine.update_features(wanted)
+        if not validate_only:
+            self._commit(records)
+        return results
+
     # ----------------------------------------------------------------- brokers
     def register_broker(self, broker_id: int, host: str, port: int, rack: str | None = None,
                         incarnation_id: uuid.UUID | str | None = None, *,

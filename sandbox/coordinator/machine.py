@@ -7,7 +7,7 @@ import dataclasses
 import uuid
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import rules, topic_configs
+from . import features, quotas, rules, topic_configs
 from .elections import Draft
 from .model import (
     BROKER_ID_NOT_REGISTERED, DUPLICATE_BROKER_REGISTRATION, INVALID_CONFIG, INVALID_PARTITIONS,
@@ -58,6 +58,8 @@ class MetadataMachine:
         self._ids: dict[uuid.UUID, str] = {}
         self._next_pid = 0
         self._offset = 0
+        self._quotas: quotas.Quotas = {}
+        self._features: dict[str, int] = {}
         self._last_contact: dict[int, int] = {}
         self._live: set[int] = set()  # sessions opened by this process (register/heartbeat)
 
@@ -77,7 +79,8 @@ class MetadataMachine:
     def state(self) -> ClusterState:
         return ClusterState(self._cluster_id, dict(self._brokers),
                             {n: t.copy() for n, t in self._topics.items()},
-                            self._next_pid, self._offset)
+                            self._next_pid, self._offset, quotas.to_json(self._quotas),
+                            dict(self._features))
 
     def restore(self, state: ClusterState | Mapping[str, Any]) -> None:
         """Replace the whole state with a snapshot (a ClusterState or its to_dict() form)."""
@@ -89,6 +92,8 @@ class MetadataMachine:
         self._ids = {t.topic_id: n for n, t in self._topics.items()}
         self._next_pid = state.next_producer_id
         self._offset = state.metadata_offset
+        self._quotas = quotas.from_json(state.quotas)
+        self._features = dict(state.features)
         self._last_contact.clear()
         self._live.clear()
 
@@ -111,6 +116,12 @@ class MetadataMachine:
 
     def unfenced_brokers(self) -> list[int]:
         return sorted(b for b, info in self._brokers.items() if not info.fenced)
+
+    def client_quotas(self) -> quotas.Quotas:
+        return {e: dict(v) for e, v in self._quotas.items()}
+
+    def finalized_features(self) -> dict[str, int]:
+        return features.finalized(self._features)
 
     def describe_configs(self, name: str) -> dict[str, tuple[str, bool]]:
         """Every known topic config -> (value, is_default)."""
@@ -178,7 +189,21 @@ class MetadataMachine:
             raise ValueError("producer id counter cannot go backwards")
         self._next_pid = nxt
 
+    def _apply_quota(self, r: Mapping[str, Any]) -> None:
+        quotas.apply(self._quotas, r)
+
+    def _apply_feature(self, r: Mapping[str, Any]) -> None:
+        features.apply(self._features, r)
+
     # ----------------------------------------------------------------- commands
+    def alter_client_quotas(self, entries: Any) -> tuple[list[Record], list[tuple[int, str | None]]]:
+        """AlterClientQuotas: records and one (error code, message) per entry (quotas.py)."""
+        return quotas.alterations(self._quotas, entries)
+
+    def update_features(self, wanted: Any) -> tuple[list[Record], dict[str, tuple[int, str | None]]]:
+        """UpdateFeatures: records and (error code, message) per feature (features.py)."""
+        return features.updates(self._features, wanted)
+
     def set_cluster_id(self, cluster_id: str) -> list[Record]:
         if self._cluster_id is not None:
             raise CoordinatorError(INVALID_REQUEST, "the cluster id is already set")
@@ -398,6 +423,7 @@ class MetadataMachine:
         m = MetadataMachine(default_partitions=self.default_partitions)
         m._cluster_id, m._next_pid, m._offset = self._cluster_id, self._next_pid, self._offset
         m._brokers, m._topics, m._ids = dict(self._brokers), dict(self._topics), dict(self._ids)
+        m._quotas, m._features = self.client_quotas(), dict(self._features)
         return m
 
 
@@ -412,4 +438,6 @@ _APPLY = {
     "remove-topic": MetadataMachine._apply_remove_topic,
     "config": MetadataMachine._apply_config,
     "producer-ids": MetadataMachine._apply_producer_ids,
+    "client-quota": MetadataMachine._apply_quota,
+    "feature-level": MetadataMachine._apply_feature,
 }

@@ -157,22 +157,30 @@ class ClusterState:
     topics: dict[str, TopicInfo]
     next_producer_id: int
     metadata_offset: int
+    quotas: list = field(default_factory=list)     # client quotas in their JSON form (quotas.py)
+    features: dict = field(default_factory=dict)   # feature levels set by UpdateFeatures
 
     __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cluster_id": self.cluster_id,
-                "brokers": [b.to_dict() for _, b in sorted(self.brokers.items())],
-                "topics": [t.to_dict() for _, t in sorted(self.topics.items())],
-                "next_producer_id": self.next_producer_id,
-                "metadata_offset": self.metadata_offset}
+        out = {"cluster_id": self.cluster_id,
+               "brokers": [b.to_dict() for _, b in sorted(self.brokers.items())],
+               "topics": [t.to_dict() for _, t in sorted(self.topics.items())],
+               "next_producer_id": self.next_producer_id,
+               "metadata_offset": self.metadata_offset}
+        if self.quotas:
+            out["quotas"] = list(self.quotas)
+        if self.features:
+            out["features"] = dict(sorted(self.features.items()))
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ClusterState:
         brokers = {b.broker_id: b for b in map(BrokerInfo.from_dict, d["brokers"])}
         topics = {t.name: t for t in map(TopicInfo.from_dict, d["topics"])}
         return cls(d["cluster_id"], brokers, topics, int(d["next_producer_id"]),
-                   int(d["metadata_offset"]))
+                   int(d["metadata_offset"]), list(d.get("quotas") or ()),
+                   {str(k): int(v) for k, v in (d.get("features") or {}).items()})
 
 
 @dataclass(frozen=True)

@@ -125,3 +125,121 @@ def test_describe_producers_lists_idempotent_producers(shared_broker, kp):
     assert states[TopicPartition(name, 1)].active_producers == []
     with pytest.raises(UnknownTopicOrPartitionError):
         kp.describe_producers([TopicPartition(name, 7)], broker_id=1)
+
+
+# ---- Describe/AlterClientQuotas (48/49): stored in the coordinator's metadata, not enforced -------
+# No admin client in Python has a method for them; kafka-python's own protocol classes are sent
+# through its admin client's connection manager.
+
+def _send(kp_client, request):
+    async def go():
+        return await kp_client._manager.send(request)
+    return kp_client._manager.run(go)
+
+
+def _alter_quotas(kp_client, entries, validate_only=False):
+    from kafka.protocol.admin.client_quotas import AlterClientQuotasRequest as R
+    req = R(entries=[R.EntryData(entity=[R.EntryData.EntityData(entity_type=t, entity_name=n) for t, n in entity],
+                                 ops=[R.EntryData.OpData(key=k, value=0.0 if v is None else float(v), remove=v is None)
+                                      for k, v in ops.items()]) for entity, ops in entries],
+            validate_only=validate_only)
+    return [(tuple((e.entity_type, e.entity_name) for e in r.entity), r.error_code)
+            for r in _send(kp_client, req).entries]
+
+
+def _describe_quotas(kp_client, components, strict=False):
+    from kafka.protocol.admin.client_quotas import DescribeClientQuotasRequest as R
+    resp = _send(kp_client, R(components=[R.ComponentData(entity_type=t, match_type=m, match=n)
+                                          for t, m, n in components], strict=strict))
+    if resp.error_code:
+        return resp.error_code
+    return sorted((tuple(sorted((e.entity_type, e.entity_name or "<default>") for e in entry.entity)),
+                   {v.key: v.value for v in entry.values}) for entry in resp.entries)
+
+
+EXACT, DEFAULT, ANY = 0, 1, 2
+ALICE, ALICE_APP = (("user", "alice"),), (("client-id", "app"), ("user", "alice"))
+
+
+def _check_quotas(kp_client):
+    everything = _describe_quotas(kp_client, [])
+    assert everything == sorted([(ALICE, {"producer_byte_rate": 1024.0}),
+                                 ((("client-id", "<default>"),), {"consumer_byte_rate": 2048.0}),
+                                 (ALICE_APP, {"request_percentage": 50.5}),
+                                 ((("ip", "127.0.0.1"),), {"connection_creation_rate": 10.0})])
+    assert [e for e, _ in _describe_quotas(kp_client, [("user", EXACT, "alice")])] == [ALICE_APP, ALICE]
+    assert [e for e, _ in _describe_quotas(kp_client, [("user", EXACT, "alice")], strict=True)] == [ALICE]
+    assert [e for e, _ in _describe_quotas(kp_client, [("client-id", DEFAULT, None)])] == [
+        (("client-id", "<default>"),)]
+    assert [e for e, _ in _describe_quotas(kp_client, [("user", ANY, None), ("client-id", ANY, None)])] == [ALICE_APP]
+    assert _describe_quotas(kp_client, [], strict=True) == []
+    assert _describe_quotas(kp_client, [("user", ANY, None), ("ip", ANY, None)]) == 42   # INVALID_REQUEST
+    assert _describe_quotas(kp_client, [("group", ANY, None)]) == 35                     # UNSUPPORTED_VERSION
+
+
+def _set_quotas(kp_client):
+    results = _alter_quotas(kp_client, [
+        ((("user", "alice"),), {"producer_byte_rate": 1024}),
+        ((("client-id", None),), {"consumer_byte_rate": 2048}),
+        ((("user", "alice"), ("client-id", "app")), {"request_percentage": 50.5}),
+        ((("ip", "127.0.0.1"),), {"connection_creation_rate": 10}),
+        ((("user", "bob"), ("ip", "127.0.0.1")), {"producer_byte_rate": 1}),   # ip goes alone
+        ((("user", "carol"),), {"producer_byte_rate": 1.5}),                   # a long-valued key
+        ((("user", "dave"),), {"no_such_quota": 1}),
+    ])
+    assert [code for _, code in results] == [0, 0, 0, 0, 42, 42, 42]
+    assert _alter_quotas(kp_client, [((("user", "erin"),), {"producer_byte_rate": 5})], validate_only=True) == [
+        ((("user", "erin"),), 0)]
+
+
+def test_client_quotas_are_stored_and_described_with_kafkas_filters(broker_factory):
+    from kafka import KafkaAdminClient
+    b = broker_factory()
+    kp_client = KafkaAdminClient(bootstrap_servers=b.bootstrap, request_timeout_ms=10000)
+    try:
+        _set_quotas(kp_client)
+        _check_quotas(kp_client)   # erin (validate_only) and the refused entries are not stored
+        assert _alter_quotas(kp_client, [((("user", "alice"),), {"producer_byte_rate": None})]) == [(ALICE, 0)]
+        assert ALICE not in [e for e, _ in _describe_quotas(kp_client, [])]
+        _alter_quotas(kp_client, [((("user", "alice"),), {"producer_byte_rate": 1024})])
+    finally:
+        kp_client.close()
+    b.stop()
+    b.start()   # durable: the quotas are records of the coordinator's journal
+    kp_client = KafkaAdminClient(bootstrap_servers=b.bootstrap, request_timeout_ms=10000)
+    try:
+        _check_quotas(kp_client)
+    finally:
+        kp_client.close()
+
+
+def test_client_quotas_through_a_broker_of_a_separate_coordinator(split_stack):
+    from kafka import KafkaAdminClient
+    _coord, b = split_stack
+    kp_client = KafkaAdminClient(bootstrap_servers=b.bootstrap, request_timeout_ms=10000)
+    try:
+        _set_quotas(kp_client)
+        _check_quotas(kp_client)   # the broker's copy of the metadata shows them at once
+    finally:
+        kp_client.close()
+
+
+# ---- UpdateFeatures (57) and the finalized features in ApiVersions ----------------------------------
+
+def test_features_as_a_kraft_cluster_reports_them(shared_broker, kp):
+    from kafka.errors import InvalidUpdateVersionError
+    features = kp.describe_features()
+    mv = features["metadata.version"]
+    assert mv["supported"] == (7, 25) and mv["finalized"] == (25, 25)   # 4.0-IV3: the Kafka 4.0 APIs
+    assert mv["finalized_epoch"] > 0                                    # the metadata offset
+    assert kp.update_features({"metadata.version": 25}) == {"metadata.version": "OK"}
+    assert kp.update_features({"metadata.version": 25}, validate_only=True) == {"metadata.version": "OK"}
+    refused = {
+        "metadata.version": [("SAFE_DOWNGRADE", 24), ("UNSAFE_DOWNGRADE", 7), 24, 26],
+        "no.such.version": [1],
+    }
+    for feature, specs in refused.items():
+        for spec in specs:
+            with pytest.raises(InvalidUpdateVersionError):
+                kp.update_features({feature: spec})
+    assert kp.describe_features()["metadata.version"]["finalized"] == (25, 25)

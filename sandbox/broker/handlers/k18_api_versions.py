@@ -1,4 +1,6 @@
-"""ApiVersions (18): the supported ranges, derived from the handler registry.
+"""ApiVersions (18): the supported ranges, derived from the handler registry; from v3 also the
+supported and finalized features (metadata.version) with their epoch, the metadata offset, as a
+Kafka broker of a KRaft cluster reports them.
 
 A request at a version we lack gets the v0 body with UNSUPPORTED_VERSION and the full list,
 so librdkafka and the Java client retry at a version we speak.
@@ -6,6 +8,7 @@ so librdkafka and the Java client retry at a version we speak.
 
 from __future__ import annotations
 
+from sandbox.coordinator.features import api_versions_fields
 from sandbox.protocol import build, encode_response, response_class
 
 API_KEY = 18
@@ -21,7 +24,11 @@ def _api_keys() -> list[dict]:
 
 
 def handle(ctx, request) -> dict:
-    return {"error_code": 0, "api_keys": _api_keys(), "throttle_time": 0}
+    out = {"error_code": 0, "api_keys": _api_keys(), "throttle_time": 0}
+    coord = ctx.state.coordinator
+    if ctx.api_version >= 3 and coord is not None:
+        out.update(api_versions_fields(coord.finalized_features(), coord.metadata_offset))
+    return out
 
 
 def unsupported_version_response(correlation_id: int) -> bytes:
