@@ -243,3 +243,48 @@ def test_features_as_a_kraft_cluster_reports_them(shared_broker, kp):
             with pytest.raises(InvalidUpdateVersionError):
                 kp.update_features({feature: spec})
     assert kp.describe_features()["metadata.version"]["finalized"] == (25, 25)
+
+
+# ---- Client telemetry (71/72): Kafka 4.0 without a telemetry receiver --------------------------------
+
+def test_telemetry_apis_answer_as_kafka_without_a_receiver(shared_broker, tmp_path):
+    """Kafka 4.0 lists GetTelemetrySubscriptions/PushTelemetry in ApiVersions only when a
+    telemetry receiver plugin is configured, so librdkafka (enable.metrics.push is on by default)
+    never asks; a client that asks anyway gets ClientMetricsManager's empty subscription."""
+    import uuid
+    from confluent_kafka import Producer
+    from rawclient import RawClient
+    from sandbox.protocol import build, request_class
+    from sandbox.broker.handlers import supported_versions
+    assert not {71, 72} & {key for key, _lo, _hi in supported_versions()}
+    logs = []
+    p = Producer({"bootstrap.servers": shared_broker.bootstrap, "enable.metrics.push": True,
+                  "debug": "telemetry,protocol", "logger": _ListLogger(logs)})
+    p.produce(unique("telemetry"), b"v")
+    assert p.flush(20) == 0
+    p.poll(0.5)
+    assert not [line for line in logs if "GetTelemetrySubscriptions" in line and "Sent" in line], logs[-20:]
+    with RawClient(shared_broker.port) as c:
+        sub = c.request(build(request_class(71, 0), {"client_instance_id": uuid.UUID(int=0)}))
+        assert int(sub.error_code) == 0 and sub.client_instance_id.int != 0
+        assert sub.requested_metrics == () and sub.push_interval.total_seconds() == 300
+        assert sub.delta_temporality is True and list(sub.accepted_compression_types) == [4, 3, 1, 2]
+        assert sub.telemetry_max_bytes == 1048576
+        pushed = c.request(build(request_class(72, 0), {
+            "client_instance_id": sub.client_instance_id, "subscription_id": sub.subscription_id,
+            "terminating": False, "compression_type": 0, "metrics": b""}))
+        assert int(pushed.error_code) == 0
+        stale = c.request(build(request_class(72, 0), {
+            "client_instance_id": sub.client_instance_id, "subscription_id": sub.subscription_id + 1,
+            "terminating": False, "compression_type": 0, "metrics": b""}))
+        assert int(stale.error_code) == 117   # UNKNOWN_SUBSCRIPTION_ID
+
+
+class _ListLogger:
+    """A logging.Logger stand-in for librdkafka's log callback."""
+
+    def __init__(self, lines: list) -> None:
+        self.lines = lines
+
+    def log(self, level, fmt, *args):
+        self.lines.append(fmt % args if args else fmt)

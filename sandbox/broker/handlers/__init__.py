@@ -2,7 +2,8 @@
 
 Each module declares API_KEY, MIN_VERSION, MAX_VERSION and `handle(ctx, request)`, which returns
 a dict in the shape of the response (see sandbox.protocol.build) or None for no response.
-ApiVersions is derived from this registry, never written by hand.
+ApiVersions is derived from this registry, never written by hand; a module with ADVERTISED =
+False answers its key without ApiVersions listing it (as Kafka answers the telemetry APIs).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Handler:
     handle: Callable[..., Any]
     is_async: bool
     name: str
+    advertised: bool = True
 
 
 def _discover() -> dict[int, Handler]:
@@ -34,7 +36,7 @@ def _discover() -> dict[int, Handler]:
         h = Handler(
             mod.API_KEY, mod.MIN_VERSION, mod.MAX_VERSION,
             getattr(mod, "ADVERTISED_MIN_VERSION", mod.MIN_VERSION), mod.handle,
-            inspect.iscoroutinefunction(mod.handle), info.name,
+            inspect.iscoroutinefunction(mod.handle), info.name, getattr(mod, "ADVERTISED", True),
         )
         if h.api_key in registry:
             raise RuntimeError(f"two handlers for api key {h.api_key}: {registry[h.api_key].name}, {h.name}")
@@ -47,4 +49,4 @@ REGISTRY: dict[int, Handler] = _discover()
 
 def supported_versions() -> list[tuple[int, int, int]]:
     """(api key, min, max) as ApiVersions advertises them."""
-    return [(k, h.advertised_min, h.max_version) for k, h in sorted(REGISTRY.items())]
+    return [(k, h.advertised_min, h.max_version) for k, h in sorted(REGISTRY.items()) if h.advertised]
