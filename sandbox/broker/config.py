@@ -136,6 +136,8 @@ class BrokerConfig:
     max_request_bytes: int = 100 * 1024 * 1024
     message_max_bytes: int = 1048588
     group_initial_rebalance_delay_ms: int = 0
+    group_consumer_heartbeat_interval_ms: int = 1000  # KIP-848 groups; Kafka's 5000 (see consumer_groups.py)
+    group_consumer_session_timeout_ms: int = 45000
     retention_check_interval_ms: int = 300_000
     cleaner_backoff_ms: int = 15_000     # log.cleaner.backoff.ms: how often compacted topics are looked at
     checkpoint_interval_ms: int = 60_000
@@ -188,6 +190,10 @@ class BrokerConfig:
                 self.max_request_bytes = _int(key, value)
             elif key == "group.initial.rebalance.delay.ms":
                 self.group_initial_rebalance_delay_ms = _int(key, value)
+            elif key == "group.consumer.heartbeat.interval.ms":
+                self.group_consumer_heartbeat_interval_ms = _int(key, value)
+            elif key == "group.consumer.session.timeout.ms":
+                self.group_consumer_session_timeout_ms = _int(key, value)
             elif key == "log.retention.check.interval.ms":
                 self.retention_check_interval_ms = _int(key, value)
             elif key == "log.cleaner.backoff.ms":

@@ -9,13 +9,16 @@ import logging
 import time
 from typing import Any, Callable
 
+from sandbox.broker.consumer_groups import (
+    DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_SESSION_TIMEOUT_MS, ConsumerGroups,
+)
 from sandbox.broker.group_machine import GroupMachine
 from sandbox.broker.group_model import (  # noqa: F401  (the error codes and results are this module's API too)
     COMPLETING, COORDINATOR_NOT_AVAILABLE, DEAD, EMPTY, FENCED_INSTANCE_ID, GROUP_ID_NOT_FOUND,
     GROUP_SUBSCRIBED_TO_TOPIC, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID,
     INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, NON_EMPTY_GROUP, NONE, OFFSET_METADATA_TOO_LARGE, PREPARING,
     REBALANCE_IN_PROGRESS, STABLE, UNKNOWN_MEMBER_ID, UNKNOWN_TOPIC_OR_PARTITION, GroupDescription, JoinResult,
-    SyncResult,
+    SyncResult, join_error,
 )
 from sandbox.broker.offsets import OffsetStore
 
@@ -54,7 +57,9 @@ class GroupCoordinator:
                  max_session_timeout_ms: int = 1800000,
                  partition_exists: Callable[[str, int], bool] | None = None,
                  on_event: Callable[[str, dict[str, Any]], None] | None = None,
-                 peers: Callable[[], set[str] | None] | None = open_peers) -> None:
+                 peers: Callable[[], set[str] | None] | None = open_peers,
+                 consumer_heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
+                 consumer_session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS) -> None:
         self.offsets = offsets
         self._clock = clock
         self._partition_exists = partition_exists
@@ -62,6 +67,9 @@ class GroupCoordinator:
         self.machine = GroupMachine(clock, initial_rebalance_delay_ms=initial_rebalance_delay_ms,
                                     min_session_timeout_ms=min_session_timeout_ms,
                                     max_session_timeout_ms=max_session_timeout_ms, on_event=self._event)
+        # KIP-848 groups (ConsumerGroupHeartbeat); one group id belongs to one protocol
+        self.consumer = ConsumerGroups(self.machine, clock=clock, heartbeat_interval_ms=consumer_heartbeat_interval_ms,
+                                       session_timeout_ms=consumer_session_timeout_ms, on_event=self._event)
         self._ids = itertools.count(1)
         self._futures: dict[int, asyncio.Future] = {}
         self._peers = peers
@@ -73,6 +81,8 @@ class GroupCoordinator:
                          protocol_type: str, protocols: list[tuple[str, bytes]], session_timeout_ms: int,
                          rebalance_timeout_ms: int, client_id: str, client_host: str,
                          require_known_member_id: bool, reason: str | None = None, peer: str = "") -> JoinResult:
+        if self.consumer.refuses_classic_join(group_id):
+            return join_error(INCONSISTENT_GROUP_PROTOCOL, member_id)
         request = next(self._ids)
         res = self.machine.join(request, group_id, member_id, group_instance_id, protocol_type, protocols,
                                 session_timeout_ms, rebalance_timeout_ms, client_id, client_host,
@@ -127,7 +137,7 @@ class GroupCoordinator:
         self._check_peers(now)
         removed = self.machine.tick(now)
         self._deliver()
-        return removed
+        return removed + self.consumer.machine.tick(now)
 
     def _check_peers(self, now: float) -> None:
         """A parked JoinGroup/SyncGroup whose client closed its connection is abandoned: Kafka cannot
@@ -170,8 +180,12 @@ class GroupCoordinator:
 
     # ------------------------------------------------------------------ offsets
     def commit_offsets(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None,
-                       offsets: list[tuple[str, int, int, int, str | None]]) -> list[tuple[str, int, int]]:
-        code = self.machine.commit_check(group_id, generation_id, member_id, group_instance_id)
+                       offsets: list[tuple[str, int, int, int, str | None]], api_version: int = 9
+                       ) -> list[tuple[str, int, int]]:
+        if group_id in self.consumer:  # generation_id is the member epoch
+            code = self.consumer.machine.commit_check(group_id, member_id, generation_id, api_version)
+        else:
+            code = self.machine.commit_check(group_id, generation_id, member_id, group_instance_id)
         if code:
             return [(t, p, code) for t, p, *_ in offsets]
         results, entries = [], []
@@ -206,9 +220,15 @@ class GroupCoordinator:
         if not group_id:
             return INVALID_GROUP_ID, []
         desc = self.machine.describe(group_id)
-        if desc is None and group_id not in self.offsets.groups():
+        subscribed: set[str] | None
+        if group_id in self.consumer:
+            subscribed = self.consumer.machine.subscribed_topics(group_id) if self.consumer.machine.has_members(
+                group_id) else set()
+            desc = None
+        elif desc is None and group_id not in self.offsets.groups():
             return GROUP_ID_NOT_FOUND, []
-        subscribed: set[str] | None = set()
+        else:
+            subscribed = set()
         if desc is not None and desc.state != EMPTY:
             if desc.protocol_type != "consumer":
                 return NON_EMPTY_GROUP, []
@@ -247,6 +267,8 @@ class GroupCoordinator:
         found = {g: (g, "", EMPTY) for g in self.offsets.groups()}
         for g, group in self.machine.groups.items():
             found[g] = (g, group.protocol_type or "", group.state)
+        for row in self.consumer.list_rows():
+            found[row[0]] = row
         wanted = {s.lower() for s in states} if states else None
         return [row for row in found.values() if wanted is None or row[2].lower() in wanted]
 
@@ -254,6 +276,8 @@ class GroupCoordinator:
         if not group_id:
             return GroupDescription(INVALID_GROUP_ID, group_id, DEAD, "", "", [])
         desc = self.machine.describe(group_id)
+        if group_id in self.consumer:  # DescribeGroups knows classic groups only: Kafka answers Dead
+            return GroupDescription(NONE, group_id, DEAD, "", "", [])
         if desc is None:
             state = EMPTY if group_id in self.offsets.groups() else DEAD
             return GroupDescription(NONE, group_id, state, "", "", [])
@@ -265,9 +289,9 @@ class GroupCoordinator:
             known = gid in self.machine.groups
             if not gid:
                 out.append((gid, INVALID_GROUP_ID))
-            elif not known and gid not in self.offsets.groups():
+            elif not known and gid not in self.consumer and gid not in self.offsets.groups():
                 out.append((gid, GROUP_ID_NOT_FOUND))
-            elif known and self.machine.groups[gid].state != EMPTY:
+            elif (known and self.machine.groups[gid].state != EMPTY) or self.consumer.machine.has_members(gid):
                 out.append((gid, NON_EMPTY_GROUP))
             else:
                 try:
@@ -276,6 +300,7 @@ class GroupCoordinator:
                     out.append((gid, COORDINATOR_NOT_AVAILABLE))
                     continue
                 self.machine.delete(gid)
+                self.consumer.machine.delete(gid)
                 out.append((gid, NONE))
         return out
 

@@ -1,4 +1,5 @@
-"""OffsetCommit (8), v2-v9 (v9 = v8 for classic groups): durable committed offsets per (group, topic, partition)."""
+"""OffsetCommit (8), v2-v9 (v9 = v8 for classic groups): durable committed offsets per (group, topic, partition).
+Members of KIP-848 consumer groups commit with their member epoch (STALE_MEMBER_EPOCH, UNKNOWN_MEMBER_ID)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def handle(ctx, request) -> dict:
                             getattr(p, "committed_leader_epoch", -1), p.committed_metadata))
     results = state.groups.commit_offsets(
         request.group_id, request.generation_id_or_member_epoch, request.member_id,
-        getattr(request, "group_instance_id", None), entries,
+        getattr(request, "group_instance_id", None), entries, api_version=ctx.api_version,
     ) if entries else []
     by_topic: dict[str, list[dict]] = {}
     for topic, part, code in results:

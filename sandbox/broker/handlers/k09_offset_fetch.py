@@ -1,6 +1,6 @@
 """OffsetFetch (9), v1-v9: committed offsets; unknown group or partition gives -1, not an error.
-v8+ asks for several groups at once; v9's member id and epoch matter only to KIP-848 groups, and
-every group here is a classic one, so they are not checked."""
+v8+ asks for several groups at once; v9's member id and epoch are checked for KIP-848 consumer
+groups (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH as the group's error), as Kafka 4.0 does."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ MIN_VERSION = 1
 MAX_VERSION = 9
 
 
-def _group(state, group_id: str, topics) -> tuple[list[dict], int]:
+def _group(state, group_id: str, topics, member: tuple[str | None, int] | None = None) -> tuple[list[dict], int]:
     """(topics with their committed offsets, group error code) for one group."""
     groups = state.groups
     if not state.is_group_coordinator(group_id):
         return [], NOT_COORDINATOR
+    if member is not None and group_id in groups.consumer:
+        code = groups.consumer.machine.fetch_check(group_id, *member)
+        if code:
+            return [], code
     if topics is None:
         found = groups.fetch_offsets(group_id, None)
         wanted: dict[str, list[int]] = {}
@@ -39,7 +43,8 @@ def handle(ctx, request) -> dict:
     if ctx.api_version >= 8:
         groups = []
         for g in request.groups:
-            topics, code = _group(ctx.state, g.group_id, g.topics)
+            member = (getattr(g, "member_id", None), getattr(g, "member_epoch", -1)) if ctx.api_version >= 9 else None
+            topics, code = _group(ctx.state, g.group_id, g.topics, member)
             groups.append({"group_id": g.group_id, "topics": topics, "error_code": code})
         return {"throttle_time": 0, "groups": groups}
     topics, code = _group(ctx.state, request.group_id, request.topics)

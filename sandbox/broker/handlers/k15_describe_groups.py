@@ -1,5 +1,6 @@
 """DescribeGroups (15), v0-v6: state, protocol and members with metadata and assignment. From v6
-(KIP-1043) a group that does not exist is GROUP_ID_NOT_FOUND instead of a Dead group."""
+(KIP-1043) a group that does not exist is GROUP_ID_NOT_FOUND instead of a Dead group; so is a
+KIP-848 consumer group ("is not a classic group"), which earlier versions see as Dead, as in Kafka."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def handle(ctx, request) -> dict:
             continue
         d = ctx.state.groups.describe_group(gid)
         if ctx.api_version >= 6 and d.error_code == 0 and d.state == "Dead":
-            out.append({"error_code": GROUP_ID_NOT_FOUND, "error_message": f"Group {gid} not found.",
+            kind = "is not a classic group" if gid in ctx.state.groups.consumer else "not found"
+            out.append({"error_code": GROUP_ID_NOT_FOUND, "error_message": f"Group {gid} {kind}.",
                         "group_id": gid, "group_state": "Dead", "protocol_type": "", "protocol_data": "",
                         "members": [], "authorized_operations": -2147483648})
             continue

@@ -1,5 +1,5 @@
 """ListGroups (16), v0-v5: every group this broker coordinates, optionally filtered by state and
-(v5) by type; every group here is a classic one."""
+(v5) by type: "classic" groups (JoinGroup/SyncGroup) and KIP-848 "consumer" groups."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ MAX_VERSION = 5
 def handle(ctx, request) -> dict:
     states = list(getattr(request, "states_filter", ()) or ()) or None
     types = {t.lower() for t in (getattr(request, "types_filter", ()) or ())}
-    groups = ctx.state.groups.list_groups(states) if not types or "classic" in types else []
-    return {"throttle_time": 0, "error_code": NONE,
-            "groups": [{"group_id": g, "protocol_type": pt or "", "group_state": s, "group_type": "classic"}
-                       for g, pt, s in groups]}
+    consumer = ctx.state.groups.consumer
+    rows = []
+    for g, pt, s in ctx.state.groups.list_groups(states):
+        kind = "consumer" if g in consumer else "classic"
+        if not types or kind in types:
+            rows.append({"group_id": g, "protocol_type": pt or "", "group_state": s, "group_type": kind})
+    return {"throttle_time": 0, "error_code": NONE, "groups": rows}

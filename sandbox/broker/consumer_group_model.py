@@ -1,0 +1,114 @@
+"""What the KIP-848 consumer group coordinator knows: error codes, member and group states,
+members and groups as data (deadlines included), and the results handed back to clients."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from sandbox.broker.consumer_assignors import DEFAULT_ASSIGNOR, TP
+
+# Kafka error codes
+NONE, COORDINATOR_NOT_AVAILABLE, UNKNOWN_MEMBER_ID, UNSUPPORTED_VERSION = 0, 15, 25, 35
+INVALID_REQUEST, GROUP_ID_NOT_FOUND, FENCED_INSTANCE_ID, FENCED_MEMBER_EPOCH = 42, 69, 82, 110
+UNRELEASED_INSTANCE_ID, UNSUPPORTED_ASSIGNOR, STALE_MEMBER_EPOCH, INVALID_REGULAR_EXPRESSION = 111, 112, 113, 128
+
+LEAVE_EPOCH, LEAVE_STATIC_EPOCH = -1, -2
+
+# Group states (ConsumerGroupState), as ListGroups and ConsumerGroupDescribe spell them
+EMPTY, ASSIGNING, RECONCILING, STABLE, DEAD = "Empty", "Assigning", "Reconciling", "Stable", "Dead"
+
+# Member states (how far a member is from its target assignment)
+M_STABLE = "stable"                # holds its target assignment at the target epoch
+M_UNREVOKED = "unrevoked"          # must give up partitions first (it keeps its epoch meanwhile)
+M_UNRELEASED = "unreleased"        # at the target epoch, waiting for partitions others still hold
+
+# Topics Kafka never matches by regular expression
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
+
+
+class HeartbeatResult(NamedTuple):
+    error_code: int
+    error_message: str | None = None
+    member_id: str | None = None
+    member_epoch: int = 0
+    heartbeat_interval_ms: int = 0
+    assignment: dict[str, list[int]] | None = None  # topic name -> partitions; None = unchanged
+
+
+class MemberView(NamedTuple):
+    member_id: str
+    instance_id: str | None
+    rack_id: str | None
+    member_epoch: int
+    client_id: str
+    client_host: str
+    topic_names: tuple[str, ...]
+    topic_regex: str | None
+    assignment: dict[str, list[int]]
+    target: dict[str, list[int]]
+
+
+class GroupView(NamedTuple):
+    group_id: str
+    state: str
+    group_epoch: int
+    assignment_epoch: int
+    assignor: str
+    members: list[MemberView]
+
+
+@dataclass(eq=False)
+class CMember:
+    member_id: str
+    instance_id: str | None = None
+    rack_id: str | None = None
+    client_id: str = ""
+    client_host: str = ""
+    rebalance_timeout_ms: int = 300_000
+    topic_names: tuple[str, ...] = ()
+    topic_regex: str | None = None
+    assignor: str | None = None
+    epoch: int = 0
+    previous_epoch: int = -1
+    state: str = M_STABLE
+    assigned: frozenset[TP] = frozenset()
+    revoking: frozenset[TP] = frozenset()
+    session_deadline: float = 0.0
+    revoke_deadline: float | None = None  # M_UNREVOKED: fenced if the partitions are not given up by then
+
+    def holds(self) -> frozenset[TP]:
+        return self.assigned | self.revoking
+
+
+@dataclass(eq=False)
+class CGroup:
+    group_id: str
+    epoch: int = 0
+    assignment_epoch: int = 0
+    members: dict[str, CMember] = field(default_factory=dict)
+    static: dict[str, str] = field(default_factory=dict)          # instance id -> member id
+    target: dict[str, frozenset[TP]] = field(default_factory=dict)  # member id -> target partitions
+    metadata: dict[str, tuple[str, int]] = field(default_factory=dict)  # subscribed topic -> (id, partitions)
+    owners: dict[TP, str] = field(default_factory=dict)           # partition -> member holding it
+    assignor: str = DEFAULT_ASSIGNOR
+
+    @property
+    def state(self) -> str:
+        if not self.members:
+            return EMPTY
+        if self.epoch > self.assignment_epoch:
+            return ASSIGNING
+        if any(m.epoch != self.assignment_epoch or m.state != M_STABLE for m in self.members.values()):
+            return RECONCILING
+        return STABLE
+
+
+def by_topic(tps) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for t, p in sorted(tps):
+        out.setdefault(t, []).append(p)
+    return out
+
+
+def error(code: int, message: str | None = None, member_id: str | None = None) -> HeartbeatResult:
+    return HeartbeatResult(code, message, member_id, 0)

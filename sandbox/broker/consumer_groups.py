@@ -1,0 +1,96 @@
+"""KIP-848 consumer groups beside classic ones: the ConsumerGroupMachine plus what needs both
+(one group id belongs to one protocol), the topic catalog by name and by id, and the answers
+ConsumerGroupHeartbeat and ConsumerGroupDescribe give."""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Callable
+
+from sandbox.broker.consumer_group_machine import Catalog, ConsumerGroupMachine
+from sandbox.broker.consumer_group_model import GROUP_ID_NOT_FOUND, HeartbeatResult, error
+from sandbox.broker.group_machine import GroupMachine
+from sandbox.broker.group_model import EMPTY
+
+# group.consumer.heartbeat.interval.ms: Kafka's default is 5000. A member waiting for partitions
+# another member is revoking learns they are free only at its next heartbeat, so each step of a
+# rebalance can take one interval; on one machine a heartbeat costs nothing, and 1 s makes a
+# rebalance settle in a second or two instead of ten.
+DEFAULT_HEARTBEAT_INTERVAL_MS = 1000
+DEFAULT_SESSION_TIMEOUT_MS = 45000  # group.consumer.session.timeout.ms, Kafka's default
+
+
+def topic_catalog(topics) -> tuple[Catalog, dict[str, str]]:
+    """(name -> (topic id, partitions), topic id -> name) from the coordinator's TopicInfo list."""
+    by_name = {t.name: (str(t.topic_id), len(t.partitions)) for t in topics}
+    return by_name, {tid: name for name, (tid, _) in by_name.items()}
+
+
+class ConsumerGroups:
+    """The consumer-protocol side of a group coordinator; `classic` is the classic GroupMachine."""
+
+    def __init__(self, classic: GroupMachine, *, clock: Callable[[], float] = time.monotonic,
+                 heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
+                 session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        self.classic = classic
+        self.machine = ConsumerGroupMachine(clock, heartbeat_interval_ms=heartbeat_interval_ms,
+                                            session_timeout_ms=session_timeout_ms, on_event=on_event)
+
+    def __contains__(self, group_id: str) -> bool:
+        return group_id in self.machine.groups
+
+    # ------------------------------------------------------------------ ConsumerGroupHeartbeat
+    def heartbeat(self, group_id: str, member_id: str, member_epoch: int, *, topics, owned_by_id, **kw: Any
+                  ) -> tuple[HeartbeatResult, dict[str, str]]:
+        """One heartbeat. `topics` is the coordinator's topic list, `owned_by_id` [(topic id, [partitions])]
+        or None. Returns the result (assignment by topic name) and name -> topic id to encode it."""
+        catalog, names = topic_catalog(topics)
+        classic = self.classic.groups.get(group_id)
+        if classic is not None and member_epoch not in (-1, -2):
+            if classic.state != EMPTY or classic.members:
+                return error(GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group."), {}
+            self.classic.delete(group_id)  # an empty classic group (offsets only) becomes a consumer group
+        owned = None
+        if owned_by_id is not None:
+            owned = [(names[str(tid)], p) for tid, ps in owned_by_id if str(tid) in names for p in ps]
+        res = self.machine.heartbeat(group_id, member_id, member_epoch, owned=owned, catalog=catalog, **kw)
+        return res, {name: tid for name, (tid, _) in catalog.items()}
+
+    # ------------------------------------------------------------------ what the classic APIs ask
+    def refuses_classic_join(self, group_id: str) -> bool:
+        """A JoinGroup for a consumer group with members is refused (INCONSISTENT_GROUP_PROTOCOL); an
+        empty consumer group is dropped so that a classic group can take the id, as Kafka converts it."""
+        if self.machine.has_members(group_id):
+            return True
+        self.machine.delete(group_id)
+        return False
+
+    def list_rows(self) -> list[tuple[str, str, str]]:
+        """(group id, protocol type, state) of every consumer group."""
+        return [(g.group_id, "consumer", g.state) for g in self.machine.groups.values()]
+
+    def describe(self, group_id: str, topic_ids: dict[str, str] | None = None) -> dict:
+        """A ConsumerGroupDescribe DescribedGroup as a dict (errors as Kafka gives them)."""
+        view = self.machine.describe(group_id)
+        if view is None:
+            msg = (f"Group {group_id} is not a consumer group." if group_id in self.classic.groups
+                   else f"Group {group_id} not found.")
+            return {"error_code": GROUP_ID_NOT_FOUND, "error_message": msg, "group_id": group_id,
+                    "group_state": "", "group_epoch": 0, "assignment_epoch": 0, "assignor_name": "",
+                    "members": [], "authorized_operations": -2147483648}
+        ids = topic_ids or {}
+
+        def assignment(parts: dict[str, list[int]]) -> dict:
+            return {"topic_partitions": [
+                {"topic_id": uuid.UUID(ids[t]) if t in ids else None, "topic_name": t, "partitions": ps}
+                for t, ps in parts.items()]}
+        return {"error_code": 0, "error_message": None, "group_id": group_id, "group_state": view.state,
+                "group_epoch": view.group_epoch, "assignment_epoch": view.assignment_epoch,
+                "assignor_name": view.assignor, "authorized_operations": -2147483648,
+                "members": [{"member_id": m.member_id, "instance_id": m.instance_id, "rack_id": m.rack_id,
+                             "member_epoch": m.member_epoch, "client_id": m.client_id,
+                             "client_host": m.client_host, "subscribed_topic_names": list(m.topic_names),
+                             "subscribed_topic_regex": m.topic_regex, "assignment": assignment(m.assignment),
+                             "target_assignment": assignment(m.target), "member_type": 1}
+                            for m in view.members]}

@@ -1,0 +1,25 @@
+"""ConsumerGroupDescribe (69), v0-v1 (KIP-848): group and assignment epochs, the assignor, and
+per member its subscription, current and target assignment. A classic group or an unknown id is
+GROUP_ID_NOT_FOUND, as Kafka answers (admin clients then fall back to DescribeGroups)."""
+
+from __future__ import annotations
+
+from .common import NOT_COORDINATOR
+
+API_KEY = 69
+MIN_VERSION = 0
+MAX_VERSION = 1
+
+
+def handle(ctx, request) -> dict:
+    state = ctx.state
+    ids = {t.name: str(t.topic_id) for t in state.coordinator.topics()}
+    out = []
+    for gid in request.group_ids:
+        if not state.is_group_coordinator(gid):
+            out.append({"error_code": NOT_COORDINATOR, "error_message": None, "group_id": gid, "group_state": "",
+                        "group_epoch": 0, "assignment_epoch": 0, "assignor_name": "", "members": [],
+                        "authorized_operations": -2147483648})
+            continue
+        out.append(state.groups.consumer.describe(gid, ids))
+    return {"throttle_time": 0, "groups": out}
