@@ -125,7 +125,9 @@ class BrokerState:
             await self._adopt_orphans()
         self.offsets = OffsetStore(data / OFFSETS_DIR, fsync=self.config.offsets_fsync, on_event=emit_event)
         self.groups = GroupCoordinator(
-            self.offsets, initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms
+            self.offsets, initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms,
+            consumer_heartbeat_interval_ms=self.config.group_consumer_heartbeat_interval_ms,
+            consumer_session_timeout_ms=self.config.group_consumer_session_timeout_ms,
         )
         coord.subscribe(self.sync_partitions)
         self.sync_partitions([])
