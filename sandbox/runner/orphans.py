@@ -51,9 +51,7 @@ def _same_command(cmdline: list[str], argv: list[str]) -> bool:
     return len(cmdline) == len(argv) and cmdline[1:] == argv[1:]
 
 
-def live_process(spec: ServiceSpec) -> psutil.Process | None:
-    """This service's process if it runs: the pid file's process (same create time and command
-    line), else any process running exactly the service's command line."""
+def _from_pid_file(spec: ServiceSpec) -> psutil.Process | None:
     try:
         data = json.loads(pid_file(spec).read_text(encoding="utf-8"))
         proc = psutil.Process(int(data["pid"]))
@@ -63,23 +61,33 @@ def live_process(spec: ServiceSpec) -> psutil.Process | None:
             return proc
     except (OSError, ValueError, KeyError, TypeError, psutil.Error):
         pass
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            cmd = proc.info.get("cmdline") or []
-            if _same_command(cmd, spec.argv) and proc.status() != psutil.STATUS_ZOMBIE:
-                return proc
-        except psutil.Error:
-            continue
     return None
 
 
 def live_services(specs: Iterable[ServiceSpec]) -> dict[str, psutil.Process]:
+    """Each service's process if it runs: the pid file's process (same create time and command
+    line), else any process running exactly the service's command line (one scan for all)."""
+    specs = list(specs)
     found = {}
     for spec in specs:
-        proc = live_process(spec)
+        proc = _from_pid_file(spec)
         if proc is not None:
             found[spec.name] = proc
+    missing = [s for s in specs if s.name not in found]
+    if missing:
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                cmd = proc.info.get("cmdline") or []
+                spec = next((s for s in missing if _same_command(cmd, s.argv)), None)
+                if spec is not None and spec.name not in found and proc.status() != psutil.STATUS_ZOMBIE:
+                    found[spec.name] = proc
+            except psutil.Error:
+                continue
     return found
+
+
+def live_process(spec: ServiceSpec) -> psutil.Process | None:
+    return live_services([spec]).get(spec.name)
 
 
 class AdoptedHandle:

@@ -179,11 +179,6 @@ def live_state(cfg: SandboxConfig) -> dict | None:
     return state
 
 
-def _adopt(spec: ServiceSpec):
-    proc = orphans.live_process(spec)
-    return orphans.AdoptedHandle(proc) if proc is not None else None
-
-
 def _note_pid(spec: ServiceSpec, pid: int | None) -> None:
     if pid is None:
         orphans.remove_service_pid(spec)
@@ -213,10 +208,17 @@ class StackSupervisor:
             self.sup = DockerWatcher(engine, policy(cfg), host=connect_host(cfg), state_path=cfg.data_dir / STATE_FILE,
                                      on_event=both, recreate_topics=self._recreate)
         else:
+            specs = service_specs(cfg)
+            left = orphans.live_services(specs)   # one look for services an earlier supervisor left
+
+            def adopt(spec: ServiceSpec):
+                proc = left.pop(spec.name, None)
+                return orphans.AdoptedHandle(proc) if proc is not None and proc.is_running() else None
+
             self.sup = Supervisor(
-                service_specs(cfg), policy(cfg), probe=kafka_probe, quarantine_root=cfg.quarantine_dir,
+                specs, policy(cfg), probe=kafka_probe, quarantine_root=cfg.quarantine_dir,
                 recreate_topics=self._recreate, state_path=cfg.data_dir / STATE_FILE,
-                on_event=both, adopt=_adopt, on_spawn=_note_pid,
+                on_event=both, adopt=adopt, on_spawn=_note_pid,
             )
         # /healthz /status /metrics on http_port (127.0.0.1 only), with a client of its own so a
         # scrape never waits behind the catalog refresh
