@@ -14,12 +14,31 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,   # plain help: square brackets stay, no box drawing in cmd.exe (see plain_help)
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from sandbox import __version__
+
+        typer.echo(f"sandbox {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
     """A local Kafka-compatible streaming sandbox."""
+
+
+def plain_help(typer_app: typer.Typer) -> None:
+    """Help as plain text in every command group: rich markup would eat "[docker] base_image" and
+    "[topics]", and shows every flag as `--docker <bool>`."""
+    typer_app.rich_markup_mode = None
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            plain_help(group.typer_instance)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -58,7 +77,7 @@ def broker(
              "clients that connect through a listener are given every broker's address of that listener name. "
              "The first is the primary address. Replaces --host/--port/--advertised-host/--advertised-port."),
     option: list[str] = typer.Option([], "-o", "--set", help="Kafka broker setting KEY=VALUE, e.g. auto.create.topics.enable=false."),
-    log_level: str = typer.Option("INFO", "--log-level"),
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
     """Run one broker in the foreground (with an embedded coordinator) until Ctrl-C / SIGTERM."""
     from sandbox.broker.config import BrokerConfig, check_listeners, parse_listener
@@ -125,7 +144,7 @@ def coordinator_cmd(
     data_dir: Path = typer.Option(..., "--data-dir", help="The coordinator's journal folder."),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address."),
     session_timeout_ms: int = typer.Option(9000, "--session-timeout-ms", help="Fence a broker silent this long."),
-    log_level: str = typer.Option("INFO", "--log-level"),
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
     """Run the coordinator (cluster metadata, broker liveness, placement) in the foreground."""
     from sandbox.coordinator import JournalCorruptError, JournalLockedError
@@ -168,10 +187,12 @@ def main() -> None:
     from . import docker_cmds  # noqa: F401  (registers `sandbox image` on import)
     from . import records_cmds  # noqa: F401  (registers `sandbox produce` and `sandbox consume` on import)
     from . import bench_cmds  # noqa: F401  (registers `sandbox bench` on import)
+    from . import topics_cmds  # noqa: F401  (registers `sandbox topics` on import)
     from . import doctor_cmds  # noqa: F401  (registers `sandbox doctor` on import)
 
     monitor.register(app)
     groups_cmds.register(app)
+    plain_help(app)
 
     app()
 

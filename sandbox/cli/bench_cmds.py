@@ -261,17 +261,23 @@ def bench(
     records: int = typer.Option(1_000_000, "--records", "-n", min=1, help="How many records to produce and consume."),
     size: int = typer.Option(100, "--size", min=0, help="Value size in bytes."),
     acks: str = typer.Option("1", "--acks", help="Producer acks: 1 or all."),
-    partitions: int = typer.Option(1, "--partitions", "-p", min=1, help="Partitions of the bench topic."),
+    partitions: int = typer.Option(1, "--partitions", min=1, help="Partitions of the bench topic."),
     topic: Optional[str] = typer.Option(None, "--topic", help="Name of the topic to create (default: bench-<time>); deleted afterwards."),
     rate: float = typer.Option(0.0, "--rate", min=0.0, help="Pace the producer at this many records/s (0: as fast as it goes)."),
     linger_ms: float = typer.Option(5.0, "--linger-ms", min=0.0, help="The producer's linger.ms (batching delay)."),
     timeout: float = typer.Option(300.0, "--timeout", min=1.0, help="Give up after this many seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Path of sandbox.toml (default: ./sandbox.toml)."),
+    old_partitions: Optional[int] = typer.Option(None, "-p", hidden=True, min=1),
 ) -> None:
     """Produce and consume against the running sandbox from two processes; report rates, latency and broker CPU."""
     if acks not in ("1", "all", "-1", "0"):
         fail(f"--acks must be 1 or all, not {acks!r}")
+    if old_partitions is not None:
+        from .target import deprecated
+
+        deprecated("`bench -p N`", "--partitions N (-p is one partition everywhere)")
+        partitions = old_partitions
     cfg = running_cfg(config)
     if not confluent_available():
         fail(PIP_HINT)

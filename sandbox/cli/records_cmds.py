@@ -15,21 +15,22 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import BinaryIO, Iterator, Optional
 
 import typer
 
-from sandbox.runner import stack
-
 from .app import app, fail
-from .groups_cmds import ConfigOpt, running_cfg
+from .target import BootstrapOpt, ConfigOpt, resolve
 
 READ_CHUNK = 64 * 1024
+UNKNOWN_TOPIC = 3
+WAIT_POLL_S = 0.5
 
 
 def _bootstrap(config: Optional[Path], bootstrap: Optional[str]) -> str:
-    return bootstrap or stack.bootstrap(running_cfg(config))
+    return resolve(config, bootstrap).bootstrap
 
 
 def _separator(text: Optional[str]) -> Optional[bytes]:
@@ -64,7 +65,7 @@ def produce(
                                                 help="Lines are KEY<sep>VALUE; the key picks the partition."),
     partition: Optional[int] = typer.Option(None, "--partition", "-p", min=0, help="Write every record to this partition."),
     acks: str = typer.Option("all", "--acks", help="all or 1."),
-    bootstrap: Optional[str] = typer.Option(None, "--bootstrap", "-b", help="HOST:PORT of a broker (default: this sandbox's)."),
+    bootstrap: Optional[str] = BootstrapOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Write stdin to TOPIC, one record per line (like kafka-console-producer)."""
@@ -137,8 +138,11 @@ def consume(
     exit_at_end: bool = typer.Option(False, "--exit-at-end", "-e", help="Stop at the end of every partition."),
     partition: Optional[int] = typer.Option(None, "--partition", "-p", min=0, help="Read only this partition."),
     print_key: bool = typer.Option(False, "--print-key", help="Print KEY<sep>VALUE."),
+    timeout_ms: Optional[int] = typer.Option(None, "--timeout-ms", min=1,
+                                             help="Exit after this long without a record (also bounds the wait "
+                                                  "for a topic that does not exist yet)."),
     key_separator: str = typer.Option("\t", "--key-separator", "-K", help="Between key and value with --print-key (default: tab)."),
-    bootstrap: Optional[str] = typer.Option(None, "--bootstrap", "-b", help="HOST:PORT of a broker (default: this sandbox's)."),
+    bootstrap: Optional[str] = BootstrapOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Write TOPIC's records to stdout, one per line (like kafka-console-consumer)."""
@@ -147,19 +151,25 @@ def consume(
     sep = _separator(key_separator) or b"\t"
     out = sys.stdout.buffer
     got = 0
+    idle_s = None if timeout_ms is None else timeout_ms / 1000.0
     with KafkaClient(_bootstrap(config, bootstrap), timeout=15.0) as c:
         try:
-            parts = c.partitions(topic)
+            parts, appeared = _wait_for_topic(c, topic, exit_at_end, idle_s)
             if partition is not None:
                 if partition not in parts:
                     fail(f"topic {topic} has partitions 0-{len(parts) - 1}; --partition {partition} is not one of them")
                 parts = [partition]
-            start = c.start_offsets(topic, parts) if from_beginning else c.end_offsets(topic, parts)
+            # a topic that appeared while we waited is all new: read it from its start
+            begin = from_beginning or appeared
+            start = c.start_offsets(topic, parts) if begin else c.end_offsets(topic, parts)
         except KafkaClientError as e:
             fail(_topic_hint(topic, e), 1)
         positions = dict(start)
+        last_record = time.monotonic()
         try:
             while count is None or got < count:
+                if idle_s is not None and time.monotonic() - last_record >= idle_s:
+                    break
                 result = c.fetch(topic, positions, max_wait_ms=200 if exit_at_end else 500)
                 at_end = True
                 for p, (records, hwm) in sorted(result.items()):
@@ -172,6 +182,7 @@ def consume(
                         out.write(line + b"\n")
                         got += 1
                         positions[p] = r.offset + 1
+                        last_record = time.monotonic()
                     if hwm < 0 or positions[p] < hwm:
                         at_end = False
                 out.flush()
@@ -184,6 +195,31 @@ def consume(
         except BrokenPipeError:   # `sandbox consume t | head`: the reader is gone, not an error
             _quiet_stdout()
     typer.echo(f"{got} record(s) read from {topic}", err=True)
+
+
+def _wait_for_topic(c, topic: str, exit_at_end: bool, limit_s: float | None) -> tuple[list[int], bool]:
+    """(partitions, whether we had to wait). A consumer is often started before the producer that
+    creates its topic: wait for it (said once on stderr) until it appears, Ctrl-C or `limit_s`."""
+    from sandbox.client import KafkaClientError
+
+    said = False
+    deadline = None if limit_s is None else time.monotonic() + limit_s
+    while True:
+        try:
+            return c.partitions(topic), said
+        except KafkaClientError as e:
+            if e.error_code != UNKNOWN_TOPIC or exit_at_end:
+                raise
+        if deadline is not None and time.monotonic() >= deadline:
+            fail(f"topic {topic} did not appear within {limit_s:g} s", 1)
+        if not said:
+            typer.echo(f"topic {topic} does not exist yet; waiting for it (Ctrl-C to stop)", err=True)
+            said = True
+        try:
+            time.sleep(WAIT_POLL_S)
+        except KeyboardInterrupt:
+            typer.echo(f"0 record(s) read from {topic}", err=True)
+            raise typer.Exit(0) from None
 
 
 def _quiet_stdout() -> None:

@@ -21,24 +21,8 @@ from sandbox.runner.quarantine import prune, quarantine
 
 from .app import app, fail
 
-ConfigOpt = typer.Option(None, "--config", "-c", help="Path of sandbox.toml (default: ./sandbox.toml).")
-topics_app = typer.Typer(help="Topic admin: list, create, delete, describe.", no_args_is_help=True)
-app.add_typer(topics_app, name="topics")
-
-
-def _cfg(config: Optional[Path]) -> SandboxConfig:
-    """The sandbox of this folder; with a broken sandbox.toml, the running stack's last good config
-    (so status, logs and down keep working while the user fixes the file)."""
-    try:
-        return stack.load_stack_config(config, Path.cwd())
-    except ConfigError as e:
-        try:
-            cfg = stack.load_stack_config(config, Path.cwd(), last_good=True)
-        except ConfigError:
-            fail(str(e))
-        typer.echo(f"warning: {e} Using the config the running sandbox last accepted.", err=True)
-        return cfg
-    raise AssertionError
+from .target import ConfigOpt
+from .target import load as _cfg
 
 
 def _client(cfg: SandboxConfig):
@@ -373,7 +357,8 @@ def orphaned_state(cfg: SandboxConfig, left: dict) -> dict:
 
 @app.command()
 def logs(service: str = typer.Argument("supervisor", help="coordinator, broker-N or supervisor."),
-         follow: bool = typer.Option(False, "-f", "--follow"), n: int = typer.Option(50, "-n"),
+         follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines until Ctrl-C."),
+         n: int = typer.Option(50, "--lines", "-n", min=0, help="How many of the last lines to print first."),
          config: Optional[Path] = ConfigOpt) -> None:
     """Show a service's log."""
     cfg = _cfg(config)
@@ -386,7 +371,7 @@ def logs(service: str = typer.Argument("supervisor", help="coordinator, broker-N
         names = ", ".join(sorted(p.stem for p in cfg.logs_dir.glob("*.log"))) or "none yet"
         fail(f"no log for {service!r} in {cfg.logs_dir}; known logs: {names}")
     with open(path, "r", encoding="utf-8", errors="replace") as f:
-        for line in f.readlines()[-n:]:
+        for line in (f.readlines()[-n:] if n else f.readlines()[:0]):
             typer.echo(line.rstrip("\n"))
         while follow:
             line = f.readline()
@@ -453,101 +438,3 @@ def recover(wipe: bool = typer.Option(False, "--wipe", help="Quarantine every jo
             for m in reconcile(stack.desired_topics(cfg), c):
                 typer.echo(f"  {m}")
     typer.echo("recovered" + ("" if was_running else " (the sandbox was not running; it is now)"))
-
-
-@topics_app.command("list")
-def topics_list(config: Optional[Path] = ConfigOpt) -> None:
-    """Topics with partition counts."""
-    cfg = _cfg(config)
-    with _client(cfg) as c:
-        md = _call(c.metadata)[0]
-        for name in sorted(md.topics):
-            if not name.startswith("__"):
-                typer.echo(f"{name}\t{len(md.topics[name].partitions)} partitions")
-
-
-def _call(fn, *args, **kwargs):
-    from sandbox.client import KafkaClientError
-
-    try:
-        return fn(*args, **kwargs)
-    except KafkaClientError as e:
-        fail(str(e))
-
-
-@topics_app.command("create")
-def topics_create(name: str, partitions: int = typer.Option(1, "-p", "--partitions"),
-                  replication: int = typer.Option(1, "-r", "--replication"),
-                  conf: list[str] = typer.Option([], "-c", "--config", help="KEY=VALUE topic config."),
-                  config: Optional[Path] = typer.Option(None, "--file", help="Path of sandbox.toml.")) -> None:
-    """Create a topic."""
-    cfg = _cfg(config)
-    settings = {}
-    for item in conf:
-        if "=" not in item:
-            fail(f"topic config {item!r} is not KEY=VALUE; write it like -c retention.ms=60000")
-        k, v = item.split("=", 1)
-        settings[k] = v
-    with _client(cfg) as c:
-        _call(c.create_topic, name, partitions, replication, settings)
-    typer.echo(f"created topic {name} ({partitions} partitions)")
-
-
-@topics_app.command("delete")
-def topics_delete(name: str, config: Optional[Path] = ConfigOpt) -> None:
-    """Delete a topic and its data."""
-    cfg = _cfg(config)
-    with _client(cfg) as c:
-        _call(c.delete_topic, name)
-    typer.echo(f"deleted topic {name}")
-
-
-@topics_app.command("describe")
-def topics_describe(name: str, config: Optional[Path] = ConfigOpt) -> None:
-    """Partitions, leaders, end offsets and configs of a topic."""
-    cfg = _cfg(config)
-    with _client(cfg) as c:
-        md = _call(c.metadata, [name])[0]
-        t = md.topics.get(name)
-        if t is None or t.error_code:
-            fail(f"topic {name!r} does not exist; see `sandbox topics list`")
-        ends = _call(c.end_offsets, name)
-        typer.echo(f"topic {name} id {t.topic_id}: {len(t.partitions)} partitions")
-        for p in t.partitions:
-            typer.echo(f"  partition {p.index}: leader {p.leader} replicas {p.replicas} isr {p.isr} end offset {ends.get(p.index)}")
-        for k, (v, is_default) in sorted(_call(c.describe_configs, name).items()):
-            if not is_default:
-                typer.echo(f"  {k}={v}")
-
-
-@topics_app.command("apply")
-def topics_apply(file: Path = typer.Option(Path("sandbox.toml"), "--file", "-f", help="The sandbox.toml whose [topics] to create."),
-                 bootstrap: Optional[str] = typer.Option(None, "--bootstrap", "-b", help="HOST:PORT of a broker (default: this sandbox's)."),
-                 wait: float = typer.Option(60.0, "--wait", help="Seconds to wait for the broker to answer.")) -> None:
-    """Create (or grow) the topics declared in a sandbox.toml: what `up` does, for compose and scripts."""
-    from sandbox.client import KafkaClient, KafkaClientError
-    from sandbox.config import load_config
-    from sandbox.runner.manifest import reconcile
-
-    try:
-        cfg = load_config(file, cwd=Path.cwd())
-    except ConfigError as e:
-        fail(str(e))
-    target = bootstrap or stack.bootstrap(cfg)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            with KafkaClient(target, client_id="sandbox-topics", timeout=5.0) as c:
-                msgs = reconcile(cfg.topics, c)
-        except KafkaClientError as e:
-            msgs = [f"failed to read the cluster's topics: {e}"]
-        if not (msgs and msgs[0].startswith("failed to read")):
-            break
-        if time.monotonic() >= deadline:
-            fail(f"{target} did not answer within {wait:g} s ({msgs[0]}); is the broker up?", 1)
-        time.sleep(1.0)
-    for m in msgs:
-        typer.echo(m)
-    if any(m.startswith("failed") for m in msgs):
-        raise typer.Exit(1)
-    typer.echo(f"{len(cfg.topics)} declared topic(s) in place on {target}")
