@@ -67,7 +67,7 @@ async def maybe_await(value: Any) -> Any:
 
 
 RESTORE_GRACE_S = 10.0   # after a coordinator's journal is replaced, auto-creation waits this long
-ROUTINE_EVENTS = frozenset({"compacted"})   # housekeeping that went as planned: INFO, not WARNING
+ROUTINE_EVENTS = frozenset({"compacted", "start"})   # what went as planned: INFO, not WARNING
 
 
 def emit_event(kind: str, detail: dict[str, Any]) -> None:
@@ -84,8 +84,7 @@ class BrokerState:
         self.storage_failing = False   # the last write hit a full or failing disk (KAFKA_STORAGE_ERROR)
         self._restore_checked: float | None = None   # the cluster change whose orphans are scheduled
         self._closing = False
-        data = Path(config.data_dir)
-        data.mkdir(parents=True, exist_ok=True)
+        data = Path(config.data_dir)   # created by open(), once the listeners are bound
         self.logs = LogDir(data, config.log, clock=clock, on_event=emit_event)
         self.partitions: dict[tuple[str, int], PartitionLog] = {}
         # (topic, partition) -> (leader id, leader epoch), rebuilt on every metadata change

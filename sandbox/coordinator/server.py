@@ -34,9 +34,14 @@ MAX_REQUEST_BYTES = 100 * 1024 * 1024
 STOP_FILE = "stop"
 
 
+ROUTINE_EVENTS = frozenset({"start"})
+
+
 def emit_event(kind: str, detail: dict[str, Any]) -> None:
-    """One log line per event, machine-readable after the `EVENT kind` prefix."""
-    log.warning("EVENT %s %s", kind, json.dumps(detail, default=str, sort_keys=True))
+    """One log line per event, machine-readable after the `EVENT kind` prefix (a start is routine:
+    INFO; the rest ask for attention: WARNING)."""
+    level = logging.INFO if kind in ROUTINE_EVENTS else logging.WARNING
+    log.log(level, "EVENT %s %s", kind, json.dumps(detail, default=str, sort_keys=True))
 
 
 @dataclass
