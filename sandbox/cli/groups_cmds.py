@@ -1,5 +1,5 @@
-"""`sandbox groups list` and `sandbox groups describe GROUP`: consumer groups with per-partition
-offsets and lag, printed like Kafka's kafka-consumer-groups --describe."""
+"""`sandbox groups list` and `sandbox groups describe GROUP`: consumer groups (classic and KIP-848)
+with per-partition offsets and lag, printed like Kafka's kafka-consumer-groups --describe."""
 
 from __future__ import annotations
 
@@ -116,8 +116,10 @@ def register(app: typer.Typer) -> None:
             return
         desc, rows = found
         n = len(desc.members)
+        kind = (f" (consumer protocol, assignor {desc.protocol or '-'}, epoch {desc.epoch})"
+                if getattr(desc, "group_type", "classic") == "consumer" else "")
         typer.echo(f"group {group}: state {desc.state or 'unknown'}, {n} member{'s' if n != 1 else ''}"
-                   + ("" if n else " (no active members)"))
+                   + ("" if n else " (no active members)") + kind)
         if not rows:
             typer.echo("no committed offsets and no assigned partitions yet")
             return

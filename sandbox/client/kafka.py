@@ -20,11 +20,14 @@ METADATA, CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = 3, 19, 20, 37
 DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS = 32, 44
 LIST_GROUPS, DESCRIBE_GROUPS, OFFSET_FETCH, LIST_OFFSETS, FIND_COORDINATOR = 16, 15, 9, 2, 10
 OFFSET_COMMIT = 8
+CONSUMER_GROUP_DESCRIBE = 69
 PRODUCE, FETCH = 0, 1
 VERSIONS = {PRODUCE: (3, 9), FETCH: (4, 12),METADATA: (1, 12), CREATE_TOPICS: (2, 7), DELETE_TOPICS: (1, 5),
             CREATE_PARTITIONS: (0, 3), DESCRIBE_CONFIGS: (1, 4), INCREMENTAL_ALTER_CONFIGS: (0, 1),
             LIST_GROUPS: (0, 4), DESCRIBE_GROUPS: (0, 5), OFFSET_FETCH: (2, 7),
-            LIST_OFFSETS: (1, 7), FIND_COORDINATOR: (0, 3), OFFSET_COMMIT: (2, 8)}
+            LIST_OFFSETS: (1, 7), FIND_COORDINATOR: (0, 3), OFFSET_COMMIT: (2, 8),
+            CONSUMER_GROUP_DESCRIBE: (0, 1)}
+GROUP_ID_NOT_FOUND = 69
 
 TOPIC_ALREADY_EXISTS = 36
 TOPIC_RESOURCE = 2
@@ -447,6 +450,11 @@ class KafkaClient:
 
     @_locked
     def describe_group(self, group: str) -> GroupDescription:
+        """A KIP-848 consumer group through ConsumerGroupDescribe, else (a classic group, or a broker
+        without it) through DescribeGroups, as Kafka's admin client does."""
+        found = self._describe_consumer_group(group)
+        if found is not None:
+            return found
         resp = self._to_coordinator(group, DESCRIBE_GROUPS, {
             "groups": [group], "include_authorized_operations": False},
             lambda r: r.groups[0].error_code if r.groups else 0)
@@ -459,6 +467,25 @@ class KafkaClient:
                    for m in g.members]
         return GroupDescription(g.group_id, g.group_state, g.protocol_type, g.protocol_data,
                                 members, int(g.error_code))
+
+    def _describe_consumer_group(self, group: str) -> GroupDescription | None:
+        try:
+            resp = self._to_coordinator(group, CONSUMER_GROUP_DESCRIBE, {
+                "group_ids": [group], "include_authorized_operations": False},
+                lambda r: r.groups[0].error_code if r.groups else 0)
+        except KafkaClientError as e:
+            if e.error_code is None and "does not support api" in e.message:
+                return None
+            raise
+        g = resp.groups[0]
+        if int(g.error_code) == GROUP_ID_NOT_FOUND:
+            return None
+        _check(g.error_code, f"describing group {group}", getattr(g, "error_message", None))
+        members = [GroupMember(m.member_id, m.client_id, m.client_host, m.instance_id,
+                               {tp.topic_name: sorted(tp.partitions) for tp in m.assignment.topic_partitions})
+                   for m in g.members]
+        return GroupDescription(g.group_id, g.group_state, "consumer", g.assignor_name, members, 0,
+                                group_type="consumer", epoch=int(g.group_epoch))
 
     @_locked
     def committed_offsets(self, group: str) -> dict[tuple[str, int], int]:

@@ -86,6 +86,8 @@ class GroupDescription:
     protocol: str
     members: list[GroupMember]
     error_code: int = 0
+    group_type: str = "classic"        # "consumer" for KIP-848 groups (ConsumerGroupDescribe)
+    epoch: int | None = None           # their group epoch
 
 
 class PartitionLag(NamedTuple):
