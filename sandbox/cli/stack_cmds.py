@@ -41,10 +41,13 @@ def init(folder: Path = typer.Argument(Path("."), help="Where to write sandbox.t
     typer.echo(f"wrote {path}; edit it, then run `sandbox up`")
 
 
-def _wait_ready(cfg: SandboxConfig, pid: int, timeout: float) -> dict:
+def _wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop=None) -> dict:
+    """Wait until every service is healthy; `stop` (an Event): give up at once when it is set."""
     deadline = time.monotonic() + timeout
     state: dict = {}
     while time.monotonic() < deadline:
+        if stop is not None and stop.is_set():
+            raise typer.Exit(130)
         state = stack.read_status_file(cfg) or {}
         if state.get("supervisor_pid") not in (None, pid):
             state = {}   # left by an earlier supervisor: it says nothing about this one
@@ -90,6 +93,12 @@ def up(
         pending = stack.restart_needed(cfg)
         if pending:
             typer.echo(pending)
+        asked = {"--port": (port, cfg.port), "--brokers": (brokers, cfg.brokers)}
+        differs = [f"{flag} {want} (it runs with {flag} {have})" for flag, (want, have) in asked.items()
+                   if want is not None and want != have]
+        if differs:
+            fail(f"the running sandbox was not changed: {', '.join(differs)}; `sandbox down` then "
+                 f"`sandbox up {' '.join(d.split(' (')[0] for d in differs)}` starts it that way", 1)
         raise typer.Exit(0)
     overrides = {k: v for k, v in {"brokers": brokers, "port": port}.items() if v is not None}
     if docker:
@@ -111,8 +120,7 @@ def up(
     _check_ports(cfg, skip={spec.port for spec in stack.service_specs(cfg) if spec.name in left})
     if left:
         typer.echo(f"adopting {len(left)} service(s) a stopped supervisor left running: {orphans.describe(left)}")
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    cfg.logs_dir.mkdir(parents=True, exist_ok=True)
+    _make_data_dir(cfg)
     rt = stack.runtime_file(cfg)
     rt.unlink(missing_ok=True)
     stack.write_runtime(cfg, overrides=overrides, ephemeral=ephemeral, config_text=cfg.source,
@@ -131,6 +139,22 @@ def up(
     _apply_declared(cfg)
     typer.echo(f"sandbox {cfg.name} is up in {time.monotonic() - t0:.1f} s: {cfg.brokers} broker(s), "
                f"bootstrap {stack.bootstrap(cfg)}")
+
+
+def _make_data_dir(cfg: SandboxConfig) -> None:
+    """The data and log folders, or one sentence and a fix (what `sandbox doctor` would say)."""
+    from .doctor_cmds import FAIL, Context, check_data
+
+    found = check_data(Context(cfg, None, set(), set()))
+    if found.result == FAIL:
+        detail = found.detail if str(cfg.data_dir) in found.detail else f"{cfg.data_dir}: {found.detail}"
+        fail(f"the sandbox cannot keep its data here: {detail}", 1)
+    try:
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        cfg.logs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fail(f"the data folder {cfg.data_dir} cannot be created ({e.strerror or e}); "
+             f"set data_dir in sandbox.toml to a folder you can write", 1)
 
 
 def _up_foreground(cfg: SandboxConfig, timeout: float, cleanup: Callable[[], None]) -> None:
@@ -161,18 +185,27 @@ def _up_foreground(cfg: SandboxConfig, timeout: float, cleanup: Callable[[], Non
 
     def attached() -> None:
         try:
-            _wait_ready(cfg, os.getpid(), timeout)
+            _wait_ready(cfg, os.getpid(), timeout, stop=sup.stop)
             _apply_declared(cfg)
-        except typer.Exit:   # not healthy in time (the sentence is printed): stop it all, exit 1
-            failed.set()
+        except typer.Exit as e:   # not healthy in time (the sentence is printed): stop it all, exit 1
+            if e.exit_code != 130:   # 130: stopped by Ctrl-C, not a failure
+                failed.set()
             sup.stop.set()
             return
         typer.echo(f"sandbox {cfg.name} is up; bootstrap {stack.bootstrap(cfg)} (Ctrl-C stops it)")
         if on_terminal:
             run_monitor(cfg, stop=done)
 
+    def announce_stop() -> None:   # Ctrl-C is honoured at once, and said at once
+        while not done.is_set():
+            if sup.stop.wait(0.1):
+                if not failed.is_set():
+                    typer.echo(f"stopping sandbox {cfg.name} (services first, then the supervisor)...")
+                return
+
     watcher = threading.Thread(target=attached, name="attached", daemon=True)
     watcher.start()
+    threading.Thread(target=announce_stop, name="announce-stop", daemon=True).start()
     try:
         code = sup.run()
     finally:
@@ -206,8 +239,13 @@ def _apply_declared(cfg: SandboxConfig) -> None:
     if not cfg.topics:
         return
     with _client(cfg) as c:
-        for m in reconcile(cfg.topics, c):
-            typer.echo(f"  {m}")
+        msgs = reconcile(cfg.topics, c)
+    for m in msgs:
+        typer.echo(f"  {m}")
+    failed = [m for m in msgs if m.startswith("failed")]
+    if failed:   # a declared topic that is not there is an error, whatever else went well
+        fail(f"{len(failed)} declared topic change(s) failed ({'; '.join(failed)}); fix [topics] in "
+             f"{cfg.path or 'sandbox.toml'}: the running sandbox applies it when you save", 1)
 
 
 @app.command(hidden=True)

@@ -32,7 +32,7 @@ MAX_EVENTS = 200
 LOG_TAIL_LINES = 20
 STATE_REFRESH_S = 1.0  # rewrite the state file at least this often: its heartbeat (readers call it
                        # stale after HEARTBEAT_STALE_S) and uptimes
-ADOPT_GRACE_S = 2.0    # an adopted process that does not answer its probe this long is replaced
+ADOPT_GRACE_S = 1.0    # an adopted process that does not answer its probe this long is replaced
 
 
 class Supervisor(Recovery):
@@ -440,6 +440,11 @@ class Supervisor(Recovery):
     def _stop_group(self, svcs: list[ServiceRecord], grace: float, reason: str = "stop") -> dict[str, int | None]:
         """Stop file, wait grace/2, terminate, wait grace/2, kill. Returns exit codes by name."""
         live = [s for s in svcs if s.handle is not None]
+        for s in live:
+            if s.state == "starting" and not s.healthy and s.adopted_at is None:
+                # not serving yet: it reads its stop file only once started (5 s of grace for
+                # nothing after a Ctrl-C during `up`); its start is crash-safe, so end it now
+                s.handle.terminate()
         done = stop_escalating([(s.name, s.handle, s.spec.stop_file) for s in live], grace, self._clock, reason)
         for s in live:
             self._scan_log(s)

@@ -1,0 +1,89 @@
+"""`sandbox up` as a user runs it (a real process in a temp project on free 127.0.0.1 ports): an
+unusable data folder is one sentence and a fix, not a traceback; a declared topic that cannot be
+created makes `up` fail (exit 1) saying which and why; `up --port P` while the stack runs on another
+port says so instead of claiming success. Every project is torn down (nothing of it left running)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from integration.stack_kit import make_project, sandbox_toml
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+
+@pytest.fixture
+def project(tmp_path):
+    proj = make_project(tmp_path / "proj")
+    yield proj
+    problems = proj.teardown()
+    assert not problems, "\n".join(problems)
+
+
+def test_unusable_data_folder_is_one_sentence_for_up_and_broker(project):
+    project.write_toml(project.toml.replace('data_dir = ".sandbox"', 'data_dir = "/proc/sandbox-data"'))
+    r = project.up()
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "/proc/sandbox-data" in errors[0] and "data_dir" in errors[0], r.stderr
+    b = subprocess.run([sys.executable, "-m", "sandbox", "broker", "--port", "0", "--data-dir",
+                        "/proc/sandbox-data"], capture_output=True, text=True, timeout=60)
+    assert b.returncode == 78 and "Traceback" not in b.stderr, b.stderr
+    assert "error: the data folder /proc/sandbox-data cannot be used" in b.stderr
+
+
+def test_declared_topic_that_cannot_be_created_fails_up_and_a_port_change_is_not_ignored(project):
+    project.write_toml(sandbox_toml(port=project.port, coordinator_port=project.coordinator_port,
+                                    http_port=project.http_port, brokers=1,
+                                    topics='[topics.good]\npartitions = 1\n\n[topics.bad]\npartitions = 1\n'
+                                           '[topics.bad.config]\n"retention.ms" = "abc"\n'))
+    r = project.up()
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "bad" in r.stderr and "retention.ms" in r.stderr, r.stderr
+    assert "is up" not in r.stdout
+    other = project.port + 100
+    r = project.cli("up", "--port", str(other))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"--port {other} (it runs with --port {project.port})" in r.stderr
+    assert f"sandbox down` then `sandbox up --port {other}`" in r.stderr
+    r = project.cli("up", "--port", str(project.port))
+    assert r.returncode == 0 and "already running" in r.stdout, r.stdout + r.stderr
+
+
+def test_ctrl_c_during_foreground_start_up_is_honoured_at_once(project):
+    import os
+    import signal
+    import threading
+    import time
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "sandbox", "up", "--foreground"], cwd=project.root, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[tuple[float, str]] = []
+
+    def read() -> None:
+        for line in p.stdout:
+            lines.append((time.monotonic(), line.rstrip()))
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any("broker-1 start:" in ln for _, ln in lines):
+            time.sleep(0.02)
+        assert any("broker-1 start:" in ln for _, ln in lines), lines
+        sent = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        p.wait(30)
+        took = time.monotonic() - sent
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+    said = [t - sent for t, ln in lines if "stopping sandbox" in ln]
+    assert said and said[0] < 1.0, lines
+    assert took < 3.0, (took, lines)
+    assert p.returncode == 0, lines
