@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,16 +29,40 @@ def _disk_bytes(path: Path) -> int:
 MIN_FREE_BYTES = 200 * 1024 * 1024  # a journal folder with less free space is a problem
 
 
+_SEEN: dict[int, psutil.Process] = {}   # pid -> the Process whose last cpu_percent() call is the baseline
+_SEEN_MAX = 256
+
+
+def _cpu_percent(pid: int) -> float:
+    """CPU use of `pid` since the last call for it (psutil's cpu_percent(None) delta: no sleeping);
+    the first time a pid is seen (a one-shot `sandbox status`), its average since it started.
+    A sleep inside oneshot() read cached times and always gave 0.0."""
+    p = _SEEN.get(pid)
+    if p is not None and p.is_running():
+        return p.cpu_percent(None)
+    p = psutil.Process(pid)
+    if len(_SEEN) >= _SEEN_MAX:   # forget processes that are gone
+        for old in [k for k, v in _SEEN.items() if not v.is_running()] or list(_SEEN)[: _SEEN_MAX // 2]:
+            _SEEN.pop(old, None)
+    _SEEN[pid] = p
+    p.cpu_percent(None)   # the baseline for the next call
+    times = p.cpu_times()
+    alive_s = max(time.time() - p.create_time(), 1e-3)
+    return round(100.0 * (times.user + times.system) / alive_s, 1)
+
+
 def _proc(pid: int | None) -> tuple[float | None, int | None, int | None]:
     """cpu percent, rss bytes, open files (fds on POSIX, handles on Windows)."""
     if not pid:
         return None, None, None
     try:
+        cpu = _cpu_percent(pid)
         p = psutil.Process(pid)
         with p.oneshot():
             files = p.num_handles() if hasattr(p, "num_handles") else p.num_fds()
-            return p.cpu_percent(interval=0.05), p.memory_info().rss, files
+            return cpu, p.memory_info().rss, files
     except (psutil.Error, OSError):
+        _SEEN.pop(pid, None)
         return None, None, None
 
 
