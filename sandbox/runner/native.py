@@ -32,7 +32,7 @@ MAX_EVENTS = 200
 LOG_TAIL_LINES = 20
 STATE_REFRESH_S = 1.0  # rewrite the state file at least this often: its heartbeat (readers call it
                        # stale after HEARTBEAT_STALE_S) and uptimes
-ADOPT_GRACE_S = 2.0    # an adopted process that does not answer its probe this long is replaced
+ADOPT_GRACE_S = 1.0    # an adopted process that does not answer its probe this long is replaced
 
 
 class Supervisor(Recovery):

@@ -123,9 +123,11 @@ class AdoptedHandle:
 
     def wait(self, timeout: float | None = None) -> int | None:
         try:
+            if self.proc.status() == psutil.STATUS_ZOMBIE:
+                return self.UNKNOWN_EXIT   # dead; its parent (gone) will never reap it
             self.proc.wait(timeout)
         except psutil.TimeoutExpired:
-            return None
+            return None if self.poll() is None else self.UNKNOWN_EXIT
         except psutil.Error:
             pass
         return self.UNKNOWN_EXIT
