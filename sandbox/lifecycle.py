@@ -1,5 +1,7 @@
-"""How a service process lives: logging to stderr, and running until SIGINT / SIGTERM / SIGBREAK
-(or its own stop request), then stopping cleanly. Shared by the broker and the coordinator."""
+"""How a service process lives, for the broker and the coordinator alike: logging to stderr, EVENT
+lines (one format, one level rule), the stop file a supervisor writes, running until SIGINT /
+SIGTERM / SIGBREAK (or its own stop request) and stopping cleanly, and the exit code that says
+"this cannot run as configured"."""
 
 from __future__ import annotations
 
@@ -10,6 +12,34 @@ import logging
 import signal
 import sys
 from typing import Any
+
+STOP_FILE = "stop"
+#: Events that report something that went as planned: logged at INFO; the rest ask for attention.
+ROUTINE_EVENTS = frozenset({"start", "compacted"})
+
+
+def emit_event(logger: logging.Logger, kind: str, detail: dict[str, Any]) -> None:
+    """One log line per event, machine-readable after the `EVENT kind` prefix (the supervisor's
+    logscan reads it from the service's log)."""
+    level = logging.INFO if kind in ROUTINE_EVENTS else logging.WARNING
+    logger.log(level, "EVENT %s %s", kind, json.dumps(detail, default=str, sort_keys=True))
+
+
+def take_stop_file(data_dir, logger: logging.Logger) -> bool:
+    """True (and the file removed) when a supervisor asked this service to stop: on Windows it
+    cannot signal a console-less child, so it writes `<data_dir>/stop`."""
+    from pathlib import Path
+
+    stop = Path(data_dir) / STOP_FILE
+    if not stop.exists():
+        return False
+    logger.info("stop file %s found: stopping", stop)
+    try:
+        stop.unlink()
+    except OSError:
+        pass
+    return True
+
 
 #: A service exits with this code when it cannot run as configured (address not on this machine,
 #: port taken, permission denied, bad setting, unusable data folder): restarting it or moving its

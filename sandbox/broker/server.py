@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from sandbox.lifecycle import serve_until_stopped, setup_logging  # noqa: F401  (setup_logging: re-exported)
+from sandbox.lifecycle import serve_until_stopped, setup_logging, take_stop_file  # noqa: F401  (setup_logging: re-exported)
 from sandbox.protocol import (
     DecodeError,
     FrameError,
@@ -127,14 +127,7 @@ class BrokerServer:
             log.exception("housekeeping task %s failed", name)
 
     def _check_stop_file(self) -> None:
-        """A supervisor on Windows cannot signal a console-less child: it writes this file."""
-        stop = Path(self.config.data_dir) / "stop"
-        if stop.exists():
-            log.info("stop file %s found: stopping", stop)
-            try:
-                stop.unlink()
-            except OSError:
-                pass
+        if take_stop_file(self.config.data_dir, log):
             self.request_stop()
 
     def _tick_groups(self) -> None:

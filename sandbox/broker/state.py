@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import time
 import zlib
 from pathlib import Path
 from typing import Any, Callable
 
+from sandbox import lifecycle
 from sandbox.compression import decompress
 from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator
@@ -67,13 +67,9 @@ async def maybe_await(value: Any) -> Any:
 
 
 RESTORE_GRACE_S = 10.0   # after a coordinator's journal is replaced, auto-creation waits this long
-ROUTINE_EVENTS = frozenset({"compacted", "start"})   # what went as planned: INFO, not WARNING
-
-
 def emit_event(kind: str, detail: dict[str, Any]) -> None:
-    """One log line per event, machine-readable after the `EVENT kind` prefix."""
-    level = logging.INFO if kind in ROUTINE_EVENTS else logging.WARNING
-    log.log(level, "EVENT %s %s", kind, json.dumps(detail, default=str, sort_keys=True))
+    """The broker's EVENT lines (see sandbox.lifecycle)."""
+    lifecycle.emit_event(log, kind, detail)
 
 
 class BrokerState:

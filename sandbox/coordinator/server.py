@@ -8,13 +8,13 @@ the offending connection, with one log line. One event loop owns all state: no l
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox import lifecycle
 from sandbox.lifecycle import serve_until_stopped, setup_logging  # noqa: F401  (setup_logging: re-exported)
 from sandbox.protocol import (
     DecodeError, FrameBuffer, FrameError, build, decode_request, encode_response, peek_header,
@@ -34,14 +34,9 @@ MAX_REQUEST_BYTES = 100 * 1024 * 1024
 STOP_FILE = "stop"
 
 
-ROUTINE_EVENTS = frozenset({"start"})
-
-
 def emit_event(kind: str, detail: dict[str, Any]) -> None:
-    """One log line per event, machine-readable after the `EVENT kind` prefix (a start is routine:
-    INFO; the rest ask for attention: WARNING)."""
-    level = logging.INFO if kind in ROUTINE_EVENTS else logging.WARNING
-    log.log(level, "EVENT %s %s", kind, json.dumps(detail, default=str, sort_keys=True))
+    """The coordinator's EVENT lines (see sandbox.lifecycle)."""
+    lifecycle.emit_event(log, kind, detail)
 
 
 @dataclass
@@ -120,12 +115,7 @@ class CoordinatorServer:
                 for bid in fenced:
                     log.warning("broker %d missed its session timeout (%d ms): fenced", bid,
                                 self.session_timeout_ms)
-                if self.stop_file.exists():
-                    log.info("stop file %s found: stopping", self.stop_file)
-                    try:
-                        self.stop_file.unlink()
-                    except OSError:
-                        pass
+                if lifecycle.take_stop_file(self.data_dir, log):
                     self.request_stop()
             except Exception:
                 log.exception("coordinator housekeeping failed")
