@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape as esc   # data ("[like.this]", topic names) is text, not markup
 from rich.table import Table
 
 PIPE_WIDTH = 160   # not a terminal: nothing to fit, so never squeeze names into "coor…"
@@ -30,10 +31,10 @@ def _num(v, fmt: str, scale: float = 1.0) -> str:
 def print_status(st: dict) -> None:
     console = _console()
     if not st.get("running"):
-        console.print(f"sandbox [bold]{st['name']}[/] is not running; start it with `sandbox up`")
+        console.print(f"sandbox [bold]{esc(st['name'])}[/] is not running; start it with `sandbox up`")
         return
     mark = "[green]healthy[/]" if st["healthy"] else "[red]unhealthy[/]"
-    console.print(f"sandbox [bold]{st['name']}[/] ({st['mode']}) {mark}  bootstrap {st['bootstrap']}")
+    console.print(f"sandbox [bold]{esc(st['name'])}[/] ({st['mode']}) {mark}  bootstrap {esc(st['bootstrap'])}")
     t = _table("service", "state", "pid", "port", "uptime", "restarts", "cpu", "mem MB", "disk MB", "ms")
     for s in st["services"]:
         color = "green" if s["healthy"] else "red"
@@ -45,17 +46,18 @@ def print_status(st: dict) -> None:
     if st["topics"]:
         tt = _table("topic", "partitions", "end offsets", "leaderless")
         for x in st["topics"]:
-            tt.add_row(x["name"], str(x["partitions"]), str(x["end_offsets"]), str(x["leaderless_partitions"]))
+            tt.add_row(esc(x["name"]), str(x["partitions"]), esc(str(x["end_offsets"])),
+                       esc(str(x["leaderless_partitions"])))
         console.print(tt)
     if st["groups"]:
         gt = _table("group", "state", "members", "lag")
         for g in st["groups"]:
-            gt.add_row(g["group"], g["state"], str(g["members"]), str(g["lag"]))
+            gt.add_row(esc(g["group"]), esc(str(g["state"])), str(g["members"]), str(g["lag"]))
         console.print(gt)
     for p in st.get("problems", []):
-        console.print(f"[red]problem:[/] {p}")
+        console.print(f"[red]problem:[/] {esc(p)}")
     for e in st["events"][-5:]:
-        console.print(f"{e['time']} {e['service']} {e['kind']}: {e['detail']}")
+        console.print(f"{e['time']} {e['service']} {e['kind']}: {esc(str(e['detail']))}")
 
 
 def format_columns(headers: list[str], rows: list[list], max_width: int | None = None) -> list[str]:

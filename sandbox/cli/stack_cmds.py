@@ -326,7 +326,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="The status as JSO
     """Health of every service, topic and group. Exit 0 healthy, 1 unhealthy, 3 not running."""
     from .render import print_status
 
-    cfg = _cfg(config)
+    cfg = _cfg(config, warn=False)   # said once below: not again when the supervisor reports it
     while True:
         code = _status_once(cfg, as_json, print_status)
         if not watch:
@@ -367,6 +367,10 @@ def _status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     elif state is None and stack.running_pid(cfg):
         st["problems"].insert(0, "the supervisor does not answer (its state file is stale): it may be paused; "
                                  "`sandbox down` then `sandbox up` replaces it")
+    from . import target
+
+    if target.last_warning and not any(e.get("kind") == "manifest-error" for e in st.get("events", [])):
+        typer.echo(target.last_warning, err=True)
     if as_json:
         typer.echo(json.dumps(st, indent=2))
     else:

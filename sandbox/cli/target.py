@@ -37,7 +37,11 @@ def no_sandbox_here(cfg: SandboxConfig) -> str:
             f"or give a broker with -b HOST:PORT")
 
 
-def load(config: Optional[Path]) -> SandboxConfig:
+#: the warning of the last load() that fell back to the running stack's config (see status)
+last_warning: Optional[str] = None
+
+
+def load(config: Optional[Path], *, warn: bool = True) -> SandboxConfig:
     """The sandbox of this folder; with a broken sandbox.toml, the running stack's last good config
     (so status, logs, down and the tools keep working while the user fixes the file)."""
     try:
@@ -48,7 +52,10 @@ def load(config: Optional[Path]) -> SandboxConfig:
         except ConfigError:
             fail(str(e))
             raise AssertionError from None
-        typer.echo(f"warning: {e} Using the config the running sandbox last accepted.", err=True)
+        global last_warning
+        last_warning = f"warning: {e} Using the config the running sandbox last accepted."
+        if warn:
+            typer.echo(last_warning, err=True)
         return cfg
 
 

@@ -113,6 +113,14 @@ def apply(actions: list[Action], client: KafkaClient) -> list[str]:
     return messages
 
 
+def event_kind(message: str) -> str:
+    """The supervisor's event kind for one line of apply(): what changed, or manifest."""
+    for prefix, kind in (("created", "topic-created"), ("grew", "partitions-added"), ("set", "topic-config-set")):
+        if message.startswith(prefix):
+            return kind
+    return "manifest"
+
+
 def reconcile(desired: Mapping[str, TopicSpec], client: KafkaClient) -> list[str]:
     """plan + apply in one call (what `sandbox up`, a wipe and a reload do)."""
     try:

@@ -21,7 +21,7 @@ from sandbox.lifecycle import stop_signals
 from sandbox.health.metrics import EventCounter, render_metrics
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, write_pid_file
-from sandbox.runner.manifest import ManifestWatcher, reconcile
+from sandbox.runner.manifest import ManifestWatcher, event_kind, reconcile
 from sandbox.runner import orphans
 from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
 from sandbox.runner.process import ServiceSpec
@@ -263,8 +263,7 @@ class StackSupervisor:
         if pending:
             self.sup.record_event("supervisor", "restart-needed", pending)
         for m in reconcile(new.topics, self.client):
-            kind = "topic-created" if m.startswith(("created", "grew", "set")) else "manifest"
-            self.sup.record_event("supervisor", kind, m)
+            self.sup.record_event("supervisor", event_kind(m), m)
 
     def _on_manifest_error(self, msg: str) -> None:
         self.sup.record_event("supervisor", "manifest-error", f"{msg} (keeping the last good config)")
