@@ -14,6 +14,7 @@ from typing import Any, Callable, Protocol
 import psutil
 
 from sandbox.runner.logscan import describe_event, parse_events
+from sandbox.lifecycle import EXIT_CONFIG
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
 from sandbox.runner.probe import api_versions_round_trip
 from sandbox.runner.service import EventLog, catalog_epoch, iso_utc, recreate_topics
@@ -64,6 +65,7 @@ class _Svc:
         self.figures: dict[str, Any] = {}
         self.host_pid: int | None = None   # the container's main process, on a Linux engine's kernel
         self.measured_at = 0.0
+        self.problem: str | None = None    # one sentence status shows (a configuration error)
 
 
 class DockerWatcher:
@@ -134,7 +136,7 @@ class DockerWatcher:
             targets = [self._get(name)] if name else list(self._svcs)
         for s in sorted(targets, key=lambda s: s.role != "coordinator"):
             with self._lock:
-                s.wanted, s.state, s.healthy = True, "starting", False
+                s.wanted, s.state, s.healthy, s.problem = True, "starting", False, None
                 s.window.clear()
                 s.looping = s.repair_attempted = False
             self._ours(s, lambda s=s: self.engine.restart(s.name))
@@ -187,6 +189,16 @@ class DockerWatcher:
 
     def _crash(self, svc: _Svc, code: int | None) -> None:
         tail = self.engine.logs(svc.name, tail=20)
+        if code == EXIT_CONFIG:
+            # it cannot run as configured: its restart policy would only loop; stop it and say why
+            said = [d for k, d in parse_events(tail) if k == "config-error"]
+            svc.problem = (said[-1].get("message") if said else None) or f"exit code {code}: see `sandbox logs {svc.name}`"
+            svc.wanted = False
+            self._ours(svc, lambda: self.engine.stop(svc.name))
+            svc.state = "crashed"
+            self._emit(svc.name, "config-error", svc.problem, exit_code=code,
+                       reason=said[-1].get("reason") if said else None, log_tail=tail[-20:])
+            return
         detail = f"exit code {code}" + (" (its journal cannot be repaired)" if code == EXIT_UNREPAIRABLE else "")
         self._emit(svc.name, "crash", detail, exit_code=code, log_tail=tail[-20:])
         p, now = self.policy, self._clock()
@@ -231,7 +243,8 @@ class DockerWatcher:
         detail = f"journal volume {result.get('old')} quarantined (kept); started on a fresh volume {result.get('new')}"
         if pruned:
             detail += f"; deleted {len(pruned)} older quarantined volume(s) (keep_quarantines={p.keep_quarantines})"
-        self._emit(svc.name, "wipe", detail, path=result.get("old"), volume=result.get("new"), pruned=pruned)
+        self._emit(svc.name, "wipe", f"{detail} ({why})", path=result.get("old"), volume=result.get("new"),
+                   pruned=pruned, rule="unrepairable-journal" if unrepairable else "crash-loop")
         svc.window.clear()
         svc.looping = svc.repair_attempted = False
         svc.fresh_journal = svc.recreate_pending = True
@@ -268,7 +281,8 @@ class DockerWatcher:
             svc.state, svc.healthy = "recovering", False
             return
         if not running:
-            svc.state, svc.healthy = ("stopped" if not svc.wanted else "starting"), False
+            gave_up = "crashed" if svc.state == "crashed" else "stopped"   # a config error stays shown
+            svc.state, svc.healthy = (gave_up if not svc.wanted else "starting"), False
             return
         healthy = st.health in (None, "healthy")
         result = self._probe(self._host, svc.port, 1.0)
@@ -329,7 +343,7 @@ class DockerWatcher:
                 "started_at": iso_utc(s.started_wall) if up else None,
                 "started_wall": s.started_wall,
                 "uptime_s": round(wall - s.started_wall, 3) if up else None,
-                "restarts": s.restarts, "last_exit_code": s.last_exit_code,
+                "restarts": s.restarts, "last_exit_code": s.last_exit_code, "problem": s.problem,
                 "latency_ms": None if s.latency_ms is None else round(s.latency_ms, 3),
                 "data_dir": None, "log_path": None, **s.figures}
 

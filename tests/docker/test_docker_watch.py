@@ -173,6 +173,25 @@ def test_usage_errors_are_never_wiped():
     assert ("quarantine", "broker-1") not in eng.calls
 
 
+def test_a_configuration_error_stops_the_container_with_its_sentence_and_never_wipes():
+    eng = FakeEngine()
+    w, clock = make(eng, policy=RecoveryPolicy(max_restarts=1, on_corrupt_journal="wipe"))
+    w.step()
+    eng.log_lines = ['EVENT config-error {"message": "0.0.0.0:9092 is already in use by another program; '
+                     'stop it or choose another port", "reason": "port-taken"}']
+    eng.emit("broker-1", "die", 78)
+    w.step()
+    assert ("stop", "broker-1") in eng.calls and ("quarantine", "broker-1") not in eng.calls
+    ev = [e for e in w.events if e["kind"] == "config-error"]
+    assert len(ev) == 1 and ev[0]["reason"] == "port-taken" and "already in use" in ev[0]["detail"]
+    st = [s for s in w.snapshot()["services"] if s["name"] == "broker-1"][0]
+    assert st["state"] == "crashed" and "already in use" in st["problem"]
+    for _ in range(3):                   # not restarted, not counted into a crash loop
+        clock.t += 5
+        w.step()
+    assert "crash-loop" not in kinds(w) and "wipe" not in kinds(w)
+
+
 def test_our_own_restart_is_not_a_crash():
     eng = FakeEngine()
     w, _ = make(eng)
