@@ -11,6 +11,7 @@ import collections
 import functools
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -78,6 +79,7 @@ class BrokerServer:
             self._servers.append(server)
         if not self.config.listeners:  # the implicit PLAINTEXT listener: keep --port 0 resolved
             self.config.port = listeners[0].port
+            await self._also_ipv6_loopback(listeners[0])
         await self.state.open()
         for server in self._servers:
             await server.start_serving()
@@ -93,13 +95,28 @@ class BrokerServer:
             f"{lst.host}:{lst.port}" if not self.config.listeners else
             "{} {}:{} (advertised {}:{})".format(lst.name, lst.host, lst.port, *lst.advertised)
             for lst in listeners
-        )
+        ) + (f" and [::1]:{listeners[0].port}" if len(self._servers) > len(listeners) else "")
         log.info(
             "broker %d serving on %s (data %s, %d partitions, started in %.0f ms)",
             self.config.node_id, served, self.config.data_dir,
             len(self.state.partitions), (time.monotonic() - t0) * 1000,
         )
         emit_event("start", {"service": f"broker-{self.config.node_id}", "port": listeners[0].port})
+
+    async def _also_ipv6_loopback(self, lst) -> None:
+        """A broker on 127.0.0.1 also listens on [::1] (same port) when the machine has it: Node.js
+        and .NET on Windows resolve `localhost` to ::1 first. It still advertises 127.0.0.1."""
+        if lst.host != "127.0.0.1" or not socket.has_ipv6:
+            return
+        try:
+            server = await asyncio.get_running_loop().create_server(
+                functools.partial(Connection, self, lst.name), "::1", lst.port,
+                reuse_address=True, start_serving=False)
+        except OSError as e:   # no IPv6 loopback here, or another program has [::1]:port
+            log.info("not listening on [::1]:%d as well (%s); clients must use 127.0.0.1", lst.port,
+                     e.strerror or e)
+            return
+        self._servers.append(server)
 
     async def _every(self, interval: float, fn) -> None:
         while True:
