@@ -22,6 +22,7 @@ from typing import BinaryIO, Iterator, Optional
 import typer
 
 from .app import app, fail
+from .record_format import compile_format, default_format, parse_headers, parse_offset, render
 from .target import BootstrapOpt, ConfigOpt, resolve
 
 READ_CHUNK = 64 * 1024
@@ -65,6 +66,8 @@ def produce(
                                                 help="Lines are KEY<sep>VALUE; the key picks the partition."),
     partition: Optional[int] = typer.Option(None, "--partition", "-p", min=0, help="Write every record to this partition."),
     acks: str = typer.Option("all", "--acks", help="all or 1."),
+    header: list[str] = typer.Option([], "--header", "-H", metavar="KEY=VALUE",
+                                     help="A header on every record, repeatable (as kcat -H)."),
     bootstrap: Optional[str] = BootstrapOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
@@ -74,6 +77,10 @@ def produce(
 
     if acks not in ("all", "-1", "1"):
         fail(f"--acks {acks} is not supported; use --acks all or --acks 1")
+    try:
+        headers = parse_headers(header)
+    except ValueError as e:
+        fail(str(e))
     sep = _separator(key_separator)
     sent = 0
     line_no = 0
@@ -114,7 +121,7 @@ def produce(
                         p = partition_for(key, len(parts))
                     else:
                         p = parts[turn % len(parts)]
-                    pending.setdefault(p, []).append((key, value))
+                    pending.setdefault(p, []).append((key, value, headers) if headers else (key, value))
                 turn += 1
                 flush()
         except KafkaClientError as e:
@@ -134,14 +141,26 @@ def _topic_hint(topic: str, e: Exception) -> str:
 def consume(
     topic: str = typer.Argument(..., help="Topic to read."),
     from_beginning: bool = typer.Option(False, "--from-beginning", help="Start at the oldest record, not the end."),
+    offset: Optional[str] = typer.Option(None, "--offset",
+                                         help="Where to start in each partition: beginning, end, an offset N, "
+                                              "or -N (N records before the end)."),
     count: Optional[int] = typer.Option(None, "-n", "--max-messages", min=1, help="Stop after this many records."),
     exit_at_end: bool = typer.Option(False, "--exit-at-end", "-e", help="Stop at the end of every partition."),
     partition: Optional[int] = typer.Option(None, "--partition", "-p", min=0, help="Read only this partition."),
+    group: Optional[str] = typer.Option(None, "--group", "-g",
+                                        help="Join this consumer group: partitions shared with its other members, "
+                                             "start at its committed offsets, commit what is printed "
+                                             "(through confluent-kafka)."),
+    fmt: Optional[str] = typer.Option(None, "--format",
+                                      help="Output per record, as kcat -f: %t topic, %p partition, %o offset, %k key, "
+                                           "%s value, %T timestamp (ms), %h headers (k=v,...), %S value size; "
+                                           "\\n and \\t. Default: %s, or %k<sep>%s with --print-key."),
     print_key: bool = typer.Option(False, "--print-key", help="Print KEY<sep>VALUE."),
     timeout_ms: Optional[int] = typer.Option(None, "--timeout-ms", min=1,
                                              help="Exit after this long without a record (also bounds the wait "
                                                   "for a topic that does not exist yet)."),
-    key_separator: str = typer.Option("\t", "--key-separator", "-K", help="Between key and value with --print-key (default: tab)."),
+    key_separator: str = typer.Option("\t", "--key-separator", "-K", show_default=False,
+                                      help="Between key and value with --print-key (default: tab)."),
     bootstrap: Optional[str] = BootstrapOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
@@ -149,19 +168,34 @@ def consume(
     from sandbox.client import KafkaClient, KafkaClientError
 
     sep = _separator(key_separator) or b"\t"
+    template = compile_format(fmt) if fmt else default_format(print_key, sep)
+    try:
+        where = parse_offset(offset) if offset is not None else ("beginning" if from_beginning else "end", 0)
+    except ValueError as e:
+        fail(str(e))
     out = sys.stdout.buffer
     got = 0
     idle_s = None if timeout_ms is None else timeout_ms / 1000.0
-    with KafkaClient(_bootstrap(config, bootstrap), timeout=15.0) as c:
+    target = _bootstrap(config, bootstrap)
+    with KafkaClient(target, timeout=15.0) as c:
         try:
             parts, appeared = _wait_for_topic(c, topic, exit_at_end, idle_s)
             if partition is not None:
                 if partition not in parts:
                     fail(f"topic {topic} has partitions 0-{len(parts) - 1}; --partition {partition} is not one of them")
                 parts = [partition]
+            if group is not None:
+                from .group_consume import consume_in_group
+
+                if partition is not None:
+                    fail("--group shares the topic's partitions among the group's members; drop --partition "
+                         "(or --group to read one partition yourself)")
+                got = consume_in_group(target, topic, group, ("beginning", 0) if appeared and offset is None
+                                       else where, template, count, exit_at_end, idle_s, out)
+                typer.echo(f"{got} record(s) read from {topic} in group {group}", err=True)
+                return
             # a topic that appeared while we waited is all new: read it from its start
-            begin = from_beginning or appeared
-            start = c.start_offsets(topic, parts) if begin else c.end_offsets(topic, parts)
+            start = _start_positions(c, topic, parts, ("beginning", 0) if appeared and offset is None else where)
         except KafkaClientError as e:
             fail(_topic_hint(topic, e), 1)
         positions = dict(start)
@@ -176,10 +210,8 @@ def consume(
                     for r in records:
                         if count is not None and got >= count:
                             break
-                        line = b"null" if r.value is None else r.value
-                        if print_key:
-                            line = (b"null" if r.key is None else r.key) + sep + line
-                        out.write(line + b"\n")
+                        out.write(render(template, topic=topic, partition=p, offset=r.offset, key=r.key,
+                                         value=r.value, timestamp=r.timestamp, headers=r.headers))
                         got += 1
                         positions[p] = r.offset + 1
                         last_record = time.monotonic()
@@ -195,6 +227,19 @@ def consume(
         except BrokenPipeError:   # `sandbox consume t | head`: the reader is gone, not an error
             _quiet_stdout()
     typer.echo(f"{got} record(s) read from {topic}", err=True)
+
+
+def _start_positions(c, topic: str, parts: list[int], where: tuple[str, int]) -> dict[int, int]:
+    how, n = where
+    if how == "beginning":
+        return c.start_offsets(topic, parts)
+    ends = c.end_offsets(topic, parts)
+    if how == "end":
+        return ends
+    starts = c.start_offsets(topic, parts)
+    if how == "at":   # an offset past the end waits there; one before the log start reads from the start
+        return {p: min(max(n, starts[p]), ends[p]) for p in parts}
+    return {p: max(ends[p] - n, starts[p]) for p in parts}
 
 
 def _wait_for_topic(c, topic: str, exit_at_end: bool, limit_s: float | None) -> tuple[list[int], bool]:

@@ -30,6 +30,7 @@ class Record(NamedTuple):
     timestamp: int
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
 
 
 def _zigzag(n: int) -> int:
@@ -73,14 +74,16 @@ def encode_batch(base_offset: int, records: Sequence[tuple[bytes | None, bytes |
                  leader_epoch: int = -1) -> bytes:
     """One batch holding `records` ((key, value) pairs or bare values) at consecutive offsets
     from `base_offset`; every record gets the same timestamp (now unless given)."""
-    items = [r if isinstance(r, tuple) else (None, r) for r in records]
+    items = [r if isinstance(r, tuple) else (None, r) for r in records]   # (key, value[, headers])
     if not items:
         raise ValueError("a record batch holds at least one record")
     ts = int(time.time() * 1000) if timestamp_ms is None else int(timestamp_ms)
     body = bytearray()
-    for delta, (key, value) in enumerate(items):
+    for delta, item in enumerate(items):
+        key, value = item[0], item[1]
+        headers = item[2] if len(item) > 2 else ()
         rec = b"\x00" + _varint(0) + _varint(delta) + _bytes_field(key) + _bytes_field(value) \
-            + _varint(0)
+            + _varint(len(headers)) + b"".join(_bytes_field(k.encode()) + _bytes_field(v) for k, v in headers)
         body += _varint(len(rec)) + rec
     after_crc = _BODY.pack(0, len(items) - 1, ts, ts, -1, -1, -1, len(items)) + bytes(body)
     length = 4 + 1 + 4 + len(after_crc)   # leader epoch + magic + crc + rest
@@ -140,8 +143,14 @@ def _read_records(data, p: int, end: int, base: int, base_ts: int, count: int, o
         off_delta, p = _read_varint(data, p, rec_end)
         key, p = _read_bytes(data, p, rec_end)
         value, p = _read_bytes(data, p, rec_end)
-        out.append(Record(base + off_delta, base_ts + ts_delta, key, value))
-        p = rec_end  # headers are skipped
+        n_headers, p = _read_varint(data, p, rec_end)
+        headers = []
+        for _h in range(max(n_headers, 0)):
+            hkey, p = _read_bytes(data, p, rec_end)
+            hvalue, p = _read_bytes(data, p, rec_end)
+            headers.append(((hkey or b"").decode("utf-8", "replace"), hvalue))
+        out.append(Record(base + off_delta, base_ts + ts_delta, key, value, tuple(headers)))
+        p = rec_end
 
 
 def _read_bytes(data: bytes, pos: int, end: int) -> tuple[bytes | None, int]:
