@@ -85,6 +85,10 @@ def test_foreground_on_a_terminal_shows_the_monitor_until_ctrl_c(project):
         assert marker.read_text().strip() == "0"
     finally:
         subprocess.run(tmux + ["kill-server"], capture_output=True, timeout=30)
+    # kill-server returns before the tmux server process has finished exiting
+    deadline = time.monotonic() + 10
+    while project.leftovers() and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert not project.leftovers(), project.leftovers()
 
 
