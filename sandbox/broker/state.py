@@ -22,6 +22,7 @@ from sandbox.log.cleaner import clean_steps
 
 from .config import BrokerConfig
 from .groups import GroupCoordinator
+from .internal_topics import EMPTY_INTERNAL_LOG, OFFSETS_TOPIC, offsets_topic
 from .offsets import OffsetStore
 
 log = logging.getLogger("sandbox.broker")
@@ -234,6 +235,8 @@ class BrokerState:
         """The local log of a partition this broker leads, else (None, error code)."""
         leader = self.leaders.get((topic, index))
         if leader is None:
+            if topic == OFFSETS_TOPIC and index == 0 and offsets_topic(self) is not None:
+                return EMPTY_INTERNAL_LOG, 0   # listed, never written: see internal_topics
             return None, 3  # UNKNOWN_TOPIC_OR_PARTITION
         plog = self.partitions.get((topic, index))
         if leader[0] != self.node_id or plog is None:

@@ -42,7 +42,7 @@ def test_confluent_admin_topic_lifecycle(broker):
     assert sorted(md.brokers) == [1]
     assert md.brokers[1].host == "127.0.0.1"
     assert md.brokers[1].port == broker.port
-    # internal topics are never listed unless asked for by name
+    # internal topics are listed only when asked for by name (__consumer_offsets: once offsets are committed)
     assert not any(name.startswith("__") for name in md.topics), sorted(md.topics)
 
     # DescribeConfigs: the value we set, and Kafka defaults for the rest

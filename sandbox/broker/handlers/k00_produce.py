@@ -23,11 +23,13 @@ from sandbox.log import (
 )
 
 from ..records import first_keyless_record
+from ..internal_topics import EMPTY_INTERNAL_LOG
 from ..state import emit_event
 from .common import (
     CORRUPT_MESSAGE,
     INVALID_PRODUCER_EPOCH,
     INVALID_RECORD,
+    INVALID_TOPIC_EXCEPTION,
     INVALID_REQUIRED_ACKS,
     KAFKA_STORAGE_ERROR,
     MESSAGE_TOO_LARGE,
@@ -81,6 +83,8 @@ def _append(ctx, topic: str, index: int, records) -> dict:
     plog, code = state.led_log(topic, index)
     if plog is None:
         return _error(index, code)
+    if plog is EMPTY_INTERNAL_LOG:
+        return _error(index, INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic}")
     if not records:
         return _error(index, CORRUPT_MESSAGE, "empty records")
     try:

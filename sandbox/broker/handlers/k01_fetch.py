@@ -16,6 +16,7 @@ import time
 
 from sandbox.log import OffsetOutOfRangeError
 
+from ..internal_topics import lookup_topic_id
 from .common import NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_ID
 
 API_KEY = 1
@@ -29,7 +30,7 @@ def _topic_names(state, request, version: int) -> list[str | None]:
         return [t.topic for t in request.topics]
     out = []
     for t in request.topics:
-        info = state.coordinator.topic_by_id(t.topic_id)
+        info = lookup_topic_id(state, t.topic_id)
         out.append(info.name if info is not None else None)
     return out
 

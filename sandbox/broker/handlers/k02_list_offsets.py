@@ -22,7 +22,7 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int) -> dic
     if plog is None:
         out["error_code"] = code
         return out
-    out["leader_epoch"] = state.leaders[(topic, index)][1]
+    out["leader_epoch"] = state.leaders.get((topic, index), (state.node_id, 0))[1]
     if ts == LATEST:
         out["offset"] = plog.high_watermark
     elif ts in (EARLIEST, EARLIEST_LOCAL):

@@ -1,7 +1,8 @@
 """Metadata (3), v0-v13 (v13 adds a top-level error code, always NONE here): brokers, cluster id, topics with ids, partitions, leaders.
 
 topics=None (v1+) or [] (v0) means all topics; unknown topics are auto-created when the
-request and the broker allow it. Internal topics are listed only when asked for by name.
+request and the broker allow it. Internal topics are listed only when asked for by name, except
+`__consumer_offsets` once this broker holds committed offsets (see internal_topics).
 Brokers are listed with their addresses on the listener the request came in through.
 """
 
@@ -11,6 +12,7 @@ import uuid
 
 from sandbox.protocol.fast_metadata import encode_metadata_topic
 
+from ..internal_topics import OFFSETS_TOPIC, lookup_topic, lookup_topic_id, offsets_topic
 from .common import INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION, broker_list
 
 API_KEY = 3
@@ -69,15 +71,18 @@ async def handle(ctx, request) -> dict:
     out = []
     if all_topics:  # encoded here (the fast encoder takes bytes): thousands of partitions add up
         out = _encoded_topics(ctx.api_version, coord.topics())
+        internal = offsets_topic(state)
+        if internal is not None:
+            out.append(encode_metadata_topic(ctx.api_version, _topic_entry(internal)))
     else:
         allow_auto = getattr(request, "allow_auto_topic_creation", True) and state.config.auto_create_topics
         for rt in topics_req:
             name = rt.name
-            t = coord.topic(name) if name is not None else None
+            t = lookup_topic(state, name) if name is not None else None
             if t is None and name is None and getattr(rt, "topic_id", None) is not None:
-                t = coord.topic_by_id(rt.topic_id)
+                t = lookup_topic_id(state, rt.topic_id)
             if t is None:
-                if name and allow_auto and await state.auto_create(name):
+                if name and allow_auto and name != OFFSETS_TOPIC and await state.auto_create(name):
                     t = coord.topic(name)
                     entry = _topic_entry(t)
                     out.append(entry)

@@ -20,7 +20,8 @@ def handle(ctx, request) -> dict:
     unknown = []
     for t in request.topics:
         for p in t.partitions:
-            if state.leader_of(t.name, p.partition_index) is None:
+            # led_log also knows __consumer_offsets-0 (listed, empty): committable, as in Kafka
+            if state.leader_of(t.name, p.partition_index) is None and state.led_log(t.name, p.partition_index)[0] is None:
                 unknown.append((t.name, p.partition_index))
                 continue
             entries.append((t.name, p.partition_index, p.committed_offset,

@@ -1,0 +1,99 @@
+"""`__consumer_offsets` as clients see it: listed as an internal topic once a group committed
+offsets (Kafka lists it once it exists), one partition led by the broker, empty to read, refused to
+write; aiokafka and kafka-python consumers that include internal topics in a pattern
+subscription get it assigned and read nothing, without errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from confluent_kafka import KafkaError, TopicPartition
+
+from .kit import admin, consumer, create_topic, produce_all, producer, unique
+
+OFFSETS = "__consumer_offsets"
+
+
+def _commit_something(bootstrap: str) -> str:
+    topic = unique("t")
+    create_topic(bootstrap, topic, 1)
+    produce_all(producer(bootstrap), topic, [(None, b"v")])
+    c = consumer(bootstrap, unique("g"))
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        c.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+    finally:
+        c.close()
+    return topic
+
+
+def test_offsets_topic_is_listed_internal_once_offsets_exist_and_cannot_be_written(broker):
+    a = admin(broker.bootstrap)
+    assert OFFSETS not in a.list_topics(timeout=10).topics
+    _commit_something(broker.bootstrap)
+    md = a.list_topics(timeout=10)
+    assert OFFSETS in md.topics and sorted(md.topics[OFFSETS].partitions) == [0]
+    assert md.topics[OFFSETS].partitions[0].leader == 1
+
+    from kafka import KafkaAdminClient
+    ka = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=10000)
+    try:
+        desc = {t["name"]: t for t in ka.describe_topics([OFFSETS])}
+        assert desc[OFFSETS]["is_internal"] is True and desc[OFFSETS]["error_code"] == 0
+    finally:
+        ka.close()
+
+    errors = []
+    p = producer(broker.bootstrap, **{"message.timeout.ms": 10000})
+    p.produce(OFFSETS, value=b"not yours", partition=0, on_delivery=lambda err, m: errors.append(err))
+    p.flush(15)
+    assert errors and errors[0] is not None and errors[0].code() == KafkaError.TOPIC_EXCEPTION, errors
+    # reading it: offset 0, nothing there, no error
+    c = consumer(broker.bootstrap, unique("g"), **{"enable.partition.eof": True})
+    try:
+        c.assign([TopicPartition(OFFSETS, 0, 0)])
+        deadline, eof = time.monotonic() + 15, False
+        while not eof and time.monotonic() < deadline:
+            for m in c.consume(10, timeout=0.5):
+                assert m.error() is not None and m.error().code() == KafkaError._PARTITION_EOF, m.error()
+                eof = True
+        assert eof
+        assert c.get_watermark_offsets(TopicPartition(OFFSETS, 0), timeout=10) == (0, 0)
+    finally:
+        c.close()
+
+
+def test_pattern_subscribers_that_include_internal_topics_get_it_and_read_nothing(broker):
+    topic = _commit_something(broker.bootstrap)
+
+    from kafka import KafkaConsumer
+    kc = KafkaConsumer(bootstrap_servers=broker.bootstrap, exclude_internal_topics=False,
+                       request_timeout_ms=15000, consumer_timeout_ms=2000)
+    try:
+        assert kc.partitions_for_topic(OFFSETS) == {0}
+        assert OFFSETS in kc._client.cluster.topics(exclude_internal_topics=False)
+        assert OFFSETS not in kc._client.cluster.topics(exclude_internal_topics=True)   # marked internal
+    finally:
+        kc.close()
+
+    from aiokafka import AIOKafkaConsumer
+
+    async def run() -> set:
+        c = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=unique("ag"),
+                             exclude_internal_topics=False, auto_offset_reset="earliest",
+                             metadata_max_age_ms=1000)
+        await c.start()
+        try:
+            c.subscribe(pattern=r"^(__consumer_offsets|" + topic + r")$")
+            deadline = time.monotonic() + 30
+            while len(c.assignment()) < 2 and time.monotonic() < deadline:
+                await c.getmany(timeout_ms=300)
+            got = await c.getmany(timeout_ms=1000)
+            assert all(tp.topic != OFFSETS for tp in got), got
+            return {tp.topic for tp in c.assignment()}
+        finally:
+            await c.stop()
+
+    assigned = asyncio.run(run())
+    assert assigned == {OFFSETS, topic}, assigned
