@@ -11,16 +11,17 @@ import typer
 from sandbox.config import ConfigError, SandboxConfig
 from sandbox.runner import stack
 
+from . import target
 from .app import fail
 from .render import format_columns
 
-ConfigOpt = typer.Option(None, "--config", "-c", help="Path of sandbox.toml (default: ./sandbox.toml).")
 DESCRIBE_HEADERS = ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID",
                     "HOST", "CLIENT-ID"]
 
 
 def running_cfg(config: Optional[Path]) -> SandboxConfig:
-    """This folder's sandbox config; exits 3 with one sentence when the sandbox is not running."""
+    """This folder's sandbox config (`bench` measures its processes); exits 3 with one sentence
+    when it is not running."""
     try:
         cfg = stack.load_stack_config(config, Path.cwd())
     except ConfigError as e:
@@ -31,10 +32,11 @@ def running_cfg(config: Optional[Path]) -> SandboxConfig:
     return cfg
 
 
-def _client(cfg: SandboxConfig):
+def _client(config: Optional[Path], bootstrap: Optional[str]):
+    """A client of this folder's running sandbox, or of -b HOST:PORT (see cli.target)."""
     from sandbox.client import KafkaClient
 
-    return KafkaClient(stack.bootstrap(cfg), timeout=5.0)
+    return KafkaClient(target.resolve(config, bootstrap).bootstrap, timeout=5.0)
 
 
 def describe_rows(client, group: str) -> tuple[object, list[list]] | None:
@@ -75,13 +77,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(groups_app, name="groups")
 
     @groups_app.command("list")
-    def groups_list(config: Optional[Path] = ConfigOpt) -> None:
+    def groups_list(config: Optional[Path] = target.ConfigOpt,
+                    bootstrap: Optional[str] = target.BootstrapOpt) -> None:
         """Consumer groups with their state, members and total lag."""
         from sandbox.client import KafkaClientError
 
-        cfg = running_cfg(config)
         try:
-            with _client(cfg) as c:
+            with _client(config, bootstrap) as c:
                 rows = []
                 for g in c.list_groups():
                     try:
@@ -100,13 +102,13 @@ def register(app: typer.Typer) -> None:
 
     @groups_app.command("describe")
     def groups_describe(group: str = typer.Argument(..., help="The group id."),
-                        config: Optional[Path] = ConfigOpt) -> None:
+                        config: Optional[Path] = target.ConfigOpt,
+                        bootstrap: Optional[str] = target.BootstrapOpt) -> None:
         """Per partition: committed offset, log end offset, lag and the member that owns it."""
         from sandbox.client import KafkaClientError
 
-        cfg = running_cfg(config)
         try:
-            with _client(cfg) as c:
+            with _client(config, bootstrap) as c:
                 found = describe_rows(c, group)
         except KafkaClientError as e:
             fail(str(e), 1)

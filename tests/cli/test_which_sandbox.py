@@ -46,6 +46,8 @@ def elsewhere(tmp_path, broker):
     ["topics", "delete", "stray"],
     ["produce", "stray"],
     ["consume", "stray", "-e"],
+    ["groups", "list"],
+    ["groups", "describe", "stray"],
 ])
 def test_a_folder_whose_sandbox_is_not_running_never_uses_another_stack(elsewhere, broker, args):
     r = cli(elsewhere, *args, data=b"x\n")
@@ -70,6 +72,22 @@ def test_dash_b_names_the_broker_for_topics_as_for_produce(elsewhere, broker):
     assert "created topic given (2 partitions)" in r.stdout.decode()
     r = cli(elsewhere, "topics", "describe", "given", "-b", broker.bootstrap)
     assert r.returncode == 0 and "retention.ms=60000" in r.stdout.decode(), r.stdout + r.stderr
+
+
+def test_dash_b_names_the_broker_for_groups_too(elsewhere, broker):
+    from confluent_kafka import Consumer, TopicPartition
+
+    r = cli(elsewhere, "topics", "create", "g-topic", "-b", broker.bootstrap)
+    assert r.returncode == 0, r.stderr.decode()
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "given-group", "enable.auto.commit": False})
+    try:
+        c.commit(offsets=[TopicPartition("g-topic", 0, 0)], asynchronous=False)
+    finally:
+        c.close()
+    r = cli(elsewhere, "groups", "list", "-b", broker.bootstrap)
+    assert r.returncode == 0 and "given-group" in r.stdout.decode(), r.stdout + r.stderr
+    r = cli(elsewhere, "groups", "describe", "given-group", "-b", broker.bootstrap)
+    assert r.returncode == 0 and "g-topic" in r.stdout.decode(), r.stdout + r.stderr
 
 
 def test_old_topics_create_spellings_still_work_with_a_note(elsewhere, broker):
