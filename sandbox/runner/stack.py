@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -288,6 +289,9 @@ class StackSupervisor:
         data = self.cfg.data_dir
         write_pid_file(data / PID_FILE)
         (data / STOP_FILE).unlink(missing_ok=True)
+        # a state file naming this supervisor before any service starts: from now on `status` and
+        # a second `up` agree that this sandbox is running (starting), never one says "not running"
+        self.sup.record_event("supervisor", "start", f"pid {os.getpid()}, {self.cfg.brokers} broker(s)")
         for s in stop_signals():
             signal.signal(s, lambda *_: self.stop.set())
         loop = threading.Thread(target=self.sup.run, args=(self.stop,), name="supervisor", daemon=True)

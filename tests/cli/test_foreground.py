@@ -30,6 +30,24 @@ def project(tmp_path):
     assert not problems, problems
 
 
+def test_during_foreground_start_up_status_and_a_second_up_agree_it_runs(project):
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "up", "--foreground"], cwd=project.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        read_lines_until(proc, lines, lambda got: any(" supervisor start: " in line for line in got), 60)
+        code, st = project.status()
+        assert code != 3 and st["services"], (code, st)      # starting or running, never "not running"
+        again = project.cli("up")
+        assert again.returncode == 0 and "already running" in again.stdout, again.stdout + again.stderr
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_foreground_in_a_pipe_prints_events_and_ctrl_c_stops_everything(project):
     proc = subprocess.Popen([sys.executable, "-m", "sandbox", "up", "--foreground"], cwd=project.root,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
