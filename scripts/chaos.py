@@ -337,18 +337,9 @@ def _read_all(bootstrap: str, timeout: float = 90) -> dict[int, list[tuple[int, 
     return out
 
 
-def _in_quarantine(stack: Stack, value: bytes) -> bool:
-    for f in (stack.data / "quarantine").rglob(f"{TOPIC}-*/*.log"):
-        try:
-            if value in f.read_bytes():
-                return True
-        except OSError:
-            continue
-    return False
-
-
-def _in_trash(campaign: Campaign, value: bytes) -> bool:
-    for f in campaign.trash.rglob(f"{TOPIC}-*/*.log") if campaign.trash.exists() else ():
+def _kept_in(folder: Path, value: bytes) -> bool:
+    """Whether a segment of the chaos topic somewhere under `folder` holds these bytes."""
+    for f in folder.rglob(f"{TOPIC}-*/*.log") if folder.exists() else ():
         try:
             if value in f.read_bytes():
                 return True
@@ -396,9 +387,9 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print) -> Repo
             if value in seen:
                 continue
             report.lost += 1
-            if _in_trash(camp, value):
+            if _kept_in(camp.trash, value):
                 report.destroyed += 1
-            elif _in_quarantine(stack, value):
+            elif _kept_in(stack.data / "quarantine", value):
                 report.quarantined += 1
             else:
                 if not any("lost and in no quarantine" in v for v in report.violations):

@@ -32,11 +32,12 @@ def _target(root: Path, service: str, wall_time: float) -> Path:
     return target
 
 
-def _rmtree_retry(path: Path, sleep: Callable[[float], None], attempts: int) -> bool:
+def _retry(action: Callable[[], None], sleep: Callable[[float], None], attempts: int) -> bool:
+    """Run a delete, retrying with backoff while Windows reports its files busy; True once gone."""
     delay = 0.05
     for i in range(attempts):
         try:
-            shutil.rmtree(path)
+            action()
             return True
         except FileNotFoundError:
             return True
@@ -46,6 +47,10 @@ def _rmtree_retry(path: Path, sleep: Callable[[float], None], attempts: int) -> 
             sleep(delay)
             delay = min(delay * 2, 1.0)
     return False
+
+
+def _rmtree_retry(path: Path, sleep: Callable[[float], None], attempts: int) -> bool:
+    return _retry(lambda: shutil.rmtree(path), sleep, attempts)
 
 
 def quarantine(data_dir: Path, root: Path, service: str, wall_time: float, *,
@@ -96,19 +101,7 @@ def quarantine(data_dir: Path, root: Path, service: str, wall_time: float, *,
 
 
 def _remove_retry(path: Path, sleep: Callable[[float], None], attempts: int) -> bool:
-    delay = 0.05
-    for i in range(attempts):
-        try:
-            os.remove(path)
-            return True
-        except FileNotFoundError:
-            return True
-        except OSError:
-            if i == attempts - 1:
-                return False
-            sleep(delay)
-            delay = min(delay * 2, 1.0)
-    return False
+    return _retry(lambda: os.remove(path), sleep, attempts)
 
 
 def quarantines(root: Path, service: str) -> list[Path]:
