@@ -105,7 +105,7 @@ def write_checkpoint(path: Path, offsets: Mapping[tuple[str, int], int]) -> None
 def _single_segment(listing: list[str]) -> bool:
     """True when a partition folder holds one segment and nothing an open must finish first (an
     interrupted delete, write or compaction swap): such a log is opened at its first use (see
-    partition.UnopenedPartitionLog). Rolled segments hold acknowledged data that open() checks
+    lazy.UnopenedPartitionLog). Rolled segments hold acknowledged data that open() checks
     before the broker serves, so damage there still stops the start."""
     logs = 0
     for n in listing:

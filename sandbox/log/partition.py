@@ -1,5 +1,6 @@
 """PartitionLog: one partition's directory of segments: append (offset assignment, idempotence,
-roll, flush policy), reads, timestamp lookups, truncation, DeleteRecords and retention.
+roll, flush policy), reads, timestamp lookups, durability; what removes data (truncation,
+DeleteRecords, retention, compaction) is in shrinking.py, the unopened log in lazy.py.
 """
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from .batch import ATTR_LOG_APPEND_TIME, BatchHeader, compute_crc, parse_header, validate_batches
-from .cleaner import CleanResult, SegmentRef, check_cleaned, swap_in
 from .config import LogConfig
 from .errors import OffsetOutOfRangeError
-from .files import clean_leftovers, fsync_dir, safe_delete, safe_rmtree
+from .files import safe_delete, safe_rmtree
 from .producers import ProducerState
 from .recovery import open_segments
 from .segment import Segment, segment_name
+from .shrinking import Shrinking
 
 _SNAPSHOT_RE = re.compile(r"^(\d{20})\.snapshot$")
 _Q = struct.Struct(">q")
@@ -73,7 +74,7 @@ class LogSlices:
         return bytes(buf)
 
 
-class PartitionLog:
+class PartitionLog(Shrinking):
     """The journal of one partition. Single owner, no locks: call it from one thread/task."""
 
     opened = True   # False only while an UnopenedPartitionLog waits for its first use
@@ -95,6 +96,8 @@ class PartitionLog:
                  on_event: Callable[[str, dict], None] | None = None) -> "PartitionLog":
         """A log of an existing directory holding ONE segment, opened (recovered) at its first
         use: see UnopenedPartitionLog."""
+        from .lazy import UnopenedPartitionLog
+
         log = UnopenedPartitionLog.__new__(UnopenedPartitionLog)
         log.directory = Path(directory)
         log._config = config
@@ -384,175 +387,6 @@ class PartitionLog:
         base = found[1].base_offset if found else best.offset_of_max_timestamp
         return max(base, self._log_start_offset), best.max_timestamp
 
-    # ---------------------------------------------------------------- truncation, deletion, retention
-
-    def truncate_to(self, offset: int) -> None:
-        """Drop every batch containing an offset >= offset (a batch straddling offset goes too, so
-        the new LEO is that batch's base offset). Room for replication's follower truncation."""
-        if offset >= self.log_end_offset:
-            return
-        loc = self._locate(offset)
-        i, pos = (loc[0], loc[1]) if loc else (len(self._segments) - 1, self._active.size)
-        for seg in self._segments[i + 1:]:
-            seg.delete_files()
-        del self._segments[i + 1:]
-        seg = self._segments[i]
-        if pos == 0 and i > 0:
-            seg.delete_files()
-            self._segments.pop()
-        else:
-            seg.truncate(pos)
-            seg.write_indexes()
-        self._bases = [s.base_offset for s in self._segments]
-        leo = self.log_end_offset
-        self._high_watermark = min(self._high_watermark, leo)
-        self._recovery_point = min(self._recovery_point, leo)
-        self._log_start_offset = min(self._log_start_offset, leo)
-        for off, p in self._snapshots():
-            if off > leo:
-                safe_delete(p)
-        self._producers = ProducerState()
-        self._scan_producers_from(self._segments[0].base_offset)
-
-    def _delete_oldest(self, n: int) -> int:
-        freed = 0
-        for seg in self._segments[:n]:
-            freed += seg.size
-            seg.delete_files()
-        del self._segments[:n]
-        self._bases = [s.base_offset for s in self._segments]
-        self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
-        return freed
-
-    def delete_records_before(self, offset: int) -> int:
-        """DeleteRecords: advance the log start offset to offset (<= high watermark), deleting whole
-        segments below it. Returns the new log start offset."""
-        if offset > self._high_watermark or offset < 0:
-            raise OffsetOutOfRangeError(
-                f"cannot delete records before {offset}: high watermark is {self._high_watermark}")
-        if offset <= self._log_start_offset:
-            return self._log_start_offset
-        self._log_start_offset = offset
-        if self._active.size and self._active.next_offset <= offset:
-            self.roll()
-        n = 0
-        while n < len(self._segments) - 1 and self._segments[n].next_offset <= offset:
-            n += 1
-        self._delete_oldest(n)
-        return self._log_start_offset
-
-    def apply_retention(self, now_ms: int | None = None) -> int:
-        """Delete the oldest non-active segments past retention.ms (by their max timestamp) or
-        beyond retention.bytes. Returns bytes freed."""
-        cfg = self._config
-        if not cfg.deletes:
-            return 0
-        now = self._now_ms() if now_ms is None else now_ms
-        clean_leftovers(self.directory)
-        candidates = self._segments[:-1]
-        n = 0
-        if cfg.retention_ms >= 0:
-            for seg in candidates:
-                ts = seg.max_timestamp if seg.max_timestamp >= 0 else int(seg.log_path.stat().st_mtime * 1000)
-                if now - ts <= cfg.retention_ms:
-                    break
-                n += 1
-        if cfg.retention_bytes >= 0:
-            diff = self.size_bytes - cfg.retention_bytes
-            for k, seg in enumerate(candidates):
-                if k < n:
-                    diff -= seg.size
-                    continue
-                if diff - seg.size < 0:
-                    break
-                diff -= seg.size
-                n = k + 1
-        return self._delete_oldest(n) if n else 0
-
-    # ---------------------------------------------------------------- compaction
-
-    def cleanable(self, now_ms: int | None = None) -> list[SegmentRef]:
-        """The closed segments to compact now (oldest first, from the first segment), or [] when
-        the topic does not compact or nothing changed since the last cleaning: no segment was
-        closed since and no kept tombstone has reached delete.retention.ms."""
-        cfg = self._config
-        closed = self._segments[:-1]
-        if not cfg.compacts or not closed:
-            return []
-        now = self._now_ms() if now_ms is None else now_ms
-        new_data = closed[-1].next_offset > self._cleaned_through
-        tombstones_due = self._clean_again_ms is not None and now >= self._clean_again_ms
-        if not new_data and not tombstones_due:
-            return []
-        refs = []
-        for seg in closed:
-            if seg.max_timestamp > now - cfg.min_compaction_lag_ms:
-                break   # min.compaction.lag.ms: this segment and every later one are too young
-            refs.append(SegmentRef(seg.base_offset, seg.log_path, seg.size, seg.max_timestamp, seg.next_offset,
-                                   read=seg.read_at))
-        return refs
-
-    def install_cleaned(self, result: CleanResult) -> bool:
-        """Swap in what cleaner.clean_steps() wrote, if the segments it read are still these (same
-        base and size, closed). False (and the files discarded) when the log moved on meanwhile."""
-        by_base = {seg.base_offset: (i, seg) for i, seg in enumerate(self._segments[:-1])}
-        for ref in result.refs:
-            hit = by_base.get(ref.base)
-            if hit is None or hit[1].size != ref.size:
-                result.discard()
-                return False
-        refs = {r.base: r for r in result.refs}
-        try:
-            for base, cleaned in result.outputs.items():
-                if cleaned is not None:
-                    check_cleaned(cleaned, refs[base])
-        except OSError:
-            result.discard()
-            raise
-        if result.outputs:
-            # the producer snapshot first: a crash from here on reloads producer state from it,
-            # not by scanning segments that lost some producer's last batch
-            self.flush()
-        gone: set[int] = set()
-        try:
-            for base, cleaned in sorted(result.outputs.items()):
-                i, seg = by_base[base]
-                if cleaned is None:
-                    seg.delete_files()
-                    gone.add(base)
-                    continue
-                seg.close()
-                try:
-                    swap_in(cleaned, seg.log_path)
-                finally:   # the new file, or the old one if the swap failed: either is whole
-                    fresh = Segment(self.directory, base, self._config.index_interval_bytes)
-                    fresh.scan(verify_crc=False)
-                    fresh.write_indexes()
-                    self._segments[i] = fresh
-        except BaseException:
-            result.discard()
-            raise
-        finally:
-            if gone:
-                self._segments = [s for s in self._segments if s.base_offset not in gone]
-            self._bases = [s.base_offset for s in self._segments]
-            if result.outputs:
-                fsync_dir(self.directory)
-        self._cleaned_through = max(self._cleaned_through, result.refs[-1].next_offset)
-        self._clean_again_ms = result.tombstones_due_ms
-        self.tombstones_seen = dict(result.tombstones_seen)
-        if result.outputs:
-            self._emit("compacted", {"records_before": result.records_before, "records_after": result.records_after,
-                                     "bytes_before": result.bytes_before, "bytes_after": result.bytes_after,
-                                     "segments": len(result.refs)})
-        return True
-
-    def clean_failed(self, refs: list[SegmentRef]) -> None:
-        """A cleaning of refs failed (a batch it cannot read, a file it could not write): not
-        again until new segments close."""
-        self._cleaned_through = max(self._cleaned_through, refs[-1].next_offset)
-        self._clean_again_ms = None
-
     # ---------------------------------------------------------------- durability and lifecycle
 
     def flush(self, now_ms: int | None = None) -> None:
@@ -606,81 +440,4 @@ class PartitionLog:
         """Close every handle, then remove the whole partition directory (retrying on Windows)."""
         for seg in self._segments:
             seg.close()
-        safe_rmtree(self.directory)
-
-
-class UnopenedPartitionLog(PartitionLog):
-    """A partition log not read yet: opening 10,000 partitions (a handle, index files, a CRC scan
-    of each active segment) would cost seconds before the broker serves, so LogDir.open() makes
-    one of these for every directory holding a single segment and nothing else to finish.
-
-    The first access to anything an opened log has and this object lacks (a read, an append, the
-    log end offset, ...) lands in __getattr__, which runs the full open, including the recovery
-    of open_segments (CRC scan of the segment and truncation of a torn or corrupt tail), turns
-    the object into a plain PartitionLog and only then answers the access. So no read or write
-    ever sees unrepaired data, and after its first use the log costs nothing extra. Safe to
-    leave unopened because a single segment is the active one: retention and compaction never
-    touch an active segment, and nothing below the recovery point can be damaged in it
-    without open_segments noticing (it CRC-scans the whole active segment). A partition with
-    rolled segments is opened at start as before, so damaged acknowledged data still stops the
-    broker from starting. No file handle is held until the first use (fewer handles on Windows).
-    The methods below are what housekeeping calls on every partition: they answer without opening."""
-
-    opened = False
-    _pending: tuple[int, int | None]   # (recovery point, log start offset) from the checkpoints
-
-    def __getattr__(self, name: str):
-        if name.startswith("__") or "_pending" not in self.__dict__:
-            raise AttributeError(name)
-        self.open_now()
-        return getattr(self, name)
-
-    def open_now(self) -> None:
-        """Open (recover) the log now; it is a plain PartitionLog afterwards. On failure it stays
-        unopened (the next access tries again and raises again)."""
-        pending = self.__dict__.pop("_pending")
-        self.__class__ = PartitionLog
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)   # as the constructor does
-            self._load(*pending, None)   # listed now: the folder as it is at the first use
-        except BaseException:
-            for seg in self.__dict__.get("_segments", []):
-                seg.close()
-            self.__class__ = UnopenedPartitionLog
-            self._pending = pending
-            raise
-
-    @property
-    def recovery_point(self) -> int:
-        return self._pending[0]
-
-    @property
-    def dirty(self) -> bool:
-        return False
-
-    def checkpoint_offsets(self) -> tuple[int, int | None]:
-        return self._pending[0], self._pending[1]   # as read from the checkpoints: nothing changed
-
-    def update_config(self, cfg: LogConfig) -> None:
-        self._config = cfg
-
-    def flush(self, now_ms: int | None = None) -> None:
-        pass   # nothing was appended
-
-    def flush_if_due(self, now_ms: int) -> bool:
-        return False
-
-    def apply_retention(self, now_ms: int | None = None) -> int:
-        return 0   # retention never deletes the active segment, the only one
-
-    def cleanable(self, now_ms: int | None = None) -> list[SegmentRef]:
-        return []  # compaction cleans closed segments only
-
-    def close(self) -> None:
-        pass   # no handle open, nothing to persist
-
-    def delete(self) -> None:
-        self.__dict__.pop("_pending", None)
-        self.__class__ = PartitionLog
-        self._segments = []
         safe_rmtree(self.directory)

@@ -6,7 +6,7 @@ import pytest
 
 from sandbox.log import LogConfig, LogDir, PartitionLog, UnrecoverableJournalError
 from sandbox.log.manager import LOG_START_CHECKPOINT, RECOVERY_CHECKPOINT, read_checkpoint
-from sandbox.log.partition import UnopenedPartitionLog
+from sandbox.log.lazy import UnopenedPartitionLog
 
 from .logkit import batch, offsets
 

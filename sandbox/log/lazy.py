@@ -1,0 +1,85 @@
+"""A partition log opened (and recovered) at its first use: see UnopenedPartitionLog."""
+
+from __future__ import annotations
+
+from .cleaner import SegmentRef
+from .config import LogConfig
+from .files import safe_rmtree
+from .partition import PartitionLog
+
+
+class UnopenedPartitionLog(PartitionLog):
+    """A partition log not read yet: opening 10,000 partitions (a handle, index files, a CRC scan
+    of each active segment) would cost seconds before the broker serves, so LogDir.open() makes
+    one of these for every directory holding a single segment and nothing else to finish.
+
+    The first access to anything an opened log has and this object lacks (a read, an append, the
+    log end offset, ...) lands in __getattr__, which runs the full open, including the recovery
+    of open_segments (CRC scan of the segment and truncation of a torn or corrupt tail), turns
+    the object into a plain PartitionLog and only then answers the access. So no read or write
+    ever sees unrepaired data, and after its first use the log costs nothing extra. Safe to
+    leave unopened because a single segment is the active one: retention and compaction never
+    touch an active segment, and nothing below the recovery point can be damaged in it
+    without open_segments noticing (it CRC-scans the whole active segment). A partition with
+    rolled segments is opened at start as before, so damaged acknowledged data still stops the
+    broker from starting. No file handle is held until the first use (fewer handles on Windows).
+    The methods below are what housekeeping calls on every partition: they answer without opening."""
+
+    opened = False
+    _pending: tuple[int, int | None]   # (recovery point, log start offset) from the checkpoints
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or "_pending" not in self.__dict__:
+            raise AttributeError(name)
+        self.open_now()
+        return getattr(self, name)
+
+    def open_now(self) -> None:
+        """Open (recover) the log now; it is a plain PartitionLog afterwards. On failure it stays
+        unopened (the next access tries again and raises again)."""
+        pending = self.__dict__.pop("_pending")
+        self.__class__ = PartitionLog
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)   # as the constructor does
+            self._load(*pending, None)   # listed now: the folder as it is at the first use
+        except BaseException:
+            for seg in self.__dict__.get("_segments", []):
+                seg.close()
+            self.__class__ = UnopenedPartitionLog
+            self._pending = pending
+            raise
+
+    @property
+    def recovery_point(self) -> int:
+        return self._pending[0]
+
+    @property
+    def dirty(self) -> bool:
+        return False
+
+    def checkpoint_offsets(self) -> tuple[int, int | None]:
+        return self._pending[0], self._pending[1]   # as read from the checkpoints: nothing changed
+
+    def update_config(self, cfg: LogConfig) -> None:
+        self._config = cfg
+
+    def flush(self, now_ms: int | None = None) -> None:
+        pass   # nothing was appended
+
+    def flush_if_due(self, now_ms: int) -> bool:
+        return False
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        return 0   # retention never deletes the active segment, the only one
+
+    def cleanable(self, now_ms: int | None = None) -> list[SegmentRef]:
+        return []  # compaction cleans closed segments only
+
+    def close(self) -> None:
+        pass   # no handle open, nothing to persist
+
+    def delete(self) -> None:
+        self.__dict__.pop("_pending", None)
+        self.__class__ = PartitionLog
+        self._segments = []
+        safe_rmtree(self.directory)
