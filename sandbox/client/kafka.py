@@ -5,62 +5,19 @@ port, for brokers behind published ports) and to other brokers advertised on the
 
 from __future__ import annotations
 
-import functools
-import struct
 import threading
 import time
 from typing import Any, Iterable
 
+from .base import (_ATTEMPTS, _RETRIABLE, CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_CONFIGS,
+                   EARLIEST, FETCH, INCREMENTAL_ALTER_CONFIGS, LATEST, LIST_OFFSETS, METADATA, PRODUCE,
+                   SOURCE_DYNAMIC_TOPIC, TOPIC_ALREADY_EXISTS, TOPIC_RESOURCE, VERSIONS, _check, _locked,
+                   _same_host)
 from .connection import Address, Connection, fmt, parse_bootstrap
-from .models import (BrokerMeta, ClusterMetadata, GroupDescription, GroupListing, GroupMember,
-                     KafkaClientError, PartitionLag, PartitionMeta, TopicMeta, error_name)
+from .groups import GroupAdmin, decode_assignment  # noqa: F401  (re-exported)
+from .models import BrokerMeta, ClusterMetadata, KafkaClientError, PartitionMeta, TopicMeta
 
-# api key -> (lowest, highest) version this client speaks
-METADATA, CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = 3, 19, 20, 37
-DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS = 32, 44
-LIST_GROUPS, DESCRIBE_GROUPS, OFFSET_FETCH, LIST_OFFSETS, FIND_COORDINATOR = 16, 15, 9, 2, 10
-OFFSET_COMMIT = 8
-CONSUMER_GROUP_DESCRIBE = 69
-PRODUCE, FETCH = 0, 1
-VERSIONS = {PRODUCE: (3, 9), FETCH: (4, 12),METADATA: (1, 12), CREATE_TOPICS: (2, 7), DELETE_TOPICS: (1, 5),
-            CREATE_PARTITIONS: (0, 3), DESCRIBE_CONFIGS: (1, 4), INCREMENTAL_ALTER_CONFIGS: (0, 1),
-            LIST_GROUPS: (0, 4), DESCRIBE_GROUPS: (0, 5), OFFSET_FETCH: (2, 7),
-            LIST_OFFSETS: (1, 7), FIND_COORDINATOR: (0, 3), OFFSET_COMMIT: (2, 8),
-            CONSUMER_GROUP_DESCRIBE: (0, 1)}
-GROUP_ID_NOT_FOUND = 69
-
-TOPIC_ALREADY_EXISTS = 36
-TOPIC_RESOURCE = 2
-SOURCE_DYNAMIC_TOPIC = 1
-LATEST, EARLIEST = -1, -2
-_RETRIABLE = {5, 6, 14, 15, 16, 74, 75}   # leader/coordinator moved or loading: refresh and retry
-_ATTEMPTS = 3
-
-
-def _locked(method):
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        with self._lock:
-            return method(self, *args, **kwargs)
-    return wrapper
-
-
-_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
-
-
-def _same_host(host: str, given: list[str]) -> bool:
-    h = host.lower()
-    return any(h == g.lower() or (h in _LOOPBACK and g.lower() in _LOOPBACK) for g in given)
-
-
-def _check(code: Any, what: str, message: str | None = None) -> None:
-    code = int(code)
-    if code:
-        detail = f": {message}" if message else ""
-        raise KafkaClientError(f"{what} failed with {error_name(code)}{detail}", code)
-
-
-class KafkaClient:
+class KafkaClient(GroupAdmin):
     """Blocking Kafka admin client. `bootstrap` is 'host:port,...' or [(host, port), ...]."""
 
     def __init__(self, bootstrap: str | list[tuple[str, int]], *, client_id: str = "sandbox-cli",
@@ -408,142 +365,3 @@ class KafkaClient:
                         raise KafkaClientError(f"fetching {topic}-{part}: {e}") from None
                     out[part] = ([r for r in records if r.offset >= offsets[part]], int(p.high_watermark))
         return out
-
-    # ------------------------------------------------------------------ groups
-
-    def _coordinator(self, group: str) -> Address:
-        for attempt in range(_ATTEMPTS):
-            resp, _ = self._any(FIND_COORDINATOR, {"key": group, "key_type": 0})
-            code = int(resp.error_code)
-            if code in _RETRIABLE and attempt + 1 < _ATTEMPTS:
-                time.sleep(0.1 * (attempt + 1))
-                continue
-            _check(code, f"finding the coordinator of group {group}",
-                   getattr(resp, "error_message", None))
-            return self._allowed(resp.host, int(resp.port), f"the coordinator of group {group}")
-        raise AssertionError("unreachable")
-
-    def _to_coordinator(self, group: str, api_key: int, data: dict, error_of) -> Any:
-        """Send to the group's coordinator, following NOT_COORDINATOR/loading a few times."""
-        for attempt in range(_ATTEMPTS):
-            resp, _ = self._send(self._coordinator(group), api_key, data)
-            code = int(error_of(resp))
-            if code in _RETRIABLE and attempt + 1 < _ATTEMPTS:
-                time.sleep(0.1 * (attempt + 1))
-                continue
-            return resp
-        raise AssertionError("unreachable")
-
-    @_locked
-    def list_groups(self) -> list[GroupListing]:
-        """Groups of every broker (each coordinates some), sorted by id."""
-        md = self._metadata([])
-        found: dict[str, GroupListing] = {}
-        targets = [self._nodes[b.id] for b in md.brokers if b.id in self._nodes] or self.addresses
-        for addr in dict.fromkeys(targets):
-            resp, _ = self._send(addr, LIST_GROUPS, {"states_filter": []})
-            _check(resp.error_code, f"listing groups on {fmt(addr)}")
-            for g in resp.groups:
-                found[g.group_id] = GroupListing(g.group_id, getattr(g, "group_state", ""),
-                                                 g.protocol_type)
-        return [found[k] for k in sorted(found)]
-
-    @_locked
-    def describe_group(self, group: str) -> GroupDescription:
-        """A KIP-848 consumer group through ConsumerGroupDescribe, else (a classic group, or a broker
-        without it) through DescribeGroups, as Kafka's admin client does."""
-        found = self._describe_consumer_group(group)
-        if found is not None:
-            return found
-        resp = self._to_coordinator(group, DESCRIBE_GROUPS, {
-            "groups": [group], "include_authorized_operations": False},
-            lambda r: r.groups[0].error_code if r.groups else 0)
-        g = resp.groups[0]
-        _check(g.error_code, f"describing group {group}")
-        members = [GroupMember(m.member_id, m.client_id, m.client_host,
-                               getattr(m, "group_instance_id", None),
-                               decode_assignment(m.member_assignment)
-                               if g.protocol_type == "consumer" else {})
-                   for m in g.members]
-        return GroupDescription(g.group_id, g.group_state, g.protocol_type, g.protocol_data,
-                                members, int(g.error_code))
-
-    def _describe_consumer_group(self, group: str) -> GroupDescription | None:
-        try:
-            resp = self._to_coordinator(group, CONSUMER_GROUP_DESCRIBE, {
-                "group_ids": [group], "include_authorized_operations": False},
-                lambda r: r.groups[0].error_code if r.groups else 0)
-        except KafkaClientError as e:
-            if e.error_code is None and "does not support api" in e.message:
-                return None
-            raise
-        g = resp.groups[0]
-        if int(g.error_code) == GROUP_ID_NOT_FOUND:
-            return None
-        _check(g.error_code, f"describing group {group}", getattr(g, "error_message", None))
-        members = [GroupMember(m.member_id, m.client_id, m.client_host, m.instance_id,
-                               {tp.topic_name: sorted(tp.partitions) for tp in m.assignment.topic_partitions})
-                   for m in g.members]
-        return GroupDescription(g.group_id, g.group_state, "consumer", g.assignor_name, members, 0,
-                                group_type="consumer", epoch=int(g.group_epoch))
-
-    @_locked
-    def committed_offsets(self, group: str) -> dict[tuple[str, int], int]:
-        """Every committed offset of the group: {(topic, partition): offset}."""
-        resp = self._to_coordinator(group, OFFSET_FETCH, {
-            "group_id": group, "topics": None, "require_stable": False},
-            lambda r: r.error_code)
-        _check(resp.error_code, f"fetching committed offsets of group {group}")
-        out = {}
-        for t in resp.topics:
-            for p in t.partitions:
-                _check(p.error_code, f"fetching the offset of {group} on {t.name}-{p.partition_index}")
-                if int(p.committed_offset) >= 0:
-                    out[(t.name, int(p.partition_index))] = int(p.committed_offset)
-        return dict(sorted(out.items()))
-
-    @_locked
-    def commit_offsets(self, group: str, offsets: dict[tuple[str, int], int]) -> None:
-        """A standalone commit (generation -1), as admin tools do to put a group's offsets back."""
-        by_topic: dict[str, list[dict]] = {}
-        for (t, p), off in sorted(offsets.items()):
-            by_topic.setdefault(t, []).append({"partition_index": p, "committed_offset": off,
-                                               "committed_leader_epoch": -1, "committed_metadata": ""})
-        resp = self._to_coordinator(group, OFFSET_COMMIT, {
-            "group_id": group, "generation_id_or_member_epoch": -1, "member_id": "",
-            "group_instance_id": None, "retention_time": -1,
-            "topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()]},
-            lambda r: next((p.error_code for t in r.topics for p in t.partitions if int(p.error_code)), 0))
-        for t in resp.topics:
-            for p in t.partitions:
-                _check(p.error_code, f"committing {group} on {t.name}-{p.partition_index}")
-
-    @_locked
-    def group_lag(self, group: str) -> list[PartitionLag]:
-        """(topic, partition, committed, end, lag) for each partition the group committed."""
-        committed = self.committed_offsets(group)
-        wanted: dict[str, list[int]] = {}
-        for t, p in committed:
-            wanted.setdefault(t, []).append(p)
-        ends = self._list_offsets(wanted, LATEST) if wanted else {}
-        return [PartitionLag(t, p, off, ends[(t, p)], max(0, ends[(t, p)] - off))
-                for (t, p), off in committed.items()]
-
-
-def decode_assignment(data: bytes) -> dict[str, list[int]]:
-    """Kafka's ConsumerProtocolAssignment (any version): topic -> partitions; {} if unreadable."""
-    try:
-        pos = 2
-        (n,) = struct.unpack_from(">i", data, pos)
-        pos += 4
-        out: dict[str, list[int]] = {}
-        for _ in range(max(n, 0)):
-            (ln,) = struct.unpack_from(">h", data, pos)
-            name = data[pos + 2:pos + 2 + ln].decode()
-            pos += 2 + ln
-            (k,) = struct.unpack_from(">i", data, pos)
-            out[name] = list(struct.unpack_from(f">{k}i", data, pos + 4))
-            pos += 4 + 4 * k
-        return out
-    except (struct.error, UnicodeDecodeError, ValueError):
-        return {}

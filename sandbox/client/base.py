@@ -1,0 +1,53 @@
+"""What every part of KafkaClient shares: the API keys and versions it speaks, the retry rule,
+the error check and the lock decorator."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from .models import KafkaClientError, error_name
+
+# api key -> (lowest, highest) version this client speaks
+METADATA, CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = 3, 19, 20, 37
+DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS = 32, 44
+LIST_GROUPS, DESCRIBE_GROUPS, OFFSET_FETCH, LIST_OFFSETS, FIND_COORDINATOR = 16, 15, 9, 2, 10
+OFFSET_COMMIT = 8
+CONSUMER_GROUP_DESCRIBE = 69
+PRODUCE, FETCH = 0, 1
+VERSIONS = {PRODUCE: (3, 9), FETCH: (4, 12),METADATA: (1, 12), CREATE_TOPICS: (2, 7), DELETE_TOPICS: (1, 5),
+            CREATE_PARTITIONS: (0, 3), DESCRIBE_CONFIGS: (1, 4), INCREMENTAL_ALTER_CONFIGS: (0, 1),
+            LIST_GROUPS: (0, 4), DESCRIBE_GROUPS: (0, 5), OFFSET_FETCH: (2, 7),
+            LIST_OFFSETS: (1, 7), FIND_COORDINATOR: (0, 3), OFFSET_COMMIT: (2, 8),
+            CONSUMER_GROUP_DESCRIBE: (0, 1)}
+GROUP_ID_NOT_FOUND = 69
+
+TOPIC_ALREADY_EXISTS = 36
+TOPIC_RESOURCE = 2
+SOURCE_DYNAMIC_TOPIC = 1
+LATEST, EARLIEST = -1, -2
+_RETRIABLE = {5, 6, 14, 15, 16, 74, 75}   # leader/coordinator moved or loading: refresh and retry
+_ATTEMPTS = 3
+
+
+def _locked(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+def _same_host(host: str, given: list[str]) -> bool:
+    h = host.lower()
+    return any(h == g.lower() or (h in _LOOPBACK and g.lower() in _LOOPBACK) for g in given)
+
+
+def _check(code: Any, what: str, message: str | None = None) -> None:
+    code = int(code)
+    if code:
+        detail = f": {message}" if message else ""
+        raise KafkaClientError(f"{what} failed with {error_name(code)}{detail}", code)

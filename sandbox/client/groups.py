@@ -1,0 +1,152 @@
+"""KafkaClient's consumer-group calls (a base of KafkaClient): find a group's coordinator, list and
+describe groups (classic and KIP-848), committed offsets, commits and lag."""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import Any
+
+from .base import (_ATTEMPTS, _RETRIABLE, CONSUMER_GROUP_DESCRIBE, DESCRIBE_GROUPS, FIND_COORDINATOR,
+                   GROUP_ID_NOT_FOUND, LATEST, LIST_GROUPS, OFFSET_COMMIT, OFFSET_FETCH, _check, _locked)
+from .connection import Address, fmt
+from .models import GroupDescription, GroupListing, GroupMember, KafkaClientError, PartitionLag
+
+
+class GroupAdmin:
+    def _coordinator(self, group: str) -> Address:
+        for attempt in range(_ATTEMPTS):
+            resp, _ = self._any(FIND_COORDINATOR, {"key": group, "key_type": 0})
+            code = int(resp.error_code)
+            if code in _RETRIABLE and attempt + 1 < _ATTEMPTS:
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            _check(code, f"finding the coordinator of group {group}",
+                   getattr(resp, "error_message", None))
+            return self._allowed(resp.host, int(resp.port), f"the coordinator of group {group}")
+        raise AssertionError("unreachable")
+
+    def _to_coordinator(self, group: str, api_key: int, data: dict, error_of) -> Any:
+        """Send to the group's coordinator, following NOT_COORDINATOR/loading a few times."""
+        for attempt in range(_ATTEMPTS):
+            resp, _ = self._send(self._coordinator(group), api_key, data)
+            code = int(error_of(resp))
+            if code in _RETRIABLE and attempt + 1 < _ATTEMPTS:
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            return resp
+        raise AssertionError("unreachable")
+
+    @_locked
+    def list_groups(self) -> list[GroupListing]:
+        """Groups of every broker (each coordinates some), sorted by id."""
+        md = self._metadata([])
+        found: dict[str, GroupListing] = {}
+        targets = [self._nodes[b.id] for b in md.brokers if b.id in self._nodes] or self.addresses
+        for addr in dict.fromkeys(targets):
+            resp, _ = self._send(addr, LIST_GROUPS, {"states_filter": []})
+            _check(resp.error_code, f"listing groups on {fmt(addr)}")
+            for g in resp.groups:
+                found[g.group_id] = GroupListing(g.group_id, getattr(g, "group_state", ""),
+                                                 g.protocol_type)
+        return [found[k] for k in sorted(found)]
+
+    @_locked
+    def describe_group(self, group: str) -> GroupDescription:
+        """A KIP-848 consumer group through ConsumerGroupDescribe, else (a classic group, or a broker
+        without it) through DescribeGroups, as Kafka's admin client does."""
+        found = self._describe_consumer_group(group)
+        if found is not None:
+            return found
+        resp = self._to_coordinator(group, DESCRIBE_GROUPS, {
+            "groups": [group], "include_authorized_operations": False},
+            lambda r: r.groups[0].error_code if r.groups else 0)
+        g = resp.groups[0]
+        _check(g.error_code, f"describing group {group}")
+        members = [GroupMember(m.member_id, m.client_id, m.client_host,
+                               getattr(m, "group_instance_id", None),
+                               decode_assignment(m.member_assignment)
+                               if g.protocol_type == "consumer" else {})
+                   for m in g.members]
+        return GroupDescription(g.group_id, g.group_state, g.protocol_type, g.protocol_data,
+                                members, int(g.error_code))
+
+    def _describe_consumer_group(self, group: str) -> GroupDescription | None:
+        try:
+            resp = self._to_coordinator(group, CONSUMER_GROUP_DESCRIBE, {
+                "group_ids": [group], "include_authorized_operations": False},
+                lambda r: r.groups[0].error_code if r.groups else 0)
+        except KafkaClientError as e:
+            if e.error_code is None and "does not support api" in e.message:
+                return None
+            raise
+        g = resp.groups[0]
+        if int(g.error_code) == GROUP_ID_NOT_FOUND:
+            return None
+        _check(g.error_code, f"describing group {group}", getattr(g, "error_message", None))
+        members = [GroupMember(m.member_id, m.client_id, m.client_host, m.instance_id,
+                               {tp.topic_name: sorted(tp.partitions) for tp in m.assignment.topic_partitions})
+                   for m in g.members]
+        return GroupDescription(g.group_id, g.group_state, "consumer", g.assignor_name, members, 0,
+                                group_type="consumer", epoch=int(g.group_epoch))
+
+    @_locked
+    def committed_offsets(self, group: str) -> dict[tuple[str, int], int]:
+        """Every committed offset of the group: {(topic, partition): offset}."""
+        resp = self._to_coordinator(group, OFFSET_FETCH, {
+            "group_id": group, "topics": None, "require_stable": False},
+            lambda r: r.error_code)
+        _check(resp.error_code, f"fetching committed offsets of group {group}")
+        out = {}
+        for t in resp.topics:
+            for p in t.partitions:
+                _check(p.error_code, f"fetching the offset of {group} on {t.name}-{p.partition_index}")
+                if int(p.committed_offset) >= 0:
+                    out[(t.name, int(p.partition_index))] = int(p.committed_offset)
+        return dict(sorted(out.items()))
+
+    @_locked
+    def commit_offsets(self, group: str, offsets: dict[tuple[str, int], int]) -> None:
+        """A standalone commit (generation -1), as admin tools do to put a group's offsets back."""
+        by_topic: dict[str, list[dict]] = {}
+        for (t, p), off in sorted(offsets.items()):
+            by_topic.setdefault(t, []).append({"partition_index": p, "committed_offset": off,
+                                               "committed_leader_epoch": -1, "committed_metadata": ""})
+        resp = self._to_coordinator(group, OFFSET_COMMIT, {
+            "group_id": group, "generation_id_or_member_epoch": -1, "member_id": "",
+            "group_instance_id": None, "retention_time": -1,
+            "topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()]},
+            lambda r: next((p.error_code for t in r.topics for p in t.partitions if int(p.error_code)), 0))
+        for t in resp.topics:
+            for p in t.partitions:
+                _check(p.error_code, f"committing {group} on {t.name}-{p.partition_index}")
+
+    @_locked
+    def group_lag(self, group: str) -> list[PartitionLag]:
+        """(topic, partition, committed, end, lag) for each partition the group committed."""
+        committed = self.committed_offsets(group)
+        wanted: dict[str, list[int]] = {}
+        for t, p in committed:
+            wanted.setdefault(t, []).append(p)
+        ends = self._list_offsets(wanted, LATEST) if wanted else {}
+        return [PartitionLag(t, p, off, ends[(t, p)], max(0, ends[(t, p)] - off))
+                for (t, p), off in committed.items()]
+
+
+def decode_assignment(data: bytes) -> dict[str, list[int]]:
+    """Kafka's ConsumerProtocolAssignment (any version): topic -> partitions; {} if unreadable."""
+    try:
+        pos = 2
+        (n,) = struct.unpack_from(">i", data, pos)
+        pos += 4
+        out: dict[str, list[int]] = {}
+        for _ in range(max(n, 0)):
+            (ln,) = struct.unpack_from(">h", data, pos)
+            name = data[pos + 2:pos + 2 + ln].decode()
+            pos += 2 + ln
+            (k,) = struct.unpack_from(">i", data, pos)
+            out[name] = list(struct.unpack_from(f">{k}i", data, pos + 4))
+            pos += 4 + 4 * k
+        return out
+    except (struct.error, UnicodeDecodeError, ValueError):
+        return {}
