@@ -142,6 +142,9 @@ class BrokerConfig:
     cleaner_backoff_ms: int = 15_000     # log.cleaner.backoff.ms: how often compacted topics are looked at
     checkpoint_interval_ms: int = 60_000
     offsets_fsync: bool = True
+    replica_lag_time_max_ms: int = 30_000   # a follower this far behind leaves the ISR (Kafka's default)
+    min_insync_replicas: int = 1             # acks=all needs this many in sync (topic config overrides)
+    broker_session_timeout_ms: int = 9000    # the coordinator's; no acknowledgement after it may have expired
     log: LogConfig = field(default_factory=LogConfig)
     # Explicit listeners (--listener); empty = one PLAINTEXT listener from host/port/advertised_*.
     listeners: list[Listener] = field(default_factory=list)
@@ -200,6 +203,12 @@ class BrokerConfig:
                 self.cleaner_backoff_ms = _int(key, value)
             elif key == "offsets.fsync":
                 self.offsets_fsync = _bool(key, value)
+            elif key == "replica.lag.time.max.ms":
+                self.replica_lag_time_max_ms = _int(key, value)
+            elif key == "min.insync.replicas":
+                self.min_insync_replicas = _int(key, value)
+            elif key == "broker.session.timeout.ms":
+                self.broker_session_timeout_ms = _int(key, value)
             else:
                 raise ValueError(f"unknown broker setting {key!r}")
         if topic_level:

@@ -59,6 +59,7 @@ class EmptyInternalLog:
     """What reads of `__consumer_offsets` find: nothing, at offset 0."""
 
     high_watermark = log_start_offset = log_end_offset = 0
+    latest_epoch = -1
 
     def read_lazy(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> bytes:
         if offset != 0:

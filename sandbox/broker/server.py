@@ -90,6 +90,7 @@ class BrokerServer:
             asyncio.create_task(self._every(self.config.checkpoint_interval_ms / 1000, self.state.checkpoint)),
             asyncio.create_task(self._every_async(self.config.cleaner_backoff_ms / 1000, self.state.compact)),
             asyncio.create_task(self._every(1.0, self._flush_due)),
+            asyncio.create_task(self._every(0.5, self.state.replicas.tick)),
         ]
         served = ", ".join(
             f"{lst.host}:{lst.port}" if not self.config.listeners else
@@ -209,7 +210,10 @@ class BrokerServer:
         if handler.is_async:
             return self._finish(handler, ctx, request, peer)
         try:
-            return self._encode(handler.handle(ctx, request), api_key, api_version, correlation_id)
+            result = handler.handle(ctx, request)
+            if asyncio.iscoroutine(result):   # a synchronous handler that must wait this time
+                return self._finish_waiting(result, handler, ctx, peer)
+            return self._encode(result, api_key, api_version, correlation_id)
         except Exception:
             log.exception("closing connection from %s: %s v%d failed", peer, handler.name, api_version)
             return False
@@ -218,6 +222,13 @@ class BrokerServer:
         try:
             return self._encode(await handler.handle(ctx, request), ctx.api_key, ctx.api_version,
                                 ctx.correlation_id)
+        except Exception:
+            log.exception("closing connection from %s: %s v%d failed", peer, handler.name, ctx.api_version)
+            return False
+
+    async def _finish_waiting(self, pending, handler, ctx: RequestContext, peer: str):
+        try:
+            return self._encode(await pending, ctx.api_key, ctx.api_version, ctx.correlation_id)
         except Exception:
             log.exception("closing connection from %s: %s v%d failed", peer, handler.name, ctx.api_version)
             return False

@@ -24,6 +24,7 @@ from .config import BrokerConfig
 from .groups import GroupCoordinator
 from .internal_topics import EMPTY_INTERNAL_LOG, OFFSETS_TOPIC, offsets_topic
 from .offsets import OffsetStore
+from .replication import ReplicaManager
 
 log = logging.getLogger("sandbox.broker")
 
@@ -91,6 +92,10 @@ class BrokerState:
         self.groups: GroupCoordinator | None = None
         self.offsets: OffsetStore | None = None
         self.notifier = Notifier()
+        self.replicas = ReplicaManager(self, clock=clock, emit=emit_event,
+                                       replica_lag_ms=config.replica_lag_time_max_ms,
+                                       default_min_isr=config.min_insync_replicas)
+        self._hw_checkpointed: dict[tuple[str, int], int] = {}
         self._pid_next = 0
         self._checkpointed: dict[tuple[str, int], int] = {}
         self._pid_end = 0
@@ -103,7 +108,8 @@ class BrokerState:
         data = Path(self.config.data_dir)
         self.partitions = dict(self.logs.open())
         if self.config.coordinator:
-            coord = RemoteCoordinator(self.config.coordinator)
+            coord = RemoteCoordinator(self.config.coordinator,
+                                      session_timeout=self.config.broker_session_timeout_ms / 1000)
         else:
             coord = LocalCoordinator(data / METADATA_DIR, default_partitions=self.config.num_partitions,
                                      on_event=emit_event)
@@ -130,6 +136,7 @@ class BrokerState:
 
     async def close(self) -> None:
         self._closing = True
+        self.replicas.close()
         if self.groups is not None:
             self.groups.shutdown()
         if self.offsets is not None:
@@ -209,6 +216,7 @@ class BrokerState:
                 self.partitions[key] = self.logs.create(key[0], key[1], cfg)
             elif plog.config != cfg:
                 plog.update_config(cfg)
+        self.replicas.on_metadata(topics)
         self._after_cluster_change()
 
     def _after_cluster_change(self) -> None:
@@ -325,6 +333,11 @@ class BrokerState:
         if points != self._checkpointed:
             self.logs.checkpoint()
             self._checkpointed = points
+        hws = {k: self.partitions[k].high_watermark for k in self.replicas.leading.keys() | self.replicas.following.keys()
+               if k in self.partitions}
+        if hws != self._hw_checkpointed:   # replicated partitions' high watermarks, once a second
+            self.logs.checkpoint_high_watermarks()
+            self._hw_checkpointed = hws
 
     def checkpoint(self) -> None:
         """fsync what is dirty, then write the recovery checkpoint, so a crash only rescans

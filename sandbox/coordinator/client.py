@@ -34,6 +34,7 @@ _RESESSION = (BROKER_ID_NOT_REGISTERED, STALE_BROKER_EPOCH)
 V_REGISTER, V_HEARTBEAT, V_UNREGISTER, V_PIDS = 3, 1, 0, 0
 V_FETCH, V_LIST_OFFSETS, V_CREATE, V_DELETE, V_PARTITIONS = 12, 7, 7, 5, 3
 V_ALTER, V_INCREMENTAL = 2, 1
+V_ALTER_PARTITION = 3
 
 
 class RemoteCoordinator:
@@ -44,8 +45,12 @@ class RemoteCoordinator:
     def __init__(self, address: str | tuple[str, int], *, client_id: str = "sandbox-broker",
                  request_timeout: float = 5.0, connect_timeout: float = 2.0,
                  catch_up_timeout: float = 5.0, heartbeat_interval: float = 0.5,
-                 fetch_max_wait_ms: int = 500) -> None:
+                 fetch_max_wait_ms: int = 500, session_timeout: float = 9.0) -> None:
         host, port = parse_address(address) if isinstance(address, str) else address
+        # no acknowledgement once the coordinator may have fenced us: our session runs out
+        # session_timeout after the last heartbeat it answered was sent (kept 10% short)
+        self.session_timeout = session_timeout
+        self._lease_until = 0.0
         self.host, self.port = host, int(port)
         self.request_timeout = request_timeout
         self.catch_up_timeout = catch_up_timeout
@@ -190,9 +195,11 @@ class RemoteCoordinator:
             "listeners": [{"name": name, "host": h, "port": p, "security_protocol": 0}
                           for name, h, p in self._listener_list or [("PLAINTEXT", host, port)]],
             "features": [], "rack": rack})
+        sent = time.monotonic()
         try:
             resp = await self._control.request(body, self.request_timeout)
             _check(resp.error_code, None, f"Registering broker {self.broker_id}")
+            self._lease_until = sent + 0.9 * self.session_timeout
         except CoordinatorError:
             self._healthy = False
             raise
@@ -234,8 +241,37 @@ class RemoteCoordinator:
             "broker_id": self.broker_id, "broker_epoch": self.broker_epoch,
             "current_metadata_offset": self._machine.metadata_offset, "want_fence": False,
             "want_shut_down": False})
+        sent = time.monotonic()
         resp = await self._control.request(body, self.request_timeout)
         _check(resp.error_code, None, f"Heartbeat of broker {self.broker_id}")
+        if not resp.is_fenced and resp.is_caught_up:
+            self._lease_until = sent + 0.9 * self.session_timeout
+
+    def lease_valid(self) -> bool:
+        """True while the coordinator cannot have fenced this broker and this broker's metadata
+        was current at its last heartbeat: only then may it acknowledge writes as a leader."""
+        return time.monotonic() < self._lease_until
+
+    async def alter_partition(self, broker_id: int, topic_id: uuid.UUID, index: int,
+                              leader_epoch: int, partition_epoch: int, new_isr: list[int]
+                              ) -> tuple[int, PartitionInfo | None]:
+        """AlterPartition for one partition: (error code, the partition as the coordinator has
+        it afterwards). The metadata mirror shows the change soon after."""
+        body = build(request_class(56, V_ALTER_PARTITION), {
+            "broker_id": broker_id, "broker_epoch": self.broker_epoch,
+            "topics": [{"topic_id": topic_id, "partitions": [{
+                "partition_index": index, "leader_epoch": leader_epoch,
+                "new_isr_with_epochs": [{"broker_id": b, "broker_epoch": -1} for b in new_isr],
+                "leader_recovery_state": 0, "partition_epoch": partition_epoch}]}]})
+        resp = await self._request(body)
+        if int(resp.error_code) != 0:
+            return int(resp.error_code), None
+        p = resp.topics[0].partitions[0]
+        if int(p.error_code) != 0 and int(p.leader_id) < 0:
+            return int(p.error_code), None
+        return int(p.error_code), PartitionInfo(index, (), tuple(int(b) for b in p.isr),
+                                                int(p.leader_id), int(p.leader_epoch),
+                                                int(p.partition_epoch))
 
     # ----------------------------------------------------------------- following metadata
     def _current(self) -> MetadataMachine:

@@ -7,13 +7,14 @@ import base64
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from . import isr
 from .journal import EventSink, JournalCorruptError, MetadataJournal
 from .machine import Listeners, MetadataMachine, Record
 from .model import (
     INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, KAFKA_STORAGE_ERROR, BrokerInfo, ClusterState, CoordinatorError,
-    NewTopic, TopicInfo, TopicResult,
+    NewTopic, PartitionInfo, TopicInfo, TopicResult,
 )
 
 Listener = Callable[[list[Record]], None]
@@ -215,6 +216,14 @@ class Coordinator:
     def unregister_broker(self, broker_id: int, epoch: int | None = None) -> None:
         """Controlled shutdown: fence the broker now instead of waiting for its session."""
         self._commit(self._machine.fence_broker(broker_id, epoch))
+
+    def alter_partition(self, broker_id: int, topic_id: uuid.UUID, index: int, leader_epoch: int,
+                        partition_epoch: int, new_isr: Sequence[int]) -> tuple[int, PartitionInfo | None]:
+        """A leader's ISR change (AlterPartition): (error code, the partition afterwards)."""
+        records, code, after = isr.alter_partition(self._machine, broker_id, topic_id, index,
+                                                   leader_epoch, partition_epoch, new_isr)
+        self._commit(records)
+        return code, after
 
     def tick(self) -> list[int]:
         """Fence brokers whose session expired; returns their ids."""

@@ -41,7 +41,7 @@ class UnopenedPartitionLog(PartitionLog):
         self.__class__ = PartitionLog
         try:
             self.directory.mkdir(parents=True, exist_ok=True)   # as the constructor does
-            self._load(*pending, None)   # listed now: the folder as it is at the first use
+            self._load(*pending, None, self.__dict__.get("_pending_hw"))   # listed now: the folder as it is
         except BaseException:
             for seg in self.__dict__.get("_segments", []):
                 seg.close()

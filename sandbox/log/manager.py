@@ -16,8 +16,11 @@ from .files import atomic_write, clean_leftovers, retry, safe_delete, safe_rmtre
 from .partition import PartitionLog
 
 LOCK_FILE = ".lock"
+from .epochs import FILE_NAME as EPOCHS_FILE
+
 RECOVERY_CHECKPOINT = "recovery-point-offset-checkpoint"
 LOG_START_CHECKPOINT = "log-start-offset-checkpoint"
+HW_CHECKPOINT = "replication-offset-checkpoint"   # replicated partitions' high watermarks
 _PARTITION_DIR = re.compile(r"^(.+)-(\d+)$")
 _DELETE_DIR = re.compile(r"^.+-\d+\.[0-9a-f]+-delete$")
 
@@ -111,7 +114,7 @@ def _single_segment(listing: list[str]) -> bool:
     for n in listing:
         if n.endswith(".log"):
             logs += 1
-        elif not n.endswith((".index", ".timeindex", ".snapshot")):
+        elif not n.endswith((".index", ".timeindex", ".snapshot")) and n != EPOCHS_FILE:
             return False
     return logs == 1
 
@@ -194,6 +197,7 @@ class LogDir:
                     safe_rmtree(p)
             recovery = self._read_checkpoint(RECOVERY_CHECKPOINT)
             starts = self._read_checkpoint(LOG_START_CHECKPOINT)
+            hws = self._read_checkpoint(HW_CHECKPOINT)
             topic_configs = topic_configs or {}
             with os.scandir(self.root) as entries:   # names and types in one call, no stat each
                 dirs = sorted((e.name, Path(e.path)) for e in entries if e.is_dir())
@@ -206,6 +210,7 @@ class LogDir:
                 self._logs[tp] = kind(
                     p, topic_configs.get(tp[0], self.default_config), recovery_point=recovery.get(tp, 0),
                     log_start_offset=starts.get(tp), clock=self._clock, on_event=self._partition_events(tp),
+                    high_watermark=hws.get(tp),
                     **({"listing": listing} if kind is PartitionLog else {}))
         except BaseException:
             for log in self._logs.values():
@@ -260,6 +265,19 @@ class LogDir:
         write_checkpoint(self.root / RECOVERY_CHECKPOINT, {tp: rp for tp, (rp, _s) in points.items()})
         write_checkpoint(self.root / LOG_START_CHECKPOINT,
                          {tp: start for tp, (_r, start) in points.items() if start is not None})
+        self.checkpoint_high_watermarks()
+
+    def checkpoint_high_watermarks(self) -> None:
+        """Write the replicated partitions' high watermarks (Kafka's replication-offset-checkpoint),
+        so a restarted replica never shows consumers more than was committed."""
+        hws = {}
+        for tp, log in self._logs.items():
+            if log.hw_follows_leo:
+                continue
+            hw = log.high_watermark if log.opened else log.__dict__.get("_pending_hw")
+            if hw is not None:
+                hws[tp] = hw
+        write_checkpoint(self.root / HW_CHECKPOINT, hws)
 
     def flush_all(self) -> None:
         for log in self._logs.values():

@@ -14,7 +14,8 @@ from typing import Callable, NamedTuple
 
 from .batch import ATTR_LOG_APPEND_TIME, BatchHeader, compute_crc, parse_header, validate_batches
 from .config import LogConfig
-from .errors import OffsetOutOfRangeError
+from .epochs import LeaderEpochCache
+from .errors import CorruptRecordError, OffsetOutOfRangeError
 from .files import safe_delete, safe_rmtree
 from .producers import ProducerState
 from .recovery import open_segments
@@ -78,22 +79,27 @@ class PartitionLog(Shrinking):
     """The journal of one partition. Single owner, no locks: call it from one thread/task."""
 
     opened = True   # False only while an UnopenedPartitionLog waits for its first use
+    # True: every append is committed at once (one replica). A replicated partition's high
+    # watermark is moved by its replica manager instead (the smallest log end of the ISR).
+    hw_follows_leo = True
 
     def __init__(self, directory: Path, config: LogConfig, *, recovery_point: int = 0,
                  log_start_offset: int | None = None, clock: Callable[[], float] = time.time,
-                 on_event: Callable[[str, dict], None] | None = None, listing: list[str] | None = None) -> None:
+                 on_event: Callable[[str, dict], None] | None = None, listing: list[str] | None = None,
+                 high_watermark: int | None = None) -> None:
         self.directory = Path(directory)
         self._config = config
         self._clock = clock
         self._on_event = on_event
         if listing is None:
             self.directory.mkdir(parents=True, exist_ok=True)
-        self._load(recovery_point, log_start_offset, listing)
+        self._load(recovery_point, log_start_offset, listing, high_watermark)
 
     @classmethod
     def unopened(cls, directory: Path, config: LogConfig, *, recovery_point: int = 0,
                  log_start_offset: int | None = None, clock: Callable[[], float] = time.time,
-                 on_event: Callable[[str, dict], None] | None = None) -> "PartitionLog":
+                 on_event: Callable[[str, dict], None] | None = None,
+                 high_watermark: int | None = None) -> "PartitionLog":
         """A log of an existing directory holding ONE segment, opened (recovered) at its first
         use: see UnopenedPartitionLog."""
         from .lazy import UnopenedPartitionLog
@@ -104,9 +110,11 @@ class PartitionLog(Shrinking):
         log._clock = clock
         log._on_event = on_event
         log._pending = (recovery_point, log_start_offset)
+        log._pending_hw = high_watermark
         return log
 
-    def _load(self, recovery_point: int, log_start_offset: int | None, listing: list[str] | None) -> None:
+    def _load(self, recovery_point: int, log_start_offset: int | None, listing: list[str] | None,
+              high_watermark: int | None = None) -> None:
         """Open and recover the directory's segments and producer state (the constructor's work)."""
         config = self._config
         if listing is None:
@@ -122,7 +130,15 @@ class PartitionLog(Shrinking):
             lso = min(max(lso, log_start_offset), leo)
         self._log_start_offset = lso
         self._recovery_point = min(max(recovery_point, 0), leo)
-        self._high_watermark = leo
+        # the checkpointed high watermark (replicated partitions); the log end without one
+        if high_watermark is None or self.__dict__.get("hw_follows_leo"):
+            self._high_watermark = leo
+        else:
+            self._high_watermark = max(lso, min(high_watermark, leo))
+        self._epochs = LeaderEpochCache(self.directory)
+        self._epochs.truncate_from_end(leo)
+        if not self._epochs.entries and leo > lso:
+            self._rebuild_epochs()
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms()
         self._producers = ProducerState()
@@ -173,6 +189,13 @@ class PartitionLog(Shrinking):
     def high_watermark(self, value: int) -> None:
         self._high_watermark = max(self._log_start_offset, min(value, self.log_end_offset))
 
+    def set_replicated(self, replicated: bool) -> None:
+        """Replicated: the high watermark moves only when told (the ISR's smallest log end).
+        Not replicated: it is the log end, from now on and after every append."""
+        self.hw_follows_leo = not replicated
+        if not replicated and self.opened:
+            self._high_watermark = self.log_end_offset
+
     @property
     def recovery_point(self) -> int:
         return self._recovery_point
@@ -187,6 +210,27 @@ class PartitionLog(Shrinking):
 
     def segment_paths(self) -> list[Path]:
         return [s.log_path for s in self._segments]
+
+    # ---------------------------------------------------------------- leader epochs
+
+    def _rebuild_epochs(self) -> None:
+        """Rebuild the leader-epoch cache from the batches (a log written before it existed)."""
+        for seg in self._segments:
+            for _pos, h in seg.walk_headers(0):
+                self._epochs.assign(h.leader_epoch, h.base_offset)
+
+    @property
+    def latest_epoch(self) -> int:
+        """The newest leader epoch this log holds data (or a leadership start) of; -1 if none."""
+        return self._epochs.latest_epoch
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """(largest known epoch <= epoch, its end offset), as OffsetForLeaderEpoch answers it."""
+        return self._epochs.end_offset_for(epoch, self.log_end_offset)
+
+    def begin_epoch(self, epoch: int) -> None:
+        """This replica leads from now on in `epoch`, starting at its log end."""
+        self._epochs.assign(epoch, self.log_end_offset)
 
     # ---------------------------------------------------------------- producer state
 
@@ -265,19 +309,58 @@ class PartitionLog(Shrinking):
             offset = h.next_offset
             pos += h.size
             messages += h.records_count
-        self._maybe_roll(len(buf), offset - 1, now)
+        if leader_epoch > self._epochs.latest_epoch:
+            self._epochs.assign(leader_epoch, first)
+        self._write(buf, placed, offset - 1, messages, now)
+        return AppendInfo(first, offset - 1, append_time, self._log_start_offset, False)
+
+    def _write(self, buf, placed: list[tuple[int, BatchHeader]], last_offset: int, messages: int,
+               now: int) -> None:
+        """Write placed batches with one call, index them, roll and apply the flush policy."""
+        cfg = self._config
+        self._maybe_roll(len(buf), last_offset, now)
         seg = self._active
         seg.append(buf, placed)
         if seg.roll_base_ms is None:
             seg.roll_base_ms = now
         for _p, h in placed:
             self._producers.update(h)
-        self._high_watermark = self.log_end_offset
+        if self.hw_follows_leo:
+            self._high_watermark = self.log_end_offset
         self._unflushed_messages += messages
         if ((cfg.flush_messages is not None and self._unflushed_messages >= cfg.flush_messages)
                 or (cfg.flush_ms is not None and now - self._last_flush_ms >= cfg.flush_ms)):
             self.flush(now_ms=now)
-        return AppendInfo(first, offset - 1, append_time, self._log_start_offset, False)
+
+    def append_replica(self, records, *, now_ms: int | None = None) -> int:
+        """Append a leader's batches as they are (a follower): same offsets, same leader epochs,
+        same bytes; CRCs checked, nothing stamped. The first batch must start at the log end
+        (the fetcher truncates first). Returns the new log end offset."""
+        if not len(records):
+            return self.log_end_offset
+        headers = validate_batches(records, max(self._config.max_message_bytes, 1 << 30))
+        if not headers:
+            return self.log_end_offset
+        leo = self.log_end_offset
+        if headers[0].base_offset != leo:
+            raise CorruptRecordError(f"replicated batch starts at offset {headers[0].base_offset}, "
+                                     f"the log of {self.directory.name} ends at {leo}")
+        placed: list[tuple[int, BatchHeader]] = []
+        pos = 0
+        expect = leo
+        messages = 0
+        for h in headers:
+            if h.base_offset < expect:
+                raise CorruptRecordError(f"replicated batches overlap at offset {h.base_offset}")
+            if h.leader_epoch > self._epochs.latest_epoch:
+                self._epochs.assign(h.leader_epoch, h.base_offset)
+            placed.append((pos, h))
+            pos += h.size
+            expect = h.next_offset
+            messages += h.records_count
+        self._write(bytes(records), placed, expect - 1, messages,
+                    self._now_ms() if now_ms is None else now_ms)
+        return self.log_end_offset
 
     def _maybe_roll(self, nbytes: int, last_offset: int, now: int) -> None:
         seg = self._active

@@ -33,6 +33,7 @@ class Shrinking:
             seg.write_indexes()
         self._bases = [s.base_offset for s in self._segments]
         leo = self.log_end_offset
+        self._epochs.truncate_from_end(leo)
         self._high_watermark = min(self._high_watermark, leo)
         self._recovery_point = min(self._recovery_point, leo)
         self._log_start_offset = min(self._log_start_offset, leo)
@@ -41,6 +42,20 @@ class Shrinking:
                 safe_delete(p)
         self._producers = ProducerState()
         self._scan_producers_from(self._segments[0].base_offset)
+
+    def reset_to(self, offset: int) -> None:
+        """Drop everything and continue empty at `offset` (a follower whose log ends before the
+        leader's log start: Kafka's truncateFullyAndStartAt)."""
+        for seg in self._segments:
+            seg.delete_files()
+        self._segments = [Segment(self.directory, offset, self._config.index_interval_bytes)]
+        self._bases = [offset]
+        self._log_start_offset = self._recovery_point = self._high_watermark = offset
+        self._epochs.reset()
+        for _off, p in self._snapshots():
+            safe_delete(p)
+        self._producers = ProducerState()
+        fsync_dir(self.directory)
 
     def _delete_oldest(self, n: int) -> int:
         freed = 0

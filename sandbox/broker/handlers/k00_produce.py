@@ -5,11 +5,15 @@ Per partition: check magic, CRC and size per batch (never decompress), stamp bas
 append in one write. Only a compacted topic looks inside (decompressing if need be): a record
 without a key is refused there with INVALID_RECORD, as Kafka does. Idempotent producers get
 duplicates answered with the original offsets.
-acks=0 gets no response; acks=all is acks=1 plus the log's flush policy (no replicas yet).
+acks=0 gets no response; acks=1 is answered after the leader's append. acks=all on a replicated
+partition is refused with NOT_ENOUGH_REPLICAS while the ISR is smaller than min.insync.replicas,
+and otherwise answered once every ISR member has the batch (the high watermark passed it), or
+REQUEST_TIMED_OUT after the request's timeout; the handler waits without blocking the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 
@@ -21,6 +25,8 @@ from sandbox.log import (
     RecordTooLargeError,
     validate_batches,
 )
+
+from sandbox.protocol.errors import NOT_ENOUGH_REPLICAS_AFTER_APPEND
 
 from ..records import first_keyless_record
 from ..internal_topics import EMPTY_INTERNAL_LOG
@@ -78,7 +84,7 @@ def storage_recovered(state) -> None:
     emit_event("storage-ok", {})
 
 
-def _append(ctx, topic: str, index: int, records) -> dict:
+def _append(ctx, topic: str, index: int, records, acks: int) -> dict:
     state = ctx.state
     plog, code = state.led_log(topic, index)
     if plog is None:
@@ -87,6 +93,11 @@ def _append(ctx, topic: str, index: int, records) -> dict:
         return _error(index, INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic}")
     if not records:
         return _error(index, CORRUPT_MESSAGE, "empty records")
+    replicated = state.replicas.replicated((topic, index))
+    if replicated:
+        code = state.replicas.check_produce((topic, index), acks)
+        if code != NONE:
+            return _error(index, code)
     try:
         headers = validate_batches(records, plog.config.max_message_bytes)
         if plog.config.compacts:
@@ -119,9 +130,32 @@ def _append(ctx, topic: str, index: int, records) -> dict:
         storage_recovered(state)
     if not info.duplicate:
         state.notifier.notify((topic, index))
-    return {"index": index, "error_code": NONE, "base_offset": info.first_offset,
-            "log_append_time": info.log_append_time_ms, "log_start_offset": info.log_start_offset,
-            "record_errors": (), "error_message": None}
+    out = {"index": index, "error_code": NONE, "base_offset": info.first_offset,
+           "log_append_time": info.log_append_time_ms, "log_start_offset": info.log_start_offset,
+           "record_errors": (), "error_message": None}
+    if replicated:
+        state.replicas.appended((topic, index))
+        if acks == -1:
+            out["_wait"] = info.last_offset   # answered once the ISR has it (see _await_replicas)
+    return out
+
+
+async def _await_replicas(ctx, request, responses: list[dict]) -> dict:
+    """acks=all: wait for every replicated partition's ISR, all partitions at once."""
+    timeout = request.timeout.total_seconds()
+    waits = []
+    for td in responses:
+        for pr in td["partition_responses"]:
+            if "_wait" in pr:
+                offset = pr.pop("_wait")
+                waits.append((pr, ctx.state.replicas.wait_for_replicas((td["name"], pr["index"]), offset, timeout)))
+    codes = await asyncio.gather(*(w for _pr, w in waits))
+    for (pr, _w), code in zip(waits, codes):
+        if code != NONE:
+            pr["error_code"] = code
+            if code != NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+                pr["base_offset"] = -1
+    return {"responses": responses, "throttle_time": 0}
 
 
 def handle(ctx, request) -> dict | None:
@@ -139,7 +173,9 @@ def handle(ctx, request) -> dict | None:
     else:
         for td in request.topic_data:
             responses.append({"name": td.name, "partition_responses": [
-                _append(ctx, td.name, pd.index, pd.records) for pd in td.partition_data]})
+                _append(ctx, td.name, pd.index, pd.records, acks) for pd in td.partition_data]})
     if acks == 0:
         return None
+    if acks == -1 and any("_wait" in pr for td in responses for pr in td["partition_responses"]):
+        return _await_replicas(ctx, request, responses)   # the server awaits it
     return {"responses": responses, "throttle_time": 0}

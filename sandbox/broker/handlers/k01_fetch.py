@@ -7,6 +7,9 @@ so the reply must be encoded before the next await: the server does so right aft
 Long-poll: if fewer than min_bytes are ready, wait (no busy loop) until an append to one of
 the requested partitions wakes us or max_wait expires. Sessionless (session_id 0), which
 both librdkafka and the Java client accept.
+
+Consumers read up to the high watermark. A follower broker (replica id >= 0) reads up to the
+log end; its fetch offset tells the leader how far it has replicated (replication/manager.py).
 """
 
 from __future__ import annotations
@@ -35,7 +38,31 @@ def _topic_names(state, request, version: int) -> list[str | None]:
     return out
 
 
-def _read_all(state, request, names: list[str | None]) -> tuple[list[dict], int]:
+def replica_of(request, version: int) -> int:
+    """The fetching follower's broker id, or -1 for a consumer."""
+    if version >= 15:
+        rs = getattr(request, "replica_state", None)
+        return int(rs.replica_id) if rs is not None else -1
+    return int(getattr(request, "replica_id", -1))
+
+
+def _record_followers(state, request, names: list[str | None], replica: int) -> dict:
+    """A follower's fetch: its progress per partition; an error code for the ones it may not
+    fetch (wrong leader epoch)."""
+    errors = {}
+    for t, name in zip(request.topics, names):
+        if name is None:
+            continue
+        for p in t.partitions:
+            code = state.replicas.follower_fetch((name, p.partition), replica, p.fetch_offset,
+                                                 getattr(p, "current_leader_epoch", -1))
+            if code != NONE:
+                errors[(name, p.partition)] = code
+    return errors
+
+
+def _read_all(state, request, names: list[str | None], replica: int = -1,
+              refused: dict | None = None) -> tuple[list[dict], int]:
     budget = request.max_bytes if request.max_bytes > 0 else 52428800
     total = 0
     responses = []
@@ -47,6 +74,8 @@ def _read_all(state, request, names: list[str | None]) -> tuple[list[dict], int]
                      "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": None,
                      "preferred_read_replica": -1, "records": b""}
             plog, code = state.led_log(name, p.partition) if name is not None else (None, UNKNOWN_TOPIC_ID)
+            if refused and (name, p.partition) in refused:
+                plog, code = None, refused[(name, p.partition)]
             if plog is None:
                 entry["error_code"] = code
                 parts.append(entry)
@@ -58,7 +87,8 @@ def _read_all(state, request, names: list[str | None]) -> tuple[list[dict], int]
             limit = min(p.partition_max_bytes, budget - total)
             if limit > 0 or first:
                 try:
-                    data = plog.read_lazy(p.fetch_offset, max(limit, 1), max_offset=hw)
+                    data = plog.read_lazy(p.fetch_offset, max(limit, 1),
+                                          max_offset=hw if replica < 0 else None)
                 except OffsetOutOfRangeError:
                     entry["error_code"] = OFFSET_OUT_OF_RANGE
                     data = b""
@@ -74,7 +104,9 @@ def _read_all(state, request, names: list[str | None]) -> tuple[list[dict], int]
 async def handle(ctx, request) -> dict:
     state = ctx.state
     names = _topic_names(state, request, ctx.api_version)
-    responses, total = _read_all(state, request, names)
+    replica = replica_of(request, ctx.api_version)
+    refused = _record_followers(state, request, names, replica) if replica >= 0 else None
+    responses, total = _read_all(state, request, names, replica, refused)
     wait_s = request.max_wait.total_seconds()
     min_bytes = max(request.min_bytes, 1)
     if total < min_bytes and wait_s > 0:
@@ -92,5 +124,5 @@ async def handle(ctx, request) -> dict:
                 pass
             finally:
                 state.notifier.discard(keys, fut)
-            responses, total = _read_all(state, request, names)
+            responses, total = _read_all(state, request, names, replica, refused)
     return {"throttle_time": 0, "error_code": NONE, "session_id": 0, "responses": responses}

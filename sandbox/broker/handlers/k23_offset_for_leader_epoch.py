@@ -1,7 +1,9 @@
 """OffsetForLeaderEpoch (23), v2-v4: end offset of a leader epoch, for truncation detection.
 
-Acknowledged data is never truncated here, so the log end offset is the end of any epoch up
-to the current one; a request for a future epoch gets UNKNOWN_LEADER_EPOCH.
+The answer comes from the partition's leader-epoch cache: the largest epoch <= the one asked
+for and where it ended here (the start of the next epoch, or the log end for the latest). A
+follower cuts its log there before it fetches (KIP-101/KIP-279); a request for a future epoch
+gets UNKNOWN_LEADER_EPOCH.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ def _one(state, topic: str, p) -> dict:
         out["error_code"] = FENCED_LEADER_EPOCH
     elif p.leader_epoch > current:
         out["error_code"] = UNKNOWN_LEADER_EPOCH
+    elif plog.latest_epoch < 0:   # no batch and no leadership recorded: nothing can diverge
+        out["leader_epoch"], out["end_offset"] = p.leader_epoch, plog.log_end_offset
     else:
-        out["leader_epoch"] = p.leader_epoch
-        out["end_offset"] = plog.log_end_offset
+        out["leader_epoch"], out["end_offset"] = plog.end_offset_for_epoch(p.leader_epoch)
     return out
 
 

@@ -1,0 +1,194 @@
+"""A follower's fetcher: one connection to one leader for every partition this broker follows
+there. Before fetching a partition in a new leader epoch it asks the leader where that epoch's
+log ends (OffsetForLeaderEpoch) and truncates what the leader does not have (KIP-101/KIP-279);
+then it fetches from its log end and appends the leader's batches as they are."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sandbox.coordinator import CoordinatorError
+from sandbox.coordinator.transport import _Connection
+from sandbox.log import CorruptRecordError, InvalidRecordError
+from sandbox.protocol import build, request_class
+from sandbox.protocol.errors import NONE, OFFSET_OUT_OF_RANGE
+
+if TYPE_CHECKING:
+    from .manager import ReplicaManager
+
+log = logging.getLogger("sandbox.broker")
+
+Key = tuple[str, int]
+FETCH_VERSION = 12
+EPOCH_VERSION = 4
+MAX_WAIT_MS = 500
+PARTITION_MAX_BYTES = 1 << 20
+MAX_BYTES = 16 << 20
+BACKOFF_S = 0.2
+INTERNAL_LISTENERS = ("INTERNAL", "REPLICATION")   # preferred for broker-to-broker traffic
+
+
+class ReplicaFetcher:
+    def __init__(self, manager: ReplicaManager, leader: int) -> None:
+        self.manager = manager
+        self.leader = leader
+        self.partitions: dict[Key, int] = {}      # key -> leader epoch it follows in
+        self._truncate: set[Key] = set()          # not fetched until truncated for its epoch
+        self._conn: _Connection | None = None
+        self._task: asyncio.Task | None = None
+
+    def add(self, key: Key, epoch: int) -> None:
+        self.partitions[key] = epoch
+        self._truncate.add(key)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def remove(self, key: Key) -> None:
+        self.partitions.pop(key, None)
+        self._truncate.discard(key)
+
+    def stop(self) -> None:
+        self.partitions.clear()
+        if self._task is not None:
+            self._task.cancel()
+        if self._conn is not None:
+            self._conn.close()
+
+    # ---- the loop --------------------------------------------------------------------------
+    def _address(self) -> tuple[str, int] | None:
+        info = next((b for b in self.manager.state.coordinator.brokers() if b.broker_id == self.leader), None)
+        if info is None:
+            return None
+        name = next((n for n in INTERNAL_LISTENERS if n in info.listeners), None)
+        return info.address(name)
+
+    async def _run(self) -> None:
+        state = self.manager.state
+        while self.partitions and not self.manager.closed:
+            addr = self._address()
+            if addr is None:
+                await asyncio.sleep(BACKOFF_S)
+                continue
+            if self._conn is None or (self._conn.host, self._conn.port) != addr:
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = _Connection(addr[0], addr[1], f"replica-{state.node_id}", 2.0)
+            try:
+                if self._truncate:
+                    await self._truncate_diverged()
+                if self.partitions.keys() - self._truncate:
+                    await self._fetch()
+                else:
+                    await asyncio.sleep(BACKOFF_S)
+            except asyncio.CancelledError:
+                raise
+            except CoordinatorError as e:   # the leader is down or slow: the metadata will move on
+                log.debug("fetch from broker %d: %s", self.leader, e.message)
+                await asyncio.sleep(BACKOFF_S)
+            except Exception:   # noqa: BLE001 - never let one bad answer stop replication
+                log.exception("replica fetcher for leader %d", self.leader)
+                await asyncio.sleep(BACKOFF_S)
+
+    async def _truncate_diverged(self) -> None:
+        """Ask the leader where our latest epoch ends there; cut our log to that point."""
+        state = self.manager.state
+        asked: dict[Key, tuple[int, int]] = {}
+        topics: dict[str, list[dict]] = {}
+        for key in list(self._truncate):
+            plog = state.partitions.get(key)
+            epoch = self.partitions.get(key)
+            if plog is None or epoch is None:
+                self._truncate.discard(key)
+                continue
+            mine = plog.latest_epoch
+            if mine < 0:   # nothing written under any epoch: nothing to disagree about
+                self._truncate.discard(key)
+                continue
+            asked[key] = (epoch, mine)
+            topics.setdefault(key[0], []).append(
+                {"partition": key[1], "current_leader_epoch": epoch, "leader_epoch": mine})
+        if not topics:
+            return
+        body = build(request_class(23, EPOCH_VERSION), {
+            "replica_id": state.node_id,
+            "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()]})
+        resp = await self._conn.request(body, 5.0)
+        for t in resp.topics:
+            for p in t.partitions:
+                key = (t.topic, p.partition)
+                plog = state.partitions.get(key)
+                if key not in asked or plog is None or self.partitions.get(key) != asked[key][0]:
+                    continue
+                if int(p.error_code) != NONE:
+                    continue   # the leader has not caught up with the metadata yet: ask again
+                leo = plog.log_end_offset
+                leader_epoch, end = int(p.leader_epoch), int(p.end_offset)
+                if leader_epoch < 0 or end < 0:
+                    target = min(plog.high_watermark, leo)    # the leader knows none of our epochs
+                elif leader_epoch == asked[key][1]:
+                    target = min(end, leo)
+                else:   # the leader knows an older epoch only: cut where both agree it ended
+                    target = min(end, plog.end_offset_for_epoch(leader_epoch)[1], leo)
+                if target < leo:
+                    log.info("%s-%d: truncating from %d to %d to follow broker %d (epoch %d)",
+                             key[0], key[1], leo, target, self.leader, asked[key][0])
+                    plog.truncate_to(target)
+                    self.manager.emit("truncated", {"topic": key[0], "partition": key[1],
+                                                    "from": leo, "to": plog.log_end_offset})
+                self._truncate.discard(key)
+
+    async def _fetch(self) -> None:
+        state = self.manager.state
+        topics: dict[str, list[dict]] = {}
+        for key, epoch in self.partitions.items():
+            plog = state.partitions.get(key)
+            if key in self._truncate or plog is None:
+                continue
+            topics.setdefault(key[0], []).append({
+                "partition": key[1], "current_leader_epoch": epoch,
+                "fetch_offset": plog.log_end_offset, "last_fetched_epoch": -1,
+                "log_start_offset": plog.log_start_offset, "partition_max_bytes": PARTITION_MAX_BYTES})
+        body = build(request_class(1, FETCH_VERSION), {
+            "cluster_id": None, "replica_id": state.node_id, "max_wait": MAX_WAIT_MS, "min_bytes": 1,
+            "max_bytes": MAX_BYTES, "isolation_level": 0, "session_id": 0, "session_epoch": -1,
+            "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()],
+            "forgotten_topics_data": [], "rack_id": ""})
+        asked = {(t, p["partition"]): p["fetch_offset"] for t, ps in topics.items() for p in ps}
+        resp = await self._conn.request(body, MAX_WAIT_MS / 1000 + 10.0)
+        backoff = False
+        for t in resp.responses:
+            for p in t.partitions:
+                key = (t.topic, p.partition_index)
+                if key not in asked:
+                    continue
+                if not self._apply(key, p, asked[key]):
+                    backoff = True
+        if backoff:
+            await asyncio.sleep(BACKOFF_S)
+
+    def _apply(self, key: Key, p: Any, fetch_offset: int) -> bool:
+        """Append one partition's answer; False if it needs a pause before asking again."""
+        plog = self.manager.state.partitions.get(key)
+        if plog is None or key not in self.partitions or plog.log_end_offset != fetch_offset:
+            return True   # dropped or truncated meanwhile: the next round asks afresh
+        code = int(p.error_code)
+        if code == OFFSET_OUT_OF_RANGE:
+            if plog.log_end_offset < int(p.log_start_offset):
+                plog.reset_to(int(p.log_start_offset))   # the leader no longer has what we lack
+            else:
+                self._truncate.add(key)
+            return True
+        if code != NONE:
+            return False   # not the leader (yet/any more), wrong epoch: the metadata will tell
+        if p.records:
+            try:
+                plog.append_replica(p.records)
+            except (CorruptRecordError, InvalidRecordError) as e:
+                log.warning("%s-%d: leader %d sent batches we cannot append (%s); checking for "
+                            "divergence", key[0], key[1], self.leader, e)
+                self._truncate.add(key)
+                return False
+        plog.high_watermark = min(int(p.high_watermark), plog.log_end_offset)
+        return True

@@ -1,0 +1,90 @@
+"""A partition leader's view of its followers (pure, clock injected): each follower's log end,
+when it last caught up, the ISR (committed, and a change in flight), the high watermark, and
+which followers should leave or join the ISR. Kafka's Partition/Replica state, without I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Follower:
+    leo: int = -1                    # log end offset reported by its last fetch (-1: unknown)
+    caught_up_ms: int = 0            # the last time it had everything the leader had
+    last_fetch_leader_leo: int = -1  # the leader's log end when it last fetched
+    last_fetch_ms: int = 0
+
+
+class LeaderState:
+    """One led partition. `isr` is what the coordinator committed; `pending` the ISR asked for in
+    an AlterPartition not answered yet (at most one in flight). The high watermark and acks=all
+    count the union of both (Kafka's maximal ISR), so a follower being added or removed is
+    never trusted less than the ISR the coordinator holds."""
+
+    def __init__(self, node_id: int, replicas: tuple[int, ...], isr: tuple[int, ...],
+                 leader_epoch: int, partition_epoch: int, now_ms: int, high_watermark: int) -> None:
+        self.node_id = node_id
+        self.replicas = tuple(replicas)
+        self.isr = tuple(isr)
+        self.leader_epoch = leader_epoch
+        self.partition_epoch = partition_epoch
+        self.pending: tuple[int, ...] | None = None
+        self.pending_since_ms = 0
+        self.high_watermark = high_watermark
+        # ISR members start as caught up now (as Kafka does at leadership start), others never
+        self.followers = {r: Follower(caught_up_ms=now_ms if r in isr else 0)
+                          for r in replicas if r != node_id}
+
+    def maximal_isr(self) -> set[int]:
+        return set(self.isr) | set(self.pending or ())
+
+    def committed(self, isr: tuple[int, ...], partition_epoch: int, now_ms: int) -> None:
+        """The coordinator's ISR (from its answer or the metadata): any change in flight is done."""
+        for r in isr:   # a follower that just joined was caught up when it was proposed
+            f = self.followers.get(r)
+            if f is not None and r not in self.isr:
+                f.caught_up_ms = max(f.caught_up_ms, now_ms)
+        self.isr = tuple(isr)
+        self.partition_epoch = partition_epoch
+        self.pending = None
+
+    def follower_fetched(self, replica: int, fetch_offset: int, leader_leo: int, now_ms: int) -> None:
+        """A follower fetched from fetch_offset: it holds everything below. Caught up now if it
+        asks from the leader's log end, or at its previous fetch if it asks from the log end
+        the leader had then (Kafka's lastCaughtUpTime rule)."""
+        f = self.followers.get(replica)
+        if f is None:
+            return
+        f.leo = fetch_offset
+        if fetch_offset >= leader_leo:
+            f.caught_up_ms = max(f.caught_up_ms, now_ms)
+        elif fetch_offset >= f.last_fetch_leader_leo >= 0:
+            f.caught_up_ms = max(f.caught_up_ms, f.last_fetch_ms)
+        f.last_fetch_leader_leo = leader_leo
+        f.last_fetch_ms = now_ms
+
+    def advance_high_watermark(self, leader_leo: int) -> bool:
+        """Move the high watermark to the smallest log end of the maximal ISR; never back.
+        True if it moved."""
+        hw = leader_leo
+        for r in self.maximal_isr():
+            if r == self.node_id:
+                continue
+            f = self.followers.get(r)
+            hw = min(hw, f.leo if f is not None else -1)
+        if hw > self.high_watermark:
+            self.high_watermark = hw
+            return True
+        return False
+
+    def to_expand(self, epoch_start_offset: int) -> list[int]:
+        """Followers out of the ISR that have reached the high watermark (and the start of this
+        leader's epoch): they may join."""
+        isr = self.maximal_isr()
+        return [r for r, f in sorted(self.followers.items())
+                if r not in isr and f.leo >= self.high_watermark and f.leo >= epoch_start_offset]
+
+    def to_shrink(self, now_ms: int, max_lag_ms: int) -> list[int]:
+        """ISR followers that have not caught up for longer than replica.lag.time.max.ms."""
+        return [r for r in sorted(self.isr) if r != self.node_id and r in self.followers
+                and now_ms - self.followers[r].caught_up_ms > max_lag_ms]

@@ -1,0 +1,277 @@
+"""The broker's replica manager: which partitions it leads and follows (from the metadata),
+the leader side of replication (followers' progress, the high watermark, ISR changes through
+the coordinator's AlterPartition, acks=all waiters) and one fetcher per leader it follows.
+All on the broker's one event loop; partitions with one replica never enter it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+from sandbox.protocol.errors import (
+    FENCED_LEADER_EPOCH,
+    NONE,
+    NOT_ENOUGH_REPLICAS,
+    NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    NOT_LEADER_OR_FOLLOWER,
+    REQUEST_TIMED_OUT,
+    UNKNOWN_LEADER_EPOCH,
+)
+
+from .fetcher import ReplicaFetcher
+from .leader import LeaderState
+
+log = logging.getLogger("sandbox.broker")
+
+Key = tuple[str, int]
+DEFAULT_REPLICA_LAG_MS = 30000   # Kafka's replica.lag.time.max.ms
+
+
+class ReplicaManager:
+    def __init__(self, state: Any, *, clock: Callable[[], float] = time.time,
+                 replica_lag_ms: int = DEFAULT_REPLICA_LAG_MS, default_min_isr: int = 1,
+                 emit: Callable[[str, dict], None] | None = None) -> None:
+        self.state = state
+        self.node_id = state.node_id
+        self.clock = clock
+        self.replica_lag_ms = replica_lag_ms
+        self.default_min_isr = default_min_isr
+        self.emit = emit or (lambda kind, detail: None)
+        self.leading: dict[Key, LeaderState] = {}
+        self.min_isr: dict[Key, int] = {}
+        self.topic_ids: dict[str, Any] = {}
+        self.following: dict[Key, tuple[int, int]] = {}   # key -> (leader id, leader epoch)
+        self.fetchers: dict[int, ReplicaFetcher] = {}
+        self._waiters: dict[Key, list[tuple[int, asyncio.Future]]] = {}
+        self._altering: set[Key] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self.closed = False
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # ---- roles, from the metadata ----------------------------------------------------------
+    def on_metadata(self, topics: list) -> None:
+        """Take up the roles the metadata gives this broker: lead, follow, or neither."""
+        now = self._now_ms()
+        seen: set[Key] = set()
+        self.topic_ids = {t.name: t.topic_id for t in topics}
+        for t in topics:
+            min_isr = _int(t.configs.get("min.insync.replicas"), self.default_min_isr)
+            for p in t.partitions:
+                key = (t.name, p.index)
+                plog = self.state.partitions.get(key)
+                if self.node_id not in p.replicas or plog is None:
+                    continue
+                seen.add(key)
+                self.min_isr[key] = min_isr
+                if len(p.replicas) == 1:
+                    self._drop(key, NOT_LEADER_OR_FOLLOWER)
+                    if not plog.hw_follows_leo:
+                        plog.set_replicated(False)
+                    continue
+                if p.leader == self.node_id:
+                    self._lead(key, plog, p, now)
+                elif p.leader >= 0:
+                    self._follow(key, plog, p.leader, p.leader_epoch)
+                else:
+                    self._drop(key, NOT_LEADER_OR_FOLLOWER)
+        for key in [k for k in set(self.leading) | set(self.following) if k not in seen]:
+            self._drop(key, NOT_LEADER_OR_FOLLOWER)
+        for lid in [lid for lid, f in self.fetchers.items() if not f.partitions]:
+            self.fetchers.pop(lid).stop()
+
+    def _lead(self, key: Key, plog, p, now: int) -> None:
+        ls = self.leading.get(key)
+        if ls is None or ls.leader_epoch != p.leader_epoch:
+            self._stop_following(key)
+            plog.set_replicated(True)
+            plog.begin_epoch(p.leader_epoch)
+            self._fail_waiters(key, NOT_LEADER_OR_FOLLOWER)
+            self.leading[key] = ls = LeaderState(self.node_id, p.replicas, p.isr, p.leader_epoch,
+                                                 p.partition_epoch, now, plog.high_watermark)
+            self.emit("leader", {"topic": key[0], "partition": key[1], "epoch": p.leader_epoch,
+                                 "isr": list(p.isr)})
+        elif p.partition_epoch > ls.partition_epoch:
+            ls.committed(p.isr, p.partition_epoch, now)
+        self._advance(key, ls, plog)
+
+    def _follow(self, key: Key, plog, leader: int, epoch: int) -> None:
+        if self.leading.pop(key, None) is not None:
+            self._fail_waiters(key, NOT_LEADER_OR_FOLLOWER)
+        plog.set_replicated(True)
+        if self.following.get(key) == (leader, epoch):
+            return
+        self._stop_following(key)
+        self.following[key] = (leader, epoch)
+        fetcher = self.fetchers.get(leader)
+        if fetcher is None:
+            fetcher = self.fetchers[leader] = ReplicaFetcher(self, leader)
+        fetcher.add(key, epoch)
+
+    def _stop_following(self, key: Key) -> None:
+        was = self.following.pop(key, None)
+        if was is not None and was[0] in self.fetchers:
+            self.fetchers[was[0]].remove(key)
+
+    def _drop(self, key: Key, code: int) -> None:
+        self._stop_following(key)
+        if self.leading.pop(key, None) is not None:
+            self._fail_waiters(key, code)
+
+    # ---- the leader side -------------------------------------------------------------------
+    def replicated(self, key: Key) -> bool:
+        return key in self.leading
+
+    def check_produce(self, key: Key, acks: int) -> int:
+        """Before appending: NOT_ENOUGH_REPLICAS for acks=all while the ISR is smaller than
+        min.insync.replicas; NOT_LEADER_OR_FOLLOWER when this broker may no longer lead."""
+        ls = self.leading.get(key)
+        if ls is None:
+            return NONE
+        if not self.lease_valid():
+            return NOT_LEADER_OR_FOLLOWER
+        if acks == -1 and len(ls.isr) < self.min_isr.get(key, 1):
+            return NOT_ENOUGH_REPLICAS
+        return NONE
+
+    def lease_valid(self) -> bool:
+        """False once this broker's coordinator session may have expired (it was paused or cut
+        off): the coordinator may have elected another leader, so nothing may be acknowledged."""
+        check = getattr(self.state.coordinator, "lease_valid", None)
+        return True if check is None else bool(check())
+
+    def appended(self, key: Key) -> None:
+        """The leader appended: with no follower in the ISR the high watermark moves now."""
+        ls = self.leading.get(key)
+        if ls is not None:
+            self._advance(key, ls, self.state.partitions[key])
+
+    async def wait_for_replicas(self, key: Key, offset: int, timeout_s: float) -> int:
+        """acks=all: wait until the high watermark passes `offset` (every ISR member has it)."""
+        ls = self.leading.get(key)
+        plog = self.state.partitions.get(key)
+        if ls is None or plog is None:
+            return NONE
+        if plog.high_watermark <= offset:
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(key, []).append((offset, fut))
+            try:
+                code = await asyncio.wait_for(fut, max(timeout_s, 0.001))
+            except asyncio.TimeoutError:
+                return REQUEST_TIMED_OUT
+            finally:
+                w = self._waiters.get(key)
+                if w is not None:
+                    w[:] = [(o, f) for o, f in w if f is not fut]
+            if code != NONE:
+                return code
+        ls = self.leading.get(key)
+        if ls is None or not self.lease_valid():
+            return NOT_LEADER_OR_FOLLOWER
+        if len(ls.isr) < self.min_isr.get(key, 1):
+            return NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        return NONE
+
+    def follower_fetch(self, key: Key, replica: int, fetch_offset: int, leader_epoch: int) -> int:
+        """A follower's fetch reached us: record its progress; may move the high watermark and
+        propose it back into the ISR. An error code if it fetches from the wrong epoch."""
+        ls = self.leading.get(key)
+        if ls is None:
+            return NOT_LEADER_OR_FOLLOWER
+        if leader_epoch >= 0 and leader_epoch < ls.leader_epoch:
+            return FENCED_LEADER_EPOCH
+        if leader_epoch > ls.leader_epoch:
+            return UNKNOWN_LEADER_EPOCH
+        plog = self.state.partitions[key]
+        now = self._now_ms()
+        ls.follower_fetched(replica, fetch_offset, plog.log_end_offset, now)
+        self._advance(key, ls, plog)
+        if key not in self._altering and replica not in ls.maximal_isr():
+            start = plog.end_offset_for_epoch(ls.leader_epoch - 1)[1] if ls.leader_epoch > 0 else 0
+            if replica in ls.to_expand(max(start, 0)):
+                self._propose(key, ls, tuple(ls.isr) + (replica,), "expand")
+        return NONE
+
+    def tick(self) -> None:
+        """Periodic: followers that fell behind for longer than replica.lag.time.max.ms leave the ISR."""
+        now = self._now_ms()
+        for key, ls in list(self.leading.items()):
+            if key in self._altering:
+                continue
+            out = ls.to_shrink(now, self.replica_lag_ms)
+            if out:
+                self._propose(key, ls, tuple(r for r in ls.isr if r not in out), "shrink")
+
+    def _advance(self, key: Key, ls: LeaderState, plog) -> None:
+        if ls.advance_high_watermark(plog.log_end_offset):
+            plog.high_watermark = ls.high_watermark
+            self._complete(key, plog.high_watermark)
+            self.state.notifier.notify(key)
+
+    def _complete(self, key: Key, hw: int) -> None:
+        w = self._waiters.get(key)
+        if not w:
+            return
+        for offset, fut in w:
+            if offset < hw and not fut.done():
+                fut.set_result(NONE)
+
+    def _fail_waiters(self, key: Key, code: int) -> None:
+        for _o, fut in self._waiters.pop(key, []):
+            if not fut.done():
+                fut.set_result(code)
+
+    def _propose(self, key: Key, ls: LeaderState, isr: tuple[int, ...], why: str) -> None:
+        coord = self.state.coordinator
+        alter = getattr(coord, "alter_partition", None)
+        topic_id = self.topic_ids.get(key[0])
+        if alter is None or topic_id is None:
+            return
+        ls.pending, ls.pending_since_ms = isr, self._now_ms()
+        self._altering.add(key)
+        task = asyncio.get_running_loop().create_task(self._alter(key, ls, isr, why, alter, topic_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _alter(self, key: Key, ls: LeaderState, isr, why: str, alter, topic_id) -> None:
+        before = ls.isr
+        try:
+            result = alter(self.node_id, topic_id, key[1], ls.leader_epoch, ls.partition_epoch, list(isr))
+            code, after = (await result) if asyncio.iscoroutine(result) else result
+        except Exception as e:   # noqa: BLE001 - the coordinator is away: try again at the next tick
+            log.info("ISR change of %s-%d not made: %s", key[0], key[1], e)
+            code, after = -1, None
+        finally:
+            self._altering.discard(key)
+        if self.leading.get(key) is not ls:
+            return
+        if code == NONE and after is not None:
+            ls.committed(tuple(after.isr), after.partition_epoch, self._now_ms())
+            self.emit(f"isr-{why}", {"topic": key[0], "partition": key[1], "from": list(before),
+                                     "to": list(after.isr)})
+        else:
+            ls.pending = None
+        plog = self.state.partitions.get(key)
+        if plog is not None:
+            self._advance(key, ls, plog)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        self.closed = True
+        for f in self.fetchers.values():
+            f.stop()
+        self.fetchers.clear()
+        for key in list(self._waiters):
+            self._fail_waiters(key, NOT_LEADER_OR_FOLLOWER)
+        for t in self._tasks:
+            t.cancel()
+
+
+def _int(text: Any, default: int) -> int:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return default

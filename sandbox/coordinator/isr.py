@@ -1,0 +1,60 @@
+"""AlterPartition as the coordinator decides it: a partition's leader asks to shrink or expand its
+ISR; the change is taken only from the current leader at the current leader and partition
+epochs, and only to live replicas, so a stale or replaced leader can never change an ISR."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any, Sequence
+
+from sandbox.protocol.errors import (
+    FENCED_LEADER_EPOCH,
+    INELIGIBLE_REPLICA,
+    INVALID_REQUEST,
+    INVALID_UPDATE_VERSION,
+    NONE,
+    NOT_LEADER_OR_FOLLOWER,
+    UNKNOWN_TOPIC_ID,
+    UNKNOWN_TOPIC_OR_PARTITION,
+)
+
+from .model import PartitionInfo
+
+if TYPE_CHECKING:
+    from .machine import MetadataMachine
+
+Record = dict[str, Any]
+
+
+def alter_partition(machine: MetadataMachine, broker_id: int, topic_id: uuid.UUID, index: int,
+                    leader_epoch: int, partition_epoch: int, new_isr: Sequence[int]
+                    ) -> tuple[list[Record], int, PartitionInfo | None]:
+    """(records to commit, error code, the partition as it is afterwards) for one partition."""
+    topic = machine.topic_by_id(topic_id)
+    if topic is None:
+        return [], UNKNOWN_TOPIC_ID, None
+    if not 0 <= index < len(topic.partitions):
+        return [], UNKNOWN_TOPIC_OR_PARTITION, None
+    p = topic.partitions[index]
+    if p.leader != broker_id:
+        return [], NOT_LEADER_OR_FOLLOWER, p
+    if leader_epoch != p.leader_epoch:
+        return [], FENCED_LEADER_EPOCH, p
+    if partition_epoch != p.partition_epoch:
+        return [], INVALID_UPDATE_VERSION, p
+    isr = tuple(dict.fromkeys(int(r) for r in new_isr))
+    if not isr or broker_id not in isr:
+        return [], INVALID_REQUEST, p
+    for r in isr:
+        b = machine.broker(r)
+        if r not in p.replicas or b is None or b.fenced:
+            return [], INELIGIBLE_REPLICA, p
+    if set(isr) == set(p.isr):
+        return [], NONE, p
+    ordered = tuple(r for r in p.replicas if r in isr)
+    record = {"type": "partition-change", "topic_id": str(topic.topic_id), "index": index,
+              "replicas": list(p.replicas), "isr": list(ordered), "leader": p.leader,
+              "leader_epoch": p.leader_epoch, "partition_epoch": p.partition_epoch + 1}
+    after = machine.preview([record]).topic_by_id(topic_id)
+    assert after is not None
+    return [record], NONE, after.partitions[index]

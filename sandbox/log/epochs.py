@@ -1,0 +1,92 @@
+"""The leader-epoch cache of one partition (Kafka's leader-epoch-checkpoint): the first offset
+each leader epoch wrote, so a replica can learn where its log and a new leader's part ways
+(OffsetForLeaderEpoch, KIP-101/KIP-279). Persisted in Kafka's text format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .files import atomic_write
+
+FILE_NAME = "leader-epoch-checkpoint"
+UNDEFINED = -1
+
+
+class LeaderEpochCache:
+    """(epoch, start offset) entries with strictly increasing epochs and offsets."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.path = None if directory is None else Path(directory) / FILE_NAME
+        self.entries: list[tuple[int, int]] = []
+        if self.path is not None:
+            self.entries = _read(self.path)
+
+    @property
+    def latest_epoch(self) -> int:
+        return self.entries[-1][0] if self.entries else UNDEFINED
+
+    def assign(self, epoch: int, start_offset: int) -> None:
+        """Epoch `epoch` wrote its first record at start_offset (a batch appended, or this
+        replica became leader at that log end). An older or equal epoch changes nothing."""
+        if epoch < 0 or (self.entries and epoch <= self.entries[-1][0]):
+            return
+        # an epoch that wrote nothing (a leader elected and replaced before any append) gives
+        # way to the next one starting at the same offset
+        while self.entries and self.entries[-1][1] >= start_offset:
+            self.entries.pop()
+        self.entries.append((epoch, start_offset))
+        self._save()
+
+    def end_offset_for(self, epoch: int, log_end_offset: int) -> tuple[int, int]:
+        """(largest epoch <= epoch that this log knows, the offset where it ended) as a leader
+        answers OffsetForLeaderEpoch: the start of the next greater epoch, or the log end for
+        the latest. (UNDEFINED, UNDEFINED) if the log knows no epoch <= epoch."""
+        if not self.entries or epoch < self.entries[0][0]:
+            return UNDEFINED, UNDEFINED
+        if epoch >= self.entries[-1][0]:
+            return self.entries[-1][0], log_end_offset
+        for i, (e, _start) in enumerate(self.entries):
+            if e > epoch:
+                return self.entries[i - 1][0], self.entries[i][1]
+        return self.entries[-1][0], log_end_offset   # unreachable: the last entry is > epoch
+
+    def truncate_from_end(self, end_offset: int) -> None:
+        """The log was cut at end_offset: forget epochs that started at or after it."""
+        kept = [(e, s) for e, s in self.entries if s < end_offset]
+        if kept != self.entries:
+            self.entries = kept
+            self._save()
+
+    def reset(self) -> None:
+        if self.entries:
+            self.entries = []
+            self._save()
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        lines = ["0", str(len(self.entries))] + [f"{e} {s}" for e, s in self.entries]
+        atomic_write(self.path, ("\n".join(lines) + "\n").encode("ascii"), sync=True)
+
+
+def _read(path: Path) -> list[tuple[int, int]]:
+    """Entries of a checkpoint file; a missing or damaged file is an empty cache (the log
+    rebuilds it from its batches' epochs)."""
+    try:
+        lines = path.read_text("ascii").split()
+    except (FileNotFoundError, UnicodeDecodeError, OSError):
+        return []
+    try:
+        if lines[0] != "0":
+            return []
+        n = int(lines[1])
+        vals = [int(x) for x in lines[2:2 + 2 * n]]
+    except (IndexError, ValueError):
+        return []
+    if len(vals) != 2 * n:
+        return []
+    entries = list(zip(vals[::2], vals[1::2]))
+    for (e1, s1), (e2, s2) in zip(entries, entries[1:]):
+        if e2 <= e1 or s2 < s1:
+            return []
+    return entries
