@@ -1,0 +1,182 @@
+"""Replication with real clients on a real 3-broker cluster: an idempotent acks=all producer
+writes while the leader is SIGKILLed (and comes back) or paused for longer than its session;
+afterwards every acknowledged record is readable exactly once (read with kcat) and every replica
+holds identical bytes per offset. min.insync.replicas refuses acks=all when the ISR is too small."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import NewTopic
+
+from .kit import kcat, unique
+from .replication_kit import Cluster
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path / "cluster", brokers=3)
+    try:
+        yield c.start()
+    finally:
+        c.stop()
+
+
+def create(cluster: Cluster, name: str, partitions: int, min_isr: int = 2) -> None:
+    admin = cluster.admin()   # kept alive until the answer is in
+    fs = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=3,
+                                                 config={"min.insync.replicas": str(min_isr)})],
+                                       request_timeout=15)
+    fs[name].result(timeout=20)
+    cluster.wait_in_sync(name, partitions, timeout=30)
+
+
+def produce_through(cluster: Cluster, topic: str, fault, n: int = 2400, per_s: int = 300,
+                    fault_at_s: float = 1.5) -> tuple[dict, list]:
+    """An idempotent acks=all producer writes n records at a steady rate while `fault` runs in a
+    thread; returns ({value: (partition, offset)} of every acknowledged record, errors)."""
+    acked: dict[bytes, tuple[int, int]] = {}
+    errors: list = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(err)
+        else:
+            acked[msg.value()] = (msg.partition(), msg.offset())
+
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "enable.idempotence": True, "acks": "all",
+                  "linger.ms": 5, "message.timeout.ms": 90000, "retry.backoff.ms": 100,
+                  "topic.metadata.refresh.interval.ms": 1000, "socket.timeout.ms": 5000})
+    t = threading.Timer(fault_at_s, fault)
+    t.start()
+    start = time.monotonic()
+    try:
+        for i in range(n):
+            p.produce(topic, key=str(i % 11).encode(), value=f"v{i}".encode(), on_delivery=on_delivery)
+            p.poll(0)
+            ahead = start + i / per_s - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+        left = p.flush(120)
+        assert left == 0, f"{left} records never got an answer"
+    finally:
+        t.join(60)
+    return acked, errors
+
+
+def read_all(cluster: Cluster, topic: str) -> dict[tuple[int, int], bytes]:
+    """Every record of the topic from the beginning to the high watermark, read with kcat."""
+    out = kcat("-C", "-b", cluster.bootstrap, "-t", topic, "-o", "beginning", "-e", "-q",
+               "-f", "%p %o %s\\n", timeout=60)
+    assert out.returncode == 0, out.stderr
+    got = {}
+    for line in out.stdout.decode().splitlines():
+        part, off, value = line.split(" ", 2)
+        got[(int(part), int(off))] = value.encode()
+    return got
+
+
+def check_every_ack_once(acked: dict, got: dict) -> None:
+    assert acked, "nothing was acknowledged"
+    for value, where in acked.items():
+        assert got.get(where) == value, f"acknowledged {value!r} at {where}, read {got.get(where)!r}"
+    values = list(got.values())
+    assert len(values) == len(set(values)), "a record was written twice"
+
+
+def check_replicas_identical(cluster: Cluster, topic: str, partitions: int) -> None:
+    """After the cluster stopped: every replica of every partition, byte for byte per offset."""
+    for i in range(partitions):
+        ends = {n: cluster.log_end(n, topic, i) for n in cluster.ports}
+        assert len(set(ends.values())) == 1, f"partition {i}: replicas end at {ends}"
+        data = {n: cluster.replica_batches(n, topic, i, ends[n]) for n in cluster.ports}
+        assert len(set(data.values())) == 1, f"partition {i}: replicas hold different bytes"
+        assert data[1]
+
+
+def leader_of(cluster: Cluster, topic: str, index: int = 0) -> int:
+    leader = cluster.partition(topic, index)[0]
+    assert leader in cluster.ports
+    return leader
+
+
+def test_acks_all_survives_the_leader_being_killed_and_coming_back(cluster):
+    topic = unique("failover-kill")
+    create(cluster, topic, 2)
+    victim = leader_of(cluster, topic)
+
+    def fault():
+        cluster.kill(victim)
+        time.sleep(3)
+        cluster.start_broker(victim)   # same journal: it truncates what it alone had and follows
+
+    acked, errors = produce_through(cluster, topic, fault)
+    assert not errors, errors[:3]
+    assert len(acked) == 2400
+    assert leader_of(cluster, topic) != victim or cluster.partition(topic, 0)[2]
+    check_every_ack_once(acked, read_all(cluster, topic))
+    cluster.wait_in_sync(topic, 2)
+    time.sleep(1.5)   # followers fetch the last batches
+    cluster.stop()
+    check_replicas_identical(cluster, topic, 2)
+
+
+def test_acks_all_survives_the_leader_paused_past_its_session(cluster):
+    topic = unique("failover-pause")
+    create(cluster, topic, 1)
+    victim = leader_of(cluster, topic)
+
+    def fault():
+        cluster.pause(victim)
+        time.sleep(cluster.session_ms / 1000 + 3)   # fenced, replaced, and not told yet
+        cluster.resume(victim)
+
+    acked, errors = produce_through(cluster, topic, fault)
+    assert not errors, errors[:3]
+    assert len(acked) == 2400
+    cluster.wait_for(lambda: cluster.partition(topic, 0)[0] not in (-1, None), 20, "a leader")
+    check_every_ack_once(acked, read_all(cluster, topic))
+    cluster.wait_in_sync(topic, 1)
+    time.sleep(1.5)
+    cluster.stop()
+    check_replicas_identical(cluster, topic, 1)
+
+
+def test_min_insync_replicas_refuses_acks_all_but_not_acks_1(cluster):
+    from kafka import KafkaProducer
+    from kafka.errors import NotEnoughReplicasError
+
+    topic = unique("min-isr")
+    create(cluster, topic, 1, min_isr=2)
+    leader = leader_of(cluster, topic)
+    others = [n for n in cluster.ports if n != leader]
+
+    def send(acks):
+        # bootstrap from the leader alone: the paused brokers would hold the bootstrap up
+        p = KafkaProducer(bootstrap_servers=f"127.0.0.1:{cluster.ports[leader]}", acks=acks, retries=0,
+                          request_timeout_ms=8000)
+        try:
+            return p.send(topic, b"x", partition=0).get(timeout=15)
+        finally:
+            p.close(5)
+
+    assert send("all").offset == 0
+    for n in others:
+        cluster.pause(n)
+    try:
+        cluster.wait_for(lambda: cluster.partition(topic, 0)[2] == [leader], 30, "the ISR to shrink to the leader")
+        with pytest.raises(NotEnoughReplicasError):
+            send("all")
+        assert send(1).offset == 1        # acks=1 is answered after the leader's append
+    finally:
+        for n in others:
+            cluster.resume(n)
+    cluster.wait_in_sync(topic, 1)
+    assert send("all").offset == 2
+    got = read_all(cluster, topic)
+    assert sorted(got) == [(0, 0), (0, 1), (0, 2)]

@@ -1,0 +1,155 @@
+"""The log's side of replication: a follower appends a leader's batches byte for byte, the
+leader-epoch cache answers where an epoch ended, truncation to a divergence point (also under
+Windows file rules), the high watermark kept apart from the log end and checkpointed."""
+
+import pytest
+
+from sandbox.log import CorruptRecordError, LogConfig, LogDir, PartitionLog
+from sandbox.log.epochs import FILE_NAME, LeaderEpochCache
+from sandbox.log.manager import HW_CHECKPOINT, read_checkpoint
+
+from .logkit import batch, offsets, values
+
+
+def cfg(**kw):
+    kw.setdefault("segment_bytes", 600)
+    kw.setdefault("index_interval_bytes", 64)
+    return LogConfig(**kw)
+
+
+def leader_with(tmp_path, epochs_and_counts, name="leader") -> PartitionLog:
+    log = PartitionLog(tmp_path / name, cfg())
+    for i, (epoch, n) in enumerate(epochs_and_counts):
+        log.append(batch(n, tag=f"{name}{i}-"), leader_epoch=epoch)
+    return log
+
+
+def test_follower_holds_the_leaders_bytes_offsets_and_epochs(tmp_path):
+    leader = leader_with(tmp_path, [(0, 3), (0, 2), (4, 5)])
+    follower = PartitionLog(tmp_path / "follower", cfg())
+    follower.set_replicated(True)
+    pos = 0
+    while pos < leader.log_end_offset:   # in fetch-sized pieces, as the fetcher does
+        data = leader.read(pos, 200)
+        follower.append_replica(data)
+        pos = follower.log_end_offset
+    assert follower.read(0, 1 << 20) == leader.read(0, 1 << 20)
+    assert follower.log_end_offset == leader.log_end_offset == 10
+    assert follower.high_watermark == 0      # replicated: only the leader's word moves it
+    assert follower.latest_epoch == 4
+    assert follower.end_offset_for_epoch(0) == (0, 5)
+    assert follower.end_offset_for_epoch(3) == (0, 5)    # the largest epoch <= 3 is 0
+    assert follower.end_offset_for_epoch(4) == (4, 10)
+    assert follower.end_offset_for_epoch(9) == (4, 10)
+
+
+def test_a_batch_that_does_not_start_at_the_log_end_is_refused(tmp_path):
+    leader = leader_with(tmp_path, [(0, 3), (0, 3)])
+    follower = PartitionLog(tmp_path / "follower", cfg())
+    second = leader.read(3, 1)
+    with pytest.raises(CorruptRecordError):
+        follower.append_replica(second)
+    assert follower.log_end_offset == 0
+    damaged = bytearray(leader.read(0, 1))
+    damaged[-1] ^= 0xFF
+    with pytest.raises(CorruptRecordError):
+        follower.append_replica(bytes(damaged))
+    assert follower.log_end_offset == 0
+
+
+def test_divergent_tail_is_cut_where_the_new_leaders_epoch_ends(tmp_path):
+    # old leader wrote 0-4 in epoch 0 and 5-7 in epoch 1 that nobody replicated; the new leader
+    # (epoch 2) has 0-4 and then its own 5-9
+    old = leader_with(tmp_path, [(0, 5), (1, 3)], "old")
+    new = PartitionLog(tmp_path / "new", cfg())
+    new.append_replica(old.read(0, 1 << 20, max_offset=5))
+    new.begin_epoch(2)
+    new.append(batch(5, tag="new"), leader_epoch=2)
+    epoch, end = new.end_offset_for_epoch(old.latest_epoch)
+    assert (epoch, end) == (0, 5)            # the new leader never saw epoch 1
+    target = min(end, old.end_offset_for_epoch(epoch)[1], old.log_end_offset)
+    old.truncate_to(target)
+    assert old.log_end_offset == 5 and old.latest_epoch == 0
+    old.append_replica(new.read(5, 1 << 20))
+    assert old.read(0, 1 << 20) == new.read(0, 1 << 20)
+    assert values(old.read(5, 1 << 20))[0] == b"value-new-0"
+
+
+def test_epoch_cache_survives_reopen_and_is_rebuilt_when_missing(tmp_path):
+    log = leader_with(tmp_path, [(0, 2), (3, 2), (5, 2)])
+    entries = list(log._epochs.entries)
+    log.close()
+    again = PartitionLog(tmp_path / "leader", cfg())
+    assert again._epochs.entries == entries == [(0, 0), (3, 2), (5, 4)]
+    again.close()
+    (tmp_path / "leader" / FILE_NAME).unlink()
+    rebuilt = PartitionLog(tmp_path / "leader", cfg())
+    assert rebuilt._epochs.entries == entries
+    assert (tmp_path / "leader" / FILE_NAME).read_text().split() == ["0", "3", "0", "0", "3", "2", "5", "4"]
+
+
+def test_damaged_epoch_file_reads_as_empty_and_is_rebuilt(tmp_path):
+    log = leader_with(tmp_path, [(0, 2), (2, 2)])
+    log.close()
+    (tmp_path / "leader" / FILE_NAME).write_text("0\n2\n0 0\n")   # count says 2, one entry
+    assert LeaderEpochCache(tmp_path / "leader").entries == []
+    assert PartitionLog(tmp_path / "leader", cfg())._epochs.entries == [(0, 0), (2, 2)]
+
+
+def test_an_epoch_that_wrote_nothing_gives_way_to_the_next(tmp_path):
+    cache = LeaderEpochCache(tmp_path)
+    cache.assign(1, 10)
+    cache.assign(2, 10)     # epoch 1 led but wrote nothing
+    cache.assign(2, 12)     # not newer: ignored
+    assert cache.entries == [(2, 10)]
+    assert cache.end_offset_for(1, 20) == (-1, -1)
+
+
+def test_high_watermark_apart_from_the_log_end_and_checkpointed(tmp_path):
+    ld = LogDir(tmp_path, cfg())
+    ld.open()
+    log = ld.create("t", 0)
+    log.set_replicated(True)
+    log.append(batch(4), leader_epoch=0)
+    assert (log.log_end_offset, log.high_watermark) == (4, 0)
+    log.high_watermark = 3
+    log.high_watermark = 99                  # clamped to the log end
+    assert log.high_watermark == 4
+    log.high_watermark = 3
+    ld.close()
+    assert read_checkpoint(tmp_path / HW_CHECKPOINT) == {("t", 0): 3}
+    ld = LogDir(tmp_path, cfg())
+    logs = ld.open()
+    again = logs[("t", 0)]
+    assert again.high_watermark == 3         # a restarted replica shows no more than was committed
+    again.set_replicated(False)              # one replica after all: everything is committed
+    assert again.high_watermark == 4
+    ld.close()
+
+
+def test_reset_to_starts_an_empty_log_at_the_leaders_log_start(tmp_path):
+    log = leader_with(tmp_path, [(0, 3)])
+    log.reset_to(50)
+    assert (log.log_start_offset, log.log_end_offset, log.latest_epoch) == (50, 50, -1)
+    src = PartitionLog(tmp_path / "src", cfg())
+    src.reset_to(50)
+    src.append(batch(2, tag="x"), leader_epoch=7)
+    log.append_replica(src.read(50, 1 << 20))
+    assert offsets(log.read(50, 1 << 20)) == [50, 51] and log.latest_epoch == 7
+
+
+def test_follower_truncation_under_windows_file_rules(tmp_path, windows_files):
+    """Truncating across rolled segments deletes whole segment files: every handle is closed
+    first, so Windows' no-delete-while-open rule holds (the fixture raises otherwise)."""
+    log = leader_with(tmp_path, [(0, 4)] * 6 + [(1, 4)] * 4)
+    assert log.segment_count > 3
+    log.truncate_to(9)
+    assert log.log_end_offset == 8           # the batch holding offset 9 goes whole
+    assert log.latest_epoch == 0
+    src = leader_with(tmp_path, [(0, 4)] * 2 + [(2, 4)] * 3, "src2")
+    log.append_replica(src.read(8, 1 << 20))
+    assert offsets(log.read(8, 1 << 20)) == list(range(8, 20))
+    log.reset_to(100)
+    log.close()
+    reopened = PartitionLog(tmp_path / "leader", cfg())
+    assert (reopened.log_start_offset, reopened.log_end_offset) == (100, 100)
