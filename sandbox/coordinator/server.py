@@ -73,13 +73,7 @@ class CoordinatorServer(lifecycle.Service):
         try:
             if cfg.port == 0:
                 cfg.port = self._server.sockets[0].getsockname()[1]
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            lifecycle.clear_stop_file(self.data_dir)
-            self.coordinator = Coordinator(
-                self.data_dir, session_timeout_ms=cfg.session_timeout_ms,
-                default_partitions=cfg.default_partitions, on_event=emit_event,
-                snapshot_every=cfg.snapshot_every)
-            self.feed = MetadataFeed(self.coordinator, cfg.feed_capacity)
+            self.open()
         except BaseException:
             self._server.close()
             raise
@@ -94,6 +88,25 @@ class CoordinatorServer(lifecycle.Service):
                  self.data_dir, self.coordinator.metadata_offset,
                  (time.monotonic() - t0) * 1000)
         emit_event("start", {"service": "coordinator", "port": cfg.port})
+
+    def open(self) -> None:
+        """The journal, the coordinator and its metadata feed, without sockets: what handlers
+        see (start() opens them once the port is bound; in-process tests call this alone)."""
+        cfg = self.config
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lifecycle.clear_stop_file(self.data_dir)
+        self.coordinator = Coordinator(
+            self.data_dir, session_timeout_ms=cfg.session_timeout_ms,
+            default_partitions=cfg.default_partitions, on_event=emit_event,
+            snapshot_every=cfg.snapshot_every)
+        self.feed = MetadataFeed(self.coordinator, cfg.feed_capacity)
+
+    def close(self) -> None:
+        """Close what open() opened (the feed, then the journal, snapshotted)."""
+        if self.feed is not None:
+            self.feed.close()
+        if self.coordinator is not None:
+            self.coordinator.close()
 
     def _fence_expired(self) -> None:
         """Every tick: fence brokers whose session expired."""
@@ -120,10 +133,7 @@ class CoordinatorServer(lifecycle.Service):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
             except (asyncio.TimeoutError, Exception):
                 pass
-        if self.feed is not None:
-            self.feed.close()
-        if self.coordinator is not None:
-            self.coordinator.close()
+        self.close()
         log.info("coordinator stopped cleanly (journal snapshotted)")
         emit_event("stop", {"service": "coordinator"})
 
