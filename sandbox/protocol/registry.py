@@ -9,6 +9,7 @@ import inspect
 import logging
 import pkgutil
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Callable, Iterable, Iterator
 
 from . import errors
@@ -98,9 +99,9 @@ def handler_modules(package: str) -> Iterator[Any]:
             yield importlib.import_module(f"{package}.{info.name}")
 
 
-class Registry:
-    """The handlers of one service by API key, and what follows from them: ApiVersions and
-    dispatch. context(owner, api_key, api_version, correlation_id, client_id, peer, *extra) builds
+class Registry(Mapping[int, Handler]):
+    """The handlers of one service by API key (a read-only mapping, keys in order), and what
+    follows from them: ApiVersions and dispatch. context(owner, api_key, api_version, correlation_id, client_id, peer, *extra) builds
     what a handler sees; log gets one line per connection that dispatch closes."""
 
     def __init__(self, handlers: Iterable[Handler], context: Callable[..., Any],
@@ -129,11 +130,8 @@ class Registry:
         return registry
 
     # ---- lookup
-    def get(self, api_key: int) -> Handler | None:
-        return self.handlers.get(api_key)
-
-    def __contains__(self, api_key: object) -> bool:
-        return api_key in self.handlers
+    def __getitem__(self, api_key: int) -> Handler:
+        return self.handlers[api_key]
 
     def __iter__(self) -> Iterator[int]:
         return iter(sorted(self.handlers))

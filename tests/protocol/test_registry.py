@@ -215,3 +215,9 @@ def test_a_fast_codec_without_a_handler_is_an_error(packages):
     _package(packages, "svc_own", {"k03_metadata": 3})
     with pytest.raises(ValueError, match=r"without a handler: \[1\]"):
         Registry.discover("svc_own", context=Ctx, fast=[FastCodec(1, 0, 2, encode=lambda *a: b"")])
+
+
+def test_the_registry_reads_as_a_mapping_in_key_order():
+    assert list(REG) == [0, 3, 16, 18, 32, 71] and REG[3].name == "k03_metadata"
+    assert REG.get(5) is None and 5 not in REG and len(REG) == 6
+    assert [k for k, _h in REG.items()] == list(REG)
