@@ -1,35 +1,67 @@
 """How a service process lives, for the broker and the coordinator alike: logging to stderr, EVENT
-lines (one format, one level rule), the stop file a supervisor writes, running until SIGINT /
-SIGTERM / SIGBREAK (or its own stop request) and stopping cleanly, and the exit code that says
-"this cannot run as configured"."""
+lines (one format, one level rule), the stop file a supervisor writes and its watcher, periodic
+housekeeping, running until SIGINT / SIGTERM / SIGBREAK (or its own stop request) and stopping
+cleanly, and the exit code that says "this cannot run as configured"."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import functools
+import inspect
 import json
 import logging
+import re
 import signal
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 STOP_FILE = "stop"
 #: Events that report something that went as planned: logged at INFO; the rest ask for attention.
 ROUTINE_EVENTS = frozenset({"start", "compacted"})
 
 
+def event_line(kind: str, detail: dict[str, Any]) -> str:
+    """The one EVENT format: `EVENT kind {json}`, machine-readable after the prefix (the
+    supervisor's runner/logscan.py reads it from the service's log)."""
+    return f"EVENT {kind} {json.dumps(detail, default=str, sort_keys=True)}"
+
+
+_EVENT_LINE = re.compile(r"EVENT ([\w-]+) (\{.*\})\s*$")
+
+
+def parse_event_line(line: str) -> tuple[str, dict] | None:
+    """(kind, detail) of a line holding an EVENT (after any log prefix), else None; detail that
+    is not a JSON object comes back as {"raw": text} or {"value": value}."""
+    m = _EVENT_LINE.search(line)
+    if not m:
+        return None
+    try:
+        detail = json.loads(m.group(2))
+    except ValueError:
+        detail = {"raw": m.group(2)}
+    return m.group(1), detail if isinstance(detail, dict) else {"value": detail}
+
+
 def emit_event(logger: logging.Logger, kind: str, detail: dict[str, Any]) -> None:
-    """One log line per event, machine-readable after the `EVENT kind` prefix (the supervisor's
-    logscan reads it from the service's log)."""
-    level = logging.INFO if kind in ROUTINE_EVENTS else logging.WARNING
-    logger.log(level, "EVENT %s %s", kind, json.dumps(detail, default=str, sort_keys=True))
+    """One log line per event: INFO for a routine one (ROUTINE_EVENTS), WARNING for the rest."""
+    logger.log(logging.INFO if kind in ROUTINE_EVENTS else logging.WARNING, "%s", event_line(kind, detail))
+
+
+def event_emitter(logger: logging.Logger) -> Callable[[str, dict[str, Any]], None]:
+    """emit_event bound to a service's logger: the on_event callback its parts are given."""
+    return functools.partial(emit_event, logger)
+
+
+def clear_stop_file(data_dir) -> None:
+    """Remove a stop file left by an earlier run (a killed service never took it): not meant for us."""
+    (Path(data_dir) / STOP_FILE).unlink(missing_ok=True)
 
 
 def take_stop_file(data_dir, logger: logging.Logger) -> bool:
     """True (and the file removed) when a supervisor asked this service to stop: on Windows it
     cannot signal a console-less child, so it writes `<data_dir>/stop`."""
-    from pathlib import Path
-
     stop = Path(data_dir) / STOP_FILE
     if not stop.exists():
         return False
@@ -39,6 +71,33 @@ def take_stop_file(data_dir, logger: logging.Logger) -> bool:
     except OSError:
         pass
     return True
+
+
+async def watch_stop_file(data_dir, on_stop: Callable[[], None], logger: logging.Logger,
+                          interval: float = 0.25) -> None:
+    """Look for the stop file every `interval` seconds; call on_stop() when it appears."""
+    while True:
+        await asyncio.sleep(interval)
+        if take_stop_file(data_dir, logger):
+            on_stop()
+
+
+async def every(interval: float, fn: Callable[[], Any], logger: logging.Logger,
+                on_error: Callable[[Callable, Exception], None] | None = None) -> None:
+    """Housekeeping: call fn() (awaited if it returns an awaitable) every `interval` seconds for
+    ever; a failure is reported by on_error(fn, e) (default: logged with its traceback) and the
+    task goes on."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            result = fn()
+            if inspect.isawaitable(result):
+                await result
+        except Exception as e:
+            if on_error is not None:
+                on_error(fn, e)
+            else:
+                logger.exception("housekeeping task %s failed", getattr(fn, "__name__", fn))
 
 
 #: A service exits with this code when it cannot run as configured (address not on this machine,
@@ -68,8 +127,7 @@ def address_problem(e: OSError, where: str) -> tuple[str, str] | None:
 def config_exit(reason: str, message: str, **detail: Any) -> int:
     """Say why the service cannot run as configured: one machine-readable EVENT line (the supervisor
     reads it from the log), one sentence for a person; returns EXIT_CONFIG for the caller to exit with."""
-    line = json.dumps({"reason": reason, "message": message, **detail}, default=str, sort_keys=True)
-    print(f"EVENT config-error {line}", file=sys.stderr, flush=True)
+    print(event_line("config-error", {"reason": reason, "message": message, **detail}), file=sys.stderr, flush=True)
     print(f"error: {message}", file=sys.stderr, flush=True)
     return EXIT_CONFIG
 
@@ -80,6 +138,20 @@ def stop_signals() -> list[signal.Signals]:
     if hasattr(signal, "SIGBREAK"):
         sigs.append(signal.SIGBREAK)
     return sigs
+
+
+class Service:
+    """What every service shares: serve_forever() until request_stop() (a stop signal, the stop
+    file, or the service itself). Subclasses set `_stopping = asyncio.Event()` and write
+    start() and stop()."""
+
+    _stopping: asyncio.Event
+
+    async def serve_forever(self) -> None:
+        await self._stopping.wait()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
 
 
 async def serve_until_stopped(server: Any) -> int:

@@ -13,43 +13,25 @@ import logging
 import os
 import socket
 import time
-from pathlib import Path
 
-from sandbox.lifecycle import serve_until_stopped, setup_logging, take_stop_file  # noqa: F401  (setup_logging: re-exported)
-from sandbox.protocol import (
-    DecodeError,
-    FrameError,
-    build,
-    decode_produce_request,
-    decode_request,
-    encode_fetch_response,
-    encode_produce_response,
-    encode_response,
-    frame_size,
-    join_parts,
-    peek_header,
-    response_class,
-)
-from sandbox.protocol.fast_metadata import encode_metadata_response
+from sandbox import lifecycle
+from sandbox.lifecycle import serve_until_stopped, setup_logging  # noqa: F401  (setup_logging: re-exported)
+from sandbox.protocol import FrameError, frame_size, join_parts
 
 from .config import DEFAULT_LISTENER, BrokerConfig
-from .context import RequestContext
 from .handlers import REGISTRY
-from .handlers.k18_api_versions import unsupported_version_response
+from .handlers.k00_produce import STORAGE_ERRNOS
 from .state import BrokerState, emit_event
 
 log = logging.getLogger("sandbox.broker")
-
-
-
-from .handlers.k00_produce import STORAGE_ERRNOS  # noqa: E402
+WRITABLE_KEYS = REGISTRY.writable_keys   # frames of these API keys are handed over as bytearrays
 
 
 class ListenerBindError(OSError):
     """A listener's socket could not be bound; strerror says which listener and why."""
 
 
-class BrokerServer:
+class BrokerServer(lifecycle.Service):
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
         self.state = BrokerState(config)
@@ -60,7 +42,7 @@ class BrokerServer:
 
     async def start(self) -> None:
         t0 = time.monotonic()
-        (Path(self.config.data_dir) / "stop").unlink(missing_ok=True)  # left by a killed run
+        lifecycle.clear_stop_file(self.config.data_dir)
         listeners = self.config.endpoints()
         for lst in listeners:
             try:
@@ -83,14 +65,15 @@ class BrokerServer:
         await self.state.open()
         for server in self._servers:
             await server.start_serving()
-        self._tasks = [
-            asyncio.create_task(self._every(0.1, self._tick_groups)),
-            asyncio.create_task(self._every(0.25, self._check_stop_file)),
-            asyncio.create_task(self._every(self.config.retention_check_interval_ms / 1000, self.state.apply_retention)),
-            asyncio.create_task(self._every(self.config.checkpoint_interval_ms / 1000, self.state.checkpoint)),
-            asyncio.create_task(self._every_async(self.config.cleaner_backoff_ms / 1000, self.state.compact)),
-            asyncio.create_task(self._every(1.0, self._flush_due)),
-            asyncio.create_task(self._every(0.5, self.state.replicas.tick)),
+        cfg = self.config
+        self._tasks = [asyncio.create_task(lifecycle.watch_stop_file(cfg.data_dir, self.request_stop, log))] + [
+            asyncio.create_task(lifecycle.every(interval, fn, log, self._housekeeping_failed))
+            for interval, fn in ((0.1, self._tick_groups),
+                                 (cfg.retention_check_interval_ms / 1000, self.state.apply_retention),
+                                 (cfg.checkpoint_interval_ms / 1000, self.state.checkpoint),
+                                 (cfg.cleaner_backoff_ms / 1000, self.state.compact),
+                                 (1.0, self._flush_due),
+                                 (0.5, self.state.replicas.tick))
         ]
         served = ", ".join(
             f"{lst.host}:{lst.port}" if not self.config.listeners else
@@ -119,22 +102,6 @@ class BrokerServer:
             return
         self._servers.append(server)
 
-    async def _every(self, interval: float, fn) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                fn()
-            except Exception as e:
-                self._housekeeping_failed(fn, e)
-
-    async def _every_async(self, interval: float, fn) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await fn()
-            except Exception as e:
-                self._housekeeping_failed(fn, e)
-
     def _housekeeping_failed(self, fn, e: Exception) -> None:
         """A full or failing disk is one line (it is retried next time, and produce reports it);
         anything else is a bug worth its traceback."""
@@ -143,10 +110,6 @@ class BrokerServer:
             log.warning("housekeeping task %s could not write: %s", name, e)
         else:
             log.exception("housekeeping task %s failed", name)
-
-    def _check_stop_file(self) -> None:
-        if take_stop_file(self.config.data_dir, log):
-            self.request_stop()
 
     def _tick_groups(self) -> None:
         if self.state.groups is not None:
@@ -157,12 +120,6 @@ class BrokerServer:
         for plog in self.state.partitions.values():
             plog.flush_if_due(now_ms)
         self.state.checkpoint_if_moved()
-
-    async def serve_forever(self) -> None:
-        await self._stopping.wait()
-
-    def request_stop(self) -> None:
-        self._stopping.set()
 
     async def stop(self) -> None:
         for server in self._servers:
@@ -186,67 +143,19 @@ class BrokerServer:
         """The encoded reply, None for no reply (acks=0), False to close the connection; for a
         handler that must wait (Fetch long-poll, group joins, admin calls), a coroutine giving
         the same. Synchronous handlers (Produce, Metadata, ...) are answered right away."""
-        try:
-            api_key, api_version, correlation_id = peek_header(frame)
-        except DecodeError as e:
-            log.warning("closing connection from %s: %s", peer, e)
-            return False
-        handler = REGISTRY.get(api_key)
-        if handler is None or not handler.min_version <= api_version <= handler.max_version:
-            if api_key == 18:  # ApiVersions: answer in v0 format so the client can retry lower
-                return unsupported_version_response(correlation_id)
-            log.warning(
-                "closing connection from %s: unsupported api_key=%d version=%d",
-                peer, api_key, api_version,
-            )
-            return False
-        try:
-            header, request = (decode_produce_request(frame) if api_key == 0
-                               else decode_request(frame if isinstance(frame, bytes) else bytes(frame)))
-        except DecodeError as e:
-            log.warning("closing connection from %s: bad %s request: %s", peer, handler.name, e)
-            return False
-        ctx = RequestContext(self.state, api_key, api_version, correlation_id, header.client_id, peer, listener)
-        if handler.is_async:
-            return self._finish(handler, ctx, request, peer)
-        try:
-            result = handler.handle(ctx, request)
-            if asyncio.iscoroutine(result):   # a synchronous handler that must wait this time
-                return self._finish_waiting(result, handler, ctx, peer)
-            return self._encode(result, api_key, api_version, correlation_id)
-        except Exception:
-            log.exception("closing connection from %s: %s v%d failed", peer, handler.name, api_version)
-            return False
-
-    async def _finish(self, handler, ctx: RequestContext, request, peer: str):
-        try:
-            return self._encode(await handler.handle(ctx, request), ctx.api_key, ctx.api_version,
-                                ctx.correlation_id)
-        except Exception:
-            log.exception("closing connection from %s: %s v%d failed", peer, handler.name, ctx.api_version)
-            return False
-
-    async def _finish_waiting(self, pending, handler, ctx: RequestContext, peer: str):
-        try:
-            return self._encode(await pending, ctx.api_key, ctx.api_version, ctx.correlation_id)
-        except Exception:
-            log.exception("closing connection from %s: %s v%d failed", peer, handler.name, ctx.api_version)
-            return False
+        out = REGISTRY.dispatch(frame, self.state, peer, listener)
+        if type(out) is list:
+            return fetch_reply(out)
+        if asyncio.iscoroutine(out):
+            return self._finish(out)
+        return out
 
     @staticmethod
-    def _encode(result, api_key: int, api_version: int, correlation_id: int):
-        if result is None:
-            return None
-        # hot paths: hand-rolled encoders; Fetch records (log slices) are read straight into
-        # the reply here, before any await lets the log change
-        if api_key == 0:
-            return encode_produce_response(correlation_id, api_version, result)
-        if api_key == 1:
-            return fetch_reply(encode_fetch_response(correlation_id, api_version, result))
-        if api_key == 3:
-            return encode_metadata_response(correlation_id, api_version, result)
-        cls = response_class(api_key, api_version)
-        return encode_response(correlation_id, build(cls, result))
+    async def _finish(answer):
+        """An awaited answer; parts are made a reply (records read, or file runs pinned) before
+        any other await lets the log change."""
+        out = await answer
+        return fetch_reply(out) if type(out) is list else out
 
 
 SENDFILE = hasattr(os, "sendfile")   # Linux, macOS: file slices go to the socket without a copy
@@ -392,8 +301,10 @@ class Connection(asyncio.BufferedProtocol):
                 return
             if avail - 4 >= size:
                 body = self.view[self.start + 4:self.start + 4 + size]
-                # Produce gets a buffer it may stamp offsets into; kio's decoder wants read-only bytes
-                self._push(bytearray(body) if size >= 2 and body[0] == 0 and body[1] == 0 else bytes(body))
+                # a request whose handler writes through views of its frame (Produce stamps offsets)
+                # gets a bytearray; kio's decoder wants read-only bytes
+                self._push(bytearray(body) if size >= 2 and (body[0] << 8 | body[1]) in WRITABLE_KEYS
+                           else bytes(body))
                 self.start += 4 + size
                 continue
             if size + 4 > len(self.buf):   # a large frame: read the rest straight into its own buffer

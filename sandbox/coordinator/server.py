@@ -12,31 +12,21 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sandbox import lifecycle
 from sandbox.lifecycle import serve_until_stopped, setup_logging  # noqa: F401  (setup_logging: re-exported)
-from sandbox.protocol import (
-    DecodeError, FrameBuffer, FrameError, build, decode_request, encode_response, peek_header,
-    response_class,
-)
+from sandbox.protocol import CLOSE, FrameBuffer, FrameError
 
 from .controller import Coordinator
 from .feed import DEFAULT_CAPACITY, MetadataFeed
-from .handlers import REGISTRY, RequestContext
-from .handlers.k18_api_versions import unsupported_version_response
+from .handlers import REGISTRY
 from .quorum import Observers
 
 log = logging.getLogger("sandbox.coordinator")
+emit_event = lifecycle.event_emitter(log)   # the coordinator's EVENT lines
 
 READ_CHUNK = 1 << 16
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
-STOP_FILE = "stop"
-
-
-def emit_event(kind: str, detail: dict[str, Any]) -> None:
-    """The coordinator's EVENT lines (see sandbox.lifecycle)."""
-    lifecycle.emit_event(log, kind, detail)
 
 
 @dataclass
@@ -52,7 +42,7 @@ class CoordinatorConfig:
     max_request_bytes: int = MAX_REQUEST_BYTES
 
 
-class CoordinatorServer:
+class CoordinatorServer(lifecycle.Service):
     """start() binds and opens the journal; serve_forever() until request_stop(); stop()."""
 
     def __init__(self, config: CoordinatorConfig) -> None:
@@ -74,10 +64,6 @@ class CoordinatorServer:
     def port(self) -> int:
         return self.config.port
 
-    @property
-    def stop_file(self) -> Path:
-        return self.data_dir / STOP_FILE
-
     async def start(self) -> None:
         t0 = time.monotonic()
         cfg = self.config
@@ -87,44 +73,46 @@ class CoordinatorServer:
         try:
             if cfg.port == 0:
                 cfg.port = self._server.sockets[0].getsockname()[1]
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            if self.stop_file.exists():  # left over from an earlier run: not meant for us
-                self.stop_file.unlink()
-            self.coordinator = Coordinator(
-                self.data_dir, session_timeout_ms=cfg.session_timeout_ms,
-                default_partitions=cfg.default_partitions, on_event=emit_event,
-                snapshot_every=cfg.snapshot_every)
-            self.feed = MetadataFeed(self.coordinator, cfg.feed_capacity)
+            self.open()
         except BaseException:
             self._server.close()
             raise
         await self._server.start_serving()
-        self._tasks = [asyncio.create_task(self._housekeeping())]
+        self._tasks = [
+            asyncio.create_task(lifecycle.every(cfg.tick_interval_s, self._fence_expired, log)),
+            asyncio.create_task(lifecycle.watch_stop_file(self.data_dir, self.request_stop, log,
+                                                          cfg.tick_interval_s)),
+        ]
         log.info("coordinator serving on %s:%d (cluster %s, data %s, metadata offset %d, "
                  "started in %.0f ms)", cfg.host, cfg.port, self.coordinator.cluster_id,
                  self.data_dir, self.coordinator.metadata_offset,
                  (time.monotonic() - t0) * 1000)
         emit_event("start", {"service": "coordinator", "port": cfg.port})
 
-    async def _housekeeping(self) -> None:
-        """Every tick: fence brokers whose session expired; honour a stop file."""
-        while not self._stopping.is_set():
-            await asyncio.sleep(self.config.tick_interval_s)
-            try:
-                fenced = self.coordinator.tick()
-                for bid in fenced:
-                    log.warning("broker %d missed its session timeout (%d ms): fenced", bid,
-                                self.session_timeout_ms)
-                if lifecycle.take_stop_file(self.data_dir, log):
-                    self.request_stop()
-            except Exception:
-                log.exception("coordinator housekeeping failed")
+    def open(self) -> None:
+        """The journal, the coordinator and its metadata feed, without sockets: what handlers
+        see (start() opens them once the port is bound; in-process tests call this alone)."""
+        cfg = self.config
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lifecycle.clear_stop_file(self.data_dir)
+        self.coordinator = Coordinator(
+            self.data_dir, session_timeout_ms=cfg.session_timeout_ms,
+            default_partitions=cfg.default_partitions, on_event=emit_event,
+            snapshot_every=cfg.snapshot_every)
+        self.feed = MetadataFeed(self.coordinator, cfg.feed_capacity)
 
-    async def serve_forever(self) -> None:
-        await self._stopping.wait()
+    def close(self) -> None:
+        """Close what open() opened (the feed, then the journal, snapshotted)."""
+        if self.feed is not None:
+            self.feed.close()
+        if self.coordinator is not None:
+            self.coordinator.close()
 
-    def request_stop(self) -> None:
-        self._stopping.set()
+    def _fence_expired(self) -> None:
+        """Every tick: fence brokers whose session expired."""
+        for bid in self.coordinator.tick():
+            log.warning("broker %d missed its session timeout (%d ms): fenced", bid,
+                        self.session_timeout_ms)
 
     async def stop(self) -> None:
         if self._stopped:
@@ -145,10 +133,7 @@ class CoordinatorServer:
                 await asyncio.wait_for(self._server.wait_closed(), 2)
             except (asyncio.TimeoutError, Exception):
                 pass
-        if self.feed is not None:
-            self.feed.close()
-        if self.coordinator is not None:
-            self.coordinator.close()
+        self.close()
         log.info("coordinator stopped cleanly (journal snapshotted)")
         emit_event("stop", {"service": "coordinator"})
 
@@ -174,10 +159,11 @@ class CoordinatorServer:
                     return
                 for frame in batch:
                     out = await self._dispatch(frame, peer)
-                    if out is None:
+                    if out is CLOSE:
                         return
-                    writer.write(out)
-                    await writer.drain()
+                    if out is not None:
+                        writer.write(out)
+                        await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
@@ -188,37 +174,10 @@ class CoordinatorServer:
             self._conns.pop(writer, None)
             writer.close()
 
-    async def _dispatch(self, frame: bytes, peer: str) -> bytes | None:
-        """The encoded reply, or None to close the connection."""
-        try:
-            api_key, api_version, correlation_id = peek_header(frame)
-        except DecodeError as e:
-            log.warning("closing connection from %s: %s", peer, e)
-            return None
-        handler = REGISTRY.get(api_key)
-        if handler is None or not handler.min_version <= api_version <= handler.max_version:
-            if api_key == 18:  # ApiVersions: answer in v0 format so the client can retry lower
-                return unsupported_version_response(correlation_id)
-            log.warning("closing connection from %s: unsupported api_key=%d version=%d",
-                        peer, api_key, api_version)
-            return None
-        try:
-            header, request = decode_request(frame)
-        except DecodeError as e:
-            log.warning("closing connection from %s: bad %s request: %s", peer, handler.name, e)
-            return None
-        ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, peer)
-        try:
-            result = (await handler.handle(ctx, request)) if handler.is_async \
-                else handler.handle(ctx, request)
-            return encode_response(correlation_id, build(response_class(api_key, api_version),
-                                                         result))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("closing connection from %s: %s v%d failed", peer, handler.name,
-                          api_version)
-            return None
+    async def _dispatch(self, frame: bytes, peer: str):
+        """The encoded reply, None for no reply, CLOSE (False) to close the connection."""
+        out = REGISTRY.dispatch(frame, self, peer)
+        return (await out) if asyncio.iscoroutine(out) else out
 
 
 async def run_coordinator(config: CoordinatorConfig) -> int:

@@ -11,6 +11,7 @@ import uuid
 from typing import Any, NamedTuple
 
 from .codec import DecodeError, RequestHeader, read_uvarint, skip_tags
+from .registry import FastCodec
 
 PRODUCE_REQUEST_VERSIONS = (3, 12)
 PRODUCE_RESPONSE_VERSIONS = (3, 12)
@@ -334,3 +335,13 @@ def join_parts(parts: list) -> bytearray:
         pos += n
     view.release()
     return buf
+
+
+#: registered per API key (see sandbox.protocol.registry): Produce (0) requests and responses,
+#: Fetch (1) responses; Produce requests keep views of the frame that the handler stamps
+FAST_CODECS = (
+    FastCodec(0, max(PRODUCE_REQUEST_VERSIONS[0], PRODUCE_RESPONSE_VERSIONS[0]),
+              min(PRODUCE_REQUEST_VERSIONS[1], PRODUCE_RESPONSE_VERSIONS[1]),
+              decode=decode_produce_request, encode=encode_produce_response, frame_views=True),
+    FastCodec(1, *FETCH_RESPONSE_VERSIONS, encode=encode_fetch_response),
+)

@@ -7,6 +7,7 @@ import struct
 import uuid
 
 from .fast import _I16, _I32, _ms, _put_array_len, _put_string, _response_start
+from .registry import FastCodec
 
 METADATA_RESPONSE_VERSIONS = (0, 13)
 _PART = struct.Struct(">hii")        # error code, partition index, leader id
@@ -98,3 +99,7 @@ def _put_topic(out: bytearray, version: int, flexible: bool, t: dict) -> None:
         out += _I32.pack(t.get("topic_authorized_operations", -2147483648))
     if flexible:
         out.append(0)
+
+
+#: registered per API key (see sandbox.protocol.registry): Metadata (3) responses
+FAST_CODECS = (FastCodec(3, *METADATA_RESPONSE_VERSIONS, encode=encode_metadata_response),)

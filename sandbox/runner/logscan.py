@@ -1,13 +1,16 @@
-"""Reading a service's log file: the last lines (for crash events) and the `EVENT repair` /
-`EVENT stale-lock…` lines a service writes when it repairs its journal at start."""
+"""Reading a service's log file: the last lines (for crash events) and the EVENT lines the
+supervisor acts on (journal repairs, stale locks, config and storage errors), in the one format
+sandbox.lifecycle writes."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-EVENT_LINE = re.compile(r"EVENT (repair|stale-lock[\w-]*|config-error|storage-error|storage-ok) (\{.*\})\s*$")
+from sandbox.lifecycle import parse_event_line
+
+#: the EVENT kinds the supervisor reads from a service's log
+SUPERVISED_EVENTS = re.compile(r"repair|stale-lock[\w-]*|config-error|storage-error|storage-ok")
 _MAX_SCAN = 4 << 20  # never read more than this much of a log in one go
 
 
@@ -40,7 +43,7 @@ def tail_lines(path: Path, n: int = 20, since: int = 0) -> list[str]:
 
 
 def scan_events(path: Path, offset: int) -> tuple[list[tuple[str, dict]], int]:
-    """Repair events in complete lines from byte `offset`; returns them and the offset to resume from."""
+    """Supervised events in complete lines from byte `offset`; returns them and the offset to resume from."""
     data, start = _read_from(path, offset)
     cut = data.rfind(b"\n")
     if cut < 0:
@@ -49,17 +52,12 @@ def scan_events(path: Path, offset: int) -> tuple[list[tuple[str, dict]], int]:
 
 
 def parse_events(lines) -> list[tuple[str, dict]]:
-    """(kind, detail) of every `EVENT repair …` / `EVENT stale-lock… …` line among `lines`."""
+    """(kind, detail) of every EVENT line among `lines` whose kind is in SUPERVISED_EVENTS."""
     events = []
     for line in lines:
-        m = EVENT_LINE.search(line)
-        if not m:
-            continue
-        try:
-            detail = json.loads(m.group(2))
-        except ValueError:
-            detail = {"raw": m.group(2)}
-        events.append((m.group(1), detail if isinstance(detail, dict) else {"value": detail}))
+        event = parse_event_line(line)
+        if event is not None and SUPERVISED_EVENTS.fullmatch(event[0]):
+            events.append(event)
     return events
 
 

@@ -1,36 +1,22 @@
 """ApiVersions (18): the supported ranges, derived from the handler registry; from v3 also the
 supported and finalized features (metadata.version) with their epoch, the metadata offset, as a
-Kafka broker of a KRaft cluster reports them.
-
-A request at a version we lack gets the v0 body with UNSUPPORTED_VERSION and the full list,
-so librdkafka and the Java client retry at a version we speak.
+Kafka broker of a KRaft cluster reports them. (A request at a version we lack is answered by the
+registry itself: the v0 body with UNSUPPORTED_VERSION and the full list.)
 """
 
 from __future__ import annotations
 
 from sandbox.coordinator.features import api_versions_fields
-from sandbox.protocol import build, encode_response, response_class
 
 API_KEY = 18
 MIN_VERSION = 0
 MAX_VERSION = 4
-UNSUPPORTED_VERSION = 35
-
-
-def _api_keys() -> list[dict]:
-    from . import supported_versions
-
-    return [{"api_key": k, "min_version": lo, "max_version": hi} for k, lo, hi in supported_versions()]
 
 
 def handle(ctx, request) -> dict:
-    out = {"error_code": 0, "api_keys": _api_keys(), "throttle_time": 0}
+    from . import REGISTRY
+
     coord = ctx.state.coordinator
     if ctx.api_version >= 3 and coord is not None:
-        out.update(api_versions_fields(coord.finalized_features(), coord.metadata_offset))
-    return out
-
-
-def unsupported_version_response(correlation_id: int) -> bytes:
-    body = build(response_class(API_KEY, 0), {"error_code": UNSUPPORTED_VERSION, "api_keys": _api_keys()})
-    return encode_response(correlation_id, body)
+        return REGISTRY.api_versions(**api_versions_fields(coord.finalized_features(), coord.metadata_offset))
+    return REGISTRY.api_versions()

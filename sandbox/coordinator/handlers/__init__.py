@@ -1,4 +1,4 @@
-"""The coordinator's request handlers: one module per API key (kNN_name.py), found at import.
+"""The coordinator's request handlers: one module per API key (kNN_name.py), found by the registry.
 
 Each module declares API_KEY, MIN_VERSION, MAX_VERSION and `handle(ctx, request)` returning a
 dict shaped like the response (see sandbox.protocol.build); ApiVersions is derived from here.
@@ -6,21 +6,11 @@ dict shaped like the response (see sandbox.protocol.build); ApiVersions is deriv
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import pkgutil
+import logging
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-
-@dataclass(frozen=True)
-class Handler:
-    api_key: int
-    min_version: int
-    max_version: int
-    handle: Callable[..., Any]
-    is_async: bool
-    name: str
+from sandbox.protocol import Registry
 
 
 @dataclass(slots=True)
@@ -39,23 +29,6 @@ class RequestContext:
         return self.server.coordinator
 
 
-def _discover() -> dict[int, Handler]:
-    registry: dict[int, Handler] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if not info.name.startswith("k"):
-            continue
-        mod = importlib.import_module(f"{__name__}.{info.name}")
-        h = Handler(mod.API_KEY, mod.MIN_VERSION, mod.MAX_VERSION, mod.handle,
-                    inspect.iscoroutinefunction(mod.handle), info.name)
-        if h.api_key in registry:
-            raise RuntimeError(f"two handlers for api key {h.api_key}: "
-                               f"{registry[h.api_key].name}, {h.name}")
-        registry[h.api_key] = h
-    return registry
+REGISTRY: Registry = Registry.discover(__name__, context=RequestContext,
+                                       log=logging.getLogger("sandbox.coordinator"))
 
-
-REGISTRY: dict[int, Handler] = _discover()
-
-
-def supported_versions() -> list[tuple[int, int, int]]:
-    return [(k, h.min_version, h.max_version) for k, h in sorted(REGISTRY.items())]

@@ -1,0 +1,384 @@
+"""Every API key the broker registers, answered in-process through its registry: a broker state
+opened in a temp dir as the server opens it, a request encoded with kio, the frame dispatched,
+the reply decoded with kio. A key registered without a case here fails the suite."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import pytest
+
+from inprocess import SHARED, Cases, InProcess
+from sandbox.broker.config import DEFAULT_LISTENER, BrokerConfig
+from sandbox.broker.handlers import REGISTRY
+from sandbox.broker.state import BrokerState
+from sandbox.protocol import errors as E
+from sandbox.protocol.records import decode_batches, encode_batch
+
+PORT = 19092
+CASES = Cases(SHARED)   # the admin APIs both services answer alike, then this service's own
+case = CASES.add
+
+
+@pytest.fixture
+def broker(tmp_path):
+    loop = asyncio.new_event_loop()
+    state = BrokerState(BrokerConfig(data_dir=tmp_path / "broker", port=PORT))
+    try:
+        loop.run_until_complete(state.open())
+        yield InProcess(REGISTRY, loop, state, DEFAULT_LISTENER)
+    finally:
+        loop.run_until_complete(state.close())
+        loop.close()
+
+
+# ---- shared steps
+def produce(b: InProcess, values: list[bytes], name: str = "t", partition: int = 0):
+    resp = b.call(0, 9, {"transactional_id": None, "acks": -1, "timeout": 5000, "topic_data": [
+        {"name": name, "partition_data": [{"index": partition, "records": encode_batch(0, values)}]}]})
+    return resp.responses[0].partition_responses[0]
+
+
+# ---- one case per API key
+@case(0)
+def produce_appends_at_offset_zero_then_one(b):
+    b.create_topic()
+    first = produce(b, [b"a", b"b"])
+    assert int(first.error_code) == E.NONE and first.base_offset == 0
+    assert produce(b, [b"c"]).base_offset == 2
+    ghost = produce(b, [b"x"], partition=99)
+    assert int(ghost.error_code) == E.UNKNOWN_TOPIC_OR_PARTITION
+
+
+@case(1)
+def fetch_returns_what_was_produced(b):
+    b.create_topic()
+    produce(b, [b"hello"])
+    resp = b.call(1, 12, {"replica_id": -1, "max_wait": 0, "min_bytes": 1, "max_bytes": 1 << 20,
+                          "isolation_level": 0, "session_id": 0, "session_epoch": -1, "rack_id": "",
+                          "forgotten_topics_data": [], "topics": [{"topic": "t", "partitions": [
+                              {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]})
+    p = resp.responses[0].partitions[0]
+    assert int(resp.error_code) == E.NONE and int(p.error_code) == E.NONE and p.high_watermark == 1
+    assert [r.value for r in decode_batches(bytes(p.records))] == [b"hello"]
+
+
+@case(2)
+def list_offsets_latest_is_the_log_end(b):
+    b.create_topic()
+    produce(b, [b"a", b"b", b"c"])
+    resp = b.call(2, 7, {"replica_id": -1, "isolation_level": 0, "topics": [
+        {"name": "t", "partitions": [{"partition_index": 0, "timestamp": -1}, {"partition_index": 0, "timestamp": -2}]}]})
+    latest, earliest = resp.topics[0].partitions
+    assert int(latest.error_code) == E.NONE and latest.offset == 3 and earliest.offset == 0
+
+
+@case(3)
+def metadata_shows_a_created_topic_and_this_broker(b):
+    created = b.create_topic("orders", 3)
+    resp = b.metadata("orders")
+    t = resp.topics[0]
+    assert int(t.error_code) == E.NONE and t.topic_id == created.topic_id
+    assert sorted(p.partition_index for p in t.partitions) == [0, 1, 2]
+    assert {p.leader_id for p in t.partitions} == {1}
+    assert [(br.node_id, br.port) for br in resp.brokers] == [(1, PORT)]
+    assert int(b.metadata("never-made").topics[0].error_code) == E.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def commit(b, group="g", offset=5):
+    return b.call(8, 8, {"group_id": group, "generation_id_or_member_epoch": -1, "member_id": "",
+                         "group_instance_id": None, "topics": [{"name": "t", "partitions": [
+                             {"partition_index": 0, "committed_offset": offset, "committed_metadata": "m"}]}]})
+
+
+@case(8)
+def offset_commit_of_a_simple_consumer(b):
+    b.create_topic()
+    resp = commit(b)
+    assert int(resp.topics[0].partitions[0].error_code) == E.NONE
+
+
+@case(9)
+def offset_fetch_returns_the_committed_offset(b):
+    b.create_topic()
+    commit(b, offset=5)
+    resp = b.call(9, 8, {"groups": [{"group_id": "g", "topics": [{"name": "t", "partition_indexes": [0]}]}],
+                         "require_stable": False})
+    g = resp.groups[0]
+    p = g.topics[0].partitions[0]
+    assert int(g.error_code) == E.NONE and int(p.error_code) == E.NONE
+    assert (p.committed_offset, p.metadata) == (5, "m")
+
+
+@case(10)
+def find_coordinator_names_this_broker(b):
+    resp = b.call(10, 4, {"key_type": 0, "coordinator_keys": ["g"]})
+    c = resp.coordinators[0]
+    assert int(c.error_code) == E.NONE and (c.key, c.node_id, c.port) == ("g", 1, PORT)
+
+
+def join(b, member_id=""):
+    return b.call(11, 5, {"group_id": "jg", "session_timeout": 10000, "rebalance_timeout": 10000,
+                          "member_id": member_id, "group_instance_id": None, "protocol_type": "consumer",
+                          "protocols": [{"name": "range", "metadata": b"m"}]})
+
+
+@case(11)
+def join_group_asks_for_a_member_id_then_elects_the_leader(b):
+    first = join(b)
+    assert int(first.error_code) == E.MEMBER_ID_REQUIRED and first.member_id
+    second = join(b, first.member_id)
+    assert int(second.error_code) == E.NONE and second.leader == first.member_id and second.generation_id == 1
+
+
+@case(12)
+def heartbeat_from_an_unknown_member(b):
+    resp = b.call(12, 4, {"group_id": "g", "generation_id": 1, "member_id": "nobody", "group_instance_id": None})
+    assert int(resp.error_code) == E.UNKNOWN_MEMBER_ID
+
+
+@case(13)
+def leave_group_reports_each_member(b):
+    resp = b.call(13, 4, {"group_id": "g", "members": [{"member_id": "nobody"}]})
+    assert int(resp.error_code) == E.NONE
+    assert [(m.member_id, int(m.error_code)) for m in resp.members] == [("nobody", E.UNKNOWN_MEMBER_ID)]
+
+
+@case(14)
+def sync_group_gives_the_leader_its_assignment(b):
+    member = join(b).member_id
+    gen = join(b, member).generation_id
+    resp = b.call(14, 5, {"group_id": "jg", "generation_id": gen, "member_id": member, "protocol_type": "consumer",
+                          "protocol_name": "range", "assignments": [{"member_id": member, "assignment": b"mine"}]})
+    assert int(resp.error_code) == E.NONE and resp.assignment == b"mine"
+
+
+@case(15)
+def describe_groups_known_and_unknown(b):
+    b.create_topic()
+    commit(b)
+    resp = b.call(15, 5, {"groups": ["g", "nope"], "include_authorized_operations": False})
+    states = {g.group_id: (int(g.error_code), g.group_state) for g in resp.groups}
+    assert states == {"g": (E.NONE, "Empty"), "nope": (E.NONE, "Dead")}
+
+
+@case(16)
+def list_groups_lists_a_group_with_offsets(b):
+    b.create_topic()
+    commit(b, group="listed")
+    resp = b.call(16, 4, {"states_filter": []})
+    assert int(resp.error_code) == E.NONE and [g.group_id for g in resp.groups] == ["listed"]
+
+
+@case(18)
+def api_versions_lists_every_advertised_key(b):
+    resp = b.call(18, 3, {"client_software_name": "t", "client_software_version": "1"})
+    assert int(resp.error_code) == E.NONE
+    assert [(k.api_key, k.min_version, k.max_version) for k in resp.api_keys] == REGISTRY.supported_versions()
+    assert [f.name for f in resp.finalized_features] == ["metadata.version"]
+
+
+@case(20)
+def delete_topics_removes_it_from_metadata(b):
+    b.create_topic()
+    resp = b.call(20, 6, {"topics": [{"name": "t", "topic_id": None}], "timeout": 5000})
+    assert int(resp.responses[0].error_code) == E.NONE and resp.responses[0].name == "t"
+    assert int(b.metadata().topics[0].error_code) == E.UNKNOWN_TOPIC_OR_PARTITION
+
+
+@case(21)
+def delete_records_moves_the_low_watermark(b):
+    b.create_topic()
+    produce(b, [b"a", b"b", b"c"])
+    resp = b.call(21, 2, {"topics": [{"name": "t", "partitions": [{"partition_index": 0, "offset": 2}]}],
+                          "timeout": 5000})
+    p = resp.topics[0].partitions[0]
+    assert int(p.error_code) == E.NONE and p.low_watermark == 2
+
+
+@case(22)
+def init_producer_id_hands_out_distinct_ids(b):
+    ask = {"transactional_id": None, "transaction_timeout": 60000, "producer_id": -1, "producer_epoch": -1}
+    first, second = b.call(22, 4, ask), b.call(22, 4, ask)
+    assert int(first.error_code) == E.NONE and first.producer_id >= 0 and first.producer_epoch == 0
+    assert second.producer_id != first.producer_id
+
+
+@case(23)
+def offset_for_leader_epoch_is_the_log_end(b):
+    b.create_topic()
+    produce(b, [b"a", b"b"])
+    resp = b.call(23, 4, {"replica_id": -1, "topics": [{"topic": "t", "partitions": [
+        {"partition": 0, "current_leader_epoch": -1, "leader_epoch": 0}]}]})
+    p = resp.topics[0].partitions[0]
+    assert int(p.error_code) == E.NONE and (p.leader_epoch, p.end_offset) == (0, 2)
+
+
+ACL_FILTER = {"resource_type_filter": 1, "resource_name_filter": None, "pattern_type_filter": 1,
+              "principal_filter": None, "host_filter": None, "operation": 1, "permission_type": 1}
+
+
+@case(29)
+def describe_acls_without_an_authorizer(b):
+    resp = b.call(29, 3, ACL_FILTER)
+    assert int(resp.error_code) == E.SECURITY_DISABLED and resp.resources == ()
+
+
+@case(30)
+def create_acls_without_an_authorizer(b):
+    resp = b.call(30, 3, {"creations": [{"resource_type": 2, "resource_name": "t", "resource_pattern_type": 3,
+                                         "principal": "User:a", "host": "*", "operation": 2, "permission_type": 3}]})
+    assert [int(r.error_code) for r in resp.results] == [E.SECURITY_DISABLED]
+
+
+@case(31)
+def delete_acls_without_an_authorizer(b):
+    resp = b.call(31, 3, {"filters": [ACL_FILTER]})
+    assert [int(r.error_code) for r in resp.filter_results] == [E.SECURITY_DISABLED]
+
+
+@case(35)
+def describe_log_dirs_lists_the_partitions(b):
+    b.create_topic("t", 2)
+    produce(b, [b"x" * 100])
+    resp = b.call(35, 4, {"topics": None})
+    d = resp.results[0]
+    assert int(resp.error_code) == E.NONE and int(d.error_code) == E.NONE
+    sizes = {(t.name, p.partition_index): p.partition_size for t in d.topics for p in t.partitions}
+    assert set(sizes) == {("t", 0), ("t", 1)} and sizes[("t", 0)] > 100 and sizes[("t", 1)] == 0
+
+
+@case(42)
+def delete_groups_known_and_unknown(b):
+    b.create_topic()
+    commit(b, group="gone")
+    resp = b.call(42, 2, {"groups_names": ["gone", "nope"]})
+    assert {r.group_id: int(r.error_code) for r in resp.results} == {"gone": E.NONE, "nope": E.GROUP_ID_NOT_FOUND}
+
+
+@case(43)
+def elect_leaders_not_needed_with_one_replica(b):
+    b.create_topic()
+    resp = b.call(43, 2, {"election_type": 0, "topic_partitions": [{"topic": "t", "partitions": [0]}], "timeout": 5000})
+    r = resp.replica_election_results[0]
+    assert int(resp.error_code) == E.NONE and r.topic == "t"
+    assert [(p.partition_id, int(p.error_code)) for p in r.partition_result] == [(0, E.ELECTION_NOT_NEEDED)]
+
+
+@case(45)
+def alter_partition_reassignments_to_the_only_broker(b):
+    b.create_topic()
+    resp = b.call(45, 0, {"timeout": 5000, "topics": [{"name": "t", "partitions": [
+        {"partition_index": 0, "replicas": [1]}]}]})
+    assert int(resp.error_code) == E.NONE
+    assert [(p.partition_index, int(p.error_code)) for p in resp.responses[0].partitions] == [(0, E.NONE)]
+
+
+@case(46)
+def list_partition_reassignments_none_in_progress(b):
+    b.create_topic()
+    resp = b.call(46, 0, {"timeout": 5000, "topics": None})
+    assert int(resp.error_code) == E.NONE and resp.topics == ()
+
+
+@case(47)
+def offset_delete_drops_a_committed_offset(b):
+    b.create_topic()
+    commit(b)
+    resp = b.call(47, 0, {"group_id": "g", "topics": [{"name": "t", "partitions": [{"partition_index": 0}]}]})
+    assert int(resp.error_code) == E.NONE and int(resp.topics[0].partitions[0].error_code) == E.NONE
+    fetched = b.call(9, 8, {"groups": [{"group_id": "g", "topics": [{"name": "t", "partition_indexes": [0]}]}],
+                            "require_stable": False})
+    assert fetched.groups[0].topics[0].partitions[0].committed_offset == -1
+
+
+@case(50)
+def describe_user_scram_credentials_none(b):
+    resp = b.call(50, 0, {"users": None})
+    assert int(resp.error_code) == E.NONE and resp.results == ()
+
+
+@case(51)
+def alter_user_scram_credentials_without_sasl(b):
+    resp = b.call(51, 0, {"deletions": [], "upsertions": [
+        {"name": "alice", "mechanism": 1, "iterations": 4096, "salt": b"s", "salted_password": b"p"}]})
+    assert [(r.user, int(r.error_code)) for r in resp.results] == [("alice", E.UNSUPPORTED_SASL_MECHANISM)]
+
+
+@case(55)
+def describe_quorum_names_this_broker_the_leader(b):
+    resp = b.call(55, 2, {"topics": [{"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}]})
+    p = resp.topics[0].partitions[0]
+    assert int(resp.error_code) == E.NONE and int(p.error_code) == E.NONE
+    assert p.leader_id == 1 and [v.replica_id for v in p.current_voters] == [1] and p.high_watermark > 0
+
+
+@case(60)
+def describe_cluster_lists_this_broker(b):
+    resp = b.call(60, 1, {"include_cluster_authorized_operations": False, "endpoint_type": 1})
+    assert int(resp.error_code) == E.NONE and resp.cluster_id
+    assert [(br.broker_id, br.port) for br in resp.brokers] == [(1, PORT)] and resp.controller_id == 1
+
+
+@case(61)
+def describe_producers_of_an_idle_partition(b):
+    b.create_topic()
+    resp = b.call(61, 0, {"topics": [{"name": "t", "partition_indexes": [0]}]})
+    p = resp.topics[0].partitions[0]
+    assert int(p.error_code) == E.NONE and p.active_producers == ()
+
+
+def consumer_heartbeat(b):
+    return b.call(68, 0, {"group_id": "cg", "member_id": "", "member_epoch": 0, "instance_id": None, "rack_id": None,
+                          "rebalance_timeout": 30000, "subscribed_topic_names": ["t"], "server_assignor": None,
+                          "topic_partitions": []})
+
+
+@case(68)
+def consumer_group_heartbeat_joins_and_assigns(b):
+    created = b.create_topic("t", 2)
+    resp = consumer_heartbeat(b)
+    assert int(resp.error_code) == E.NONE and resp.member_id and resp.member_epoch == 1
+    assert [(tp.topic_id, tp.partitions) for tp in resp.assignment.topic_partitions] == [(created.topic_id, (0, 1))]
+
+
+@case(69)
+def consumer_group_describe_shows_the_member(b):
+    b.create_topic()
+    member = consumer_heartbeat(b).member_id
+    resp = b.call(69, 0, {"group_ids": ["cg"], "include_authorized_operations": False})
+    g = resp.groups[0]
+    assert int(g.error_code) == E.NONE and g.group_state == "Stable" and [m.member_id for m in g.members] == [member]
+
+
+@case(71)
+def get_telemetry_subscriptions_assigns_an_instance_id(b):
+    resp = b.call(71, 0, {"client_instance_id": uuid.UUID(int=0)})
+    assert int(resp.error_code) == E.NONE and resp.client_instance_id != uuid.UUID(int=0)
+    assert resp.requested_metrics == ()
+
+
+@case(72)
+def push_telemetry_with_an_unknown_subscription(b):
+    resp = b.call(72, 0, {"client_instance_id": uuid.uuid4(), "subscription_id": 0, "terminating": False,
+                          "compression_type": 0, "metrics": b""})
+    assert int(resp.error_code) == E.UNKNOWN_SUBSCRIPTION_ID
+
+
+@case(75)
+def describe_topic_partitions_of_a_topic(b):
+    created = b.create_topic("t", 2)
+    resp = b.call(75, 0, {"topics": [{"name": "t"}], "response_partition_limit": 2000, "cursor": None})
+    t = resp.topics[0]
+    assert int(t.error_code) == E.NONE and t.topic_id == created.topic_id
+    assert [p.partition_index for p in t.partitions] == [0, 1]
+
+
+# ---- the registry and the cases agree
+def test_every_registered_key_has_a_case():
+    CASES.assert_covers(REGISTRY)
+
+
+@pytest.mark.parametrize("api_key", list(REGISTRY))
+def test_handler_in_process(api_key, broker):
+    CASES.run(REGISTRY, api_key, broker)

@@ -1,0 +1,164 @@
+"""Requests answered in-process through a service's registry (no sockets, no subprocess): a
+request dict is built with kio at the chosen version, encoded, dispatched as the server does,
+and the reply decoded with kio."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any, Callable
+
+from sandbox.protocol import (
+    CLOSE, Registry, RequestHeader, build, decode_response, encode_request, join_parts, request_class,
+)
+from sandbox.protocol import errors as E
+
+
+class InProcess:
+    """One service's registry and the owner its handlers see (broker state or coordinator
+    server), on an event loop of its own."""
+
+    def __init__(self, registry: Registry, loop: asyncio.AbstractEventLoop, owner: Any, *extra: Any) -> None:
+        self.registry, self.loop, self.owner, self.extra = registry, loop, owner, extra
+        self._corr = itertools.count(1)
+
+    def frame(self, api_key: int, version: int, body: dict | Any, correlation_id: int) -> bytes | bytearray:
+        """The request frame (no size prefix) as the server's connection hands it over."""
+        entity = build(request_class(api_key, version), body)
+        raw = encode_request(RequestHeader(api_key, version, correlation_id, "in-process"), entity)[4:]
+        return bytearray(raw) if api_key in self.registry.writable_keys else raw
+
+    def raw(self, frame) -> Any:
+        """The registry's answer to one frame, awaited if it had to wait, parts joined."""
+        out = self.registry.dispatch(frame, self.owner, "in-process", *self.extra)
+        if asyncio.iscoroutine(out):
+            out = self.loop.run_until_complete(out)
+        if isinstance(out, list):
+            out = bytes(join_parts(out))
+        return out
+
+    def call(self, api_key: int, version: int, body: dict | Any) -> Any:
+        """The decoded response entity (None when the handler sends no response)."""
+        corr = next(self._corr)
+        out = self.raw(self.frame(api_key, version, body, corr))
+        assert out is not CLOSE, f"api key {api_key} v{version}: the connection would be closed"
+        if out is None:
+            return None
+        got, response = decode_response(bytes(out)[4:], api_key, version)
+        assert got == corr
+        return response
+
+    # ---- steps both services' cases take
+    def create_topic(self, name: str = "t", partitions: int = 3):
+        self.before_topics()
+        resp = self.call(19, 7, {"topics": [{"name": name, "num_partitions": partitions, "replication_factor": 1,
+                                             "assignments": [], "configs": []}],
+                                 "timeout": 5000, "validate_only": False})
+        return resp.topics[0]
+
+    def before_topics(self) -> None:
+        """What must be true before a topic can be created (the coordinator: a registered broker)."""
+
+    def metadata(self, name: str = "t"):
+        return self.call(3, 12, {"topics": [{"name": name, "topic_id": None}], "allow_auto_topic_creation": False,
+                                 "include_topic_authorized_operations": False})
+
+    def config_value(self, name: str, key: str) -> str | None:
+        resp = self.call(32, 4, {"resources": [{"resource_type": 2, "resource_name": name,
+                                                "configuration_keys": [key]}],
+                                 "include_synonyms": False, "include_documentation": False})
+        assert int(resp.results[0].error_code) == E.NONE
+        return {c.name: c.value for c in resp.results[0].configs}[key]
+
+    def describe_quotas(self):
+        return self.call(48, 1, {"components": [{"entity_type": "client-id", "match_type": 0, "match": "c1"}],
+                                 "strict": False})
+
+
+Case = Callable[[InProcess], None]
+
+
+class Cases(dict):
+    """One in-process case per API key; check() fails when a registry has a key without one."""
+
+    def add(self, api_key: int) -> Callable[[Case], Case]:
+        def register(fn: Case) -> Case:
+            assert api_key not in self, f"two cases for api key {api_key}"
+            self[api_key] = fn
+            return fn
+        return register
+
+    def assert_covers(self, registry: Registry) -> None:
+        assert sorted(self) == list(registry), "a handler was added or removed: add or remove its case"
+
+    def run(self, registry: Registry, api_key: int, service: InProcess) -> None:
+        fn = self.get(api_key)
+        assert fn is not None, f"api key {api_key} ({registry.get(api_key).name}) has no in-process case"
+        fn(service)
+
+
+#: the admin APIs the broker and the coordinator answer alike
+SHARED = Cases()
+
+
+@SHARED.add(19)
+def create_topics_then_again(c: InProcess) -> None:
+    t = c.create_topic("t", 3)
+    assert int(t.error_code) == E.NONE and t.num_partitions == 3 and t.topic_id is not None
+    assert int(c.create_topic("t", 3).error_code) == E.TOPIC_ALREADY_EXISTS
+
+
+@SHARED.add(32)
+def describe_configs_of_a_topic(c: InProcess) -> None:
+    c.create_topic()
+    assert c.config_value("t", "cleanup.policy") == "delete"
+
+
+@SHARED.add(33)
+def alter_configs_sets_a_topic_config(c: InProcess) -> None:
+    c.create_topic()
+    resp = c.call(33, 2, {"resources": [{"resource_type": 2, "resource_name": "t", "configs": [
+        {"name": "retention.ms", "value": "1234"}]}], "validate_only": False})
+    assert int(resp.responses[0].error_code) == E.NONE and resp.responses[0].resource_name == "t"
+    assert c.config_value("t", "retention.ms") == "1234"
+
+
+@SHARED.add(37)
+def create_partitions_grows_the_topic(c: InProcess) -> None:
+    c.create_topic("t", 3)
+    resp = c.call(37, 3, {"topics": [{"name": "t", "count": 5, "assignments": None}], "timeout": 5000,
+                          "validate_only": False})
+    assert int(resp.results[0].error_code) == E.NONE
+    assert len(c.metadata().topics[0].partitions) == 5
+
+
+@SHARED.add(44)
+def incremental_alter_configs_sets_a_topic_config(c: InProcess) -> None:
+    c.create_topic()
+    resp = c.call(44, 1, {"resources": [{"resource_type": 2, "resource_name": "t", "configs": [
+        {"name": "retention.ms", "config_operation": 0, "value": "999"}]}], "validate_only": False})
+    assert int(resp.responses[0].error_code) == E.NONE
+    assert c.config_value("t", "retention.ms") == "999"
+
+
+@SHARED.add(48)
+def describe_client_quotas_none_set(c: InProcess) -> None:
+    resp = c.describe_quotas()
+    assert int(resp.error_code) == E.NONE and resp.entries == ()
+
+
+@SHARED.add(49)
+def alter_client_quotas_then_describe(c: InProcess) -> None:
+    resp = c.call(49, 1, {"entries": [{"entity": [{"entity_type": "client-id", "entity_name": "c1"}], "ops": [
+        {"key": "producer_byte_rate", "value": 1024.0, "remove": False}]}], "validate_only": False})
+    assert [int(e.error_code) for e in resp.entries] == [E.NONE]
+    values = c.describe_quotas().entries[0].values
+    assert [(v.key, v.value) for v in values] == [("producer_byte_rate", 1024.0)]
+
+
+@SHARED.add(57)
+def update_features_validate_only(c: InProcess) -> None:
+    resp = c.call(57, 1, {"timeout": 5000, "validate_only": True, "feature_updates": [
+        {"feature": "metadata.version", "max_version_level": 25, "upgrade_type": 1}]})
+    assert int(resp.error_code) == E.NONE
+    assert [(r.feature, int(r.error_code)) for r in resp.results] == [("metadata.version", E.NONE)]
