@@ -14,6 +14,8 @@ import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from sandbox import admin_handlers
+
 
 @dataclass(frozen=True)
 class Handler:
@@ -29,10 +31,8 @@ class Handler:
 
 def _discover() -> dict[int, Handler]:
     registry: dict[int, Handler] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if not info.name.startswith("k"):
-            continue
-        mod = importlib.import_module(f"{__name__}.{info.name}")
+    for package, info in admin_handlers.with_shared(__name__, __path__):
+        mod = importlib.import_module(f"{package}.{info.name}")
         h = Handler(
             mod.API_KEY, mod.MIN_VERSION, mod.MAX_VERSION,
             getattr(mod, "ADVERTISED_MIN_VERSION", mod.MIN_VERSION), mod.handle,

@@ -12,6 +12,10 @@ import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from sandbox import admin_handlers
+
+from .configs import CoordinatorAdmin
+
 
 @dataclass(frozen=True)
 class Handler:
@@ -38,13 +42,16 @@ class RequestContext:
     def coordinator(self):
         return self.server.coordinator
 
+    @property
+    def admin(self) -> CoordinatorAdmin:
+        """This server as the shared admin handlers see it (sandbox/admin_handlers)."""
+        return CoordinatorAdmin(self.server)
+
 
 def _discover() -> dict[int, Handler]:
     registry: dict[int, Handler] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if not info.name.startswith("k"):
-            continue
-        mod = importlib.import_module(f"{__name__}.{info.name}")
+    for package, info in admin_handlers.with_shared(__name__, __path__):
+        mod = importlib.import_module(f"{package}.{info.name}")
         h = Handler(mod.API_KEY, mod.MIN_VERSION, mod.MAX_VERSION, mod.handle,
                     inspect.iscoroutinefunction(mod.handle), info.name)
         if h.api_key in registry:
