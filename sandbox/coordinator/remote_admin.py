@@ -8,7 +8,7 @@ import uuid
 from typing import Any, Iterable, Mapping
 
 from sandbox.protocol import build, request_class
-from sandbox.protocol.errors import INVALID_REQUEST, UNKNOWN_TOPIC_ID
+from sandbox.protocol.errors import UNKNOWN_TOPIC_ID
 
 from .api import ViewReads
 from .machine import MetadataMachine
@@ -49,47 +49,54 @@ class RemoteAdmin(ViewReads):
     async def create_topic(self, name: str, num_partitions: int = -1,
                            replication_factor: int = -1, configs: Mapping[str, str] | None = None,
                            assignments: Any = None, *, validate_only: bool = False) -> TopicInfo:
-        topic = {"name": name, "num_partitions": num_partitions,
-                 "replication_factor": replication_factor,
-                 "assignments": [{"partition_index": i, "broker_ids": b}
-                                 for i, b in assignment_list(assignments or [])],
-                 "configs": [{"name": k, "value": v} for k, v in (configs or {}).items()]}
-        body = build(request_class(19, V_CREATE), {
-            "topics": [topic], "timeout": int(self.request_timeout * 1000),
-            "validate_only": validate_only})
-        result = (await self._request(body)).topics[0]
+        result = (await self._create([NewTopic(name, num_partitions, replication_factor, configs, assignments)],
+                                     validate_only))[0]
         check(result.error_code, result.error_message, f"Creating topic {name!r}")
+        return await self._created(result, validate_only)
+
+    async def create_topics(self, topics: Iterable[NewTopic | Mapping[str, Any]],
+                            validate_only: bool = False) -> list[TopicResult]:
+        """One CreateTopics request; the coordinator refuses a name asked for more than once.
+        Each topic gets its result, also when the coordinator cannot be reached."""
+        requests = [t if isinstance(t, NewTopic) else NewTopic(**t) for t in topics]
+        try:
+            results = await self._create(requests, validate_only)
+        except CoordinatorError as e:
+            return [TopicResult(t.name, e.error_code, e.message) for t in requests]
+        out = []
+        for r in results:
+            try:
+                check(r.error_code, r.error_message, f"Creating topic {r.name!r}")
+                out.append(TopicResult(r.name, topic=await self._created(r, validate_only)))
+            except CoordinatorError as e:
+                out.append(TopicResult(r.name, e.error_code, e.message))
+        return out
+
+    async def _create(self, topics: list[NewTopic], validate_only: bool) -> list[Any]:
+        body = build(request_class(19, V_CREATE), {
+            "topics": [{"name": t.name, "num_partitions": t.num_partitions,
+                        "replication_factor": t.replication_factor,
+                        "assignments": [{"partition_index": i, "broker_ids": b}
+                                        for i, b in assignment_list(t.assignments or [])],
+                        "configs": [{"name": k, "value": v} for k, v in (t.configs or {}).items()]}
+                       for t in topics],
+            "timeout": int(self.request_timeout * 1000), "validate_only": validate_only})
+        return list((await self._request(body)).topics)
+
+    async def _created(self, result: Any, validate_only: bool) -> TopicInfo:
+        """The topic a CreateTopics result describes: from the mirror once it shows it, else
+        (validate_only, or the mirror lags) as the result describes it."""
         if not validate_only:
             await self.mirror.catch_up()
-            info = self.topic(name)
+            info = self.topic(result.name)
             if info is not None:
                 return info
         rf = max(int(result.replication_factor), 0)
         parts = tuple(PartitionInfo(i, (NO_LEADER,) * rf, (NO_LEADER,) * rf)
                       for i in range(max(int(result.num_partitions), 0)))
-        return TopicInfo(name, result.topic_id or uuid.UUID(int=0), parts,
+        return TopicInfo(result.name, result.topic_id or uuid.UUID(int=0), parts,
                          {c.name: c.value for c in (result.configs or ())
                           if c.config_source != DEFAULT_CONFIG and c.value is not None})
-
-    async def create_topics(self, topics: Iterable[NewTopic | Mapping[str, Any]],
-                            validate_only: bool = False) -> list[TopicResult]:
-        requests = [t if isinstance(t, NewTopic) else NewTopic(**t) for t in topics]
-        names = [t.name for t in requests]
-        results = []
-        for req in requests:
-            if names.count(req.name) > 1:
-                results.append(TopicResult(req.name, INVALID_REQUEST,
-                                           f"Topic '{req.name}' appears more than once."))
-                continue
-            try:
-                info = await self.create_topic(req.name, req.num_partitions,
-                                               req.replication_factor, req.configs,
-                                               req.assignments, validate_only=validate_only)
-            except CoordinatorError as e:
-                results.append(TopicResult(req.name, e.error_code, e.message))
-            else:
-                results.append(TopicResult(req.name, topic=info))
-        return results
 
     async def delete_topic(self, name: str | uuid.UUID) -> None:
         if isinstance(name, uuid.UUID):
