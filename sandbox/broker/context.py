@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import DEFAULT_LISTENER
+from .handlers.configs import BrokerAdmin
 from .state import BrokerState
 
 
@@ -18,3 +19,8 @@ class RequestContext:
     client_id: str | None
     peer: str
     listener: str = DEFAULT_LISTENER  # the name of the listener the connection came in through
+
+    @property
+    def admin(self) -> BrokerAdmin:
+        """This broker as the shared admin handlers see it (sandbox/admin_handlers)."""
+        return BrokerAdmin(self.state, self.listener)

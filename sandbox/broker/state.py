@@ -6,7 +6,6 @@ One asyncio loop owns all of it, so there are no locks. Handlers reach everythin
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 import zlib
@@ -16,6 +15,8 @@ from typing import Any, Callable
 from sandbox import lifecycle
 from sandbox.compression import decompress
 from sandbox.coordinator import CoordinatorError
+from sandbox.coordinator.api import CoordinatorAPI
+from sandbox.coordinator.changes import MetadataChange, TopicRemoved
 from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator
 from sandbox.log import LogConfig, LogDir, PartitionLog
 from sandbox.log.cleaner import clean_steps
@@ -61,13 +62,6 @@ class Notifier:
                     fut.set_result(None)
 
 
-async def maybe_await(value: Any) -> Any:
-    """Coordinator writes are sync when embedded and async when remote; handlers await both."""
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
 RESTORE_GRACE_S = 10.0   # after a coordinator's journal is replaced, auto-creation waits this long
 def emit_event(kind: str, detail: dict[str, Any]) -> None:
     """The broker's EVENT lines (see sandbox.lifecycle)."""
@@ -87,8 +81,7 @@ class BrokerState:
         self.partitions: dict[tuple[str, int], PartitionLog] = {}
         # (topic, partition) -> (leader id, leader epoch), rebuilt on every metadata change
         self.leaders: dict[tuple[str, int], tuple[int, int]] = {}
-        self.topic_ids: dict[str, str] = {}  # str(topic id) -> name, to resolve remove-topic records
-        self.coordinator: LocalCoordinator | RemoteCoordinator | None = None
+        self.coordinator: CoordinatorAPI | None = None
         self.groups: GroupCoordinator | None = None
         self.offsets: OffsetStore | None = None
         self.notifier = Notifier()
@@ -107,6 +100,7 @@ class BrokerState:
         restore topics the metadata lost, open groups and offsets."""
         data = Path(self.config.data_dir)
         self.partitions = dict(self.logs.open())
+        coord: CoordinatorAPI
         if self.config.coordinator:
             coord = RemoteCoordinator(self.config.coordinator,
                                       session_timeout=self.config.broker_session_timeout_ms / 1000)
@@ -131,7 +125,7 @@ class BrokerState:
             consumer_heartbeat_interval_ms=self.config.group_consumer_heartbeat_interval_ms,
             consumer_session_timeout_ms=self.config.group_consumer_session_timeout_ms,
         )
-        coord.subscribe(self.sync_partitions)
+        coord.watch(self.sync_partitions)
         self.sync_partitions([])
 
     async def close(self) -> None:
@@ -155,7 +149,7 @@ class BrokerState:
             counts[topic] = max(counts.get(topic, 0), index + 1)
         if self.coordinator is None or self._closing:
             return
-        changed = getattr(self.coordinator, "cluster_changed_at", None)
+        changed = self.coordinator.cluster_changed_at
         left = RESTORE_GRACE_S - (time.monotonic() - changed) if changed is not None else 0
         if left > 0:   # the coordinator's journal was replaced again meanwhile: the restore starts over
             loop = asyncio.get_running_loop()
@@ -165,11 +159,11 @@ class BrokerState:
             known = self.coordinator.topic(topic)
             try:
                 if known is None:
-                    await maybe_await(self.coordinator.create_topic(
-                        topic, -1, -1, {}, assignments={i: [self.node_id] for i in range(n)}))
+                    await self.coordinator.create_topic(
+                        topic, -1, -1, {}, assignments={i: [self.node_id] for i in range(n)})
                 elif len(known.partitions) < n:
-                    await maybe_await(self.coordinator.create_partitions(
-                        topic, n, assignments=[[self.node_id]] * (n - len(known.partitions))))
+                    await self.coordinator.create_partitions(
+                        topic, n, assignments=[[self.node_id]] * (n - len(known.partitions)))
                 else:
                     continue
             except CoordinatorError as e:
@@ -185,16 +179,14 @@ class BrokerState:
             configs = {**configs, "cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
         return LogConfig.from_topic_config(configs, base=self.config.log) if configs else self.config.log
 
-    def sync_partitions(self, records: list[dict]) -> None:
+    def sync_partitions(self, changes: list[MetadataChange]) -> None:
         """Make the local logs match the metadata: create missing, re-config, and delete only
         topics whose deletion the metadata announced (a wiped coordinator must not wipe us)."""
         assert self.coordinator is not None
         wanted: dict[tuple[str, int], LogConfig] = {}
         leaders: dict[tuple[str, int], tuple[int, int]] = {}
-        removed = {self.topic_ids.get(r.get("topic_id")) for r in records if r.get("type") == "remove-topic"}
-        removed.discard(None)
+        removed = {c.name for c in changes if isinstance(c, TopicRemoved)}
         topics = self.coordinator.topics()
-        self.topic_ids = {str(t.topic_id): t.name for t in topics}
         for t in topics:
             cfg = self.log_config(dict(t.configs))
             for p in t.partitions:
@@ -222,7 +214,7 @@ class BrokerState:
     def _after_cluster_change(self) -> None:
         """Once the restore grace after a replaced coordinator journal is over, partitions on disk
         that the metadata still does not know are put back (no supervisor restored them)."""
-        changed = getattr(self.coordinator, "cluster_changed_at", None)
+        changed = self.coordinator.cluster_changed_at
         if changed is None or changed == self._restore_checked:
             return
         self._restore_checked = changed
@@ -256,14 +248,14 @@ class BrokerState:
         assert self.coordinator is not None
         if self.coordinator.topic(name) is not None:
             return True
-        changed = getattr(self.coordinator, "cluster_changed_at", None)
+        changed = self.coordinator.cluster_changed_at
         if changed is not None and time.monotonic() - changed < RESTORE_GRACE_S:
             # the coordinator's journal was just replaced: the supervisor is putting every topic
             # back where its journals are; a default-sized topic made now would take its place
             log.info("auto-create of topic %r deferred: the metadata is being restored", name)
             return False
         try:
-            await maybe_await(self.coordinator.create_topic(name, -1, -1, {}))
+            await self.coordinator.create_topic(name, -1, -1, {})
         except CoordinatorError as e:
             log.info("auto-create of topic %r refused: %s", name, e)
             return False
@@ -274,7 +266,7 @@ class BrokerState:
     async def next_producer_id(self) -> int:
         assert self.coordinator is not None
         if self._pid_next >= self._pid_end:
-            first = await maybe_await(self.coordinator.allocate_producer_ids(PRODUCER_ID_BLOCK))
+            first = await self.coordinator.allocate_producer_ids(PRODUCER_ID_BLOCK)
             self._pid_next, self._pid_end = first, first + PRODUCER_ID_BLOCK
         pid = self._pid_next
         self._pid_next += 1

@@ -1,4 +1,5 @@
-"""A small blocking Kafka admin/probe client over sandbox.protocol (no typer, rich or services)."""
+"""A small blocking Kafka admin/probe client over sandbox.protocol (no typer, rich or services), and
+the one async connection services use to talk to each other (async_connection)."""
 
 from .connection import parse_bootstrap
 from .kafka import KafkaClient, decode_assignment

@@ -1,4 +1,5 @@
-"""One blocking TCP connection to one Kafka node: framing, correlation ids, version negotiation.
+"""One blocking TCP connection to one Kafka node: framing, correlation ids, version negotiation,
+and the request/reply steps it shares with the async connection (client/async_connection.py).
 
 Every OSError becomes a KafkaClientError with a sentence a user can act on.
 """
@@ -7,17 +8,18 @@ from __future__ import annotations
 
 import errno
 import socket
-import struct
 import time
 from typing import Any
 
-from sandbox.protocol import RequestHeader, build, decode_response, encode_request, request_class
+from sandbox.protocol import (
+    DEFAULT_MAX_FRAME, FrameError, RequestHeader, build, decode_response, encode_request, frame_size, request_class,
+)
+from sandbox.protocol.errors import UNSUPPORTED_VERSION
 
 from .models import KafkaClientError
 
 API_VERSIONS = 18
-_SIZE = struct.Struct(">i")
-MAX_FRAME = 100 * 1024 * 1024
+MAX_FRAME = DEFAULT_MAX_FRAME
 
 Address = tuple[str, int]
 
@@ -63,6 +65,47 @@ def describe_oserror(addr: Address, e: BaseException, timeout: float) -> str:
     return f"cannot talk to {where} ({getattr(e, 'strerror', None) or e})"
 
 
+class BadReply(ValueError):
+    """A reply that is not the answer to the request sent (bad size, correlation id or body)."""
+
+
+def request_frame(body: Any, correlation_id: int, client_id: str) -> bytes:
+    """The framed request for a request entity (its api key and version come from its class)."""
+    return encode_request(RequestHeader(body.__api_key__, body.__version__, correlation_id, client_id), body)
+
+
+def reply_size(prefix: bytes) -> int:
+    """The body size a reply's 4-byte prefix announces; BadReply when no reply can be that size."""
+    try:
+        size = frame_size(prefix, MAX_FRAME)
+    except FrameError as e:
+        raise BadReply(str(e)) from None
+    if size < 4:
+        raise BadReply(f"bad response size {size}")
+    return size
+
+
+def decode_reply(frame: bytes, body: Any, correlation_id: int) -> Any:
+    """The response entity in `frame`, the answer to request `body` sent as `correlation_id`;
+    BadReply if it cannot be decoded or answers another request."""
+    key, version = body.__api_key__, body.__version__
+    try:
+        got, response = decode_response(frame, key, version)
+    except Exception as e:
+        raise BadReply(f"a response to api {key} v{version} that cannot be decoded ({type(e).__name__})") from None
+    if got != correlation_id:
+        raise WrongCorrelation(got, correlation_id)
+    return response
+
+
+class WrongCorrelation(BadReply):
+    """A reply to another request than the one in flight."""
+
+    def __init__(self, got: int, expected: int) -> None:
+        super().__init__(f"correlation id {got} does not match {expected}")
+        self.got, self.expected = got, expected
+
+
 class Connection:
     """A lazily opened socket to one node; any failure closes it so the next call reconnects."""
 
@@ -101,25 +144,22 @@ class Connection:
         try:
             self._open()
             self._corr = (self._corr + 1) & 0x7FFFFFFF
-            self.sock.sendall(encode_request(RequestHeader(key, version, self._corr, self.client_id), body))
-            (size,) = _SIZE.unpack(self._exact(4))
-            if not 4 <= size <= MAX_FRAME:
-                raise EOFError(f"bad response size {size}")
-            frame = self._exact(size)
+            self.sock.sendall(request_frame(body, self._corr, self.client_id))
+            frame = self._exact(reply_size(self._exact(4)))
+        except BadReply as e:
+            self.close()
+            raise KafkaClientError(describe_oserror(self.addr, EOFError(str(e)), self.timeout)) from None
         except (OSError, EOFError) as e:
             self.close()
             raise KafkaClientError(describe_oserror(self.addr, e, self.timeout)) from None
         try:
-            corr, resp = decode_response(frame, key, version)
-        except Exception as e:
+            return decode_reply(frame, body, self._corr)
+        except WrongCorrelation as e:
             self.close()
-            raise UndecodableResponse(f"{fmt(self.addr)} sent a response to api {key} v{version} "
-                                   f"that cannot be decoded ({type(e).__name__})") from None
-        if corr != self._corr:
+            raise KafkaClientError(f"{fmt(self.addr)} answered correlation id {e.got}, expected {e.expected}") from None
+        except BadReply as e:
             self.close()
-            raise KafkaClientError(f"{fmt(self.addr)} answered correlation id {corr}, "
-                                   f"expected {self._corr}")
-        return resp
+            raise UndecodableResponse(f"{fmt(self.addr)} sent {e}") from None
 
     def api_versions(self) -> tuple[dict[int, tuple[int, int]], float]:
         """ApiVersions v3 (v0 if the node refuses v3): {api_key: (min, max)} and latency in ms."""
@@ -139,7 +179,7 @@ class Connection:
                     raise
                 continue
             latency = (time.perf_counter() - start) * 1000
-            if int(resp.error_code) == 35 and version == 3:  # UNSUPPORTED_VERSION
+            if int(resp.error_code) == UNSUPPORTED_VERSION and version == 3:
                 continue
             if int(resp.error_code):
                 raise KafkaClientError(f"{fmt(self.addr)} refused ApiVersions "

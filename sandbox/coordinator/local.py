@@ -1,36 +1,76 @@
-"""LocalCoordinator: the embedded Coordinator (combined mode) with RemoteCoordinator's async write
-API and lifecycle, so a broker treats an in-process and a networked coordinator alike."""
+"""The in-process coordinator behind the typed async API (coordinator/api.py): AsyncCoordinator
+wraps a Coordinator for the admin handlers both servers share, LocalCoordinator adds one broker's
+session (combined mode), so a broker treats an in-process and a networked coordinator alike."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
 import uuid
-from typing import Any, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
 
+from .api import ViewReads
+from .changes import ChangeListener, typed_listener
 from .controller import Coordinator
-from .model import INVALID_REQUEST, CoordinatorError, NewTopic, TopicInfo, TopicResult
+from .model import CoordinatorError, NewTopic, PartitionInfo, TopicInfo, TopicResult
+from .transport import listener_triples
 
 log = logging.getLogger("sandbox.coordinator.client")
 
 
-def _listener_triples(host: str, port: int, listeners: Iterable[tuple[str, str, int]] | None
-                      ) -> list[tuple[str, str, int]]:
-    """(name, host, port) of every listener; one PLAINTEXT listener at host:port by default."""
-    if listeners is None:
-        return [("PLAINTEXT", host, port)]
-    return [(str(name), str(h), int(p)) for name, h, p in listeners]
+class AsyncCoordinator(ViewReads):
+    """A Coordinator in this process, as TopicAdmin: reads pass straight through, writes are
+    awaited (they are done when they return: the journal is local)."""
+
+    def __init__(self, controller: Coordinator) -> None:
+        self.controller = controller
+
+    @property
+    def _view(self) -> Coordinator:
+        return self.controller
+
+    def watch(self, callback: ChangeListener) -> Callable[[], None]:
+        return self.controller.subscribe(typed_listener(callback, self.controller.topics))
+
+    async def create_topic(self, name: str, num_partitions: int = -1, replication_factor: int = -1,
+                           configs: Mapping[str, str] | None = None, assignments: Any = None, *,
+                           validate_only: bool = False) -> TopicInfo:
+        return self.controller.create_topic(name, num_partitions, replication_factor, configs, assignments,
+                                            validate_only=validate_only)
+
+    async def create_topics(self, topics: Iterable[NewTopic | Mapping[str, Any]],
+                            validate_only: bool = False) -> list[TopicResult]:
+        return self.controller.create_topics(topics, validate_only)
+
+    async def delete_topic(self, name: str | uuid.UUID) -> None:
+        self.controller.delete_topic(name)
+
+    async def create_partitions(self, name: str, total: int, assignments: Any = None,
+                                validate_only: bool = False) -> TopicInfo:
+        return self.controller.create_partitions(name, total, assignments, validate_only)
+
+    async def alter_configs(self, name: str, set: Mapping[str, str] | None = None,  # noqa: A002
+                            delete: Iterable[str] | None = None, incremental: bool = True,
+                            validate_only: bool = False) -> None:
+        self.controller.alter_configs(name, set, delete, incremental, validate_only)
+
+    async def alter_client_quotas(self, entries: Any, validate_only: bool = False) -> list[tuple[int, str | None]]:
+        return self.controller.alter_client_quotas(entries, validate_only)
+
+    async def update_features(self, wanted: Any, validate_only: bool = False) -> dict[str, tuple[int, str | None]]:
+        return self.controller.update_features(wanted, validate_only)
 
 
-
-class LocalCoordinator(Coordinator):
-    """The embedded Coordinator with RemoteCoordinator's async write API and lifecycle, so a
-    broker treats both alike. Reads (and the sync broker calls) pass straight through."""
+class LocalCoordinator(AsyncCoordinator):
+    """The embedded coordinator (combined mode) as CoordinatorAPI: it owns its Coordinator (opened
+    from `directory` with Coordinator's keyword arguments) and this broker's session in it."""
 
     connected = True
+    cluster_changed_at: float | None = None   # the journal is this process's: never replaced under it
 
-    def __init__(self, *args: Any, heartbeat_interval: float = 0.5, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, directory: Path, *, heartbeat_interval: float = 0.5, **kwargs: Any) -> None:
+        super().__init__(Coordinator(directory, **kwargs))
         self.heartbeat_interval = heartbeat_interval
         self.broker_id: int | None = None
         self.broker_epoch = -1
@@ -43,8 +83,8 @@ class LocalCoordinator(Coordinator):
         """Register this broker (and its listeners, as RemoteCoordinator.start) and keep its
         session alive. Returns the broker epoch."""
         self.broker_id = broker_id
-        self.broker_epoch = self.register_broker(broker_id, host, port, rack, uuid.uuid4(),
-                                                 listeners=_listener_triples(host, port, listeners))
+        self.broker_epoch = self.controller.register_broker(
+            broker_id, host, port, rack, uuid.uuid4(), listeners=listener_triples(host, port, listeners))
         self._task = asyncio.create_task(self._keepalive())
         return self.broker_epoch
 
@@ -52,7 +92,7 @@ class LocalCoordinator(Coordinator):
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             try:
-                self.heartbeat(self.broker_id, self.broker_epoch)  # type: ignore[arg-type]
+                self.controller.heartbeat(self.broker_id, self.broker_epoch)  # type: ignore[arg-type]
             except CoordinatorError as e:
                 log.warning("embedded heartbeat failed: %s", e.message)
             except Exception:
@@ -65,51 +105,20 @@ class LocalCoordinator(Coordinator):
             self._task = None
         if self.broker_id is not None and not self._closed:
             with contextlib.suppress(CoordinatorError):
-                self.unregister_broker(self.broker_id, self.broker_epoch)
+                self.controller.unregister_broker(self.broker_id, self.broker_epoch)
         self.close()
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            super().close()
+            self.controller.close()
 
-    async def create_topic(self, name: str, num_partitions: int = -1,  # type: ignore[override]
-                           replication_factor: int = -1, configs: Mapping[str, str] | None = None,
-                           assignments: Any = None, *, validate_only: bool = False) -> TopicInfo:
-        return Coordinator.create_topic(self, name, num_partitions, replication_factor, configs,
-                                        assignments, validate_only=validate_only)
+    async def allocate_producer_ids(self, count: int = 1000) -> int:
+        return self.controller.allocate_producer_ids(count)
 
-    async def create_topics(self, topics: Iterable[NewTopic | Mapping[str, Any]],  # type: ignore[override]
-                            validate_only: bool = False) -> list[TopicResult]:
-        requests = [t if isinstance(t, NewTopic) else NewTopic(**t) for t in topics]
-        names = [t.name for t in requests]
-        results = []
-        for req in requests:
-            if names.count(req.name) > 1:
-                results.append(TopicResult(req.name, INVALID_REQUEST,
-                                           f"Topic '{req.name}' appears more than once."))
-                continue
-            try:
-                info = Coordinator.create_topic(self, req.name, req.num_partitions,
-                                                req.replication_factor, req.configs,
-                                                req.assignments, validate_only=validate_only)
-            except CoordinatorError as e:
-                results.append(TopicResult(req.name, e.error_code, e.message))
-            else:
-                results.append(TopicResult(req.name, topic=info))
-        return results
+    async def alter_partition(self, broker_id: int, topic_id: uuid.UUID, index: int, leader_epoch: int,
+                              partition_epoch: int, new_isr: list[int]) -> tuple[int, PartitionInfo | None]:
+        return self.controller.alter_partition(broker_id, topic_id, index, leader_epoch, partition_epoch, new_isr)
 
-    async def delete_topic(self, name: str | uuid.UUID) -> None:  # type: ignore[override]
-        Coordinator.delete_topic(self, name)
-
-    async def create_partitions(self, name: str, total: int,  # type: ignore[override]
-                                assignments: Any = None, validate_only: bool = False) -> TopicInfo:
-        return Coordinator.create_partitions(self, name, total, assignments, validate_only)
-
-    async def alter_configs(self, name: str, set: Mapping[str, str] | None = None,  # type: ignore[override]  # noqa: A002
-                            delete: Iterable[str] | None = None, incremental: bool = True,
-                            validate_only: bool = False) -> None:
-        Coordinator.alter_configs(self, name, set, delete, incremental, validate_only)
-
-    async def allocate_producer_ids(self, count: int = 1000) -> int:  # type: ignore[override]
-        return Coordinator.allocate_producer_ids(self, count)
+    def lease_valid(self) -> bool:
+        return True   # the coordinator is in this process: it cannot fence us behind our back

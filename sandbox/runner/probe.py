@@ -1,16 +1,19 @@
-"""Health probes the supervisor runs against a service over the wire (a Kafka ApiVersions round trip),
-and `port_owner`, naming whoever holds a port for the "port taken" error."""
+"""Health probes the supervisor runs against a service over the wire (a Kafka ApiVersions round trip
+over the blocking client connection), and `port_owner`, naming whoever holds a port for the "port taken" error."""
 
 from __future__ import annotations
 
 import os
 import socket
-import struct
 import time
 from dataclasses import dataclass
 
 import psutil
 
+from sandbox.client.connection import API_VERSIONS, Connection
+from sandbox.client.models import KafkaClientError
+from sandbox.protocol import build, request_class
+from sandbox.protocol.errors import NONE
 from sandbox.runner.process import ServiceSpec
 
 API_VERSIONS_PROBE = "api-versions"
@@ -24,38 +27,21 @@ class ProbeResult:
     latency_ms: float | None = None
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("connection closed by the service")
-        buf += chunk
-    return bytes(buf)
-
-
 def api_versions_round_trip(host: str, port: int, timeout: float = 1.0) -> ProbeResult:
-    """Send ApiVersions v0 (api key 18) and check the correlation id and error code of the answer."""
-    client_id = b"sandbox-supervisor"
-    correlation = 0x5AFE
-    body = struct.pack(">hhih", 18, 0, correlation, len(client_id)) + client_id
+    """Send ApiVersions v0 (api key 18) over the blocking client connection (which checks the
+    framing and the correlation id) and check the error code of the answer."""
+    conn = Connection((host, port), "sandbox-supervisor", timeout)
     start = time.perf_counter()
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            sock.sendall(struct.pack(">i", len(body)) + body)
-            (size,) = struct.unpack(">i", _recv_exact(sock, 4))
-            if size < 6 or size > 1 << 20:
-                return ProbeResult(False, API_VERSIONS_PROBE, f"bad response size {size} from {host}:{port}")
-            payload = _recv_exact(sock, size)
-    except (OSError, ConnectionError) as e:
-        return ProbeResult(False, API_VERSIONS_PROBE, f"{host}:{port}: {e.__class__.__name__}: {e}")
+        resp = conn.roundtrip(build(request_class(API_VERSIONS, 0), {}))
+    except KafkaClientError as e:
+        return ProbeResult(False, API_VERSIONS_PROBE, f"{host}:{port}: {e.message}")
+    finally:
+        conn.close()
     latency = (time.perf_counter() - start) * 1000.0
-    corr, err = struct.unpack_from(">ih", payload)
-    if corr != correlation:
-        return ProbeResult(False, API_VERSIONS_PROBE, f"{host}:{port} answered correlation id {corr}", latency)
-    if err != 0:
-        return ProbeResult(False, API_VERSIONS_PROBE, f"{host}:{port} answered error code {err}", latency)
+    if int(resp.error_code) != NONE:
+        return ProbeResult(False, API_VERSIONS_PROBE, f"{host}:{port} answered error code {int(resp.error_code)}",
+                           latency)
     return ProbeResult(True, API_VERSIONS_PROBE, f"ApiVersions ok in {latency:.1f} ms", latency)
 
 

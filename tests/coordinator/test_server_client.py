@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from server_helpers import RawClient, ThreadedCoordinator, create_topics_request  # noqa: E402
 
 from sandbox.coordinator import CoordinatorError  # noqa: E402
+from sandbox.coordinator.changes import TopicChanged, TopicRemoved  # noqa: E402
 from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator, parse_address  # noqa: E402
 from sandbox.protocol import build, request_class  # noqa: E402
 
@@ -44,8 +45,8 @@ def test_parse_address():
 def test_mirror_follows_changes_made_by_others(server):
     async def main():
         rc = RemoteCoordinator(("127.0.0.1", server.port))
-        seen: list[dict] = []
-        rc.subscribe(seen.extend)
+        seen: list = []
+        rc.watch(seen.extend)
         try:
             epoch = await rc.start(1, "127.0.0.1", 9101)
             assert epoch >= 0 and rc.connected
@@ -58,7 +59,7 @@ def test_mirror_follows_changes_made_by_others(server):
                 info = rc.topic("orders")
                 assert rc.topic_by_id(info.topic_id).name == "orders"
                 assert [p.leader for p in info.partitions] == [1, 1, 1]
-                assert any(r["type"] == "topic" for r in seen)
+                assert TopicChanged("orders") in seen   # typed changes, not journal records
                 body = build(request_class(44, 1), {"validate_only": False, "resources": [{
                     "resource_type": 2, "resource_name": "orders", "configs": [
                         {"name": "retention.ms", "config_operation": 0, "value": "1234"}]}]})
@@ -69,6 +70,7 @@ def test_mirror_follows_changes_made_by_others(server):
                 await asyncio.to_thread(admin.request, build(request_class(20, 5), {
                     "topic_names": ["orders"], "timeout": 5000}))
                 await eventually(lambda: rc.topic("orders") is None)
+                assert TopicRemoved("orders", info.topic_id) in seen
             assert rc.metadata_offset == server.coordinator.metadata_offset
         finally:
             await rc.stop()

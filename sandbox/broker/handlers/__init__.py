@@ -15,7 +15,7 @@ from sandbox.protocol import FAST_CODECS, Registry
 
 from ..context import RequestContext
 
-REGISTRY: Registry = Registry.discover(__name__, context=RequestContext, fast=FAST_CODECS,
+REGISTRY: Registry = Registry.discover(__name__, "sandbox.admin_handlers", context=RequestContext, fast=FAST_CODECS,
                                        log=logging.getLogger("sandbox.broker"))
 
 supported_versions = REGISTRY.supported_versions   # (api key, min, max) as ApiVersions lists them

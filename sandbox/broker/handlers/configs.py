@@ -1,14 +1,14 @@
-"""Shared logic of the config APIs (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs)."""
+"""The broker as the shared admin handlers (sandbox/admin_handlers) see it: its settings under
+Kafka's names, its coordinator, itself as the controller, brokers on the request's listener."""
 
 from __future__ import annotations
 
-from sandbox.coordinator import CoordinatorError
-from sandbox.coordinator.topic_configs import RESOURCE_TOPIC, describe_resource
+from dataclasses import dataclass
+from typing import Any
 
-from ..state import maybe_await
-from .common import INVALID_REQUEST, NONE
+from sandbox.coordinator.api import TopicAdmin
 
-TOPIC = RESOURCE_TOPIC
+from .common import broker_list
 
 
 def _address(host: str, port: int) -> str:
@@ -60,23 +60,24 @@ def broker_configs(state) -> dict[str, str]:
     return out
 
 
-def describe(state, resource_type: int, name: str, keys, version: int) -> dict:
-    known = state.coordinator.topic(name) is not None
-    return describe_resource(resource_type, name, keys,
-                             topic_configs=state.coordinator.describe_configs(name) if known else None,
-                             server_configs=broker_configs(state))
+@dataclass(frozen=True, slots=True)
+class BrokerAdmin:
+    """AdminHost for a request that came in through `listener` (see sandbox/admin_handlers)."""
 
+    state: Any
+    listener: str | None
+    alter_refusal: str = "only topic configs can be altered on this broker"
 
-async def alter(state, resource_type: int, name: str, set_: dict, delete: list, incremental: bool,
-          validate_only: bool) -> dict:
-    entry = {"error_code": NONE, "error_message": None, "resource_type": resource_type, "resource_name": name}
-    if resource_type != TOPIC:
-        entry["error_code"] = INVALID_REQUEST
-        entry["error_message"] = "only topic configs can be altered on this broker"
-        return entry
-    try:
-        await maybe_await(state.coordinator.alter_configs(name, set_, delete, incremental=incremental,
-                                                          validate_only=validate_only))
-    except CoordinatorError as e:
-        entry["error_code"], entry["error_message"] = e.error_code, e.message
-    return entry
+    @property
+    def coordinator(self) -> TopicAdmin:
+        return self.state.coordinator
+
+    @property
+    def controller_id(self) -> int:
+        return self.state.node_id
+
+    def server_configs(self) -> dict[str, str]:
+        return broker_configs(self.state)
+
+    def broker_list(self, include_fenced: bool) -> list[dict]:
+        return broker_list(self.state, self.listener, include_fenced=include_fenced)

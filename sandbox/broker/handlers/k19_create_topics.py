@@ -6,7 +6,6 @@ import uuid
 
 from sandbox.coordinator import CoordinatorError
 
-from ..state import maybe_await
 from .common import NONE
 
 API_KEY = 19
@@ -25,8 +24,8 @@ async def handle(ctx, request) -> dict:
         entry = {"name": t.name, "topic_id": None, "error_code": NONE, "error_message": None,
                  "topic_config_error_code": 0, "num_partitions": -1, "replication_factor": -1, "configs": None}
         try:
-            info = await maybe_await(coord.create_topic(t.name, t.num_partitions, t.replication_factor, configs,
-                                      assignments=assignments, validate_only=request.validate_only))
+            info = await coord.create_topic(t.name, t.num_partitions, t.replication_factor, configs,
+                                            assignments=assignments, validate_only=request.validate_only)
         except CoordinatorError as e:
             entry["error_code"], entry["error_message"] = e.error_code, e.message
         else:

@@ -21,7 +21,7 @@ async def handle(ctx, request):
     try:
         if forward is not None:
             return await forward(request, catch_up=not request.validate_only)
-        results = coord.alter_client_quotas(entries_of(request), request.validate_only)
+        results = await coord.alter_client_quotas(entries_of(request), request.validate_only)
     except CoordinatorError as e:
         code = e.error_code if forward is None else REQUEST_TIMED_OUT
         results = [(code, e.message)] * len(request.entries)

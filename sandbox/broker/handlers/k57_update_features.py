@@ -21,7 +21,7 @@ async def handle(ctx, request):
     try:
         if forward is not None:
             return await forward(request, catch_up=not validate_only)
-        results = coord.update_features(wanted_of(request, ctx.api_version), validate_only)
+        results = await coord.update_features(wanted_of(request, ctx.api_version), validate_only)
     except CoordinatorError as e:
         code = e.error_code if forward is None else REQUEST_TIMED_OUT
         return {"throttle_time": 0, "error_code": code, "error_message": e.message, "results": ()}

@@ -9,8 +9,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from sandbox.coordinator import CoordinatorError
-from sandbox.coordinator.transport import _Connection
+from sandbox.client.async_connection import AsyncConnection, ExchangeFailed
 from sandbox.log import CorruptRecordError, InvalidRecordError
 from sandbox.protocol import build, request_class
 from sandbox.protocol.errors import NONE, OFFSET_OUT_OF_RANGE
@@ -36,7 +35,7 @@ class ReplicaFetcher:
         self.leader = leader
         self.partitions: dict[Key, int] = {}      # key -> leader epoch it follows in
         self._truncate: set[Key] = set()          # not fetched until truncated for its epoch
-        self._conn: _Connection | None = None
+        self._conn: AsyncConnection | None = None
         self._task: asyncio.Task | None = None
 
     def add(self, key: Key, epoch: int) -> None:
@@ -74,7 +73,7 @@ class ReplicaFetcher:
             if self._conn is None or (self._conn.host, self._conn.port) != addr:
                 if self._conn is not None:
                     self._conn.close()
-                self._conn = _Connection(addr[0], addr[1], f"replica-{state.node_id}", 2.0)
+                self._conn = self.manager.connect(addr[0], addr[1], f"replica-{state.node_id}")
             try:
                 if self._truncate:
                     await self._truncate_diverged()
@@ -84,8 +83,8 @@ class ReplicaFetcher:
                     await asyncio.sleep(BACKOFF_S)
             except asyncio.CancelledError:
                 raise
-            except CoordinatorError as e:   # the leader is down or slow: the metadata will move on
-                log.debug("fetch from broker %d: %s", self.leader, e.message)
+            except ExchangeFailed as e:   # the leader is down or slow: the metadata will move on
+                log.debug("fetch from broker %d: %s", self.leader, e)
                 await asyncio.sleep(BACKOFF_S)
             except Exception:   # noqa: BLE001 - never let one bad answer stop replication
                 log.exception("replica fetcher for leader %d", self.leader)

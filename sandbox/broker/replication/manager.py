@@ -20,6 +20,8 @@ from sandbox.protocol.errors import (
     UNKNOWN_LEADER_EPOCH,
 )
 
+from sandbox.client.async_connection import AsyncConnection
+
 from .fetcher import ReplicaFetcher
 from .leader import LeaderState
 
@@ -32,8 +34,12 @@ DEFAULT_REPLICA_LAG_MS = 30000   # Kafka's replica.lag.time.max.ms
 class ReplicaManager:
     def __init__(self, state: Any, *, clock: Callable[[], float] = time.time,
                  replica_lag_ms: int = DEFAULT_REPLICA_LAG_MS, default_min_isr: int = 1,
-                 emit: Callable[[str, dict], None] | None = None) -> None:
+                 emit: Callable[[str, dict], None] | None = None,
+                 connect: Callable[[str, int, str], Any] | None = None) -> None:
         self.state = state
+        # how a fetcher reaches a leader: (host, port, client id) -> a connection with
+        # `await request(body, timeout)` (a fake transport in the replication simulation)
+        self.connect = connect or (lambda host, port, client_id: AsyncConnection(host, port, client_id, 2.0))
         self.node_id = state.node_id
         self.clock = clock
         self.replica_lag_ms = replica_lag_ms
@@ -140,8 +146,7 @@ class ReplicaManager:
     def lease_valid(self) -> bool:
         """False once this broker's coordinator session may have expired (it was paused or cut
         off): the coordinator may have elected another leader, so nothing may be acknowledged."""
-        check = getattr(self.state.coordinator, "lease_valid", None)
-        return True if check is None else bool(check())
+        return self.state.coordinator.lease_valid()
 
     def appended(self, key: Key) -> None:
         """The leader appended: with no follower in the ISR the high watermark moves now."""
@@ -225,22 +230,20 @@ class ReplicaManager:
                 fut.set_result(code)
 
     def _propose(self, key: Key, ls: LeaderState, isr: tuple[int, ...], why: str) -> None:
-        coord = self.state.coordinator
-        alter = getattr(coord, "alter_partition", None)
         topic_id = self.topic_ids.get(key[0])
-        if alter is None or topic_id is None:
+        if topic_id is None:
             return
         ls.pending, ls.pending_since_ms = isr, self._now_ms()
         self._altering.add(key)
-        task = asyncio.get_running_loop().create_task(self._alter(key, ls, isr, why, alter, topic_id))
+        task = asyncio.get_running_loop().create_task(self._alter(key, ls, isr, why, topic_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _alter(self, key: Key, ls: LeaderState, isr, why: str, alter, topic_id) -> None:
+    async def _alter(self, key: Key, ls: LeaderState, isr, why: str, topic_id) -> None:
         before = ls.isr
         try:
-            result = alter(self.node_id, topic_id, key[1], ls.leader_epoch, ls.partition_epoch, list(isr))
-            code, after = (await result) if asyncio.iscoroutine(result) else result
+            code, after = await self.state.coordinator.alter_partition(
+                self.node_id, topic_id, key[1], ls.leader_epoch, ls.partition_epoch, list(isr))
         except Exception as e:   # noqa: BLE001 - the coordinator is away: try again at the next tick
             log.info("ISR change of %s-%d not made: %s", key[0], key[1], e)
             code, after = -1, None

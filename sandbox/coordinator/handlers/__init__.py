@@ -12,6 +12,8 @@ from typing import Any
 
 from sandbox.protocol import Registry
 
+from .configs import CoordinatorAdmin
+
 
 @dataclass(slots=True)
 class RequestContext:
@@ -28,7 +30,12 @@ class RequestContext:
     def coordinator(self):
         return self.server.coordinator
 
+    @property
+    def admin(self) -> CoordinatorAdmin:
+        """This server as the shared admin handlers see it (sandbox/admin_handlers)."""
+        return CoordinatorAdmin(self.server)
 
-REGISTRY: Registry = Registry.discover(__name__, context=RequestContext,
+
+REGISTRY: Registry = Registry.discover(__name__, "sandbox.admin_handlers", context=RequestContext,
                                        log=logging.getLogger("sandbox.coordinator"))
 

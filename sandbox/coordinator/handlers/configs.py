@@ -1,13 +1,13 @@
-"""Shared logic of the config APIs (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs),
-with the same semantics as the broker's: topic configs are the coordinator's to change."""
+"""The coordinator as the shared admin handlers (sandbox/admin_handlers) see it: its own
+read-only settings, its Coordinator behind the typed async API, no controller among the brokers."""
 
 from __future__ import annotations
 
-from ..model import CoordinatorError
-from ..topic_configs import RESOURCE_TOPIC, describe_resource
-from .common import INVALID_REQUEST, NONE
+from dataclasses import dataclass
+from typing import Any
 
-TOPIC = RESOURCE_TOPIC
+from ..local import AsyncCoordinator
+from .common import NO_CONTROLLER, broker_list
 
 
 def server_configs(server) -> dict[str, str]:
@@ -20,24 +20,20 @@ def server_configs(server) -> dict[str, str]:
     }
 
 
-def describe(server, resource_type: int, name: str, keys) -> dict:
-    known = server.coordinator.topic(name) is not None
-    return describe_resource(resource_type, name, keys,
-                             topic_configs=server.coordinator.describe_configs(name) if known else None,
-                             server_configs=server_configs(server))
+@dataclass(frozen=True, slots=True)
+class CoordinatorAdmin:
+    """AdminHost for a request to the coordinator service `server`."""
 
+    server: Any
+    controller_id: int = NO_CONTROLLER
+    alter_refusal: str = "only topic configs can be altered"
 
-def alter(server, resource_type: int, name: str, set_: dict, delete: list, incremental: bool,
-          validate_only: bool) -> dict:
-    entry = {"error_code": NONE, "error_message": None, "resource_type": resource_type,
-             "resource_name": name}
-    if resource_type != TOPIC:
-        entry["error_code"] = INVALID_REQUEST
-        entry["error_message"] = "only topic configs can be altered"
-        return entry
-    try:
-        server.coordinator.alter_configs(name, set_, delete, incremental=incremental,
-                                         validate_only=validate_only)
-    except CoordinatorError as e:
-        entry["error_code"], entry["error_message"] = e.error_code, e.message
-    return entry
+    @property
+    def coordinator(self) -> AsyncCoordinator:
+        return AsyncCoordinator(self.server.coordinator)
+
+    def server_configs(self) -> dict[str, str]:
+        return server_configs(self.server)
+
+    def broker_list(self, include_fenced: bool) -> list[dict]:
+        return broker_list(self.server.coordinator, include_fenced)

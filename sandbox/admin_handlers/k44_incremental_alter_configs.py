@@ -3,7 +3,7 @@ SUBTRACT (3) on list values."""
 
 from __future__ import annotations
 
-from ..topic_configs import incremental_ops
+from sandbox.coordinator.topic_configs import incremental_ops
 
 from .configs import alter
 
@@ -20,10 +20,10 @@ def _ops(coord, name, configs) -> tuple[dict[str, str], list[str]]:
     return incremental_ops(current, [(c.name, c.config_operation, c.value) for c in configs])
 
 
-def handle(ctx, request) -> dict:
+async def handle(ctx, request) -> dict:
     out = []
     for r in request.resources:
-        set_, delete = _ops(ctx.coordinator, r.resource_name, r.configs)
-        out.append(alter(ctx.server, r.resource_type, r.resource_name, set_, delete, True,
-                         request.validate_only))
+        set_, delete = _ops(ctx.admin.coordinator, r.resource_name, r.configs)
+        out.append(await alter(ctx.admin, r.resource_type, r.resource_name, set_, delete, True,
+                               request.validate_only))
     return {"throttle_time": 0, "responses": out}

@@ -11,7 +11,7 @@ MAX_VERSION = 2
 
 async def handle(ctx, request) -> dict:
     return {"throttle_time": 0, "responses": [
-        await alter(ctx.state, r.resource_type, r.resource_name,
-              {c.name: c.value for c in r.configs if c.value is not None},
-              [c.name for c in r.configs if c.value is None], False, request.validate_only)
+        await alter(ctx.admin, r.resource_type, r.resource_name,
+                    {c.name: c.value for c in r.configs if c.value is not None},
+                    [c.name for c in r.configs if c.value is None], False, request.validate_only)
         for r in request.resources]}

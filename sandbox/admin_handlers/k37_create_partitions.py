@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from ..model import CoordinatorError
-from .common import NONE
+from sandbox.coordinator.model import CoordinatorError
+from sandbox.protocol.errors import NONE
 
 API_KEY = 37
 MIN_VERSION = 0
 MAX_VERSION = 3
 
 
-def handle(ctx, request) -> dict:
+async def handle(ctx, request) -> dict:
     out = []
     for t in request.topics:
         entry = {"name": t.name, "error_code": NONE, "error_message": None}
         assignments = [list(a.broker_ids) for a in t.assignments] if t.assignments else None
         try:
-            ctx.coordinator.create_partitions(t.name, t.count, assignments=assignments,
-                                              validate_only=request.validate_only)
+            await ctx.admin.coordinator.create_partitions(t.name, t.count, assignments=assignments,
+                                                          validate_only=request.validate_only)
         except CoordinatorError as e:
             entry["error_code"], entry["error_message"] = e.error_code, e.message
         out.append(entry)

@@ -1,0 +1,15 @@
+"""DescribeConfigs (32), v1-v4: topic configs with defaults marked, and the answering server's
+own settings (a broker's, or the coordinator's)."""
+
+from __future__ import annotations
+
+from .configs import describe
+
+API_KEY = 32
+MIN_VERSION = 1
+MAX_VERSION = 4
+
+
+def handle(ctx, request) -> dict:
+    return {"throttle_time": 0, "results": [
+        describe(ctx.admin, r.resource_type, r.resource_name, r.configuration_keys) for r in request.resources]}

@@ -1,0 +1,138 @@
+"""What a broker (and the admin handlers both servers share) needs from a coordinator, as typed
+protocols: reads of a local view are plain calls, every write and the lifecycle are awaited, in
+the in-process (LocalCoordinator) and the remote (RemoteCoordinator) implementation alike."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable, Iterable, Mapping, Protocol
+
+from .changes import ChangeListener
+from .model import BrokerInfo, ClusterState, NewTopic, PartitionInfo, TopicInfo, TopicResult
+
+
+class MetadataView(Protocol):
+    """The cluster metadata as this process sees it now (never waits, never fails)."""
+
+    @property
+    def cluster_id(self) -> str: ...
+
+    @property
+    def metadata_offset(self) -> int: ...
+
+    def state(self) -> ClusterState: ...
+
+    def topic(self, name: str) -> TopicInfo | None: ...
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None: ...
+
+    def topics(self) -> list[TopicInfo]: ...
+
+    def brokers(self) -> list[BrokerInfo]: ...
+
+    def broker(self, broker_id: int) -> BrokerInfo | None: ...
+
+    def describe_configs(self, name: str) -> dict[str, tuple[str, bool]]: ...
+
+    def client_quotas(self) -> dict: ...
+
+    def finalized_features(self) -> dict[str, int]: ...
+
+
+class TopicAdmin(MetadataView, Protocol):
+    """Topic writes: each returns once this process's view shows it (bounded) and raises
+    CoordinatorError when refused or when the coordinator cannot be reached."""
+
+    async def create_topic(self, name: str, num_partitions: int = -1, replication_factor: int = -1,
+                           configs: Mapping[str, str] | None = None, assignments: Any = None, *,
+                           validate_only: bool = False) -> TopicInfo: ...
+
+    async def create_topics(self, topics: Iterable[NewTopic | Mapping[str, Any]],
+                            validate_only: bool = False) -> list[TopicResult]: ...
+
+    async def delete_topic(self, name: str | uuid.UUID) -> None: ...
+
+    async def create_partitions(self, name: str, total: int, assignments: Any = None,
+                                validate_only: bool = False) -> TopicInfo | None: ...
+
+    async def alter_configs(self, name: str, set: Mapping[str, str] | None = None,  # noqa: A002
+                            delete: Iterable[str] | None = None, incremental: bool = True,
+                            validate_only: bool = False) -> None: ...
+
+
+class CoordinatorAPI(TopicAdmin, Protocol):
+    """The coordinator as one broker uses it: its session (start registers, stop unregisters),
+    producer id blocks, and typed notice of every metadata change."""
+
+    broker_epoch: int
+    cluster_changed_at: float | None   # monotonic time the coordinator's journal was replaced
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def start(self, broker_id: int, host: str, port: int, rack: str | None = None, *,
+                    listeners: Iterable[tuple[str, str, int]] | None = None,
+                    timeout: float = 30.0) -> int: ...
+
+    async def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def allocate_producer_ids(self, count: int = 1000) -> int: ...
+
+    async def alter_partition(self, broker_id: int, topic_id: uuid.UUID, index: int, leader_epoch: int,
+                              partition_epoch: int, new_isr: list[int]) -> tuple[int, PartitionInfo | None]:
+        """A partition leader's ISR change (AlterPartition): (error code, the partition afterwards)."""
+        ...
+
+    def lease_valid(self) -> bool:
+        """Whether this broker may still act as a leader: the coordinator cannot have fenced it."""
+        ...
+
+    def watch(self, callback: ChangeListener) -> Callable[[], None]:
+        """Call `callback(changes)` after each change this view applies; returns an unsubscribe."""
+        ...
+
+
+class ViewReads:
+    """The MetadataView reads, answered by `self._view` (a Coordinator or a MetadataMachine):
+    written once for both implementations."""
+
+    @property
+    def _view(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def cluster_id(self) -> str:
+        return self._view.cluster_id
+
+    @property
+    def metadata_offset(self) -> int:
+        return self._view.metadata_offset
+
+    def state(self) -> ClusterState:
+        return self._view.state()
+
+    def topic(self, name: str) -> TopicInfo | None:
+        return self._view.topic(name)
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
+        return self._view.topic_by_id(topic_id)
+
+    def topics(self) -> list[TopicInfo]:
+        return self._view.topics()
+
+    def brokers(self) -> list[BrokerInfo]:
+        return self._view.brokers()
+
+    def broker(self, broker_id: int) -> BrokerInfo | None:
+        return self._view.broker(broker_id)
+
+    def describe_configs(self, name: str) -> dict[str, tuple[str, bool]]:
+        return self._view.describe_configs(name)
+
+    def client_quotas(self) -> dict:
+        return self._view.client_quotas()
+
+    def finalized_features(self) -> dict[str, int]:
+        return self._view.finalized_features()

@@ -1,0 +1,82 @@
+"""The async Kafka connection services use to talk to each other: answers, timeouts, refused
+connections, replies to another request, and one retry when a kept connection turns out dead."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sandbox.client.async_connection import AsyncConnection, ExchangeFailed
+from sandbox.protocol import build, decode_request, encode_response, frame_size, request_class, response_class
+from sandbox.protocol.errors import NETWORK_EXCEPTION, REQUEST_TIMED_OUT
+
+API_VERSIONS = build(request_class(18, 0), {})
+
+
+async def serve(mode: str):
+    """A node on a free port that answers ApiVersions v0 ("ok"), never answers ("silent"), answers
+    with a wrong correlation id ("wrong"), or closes every connection after its first answer ("once")."""
+    async def handle(reader, writer):
+        try:
+            while True:
+                frame = await reader.readexactly(frame_size(await reader.readexactly(4)))
+                if mode == "silent":
+                    await asyncio.sleep(10)
+                header, _ = decode_request(frame)
+                corr = header.correlation_id + (1 if mode == "wrong" else 0)
+                writer.write(encode_response(corr, build(response_class(18, 0), {"error_code": 0, "api_keys": []})))
+                await writer.drain()
+                if mode == "once":
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def test_answers_timeouts_and_wrong_replies():
+    async def main():
+        ok, ok_port = await serve("ok")
+        silent, silent_port = await serve("silent")
+        wrong, wrong_port = await serve("wrong")
+        try:
+            conn = AsyncConnection("127.0.0.1", ok_port, "t", 1.0)
+            assert int((await conn.request(API_VERSIONS, 1.0)).error_code) == 0
+            assert int((await conn.request(API_VERSIONS, 1.0)).error_code) == 0 and conn.connected
+            conn.close()
+            slow = AsyncConnection("127.0.0.1", silent_port, "t", 1.0)
+            with pytest.raises(ExchangeFailed) as e:
+                await slow.request(API_VERSIONS, 0.2)
+            assert e.value.timed_out and e.value.error_code == REQUEST_TIMED_OUT and not slow.connected
+            odd = AsyncConnection("127.0.0.1", wrong_port, "t", 1.0)
+            with pytest.raises(ExchangeFailed) as e:
+                await odd.request(API_VERSIONS, 1.0)
+            assert not e.value.timed_out and "correlation id" in e.value.detail and not odd.connected
+        finally:
+            for s in (ok, silent, wrong):
+                s.close()
+
+    asyncio.run(main())
+
+
+def test_refused_connection_and_one_retry_on_a_dead_kept_connection():
+    async def main():
+        server, port = await serve("once")
+        try:
+            conn = AsyncConnection("127.0.0.1", port, "t", 1.0)
+            await conn.request(API_VERSIONS, 1.0)
+            await asyncio.sleep(0.05)  # the node closed the kept connection meanwhile
+            assert int((await conn.request(API_VERSIONS, 1.0)).error_code) == 0   # asked again, fresh
+        finally:
+            server.close()
+            await server.wait_closed()
+        gone = AsyncConnection("127.0.0.1", port, "t", 1.0)
+        with pytest.raises(ExchangeFailed) as e:
+            await gone.request(API_VERSIONS, 1.0)
+        assert not e.value.timed_out and e.value.error_code == NETWORK_EXCEPTION
+        assert f"127.0.0.1:{port} is not available" in e.value.message
+
+    asyncio.run(main())
