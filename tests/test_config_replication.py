@@ -98,3 +98,15 @@ def test_the_init_template_leaves_replication_to_the_defaults(tmp_path):
     cfg = load_config(cwd=tmp_path).with_overrides(brokers=3)
     assert cfg.topics["orders"].replication == 3 and cfg.min_insync_replicas == 2
     assert "min_insync_replicas" in INIT_TEMPLATE
+
+
+def test_the_coordinator_is_started_with_the_stack_defaults(tmp_path):
+    from sandbox.runner import docker, stack
+
+    cfg = load(tmp_path, "[sandbox]\nbrokers = 3\n")
+    for command in (stack.service_specs(cfg)[0].argv, docker.plan(cfg)[0].command):
+        assert "coordinator" in command
+        assert command[command.index("--default-replication-factor") + 1] == "3"
+        assert command[command.index("--min-insync-replicas") + 1] == "2"
+    one = stack.service_specs(load(tmp_path, "[sandbox]\nbrokers = 1\n"))[0].argv
+    assert one[one.index("--default-replication-factor") + 1] == "1" and one[one.index("--min-insync-replicas") + 1] == "1"

@@ -48,12 +48,17 @@ def bootstrap(cfg: SandboxConfig) -> str:
     return ",".join(f"{h}:{cfg.broker_port(n)}" for n in range(1, cfg.brokers + 1))
 
 
+def replication_options(cfg: SandboxConfig) -> list[str]:
+    """The coordinator's share of sandbox.toml: the stack's replication defaults."""
+    return ["--default-replication-factor", str(cfg.replication), "--min-insync-replicas", str(cfg.min_insync_replicas)]
+
+
 def service_specs(cfg: SandboxConfig) -> list[ServiceSpec]:
     py = [sys.executable, "-m", "sandbox"]
     coord_dir = cfg.service_dir("coordinator")
     specs = [ServiceSpec("coordinator", "coordinator",
                          py + ["coordinator", "--port", str(cfg.coordinator_port), "--data-dir", str(coord_dir),
-                               "--host", cfg.host],
+                               "--host", cfg.host, *replication_options(cfg)],
                          cfg.coordinator_port, coord_dir, cfg.logs_dir / "coordinator.log")]
     for n in range(1, cfg.brokers + 1):
         name = f"broker-{n}"
@@ -356,7 +361,8 @@ def load_stack_config(config_path: Path | None, cwd: Path, *, last_good: bool = 
 
 
 RUNTIME_FILE = ".sandbox-runtime.json"
-RESTART_KEYS = ("host", "port", "coordinator_port", "http_port", "brokers", "data_dir")
+RESTART_KEYS = ("host", "port", "coordinator_port", "http_port", "brokers", "data_dir", "replication",
+                "min_insync_replicas")
 
 
 def running_settings(cfg: SandboxConfig) -> dict:
