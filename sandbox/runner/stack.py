@@ -13,13 +13,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from sandbox.client import KafkaClient, KafkaClientError
+from sandbox.client import KafkaClient, KafkaClientError, parse_bootstrap
 from sandbox.config import ConfigError, SandboxConfig, TopicSpec, load_config, parse_config
 from sandbox.health.http import HealthServer
 from sandbox.lifecycle import stop_signals
 from sandbox.health.metrics import EventCounter, render_metrics
+from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, write_pid_file
 from sandbox.runner.manifest import ManifestWatcher, event_kind, reconcile
@@ -185,6 +186,20 @@ def live_state(cfg: SandboxConfig) -> dict | None:
     return state
 
 
+def watch_replicas(cfg: SandboxConfig, record_event: Callable[..., Any]) -> ReplicaWatcher:
+    """isr-shrink, isr-expand, leader-change events from the coordinator's Metadata (else a broker's)."""
+    client = KafkaClient([(connect_host(cfg), cfg.coordinator_port)] + parse_bootstrap(bootstrap(cfg)),
+                         client_id="sandbox-replica-watch", timeout=1.5)
+
+    def fetch():
+        try:
+            return client.metadata()[0]
+        finally:
+            client.close()   # a fresh connection each time: a paused node cannot wedge a socket
+
+    return ReplicaWatcher(fetch, lambda e: record_event(e["service"], e["kind"], e["detail"])).start()
+
+
 def _note_pid(spec: ServiceSpec, pid: int | None) -> None:
     if pid is None:
         orphans.remove_service_pid(spec)
@@ -310,6 +325,7 @@ class StackSupervisor:
         self.watcher = ManifestWatcher(self.cfg.path or self.cfg.root / "sandbox.toml", self._on_manifest,
                                        self._on_manifest_error)
         self.watcher.start()
+        replicas = watch_replicas(self.cfg, self.sup.record_event)
         last_catalog = 0.0
         try:
             while not self.stop.wait(0.25):
@@ -326,6 +342,7 @@ class StackSupervisor:
                         log.info("topic catalog not refreshed: %s", e)
         finally:
             self.stop.set()
+            replicas.stop()
             if self.watcher is not None:
                 self.watcher.stop()
             loop.join(60)
