@@ -171,10 +171,11 @@ def topic_min_isr(client: KafkaClient, name: str, topic_id: Any = None) -> int |
 
 
 def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None = None, *,
-                    skip: set[int] = frozenset(), groups_too: bool = True
+                    skip: set[int] = frozenset(), brokers_answer: bool = True
                     ) -> tuple[list[dict], list[dict], list[str]]:
     """(topics, groups, problems) as a client sees them. skip: brokers known not to answer
-    (paused, crashed): no request goes to them, their partitions' end offsets stay unknown."""
+    (paused, crashed): no request goes to them, their partitions' end offsets stay unknown.
+    brokers_answer False (the client is the coordinator's): topics only, no offsets or groups."""
     problems: list[str] = []
     topics: list[dict] = []
     groups: list[dict] = []
@@ -188,7 +189,7 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
             continue
         parts = [v for (topic, _p), v in views.items() if topic == name]
         health = replication.topic_health(parts, topic_min_isr(client, name, t.topic_id))
-        askable = [p.index for p in t.partitions if p.leader >= 0 and p.leader not in skip]
+        askable = [p.index for p in t.partitions if brokers_answer and p.leader >= 0 and p.leader not in skip]
         try:
             per_part = client.end_offsets(name, askable) if askable else {}
         except KafkaClientError:
@@ -205,7 +206,7 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
                        "partition_offsets": [{"partition": p, "end_offset": o}
                                              for p, o in sorted(per_part.items())]})
     try:
-        for g in (client.list_groups() if groups_too else ()):
+        for g in (client.list_groups() if brokers_answer else ()):
             try:
                 d = client.describe_group(g.group)
                 parts = client.group_lag(g.group)
@@ -225,8 +226,8 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
 
 def _answering(client: KafkaClient, services: list[dict], coordinator: tuple[str, int] | None
                ) -> tuple[KafkaClient | None, set[int], bool]:
-    """(a client of the services that answer, brokers to leave alone, whether groups can be
-    read). All brokers healthy: the given client. Some: a client of the healthy ones. None: the
+    """(a client of the services that answer, brokers to leave alone, whether it is brokers that
+    answer). All brokers healthy: the given client. Some: a client of the healthy ones. None: the
     coordinator (it answers Metadata from the cluster's own view), if it is healthy."""
     brokers = {int(s["name"].rsplit("-", 1)[1]): s for s in services if s["role"] == "broker"}
     down = {n for n, s in brokers.items() if not s["healthy"]}
@@ -262,11 +263,11 @@ def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,
     metadata_latency = None
     # topics keep being listed while a broker is down: from the brokers that answer (or the
     # coordinator), exactly when a user needs to see which partitions lost a replica
-    asked, skip, groups_too = _answering(client, services, coordinator) if client and services else (None, set(), False)
+    asked, skip, brokers_answer = _answering(client, services, coordinator) if client and services else (None, set(), False)
     if asked is not None:
         try:
             latencies: list[float] = []
-            topics, groups, found = cluster_entries(asked, latencies, skip=skip, groups_too=groups_too)
+            topics, groups, found = cluster_entries(asked, latencies, skip=skip, brokers_answer=brokers_answer)
             problems += found
             metadata_latency = latencies[0] if latencies and not skip else None
         except KafkaClientError as e:
