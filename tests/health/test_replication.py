@@ -175,3 +175,12 @@ def test_status_from_the_coordinator_when_no_broker_answers(monkeypatch):
     assert [t["name"] for t in st["topics"]] == ["orders"] and st["groups"] == []
     # the coordinator is still asked whether it knows every broker (it lists 1 and 2 here)
     assert not any("does not know" in p for p in st["problems"])
+
+
+def test_monitor_replicas_column():
+    from sandbox.cli.monitor import replicas_cell
+
+    assert replicas_cell({"replication": 1}) == "1"
+    assert replicas_cell({"replication": 3, "under_replicated_partitions": 0, "offline_partitions": 0}) == "3 in sync"
+    assert replicas_cell({"replication": 3, "under_replicated_partitions": 2, "under_min_isr_partitions": 1,
+                          "offline_partitions": 1}) == "3: 1 offline, 1 under min ISR, 2 under-replicated"
