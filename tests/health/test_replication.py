@@ -137,8 +137,9 @@ def services(*healthy):
     return {"services": out, "events": []}
 
 
-def test_status_lists_topics_while_a_broker_is_down(monkeypatch):
-    made = []
+def clients_made(monkeypatch) -> list[Client]:
+    """Every KafkaClient build_status makes (a fake answering as Client does)."""
+    made: list[Client] = []
 
     class Sub(Client):
         def __init__(self, addresses, **kw):
@@ -146,6 +147,11 @@ def test_status_lists_topics_while_a_broker_is_down(monkeypatch):
             made.append(self)
 
     monkeypatch.setattr("sandbox.health.status.KafkaClient", Sub)
+    return made
+
+
+def test_status_lists_topics_while_a_broker_is_down(monkeypatch):
+    made = clients_made(monkeypatch)
     monkeypatch.setattr("sandbox.health.status._MIN_ISR", {})
     full = Client([("127.0.0.1", 9092), ("127.0.0.1", 9093), ("127.0.0.1", 9094)])
     st = build_status(name="n", mode="native", bootstrap="x", state=services(True, True, False), client=full)
@@ -160,14 +166,7 @@ def test_status_lists_topics_while_a_broker_is_down(monkeypatch):
 
 
 def test_status_from_the_coordinator_when_no_broker_answers(monkeypatch):
-    made = []
-
-    class Sub(Client):
-        def __init__(self, addresses, **kw):
-            super().__init__(addresses)
-            made.append(self)
-
-    monkeypatch.setattr("sandbox.health.status.KafkaClient", Sub)
+    made = clients_made(monkeypatch)
     full = Client([("127.0.0.1", 9092)])
     st = build_status(name="n", mode="native", bootstrap="x", state=services(False), client=full,
                       coordinator=("127.0.0.1", 9095))
