@@ -80,6 +80,8 @@ class SandboxConfig:
     coordinator_port: int = 9093
     http_port: int = 9094
     brokers: int = 1
+    replication: int = 1            # default replication factor of topics: min(3, brokers)
+    min_insync_replicas: int = 1    # default min.insync.replicas: 2 with replication >= 3, else 1
     data_dir: Path = Path(".sandbox")
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     docker: DockerConfig = field(default_factory=DockerConfig)
@@ -125,7 +127,8 @@ _SANDBOX: dict[str, tuple] = {
     "name": ("str", None, "myproject"), "mode": ("choice", MODES, None),
     "host": ("str", None, "127.0.0.1"), "port": ("int", (1, 65535), 9092),
     "coordinator_port": ("int", (1, 65535), 9093), "http_port": ("int", (1, 65535), 9094),
-    "brokers": ("int", (1, MAX_BROKERS), 1), "data_dir": ("str", None, ".sandbox")}
+    "brokers": ("int", (1, MAX_BROKERS), 1), "data_dir": ("str", None, ".sandbox"),
+    "replication": ("int", (1, MAX_BROKERS), 3), "min_insync_replicas": ("int", (1, MAX_BROKERS), 2)}
 _RECOVERY: dict[str, tuple] = {
     "on_crash": ("choice", ON_CRASH, None), "on_corrupt_journal": ("choice", ON_CORRUPT, None),
     "max_restarts": ("int", (0, None), 5), "restart_window_s": ("seconds", None, 60),
@@ -307,6 +310,7 @@ def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
             kw[k] = p = next(p for n in range(brokers, 65535 + brokers)
                              if (p := (port + n - 1) % 65535 + 1) not in taken)
             taken.add(p)
+    kw["replication"], kw["min_insync_replicas"] = _replication_defaults(ctx, kw, brokers)
     recovery = RecoveryConfig(**_values(ctx, doc, "recovery", _RECOVERY))
     docker = DockerConfig(**_values(ctx, doc, "docker", _DOCKER))
     topics = doc.get("topics", {})
@@ -314,12 +318,35 @@ def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
         raise ctx.fail(("topics",), f"topics = {_show(topics)} must be a table; write it as "
                                     f"[topics.NAME] sections.")
     cfg = SandboxConfig(path=ctx.path, root=root, recovery=recovery, docker=docker, raw=doc, source=text,
-                        topics={n: _topic(ctx, n, t, brokers) for n, t in topics.items()}, **kw)
+                        topics={n: _topic(ctx, n, t, brokers, kw["replication"])
+                                for n, t in topics.items()}, **kw)
     _check_ports(cfg, ctx, set(sb))
     return cfg
 
 
-def _topic(ctx: _Ctx, name: str, spec: Any, brokers: int) -> TopicSpec:
+def default_min_insync(replication: int) -> int:
+    """The sandbox's min.insync.replicas for a replication factor: 2 from 3 replicas on (one broker
+    may be lost without refusing acks=all writes), else 1 (nothing changes on a small stack)."""
+    return 2 if replication >= 3 else 1
+
+
+def _replication_defaults(ctx: _Ctx, kw: dict, brokers: int) -> tuple[int, int]:
+    """[sandbox] replication (default min(3, brokers)) and min_insync_replicas, checked."""
+    S = ("sandbox",)
+    replication = kw.get("replication", min(3, brokers))
+    if replication > brokers:
+        raise ctx.fail(S + ("replication",), f"[sandbox] replication = {replication} is more than "
+                       f"the {brokers} broker(s) of the stack; set replication = {brokers} or raise "
+                       f"brokers.")
+    min_isr = kw.get("min_insync_replicas", default_min_insync(replication))
+    if min_isr > replication:
+        raise ctx.fail(S + ("min_insync_replicas",), f"[sandbox] min_insync_replicas = {min_isr} is "
+                       f"more than replication = {replication}, so no acks=all write could succeed; "
+                       f"set min_insync_replicas = {replication} or less.")
+    return replication, min_isr
+
+
+def _topic(ctx: _Ctx, name: str, spec: Any, brokers: int, default_replication: int = 1) -> TopicSpec:
     T = ("topics", name)
     if name in (".", "..") or not TOPIC_NAME.fullmatch(name):
         raise ctx.fail(T, f"[topics] {_show(name)} is not a valid Kafka topic name; use 1 to 249 "
@@ -336,7 +363,7 @@ def _topic(ctx: _Ctx, name: str, spec: Any, brokers: int) -> TopicSpec:
             raise _unknown(ctx, T, k, _TOPIC_KEYS)
     partitions = _int(ctx, T, "partitions", spec["partitions"], 1, None, 3) \
         if "partitions" in spec else 1
-    replication = 1
+    replication = default_replication
     if "replication" in spec:
         replication = _int(ctx, T, "replication", spec["replication"], 1, None, 1)
         if replication > brokers:
@@ -356,6 +383,11 @@ def _topic(ctx: _Ctx, name: str, spec: Any, brokers: int) -> TopicSpec:
                            f"must be a string or a number; write it in quotes, e.g. "
                            f'{_show(k)} = "{_show(v).strip(chr(34))}".')
         out[k] = v if isinstance(v, str) else str(v)
+    isr = out.get("min.insync.replicas", "").strip()
+    if isr.isdigit() and int(isr) > replication:
+        raise ctx.fail(T + ("config", "min.insync.replicas"), f"{ctx.table(T)} config "
+                       f'"min.insync.replicas" = {isr} is more than its replication = {replication}, '
+                       f"so no acks=all write could succeed; set it to {replication} or less.")
     return TopicSpec(name=name, partitions=partitions, replication=replication, config=out)
 
 
@@ -405,51 +437,5 @@ def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Sandbox
 
 
 # ---------------------------------------------------------------------------- init
-
-INIT_TEMPLATE = '''\
-# sandbox.toml: this folder's Kafka sandbox. Every command (`sandbox up`, `status`, ...) run here
-# uses it. Delete a line to get its default back.
-
-[sandbox]
-# name = "myproject"        # defaults to this folder's name
-mode = "native"             # "native" (local processes) or "docker" (containers)
-host = "127.0.0.1"          # bind address; use "0.0.0.0" only to expose the sandbox to your network
-port = 9092                 # broker 1's Kafka port; broker N listens on port + N - 1
-# coordinator_port = 9093   # the coordinator's port; defaults to port + brokers
-# http_port = 9094          # supervisor's /healthz /status /metrics; defaults to coordinator_port + 1
-brokers = 1                 # number of brokers, 1 to 16
-data_dir = ".sandbox"       # journals, logs and quarantines, relative to this folder
-
-[recovery]
-on_crash = "restart"        # "restart" a crashed service, or "off"
-on_corrupt_journal = "repair-then-wipe"   # "repair-then-wipe", "repair" or "wipe"
-max_restarts = 5            # restarts allowed within restart_window_s before giving up
-restart_window_s = 60       # the window (seconds) max_restarts counts in
-keep_quarantines = 3        # journals moved aside by recovery that are kept per service
-unhealthy_after_s = 10      # a service failing its health probe this long is restarted
-
-[docker]                    # used by mode = "docker" / `sandbox up --docker`
-base_image = "python:3.11-slim"   # the image the sandbox image is built FROM (Python 3.11+)
-
-# Topics as code: created at `sandbox up`, re-created after a wipe, reloaded live when you save.
-# Removing a topic here never deletes it; partitions can only grow.
-[topics.orders]
-partitions = 3              # number of partitions
-replication = 1             # replicas per partition, at most `brokers`
-config = { "retention.ms" = "604800000", "cleanup.policy" = "delete" }   # Kafka topic configs
-'''
-
-
-def write_init(folder: Path) -> Path:
-    """Write INIT_TEMPLATE to folder/sandbox.toml; never overwrite an existing file."""
-    target = Path(folder).absolute() / FILENAME
-    try:
-        with open(target, "x", encoding="utf-8", newline="\n") as f:
-            f.write(INIT_TEMPLATE)
-    except FileExistsError:
-        raise ConfigError(f"{_display(target)}: already exists and was left untouched; edit it, "
-                          f"or delete it and run `sandbox init` again.", path=target) from None
-    except OSError as e:
-        raise ConfigError(f"{_display(target)}: cannot be written ({e.strerror}); check the "
-                          f"folder's permissions.", path=target) from None
-    return target
+# the commented template of `sandbox init` lives in config_init.py (re-exported here)
+from sandbox.config_init import INIT_TEMPLATE, write_init  # noqa: E402,F401  (after ConfigError)

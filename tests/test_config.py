@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def test_topics_numbers_become_strings_and_quoted_names(tmp_path):
                                       '"min.cleanable.dirty.ratio" = 0.25 }\n[topics.empty]\n'))
     assert cfg.topics["a.b-c_1"] == TopicSpec("a.b-c_1", 4, 2, {"retention.ms": "1000",
                                                                 "min.cleanable.dirty.ratio": "0.25"})
-    assert cfg.topics["empty"] == TopicSpec("empty")
+    assert cfg.topics["empty"] == TopicSpec("empty", replication=2)   # the stack's default: min(3, brokers)
 
 
 def test_the_example_error_sentence(tmp_path):
@@ -149,7 +150,9 @@ def test_with_overrides_moves_implicit_ports_and_checks(tmp_path):
     cfg = load_config(write(tmp_path, INIT_TEMPLATE))
     three = cfg.with_overrides(brokers=3, port=None)
     assert (three.brokers, three.port, three.coordinator_port, three.http_port) == (3, 9092, 9095, 9096)
-    assert three.topics == cfg.topics and three.name == cfg.name
+    # the same topics; the one without replication = follows the new default (3 brokers: 3 replicas)
+    assert three.topics == {"orders": dataclasses.replace(cfg.topics["orders"], replication=3)}
+    assert three.name == cfg.name
     with pytest.raises(ConfigError, match="--brokers.*between 1 and 16"):
         cfg.with_overrides(brokers=20)
     pinned = load_config(write(tmp_path, "[sandbox]\ncoordinator_port = 9093\n"))

@@ -145,13 +145,18 @@ def coordinator_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address."),
     session_timeout_ms: int = typer.Option(9000, "--session-timeout-ms", help="Fence a broker silent this long."),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
+    default_replication_factor: int = typer.Option(1, "--default-replication-factor", min=1,
+                                                   help="Replicas of a topic created without a factor (-1)."),
+    min_insync_replicas: int = typer.Option(1, "--min-insync-replicas", min=1,
+                                            help="min.insync.replicas of new topics (capped at their factor)."),
 ) -> None:
     """Run the coordinator (cluster metadata, broker liveness, placement) in the foreground."""
     from sandbox.coordinator import JournalCorruptError, JournalLockedError
     from sandbox.coordinator.cli import run
 
     try:
-        code = run(port, data_dir, host=host, session_timeout_ms=session_timeout_ms, log_level=log_level)
+        code = run(port, data_dir, host=host, session_timeout_ms=session_timeout_ms, log_level=log_level,
+                   default_replication_factor=default_replication_factor, min_insync_replicas=min_insync_replicas)
     except JournalLockedError as e:   # another live process has it: nothing to repair or move aside
         from sandbox.lifecycle import config_exit
 

@@ -68,6 +68,16 @@ def _compact(pairs: list[tuple[int, Any]]) -> str:
 
 
 # ---------------------------------------------------------------- the frame's rows
+def replicas_cell(t: dict) -> str:
+    """The REPLICAS column: the factor, then what is wrong with the partitions' replicas, if anything."""
+    wrong = [f"{n} {what}" for key, what in (("offline_partitions", "offline"),
+                                             ("under_min_isr_partitions", "under min ISR"),
+                                             ("under_replicated_partitions", "under-replicated"))
+             if (n := t.get(key))]
+    rf = str(t.get("replication", "-"))
+    return f"{rf}: " + ", ".join(wrong) if wrong else f"{rf} in sync" if t.get("replication", 1) > 1 else rf
+
+
 def sections(st: dict, tracker: LagTracker) -> list[tuple[str, list[str], list[list[str]], str]]:
     """[(title, headers, rows, overflow note)] of one status; shared by the rich and text frames."""
     svc_rows = []
@@ -83,7 +93,7 @@ def sections(st: dict, tracker: LagTracker) -> list[tuple[str, list[str], list[l
         per = [(d["partition"], d["end_offset"]) for d in t.get("partition_offsets") or []]
         ends = "-" if t.get("end_offsets") is None else str(t["end_offsets"])
         top_rows.append([t["name"], str(t["partitions"]), ends + (f"  ({_compact(per)})" if len(per) > 1 else ""),
-                         _rate(tracker.rate(t["name"]))])
+                         _rate(tracker.rate(t["name"])), replicas_cell(t)])
     groups = st.get("groups", [])
     grp_rows = []
     for g in groups[:MAX_GROUPS]:
@@ -103,7 +113,7 @@ def sections(st: dict, tracker: LagTracker) -> list[tuple[str, list[str], list[l
 
     return [
         ("services", ["SERVICE", "STATE", "UPTIME", "RESTARTS", "CPU", "MEMORY", "DISK"], svc_rows, ""),
-        ("topics", ["TOPIC", "PARTS", "END OFFSETS", "REC/S IN"], top_rows,
+        ("topics", ["TOPIC", "PARTS", "END OFFSETS", "REC/S IN", "REPLICAS"], top_rows,
          more(topics, len(top_rows)) if topics else "no topics yet"),
         ("consumer groups", ["GROUP", "STATE", "MEMBERS", "LAG", "TREND", "LAG PER PARTITION"], grp_rows,
          more(groups, len(grp_rows)) if groups else "no consumer groups yet"),
@@ -168,6 +178,8 @@ def rich_frame(st: dict | None, tracker: LagTracker, name: str, width: int, heig
             if title == "services":
                 ok = row[1] == "running"
                 styled[1] = Text(row[1], style="green" if ok else "red")
+            elif title == "topics" and ":" in row[4]:   # replicas missing: red when writes or reads fail
+                styled[4] = Text(row[4], style="red" if ("offline" in row[4] or "min ISR" in row[4]) else "yellow")
             elif title == "consumer groups":
                 styled[4] = Text(row[4], style="red" if row[4].startswith("↑") else "")
             elif title == "last events" and row[2] in ("crash", "wipe", "unhealthy", "crash-loop"):

@@ -44,10 +44,11 @@ def print_status(st: dict) -> None:
                   _num(s["latency_ms"], "{:.1f}"))
     console.print(t)
     if st["topics"]:
-        tt = _table("topic", "partitions", "end offsets", "leaderless")
+        tt = _table("topic", "partitions", "replication", "end offsets", "leaderless", "under-replicated", "under min ISR")
         for x in st["topics"]:
-            tt.add_row(esc(x["name"]), str(x["partitions"]), esc(str(x["end_offsets"])),
-                       esc(str(x["leaderless_partitions"])))
+            tt.add_row(esc(x["name"]), str(x["partitions"]), str(x.get("replication", "-")), esc(str(x["end_offsets"])),
+                       esc(str(x["leaderless_partitions"])), str(x.get("under_replicated_partitions", "-")),
+                       str(x.get("under_min_isr_partitions", "-")))
         console.print(tt)
     if st["groups"]:
         gt = _table("group", "state", "members", "lag")

@@ -65,7 +65,8 @@ def topics_create(
     name: str = typer.Argument(..., help="The topic's name."),
     partitions: Optional[int] = typer.Option(None, "--partitions", min=1, help="Number of partitions (default: 1)."),
     replication: Optional[int] = typer.Option(None, "--replication-factor", min=1,
-                                              help="Copies of each partition (default: 1)."),
+                                              help="Copies of each partition (default: the cluster's; in a sandbox "
+                                                   "[sandbox] replication: 3 from 3 brokers)."),
     settings: list[str] = typer.Option([], "--set", "-o", metavar="KEY=VALUE",
                                        help="Topic config, repeatable, e.g. -o retention.ms=60000."),
     config: list[str] = typer.Option([], "--config", "-c", metavar="PATH",
@@ -95,7 +96,7 @@ def topics_create(
     target = resolve(Path(paths[0]) if paths else None, bootstrap)
     partitions = partitions or 1
     with _client(target.bootstrap) as c:
-        _call(c.create_topic, name, partitions, replication or 1, topic_config)
+        _call(c.create_topic, name, partitions, replication or -1, topic_config)   # -1: the cluster's default
     typer.echo(f"created topic {name} ({partitions} partition{'s' if partitions != 1 else ''}) on {target.bootstrap}")
 
 

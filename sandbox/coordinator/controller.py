@@ -32,11 +32,14 @@ class Coordinator:
     def __init__(self, directory: Path, *, cluster_id: str | None = None,
                  clock: Callable[[], float] = time.time, session_timeout_ms: int = 9000,
                  default_partitions: int = 1, on_event: EventSink | None = None,
-                 snapshot_every: int = 1000) -> None:
+                 snapshot_every: int = 1000, default_replication_factor: int = 1,
+                 min_insync_replicas: int = 1) -> None:
         self._clock = clock
         self.session_timeout_ms = session_timeout_ms
         self._listeners: list[Listener] = []
-        self._machine = MetadataMachine(default_partitions=default_partitions)
+        self._machine = MetadataMachine(default_partitions=default_partitions,
+                                        default_replication_factor=default_replication_factor,
+                                        min_insync_replicas=min_insync_replicas)
         self._journal = MetadataJournal(Path(directory), on_event, snapshot_every=snapshot_every)
         try:
             self._load()

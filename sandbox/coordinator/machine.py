@@ -48,10 +48,14 @@ class MetadataMachine:
     never journaled, and not part of state(); a restored broker's session starts at the first
     fence_expired() call after the restore."""
 
-    def __init__(self, *, default_partitions: int = 1) -> None:
-        if default_partitions < 1:
-            raise ValueError("default_partitions must be >= 1")
-        self.default_partitions = default_partitions
+    def __init__(self, *, default_partitions: int = 1, default_replication_factor: int = 1,
+                 min_insync_replicas: int = 1) -> None:
+        if default_partitions < 1 or default_replication_factor < 1 or min_insync_replicas < 1:
+            raise ValueError("default_partitions, default_replication_factor and "
+                             "min_insync_replicas must be >= 1")
+        self.default_partitions = default_partitions   # the stack's defaults (sandbox.toml):
+        self.default_replication_factor = default_replication_factor   # for replication -1
+        self.min_insync_replicas = min_insync_replicas   # written into new topics' configs
         self._cluster_id: str | None = None
         self._brokers: dict[int, BrokerInfo] = {}
         self._topics: dict[str, TopicInfo] = {}
@@ -238,8 +242,11 @@ class MetadataMachine:
             if num_partitions < 1:
                 raise CoordinatorError(INVALID_PARTITIONS,
                                        "Number of partitions must be larger than 0.")
+            if replication_factor == -1:
+                replication_factor = self.default_replication_factor
             replica_lists = self._place(num_partitions, replication_factor, first_index=0)
         cfg = topic_configs.validate(configs)
+        cfg.update(topic_configs.default_min_insync(self.min_insync_replicas, cfg, replica_lists))
         tid = str(topic_id)
         records: list[Record] = [{"type": "topic", "name": name, "topic_id": tid, "configs": cfg}]
         for index, replicas in enumerate(replica_lists):
@@ -420,7 +427,8 @@ class MetadataMachine:
         return Draft(self)
 
     def _fork(self) -> MetadataMachine:
-        m = MetadataMachine(default_partitions=self.default_partitions)
+        m = MetadataMachine(default_partitions=self.default_partitions, min_insync_replicas=self.min_insync_replicas,
+                            default_replication_factor=self.default_replication_factor)
         m._cluster_id, m._next_pid, m._offset = self._cluster_id, self._next_pid, self._offset
         m._brokers, m._topics, m._ids = dict(self._brokers), dict(self._topics), dict(self._ids)
         m._quotas, m._features = self.client_quotas(), dict(self._features)

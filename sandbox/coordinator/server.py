@@ -36,6 +36,8 @@ class CoordinatorConfig:
     port: int = 9093
     session_timeout_ms: int = 9000
     default_partitions: int = 1
+    default_replication_factor: int = 1   # sandbox.toml [sandbox] replication
+    min_insync_replicas: int = 1          # sandbox.toml [sandbox] min_insync_replicas
     tick_interval_s: float = 0.25
     feed_capacity: int = DEFAULT_CAPACITY
     snapshot_every: int = 1000
@@ -98,7 +100,8 @@ class CoordinatorServer(lifecycle.Service):
         self.coordinator = Coordinator(
             self.data_dir, session_timeout_ms=cfg.session_timeout_ms,
             default_partitions=cfg.default_partitions, on_event=emit_event,
-            snapshot_every=cfg.snapshot_every)
+            snapshot_every=cfg.snapshot_every, min_insync_replicas=cfg.min_insync_replicas,
+            default_replication_factor=cfg.default_replication_factor)
         self.feed = MetadataFeed(self.coordinator, cfg.feed_capacity)
 
     def close(self) -> None:

@@ -124,6 +124,16 @@ def validate(configs: Mapping[str, object] | None) -> dict[str, str]:
     return out
 
 
+def default_min_insync(stack_default: int, configs: Mapping[str, str],
+                       replica_lists: list[list[int]]) -> dict[str, str]:
+    """The min.insync.replicas a new topic gets from the stack's default (sandbox.toml), capped at
+    its replication factor so acks=all stays possible; {} when the topic sets its own or it is 1."""
+    if "min.insync.replicas" in configs or not replica_lists:
+        return {}
+    value = min(stack_default, len(replica_lists[0]))
+    return {"min.insync.replicas": str(value)} if value > 1 else {}
+
+
 def incremental_ops(current: dict[str, str], ops) -> tuple[dict[str, str], list[str]]:
     """IncrementalAlterConfigs semantics: ops are (name, operation, value) with SET 0, DELETE 1,
     APPEND 2, SUBTRACT 3 (list values, comma-separated); returns (set, delete) for alter_configs."""

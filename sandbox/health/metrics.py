@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 RECOVERY_KINDS = ("crash", "restart", "repair", "wipe", "topics-recreated", "unhealthy")
+REPLICA_KINDS = ("isr-shrink", "isr-expand", "leader-change")   # health/replication.py's events
 # generate_latest writes the 0.0.4 text format (newer prometheus_client calls "latest" 1.0.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -19,7 +20,7 @@ class EventCounter:
     """Running totals of event kinds; feed it every event (the supervisor's on_event callback),
     since the status only carries the last events. Thread-safe."""
 
-    def __init__(self, kinds: Iterable[str] = RECOVERY_KINDS) -> None:
+    def __init__(self, kinds: Iterable[str] = RECOVERY_KINDS + REPLICA_KINDS) -> None:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {k: 0 for k in kinds}
 
@@ -100,6 +101,13 @@ def render_metrics(status: dict, *, lag_per_partition: list | None = None,
                                 labels=["group"])
     events = CounterMetricFamily("sandbox_recovery_events", "Recovery events by kind", labels=["kind"])
     healthy = GaugeMetricFamily("sandbox_healthy", "1 if every service is healthy and there is no problem")
+    replica = CounterMetricFamily("sandbox_replica_events", "ISR shrinks and expands and leader changes "
+                                  "(one per topic and broker(s) per observation)", labels=["kind"])
+    # Kafka's partition-state gauges, per topic (sum() them for the cluster's figure)
+    per_topic = [(GaugeMetricFamily(f"sandbox_{key}", text, labels=["topic"]), key) for key, text in (
+        ("under_replicated_partitions", "Partitions whose ISR is smaller than their replica list"),
+        ("under_min_isr_partitions", "Partitions whose ISR is below min.insync.replicas: acks=all is refused"),
+        ("offline_partitions", "Partitions without a leader: nothing can be read or written"))]
 
     for s in status.get("services") or []:
         name = str(s.get("name"))
@@ -113,6 +121,10 @@ def render_metrics(status: dict, *, lag_per_partition: list | None = None,
                 family.add_metric([name], v)
 
     for t in status.get("topics") or []:
+        for family, key in per_topic:
+            v = _num(t.get(key, t.get("leaderless_partitions") if key == "offline_partitions" else None))
+            if v is not None:
+                family.add_metric([str(t["name"])], v)
         for d in t.get("partition_offsets") or []:
             end.add_metric([str(t["name"]), str(d["partition"])], d["end_offset"])
 
@@ -128,12 +140,15 @@ def render_metrics(status: dict, *, lag_per_partition: list | None = None,
 
     if event_counts is None:
         tally = _Tally(e.get("kind") for e in status.get("events") or [])
-        event_counts = {k: tally.get(k, 0) for k in RECOVERY_KINDS}
-    kinds = list(RECOVERY_KINDS) + sorted(str(k) for k in event_counts if k not in RECOVERY_KINDS)
+        event_counts = {k: tally.get(k, 0) for k in RECOVERY_KINDS + REPLICA_KINDS}
+    kinds = list(RECOVERY_KINDS) + sorted(str(k) for k in event_counts if k not in RECOVERY_KINDS + REPLICA_KINDS)
     for kind in kinds:
         events.add_metric([kind], max(int(event_counts.get(kind, 0) or 0), 0))
+    for kind in REPLICA_KINDS:
+        replica.add_metric([kind], max(int(event_counts.get(kind, 0) or 0), 0))
 
     healthy.add_metric([], 1 if status.get("healthy") else 0)
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(_Snapshot([up, restarts, cpu, rss, disk, latency, end, lag, lag_sum, events, healthy]))
+    reg.register(_Snapshot([up, restarts, cpu, rss, disk, latency, end, lag, lag_sum, events, replica,
+                            *(f for f, _k in per_topic), healthy]))
     return generate_latest(reg)

@@ -14,6 +14,8 @@ import psutil
 
 from sandbox.client import KafkaClient, KafkaClientError
 
+from . import replication
+
 
 def _disk_bytes(path: Path) -> int:
     total = 0
@@ -147,37 +149,64 @@ def service_entries(state: dict) -> list[dict[str, Any]]:
     return out
 
 
-def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None = None
+_MIN_ISR_TTL_S = 30.0
+_MIN_ISR: dict[tuple[str, Any], tuple[float, int]] = {}   # (topic, topic id) -> (read at, min.insync.replicas)
+
+
+def topic_min_isr(client: KafkaClient, name: str, topic_id: Any = None) -> int | None:
+    """The topic's min.insync.replicas (DescribeConfigs), cached for _MIN_ISR_TTL_S per topic id
+    (a re-created topic is asked again); None when it cannot be read."""
+    key, now = (name, topic_id), time.monotonic()
+    hit = _MIN_ISR.get(key)
+    if hit is not None and now - hit[0] < _MIN_ISR_TTL_S:
+        return hit[1]
+    try:
+        value = int(client.describe_configs(name)["min.insync.replicas"][0])
+    except (KafkaClientError, AttributeError, KeyError, TypeError, ValueError):   # also: a client without it
+        return None
+    if len(_MIN_ISR) > 1024:
+        _MIN_ISR.clear()
+    _MIN_ISR[key] = (now, value)
+    return value
+
+
+def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None = None, *,
+                    skip: set[int] = frozenset(), brokers_answer: bool = True
                     ) -> tuple[list[dict], list[dict], list[str]]:
-    """(topics, groups, problems) as a client sees them."""
+    """(topics, groups, problems) as a client sees them. skip: brokers known not to answer
+    (paused, crashed): no request goes to them, their partitions' end offsets stay unknown.
+    brokers_answer False (the client is the coordinator's): topics only, no offsets or groups."""
     problems: list[str] = []
     topics: list[dict] = []
     groups: list[dict] = []
     md, latency = client.metadata()
     if topics_meta_latency is not None:
         topics_meta_latency.append(latency)
+    views = replication.snapshot(md)
     for name in sorted(md.topics):
         t = md.topics[name]
-        if t.internal or name.startswith("__"):
+        if t.internal or name.startswith("__") or t.error_code:
             continue
-        leaderless = sum(1 for p in t.partitions if p.leader < 0)
-        under = sum(1 for p in t.partitions if len(p.isr) < len(p.replicas))
+        parts = [v for (topic, _p), v in views.items() if topic == name]
+        health = replication.topic_health(parts, topic_min_isr(client, name, t.topic_id))
+        askable = [p.index for p in t.partitions if brokers_answer and p.leader >= 0 and p.leader not in skip]
         try:
-            per_part = client.end_offsets(name) if not leaderless else None
+            per_part = client.end_offsets(name, askable) if askable else {}
         except KafkaClientError:
-            per_part = None
-        ends = sum(per_part.values()) if per_part is not None else None
+            per_part = {}
+        complete = len(per_part) == len(t.partitions)
+        leaderless = health["offline_partitions"]
         if leaderless:
             problems.append(f"topic {name} has {leaderless} partitions without a leader")
         topics.append({"name": name, "partitions": len(t.partitions),
                        "replication": len(t.partitions[0].replicas) if t.partitions else 0,
-                       "end_offsets": ends, "leaderless_partitions": leaderless,
-                       "under_replicated_partitions": under,
+                       "end_offsets": sum(per_part.values()) if complete else None,
+                       "leaderless_partitions": leaderless, **health,
                        # extra detail (not in SPEC.md): per-partition high watermarks
                        "partition_offsets": [{"partition": p, "end_offset": o}
-                                             for p, o in sorted((per_part or {}).items())]})
+                                             for p, o in sorted(per_part.items())]})
     try:
-        for g in client.list_groups():
+        for g in (client.list_groups() if brokers_answer else ()):
             try:
                 d = client.describe_group(g.group)
                 parts = client.group_lag(g.group)
@@ -193,6 +222,24 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
     except KafkaClientError as e:
         problems.append(f"groups unavailable: {e}")
     return topics, groups, problems
+
+
+def _answering(client: KafkaClient, services: list[dict], coordinator: tuple[str, int] | None
+               ) -> tuple[KafkaClient | None, set[int], bool]:
+    """(a client of the services that answer, brokers to leave alone, whether it is brokers that
+    answer). All brokers healthy: the given client. Some: a client of the healthy ones. None: the
+    coordinator (it answers Metadata from the cluster's own view), if it is healthy."""
+    brokers = {int(s["name"].rsplit("-", 1)[1]): s for s in services if s["role"] == "broker"}
+    down = {n for n, s in brokers.items() if not s["healthy"]}
+    if not down:
+        return client, set(), True
+    ports = {s["port"] for s in brokers.values() if s["healthy"]}
+    up = [a for a in client.addresses if a[1] in ports]
+    if up:
+        return KafkaClient(up, client_id=client.client_id, timeout=client.timeout), down, True
+    if coordinator is not None and any(s["role"] == "coordinator" and s["healthy"] for s in services):
+        return KafkaClient([coordinator], client_id=client.client_id, timeout=client.timeout), set(brokers), False
+    return None, down, False
 
 
 def coordinator_problems(address: tuple[str, int], expected: set[int]) -> list[str]:
@@ -214,14 +261,20 @@ def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,
     problems: list[str] = [s["journal_problem"] for s in services if s.get("journal_problem")]
     problems += [f"{s['name']}: {s['problem']}" for s in services if s.get("problem")]
     metadata_latency = None
-    if client is not None and services and all(s["healthy"] for s in services if s["role"] == "broker"):
+    # topics keep being listed while a broker is down: from the brokers that answer (or the
+    # coordinator), exactly when a user needs to see which partitions lost a replica
+    asked, skip, brokers_answer = _answering(client, services, coordinator) if client and services else (None, set(), False)
+    if asked is not None:
         try:
             latencies: list[float] = []
-            topics, groups, found = cluster_entries(client, latencies)
+            topics, groups, found = cluster_entries(asked, latencies, skip=skip, brokers_answer=brokers_answer)
             problems += found
-            metadata_latency = latencies[0] if latencies else None
+            metadata_latency = latencies[0] if latencies and not skip else None
         except KafkaClientError as e:
             problems.append(str(e))
+        finally:
+            if asked is not client:
+                asked.close()
         if coordinator is not None and any(s["role"] == "coordinator" and s["healthy"] for s in services):
             brokers = {int(s["name"].rsplit("-", 1)[1]) for s in services if s["role"] == "broker"}
             problems += coordinator_problems(coordinator, brokers)

@@ -88,7 +88,8 @@ def plan(cfg: SandboxConfig) -> list[ContainerPlan]:
     host = cfg.host
     coord = ContainerPlan(
         service="coordinator", role="coordinator", name=f"{prefix(cfg)}-coordinator",
-        command=["coordinator", "--host", "0.0.0.0", "--port", str(COORDINATOR_PORT), "--data-dir", JOURNAL_MOUNT],
+        command=["coordinator", "--host", "0.0.0.0", "--port", str(COORDINATOR_PORT), "--data-dir", JOURNAL_MOUNT,
+                 "--default-replication-factor", str(cfg.replication), "--min-insync-replicas", str(cfg.min_insync_replicas)],
         ports={f"{COORDINATOR_PORT}/tcp": (host, cfg.coordinator_port)}, host_port=cfg.coordinator_port,
         aliases=["coordinator"], labels=labels(cfg, service="coordinator", role="coordinator"),
         healthcheck=healthcheck(COORDINATOR_PORT))

@@ -13,13 +13,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from sandbox.client import KafkaClient, KafkaClientError
+from sandbox.client import KafkaClient, KafkaClientError, parse_bootstrap
 from sandbox.config import ConfigError, SandboxConfig, TopicSpec, load_config, parse_config
 from sandbox.health.http import HealthServer
 from sandbox.lifecycle import stop_signals
 from sandbox.health.metrics import EventCounter, render_metrics
+from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, write_pid_file
 from sandbox.runner.manifest import ManifestWatcher, event_kind, reconcile
@@ -48,12 +49,17 @@ def bootstrap(cfg: SandboxConfig) -> str:
     return ",".join(f"{h}:{cfg.broker_port(n)}" for n in range(1, cfg.brokers + 1))
 
 
+def replication_options(cfg: SandboxConfig) -> list[str]:
+    """The coordinator's share of sandbox.toml: the stack's replication defaults."""
+    return ["--default-replication-factor", str(cfg.replication), "--min-insync-replicas", str(cfg.min_insync_replicas)]
+
+
 def service_specs(cfg: SandboxConfig) -> list[ServiceSpec]:
     py = [sys.executable, "-m", "sandbox"]
     coord_dir = cfg.service_dir("coordinator")
     specs = [ServiceSpec("coordinator", "coordinator",
                          py + ["coordinator", "--port", str(cfg.coordinator_port), "--data-dir", str(coord_dir),
-                               "--host", cfg.host],
+                               "--host", cfg.host, *replication_options(cfg)],
                          cfg.coordinator_port, coord_dir, cfg.logs_dir / "coordinator.log")]
     for n in range(1, cfg.brokers + 1):
         name = f"broker-{n}"
@@ -178,6 +184,20 @@ def live_state(cfg: SandboxConfig) -> dict | None:
     if time.time() - float(state.get("heartbeat") or 0) > HEARTBEAT_STALE_S:
         return None
     return state
+
+
+def watch_replicas(cfg: SandboxConfig, record_event: Callable[..., Any]) -> ReplicaWatcher:
+    """isr-shrink, isr-expand, leader-change events from the coordinator's Metadata (else a broker's)."""
+    client = KafkaClient([(connect_host(cfg), cfg.coordinator_port)] + parse_bootstrap(bootstrap(cfg)),
+                         client_id="sandbox-replica-watch", timeout=1.5)
+
+    def fetch():
+        try:
+            return client.metadata()[0]
+        finally:
+            client.close()   # a fresh connection each time: a paused node cannot wedge a socket
+
+    return ReplicaWatcher(fetch, lambda e: record_event(e["service"], e["kind"], e["detail"])).start()
 
 
 def _note_pid(spec: ServiceSpec, pid: int | None) -> None:
@@ -305,6 +325,7 @@ class StackSupervisor:
         self.watcher = ManifestWatcher(self.cfg.path or self.cfg.root / "sandbox.toml", self._on_manifest,
                                        self._on_manifest_error)
         self.watcher.start()
+        replicas = watch_replicas(self.cfg, self.sup.record_event)
         last_catalog = 0.0
         try:
             while not self.stop.wait(0.25):
@@ -321,6 +342,7 @@ class StackSupervisor:
                         log.info("topic catalog not refreshed: %s", e)
         finally:
             self.stop.set()
+            replicas.stop()
             if self.watcher is not None:
                 self.watcher.stop()
             loop.join(60)
@@ -356,7 +378,8 @@ def load_stack_config(config_path: Path | None, cwd: Path, *, last_good: bool = 
 
 
 RUNTIME_FILE = ".sandbox-runtime.json"
-RESTART_KEYS = ("host", "port", "coordinator_port", "http_port", "brokers", "data_dir")
+RESTART_KEYS = ("host", "port", "coordinator_port", "http_port", "brokers", "data_dir", "replication",
+                "min_insync_replicas")
 
 
 def running_settings(cfg: SandboxConfig) -> dict:

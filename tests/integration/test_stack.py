@@ -173,7 +173,8 @@ def test_up_three_brokers_declared_topics_status_and_traffic(projects):
         assert TOPIC_KEYS <= set(t), f"topic {t.get('name')} lacks {TOPIC_KEYS - set(t)}"
     orders, audit = topic(st, "orders"), topic(st, "audit")
     assert orders is not None and audit is not None, st["topics"]
-    assert (orders["partitions"], orders["replication"], orders["end_offsets"]) == (3, 1, 3000)
+    # 3 brokers: declared topics without `replication` get the stack default, 3 (issue 11)
+    assert (orders["partitions"], orders["replication"], orders["end_offsets"]) == (3, 3, 3000)
     assert (orders["leaderless_partitions"], orders["under_replicated_partitions"]) == (0, 0)
     assert (audit["partitions"], audit["end_offsets"]) == (2, 0)
     assert isinstance(st["groups"], list)

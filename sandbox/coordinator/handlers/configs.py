@@ -16,6 +16,8 @@ def server_configs(server) -> dict[str, str]:
         "process.roles": "controller",
         "broker.session.timeout.ms": str(server.session_timeout_ms),
         "num.partitions": str(server.default_partitions),
+        "default.replication.factor": str(server.config.default_replication_factor),
+        "min.insync.replicas": str(server.config.min_insync_replicas),
         "metadata.log.dir": str(server.data_dir),
     }
 
