@@ -6,11 +6,14 @@ from __future__ import annotations
 import uuid
 from typing import Any, Callable
 
+from sandbox.protocol.errors import (
+    COORDINATOR_NOT_AVAILABLE, FENCED_INSTANCE_ID, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL,
+    INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, NONE, REBALANCE_IN_PROGRESS,
+    UNKNOWN_MEMBER_ID,
+)
 from sandbox.broker.group_model import (
-    COMPLETING, COORDINATOR_NOT_AVAILABLE, DEAD, EMPTY, FENCED_INSTANCE_ID, ILLEGAL_GENERATION,
-    INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, NONE,
-    PREPARING, REBALANCE_IN_PROGRESS, STABLE, UNKNOWN_MEMBER_ID, Group, GroupDescription, JoinResult, Member,
-    Parked, SyncResult, check_member, consumer_subscription_topics, join_error, select_protocol, supports,
+    COMPLETING, DEAD, EMPTY, PREPARING, STABLE, Group, GroupDescription, JoinResult, Member, Parked,
+    SyncResult, check_member, consumer_subscription_topics, join_error, select_protocol, supports,
     sync_error, update_member,
 )
 

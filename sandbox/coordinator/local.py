@@ -9,7 +9,8 @@ import uuid
 from typing import Any, Iterable, Mapping
 
 from .controller import Coordinator
-from .model import INVALID_REQUEST, CoordinatorError, NewTopic, TopicInfo, TopicResult
+from sandbox.protocol.errors import INVALID_REQUEST
+from .model import CoordinatorError, NewTopic, TopicInfo, TopicResult
 
 log = logging.getLogger("sandbox.coordinator.client")
 
@@ -20,7 +21,6 @@ def _listener_triples(host: str, port: int, listeners: Iterable[tuple[str, str, 
     if listeners is None:
         return [("PLAINTEXT", host, port)]
     return [(str(name), str(h), int(p)) for name, h, p in listeners]
-
 
 
 class LocalCoordinator(Coordinator):

@@ -6,7 +6,7 @@ from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.topic_configs import RESOURCE_TOPIC, describe_resource
 
 from ..state import maybe_await
-from .common import INVALID_REQUEST, NONE
+from sandbox.protocol.errors import INVALID_REQUEST, NONE
 
 TOPIC = RESOURCE_TOPIC
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from sandbox.coordinator.features import api_versions_fields
 from sandbox.protocol import build, encode_response, response_class
+from sandbox.protocol.errors import NONE, UNSUPPORTED_VERSION
 
 API_KEY = 18
 MIN_VERSION = 0
 MAX_VERSION = 4
-UNSUPPORTED_VERSION = 35
 
 
 def _api_keys() -> list[dict]:
@@ -24,7 +24,7 @@ def _api_keys() -> list[dict]:
 
 
 def handle(ctx, request) -> dict:
-    out = {"error_code": 0, "api_keys": _api_keys(), "throttle_time": 0}
+    out = {"error_code": NONE, "api_keys": _api_keys(), "throttle_time": 0}
     coord = ctx.state.coordinator
     if ctx.api_version >= 3 and coord is not None:
         out.update(api_versions_fields(coord.finalized_features(), coord.metadata_offset))

@@ -8,7 +8,7 @@ import uuid
 from sandbox.coordinator import CoordinatorError
 
 from ..state import maybe_await
-from .common import NONE, UNKNOWN_TOPIC_ID
+from sandbox.protocol.errors import NONE, UNKNOWN_TOPIC_ID
 
 API_KEY = 20
 ZERO_UUID = uuid.UUID(int=0)

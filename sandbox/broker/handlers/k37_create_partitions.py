@@ -5,7 +5,7 @@ from __future__ import annotations
 from sandbox.coordinator import CoordinatorError
 
 from ..state import maybe_await
-from .common import NONE
+from sandbox.protocol.errors import NONE
 
 API_KEY = 37
 MIN_VERSION = 0

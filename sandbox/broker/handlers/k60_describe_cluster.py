@@ -4,7 +4,8 @@ when a v2 request asks for them."""
 
 from __future__ import annotations
 
-from .common import NONE, broker_list
+from sandbox.protocol.errors import NONE
+from .common import broker_list
 
 API_KEY = 60
 MIN_VERSION = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..model import CoordinatorError
 from ..topic_configs import RESOURCE_TOPIC, describe_resource
-from .common import INVALID_REQUEST, NONE
+from sandbox.protocol.errors import INVALID_REQUEST, NONE
 
 TOPIC = RESOURCE_TOPIC
 

@@ -7,11 +7,11 @@ so librdkafka and the Java client retry at a version we speak.
 from __future__ import annotations
 
 from sandbox.protocol import build, encode_response, response_class
+from sandbox.protocol.errors import NONE, UNSUPPORTED_VERSION
 
 API_KEY = 18
 MIN_VERSION = 0
 MAX_VERSION = 4
-UNSUPPORTED_VERSION = 35
 
 
 def _api_keys() -> list[dict]:
@@ -22,7 +22,7 @@ def _api_keys() -> list[dict]:
 
 
 def handle(ctx, request) -> dict:
-    return {"error_code": 0, "api_keys": _api_keys(), "throttle_time": 0}
+    return {"error_code": NONE, "api_keys": _api_keys(), "throttle_time": 0}
 
 
 def unsupported_version_response(correlation_id: int) -> bytes:

@@ -4,7 +4,7 @@ drop their logs (and their group offsets of it) when they see the removal."""
 from __future__ import annotations
 
 from ..model import CoordinatorError
-from .common import NONE
+from sandbox.protocol.errors import NONE
 
 API_KEY = 20
 MIN_VERSION = 1

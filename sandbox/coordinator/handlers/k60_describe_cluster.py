@@ -3,7 +3,8 @@ brokers (fenced ones too when v2 asks for them)."""
 
 from __future__ import annotations
 
-from .common import NO_CONTROLLER, NONE, UNKNOWN_AUTHORIZED_OPERATIONS, broker_list
+from sandbox.protocol.errors import NONE, UNKNOWN_AUTHORIZED_OPERATIONS
+from .common import NO_CONTROLLER, broker_list
 
 API_KEY = 60
 MIN_VERSION = 0
