@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from integration.stack_kit import free_port_block as port_block  # tests/ is on sys.path (conftest.py)
+from integration.stack_kit import free_port_block as port_block  # tests/ is on sys.path (pytest's pythonpath)
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,8 @@ from sandbox.coordinator.server import CoordinatorConfig, CoordinatorServer
 from sandbox.protocol import build, request_class
 
 TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS))
-
-from helpers import api_versions_ok, free_port  # noqa: E402,F401
-from rawclient import RawClient  # noqa: E402,F401
+from helpers import api_versions_ok, free_port  # noqa: F401
+from rawclient import RawClient  # noqa: F401
 
 
 class ThreadedCoordinator:

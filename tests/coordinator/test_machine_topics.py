@@ -8,7 +8,7 @@ import pytest
 
 from sandbox.coordinator import CoordinatorError, MetadataMachine
 from sandbox.protocol import errors as E
-from coordinator_helpers import machine_with_brokers, run
+from coordinator.coordinator_helpers import machine_with_brokers, run
 
 
 def code_of(fn, *args, **kw) -> int:

@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import socket
 import struct
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from server_helpers import (  # noqa: E402
+from coordinator.server_helpers import (
     RawClient, ThreadedCoordinator, create_topics_request, fetch_request, heartbeat_request,
     metadata_request, register_request,
 )
 
-from sandbox.coordinator import MetadataMachine  # noqa: E402
-from sandbox.coordinator.feed import decode_record  # noqa: E402
-from sandbox.protocol import build, request_class  # noqa: E402
-from sandbox.protocol.records import decode_batches  # noqa: E402
+from sandbox.coordinator import MetadataMachine
+from sandbox.coordinator.feed import decode_record
+from sandbox.protocol import build, request_class
+from sandbox.protocol.records import decode_batches
 
 
 @pytest.fixture

@@ -4,19 +4,15 @@ reads keep working while the coordinator is away. LocalCoordinator offers the sa
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from coordinator.server_helpers import RawClient, ThreadedCoordinator, create_topics_request
 
-from server_helpers import RawClient, ThreadedCoordinator, create_topics_request  # noqa: E402
-
-from sandbox.coordinator import CoordinatorError  # noqa: E402
-from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator, parse_address  # noqa: E402
-from sandbox.protocol import build, request_class  # noqa: E402
+from sandbox.coordinator import CoordinatorError
+from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator, parse_address
+from sandbox.protocol import build, request_class
 
 
 @pytest.fixture
@@ -149,7 +145,7 @@ def test_reads_survive_and_writes_fail_fast_while_coordinator_is_down(tmp_path):
 
 
 def test_start_gives_up_after_its_timeout_when_nobody_answers(tmp_path):
-    from server_helpers import free_port
+    from coordinator.server_helpers import free_port
 
     async def main():
         rc = RemoteCoordinator(("127.0.0.1", free_port()), connect_timeout=0.2)

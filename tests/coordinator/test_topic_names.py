@@ -9,7 +9,7 @@ import pytest
 from sandbox.coordinator import CoordinatorError
 from sandbox.protocol import errors as E
 from sandbox.coordinator.rules import validate_topic_name
-from coordinator_helpers import machine_with_brokers, run
+from coordinator.coordinator_helpers import machine_with_brokers, run
 
 
 @pytest.mark.parametrize("name", ["aux", "CON", "nul.txt", "prn.a.b", "com1", "Com5.log", "lpt9", "LPT3.x"])

@@ -20,7 +20,7 @@ from typing import Callable
 
 import psutil
 
-from helpers import free_port  # tests/ is on sys.path (tests/conftest.py)
+from helpers import free_port  # tests/ is on sys.path (pytest's pythonpath)
 
 CLI_TIMEOUT = 120.0
 

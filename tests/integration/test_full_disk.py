@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -96,10 +96,7 @@ def test_coordinator_on_a_full_disk_answers_with_an_error_and_keeps_serving(tmp_
     """The coordinator's journal on a full disk: CreateTopics answers KAFKA_STORAGE_ERROR (no
     dropped connection, no traceback, no crash), a refused topic never appears later, and topics
     are created again once space is freed."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "coordinator"))
-    from server_helpers import CoordinatorProcess
+    from coordinator.server_helpers import CoordinatorProcess
 
     from helpers import api_versions_ok, free_port
 

@@ -16,8 +16,7 @@ import pytest
 from sandbox.runner.detach import pid_alive, read_pid_file, remove_pid_file, spawn_detached, write_pid_file
 from sandbox.runner.native import RecoveryPolicy, RealSpawner, ServiceSpec, Supervisor, kafka_probe, port_owner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers import free_port  # noqa: E402
+from helpers import free_port
 
 WATCH_STOP_FILE = """
 import pathlib, sys, time
