@@ -1,4 +1,5 @@
-"""Test helpers: free ports and a real `sandbox broker` process that is always stopped."""
+"""Test helpers: the one wait helper (wait_for), free ports and a real `sandbox broker` process that
+is always stopped."""
 
 from __future__ import annotations
 
@@ -10,6 +11,26 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, *, interval: float = 0.1, what: str = "condition",
+             detail: Callable[[], str] | None = None) -> T:
+    """Call `predicate` until it returns a truthy value, and return that value. It is always called
+    at least once and once more at the deadline; after `timeout` seconds an AssertionError names
+    `what`, the time waited and the last value (or `detail()`, when given, for a fuller picture).
+    Exceptions from `predicate` propagate at once (raise one to give up early)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            why = detail() if detail is not None else f"last value {last!r}"
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; {why}")
+        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -68,15 +89,18 @@ class BrokerProcess:
             cmd += ["--coordinator", self.coordinator]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"broker exited with {self.proc.returncode}:\n{self.log_text()}")
-            if api_versions_ok(self.port, 0.5):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"broker not ready in {timeout}s:\n{self.log_text()}")
+            return api_versions_ok(self.port, 0.5)
+
+        try:
+            wait_for(answers, timeout, interval=0.05, what=f"the broker on port {self.port}")
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(f"broker not ready in {timeout}s:\n{self.log_text()}") from None
+        return self
 
     def log_text(self) -> str:
         try:

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from coordinator.server_helpers import RawClient, ThreadedCoordinator, create_topics_request
+from helpers import wait_for
 
 from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator, parse_address
@@ -22,12 +23,10 @@ def server(tmp_path):
     srv.stop()
 
 
-async def eventually(predicate, timeout: float = 5.0) -> float:
+async def eventually(predicate, what: str, timeout: float = 5.0) -> float:
+    """wait_for off the event loop (the client under test runs on it); returns the seconds waited."""
     t0 = time.monotonic()
-    while not predicate():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
+    await asyncio.to_thread(wait_for, predicate, timeout, interval=0.02, what=what)
     return time.monotonic() - t0
 
 
@@ -49,7 +48,7 @@ def test_mirror_follows_changes_made_by_others(server):
             assert [b.broker_id for b in rc.brokers()] == [1]
             with RawClient(server.port) as admin:  # another party changes the metadata
                 await asyncio.to_thread(admin.request, create_topics_request(("orders", 3)))
-                took = await eventually(lambda: rc.topic("orders") is not None)
+                took = await eventually(lambda: rc.topic("orders") is not None, "topic orders in the mirror")
                 assert took < 2
                 info = rc.topic("orders")
                 assert rc.topic_by_id(info.topic_id).name == "orders"
@@ -59,12 +58,12 @@ def test_mirror_follows_changes_made_by_others(server):
                     "resource_type": 2, "resource_name": "orders", "configs": [
                         {"name": "retention.ms", "config_operation": 0, "value": "1234"}]}]})
                 await asyncio.to_thread(admin.request, body)
-                await eventually(lambda: rc.topic("orders").configs.get("retention.ms")
-                                 == "1234")
+                await eventually(lambda: rc.topic("orders").configs.get("retention.ms") == "1234",
+                                 "retention.ms=1234 in the mirror")
                 assert rc.describe_configs("orders")["retention.ms"] == ("1234", False)
                 await asyncio.to_thread(admin.request, build(request_class(20, 5), {
                     "topic_names": ["orders"], "timeout": 5000}))
-                await eventually(lambda: rc.topic("orders") is None)
+                await eventually(lambda: rc.topic("orders") is None, "topic orders gone from the mirror")
             assert rc.metadata_offset == server.coordinator.metadata_offset
         finally:
             await rc.stop()
@@ -130,7 +129,7 @@ def test_reads_survive_and_writes_fail_fast_while_coordinator_is_down(tmp_path):
             await rc.start(1, "127.0.0.1", 9101)
             await rc.create_topic("kept", 2)
             srv.stop()
-            await eventually(lambda: not rc.connected, 5)
+            await eventually(lambda: not rc.connected, "the client to notice the coordinator is gone")
             assert rc.topic("kept") is not None and len(rc.topics()) == 1
             t0 = time.monotonic()
             with pytest.raises(CoordinatorError) as e:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import wait_for
 from integration.kit import consume_topic, produce_all, producer
 from integration.stack_kit import free_port_block, read_lines_until
 
@@ -83,19 +84,23 @@ class DockerProject:
             raise AssertionError(f"status --json printed no JSON: {r.stdout}\n{r.stderr}") from None
 
     def wait_status(self, pred, timeout: float, what: str) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            code, st = self.status()
-            if pred(code, st):
-                return st
-            if time.monotonic() > deadline:
-                brief = {"exit": code, "problems": st.get("problems"),
-                         "services": [(s["name"], s["state"], s["healthy"], s["restarts"]) for s in st.get("services", [])],
-                         "events": [(e["service"], e["kind"], e["detail"][:200]) for e in st.get("events", [])[-15:]]}
-                sup = self.root / ".sandbox" / "logs" / "supervisor.log"
-                tail = sup.read_text(errors="replace").splitlines()[-30:] if sup.exists() else []
-                raise AssertionError(f"timed out waiting for {what}: {json.dumps(brief, indent=1)}\n" + "\n".join(tail))
-            time.sleep(0.5)
+        last: tuple[int, dict] = (-1, {})
+
+        def check() -> dict | None:
+            nonlocal last
+            last = self.status()
+            return last[1] if pred(*last) else None
+
+        def brief() -> str:
+            code, st = last
+            b = {"exit": code, "problems": st.get("problems"),
+                 "services": [(s["name"], s["state"], s["healthy"], s["restarts"]) for s in st.get("services", [])],
+                 "events": [(e["service"], e["kind"], e["detail"][:200]) for e in st.get("events", [])[-15:]]}
+            sup = self.root / ".sandbox" / "logs" / "supervisor.log"
+            tail = sup.read_text(errors="replace").splitlines()[-30:] if sup.exists() else []
+            return json.dumps(b, indent=1) + "\n" + "\n".join(tail)
+
+        return wait_for(check, timeout, interval=0.5, what=what, detail=brief)
 
     def containers(self, all_: bool = True) -> list:
         return self.engine.containers.list(all=all_, filters={"label": f"{LABEL}.sandbox={self.name}"})

@@ -16,7 +16,9 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from sandbox.client import KafkaClient, KafkaClientError
 
-from .kit import create_topic, wait_until
+from helpers import wait_for
+
+from .kit import create_topic
 
 
 @pytest.fixture
@@ -106,7 +108,7 @@ def test_coordinator_on_a_full_disk_answers_with_an_error_and_keeps_serving(tmp_
                                str(tmp_path / "broker"), "--coordinator", f"127.0.0.1:{coord.port}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: api_versions_ok(port, 0.5) or broker.poll() is not None, 30, what="the broker")
+        wait_for(lambda: api_versions_ok(port, 0.5) or broker.poll() is not None, 30, what="the broker")
         with KafkaClient(f"127.0.0.1:{port}", timeout=5.0) as c:
             _fill(small_disk / "filler")
             refused = []

@@ -9,6 +9,8 @@ import time
 import pytest
 from confluent_kafka import KafkaError
 
+from helpers import wait_for
+
 from .kit import consumer, create_topic, produce_all, producer, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -47,14 +49,14 @@ class Tracked:
 
 
 def poll_until(consumers: list[Tracked], pred, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Poll every consumer (0.1 s each) until pred(); the consumers' state in the failure."""
+    def step() -> bool:
         for c in consumers:
             c.poll(0.1)
-        if pred():
-            return
-    state = {c.name: (sorted(c.current()), c.assigned, c.revoked) for c in consumers}
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {state}")
+        return pred()
+
+    wait_for(step, timeout, interval=0, what=what,
+             detail=lambda: str({c.name: (sorted(c.current()), c.assigned, c.revoked) for c in consumers}))
 
 
 def test_two_consumers_split_then_one_takes_over(broker):

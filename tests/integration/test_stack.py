@@ -18,10 +18,12 @@ import psutil
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
+from helpers import wait_for
+
 from .kit import consume_n, consumer, produce_all, producer, unique
 from .stack_kit import (Project, all_running_healthy, cmdline_data_dir, events, freeze_then_kill,
                         make_project, partition_leaders, read_partitions, segments, service, topic,
-                        wait_status, wait_until)
+                        wait_status)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -358,7 +360,7 @@ def test_unrepairable_broker_journal_is_quarantined_and_topics_recreated(project
         leaders_ok = all(p.leader >= 0 for n in want if n in md.topics for p in md.topics[n].partitions.values())
         return have if have == want and leaders_ok else None
 
-    wait_until(topics_back, 30, f"topics {want} with leaders")
+    wait_for(topics_back, 30, what=f"topics {want} with leaders")
     _, st = wait_status(proj, lambda c, s: c == 0 and all(topic(s, n) for n in want), 30, "healthy status with all topics")
     for n, parts in want.items():
         t = topic(st, n)
@@ -440,8 +442,8 @@ def test_live_manifest_reload_and_broken_edit(projects):
     # a broken edit: the supervisor reports it and keeps running on the last good config
     try:
         proj.write_toml(good + BROKEN_TOML)
-        wait_until(lambda: events(proj.state_file(), kind="manifest-error"), 10,
-                   "a manifest-error event in the supervisor's state file")
+        wait_for(lambda: events(proj.state_file(), kind="manifest-error"),
+                 10, what="a manifest-error event in the supervisor's state file")
         time.sleep(1.5)
         sf = proj.state_file()
         assert {s["name"]: s["pid"] for s in sf["services"]} == pids
@@ -451,7 +453,7 @@ def test_live_manifest_reload_and_broken_edit(projects):
     finally:
         # a fixed file is picked up again (and lets the fixture's `sandbox down` read it)
         proj.write_toml(good + "\n[topics.fixed]\npartitions = 1\n")
-    wait_until(lambda: _partitions_of(a, "fixed") == 1, RELOAD_BOUND_S, "topic fixed after the repaired edit", 0.2)
+    wait_for(lambda: _partitions_of(a, "fixed") == 1, RELOAD_BOUND_S, interval=0.2, what="topic fixed after the repaired edit")
 
     # `sandbox status --json` shows the manifest-error event; the stack stayed healthy throughout
     code, st = proj.status()
@@ -563,8 +565,8 @@ def test_status_shows_manifest_error_while_sandbox_toml_is_broken(projects):
     good = proj.toml
     try:
         proj.write_toml(good + BROKEN_TOML)
-        wait_until(lambda: events(proj.state_file(), kind="manifest-error"), 10,
-                   "a manifest-error event in the supervisor's state file")
+        wait_for(lambda: events(proj.state_file(), kind="manifest-error"),
+                 10, what="a manifest-error event in the supervisor's state file")
         r = proj.cli("status", "--json", timeout=60)
         assert r.returncode == 0 and r.stdout.lstrip().startswith("{"), (
             f"`sandbox status --json` while sandbox.toml is broken exited {r.returncode} instead of showing "
