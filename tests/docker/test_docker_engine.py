@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -258,10 +257,8 @@ def test_corrupt_coordinator_journal_is_quarantined_into_a_kept_volume(project, 
     r = p.cli("topics", "create", "made-at-runtime", "-p", "3", timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     catalog = p.root / ".sandbox" / "topics.json"   # the supervisor's catalog, refreshed every 3 s
-    deadline = time.monotonic() + 60
-    while "made-at-runtime" not in (catalog.read_text() if catalog.exists() else ""):
-        assert time.monotonic() < deadline, "the topic catalog never listed made-at-runtime"
-        time.sleep(0.5)
+    wait_for(lambda: "made-at-runtime" in (catalog.read_text() if catalog.exists() else ""), 60, interval=0.5,
+             what="the topic catalog to list made-at-runtime")
 
     coord = p.container("coordinator")
     coord.exec_run(["sh", "-c", "echo 'not json{' > /var/lib/sandbox/snapshot.json"])
@@ -301,16 +298,17 @@ def test_compose_up_with_the_same_image_reaches_healthy_and_serves(project, engi
     try:
         r = subprocess.run(compose + ["up", "-d"], env=env, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
-        deadline = time.monotonic() + 120
-        while True:
+        states: dict = {}
+
+        def healthy() -> bool:
+            nonlocal states
             states = {c.name: (c.attrs["State"].get("Health") or {}).get("Status", c.status)
                       for c in engine.containers.list(all=True, filters={"label": f"com.docker.compose.project={proj}"})}
             topics_done = any("topics" in n and engine.containers.get(n).attrs["State"]["Status"] == "exited"
                               for n in states)
-            if topics_done and sum(1 for s in states.values() if s == "healthy") == 2:
-                break
-            assert time.monotonic() < deadline, f"compose services not healthy: {states}"
-            time.sleep(0.5)
+            return topics_done and sum(1 for s in states.values() if s == "healthy") == 2
+
+        wait_for(healthy, 120, interval=0.5, what="compose services healthy", detail=lambda: str(states))
         topics_ctr = next(c for c in engine.containers.list(all=True, filters={"label": f"com.docker.compose.project={proj}"})
                           if c.labels.get("com.docker.compose.service") == "topics")
         assert topics_ctr.attrs["State"]["ExitCode"] == 0, topics_ctr.logs().decode()

@@ -354,7 +354,11 @@ def read_lines_until(proc: subprocess.Popen, lines: list[str], done: Callable[[l
                      timeout: float) -> None:
     """Append proc's stdout lines (text mode) to `lines` until done(lines); fails with what was
     read when the process exits first or `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    while not done(lines):
-        assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+    def read_one() -> bool:
+        if done(lines):
+            return True
+        assert proc.poll() is None, "".join(lines)
         lines.append(proc.stdout.readline())
+        return False
+
+    wait_for(read_one, timeout, interval=0, what="the expected output", detail=lambda: "".join(lines))

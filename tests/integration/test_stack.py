@@ -207,17 +207,18 @@ def test_sigkilled_broker_is_back_within_5s_and_acknowledged_records_survive(pro
 
     t0 = time.monotonic()
     psutil.Process(pid).send_signal(signal.SIGKILL)
-    elapsed = None
-    deadline = t0 + RESTART_BOUND_S
-    st = {}
-    while time.monotonic() < deadline:
+    st: dict = {}
+
+    def back() -> dict | None:
+        nonlocal st
         _, st = proj.status()
         b = service(st, "broker-2")
-        if b["state"] == "running" and b["healthy"] and b["pid"] not in (None, pid):
-            elapsed = time.monotonic() - t0
-            break
-        time.sleep(0.1)
-    assert elapsed is not None and elapsed <= RESTART_BOUND_S, (
+        return st if b["state"] == "running" and b["healthy"] and b["pid"] not in (None, pid) else None
+
+    wait_for(back, RESTART_BOUND_S, what="broker-2 running+healthy in status --json after SIGKILL",
+             detail=lambda: f"last: {service(st, 'broker-2') if st else None}\n{proj.diagnostics()}")
+    elapsed = time.monotonic() - t0
+    assert elapsed <= RESTART_BOUND_S, (
         f"broker-2 not running+healthy in status --json within {RESTART_BOUND_S}s of SIGKILL; last: "
         f"{service(st, 'broker-2') if st else None}\n{proj.diagnostics()}")
     print(f"broker-2 running+healthy in status --json {elapsed:.2f}s after SIGKILL")
@@ -606,10 +607,7 @@ def test_crash_with_damaged_rolled_segment_quarantines_instead_of_truncating(pro
             return False
         return any(ln.split()[:2] == ["journal", "0"] and int(ln.split()[2]) >= second_base for ln in lines[2:])
 
-    deadline = time.monotonic() + 10
-    while not checkpointed():
-        assert time.monotonic() < deadline, "no recovery checkpoint covering the rolled segment within 10 s"
-        time.sleep(0.1)
+    wait_for(checkpointed, 10, what="a recovery checkpoint covering the rolled segment")
 
     def corrupt():
         with open(first, "r+b") as f:
