@@ -33,6 +33,22 @@ def wait_for(predicate: Callable[[], T], timeout: float, *, interval: float = 0.
         time.sleep(interval)
 
 
+def wait_serving(name: str, proc: subprocess.Popen, port: int, timeout: float, log_text: Callable[[], str],
+                 give_up: Callable[[], object]) -> None:
+    """Wait until the process answers ApiVersions on `port`. RuntimeError with its log when it exits
+    first, or when it does not answer within `timeout` (after give_up(), e.g. stopping it)."""
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log_text()}")
+        return api_versions_ok(port, 0.5)
+
+    try:
+        wait_for(answers, timeout, interval=0.05, what=f"the {name} on port {port}")
+    except AssertionError:
+        give_up()
+        raise RuntimeError(f"{name} not ready in {timeout}s:\n{log_text()}") from None
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -89,17 +105,7 @@ class BrokerProcess:
             cmd += ["--coordinator", self.coordinator]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
-
-        def answers() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"broker exited with {self.proc.returncode}:\n{self.log_text()}")
-            return api_versions_ok(self.port, 0.5)
-
-        try:
-            wait_for(answers, timeout, interval=0.05, what=f"the broker on port {self.port}")
-        except AssertionError:
-            self.stop()
-            raise RuntimeError(f"broker not ready in {timeout}s:\n{self.log_text()}") from None
+        wait_serving("broker", self.proc, self.port, timeout, self.log_text, give_up=self.stop)
         return self
 
     def log_text(self) -> str:

@@ -15,7 +15,7 @@ from sandbox.coordinator.server import CoordinatorConfig, CoordinatorServer
 from sandbox.protocol import build, request_class
 
 TESTS = Path(__file__).resolve().parents[1]
-from helpers import api_versions_ok, free_port, wait_for  # noqa: F401
+from helpers import api_versions_ok, free_port, wait_serving  # noqa: F401
 from rawclient import RawClient  # noqa: F401
 
 
@@ -81,18 +81,7 @@ class CoordinatorProcess:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=self._log,
                                      stderr=subprocess.STDOUT, cwd=str(TESTS.parent))
-
-        def answers() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"coordinator exited with {self.proc.returncode}:\n"
-                                   f"{self.log_text()}")
-            return api_versions_ok(self.port, 0.5)
-
-        try:
-            wait_for(answers, timeout, interval=0.05, what=f"the coordinator on port {self.port}")
-        except AssertionError:
-            self.kill()
-            raise RuntimeError(f"coordinator not ready in {timeout}s:\n{self.log_text()}") from None
+        wait_serving("coordinator", self.proc, self.port, timeout, self.log_text, give_up=self.kill)
         return self
 
     def log_text(self) -> str:
