@@ -49,6 +49,21 @@ def test_no_module_but_the_table_defines_an_error_code():
                            f"(import them from there): {offenders}")
 
 
+def test_error_codes_are_imported_only_from_the_table():
+    """No module passes codes on: `from .common import NONE` would hide a second table."""
+    offenders = []
+    for path in sorted((ROOT / "sandbox").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ImportFrom) or node.module in ("errors", "sandbox.protocol.errors"):
+                continue
+            if node.level == 0 and not (node.module or "").startswith("sandbox"):
+                continue
+            names = [a.name for a in node.names if a.name in KAFKA_NAMES]
+            if names:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {names}")
+    assert not offenders, f"Kafka error codes imported from elsewhere than sandbox.protocol.errors: {offenders}"
+
+
 def test_the_check_sees_plain_annotated_and_tuple_assignments():
     tree = ast.parse("NONE = 0\nA, UNKNOWN_TOPIC_OR_PARTITION = 1, 3\nNOT_COORDINATOR: int = 16\n"
                      "NO_LEADER = -1\ndef f():\n    INVALID_REQUEST = 42\n")
