@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from helpers import BrokerProcess  # noqa: E402
+from helpers import BrokerProcess
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Test helpers: free ports and a real `sandbox broker` process that is always stopped."""
+"""Test helpers: the one wait helper (wait_for), free ports and a real `sandbox broker` process that
+is always stopped."""
 
 from __future__ import annotations
 
@@ -10,6 +11,42 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, *, interval: float = 0.1, what: str = "condition",
+             detail: Callable[[], str] | None = None) -> T:
+    """Call `predicate` until it returns a truthy value, and return that value. It is always called
+    at least once and once more at the deadline; after `timeout` seconds an AssertionError names
+    `what`, the time waited and the last value (or `detail()`, when given, for a fuller picture).
+    Exceptions from `predicate` propagate at once (raise one to give up early)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            why = detail() if detail is not None else f"last value {last!r}"
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; {why}")
+        time.sleep(interval)
+
+
+def wait_serving(name: str, proc: subprocess.Popen, port: int, timeout: float, log_text: Callable[[], str],
+                 give_up: Callable[[], object]) -> None:
+    """Wait until the process answers ApiVersions on `port`. RuntimeError with its log when it exits
+    first, or when it does not answer within `timeout` (after give_up(), e.g. stopping it)."""
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log_text()}")
+        return api_versions_ok(port, 0.5)
+
+    try:
+        wait_for(answers, timeout, interval=0.05, what=f"the {name} on port {port}")
+    except AssertionError:
+        give_up()
+        raise RuntimeError(f"{name} not ready in {timeout}s:\n{log_text()}") from None
 
 
 def free_port() -> int:
@@ -68,15 +105,8 @@ class BrokerProcess:
             cmd += ["--coordinator", self.coordinator]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"broker exited with {self.proc.returncode}:\n{self.log_text()}")
-            if api_versions_ok(self.port, 0.5):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"broker not ready in {timeout}s:\n{self.log_text()}")
+        wait_serving("broker", self.proc, self.port, timeout, self.log_text, give_up=self.stop)
+        return self
 
     def log_text(self) -> str:
         try:

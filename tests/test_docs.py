@@ -7,17 +7,17 @@ status code produces, docs/protocol.md the broker's handler registry. Fix drift 
 
 from __future__ import annotations
 
+import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import gen_docs  # noqa: E402
+_spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "scripts" / "gen_docs.py")
+gen_docs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gen_docs)
 
 
 def test_readme_first_code_block_is_the_two_commands():

@@ -1,4 +1,4 @@
-"""What the KIP-848 consumer group coordinator knows: error codes, member and group states,
+"""What the KIP-848 consumer group coordinator knows: member and group states,
 members and groups as data (deadlines included), and the results handed back to clients."""
 from __future__ import annotations
 
@@ -6,11 +6,6 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from sandbox.broker.consumer_assignors import DEFAULT_ASSIGNOR, TP
-
-# Kafka error codes
-NONE, COORDINATOR_NOT_AVAILABLE, UNKNOWN_MEMBER_ID, UNSUPPORTED_VERSION = 0, 15, 25, 35
-INVALID_REQUEST, GROUP_ID_NOT_FOUND, FENCED_INSTANCE_ID, FENCED_MEMBER_EPOCH = 42, 69, 82, 110
-UNRELEASED_INSTANCE_ID, UNSUPPORTED_ASSIGNOR, STALE_MEMBER_EPOCH, INVALID_REGULAR_EXPRESSION = 111, 112, 113, 128
 
 LEAVE_EPOCH, LEAVE_STATIC_EPOCH = -1, -2
 

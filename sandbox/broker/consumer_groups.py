@@ -8,7 +8,8 @@ import uuid
 from typing import Any, Callable
 
 from sandbox.broker.consumer_group_machine import Catalog, ConsumerGroupMachine
-from sandbox.broker.consumer_group_model import GROUP_ID_NOT_FOUND, HeartbeatResult, error
+from sandbox.protocol.errors import GROUP_ID_NOT_FOUND, NONE
+from sandbox.broker.consumer_group_model import HeartbeatResult, error
 from sandbox.broker.group_machine import GroupMachine
 from sandbox.broker.group_model import EMPTY
 
@@ -85,7 +86,7 @@ class ConsumerGroups:
             return {"topic_partitions": [
                 {"topic_id": uuid.UUID(ids[t]) if t in ids else None, "topic_name": t, "partitions": ps}
                 for t, ps in parts.items()]}
-        return {"error_code": 0, "error_message": None, "group_id": group_id, "group_state": view.state,
+        return {"error_code": NONE, "error_message": None, "group_id": group_id, "group_state": view.state,
                 "group_epoch": view.group_epoch, "assignment_epoch": view.assignment_epoch,
                 "assignor_name": view.assignor, "authorized_operations": -2147483648,
                 "members": [{"member_id": m.member_id, "instance_id": m.instance_id, "rack_id": m.rack_id,

@@ -1,4 +1,4 @@
-"""What the classic group coordinator knows: error codes, group states, members and groups as
+"""What the classic group coordinator knows: group states, members and groups as
 data (deadlines included), the results handed back to clients, and small pure helpers on them."""
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-# Kafka error codes
-NONE, UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE, COORDINATOR_NOT_AVAILABLE = 0, 3, 12, 15
-ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID, UNKNOWN_MEMBER_ID = 22, 23, 24, 25
-INVALID_SESSION_TIMEOUT, REBALANCE_IN_PROGRESS, NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND = 26, 27, 68, 69
-MEMBER_ID_REQUIRED, FENCED_INSTANCE_ID, GROUP_SUBSCRIBED_TO_TOPIC = 79, 82, 86
+from sandbox.protocol.errors import (
+    FENCED_INSTANCE_ID, ILLEGAL_GENERATION, INVALID_GROUP_ID, NONE, UNKNOWN_MEMBER_ID,
+)
 
 EMPTY, PREPARING, COMPLETING, STABLE, DEAD = (
     "Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead")

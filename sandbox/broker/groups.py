@@ -13,12 +13,12 @@ from sandbox.broker.consumer_groups import (
     DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_SESSION_TIMEOUT_MS, ConsumerGroups,
 )
 from sandbox.broker.group_machine import GroupMachine
-from sandbox.broker.group_model import (  # noqa: F401  (the error codes and results are this module's API too)
-    COMPLETING, COORDINATOR_NOT_AVAILABLE, DEAD, EMPTY, FENCED_INSTANCE_ID, GROUP_ID_NOT_FOUND,
-    GROUP_SUBSCRIBED_TO_TOPIC, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID,
-    INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, NON_EMPTY_GROUP, NONE, OFFSET_METADATA_TOO_LARGE, PREPARING,
-    REBALANCE_IN_PROGRESS, STABLE, UNKNOWN_MEMBER_ID, UNKNOWN_TOPIC_OR_PARTITION, GroupDescription, JoinResult,
-    SyncResult, join_error,
+from sandbox.protocol.errors import (
+    COORDINATOR_NOT_AVAILABLE, GROUP_ID_NOT_FOUND, GROUP_SUBSCRIBED_TO_TOPIC, INCONSISTENT_GROUP_PROTOCOL,
+    INVALID_GROUP_ID, NON_EMPTY_GROUP, NONE, OFFSET_METADATA_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION,
+)
+from sandbox.broker.group_model import (
+    COMPLETING, DEAD, EMPTY, PREPARING, STABLE, GroupDescription, JoinResult, SyncResult, join_error,
 )
 from sandbox.broker.offsets import OffsetStore
 

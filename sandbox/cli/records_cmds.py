@@ -21,12 +21,13 @@ from typing import BinaryIO, Iterator, Optional
 
 import typer
 
+from sandbox.protocol.errors import UNKNOWN_TOPIC_OR_PARTITION
+
 from .app import app, fail
 from .record_format import compile_format, default_format, parse_headers, parse_offset, render
 from .target import BootstrapOpt, ConfigOpt, resolve
 
 READ_CHUNK = 64 * 1024
-UNKNOWN_TOPIC = 3
 WAIT_POLL_S = 0.5
 
 
@@ -132,7 +133,7 @@ def produce(
 
 
 def _topic_hint(topic: str, e: Exception) -> str:
-    if getattr(e, "error_code", None) == 3:
+    if getattr(e, "error_code", None) == UNKNOWN_TOPIC_OR_PARTITION:
         return f"topic {topic} does not exist; create it with `sandbox topics create {topic}`"
     return str(e)
 
@@ -253,7 +254,7 @@ def _wait_for_topic(c, topic: str, exit_at_end: bool, limit_s: float | None) -> 
         try:
             return c.partitions(topic), said
         except KafkaClientError as e:
-            if e.error_code != UNKNOWN_TOPIC or exit_at_end:
+            if e.error_code != UNKNOWN_TOPIC_OR_PARTITION or exit_at_end:
                 raise
         if deadline is not None and time.monotonic() >= deadline:
             fail(f"topic {topic} did not appear within {limit_s:g} s", 1)

@@ -6,6 +6,11 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from sandbox.protocol.errors import (
+    COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, FENCED_LEADER_EPOCH, LEADER_NOT_AVAILABLE,
+    NOT_COORDINATOR, NOT_LEADER_OR_FOLLOWER, UNKNOWN_LEADER_EPOCH,
+)
+
 from .models import KafkaClientError, error_name
 
 # api key -> (lowest, highest) version this client speaks
@@ -20,13 +25,13 @@ VERSIONS = {PRODUCE: (3, 9), FETCH: (4, 12),METADATA: (1, 12), CREATE_TOPICS: (2
             LIST_GROUPS: (0, 4), DESCRIBE_GROUPS: (0, 5), OFFSET_FETCH: (2, 7),
             LIST_OFFSETS: (1, 7), FIND_COORDINATOR: (0, 3), OFFSET_COMMIT: (2, 8),
             CONSUMER_GROUP_DESCRIBE: (0, 1)}
-GROUP_ID_NOT_FOUND = 69
 
-TOPIC_ALREADY_EXISTS = 36
 TOPIC_RESOURCE = 2
 SOURCE_DYNAMIC_TOPIC = 1
 LATEST, EARLIEST = -1, -2
-_RETRIABLE = {5, 6, 14, 15, 16, 74, 75}   # leader/coordinator moved or loading: refresh and retry
+# leader/coordinator moved or loading: refresh and retry
+_RETRIABLE = {LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
+              NOT_COORDINATOR, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH}
 _ATTEMPTS = 3
 
 

@@ -7,8 +7,11 @@ import struct
 import time
 from typing import Any
 
-from .base import (_ATTEMPTS, _RETRIABLE, CONSUMER_GROUP_DESCRIBE, DESCRIBE_GROUPS, FIND_COORDINATOR,
-                   GROUP_ID_NOT_FOUND, LATEST, LIST_GROUPS, OFFSET_COMMIT, OFFSET_FETCH, _check, _locked)
+from sandbox.protocol.errors import GROUP_ID_NOT_FOUND
+from .base import (
+    CONSUMER_GROUP_DESCRIBE, DESCRIBE_GROUPS, FIND_COORDINATOR, LATEST, LIST_GROUPS, OFFSET_COMMIT,
+    OFFSET_FETCH, _ATTEMPTS, _RETRIABLE, _check, _locked,
+)
 from .connection import Address, fmt
 from .models import GroupDescription, GroupListing, GroupMember, KafkaClientError, PartitionLag
 

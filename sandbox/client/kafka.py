@@ -9,10 +9,12 @@ import threading
 import time
 from typing import Any, Iterable
 
-from .base import (_ATTEMPTS, _RETRIABLE, CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_CONFIGS,
-                   EARLIEST, FETCH, INCREMENTAL_ALTER_CONFIGS, LATEST, LIST_OFFSETS, METADATA, PRODUCE,
-                   SOURCE_DYNAMIC_TOPIC, TOPIC_ALREADY_EXISTS, TOPIC_RESOURCE, VERSIONS, _check, _locked,
-                   _same_host)
+from sandbox.protocol.errors import LEADER_NOT_AVAILABLE, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION
+from .base import (
+    CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_CONFIGS, EARLIEST, FETCH,
+    INCREMENTAL_ALTER_CONFIGS, LATEST, LIST_OFFSETS, METADATA, PRODUCE, SOURCE_DYNAMIC_TOPIC,
+    TOPIC_RESOURCE, VERSIONS, _ATTEMPTS, _RETRIABLE, _check, _locked, _same_host,
+)
 from .connection import Address, Connection, fmt, parse_bootstrap
 from .groups import GroupAdmin, decode_assignment  # noqa: F401  (re-exported)
 from .models import BrokerMeta, ClusterMetadata, KafkaClientError, PartitionMeta, TopicMeta
@@ -157,9 +159,9 @@ class KafkaClient(GroupAdmin):
     def _topic(self, name: str, auto_create: bool = False) -> TopicMeta:
         meta = self._metadata([name], auto_create).topics.get(name)
         if meta is None:
-            raise KafkaClientError(f"topic {name} does not exist", 3)
-        if meta.error_code == 3:
-            raise KafkaClientError(f"topic {name} does not exist", 3)
+            raise KafkaClientError(f"topic {name} does not exist", UNKNOWN_TOPIC_OR_PARTITION)
+        if meta.error_code == UNKNOWN_TOPIC_OR_PARTITION:
+            raise KafkaClientError(f"topic {name} does not exist", UNKNOWN_TOPIC_OR_PARTITION)
         _check(meta.error_code, f"metadata of topic {name}")
         return meta
 
@@ -246,9 +248,9 @@ class KafkaClient(GroupAdmin):
                 known = {p.index: p for p in meta.partitions}
                 for p in (sorted(known) if parts is None else parts):
                     if p not in known:
-                        raise KafkaClientError(f"topic {topic} has no partition {p}", 3)
+                        raise KafkaClientError(f"topic {topic} has no partition {p}", UNKNOWN_TOPIC_OR_PARTITION)
                     if known[p].leader < 0:
-                        raise KafkaClientError(f"partition {topic}-{p} has no leader", 5)
+                        raise KafkaClientError(f"partition {topic}-{p} has no leader", LEADER_NOT_AVAILABLE)
                     by_leader.setdefault(known[p].leader, {}).setdefault(topic, []).append(p)
             retry: dict[str, list[int]] = {}
             for leader, topics in by_leader.items():
@@ -277,9 +279,9 @@ class KafkaClient(GroupAdmin):
         meta = self._topic(topic)
         part = next((p for p in meta.partitions if p.index == partition), None)
         if part is None:
-            raise KafkaClientError(f"topic {topic} has no partition {partition}", 3)
+            raise KafkaClientError(f"topic {topic} has no partition {partition}", UNKNOWN_TOPIC_OR_PARTITION)
         if part.leader < 0:
-            raise KafkaClientError(f"partition {topic}-{partition} has no leader", 5)
+            raise KafkaClientError(f"partition {topic}-{partition} has no leader", LEADER_NOT_AVAILABLE)
         return self._node(part.leader)
 
     def partitions(self, topic: str, *, auto_create: bool = False) -> list[int]:
@@ -290,7 +292,7 @@ class KafkaClient(GroupAdmin):
                 try:
                     meta = self._topic(topic, auto_create)
                 except KafkaClientError as e:
-                    if e.error_code != 5 or attempt == 19:   # LEADER_NOT_AVAILABLE: still being created
+                    if e.error_code != LEADER_NOT_AVAILABLE or attempt == 19:   # still being created
                         raise
                     time.sleep(0.1)
                     continue
@@ -337,9 +339,9 @@ class KafkaClient(GroupAdmin):
         by_leader: dict[int, list[int]] = {}
         for part in sorted(offsets):
             if part not in leaders:
-                raise KafkaClientError(f"topic {topic} has no partition {part}", 3)
+                raise KafkaClientError(f"topic {topic} has no partition {part}", UNKNOWN_TOPIC_OR_PARTITION)
             if leaders[part] < 0:
-                raise KafkaClientError(f"partition {topic}-{part} has no leader", 5)
+                raise KafkaClientError(f"partition {topic}-{part} has no leader", LEADER_NOT_AVAILABLE)
             by_leader.setdefault(leaders[part], []).append(part)
         out: dict[int, tuple[list, int]] = {}
         for leader, parts in by_leader.items():

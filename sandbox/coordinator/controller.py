@@ -12,10 +12,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from . import isr
 from .journal import EventSink, JournalCorruptError, MetadataJournal
 from .machine import Listeners, MetadataMachine, Record
-from .model import (
-    INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, KAFKA_STORAGE_ERROR, BrokerInfo, ClusterState, CoordinatorError,
-    NewTopic, PartitionInfo, TopicInfo, TopicResult,
-)
+from sandbox.protocol.errors import INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, KAFKA_STORAGE_ERROR
+from .model import BrokerInfo, ClusterState, CoordinatorError, NewTopic, PartitionInfo, TopicInfo, TopicResult
 
 Listener = Callable[[list[Record]], None]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-NONE = 0
-INVALID_UPDATE_VERSION = 95
+from sandbox.protocol.errors import INVALID_UPDATE_VERSION, NONE
+
 METADATA_VERSION = "metadata.version"
 UNKNOWN, UPGRADE, SAFE_DOWNGRADE, UNSAFE_DOWNGRADE = 0, 1, 2, 3
 CONTROLLER = "Local controller 0"

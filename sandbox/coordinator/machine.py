@@ -9,12 +9,12 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from . import features, quotas, rules, topic_configs
 from .elections import Draft
-from .model import (
+from sandbox.protocol.errors import (
     BROKER_ID_NOT_REGISTERED, DUPLICATE_BROKER_REGISTRATION, INVALID_CONFIG, INVALID_PARTITIONS,
-    INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, NO_LEADER,
-    STALE_BROKER_EPOCH, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION,
-    BrokerInfo, ClusterState, CoordinatorError, PartitionInfo, TopicInfo,
+    INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, STALE_BROKER_EPOCH,
+    TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION,
 )
+from .model import NO_LEADER, BrokerInfo, ClusterState, CoordinatorError, PartitionInfo, TopicInfo
 
 Record = dict[str, Any]
 Listeners = Iterable[Sequence[Any]] | Mapping[str, Sequence[Any]]

@@ -1,5 +1,5 @@
 """The coordinator's data model: immutable broker/partition/topic/cluster values, their JSON
-forms (used by journal records and snapshots), Kafka error codes and CoordinatorError.
+forms (used by journal records and snapshots) and CoordinatorError (its codes: sandbox.protocol.errors).
 """
 from __future__ import annotations
 
@@ -8,22 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-# Kafka error codes the coordinator can return.
-NONE = 0
-UNKNOWN_TOPIC_OR_PARTITION = 3
-INVALID_TOPIC_EXCEPTION = 17
-TOPIC_ALREADY_EXISTS = 36
-INVALID_PARTITIONS = 37
-INVALID_REPLICATION_FACTOR = 38
-INVALID_REPLICA_ASSIGNMENT = 39
-INVALID_CONFIG = 40
-INVALID_REQUEST = 42
-KAFKA_STORAGE_ERROR = 56
-STALE_BROKER_EPOCH = 77
-UNKNOWN_TOPIC_ID = 100
-DUPLICATE_BROKER_REGISTRATION = 101
-BROKER_ID_NOT_REGISTERED = 102
-INCONSISTENT_CLUSTER_ID = 104
+from sandbox.protocol.errors import NONE
 
 NO_LEADER = -1
 

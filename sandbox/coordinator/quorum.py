@@ -7,9 +7,8 @@ from __future__ import annotations
 import uuid
 
 from .feed import METADATA_PARTITION, METADATA_TOPIC
+from sandbox.protocol.errors import NONE, UNKNOWN_TOPIC_OR_PARTITION
 
-NONE = 0
-UNKNOWN_TOPIC_OR_PARTITION = 3
 LEADER_EPOCH = 1
 COORDINATOR_NODE_ID = 0          # a separate coordinator's voter id (brokers count from 1)
 CONTROLLER_LISTENER = "CONTROLLER"

@@ -8,9 +8,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Iterable, Mapping, Sequence
 
-from .model import INVALID_REQUEST, NONE, CoordinatorError
+from sandbox.protocol.errors import INVALID_REQUEST, NONE, UNSUPPORTED_VERSION
+from .model import CoordinatorError
 
-UNSUPPORTED_VERSION = 35
 USER, CLIENT_ID, IP = "user", "client-id", "ip"
 MATCH_EXACT, MATCH_DEFAULT, MATCH_ANY = 0, 1, 2
 LONG_KEYS = frozenset({"producer_byte_rate", "consumer_byte_rate"})

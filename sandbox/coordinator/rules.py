@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any, Collection, Mapping, Sequence
 
-from .model import (
-    INVALID_PARTITIONS, INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR,
-    INVALID_TOPIC_EXCEPTION, CoordinatorError,
+from sandbox.protocol.errors import (
+    INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, INVALID_TOPIC_EXCEPTION,
 )
+from .model import CoordinatorError
 
 _LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_TOPIC_NAME = 249

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Mapping
 
-from .model import INVALID_CONFIG, CoordinatorError
+from sandbox.protocol.errors import INVALID_CONFIG, INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION
+from .model import CoordinatorError
 
 log = logging.getLogger("sandbox.coordinator")
 
@@ -176,18 +177,18 @@ def describe_resource(resource_type: int, name: str, keys, *,
                       server_configs: dict[str, str]) -> dict:
     """One DescribeConfigs result. topic_configs: (value, is_default) per key, None = no such topic;
     server_configs: the answering server's own read-only settings (BROKER resource)."""
-    entry = {"error_code": 0, "error_message": None, "resource_type": resource_type,
+    entry = {"error_code": NONE, "error_message": None, "resource_type": resource_type,
              "resource_name": name, "configs": []}
     if resource_type == RESOURCE_TOPIC:
         if topic_configs is None:
-            entry["error_code"] = 3  # UNKNOWN_TOPIC_OR_PARTITION
+            entry["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
             entry["error_message"] = f"topic {name!r} does not exist"
             return entry
         items = [(k, v, SOURCE_DEFAULT if d else SOURCE_DYNAMIC_TOPIC) for k, (v, d) in topic_configs.items()]
     elif resource_type == RESOURCE_BROKER:
         items = [(k, v, SOURCE_STATIC_BROKER) for k, v in server_configs.items()]
     else:
-        entry["error_code"] = 42  # INVALID_REQUEST
+        entry["error_code"] = INVALID_REQUEST
         entry["error_message"] = f"resource type {resource_type} is not supported"
         return entry
     wanted = set(keys) if keys else None

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from .codec import DecodeError, RequestHeader, read_uvarint, skip_tags
 from .registry import FastCodec
+from .errors import NONE
 
 PRODUCE_REQUEST_VERSIONS = (3, 12)
 PRODUCE_RESPONSE_VERSIONS = (3, 12)
@@ -259,7 +260,7 @@ def encode_fetch_response(correlation_id: int, version: int, body: dict) -> list
     parts: list = [out]
     throttle = _ms(body.get("throttle_time", 0))
     if version >= 7:
-        out += _FETCH_TOP_V7.pack(throttle, int(body.get("error_code", 0)), body.get("session_id", 0))
+        out += _FETCH_TOP_V7.pack(throttle, int(body.get("error_code", NONE)), body.get("session_id", 0))
     else:
         out += _FETCH_TOP_V4.pack(throttle)
     responses = body["responses"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 import uuid
 
+from .errors import NONE
 from .fast import _I16, _I32, _ms, _put_array_len, _put_string, _response_start
 from .registry import FastCodec
 
@@ -59,7 +60,7 @@ def encode_metadata_response(correlation_id: int, version: int, body: dict) -> b
     if 8 <= version <= 10:
         out += _I32.pack(body.get("cluster_authorized_operations", -2147483648))
     if version >= 13:
-        out += _I16.pack(int(body.get("error_code", 0)))
+        out += _I16.pack(int(body.get("error_code", NONE)))
     if flexible:
         out.append(0)
     _I32.pack_into(out, 0, len(out) - 4)

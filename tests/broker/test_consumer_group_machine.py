@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sandbox.broker.consumer_assignors import range_assignor, uniform
 from sandbox.broker.consumer_group_machine import ConsumerGroupMachine
-from sandbox.broker.consumer_group_model import (
+from sandbox.protocol.errors import (
     FENCED_MEMBER_EPOCH, INVALID_REGULAR_EXPRESSION, INVALID_REQUEST, STALE_MEMBER_EPOCH, UNKNOWN_MEMBER_ID,
     UNRELEASED_INSTANCE_ID, UNSUPPORTED_ASSIGNOR, UNSUPPORTED_VERSION,
 )

@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 from sandbox.broker import group_machine as M
 from sandbox.broker.group_machine import TRANSITIONS, GroupMachine
-from sandbox.broker.group_model import (
-    COMPLETING, DEAD, EMPTY, ILLEGAL_GENERATION, MEMBER_ID_REQUIRED, NONE, PREPARING, REBALANCE_IN_PROGRESS,
-    STABLE, UNKNOWN_MEMBER_ID, consumer_subscription_topics,
+from sandbox.broker.group_model import COMPLETING, DEAD, EMPTY, PREPARING, STABLE, consumer_subscription_topics
+from sandbox.protocol.errors import (
+    ILLEGAL_GENERATION, MEMBER_ID_REQUIRED, NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
 )
 
 TICK = 0.25  # how often simulated clients act and the coordinator's timers run

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sandbox.broker import groups as G
+from sandbox.protocol import errors as E
 from sandbox.broker.groups import GroupCoordinator
 from sandbox.broker.offsets import OffsetStore
 
@@ -107,9 +108,9 @@ def test_third_member_triggers_rebalance(tmp_path):
         t3 = asyncio.create_task(join(gc, protocols=[("range", b"C")], client="z"))
         await settle()
         assert not t3.done() and gc.describe_group("g").state == "PreparingRebalance"
-        assert gc.heartbeat("g", 1, r1.member_id, None) == G.REBALANCE_IN_PROGRESS
-        assert gc.heartbeat("g", 1, r2.member_id, None) == G.REBALANCE_IN_PROGRESS
-        assert (await sync(gc, 1, r1.member_id)).error_code == G.REBALANCE_IN_PROGRESS
+        assert gc.heartbeat("g", 1, r1.member_id, None) == E.REBALANCE_IN_PROGRESS
+        assert gc.heartbeat("g", 1, r2.member_id, None) == E.REBALANCE_IN_PROGRESS
+        assert (await sync(gc, 1, r1.member_id)).error_code == E.REBALANCE_IN_PROGRESS
         t1 = asyncio.create_task(join(gc, r1.member_id, protocols=[("range", b"A")]))
         await settle()
         assert not t1.done()
@@ -117,7 +118,7 @@ def test_third_member_triggers_rebalance(tmp_path):
         assert n1.generation_id == n2.generation_id == n3.generation_id == 2
         assert n1.leader == r1.member_id and len(n1.members) == 3 and n2.members == n3.members == []
         assert (r2.member_id, None, b"B2") in n1.members
-        assert gc.heartbeat("g", 1, r1.member_id, None) == G.ILLEGAL_GENERATION
+        assert gc.heartbeat("g", 1, r1.member_id, None) == E.ILLEGAL_GENERATION
 
     asyncio.run(main())
 
@@ -128,12 +129,12 @@ def test_member_leaves_and_rest_rebalances(tmp_path):
     async def main():
         r1, r2 = await stable_pair(gc, clock)
         assert gc.leave_group("g", [(r2.member_id, None), ("ghost", None)]) == (
-            0, [(r2.member_id, None, 0), ("ghost", None, G.UNKNOWN_MEMBER_ID)])
-        assert gc.heartbeat("g", 1, r1.member_id, None) == G.REBALANCE_IN_PROGRESS
-        assert gc.heartbeat("g", 1, r2.member_id, None) == G.UNKNOWN_MEMBER_ID
+            0, [(r2.member_id, None, 0), ("ghost", None, E.UNKNOWN_MEMBER_ID)])
+        assert gc.heartbeat("g", 1, r1.member_id, None) == E.REBALANCE_IN_PROGRESS
+        assert gc.heartbeat("g", 1, r2.member_id, None) == E.UNKNOWN_MEMBER_ID
         n1 = await join(gc, r1.member_id, protocols=[("range", b"A")])
         assert n1.generation_id == 2 and n1.members == [(r1.member_id, None, b"A")]
-        assert gc.leave_group("nope", [("x", None)]) == (0, [("x", None, G.UNKNOWN_MEMBER_ID)])
+        assert gc.leave_group("nope", [("x", None)]) == (0, [("x", None, E.UNKNOWN_MEMBER_ID)])
 
     asyncio.run(main())
 
@@ -178,7 +179,7 @@ def test_session_expiry_removes_member(tmp_path):
         assert gc.expire() == []
         clock.advance(5)  # r2 last heard 11 s ago, session 10 s
         assert gc.expire() == [r2.member_id]
-        assert gc.heartbeat("g", 1, r1.member_id, None) == G.REBALANCE_IN_PROGRESS
+        assert gc.heartbeat("g", 1, r1.member_id, None) == E.REBALANCE_IN_PROGRESS
         n1 = await join(gc, r1.member_id, protocols=[("range", b"A")])
         assert n1.generation_id == 2 and len(n1.members) == 1
 
@@ -194,7 +195,7 @@ def test_rebalance_timeout_drops_members_that_do_not_rejoin(tmp_path):
         await settle()
         for _ in range(4):  # r2 keeps heartbeating but never rejoins
             clock.advance(5)
-            assert gc.heartbeat("g", 1, r2.member_id, None) == G.REBALANCE_IN_PROGRESS
+            assert gc.heartbeat("g", 1, r2.member_id, None) == E.REBALANCE_IN_PROGRESS
             gc.expire()
         assert not t1.done()
         clock.advance(11)  # past the 30 s rebalance timeout (the longest of the members')
@@ -224,8 +225,8 @@ def test_leader_that_never_syncs_is_removed(tmp_path):
         clock.advance(1.5)  # heartbeats do not extend the SyncGroup deadline: the session timeout (10 s)
         assert gc.heartbeat("g", 1, r1.member_id, None) == 0
         assert gc.expire() == [r1.member_id]
-        assert (await s2).error_code == G.REBALANCE_IN_PROGRESS
-        assert gc.heartbeat("g", 1, r1.member_id, None) == G.UNKNOWN_MEMBER_ID
+        assert (await s2).error_code == E.REBALANCE_IN_PROGRESS
+        assert gc.heartbeat("g", 1, r1.member_id, None) == E.UNKNOWN_MEMBER_ID
         n2 = await join(gc, r2.member_id)
         assert n2.generation_id == 2 and n2.leader == r2.member_id
 
@@ -237,9 +238,9 @@ def test_member_id_required_flow(tmp_path):
 
     async def main():
         r = await join(gc, require=True, client="cli")
-        assert r.error_code == G.MEMBER_ID_REQUIRED and r.member_id.startswith("cli-") and r.generation_id == -1
-        assert (await join(gc, "cli-bogus", require=True)).error_code == G.UNKNOWN_MEMBER_ID
-        assert (await join(gc, "x", group="other", require=True)).error_code == G.UNKNOWN_MEMBER_ID
+        assert r.error_code == E.MEMBER_ID_REQUIRED and r.member_id.startswith("cli-") and r.generation_id == -1
+        assert (await join(gc, "cli-bogus", require=True)).error_code == E.UNKNOWN_MEMBER_ID
+        assert (await join(gc, "x", group="other", require=True)).error_code == E.UNKNOWN_MEMBER_ID
         ok = await join(gc, r.member_id, require=True)
         assert ok.error_code == 0 and ok.member_id == r.member_id and ok.generation_id == 1
         await sync(gc, 1, ok.member_id, {ok.member_id: b"a"})
@@ -248,7 +249,7 @@ def test_member_id_required_flow(tmp_path):
         assert gc.heartbeat("g", 1, ok.member_id, None) == 0
         # ...and is forgotten after its session timeout
         assert gc.leave_group("g", [(p.member_id, None)])[1] == [(p.member_id, None, 0)]
-        assert (await join(gc, p.member_id, require=True)).error_code == G.UNKNOWN_MEMBER_ID
+        assert (await join(gc, p.member_id, require=True)).error_code == E.UNKNOWN_MEMBER_ID
 
     asyncio.run(main())
 
@@ -260,7 +261,7 @@ def test_pending_member_expires(tmp_path):
         p = await join(gc, require=True)
         clock.advance(11)
         gc.expire()
-        assert (await join(gc, p.member_id, require=True)).error_code == G.UNKNOWN_MEMBER_ID
+        assert (await join(gc, p.member_id, require=True)).error_code == E.UNKNOWN_MEMBER_ID
 
     asyncio.run(main())
 
@@ -269,20 +270,20 @@ def test_error_paths(tmp_path):
     gc, _ = make(tmp_path)
 
     async def main():
-        assert (await join(gc, group="")).error_code == G.INVALID_GROUP_ID
-        assert (await join(gc, session=500)).error_code == G.INVALID_SESSION_TIMEOUT
-        assert (await join(gc, session=2_000_000)).error_code == G.INVALID_SESSION_TIMEOUT
+        assert (await join(gc, group="")).error_code == E.INVALID_GROUP_ID
+        assert (await join(gc, session=500)).error_code == E.INVALID_SESSION_TIMEOUT
+        assert (await join(gc, session=2_000_000)).error_code == E.INVALID_SESSION_TIMEOUT
         r = await join(gc)
         m = r.member_id
-        assert gc.heartbeat("g", 7, m, None) == G.ILLEGAL_GENERATION
-        assert gc.heartbeat("g", 1, "who", None) == G.UNKNOWN_MEMBER_ID
-        assert gc.heartbeat("nope", 1, m, None) == G.UNKNOWN_MEMBER_ID
-        assert gc.heartbeat("", 1, m, None) == G.INVALID_GROUP_ID
-        assert (await sync(gc, 7, m)).error_code == G.ILLEGAL_GENERATION
-        assert (await sync(gc, 1, "who")).error_code == G.UNKNOWN_MEMBER_ID
-        assert (await sync(gc, 1, m, group="nope")).error_code == G.UNKNOWN_MEMBER_ID
+        assert gc.heartbeat("g", 7, m, None) == E.ILLEGAL_GENERATION
+        assert gc.heartbeat("g", 1, "who", None) == E.UNKNOWN_MEMBER_ID
+        assert gc.heartbeat("nope", 1, m, None) == E.UNKNOWN_MEMBER_ID
+        assert gc.heartbeat("", 1, m, None) == E.INVALID_GROUP_ID
+        assert (await sync(gc, 7, m)).error_code == E.ILLEGAL_GENERATION
+        assert (await sync(gc, 1, "who")).error_code == E.UNKNOWN_MEMBER_ID
+        assert (await sync(gc, 1, m, group="nope")).error_code == E.UNKNOWN_MEMBER_ID
         bad = await gc.sync_group("g", 1, m, None, "connect", None, {})
-        assert bad.error_code == G.INCONSISTENT_GROUP_PROTOCOL
+        assert bad.error_code == E.INCONSISTENT_GROUP_PROTOCOL
         assert (await gc.sync_group("g", 1, m, None, "consumer", "range", {m: b"x"})).assignment == b"x"
 
     asyncio.run(main())
@@ -293,10 +294,10 @@ def test_inconsistent_protocols(tmp_path):
 
     async def main():
         r = await join(gc, protocols=[("range", b""), ("roundrobin", b"")])
-        assert (await join(gc, protocols=[("sticky", b"")])).error_code == G.INCONSISTENT_GROUP_PROTOCOL
-        assert (await join(gc, ptype="connect")).error_code == G.INCONSISTENT_GROUP_PROTOCOL
-        assert (await join(gc, protocols=[])).error_code == G.INCONSISTENT_GROUP_PROTOCOL
-        assert (await join(gc, group="fresh", ptype="")).error_code == G.INCONSISTENT_GROUP_PROTOCOL
+        assert (await join(gc, protocols=[("sticky", b"")])).error_code == E.INCONSISTENT_GROUP_PROTOCOL
+        assert (await join(gc, ptype="connect")).error_code == E.INCONSISTENT_GROUP_PROTOCOL
+        assert (await join(gc, protocols=[])).error_code == E.INCONSISTENT_GROUP_PROTOCOL
+        assert (await join(gc, group="fresh", ptype="")).error_code == E.INCONSISTENT_GROUP_PROTOCOL
         assert "fresh" not in [g for g, _, _ in gc.list_groups()]
         # a compatible member joins: the common protocol wins the vote
         t1 = asyncio.create_task(join(gc, r.member_id, protocols=[("range", b""), ("roundrobin", b"")]))
@@ -332,8 +333,8 @@ def test_static_membership_replaces_member_id(tmp_path):
         r2 = await join(gc, instance="host-1", require=True)  # restart with the same instance id
         assert r2.error_code == 0 and r2.member_id != r.member_id and r2.generation_id == 1
         assert r2.leader == r2.member_id and r2.skip_assignment
-        assert gc.heartbeat("g", 1, r.member_id, "host-1") == G.FENCED_INSTANCE_ID
-        assert (await join(gc, r.member_id, instance="host-1")).error_code == G.FENCED_INSTANCE_ID
+        assert gc.heartbeat("g", 1, r.member_id, "host-1") == E.FENCED_INSTANCE_ID
+        assert (await join(gc, r.member_id, instance="host-1")).error_code == E.FENCED_INSTANCE_ID
         assert (await sync(gc, 1, r2.member_id, instance="host-1")).assignment == b"asg"
         assert gc.describe_group("g").members[0][:2] == (r2.member_id, "host-1")
         assert gc.leave_group("g", [("", "host-1")])[1] == [(r2.member_id, "host-1", 0)]
@@ -349,16 +350,16 @@ def test_commit_and_fetch_offsets(tmp_path):
         r = await join(gc)
         m = r.member_id
         offs = [("t", 0, 5, 2, "meta"), ("t", 1, 7, -1, None)]
-        assert gc.commit_offsets("g", 1, m, None, offs) == [("t", 0, G.REBALANCE_IN_PROGRESS),
-                                                             ("t", 1, G.REBALANCE_IN_PROGRESS)]
+        assert gc.commit_offsets("g", 1, m, None, offs) == [("t", 0, E.REBALANCE_IN_PROGRESS),
+                                                             ("t", 1, E.REBALANCE_IN_PROGRESS)]
         await sync(gc, 1, m, {})
         assert gc.commit_offsets("g", 1, m, None, offs) == [("t", 0, 0), ("t", 1, 0)]
-        assert gc.commit_offsets("g", 2, m, None, offs)[0][2] == G.ILLEGAL_GENERATION
-        assert gc.commit_offsets("g", 1, "who", None, offs)[0][2] == G.UNKNOWN_MEMBER_ID
-        assert gc.commit_offsets("g", -1, "", None, offs)[0][2] == G.UNKNOWN_MEMBER_ID  # group not empty
+        assert gc.commit_offsets("g", 2, m, None, offs)[0][2] == E.ILLEGAL_GENERATION
+        assert gc.commit_offsets("g", 1, "who", None, offs)[0][2] == E.UNKNOWN_MEMBER_ID
+        assert gc.commit_offsets("g", -1, "", None, offs)[0][2] == E.UNKNOWN_MEMBER_ID  # group not empty
         res = gc.commit_offsets("g", 1, m, None, [("t", 2, 1, -1, "x" * 4097), ("gone", 0, 1, -1, ""),
                                                   ("t", 3, 1, -1, "y" * 4096)])
-        assert res == [("t", 2, G.OFFSET_METADATA_TOO_LARGE), ("gone", 0, G.UNKNOWN_TOPIC_OR_PARTITION),
+        assert res == [("t", 2, E.OFFSET_METADATA_TOO_LARGE), ("gone", 0, E.UNKNOWN_TOPIC_OR_PARTITION),
                        ("t", 3, 0)]
         assert gc.fetch_offsets("g", [("t", 0), ("t", 1), ("t", 2), ("u", 0)]) == {
             ("t", 0): (5, 2, "meta"), ("t", 1): (7, -1, ""), ("t", 2): (-1, -1, ""), ("u", 0): (-1, -1, "")}
@@ -366,7 +367,7 @@ def test_commit_and_fetch_offsets(tmp_path):
         assert gc.fetch_offsets("unknown", [("t", 0)]) == {("t", 0): (-1, -1, "")}
         assert gc.fetch_offsets("unknown", None) == {}
         # a commit for an unknown group from a "member" is from a stale generation
-        assert gc.commit_offsets("other", 3, "m", None, offs)[0][2] == G.ILLEGAL_GENERATION
+        assert gc.commit_offsets("other", 3, "m", None, offs)[0][2] == E.ILLEGAL_GENERATION
 
     asyncio.run(main())
     gc.offsets.close()
@@ -399,12 +400,12 @@ def test_delete_groups(tmp_path):
         assert gc.commit_offsets("g", 1, r.member_id, None, [("t", 0, 1, -1, "")]) == [("t", 0, 0)]
         gc.commit_offsets("solo", -1, "", None, [("t", 0, 1, -1, "")])
         assert gc.delete_groups(["g", "nope", "", "solo"]) == [
-            ("g", G.NON_EMPTY_GROUP), ("nope", G.GROUP_ID_NOT_FOUND), ("", G.INVALID_GROUP_ID), ("solo", 0)]
+            ("g", E.NON_EMPTY_GROUP), ("nope", E.GROUP_ID_NOT_FOUND), ("", E.INVALID_GROUP_ID), ("solo", 0)]
         gc.leave_group("g", [(r.member_id, None)])
         assert gc.delete_groups(["g"]) == [("g", 0)]
         assert gc.fetch_offsets("g", [("t", 0)]) == {("t", 0): (-1, -1, "")}
         assert gc.describe_group("g").state == "Dead" and gc.list_groups() == []
-        assert gc.delete_groups(["g"]) == [("g", G.GROUP_ID_NOT_FOUND)]
+        assert gc.delete_groups(["g"]) == [("g", E.GROUP_ID_NOT_FOUND)]
 
     asyncio.run(main())
 
@@ -425,7 +426,7 @@ def test_describe_and_list(tmp_path):
         assert d.members[0][2:4] == ("c", "/127.0.0.1")
         assert gc.describe_group("unknown") == G.GroupDescription(0, "unknown", "Dead", "", "", [])
         assert gc.describe_group("solo").state == "Empty"
-        assert gc.describe_group("").error_code == G.INVALID_GROUP_ID
+        assert gc.describe_group("").error_code == E.INVALID_GROUP_ID
         clock.advance(1)
         gc.expire()
         await t
@@ -448,7 +449,7 @@ def test_shutdown_answers_waiters_and_run_drives_timers(tmp_path):
         t = asyncio.create_task(join(gc))
         await settle()
         gc.shutdown()
-        assert (await t).error_code == G.COORDINATOR_NOT_AVAILABLE
+        assert (await t).error_code == E.COORDINATOR_NOT_AVAILABLE
         gc2 = GroupCoordinator(gc.offsets, initial_rebalance_delay_ms=50)  # real clock
         runner = asyncio.create_task(gc2.run(interval_s=0.01))
         r = await asyncio.wait_for(join(gc2), 5)
@@ -509,7 +510,7 @@ def test_vanished_member_that_never_syncs_is_removed_after_its_session(tmp_path)
         assert gc.heartbeat("g", 1, r1.member_id, None) == 0 and gc.expire() == []
         clock.advance(0.2)  # r2 never synced within its 6 s session: removed, even in Stable
         assert gc.expire() == [r2.member_id]
-        assert gc.heartbeat("g", 1, r1.member_id, None) == G.REBALANCE_IN_PROGRESS
+        assert gc.heartbeat("g", 1, r1.member_id, None) == E.REBALANCE_IN_PROGRESS
 
     asyncio.run(main())
 
@@ -537,7 +538,7 @@ def test_parked_requests_of_a_closed_connection_are_abandoned(tmp_path):
         gc.expire()  # b is abandoned (and dropped), then the initial delay ends
         await settle()
         r1 = await t1
-        assert (await t2).error_code == G.UNKNOWN_MEMBER_ID
+        assert (await t2).error_code == E.UNKNOWN_MEMBER_ID
         assert [m[0] for m in r1.members] == [r1.member_id]
         # a follower parked in SyncGroup whose client goes away must sync again by its deadline
         r3 = asyncio.create_task(gc.join_group("g", "", None, "consumer", [("range", b"")], 10000, 30000,
@@ -554,7 +555,7 @@ def test_parked_requests_of_a_closed_connection_are_abandoned(tmp_path):
         clock.advance(2)
         gc.expire()
         await settle()
-        assert (await s3).error_code == G.REBALANCE_IN_PROGRESS  # answered, though nobody reads it
+        assert (await s3).error_code == E.REBALANCE_IN_PROGRESS  # answered, though nobody reads it
         assert gc.machine.parked == {}
         await gc.sync_group("g", n1.generation_id, n1.member_id, None, "consumer", None, {n3.member_id: b"c"})
         assert gc.describe_group("g").state == "Stable"
@@ -632,14 +633,14 @@ def test_retried_join_supersedes_and_leave_in_completing_resets_syncs(tmp_path):
         await settle()
         new = asyncio.create_task(join(gc, r1.member_id, protocols=[("range", b"A")]))  # client retried
         await settle()
-        assert (await old).error_code == G.REBALANCE_IN_PROGRESS and not new.done()
+        assert (await old).error_code == E.REBALANCE_IN_PROGRESS and not new.done()
         n2 = await join(gc, r2.member_id, protocols=[("range", b"B")])
         n1 = await new
         assert n1.generation_id == n2.generation_id == 2
         s2 = asyncio.create_task(sync(gc, 2, r2.member_id))
         await settle()
         gc.leave_group("g", [(r1.member_id, None)])  # the leader leaves before assigning
-        assert (await s2).error_code == G.REBALANCE_IN_PROGRESS
+        assert (await s2).error_code == E.REBALANCE_IN_PROGRESS
         n2b = await join(gc, r2.member_id, protocols=[("range", b"B")])
         assert n2b.generation_id == 3 and n2b.leader == r2.member_id
 
@@ -657,8 +658,8 @@ def test_delete_offsets(tmp_path):
     gc, _ = make(tmp_path)
 
     async def main():
-        assert gc.delete_offsets("", [("t", 0)]) == (G.INVALID_GROUP_ID, [])
-        assert gc.delete_offsets("nope", [("t", 0)]) == (G.GROUP_ID_NOT_FOUND, [])
+        assert gc.delete_offsets("", [("t", 0)]) == (E.INVALID_GROUP_ID, [])
+        assert gc.delete_offsets("nope", [("t", 0)]) == (E.GROUP_ID_NOT_FOUND, [])
         # a group that only stores offsets: they go, the others stay, and durably so
         gc.commit_offsets("solo", -1, "", None, [("t", 0, 5, -1, "a"), ("t", 1, 6, -1, ""), ("u", 0, 7, 3, "m")])
         assert gc.delete_offsets("solo", [("t", 0), ("t", 9)]) == (0, [("t", 0, 0), ("t", 9, 0)])
@@ -667,16 +668,16 @@ def test_delete_offsets(tmp_path):
         r = await join(gc, group="live", protocols=[("range", subscription("t"))])
         await sync(gc, 1, r.member_id, {}, group="live")
         assert gc.commit_offsets("live", 1, r.member_id, None, [("t", 0, 1, -1, ""), ("u", 0, 2, -1, "")])[0][2] == 0
-        assert gc.delete_offsets("live", [("t", 0), ("u", 0)]) == (0, [("t", 0, G.GROUP_SUBSCRIBED_TO_TOPIC),
+        assert gc.delete_offsets("live", [("t", 0), ("u", 0)]) == (0, [("t", 0, E.GROUP_SUBSCRIBED_TO_TOPIC),
                                                                         ("u", 0, 0)])
         assert gc.fetch_offsets("live", None) == {("t", 0): (1, -1, "")}
         # unreadable subscriptions: every topic counts as subscribed
         r2 = await join(gc, group="odd", protocols=[("range", b"\x00")])
         await sync(gc, 1, r2.member_id, {}, group="odd")
-        assert gc.delete_offsets("odd", [("u", 0)]) == (0, [("u", 0, G.GROUP_SUBSCRIBED_TO_TOPIC)])
+        assert gc.delete_offsets("odd", [("u", 0)]) == (0, [("u", 0, E.GROUP_SUBSCRIBED_TO_TOPIC)])
         # a non-consumer group with members: the whole request fails
         r3 = await join(gc, group="conn", ptype="connect")
-        assert gc.delete_offsets("conn", [("u", 0)]) == (G.NON_EMPTY_GROUP, [])
+        assert gc.delete_offsets("conn", [("u", 0)]) == (E.NON_EMPTY_GROUP, [])
         # once the member leaves, the group is empty and its offsets can go; then the group is gone
         gc.leave_group("live", [(r.member_id, None)])
         assert gc.delete_offsets("live", [("t", 0)]) == (0, [("t", 0, 0)])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from helpers import api_versions_ok, free_port
+from helpers import api_versions_ok, free_port, wait_for
 from rawclient import RawClient
 from sandbox.broker.config import DEFAULT_LISTENER, BrokerConfig, Listener, check_listeners, parse_listener
 from sandbox.client import KafkaClient
@@ -104,12 +104,12 @@ class Proc:
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "sandbox", *args], stdout=self._log,
                                      stderr=subprocess.STDOUT, cwd=ROOT)
-        deadline = time.monotonic() + 30
-        for port in ready_ports:
-            while not api_versions_ok(port, 0.5):
-                assert self.proc.poll() is None, self.log_path.read_text()
-                assert time.monotonic() < deadline, self.log_path.read_text()
-                time.sleep(0.05)
+        def all_answer() -> bool:
+            assert self.proc.poll() is None, self.log_path.read_text()
+            return all(api_versions_ok(port, 0.5) for port in ready_ports)
+
+        wait_for(all_answer, 30, interval=0.05, what=f"ports {ready_ports} answering",
+                 detail=self.log_path.read_text)
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -229,10 +229,7 @@ def test_two_brokers_with_a_coordinator_advertise_per_listener(procs, tmp_path):
                                           f"EXTERNAL=127.0.0.1:{external}"], [internal, external], cport)
     internal_view = [(1, "broker-1", 19092), (2, "broker-2", 19092)]
     external_view = [(n, "127.0.0.1", ports[n][1]) for n in (1, 2)]
-    deadline = time.monotonic() + 20
-    while len(metadata_brokers(ports[1][1])) < 2:  # broker 1's mirror sees broker 2
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for(lambda: len(metadata_brokers(ports[1][1])) >= 2, 20, what="broker 1's mirror to see broker 2")
     for n in (1, 2):
         internal, external = ports[n]
         assert metadata_brokers(internal) == internal_view

@@ -10,7 +10,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from helpers import BrokerProcess, api_versions_ok, free_port
+from helpers import BrokerProcess, api_versions_ok, free_port, wait_for
 from sandbox.client import KafkaClient
 
 pytestmark = pytest.mark.integration
@@ -25,10 +25,12 @@ class CoordinatorProcess:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "sandbox", "coordinator", "--port", str(self.port),
                                       "--data-dir", str(self.data_dir)], stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while not api_versions_ok(self.port, 0.5):
-            assert self.proc.poll() is None and time.monotonic() < deadline, self.log_path.read_text()
-            time.sleep(0.05)
+        def answers() -> bool:
+            assert self.proc.poll() is None, self.log_path.read_text()
+            return api_versions_ok(self.port, 0.5)
+
+        wait_for(answers, 20, interval=0.05, what=f"the coordinator on port {self.port}",
+                 detail=self.log_path.read_text)
         return self
 
     def kill(self):
@@ -64,10 +66,11 @@ def test_broker_serves_while_the_coordinator_is_down_and_reregisters(tmp_path):
                       str(broker.data_dir), "--coordinator", f"127.0.0.1:{coord.port}"]
         log = open(broker.log_path, "ab")
         proc = subprocess.Popen(broker_cmd, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while not api_versions_ok(broker.port, 0.5):
-            assert proc.poll() is None and time.monotonic() < deadline, broker.log_path.read_text()
-            time.sleep(0.05)
+        def broker_answers() -> bool:
+            assert proc.poll() is None, broker.log_path.read_text()
+            return api_versions_ok(broker.port, 0.5)
+
+        wait_for(broker_answers, 30, interval=0.05, what="the broker", detail=broker.log_path.read_text)
         with KafkaClient(broker.bootstrap) as c:
             c.create_topic("t", 2)
         p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
@@ -87,15 +90,16 @@ def test_broker_serves_while_the_coordinator_is_down_and_reregisters(tmp_path):
                 c.create_topic("needs-coordinator", 1)
 
         coord.start()  # same port, same journal: the broker re-registers by itself
-        deadline = time.monotonic() + 20
-        while True:
+        def created() -> bool:
             try:
                 with KafkaClient(broker.bootstrap) as c:
                     c.create_topic("after", 1)
-                break
+                return True
             except Exception:
-                assert time.monotonic() < deadline, broker.log_path.read_text()[-3000:]
-                time.sleep(0.5)
+                return False
+
+        wait_for(created, 20, interval=0.5, what="a topic created through the re-registered broker",
+                 detail=lambda: broker.log_path.read_text()[-3000:])
         with KafkaClient(broker.bootstrap) as c:
             md, _ = c.metadata()
             assert {"t", "after"} <= set(md.topics)

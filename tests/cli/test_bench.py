@@ -14,7 +14,7 @@ from array import array
 import pytest
 from typer.testing import CliRunner
 
-from integration.stack_kit import Project, make_project  # tests/ is on sys.path (conftest.py)
+from integration.stack_kit import Project, make_project  # tests/ is on sys.path (pytest's pythonpath)
 from sandbox import bench_worker
 from sandbox.bench_worker import percentiles_ms
 

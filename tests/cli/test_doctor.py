@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from integration.stack_kit import Project, make_project  # tests/ is on sys.path (conftest.py)
+from integration.stack_kit import Project, make_project  # tests/ is on sys.path (pytest's pythonpath)
 
 CHECKS = ["config", "ports", "disk", "data", "docker", "clock", "python"]
 NO_ENGINE = "unix:///nonexistent/docker.sock"

@@ -10,12 +10,12 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
 
 from cli.test_monitor_groups import tmux_available
+from helpers import wait_for
 from integration.kit import produce_all, producer
 from integration.stack_kit import make_project, read_lines_until
 
@@ -86,28 +86,22 @@ def test_foreground_on_a_terminal_shows_the_monitor_until_ctrl_c(project):
     assert started.returncode == 0, started.stderr
     screen = ""
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        def dashboard() -> str | None:
+            nonlocal screen
             screen = subprocess.run(tmux + ["capture-pane", "-p", "-t", "fg"], capture_output=True, text=True,
                                     timeout=10).stdout
-            if all(n in screen for n in ("coordinator", "broker-1", "live", "running")):
-                break
-            time.sleep(0.3)
-        assert all(n in screen for n in ("coordinator", "broker-1", "live", "running")), screen
+            return screen if all(n in screen for n in ("coordinator", "broker-1", "live", "running")) else None
+
+        wait_for(dashboard, 60, interval=0.3, what="the dashboard with every service running", detail=lambda: screen)
         assert "INFO" not in screen, screen   # log lines go to the log file, not over the dashboard
         subprocess.run(tmux + ["send-keys", "-t", "fg", "C-c"], capture_output=True, timeout=10)
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert time.monotonic() < deadline, "`sandbox up --foreground` did not stop on Ctrl-C"
-            time.sleep(0.3)
+        wait_for(marker.exists, 60, interval=0.3, what="`sandbox up --foreground` to stop on Ctrl-C")
         assert marker.read_text().strip() == "0"
     finally:
         subprocess.run(tmux + ["kill-server"], capture_output=True, timeout=30)
     # kill-server returns before the tmux server process has finished exiting
-    deadline = time.monotonic() + 10
-    while project.leftovers() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not project.leftovers(), project.leftovers()
+    wait_for(lambda: not project.leftovers(), 10, interval=0.2, what="no process left",
+             detail=lambda: str(project.leftovers()))
 
 
 def test_foreground_that_never_gets_healthy_stops_everything_and_exits_1(project):

@@ -10,7 +10,7 @@ from sandbox.cli.monitor import rich_frame, text_frame
 from sandbox.cli.render import format_columns
 from sandbox.health.lag import LagTracker
 
-from health.fake_status import status  # tests/ is on sys.path (conftest.py)
+from health.fake_status import status  # tests/ is on sys.path (pytest's pythonpath)
 
 
 def tracked(st: dict, lags: list[int]) -> LagTracker:

@@ -11,14 +11,14 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import psutil
 import pytest
 
-from integration.stack_kit import free_port_block as port_block  # tests/ is on sys.path (conftest.py)
+from helpers import wait_for
+from integration.stack_kit import free_port_block as port_block  # tests/ is on sys.path (pytest's pythonpath)
 
 pytestmark = pytest.mark.integration
 
@@ -146,17 +146,17 @@ def test_monitor_in_tmux(project, lagging_group):
     assert started.returncode == 0, started.stderr
     screen = ""
     try:
-        deadline = time.monotonic() + 10
         needles = ["coordinator", "broker-1", TOPIC, lagging_group]
-        while time.monotonic() < deadline:
+
+        def shown() -> bool:
+            nonlocal screen
             cap = subprocess.run(tmux + ["capture-pane", "-p", "-t", "mon"], capture_output=True,
                                  text=True, timeout=10)
             screen = cap.stdout
             group_line = next((line for line in screen.splitlines() if lagging_group in line), "")
-            if all(n in screen for n in needles) and "150" in group_line.split():
-                break
-            time.sleep(0.3)
-        assert all(n in screen for n in needles), screen
+            return all(n in screen for n in needles) and "150" in group_line.split()
+
+        wait_for(shown, 10, interval=0.3, what=f"{needles} and a lag of 150 on the dashboard", detail=lambda: screen)
         group_line = next(line for line in screen.splitlines() if lagging_group in line)
         assert "150" in group_line.split(), screen
     finally:

@@ -5,23 +5,13 @@ its text keeps its square brackets."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from helpers import wait_for
 from integration.stack_kit import events, make_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-
-def wait_for(fn, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"no {what} within {timeout} s")
 
 
 @pytest.fixture
@@ -37,11 +27,11 @@ def test_live_edits_are_reported_once_with_their_own_kind(project):
     assert r.returncode == 0, r.stdout + r.stderr
     good = project.toml + '[topics.orders.config]\n"retention.ms" = "60000"\n'
     project.write_toml(good)
-    found = wait_for(lambda: events(project.state_file(), kind="topic-config-set"), 15, "topic-config-set event")
+    found = wait_for(lambda: events(project.state_file(), kind="topic-config-set"), 15, interval=0.2, what="topic-config-set event")
     assert "retention.ms=60000" in found[-1]["detail"] and "orders" in found[-1]["detail"], found
     assert not [e for e in events(project.state_file(), kind="topic-created") if "retention" in e["detail"]]
     project.write_toml(good + "\n[sandbox\n")
-    wait_for(lambda: events(project.state_file(), kind="manifest-error"), 15, "manifest-error event")
+    wait_for(lambda: events(project.state_file(), kind="manifest-error"), 15, interval=0.2, what="manifest-error event")
     r = project.cli("status")
     assert r.returncode == 0, r.stdout + r.stderr
     both = r.stdout + r.stderr

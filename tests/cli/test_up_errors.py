@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from helpers import wait_for
 from integration.stack_kit import make_project, sandbox_toml
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -71,10 +72,8 @@ def test_ctrl_c_during_foreground_start_up_is_honoured_at_once(project):
 
     threading.Thread(target=read, daemon=True).start()
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any("broker-1 start:" in ln for _, ln in lines):
-            time.sleep(0.02)
-        assert any("broker-1 start:" in ln for _, ln in lines), lines
+        wait_for(lambda: any("broker-1 start:" in ln for _, ln in lines), 30, interval=0.02,
+                 what="`broker-1 start:` in the output", detail=lambda: str(lines))
         sent = time.monotonic()
         p.send_signal(signal.SIGINT)
         p.wait(30)

@@ -1,16 +1,11 @@
 """Shared fixtures for coordinator tests: a fake clock and a Coordinator on a temp dir."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from sandbox.coordinator import Coordinator
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from coordinator_helpers import FakeClock  # noqa: E402
+from coordinator.coordinator_helpers import FakeClock
 
 
 @pytest.fixture

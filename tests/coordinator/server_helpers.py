@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -16,10 +15,8 @@ from sandbox.coordinator.server import CoordinatorConfig, CoordinatorServer
 from sandbox.protocol import build, request_class
 
 TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS))
-
-from helpers import api_versions_ok, free_port  # noqa: E402,F401
-from rawclient import RawClient  # noqa: E402,F401
+from helpers import api_versions_ok, free_port, wait_serving  # noqa: F401
+from rawclient import RawClient  # noqa: F401
 
 
 class ThreadedCoordinator:
@@ -84,16 +81,8 @@ class CoordinatorProcess:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=self._log,
                                      stderr=subprocess.STDOUT, cwd=str(TESTS.parent))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"coordinator exited with {self.proc.returncode}:\n"
-                                   f"{self.log_text()}")
-            if api_versions_ok(self.port, 0.5):
-                return self
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"coordinator not ready in {timeout}s:\n{self.log_text()}")
+        wait_serving("coordinator", self.proc, self.port, timeout, self.log_text, give_up=self.kill)
+        return self
 
     def log_text(self) -> str:
         try:

@@ -6,7 +6,7 @@ import uuid
 
 from sandbox.coordinator import isr
 from sandbox.protocol import errors as E
-from coordinator_helpers import machine_with_brokers, run
+from coordinator.coordinator_helpers import machine_with_brokers, run
 
 
 def setup():

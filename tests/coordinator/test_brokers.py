@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from sandbox.coordinator import CoordinatorError
-from sandbox.coordinator import model as m_
+from sandbox.protocol import errors as E
 
 
 def test_register_returns_increasing_epochs(make_coordinator):
@@ -24,10 +24,10 @@ def test_heartbeat_errors(make_coordinator):
     epoch = c.register_broker(1, "h", 9092)
     with pytest.raises(CoordinatorError) as info:
         c.heartbeat(2, 0)
-    assert info.value.error_code == m_.BROKER_ID_NOT_REGISTERED
+    assert info.value.error_code == E.BROKER_ID_NOT_REGISTERED
     with pytest.raises(CoordinatorError) as info:
         c.heartbeat(1, epoch + 5)
-    assert info.value.error_code == m_.STALE_BROKER_EPOCH
+    assert info.value.error_code == E.STALE_BROKER_EPOCH
     assert c.heartbeat(1, epoch) is False
 
 
@@ -37,7 +37,7 @@ def test_duplicate_registration_while_session_is_live(make_coordinator, clock):
     c.register_broker(1, "h", 9092, incarnation_id=inc)
     with pytest.raises(CoordinatorError) as info:  # another address while the session lives
         c.register_broker(1, "h", 9093, incarnation_id=uuid.uuid4())
-    assert info.value.error_code == m_.DUPLICATE_BROKER_REGISTRATION
+    assert info.value.error_code == E.DUPLICATE_BROKER_REGISTRATION
     c.register_broker(1, "h", 9092, incarnation_id=inc)  # a retry of the same incarnation is fine
     # a restarted broker on the same endpoint replaces its dead incarnation at once
     restarted = uuid.uuid4()
@@ -139,7 +139,7 @@ def test_controlled_shutdown_fences_at_once(make_coordinator):
     assert c.broker(1).fenced and c.topic("t").partitions[0].leader == -1
     with pytest.raises(CoordinatorError) as info:
         c.create_topic("u", 1, 1)
-    assert info.value.error_code == m_.INVALID_REPLICATION_FACTOR
+    assert info.value.error_code == E.INVALID_REPLICATION_FACTOR
 
 
 def test_restored_brokers_get_a_fresh_session_then_expire(make_coordinator, clock, tmp_path):

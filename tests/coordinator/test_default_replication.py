@@ -10,7 +10,7 @@ import pytest
 from sandbox.coordinator import CoordinatorError, MetadataMachine
 from sandbox.coordinator.topic_configs import default_min_insync
 from sandbox.protocol.errors import INVALID_REPLICATION_FACTOR
-from coordinator_helpers import run
+from coordinator.coordinator_helpers import run
 
 
 def machine(brokers: int, rf: int = 1, isr: int = 1) -> MetadataMachine:

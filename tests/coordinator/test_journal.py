@@ -10,7 +10,7 @@ import pytest
 from sandbox.coordinator import (
     Coordinator, CoordinatorError, JournalCorruptError, JournalLockedError, MetadataJournal,
 )
-from sandbox.coordinator import model as m_
+from sandbox.protocol import errors as E
 
 
 def populate(c: Coordinator) -> None:
@@ -65,7 +65,7 @@ def test_cluster_id_given_once_then_checked(make_coordinator):
     c.close()
     with pytest.raises(CoordinatorError) as info:
         make_coordinator(cluster_id="somethingElseEntirely1")
-    assert info.value.error_code == m_.INCONSISTENT_CLUSTER_ID
+    assert info.value.error_code == E.INCONSISTENT_CLUSTER_ID
     assert make_coordinator().cluster_id == "MkU3OEVBNTcwNTJENDM2Qk"
 
 
@@ -251,8 +251,8 @@ def test_create_topics_per_topic_results_and_validate_only(make_coordinator):
         {"name": "cfg", "configs": {"retention.ms": "x"}},
     ])
     codes = {r.name: r.error_code for r in results}
-    assert codes == {"ok": 0, "bad name": m_.INVALID_TOPIC_EXCEPTION, "dup": m_.INVALID_REQUEST,
-                     "cfg": m_.INVALID_CONFIG}
+    assert codes == {"ok": 0, "bad name": E.INVALID_TOPIC_EXCEPTION, "dup": E.INVALID_REQUEST,
+                     "cfg": E.INVALID_CONFIG}
     assert results[0].topic.name == "ok" and len(results[0].topic.partitions) == 2
     assert "retention.ms" in results[-1].error_message
     offset = c.metadata_offset

@@ -4,21 +4,17 @@ registration API carries them over the wire; the coordinator's own Metadata stay
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from coordinator.coordinator_helpers import run
+from coordinator.server_helpers import RawClient, ThreadedCoordinator
 
-from coordinator_helpers import run  # noqa: E402
-from server_helpers import RawClient, ThreadedCoordinator  # noqa: E402
-
-from sandbox.coordinator import Coordinator, CoordinatorError, MetadataJournal, MetadataMachine  # noqa: E402
-from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator  # noqa: E402
-from sandbox.coordinator.model import BrokerInfo  # noqa: E402
-from sandbox.protocol import build, request_class  # noqa: E402
+from sandbox.coordinator import Coordinator, CoordinatorError, MetadataJournal, MetadataMachine
+from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator
+from sandbox.coordinator.model import BrokerInfo
+from sandbox.protocol import build, request_class
 
 TWO = [("INTERNAL", "broker-1", 19092), ("EXTERNAL", "127.0.0.1", 29092)]
 

@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 
 from sandbox.coordinator import CoordinatorError, MetadataMachine
-from sandbox.coordinator import model as m_
-from coordinator_helpers import machine_with_brokers, run
+from sandbox.protocol import errors as E
+from coordinator.coordinator_helpers import machine_with_brokers, run
 
 
 def code_of(fn, *args, **kw) -> int:
@@ -45,7 +45,7 @@ def test_create_topic_defaults_and_internal_flag():
 @pytest.mark.parametrize("name", ["", ".", "..", "a" * 250, "has space", "slash/x", "ü", None])
 def test_invalid_topic_names(name):
     m = machine_with_brokers(1)
-    assert code_of(m.create_topic, name, 1, 1, None, uuid.uuid4()) == m_.INVALID_TOPIC_EXCEPTION
+    assert code_of(m.create_topic, name, 1, 1, None, uuid.uuid4()) == E.INVALID_TOPIC_EXCEPTION
 
 
 def test_legal_edge_names():
@@ -57,33 +57,33 @@ def test_legal_edge_names():
 def test_topic_already_exists_and_dot_underscore_collision():
     m = machine_with_brokers(1)
     create(m, "a.b")
-    assert code_of(m.create_topic, "a.b", 1, 1, None, uuid.uuid4()) == m_.TOPIC_ALREADY_EXISTS
-    assert code_of(m.create_topic, "a_b", 1, 1, None, uuid.uuid4()) == m_.INVALID_TOPIC_EXCEPTION
+    assert code_of(m.create_topic, "a.b", 1, 1, None, uuid.uuid4()) == E.TOPIC_ALREADY_EXISTS
+    assert code_of(m.create_topic, "a_b", 1, 1, None, uuid.uuid4()) == E.INVALID_TOPIC_EXCEPTION
 
 
 @pytest.mark.parametrize("parts", [0, -2, -100])
 def test_invalid_partitions(parts):
     m = machine_with_brokers(1)
-    assert code_of(m.create_topic, "t", parts, 1, None, uuid.uuid4()) == m_.INVALID_PARTITIONS
+    assert code_of(m.create_topic, "t", parts, 1, None, uuid.uuid4()) == E.INVALID_PARTITIONS
 
 
 @pytest.mark.parametrize("rf", [0, -2, 4])
 def test_invalid_replication_factor(rf):
     m = machine_with_brokers(1, 2, 3)
     code = code_of(m.create_topic, "t", 1, rf, None, uuid.uuid4())
-    assert code == m_.INVALID_REPLICATION_FACTOR
+    assert code == E.INVALID_REPLICATION_FACTOR
 
 
 def test_replication_factor_counts_only_unfenced_brokers():
     m = machine_with_brokers(1, 2, 3)
     run(m, m.fence_broker(3))
-    assert code_of(m.create_topic, "t", 1, 3, None, uuid.uuid4()) == m_.INVALID_REPLICATION_FACTOR
+    assert code_of(m.create_topic, "t", 1, 3, None, uuid.uuid4()) == E.INVALID_REPLICATION_FACTOR
     assert create(m, "t", 2, 2).replication_factor == 2
 
 
 def test_no_brokers_means_no_default_replication():
     m = MetadataMachine()
-    assert code_of(m.create_topic, "t", 1, -1, None, uuid.uuid4()) == m_.INVALID_REPLICATION_FACTOR
+    assert code_of(m.create_topic, "t", 1, -1, None, uuid.uuid4()) == E.INVALID_REPLICATION_FACTOR
 
 
 def test_placement_balanced_over_three_brokers():
@@ -116,12 +116,12 @@ def test_manual_assignments():
 
 
 @pytest.mark.parametrize("assignments, code", [
-    ([[1, 1]], m_.INVALID_REPLICA_ASSIGNMENT),
-    ([[1], [1, 2]], m_.INVALID_REPLICA_ASSIGNMENT),
-    ([[9]], m_.INVALID_REPLICA_ASSIGNMENT),
-    ([[]], m_.INVALID_REPLICA_ASSIGNMENT),
-    ([], m_.INVALID_PARTITIONS),
-    ({0: [1], 2: [2]}, m_.INVALID_REPLICA_ASSIGNMENT),
+    ([[1, 1]], E.INVALID_REPLICA_ASSIGNMENT),
+    ([[1], [1, 2]], E.INVALID_REPLICA_ASSIGNMENT),
+    ([[9]], E.INVALID_REPLICA_ASSIGNMENT),
+    ([[]], E.INVALID_REPLICA_ASSIGNMENT),
+    ([], E.INVALID_PARTITIONS),
+    ({0: [1], 2: [2]}, E.INVALID_REPLICA_ASSIGNMENT),
 ])
 def test_bad_manual_assignments(assignments, code):
     m = machine_with_brokers(1, 2, 3)
@@ -131,7 +131,7 @@ def test_bad_manual_assignments(assignments, code):
 def test_assignments_with_counts_is_invalid_request():
     m = machine_with_brokers(1)
     code = code_of(m.create_topic, "t", 1, -1, None, uuid.uuid4(), [[1]])
-    assert code == m_.INVALID_REQUEST
+    assert code == E.INVALID_REQUEST
 
 
 def test_delete_topic_by_name_and_id():
@@ -141,8 +141,8 @@ def test_delete_topic_by_name_and_id():
     assert m.topic("a") is None and m.topic_by_id(a.topic_id) is None
     run(m, m.delete_topic(b.topic_id))
     assert m.topics() == []
-    assert code_of(m.delete_topic, "a") == m_.UNKNOWN_TOPIC_OR_PARTITION
-    assert code_of(m.delete_topic, uuid.uuid4()) == m_.UNKNOWN_TOPIC_ID
+    assert code_of(m.delete_topic, "a") == E.UNKNOWN_TOPIC_OR_PARTITION
+    assert code_of(m.delete_topic, uuid.uuid4()) == E.UNKNOWN_TOPIC_ID
     # the name can be reused, with a new topic id
     assert create(m, "a").topic_id != a.topic_id
 
@@ -160,17 +160,17 @@ def test_create_partitions():
 
 
 @pytest.mark.parametrize("total, assignments, code", [
-    (2, None, m_.INVALID_PARTITIONS),
-    (1, None, m_.INVALID_PARTITIONS),
-    (4, [[1, 2]], m_.INVALID_REPLICA_ASSIGNMENT),            # 2 new partitions, 1 list
-    (3, [[1]], m_.INVALID_REPLICA_ASSIGNMENT),               # wrong replication factor
-    (3, [[1, 7]], m_.INVALID_REPLICA_ASSIGNMENT),            # unknown broker
+    (2, None, E.INVALID_PARTITIONS),
+    (1, None, E.INVALID_PARTITIONS),
+    (4, [[1, 2]], E.INVALID_REPLICA_ASSIGNMENT),            # 2 new partitions, 1 list
+    (3, [[1]], E.INVALID_REPLICA_ASSIGNMENT),               # wrong replication factor
+    (3, [[1, 7]], E.INVALID_REPLICA_ASSIGNMENT),            # unknown broker
 ])
 def test_create_partitions_errors(total, assignments, code):
     m = machine_with_brokers(1, 2, 3)
     create(m, "t", 2, 2)
     assert code_of(m.create_partitions, "t", total, assignments) == code
-    assert code_of(m.create_partitions, "nope", 5) == m_.UNKNOWN_TOPIC_OR_PARTITION
+    assert code_of(m.create_partitions, "nope", 5) == E.UNKNOWN_TOPIC_OR_PARTITION
 
 
 def test_alter_configs_incremental_and_replace():
@@ -193,9 +193,9 @@ def test_invalid_configs_name_key_and_value(key, value):
     m = machine_with_brokers(1)
     with pytest.raises(CoordinatorError) as info:
         m.create_topic("t", 1, 1, {key: value}, uuid.uuid4())
-    assert info.value.error_code == m_.INVALID_CONFIG and key in info.value.message
+    assert info.value.error_code == E.INVALID_CONFIG and key in info.value.message
     create(m, "t")
-    assert code_of(m.alter_configs, "t", {key: value}, None, True) == m_.INVALID_CONFIG
+    assert code_of(m.alter_configs, "t", {key: value}, None, True) == E.INVALID_CONFIG
 
 
 def test_valid_config_values_are_normalized():
@@ -210,10 +210,10 @@ def test_valid_config_values_are_normalized():
 def test_alter_configs_errors():
     m = machine_with_brokers(1)
     create(m, "t")
-    assert code_of(m.alter_configs, "x", {}, None, True) == m_.UNKNOWN_TOPIC_OR_PARTITION
-    assert code_of(m.alter_configs, "t", None, ["bogus"], True) == m_.INVALID_CONFIG
+    assert code_of(m.alter_configs, "x", {}, None, True) == E.UNKNOWN_TOPIC_OR_PARTITION
+    assert code_of(m.alter_configs, "t", None, ["bogus"], True) == E.INVALID_CONFIG
     code = code_of(m.alter_configs, "t", {"retention.ms": "1"}, ["retention.ms"], True)
-    assert code == m_.INVALID_REQUEST
+    assert code == E.INVALID_REQUEST
 
 
 def test_describe_configs_reports_defaults_and_overrides():
@@ -228,7 +228,7 @@ def test_describe_configs_reports_defaults_and_overrides():
     assert d["retention.bytes"] == ("-1", True)
     assert d["min.insync.replicas"] == ("1", True)
     assert d["compression.type"] == ("producer", True)
-    assert code_of(m.describe_configs, "nope") == m_.UNKNOWN_TOPIC_OR_PARTITION
+    assert code_of(m.describe_configs, "nope") == E.UNKNOWN_TOPIC_OR_PARTITION
 
 
 def test_returned_topics_are_copies():
@@ -246,7 +246,7 @@ def test_producer_ids():
     run(m, m.allocate_producer_ids(1000))
     run(m, m.allocate_producer_ids(5))
     assert m.next_producer_id == 1005
-    assert code_of(m.allocate_producer_ids, 0) == m_.INVALID_REQUEST
+    assert code_of(m.allocate_producer_ids, 0) == E.INVALID_REQUEST
 
 
 def test_apply_rejects_unknown_records():

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from coordinator_helpers import FakeClock
+from coordinator.coordinator_helpers import FakeClock
 from sandbox.coordinator import Coordinator, CoordinatorError, MetadataMachine
 
 NAMES = st.sampled_from(["a", "b", "c.d", "c_d", "__internal", "bad name"])

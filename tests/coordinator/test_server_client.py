@@ -4,20 +4,19 @@ reads keep working while the coordinator is away. LocalCoordinator offers the sa
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from coordinator.server_helpers import RawClient, ThreadedCoordinator, create_topics_request
+from helpers import wait_for
 
-from server_helpers import RawClient, ThreadedCoordinator, create_topics_request  # noqa: E402
+from coordinator.server_helpers import RawClient, ThreadedCoordinator, create_topics_request
 
-from sandbox.coordinator import CoordinatorError  # noqa: E402
-from sandbox.coordinator.changes import TopicChanged, TopicRemoved  # noqa: E402
-from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator, parse_address  # noqa: E402
-from sandbox.protocol import build, request_class  # noqa: E402
+from sandbox.coordinator import CoordinatorError
+from sandbox.coordinator.changes import TopicChanged, TopicRemoved
+from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator, parse_address
+from sandbox.protocol import build, request_class
 
 
 @pytest.fixture
@@ -27,12 +26,10 @@ def server(tmp_path):
     srv.stop()
 
 
-async def eventually(predicate, timeout: float = 5.0) -> float:
+async def eventually(predicate, what: str, timeout: float = 5.0) -> float:
+    """wait_for off the event loop (the client under test runs on it); returns the seconds waited."""
     t0 = time.monotonic()
-    while not predicate():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
+    await asyncio.to_thread(wait_for, predicate, timeout, interval=0.02, what=what)
     return time.monotonic() - t0
 
 
@@ -54,7 +51,7 @@ def test_mirror_follows_changes_made_by_others(server):
             assert [b.broker_id for b in rc.brokers()] == [1]
             with RawClient(server.port) as admin:  # another party changes the metadata
                 await asyncio.to_thread(admin.request, create_topics_request(("orders", 3)))
-                took = await eventually(lambda: rc.topic("orders") is not None)
+                took = await eventually(lambda: rc.topic("orders") is not None, "topic orders in the mirror")
                 assert took < 2
                 info = rc.topic("orders")
                 assert rc.topic_by_id(info.topic_id).name == "orders"
@@ -64,12 +61,12 @@ def test_mirror_follows_changes_made_by_others(server):
                     "resource_type": 2, "resource_name": "orders", "configs": [
                         {"name": "retention.ms", "config_operation": 0, "value": "1234"}]}]})
                 await asyncio.to_thread(admin.request, body)
-                await eventually(lambda: rc.topic("orders").configs.get("retention.ms")
-                                 == "1234")
+                await eventually(lambda: rc.topic("orders").configs.get("retention.ms") == "1234",
+                                 "retention.ms=1234 in the mirror")
                 assert rc.describe_configs("orders")["retention.ms"] == ("1234", False)
                 await asyncio.to_thread(admin.request, build(request_class(20, 5), {
                     "topic_names": ["orders"], "timeout": 5000}))
-                await eventually(lambda: rc.topic("orders") is None)
+                await eventually(lambda: rc.topic("orders") is None, "topic orders gone from the mirror")
                 assert TopicRemoved("orders", info.topic_id) in seen
             assert rc.metadata_offset == server.coordinator.metadata_offset
         finally:
@@ -136,7 +133,7 @@ def test_reads_survive_and_writes_fail_fast_while_coordinator_is_down(tmp_path):
             await rc.start(1, "127.0.0.1", 9101)
             await rc.create_topic("kept", 2)
             srv.stop()
-            await eventually(lambda: not rc.connected, 5)
+            await eventually(lambda: not rc.connected, "the client to notice the coordinator is gone")
             assert rc.topic("kept") is not None and len(rc.topics()) == 1
             t0 = time.monotonic()
             with pytest.raises(CoordinatorError) as e:
@@ -151,7 +148,7 @@ def test_reads_survive_and_writes_fail_fast_while_coordinator_is_down(tmp_path):
 
 
 def test_start_gives_up_after_its_timeout_when_nobody_answers(tmp_path):
-    from server_helpers import free_port
+    from coordinator.server_helpers import free_port
 
     async def main():
         rc = RemoteCoordinator(("127.0.0.1", free_port()), connect_timeout=0.2)

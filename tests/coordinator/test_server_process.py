@@ -7,21 +7,17 @@ import asyncio
 import json
 import os
 import socket
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from server_helpers import (  # noqa: E402
+from coordinator.server_helpers import (
     CoordinatorProcess, RawClient, metadata_request,
 )
 
-from sandbox.coordinator import CoordinatorError, JournalCorruptError  # noqa: E402
-from sandbox.coordinator.client import RemoteCoordinator  # noqa: E402
-from sandbox.coordinator.server import CoordinatorConfig, CoordinatorServer  # noqa: E402
+from sandbox.coordinator import CoordinatorError, JournalCorruptError
+from sandbox.coordinator.client import RemoteCoordinator
+from sandbox.coordinator.server import CoordinatorConfig, CoordinatorServer
 
 
 @pytest.fixture

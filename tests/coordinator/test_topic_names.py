@@ -7,16 +7,16 @@ import uuid
 import pytest
 
 from sandbox.coordinator import CoordinatorError
-from sandbox.coordinator import model as m_
+from sandbox.protocol import errors as E
 from sandbox.coordinator.rules import validate_topic_name
-from coordinator_helpers import machine_with_brokers, run
+from coordinator.coordinator_helpers import machine_with_brokers, run
 
 
 @pytest.mark.parametrize("name", ["aux", "CON", "nul.txt", "prn.a.b", "com1", "Com5.log", "lpt9", "LPT3.x"])
 def test_device_names_refused(name):
     with pytest.raises(CoordinatorError) as info:
         validate_topic_name(name)
-    assert info.value.error_code == m_.INVALID_TOPIC_EXCEPTION
+    assert info.value.error_code == E.INVALID_TOPIC_EXCEPTION
     assert "reserved device name" in info.value.message
 
 
@@ -31,7 +31,7 @@ def test_case_twin_refused_and_removed_name_reusable():
     for twin in ("orders", "ORDERS", "oRdErS"):
         with pytest.raises(CoordinatorError) as info:
             m.create_topic(twin, 1, 1, None, uuid.uuid4())
-        assert info.value.error_code == m_.INVALID_TOPIC_EXCEPTION
+        assert info.value.error_code == E.INVALID_TOPIC_EXCEPTION
         assert "differs only in case" in info.value.message and "'Orders'" in info.value.message
     run(m, m.delete_topic("Orders"))
     run(m, m.create_topic("orders", 1, 1, None, uuid.uuid4()))

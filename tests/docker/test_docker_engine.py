@@ -15,12 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from helpers import wait_for
 from integration.kit import consume_topic, produce_all, producer
 from integration.stack_kit import free_port_block, read_lines_until
 
@@ -83,19 +83,23 @@ class DockerProject:
             raise AssertionError(f"status --json printed no JSON: {r.stdout}\n{r.stderr}") from None
 
     def wait_status(self, pred, timeout: float, what: str) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            code, st = self.status()
-            if pred(code, st):
-                return st
-            if time.monotonic() > deadline:
-                brief = {"exit": code, "problems": st.get("problems"),
-                         "services": [(s["name"], s["state"], s["healthy"], s["restarts"]) for s in st.get("services", [])],
-                         "events": [(e["service"], e["kind"], e["detail"][:200]) for e in st.get("events", [])[-15:]]}
-                sup = self.root / ".sandbox" / "logs" / "supervisor.log"
-                tail = sup.read_text(errors="replace").splitlines()[-30:] if sup.exists() else []
-                raise AssertionError(f"timed out waiting for {what}: {json.dumps(brief, indent=1)}\n" + "\n".join(tail))
-            time.sleep(0.5)
+        last: tuple[int, dict] = (-1, {})
+
+        def check() -> dict | None:
+            nonlocal last
+            last = self.status()
+            return last[1] if pred(*last) else None
+
+        def brief() -> str:
+            code, st = last
+            b = {"exit": code, "problems": st.get("problems"),
+                 "services": [(s["name"], s["state"], s["healthy"], s["restarts"]) for s in st.get("services", [])],
+                 "events": [(e["service"], e["kind"], e["detail"][:200]) for e in st.get("events", [])[-15:]]}
+            sup = self.root / ".sandbox" / "logs" / "supervisor.log"
+            tail = sup.read_text(errors="replace").splitlines()[-30:] if sup.exists() else []
+            return json.dumps(b, indent=1) + "\n" + "\n".join(tail)
+
+        return wait_for(check, timeout, interval=0.5, what=what, detail=brief)
 
     def containers(self, all_: bool = True) -> list:
         return self.engine.containers.list(all=all_, filters={"label": f"{LABEL}.sandbox={self.name}"})
@@ -253,10 +257,8 @@ def test_corrupt_coordinator_journal_is_quarantined_into_a_kept_volume(project, 
     r = p.cli("topics", "create", "made-at-runtime", "-p", "3", timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     catalog = p.root / ".sandbox" / "topics.json"   # the supervisor's catalog, refreshed every 3 s
-    deadline = time.monotonic() + 60
-    while "made-at-runtime" not in (catalog.read_text() if catalog.exists() else ""):
-        assert time.monotonic() < deadline, "the topic catalog never listed made-at-runtime"
-        time.sleep(0.5)
+    wait_for(lambda: "made-at-runtime" in (catalog.read_text() if catalog.exists() else ""), 60, interval=0.5,
+             what="the topic catalog to list made-at-runtime")
 
     coord = p.container("coordinator")
     coord.exec_run(["sh", "-c", "echo 'not json{' > /var/lib/sandbox/snapshot.json"])
@@ -296,16 +298,17 @@ def test_compose_up_with_the_same_image_reaches_healthy_and_serves(project, engi
     try:
         r = subprocess.run(compose + ["up", "-d"], env=env, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
-        deadline = time.monotonic() + 120
-        while True:
+        states: dict = {}
+
+        def healthy() -> bool:
+            nonlocal states
             states = {c.name: (c.attrs["State"].get("Health") or {}).get("Status", c.status)
                       for c in engine.containers.list(all=True, filters={"label": f"com.docker.compose.project={proj}"})}
             topics_done = any("topics" in n and engine.containers.get(n).attrs["State"]["Status"] == "exited"
                               for n in states)
-            if topics_done and sum(1 for s in states.values() if s == "healthy") == 2:
-                break
-            assert time.monotonic() < deadline, f"compose services not healthy: {states}"
-            time.sleep(0.5)
+            return topics_done and sum(1 for s in states.values() if s == "healthy") == 2
+
+        wait_for(healthy, 120, interval=0.5, what="compose services healthy", detail=lambda: str(states))
         topics_ctr = next(c for c in engine.containers.list(all=True, filters={"label": f"com.docker.compose.project={proj}"})
                           if c.labels.get("com.docker.compose.service") == "topics")
         assert topics_ctr.attrs["State"]["ExitCode"] == 0, topics_ctr.logs().decode()

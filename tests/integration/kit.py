@@ -11,10 +11,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from helpers import wait_for
 
 # Short client timeouts so a broken broker fails a test fast instead of hanging it.
 CONSUMER_DEFAULTS = {
@@ -40,18 +42,6 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def wait_until(pred: Callable[[], object], timeout: float, interval: float = 0.1, what: str = "condition"):
-    """Poll `pred` until it returns a truthy value (returned) or `timeout` seconds pass (AssertionError)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        last = pred()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value {last!r}")
-        time.sleep(interval)
-
 
 # ---- confluent-kafka ---------------------------------------------------------------------------
 
@@ -74,7 +64,7 @@ def wait_topic(a: AdminClient, name: str, partitions: int, timeout: float = 15.0
         t = md.topics.get(name)
         return (t is not None and t.error is None and len(t.partitions) == partitions
                 and all(p.leader == 1 for p in t.partitions.values()))
-    wait_until(ready, timeout, 0.2, f"topic {name} with {partitions} partitions in Metadata")
+    wait_for(ready, timeout, interval=0.2, what=f"topic {name} with {partitions} partitions in Metadata")
 
 
 def producer(bootstrap: str, **conf) -> Producer:

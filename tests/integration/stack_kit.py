@@ -20,7 +20,7 @@ from typing import Callable
 
 import psutil
 
-from helpers import free_port  # tests/ is on sys.path (tests/conftest.py)
+from helpers import free_port, wait_for  # tests/ is on sys.path (pytest's pythonpath)
 
 CLI_TIMEOUT = 120.0
 
@@ -255,36 +255,27 @@ def events(st: dict, *, service: str | None = None, kind: str | None = None) -> 
 def wait_status(proj: Project, pred: Callable[[int, dict], object], timeout: float, what: str,
                 interval: float = 0.2) -> tuple[int, dict]:
     """Poll `status --json` until pred(code, status) is truthy; AssertionError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    code, st = None, {}
-    while True:
-        code, st = proj.status()
-        if pred(code, st):
-            return code, st
-        if time.monotonic() >= deadline:
-            brief = {"exit": code, "healthy": st.get("healthy"), "problems": st.get("problems"),
-                     "services": [(s["name"], s["state"], s["healthy"], s["restarts"]) for s in st.get("services", [])],
-                     "last events": [(e["service"], e["kind"], e["detail"][:160]) for e in st.get("events", [])[-12:]]}
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last status: "
-                                 f"{json.dumps(brief, indent=1)}\n{proj.diagnostics()}")
-        time.sleep(interval)
+    last: tuple[int, dict] = (-1, {})
+
+    def check() -> tuple[int, dict] | None:
+        nonlocal last
+        last = proj.status()
+        return last if pred(*last) else None
+
+    def brief() -> str:
+        code, st = last
+        b = {"exit": code, "healthy": st.get("healthy"), "problems": st.get("problems"),
+             "services": [(s["name"], s["state"], s["healthy"], s["restarts"]) for s in st.get("services", [])],
+             "last events": [(e["service"], e["kind"], e["detail"][:160]) for e in st.get("events", [])[-12:]]}
+        return f"last status: {json.dumps(b, indent=1)}\n{proj.diagnostics()}"
+
+    return wait_for(check, timeout, interval=interval, what=what, detail=brief)
 
 
 def all_running_healthy(st: dict) -> bool:
     svcs = st.get("services", [])
     return bool(svcs) and all(s["state"] == "running" and s["healthy"] for s in svcs)
 
-
-def wait_until(pred: Callable[[], object], timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        last = pred()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value {last!r}")
-        time.sleep(interval)
 
 
 # ---- processes and journal files -----------------------------------------------------------------
@@ -363,7 +354,11 @@ def read_lines_until(proc: subprocess.Popen, lines: list[str], done: Callable[[l
                      timeout: float) -> None:
     """Append proc's stdout lines (text mode) to `lines` until done(lines); fails with what was
     read when the process exits first or `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    while not done(lines):
-        assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+    def read_one() -> bool:
+        if done(lines):
+            return True
+        assert proc.poll() is None, "".join(lines)
         lines.append(proc.stdout.readline())
+        return False
+
+    wait_for(read_one, timeout, interval=0, what="the expected output", detail=lambda: "".join(lines))

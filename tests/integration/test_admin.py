@@ -8,7 +8,9 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions,
                                    NewTopic, ResourceType)
 
-from .kit import admin, consume_topic, create_topic, producer, unique, wait_topic, wait_until
+from helpers import wait_for
+
+from .kit import admin, consume_topic, create_topic, producer, unique, wait_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -100,7 +102,7 @@ def test_confluent_admin_topic_lifecycle(broker):
     # DeleteTopics
     fs = a.delete_topics([t], operation_timeout=10, request_timeout=15)
     assert fs[t].result(timeout=20) is None
-    wait_until(lambda: t not in a.list_topics(timeout=5).topics, 15, 0.2, f"{t} gone from Metadata")
+    wait_for(lambda: t not in a.list_topics(timeout=5).topics, 15, interval=0.2, what=f"{t} gone from Metadata")
     res = ConfigResource(ResourceType.TOPIC, t)
     with pytest.raises(KafkaException) as ei:
         a.describe_configs([res], request_timeout=15)[res].result(timeout=20)
@@ -164,7 +166,7 @@ def test_kafka_python_admin(broker):
     try:
         ka.create_topics({t: {"num_partitions": 2, "replication_factor": 1,
                               "configs": {"retention.ms": "3600000"}}})
-        wait_until(lambda: t in ka.list_topics(), 15, 0.2, f"{t} listed by kafka-python")
+        wait_for(lambda: t in ka.list_topics(), 15, interval=0.2, what=f"{t} listed by kafka-python")
         (desc,) = ka.describe_topics([t])
         assert desc["name"] == t
         assert desc["error_code"] == 0
@@ -177,7 +179,7 @@ def test_kafka_python_admin(broker):
             ka.create_topics({t: {"num_partitions": 2, "replication_factor": 1}})
 
         ka.delete_topics([t])
-        wait_until(lambda: t not in ka.list_topics(), 15, 0.2, f"{t} gone for kafka-python")
+        wait_for(lambda: t not in ka.list_topics(), 15, interval=0.2, what=f"{t} gone for kafka-python")
     finally:
         ka.close()
     assert t not in admin(broker.bootstrap).list_topics(timeout=10).topics

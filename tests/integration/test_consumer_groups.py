@@ -15,6 +15,8 @@ import time
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
+from helpers import wait_for
+
 from .kit import consumer, create_topic, produce_all, producer, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
@@ -64,18 +66,17 @@ class Member:
 
 def run_until(members: list[Member], pred, timeout: float, what: str) -> None:
     """Poll every member in turn until pred(); after every round no partition may be owned by two."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def step() -> bool:
         for m in members:
             m.poll()
         owned = [m.owned() for m in members]
         for i in range(len(owned)):
             for j in range(i + 1, len(owned)):
                 assert not owned[i] & owned[j], f"{members[i].name} and {members[j].name} both own {owned[i] & owned[j]}"
-        if pred():
-            return
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}: "
-                         f"{ {m.name: (sorted(m.owned()), len(m.got)) for m in members} }")
+        return pred()
+
+    wait_for(step, timeout, interval=0, what=what,
+             detail=lambda: str({m.name: (sorted(m.owned()), len(m.got)) for m in members}))
 
 
 def produce(bootstrap: str, topic: str, n: int, start: int = 0) -> None:

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from sandbox.client import KafkaClient, KafkaClientError
 
-from .kit import create_topic, wait_until
+from helpers import wait_for
+
+from .kit import create_topic
 
 
 @pytest.fixture
@@ -96,10 +98,7 @@ def test_coordinator_on_a_full_disk_answers_with_an_error_and_keeps_serving(tmp_
     """The coordinator's journal on a full disk: CreateTopics answers KAFKA_STORAGE_ERROR (no
     dropped connection, no traceback, no crash), a refused topic never appears later, and topics
     are created again once space is freed."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "coordinator"))
-    from server_helpers import CoordinatorProcess
+    from coordinator.server_helpers import CoordinatorProcess
 
     from helpers import api_versions_ok, free_port
 
@@ -109,7 +108,7 @@ def test_coordinator_on_a_full_disk_answers_with_an_error_and_keeps_serving(tmp_
                                str(tmp_path / "broker"), "--coordinator", f"127.0.0.1:{coord.port}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: api_versions_ok(port, 0.5) or broker.poll() is not None, 30, what="the broker")
+        wait_for(lambda: api_versions_ok(port, 0.5) or broker.poll() is not None, 30, what="the broker")
         with KafkaClient(f"127.0.0.1:{port}", timeout=5.0) as c:
             _fill(small_disk / "filler")
             refused = []

@@ -9,6 +9,8 @@ import time
 import pytest
 from confluent_kafka import KafkaError
 
+from helpers import wait_for
+
 from .kit import consumer, create_topic, produce_all, producer, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -47,14 +49,14 @@ class Tracked:
 
 
 def poll_until(consumers: list[Tracked], pred, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Poll every consumer (0.1 s each) until pred(); the consumers' state in the failure."""
+    def step() -> bool:
         for c in consumers:
             c.poll(0.1)
-        if pred():
-            return
-    state = {c.name: (sorted(c.current()), c.assigned, c.revoked) for c in consumers}
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {state}")
+        return pred()
+
+    wait_for(step, timeout, interval=0, what=what,
+             detail=lambda: str({c.name: (sorted(c.current()), c.assigned, c.revoked) for c in consumers}))
 
 
 def test_two_consumers_split_then_one_takes_over(broker):
@@ -122,15 +124,15 @@ def test_kafka_python_admin_lists_and_describes_groups(broker):
         assert group in listed, listed
         assert listed[group] == "consumer", listed[group]
 
-        deadline = time.monotonic() + 20
-        while True:
+        def stable() -> dict | None:
             # keep the members alive (heartbeats are served by poll in librdkafka's background)
             for c in (c1, c2):
                 c.poll(0.05)
-            desc = describe_group(ka, group)
-            if desc["state"] == "Stable" or time.monotonic() > deadline:
-                break
-        assert desc["state"] == "Stable", desc
+            d = describe_group(ka, group)
+            return d if d["state"] == "Stable" else None
+
+        desc = wait_for(stable, 20, interval=0, what=f"group {group} Stable",
+                        detail=lambda: str(describe_group(ka, group)))
         assert desc["protocol_type"] == "consumer"
         assert desc["protocol"] == "range"
         members = desc["members"]
@@ -144,13 +146,12 @@ def test_kafka_python_admin_lists_and_describes_groups(broker):
 
         c1.c.close()
         c2.c.close()
-        deadline = time.monotonic() + 20
-        while True:
-            desc = describe_group(ka, group)
-            if desc["state"] == "Empty" or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        assert desc["state"] == "Empty", desc
+        def empty() -> dict | None:
+            d = describe_group(ka, group)
+            return d if d["state"] == "Empty" else None
+
+        desc = wait_for(empty, 20, interval=0.2, what=f"group {group} Empty",
+                        detail=lambda: str(describe_group(ka, group)))
         assert desc["members"] == []
     finally:
         ka.close()
@@ -305,10 +306,7 @@ def test_offset_delete_with_kafka_python_admin(broker):
         commit(busy, (t, 0, 1), (u, 0, 3))
         c = consumer(broker.bootstrap, busy, **{"session.timeout.ms": 6000})
         c.subscribe([t])
-        deadline = time.monotonic() + 30
-        while not c.assignment() and time.monotonic() < deadline:
-            c.poll(0.2)
-        assert c.assignment(), "the consumer never got its partitions"
+        wait_for(lambda: (c.poll(0.2), c.assignment())[1], 30, interval=0, what="the consumer's partitions")
         res = ka.delete_group_offsets(busy, [TopicPartition(t, 0), TopicPartition(u, 0)])
         assert res == {TopicPartition(t, 0): GroupSubscribedToTopicError, TopicPartition(u, 0): NoError}, res
         assert committed(busy) == {(t, 0): 1}

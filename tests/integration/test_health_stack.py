@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import free_port
+from helpers import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -120,16 +120,13 @@ def test_a_broker_that_stops_answering_is_reported_and_restarted(stack):
     pid = before["broker-1"]["pid"]
     os.kill(pid, signal.SIGSTOP)  # alive to psutil, silent to Kafka clients
     try:
-        deadline = time.monotonic() + 45
-        st = status(folder)
-        while time.monotonic() < deadline:
+        def restarted() -> dict | None:
             st = status(folder)
             svc = next(s for s in st["services"] if s["name"] == "broker-1")
-            if svc["pid"] not in (None, pid) and svc["healthy"]:
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"broker-1 was not restarted: {st}")
+            return st if svc["pid"] not in (None, pid) and svc["healthy"] else None
+
+        st = wait_for(restarted, 45, interval=0.5, what="broker-1 restarted and healthy",
+                      detail=lambda: str(status(folder)))
     finally:
         try:
             os.kill(pid, signal.SIGCONT)

@@ -7,9 +7,9 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic
 
-from helpers import BrokerProcess
+from helpers import BrokerProcess, wait_for
 
-from .kit import admin, create_topic, producer, unique, wait_until
+from .kit import admin, create_topic, producer, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -225,8 +225,10 @@ def test_deprecated_topic_config_is_accepted_and_ignored(shared_broker):
     res = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
         ConfigEntry("message.format.version", "3.0", incremental_operation=AlterConfigOpType.SET)])
     a.incremental_alter_configs([res], request_timeout=15)[res].result(timeout=20)
-    wait_until(lambda: "topic config message.format.version=2.8-IV1 is deprecated and ignored"
-               in shared_broker.log_text(), 10, what="the log line about the ignored config")
+    wait_for(lambda: "topic config message.format.version=2.8-IV1 is deprecated and ignored"
+               in shared_broker.log_text(),
+             10,
+             what="the log line about the ignored config")
 
 
 def test_subtract_may_leave_cleanup_policy_empty(shared_broker):

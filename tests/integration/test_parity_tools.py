@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import BrokerProcess
+from helpers import BrokerProcess, wait_for
 
-from .kit import create_topic, unique, wait_until
+from .kit import create_topic, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -84,7 +84,7 @@ def test_describe_quorum_through_a_broker_is_answered_by_the_coordinator(split_s
         def described():
             q = kp.describe_metadata_quorum()["topics"][0]["partitions"][0]
             return q if q["observers"] and q["observers"][0]["log_end_offset"] == q["high_watermark"] else None
-        q = wait_until(described, 10, 0.2, "the broker as an up-to-date observer")
+        q = wait_for(described, 10, interval=0.2, what="the broker as an up-to-date observer")
         nodes = kp.describe_metadata_quorum()["nodes"]
     finally:
         kp.close()

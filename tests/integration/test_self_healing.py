@@ -16,9 +16,10 @@ import psutil
 import pytest
 from confluent_kafka import KafkaException
 
+from helpers import wait_for
+
 from .kit import admin, consume_topic, produce_all, producer
-from .stack_kit import (all_running_healthy, events, freeze_then_kill, make_project, service, wait_status,
-                        wait_until)
+from .stack_kit import all_running_healthy, events, freeze_then_kill, make_project, service, wait_status
 
 
 @pytest.fixture
@@ -47,15 +48,15 @@ def create_topic(bootstrap: str, name: str, partitions: int) -> None:
         t = a.list_topics(topic=name, timeout=5).topics.get(name)
         return t is not None and t.error is None and len(t.partitions) == partitions and \
             all(p.leader >= 1 for p in t.partitions.values())
-    wait_until(ready, 20, f"topic {name} with leaders")
+    wait_for(ready, 20, what=f"topic {name} with leaders")
 
 
 def _kill_supervisor(proj) -> None:
     sp = proj.supervisor_pid()
     assert sp and psutil.pid_exists(sp)
     os.kill(sp, signal.SIGKILL)
-    wait_until(lambda: not psutil.pid_exists(sp) or psutil.Process(sp).status() == psutil.STATUS_ZOMBIE,
-               10, "the supervisor to die")
+    wait_for(lambda: not psutil.pid_exists(sp) or psutil.Process(sp).status() == psutil.STATUS_ZOMBIE,
+             10, what="the supervisor to die")
 
 
 def test_a_killed_supervisor_leaves_services_that_status_reports_and_up_adopts(projects):
@@ -166,7 +167,7 @@ def test_a_sandbox_toml_written_after_up_is_picked_up(tmp_path, projects):
     with open(proj.config_path, "a", encoding="utf-8") as f:
         f.write("\n[topics.payments]\npartitions = 2\n")
     from .stack_kit import partition_leaders
-    wait_until(lambda: len(partition_leaders(proj.bootstrap, "payments")) == 2, 15, "topic payments from the new file")
+    wait_for(lambda: len(partition_leaders(proj.bootstrap, "payments")) == 2, 15, what="topic payments from the new file")
     code, st = proj.status()
     assert code == 0 and st["restart_needed"] is None, (code, st.get("restart_needed"), st["problems"])
     proj.write_toml(proj.toml)           # leave a file the fixture's `down` can read
@@ -206,8 +207,9 @@ def test_a_destroyed_coordinator_journal_puts_every_partition_back_where_its_dat
     assert len(before) == 6 and len(set(before.values())) == 3, before
     p = producer(proj.bootstrap, **{"acks": "all", "enable.idempotence": True})
     produce_all(p, "spread", [(None, f"a{i}".encode(), {"partition": i % 6}) for i in range(300)])
-    wait_until(lambda: "spread" in (proj.data_dir / "topics.json").read_text()
-               and "assignments" in (proj.data_dir / "topics.json").read_text(), 10, "the topic catalog")
+    wait_for(lambda: "spread" in (proj.data_dir / "topics.json").read_text()
+             and "assignments" in (proj.data_dir / "topics.json").read_text(),
+             10, what="the topic catalog")
     _, st = proj.status()
     coord = service(st, "coordinator")["pid"]
 

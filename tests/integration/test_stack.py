@@ -18,10 +18,12 @@ import psutil
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
+from helpers import wait_for
+
 from .kit import consume_n, consumer, produce_all, producer, unique
 from .stack_kit import (Project, all_running_healthy, cmdline_data_dir, events, freeze_then_kill,
                         make_project, partition_leaders, read_partitions, segments, service, topic,
-                        wait_status, wait_until)
+                        wait_status)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -206,17 +208,18 @@ def test_sigkilled_broker_is_back_within_5s_and_acknowledged_records_survive(pro
 
     t0 = time.monotonic()
     psutil.Process(pid).send_signal(signal.SIGKILL)
-    elapsed = None
-    deadline = t0 + RESTART_BOUND_S
-    st = {}
-    while time.monotonic() < deadline:
+    st: dict = {}
+
+    def back() -> dict | None:
+        nonlocal st
         _, st = proj.status()
         b = service(st, "broker-2")
-        if b["state"] == "running" and b["healthy"] and b["pid"] not in (None, pid):
-            elapsed = time.monotonic() - t0
-            break
-        time.sleep(0.1)
-    assert elapsed is not None and elapsed <= RESTART_BOUND_S, (
+        return st if b["state"] == "running" and b["healthy"] and b["pid"] not in (None, pid) else None
+
+    wait_for(back, RESTART_BOUND_S, what="broker-2 running+healthy in status --json after SIGKILL",
+             detail=lambda: f"last: {service(st, 'broker-2') if st else None}\n{proj.diagnostics()}")
+    elapsed = time.monotonic() - t0
+    assert elapsed <= RESTART_BOUND_S, (
         f"broker-2 not running+healthy in status --json within {RESTART_BOUND_S}s of SIGKILL; last: "
         f"{service(st, 'broker-2') if st else None}\n{proj.diagnostics()}")
     print(f"broker-2 running+healthy in status --json {elapsed:.2f}s after SIGKILL")
@@ -359,7 +362,7 @@ def test_unrepairable_broker_journal_is_quarantined_and_topics_recreated(project
         leaders_ok = all(p.leader >= 0 for n in want if n in md.topics for p in md.topics[n].partitions.values())
         return have if have == want and leaders_ok else None
 
-    wait_until(topics_back, 30, f"topics {want} with leaders")
+    wait_for(topics_back, 30, what=f"topics {want} with leaders")
     _, st = wait_status(proj, lambda c, s: c == 0 and all(topic(s, n) for n in want), 30, "healthy status with all topics")
     for n, parts in want.items():
         t = topic(st, n)
@@ -441,8 +444,8 @@ def test_live_manifest_reload_and_broken_edit(projects):
     # a broken edit: the supervisor reports it and keeps running on the last good config
     try:
         proj.write_toml(good + BROKEN_TOML)
-        wait_until(lambda: events(proj.state_file(), kind="manifest-error"), 10,
-                   "a manifest-error event in the supervisor's state file")
+        wait_for(lambda: events(proj.state_file(), kind="manifest-error"),
+                 10, what="a manifest-error event in the supervisor's state file")
         time.sleep(1.5)
         sf = proj.state_file()
         assert {s["name"]: s["pid"] for s in sf["services"]} == pids
@@ -452,7 +455,7 @@ def test_live_manifest_reload_and_broken_edit(projects):
     finally:
         # a fixed file is picked up again (and lets the fixture's `sandbox down` read it)
         proj.write_toml(good + "\n[topics.fixed]\npartitions = 1\n")
-    wait_until(lambda: _partitions_of(a, "fixed") == 1, RELOAD_BOUND_S, "topic fixed after the repaired edit", 0.2)
+    wait_for(lambda: _partitions_of(a, "fixed") == 1, RELOAD_BOUND_S, interval=0.2, what="topic fixed after the repaired edit")
 
     # `sandbox status --json` shows the manifest-error event; the stack stayed healthy throughout
     code, st = proj.status()
@@ -564,8 +567,8 @@ def test_status_shows_manifest_error_while_sandbox_toml_is_broken(projects):
     good = proj.toml
     try:
         proj.write_toml(good + BROKEN_TOML)
-        wait_until(lambda: events(proj.state_file(), kind="manifest-error"), 10,
-                   "a manifest-error event in the supervisor's state file")
+        wait_for(lambda: events(proj.state_file(), kind="manifest-error"),
+                 10, what="a manifest-error event in the supervisor's state file")
         r = proj.cli("status", "--json", timeout=60)
         assert r.returncode == 0 and r.stdout.lstrip().startswith("{"), (
             f"`sandbox status --json` while sandbox.toml is broken exited {r.returncode} instead of showing "
@@ -605,10 +608,7 @@ def test_crash_with_damaged_rolled_segment_quarantines_instead_of_truncating(pro
             return False
         return any(ln.split()[:2] == ["journal", "0"] and int(ln.split()[2]) >= second_base for ln in lines[2:])
 
-    deadline = time.monotonic() + 10
-    while not checkpointed():
-        assert time.monotonic() < deadline, "no recovery checkpoint covering the rolled segment within 10 s"
-        time.sleep(0.1)
+    wait_for(checkpointed, 10, what="a recovery checkpoint covering the rolled segment")
 
     def corrupt():
         with open(first, "r+b") as f:

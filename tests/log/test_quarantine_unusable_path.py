@@ -5,17 +5,14 @@ while it is still held, and the supervisor starts the service clean either way o
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "runner"))
+from runner.runner_fakes import FakeClock, FakeProbe, FakeSpawner, kinds, spec
 
-from runner_fakes import FakeClock, FakeProbe, FakeSpawner, kinds, spec  # noqa: E402
-
-from sandbox.runner.native import RecoveryPolicy, Supervisor  # noqa: E402
-from sandbox.runner.quarantine import QuarantineError, path_problem, quarantine  # noqa: E402
+from sandbox.runner.native import RecoveryPolicy, Supervisor
+from sandbox.runner.quarantine import QuarantineError, path_problem, quarantine
 
 
 def test_a_file_in_place_of_the_folder_is_moved_once_its_holder_closes_it(tmp_path, windows_files):

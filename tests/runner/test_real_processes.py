@@ -16,8 +16,7 @@ import pytest
 from sandbox.runner.detach import pid_alive, read_pid_file, remove_pid_file, spawn_detached, write_pid_file
 from sandbox.runner.native import RecoveryPolicy, RealSpawner, ServiceSpec, Supervisor, kafka_probe, port_owner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers import free_port  # noqa: E402
+from helpers import free_port, wait_for
 
 WATCH_STOP_FILE = """
 import pathlib, sys, time
@@ -57,14 +56,6 @@ def script_spec(tmp_path: Path, name: str, code: str, port: int = 0) -> ServiceS
                        data_dir=data, log_path=tmp_path / "logs" / f"{name}.log")
 
 
-def wait_for(pred, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def log_has(spec: ServiceSpec, text: str) -> bool:
     try:
@@ -88,7 +79,7 @@ def test_stop_file_is_honoured_and_signals_escalate_to_kill(tmp_path):
     try:
         sup.step()
         pids = {s["name"]: s["pid"] for s in sup.snapshot()["services"]}
-        wait_for(lambda: log_has(polite, "ready") and log_has(stubborn, "ready"), what="both ready")
+        wait_for(lambda: log_has(polite, "ready") and log_has(stubborn, "ready"), 15.0, interval=0.05, what="both ready")
         sup.step()
         assert all(s["state"] == "running" for s in sup.snapshot()["services"])
         t0 = time.monotonic()
@@ -111,7 +102,7 @@ def test_real_crash_carries_exit_code_log_lines_and_repair_event(tmp_path):
                      quarantine_root=tmp_path / "quarantine")
     try:
         sup.step()
-        wait_for(lambda: (sup.step() or sup.service("crasher")["state"] == "crashed"), what="the crash")
+        wait_for(lambda: (sup.step() or sup.service("crasher")["state"] == "crashed"), 15.0, interval=0.05, what="the crash")
     finally:
         sup.stop_all(grace_s=0.5)
     crash = [e for e in sup.events if e["kind"] == "crash"][0]
@@ -137,7 +128,7 @@ def test_supervised_real_broker_is_probed_healthy_then_stopped(tmp_path):
     runner = threading.Thread(target=sup.run, args=(stop, 0.1), daemon=True)
     runner.start()
     try:
-        wait_for(lambda: sup.service("broker-1")["healthy"], 30, "a healthy broker")
+        wait_for(lambda: sup.service("broker-1")["healthy"], 30, interval=0.05, what="a healthy broker")
         status = sup.service("broker-1")
         pid = status["pid"]
         result = kafka_probe(spec)
@@ -181,7 +172,7 @@ def test_detached_process_and_pid_file(tmp_path):
                          log, cwd=tmp_path)
     try:
         assert pid_alive(pid)
-        wait_for(lambda: log.exists() and "detached" in log.read_text(), what="the detached log line")
+        wait_for(lambda: log.exists() and "detached" in log.read_text(), 15.0, interval=0.05, what="the detached log line")
         if os.name != "nt":
             assert os.getsid(pid) == pid  # its own session: no terminal, survives ours
         pid_file = tmp_path / "supervisor.pid"

@@ -3,15 +3,12 @@ clean restart, topics re-created once healthy, pruning of old quarantines; never
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+from runner.runner_fakes import FakeClock, FakeProbe, FakeSpawner, kinds, spec
 
-from runner_fakes import FakeClock, FakeProbe, FakeSpawner, kinds, spec  # noqa: E402
-
-from sandbox.runner.native import RecoveryPolicy, Supervisor  # noqa: E402
-from sandbox.runner.quarantine import quarantines  # noqa: E402
+from sandbox.runner.native import RecoveryPolicy, Supervisor
+from sandbox.runner.quarantine import quarantines
 
 WALL0 = 1_795_000_000.0  # 2026-11-18T...Z
 

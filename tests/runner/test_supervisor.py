@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from runner.runner_fakes import FakeClock, FakeProbe, FakeSpawner, append_log, kinds, spec
 
-from runner_fakes import FakeClock, FakeProbe, FakeSpawner, append_log, kinds, spec  # noqa: E402
-
-from sandbox.runner.native import RecoveryPolicy, Supervisor  # noqa: E402
-from sandbox.runner.statefile import read_state  # noqa: E402
+from sandbox.runner.native import RecoveryPolicy, Supervisor
+from sandbox.runner.statefile import read_state
 
 
 def make(tmp_path, services=None, policy=None, probe="fake", **kw):

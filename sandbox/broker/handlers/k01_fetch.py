@@ -20,7 +20,7 @@ import time
 from sandbox.log import OffsetOutOfRangeError
 
 from ..internal_topics import lookup_topic_id
-from .common import NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_ID
+from sandbox.protocol.errors import NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_ID
 
 API_KEY = 1
 MIN_VERSION = 4

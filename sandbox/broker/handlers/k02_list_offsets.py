@@ -7,7 +7,7 @@ from __future__ import annotations
 from sandbox.log.batch import iter_batches
 
 from ..records import first_record_at_or_after, record_with_timestamp
-from .common import NONE
+from sandbox.protocol.errors import NONE
 
 API_KEY = 2
 MIN_VERSION = 1

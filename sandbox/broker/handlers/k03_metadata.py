@@ -13,7 +13,10 @@ import uuid
 from sandbox.protocol.fast_metadata import encode_metadata_topic
 
 from ..internal_topics import OFFSETS_TOPIC, lookup_topic, lookup_topic_id, offsets_topic
-from .common import INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION, broker_list
+from sandbox.protocol.errors import (
+    INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION,
+)
+from .common import broker_list
 
 API_KEY = 3
 MIN_VERSION = 0

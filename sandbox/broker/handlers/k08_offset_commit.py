@@ -3,7 +3,7 @@ Members of KIP-848 consumer groups commit with their member epoch (STALE_MEMBER_
 
 from __future__ import annotations
 
-from .common import NOT_COORDINATOR, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.protocol.errors import NOT_COORDINATOR, UNKNOWN_TOPIC_OR_PARTITION
 
 API_KEY = 8
 MIN_VERSION = 2

@@ -4,7 +4,7 @@ groups (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH as the group's error), as Kafka 4.
 
 from __future__ import annotations
 
-from .common import NONE, NOT_COORDINATOR
+from sandbox.protocol.errors import NONE, NOT_COORDINATOR
 
 API_KEY = 9
 MIN_VERSION = 1

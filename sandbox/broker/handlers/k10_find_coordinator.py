@@ -4,7 +4,8 @@ not enabled here, so they get INVALID_REQUEST as on a Kafka 4.0 broker without t
 
 from __future__ import annotations
 
-from .common import COORDINATOR_NOT_AVAILABLE, INVALID_REQUEST, NONE, broker_list, self_endpoint
+from sandbox.protocol.errors import COORDINATOR_NOT_AVAILABLE, INVALID_REQUEST, NONE
+from .common import broker_list, self_endpoint
 
 API_KEY = 10
 MIN_VERSION = 0

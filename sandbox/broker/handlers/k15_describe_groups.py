@@ -4,7 +4,7 @@ KIP-848 consumer group ("is not a classic group"), which earlier versions see as
 
 from __future__ import annotations
 
-from .common import GROUP_ID_NOT_FOUND, NOT_COORDINATOR
+from sandbox.protocol.errors import GROUP_ID_NOT_FOUND, NONE, NOT_COORDINATOR
 
 API_KEY = 15
 MIN_VERSION = 0
@@ -19,7 +19,7 @@ def handle(ctx, request) -> dict:
                         "protocol_data": "", "members": [], "authorized_operations": -2147483648})
             continue
         d = ctx.state.groups.describe_group(gid)
-        if ctx.api_version >= 6 and d.error_code == 0 and d.state == "Dead":
+        if ctx.api_version >= 6 and d.error_code == NONE and d.state == "Dead":
             kind = "is not a classic group" if gid in ctx.state.groups.consumer else "not found"
             out.append({"error_code": GROUP_ID_NOT_FOUND, "error_message": f"Group {gid} {kind}.",
                         "group_id": gid, "group_state": "Dead", "protocol_type": "", "protocol_data": "",

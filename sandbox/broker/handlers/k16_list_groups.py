@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .common import NONE
+from sandbox.protocol.errors import NONE
 
 API_KEY = 16
 MIN_VERSION = 0

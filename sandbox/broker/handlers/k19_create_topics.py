@@ -6,7 +6,7 @@ import uuid
 
 from sandbox.coordinator import CoordinatorError
 
-from .common import NONE
+from sandbox.protocol.errors import NONE
 
 API_KEY = 19
 MIN_VERSION = 2
@@ -22,7 +22,7 @@ async def handle(ctx, request) -> dict:
         configs = {c.name: c.value for c in t.configs}
         assignments = {a.partition_index: list(a.broker_ids) for a in t.assignments} or None
         entry = {"name": t.name, "topic_id": None, "error_code": NONE, "error_message": None,
-                 "topic_config_error_code": 0, "num_partitions": -1, "replication_factor": -1, "configs": None}
+                 "topic_config_error_code": NONE, "num_partitions": -1, "replication_factor": -1, "configs": None}
         try:
             info = await coord.create_topic(t.name, t.num_partitions, t.replication_factor, configs,
                                             assignments=assignments, validate_only=request.validate_only)

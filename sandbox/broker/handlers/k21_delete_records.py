@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import NONE, OFFSET_OUT_OF_RANGE
+from sandbox.protocol.errors import NONE, OFFSET_OUT_OF_RANGE
 
 API_KEY = 21
 MIN_VERSION = 0

@@ -6,7 +6,7 @@ A producer that re-initialises with its id and epoch (KIP-360) gets the epoch bu
 
 from __future__ import annotations
 
-from .common import NONE, TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+from sandbox.protocol.errors import NONE, TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 
 API_KEY = 22
 MIN_VERSION = 0

@@ -8,7 +8,7 @@ gets UNKNOWN_LEADER_EPOCH.
 
 from __future__ import annotations
 
-from .common import FENCED_LEADER_EPOCH, NONE, UNKNOWN_LEADER_EPOCH
+from sandbox.protocol.errors import FENCED_LEADER_EPOCH, NONE, UNKNOWN_LEADER_EPOCH
 
 API_KEY = 23
 MIN_VERSION = 2

@@ -3,7 +3,7 @@ Apache Kafka does when `authorizer.class.name` is not set."""
 
 from __future__ import annotations
 
-from .common import SECURITY_DISABLED
+from sandbox.protocol.errors import SECURITY_DISABLED
 
 API_KEY = 29
 MIN_VERSION = 1

@@ -3,7 +3,7 @@ without `authorizer.class.name`)."""
 
 from __future__ import annotations
 
-from .common import SECURITY_DISABLED
+from sandbox.protocol.errors import SECURITY_DISABLED
 
 API_KEY = 30
 MIN_VERSION = 1

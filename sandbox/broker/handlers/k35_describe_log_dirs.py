@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 
-from .common import NONE
+from sandbox.protocol.errors import NONE
 
 API_KEY = 35
 MIN_VERSION = 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import NOT_COORDINATOR
+from sandbox.protocol.errors import NOT_COORDINATOR
 
 API_KEY = 42
 MIN_VERSION = 0

@@ -5,7 +5,9 @@ partitions, and then (as in Kafka) only partitions whose election was not a no-o
 
 from __future__ import annotations
 
-from .common import ELECTION_NOT_NEEDED, ELIGIBLE_LEADERS_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.protocol.errors import (
+    ELECTION_NOT_NEEDED, ELIGIBLE_LEADERS_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION,
+)
 
 API_KEY = 43
 MIN_VERSION = 0

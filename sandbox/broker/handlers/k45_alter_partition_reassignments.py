@@ -5,7 +5,9 @@ refused with INVALID_REPLICA_ASSIGNMENT and a sentence saying why."""
 
 from __future__ import annotations
 
-from .common import INVALID_REPLICA_ASSIGNMENT, NO_REASSIGNMENT_IN_PROGRESS, NONE, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.protocol.errors import (
+    INVALID_REPLICA_ASSIGNMENT, NONE, NO_REASSIGNMENT_IN_PROGRESS, UNKNOWN_TOPIC_OR_PARTITION,
+)
 
 API_KEY = 45
 MIN_VERSION = 0

@@ -3,7 +3,7 @@ reassignment is ever in progress and the answer lists none (as Kafka does when n
 
 from __future__ import annotations
 
-from .common import NONE
+from sandbox.protocol.errors import NONE
 
 API_KEY = 46
 MIN_VERSION = 0

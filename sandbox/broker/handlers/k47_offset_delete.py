@@ -4,7 +4,7 @@ partitions of topics a consumer group with members subscribes to GROUP_SUBSCRIBE
 
 from __future__ import annotations
 
-from .common import NOT_COORDINATOR, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.protocol.errors import NOT_COORDINATOR, UNKNOWN_TOPIC_OR_PARTITION
 
 API_KEY = 47
 MIN_VERSION = 0

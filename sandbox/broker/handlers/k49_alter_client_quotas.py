@@ -8,7 +8,7 @@ from __future__ import annotations
 from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.quotas import alter_response, entries_of
 
-from .common import REQUEST_TIMED_OUT
+from sandbox.protocol.errors import REQUEST_TIMED_OUT
 
 API_KEY = 49
 MIN_VERSION = 0

@@ -3,7 +3,7 @@ does with none: all users = an empty list; a named user = RESOURCE_NOT_FOUND."""
 
 from __future__ import annotations
 
-from .common import DUPLICATE_RESOURCE, NONE, RESOURCE_NOT_FOUND
+from sandbox.protocol.errors import DUPLICATE_RESOURCE, NONE, RESOURCE_NOT_FOUND
 
 API_KEY = 50
 MIN_VERSION = 0

@@ -4,7 +4,9 @@ sentence saying why (a credential that nothing could use would only mislead)."""
 
 from __future__ import annotations
 
-from .common import DUPLICATE_RESOURCE, RESOURCE_NOT_FOUND, UNACCEPTABLE_CREDENTIAL, UNSUPPORTED_SASL_MECHANISM
+from sandbox.protocol.errors import (
+    DUPLICATE_RESOURCE, RESOURCE_NOT_FOUND, UNACCEPTABLE_CREDENTIAL, UNSUPPORTED_SASL_MECHANISM,
+)
 
 API_KEY = 51
 MIN_VERSION = 0

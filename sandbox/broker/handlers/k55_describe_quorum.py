@@ -10,7 +10,8 @@ import time
 from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.quorum import describe_quorum
 
-from .common import REQUEST_TIMED_OUT, self_endpoint
+from sandbox.protocol.errors import REQUEST_TIMED_OUT
+from .common import self_endpoint
 
 API_KEY = 55
 MIN_VERSION = 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.features import update_response, wanted_of
 
-from .common import REQUEST_TIMED_OUT
+from sandbox.protocol.errors import REQUEST_TIMED_OUT
 
 API_KEY = 57
 MIN_VERSION = 0

@@ -6,7 +6,7 @@ UNKNOWN_TOPIC_OR_PARTITION, as Kafka's replica manager answers."""
 
 from __future__ import annotations
 
-from .common import NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.protocol.errors import NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION
 
 API_KEY = 61
 MIN_VERSION = 0

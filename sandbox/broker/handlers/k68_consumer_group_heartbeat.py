@@ -4,7 +4,7 @@ each member its partitions, revoking before reassigning. v1 members bring their 
 
 from __future__ import annotations
 
-from .common import NOT_COORDINATOR
+from sandbox.protocol.errors import NOT_COORDINATOR
 
 API_KEY = 68
 MIN_VERSION = 0

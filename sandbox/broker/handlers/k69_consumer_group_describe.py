@@ -4,7 +4,7 @@ GROUP_ID_NOT_FOUND, as Kafka answers (admin clients then fall back to DescribeGr
 
 from __future__ import annotations
 
-from .common import NOT_COORDINATOR
+from sandbox.protocol.errors import NOT_COORDINATOR
 
 API_KEY = 69
 MIN_VERSION = 0

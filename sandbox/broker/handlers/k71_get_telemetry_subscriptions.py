@@ -4,7 +4,7 @@ receiver plugin); asked anyway, it answers as Kafka's ClientMetricsManager with 
 
 from __future__ import annotations
 
-from .common import NONE
+from sandbox.protocol.errors import NONE
 from .telemetry import (ACCEPTED_COMPRESSION, DEFAULT_PUSH_INTERVAL_MS, TELEMETRY_MAX_BYTES, instance_id,
                         subscription_id)
 

@@ -4,16 +4,15 @@ was given, a known compression, at most telemetry.max.bytes) and otherwise accep
 
 from __future__ import annotations
 
-from .common import INVALID_REQUEST, NONE
+from sandbox.protocol.errors import (
+    INVALID_REQUEST, NONE, TELEMETRY_TOO_LARGE, UNKNOWN_SUBSCRIPTION_ID, UNSUPPORTED_COMPRESSION_TYPE,
+)
 from .telemetry import TELEMETRY_MAX_BYTES, subscription_id
 
 API_KEY = 72
 MIN_VERSION = 0
 MAX_VERSION = 0
 ADVERTISED = False
-UNKNOWN_SUBSCRIPTION_ID = 117
-UNSUPPORTED_COMPRESSION_TYPE = 76
-TELEMETRY_TOO_LARGE = 118
 
 
 def handle(ctx, request) -> dict:

@@ -14,19 +14,20 @@ from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.rules import validate_topic_name
 
 from ..internal_topics import listed_topics, lookup_topic
-from .common import INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, NONE, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.protocol.errors import (
+    INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, NONE, UNKNOWN_AUTHORIZED_OPERATIONS, UNKNOWN_TOPIC_OR_PARTITION,
+)
 
 API_KEY = 75
 MIN_VERSION = 0
 MAX_VERSION = 0
 MAX_PARTITIONS = 2000   # Kafka's max.request.partition.size.limit default
 ZERO_UUID = uuid.UUID(int=0)
-UNKNOWN_OPERATIONS = -2147483648
 
 
 def _missing(name: str, code: int) -> dict:
     return {"error_code": code, "name": name, "topic_id": ZERO_UUID, "is_internal": name.startswith("__"),
-            "partitions": (), "topic_authorized_operations": UNKNOWN_OPERATIONS}
+            "partitions": (), "topic_authorized_operations": UNKNOWN_AUTHORIZED_OPERATIONS}
 
 
 def _partition(p, alive: set[int]) -> dict:
@@ -72,7 +73,7 @@ def handle(ctx, request) -> dict:
         upper = min(len(t.partitions), start + remaining)
         parts = [_partition(p, alive) for p in t.partitions[max(start, 0):upper]]
         topics.append({"error_code": NONE, "name": t.name, "topic_id": t.topic_id, "is_internal": t.internal,
-                       "partitions": parts, "topic_authorized_operations": UNKNOWN_OPERATIONS})
+                       "partitions": parts, "topic_authorized_operations": UNKNOWN_AUTHORIZED_OPERATIONS})
         if upper < len(t.partitions):
             next_cursor = {"topic_name": name, "partition_index": upper}
             break

@@ -1,18 +1,10 @@
-"""Shared by the coordinator's handlers: Kafka error codes and broker/topic descriptions."""
+"""Shared by the coordinator's handlers: broker/topic descriptions and the session check."""
 
 from __future__ import annotations
 
-NONE = 0
-OFFSET_OUT_OF_RANGE = 1
-UNKNOWN_TOPIC_OR_PARTITION = 3
-LEADER_NOT_AVAILABLE = 5
-INVALID_REQUEST = 42
-STALE_BROKER_EPOCH = 77
-BROKER_ID_NOT_REGISTERED = 102
-INCONSISTENT_CLUSTER_ID = 104
-UNKNOWN_SERVER_ERROR = -1
+from sandbox.protocol.errors import BROKER_ID_NOT_REGISTERED, NONE, STALE_BROKER_EPOCH
+
 NO_CONTROLLER = -1
-UNKNOWN_AUTHORIZED_OPERATIONS = -2147483648
 
 
 def broker_list(coordinator, include_fenced: bool = False) -> list[dict]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import time
 
 from ..feed import METADATA_PARTITION, METADATA_TOPIC, OffsetOutOfRange
-from .common import INCONSISTENT_CLUSTER_ID, NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.protocol.errors import (
+    INCONSISTENT_CLUSTER_ID, NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION,
+)
 
 API_KEY = 1
 MIN_VERSION = 4

@@ -5,7 +5,7 @@ to learn how far they must catch up after a write."""
 from __future__ import annotations
 
 from ..feed import METADATA_PARTITION, METADATA_TOPIC
-from .common import NONE, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.protocol.errors import NONE, UNKNOWN_TOPIC_OR_PARTITION
 
 API_KEY = 2
 MIN_VERSION = 1

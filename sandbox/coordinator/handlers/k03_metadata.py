@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import uuid
 
-from .common import (
-    LEADER_NOT_AVAILABLE, NO_CONTROLLER, NONE, UNKNOWN_AUTHORIZED_OPERATIONS,
-    UNKNOWN_TOPIC_OR_PARTITION, broker_list,
+from sandbox.protocol.errors import (
+    LEADER_NOT_AVAILABLE, NONE, UNKNOWN_AUTHORIZED_OPERATIONS, UNKNOWN_TOPIC_OR_PARTITION,
 )
+from .common import NO_CONTROLLER, broker_list
 
 API_KEY = 3
 MIN_VERSION = 0

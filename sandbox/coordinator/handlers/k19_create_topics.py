@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from ..model import CoordinatorError
-from .common import NONE
+from sandbox.protocol.errors import INVALID_REQUEST, NONE
 
 API_KEY = 19
 MIN_VERSION = 2
@@ -22,11 +22,11 @@ def handle(ctx, request) -> dict:
         configs = {c.name: c.value for c in t.configs}
         assignments = {a.partition_index: list(a.broker_ids) for a in t.assignments} or None
         entry = {"name": t.name, "topic_id": ZERO_UUID, "error_code": NONE,
-                 "error_message": None, "topic_config_error_code": 0, "num_partitions": -1,
+                 "error_message": None, "topic_config_error_code": NONE, "num_partitions": -1,
                  "replication_factor": -1, "configs": None}
         try:
             if names.count(t.name) > 1:
-                raise CoordinatorError(42, f"Topic '{t.name}' appears more than once.")
+                raise CoordinatorError(INVALID_REQUEST, f"Topic '{t.name}' appears more than once.")
             info = coord.create_topic(t.name, t.num_partitions, t.replication_factor, configs,
                                       assignments=assignments,
                                       validate_only=request.validate_only)

@@ -5,7 +5,7 @@ means "whichever cluster"."""
 from __future__ import annotations
 
 from ..model import CoordinatorError
-from .common import INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, NONE
+from sandbox.protocol.errors import INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, NONE
 
 API_KEY = 62
 MIN_VERSION = 0

@@ -5,7 +5,8 @@ process (e.g. after a coordinator restart) get BROKER_ID_NOT_REGISTERED and must
 from __future__ import annotations
 
 from ..model import CoordinatorError
-from .common import NONE, check_session
+from sandbox.protocol.errors import NONE
+from .common import check_session
 
 API_KEY = 63
 MIN_VERSION = 0

@@ -4,7 +4,7 @@ other leaders) instead of after its session times out. The registration itself i
 from __future__ import annotations
 
 from ..model import CoordinatorError
-from .common import NONE
+from sandbox.protocol.errors import NONE
 
 API_KEY = 64
 MIN_VERSION = 0

@@ -4,7 +4,8 @@ producer ids (first id + length); the block size is the coordinator's, as in Kaf
 from __future__ import annotations
 
 from ..model import CoordinatorError
-from .common import NONE, check_session
+from sandbox.protocol.errors import NONE
+from .common import check_session
 
 API_KEY = 67
 MIN_VERSION = 0
