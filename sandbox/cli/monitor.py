@@ -19,6 +19,7 @@ from sandbox.config import SandboxConfig
 from sandbox.health.lag import LagTracker
 from sandbox.runner import stack
 
+from .common import ConfigOpt, load
 from .render import format_columns
 
 TREND_MARK = {"growing": "↑ growing", "shrinking": "↓ shrinking", "steady": "= steady", "unknown": "…"}
@@ -251,16 +252,7 @@ def register(app: typer.Typer) -> None:
     @app.command("monitor")
     def monitor(refresh: float = typer.Option(1.0, "--refresh", "-r", min=0.2, help="Seconds between frames."),
                 once: bool = typer.Option(False, "--once", help="Print one frame and exit."),
-                config: Optional[Path] = typer.Option(None, "--config", "-c",
-                                                      help="Path of sandbox.toml (default: ./sandbox.toml).")) -> None:
+                config: Optional[Path] = ConfigOpt) -> None:
         """Live dashboard: services, topics, throughput, consumer lag, events (Ctrl-C quits)."""
-        from sandbox.config import ConfigError
-
-        from .app import fail
-
-        try:
-            cfg = stack.load_stack_config(config, Path.cwd())
-        except ConfigError as e:
-            fail(str(e))
-            return
+        cfg = load(config, last_good=False)
         raise typer.Exit(run_monitor(cfg, refresh_s=refresh, once=once))

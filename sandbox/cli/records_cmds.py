@@ -21,9 +21,8 @@ from typing import BinaryIO, Iterator, Optional
 
 import typer
 
-from .app import app, fail
+from .common import BootstrapOpt, ConfigOpt, fail, resolve
 from .record_format import compile_format, default_format, parse_headers, parse_offset, render
-from .target import BootstrapOpt, ConfigOpt, resolve
 
 READ_CHUNK = 64 * 1024
 UNKNOWN_TOPIC = 3
@@ -59,7 +58,6 @@ def read_line_batches(stream: BinaryIO, chunk: int = READ_CHUNK) -> Iterator[lis
         yield [rest[:-1] if rest.endswith(b"\r") else rest]
 
 
-@app.command()
 def produce(
     topic: str = typer.Argument(..., help="Topic to write to (created if the broker auto-creates topics)."),
     key_separator: Optional[str] = typer.Option(None, "--key-separator", "-K",
@@ -137,7 +135,6 @@ def _topic_hint(topic: str, e: Exception) -> str:
     return str(e)
 
 
-@app.command()
 def consume(
     topic: str = typer.Argument(..., help="Topic to read."),
     from_beginning: bool = typer.Option(False, "--from-beginning", help="Start at the oldest record, not the end."),
@@ -270,3 +267,9 @@ def _wait_for_topic(c, topic: str, exit_at_end: bool, limit_s: float | None) -> 
 def _quiet_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())   # so the interpreter's final flush does not fail again
+
+
+def register(app: typer.Typer) -> None:
+    """Add `sandbox produce` and `sandbox consume` to the CLI."""
+    app.command()(produce)
+    app.command()(consume)
