@@ -32,11 +32,12 @@ def _modules(only_services: bool) -> list:
 
     if only_services:
         return [service_cmds]
-    from . import bench_cmds, docker_cmds, doctor_cmds, groups_cmds, monitor, records_cmds, stack_cmds, topics_cmds
+    from . import (bench_cmds, docker_cmds, doctor_cmds, groups_cmds, monitor, records_cmds, rehearsal_cmds,
+                   stack_cmds, topics_cmds)
 
     # the order of `sandbox --help` (command groups, like `topics`, come after the commands)
-    return [service_cmds, stack_cmds, docker_cmds, records_cmds, bench_cmds, doctor_cmds, monitor, topics_cmds,
-            groups_cmds]
+    return [service_cmds, stack_cmds, rehearsal_cmds, docker_cmds, records_cmds, bench_cmds, doctor_cmds, monitor,
+            topics_cmds, groups_cmds]
 
 
 def build_app(only_services: bool = False) -> typer.Typer:

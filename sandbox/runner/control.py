@@ -5,18 +5,15 @@ an injected clock and sleep, so it is unit-tested without real time (tests/runne
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from sandbox.config import SandboxConfig
-from sandbox.runner import orphans, stack
+from sandbox.runner import inbox, orphans, stack
 from sandbox.runner.detach import pid_alive
 
 NOT_RUNNING = 3
-COMMANDS_DIR = "supervisor.commands"   # one JSON request per file: {"command": "kill", "service": ...}
 
 
 class ControlError(Exception):
@@ -186,30 +183,8 @@ def restart(cfg: SandboxConfig, service: str | None, timeout: float = 60.0, wait
 # ---- requests the supervisor carries out itself (it owns the deadlines: a CLI may be interrupted)
 
 def send(cfg: SandboxConfig, command: str, service: str, **args: Any) -> None:
-    """Queue one request for the running supervisor (read by read_requests in its loop)."""
-    folder = cfg.data_dir / COMMANDS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"{time.time_ns():020d}-{os.getpid()}"
-    tmp = folder / f".{name}.tmp"
-    tmp.write_text(json.dumps({"command": command, "service": service, **args}), encoding="utf-8")
-    os.replace(tmp, folder / f"{name}.json")
-
-
-def read_requests(cfg: SandboxConfig) -> list[dict]:
-    """The queued requests, oldest first, each removed as it is read (the supervisor's side)."""
-    folder = cfg.data_dir / COMMANDS_DIR
-    try:
-        files = sorted(folder.glob("*.json"))
-    except OSError:
-        return []
-    out = []
-    for path in files:
-        try:
-            out.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            pass
-        path.unlink(missing_ok=True)
-    return out
+    """Queue one request for the running supervisor (runner/inbox.py; read in its loop)."""
+    inbox.send(cfg.data_dir, command, service, **args)
 
 
 def _service_state(cfg: SandboxConfig, service: str) -> dict:

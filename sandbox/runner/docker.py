@@ -355,6 +355,26 @@ class DockerStack:
         if c is not None:
             c.stop(timeout=timeout)
 
+    @_engine_errors("kill a container")
+    def kill(self, service: str) -> None:
+        """SIGKILL the container's process (`sandbox kill`); the watcher sees a crash."""
+        c = self.container(service)
+        if c is not None:
+            c.kill()
+
+    @_engine_errors("pause a container")
+    def pause(self, service: str) -> None:
+        """Freeze every process of the container (the engine's cgroup freezer), for `sandbox pause`."""
+        c = self.container(service)
+        if c is not None:
+            c.pause()
+
+    @_engine_errors("unpause a container")
+    def unpause(self, service: str) -> None:
+        c = self.container(service)
+        if c is not None and c.attrs.get("State", {}).get("Paused"):
+            c.unpause()
+
     @_engine_errors("move a journal to a fresh volume")
     def quarantine(self, service: str, wall: float) -> tuple[str | None, str]:
         """Move the service onto a fresh journal volume; the old one is kept, untouched, as a

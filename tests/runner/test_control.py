@@ -11,7 +11,7 @@ import pytest
 
 from runner_fakes import FakeClock
 from sandbox.config import load_config
-from sandbox.runner import control, stack
+from sandbox.runner import control, inbox, stack
 from sandbox.runner.detach import write_pid_file
 from sandbox.runner.statefile import write_state
 
@@ -32,6 +32,14 @@ def svc(name, state="running", healthy=True, pid=1000, **kw):
 
 def publish(cfg, services, pid=SUP_PID):
     write_state(cfg.data_dir / stack.STATE_FILE, {"supervisor_pid": pid, "services": services})
+
+
+def running_cfg(tmp_path):
+    """A sandbox whose "supervisor" (this process) runs coordinator pid 1 and broker-1 pid 2."""
+    cfg = make_cfg(tmp_path)
+    write_pid_file(cfg.data_dir / stack.PID_FILE, os.getpid())
+    publish(cfg, [svc("coordinator", pid=1), svc("broker-1", pid=2)])
+    return cfg
 
 
 class Supervisor:
@@ -160,9 +168,9 @@ def test_requests_are_read_once_in_the_order_they_were_sent(tmp_path):
     cfg = make_cfg(tmp_path)
     control.send(cfg, "kill", "broker-1")
     control.send(cfg, "pause", "broker-2", seconds=15.0)
-    assert control.read_requests(cfg) == [{"command": "kill", "service": "broker-1"},
+    assert inbox.take(cfg.data_dir) == [{"command": "kill", "service": "broker-1"},
                                           {"command": "pause", "service": "broker-2", "seconds": 15.0}]
-    assert control.read_requests(cfg) == []
+    assert inbox.take(cfg.data_dir) == []
 
 
 def test_kill_and_pause_need_a_running_sandbox_and_a_known_service(tmp_path):
@@ -170,25 +178,22 @@ def test_kill_and_pause_need_a_running_sandbox_and_a_known_service(tmp_path):
     with pytest.raises(control.ControlError) as e:
         control.kill(cfg, "broker-1", waiter=Supervisor().waiter())
     assert e.value.code == 3 and "is not running; start it with `sandbox up`" in e.value.message
-    write_pid_file(cfg.data_dir / stack.PID_FILE, os.getpid())
-    publish(cfg, [svc("coordinator", pid=1), svc("broker-1", pid=2)])
+    cfg = running_cfg(tmp_path)
     for attempt in (lambda: control.kill(cfg, "broker-7", waiter=Supervisor().waiter()),
                     lambda: control.pause(cfg, "zookeeper", 3.0, waiter=Supervisor().waiter())):
         with pytest.raises(control.ControlError) as e:
             attempt()
         assert e.value.code == 2 and "services are coordinator, broker-1" in e.value.message
-    assert control.read_requests(cfg) == []
+    assert inbox.take(cfg.data_dir) == []
 
 
 def test_kill_returns_once_the_supervisor_has_killed_it(tmp_path):
-    cfg = make_cfg(tmp_path)
-    write_pid_file(cfg.data_dir / stack.PID_FILE, os.getpid())
-    publish(cfg, [svc("coordinator", pid=1), svc("broker-1", pid=2)])
+    cfg = running_cfg(tmp_path)
     got = []
 
     def supervisor(now):
-        for req in control.read_requests(cfg):
-            got.append(req)
+        got.extend(inbox.take(cfg.data_dir))
+        if got:
             publish(cfg, [svc("coordinator", pid=1), svc("broker-1", pid=None, state="recovering", healthy=False)])
 
     before = control.kill(cfg, "broker-1", waiter=Supervisor(supervisor).waiter())
@@ -196,13 +201,11 @@ def test_kill_returns_once_the_supervisor_has_killed_it(tmp_path):
 
 
 def test_pause_returns_once_paused_and_wait_resumed_once_it_runs_again(tmp_path):
-    cfg = make_cfg(tmp_path)
-    write_pid_file(cfg.data_dir / stack.PID_FILE, os.getpid())
-    publish(cfg, [svc("coordinator", pid=1), svc("broker-1", pid=2)])
+    cfg = running_cfg(tmp_path)
     resume_at = []
 
     def supervisor(now):
-        for req in control.read_requests(cfg):
+        for req in inbox.take(cfg.data_dir):
             resume_at.append(now + req["seconds"])
             publish(cfg, [svc("coordinator", pid=1), svc("broker-1", pid=2, state="paused", healthy=False)])
         if resume_at and now >= resume_at[0]:
