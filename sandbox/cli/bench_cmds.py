@@ -25,7 +25,7 @@ import typer
 
 from sandbox.runner import stack
 
-from .common import config_option, deprecated, fail, json_option, running_cfg
+from .common import client as kafka_client, config_option, deprecated, fail, json_option, running_cfg
 from .render import format_columns
 
 PIP_HINT = "confluent-kafka is not installed (sandbox bench drives it); install it with `pip install confluent-kafka`"
@@ -193,13 +193,13 @@ def _phase_summary(res: dict, cpu: float | None) -> dict:
 
 def run_bench(cfg, *, records: int, size: int, acks: str, partitions: int, topic: str | None,
               rate: float, linger_ms: float, timeout: float) -> dict:
-    from sandbox.client import KafkaClient, KafkaClientError
+    from sandbox.client import KafkaClientError
 
     deadline = time.monotonic() + timeout
     bootstrap = stack.bootstrap(cfg)
     name = topic or f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     brokers = broker_pids(stack.read_status_file(cfg))
-    client = KafkaClient(bootstrap, timeout=min(10.0, timeout))
+    client = kafka_client(bootstrap, timeout=min(10.0, timeout))
     created = False
     try:
         try:

@@ -21,7 +21,7 @@ from typing import BinaryIO, Iterator, Optional
 
 import typer
 
-from .common import BootstrapOpt, ConfigOpt, fail, resolve
+from .common import BootstrapOpt, ConfigOpt, client, fail, resolve
 from .record_format import compile_format, default_format, parse_headers, parse_offset, render
 
 READ_CHUNK = 64 * 1024
@@ -70,7 +70,7 @@ def produce(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Write stdin to TOPIC, one record per line (like kafka-console-producer)."""
-    from sandbox.client import KafkaClient, KafkaClientError
+    from sandbox.client import KafkaClientError
     from sandbox.client.partitioner import partition_for
 
     if acks not in ("all", "-1", "1"):
@@ -82,7 +82,7 @@ def produce(
     sep = _separator(key_separator)
     sent = 0
     line_no = 0
-    with KafkaClient(_bootstrap(config, bootstrap), timeout=15.0) as c:
+    with client(_bootstrap(config, bootstrap), timeout=15.0) as c:
         try:
             parts = c.partitions(topic, auto_create=True)
         except KafkaClientError as e:
@@ -162,7 +162,7 @@ def consume(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Write TOPIC's records to stdout, one per line (like kafka-console-consumer)."""
-    from sandbox.client import KafkaClient, KafkaClientError
+    from sandbox.client import KafkaClientError
 
     sep = _separator(key_separator) or b"\t"
     template = compile_format(fmt) if fmt else default_format(print_key, sep)
@@ -174,7 +174,7 @@ def consume(
     got = 0
     idle_s = None if timeout_ms is None else timeout_ms / 1000.0
     target = _bootstrap(config, bootstrap)
-    with KafkaClient(target, timeout=15.0) as c:
+    with client(target, timeout=15.0) as c:
         try:
             parts, appeared = _wait_for_topic(c, topic, exit_at_end, idle_s)
             if partition is not None:

@@ -104,7 +104,7 @@ def topics_apply(config: Optional[Path] = config_option("The sandbox.toml whose 
                  wait: float = typer.Option(60.0, "--wait", help="Seconds to wait for the broker to answer."),
                  old_file: Optional[Path] = typer.Option(None, "--file", "-f", hidden=True)) -> None:
     """Create (or grow) the topics declared in a sandbox.toml: what `up` does, for compose and scripts."""
-    from sandbox.client import KafkaClient, KafkaClientError
+    from sandbox.client import KafkaClientError
     from sandbox.runner.manifest import reconcile
 
     if old_file is not None:
@@ -115,7 +115,7 @@ def topics_apply(config: Optional[Path] = config_option("The sandbox.toml whose 
     deadline = time.monotonic() + wait
     while True:
         try:
-            with KafkaClient(target, client_id="sandbox-topics", timeout=5.0) as c:
+            with _client(target, client_id="sandbox-topics") as c:
                 msgs = reconcile(cfg.topics, c)
         except KafkaClientError as e:
             msgs = [f"failed to read the cluster's topics: {e}"]
