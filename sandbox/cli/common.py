@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
 
 import typer
 
-from sandbox.config import ConfigError, SandboxConfig
-from sandbox.runner import stack
+if TYPE_CHECKING:   # a service process (`sandbox broker`) loads this module: nothing more than it needs
+    from sandbox.config import SandboxConfig
 
 CONFIG_HELP = "Path of sandbox.toml (default: ./sandbox.toml)."
 ConfigOpt = typer.Option(None, "--config", "-c", help=CONFIG_HELP)
@@ -105,6 +105,9 @@ def client(bootstrap: str, timeout: float = 5.0, **kwargs: Any):
 
 def read_config(config: Optional[Path]) -> SandboxConfig:
     """sandbox.toml as written (or the defaults without one), or one sentence (exit 2)."""
+    from sandbox.config import ConfigError
+    from sandbox.runner import stack
+
     try:
         return stack.load_config(config, cwd=Path.cwd())
     except ConfigError as e:
@@ -118,6 +121,9 @@ last_warning: Optional[str] = None
 def load(config: Optional[Path], *, warn: bool = True, last_good: bool = True) -> SandboxConfig:
     """The sandbox of this folder as it runs; with a broken sandbox.toml (and last_good) the running
     stack's last good config, so status, logs, down and the tools keep working while it is fixed."""
+    from sandbox.config import ConfigError
+    from sandbox.runner import stack
+
     try:
         return stack.load_stack_config(config, Path.cwd())
     except ConfigError as e:
@@ -160,6 +166,8 @@ def no_sandbox_here(cfg: SandboxConfig) -> str:
 
 def resolve(config: Optional[Path], bootstrap: Optional[str] = None) -> Target:
     """The broker address this command must use (see the module's docstring)."""
+    from sandbox.runner import stack
+
     if bootstrap:
         return Target(bootstrap, None)
     cfg = load(config)
