@@ -434,8 +434,3 @@ def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Sandbox
         raise ConfigError(f"{_display(path)}: cannot be read ({e.strerror}); check its "
                           f"permissions.", path=path) from None
     return parse_config(text, path)
-
-
-# ---------------------------------------------------------------------------- init
-# the commented template of `sandbox init` lives in config_init.py (re-exported here)
-from sandbox.config_init import INIT_TEMPLATE, write_init  # noqa: E402,F401  (after ConfigError)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sandbox.config import FILENAME, ConfigError, _display
+
 
 INIT_TEMPLATE = '''\
 # sandbox.toml: this folder's Kafka sandbox. Every command (`sandbox up`, `status`, ...) run here
@@ -43,7 +45,6 @@ config = { "retention.ms" = "604800000", "cleanup.policy" = "delete" }   # Kafka
 
 def write_init(folder: Path) -> Path:
     """Write INIT_TEMPLATE to folder/sandbox.toml; never overwrite an existing file."""
-    from sandbox.config import FILENAME, ConfigError, _display   # config re-exports this module
 
     target = Path(folder).absolute() / FILENAME
     try:

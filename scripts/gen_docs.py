@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = [["init"], ["up"], ["status"], ["logs"], ["down"], ["restart"], ["recover"], ["doctor"],
+COMMANDS = [["init"], ["up"], ["status"], ["logs"], ["down"], ["restart"], ["recover"], ["kill"], ["pause"], ["doctor"],
             ["monitor"], ["produce"], ["consume"], ["topics", "list"], ["topics", "create"],
             ["topics", "describe"], ["topics", "delete"], ["topics", "apply"], ["groups", "list"],
             ["groups", "describe"], ["bench"], ["image"], ["broker"], ["coordinator"]]

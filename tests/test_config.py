@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.config import (INIT_TEMPLATE, TOPIC_CONFIG_NAMES, ConfigError, RecoveryConfig,
-                            SandboxConfig, TopicSpec, load_config, parse_config, write_init)
+from sandbox.config import (TOPIC_CONFIG_NAMES, ConfigError, RecoveryConfig,
+                            SandboxConfig, TopicSpec, load_config, parse_config)
+from sandbox.config_init import INIT_TEMPLATE, write_init
 
 
 @pytest.fixture(autouse=True)

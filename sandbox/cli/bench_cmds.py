@@ -25,8 +25,7 @@ import typer
 
 from sandbox.runner import stack
 
-from .app import app, fail
-from .groups_cmds import running_cfg
+from .common import client as kafka_client, config_option, deprecated, fail, json_option, running_cfg
 from .render import format_columns
 
 PIP_HINT = "confluent-kafka is not installed (sandbox bench drives it); install it with `pip install confluent-kafka`"
@@ -194,13 +193,13 @@ def _phase_summary(res: dict, cpu: float | None) -> dict:
 
 def run_bench(cfg, *, records: int, size: int, acks: str, partitions: int, topic: str | None,
               rate: float, linger_ms: float, timeout: float) -> dict:
-    from sandbox.client import KafkaClient, KafkaClientError
+    from sandbox.client import KafkaClientError
 
     deadline = time.monotonic() + timeout
     bootstrap = stack.bootstrap(cfg)
     name = topic or f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     brokers = broker_pids(stack.read_status_file(cfg))
-    client = KafkaClient(bootstrap, timeout=min(10.0, timeout))
+    client = kafka_client(bootstrap, timeout=min(10.0, timeout))
     created = False
     try:
         try:
@@ -256,7 +255,6 @@ def print_report(r: dict) -> None:
         typer.echo("broker CPU unknown: the supervisor's state file lists no broker pid")
 
 
-@app.command()
 def bench(
     records: int = typer.Option(1_000_000, "--records", "-n", min=1, help="How many records to produce and consume."),
     size: int = typer.Option(100, "--size", min=0, help="Value size in bytes."),
@@ -266,16 +264,14 @@ def bench(
     rate: float = typer.Option(0.0, "--rate", min=0.0, help="Pace the producer at this many records/s (0: as fast as it goes)."),
     linger_ms: float = typer.Option(5.0, "--linger-ms", min=0.0, help="The producer's linger.ms (batching delay)."),
     timeout: float = typer.Option(300.0, "--timeout", min=1.0, help="Give up after this many seconds."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Path of sandbox.toml (default: ./sandbox.toml)."),
+    as_json: bool = json_option("Print the result as JSON."),
+    config: Optional[Path] = config_option(),
     old_partitions: Optional[int] = typer.Option(None, "-p", hidden=True, min=1),
 ) -> None:
     """Produce and consume against the running sandbox from two processes; report rates, latency and broker CPU."""
     if acks not in ("1", "all", "-1", "0"):
         fail(f"--acks must be 1 or all, not {acks!r}")
     if old_partitions is not None:
-        from .target import deprecated
-
         deprecated("`bench -p N`", "--partitions N (-p is one partition everywhere)")
         partitions = old_partitions
     cfg = running_cfg(config)
@@ -294,3 +290,8 @@ def bench(
         typer.echo(json.dumps(result, indent=2))
     else:
         print_report(result)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `sandbox bench` to the CLI."""
+    app.command()(bench)

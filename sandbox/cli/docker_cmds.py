@@ -3,7 +3,6 @@ containers) and `sandbox image`, which builds the image or writes its build cont
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -14,34 +13,21 @@ from sandbox.config import SandboxConfig
 from sandbox.runner import stack
 from sandbox.runner.detach import spawn_detached
 
-from .app import app, fail
+from .common import ConfigOpt, docker_call as _call, fail
+from .stack_support import apply_declared, check_ports, supervisor_argv, up_foreground, wait_ready
 
 
 def _engine(cfg: SandboxConfig, image: str | None = None):
-    from sandbox.runner.docker import DockerError, DockerStack, connect
+    from sandbox.runner.docker import DockerStack, connect
 
-    try:
-        return DockerStack(cfg, client=connect(), image=image)
-    except DockerError as e:
-        fail(str(e))
-    raise AssertionError
+    return _call(lambda: DockerStack(cfg, client=connect(), image=image))
 
 
-def _call(fn, *args, **kwargs):
-    from sandbox.runner.docker import DockerError
-
-    try:
-        return fn(*args, **kwargs)
-    except DockerError as e:
-        fail(str(e))
-
-
-def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, wait_ready, apply_declared, check_ports,
-              foreground=None) -> None:
+def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, foreground: bool = False) -> None:
     """Build the image if needed, create network, volumes and containers (or adopt the ones that
     are already there, e.g. brought back by their restart policy after a reboot), start the
     watcher, wait for healthy, create the declared topics, print the bootstrap address.
-    foreground(cfg, timeout, cleanup): run the watcher in this process instead; Ctrl-C then
+    foreground: run the watcher in this process instead (as `up --foreground`); Ctrl-C then
     removes the containers and the network, keeping the volumes (as `docker compose up` does)."""
     from sandbox.runner.docker import ensure_image
 
@@ -59,14 +45,13 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, wait_ready, a
     stack.write_runtime(cfg, overrides={**overrides, "mode": "docker"}, ephemeral=False,
                         config_text=cfg.source, image=image, running=stack.running_settings(cfg))
     _call(eng.up)
-    if foreground is not None:
+    if foreground:
         def cleanup() -> None:
             removed = _call(eng.down, False)
             typer.echo(f"removed {len(removed)} container(s) and network(s); the journal volumes are kept")
 
-        return foreground(cfg, timeout, cleanup)
-    argv = [sys.executable, "-m", "sandbox", "supervise"] + (["--config", str(cfg.path)] if cfg.path else [])
-    pid = spawn_detached(argv, cfg.logs_dir / "supervisor.log", cwd=cfg.root)
+        return up_foreground(cfg, timeout, cleanup)
+    pid = spawn_detached(supervisor_argv(cfg), cfg.logs_dir / "supervisor.log", cwd=cfg.root)
     _call(eng.wait_healthy, timeout)
     wait_ready(cfg, pid, timeout)
     apply_declared(cfg)
@@ -114,14 +99,13 @@ def recover_docker(cfg: SandboxConfig, wipe: bool) -> None:
             typer.echo(f"{service}: restarted (its journal is repaired at start)")
 
 
-@app.command()
 def image(
     base_image: Optional[str] = typer.Option(None, "--base-image", help="Build FROM this image (default: [docker] base_image)."),
     context: Optional[Path] = typer.Option(None, "--context", help="Only write the build context (Dockerfile + wheels/) "
                                            "into this folder, e.g. compose/, for `docker compose build`."),
     python: str = typer.Option("3.11", "--python", help="With --context: the base image's Python version."),
     arch: str = typer.Option("x86_64", "--arch", help="With --context: the engine's CPU (x86_64 or aarch64)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Path of sandbox.toml (default: ./sandbox.toml)."),
+    config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Build the sandbox image (what `up --docker` does when it is missing or out of date)."""
     from sandbox.config import ConfigError
@@ -149,3 +133,8 @@ def image(
     client = _call(connect)
     tag = _call(ensure_image, client, base, lambda m: typer.echo(m))
     typer.echo(f"image {tag} (also tagged kafka-sandbox:latest) is ready")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `sandbox image` to the CLI (the docker mode of the stack commands is called by them)."""
+    app.command()(image)

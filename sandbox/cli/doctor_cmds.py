@@ -29,7 +29,7 @@ from sandbox.config import ConfigError, SandboxConfig, load_config
 from sandbox.runner import stack
 from sandbox.runner.probe import port_bindable, port_owner
 
-from .app import app, fail
+from .common import config_option, fail, json_option
 from .render import format_columns
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -368,10 +368,9 @@ def run_checks(ctx: Context) -> list[Check]:
     return [done[n] for n in ORDER]
 
 
-@app.command()
 def doctor(
-    as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Path of sandbox.toml (default: ./sandbox.toml)."),
+    as_json: bool = json_option("Print the checks as JSON."),
+    config: Optional[Path] = config_option(),
 ) -> None:
     """Check the machine: sandbox.toml, ports free, disk, data folder writable, Docker engine, clock.
     Exit 0 when no check failed (warnings allowed), 1 when one did, 2 when sandbox.toml is broken."""
@@ -394,3 +393,8 @@ def doctor(
         else:
             typer.echo("all checks passed")
     raise typer.Exit(0 if ok else 1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `sandbox doctor` to the CLI."""
+    app.command()(doctor)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import BinaryIO
 
-from .app import fail
+from .common import fail
 from .record_format import render
 
 PIP_HINT = ("--group needs confluent-kafka (librdkafka; wheels for Windows, macOS and Linux): "

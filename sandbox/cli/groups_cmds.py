@@ -8,35 +8,11 @@ from typing import Optional
 
 import typer
 
-from sandbox.config import ConfigError, SandboxConfig
-from sandbox.runner import stack
-
-from . import target
-from .app import fail
+from .common import BootstrapOpt, ConfigOpt, fail, target_client
 from .render import format_columns
 
 DESCRIBE_HEADERS = ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID",
                     "HOST", "CLIENT-ID"]
-
-
-def running_cfg(config: Optional[Path]) -> SandboxConfig:
-    """This folder's sandbox config (`bench` measures its processes); exits 3 with one sentence
-    when it is not running."""
-    try:
-        cfg = stack.load_stack_config(config, Path.cwd())
-    except ConfigError as e:
-        fail(str(e))
-        raise AssertionError from None
-    if not stack.running_pid(cfg):
-        fail(f"sandbox {cfg.name} is not running; start it with `sandbox up`", 3)
-    return cfg
-
-
-def _client(config: Optional[Path], bootstrap: Optional[str]):
-    """A client of this folder's running sandbox, or of -b HOST:PORT (see cli.target)."""
-    from sandbox.client import KafkaClient
-
-    return KafkaClient(target.resolve(config, bootstrap).bootstrap, timeout=5.0)
 
 
 def describe_rows(client, group: str) -> tuple[object, list[list]] | None:
@@ -77,13 +53,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(groups_app, name="groups")
 
     @groups_app.command("list")
-    def groups_list(config: Optional[Path] = target.ConfigOpt,
-                    bootstrap: Optional[str] = target.BootstrapOpt) -> None:
+    def groups_list(config: Optional[Path] = ConfigOpt,
+                    bootstrap: Optional[str] = BootstrapOpt) -> None:
         """Consumer groups with their state, members and total lag."""
         from sandbox.client import KafkaClientError
 
         try:
-            with _client(config, bootstrap) as c:
+            with target_client(config, bootstrap) as c:
                 rows = []
                 for g in c.list_groups():
                     try:
@@ -102,13 +78,13 @@ def register(app: typer.Typer) -> None:
 
     @groups_app.command("describe")
     def groups_describe(group: str = typer.Argument(..., help="The group id."),
-                        config: Optional[Path] = target.ConfigOpt,
-                        bootstrap: Optional[str] = target.BootstrapOpt) -> None:
+                        config: Optional[Path] = ConfigOpt,
+                        bootstrap: Optional[str] = BootstrapOpt) -> None:
         """Per partition: committed offset, log end offset, lag and the member that owns it."""
         from sandbox.client import KafkaClientError
 
         try:
-            with _client(config, bootstrap) as c:
+            with target_client(config, bootstrap) as c:
                 found = describe_rows(c, group)
         except KafkaClientError as e:
             fail(str(e), 1)

@@ -19,6 +19,7 @@ from sandbox.config import SandboxConfig
 from sandbox.health.lag import LagTracker
 from sandbox.runner import stack
 
+from .common import ConfigOpt, client as kafka_client, load
 from .render import format_columns
 
 TREND_MARK = {"growing": "↑ growing", "shrinking": "↓ shrinking", "steady": "= steady", "unknown": "…"}
@@ -213,15 +214,13 @@ def run_monitor(cfg: SandboxConfig, refresh_s: float = 1.0, once: bool = False, 
                 console: Console | None = None, max_frames: int | None = None,
                 stop: threading.Event | None = None) -> int:
     """The live dashboard until Ctrl-C or `stop` (0); 3 with one sentence if the sandbox is not running."""
-    from sandbox.client import KafkaClient
-
     console = console or Console()
     if not stack.running_pid(cfg):
         console.print(f"sandbox {cfg.name} is not running; start it with `sandbox up`",
                       markup=False, highlight=False, soft_wrap=True)
         return 3
     tracker = LagTracker()
-    client = KafkaClient(stack.bootstrap(cfg), client_id="sandbox-monitor", timeout=2.0)
+    client = kafka_client(stack.bootstrap(cfg), client_id="sandbox-monitor", timeout=2.0)
     stop = stop or threading.Event()
     frames = 1 if once else max_frames
     fancy = _fancy(console) and not once
@@ -263,16 +262,7 @@ def register(app: typer.Typer) -> None:
     @app.command("monitor")
     def monitor(refresh: float = typer.Option(1.0, "--refresh", "-r", min=0.2, help="Seconds between frames."),
                 once: bool = typer.Option(False, "--once", help="Print one frame and exit."),
-                config: Optional[Path] = typer.Option(None, "--config", "-c",
-                                                      help="Path of sandbox.toml (default: ./sandbox.toml).")) -> None:
+                config: Optional[Path] = ConfigOpt) -> None:
         """Live dashboard: services, topics, throughput, consumer lag, events (Ctrl-C quits)."""
-        from sandbox.config import ConfigError
-
-        from .app import fail
-
-        try:
-            cfg = stack.load_stack_config(config, Path.cwd())
-        except ConfigError as e:
-            fail(str(e))
-            return
+        cfg = load(config, last_good=False)
         raise typer.Exit(run_monitor(cfg, refresh_s=refresh, once=once))

@@ -23,9 +23,8 @@ import typer
 
 from sandbox.protocol.errors import UNKNOWN_TOPIC_OR_PARTITION
 
-from .app import app, fail
+from .common import BootstrapOpt, ConfigOpt, client, fail, resolve
 from .record_format import compile_format, default_format, parse_headers, parse_offset, render
-from .target import BootstrapOpt, ConfigOpt, resolve
 
 READ_CHUNK = 64 * 1024
 WAIT_POLL_S = 0.5
@@ -60,7 +59,6 @@ def read_line_batches(stream: BinaryIO, chunk: int = READ_CHUNK) -> Iterator[lis
         yield [rest[:-1] if rest.endswith(b"\r") else rest]
 
 
-@app.command()
 def produce(
     topic: str = typer.Argument(..., help="Topic to write to (created if the broker auto-creates topics)."),
     key_separator: Optional[str] = typer.Option(None, "--key-separator", "-K",
@@ -73,7 +71,7 @@ def produce(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Write stdin to TOPIC, one record per line (like kafka-console-producer)."""
-    from sandbox.client import KafkaClient, KafkaClientError
+    from sandbox.client import KafkaClientError
     from sandbox.client.partitioner import partition_for
 
     if acks not in ("all", "-1", "1"):
@@ -85,7 +83,7 @@ def produce(
     sep = _separator(key_separator)
     sent = 0
     line_no = 0
-    with KafkaClient(_bootstrap(config, bootstrap), timeout=15.0) as c:
+    with client(_bootstrap(config, bootstrap), timeout=15.0) as c:
         try:
             parts = c.partitions(topic, auto_create=True)
         except KafkaClientError as e:
@@ -138,7 +136,6 @@ def _topic_hint(topic: str, e: Exception) -> str:
     return str(e)
 
 
-@app.command()
 def consume(
     topic: str = typer.Argument(..., help="Topic to read."),
     from_beginning: bool = typer.Option(False, "--from-beginning", help="Start at the oldest record, not the end."),
@@ -166,7 +163,7 @@ def consume(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Write TOPIC's records to stdout, one per line (like kafka-console-consumer)."""
-    from sandbox.client import KafkaClient, KafkaClientError
+    from sandbox.client import KafkaClientError
 
     sep = _separator(key_separator) or b"\t"
     template = compile_format(fmt) if fmt else default_format(print_key, sep)
@@ -178,7 +175,7 @@ def consume(
     got = 0
     idle_s = None if timeout_ms is None else timeout_ms / 1000.0
     target = _bootstrap(config, bootstrap)
-    with KafkaClient(target, timeout=15.0) as c:
+    with client(target, timeout=15.0) as c:
         try:
             parts, appeared = _wait_for_topic(c, topic, exit_at_end, idle_s)
             if partition is not None:
@@ -271,3 +268,9 @@ def _wait_for_topic(c, topic: str, exit_at_end: bool, limit_s: float | None) -> 
 def _quiet_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())   # so the interpreter's final flush does not fail again
+
+
+def register(app: typer.Typer) -> None:
+    """Add `sandbox produce` and `sandbox consume` to the CLI."""
+    app.command()(produce)
+    app.command()(consume)

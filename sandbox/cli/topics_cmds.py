@@ -1,5 +1,5 @@
 """`sandbox topics list|create|delete|describe|apply`: topic admin against the sandbox of this
-folder or the broker given with -b (sandbox.cli.target decides, as for every command).
+folder or the broker given with -b (sandbox.cli.common decides, as for every command).
 
 Letters mean one thing across the CLI: -c is the sandbox.toml, -b a broker address, -p one
 partition (so a partition count is --partitions only) and -o a Kafka setting KEY=VALUE. The old
@@ -14,42 +14,16 @@ from typing import Optional
 
 import typer
 
-from sandbox.config import ConfigError
 from sandbox.runner import stack
 
-from .app import app, fail
-from .target import BootstrapOpt, ConfigOpt, deprecated, resolve
-
-topics_app = typer.Typer(help="Topic admin: list, create, delete, describe, apply.", no_args_is_help=True)
-app.add_typer(topics_app, name="topics")
-
-
-def _client(bootstrap: str):
-    from sandbox.client import KafkaClient
-
-    return KafkaClient(bootstrap, timeout=5.0)
-
-
-def _call(fn, *args, **kwargs):
-    from sandbox.client import KafkaClientError
-
-    try:
-        return fn(*args, **kwargs)
-    except KafkaClientError as e:
-        fail(str(e), 1)
+from .common import CONFIG_HELP, BootstrapOpt, ConfigOpt, client as _client, config_option, deprecated, fail
+from .common import kafka_call as _call, parse_pairs, read_config, resolve
 
 
 def parse_settings(items: list[str], flag: str) -> dict[str, str]:
-    settings = {}
-    for item in items:
-        if "=" not in item:
-            fail(f"topic config {item!r} is not KEY=VALUE; write it like {flag} retention.ms=60000")
-        k, v = item.split("=", 1)
-        settings[k.strip()] = v.strip()
-    return settings
+    return parse_pairs(items, "topic config", f"{flag} retention.ms=60000")
 
 
-@topics_app.command("list")
 def topics_list(config: Optional[Path] = ConfigOpt, bootstrap: Optional[str] = BootstrapOpt) -> None:
     """Topics with partition counts."""
     target = resolve(config, bootstrap)
@@ -60,7 +34,6 @@ def topics_list(config: Optional[Path] = ConfigOpt, bootstrap: Optional[str] = B
                 typer.echo(f"{name}\t{len(md.topics[name].partitions)} partitions")
 
 
-@topics_app.command("create")
 def topics_create(
     name: str = typer.Argument(..., help="The topic's name."),
     partitions: Optional[int] = typer.Option(None, "--partitions", min=1, help="Number of partitions (default: 1)."),
@@ -70,7 +43,7 @@ def topics_create(
     settings: list[str] = typer.Option([], "--set", "-o", metavar="KEY=VALUE",
                                        help="Topic config, repeatable, e.g. -o retention.ms=60000."),
     config: list[str] = typer.Option([], "--config", "-c", metavar="PATH",
-                                     help="Path of sandbox.toml (default: ./sandbox.toml)."),
+                                     help=CONFIG_HELP),
     bootstrap: Optional[str] = BootstrapOpt,
     old_partitions: Optional[int] = typer.Option(None, "-p", hidden=True, min=1),
     old_replication: Optional[int] = typer.Option(None, "--replication", "-r", hidden=True, min=1),
@@ -100,7 +73,6 @@ def topics_create(
     typer.echo(f"created topic {name} ({partitions} partition{'s' if partitions != 1 else ''}) on {target.bootstrap}")
 
 
-@topics_app.command("delete")
 def topics_delete(name: str = typer.Argument(..., help="The topic's name."),
                   config: Optional[Path] = ConfigOpt, bootstrap: Optional[str] = BootstrapOpt) -> None:
     """Delete a topic and its data."""
@@ -110,7 +82,6 @@ def topics_delete(name: str = typer.Argument(..., help="The topic's name."),
     typer.echo(f"deleted topic {name}")
 
 
-@topics_app.command("describe")
 def topics_describe(name: str = typer.Argument(..., help="The topic's name."),
                     config: Optional[Path] = ConfigOpt, bootstrap: Optional[str] = BootstrapOpt) -> None:
     """Partitions, leaders, end offsets and configs of a topic."""
@@ -129,29 +100,23 @@ def topics_describe(name: str = typer.Argument(..., help="The topic's name."),
                 typer.echo(f"  {k}={v}")
 
 
-@topics_app.command("apply")
-def topics_apply(config: Optional[Path] = typer.Option(None, "--config", "-c",
-                                                       help="The sandbox.toml whose topics to create (default: ./sandbox.toml)."),
+def topics_apply(config: Optional[Path] = config_option("The sandbox.toml whose topics to create (default: ./sandbox.toml)."),
                  bootstrap: Optional[str] = BootstrapOpt,
                  wait: float = typer.Option(60.0, "--wait", help="Seconds to wait for the broker to answer."),
                  old_file: Optional[Path] = typer.Option(None, "--file", "-f", hidden=True)) -> None:
     """Create (or grow) the topics declared in a sandbox.toml: what `up` does, for compose and scripts."""
-    from sandbox.client import KafkaClient, KafkaClientError
-    from sandbox.config import load_config
+    from sandbox.client import KafkaClientError
     from sandbox.runner.manifest import reconcile
 
     if old_file is not None:
         deprecated("`topics apply --file/-f`", "--config/-c")
         config = config or old_file
-    try:
-        cfg = load_config(config or Path("sandbox.toml"), cwd=Path.cwd())
-    except ConfigError as e:
-        fail(str(e))
+    cfg = read_config(config or Path("sandbox.toml"))
     target = bootstrap or stack.bootstrap(cfg)   # waits for it below: compose starts it alongside
     deadline = time.monotonic() + wait
     while True:
         try:
-            with KafkaClient(target, client_id="sandbox-topics", timeout=5.0) as c:
+            with _client(target, client_id="sandbox-topics") as c:
                 msgs = reconcile(cfg.topics, c)
         except KafkaClientError as e:
             msgs = [f"failed to read the cluster's topics: {e}"]
@@ -165,3 +130,12 @@ def topics_apply(config: Optional[Path] = typer.Option(None, "--config", "-c",
     if any(m.startswith("failed") for m in msgs):
         raise typer.Exit(1)
     typer.echo(f"{len(cfg.topics)} declared topic(s) in place on {target}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `sandbox topics list|create|delete|describe|apply` to the CLI."""
+    topics_app = typer.Typer(help="Topic admin: list, create, delete, describe, apply.", no_args_is_help=True)
+    for name, command in (("list", topics_list), ("create", topics_create), ("delete", topics_delete),
+                          ("describe", topics_describe), ("apply", topics_apply)):
+        topics_app.command(name)(command)
+    app.add_typer(topics_app, name="topics")

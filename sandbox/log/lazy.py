@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Callable
+
 from .cleaner import SegmentRef
 from .config import LogConfig
 from .files import safe_rmtree
 from .partition import PartitionLog
+
+
+def unopened(directory: Path, config: LogConfig, *, recovery_point: int = 0, log_start_offset: int | None = None,
+             clock: Callable[[], float] = time.time,
+             on_event: Callable[[str, dict], None] | None = None,
+             high_watermark: int | None = None) -> PartitionLog:
+    """A log of an existing directory holding ONE segment, opened (recovered) at its first use:
+    see UnopenedPartitionLog."""
+    log = UnopenedPartitionLog.__new__(UnopenedPartitionLog)
+    log.directory = Path(directory)
+    log._config = config
+    log._clock = clock
+    log._on_event = on_event
+    log._pending = (recovery_point, log_start_offset)
+    log._pending_hw = high_watermark
+    return log
 
 
 class UnopenedPartitionLog(PartitionLog):

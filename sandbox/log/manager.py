@@ -13,6 +13,7 @@ from typing import Callable, Mapping
 from .config import LogConfig
 from .errors import JournalLockedError, UnrecoverableJournalError
 from .files import atomic_write, clean_leftovers, retry, safe_delete, safe_rmtree
+from .lazy import unopened
 from .partition import PartitionLog
 
 LOCK_FILE = ".lock"
@@ -206,7 +207,7 @@ class LogDir:
                 if tp is None:
                     continue
                 listing = os.listdir(p)
-                kind = PartitionLog.unopened if _single_segment(listing) else PartitionLog
+                kind = unopened if _single_segment(listing) else PartitionLog
                 self._logs[tp] = kind(
                     p, topic_configs.get(tp[0], self.default_config), recovery_point=recovery.get(tp, 0),
                     log_start_offset=starts.get(tp), clock=self._clock, on_event=self._partition_events(tp),

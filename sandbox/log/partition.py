@@ -95,24 +95,6 @@ class PartitionLog(Shrinking):
             self.directory.mkdir(parents=True, exist_ok=True)
         self._load(recovery_point, log_start_offset, listing, high_watermark)
 
-    @classmethod
-    def unopened(cls, directory: Path, config: LogConfig, *, recovery_point: int = 0,
-                 log_start_offset: int | None = None, clock: Callable[[], float] = time.time,
-                 on_event: Callable[[str, dict], None] | None = None,
-                 high_watermark: int | None = None) -> "PartitionLog":
-        """A log of an existing directory holding ONE segment, opened (recovered) at its first
-        use: see UnopenedPartitionLog."""
-        from .lazy import UnopenedPartitionLog
-
-        log = UnopenedPartitionLog.__new__(UnopenedPartitionLog)
-        log.directory = Path(directory)
-        log._config = config
-        log._clock = clock
-        log._on_event = on_event
-        log._pending = (recovery_point, log_start_offset)
-        log._pending_hw = high_watermark
-        return log
-
     def _load(self, recovery_point: int, log_start_offset: int | None, listing: list[str] | None,
               high_watermark: int | None = None) -> None:
         """Open and recover the directory's segments and producer state (the constructor's work)."""

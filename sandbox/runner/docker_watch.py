@@ -39,6 +39,9 @@ class Engine(Protocol):
     def start(self, service: str) -> None: ...
     def restart(self, service: str) -> None: ...
     def stop(self, service: str) -> None: ...
+    def kill(self, service: str) -> None: ...
+    def pause(self, service: str) -> None: ...
+    def unpause(self, service: str) -> None: ...
     def quarantine(self, service: str, wall: float) -> tuple[str | None, str]: ...
     def prune_quarantines(self, service: str, keep: int) -> list[str]: ...
 
@@ -66,6 +69,7 @@ class _Svc:
         self.host_pid: int | None = None   # the container's main process, on a Linux engine's kernel
         self.measured_at = 0.0
         self.problem: str | None = None    # one sentence status shows (a configuration error)
+        self.paused_until: float | None = None   # frozen on request (sandbox pause) until then
 
 
 class DockerWatcher:
@@ -126,6 +130,7 @@ class DockerWatcher:
     def stop_all(self, grace_s: float | None = None) -> None:
         with self._lock:
             for s in self._svcs:
+                self._resume(s, quiet=True)
                 s.wanted = False
                 self._ours(s, lambda s=s: self.engine.stop(s.name))
                 s.state, s.healthy = "stopped", False
@@ -142,6 +147,34 @@ class DockerWatcher:
             self._ours(s, lambda s=s: self.engine.restart(s.name))
             self.record_event(s.name, "restart", "container restarted (requested)", restarts=s.restarts)
 
+    def kill(self, name: str) -> None:
+        """`sandbox kill`: the container killed now; its die event is a crash like any other."""
+        with self._lock:
+            svc = self._get(name)
+            self._resume(svc, quiet=True)
+            self.engine.kill(name)
+            self._emit(name, "kill", f"container {svc.container} killed on request")
+
+    def pause(self, name: str, seconds: float) -> None:
+        """`sandbox pause`: the container frozen until a deadline this watcher keeps (see step)."""
+        with self._lock:
+            svc = self._get(name)
+            if svc.paused_until is None:
+                self.engine.pause(name)
+            svc.paused_until = self._clock() + seconds
+            svc.state, svc.healthy, svc.unhealthy_since = "paused", False, None
+            self._emit(name, "pause", f"container {svc.container} paused for {seconds:g}s on request", seconds=seconds)
+            self._flush(force=True)
+
+    def _resume(self, svc: _Svc, quiet: bool = False) -> None:
+        if svc.paused_until is None:
+            return
+        svc.paused_until = None
+        self.engine.unpause(svc.name)
+        svc.state, svc.healthy, svc.unhealthy_since = "starting", False, None
+        if not quiet:
+            self._emit(svc.name, "resume", f"container {svc.container} resumed")
+
     # ---------------------------------------------------------------- one pass
     def step(self) -> None:
         with self._lock:
@@ -153,7 +186,10 @@ class DockerWatcher:
                 if svc is not None:
                     self._on_engine_event(svc, ev)
             for svc in self._svcs:
-                self._check(svc)
+                if svc.paused_until is not None and self._clock() >= svc.paused_until:
+                    self._resume(svc)
+                if svc.paused_until is None:   # a paused container is neither probed nor restarted
+                    self._check(svc)
             self._flush()
 
     def _new(self, ev: dict) -> bool:

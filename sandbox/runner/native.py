@@ -15,9 +15,11 @@ from typing import Any, Callable, Iterable
 from sandbox.runner.logscan import describe_event, log_size, scan_events
 from sandbox.runner.policy import RecoveryPolicy
 from sandbox.runner.probe import ProbeResult, kafka_probe, port_owner
-from sandbox.runner.process import Handle, RealSpawner, ServiceSpec, Spawner, stop_escalating
+from sandbox.runner.process import Handle, RealSpawner, ServiceSpec, Spawner
+from sandbox.runner.rehearsal import Rehearsal
 from sandbox.runner.service import EventLog, ServiceRecord, StopPlan, catalog_epoch, iso_utc
 from sandbox.runner.recovery import Recovery
+from sandbox.runner.stopping import Stopping
 from sandbox.runner.statefile import StatePublisher, supervisor_identity
 
 __all__ = ["Supervisor", "ServiceSpec", "RecoveryPolicy", "ProbeResult", "RealSpawner", "Spawner", "Handle",
@@ -25,9 +27,9 @@ __all__ = ["Supervisor", "ServiceSpec", "RecoveryPolicy", "ProbeResult", "RealSp
 
 log = logging.getLogger("sandbox.runner")
 
-STATES = ("starting", "running", "recovering", "crashed", "stopped")
+STATES = ("starting", "running", "recovering", "crashed", "stopped", "paused")
 EVENT_KINDS = ("start", "stop", "crash", "restart", "repair", "wipe", "topics-recreated", "unhealthy",
-               "healthy", "crash-loop", "config-error", "disk-full", "adopt", "error")
+               "healthy", "crash-loop", "config-error", "disk-full", "adopt", "error", "kill", "pause", "resume")
 MAX_EVENTS = 200
 LOG_TAIL_LINES = 20
 STATE_REFRESH_S = 1.0  # rewrite the state file at least this often: its heartbeat (readers call it
@@ -35,7 +37,7 @@ STATE_REFRESH_S = 1.0  # rewrite the state file at least this often: its heartbe
 ADOPT_GRACE_S = 1.0    # an adopted process that does not answer its probe this long is replaced
 
 
-class Supervisor(Recovery):
+class Supervisor(Recovery, Stopping, Rehearsal):
     """A honcho-like manager and the one owner of every service's state: `step()` is one
     deterministic pass on the injected clock (commands from other threads wait on a queue;
     stopping is a state with deadlines, never a blocking call), and each pass publishes an
@@ -110,10 +112,11 @@ class Supervisor(Recovery):
         with self._lock:
             now = self._clock()
             self._run_commands(now)
+            self._resume_due(now)
             for svc in self._services:
                 self._guarded(svc, now, self._observe)
             for svc in self._services:
-                if svc.handle is not None and svc.stop is None:
+                if svc.handle is not None and svc.stop is None and svc.paused_until is None:
                     self._guarded(svc, now, self._check_health)
             for svc in self._due(now):
                 self._guarded(svc, now, self._spawn)
@@ -137,6 +140,7 @@ class Supervisor(Recovery):
         grace = self.policy.grace_s if grace_s is None else grace_s
         with self._lock:
             for svc in self._services:
+                self._unpause(svc, self._clock(), quiet=True)   # a frozen process reads no stop file
                 svc.wanted = False
                 svc.next_start = None
                 svc.stop = None
@@ -233,10 +237,13 @@ class Supervisor(Recovery):
     def _run_commands(self, now: float) -> None:
         while True:
             try:
-                kind, name, grace = self._commands.get_nowait()
+                kind, name, arg = self._commands.get_nowait()
             except queue.Empty:
                 return
-            if kind == "restart":
+            if kind in ("kill", "pause"):
+                self._guarded(self._get(name), now, lambda svc, now: self._rehearse(kind, svc, arg, now))
+            elif kind == "restart":
+                grace = arg
                 targets = [self._get(name)] if name else list(self._services)
                 for svc in targets:   # brokers first; a coordinator waits for them (see _advance_stop)
                     if svc.spec.role == "coordinator" and len(targets) > 1:
@@ -261,6 +268,7 @@ class Supervisor(Recovery):
         if code is None:
             self._scan_log(svc)
         else:
+            svc.paused_until = None   # killed while paused: an exit like any other
             self._on_exit(svc, code, now)
 
     def _try_adopt(self, svc: ServiceRecord, now: float) -> None:
@@ -373,84 +381,3 @@ class Supervisor(Recovery):
         self._emit(svc, "unhealthy", f"probe {result.probe} failing for {failing_for:.1f}s: {result.detail}",
                    probe=result.probe)
         self._begin_stop(svc, now, self.policy.grace_s, "unhealthy", then="after-unhealthy")
-
-    # ---- stopping: a state advanced by step(), never a blocking wait
-
-    def _begin_stop(self, svc: ServiceRecord, now: float, grace: float, reason: str, then: str) -> None:
-        svc.stop = StopPlan(reason=reason, then=then, grace=grace, phase="stop file", deadline=now + grace / 2)
-        svc.next_start = None
-        if svc.handle is None:
-            self._finish_stop(svc, now, None, "was not running")
-            return
-        svc.healthy = False
-        try:
-            svc.spec.stop_file.write_text(reason, encoding="utf-8")
-        except OSError:
-            pass   # the signals that follow still stop it
-        self._advance_stop(svc, now)
-
-    def _advance_stop(self, svc: ServiceRecord, now: float) -> None:
-        plan = svc.stop
-        if plan.phase == "queued":
-            if any(o.stop is not None and o.spec.role == "broker" for o in self._services):
-                return
-            self._begin_stop(svc, now, plan.grace, plan.reason, plan.then)
-            return
-        code = svc.handle.wait(0)
-        if code is not None:
-            how = {"stop file": "stopped (stop file)", "terminate": "terminated"}.get(
-                plan.phase, f"killed after {plan.grace:g}s")
-            self._finish_stop(svc, now, code, how)
-            return
-        if now < plan.deadline:
-            return
-        if plan.phase == "stop file":
-            svc.handle.terminate()
-            plan.phase, plan.deadline = "terminate", now + plan.grace / 2
-        elif plan.phase == "terminate":
-            svc.handle.kill()
-            plan.phase, plan.deadline = "kill", now + 5.0
-        else:   # not gone 5 s after a kill: let it go (it is reported) rather than wedge
-            self._finish_stop(svc, now, None, "did not exit after kill")
-            return
-        if plan.grace == 0:
-            self._advance_stop(svc, now)
-
-    def _finish_stop(self, svc: ServiceRecord, now: float, code: int | None, how: str) -> None:
-        plan, svc.stop = svc.stop, None
-        if svc.handle is not None:
-            self._scan_log(svc)
-            self._emit(svc, "stop", f"{how}, exit code {code}", exit_code=code, reason=plan.reason)
-            if self._on_spawn is not None:
-                self._on_spawn(svc.spec, None)
-        try:
-            svc.spec.stop_file.unlink()
-        except OSError:
-            pass
-        svc.handle, svc.pid, svc.healthy, svc.last_exit_code, svc.state = None, None, False, code, "stopped"
-        if plan.then == "restart":
-            svc.wanted, svc.state, svc.next_start = True, "starting", now
-            svc.restart_reason = "requested"
-            svc.window.clear()
-            svc.looping = svc.repair_attempted = False
-            svc.problem = svc.config_error = None
-        elif plan.then == "after-unhealthy":
-            self._after_exit(svc, code, now, cause="unhealthy")
-
-    def _stop_group(self, svcs: list[ServiceRecord], grace: float, reason: str = "stop") -> dict[str, int | None]:
-        """Stop file, wait grace/2, terminate, wait grace/2, kill. Returns exit codes by name."""
-        live = [s for s in svcs if s.handle is not None]
-        for s in live:
-            if s.state == "starting" and not s.healthy and s.adopted_at is None:
-                # not serving yet: it reads its stop file only once started (5 s of grace for
-                # nothing after a Ctrl-C during `up`); its start is crash-safe, so end it now
-                s.handle.terminate()
-        done = stop_escalating([(s.name, s.handle, s.spec.stop_file) for s in live], grace, self._clock, reason)
-        for s in live:
-            self._scan_log(s)
-            code, how = done[s.name]
-            s.handle, s.pid, s.healthy, s.last_exit_code, s.state = None, None, False, code, "stopped"
-            self._emit(s, "stop", f"{how}, exit code {code}", exit_code=code, reason=reason)
-            if self._on_spawn is not None:
-                self._on_spawn(s.spec, None)
-        return {name: code for name, (code, _) in done.items()}

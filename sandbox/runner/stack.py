@@ -24,7 +24,7 @@ from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, write_pid_file
 from sandbox.runner.manifest import ManifestWatcher, event_kind, reconcile
-from sandbox.runner import orphans
+from sandbox.runner import inbox, orphans
 from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
 from sandbox.runner.process import ServiceSpec
 from sandbox.runner.service import StackSupervising
@@ -295,6 +295,8 @@ class StackSupervisor:
         if (data / STOP_FILE).exists():
             (data / STOP_FILE).unlink(missing_ok=True)
             return False
+        for request in inbox.take(data):   # sandbox kill / sandbox pause
+            self._carry_out(request)
         req = data / RESTART_FILE
         if req.exists():
             name = req.read_text(encoding="utf-8").strip() or None
@@ -305,10 +307,23 @@ class StackSupervisor:
                 self.sup.record_event("supervisor", "error", str(e))
         return True
 
+    def _carry_out(self, request: dict) -> None:
+        name, command = request.get("service"), request.get("command")
+        try:
+            if command == "kill":
+                self.sup.kill(name)
+            elif command == "pause":
+                self.sup.pause(name, float(request.get("seconds", 0)))
+            else:
+                raise ValueError(f"unknown request {command!r}")
+        except Exception as e:   # one sentence in the events: the asking command reports the wait
+            self.sup.record_event("supervisor", "error", f"{command} {name}: {e}")
+
     def run(self) -> int:
         data = self.cfg.data_dir
         write_pid_file(data / PID_FILE)
         (data / STOP_FILE).unlink(missing_ok=True)
+        inbox.take(data)   # requests left for an earlier supervisor are void
         # a state file naming this supervisor before any service starts: from now on `status` and
         # a second `up` agree that this sandbox is running (starting), never one says "not running"
         self.sup.record_event("supervisor", "start", f"pid {os.getpid()}, {self.cfg.brokers} broker(s)")

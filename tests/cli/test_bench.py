@@ -74,11 +74,11 @@ def test_bench_without_running_stack_exits_3(project: Project):
 
 def test_bench_without_confluent_kafka_says_how_to_install(monkeypatch):
     from sandbox.cli import bench_cmds
-    from sandbox.cli.app import app
+    from sandbox.cli.app import build_app
 
     monkeypatch.setattr(bench_cmds, "running_cfg", lambda config: object())
     monkeypatch.setattr(bench_cmds, "confluent_available", lambda: False)
-    r = CliRunner().invoke(app, ["bench", "--records", "10"])
+    r = CliRunner().invoke(build_app(), ["bench", "--records", "10"])
     assert r.exit_code == 2
     line = _one_sentence(r.output)
     assert "pip install confluent-kafka" in line

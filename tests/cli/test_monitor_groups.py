@@ -24,8 +24,7 @@ pytestmark = pytest.mark.integration
 
 TOPIC, GROUP = "monitored-orders", "billing-monitor"
 # Until app.py wires monitor/groups into the CLI, run them through this equivalent entry point.
-WIRED = ("from sandbox.cli.app import app; from sandbox.cli import stack_cmds, monitor, groups_cmds; "
-         "monitor.register(app); groups_cmds.register(app); app(prog_name='sandbox')")
+WIRED = "from sandbox.cli.app import build_app; build_app()(prog_name='sandbox')"
 
 
 def cli_prefix() -> list[str]:

@@ -11,17 +11,9 @@ import sys
 import pytest
 
 from helpers import wait_for
-from integration.stack_kit import make_project, sandbox_toml
+from integration.stack_kit import sandbox_toml
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
-
-
-@pytest.fixture
-def project(tmp_path):
-    proj = make_project(tmp_path / "proj")
-    yield proj
-    problems = proj.teardown()
-    assert not problems, "\n".join(problems)
 
 
 def test_unusable_data_folder_is_one_sentence_for_up_and_broker(project):

@@ -31,7 +31,7 @@ class FakeHandle:
         self.code: int | None = None
         self.honour_stop_file = honour_stop_file
         self.exit_on_terminate = exit_on_terminate
-        self.terminated = self.killed = False
+        self.terminated = self.killed = self.frozen = False
 
     def poll(self) -> int | None:
         return self.code
@@ -47,6 +47,14 @@ class FakeHandle:
         self.killed = True
         if self.code is None:
             self.code = -9
+
+    def suspend(self) -> None:
+        self.calls.append((self.spec.name, "suspend"))
+        self.frozen = True
+
+    def resume(self) -> None:
+        self.calls.append((self.spec.name, "resume"))
+        self.frozen = False
 
     def wait(self, timeout: float | None = None) -> int | None:
         self.calls.append((self.spec.name, "wait", timeout))

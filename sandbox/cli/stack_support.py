@@ -1,0 +1,124 @@
+"""What `up`, `down`, `restart` and `recover` share in native and docker mode: ports checked before a
+start, the declared topics applied once healthy, the supervisor's command line, waiting until ready
+and stopping (both carried out by runner/control.py), and `up --foreground`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import typer
+
+from sandbox.config import SandboxConfig
+from sandbox.runner import control, stack
+from sandbox.runner.probe import port_owner
+
+from .common import client, control_call, fail
+
+
+def supervisor_argv(cfg: SandboxConfig) -> list[str]:
+    """The background supervisor's command (`sandbox supervise`)."""
+    return [sys.executable, "-m", "sandbox", "supervise"] + (["--config", str(cfg.path)] if cfg.path else [])
+
+
+def check_ports(cfg: SandboxConfig, only_http: bool = False, skip: set[int] = frozenset()) -> None:
+    """One sentence (exit 2) naming the first port another program holds."""
+    wanted = [] if only_http else [(spec.port, spec.name) for spec in stack.service_specs(cfg)
+                                   if spec.port not in skip]
+    for p, who in wanted + [(cfg.http_port, "the health endpoint")]:
+        owner = port_owner(p)
+        if owner:
+            fail(f"port {p} (for {who}) is taken by {owner}; stop it or choose other ports "
+                 f"in sandbox.toml ([sandbox] port / coordinator_port / http_port) or with --port.")
+
+
+def apply_declared(cfg: SandboxConfig) -> None:
+    """Create (or grow) the topics sandbox.toml declares; exit 1 when one could not be."""
+    from sandbox.runner.manifest import reconcile
+
+    if not cfg.topics:
+        return
+    with client(stack.bootstrap(cfg)) as c:
+        msgs = reconcile(cfg.topics, c)
+    for m in msgs:
+        typer.echo(f"  {m}")
+    failed = [m for m in msgs if m.startswith("failed")]
+    if failed:   # a declared topic that is not there is an error, whatever else went well
+        fail(f"{len(failed)} declared topic change(s) failed ({'; '.join(failed)}); fix [topics] in "
+             f"{cfg.path or 'sandbox.toml'}: the running sandbox applies it when you save", 1)
+
+
+def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop=None) -> dict:
+    """control.wait_ready; Ctrl-C (`stop` set) is exit 130, every other failure one sentence."""
+    try:
+        return control_call(control.wait_ready, cfg, pid, timeout, stop)
+    except control.Interrupted:
+        raise typer.Exit(130) from None
+
+
+def stop_stack(cfg: SandboxConfig) -> bool:
+    """Stop this sandbox's supervisor and any service it left; True if anything was running."""
+    done = control.stop(cfg)
+    if done.left and not done.supervisor_pid:
+        typer.echo(f"the supervisor was not running; stopping the {len(done.left)} service(s) it left: "
+                   f"{done.left_described}")
+    return done.anything
+
+
+def up_foreground(cfg: SandboxConfig, timeout: float, cleanup: Callable[[], None]) -> None:
+    """The supervisor in this process until Ctrl-C, which stops everything (then `cleanup`: the
+    ephemeral data, or in docker mode the containers). On a terminal the live monitor takes the
+    screen once the stack is healthy; otherwise every event is printed as a line (logs, CI)."""
+    import logging
+    import os
+    import threading
+
+    from sandbox.runner.stack import StackSupervisor
+
+    from .monitor import run_monitor
+
+    on_terminal = sys.stdout.isatty()
+    if on_terminal:   # log lines would tear the dashboard: they go to the supervisor's log file
+        handler = logging.FileHandler(cfg.logs_dir / "supervisor.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(logging.INFO)
+
+    def show(e: dict) -> None:
+        typer.echo(f"{e['time']} {e['service']} {e['kind']}: {e['detail']}")
+
+    sup = StackSupervisor(cfg, on_event=None if on_terminal else show)
+    done = threading.Event()
+    failed = threading.Event()
+
+    def attached() -> None:
+        try:
+            wait_ready(cfg, os.getpid(), timeout, stop=sup.stop)
+            apply_declared(cfg)
+        except typer.Exit as e:   # not healthy in time (the sentence is printed): stop it all, exit 1
+            if e.exit_code != 130:   # 130: stopped by Ctrl-C, not a failure
+                failed.set()
+            sup.stop.set()
+            return
+        typer.echo(f"sandbox {cfg.name} is up; bootstrap {stack.bootstrap(cfg)} (Ctrl-C stops it)")
+        if on_terminal:
+            run_monitor(cfg, stop=done)
+
+    def announce_stop() -> None:   # Ctrl-C is honoured at once, and said at once
+        while not done.is_set():
+            if sup.stop.wait(0.1):
+                if not failed.is_set():
+                    typer.echo(f"stopping sandbox {cfg.name} (services first, then the supervisor)...")
+                return
+
+    watcher = threading.Thread(target=attached, name="attached", daemon=True)
+    watcher.start()
+    threading.Thread(target=announce_stop, name="announce-stop", daemon=True).start()
+    try:
+        code = sup.run()
+    finally:
+        done.set()
+        watcher.join(5)
+        cleanup()
+    typer.echo(f"sandbox {cfg.name} stopped")
+    raise typer.Exit(1 if failed.is_set() else code)

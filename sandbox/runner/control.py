@@ -1,0 +1,244 @@
+"""The supervisor's control protocol, from the side of a command: stop it, restart, kill or pause a
+service (request files in the data folder that runner/stack.py reads every 0.25 s), wait until the
+stack is ready, and find the services a dead supervisor left (to adopt or stop). Every wait runs on
+an injected clock and sleep, so it is unit-tested without real time (tests/runner/test_control.py)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from sandbox.config import SandboxConfig
+from sandbox.runner import inbox, orphans, stack
+from sandbox.runner.detach import pid_alive
+
+NOT_RUNNING = 3
+
+
+class ControlError(Exception):
+    """What went wrong, as one sentence for the user, and the exit code a command gives it."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+class Interrupted(Exception):
+    """The wait was given up because its stop event was set (Ctrl-C)."""
+
+
+@dataclass
+class Waiter:
+    """The clock, sleep and liveness check a wait uses (fakes in unit tests)."""
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    alive: Callable[[int | None], bool] = pid_alive
+
+
+REAL = Waiter()
+
+
+def _services(state: dict | None) -> list[dict]:
+    return (state or {}).get("services", [])
+
+
+def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop: Any = None, waiter: Waiter = REAL) -> dict:
+    """The state file once every service of the supervisor `pid` is running and healthy. Raises
+    Interrupted when `stop` (an Event) is set, ControlError (exit 1) on a configuration error no
+    restart fixes, on the supervisor's death, or at the timeout (naming what is not healthy)."""
+    deadline = waiter.clock() + timeout
+    state: dict = {}
+    while waiter.clock() < deadline:
+        if stop is not None and stop.is_set():
+            raise Interrupted()
+        state = stack.read_status_file(cfg) or {}
+        if state.get("supervisor_pid") not in (None, pid):
+            state = {}   # left by an earlier supervisor: it says nothing about this one
+        svcs = _services(state)
+        if svcs and all(s.get("state") == "running" and s.get("healthy") for s in svcs):
+            return state
+        blocked = [s for s in svcs if s.get("state") == "crashed" and s.get("problem")]
+        if blocked:   # a configuration error: no restart will fix it, so do not wait for one
+            raise ControlError("the sandbox cannot start: " + "; ".join(f"{s['name']}: {s['problem']}" for s in blocked))
+        if not waiter.alive(pid):
+            break
+        waiter.sleep(0.1)
+    lines = [f"  {s['name']}: {s.get('state')} (see `sandbox logs {s['name']}`)"
+             for s in _services(state) if not s.get("healthy")]
+    log = cfg.logs_dir / "supervisor.log"
+    tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
+    raise ControlError("the sandbox did not become healthy in time:\n" + "\n".join(lines + tail))
+
+
+def left_running(cfg: SandboxConfig) -> dict:
+    """This sandbox's services that run without a supervisor (a killed one left them): what `up`
+    adopts and `down` stops."""
+    if cfg.mode == "docker" or stack.running_pid(cfg):
+        return {}
+    return orphans.live_services(stack.service_specs(cfg))
+
+
+def orphaned_state(cfg: SandboxConfig, left: dict) -> dict:
+    """A state for status when no supervisor runs but services do: each live one 'orphaned'."""
+    services = []
+    for spec in stack.service_specs(cfg):
+        p = left.get(spec.name)
+        services.append({"name": spec.name, "role": spec.role, "state": "orphaned" if p else "stopped",
+                         "healthy": False, "pid": p.pid if p else None, "port": spec.port,
+                         "data_dir": str(spec.data_dir)})
+    return {"services": services, "events": []}
+
+
+@dataclass
+class Stopped:
+    """What stop() found: the supervisor's pid (None: not running) and the services it had left."""
+    supervisor_pid: int | None
+    left: dict = field(default_factory=dict)
+    left_described: str = ""
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.supervisor_pid or self.left)
+
+
+def _psutil_process(pid: int):
+    import psutil
+
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+def stop(cfg: SandboxConfig, timeout: float = 60.0, waiter: Waiter = REAL) -> Stopped:
+    """Stop the supervisor (which stops its services) through its stop file, by force after
+    `timeout`; then, natively, any service of this sandbox still running without it."""
+    import psutil
+
+    pid = stack.running_pid(cfg)
+    if pid:
+        proc = _psutil_process(pid)
+        try:
+            if proc is not None and proc.status() == psutil.STATUS_STOPPED:
+                proc.resume()   # a paused supervisor never reads its stop file
+        except psutil.Error:
+            pass
+        (cfg.data_dir / stack.STOP_FILE).write_text("stop", encoding="utf-8")
+        deadline = waiter.clock() + timeout
+        while waiter.alive(pid) and waiter.clock() < deadline:
+            waiter.sleep(0.1)
+        if waiter.alive(pid) and proc is not None:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+    if cfg.mode == "docker":
+        return Stopped(pid)
+    # no service of this sandbox may outlive `down`, supervised or not
+    specs = {spec.name: spec for spec in stack.service_specs(cfg)}
+    left = orphans.live_services(specs.values())
+    described = orphans.describe(left) if left else ""
+    if left:
+        orphans.stop_processes({n: (p, specs[n]) for n, p in left.items()}, grace=stack.policy(cfg).grace_s)
+    return Stopped(pid, left, described)
+
+
+def require_running(cfg: SandboxConfig) -> int:
+    """The supervisor's pid, or ControlError (exit 3) saying how to start it."""
+    pid = stack.running_pid(cfg)
+    if not pid:
+        raise ControlError(f"sandbox {cfg.name} is not running; start it with `sandbox up`", NOT_RUNNING)
+    return pid
+
+
+def check_service(cfg: SandboxConfig, service: str, code: int = 2) -> None:
+    """ControlError (exit `code`) unless `service` is one of the sandbox's services."""
+    names = [s.name for s in stack.service_specs(cfg)]
+    if service not in names:
+        raise ControlError(f"no service {service!r}; services are {', '.join(names)}", code)
+
+
+def restart(cfg: SandboxConfig, service: str | None, timeout: float = 60.0, waiter: Waiter = REAL) -> list[str]:
+    """Ask the running supervisor to restart one service (or all) gracefully; the names once every
+    one runs again healthy with a new process (docker: a new start time)."""
+    names = [s.name for s in stack.service_specs(cfg)]
+    if service:
+        check_service(cfg, service)
+    targets = [service] if service else names
+    key = "started_wall" if cfg.mode == "docker" else "pid"  # containers have no pid on the host
+    before = {s["name"]: s.get(key) for s in _services(stack.read_status_file(cfg))}
+    (cfg.data_dir / stack.RESTART_FILE).write_text(service or "", encoding="utf-8")
+    deadline = waiter.clock() + timeout
+    while waiter.clock() < deadline:
+        now = {s["name"]: s for s in _services(stack.read_status_file(cfg))}
+        if all(now.get(n, {}).get(key) not in (None, before.get(n)) and now[n].get("healthy")
+               and now[n].get("state") == "running" for n in targets):
+            return targets
+        waiter.sleep(0.2)
+    raise ControlError(f"{', '.join(targets)} did not come back healthy within {timeout:g} s; "
+                       f"see `sandbox status` and `sandbox logs`")
+
+
+# ---- requests the supervisor carries out itself (it owns the deadlines: a CLI may be interrupted)
+
+def send(cfg: SandboxConfig, command: str, service: str, **args: Any) -> None:
+    """Queue one request for the running supervisor (runner/inbox.py; read in its loop)."""
+    inbox.send(cfg.data_dir, command, service, **args)
+
+
+def _service_state(cfg: SandboxConfig, service: str) -> dict:
+    return next((s for s in _services(stack.read_status_file(cfg)) if s.get("name") == service), {})
+
+
+def _await(cfg: SandboxConfig, service: str, done: Callable[[dict], bool], timeout: float, waiter: Waiter,
+           what: str) -> dict:
+    deadline = waiter.clock() + timeout
+    while waiter.clock() < deadline:
+        now = _service_state(cfg, service)
+        if done(now):
+            return now
+        waiter.sleep(0.1)
+    raise ControlError(f"the supervisor did not {what} {service} within {timeout:g} s; "
+                       f"see `sandbox status` and `sandbox logs supervisor`")
+
+
+def _identity(s: dict, docker: bool) -> Any:
+    return s.get("started_wall") if docker else s.get("pid")
+
+
+def kill(cfg: SandboxConfig, service: str, timeout: float = 10.0, waiter: Waiter = REAL) -> dict:
+    """Kill one service at once (SIGKILL; docker: container kill): the supervisor then restarts it
+    as after any crash. Returns its state as it was just before."""
+    require_running(cfg)
+    check_service(cfg, service)
+    before = _service_state(cfg, service)
+    docker = cfg.mode == "docker"
+    if not before or _identity(before, docker) is None:
+        raise ControlError(f"{service} is not running now ({before.get('state', 'unknown')}); "
+                           f"see `sandbox status`")
+    send(cfg, "kill", service)
+    _await(cfg, service, lambda s: _identity(s, docker) != _identity(before, docker) or s.get("state") != "running",
+           timeout, waiter, "kill")
+    return before
+
+
+def pause(cfg: SandboxConfig, service: str, seconds: float, timeout: float = 10.0, waiter: Waiter = REAL) -> dict:
+    """Freeze one service without ending it (SIGSTOP; Windows: suspend; docker: container pause)
+    for `seconds`; the supervisor resumes it at the deadline whatever happens to this command.
+    Returns the service's state once paused."""
+    require_running(cfg)
+    check_service(cfg, service)
+    if seconds <= 0:
+        raise ControlError(f"--for must be more than 0 seconds, not {seconds:g}", 2)
+    before = _service_state(cfg, service)
+    if not before or before.get("state") not in ("running", "starting", "paused"):
+        raise ControlError(f"{service} is not running now ({before.get('state', 'unknown')}); "
+                           f"see `sandbox status`")
+    send(cfg, "pause", service, seconds=seconds)
+    return _await(cfg, service, lambda s: s.get("state") == "paused", timeout, waiter, "pause")
+
+
+def wait_resumed(cfg: SandboxConfig, service: str, timeout: float, waiter: Waiter = REAL) -> dict:
+    """The service's state once the supervisor has resumed it (it is no longer 'paused')."""
+    return _await(cfg, service, lambda s: s.get("state") != "paused", timeout, waiter, "resume")

@@ -1,0 +1,115 @@
+"""Docker mode's pure part: the names, labels and ports of one sandbox's containers, network and
+journal volumes (a plan computed from sandbox.toml, unit-tested without an engine), what the engine
+reports of a container, and the one error type of docker mode. No Docker SDK here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.config import SandboxConfig
+
+LABEL = "io.kafka-sandbox"
+IMAGE_REPO = "kafka-sandbox"
+DEFAULT_BASE_IMAGE = "python:3.11-slim"
+JOURNAL_MOUNT = "/var/lib/sandbox"
+COORDINATOR_PORT = 9093     # inside the containers; the host ports come from sandbox.toml
+EXTERNAL_PORT = 9092        # clients on the host, through 127.0.0.1:<port>
+INTERNAL_PORT = 19092       # clients in other containers on the sandbox's network
+_NS = 1_000_000_000
+
+
+class DockerError(RuntimeError):
+    """Docker is missing, stopped or refused something: one sentence with the fix."""
+
+
+# ------------------------------------------------------------------ the plan (pure, unit-tested)
+
+def slug(name: str) -> str:
+    s = re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-.") or "sandbox"
+    return s[:40]
+
+
+def prefix(cfg: SandboxConfig) -> str:
+    return f"sandbox-{slug(cfg.name)}"
+
+
+def labels(cfg: SandboxConfig, **extra: str) -> dict[str, str]:
+    out = {f"{LABEL}.sandbox": cfg.name, f"{LABEL}.root": str(cfg.root)}
+    out.update({f"{LABEL}.{k}": str(v) for k, v in extra.items()})
+    return out
+
+
+def selector(cfg: SandboxConfig, **extra: str) -> list[str]:
+    """A label filter for the SDK's list() calls."""
+    return [f"{k}={v}" for k, v in labels(cfg, **extra).items()]
+
+
+def healthcheck(port: int) -> dict[str, Any]:
+    """A Kafka ApiVersions round trip from inside the container (not a bare port check)."""
+    return {"test": ["CMD", "python3", "-m", "sandbox.runner.probe", f"127.0.0.1:{port}"],
+            "interval": 2 * _NS, "timeout": 5 * _NS, "retries": 3, "start_period": 60 * _NS}
+
+
+def connect_host(cfg: SandboxConfig) -> str:
+    return "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
+
+
+@dataclass
+class ContainerPlan:
+    service: str
+    role: str
+    name: str
+    command: list[str]
+    ports: dict[str, tuple[str, int]]          # container port -> (host address, host port)
+    host_port: int
+    aliases: list[str]
+    labels: dict[str, str]
+    healthcheck: dict[str, Any]
+    restart_policy: dict[str, Any] = field(default_factory=lambda: {"Name": "unless-stopped"})
+    environment: dict[str, str] = field(default_factory=lambda: {"PYTHONUNBUFFERED": "1"})
+
+
+def plan(cfg: SandboxConfig) -> list[ContainerPlan]:
+    """The containers of a sandbox, coordinator first. Each broker has two listeners: EXTERNAL for
+    clients on the host (advertised as the port published on 127.0.0.1) and INTERNAL for clients in
+    other containers on the network (advertised as broker-N:19092)."""
+    host = cfg.host
+    coord = ContainerPlan(
+        service="coordinator", role="coordinator", name=f"{prefix(cfg)}-coordinator",
+        command=["coordinator", "--host", "0.0.0.0", "--port", str(COORDINATOR_PORT), "--data-dir", JOURNAL_MOUNT,
+                 "--default-replication-factor", str(cfg.replication), "--min-insync-replicas", str(cfg.min_insync_replicas)],
+        ports={f"{COORDINATOR_PORT}/tcp": (host, cfg.coordinator_port)}, host_port=cfg.coordinator_port,
+        aliases=["coordinator"], labels=labels(cfg, service="coordinator", role="coordinator"),
+        healthcheck=healthcheck(COORDINATOR_PORT))
+    out = [coord]
+    for n in range(1, cfg.brokers + 1):
+        svc = f"broker-{n}"
+        out.append(ContainerPlan(
+            service=svc, role="broker", name=f"{prefix(cfg)}-{svc}",
+            command=["broker", "--id", str(n), "--data-dir", JOURNAL_MOUNT,
+                     "--coordinator", f"coordinator:{COORDINATOR_PORT}",
+                     "--listener", f"EXTERNAL=0.0.0.0:{EXTERNAL_PORT},advertised={connect_host(cfg)}:{cfg.broker_port(n)}",
+                     "--listener", f"INTERNAL=0.0.0.0:{INTERNAL_PORT},advertised={svc}:{INTERNAL_PORT}"],
+            ports={f"{EXTERNAL_PORT}/tcp": (host, cfg.broker_port(n))}, host_port=cfg.broker_port(n),
+            aliases=[svc], labels=labels(cfg, service=svc, role="broker"), healthcheck=healthcheck(EXTERNAL_PORT)))
+    return out
+
+
+def volume_name(cfg: SandboxConfig, service: str, generation: str = "0") -> str:
+    base = f"{prefix(cfg)}-{service}"
+    return base if generation == "0" else f"{base}-{generation}"
+
+
+@dataclass
+class ContainerState:
+    service: str
+    container: str
+    status: str                 # created, running, restarting, exited, dead, paused, removing
+    health: str | None          # starting, healthy, unhealthy (None: no healthcheck)
+    exit_code: int | None
+    restart_count: int
+    started_at: str | None
+    pid: int | None             # the main process on the engine's kernel (0/None when not running)
+    volume: str | None
