@@ -108,6 +108,17 @@ def create_topics_then_again(c: InProcess) -> None:
     assert int(c.create_topic("t", 3).error_code) == E.TOPIC_ALREADY_EXISTS
 
 
+@SHARED.add(43)
+def elect_leaders_not_needed_with_one_replica(c: InProcess) -> None:
+    c.create_topic()
+    resp = c.call(43, 2, {"election_type": 0, "topic_partitions": [{"topic": "t", "partitions": [0]}], "timeout": 5000})
+    r = resp.replica_election_results[0]
+    assert int(resp.error_code) == E.NONE and r.topic == "t"
+    assert [(p.partition_id, int(p.error_code)) for p in r.partition_result] == [(0, E.ELECTION_NOT_NEEDED)]
+    every = c.call(43, 2, {"election_type": 0, "topic_partitions": None, "timeout": 5000})
+    assert int(every.error_code) == E.NONE and list(every.replica_election_results) == []   # no-ops unlisted
+
+
 @SHARED.add(32)
 def describe_configs_of_a_topic(c: InProcess) -> None:
     c.create_topic()

@@ -100,6 +100,10 @@ def coordinator_cmd(
                                                    help="Replicas of a topic created without a factor (-1)."),
     min_insync_replicas: int = typer.Option(1, "--min-insync-replicas", min=1,
                                             help="min.insync.replicas of new topics (capped at their factor)."),
+    leader_imbalance_check_interval_s: float = typer.Option(
+        300.0, "--leader-imbalance-check-interval-s",
+        help="How often preferred leaders are given their partitions back (Kafka's "
+             "leader.imbalance.check.interval.seconds); 0 turns auto.leader.rebalance.enable off."),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
     """Run the coordinator (cluster metadata, broker liveness, placement) in the foreground."""
@@ -108,7 +112,8 @@ def coordinator_cmd(
 
     try:
         code = run(port, data_dir, host=host, session_timeout_ms=session_timeout_ms, log_level=log_level,
-                   default_replication_factor=default_replication_factor, min_insync_replicas=min_insync_replicas)
+                   default_replication_factor=default_replication_factor, min_insync_replicas=min_insync_replicas,
+                   leader_imbalance_check_interval_s=leader_imbalance_check_interval_s)
     except JournalLockedError as e:   # another live process has it: nothing to repair or move aside
         from sandbox.lifecycle import config_exit
 

@@ -52,6 +52,11 @@ class TopicAdmin(MetadataView, Protocol):
 
     async def delete_topic(self, name: str | uuid.UUID) -> None: ...
 
+    async def elect_leaders(self, election_type: int, pairs: list[tuple[str, int]]
+                            ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """ElectLeaders: 0 preferred, 1 unclean; (error code, message) per (topic, partition)."""
+        ...
+
     async def create_partitions(self, name: str, total: int, assignments: Any = None,
                                 validate_only: bool = False) -> TopicInfo | None: ...
 

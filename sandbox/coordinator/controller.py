@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from . import isr
+from . import elections, isr
 from .journal import EventSink, JournalCorruptError, MetadataJournal
 from .machine import Listeners, MetadataMachine, Record
 from sandbox.protocol.errors import INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, KAFKA_STORAGE_ERROR
@@ -225,6 +225,22 @@ class Coordinator:
                                                    leader_epoch, partition_epoch, new_isr)
         self._commit(records)
         return code, after
+
+    def elect_leaders(self, election_type: int, pairs: list[tuple[str, int]]
+                      ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """ElectLeaders (preferred or unclean): (error code, message) per partition."""
+        records, results = elections.elect_leaders(self._machine, election_type, pairs)
+        self._commit(records)
+        return results
+
+    def rebalance_leaders(self, max_percent: int = 10) -> int:
+        """auto.leader.rebalance.enable: give brokers whose imbalance is above max_percent their
+        preferred leaderships back; returns how many partitions moved."""
+        pairs = elections.imbalanced(self._machine, max_percent)
+        if not pairs:
+            return 0
+        results = self.elect_leaders(elections.PREFERRED, pairs)
+        return sum(1 for code, _m in results.values() if code == 0)
 
     def tick(self) -> list[int]:
         """Fence brokers whose session expired; returns their ids."""

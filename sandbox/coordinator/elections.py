@@ -1,9 +1,14 @@
 """Records for one machine command, built on a scratch copy of the state; and the leader/ISR
-changes when a broker is fenced or comes back (Kafka's clean election, optionally unclean).
+changes when a broker is fenced or comes back (Kafka's clean election, optionally unclean),
+ElectLeaders (preferred or unclean) and the auto leader rebalance's choice of partitions.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from sandbox.protocol.errors import (
+    ELECTION_NOT_NEEDED, ELIGIBLE_LEADERS_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION,
+)
 
 from .model import NO_LEADER, PartitionInfo, TopicInfo
 
@@ -66,3 +71,64 @@ class Draft:
                     self._change(m._topics[name], p, p.isr, broker_id)
                 elif unclean:
                     self._change(m._topics[name], p, (broker_id,), broker_id)
+
+
+PREFERRED, UNCLEAN = 0, 1   # ElectLeaders election types
+
+
+def elect_leaders(machine: MetadataMachine, election_type: int, pairs: list[tuple[str, int]]
+                  ) -> tuple[list[Record], dict[tuple[str, int], tuple[int, str | None]]]:
+    """ElectLeaders: PREFERRED moves leadership back to the first replica where it is alive and
+    in sync; UNCLEAN gives a leaderless partition any live replica (data may be lost, as in
+    Kafka). Returns the records and (error code, message) per partition."""
+    draft = Draft(machine)
+    m = draft.machine
+    out: dict[tuple[str, int], tuple[int, str | None]] = {}
+    for name, index in pairs:
+        topic = m._topics.get(name)
+        if topic is None or not 0 <= index < len(topic.partitions):
+            out[(name, index)] = (UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist.")
+            continue
+        p = topic.partitions[index]
+        live = [r for r in p.replicas if r in m._brokers and not m._brokers[r].fenced]
+        if election_type == UNCLEAN:
+            if p.leader != NO_LEADER:
+                out[(name, index)] = (ELECTION_NOT_NEEDED, "Leader election not needed for topic partition.")
+                continue
+            pick = next((r for r in live if r in p.isr), live[0] if live else None)
+            if pick is None:
+                out[(name, index)] = (ELIGIBLE_LEADERS_NOT_AVAILABLE, f"No replica of {name}-{index} is alive.")
+                continue
+            draft._change(topic, p, p.isr if pick in p.isr else (pick,), pick)
+        else:
+            preferred = p.replicas[0]
+            if p.leader == preferred:
+                out[(name, index)] = (ELECTION_NOT_NEEDED, "Leader election not needed for topic partition.")
+                continue
+            if preferred not in live or preferred not in p.isr:
+                out[(name, index)] = (ELIGIBLE_LEADERS_NOT_AVAILABLE, f"The preferred leader of {name}-{index} "
+                                      f"(broker {preferred}) is not alive and in sync.")
+                continue
+            draft._change(topic, p, p.isr, preferred)
+        out[(name, index)] = (NONE, None)
+    return draft.records, out
+
+
+def imbalanced(machine: MetadataMachine, max_percent: int = 10) -> list[tuple[str, int]]:
+    """Kafka's auto leader rebalance: for each broker whose share of partitions it prefers but
+    does not lead is above leader.imbalance.per.broker.percentage, the partitions it should
+    lead again (where it is alive and in sync)."""
+    preferred: dict[int, list[tuple[str, int, PartitionInfo]]] = {}
+    for name in sorted(machine._topics):
+        for p in machine._topics[name].partitions:
+            if p.replicas:
+                preferred.setdefault(p.replicas[0], []).append((name, p.index, p))
+    out = []
+    for broker, parts in sorted(preferred.items()):
+        info = machine._brokers.get(broker)
+        if info is None or info.fenced:
+            continue
+        off = [(n, i) for n, i, p in parts if p.leader != broker and broker in p.isr]
+        if off and 100 * len([1 for _n, _i, p in parts if p.leader != broker]) > max_percent * len(parts):
+            out.extend(off)
+    return out

@@ -43,6 +43,10 @@ class AsyncCoordinator(ViewReads):
                             validate_only: bool = False) -> list[TopicResult]:
         return self.controller.create_topics(topics, validate_only)
 
+    async def elect_leaders(self, election_type: int, pairs: list[tuple[str, int]]
+                            ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        return self.controller.elect_leaders(election_type, pairs)
+
     async def delete_topic(self, name: str | uuid.UUID) -> None:
         self.controller.delete_topic(name)
 

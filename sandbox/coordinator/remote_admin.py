@@ -17,7 +17,7 @@ from .model import NO_LEADER, CoordinatorError, NewTopic, PartitionInfo, TopicIn
 from .topic_configs import RESOURCE_TOPIC
 from .transport import CoordinatorConnection, assignment_list, check
 
-V_CREATE, V_DELETE, V_PARTITIONS, V_ALTER, V_INCREMENTAL = 7, 5, 3, 2, 1
+V_CREATE, V_DELETE, V_PARTITIONS, V_ALTER, V_INCREMENTAL, V_ELECT = 7, 5, 3, 2, 1, 2
 SET, DELETE = 0, 1          # IncrementalAlterConfigs operations
 DEFAULT_CONFIG = 5          # CreateTopics config_source of a default value
 
@@ -97,6 +97,20 @@ class RemoteAdmin(ViewReads):
         return TopicInfo(result.name, result.topic_id or uuid.UUID(int=0), parts,
                          {c.name: c.value for c in (result.configs or ())
                           if c.config_source != DEFAULT_CONFIG and c.value is not None})
+
+    async def elect_leaders(self, election_type: int, pairs: list[tuple[str, int]]
+                            ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        by_topic: dict[str, list[int]] = {}
+        for topic, index in pairs:
+            by_topic.setdefault(topic, []).append(index)
+        body = build(request_class(43, V_ELECT), {
+            "election_type": election_type, "timeout": int(self.request_timeout * 1000),
+            "topic_partitions": [{"topic": t, "partitions": ps} for t, ps in by_topic.items()]})
+        resp = await self._request(body)
+        check(resp.error_code, None, "Electing leaders")
+        await self.mirror.catch_up()
+        return {(r.topic, int(p.partition_id)): (int(p.error_code), p.error_message)
+                for r in resp.replica_election_results for p in r.partition_result}
 
     async def delete_topic(self, name: str | uuid.UUID) -> None:
         if isinstance(name, uuid.UUID):

@@ -39,6 +39,11 @@ class CoordinatorConfig:
     default_replication_factor: int = 1   # sandbox.toml [sandbox] replication
     min_insync_replicas: int = 1          # sandbox.toml [sandbox] min_insync_replicas
     tick_interval_s: float = 0.25
+    # Kafka's auto.leader.rebalance.enable, leader.imbalance.check.interval.seconds and
+    # leader.imbalance.per.broker.percentage: preferred leaders come back on their own
+    auto_leader_rebalance: bool = True
+    leader_imbalance_check_interval_s: float = 300.0
+    leader_imbalance_per_broker_percentage: int = 10
     feed_capacity: int = DEFAULT_CAPACITY
     snapshot_every: int = 1000
     max_request_bytes: int = MAX_REQUEST_BYTES
@@ -85,6 +90,9 @@ class CoordinatorServer(lifecycle.Service):
             asyncio.create_task(lifecycle.watch_stop_file(self.data_dir, self.request_stop, log,
                                                           cfg.tick_interval_s)),
         ]
+        if cfg.auto_leader_rebalance:
+            self._tasks.append(asyncio.create_task(lifecycle.every(
+                cfg.leader_imbalance_check_interval_s, self._rebalance_leaders, log)))
         log.info("coordinator serving on %s:%d (cluster %s, data %s, metadata offset %d, "
                  "started in %.0f ms)", cfg.host, cfg.port, self.coordinator.cluster_id,
                  self.data_dir, self.coordinator.metadata_offset,
@@ -116,6 +124,11 @@ class CoordinatorServer(lifecycle.Service):
         for bid in self.coordinator.tick():
             log.warning("broker %d missed its session timeout (%d ms): fenced", bid,
                         self.session_timeout_ms)
+
+    def _rebalance_leaders(self) -> None:
+        moved = self.coordinator.rebalance_leaders(self.config.leader_imbalance_per_broker_percentage)
+        if moved:
+            log.info("auto leader rebalance: %d partition(s) led by their preferred replica again", moved)
 
     async def stop(self) -> None:
         if self._stopped:

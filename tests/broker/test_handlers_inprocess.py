@@ -256,15 +256,6 @@ def delete_groups_known_and_unknown(b):
     assert {r.group_id: int(r.error_code) for r in resp.results} == {"gone": E.NONE, "nope": E.GROUP_ID_NOT_FOUND}
 
 
-@case(43)
-def elect_leaders_not_needed_with_one_replica(b):
-    b.create_topic()
-    resp = b.call(43, 2, {"election_type": 0, "topic_partitions": [{"topic": "t", "partitions": [0]}], "timeout": 5000})
-    r = resp.replica_election_results[0]
-    assert int(resp.error_code) == E.NONE and r.topic == "t"
-    assert [(p.partition_id, int(p.error_code)) for p in r.partition_result] == [(0, E.ELECTION_NOT_NEEDED)]
-
-
 @case(45)
 def alter_partition_reassignments_to_the_only_broker(b):
     b.create_topic()

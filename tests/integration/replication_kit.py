@@ -24,13 +24,14 @@ SESSION_MS = 4000   # a short coordinator session keeps the tests quick (the def
 
 class Cluster:
     def __init__(self, root: Path, brokers: int = 3, session_ms: int = SESSION_MS,
-                 broker_options: list[str] | None = None) -> None:
+                 broker_options: list[str] | None = None, coordinator_options: list[str] | None = None) -> None:
         self.root = Path(root)
         self.session_ms = session_ms
         self.coordinator_port = free_port()
         self.ports = {n: free_port() for n in range(1, brokers + 1)}
         self.options = ["broker.session.timeout.ms=%d" % session_ms, "replica.lag.time.max.ms=10000"]
         self.options += broker_options or []
+        self.coordinator_options = coordinator_options or []
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: list = []
 
@@ -66,7 +67,7 @@ class Cluster:
         self.root.mkdir(parents=True, exist_ok=True)
         self._spawn("coordinator", [sys.executable, "-m", "sandbox", "coordinator", "--port",
                                     str(self.coordinator_port), "--data-dir", str(self.root / "coordinator"),
-                                    "--session-timeout-ms", str(self.session_ms)])
+                                    "--session-timeout-ms", str(self.session_ms), *self.coordinator_options])
         self._wait_ready("coordinator", self.coordinator_port)
         for n in self.ports:
             self.start_broker(n, wait=False)

@@ -180,3 +180,35 @@ def test_min_insync_replicas_refuses_acks_all_but_not_acks_1(cluster):
     assert send("all").offset == 2
     got = read_all(cluster, topic)
     assert sorted(got) == [(0, 0), (0, 1), (0, 2)]
+
+
+@pytest.mark.parametrize("how", ["auto rebalance", "ElectLeaders"])
+def test_the_preferred_leader_gets_its_partition_back(tmp_path, how):
+    """After a failover the returning broker follows; once it is in sync again, leadership goes
+    back to it: by auto.leader.rebalance.enable (checked every second here), or when a client
+    asks with ElectLeaders (auto rebalance off)."""
+    from confluent_kafka import ElectionType, TopicPartition
+
+    interval = "1" if how == "auto rebalance" else "0"
+    cluster = Cluster(tmp_path / "cluster", coordinator_options=["--leader-imbalance-check-interval-s", interval])
+    try:
+        cluster.start()
+        topic = unique("preferred")
+        create(cluster, topic, 1)
+        leader, replicas, _isr = cluster.partition(topic, 0)
+        assert leader == replicas[0]
+        cluster.kill(leader)
+        cluster.wait_for(lambda: cluster.partition(topic, 0)[0] not in (leader, -1), 20, "another leader")
+        cluster.start_broker(leader)
+        cluster.wait_in_sync(topic, 1)
+        if how == "ElectLeaders":
+            time.sleep(2)
+            assert cluster.partition(topic, 0)[0] != leader       # nothing moves it by itself
+            admin = cluster.admin()
+            result = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(topic, 0)]).result(timeout=15)
+            assert result[TopicPartition(topic, 0)] is None       # no error for the partition
+        cluster.wait_for(lambda: cluster.partition(topic, 0)[0] == leader, 20, "the preferred leader back")
+        acked, errors = produce_through(cluster, topic, lambda: None, n=200, per_s=400, fault_at_s=0)
+        assert not errors and len(acked) == 200
+    finally:
+        cluster.stop()

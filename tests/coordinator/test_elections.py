@@ -1,0 +1,88 @@
+"""ElectLeaders and the auto leader rebalance as the coordinator decides them (elections.py):
+preferred leaders come back only where alive and in sync; unclean elections only for leaderless
+partitions; Kafka's imbalance rule picks which partitions move."""
+from __future__ import annotations
+
+import uuid
+
+from sandbox.coordinator import elections
+from sandbox.protocol import errors as E
+from coordinator.coordinator_helpers import machine_with_brokers, run
+
+
+def setup(partitions=1):
+    m = machine_with_brokers(1, 2, 3)
+    run(m, m.create_topic("r", partitions, 3, None, uuid.uuid4()))
+    return m
+
+
+def part(m, i=0):
+    return m.topic("r").partitions[i]
+
+
+def fail_over(m, broker):
+    """The broker is fenced (its leaderships move), then comes back unfenced and in sync."""
+    epoch = m.broker(broker).epoch
+    run(m, m.fence_broker(broker))
+    run(m, m.broker_heartbeat(broker, epoch, 0))
+    return epoch
+
+
+def test_the_preferred_leader_comes_back_only_when_alive_and_in_sync():
+    m = setup()
+    p = part(m)
+    preferred = p.replicas[0]
+    run(m, m.fence_broker(preferred))
+    moved = part(m)
+    assert moved.leader != preferred and preferred not in moved.isr
+    records, out = elections.elect_leaders(m, elections.PREFERRED, [("r", 0)])
+    assert out[("r", 0)][0] == E.ELIGIBLE_LEADERS_NOT_AVAILABLE and not records   # fenced
+    run(m, m.broker_heartbeat(preferred, m.broker(preferred).epoch, 0))
+    records, out = elections.elect_leaders(m, elections.PREFERRED, [("r", 0)])
+    assert out[("r", 0)][0] == E.ELIGIBLE_LEADERS_NOT_AVAILABLE   # alive but not in sync yet
+    ls = part(m)
+    run(m, [{"type": "partition-change", "topic_id": str(m.topic("r").topic_id), "index": 0,
+             "replicas": list(ls.replicas), "isr": list(ls.replicas), "leader": ls.leader,
+             "leader_epoch": ls.leader_epoch, "partition_epoch": ls.partition_epoch + 1}])
+    records, out = elections.elect_leaders(m, elections.PREFERRED, [("r", 0), ("r", 5), ("nope", 0)])
+    assert out == {("r", 0): (E.NONE, None),
+                   ("r", 5): (E.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist."),
+                   ("nope", 0): (E.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist.")}
+    run(m, records)
+    back = part(m)
+    assert back.leader == preferred and back.leader_epoch == ls.leader_epoch + 1
+    assert elections.elect_leaders(m, elections.PREFERRED, [("r", 0)])[1][("r", 0)][0] == E.ELECTION_NOT_NEEDED
+
+
+def test_unclean_election_only_for_a_leaderless_partition():
+    m = setup()
+    assert elections.elect_leaders(m, elections.UNCLEAN, [("r", 0)])[1][("r", 0)][0] == E.ELECTION_NOT_NEEDED
+    for b in (1, 2, 3):
+        run(m, m.fence_broker(b))
+    p = part(m)
+    assert p.leader == -1 and len(p.isr) == 1        # the last leader stays the ISR (never emptied)
+    last = p.isr[0]
+    other = next(b for b in (1, 2, 3) if b != last)
+    run(m, m.broker_heartbeat(other, m.broker(other).epoch, 0))
+    p = part(m)
+    assert p.leader == -1                            # clean election only: the ISR member is down
+    records, out = elections.elect_leaders(m, elections.UNCLEAN, [("r", 0)])
+    assert out[("r", 0)] == (E.NONE, None)
+    run(m, records)
+    p = part(m)
+    assert p.leader == other and p.isr == (other,)
+
+
+def test_imbalance_rule_moves_only_a_broker_above_the_percentage():
+    m = setup(partitions=3)                          # placement spreads preferred leaders 1, 2, 3
+    prefs = {i: part(m, i).replicas[0] for i in range(3)}
+    victim = prefs[0]
+    fail_over(m, victim)
+    for i in range(3):                               # everyone in sync again
+        p = part(m, i)
+        run(m, [{"type": "partition-change", "topic_id": str(m.topic("r").topic_id), "index": i,
+                 "replicas": list(p.replicas), "isr": list(p.replicas), "leader": p.leader,
+                 "leader_epoch": p.leader_epoch, "partition_epoch": p.partition_epoch + 1}])
+    assert part(m, 0).leader != victim
+    assert elections.imbalanced(m, 10) == [("r", 0)]
+    assert elections.imbalanced(m, 100) == []        # 1 of 1 off is 100%: not above 100
