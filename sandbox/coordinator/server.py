@@ -18,6 +18,7 @@ from sandbox.lifecycle import serve_until_stopped, setup_logging  # noqa: F401  
 from sandbox.protocol import CLOSE, FrameBuffer, FrameError
 
 from .controller import Coordinator
+from .model import CoordinatorError
 from .feed import DEFAULT_CAPACITY, MetadataFeed
 from .handlers import REGISTRY
 from .quorum import Observers
@@ -27,6 +28,9 @@ emit_event = lifecycle.event_emitter(log)   # the coordinator's EVENT lines
 
 READ_CHUNK = 1 << 16
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
+
+
+SESSION_LOST_GRACE_S = 1.5   # > the brokers' heartbeat interval (0.5 s) plus a reconnect
 
 
 @dataclass
@@ -60,6 +64,11 @@ class CoordinatorServer(lifecycle.Service):
         self.coordinator: Coordinator | None = None
         self.feed: MetadataFeed | None = None
         self.sessions: dict[int, int] = {}  # broker id -> epoch, registered with THIS process
+        # broker id -> the connection (peer) its session last spoke on: when that connection
+        # closes and the broker does not come back on another within SESSION_LOST_GRACE_S, the
+        # process is gone (a SIGKILLed broker's sockets are closed by its OS): fence it now
+        # instead of after the session timeout, so its leaderships move within a second or two
+        self.session_peers: dict[int, str] = {}
         self.observers = Observers()  # brokers following the metadata, for DescribeQuorum
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task] = []
@@ -189,6 +198,27 @@ class CoordinatorServer(lifecycle.Service):
         finally:
             self._conns.pop(writer, None)
             writer.close()
+            self._connection_lost(peer)
+
+    def _connection_lost(self, peer: str) -> None:
+        for broker_id in [b for b, p in self.session_peers.items() if p == peer]:
+            if not self._stopped:
+                asyncio.get_running_loop().call_later(
+                    SESSION_LOST_GRACE_S, self._fence_if_gone, broker_id, peer, self.sessions.get(broker_id))
+
+    def _fence_if_gone(self, broker_id: int, peer: str, epoch: int | None) -> None:
+        """The broker's session connection closed and no heartbeat came on another since."""
+        if self._stopped or self.session_peers.get(broker_id) != peer or self.sessions.get(broker_id) != epoch:
+            return
+        info = self.coordinator.broker(broker_id)
+        if info is None or info.fenced or epoch is None:
+            return
+        try:
+            self.coordinator.unregister_broker(broker_id, epoch)
+        except CoordinatorError:
+            return
+        self.session_peers.pop(broker_id, None)
+        log.warning("broker %d closed its session connection and did not come back: fenced", broker_id)
 
     async def _dispatch(self, frame: bytes, peer: str):
         """The encoded reply, None for no reply, CLOSE (False) to close the connection."""

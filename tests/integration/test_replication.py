@@ -212,3 +212,22 @@ def test_the_preferred_leader_gets_its_partition_back(tmp_path, how):
         assert not errors and len(acked) == 200
     finally:
         cluster.stop()
+
+
+def test_a_killed_leader_is_replaced_without_waiting_for_its_session(tmp_path):
+    """A SIGKILLed broker's sockets are closed by its OS: the coordinator fences it once its session
+    connection is gone (and no heartbeat came on another), long before the session timeout (20 s
+    here), so its partitions get a new leader at once."""
+    cluster = Cluster(tmp_path / "cluster", session_ms=20000)
+    try:
+        cluster.start()
+        topic = unique("fast-failover")
+        create(cluster, topic, 1)
+        leader = leader_of(cluster, topic)
+        cluster.kill(leader)
+        cluster.wait_for(lambda: cluster.partition(topic, 0)[0] not in (leader, -1), 12,
+                         "a new leader well inside the 20 s session")
+        acked, errors = produce_through(cluster, topic, lambda: None, n=100, per_s=400, fault_at_s=0)
+        assert not errors and len(acked) == 100
+    finally:
+        cluster.stop()

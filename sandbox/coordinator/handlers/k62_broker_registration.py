@@ -30,5 +30,6 @@ def handle(ctx, request) -> dict:
         out["error_code"] = e.error_code
         return out
     ctx.server.sessions[request.broker_id] = epoch
+    ctx.server.session_peers[request.broker_id] = ctx.peer
     out["broker_epoch"] = epoch
     return out

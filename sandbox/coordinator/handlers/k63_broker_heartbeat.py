@@ -31,6 +31,7 @@ def handle(ctx, request) -> dict:
             coord.unregister_broker(request.broker_id, request.broker_epoch)
         else:
             out["is_fenced"] = coord.heartbeat(request.broker_id, request.broker_epoch)
+            ctx.server.session_peers[request.broker_id] = ctx.peer
     except CoordinatorError as e:
         out["error_code"] = e.error_code
         return out
