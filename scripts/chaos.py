@@ -382,7 +382,8 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print) -> Repo
                 seen.setdefault(v, []).append((p, off))
         report.duplicates = sum(len(v) - 1 for v in seen.values() if len(v) > 1)
         if report.duplicates:
-            report.violations.append(f"{report.duplicates} duplicated records")
+            sample = [f"{v[:24]!r} at {where}" for v, where in seen.items() if len(where) > 1][:5]
+            report.violations.append(f"{report.duplicates} duplicated records, e.g. {'; '.join(sample)}")
         for value, (p, off) in load.acked.items():
             if value in seen:
                 continue

@@ -211,8 +211,19 @@ class PartitionLog(Shrinking):
         return self._epochs.end_offset_for(epoch, self.log_end_offset)
 
     def begin_epoch(self, epoch: int) -> None:
-        """This replica leads from now on in `epoch`, starting at its log end."""
+        """This replica leads from now on in `epoch`, starting at its log end. An epoch below the
+        ones the log holds (the coordinator's journal was destroyed and its topics re-created,
+        epochs from 0 again) restarts the history: the old epochs mean nothing any more."""
+        if 0 <= epoch < self._epochs.latest_epoch:
+            self.restart_epochs(epoch)
         self._epochs.assign(epoch, self.log_end_offset)
+
+    def restart_epochs(self, epoch: int) -> None:
+        """Forget the epoch history; everything up to the log end counts as `epoch`'s."""
+        self._emit("epochs-restarted", {"from": self._epochs.latest_epoch, "to": epoch})
+        self._epochs.reset()
+        if self.log_end_offset > self._log_start_offset:
+            self._epochs.assign(epoch, self._log_start_offset)
 
     # ---------------------------------------------------------------- producer state
 

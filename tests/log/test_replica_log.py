@@ -153,3 +153,17 @@ def test_follower_truncation_under_windows_file_rules(tmp_path, windows_files):
     log.close()
     reopened = PartitionLog(tmp_path / "leader", cfg())
     assert (reopened.log_start_offset, reopened.log_end_offset) == (100, 100)
+
+
+def test_an_epoch_below_the_logs_restarts_the_history(tmp_path):
+    """The coordinator's journal was destroyed and its topics re-created: leader epochs count
+    from 0 again. The old epochs mean nothing then: the leader's cache starts over, so a follower
+    asking about the new epoch learns the leader's log end."""
+    log = leader_with(tmp_path, [(3, 2), (5, 2)])
+    log.begin_epoch(0)
+    assert log._epochs.entries == [(0, 0)] and log.latest_epoch == 0
+    assert log.end_offset_for_epoch(0) == (0, 4)
+    log.append(batch(1), leader_epoch=0)
+    assert log.end_offset_for_epoch(0) == (0, 5)
+    log.begin_epoch(1)                     # a normal failover afterwards
+    assert log._epochs.entries == [(0, 0), (1, 5)]

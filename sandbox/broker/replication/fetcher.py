@@ -105,6 +105,12 @@ class ReplicaFetcher:
             if mine < 0:   # nothing written under any epoch: nothing to disagree about
                 self._truncate.discard(key)
                 continue
+            if mine > epoch:
+                # our epochs are newer than the leader's: the coordinator's journal was destroyed
+                # and epochs count from 0 again; the history is void, so keep what we have as this
+                # epoch's and let the leader's log end decide (as its own restarted cache does)
+                plog.restart_epochs(epoch)
+                mine = epoch
             asked[key] = (epoch, mine)
             topics.setdefault(key[0], []).append(
                 {"partition": key[1], "current_leader_epoch": epoch, "leader_epoch": mine})
@@ -176,6 +182,10 @@ class ReplicaFetcher:
         if code == OFFSET_OUT_OF_RANGE:
             if plog.log_end_offset < int(p.log_start_offset):
                 plog.reset_to(int(p.log_start_offset))   # the leader no longer has what we lack
+            elif 0 <= int(p.high_watermark) < plog.log_end_offset and key not in self._truncate:
+                # beyond the leader's log end although the epochs agreed: cut to what the leader
+                # has committed and fetch the rest from it
+                plog.truncate_to(int(p.high_watermark))
             else:
                 self._truncate.add(key)
             return True
