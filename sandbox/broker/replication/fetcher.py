@@ -74,7 +74,7 @@ class ReplicaFetcher:
             if self._conn is None or (self._conn.host, self._conn.port) != addr:
                 if self._conn is not None:
                     self._conn.close()
-                self._conn = _Connection(addr[0], addr[1], f"replica-{state.node_id}", 2.0)
+                self._conn = self.manager.connect(addr[0], addr[1], f"replica-{state.node_id}", 2.0)
             try:
                 if self._truncate:
                     await self._truncate_diverged()

@@ -10,6 +10,7 @@ import logging
 import time
 from typing import Any, Callable
 
+from sandbox.coordinator.transport import _Connection
 from sandbox.protocol.errors import (
     FENCED_LEADER_EPOCH,
     NONE,
@@ -48,6 +49,7 @@ class ReplicaManager:
         self._altering: set[Key] = set()
         self._tasks: set[asyncio.Task] = set()
         self.closed = False
+        self.connect: Callable[..., Any] = _Connection   # a fetcher's connection to its leader (a test may fake it)
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
