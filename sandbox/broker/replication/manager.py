@@ -59,6 +59,7 @@ class ReplicaManager:
         """Take up the roles the metadata gives this broker: lead, follow, or neither."""
         now = self._now_ms()
         seen: set[Key] = set()
+        newly_replicated = False
         self.topic_ids = {t.name: t.topic_id for t in topics}
         for t in topics:
             min_isr = _int(t.configs.get("min.insync.replicas"), self.default_min_isr)
@@ -74,6 +75,9 @@ class ReplicaManager:
                     if not plog.hw_follows_leo:
                         plog.set_replicated(False)
                     continue
+                if plog.hw_follows_leo:   # its high watermark stops following its log end
+                    plog.set_replicated(True)
+                    newly_replicated = True
                 if p.leader == self.node_id:
                     self._lead(key, plog, p, now)
                 elif p.leader >= 0:
@@ -84,6 +88,11 @@ class ReplicaManager:
             self._drop(key, NOT_LEADER_OR_FOLLOWER)
         for lid in [lid for lid, f in self.fetchers.items() if not f.partitions]:
             self.fetchers.pop(lid).stop()
+        logs = getattr(self.state, "logs", None)
+        if newly_replicated and logs is not None:
+            # on disk before any replicated append: a log reopened without its entry would take
+            # its log end as its high watermark, and keep batches no other replica has
+            logs.checkpoint_high_watermarks()
 
     def _lead(self, key: Key, plog, p, now: int) -> None:
         ls = self.leading.get(key)
