@@ -88,11 +88,13 @@ class Network:
         self.loss: dict[frozenset, float] = {}
         self.slow: dict[frozenset, float] = {}
         self.drop_next: dict[frozenset, int] = {}
+        self.drop_reply: dict[tuple[int, str], int] = {}   # (requester, what) -> replies to lose
 
     def heal_all(self) -> None:
         self.loss.clear()
         self.slow.clear()
         self.drop_next.clear()
+        self.drop_reply.clear()
 
     def _delay(self, a: int, b: int) -> float:
         return 0.0005 + 0.004 * self.rng.random() + self.slow.get(frozenset((a, b)), 0.0) * self.rng.random()
@@ -105,7 +107,14 @@ class Network:
         p = self.loss.get(link, 0.0)
         return p >= 1.0 or (p > 0 and self.rng.random() < p)
 
-    async def call(self, src: int, dst: int, serve: Callable[[], Awaitable[Any]], timeout: float) -> Any:
+    def _reply_lost(self, src: int, what: str) -> bool:
+        if self.drop_reply.get((src, what)):
+            self.drop_reply[(src, what)] -= 1
+            return True
+        return False
+
+    async def call(self, src: int, dst: int, serve: Callable[[], Awaitable[Any]], timeout: float,
+                   what: str = "") -> Any:
         """One request/response; CoordinatorError (as _Connection raises) when none comes in time."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
@@ -130,7 +139,7 @@ class Network:
             if not node.up or node.incarnation != inc:
                 return
             await asyncio.sleep(self._delay(dst, src))
-            if not self._lost(dst, src) and not fut.done():
+            if not self._lost(dst, src) and not self._reply_lost(src, what) and not fut.done():
                 fut.set_result(reply)
 
         task = loop.create_task(deliver())
@@ -177,7 +186,8 @@ class SimConnection:
             key, version = body.__api_key__, body.__version__
             self._corr += 1
             frame = encode_request(RequestHeader(key, version, self._corr, self.client_id), body)[4:]
-            reply = await self.sim.net.call(self.src, self.dst, lambda: self.sim.serve(self.dst, frame), timeout)
+            reply = await self.sim.net.call(self.src, self.dst, lambda: self.sim.serve(self.dst, frame), timeout,
+                                            "fetch" if key == 1 else "epoch")
             await me.running()
             _corr, resp = decode_response(bytes(reply)[4:], key, version)
             return resp
@@ -224,7 +234,7 @@ class CoordinatorView:
             self.sim.commit(records)
             return code, after
 
-        reply = await self.sim.net.call(me.id, COORD, serve, 5.0)
+        reply = await self.sim.net.call(me.id, COORD, serve, 5.0, "alter")
         await me.running()
         return reply
 
@@ -311,7 +321,7 @@ class SimBroker:
                 return info.fenced, offset >= sim.machine.metadata_offset - 1
 
             try:
-                fenced, caught_up = await sim.net.call(self.id, COORD, serve, 2.0)
+                fenced, caught_up = await sim.net.call(self.id, COORD, serve, 2.0, "heartbeat")
             except CoordinatorError:
                 continue
             await self.running()
@@ -425,7 +435,7 @@ class Cluster:
         seen: dict = {}
         try:
             reply = await self.net.call(CLIENT, broker_id, lambda: self.serve(broker_id, frame, seen),
-                                        timeout_ms / 1000 + 2.0)
+                                        timeout_ms / 1000 + 2.0, "produce")
         except CoordinatorError as e:
             return e.error_code, -1, seen
         _corr, resp = decode_response(bytes(reply)[4:], 0, 9)

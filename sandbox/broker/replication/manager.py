@@ -212,6 +212,9 @@ class ReplicaManager:
         for key, ls in list(self.leading.items()):
             if key in self._altering:
                 continue
+            if ls.pending is not None:   # a change asked for whose outcome is unknown: ask again
+                self._propose(key, ls, ls.pending, "expand" if len(ls.pending) > len(ls.isr) else "shrink")
+                continue
             out = ls.to_shrink(now, self.replica_lag_ms)
             if out:
                 self._propose(key, ls, tuple(r for r in ls.isr if r not in out), "shrink")
@@ -263,8 +266,14 @@ class ReplicaManager:
             ls.committed(tuple(after.isr), after.partition_epoch, self._now_ms())
             self.emit(f"isr-{why}", {"topic": key[0], "partition": key[1], "from": list(before),
                                      "to": list(after.isr)})
-        else:
+        elif (after is not None and after.leader_epoch == ls.leader_epoch
+              and after.partition_epoch > ls.partition_epoch):
+            # refused because the ISR changed meanwhile (an earlier ask whose answer was lost)
+            ls.committed(tuple(after.isr), after.partition_epoch, self._now_ms())
+        elif code != -1:
             ls.pending = None
+        # no answer: the coordinator may have made the change, so the larger ISR stays trusted
+        # (pending) until an answer or the metadata tells; tick() asks again
         plog = self.state.partitions.get(key)
         if plog is not None:
             self._advance(key, ls, plog)
