@@ -20,10 +20,10 @@ from sandbox.broker.server import BrokerServer
 from sandbox.broker.state import BrokerState
 from sandbox.coordinator import CoordinatorError, isr
 from sandbox.coordinator.machine import MetadataMachine
-from sandbox.log import build_batch, iter_batches, iter_records
+from sandbox.log import build_batch
 from sandbox.protocol import (RequestHeader, build, decode_produce_request, decode_request,
                               decode_response, encode_request, peek_header, request_class)
-from sandbox.protocol.errors import NONE, REQUEST_TIMED_OUT
+from sandbox.protocol.errors import REQUEST_TIMED_OUT
 
 COORD = 0                 # the coordinator's node id on the fake network
 CLIENT = -1               # the producing application's node id
@@ -41,17 +41,13 @@ class _VirtualSelector(selectors.BaseSelector):
         self._loop = loop
         self._keys: dict[int, selectors.SelectorKey] = {}
 
-    @staticmethod
-    def _fd(fileobj: Any) -> int:
-        return fileobj if isinstance(fileobj, int) else fileobj.fileno()
-
     def register(self, fileobj, events, data=None):
-        key = selectors.SelectorKey(fileobj, self._fd(fileobj), events, data)
+        key = selectors.SelectorKey(fileobj, selectors._fileobj_to_fd(fileobj), events, data)
         self._keys[key.fd] = key
         return key
 
     def unregister(self, fileobj):
-        return self._keys.pop(self._fd(fileobj))
+        return self._keys.pop(selectors._fileobj_to_fd(fileobj))
 
     def select(self, timeout=None):
         if timeout is None:
@@ -158,9 +154,7 @@ class Network:
 
 class CoordinatorNode:
     """The coordinator on the network: never paused, never crashed."""
-
-    up = True
-    incarnation = 0
+    up, incarnation = True, 0
 
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task] = set()
@@ -250,7 +244,6 @@ class SimBroker:
         self.state: BrokerState | None = None
         self.view: CoordinatorView | None = None
         self.tasks: set[asyncio.Task] = set()
-        self.resumed_at = -1.0
 
     @property
     def paused(self) -> bool:
@@ -264,9 +257,7 @@ class SimBroker:
         self._running.clear()
 
     def resume(self) -> None:
-        if self.paused:
-            self._running.set()
-            self.resumed_at = self.sim.loop.time()
+        self._running.set()
 
     def start(self) -> None:
         """A new incarnation: reopen the logs from the directory, register (fencing the old one)."""
@@ -456,19 +447,3 @@ class Cluster:
         finally:
             self.loop.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def log_records(plog) -> dict[int, tuple[int, bytes]]:
-    """offset -> (the batch's leader epoch, the record's value) of everything in a log."""
-    out: dict[int, tuple[int, bytes]] = {}
-    start, end = plog.log_start_offset, plog.log_end_offset
-    if end <= start:
-        return out
-    data = memoryview(plog.read(start, 1 << 30))
-    for pos, h in iter_batches(data):
-        for off, _ts, _k, v, _hd in iter_records(data[pos:pos + h.size]):
-            out[off] = (h.leader_epoch, None if v is None else bytes(v))
-    return out
-
-
-__all__ = ["CLIENT", "COORD", "NONE", "TOPIC", "Cluster", "log_records"]

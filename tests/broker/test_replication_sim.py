@@ -24,10 +24,26 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from replication_sim import COORD, NONE, TOPIC, Cluster, log_records  # noqa: E402
+from replication_sim import COORD, TOPIC, Cluster  # noqa: E402
+
+from sandbox.log import iter_batches, iter_records  # noqa: E402
+from sandbox.protocol.errors import NONE  # noqa: E402
 
 NODES = (1, 2, 3)
 LINK_ENDS = (COORD, 1, 2, 3)
+
+
+def log_records(plog) -> dict[int, tuple[int, bytes]]:
+    """offset -> (the batch's leader epoch, the record's value) of everything in a log."""
+    out: dict[int, tuple[int, bytes]] = {}
+    start, end = plog.log_start_offset, plog.log_end_offset
+    if end <= start:
+        return out
+    data = memoryview(plog.read(start, 1 << 30))
+    for pos, h in iter_batches(data):
+        for off, _ts, _k, v, _hd in iter_records(data[pos:pos + h.size]):
+            out[off] = (h.leader_epoch, None if v is None else bytes(v))
+    return out
 
 
 class Violation(AssertionError):
