@@ -413,6 +413,8 @@ class Cluster:
             result = handler.handle(ctx, request)
             if asyncio.iscoroutine(result):
                 result = await result
+        if seen is not None:   # who the coordinator has as leaders when the broker decides its answer
+            seen["decided"] = {(TOPIC, p.index): (p.leader, p.leader_epoch) for p in self.machine.topic(TOPIC).partitions}
         return BrokerServer._encode(result, api_key, version, corr)
 
     async def produce(self, broker_id: int, index: int, acks: int, values: list[bytes],
