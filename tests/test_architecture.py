@@ -48,8 +48,9 @@ def _runtime_imports(tree: ast.AST):
 
 
 def import_graph() -> dict[str, set[str]]:
-    """module -> the sandbox modules it imports, leaving out a module's own ancestor packages
-    (importing its parent package for re-exports is allowed)."""
+    """module -> the sandbox modules it imports, with the packages whose __init__ each import runs
+    first, leaving out a module's own ancestor packages (importing its parent package for
+    re-exports is allowed)."""
     files = {_module_name(p): p for p in (ROOT / "sandbox").rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in files.items():
@@ -67,8 +68,12 @@ def import_graph() -> dict[str, set[str]]:
             for t in targets:
                 while t and t not in files:   # `import sandbox.x.y` where y is a name: its module
                     t = t.rpartition(".")[0]
-                if t and t != name and not name.startswith(t + "."):
-                    found.add(t)
+                # importing a.b.c runs a.b's __init__ first: a cycle through a package's __init__
+                # is as real as a direct one
+                while t and t != "sandbox":
+                    if t in files and t != name and not name.startswith(t + "."):
+                        found.add(t)
+                    t = t.rpartition(".")[0]
         graph[name] = found
     return graph
 

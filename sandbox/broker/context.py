@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .admin import BrokerAdmin
 from .config import DEFAULT_LISTENER
-from .handlers.configs import BrokerAdmin
 from .state import BrokerState
 
 

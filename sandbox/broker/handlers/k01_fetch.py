@@ -15,7 +15,6 @@ log end; its fetch offset tells the leader how far it has replicated (replicatio
 from __future__ import annotations
 
 import asyncio
-import time
 
 from sandbox.log import OffsetOutOfRangeError
 
@@ -112,9 +111,10 @@ async def handle(ctx, request) -> dict:
     if total < min_bytes and wait_s > 0:
         keys = [(name, p.partition) for t, name in zip(request.topics, names) if name is not None
                 for p in t.partitions]
-        deadline = time.monotonic() + wait_s
+        loop = asyncio.get_running_loop()   # its clock is time.monotonic (a simulation's: virtual)
+        deadline = loop.time() + wait_s
         while total < min_bytes:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - loop.time()
             if remaining <= 0:
                 break
             fut = state.notifier.waiter(keys)

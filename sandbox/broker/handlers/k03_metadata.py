@@ -16,7 +16,7 @@ from ..internal_topics import OFFSETS_TOPIC, lookup_topic, lookup_topic_id, offs
 from sandbox.protocol.errors import (
     INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION,
 )
-from .common import broker_list
+from ..endpoints import broker_list
 
 API_KEY = 3
 MIN_VERSION = 0

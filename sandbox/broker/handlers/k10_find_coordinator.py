@@ -5,7 +5,7 @@ not enabled here, so they get INVALID_REQUEST as on a Kafka 4.0 broker without t
 from __future__ import annotations
 
 from sandbox.protocol.errors import COORDINATOR_NOT_AVAILABLE, INVALID_REQUEST, NONE
-from .common import broker_list, self_endpoint
+from ..endpoints import broker_list, self_endpoint
 
 API_KEY = 10
 MIN_VERSION = 0

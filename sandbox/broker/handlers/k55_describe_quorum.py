@@ -11,7 +11,7 @@ from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.quorum import describe_quorum
 
 from sandbox.protocol.errors import REQUEST_TIMED_OUT
-from .common import self_endpoint
+from ..endpoints import self_endpoint
 
 API_KEY = 55
 MIN_VERSION = 0

@@ -63,6 +63,7 @@ class ReplicaManager:
         """Take up the roles the metadata gives this broker: lead, follow, or neither."""
         now = self._now_ms()
         seen: set[Key] = set()
+        newly_replicated = False
         self.topic_ids = {t.name: t.topic_id for t in topics}
         for t in topics:
             min_isr = _int(t.configs.get("min.insync.replicas"), self.default_min_isr)
@@ -78,6 +79,9 @@ class ReplicaManager:
                     if not plog.hw_follows_leo:
                         plog.set_replicated(False)
                     continue
+                if plog.hw_follows_leo:   # its high watermark stops following its log end
+                    plog.set_replicated(True)
+                    newly_replicated = True
                 if p.leader == self.node_id:
                     self._lead(key, plog, p, now)
                 elif p.leader >= 0:
@@ -88,6 +92,11 @@ class ReplicaManager:
             self._drop(key, NOT_LEADER_OR_FOLLOWER)
         for lid in [lid for lid, f in self.fetchers.items() if not f.partitions]:
             self.fetchers.pop(lid).stop()
+        logs = getattr(self.state, "logs", None)
+        if newly_replicated and logs is not None:
+            # on disk before any replicated append: a log reopened without its entry would take
+            # its log end as its high watermark, and keep batches no other replica has
+            logs.checkpoint_high_watermarks()
 
     def _lead(self, key: Key, plog, p, now: int) -> None:
         ls = self.leading.get(key)
@@ -191,6 +200,8 @@ class ReplicaManager:
         if leader_epoch > ls.leader_epoch:
             return UNKNOWN_LEADER_EPOCH
         plog = self.state.partitions[key]
+        if fetch_offset > plog.log_end_offset:
+            return NONE   # beyond our log end: the read answers OFFSET_OUT_OF_RANGE, no progress counted
         now = self._now_ms()
         ls.follower_fetched(replica, fetch_offset, plog.log_end_offset, now)
         self._advance(key, ls, plog)
@@ -205,6 +216,9 @@ class ReplicaManager:
         now = self._now_ms()
         for key, ls in list(self.leading.items()):
             if key in self._altering:
+                continue
+            if ls.pending is not None:   # a change asked for whose outcome is unknown: ask again
+                self._propose(key, ls, ls.pending, "expand" if len(ls.pending) > len(ls.isr) else "shrink")
                 continue
             out = ls.to_shrink(now, self.replica_lag_ms)
             if out:
@@ -255,8 +269,14 @@ class ReplicaManager:
             ls.committed(tuple(after.isr), after.partition_epoch, self._now_ms())
             self.emit(f"isr-{why}", {"topic": key[0], "partition": key[1], "from": list(before),
                                      "to": list(after.isr)})
-        else:
+        elif (after is not None and after.leader_epoch == ls.leader_epoch
+              and after.partition_epoch > ls.partition_epoch):
+            # refused because the ISR changed meanwhile (an earlier ask whose answer was lost)
+            ls.committed(tuple(after.isr), after.partition_epoch, self._now_ms())
+        elif code != -1:
             ls.pending = None
+        # no answer: the coordinator may have made the change, so the larger ISR stays trusted
+        # (pending) until an answer or the metadata tells; tick() asks again
         plog = self.state.partitions.get(key)
         if plog is not None:
             self._advance(key, ls, plog)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sandbox.coordinator.api import TopicAdmin
 
-from .common import broker_list
+from .endpoints import broker_list
 
 
 def _address(host: str, port: int) -> str:

@@ -1,4 +1,5 @@
-"""Small helpers shared by handlers: broker descriptions (error codes are in sandbox.protocol.errors)."""
+"""Broker descriptions the handlers and the admin view share: every broker's address on a
+listener, and this broker's own."""
 
 from __future__ import annotations
 
