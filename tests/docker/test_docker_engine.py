@@ -190,6 +190,20 @@ def test_up_docker_two_brokers_serves_host_and_network_clients_heals_and_goes_do
         client_ctr.remove(v=True, force=True)   # v: also the image's anonymous /var/lib/sandbox volume
     assert "[('broker-1', 19092), ('broker-2', 19092)] 2000" in out, out
 
+    # replicated between the containers (followers fetch through the INTERNAL listener): with
+    # broker-1 frozen, broker-2 alone serves every record once it leads
+    p.wait_status(lambda c, s: any(t["name"] == "orders" for t in s.get("topics", [])) and all(
+        t.get("under_replicated_partitions") == 0 for t in s["topics"] if t["name"] == "orders"), 60,
+        "orders fully replicated")
+    frozen = p.container("broker-1")
+    frozen.pause()
+    try:
+        got = consume_topic(f"127.0.0.1:{p.port + 1}", "orders", 2000, timeout=90)
+        assert sorted(m.value() for m in got) == sorted(v for _, v in records)
+    finally:
+        frozen.unpause()
+    p.wait_status(_all_healthy, 90, "healthy again after the pause")
+
     # a crash: the broker's process killed inside its container; its policy restarts it, data kept
     b1 = p.container("broker-1")
     b1.reload()
