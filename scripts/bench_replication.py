@@ -144,17 +144,22 @@ class Cluster:
         return last
 
 
+def _attempt(predicate) -> tuple[bool, Exception | None]:
+    try:
+        return bool(predicate()), None
+    except Exception as e:  # noqa: BLE001 - a cluster in flux: the caller asks again
+        return False, e
+
+
 def wait_for(predicate, timeout: float, what: str, every: float = 0.1) -> None:
+    """Until predicate() is true (errors count as not yet); TimeoutError after `timeout` s."""
     deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception as e:  # noqa: BLE001 - a cluster in flux: ask again
-            last = e
+    done, last = _attempt(predicate)
+    while not done and time.monotonic() < deadline:
         time.sleep(every)
-    raise TimeoutError(f"{what}: not within {timeout} s (last error: {last})")
+        done, last = _attempt(predicate)
+    if not done:
+        raise TimeoutError(f"{what}: not within {timeout} s (last error: {last})")
 
 
 # ---- throughput and CPU ------------------------------------------------------------------------
