@@ -392,7 +392,8 @@ def main() -> int:
                     fo = failover(cluster, "failover", how, args.refresh_ms)
                     runs.append(fo)
                     moved = "-" if fo["leader_moved_s"] is None else f"{fo['leader_moved_s']:.2f}"
-                    print(f"round {rnd} {how}: broker {fo['old_leader']} -> {fo['new_leader']}, served again "
+                    print(f"round {rnd} {how}: leader {fo['old_leader']} lost (leader once back in sync: "
+                          f"{fo['new_leader']}), served again "
                           f"after {fo['served_s']:.2f} s, metadata moved after {moved} s", flush=True)
         text, data = report(rounds, kills, pauses)
         print()
