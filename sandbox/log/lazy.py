@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .cleaner import SegmentRef
 from .config import LogConfig
 from .files import safe_rmtree
 from .partition import PartitionLog
@@ -91,9 +90,6 @@ class UnopenedPartitionLog(PartitionLog):
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         return 0   # retention never deletes the active segment, the only one
-
-    def cleanable(self, now_ms: int | None = None) -> list[SegmentRef]:
-        return []  # compaction cleans closed segments only
 
     def close(self) -> None:
         pass   # no handle open, nothing to persist

@@ -125,9 +125,6 @@ class PartitionLog(Shrinking):
         self._last_flush_ms = self._now_ms()
         self._producers = ProducerState()
         self._load_producer_state(listing)
-        self._cleaned_through = self._segments[0].base_offset   # compaction: closed segments below this were cleaned
-        self._clean_again_ms: int | None = None                 # ... and when a kept tombstone may go
-        self.tombstones_seen: dict[int, int] = {}               # tombstone offset -> first cleaning that saw it (ms)
 
     # ---------------------------------------------------------------- small helpers
 
