@@ -5,7 +5,6 @@ DeleteRecords, retention, compaction) is in shrinking.py, the unopened log in la
 from __future__ import annotations
 
 import os
-import re
 import struct
 import time
 from bisect import bisect_right
@@ -16,13 +15,12 @@ from .batch import ATTR_LOG_APPEND_TIME, BatchHeader, compute_crc, parse_header,
 from .config import LogConfig
 from .epochs import LeaderEpochCache
 from .errors import CorruptRecordError, OffsetOutOfRangeError
-from .files import safe_delete, safe_rmtree
-from .producers import ProducerState
+from .files import safe_rmtree
+from .producers import ProducerStore
 from .recovery import open_segments
-from .segment import Segment, segment_name
+from .segment import Segment
 from .shrinking import Shrinking
 
-_SNAPSHOT_RE = re.compile(r"^(\d{20})\.snapshot$")
 _Q = struct.Struct(">q")
 _I = struct.Struct(">i")
 _H = struct.Struct(">h")
@@ -123,8 +121,8 @@ class PartitionLog(Shrinking):
             self._rebuild_epochs()
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms()
-        self._producers = ProducerState()
-        self._load_producer_state(listing)
+        self._producers = ProducerStore(self.directory)
+        self._producers.load(self._segments, leo, listing)
 
     # ---------------------------------------------------------------- small helpers
 
@@ -222,49 +220,10 @@ class PartitionLog(Shrinking):
         if self.log_end_offset > self._log_start_offset:
             self._epochs.assign(epoch, self._log_start_offset)
 
-    # ---------------------------------------------------------------- producer state
-
-    def _snapshots(self, listing: list[str] | None = None) -> list[tuple[int, Path]]:
-        out = []
-        for name in os.listdir(self.directory) if listing is None else listing:
-            m = _SNAPSHOT_RE.match(name)
-            if m:
-                out.append((int(m.group(1)), self.directory / name))
-        return sorted(out)
-
-    def _load_producer_state(self, listing: list[str] | None = None) -> None:
-        start = self._segments[0].base_offset
-        for off, path in reversed(self._snapshots(listing)):
-            if off > self.log_end_offset:
-                safe_delete(path)  # describes data that recovery truncated
-                continue
-            loaded = ProducerState.load_snapshot(path)
-            if loaded is not None and loaded[1] == off:
-                self._producers, start = loaded
-                break
-        self._scan_producers_from(start)
-
-    def _scan_producers_from(self, offset: int) -> None:
-        for seg in self._segments:
-            if seg.next_offset <= offset:
-                continue
-            for _pos, h in seg.walk_headers(seg.lookup(offset)):
-                if h.base_offset >= offset:
-                    self._producers.update(h)
-
     def active_producers(self) -> list[tuple[int, int, int, int]]:
         """(producer id, epoch, last sequence, last timestamp) of every idempotent producer whose
         batches the log holds, as DescribeProducers reports them."""
-        return [(pid, e.epoch, e.last_sequence, e.last_timestamp)
-                for pid, e in sorted(self._producers.producers.items())]
-
-    def _write_snapshot(self) -> None:
-        leo = self.log_end_offset
-        path = self.directory / f"{segment_name(leo)}.snapshot"
-        self._producers.write_snapshot(path, leo)
-        for off, p in self._snapshots():
-            if off != leo:
-                safe_delete(p)
+        return self._producers.active()
 
     # ---------------------------------------------------------------- append
 
@@ -470,7 +429,7 @@ class PartitionLog(Shrinking):
             if seg.next_offset > self._recovery_point or seg is self._active:
                 seg.fsync()
                 seg.write_indexes()
-        self._write_snapshot()
+        self._producers.snapshot(leo)
         self._recovery_point = leo
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms() if now_ms is None else now_ms
@@ -499,15 +458,10 @@ class PartitionLog(Shrinking):
         # an untouched partition has nothing to persist: closing 10,000 idle partitions must not
         # cost 30,000 fsynced writes
         if (self.dirty or any(seg.index_dirty for seg in self._segments)
-                or (self._needs_snapshot() and not (self.directory / f"{segment_name(self.log_end_offset)}.snapshot").exists())):
+                or self._producers.needs_snapshot(self.log_end_offset, any(seg.size for seg in self._segments))):
             self.flush()
         for seg in self._segments:
             seg.close()
-
-    def _needs_snapshot(self) -> bool:
-        """A log holding no batch and no producer has no producer state worth a file (an idle new
-        partition: 10,000 of them must not cost 10,000 fsynced writes at every stop)."""
-        return bool(self._producers.producers) or any(seg.size for seg in self._segments)
 
     def delete(self) -> None:
         """Close every handle, then remove the whole partition directory (retrying on Windows)."""

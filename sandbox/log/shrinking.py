@@ -5,8 +5,7 @@ work on its segments, offsets and producer state."""
 from __future__ import annotations
 
 from .errors import OffsetOutOfRangeError
-from .files import clean_leftovers, fsync_dir, safe_delete
-from .producers import ProducerState
+from .files import clean_leftovers, fsync_dir
 from .segment import Segment
 
 
@@ -35,11 +34,7 @@ class Shrinking:
         self._high_watermark = min(self._high_watermark, leo)
         self._recovery_point = min(self._recovery_point, leo)
         self._log_start_offset = min(self._log_start_offset, leo)
-        for off, p in self._snapshots():
-            if off > leo:
-                safe_delete(p)
-        self._producers = ProducerState()
-        self._scan_producers_from(self._segments[0].base_offset)
+        self._producers.truncated(self._segments, leo)
 
     def reset_to(self, offset: int) -> None:
         """Drop everything and continue empty at `offset` (a follower whose log ends before the
@@ -50,9 +45,7 @@ class Shrinking:
         self._bases = [offset]
         self._log_start_offset = self._recovery_point = self._high_watermark = offset
         self._epochs.reset()
-        for _off, p in self._snapshots():
-            safe_delete(p)
-        self._producers = ProducerState()
+        self._producers.reset()
         fsync_dir(self.directory)
 
     def _delete_oldest(self, n: int) -> int:
