@@ -25,6 +25,7 @@ _Q = struct.Struct(">q")
 _I = struct.Struct(">i")
 _H = struct.Struct(">h")
 _U = struct.Struct(">I")
+MAX_TIMESTAMP = -3   # offset_for_timestamp: the largest timestamp (ListOffsets' -3)
 
 
 class AppendInfo(NamedTuple):
@@ -383,22 +384,17 @@ class PartitionLog(Shrinking):
             room = max_bytes
         return out
 
-    def read_lazy(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> "LogSlices":
-        """Like read() but nothing is read yet: a LogSlices to read (readinto) before the next
-        append, truncation or deletion. Saves copies of large fetches."""
+    def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> LogSlices:
+        """Whole batches from the one containing offset, up to max_bytes (at least one batch), none
+        with base offset >= max_offset; empty at the log end. Nothing is read yet: the LogSlices
+        is read (tobytes, readinto, or pinned for sendfile) before the log next changes."""
         return LogSlices(self._collect(offset, max_bytes, max_offset))
 
-    def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> bytes:
-        """Whole batches from the one containing offset, up to max_bytes (at least one batch),
-        none with base offset >= max_offset. b"" at the log end."""
-        return self.read_lazy(offset, max_bytes, max_offset=max_offset).tobytes()
-
-    def read_slices(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> list[tuple[Path, int, int]]:
-        """Like read() but returns (segment path, position, length) file slices for sendfile."""
-        return [(seg.log_path, pos, n) for seg, pos, n in self._collect(offset, max_bytes, max_offset)]
-
     def offset_for_timestamp(self, ts_ms: int) -> tuple[int, int] | None:
-        """(base offset, max timestamp) of the first batch whose maxTimestamp >= ts_ms, or None."""
+        """(base offset, max timestamp) of the first batch whose maxTimestamp >= ts_ms, or None.
+        MAX_TIMESTAMP (-3, as ListOffsets): the batch holding the largest timestamp."""
+        if ts_ms == MAX_TIMESTAMP:
+            return self._max_timestamp()
         for seg in self._segments:
             if seg.max_timestamp < ts_ms:
                 continue
@@ -407,14 +403,13 @@ class PartitionLog(Shrinking):
                     return max(h.base_offset, self._log_start_offset), h.max_timestamp
         return None
 
-    def max_timestamp(self) -> tuple[int, int]:
-        """(base offset of the batch holding the largest timestamp, that timestamp) or (-1, -1)."""
+    def _max_timestamp(self) -> tuple[int, int] | None:
         best = None
         for seg in self._segments:
             if seg.max_timestamp >= 0 and (best is None or seg.max_timestamp > best.max_timestamp):
                 best = seg
         if best is None:
-            return -1, -1
+            return None
         found = best.find(best.offset_of_max_timestamp)
         base = found[1].base_offset if found else best.offset_of_max_timestamp
         return max(base, self._log_start_offset), best.max_timestamp

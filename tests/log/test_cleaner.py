@@ -31,7 +31,7 @@ def put(log: PartitionLog, key: bytes | None, value: bytes | None, ts: int) -> i
 
 def records(log: PartitionLog, start: int | None = None) -> list[tuple[int, bytes | None, bytes | None]]:
     start = log.log_start_offset if start is None else start
-    return [(o, k, v) for o, _ts, k, v, _h in iter_records(log.read(start, 1 << 24))]
+    return [(o, k, v) for o, _ts, k, v, _h in iter_records(log.read(start, 1 << 24).tobytes())]
 
 
 _compactors: dict[int, Compactor] = {}
@@ -174,7 +174,7 @@ def test_compressed_batches_are_cleaned_when_a_codec_is_given(tmp_path, clock):
 def records_any(log: PartitionLog) -> list[tuple[int, bytes | None, bytes | None]]:
     """Records of compressed and plain batches alike."""
     out = []
-    data = log.read(0, 1 << 24)
+    data = log.read(0, 1 << 24).tobytes()
     pos = 0
     while pos < len(data):
         h = parse_header(data, pos)

@@ -47,7 +47,7 @@ def test_torn_tail_of_an_unopened_partition_is_repaired_before_the_first_read(tm
     log = ld.create("t", 0)
     for i in range(10):
         log.append(batch(3, tag=f"b{i}"))
-    good = log.read(0, 1 << 30)
+    good = log.read(0, 1 << 30).tobytes()
     seg = log.segment_paths()[0]
     crash(ld)
     with open(seg, "ab") as f:   # a torn write: a header promising more bytes than there are
@@ -62,7 +62,7 @@ def test_torn_tail_of_an_unopened_partition_is_repaired_before_the_first_read(tm
     assert held(windows_files, tmp_path / "t-0") == []          # no handle before the first use
     assert seg.stat().st_size == torn_size and ev.of("repair") == []   # nothing done yet
 
-    data = log.read(0, 1 << 30)                                 # the first use opens and repairs
+    data = log.read(0, 1 << 30).tobytes()                       # the first use opens and repairs
     assert data == good and offsets(data) == list(range(30))
     assert log.opened and type(log) is PartitionLog and ld.get("t", 0) is log
     assert [r["bytes"] for r in ev.of("repair")] == [72] and seg.stat().st_size == torn_size - 72
