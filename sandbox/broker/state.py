@@ -208,7 +208,7 @@ class BrokerState:
             if plog is None:
                 self.partitions[key] = self.logs.create(key[0], key[1], cfg)
             elif plog.config != cfg:
-                plog.update_config(cfg)
+                plog.config = cfg
         self.replicas.on_metadata(topics)
         self._after_cluster_change()
 

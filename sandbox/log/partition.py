@@ -19,6 +19,7 @@ from .files import safe_rmtree
 from .producers import ProducerStore
 from .recovery import open_segments
 from .segment import Segment
+from .slices import LogSlices
 from .shrinking import Shrinking
 
 _Q = struct.Struct(">q")
@@ -34,44 +35,6 @@ class AppendInfo(NamedTuple):
     log_append_time_ms: int
     log_start_offset: int
     duplicate: bool
-
-
-class LogSlices:
-    """Runs of whole batches in segment files, not yet read: len() is their total size and
-    readinto(view) reads them straight into a caller's buffer. Valid until the log next changes."""
-
-    __slots__ = ("slices", "_size")
-
-    def __init__(self, slices: list[tuple[Segment, int, int]]) -> None:
-        self.slices = slices
-        self._size = sum(n for _s, _p, n in slices)
-
-    def __len__(self) -> int:
-        return self._size
-
-    def readinto(self, view) -> int:
-        view = memoryview(view).cast("B")
-        pos = 0
-        for seg, start, n in self.slices:
-            seg.read_into(start, view[pos:pos + n])
-            pos += n
-        return pos
-
-    def pin(self) -> list[tuple[int, int, int]]:
-        """(fd, position, size) of each run, on duplicated handles of their own: they stay valid
-        when the log rolls, retention deletes the segment or the log is closed (for sendfile).
-        POSIX only; the caller closes them."""
-        return [(seg.dup_fd(), start, n) for seg, start, n in self.slices]
-
-    def tobytes(self) -> bytes:
-        if not self._size:
-            return b""
-        if len(self.slices) == 1:
-            seg, start, n = self.slices[0]
-            return seg.read_exact(start, n)
-        buf = bytearray(self._size)
-        self.readinto(buf)
-        return bytes(buf)
 
 
 class PartitionLog(Shrinking):
@@ -144,9 +107,6 @@ class PartitionLog(Shrinking):
 
     @config.setter
     def config(self, cfg: LogConfig) -> None:
-        self.update_config(cfg)
-
-    def update_config(self, cfg: LogConfig) -> None:
         self._config = cfg
         for s in self._segments:
             s.index_interval_bytes = cfg.index_interval_bytes
@@ -416,9 +376,16 @@ class PartitionLog(Shrinking):
 
     # ---------------------------------------------------------------- durability and lifecycle
 
-    def flush(self, now_ms: int | None = None) -> None:
+    def flush(self, now_ms: int | None = None, *, if_due: bool = False) -> bool:
         """fsync every segment at or above the recovery point, persist indexes and the producer
-        snapshot, then advance the recovery point to the log end offset."""
+        snapshot, then advance the recovery point to the log end offset. if_due: only when
+        flush.ms has passed since the last flush and something is unflushed (from a timer:
+        appends alone would never flush an idle partition). True if it flushed."""
+        if if_due:
+            fm = self._config.flush_ms
+            now = self._now_ms() if now_ms is None else now_ms
+            if fm is None or not self.dirty or now - self._last_flush_ms < fm:
+                return False
         leo = self.log_end_offset
         for seg in self._segments:
             if seg.next_offset > self._recovery_point or seg is self._active:
@@ -428,6 +395,7 @@ class PartitionLog(Shrinking):
         self._recovery_point = leo
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms() if now_ms is None else now_ms
+        return True
 
     @property
     def dirty(self) -> bool:
@@ -437,14 +405,6 @@ class PartitionLog(Shrinking):
     def checkpoint_offsets(self) -> tuple[int, int | None]:
         """(recovery point, log start offset) for the checkpoint files."""
         return self._recovery_point, self._log_start_offset
-
-    def flush_if_due(self, now_ms: int) -> bool:
-        """Apply flush.ms from a timer (appends alone would never flush an idle partition)."""
-        fm = self._config.flush_ms
-        if fm is not None and self.dirty and now_ms - self._last_flush_ms >= fm:
-            self.flush(now_ms=now_ms)
-            return True
-        return False
 
     def close(self) -> None:
         """Flush and close every handle. Idempotent."""

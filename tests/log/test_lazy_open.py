@@ -143,9 +143,9 @@ def test_housekeeping_and_config_changes_leave_a_partition_unopened(tmp_path):
     ld = LogDir(tmp_path, cfg())
     log = ld.open()[("t", 0)]
     compact = cfg(cleanup_policy="compact")
-    log.update_config(compact)
+    log.config = compact
     assert log.config is compact
-    assert log.apply_retention(10**13) == 0 and not Compactor(log).step(10**13) and not log.flush_if_due(10**13)
+    assert log.apply_retention(10**13) == 0 and not Compactor(log).step(10**13) and not log.flush(10**13, if_due=True)
     assert not log.opened
     assert log.segment_count == 1 and log.opened      # anything else opens it
     assert log.config is compact

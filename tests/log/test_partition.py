@@ -176,7 +176,7 @@ def test_append_rejects_bad_input(log):
     bad[-1] ^= 1
     with pytest.raises(CorruptRecordError):
         log.append(bytes(bad))
-    log.update_config(small(max_message_bytes=500))
+    log.config = small(max_message_bytes=500)
     with pytest.raises(RecordTooLargeError):
         log.append(batch(200))
     assert log.log_end_offset == 0 and log.size_bytes == 0
@@ -252,7 +252,7 @@ def test_retention_by_bytes_never_active(tmp_path):
     assert log.size_bytes <= 2000 + 1024
     assert log.segment_count >= 1
     cfg = small(retention_bytes=0, retention_ms=-1)
-    log.update_config(cfg)
+    log.config = cfg
     log.apply_retention()
     assert log.segment_count == 1  # the active segment stays
     assert log.log_end_offset == 120
@@ -284,6 +284,16 @@ def test_flush_policy_by_time(tmp_path):
     clock.advance_ms(1500)
     log.append(batch(1))
     assert log.recovery_point == 2
+    log.close()
+
+
+def test_a_timer_flushes_an_idle_partition_once_flush_ms_passed(tmp_path):
+    clock = Clock()
+    log = PartitionLog(tmp_path / "fi-0", small(flush_ms=1000), clock=clock)
+    log.append(batch(1))
+    assert not log.flush(clock.ms() + 500, if_due=True) and log.dirty
+    assert log.flush(clock.ms() + 1000, if_due=True) and not log.dirty and log.recovery_point == 1
+    assert not log.flush(clock.ms() + 5000, if_due=True)          # nothing unflushed
     log.close()
 
 
