@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 
 from sandbox.coordinator.model import PartitionInfo, TopicInfo
+from sandbox.log import LogSlices, OffsetOutOfRangeError
 
 OFFSETS_TOPIC = "__consumer_offsets"
 _NAMESPACE = uuid.UUID("6f1d7c3e-5b1a-4a53-9f61-0c5e5a1b2d40")
@@ -61,16 +62,10 @@ class EmptyInternalLog:
     high_watermark = log_start_offset = log_end_offset = 0
     latest_epoch = -1
 
-    def read_lazy(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> bytes:
+    def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> LogSlices:
         if offset != 0:
-            from sandbox.log import OffsetOutOfRangeError
             raise OffsetOutOfRangeError(f"offset {offset} is outside [0, 0] of {OFFSETS_TOPIC}-0")
-        return b""
-
-    read = read_lazy
-
-    def max_timestamp(self) -> tuple[int, int]:
-        return -1, -1
+        return LogSlices([])
 
     def offset_for_timestamp(self, ts_ms: int):
         return None

@@ -19,7 +19,7 @@ from sandbox.coordinator.api import CoordinatorAPI
 from sandbox.coordinator.changes import MetadataChange, TopicRemoved
 from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator
 from sandbox.log import LogConfig, LogDir, PartitionLog
-from sandbox.log.cleaner import clean_steps
+from sandbox.log.compactor import Compactor
 
 from .config import BrokerConfig
 from .groups import GroupCoordinator
@@ -89,6 +89,7 @@ class BrokerState:
                                        replica_lag_ms=config.replica_lag_time_max_ms,
                                        default_min_isr=config.min_insync_replicas)
         self._hw_checkpointed: dict[tuple[str, int], int] = {}
+        self._compactors: dict[tuple[str, int], Compactor] = {}   # compaction state of each log
         self._pid_next = 0
         self._checkpointed: dict[tuple[str, int], int] = {}
         self._pid_end = 0
@@ -207,7 +208,7 @@ class BrokerState:
             if plog is None:
                 self.partitions[key] = self.logs.create(key[0], key[1], cfg)
             elif plog.config != cfg:
-                plog.update_config(cfg)
+                plog.config = cfg
         self.replicas.on_metadata(topics)
         self._after_cluster_change()
 
@@ -292,32 +293,21 @@ class BrokerState:
         return freed
 
     async def compact(self) -> None:
-        """Log compaction of every compacting partition with closed segments to clean. The
-        cleaner runs here, on the loop, in steps of about a megabyte between requests: nothing
-        else touches the log meanwhile except between steps, and it holds no file open then."""
+        """Log compaction of every compacting partition with closed segments to clean. Each
+        partition's Compactor runs here, on the loop, a step of about a megabyte at a time between
+        requests: nothing else touches the log meanwhile except between steps, and the cleaner
+        holds no file open then."""
+        for key in [k for k in self._compactors if k not in self.partitions]:
+            del self._compactors[key]
         for key, plog in list(self.partitions.items()):
-            now_ms = int(self.clock() * 1000)
-            refs = plog.cleanable(now_ms)
-            if not refs:
-                continue
-            steps = clean_steps(refs, plog.config, now_ms, decompress, plog.tombstones_seen)
-            try:
-                while True:
-                    next(steps)
-                    await asyncio.sleep(0)
-                    if self.partitions.get(key) is not plog:   # deleted or re-created meanwhile
-                        steps.close()
-                        break
-            except StopIteration as done:
-                try:
-                    if done.value is not None:
-                        plog.install_cleaned(done.value)
-                except Exception as e:   # noqa: BLE001 - one partition's trouble never stops the others
-                    log.warning("compaction of %s-%d not installed: %s", key[0], key[1], e)
-                    plog.clean_failed(refs)
-            except Exception as e:   # noqa: BLE001 - a batch it cannot read, a segment deleted meanwhile
-                log.warning("compaction of %s-%d skipped until new segments close: %s", key[0], key[1], e)
-                plog.clean_failed(refs)
+            compactor = self._compactors.get(key)
+            if compactor is None or compactor.log is not plog:
+                compactor = self._compactors[key] = Compactor(plog, decompress=decompress, warn=log.warning)
+            while compactor.step(int(self.clock() * 1000)):
+                await asyncio.sleep(0)
+                if self.partitions.get(key) is not plog:   # deleted or re-created meanwhile
+                    compactor.close()
+                    break
 
     def checkpoint_if_moved(self) -> None:
         """Write the recovery checkpoint soon after a roll moved a recovery point (once a second)."""

@@ -15,11 +15,11 @@ from .errors import (
 )
 from .batch import HEADER_SIZE, BatchHeader, build_batch, iter_batches, iter_records, parse_header, validate_batches
 from .config import LogConfig
-from .partition import AppendInfo, PartitionLog
+from .partition import MAX_TIMESTAMP, AppendInfo, LogSlices, PartitionLog
 from .manager import LogDir
 
 __all__ = [
-    "AppendInfo", "BatchHeader", "CorruptRecordError", "HEADER_SIZE", "InvalidProducerEpochError",
+    "AppendInfo", "BatchHeader", "LogSlices", "MAX_TIMESTAMP", "CorruptRecordError", "HEADER_SIZE", "InvalidProducerEpochError",
     "InvalidRecordError", "LogConfig", "LogDir", "LogError", "OffsetOutOfRangeError",
     "OutOfOrderSequenceError", "PartitionLog", "RecordTooLargeError", "UnrecoverableJournalError", "JournalLockedError",
     "build_batch", "iter_batches", "iter_records", "parse_header", "validate_batches",

@@ -13,10 +13,10 @@ segment is never removed: if nothing of it would be left it stays as it is, so t
 offset never moves.
 
 clean_steps() is a generator that yields between chunks of about a megabyte, holding no file of
-its own open at a yield, so the broker runs it on its event loop between requests (no thread
+its own open at a yield, so the broker runs it (through a Compactor) on its event loop between requests (no thread
 races the owner; on Windows nothing it holds blocks a retention delete). It reads through each
 segment's owner (SegmentRef.read) and writes `<base>.log.cleaned` files. It changes nothing the
-log uses; PartitionLog.install_cleaned() then checks the segments are unchanged and swaps:
+log uses; Compactor.install() (compactor.py) then checks the segments are unchanged and swaps:
 `.cleaned` -> `.swap` (fsynced), the old indexes deleted, `.swap` replaces `.log`. A crash after
 the `.swap` rename is completed at the next open (complete_swaps); a `.cleaned` file is a
 leftover and is deleted.
@@ -132,7 +132,7 @@ def clean_steps(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompre
                 seen: dict[int, int] | None = None) -> Generator[None, None, CleanResult | None]:
     """Write the compacted copies of `refs` (oldest first, all closed, the first being the log's
     first segment). Returns None without refs; otherwise a CleanResult, which the owner installs
-    (PartitionLog.install_cleaned) even when it changes no segment (the bookkeeping moves on).
+    (Compactor.install) even when it changes no segment (the bookkeeping moves on).
     `seen`: tombstone offset -> when a cleaning first saw it (ms). On any error, and when closed
     early, the files written so far are removed."""
     if not refs:

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .cleaner import SegmentRef
 from .config import LogConfig
 from .files import safe_rmtree
 from .partition import PartitionLog
@@ -80,20 +79,19 @@ class UnopenedPartitionLog(PartitionLog):
     def checkpoint_offsets(self) -> tuple[int, int | None]:
         return self._pending[0], self._pending[1]   # as read from the checkpoints: nothing changed
 
-    def update_config(self, cfg: LogConfig) -> None:
-        self._config = cfg
+    @property
+    def config(self) -> LogConfig:
+        return self._config
 
-    def flush(self, now_ms: int | None = None) -> None:
-        pass   # nothing was appended
+    @config.setter
+    def config(self, cfg: LogConfig) -> None:
+        self._config = cfg   # no segment open to tell
 
-    def flush_if_due(self, now_ms: int) -> bool:
-        return False
+    def flush(self, now_ms: int | None = None, *, if_due: bool = False) -> bool:
+        return False   # nothing was appended
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         return 0   # retention never deletes the active segment, the only one
-
-    def cleanable(self, now_ms: int | None = None) -> list[SegmentRef]:
-        return []  # compaction cleans closed segments only
 
     def close(self) -> None:
         pass   # no handle open, nothing to persist

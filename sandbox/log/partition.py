@@ -5,7 +5,6 @@ DeleteRecords, retention, compaction) is in shrinking.py, the unopened log in la
 from __future__ import annotations
 
 import os
-import re
 import struct
 import time
 from bisect import bisect_right
@@ -16,17 +15,18 @@ from .batch import ATTR_LOG_APPEND_TIME, BatchHeader, compute_crc, parse_header,
 from .config import LogConfig
 from .epochs import LeaderEpochCache
 from .errors import CorruptRecordError, OffsetOutOfRangeError
-from .files import safe_delete, safe_rmtree
-from .producers import ProducerState
+from .files import safe_rmtree
+from .producers import ProducerStore
 from .recovery import open_segments
-from .segment import Segment, segment_name
+from .segment import Segment
+from .slices import LogSlices
 from .shrinking import Shrinking
 
-_SNAPSHOT_RE = re.compile(r"^(\d{20})\.snapshot$")
 _Q = struct.Struct(">q")
 _I = struct.Struct(">i")
 _H = struct.Struct(">h")
 _U = struct.Struct(">I")
+MAX_TIMESTAMP = -3   # offset_for_timestamp: the largest timestamp (ListOffsets' -3)
 
 
 class AppendInfo(NamedTuple):
@@ -35,44 +35,6 @@ class AppendInfo(NamedTuple):
     log_append_time_ms: int
     log_start_offset: int
     duplicate: bool
-
-
-class LogSlices:
-    """Runs of whole batches in segment files, not yet read: len() is their total size and
-    readinto(view) reads them straight into a caller's buffer. Valid until the log next changes."""
-
-    __slots__ = ("slices", "_size")
-
-    def __init__(self, slices: list[tuple[Segment, int, int]]) -> None:
-        self.slices = slices
-        self._size = sum(n for _s, _p, n in slices)
-
-    def __len__(self) -> int:
-        return self._size
-
-    def readinto(self, view) -> int:
-        view = memoryview(view).cast("B")
-        pos = 0
-        for seg, start, n in self.slices:
-            seg.read_into(start, view[pos:pos + n])
-            pos += n
-        return pos
-
-    def pin(self) -> list[tuple[int, int, int]]:
-        """(fd, position, size) of each run, on duplicated handles of their own: they stay valid
-        when the log rolls, retention deletes the segment or the log is closed (for sendfile).
-        POSIX only; the caller closes them."""
-        return [(seg.dup_fd(), start, n) for seg, start, n in self.slices]
-
-    def tobytes(self) -> bytes:
-        if not self._size:
-            return b""
-        if len(self.slices) == 1:
-            seg, start, n = self.slices[0]
-            return seg.read_exact(start, n)
-        buf = bytearray(self._size)
-        self.readinto(buf)
-        return bytes(buf)
 
 
 class PartitionLog(Shrinking):
@@ -123,11 +85,8 @@ class PartitionLog(Shrinking):
             self._rebuild_epochs()
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms()
-        self._producers = ProducerState()
-        self._load_producer_state(listing)
-        self._cleaned_through = self._segments[0].base_offset   # compaction: closed segments below this were cleaned
-        self._clean_again_ms: int | None = None                 # ... and when a kept tombstone may go
-        self.tombstones_seen: dict[int, int] = {}               # tombstone offset -> first cleaning that saw it (ms)
+        self._producers = ProducerStore(self.directory)
+        self._producers.load(self._segments, leo, listing)
 
     # ---------------------------------------------------------------- small helpers
 
@@ -148,9 +107,6 @@ class PartitionLog(Shrinking):
 
     @config.setter
     def config(self, cfg: LogConfig) -> None:
-        self.update_config(cfg)
-
-    def update_config(self, cfg: LogConfig) -> None:
         self._config = cfg
         for s in self._segments:
             s.index_interval_bytes = cfg.index_interval_bytes
@@ -225,49 +181,10 @@ class PartitionLog(Shrinking):
         if self.log_end_offset > self._log_start_offset:
             self._epochs.assign(epoch, self._log_start_offset)
 
-    # ---------------------------------------------------------------- producer state
-
-    def _snapshots(self, listing: list[str] | None = None) -> list[tuple[int, Path]]:
-        out = []
-        for name in os.listdir(self.directory) if listing is None else listing:
-            m = _SNAPSHOT_RE.match(name)
-            if m:
-                out.append((int(m.group(1)), self.directory / name))
-        return sorted(out)
-
-    def _load_producer_state(self, listing: list[str] | None = None) -> None:
-        start = self._segments[0].base_offset
-        for off, path in reversed(self._snapshots(listing)):
-            if off > self.log_end_offset:
-                safe_delete(path)  # describes data that recovery truncated
-                continue
-            loaded = ProducerState.load_snapshot(path)
-            if loaded is not None and loaded[1] == off:
-                self._producers, start = loaded
-                break
-        self._scan_producers_from(start)
-
-    def _scan_producers_from(self, offset: int) -> None:
-        for seg in self._segments:
-            if seg.next_offset <= offset:
-                continue
-            for _pos, h in seg.walk_headers(seg.lookup(offset)):
-                if h.base_offset >= offset:
-                    self._producers.update(h)
-
     def active_producers(self) -> list[tuple[int, int, int, int]]:
         """(producer id, epoch, last sequence, last timestamp) of every idempotent producer whose
         batches the log holds, as DescribeProducers reports them."""
-        return [(pid, e.epoch, e.last_sequence, e.last_timestamp)
-                for pid, e in sorted(self._producers.producers.items())]
-
-    def _write_snapshot(self) -> None:
-        leo = self.log_end_offset
-        path = self.directory / f"{segment_name(leo)}.snapshot"
-        self._producers.write_snapshot(path, leo)
-        for off, p in self._snapshots():
-            if off != leo:
-                safe_delete(p)
+        return self._producers.active()
 
     # ---------------------------------------------------------------- append
 
@@ -427,22 +344,17 @@ class PartitionLog(Shrinking):
             room = max_bytes
         return out
 
-    def read_lazy(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> "LogSlices":
-        """Like read() but nothing is read yet: a LogSlices to read (readinto) before the next
-        append, truncation or deletion. Saves copies of large fetches."""
+    def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> LogSlices:
+        """Whole batches from the one containing offset, up to max_bytes (at least one batch), none
+        with base offset >= max_offset; empty at the log end. Nothing is read yet: the LogSlices
+        is read (tobytes, readinto, or pinned for sendfile) before the log next changes."""
         return LogSlices(self._collect(offset, max_bytes, max_offset))
 
-    def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> bytes:
-        """Whole batches from the one containing offset, up to max_bytes (at least one batch),
-        none with base offset >= max_offset. b"" at the log end."""
-        return self.read_lazy(offset, max_bytes, max_offset=max_offset).tobytes()
-
-    def read_slices(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> list[tuple[Path, int, int]]:
-        """Like read() but returns (segment path, position, length) file slices for sendfile."""
-        return [(seg.log_path, pos, n) for seg, pos, n in self._collect(offset, max_bytes, max_offset)]
-
     def offset_for_timestamp(self, ts_ms: int) -> tuple[int, int] | None:
-        """(base offset, max timestamp) of the first batch whose maxTimestamp >= ts_ms, or None."""
+        """(base offset, max timestamp) of the first batch whose maxTimestamp >= ts_ms, or None.
+        MAX_TIMESTAMP (-3, as ListOffsets): the batch holding the largest timestamp."""
+        if ts_ms == MAX_TIMESTAMP:
+            return self._max_timestamp()
         for seg in self._segments:
             if seg.max_timestamp < ts_ms:
                 continue
@@ -451,32 +363,39 @@ class PartitionLog(Shrinking):
                     return max(h.base_offset, self._log_start_offset), h.max_timestamp
         return None
 
-    def max_timestamp(self) -> tuple[int, int]:
-        """(base offset of the batch holding the largest timestamp, that timestamp) or (-1, -1)."""
+    def _max_timestamp(self) -> tuple[int, int] | None:
         best = None
         for seg in self._segments:
             if seg.max_timestamp >= 0 and (best is None or seg.max_timestamp > best.max_timestamp):
                 best = seg
         if best is None:
-            return -1, -1
+            return None
         found = best.find(best.offset_of_max_timestamp)
         base = found[1].base_offset if found else best.offset_of_max_timestamp
         return max(base, self._log_start_offset), best.max_timestamp
 
     # ---------------------------------------------------------------- durability and lifecycle
 
-    def flush(self, now_ms: int | None = None) -> None:
+    def flush(self, now_ms: int | None = None, *, if_due: bool = False) -> bool:
         """fsync every segment at or above the recovery point, persist indexes and the producer
-        snapshot, then advance the recovery point to the log end offset."""
+        snapshot, then advance the recovery point to the log end offset. if_due: only when
+        flush.ms has passed since the last flush and something is unflushed (from a timer:
+        appends alone would never flush an idle partition). True if it flushed."""
+        if if_due:
+            fm = self._config.flush_ms
+            now = self._now_ms() if now_ms is None else now_ms
+            if fm is None or not self.dirty or now - self._last_flush_ms < fm:
+                return False
         leo = self.log_end_offset
         for seg in self._segments:
             if seg.next_offset > self._recovery_point or seg is self._active:
                 seg.fsync()
                 seg.write_indexes()
-        self._write_snapshot()
+        self._producers.snapshot(leo)
         self._recovery_point = leo
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms() if now_ms is None else now_ms
+        return True
 
     @property
     def dirty(self) -> bool:
@@ -487,14 +406,6 @@ class PartitionLog(Shrinking):
         """(recovery point, log start offset) for the checkpoint files."""
         return self._recovery_point, self._log_start_offset
 
-    def flush_if_due(self, now_ms: int) -> bool:
-        """Apply flush.ms from a timer (appends alone would never flush an idle partition)."""
-        fm = self._config.flush_ms
-        if fm is not None and self.dirty and now_ms - self._last_flush_ms >= fm:
-            self.flush(now_ms=now_ms)
-            return True
-        return False
-
     def close(self) -> None:
         """Flush and close every handle. Idempotent."""
         if not self._segments or self._active.closed:
@@ -502,15 +413,10 @@ class PartitionLog(Shrinking):
         # an untouched partition has nothing to persist: closing 10,000 idle partitions must not
         # cost 30,000 fsynced writes
         if (self.dirty or any(seg.index_dirty for seg in self._segments)
-                or (self._needs_snapshot() and not (self.directory / f"{segment_name(self.log_end_offset)}.snapshot").exists())):
+                or self._producers.needs_snapshot(self.log_end_offset, any(seg.size for seg in self._segments))):
             self.flush()
         for seg in self._segments:
             seg.close()
-
-    def _needs_snapshot(self) -> bool:
-        """A log holding no batch and no producer has no producer state worth a file (an idle new
-        partition: 10,000 of them must not cost 10,000 fsynced writes at every stop)."""
-        return bool(self._producers.producers) or any(seg.size for seg in self._segments)
 
     def delete(self) -> None:
         """Close every handle, then remove the whole partition directory (retrying on Windows)."""

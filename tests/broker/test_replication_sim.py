@@ -39,7 +39,7 @@ def log_records(plog) -> dict[int, tuple[int, bytes]]:
     start, end = plog.log_start_offset, plog.log_end_offset
     if end <= start:
         return out
-    data = memoryview(plog.read(start, 1 << 30))
+    data = memoryview(plog.read(start, 1 << 30).tobytes())
     for pos, h in iter_batches(data):
         for off, _ts, _k, v, _hd in iter_records(data[pos:pos + h.size]):
             out[off] = (h.leader_epoch, None if v is None else bytes(v))

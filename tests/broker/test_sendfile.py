@@ -39,8 +39,8 @@ def test_large_fetches_are_pinned_and_survive_the_segment_being_deleted(tmp_path
     log = PartitionLog(tmp_path / "t-0", LogConfig(segment_bytes=64 * 1024))
     for i in range(40):   # several segments of ~64 KiB
         log.append(build_batch([(b"k", bytes([i]) * 8000)], timestamp_ms=1000))
-    expected = server.join_parts(encode_fetch_response(7, 12, _fetch_body(log.read_lazy(0, 1 << 20))))
-    reply = server.fetch_reply(encode_fetch_response(7, 12, _fetch_body(log.read_lazy(0, 1 << 20))))
+    expected = server.join_parts(encode_fetch_response(7, 12, _fetch_body(log.read(0, 1 << 20))))
+    reply = server.fetch_reply(encode_fetch_response(7, 12, _fetch_body(log.read(0, 1 << 20))))
     assert isinstance(reply, server.FileReply)
     assert sum(1 for i in reply.items if isinstance(i, tuple)) > 1
     log.delete()                       # retention or a topic deletion, before the reply is sent
@@ -55,7 +55,7 @@ def test_large_fetches_are_pinned_and_survive_the_segment_being_deleted(tmp_path
 def test_small_fetches_are_one_buffer(tmp_path):
     log = PartitionLog(tmp_path / "t-0", LogConfig())
     log.append(build_batch([(b"k", b"v")], timestamp_ms=1000))
-    reply = server.fetch_reply(encode_fetch_response(7, 12, _fetch_body(log.read_lazy(0, 1 << 20))))
+    reply = server.fetch_reply(encode_fetch_response(7, 12, _fetch_body(log.read(0, 1 << 20))))
     assert isinstance(reply, bytearray)
     log.close()
 

@@ -153,7 +153,7 @@ class Cluster:
     def replica_batches(self, n: int, topic: str, index: int, upto: int) -> bytes:
         log = PartitionLog(self.data_dir(n) / f"{topic}-{index}", LogConfig())
         try:
-            return log.read(0, 1 << 30, max_offset=upto) if log.log_end_offset else b""
+            return log.read(0, 1 << 30, max_offset=upto).tobytes() if log.log_end_offset else b""
         finally:
             log.close()
 

@@ -15,6 +15,7 @@ from .logkit import Clock
 from sandbox.log import LogConfig, PartitionLog, build_batch, iter_records
 from sandbox.log.batch import ATTR_CODEC_MASK, HEADER_SIZE, compute_crc, parse_header
 from sandbox.log.cleaner import CLEANED_SUFFIX, SWAP_SUFFIX, clean
+from sandbox.log.compactor import Compactor
 
 
 def cfg(**kw) -> LogConfig:
@@ -30,15 +31,31 @@ def put(log: PartitionLog, key: bytes | None, value: bytes | None, ts: int) -> i
 
 def records(log: PartitionLog, start: int | None = None) -> list[tuple[int, bytes | None, bytes | None]]:
     start = log.log_start_offset if start is None else start
-    return [(o, k, v) for o, _ts, k, v, _h in iter_records(log.read(start, 1 << 24))]
+    return [(o, k, v) for o, _ts, k, v, _h in iter_records(log.read(start, 1 << 24).tobytes())]
+
+
+_compactors: dict[int, Compactor] = {}
+
+
+def compactor(log: PartitionLog) -> Compactor:
+    """The log's one Compactor (its compaction state lives as long as the log object)."""
+    c = _compactors.get(id(log))
+    if c is None or c.log is not log:
+        c = _compactors[id(log)] = Compactor(log)
+    return c
 
 
 def compact(log: PartitionLog, now_ms: int, decompress=None):
-    refs = log.cleanable(now_ms)
-    result = clean(refs, log.config, now_ms, decompress, log.tombstones_seen) if refs else None
-    if result is not None:
-        assert log.install_cleaned(result)
-    return result
+    """One whole pass through Compactor.step(), as the broker runs it; the result it installed."""
+    c = compactor(log)
+    c.decompress = decompress
+    refs = c.cleanable(now_ms)
+    while c.step(now_ms):
+        pass
+    if not refs:
+        return None
+    assert c.last_result is not None and c.last_result.refs == refs   # installed
+    return c.last_result
 
 
 @pytest.fixture
@@ -79,7 +96,7 @@ def test_latest_value_per_key_stays_at_its_offset(tmp_path, clock):
     gap = next(o for o in range(before[-1][0]) if o not in {x[0] for x in after})
     assert records(log, gap)[0][0] == min(o for o, _, _ in after if o > gap)
     # nothing new: nothing to do
-    assert log.cleanable(clock.ms()) == []
+    assert compactor(log).cleanable(clock.ms()) == []
     log.close()
     # reopened: the recovery check accepts segments that start after their base offset
     assert log.log_start_offset == 0 == int(log.segment_paths()[0].stem)   # the first segment stays
@@ -101,9 +118,9 @@ def test_tombstones_go_after_delete_retention_ms(tmp_path, clock):
     kv = [(k, v) for _, k, v in records(log)]
     assert (b"gone", b"first") not in kv and (b"gone", None) in kv and (b"kept", b"value") in kv
     clock.advance_ms(30_000)
-    assert log.cleanable(clock.ms()) == []        # not due yet, and nothing new
+    assert compactor(log).cleanable(clock.ms()) == []        # not due yet, and nothing new
     clock.advance_ms(31_000)
-    assert log.cleanable(clock.ms()) != []        # due: cleaned again without new data
+    assert compactor(log).cleanable(clock.ms()) != []        # due: cleaned again without new data
     compact(log, clock.ms())
     kv = [(k, v) for _, k, v in records(log)]
     assert b"gone" not in [k for k, _ in kv] and (b"kept", b"value") in kv
@@ -114,14 +131,14 @@ def test_delete_policy_topics_and_young_segments_are_left_alone(tmp_path, clock)
     plain = PartitionLog(tmp_path / "p-0", cfg(cleanup_policy="delete"), clock=clock)
     for i in range(40):
         put(plain, b"same", b"v%d" % i, clock.ms())
-    assert plain.cleanable(clock.ms()) == []
+    assert compactor(plain).cleanable(clock.ms()) == []
     plain.close()
     young = PartitionLog(tmp_path / "y-0", cfg(min_compaction_lag_ms=10_000), clock=clock)
     for i in range(40):
         put(young, b"same", b"v%d" % i, clock.ms())
-    assert young.cleanable(clock.ms()) == []      # every closed segment is younger than the lag
+    assert compactor(young).cleanable(clock.ms()) == []      # every closed segment is younger than the lag
     clock.advance_ms(10_001)
-    assert len(young.cleanable(clock.ms())) == young.segment_count - 1
+    assert len(compactor(young).cleanable(clock.ms())) == young.segment_count - 1
     young.close()
 
 
@@ -157,7 +174,7 @@ def test_compressed_batches_are_cleaned_when_a_codec_is_given(tmp_path, clock):
 def records_any(log: PartitionLog) -> list[tuple[int, bytes | None, bytes | None]]:
     """Records of compressed and plain batches alike."""
     out = []
-    data = log.read(0, 1 << 24)
+    data = log.read(0, 1 << 24).tobytes()
     pos = 0
     while pos < len(data):
         h = parse_header(data, pos)
@@ -173,7 +190,7 @@ def records_any(log: PartitionLog) -> list[tuple[int, bytes | None, bytes | None
 
 
 def compact_forced(log: PartitionLog, now_ms: int, decompress):
-    log._cleaned_through = 0   # as if nothing had been cleaned: run again with a codec
+    compactor(log)._cleaned_through = 0   # as if nothing had been cleaned: run again with a codec
     return compact(log, now_ms, decompress)
 
 
@@ -183,7 +200,7 @@ def test_a_swap_interrupted_by_a_crash_is_finished_at_the_next_open(tmp_path, cl
     for rnd in range(5):
         for k in range(3):
             put(log, b"k%d" % k, b"%d" % rnd, clock.ms())
-    refs = log.cleanable(clock.ms())
+    refs = compactor(log).cleanable(clock.ms())
     result = clean(refs, log.config, clock.ms())
     expected = {k: v for _, k, v in records(log)}
     point = log.recovery_point
@@ -208,14 +225,14 @@ def test_a_log_that_moved_on_refuses_the_result_and_keeps_no_files(tmp_path, clo
     log = PartitionLog(tmp_path / "m-0", cfg(cleanup_policy="compact,delete", retention_ms=1000), clock=clock)
     for i in range(40):
         put(log, b"same", b"v%d" % i, clock.ms())
-    refs = log.cleanable(clock.ms())
+    refs = compactor(log).cleanable(clock.ms())
     result = clean(refs, log.config, clock.ms())
     assert result is not None and result.outputs
     before = records(log)
     clock.advance_ms(5000)
     assert log.apply_retention() > 0            # retention removed segments the cleaner read
     left = records(log)
-    assert log.install_cleaned(result) is False
+    assert compactor(log).install(result) is False
     assert records(log) == left and len(left) < len(before)
     assert not [n for n in os.listdir(tmp_path / "m-0") if n.endswith(CLEANED_SUFFIX)]
     log.close()
@@ -334,10 +351,10 @@ def test_a_pass_that_removes_nothing_is_not_repeated_until_new_segments_close(tm
         put(log, b"unique-%d" % i, b"v", clock.ms())
     result = compact(log, clock.ms())
     assert result is not None and not result.outputs
-    assert log.cleanable(clock.ms()) == []
+    assert compactor(log).cleanable(clock.ms()) == []
     for i in range(30):
         put(log, b"more-%d" % i, b"v", clock.ms())
-    assert log.cleanable(clock.ms()) != []
+    assert compactor(log).cleanable(clock.ms()) != []
     log.close()
 
 
@@ -346,7 +363,7 @@ def test_a_failed_swap_leaves_a_readable_log(tmp_path, clock, monkeypatch):
     while log.segment_count < 3:
         put(log, b"k", b"v" * 30, clock.ms())
     before = records(log)
-    result = clean(log.cleanable(clock.ms()), log.config, clock.ms())
+    result = clean(compactor(log).cleanable(clock.ms()), log.config, clock.ms())
     real = os.replace
 
     def refuse_swap(a, b):
@@ -356,7 +373,7 @@ def test_a_failed_swap_leaves_a_readable_log(tmp_path, clock, monkeypatch):
     monkeypatch.setattr(os, "replace", refuse_swap)
     monkeypatch.setattr("sandbox.log.files.time.sleep", lambda s: None)
     with pytest.raises(PermissionError):
-        log.install_cleaned(result)
+        compactor(log).install(result)
     monkeypatch.setattr(os, "replace", real)
     assert records(log) == before          # the old segment is open again
     log.close()
@@ -373,7 +390,7 @@ def test_retention_between_two_steps_ends_the_pass_without_harm(tmp_path, clock)
                        clock=clock)
     while log.segment_count < 4:
         put(log, b"k", b"v" * 30, clock.ms())
-    monkeypatch_steps = clean_steps(log.cleanable(clock.ms()), log.config, clock.ms())
+    monkeypatch_steps = clean_steps(compactor(log).cleanable(clock.ms()), log.config, clock.ms())
     next(monkeypatch_steps)
     clock.advance_ms(5000)
     assert log.apply_retention(clock.ms()) > 0   # no PermissionError: no file of the cleaner is open
@@ -408,4 +425,47 @@ def test_a_fully_replaced_first_segment_keeps_one_harmless_record(tmp_path, cloc
     for _o, k, v in got:
         final[k] = v
     assert final[b"a"] == b"a-new" and final[b"b"] == b"b-new" and b"gone" not in final
+    log.close()
+
+
+# ---- the Compactor's step(): the pass in steps, its result installed or its failure recorded ----
+
+def test_step_recovers_from_retention_between_two_steps(tmp_path, clock):
+    """As above, through step(): the pass ends without raising, leaves no file, is reported and
+    is not retried until new segments close."""
+    log = PartitionLog(tmp_path / "rs-0", cfg(segment_bytes=300, cleanup_policy="compact,delete", retention_ms=1000),
+                       clock=clock)
+    while log.segment_count < 4:
+        put(log, b"k", b"v" * 30, clock.ms())
+    warnings: list[str] = []
+    c = Compactor(log, warn=warnings.append)
+    assert c.step(clock.ms()) is True
+    clock.advance_ms(5000)
+    assert log.apply_retention(clock.ms()) > 0
+    while c.step(clock.ms()):
+        pass
+    assert c.last_result is None
+    assert len(warnings) == 1 and warnings[0].startswith("compaction of rs-0 skipped until new segments close")
+    assert c.cleanable(clock.ms()) == []
+    assert records(log)
+    assert not [n for n in os.listdir(tmp_path / "rs-0") if n.endswith(CLEANED_SUFFIX)]
+    log.close()
+
+
+def test_step_abandoned_by_close_leaves_no_file_and_changes_nothing(tmp_path, clock):
+    log = PartitionLog(tmp_path / "ab-0", cfg(segment_bytes=300), clock=clock)
+    while log.segment_count < 4:
+        put(log, b"k", b"v" * 30, clock.ms())
+    before = records(log)
+    c = Compactor(log)
+    steps = 0
+    while c.step(clock.ms()) and steps < 2:
+        steps += 1
+    assert any(n.endswith(CLEANED_SUFFIX) for n in os.listdir(tmp_path / "ab-0"))   # a pass under way
+    c.close()
+    assert not [n for n in os.listdir(tmp_path / "ab-0") if n.endswith(CLEANED_SUFFIX)]
+    assert records(log) == before and c.last_result is None
+    while c.step(clock.ms()):   # the next pass starts over and installs
+        pass
+    assert c.last_result is not None and len(records(log)) < len(before)
     log.close()

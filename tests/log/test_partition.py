@@ -9,6 +9,7 @@ from sandbox.log import (
     parse_header, validate_batches,
 )
 from sandbox.log.batch import iter_batches
+from sandbox.log import MAX_TIMESTAMP
 
 from .logkit import Clock, batch, offsets, values
 
@@ -30,7 +31,7 @@ def test_offsets_assigned_across_appends(log):
     infos = [log.append(batch(3, tag=f"a{i}")) for i in range(10)]
     assert [(i.first_offset, i.last_offset) for i in infos] == [(3 * k, 3 * k + 2) for k in range(10)]
     assert log.log_end_offset == 30 == log.high_watermark
-    data = log.read(0, 1 << 20)
+    data = log.read(0, 1 << 20).tobytes()
     assert offsets(data) == list(range(30))
     assert values(data)[4] == b"value-a1-1"
     # the broker wrote base offsets in place; the CRC still matches (base offset is not covered)
@@ -40,18 +41,18 @@ def test_offsets_assigned_across_appends(log):
 def test_multi_batch_append_is_one_append(log):
     info = log.append(batch(2) + batch(5))
     assert (info.first_offset, info.last_offset, info.duplicate) == (0, 6, False)
-    assert [h.base_offset for _, h in iter_batches(log.read(0, 1 << 20))] == [0, 2]
+    assert [h.base_offset for _, h in iter_batches(log.read(0, 1 << 20).tobytes())] == [0, 2]
 
 
 def test_leader_epoch_written(log):
     log.append(batch(1), leader_epoch=7)
-    assert parse_header(log.read(0, 1000)).leader_epoch == 7
+    assert parse_header(log.read(0, 1000).tobytes()).leader_epoch == 7
 
 
 def test_read_from_middle_of_batch_returns_containing_batch(log):
     log.append(batch(5))
     log.append(batch(5))
-    data = log.read(7, 1 << 20)
+    data = log.read(7, 1 << 20).tobytes()
     assert offsets(data) == list(range(5, 10))
 
 
@@ -59,21 +60,21 @@ def test_read_respects_max_bytes_but_returns_one_batch(log):
     for _ in range(5):
         log.append(batch(4))
     one = len(batch(4))
-    assert offsets(log.read(0, 1)) == [0, 1, 2, 3]          # KIP-74: at least one whole batch
-    assert offsets(log.read(0, 2 * one + 5)) == list(range(8))
-    assert len(log.read(0, 2 * one + 5)) == 2 * one
+    assert offsets(log.read(0, 1).tobytes()) == [0, 1, 2, 3]          # KIP-74: at least one whole batch
+    assert offsets(log.read(0, 2 * one + 5).tobytes()) == list(range(8))
+    assert len(log.read(0, 2 * one + 5).tobytes()) == 2 * one
 
 
 def test_read_max_offset_and_bounds(log):
     for _ in range(4):
         log.append(batch(2))
-    assert offsets(log.read(0, 1 << 20, max_offset=4)) == [0, 1, 2, 3]
-    assert log.read(4, 1 << 20, max_offset=4) == b""
-    assert log.read(8, 1 << 20) == b""
+    assert offsets(log.read(0, 1 << 20, max_offset=4).tobytes()) == [0, 1, 2, 3]
+    assert log.read(4, 1 << 20, max_offset=4).tobytes() == b""
+    assert log.read(8, 1 << 20).tobytes() == b""
     with pytest.raises(OffsetOutOfRangeError):
-        log.read(9, 100)
+        log.read(9, 100).tobytes()
     with pytest.raises(OffsetOutOfRangeError):
-        log.read(-1, 100)
+        log.read(-1, 100).tobytes()
 
 
 def test_roll_by_size_and_reads_across_segments(log):
@@ -82,23 +83,26 @@ def test_roll_by_size_and_reads_across_segments(log):
     assert log.segment_count > 3
     for seg in log.segment_paths()[:-1]:
         assert seg.stat().st_size <= 1024
-    assert offsets(log.read(0, 1 << 20)) == list(range(80))
+    assert offsets(log.read(0, 1 << 20).tobytes()) == list(range(80))
     for off in (0, 13, 41, 79):
-        assert offsets(log.read(off, 1))[0] <= off <= offsets(log.read(off, 1))[-1]
+        assert offsets(log.read(off, 1).tobytes())[0] <= off <= offsets(log.read(off, 1).tobytes())[-1]
     names = sorted(p.name for p in log.directory.iterdir() if p.suffix == ".log")
     assert names[0] == "00000000000000000000.log" and all(len(n) == 24 for n in names)
 
 
-def test_read_slices_match_read(log):
+def test_a_read_is_runs_of_segment_bytes_read_on_demand(log):
     for i in range(30):
         log.append(batch(3, tag=f"x{i}"))
-    slices = log.read_slices(10, 2000)
+    lazy = log.read(10, 2000)
+    slices = lazy.slices
     data = b""
-    for path, pos, length in slices:
-        with open(path, "rb") as f:
+    for seg, pos, length in slices:
+        with open(seg.log_path, "rb") as f:
             f.seek(pos)
             data += f.read(length)
-    assert data == log.read(10, 2000)
+    assert data == lazy.tobytes() and len(lazy) == len(data) > 0
+    buf = bytearray(len(lazy))
+    assert lazy.readinto(buf) == len(data) and bytes(buf) == data
     assert len(slices) >= 1
 
 
@@ -121,7 +125,7 @@ def test_index_lookup_after_reopen(tmp_path):
     log = PartitionLog(d, small(segment_bytes=1 << 20, index_interval_bytes=100))
     for i in range(200):
         log.append(batch(1, tag=f"i{i}", ts=10_000 + i))
-    expected = {o: log.read(o, 1) for o in (0, 57, 123, 199)}
+    expected = {o: log.read(o, 1).tobytes() for o in (0, 57, 123, 199)}
     log.close()
     assert (d / "00000000000000000000.index").stat().st_size > 8 * 10
     log = PartitionLog(d, small(segment_bytes=1 << 20, index_interval_bytes=100), recovery_point=200)
@@ -129,7 +133,7 @@ def test_index_lookup_after_reopen(tmp_path):
     assert len(seg.idx_rel) > 10
     assert 0 < seg.lookup(123) <= [p for p, h in seg.walk_headers(0) if h.base_offset == 123][0]
     for o, data in expected.items():
-        assert log.read(o, 1) == data
+        assert log.read(o, 1).tobytes() == data
     assert log.offset_for_timestamp(10_150) == (150, 10_150)
     log.close()
 
@@ -141,12 +145,12 @@ def test_offset_for_timestamp_and_max_timestamp(log):
     assert log.offset_for_timestamp(250) == (2, 300)
     assert log.offset_for_timestamp(301) == (6, 500)
     assert log.offset_for_timestamp(501) is None
-    assert log.max_timestamp() == (6, 500)
+    assert log.offset_for_timestamp(MAX_TIMESTAMP) == (6, 500)
 
 
 def test_max_timestamp_empty(tmp_path):
     log = PartitionLog(tmp_path / "e-0", small())
-    assert log.max_timestamp() == (-1, -1)
+    assert log.offset_for_timestamp(MAX_TIMESTAMP) is None
     assert log.offset_for_timestamp(0) is None
     log.close()
 
@@ -155,7 +159,7 @@ def test_log_append_time_sets_timestamp_and_valid_crc(tmp_path):
     log = PartitionLog(tmp_path / "lat-0", small(message_timestamp_type="LogAppendTime"))
     info = log.append(batch(3, ts=5), now_ms=777_000)
     assert info.log_append_time_ms == 777_000
-    data = log.read(0, 1 << 20)
+    data = log.read(0, 1 << 20).tobytes()
     h = validate_batches(data, 1 << 20)[0]  # raises if the CRC was not recomputed
     assert h.max_timestamp == 777_000 and h.attributes & 0x08
     assert {r[1] for r in iter_records(data)} == {777_000}
@@ -172,7 +176,7 @@ def test_append_rejects_bad_input(log):
     bad[-1] ^= 1
     with pytest.raises(CorruptRecordError):
         log.append(bytes(bad))
-    log.update_config(small(max_message_bytes=500))
+    log.config = small(max_message_bytes=500)
     with pytest.raises(RecordTooLargeError):
         log.append(batch(200))
     assert log.log_end_offset == 0 and log.size_bytes == 0
@@ -184,11 +188,11 @@ def test_truncate_to(log):
     nseg = log.segment_count
     log.truncate_to(31)  # mid-batch: the batch 30..32 goes too
     assert log.log_end_offset == 30 and log.high_watermark == 30
-    assert offsets(log.read(0, 1 << 20)) == list(range(30))
+    assert offsets(log.read(0, 1 << 20).tobytes()) == list(range(30))
     assert log.segment_count <= nseg
     assert log.append(batch(1)).first_offset == 30
     log.truncate_to(0)
-    assert log.log_end_offset == 0 and log.read(0, 100) == b""
+    assert log.log_end_offset == 0 and log.read(0, 100).tobytes() == b""
     assert log.append(batch(1)).first_offset == 0
 
 
@@ -201,7 +205,7 @@ def test_truncate_survives_reopen(tmp_path):
     log.close()
     log = PartitionLog(d, small())
     assert log.log_end_offset == 15
-    assert offsets(log.read(0, 1 << 20)) == list(range(15))
+    assert offsets(log.read(0, 1 << 20).tobytes()) == list(range(15))
     log.close()
 
 
@@ -212,14 +216,14 @@ def test_delete_records_before(log):
     assert log.delete_records_before(25) == 25
     assert log.log_start_offset == 25
     assert log.segment_count < nseg
-    assert offsets(log.read(25, 1 << 20))[0] <= 25
+    assert offsets(log.read(25, 1 << 20).tobytes())[0] <= 25
     with pytest.raises(OffsetOutOfRangeError):
-        log.read(10, 100)
+        log.read(10, 100).tobytes()
     with pytest.raises(OffsetOutOfRangeError):
         log.delete_records_before(61)
     assert log.delete_records_before(3) == 25  # never goes backwards
     assert log.delete_records_before(60) == 60
-    assert log.read(60, 100) == b"" and log.append(batch(1)).first_offset == 60
+    assert log.read(60, 100).tobytes() == b"" and log.append(batch(1)).first_offset == 60
 
 
 def test_retention_by_time(tmp_path):
@@ -233,7 +237,7 @@ def test_retention_by_time(tmp_path):
     freed = log.apply_retention(now_ms=now)
     assert freed > 0 and log.size_bytes == size - freed
     assert log.log_start_offset > 0
-    assert log.read(log.log_start_offset, 1 << 20)
+    assert log.read(log.log_start_offset, 1 << 20).tobytes()
     # every remaining segment except possibly the first holds fresh data
     assert log.offset_for_timestamp(now) is not None
     assert log.apply_retention(now_ms=now) == 0
@@ -248,7 +252,7 @@ def test_retention_by_bytes_never_active(tmp_path):
     assert log.size_bytes <= 2000 + 1024
     assert log.segment_count >= 1
     cfg = small(retention_bytes=0, retention_ms=-1)
-    log.update_config(cfg)
+    log.config = cfg
     log.apply_retention()
     assert log.segment_count == 1  # the active segment stays
     assert log.log_end_offset == 120
@@ -283,12 +287,22 @@ def test_flush_policy_by_time(tmp_path):
     log.close()
 
 
+def test_a_timer_flushes_an_idle_partition_once_flush_ms_passed(tmp_path):
+    clock = Clock()
+    log = PartitionLog(tmp_path / "fi-0", small(flush_ms=1000), clock=clock)
+    log.append(batch(1))
+    assert not log.flush(clock.ms() + 500, if_due=True) and log.dirty
+    assert log.flush(clock.ms() + 1000, if_due=True) and not log.dirty and log.recovery_point == 1
+    assert not log.flush(clock.ms() + 5000, if_due=True)          # nothing unflushed
+    log.close()
+
+
 def test_high_watermark_settable(log):
     log.append(batch(5))
     log.high_watermark = 2
     assert log.high_watermark == 2 and log.log_end_offset == 5
-    assert offsets(log.read(0, 1 << 20, max_offset=log.high_watermark)) == [0, 1, 2, 3, 4]  # starts below 2
-    assert log.read(5, 1 << 20, max_offset=log.high_watermark) == b""
+    assert offsets(log.read(0, 1 << 20, max_offset=log.high_watermark).tobytes()) == [0, 1, 2, 3, 4]  # starts below 2
+    assert log.read(5, 1 << 20, max_offset=log.high_watermark).tobytes() == b""
     log.append(batch(1))
     assert log.high_watermark == 6
 
@@ -315,7 +329,7 @@ def test_in_place_append_stamps_the_callers_buffer_and_stores_the_same_bytes(tmp
     info = owned.append(memoryview(buf), in_place=True)
     assert info.first_offset == 1 and info.last_offset == 3
     assert struct.unpack_from(">q", buf, 0)[0] == 1          # stamped where it lay: no copy made
-    assert owned.read(0, 1 << 20) == copied.read(0, 1 << 20)
-    assert offsets(owned.read(0, 1 << 20)) == [0, 1, 2, 3]
+    assert owned.read(0, 1 << 20).tobytes() == copied.read(0, 1 << 20).tobytes()
+    assert offsets(owned.read(0, 1 << 20).tobytes()) == [0, 1, 2, 3]
     copied.close()
     owned.close()

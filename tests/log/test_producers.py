@@ -118,4 +118,29 @@ def test_truncate_resets_producer_state(log):
     log.append(pbatch(2))
     log.truncate_to(2)
     assert log.append(pbatch(2)).first_offset == 2 and log.log_end_offset == 4
-    assert offsets(log.read(0, 1 << 20)) == [0, 1, 2, 3]
+    assert offsets(log.read(0, 1 << 20).tobytes()) == [0, 1, 2, 3]
+
+
+def test_store_snapshots_cut_and_reset(tmp_path):
+    """ProducerStore on its own: one snapshot file per flush (the older ones go), a cut drops
+    snapshots beyond the new log end and rebuilds from the batches, a reset leaves nothing."""
+    from sandbox.log.producers import ProducerStore
+
+    lg = PartitionLog(tmp_path / "st-0", LogConfig(segment_bytes=2048, index_interval_bytes=128))
+    lg.append(pbatch(0))
+    lg.flush()
+    lg.append(pbatch(2, pid=7))
+    lg.flush()
+    store = ProducerStore(lg.directory)
+    assert [off for off, _p in store.snapshots()] == [4]
+    assert not store.needs_snapshot(4, True) and store.needs_snapshot(3, True) and not store.needs_snapshot(3, False)
+    store.load(lg._segments, 4)
+    assert [p for p, *_ in store.active()] == [7, 42]
+    store.truncated(lg._segments[:1], 4)          # nothing beyond 4: the snapshot stays
+    assert [off for off, _p in store.snapshots()] == [4]
+    lg.truncate_to(2)                             # the log's own store follows its cut
+    assert [off for off, _p in lg._producers.snapshots()] == []
+    assert [p for p, *_ in lg.active_producers()] == [42]
+    store.reset()
+    assert store.snapshots() == [] and store.active() == []
+    lg.close()

@@ -18,7 +18,7 @@ def fill(d, n=30, **kw):
     log = PartitionLog(d, cfg(**kw))
     for i in range(n):
         log.append(batch(2, tag=f"b{i}", ts=1000 + i))
-    data = log.read(0, 1 << 30)
+    data = log.read(0, 1 << 30).tobytes()
     segs = log.segment_paths()
     leo = log.log_end_offset
     log.close()
@@ -39,7 +39,7 @@ def test_clean_reopen_no_events(tmp_path):
     ev = Events()
     log = PartitionLog(d, cfg(), on_event=ev)
     assert ev == []
-    assert log.log_end_offset == leo and log.read(0, 1 << 30) == data
+    assert log.log_end_offset == leo and log.read(0, 1 << 30).tobytes() == data
     log.close()
 
 
@@ -54,7 +54,7 @@ def test_garbage_tail_repaired(tmp_path, rp):
     rep = ev.of("repair")
     assert len(rep) == 1 and rep[0]["bytes"] == 66 and rep[0]["offset"] == leo
     assert rep[0]["segment"] == str(segs[-1])
-    assert log.log_end_offset == leo and log.read(0, 1 << 30) == data
+    assert log.log_end_offset == leo and log.read(0, 1 << 30).tobytes() == data
     assert log.append(batch(1)).first_offset == leo
     log.close()
 
@@ -71,8 +71,8 @@ def test_half_batch_cut_repaired(tmp_path):
     rep = ev.of("repair")
     assert rep and rep[0]["bytes"] == one - one // 2 and rep[0]["offset"] == leo - 2
     assert log.log_end_offset == leo - 2
-    assert offsets(log.read(0, 1 << 30)) == list(range(leo - 2))
-    assert log.read(0, 1 << 30) == data[:len(data) - one]
+    assert offsets(log.read(0, 1 << 30).tobytes()) == list(range(leo - 2))
+    assert log.read(0, 1 << 30).tobytes() == data[:len(data) - one]
     log.close()
 
 
@@ -89,7 +89,7 @@ def test_crc_corrupt_tail_batch_truncated(tmp_path):
     one = len(batch(2, tag="b29"))
     assert ev.of("repair")[0]["bytes"] == one
     assert log.log_end_offset == leo - 2
-    validate_batches(log.read(0, 1 << 30), 1 << 20)
+    validate_batches(log.read(0, 1 << 30).tobytes(), 1 << 20)
     log.close()
 
 
@@ -105,8 +105,8 @@ def test_corruption_in_middle_removes_later_segments_when_unflushed(tmp_path):
     rep = ev.of("repair")[0]
     assert rep["segment"] == str(mid) and rep["removed_segments"]
     assert log.segment_count == 2
-    assert len(log.read(0, 1 << 30)) < len(data)
-    assert data.startswith(log.read(0, 1 << 30))
+    assert len(log.read(0, 1 << 30).tobytes()) < len(data)
+    assert data.startswith(log.read(0, 1 << 30).tobytes())
     log.close()
 
 
@@ -143,9 +143,9 @@ def test_deleted_index_files_rebuilt(tmp_path):
     assert len(ev.of("index-rebuilt")) == len(segs)
     assert all(p.with_suffix(".index").exists() for p in segs)
     assert len(log._segments[0].idx_rel) > 3
-    assert log.read(0, 1 << 30) == data
+    assert log.read(0, 1 << 30).tobytes() == data
     assert log.offset_for_timestamp(1030) == (60, 1030)
-    assert offsets(log.read(33, 1))[0] == 32
+    assert offsets(log.read(33, 1).tobytes())[0] == 32
     log.close()
 
 
@@ -157,7 +157,7 @@ def test_inconsistent_index_rebuilt(tmp_path):
     ev = Events()
     log = PartitionLog(d, cfg(segment_bytes=4096), recovery_point=leo, on_event=ev)
     assert [i["segment"] for i in ev.of("index-rebuilt")] == [str(segs[0])]
-    assert log.read(0, 1 << 30) == data
+    assert log.read(0, 1 << 30).tobytes() == data
     log.close()
 
 

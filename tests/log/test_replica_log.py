@@ -30,10 +30,10 @@ def test_follower_holds_the_leaders_bytes_offsets_and_epochs(tmp_path):
     follower.set_replicated(True)
     pos = 0
     while pos < leader.log_end_offset:   # in fetch-sized pieces, as the fetcher does
-        data = leader.read(pos, 200)
+        data = leader.read(pos, 200).tobytes()
         follower.append_replica(data)
         pos = follower.log_end_offset
-    assert follower.read(0, 1 << 20) == leader.read(0, 1 << 20)
+    assert follower.read(0, 1 << 20).tobytes() == leader.read(0, 1 << 20).tobytes()
     assert follower.log_end_offset == leader.log_end_offset == 10
     assert follower.high_watermark == 0      # replicated: only the leader's word moves it
     assert follower.latest_epoch == 4
@@ -46,11 +46,11 @@ def test_follower_holds_the_leaders_bytes_offsets_and_epochs(tmp_path):
 def test_a_batch_that_does_not_start_at_the_log_end_is_refused(tmp_path):
     leader = leader_with(tmp_path, [(0, 3), (0, 3)])
     follower = PartitionLog(tmp_path / "follower", cfg())
-    second = leader.read(3, 1)
+    second = leader.read(3, 1).tobytes()
     with pytest.raises(CorruptRecordError):
         follower.append_replica(second)
     assert follower.log_end_offset == 0
-    damaged = bytearray(leader.read(0, 1))
+    damaged = bytearray(leader.read(0, 1).tobytes())
     damaged[-1] ^= 0xFF
     with pytest.raises(CorruptRecordError):
         follower.append_replica(bytes(damaged))
@@ -62,7 +62,7 @@ def test_divergent_tail_is_cut_where_the_new_leaders_epoch_ends(tmp_path):
     # (epoch 2) has 0-4 and then its own 5-9
     old = leader_with(tmp_path, [(0, 5), (1, 3)], "old")
     new = PartitionLog(tmp_path / "new", cfg())
-    new.append_replica(old.read(0, 1 << 20, max_offset=5))
+    new.append_replica(old.read(0, 1 << 20, max_offset=5).tobytes())
     new.begin_epoch(2)
     new.append(batch(5, tag="new"), leader_epoch=2)
     epoch, end = new.end_offset_for_epoch(old.latest_epoch)
@@ -70,9 +70,9 @@ def test_divergent_tail_is_cut_where_the_new_leaders_epoch_ends(tmp_path):
     target = min(end, old.end_offset_for_epoch(epoch)[1], old.log_end_offset)
     old.truncate_to(target)
     assert old.log_end_offset == 5 and old.latest_epoch == 0
-    old.append_replica(new.read(5, 1 << 20))
-    assert old.read(0, 1 << 20) == new.read(0, 1 << 20)
-    assert values(old.read(5, 1 << 20))[0] == b"value-new-0"
+    old.append_replica(new.read(5, 1 << 20).tobytes())
+    assert old.read(0, 1 << 20).tobytes() == new.read(0, 1 << 20).tobytes()
+    assert values(old.read(5, 1 << 20).tobytes())[0] == b"value-new-0"
 
 
 def test_epoch_cache_survives_reopen_and_is_rebuilt_when_missing(tmp_path):
@@ -134,8 +134,8 @@ def test_reset_to_starts_an_empty_log_at_the_leaders_log_start(tmp_path):
     src = PartitionLog(tmp_path / "src", cfg())
     src.reset_to(50)
     src.append(batch(2, tag="x"), leader_epoch=7)
-    log.append_replica(src.read(50, 1 << 20))
-    assert offsets(log.read(50, 1 << 20)) == [50, 51] and log.latest_epoch == 7
+    log.append_replica(src.read(50, 1 << 20).tobytes())
+    assert offsets(log.read(50, 1 << 20).tobytes()) == [50, 51] and log.latest_epoch == 7
 
 
 def test_follower_truncation_under_windows_file_rules(tmp_path, windows_files):
@@ -147,8 +147,8 @@ def test_follower_truncation_under_windows_file_rules(tmp_path, windows_files):
     assert log.log_end_offset == 8           # the batch holding offset 9 goes whole
     assert log.latest_epoch == 0
     src = leader_with(tmp_path, [(0, 4)] * 2 + [(2, 4)] * 3, "src2")
-    log.append_replica(src.read(8, 1 << 20))
-    assert offsets(log.read(8, 1 << 20)) == list(range(8, 20))
+    log.append_replica(src.read(8, 1 << 20).tobytes())
+    assert offsets(log.read(8, 1 << 20).tobytes()) == list(range(8, 20))
     log.reset_to(100)
     log.close()
     reopened = PartitionLog(tmp_path / "leader", cfg())

@@ -86,8 +86,8 @@ def _read_all(state, request, names: list[str | None], replica: int = -1,
             limit = min(p.partition_max_bytes, budget - total)
             if limit > 0 or first:
                 try:
-                    data = plog.read_lazy(p.fetch_offset, max(limit, 1),
-                                          max_offset=hw if replica < 0 else None)
+                    data = plog.read(p.fetch_offset, max(limit, 1),
+                                     max_offset=hw if replica < 0 else None)
                 except OffsetOutOfRangeError:
                     entry["error_code"] = OFFSET_OUT_OF_RANGE
                     data = b""

@@ -30,9 +30,9 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int) -> dic
     elif ts == LATEST_TIERED:
         out["leader_epoch"] = -1
     elif ts == MAX_TIMESTAMP:
-        off, t = plog.max_timestamp()
+        off, t = plog.offset_for_timestamp(MAX_TIMESTAMP) or (-1, -1)
         if off >= 0:
-            exact = record_with_timestamp(plog.read(off, 1), t)
+            exact = record_with_timestamp(plog.read(off, 1).tobytes(), t)
             off = off if exact is None else exact
         out["offset"], out["timestamp"] = off, t
     else:
@@ -40,7 +40,7 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int) -> dic
         found = plog.offset_for_timestamp(ts)
         pos = max(found[0], plog.log_start_offset) if found else plog.log_end_offset
         while pos < plog.log_end_offset:
-            chunk = plog.read(pos, 1 << 20)
+            chunk = plog.read(pos, 1 << 20).tobytes()
             exact = first_record_at_or_after(chunk, ts, plog.log_start_offset)
             if exact is not None:
                 out["offset"], out["timestamp"] = exact
