@@ -110,3 +110,27 @@ def test_pattern_subscribers_that_include_internal_topics_get_it_and_read_it(bro
 
     assigned = asyncio.run(run())
     assert assigned == {OFFSETS, topic}, assigned
+
+
+def test_offsets_journal_of_an_earlier_version_is_moved_into_the_topic(broker_factory, tmp_path):
+    """Upgrade of a single-broker sandbox: offsets in `__consumer_offsets/offsets.journal` are
+    written once into the topic at start (the journal kept as offsets.journal.migrated), and are
+    still there after a restart."""
+    from sandbox.broker.offsets import JOURNAL, OffsetStore
+
+    data = tmp_path / "upgraded"
+    with OffsetStore(data / OFFSETS) as old:
+        old.commit("old-group", [("old-topic", 0, 42, -1, "from the journal")])
+    b = broker_factory(data_dir=data)
+    assert (data / OFFSETS / (JOURNAL + ".migrated")).exists() and not (data / OFFSETS / JOURNAL).exists()
+
+    def committed() -> list:
+        a = admin(b.bootstrap)
+        from confluent_kafka import ConsumerGroupTopicPartitions
+        res = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions("old-group")])["old-group"]
+        return [(tp.topic, tp.partition, tp.offset, tp.metadata) for tp in res.result(timeout=15).topic_partitions]
+
+    assert committed() == [("old-topic", 0, 42, "from the journal")]
+    b.stop()
+    b.start()
+    assert committed() == [("old-topic", 0, 42, "from the journal")]
