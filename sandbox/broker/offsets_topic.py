@@ -99,6 +99,8 @@ class TopicOffsetStore:
         coord = self.state.coordinator
         if self.topic() is not None:
             return True
+        if self.state.restoring():   # its partitions on disk are adopted back (BrokerState._adopt_orphans)
+            return False
         live = sum(1 for b in coord.brokers() if not b.fenced)
         rf = max(1, min(self.replication_factor, live))
         try:

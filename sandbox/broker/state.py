@@ -129,8 +129,12 @@ class BrokerState:
         )
         coord.watch(self.sync_partitions)
         self.sync_partitions([])
-        if self.offsets.has_legacy() and not self.config.coordinator:
-            await self.offsets.ensure_topic()   # the journal of an earlier version moves into the topic
+        if self.offsets.has_legacy():   # the journal of an earlier version moves into the topic
+            if self.config.coordinator:   # once the other brokers registered (the topic's replicas)
+                loop = asyncio.get_running_loop()
+                loop.call_later(RESTORE_GRACE_S, lambda: loop.create_task(self.offsets.ensure_topic()))
+            else:
+                await self.offsets.ensure_topic()
 
     async def close(self) -> None:
         self._closing = True
@@ -246,6 +250,11 @@ class BrokerState:
         if leader[0] != self.node_id or plog is None:
             return None, 6  # NOT_LEADER_OR_FOLLOWER: the client refreshes metadata
         return plog, 0
+
+    def restoring(self) -> bool:
+        """The coordinator's journal was just replaced: the supervisor is putting topics back."""
+        changed = self.coordinator.cluster_changed_at
+        return changed is not None and time.monotonic() - changed < RESTORE_GRACE_S
 
     async def auto_create(self, name: str) -> bool:
         """Create a topic with the broker defaults; True if it exists afterwards."""

@@ -87,6 +87,9 @@ class FakeState:
         self.groups = None
         self.lead(range(partitions), epoch=0)
 
+    def restoring(self) -> bool:
+        return False
+
     async def _wait(self, key, offset, timeout):
         self.waited.append((key, offset))
         return self.wait_code
