@@ -14,21 +14,12 @@ from confluent_kafka.admin import NewTopic
 from sandbox.broker.offsets_records import partition_for
 
 from .kit import consume_n, consumer, produce_all, producer, unique
-from .replication_kit import Cluster
+from .replication_kit import Cluster, cluster3  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 OFFSETS = "__consumer_offsets"
 PARTITIONS = 10
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path / "cluster", brokers=3)
-    try:
-        yield c.start()
-    finally:
-        c.stop()
 
 
 def coordinator_of(cluster: Cluster, group: str) -> int:
@@ -38,7 +29,8 @@ def coordinator_of(cluster: Cluster, group: str) -> int:
     return desc.coordinator.id
 
 
-def test_group_resumes_from_committed_offsets_after_its_coordinator_is_killed(cluster):
+def test_group_resumes_from_committed_offsets_after_its_coordinator_is_killed(cluster3):
+    cluster = cluster3
     topic, group = unique("t"), unique("g")
     admin = cluster.admin()
     admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=3,
@@ -101,7 +93,6 @@ def test_group_resumes_from_committed_offsets_after_its_coordinator_is_killed(cl
                 if time.monotonic() > deadline:
                     raise AssertionError(f"commits fail: {failures[:3]} ... {failures[-1]}") from e
                 time.sleep(0.5)
-        print("commit failures before success:", failures)
     finally:
         second.close()
     offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(timeout=15)
