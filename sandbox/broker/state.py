@@ -132,7 +132,8 @@ class BrokerState:
         if self.offsets.has_legacy():   # the journal of an earlier version moves into the topic
             if self.config.coordinator:   # once the other brokers registered (the topic's replicas)
                 loop = asyncio.get_running_loop()
-                loop.call_later(RESTORE_GRACE_S, lambda: loop.create_task(self.offsets.ensure_topic()))
+                loop.call_later(RESTORE_GRACE_S, lambda: None if self._closing else loop.create_task(
+                    self.offsets.ensure_topic()))
             else:
                 await self.offsets.ensure_topic()
 
