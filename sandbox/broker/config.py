@@ -26,6 +26,13 @@ def _int(key: str, v: str) -> int:
         raise ValueError(f"{key} must be an integer, not {v!r}") from None
 
 
+def _positive(key: str, v: str) -> int:
+    n = _int(key, v)
+    if n < 1:
+        raise ValueError(f"{key} must be at least 1, not {v!r}")
+    return n
+
+
 DEFAULT_LISTENER = "PLAINTEXT"
 LISTENER_SYNTAX = "NAME=BIND_HOST:PORT[,advertised=HOST:PORT]"
 _NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -142,6 +149,9 @@ class BrokerConfig:
     cleaner_backoff_ms: int = 15_000     # log.cleaner.backoff.ms: how often compacted topics are looked at
     checkpoint_interval_ms: int = 60_000
     offsets_fsync: bool = True
+    offsets_topic_num_partitions: int = 10      # __consumer_offsets partitions (Kafka's 50)
+    offsets_topic_replication_factor: int = 3   # capped at the live brokers when the topic is made
+    offsets_commit_timeout_ms: int = 5000       # how long a commit waits for the ISR
     replica_lag_time_max_ms: int = 30_000   # a follower this far behind leaves the ISR (Kafka's default)
     min_insync_replicas: int = 1             # acks=all needs this many in sync (topic config overrides)
     broker_session_timeout_ms: int = 9000    # the coordinator's; no acknowledgement after it may have expired
@@ -203,6 +213,12 @@ class BrokerConfig:
                 self.cleaner_backoff_ms = _int(key, value)
             elif key == "offsets.fsync":
                 self.offsets_fsync = _bool(key, value)
+            elif key == "offsets.topic.num.partitions":
+                self.offsets_topic_num_partitions = _positive(key, value)
+            elif key == "offsets.topic.replication.factor":
+                self.offsets_topic_replication_factor = _positive(key, value)
+            elif key == "offsets.commit.timeout.ms":
+                self.offsets_commit_timeout_ms = _positive(key, value)
             elif key == "replica.lag.time.max.ms":
                 self.replica_lag_time_max_ms = _int(key, value)
             elif key == "min.insync.replicas":

@@ -1,6 +1,7 @@
 """Classic consumer-group coordinator, the asyncio side: hands JoinGroup/SyncGroup/Heartbeat/
 LeaveGroup to the sans-io GroupMachine (group_machine.py) as events, parks futures for the
-requests it answers later, and keeps committed offsets (commit, fetch, OffsetDelete) in an OffsetStore."""
+requests it answers later, and keeps committed offsets (commit, fetch, OffsetDelete) in an offset
+store (OffsetStore's API: the `__consumer_offsets` topic on a broker, a journal in unit tests)."""
 from __future__ import annotations
 
 import asyncio
@@ -200,8 +201,9 @@ class GroupCoordinator:
                 entries.append((t, p, off, epoch, meta))
         try:
             self.offsets.commit(group_id, entries)
-        except OSError:
-            return [(t, p, COORDINATOR_NOT_AVAILABLE if c == NONE else c) for t, p, c in results]
+        except OSError as e:
+            code = getattr(e, "error_code", COORDINATOR_NOT_AVAILABLE)
+            return [(t, p, code if c == NONE else c) for t, p, c in results]
         return results
 
     def fetch_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None

@@ -23,8 +23,7 @@ from sandbox.log.compactor import Compactor
 
 from .config import BrokerConfig
 from .groups import GroupCoordinator
-from .internal_topics import EMPTY_INTERNAL_LOG, OFFSETS_TOPIC, offsets_topic
-from .offsets import OffsetStore
+from .offsets_topic import TopicOffsetStore
 from .replication import ReplicaManager
 
 log = logging.getLogger("sandbox.broker")
@@ -83,7 +82,7 @@ class BrokerState:
         self.leaders: dict[tuple[str, int], tuple[int, int]] = {}
         self.coordinator: CoordinatorAPI | None = None
         self.groups: GroupCoordinator | None = None
-        self.offsets: OffsetStore | None = None
+        self.offsets: TopicOffsetStore | None = None
         self.notifier = Notifier()
         self.replicas = ReplicaManager(self, clock=clock, emit=emit_event,
                                        replica_lag_ms=config.replica_lag_time_max_ms,
@@ -120,7 +119,10 @@ class BrokerState:
                 RESTORE_GRACE_S, lambda: asyncio.get_running_loop().create_task(self._adopt_orphans()))
         else:
             await self._adopt_orphans()
-        self.offsets = OffsetStore(data / OFFSETS_DIR, fsync=self.config.offsets_fsync, on_event=emit_event)
+        self.offsets = TopicOffsetStore(
+            self, partitions=self.config.offsets_topic_num_partitions, fsync=self.config.offsets_fsync,
+            replication_factor=self.config.offsets_topic_replication_factor, legacy_dir=data / OFFSETS_DIR,
+            clock=self.clock, on_event=emit_event)
         self.groups = GroupCoordinator(
             self.offsets, initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms,
             consumer_heartbeat_interval_ms=self.config.group_consumer_heartbeat_interval_ms,
@@ -128,6 +130,13 @@ class BrokerState:
         )
         coord.watch(self.sync_partitions)
         self.sync_partitions([])
+        if self.offsets.has_legacy():   # the journal of an earlier version moves into the topic
+            if self.config.coordinator:   # once the other brokers registered (the topic's replicas)
+                loop = asyncio.get_running_loop()
+                loop.call_later(RESTORE_GRACE_S, lambda: None if self._closing else loop.create_task(
+                    self.offsets.ensure_topic()))
+            else:
+                await self.offsets.ensure_topic()
 
     async def close(self) -> None:
         self._closing = True
@@ -210,6 +219,8 @@ class BrokerState:
             elif plog.config != cfg:
                 plog.config = cfg
         self.replicas.on_metadata(topics)
+        if self.offsets is not None:
+            self.offsets.on_metadata()
         self._after_cluster_change()
 
     def _after_cluster_change(self) -> None:
@@ -236,13 +247,16 @@ class BrokerState:
         """The local log of a partition this broker leads, else (None, error code)."""
         leader = self.leaders.get((topic, index))
         if leader is None:
-            if topic == OFFSETS_TOPIC and index == 0 and offsets_topic(self) is not None:
-                return EMPTY_INTERNAL_LOG, 0   # listed, never written: see internal_topics
             return None, 3  # UNKNOWN_TOPIC_OR_PARTITION
         plog = self.partitions.get((topic, index))
         if leader[0] != self.node_id or plog is None:
             return None, 6  # NOT_LEADER_OR_FOLLOWER: the client refreshes metadata
         return plog, 0
+
+    def restoring(self) -> bool:
+        """The coordinator's journal was just replaced: the supervisor is putting topics back."""
+        changed = self.coordinator.cluster_changed_at
+        return changed is not None and time.monotonic() - changed < RESTORE_GRACE_S
 
     async def auto_create(self, name: str) -> bool:
         """Create a topic with the broker defaults; True if it exists afterwards."""
@@ -274,11 +288,16 @@ class BrokerState:
         return pid
 
     def is_group_coordinator(self, group_id: str) -> bool:
+        if self.offsets is not None and self.offsets.topic() is not None:
+            return self.offsets.leads(group_id)
         return self.group_coordinator_id(group_id) == self.node_id
 
     def group_coordinator_id(self, key: str) -> int:
-        """The broker that owns a group: a stable hash over every registered broker id
-        (stable while the configured broker set is), like Kafka's __consumer_offsets partitioning."""
+        """The broker that owns a group: the leader of its __consumer_offsets partition (-1 while
+        that has none). Before the topic exists: a stable hash over the registered broker ids."""
+        owner = self.offsets.coordinator_for(key) if self.offsets is not None else None
+        if owner is not None:
+            return owner
         ids = sorted(b.broker_id for b in self.coordinator.brokers())
         if not ids:
             return self.node_id

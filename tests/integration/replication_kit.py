@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from confluent_kafka.admin import AdminClient
 
 from helpers import api_versions_ok, free_port
@@ -163,3 +164,13 @@ class Cluster:
             return log.log_end_offset
         finally:
             log.close()
+
+
+@pytest.fixture
+def cluster3(tmp_path):
+    """A started 3-broker Cluster, stopped after the test even when it fails."""
+    c = Cluster(tmp_path / "cluster", brokers=3)
+    try:
+        yield c.start()
+    finally:
+        c.stop()

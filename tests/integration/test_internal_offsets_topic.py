@@ -1,7 +1,8 @@
-"""`__consumer_offsets` as clients see it: listed as an internal topic once a group committed
-offsets (Kafka lists it once it exists), one partition led by the broker, empty to read, refused to
-write; aiokafka and kafka-python consumers that include internal topics in a pattern
-subscription get it assigned and read nothing, without errors."""
+"""`__consumer_offsets` as clients see it: created by the broker on a group's first need and
+listed as an internal topic (offsets.topic.num.partitions partitions, led by the broker), holding
+the commits as records in Kafka's OffsetCommitKey/OffsetCommitValue format, refused to write;
+aiokafka and kafka-python consumers that include internal topics in a pattern subscription get it
+assigned and read it without errors."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ import time
 
 from confluent_kafka import KafkaError, TopicPartition
 
+from sandbox.broker.offsets_records import decode_key, decode_value, partition_for
+
 from .kit import admin, consumer, create_topic, produce_all, producer, unique
 
 OFFSETS = "__consumer_offsets"
+PARTITIONS = 10   # offsets.topic.num.partitions' default
 
 
-def _commit_something(bootstrap: str) -> str:
+def _commit_something(bootstrap: str, group: str | None = None) -> str:
     topic = unique("t")
     create_topic(bootstrap, topic, 1)
     produce_all(producer(bootstrap), topic, [(None, b"v")])
-    c = consumer(bootstrap, unique("g"))
+    c = consumer(bootstrap, group or unique("g"))
     try:
         c.assign([TopicPartition(topic, 0, 0)])
         c.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
@@ -31,10 +35,11 @@ def _commit_something(bootstrap: str) -> str:
 def test_offsets_topic_is_listed_internal_once_offsets_exist_and_cannot_be_written(broker):
     a = admin(broker.bootstrap)
     assert OFFSETS not in a.list_topics(timeout=10).topics
-    _commit_something(broker.bootstrap)
+    group = unique("g")
+    topic = _commit_something(broker.bootstrap, group)
     md = a.list_topics(timeout=10)
-    assert OFFSETS in md.topics and sorted(md.topics[OFFSETS].partitions) == [0]
-    assert md.topics[OFFSETS].partitions[0].leader == 1
+    assert OFFSETS in md.topics and sorted(md.topics[OFFSETS].partitions) == list(range(PARTITIONS))
+    assert {p.leader for p in md.topics[OFFSETS].partitions.values()} == {1}
 
     from kafka import KafkaAdminClient
     ka = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=10000)
@@ -49,29 +54,36 @@ def test_offsets_topic_is_listed_internal_once_offsets_exist_and_cannot_be_writt
     p.produce(OFFSETS, value=b"not yours", partition=0, on_delivery=lambda err, m: errors.append(err))
     p.flush(15)
     assert errors and errors[0] is not None and errors[0].code() == KafkaError.TOPIC_EXCEPTION, errors
-    # reading it: offset 0, nothing there, no error
+    # reading it: the group's partition holds the commit in Kafka's record format
+    index = partition_for(group, PARTITIONS)
     c = consumer(broker.bootstrap, unique("g"), **{"enable.partition.eof": True})
     try:
-        c.assign([TopicPartition(OFFSETS, 0, 0)])
-        deadline, eof = time.monotonic() + 15, False
+        c.assign([TopicPartition(OFFSETS, index, 0)])
+        deadline, eof, found = time.monotonic() + 15, False, []
         while not eof and time.monotonic() < deadline:
             for m in c.consume(10, timeout=0.5):
-                assert m.error() is not None and m.error().code() == KafkaError._PARTITION_EOF, m.error()
-                eof = True
-        assert eof
-        assert c.get_watermark_offsets(TopicPartition(OFFSETS, 0), timeout=10) == (0, 0)
+                if m.error() is not None:
+                    assert m.error().code() == KafkaError._PARTITION_EOF, m.error()
+                    eof = True
+                    continue
+                key = decode_key(m.key())
+                if key is not None and key.group == group:
+                    found.append((key.topic, key.partition, decode_value(m.value()).offset))
+        assert eof and found == [(topic, 0, 1)], found
+        low, high = c.get_watermark_offsets(TopicPartition(OFFSETS, index), timeout=10)
+        assert low == 0 and high >= 1
     finally:
         c.close()
 
 
-def test_pattern_subscribers_that_include_internal_topics_get_it_and_read_nothing(broker):
+def test_pattern_subscribers_that_include_internal_topics_get_it_and_read_it(broker):
     topic = _commit_something(broker.bootstrap)
 
     from kafka import KafkaConsumer
     kc = KafkaConsumer(bootstrap_servers=broker.bootstrap, exclude_internal_topics=False,
                        request_timeout_ms=15000, consumer_timeout_ms=2000)
     try:
-        assert kc.partitions_for_topic(OFFSETS) == {0}
+        assert kc.partitions_for_topic(OFFSETS) == set(range(PARTITIONS))
         assert OFFSETS in kc._client.cluster.topics(exclude_internal_topics=False)
         assert OFFSETS not in kc._client.cluster.topics(exclude_internal_topics=True)   # marked internal
     finally:
@@ -87,13 +99,38 @@ def test_pattern_subscribers_that_include_internal_topics_get_it_and_read_nothin
         try:
             c.subscribe(pattern=r"^(__consumer_offsets|" + topic + r")$")
             deadline = time.monotonic() + 30
-            while len(c.assignment()) < 2 and time.monotonic() < deadline:
+            while len(c.assignment()) < PARTITIONS + 1 and time.monotonic() < deadline:
                 await c.getmany(timeout_ms=300)
             got = await c.getmany(timeout_ms=1000)
-            assert all(tp.topic != OFFSETS for tp in got), got
+            for tp, msgs in got.items():   # commit records, Kafka's format (its own group's commits too)
+                assert tp.topic != OFFSETS or all(decode_key(m.key) is not None for m in msgs), msgs
             return {tp.topic for tp in c.assignment()}
         finally:
             await c.stop()
 
     assigned = asyncio.run(run())
     assert assigned == {OFFSETS, topic}, assigned
+
+
+def test_offsets_journal_of_an_earlier_version_is_moved_into_the_topic(broker_factory, tmp_path):
+    """Upgrade of a single-broker sandbox: offsets in `__consumer_offsets/offsets.journal` are
+    written once into the topic at start (the journal kept as offsets.journal.migrated), and are
+    still there after a restart."""
+    from sandbox.broker.offsets import JOURNAL, OffsetStore
+
+    data = tmp_path / "upgraded"
+    with OffsetStore(data / OFFSETS) as old:
+        old.commit("old-group", [("old-topic", 0, 42, -1, "from the journal")])
+    b = broker_factory(data_dir=data)
+    assert (data / OFFSETS / (JOURNAL + ".migrated")).exists() and not (data / OFFSETS / JOURNAL).exists()
+
+    def committed() -> list:
+        a = admin(b.bootstrap)
+        from confluent_kafka import ConsumerGroupTopicPartitions
+        res = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions("old-group")])["old-group"]
+        return [(tp.topic, tp.partition, tp.offset, tp.metadata) for tp in res.result(timeout=15).topic_partitions]
+
+    assert committed() == [("old-topic", 0, 42, "from the journal")]
+    b.stop()
+    b.start()
+    assert committed() == [("old-topic", 0, 42, "from the journal")]

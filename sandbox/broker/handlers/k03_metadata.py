@@ -2,7 +2,7 @@
 
 topics=None (v1+) or [] (v0) means all topics; unknown topics are auto-created when the
 request and the broker allow it. Internal topics are listed only when asked for by name, except
-`__consumer_offsets` once this broker holds committed offsets (see internal_topics).
+`__consumer_offsets` once it exists (see internal_topics).
 Brokers are listed with their addresses on the listener the request came in through.
 """
 

@@ -1,17 +1,19 @@
-"""OffsetCommit (8), v2-v9 (v9 = v8 for classic groups): durable committed offsets per (group, topic, partition).
+"""OffsetCommit (8), v2-v9 (v9 = v8 for classic groups): committed offsets per (group, topic, partition),
+written to the group's `__consumer_offsets` partition and answered once its ISR has them.
 Members of KIP-848 consumer groups commit with their member epoch (STALE_MEMBER_EPOCH, UNKNOWN_MEMBER_ID)."""
 
 from __future__ import annotations
 
-from sandbox.protocol.errors import NOT_COORDINATOR, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.protocol.errors import NONE, NOT_COORDINATOR, UNKNOWN_TOPIC_OR_PARTITION
 
 API_KEY = 8
 MIN_VERSION = 2
 MAX_VERSION = 9
 
 
-def handle(ctx, request) -> dict:
+async def handle(ctx, request) -> dict:
     state = ctx.state
+    await state.offsets.ensure_topic()
     if not state.is_group_coordinator(request.group_id):
         return {"throttle_time": 0, "topics": [
             {"name": t.name, "partitions": [{"partition_index": p.partition_index, "error_code": NOT_COORDINATOR}
@@ -20,8 +22,7 @@ def handle(ctx, request) -> dict:
     unknown = []
     for t in request.topics:
         for p in t.partitions:
-            # led_log also knows __consumer_offsets-0 (listed, empty): committable, as in Kafka
-            if state.leader_of(t.name, p.partition_index) is None and state.led_log(t.name, p.partition_index)[0] is None:
+            if state.leader_of(t.name, p.partition_index) is None:
                 unknown.append((t.name, p.partition_index))
                 continue
             entries.append((t.name, p.partition_index, p.committed_offset,
@@ -30,6 +31,10 @@ def handle(ctx, request) -> dict:
         request.group_id, request.generation_id_or_member_epoch, request.member_id,
         getattr(request, "group_instance_id", None), entries, api_version=ctx.api_version,
     ) if entries else []
+    if any(code == NONE for _t, _p, code in results):
+        code = await state.offsets.replicated(request.group_id, state.config.offsets_commit_timeout_ms / 1000)
+        if code != NONE:
+            results = [(t, p, code if c == NONE else c) for t, p, c in results]
     by_topic: dict[str, list[dict]] = {}
     for topic, part, code in results:
         by_topic.setdefault(topic, []).append({"partition_index": part, "error_code": code})

@@ -1,5 +1,5 @@
-"""FindCoordinator (10), v0-v6: the broker owning a group (hash over the registered brokers),
-with its address on the listener the request came in through. Share groups (key type 2, v6) are
+"""FindCoordinator (10), v0-v6: the broker owning a group (the leader of its `__consumer_offsets`
+partition, the topic made on first need), with its address on the listener the request came in through. Share groups (key type 2, v6) are
 not enabled here, so they get INVALID_REQUEST as on a Kafka 4.0 broker without them."""
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ SHARE = 2
 
 def _locate(state, key: str, listener: str | None = None) -> dict:
     owner = state.group_coordinator_id(key)
+    if owner < 0:
+        return {"node_id": -1, "host": "", "port": -1, "error_code": COORDINATOR_NOT_AVAILABLE,
+                "error_message": "the partition of __consumer_offsets that holds this group has no leader"}
     if owner == state.node_id:
         ep = self_endpoint(state, listener)
         return {"node_id": ep["node_id"], "host": ep["host"], "port": ep["port"], "error_code": NONE,
@@ -27,7 +30,8 @@ def _locate(state, key: str, listener: str | None = None) -> dict:
             "error_message": f"broker {owner}, which coordinates this group, is not available"}
 
 
-def handle(ctx, request) -> dict:
+async def handle(ctx, request) -> dict:
+    await ctx.state.offsets.ensure_topic()
     if ctx.api_version >= 4:
         if request.key_type == SHARE:
             return {"throttle_time": 0, "coordinators": [

@@ -4,14 +4,14 @@ partitions of topics a consumer group with members subscribes to GROUP_SUBSCRIBE
 
 from __future__ import annotations
 
-from sandbox.protocol.errors import NOT_COORDINATOR, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.protocol.errors import NONE, NOT_COORDINATOR, UNKNOWN_TOPIC_OR_PARTITION
 
 API_KEY = 47
 MIN_VERSION = 0
 MAX_VERSION = 0
 
 
-def handle(ctx, request) -> dict:
+async def handle(ctx, request) -> dict:
     state = ctx.state
     if not state.is_group_coordinator(request.group_id):
         return {"throttle_time": 0, "error_code": NOT_COORDINATOR, "topics": []}
@@ -23,6 +23,9 @@ def handle(ctx, request) -> dict:
     code, results = state.groups.delete_offsets(request.group_id, known)
     if code:
         return {"throttle_time": 0, "error_code": code, "topics": []}
+    written = await state.offsets.replicated(request.group_id, state.config.offsets_commit_timeout_ms / 1000)
+    if written != NONE:   # the tombstones did not reach the ISR
+        results = [(t, p, written if c == NONE else c) for t, p, c in results]
     by_topic: dict[str, list[dict]] = {}
     for topic, part, err in [(t, p, UNKNOWN_TOPIC_OR_PARTITION) for t, p in unknown] + results:
         by_topic.setdefault(topic, []).append({"partition_index": part, "error_code": err})

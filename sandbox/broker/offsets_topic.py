@@ -1,0 +1,318 @@
+"""Committed group offsets kept in the replicated internal topic `__consumer_offsets`, as Kafka
+keeps them: a group belongs to one partition, its coordinator is that partition's leader, commits
+are records (offsets_records.py) answered once the ISR has them, and the in-memory view of a
+partition is read from its log when this broker starts leading it and dropped when it stops."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from sandbox.coordinator import CoordinatorError
+from sandbox.log.batch import build_batch, iter_batches, iter_records
+from sandbox.protocol.errors import (
+    COORDINATOR_NOT_AVAILABLE, KAFKA_STORAGE_ERROR, NONE, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS,
+    NOT_ENOUGH_REPLICAS_AFTER_APPEND, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, UNKNOWN_TOPIC_OR_PARTITION,
+)
+
+from .internal_topics import OFFSETS_TOPIC
+from .offsets import JOURNAL, CommittedOffset, Entry, OffsetStore
+from .offsets_records import decode_key, decode_value, encode_key, encode_value, partition_for
+from .records import uncompressed
+
+log = logging.getLogger("sandbox.broker")
+
+DEFAULT_PARTITIONS = 10           # offsets.topic.num.partitions (Kafka's 50 is more than a sandbox needs)
+DEFAULT_REPLICATION_FACTOR = 3    # offsets.topic.replication.factor, capped at the live brokers
+RECORDS_PER_BATCH = 500           # a large commit is split so no batch nears max.message.bytes
+READ_BYTES = 1 << 20
+TOPIC_CONFIGS = {"cleanup.policy": "compact"}
+
+# what a failed append or ISR wait means to a committing client (Kafka's GroupMetadataManager)
+_COMMIT_ERRORS = {
+    UNKNOWN_TOPIC_OR_PARTITION: COORDINATOR_NOT_AVAILABLE, NOT_ENOUGH_REPLICAS: COORDINATOR_NOT_AVAILABLE,
+    NOT_ENOUGH_REPLICAS_AFTER_APPEND: COORDINATOR_NOT_AVAILABLE, REQUEST_TIMED_OUT: COORDINATOR_NOT_AVAILABLE,
+    NOT_LEADER_OR_FOLLOWER: NOT_COORDINATOR, KAFKA_STORAGE_ERROR: NOT_COORDINATOR,
+}
+
+View = dict[str, dict[tuple[str, int], CommittedOffset]]
+
+
+class OffsetsNotWritable(OSError):
+    """This broker cannot append to the group's partition now; `error_code` says why."""
+
+    def __init__(self, error_code: int, message: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+class TopicOffsetStore:
+    """OffsetStore's API (get, group_offsets, groups, commit, delete_group, delete_partitions,
+    delete_topic, close) over the `__consumer_offsets` partitions this broker leads, plus
+    `replicated(group)`, awaited before a write is answered."""
+
+    def __init__(self, state: Any, *, partitions: int = DEFAULT_PARTITIONS,
+                 replication_factor: int = DEFAULT_REPLICATION_FACTOR, fsync: bool = True,
+                 legacy_dir: Path | None = None, clock: Callable[[], float] = time.time,
+                 on_event: Callable[[str, dict], None] | None = None) -> None:
+        self.state = state
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        self._fsync = fsync
+        self._clock = clock
+        self._emit = on_event or (lambda kind, detail: None)
+        self._views: dict[int, View] = {}
+        self._epochs: dict[int, int] = {}              # partition -> leader epoch it was loaded at
+        self._pending: dict[str, tuple[tuple[str, int], int]] = {}   # group -> (partition, last offset)
+        self.legacy: OffsetStore | None = None
+        if legacy_dir is not None and (Path(legacy_dir) / JOURNAL).exists():
+            self.legacy = OffsetStore(legacy_dir, fsync=fsync, on_event=on_event)
+            if not self.legacy.groups():
+                self._retire_legacy()
+
+    # ---- where a group lives -----------------------------------------------------------------
+    def topic(self):
+        return self.state.coordinator.topic(OFFSETS_TOPIC)
+
+    def partition_for(self, group: str) -> int:
+        t = self.topic()
+        return partition_for(group, len(t.partitions) if t is not None and t.partitions else self.partitions)
+
+    def coordinator_for(self, group: str) -> int | None:
+        """The leader of the group's partition (-1 while it has none); None without the topic."""
+        t = self.topic()
+        if t is None or not t.partitions:
+            return None
+        leader = self.state.leaders.get((OFFSETS_TOPIC, partition_for(group, len(t.partitions))))
+        return leader[0] if leader is not None else -1
+
+    def leads(self, group: str) -> bool:
+        """This broker coordinates the group: it leads the group's partition and has read it."""
+        return self.partition_for(group) in self._views
+
+    async def ensure_topic(self) -> bool:
+        """Create `__consumer_offsets` on first need (FindCoordinator, a commit), with
+        min(offsets.topic.replication.factor, live brokers) replicas. True if it exists."""
+        coord = self.state.coordinator
+        if self.topic() is not None:
+            return True
+        if self.state.restoring():   # its partitions on disk are adopted back (BrokerState._adopt_orphans)
+            return False
+        live = sum(1 for b in coord.brokers() if not b.fenced)
+        rf = max(1, min(self.replication_factor, live))
+        try:
+            await coord.create_topic(OFFSETS_TOPIC, self.partitions, rf, dict(TOPIC_CONFIGS))
+        except CoordinatorError as e:   # made meanwhile by another broker, or the coordinator is away
+            if self.topic() is None:
+                log.info("cannot create %s yet: %s", OFFSETS_TOPIC, e)
+                return False
+            return True
+        self._emit("topic-created", {"topic": OFFSETS_TOPIC, "partitions": self.partitions,
+                                     "replication_factor": rf, "by": "group coordinator"})
+        return True
+
+    # ---- leadership ------------------------------------------------------------------------
+    def on_metadata(self) -> None:
+        """Load the partitions this broker has started leading, drop those it no longer leads."""
+        t = self.topic()
+        led: dict[int, int] = {}
+        if t is not None:
+            for p in t.partitions:
+                if p.leader == self.state.node_id and (OFFSETS_TOPIC, p.index) in self.state.partitions:
+                    led[p.index] = p.leader_epoch
+        for index in [i for i in self._views if self._epochs.get(i) != led.get(i)]:
+            self._unload(index)
+        for index, epoch in sorted(led.items()):
+            if index not in self._views:
+                self._load(index, epoch)
+
+    def _load(self, index: int, epoch: int) -> None:
+        plog = self.state.partitions[(OFFSETS_TOPIC, index)]
+        view: View = {}
+        offset, end = plog.log_start_offset, plog.log_end_offset
+        while offset < end:
+            data = plog.read(offset, READ_BYTES).tobytes()
+            if not data:
+                break
+            nxt = offset
+            for _pos, h in iter_batches(memoryview(data)):
+                nxt = h.next_offset
+            for at, _ts, key, value, _h in iter_records(uncompressed(data)):
+                if at >= offset and key is not None:
+                    _apply_record(view, key, value)
+            if nxt <= offset:
+                break
+            offset = nxt
+        self._views[index], self._epochs[index] = view, epoch
+        log.info("%s-%d loaded: %d group(s) with committed offsets", OFFSETS_TOPIC, index, len(view))
+        self._migrate(index)
+
+    def _unload(self, index: int) -> None:
+        gone = self._views.pop(index, {})
+        self._epochs.pop(index, None)
+        groups = getattr(self.state, "groups", None)
+        if groups is not None:   # members re-find the coordinator (NOT_COORDINATOR meanwhile)
+            for gid in [g for g in groups.machine.groups if self.partition_for(g) == index]:
+                groups.machine.delete(gid)
+        log.info("%s-%d no longer led here: %d group(s) unloaded", OFFSETS_TOPIC, index, len(gone))
+
+    # ---- reading ---------------------------------------------------------------------------
+    def _view(self, group: str) -> dict[tuple[str, int], CommittedOffset] | None:
+        return self._views.get(self.partition_for(group), {}).get(group)
+
+    def get(self, group: str, topic: str, partition: int) -> CommittedOffset | None:
+        return (self._view(group) or {}).get((topic, partition))
+
+    def group_offsets(self, group: str) -> dict[tuple[str, int], CommittedOffset]:
+        return dict(self._view(group) or {})
+
+    def groups(self) -> list[str]:
+        return [g for view in self._views.values() for g in view]
+
+    # ---- writing ---------------------------------------------------------------------------
+    def commit(self, group: str, entries: Iterable[Entry]) -> None:
+        rows = list(entries)
+        if not rows:
+            return
+        now = int(self._clock() * 1000)
+        index = self._writable(group)
+        self._append(index, group, [(encode_key(group, t, p), encode_value(o, e, m or "", now))
+                                    for t, p, o, e, m in rows])
+        offs = self._views[index].setdefault(group, {})
+        for t, p, o, e, m in rows:
+            offs[(t, int(p))] = CommittedOffset(int(o), int(e), m or "")
+
+    def delete_group(self, group: str) -> bool:
+        offs = self._view(group)
+        if offs is None:
+            return False
+        self.delete_partitions(group, list(offs))
+        return True
+
+    def delete_partitions(self, group: str, parts: list[tuple[str, int]]) -> None:
+        """Tombstones for some of a group's offsets (OffsetDelete, DeleteGroups)."""
+        offs = self._view(group) or {}
+        gone = [k for k in parts if k in offs]
+        if not gone:
+            return
+        index = self._writable(group)
+        self._append(index, group, [(encode_key(group, t, p), None) for t, p in gone])
+        for k in gone:
+            del offs[k]
+        if not offs:
+            self._views[index].pop(group, None)
+
+    def delete_topic(self, topic: str) -> int:
+        """A deleted topic's offsets go from every group this broker coordinates (tombstones)."""
+        n = 0
+        for index, view in list(self._views.items()):
+            if (OFFSETS_TOPIC, index) not in self.state.partitions:
+                continue
+            for group in list(view):
+                parts = [k for k in view[group] if k[0] == topic]
+                if parts:
+                    try:
+                        self.delete_partitions(group, parts)
+                        n += len(parts)
+                    except OSError as e:
+                        log.warning("offsets of deleted topic %r in group %r not removed: %s", topic, group, e)
+        return n
+
+    async def replicated(self, group: str, timeout_s: float) -> int:
+        """After a write for `group`: wait until every ISR member has it (acks=all); an error
+        code for the client (COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR) if it cannot be."""
+        pending = self._pending.get(group)
+        if pending is None:
+            return NONE
+        key, last = pending
+        code = NONE
+        if self.state.replicas.replicated(key):
+            code = await self.state.replicas.wait_for_replicas(key, last, timeout_s)
+        if self._pending.get(group) == pending:
+            del self._pending[group]
+        return _COMMIT_ERRORS.get(code, code)
+
+    def _writable(self, group: str) -> int:
+        index = self.partition_for(group)
+        if index not in self._views:
+            raise OffsetsNotWritable(NOT_COORDINATOR, f"{OFFSETS_TOPIC}-{index} is not led here")
+        code = self.state.replicas.check_produce((OFFSETS_TOPIC, index), -1)
+        if code != NONE:
+            raise OffsetsNotWritable(_COMMIT_ERRORS.get(code, code), f"{OFFSETS_TOPIC}-{index}: error {code}")
+        return index
+
+    def _append(self, index: int, group: str, records: list[tuple[bytes, bytes | None]]) -> None:
+        key = (OFFSETS_TOPIC, index)
+        plog = self.state.partitions[key]
+        epoch = self.state.leaders[key][1]
+        last = -1
+        for i in range(0, len(records), RECORDS_PER_BATCH):
+            info = plog.append(build_batch(records[i:i + RECORDS_PER_BATCH]), leader_epoch=epoch)
+            last = info.last_offset
+        if self._fsync:
+            plog.flush()
+        self._pending[group] = (key, last)
+        self.state.replicas.appended(key)
+        self.state.notifier.notify(key)
+
+    # ---- the journal of earlier versions -----------------------------------------------------
+    def _migrate(self, index: int) -> None:
+        """Offsets in this broker's `offsets.journal` (before offsets were a topic) are written
+        once into the partitions of their groups as this broker leads them, then the journal
+        is kept as offsets.journal.migrated."""
+        if self.legacy is None:
+            return
+        moved = 0
+        for group in [g for g in self.legacy.groups() if self.partition_for(g) == index]:
+            rows = [(t, p, c.offset, c.leader_epoch, c.metadata)
+                    for (t, p), c in self.legacy.group_offsets(group).items()]
+            try:
+                self.commit(group, rows)
+            except OSError as e:
+                log.warning("offsets of group %r not migrated yet: %s", group, e)
+                continue
+            self.legacy.delete_group(group)
+            moved += 1
+        if moved:
+            self._emit("offsets-migrated", {"partition": index, "groups": moved})
+        if not self.legacy.groups():
+            self._retire_legacy()
+
+    def has_legacy(self) -> bool:
+        return self.legacy is not None
+
+    def _retire_legacy(self) -> None:
+        assert self.legacy is not None
+        path = self.legacy.path
+        self.legacy.close()
+        self.legacy = None
+        try:
+            os.replace(path, path.with_name(JOURNAL + ".migrated"))
+        except OSError as e:
+            log.warning("%s not renamed after migration: %s", path, e)
+
+    def close(self) -> None:
+        if self.legacy is not None:
+            self.legacy.close()
+
+
+def _apply_record(view: View, key: bytes, value: bytes | None) -> None:
+    try:
+        k = decode_key(key)
+        if k is None:
+            return
+        if value is None:
+            offs = view.get(k.group)
+            if offs is not None:
+                offs.pop((k.topic, k.partition), None)
+                if not offs:
+                    del view[k.group]
+            return
+        v = decode_value(value)
+    except (ValueError, IndexError, UnicodeDecodeError) as e:   # struct.error is a ValueError
+        log.warning("unreadable record in %s skipped: %s", OFFSETS_TOPIC, e)
+        return
+    view.setdefault(k.group, {})[(k.topic, k.partition)] = CommittedOffset(v.offset, v.leader_epoch, v.metadata)

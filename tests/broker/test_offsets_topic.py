@@ -1,0 +1,215 @@
+"""Committed offsets in `__consumer_offsets`: Kafka's partition choice (Java's String.hashCode),
+its OffsetCommitKey/OffsetCommitValue bytes, and the store over a broker's led partitions
+(views read from the log on leadership, dropped when it goes, tombstones, ISR-wait error
+mapping, the old offsets.journal moved in once)."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import uuid
+from types import SimpleNamespace
+
+import pytest
+
+from sandbox.broker.offsets import JOURNAL, OffsetStore
+from sandbox.broker.offsets_records import (
+    decode_key, decode_value, encode_key, encode_value, java_string_hashcode, partition_for,
+)
+from sandbox.broker.offsets_topic import OffsetsNotWritable, TopicOffsetStore
+from sandbox.coordinator.model import PartitionInfo, TopicInfo
+from sandbox.log import LogConfig, LogDir
+from sandbox.protocol.errors import (
+    COORDINATOR_NOT_AVAILABLE, NONE, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    NOT_LEADER_OR_FOLLOWER,
+)
+
+OFFSETS = "__consumer_offsets"
+
+
+# ---- Kafka's partition choice ----------------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("", 0), ("a", 97), ("hello", 99162322), ("Aa", 2112), ("BB", 2112),
+    ("polygenelubricants", -2147483648),       # the string whose hashCode is Integer.MIN_VALUE
+    ("\U0001F600", 0xD83D * 31 + 0xDE00),      # outside the BMP: two UTF-16 code units
+    ("é", 0xE9),
+])
+def test_java_string_hashcode(text, expected):
+    assert java_string_hashcode(text) == expected
+
+
+def test_partition_for_is_kafkas_abs_hashcode_modulo():
+    assert partition_for("hello", 50) == 99162322 % 50
+    assert partition_for("polygenelubricants", 7) == 0          # Utils.abs(MIN_VALUE) == 0
+    neg = next(s for s in (f"group-{i}" for i in range(1000)) if java_string_hashcode(s) < 0)
+    assert partition_for(neg, 10) == abs(java_string_hashcode(neg)) % 10
+    assert {partition_for(f"g{i}", 10) for i in range(200)} == set(range(10))
+
+
+# ---- Kafka's record format ---------------------------------------------------------------------
+def test_offset_commit_key_and_value_bytes_are_kafkas():
+    assert encode_key("g", "t", 3) == b"\x00\x01" + b"\x00\x01g" + b"\x00\x01t" + b"\x00\x00\x00\x03"
+    assert encode_value(5, 2, "m", 1000) == (b"\x00\x03" + struct.pack(">q", 5) + struct.pack(">i", 2)
+                                             + b"\x00\x01m" + struct.pack(">q", 1000))
+    assert decode_key(encode_key("grüppe", "tópic", 7)) == ("grüppe", "tópic", 7)
+    assert decode_value(encode_value(42, -1, "", 9)) == (42, -1, "", 9)
+
+
+def test_older_value_versions_and_other_keys_are_read():
+    v1 = b"\x00\x01" + struct.pack(">q", 7) + b"\x00\x02md" + struct.pack(">q", 11) + struct.pack(">q", 99)
+    assert decode_value(v1) == (7, -1, "md", 11)
+    v0 = b"\x00\x00" + struct.pack(">q", 8) + b"\x00\x00" + struct.pack(">q", 12)
+    assert decode_value(v0) == (8, -1, "", 12)
+    assert decode_key(b"\x00\x02\x00\x01g") is None   # GroupMetadataKey: not an offset
+    assert decode_key(b"\x00\x00\x00\x01g\x00\x01t\x00\x00\x00\x01") == ("g", "t", 1)
+
+
+# ---- the store over a broker's partitions ------------------------------------------------------
+class FakeState:
+    """What the store uses of BrokerState: one broker leading every partition, RF 1 unless told."""
+
+    def __init__(self, root, partitions: int = 4, node: int = 1) -> None:
+        self.node_id = node
+        self.logs = LogDir(root, LogConfig(cleanup_policy="compact"))
+        self.partitions = {(OFFSETS, i): self.logs.create(OFFSETS, i) for i in range(partitions)}
+        self.leaders: dict = {}
+        self.info = None
+        self.coordinator = SimpleNamespace(topic=lambda name: self.info if name == OFFSETS else None,
+                                           brokers=lambda: [])
+        self.wait_code = NONE
+        self.waited: list = []
+        self.replicated_keys: set = set()
+        self.replicas = SimpleNamespace(replicated=lambda k: k in self.replicated_keys,
+                                        check_produce=lambda k, acks: self.produce_code,
+                                        appended=lambda k: None, wait_for_replicas=self._wait)
+        self.produce_code = NONE
+        self.notifier = SimpleNamespace(notify=lambda k: None)
+        self.groups = None
+        self.lead(range(partitions), epoch=0)
+
+    def restoring(self) -> bool:
+        return False
+
+    async def _wait(self, key, offset, timeout):
+        self.waited.append((key, offset))
+        return self.wait_code
+
+    def lead(self, indexes, epoch: int) -> None:
+        indexes = set(indexes)
+        n = len(self.partitions)
+        parts = [PartitionInfo(i, (1, 2), (1, 2), self.node_id if i in indexes else 2, epoch) for i in range(n)]
+        self.info = TopicInfo(OFFSETS, uuid.UUID(int=1), parts)
+        self.leaders = {(OFFSETS, p.index): (p.leader, p.leader_epoch) for p in parts}
+
+
+@pytest.fixture
+def state(tmp_path):
+    s = FakeState(tmp_path / "data")
+    yield s
+    s.logs.close()
+
+
+def store_for(state, **kw) -> TopicOffsetStore:
+    store = TopicOffsetStore(state, partitions=4, fsync=False, **kw)
+    store.on_metadata()
+    return store
+
+
+def test_commits_are_records_read_back_by_the_next_leader(state):
+    a = store_for(state)
+    a.commit("g1", [("t", 0, 5, 1, "m"), ("t", 1, 7, -1, "")])
+    a.commit("g1", [("t", 0, 6, 1, "")])
+    a.commit("g2", [("u", 0, 3, -1, "x")])
+    index = partition_for("g1", 4)
+    plog = state.partitions[(OFFSETS, index)]
+    assert plog.log_end_offset >= 3 and a.leads("g1")
+    # another leader (a new store, as after a failover) reads the same log
+    b = store_for(state)
+    assert b.get("g1", "t", 0) == (6, 1, "")
+    assert b.group_offsets("g1") == {("t", 0): (6, 1, ""), ("t", 1): (7, -1, "")}
+    assert b.get("g2", "u", 0) == (3, -1, "x")
+    assert sorted(b.groups()) == ["g1", "g2"]
+
+
+def test_leadership_lost_drops_the_view_and_refuses_writes_then_reloads(state):
+    s = store_for(state)
+    s.commit("g", [("t", 0, 5, -1, "")])
+    index = partition_for("g", 4)
+    state.lead([i for i in range(4) if i != index], epoch=1)
+    s.on_metadata()
+    assert not s.leads("g") and s.get("g", "t", 0) is None and "g" not in s.groups()
+    with pytest.raises(OffsetsNotWritable) as e:
+        s.commit("g", [("t", 0, 6, -1, "")])
+    assert e.value.error_code == NOT_COORDINATOR
+    state.lead(range(4), epoch=2)
+    s.on_metadata()
+    assert s.leads("g") and s.get("g", "t", 0).offset == 5
+
+
+def test_deletes_are_tombstones(state):
+    s = store_for(state)
+    s.commit("g", [("t", 0, 1, -1, ""), ("t", 1, 2, -1, ""), ("u", 0, 3, -1, "")])
+    s.commit("h", [("t", 0, 4, -1, "")])
+    s.delete_partitions("g", [("t", 1)])
+    assert s.delete_topic("u") == 1
+    assert s.delete_group("h") and not s.delete_group("h")
+    again = store_for(state)
+    assert again.group_offsets("g") == {("t", 0): (1, -1, "")}
+    assert "h" not in again.groups()
+    index = partition_for("h", 4)
+    _, _, key, value, _ = list(_records(state, index))[-1]
+    assert decode_key(key) == ("h", "t", 0) and value is None
+
+
+def _records(state, index):
+    from sandbox.log.batch import iter_records
+    plog = state.partitions[(OFFSETS, index)]
+    return iter_records(plog.read(0, 1 << 20).tobytes())
+
+
+def test_writes_wait_for_the_isr_and_map_errors_as_kafka_does(state):
+    s = store_for(state)
+    key = (OFFSETS, partition_for("g", 4))
+    state.replicated_keys.add(key)
+    s.commit("g", [("t", 0, 1, -1, "")])
+    assert asyncio.run(s.replicated("g", 1.0)) == NONE
+    assert state.waited == [(key, state.partitions[key].log_end_offset - 1)]
+    assert asyncio.run(s.replicated("g", 1.0)) == NONE and len(state.waited) == 1   # nothing pending
+    for code, expected in [(NOT_ENOUGH_REPLICAS_AFTER_APPEND, COORDINATOR_NOT_AVAILABLE),
+                           (NOT_LEADER_OR_FOLLOWER, NOT_COORDINATOR)]:
+        state.wait_code = code
+        s.commit("g", [("t", 0, 2, -1, "")])
+        assert asyncio.run(s.replicated("g", 1.0)) == expected
+    state.produce_code = NOT_ENOUGH_REPLICAS   # the ISR is smaller than min.insync.replicas
+    with pytest.raises(OffsetsNotWritable) as e:
+        s.commit("g", [("t", 0, 3, -1, "")])
+    assert e.value.error_code == COORDINATOR_NOT_AVAILABLE
+
+
+def test_the_journal_of_earlier_versions_moves_into_the_topic_once(state, tmp_path):
+    legacy = tmp_path / "data" / OFFSETS
+    with OffsetStore(legacy) as old:
+        old.commit("g1", [("t", 0, 10, 2, "meta")])
+        old.commit("g2", [("t", 1, 20, -1, "")])
+        old.commit("gone", [("t", 0, 1, -1, "")])
+        old.delete_group("gone")
+    s = store_for(state, legacy_dir=legacy)
+    assert s.get("g1", "t", 0) == (10, 2, "meta") and s.get("g2", "t", 1) == (20, -1, "")
+    assert "gone" not in s.groups()
+    assert not (legacy / JOURNAL).exists() and (legacy / (JOURNAL + ".migrated")).exists()
+    assert not s.has_legacy()
+    again = store_for(state, legacy_dir=legacy)   # read from the topic now, nothing migrated twice
+    assert again.get("g1", "t", 0) == (10, 2, "meta")
+    assert sum(1 for _ in _records(state, partition_for("g1", 4))) == 1
+
+
+def test_a_journal_whose_groups_are_led_elsewhere_stays(state, tmp_path):
+    legacy = tmp_path / "data" / OFFSETS
+    with OffsetStore(legacy) as old:
+        old.commit("g1", [("t", 0, 10, -1, "")])
+    state.lead([i for i in range(4) if i != partition_for("g1", 4)], epoch=0)
+    s = store_for(state, legacy_dir=legacy)
+    assert s.has_legacy() and (legacy / JOURNAL).exists() and s.get("g1", "t", 0) is None
+    state.lead(range(4), epoch=1)
+    s.on_metadata()
+    assert s.get("g1", "t", 0).offset == 10 and not s.has_legacy()
