@@ -92,7 +92,7 @@ def test_a_declared_min_isr_within_replication_is_kept(tmp_path):
 
 
 def test_the_init_template_leaves_replication_to_the_defaults(tmp_path):
-    from sandbox.config import INIT_TEMPLATE, write_init
+    from sandbox.config_init import INIT_TEMPLATE, write_init
 
     write_init(tmp_path)
     cfg = load_config(cwd=tmp_path).with_overrides(brokers=3)
