@@ -13,18 +13,14 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
 
 from .kit import kcat, unique
-from .replication_kit import Cluster
+from .replication_kit import Cluster, cluster3  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path / "cluster", brokers=3)
-    try:
-        yield c.start()
-    finally:
-        c.stop()
+def cluster(cluster3):
+    return cluster3
 
 
 def create(cluster: Cluster, name: str, partitions: int, min_isr: int = 2) -> None:
