@@ -158,6 +158,13 @@ class BrokerServer(lifecycle.Service):
         return fetch_reply(out) if type(out) is list else out
 
 
+PRODUCE_KEY = 0
+
+
+def _api_key(frame) -> int:
+    return frame[0] << 8 | frame[1] if len(frame) >= 2 else -1
+
+
 SENDFILE = hasattr(os, "sendfile")   # Linux, macOS: file slices go to the socket without a copy
 SENDFILE_MIN_BYTES = 64 * 1024       # below this, one read into the reply is cheaper
 
@@ -212,7 +219,10 @@ class Connection(asyncio.BufferedProtocol):
     """One client connection. The transport reads straight into our buffers (no StreamReader
     copies): small frames are parsed out of a reused 64 KiB buffer, a larger frame is read into a
     bytearray of its own that the request then owns (Produce stamps offsets into it in place).
-    Requests are answered one at a time, in order, by a task per connection."""
+    Requests are answered one at a time, in order, by a task per connection; the one exception:
+    Produce requests behind an acks=all Produce that waits for its replicas are appended at once
+    and wait alongside it (replies still in order), so a producer's in-flight requests do not
+    each pay a replication round trip in turn."""
 
     SMALL = 1 << 16
     QUEUE_HIGH = 32 << 20   # stop reading while this many request bytes wait to be handled
@@ -238,6 +248,7 @@ class Connection(asyncio.BufferedProtocol):
         self._writing_paused = False
         self._task: asyncio.Task | None = None
         self.busy = False        # the task is answering a request (replies must stay in order)
+        self.pipelining = False  # only Produce requests are queued, each already appended
 
     # ---- asyncio callbacks
     def connection_made(self, transport) -> None:
@@ -318,8 +329,8 @@ class Connection(asyncio.BufferedProtocol):
             self.start = self.end = 0
 
     def _push(self, frame: bytes | bytearray | None) -> None:
-        if (frame is not None and not self.busy and not self.frames and not self._writing_paused
-                and not self.closed):
+        ready = frame is not None and not self._writing_paused and not self.closed
+        if ready and not self.busy and not self.frames:
             # nothing ahead of it: answer now if its handler needs no waiting (one loop pass
             # instead of waking the connection's task: Produce, Metadata, offsets...)
             out = self.server._dispatch(frame, self.peer, self.listener)
@@ -330,8 +341,20 @@ class Connection(asyncio.BufferedProtocol):
                     self.transport.write(memoryview(out))
                 return
             self.frames.append(out)   # a reply still to finish, in order
+            # an acks=all Produce waiting for its replicas: the Produce requests right behind it
+            # are appended now (in arrival order) and wait alongside, their replies still in order
+            self.pipelining = asyncio.iscoroutine(out) and _api_key(frame) == PRODUCE_KEY
             self._wake()
             return
+        if ready and self.pipelining and _api_key(frame) == PRODUCE_KEY:
+            out = self.server._dispatch(frame, self.peer, self.listener)
+            if out is False:
+                self.frames.append(None)
+            elif out is not None:     # None: acks=0, no reply
+                self.frames.append(out)
+            self._wake()
+            return
+        self.pipelining = False      # anything else waits its turn, and so does every request behind it
         self.frames.append(frame)
         if frame is not None:
             self.queued += len(frame)
