@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import elections, isr
+from .api import ViewReads
 from .journal import EventSink, JournalCorruptError, MetadataJournal
 from .machine import Listeners, MetadataMachine, Record
 from sandbox.protocol.errors import INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, KAFKA_STORAGE_ERROR
@@ -26,7 +27,7 @@ def new_cluster_id() -> str:
             return text
 
 
-class Coordinator:
+class Coordinator(ViewReads):
     def __init__(self, directory: Path, *, cluster_id: str | None = None,
                  clock: Callable[[], float] = time.time, session_timeout_ms: int = 9000,
                  default_partitions: int = 1, on_event: EventSink | None = None,
@@ -90,34 +91,9 @@ class Coordinator:
 
     # ----------------------------------------------------------------- queries
     @property
-    def cluster_id(self) -> str:
-        return self._machine.cluster_id  # type: ignore[return-value]
-
-    @property
-    def metadata_offset(self) -> int:
-        """Number of records applied; grows with every change."""
-        return self._machine.metadata_offset
-
-    def state(self) -> ClusterState:
-        return self._machine.state()
-
-    def topic(self, name: str) -> TopicInfo | None:
-        return self._machine.topic(name)
-
-    def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
-        return self._machine.topic_by_id(topic_id)
-
-    def topics(self) -> list[TopicInfo]:
-        return self._machine.topics()
-
-    def brokers(self) -> list[BrokerInfo]:
-        return self._machine.brokers()
-
-    def broker(self, broker_id: int) -> BrokerInfo | None:
-        return self._machine.broker(broker_id)
-
-    def describe_configs(self, name: str) -> dict[str, tuple[str, bool]]:
-        return self._machine.describe_configs(name)
+    def _view(self) -> MetadataMachine:
+        """What the reads (ViewReads: cluster id, offset, topics, brokers, configs...) answer from."""
+        return self._machine
 
     def subscribe(self, callback: Listener) -> Callable[[], None]:
         """Call `callback(records)` after each applied change; returns an unsubscribe."""
@@ -177,12 +153,6 @@ class Coordinator:
             self._commit(records)
 
     # ----------------------------------------------------------------- quotas and features
-    def client_quotas(self) -> dict:
-        return self._machine.client_quotas()
-
-    def finalized_features(self) -> dict[str, int]:
-        return self._machine.finalized_features()
-
     def alter_client_quotas(self, entries: Any, validate_only: bool = False) -> list[tuple[int, str | None]]:
         records, results = self._machine.alter_client_quotas(entries)
         if not validate_only:

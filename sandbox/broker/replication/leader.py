@@ -29,7 +29,6 @@ class LeaderState:
         self.leader_epoch = leader_epoch
         self.partition_epoch = partition_epoch
         self.pending: tuple[int, ...] | None = None
-        self.pending_since_ms = 0
         self.high_watermark = high_watermark
         # ISR members start as caught up now (as Kafka does at leadership start), others never
         self.followers = {r: Follower(caught_up_ms=now_ms if r in isr else 0)

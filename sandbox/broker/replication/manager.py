@@ -247,7 +247,7 @@ class ReplicaManager:
         topic_id = self.topic_ids.get(key[0])
         if topic_id is None:
             return
-        ls.pending, ls.pending_since_ms = isr, self._now_ms()
+        ls.pending = isr
         self._altering.add(key)
         task = asyncio.get_running_loop().create_task(self._alter(key, ls, isr, why, topic_id))
         self._tasks.add(task)
