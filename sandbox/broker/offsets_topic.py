@@ -1,7 +1,8 @@
 """Committed group offsets kept in the replicated internal topic `__consumer_offsets`, as Kafka
 keeps them: a group belongs to one partition, its coordinator is that partition's leader, commits
 are records (offsets_records.py) answered once the ISR has them, and the in-memory view of a
-partition is read from its log when this broker starts leading it and dropped when it stops."""
+partition is read from its log when this broker starts leading it and dropped when it stops.
+Transactional commits (TxnOffsetCommit) are transactional records, pending until their marker."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from sandbox.coordinator import CoordinatorError
-from sandbox.log.batch import build_batch, iter_batches, iter_records
+from sandbox.log import InvalidProducerEpochError
+from sandbox.log.batch import ATTR_TRANSACTIONAL, build_batch, iter_batches, iter_records
 from sandbox.protocol.errors import (
-    COORDINATOR_NOT_AVAILABLE, KAFKA_STORAGE_ERROR, NONE, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS,
+    COORDINATOR_NOT_AVAILABLE, INVALID_PRODUCER_EPOCH, KAFKA_STORAGE_ERROR, NONE, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS,
     NOT_ENOUGH_REPLICAS_AFTER_APPEND, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, UNKNOWN_TOPIC_OR_PARTITION,
 )
 
 from .internal_topics import OFFSETS_TOPIC
 from .offsets import JOURNAL, CommittedOffset, Entry, OffsetStore
-from .offsets_records import decode_key, decode_value, encode_key, encode_value, partition_for
+from .offsets_records import OffsetKey, decode_key, decode_value, encode_key, encode_value, partition_for
+from .offsets_txn import TxnOffsets
 from .records import uncompressed
 
 log = logging.getLogger("sandbox.broker")
@@ -66,6 +69,7 @@ class TopicOffsetStore:
         self._emit = on_event or (lambda kind, detail: None)
         self._views: dict[int, View] = {}
         self._epochs: dict[int, int] = {}              # partition -> leader epoch it was loaded at
+        self._txn: dict[int, TxnOffsets] = {}          # partition -> its transactional commits
         self._pending: dict[str, tuple[tuple[str, int], int]] = {}   # group -> (partition, last offset)
         self.legacy: OffsetStore | None = None
         if legacy_dir is not None and (Path(legacy_dir) / JOURNAL).exists():
@@ -132,27 +136,30 @@ class TopicOffsetStore:
     def _load(self, index: int, epoch: int) -> None:
         plog = self.state.partitions[(OFFSETS_TOPIC, index)]
         view: View = {}
+        txn = TxnOffsets()
         offset, end = plog.log_start_offset, plog.log_end_offset
         while offset < end:
             data = plog.read(offset, READ_BYTES).tobytes()
             if not data:
                 break
             nxt = offset
-            for _pos, h in iter_batches(memoryview(data)):
+            plain = memoryview(uncompressed(data))
+            for pos, h in iter_batches(plain):
                 nxt = h.next_offset
-            for at, _ts, key, value, _h in iter_records(uncompressed(data)):
-                if at >= offset and key is not None:
-                    _apply_record(view, key, value)
+                if h.next_offset > offset:
+                    _apply_batch(view, txn, h, plain[pos:pos + h.size], offset)
             if nxt <= offset:
                 break
             offset = nxt
-        self._views[index], self._epochs[index] = view, epoch
-        log.info("%s-%d loaded: %d group(s) with committed offsets", OFFSETS_TOPIC, index, len(view))
+        self._views[index], self._epochs[index], self._txn[index] = view, epoch, txn
+        log.info("%s-%d loaded: %d group(s) with committed offsets, %d open transaction(s) with offsets",
+                 OFFSETS_TOPIC, index, len(view), len(txn.pending))
         self._migrate(index)
 
     def _unload(self, index: int) -> None:
         gone = self._views.pop(index, {})
         self._epochs.pop(index, None)
+        self._txn.pop(index, None)
         groups = getattr(self.state, "groups", None)
         if groups is not None:   # members re-find the coordinator (NOT_COORDINATOR meanwhile)
             for gid in [g for g in groups.machine.groups if self.partition_for(g) == index]:
@@ -179,17 +186,54 @@ class TopicOffsetStore:
             return
         now = int(self._clock() * 1000)
         index = self._writable(group)
-        self._append(index, group, [(encode_key(group, t, p), encode_value(o, e, m or "", now))
-                                    for t, p, o, e, m in rows])
+        at = self._append(index, group, [(encode_key(group, t, p), encode_value(o, e, m or "", now))
+                                         for t, p, o, e, m in rows])
         offs = self._views[index].setdefault(group, {})
-        for t, p, o, e, m in rows:
+        txn = self._txn[index]
+        for (t, p, o, e, m), record in zip(rows, at):
             offs[(t, int(p))] = CommittedOffset(int(o), int(e), m or "")
+            txn.written(group, (t, int(p)), record)
+
+    def commit_txn(self, group: str, producer_id: int, producer_epoch: int, entries: Iterable[Entry]) -> None:
+        """TxnOffsetCommit: the offsets are written as one transactional record batch of the
+        producer and stay pending (OffsetFetch does not see them) until its transaction's marker
+        reaches this partition (complete_txn)."""
+        rows = list(entries)
+        if not rows:
+            return
+        now = int(self._clock() * 1000)
+        index = self._writable(group)
+        try:
+            at = self._append(index, group, [(encode_key(group, t, p), encode_value(o, e, m or "", now))
+                                             for t, p, o, e, m in rows], producer=(producer_id, producer_epoch))
+        except InvalidProducerEpochError as e:
+            raise OffsetsNotWritable(INVALID_PRODUCER_EPOCH, str(e)) from e
+        txn = self._txn[index]
+        for (t, p, o, e, m), record in zip(rows, at):
+            txn.add(producer_id, group, (t, int(p)), CommittedOffset(int(o), int(e), m or ""), record)
+
+    def complete_txn(self, index: int, producer_id: int, commit: bool) -> int:
+        """The transaction's marker is on partition `index` (and replicated): its offset commits
+        there become committed offsets, or are dropped on abort. Returns how many went in."""
+        txn, view = self._txn.get(index), self._views.get(index)
+        if txn is None or view is None:
+            return 0
+        return txn.complete(producer_id, commit, view)
+
+    def txn_pending(self, group: str, topic: str, partition: int) -> bool:
+        """A transaction holds an offset commit of the group for this partition (KIP-447:
+        OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT meanwhile)."""
+        txn = self._txn.get(self.partition_for(group))
+        return txn is not None and txn.is_pending(group, (topic, partition))
 
     def delete_group(self, group: str) -> bool:
         offs = self._view(group)
         if offs is None:
             return False
         self.delete_partitions(group, list(offs))
+        txn = self._txn.get(self.partition_for(group))
+        if txn is not None:
+            txn.forget(group)
         return True
 
     def delete_partitions(self, group: str, parts: list[tuple[str, int]]) -> None:
@@ -199,9 +243,12 @@ class TopicOffsetStore:
         if not gone:
             return
         index = self._writable(group)
-        self._append(index, group, [(encode_key(group, t, p), None) for t, p in gone])
-        for k in gone:
+        at = self._append(index, group, [(encode_key(group, t, p), None) for t, p in gone])
+        txn = self._txn[index]
+        txn.forget(group, set(gone))
+        for k, record in zip(gone, at):
             del offs[k]
+            txn.written(group, k, record)
         if not offs:
             self._views[index].pop(group, None)
 
@@ -244,19 +291,28 @@ class TopicOffsetStore:
             raise OffsetsNotWritable(_COMMIT_ERRORS.get(code, code), f"{OFFSETS_TOPIC}-{index}: error {code}")
         return index
 
-    def _append(self, index: int, group: str, records: list[tuple[bytes, bytes | None]]) -> None:
+    def _append(self, index: int, group: str, records: list[tuple[bytes, bytes | None]],
+                producer: tuple[int, int] | None = None) -> list[int]:
+        """Append the records (transactional batches of `producer` = (id, epoch) if given) and
+        return the log offset of each."""
         key = (OFFSETS_TOPIC, index)
         plog = self.state.partitions[key]
         epoch = self.state.leaders[key][1]
+        txn = {} if producer is None else {"producer_id": producer[0], "producer_epoch": producer[1],
+                                           "attributes": ATTR_TRANSACTIONAL}
         last = -1
+        at: list[int] = []
         for i in range(0, len(records), RECORDS_PER_BATCH):
-            info = plog.append(build_batch(records[i:i + RECORDS_PER_BATCH]), leader_epoch=epoch)
+            chunk = records[i:i + RECORDS_PER_BATCH]
+            info = plog.append(build_batch(chunk, **txn), leader_epoch=epoch)
+            at.extend(range(info.first_offset, info.first_offset + len(chunk)))
             last = info.last_offset
         if self._fsync:
             plog.flush()
         self._pending[group] = (key, last)
         self.state.replicas.appended(key)
         self.state.notifier.notify(key)
+        return at
 
     # ---- the journal of earlier versions -----------------------------------------------------
     def _migrate(self, index: int) -> None:
@@ -299,20 +355,53 @@ class TopicOffsetStore:
             self.legacy.close()
 
 
-def _apply_record(view: View, key: bytes, value: bytes | None) -> None:
+def _apply_batch(view: View, txn: TxnOffsets, h, batch, start: int) -> None:
+    """One (uncompressed) batch read back from the log: plain commits and tombstones go into the
+    view, transactional ones wait for their producer's marker, a marker completes them."""
+    if h.is_control:
+        for _at, _ts, key, _value, _hd in iter_records(batch):
+            if key is not None and len(key) >= 4:   # version, type (0 abort, 1 commit)
+                txn.complete(h.producer_id, int.from_bytes(key[2:4], "big", signed=True) == 1, view)
+        return
+    for at, _ts, key, value, _hd in iter_records(batch):
+        if at < start or key is None:
+            continue
+        if h.is_transactional:
+            _apply_txn_record(txn, h.producer_id, at, key, value)
+        else:
+            k = _apply_record(view, key, value)
+            if k is not None:
+                txn.written(k.group, (k.topic, k.partition), at)
+
+
+def _apply_txn_record(txn: TxnOffsets, producer_id: int, at: int, key: bytes, value: bytes | None) -> None:
+    try:
+        k = decode_key(key)
+        if k is None or value is None:
+            return
+        v = decode_value(value)
+    except (ValueError, IndexError, UnicodeDecodeError) as e:
+        log.warning("unreadable transactional record in %s skipped: %s", OFFSETS_TOPIC, e)
+        return
+    txn.add(producer_id, k.group, (k.topic, k.partition), CommittedOffset(v.offset, v.leader_epoch, v.metadata), at)
+
+
+def _apply_record(view: View, key: bytes, value: bytes | None) -> OffsetKey | None:
+    """A plain record into the view; its key if it was an offset commit (or its tombstone)."""
     try:
         k = decode_key(key)
         if k is None:
-            return
+            return None
         if value is None:
             offs = view.get(k.group)
             if offs is not None:
                 offs.pop((k.topic, k.partition), None)
                 if not offs:
                     del view[k.group]
-            return
+            return k
         v = decode_value(value)
     except (ValueError, IndexError, UnicodeDecodeError) as e:   # struct.error is a ValueError
         log.warning("unreadable record in %s skipped: %s", OFFSETS_TOPIC, e)
-        return
+        return None
     view.setdefault(k.group, {})[(k.topic, k.partition)] = CommittedOffset(v.offset, v.leader_epoch, v.metadata)
+    return k

@@ -2,7 +2,9 @@
 opaque bytes.
 
 Per partition: check magic, CRC and size per batch (never decompress), stamp base offsets,
-append in one write. Only a compacted topic looks inside (decompressing if need be): a record
+append in one write. Transactional batches (KIP-98) need the request's transactional_id, as Kafka's
+ProduceRequest.hasTransactionalRecords check wants (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED on
+every partition) and a producer id; the log keeps their transaction open until its marker. Only a compacted topic looks inside (decompressing if need be): a record
 without a key is refused there with INVALID_RECORD, as Kafka does. Idempotent producers get
 duplicates answered with the original offsets.
 acks=0 gets no response; acks=1 is answered after the leader's append. acks=all on a replicated
@@ -26,6 +28,7 @@ from sandbox.log import (
     validate_batches,
 )
 
+from sandbox.log.batch import ATTR_TRANSACTIONAL
 from sandbox.protocol.errors import NOT_ENOUGH_REPLICAS_AFTER_APPEND
 
 from ..records import first_keyless_record
@@ -77,6 +80,19 @@ def storage_recovered(state) -> None:
     emit_event("storage-ok", {})
 
 
+def has_transactional_batch(records) -> bool:
+    """Any batch with the transactional attribute (a look at each batch header, no parsing)."""
+    if not records:
+        return False
+    mv = memoryview(records)
+    pos, n = 0, len(mv)
+    while pos + 23 <= n:
+        if mv[pos + 22] & ATTR_TRANSACTIONAL:   # attributes: int16 at 21, the flag in its low byte
+            return True
+        pos += 12 + int.from_bytes(mv[pos + 8:pos + 12], "big", signed=True)
+    return False
+
+
 def _append(ctx, topic: str, index: int, records, acks: int) -> dict:
     state = ctx.state
     if topic == OFFSETS_TOPIC:   # written by group coordinators only, as in Kafka
@@ -93,6 +109,11 @@ def _append(ctx, topic: str, index: int, records, acks: int) -> dict:
             return _error(index, code)
     try:
         headers = validate_batches(records, plog.config.max_message_bytes)
+        for h in headers:
+            if h.is_control:   # markers are written by transaction coordinators only (WriteTxnMarkers)
+                return _error(index, INVALID_RECORD, "Clients are not allowed to write control records")
+            if h.is_transactional and h.producer_id < 0:
+                return _error(index, INVALID_RECORD, "a transactional batch needs a producer id")
         if plog.config.compacts:
             keyless = first_keyless_record(records, headers)
             if keyless is not None:
@@ -154,11 +175,11 @@ async def _await_replicas(ctx, request, responses: list[dict]) -> dict:
 def handle(ctx, request) -> dict | None:
     acks = request.acks
     responses = []
-    if request.transactional_id is not None:
+    if request.transactional_id is None and any(
+            has_transactional_batch(pd.records) for td in request.topic_data for pd in td.partition_data):
         for td in request.topic_data:
             responses.append({"name": td.name, "partition_responses": [
-                _error(pd.index, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported yet")
-                for pd in td.partition_data]})
+                _error(pd.index, TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for pd in td.partition_data]})
     elif acks not in (0, 1, -1):
         for td in request.topic_data:
             responses.append({"name": td.name, "partition_responses": [

@@ -8,8 +8,11 @@ Long-poll: if fewer than min_bytes are ready, wait (no busy loop) until an appen
 the requested partitions wakes us or max_wait expires. Sessionless (session_id 0), which
 both librdkafka and the Java client accept.
 
-Consumers read up to the high watermark. A follower broker (replica id >= 0) reads up to the
-log end; its fetch offset tells the leader how far it has replicated (replication/manager.py).
+Consumers read up to the high watermark, or with isolation_level=1 (read_committed) up to the
+last stable offset, with the aborted transactions in what they read (producer id, first offset) so
+they can skip their records. Every reply carries the real last stable offset. A follower broker
+(replica id >= 0) reads up to the log end; its fetch offset tells the leader how far it has
+replicated (replication/manager.py). Markers wake long-polls like any append.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from sandbox.log import OffsetOutOfRangeError
 
 from ..internal_topics import lookup_topic_id
 from sandbox.protocol.errors import NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_ID
+
+READ_COMMITTED = 1   # isolation_level
 
 API_KEY = 1
 MIN_VERSION = 4
@@ -62,6 +67,7 @@ def _record_followers(state, request, names: list[str | None], replica: int) -> 
 
 def _read_all(state, request, names: list[str | None], replica: int = -1,
               refused: dict | None = None) -> tuple[list[dict], int]:
+    committed = replica < 0 and getattr(request, "isolation_level", 0) == READ_COMMITTED
     budget = request.max_bytes if request.max_bytes > 0 else 52428800
     total = 0
     responses = []
@@ -80,14 +86,18 @@ def _read_all(state, request, names: list[str | None], replica: int = -1,
                 parts.append(entry)
                 continue
             hw = plog.high_watermark
+            lso = plog.last_stable_offset
             entry["high_watermark"] = hw
-            entry["last_stable_offset"] = hw
+            entry["last_stable_offset"] = lso
             entry["log_start_offset"] = plog.log_start_offset
+            if committed:
+                entry["aborted_transactions"] = []
             limit = min(p.partition_max_bytes, budget - total)
             if limit > 0 or first:
+                upper = lso if committed else hw
                 try:
                     data = plog.read(p.fetch_offset, max(limit, 1),
-                                     max_offset=hw if replica < 0 else None)
+                                     max_offset=upper if replica < 0 else None)
                 except OffsetOutOfRangeError:
                     entry["error_code"] = OFFSET_OUT_OF_RANGE
                     data = b""
@@ -95,6 +105,10 @@ def _read_all(state, request, names: list[str | None], replica: int = -1,
                     entry["records"] = data
                     total += len(data)
                     first = False
+                    if committed:
+                        entry["aborted_transactions"] = [
+                            {"producer_id": pid, "first_offset": first_offset}
+                            for pid, first_offset in plog.aborted_transactions(p.fetch_offset, upper)]
             parts.append(entry)
         responses.append({"topic": name, "topic_id": getattr(t, "topic_id", None), "partitions": parts})
     return responses, total

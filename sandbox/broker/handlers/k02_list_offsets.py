@@ -1,6 +1,8 @@
 """ListOffsets (2), v1-v10: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4,
 v8+: the log start offset, no tiered storage here), latest tiered (-5, v9+: -1, nothing is tiered),
-or by timestamp. v10's timeout_ms only matters for remote storage, so it is ignored."""
+or by timestamp. v10's timeout_ms only matters for remote storage, so it is ignored.
+isolation_level 1 (read_committed, v2+) ends at the last stable offset instead of the high watermark:
+latest is the LSO, and a lookup by time finds only offsets below it (Kafka's lastFetchableOffset)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ MIN_VERSION = 1
 MAX_VERSION = 10
 
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
+READ_COMMITTED = 1
 
 
 def _lookup(state, topic: str, index: int, ts: int, isolation_level: int) -> dict:
@@ -23,8 +26,9 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int) -> dic
         out["error_code"] = code
         return out
     out["leader_epoch"] = state.leaders.get((topic, index), (state.node_id, 0))[1]
+    fetchable = plog.last_stable_offset if isolation_level == READ_COMMITTED else plog.high_watermark
     if ts == LATEST:
-        out["offset"] = plog.high_watermark
+        out["offset"] = fetchable
     elif ts in (EARLIEST, EARLIEST_LOCAL):
         out["offset"] = plog.log_start_offset
     elif ts == LATEST_TIERED:
@@ -49,6 +53,9 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int) -> dic
             if not batches:
                 break
             pos = batches[-1][1].next_offset
+    if ts == MAX_TIMESTAMP or ts >= 0:
+        if out["offset"] >= fetchable:   # not readable at this isolation level yet
+            out["offset"], out["timestamp"] = -1, -1
     return out
 
 

@@ -1,17 +1,20 @@
 """OffsetFetch (9), v1-v9: committed offsets; unknown group or partition gives -1, not an error.
 v8+ asks for several groups at once; v9's member id and epoch are checked for KIP-848 consumer
-groups (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH as the group's error), as Kafka 4.0 does."""
+groups (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH as the group's error), as Kafka 4.0 does.
+v7+ require_stable (KIP-447): a partition with a transactional commit not yet completed answers
+UNSTABLE_OFFSET_COMMIT (the client retries until the transaction ends)."""
 
 from __future__ import annotations
 
-from sandbox.protocol.errors import NONE, NOT_COORDINATOR
+from sandbox.protocol.errors import NONE, NOT_COORDINATOR, UNSTABLE_OFFSET_COMMIT
 
 API_KEY = 9
 MIN_VERSION = 1
 MAX_VERSION = 9
 
 
-def _group(state, group_id: str, topics, member: tuple[str | None, int] | None = None) -> tuple[list[dict], int]:
+def _group(state, group_id: str, topics, member: tuple[str | None, int] | None = None,
+           require_stable: bool = False) -> tuple[list[dict], int]:
     """(topics with their committed offsets, group error code) for one group."""
     groups = state.groups
     if not state.is_group_coordinator(group_id):
@@ -33,19 +36,23 @@ def _group(state, group_id: str, topics, member: tuple[str | None, int] | None =
         entries = []
         for p in sorted(parts):
             off, epoch, meta = found.get((name, p), (-1, -1, ""))
+            code = NONE
+            if require_stable and state.offsets.txn_pending(group_id, name, p):
+                off, epoch, meta, code = -1, -1, "", UNSTABLE_OFFSET_COMMIT
             entries.append({"partition_index": p, "committed_offset": off, "committed_leader_epoch": epoch,
-                            "metadata": meta if meta is not None else "", "error_code": NONE})
+                            "metadata": meta if meta is not None else "", "error_code": code})
         out.append({"name": name, "partitions": entries})
     return out, NONE
 
 
 def handle(ctx, request) -> dict:
+    stable = bool(getattr(request, "require_stable", False))
     if ctx.api_version >= 8:
         groups = []
         for g in request.groups:
             member = (getattr(g, "member_id", None), getattr(g, "member_epoch", -1)) if ctx.api_version >= 9 else None
-            topics, code = _group(ctx.state, g.group_id, g.topics, member)
+            topics, code = _group(ctx.state, g.group_id, g.topics, member, stable)
             groups.append({"group_id": g.group_id, "topics": topics, "error_code": code})
         return {"throttle_time": 0, "groups": groups}
-    topics, code = _group(ctx.state, request.group_id, request.topics)
+    topics, code = _group(ctx.state, request.group_id, request.topics, require_stable=stable)
     return {"throttle_time": 0, "topics": topics, "error_code": code}

@@ -1,6 +1,7 @@
 """DescribeProducers (61), v0: per partition, the idempotent producers the log's producer state
-holds (producer id, epoch, last sequence, timestamp of its last batch). Without transactions the
-coordinator epoch and the current transaction's start offset are always -1. A partition this
+holds (producer id, epoch, last sequence, timestamp of its last batch), and the first offset of
+the transaction each has open on the partition (current_txn_start_offset, -1 without one). The
+coordinator epoch is not kept per producer here: always -1. A partition this
 broker does not host is NOT_LEADER_OR_FOLLOWER when the topic has it, else
 UNKNOWN_TOPIC_OR_PARTITION, as Kafka's replica manager answers."""
 
@@ -21,9 +22,10 @@ def _partition(state, topic: str, index: int) -> dict:
         known = t is not None and any(p.index == index for p in t.partitions)
         out["error_code"] = NOT_LEADER_OR_FOLLOWER if known else UNKNOWN_TOPIC_OR_PARTITION
         return out
+    open_txns = {pid: first for pid, _epoch, first in log.open_transactions()}
     out["active_producers"] = [
         {"producer_id": pid, "producer_epoch": epoch, "last_sequence": seq, "last_timestamp": ts,
-         "coordinator_epoch": -1, "current_txn_start_offset": -1}
+         "coordinator_epoch": -1, "current_txn_start_offset": open_txns.get(pid, -1)}
         for pid, epoch, seq, ts in log.active_producers()]
     return out
 

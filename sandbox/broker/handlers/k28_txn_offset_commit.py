@@ -1,0 +1,82 @@
+"""TxnOffsetCommit (28), v0-v5: a transactional producer commits a consumer group's offsets inside
+its transaction (send_offsets_to_transaction). They are written to the group's `__consumer_offsets`
+partition as transactional records and stay pending until the transaction's marker (offsets_topic.py);
+v3+ carries the member's generation, checked as Kafka's group coordinator checks a transactional commit."""
+
+from __future__ import annotations
+
+from sandbox.protocol.errors import (
+    COORDINATOR_NOT_AVAILABLE, FENCED_MEMBER_EPOCH, ILLEGAL_GENERATION, INVALID_GROUP_ID, NONE, NOT_COORDINATOR,
+    OFFSET_METADATA_TOO_LARGE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID, UNKNOWN_TOPIC_OR_PARTITION,
+)
+
+from ..group_model import COMPLETING, EMPTY
+from ..groups import MAX_METADATA_CHARS
+
+API_KEY = 28
+MIN_VERSION = 0
+MAX_VERSION = 5
+
+
+def member_check(groups, group_id: str, generation: int, member_id: str, instance_id: str | None) -> int:
+    """May this transactional commit go in? Kafka's validateOffsetCommit with isTransactional: a
+    commit without member, generation or instance id is accepted whatever the group's state
+    (except mid-rebalance), one that names a member is checked like OffsetCommit's."""
+    anonymous = generation < 0 and not member_id and instance_id is None
+    if group_id in groups.consumer:   # KIP-848 consumer group: the generation is the member epoch
+        group = groups.consumer.machine.groups[group_id]
+        if (generation < 0 and not group.members) or anonymous:
+            return NONE
+        m = group.members.get(member_id)
+        if m is None:
+            return UNKNOWN_MEMBER_ID
+        if generation > m.epoch:
+            return FENCED_MEMBER_EPOCH
+        return ILLEGAL_GENERATION if generation < m.epoch else NONE   # Kafka turns STALE_MEMBER_EPOCH into this
+    group = groups.machine.groups.get(group_id)
+    if anonymous and group is not None and group.state != EMPTY:
+        return REBALANCE_IN_PROGRESS if group.state == COMPLETING else NONE
+    return groups.machine.commit_check(group_id, generation, member_id, instance_id)
+
+
+def _answer(request, codes: dict[tuple[str, int], int]) -> dict:
+    return {"throttle_time": 0, "topics": [
+        {"name": t.name, "partitions": [{"partition_index": p.partition_index,
+                                         "error_code": codes[(t.name, p.partition_index)]} for p in t.partitions]}
+        for t in request.topics]}
+
+
+async def handle(ctx, request) -> dict:
+    state = ctx.state
+    wanted = [(t.name, p) for t in request.topics for p in t.partitions]
+    if not request.group_id:
+        return _answer(request, {(t, p.partition_index): INVALID_GROUP_ID for t, p in wanted})
+    await state.offsets.ensure_topic()
+    if not state.is_group_coordinator(request.group_id):
+        return _answer(request, {(t, p.partition_index): NOT_COORDINATOR for t, p in wanted})
+    generation = getattr(request, "generation_id", -1)
+    code = member_check(state.groups, request.group_id, generation, getattr(request, "member_id", ""),
+                        getattr(request, "group_instance_id", None))
+    if code != NONE:
+        return _answer(request, {(t, p.partition_index): code for t, p in wanted})
+    codes: dict[tuple[str, int], int] = {}
+    entries = []
+    for topic, p in wanted:
+        meta = p.committed_metadata or ""
+        if state.leader_of(topic, p.partition_index) is None:
+            codes[(topic, p.partition_index)] = UNKNOWN_TOPIC_OR_PARTITION
+        elif len(meta) > MAX_METADATA_CHARS:
+            codes[(topic, p.partition_index)] = OFFSET_METADATA_TOO_LARGE
+        else:
+            codes[(topic, p.partition_index)] = NONE
+            entries.append((topic, p.partition_index, p.committed_offset,
+                            getattr(p, "committed_leader_epoch", -1), meta))
+    if entries:
+        try:
+            state.offsets.commit_txn(request.group_id, request.producer_id, request.producer_epoch, entries)
+            code = await state.offsets.replicated(request.group_id, state.config.offsets_commit_timeout_ms / 1000)
+        except OSError as e:   # OffsetsNotWritable carries Kafka's answer (NOT_COORDINATOR, ...)
+            code = getattr(e, "error_code", COORDINATOR_NOT_AVAILABLE)
+        if code != NONE:
+            codes = {k: code if c == NONE else c for k, c in codes.items()}
+    return _answer(request, codes)

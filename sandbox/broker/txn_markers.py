@@ -1,0 +1,71 @@
+"""Transaction markers on the partitions this broker leads (WriteTxnMarkers, and the transaction
+coordinator's own partitions): one control batch per partition, answered once the ISR has it,
+errors per partition as Kafka's WriteTxnMarkers replies them. On `__consumer_offsets` a marker
+also completes the producer's pending transactional offset commits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sandbox.log import InvalidProducerEpochError
+from sandbox.protocol.errors import (
+    INVALID_PRODUCER_EPOCH, KAFKA_STORAGE_ERROR, NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION,
+)
+
+from .internal_topics import OFFSETS_TOPIC
+
+log = logging.getLogger("sandbox.broker")
+
+MARKER_TIMEOUT_S = 30.0   # Kafka waits request.timeout.ms (30 s) for the ISR
+
+
+def _append(state, key: tuple[str, int], producer_id: int, producer_epoch: int, commit: bool,
+            coordinator_epoch: int) -> tuple[int, int]:
+    """(error code, offset of the marker) for one partition."""
+    leader = state.leaders.get(key)
+    plog = state.partitions.get(key)
+    if leader is None or plog is None:   # Kafka: the partition is not online on this broker
+        return UNKNOWN_TOPIC_OR_PARTITION, -1
+    if leader[0] != state.node_id:
+        return NOT_LEADER_OR_FOLLOWER, -1
+    code = state.replicas.check_produce(key, -1)
+    if code != NONE:
+        return code, -1
+    try:
+        info = plog.append_marker(producer_id, producer_epoch, commit, coordinator_epoch, leader_epoch=leader[1])
+    except InvalidProducerEpochError as e:
+        log.info("marker for producer %d refused on %s-%d: %s", producer_id, *key, e)
+        return INVALID_PRODUCER_EPOCH, -1
+    except OSError as e:
+        log.warning("marker for producer %d not written to %s-%d: %s", producer_id, *key, e)
+        return KAFKA_STORAGE_ERROR, -1
+    state.notifier.notify(key)   # read_committed fetches waiting on this partition may move on
+    state.replicas.appended(key)
+    return NONE, info.last_offset
+
+
+async def _one(state, key, producer_id, producer_epoch, commit, coordinator_epoch, timeout_s) -> int:
+    code, offset = _append(state, key, producer_id, producer_epoch, commit, coordinator_epoch)
+    if code != NONE:
+        return code
+    if state.replicas.replicated(key):
+        code = await state.replicas.wait_for_replicas(key, offset, timeout_s)
+        if code != NONE:
+            return code
+    if key[0] == OFFSETS_TOPIC and state.offsets is not None:
+        state.offsets.complete_txn(key[1], producer_id, commit)
+    return NONE
+
+
+async def write_markers(state, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int,
+                        partitions, *, timeout_s: float = MARKER_TIMEOUT_S) -> dict[tuple[str, int], int]:
+    """Write the commit (or abort) marker of the producer's transaction to each (topic, partition)
+    and wait, without blocking the loop, until every ISR member has it. Returns the error code per
+    partition: NONE, UNKNOWN_TOPIC_OR_PARTITION (not hosted here), NOT_LEADER_OR_FOLLOWER,
+    NOT_ENOUGH_REPLICAS(_AFTER_APPEND), REQUEST_TIMED_OUT, INVALID_PRODUCER_EPOCH (an older epoch
+    than the partition has seen), KAFKA_STORAGE_ERROR."""
+    keys = list(dict.fromkeys((str(t), int(p)) for t, p in partitions))
+    codes = await asyncio.gather(*(_one(state, k, producer_id, producer_epoch, commit, coordinator_epoch, timeout_s)
+                                   for k in keys))
+    return dict(zip(keys, codes))
