@@ -126,7 +126,11 @@ class GroupAdmin:
 
     @_locked
     def group_lag(self, group: str) -> list[PartitionLag]:
-        """(topic, partition, committed, end, lag) for each partition the group committed."""
+        """(topic, partition, committed, end, lag) for each partition the group committed. The end is
+        the high watermark (ListOffsets read_uncommitted), also for groups that read_committed: that
+        is what kafka-consumer-groups.sh --describe computes (its ListOffsetsOptions default to
+        READ_UNCOMMITTED), so both tools agree. A consumer that read everything is past the
+        markers, so a committed transaction leaves no lag; an open one counts as lag until it ends."""
         committed = self.committed_offsets(group)
         wanted: dict[str, list[int]] = {}
         for t, p in committed:

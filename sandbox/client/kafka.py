@@ -18,8 +18,9 @@ from .base import (
 from .connection import Address, Connection, fmt, parse_bootstrap
 from .groups import GroupAdmin, decode_assignment  # noqa: F401  (re-exported)
 from .models import BrokerMeta, ClusterMetadata, KafkaClientError, PartitionMeta, TopicMeta
+from .transactions import TxnAdmin
 
-class KafkaClient(GroupAdmin):
+class KafkaClient(GroupAdmin, TxnAdmin):
     """Blocking Kafka admin client. `bootstrap` is 'host:port,...' or [(host, port), ...]."""
 
     def __init__(self, bootstrap: str | list[tuple[str, int]], *, client_id: str = "sandbox-cli",
@@ -228,16 +229,18 @@ class KafkaClient(GroupAdmin):
     # ------------------------------------------------------------------ offsets
 
     @_locked
-    def end_offsets(self, topic: str, partitions: Iterable[int] | None = None) -> dict[int, int]:
-        """High watermark of each partition (all partitions when None), asked of its leader."""
-        return {p: o for (_, p), o in self._list_offsets({topic: partitions}, LATEST).items()}
+    def end_offsets(self, topic: str, partitions: Iterable[int] | None = None, *,
+                    isolation_level: int = 0) -> dict[int, int]:
+        """High watermark of each partition (all partitions when None), asked of its leader; with
+        isolation_level=1 (read_committed) the last stable offset."""
+        return {p: o for (_, p), o in self._list_offsets({topic: partitions}, LATEST, isolation_level).items()}
 
     @_locked
     def start_offsets(self, topic: str, partitions: Iterable[int] | None = None) -> dict[int, int]:
         """Log start offset of each partition (all partitions when None)."""
         return {p: o for (_, p), o in self._list_offsets({topic: partitions}, EARLIEST).items()}
 
-    def _list_offsets(self, wanted: dict[str, Iterable[int] | None], ts: int
+    def _list_offsets(self, wanted: dict[str, Iterable[int] | None], ts: int, isolation_level: int = 0
                       ) -> dict[tuple[str, int], int]:
         out: dict[tuple[str, int], int] = {}
         todo = {t: None if ps is None else sorted(ps) for t, ps in wanted.items()}
@@ -255,7 +258,7 @@ class KafkaClient(GroupAdmin):
             retry: dict[str, list[int]] = {}
             for leader, topics in by_leader.items():
                 resp, _ = self._send(self._node(leader), LIST_OFFSETS, {
-                    "replica_id": -1, "isolation_level": 0,
+                    "replica_id": -1, "isolation_level": isolation_level,
                     "topics": [{"name": t, "partitions": [
                         {"partition_index": p, "current_leader_epoch": -1, "timestamp": ts,
                          "max_num_offsets": 1} for p in ps]} for t, ps in topics.items()]})
@@ -326,10 +329,12 @@ class KafkaClient(GroupAdmin):
 
     @_locked
     def fetch(self, topic: str, offsets: dict[int, int], *, max_bytes: int = 1 << 20,
-              max_wait_ms: int = 500) -> dict[int, tuple[list, int]]:
+              max_wait_ms: int = 500, isolation_level: int = 0) -> dict[int, tuple[list, int]]:
         """{partition: (records from its offset on, high watermark)} for `offsets` ({partition:
         offset}), one request per leader, each waiting up to max_wait_ms for data. Compressed
-        batches are expanded. Records are sandbox.protocol.records.Record."""
+        batches are expanded, control batches (transaction markers) skipped. Records are
+        sandbox.protocol.records.Record. isolation_level=1 (read_committed): only committed
+        records, up to the last stable offset, which is answered instead of the high watermark."""
         from sandbox.protocol.records import RecordsError, decode_batches   # the CLI's consume only
 
         from sandbox.compression import decompress
@@ -347,7 +352,7 @@ class KafkaClient(GroupAdmin):
         for leader, parts in by_leader.items():
             resp, _ = self._send(self._node(leader), FETCH, {
                 "replica_id": -1, "max_wait": max_wait_ms, "min_bytes": 1, "max_bytes": max_bytes,
-                "isolation_level": 0, "session_id": 0, "session_epoch": -1, "rack_id": "",
+                "isolation_level": isolation_level, "session_id": 0, "session_epoch": -1, "rack_id": "",
                 "topics": [{"topic": topic, "partitions": [
                     {"partition": p, "current_leader_epoch": -1, "fetch_offset": offsets[p],
                      "last_fetched_epoch": -1, "log_start_offset": -1, "partition_max_bytes": max_bytes}
@@ -361,9 +366,13 @@ class KafkaClient(GroupAdmin):
                         out[part] = ([], -1)
                         continue
                     _check(code, f"fetching {topic}-{part} at offset {offsets[part]}")
+                    committed = isolation_level == 1
+                    aborted = [(int(a.producer_id), int(a.first_offset)) for a in p.aborted_transactions or ()]
                     try:
-                        records = decode_batches(bytes(p.records or b""), decompress=decompress)
+                        records = decode_batches(bytes(p.records or b""), decompress=decompress,
+                                                 aborted=aborted if committed else None)
                     except RecordsError as e:
                         raise KafkaClientError(f"fetching {topic}-{part}: {e}") from None
-                    out[part] = ([r for r in records if r.offset >= offsets[part]], int(p.high_watermark))
+                    end = int(p.last_stable_offset) if committed else int(p.high_watermark)
+                    out[part] = ([r for r in records if r.offset >= offsets[part]], end)
         return out

@@ -96,3 +96,13 @@ class PartitionLag(NamedTuple):
     committed: int
     end: int
     lag: int
+
+
+class TransactionInfo(NamedTuple):
+    transactional_id: str
+    state: str                          # Ongoing, PrepareCommit, ... as DescribeTransactions names it
+    producer_id: int
+    producer_epoch: int
+    timeout_ms: int
+    start_time_ms: int                  # the coordinator's clock; -1 before the first partition
+    partitions: list[tuple[str, int]]

@@ -1,5 +1,6 @@
 """The status model of SPEC.md (`sandbox status --json`): the supervisor's view of its services,
-process figures from psutil, and what a client sees over the wire (topics, leaders, groups, lag)."""
+process figures from psutil, and what a client sees over the wire (topics, leaders, groups, lag,
+open transactions)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import psutil
 from sandbox.client import KafkaClient, KafkaClientError
 
 from . import replication
+from .transactions import transaction_entries
 
 
 def _disk_bytes(path: Path) -> int:
@@ -258,6 +260,7 @@ def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,
     services = service_entries(state) if state else []
     topics: list[dict] = []
     groups: list[dict] = []
+    transactions: list[dict] = []
     problems: list[str] = [s["journal_problem"] for s in services if s.get("journal_problem")]
     problems += [f"{s['name']}: {s['problem']}" for s in services if s.get("problem")]
     metadata_latency = None
@@ -269,6 +272,9 @@ def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,
             latencies: list[float] = []
             topics, groups, found = cluster_entries(asked, latencies, skip=skip, brokers_answer=brokers_answer)
             problems += found
+            if brokers_answer:
+                transactions, found = transaction_entries(asked)
+                problems += found
             metadata_latency = latencies[0] if latencies and not skip else None
         except KafkaClientError as e:
             problems.append(str(e))
@@ -280,6 +286,6 @@ def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,
             problems += coordinator_problems(coordinator, brokers)
     healthy = bool(services) and all(s["healthy"] for s in services) and not problems
     return {"name": name, "mode": mode, "healthy": healthy, "bootstrap": bootstrap,
-            "services": services, "topics": topics, "groups": groups,
+            "services": services, "topics": topics, "groups": groups, "transactions": transactions,
             "events": list((state or {}).get("events", []))[-50:], "problems": problems,
             "metadata_latency_ms": metadata_latency}

@@ -6,6 +6,7 @@ data-plane log keeps its own zero-copy path. CRC-32C over bytes 21..end, as Kafk
 
 from __future__ import annotations
 
+import heapq
 import struct
 import time
 from typing import Callable, Iterable, NamedTuple, Sequence
@@ -19,6 +20,7 @@ _CRC = struct.Struct(">I")
 HEADER_SIZE = 61
 _CODEC_MASK = 0x07
 _CONTROL = 0x20
+_TRANSACTIONAL = 0x10
 
 
 class RecordsError(Exception):
@@ -92,12 +94,17 @@ def encode_batch(base_offset: int, records: Sequence[tuple[bytes | None, bytes |
 
 
 def decode_batches(data: bytes, *, check_crc: bool = True,
-                   decompress: Callable[[int, bytes], bytes] | None = None) -> list[Record]:
+                   decompress: Callable[[int, bytes], bytes] | None = None,
+                   aborted: Iterable[tuple[int, int]] | None = None) -> list[Record]:
     """Every record of the whole batches in `data`; a partial batch at the end (a fetch cut at
     max bytes) is skipped, as clients do. Control batches are skipped. Compressed batches need
     `decompress(codec, payload) -> records bytes` (this layer stays pure: the caller brings the
-    codecs)."""
+    codecs). `aborted`: a read_committed Fetch's aborted transactions, (producer id, first offset):
+    the transactional batches of those transactions are skipped too, as Kafka's consumer does
+    (a producer counts as aborted from its transaction's first offset to its abort marker)."""
     out: list[Record] = []
+    pending = sorted((first, pid) for pid, first in aborted) if aborted is not None else None
+    aborted_pids: set[int] = set()
     view = memoryview(data)
     pos = 0
     while len(data) - pos >= HEADER_SIZE:
@@ -112,7 +119,16 @@ def decode_batches(data: bytes, *, check_crc: bool = True,
         (crc,) = _CRC.unpack_from(data, pos + 17)
         if check_crc and crc32c(view[pos + 21:end]) != crc:
             raise RecordsError(f"record batch at offset {base} fails its CRC check")
-        attrs, _last, base_ts, _max_ts, _pid, _pe, _seq, count = _BODY.unpack_from(data, pos + 21)
+        attrs, last_delta, base_ts, _max_ts, pid, _pe, _seq, count = _BODY.unpack_from(data, pos + 21)
+        if pending is not None and pid >= 0:
+            while pending and pending[0][0] <= base + last_delta:
+                aborted_pids.add(heapq.heappop(pending)[1])
+            if attrs & _CONTROL:
+                if _is_abort_marker(data, pos, end, base):
+                    aborted_pids.discard(pid)
+            elif attrs & _TRANSACTIONAL and pid in aborted_pids:
+                pos = end
+                continue
         if attrs & _CONTROL:
             pos = end
             continue
@@ -130,6 +146,14 @@ def decode_batches(data: bytes, *, check_crc: bool = True,
         _read_records(body, p, body_end, base, base_ts, count, out)
         pos = end
     return out
+
+
+def _is_abort_marker(data, pos: int, end: int, base: int) -> bool:
+    """A control batch whose record key is (version, type 0 = abort)."""
+    marker: list[Record] = []
+    _read_records(data, pos + HEADER_SIZE, end, base, 0, 1, marker)
+    key = marker[0].key or b""
+    return len(key) >= 4 and struct.unpack_from(">h", key, 2)[0] == 0
 
 
 def _read_records(data, p: int, end: int, base: int, base_ts: int, count: int, out: list[Record]) -> None:
