@@ -19,7 +19,8 @@ POLL_S = 0.2
 
 
 def consume_in_group(bootstrap: str, topic: str, group: str, where: tuple[str, int], template: bytes,
-                     count: int | None, exit_at_end: bool, idle_s: float | None, out: BinaryIO) -> int:
+                     count: int | None, exit_at_end: bool, idle_s: float | None, out: BinaryIO,
+                     isolation: str = "read_committed") -> int:
     """Print records as a member of `group` until count, the end (-e), idle_s without a record, or
     Ctrl-C; commit what was printed; returns how many were printed. `where` applies to partitions
     the group has no committed offset for (Kafka's auto.offset.reset: beginning or end)."""
@@ -32,6 +33,7 @@ def consume_in_group(bootstrap: str, topic: str, group: str, where: tuple[str, i
     reset = "earliest" if how == "beginning" else "latest"
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": reset,
                          "enable.auto.commit": False, "enable.partition.eof": exit_at_end,
+                         "isolation.level": isolation,
                          "client.id": "sandbox-consume", "logger": _quiet_logger()})
     got = 0
     at_end: set[int] = set()

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from sandbox.config import SandboxConfig
 from sandbox.health.lag import LagTracker
+from sandbox.health.transactions import age_text, partitions_text
 from sandbox.runner import stack
 
 from .common import ConfigOpt, client as kafka_client, load
@@ -106,6 +107,9 @@ def sections(st: dict, tracker: LagTracker) -> list[tuple[str, list[str], list[l
                          "-" if g.get("members") is None else str(g["members"]),
                          "-" if g.get("lag") is None else str(g["lag"]),
                          TREND_MARK.get(tracker.trend(g["group"]), "…"), per or g.get("error", "")])
+    txns = st.get("transactions") or []
+    txn_rows = [[x["transactional_id"], x["state"] + (" (hanging)" if x.get("hanging") else ""),
+                 age_text(x.get("age_ms")), partitions_text(x["partitions"])] for x in txns[:MAX_GROUPS]]
     evt_rows = [[_clock(e.get("time", "")), str(e.get("service", "")), str(e.get("kind", "")),
                  str(e.get("detail", ""))] for e in reversed(st.get("events", [])[-MAX_EVENTS:])]
 
@@ -118,6 +122,8 @@ def sections(st: dict, tracker: LagTracker) -> list[tuple[str, list[str], list[l
          more(topics, len(top_rows)) if topics else "no topics yet"),
         ("consumer groups", ["GROUP", "STATE", "MEMBERS", "LAG", "TREND", "LAG PER PARTITION"], grp_rows,
          more(groups, len(grp_rows)) if groups else "no consumer groups yet"),
+    ] + ([("open transactions", ["TRANSACTION", "STATE", "AGE", "PARTITIONS"], txn_rows, more(txns, len(txn_rows)))]
+         if txns else []) + [
         ("last events", ["TIME", "SERVICE", "KIND", "DETAIL"], evt_rows, "" if evt_rows else "no events"),
     ]
 
@@ -153,7 +159,7 @@ def rich_frame(st: dict | None, tracker: LagTracker, name: str, width: int, heig
     secs = sections(st, tracker)
     problems = st.get("problems", [])[:2]
     # lines: headline + per section (title + header + rows) + problems; events take what is left
-    fixed = 1 + len(problems) + sum(2 + max(len(rows), 0) for _, _, rows, _ in secs[:3])
+    fixed = 1 + len(problems) + sum(2 + max(len(rows), 0) for _, _, rows, _ in secs[:-1])
     room = max(height - fixed - 2 - 1, 0)   # events title + header, one spare line
     title_style = "bold cyan"
     for title, headers, rows, note in secs:
@@ -183,6 +189,8 @@ def rich_frame(st: dict | None, tracker: LagTracker, name: str, width: int, heig
                 styled[4] = Text(row[4], style="red" if ("offline" in row[4] or "min ISR" in row[4]) else "yellow")
             elif title == "consumer groups":
                 styled[4] = Text(row[4], style="red" if row[4].startswith("↑") else "")
+            elif title == "open transactions" and row[1].endswith("(hanging)"):
+                styled[1] = Text(row[1], style="red")
             elif title == "last events" and row[2] in ("crash", "wipe", "unhealthy", "crash-loop"):
                 styled[2] = Text(row[2], style="red")
             t.add_row(*styled)

@@ -130,6 +130,10 @@ def produce(
     typer.echo(f"{sent} record(s) written to {topic}", err=True)
 
 
+READ_COMMITTED = "read_committed"
+ISOLATION_LEVELS = {"read_uncommitted": 0, READ_COMMITTED: 1}   # Fetch/ListOffsets isolation_level
+
+
 def _topic_hint(topic: str, e: Exception) -> str:
     if getattr(e, "error_code", None) == UNKNOWN_TOPIC_OR_PARTITION:
         return f"topic {topic} does not exist; create it with `sandbox topics create {topic}`"
@@ -159,12 +163,19 @@ def consume(
                                                   "for a topic that does not exist yet)."),
     key_separator: str = typer.Option("\t", "--key-separator", "-K", show_default=False,
                                       help="Between key and value with --print-key (default: tab)."),
+    isolation: str = typer.Option(READ_COMMITTED, "--isolation",
+                                  help="read_committed: only records of committed transactions, up to the "
+                                       "first open one (as Kafka's consumers read by default); "
+                                       "read_uncommitted: aborted and open transactions' records too."),
     bootstrap: Optional[str] = BootstrapOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Write TOPIC's records to stdout, one per line (like kafka-console-consumer)."""
     from sandbox.client import KafkaClientError
 
+    if isolation not in ISOLATION_LEVELS:
+        fail(f"--isolation is read_committed or read_uncommitted, not {isolation!r}")
+    level = ISOLATION_LEVELS[isolation]
     sep = _separator(key_separator) or b"\t"
     template = compile_format(fmt) if fmt else default_format(print_key, sep)
     try:
@@ -189,11 +200,12 @@ def consume(
                     fail("--group shares the topic's partitions among the group's members; drop --partition "
                          "(or --group to read one partition yourself)")
                 got = consume_in_group(target, topic, group, ("beginning", 0) if appeared and offset is None
-                                       else where, template, count, exit_at_end, idle_s, out)
+                                       else where, template, count, exit_at_end, idle_s, out, isolation)
                 typer.echo(f"{got} record(s) read from {topic} in group {group}", err=True)
                 return
             # a topic that appeared while we waited is all new: read it from its start
-            start = _start_positions(c, topic, parts, ("beginning", 0) if appeared and offset is None else where)
+            start = _start_positions(c, topic, parts, ("beginning", 0) if appeared and offset is None else where,
+                                     level)
         except KafkaClientError as e:
             fail(_topic_hint(topic, e), 1)
         positions = dict(start)
@@ -202,9 +214,9 @@ def consume(
             while count is None or got < count:
                 if idle_s is not None and time.monotonic() - last_record >= idle_s:
                     break
-                result = c.fetch(topic, positions, max_wait_ms=200 if exit_at_end else 500)
+                result = c.fetch(topic, positions, max_wait_ms=200 if exit_at_end else 500, isolation_level=level)
                 at_end = True
-                for p, (records, hwm) in sorted(result.items()):
+                for p, (records, hwm, nxt) in sorted(result.items()):
                     for r in records:
                         if count is not None and got >= count:
                             break
@@ -213,6 +225,8 @@ def consume(
                         got += 1
                         positions[p] = r.offset + 1
                         last_record = time.monotonic()
+                    if count is None or got < count:   # past markers and skipped (aborted) batches too
+                        positions[p] = max(positions[p], nxt)
                     if hwm < 0 or positions[p] < hwm:
                         at_end = False
                 out.flush()
@@ -227,11 +241,14 @@ def consume(
     typer.echo(f"{got} record(s) read from {topic}", err=True)
 
 
-def _start_positions(c, topic: str, parts: list[int], where: tuple[str, int]) -> dict[int, int]:
+def _start_positions(c, topic: str, parts: list[int], where: tuple[str, int], isolation_level: int = 0
+                     ) -> dict[int, int]:
+    """Where reading starts; "the end" is the last stable offset for read_committed, as Kafka's
+    consumers reset to it."""
     how, n = where
     if how == "beginning":
         return c.start_offsets(topic, parts)
-    ends = c.end_offsets(topic, parts)
+    ends = c.end_offsets(topic, parts, isolation_level=isolation_level)
     if how == "end":
         return ends
     starts = c.start_offsets(topic, parts)

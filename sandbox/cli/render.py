@@ -55,6 +55,14 @@ def print_status(st: dict) -> None:
         for g in st["groups"]:
             gt.add_row(esc(g["group"]), esc(str(g["state"])), str(g["members"]), str(g["lag"]))
         console.print(gt)
+    if st.get("transactions"):
+        from sandbox.health.transactions import age_text, partitions_text
+
+        xt = _table("open transaction", "state", "age", "partitions")
+        for x in st["transactions"]:
+            state = esc(x["state"]) + (" [red](hanging)[/]" if x.get("hanging") else "")
+            xt.add_row(esc(x["transactional_id"]), state, age_text(x.get("age_ms")), esc(partitions_text(x["partitions"])))
+        console.print(xt)
     for p in st.get("problems", []):
         console.print(f"[red]problem:[/] {esc(p)}")
     for e in st["events"][-5:]:

@@ -17,7 +17,7 @@ from .base import (
 )
 from .connection import Address, Connection, fmt, parse_bootstrap
 from .groups import GroupAdmin, decode_assignment  # noqa: F401  (re-exported)
-from .models import BrokerMeta, ClusterMetadata, KafkaClientError, PartitionMeta, TopicMeta
+from .models import BrokerMeta, ClusterMetadata, Fetched, KafkaClientError, PartitionMeta, TopicMeta
 from .transactions import TxnAdmin
 
 class KafkaClient(GroupAdmin, TxnAdmin):
@@ -329,13 +329,14 @@ class KafkaClient(GroupAdmin, TxnAdmin):
 
     @_locked
     def fetch(self, topic: str, offsets: dict[int, int], *, max_bytes: int = 1 << 20,
-              max_wait_ms: int = 500, isolation_level: int = 0) -> dict[int, tuple[list, int]]:
-        """{partition: (records from its offset on, high watermark)} for `offsets` ({partition:
-        offset}), one request per leader, each waiting up to max_wait_ms for data. Compressed
-        batches are expanded, control batches (transaction markers) skipped. Records are
+              max_wait_ms: int = 500, isolation_level: int = 0) -> dict[int, Fetched]:
+        """{partition: (records from its offset on, high watermark, next offset)} for `offsets`
+        ({partition: offset}), one request per leader, each waiting up to max_wait_ms for data.
+        Compressed batches are expanded, control batches (transaction markers) skipped; the next
+        offset is past every batch read, skipped ones too. Records are
         sandbox.protocol.records.Record. isolation_level=1 (read_committed): only committed
         records, up to the last stable offset, which is answered instead of the high watermark."""
-        from sandbox.protocol.records import RecordsError, decode_batches   # the CLI's consume only
+        from sandbox.protocol.records import RecordsError, decode_batches, next_offset   # the CLI's consume only
 
         from sandbox.compression import decompress
 
@@ -348,7 +349,7 @@ class KafkaClient(GroupAdmin, TxnAdmin):
             if leaders[part] < 0:
                 raise KafkaClientError(f"partition {topic}-{part} has no leader", LEADER_NOT_AVAILABLE)
             by_leader.setdefault(leaders[part], []).append(part)
-        out: dict[int, tuple[list, int]] = {}
+        out: dict[int, Fetched] = {}
         for leader, parts in by_leader.items():
             resp, _ = self._send(self._node(leader), FETCH, {
                 "replica_id": -1, "max_wait": max_wait_ms, "min_bytes": 1, "max_bytes": max_bytes,
@@ -363,16 +364,17 @@ class KafkaClient(GroupAdmin, TxnAdmin):
                     part, code = int(p.partition_index), int(p.error_code)
                     if code in _RETRIABLE:   # moved: nothing this round, the caller asks again
                         self._nodes.pop(leader, None)
-                        out[part] = ([], -1)
+                        out[part] = Fetched([], -1, offsets[part])
                         continue
                     _check(code, f"fetching {topic}-{part} at offset {offsets[part]}")
                     committed = isolation_level == 1
                     aborted = [(int(a.producer_id), int(a.first_offset)) for a in p.aborted_transactions or ()]
+                    data = bytes(p.records or b"")
                     try:
-                        records = decode_batches(bytes(p.records or b""), decompress=decompress,
-                                                 aborted=aborted if committed else None)
+                        records = decode_batches(data, decompress=decompress, aborted=aborted if committed else None)
                     except RecordsError as e:
                         raise KafkaClientError(f"fetching {topic}-{part}: {e}") from None
                     end = int(p.last_stable_offset) if committed else int(p.high_watermark)
-                    out[part] = ([r for r in records if r.offset >= offsets[part]], end)
+                    out[part] = Fetched([r for r in records if r.offset >= offsets[part]], end,
+                                        next_offset(data, offsets[part]))
         return out

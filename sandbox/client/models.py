@@ -106,3 +106,10 @@ class TransactionInfo(NamedTuple):
     timeout_ms: int
     start_time_ms: int                  # the coordinator's clock; -1 before the first partition
     partitions: list[tuple[str, int]]
+
+
+class Fetched(NamedTuple):
+    """One partition of KafkaClient.fetch."""
+    records: list                       # sandbox.protocol.records.Record
+    end: int                            # high watermark (read_committed: last stable offset); -1 unknown
+    next_offset: int                    # where to fetch next: past markers and skipped batches too

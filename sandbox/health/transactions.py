@@ -12,8 +12,11 @@ from sandbox.client import KafkaClient, KafkaClientError
 
 def transaction_entries(client: KafkaClient, now_ms: int | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """(open transactions, problems) as a client sees them."""
+    lister = getattr(client, "transactions", None)   # a stand-in client of tests may not have it
+    if lister is None:
+        return [], []
     try:
-        found = client.transactions()
+        found = lister()
     except KafkaClientError as e:
         return [], [f"transactions unavailable: {e}"]
     now = int(time.time() * 1000) if now_ms is None else now_ms
@@ -46,3 +49,11 @@ def age_text(ms: int | None) -> str:
     if ms < 120_000:
         return f"{ms / 1000:.0f} s"
     return f"{ms / 60_000:.0f} min"
+
+
+def partitions_text(partitions: list[dict]) -> str:
+    """t[0,1] u[2]: a transaction's partitions, by topic."""
+    by_topic: dict[str, list[int]] = {}
+    for p in partitions:
+        by_topic.setdefault(p["topic"], []).append(p["partition"])
+    return " ".join(f"{t}[{','.join(str(i) for i in sorted(ps))}]" for t, ps in sorted(by_topic.items()))

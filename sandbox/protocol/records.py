@@ -148,6 +148,21 @@ def decode_batches(data: bytes, *, check_crc: bool = True,
     return out
 
 
+def next_offset(data: bytes, default: int) -> int:
+    """The offset after the last whole batch in `data` (`default` when there is none): where a
+    consumer fetches next, past control batches and skipped records too, as Kafka's consumers do."""
+    pos, out = 0, default
+    while len(data) - pos >= HEADER_SIZE:
+        base, length, _epoch, _magic = _HEAD.unpack_from(data, pos)
+        end = pos + 12 + length
+        if length < HEADER_SIZE - 12 or end > len(data):
+            break
+        (last_delta,) = struct.unpack_from(">i", data, pos + 23)
+        out = max(out, base + last_delta + 1)
+        pos = end
+    return out
+
+
 def _is_abort_marker(data, pos: int, end: int, base: int) -> bool:
     """A control batch whose record key is (version, type 0 = abort)."""
     marker: list[Record] = []

@@ -12,6 +12,7 @@ from inprocess import SHARED, Cases, InProcess
 from sandbox.broker.config import DEFAULT_LISTENER, BrokerConfig
 from sandbox.broker.handlers import REGISTRY
 from sandbox.broker.state import BrokerState
+from sandbox.log.batch import ATTR_TRANSACTIONAL, build_batch
 from sandbox.protocol import errors as E
 from sandbox.protocol.records import decode_batches, encode_batch
 
@@ -115,6 +116,29 @@ def find_coordinator_names_this_broker(b):
     resp = b.call(10, 4, {"key_type": 0, "coordinator_keys": ["g"]})
     c = resp.coordinators[0]
     assert int(c.error_code) == E.NONE and (c.key, c.node_id, c.port) == ("g", 1, PORT)
+
+
+@case(27)
+def write_txn_markers_to_a_partition_with_an_open_transaction(b):
+    b.create_topic()
+    batch = build_batch([(None, b"x")], producer_id=4, producer_epoch=0, base_sequence=0, attributes=ATTR_TRANSACTIONAL)
+    b.call(0, 9, {"transactional_id": "tx", "acks": -1, "timeout": 5000, "topic_data": [
+        {"name": "t", "partition_data": [{"index": 0, "records": batch}]}]})
+    resp = b.call(27, 1, {"markers": [{"producer_id": 4, "producer_epoch": 0, "transaction_result": True,
+                                       "coordinator_epoch": 0, "topics": [{"name": "t", "partition_indexes": [0]}]}]})
+    m = resp.markers[0]
+    assert m.producer_id == 4 and [(p.partition_index, int(p.error_code)) for p in m.topics[0].partitions] == [(0, E.NONE)]
+    assert b.owner.partitions[("t", 0)].last_stable_offset == 2
+
+
+@case(28)
+def txn_offset_commit_of_a_simple_consumer_group(b):
+    b.create_topic()
+    resp = b.call(28, 3, {"transactional_id": "tx", "group_id": "g", "producer_id": 4, "producer_epoch": 0,
+                          "generation_id": -1, "member_id": "", "group_instance_id": None,
+                          "topics": [{"name": "t", "partitions": [{"partition_index": 0, "committed_offset": 3,
+                                                                   "committed_metadata": ""}]}]})
+    assert int(resp.topics[0].partitions[0].error_code) == E.NONE
 
 
 def join(b, member_id=""):

@@ -1,0 +1,213 @@
+"""Transactions on the data path, answered in-process: Produce with a transactional id,
+WriteTxnMarkers, Fetch read_committed (LSO, aborted transactions), ListOffsets by isolation level,
+DescribeProducers' open transaction, TxnOffsetCommit pending until its marker and OffsetFetch
+require_stable (KIP-447)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from inprocess import InProcess
+from sandbox.broker.config import DEFAULT_LISTENER, BrokerConfig
+from sandbox.broker.handlers import REGISTRY
+from sandbox.broker.state import BrokerState
+from sandbox.log.batch import ATTR_TRANSACTIONAL, build_batch
+from sandbox.protocol import errors as E
+from sandbox.protocol.records import decode_batches, encode_batch
+
+PORT = 19093
+
+
+@pytest.fixture
+def b(tmp_path):
+    loop = asyncio.new_event_loop()
+    state = BrokerState(BrokerConfig(data_dir=tmp_path / "broker", port=PORT))
+    try:
+        loop.run_until_complete(state.open())
+        c = InProcess(REGISTRY, loop, state, DEFAULT_LISTENER)
+        c.create_topic("t", 2)
+        yield c
+    finally:
+        loop.run_until_complete(state.close())
+        loop.close()
+
+
+def txn_batch(values: list[bytes], pid: int, epoch: int = 0, seq: int = 0) -> bytes:
+    return build_batch([(None, v) for v in values], producer_id=pid, producer_epoch=epoch, base_sequence=seq,
+                       attributes=ATTR_TRANSACTIONAL)
+
+
+def produce(b: InProcess, records: bytes, txn_id: str | None = "tx", partition: int = 0, version: int = 9):
+    resp = b.call(0, version, {"transactional_id": txn_id, "acks": -1, "timeout": 5000, "topic_data": [
+        {"name": "t", "partition_data": [{"index": partition, "records": records}]}]})
+    return resp.responses[0].partition_responses[0]
+
+
+def markers(b: InProcess, pid: int, commit: bool, parts=(("t", 0),), epoch: int = 0, version: int = 1):
+    topics: dict[str, list[int]] = {}
+    for t, p in parts:
+        topics.setdefault(t, []).append(p)
+    resp = b.call(27, version, {"markers": [{"producer_id": pid, "producer_epoch": epoch, "transaction_result": commit,
+                                             "coordinator_epoch": 0, "transaction_version": 0,
+                                             "topics": [{"name": t, "partition_indexes": ps}
+                                                        for t, ps in topics.items()]}]})
+    m = resp.markers[0]
+    assert m.producer_id == pid
+    return {(t.name, p.partition_index): int(p.error_code) for t in m.topics for p in t.partitions}
+
+
+def fetch(b: InProcess, isolation: int, offset: int = 0, version: int = 12):
+    resp = b.call(1, version, {"replica_id": -1, "max_wait": 0, "min_bytes": 1, "max_bytes": 1 << 20,
+                               "isolation_level": isolation, "session_id": 0, "session_epoch": -1, "rack_id": "",
+                               "forgotten_topics_data": [], "topics": [{"topic": "t", "partitions": [
+                                   {"partition": 0, "fetch_offset": offset, "partition_max_bytes": 1 << 20}]}]})
+    return resp.responses[0].partitions[0]
+
+
+def consumed(p, isolation: int) -> list[bytes]:
+    aborted = [(a.producer_id, a.first_offset) for a in p.aborted_transactions or ()] if isolation else None
+    return [r.value for r in decode_batches(bytes(p.records or b""), aborted=aborted)]
+
+
+def list_latest(b: InProcess, isolation: int) -> int:
+    resp = b.call(2, 7, {"replica_id": -1, "isolation_level": isolation, "topics": [
+        {"name": "t", "partitions": [{"partition_index": 0, "timestamp": -1}]}]})
+    return resp.topics[0].partitions[0].offset
+
+
+def test_committed_aborted_and_open_transactions_as_each_isolation_level_reads_them(b):
+    assert int(produce(b, encode_batch(0, [b"plain"]), txn_id=None).error_code) == E.NONE       # offset 0
+    assert int(produce(b, txn_batch([b"c1", b"c2"], pid=7)).error_code) == E.NONE               # 1-2
+    assert int(produce(b, txn_batch([b"a1"], pid=8)).error_code) == E.NONE                      # 3
+    # both open: read_committed stops at the first open transaction
+    p = fetch(b, 1)
+    assert (p.high_watermark, p.last_stable_offset) == (4, 1)
+    assert consumed(p, 1) == [b"plain"] and list(p.aborted_transactions) == []
+    assert list_latest(b, 1) == 1 and list_latest(b, 0) == 4
+    assert markers(b, 7, True) == {("t", 0): E.NONE}                                            # 4
+    assert markers(b, 8, False) == {("t", 0): E.NONE}                                           # 5
+    p = fetch(b, 1)
+    assert (p.high_watermark, p.last_stable_offset) == (6, 6)
+    assert [(a.producer_id, a.first_offset) for a in p.aborted_transactions] == [(8, 3)]
+    assert consumed(p, 1) == [b"plain", b"c1", b"c2"]
+    u = fetch(b, 0)
+    assert u.aborted_transactions is None and u.last_stable_offset == 6
+    assert consumed(u, 0) == [b"plain", b"c1", b"c2", b"a1"]       # control batches are never records
+    assert list_latest(b, 1) == 6
+    for version in (4, 7, 11):   # older versions carry the list too
+        assert [(a.producer_id, a.first_offset) for a in fetch(b, 1, version=version).aborted_transactions] == [(8, 3)]
+
+
+def test_describe_producers_shows_the_open_transaction(b):
+    produce(b, txn_batch([b"x"], pid=9))
+    resp = b.call(61, 0, {"topics": [{"name": "t", "partition_indexes": [0]}]})
+    (prod,) = resp.topics[0].partitions[0].active_producers
+    assert (prod.producer_id, prod.current_txn_start_offset) == (9, 0)
+    markers(b, 9, True)
+    (prod,) = b.call(61, 0, {"topics": [{"name": "t", "partition_indexes": [0]}]}).topics[0].partitions[0].active_producers
+    assert prod.current_txn_start_offset == -1
+
+
+def test_produce_rules_for_transactional_batches(b):
+    # a transactional batch without a transactional id: every partition of the request refused
+    assert int(produce(b, txn_batch([b"x"], pid=3), txn_id=None).error_code) == E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    # a transactional batch without a producer id
+    assert int(produce(b, txn_batch([b"x"], pid=-1, epoch=-1, seq=-1)).error_code) == E.INVALID_RECORD
+    # a plain batch with a transactional id is accepted, as Kafka does
+    assert int(produce(b, encode_batch(0, [b"y"])).error_code) == E.NONE
+    # a client may not write markers
+    from sandbox.log.batch import build_control_batch
+    assert int(produce(b, build_control_batch(3, 0, True, 0)).error_code) == E.INVALID_RECORD
+    # __consumer_offsets stays closed to clients
+    resp = b.call(0, 9, {"transactional_id": "tx", "acks": -1, "timeout": 5000, "topic_data": [
+        {"name": "__consumer_offsets", "partition_data": [{"index": 0, "records": txn_batch([b"z"], pid=3)}]}]})
+    assert int(resp.responses[0].partition_responses[0].error_code) == E.INVALID_TOPIC_EXCEPTION
+
+
+def test_write_txn_markers_errors_per_partition(b):
+    produce(b, txn_batch([b"x"], pid=5, epoch=2))
+    codes = markers(b, 5, True, parts=[("t", 0), ("t", 9), ("nope", 0)], epoch=1, version=2)
+    assert codes == {("t", 0): E.INVALID_PRODUCER_EPOCH, ("t", 9): E.UNKNOWN_TOPIC_OR_PARTITION,
+                     ("nope", 0): E.UNKNOWN_TOPIC_OR_PARTITION}
+    assert markers(b, 5, False, epoch=2) == {("t", 0): E.NONE}
+    assert fetch(b, 1).last_stable_offset == 2
+
+
+def test_a_marker_wakes_a_read_committed_long_poll(b):
+    produce(b, txn_batch([b"x"], pid=6))
+    loop = b.loop
+    body = {"replica_id": -1, "max_wait": 5000, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 1,
+            "session_id": 0, "session_epoch": -1, "rack_id": "", "forgotten_topics_data": [],
+            "topics": [{"topic": "t", "partitions": [{"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]}
+    frame = b.frame(1, 12, body, 99)
+
+    async def both():
+        waiting = asyncio.ensure_future(b.registry.dispatch(frame, b.owner, "in-process", *b.extra))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        started = loop.time()
+        body27 = {"markers": [{"producer_id": 6, "producer_epoch": 0, "transaction_result": True,
+                               "coordinator_epoch": 0, "topics": [{"name": "t", "partition_indexes": [0]}]}]}
+        await b.registry.dispatch(b.frame(27, 1, body27, 100), b.owner, "in-process", *b.extra)
+        await waiting
+        return loop.time() - started
+
+    assert loop.run_until_complete(both()) < 2.0
+
+
+# ---- TxnOffsetCommit and OffsetFetch require_stable ---------------------------------------------
+
+def txn_commit(b: InProcess, offset: int, pid: int = 11, epoch: int = 0, version: int = 3, group: str = "g", **kw):
+    body = {"transactional_id": "tx", "group_id": group, "producer_id": pid, "producer_epoch": epoch,
+            "generation_id": -1, "member_id": "", "group_instance_id": None,
+            "topics": [{"name": "t", "partitions": [{"partition_index": 0, "committed_offset": offset,
+                                                     "committed_leader_epoch": -1, "committed_metadata": "m"}]}]}
+    body.update(kw)
+    resp = b.call(28, version, body)
+    return int(resp.topics[0].partitions[0].error_code)
+
+
+def offset_fetch(b: InProcess, stable: bool, group: str = "g"):
+    resp = b.call(9, 8, {"groups": [{"group_id": group, "topics": [{"name": "t", "partition_indexes": [0]}]}],
+                         "require_stable": stable})
+    p = resp.groups[0].topics[0].partitions[0]
+    return p.committed_offset, int(p.error_code)
+
+
+def offsets_partition(b: InProcess, group: str = "g") -> int:
+    return b.owner.offsets.partition_for(group)
+
+
+@pytest.mark.parametrize("version", [0, 2, 3, 5])
+def test_txn_offset_commit_is_pending_until_its_commit_marker(b, version):
+    assert txn_commit(b, 42, version=version) == E.NONE
+    assert offset_fetch(b, stable=False) == (-1, E.NONE)            # not committed yet
+    assert offset_fetch(b, stable=True) == (-1, E.UNSTABLE_OFFSET_COMMIT)
+    assert markers(b, 11, True, parts=[("__consumer_offsets", offsets_partition(b))]) == {
+        ("__consumer_offsets", offsets_partition(b)): E.NONE}
+    assert offset_fetch(b, stable=True) == (42, E.NONE)
+
+
+def test_txn_offset_commit_dropped_by_an_abort_and_older_commit_kept(b):
+    b.call(8, 8, {"group_id": "g", "generation_id_or_member_epoch": -1, "member_id": "", "group_instance_id": None,
+                  "topics": [{"name": "t", "partitions": [{"partition_index": 0, "committed_offset": 5,
+                                                           "committed_metadata": ""}]}]})
+    assert txn_commit(b, 42) == E.NONE
+    markers(b, 11, False, parts=[("__consumer_offsets", offsets_partition(b))])
+    assert offset_fetch(b, stable=True) == (5, E.NONE)
+
+
+def test_txn_offset_commit_checks(b):
+    assert txn_commit(b, 1, group="") == E.INVALID_GROUP_ID
+    assert txn_commit(b, 1, generation_id=3, member_id="m") == E.ILLEGAL_GENERATION   # no such group
+    # a stale producer epoch: the partition saw epoch 2 of this producer already
+    assert txn_commit(b, 1, pid=12, epoch=2) == E.NONE
+    markers(b, 12, True, epoch=2, parts=[("__consumer_offsets", offsets_partition(b))])
+    assert txn_commit(b, 2, pid=12, epoch=1) == E.INVALID_PRODUCER_EPOCH
+    resp = b.call(28, 3, {"transactional_id": "tx", "group_id": "g", "producer_id": 12, "producer_epoch": 2,
+                          "generation_id": -1, "member_id": "", "group_instance_id": None,
+                          "topics": [{"name": "ghost", "partitions": [{"partition_index": 0, "committed_offset": 1,
+                                                                       "committed_metadata": ""}]}]})
+    assert int(resp.topics[0].partitions[0].error_code) == E.UNKNOWN_TOPIC_OR_PARTITION
