@@ -253,7 +253,7 @@ class TopicOffsetStore:
             info = plog.append(build_batch(records[i:i + RECORDS_PER_BATCH]), leader_epoch=epoch)
             last = info.last_offset
         if self._fsync:
-            plog.flush()
+            plog.housekeeping.flush()
         self._pending[group] = (key, last)
         self.state.replicas.appended(key)
         self.state.notifier.notify(key)

@@ -24,7 +24,7 @@ def _partition(state, topic: str, index: int) -> dict:
     out["active_producers"] = [
         {"producer_id": pid, "producer_epoch": epoch, "last_sequence": seq, "last_timestamp": ts,
          "coordinator_epoch": -1, "current_txn_start_offset": -1}
-        for pid, epoch, seq, ts in log.active_producers()]
+        for pid, epoch, seq, ts in log.housekeeping.active_producers()]
     return out
 
 
