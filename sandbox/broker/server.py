@@ -118,7 +118,7 @@ class BrokerServer(lifecycle.Service):
     def _flush_due(self) -> None:
         now_ms = int(time.time() * 1000)
         for plog in self.state.partitions.values():
-            plog.flush(now_ms, if_due=True)
+            plog.housekeeping.flush(now_ms, if_due=True)
         self.state.checkpoint_if_moved()
 
     async def stop(self) -> None:

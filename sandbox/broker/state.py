@@ -308,7 +308,7 @@ class BrokerState:
         freed = 0
         now_ms = int(self.clock() * 1000)
         for plog in self.partitions.values():
-            freed += plog.apply_retention(now_ms)
+            freed += plog.housekeeping.apply_retention(now_ms)
         return freed
 
     async def compact(self) -> None:
@@ -344,6 +344,6 @@ class BrokerState:
         """fsync what is dirty, then write the recovery checkpoint, so a crash only rescans
         what arrived since (Kafka's recovery-point checkpoint, every 60 s by default)."""
         for plog in self.partitions.values():
-            if plog.dirty:
-                plog.flush()
+            if plog.housekeeping.dirty:
+                plog.housekeeping.flush()
         self.logs.checkpoint()

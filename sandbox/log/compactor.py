@@ -122,7 +122,7 @@ class Compactor:
         if result.outputs:
             # the producer snapshot first: a crash from here on reloads producer state from it,
             # not by scanning segments that lost some producer's last batch
-            log.flush()
+            log._flush()
         gone: set[int] = set()
         try:
             for base, cleaned in sorted(result.outputs.items()):

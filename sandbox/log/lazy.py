@@ -42,7 +42,8 @@ class UnopenedPartitionLog(PartitionLog):
     without open_segments noticing (it CRC-scans the whole active segment). A partition with
     rolled segments is opened at start as before, so damaged acknowledged data still stops the
     broker from starting. No file handle is held until the first use (fewer handles on Windows).
-    The methods below are what housekeeping calls on every partition: they answer without opening."""
+    The methods below are what housekeeping (its facet, housekeeping.py) calls on every partition:
+    they answer without opening."""
 
     opened = False
     _pending: tuple[int, int | None]   # (recovery point, log start offset) from the checkpoints
@@ -73,10 +74,10 @@ class UnopenedPartitionLog(PartitionLog):
         return self._pending[0]
 
     @property
-    def dirty(self) -> bool:
+    def _dirty(self) -> bool:
         return False
 
-    def checkpoint_offsets(self) -> tuple[int, int | None]:
+    def _checkpoint_offsets(self) -> tuple[int, int | None]:
         return self._pending[0], self._pending[1]   # as read from the checkpoints: nothing changed
 
     @property
@@ -87,16 +88,16 @@ class UnopenedPartitionLog(PartitionLog):
     def config(self, cfg: LogConfig) -> None:
         self._config = cfg   # no segment open to tell
 
-    def flush(self, now_ms: int | None = None, *, if_due: bool = False) -> bool:
+    def _flush(self, now_ms: int | None = None, *, if_due: bool = False) -> bool:
         return False   # nothing was appended
 
-    def apply_retention(self, now_ms: int | None = None) -> int:
+    def _apply_retention(self, now_ms: int | None = None) -> int:
         return 0   # retention never deletes the active segment, the only one
 
     def close(self) -> None:
         pass   # no handle open, nothing to persist
 
-    def delete(self) -> None:
+    def _delete(self) -> None:
         self.__dict__.pop("_pending", None)
         self.__class__ = PartitionLog
         self._segments = []

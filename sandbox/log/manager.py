@@ -262,7 +262,7 @@ class LogDir:
 
     def checkpoint(self) -> None:
         """Write both checkpoint files atomically (no fsync of the logs themselves)."""
-        points = {tp: log.checkpoint_offsets() for tp, log in self._logs.items()}
+        points = {tp: log.housekeeping.checkpoint_offsets() for tp, log in self._logs.items()}
         write_checkpoint(self.root / RECOVERY_CHECKPOINT, {tp: rp for tp, (rp, _s) in points.items()})
         write_checkpoint(self.root / LOG_START_CHECKPOINT,
                          {tp: start for tp, (_r, start) in points.items() if start is not None})
@@ -282,7 +282,7 @@ class LogDir:
 
     def flush_all(self) -> None:
         for log in self._logs.values():
-            log.flush()
+            log.housekeeping.flush()
         self.checkpoint()
 
     def close(self) -> None:

@@ -1,6 +1,6 @@
-"""PartitionLog: one partition's directory of segments: append (offset assignment, idempotence,
-transactions and their markers, roll, flush policy), reads, timestamp lookups, durability; what removes data (truncation,
-DeleteRecords, retention, compaction) is in shrinking.py, the unopened log in lazy.py.
+"""PartitionLog: one partition's segments: append (offsets, idempotence, transactions and their
+markers, roll, flush policy), reads, timestamp lookups, durability. Removing data: shrinking.py;
+its facets `replica` and `housekeeping`: replica_view.py and housekeeping.py; the unopened log: lazy.py.
 """
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from .batch import (
 )
 from .config import LogConfig
 from .epochs import LeaderEpochCache
-from .errors import CorruptRecordError, InvalidProducerEpochError, OffsetOutOfRangeError
+from .errors import InvalidProducerEpochError, OffsetOutOfRangeError
 from .files import safe_rmtree
+from .housekeeping import Housekeeping
 from .producers import ProducerStore
 from .recovery import open_segments
+from .replica_view import ReplicaView
 from .segment import Segment
 from .slices import LogSlices
 from .shrinking import Shrinking
@@ -125,17 +127,6 @@ class PartitionLog(Shrinking):
     def high_watermark(self) -> int:
         return self._high_watermark
 
-    @high_watermark.setter
-    def high_watermark(self, value: int) -> None:
-        self._high_watermark = max(self._log_start_offset, min(value, self.log_end_offset))
-
-    def set_replicated(self, replicated: bool) -> None:
-        """Replicated: the high watermark moves only when told (the ISR's smallest log end).
-        Not replicated: it is the log end, from now on and after every append."""
-        self.hw_follows_leo = not replicated
-        if not replicated and self.opened:
-            self._high_watermark = self.log_end_offset
-
     @property
     def recovery_point(self) -> int:
         return self._recovery_point
@@ -145,11 +136,14 @@ class PartitionLog(Shrinking):
         return sum(s.size for s in self._segments)
 
     @property
-    def segment_count(self) -> int:
-        return len(self._segments)
+    def replica(self) -> ReplicaView:
+        """Replication's verbs: follower appends, leader epochs, the high watermark."""
+        return ReplicaView(self)
 
-    def segment_paths(self) -> list[Path]:
-        return [s.log_path for s in self._segments]
+    @property
+    def housekeeping(self) -> Housekeeping:
+        """Timers' and tools' verbs: retention, flush, roll, checkpoints, deletion."""
+        return Housekeeping(self)
 
     # ---------------------------------------------------------------- leader epochs
 
@@ -158,35 +152,6 @@ class PartitionLog(Shrinking):
         for seg in self._segments:
             for _pos, h in seg.walk_headers(0):
                 self._epochs.assign(h.leader_epoch, h.base_offset)
-
-    @property
-    def latest_epoch(self) -> int:
-        """The newest leader epoch this log holds data (or a leadership start) of; -1 if none."""
-        return self._epochs.latest_epoch
-
-    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
-        """(largest known epoch <= epoch, its end offset), as OffsetForLeaderEpoch answers it."""
-        return self._epochs.end_offset_for(epoch, self.log_end_offset)
-
-    def begin_epoch(self, epoch: int) -> None:
-        """This replica leads from now on in `epoch`, starting at its log end. An epoch below the
-        ones the log holds (the coordinator's journal was destroyed and its topics re-created,
-        epochs from 0 again) restarts the history: the old epochs mean nothing any more."""
-        if 0 <= epoch < self._epochs.latest_epoch:
-            self.restart_epochs(epoch)
-        self._epochs.assign(epoch, self.log_end_offset)
-
-    def restart_epochs(self, epoch: int) -> None:
-        """Forget the epoch history; everything up to the log end counts as `epoch`'s."""
-        self._emit("epochs-restarted", {"from": self._epochs.latest_epoch, "to": epoch})
-        self._epochs.reset()
-        if self.log_end_offset > self._log_start_offset:
-            self._epochs.assign(epoch, self._log_start_offset)
-
-    def active_producers(self) -> list[tuple[int, int, int, int]]:
-        """(producer id, epoch, last sequence, last timestamp) of every idempotent producer whose
-        batches the log holds, as DescribeProducers reports them."""
-        return self._producers.active()
 
     # ---------------------------------------------------------------- append
 
@@ -242,7 +207,7 @@ class PartitionLog(Shrinking):
         self._unflushed_messages += messages
         if ((cfg.flush_messages is not None and self._unflushed_messages >= cfg.flush_messages)
                 or (cfg.flush_ms is not None and now - self._last_flush_ms >= cfg.flush_ms)):
-            self.flush(now_ms=now)
+            self._flush(now_ms=now)
 
     def append_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int, *,
                       leader_epoch: int = 0, now_ms: int | None = None) -> AppendInfo:
@@ -269,40 +234,6 @@ class PartitionLog(Shrinking):
         for a read_committed fetch of that range."""
         return self._producers.txns.overlapping(start, upper)
 
-    def open_transactions(self) -> list[tuple[int, int, int]]:
-        """(producer id, producer epoch, first offset) of every transaction not yet ended here."""
-        return self._producers.open_transactions()
-
-    def append_replica(self, records, *, now_ms: int | None = None) -> int:
-        """Append a leader's batches as they are (a follower): same offsets, same leader epochs,
-        same bytes; CRCs checked, nothing stamped. The first batch must start at the log end
-        (the fetcher truncates first). Returns the new log end offset."""
-        if not len(records):
-            return self.log_end_offset
-        headers = validate_batches(records, max(self._config.max_message_bytes, 1 << 30))
-        if not headers:
-            return self.log_end_offset
-        leo = self.log_end_offset
-        if headers[0].base_offset != leo:
-            raise CorruptRecordError(f"replicated batch starts at offset {headers[0].base_offset}, "
-                                     f"the log of {self.directory.name} ends at {leo}")
-        placed: list[tuple[int, BatchHeader]] = []
-        pos = 0
-        expect = leo
-        messages = 0
-        for h in headers:
-            if h.base_offset < expect:
-                raise CorruptRecordError(f"replicated batches overlap at offset {h.base_offset}")
-            if h.leader_epoch > self._epochs.latest_epoch:
-                self._epochs.assign(h.leader_epoch, h.base_offset)
-            placed.append((pos, h))
-            pos += h.size
-            expect = h.next_offset
-            messages += h.records_count
-        self._write(bytes(records), placed, expect - 1, messages,
-                    self._now_ms() if now_ms is None else now_ms)
-        return self.log_end_offset
-
     def _maybe_roll(self, nbytes: int, last_offset: int, now: int) -> None:
         seg = self._active
         if seg.size == 0:
@@ -311,9 +242,9 @@ class PartitionLog(Shrinking):
         if (seg.size + nbytes > cfg.segment_bytes
                 or (seg.roll_base_ms is not None and now - seg.roll_base_ms > cfg.segment_ms)
                 or last_offset - seg.base_offset > 0xFFFFFFFF):
-            self.roll()
+            self._roll()
 
-    def roll(self) -> None:
+    def _roll(self) -> None:
         """Close the active segment for writing (indexes persisted) and start a new one at LEO."""
         old = self._active
         if old.size == 0:
@@ -407,7 +338,7 @@ class PartitionLog(Shrinking):
 
     # ---------------------------------------------------------------- durability and lifecycle
 
-    def flush(self, now_ms: int | None = None, *, if_due: bool = False) -> bool:
+    def _flush(self, now_ms: int | None = None, *, if_due: bool = False) -> bool:
         """fsync every segment at or above the recovery point, persist indexes and the producer
         snapshot, then advance the recovery point to the log end offset. if_due: only when
         flush.ms has passed since the last flush and something is unflushed (from a timer:
@@ -415,7 +346,7 @@ class PartitionLog(Shrinking):
         if if_due:
             fm = self._config.flush_ms
             now = self._now_ms() if now_ms is None else now_ms
-            if fm is None or not self.dirty or now - self._last_flush_ms < fm:
+            if fm is None or not self._dirty or now - self._last_flush_ms < fm:
                 return False
         leo = self.log_end_offset
         for seg in self._segments:
@@ -429,11 +360,11 @@ class PartitionLog(Shrinking):
         return True
 
     @property
-    def dirty(self) -> bool:
+    def _dirty(self) -> bool:
         """True when appended data is not yet fsynced (the recovery point lags the log end)."""
         return self._recovery_point < self.log_end_offset
 
-    def checkpoint_offsets(self) -> tuple[int, int | None]:
+    def _checkpoint_offsets(self) -> tuple[int, int | None]:
         """(recovery point, log start offset) for the checkpoint files."""
         return self._recovery_point, self._log_start_offset
 
@@ -443,13 +374,13 @@ class PartitionLog(Shrinking):
             return
         # an untouched partition has nothing to persist: closing 10,000 idle partitions must not
         # cost 30,000 fsynced writes
-        if (self.dirty or any(seg.index_dirty for seg in self._segments)
+        if (self._dirty or any(seg.index_dirty for seg in self._segments)
                 or self._producers.needs_snapshot(self.log_end_offset, any(seg.size for seg in self._segments))):
-            self.flush()
+            self._flush()
         for seg in self._segments:
             seg.close()
 
-    def delete(self) -> None:
+    def _delete(self) -> None:
         """Close every handle, then remove the whole partition directory (retrying on Windows)."""
         for seg in self._segments:
             seg.close()

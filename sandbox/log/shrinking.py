@@ -36,7 +36,7 @@ class Shrinking:
         self._log_start_offset = min(self._log_start_offset, leo)
         self._producers.truncated(self._segments, leo)
 
-    def reset_to(self, offset: int) -> None:
+    def _reset_to(self, offset: int) -> None:
         """Drop everything and continue empty at `offset` (a follower whose log ends before the
         leader's log start: Kafka's truncateFullyAndStartAt)."""
         for seg in self._segments:
@@ -69,14 +69,14 @@ class Shrinking:
             return self._log_start_offset
         self._log_start_offset = offset
         if self._active.size and self._active.next_offset <= offset:
-            self.roll()
+            self._roll()
         n = 0
         while n < len(self._segments) - 1 and self._segments[n].next_offset <= offset:
             n += 1
         self._delete_oldest(n)
         return self._log_start_offset
 
-    def apply_retention(self, now_ms: int | None = None) -> int:
+    def _apply_retention(self, now_ms: int | None = None) -> int:
         """Delete the oldest non-active segments past retention.ms (by their max timestamp) or
         beyond retention.bytes. Returns bytes freed."""
         cfg = self._config

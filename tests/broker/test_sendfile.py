@@ -43,7 +43,7 @@ def test_large_fetches_are_pinned_and_survive_the_segment_being_deleted(tmp_path
     reply = server.fetch_reply(encode_fetch_response(7, 12, _fetch_body(log.read(0, 1 << 20))))
     assert isinstance(reply, server.FileReply)
     assert sum(1 for i in reply.items if isinstance(i, tuple)) > 1
-    log.delete()                       # retention or a topic deletion, before the reply is sent
+    log.housekeeping.delete()                       # retention or a topic deletion, before the reply is sent
     shutil.rmtree(tmp_path / "t-0", ignore_errors=True)
     try:
         assert _bytes_of(reply) == bytes(expected)

@@ -70,9 +70,9 @@ def test_latest_value_per_key_stays_at_its_offset(tmp_path, clock):
         for k in range(4):
             written.append((put(log, b"k%d" % k, b"v%d-%d" % (k, rnd), clock.ms()), b"k%d" % k, b"v%d-%d" % (k, rnd)))
     put(log, None, b"no key", clock.ms())
-    assert log.segment_count > 3
-    active_base = log.segment_paths()[-1]
-    second_base = int(log.segment_paths()[1].stem)
+    assert log.housekeeping.segment_count > 3
+    active_base = log.housekeeping.segment_paths()[-1]
+    second_base = int(log.housekeeping.segment_paths()[1].stem)
     before = records(log)
     result = compact(log, clock.ms())
     assert result is not None and result.records_after < result.records_before
@@ -99,7 +99,7 @@ def test_latest_value_per_key_stays_at_its_offset(tmp_path, clock):
     assert compactor(log).cleanable(clock.ms()) == []
     log.close()
     # reopened: the recovery check accepts segments that start after their base offset
-    assert log.log_start_offset == 0 == int(log.segment_paths()[0].stem)   # the first segment stays
+    assert log.log_start_offset == 0 == int(log.housekeeping.segment_paths()[0].stem)   # the first segment stays
     again = PartitionLog(tmp_path / "c-0", cfg(), clock=clock, recovery_point=log.recovery_point,
                          log_start_offset=log.log_start_offset)
     assert again.log_start_offset == 0 and records(again) == after
@@ -138,7 +138,7 @@ def test_delete_policy_topics_and_young_segments_are_left_alone(tmp_path, clock)
         put(young, b"same", b"v%d" % i, clock.ms())
     assert compactor(young).cleanable(clock.ms()) == []      # every closed segment is younger than the lag
     clock.advance_ms(10_001)
-    assert len(compactor(young).cleanable(clock.ms())) == young.segment_count - 1
+    assert len(compactor(young).cleanable(clock.ms())) == young.housekeeping.segment_count - 1
     young.close()
 
 
@@ -156,7 +156,7 @@ def _gzip_batch(base_ts: int, pairs: list[tuple[bytes, bytes]]) -> bytes:
 
 def test_compressed_batches_are_cleaned_when_a_codec_is_given(tmp_path, clock):
     log = PartitionLog(tmp_path / "z-0", cfg(segment_bytes=300), clock=clock)
-    while log.segment_count == 1:                 # the first segment keeps its last batch: fill it first
+    while log.housekeeping.segment_count == 1:                 # the first segment keeps its last batch: fill it first
         put(log, b"head", b"h", clock.ms())
     for rnd in range(4):
         log.append(_gzip_batch(clock.ms(), [(b"a", b"a%d" % rnd), (b"b", b"b%d" % rnd)]))
@@ -230,7 +230,7 @@ def test_a_log_that_moved_on_refuses_the_result_and_keeps_no_files(tmp_path, clo
     assert result is not None and result.outputs
     before = records(log)
     clock.advance_ms(5000)
-    assert log.apply_retention() > 0            # retention removed segments the cleaner read
+    assert log.housekeeping.apply_retention() > 0            # retention removed segments the cleaner read
     left = records(log)
     assert compactor(log).install(result) is False
     assert records(log) == left and len(left) < len(before)
@@ -260,7 +260,7 @@ def test_compaction_keeps_every_keys_latest_value(tmp_path_factory, ops, segment
         first = log.append(build_batch(recs, timestamp_ms=clock.ms())).first_offset
         written += [(first + i, k, v) for i, (k, v) in enumerate(recs)]
         if roll:
-            log.roll()
+            log.housekeeping.roll()
     for _ in range(passes):
         compact(log, clock.ms())
     if reopen:
@@ -286,9 +286,10 @@ def test_an_idempotent_producers_last_sequence_survives_compaction_and_a_crash(t
     d = tmp_path / "ip-0"
     log = PartitionLog(d, cfg(segment_bytes=300), clock=clock)
     log.append(build_batch([(b"x", b"1")], timestamp_ms=clock.ms(), producer_id=7, producer_epoch=0, base_sequence=0))
-    log.flush()
+    log.housekeeping.flush()
     log.append(build_batch([(b"a", b"1")], timestamp_ms=clock.ms(), producer_id=7, producer_epoch=0, base_sequence=1))
-    while log.segment_count < 3:   # another writer replaces key a: producer 7's last batch is compacted away
+    # another writer replaces key a: producer 7's last batch is compacted away
+    while log.housekeeping.segment_count < 3:
         put(log, b"a", b"2", clock.ms())
     compact(log, clock.ms())
     point = log.recovery_point
@@ -305,12 +306,12 @@ def test_an_idempotent_producers_last_sequence_survives_compaction_and_a_crash(t
 
 def test_a_tombstone_is_timed_from_the_cleaning_that_first_saw_it_not_its_timestamp(tmp_path, clock):
     log = PartitionLog(tmp_path / "old-0", cfg(delete_retention_ms=60_000), clock=clock)
-    while log.segment_count == 1:
+    while log.housekeeping.segment_count == 1:
         put(log, b"head", b"h", clock.ms())
     two_days_ago = clock.ms() - 2 * 86_400_000    # mirrored or replayed data
     put(log, b"user1", b"alice", two_days_ago)
     put(log, b"user1", None, two_days_ago)
-    while log.segment_count < 4:
+    while log.housekeeping.segment_count < 4:
         put(log, b"filler", b"x" * 20, clock.ms())
     compact(log, clock.ms())
     assert (b"user1", None) in [(k, v) for _, k, v in records(log)]   # consumers get to see the delete
@@ -331,11 +332,11 @@ def test_a_compressed_batch_that_loses_nothing_stays_byte_for_byte(tmp_path, clo
 
 def test_unreadable_batches_keep_every_tombstone(tmp_path, clock):
     log = PartitionLog(tmp_path / "nr-0", cfg(segment_bytes=300, delete_retention_ms=0), clock=clock)
-    while log.segment_count == 1:
+    while log.housekeeping.segment_count == 1:
         put(log, b"head", b"h", clock.ms())
     log.append(_gzip_batch(clock.ms(), [(b"user1", b"alice")]))   # no codec given: cannot be read
     put(log, b"user1", None, clock.ms())
-    while log.segment_count < 4:
+    while log.housekeeping.segment_count < 4:
         put(log, b"filler", b"x" * 20, clock.ms())
     for _ in range(2):
         compact(log, clock.ms())
@@ -360,7 +361,7 @@ def test_a_pass_that_removes_nothing_is_not_repeated_until_new_segments_close(tm
 
 def test_a_failed_swap_leaves_a_readable_log(tmp_path, clock, monkeypatch):
     log = PartitionLog(tmp_path / "f-0", cfg(segment_bytes=300), clock=clock)
-    while log.segment_count < 3:
+    while log.housekeeping.segment_count < 3:
         put(log, b"k", b"v" * 30, clock.ms())
     before = records(log)
     result = clean(compactor(log).cleanable(clock.ms()), log.config, clock.ms())
@@ -388,12 +389,12 @@ def test_retention_between_two_steps_ends_the_pass_without_harm(tmp_path, clock)
     pass then fails on the closed segment instead of installing stale data."""
     log = PartitionLog(tmp_path / "r-0", cfg(segment_bytes=300, cleanup_policy="compact,delete", retention_ms=1000),
                        clock=clock)
-    while log.segment_count < 4:
+    while log.housekeeping.segment_count < 4:
         put(log, b"k", b"v" * 30, clock.ms())
     monkeypatch_steps = clean_steps(compactor(log).cleanable(clock.ms()), log.config, clock.ms())
     next(monkeypatch_steps)
     clock.advance_ms(5000)
-    assert log.apply_retention(clock.ms()) > 0   # no PermissionError: no file of the cleaner is open
+    assert log.housekeeping.apply_retention(clock.ms()) > 0   # no PermissionError: no file of the cleaner is open
     with pytest.raises((ValueError, OSError)):
         for _ in monkeypatch_steps:
             pass
@@ -404,22 +405,22 @@ def test_retention_between_two_steps_ends_the_pass_without_harm(tmp_path, clock)
 
 def test_a_fully_replaced_first_segment_keeps_one_harmless_record(tmp_path, clock):
     log = PartitionLog(tmp_path / "fs-0", cfg(segment_bytes=300, delete_retention_ms=0), clock=clock)
-    while log.segment_count == 1:   # the first segment: a, b and gone, all replaced or deleted later
+    while log.housekeeping.segment_count == 1:   # the first segment: a, b and gone, all replaced or deleted later
         put(log, b"a", b"a-old", clock.ms())
         put(log, b"gone", b"g", clock.ms())
         put(log, b"b", b"b-old", clock.ms())
-    first_end = int(log.segment_paths()[1].stem)
+    first_end = int(log.housekeeping.segment_paths()[1].stem)
     put(log, b"a", b"a-new", clock.ms())
     put(log, b"b", b"b-new", clock.ms())
     put(log, b"gone", None, clock.ms())
-    while log.segment_count < 4:
+    while log.housekeeping.segment_count < 4:
         put(log, b"filler", b"x", clock.ms())
     for _ in range(2):   # the second pass drops the tombstone (delete.retention.ms = 0 since first seen)
         compact(log, clock.ms())
         clock.advance_ms(1)
     got = records(log)
     head = [r for r in got if r[0] < first_end]
-    assert log.log_start_offset == 0 and int(log.segment_paths()[0].stem) == 0
+    assert log.log_start_offset == 0 and int(log.housekeeping.segment_paths()[0].stem) == 0
     assert len(head) == 1 and head[0][1] in (b"a", b"b")   # never "gone": it would come back
     final = {}
     for _o, k, v in got:
@@ -435,13 +436,13 @@ def test_step_recovers_from_retention_between_two_steps(tmp_path, clock):
     is not retried until new segments close."""
     log = PartitionLog(tmp_path / "rs-0", cfg(segment_bytes=300, cleanup_policy="compact,delete", retention_ms=1000),
                        clock=clock)
-    while log.segment_count < 4:
+    while log.housekeeping.segment_count < 4:
         put(log, b"k", b"v" * 30, clock.ms())
     warnings: list[str] = []
     c = Compactor(log, warn=warnings.append)
     assert c.step(clock.ms()) is True
     clock.advance_ms(5000)
-    assert log.apply_retention(clock.ms()) > 0
+    assert log.housekeeping.apply_retention(clock.ms()) > 0
     while c.step(clock.ms()):
         pass
     assert c.last_result is None
@@ -454,7 +455,7 @@ def test_step_recovers_from_retention_between_two_steps(tmp_path, clock):
 
 def test_step_abandoned_by_close_leaves_no_file_and_changes_nothing(tmp_path, clock):
     log = PartitionLog(tmp_path / "ab-0", cfg(segment_bytes=300), clock=clock)
-    while log.segment_count < 4:
+    while log.housekeeping.segment_count < 4:
         put(log, b"k", b"v" * 30, clock.ms())
     before = records(log)
     c = Compactor(log)

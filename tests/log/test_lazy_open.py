@@ -48,7 +48,7 @@ def test_torn_tail_of_an_unopened_partition_is_repaired_before_the_first_read(tm
     for i in range(10):
         log.append(batch(3, tag=f"b{i}"))
     good = log.read(0, 1 << 30).tobytes()
-    seg = log.segment_paths()[0]
+    seg = log.housekeeping.segment_paths()[0]
     crash(ld)
     with open(seg, "ab") as f:   # a torn write: a header promising more bytes than there are
         f.write((30).to_bytes(8, "big") + (500).to_bytes(4, "big") + b"\0" * 60)
@@ -78,7 +78,7 @@ def test_first_access_of_any_kind_repairs_first(tmp_path):
     ld.open()
     log = ld.create("t", 0)
     log.append(batch(4))
-    seg = log.segment_paths()[0]
+    seg = log.housekeeping.segment_paths()[0]
     crash(ld)
     with open(seg, "ab") as f:
         f.write(b"\x00" * 8 + b"\xff" * 100)   # garbage after the last whole batch
@@ -104,7 +104,7 @@ def test_unopened_partitions_cost_nothing_at_close_and_keep_their_checkpoints(tm
     ld = LogDir(tmp_path, cfg())
     logs = ld.open()
     assert not any(log.opened for log in logs.values())
-    assert logs[("t", 1)].recovery_point == 4 and not logs[("t", 1)].dirty
+    assert logs[("t", 1)].recovery_point == 4 and not logs[("t", 1)].housekeeping.dirty
     ld.checkpoint()
     ld.flush_all()
     ld.close()
@@ -145,9 +145,10 @@ def test_housekeeping_and_config_changes_leave_a_partition_unopened(tmp_path):
     compact = cfg(cleanup_policy="compact")
     log.config = compact
     assert log.config is compact
-    assert log.apply_retention(10**13) == 0 and not Compactor(log).step(10**13) and not log.flush(10**13, if_due=True)
+    hk = log.housekeeping
+    assert hk.apply_retention(10**13) == 0 and not Compactor(log).step(10**13) and not hk.flush(10**13, if_due=True)
     assert not log.opened
-    assert log.segment_count == 1 and log.opened      # anything else opens it
+    assert log.housekeeping.segment_count == 1 and log.opened      # anything else opens it
     assert log.config is compact
     ld.close()
 
@@ -177,7 +178,7 @@ def test_partitions_with_rolled_segments_are_checked_at_open(tmp_path):
     log = ld.create("t", 0)
     for i in range(30):
         log.append(batch(2, tag=f"b{i}"))
-    segs = log.segment_paths()
+    segs = log.housekeeping.segment_paths()
     assert len(segs) >= 3
     ld.create("idle", 0)
     ld.close()

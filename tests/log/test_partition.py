@@ -80,8 +80,8 @@ def test_read_max_offset_and_bounds(log):
 def test_roll_by_size_and_reads_across_segments(log):
     for i in range(40):
         log.append(batch(2, tag=f"s{i}"))
-    assert log.segment_count > 3
-    for seg in log.segment_paths()[:-1]:
+    assert log.housekeeping.segment_count > 3
+    for seg in log.housekeeping.segment_paths()[:-1]:
         assert seg.stat().st_size <= 1024
     assert offsets(log.read(0, 1 << 20).tobytes()) == list(range(80))
     for off in (0, 13, 41, 79):
@@ -112,11 +112,11 @@ def test_roll_by_time(tmp_path):
     log.append(batch(1))
     clock.advance_ms(500)
     log.append(batch(1))
-    assert log.segment_count == 1
+    assert log.housekeeping.segment_count == 1
     clock.advance_ms(600)
     log.append(batch(1))
-    assert log.segment_count == 2
-    assert [p.name for p in log.segment_paths()][-1] == "00000000000000000002.log"
+    assert log.housekeeping.segment_count == 2
+    assert [p.name for p in log.housekeeping.segment_paths()][-1] == "00000000000000000002.log"
     log.close()
 
 
@@ -185,11 +185,11 @@ def test_append_rejects_bad_input(log):
 def test_truncate_to(log):
     for i in range(20):
         log.append(batch(3, tag=f"t{i}"))
-    nseg = log.segment_count
+    nseg = log.housekeeping.segment_count
     log.truncate_to(31)  # mid-batch: the batch 30..32 goes too
     assert log.log_end_offset == 30 and log.high_watermark == 30
     assert offsets(log.read(0, 1 << 20).tobytes()) == list(range(30))
-    assert log.segment_count <= nseg
+    assert log.housekeeping.segment_count <= nseg
     assert log.append(batch(1)).first_offset == 30
     log.truncate_to(0)
     assert log.log_end_offset == 0 and log.read(0, 100).tobytes() == b""
@@ -212,10 +212,10 @@ def test_truncate_survives_reopen(tmp_path):
 def test_delete_records_before(log):
     for i in range(30):
         log.append(batch(2, tag=f"d{i}"))
-    nseg = log.segment_count
+    nseg = log.housekeeping.segment_count
     assert log.delete_records_before(25) == 25
     assert log.log_start_offset == 25
-    assert log.segment_count < nseg
+    assert log.housekeeping.segment_count < nseg
     assert offsets(log.read(25, 1 << 20).tobytes())[0] <= 25
     with pytest.raises(OffsetOutOfRangeError):
         log.read(10, 100).tobytes()
@@ -232,15 +232,15 @@ def test_retention_by_time(tmp_path):
     now = clock.ms()
     for i in range(30):
         log.append(batch(2, ts=now - 20_000 if i < 15 else now))
-    assert log.segment_count > 2
+    assert log.housekeeping.segment_count > 2
     size = log.size_bytes
-    freed = log.apply_retention(now_ms=now)
+    freed = log.housekeeping.apply_retention(now_ms=now)
     assert freed > 0 and log.size_bytes == size - freed
     assert log.log_start_offset > 0
     assert log.read(log.log_start_offset, 1 << 20).tobytes()
     # every remaining segment except possibly the first holds fresh data
     assert log.offset_for_timestamp(now) is not None
-    assert log.apply_retention(now_ms=now) == 0
+    assert log.housekeeping.apply_retention(now_ms=now) == 0
     log.close()
 
 
@@ -248,13 +248,13 @@ def test_retention_by_bytes_never_active(tmp_path):
     log = PartitionLog(tmp_path / "r-0", small(retention_bytes=2000, retention_ms=-1))
     for i in range(60):
         log.append(batch(2, tag=f"b{i}"))
-    log.apply_retention()
+    log.housekeeping.apply_retention()
     assert log.size_bytes <= 2000 + 1024
-    assert log.segment_count >= 1
+    assert log.housekeeping.segment_count >= 1
     cfg = small(retention_bytes=0, retention_ms=-1)
     log.config = cfg
-    log.apply_retention()
-    assert log.segment_count == 1  # the active segment stays
+    log.housekeeping.apply_retention()
+    assert log.housekeeping.segment_count == 1  # the active segment stays
     assert log.log_end_offset == 120
     log.close()
 
@@ -263,7 +263,7 @@ def test_retention_off_for_compact(tmp_path):
     log = PartitionLog(tmp_path / "c-0", small(retention_bytes=0, cleanup_policy="compact"))
     for i in range(30):
         log.append(batch(2))
-    assert log.apply_retention() == 0
+    assert log.housekeeping.apply_retention() == 0
     log.close()
 
 
@@ -291,15 +291,16 @@ def test_a_timer_flushes_an_idle_partition_once_flush_ms_passed(tmp_path):
     clock = Clock()
     log = PartitionLog(tmp_path / "fi-0", small(flush_ms=1000), clock=clock)
     log.append(batch(1))
-    assert not log.flush(clock.ms() + 500, if_due=True) and log.dirty
-    assert log.flush(clock.ms() + 1000, if_due=True) and not log.dirty and log.recovery_point == 1
-    assert not log.flush(clock.ms() + 5000, if_due=True)          # nothing unflushed
+    hk = log.housekeeping
+    assert not hk.flush(clock.ms() + 500, if_due=True) and hk.dirty
+    assert hk.flush(clock.ms() + 1000, if_due=True) and not hk.dirty and log.recovery_point == 1
+    assert not hk.flush(clock.ms() + 5000, if_due=True)          # nothing unflushed
     log.close()
 
 
 def test_high_watermark_settable(log):
     log.append(batch(5))
-    log.high_watermark = 2
+    log.replica.high_watermark = 2
     assert log.high_watermark == 2 and log.log_end_offset == 5
     assert offsets(log.read(0, 1 << 20, max_offset=log.high_watermark).tobytes()) == [0, 1, 2, 3, 4]  # starts below 2
     assert log.read(5, 1 << 20, max_offset=log.high_watermark).tobytes() == b""
@@ -312,7 +313,7 @@ def test_delete_removes_directory_with_windows_semantics(tmp_path, windows_files
     log = PartitionLog(d, small())
     for i in range(20):
         log.append(batch(2))
-    log.delete()
+    log.housekeeping.delete()
     assert not d.exists()
 
 

@@ -94,7 +94,7 @@ def test_state_rebuilt_without_snapshot_from_headers(tmp_path):
     log = PartitionLog(d, LogConfig(segment_bytes=400))
     for s in range(0, 20, 2):
         log.append(pbatch(s))
-    log.flush()
+    log.housekeeping.flush()
     log.append(pbatch(20))  # after the snapshot: found by the header scan
     log._segments[-1].fsync()
     for seg in log._segments:
@@ -128,9 +128,9 @@ def test_store_snapshots_cut_and_reset(tmp_path):
 
     lg = PartitionLog(tmp_path / "st-0", LogConfig(segment_bytes=2048, index_interval_bytes=128))
     lg.append(pbatch(0))
-    lg.flush()
+    lg.housekeeping.flush()
     lg.append(pbatch(2, pid=7))
-    lg.flush()
+    lg.housekeeping.flush()
     store = ProducerStore(lg.directory)
     assert [off for off, _p in store.snapshots()] == [4]
     assert not store.needs_snapshot(4, True) and store.needs_snapshot(3, True) and not store.needs_snapshot(3, False)
@@ -140,7 +140,7 @@ def test_store_snapshots_cut_and_reset(tmp_path):
     assert [off for off, _p in store.snapshots()] == [4]
     lg.truncate_to(2)                             # the log's own store follows its cut
     assert [off for off, _p in lg._producers.snapshots()] == []
-    assert [p for p, *_ in lg.active_producers()] == [42]
+    assert [p for p, *_ in lg.housekeeping.active_producers()] == [42]
     store.reset()
     assert store.snapshots() == [] and store.active() == []
     lg.close()

@@ -29,7 +29,7 @@ def test_random_appends_then_reopen_same_reads(tmp_path_factory, ops, segment_by
         batches.append((info.first_offset, ts))
         expected.extend((info.first_offset + i, ts, k, v) for i, (k, v) in enumerate(recs))
         if flush:
-            log.flush()
+            log.housekeeping.flush()
     leo = log.log_end_offset
     probes = sorted({0, leo // 3, leo // 2, leo - 1})
     before = {(o, m): log.read(o, m).tobytes() for o in probes for m in (1, 300, 1 << 20)}

@@ -19,7 +19,7 @@ def fill(d, n=30, **kw):
     for i in range(n):
         log.append(batch(2, tag=f"b{i}", ts=1000 + i))
     data = log.read(0, 1 << 30).tobytes()
-    segs = log.segment_paths()
+    segs = log.housekeeping.segment_paths()
     leo = log.log_end_offset
     log.close()
     return data, segs, leo
@@ -104,7 +104,7 @@ def test_corruption_in_middle_removes_later_segments_when_unflushed(tmp_path):
     log = PartitionLog(d, cfg(), recovery_point=0, on_event=ev)
     rep = ev.of("repair")[0]
     assert rep["segment"] == str(mid) and rep["removed_segments"]
-    assert log.segment_count == 2
+    assert log.housekeeping.segment_count == 2
     assert len(log.read(0, 1 << 30).tobytes()) < len(data)
     assert data.startswith(log.read(0, 1 << 30).tobytes())
     log.close()

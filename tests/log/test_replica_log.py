@@ -27,20 +27,20 @@ def leader_with(tmp_path, epochs_and_counts, name="leader") -> PartitionLog:
 def test_follower_holds_the_leaders_bytes_offsets_and_epochs(tmp_path):
     leader = leader_with(tmp_path, [(0, 3), (0, 2), (4, 5)])
     follower = PartitionLog(tmp_path / "follower", cfg())
-    follower.set_replicated(True)
+    follower.replica.set_replicated(True)
     pos = 0
     while pos < leader.log_end_offset:   # in fetch-sized pieces, as the fetcher does
         data = leader.read(pos, 200).tobytes()
-        follower.append_replica(data)
+        follower.replica.append(data)
         pos = follower.log_end_offset
     assert follower.read(0, 1 << 20).tobytes() == leader.read(0, 1 << 20).tobytes()
     assert follower.log_end_offset == leader.log_end_offset == 10
     assert follower.high_watermark == 0      # replicated: only the leader's word moves it
-    assert follower.latest_epoch == 4
-    assert follower.end_offset_for_epoch(0) == (0, 5)
-    assert follower.end_offset_for_epoch(3) == (0, 5)    # the largest epoch <= 3 is 0
-    assert follower.end_offset_for_epoch(4) == (4, 10)
-    assert follower.end_offset_for_epoch(9) == (4, 10)
+    assert follower.replica.latest_epoch == 4
+    assert follower.replica.end_offset_for_epoch(0) == (0, 5)
+    assert follower.replica.end_offset_for_epoch(3) == (0, 5)    # the largest epoch <= 3 is 0
+    assert follower.replica.end_offset_for_epoch(4) == (4, 10)
+    assert follower.replica.end_offset_for_epoch(9) == (4, 10)
 
 
 def test_a_batch_that_does_not_start_at_the_log_end_is_refused(tmp_path):
@@ -48,12 +48,12 @@ def test_a_batch_that_does_not_start_at_the_log_end_is_refused(tmp_path):
     follower = PartitionLog(tmp_path / "follower", cfg())
     second = leader.read(3, 1).tobytes()
     with pytest.raises(CorruptRecordError):
-        follower.append_replica(second)
+        follower.replica.append(second)
     assert follower.log_end_offset == 0
     damaged = bytearray(leader.read(0, 1).tobytes())
     damaged[-1] ^= 0xFF
     with pytest.raises(CorruptRecordError):
-        follower.append_replica(bytes(damaged))
+        follower.replica.append(bytes(damaged))
     assert follower.log_end_offset == 0
 
 
@@ -62,15 +62,15 @@ def test_divergent_tail_is_cut_where_the_new_leaders_epoch_ends(tmp_path):
     # (epoch 2) has 0-4 and then its own 5-9
     old = leader_with(tmp_path, [(0, 5), (1, 3)], "old")
     new = PartitionLog(tmp_path / "new", cfg())
-    new.append_replica(old.read(0, 1 << 20, max_offset=5).tobytes())
-    new.begin_epoch(2)
+    new.replica.append(old.read(0, 1 << 20, max_offset=5).tobytes())
+    new.replica.begin_epoch(2)
     new.append(batch(5, tag="new"), leader_epoch=2)
-    epoch, end = new.end_offset_for_epoch(old.latest_epoch)
+    epoch, end = new.replica.end_offset_for_epoch(old.replica.latest_epoch)
     assert (epoch, end) == (0, 5)            # the new leader never saw epoch 1
-    target = min(end, old.end_offset_for_epoch(epoch)[1], old.log_end_offset)
+    target = min(end, old.replica.end_offset_for_epoch(epoch)[1], old.log_end_offset)
     old.truncate_to(target)
-    assert old.log_end_offset == 5 and old.latest_epoch == 0
-    old.append_replica(new.read(5, 1 << 20).tobytes())
+    assert old.log_end_offset == 5 and old.replica.latest_epoch == 0
+    old.replica.append(new.read(5, 1 << 20).tobytes())
     assert old.read(0, 1 << 20).tobytes() == new.read(0, 1 << 20).tobytes()
     assert values(old.read(5, 1 << 20).tobytes())[0] == b"value-new-0"
 
@@ -109,47 +109,47 @@ def test_high_watermark_apart_from_the_log_end_and_checkpointed(tmp_path):
     ld = LogDir(tmp_path, cfg())
     ld.open()
     log = ld.create("t", 0)
-    log.set_replicated(True)
+    log.replica.set_replicated(True)
     log.append(batch(4), leader_epoch=0)
     assert (log.log_end_offset, log.high_watermark) == (4, 0)
-    log.high_watermark = 3
-    log.high_watermark = 99                  # clamped to the log end
+    log.replica.high_watermark = 3
+    log.replica.high_watermark = 99                  # clamped to the log end
     assert log.high_watermark == 4
-    log.high_watermark = 3
+    log.replica.high_watermark = 3
     ld.close()
     assert read_checkpoint(tmp_path / HW_CHECKPOINT) == {("t", 0): 3}
     ld = LogDir(tmp_path, cfg())
     logs = ld.open()
     again = logs[("t", 0)]
     assert again.high_watermark == 3         # a restarted replica shows no more than was committed
-    again.set_replicated(False)              # one replica after all: everything is committed
+    again.replica.set_replicated(False)              # one replica after all: everything is committed
     assert again.high_watermark == 4
     ld.close()
 
 
 def test_reset_to_starts_an_empty_log_at_the_leaders_log_start(tmp_path):
     log = leader_with(tmp_path, [(0, 3)])
-    log.reset_to(50)
-    assert (log.log_start_offset, log.log_end_offset, log.latest_epoch) == (50, 50, -1)
+    log.replica.reset_to(50)
+    assert (log.log_start_offset, log.log_end_offset, log.replica.latest_epoch) == (50, 50, -1)
     src = PartitionLog(tmp_path / "src", cfg())
-    src.reset_to(50)
+    src.replica.reset_to(50)
     src.append(batch(2, tag="x"), leader_epoch=7)
-    log.append_replica(src.read(50, 1 << 20).tobytes())
-    assert offsets(log.read(50, 1 << 20).tobytes()) == [50, 51] and log.latest_epoch == 7
+    log.replica.append(src.read(50, 1 << 20).tobytes())
+    assert offsets(log.read(50, 1 << 20).tobytes()) == [50, 51] and log.replica.latest_epoch == 7
 
 
 def test_follower_truncation_under_windows_file_rules(tmp_path, windows_files):
     """Truncating across rolled segments deletes whole segment files: every handle is closed
     first, so Windows' no-delete-while-open rule holds (the fixture raises otherwise)."""
     log = leader_with(tmp_path, [(0, 4)] * 6 + [(1, 4)] * 4)
-    assert log.segment_count > 3
+    assert log.housekeeping.segment_count > 3
     log.truncate_to(9)
     assert log.log_end_offset == 8           # the batch holding offset 9 goes whole
-    assert log.latest_epoch == 0
+    assert log.replica.latest_epoch == 0
     src = leader_with(tmp_path, [(0, 4)] * 2 + [(2, 4)] * 3, "src2")
-    log.append_replica(src.read(8, 1 << 20).tobytes())
+    log.replica.append(src.read(8, 1 << 20).tobytes())
     assert offsets(log.read(8, 1 << 20).tobytes()) == list(range(8, 20))
-    log.reset_to(100)
+    log.replica.reset_to(100)
     log.close()
     reopened = PartitionLog(tmp_path / "leader", cfg())
     assert (reopened.log_start_offset, reopened.log_end_offset) == (100, 100)
@@ -160,10 +160,10 @@ def test_an_epoch_below_the_logs_restarts_the_history(tmp_path):
     from 0 again. The old epochs mean nothing then: the leader's cache starts over, so a follower
     asking about the new epoch learns the leader's log end."""
     log = leader_with(tmp_path, [(3, 2), (5, 2)])
-    log.begin_epoch(0)
-    assert log._epochs.entries == [(0, 0)] and log.latest_epoch == 0
-    assert log.end_offset_for_epoch(0) == (0, 4)
+    log.replica.begin_epoch(0)
+    assert log._epochs.entries == [(0, 0)] and log.replica.latest_epoch == 0
+    assert log.replica.end_offset_for_epoch(0) == (0, 4)
     log.append(batch(1), leader_epoch=0)
-    assert log.end_offset_for_epoch(0) == (0, 5)
-    log.begin_epoch(1)                     # a normal failover afterwards
+    assert log.replica.end_offset_for_epoch(0) == (0, 5)
+    log.replica.begin_epoch(1)                     # a normal failover afterwards
     assert log._epochs.entries == [(0, 0), (1, 5)]

@@ -67,11 +67,11 @@ def test_an_open_transaction_holds_the_lso_until_its_marker(tmp_path):
     first = log.append(txn_batch(7, [b"t1", b"t2"])).first_offset
     log.append(plain([b"b"]))
     assert log.last_stable_offset == first == 1
-    assert log.open_transactions() == [(7, 0, 1)]
+    assert log.housekeeping.open_transactions() == [(7, 0, 1)]
     assert read_committed(log) == [b"a"]
     info = log.append_marker(7, 0, True, coordinator_epoch=3)
     assert log.last_stable_offset == log.high_watermark == log.log_end_offset == info.last_offset + 1
-    assert log.open_transactions() == []
+    assert log.housekeeping.open_transactions() == []
     assert read_committed(log) == [b"a", b"t1", b"t2", b"b"]
     data = log.read(info.first_offset, 1000).tobytes()
     h = parse_header(data)
@@ -101,7 +101,7 @@ def test_a_marker_from_an_older_epoch_is_refused_and_a_bumped_one_ends_the_trans
     with pytest.raises(InvalidProducerEpochError):
         log.append_marker(5, 1, True, 0)
     log.append_marker(5, 3, False, 0)   # the coordinator aborted a timed-out transaction, epoch bumped
-    assert log.open_transactions() == [] and log.aborted_transactions(0, 10) == [(5, 0)]
+    assert log.housekeeping.open_transactions() == [] and log.aborted_transactions(0, 10) == [(5, 0)]
 
 
 def test_a_marker_where_the_producer_wrote_nothing_changes_nothing(tmp_path):
@@ -113,13 +113,13 @@ def test_a_marker_where_the_producer_wrote_nothing_changes_nothing(tmp_path):
 
 def test_replicated_lso_waits_for_the_high_watermark_to_pass_the_marker(tmp_path):
     log = PartitionLog(tmp_path / "p", cfg())
-    log.set_replicated(True)
+    log.replica.set_replicated(True)
     log.append(txn_batch(1, [b"x"]))
     log.append_marker(1, 0, True, 0)
     assert log.last_stable_offset == 0          # nothing replicated yet
-    log.high_watermark = 1                       # the data, not the marker
+    log.replica.high_watermark = 1                       # the data, not the marker
     assert log.last_stable_offset == 0
-    log.high_watermark = 2
+    log.replica.high_watermark = 2
     assert log.last_stable_offset == 2
 
 
@@ -129,11 +129,11 @@ def test_a_follower_tracks_the_same_transactions(tmp_path):
     leader.append(txn_batch(2, [b"y"]))
     leader.append_marker(1, 0, False, 0)
     follower = PartitionLog(tmp_path / "f", cfg())
-    follower.set_replicated(True)
-    follower.append_replica(leader.read(0, 1 << 20).tobytes())
-    follower.high_watermark = follower.log_end_offset
+    follower.replica.set_replicated(True)
+    follower.replica.append(leader.read(0, 1 << 20).tobytes())
+    follower.replica.high_watermark = follower.log_end_offset
     assert follower.aborted_transactions(0, 10) == leader.aborted_transactions(0, 10) == [(1, 0)]
-    assert follower.open_transactions() == leader.open_transactions() == [(2, 0, 1)]
+    assert follower.housekeeping.open_transactions() == leader.housekeeping.open_transactions() == [(2, 0, 1)]
     assert follower.last_stable_offset == 1
 
 
@@ -150,21 +150,21 @@ def _aborted_log(path, n=6):
 
 def test_index_and_open_transactions_survive_a_clean_restart_and_a_crash(tmp_path):
     log = _aborted_log(tmp_path / "p")
-    assert log.segment_count > 2
-    expect = (log.aborted_transactions(0, 1 << 30), log.open_transactions(), log.last_stable_offset, read_committed(log))
+    assert log.housekeeping.segment_count > 2
+    expect = (log.aborted_transactions(0, 1 << 30), log.housekeeping.open_transactions(), log.last_stable_offset, read_committed(log))
     assert len(expect[0]) == 2
     assert list((tmp_path / "p").glob("*.txnindex"))
     log.close()
-    again = PartitionLog(tmp_path / "p", cfg(), recovery_point=log.checkpoint_offsets()[0])
-    assert (again.aborted_transactions(0, 1 << 30), again.open_transactions(), again.last_stable_offset,
+    again = PartitionLog(tmp_path / "p", cfg(), recovery_point=log.housekeeping.checkpoint_offsets()[0])
+    assert (again.aborted_transactions(0, 1 << 30), again.housekeeping.open_transactions(), again.last_stable_offset,
             read_committed(again)) == expect
     again.append(txn_batch(100, [b"later"], epoch=1))   # a crash: no flush, no snapshot of the end
     again.append_marker(100, 1, False, 0)
-    expect = (again.aborted_transactions(0, 1 << 30), again.open_transactions(), again.last_stable_offset)
+    expect = (again.aborted_transactions(0, 1 << 30), again.housekeeping.open_transactions(), again.last_stable_offset)
     for seg in again._segments:
         seg.close()
     crashed = PartitionLog(tmp_path / "p", cfg(), recovery_point=0)
-    assert (crashed.aborted_transactions(0, 1 << 30), crashed.open_transactions(), crashed.last_stable_offset) == expect
+    assert (crashed.aborted_transactions(0, 1 << 30), crashed.housekeeping.open_transactions(), crashed.last_stable_offset) == expect
     assert len(expect[0]) == 3
 
 
@@ -174,7 +174,7 @@ def test_a_damaged_index_is_rebuilt_from_the_log(tmp_path):
     log.close()
     for p in (tmp_path / "p").glob("*.txnindex"):
         p.write_bytes(struct.pack(">hqqqq", 7, -5, 9, 1, 1))   # not an entry
-    again = PartitionLog(tmp_path / "p", cfg(), recovery_point=log.checkpoint_offsets()[0])
+    again = PartitionLog(tmp_path / "p", cfg(), recovery_point=log.housekeeping.checkpoint_offsets()[0])
     assert again.aborted_transactions(0, 1 << 30) == expect
 
 
@@ -184,8 +184,8 @@ def test_truncation_forgets_markers_past_the_cut(tmp_path):
     first_marker = min(o for o in range(log.log_end_offset) if log.aborted_transactions(o, 1 << 30) != aborted) - 1
     log.truncate_to(first_marker)   # the first abort marker goes: that transaction is open again
     assert log.aborted_transactions(0, 1 << 30) == []
-    assert [t[0] for t in log.open_transactions()] == [101]
-    assert log.last_stable_offset == log.open_transactions()[0][2]
+    assert [t[0] for t in log.housekeeping.open_transactions()] == [101]
+    assert log.last_stable_offset == log.housekeeping.open_transactions()[0][2]
 
 
 def test_retention_drops_entries_with_their_segments(tmp_path):
@@ -207,7 +207,7 @@ def test_compaction_removes_aborted_data_and_keeps_markers_and_open_transactions
     log.append(txn_batch(3, [b"open-d" * 40], keys=[b"d"]))
     for i in range(12):
         log.append(plain([b"x" * 60], keys=[f"k{i}".encode()]))
-    log.roll()
+    log.housekeeping.roll()
     c = Compactor(log)
     while c.step(clock.ms()):
         pass
@@ -271,7 +271,7 @@ def test_read_committed_never_sees_aborted_or_open_data(tmp_path_factory, ops, c
             for v in open_values.pop(arg, []):
                 status[v] = "committed" if op == "commit" else "aborted"
         elif op == "roll":
-            log.roll()
+            log.housekeeping.roll()
         elif op == "compact":
             clock.advance_ms(10)
             while compactor.step(clock.ms()):
@@ -280,7 +280,7 @@ def test_read_committed_never_sees_aborted_or_open_data(tmp_path_factory, ops, c
             compactor.close()
             if op == "restart":
                 log.close()
-                rp = log.checkpoint_offsets()[0]
+                rp = log.housekeeping.checkpoint_offsets()[0]
             else:
                 for seg in log._segments:
                     seg.close()

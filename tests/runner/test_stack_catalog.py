@@ -10,7 +10,7 @@ from confluent_kafka.admin import AdminClient
 
 from sandbox.client import KafkaClient
 from sandbox.config import parse_config
-from sandbox.runner.stack import desired_topics, load_catalog, restore_group_offsets, save_catalog
+from sandbox.runner.catalog import desired_topics, load_catalog, restore_group_offsets, save_catalog
 
 pytestmark = pytest.mark.integration
 

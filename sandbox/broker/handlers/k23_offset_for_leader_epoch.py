@@ -29,10 +29,10 @@ def _one(state, topic: str, p) -> dict:
         out["error_code"] = FENCED_LEADER_EPOCH
     elif p.leader_epoch > current:
         out["error_code"] = UNKNOWN_LEADER_EPOCH
-    elif plog.latest_epoch < 0:   # no batch and no leadership recorded: nothing can diverge
+    elif plog.replica.latest_epoch < 0:   # no batch and no leadership recorded: nothing can diverge
         out["leader_epoch"], out["end_offset"] = p.leader_epoch, plog.log_end_offset
     else:
-        out["leader_epoch"], out["end_offset"] = plog.end_offset_for_epoch(p.leader_epoch)
+        out["leader_epoch"], out["end_offset"] = plog.replica.end_offset_for_epoch(p.leader_epoch)
     return out
 
 

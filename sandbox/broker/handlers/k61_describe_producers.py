@@ -22,11 +22,11 @@ def _partition(state, topic: str, index: int) -> dict:
         known = t is not None and any(p.index == index for p in t.partitions)
         out["error_code"] = NOT_LEADER_OR_FOLLOWER if known else UNKNOWN_TOPIC_OR_PARTITION
         return out
-    open_txns = {pid: first for pid, _epoch, first in log.open_transactions()}
+    open_txns = {pid: first for pid, _epoch, first in log.housekeeping.open_transactions()}
     out["active_producers"] = [
         {"producer_id": pid, "producer_epoch": epoch, "last_sequence": seq, "last_timestamp": ts,
          "coordinator_epoch": -1, "current_txn_start_offset": open_txns.get(pid, -1)}
-        for pid, epoch, seq, ts in log.active_producers()]
+        for pid, epoch, seq, ts in log.housekeeping.active_producers()]
     return out
 
 

@@ -101,7 +101,7 @@ class ReplicaFetcher:
             if plog is None or epoch is None:
                 self._truncate.discard(key)
                 continue
-            mine = plog.latest_epoch
+            mine = plog.replica.latest_epoch
             if mine < 0:   # nothing written under any epoch: nothing to disagree about
                 self._truncate.discard(key)
                 continue
@@ -109,7 +109,7 @@ class ReplicaFetcher:
                 # our epochs are newer than the leader's: the coordinator's journal was destroyed
                 # and epochs count from 0 again; the history is void, so keep what we have as this
                 # epoch's and let the leader's log end decide (as its own restarted cache does)
-                plog.restart_epochs(epoch)
+                plog.replica.restart_epochs(epoch)
                 mine = epoch
             asked[key] = (epoch, mine)
             topics.setdefault(key[0], []).append(
@@ -135,7 +135,7 @@ class ReplicaFetcher:
                 elif leader_epoch == asked[key][1]:
                     target = min(end, leo)
                 else:   # the leader knows an older epoch only: cut where both agree it ended
-                    target = min(end, plog.end_offset_for_epoch(leader_epoch)[1], leo)
+                    target = min(end, plog.replica.end_offset_for_epoch(leader_epoch)[1], leo)
                 if target < leo:
                     log.info("%s-%d: truncating from %d to %d to follow broker %d (epoch %d)",
                              key[0], key[1], leo, target, self.leader, asked[key][0])
@@ -181,7 +181,7 @@ class ReplicaFetcher:
         code = int(p.error_code)
         if code == OFFSET_OUT_OF_RANGE:
             if plog.log_end_offset < int(p.log_start_offset):
-                plog.reset_to(int(p.log_start_offset))   # the leader no longer has what we lack
+                plog.replica.reset_to(int(p.log_start_offset))   # the leader no longer has what we lack
             elif 0 <= int(p.high_watermark) < plog.log_end_offset and key not in self._truncate:
                 # beyond the leader's log end although the epochs agreed: cut to what the leader
                 # has committed and fetch the rest from it
@@ -193,11 +193,11 @@ class ReplicaFetcher:
             return False   # not the leader (yet/any more), wrong epoch: the metadata will tell
         if p.records:
             try:
-                plog.append_replica(p.records)
+                plog.replica.append(p.records)
             except (CorruptRecordError, InvalidRecordError) as e:
                 log.warning("%s-%d: leader %d sent batches we cannot append (%s); checking for "
                             "divergence", key[0], key[1], self.leader, e)
                 self._truncate.add(key)
                 return False
-        plog.high_watermark = min(int(p.high_watermark), plog.log_end_offset)
+        plog.replica.high_watermark = min(int(p.high_watermark), plog.log_end_offset)
         return True

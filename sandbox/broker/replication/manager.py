@@ -77,10 +77,10 @@ class ReplicaManager:
                 if len(p.replicas) == 1:
                     self._drop(key, NOT_LEADER_OR_FOLLOWER)
                     if not plog.hw_follows_leo:
-                        plog.set_replicated(False)
+                        plog.replica.set_replicated(False)
                     continue
                 if plog.hw_follows_leo:   # its high watermark stops following its log end
-                    plog.set_replicated(True)
+                    plog.replica.set_replicated(True)
                     newly_replicated = True
                 if p.leader == self.node_id:
                     self._lead(key, plog, p, now)
@@ -102,8 +102,8 @@ class ReplicaManager:
         ls = self.leading.get(key)
         if ls is None or ls.leader_epoch != p.leader_epoch:
             self._stop_following(key)
-            plog.set_replicated(True)
-            plog.begin_epoch(p.leader_epoch)
+            plog.replica.set_replicated(True)
+            plog.replica.begin_epoch(p.leader_epoch)
             self._fail_waiters(key, NOT_LEADER_OR_FOLLOWER)
             self.leading[key] = ls = LeaderState(self.node_id, p.replicas, p.isr, p.leader_epoch,
                                                  p.partition_epoch, now, plog.high_watermark)
@@ -116,7 +116,7 @@ class ReplicaManager:
     def _follow(self, key: Key, plog, leader: int, epoch: int) -> None:
         if self.leading.pop(key, None) is not None:
             self._fail_waiters(key, NOT_LEADER_OR_FOLLOWER)
-        plog.set_replicated(True)
+        plog.replica.set_replicated(True)
         if self.following.get(key) == (leader, epoch):
             return
         self._stop_following(key)
@@ -206,7 +206,7 @@ class ReplicaManager:
         ls.follower_fetched(replica, fetch_offset, plog.log_end_offset, now)
         self._advance(key, ls, plog)
         if key not in self._altering and replica not in ls.maximal_isr():
-            start = plog.end_offset_for_epoch(ls.leader_epoch - 1)[1] if ls.leader_epoch > 0 else 0
+            start = plog.replica.end_offset_for_epoch(ls.leader_epoch - 1)[1] if ls.leader_epoch > 0 else 0
             if replica in ls.to_expand(max(start, 0)):
                 self._propose(key, ls, tuple(ls.isr) + (replica,), "expand")
         return NONE
@@ -226,7 +226,7 @@ class ReplicaManager:
 
     def _advance(self, key: Key, ls: LeaderState, plog) -> None:
         if ls.advance_high_watermark(plog.log_end_offset):
-            plog.high_watermark = ls.high_watermark
+            plog.replica.high_watermark = ls.high_watermark
             self._complete(key, plog.high_watermark)
             self.state.notifier.notify(key)
 

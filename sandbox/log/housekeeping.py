@@ -1,0 +1,67 @@
+"""Housekeeping (`PartitionLog.housekeeping`): what the broker's timers and tools do to a partition
+log besides appending and reading it: retention, flushes, rolls, checkpoints, deletion, listings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .partition import PartitionLog
+
+
+class Housekeeping:
+    """The housekeeping verbs of one log. Holds nothing but the log: make one whenever needed.
+    An unopened log answers retention, flush, dirty, checkpoint_offsets and delete without
+    opening (lazy.py); the rest opens it first."""
+
+    __slots__ = ("_log",)
+
+    def __init__(self, log: PartitionLog) -> None:
+        self._log = log
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        """Delete the oldest non-active segments past retention.ms (by their max timestamp) or
+        beyond retention.bytes. Returns bytes freed."""
+        return self._log._apply_retention(now_ms)
+
+    def flush(self, now_ms: int | None = None, *, if_due: bool = False) -> bool:
+        """fsync every segment at or above the recovery point, persist indexes and the producer
+        snapshot, then advance the recovery point to the log end offset. if_due: only when
+        flush.ms has passed since the last flush and something is unflushed (from a timer:
+        appends alone would never flush an idle partition). True if it flushed."""
+        return self._log._flush(now_ms, if_due=if_due)
+
+    @property
+    def dirty(self) -> bool:
+        """True when appended data is not yet fsynced (the recovery point lags the log end)."""
+        return self._log._dirty
+
+    def roll(self) -> None:
+        """Close the active segment for writing (indexes persisted) and start a new one at LEO."""
+        self._log._roll()
+
+    def checkpoint_offsets(self) -> tuple[int, int | None]:
+        """(recovery point, log start offset) for the checkpoint files."""
+        return self._log._checkpoint_offsets()
+
+    def delete(self) -> None:
+        """Close every handle, then remove the whole partition directory (retrying on Windows)."""
+        self._log._delete()
+
+    def active_producers(self) -> list[tuple[int, int, int, int]]:
+        """(producer id, epoch, last sequence, last timestamp) of every idempotent producer whose
+        batches the log holds, as DescribeProducers reports them."""
+        return self._log._producers.active()
+
+    def open_transactions(self) -> list[tuple[int, int, int]]:
+        """(producer id, producer epoch, first offset) of every transaction not yet ended here
+        (DescribeProducers, status)."""
+        return self._log._producers.open_transactions()
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._log._segments)
+
+    def segment_paths(self) -> list[Path]:
+        return [s.log_path for s in self._log._segments]

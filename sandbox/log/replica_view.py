@@ -1,0 +1,109 @@
+"""ReplicaView (`PartitionLog.replica`): what replication does to a partition log besides reading
+it: appending a leader's batches as they are, the leader-epoch history, the high watermark."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .batch import BatchHeader, validate_batches
+from .errors import CorruptRecordError
+
+if TYPE_CHECKING:
+    from .partition import PartitionLog
+
+
+class ReplicaView:
+    """The replication verbs of one log. Holds nothing but the log: make one whenever needed.
+    On an unopened log each verb opens it first (through the log's own attributes)."""
+
+    __slots__ = ("_log",)
+
+    def __init__(self, log: PartitionLog) -> None:
+        self._log = log
+
+    # ---------------------------------------------------------------- high watermark
+
+    @property
+    def high_watermark(self) -> int:
+        return self._log.high_watermark
+
+    @high_watermark.setter
+    def high_watermark(self, value: int) -> None:
+        """The committed offset (the ISR's smallest log end), kept within [log start, log end]."""
+        log = self._log
+        log._high_watermark = max(log._log_start_offset, min(value, log.log_end_offset))
+
+    def set_replicated(self, replicated: bool) -> None:
+        """Replicated: the high watermark moves only when told (the ISR's smallest log end).
+        Not replicated: it is the log end, from now on and after every append."""
+        log = self._log
+        log.hw_follows_leo = not replicated
+        if not replicated and log.opened:
+            log._high_watermark = log.log_end_offset
+
+    # ---------------------------------------------------------------- follower appends
+
+    def append(self, records, *, now_ms: int | None = None) -> int:
+        """Append a leader's batches as they are (a follower): same offsets, same leader epochs,
+        same bytes; CRCs checked, nothing stamped. The first batch must start at the log end
+        (the fetcher truncates first). Returns the new log end offset."""
+        log = self._log
+        if not len(records):
+            return log.log_end_offset
+        headers = validate_batches(records, max(log.config.max_message_bytes, 1 << 30))
+        if not headers:
+            return log.log_end_offset
+        leo = log.log_end_offset
+        if headers[0].base_offset != leo:
+            raise CorruptRecordError(f"replicated batch starts at offset {headers[0].base_offset}, "
+                                     f"the log of {log.directory.name} ends at {leo}")
+        placed: list[tuple[int, BatchHeader]] = []
+        pos = 0
+        expect = leo
+        messages = 0
+        for h in headers:
+            if h.base_offset < expect:
+                raise CorruptRecordError(f"replicated batches overlap at offset {h.base_offset}")
+            if h.leader_epoch > log._epochs.latest_epoch:
+                log._epochs.assign(h.leader_epoch, h.base_offset)
+            placed.append((pos, h))
+            pos += h.size
+            expect = h.next_offset
+            messages += h.records_count
+        log._write(bytes(records), placed, expect - 1, messages,
+                   log._now_ms() if now_ms is None else now_ms)
+        return log.log_end_offset
+
+    def reset_to(self, offset: int) -> None:
+        """Drop everything and continue empty at `offset` (a follower whose log ends before the
+        leader's log start: Kafka's truncateFullyAndStartAt)."""
+        self._log._reset_to(offset)
+
+    # ---------------------------------------------------------------- leader epochs
+
+    @property
+    def latest_epoch(self) -> int:
+        """The newest leader epoch this log holds data (or a leadership start) of; -1 if none."""
+        return self._log._epochs.latest_epoch
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """(largest known epoch <= epoch, its end offset), as OffsetForLeaderEpoch answers it."""
+        log = self._log
+        return log._epochs.end_offset_for(epoch, log.log_end_offset)
+
+    def begin_epoch(self, epoch: int) -> None:
+        """This replica leads from now on in `epoch`, starting at its log end. An epoch below the
+        ones the log holds (the coordinator's journal was destroyed and its topics re-created,
+        epochs from 0 again) restarts the history: the old epochs mean nothing any more."""
+        log = self._log
+        if 0 <= epoch < log._epochs.latest_epoch:
+            self.restart_epochs(epoch)
+        log._epochs.assign(epoch, log.log_end_offset)
+
+    def restart_epochs(self, epoch: int) -> None:
+        """Forget the epoch history; everything up to the log end counts as `epoch`'s."""
+        log = self._log
+        log._emit("epochs-restarted", {"from": log._epochs.latest_epoch, "to": epoch})
+        log._epochs.reset()
+        if log.log_end_offset > log._log_start_offset:
+            log._epochs.assign(epoch, log._log_start_offset)
