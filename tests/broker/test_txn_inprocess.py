@@ -211,3 +211,16 @@ def test_txn_offset_commit_checks(b):
                           "topics": [{"name": "ghost", "partitions": [{"partition_index": 0, "committed_offset": 1,
                                                                        "committed_metadata": ""}]}]})
     assert int(resp.topics[0].partitions[0].error_code) == E.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_read_committed_from_past_the_last_stable_offset_reads_nothing_yet(b):
+    produce(b, txn_batch([b"open"], pid=13))                                   # 0, open
+    produce(b, encode_batch(0, [b"after"]), txn_id=None)                        # 1
+    p = fetch(b, 1, offset=1)
+    assert int(p.error_code) == E.NONE and (p.last_stable_offset, p.high_watermark) == (0, 2)
+    assert consumed(p, 1) == []
+    markers(b, 13, False)
+    p = fetch(b, 1, offset=1)
+    # the aborted transaction overlaps the range (its marker is at 2), so it is listed, as Kafka lists it;
+    # the plain record is not part of it
+    assert consumed(p, 1) == [b"after"] and [(a.producer_id, a.first_offset) for a in p.aborted_transactions] == [(13, 0)]
