@@ -10,28 +10,15 @@ import asyncio
 import pytest
 
 from inprocess import InProcess
-from sandbox.broker.config import DEFAULT_LISTENER, BrokerConfig
-from sandbox.broker.handlers import REGISTRY
-from sandbox.broker.state import BrokerState
+from test_handlers_inprocess import broker  # noqa: F401  (the fixture)
 from sandbox.log.batch import ATTR_TRANSACTIONAL, build_batch
 from sandbox.protocol import errors as E
 from sandbox.protocol.records import decode_batches, encode_batch
 
-PORT = 19093
-
-
 @pytest.fixture
-def b(tmp_path):
-    loop = asyncio.new_event_loop()
-    state = BrokerState(BrokerConfig(data_dir=tmp_path / "broker", port=PORT))
-    try:
-        loop.run_until_complete(state.open())
-        c = InProcess(REGISTRY, loop, state, DEFAULT_LISTENER)
-        c.create_topic("t", 2)
-        yield c
-    finally:
-        loop.run_until_complete(state.close())
-        loop.close()
+def b(broker):   # the in-process broker of test_handlers_inprocess, with a topic of 2 partitions
+    broker.create_topic("t", 2)
+    return broker
 
 
 def txn_batch(values: list[bytes], pid: int, epoch: int = 0, seq: int = 0) -> bytes:
