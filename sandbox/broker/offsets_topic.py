@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from sandbox.coordinator import CoordinatorError
-from sandbox.log.batch import ATTR_TRANSACTIONAL, build_batch, iter_batches, iter_records
+from sandbox.log.batch import (
+    ATTR_TRANSACTIONAL, CONTROL_COMMIT, build_batch, control_type, iter_batches, iter_records,
+)
 from sandbox.protocol.errors import (
     COORDINATOR_NOT_AVAILABLE, INVALID_PRODUCER_EPOCH, KAFKA_STORAGE_ERROR, NONE, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS,
     NOT_ENOUGH_REPLICAS_AFTER_APPEND, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, UNKNOWN_TOPIC_OR_PARTITION,
@@ -360,9 +362,9 @@ def _apply_batch(view: View, txn: TxnOffsets, h, batch, start: int) -> None:
     """One (uncompressed) batch read back from the log: plain commits and tombstones go into the
     view, transactional ones wait for their producer's marker, a marker completes them."""
     if h.is_control:
-        for _at, _ts, key, _value, _hd in iter_records(batch):
-            if key is not None and len(key) >= 4:   # version, type (0 abort, 1 commit)
-                txn.complete(h.producer_id, int.from_bytes(key[2:4], "big", signed=True) == 1, view)
+        kind = control_type(batch, 0, h)
+        if kind >= 0:
+            txn.complete(h.producer_id, kind == CONTROL_COMMIT, view)
         return
     for at, _ts, key, value, _hd in iter_records(batch):
         if at < start or key is None:
