@@ -211,3 +211,12 @@ def test_read_committed_from_past_the_last_stable_offset_reads_nothing_yet(b):
     # the aborted transaction overlaps the range (its marker is at 2), so it is listed, as Kafka lists it;
     # the plain record is not part of it
     assert consumed(p, 1) == [b"after"] and [(a.producer_id, a.first_offset) for a in p.aborted_transactions] == [(13, 0)]
+
+
+def test_the_transactional_look_ahead_stops_on_garbage():
+    from sandbox.broker.handlers.k00_produce import has_transactional_batch
+
+    assert not has_transactional_batch(bytes(30)) and not has_transactional_batch(b"")
+    assert not has_transactional_batch(b"\xff" * 8 + (-100).to_bytes(4, "big", signed=True) + bytes(20))
+    two = encode_batch(0, [b"a"]) + txn_batch([b"b"], pid=1)
+    assert has_transactional_batch(two) and not has_transactional_batch(encode_batch(0, [b"a"]) * 2)

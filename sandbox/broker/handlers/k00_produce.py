@@ -89,7 +89,10 @@ def has_transactional_batch(records) -> bool:
     while pos + 23 <= n:
         if mv[pos + 22] & ATTR_TRANSACTIONAL:   # attributes: int16 at 21, the flag in its low byte
             return True
-        pos += 12 + int.from_bytes(mv[pos + 8:pos + 12], "big", signed=True)
+        length = int.from_bytes(mv[pos + 8:pos + 12], "big", signed=True)
+        if length <= 0:   # garbage: validate_batches refuses it later
+            return False
+        pos += 12 + length
     return False
 
 
