@@ -39,3 +39,32 @@ def test_listing_fails():
 
 def test_age_text():
     assert [age_text(x) for x in (None, 850, 12_400, 180_000)] == ["-", "850 ms", "12 s", "3 min"]
+
+
+def test_monitor_and_status_show_open_transactions(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from health.fake_status import status
+    from sandbox.cli import render
+    from sandbox.cli.monitor import rich_frame, text_frame
+    from sandbox.health.lag import LagTracker
+
+    st = status()
+    st["events"] = st["events"] * 20
+    st["transactions"] = [{"transactional_id": "spring-tx-0", "state": "Ongoing", "producer_id": 4,
+                           "producer_epoch": 0, "partitions": [{"topic": "orders", "partition": 1}],
+                           "age_ms": 95_000, "timeout_ms": 60_000, "hanging": True}]
+    text = text_frame(st, LagTracker(), "demo", width=100)
+    assert "-- open transactions" in text and "spring-tx-0  Ongoing (hanging)  95 s  orders[1]" in text
+    buf = io.StringIO()
+    Console(file=buf, width=80, height=24, force_terminal=False, color_system=None).print(
+        rich_frame(st, LagTracker(), "demo", 80, 24))
+    lines = buf.getvalue().rstrip("\n").splitlines()
+    assert len(lines) <= 24 and "spring-tx-0" in buf.getvalue()
+    assert "open transactions" not in text_frame(status(), LagTracker(), "demo")   # none: no section
+    out = io.StringIO()
+    monkeypatch.setattr(render, "_console", lambda: Console(file=out, width=160, force_terminal=False, color_system=None))
+    render.print_status({**st, "running": True})
+    assert "spring-tx-0" in out.getvalue() and "hanging" in out.getvalue()
