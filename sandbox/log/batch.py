@@ -320,3 +320,41 @@ def rebuild_batch(header: BatchHeader, records: list[StoredRecord]) -> bytes:
                       len(records))
     _U.pack_into(buf, 17, compute_crc(buf, 0, len(buf)))
     return bytes(buf)
+
+
+# ---------------------------------------------------------------- transaction markers
+
+CONTROL_ABORT = 0
+CONTROL_COMMIT = 1
+_CONTROL_KEY = struct.Struct(">hh")      # version 0, type (0 abort, 1 commit)
+_CONTROL_VALUE = struct.Struct(">hi")    # version 0, coordinator epoch
+
+
+def build_control_batch(producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int,
+                        timestamp_ms: int | None = None) -> bytes:
+    """A transaction marker as Kafka writes it: one control record in a transactional control
+    batch (no sequence), its key the marker type, its value the coordinator's epoch."""
+    return build_batch([(_CONTROL_KEY.pack(0, CONTROL_COMMIT if commit else CONTROL_ABORT),
+                         _CONTROL_VALUE.pack(0, coordinator_epoch))],
+                       timestamp_ms=timestamp_ms, producer_id=producer_id, producer_epoch=producer_epoch,
+                       base_sequence=-1, attributes=ATTR_TRANSACTIONAL | ATTR_CONTROL)
+
+
+def control_type(buf, pos: int, header: BatchHeader) -> int:
+    """CONTROL_COMMIT or CONTROL_ABORT of the control batch at buf[pos:] (its first record's
+    key), -1 if it is not one or cannot be read. buf may hold just the header and first record."""
+    if not header.is_control or header.compression or header.records_count < 1:
+        return -1
+    try:
+        p = pos + HEADER_SIZE
+        _length, p = _read_varint(buf, p)
+        p += 1                                 # record attributes
+        _ts, p = _read_varint(buf, p)
+        _delta, p = _read_varint(buf, p)
+        klen, p = _read_varint(buf, p)
+        if klen < 4:
+            return -1
+        _version, kind = _CONTROL_KEY.unpack_from(buf, p)
+    except (struct.error, IndexError, ValueError, CorruptRecordError):
+        return -1
+    return kind if kind in (CONTROL_ABORT, CONTROL_COMMIT) else -1

@@ -128,15 +128,30 @@ def clean(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompress: De
             return done.value
 
 
+def _aborted_check(aborted) -> Callable[[BatchHeader], bool]:
+    """True for a transactional data batch of an aborted transaction (Kafka's cleaner drops them)."""
+    ranges: dict[int, list[tuple[int, int]]] = {}
+    for a in aborted or ():
+        ranges.setdefault(a.producer_id, []).append((a.first_offset, a.last_offset))
+
+    def check(h: BatchHeader) -> bool:
+        if not ranges or h.is_control or not h.is_transactional:
+            return False
+        return any(first <= h.base_offset < last for first, last in ranges.get(h.producer_id, ()))
+    return check
+
+
 def clean_steps(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompress: Decompress | None = None,
-                seen: dict[int, int] | None = None) -> Generator[None, None, CleanResult | None]:
+                seen: dict[int, int] | None = None, aborted=()) -> Generator[None, None, CleanResult | None]:
     """Write the compacted copies of `refs` (oldest first, all closed, the first being the log's
     first segment). Returns None without refs; otherwise a CleanResult, which the owner installs
     (Compactor.install) even when it changes no segment (the bookkeeping moves on).
     `seen`: tombstone offset -> when a cleaning first saw it (ms). On any error, and when closed
-    early, the files written so far are removed."""
+    early, the files written so far are removed. `aborted`: the log's AbortedTxn entries; the data
+    of aborted transactions is removed (markers stay: read_committed readers skip them)."""
     if not refs:
         return None
+    is_aborted = _aborted_check(aborted)
     seen = seen or {}
     result = CleanResult(refs)
     current: Path | None = None
@@ -149,7 +164,7 @@ def clean_steps(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompre
         for ref in refs:
             for _pos, h, raw in _batches(ref):
                 budget += h.size
-                if h.is_control:
+                if h.is_control or is_aborted(h):
                     continue
                 recs = _records(h, raw, decompress)
                 if recs is None:
@@ -171,8 +186,15 @@ def clean_steps(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompre
             written = 0
             for pos, h, raw in _batches(ref):
                 result.bytes_before += h.size
-                recs = None if h.is_control else _records(h, raw, decompress)
-                if recs is None:   # control batches, or records this cleaner cannot read
+                dropped = is_aborted(h)
+                recs = None if h.is_control or dropped else _records(h, raw, decompress)
+                if dropped:
+                    result.records_before += h.records_count
+                    data = b""
+                    if not started:
+                        started = True
+                        written += yield from _copy_prefix(_reader(ref), pos, current)
+                elif recs is None:   # control batches, or records this cleaner cannot read
                     data = raw
                     result.records_before += h.records_count
                     result.records_after += h.records_count

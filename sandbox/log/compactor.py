@@ -42,7 +42,8 @@ class Compactor:
                 return False
             self._refs = refs
             self.last_result = None
-            self._steps = clean_steps(refs, self.log.config, now_ms, self.decompress, self.tombstones_seen)
+            self._steps = clean_steps(refs, self.log.config, now_ms, self.decompress, self.tombstones_seen,
+                                      self.log._producers.txns.entries)
         try:
             next(self._steps)
             return True
@@ -90,9 +91,12 @@ class Compactor:
         if not new_data and not tombstones_due:
             return []
         refs = []
+        stable = log.last_stable_offset
         for seg in closed:
             if seg.max_timestamp > now_ms - cfg.min_compaction_lag_ms:
                 break   # min.compaction.lag.ms: this segment and every later one are too young
+            if seg.next_offset > stable:
+                break   # holds a transaction not ended (or not replicated) yet: as Kafka, not cleaned
             refs.append(SegmentRef(seg.base_offset, seg.log_path, seg.size, seg.max_timestamp, seg.next_offset,
                                    read=seg.read_at))
         return refs

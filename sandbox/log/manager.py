@@ -115,7 +115,7 @@ def _single_segment(listing: list[str]) -> bool:
     for n in listing:
         if n.endswith(".log"):
             logs += 1
-        elif not n.endswith((".index", ".timeindex", ".snapshot")) and n != EPOCHS_FILE:
+        elif not n.endswith((".index", ".timeindex", ".txnindex", ".snapshot")) and n != EPOCHS_FILE:
             return False
     return logs == 1
 

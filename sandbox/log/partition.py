@@ -1,5 +1,5 @@
 """PartitionLog: one partition's directory of segments: append (offset assignment, idempotence,
-roll, flush policy), reads, timestamp lookups, durability; what removes data (truncation,
+transactions and their markers, roll, flush policy), reads, timestamp lookups, durability; what removes data (truncation,
 DeleteRecords, retention, compaction) is in shrinking.py, the unopened log in lazy.py.
 """
 from __future__ import annotations
@@ -11,10 +11,12 @@ from bisect import bisect_right
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from .batch import ATTR_LOG_APPEND_TIME, BatchHeader, compute_crc, parse_header, validate_batches
+from .batch import (
+    ATTR_LOG_APPEND_TIME, BatchHeader, build_control_batch, compute_crc, control_type, parse_header, validate_batches,
+)
 from .config import LogConfig
 from .epochs import LeaderEpochCache
-from .errors import CorruptRecordError, OffsetOutOfRangeError
+from .errors import CorruptRecordError, InvalidProducerEpochError, OffsetOutOfRangeError
 from .files import safe_rmtree
 from .producers import ProducerStore
 from .recovery import open_segments
@@ -233,14 +235,43 @@ class PartitionLog(Shrinking):
         seg.append(buf, placed)
         if seg.roll_base_ms is None:
             seg.roll_base_ms = now
-        for _p, h in placed:
-            self._producers.update(h)
+        for p, h in placed:
+            self._producers.update(h, control_type(buf, p, h) if h.is_control else -1, seg.base_offset)
         if self.hw_follows_leo:
             self._high_watermark = self.log_end_offset
         self._unflushed_messages += messages
         if ((cfg.flush_messages is not None and self._unflushed_messages >= cfg.flush_messages)
                 or (cfg.flush_ms is not None and now - self._last_flush_ms >= cfg.flush_ms)):
             self.flush(now_ms=now)
+
+    def append_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int, *,
+                      leader_epoch: int = 0, now_ms: int | None = None) -> AppendInfo:
+        """End a producer's transaction here with a commit or abort marker (a control batch, as
+        WriteTxnMarkers asks). A marker from an older epoch than the producer's is refused."""
+        entry = self._producers.state.producers.get(producer_id)
+        if entry is not None and producer_epoch < entry.epoch:
+            raise InvalidProducerEpochError(
+                f"marker for producer {producer_id} has epoch {producer_epoch}, older than {entry.epoch}")
+        now = self._now_ms() if now_ms is None else now_ms
+        return self.append(build_control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now),
+                           leader_epoch=leader_epoch, now_ms=now)
+
+    @property
+    def last_stable_offset(self) -> int:
+        """Where read_committed consumers stop: the first offset of a transaction not yet ended
+        (or whose marker the high watermark has not passed), else the high watermark."""
+        first = self._producers.state.first_unstable(self._high_watermark)
+        return self._high_watermark if first is None else max(min(first, self._high_watermark),
+                                                              self._log_start_offset)
+
+    def aborted_transactions(self, start: int, upper: int) -> list[tuple[int, int]]:
+        """(producer id, first offset) of the aborted transactions with data in [start, upper),
+        for a read_committed fetch of that range."""
+        return self._producers.txns.overlapping(start, upper)
+
+    def open_transactions(self) -> list[tuple[int, int, int]]:
+        """(producer id, producer epoch, first offset) of every transaction not yet ended here."""
+        return self._producers.open_transactions()
 
     def append_replica(self, records, *, now_ms: int | None = None) -> int:
         """Append a leader's batches as they are (a follower): same offsets, same leader epochs,

@@ -1,6 +1,7 @@
-"""Idempotent-producer state of one partition: per producer id the epoch and the last 5 batches'
-sequence/offset ranges, duplicate detection, sequence checks (ProducerState), and its store next to
-the segments (ProducerStore: JSON snapshot files, load and rebuild)."""
+"""Idempotent and transactional producer state of one partition: per producer id the epoch and
+the last 5 batches' sequence/offset ranges, duplicate detection, sequence checks, each producer's
+open transaction and the first unstable offset (ProducerState), and its store next to the segments
+(ProducerStore: JSON snapshot files, the aborted-transaction index, load and rebuild)."""
 from __future__ import annotations
 
 import json
@@ -9,10 +10,11 @@ import re
 from collections import deque
 from pathlib import Path
 
-from .batch import BatchHeader
+from .batch import CONTROL_ABORT, HEADER_SIZE, BatchHeader, control_type
 from .errors import InvalidProducerEpochError, OutOfOrderSequenceError
 from .files import atomic_write, safe_delete
 from .segment import segment_name
+from .transactions import AbortedTxn, TxnIndex
 
 _SNAPSHOT_RE = re.compile(r"^(\d{20})\.snapshot$")
 MAX_CACHED_BATCHES = 5
@@ -48,6 +50,11 @@ class ProducerState:
 
     def __init__(self) -> None:
         self.producers: dict[int, ProducerEntry] = {}
+        self.open_txns: dict[int, int] = {}     # producer id -> first offset of its open transaction
+        # (marker offset, first offset) of completed transactions whose marker may still be above
+        # the high watermark: they hold the last stable offset back until it passes (as Kafka's
+        # unreplicated transactions do), oldest first
+        self.completed: deque[tuple[int, int]] = deque()
 
     def check(self, headers: list[BatchHeader]) -> tuple[int, int] | None:
         """Validate the idempotent batches of one append (headers with offsets not yet assigned).
@@ -82,24 +89,54 @@ class ProducerState:
             pending[pid] = new
         return None
 
-    def update(self, h: BatchHeader) -> None:
-        """Record a batch that is now in the log (offsets assigned)."""
+    def update(self, h: BatchHeader, control: int = -1) -> AbortedTxn | None:
+        """Record a batch that is now in the log (offsets assigned); control: a control batch's
+        marker type (batch.control_type). Returns the aborted transaction an abort marker ended."""
         pid = h.producer_id
         if pid < 0:
-            return
+            return None
         entry = self.producers.get(pid)
         if entry is None or h.producer_epoch > entry.epoch:
-            entry = self.producers[pid] = ProducerEntry(h.producer_epoch)
+            entry = self.producers[pid] = ProducerEntry(h.producer_epoch)   # its open transaction stays
         elif h.producer_epoch < entry.epoch:
-            return
+            return None
         entry.last_timestamp = h.max_timestamp
+        if h.is_transactional:
+            if h.is_control:
+                return self._end_txn(pid, h.base_offset, control)
+            if pid not in self.open_txns:
+                self.open_txns[pid] = h.base_offset
         if h.is_control or h.base_sequence < 0:
-            return
+            return None
         entry.batches.append((h.base_sequence, last_sequence(h.base_sequence, h.last_offset_delta),
                               h.base_offset, h.last_offset))
+        return None
+
+    def _end_txn(self, pid: int, marker: int, control: int) -> AbortedTxn | None:
+        if control < 0 or pid not in self.open_txns:
+            return None   # a marker for a partition the transaction never wrote to
+        first = self.open_txns.pop(pid)
+        self.completed.append((marker, first))
+        if control != CONTROL_ABORT:
+            return None
+        return AbortedTxn(pid, first, marker, min(self.open_txns.values(), default=marker + 1))
+
+    def first_unstable(self, high_watermark: int) -> int | None:
+        """The first offset of a transaction still open, or completed by a marker the high
+        watermark has not passed; None when there is none."""
+        done = self.completed
+        while done and done[0][0] < high_watermark:
+            done.popleft()
+        best = min(self.open_txns.values(), default=None)
+        for _marker, first in done:
+            if best is None or first < best:
+                best = first
+        return best
 
     def clear(self) -> None:
         self.producers.clear()
+        self.open_txns.clear()
+        self.completed.clear()
 
     # ---------------------------------------------------------------- snapshot
 
@@ -110,6 +147,8 @@ class ProducerState:
             "producers": {str(pid): {"epoch": e.epoch, "batches": [list(b) for b in e.batches],
                                      "ts": e.last_timestamp}
                           for pid, e in self.producers.items()},
+            "open_txns": {str(pid): first for pid, first in self.open_txns.items()},
+            "completed_txns": [list(c) for c in self.completed],
         }, separators=(",", ":")).encode()
 
     def write_snapshot(self, path: Path, offset: int) -> None:
@@ -125,6 +164,8 @@ class ProducerState:
             for pid, e in doc["producers"].items():
                 state.producers[int(pid)] = ProducerEntry(int(e["epoch"]), [tuple(int(x) for x in b) for b in e["batches"]],
                                                           int(e.get("ts", -1)))
+            state.open_txns = {int(pid): int(first) for pid, first in doc.get("open_txns", {}).items()}
+            state.completed = deque((int(m), int(f)) for m, f in doc.get("completed_txns", []))
             return state, int(doc["offset"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -139,6 +180,7 @@ class ProducerStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.state = ProducerState()
+        self.txns = TxnIndex(directory)
 
     def snapshots(self, listing: list[str] | None = None) -> list[tuple[int, Path]]:
         """(offset, path) of every snapshot file, oldest first."""
@@ -161,6 +203,11 @@ class ProducerStore:
             if loaded is not None and loaded[1] == off:
                 self.state, start = loaded
                 break
+        if not self.txns.load([s.base_offset for s in segments], start, listing):
+            # a damaged .txnindex: everything is read again from the batches
+            self.txns.reset()
+            self.state = ProducerState()
+            start = segments[0].base_offset
         self.rebuild_from(segments, start)
 
     def rebuild_from(self, segments: list, offset: int) -> None:
@@ -168,9 +215,10 @@ class ProducerStore:
         for seg in segments:
             if seg.next_offset <= offset:
                 continue
-            for _pos, h in seg.walk_headers(seg.lookup(offset)):
+            for pos, h in seg.walk_headers(seg.lookup(offset)):
                 if h.base_offset >= offset:
-                    self.state.update(h)
+                    control = control_type(seg.read_at(pos, HEADER_SIZE + 32), 0, h) if h.is_control else -1
+                    self.update(h, control, seg.base_offset)
 
     def truncated(self, segments: list, log_end: int) -> None:
         """The log was cut at log_end: snapshots beyond it go, the state is rebuilt from the batches."""
@@ -178,22 +226,28 @@ class ProducerStore:
             if off > log_end:
                 safe_delete(p)
         self.state = ProducerState()
+        self.txns.reset()
         self.rebuild_from(segments, segments[0].base_offset)
 
     def reset(self) -> None:
-        """The log was emptied: no state, no snapshot."""
+        """The log was emptied: no state, no snapshot, no aborted transaction."""
         for _off, p in self.snapshots():
             safe_delete(p)
         self.state = ProducerState()
+        self.txns.reset()
 
     def check(self, headers: list[BatchHeader]) -> tuple[int, int] | None:
         return self.state.check(headers)
 
-    def update(self, h: BatchHeader) -> None:
-        self.state.update(h)
+    def update(self, h: BatchHeader, control: int = -1, segment_base: int = 0) -> None:
+        """A batch now in the log, in the segment starting at segment_base."""
+        aborted = self.state.update(h, control)
+        if aborted is not None:
+            self.txns.add(aborted, segment_base)
 
     def snapshot(self, log_end: int) -> None:
         """Write the state up to log_end and delete every other snapshot."""
+        self.txns.sync()
         self.state.write_snapshot(self._path(log_end), log_end)
         for off, p in self.snapshots():
             if off != log_end:
@@ -204,6 +258,11 @@ class ProducerStore:
         no producer has none: 10,000 idle new partitions must not cost 10,000 fsynced writes at
         every stop)."""
         return (bool(self.state.producers) or holds_batches) and not self._path(log_end).exists()
+
+    def open_transactions(self) -> list[tuple[int, int, int]]:
+        """(producer id, epoch, first offset) of every open transaction."""
+        return [(pid, self.state.producers[pid].epoch if pid in self.state.producers else -1, first)
+                for pid, first in sorted(self.state.open_txns.items())]
 
     def _path(self, log_end: int) -> Path:
         return self.directory / f"{segment_name(log_end)}.snapshot"

@@ -14,7 +14,7 @@ from .files import clean_leftovers, safe_delete
 from .segment import Segment
 
 _LOG_RE = re.compile(r"^(\d{20})\.log$")
-_IDX_RE = re.compile(r"^(\d{20})\.(index|timeindex)$")
+_IDX_RE = re.compile(r"^(\d{20})\.(index|timeindex|txnindex)$")
 
 Emit = Callable[[str, dict], None]
 

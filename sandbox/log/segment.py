@@ -37,6 +37,7 @@ class Segment:
         self.log_path = stem.with_suffix(".log")
         self.index_path = stem.with_suffix(".index")
         self.timeindex_path = stem.with_suffix(".timeindex")
+        self.txnindex_path = stem.with_suffix(".txnindex")   # transactions.TxnIndex's, removed with the segment
         self.index_interval_bytes = index_interval_bytes
         try:
             self._f = open(self.log_path, "r+b", buffering=0)
@@ -325,5 +326,5 @@ class Segment:
     def delete_files(self) -> None:
         """Close the handle, then delete the log and index files (rename-then-delete)."""
         self.close()
-        for p in (self.log_path, self.index_path, self.timeindex_path):
+        for p in (self.log_path, self.index_path, self.timeindex_path, self.txnindex_path):
             safe_delete(p)

@@ -56,6 +56,7 @@ class Shrinking:
         del self._segments[:n]
         self._bases = [s.base_offset for s in self._segments]
         self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
+        self._producers.txns.drop_below(self._log_start_offset, self._bases)
         return freed
 
     def delete_records_before(self, offset: int) -> int:

@@ -1,0 +1,184 @@
+"""Transactions in one partition log: the aborted-transaction index (one `.txnindex` file per
+segment in Kafka's AbortedTxn format, the entry kept in the segment its abort marker landed in),
+read by read_committed fetches, rebuilt from the log past the last snapshot at recovery."""
+from __future__ import annotations
+
+import os
+import re
+import struct
+from bisect import bisect_left
+from pathlib import Path
+from typing import NamedTuple
+
+from .batch import CONTROL_ABORT, control_type, iter_batches
+from .files import atomic_write, safe_delete
+from .segment import segment_name
+
+# version, producer id, first offset, last offset (the marker's), last stable offset: 34 bytes
+_ENTRY = struct.Struct(">hqqqq")
+SUFFIX = ".txnindex"
+_NAME_RE = re.compile(r"^(\d{20})\.txnindex$")
+
+
+class AbortedTxn(NamedTuple):
+    producer_id: int
+    first_offset: int
+    last_offset: int          # the abort marker's offset
+    last_stable_offset: int   # the partition's LSO once the marker was written
+
+
+class TxnIndex:
+    """Every aborted transaction of a partition, ordered by marker offset, in memory and in the
+    `.txnindex` files of the segments holding the markers. Appends are written at once and
+    fsynced at the log's flush (sync()); what lies past the recovery point is rebuilt from the log."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.entries: list[AbortedTxn] = []
+        self._lasts: list[int] = []              # last_offset of each entry (bisect)
+        self._file_of: dict[int, int] = {}       # marker offset -> segment base holding it
+        self._unsynced: set[Path] = set()
+
+    def path(self, base: int) -> Path:
+        return self.directory / f"{segment_name(base)}{SUFFIX}"
+
+    def files(self, listing: list[str] | None = None) -> list[tuple[int, Path]]:
+        out = []
+        for name in os.listdir(self.directory) if listing is None else listing:
+            m = _NAME_RE.match(name)
+            if m:
+                out.append((int(m.group(1)), self.directory / name))
+        return sorted(out)
+
+    # ---------------------------------------------------------------- recovery
+
+    def load(self, bases: list[int], keep_below: int, listing: list[str] | None = None) -> bool:
+        """Read the index files of the segments `bases`, keeping entries whose marker is below
+        keep_below (the log after it is rescanned, which adds the rest back). Files of segments
+        that are gone are deleted. False when a file is damaged (the caller rebuilds from the log)."""
+        self.clear_memory()
+        present = set(bases)
+        whole = True
+        for base, path in self.files(listing):
+            if base not in present:
+                safe_delete(path)
+                continue
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                return False
+            kept = []
+            usable = len(data) - len(data) % _ENTRY.size
+            for pos in range(0, usable, _ENTRY.size):
+                version, pid, first, last, lso = _ENTRY.unpack_from(data, pos)
+                if version != 0 or pid < 0 or not 0 <= first <= last:
+                    whole = False
+                    break
+                if last < keep_below:
+                    kept.append(AbortedTxn(pid, first, last, lso))
+            if not whole:
+                return False
+            if len(kept) * _ENTRY.size != len(data):
+                self._rewrite(path, kept)
+            for e in kept:
+                self._remember(e, base)
+        self._sort()
+        return True
+
+    def reset(self) -> None:
+        """No entry, no file (the log is rebuilt from scratch or emptied)."""
+        for _base, path in self.files():
+            safe_delete(path)
+        self.clear_memory()
+
+    def clear_memory(self) -> None:
+        self.entries, self._lasts, self._file_of = [], [], {}
+        self._unsynced.clear()
+
+    def truncate(self, end: int) -> None:
+        """Forget entries whose marker is at or past `end` (the log was cut there)."""
+        gone = [e for e in self.entries if e.last_offset >= end]
+        if not gone:
+            return
+        bases = {self._file_of.pop(e.last_offset) for e in gone}
+        self.entries = [e for e in self.entries if e.last_offset < end]
+        self._lasts = [e.last_offset for e in self.entries]
+        for base in bases:
+            self._rewrite(self.path(base), [e for e in self.entries if self._file_of.get(e.last_offset) == base])
+
+    def drop_below(self, start: int, bases: list[int]) -> None:
+        """Segments were deleted from the front: forget entries whose marker went with them."""
+        present = set(bases)
+        if all(b in present for b in self._file_of.values()):
+            return
+        self.entries = [e for e in self.entries if self._file_of.get(e.last_offset) in present]
+        self._lasts = [e.last_offset for e in self.entries]
+        self._file_of = {o: b for o, b in self._file_of.items() if b in present}
+
+    # ---------------------------------------------------------------- writes and reads
+
+    def add(self, entry: AbortedTxn, segment_base: int) -> None:
+        """An abort marker was appended (entries arrive in offset order)."""
+        path = self.path(segment_base)
+        with open(path, "ab") as f:
+            f.write(_ENTRY.pack(0, *entry))
+        self._unsynced.add(path)
+        self._remember(entry, segment_base)
+
+    def sync(self) -> None:
+        for path in self._unsynced:
+            try:
+                fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._unsynced.clear()
+
+    def overlapping(self, start: int, upper: int) -> list[tuple[int, int]]:
+        """(producer id, first offset) of the aborted transactions with data in [start, upper):
+        the aborted_transactions of a read_committed fetch."""
+        out = []
+        for e in self.entries[bisect_left(self._lasts, start):]:
+            if e.first_offset < upper:
+                out.append((e.producer_id, e.first_offset))
+        return out
+
+    def _remember(self, entry: AbortedTxn, base: int) -> None:
+        self.entries.append(entry)
+        self._lasts.append(entry.last_offset)
+        self._file_of[entry.last_offset] = base
+
+    def _sort(self) -> None:
+        self.entries.sort(key=lambda e: e.last_offset)
+        self._lasts = [e.last_offset for e in self.entries]
+
+    def _rewrite(self, path: Path, entries: list[AbortedTxn]) -> None:
+        if entries:
+            atomic_write(path, b"".join(_ENTRY.pack(0, *e) for e in entries))
+        else:
+            safe_delete(path)
+        self._unsynced.discard(path)
+
+
+def committed_batches(data, aborted: list[tuple[int, int]]):
+    """What a read_committed consumer keeps of fetched batches, as Kafka's consumer decides it:
+    (position, header) of every data batch in `data` that is neither a control batch nor part of
+    one of the `aborted` transactions ((producer id, first offset), the fetch's list)."""
+    pending = sorted(aborted, key=lambda a: a[1])
+    i = 0
+    aborting: set[int] = set()
+    for pos, h in iter_batches(data):
+        while i < len(pending) and pending[i][1] <= h.last_offset:
+            aborting.add(pending[i][0])
+            i += 1
+        if h.is_control:
+            if h.producer_id in aborting and control_type(data, pos, h) == CONTROL_ABORT:
+                aborting.discard(h.producer_id)
+            continue
+        if h.is_transactional and h.producer_id in aborting:
+            continue
+        yield pos, h

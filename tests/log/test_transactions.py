@@ -1,0 +1,298 @@
+"""Transactions in the partition log: open transactions hold the last stable offset, markers end
+them, aborted ones are indexed per segment (`.txnindex`) and survive restarts, crashes, damage,
+truncation, retention and compaction; a read_committed reader never sees aborted or open data."""
+
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from sandbox.log import LogConfig, PartitionLog, build_batch, iter_records
+from sandbox.log.batch import ATTR_TRANSACTIONAL, CONTROL_ABORT, CONTROL_COMMIT, control_type, iter_batches, parse_header
+from sandbox.log.compactor import Compactor
+from sandbox.log.errors import InvalidProducerEpochError
+from sandbox.log.transactions import committed_batches
+
+from .logkit import Clock
+
+
+def cfg(**kw):
+    kw.setdefault("segment_bytes", 400)
+    kw.setdefault("index_interval_bytes", 64)
+    return LogConfig(**kw)
+
+
+def txn_batch(pid, values, epoch=0, seq=0, keys=None):
+    recs = [((keys[i] if keys else None), v) for i, v in enumerate(values)]
+    return build_batch(recs, producer_id=pid, producer_epoch=epoch, base_sequence=seq,
+                       attributes=ATTR_TRANSACTIONAL, timestamp_ms=1_000)
+
+
+def plain(values, keys=None):
+    return build_batch([((keys[i] if keys else None), v) for i, v in enumerate(values)], timestamp_ms=1_000)
+
+
+def read_committed(log):
+    """Every value a read_committed consumer gets, fetching in small pieces up to the LSO."""
+    out, offset, lso = [], log.log_start_offset, log.last_stable_offset
+    while offset < lso:
+        data = log.read(offset, 150, max_offset=lso).tobytes()
+        if not data:
+            break
+        last = offset
+        for _pos, h in iter_batches(data):
+            last = h.next_offset
+        kept = {h.base_offset for _p, h in committed_batches(data, log.aborted_transactions(offset, last))}
+        for off, _ts, _k, v, _h in iter_records(_without_control(data)):
+            if off >= offset and _batch_base(data, off) in kept:
+                out.append(v)
+        offset = last
+    return out
+
+
+def _without_control(data):
+    return b"".join(bytes(data[p:p + h.size]) for p, h in iter_batches(data) if not h.is_control)
+
+
+def _batch_base(data, off):
+    for _p, h in iter_batches(data):
+        if h.base_offset <= off <= h.last_offset:
+            return h.base_offset
+    return None
+
+
+def test_an_open_transaction_holds_the_lso_until_its_marker(tmp_path):
+    log = PartitionLog(tmp_path / "p", cfg())
+    log.append(plain([b"a"]))
+    first = log.append(txn_batch(7, [b"t1", b"t2"])).first_offset
+    log.append(plain([b"b"]))
+    assert log.last_stable_offset == first == 1
+    assert log.open_transactions() == [(7, 0, 1)]
+    assert read_committed(log) == [b"a"]
+    info = log.append_marker(7, 0, True, coordinator_epoch=3)
+    assert log.last_stable_offset == log.high_watermark == log.log_end_offset == info.last_offset + 1
+    assert log.open_transactions() == []
+    assert read_committed(log) == [b"a", b"t1", b"t2", b"b"]
+    data = log.read(info.first_offset, 1000).tobytes()
+    h = parse_header(data)
+    assert h.is_control and h.is_transactional and h.producer_id == 7 and h.base_sequence == -1
+    assert control_type(data, 0, h) == CONTROL_COMMIT
+
+
+def test_aborted_data_is_listed_and_skipped(tmp_path):
+    log = PartitionLog(tmp_path / "p", cfg())
+    log.append(txn_batch(1, [b"x1"]))
+    log.append(txn_batch(2, [b"y1"]))
+    log.append(txn_batch(1, [b"x2"], seq=1))
+    log.append_marker(1, 0, False, 0)
+    log.append_marker(2, 0, True, 0)
+    assert log.aborted_transactions(0, log.log_end_offset) == [(1, 0)]
+    assert log.aborted_transactions(3, log.log_end_offset) == [(1, 0)]   # the marker is at 3
+    assert log.aborted_transactions(4, log.log_end_offset) == []
+    assert read_committed(log) == [b"y1"]
+    data = log.read(0, 10_000).tobytes()
+    kinds = [control_type(data, p, h) for p, h in iter_batches(data) if h.is_control]
+    assert kinds == [CONTROL_ABORT, CONTROL_COMMIT]
+
+
+def test_a_marker_from_an_older_epoch_is_refused_and_a_bumped_one_ends_the_transaction(tmp_path):
+    log = PartitionLog(tmp_path / "p", cfg())
+    log.append(txn_batch(5, [b"v"], epoch=2))
+    with pytest.raises(InvalidProducerEpochError):
+        log.append_marker(5, 1, True, 0)
+    log.append_marker(5, 3, False, 0)   # the coordinator aborted a timed-out transaction, epoch bumped
+    assert log.open_transactions() == [] and log.aborted_transactions(0, 10) == [(5, 0)]
+
+
+def test_a_marker_where_the_producer_wrote_nothing_changes_nothing(tmp_path):
+    log = PartitionLog(tmp_path / "p", cfg())
+    log.append(plain([b"a"]))
+    log.append_marker(9, 0, False, 0)
+    assert log.aborted_transactions(0, 10) == [] and log.last_stable_offset == 2
+
+
+def test_replicated_lso_waits_for_the_high_watermark_to_pass_the_marker(tmp_path):
+    log = PartitionLog(tmp_path / "p", cfg())
+    log.set_replicated(True)
+    log.append(txn_batch(1, [b"x"]))
+    log.append_marker(1, 0, True, 0)
+    assert log.last_stable_offset == 0          # nothing replicated yet
+    log.high_watermark = 1                       # the data, not the marker
+    assert log.last_stable_offset == 0
+    log.high_watermark = 2
+    assert log.last_stable_offset == 2
+
+
+def test_a_follower_tracks_the_same_transactions(tmp_path):
+    leader = PartitionLog(tmp_path / "l", cfg())
+    leader.append(txn_batch(1, [b"x"]))
+    leader.append(txn_batch(2, [b"y"]))
+    leader.append_marker(1, 0, False, 0)
+    follower = PartitionLog(tmp_path / "f", cfg())
+    follower.set_replicated(True)
+    follower.append_replica(leader.read(0, 1 << 20).tobytes())
+    follower.high_watermark = follower.log_end_offset
+    assert follower.aborted_transactions(0, 10) == leader.aborted_transactions(0, 10) == [(1, 0)]
+    assert follower.open_transactions() == leader.open_transactions() == [(2, 0, 1)]
+    assert follower.last_stable_offset == 1
+
+
+def _aborted_log(path, n=6):
+    log = PartitionLog(path, cfg())
+    for i in range(n):
+        pid = 100 + i
+        log.append(txn_batch(pid, [f"v{i}".encode() * 20]))
+        log.append(plain([f"p{i}".encode() * 20]))
+        log.append_marker(pid, 0, i % 2 == 0 or i == 5, 0)   # odd ones abort, except the last
+    log.append(txn_batch(999, [b"open"]))
+    return log
+
+
+def test_index_and_open_transactions_survive_a_clean_restart_and_a_crash(tmp_path):
+    log = _aborted_log(tmp_path / "p")
+    assert log.segment_count > 2
+    expect = (log.aborted_transactions(0, 1 << 30), log.open_transactions(), log.last_stable_offset, read_committed(log))
+    assert len(expect[0]) == 2
+    assert list((tmp_path / "p").glob("*.txnindex"))
+    log.close()
+    again = PartitionLog(tmp_path / "p", cfg(), recovery_point=log.checkpoint_offsets()[0])
+    assert (again.aborted_transactions(0, 1 << 30), again.open_transactions(), again.last_stable_offset,
+            read_committed(again)) == expect
+    again.append(txn_batch(100, [b"later"], epoch=1))   # a crash: no flush, no snapshot of the end
+    again.append_marker(100, 1, False, 0)
+    expect = (again.aborted_transactions(0, 1 << 30), again.open_transactions(), again.last_stable_offset)
+    for seg in again._segments:
+        seg.close()
+    crashed = PartitionLog(tmp_path / "p", cfg(), recovery_point=0)
+    assert (crashed.aborted_transactions(0, 1 << 30), crashed.open_transactions(), crashed.last_stable_offset) == expect
+    assert len(expect[0]) == 3
+
+
+def test_a_damaged_index_is_rebuilt_from_the_log(tmp_path):
+    log = _aborted_log(tmp_path / "p")
+    expect = log.aborted_transactions(0, 1 << 30)
+    log.close()
+    for p in (tmp_path / "p").glob("*.txnindex"):
+        p.write_bytes(struct.pack(">hqqqq", 7, -5, 9, 1, 1))   # not an entry
+    again = PartitionLog(tmp_path / "p", cfg(), recovery_point=log.checkpoint_offsets()[0])
+    assert again.aborted_transactions(0, 1 << 30) == expect
+
+
+def test_truncation_forgets_markers_past_the_cut(tmp_path):
+    log = _aborted_log(tmp_path / "p")
+    aborted = log.aborted_transactions(0, 1 << 30)
+    first_marker = min(o for o in range(log.log_end_offset) if log.aborted_transactions(o, 1 << 30) != aborted) - 1
+    log.truncate_to(first_marker)   # the first abort marker goes: that transaction is open again
+    assert log.aborted_transactions(0, 1 << 30) == []
+    assert [t[0] for t in log.open_transactions()] == [101]
+    assert log.last_stable_offset == log.open_transactions()[0][2]
+
+
+def test_retention_drops_entries_with_their_segments(tmp_path):
+    log = _aborted_log(tmp_path / "p")
+    before = len(list((tmp_path / "p").glob("*.txnindex")))
+    log.delete_records_before(log.high_watermark - 1)
+    assert log.aborted_transactions(0, 1 << 30) == []
+    assert len(list((tmp_path / "p").glob("*.txnindex"))) < before
+
+
+def test_compaction_removes_aborted_data_and_keeps_markers_and_open_transactions(tmp_path):
+    clock = Clock()
+    log = PartitionLog(tmp_path / "p", cfg(cleanup_policy="compact", min_compaction_lag_ms=0), clock=clock)
+    log.append(txn_batch(1, [b"aborted-a"], keys=[b"a"]))
+    log.append(plain([b"plain-b"], keys=[b"b"]))
+    log.append_marker(1, 0, False, 0)
+    log.append(txn_batch(2, [b"committed-c"], keys=[b"c"]))
+    log.append_marker(2, 0, True, 0)
+    log.append(txn_batch(3, [b"open-d" * 40], keys=[b"d"]))
+    for i in range(12):
+        log.append(plain([b"x" * 60], keys=[f"k{i}".encode()]))
+    log.roll()
+    c = Compactor(log)
+    while c.step(clock.ms()):
+        pass
+    assert c.last_result is not None
+    everything = [v for _o, _t, _k, v, _h in iter_records(_without_control(log.read(0, 1 << 20).tobytes()))]
+    assert b"aborted-a" not in everything
+    assert b"plain-b" in everything and b"committed-c" in everything and b"open-d" * 40 in everything
+    data = log.read(0, 1 << 20).tobytes()
+    assert sum(1 for _p, h in iter_batches(data) if h.is_control) == 2
+    # nothing at or past the open transaction's first offset was cleaned
+    assert all(ref.next_offset <= log.last_stable_offset for ref in c._refs)
+    assert read_committed(log)[:2] == [b"plain-b", b"committed-c"]
+
+
+# ---------------------------------------------------------------- property
+
+OPS = st.lists(st.one_of(
+    st.tuples(st.just("plain"), st.integers(0, 3)),
+    st.tuples(st.just("txn"), st.integers(1, 3)),
+    st.tuples(st.just("commit"), st.integers(1, 3)),
+    st.tuples(st.just("abort"), st.integers(1, 3)),
+    st.tuples(st.just("fence"), st.integers(1, 3)),
+    st.tuples(st.just("roll"), st.just(0)),
+    st.tuples(st.just("compact"), st.just(0)),
+    st.tuples(st.just("restart"), st.just(0)),
+    st.tuples(st.just("crash"), st.just(0)),
+), min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS, compacted=st.booleans())
+def test_read_committed_never_sees_aborted_or_open_data(tmp_path_factory, ops, compacted):
+    path = tmp_path_factory.mktemp("txn") / "p"
+    clock = Clock()
+    conf = cfg(cleanup_policy="compact", min_compaction_lag_ms=0) if compacted else cfg()
+    log = PartitionLog(path, conf, clock=clock)
+    compactor = Compactor(log)
+    status: dict[bytes, str] = {}        # value -> committed / aborted / open
+    open_values: dict[int, list[bytes]] = {}
+    epochs = {1: 0, 2: 0, 3: 0}
+    seqs = {1: 0, 2: 0, 3: 0}
+    lso = 0
+    n = 0
+    for op, arg in ops:
+        n += 1
+        if op == "plain":
+            v = f"plain{n}".encode()
+            log.append(plain([v], keys=[f"k{arg}".encode()]))
+            status[v] = "committed"
+        elif op == "txn":
+            v = f"txn{arg}-{n}".encode()
+            log.append(txn_batch(arg, [v], epoch=epochs[arg], seq=seqs[arg], keys=[f"k{n % 4}".encode()]))
+            seqs[arg] += 1
+            status[v] = "open"
+            open_values.setdefault(arg, []).append(v)
+        elif op in ("commit", "abort", "fence"):
+            if op == "fence":     # the coordinator aborts with a bumped epoch (a timeout, a new producer)
+                epochs[arg] += 1
+                seqs[arg] = 0
+            log.append_marker(arg, epochs[arg], op == "commit", 0)
+            for v in open_values.pop(arg, []):
+                status[v] = "committed" if op == "commit" else "aborted"
+        elif op == "roll":
+            log.roll()
+        elif op == "compact":
+            clock.advance_ms(10)
+            while compactor.step(clock.ms()):
+                pass
+        elif op in ("restart", "crash"):
+            compactor.close()
+            if op == "restart":
+                log.close()
+                rp = log.checkpoint_offsets()[0]
+            else:
+                for seg in log._segments:
+                    seg.close()
+                rp = 0
+            log = PartitionLog(path, conf, clock=clock, recovery_point=rp)
+            compactor = Compactor(log)
+        seen = read_committed(log)
+        assert all(status[v] == "committed" for v in seen), [(v, status[v]) for v in seen if status[v] != "committed"]
+        assert log.last_stable_offset >= lso
+        lso = log.last_stable_offset
+        if not compacted:   # every committed value below the LSO is there, in offset order
+            below = [v for off, _t, _k, v, _h in iter_records(_without_control(log.read(0, 1 << 22).tobytes()))
+                     if off < lso and status[v] == "committed"]
+            assert seen == below
+    log.close()
