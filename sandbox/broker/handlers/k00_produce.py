@@ -34,7 +34,6 @@ from ..state import emit_event
 from sandbox.protocol.errors import (
     CORRUPT_MESSAGE, INVALID_PRODUCER_EPOCH, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
     KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, OUT_OF_ORDER_SEQUENCE_NUMBER,
-    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 )
 
 API_KEY = 0
@@ -154,12 +153,7 @@ async def _await_replicas(ctx, request, responses: list[dict]) -> dict:
 def handle(ctx, request) -> dict | None:
     acks = request.acks
     responses = []
-    if request.transactional_id is not None:
-        for td in request.topic_data:
-            responses.append({"name": td.name, "partition_responses": [
-                _error(pd.index, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported yet")
-                for pd in td.partition_data]})
-    elif acks not in (0, 1, -1):
+    if acks not in (0, 1, -1):
         for td in request.topic_data:
             responses.append({"name": td.name, "partition_responses": [
                 _error(pd.index, INVALID_REQUIRED_ACKS) for pd in td.partition_data]})
