@@ -15,6 +15,7 @@ from sandbox.protocol.errors import (
     NOT_ENOUGH_REPLICAS_AFTER_APPEND, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, UNKNOWN_TOPIC_OR_PARTITION,
 )
 
+from .offsets_records import partition_for
 from .records import uncompressed
 
 log = logging.getLogger("sandbox.broker")
@@ -51,6 +52,22 @@ async def ensure_topic(state: Any, name: str, partitions: int, replication_facto
         return True
     emit("topic-created", {"topic": name, "partitions": partitions, "replication_factor": rf, "by": by})
     return True
+
+
+def key_partition(state: Any, name: str, key: str, default_partitions: int) -> int:
+    """The partition of `name` a group or transactional id belongs to (Kafka's abs(hashCode) %
+    partitions, over the topic's partitions once it exists)."""
+    t = state.coordinator.topic(name)
+    return partition_for(key, len(t.partitions) if t is not None and t.partitions else default_partitions)
+
+
+def key_coordinator(state: Any, name: str, key: str) -> int | None:
+    """The leader of the key's partition of `name` (-1 while it has none); None without the topic."""
+    t = state.coordinator.topic(name)
+    if t is None or not t.partitions:
+        return None
+    leader = state.leaders.get((name, partition_for(key, len(t.partitions))))
+    return leader[0] if leader is not None else -1
 
 
 def led_partitions(state: Any, name: str) -> dict[int, int]:

@@ -13,10 +13,13 @@ from typing import Any, Callable, Iterable
 
 from sandbox.protocol.errors import NONE, NOT_COORDINATOR
 
-from .internal_log import COORDINATOR_ERRORS as _COMMIT_ERRORS, append_records, ensure_topic, led_partitions, read_records
+from .internal_log import (
+    COORDINATOR_ERRORS as _COMMIT_ERRORS, append_records, ensure_topic, key_coordinator, key_partition, led_partitions,
+    read_records,
+)
 from .internal_topics import OFFSETS_TOPIC
 from .offsets import JOURNAL, CommittedOffset, Entry, OffsetStore
-from .offsets_records import decode_key, decode_value, encode_key, encode_value, partition_for
+from .offsets_records import decode_key, decode_value, encode_key, encode_value
 
 log = logging.getLogger("sandbox.broker")
 
@@ -64,16 +67,11 @@ class TopicOffsetStore:
         return self.state.coordinator.topic(OFFSETS_TOPIC)
 
     def partition_for(self, group: str) -> int:
-        t = self.topic()
-        return partition_for(group, len(t.partitions) if t is not None and t.partitions else self.partitions)
+        return key_partition(self.state, OFFSETS_TOPIC, group, self.partitions)
 
     def coordinator_for(self, group: str) -> int | None:
         """The leader of the group's partition (-1 while it has none); None without the topic."""
-        t = self.topic()
-        if t is None or not t.partitions:
-            return None
-        leader = self.state.leaders.get((OFFSETS_TOPIC, partition_for(group, len(t.partitions))))
-        return leader[0] if leader is not None else -1
+        return key_coordinator(self.state, OFFSETS_TOPIC, group)
 
     def leads(self, group: str) -> bool:
         """This broker coordinates the group: it leads the group's partition and has read it."""

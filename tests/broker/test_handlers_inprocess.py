@@ -205,18 +205,8 @@ def init_producer_id_hands_out_distinct_ids(b):
 
 
 def begin_txn(b: InProcess, tid: str = "tx", parts=(0,)):
-    """A transactional id with an open transaction on partitions of topic t: (producer id, epoch)."""
     b.create_topic()
-    b.call(10, 4, {"key_type": 1, "coordinator_keys": [tid]})
-    init = b.call(22, 4, {"transactional_id": tid, "transaction_timeout": 60000, "producer_id": -1,
-                          "producer_epoch": -1})
-    assert int(init.error_code) == E.NONE
-    add = b.call(24, 3, {"v3_and_below_transactional_id": tid, "v3_and_below_producer_id": init.producer_id,
-                         "v3_and_below_producer_epoch": init.producer_epoch,
-                         "v3_and_below_topics": [{"name": "t", "partitions": list(parts)}]})
-    assert [int(r.partition_error_code) for r in add.results_by_topic_v3_and_below[0].results_by_partition] == \
-        [E.NONE] * len(parts)
-    return init.producer_id, init.producer_epoch
+    return b.begin_txn(tid, "t", parts)
 
 
 @case(24)

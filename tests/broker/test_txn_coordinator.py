@@ -69,18 +69,9 @@ def node(tmp_path):
 
 
 def start(n: Broker, tid: str = "tx", parts=(0, 1)) -> tuple[int, int]:
-    b = n.b
     if n.state.coordinator.topic("t") is None:
-        b.create_topic("t", 2)
-    assert int(b.call(10, 4, {"key_type": 1, "coordinator_keys": [tid]}).coordinators[0].error_code) == E.NONE
-    init = b.call(22, 5, {"transactional_id": tid, "transaction_timeout": 10_000, "producer_id": -1,
-                          "producer_epoch": -1})
-    assert int(init.error_code) == E.NONE
-    add = b.call(24, 3, {"v3_and_below_transactional_id": tid, "v3_and_below_producer_id": init.producer_id,
-                         "v3_and_below_producer_epoch": init.producer_epoch,
-                         "v3_and_below_topics": [{"name": "t", "partitions": list(parts)}]})
-    assert int(add.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code) == E.NONE
-    return init.producer_id, init.producer_epoch
+        n.b.create_topic("t", 2)
+    return n.b.begin_txn(tid, "t", parts)
 
 
 def describe(n: Broker, tid: str = "tx"):

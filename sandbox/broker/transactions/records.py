@@ -7,6 +7,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field, replace
 
+from sandbox.protocol.codec import read_uvarint
+
+from ..offsets_records import _read_str, _str
+
 EMPTY, ONGOING, PREPARE_COMMIT, PREPARE_ABORT, COMPLETE_COMMIT, COMPLETE_ABORT, DEAD, PREPARE_EPOCH_FENCE = range(8)
 STATE_NAMES = ("Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit", "CompleteAbort",
                "Dead", "PrepareEpochFence")
@@ -85,7 +89,7 @@ def encode_value(m: TxnMetadata) -> bytes:
 
 
 def decode_value(transactional_id: str, buf: bytes) -> TxnMetadata:
-    """A TransactionLogValue v0 or v1 (ValueError / struct.error when it is not one)."""
+    """A TransactionLogValue v0 or v1 (ValueError / struct.error / DecodeError when it is not one)."""
     (version,) = _H.unpack_from(buf, 0)
     if version not in (0, 1):
         raise ValueError(f"TransactionLogValue version {version} is not known")
@@ -103,12 +107,12 @@ def decode_value(transactional_id: str, buf: bytes) -> TxnMetadata:
                 partitions.add((topic, _I.unpack_from(buf, pos)[0]))
                 pos += 4
     else:
-        n, pos = _read_uvarint(buf, pos)
+        n, pos = read_uvarint(buf, pos)
         for _ in range(max(n - 1, 0)):
-            ln, pos = _read_uvarint(buf, pos)
+            ln, pos = read_uvarint(buf, pos)
             topic = buf[pos:pos + ln - 1].decode("utf-8")
             pos += ln - 1
-            k, pos = _read_uvarint(buf, pos)
+            k, pos = read_uvarint(buf, pos)
             for _ in range(max(k - 1, 0)):
                 partitions.add((topic, _I.unpack_from(buf, pos)[0]))
                 pos += 4
@@ -134,19 +138,6 @@ def _by_topic(partitions) -> dict[str, set[int]]:
     return out
 
 
-def _str(s: str) -> bytes:
-    b = s.encode("utf-8")
-    return _H.pack(len(b)) + b
-
-
-def _read_str(buf: bytes, pos: int) -> tuple[str, int]:
-    (n,) = _H.unpack_from(buf, pos)
-    pos += 2
-    if n < 0 or pos + n > len(buf):
-        raise ValueError("string runs past the record")
-    return bytes(buf[pos:pos + n]).decode("utf-8"), pos + n
-
-
 def _uvarint(v: int) -> bytes:
     out = bytearray()
     while v >= 0x80:
@@ -156,24 +147,11 @@ def _uvarint(v: int) -> bytes:
     return bytes(out)
 
 
-def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
-    v = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 28:
-            raise ValueError("varint runs past the record")
-        b = buf[pos]
-        pos += 1
-        v |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return v, pos
-        shift += 7
-
-
 def _skip_tags(buf: bytes, pos: int, into: dict[int, bytes]) -> int:
-    n, pos = _read_uvarint(buf, pos)
+    n, pos = read_uvarint(buf, pos)
     for _ in range(n):
-        tag, pos = _read_uvarint(buf, pos)
-        size, pos = _read_uvarint(buf, pos)
+        tag, pos = read_uvarint(buf, pos)
+        size, pos = read_uvarint(buf, pos)
         into[tag] = bytes(buf[pos:pos + size])
         pos += size
     return pos

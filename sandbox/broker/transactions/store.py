@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from sandbox.protocol.codec import DecodeError
 from sandbox.protocol.errors import COORDINATOR_LOAD_IN_PROGRESS, NONE, NOT_COORDINATOR
 
 from ..internal_topics import TXN_TOPIC
-from ..internal_log import COORDINATOR_ERRORS, append_records, ensure_topic, led_partitions, read_records
-from ..offsets_records import partition_for
+from ..internal_log import (
+    COORDINATOR_ERRORS, append_records, ensure_topic, key_coordinator, key_partition, led_partitions, read_records,
+)
 from .machine import TxnMachine
 from .records import DEAD, TxnMetadata, decode_key, decode_value, encode_key, encode_value
 
@@ -47,16 +49,11 @@ class TxnStore:
         return self.state.coordinator.topic(TXN_TOPIC)
 
     def partition_for(self, tid: str) -> int:
-        t = self.topic()
-        return partition_for(tid, len(t.partitions) if t is not None and t.partitions else self.partitions)
+        return key_partition(self.state, TXN_TOPIC, tid, self.partitions)
 
     def coordinator_for(self, tid: str) -> int | None:
         """The leader of the id's partition (-1 while it has none); None without the topic."""
-        t = self.topic()
-        if t is None or not t.partitions:
-            return None
-        leader = self.state.leaders.get((TXN_TOPIC, partition_for(tid, len(t.partitions))))
-        return leader[0] if leader is not None else -1
+        return key_coordinator(self.state, TXN_TOPIC, tid)
 
     def check(self, tid: str) -> int:
         """NONE when this broker coordinates the id; NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS."""
@@ -95,7 +92,7 @@ class TxnStore:
                     continue
                 self.machine.load(None if value is None else decode_value(tid, value), tid)
                 ids.add(tid)
-            except (ValueError, IndexError, UnicodeDecodeError) as e:   # struct.error is a ValueError
+            except (ValueError, IndexError, UnicodeDecodeError, DecodeError) as e:   # struct.error is a ValueError
                 log.warning("unreadable record in %s-%d skipped: %s", TXN_TOPIC, index, e)
         self._ids[index] = {t for t in ids if self.machine.get(t) is not None}
         self._epochs[index] = epoch
