@@ -9,6 +9,7 @@ Kafka's format), and refuses appends by clients as Kafka refuses them for intern
 from __future__ import annotations
 
 OFFSETS_TOPIC = "__consumer_offsets"
+TXN_TOPIC = "__transaction_state"     # the transaction coordinators' (transactions/store.py)
 
 
 def offsets_topic(state):

@@ -29,12 +29,11 @@ from sandbox.log import (
 from sandbox.protocol.errors import NOT_ENOUGH_REPLICAS_AFTER_APPEND
 
 from ..records import first_keyless_record
-from ..internal_topics import OFFSETS_TOPIC
+from ..internal_topics import OFFSETS_TOPIC, TXN_TOPIC
 from ..state import emit_event
 from sandbox.protocol.errors import (
     CORRUPT_MESSAGE, INVALID_PRODUCER_EPOCH, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
     KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, OUT_OF_ORDER_SEQUENCE_NUMBER,
-    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 )
 
 API_KEY = 0
@@ -79,7 +78,7 @@ def storage_recovered(state) -> None:
 
 def _append(ctx, topic: str, index: int, records, acks: int) -> dict:
     state = ctx.state
-    if topic == OFFSETS_TOPIC:   # written by group coordinators only, as in Kafka
+    if topic in (OFFSETS_TOPIC, TXN_TOPIC):   # written by the coordinators only, as in Kafka
         return _error(index, INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic}")
     plog, code = state.led_log(topic, index)
     if plog is None:
@@ -154,12 +153,7 @@ async def _await_replicas(ctx, request, responses: list[dict]) -> dict:
 def handle(ctx, request) -> dict | None:
     acks = request.acks
     responses = []
-    if request.transactional_id is not None:
-        for td in request.topic_data:
-            responses.append({"name": td.name, "partition_responses": [
-                _error(pd.index, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported yet")
-                for pd in td.partition_data]})
-    elif acks not in (0, 1, -1):
+    if acks not in (0, 1, -1):
         for td in request.topic_data:
             responses.append({"name": td.name, "partition_responses": [
                 _error(pd.index, INVALID_REQUIRED_ACKS) for pd in td.partition_data]})
