@@ -61,6 +61,15 @@ def test_commit_then_abort_writes_a_marker_to_every_partition(broker):
     send(p, t, [(0, b"a0"), (1, b"a1")])
     p.abort_transaction(30)
     wait_ends(broker.bootstrap, t, {0: 5, 1: 4})   # records and one marker per transaction
+    # the coordinators' topic is listed with every topic, as Kafka lists it (internal)
+    from kafka import KafkaAdminClient
+    ka = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=10000)
+    try:
+        listed = {d["name"]: d for d in ka.describe_topics()}
+        assert listed["__transaction_state"]["is_internal"] is True
+        assert len(listed["__transaction_state"]["partitions"]) == 10
+    finally:
+        ka.close()
     values = sorted(m.value() for m in consume_topic(broker.bootstrap, t, 5, timeout=30,
                                                      **{"isolation.level": "read_uncommitted"}))
     assert values == [b"a0", b"a1", b"c0", b"c1", b"c2"]
