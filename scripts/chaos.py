@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """A fault campaign against a real native stack (`sandbox up`, 3 brokers) under an idempotent
-acks=all producer: a seeded random sequence of faults (SIGKILL or SIGSTOP/SIGCONT of any service
+acks=all producer and a transactional producer (chaos_txn.py): a seeded random sequence of faults (SIGKILL or SIGSTOP/SIGCONT of any service
 and of the supervisor followed by `sandbox up`, torn journal tails, a journal folder deleted or
 replaced by a file, the coordinator's journal destroyed), checking after each step that the stack
 heals and that `sandbox status` never shows a dead process as running, and at the end that no
 acknowledged record was lost (unless a quarantine event says so and the bytes are in quarantine, or
-the fault itself destroyed that journal), none is duplicated and nothing is left after `down`.
+the fault itself destroyed that journal), none is duplicated, read_committed shows every committed
+transaction whole and nothing of an aborted one, and nothing is left after `down`.
 
     python scripts/chaos.py --faults 200 --seed 7      # a long campaign; prints the figures
 
@@ -30,6 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import chaos_txn  # noqa: E402
 
 FAULTS = ("kill-broker", "kill-coordinator", "pause-service", "kill-supervisor", "pause-supervisor",
           "torn-tail", "journal-deleted", "journal-replaced-by-file", "coordinator-journal-destroyed")
@@ -68,6 +72,8 @@ class Report:
     destroyed: int = 0        # lost with a journal the fault itself deleted or replaced
     quarantined: int = 0      # lost from service but kept in a quarantine a wipe event names
     duplicates: int = 0
+    txns_committed: int = 0   # transactions whose commit the client saw succeed
+    txns_aborted: int = 0
     heal_s: list[float] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
 
@@ -79,6 +85,7 @@ class Report:
         return (f"seed {self.seed}: {len(self.faults)} faults, {self.acked} acked records, {self.lost} lost "
                 f"({self.destroyed} with a journal the fault destroyed, {self.quarantined} kept in a quarantine, "
                 f"{self.lost - self.destroyed - self.quarantined} otherwise), {self.duplicates} duplicates, "
+                f"{self.txns_committed} committed and {self.txns_aborted} aborted transactions, "
                 f"worst time to healthy {self.worst_heal_s:.1f} s, {len(self.violations)} violations")
 
 
@@ -94,7 +101,8 @@ class Stack:
             "[sandbox]\n" f'name = "chaos"\nhost = "127.0.0.1"\nport = {base}\n'
             f"coordinator_port = {self.coordinator_port}\nhttp_port = {self.http_port}\nbrokers = {brokers}\n"
             "\n[recovery]\nmax_restarts = 5\nrestart_window_s = 30\nunhealthy_after_s = 3\n"
-            f"\n[topics.{TOPIC}]\npartitions = {PARTITIONS}\n", encoding="utf-8")
+            f"\n[topics.{TOPIC}]\npartitions = {PARTITIONS}\n"
+            f"\n[topics.{chaos_txn.TXN_TOPIC}]\npartitions = {chaos_txn.TXN_PARTITIONS}\n", encoding="utf-8")
 
     @property
     def data(self) -> Path:
@@ -352,7 +360,7 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print) -> Repo
     rng = random.Random(seed)
     report = Report(seed)
     stack = Stack(root, brokers)
-    load = None
+    load = txns = None
     try:
         r = stack.cli("up", "--timeout", "60")
         if r.returncode != 0:
@@ -360,6 +368,8 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print) -> Repo
             return report
         load = Load(stack.bootstrap)
         load.thread.start()
+        txns = chaos_txn.TxnLoad(stack.bootstrap, seed)
+        txns.thread.start()
         time.sleep(1.0)
         camp = Campaign(stack, rng, report, say)
         for i in range(faults):
@@ -370,11 +380,17 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print) -> Repo
             say(f"  fault {i + 1}/{faults} {kind}: healthy after {report.heal_s[-1]:.1f} s")
             time.sleep(rng.uniform(0.2, 1.5))
         load.stop.set()
+        txns.stop.set()
         load.thread.join(180)
+        txns.thread.join(180)
         if not stack.healthy():
             camp.heal(time.monotonic())
         got = _read_all(stack.bootstrap)
         report.acked = len(load.acked)
+        report.txns_committed, report.txns_aborted = len(txns.committed), len(txns.aborted)
+        report.violations += chaos_txn.check(
+            txns, chaos_txn.read_committed(stack.bootstrap),
+            lambda v: chaos_txn.kept_in(camp.trash, v) or chaos_txn.kept_in(stack.data / "quarantine", v))
         counts = {p: len(v) for p, v in got.items()}
         seen: dict[bytes, list[tuple[int, int]]] = {}
         for p, recs in got.items():
@@ -403,8 +419,9 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print) -> Repo
                 report.violations.append(f"acknowledged record {value.decode()} (partition {p} offset {off}) "
                                          f"is lost and in no quarantine")
     finally:
-        if load is not None:
-            load.stop.set()
+        for loader in (load, txns):
+            if loader is not None:
+                loader.stop.set()
         r = stack.cli("down", timeout=180)
         left = stack.leftovers()
         if left:

@@ -59,6 +59,20 @@ class InProcess:
     def before_topics(self) -> None:
         """What must be true before a topic can be created (the coordinator: a registered broker)."""
 
+    def begin_txn(self, tid: str, topic: str, parts) -> tuple[int, int]:
+        """A transactional id with an open transaction on partitions of `topic` (the broker):
+        (producer id, epoch)."""
+        assert int(self.call(10, 4, {"key_type": 1, "coordinator_keys": [tid]}).coordinators[0].error_code) == E.NONE
+        init = self.call(22, 5, {"transactional_id": tid, "transaction_timeout": 10_000, "producer_id": -1,
+                                 "producer_epoch": -1})
+        assert int(init.error_code) == E.NONE
+        add = self.call(24, 3, {"v3_and_below_transactional_id": tid, "v3_and_below_producer_id": init.producer_id,
+                                "v3_and_below_producer_epoch": init.producer_epoch,
+                                "v3_and_below_topics": [{"name": topic, "partitions": list(parts)}]})
+        codes = [int(r.partition_error_code) for r in add.results_by_topic_v3_and_below[0].results_by_partition]
+        assert codes == [E.NONE] * len(parts)
+        return init.producer_id, init.producer_epoch
+
     def metadata(self, name: str = "t"):
         return self.call(3, 12, {"topics": [{"name": name, "topic_id": None}], "allow_auto_topic_creation": False,
                                  "include_topic_authorized_operations": False})

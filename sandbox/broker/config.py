@@ -152,6 +152,11 @@ class BrokerConfig:
     offsets_topic_num_partitions: int = 10      # __consumer_offsets partitions (Kafka's 50)
     offsets_topic_replication_factor: int = 3   # capped at the live brokers when the topic is made
     offsets_commit_timeout_ms: int = 5000       # how long a commit waits for the ISR
+    transaction_max_timeout_ms: int = 900_000   # transaction.max.timeout.ms (15 minutes)
+    transactional_id_expiration_ms: int = 7 * 24 * 3600 * 1000   # an idle transactional id is forgotten
+    transaction_state_log_num_partitions: int = 10       # __transaction_state partitions (Kafka's 50)
+    transaction_state_log_replication_factor: int = 3    # capped at the live brokers when the topic is made
+    transaction_abort_timed_out_interval_ms: int = 1000  # how often timed-out transactions are looked for
     replica_lag_time_max_ms: int = 30_000   # a follower this far behind leaves the ISR (Kafka's default)
     min_insync_replicas: int = 1             # acks=all needs this many in sync (topic config overrides)
     broker_session_timeout_ms: int = 9000    # the coordinator's; no acknowledgement after it may have expired
@@ -219,6 +224,16 @@ class BrokerConfig:
                 self.offsets_topic_replication_factor = _positive(key, value)
             elif key == "offsets.commit.timeout.ms":
                 self.offsets_commit_timeout_ms = _positive(key, value)
+            elif key == "transaction.max.timeout.ms":
+                self.transaction_max_timeout_ms = _positive(key, value)
+            elif key == "transactional.id.expiration.ms":
+                self.transactional_id_expiration_ms = _positive(key, value)
+            elif key == "transaction.state.log.num.partitions":
+                self.transaction_state_log_num_partitions = _positive(key, value)
+            elif key == "transaction.state.log.replication.factor":
+                self.transaction_state_log_replication_factor = _positive(key, value)
+            elif key == "transaction.abort.timed.out.transaction.cleanup.interval.ms":
+                self.transaction_abort_timed_out_interval_ms = _positive(key, value)
             elif key == "replica.lag.time.max.ms":
                 self.replica_lag_time_max_ms = _int(key, value)
             elif key == "min.insync.replicas":

@@ -1,5 +1,6 @@
 """Which topics clients see: the coordinator's topics (internal `__` names only when named) as
-Metadata and DescribeTopicPartitions list them, plus `__consumer_offsets` once it exists.
+Metadata and DescribeTopicPartitions list them, plus `__consumer_offsets` and
+`__transaction_state` once they exist.
 
 `__consumer_offsets` is a real, replicated, compacted internal topic (see offsets_topic.py): the
 broker creates it on first need (FindCoordinator, a commit), lists it as internal as Kafka does
@@ -9,6 +10,7 @@ Kafka's format), and refuses appends by clients as Kafka refuses them for intern
 from __future__ import annotations
 
 OFFSETS_TOPIC = "__consumer_offsets"
+TXN_TOPIC = "__transaction_state"     # the transaction coordinators' (transactions/store.py)
 
 
 def offsets_topic(state):
@@ -16,12 +18,15 @@ def offsets_topic(state):
     return state.coordinator.topic(OFFSETS_TOPIC)
 
 
+def listed_internal_topics(state) -> list:
+    """The internal topics a request for all topics lists (as Kafka lists them, is_internal set):
+    `__consumer_offsets` and `__transaction_state`, each once its coordinators made it."""
+    return [t for t in (state.coordinator.topic(n) for n in (OFFSETS_TOPIC, TXN_TOPIC)) if t is not None]
+
+
 def listed_topics(state) -> list:
     """The topics a request for all topics lists, sorted by name."""
-    out = [t for t in state.coordinator.topics() if not t.internal]
-    internal = offsets_topic(state)
-    if internal is not None:
-        out.append(internal)
+    out = [t for t in state.coordinator.topics() if not t.internal] + listed_internal_topics(state)
     return sorted(out, key=lambda t: t.name)
 
 

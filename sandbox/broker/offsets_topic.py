@@ -12,35 +12,23 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from sandbox.coordinator import CoordinatorError
-from sandbox.log.batch import (
-    ATTR_TRANSACTIONAL, CONTROL_COMMIT, build_batch, control_type, iter_batches, iter_records,
-)
-from sandbox.protocol.errors import (
-    COORDINATOR_NOT_AVAILABLE, INVALID_PRODUCER_EPOCH, KAFKA_STORAGE_ERROR, NONE, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS,
-    NOT_ENOUGH_REPLICAS_AFTER_APPEND, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, UNKNOWN_TOPIC_OR_PARTITION,
-)
+from sandbox.log.batch import CONTROL_COMMIT, control_type, iter_records
+from sandbox.protocol.errors import INVALID_PRODUCER_EPOCH, NONE, NOT_COORDINATOR
 
+from .internal_log import (
+    COORDINATOR_ERRORS as _COMMIT_ERRORS, append_records, ensure_topic, key_coordinator, key_partition, led_partitions,
+    read_batches,
+)
 from .internal_topics import OFFSETS_TOPIC
 from .offsets import JOURNAL, CommittedOffset, Entry, OffsetStore
-from .offsets_records import OffsetKey, decode_key, decode_value, encode_key, encode_value, partition_for
+from .offsets_records import OffsetKey, decode_key, decode_value, encode_key, encode_value
 from .offsets_txn import TxnOffsets
-from .records import uncompressed
 
 log = logging.getLogger("sandbox.broker")
 
 DEFAULT_PARTITIONS = 10           # offsets.topic.num.partitions (Kafka's 50 is more than a sandbox needs)
 DEFAULT_REPLICATION_FACTOR = 3    # offsets.topic.replication.factor, capped at the live brokers
-RECORDS_PER_BATCH = 500           # a large commit is split so no batch nears max.message.bytes
-READ_BYTES = 1 << 20
 TOPIC_CONFIGS = {"cleanup.policy": "compact"}
-
-# what a failed append or ISR wait means to a committing client (Kafka's GroupMetadataManager)
-_COMMIT_ERRORS = {
-    UNKNOWN_TOPIC_OR_PARTITION: COORDINATOR_NOT_AVAILABLE, NOT_ENOUGH_REPLICAS: COORDINATOR_NOT_AVAILABLE,
-    NOT_ENOUGH_REPLICAS_AFTER_APPEND: COORDINATOR_NOT_AVAILABLE, REQUEST_TIMED_OUT: COORDINATOR_NOT_AVAILABLE,
-    NOT_LEADER_OR_FOLLOWER: NOT_COORDINATOR, KAFKA_STORAGE_ERROR: NOT_COORDINATOR,
-}
 
 View = dict[str, dict[tuple[str, int], CommittedOffset]]
 
@@ -83,16 +71,11 @@ class TopicOffsetStore:
         return self.state.coordinator.topic(OFFSETS_TOPIC)
 
     def partition_for(self, group: str) -> int:
-        t = self.topic()
-        return partition_for(group, len(t.partitions) if t is not None and t.partitions else self.partitions)
+        return key_partition(self.state, OFFSETS_TOPIC, group, self.partitions)
 
     def coordinator_for(self, group: str) -> int | None:
         """The leader of the group's partition (-1 while it has none); None without the topic."""
-        t = self.topic()
-        if t is None or not t.partitions:
-            return None
-        leader = self.state.leaders.get((OFFSETS_TOPIC, partition_for(group, len(t.partitions))))
-        return leader[0] if leader is not None else -1
+        return key_coordinator(self.state, OFFSETS_TOPIC, group)
 
     def leads(self, group: str) -> bool:
         """This broker coordinates the group: it leads the group's partition and has read it."""
@@ -101,33 +84,13 @@ class TopicOffsetStore:
     async def ensure_topic(self) -> bool:
         """Create `__consumer_offsets` on first need (FindCoordinator, a commit), with
         min(offsets.topic.replication.factor, live brokers) replicas. True if it exists."""
-        coord = self.state.coordinator
-        if self.topic() is not None:
-            return True
-        if self.state.restoring():   # its partitions on disk are adopted back (BrokerState._adopt_orphans)
-            return False
-        live = sum(1 for b in coord.brokers() if not b.fenced)
-        rf = max(1, min(self.replication_factor, live))
-        try:
-            await coord.create_topic(OFFSETS_TOPIC, self.partitions, rf, dict(TOPIC_CONFIGS))
-        except CoordinatorError as e:   # made meanwhile by another broker, or the coordinator is away
-            if self.topic() is None:
-                log.info("cannot create %s yet: %s", OFFSETS_TOPIC, e)
-                return False
-            return True
-        self._emit("topic-created", {"topic": OFFSETS_TOPIC, "partitions": self.partitions,
-                                     "replication_factor": rf, "by": "group coordinator"})
-        return True
+        return await ensure_topic(self.state, OFFSETS_TOPIC, self.partitions, self.replication_factor,
+                                  TOPIC_CONFIGS, self._emit, "group coordinator")
 
     # ---- leadership ------------------------------------------------------------------------
     def on_metadata(self) -> None:
         """Load the partitions this broker has started leading, drop those it no longer leads."""
-        t = self.topic()
-        led: dict[int, int] = {}
-        if t is not None:
-            for p in t.partitions:
-                if p.leader == self.state.node_id and (OFFSETS_TOPIC, p.index) in self.state.partitions:
-                    led[p.index] = p.leader_epoch
+        led = led_partitions(self.state, OFFSETS_TOPIC)
         for index in [i for i in self._views if self._epochs.get(i) != led.get(i)]:
             self._unload(index)
         for index, epoch in sorted(led.items()):
@@ -138,20 +101,8 @@ class TopicOffsetStore:
         plog = self.state.partitions[(OFFSETS_TOPIC, index)]
         view: View = {}
         txn = TxnOffsets()
-        offset, end = plog.log_start_offset, plog.log_end_offset
-        while offset < end:
-            data = plog.read(offset, READ_BYTES).tobytes()
-            if not data:
-                break
-            nxt = offset
-            plain = memoryview(uncompressed(data))
-            for pos, h in iter_batches(plain):
-                nxt = h.next_offset
-                if h.next_offset > offset:
-                    _apply_batch(view, txn, h, plain[pos:pos + h.size], offset)
-            if nxt <= offset:
-                break
-            offset = nxt
+        for h, batch, start in read_batches(plog):
+            _apply_batch(view, txn, h, batch, start)
         self._views[index], self._epochs[index], self._txn[index] = view, epoch, txn
         log.info("%s-%d loaded: %d group(s) with committed offsets, %d open transaction(s) with offsets",
                  OFFSETS_TOPIC, index, len(view), len(txn.pending))
@@ -299,23 +250,9 @@ class TopicOffsetStore:
         """Append the records (transactional batches of `producer` = (id, epoch) if given) and
         return the log offset of each."""
         key = (OFFSETS_TOPIC, index)
-        plog = self.state.partitions[key]
-        epoch = self.state.leaders[key][1]
-        txn = {} if producer is None else {"producer_id": producer[0], "producer_epoch": producer[1],
-                                           "attributes": ATTR_TRANSACTIONAL}
-        last = -1
-        at: list[int] = []
-        for i in range(0, len(records), RECORDS_PER_BATCH):
-            chunk = records[i:i + RECORDS_PER_BATCH]
-            info = plog.append(build_batch(chunk, **txn), leader_epoch=epoch)
-            at.extend(range(info.first_offset, info.first_offset + len(chunk)))
-            last = info.last_offset
-        if self._fsync:
-            plog.housekeeping.flush()
+        last = append_records(self.state, key, records, self._fsync, producer=producer)
         self._pending[group] = (key, last)
-        self.state.replicas.appended(key)
-        self.state.notifier.notify(key)
-        return at
+        return list(range(last - len(records) + 1, last + 1))   # one append, nothing in between: contiguous
 
     # ---- the journal of earlier versions -----------------------------------------------------
     def _migrate(self, index: int) -> None:

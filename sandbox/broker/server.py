@@ -73,7 +73,8 @@ class BrokerServer(lifecycle.Service):
                                  (cfg.checkpoint_interval_ms / 1000, self.state.checkpoint),
                                  (cfg.cleaner_backoff_ms / 1000, self.state.compact),
                                  (1.0, self._flush_due),
-                                 (0.5, self.state.replicas.tick))
+                                 (0.5, self.state.replicas.tick),
+                                 (cfg.transaction_abort_timed_out_interval_ms / 1000, self._tick_transactions))
         ]
         served = ", ".join(
             f"{lst.host}:{lst.port}" if not self.config.listeners else
@@ -114,6 +115,10 @@ class BrokerServer(lifecycle.Service):
     def _tick_groups(self) -> None:
         if self.state.groups is not None:
             self.state.groups.expire()
+
+    async def _tick_transactions(self) -> None:
+        if self.state.txns is not None:
+            await self.state.txns.tick()
 
     def _flush_due(self) -> None:
         now_ms = int(time.time() * 1000)

@@ -25,6 +25,7 @@ from .config import BrokerConfig
 from .groups import GroupCoordinator
 from .offsets_topic import TopicOffsetStore
 from .replication import ReplicaManager
+from .transactions import TxnCoordinator
 
 log = logging.getLogger("sandbox.broker")
 
@@ -83,6 +84,7 @@ class BrokerState:
         self.coordinator: CoordinatorAPI | None = None
         self.groups: GroupCoordinator | None = None
         self.offsets: TopicOffsetStore | None = None
+        self.txns: TxnCoordinator | None = None
         self.notifier = Notifier()
         self.replicas = ReplicaManager(self, clock=clock, emit=emit_event,
                                        replica_lag_ms=config.replica_lag_time_max_ms,
@@ -128,6 +130,12 @@ class BrokerState:
             consumer_heartbeat_interval_ms=self.config.group_consumer_heartbeat_interval_ms,
             consumer_session_timeout_ms=self.config.group_consumer_session_timeout_ms,
         )
+        cfg = self.config
+        self.txns = TxnCoordinator(
+            self, clock=self.clock, max_timeout_ms=cfg.transaction_max_timeout_ms,
+            expiration_ms=cfg.transactional_id_expiration_ms, partitions=cfg.transaction_state_log_num_partitions,
+            replication_factor=cfg.transaction_state_log_replication_factor, fsync=cfg.offsets_fsync,
+            write_timeout_ms=cfg.offsets_commit_timeout_ms, on_event=emit_event)
         coord.watch(self.sync_partitions)
         self.sync_partitions([])
         if self.offsets.has_legacy():   # the journal of an earlier version moves into the topic
@@ -145,6 +153,8 @@ class BrokerState:
             self.groups.shutdown()
         if self.offsets is not None:
             self.offsets.close()
+        if self.txns is not None:
+            self.txns.close()
         self.logs.close()
         if self.coordinator is not None:
             await self.coordinator.stop()
@@ -221,6 +231,8 @@ class BrokerState:
         self.replicas.on_metadata(topics)
         if self.offsets is not None:
             self.offsets.on_metadata()
+        if self.txns is not None:
+            self.txns.on_metadata()
         self._after_cluster_change()
 
     def _after_cluster_change(self) -> None:

@@ -17,7 +17,9 @@ from .internal_topics import OFFSETS_TOPIC
 
 log = logging.getLogger("sandbox.broker")
 
-MARKER_TIMEOUT_S = 30.0   # Kafka waits request.timeout.ms (30 s) for the ISR
+# the ISR wait answers REQUEST_TIMED_OUT (the coordinator retries) before the coordinator's own
+# WriteTxnMarkers request to this broker times out (transactions/markers.py: 10 s)
+MARKER_TIMEOUT_S = 5.0
 
 
 def _append(state, key: tuple[str, int], producer_id: int, producer_epoch: int, commit: bool,

@@ -228,6 +228,61 @@ def init_producer_id_hands_out_distinct_ids(b):
     assert second.producer_id != first.producer_id
 
 
+def begin_txn(b: InProcess, tid: str = "tx", parts=(0,)):
+    b.create_topic()
+    return b.begin_txn(tid, "t", parts)
+
+
+@case(24)
+def add_partitions_to_txn_then_verify_them(b):
+    pid, epoch = begin_txn(b, parts=(0, 1))
+    verify = b.call(24, 4, {"transactions": [{"transactional_id": "tx", "producer_id": pid, "producer_epoch": epoch,
+                                              "verify_only": True, "topics": [{"name": "t", "partitions": [1, 2]}]}]})
+    r = verify.results_by_transaction[0].topic_results[0]
+    assert [(p.partition_index, int(p.partition_error_code)) for p in r.results_by_partition] == \
+        [(1, E.NONE), (2, E.TRANSACTION_ABORTABLE)]
+
+
+@case(25)
+def add_offsets_to_txn_adds_the_groups_partition(b):
+    pid, epoch = begin_txn(b)
+    resp = b.call(25, 3, {"transactional_id": "tx", "producer_id": pid, "producer_epoch": epoch, "group_id": "g"})
+    assert int(resp.error_code) == E.NONE
+    topics = b.call(65, 0, {"transactional_ids": ["tx"]}).transaction_states[0].topics
+    assert sorted(x.topic for x in topics) == ["__consumer_offsets", "t"]
+
+
+@case(26)
+def end_txn_commits_then_a_retry_is_answered_alike(b):
+    pid, epoch = begin_txn(b)
+    end = {"transactional_id": "tx", "producer_id": pid, "producer_epoch": epoch, "committed": True}
+    assert int(b.call(26, 3, end).error_code) == E.NONE
+    b.loop.run_until_complete(asyncio.sleep(0.2))   # the markers, then CompleteCommit
+    assert b.call(65, 0, {"transactional_ids": ["tx"]}).transaction_states[0].transaction_state == "CompleteCommit"
+    assert int(b.call(26, 3, end).error_code) == E.NONE
+    assert int(b.call(26, 3, dict(end, committed=False)).error_code) == E.INVALID_TXN_STATE
+
+
+@case(65)
+def describe_transactions_known_and_unknown(b):
+    pid, epoch = begin_txn(b, parts=(0, 2))
+    states = b.call(65, 0, {"transactional_ids": ["tx", "nope"]}).transaction_states
+    assert [(s.transactional_id, int(s.error_code), s.transaction_state) for s in states] == [
+        ("tx", E.NONE, "Ongoing"), ("nope", E.TRANSACTIONAL_ID_NOT_FOUND, "")]
+    assert (states[0].producer_id, states[0].producer_epoch) == (pid, epoch)
+    assert [(x.topic, list(x.partitions)) for x in states[0].topics] == [("t", [0, 2])]
+
+
+@case(66)
+def list_transactions_by_state(b):
+    begin_txn(b)
+    resp = b.call(66, 1, {"state_filters": ["Ongoing", "Bogus"], "producer_id_filters": [], "duration_filter": -1})
+    assert [(s.transactional_id, s.transaction_state) for s in resp.transaction_states] == [("tx", "Ongoing")]
+    assert list(resp.unknown_state_filters) == ["Bogus"]
+    empty = b.call(66, 0, {"state_filters": ["CompleteAbort"], "producer_id_filters": []})
+    assert empty.transaction_states == ()
+
+
 @case(23)
 def offset_for_leader_epoch_is_the_log_end(b):
     b.create_topic()

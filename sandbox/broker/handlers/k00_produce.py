@@ -32,7 +32,7 @@ from sandbox.log.batch import ATTR_TRANSACTIONAL
 from sandbox.protocol.errors import NOT_ENOUGH_REPLICAS_AFTER_APPEND
 
 from ..records import first_keyless_record
-from ..internal_topics import OFFSETS_TOPIC
+from ..internal_topics import OFFSETS_TOPIC, TXN_TOPIC
 from ..state import emit_event
 from sandbox.protocol.errors import (
     CORRUPT_MESSAGE, INVALID_PRODUCER_EPOCH, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
@@ -98,7 +98,7 @@ def has_transactional_batch(records) -> bool:
 
 def _append(ctx, topic: str, index: int, records, acks: int) -> dict:
     state = ctx.state
-    if topic == OFFSETS_TOPIC:   # written by group coordinators only, as in Kafka
+    if topic in (OFFSETS_TOPIC, TXN_TOPIC):   # written by the coordinators only, as in Kafka
         return _error(index, INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic}")
     plog, code = state.led_log(topic, index)
     if plog is None:

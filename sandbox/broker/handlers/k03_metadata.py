@@ -12,7 +12,7 @@ import uuid
 
 from sandbox.protocol.fast_metadata import encode_metadata_topic
 
-from ..internal_topics import OFFSETS_TOPIC, lookup_topic, lookup_topic_id, offsets_topic
+from ..internal_topics import OFFSETS_TOPIC, TXN_TOPIC, listed_internal_topics, lookup_topic, lookup_topic_id
 from sandbox.protocol.errors import (
     INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION,
 )
@@ -74,8 +74,7 @@ async def handle(ctx, request) -> dict:
     out = []
     if all_topics:  # encoded here (the fast encoder takes bytes): thousands of partitions add up
         out = _encoded_topics(ctx.api_version, coord.topics())
-        internal = offsets_topic(state)
-        if internal is not None:
+        for internal in listed_internal_topics(state):
             out.append(encode_metadata_topic(ctx.api_version, _topic_entry(internal)))
     else:
         allow_auto = getattr(request, "allow_auto_topic_creation", True) and state.config.auto_create_topics
@@ -85,7 +84,7 @@ async def handle(ctx, request) -> dict:
             if t is None and name is None and getattr(rt, "topic_id", None) is not None:
                 t = lookup_topic_id(state, rt.topic_id)
             if t is None:
-                if name and allow_auto and name != OFFSETS_TOPIC and await state.auto_create(name):
+                if name and allow_auto and name not in (OFFSETS_TOPIC, TXN_TOPIC) and await state.auto_create(name):
                     t = coord.topic(name)
                     entry = _topic_entry(t)
                     out.append(entry)

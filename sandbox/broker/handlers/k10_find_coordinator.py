@@ -1,23 +1,36 @@
 """FindCoordinator (10), v0-v6: the broker owning a group (the leader of its `__consumer_offsets`
-partition, the topic made on first need), with its address on the listener the request came in through. Share groups (key type 2, v6) are
-not enabled here, so they get INVALID_REQUEST as on a Kafka 4.0 broker without them."""
+partition) or a transactional id (key type 1: the leader of its `__transaction_state` partition),
+each topic made on first need, with its address on the listener the request came in through.
+Share groups (key type 2, v6) are not enabled here, so they get INVALID_REQUEST as on a Kafka 4.0
+broker without them."""
 
 from __future__ import annotations
 
 from sandbox.protocol.errors import COORDINATOR_NOT_AVAILABLE, INVALID_REQUEST, NONE
 from ..endpoints import broker_list, self_endpoint
+from ..internal_topics import OFFSETS_TOPIC, TXN_TOPIC
 
 API_KEY = 10
 MIN_VERSION = 0
 MAX_VERSION = 6
+TRANSACTION = 1
 SHARE = 2
 
 
-def _locate(state, key: str, listener: str | None = None) -> dict:
-    owner = state.group_coordinator_id(key)
+def _owner(state, key: str, key_type: int) -> int:
+    if key_type == TRANSACTION:
+        owner = state.txns.store.coordinator_for(key)
+        return -1 if owner is None else owner
+    return state.group_coordinator_id(key)
+
+
+def _locate(state, key: str, listener: str | None = None, key_type: int = 0) -> dict:
+    owner = _owner(state, key, key_type)
+    what = "transactional id" if key_type == TRANSACTION else "group"
     if owner < 0:
+        topic = TXN_TOPIC if key_type == TRANSACTION else OFFSETS_TOPIC
         return {"node_id": -1, "host": "", "port": -1, "error_code": COORDINATOR_NOT_AVAILABLE,
-                "error_message": "the partition of __consumer_offsets that holds this group has no leader"}
+                "error_message": f"the partition of {topic} that holds this {what} has no leader"}
     if owner == state.node_id:
         ep = self_endpoint(state, listener)
         return {"node_id": ep["node_id"], "host": ep["host"], "port": ep["port"], "error_code": NONE,
@@ -27,11 +40,15 @@ def _locate(state, key: str, listener: str | None = None) -> dict:
             return {"node_id": owner, "host": b["host"], "port": b["port"], "error_code": NONE,
                     "error_message": None}
     return {"node_id": -1, "host": "", "port": -1, "error_code": COORDINATOR_NOT_AVAILABLE,
-            "error_message": f"broker {owner}, which coordinates this group, is not available"}
+            "error_message": f"broker {owner}, which coordinates this {what}, is not available"}
 
 
 async def handle(ctx, request) -> dict:
-    await ctx.state.offsets.ensure_topic()
+    key_type = getattr(request, "key_type", 0)
+    if key_type == TRANSACTION:
+        await ctx.state.txns.ensure_topic()
+    elif key_type != SHARE:
+        await ctx.state.offsets.ensure_topic()
     if ctx.api_version >= 4:
         if request.key_type == SHARE:
             return {"throttle_time": 0, "coordinators": [
@@ -39,5 +56,5 @@ async def handle(ctx, request) -> dict:
                  "error_message": "Share groups are not enabled on this broker."}
                 for key in request.coordinator_keys]}
         return {"throttle_time": 0, "coordinators": [
-            dict(_locate(ctx.state, key, ctx.listener), key=key) for key in request.coordinator_keys]}
-    return dict(_locate(ctx.state, request.key, ctx.listener), throttle_time=0)
+            dict(_locate(ctx.state, key, ctx.listener, key_type), key=key) for key in request.coordinator_keys]}
+    return dict(_locate(ctx.state, request.key, ctx.listener, key_type), throttle_time=0)

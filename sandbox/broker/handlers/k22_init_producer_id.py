@@ -1,24 +1,35 @@
-"""InitProducerId (22), v0-v5 (v5 changes only transactions, KIP-890): producer ids for idempotent producers (not transactions yet).
+"""InitProducerId (22), v0-v5: producer ids for idempotent producers, and for transactional ones
+the transaction coordinator's answer (a new id or a bumped epoch, the previous producer fenced).
 
-Ids come in durable blocks from the coordinator, so they are never reused after a restart.
-A producer that re-initialises with its id and epoch (KIP-360) gets the epoch bumped.
+Idempotent ids come in durable blocks from the coordinator, so they are never reused after a
+restart; one that re-initialises with its id and epoch (KIP-360) gets the epoch bumped.
+v6 (two-phase commit, KIP-939) is not offered.
 """
 
 from __future__ import annotations
 
-from sandbox.protocol.errors import NONE, TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+from sandbox.protocol.errors import NONE
+
+from ..transactions.machine import for_version
 
 API_KEY = 22
 MIN_VERSION = 0
 MAX_VERSION = 5
+FENCED_FROM = 4   # older clients get INVALID_PRODUCER_EPOCH instead of PRODUCER_FENCED
+
+
+def _ms(value) -> int:
+    return int(value.total_seconds() * 1000) if hasattr(value, "total_seconds") else int(value)
 
 
 async def handle(ctx, request) -> dict:
-    if request.transactional_id is not None:
-        return {"throttle_time": 0, "error_code": TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                "producer_id": -1, "producer_epoch": -1}
     pid = getattr(request, "producer_id", -1)
     epoch = getattr(request, "producer_epoch", -1)
+    if request.transactional_id is not None:
+        code, pid, epoch = await ctx.state.txns.init_producer_id(
+            request.transactional_id, _ms(request.transaction_timeout), pid, epoch)
+        return {"throttle_time": 0, "error_code": for_version(code, ctx.api_version, FENCED_FROM),
+                "producer_id": pid, "producer_epoch": epoch}
     if pid >= 0 and 0 <= epoch < 32766:
         return {"throttle_time": 0, "error_code": NONE, "producer_id": pid, "producer_epoch": epoch + 1}
     return {"throttle_time": 0, "error_code": NONE,

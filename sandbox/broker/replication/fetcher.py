@@ -29,6 +29,15 @@ BACKOFF_S = 0.2
 INTERNAL_LISTENERS = ("INTERNAL", "REPLICATION")   # preferred for broker-to-broker traffic
 
 
+def broker_address(state: Any, broker_id: int) -> tuple[str, int] | None:
+    """Where this broker reaches another one (its internal listener if it has one)."""
+    info = next((b for b in state.coordinator.brokers() if b.broker_id == broker_id), None)
+    if info is None:
+        return None
+    name = next((n for n in INTERNAL_LISTENERS if n in info.listeners), None)
+    return info.address(name)
+
+
 class ReplicaFetcher:
     def __init__(self, manager: ReplicaManager, leader: int) -> None:
         self.manager = manager
@@ -57,11 +66,7 @@ class ReplicaFetcher:
 
     # ---- the loop --------------------------------------------------------------------------
     def _address(self) -> tuple[str, int] | None:
-        info = next((b for b in self.manager.state.coordinator.brokers() if b.broker_id == self.leader), None)
-        if info is None:
-            return None
-        name = next((n for n in INTERNAL_LISTENERS if n in info.listeners), None)
-        return info.address(name)
+        return broker_address(self.manager.state, self.leader)
 
     async def _run(self) -> None:
         state = self.manager.state

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Transaction benchmarks (issue 12) against one real `sandbox broker` process on a free
+127.0.0.1 port in a temporary folder:
+
+  commits     one confluent-kafka transactional producer, --per-txn records of --size B per
+              transaction, --txns transactions (or --seconds s, whichever ends first): commits/s,
+              and the latency of commit_transaction() (the EndTxn round trip, after the records
+              were flushed) p50/p99/max
+  cpu         --records records written in transactions of 1,000, then read twice from the
+              beginning by one consumer (partition assigned): isolation.level=read_uncommitted and
+              read_committed; the broker's user+system CPU per million records for each, and the
+              ratio (read_committed / read_uncommitted)
+
+Every wait is bounded; the broker is stopped on exit, also on error or Ctrl-C.
+
+    python scripts/bench_transactions.py [--txns 2000] [--per-txn 100] [--size 100] [--seconds 20]
+                                         [--records 1000000] [--repeat 1] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_broker import Broker, consume_phase  # noqa: E402
+
+from confluent_kafka import Producer  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+
+def create(bootstrap: str, topic: str) -> None:
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    a.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        md = a.list_topics(topic, timeout=5).topics.get(topic)
+        if md is not None and md.error is None and md.partitions and md.partitions[0].leader >= 0:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"topic {topic} has no leader")
+
+
+def txn_producer(bootstrap: str, txn_id: str) -> Producer:
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id, "linger.ms": 1,
+                  "batch.size": 1 << 20, "queue.buffering.max.messages": 1_000_000})
+    p.init_transactions(30)
+    return p
+
+
+def commits(bootstrap: str, rnd: int, txns: int, per_txn: int, size: int, seconds: float) -> dict:
+    topic = f"bench-txn-{rnd}"
+    create(bootstrap, topic)
+    p = txn_producer(bootstrap, f"bench-{rnd}")
+    value = b"x" * size
+    latencies = []
+    started = time.perf_counter()
+    deadline = started + seconds
+    done = 0
+    while done < txns and time.perf_counter() < deadline:
+        p.begin_transaction()
+        for _ in range(per_txn):
+            p.produce(topic, value=value, partition=0)
+        if p.flush(30):
+            raise TimeoutError("records not delivered in 30 s")
+        t0 = time.perf_counter()
+        p.commit_transaction(30)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        done += 1
+    elapsed = time.perf_counter() - started
+    lat = sorted(latencies)
+    return {"commits": done, "commits_per_s": done / elapsed, "records_per_s": done * per_txn / elapsed,
+            "endtxn_p50_ms": lat[len(lat) // 2], "endtxn_p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+            "endtxn_max_ms": lat[-1]}
+
+
+def cpu(broker: Broker, rnd: int, records: int, size: int) -> dict:
+    topic = f"bench-rc-{rnd}"
+    create(broker.bootstrap, topic)
+    p = txn_producer(broker.bootstrap, f"bench-rc-{rnd}")
+    value = b"y" * size
+    per = 1000
+    for start in range(0, records, per):
+        p.begin_transaction()
+        for _ in range(min(per, records - start)):
+            while True:
+                try:
+                    p.produce(topic, value=value, partition=0)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+        p.commit_transaction(60)
+    out = {}
+    for isolation in ("read_uncommitted", "read_committed"):
+        before = broker.cpu_seconds()
+        t0 = time.perf_counter()
+        consume_phase(broker.bootstrap, topic, records, time.monotonic() + 300, group=False,
+                      conf={"isolation.level": isolation, "group.id": f"bench-{isolation}-{rnd}"})
+        out[f"{isolation}_s"] = time.perf_counter() - t0
+        out[f"{isolation}_cpu_per_1m"] = (broker.cpu_seconds() - before) * 1_000_000 / records
+    out["ratio"] = out["read_committed_cpu_per_1m"] / out["read_uncommitted_cpu_per_1m"]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--txns", type=int, default=2000)
+    ap.add_argument("--per-txn", type=int, default=100)
+    ap.add_argument("--size", type=int, default=100)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-txn-"))
+    broker = Broker(tmp / "data", tmp / "broker.log")
+    rounds = []
+    try:
+        broker.start()
+        for rnd in range(args.repeat):
+            r = commits(broker.bootstrap, rnd, args.txns, args.per_txn, args.size, args.seconds)
+            r.update(cpu(broker, rnd, args.records, args.size))
+            rounds.append(r)
+            if not args.json:
+                print(f"round {rnd + 1}: {r['commits_per_s']:.0f} commits/s ({r['records_per_s']:.0f} records/s), "
+                      f"EndTxn p50 {r['endtxn_p50_ms']:.2f} ms p99 {r['endtxn_p99_ms']:.2f} ms max "
+                      f"{r['endtxn_max_ms']:.2f} ms; consume CPU per 1M: read_uncommitted "
+                      f"{r['read_uncommitted_cpu_per_1m']:.3f} s, read_committed {r['read_committed_cpu_per_1m']:.3f} s "
+                      f"(ratio {r['ratio']:.2f})", flush=True)
+    finally:
+        broker.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    if args.json:
+        print(json.dumps({"rounds": rounds, "median": med}, indent=2))
+    else:
+        print(f"median of {len(rounds)}: {med['commits_per_s']:.0f} commits/s (target >= 500), EndTxn p99 "
+              f"{med['endtxn_p99_ms']:.2f} ms (target <= 10), read_committed/read_uncommitted CPU "
+              f"{med['ratio']:.2f} (target <= 1.2)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

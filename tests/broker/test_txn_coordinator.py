@@ -1,0 +1,229 @@
+"""The transaction coordinator in a broker state opened in-process: its store on
+`__transaction_state` (records read back after a restart, a Prepare* state completed with its
+markers, tombstones for expired ids, NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS, ISR errors
+mapped as Kafka maps them), timeouts from housekeeping, and the handlers' edges."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from inprocess import InProcess
+from sandbox.broker.config import DEFAULT_LISTENER, BrokerConfig
+from sandbox.broker.handlers import REGISTRY
+from sandbox.broker.internal_log import read_records
+from sandbox.broker.internal_topics import TXN_TOPIC
+from sandbox.broker.state import BrokerState
+from sandbox.broker.transactions import markers as markers_mod
+from sandbox.broker.transactions.records import decode_key
+from sandbox.log.batch import CONTROL_ABORT, CONTROL_COMMIT, control_type, iter_batches
+from sandbox.protocol import build, response_class
+from sandbox.protocol import errors as E
+from sandbox.protocol.records import encode_batch
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Broker:
+    """A broker state on a loop of its own; `reopen()` closes and opens it on the same folder."""
+
+    def __init__(self, root, clock) -> None:
+        self.root, self.clock = root, clock
+        self.loop = asyncio.new_event_loop()
+        self._open()
+
+    def _open(self) -> None:
+        self.state = BrokerState(BrokerConfig(data_dir=self.root, port=19093), clock=self.clock)
+        self.loop.run_until_complete(self.state.open())
+        self.b = InProcess(REGISTRY, self.loop, self.state, DEFAULT_LISTENER)
+
+    def reopen(self) -> None:
+        self.loop.run_until_complete(self.state.close())
+        self._open()
+
+    def run(self, coro):
+        return self.loop.run_until_complete(coro)
+
+    def settle(self, seconds: float = 0.2) -> None:
+        self.run(asyncio.sleep(seconds))
+
+    def close(self) -> None:
+        self.run(self.state.close())
+        self.loop.close()
+
+
+@pytest.fixture
+def node(tmp_path):
+    n = Broker(tmp_path / "broker", Clock())
+    try:
+        yield n
+    finally:
+        n.close()
+
+
+def start(n: Broker, tid: str = "tx", parts=(0, 1)) -> tuple[int, int]:
+    if n.state.coordinator.topic("t") is None:
+        n.b.create_topic("t", 2)
+    return n.b.begin_txn(tid, "t", parts)
+
+
+def describe(n: Broker, tid: str = "tx"):
+    return n.b.call(65, 0, {"transactional_ids": [tid]}).transaction_states[0]
+
+
+def markers(n: Broker, partition: int) -> list[int]:
+    plog = n.state.partitions[("t", partition)]
+    buf = plog.read(0, 1 << 20).tobytes()
+    return [control_type(buf, pos, h) for pos, h in iter_batches(buf) if h.is_control]
+
+
+def test_find_coordinator_for_a_transactional_id_makes_the_topic(node):
+    resp = node.b.call(10, 4, {"key_type": 1, "coordinator_keys": ["a", "b"]})
+    assert [(c.key, int(c.error_code), c.node_id) for c in resp.coordinators] == [("a", E.NONE, 1), ("b", E.NONE, 1)]
+    t = node.state.coordinator.topic(TXN_TOPIC)
+    assert t is not None and len(t.partitions) == 10 and t.configs["cleanup.policy"] == "compact"
+    old = node.b.call(10, 2, {"key": "a", "key_type": 1})
+    assert (int(old.error_code), old.node_id) == (E.NONE, 1)
+
+
+def test_before_the_topic_exists_the_broker_is_not_the_coordinator(node):
+    d = node.b.call(22, 5, {"transactional_id": "tx", "transaction_timeout": 1000, "producer_id": -1,
+                            "producer_epoch": -1})
+    assert int(d.error_code) == E.NOT_COORDINATOR
+    assert int(describe(node).error_code) == E.NOT_COORDINATOR
+    start(node)
+    index = node.state.txns.store.partition_for("tx")
+    node.state.txns.store._epochs.pop(index)   # led here but not read back yet
+    assert node.state.txns.store.check("tx") == E.COORDINATOR_LOAD_IN_PROGRESS
+
+
+def test_produce_to_the_transaction_log_is_refused(node):
+    node.b.call(10, 4, {"key_type": 1, "coordinator_keys": ["tx"]})
+    resp = node.b.call(0, 9, {"transactional_id": None, "acks": -1, "timeout": 5000, "topic_data": [
+        {"name": TXN_TOPIC, "partition_data": [{"index": 0, "records": encode_batch(0, [b"x"])}]}]})
+    assert int(resp.responses[0].partition_responses[0].error_code) == E.INVALID_TOPIC_EXCEPTION
+
+
+def test_a_commit_writes_markers_then_survives_a_restart(node):
+    pid, epoch = start(node)
+    end = node.b.call(26, 3, {"transactional_id": "tx", "producer_id": pid, "producer_epoch": epoch, "committed": True})
+    assert int(end.error_code) == E.NONE
+    node.settle()
+    assert markers(node, 0) == [CONTROL_COMMIT] and markers(node, 1) == [CONTROL_COMMIT]
+    node.reopen()
+    s = describe(node)
+    assert (int(s.error_code), s.transaction_state, s.producer_id, s.producer_epoch) == (
+        E.NONE, "CompleteCommit", pid, epoch)
+    again = node.b.call(22, 5, {"transactional_id": "tx", "transaction_timeout": 10_000, "producer_id": -1,
+                                "producer_epoch": -1})
+    assert (int(again.error_code), again.producer_id, again.producer_epoch) == (E.NONE, pid, epoch + 1)
+
+
+def test_a_prepared_commit_found_at_load_is_completed(node):
+    pid, epoch = start(node)
+    txns = node.state.txns
+    prepared = txns.machine.end_txn("tx", pid, epoch, True).write
+    assert node.run(txns.store.write(prepared)) == E.NONE   # durable, but no markers sent (a crash now)
+    assert markers(node, 0) == []
+    node.reopen()
+    node.settle()
+    assert markers(node, 0) == [CONTROL_COMMIT] and markers(node, 1) == [CONTROL_COMMIT]
+    assert describe(node).transaction_state == "CompleteCommit"
+
+
+def test_an_open_transaction_times_out_into_an_abort_with_a_bumped_epoch(node):
+    pid, epoch = start(node)
+    node.clock.now += 11
+    node.run(node.state.txns.tick())
+    node.settle()
+    s = describe(node)
+    assert (s.transaction_state, s.producer_epoch) == ("CompleteAbort", epoch + 1)
+    assert markers(node, 0) == [CONTROL_ABORT]
+    late = node.b.call(26, 1, {"transactional_id": "tx", "producer_id": pid, "producer_epoch": epoch, "committed": True})
+    assert int(late.error_code) == E.INVALID_PRODUCER_EPOCH   # v1: PRODUCER_FENCED as older clients know it
+    late = node.b.call(26, 3, {"transactional_id": "tx", "producer_id": pid, "producer_epoch": epoch, "committed": True})
+    assert int(late.error_code) == E.PRODUCER_FENCED
+
+
+def test_an_expired_id_becomes_a_tombstone(node):
+    start(node, "idle", parts=(0,))
+    node.clock.now += 100
+    init = node.b.call(22, 5, {"transactional_id": "idle", "transaction_timeout": 10_000, "producer_id": -1,
+                               "producer_epoch": -1})
+    assert int(init.error_code) == E.CONCURRENT_TRANSACTIONS   # the open one is aborted first
+    node.settle()
+    node.clock.now += 7 * 24 * 3600
+    node.run(node.state.txns.tick())
+    assert int(describe(node, "idle").error_code) == E.TRANSACTIONAL_ID_NOT_FOUND
+    index = node.state.txns.store.partition_for("idle")
+    last = [(decode_key(k), v) for k, v in read_records(node.state.partitions[(TXN_TOPIC, index)])][-1]
+    assert last == ("idle", None)
+    node.reopen()
+    assert int(describe(node, "idle").error_code) == E.TRANSACTIONAL_ID_NOT_FOUND
+
+
+def test_isr_errors_are_answered_as_kafka_maps_them_and_the_state_stays(node, monkeypatch):
+    pid, epoch = start(node)
+    replicas = node.state.replicas
+
+    async def timed_out(key, offset, timeout):
+        return E.REQUEST_TIMED_OUT
+
+    monkeypatch.setattr(replicas, "replicated", lambda key: True)
+    monkeypatch.setattr(replicas, "wait_for_replicas", timed_out)
+    end = node.b.call(26, 3, {"transactional_id": "tx", "producer_id": pid, "producer_epoch": epoch, "committed": True})
+    assert int(end.error_code) == E.COORDINATOR_NOT_AVAILABLE
+    assert describe(node).transaction_state == "Ongoing"
+    monkeypatch.setattr(replicas, "check_produce", lambda key, acks: E.NOT_LEADER_OR_FOLLOWER)
+    end = node.b.call(26, 3, {"transactional_id": "tx", "producer_id": pid, "producer_epoch": epoch, "committed": True})
+    assert int(end.error_code) == E.NOT_COORDINATOR
+
+
+def test_init_producer_id_keeps_the_idempotent_path_and_refuses_long_timeouts(node):
+    start(node)
+    idem = node.b.call(22, 5, {"transactional_id": None, "transaction_timeout": 10_000_000, "producer_id": -1,
+                               "producer_epoch": -1})
+    assert int(idem.error_code) == E.NONE and idem.producer_epoch == 0
+    long = node.b.call(22, 5, {"transactional_id": "tx", "transaction_timeout": 900_001, "producer_id": -1,
+                               "producer_epoch": -1})
+    assert int(long.error_code) == E.INVALID_TRANSACTION_TIMEOUT
+
+
+def test_markers_for_partitions_led_elsewhere_go_by_write_txn_markers_until_accepted(node, monkeypatch):
+    """Broker 2 leads t-1: it is sent WriteTxnMarkers (27), retried while it answers a retriable
+    error; t-0, led here, gets its marker locally."""
+    start(node)
+    state = node.state
+    sent = []
+    answers = iter([E.NOT_ENOUGH_REPLICAS, E.NONE])
+
+    class Conn:
+        host, port = "127.0.0.1", 1
+
+        async def request(self, body, timeout):
+            sent.append(body)
+            m = body.markers[0]
+            return build(response_class(27, 1), {"markers": [{"producer_id": m.producer_id, "topics": [
+                {"name": t.name, "partitions": [{"partition_index": p, "error_code": next(answers)}
+                                                for p in t.partition_indexes]} for t in m.topics]}]})
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(state, "leaders", {**state.leaders, ("t", 1): (2, 0)})
+    monkeypatch.setattr(markers_mod, "broker_address", lambda st, b: ("127.0.0.1", 1) if b == 2 else None)
+    monkeypatch.setattr(state.replicas, "connect", lambda host, port, client_id: Conn())
+    sender = state.txns.markers
+    ok = node.run(sender.send(7, 3, True, 0, {("t", 0), ("t", 1)}, lambda: True))
+    assert ok and len(sent) == 2
+    m = sent[0].markers[0]
+    assert (m.producer_id, m.producer_epoch, m.transaction_result, [(t.name, list(t.partition_indexes))
+                                                                    for t in m.topics]) == (7, 3, True, [("t", [1])])
+    assert markers(node, 0) == [CONTROL_COMMIT]
