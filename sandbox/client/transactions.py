@@ -4,6 +4,8 @@ the broker that listed them (DescribeTransactions), as kafka-transactions.sh doe
 
 from __future__ import annotations
 
+from typing import Any
+
 from .base import DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS, _check, _locked
 from .connection import fmt
 from .models import KafkaClientError, TransactionInfo
@@ -39,6 +41,18 @@ class TxnAdmin:
                     continue   # ended or moved meanwhile
                 out[t.transactional_id] = TransactionInfo(
                     t.transactional_id, t.transaction_state, int(t.producer_id), int(t.producer_epoch),
-                    int(t.transaction_timeout_ms), int(t.transaction_start_time_ms),
+                    _ms(t.transaction_timeout), _epoch_ms(t.transaction_start_time),
                     sorted((tp.topic, int(p)) for tp in t.topics for p in tp.partitions))
         return [out[k] for k in sorted(out)]
+
+
+def _ms(delta: Any) -> int:
+    """kio's timedelta (or a plain int of milliseconds) in milliseconds."""
+    return int(delta.total_seconds() * 1000) if hasattr(delta, "total_seconds") else int(delta)
+
+
+def _epoch_ms(when: Any) -> int:
+    """kio's datetime (or milliseconds) since the epoch in milliseconds; -1 when unset."""
+    if when is None:
+        return -1
+    return round(when.timestamp() * 1000) if hasattr(when, "timestamp") else int(when)

@@ -13,6 +13,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from helpers import wait_for
 from rawclient import RawClient
 from sandbox.log.batch import ATTR_TRANSACTIONAL, build_batch
 from sandbox.protocol import build, request_class
@@ -154,3 +155,27 @@ def test_a_pending_txn_offset_commit_survives_a_restart_and_completes_with_its_m
         assert _offset_fetch(raw, group, topic) == (-1, UNSTABLE_OFFSET_COMMIT)   # still pending after the restart
         _marker(raw, "__consumer_offsets", COMMITTED, True, [partition_for(group, 10)])
         assert _offset_fetch(raw, group, topic) == (17, NONE)
+
+
+def test_open_transactions_as_status_lists_them(broker):
+    from confluent_kafka import Producer
+
+    from sandbox.client import KafkaClient
+    from sandbox.health.transactions import transaction_entries
+
+    topic, txn_id = unique("ot"), unique("txid")
+    create_topic(broker.bootstrap, topic, 2)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": txn_id, "transaction.timeout.ms": 60000})
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(topic, value=b"x", partition=1)
+    p.flush(10)
+    with KafkaClient(broker.bootstrap) as c:
+        entries, problems = transaction_entries(c)
+        assert problems == []
+        (e,) = [e for e in entries if e["transactional_id"] == txn_id]
+        assert e["state"] == "Ongoing" and e["partitions"] == [{"topic": topic, "partition": 1}]
+        assert 0 <= e["age_ms"] < 60000 and e["timeout_ms"] == 60000 and not e["hanging"]
+        p.commit_transaction(30)   # answered once PrepareCommit is written; the markers follow
+        wait_for(lambda: not [x for x in transaction_entries(c)[0] if x["transactional_id"] == txn_id], 10,
+                 what="the committed transaction to leave the open ones")
