@@ -1,13 +1,14 @@
 """One asyncio Kafka connection to one node, for services that talk to other services (a broker
-to the coordinator today, to other brokers for replication next): one request in flight,
-(re)connects on demand, closes itself on any failure, asks once more on a fresh connection when a
-kept one turns out dead. The request/reply steps are the blocking connection's."""
+to the coordinator, a follower to its leader): one request in flight, (re)connects on demand,
+closes itself on any failure, asks once more on a fresh connection when a kept one turns out dead.
+Each reply is received straight into one buffer of its size (no stream buffer copies)."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import struct
-from typing import Any
+from typing import Any, Callable
 
 from sandbox.protocol.errors import NETWORK_EXCEPTION, REQUEST_TIMED_OUT
 
@@ -25,45 +26,125 @@ class ExchangeFailed(KafkaClientError):
         self.timed_out, self.no_answer, self.detail = timed_out, no_answer, detail
 
 
+class _Frames(asyncio.BufferedProtocol):
+    """Reply frames as they arrive: the 4-byte size, then the body read into a bytearray of
+    exactly that size by the transport itself."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._prefix = bytearray(4)
+        self._body: bytearray | None = None
+        self._pos = 0
+        self._done: collections.deque = collections.deque()   # whole frames, or the error
+        self._waiter: asyncio.Future | None = None
+        self._drained: asyncio.Future | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int):
+        if self._body is None:
+            return memoryview(self._prefix)[self._pos:]
+        return memoryview(self._body)[self._pos:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._pos += nbytes
+        if self._body is None:
+            if self._pos < 4:
+                return
+            try:
+                size = reply_size(bytes(self._prefix))
+            except ValueError as e:   # BadReply: the stream is garbage
+                self._finish(e)
+                self.transport.close()
+                return
+            self._body, self._pos = bytearray(size), 0
+        elif self._pos == len(self._body):
+            body, self._body, self._pos = self._body, None, 0
+            self._finish(body)
+
+    def _finish(self, item) -> None:
+        self._done.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def connection_lost(self, exc) -> None:
+        got = bytes(self._prefix[:self._pos]) if self._body is None else bytes(self._prefix) + bytes(self._body[:self._pos])
+        expected = 4 if self._body is None else 4 + len(self._body)
+        if got or exc is None:   # cut mid-reply (a partial answer), or closed by the peer
+            self._finish(asyncio.IncompleteReadError(got, expected))
+        else:
+            self._finish(exc)
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._drained = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    async def next_frame(self) -> bytearray:
+        if self._drained is not None:
+            await self._drained
+        while not self._done:
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        item = self._done.popleft()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
 class AsyncConnection:
     """One Kafka connection: `await request(body, timeout)` gives the response entity or raises
-    ExchangeFailed (a timed-out reply would desynchronise the stream, so the connection closes)."""
+    ExchangeFailed (a timed-out reply would desynchronise the stream, so the connection closes).
+    `await call(encode, decode, timeout)` does the same with a caller's own codec."""
 
     def __init__(self, host: str, port: int, client_id: str, connect_timeout: float) -> None:
         self.host, self.port, self.client_id = host, port, client_id
         self.connect_timeout = connect_timeout
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._proto: _Frames | None = None
         self._lock = asyncio.Lock()
         self._corr = 0
 
     @property
     def connected(self) -> bool:
-        return self._writer is not None and not self._writer.is_closing()
+        return self._proto is not None and not self._proto.transport.is_closing()
 
     async def request(self, body: Any, timeout: float) -> Any:
+        return await self.call(lambda corr, client_id: request_frame(body, corr, client_id),
+                               lambda frame, corr: decode_reply(bytes(frame), body, corr), timeout)
+
+    async def call(self, encode: Callable[[int, str], bytes], decode: Callable[[bytearray, int], Any],
+                   timeout: float) -> Any:
+        """encode(correlation id, client id) -> the request frame (size prefix included);
+        decode(reply frame without its size prefix, correlation id) -> the answer (raises
+        ValueError or struct.error for a bad reply)."""
         async with self._lock:
             reused = self.connected
             try:
-                return await self._request(body, timeout)
+                return await self._request(encode, decode, timeout)
             except ExchangeFailed as e:
                 # a kept connection whose peer died (a restarted service) fails on first use
                 # without an answer: the request never reached a live peer, so ask again once on
                 # a fresh connection
                 if not (reused and e.no_answer):
                     raise
-            return await self._request(body, timeout)
+            return await self._request(encode, decode, timeout)
 
-    async def _request(self, body: Any, timeout: float) -> Any:
+    async def _request(self, encode, decode, timeout: float) -> Any:
         try:
             if not self.connected:
-                self._reader, self._writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.host, self.port), self.connect_timeout)
+                loop = asyncio.get_running_loop()
+                _t, self._proto = await asyncio.wait_for(
+                    loop.create_connection(_Frames, self.host, self.port), self.connect_timeout)
             self._corr = (self._corr + 1) & 0x7FFFFFFF
             corr = self._corr
-            self._writer.write(request_frame(body, corr, self.client_id))
-            frame = await asyncio.wait_for(self._exchange(), timeout)
-            return decode_reply(frame, body, corr)
+            self._proto.transport.write(encode(corr, self.client_id))
+            frame = await asyncio.wait_for(self._proto.next_frame(), timeout)
+            return decode(frame, corr)
         except asyncio.TimeoutError:
             self.close()
             raise ExchangeFailed(f"{self.host}:{self.port} did not answer within {timeout:.1f} s",
@@ -79,12 +160,7 @@ class AsyncConnection:
             self.close()
             raise
 
-    async def _exchange(self) -> bytes:
-        assert self._writer is not None and self._reader is not None
-        await self._writer.drain()
-        return await self._reader.readexactly(reply_size(await self._reader.readexactly(4)))
-
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        self._reader = self._writer = None
+        if self._proto is not None and self._proto.transport is not None:
+            self._proto.transport.close()
+        self._proto = None
