@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from sandbox.protocol import DecodeError, RequestHeader, build, decode_response, encode_request
 from sandbox.protocol import encode_response, request_class, response_class
+from test_fast import fetch_body  # the Fetch response bodies the encoder is checked with
+
 from sandbox.protocol.fast_fetch import (
     FETCH_DECODE_VERSIONS,
     FETCH_REQUEST_VERSIONS,
@@ -20,7 +22,6 @@ from sandbox.protocol.fast_fetch import (
 i32 = st.integers(-(2**31), 2**31 - 1)
 i64 = st.integers(-(2**63), 2**63 - 1)
 names = st.text(min_size=0, max_size=12)
-errors = st.sampled_from([0, 1, 3, 6, 74, 75])
 
 fetch_partition = st.builds(FetchPartition, partition=i32, fetch_offset=i64, partition_max_bytes=i32,
                             current_leader_epoch=i32, log_start_offset=i64, last_fetched_epoch=i32)
@@ -45,20 +46,6 @@ def test_fetch_request_matches_kio(version, corr, client_id, replica, wait, min_
     assert got == expected
 
 
-records_st = st.none() | st.binary(max_size=64)
-kio_partition = st.fixed_dictionaries({
-    "partition_index": i32, "error_code": errors, "high_watermark": i64, "last_stable_offset": i64,
-    "log_start_offset": i64, "preferred_read_replica": i32, "records": records_st,
-    "aborted_transactions": st.none() | st.lists(st.fixed_dictionaries(
-        {"producer_id": i64, "first_offset": i64}), max_size=2),
-})
-kio_body = st.fixed_dictionaries({
-    "throttle_time": st.integers(0, 2**31 - 1), "error_code": errors, "session_id": i32,
-    "responses": st.lists(st.fixed_dictionaries({
-        "topic": names, "topic_id": st.none(), "partitions": st.lists(kio_partition, max_size=3)}), max_size=3),
-})
-
-
 def _same(version: int, ours, theirs) -> None:
     assert len(ours.responses) == len(theirs.responses)
     if version >= 7:
@@ -81,7 +68,7 @@ def _same(version: int, ours, theirs) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(version=st.integers(*FETCH_DECODE_VERSIONS), corr=i32, body=kio_body)
+@given(version=st.integers(*FETCH_DECODE_VERSIONS), corr=i32, body=fetch_body)
 def test_fetch_response_decodes_as_kio(version, corr, body):
     frame = encode_response(corr, build(response_class(1, version), body))[4:]
     got_corr, ours = decode_fetch_response(bytearray(frame), version)
