@@ -27,13 +27,17 @@ class ExchangeFailed(KafkaClientError):
 
 
 class _Frames(asyncio.BufferedProtocol):
-    """Reply frames as they arrive: the 4-byte size, then the body read into a bytearray of
-    exactly that size by the transport itself."""
+    """Reply frames as they arrive: the transport reads into a scratch buffer until a frame's
+    4-byte size is known (and whatever of the frame came with it), then straight into a
+    bytearray of exactly that size."""
+
+    SCRATCH = 64 * 1024
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self._prefix = bytearray(4)
-        self._body: bytearray | None = None
+        self._scratch = bytearray(self.SCRATCH)
+        self._held = 0                        # bytes in the scratch buffer not parsed yet
+        self._body: bytearray | None = None   # the frame being received, once its size is known
         self._pos = 0
         self._done: collections.deque = collections.deque()   # whole frames, or the error
         self._waiter: asyncio.Future | None = None
@@ -44,24 +48,39 @@ class _Frames(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int):
         if self._body is None:
-            return memoryview(self._prefix)[self._pos:]
+            return memoryview(self._scratch)[self._held:]
         return memoryview(self._body)[self._pos:]
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._pos += nbytes
-        if self._body is None:
-            if self._pos < 4:
-                return
+        if self._body is not None:
+            self._pos += nbytes
+            if self._pos == len(self._body):
+                body, self._body = self._body, None
+                self._finish(body)
+            return
+        self._held += nbytes
+        scratch, start = self._scratch, 0
+        while self._held - start >= 4:
             try:
-                size = reply_size(bytes(self._prefix))
+                size = reply_size(bytes(scratch[start:start + 4]))
             except ValueError as e:   # BadReply: the stream is garbage
+                self._held = 0
                 self._finish(e)
                 self.transport.close()
                 return
-            self._body, self._pos = bytearray(size), 0
-        elif self._pos == len(self._body):
-            body, self._body, self._pos = self._body, None, 0
+            start += 4
+            take = min(self._held - start, size)
+            body = bytearray(size)
+            body[:take] = scratch[start:start + take]
+            start += take
+            if take < size:   # the rest goes straight into the frame's own buffer
+                self._body, self._pos = body, take
+                break
             self._finish(body)
+        rest = self._held - start
+        if rest and start:
+            scratch[:rest] = scratch[start:self._held]
+        self._held = rest
 
     def _finish(self, item) -> None:
         self._done.append(item)
@@ -69,8 +88,10 @@ class _Frames(asyncio.BufferedProtocol):
             self._waiter.set_result(None)
 
     def connection_lost(self, exc) -> None:
-        got = bytes(self._prefix[:self._pos]) if self._body is None else bytes(self._prefix) + bytes(self._body[:self._pos])
-        expected = 4 if self._body is None else 4 + len(self._body)
+        if self._body is None:
+            got, expected = bytes(self._scratch[:self._held]), 4
+        else:
+            got, expected = struct.pack(">i", len(self._body)) + self._body[:self._pos], 4 + len(self._body)
         if got or exc is None:   # cut mid-reply (a partial answer), or closed by the peer
             self._finish(asyncio.IncompleteReadError(got, expected))
         else:
@@ -85,16 +106,29 @@ class _Frames(asyncio.BufferedProtocol):
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
 
-    async def next_frame(self) -> bytearray:
-        if self._drained is not None:
-            await self._drained
-        while not self._done:
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
+    async def next_frame(self, timeout: float) -> bytearray:
+        """The next whole reply frame; asyncio.TimeoutError after `timeout` s. A timer on one
+        future rather than asyncio.wait_for, which would run a task per reply."""
+        loop = asyncio.get_running_loop()
+        if self._drained is not None and not self._drained.done():
+            await asyncio.wait_for(self._drained, timeout)
+        if not self._done:
+            self._waiter = waiter = loop.create_future()
+            timer = loop.call_later(timeout, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
         item = self._done.popleft()
         if isinstance(item, BaseException):
             raise item
         return item
+
+
+def _expire(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_exception(asyncio.TimeoutError())
 
 
 class AsyncConnection:
@@ -143,7 +177,7 @@ class AsyncConnection:
             self._corr = (self._corr + 1) & 0x7FFFFFFF
             corr = self._corr
             self._proto.transport.write(encode(corr, self.client_id))
-            frame = await asyncio.wait_for(self._proto.next_frame(), timeout)
+            frame = await self._proto.next_frame(timeout)
             return decode(frame, corr)
         except asyncio.TimeoutError:
             self.close()
