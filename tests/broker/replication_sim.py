@@ -176,20 +176,27 @@ class SimConnection:
         self._corr = 0
 
     async def request(self, body: Any, timeout: float) -> Any:
+        key, version = body.__api_key__, body.__version__
+        return await self.call(
+            lambda corr, client_id: encode_request(RequestHeader(key, version, corr, client_id), body),
+            lambda frame, _corr: decode_response(bytes(frame), key, version)[1], timeout)
+
+    async def call(self, encode, decode, timeout: float) -> Any:
+        """As AsyncConnection.call: encode(correlation id, client id) -> the request frame,
+        decode(reply frame without its size prefix, correlation id) -> the answer."""
         async with self._lock:
             me = self.sim.brokers[self.src]
             await me.running()
-            key, version = body.__api_key__, body.__version__
             self._corr += 1
-            frame = encode_request(RequestHeader(key, version, self._corr, self.client_id), body)[4:]
+            frame = encode(self._corr, self.client_id)[4:]
+            kind = "fetch" if peek_header(frame)[0] == 1 else "epoch"
             try:
                 reply = await self.sim.net.call(self.src, self.dst, lambda: self.sim.serve(self.dst, frame), timeout,
-                                                "fetch" if key == 1 else "epoch")
+                                                kind)
             except CoordinatorError as e:
                 raise ExchangeFailed(e.message, timed_out=True) from None
             await me.running()
-            _corr, resp = decode_response(bytes(reply)[4:], key, version)
-            return resp
+            return decode(bytearray(reply)[4:], self._corr)
 
     def close(self) -> None:
         pass

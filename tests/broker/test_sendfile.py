@@ -87,3 +87,42 @@ def test_reads_and_appends_do_not_depend_on_the_shared_file_offset(tmp_path):
     finally:
         os.close(fd)
         log.close()
+
+
+def test_sendfile_now_sends_what_the_socket_takes_and_never_jumps_the_queue(tmp_path):
+    """The direct sendfile sends a file run only when nothing waits in the transport ahead of it,
+    and stops without error where the socket is full (the caller leaves the rest to asyncio)."""
+    import socket
+
+    data = os.urandom(8 << 20)   # more than a socket buffer holds
+    path = tmp_path / "run"
+    path.write_bytes(data)
+    a, b = socket.socketpair()
+    a.setblocking(False)
+
+    class Transport:
+        queued = 0
+
+        def get_write_buffer_size(self):
+            return self.queued
+
+        def get_extra_info(self, name):
+            return a if name == "socket" else None
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        t = Transport()
+        t.queued = 10
+        assert server.sendfile_now(t, fd, 100, 1000) == 0   # bytes queued ahead: not now
+        t.queued = 0
+        sent = server.sendfile_now(t, fd, 100, len(data) - 100)
+        assert 0 < sent < len(data) - 100
+        got = bytearray()
+        b.setblocking(False)
+        while len(got) < sent:
+            got += b.recv(1 << 20)
+        assert bytes(got) == data[100:100 + sent]
+    finally:
+        os.close(fd)
+        a.close()
+        b.close()

@@ -7,7 +7,9 @@ import asyncio
 import pytest
 
 from sandbox.client.async_connection import AsyncConnection, ExchangeFailed
-from sandbox.protocol import build, decode_request, encode_response, frame_size, request_class, response_class
+from sandbox.protocol import (
+    RequestHeader, build, decode_request, encode_request, encode_response, frame_size, request_class, response_class,
+)
 from sandbox.protocol.errors import NETWORK_EXCEPTION, REQUEST_TIMED_OUT
 
 API_VERSIONS = build(request_class(18, 0), {})
@@ -80,3 +82,78 @@ def test_refused_connection_and_one_retry_on_a_dead_kept_connection():
         assert f"127.0.0.1:{port} is not available" in e.value.message
 
     asyncio.run(main())
+
+
+def test_a_reply_in_pieces_and_a_reply_cut_short():
+    """Replies arrive a few bytes at a time and are reassembled; a reply cut mid-frame is an
+    answer that started (no_answer false: not asked again) and closes the connection."""
+    async def main():
+        reply = encode_response(1, build(response_class(18, 0), {"error_code": 0, "api_keys": []}))
+
+        async def handle(reader, writer):
+            try:
+                while True:
+                    frame = await reader.readexactly(frame_size(await reader.readexactly(4)))
+                    header, _ = decode_request(frame)
+                    out = encode_response(header.correlation_id,
+                                          build(response_class(18, 0), {"error_code": 0, "api_keys": []}))
+                    if header.client_id == "cut":
+                        writer.write(out[:len(out) - 2])
+                        await writer.drain()
+                        break
+                    for i in range(0, len(out), 3):
+                        writer.write(out[i:i + 3])
+                        await writer.drain()
+                        await asyncio.sleep(0.001)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            conn = AsyncConnection("127.0.0.1", port, "t", 1.0)
+            seen = []
+
+            def decode(frame, corr):
+                seen.append((bytes(frame), corr))
+                return "decoded"
+            got = await conn.call(lambda corr, cid: encode_request_frame(corr, cid), decode, 1.0)
+            assert got == "decoded" and seen[0][0][4:] == reply[8:] and seen[0][1] == 1
+            assert int((await conn.request(API_VERSIONS, 1.0)).error_code) == 0
+            cut = AsyncConnection("127.0.0.1", port, "cut", 1.0)
+            with pytest.raises(ExchangeFailed) as e:
+                await cut.request(API_VERSIONS, 1.0)
+            assert not e.value.timed_out and not e.value.no_answer and not cut.connected
+        finally:
+            server.close()
+
+    asyncio.run(main())
+
+
+def encode_request_frame(corr: int, client_id: str) -> bytes:
+    return encode_request(RequestHeader(18, 0, corr, client_id), API_VERSIONS)
+
+
+def test_frames_reassembled_from_any_split():
+    """Reply frames fed to the protocol in pieces of any size, several in one piece or one frame
+    over many (larger than its scratch buffer), come out whole and in order."""
+    import random
+    import struct
+
+    from sandbox.client.async_connection import _Frames
+
+    rnd = random.Random(7)
+    bodies = [bytes([i]) * n for i, n in enumerate([4, 5, 70_000, 4, 300, 200_000, 9])]
+    stream = b"".join(struct.pack(">i", len(b)) + b for b in bodies)
+    for _ in range(30):
+        proto, pos = _Frames(), 0
+        while pos < len(stream):
+            buf = proto.get_buffer(-1)
+            assert len(buf) > 0
+            n = min(len(buf), rnd.choice([1, 3, 4, 7, 1000, 70_000, 500_000]), len(stream) - pos)
+            buf[:n] = stream[pos:pos + n]
+            proto.buffer_updated(n)
+            pos += n
+        assert [bytes(f) for f in proto._done] == bodies

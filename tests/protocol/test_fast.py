@@ -169,9 +169,29 @@ def test_produce_request_garbage_only_raises_decode_error(version, data, cut, fl
         _h2, r2 = decode_produce_request(frame)
     except DecodeError:
         r2 = None
+    if r1 is not None and r2 is None and _null_array(r1):
+        return   # kio reads a null where Produce allows no null (Kafka refuses it too): refusing is right
     assert (r1 is None) == (r2 is None)
     if r1 is not None:
         assert _as_plain(r1) == _as_plain(r2)
+
+
+def _null_array(request) -> bool:
+    """A Produce request holding a null array, which its schema does not allow."""
+    return request.topic_data is None or any(t.partition_data is None for t in request.topic_data)
+
+
+def test_a_null_partition_array_is_refused():
+    # the example hypothesis found: a flipped byte makes the second topic's partition array null
+    data = {"transactional_id": None, "acks": 0, "timeout": 0,
+            "topic_data": [{"name": "a", "partition_data": []}, {"name": "b", "partition_data": []}]}
+    frame = bytearray(encode_request(RequestHeader(0, 9, 1, "c"), build(request_class(0, 9), data))[4:])
+    assert frame[-3:] == b"\x01\x00\x00"   # b's compact partition array (empty), b's and the request's tags
+    frame[-3] = 0                            # length 0 in a compact array: null
+    _h, r1 = decode_request(bytes(frame))
+    assert r1.topic_data[1].partition_data is None
+    with pytest.raises(DecodeError):
+        decode_produce_request(bytes(frame))
 
 
 def test_produce_request_records_are_views_not_copies():

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox.client.async_connection import AsyncConnection, ExchangeFailed
 from sandbox.log import CorruptRecordError, InvalidRecordError
-from sandbox.protocol import build, request_class
+from sandbox.client.connection import BadReply, WrongCorrelation
+from sandbox.protocol import DecodeError, build, request_class
+from sandbox.protocol.fast_fetch import FetchPartition, decode_fetch_response, encode_fetch_request
 from sandbox.protocol.errors import NONE, OFFSET_OUT_OF_RANGE
 
 if TYPE_CHECKING:
@@ -36,6 +38,18 @@ def broker_address(state: Any, broker_id: int) -> tuple[str, int] | None:
         return None
     name = next((n for n in INTERNAL_LISTENERS if n in info.listeners), None)
     return info.address(name)
+
+
+def _decode_fetch(frame: bytearray, correlation_id: int) -> Any:
+    """The leader's Fetch answer, its record sets left as views into `frame`; BadReply if it is
+    not the answer to the request sent as `correlation_id`."""
+    try:
+        got, resp = decode_fetch_response(frame, FETCH_VERSION)
+    except DecodeError as e:
+        raise BadReply(f"a Fetch response v{FETCH_VERSION} that cannot be decoded ({e})") from None
+    if got != correlation_id:
+        raise WrongCorrelation(got, correlation_id)
+    return resp
 
 
 class ReplicaFetcher:
@@ -151,22 +165,21 @@ class ReplicaFetcher:
 
     async def _fetch(self) -> None:
         state = self.manager.state
-        topics: dict[str, list[dict]] = {}
+        topics: dict[str, list[FetchPartition]] = {}
+        asked: dict[Key, int] = {}
         for key, epoch in self.partitions.items():
             plog = state.partitions.get(key)
             if key in self._truncate or plog is None:
                 continue
-            topics.setdefault(key[0], []).append({
-                "partition": key[1], "current_leader_epoch": epoch,
-                "fetch_offset": plog.log_end_offset, "last_fetched_epoch": -1,
-                "log_start_offset": plog.log_start_offset, "partition_max_bytes": PARTITION_MAX_BYTES})
-        body = build(request_class(1, FETCH_VERSION), {
-            "cluster_id": None, "replica_id": state.node_id, "max_wait": MAX_WAIT_MS, "min_bytes": 1,
-            "max_bytes": MAX_BYTES, "isolation_level": 0, "session_id": 0, "session_epoch": -1,
-            "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()],
-            "forgotten_topics_data": [], "rack_id": ""})
-        asked = {(t, p["partition"]): p["fetch_offset"] for t, ps in topics.items() for p in ps}
-        resp = await self._conn.request(body, MAX_WAIT_MS / 1000 + 10.0)
+            asked[key] = leo = plog.log_end_offset
+            topics.setdefault(key[0], []).append(FetchPartition(
+                key[1], leo, PARTITION_MAX_BYTES, epoch, plog.log_start_offset))
+        node = state.node_id
+        resp = await self._conn.call(
+            lambda corr, client_id: encode_fetch_request(
+                FETCH_VERSION, corr, client_id, replica_id=node, max_wait_ms=MAX_WAIT_MS, min_bytes=1,
+                max_bytes=MAX_BYTES, topics=topics),
+            _decode_fetch, MAX_WAIT_MS / 1000 + 10.0)
         backoff = False
         for t in resp.responses:
             for p in t.partitions:
