@@ -86,6 +86,7 @@ def test_commit_and_abort_across_two_topics_and_partitions(broker):
         if outcome == "commit":
             p.commit_transaction(30)
         else:
+            assert p.flush(30) == 0          # sent, so the log holds them (abort drops what is unsent)
             p.abort_transaction(30)
     seen, positions = read_all(broker.bootstrap, topics, "read_committed")
     assert sorted(seen) == sorted(committed)
@@ -223,6 +224,7 @@ def test_kafka_python_and_aiokafka_transactions_and_kcat_read_committed(broker):
         kp.commit_transaction()
         kp.begin_transaction()
         kp.send(t, b"kp-abort")
+        kp.flush()
         kp.abort_transaction()
     finally:
         kp.close(5)
