@@ -124,7 +124,7 @@ def append_records(state: Any, key: tuple[str, int], records: list[tuple[bytes, 
         info = plog.append(build_batch(records[i:i + RECORDS_PER_BATCH], **txn), leader_epoch=epoch)
         last = info.last_offset
     if fsync:
-        plog.housekeeping.flush()
+        plog.housekeeping.sync()
     state.replicas.appended(key)
     state.notifier.notify(key)
     return last

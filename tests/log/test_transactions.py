@@ -296,3 +296,19 @@ def test_read_committed_never_sees_aborted_or_open_data(tmp_path_factory, ops, c
                      if off < lso and status[v] == "committed"]
             assert seen == below
     log.close()
+
+
+def test_sync_makes_appends_durable_without_rewriting_indexes_or_snapshots(tmp_path):
+    log = PartitionLog(tmp_path / "p", cfg(segment_bytes=1 << 20))
+    log.append(plain([b"a"]))
+    log.housekeeping.flush()
+    snapshots = sorted(p.name for p in (tmp_path / "p").glob("*.snapshot"))
+    log.append(txn_batch(4, [b"t"]))
+    log.append_marker(4, 0, False, 0)
+    log.housekeeping.sync()
+    assert log.housekeeping.dirty and log.recovery_point == 1       # the next flush does the rest
+    assert sorted(p.name for p in (tmp_path / "p").glob("*.snapshot")) == snapshots
+    for seg in log._segments:      # a crash: nothing more written
+        seg.close()
+    again = PartitionLog(tmp_path / "p", cfg(segment_bytes=1 << 20), recovery_point=1)
+    assert again.log_end_offset == 3 and again.aborted_transactions(0, 3) == [(4, 1)]

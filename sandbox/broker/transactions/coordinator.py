@@ -102,7 +102,7 @@ class TxnCoordinator:
                                          meta.partitions, lambda: self._still(meta, epoch))
             if not ok or not self._still(meta, epoch):
                 return
-            code = await self.store.write(self.machine.completed(meta))
+            code = await self.store.write(self.machine.completed(meta), fsync=False)
             if code != NONE:   # housekeeping tries again
                 log.warning("transaction %r: completion not written (error %d)", tid, code)
         except asyncio.CancelledError:

@@ -109,9 +109,12 @@ class TxnStore:
         return set(self._ids.get(index, ()))
 
     # ---- writing -------------------------------------------------------------------------------
-    async def write(self, meta: TxnMetadata) -> int:
+    async def write(self, meta: TxnMetadata, *, fsync: bool = True) -> int:
         """Make `meta` durable on the ISR, then apply it to the machine (a Dead state is a
-        tombstone). NONE, or the error the coordinator's client gets."""
+        tombstone). NONE, or the error the coordinator's client gets. fsync=False: on the ISR
+        but fsynced only with the partition's next fsynced write (a CompleteCommit/Abort, which a
+        crash may lose: the PrepareCommit/Abort found instead sends its markers again, and a
+        marker for a transaction already ended changes nothing)."""
         tid = meta.transactional_id
         code = self.check(tid)
         if code != NONE:
@@ -127,7 +130,7 @@ class TxnStore:
         try:
             value = None if meta.state == DEAD else encode_value(meta)
             try:
-                last = append_records(self.state, key, [(encode_key(tid), value)], self._fsync)
+                last = append_records(self.state, key, [(encode_key(tid), value)], self._fsync and fsync)
             except OSError as e:
                 log.warning("%s-%d: state of %r not written: %s", TXN_TOPIC, index, tid, e)
                 return NOT_COORDINATOR
