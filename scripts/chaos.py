@@ -345,9 +345,9 @@ def _read_all(bootstrap: str, timeout: float = 90) -> dict[int, list[tuple[int, 
     return out
 
 
-def _kept_in(folder: Path, value: bytes) -> bool:
-    """Whether a segment of the chaos topic somewhere under `folder` holds these bytes."""
-    for f in folder.rglob(f"{TOPIC}-*/*.log") if folder.exists() else ():
+def _kept_in(folder: Path, value: bytes, topic: str = TOPIC) -> bool:
+    """Whether a segment of `topic` somewhere under `folder` holds these bytes."""
+    for f in folder.rglob(f"{topic}-*/*.log") if folder.exists() else ():
         try:
             if value in f.read_bytes():
                 return True
@@ -390,7 +390,7 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print) -> Repo
         report.txns_committed, report.txns_aborted = len(txns.committed), len(txns.aborted)
         report.violations += chaos_txn.check(
             txns, chaos_txn.read_committed(stack.bootstrap),
-            lambda v: chaos_txn.kept_in(camp.trash, v) or chaos_txn.kept_in(stack.data / "quarantine", v))
+            lambda v: any(_kept_in(where, v, chaos_txn.TXN_TOPIC) for where in (camp.trash, stack.data / "quarantine")))
         counts = {p: len(v) for p, v in got.items()}
         seen: dict[bytes, list[tuple[int, int]]] = {}
         for p, recs in got.items():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from pathlib import Path
 from typing import Callable
 
 TXN_TOPIC = "chaos-tx"
@@ -125,12 +124,3 @@ def check(load: TxnLoad, seen: dict[bytes, int], kept_somewhere: Callable[[bytes
             out.append(f"transaction {n} (outcome unknown to the client) visible in part: {by_txn[n]} of {TXN_RECORDS}")
     return out
 
-
-def kept_in(folder: Path, value: bytes) -> bool:
-    for f in folder.rglob(f"{TXN_TOPIC}-*/*.log") if folder.exists() else ():
-        try:
-            if value in f.read_bytes():
-                return True
-        except OSError:
-            continue
-    return False

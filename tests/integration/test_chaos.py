@@ -1,9 +1,10 @@
 """The fault campaign (scripts/chaos.py) on a fixed set of seeds: random SIGKILL/SIGSTOP of every
 service and of the supervisor (followed by `sandbox up`), torn tails, journals deleted or replaced by
 a file, the coordinator's journal destroyed, against a real 3-broker stack under an idempotent
-acks=all producer. Invariants: no acknowledged record lost unless the fault destroyed its journal or
-a quarantine keeps it, no duplicate, healthy within 10 s of each fault, status never shows a dead
-pid as running, nothing left after `down`.
+acks=all producer and a transactional one. Invariants: no acknowledged record lost unless the
+fault destroyed its journal or a quarantine keeps it, no duplicate, read_committed shows every
+committed transaction whole and nothing of an aborted one, healthy within 10 s of each fault,
+status never shows a dead pid as running, nothing left after `down`.
 
 The seeds are the ones that found bugs (each now a regression): seed 1 reaches a destroyed
 coordinator journal after ten other faults (a killed adopted broker's lock once quarantined a
@@ -31,6 +32,7 @@ def test_fault_campaign_keeps_every_acknowledged_record(tmp_path, seed, faults):
     report = chaos.run(seed, faults, tmp_path / "proj", brokers=3, say=lines.append)
     print(report.line())
     assert len(report.faults) == faults and report.acked > 500, report.line()
+    assert report.txns_committed > 20 and report.txns_aborted > 0, report.line()
     assert not report.violations, "\n".join([report.line(), *lines, *report.violations[:20]])
     assert report.lost == report.destroyed + report.quarantined
     assert report.duplicates == 0
