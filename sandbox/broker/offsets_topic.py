@@ -156,7 +156,7 @@ class TopicOffsetStore:
         now = int(self._clock() * 1000)
         index = self._writable(group)
         plog = self.state.partitions[(OFFSETS_TOPIC, index)]
-        seen = next((e for pid, e, _s, _t in plog.housekeeping.active_producers() if pid == producer_id), -1)
+        seen = next((e for pid, e, _s, _t, _c in plog.housekeeping.active_producers() if pid == producer_id), -1)
         if producer_epoch < seen:   # the log checks epochs of sequenced batches only; these have none
             raise OffsetsNotWritable(INVALID_PRODUCER_EPOCH, f"producer {producer_id} has epoch {producer_epoch}, "
                                                              f"older than {seen}")

@@ -343,8 +343,14 @@ def build_control_batch(producer_id: int, producer_epoch: int, commit: bool, coo
 def control_type(buf, pos: int, header: BatchHeader) -> int:
     """CONTROL_COMMIT or CONTROL_ABORT of the control batch at buf[pos:] (its first record's
     key), -1 if it is not one or cannot be read. buf may hold just the header and first record."""
+    return control_record(buf, pos, header)[0]
+
+
+def control_record(buf, pos: int, header: BatchHeader) -> tuple[int, int]:
+    """(marker type, coordinator epoch) of the control batch at buf[pos:]; (-1, -1) if it is not
+    a marker or cannot be read (the epoch is -1 when the value is missing)."""
     if not header.is_control or header.compression or header.records_count < 1:
-        return -1
+        return -1, -1
     try:
         p = pos + HEADER_SIZE
         _length, p = _read_varint(buf, p)
@@ -353,8 +359,12 @@ def control_type(buf, pos: int, header: BatchHeader) -> int:
         _delta, p = _read_varint(buf, p)
         klen, p = _read_varint(buf, p)
         if klen < 4:
-            return -1
+            return -1, -1
         _version, kind = _CONTROL_KEY.unpack_from(buf, p)
+        if kind not in (CONTROL_ABORT, CONTROL_COMMIT):
+            return -1, -1
+        vlen, p = _read_varint(buf, p + klen)
+        epoch = _CONTROL_VALUE.unpack_from(buf, p)[1] if vlen >= _CONTROL_VALUE.size else -1
     except (struct.error, IndexError, ValueError, CorruptRecordError):
-        return -1
-    return kind if kind in (CONTROL_ABORT, CONTROL_COMMIT) else -1
+        return -1, -1
+    return kind, epoch

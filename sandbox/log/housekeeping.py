@@ -60,9 +60,9 @@ class Housekeeping:
         """Close every handle, then remove the whole partition directory (retrying on Windows)."""
         self._log._delete()
 
-    def active_producers(self) -> list[tuple[int, int, int, int]]:
-        """(producer id, epoch, last sequence, last timestamp) of every idempotent producer whose
-        batches the log holds, as DescribeProducers reports them."""
+    def active_producers(self) -> list[tuple[int, int, int, int, int]]:
+        """(producer id, epoch, last sequence, last timestamp, coordinator epoch) of every producer
+        whose batches the log holds, as DescribeProducers reports them."""
         return self._log._producers.active()
 
     def open_transactions(self) -> list[tuple[int, int, int]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from .batch import (
-    ATTR_LOG_APPEND_TIME, BatchHeader, build_control_batch, compute_crc, control_type, parse_header, validate_batches,
+    ATTR_LOG_APPEND_TIME, BatchHeader, build_control_batch, compute_crc, control_record, parse_header, validate_batches,
 )
 from .config import LogConfig
 from .epochs import LeaderEpochCache
@@ -201,7 +201,8 @@ class PartitionLog(Shrinking):
         if seg.roll_base_ms is None:
             seg.roll_base_ms = now
         for p, h in placed:
-            self._producers.update(h, control_type(buf, p, h) if h.is_control else -1, seg.base_offset)
+            self._producers.update(h, *(control_record(buf, p, h) if h.is_control else (-1, -1)),
+                                   segment_base=seg.base_offset)
         if self.hw_follows_leo:
             self._high_watermark = self.log_end_offset
         self._unflushed_messages += messages
@@ -212,7 +213,12 @@ class PartitionLog(Shrinking):
     def append_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int, *,
                       leader_epoch: int = 0, now_ms: int | None = None) -> AppendInfo:
         """End a producer's transaction here with a commit or abort marker (a control batch, as
-        WriteTxnMarkers asks). A marker from an older epoch than the producer's is refused."""
+        WriteTxnMarkers asks). A marker from an older producer epoch than the producer's is
+        refused. Its coordinator epoch is kept (DescribeProducers) but an older one is not
+        refused as Kafka refuses it: here a coordinator whose journal was lost starts its
+        partitions' leader epochs again at 0, and fencing would leave every transaction of its
+        producers hanging; a coordinator that lost its `__transaction_state` partition cannot
+        reach this point anyway (its state write needs the ISR, which follows the new leader)."""
         entry = self._producers.state.producers.get(producer_id)
         if entry is not None and producer_epoch < entry.epoch:
             raise InvalidProducerEpochError(

@@ -10,7 +10,7 @@ import re
 from collections import deque
 from pathlib import Path
 
-from .batch import CONTROL_ABORT, HEADER_SIZE, BatchHeader, control_type
+from .batch import CONTROL_ABORT, HEADER_SIZE, BatchHeader, control_record
 from .errors import InvalidProducerEpochError, OutOfOrderSequenceError
 from .files import atomic_write, safe_delete
 from .segment import segment_name
@@ -29,16 +29,17 @@ def last_sequence(base_sequence: int, delta: int) -> int:
 
 
 class ProducerEntry:
-    __slots__ = ("epoch", "batches", "last_timestamp")
+    __slots__ = ("epoch", "batches", "last_timestamp", "coordinator_epoch")
 
-    def __init__(self, epoch: int, batches=(), last_timestamp: int = -1) -> None:
+    def __init__(self, epoch: int, batches=(), last_timestamp: int = -1, coordinator_epoch: int = -1) -> None:
         self.epoch = epoch
+        self.coordinator_epoch = coordinator_epoch   # of its last transaction marker
         # (first_seq, last_seq, first_offset, last_offset), newest last
         self.batches: deque[tuple[int, int, int, int]] = deque(batches, maxlen=MAX_CACHED_BATCHES)
         self.last_timestamp = last_timestamp   # max timestamp of its last batch (DescribeProducers)
 
     def copy(self) -> "ProducerEntry":
-        return ProducerEntry(self.epoch, self.batches, self.last_timestamp)
+        return ProducerEntry(self.epoch, self.batches, self.last_timestamp, self.coordinator_epoch)
 
     @property
     def last_sequence(self) -> int:
@@ -89,20 +90,24 @@ class ProducerState:
             pending[pid] = new
         return None
 
-    def update(self, h: BatchHeader, control: int = -1) -> AbortedTxn | None:
-        """Record a batch that is now in the log (offsets assigned); control: a control batch's
-        marker type (batch.control_type). Returns the aborted transaction an abort marker ended."""
+    def update(self, h: BatchHeader, control: int = -1, coordinator_epoch: int = -1) -> AbortedTxn | None:
+        """Record a batch that is now in the log (offsets assigned); control, coordinator_epoch:
+        a control batch's marker (batch.control_record). Returns the aborted transaction an
+        abort marker ended."""
         pid = h.producer_id
         if pid < 0:
             return None
         entry = self.producers.get(pid)
-        if entry is None or h.producer_epoch > entry.epoch:
-            entry = self.producers[pid] = ProducerEntry(h.producer_epoch)   # its open transaction stays
+        if entry is None or h.producer_epoch > entry.epoch:   # its open transaction and coordinator epoch stay
+            entry = self.producers[pid] = ProducerEntry(h.producer_epoch, coordinator_epoch=(
+                entry.coordinator_epoch if entry is not None else -1))
         elif h.producer_epoch < entry.epoch:
             return None
         entry.last_timestamp = h.max_timestamp
         if h.is_transactional:
             if h.is_control:
+                if control >= 0:
+                    entry.coordinator_epoch = coordinator_epoch
                 return self._end_txn(pid, h.base_offset, control)
             if pid not in self.open_txns:
                 self.open_txns[pid] = h.base_offset
@@ -145,7 +150,7 @@ class ProducerState:
             "version": 1,
             "offset": offset,
             "producers": {str(pid): {"epoch": e.epoch, "batches": [list(b) for b in e.batches],
-                                     "ts": e.last_timestamp}
+                                     "ts": e.last_timestamp, "ce": e.coordinator_epoch}
                           for pid, e in self.producers.items()},
             "open_txns": {str(pid): first for pid, first in self.open_txns.items()},
             "completed_txns": [list(c) for c in self.completed],
@@ -163,7 +168,7 @@ class ProducerState:
             state = cls()
             for pid, e in doc["producers"].items():
                 state.producers[int(pid)] = ProducerEntry(int(e["epoch"]), [tuple(int(x) for x in b) for b in e["batches"]],
-                                                          int(e.get("ts", -1)))
+                                                          int(e.get("ts", -1)), int(e.get("ce", -1)))
             state.open_txns = {int(pid): int(first) for pid, first in doc.get("open_txns", {}).items()}
             state.completed = deque((int(m), int(f)) for m, f in doc.get("completed_txns", []))
             return state, int(doc["offset"])
@@ -217,8 +222,8 @@ class ProducerStore:
                 continue
             for pos, h in seg.walk_headers(seg.lookup(offset)):
                 if h.base_offset >= offset:
-                    control = control_type(seg.read_at(pos, HEADER_SIZE + 32), 0, h) if h.is_control else -1
-                    self.update(h, control, seg.base_offset)
+                    control = control_record(seg.read_at(pos, HEADER_SIZE + 40), 0, h) if h.is_control else (-1, -1)
+                    self.update(h, *control, segment_base=seg.base_offset)
 
     def truncated(self, segments: list, log_end: int) -> None:
         """The log was cut at log_end: snapshots beyond it go, the state is rebuilt from the batches."""
@@ -239,9 +244,10 @@ class ProducerStore:
     def check(self, headers: list[BatchHeader]) -> tuple[int, int] | None:
         return self.state.check(headers)
 
-    def update(self, h: BatchHeader, control: int = -1, segment_base: int = 0) -> None:
+    def update(self, h: BatchHeader, control: int = -1, coordinator_epoch: int = -1, *,
+               segment_base: int = 0) -> None:
         """A batch now in the log, in the segment starting at segment_base."""
-        aborted = self.state.update(h, control)
+        aborted = self.state.update(h, control, coordinator_epoch)
         if aborted is not None:
             self.txns.add(aborted, segment_base)
 
@@ -267,8 +273,8 @@ class ProducerStore:
     def _path(self, log_end: int) -> Path:
         return self.directory / f"{segment_name(log_end)}.snapshot"
 
-    def active(self) -> list[tuple[int, int, int, int]]:
-        """(producer id, epoch, last sequence, last timestamp) of every idempotent producer whose
-        batches the log holds, as DescribeProducers reports them."""
-        return [(pid, e.epoch, e.last_sequence, e.last_timestamp)
+    def active(self) -> list[tuple[int, int, int, int, int]]:
+        """(producer id, epoch, last sequence, last timestamp, coordinator epoch of its last
+        marker) of every producer whose batches the log holds, as DescribeProducers reports them."""
+        return [(pid, e.epoch, e.last_sequence, e.last_timestamp, e.coordinator_epoch)
                 for pid, e in sorted(self.state.producers.items())]

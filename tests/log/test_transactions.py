@@ -312,3 +312,21 @@ def test_sync_makes_appends_durable_without_rewriting_indexes_or_snapshots(tmp_p
         seg.close()
     again = PartitionLog(tmp_path / "p", cfg(segment_bytes=1 << 20), recovery_point=1)
     assert again.log_end_offset == 3 and again.aborted_transactions(0, 3) == [(4, 1)]
+
+
+def test_the_coordinator_epoch_of_the_last_marker_is_kept_across_restarts_and_crashes(tmp_path):
+    log = PartitionLog(tmp_path / "p", cfg())
+    log.append(txn_batch(3, [b"a"]))
+    log.append_marker(3, 0, True, coordinator_epoch=5)
+    assert [e[4] for e in log.housekeeping.active_producers()] == [5]
+    log.close()
+    again = PartitionLog(tmp_path / "p", cfg(), recovery_point=log.housekeeping.checkpoint_offsets()[0])
+    assert [e[4] for e in again.housekeeping.active_producers()] == [5]
+    again.append(txn_batch(3, [b"b"], seq=1))
+    # an older coordinator epoch is taken (a coordinator whose journal was lost starts again at 0)
+    again.append_marker(3, 0, False, coordinator_epoch=0)
+    assert again.aborted_transactions(0, 10) == [(3, 2)]
+    for seg in again._segments:   # a crash: the epoch is read back from the markers themselves
+        seg.close()
+    crashed = PartitionLog(tmp_path / "p", cfg(), recovery_point=0)
+    assert [e[4] for e in crashed.housekeeping.active_producers()] == [0]

@@ -1,7 +1,7 @@
 """DescribeProducers (61), v0: per partition, the idempotent producers the log's producer state
 holds (producer id, epoch, last sequence, timestamp of its last batch), and the first offset of
-the transaction each has open on the partition (current_txn_start_offset, -1 without one). The
-coordinator epoch is not kept per producer here: always -1. A partition this
+the transaction each has open on the partition (current_txn_start_offset, -1 without one) and the
+coordinator epoch of its last transaction marker (-1 before one). A partition this
 broker does not host is NOT_LEADER_OR_FOLLOWER when the topic has it, else
 UNKNOWN_TOPIC_OR_PARTITION, as Kafka's replica manager answers."""
 
@@ -25,8 +25,8 @@ def _partition(state, topic: str, index: int) -> dict:
     open_txns = {pid: first for pid, _epoch, first in log.housekeeping.open_transactions()}
     out["active_producers"] = [
         {"producer_id": pid, "producer_epoch": epoch, "last_sequence": seq, "last_timestamp": ts,
-         "coordinator_epoch": -1, "current_txn_start_offset": open_txns.get(pid, -1)}
-        for pid, epoch, seq, ts in log.housekeeping.active_producers()]
+         "coordinator_epoch": coord_epoch, "current_txn_start_offset": open_txns.get(pid, -1)}
+        for pid, epoch, seq, ts, coord_epoch in log.housekeeping.active_producers()]
     return out
 
 
