@@ -4,6 +4,7 @@ binary schemas, so tools that read the topic see Kafka's format. Pure functions,
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import NamedTuple
 
@@ -16,6 +17,7 @@ _I = struct.Struct(">i")
 _Q = struct.Struct(">q")
 
 
+@functools.lru_cache(maxsize=4096)   # asked several times per request for the same group or id
 def java_string_hashcode(s: str) -> int:
     """Java's String.hashCode(): s[0]*31^(n-1) + ... over UTF-16 code units, as a signed int32."""
     h = 0
