@@ -16,9 +16,10 @@ import time
 
 from sandbox import lifecycle
 from sandbox.lifecycle import serve_until_stopped, setup_logging  # noqa: F401  (setup_logging: re-exported)
-from sandbox.protocol import FrameError, frame_size, join_parts
+from sandbox.protocol import FrameError, frame_size
 
 from .config import DEFAULT_LISTENER, BrokerConfig
+from .file_reply import FileReply, discard as _discard, fetch_reply, sendfile_now
 from .handlers import REGISTRY
 from .handlers.k00_produce import STORAGE_ERRNOS
 from .state import BrokerState, emit_event
@@ -168,70 +169,6 @@ PRODUCE_KEY = 0
 
 def _api_key(frame) -> int:
     return frame[0] << 8 | frame[1] if len(frame) >= 2 else -1
-
-
-SENDFILE = hasattr(os, "sendfile")   # Linux, macOS: file slices go to the socket without a copy
-SENDFILE_MIN_BYTES = 64 * 1024       # below this, one read into the reply is cheaper
-
-
-class FileReply:
-    """A Fetch reply as buffers and pinned file runs (fd, position, size), sent in order."""
-
-    __slots__ = ("items",)
-
-    def __init__(self, items: list) -> None:
-        self.items = items
-
-    def close(self) -> None:
-        for item in self.items:
-            if isinstance(item, tuple):
-                try:
-                    os.close(item[0])
-                except OSError:
-                    pass
-        self.items = []
-
-
-def fetch_reply(parts: list):
-    """The encoded Fetch parts as one buffer (records read straight into it), or, where the OS has
-    sendfile and enough record bytes are fetched, a FileReply whose file runs are pinned now,
-    before any await lets the log roll or retention delete a segment."""
-    lazy = sum(len(p) for p in parts if hasattr(p, "pin"))
-    if not SENDFILE or lazy < SENDFILE_MIN_BYTES:
-        return join_parts(parts)
-    items: list = []
-    try:
-        for p in parts:
-            if hasattr(p, "pin"):
-                items.extend(p.pin())
-            elif len(p):
-                items.append(p)
-    except OSError:
-        FileReply(items).close()
-        return join_parts(parts)
-    return FileReply(items)
-
-
-def sendfile_now(transport, fd: int, pos: int, n: int) -> int:
-    """As much of a file run as the socket takes at once when nothing waits in the transport
-    ahead of it (most Fetch replies: no event-loop round trips); the caller sends the rest."""
-    sent = 0
-    if not transport.get_write_buffer_size():
-        out = transport.get_extra_info("socket").fileno()
-        try:
-            while sent < n and (k := os.sendfile(out, fd, pos + sent, n - sent)):
-                sent += k
-        except (BlockingIOError, InterruptedError):
-            pass
-    return sent
-
-
-def _discard(item) -> None:
-    """Release a queued request that will never be answered (the connection is gone)."""
-    if asyncio.iscoroutine(item):
-        item.close()
-    elif isinstance(item, FileReply):
-        item.close()
 
 
 class Connection(asyncio.BufferedProtocol):

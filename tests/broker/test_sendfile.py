@@ -8,12 +8,12 @@ import shutil
 
 import pytest
 
-from sandbox.broker import server
+from sandbox.broker import file_reply
 from sandbox.log import LogConfig, PartitionLog
 from sandbox.log.batch import build_batch
-from sandbox.protocol import encode_fetch_response
+from sandbox.protocol import encode_fetch_response, join_parts
 
-pytestmark = pytest.mark.skipif(not server.SENDFILE, reason="no os.sendfile on this platform")
+pytestmark = pytest.mark.skipif(not file_reply.SENDFILE, reason="no os.sendfile on this platform")
 
 
 def _fetch_body(records) -> dict:
@@ -39,9 +39,9 @@ def test_large_fetches_are_pinned_and_survive_the_segment_being_deleted(tmp_path
     log = PartitionLog(tmp_path / "t-0", LogConfig(segment_bytes=64 * 1024))
     for i in range(40):   # several segments of ~64 KiB
         log.append(build_batch([(b"k", bytes([i]) * 8000)], timestamp_ms=1000))
-    expected = server.join_parts(encode_fetch_response(7, 12, _fetch_body(log.read(0, 1 << 20))))
-    reply = server.fetch_reply(encode_fetch_response(7, 12, _fetch_body(log.read(0, 1 << 20))))
-    assert isinstance(reply, server.FileReply)
+    expected = join_parts(encode_fetch_response(7, 12, _fetch_body(log.read(0, 1 << 20))))
+    reply = file_reply.fetch_reply(encode_fetch_response(7, 12, _fetch_body(log.read(0, 1 << 20))))
+    assert isinstance(reply, file_reply.FileReply)
     assert sum(1 for i in reply.items if isinstance(i, tuple)) > 1
     log.housekeeping.delete()                       # retention or a topic deletion, before the reply is sent
     shutil.rmtree(tmp_path / "t-0", ignore_errors=True)
@@ -55,7 +55,7 @@ def test_large_fetches_are_pinned_and_survive_the_segment_being_deleted(tmp_path
 def test_small_fetches_are_one_buffer(tmp_path):
     log = PartitionLog(tmp_path / "t-0", LogConfig())
     log.append(build_batch([(b"k", b"v")], timestamp_ms=1000))
-    reply = server.fetch_reply(encode_fetch_response(7, 12, _fetch_body(log.read(0, 1 << 20))))
+    reply = file_reply.fetch_reply(encode_fetch_response(7, 12, _fetch_body(log.read(0, 1 << 20))))
     assert isinstance(reply, bytearray)
     log.close()
 
@@ -113,9 +113,9 @@ def test_sendfile_now_sends_what_the_socket_takes_and_never_jumps_the_queue(tmp_
     try:
         t = Transport()
         t.queued = 10
-        assert server.sendfile_now(t, fd, 100, 1000) == 0   # bytes queued ahead: not now
+        assert file_reply.sendfile_now(t, fd, 100, 1000) == 0   # bytes queued ahead: not now
         t.queued = 0
-        sent = server.sendfile_now(t, fd, 100, len(data) - 100)
+        sent = file_reply.sendfile_now(t, fd, 100, len(data) - 100)
         assert 0 < sent < len(data) - 100
         got = bytearray()
         b.setblocking(False)
