@@ -261,6 +261,10 @@ def end_txn_commits_then_a_retry_is_answered_alike(b):
     assert b.call(65, 0, {"transactional_ids": ["tx"]}).transaction_states[0].transaction_state == "CompleteCommit"
     assert int(b.call(26, 3, end).error_code) == E.NONE
     assert int(b.call(26, 3, dict(end, committed=False)).error_code) == E.INVALID_TXN_STATE
+    # v5 (as Kafka 4.0 advertises it) answers the producer id and epoch: unchanged, transaction
+    # version 2 not being finalized
+    v5 = b.call(26, 5, end)
+    assert (int(v5.error_code), v5.producer_id, v5.producer_epoch) == (E.NONE, pid, epoch)
 
 
 @case(65)
