@@ -278,3 +278,50 @@ def test_kafkajs_transaction(broker):
     assert seen == [f"kjs-commit-{i}".encode() for i in range(3)]
     every, _ = read_all(broker.bootstrap, {t: 1}, "read_uncommitted")
     assert len(every) == 5
+
+
+def test_kafka_python_and_aiokafka_send_offsets_to_transaction(broker):
+    from kafka import KafkaProducer
+    from kafka.structs import OffsetAndMetadata, TopicPartition as KTP
+    src, dst = unique("so-in"), unique("so-out")
+    create_topic(broker.bootstrap, src, 1)
+    create_topic(broker.bootstrap, dst, 1)
+    kp = KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id=unique("kp-so"), request_timeout_ms=15000)
+    try:
+        kp.init_transactions()
+        kp.begin_transaction()
+        kp.send(dst, b"kp")
+        kp.send_offsets_to_transaction({KTP(src, 0): OffsetAndMetadata(4, "", -1)}, "g-kp")
+        kp.commit_transaction()
+        kp.begin_transaction()
+        kp.send(dst, b"kp-aborted")
+        kp.send_offsets_to_transaction({KTP(src, 0): OffsetAndMetadata(9, "", -1)}, "g-kp")
+        kp.flush()
+        kp.abort_transaction()
+    finally:
+        kp.close(5)
+
+    async def aio() -> None:
+        from aiokafka import AIOKafkaProducer
+        from aiokafka.structs import TopicPartition as ATP
+        ap = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id=unique("aio-so"),
+                              request_timeout_ms=15000)
+        await ap.start()
+        try:
+            async with ap.transaction():
+                await ap.send_and_wait(dst, b"aio")
+                await ap.send_offsets_to_transaction({ATP(src, 0): 7}, "g-aio")
+        finally:
+            await ap.stop()
+    asyncio.run(asyncio.wait_for(aio(), 60))
+
+    def committed(group: str) -> int:
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+        try:
+            return c.committed([TopicPartition(src, 0)], 10)[0].offset
+        finally:
+            c.close()
+    assert committed("g-kp") == 4        # the aborted transaction's offsets (9) never count
+    assert committed("g-aio") == 7
+    seen, _ = read_all(broker.bootstrap, {dst: 1}, "read_committed")
+    assert seen == [b"kp", b"aio"]
