@@ -220,3 +220,36 @@ def test_the_transactional_look_ahead_stops_on_garbage():
     assert not has_transactional_batch(b"\xff" * 8 + (-100).to_bytes(4, "big", signed=True) + bytes(20))
     two = encode_batch(0, [b"a"]) + txn_batch([b"b"], pid=1)
     assert has_transactional_batch(two) and not has_transactional_batch(encode_batch(0, [b"a"]) * 2)
+
+
+def test_a_transactional_write_outside_the_ongoing_transaction_is_refused(b):
+    """KIP-890 part 1 where this broker coordinates the id: only partitions the transaction holds
+    take its writes, so a late or zombie write cannot open a transaction no marker would end."""
+    pid, epoch = b.begin_txn("verified", "t", [0])
+    ok = b.call(0, 9, {"transactional_id": "verified", "acks": -1, "timeout": 5000, "topic_data": [
+        {"name": "t", "partition_data": [{"index": 0, "records": txn_batch([b"in"], pid, epoch)}]}]})
+    assert int(ok.responses[0].partition_responses[0].error_code) == E.NONE
+
+    def write(partition: int, version: int, seq: int):
+        resp = b.call(0, version, {"transactional_id": "verified", "acks": -1, "timeout": 5000, "topic_data": [
+            {"name": "t", "partition_data": [{"index": partition, "records": txn_batch([b"x"], pid, epoch, seq)}]}]})
+        return int(resp.responses[0].partition_responses[0].error_code)
+    assert write(1, 9, 0) == E.INVALID_TXN_STATE          # never added: refused, nothing written
+    assert write(1, 11, 0) == E.TRANSACTION_ABORTABLE     # the error newer clients understand
+    end = b.call(26, 3, {"transactional_id": "verified", "producer_id": pid, "producer_epoch": epoch,
+                         "committed": True})
+    assert int(end.error_code) == E.NONE
+    assert write(0, 9, 1) == E.INVALID_TXN_STATE          # after EndTxn: the transaction is over
+    b.loop.run_until_complete(asyncio.sleep(0.2))        # markers written, CompleteCommit
+    p1 = fetch_partition(b, 1)
+    assert p1.high_watermark == 0 and p1.last_stable_offset == 0   # partition 1 never took a record
+    p0 = fetch(b, 1)
+    assert consumed(p0, 1) == [b"in"] and p0.last_stable_offset == p0.high_watermark == 2
+
+
+def fetch_partition(b: InProcess, partition: int):
+    resp = b.call(1, 12, {"replica_id": -1, "max_wait": 0, "min_bytes": 1, "max_bytes": 1 << 20,
+                          "isolation_level": 1, "session_id": 0, "session_epoch": -1, "rack_id": "",
+                          "forgotten_topics_data": [], "topics": [{"topic": "t", "partitions": [
+                              {"partition": partition, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]})
+    return resp.responses[0].partitions[0]

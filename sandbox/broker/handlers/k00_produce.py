@@ -29,15 +29,13 @@ from sandbox.log import (
 )
 
 from sandbox.log.batch import ATTR_TRANSACTIONAL
-from sandbox.protocol.errors import NOT_ENOUGH_REPLICAS_AFTER_APPEND
-
 from ..records import first_keyless_record
 from ..internal_topics import OFFSETS_TOPIC, TXN_TOPIC
 from ..state import emit_event
 from sandbox.protocol.errors import (
-    CORRUPT_MESSAGE, INVALID_PRODUCER_EPOCH, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
-    KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, OUT_OF_ORDER_SEQUENCE_NUMBER,
-    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    CONCURRENT_TRANSACTIONS, CORRUPT_MESSAGE, INVALID_PRODUCER_EPOCH, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
+    INVALID_TXN_STATE, KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    OUT_OF_ORDER_SEQUENCE_NUMBER, PRODUCER_FENCED, TRANSACTION_ABORTABLE, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 )
 
 API_KEY = 0
@@ -96,7 +94,30 @@ def has_transactional_batch(records) -> bool:
     return False
 
 
-def _append(ctx, topic: str, index: int, records, acks: int) -> dict:
+# a transactional write to a partition its transaction does not hold (KIP-890 part 1): Produce
+# v11+ understands TRANSACTION_ABORTABLE, older versions get INVALID_TXN_STATE, as Kafka answers
+ABORTABLE_FROM = 11
+_VERIFY_ERRORS = {PRODUCER_FENCED: INVALID_PRODUCER_EPOCH}
+
+
+def _unverified(ctx, txn_id: str | None, topic: str, index: int, h) -> int:
+    """NONE, or why this broker's transaction coordinator says the producer's transaction does not
+    hold this partition (a late or zombie write that would open a transaction no marker ever
+    ends). Checked where this broker coordinates the transactional id; elsewhere the write is
+    taken as Kafka before 3.6 took it."""
+    txns = ctx.state.txns
+    if txn_id is None or not h.is_transactional or txns is None or txns.store.check(txn_id) != NONE:
+        return NONE
+    code, per = txns.verify(txn_id, h.producer_id, h.producer_epoch, [(topic, index)])
+    code = per.get((topic, index), NONE) if code == NONE else code
+    if code == CONCURRENT_TRANSACTIONS:   # ended (its markers going out): the write can never belong
+        code = TRANSACTION_ABORTABLE
+    if code == TRANSACTION_ABORTABLE and ctx.api_version < ABORTABLE_FROM:
+        return INVALID_TXN_STATE
+    return _VERIFY_ERRORS.get(code, code)
+
+
+def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None = None) -> dict:
     state = ctx.state
     if topic in (OFFSETS_TOPIC, TXN_TOPIC):   # written by the coordinators only, as in Kafka
         return _error(index, INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic}")
@@ -117,6 +138,9 @@ def _append(ctx, topic: str, index: int, records, acks: int) -> dict:
                 return _error(index, INVALID_RECORD, "Clients are not allowed to write control records")
             if h.is_transactional and h.producer_id < 0:
                 return _error(index, INVALID_RECORD, "a transactional batch needs a producer id")
+        code = _unverified(ctx, txn_id, topic, index, headers[0]) if headers else NONE
+        if code != NONE:
+            return _error(index, code, f"{topic}-{index} is not part of the producer's ongoing transaction")
         if plog.config.compacts:
             keyless = first_keyless_record(records, headers)
             if keyless is not None:
@@ -190,7 +214,8 @@ def handle(ctx, request) -> dict | None:
     else:
         for td in request.topic_data:
             responses.append({"name": td.name, "partition_responses": [
-                _append(ctx, td.name, pd.index, pd.records, acks) for pd in td.partition_data]})
+                _append(ctx, td.name, pd.index, pd.records, acks, request.transactional_id)
+                for pd in td.partition_data]})
     if acks == 0:
         return None
     if acks == -1 and any("_wait" in pr for td in responses for pr in td["partition_responses"]):
