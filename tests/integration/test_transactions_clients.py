@@ -6,6 +6,7 @@ journal, and kafka-python, aiokafka, kafkajs and kcat."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -66,6 +67,30 @@ def high_watermarks(bootstrap: str, topics: dict[str, int]) -> dict[tuple[str, i
                 for t, n in topics.items() for p in range(n)}
     finally:
         c.close()
+
+
+@contextlib.contextmanager
+def kafka_python_producer(bootstrap: str, prefix: str):
+    """A kafka-python transactional producer, initialised, closed afterwards."""
+    from kafka import KafkaProducer
+    kp = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=unique(prefix), request_timeout_ms=15000)
+    try:
+        kp.init_transactions()
+        yield kp
+    finally:
+        kp.close(5)
+
+
+@contextlib.asynccontextmanager
+async def aiokafka_producer(bootstrap: str, prefix: str):
+    """An aiokafka transactional producer, started, stopped afterwards."""
+    from aiokafka import AIOKafkaProducer
+    ap = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=unique(prefix), request_timeout_ms=15000)
+    await ap.start()
+    try:
+        yield ap
+    finally:
+        await ap.stop()
 
 
 def test_commit_and_abort_across_two_topics_and_partitions(broker):
@@ -213,12 +238,9 @@ def test_a_broker_sigkilled_with_transactions_in_its_journal_answers_the_same(br
 
 
 def test_kafka_python_and_aiokafka_transactions_and_kcat_read_committed(broker):
-    from kafka import KafkaProducer
     t = unique("py-tx")
     create_topic(broker.bootstrap, t, 1)
-    kp = KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id=unique("kp"), request_timeout_ms=15000)
-    try:
-        kp.init_transactions()
+    with kafka_python_producer(broker.bootstrap, "kp") as kp:
         kp.begin_transaction()
         kp.send(t, b"kp-commit")
         kp.commit_transaction()
@@ -226,22 +248,14 @@ def test_kafka_python_and_aiokafka_transactions_and_kcat_read_committed(broker):
         kp.send(t, b"kp-abort")
         kp.flush()
         kp.abort_transaction()
-    finally:
-        kp.close(5)
 
     async def aio() -> None:
-        from aiokafka import AIOKafkaProducer
-        ap = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id=unique("aio"),
-                              request_timeout_ms=15000)
-        await ap.start()
-        try:
+        async with aiokafka_producer(broker.bootstrap, "aio") as ap:
             async with ap.transaction():
                 await ap.send_and_wait(t, b"aio-commit")
             await ap.begin_transaction()
             await ap.send_and_wait(t, b"aio-abort")
             await ap.abort_transaction()
-        finally:
-            await ap.stop()
     asyncio.run(asyncio.wait_for(aio(), 60))
     want = [b"kp-commit", b"aio-commit"]
     seen, _ = read_all(broker.bootstrap, {t: 1}, "read_committed")
@@ -281,14 +295,11 @@ def test_kafkajs_transaction(broker):
 
 
 def test_kafka_python_and_aiokafka_send_offsets_to_transaction(broker):
-    from kafka import KafkaProducer
     from kafka.structs import OffsetAndMetadata, TopicPartition as KTP
     src, dst = unique("so-in"), unique("so-out")
     create_topic(broker.bootstrap, src, 1)
     create_topic(broker.bootstrap, dst, 1)
-    kp = KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id=unique("kp-so"), request_timeout_ms=15000)
-    try:
-        kp.init_transactions()
+    with kafka_python_producer(broker.bootstrap, "kp-so") as kp:
         kp.begin_transaction()
         kp.send(dst, b"kp")
         kp.send_offsets_to_transaction({KTP(src, 0): OffsetAndMetadata(4, "", -1)}, "g-kp")
@@ -298,21 +309,13 @@ def test_kafka_python_and_aiokafka_send_offsets_to_transaction(broker):
         kp.send_offsets_to_transaction({KTP(src, 0): OffsetAndMetadata(9, "", -1)}, "g-kp")
         kp.flush()
         kp.abort_transaction()
-    finally:
-        kp.close(5)
 
     async def aio() -> None:
-        from aiokafka import AIOKafkaProducer
         from aiokafka.structs import TopicPartition as ATP
-        ap = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id=unique("aio-so"),
-                              request_timeout_ms=15000)
-        await ap.start()
-        try:
+        async with aiokafka_producer(broker.bootstrap, "aio-so") as ap:
             async with ap.transaction():
                 await ap.send_and_wait(dst, b"aio")
                 await ap.send_offsets_to_transaction({ATP(src, 0): 7}, "g-aio")
-        finally:
-            await ap.stop()
     asyncio.run(asyncio.wait_for(aio(), 60))
 
     def committed(group: str) -> int:
