@@ -57,16 +57,15 @@ async def ensure_topic(state: Any, name: str, partitions: int, replication_facto
 def key_partition(state: Any, name: str, key: str, default_partitions: int) -> int:
     """The partition of `name` a group or transactional id belongs to (Kafka's abs(hashCode) %
     partitions, over the topic's partitions once it exists)."""
-    t = state.coordinator.topic(name)
-    return partition_for(key, len(t.partitions) if t is not None and t.partitions else default_partitions)
+    return partition_for(key, state.coordinator.partition_count(name) or default_partitions)
 
 
 def key_coordinator(state: Any, name: str, key: str) -> int | None:
     """The leader of the key's partition of `name` (-1 while it has none); None without the topic."""
-    t = state.coordinator.topic(name)
-    if t is None or not t.partitions:
+    count = state.coordinator.partition_count(name)
+    if not count:
         return None
-    leader = state.leaders.get((name, partition_for(key, len(t.partitions))))
+    leader = state.leaders.get((name, partition_for(key, count)))
     return leader[0] if leader is not None else -1
 
 

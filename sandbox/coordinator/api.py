@@ -24,6 +24,8 @@ class MetadataView(Protocol):
 
     def topic(self, name: str) -> TopicInfo | None: ...
 
+    def partition_count(self, name: str) -> int: ...
+
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None: ...
 
     def topics(self) -> list[TopicInfo]: ...
@@ -120,6 +122,9 @@ class ViewReads:
 
     def topic(self, name: str) -> TopicInfo | None:
         return self._view.topic(name)
+
+    def partition_count(self, name: str) -> int:
+        return self._view.partition_count(name)
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
         return self._view.topic_by_id(topic_id)

@@ -105,6 +105,11 @@ class MetadataMachine:
         t = self._topics.get(name)
         return t.copy() if t else None
 
+    def partition_count(self, name: str) -> int:
+        """The topic's partitions, 0 without it: no copy of its metadata (asked per request)."""
+        t = self._topics.get(name)
+        return len(t.partitions) if t else 0
+
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
         name = self._ids.get(topic_id)
         return self.topic(name) if name is not None else None

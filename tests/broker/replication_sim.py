@@ -223,6 +223,9 @@ class CoordinatorView:
     def topic(self, name: str):
         return next((t.copy() for t in self._topics if t.name == name), None)
 
+    def partition_count(self, name: str) -> int:
+        return next((len(t.partitions) for t in self._topics if t.name == name), 0)
+
     def lease_valid(self) -> bool:
         return self.sim.loop.time() < self.lease_until
 

@@ -75,6 +75,8 @@ class FakeState:
         self.leaders: dict = {}
         self.info = None
         self.coordinator = SimpleNamespace(topic=lambda name: self.info if name == OFFSETS else None,
+                                           partition_count=lambda name: len(self.info.partitions)
+                                           if name == OFFSETS and self.info is not None else 0,
                                            brokers=lambda: [])
         self.wait_code = NONE
         self.waited: list = []

@@ -12,7 +12,6 @@ from sandbox.protocol.codec import DecodeError
 from sandbox.protocol.errors import COORDINATOR_LOAD_IN_PROGRESS, NONE, NOT_COORDINATOR
 
 from ..internal_topics import TXN_TOPIC
-from ..offsets_records import partition_for
 from ..internal_log import (
     COORDINATOR_ERRORS, append_records, ensure_topic, key_coordinator, key_partition, led_partitions, read_records,
 )
@@ -44,15 +43,12 @@ class TxnStore:
         self._on_loaded = on_loaded or (lambda index: None)
         self._epochs: dict[int, int] = {}   # partition -> leader epoch it was loaded at
         self._ids: dict[int, set[str]] = {}  # partition -> transactional ids read or written there
-        self._count = 0    # partitions of __transaction_state (0: not known yet)
 
     # ---- where a transactional id lives --------------------------------------------------------
     def topic(self):
         return self.state.coordinator.topic(TXN_TOPIC)
 
     def partition_for(self, tid: str) -> int:
-        if self._count:   # the topic's partition count, as of the last metadata change
-            return partition_for(tid, self._count)
         return key_partition(self.state, TXN_TOPIC, tid, self.partitions)
 
     def coordinator_for(self, tid: str) -> int | None:
@@ -80,8 +76,6 @@ class TxnStore:
 
     # ---- leadership ----------------------------------------------------------------------------
     def on_metadata(self) -> None:
-        t = self.topic()
-        self._count = len(t.partitions) if t is not None else 0
         led = led_partitions(self.state, TXN_TOPIC)
         for index in [i for i in self._epochs if self._epochs[i] != led.get(i)]:
             self._unload(index)
