@@ -10,7 +10,6 @@ from bisect import bisect_left
 from pathlib import Path
 from typing import NamedTuple
 
-from .batch import CONTROL_ABORT, control_type, iter_batches
 from .files import atomic_write, safe_delete
 from .segment import segment_name
 
@@ -163,22 +162,3 @@ class TxnIndex:
             safe_delete(path)
         self._unsynced.discard(path)
 
-
-def committed_batches(data, aborted: list[tuple[int, int]]):
-    """What a read_committed consumer keeps of fetched batches, as Kafka's consumer decides it:
-    (position, header) of every data batch in `data` that is neither a control batch nor part of
-    one of the `aborted` transactions ((producer id, first offset), the fetch's list)."""
-    pending = sorted(aborted, key=lambda a: a[1])
-    i = 0
-    aborting: set[int] = set()
-    for pos, h in iter_batches(data):
-        while i < len(pending) and pending[i][1] <= h.last_offset:
-            aborting.add(pending[i][0])
-            i += 1
-        if h.is_control:
-            if h.producer_id in aborting and control_type(data, pos, h) == CONTROL_ABORT:
-                aborting.discard(h.producer_id)
-            continue
-        if h.is_transactional and h.producer_id in aborting:
-            continue
-        yield pos, h
