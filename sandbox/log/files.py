@@ -121,3 +121,14 @@ def clean_leftovers(directory: Path, names: list[str] | None = None) -> list[Pat
             except PermissionError:
                 pass  # still held by someone; try again next open
     return removed
+
+
+def offset_files(directory: Path, suffix: str, listing: list[str] | None = None) -> list[tuple[int, Path]]:
+    """(offset, path) of every `%020d<suffix>` file in directory (e.g. producer snapshots,
+    aborted-transaction indexes), oldest first. `listing`: the directory's names, if listed already."""
+    out = []
+    for name in os.listdir(directory) if listing is None else listing:
+        stem = name[:-len(suffix)]
+        if len(stem) == 20 and name.endswith(suffix) and stem.isdigit():
+            out.append((int(stem), directory / name))
+    return sorted(out)

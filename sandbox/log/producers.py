@@ -5,18 +5,15 @@ open transaction and the first unstable offset (ProducerState), and its store ne
 from __future__ import annotations
 
 import json
-import os
-import re
 from collections import deque
 from pathlib import Path
 
 from .batch import CONTROL_ABORT, HEADER_SIZE, BatchHeader, control_record
 from .errors import InvalidProducerEpochError, OutOfOrderSequenceError
-from .files import atomic_write, safe_delete
+from .files import atomic_write, offset_files, safe_delete
 from .segment import segment_name
 from .transactions import AbortedTxn, TxnIndex
 
-_SNAPSHOT_RE = re.compile(r"^(\d{20})\.snapshot$")
 MAX_CACHED_BATCHES = 5
 INT32_MAX = 2**31 - 1
 
@@ -189,12 +186,7 @@ class ProducerStore:
 
     def snapshots(self, listing: list[str] | None = None) -> list[tuple[int, Path]]:
         """(offset, path) of every snapshot file, oldest first."""
-        out = []
-        for name in os.listdir(self.directory) if listing is None else listing:
-            m = _SNAPSHOT_RE.match(name)
-            if m:
-                out.append((int(m.group(1)), self.directory / name))
-        return sorted(out)
+        return offset_files(self.directory, ".snapshot", listing)
 
     def load(self, segments: list, log_end: int, listing: list[str] | None = None) -> None:
         """At open: the newest snapshot not beyond the log end, then the batches after it."""

@@ -4,19 +4,17 @@ read by read_committed fetches, rebuilt from the log past the last snapshot at r
 from __future__ import annotations
 
 import os
-import re
 import struct
 from bisect import bisect_left
 from pathlib import Path
 from typing import NamedTuple
 
-from .files import atomic_write, safe_delete
+from .files import atomic_write, offset_files, safe_delete
 from .segment import segment_name
 
 # version, producer id, first offset, last offset (the marker's), last stable offset: 34 bytes
 _ENTRY = struct.Struct(">hqqqq")
 SUFFIX = ".txnindex"
-_NAME_RE = re.compile(r"^(\d{20})\.txnindex$")
 
 
 class AbortedTxn(NamedTuple):
@@ -42,12 +40,7 @@ class TxnIndex:
         return self.directory / f"{segment_name(base)}{SUFFIX}"
 
     def files(self, listing: list[str] | None = None) -> list[tuple[int, Path]]:
-        out = []
-        for name in os.listdir(self.directory) if listing is None else listing:
-            m = _NAME_RE.match(name)
-            if m:
-                out.append((int(m.group(1)), self.directory / name))
-        return sorted(out)
+        return offset_files(self.directory, SUFFIX, listing)
 
     # ---------------------------------------------------------------- recovery
 
