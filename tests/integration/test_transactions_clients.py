@@ -204,10 +204,8 @@ def test_a_producer_killed_inside_a_transaction_is_aborted_by_its_timeout(broker
     assert plain.flush(10) == 0
     seen, _ = read_all(broker.bootstrap, {t: 1}, "read_committed")
     assert seen == []                           # held back by the open transaction ...
-    started = time.monotonic()
     wait_for(lambda: read_all(broker.bootstrap, {t: 1}, "read_committed")[0] == [b"after"], 30,
-             interval=0.5, what="the timed-out transaction aborted")
-    assert time.monotonic() - started < 30
+             interval=0.5, what="the timed-out transaction aborted (3 s timeout, checked every second)")
     every, _ = read_all(broker.bootstrap, {t: 1}, "read_uncommitted")
     assert sorted(every) == sorted([b"after"] + [f"held-{i}".encode() for i in range(5)])
 

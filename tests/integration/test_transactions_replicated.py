@@ -6,6 +6,8 @@ transactions, and read_committed shows every committed one whole and nothing of 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
@@ -24,7 +26,6 @@ def read_committed(cluster: Cluster, topic: str, partitions: int, isolation: str
                   "isolation.level": isolation, "enable.auto.commit": False, "fetch.wait.max.ms": 100})
     c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     out, ends = [], set()
-    import time
     deadline = time.monotonic() + 60
     try:
         while len(ends) < partitions:
