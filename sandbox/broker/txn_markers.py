@@ -47,17 +47,16 @@ def _append(state, key: tuple[str, int], producer_id: int, producer_epoch: int, 
     return NONE, info.last_offset
 
 
-async def _one(state, key, producer_id, producer_epoch, commit, coordinator_epoch, timeout_s) -> int:
-    code, offset = _append(state, key, producer_id, producer_epoch, commit, coordinator_epoch)
-    if code != NONE:
-        return code
-    if state.replicas.replicated(key):
-        code = await state.replicas.wait_for_replicas(key, offset, timeout_s)
-        if code != NONE:
-            return code
-    if key[0] == OFFSETS_TOPIC and state.offsets is not None:
+async def _wait(state, key, offset, producer_id, commit, timeout_s) -> int:
+    return _written(state, key, producer_id, commit, await state.replicas.wait_for_replicas(key, offset, timeout_s))
+
+
+def _written(state, key, producer_id: int, commit: bool, code: int) -> int:
+    """The marker is on the ISR (code NONE): a marker on `__consumer_offsets` completes the
+    producer's pending transactional offset commits there."""
+    if code == NONE and key[0] == OFFSETS_TOPIC and state.offsets is not None:
         state.offsets.complete_txn(key[1], producer_id, commit)
-    return NONE
+    return code
 
 
 async def write_markers(state, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int,
@@ -66,8 +65,19 @@ async def write_markers(state, producer_id: int, producer_epoch: int, commit: bo
     and wait, without blocking the loop, until every ISR member has it. Returns the error code per
     partition: NONE, UNKNOWN_TOPIC_OR_PARTITION (not hosted here), NOT_LEADER_OR_FOLLOWER,
     NOT_ENOUGH_REPLICAS(_AFTER_APPEND), REQUEST_TIMED_OUT, INVALID_PRODUCER_EPOCH (an older epoch
-    than the partition has seen), KAFKA_STORAGE_ERROR."""
-    keys = list(dict.fromkeys((str(t), int(p)) for t, p in partitions))
-    codes = await asyncio.gather(*(_one(state, k, producer_id, producer_epoch, commit, coordinator_epoch, timeout_s)
-                                   for k in keys))
-    return dict(zip(keys, codes))
+    than the partition has seen), KAFKA_STORAGE_ERROR. Partitions whose ISR is just this broker
+    are settled at once; only the others are waited for."""
+    codes: dict[tuple[str, int], int] = {}
+    waits = {}
+    for key in dict.fromkeys((str(t), int(p)) for t, p in partitions):
+        code, offset = _append(state, key, producer_id, producer_epoch, commit, coordinator_epoch)
+        if code == NONE:
+            acked = state.replicas.acked(key, offset)
+            if acked is None:
+                waits[key] = _wait(state, key, offset, producer_id, commit, timeout_s)
+                continue
+            code = _written(state, key, producer_id, commit, acked)
+        codes[key] = code
+    if waits:
+        codes.update(zip(waits, await asyncio.gather(*waits.values())))
+    return codes

@@ -14,11 +14,11 @@ from .codec import (
 )
 from .framing import DEFAULT_MAX_FRAME, FrameBuffer, FrameError, frame, frame_size
 from .fast import decode_produce_request, encode_fetch_response, encode_produce_response, join_parts
-from . import fast, fast_metadata
+from . import fast, fast_metadata, fast_txn
 from .registry import CLOSE, FastCodec, Handler, Registry
 
 #: every hand-rolled codec, by the API key it answers (a service opts in: Registry.discover(fast=...))
-FAST_CODECS = fast.FAST_CODECS + fast_metadata.FAST_CODECS
+FAST_CODECS = fast.FAST_CODECS + fast_metadata.FAST_CODECS + fast_txn.FAST_CODECS
 
 __all__ = [
     "build", "field_names", "DecodeError", "RequestHeader", "decode_request", "decode_response",

@@ -15,6 +15,7 @@ from sandbox.broker.handlers import REGISTRY
 from sandbox.broker.internal_log import read_records
 from sandbox.broker.internal_topics import TXN_TOPIC
 from sandbox.broker.state import BrokerState
+from sandbox.broker.transactions.coordinator import settled
 from sandbox.broker.transactions import markers as markers_mod
 from sandbox.broker.transactions.records import decode_key
 from sandbox.log.batch import CONTROL_ABORT, CONTROL_COMMIT, control_type, iter_batches
@@ -130,7 +131,7 @@ def test_a_prepared_commit_found_at_load_is_completed(node):
     pid, epoch = start(node)
     txns = node.state.txns
     prepared = txns.machine.end_txn("tx", pid, epoch, True).write
-    assert node.run(txns.store.write(prepared)) == E.NONE   # durable, but no markers sent (a crash now)
+    assert node.run(settled(txns.store.write(prepared))) == E.NONE   # durable, but no markers sent (a crash now)
     assert markers(node, 0) == []
     node.reopen()
     node.settle()
@@ -176,7 +177,7 @@ def test_isr_errors_are_answered_as_kafka_maps_them_and_the_state_stays(node, mo
     async def timed_out(key, offset, timeout):
         return E.REQUEST_TIMED_OUT
 
-    monkeypatch.setattr(replicas, "replicated", lambda key: True)
+    monkeypatch.setattr(replicas, "acked", lambda key, offset: None)   # the followers lag: it must wait
     monkeypatch.setattr(replicas, "wait_for_replicas", timed_out)
     end = node.b.call(26, 3, {"transactional_id": "tx", "producer_id": pid, "producer_epoch": epoch, "committed": True})
     assert int(end.error_code) == E.COORDINATOR_NOT_AVAILABLE

@@ -13,6 +13,7 @@ from inprocess import InProcess
 from test_handlers_inprocess import broker  # noqa: F401  (the fixture)
 from sandbox.log.batch import ATTR_TRANSACTIONAL, build_batch
 from sandbox.protocol import errors as E
+from sandbox.broker.transactions.records import ONGOING, PREPARE_COMMIT
 from sandbox.protocol.records import decode_batches, encode_batch
 
 @pytest.fixture
@@ -253,3 +254,40 @@ def fetch_partition(b: InProcess, partition: int):
                           "forgotten_topics_data": [], "topics": [{"topic": "t", "partitions": [
                               {"partition": partition, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]})
     return resp.responses[0].partitions[0]
+
+
+def test_transaction_state_is_fsynced_once_per_tick_not_per_request(b, monkeypatch):
+    """As in Kafka, a state change is answered once written (a killed broker keeps it; the
+    integration tests SIGKILL one), not after an fsync per request; the coordinator's tick
+    fsyncs every __transaction_state partition written since, once each."""
+    from sandbox.broker.internal_topics import TXN_TOPIC
+    from sandbox.log.segment import Segment
+    synced: list[str] = []
+    monkeypatch.setattr(Segment, "fsync", lambda seg: synced.append(str(seg.log_path)))
+    pids = [b.begin_txn(tid, "t", [0]) for tid in ("a", "b", "c")]
+    assert synced == []   # init + add partitions for three ids, no fsync on the request path
+    index = {b.owner.txns.store.partition_for(tid) for tid in ("a", "b", "c")}
+    b.loop.run_until_complete(b.owner.txns.tick())
+    assert sorted(s.split("/")[-2] for s in synced) == sorted(f"{TXN_TOPIC}-{i}" for i in index)
+    synced.clear()
+    b.loop.run_until_complete(b.owner.txns.tick())
+    assert synced == []   # nothing written since
+    assert pids[0][0] >= 0
+
+
+def test_the_next_transaction_waits_for_the_markers_of_the_last_one_instead_of_a_retry(b):
+    """A producer that begins its next transaction while the coordinator still writes the last
+    one's markers is answered once they are written, not refused with CONCURRENT_TRANSACTIONS
+    (which costs librdkafka a 20 ms backoff and Java 100 ms)."""
+    pid, epoch = b.begin_txn("w", "t", [0])
+    assert produce(b, txn_batch([b"a"], pid, epoch), txn_id="w").error_code == E.NONE
+    end = b.call(26, 3, {"transactional_id": "w", "producer_id": pid, "producer_epoch": epoch, "committed": True})
+    assert int(end.error_code) == E.NONE   # answered at once: the markers are not written yet
+    assert b.owner.txns.machine.get("w").state == PREPARE_COMMIT
+    add = b.call(24, 3, {"v3_and_below_transactional_id": "w", "v3_and_below_producer_id": pid,
+                         "v3_and_below_producer_epoch": epoch,
+                         "v3_and_below_topics": [{"name": "t", "partitions": [1]}]})
+    assert int(add.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code) == E.NONE
+    meta = b.owner.txns.machine.get("w")
+    assert meta.state == ONGOING and meta.partitions == {("t", 1)}
+    assert consumed(fetch(b, 1), 1) == [b"a"]   # the commit marker was written first

@@ -192,11 +192,15 @@ async def _await_replicas(ctx, request, responses: list[dict]) -> dict:
                 waits.append((pr, ctx.state.replicas.wait_for_replicas((td["name"], pr["index"]), offset, timeout)))
     codes = await asyncio.gather(*(w for _pr, w in waits))
     for (pr, _w), code in zip(waits, codes):
-        if code != NONE:
-            pr["error_code"] = code
-            if code != NOT_ENOUGH_REPLICAS_AFTER_APPEND:
-                pr["base_offset"] = -1
+        _settle(pr, code)
     return {"responses": responses, "throttle_time": 0}
+
+
+def _settle(pr: dict, code: int) -> None:
+    if code != NONE:
+        pr["error_code"] = code
+        if code != NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+            pr["base_offset"] = -1
 
 
 def handle(ctx, request) -> dict | None:
@@ -218,6 +222,22 @@ def handle(ctx, request) -> dict | None:
                 for pd in td.partition_data]})
     if acks == 0:
         return None
-    if acks == -1 and any("_wait" in pr for td in responses for pr in td["partition_responses"]):
+    if acks == -1 and not _acked_now(ctx, responses):
         return _await_replicas(ctx, request, responses)   # the server awaits it
     return {"responses": responses, "throttle_time": 0}
+
+
+def _acked_now(ctx, responses: list[dict]) -> bool:
+    """acks=all: settle every partition whose ISR already has its records (an ISR of one);
+    False if any must wait (its "_wait" stays for _await_replicas)."""
+    done = True
+    for td in responses:
+        for pr in td["partition_responses"]:
+            if "_wait" in pr:
+                code = ctx.state.replicas.acked((td["name"], pr["index"]), pr["_wait"])
+                if code is None:
+                    done = False
+                    continue
+                del pr["_wait"]
+                _settle(pr, code)
+    return done

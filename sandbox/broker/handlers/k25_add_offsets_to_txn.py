@@ -7,6 +7,7 @@ from __future__ import annotations
 from sandbox.protocol.errors import COORDINATOR_NOT_AVAILABLE
 
 from ..internal_topics import OFFSETS_TOPIC
+from ..transactions.coordinator import settled
 from ..transactions.machine import for_version
 
 API_KEY = 25
@@ -21,6 +22,6 @@ async def handle(ctx, request) -> dict:
         code = COORDINATOR_NOT_AVAILABLE
     else:
         part = (OFFSETS_TOPIC, state.offsets.partition_for(request.group_id))
-        code = await state.txns.add_partitions(request.transactional_id, request.producer_id,
-                                               request.producer_epoch, [part])
+        code = await settled(state.txns.add_partitions(request.transactional_id, request.producer_id,
+                                               request.producer_epoch, [part]))
     return {"throttle_time": 0, "error_code": for_version(code, ctx.api_version, FENCED_FROM)}

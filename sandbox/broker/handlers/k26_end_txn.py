@@ -8,6 +8,8 @@ Advertised up to v5 as Kafka 4.0 advertises it."""
 
 from __future__ import annotations
 
+import inspect
+
 from ..transactions.machine import for_version
 
 API_KEY = 26
@@ -16,9 +18,20 @@ MAX_VERSION = 5
 FENCED_FROM = 2
 
 
-async def handle(ctx, request) -> dict:
-    code = await ctx.state.txns.end_txn(request.transactional_id, request.producer_id, request.producer_epoch,
-                                        bool(request.committed))
+def handle(ctx, request):
+    """Answered at once unless the coordinator must wait (followers, or the previous markers)."""
+    code = ctx.state.txns.end_txn(request.transactional_id, request.producer_id, request.producer_epoch,
+                                  bool(request.committed))
+    if inspect.isawaitable(code):
+        return _later(ctx, request, code)
+    return _answer(ctx, request, code)
+
+
+async def _later(ctx, request, code) -> dict:
+    return _answer(ctx, request, await code)
+
+
+def _answer(ctx, request, code: int) -> dict:
     out = {"throttle_time": 0, "error_code": for_version(code, ctx.api_version, FENCED_FROM)}
     if ctx.api_version >= 5:
         out["producer_id"], out["producer_epoch"] = request.producer_id, request.producer_epoch

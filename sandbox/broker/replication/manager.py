@@ -163,25 +163,38 @@ class ReplicaManager:
         if ls is not None:
             self._advance(key, ls, self.state.partitions[key])
 
-    async def wait_for_replicas(self, key: Key, offset: int, timeout_s: float) -> int:
-        """acks=all: wait until the high watermark passes `offset` (every ISR member has it)."""
+    def acked(self, key: Key, offset: int) -> int | None:
+        """acks=all without waiting: the answer when the high watermark is already past
+        `offset` (an ISR of one, or followers that were quicker), None when it is not yet
+        (then wait_for_replicas), so such a write is answered without a pass of the event loop."""
         ls = self.leading.get(key)
         plog = self.state.partitions.get(key)
         if ls is None or plog is None:
             return NONE
         if plog.high_watermark <= offset:
-            fut = asyncio.get_running_loop().create_future()
-            self._waiters.setdefault(key, []).append((offset, fut))
-            try:
-                code = await asyncio.wait_for(fut, max(timeout_s, 0.001))
-            except asyncio.TimeoutError:
-                return REQUEST_TIMED_OUT
-            finally:
-                w = self._waiters.get(key)
-                if w is not None:
-                    w[:] = [(o, f) for o, f in w if f is not fut]
-            if code != NONE:
-                return code
+            return None
+        return self._acked_answer(key)
+
+    async def wait_for_replicas(self, key: Key, offset: int, timeout_s: float) -> int:
+        """acks=all: wait until the high watermark passes `offset` (every ISR member has it)."""
+        code = self.acked(key, offset)
+        if code is not None:
+            return code
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(key, []).append((offset, fut))
+        try:
+            code = await asyncio.wait_for(fut, max(timeout_s, 0.001))
+        except asyncio.TimeoutError:
+            return REQUEST_TIMED_OUT
+        finally:
+            w = self._waiters.get(key)
+            if w is not None:
+                w[:] = [(o, f) for o, f in w if f is not fut]
+        return code if code != NONE else self._acked_answer(key)
+
+    def _acked_answer(self, key: Key) -> int:
+        """Once the ISR has a write: NONE unless this broker may no longer lead, or the ISR
+        shrank below min.insync.replicas meanwhile."""
         ls = self.leading.get(key)
         if ls is None or not self.lease_valid():
             return NOT_LEADER_OR_FOLLOWER

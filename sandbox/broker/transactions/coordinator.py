@@ -6,11 +6,12 @@ transactions past their timeout and forgets transactional ids idle past their ex
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, Coroutine, Union
 
-from sandbox.protocol.errors import NONE
+from sandbox.protocol.errors import CONCURRENT_TRANSACTIONS, NONE
 
 from .machine import DEFAULT_EXPIRATION_MS, DEFAULT_MAX_TIMEOUT_MS, Decision, TxnMachine, epoch_exhausted
 from .markers import MarkerSender
@@ -18,6 +19,14 @@ from .records import PREPARE_ABORT, PREPARE_COMMIT, TxnMetadata
 from .store import TxnStore
 
 log = logging.getLogger("sandbox.broker")
+
+COMPLETION_WAIT_S = 1.0   # how long a request waits for the markers of the id's previous transaction
+Answer = Union[int, Coroutine[Any, Any, int]]   # an error code, or a coroutine giving it after a wait
+
+
+async def settled(answer: int | Awaitable[int]) -> int:
+    """The error code of an Answer, awaited if it had to wait."""
+    return await answer if inspect.isawaitable(answer) else answer
 
 
 class TxnCoordinator:
@@ -32,6 +41,10 @@ class TxnCoordinator:
                               on_loaded=self._loaded)
         self.markers = MarkerSender(state)
         self._completing: dict[str, asyncio.Task] = {}
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
         self._closed = False
 
     # ---- requests ------------------------------------------------------------------------------
@@ -50,14 +63,24 @@ class TxnCoordinator:
             if code != NONE:
                 return code, -1, -1
         d = self.machine.init_producer_id(tid, timeout_ms, fresh, producer_id, producer_epoch)
-        code = await self._apply(d)
+        if self._completing_now(tid, d):
+            code = await self._after_completion(tid, lambda: NONE)
+            if code != NONE:
+                return code, -1, -1
+            return await self.init_producer_id(tid, timeout_ms, producer_id, producer_epoch)
+        code = await settled(self._apply(d))
         return (code, d.producer_id, d.producer_epoch) if code == NONE else (code, -1, -1)
 
-    async def add_partitions(self, tid: str, producer_id: int, producer_epoch: int, partitions) -> int:
+    def add_partitions(self, tid: str, producer_id: int, producer_epoch: int, partitions,
+                       wait: bool = True) -> Answer:
         code = self.store.check(tid) if tid else NONE
         if code != NONE:
             return code
-        return await self._apply(self.machine.add_partitions(tid, producer_id, producer_epoch, partitions))
+        d = self.machine.add_partitions(tid, producer_id, producer_epoch, partitions)
+        if wait and self._completing_now(tid, d):
+            return self._after_completion(tid, lambda: self.add_partitions(tid, producer_id, producer_epoch,
+                                                                           partitions, wait=False))
+        return self._apply(d)
 
     def verify(self, tid: str, producer_id: int, producer_epoch: int, partitions) -> tuple[int, dict]:
         code = self.store.check(tid)
@@ -65,22 +88,50 @@ class TxnCoordinator:
             return code, {}
         return self.machine.verify(tid, producer_id, producer_epoch, partitions)
 
-    async def end_txn(self, tid: str, producer_id: int, producer_epoch: int, commit: bool) -> int:
+    def end_txn(self, tid: str, producer_id: int, producer_epoch: int, commit: bool, wait: bool = True) -> Answer:
         code = self.store.check(tid) if tid else NONE
         if code != NONE:
             return code
-        return await self._apply(self.machine.end_txn(tid, producer_id, producer_epoch, commit))
+        d = self.machine.end_txn(tid, producer_id, producer_epoch, commit)
+        if wait and self._completing_now(tid, d):
+            return self._after_completion(tid, lambda: self.end_txn(tid, producer_id, producer_epoch, commit,
+                                                                    wait=False))
+        return self._apply(d)
 
-    async def _apply(self, d: Decision) -> int:
-        """Write the decided state (if any); the decision's error once it is durable."""
+    def _apply(self, d: Decision) -> Answer:
+        """Write the decided state (if any); the decision's error once it is durable (a
+        coroutine giving it when the write waits for followers)."""
         if d.write is None:
             return d.error
-        code = await self.store.write(d.write)
+        code = self.store.write(d.write)
+        if inspect.iscoroutine(code):
+            return self._applied_later(d, code)
+        return self._applied(d, code)
+
+    async def _applied_later(self, d: Decision, write: Coroutine[Any, Any, int]) -> int:
+        return self._applied(d, await write)
+
+    def _applied(self, d: Decision, code: int) -> int:
         if code != NONE:
             return code
         if d.write.state in (PREPARE_COMMIT, PREPARE_ABORT):
             self._complete_later(d.write)
         return d.error
+
+    def _completing_now(self, tid: str, d: Decision) -> bool:
+        """True when `d` was refused only because this broker is still writing the markers of
+        the id's previous transaction (a producer that begins the next one at once): the request
+        is better answered once that is done than refused and retried after the client's backoff."""
+        task = self._completing.get(tid)
+        return d.error == CONCURRENT_TRANSACTIONS and d.write is None and task is not None and not task.done()
+
+    async def _after_completion(self, tid: str, again: Callable[[], Answer]) -> int:
+        task = self._completing.get(tid)
+        if task is not None:
+            await asyncio.wait([task], timeout=COMPLETION_WAIT_S)
+            if not task.done():
+                return CONCURRENT_TRANSACTIONS   # markers slow to write (a leader away): retry later
+        return await settled(again())
 
     # ---- completion ----------------------------------------------------------------------------
     def _complete_later(self, meta: TxnMetadata) -> None:
@@ -90,8 +141,10 @@ class TxnCoordinator:
             return
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return   # loaded outside a loop (tests): housekeeping completes it
+        except RuntimeError:   # answered outside the loop (in-process tests): it runs on the broker's
+            loop = self._loop
+            if loop is None or loop.is_closed():
+                return   # made outside any loop (unit tests): housekeeping completes it
         self._completing[tid] = loop.create_task(self._complete(meta))
 
     async def _complete(self, meta: TxnMetadata) -> None:
@@ -102,7 +155,7 @@ class TxnCoordinator:
                                          meta.partitions, lambda: self._still(meta, epoch))
             if not ok or not self._still(meta, epoch):
                 return
-            code = await self.store.write(self.machine.completed(meta), fsync=False)
+            code = await settled(self.store.write(self.machine.completed(meta)))
             if code != NONE:   # housekeeping tries again
                 log.warning("transaction %r: completion not written (error %d)", tid, code)
         except asyncio.CancelledError:
@@ -133,11 +186,12 @@ class TxnCoordinator:
         for meta in self.machine.timed_out():
             log.info("transaction %r (producer %d) timed out after %d ms: aborting", meta.transactional_id,
                      meta.producer_id, meta.timeout_ms)
-            await self._apply(Decision(NONE, meta))
+            await settled(self._apply(Decision(NONE, meta)))
         for meta in self.machine.expired():
-            await self.store.write(meta)
+            await settled(self.store.write(meta))
         for meta in self.machine.unfinished():
             self._complete_later(meta)
+        self.store.sync()
 
     async def ensure_topic(self) -> bool:
         return await self.store.ensure_topic()

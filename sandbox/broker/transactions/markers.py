@@ -50,9 +50,10 @@ class MarkerSender:
                     left.discard(key)
                     continue
                 by_leader.setdefault(leader[0], []).append(key)
-            results = await asyncio.gather(*[
-                self._send_to(b, producer_id, producer_epoch, commit, coordinator_epoch, keys)
-                for b, keys in by_leader.items() if b >= 0])
+            calls = [self._send_to(b, producer_id, producer_epoch, commit, coordinator_epoch, keys)
+                     for b, keys in by_leader.items() if b >= 0]
+            # one leader (often this broker): awaited in place, no task per attempt
+            results = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
             for res in results:
                 for key, code in res.items():
                     if code in _DONE:

@@ -6,7 +6,7 @@ a partition is read back when this broker starts leading it and dropped when it 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine
 
 from sandbox.protocol.codec import DecodeError
 from sandbox.protocol.errors import COORDINATOR_LOAD_IN_PROGRESS, NONE, NOT_COORDINATOR
@@ -43,6 +43,7 @@ class TxnStore:
         self._on_loaded = on_loaded or (lambda index: None)
         self._epochs: dict[int, int] = {}   # partition -> leader epoch it was loaded at
         self._ids: dict[int, set[str]] = {}  # partition -> transactional ids read or written there
+        self._unsynced: set[int] = set()     # partitions written since their last fsync
 
     # ---- where a transactional id lives --------------------------------------------------------
     def topic(self):
@@ -105,16 +106,33 @@ class TxnStore:
         self.machine.unload(gone)
         log.info("%s-%d no longer led here: %d transactional id(s) unloaded", TXN_TOPIC, index, len(gone))
 
+    def sync(self) -> None:
+        """fsync the partitions written since the last call (when fsync is on): one fsync per
+        partition and second at most, however many transactions ran."""
+        unsynced, self._unsynced = self._unsynced, set()
+        if not self._fsync:
+            return
+        for index in sorted(unsynced):
+            plog = self.state.partitions.get((TXN_TOPIC, index))
+            if plog is not None and plog.opened:
+                try:
+                    plog.housekeeping.sync()
+                except OSError as e:   # retried with the next write's tick
+                    log.warning("%s-%d not fsynced: %s", TXN_TOPIC, index, e)
+                    self._unsynced.add(index)
+
     def ids_in(self, index: int) -> set[str]:
         return set(self._ids.get(index, ()))
 
     # ---- writing -------------------------------------------------------------------------------
-    async def write(self, meta: TxnMetadata, *, fsync: bool = True) -> int:
+    def write(self, meta: TxnMetadata) -> int | Coroutine[Any, Any, int]:
         """Make `meta` durable on the ISR, then apply it to the machine (a Dead state is a
-        tombstone). NONE, or the error the coordinator's client gets. fsync=False: on the ISR
-        but fsynced only with the partition's next fsynced write (a CompleteCommit/Abort, which a
-        crash may lose: the PrepareCommit/Abort found instead sends its markers again, and a
-        marker for a transaction already ended changes nothing)."""
+        tombstone): NONE, or the error the coordinator's client gets; a coroutine giving it when
+        the write must wait for followers (a replicated partition), so an unreplicated one is
+        answered without a pass of the event loop. As in Kafka, a write is durable once the ISR
+        has it (the operating system holds it: a killed broker loses nothing), not fsynced on the
+        request path; `sync()` (the coordinator's one-second tick) fsyncs what was written since,
+        so a power loss can cost at most that second, as it can for records."""
         tid = meta.transactional_id
         code = self.check(tid)
         if code != NONE:
@@ -126,25 +144,35 @@ class TxnStore:
         if code != NONE:
             return COORDINATOR_ERRORS.get(code, code)
         self.machine.begin(meta)
-        ok = False
+        value = None if meta.state == DEAD else encode_value(meta)
         try:
-            value = None if meta.state == DEAD else encode_value(meta)
-            try:
-                last = append_records(self.state, key, [(encode_key(tid), value)], self._fsync and fsync)
-            except OSError as e:
-                log.warning("%s-%d: state of %r not written: %s", TXN_TOPIC, index, tid, e)
-                return NOT_COORDINATOR
-            code = NONE
-            if self.state.replicas.replicated(key):
-                code = await self.state.replicas.wait_for_replicas(key, last, self._timeout_s)
-            if code == NONE and self._epochs.get(index) != epoch:
-                code = NOT_COORDINATOR   # leadership moved while waiting: the new leader has it
-            ok = code == NONE
-            return COORDINATOR_ERRORS.get(code, code)
+            last = append_records(self.state, key, [(encode_key(tid), value)], False)
+        except OSError as e:
+            log.warning("%s-%d: state of %r not written: %s", TXN_TOPIC, index, tid, e)
+            return self._settle(meta, index, epoch, NOT_COORDINATOR)
+        self._unsynced.add(index)
+        code = self.state.replicas.acked(key, last)
+        if code is None:
+            return self._wait_for_isr(meta, index, epoch, last)
+        return self._settle(meta, index, epoch, code)
+
+    async def _wait_for_isr(self, meta: TxnMetadata, index: int, epoch: int, last: int) -> int:
+        code = NOT_COORDINATOR   # if cancelled: the write is settled as failed
+        try:
+            code = await self.state.replicas.wait_for_replicas((TXN_TOPIC, index), last, self._timeout_s)
         finally:
-            if self._epochs.get(index) == epoch:
-                self.machine.applied(meta, ok)
-                if ok:
-                    self._ids.setdefault(index, set()).add(tid)
-                    if meta.state == DEAD:
-                        self._ids[index].discard(tid)
+            answer = self._settle(meta, index, epoch, code)
+        return answer
+
+    def _settle(self, meta: TxnMetadata, index: int, epoch: int, code: int) -> int:
+        """Apply a written state (code NONE) or drop it (an error) unless leadership moved
+        meanwhile (then the new leader has it: NOT_COORDINATOR)."""
+        if self._epochs.get(index) != epoch:
+            return COORDINATOR_ERRORS.get(code, code) if code != NONE else NOT_COORDINATOR
+        ok = code == NONE
+        self.machine.applied(meta, ok)
+        if ok:
+            self._ids.setdefault(index, set()).add(meta.transactional_id)
+            if meta.state == DEAD:
+                self._ids[index].discard(meta.transactional_id)
+        return COORDINATOR_ERRORS.get(code, code)
