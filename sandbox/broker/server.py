@@ -205,6 +205,8 @@ class Connection(asyncio.BufferedProtocol):
         self._task: asyncio.Task | None = None
         self.busy = False        # the task is answering a request (replies must stay in order)
         self.pipelining = False  # only Produce requests are queued, each already appended
+        self._out: list = []     # replies held to be sent together (see _send_soon)
+        self._flush_handle: asyncio.Handle | None = None
 
     # ---- asyncio callbacks
     def connection_made(self, transport) -> None:
@@ -294,7 +296,7 @@ class Connection(asyncio.BufferedProtocol):
                 if out is False:
                     self._push(None)
                 elif out:
-                    self.transport.write(memoryview(out))
+                    self._send(out)
                 return
             self.frames.append(out)   # a reply still to finish, in order
             # an acks=all Produce waiting for its replicas: the Produce requests right behind it
@@ -354,7 +356,10 @@ class Connection(asyncio.BufferedProtocol):
                     if not await self._send_file_reply(out):
                         return
                 elif out and not self.closed:
-                    self.transport.write(memoryview(out))  # a view: the transport slices it without copying
+                    if self.frames:   # more answers may be ready in this same pass: one send for all
+                        self._send_soon(out)
+                    else:
+                        self._send(out)
                     if self._writing_paused:
                         self._drained = loop.create_future()
                         await self._drained
@@ -370,9 +375,36 @@ class Connection(asyncio.BufferedProtocol):
                 _discard(self.frames.popleft())
             self.close()
 
+    # ---- sending, in order
+    def _send(self, out) -> None:
+        """One reply now, after any held ones (a view: the transport slices it without copying)."""
+        if self._out:
+            self._out.append(out)
+            self._flush()
+        else:
+            self.transport.write(memoryview(out))
+
+    def _send_soon(self, out) -> None:
+        """Hold a reply until this pass of the event loop ends: Produce requests pipelined behind
+        an acks=all one are completed together by one high-watermark move, and their replies then
+        go out in one send instead of a system call (and a client wake-up) each."""
+        self._out.append(out)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._out:
+            out, self._out = self._out, []
+            if not self.transport.is_closing():
+                self.transport.write(b"".join(out) if len(out) > 1 else memoryview(out[0]))
+
     async def _send_file_reply(self, reply: FileReply) -> bool:
         """Buffers through the transport, file runs by sendfile; False (close) on a short run."""
         loop = asyncio.get_running_loop()
+        self._flush()
         try:
             for item in reply.items:
                 if self.closed:
@@ -395,6 +427,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
+            self._flush()   # replies held for one send go before the close
             self.transport.close()
 
 

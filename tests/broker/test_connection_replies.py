@@ -1,0 +1,129 @@
+"""A connection's replies leave in request order; Produce requests pipelined behind a waiting
+acks=all one, completed together by one high-watermark move, go out in one send; held replies
+are sent before a later immediate one, before a file reply, and before the connection closes."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from sandbox.broker.config import DEFAULT_LISTENER
+from sandbox.broker.handlers import REGISTRY
+from sandbox.broker.server import Connection
+from test_handlers_inprocess import broker  # noqa: F401  (the fixture)
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.closed = False
+
+    def write(self, data) -> None:
+        self.sent.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name):
+        return None
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+def produce_frame(n: int) -> bytes:
+    return b"\x00\x00" + bytes([n])          # api key 0 (Produce)
+
+
+def metadata_frame(n: int) -> bytes:
+    return b"\x00\x03" + bytes([n])          # api key 3: answered at once
+
+
+def connection(loop, replication: asyncio.Future):
+    async def waits(n: int) -> bytes:
+        await replication                   # acks=all: until the high watermark moves
+        return b"reply-%d;" % n
+
+    def dispatch(frame, peer, listener):
+        key, n = frame[1], frame[2]
+        if key == 0:
+            return waits(n)
+        return False if n == 255 else b"meta-%d;" % n
+
+    server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=1 << 20), _conns=set(), _dispatch=dispatch)
+    conn = Connection(server, "PLAINTEXT")
+    transport = FakeTransport()
+
+    async def made() -> None:   # the connection's task starts on the running loop
+        conn.connection_made(transport)
+
+    loop.run_until_complete(made())
+    return conn, transport
+
+
+def run(loop, steps: int = 5) -> None:
+    for _ in range(steps):
+        loop.run_until_complete(asyncio.sleep(0))
+
+
+def test_pipelined_produce_replies_go_out_in_order_in_one_send():
+    loop = asyncio.new_event_loop()
+    try:
+        replication = loop.create_future()
+        conn, transport = connection(loop, replication)
+        for n in (1, 2, 3):
+            conn._push(produce_frame(n))
+        run(loop)
+        assert transport.sent == []                  # all three wait for their replicas
+        replication.set_result(None)
+        run(loop)
+        assert transport.sent == [b"reply-1;reply-2;reply-3;"]
+        conn._push(metadata_frame(4))                # nothing ahead: answered at once
+        assert transport.sent[-1] == b"meta-4;"
+    finally:
+        loop.close()
+
+
+def test_a_held_reply_goes_before_an_immediate_one_and_before_the_close():
+    loop = asyncio.new_event_loop()
+    try:
+        replication = loop.create_future()
+        conn, transport = connection(loop, replication)
+        conn._push(produce_frame(1))
+        conn._push(produce_frame(2))
+        run(loop)
+        replication.set_result(None)
+        # reply 1 is held (reply 2 is queued behind it); a reply sent now must follow both
+        conn._out.append(b"held;")
+        conn._send(b"now;")
+        assert transport.sent == [b"held;now;"]
+        conn._out.append(b"last;")
+        conn.close()
+        assert transport.sent[-1] == b"last;" and transport.closed
+    finally:
+        loop.close()
+
+
+def test_a_pipelined_produce_settled_by_the_time_it_is_awaited_does_not_suspend(broker, monkeypatch):
+    """The Produce requests queued behind a waiting acks=all one are awaited after it; their
+    records are usually on the ISR by then, and they must complete in that same pass (no task,
+    no loop turn) for their replies to leave together."""
+    from sandbox.protocol.records import encode_batch
+    from sandbox.protocol import errors as E
+    broker.create_topic("t", 1)
+    monkeypatch.setattr(broker.owner.replicas, "replicated", lambda key: True)   # as with followers
+    answers = iter([None])                   # appended, not yet on the ISR; then it is
+    monkeypatch.setattr(broker.owner.replicas, "acked", lambda key, offset: next(answers, E.NONE))
+    frame = broker.frame(0, 9, {"transactional_id": None, "acks": -1, "timeout": 5000, "topic_data": [
+        {"name": "t", "partition_data": [{"index": 0, "records": encode_batch(0, [b"v"])}]}]}, 7)
+    pending = REGISTRY.dispatch(frame, broker.owner, "peer", DEFAULT_LISTENER)
+    assert asyncio.iscoroutine(pending)
+    try:
+        pending.send(None)
+        raise AssertionError("the settled Produce suspended")
+    except StopIteration as done:
+        assert done.value                    # the encoded reply, in the same step
