@@ -27,6 +27,11 @@ def new_cluster_id() -> str:
             return text
 
 
+# producer ids start at the wall clock's milliseconds x this (1.8e15 in 2026: inside a JavaScript
+# number's exact range, as kafkajs keeps them); an older journal's ids are below any new floor
+# unless it handed out more than one block of 1,000 per millisecond
+PRODUCER_IDS_PER_MS = 1000
+
 class Coordinator(ViewReads):
     def __init__(self, directory: Path, *, cluster_id: str | None = None,
                  clock: Callable[[], float] = time.time, session_timeout_ms: int = 9000,
@@ -219,10 +224,13 @@ class Coordinator(ViewReads):
         return [r["broker_id"] for r in records if r["type"] == "fence-broker"]
 
     def allocate_producer_ids(self, count: int = 1000) -> int:
-        """Reserve `count` producer ids durably; returns the first."""
-        first = self._machine.next_producer_id
-        self._commit(self._machine.allocate_producer_ids(count))
-        return first
+        """Reserve `count` producer ids durably; returns the first. Never below the clock's
+        milliseconds x PRODUCER_IDS_PER_MS: a journal destroyed and started afresh (the
+        supervisor heals a broken one) must not hand out ids the brokers' logs still hold for
+        other producers (their batches would be taken for out-of-order ones)."""
+        records = self._machine.allocate_producer_ids(count, floor=self._now_ms() * PRODUCER_IDS_PER_MS)
+        self._commit(records)
+        return records[0]["next_producer_id"] - count
 
     # ----------------------------------------------------------------- lifecycle
     def close(self) -> None:

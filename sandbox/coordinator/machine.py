@@ -310,10 +310,11 @@ class MetadataMachine:
         return [{"type": "config", "topic_id": str(topic.topic_id),
                  "configs": dict(sorted(configs.items()))}]
 
-    def allocate_producer_ids(self, count: int) -> list[Record]:
+    def allocate_producer_ids(self, count: int, floor: int = 0) -> list[Record]:
+        """A block of `count` ids from the counter, or from `floor` if that is higher."""
         if not isinstance(count, int) or count < 1:
             raise CoordinatorError(INVALID_REQUEST, "producer id block size must be >= 1")
-        return [{"type": "producer-ids", "next_producer_id": self._next_pid + count}]
+        return [{"type": "producer-ids", "next_producer_id": max(self._next_pid, floor) + count}]
 
     def register_broker(self, broker_id: int, host: str, port: int, rack: str | None,
                         incarnation_id: uuid.UUID | str, now_ms: int | None = None,

@@ -219,7 +219,7 @@ def test_allocate_producer_ids_needs_a_live_registration(server):
         first = c.request(req(1, epoch))
         second = c.request(req(1, epoch))
         assert first.error_code == 0 and first.producer_id_len == 1000
-        assert second.producer_id_start == first.producer_id_start + 1000
+        assert second.producer_id_start >= first.producer_id_start + 1000
         assert c.request(req(1, epoch + 5)).error_code == 77
         assert c.request(req(9, 0)).error_code == 102
 

@@ -108,7 +108,7 @@ def test_remote_writes_are_visible_on_return_and_errors_raise(server):
             await rc.alter_configs("t", {"segment.ms": "1"}, validate_only=True)
             assert rc.topic("t").configs == {"segment.ms": "99"}
             first = await rc.allocate_producer_ids(1000)
-            assert await rc.allocate_producer_ids(10) == first + 1000
+            assert await rc.allocate_producer_ids(10) >= first + 1000
             results = await rc.create_topics([{"name": "a"}, {"name": "a"}, {"name": "b"}])
             assert [r.error_code for r in results] == [42, 42, 0]
             await rc.delete_topic(rc.topic("b").topic_id)
@@ -173,7 +173,8 @@ def test_local_coordinator_has_the_same_async_api(tmp_path):
             assert len((await lc.create_partitions("t", 3)).partitions) == 3
             await lc.alter_configs("t", {"retention.ms": "5"})
             assert lc.topic("t").configs == {"retention.ms": "5"}
-            assert await lc.allocate_producer_ids(5) == 0
+            first = await lc.allocate_producer_ids(5)
+            assert await lc.allocate_producer_ids(5) >= first + 5
             results = await lc.create_topics([{"name": "u"}, {"name": "u"}])
             assert [r.error_code for r in results] == [42, 42]
             await lc.delete_topic("t")
