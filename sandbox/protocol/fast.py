@@ -70,13 +70,17 @@ def _string(buf, pos: int, flexible: bool, nullable: bool) -> tuple[str | None, 
     return str(buf[pos:end], "utf-8"), end
 
 
-def _array_len(buf, pos: int, flexible: bool) -> tuple[int, int]:
+def _array_len_nullable(buf, pos: int, flexible: bool) -> tuple[int, int]:
+    """An array's (or bytes') length, -1 for null."""
     if flexible:
         n, pos = read_uvarint(buf, pos)
-        n -= 1
-    else:
-        (n,) = _I32.unpack_from(buf, pos)
-        pos += 4
+        return n - 1, pos
+    (n,) = _I32.unpack_from(buf, pos)
+    return n, pos + 4
+
+
+def _array_len(buf, pos: int, flexible: bool) -> tuple[int, int]:
+    n, pos = _array_len_nullable(buf, pos, flexible)
     if n < 0:
         raise DecodeError("null or negative length for a non-nullable array")
     return n, pos

@@ -7,10 +7,10 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from .codec import DecodeError, read_uvarint, skip_tags
+from .codec import DecodeError, skip_tags
 from .fast import (
     _FETCH_PART_V4, _FETCH_PART_V5, _FETCH_TOP_V4, _FETCH_TOP_V7, _HDR, _I16, _I32, _Q, _QQ,
-    _put_array_len, _put_string, _string,
+    _array_len, _array_len_nullable, _put_array_len, _put_string, _string,
 )
 
 FETCH_REQUEST_VERSIONS = (4, 12)      # topics by name; v13+ name them by id
@@ -111,21 +111,6 @@ class FetchResponse(NamedTuple):
     responses: tuple[FetchableTopicResponse, ...]
 
 
-def _array_len_nullable(buf, pos: int, flexible: bool) -> tuple[int, int]:
-    if flexible:
-        n, pos = read_uvarint(buf, pos)
-        return n - 1, pos
-    (n,) = _I32.unpack_from(buf, pos)
-    return n, pos + 4
-
-
-def _count(buf, pos: int, flexible: bool) -> tuple[int, int]:
-    n, pos = _array_len_nullable(buf, pos, flexible)
-    if n < 0:
-        raise DecodeError("null or negative length for a non-nullable array")
-    return n, pos
-
-
 def decode_fetch_response(frame, version: int) -> tuple[int, FetchResponse]:
     """(correlation id, response) of a Fetch response frame without its size prefix. Records
     are memoryviews into `frame`. Raises DecodeError (never anything else) on bad bytes."""
@@ -144,11 +129,11 @@ def decode_fetch_response(frame, version: int) -> tuple[int, FetchResponse]:
             (throttle,), error, session = _FETCH_TOP_V4.unpack_from(frame, pos), 0, 0
             pos += _FETCH_TOP_V4.size
         part_struct = _FETCH_PART_V5 if version >= 5 else _FETCH_PART_V4
-        ntopics, pos = _count(frame, pos, flexible)
+        ntopics, pos = _array_len(frame, pos, flexible)
         topics = []
         for _ in range(ntopics):
             name, pos = _string(frame, pos, flexible, False)
-            nparts, pos = _count(frame, pos, flexible)
+            nparts, pos = _array_len(frame, pos, flexible)
             parts = []
             for _ in range(nparts):
                 fields = part_struct.unpack_from(frame, pos)

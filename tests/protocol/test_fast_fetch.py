@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from sandbox.protocol import DecodeError, RequestHeader, build, decode_response, encode_request
 from sandbox.protocol import encode_response, request_class, response_class
-from test_fast import fetch_body  # the Fetch response bodies the encoder is checked with
+from test_fast import fetch_body, i32, i64, names  # the Fetch bodies the encoder is checked with, and its strategies
 
 from sandbox.protocol.fast_fetch import (
     FETCH_DECODE_VERSIONS,
@@ -19,9 +19,6 @@ from sandbox.protocol.fast_fetch import (
     encode_fetch_request,
 )
 
-i32 = st.integers(-(2**31), 2**31 - 1)
-i64 = st.integers(-(2**63), 2**63 - 1)
-names = st.text(min_size=0, max_size=12)
 
 fetch_partition = st.builds(FetchPartition, partition=i32, fetch_offset=i64, partition_max_bytes=i32,
                             current_leader_epoch=i32, log_start_offset=i64, last_fetched_epoch=i32)
