@@ -94,6 +94,7 @@ class Stack:
 
     def __init__(self, root: Path, brokers: int) -> None:
         self.root, self.brokers = root, brokers
+        self.last_unhealthy: tuple = ([], None)   # (services not healthy, problems) at the last check
         base = free_ports(brokers + 2)
         self.port, self.coordinator_port, self.http_port = base, base + brokers, base + brokers + 1
         root.mkdir(parents=True, exist_ok=True)
@@ -142,6 +143,8 @@ class Stack:
     def healthy(self) -> bool:
         code, st = self.status()
         svcs = st.get("services", [])
+        self.last_unhealthy = [(s["name"], s["state"], s["healthy"]) for s in svcs
+                               if s["state"] != "running" or not s["healthy"]], st.get("problems")
         return code == 0 and bool(svcs) and all(s["state"] == "running" and s["healthy"] for s in svcs) \
             and any(t["name"] == TOPIC and t["partitions"] == PARTITIONS and t["leaderless_partitions"] == 0
                     for t in st.get("topics", []))
@@ -308,14 +311,18 @@ class Campaign:
 
     def heal(self, t0: float) -> None:
         """Wait until healthy; the time counts from t0, when the fault ended."""
+        seen: list = []   # what status said while unhealthy, once per change, for the report
         while time.monotonic() - t0 < HEAL_GIVE_UP_S:
             if self.stack.healthy():
                 took = time.monotonic() - t0
                 self.report.heal_s.append(took)
                 if took > HEAL_BOUND_S:
                     self.report.violations.append(f"healthy only {took:.1f} s after fault "
-                                                  f"{len(self.report.faults)} ({self.report.faults[-1]})")
+                                                  f"{len(self.report.faults)} ({self.report.faults[-1]}); "
+                                                  f"meanwhile: {seen}")
                 return
+            if not seen or seen[-1][1:] != self.stack.last_unhealthy:
+                seen.append((round(time.monotonic() - t0, 1), *self.stack.last_unhealthy))
             time.sleep(0.3)
         self.report.heal_s.append(HEAL_GIVE_UP_S)
         _, st = self.stack.status()
