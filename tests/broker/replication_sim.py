@@ -175,6 +175,8 @@ class SimConnection:
         self._lock = asyncio.Lock()
         self._corr = 0
 
+    connected = True   # no connection state: the fake network decides each call's fate
+
     async def request(self, body: Any, timeout: float) -> Any:
         key, version = body.__api_key__, body.__version__
         return await self.call(
