@@ -240,6 +240,24 @@ class KafkaClient(GroupAdmin, TxnAdmin):
         """Log start offset of each partition (all partitions when None)."""
         return {p: o for (_, p), o in self._list_offsets({topic: partitions}, EARLIEST).items()}
 
+    @_locked
+    def replica_log_ends(self, broker: int, partitions: dict[str, Iterable[int]]
+                         ) -> dict[tuple[str, int], tuple[int, int]]:
+        """(log end offset, newest leader epoch in its log) of the named partitions' replicas on
+        one broker, leader or not: ListOffsets latest with Kafka's debugging replica id (-2).
+        Partitions the broker does not hold are left out."""
+        resp, _ = self._send(self._node(broker), LIST_OFFSETS, {
+            "replica_id": -2, "isolation_level": 0,
+            "topics": [{"name": t, "partitions": [
+                {"partition_index": p, "current_leader_epoch": -1, "timestamp": LATEST,
+                 "max_num_offsets": 1} for p in sorted(ps)]} for t, ps in partitions.items()]})
+        out: dict[tuple[str, int], tuple[int, int]] = {}
+        for t in resp.topics:
+            for p in t.partitions:
+                if int(p.error_code) == 0 and int(p.offset) >= 0:
+                    out[(t.name, int(p.partition_index))] = (int(p.offset), int(getattr(p, "leader_epoch", -1)))
+        return out
+
     def _list_offsets(self, wanted: dict[str, Iterable[int] | None], ts: int, isolation_level: int = 0
                       ) -> dict[tuple[str, int], int]:
         out: dict[tuple[str, int], int] = {}

@@ -9,7 +9,7 @@ import json
 import time
 from typing import Callable
 
-from sandbox.client import KafkaClient
+from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.config import SandboxConfig, TopicSpec
 from sandbox.runner.statefile import write_state
 
@@ -27,6 +27,46 @@ def load_catalog(cfg: SandboxConfig) -> dict[str, TopicSpec]:
         out[n] = TopicSpec(n, t["partitions"], t.get("replication", 1), dict(t.get("config", {})),
                            tuple(tuple(b) for b in placed) if placed else None)
     return out
+
+
+def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient
+                           ) -> tuple[dict[str, TopicSpec], list[str]]:
+    """Re-created after a destroyed coordinator journal, a partition starts afresh: its first
+    replica leads and the others cut their logs to the leader's. So the replica whose log ends
+    furthest goes first (an acknowledged record is on every in-sync replica, so on the longest
+    log; ties go to the newer leader epoch, then to the catalog's order). Every broker is asked
+    for its replicas' log ends (ListOffsets with the debugging replica id); one that does not
+    answer counts as holding nothing. Returns the specs and one line per partition whose first
+    replica changed."""
+    asks: dict[int, dict[str, list[int]]] = {}
+    for name, spec in specs.items():
+        for index, replicas in enumerate(spec.assignments or ()):
+            if len(replicas) > 1:
+                for b in replicas:
+                    asks.setdefault(b, {}).setdefault(name, []).append(index)
+    ends: dict[tuple[int, str, int], tuple[int, int]] = {}
+    for broker, parts in asks.items():
+        try:
+            ends.update({(broker, t, i): end for (t, i), end in client.replica_log_ends(broker, parts).items()})
+        except KafkaClientError:
+            continue
+    out, notes = dict(specs), []
+    for name, spec in specs.items():
+        placed, moved = [], False
+        for index, replicas in enumerate(spec.assignments or ()):
+            if len(replicas) > 1:
+                def rank(b: int) -> tuple[int, int, int]:
+                    end, epoch = ends.get((b, name, index), (-1, -1))
+                    return end, epoch, -replicas.index(b)
+                best = max(replicas, key=rank)
+                if best != replicas[0]:
+                    notes.append(f"{name}-{index}: broker {best} leads (its log ends at {rank(best)[0]}, "
+                                 f"broker {replicas[0]}'s at {rank(replicas[0])[0]})")
+                    replicas, moved = (best, *(b for b in replicas if b != best)), True
+            placed.append(tuple(replicas))
+        if moved:
+            out[name] = dataclasses.replace(spec, assignments=tuple(placed))
+    return out, notes
 
 
 def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[[], bool] = lambda: True) -> bool:

@@ -23,7 +23,7 @@ from sandbox.health.metrics import EventCounter, render_metrics
 from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, write_pid_file
-from sandbox.runner.catalog import desired_topics, restore_group_offsets, save_catalog
+from sandbox.runner.catalog import desired_topics, lead_with_longest_logs, restore_group_offsets, save_catalog
 from sandbox.runner.manifest import ManifestWatcher, event_kind, reconcile
 from sandbox.runner import inbox, orphans
 from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
@@ -186,7 +186,9 @@ class StackSupervisor:
                                            set(range(1, self.cfg.brokers + 1)))
             if waiting:   # topics are placed on brokers: they register with the fresh journal first
                 raise RuntimeError(waiting[0])
-        desired = desired_topics(self.cfg)
+        desired, moved = lead_with_longest_logs(desired_topics(self.cfg), self.client)
+        if moved:   # the first replica of these would have cut acknowledged records off the others
+            self.sup.record_event(service, "leaders-chosen", "; ".join(moved))
         msgs = reconcile(desired, self.client)
         failed = [m for m in msgs if m.startswith("failed")]
         if failed:

@@ -235,3 +235,43 @@ def test_a_destroyed_coordinator_journal_puts_every_partition_back_where_its_dat
     got = consume_topic(proj.bootstrap, "spread", 300, timeout=30)
     values = {m.value() for m in got}
     assert {f"a{i}".encode() for i in range(300)} <= values
+
+
+def test_a_destroyed_coordinator_journal_keeps_records_the_first_replica_lacks(projects):
+    """Found by the fault campaign (seed 2): a partition re-created after its coordinator journal
+    was destroyed was led by its first replica, whose log lacked the last acknowledged record
+    (it had been out of the ISR), and the other replicas cut theirs to match it. The supervisor
+    now asks every replica where its log ends and lets the longest lead."""
+    from .stack_kit import partition_leaders
+    proj = projects("wipelead", brokers=3, topics="[topics.r3]\npartitions = 1\n")
+    assert proj.up().returncode == 0
+    first = partition_leaders(proj.bootstrap, "r3")[0]
+    p = producer(proj.bootstrap, **{"acks": "all", "enable.idempotence": True})
+    produce_all(p, "r3", [(None, f"a{i}".encode()) for i in range(50)])
+    wait_for(lambda: '"r3"' in (proj.data_dir / "topics.json").read_text()
+             and "assignments" in (proj.data_dir / "topics.json").read_text(), 10, what="the topic catalog")
+    _, st = proj.status()
+    leader_pid, coord = service(st, f"broker-{first}")["pid"], service(st, "coordinator")["pid"]
+    os.kill(leader_pid, signal.SIGSTOP)   # past its session: fenced, out of the ISR, no longer leader
+    try:
+        wait_for(lambda: partition_leaders(proj.bootstrap, "r3").get(0) not in (None, -1, first), 30,
+                 what="a new leader while the first replica is frozen")
+        produce_all(p, "r3", [(None, f"b{i}".encode()) for i in range(50)])   # on the two others only
+
+        def garble():
+            for f in (proj.data_dir / "coordinator").rglob("*"):
+                if f.is_file():
+                    with open(f, "r+b") as fh:
+                        fh.write(b"\xa5" * max(1, min(64, f.stat().st_size)))
+        freeze_then_kill(coord, garble)
+    finally:
+        os.kill(leader_pid, signal.SIGCONT)
+    code, st = wait_status(proj, lambda c, s: c == 0 and all_running_healthy(s) and any(
+        t["name"] == "r3" for t in s["topics"]) and events(s, service="coordinator", kind="topics-recreated")
+        and events(s, service="coordinator", kind="topics-recreated")[-1].get("ok"), 60, "topics restored")
+    chosen = events(st, service="coordinator", kind="leaders-chosen")
+    assert chosen and "r3-0" in chosen[-1]["detail"], events(st, service="coordinator")
+    assert partition_leaders(proj.bootstrap, "r3")[0] != first
+    got = consume_topic(proj.bootstrap, "r3", 100, timeout=30)
+    values = [m.value() for m in got]
+    assert sorted(values) == sorted([f"a{i}".encode() for i in range(50)] + [f"b{i}".encode() for i in range(50)])

@@ -45,3 +45,39 @@ def test_catalog_keeps_runtime_topics_and_offsets_and_restores_what_data_allows(
         (cfg.data_dir / "topics.json").write_text(json.dumps(raw))
         assert restore_group_offsets(cfg, c) == ["billing (2 partitions)"]
         assert c.committed_offsets("billing") == {("runtime", 0): 7, ("runtime", 1): 10}
+
+
+class _Ends:
+    """A client whose brokers report fixed replica log ends; broker ids in `down` do not answer."""
+
+    def __init__(self, ends: dict[tuple[int, str, int], tuple[int, int]], down: set[int] = frozenset()) -> None:
+        self.ends, self.down, self.asked = ends, down, []
+
+    def replica_log_ends(self, broker, partitions):
+        from sandbox.client import KafkaClientError
+        self.asked.append((broker, {t: sorted(ps) for t, ps in partitions.items()}))
+        if broker in self.down:
+            raise KafkaClientError(f"broker {broker} is not available")
+        return {(t, i): self.ends[(broker, t, i)] for t, ps in partitions.items() for i in ps
+                if (broker, t, i) in self.ends}
+
+
+def test_the_replica_whose_log_ends_furthest_leads_a_recreated_partition():
+    from sandbox.config import TopicSpec
+    from sandbox.runner.catalog import lead_with_longest_logs
+
+    specs = {"t": TopicSpec("t", 4, 3, {}, ((1, 2, 3), (2, 3, 1), (3, 1, 2), (1, 3, 2))),
+             "solo": TopicSpec("solo", 1, 1, {}, ((2,),)),
+             "new": TopicSpec("new", 2, 3, {}, None)}
+    client = _Ends({(1, "t", 0): (523, 1), (2, "t", 0): (524, 2), (3, "t", 0): (524, 2),   # 2 first of the longest
+                    (2, "t", 1): (90, 0), (3, "t", 1): (90, 0), (1, "t", 1): (90, 0),      # a tie keeps the order
+                    (3, "t", 2): (10, 4), (1, "t", 2): (10, 5), (2, "t", 2): (9, 9),       # same end: newer epoch
+                    (1, "t", 3): (7, 0), (2, "t", 3): (70, 0)},                            # 3 does not answer
+                    down={3})
+    out, notes = lead_with_longest_logs(specs, client)
+    assert out["t"].assignments == ((2, 1, 3), (2, 3, 1), (1, 3, 2), (2, 1, 3))
+    assert out["solo"] is specs["solo"] and out["new"] is specs["new"]   # nothing to choose between
+    assert len(notes) == 3 and notes[0].startswith("t-0: broker 2 leads (its log ends at 524, broker 1's at 523)")
+    assert all(parts == {"t": [0, 1, 2, 3]} for _b, parts in client.asked)   # one request per broker
+    same, none = lead_with_longest_logs(specs, _Ends({}, down={1, 2, 3}))
+    assert same == specs and none == []   # nobody answers: the catalog's order stands

@@ -2,14 +2,18 @@
 v8+: the log start offset, no tiered storage here), latest tiered (-5, v9+: -1, nothing is tiered),
 or by timestamp. v10's timeout_ms only matters for remote storage, so it is ignored.
 isolation_level 1 (read_committed, v2+) ends at the last stable offset instead of the high watermark:
-latest is the LSO, and a lookup by time finds only offsets below it (Kafka's lastFetchableOffset)."""
+latest is the LSO, and a lookup by time finds only offsets below it (Kafka's lastFetchableOffset).
+A request from a broker or a debugging tool (replica_id >= 0 or -2) ignores the isolation level and
+ends at the log end, as Kafka's does; with -2 (Kafka's DEBUGGING_REPLICA_ID) any replica answers, not
+only the leader, latest giving its log end and the newest leader epoch its log holds (the
+supervisor asks every replica this way after a destroyed coordinator journal, to choose leaders)."""
 
 from __future__ import annotations
 
 from sandbox.log.batch import iter_batches
 
 from ..records import first_record_at_or_after, record_with_timestamp
-from sandbox.protocol.errors import NONE
+from sandbox.protocol.errors import NONE, UNKNOWN_TOPIC_OR_PARTITION
 
 API_KEY = 2
 MIN_VERSION = 1
@@ -17,18 +21,29 @@ MAX_VERSION = 10
 
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
 READ_COMMITTED = 1
+CONSUMER_REPLICA_ID, DEBUGGING_REPLICA_ID = -1, -2
 
 
-def _lookup(state, topic: str, index: int, ts: int, isolation_level: int) -> dict:
+def _lookup(state, topic: str, index: int, ts: int, isolation_level: int,
+            replica_id: int = CONSUMER_REPLICA_ID) -> dict:
     out = {"partition_index": index, "error_code": NONE, "timestamp": -1, "offset": -1, "leader_epoch": -1}
-    plog, code = state.led_log(topic, index)
+    if replica_id == DEBUGGING_REPLICA_ID:   # any replica, leader or not
+        plog = state.partitions.get((topic, index))
+        code = UNKNOWN_TOPIC_OR_PARTITION
+    else:
+        plog, code = state.led_log(topic, index)
     if plog is None:
         out["error_code"] = code
         return out
     out["leader_epoch"] = state.leaders.get((topic, index), (state.node_id, 0))[1]
-    fetchable = plog.last_stable_offset if isolation_level == READ_COMMITTED else plog.high_watermark
+    if replica_id != CONSUMER_REPLICA_ID:
+        fetchable = plog.log_end_offset
+    else:
+        fetchable = plog.last_stable_offset if isolation_level == READ_COMMITTED else plog.high_watermark
     if ts == LATEST:
         out["offset"] = fetchable
+        if replica_id == DEBUGGING_REPLICA_ID:
+            out["leader_epoch"] = plog.replica.latest_epoch
     elif ts in (EARLIEST, EARLIEST_LOCAL):
         out["offset"] = plog.log_start_offset
     elif ts == LATEST_TIERED:
@@ -61,8 +76,9 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int) -> dic
 
 def handle(ctx, request) -> dict:
     iso = getattr(request, "isolation_level", 0)
+    rid = int(request.replica_id)
     topics = [
-        {"name": t.name, "partitions": [_lookup(ctx.state, t.name, p.partition_index, p.timestamp, iso)
+        {"name": t.name, "partitions": [_lookup(ctx.state, t.name, p.partition_index, p.timestamp, iso, rid)
                                         for p in t.partitions]}
         for t in request.topics
     ]
