@@ -227,6 +227,13 @@ class PartitionLog(Shrinking):
         return self.append(build_control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now),
                            leader_epoch=leader_epoch, now_ms=now)
 
+    def in_transaction(self, producer_id: int, producer_epoch: int) -> bool:
+        """True while this producer, at this epoch, has a transaction open here (data written, no
+        marker yet): its next transactional batches need no check with the coordinator."""
+        state = self._producers.state
+        entry = state.producers.get(producer_id)
+        return producer_id in state.open_txns and entry is not None and entry.epoch == producer_epoch
+
     @property
     def last_stable_offset(self) -> int:
         """Where read_committed consumers stop: the first offset of a transaction not yet ended

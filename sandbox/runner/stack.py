@@ -186,7 +186,9 @@ class StackSupervisor:
                                            set(range(1, self.cfg.brokers + 1)))
             if waiting:   # topics are placed on brokers: they register with the fresh journal first
                 raise RuntimeError(waiting[0])
-        desired, moved = lead_with_longest_logs(desired_topics(self.cfg), self.client)
+        desired, moved = desired_topics(self.cfg), []
+        if service == "coordinator":   # every partition is created afresh, led by its first replica
+            desired, moved = lead_with_longest_logs(desired, self.client)
         if moved:   # the first replica of these would have cut acknowledged records off the others
             self.sup.record_event(service, "leaders-chosen", "; ".join(moved))
         msgs = reconcile(desired, self.client)

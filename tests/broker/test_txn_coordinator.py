@@ -16,7 +16,7 @@ from sandbox.broker.internal_log import read_records
 from sandbox.broker.internal_topics import TXN_TOPIC
 from sandbox.broker.state import BrokerState
 from sandbox.broker.transactions.coordinator import settled
-from sandbox.broker.transactions import markers as markers_mod
+from sandbox.broker.transactions import links as links_mod
 from sandbox.broker.transactions.records import decode_key
 from sandbox.log.batch import CONTROL_ABORT, CONTROL_COMMIT, control_type, iter_batches
 from sandbox.protocol import build, response_class
@@ -219,7 +219,7 @@ def test_markers_for_partitions_led_elsewhere_go_by_write_txn_markers_until_acce
             pass
 
     monkeypatch.setattr(state, "leaders", {**state.leaders, ("t", 1): (2, 0)})
-    monkeypatch.setattr(markers_mod, "broker_address", lambda st, b: ("127.0.0.1", 1) if b == 2 else None)
+    monkeypatch.setattr(links_mod, "broker_address", lambda st, b: ("127.0.0.1", 1) if b == 2 else None)
     monkeypatch.setattr(state.replicas, "connect", lambda host, port, client_id: Conn())
     sender = state.txns.markers
     ok = node.run(sender.send(7, 3, True, 0, {("t", 0), ("t", 1)}, lambda: True))

@@ -43,11 +43,8 @@ def read_committed(cluster: Cluster, topic: str, partitions: int, isolation: str
     return out
 
 
-def test_a_transaction_over_three_leaders_survives_losing_its_coordinator(cluster3):
-    cluster = cluster3
-    topic = unique("rtx")
-    admin = cluster.admin()
-    # partition i led by broker i+1: markers go to all three
+def three_leaders(cluster: Cluster, topic: str) -> None:
+    """A topic of 3 partitions, RF 3, min ISR 2, partition i led by broker i+1, all in sync."""
     from kafka.admin import KafkaAdminClient, NewTopic as KNewTopic
     ka = KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=15000)
     try:
@@ -56,6 +53,13 @@ def test_a_transaction_over_three_leaders_survives_losing_its_coordinator(cluste
     finally:
         ka.close()
     cluster.wait_in_sync(topic, 3, timeout=30)
+
+
+def test_a_transaction_over_three_leaders_survives_losing_its_coordinator(cluster3):
+    cluster = cluster3
+    topic = unique("rtx")
+    admin = cluster.admin()
+    three_leaders(cluster, topic)   # markers go to all three
     assert [cluster.partition(topic, i)[0] for i in range(3)] == [1, 2, 3]
     txn_id = unique("rtx-id")
     p = producer(cluster.bootstrap, **{"transactional.id": txn_id, "transaction.timeout.ms": 60000,
@@ -99,3 +103,73 @@ def test_a_transaction_over_three_leaders_survives_losing_its_coordinator(cluste
     assert sorted(read_committed(cluster, topic, 3)) == sorted(committed)
     every = read_committed(cluster, topic, 3, "read_uncommitted")
     assert sorted(every) == sorted(committed + [f"second-{i}".encode() for i in range(3)])
+
+
+def _until_none(call, what: str, timeout: float = 30.0):
+    """Ask again while the answer is a retriable coordinator error (the topic is being made)."""
+    from sandbox.protocol import errors as E
+    deadline = time.monotonic() + timeout
+    while True:
+        resp, code = call()
+        if code not in (E.COORDINATOR_LOAD_IN_PROGRESS, E.COORDINATOR_NOT_AVAILABLE, E.NOT_COORDINATOR,
+                        E.CONCURRENT_TRANSACTIONS) or time.monotonic() > deadline:
+            assert code == E.NONE, f"{what}: error {code}"
+            return resp
+        time.sleep(0.2)
+
+
+def test_a_late_transactional_write_is_refused_where_another_broker_coordinates_the_id(cluster3):
+    """KIP-890 part 1 across brokers: after a transaction was aborted, a transactional write of the
+    same producer epoch to a partition it no longer holds (a late or zombie write) is refused by
+    that partition's leader after asking the coordinator on another broker, instead of opening a
+    transaction no marker ever ends (read_committed consumers would stop there for good). Raw
+    protocol, since real clients do not send such a write on purpose."""
+    from sandbox.log.batch import ATTR_TRANSACTIONAL, build_batch
+    from sandbox.protocol import build, errors as E, request_class
+    from rawclient import RawClient
+
+    cluster = cluster3
+    topic = unique("late")
+    three_leaders(cluster, topic)
+    tid = unique("late-id")
+    with RawClient(cluster.ports[1]) as any_broker:
+        found = _until_none(lambda: (r := any_broker.request(build(request_class(10, 3), {
+            "key": tid, "key_type": 1}))) and (r, int(r.error_code)), "FindCoordinator")
+    coordinator = int(found.node_id)
+    index = next(i for i in range(3) if cluster.partition(topic, i)[0] != coordinator)
+    leader = cluster.partition(topic, index)[0]
+    with RawClient(cluster.ports[coordinator]) as coord, RawClient(cluster.ports[leader]) as lead:
+        init = _until_none(lambda: (r := coord.request(build(request_class(22, 4), {
+            "transactional_id": tid, "transaction_timeout": 60000, "producer_id": -1,
+            "producer_epoch": -1}))) and (r, int(r.error_code)), "InitProducerId")
+        pid, epoch = int(init.producer_id), int(init.producer_epoch)
+
+        def produce(seq: int, version: int) -> int:
+            batch = build_batch([(None, f"v{seq}".encode())], producer_id=pid, producer_epoch=epoch,
+                                base_sequence=seq, attributes=ATTR_TRANSACTIONAL)
+            r = lead.request(build(request_class(0, version), {
+                "transactional_id": tid, "acks": -1, "timeout": 10000,
+                "topic_data": [{"name": topic, "partition_data": [{"index": index, "records": batch}]}]}))
+            return int(r.responses[0].partition_responses[0].error_code)
+
+        def offsets(isolation: int) -> int:
+            r = lead.request(build(request_class(2, 5), {"replica_id": -1, "isolation_level": isolation, "topics": [
+                {"name": topic, "partitions": [{"partition_index": index, "current_leader_epoch": -1,
+                                                "timestamp": -1}]}]}))
+            return int(r.topics[0].partitions[0].offset)
+
+        added = _until_none(lambda: (r := coord.request(build(request_class(24, 3), {
+            "v3_and_below_transactional_id": tid, "v3_and_below_producer_id": pid,
+            "v3_and_below_producer_epoch": epoch,
+            "v3_and_below_topics": [{"name": topic, "partitions": [index]}]}))) and
+            (r, int(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code)),
+            "AddPartitionsToTxn")
+        assert added is not None
+        assert produce(0, 9) == E.NONE            # the partition is in the transaction: written
+        _until_none(lambda: (r := coord.request(build(request_class(26, 3), {
+            "transactional_id": tid, "producer_id": pid, "producer_epoch": epoch, "committed": False})))
+            and (r, int(r.error_code)), "EndTxn")
+        cluster.wait_for(lambda: offsets(1) == offsets(0) == 2, 20, "the abort marker written, the LSO past it")
+        assert produce(1, 9) == E.INVALID_TXN_STATE        # not added to any transaction: refused
+        assert produce(1, 11) == E.TRANSACTION_ABORTABLE   # from v11 the producer can abort and go on
+        assert offsets(0) == offsets(1) == 2               # nothing written, nothing hanging

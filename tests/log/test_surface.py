@@ -10,7 +10,8 @@ from sandbox.log.replica_view import ReplicaView
 from .logkit import batch, offsets
 
 VERBS = {"append", "read", "offset_for_timestamp", "truncate_to", "delete_records_before", "close",
-         "append_marker", "aborted_transactions"}   # the last two: transactions (markers, read_committed)
+         "append_marker", "aborted_transactions", "in_transaction"}   # the last three: transactions
+# (markers, read_committed, whether a transactional write needs its coordinator's confirmation)
 PROPERTIES = {"config", "log_start_offset", "log_end_offset", "high_watermark", "recovery_point",
               "size_bytes", "opened", "hw_follows_leo", "last_stable_offset"}
 FACETS = {"replica", "housekeeping"}

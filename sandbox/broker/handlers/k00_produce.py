@@ -28,12 +28,13 @@ from sandbox.log import (
     validate_batches,
 )
 
-from sandbox.log.batch import ATTR_TRANSACTIONAL
+from sandbox.log.batch import ATTR_TRANSACTIONAL, HEADER_SIZE, parse_header
 from ..records import first_keyless_record
 from ..internal_topics import OFFSETS_TOPIC, TXN_TOPIC
 from ..state import emit_event
 from sandbox.protocol.errors import (
-    CONCURRENT_TRANSACTIONS, CORRUPT_MESSAGE, INVALID_PRODUCER_EPOCH, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
+    CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, CORRUPT_MESSAGE,
+    INVALID_PRODUCER_EPOCH, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
     INVALID_TXN_STATE, KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
     OUT_OF_ORDER_SEQUENCE_NUMBER, PRODUCER_FENCED, TRANSACTION_ABORTABLE, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 )
@@ -100,11 +101,25 @@ ABORTABLE_FROM = 11
 _VERIFY_ERRORS = {PRODUCER_FENCED: INVALID_PRODUCER_EPOCH}
 
 
+# a coordinator moving or busy: the producer retries, as Kafka's ReplicaManager answers these
+_RETRY_LATER = frozenset({CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
+                          NOT_COORDINATOR})
+
+
+def _verification_error(code: int, api_version: int) -> int:
+    """What a Produce answers for a partition its transaction's coordinator did not confirm."""
+    if code in _RETRY_LATER:
+        return NOT_ENOUGH_REPLICAS
+    if code == TRANSACTION_ABORTABLE and api_version < ABORTABLE_FROM:
+        return INVALID_TXN_STATE
+    return _VERIFY_ERRORS.get(code, code)
+
+
 def _unverified(ctx, txn_id: str | None, topic: str, index: int, h) -> int:
     """NONE, or why this broker's transaction coordinator says the producer's transaction does not
     hold this partition (a late or zombie write that would open a transaction no marker ever
-    ends). Checked where this broker coordinates the transactional id; elsewhere the write is
-    taken as Kafka before 3.6 took it."""
+    ends). Checked here where this broker coordinates the transactional id; elsewhere the
+    coordinator's broker is asked before the append (_to_verify, _verified)."""
     txns = ctx.state.txns
     if txn_id is None or not h.is_transactional or txns is None or txns.store.check(txn_id) != NONE:
         return NONE
@@ -112,9 +127,62 @@ def _unverified(ctx, txn_id: str | None, topic: str, index: int, h) -> int:
     code = per.get((topic, index), NONE) if code == NONE else code
     if code == CONCURRENT_TRANSACTIONS:   # ended (its markers going out): the write can never belong
         code = TRANSACTION_ABORTABLE
-    if code == TRANSACTION_ABORTABLE and ctx.api_version < ABORTABLE_FROM:
-        return INVALID_TXN_STATE
-    return _VERIFY_ERRORS.get(code, code)
+    return NONE if code == NONE else _verification_error(code, ctx.api_version)
+
+
+def _first_header(records):
+    try:
+        return parse_header(records, 0) if records is not None and len(records) >= HEADER_SIZE else None
+    except Exception:   # noqa: BLE001 - garbage: the append refuses it with its own error
+        return None
+
+
+def _to_verify(ctx, request) -> tuple[int, int, set] | None:
+    """Where another broker coordinates the request's transactional id (or this one is still
+    loading it): (producer id, epoch, the partitions led here whose transactional batches would
+    open a transaction there), else None. A partition where the producer's transaction is
+    already open needs no check (Kafka's verification guard does the same). Without a
+    __transaction_state topic no coordinator ever began a transaction to check against (a real
+    producer's InitProducerId creates it first): such a write is taken as before KIP-890."""
+    txns, tid = ctx.state.txns, request.transactional_id
+    if tid is None or txns is None or txns.store.check(tid) == NONE or txns.store.coordinator_for(tid) is None:
+        return None
+    producer, parts = None, set()
+    for td in request.topic_data:
+        if td.name in (OFFSETS_TOPIC, TXN_TOPIC):
+            continue
+        for pd in td.partition_data:
+            h = _first_header(pd.records)
+            if h is None or not h.is_transactional or h.producer_id < 0:
+                continue
+            plog, _code = ctx.state.led_log(td.name, pd.index)
+            if plog is None or plog.in_transaction(h.producer_id, h.producer_epoch):
+                continue
+            producer = (h.producer_id, h.producer_epoch)
+            parts.add((td.name, pd.index))
+    return (*producer, parts) if parts else None
+
+
+async def _verified(ctx, request, responses: list[dict], producer_id: int, producer_epoch: int,
+                    parts: set) -> dict | None:
+    """The partitions held back for the coordinator's answer appended (or refused), then answered
+    as handle() answers. Produce requests pipelined behind this one that need the same check
+    queue behind it on the one connection to the coordinator, so appends keep their order."""
+    codes = await ctx.state.txns.verifier.verify(request.transactional_id, producer_id, producer_epoch,
+                                                 sorted(parts))
+    for td in responses:
+        prs = td["partition_responses"]
+        for i, pr in enumerate(prs):
+            if "_verify" not in pr:
+                continue
+            code = codes.get((td["name"], pr["index"]), NONE)
+            prs[i] = _append(ctx, td["name"], pr["index"], pr["_verify"], request.acks, request.transactional_id) \
+                if code == NONE else \
+                _error(pr["index"], _verification_error(code, ctx.api_version),
+                       f"{td['name']}-{pr['index']} is not part of the producer's ongoing transaction "
+                       f"(its coordinator answered error {code})")
+    out = _answer(ctx, request, responses)
+    return await out if asyncio.iscoroutine(out) else out
 
 
 def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None = None) -> dict:
@@ -223,10 +291,20 @@ def handle(ctx, request) -> dict | None:
             responses.append({"name": td.name, "partition_responses": [
                 _error(pd.index, INVALID_REQUIRED_ACKS) for pd in td.partition_data]})
     else:
+        verify = _to_verify(ctx, request) if request.transactional_id is not None else None
+        held = verify[2] if verify else ()
         for td in request.topic_data:
             responses.append({"name": td.name, "partition_responses": [
+                {"index": pd.index, "_verify": pd.records} if (td.name, pd.index) in held else
                 _append(ctx, td.name, pd.index, pd.records, acks, request.transactional_id)
                 for pd in td.partition_data]})
+        if verify:
+            return _verified(ctx, request, responses, *verify)   # the server awaits it
+    return _answer(ctx, request, responses)
+
+
+def _answer(ctx, request, responses: list[dict]):
+    acks = request.acks
     if acks == 0:
         return None
     if acks == -1 and not _acked_now(ctx, responses):

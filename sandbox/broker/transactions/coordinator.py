@@ -15,6 +15,7 @@ from sandbox.protocol.errors import CONCURRENT_TRANSACTIONS, NONE
 
 from .machine import DEFAULT_EXPIRATION_MS, DEFAULT_MAX_TIMEOUT_MS, Decision, TxnMachine, epoch_exhausted
 from .markers import MarkerSender
+from .verifier import TxnVerifier
 from .records import PREPARE_ABORT, PREPARE_COMMIT, TxnMetadata
 from .store import TxnStore
 
@@ -40,6 +41,7 @@ class TxnCoordinator:
                               fsync=fsync, write_timeout_ms=write_timeout_ms, on_event=on_event,
                               on_loaded=self._loaded)
         self.markers = MarkerSender(state)
+        self.verifier = TxnVerifier(state)   # the partition leader's side of KIP-890 part 1
         self._completing: dict[str, asyncio.Task] = {}
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -205,3 +207,4 @@ class TxnCoordinator:
             task.cancel()
         self._completing.clear()
         self.markers.close()
+        self.verifier.close()

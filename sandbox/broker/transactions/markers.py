@@ -15,7 +15,7 @@ from sandbox.protocol.errors import (
 )
 
 from .. import txn_markers
-from ..replication.fetcher import broker_address
+from .links import BrokerLinks
 
 log = logging.getLogger("sandbox.broker")
 
@@ -32,7 +32,7 @@ _DONE = {NONE, UNKNOWN_TOPIC_OR_PARTITION, INVALID_PRODUCER_EPOCH, PRODUCER_FENC
 class MarkerSender:
     def __init__(self, state: Any) -> None:
         self.state = state
-        self._conns: dict[int, Any] = {}
+        self.links = BrokerLinks(state, f"txn-coordinator-{state.node_id}")
 
     async def send(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int,
                    partitions, still_valid: Callable[[], bool]) -> bool:
@@ -71,15 +71,9 @@ class MarkerSender:
         if broker == self.state.node_id:
             return await txn_markers.write_markers(self.state, producer_id, producer_epoch, commit,
                                                    coordinator_epoch, keys)
-        addr = broker_address(self.state, broker)
-        if addr is None:
+        conn = self.links.get(broker)
+        if conn is None:
             return {}
-        conn = self._conns.get(broker)
-        if conn is None or (conn.host, conn.port) != addr:
-            if conn is not None:
-                conn.close()
-            conn = self._conns[broker] = self.state.replicas.connect(addr[0], addr[1],
-                                                                   f"txn-coordinator-{self.state.node_id}")
         topics: dict[str, list[int]] = {}
         for t, p in keys:
             topics.setdefault(t, []).append(p)
@@ -100,6 +94,4 @@ class MarkerSender:
         return out
 
     def close(self) -> None:
-        for conn in self._conns.values():
-            conn.close()
-        self._conns.clear()
+        self.links.close()

@@ -1,0 +1,66 @@
+"""Before a transactional Produce opens a transaction on a partition, its leader asks the
+transactional id's coordinator whether the partition belongs to the producer's ongoing
+transaction (KIP-890 part 1, as Kafka's AddPartitionsToTxnManager does): a late or zombie write
+would otherwise open a transaction that no marker ever ends, and hold back read_committed
+consumers of that partition for good. Where this broker coordinates the id the answer is local;
+otherwise AddPartitionsToTxn v4 with verify_only goes to the coordinator's broker."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sandbox.client.async_connection import ExchangeFailed
+from sandbox.protocol import build, request_class
+from sandbox.protocol.errors import COORDINATOR_NOT_AVAILABLE, NETWORK_EXCEPTION, NONE
+
+from .links import BrokerLinks
+
+log = logging.getLogger("sandbox.broker")
+
+VERIFY_VERSION = 4
+TIMEOUT_S = 5.0
+Partition = tuple[str, int]
+
+
+class TxnVerifier:
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self.links = BrokerLinks(state, f"txn-verifier-{state.node_id}")
+
+    async def verify(self, tid: str, producer_id: int, producer_epoch: int,
+                     parts: list[Partition]) -> dict[Partition, int]:
+        """The coordinator's answer for each partition: NONE where it is in the ongoing
+        transaction, else its error (COORDINATOR_NOT_AVAILABLE without a coordinator,
+        NETWORK_EXCEPTION when it did not answer)."""
+        txns = self.state.txns
+        coordinator = txns.store.coordinator_for(tid)
+        if coordinator == self.state.node_id:
+            code, per = txns.verify(tid, producer_id, producer_epoch, parts)
+            return {k: code if code != NONE else per.get(k, NONE) for k in parts}
+        conn = self.links.get(coordinator) if coordinator is not None and coordinator >= 0 else None
+        if conn is None:
+            return dict.fromkeys(parts, COORDINATOR_NOT_AVAILABLE)
+        topics: dict[str, list[int]] = {}
+        for t, p in parts:
+            topics.setdefault(t, []).append(p)
+        body = build(request_class(24, VERIFY_VERSION), {"transactions": [{
+            "transactional_id": tid, "producer_id": producer_id, "producer_epoch": producer_epoch,
+            "verify_only": True, "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]}]})
+        try:
+            resp = await conn.request(body, TIMEOUT_S)
+        except ExchangeFailed as e:
+            log.debug("verifying %s with broker %d: %s", tid, coordinator, e)
+            return dict.fromkeys(parts, NETWORK_EXCEPTION)
+        if int(resp.error_code) != NONE:
+            return dict.fromkeys(parts, int(resp.error_code))
+        out = dict.fromkeys(parts, NONE)
+        for txn in resp.results_by_transaction:
+            for t in txn.topic_results:
+                for r in t.results_by_partition:
+                    if (t.name, int(r.partition_index)) in out:
+                        out[(t.name, int(r.partition_index))] = int(r.partition_error_code)
+        return out
+
+    def close(self) -> None:
+        self.links.close()
