@@ -241,6 +241,18 @@ class KafkaClient(GroupAdmin, TxnAdmin):
         return {p: o for (_, p), o in self._list_offsets({topic: partitions}, EARLIEST).items()}
 
     @_locked
+    def cluster_ids(self, brokers: Iterable[int]) -> dict[int, str | None]:
+        """The cluster id each of these brokers answers Metadata with, asked of each one (a broker
+        that has not yet taken up a replaced coordinator journal's metadata names the old one)."""
+        out: dict[int, str | None] = {}
+        for b in brokers:
+            resp, _ = self._send(self._node(b), METADATA, {
+                "topics": [], "allow_auto_topic_creation": False,
+                "include_cluster_authorized_operations": False, "include_topic_authorized_operations": False})
+            out[b] = getattr(resp, "cluster_id", None)
+        return out
+
+    @_locked
     def replica_log_ends(self, broker: int, partitions: dict[str, Iterable[int]]
                          ) -> dict[tuple[str, int], tuple[int, int]]:
         """(log end offset, newest leader epoch in its log) of the named partitions' replicas on

@@ -255,6 +255,13 @@ def coordinator_problems(address: tuple[str, int], expected: set[int]) -> list[s
     return [f"the coordinator does not know broker(s) {missing} (not registered or fenced)"] if missing else []
 
 
+def coordinator_cluster_id(address: tuple[str, int]) -> str | None:
+    """The cluster id the coordinator answers Metadata with; KafkaClientError if it does not answer."""
+    with KafkaClient([address], client_id="sandbox-health", timeout=2.0) as c:
+        md, _ = c.metadata([])
+    return md.cluster_id
+
+
 def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,
                  client: KafkaClient | None, coordinator: tuple[str, int] | None = None) -> dict[str, Any]:
     services = service_entries(state) if state else []

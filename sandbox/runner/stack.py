@@ -179,13 +179,8 @@ class StackSupervisor:
     def _recreate(self, service: str) -> list[str]:
         """After a wipe: put back every topic the stack knew, with partitions, configs and (where
         the catalog knows it) placement, so brokers find their journals again."""
-        if service == "coordinator" and self.cfg.mode != "docker":
-            from sandbox.health.status import coordinator_problems
-
-            waiting = coordinator_problems((connect_host(self.cfg), self.cfg.coordinator_port),
-                                           set(range(1, self.cfg.brokers + 1)))
-            if waiting:   # topics are placed on brokers: they register with the fresh journal first
-                raise RuntimeError(waiting[0])
+        if service == "coordinator":
+            self._wait_for_fresh_metadata()
         desired, moved = desired_topics(self.cfg), []
         if service == "coordinator":   # every partition is created afresh, led by its first replica
             desired, moved = lead_with_longest_logs(desired, self.client)
@@ -203,6 +198,32 @@ class StackSupervisor:
         if groups:
             self.sup.record_event(service, "offsets-restored", "committed offsets put back for " + ", ".join(groups))
         return sorted(desired)
+
+    def _wait_for_fresh_metadata(self) -> None:
+        """Before re-creating topics after the coordinator's journal was replaced: every broker
+        has registered with the fresh journal (topics are placed on brokers) and answers with its
+        metadata. A broker still answering with the old metadata lists the lost topics as there,
+        so nothing would be re-created, and 10 s later each broker would put the partitions it
+        has on disk back on itself alone (RF 1, the other replicas' data left out). Raises (the
+        supervisor asks again on its next pass) until then."""
+        from sandbox.health.status import coordinator_cluster_id, coordinator_problems
+
+        address = (connect_host(self.cfg), self.cfg.coordinator_port)
+        brokers = set(range(1, self.cfg.brokers + 1))
+        if self.cfg.mode != "docker":
+            waiting = coordinator_problems(address, brokers)
+            if waiting:
+                raise RuntimeError(waiting[0])
+        try:
+            current = coordinator_cluster_id(address)
+        except KafkaClientError:
+            if self.cfg.mode == "docker":   # its port may not be published: as before, no check
+                return
+            raise
+        stale = sorted(b for b, cid in self.client.cluster_ids(brokers).items() if cid != current)
+        if stale:
+            raise RuntimeError(f"broker(s) {stale} still answer with the metadata of the replaced "
+                               f"coordinator journal")
 
     def _on_manifest(self, new: SandboxConfig) -> None:
         # a reload changes topics only; ports, brokers, host and data_dir need `sandbox restart`

@@ -81,3 +81,27 @@ def test_the_replica_whose_log_ends_furthest_leads_a_recreated_partition():
     assert all(parts == {"t": [0, 1, 2, 3]} for _b, parts in client.asked)   # one request per broker
     same, none = lead_with_longest_logs(specs, _Ends({}, down={1, 2, 3}))
     assert same == specs and none == []   # nobody answers: the catalog's order stands
+
+
+def test_recreation_after_a_coordinator_wipe_waits_until_every_broker_has_its_metadata(monkeypatch):
+    """Found by the fault campaign (seed 34): a broker still answering with the destroyed journal's
+    metadata lists the lost topics as there, so the supervisor re-created nothing. The supervisor
+    now waits (raises, asked again on its next pass) until every broker names the fresh cluster id."""
+    from types import SimpleNamespace
+
+    from sandbox.health import status
+    from sandbox.runner.stack import StackSupervisor
+
+    ids = {1: "fresh", 2: "destroyed", 3: "fresh"}
+    monkeypatch.setattr(status, "coordinator_problems", lambda address, brokers: [])
+    monkeypatch.setattr(status, "coordinator_cluster_id", lambda address: "fresh")
+    me = SimpleNamespace(cfg=SimpleNamespace(mode="native", brokers=3, host="127.0.0.1", coordinator_port=1),
+                         client=SimpleNamespace(cluster_ids=lambda brokers: {b: ids[b] for b in brokers}))
+    with pytest.raises(RuntimeError, match=r"broker\(s\) \[2\] still answer with the metadata of the replaced"):
+        StackSupervisor._wait_for_fresh_metadata(me)
+    ids[2] = "fresh"
+    StackSupervisor._wait_for_fresh_metadata(me)   # every broker has the fresh metadata: go on
+    monkeypatch.setattr(status, "coordinator_problems", lambda address, brokers: ["the coordinator does not "
+                                                                               "know broker(s) [3]"])
+    with pytest.raises(RuntimeError, match="does not know broker"):
+        StackSupervisor._wait_for_fresh_metadata(me)
