@@ -75,8 +75,10 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
     md, _ = client.metadata()
     topics = {}
     for name, t in md.topics.items():
-        if t.internal or name.startswith("__"):
-            continue
+        # internal topics too: after a destroyed coordinator journal `__transaction_state` and
+        # `__consumer_offsets` must come back where their data is (a transaction coordinator
+        # that lost its state leaves a transaction's writes without markers, and a later marker of
+        # the same producer would commit them with another transaction)
         cfgs = {k: v for k, (v, is_default) in client.describe_configs(name).items() if not is_default}
         rf = len(t.partitions[0].replicas) if t.partitions else 1
         placed = [list(p.replicas) for p in sorted(t.partitions, key=lambda p: p.index)]

@@ -33,7 +33,9 @@ def test_catalog_keeps_runtime_topics_and_offsets_and_restores_what_data_allows(
         save_catalog(cfg, c)
         cat = load_catalog(cfg)
         assert cat["runtime"].partitions == 3 and cat["runtime"].config == {"retention.ms": "3600000"}
-        assert set(desired_topics(cfg)) == {"runtime", "declared"}
+        # internal topics are kept too: a destroyed coordinator journal gets them back where their data is
+        assert set(desired_topics(cfg)) == {"runtime", "declared", "__consumer_offsets"}
+        assert cat["__consumer_offsets"].config.get("cleanup.policy") == "compact"
         raw = json.loads((cfg.data_dir / "topics.json").read_text())
         assert raw["groups"]["billing"] == {"runtime:0": 7, "runtime:1": 10}
         # the group's offsets are lost (as when the broker holding them is wiped) ...
