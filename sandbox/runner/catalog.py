@@ -34,7 +34,8 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient
     """Re-created after a destroyed coordinator journal, a partition starts afresh: its first
     replica leads and the others cut their logs to the leader's. So the replica whose log ends
     furthest goes first (an acknowledged record is on every in-sync replica, so on the longest
-    log; ties go to the newer leader epoch, then to the catalog's order). Every broker is asked
+    log; ties go to the catalog's order: the leader epochs of logs restored after an earlier loss
+    need not compare). Every broker is asked
     for its replicas' log ends (ListOffsets with the debugging replica id); one that does not
     answer counts as holding nothing. Returns the specs and one line per partition whose first
     replica changed."""
@@ -55,9 +56,8 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient
         placed, moved = [], False
         for index, replicas in enumerate(spec.assignments or ()):
             if len(replicas) > 1:
-                def rank(b: int) -> tuple[int, int, int]:
-                    end, epoch = ends.get((b, name, index), (-1, -1))
-                    return end, epoch, -replicas.index(b)
+                def rank(b: int) -> tuple[int, int]:
+                    return ends.get((b, name, index), (-1, -1))[0], -replicas.index(b)
                 best = max(replicas, key=rank)
                 if best != replicas[0]:
                     notes.append(f"{name}-{index}: broker {best} leads (its log ends at {rank(best)[0]}, "

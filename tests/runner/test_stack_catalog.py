@@ -73,7 +73,7 @@ def test_the_replica_whose_log_ends_furthest_leads_a_recreated_partition():
              "new": TopicSpec("new", 2, 3, {}, None)}
     client = _Ends({(1, "t", 0): (523, 1), (2, "t", 0): (524, 2), (3, "t", 0): (524, 2),   # 2 first of the longest
                     (2, "t", 1): (90, 0), (3, "t", 1): (90, 0), (1, "t", 1): (90, 0),      # a tie keeps the order
-                    (3, "t", 2): (10, 4), (1, "t", 2): (10, 5), (2, "t", 2): (9, 9),       # same end: newer epoch
+                    (3, "t", 2): (10, 4), (1, "t", 2): (10, 5), (2, "t", 2): (9, 9),       # 3 down: 1 leads
                     (1, "t", 3): (7, 0), (2, "t", 3): (70, 0)},                            # 3 does not answer
                     down={3})
     out, notes = lead_with_longest_logs(specs, client)
@@ -83,6 +83,9 @@ def test_the_replica_whose_log_ends_furthest_leads_a_recreated_partition():
     assert all(parts == {"t": [0, 1, 2, 3]} for _b, parts in client.asked)   # one request per broker
     same, none = lead_with_longest_logs(specs, _Ends({}, down={1, 2, 3}))
     assert same == specs and none == []   # nobody answers: the catalog's order stands
+    tie = {"t": TopicSpec("t", 1, 3, {}, ((3, 1, 2),))}
+    kept, none = lead_with_longest_logs(tie, _Ends({(3, "t", 0): (10, 0), (1, "t", 0): (10, 7), (2, "t", 0): (9, 9)}))
+    assert kept == tie and none == []   # equal ends keep the order, whatever the epochs
 
 
 def test_recreation_after_a_coordinator_wipe_waits_until_every_broker_has_its_metadata(monkeypatch):
