@@ -90,7 +90,13 @@ async def handle(ctx, request) -> dict:
                     out.append(entry)
                     continue
                 code = UNKNOWN_TOPIC_OR_PARTITION
-                if name and allow_auto:
+                if name and state.restoring():
+                    # the coordinator's journal was just replaced and the topics are being put
+                    # back: a client told a topic is gone drops its partitions, and a producer its
+                    # sequence state with them (librdkafka then resends a batch already written
+                    # under a new epoch); "not available yet" keeps it waiting, as during a creation
+                    code = LEADER_NOT_AVAILABLE
+                elif name and allow_auto:
                     code = INVALID_TOPIC_EXCEPTION
                 out.append({"error_code": code, "name": name, "topic_id": ZERO_UUID, "is_internal": False,
                             "partitions": (), "topic_authorized_operations": -2147483648})
