@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from . import elections, isr
+from . import elections, isr, topic_configs
 from .api import ViewReads
 from .journal import EventSink, JournalCorruptError, MetadataJournal
 from .machine import Listeners, MetadataMachine, Record
@@ -110,8 +110,9 @@ class Coordinator(ViewReads):
                      configs: Mapping[str, str] | None = None, assignments: Any = None, *,
                      validate_only: bool = False) -> TopicInfo:
         self.tick()
+        configs, first_epoch = topic_configs.take_first_epoch(configs)
         records = self._machine.create_topic(name, num_partitions, replication_factor, configs,
-                                             uuid.uuid4(), assignments)
+                                             uuid.uuid4(), assignments, first_epoch)
         if validate_only:
             return self._machine.preview(records).topic(name)  # type: ignore[return-value]
         self._commit(records)

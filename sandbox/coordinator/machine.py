@@ -220,7 +220,7 @@ class MetadataMachine:
 
     def create_topic(self, name: str, num_partitions: int, replication_factor: int,
                      configs: Mapping[str, str] | None, topic_id: uuid.UUID,
-                     assignments: Any = None) -> list[Record]:
+                     assignments: Any = None, first_epoch: int = 0) -> list[Record]:
         rules.validate_topic_name(name)
         if name in self._topics:
             raise CoordinatorError(TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
@@ -255,7 +255,7 @@ class MetadataMachine:
         tid = str(topic_id)
         records: list[Record] = [{"type": "topic", "name": name, "topic_id": tid, "configs": cfg}]
         for index, replicas in enumerate(replica_lists):
-            records.append(self._new_partition(tid, index, replicas))
+            records.append(self._new_partition(tid, index, replicas, first_epoch))
         return records
 
     def delete_topic(self, name: str | uuid.UUID) -> list[Record]:
@@ -407,11 +407,11 @@ class MetadataMachine:
                                    f"stale; the current epoch is {info.epoch}.")
         return info
 
-    def _new_partition(self, tid: str, index: int, replicas: Sequence[int]) -> Record:
+    def _new_partition(self, tid: str, index: int, replicas: Sequence[int], first_epoch: int = 0) -> Record:
         leader = next((r for r in replicas if r in self._brokers
                        and not self._brokers[r].fenced), NO_LEADER)
         return {"type": "partition", "topic_id": tid, "index": index, "replicas": list(replicas),
-                "isr": list(replicas), "leader": leader, "leader_epoch": 0, "partition_epoch": 0}
+                "isr": list(replicas), "leader": leader, "leader_epoch": first_epoch, "partition_epoch": 0}
 
     def _place(self, count: int, replication_factor: int, first_index: int) -> list[list[int]]:
         start = sum(len(t.partitions) for t in self._topics.values())

@@ -111,6 +111,28 @@ def normalize_value(key: str, value: object) -> str:
     return text
 
 
+# Not a topic config: the first leader epoch of a topic the supervisor re-creates after the
+# coordinator's journal was destroyed, above every epoch its replicas' logs hold. Clients keep a
+# partition's leader epoch and ignore metadata with an older one; a topic re-created at epoch 0
+# would have left producers waiting for a leader they refuse to believe.
+RESTORE_LEADER_EPOCH = "sandbox.restore.leader.epoch"
+
+
+def take_first_epoch(configs: Mapping[str, object] | None) -> tuple[dict, int]:
+    """(the configs without the restore key, the first leader epoch it asks for, else 0)."""
+    rest = dict(configs or {})
+    value = rest.pop(RESTORE_LEADER_EPOCH, None)
+    if value is None:
+        return rest, 0
+    try:
+        epoch = int(str(value))
+    except ValueError:
+        raise _bad(RESTORE_LEADER_EPOCH, value, "not a number") from None
+    if not 0 <= epoch < 1 << 30:
+        raise _bad(RESTORE_LEADER_EPOCH, value, "outside 0..2^30")
+    return rest, epoch
+
+
 def validate(configs: Mapping[str, object] | None) -> dict[str, str]:
     """Validate a whole set of topic configs; None values (= use the default) are dropped."""
     out: dict[str, str] = {}

@@ -11,6 +11,7 @@ from typing import Callable
 
 from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.config import SandboxConfig, TopicSpec
+from sandbox.coordinator.topic_configs import RESTORE_LEADER_EPOCH
 from sandbox.runner.statefile import write_state
 
 CATALOG_FILE = "topics.json"
@@ -37,14 +38,14 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient
     log; ties go to the catalog's order: the leader epochs of logs restored after an earlier loss
     need not compare). Every broker is asked
     for its replicas' log ends (ListOffsets with the debugging replica id); one that does not
-    answer counts as holding nothing. Returns the specs and one line per partition whose first
-    replica changed."""
+    answer counts as holding nothing. Each topic's leader epochs start above the newest epoch
+    its replicas hold (clients keep a partition's leader epoch and ignore older ones). Returns
+    the specs and one line per partition whose first replica changed."""
     asks: dict[int, dict[str, list[int]]] = {}
     for name, spec in specs.items():
         for index, replicas in enumerate(spec.assignments or ()):
-            if len(replicas) > 1:
-                for b in replicas:
-                    asks.setdefault(b, {}).setdefault(name, []).append(index)
+            for b in replicas:
+                asks.setdefault(b, {}).setdefault(name, []).append(index)
     ends: dict[tuple[int, str, int], tuple[int, int]] = {}
     for broker, parts in asks.items():
         try:
@@ -52,7 +53,13 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient
         except KafkaClientError:
             continue
     out, notes = dict(specs), []
+    newest: dict[str, int] = {}   # the newest leader epoch any replica of the topic holds
+    for (_b, t, _i), (_end, epoch) in ends.items():
+        newest[t] = max(newest.get(t, -1), epoch)
     for name, spec in specs.items():
+        if newest.get(name, -1) >= 0:   # leader epochs go on from there: clients keep the old ones
+            spec = out[name] = dataclasses.replace(
+                spec, config={**spec.config, RESTORE_LEADER_EPOCH: str(newest[name] + 1)})
         placed, moved = [], False
         for index, replicas in enumerate(spec.assignments or ()):
             if len(replicas) > 1:

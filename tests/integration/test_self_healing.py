@@ -232,6 +232,10 @@ def test_a_destroyed_coordinator_journal_puts_every_partition_back_where_its_dat
         t["name"] == "spread" and t["partitions"] == 6 for t in s["topics"]), 40, "topics restored")
     assert events(st, service="coordinator", kind="wipe")
     assert partition_leaders(proj.bootstrap, "spread") == before
+    # leader epochs go on above the old ones: clients keep a partition's epoch and ignore older ones
+    from sandbox.client import KafkaClient
+    with KafkaClient(proj.bootstrap) as c:
+        assert min(p.leader_epoch for p in c.metadata(["spread"])[0].topics["spread"].partitions) >= 1
     got = consume_topic(proj.bootstrap, "spread", 300, timeout=30)
     values = {m.value() for m in got}
     assert {f"a{i}".encode() for i in range(300)} <= values
