@@ -7,6 +7,7 @@ from typing import Mapping
 
 from sandbox.protocol.errors import INVALID_CONFIG, INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION
 from .model import CoordinatorError
+from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH
 
 log = logging.getLogger("sandbox.coordinator")
 
@@ -111,11 +112,10 @@ def normalize_value(key: str, value: object) -> str:
     return text
 
 
-# Not a topic config: the first leader epoch of a topic the supervisor re-creates after the
-# coordinator's journal was destroyed, above every epoch its replicas' logs hold. Clients keep a
-# partition's leader epoch and ignore metadata with an older one; a topic re-created at epoch 0
-# would have left producers waiting for a leader they refuse to believe.
-RESTORE_LEADER_EPOCH = "sandbox.restore.leader.epoch"
+# Not a topic config (sandbox.protocol.extensions): the first leader epoch of a topic the
+# supervisor re-creates after the coordinator's journal was destroyed. Clients keep a partition's
+# leader epoch and ignore metadata with an older one; a topic re-created at epoch 0 would have
+# left producers waiting for a leader they refuse to believe.
 
 
 def take_first_epoch(configs: Mapping[str, object] | None) -> tuple[dict, int]:

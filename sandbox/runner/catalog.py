@@ -11,7 +11,7 @@ from typing import Callable
 
 from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.config import SandboxConfig, TopicSpec
-from sandbox.coordinator.topic_configs import RESTORE_LEADER_EPOCH
+from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH
 from sandbox.runner.statefile import write_state
 
 CATALOG_FILE = "topics.json"

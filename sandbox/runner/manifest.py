@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from sandbox.client import KafkaClient, KafkaClientError
-from sandbox.coordinator.topic_configs import RESTORE_LEADER_EPOCH
+from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH
 from sandbox.config import ConfigError, SandboxConfig, TopicSpec, load_config
 
 CREATE, ADD_PARTITIONS, ALTER_CONFIG, WARN_SHRINK = "create", "add-partitions", "alter-config", "warn-shrink"

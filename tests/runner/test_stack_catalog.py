@@ -66,7 +66,7 @@ class _Ends:
 
 def test_the_replica_whose_log_ends_furthest_leads_a_recreated_partition():
     from sandbox.config import TopicSpec
-    from sandbox.coordinator.topic_configs import RESTORE_LEADER_EPOCH
+    from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH
     from sandbox.runner.catalog import lead_with_longest_logs
 
     specs = {"t": TopicSpec("t", 4, 3, {"retention.ms": "1000"}, ((1, 2, 3), (2, 3, 1), (3, 1, 2), (1, 3, 2))),
