@@ -108,6 +108,12 @@ class SandboxConfig:
         return self.data_dir / "quarantine"
 
     @property
+    def connect_host(self) -> str:
+        """Where a client on this machine reaches the services: `host`, or 127.0.0.1 when they
+        listen on every address (0.0.0.0, ::)."""
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+
+    @property
     def bootstrap(self) -> str:
         return ",".join(f"{self.host}:{self.broker_port(n)}" for n in range(1, self.brokers + 1))
 

@@ -2,13 +2,16 @@
 """A fault campaign against a real native stack (`sandbox up`, 3 brokers) under an idempotent
 acks=all producer and a transactional producer (chaos_txn.py): a seeded random sequence of faults (SIGKILL or SIGSTOP/SIGCONT of any service
 and of the supervisor followed by `sandbox up`, torn journal tails, a journal folder deleted or
-replaced by a file, the coordinator's journal destroyed), checking after each step that the stack
+replaced by a file, the coordinator's journal destroyed; with --network also every TCP connection of
+a service reset, and a service cut off: every packet to its port dropped for up to 12 s, longer
+than the brokers' 9 s session), checking after each step that the stack
 heals and that `sandbox status` never shows a dead process as running, and at the end that no
 acknowledged record was lost (unless a quarantine event says so and the bytes are in quarantine, or
 the fault itself destroyed that journal), none is duplicated, read_committed shows every committed
 transaction whole and nothing of an aborted one, and nothing is left after `down`.
 
     python scripts/chaos.py --faults 200 --seed 7      # a long campaign; prints the figures
+    python scripts/chaos.py --network --seed 7         # network faults too (root: ss, iptables)
 
 Only 127.0.0.1; every loop is bounded in count and time. Exit 1 when an invariant broke.
 """
@@ -42,6 +45,46 @@ PARTITIONS = 6
 HEAL_BOUND_S = 10.0      # healthy within this long after a fault ends (the issue's promise)
 HEAL_GIVE_UP_S = 60.0    # past this the campaign records a violation and stops waiting
 STATUS_TRUTH_S = 2.0     # a dead process is never shown as running for longer than this
+# needs root, `ss` (iproute2) and `iptables`; a seed's schedule differs with and without them
+NETWORK_FAULTS = ("reset-connections", "cut-off-service")
+CUT_OFF_S = (1.0, 12.0)  # how long a service's port drops every packet (the session is 9 s)
+
+
+def network_faults_missing() -> str | None:
+    """Why the network faults cannot run here, or None."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return "the network faults need root (iptables, ss -K)"
+    for tool in ("ss", "iptables"):
+        if shutil.which(tool) is None:
+            return f"the network faults need `{tool}` (apt-get install iproute2 iptables)"
+    return None
+
+
+def _drop_rule(port: int) -> list[str]:
+    return ["INPUT", "-i", "lo", "-p", "tcp", "--dport", str(port), "-j", "DROP",
+            "-m", "comment", "--comment", "sandbox-chaos"]
+
+
+def reset_connections(port: int) -> None:
+    """Destroy every TCP connection to or from 127.0.0.1:port (both ends get a reset): what a
+    dropped connection looks like to the services and their clients."""
+    subprocess.run(["ss", "-K", "-t", "state", "established", "(", "sport", "=", f":{port}", "or",
+                    "dport", "=", f":{port}", ")"], capture_output=True, timeout=30, check=False)
+
+
+def cut_off(port: int, seconds: float, during=None) -> None:
+    """Drop every packet sent to the port for `seconds` (connections stall, new ones time out),
+    then let them through again; the rule is removed even if this is interrupted. `during()` is
+    called while the port is cut off (not counted in `seconds`)."""
+    subprocess.run(["iptables", "-I", *_drop_rule(port)], capture_output=True, timeout=30, check=True)
+    try:
+        time.sleep(seconds)
+        if during is not None:
+            during()
+    finally:
+        while subprocess.run(["iptables", "-D", *_drop_rule(port)], capture_output=True,
+                             timeout=30).returncode == 0:
+            pass   # every copy of the rule, should one have been left by an interrupted run
 
 
 def _bindable(port: int) -> bool:
@@ -240,6 +283,15 @@ class Campaign:
                 self.report.violations.append(f"status showed dead pid {s['pid']} ({s['name']}) as running "
                                               f"{STATUS_TRUTH_S:g} s after it died")
 
+    def _check_cut_off_shown(self, name: str) -> None:
+        """A service nobody can reach is not shown as healthy (status asked while it is cut off)."""
+        _, st = self.stack.status()
+        for s in st.get("services", []):
+            if s.get("name") == name and s.get("healthy"):
+                self.report.violations.append(f"status showed {name} healthy while its port dropped every packet")
+        if st.get("healthy"):
+            self.report.violations.append(f"status said the stack is healthy while {name} was cut off")
+
     def fault(self, kind: str) -> None:
         st = self.stack
         pids = st.service_pids()
@@ -298,6 +350,14 @@ class Campaign:
             self.destroyed.append((name, time.time()))
             _freeze_then_kill(pids[name], destroy)
             dead.append(pids[name])
+        elif kind in NETWORK_FAULTS:
+            ports = {f"broker-{i + 1}": st.port + i for i in range(st.brokers)}
+            ports["coordinator"] = st.coordinator_port
+            name = self.rng.choice(sorted(ports))
+            if kind == "reset-connections":
+                reset_connections(ports[name])
+            else:
+                cut_off(ports[name], self.rng.uniform(*CUT_OFF_S), lambda: self._check_cut_off_shown(name))
         elif kind == "coordinator-journal-destroyed" and "coordinator" in pids:
             def garble():
                 for f in (st.data / "coordinator").rglob("*"):
@@ -363,8 +423,9 @@ def _kept_in(folder: Path, value: bytes, topic: str = TOPIC) -> bool:
     return False
 
 
-def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print) -> Report:
+def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network: bool = False) -> Report:
     rng = random.Random(seed)
+    kinds = FAULTS + NETWORK_FAULTS if network else FAULTS
     report = Report(seed)
     stack = Stack(root, brokers)
     load = txns = None
@@ -380,7 +441,7 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print) -> Repo
         time.sleep(1.0)
         camp = Campaign(stack, rng, report, say)
         for i in range(faults):
-            kind = rng.choice(FAULTS)
+            kind = rng.choice(kinds)
             report.faults.append(kind)
             camp.fault(kind)
             camp.heal(camp.fault_ended)
@@ -447,12 +508,17 @@ def main() -> int:
     ap.add_argument("--seed", type=int, action="append", help="repeatable; default 1")
     ap.add_argument("--brokers", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the project folder (logs, quarantines)")
+    ap.add_argument("--network", action="store_true",
+                    help="also reset and cut off services' connections (root, ss, iptables)")
     args = ap.parse_args()
+    if args.network and network_faults_missing():
+        print(f"{network_faults_missing()}; run without --network, or as root with them installed.")
+        return 2
     bad = 0
     for seed in args.seed or [1]:
         root = Path(tempfile.mkdtemp(prefix=f"sandbox-chaos-{seed}-"))
         print(f"seed {seed}: {args.faults} faults on {args.brokers} brokers in {root}")
-        rep = run(seed, args.faults, root / "proj", args.brokers)
+        rep = run(seed, args.faults, root / "proj", args.brokers, network=args.network)
         print(rep.line())
         for v in rep.violations[:20]:
             print(f"  VIOLATION {v}")

@@ -15,6 +15,11 @@ def _console() -> Console:
     return c if c.is_terminal else Console(width=max(c.width, PIPE_WIDTH))
 
 
+def _or_dash(value) -> str:
+    """A figure, or "-" where it is unknown (None)."""
+    return "-" if value is None else str(value)
+
+
 def _table(*headers: str) -> Table:
     """A compact table (one space between columns, 80 columns hold the services table) whose
     cells never wrap: names and pids are worth more whole than a narrower table."""
@@ -53,7 +58,7 @@ def print_status(st: dict) -> None:
     if st["groups"]:
         gt = _table("group", "state", "members", "lag")
         for g in st["groups"]:
-            gt.add_row(esc(g["group"]), esc(str(g["state"])), str(g["members"]), str(g["lag"]))
+            gt.add_row(esc(g["group"]), esc(str(g["state"])), _or_dash(g["members"]), _or_dash(g["lag"]))
         console.print(gt)
     if st.get("transactions"):
         from sandbox.health.transactions import age_text, partitions_text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Collection
 from typing import Any
 
 from sandbox.protocol.errors import GROUP_ID_NOT_FOUND
@@ -41,11 +42,13 @@ class GroupAdmin:
         raise AssertionError("unreachable")
 
     @_locked
-    def list_groups(self) -> list[GroupListing]:
-        """Groups of every broker (each coordinates some), sorted by id."""
+    def list_groups(self, *, skip: Collection[int] = ()) -> list[GroupListing]:
+        """Groups of every broker (each coordinates some) but those in `skip` (known not to
+        answer: the groups they coordinate are left out), sorted by id."""
         md = self._metadata([])
         found: dict[str, GroupListing] = {}
-        targets = [self._nodes[b.id] for b in md.brokers if b.id in self._nodes] or self.addresses
+        targets = [self._nodes[b.id] for b in md.brokers if b.id in self._nodes and b.id not in skip] \
+            or ([] if skip else self.addresses)
         for addr in dict.fromkeys(targets):
             resp, _ = self._send(addr, LIST_GROUPS, {"states_filter": []})
             _check(resp.error_code, f"listing groups on {fmt(addr)}")
@@ -125,18 +128,20 @@ class GroupAdmin:
                 _check(p.error_code, f"committing {group} on {t.name}-{p.partition_index}")
 
     @_locked
-    def group_lag(self, group: str) -> list[PartitionLag]:
+    def group_lag(self, group: str, *, skip: Collection[int] = ()) -> list[PartitionLag]:
         """(topic, partition, committed, end, lag) for each partition the group committed. The end is
         the high watermark (ListOffsets read_uncommitted), also for groups that read_committed: that
         is what kafka-consumer-groups.sh --describe computes (its ListOffsetsOptions default to
         READ_UNCOMMITTED), so both tools agree. A consumer that read everything is past the
-        markers, so a committed transaction leaves no lag; an open one counts as lag until it ends."""
+        markers, so a committed transaction leaves no lag; an open one counts as lag until it ends.
+        Partitions led by a broker in `skip` (known not to answer) have no end and no lag."""
         committed = self.committed_offsets(group)
         wanted: dict[str, list[int]] = {}
         for t, p in committed:
             wanted.setdefault(t, []).append(p)
-        ends = self._list_offsets(wanted, LATEST) if wanted else {}
-        return [PartitionLag(t, p, off, ends[(t, p)], max(0, ends[(t, p)] - off))
+        ends = self._list_offsets(wanted, LATEST, skip=skip) if wanted else {}
+        return [PartitionLag(t, p, off, ends[(t, p)], max(0, ends[(t, p)] - off)) if (t, p) in ends else
+                PartitionLag(t, p, off, None, None)
                 for (t, p), off in committed.items()]
 
 

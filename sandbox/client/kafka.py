@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Collection
 from typing import Any, Iterable
 
 from sandbox.protocol.errors import LEADER_NOT_AVAILABLE, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION
@@ -270,8 +271,10 @@ class KafkaClient(GroupAdmin, TxnAdmin):
                     out[(t.name, int(p.partition_index))] = (int(p.offset), int(getattr(p, "leader_epoch", -1)))
         return out
 
-    def _list_offsets(self, wanted: dict[str, Iterable[int] | None], ts: int, isolation_level: int = 0
-                      ) -> dict[tuple[str, int], int]:
+    def _list_offsets(self, wanted: dict[str, Iterable[int] | None], ts: int, isolation_level: int = 0,
+                      skip: Collection[int] = ()) -> dict[tuple[str, int], int]:
+        """Offsets asked of each partition's leader; partitions led by a broker in `skip` (known
+        not to answer) are left out."""
         out: dict[tuple[str, int], int] = {}
         todo = {t: None if ps is None else sorted(ps) for t, ps in wanted.items()}
         for attempt in range(_ATTEMPTS):
@@ -284,6 +287,8 @@ class KafkaClient(GroupAdmin, TxnAdmin):
                         raise KafkaClientError(f"topic {topic} has no partition {p}", UNKNOWN_TOPIC_OR_PARTITION)
                     if known[p].leader < 0:
                         raise KafkaClientError(f"partition {topic}-{p} has no leader", LEADER_NOT_AVAILABLE)
+                    if known[p].leader in skip:
+                        continue
                     by_leader.setdefault(known[p].leader, {}).setdefault(topic, []).append(p)
             retry: dict[str, list[int]] = {}
             for leader, topics in by_leader.items():

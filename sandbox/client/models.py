@@ -94,8 +94,8 @@ class PartitionLag(NamedTuple):
     topic: str
     partition: int
     committed: int
-    end: int
-    lag: int
+    end: int | None   # None: its leader was not asked (known not to answer)
+    lag: int | None
 
 
 class TransactionInfo(NamedTuple):

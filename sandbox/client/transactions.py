@@ -4,6 +4,7 @@ the broker that listed them (DescribeTransactions), as kafka-transactions.sh doe
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from .base import DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS, _check, _locked
@@ -16,11 +17,13 @@ OPEN_STATES = frozenset({"Ongoing", "PrepareCommit", "PrepareAbort", "PrepareEpo
 
 class TxnAdmin:
     @_locked
-    def transactions(self, *, open_only: bool = True) -> list[TransactionInfo]:
+    def transactions(self, *, open_only: bool = True, skip: Collection[int] = ()) -> list[TransactionInfo]:
         """Transactions the brokers coordinate (only open ones unless open_only is False), sorted by
-        transactional id. Brokers that do not know the transaction APIs count as having none."""
+        transactional id; none of the brokers in `skip` (known not to answer). Brokers that do not
+        know the transaction APIs count as having none."""
         md = self._metadata([])
-        targets = [self._nodes[b.id] for b in md.brokers if b.id in self._nodes] or self.addresses
+        targets = [self._nodes[b.id] for b in md.brokers if b.id in self._nodes and b.id not in skip] \
+            or ([] if skip else self.addresses)
         out: dict[str, TransactionInfo] = {}
         for addr in dict.fromkeys(targets):
             try:

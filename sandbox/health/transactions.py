@@ -10,13 +10,15 @@ from typing import Any
 from sandbox.client import KafkaClient, KafkaClientError
 
 
-def transaction_entries(client: KafkaClient, now_ms: int | None = None) -> tuple[list[dict[str, Any]], list[str]]:
-    """(open transactions, problems) as a client sees them."""
+def transaction_entries(client: KafkaClient, now_ms: int | None = None, *, skip: set[int] = frozenset()
+                        ) -> tuple[list[dict[str, Any]], list[str]]:
+    """(open transactions, problems) as a client sees them; none asked of the brokers in `skip`
+    (known not to answer)."""
     lister = getattr(client, "transactions", None)   # a stand-in client of tests may not have it
     if lister is None:
         return [], []
     try:
-        found = lister()
+        found = lister(skip=skip) if skip else lister()
     except KafkaClientError as e:
         return [], [f"transactions unavailable: {e}"]
     now = int(time.time() * 1000) if now_ms is None else now_ms

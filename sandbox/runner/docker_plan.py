@@ -52,10 +52,6 @@ def healthcheck(port: int) -> dict[str, Any]:
             "interval": 2 * _NS, "timeout": 5 * _NS, "retries": 3, "start_period": 60 * _NS}
 
 
-def connect_host(cfg: SandboxConfig) -> str:
-    return "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
-
-
 @dataclass
 class ContainerPlan:
     service: str
@@ -90,7 +86,7 @@ def plan(cfg: SandboxConfig) -> list[ContainerPlan]:
             service=svc, role="broker", name=f"{prefix(cfg)}-{svc}",
             command=["broker", "--id", str(n), "--data-dir", JOURNAL_MOUNT,
                      "--coordinator", f"coordinator:{COORDINATOR_PORT}",
-                     "--listener", f"EXTERNAL=0.0.0.0:{EXTERNAL_PORT},advertised={connect_host(cfg)}:{cfg.broker_port(n)}",
+                     "--listener", f"EXTERNAL=0.0.0.0:{EXTERNAL_PORT},advertised={cfg.connect_host}:{cfg.broker_port(n)}",
                      "--listener", f"INTERNAL=0.0.0.0:{INTERNAL_PORT},advertised={svc}:{INTERNAL_PORT}"],
             ports={f"{EXTERNAL_PORT}/tcp": (host, cfg.broker_port(n))}, host_port=cfg.broker_port(n),
             aliases=[svc], labels=labels(cfg, service=svc, role="broker"), healthcheck=healthcheck(EXTERNAL_PORT)))

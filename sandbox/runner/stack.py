@@ -40,12 +40,8 @@ RESTART_FILE = "supervisor.restart"
 CATALOG_EVERY_S = 3.0
 
 
-def connect_host(cfg: SandboxConfig) -> str:
-    return "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
-
-
 def bootstrap(cfg: SandboxConfig) -> str:
-    h = connect_host(cfg)
+    h = cfg.connect_host
     return ",".join(f"{h}:{cfg.broker_port(n)}" for n in range(1, cfg.brokers + 1))
 
 
@@ -66,8 +62,8 @@ def service_specs(cfg: SandboxConfig) -> list[ServiceSpec]:
         d = cfg.service_dir(name)
         specs.append(ServiceSpec(name, "broker", py + [
             "broker", "--port", str(cfg.broker_port(n)), "--data-dir", str(d), "--id", str(n),
-            "--host", cfg.host, "--advertised-host", connect_host(cfg),
-            "--coordinator", f"{connect_host(cfg)}:{cfg.coordinator_port}"],
+            "--host", cfg.host, "--advertised-host", cfg.connect_host,
+            "--coordinator", f"{cfg.connect_host}:{cfg.coordinator_port}"],
             cfg.broker_port(n), d, cfg.logs_dir / f"{name}.log"))
     return specs
 
@@ -112,7 +108,7 @@ def live_state(cfg: SandboxConfig) -> dict | None:
 
 def watch_replicas(cfg: SandboxConfig, record_event: Callable[..., Any]) -> ReplicaWatcher:
     """isr-shrink, isr-expand, leader-change events from the coordinator's Metadata (else a broker's)."""
-    client = KafkaClient([(connect_host(cfg), cfg.coordinator_port)] + parse_bootstrap(bootstrap(cfg)),
+    client = KafkaClient([(cfg.connect_host, cfg.coordinator_port)] + parse_bootstrap(bootstrap(cfg)),
                          client_id="sandbox-replica-watch", timeout=1.5)
 
     def fetch():
@@ -150,7 +146,7 @@ class StackSupervisor:
             from sandbox.runner.docker_watch import DockerWatcher
 
             engine = DockerStack(cfg, image=_read_runtime(runtime_file(cfg)).get("image"))
-            self.sup = DockerWatcher(engine, policy(cfg), host=connect_host(cfg), state_path=cfg.data_dir / STATE_FILE,
+            self.sup = DockerWatcher(engine, policy(cfg), host=cfg.connect_host, state_path=cfg.data_dir / STATE_FILE,
                                      on_event=both, recreate_topics=self._recreate)
         else:
             specs = service_specs(cfg)
@@ -172,7 +168,7 @@ class StackSupervisor:
             "127.0.0.1", cfg.http_port,
             get_status=lambda: build_status(name=cfg.name, mode=cfg.mode, bootstrap=bootstrap(cfg),
                                             state=self.sup.snapshot(), client=self.health_client,
-                                            coordinator=(connect_host(cfg), cfg.coordinator_port)),
+                                            coordinator=(cfg.connect_host, cfg.coordinator_port)),
             get_metrics=lambda: render_metrics(self.http.status(), event_counts=self.event_counts.counts()))
         self.watcher: ManifestWatcher | None = None
 
@@ -208,7 +204,7 @@ class StackSupervisor:
         supervisor asks again on its next pass) until then."""
         from sandbox.health.status import coordinator_cluster_id, coordinator_problems
 
-        address = (connect_host(self.cfg), self.cfg.coordinator_port)
+        address = (self.cfg.connect_host, self.cfg.coordinator_port)
         brokers = set(range(1, self.cfg.brokers + 1))
         if self.cfg.mode != "docker":
             waiting = coordinator_problems(address, brokers)

@@ -119,3 +119,41 @@ def test_a_factor_above_the_broker_count_is_refused(proj):
     r = proj.cli("topics", "create", "big", "--replication-factor", "4")
     assert r.returncode != 0
     assert "INVALID_REPLICATION_FACTOR" in r.stderr and "only 3 broker(s)" in r.stderr, r.stderr
+
+
+def test_status_with_a_frozen_broker_still_lists_the_groups_the_others_coordinate(proj):
+    """A broker that does not answer is not asked (each request would wait out a timeout, and
+    one failure used to hide every group: "groups unavailable"): the groups and transactions the
+    other brokers coordinate are listed, with their lag, and the problems say what is left out."""
+    r = proj.up()
+    assert r.returncode == 0, r.stderr + proj.diagnostics()
+    r = proj.cli("topics", "create", "lagged", "--partitions", "3")
+    assert r.returncode == 0, r.stderr
+    with KafkaClient(proj.bootstrap, timeout=5.0) as c:
+        md, _ = c.metadata(["lagged"])
+        parts = [p.index for p in md.topics["lagged"].partitions if p.leader != 3]
+        assert parts, md.topics["lagged"]
+        for p in parts:
+            c.produce("lagged", p, [(None, b"x")] * 5)
+        groups = [f"g{i}" for i in range(16)]
+        for g in groups:
+            c.commit_offsets(g, {("lagged", p): 1 for p in parts})
+        port_of = {g: c._coordinator(g)[1] for g in groups}
+    code, st = wait_status(proj, lambda c, s: c == 0 and len(s["groups"]) == len(groups), 30,
+                           "a healthy stack listing every group")
+    frozen = service(st, "broker-3")
+    others = {g for g in groups if port_of[g] != frozen["port"]}
+    assert others and others != set(groups), port_of   # 16 groups over 3 coordinators
+
+    os.kill(frozen["pid"], signal.SIGSTOP)
+    try:
+        code, st = proj.status()
+        assert service(st, "broker-3")["state"] == "paused" and code == 1
+        listed = {g["group"]: g for g in st["groups"]}
+        assert set(listed) == others, (sorted(listed), st["problems"])
+        assert all(listed[g]["lag"] == 4 * len(parts) for g in others), listed
+        assert "groups and transactions coordinated by broker(s) [3] are not shown: not healthy" in st["problems"]
+        assert not any("did not answer" in p for p in st["problems"]), st["problems"]
+        assert topic(st, "lagged"), st["topics"]
+    finally:
+        os.kill(frozen["pid"], signal.SIGCONT)

@@ -106,7 +106,7 @@ def test_recreation_after_a_coordinator_wipe_waits_until_every_broker_has_its_me
     ids = {1: "fresh", 2: "destroyed", 3: "fresh"}
     monkeypatch.setattr(status, "coordinator_problems", lambda address, brokers: [])
     monkeypatch.setattr(status, "coordinator_cluster_id", lambda address: "fresh")
-    me = SimpleNamespace(cfg=SimpleNamespace(mode="native", brokers=3, host="127.0.0.1", coordinator_port=1),
+    me = SimpleNamespace(cfg=SimpleNamespace(mode="native", brokers=3, connect_host="127.0.0.1", coordinator_port=1),
                          client=SimpleNamespace(cluster_ids=lambda brokers: {b: ids[b] for b in brokers}))
     with pytest.raises(RuntimeError, match=r"broker\(s\) \[2\] still answer with the metadata of the replaced"):
         StackSupervisor._wait_for_fresh_metadata(me)

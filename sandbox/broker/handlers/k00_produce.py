@@ -118,12 +118,12 @@ def _verification_error(code: int, api_version: int) -> int:
 def _unverified(ctx, txn_id: str | None, topic: str, index: int, h) -> int:
     """NONE, or why this broker's transaction coordinator says the producer's transaction does not
     hold this partition (a late or zombie write that would open a transaction no marker ever
-    ends). Checked here where this broker coordinates the transactional id; elsewhere the
-    coordinator's broker is asked before the append (_to_verify, _verified)."""
-    txns = ctx.state.txns
-    if txn_id is None or not h.is_transactional or txns is None or txns.store.check(txn_id) != NONE:
+    ends). `txn_id` is given only where this broker coordinates the transactional id (handle()
+    asks once per request); elsewhere the coordinator's broker is asked before the append
+    (_to_verify, _verified)."""
+    if txn_id is None or not h.is_transactional:
         return NONE
-    code, per = txns.verify(txn_id, h.producer_id, h.producer_epoch, [(topic, index)])
+    code, per = ctx.state.txns.verify(txn_id, h.producer_id, h.producer_epoch, [(topic, index)])
     code = per.get((topic, index), NONE) if code == NONE else code
     if code == CONCURRENT_TRANSACTIONS:   # ended (its markers going out): the write can never belong
         code = TRANSACTION_ABORTABLE
@@ -131,21 +131,19 @@ def _unverified(ctx, txn_id: str | None, topic: str, index: int, h) -> int:
 
 
 def _first_header(records):
-    try:
-        return parse_header(records, 0) if records is not None and len(records) >= HEADER_SIZE else None
-    except Exception:   # noqa: BLE001 - garbage: the append refuses it with its own error
-        return None
+    """The first batch's header (its fields unchecked: garbage is refused by the append), or None."""
+    return parse_header(records, 0) if records is not None and len(records) >= HEADER_SIZE else None
 
 
 def _to_verify(ctx, request) -> tuple[int, int, set] | None:
     """Where another broker coordinates the request's transactional id (or this one is still
-    loading it): (producer id, epoch, the partitions led here whose transactional batches would
-    open a transaction there), else None. A partition where the producer's transaction is
+    loading it; handle() has checked that this one does not): (producer id, epoch, the
+    partitions led here whose transactional batches would open a transaction there), else None.
+    A partition where the producer's transaction is
     already open needs no check (Kafka's verification guard does the same). Without a
     __transaction_state topic no coordinator ever began a transaction to check against (a real
     producer's InitProducerId creates it first): such a write is taken as before KIP-890."""
-    txns, tid = ctx.state.txns, request.transactional_id
-    if tid is None or txns is None or txns.store.check(tid) == NONE or txns.store.coordinator_for(tid) is None:
+    if ctx.state.txns.store.coordinator_for(request.transactional_id) is None:
         return None
     producer, parts = None, set()
     for td in request.topic_data:
@@ -176,8 +174,7 @@ async def _verified(ctx, request, responses: list[dict], producer_id: int, produ
             if "_verify" not in pr:
                 continue
             code = codes.get((td["name"], pr["index"]), NONE)
-            prs[i] = _append(ctx, td["name"], pr["index"], pr["_verify"], request.acks, request.transactional_id) \
-                if code == NONE else \
+            prs[i] = _append(ctx, td["name"], pr["index"], pr["_verify"], request.acks) if code == NONE else \
                 _error(pr["index"], _verification_error(code, ctx.api_version),
                        f"{td['name']}-{pr['index']} is not part of the producer's ongoing transaction "
                        f"(its coordinator answered error {code})")
@@ -291,12 +288,18 @@ def handle(ctx, request) -> dict | None:
             responses.append({"name": td.name, "partition_responses": [
                 _error(pd.index, INVALID_REQUIRED_ACKS) for pd in td.partition_data]})
     else:
-        verify = _to_verify(ctx, request) if request.transactional_id is not None else None
+        # a transactional write is checked against its coordinator (KIP-890 part 1): here, where
+        # this broker coordinates the id, else by asking the coordinator's broker first
+        tid, txns, verify = request.transactional_id, ctx.state.txns, None
+        if txns is None:
+            tid = None
+        elif tid is not None and txns.store.check(tid) != NONE:
+            tid, verify = None, _to_verify(ctx, request)
         held = verify[2] if verify else ()
         for td in request.topic_data:
             responses.append({"name": td.name, "partition_responses": [
                 {"index": pd.index, "_verify": pd.records} if (td.name, pd.index) in held else
-                _append(ctx, td.name, pd.index, pd.records, acks, request.transactional_id)
+                _append(ctx, td.name, pd.index, pd.records, acks, tid)
                 for pd in td.partition_data]})
         if verify:
             return _verified(ctx, request, responses, *verify)   # the server awaits it
