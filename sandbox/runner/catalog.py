@@ -33,14 +33,17 @@ def load_catalog(cfg: SandboxConfig) -> dict[str, TopicSpec]:
 def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient
                            ) -> tuple[dict[str, TopicSpec], list[str]]:
     """Re-created after a destroyed coordinator journal, a partition starts afresh: its first
-    replica leads and the others cut their logs to the leader's. So the replica whose log ends
-    furthest goes first (an acknowledged record is on every in-sync replica, so on the longest
-    log; ties go to the catalog's order: the leader epochs of logs restored after an earlier loss
-    need not compare). Every broker is asked
-    for its replicas' log ends (ListOffsets with the debugging replica id); one that does not
-    answer counts as holding nothing. Each topic's leader epochs start above the newest epoch
-    its replicas hold (clients keep a partition's leader epoch and ignore older ones). Returns
-    the specs and one line per partition whose first replica changed."""
+    replica leads and the others cut their logs to the leader's. So the replica with the newest
+    history goes first: the newest leader epoch in its log, then the log that ends furthest, then
+    the catalog's order. Every acknowledged record is on every replica that was in sync when it
+    was acknowledged, and those hold the newest epoch, while a deposed leader that has not yet
+    truncated may hold a longer tail of an older epoch that was never acknowledged (a follower
+    would cut acknowledged records of the newer epoch to follow it: KIP-101's rule that the newest
+    epoch's history wins). Leader epochs compare across earlier restores too, since a re-created
+    topic's epochs start above every epoch its replicas held. Every broker is asked for its
+    replicas' log ends (ListOffsets with the debugging replica id); one that does not answer
+    counts as holding nothing. Returns the specs and one line per partition whose first replica
+    changed."""
     asks: dict[int, dict[str, list[int]]] = {}
     for name, spec in specs.items():
         for index, replicas in enumerate(spec.assignments or ()):
@@ -63,12 +66,14 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient
         placed, moved = [], False
         for index, replicas in enumerate(spec.assignments or ()):
             if len(replicas) > 1:
-                def rank(b: int) -> tuple[int, int]:
-                    return ends.get((b, name, index), (-1, -1))[0], -replicas.index(b)
+                def rank(b: int) -> tuple[int, int, int]:
+                    end, epoch = ends.get((b, name, index), (-1, -1))
+                    return epoch, end, -replicas.index(b)
                 best = max(replicas, key=rank)
                 if best != replicas[0]:
-                    notes.append(f"{name}-{index}: broker {best} leads (its log ends at {rank(best)[0]}, "
-                                 f"broker {replicas[0]}'s at {rank(replicas[0])[0]})")
+                    (e1, n1, _), (e0, n0, _) = rank(best), rank(replicas[0])
+                    notes.append(f"{name}-{index}: broker {best} leads (its log ends at {n1} in leader epoch "
+                                 f"{e1}, broker {replicas[0]}'s at {n0} in epoch {e0})")
                     replicas, moved = (best, *(b for b in replicas if b != best)), True
             placed.append(tuple(replicas))
         if moved:

@@ -17,6 +17,7 @@ committed transactions lost, healthy only after 12 s)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -36,6 +37,24 @@ def test_fault_campaign_keeps_every_acknowledged_record(tmp_path, seed, faults):
     print(report.line())
     assert len(report.faults) == faults and report.acked > 500, report.line()
     assert report.txns_committed > 20 and report.txns_aborted > 0, report.line()
+    assert not report.violations, "\n".join([report.line(), *lines, *report.violations[:20]])
+    assert report.lost == report.destroyed + report.quarantined
+    assert report.duplicates == 0
+
+
+def test_fault_campaign_with_network_faults(tmp_path):
+    """Seed 62 resets every TCP connection of a service first, then cuts a service's port off
+    (every packet dropped for 1-12 s; status, asked meanwhile, must not call it healthy)."""
+    missing = chaos.network_faults_missing()
+    if missing:
+        if os.environ.get("SANDBOX_REQUIRE_NETWORK_FAULTS") == "1":
+            pytest.fail(missing)
+        pytest.skip(missing)
+    lines: list[str] = []
+    report = chaos.run(62, 7, tmp_path / "proj", brokers=3, say=lines.append, network=True)
+    print(report.line())
+    assert {"reset-connections", "cut-off-service"} <= set(report.faults), report.faults
+    assert report.acked > 500 and report.txns_committed > 20, report.line()
     assert not report.violations, "\n".join([report.line(), *lines, *report.violations[:20]])
     assert report.lost == report.destroyed + report.quarantined
     assert report.duplicates == 0

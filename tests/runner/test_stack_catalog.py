@@ -74,24 +74,40 @@ def test_the_replica_whose_log_ends_furthest_leads_a_recreated_partition():
              "new": TopicSpec("new", 2, 3, {}, None)}
     client = _Ends({(1, "t", 0): (523, 1), (2, "t", 0): (524, 2), (3, "t", 0): (524, 2),   # 2 first of the longest
                     (2, "t", 1): (90, 0), (3, "t", 1): (90, 0), (1, "t", 1): (90, 0),      # a tie keeps the order
-                    (3, "t", 2): (10, 4), (1, "t", 2): (10, 5), (2, "t", 2): (9, 9),       # 3 down: 1 leads
+                    (3, "t", 2): (10, 4), (1, "t", 2): (10, 5), (2, "t", 2): (9, 3),       # 3 down: 1 leads
                     (1, "t", 3): (7, 0), (2, "t", 3): (70, 0),                             # 3 does not answer
                     (2, "solo", 0): (5, 3)},
                     down={3})
     out, notes = lead_with_longest_logs(specs, client)
     assert out["t"].assignments == ((2, 1, 3), (2, 3, 1), (1, 3, 2), (2, 1, 3))
     # leader epochs go on above the newest any replica holds (clients ignore older ones)
-    assert out["t"].config == {"retention.ms": "1000", RESTORE_LEADER_EPOCH: "10"}
+    assert out["t"].config == {"retention.ms": "1000", RESTORE_LEADER_EPOCH: "6"}
     assert out["solo"].config == {RESTORE_LEADER_EPOCH: "4"} and out["solo"].assignments == ((2,),)
     assert out["new"] is specs["new"]   # nothing known about it
-    assert len(notes) == 3 and notes[0].startswith("t-0: broker 2 leads (its log ends at 524, broker 1's at 523)")
+    assert len(notes) == 3 and notes[0].startswith(
+        "t-0: broker 2 leads (its log ends at 524 in leader epoch 2, broker 1's at 523 in epoch 1)")
     asked = dict(client.asked)   # one request per broker
     assert asked[1] == {"t": [0, 1, 2, 3]} and asked[2] == {"t": [0, 1, 2, 3], "solo": [0]}
     same, none = lead_with_longest_logs(specs, _Ends({}, down={1, 2, 3}))
     assert same == specs and none == []   # nobody answers: the catalog's order and epoch 0, as before
     tie = {"t": TopicSpec("t", 1, 3, {}, ((3, 1, 2),))}
-    kept, none = lead_with_longest_logs(tie, _Ends({(3, "t", 0): (10, 0), (1, "t", 0): (10, 7), (2, "t", 0): (9, 9)}))
-    assert kept["t"].assignments == ((3, 1, 2),) and none == []   # equal ends keep the order, whatever the epochs
+    kept, none = lead_with_longest_logs(tie, _Ends({(3, "t", 0): (10, 7), (1, "t", 0): (10, 7), (2, "t", 0): (9, 7)}))
+    assert kept["t"].assignments == ((3, 1, 2),) and none == []   # the same epoch and end keep the order
+
+
+def test_a_deposed_leaders_longer_tail_of_an_older_epoch_does_not_lead():
+    """Broker 1 led epoch 5 and appended records 111-120 that no follower fetched (never
+    acknowledged); frozen, it was replaced by broker 2 in epoch 6, which had records 100-110
+    acknowledged by 2 and 3. If the coordinator's journal is destroyed before broker 1 truncates,
+    its log ends furthest, yet leading it would make 2 and 3 cut the acknowledged records."""
+    from sandbox.config import TopicSpec
+    from sandbox.runner.catalog import lead_with_longest_logs
+
+    specs = {"t": TopicSpec("t", 1, 3, {}, ((1, 2, 3),))}
+    out, notes = lead_with_longest_logs(specs, _Ends({(1, "t", 0): (121, 5), (2, "t", 0): (111, 6),
+                                                      (3, "t", 0): (111, 6)}))
+    assert out["t"].assignments == ((2, 1, 3),), notes
+    assert notes == ["t-0: broker 2 leads (its log ends at 111 in leader epoch 6, broker 1's at 121 in epoch 5)"]
 
 
 def test_recreation_after_a_coordinator_wipe_waits_until_every_broker_has_its_metadata(monkeypatch):

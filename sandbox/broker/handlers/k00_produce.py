@@ -164,8 +164,10 @@ def _to_verify(ctx, request) -> tuple[int, int, set] | None:
 async def _verified(ctx, request, responses: list[dict], producer_id: int, producer_epoch: int,
                     parts: set) -> dict | None:
     """The partitions held back for the coordinator's answer appended (or refused), then answered
-    as handle() answers. Produce requests pipelined behind this one that need the same check
-    queue behind it on the one connection to the coordinator, so appends keep their order."""
+    as handle() answers. Order within a partition holds: a Produce pipelined behind this one
+    (server.Connection) is appended at once only where it needs no check, so not to a partition
+    held here (the producer's transaction is not open there yet); one that needs a check is this
+    same kind of coroutine, which the connection starts only after this one has answered."""
     codes = await ctx.state.txns.verifier.verify(request.transactional_id, producer_id, producer_epoch,
                                                  sorted(parts))
     for td in responses:
