@@ -116,7 +116,8 @@ class Client:
         self.asked.append(sorted(partitions))
         return {p: 10 for p in partitions}
 
-    def list_groups(self):
+    def list_groups(self, *, skip=()):
+        self.skipped = set(skip)
         return []
 
     def close(self):
@@ -163,6 +164,9 @@ def test_status_lists_topics_while_a_broker_is_down(monkeypatch):
     assert sub.asked == [[0, 1]] and t["end_offsets"] is None   # partition 2 has no leader to ask
     assert [p["partition"] for p in t["partition_offsets"]] == [0, 1]
     assert not st["healthy"] and any("without a leader" in p for p in st["problems"])
+    # groups are not asked of the broker that does not answer (a timeout per request), and so said
+    assert sub.skipped == {3}
+    assert "groups and transactions coordinated by broker(s) [3] are not shown: not healthy" in st["problems"]
 
 
 def test_status_from_the_coordinator_when_no_broker_answers(monkeypatch):
