@@ -293,6 +293,7 @@ class Campaign:
             self.report.violations.append(f"status said the stack is healthy while {name} was cut off")
 
     def fault(self, kind: str) -> None:
+        self.detail = ""   # what the fault hit, for the report line (network faults)
         st = self.stack
         pids = st.service_pids()
         brokers = sorted(n for n in pids if n.startswith("broker-"))
@@ -356,8 +357,11 @@ class Campaign:
             name = self.rng.choice(sorted(ports))
             if kind == "reset-connections":
                 reset_connections(ports[name])
+                self.detail = name
             else:
-                cut_off(ports[name], self.rng.uniform(*CUT_OFF_S), lambda: self._check_cut_off_shown(name))
+                seconds = self.rng.uniform(*CUT_OFF_S)
+                cut_off(ports[name], seconds, lambda: self._check_cut_off_shown(name))
+                self.detail = f"{name} for {seconds:.1f} s"
         elif kind == "coordinator-journal-destroyed" and "coordinator" in pids:
             def garble():
                 for f in (st.data / "coordinator").rglob("*"):
@@ -445,7 +449,8 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
             report.faults.append(kind)
             camp.fault(kind)
             camp.heal(camp.fault_ended)
-            say(f"  fault {i + 1}/{faults} {kind}: healthy after {report.heal_s[-1]:.1f} s")
+            what = f" ({camp.detail})" if camp.detail else ""
+            say(f"  fault {i + 1}/{faults} {kind}{what}: healthy after {report.heal_s[-1]:.1f} s")
             time.sleep(rng.uniform(0.2, 1.5))
         load.stop.set()
         txns.stop.set()

@@ -19,10 +19,11 @@ def describe_rows(client, group: str) -> tuple[object, list[list]] | None:
     """(GroupDescription, rows of DESCRIBE_HEADERS), or None when the group does not exist."""
     from sandbox.client import KafkaClientError
 
-    listed = {g.group for g in client.list_groups()}
+    # asked of the group's coordinator only (listing every broker's groups to find it would wait
+    # on any broker that does not answer): a group nobody knows is "Dead" there, as in Kafka
     desc = client.describe_group(group)
     committed = client.committed_offsets(group)
-    if group not in listed and not committed and not desc.members:
+    if desc.state in ("Dead", "") and not committed and not desc.members:
         return None
     owner: dict[tuple[str, int], object] = {}
     for m in desc.members:
@@ -58,10 +59,11 @@ def register(app: typer.Typer) -> None:
         """Consumer groups with their state, members and total lag."""
         from sandbox.client import KafkaClientError
 
+        failed: list[str] = []
         try:
             with target_client(config, bootstrap) as c:
                 rows = []
-                for g in c.list_groups():
+                for g in c.list_groups(failed=failed):
                     try:
                         d = c.describe_group(g.group)
                         lag = sum(x.lag for x in c.group_lag(g.group))
@@ -70,11 +72,15 @@ def register(app: typer.Typer) -> None:
                         rows.append([g.group, g.state or "?", "-", f"? ({e})"])
         except KafkaClientError as e:
             fail(str(e), 1)
-        if not rows:
+        if rows:
+            for line in format_columns(["GROUP", "STATE", "MEMBERS", "LAG"], rows):
+                typer.echo(line)
+        elif not failed:
             typer.echo("no consumer groups yet")
-            return
-        for line in format_columns(["GROUP", "STATE", "MEMBERS", "LAG"], rows):
-            typer.echo(line)
+        if failed:   # the rest is listed; what is missing is said, and the exit code says it too
+            for why in failed:
+                typer.echo(f"{why}; is that broker up? (`sandbox status`)", err=True)
+            raise typer.Exit(1)
 
     @groups_app.command("describe")
     def groups_describe(group: str = typer.Argument(..., help="The group id."),

@@ -42,16 +42,24 @@ class GroupAdmin:
         raise AssertionError("unreachable")
 
     @_locked
-    def list_groups(self, *, skip: Collection[int] = ()) -> list[GroupListing]:
+    def list_groups(self, *, skip: Collection[int] = (), failed: list[str] | None = None) -> list[GroupListing]:
         """Groups of every broker (each coordinates some) but those in `skip` (known not to
-        answer: the groups they coordinate are left out), sorted by id."""
+        answer: the groups they coordinate are left out), sorted by id. With a `failed` list, a
+        broker that cannot be listed adds a sentence there and the others are still listed;
+        without one, it raises KafkaClientError."""
         md = self._metadata([])
         found: dict[str, GroupListing] = {}
         targets = [self._nodes[b.id] for b in md.brokers if b.id in self._nodes and b.id not in skip] \
             or ([] if skip else self.addresses)
         for addr in dict.fromkeys(targets):
-            resp, _ = self._send(addr, LIST_GROUPS, {"states_filter": []})
-            _check(resp.error_code, f"listing groups on {fmt(addr)}")
+            try:
+                resp, _ = self._send(addr, LIST_GROUPS, {"states_filter": []})
+                _check(resp.error_code, f"listing groups on {fmt(addr)}")
+            except KafkaClientError as e:
+                if failed is None:
+                    raise
+                failed.append(f"the groups {fmt(addr)} coordinates are not listed: {e}")
+                continue
             for g in resp.groups:
                 found[g.group_id] = GroupListing(g.group_id, getattr(g, "group_state", ""),
                                                  g.protocol_type)
