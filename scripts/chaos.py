@@ -119,6 +119,7 @@ class Report:
     txns_aborted: int = 0
     heal_s: list[float] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    replicas_compared: int = 0   # partitions whose replicas were compared byte for byte after `down`
 
     @property
     def worst_heal_s(self) -> float:
@@ -129,7 +130,8 @@ class Report:
                 f"({self.destroyed} with a journal the fault destroyed, {self.quarantined} kept in a quarantine, "
                 f"{self.lost - self.destroyed - self.quarantined} otherwise), {self.duplicates} duplicates, "
                 f"{self.txns_committed} committed and {self.txns_aborted} aborted transactions, "
-                f"worst time to healthy {self.worst_heal_s:.1f} s, {len(self.violations)} violations")
+                f"worst time to healthy {self.worst_heal_s:.1f} s, replicas of {self.replicas_compared} "
+                f"partitions compared, {len(self.violations)} violations")
 
 
 class Stack:
@@ -416,6 +418,60 @@ def _read_all(bootstrap: str, timeout: float = 90) -> dict[int, list[tuple[int, 
     return out
 
 
+def _in_sync(bootstrap: str, topics: dict[str, int], timeout: float = 60) -> list[str]:
+    """Wait until every partition of `topics` has its whole replica set in sync; the ones that
+    are not after `timeout`, described."""
+    from sandbox.client import KafkaClient, KafkaClientError
+    deadline = time.monotonic() + timeout
+    behind: list[str] = ["no metadata"]
+    while time.monotonic() < deadline:
+        try:
+            with KafkaClient(bootstrap, timeout=5.0) as c:
+                md, _ = c.metadata(list(topics))
+            behind = [f"{t}-{p.index} (replicas {sorted(p.replicas)}, in sync {sorted(p.isr)}, leader {p.leader})"
+                      for t in topics for p in (md.topics[t].partitions if t in md.topics else [])
+                      if p.leader < 0 or sorted(p.isr) != sorted(p.replicas)]
+            behind += [f"{t} missing" for t in topics if t not in md.topics]
+        except KafkaClientError as e:
+            behind = [str(e)]
+        if not behind:
+            return []
+        time.sleep(0.5)
+    return behind
+
+
+def replicas_disagree(data: Path, brokers: int, topics: dict[str, int]) -> tuple[list[str], int]:
+    """After a clean stop: the partitions whose replicas hold different bytes anywhere in the
+    offsets they all hold (followers append the leader's batches as they are, so every replica
+    of a partition must be byte for byte the same there), and how many partitions were compared."""
+    from sandbox.log import LogConfig, PartitionLog
+    out, compared = [], 0
+    for topic, count in topics.items():
+        for index in range(count):
+            held: dict[int, tuple[int, int, PartitionLog]] = {}
+            try:
+                for b in range(1, brokers + 1):
+                    d = data / f"broker-{b}" / f"{topic}-{index}"
+                    if d.is_dir():
+                        log = PartitionLog(d, LogConfig())
+                        held[b] = (log.log_start_offset, log.log_end_offset, log)
+                if len(held) < 2:
+                    continue
+                start = max(s for s, _e, _l in held.values())
+                end = min(e for _s, e, _l in held.values())
+                if end <= start:
+                    continue
+                data_of = {b: log.read(start, 1 << 31, max_offset=end).tobytes() for b, (_s, _e, log) in held.items()}
+                compared += 1
+                if len(set(data_of.values())) > 1:
+                    out.append(f"replicas of {topic}-{index} differ within offsets {start}-{end}: "
+                               f"{ {b: len(v) for b, v in data_of.items()} } bytes")
+            finally:
+                for _s, _e, log in held.values():
+                    log.close()
+    return out, compared
+
+
 def _kept_in(folder: Path, value: bytes, topic: str = TOPIC) -> bool:
     """Whether a segment of `topic` somewhere under `folder` holds these bytes."""
     for f in folder.rglob(f"{topic}-*/*.log") if folder.exists() else ():
@@ -433,6 +489,7 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
     report = Report(seed)
     stack = Stack(root, brokers)
     load = txns = None
+    compare = False   # set once the campaign ran to its end: then the replicas are compared after `down`
     try:
         r = stack.cli("up", "--timeout", "60")
         if r.returncode != 0:
@@ -491,11 +548,20 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
                         f"{[(e['service'], e['kind'], e['detail'][:80]) for e in final.get('events', [])[-8:]]}")
                 report.violations.append(f"acknowledged record {value.decode()} (partition {p} offset {off}) "
                                          f"is lost and in no quarantine")
+        # every replica back in sync, then (after a clean stop) byte for byte the same
+        topics = {TOPIC: PARTITIONS, chaos_txn.TXN_TOPIC: chaos_txn.TXN_PARTITIONS}
+        behind = _in_sync(stack.bootstrap, topics)
+        if behind:
+            report.violations.append(f"not back in sync 60 s after the campaign: {behind[:6]}")
+        compare = True
     finally:
         for loader in (load, txns):
             if loader is not None:
                 loader.stop.set()
         r = stack.cli("down", timeout=180)
+        if compare and r.returncode == 0:
+            differ, report.replicas_compared = replicas_disagree(stack.data, brokers, topics)
+            report.violations += differ
         left = stack.leftovers()
         if left:
             report.violations.append(f"processes left after `sandbox down`: {[p.pid for p in left]}")

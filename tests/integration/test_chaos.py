@@ -40,6 +40,7 @@ def test_fault_campaign_keeps_every_acknowledged_record(tmp_path, seed, faults):
     assert not report.violations, "\n".join([report.line(), *lines, *report.violations[:20]])
     assert report.lost == report.destroyed + report.quarantined
     assert report.duplicates == 0
+    assert report.replicas_compared == chaos.PARTITIONS + chaos.chaos_txn.TXN_PARTITIONS, report.line()
 
 
 def test_fault_campaign_with_network_faults(tmp_path):
@@ -58,3 +59,28 @@ def test_fault_campaign_with_network_faults(tmp_path):
     assert not report.violations, "\n".join([report.line(), *lines, *report.violations[:20]])
     assert report.lost == report.destroyed + report.quarantined
     assert report.duplicates == 0
+    assert report.replicas_compared == chaos.PARTITIONS + chaos.chaos_txn.TXN_PARTITIONS, report.line()
+
+
+def test_the_replica_comparison_finds_a_byte_that_differs(tmp_path):
+    """The campaign's last check (replicas byte for byte the same where they overlap) over logs
+    made here: equal replicas pass, one changed record is reported, a shorter replica is compared
+    over what it holds."""
+    from sandbox.log import LogConfig, PartitionLog
+    from sandbox.log.batch import build_batch
+
+    def write(broker: int, values: list[bytes]) -> None:
+        log = PartitionLog(tmp_path / f"broker-{broker}" / "t-0", LogConfig())
+        try:
+            for v in values:
+                log.append(build_batch([(None, v)], timestamp_ms=1))
+        finally:
+            log.close()
+
+    write(1, [b"a", b"b", b"c"])
+    write(2, [b"a", b"b", b"c"])
+    write(3, [b"a", b"b"])          # behind: compared over offsets 0-1
+    assert chaos.replicas_disagree(tmp_path, 3, {"t": 1}) == ([], 1)
+    write(4, [b"a", b"X"])
+    differ, compared = chaos.replicas_disagree(tmp_path, 4, {"t": 1})
+    assert compared == 1 and len(differ) == 1 and "t-0 differ within offsets 0-2" in differ[0], differ
