@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """A fault campaign against a real native stack (`sandbox up`, 3 brokers) under an idempotent
-acks=all producer and a transactional producer (chaos_txn.py): a seeded random sequence of faults (SIGKILL or SIGSTOP/SIGCONT of any service
-and of the supervisor followed by `sandbox up`, torn journal tails, a journal folder deleted or
-replaced by a file, the coordinator's journal destroyed; with --network also every TCP connection of
-a service reset, and a service cut off: every packet to its port dropped for up to 12 s, longer
-than the brokers' 9 s session), checking after each step that the stack
-heals and that `sandbox status` never shows a dead process as running, and at the end that no
-acknowledged record was lost (unless a quarantine event says so and the bytes are in quarantine, or
-the fault itself destroyed that journal), none is duplicated, read_committed shows every committed
-transaction whole and nothing of an aborted one, and nothing is left after `down`.
+acks=all producer and a transactional producer (chaos_txn.py): a seeded random sequence of faults
+(SIGKILL or SIGSTOP/SIGCONT of any service and of the supervisor followed by `sandbox up`, torn
+journal tails, a journal folder deleted or replaced by a file, the coordinator's journal
+destroyed; with --network also every TCP connection of a service reset, and a service cut off:
+every packet to its port dropped for up to 12 s, longer than the brokers' 9 s session), checking
+after each step that the stack heals and that `sandbox status` never shows a dead process as
+running (nor a cut-off service as healthy), and at the end that no acknowledged record was lost
+(unless a quarantine event says so and the bytes are in quarantine, or the fault itself destroyed
+that journal), none is duplicated, read_committed shows every committed transaction whole and
+nothing of an aborted one, every partition is back in sync and (after a clean stop) its replicas
+hold the same bytes, and nothing is left after `down`.
 
     python scripts/chaos.py --faults 200 --seed 7      # a long campaign; prints the figures
     python scripts/chaos.py --network --seed 7         # network faults too (root: ss, iptables)

@@ -4,7 +4,9 @@ a file, the coordinator's journal destroyed, against a real 3-broker stack under
 acks=all producer and a transactional one. Invariants: no acknowledged record lost unless the
 fault destroyed its journal or a quarantine keeps it, no duplicate, read_committed shows every
 committed transaction whole and nothing of an aborted one, healthy within 10 s of each fault,
-status never shows a dead pid as running, nothing left after `down`.
+status never shows a dead pid as running, every partition back in sync and its replicas byte for
+byte the same, nothing left after `down`. One more seed adds network faults (connections reset, a
+service's port cut off).
 
 The seeds are the ones that found bugs (each now a regression): seed 1 reaches a destroyed
 coordinator journal after ten other faults (a killed adopted broker's lock once quarantined a
