@@ -32,7 +32,6 @@ sys.modules[spec.name] = chaos   # dataclasses look their module up by name
 spec.loader.exec_module(chaos)
 
 
-@pytest.mark.parametrize("seed,faults", [(1, 11), (2, 7), (34, 8)])
 def _campaign(tmp_path, seed: int, faults: int, network: bool = False):
     """Run one campaign and check every invariant; the report."""
     lines: list[str] = []
@@ -47,6 +46,7 @@ def _campaign(tmp_path, seed: int, faults: int, network: bool = False):
     return report
 
 
+@pytest.mark.parametrize("seed,faults", [(1, 11), (2, 7), (34, 8)])
 def test_fault_campaign_keeps_every_acknowledged_record(tmp_path, seed, faults):
     _campaign(tmp_path, seed, faults)
 
