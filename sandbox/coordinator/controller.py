@@ -37,9 +37,12 @@ class Coordinator(ViewReads):
                  clock: Callable[[], float] = time.time, session_timeout_ms: int = 9000,
                  default_partitions: int = 1, on_event: EventSink | None = None,
                  snapshot_every: int = 1000, default_replication_factor: int = 1,
-                 min_insync_replicas: int = 1) -> None:
+                 min_insync_replicas: int = 1, stalled_after_ms: int | None = None) -> None:
         self._clock = clock
         self.session_timeout_ms = session_timeout_ms
+        self.stalled_after_ms = stalled_after_ms   # see tick(); the server sets it, tests may not
+        self._last_tick_ms: int | None = None
+        self.stalls = 0   # ticks that found the coordinator had stood still (sessions restarted)
         self._listeners: list[Listener] = []
         self._machine = MetadataMachine(default_partitions=default_partitions,
                                         default_replication_factor=default_replication_factor,
@@ -219,9 +222,20 @@ class Coordinator(ViewReads):
         return sum(1 for code, _m in results.values() if code == 0)
 
     def tick(self) -> list[int]:
-        """Fence brokers whose session expired; returns their ids."""
-        records = self._commit(self._machine.fence_expired(self._now_ms(),
-                                                           self.session_timeout_ms))
+        """Fence brokers whose session expired; returns their ids. With `stalled_after_ms` set
+        (the server ticks every second and sets it to the session timeout): when the previous tick
+        is longer ago than that, the coordinator itself stood still (a laptop that slept, a paused
+        process, a clock that jumped), so the brokers' silence says nothing about them: their
+        sessions start again instead of every broker being fenced at once (which took every
+        partition offline and moved all leadership to whichever broker heartbeated first)."""
+        now = self._now_ms()
+        last, self._last_tick_ms = self._last_tick_ms, now
+        stalled_after = self.stalled_after_ms
+        if stalled_after is not None and last is not None and now - last > stalled_after:
+            self._machine.restart_sessions(now)
+            self.stalls += 1
+            return []
+        records = self._commit(self._machine.fence_expired(now, self.session_timeout_ms))
         return [r["broker_id"] for r in records if r["type"] == "fence-broker"]
 
     def allocate_producer_ids(self, count: int = 1000) -> int:

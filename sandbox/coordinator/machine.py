@@ -374,6 +374,12 @@ class MetadataMachine:
         self._last_contact.pop(broker_id, None)
         return draft.records
 
+    def restart_sessions(self, now_ms: int) -> None:
+        """Every unfenced broker's session starts again now (the coordinator itself did not run
+        for a while, so their silence says nothing about them)."""
+        for bid in self.unfenced_brokers():
+            self._last_contact[bid] = now_ms
+
     def fence_expired(self, now_ms: int, session_timeout_ms: int) -> list[Record]:
         """Fence every unfenced broker not heard from for longer than the session timeout."""
         draft = self._draft()

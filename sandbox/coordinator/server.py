@@ -118,7 +118,8 @@ class CoordinatorServer(lifecycle.Service):
             self.data_dir, session_timeout_ms=cfg.session_timeout_ms,
             default_partitions=cfg.default_partitions, on_event=emit_event,
             snapshot_every=cfg.snapshot_every, min_insync_replicas=cfg.min_insync_replicas,
-            default_replication_factor=cfg.default_replication_factor)
+            default_replication_factor=cfg.default_replication_factor,
+            stalled_after_ms=cfg.session_timeout_ms)
         self.feed = MetadataFeed(self.coordinator, cfg.feed_capacity)
 
     def close(self) -> None:
@@ -129,10 +130,16 @@ class CoordinatorServer(lifecycle.Service):
             self.coordinator.close()
 
     def _fence_expired(self) -> None:
-        """Every tick: fence brokers whose session expired."""
+        """Every tick: fence brokers whose session expired (unless this process itself stood
+        still for longer than a session: then every session starts again)."""
+        stalls = self.coordinator.stalls
         for bid in self.coordinator.tick():
             log.warning("broker %d missed its session timeout (%d ms): fenced", bid,
                         self.session_timeout_ms)
+        if self.coordinator.stalls != stalls:
+            log.warning("the coordinator did not run for longer than a session (%d ms: the machine "
+                        "slept, or the process was paused): every broker's session starts again "
+                        "rather than all of them being fenced", self.session_timeout_ms)
 
     def _rebalance_leaders(self) -> None:
         moved = self.coordinator.rebalance_leaders(self.config.leader_imbalance_per_broker_percentage)

@@ -155,3 +155,41 @@ def test_restored_brokers_get_a_fresh_session_then_expire(make_coordinator, cloc
     assert c.tick() == [] and c.heartbeat(1, epoch) is False
     clock.advance(10)
     assert c.tick() == [1]
+
+
+def test_a_coordinator_that_stood_still_restarts_sessions_instead_of_fencing_everyone(make_coordinator, clock):
+    """A laptop that slept (or a paused coordinator): when the coordinator's own periodic tick
+    comes more than a session late, its brokers' silence says nothing about them. Fencing them
+    all took every partition offline and moved all leadership to whichever broker heartbeated
+    first; now their sessions start again, and a broker that stays silent is fenced one session
+    later."""
+    c = make_coordinator(session_timeout_ms=9000, stalled_after_ms=9000)   # as the server makes it
+    epochs = three_brokers(c, clock)
+    before = c.create_topic("t", 3, 3)
+
+    def second(silent=()):
+        clock.advance(1)
+        for b, e in epochs.items():
+            if b not in silent:
+                c.heartbeat(b, e)
+        return c.tick()
+
+    assert [second() for _ in range(3)] == [[], [], []]
+    clock.advance(60)   # the machine slept a minute: nobody ran, nobody heartbeated
+    # what wakes first may be a heartbeat (it ticks too): no fencing either way
+    assert c.heartbeat(2, epochs[2]) is False and c.stalls == 1
+    assert c.tick() == []
+    assert not any(c.broker(b).fenced for b in epochs)
+    assert [(p.leader, p.leader_epoch, p.isr) for p in c.topic("t").partitions] == \
+        [(p.leader, p.leader_epoch, p.isr) for p in before.partitions]
+    # sessions run again from the wake-up: broker 1, still silent, is fenced a session later
+    fenced = []
+    for _ in range(10):
+        second(silent={1})
+        fenced.append(c.broker(1).fenced)
+    assert fenced[:8] == [False] * 8 and fenced[-1], fenced
+    assert c.stalls == 1 and not c.broker(2).fenced and not c.broker(3).fenced
+    # without the rule (stalled_after_ms None) the same jump fences everyone, as it used to
+    c.stalled_after_ms = None
+    clock.advance(60)
+    assert sorted(c.tick()) == [2, 3]

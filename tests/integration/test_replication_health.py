@@ -167,3 +167,39 @@ def test_status_with_a_frozen_broker_still_lists_the_groups_the_others_coordinat
         assert f":{frozen['port']} coordinates are not listed" in r.stderr, r.stderr
     finally:
         os.kill(frozen["pid"], signal.SIGCONT)
+
+
+def test_a_stack_that_slept_keeps_its_leaders(proj):
+    """A laptop's sleep, as every process sees it: the whole stack (supervisor too) frozen for
+    longer than a broker's 9 s session, then resumed. The coordinator used to fence every broker
+    on waking (each looked silent for the whole sleep): every partition offline for a moment,
+    leadership moved to whichever broker heartbeated first. Now it sees that it stood still
+    itself, and the brokers' sessions start again: same leaders, same leader epochs."""
+    import time
+
+    r = proj.up()
+    assert r.returncode == 0, r.stderr + proj.diagnostics()
+    r = proj.cli("topics", "create", "kept", "--partitions", "3")
+    assert r.returncode == 0, r.stderr
+    code, st = wait_status(proj, lambda c, s: c == 0 and topic(s, "kept"), 30, "a healthy stack")
+    with KafkaClient(proj.bootstrap, timeout=5.0) as c:
+        md, _ = c.metadata(["kept"])
+    before = [(p.index, p.leader, p.leader_epoch, sorted(p.isr)) for p in md.topics["kept"].partitions]
+    assert all(len(isr) == 3 for *_x, isr in before), before
+    pids = [s["pid"] for s in st["services"]] + [proj.supervisor_pid()]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(12)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    code, st = wait_status(proj, lambda c, s: c == 0, 30, "healthy after the sleep")
+    time.sleep(2)   # a fencing would show within the next ticks
+    with KafkaClient(proj.bootstrap, timeout=5.0) as c:
+        md, _ = c.metadata(["kept"])
+    after = [(p.index, p.leader, p.leader_epoch, sorted(p.isr)) for p in md.topics["kept"].partitions]
+    assert after == before
+    code, st = proj.status()
+    assert not events(st, kind="leader-change") and not events(st, kind="isr-shrink"), st["events"][-10:]
+    assert "did not run for longer than a session" in proj.log_text("coordinator")
