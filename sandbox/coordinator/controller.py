@@ -227,11 +227,13 @@ class Coordinator(ViewReads):
         is longer ago than that, the coordinator itself stood still (a laptop that slept, a paused
         process, a clock that jumped), so the brokers' silence says nothing about them: their
         sessions start again instead of every broker being fenced at once (which took every
-        partition offline and moved all leadership to whichever broker heartbeated first)."""
+        partition offline and moved all leadership to whichever broker heartbeated first). A
+        clock that went back restarts them too (else a broker that died would be fenced only
+        once the clock caught up with its last heartbeat)."""
         now = self._now_ms()
         last, self._last_tick_ms = self._last_tick_ms, now
         stalled_after = self.stalled_after_ms
-        if stalled_after is not None and last is not None and now - last > stalled_after:
+        if stalled_after is not None and last is not None and (now - last > stalled_after or now < last):
             self._machine.restart_sessions(now)
             self.stalls += 1
             return []
