@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .common import BootstrapOpt, ConfigOpt, fail, target_client
+from .common import BootstrapOpt, ConfigOpt, fail, resolve, target_client
 from .render import format_columns
 
 DESCRIBE_HEADERS = ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID",
@@ -47,6 +47,19 @@ def describe_rows(client, group: str) -> tuple[object, list[list]] | None:
     return desc, rows
 
 
+def _unhealthy_brokers(config: Optional[Path], bootstrap: Optional[str]) -> set[int]:
+    """The brokers of this folder's running sandbox that its supervisor finds not healthy (asking
+    them would wait out a timeout per request); none with -b or without a supervisor's state."""
+    if bootstrap:
+        return set()
+    from sandbox.health.status import service_entries
+    from sandbox.runner import stack
+
+    state = stack.live_state(resolve(config, None).cfg)
+    return {int(s["name"].rsplit("-", 1)[1]) for s in service_entries(state or {})
+            if s.get("role") == "broker" and not s.get("healthy")}
+
+
 def register(app: typer.Typer) -> None:
     """Add `groups list` and `groups describe` to the CLI."""
     groups_app = typer.Typer(help="Consumer groups: list, describe (per-partition lag).",
@@ -60,13 +73,18 @@ def register(app: typer.Typer) -> None:
         from sandbox.client import KafkaClientError
 
         failed: list[str] = []
+        skip = _unhealthy_brokers(config, bootstrap)
+        if skip:
+            failed.append(f"the groups broker(s) {sorted(skip)} coordinate are not listed: not healthy")
         try:
             with target_client(config, bootstrap) as c:
                 rows = []
-                for g in c.list_groups(failed=failed):
+                for g in c.list_groups(skip=skip, failed=failed):
                     try:
                         d = c.describe_group(g.group)
-                        lag = sum(x.lag for x in c.group_lag(g.group))
+                        lags = [x.lag for x in c.group_lag(g.group, skip=skip)]
+                        # unknown ("-") while a partition it committed is led by a broker not asked
+                        lag = "-" if None in lags else sum(lags)
                         rows.append([g.group, d.state or g.state, len(d.members), lag])
                     except KafkaClientError as e:
                         rows.append([g.group, g.state or "?", "-", f"? ({e})"])
