@@ -47,11 +47,8 @@ class GroupAdmin:
         answer: the groups they coordinate are left out), sorted by id. With a `failed` list, a
         broker that cannot be listed adds a sentence there and the others are still listed;
         without one, it raises KafkaClientError."""
-        md = self._metadata([])
         found: dict[str, GroupListing] = {}
-        targets = [self._nodes[b.id] for b in md.brokers if b.id in self._nodes and b.id not in skip] \
-            or ([] if skip else self.addresses)
-        for addr in dict.fromkeys(targets):
+        for addr in self._brokers(skip):
             try:
                 resp, _ = self._send(addr, LIST_GROUPS, {"states_filter": []})
                 _check(resp.error_code, f"listing groups on {fmt(addr)}")

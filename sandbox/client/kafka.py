@@ -102,6 +102,13 @@ class KafkaClient(GroupAdmin, TxnAdmin):
             raise KafkaClientError(f"broker {node_id} is not in the cluster metadata")
         return self._nodes[node_id]
 
+    def _brokers(self, skip: Collection[int] = ()) -> list[Address]:
+        """The address of every broker in the metadata but those in `skip` (known not to answer;
+        nothing is asked of them); the bootstrap addresses when the metadata names none."""
+        md = self._metadata([])
+        found = [self._nodes[b.id] for b in md.brokers if b.id in self._nodes and b.id not in skip]
+        return list(dict.fromkeys(found or ([] if skip else self.addresses)))
+
     # ------------------------------------------------------------------ cluster
 
     @_locked

@@ -21,11 +21,8 @@ class TxnAdmin:
         """Transactions the brokers coordinate (only open ones unless open_only is False), sorted by
         transactional id; none of the brokers in `skip` (known not to answer). Brokers that do not
         know the transaction APIs count as having none."""
-        md = self._metadata([])
-        targets = [self._nodes[b.id] for b in md.brokers if b.id in self._nodes and b.id not in skip] \
-            or ([] if skip else self.addresses)
         out: dict[str, TransactionInfo] = {}
-        for addr in dict.fromkeys(targets):
+        for addr in self._brokers(skip):
             try:
                 resp, _ = self._send(addr, LIST_TRANSACTIONS, {"state_filters": [], "producer_id_filters": [],
                                                                 "duration_filter": -1})
