@@ -169,6 +169,35 @@ def test_status_lists_topics_while_a_broker_is_down(monkeypatch):
     assert "groups and transactions coordinated by broker(s) [3] are not shown: not healthy" in st["problems"]
 
 
+def test_a_groups_lag_is_unknown_while_a_partition_it_committed_is_led_by_a_broker_not_asked(monkeypatch):
+    """A partial sum would understate the lag: it is null (the text view shows "-") while any of
+    the group's partitions has no end offset, and the partitions known keep theirs."""
+    from sandbox.client.models import GroupDescription, GroupListing, PartitionLag
+    from sandbox.cli.render import _or_dash
+
+    made = clients_made(monkeypatch)
+    monkeypatch.setattr("sandbox.health.status._MIN_ISR", {})
+    monkeypatch.setattr(Client, "list_groups", lambda self, *, skip=(): [GroupListing("g", "Stable", "consumer"),
+                                                                         GroupListing("h", "Stable", "consumer")])
+    monkeypatch.setattr(Client, "describe_group",
+                        lambda self, g: GroupDescription(g, "Stable", "consumer", "range", [], 0), raising=False)
+
+    def group_lag(self, g, *, skip=()):
+        self.lag_skipped = set(skip)
+        known = [PartitionLag("orders", 0, 4, 10, 6)]
+        return known + ([PartitionLag("orders", 2, 1, None, None)] if g == "g" else [])
+
+    monkeypatch.setattr(Client, "group_lag", group_lag, raising=False)
+    full = Client([("127.0.0.1", 9092), ("127.0.0.1", 9093), ("127.0.0.1", 9094)])
+    st = build_status(name="n", mode="native", bootstrap="x", state=services(True, True, False), client=full)
+    (sub,) = made
+    assert sub.lag_skipped == {3}
+    lags = {g["group"]: g for g in st["groups"]}
+    assert lags["g"]["lag"] is None and lags["h"]["lag"] == 6
+    assert [p["lag"] for p in lags["g"]["partitions"]] == [6, None]
+    assert _or_dash(lags["g"]["lag"]) == "-" and _or_dash(lags["h"]["lag"]) == "6"
+
+
 def test_status_from_the_coordinator_when_no_broker_answers(monkeypatch):
     made = clients_made(monkeypatch)
     full = Client([("127.0.0.1", 9092)])
