@@ -208,10 +208,10 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
                        "partition_offsets": [{"partition": p, "end_offset": o}
                                              for p, o in sorted(per_part.items())]})
     try:
-        for g in ((client.list_groups(skip=skip) if skip else client.list_groups()) if brokers_answer else ()):
+        for g in (client.list_groups(skip=skip) if brokers_answer else ()):
             try:
                 d = client.describe_group(g.group)
-                parts = client.group_lag(g.group, skip=skip) if skip else client.group_lag(g.group)
+                parts = client.group_lag(g.group, skip=skip)
                 # unknown (None) while a partition's leader is not asked: a partial sum would understate it
                 lag = None if any(p.lag is None for p in parts) else sum(max(p.lag, 0) for p in parts)
                 groups.append({"group": g.group, "state": d.state, "members": len(d.members), "lag": lag,

@@ -18,7 +18,7 @@ def transaction_entries(client: KafkaClient, now_ms: int | None = None, *, skip:
     if lister is None:
         return [], []
     try:
-        found = lister(skip=skip) if skip else lister()
+        found = lister(skip=skip)
     except KafkaClientError as e:
         return [], [f"transactions unavailable: {e}"]
     now = int(time.time() * 1000) if now_ms is None else now_ms

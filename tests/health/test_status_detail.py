@@ -17,13 +17,13 @@ class FakeClient:
     def end_offsets(self, topic, partitions=None):
         return {0: 200, 1: 10}
 
-    def list_groups(self):
+    def list_groups(self, *, skip=()):
         return [GroupListing("g", "Empty", "consumer")]
 
     def describe_group(self, group):
         return GroupDescription(group, "Empty", "consumer", "", [])
 
-    def group_lag(self, group):
+    def group_lag(self, group, *, skip=()):
         return [PartitionLag("orders", 0, 50, 200, 150)]
 
 

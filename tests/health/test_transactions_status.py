@@ -11,7 +11,7 @@ class Client:
     def __init__(self, found=None, error: str | None = None) -> None:
         self.found, self.error = found or [], error
 
-    def transactions(self):
+    def transactions(self, *, skip=()):
         if self.error:
             raise KafkaClientError(self.error)
         return self.found
