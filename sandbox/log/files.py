@@ -84,6 +84,19 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def fsync_and_close(fds: list[int]) -> None:
+    """fsync then close each handle (duplicates from Housekeeping.sync_handles); for a worker
+    thread. A failure is left to the flush that follows, which fsyncs the same files and
+    reports it; every handle is closed either way."""
+    for fd in fds:
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
 def atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
     """Write data to `<path>.tmp`, fsync, close, then os.replace onto path (with retry)."""
     path = Path(path)

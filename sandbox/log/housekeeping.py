@@ -43,6 +43,18 @@ class Housekeeping:
         log._active.fsync()
         log._producers.txns.sync()
 
+    def sync_handles(self) -> list[int]:
+        """Duplicates of the handles flush() would fsync now (the caller closes them; see
+        files.fsync_and_close). fsynced in a worker thread just before flush(), they leave it
+        little to write, so the event loop is not held while the disk takes up to a minute of
+        appends. Empty for a log with nothing unflushed. A log's own durability steps still all
+        happen in flush(), on the caller's thread: this only moves the slow part earlier."""
+        log = self._log
+        if not log._dirty:
+            return []
+        return [seg.dup_handle() for seg in log._segments
+                if seg.next_offset > log._recovery_point or seg is log._active]
+
     @property
     def dirty(self) -> bool:
         """True when appended data is not yet fsynced (the recovery point lags the log end)."""

@@ -315,6 +315,12 @@ class Segment:
     def fsync(self) -> None:
         os.fsync(self._f.fileno())
 
+    def dup_handle(self) -> int:
+        """A duplicate of the segment's file handle, for an fsync in another thread: it stays
+        valid (and the file's data reachable) if the segment is closed or deleted meanwhile.
+        The caller closes it."""
+        return os.dup(self._f.fileno())
+
     def close(self) -> None:
         if not self._f.closed:
             self._f.close()

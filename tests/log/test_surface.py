@@ -27,7 +27,7 @@ def test_the_partition_log_exposes_a_few_verbs_properties_and_two_facets():
     assert public(UnopenedPartitionLog) == public(PartitionLog) | {"open_now"}
     assert public(ReplicaView) == {"append", "reset_to", "set_replicated", "high_watermark", "latest_epoch",
                                    "end_offset_for_epoch", "begin_epoch", "restart_epochs"}
-    assert public(Housekeeping) == {"apply_retention", "flush", "sync", "dirty", "roll", "checkpoint_offsets", "delete",
+    assert public(Housekeeping) == {"apply_retention", "flush", "sync", "sync_handles", "dirty", "roll", "checkpoint_offsets", "delete",
                                     "active_producers", "open_transactions", "segment_count", "segment_paths"}
     for name in PROPERTIES - {"opened", "hw_follows_leo"}:
         prop = getattr(PartitionLog, name)
