@@ -47,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_broker import Broker, consume_phase, produce_phase  # noqa: E402
+from bench_broker import Broker, consume_phase, produce_phase, warm_page_cache  # noqa: E402
 
 from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
@@ -167,12 +167,14 @@ def wait_for(predicate, timeout: float, what: str, every: float = 0.1) -> None:
 
 # ---- throughput and CPU ------------------------------------------------------------------------
 
-def throughput_cpu(c: Cluster, rnd: int, records: int, size: int, timeout: float) -> dict:
+def throughput_cpu(c: Cluster, rnd: int, records: int, size: int, timeout: float, warm: bool = True) -> dict:
     rf1, rf3 = f"rf1-{rnd}", f"rf3-{rnd}"
     c.create(rf1, [1])
     c.create(rf3, [1, 2, 3], RF3_CONFIG)
     out: dict = {}
     for name, topic, acks in (("rf1", rf1, "1"), ("rf3", rf3, "all")):
+        if warm:   # as much as the phase writes on all brokers, with room for batch overhead
+            warm_page_cache(c.root, (1 if name == "rf1" else 3) * records * (size + 64) * 5 // 4)
         cpu0, t0 = c.settle(), time.perf_counter()
         n = produce_phase(c.bootstrap, topic, records, size, acks, time.monotonic() + timeout)
         secs = time.perf_counter() - t0
@@ -367,6 +369,10 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=300.0, help="deadline for each produce/consume phase, s")
     ap.add_argument("--json", action="store_true", help="also print the medians and every round as JSON")
     ap.add_argument("--keep", action="store_true", help="keep the data dir and logs")
+    ap.add_argument("--no-warm", action="store_true",
+                    help="do not write and delete a scratch file before each produce phase (see "
+                         "warm_page_cache in bench_broker.py: on a VM that backs memory lazily the "
+                         "CPU figures then include the host's first-touch cost of fresh page cache)")
     args = ap.parse_args()
     if min(args.records, args.repeat, args.rate) < 1 or min(args.kills, args.pauses) < 0 or args.seconds <= 0:
         ap.error("--records, --repeat and --rate must be >= 1, --kills/--pauses >= 0, --seconds > 0")
@@ -386,7 +392,7 @@ def main() -> int:
               f"{args.records:,} records of {args.size} B per produce phase; {args.repeat} round(s)", flush=True)
         cluster.create("failover", [1, 2, 3], RF3_CONFIG)
         for rnd in range(1, args.repeat + 1):
-            r = throughput_cpu(cluster, rnd, args.records, args.size, args.timeout) if "throughput" in only else {}
+            r = throughput_cpu(cluster, rnd, args.records, args.size, args.timeout, not args.no_warm) if "throughput" in only else {}
             if "latency" in only:
                 r.update(latency(cluster, rnd, args.rate, args.seconds, args.size))
                 r.update(latency(cluster, rnd, args.rate, args.seconds, args.size, "_linger0", **{"linger.ms": 0}))
