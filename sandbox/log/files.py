@@ -76,18 +76,13 @@ def fsync_dir(directory: Path) -> None:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
         return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_and_close([fd])
 
 
 def fsync_and_close(fds: list[int]) -> None:
-    """fsync then close each handle (duplicates from Housekeeping.sync_handles); for a worker
-    thread. A failure is left to the flush that follows, which fsyncs the same files and
-    reports it; every handle is closed either way."""
+    """fsync then close each handle, ignoring a failed fsync; every handle is closed either way.
+    For the duplicates from Housekeeping.sync_handles (in a worker thread) a failure is left to
+    the flush that follows, which fsyncs the same files and reports it."""
     for fd in fds:
         try:
             os.fsync(fd)
