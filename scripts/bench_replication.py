@@ -124,6 +124,15 @@ class Cluster:
         del a
         wait_for(lambda: self.partition(name)[0] == replicas[0], 20, f"{name} led by broker {replicas[0]}")
 
+    def delete(self, *topics: str) -> None:
+        """Delete the topics and wait until no broker holds their folders."""
+        admin = self.admin()   # kept until the answers are in: a destroyed client fails them
+        for f in admin.delete_topics(list(topics)).values():
+            f.result(30)
+        wait_for(lambda: not any(d.name.startswith(tuple(f"{t}-" for t in topics))
+                                 for b in self.brokers.values() for d in b.data_dir.iterdir()),
+                 30, f"{', '.join(topics)} deleted on every broker")
+
     def partition(self, topic: str) -> tuple[int, list[int], list[int]]:
         p = self.admin().list_topics(topic=topic, timeout=3).topics[topic].partitions[0]
         return p.leader, sorted(p.replicas), sorted(p.isrs)
@@ -195,6 +204,8 @@ def throughput_cpu(c: Cluster, rnd: int, records: int, size: int, timeout: float
     out["leader_extra_cpu_per_follower_per_m"] = (out["rf3_cpu_b1_per_m"] - out["rf1_cpu_b1_per_m"]) / 2
     out["follower_cpu_per_m"] = statistics.mean([out["rf3_cpu_b2_per_m"] - out["rf1_cpu_b2_per_m"],
                                                  out["rf3_cpu_b3_per_m"] - out["rf1_cpu_b3_per_m"]])
+    if warm:   # free the round's page cache for the next one (see warm_page_cache)
+        c.delete(rf1, rf3)
     return out
 
 
