@@ -79,17 +79,19 @@ def fsync_dir(directory: Path) -> None:
     fsync_and_close([fd])
 
 
-def fsync_and_close(fds: list[int]) -> None:
-    """fsync then close each handle, ignoring a failed fsync; every handle is closed either way.
-    For the duplicates from Housekeeping.sync_handles (in a worker thread) a failure is left to
-    the flush that follows, which fsyncs the same files and reports it."""
+def fsync_and_close(fds: list[int]) -> bool:
+    """fsync then close each handle; every handle is closed either way. False if an fsync
+    failed. For the duplicates from Housekeeping.sync_handles (in a worker thread) a failure is
+    left to the flush that follows, which fsyncs the same files and reports it."""
+    ok = True
     for fd in fds:
         try:
             os.fsync(fd)
         except OSError:
-            pass
+            ok = False
         finally:
             os.close(fd)
+    return ok
 
 
 def atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:

@@ -131,6 +131,7 @@ class LogDir:
         self._on_event = on_event
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         self._locked = False
+        self.roll_sync = None   # given to every log it opens or creates: see PartitionLog.roll_sync
 
     def _emit(self, kind: str, info: dict) -> None:
         if self._on_event is not None:
@@ -213,6 +214,8 @@ class LogDir:
                     log_start_offset=starts.get(tp), clock=self._clock, on_event=self._partition_events(tp),
                     high_watermark=hws.get(tp),
                     **({"listing": listing} if kind is PartitionLog else {}))
+                if self.roll_sync is not None:
+                    self._logs[tp].roll_sync = self.roll_sync
         except BaseException:
             for log in self._logs.values():
                 log.close()
@@ -239,6 +242,8 @@ class LogDir:
             raise ValueError(f"invalid partition {partition}")
         log = PartitionLog(self.root / f"{topic}-{partition}", config or self.default_config,
                            clock=self._clock, on_event=self._partition_events(tp))
+        if self.roll_sync is not None:
+            log.roll_sync = self.roll_sync
         self._logs[tp] = log
         return log
 

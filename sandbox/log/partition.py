@@ -48,6 +48,10 @@ class PartitionLog(Shrinking):
     # True: every append is committed at once (one replica). A replicated partition's high
     # watermark is moved by its replica manager instead (the smallest log end of the ISR).
     hw_follows_leo = True
+    # Set by the owner (LogDir.roll_sync): roll_sync(log, segment) -> True when it will fsync a
+    # just-rolled segment off the caller's thread and then call housekeeping.segment_synced;
+    # None or False: the roll fsyncs it at once, holding the append that rolled.
+    roll_sync: Callable[[PartitionLog, Segment], bool] | None = None
 
     def __init__(self, directory: Path, config: LogConfig, *, recovery_point: int = 0,
                  log_start_offset: int | None = None, clock: Callable[[], float] = time.time,
@@ -262,15 +266,30 @@ class PartitionLog(Shrinking):
         old = self._active
         if old.size == 0:
             return
-        old.fsync()
-        old.write_indexes()
-        # every older segment was fsynced at its own roll (or by flush): all below is durable, so
-        # a crash only rescans the active segment, and damage below this point is never "repaired"
-        # by silently cutting acknowledged data (recovery refuses instead)
-        self._recovery_point = max(self._recovery_point, old.next_offset)
+        if self.roll_sync is None or not self.roll_sync(self, old):
+            old.fsync()
+            old.write_indexes()
+            # every older segment was fsynced at its own roll (or by flush): all below is durable,
+            # so a crash only rescans what is above, and damage below this point is never
+            # "repaired" by silently cutting acknowledged data (recovery refuses instead)
+            self._recovery_point = max(self._recovery_point, old.next_offset)
+        # else: until the fsync is done (segment_synced) the recovery point stays below the old
+        # segment and a crash rescans it too
         seg = Segment(self.directory, old.next_offset, self._config.index_interval_bytes)
         self._segments.append(seg)
         self._bases.append(seg.base_offset)
+
+    def _segment_synced(self, seg: Segment, next_offset: int) -> None:
+        """A rolled segment's deferred fsync is done (roll_sync): write its indexes durably and
+        move the recovery point past it, as a roll does at once without roll_sync. Nothing moves
+        if the log changed meanwhile (closed, cut into or past the segment, the segment deleted)
+        or an older segment is not known durable yet (its own fsync failed): the next flush
+        makes all of it durable."""
+        if (seg.closed or seg is self._active or seg.next_offset != next_offset
+                or self._recovery_point < seg.base_offset or seg not in self._segments):
+            return
+        seg.write_indexes()
+        self._recovery_point = max(self._recovery_point, next_offset)
 
     # ---------------------------------------------------------------- reads
 
