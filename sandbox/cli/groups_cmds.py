@@ -15,8 +15,11 @@ DESCRIBE_HEADERS = ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "L
                     "HOST", "CLIENT-ID"]
 
 
-def describe_rows(client, group: str) -> tuple[object, list[list]] | None:
-    """(GroupDescription, rows of DESCRIBE_HEADERS), or None when the group does not exist."""
+def describe_rows(client, group: str, skip: frozenset[int] | set[int] = frozenset()
+                  ) -> tuple[object, list[list]] | None:
+    """(GroupDescription, rows of DESCRIBE_HEADERS), or None when the group does not exist.
+    skip: brokers known not to answer; the log end offsets of the partitions they lead are not
+    asked (each would wait out a timeout) and show as "-"."""
     from sandbox.client import KafkaClientError
 
     # asked of the group's coordinator only (listing every broker's groups to find it would wait
@@ -35,7 +38,7 @@ def describe_rows(client, group: str) -> tuple[object, list[list]] | None:
     for topic in sorted({t for t, _ in keys}):
         try:
             ends.update({(topic, p): o for p, o in
-                         client.end_offsets(topic, [p for t, p in keys if t == topic]).items()})
+                         client.end_offsets(topic, [p for t, p in keys if t == topic], skip=skip).items()})
         except KafkaClientError:
             pass   # the topic was deleted, or its leader is away: shown as "-"
     rows = []
@@ -107,9 +110,10 @@ def register(app: typer.Typer) -> None:
         """Per partition: committed offset, log end offset, lag and the member that owns it."""
         from sandbox.client import KafkaClientError
 
+        skip = _unhealthy_brokers(config, bootstrap)
         try:
             with target_client(config, bootstrap) as c:
-                found = describe_rows(c, group)
+                found = describe_rows(c, group, skip)
         except KafkaClientError as e:
             fail(str(e), 1)
             return
@@ -128,3 +132,7 @@ def register(app: typer.Typer) -> None:
         typer.echo("")
         for line in format_columns(DESCRIBE_HEADERS, rows):
             typer.echo(line)
+        if skip and any(row[3] is None for row in rows):   # what is missing is said, and the exit code says it too
+            typer.echo(f"log end offsets (and so lag) of the partitions broker(s) {sorted(skip)} lead are "
+                       "not shown: not healthy; is that broker up? (`sandbox status`)", err=True)
+            raise typer.Exit(1)

@@ -238,10 +238,11 @@ class KafkaClient(GroupAdmin, TxnAdmin):
 
     @_locked
     def end_offsets(self, topic: str, partitions: Iterable[int] | None = None, *,
-                    isolation_level: int = 0) -> dict[int, int]:
+                    isolation_level: int = 0, skip: Collection[int] = ()) -> dict[int, int]:
         """High watermark of each partition (all partitions when None), asked of its leader; with
-        isolation_level=1 (read_committed) the last stable offset."""
-        return {p: o for (_, p), o in self._list_offsets({topic: partitions}, LATEST, isolation_level).items()}
+        isolation_level=1 (read_committed) the last stable offset. Partitions led by a broker in
+        `skip` (known not to answer) are left out."""
+        return {p: o for (_, p), o in self._list_offsets({topic: partitions}, LATEST, isolation_level, skip).items()}
 
     @_locked
     def start_offsets(self, topic: str, partitions: Iterable[int] | None = None) -> dict[int, int]:
