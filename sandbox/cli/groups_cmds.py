@@ -55,12 +55,10 @@ def _unhealthy_brokers(config: Optional[Path], bootstrap: Optional[str]) -> set[
     them would wait out a timeout per request); none with -b or without a supervisor's state."""
     if bootstrap:
         return set()
-    from sandbox.health.status import service_entries
+    from sandbox.health.status import service_entries, unhealthy_brokers
     from sandbox.runner import stack
 
-    state = stack.live_state(resolve(config, None).cfg)
-    return {int(s["name"].rsplit("-", 1)[1]) for s in service_entries(state or {})
-            if s.get("role") == "broker" and not s.get("healthy")}
+    return unhealthy_brokers(service_entries(stack.live_state(resolve(config, None).cfg) or {}))
 
 
 def register(app: typer.Typer) -> None:

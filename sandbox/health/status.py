@@ -227,13 +227,23 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
     return topics, groups, problems
 
 
+def _brokers_by_id(services: list[dict]) -> dict[int, dict]:
+    return {int(s["name"].rsplit("-", 1)[1]): s for s in services if s.get("role") == "broker"}
+
+
+def unhealthy_brokers(services: list[dict]) -> set[int]:
+    """Ids of the brokers among service_entries() that are not healthy: asking them anything
+    would wait out a timeout per request, so status and the groups commands leave them alone."""
+    return {n for n, s in _brokers_by_id(services).items() if not s.get("healthy")}
+
+
 def _answering(client: KafkaClient, services: list[dict], coordinator: tuple[str, int] | None
                ) -> tuple[KafkaClient | None, set[int], bool]:
     """(a client of the services that answer, brokers to leave alone, whether it is brokers that
     answer). All brokers healthy: the given client. Some: a client of the healthy ones. None: the
     coordinator (it answers Metadata from the cluster's own view), if it is healthy."""
-    brokers = {int(s["name"].rsplit("-", 1)[1]): s for s in services if s["role"] == "broker"}
-    down = {n for n, s in brokers.items() if not s["healthy"]}
+    brokers = _brokers_by_id(services)
+    down = unhealthy_brokers(services)
     if not down:
         return client, set(), True
     ports = {s["port"] for s in brokers.values() if s["healthy"]}
