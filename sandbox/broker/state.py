@@ -375,12 +375,12 @@ class BrokerState:
         except RuntimeError:
             return False
         fd = seg.dup_handle()
-        task = loop.create_task(self._finish_rolled(plog, seg, fd, seg.next_offset, self._roll_syncs.get(plog)))
+        task = loop.create_task(self._finish_rolled(plog, seg, fd, seg.mark(), self._roll_syncs.get(plog)))
         self._roll_syncs[plog] = task
         task.add_done_callback(lambda t: self._roll_syncs.pop(plog, None) if self._roll_syncs.get(plog) is t else None)
         return True
 
-    async def _finish_rolled(self, plog: PartitionLog, seg, fd: int, next_offset: int,
+    async def _finish_rolled(self, plog: PartitionLog, seg, fd: int, mark: tuple[int, int],
                              before: asyncio.Task | None) -> None:
         handed = False
         try:
@@ -392,7 +392,7 @@ class BrokerState:
             if not handed:
                 os.close(fd)
         if ok:
-            plog.housekeeping.segment_synced(seg, next_offset)
+            plog.housekeeping.segment_synced(seg, mark)
         else:
             log.warning("could not fsync the rolled segment %s; the next flush tries again", seg.log_path)
 

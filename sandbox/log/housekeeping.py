@@ -55,10 +55,10 @@ class Housekeeping:
         return [seg.dup_handle() for seg in log._segments
                 if seg.next_offset > log._recovery_point or seg is log._active]
 
-    def segment_synced(self, segment, next_offset: int) -> None:
-        """The fsync a roll handed to roll_sync is done (next_offset: the segment's end when it
-        rolled): its indexes are written and the recovery point moves past it."""
-        self._log._segment_synced(segment, next_offset)
+    def segment_synced(self, segment, mark: tuple[int, int]) -> None:
+        """The fsync a roll handed to roll_sync is done (mark: segment.mark() when it rolled):
+        its indexes are written and the recovery point moves past it."""
+        self._log._segment_synced(segment, mark)
 
     @property
     def dirty(self) -> bool:

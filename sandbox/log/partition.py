@@ -279,17 +279,18 @@ class PartitionLog(Shrinking):
         self._segments.append(seg)
         self._bases.append(seg.base_offset)
 
-    def _segment_synced(self, seg: Segment, next_offset: int) -> None:
-        """A rolled segment's deferred fsync is done (roll_sync): write its indexes durably and
-        move the recovery point past it, as a roll does at once without roll_sync. Nothing moves
-        if the log changed meanwhile (closed, cut into or past the segment, the segment deleted)
-        or an older segment is not known durable yet (its own fsync failed): the next flush
-        makes all of it durable."""
-        if (seg.closed or seg is self._active or seg.next_offset != next_offset
+    def _segment_synced(self, seg: Segment, mark: tuple[int, int]) -> None:
+        """A rolled segment's deferred fsync is done (roll_sync; mark: seg.mark() when it
+        rolled): write its indexes durably and move the recovery point past it, as a roll does
+        at once without roll_sync. Nothing moves if the segment changed meanwhile (closed,
+        deleted, cut, even if appended back to the same offset: the fsync may have missed the
+        new bytes) or an older segment is not known durable yet (its own fsync failed): the
+        next flush makes all of it durable."""
+        if (seg.closed or seg is self._active or seg.mark() != mark
                 or self._recovery_point < seg.base_offset or seg not in self._segments):
             return
         seg.write_indexes()
-        self._recovery_point = max(self._recovery_point, next_offset)
+        self._recovery_point = max(self._recovery_point, seg.next_offset)
 
     # ---------------------------------------------------------------- reads
 

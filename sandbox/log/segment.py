@@ -39,6 +39,7 @@ class Segment:
         self.timeindex_path = stem.with_suffix(".timeindex")
         self.txnindex_path = stem.with_suffix(".txnindex")   # transactions.TxnIndex's, removed with the segment
         self.index_interval_bytes = index_interval_bytes
+        self.cuts = 0   # times truncate() cut the file: with next_offset, which bytes it holds
         try:
             self._f = open(self.log_path, "r+b", buffering=0)
         except FileNotFoundError:
@@ -309,11 +310,17 @@ class Segment:
     def truncate(self, pos: int) -> None:
         """Cut the file at byte pos and rebuild the indexes from the remaining headers."""
         self._f.truncate(pos)
+        self.cuts += 1
         self.size = pos
         self.scan(verify_crc=False)
 
     def fsync(self) -> None:
         os.fsync(self._f.fileno())
+
+    def mark(self) -> tuple[int, int]:
+        """Which bytes the segment holds now: equal marks, the same bytes (appends move
+        next_offset; a cut, even one appended back to the same offset, moves cuts)."""
+        return self.next_offset, self.cuts
 
     def dup_handle(self) -> int:
         """A duplicate of the segment's file handle, for an fsync in another thread: it stays

@@ -5,9 +5,11 @@ done, in roll order, and never when the log changed under it meanwhile."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sandbox.log import LogConfig, PartitionLog, build_batch
 from sandbox.log.recovery import open_segments
+from sandbox.log.segment import Segment
 
 
 class Deferred:
@@ -17,13 +19,13 @@ class Deferred:
         self.pending: list[tuple] = []
 
     def __call__(self, log, seg) -> bool:
-        self.pending.append((log, seg, seg.next_offset))
+        self.pending.append((log, seg, seg.mark()))
         return True
 
     def finish(self, i: int = 0) -> None:
-        log, seg, next_offset = self.pending.pop(i)
+        log, seg, mark = self.pending.pop(i)
         seg.fsync()
-        log.housekeeping.segment_synced(seg, next_offset)
+        log.housekeeping.segment_synced(seg, mark)
 
 
 def fill(log: PartitionLog, n: int) -> None:
@@ -44,8 +46,8 @@ def test_the_recovery_point_waits_for_the_deferred_fsync_then_moves_in_roll_orde
     segments = log.housekeeping.segment_paths()
     assert len(segments) >= 3 and len(deferred.pending) == len(segments) - 1
     assert log.recovery_point == 0   # nothing rolled is known durable yet
-    first_end = deferred.pending[0][2]
-    second_end = deferred.pending[1][2]
+    first_end = deferred.pending[0][2][0]
+    second_end = deferred.pending[1][2][0]
     deferred.finish(1)               # the second roll's fsync ends first: nothing moves yet
     assert log.recovery_point == 0
     deferred.finish(0)
@@ -58,7 +60,7 @@ def test_the_recovery_point_waits_for_the_deferred_fsync_then_moves_in_roll_orde
 def test_in_order_completions_move_the_point_past_each_segment_and_write_its_indexes(log):
     log.roll_sync = deferred = Deferred()
     fill(log, 12)
-    ends = [end for _l, _s, end in deferred.pending]
+    ends = [mark[0] for _l, _s, mark in deferred.pending]
     segs = [seg for _l, seg, _e in deferred.pending]
     for end, seg in zip(ends, segs):
         deferred.finish(0)
@@ -70,7 +72,7 @@ def test_a_log_cut_into_the_rolled_segment_meanwhile_keeps_its_recovery_point(lo
     log.roll_sync = deferred = Deferred()
     fill(log, 6)
     assert deferred.pending
-    _l, seg, end = deferred.pending[0]
+    _l, seg, _mark = deferred.pending[0]
     log.truncate_to(seg.base_offset + 1)   # a follower cut back into the rolled segment
     deferred.finish(0)
     assert log.recovery_point <= log.log_end_offset
@@ -97,4 +99,114 @@ def test_a_crash_before_the_deferred_fsync_rescans_the_rolled_segments(tmp_path)
     finally:
         for s in segs:
             s.close()
+        log.close()
+
+
+# ---- the fsync and its report are two events: the model the broker's worker thread gives
+
+class Disk:
+    """What is durable: per segment object, the offset up to which its current bytes were
+    fsynced (a cut lowers it: the cut-off bytes are gone, the rest stays durable)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.durable: dict[int, int] = {}
+        disk = self
+        real_truncate = Segment.truncate
+
+        def fsync(seg) -> None:
+            disk.durable[id(seg)] = seg.next_offset
+
+        def truncate(seg, pos: int) -> None:
+            real_truncate(seg, pos)
+            disk.durable[id(seg)] = min(disk.durable.get(id(seg), seg.base_offset), seg.next_offset)
+
+        monkeypatch.setattr(Segment, "fsync", fsync)
+        monkeypatch.setattr(Segment, "truncate", truncate)
+
+    def check(self, log: PartitionLog) -> None:
+        """Everything below the recovery point is durable."""
+        rp = log.recovery_point
+        assert rp <= log.log_end_offset
+        for seg in log._segments:
+            if seg.base_offset < rp:
+                need = min(rp, seg.next_offset)
+                assert self.durable.get(id(seg), seg.base_offset) >= need, (
+                    f"recovery point {rp} claims offsets up to {need} of segment {seg.base_offset} "
+                    f"durable; only {self.durable.get(id(seg))} were fsynced")
+
+
+class TwoPhase:
+    """roll_sync stand-in: a taken segment is fsynced at one moment (sync) and reported at a
+    later one (report), or its fsync fails (drop)."""
+
+    def __init__(self) -> None:
+        self.pending: list[list] = []   # [log, seg, mark, synced]
+
+    def __call__(self, log, seg) -> bool:
+        self.pending.append([log, seg, seg.mark(), False])
+        return True
+
+    def sync(self, i: int) -> None:
+        p = self.pending[i]
+        if not p[1].closed:
+            p[1].fsync()   # as the worker's fsync of its duplicate handle: the bytes there now
+        p[3] = True
+
+    def report(self, i: int) -> None:
+        """Report the i-th (modulo) of the fsyncs that ran, in any order."""
+        ran = [k for k, p in enumerate(self.pending) if p[3]]
+        if ran:
+            log, seg, mark, _synced = self.pending.pop(ran[i % len(ran)])
+            log.housekeeping.segment_synced(seg, mark)
+
+    def drop(self, i: int) -> None:
+        self.pending.pop(i)
+
+
+def test_a_segment_cut_and_appended_back_to_the_same_offset_is_not_taken_as_synced(tmp_path, monkeypatch):
+    disk = Disk(monkeypatch)
+    log = PartitionLog(tmp_path / "t-0", LogConfig(segment_bytes=400))
+    try:
+        log.roll_sync = two = TwoPhase()
+        fill(log, 6)                    # one roll: segment 0 handed over
+        _l, seg, (end, _cuts), _s = two.pending[0]
+        two.sync(0)                     # its fsync runs now...
+        log.truncate_to(end - 1)        # ...then a follower cuts the last record and
+        log.append(build_batch([(None, b"other")]))   # appends a different one back to `end`
+        log.housekeeping.roll()         # and it rolls again
+        assert seg.next_offset == end
+        two.report(0)                   # the first fsync's report arrives: it missed the new record
+        disk.check(log)
+        assert log.recovery_point < end
+    finally:
+        log.close()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.tuples(st.sampled_from(["append", "roll", "sync", "report", "drop", "truncate", "flush"]),
+                              st.integers(0, 7)), max_size=60))
+def test_the_recovery_point_never_claims_bytes_no_fsync_covered(tmp_path_factory, monkeypatch, ops):
+    """Random appends, rolls, deferred fsyncs that run, report and fail in any order, follower
+    cuts and flushes: after every step, everything below the recovery point was fsynced as it
+    is now."""
+    disk = Disk(monkeypatch)
+    log = PartitionLog(tmp_path_factory.mktemp("rs") / "t-0", LogConfig(segment_bytes=300))
+    try:
+        log.roll_sync = two = TwoPhase()
+        for op, n in ops:
+            if op == "append":
+                for _ in range(n + 1):
+                    log.append(build_batch([(None, b"r" * 40)]))
+            elif op == "roll":
+                log.housekeeping.roll()
+            elif op == "report":
+                two.report(n)
+            elif op in ("sync", "drop") and two.pending:
+                getattr(two, op)(n % len(two.pending))
+            elif op == "truncate" and log.log_end_offset:
+                log.truncate_to(max(0, log.log_end_offset - 1 - n))
+            elif op == "flush":
+                log.housekeeping.flush()
+            disk.check(log)
+    finally:
         log.close()
