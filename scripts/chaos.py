@@ -44,6 +44,9 @@ FAULTS = ("kill-broker", "kill-coordinator", "pause-service", "kill-supervisor",
           "torn-tail", "journal-deleted", "journal-replaced-by-file", "coordinator-journal-destroyed")
 TOPIC = "chaos"
 PARTITIONS = 6
+# small segments: a partition rolls every second or two, so kills, pauses and torn tails land
+# while a rolled segment's fsync is still running in the broker's worker thread
+SEGMENTS = 'config = { "segment.bytes" = "16384" }\n'
 HEAL_BOUND_S = 10.0      # healthy within this long after a fault ends (the issue's promise)
 HEAL_GIVE_UP_S = 60.0    # past this the campaign records a violation and stops waiting
 STATUS_TRUTH_S = 2.0     # a dead process is never shown as running for longer than this
@@ -152,8 +155,9 @@ class Stack:
             "[sandbox]\n" f'name = "chaos"\nhost = "127.0.0.1"\nport = {base}\n'
             f"coordinator_port = {self.coordinator_port}\nhttp_port = {self.http_port}\nbrokers = {brokers}\n"
             "\n[recovery]\nmax_restarts = 5\nrestart_window_s = 30\nunhealthy_after_s = 3\n"
-            f"\n[topics.{TOPIC}]\npartitions = {PARTITIONS}\n"
-            f"\n[topics.{chaos_txn.TXN_TOPIC}]\npartitions = {chaos_txn.TXN_PARTITIONS}\n", encoding="utf-8")
+            f"\n[topics.{TOPIC}]\npartitions = {PARTITIONS}\n{SEGMENTS}"
+            f"\n[topics.{chaos_txn.TXN_TOPIC}]\npartitions = {chaos_txn.TXN_PARTITIONS}\n{SEGMENTS}",
+            encoding="utf-8")
 
     @property
     def data(self) -> Path:
