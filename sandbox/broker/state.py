@@ -369,12 +369,12 @@ class BrokerState:
         """PartitionLog.roll_sync: fsync a segment that just rolled in a worker thread instead of
         in the append that rolled it, which held every client of this broker meanwhile (one
         1 GiB roll under a producer: 420 ms). A log's rolls complete in order. False (the roll
-        fsyncs at once) outside a running event loop."""
+        fsyncs at once) outside a running event loop or when no handle can be opened."""
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:
+            fd = seg.dup_handle()
+        except (RuntimeError, OSError):   # no loop, or out of handles
             return False
-        fd = seg.dup_handle()
         task = loop.create_task(self._finish_rolled(plog, seg, fd, seg.mark(), self._roll_syncs.get(plog)))
         self._roll_syncs[plog] = task
         task.add_done_callback(lambda t: self._roll_syncs.pop(plog, None) if self._roll_syncs.get(plog) is t else None)

@@ -3,6 +3,7 @@ log besides appending and reading it: retention, flushes, rolls, checkpoints, de
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,11 +50,17 @@ class Housekeeping:
         little to write, so the event loop is not held while the disk takes up to a minute of
         appends. Empty for a log with nothing unflushed. A log's own durability steps still all
         happen in flush(), on the caller's thread: this only moves the slow part earlier."""
-        log = self._log
-        if not log._dirty:
+        if not self._log._dirty:
             return []
-        return [seg.dup_handle() for seg in log._segments
-                if seg.next_offset > log._recovery_point or seg is log._active]
+        fds: list[int] = []
+        try:
+            for seg in self._log._unflushed():
+                fds.append(seg.dup_handle())
+        except OSError:   # out of handles: flush() fsyncs on its own, as without this step
+            for fd in fds:
+                os.close(fd)
+            return []
+        return fds
 
     def segment_synced(self, segment, mark: tuple[int, int]) -> None:
         """The fsync a roll handed to roll_sync is done (mark: segment.mark() when it rolled):

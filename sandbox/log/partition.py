@@ -382,15 +382,18 @@ class PartitionLog(Shrinking):
             if fm is None or not self._dirty or now - self._last_flush_ms < fm:
                 return False
         leo = self.log_end_offset
-        for seg in self._segments:
-            if seg.next_offset > self._recovery_point or seg is self._active:
-                seg.fsync()
-                seg.write_indexes()
+        for seg in self._unflushed():
+            seg.fsync()
+            seg.write_indexes()
         self._producers.snapshot(leo)
         self._recovery_point = leo
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms() if now_ms is None else now_ms
         return True
+
+    def _unflushed(self) -> list[Segment]:
+        """The segments a flush fsyncs: those above the recovery point, and the active one."""
+        return [seg for seg in self._segments if seg.next_offset > self._recovery_point or seg is self._active]
 
     @property
     def _dirty(self) -> bool:
