@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -69,97 +70,89 @@ def produce(b: InProcess, partition: int, n: int) -> None:
     assert resp.responses[0].partition_responses[0].error_code == 0
 
 
-def test_checkpoint_fsyncs_while_the_loop_keeps_serving(tmp_path, monkeypatch):
+@pytest.fixture
+def broker(tmp_path):
+    """(event loop, broker state, in-process client) of a broker opened as the server opens it."""
     loop = asyncio.new_event_loop()
     state = BrokerState(BrokerConfig(data_dir=tmp_path / "broker", port=19092))
     try:
         loop.run_until_complete(state.open())
-        b = InProcess(REGISTRY, loop, state, DEFAULT_LISTENER)
-        b.create_topic("t", 3)
-        for p in range(3):
-            produce(b, p, 50)
-        segments = {(st.st_dev, st.st_ino) for st in (f.stat() for f in (tmp_path / "broker").glob("t-*/*.log"))}
-        assert len(segments) == 3
-        disk = SlowDisk(os.fsync, segments)
-        monkeypatch.setattr(os, "fsync", disk.fsync)
-
-        async def scenario():
-            served = 0
-
-            async def loop_side():   # the loop's other work: one append per blocked fsync
-                nonlocal served
-                while True:
-                    if disk.waiting.is_set() and not disk.release.is_set():
-                        produce(b, served % 3, 1)   # a request answered mid-checkpoint
-                        served += 1
-                        disk.release.set()
-                    await asyncio.sleep(0.001)
-
-            task = asyncio.create_task(loop_side())
-            try:
-                await state.checkpoint()
-            finally:
-                task.cancel()
-            return served
-
-        served = loop.run_until_complete(scenario())
-        assert disk.timed_out == 0, "an fsync with data to write ran on the event loop"
-        assert disk.released >= 3 and served >= 3   # each partition's data, synced off the loop
-        # the flush still ran in full: every record appended before it is below the recovery
-        # point, and the checkpoint file records each partition's recovery point
-        logs = {tp[1]: plog for tp, plog in state.partitions.items() if tp[0] == "t"}
-        assert sorted(logs) == [0, 1, 2]
-        assert all(plog.recovery_point >= 50 for plog in logs.values())
-        lines = (tmp_path / "broker" / RECOVERY_CHECKPOINT).read_text().splitlines()
-        assert {f"t {p} {plog.recovery_point}" for p, plog in logs.items()} <= set(lines)
+        yield loop, state, InProcess(REGISTRY, loop, state, DEFAULT_LISTENER)
     finally:
         loop.run_until_complete(state.close())
         loop.close()
 
 
-def test_a_roll_fsyncs_the_old_segment_while_the_loop_keeps_serving(tmp_path, monkeypatch):
-    loop = asyncio.new_event_loop()
-    state = BrokerState(BrokerConfig(data_dir=tmp_path / "broker", port=19092))
+def slow_disk(monkeypatch, folder: Path, pattern: str) -> SlowDisk:
+    """A SlowDisk for the segment files under folder matching pattern, put in os.fsync's place."""
+    segments = {(st.st_dev, st.st_ino) for st in (f.stat() for f in folder.glob(pattern))}
+    assert segments
+    disk = SlowDisk(os.fsync, segments)
+    monkeypatch.setattr(os, "fsync", disk.fsync)
+    return disk
+
+
+async def serving_while(disk: SlowDisk, b: InProcess, partitions: int, work) -> int:
+    """Await work() while the loop's other work goes on: one append (a request answered) per
+    blocked fsync, which then lets that fsync go. Returns how many were answered so."""
+    served = 0
+
+    async def loop_side():
+        nonlocal served
+        while True:
+            if disk.waiting.is_set() and not disk.release.is_set():
+                produce(b, served % partitions, 1)
+                served += 1
+                disk.release.set()
+            await asyncio.sleep(0.001)
+
+    task = asyncio.create_task(loop_side())
     try:
-        loop.run_until_complete(state.open())
-        b = InProcess(REGISTRY, loop, state, DEFAULT_LISTENER)
-        b.create_topic("t", 1)
-        produce(b, 0, 50)
-        plog = state.partitions[("t", 0)]
-        end = plog.log_end_offset
-        segments = {(st.st_dev, st.st_ino) for st in (f.stat() for f in (tmp_path / "broker").glob("t-0/*.log"))}
-        disk = SlowDisk(os.fsync, segments)
-        monkeypatch.setattr(os, "fsync", disk.fsync)
-
-        async def scenario():
-            served = 0
-
-            async def loop_side():
-                nonlocal served
-                while True:
-                    if disk.waiting.is_set() and not disk.release.is_set():
-                        produce(b, 0, 1)   # appended to the new segment while the old one syncs
-                        served += 1
-                        disk.release.set()
-                    await asyncio.sleep(0.001)
-
-            task = asyncio.create_task(loop_side())
-            try:
-                plog.housekeeping.roll()   # as an append past segment.bytes does
-                assert plog.recovery_point < end   # not durable yet: the fsync is still running
-                for _ in range(500):
-                    if not state._roll_syncs:
-                        break
-                    await asyncio.sleep(0.01)
-            finally:
-                task.cancel()
-            return served
-
-        served = loop.run_until_complete(scenario())
-        assert disk.timed_out == 0, "the rolled segment was fsynced on the event loop"
-        assert disk.released == 1 and served == 1
-        assert plog.recovery_point == end            # past the rolled segment, once it was synced
-        assert plog.log_end_offset == end + 1
+        await work()
     finally:
-        loop.run_until_complete(state.close())
-        loop.close()
+        task.cancel()
+    return served
+
+
+def test_checkpoint_fsyncs_while_the_loop_keeps_serving(broker, tmp_path, monkeypatch):
+    loop, state, b = broker
+    b.create_topic("t", 3)
+    for p in range(3):
+        produce(b, p, 50)
+    disk = slow_disk(monkeypatch, tmp_path / "broker", "t-*/*.log")
+    assert len(disk.segments) == 3
+
+    served = loop.run_until_complete(serving_while(disk, b, 3, state.checkpoint))
+    assert disk.timed_out == 0, "an fsync with data to write ran on the event loop"
+    assert disk.released >= 3 and served >= 3   # each partition's data, synced off the loop
+    # the flush still ran in full: every record appended before it is below the recovery
+    # point, and the checkpoint file records each partition's recovery point
+    logs = {tp[1]: plog for tp, plog in state.partitions.items() if tp[0] == "t"}
+    assert sorted(logs) == [0, 1, 2]
+    assert all(plog.recovery_point >= 50 for plog in logs.values())
+    lines = (tmp_path / "broker" / RECOVERY_CHECKPOINT).read_text().splitlines()
+    assert {f"t {p} {plog.recovery_point}" for p, plog in logs.items()} <= set(lines)
+
+
+def test_a_roll_fsyncs_the_old_segment_while_the_loop_keeps_serving(broker, tmp_path, monkeypatch):
+    loop, state, b = broker
+    b.create_topic("t", 1)
+    produce(b, 0, 50)
+    plog = state.partitions[("t", 0)]
+    end = plog.log_end_offset
+    disk = slow_disk(monkeypatch, tmp_path / "broker", "t-0/*.log")
+
+    async def roll_and_wait():
+        plog.housekeeping.roll()   # as an append past segment.bytes does
+        assert plog.recovery_point < end   # not durable yet: the fsync is still running
+        for _ in range(500):
+            if not state._roll_syncs:
+                break
+            await asyncio.sleep(0.01)
+
+    # the append lands in the new segment while the old one syncs
+    served = loop.run_until_complete(serving_while(disk, b, 1, roll_and_wait))
+    assert disk.timed_out == 0, "the rolled segment was fsynced on the event loop"
+    assert disk.released == 1 and served == 1
+    assert plog.recovery_point == end            # past the rolled segment, once it was synced
+    assert plog.log_end_offset == end + 1
