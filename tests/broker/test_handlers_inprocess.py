@@ -325,6 +325,18 @@ def delete_acls_without_an_authorizer(b):
     assert [int(r.error_code) for r in resp.filter_results] == [E.SECURITY_DISABLED]
 
 
+@case(34)
+def alter_replica_log_dirs_to_the_one_dir(b):
+    b.create_topic("t", 2)
+    here = str(b.owner.config.data_dir)
+    resp = b.call(34, 2, {"dirs": [
+        {"path": here, "topics": [{"name": "t", "partitions": [0, 1, 5]}, {"name": "nope", "partitions": [0]}]},
+        {"path": here + "-other", "topics": [{"name": "t", "partitions": [0]}]}]})
+    got = [(r.topic_name, int(p.partition_index), int(p.error_code)) for r in resp.results for p in r.partitions]
+    assert sorted(got) == sorted([("t", 0, E.NONE), ("t", 1, E.NONE), ("t", 5, E.REPLICA_NOT_AVAILABLE),
+                                  ("nope", 0, E.REPLICA_NOT_AVAILABLE), ("t", 0, E.LOG_DIR_NOT_FOUND)])
+
+
 @case(35)
 def describe_log_dirs_lists_the_partitions(b):
     b.create_topic("t", 2)

@@ -294,7 +294,9 @@ def test_tool_apis_log_dirs_elections_reassignments(shared_broker):
     from confluent_kafka import TopicPartition as CTP
     from confluent_kafka import ElectionType
     from kafka import KafkaAdminClient, TopicPartition
-    from kafka.errors import InvalidReplicationAssignmentError, NoReassignmentInProgressError
+    from kafka.errors import (InvalidReplicationAssignmentError, LogDirNotFoundError, NoError,
+                              NoReassignmentInProgressError)
+    from kafka.structs import TopicPartitionReplica
     name = unique("tools")
     create_topic(shared_broker.bootstrap, name, partitions=2)
     p = producer(shared_broker.bootstrap)
@@ -309,6 +311,12 @@ def test_tool_apis_log_dirs_elections_reassignments(shared_broker):
                  for q in t["partitions"]}
         assert sizes[(name, 0)] > 1000 and sizes[(name, 1)] == 0
         assert dirs[0]["usable_bytes"] > 0 and dirs[0]["total_bytes"] >= dirs[0]["usable_bytes"]
+        # moving a replica to the dir it is in is a no-op; another dir is not this broker's
+        here, elsewhere = TopicPartitionReplica(name, 0, 1), TopicPartitionReplica(name, 1, 1)
+        moved = kp.alter_replica_log_dirs({here: dirs[0]["log_dir"]})
+        assert moved == {here: NoError}
+        moved = kp.alter_replica_log_dirs({elsewhere: dirs[0]["log_dir"] + "-elsewhere"})
+        assert moved == {elsewhere: LogDirNotFoundError}
         assert kp.list_partition_reassignments() == {}
         tp = TopicPartition(name, 0)
         assert kp.alter_partition_reassignments({tp: [1]}) == {tp: None}
