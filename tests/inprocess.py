@@ -166,6 +166,33 @@ def incremental_alter_configs_sets_a_topic_config(c: InProcess) -> None:
     assert c.config_value("t", "retention.ms") == "999"
 
 
+@SHARED.add(45)
+def alter_partition_reassignments_checks_the_target(c: InProcess) -> None:
+    c.create_topic("t", 1)
+    here = list(c.metadata().topics[0].partitions[0].replica_nodes)
+
+    def one(partition: int, replicas) -> int:
+        resp = c.call(45, 0, {"timeout": 5000, "topics": [{"name": "t", "partitions": [
+            {"partition_index": partition, "replicas": replicas}]}]})
+        assert int(resp.error_code) == E.NONE
+        return int(resp.responses[0].partitions[0].error_code)
+
+    assert one(0, here) == E.NONE                      # already there: a no-op
+    assert one(0, [99]) == E.INVALID_REPLICA_ASSIGNMENT  # not a registered broker
+    assert one(0, here + here) == E.INVALID_REPLICA_ASSIGNMENT
+    assert one(0, None) == E.NO_REASSIGNMENT_IN_PROGRESS
+    assert one(7, here) == E.UNKNOWN_TOPIC_OR_PARTITION
+
+
+@SHARED.add(46)
+def list_partition_reassignments_none_running(c: InProcess) -> None:
+    c.create_topic("t", 1)
+    resp = c.call(46, 0, {"timeout": 5000, "topics": None})
+    assert int(resp.error_code) == E.NONE and resp.topics == ()
+    resp = c.call(46, 0, {"timeout": 5000, "topics": [{"name": "t", "partition_indexes": [0]}]})
+    assert int(resp.error_code) == E.NONE and resp.topics == ()
+
+
 @SHARED.add(48)
 def describe_client_quotas_none_set(c: InProcess) -> None:
     resp = c.describe_quotas()

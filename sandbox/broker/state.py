@@ -17,7 +17,7 @@ from sandbox import lifecycle
 from sandbox.compression import decompress
 from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.api import CoordinatorAPI
-from sandbox.coordinator.changes import MetadataChange, TopicRemoved
+from sandbox.coordinator.changes import MetadataChange, ReplicasRemoved, TopicRemoved
 from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator
 from sandbox.log import LogConfig, LogDir, PartitionLog
 from sandbox.log.compactor import Compactor
@@ -214,11 +214,14 @@ class BrokerState:
 
     def sync_partitions(self, changes: list[MetadataChange]) -> None:
         """Make the local logs match the metadata: create missing, re-config, and delete only
-        topics whose deletion the metadata announced (a wiped coordinator must not wipe us)."""
+        topics whose deletion the metadata announced and partitions a reassignment moved off this
+        broker (a wiped coordinator must not wipe us)."""
         assert self.coordinator is not None
         wanted: dict[tuple[str, int], LogConfig] = {}
         leaders: dict[tuple[str, int], tuple[int, int]] = {}
         removed = {c.name for c in changes if isinstance(c, TopicRemoved)}
+        moved_away = {(c.name, c.index) for c in changes
+                      if isinstance(c, ReplicasRemoved) and self.node_id in c.brokers}
         topics = self.coordinator.topics()
         for t in topics:
             cfg = self.log_config(dict(t.configs))
@@ -228,7 +231,7 @@ class BrokerState:
                     wanted[(t.name, p.index)] = cfg
         self.leaders = leaders
         for key in list(self.partitions):
-            if key[0] in removed and key not in wanted:
+            if (key[0] in removed or key in moved_away) and key not in wanted:
                 self.partitions.pop(key)
                 self.logs.delete_partition(*key)
                 self.notifier.notify(key)

@@ -62,6 +62,12 @@ class TopicAdmin(MetadataView, Protocol):
     async def create_partitions(self, name: str, total: int, assignments: Any = None,
                                 validate_only: bool = False) -> TopicInfo | None: ...
 
+    async def alter_reassignments(self, wanted: list[tuple[str, int, Any]]
+                                  ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """AlterPartitionReassignments: a target replica list per (topic, partition), None to
+        cancel; (error code, message) per partition, the change visible here when it returns."""
+        ...
+
     async def alter_configs(self, name: str, set: Mapping[str, str] | None = None,  # noqa: A002
                             delete: Iterable[str] | None = None, incremental: bool = True,
                             validate_only: bool = False) -> None: ...

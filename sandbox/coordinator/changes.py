@@ -26,6 +26,16 @@ class TopicRemoved:
 
 
 @dataclass(frozen=True)
+class ReplicasRemoved:
+    """A reassignment took these brokers out of a partition's replicas: they delete their copy.
+    (Only this says so: a broker absent from replicas for any other reason keeps its log.)"""
+
+    name: str
+    index: int
+    brokers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class BrokerChanged:
     """A broker registered, was fenced or unfenced."""
 
@@ -46,7 +56,8 @@ class ClusterChanged:
     kind: str
 
 
-MetadataChange = Union[TopicChanged, TopicRemoved, BrokerChanged, MetadataReplaced, ClusterChanged]
+MetadataChange = Union[TopicChanged, TopicRemoved, ReplicasRemoved, BrokerChanged, MetadataReplaced,
+                       ClusterChanged]
 ChangeListener = Callable[[list[MetadataChange]], None]
 
 _TOPIC_RECORDS = {"partition", "partition-change", "config"}
@@ -80,6 +91,8 @@ class ChangeTranslator:
                 name = self._names.get(str(tid))
                 if name is not None:
                     out.append(TopicChanged(name))
+                    if r.get("removed"):
+                        out.append(ReplicasRemoved(name, int(r["index"]), tuple(int(b) for b in r["removed"])))
             elif kind in _BROKER_RECORDS:
                 out.append(BrokerChanged(int(r["broker_id"])))
             elif kind == "snapshot":

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from . import elections, isr, topic_configs
+from . import elections, isr, reassign, topic_configs
 from .api import ViewReads
 from .journal import EventSink, JournalCorruptError, MetadataJournal
 from .machine import Listeners, MetadataMachine, Record
@@ -209,6 +209,14 @@ class Coordinator(ViewReads):
                       ) -> dict[tuple[str, int], tuple[int, str | None]]:
         """ElectLeaders (preferred or unclean): (error code, message) per partition."""
         records, results = elections.elect_leaders(self._machine, election_type, pairs)
+        self._commit(records)
+        return results
+
+    def alter_reassignments(self, wanted: list[tuple[str, int, Sequence[int] | None]]
+                            ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """AlterPartitionReassignments (a target per partition; None cancels): (error code,
+        message) per partition."""
+        records, results = reassign.alter_reassignments(self._machine, wanted)
         self._commit(records)
         return results
 

@@ -34,11 +34,8 @@ class Draft:
                 ) -> None:
         if isr == p.isr and leader == p.leader:
             return
-        self.emit({"type": "partition-change", "topic_id": str(topic.topic_id),
-                   "index": p.index, "replicas": list(p.replicas), "isr": list(isr),
-                   "leader": leader,
-                   "leader_epoch": p.leader_epoch + (1 if leader != p.leader else 0),
-                   "partition_epoch": p.partition_epoch + 1})
+        self.emit(p.change(topic.topic_id, isr=isr, leader=leader,
+                           leader_epoch=p.leader_epoch + (1 if leader != p.leader else 0)))
 
     def fence(self, broker_id: int) -> None:
         """Fence a broker: drop it from ISRs (never emptying one), move its leaderships to

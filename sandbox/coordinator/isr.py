@@ -18,6 +18,7 @@ from sandbox.protocol.errors import (
     UNKNOWN_TOPIC_OR_PARTITION,
 )
 
+from . import reassign
 from .model import PartitionInfo
 
 if TYPE_CHECKING:
@@ -52,9 +53,14 @@ def alter_partition(machine: MetadataMachine, broker_id: int, topic_id: uuid.UUI
     if set(isr) == set(p.isr):
         return [], NONE, p
     ordered = tuple(r for r in p.replicas if r in isr)
-    record = {"type": "partition-change", "topic_id": str(topic.topic_id), "index": index,
-              "replicas": list(p.replicas), "isr": list(ordered), "leader": p.leader,
-              "leader_epoch": p.leader_epoch, "partition_epoch": p.partition_epoch + 1}
-    after = machine.preview([record]).topic_by_id(topic_id)
+    records = [p.change(topic.topic_id, isr=ordered)]
+    preview = machine.preview(records)
+    after = preview.topic_by_id(topic_id)
     assert after is not None
-    return [record], NONE, after.partitions[index]
+    # the replica a reassignment waited for is in sync: it completes in the next change
+    done = reassign.completion(preview, topic.topic_id, after.partitions[index])
+    if done is not None:
+        records.append(done)
+        after = machine.preview(records).topic_by_id(topic_id)
+        assert after is not None
+    return records, NONE, after.partitions[index]

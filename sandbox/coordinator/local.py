@@ -50,6 +50,10 @@ class AsyncCoordinator(ViewReads):
     async def delete_topic(self, name: str | uuid.UUID) -> None:
         self.controller.delete_topic(name)
 
+    async def alter_reassignments(self, wanted: list[tuple[str, int, Any]]
+                                  ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        return self.controller.alter_reassignments(wanted)
+
     async def create_partitions(self, name: str, total: int, assignments: Any = None,
                                 validate_only: bool = False) -> TopicInfo:
         return self.controller.create_partitions(name, total, assignments, validate_only)

@@ -70,27 +70,66 @@ class BrokerInfo:
 
 @dataclass(frozen=True)
 class PartitionInfo:
+    """One partition's replicas, ISR, leader and epochs. While a reassignment runs (KIP-455),
+    `replicas` is the target followed by the replicas being removed, `adding` the target replicas
+    not yet in sync and `removing` the ones that go once every adding replica is in the ISR."""
+
     index: int
     replicas: tuple[int, ...]
     isr: tuple[int, ...]
     leader: int = NO_LEADER
     leader_epoch: int = 0
     partition_epoch: int = 0
+    adding: tuple[int, ...] = ()
+    removing: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "replicas", tuple(self.replicas))
         object.__setattr__(self, "isr", tuple(self.isr))
+        object.__setattr__(self, "adding", tuple(self.adding))
+        object.__setattr__(self, "removing", tuple(self.removing))
+
+    @property
+    def reassigning(self) -> bool:
+        return bool(self.adding or self.removing)
+
+    @property
+    def target(self) -> tuple[int, ...]:
+        """The replicas once a running reassignment completes (the replicas when none runs)."""
+        return tuple(r for r in self.replicas if r not in self.removing)
+
+    @property
+    def original(self) -> tuple[int, ...]:
+        """The replicas before a running reassignment (what cancelling it goes back to)."""
+        return tuple(r for r in self.replicas if r not in self.adding)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "replicas": list(self.replicas), "isr": list(self.isr),
-                "leader": self.leader, "leader_epoch": self.leader_epoch,
-                "partition_epoch": self.partition_epoch}
+        d = {"index": self.index, "replicas": list(self.replicas), "isr": list(self.isr),
+             "leader": self.leader, "leader_epoch": self.leader_epoch,
+             "partition_epoch": self.partition_epoch}
+        if self.reassigning:   # absent otherwise: journals written before reassignment read the same
+            d["adding"], d["removing"] = list(self.adding), list(self.removing)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PartitionInfo:
         return cls(int(d["index"]), tuple(int(r) for r in d["replicas"]),
                    tuple(int(r) for r in d["isr"]), int(d["leader"]),
-                   int(d["leader_epoch"]), int(d["partition_epoch"]))
+                   int(d["leader_epoch"]), int(d["partition_epoch"]),
+                   tuple(int(r) for r in d.get("adding") or ()),
+                   tuple(int(r) for r in d.get("removing") or ()))
+
+    def change(self, topic_id: Any, **fields: Any) -> dict[str, Any]:
+        """A partition-change record: this partition with `fields` changed (the reassignment
+        carried over unless changed), partition epoch + 1."""
+        d = self.to_dict()
+        d.pop("adding", None), d.pop("removing", None)
+        d.update(adding=list(self.adding), removing=list(self.removing))
+        d.update({k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()})
+        if not d["adding"] and not d["removing"]:
+            del d["adding"], d["removing"]
+        d["partition_epoch"] = self.partition_epoch + 1
+        return {"type": "partition-change", "topic_id": str(topic_id), **d}
 
 
 @dataclass(frozen=True)

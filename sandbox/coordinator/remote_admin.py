@@ -17,7 +17,7 @@ from .model import NO_LEADER, CoordinatorError, NewTopic, PartitionInfo, TopicIn
 from .topic_configs import RESOURCE_TOPIC
 from .transport import CoordinatorConnection, assignment_list, check
 
-V_CREATE, V_DELETE, V_PARTITIONS, V_ALTER, V_INCREMENTAL, V_ELECT = 7, 5, 3, 2, 1, 2
+V_CREATE, V_DELETE, V_PARTITIONS, V_ALTER, V_INCREMENTAL, V_ELECT, V_REASSIGN = 7, 5, 3, 2, 1, 2, 0
 SET, DELETE = 0, 1          # IncrementalAlterConfigs operations
 DEFAULT_CONFIG = 5          # CreateTopics config_source of a default value
 
@@ -111,6 +111,21 @@ class RemoteAdmin(ViewReads):
         await self.mirror.catch_up()
         return {(r.topic, int(p.partition_id)): (int(p.error_code), p.error_message)
                 for r in resp.replica_election_results for p in r.partition_result}
+
+    async def alter_reassignments(self, wanted: list[tuple[str, int, Any]]
+                                  ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        by_topic: dict[str, list[dict]] = {}
+        for topic, index, replicas in wanted:
+            by_topic.setdefault(topic, []).append(
+                {"partition_index": index, "replicas": None if replicas is None else list(replicas)})
+        body = build(request_class(45, V_REASSIGN), {
+            "timeout": int(self.request_timeout * 1000),
+            "topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()]})
+        resp = await self._request(body)
+        check(resp.error_code, resp.error_message, "Reassigning partitions")
+        await self.mirror.catch_up()
+        return {(t.name, int(p.partition_index)): (int(p.error_code), p.error_message)
+                for t in resp.responses for p in t.partitions}
 
     async def delete_topic(self, name: str | uuid.UUID) -> None:
         if isinstance(name, uuid.UUID):

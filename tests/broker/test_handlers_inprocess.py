@@ -356,22 +356,6 @@ def delete_groups_known_and_unknown(b):
     assert {r.group_id: int(r.error_code) for r in resp.results} == {"gone": E.NONE, "nope": E.GROUP_ID_NOT_FOUND}
 
 
-@case(45)
-def alter_partition_reassignments_to_the_only_broker(b):
-    b.create_topic()
-    resp = b.call(45, 0, {"timeout": 5000, "topics": [{"name": "t", "partitions": [
-        {"partition_index": 0, "replicas": [1]}]}]})
-    assert int(resp.error_code) == E.NONE
-    assert [(p.partition_index, int(p.error_code)) for p in resp.responses[0].partitions] == [(0, E.NONE)]
-
-
-@case(46)
-def list_partition_reassignments_none_in_progress(b):
-    b.create_topic()
-    resp = b.call(46, 0, {"timeout": 5000, "topics": None})
-    assert int(resp.error_code) == E.NONE and resp.topics == ()
-
-
 @case(47)
 def offset_delete_drops_a_committed_offset(b):
     b.create_topic()

@@ -34,6 +34,16 @@ class LeaderState:
         self.followers = {r: Follower(caught_up_ms=now_ms if r in isr else 0)
                           for r in replicas if r != node_id}
 
+    def set_replicas(self, replicas: tuple[int, ...]) -> None:
+        """The replicas changed (a reassignment): a broker added is a follower that has caught
+        up never, a broker removed is forgotten."""
+        self.replicas = tuple(replicas)
+        for r in replicas:
+            if r != self.node_id and r not in self.followers:
+                self.followers[r] = Follower()
+        for r in [r for r in self.followers if r not in replicas]:
+            del self.followers[r]
+
     def maximal_isr(self) -> set[int]:
         return set(self.isr) | set(self.pending or ())
 
