@@ -310,10 +310,12 @@ class PartitionLog(Shrinking):
             i += 1
         return None
 
-    def _collect(self, offset: int, max_bytes: int, max_offset: int | None) -> list[tuple[Segment, int, int]]:
+    def _collect(self, offset: int, max_bytes: int, max_offset: int | None,
+                 min_one: bool = True) -> list[tuple[Segment, int, int]]:
         """(segment, position, length) runs of whole batches from the one containing offset: at
-        least that batch, then up to max_bytes in all, none with base offset >= max_offset.
-        Only batch headers are read (and few: the sparse index jumps close to the byte limit)."""
+        least that batch (unless min_one is False: then nothing if it is larger than max_bytes),
+        then up to max_bytes in all, none with base offset >= max_offset. Only batch headers are
+        read (and few: the sparse index jumps close to the byte limit)."""
         self._check_offset(offset)
         out: list[tuple[Segment, int, int]] = []
         if offset == self.log_end_offset:
@@ -324,7 +326,7 @@ class PartitionLog(Shrinking):
         i, pos, first = loc
         if max_offset is not None and first.base_offset >= max_offset:
             return out
-        room = max(max_bytes, first.size)
+        room = max(max_bytes, first.size) if min_one else max_bytes
         total = 0
         while i < len(self._segments):
             seg = self._segments[i]
@@ -339,11 +341,13 @@ class PartitionLog(Shrinking):
             room = max_bytes
         return out
 
-    def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> LogSlices:
-        """Whole batches from the one containing offset, up to max_bytes (at least one batch), none
-        with base offset >= max_offset; empty at the log end. Nothing is read yet: the LogSlices
-        is read (tobytes, readinto, or pinned for sendfile) before the log next changes."""
-        return LogSlices(self._collect(offset, max_bytes, max_offset))
+    def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None,
+             min_one: bool = True) -> LogSlices:
+        """Whole batches from the one containing offset, up to max_bytes (at least one batch,
+        however large, unless min_one is False), none with base offset >= max_offset; empty at
+        the log end. Nothing is read yet: the LogSlices is read (tobytes, readinto, or pinned for
+        sendfile) before the log next changes."""
+        return LogSlices(self._collect(offset, max_bytes, max_offset, min_one))
 
     def offset_for_timestamp(self, ts_ms: int) -> tuple[int, int] | None:
         """(base offset, max timestamp) of the first batch whose maxTimestamp >= ts_ms, or None.

@@ -231,3 +231,25 @@ def test_cross_client_interop(broker):
     out = kcat("-b", broker.bootstrap, "-C", "-t", t, "-e", "-o", "beginning", "-f", "%k|%s\n").stdout.decode()
     assert out.splitlines() == [f"kp{i}|from kafka-python {i}" for i in range(50)] + \
         [f"ck{i}|from confluent {i}" for i in range(50)]
+
+
+def test_fetch_max_bytes_is_kept_past_the_first_partition(broker):
+    """librdkafka's 0082: records of 900 KB on 3 partitions, a consumer allowing 20 MB per
+    partition but 1 MB per response. Only the first partition with data may go over the limit
+    (by its first batch, KIP-74); a response holding batches of two partitions is larger than
+    librdkafka accepts (receive.message.max.bytes), and it dropped every one of them and stalled."""
+    t = unique("fetchmax")
+    create_topic(broker.bootstrap, t, 3)
+    big = 900_000
+    p = producer(broker.bootstrap, **{"linger.ms": 0, "batch.size": big + 10_000})
+    records = [(None, bytes([65 + i]) * big, {"partition": i % 3}) for i in range(9)]
+    produce_all(p, t, records, timeout=60)
+    c = consumer(broker.bootstrap, unique("grp"), **{
+        "max.partition.fetch.bytes": 20_000_000, "fetch.max.bytes": 1_000_000,
+        "receive.message.max.bytes": 1_000_512})
+    try:
+        c.subscribe([t])
+        msgs = consume_n(c, 9, timeout=40, settle=0.5)
+    finally:
+        c.close()
+    assert len(msgs) == 9 and sorted(len(m.value()) for m in msgs) == [big] * 9

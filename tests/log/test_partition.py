@@ -63,6 +63,9 @@ def test_read_respects_max_bytes_but_returns_one_batch(log):
     assert offsets(log.read(0, 1).tobytes()) == [0, 1, 2, 3]          # KIP-74: at least one whole batch
     assert offsets(log.read(0, 2 * one + 5).tobytes()) == list(range(8))
     assert len(log.read(0, 2 * one + 5).tobytes()) == 2 * one
+    # past the first partition of a fetch: only whole batches that fit, maybe none
+    assert log.read(0, one - 1, min_one=False).tobytes() == b""
+    assert offsets(log.read(0, 2 * one + 5, min_one=False).tobytes()) == list(range(8))
 
 
 def test_read_max_offset_and_bounds(log):

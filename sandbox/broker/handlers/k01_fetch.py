@@ -96,8 +96,11 @@ def _read_all(state, request, names: list[str | None], replica: int = -1,
             if limit > 0 or first:
                 upper = lso if committed else hw
                 try:
+                    # as Kafka (KIP-74): only the first partition with data may go over the
+                    # limits, by its first batch, so a consumer always makes progress; later
+                    # ones get only whole batches that fit in what is left
                     data = plog.read(p.fetch_offset, max(limit, 1),
-                                     max_offset=upper if replica < 0 else None)
+                                     max_offset=upper if replica < 0 else None, min_one=first)
                 except OffsetOutOfRangeError:
                     entry["error_code"] = OFFSET_OUT_OF_RANGE
                     data = b""
