@@ -240,8 +240,10 @@ def test_a_transactional_write_outside_the_ongoing_transaction_is_refused(b):
     end = b.call(26, 3, {"transactional_id": "verified", "producer_id": pid, "producer_epoch": epoch,
                          "committed": True})
     assert int(end.error_code) == E.NONE
-    assert write(0, 9, 1) == E.INVALID_TXN_STATE          # after EndTxn: the transaction is over
+    # after EndTxn, markers going out: retriable, as Kafka answers CONCURRENT_TRANSACTIONS there
+    assert write(0, 9, 1) == E.NOT_ENOUGH_REPLICAS
     b.loop.run_until_complete(asyncio.sleep(0.2))        # markers written, CompleteCommit
+    assert write(0, 9, 1) == E.INVALID_TXN_STATE          # the retry: the transaction is over
     p1 = fetch_partition(b, 1)
     assert p1.high_watermark == 0 and p1.last_stable_offset == 0   # partition 1 never took a record
     p0 = fetch(b, 1)

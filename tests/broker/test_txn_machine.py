@@ -177,6 +177,24 @@ def test_verify_only_answers_per_partition(m):
     assert m.verify("nope", 1, 0, [("t", 0)]) == (E.INVALID_PRODUCER_ID_MAPPING, {})
 
 
+def test_verify_while_partitions_are_being_added_answers_from_the_durable_transaction(m):
+    """A Produce to a partition already in the transaction crosses the producer's next
+    AddPartitionsToTxn (its write not durable yet): verified, as Kafka verifies it. Refusing it
+    aborted librdkafka's transactions (its test 0103 on 3 brokers)."""
+    meta = ongoing(m)
+    add = m.add_partitions("tx", meta.producer_id, meta.producer_epoch, [("t", 1)])
+    m.begin(add.write)
+    assert m.verify("tx", meta.producer_id, meta.producer_epoch, [("t", 0), ("t", 1)]) == (
+        E.NONE, {("t", 0): E.NONE, ("t", 1): E.TRANSACTION_ABORTABLE})
+    m.applied(add.write, True)
+    # the transaction ending (PrepareCommit being written, then durable): retry later
+    end = m.end_txn("tx", meta.producer_id, meta.producer_epoch, True)
+    m.begin(end.write)
+    assert m.verify("tx", meta.producer_id, meta.producer_epoch, [("t", 0)]) == (E.CONCURRENT_TRANSACTIONS, {})
+    m.applied(end.write, True)
+    assert m.verify("tx", meta.producer_id, meta.producer_epoch, [("t", 0)]) == (E.CONCURRENT_TRANSACTIONS, {})
+
+
 # ---- EndTxn ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("commit,prepare,complete", [(True, PREPARE_COMMIT, COMPLETE_COMMIT),
                                                      (False, PREPARE_ABORT, COMPLETE_ABORT)])

@@ -125,8 +125,8 @@ def _unverified(ctx, txn_id: str | None, topic: str, index: int, h) -> int:
         return NONE
     code, per = ctx.state.txns.verify(txn_id, h.producer_id, h.producer_epoch, [(topic, index)])
     code = per.get((topic, index), NONE) if code == NONE else code
-    if code == CONCURRENT_TRANSACTIONS:   # ended (its markers going out): the write can never belong
-        code = TRANSACTION_ABORTABLE
+    # CONCURRENT_TRANSACTIONS (the transaction is ending) is retried by the producer, as Kafka
+    # answers it: by then the partition is outside any transaction and the retry is refused
     return NONE if code == NONE else _verification_error(code, ctx.api_version)
 
 

@@ -161,9 +161,21 @@ class TxnMachine:
                partitions: Iterable[Partition]) -> tuple[int, dict[Partition, int]]:
         """AddPartitionsToTxn v4+ verify_only (a partition leader asking before a transactional
         append, KIP-890): every partition's error, or one error for all."""
-        error, meta = self._check_producer(tid, producer_id, producer_epoch)
-        if meta is None:
-            return error, {}
+        meta = self.txns.get(tid)
+        if meta is None or meta.producer_id != producer_id:
+            return INVALID_PRODUCER_ID_MAPPING, {}
+        if meta.producer_epoch != producer_epoch:
+            return PRODUCER_FENCED, {}
+        # as Kafka: a state write in flight that keeps the transaction open (partitions being
+        # added) does not matter, the partitions already durable in it are verified; a transaction
+        # ending (Prepare*, durable or being written) answers CONCURRENT_TRANSACTIONS, which the
+        # producer retries (NOT_ENOUGH_REPLICAS) and then finds the partition outside any
+        # transaction. (Refusing any in-flight write aborted librdkafka's transactions whenever a
+        # Produce crossed its second AddPartitionsToTxn.)
+        writing = self.pending.get(tid)
+        if meta.state in (PREPARE_COMMIT, PREPARE_ABORT) or (
+                writing is not None and writing.state != ONGOING):
+            return CONCURRENT_TRANSACTIONS, {}
         return NONE, {(t, int(p)): NONE if (t, int(p)) in meta.partitions and meta.state == ONGOING
                       else TRANSACTION_ABORTABLE for t, p in partitions}
 
