@@ -60,13 +60,17 @@ def test_a_partition_moved_off_its_broker_while_written_keeps_every_acknowledged
     assert c.replica_batches(2, name, 0, end) == c.replica_batches(3, name, 0, end)
 
 
-def test_a_reassignment_waiting_for_a_frozen_broker_is_listed_and_can_be_cancelled(cluster3):
+def test_a_reassignment_waiting_for_a_dead_broker_is_listed_and_can_be_cancelled(cluster3):
     c = cluster3
     name = unique("stuck")
     create_on(c, name, [1])
-    ka = kafka_admin(c)
+    c.kill(3)   # the broker asked to take a copy cannot fetch it
+    # fenced, it leaves the metadata: kafka-python's admin cannot pick it (as the broker to ask
+    # or as its controller, and it gives up on a request whose chosen broker is down)
+    c.wait_for(lambda: c.metadata_brokers() == [1, 2], 30, "broker 3 to be fenced")
+    ka = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{c.ports[1]},127.0.0.1:{c.ports[2]}",
+                          request_timeout_ms=10000)
     tp = TopicPartition(name, 0)
-    c.pause(3)   # the broker asked to take a copy cannot fetch it
     try:
         assert ka.alter_partition_reassignments({tp: [1, 3]}) == {tp: None}
         time.sleep(1.0)
@@ -79,5 +83,4 @@ def test_a_reassignment_waiting_for_a_frozen_broker_is_listed_and_can_be_cancell
         leader, replicas, isr = c.partition(name, 0)
         assert (leader, replicas, isr) == (1, [1], [1])
     finally:
-        c.resume(3)
         ka.close()
