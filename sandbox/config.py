@@ -82,6 +82,7 @@ class SandboxConfig:
     brokers: int = 1
     replication: int = 1            # default replication factor of topics: min(3, brokers)
     min_insync_replicas: int = 1    # default min.insync.replicas: 2 with replication >= 3, else 1
+    partitions: int = 1             # Kafka's num.partitions: topics created without a count
     data_dir: Path = Path(".sandbox")
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     docker: DockerConfig = field(default_factory=DockerConfig)
@@ -134,7 +135,8 @@ _SANDBOX: dict[str, tuple] = {
     "host": ("str", None, "127.0.0.1"), "port": ("int", (1, 65535), 9092),
     "coordinator_port": ("int", (1, 65535), 9093), "http_port": ("int", (1, 65535), 9094),
     "brokers": ("int", (1, MAX_BROKERS), 1), "data_dir": ("str", None, ".sandbox"),
-    "replication": ("int", (1, MAX_BROKERS), 3), "min_insync_replicas": ("int", (1, MAX_BROKERS), 2)}
+    "replication": ("int", (1, MAX_BROKERS), 3), "min_insync_replicas": ("int", (1, MAX_BROKERS), 2),
+    "partitions": ("int", (1, None), 4)}
 _RECOVERY: dict[str, tuple] = {
     "on_crash": ("choice", ON_CRASH, None), "on_corrupt_journal": ("choice", ON_CORRUPT, None),
     "max_restarts": ("int", (0, None), 5), "restart_window_s": ("seconds", None, 60),
@@ -324,7 +326,7 @@ def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
         raise ctx.fail(("topics",), f"topics = {_show(topics)} must be a table; write it as "
                                     f"[topics.NAME] sections.")
     cfg = SandboxConfig(path=ctx.path, root=root, recovery=recovery, docker=docker, raw=doc, source=text,
-                        topics={n: _topic(ctx, n, t, brokers, kw["replication"])
+                        topics={n: _topic(ctx, n, t, brokers, kw["replication"], kw.get("partitions", 1))
                                 for n, t in topics.items()}, **kw)
     _check_ports(cfg, ctx, set(sb))
     return cfg
@@ -352,7 +354,8 @@ def _replication_defaults(ctx: _Ctx, kw: dict, brokers: int) -> tuple[int, int]:
     return replication, min_isr
 
 
-def _topic(ctx: _Ctx, name: str, spec: Any, brokers: int, default_replication: int = 1) -> TopicSpec:
+def _topic(ctx: _Ctx, name: str, spec: Any, brokers: int, default_replication: int = 1,
+           default_partitions: int = 1) -> TopicSpec:
     T = ("topics", name)
     if name in (".", "..") or not TOPIC_NAME.fullmatch(name):
         raise ctx.fail(T, f"[topics] {_show(name)} is not a valid Kafka topic name; use 1 to 249 "
@@ -368,7 +371,7 @@ def _topic(ctx: _Ctx, name: str, spec: Any, brokers: int, default_replication: i
                                          f'[topics."{name}.{k}"].')
             raise _unknown(ctx, T, k, _TOPIC_KEYS)
     partitions = _int(ctx, T, "partitions", spec["partitions"], 1, None, 3) \
-        if "partitions" in spec else 1
+        if "partitions" in spec else default_partitions
     replication = default_replication
     if "replication" in spec:
         replication = _int(ctx, T, "replication", spec["replication"], 1, None, 1)

@@ -21,6 +21,7 @@ port = 9092                 # broker 1's Kafka port; broker N listens on port + 
 brokers = 1                 # number of brokers, 1 to 16
 # replication = 1           # default replicas per partition; defaults to brokers, at most 3
 # min_insync_replicas = 1   # replicas that must have an acks=all write; defaults to 2 from replication 3
+# partitions = 1            # partitions of topics created without a count (Kafka's num.partitions)
 data_dir = ".sandbox"       # journals, logs and quarantines, relative to this folder
 
 [recovery]

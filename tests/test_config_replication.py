@@ -110,3 +110,17 @@ def test_the_coordinator_is_started_with_the_stack_defaults(tmp_path):
         assert command[command.index("--min-insync-replicas") + 1] == "2"
     one = stack.service_specs(load(tmp_path, "[sandbox]\nbrokers = 1\n"))[0].argv
     assert one[one.index("--default-replication-factor") + 1] == "1" and one[one.index("--min-insync-replicas") + 1] == "1"
+    assert one[one.index("--default-partitions") + 1] == "1"
+
+
+def test_partitions_is_kafkas_num_partitions_for_the_stack_and_declared_topics(tmp_path):
+    from sandbox.runner import docker, stack
+
+    cfg = load(tmp_path, "[sandbox]\npartitions = 4\n[topics.a]\n[topics.b]\npartitions = 2\n")
+    assert cfg.partitions == 4 and cfg.topics["a"].partitions == 4 and cfg.topics["b"].partitions == 2
+    for command in (stack.service_specs(cfg)[0].argv, docker.plan(cfg)[0].command):
+        assert command[command.index("--default-partitions") + 1] == "4"
+    for command in (stack.service_specs(cfg)[1].argv, docker.plan(cfg)[1].command):   # broker-1
+        assert "num.partitions=4" in command and "min.insync.replicas=1" in command
+    with pytest.raises(ConfigError, match="partitions"):
+        load(tmp_path, "[sandbox]\npartitions = 0\n")

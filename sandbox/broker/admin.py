@@ -33,7 +33,7 @@ def broker_configs(state) -> dict[str, str]:
         "delete.topic.enable": "true",
         "num.partitions": str(c.num_partitions),
         "default.replication.factor": str(c.default_replication_factor),
-        "min.insync.replicas": "1",
+        "min.insync.replicas": str(c.min_insync_replicas),
         "offsets.topic.replication.factor": str(c.offsets_topic_replication_factor),
         "offsets.topic.num.partitions": str(c.offsets_topic_num_partitions),
         "offsets.commit.timeout.ms": str(c.offsets_commit_timeout_ms),

@@ -100,6 +100,8 @@ def coordinator_cmd(
                                                    help="Replicas of a topic created without a factor (-1)."),
     min_insync_replicas: int = typer.Option(1, "--min-insync-replicas", min=1,
                                             help="min.insync.replicas of new topics (capped at their factor)."),
+    default_partitions: int = typer.Option(1, "--default-partitions", min=1,
+                                           help="Partitions of a topic created without a count (num.partitions)."),
     leader_imbalance_check_interval_s: float = typer.Option(
         300.0, "--leader-imbalance-check-interval-s",
         help="How often preferred leaders are given their partitions back (Kafka's "
@@ -113,6 +115,7 @@ def coordinator_cmd(
     try:
         code = run(port, data_dir, host=host, session_timeout_ms=session_timeout_ms, log_level=log_level,
                    default_replication_factor=default_replication_factor, min_insync_replicas=min_insync_replicas,
+                   default_partitions=default_partitions,
                    leader_imbalance_check_interval_s=leader_imbalance_check_interval_s)
     except JournalLockedError as e:   # another live process has it: nothing to repair or move aside
         from sandbox.lifecycle import config_exit

@@ -46,8 +46,17 @@ def bootstrap(cfg: SandboxConfig) -> str:
 
 
 def replication_options(cfg: SandboxConfig) -> list[str]:
-    """The coordinator's share of sandbox.toml: the stack's replication defaults."""
-    return ["--default-replication-factor", str(cfg.replication), "--min-insync-replicas", str(cfg.min_insync_replicas)]
+    """The coordinator's share of sandbox.toml: the stack's topic defaults (replication factor,
+    min.insync.replicas, num.partitions)."""
+    return ["--default-replication-factor", str(cfg.replication), "--min-insync-replicas", str(cfg.min_insync_replicas),
+            "--default-partitions", str(cfg.partitions)]
+
+
+def broker_defaults(cfg: SandboxConfig) -> list[str]:
+    """The same topic defaults as broker settings, so a broker's DescribeConfigs shows the
+    stack's num.partitions, default.replication.factor and min.insync.replicas."""
+    return ["-o", f"num.partitions={cfg.partitions}", "-o", f"default.replication.factor={cfg.replication}",
+            "-o", f"min.insync.replicas={cfg.min_insync_replicas}"]
 
 
 def service_specs(cfg: SandboxConfig) -> list[ServiceSpec]:
@@ -63,7 +72,7 @@ def service_specs(cfg: SandboxConfig) -> list[ServiceSpec]:
         specs.append(ServiceSpec(name, "broker", py + [
             "broker", "--port", str(cfg.broker_port(n)), "--data-dir", str(d), "--id", str(n),
             "--host", cfg.host, "--advertised-host", cfg.connect_host,
-            "--coordinator", f"{cfg.connect_host}:{cfg.coordinator_port}"],
+            "--coordinator", f"{cfg.connect_host}:{cfg.coordinator_port}", *broker_defaults(cfg)],
             cfg.broker_port(n), d, cfg.logs_dir / f"{name}.log"))
     return specs
 
@@ -339,7 +348,7 @@ def load_stack_config(config_path: Path | None, cwd: Path, *, last_good: bool = 
 
 RUNTIME_FILE = ".sandbox-runtime.json"
 RESTART_KEYS = ("host", "port", "coordinator_port", "http_port", "brokers", "data_dir", "replication",
-                "min_insync_replicas")
+                "min_insync_replicas", "partitions")
 
 
 def running_settings(cfg: SandboxConfig) -> dict:
