@@ -4,6 +4,7 @@ and the replicas being added and removed, as Kafka lists them."""
 
 from __future__ import annotations
 
+from sandbox.coordinator.reassign import ongoing
 from sandbox.protocol.errors import NONE
 
 API_KEY = 46
@@ -15,11 +16,8 @@ def handle(ctx, request) -> dict:
     asked = None
     if request.topics is not None:
         asked = {(t.name, int(i)) for t in request.topics for i in t.partition_indexes}
-    topics = []
-    for t in sorted(ctx.admin.coordinator.topics(), key=lambda t: t.name):
-        parts = [{"partition_index": p.index, "replicas": list(p.replicas), "adding_replicas": list(p.adding),
-                  "removing_replicas": list(p.removing)}
-                 for p in t.partitions if p.reassigning and (asked is None or (t.name, p.index) in asked)]
-        if parts:
-            topics.append({"name": t.name, "partitions": parts})
+    topics = [{"name": name, "partitions": [
+        {"partition_index": p.index, "replicas": list(p.replicas), "adding_replicas": list(p.adding),
+         "removing_replicas": list(p.removing)} for p in parts]}
+        for name, parts in ongoing(ctx.admin.coordinator.topics(), asked).items()]
     return {"throttle_time": 0, "error_code": NONE, "error_message": None, "topics": topics}

@@ -61,6 +61,7 @@ def alter_partition(machine: MetadataMachine, broker_id: int, topic_id: uuid.UUI
     done = reassign.completion(preview, topic.topic_id, after.partitions[index])
     if done is not None:
         records.append(done)
-        after = machine.preview(records).topic_by_id(topic_id)
+        preview.apply(done)
+        after = preview.topic_by_id(topic_id)
         assert after is not None
     return records, NONE, after.partitions[index]

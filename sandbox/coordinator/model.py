@@ -122,14 +122,8 @@ class PartitionInfo:
     def change(self, topic_id: Any, **fields: Any) -> dict[str, Any]:
         """A partition-change record: this partition with `fields` changed (the reassignment
         carried over unless changed), partition epoch + 1."""
-        d = self.to_dict()
-        d.pop("adding", None), d.pop("removing", None)
-        d.update(adding=list(self.adding), removing=list(self.removing))
-        d.update({k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()})
-        if not d["adding"] and not d["removing"]:
-            del d["adding"], d["removing"]
-        d["partition_epoch"] = self.partition_epoch + 1
-        return {"type": "partition-change", "topic_id": str(topic_id), **d}
+        after = dataclasses.replace(self, partition_epoch=self.partition_epoch + 1, **fields)
+        return {"type": "partition-change", "topic_id": str(topic_id), **after.to_dict()}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ running reassignment the same way, from the replicas before it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Container, Iterable, Sequence
 
 from sandbox.protocol.errors import (
     INVALID_REPLICA_ASSIGNMENT,
@@ -20,7 +20,7 @@ from sandbox.protocol.errors import (
 )
 
 from .elections import Draft
-from .model import NO_LEADER, PartitionInfo
+from .model import NO_LEADER, PartitionInfo, TopicInfo
 
 if TYPE_CHECKING:
     from .machine import MetadataMachine
@@ -121,12 +121,13 @@ def alter_reassignments(machine: MetadataMachine, wanted: list[tuple[str, int, S
     return draft.records, out
 
 
-def ongoing(machine: MetadataMachine, pairs: list[tuple[str, int]] | None
+def ongoing(topics: Iterable[TopicInfo], asked: Container[tuple[str, int]] | None = None
             ) -> dict[str, list[PartitionInfo]]:
-    """ListPartitionReassignments: the running reassignments by topic (of `pairs`, or all)."""
+    """ListPartitionReassignments: the running reassignments by topic name, in name order (of
+    the (topic, partition) pairs asked, or all)."""
     out: dict[str, list[PartitionInfo]] = {}
-    for name in sorted(machine._topics):
-        for p in machine._topics[name].partitions:
-            if p.reassigning and (pairs is None or (name, p.index) in pairs):
-                out.setdefault(name, []).append(p)
+    for t in sorted(topics, key=lambda t: t.name):
+        for p in t.partitions:
+            if p.reassigning and (asked is None or (t.name, p.index) in asked):
+                out.setdefault(t.name, []).append(p)
     return out

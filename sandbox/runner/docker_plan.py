@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.config import SandboxConfig
+from sandbox.runner.options import broker_defaults, coordinator_defaults
 
 LABEL = "io.kafka-sandbox"
 IMAGE_REPO = "kafka-sandbox"
@@ -75,8 +76,7 @@ def plan(cfg: SandboxConfig) -> list[ContainerPlan]:
     coord = ContainerPlan(
         service="coordinator", role="coordinator", name=f"{prefix(cfg)}-coordinator",
         command=["coordinator", "--host", "0.0.0.0", "--port", str(COORDINATOR_PORT), "--data-dir", JOURNAL_MOUNT,
-                 "--default-replication-factor", str(cfg.replication), "--min-insync-replicas", str(cfg.min_insync_replicas),
-                 "--default-partitions", str(cfg.partitions)],
+                 *coordinator_defaults(cfg)],
         ports={f"{COORDINATOR_PORT}/tcp": (host, cfg.coordinator_port)}, host_port=cfg.coordinator_port,
         aliases=["coordinator"], labels=labels(cfg, service="coordinator", role="coordinator"),
         healthcheck=healthcheck(COORDINATOR_PORT))
@@ -89,8 +89,7 @@ def plan(cfg: SandboxConfig) -> list[ContainerPlan]:
                      "--coordinator", f"coordinator:{COORDINATOR_PORT}",
                      "--listener", f"EXTERNAL=0.0.0.0:{EXTERNAL_PORT},advertised={cfg.connect_host}:{cfg.broker_port(n)}",
                      "--listener", f"INTERNAL=0.0.0.0:{INTERNAL_PORT},advertised={svc}:{INTERNAL_PORT}",
-                     "-o", f"num.partitions={cfg.partitions}", "-o", f"default.replication.factor={cfg.replication}",
-                     "-o", f"min.insync.replicas={cfg.min_insync_replicas}"],
+                     *broker_defaults(cfg)],
             ports={f"{EXTERNAL_PORT}/tcp": (host, cfg.broker_port(n))}, host_port=cfg.broker_port(n),
             aliases=[svc], labels=labels(cfg, service=svc, role="broker"), healthcheck=healthcheck(EXTERNAL_PORT)))
     return out

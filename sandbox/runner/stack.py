@@ -27,6 +27,7 @@ from sandbox.runner.catalog import desired_topics, lead_with_longest_logs, resto
 from sandbox.runner.manifest import ManifestWatcher, event_kind, reconcile
 from sandbox.runner import inbox, orphans
 from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
+from sandbox.runner.options import broker_defaults, coordinator_defaults
 from sandbox.runner.process import ServiceSpec
 from sandbox.runner.service import StackSupervising
 from sandbox.runner.statefile import read_state, write_state
@@ -45,26 +46,12 @@ def bootstrap(cfg: SandboxConfig) -> str:
     return ",".join(f"{h}:{cfg.broker_port(n)}" for n in range(1, cfg.brokers + 1))
 
 
-def replication_options(cfg: SandboxConfig) -> list[str]:
-    """The coordinator's share of sandbox.toml: the stack's topic defaults (replication factor,
-    min.insync.replicas, num.partitions)."""
-    return ["--default-replication-factor", str(cfg.replication), "--min-insync-replicas", str(cfg.min_insync_replicas),
-            "--default-partitions", str(cfg.partitions)]
-
-
-def broker_defaults(cfg: SandboxConfig) -> list[str]:
-    """The same topic defaults as broker settings, so a broker's DescribeConfigs shows the
-    stack's num.partitions, default.replication.factor and min.insync.replicas."""
-    return ["-o", f"num.partitions={cfg.partitions}", "-o", f"default.replication.factor={cfg.replication}",
-            "-o", f"min.insync.replicas={cfg.min_insync_replicas}"]
-
-
 def service_specs(cfg: SandboxConfig) -> list[ServiceSpec]:
     py = [sys.executable, "-m", "sandbox"]
     coord_dir = cfg.service_dir("coordinator")
     specs = [ServiceSpec("coordinator", "coordinator",
                          py + ["coordinator", "--port", str(cfg.coordinator_port), "--data-dir", str(coord_dir),
-                               "--host", cfg.host, *replication_options(cfg)],
+                               "--host", cfg.host, *coordinator_defaults(cfg)],
                          cfg.coordinator_port, coord_dir, cfg.logs_dir / "coordinator.log")]
     for n in range(1, cfg.brokers + 1):
         name = f"broker-{n}"

@@ -47,7 +47,7 @@ def test_moving_a_partition_completes_once_every_new_replica_is_in_sync():
     p = part(m)
     assert code == E.NONE and len(records) == 1 and "removed" not in records[0]
     assert (p.replicas, p.adding, p.removing, p.isr, p.leader) == ((2, 3, 1), (2, 3), (1,), (1,), 1)
-    assert reassign.ongoing(m, None) == {"t": [p]}
+    assert reassign.ongoing(m.topics()) == {"t": [p]} and reassign.ongoing(m.topics(), {("t", 1)}) == {}
     expand(m, 2)                                   # 3 is not in sync yet: still moving
     assert part(m).reassigning and part(m).isr == (2, 1)
     records, after = expand(m, 3)
@@ -56,7 +56,7 @@ def test_moving_a_partition_completes_once_every_new_replica_is_in_sync():
     assert (p.replicas, p.isr, p.leader) == ((2, 3), (2, 3), 2)
     assert p.leader_epoch == 1                     # the leader left: a new epoch
     assert records[-1]["removed"] == [1]
-    assert reassign.ongoing(m, None) == {}
+    assert reassign.ongoing(m.topics()) == {}
     # what brokers are told: broker 1, and only broker 1, deletes its copy
     changes = ChangeTranslator(m.topics()).translate(records, m.topics())
     assert ReplicasRemoved("t", 0, (1,)) in changes and TopicChanged("t") in changes

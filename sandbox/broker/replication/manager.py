@@ -111,8 +111,8 @@ class ReplicaManager:
                                  "isr": list(p.isr)})
         elif p.partition_epoch > ls.partition_epoch:
             ls.committed(p.isr, p.partition_epoch, now)
-        if ls.replicas != tuple(p.replicas):   # a reassignment added or removed followers
-            ls.set_replicas(tuple(p.replicas))
+        if ls.replicas != p.replicas:   # a reassignment added or removed followers
+            ls.set_replicas(p.replicas)
         self._advance(key, ls, plog)
 
     def _follow(self, key: Key, plog, leader: int, epoch: int) -> None:

@@ -129,13 +129,18 @@ class TxnMachine:
         new = new.but(timeout_ms=timeout_ms, state=EMPTY, partitions=frozenset(), last_update_ms=now, start_ms=-1)
         return Decision(NONE, new, new.producer_id, new.producer_epoch)
 
-    def _check_producer(self, tid: str, producer_id: int, producer_epoch: int) -> tuple[int, TxnMetadata | None]:
+    def _check_producer(self, tid: str, producer_id: int, producer_epoch: int, *,
+                        growing_ok: bool = False) -> tuple[int, TxnMetadata | None]:
+        """The producer's durable transaction, or why not: unknown id, fenced epoch, or busy
+        (ending, or a state write in flight; growing_ok lets a write that keeps it open pass)."""
         meta = self.txns.get(tid)
         if meta is None or meta.producer_id != producer_id:
             return INVALID_PRODUCER_ID_MAPPING, None
         if meta.producer_epoch != producer_epoch:
             return PRODUCER_FENCED, None
-        if tid in self.pending or meta.state in (PREPARE_COMMIT, PREPARE_ABORT):
+        writing = self.pending.get(tid)
+        if meta.state in (PREPARE_COMMIT, PREPARE_ABORT) or (
+                writing is not None and not (growing_ok and writing.state == ONGOING)):
             return CONCURRENT_TRANSACTIONS, None
         return NONE, meta
 
@@ -161,21 +166,15 @@ class TxnMachine:
                partitions: Iterable[Partition]) -> tuple[int, dict[Partition, int]]:
         """AddPartitionsToTxn v4+ verify_only (a partition leader asking before a transactional
         append, KIP-890): every partition's error, or one error for all."""
-        meta = self.txns.get(tid)
-        if meta is None or meta.producer_id != producer_id:
-            return INVALID_PRODUCER_ID_MAPPING, {}
-        if meta.producer_epoch != producer_epoch:
-            return PRODUCER_FENCED, {}
         # as Kafka: a state write in flight that keeps the transaction open (partitions being
         # added) does not matter, the partitions already durable in it are verified; a transaction
         # ending (Prepare*, durable or being written) answers CONCURRENT_TRANSACTIONS, which the
         # producer retries (NOT_ENOUGH_REPLICAS) and then finds the partition outside any
         # transaction. (Refusing any in-flight write aborted librdkafka's transactions whenever a
         # Produce crossed its second AddPartitionsToTxn.)
-        writing = self.pending.get(tid)
-        if meta.state in (PREPARE_COMMIT, PREPARE_ABORT) or (
-                writing is not None and writing.state != ONGOING):
-            return CONCURRENT_TRANSACTIONS, {}
+        error, meta = self._check_producer(tid, producer_id, producer_epoch, growing_ok=True)
+        if meta is None:
+            return error, {}
         return NONE, {(t, int(p)): NONE if (t, int(p)) in meta.partitions and meta.state == ONGOING
                       else TRANSACTION_ABORTABLE for t, p in partitions}
 
