@@ -64,7 +64,7 @@ _INT_MIN: dict[str, int] = {
 _BOOLEANS = {"preallocate", "unclean.leader.election.enable",
              "message.downconversion.enable", "remote.storage.enable"}
 _CHOICES: dict[str, frozenset[str]] = {
-    "cleanup.policy": frozenset({"delete", "compact", "compact,delete"}),
+    "cleanup.policy": frozenset({"delete", "compact"}),   # or a list of both
     "message.timestamp.type": frozenset({"CreateTime", "LogAppendTime"}),
     "compression.type": frozenset({"uncompressed", "zstd", "lz4", "snappy", "gzip",
                                    "producer"}),
@@ -103,9 +103,12 @@ def normalize_value(key: str, value: object) -> str:
             raise _bad(key, value, "must be between 0 and 1")
         return text
     if key == "cleanup.policy":
-        parts = sorted({p.strip() for p in text.split(",") if p.strip()})
+        # a list kept in the order given (Kafka describes "delete,compact" as written), once each
+        parts = list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
         text = ",".join(parts)
         if not text:   # KAFKA-19112: no policy = keep everything, compact nothing
+            return text
+        if all(p in ("delete", "compact") for p in parts):
             return text
     if text not in _CHOICES[key]:
         raise _bad(key, value, "must be one of " + ", ".join(sorted(_CHOICES[key])))

@@ -203,8 +203,10 @@ def test_valid_config_values_are_normalized():
     t = create(m, "t", configs={"cleanup.policy": "delete,compact", "retention.bytes": "-1",
                                 "preallocate": "TRUE", "compression.type": "zstd",
                                 "message.timestamp.type": "LogAppendTime"})
-    assert t.configs["cleanup.policy"] == "compact,delete"
+    assert t.configs["cleanup.policy"] == "delete,compact"   # a list keeps its order, as in Kafka
     assert t.configs["preallocate"] == "true"
+    t = create(m, "u", configs={"cleanup.policy": " compact , delete,compact"})
+    assert t.configs["cleanup.policy"] == "compact,delete"
 
 
 def test_alter_configs_errors():

@@ -231,6 +231,23 @@ def test_deprecated_topic_config_is_accepted_and_ignored(shared_broker):
              what="the log line about the ignored config")
 
 
+def test_cleanup_policy_keeps_the_order_it_was_given(shared_broker):
+    """Kafka describes a list config as written: APPEND compact to the default delete gives
+    "delete,compact" (confluent-kafka's own integration test asserts exactly that)."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+    a = admin(shared_broker.bootstrap)
+    appended, created = unique("append-policy"), unique("ordered-policy")
+    create_topic(shared_broker.bootstrap, appended)
+    create_topic(shared_broker.bootstrap, created, config={"cleanup.policy": "delete,compact"})
+    res = ConfigResource(ResourceType.TOPIC, appended, incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND)])
+    a.incremental_alter_configs([res], request_timeout=15)[res].result(timeout=20)
+    for name in (appended, created):
+        res = ConfigResource(ResourceType.TOPIC, name)
+        got = a.describe_configs([res], request_timeout=15)[res].result(timeout=20)["cleanup.policy"].value
+        assert got == "delete,compact", (name, got)
+
+
 def test_subtract_may_leave_cleanup_policy_empty(shared_broker):
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
     name = unique("keep-all")
