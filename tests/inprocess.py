@@ -164,6 +164,20 @@ def incremental_alter_configs_sets_a_topic_config(c: InProcess) -> None:
         {"name": "retention.ms", "config_operation": 0, "value": "999"}]}], "validate_only": False})
     assert int(resp.responses[0].error_code) == E.NONE
     assert c.config_value("t", "retention.ms") == "999"
+    # a GROUP resource (KIP-848 group configs): set, described with source GROUP_CONFIG (8)
+    group = {"resource_type": 32, "resource_name": "g", "configuration_keys": None}
+    resp = c.call(44, 1, {"resources": [{"resource_type": 32, "resource_name": "g", "configs": [
+        {"name": "consumer.session.timeout.ms", "config_operation": 0, "value": "50000"}]}], "validate_only": False})
+    assert int(resp.responses[0].error_code) == E.NONE, resp.responses[0].error_message
+    described = c.call(32, 4, {"resources": [group], "include_synonyms": False, "include_documentation": False})
+    entries = {e.name: e for e in described.results[0].configs}
+    assert int(described.results[0].error_code) == E.NONE
+    assert (entries["consumer.session.timeout.ms"].value, entries["consumer.session.timeout.ms"].config_source) == (
+        "50000", 8)
+    assert entries["consumer.heartbeat.interval.ms"].config_source == 5   # DEFAULT_CONFIG
+    resp = c.call(44, 1, {"resources": [{"resource_type": 32, "resource_name": "g", "configs": [
+        {"name": "consumer.session.timeout.ms", "config_operation": 0, "value": "100"}]}], "validate_only": False})
+    assert int(resp.responses[0].error_code) == E.INVALID_CONFIG
 
 
 @SHARED.add(45)

@@ -1,10 +1,10 @@
 """What the config APIs share (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs): topic
-configs are the coordinator's to change, the server's own settings are read-only."""
+and group configs are the coordinator's to change, the server's own settings are read-only."""
 
 from __future__ import annotations
 
 from sandbox.coordinator.model import CoordinatorError
-from sandbox.coordinator.topic_configs import RESOURCE_TOPIC, describe_resource
+from sandbox.coordinator.topic_configs import RESOURCE_GROUP, RESOURCE_TOPIC, describe_resource
 from sandbox.protocol.errors import INVALID_REQUEST, NONE
 
 from . import AdminHost
@@ -12,21 +12,35 @@ from . import AdminHost
 
 def describe(admin: AdminHost, resource_type: int, name: str, keys) -> dict:
     coord = admin.coordinator
-    known = coord.topic(name) is not None
+    known = resource_type == RESOURCE_TOPIC and coord.topic(name) is not None
     return describe_resource(resource_type, name, keys,
                              topic_configs=coord.describe_configs(name) if known else None,
-                             server_configs=admin.server_configs())
+                             server_configs=admin.server_configs(),
+                             group_configs=coord.describe_group_configs(name) if resource_type == RESOURCE_GROUP
+                             else None)
+
+
+def current(admin: AdminHost, resource_type: int, name: str) -> dict[str, str]:
+    """The values IncrementalAlterConfigs' list operations start from."""
+    coord = admin.coordinator
+    if resource_type == RESOURCE_GROUP:
+        return {k: v for k, (v, _d) in coord.describe_group_configs(name).items()}
+    if resource_type == RESOURCE_TOPIC and coord.topic(name) is not None:
+        return {k: v for k, (v, _d) in coord.describe_configs(name).items()}
+    return {}
 
 
 async def alter(admin: AdminHost, resource_type: int, name: str, set_: dict, delete: list, incremental: bool,
                 validate_only: bool) -> dict:
     entry = {"error_code": NONE, "error_message": None, "resource_type": resource_type, "resource_name": name}
-    if resource_type != RESOURCE_TOPIC:
+    changes = {RESOURCE_TOPIC: admin.coordinator.alter_configs,
+               RESOURCE_GROUP: admin.coordinator.alter_group_configs}.get(resource_type)
+    if changes is None:
         entry["error_code"] = INVALID_REQUEST
         entry["error_message"] = admin.alter_refusal
         return entry
     try:
-        await admin.coordinator.alter_configs(name, set_, delete, incremental=incremental, validate_only=validate_only)
+        await changes(name, set_, delete, incremental=incremental, validate_only=validate_only)
     except CoordinatorError as e:
         entry["error_code"], entry["error_message"] = e.error_code, e.message
     return entry

@@ -50,8 +50,10 @@ class ConsumerGroupMachine:
                   rack_id: str | None = None, rebalance_timeout_ms: int = -1,
                   topic_names: list[str] | None = None, topic_regex: str | None = None,
                   assignor: str | None = None, owned: list[TP] | None = None, client_id: str = "",
-                  client_host: str = "", catalog: Catalog | None = None, api_version: int = 1) -> HeartbeatResult:
-        """One ConsumerGroupHeartbeat; `owned` None means "unchanged since the last heartbeat"."""
+                  client_host: str = "", catalog: Catalog | None = None, api_version: int = 1,
+                  settings: tuple[int, int] | None = None) -> HeartbeatResult:
+        """One ConsumerGroupHeartbeat; `owned` None means "unchanged since the last heartbeat";
+        `settings` the group's (heartbeat interval, session timeout) when its configs set them."""
         bad = self._invalid(group_id, member_id, member_epoch, instance_id, rack_id, rebalance_timeout_ms,
                             topic_names, topic_regex, assignor, owned, api_version)
         if bad is not None:
@@ -81,9 +83,10 @@ class ConsumerGroupMachine:
             self._bump(group, "member %s joined or changed" % member_id if member_epoch == 0 else "subscription changed")
         owned_set = frozenset(owned) if owned is not None else None
         self._reconcile(group, m, owned_set, now)
-        m.session_deadline = now + self.session_timeout_ms / 1000
+        interval_ms, session_ms = settings or (self.heartbeat_interval_ms, self.session_timeout_ms)
+        m.session_deadline = now + session_ms / 1000
         full = member_epoch == 0 or (rebalance_timeout_ms != -1 and topic_names is not None and owned is not None)
-        return HeartbeatResult(NONE, None, m.member_id, m.epoch, self.heartbeat_interval_ms,
+        return HeartbeatResult(NONE, None, m.member_id, m.epoch, interval_ms,
                                by_topic(m.assigned) if full or m.assigned != before else None)
 
     def _invalid(self, group_id: str, member_id: str, epoch: int, instance_id: str | None, rack_id: str | None,

@@ -8,6 +8,7 @@ import uuid
 from typing import Any, Callable
 
 from sandbox.broker.consumer_group_machine import Catalog, ConsumerGroupMachine
+from sandbox.coordinator.group_configs import session_settings
 from sandbox.protocol.errors import GROUP_ID_NOT_FOUND, NONE
 from sandbox.broker.consumer_group_model import HeartbeatResult, error
 from sandbox.broker.group_machine import GroupMachine
@@ -42,10 +43,12 @@ class ConsumerGroups:
         return group_id in self.machine.groups
 
     # ------------------------------------------------------------------ ConsumerGroupHeartbeat
-    def heartbeat(self, group_id: str, member_id: str, member_epoch: int, *, topics, owned_by_id, **kw: Any
-                  ) -> tuple[HeartbeatResult, dict[str, str]]:
+    def heartbeat(self, group_id: str, member_id: str, member_epoch: int, *, topics, owned_by_id,
+                  group_configs: dict[str, str] | None = None, **kw: Any) -> tuple[HeartbeatResult, dict[str, str]]:
         """One heartbeat. `topics` is the coordinator's topic list, `owned_by_id` [(topic id, [partitions])]
-        or None. Returns the result (assignment by topic name) and name -> topic id to encode it."""
+        or None, `group_configs` the group's config overrides (consumer.session.timeout.ms and
+        consumer.heartbeat.interval.ms). Returns the result (assignment by topic name) and name -> topic id
+        to encode it."""
         catalog, names = topic_catalog(topics)
         classic = self.classic.groups.get(group_id)
         if classic is not None and member_epoch not in (-1, -2):
@@ -55,7 +58,9 @@ class ConsumerGroups:
         owned = None
         if owned_by_id is not None:
             owned = [(names[str(tid)], p) for tid, ps in owned_by_id if str(tid) in names for p in ps]
-        res = self.machine.heartbeat(group_id, member_id, member_epoch, owned=owned, catalog=catalog, **kw)
+        m = self.machine
+        settings = session_settings(group_configs or {}, m.heartbeat_interval_ms, m.session_timeout_ms)
+        res = m.heartbeat(group_id, member_id, member_epoch, owned=owned, catalog=catalog, settings=settings, **kw)
         return res, {name: tid for name, (tid, _) in catalog.items()}
 
     # ------------------------------------------------------------------ what the classic APIs ask

@@ -36,6 +36,12 @@ class MetadataView(Protocol):
 
     def describe_configs(self, name: str) -> dict[str, tuple[str, bool]]: ...
 
+    def group_configs(self, group: str) -> dict[str, str]:
+        """The config overrides set on a group (KIP-848), {} without any."""
+        ...
+
+    def describe_group_configs(self, group: str) -> dict[str, tuple[str, bool]]: ...
+
     def client_quotas(self) -> dict: ...
 
     def finalized_features(self) -> dict[str, int]: ...
@@ -71,6 +77,10 @@ class TopicAdmin(MetadataView, Protocol):
     async def alter_configs(self, name: str, set: Mapping[str, str] | None = None,  # noqa: A002
                             delete: Iterable[str] | None = None, incremental: bool = True,
                             validate_only: bool = False) -> None: ...
+
+    async def alter_group_configs(self, group: str, set: Mapping[str, str] | None = None,  # noqa: A002
+                                  delete: Iterable[str] | None = None, incremental: bool = True,
+                                  validate_only: bool = False) -> None: ...
 
 
 class CoordinatorAPI(TopicAdmin, Protocol):
@@ -146,6 +156,12 @@ class ViewReads:
 
     def describe_configs(self, name: str) -> dict[str, tuple[str, bool]]:
         return self._view.describe_configs(name)
+
+    def group_configs(self, group: str) -> dict[str, str]:
+        return self._view.group_configs(group)
+
+    def describe_group_configs(self, group: str) -> dict[str, tuple[str, bool]]:
+        return self._view.describe_group_configs(group)
 
     def client_quotas(self) -> dict:
         return self._view.client_quotas()

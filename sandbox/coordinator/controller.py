@@ -161,6 +161,13 @@ class Coordinator(ViewReads):
         if not validate_only:
             self._commit(records)
 
+    def alter_group_configs(self, group: str, set: Mapping[str, str] | None = None,  # noqa: A002
+                            delete: Iterable[str] | None = None, incremental: bool = True,
+                            validate_only: bool = False) -> None:
+        records = self._machine.alter_group_configs(group, set, delete, incremental)
+        if not validate_only:
+            self._commit(records)
+
     # ----------------------------------------------------------------- quotas and features
     def alter_client_quotas(self, entries: Any, validate_only: bool = False) -> list[tuple[int, str | None]]:
         records, results = self._machine.alter_client_quotas(entries)

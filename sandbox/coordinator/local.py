@@ -63,6 +63,11 @@ class AsyncCoordinator(ViewReads):
                             validate_only: bool = False) -> None:
         self.controller.alter_configs(name, set, delete, incremental, validate_only)
 
+    async def alter_group_configs(self, group: str, set: Mapping[str, str] | None = None,  # noqa: A002
+                                  delete: Iterable[str] | None = None, incremental: bool = True,
+                                  validate_only: bool = False) -> None:
+        self.controller.alter_group_configs(group, set, delete, incremental, validate_only)
+
     async def alter_client_quotas(self, entries: Any, validate_only: bool = False) -> list[tuple[int, str | None]]:
         return self.controller.alter_client_quotas(entries, validate_only)
 

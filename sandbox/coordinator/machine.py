@@ -7,7 +7,7 @@ import dataclasses
 import uuid
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import features, quotas, rules, topic_configs
+from . import features, group_configs, quotas, rules, topic_configs
 from .elections import Draft
 from sandbox.protocol.errors import (
     BROKER_ID_NOT_REGISTERED, DUPLICATE_BROKER_REGISTRATION, INVALID_CONFIG, INVALID_PARTITIONS,
@@ -64,6 +64,7 @@ class MetadataMachine:
         self._offset = 0
         self._quotas: quotas.Quotas = {}
         self._features: dict[str, int] = {}
+        self._group_configs: group_configs.Configs = {}
         self._last_contact: dict[int, int] = {}
         self._live: set[int] = set()  # sessions opened by this process (register/heartbeat)
 
@@ -84,7 +85,7 @@ class MetadataMachine:
         return ClusterState(self._cluster_id, dict(self._brokers),
                             {n: t.copy() for n, t in self._topics.items()},
                             self._next_pid, self._offset, quotas.to_json(self._quotas),
-                            dict(self._features))
+                            dict(self._features), self._group_configs_copy())
 
     def restore(self, state: ClusterState | Mapping[str, Any]) -> None:
         """Replace the whole state with a snapshot (a ClusterState or its to_dict() form)."""
@@ -98,6 +99,7 @@ class MetadataMachine:
         self._offset = state.metadata_offset
         self._quotas = quotas.from_json(state.quotas)
         self._features = dict(state.features)
+        self._group_configs = {g: dict(c) for g, c in state.group_configs.items()}
         self._last_contact.clear()
         self._live.clear()
 
@@ -138,6 +140,17 @@ class MetadataMachine:
         out = {k: (v, True) for k, v in topic_configs.DEFAULTS.items()}
         out.update({k: (v, False) for k, v in topic.configs.items()})
         return dict(sorted(out.items()))
+
+    def group_configs(self, group: str) -> dict[str, str]:
+        """The config overrides set on a group (KIP-848 group configs), {} without any."""
+        return dict(self._group_configs.get(group, {}))
+
+    def describe_group_configs(self, group: str) -> dict[str, tuple[str, bool]]:
+        """Every group config -> (value, is_default), for any group id (as Kafka describes them)."""
+        return group_configs.described(self._group_configs.get(group, {}))
+
+    def _group_configs_copy(self) -> group_configs.Configs:
+        return {g: dict(c) for g, c in self._group_configs.items()}
 
     # ----------------------------------------------------------------- apply
     def apply(self, record: Mapping[str, Any]) -> None:
@@ -203,6 +216,9 @@ class MetadataMachine:
 
     def _apply_feature(self, r: Mapping[str, Any]) -> None:
         features.apply(self._features, r)
+
+    def _apply_group_config(self, r: Mapping[str, Any]) -> None:
+        group_configs.apply(self._group_configs, r)
 
     # ----------------------------------------------------------------- commands
     def alter_client_quotas(self, entries: Any) -> tuple[list[Record], list[tuple[int, str | None]]]:
@@ -309,6 +325,11 @@ class MetadataMachine:
             configs = new_values
         return [{"type": "config", "topic_id": str(topic.topic_id),
                  "configs": dict(sorted(configs.items()))}]
+
+    def alter_group_configs(self, group: str, set: Mapping[str, str] | None = None,  # noqa: A002
+                            delete: Iterable[str] | None = None, incremental: bool = True) -> list[Record]:
+        """A GROUP resource's configs, as alter_configs does a topic's (group_configs.py)."""
+        return group_configs.alteration(self._group_configs.get(group, {}), group, set, delete, incremental)
 
     def allocate_producer_ids(self, count: int, floor: int = 0) -> list[Record]:
         """A block of `count` ids from the counter, or from `floor` if that is higher."""
@@ -444,6 +465,7 @@ class MetadataMachine:
         m._cluster_id, m._next_pid, m._offset = self._cluster_id, self._next_pid, self._offset
         m._brokers, m._topics, m._ids = dict(self._brokers), dict(self._topics), dict(self._ids)
         m._quotas, m._features = self.client_quotas(), dict(self._features)
+        m._group_configs = self._group_configs_copy()
         return m
 
 
@@ -460,4 +482,5 @@ _APPLY = {
     "producer-ids": MetadataMachine._apply_producer_ids,
     "client-quota": MetadataMachine._apply_quota,
     "feature-level": MetadataMachine._apply_feature,
+    "group-config": MetadataMachine._apply_group_config,
 }

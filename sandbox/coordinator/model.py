@@ -177,6 +177,7 @@ class ClusterState:
     metadata_offset: int
     quotas: list = field(default_factory=list)     # client quotas in their JSON form (quotas.py)
     features: dict = field(default_factory=dict)   # feature levels set by UpdateFeatures
+    group_configs: dict = field(default_factory=dict)   # group id -> its config overrides (KIP-848)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -190,6 +191,8 @@ class ClusterState:
             out["quotas"] = list(self.quotas)
         if self.features:
             out["features"] = dict(sorted(self.features.items()))
+        if self.group_configs:
+            out["group_configs"] = {g: dict(c) for g, c in sorted(self.group_configs.items())}
         return out
 
     @classmethod
@@ -198,7 +201,8 @@ class ClusterState:
         topics = {t.name: t for t in map(TopicInfo.from_dict, d["topics"])}
         return cls(d["cluster_id"], brokers, topics, int(d["next_producer_id"]),
                    int(d["metadata_offset"]), list(d.get("quotas") or ()),
-                   {str(k): int(v) for k, v in (d.get("features") or {}).items()})
+                   {str(k): int(v) for k, v in (d.get("features") or {}).items()},
+                   {str(g): {str(k): str(v) for k, v in c.items()} for g, c in (d.get("group_configs") or {}).items()})
 
 
 @dataclass(frozen=True)

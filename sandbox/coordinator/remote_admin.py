@@ -14,6 +14,7 @@ from .api import ViewReads
 from .machine import MetadataMachine
 from .mirror import MetadataMirror
 from .model import NO_LEADER, CoordinatorError, NewTopic, PartitionInfo, TopicInfo, TopicResult
+from .group_configs import RESOURCE_GROUP
 from .topic_configs import RESOURCE_TOPIC
 from .transport import CoordinatorConnection, assignment_list, check
 
@@ -156,7 +157,16 @@ class RemoteAdmin(ViewReads):
     async def alter_configs(self, name: str, set: Mapping[str, str] | None = None,  # noqa: A002
                             delete: Iterable[str] | None = None, incremental: bool = True,
                             validate_only: bool = False) -> None:
-        set_ = dict(set or {})
+        await self._alter(RESOURCE_TOPIC, name, set, delete, incremental, validate_only)
+
+    async def alter_group_configs(self, group: str, set: Mapping[str, str] | None = None,  # noqa: A002
+                                  delete: Iterable[str] | None = None, incremental: bool = True,
+                                  validate_only: bool = False) -> None:
+        await self._alter(RESOURCE_GROUP, group, set, delete, incremental, validate_only)
+
+    async def _alter(self, resource_type: int, name: str, set_: Mapping[str, str] | None,
+                     delete: Iterable[str] | None, incremental: bool, validate_only: bool) -> None:
+        set_ = dict(set_ or {})
         delete = list(delete or ())
         if incremental:
             configs = [{"name": k, "config_operation": SET, "value": v} for k, v in set_.items()]
@@ -167,7 +177,7 @@ class RemoteAdmin(ViewReads):
             configs += [{"name": k, "value": None} for k in delete]
             key, version = 33, V_ALTER
         body = build(request_class(key, version), {
-            "resources": [{"resource_type": RESOURCE_TOPIC, "resource_name": name,
+            "resources": [{"resource_type": resource_type, "resource_name": name,
                            "configs": configs}], "validate_only": validate_only})
         result = (await self._request(body)).responses[0]
         check(result.error_code, result.error_message, f"Altering the configs of {name!r}")

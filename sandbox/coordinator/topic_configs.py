@@ -180,8 +180,8 @@ def incremental_ops(current: dict[str, str], ops) -> tuple[dict[str, str], list[
 
 # DescribeConfigs: resource types, config sources, and config_type (v3+: 1 BOOLEAN, 2 STRING,
 # 3 INT, 5 LONG, 6 DOUBLE, 7 LIST); one answer shape for the broker's and the coordinator's handler
-RESOURCE_TOPIC, RESOURCE_BROKER = 2, 4
-SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 4, 5
+RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_GROUP = 2, 4, 32
+SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_BROKER, SOURCE_DEFAULT, SOURCE_GROUP = 1, 4, 5, 8
 _CONFIG_TYPES = {"cleanup.policy": 7, "compression.type": 2, "message.timestamp.type": 2,
                  "preallocate": 1, "unclean.leader.election.enable": 1, "min.insync.replicas": 3,
                  "message.downconversion.enable": 1, "remote.storage.enable": 1,
@@ -197,11 +197,19 @@ _CONFIG_TYPES = {"cleanup.policy": 7, "compression.type": 2, "message.timestamp.
                  "auto.create.topics.enable": 1, "delete.topic.enable": 1}
 
 
+def _config_type(resource_type: int, key: str) -> int:
+    if resource_type == RESOURCE_GROUP:   # Kafka's GroupConfig: INT, but for the reset strategy
+        return 2 if key.endswith(".reset") else 3
+    return _CONFIG_TYPES.get(key, 5 if key.endswith((".ms", ".bytes", ".messages")) else 2)
+
+
 def describe_resource(resource_type: int, name: str, keys, *,
                       topic_configs: dict[str, tuple[str, bool]] | None,
-                      server_configs: dict[str, str]) -> dict:
+                      server_configs: dict[str, str],
+                      group_configs: dict[str, tuple[str, bool]] | None = None) -> dict:
     """One DescribeConfigs result. topic_configs: (value, is_default) per key, None = no such topic;
-    server_configs: the answering server's own read-only settings (BROKER resource)."""
+    server_configs: the answering server's own read-only settings (BROKER resource);
+    group_configs: (value, is_default) per key of a GROUP resource."""
     entry = {"error_code": NONE, "error_message": None, "resource_type": resource_type,
              "resource_name": name, "configs": []}
     if resource_type == RESOURCE_TOPIC:
@@ -212,6 +220,8 @@ def describe_resource(resource_type: int, name: str, keys, *,
         items = [(k, v, SOURCE_DEFAULT if d else SOURCE_DYNAMIC_TOPIC) for k, (v, d) in topic_configs.items()]
     elif resource_type == RESOURCE_BROKER:
         items = [(k, v, SOURCE_STATIC_BROKER) for k, v in server_configs.items()]
+    elif resource_type == RESOURCE_GROUP and group_configs is not None:
+        items = [(k, v, SOURCE_DEFAULT if d else SOURCE_GROUP) for k, (v, d) in group_configs.items()]
     else:
         entry["error_code"] = INVALID_REQUEST
         entry["error_message"] = f"resource type {resource_type} is not supported"
@@ -224,7 +234,7 @@ def describe_resource(resource_type: int, name: str, keys, *,
             "name": k, "value": v, "read_only": resource_type == RESOURCE_BROKER,
             "is_default": source == SOURCE_DEFAULT, "config_source": source, "is_sensitive": False,
             "synonyms": [],
-            "config_type": _CONFIG_TYPES.get(k, 5 if k.endswith((".ms", ".bytes", ".messages")) else 2),
+            "config_type": _config_type(resource_type, k),
             "documentation": None,
         })
     return entry

@@ -127,6 +127,22 @@ def test_session_timeout_removes_a_silent_member():
     assert len(b.owned) == 6
 
 
+def test_group_configs_set_the_session_timeout_and_heartbeat_interval():
+    """consumer.session.timeout.ms / consumer.heartbeat.interval.ms set on the group (KIP-848 group
+    configs, passed as `settings`) replace the broker's for that group's members."""
+    clock = Clock()
+    m = machine(clock)
+    res = m.heartbeat("g", "a", 0, topic_names=["t"], rebalance_timeout_ms=30000, owned=[], catalog=CAT,
+                      settings=(3000, 2 * SESSION_MS))
+    assert res.heartbeat_interval_ms == 3000
+    other = m.heartbeat("h", "b", 0, topic_names=["t"], rebalance_timeout_ms=30000, owned=[], catalog=CAT)
+    assert other.heartbeat_interval_ms == INTERVAL_MS
+    clock.now += SESSION_MS / 1000 + 1
+    assert m.tick() == ["b"]          # the broker's session timeout
+    clock.now += SESSION_MS / 1000
+    assert m.tick() == ["a"]          # the group's, twice as long
+
+
 def test_a_member_that_keeps_revoked_partitions_is_fenced_after_its_rebalance_timeout():
     clock = Clock()
     m = machine(clock)

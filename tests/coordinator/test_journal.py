@@ -28,6 +28,9 @@ def populate(c: Coordinator) -> None:
 def test_restart_restores_identical_state(make_coordinator):
     c = make_coordinator()
     populate(c)
+    c.alter_group_configs("billing", {"consumer.session.timeout.ms": "50000"})
+    c.alter_group_configs("gone-group", {"consumer.heartbeat.interval.ms": "2000"})
+    c.alter_group_configs("gone-group", None, ["consumer.heartbeat.interval.ms"])
     state = c.state()
     c.close()
     c2 = make_coordinator()
@@ -36,13 +39,17 @@ def test_restart_restores_identical_state(make_coordinator):
     assert c2.topic("orders").topic_id == state.topics["orders"].topic_id
     assert c2.topic_by_id(state.topics["orders"].topic_id).name == "orders"
     assert c2.describe_configs("orders")["segment.bytes"] == ("1048576", False)
+    assert c2.group_configs("billing") == {"consumer.session.timeout.ms": "50000"}
+    assert c2.group_configs("gone-group") == {} and "gone-group" not in state.group_configs
     assert c2.allocate_producer_ids(10) >= state.next_producer_id  # ids are never handed out twice
 
 
 def test_restart_without_clean_close_replays_the_log(make_coordinator, tmp_path):
     c = make_coordinator()
     populate(c)
+    c.alter_group_configs("billing", {"consumer.session.timeout.ms": "50000"})
     state = c.state()
+    assert state.group_configs == {"billing": {"consumer.session.timeout.ms": "50000"}}
     c._journal._log.close()  # simulate a crash: no snapshot on close, lock left behind
     c._journal._log = None
     (tmp_path / "coordinator" / "coordinator.lock").write_text("999999999")

@@ -23,7 +23,7 @@ def handle(ctx, request) -> dict:
     owned = request.topic_partitions
     res, ids = state.groups.consumer.heartbeat(
         request.group_id, request.member_id, request.member_epoch,
-        topics=state.coordinator.topics(),
+        topics=state.coordinator.topics(), group_configs=state.coordinator.group_configs(request.group_id),
         owned_by_id=None if owned is None else [(tp.topic_id, tp.partitions) for tp in owned],
         instance_id=request.instance_id, rack_id=request.rack_id,
         rebalance_timeout_ms=_ms(request.rebalance_timeout),

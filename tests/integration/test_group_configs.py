@@ -1,0 +1,71 @@
+"""Group configs (KIP-848, resource type GROUP) over a real coordinator and broker, driven by
+confluent-kafka's admin client as Kafka 4's tools drive them: set with IncrementalAlterConfigs
+(the broker forwards it to the coordinator, which journals it), described with their source,
+refused with INVALID_CONFIG when out of bounds, and applied by the group coordinator: a
+ConsumerGroupHeartbeat of that group is told the group's heartbeat interval."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewTopic, ResourceType
+from confluent_kafka import KafkaException
+
+from sandbox.protocol import build, request_class
+from rawclient import RawClient
+
+from .kit import unique
+from .replication_kit import Cluster
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def alter(admin, group: str, **values: str):
+    res = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry(k.replace("_", "."), v, incremental_operation=AlterConfigOpType.SET) for k, v in values.items()])
+    return admin.incremental_alter_configs([res], request_timeout=15)[res].result(timeout=20)
+
+
+def described(admin, group: str) -> dict:
+    res = ConfigResource(ResourceType.GROUP, group)
+    return admin.describe_configs([res], request_timeout=15)[res].result(timeout=20)
+
+
+def test_group_configs_are_kept_described_and_applied(tmp_path):
+    c = Cluster(tmp_path / "cluster", brokers=1)
+    try:
+        c.start()
+        admin = c.admin()
+        group, topic = unique("cfg-group"), unique("cfg-topic")
+        admin.create_topics([NewTopic(topic, 2)], request_timeout=15)[topic].result(timeout=20)
+        alter(admin, group, consumer_session_timeout_ms="50000", consumer_heartbeat_interval_ms="2000")
+        got = described(admin, group)
+        assert got["consumer.session.timeout.ms"].value == "50000"
+        assert got["consumer.session.timeout.ms"].source == ConfigSource.GROUP_CONFIG.value
+        assert got["consumer.heartbeat.interval.ms"].value == "2000"
+        assert got["share.session.timeout.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+        other = described(admin, unique("untouched"))
+        assert other["consumer.session.timeout.ms"].value == "45000"
+
+        with pytest.raises(KafkaException) as info:
+            alter(admin, group, consumer_session_timeout_ms="1000")
+        assert "group.consumer.min.session.timeout.ms" in str(info.value)
+        with pytest.raises(KafkaException) as info:
+            alter(admin, group, session_timeout_ms="50000")
+        assert "Unknown group config name" in str(info.value)
+        assert described(admin, group)["consumer.session.timeout.ms"].value == "50000"
+
+        # the group coordinator applies them: a joining member is told the group's interval
+        with RawClient(c.ports[1]) as raw:
+            resp = raw.request(build(request_class(68, 0), {
+                "group_id": group, "member_id": "", "member_epoch": 0, "instance_id": None, "rack_id": None,
+                "rebalance_timeout": 30000, "subscribed_topic_names": [topic], "server_assignor": None,
+                "topic_partitions": []}))
+            assert int(resp.error_code) == 0, resp.error_message
+            assert resp.heartbeat_interval.total_seconds() == 2.0
+
+        # kept by the coordinator's journal across its restart
+        c.stop()
+        c.start()
+        assert described(c.admin(), group)["consumer.heartbeat.interval.ms"].value == "2000"
+    finally:
+        c.stop()
