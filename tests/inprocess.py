@@ -207,6 +207,24 @@ def list_partition_reassignments_none_running(c: InProcess) -> None:
     assert int(resp.error_code) == E.NONE and resp.topics == ()
 
 
+@SHARED.add(51)
+def alter_user_scram_credentials_stores_and_checks(c: InProcess) -> None:
+    def alter(deletions=(), upsertions=()):
+        resp = c.call(51, 0, {"deletions": list(deletions), "upsertions": [
+            {"name": n, "mechanism": m, "iterations": i, "salt": b"salt", "salted_password": b"salted"}
+            for n, m, i in upsertions]})
+        return {r.user: int(r.error_code) for r in resp.results}
+
+    assert alter(upsertions=[("alice", 1, 8192), ("", 1, 8192), ("bob", 1, 1000), ("carol", 3, 8192)]) == {
+        "alice": E.NONE, "": E.UNACCEPTABLE_CREDENTIAL, "bob": E.UNACCEPTABLE_CREDENTIAL,
+        "carol": E.UNSUPPORTED_SASL_MECHANISM}
+    assert alter(deletions=[{"name": "dave", "mechanism": 1}]) == {"dave": E.RESOURCE_NOT_FOUND}
+    assert alter(deletions=[{"name": "alice", "mechanism": 1}], upsertions=[("alice", 2, 4096)]) == {
+        "alice": E.DUPLICATE_RESOURCE}
+    assert alter(deletions=[{"name": "alice", "mechanism": 1}]) == {"alice": E.NONE}
+    assert alter(deletions=[{"name": "alice", "mechanism": 1}]) == {"alice": E.RESOURCE_NOT_FOUND}
+
+
 @SHARED.add(48)
 def describe_client_quotas_none_set(c: InProcess) -> None:
     resp = c.describe_quotas()

@@ -42,6 +42,10 @@ class MetadataView(Protocol):
 
     def describe_group_configs(self, group: str) -> dict[str, tuple[str, bool]]: ...
 
+    def scram_credentials(self, users: list[str] | None) -> list[dict]:
+        """DescribeUserScramCredentials results: every user when `users` is None or empty."""
+        ...
+
     def client_quotas(self) -> dict: ...
 
     def finalized_features(self) -> dict[str, int]: ...
@@ -162,6 +166,9 @@ class ViewReads:
 
     def describe_group_configs(self, group: str) -> dict[str, tuple[str, bool]]:
         return self._view.describe_group_configs(group)
+
+    def scram_credentials(self, users: list[str] | None) -> list[dict]:
+        return self._view.scram_credentials(users)
 
     def client_quotas(self) -> dict:
         return self._view.client_quotas()

@@ -175,6 +175,11 @@ class Coordinator(ViewReads):
             self._commit(records)
         return results
 
+    def alter_scram_credentials(self, deletions: Any, upsertions: Any) -> list[tuple[str, int, str | None]]:
+        records, results = self._machine.alter_scram_credentials(deletions, upsertions)
+        self._commit(records)
+        return results
+
     def update_features(self, wanted: Any, validate_only: bool = False) -> dict[str, tuple[int, str | None]]:
         records, results = self._machine.update_features(wanted)
         if not validate_only:

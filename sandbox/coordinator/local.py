@@ -68,6 +68,9 @@ class AsyncCoordinator(ViewReads):
                                   validate_only: bool = False) -> None:
         self.controller.alter_group_configs(group, set, delete, incremental, validate_only)
 
+    async def alter_scram_credentials(self, deletions: Any, upsertions: Any) -> list[tuple[str, int, str | None]]:
+        return self.controller.alter_scram_credentials(deletions, upsertions)
+
     async def alter_client_quotas(self, entries: Any, validate_only: bool = False) -> list[tuple[int, str | None]]:
         return self.controller.alter_client_quotas(entries, validate_only)
 

@@ -7,7 +7,7 @@ import dataclasses
 import uuid
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import features, group_configs, quotas, rules, topic_configs
+from . import features, group_configs, quotas, rules, scram, topic_configs
 from .elections import Draft
 from sandbox.protocol.errors import (
     BROKER_ID_NOT_REGISTERED, DUPLICATE_BROKER_REGISTRATION, INVALID_CONFIG, INVALID_PARTITIONS,
@@ -65,6 +65,7 @@ class MetadataMachine:
         self._quotas: quotas.Quotas = {}
         self._features: dict[str, int] = {}
         self._group_configs: group_configs.Configs = {}
+        self._scram: scram.Credentials = {}
         self._last_contact: dict[int, int] = {}
         self._live: set[int] = set()  # sessions opened by this process (register/heartbeat)
 
@@ -85,7 +86,7 @@ class MetadataMachine:
         return ClusterState(self._cluster_id, dict(self._brokers),
                             {n: t.copy() for n, t in self._topics.items()},
                             self._next_pid, self._offset, quotas.to_json(self._quotas),
-                            dict(self._features), self._group_configs_copy())
+                            dict(self._features), self._group_configs_copy(), scram.to_json(self._scram))
 
     def restore(self, state: ClusterState | Mapping[str, Any]) -> None:
         """Replace the whole state with a snapshot (a ClusterState or its to_dict() form)."""
@@ -100,6 +101,7 @@ class MetadataMachine:
         self._quotas = quotas.from_json(state.quotas)
         self._features = dict(state.features)
         self._group_configs = {g: dict(c) for g, c in state.group_configs.items()}
+        self._scram = scram.from_json(state.scram)
         self._last_contact.clear()
         self._live.clear()
 
@@ -148,6 +150,10 @@ class MetadataMachine:
     def describe_group_configs(self, group: str) -> dict[str, tuple[str, bool]]:
         """Every group config -> (value, is_default), for any group id (as Kafka describes them)."""
         return group_configs.described(self._group_configs.get(group, {}))
+
+    def scram_credentials(self, users: list[str] | None) -> list[dict]:
+        """DescribeUserScramCredentials results (mechanisms and iterations; keys never leave)."""
+        return scram.described(self._scram, users)
 
     def _group_configs_copy(self) -> group_configs.Configs:
         return {g: dict(c) for g, c in self._group_configs.items()}
@@ -219,6 +225,9 @@ class MetadataMachine:
 
     def _apply_group_config(self, r: Mapping[str, Any]) -> None:
         group_configs.apply(self._group_configs, r)
+
+    def _apply_scram(self, r: Mapping[str, Any]) -> None:
+        scram.apply(self._scram, r)
 
     # ----------------------------------------------------------------- commands
     def alter_client_quotas(self, entries: Any) -> tuple[list[Record], list[tuple[int, str | None]]]:
@@ -330,6 +339,10 @@ class MetadataMachine:
                             delete: Iterable[str] | None = None, incremental: bool = True) -> list[Record]:
         """A GROUP resource's configs, as alter_configs does a topic's (group_configs.py)."""
         return group_configs.alteration(self._group_configs.get(group, {}), group, set, delete, incremental)
+
+    def alter_scram_credentials(self, deletions: Any, upsertions: Any) -> tuple[list[Record], list[scram.Result]]:
+        """AlterUserScramCredentials: records and one (user, error code, message) per user (scram.py)."""
+        return scram.alterations(self._scram, deletions, upsertions)
 
     def allocate_producer_ids(self, count: int, floor: int = 0) -> list[Record]:
         """A block of `count` ids from the counter, or from `floor` if that is higher."""
@@ -466,6 +479,7 @@ class MetadataMachine:
         m._brokers, m._topics, m._ids = dict(self._brokers), dict(self._topics), dict(self._ids)
         m._quotas, m._features = self.client_quotas(), dict(self._features)
         m._group_configs = self._group_configs_copy()
+        m._scram = scram.from_json(scram.to_json(self._scram))
         return m
 
 
@@ -483,4 +497,5 @@ _APPLY = {
     "client-quota": MetadataMachine._apply_quota,
     "feature-level": MetadataMachine._apply_feature,
     "group-config": MetadataMachine._apply_group_config,
+    "scram": MetadataMachine._apply_scram,
 }

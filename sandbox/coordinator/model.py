@@ -178,6 +178,7 @@ class ClusterState:
     quotas: list = field(default_factory=list)     # client quotas in their JSON form (quotas.py)
     features: dict = field(default_factory=dict)   # feature levels set by UpdateFeatures
     group_configs: dict = field(default_factory=dict)   # group id -> its config overrides (KIP-848)
+    scram: dict = field(default_factory=dict)   # SCRAM credentials in their JSON form (scram.py)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -193,6 +194,8 @@ class ClusterState:
             out["features"] = dict(sorted(self.features.items()))
         if self.group_configs:
             out["group_configs"] = {g: dict(c) for g, c in sorted(self.group_configs.items())}
+        if self.scram:
+            out["scram"] = dict(self.scram)
         return out
 
     @classmethod
@@ -202,7 +205,8 @@ class ClusterState:
         return cls(d["cluster_id"], brokers, topics, int(d["next_producer_id"]),
                    int(d["metadata_offset"]), list(d.get("quotas") or ()),
                    {str(k): int(v) for k, v in (d.get("features") or {}).items()},
-                   {str(g): {str(k): str(v) for k, v in c.items()} for g, c in (d.get("group_configs") or {}).items()})
+                   {str(g): {str(k): str(v) for k, v in c.items()} for g, c in (d.get("group_configs") or {}).items()},
+                   dict(d.get("scram") or {}))
 
 
 @dataclass(frozen=True)

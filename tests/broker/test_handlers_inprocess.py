@@ -368,16 +368,14 @@ def offset_delete_drops_a_committed_offset(b):
 
 
 @case(50)
-def describe_user_scram_credentials_none(b):
+def describe_user_scram_credentials_lists_what_is_stored(b):
     resp = b.call(50, 0, {"users": None})
     assert int(resp.error_code) == E.NONE and resp.results == ()
-
-
-@case(51)
-def alter_user_scram_credentials_without_sasl(b):
-    resp = b.call(51, 0, {"deletions": [], "upsertions": [
-        {"name": "alice", "mechanism": 1, "iterations": 4096, "salt": b"s", "salted_password": b"p"}]})
-    assert [(r.user, int(r.error_code)) for r in resp.results] == [("alice", E.UNSUPPORTED_SASL_MECHANISM)]
+    b.call(51, 0, {"deletions": [], "upsertions": [
+        {"name": "alice", "mechanism": 2, "iterations": 8192, "salt": b"s", "salted_password": b"p"}]})
+    resp = b.call(50, 0, {"users": [{"name": "alice"}, {"name": "bob"}]})
+    got = {r.user: (int(r.error_code), [(i.mechanism, i.iterations) for i in r.credential_infos]) for r in resp.results}
+    assert got == {"alice": (E.NONE, [(2, 8192)]), "bob": (E.RESOURCE_NOT_FOUND, [])}
 
 
 @case(55)

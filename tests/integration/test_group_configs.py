@@ -1,13 +1,18 @@
-"""Group configs (KIP-848, resource type GROUP) over a real coordinator and broker, driven by
+"""Settings the coordinator keeps for clients, over a real coordinator and broker. Group configs
+(KIP-848, resource type GROUP), driven by
 confluent-kafka's admin client as Kafka 4's tools drive them: set with IncrementalAlterConfigs
 (the broker forwards it to the coordinator, which journals it), described with their source,
 refused with INVALID_CONFIG when out of bounds, and applied by the group coordinator: a
-ConsumerGroupHeartbeat of that group is told the group's heartbeat interval."""
+ConsumerGroupHeartbeat of that group is told the group's heartbeat interval. SCRAM credentials,
+forwarded by the broker to the coordinator and described by every broker from its copy of the
+metadata."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewTopic, ResourceType
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewTopic, ResourceType
 from confluent_kafka import KafkaException
 
 from sandbox.protocol import build, request_class
@@ -67,5 +72,32 @@ def test_group_configs_are_kept_described_and_applied(tmp_path):
         c.stop()
         c.start()
         assert described(c.admin(), group)["consumer.heartbeat.interval.ms"].value == "2000"
+    finally:
+        c.stop()
+
+
+def test_scram_credentials_are_forwarded_to_the_coordinator_and_seen_by_every_broker(tmp_path):
+    from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+    c = Cluster(tmp_path / "cluster", brokers=2)
+    try:
+        c.start()
+        first = AdminClient({"bootstrap.servers": f"127.0.0.1:{c.ports[1]}"})
+        upsertion = UserScramCredentialUpsertion(
+            "alice", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), b"secret", b"pepper")
+        assert first.alter_user_scram_credentials([upsertion], request_timeout=10)["alice"].result(timeout=20) is None
+        journal = b"".join(p.read_bytes() for p in (c.root / "coordinator").rglob("*") if p.is_file())
+        assert b"stored_key" in journal and b"salted" not in journal   # keys derived, as Kafka keeps them
+        second = AdminClient({"bootstrap.servers": f"127.0.0.1:{c.ports[2]}"})
+        deadline = time.monotonic() + 10
+        while True:
+            got = second.describe_user_scram_credentials(["alice"], request_timeout=10)["alice"]
+            try:
+                infos = got.result(timeout=20).scram_credential_infos
+                break
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert [(i.mechanism, i.iterations) for i in infos] == [(ScramMechanism.SCRAM_SHA_512, 4096)]
     finally:
         c.stop()

@@ -109,25 +109,38 @@ def test_kafka_python_describe_acls_security_disabled(shared_broker):
         kp.close()
 
 
-def test_scram_apis_answer_as_kafka_without_scram_users(shared_broker):
+def test_scram_credentials_are_stored_and_described_as_kafka_does(shared_broker):
+    """Kafka keeps SCRAM credentials also without a SASL listener (as this sandbox is): an
+    upsertion is stored, described with its mechanism and iterations, and deleted again."""
     from confluent_kafka.admin import (ScramCredentialInfo, ScramMechanism, UserScramCredentialDeletion,
                                        UserScramCredentialUpsertion)
     a = admin(shared_broker.bootstrap)
-    assert a.describe_user_scram_credentials(request_timeout=10).result(timeout=20) == {}
+    carol = unique("carol")
     with pytest.raises(KafkaException) as info:
-        a.describe_user_scram_credentials(["alice"], request_timeout=10)["alice"].result(timeout=20)
+        a.describe_user_scram_credentials([carol], request_timeout=10)[carol].result(timeout=20)
     assert info.value.args[0].code() == KafkaError.RESOURCE_NOT_FOUND
     deletion = UserScramCredentialDeletion("bob", ScramMechanism.SCRAM_SHA_256)
     upsertion = UserScramCredentialUpsertion(
-        "carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192), b"password", b"salt")
+        carol, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192), b"password", b"salt")
     fs = a.alter_user_scram_credentials([deletion, upsertion], request_timeout=10)
     with pytest.raises(KafkaException) as info:
         fs["bob"].result(timeout=20)
     assert info.value.args[0].code() == KafkaError.RESOURCE_NOT_FOUND
+    assert fs[carol].result(timeout=20) is None
+    described = a.describe_user_scram_credentials([carol], request_timeout=10)[carol].result(timeout=20)
+    assert [(i.mechanism, i.iterations) for i in described.scram_credential_infos] == [
+        (ScramMechanism.SCRAM_SHA_256, 8192)]
+    assert carol in a.describe_user_scram_credentials(request_timeout=10).result(timeout=20)
+    too_few = UserScramCredentialUpsertion(
+        carol, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 100), b"password", b"salt")
     with pytest.raises(KafkaException) as info:
-        fs["carol"].result(timeout=20)
-    assert info.value.args[0].code() == KafkaError.UNSUPPORTED_SASL_MECHANISM
-    assert "no SASL listener" in info.value.args[0].str()
+        a.alter_user_scram_credentials([too_few], request_timeout=10)[carol].result(timeout=20)
+    assert info.value.args[0].code() == KafkaError.UNACCEPTABLE_CREDENTIAL
+    gone = UserScramCredentialDeletion(carol, ScramMechanism.SCRAM_SHA_256)
+    assert a.alter_user_scram_credentials([gone], request_timeout=10)[carol].result(timeout=20) is None
+    with pytest.raises(KafkaException) as info:
+        a.describe_user_scram_credentials([carol], request_timeout=10)[carol].result(timeout=20)
+    assert info.value.args[0].code() == KafkaError.RESOURCE_NOT_FOUND
 
 
 # ---- API versions: what Apache Kafka 4.0 advertises, wherever this broker speaks the API --------

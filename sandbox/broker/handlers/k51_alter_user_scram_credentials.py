@@ -1,34 +1,30 @@
-"""AlterUserScramCredentials (51), v0: the sandbox has no SASL listener and keeps no SCRAM users.
-Deleting one gets Kafka's RESOURCE_NOT_FOUND; creating one gets UNSUPPORTED_SASL_MECHANISM with a
-sentence saying why (a credential that nothing could use would only mislead)."""
+"""AlterUserScramCredentials (51), v0: SCRAM credentials live in the coordinator's metadata
+journal (coordinator/scram.py), so a broker forwards the request to it, as a Kafka broker forwards
+it to its controller, and answers once its copy of the metadata shows the change; the embedded
+coordinator is asked directly. Kept as Kafka keeps them also without a SASL listener (this
+sandbox has none: stored and described, nothing authenticates with them). A coordinator that
+cannot be reached gives REQUEST_TIMED_OUT for every user."""
 
 from __future__ import annotations
 
-from sandbox.protocol.errors import (
-    DUPLICATE_RESOURCE, RESOURCE_NOT_FOUND, UNACCEPTABLE_CREDENTIAL, UNSUPPORTED_SASL_MECHANISM,
-)
+from sandbox.coordinator import CoordinatorError
+from sandbox.coordinator.scram import alter_response, changes_of
+from sandbox.protocol.errors import REQUEST_TIMED_OUT
 
 API_KEY = 51
 MIN_VERSION = 0
 MAX_VERSION = 0
-NO_SCRAM = ("This sandbox has no SASL listener, so SCRAM credentials cannot be stored; "
-            "clients connect without authentication.")
 
 
-def handle(ctx, request) -> dict:
-    ops = [(d.name, False) for d in request.deletions] + [(u.name, True) for u in request.upsertions]
-    names = [name for name, _ in ops]
-    results = []
-    for name, upsert in ops:
-        if any(r["user"] == name for r in results):
-            continue
-        if not name:
-            code, message = UNACCEPTABLE_CREDENTIAL, "Username must not be empty"
-        elif names.count(name) > 1:
-            code, message = DUPLICATE_RESOURCE, "Cannot alter SCRAM credentials for the same user twice in a single request"
-        elif upsert:
-            code, message = UNSUPPORTED_SASL_MECHANISM, NO_SCRAM
-        else:
-            code, message = RESOURCE_NOT_FOUND, "Attempt to delete a user credential that does not exist"
-        results.append({"user": name, "error_code": code, "error_message": message})
-    return {"throttle_time": 0, "results": results}
+async def handle(ctx, request):
+    coord = ctx.state.coordinator
+    forward = getattr(coord, "forward", None)
+    try:
+        if forward is not None:
+            return await forward(request, catch_up=True)
+        results = await coord.alter_scram_credentials(*changes_of(request))
+    except CoordinatorError as e:
+        code = e.error_code if forward is None else REQUEST_TIMED_OUT
+        users = dict.fromkeys([d.name for d in request.deletions] + [u.name for u in request.upsertions])
+        results = [(name, code, e.message) for name in users]
+    return alter_response(results)
