@@ -14,35 +14,10 @@ from sandbox.protocol.errors import (
     INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, STALE_BROKER_EPOCH,
     TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION,
 )
+from .listeners import Listeners, listener_map
 from .model import NO_LEADER, BrokerInfo, ClusterState, CoordinatorError, PartitionInfo, TopicInfo
 
 Record = dict[str, Any]
-Listeners = Iterable[Sequence[Any]] | Mapping[str, Sequence[Any]]
-
-
-def _listener_map(listeners: Listeners | None) -> dict[str, list[Any]]:
-    """Validated {name: [host, port]} (the journal form), in the order given."""
-    if listeners is None:
-        return {}
-    items = ([(name, *addr) for name, addr in listeners.items()]
-             if isinstance(listeners, Mapping) else [tuple(x) for x in listeners])
-    out: dict[str, list[Any]] = {}
-    for item in items:
-        if len(item) != 3:
-            raise CoordinatorError(INVALID_REQUEST, f"listener {item!r} is not (name, host, port)")
-        name, host, port = item
-        if not isinstance(name, str) or not name:
-            raise CoordinatorError(INVALID_REQUEST, f"invalid listener name {name!r}")
-        if name in out:
-            raise CoordinatorError(INVALID_REQUEST, f"listener {name} is registered twice")
-        if not isinstance(port, int) or not 0 < port < 65536:
-            raise CoordinatorError(INVALID_REQUEST, f"invalid port {port!r} for listener {name}")
-        if not isinstance(host, str) or not host:
-            raise CoordinatorError(INVALID_REQUEST, f"invalid host {host!r} for listener {name}")
-        out[name] = [host, port]
-    return out
-
-
 class MetadataMachine:
     """Cluster metadata. Broker sessions (last heartbeat times) are soft state: kept in memory,
     never journaled, and not part of state(); a restored broker's session starts at the first
@@ -361,7 +336,7 @@ class MetadataMachine:
             raise CoordinatorError(INVALID_REQUEST, f"invalid broker id {broker_id!r}")
         if not isinstance(port, int) or not 0 < port < 65536:
             raise CoordinatorError(INVALID_REQUEST, f"invalid port {port!r}")
-        named = _listener_map(listeners)
+        named = listener_map(listeners)
         incarnation = uuid.UUID(str(incarnation_id))
         existing = self._brokers.get(broker_id)
         draft = self._draft()
