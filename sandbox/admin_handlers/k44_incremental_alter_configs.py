@@ -3,6 +3,7 @@ SUBTRACT (3) on list values."""
 
 from __future__ import annotations
 
+from sandbox.coordinator.model import CoordinatorError
 from sandbox.coordinator.topic_configs import incremental_ops
 
 from .configs import alter, current
@@ -15,8 +16,14 @@ MAX_VERSION = 1
 async def handle(ctx, request) -> dict:
     out = []
     for r in request.resources:
-        set_, delete = incremental_ops(current(ctx.admin, r.resource_type, r.resource_name),
-                                       [(c.name, c.config_operation, c.value) for c in r.configs])
+        try:
+            set_, delete = incremental_ops(current(ctx.admin, r.resource_type, r.resource_name),
+                                           [(c.name, c.config_operation, c.value) for c in r.configs],
+                                           r.resource_type)
+        except CoordinatorError as e:
+            out.append({"error_code": e.error_code, "error_message": e.message,
+                        "resource_type": r.resource_type, "resource_name": r.resource_name})
+            continue
         out.append(await alter(ctx.admin, r.resource_type, r.resource_name, set_, delete, True,
                                request.validate_only))
     return {"throttle_time": 0, "responses": out}

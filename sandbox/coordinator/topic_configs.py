@@ -160,21 +160,32 @@ def default_min_insync(stack_default: int, configs: Mapping[str, str],
     return {"min.insync.replicas": str(value)} if value > 1 else {}
 
 
-def incremental_ops(current: dict[str, str], ops) -> tuple[dict[str, str], list[str]]:
+def incremental_ops(current: dict[str, str], ops, resource_type: int = 2) -> tuple[dict[str, str], list[str]]:
     """IncrementalAlterConfigs semantics: ops are (name, operation, value) with SET 0, DELETE 1,
-    APPEND 2, SUBTRACT 3 (list values, comma-separated); returns (set, delete) for alter_configs."""
+    APPEND 2, SUBTRACT 3 (list values, comma-separated); returns (set, delete) for alter_configs.
+    Refused as Kafka's ConfigAdminManager refuses them (CoordinatorError): a key named twice or an
+    unknown operation (INVALID_REQUEST), APPEND or SUBTRACT on a key that is not a list
+    (INVALID_CONFIG)."""
     set_: dict[str, str] = {}
     delete: list[str] = []
+    names = [name for name, _op, _value in ops]
+    if len(names) != len(set(names)):
+        raise CoordinatorError(INVALID_REQUEST, "Error due to duplicate config keys")
     for name, op, value in ops:
         if op == 0:
             set_[name] = value
         elif op == 1:
             delete.append(name)
-        else:
+        elif op in (2, 3):
+            if _config_type(resource_type, name) != 7:
+                raise CoordinatorError(INVALID_CONFIG, f"Config value {'append' if op == 2 else 'subtract'} "
+                                                       f"is not allowed for config key: {name}")
             items = [x for x in (current.get(name) or "").split(",") if x]
             vals = [x for x in (value or "").split(",") if x]
             items = items + [v for v in vals if v not in items] if op == 2 else [x for x in items if x not in vals]
             set_[name] = ",".join(items)
+        else:
+            raise CoordinatorError(INVALID_REQUEST, f"Unknown operation type {op} for config key {name}")
     return set_, delete
 
 

@@ -224,6 +224,7 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
     except InvalidRecordError as e:
         return _error(index, INVALID_RECORD, str(e))
     except OutOfOrderSequenceError as e:
+        log.warning("out-of-order sequence for %s-%d from %s: %s", topic, index, ctx.peer, e)
         return _error(index, OUT_OF_ORDER_SEQUENCE_NUMBER, str(e))
     except InvalidProducerEpochError as e:
         return _error(index, INVALID_PRODUCER_EPOCH, str(e))
