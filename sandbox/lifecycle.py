@@ -15,7 +15,7 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 STOP_FILE = "stop"
 #: Events that report something that went as planned: logged at INFO; the rest ask for attention.
@@ -154,6 +154,23 @@ class Service:
         self._stopping.set()
 
 
+async def cancel_and_wait(tasks: Iterable["asyncio.Future"], again_every: float = 0.25) -> None:
+    """Cancel the tasks and wait until every one has finished, cancelling again those still
+    running every `again_every` s. Once is not always enough on Python 3.11: asyncio.wait_for
+    drops a cancellation that arrives as the awaited call completes (CPython gh-86296), and a
+    loop that retries on errors then runs on for ever, which hung a broker's SIGTERM until it
+    was killed. Errors of the tasks are dropped (as gather(return_exceptions=True))."""
+    tasks = list(tasks)
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for t in pending:
+            t.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=again_every)
+    for t in tasks:
+        if t.done() and not t.cancelled():
+            t.exception()   # retrieved: no "exception was never retrieved" at exit
+
+
 async def serve_until_stopped(server: Any) -> int:
     """start(), then serve until a stop signal or server.request_stop(); always stop(). Exit code 0."""
     await server.start()
@@ -166,8 +183,27 @@ async def serve_until_stopped(server: Any) -> int:
     try:
         await server.serve_forever()
     finally:
-        await server.stop()
+        slow = loop.call_later(STOP_REPORT_S, _report_slow_stop, asyncio.current_task())
+        try:
+            await server.stop()
+        finally:
+            slow.cancel()
     return 0
+
+
+STOP_REPORT_S = 3.0
+
+
+def _report_slow_stop(stopping: "asyncio.Task | None") -> None:
+    """A stop that takes longer than it should names what it still waits for (each unfinished
+    task and the line it waits at), so a hung shutdown can be told from a slow one."""
+    waiting = []
+    for task in asyncio.all_tasks():
+        frames = task.get_stack(limit=1)
+        where = f"{frames[-1].f_code.co_filename}:{frames[-1].f_lineno}" if frames else "?"
+        waiting.append(f"{'stop' if task is stopping else task.get_name()} at {where}")
+    logging.getLogger("sandbox").warning("still stopping after %.0f s; waiting on: %s", STOP_REPORT_S,
+                                         "; ".join(sorted(waiting)))
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -8,7 +8,7 @@ import uuid
 from typing import Any, Callable
 
 from sandbox.broker.consumer_group_machine import Catalog, ConsumerGroupMachine
-from sandbox.coordinator.group_configs import session_settings
+from sandbox.coordinator.group_configs import DEFAULTS as GROUP_DEFAULTS, HEARTBEAT, SESSION, session_settings
 from sandbox.protocol.errors import GROUP_ID_NOT_FOUND, NONE
 from sandbox.broker.consumer_group_model import HeartbeatResult, error
 from sandbox.broker.group_machine import GroupMachine
@@ -18,8 +18,10 @@ from sandbox.broker.group_model import EMPTY
 # another member is revoking learns they are free only at its next heartbeat, so each step of a
 # rebalance can take one interval; on one machine a heartbeat costs nothing, and 1 s makes a
 # rebalance settle in a second or two instead of ten.
-DEFAULT_HEARTBEAT_INTERVAL_MS = 1000
-DEFAULT_SESSION_TIMEOUT_MS = 45000  # group.consumer.session.timeout.ms, Kafka's default
+# group.consumer.heartbeat.interval.ms (the sandbox's 1 s) and group.consumer.session.timeout.ms
+# (Kafka's 45 s): what a group gets without group configs, and what DescribeConfigs says it gets
+DEFAULT_HEARTBEAT_INTERVAL_MS = int(GROUP_DEFAULTS[HEARTBEAT])
+DEFAULT_SESSION_TIMEOUT_MS = int(GROUP_DEFAULTS[SESSION])
 
 
 def topic_catalog(topics) -> tuple[Catalog, dict[str, str]]:

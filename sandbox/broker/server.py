@@ -132,9 +132,7 @@ class BrokerServer(lifecycle.Service):
             server.close()
         for conn in list(self._conns):
             conn.close()
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await lifecycle.cancel_and_wait(self._tasks)
         for server in self._servers:
             try:
                 await asyncio.wait_for(server.wait_closed(), 2)

@@ -158,9 +158,7 @@ class BrokerState:
     async def close(self) -> None:
         self._closing = True
         pending = list(self._roll_syncs.values())   # the logs' own close flushes all of it
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await lifecycle.cancel_and_wait(pending)
         self.replicas.close()
         if self.groups is not None:
             self.groups.shutdown()

@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Callable, Iterable
 
+from sandbox.lifecycle import cancel_and_wait
 from sandbox.protocol import build, request_class
 
 from .changes import ChangeListener, typed_listener
@@ -115,9 +116,7 @@ class RemoteCoordinator(RemoteAdmin):
 
     async def stop(self) -> None:
         """Unregister (best effort, fast) and close the connections."""
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         await self.session.close()
         self.close()

@@ -10,6 +10,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from sandbox.lifecycle import cancel_and_wait
+
 from .api import ViewReads
 from .changes import ChangeListener, typed_listener
 from .controller import Coordinator
@@ -116,8 +118,7 @@ class LocalCoordinator(AsyncCoordinator):
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait([self._task])
             self._task = None
         if self.broker_id is not None and not self._closed:
             with contextlib.suppress(CoordinatorError):

@@ -153,13 +153,9 @@ class CoordinatorServer(lifecycle.Service):
         self._stopping.set()
         if self._server is not None:
             self._server.close()
-        for writer, task in list(self._conns.items()):
+        for writer in list(self._conns):
             writer.close()
-            task.cancel()
-        tasks = self._tasks + list(self._conns.values())
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await lifecycle.cancel_and_wait(self._tasks + list(self._conns.values()))
         if self._server is not None:
             try:
                 await asyncio.wait_for(self._server.wait_closed(), 2)

@@ -105,15 +105,20 @@ class Cluster:
                 except OSError:
                     pass
                 p.send_signal(signal.SIGTERM)
-        for p in self.procs.values():
+        hung = []
+        for name, p in self.procs.items():
             try:
                 p.wait(15)
             except subprocess.TimeoutExpired:
+                hung.append(name)
                 p.kill()
                 p.wait(10)
         self.procs.clear()
         for log in self.logs:
             log.close()
+        # a service must stop on SIGTERM (sandbox down, the supervisor, docker stop rely on it)
+        assert not hung, f"{', '.join(hung)} did not stop within 15 s of SIGTERM: " + \
+            " | ".join(line for n in hung for line in self.log_text(n).splitlines() if "still stopping" in line)
 
     # ---- what the metadata says ---------------------------------------------------------
     def admin(self) -> AdminClient:

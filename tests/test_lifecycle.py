@@ -1,0 +1,69 @@
+"""Stopping a service's tasks: cancel_and_wait finishes tasks that drop a cancellation (as
+Python 3.11's asyncio.wait_for does when the awaited call completes at the moment of the cancel,
+CPython gh-86296), where one cancel and a gather hang for ever."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sandbox.lifecycle import cancel_and_wait
+
+
+async def _retrying_loop(swallow: int, counts: dict) -> None:
+    """A loop that retries on errors and, like the wait_for race, loses its first `swallow`
+    cancellations."""
+    while True:
+        try:
+            await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            counts["cancels"] += 1
+            if counts["cancels"] > swallow:
+                raise
+            asyncio.current_task().uncancel()
+
+
+def test_a_task_that_drops_a_cancellation_is_cancelled_again_until_it_stops():
+    async def main():
+        counts = {"cancels": 0}
+        stubborn = asyncio.create_task(_retrying_loop(2, counts))
+        plain = asyncio.create_task(asyncio.sleep(60))
+        failed = asyncio.create_task(asyncio.sleep(0, result=None))
+        await asyncio.sleep(0.02)
+        await asyncio.wait_for(cancel_and_wait([stubborn, plain, failed], again_every=0.05), 5)
+        return counts, stubborn, plain
+
+    counts, stubborn, plain = asyncio.run(main())
+    assert stubborn.cancelled() and plain.cancelled()
+    assert counts["cancels"] == 3
+
+
+def test_one_cancel_and_a_gather_would_hang_on_the_same_task():
+    """The failure cancel_and_wait exists for, shown: the old way does not finish."""
+    async def main():
+        counts = {"cancels": 0}
+        stubborn = asyncio.create_task(_retrying_loop(1, counts))
+        await asyncio.sleep(0.02)
+        stubborn.cancel()
+        try:
+            await asyncio.wait_for(asyncio.gather(stubborn, return_exceptions=True), 0.3)
+            return False
+        except asyncio.TimeoutError:
+            return True
+        finally:
+            await cancel_and_wait([stubborn])
+
+    assert asyncio.run(main())
+
+
+def test_errors_of_finished_tasks_are_retrieved_not_raised():
+    async def boom():
+        raise ValueError("x")
+
+    async def main():
+        t = asyncio.create_task(boom())
+        await asyncio.sleep(0)
+        await cancel_and_wait([t])
+        return t
+
+    t = asyncio.run(main())
+    assert isinstance(t.exception(), ValueError)
