@@ -8,15 +8,16 @@
   latency     the same, but the records flushed before commit_transaction(), so its duration is
               the EndTxn round trip: p50/p99/max
   cpu         --records records written in transactions of 1,000, then read from the beginning
-              by one consumer (partition assigned) four times: read_uncommitted, read_committed,
-              read_committed, read_uncommitted; the broker's user+system CPU per million records
-              of each isolation level (the mean of its two reads), and the ratio
+              by one consumer (partition assigned) --reads times per isolation level, in mirrored
+              order (uncommitted, committed, committed, uncommitted, then the reverse, ...); the
+              broker's user+system CPU per million records of each level (the mean of its reads;
+              one read costs a few 10 ms clock ticks, so one pair is too few), and the ratio
               (read_committed / read_uncommitted)
 
 Every wait is bounded; the broker is stopped on exit, also on error or Ctrl-C.
 
     python scripts/bench_transactions.py [--txns 2000] [--per-txn 100] [--size 100] [--seconds 20]
-                                         [--records 1000000] [--repeat 1] [--json]
+                                         [--records 1000000] [--reads 6] [--repeat 1] [--json]
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def commits(bootstrap: str, rnd: int, txns: int, per_txn: int, size: int, second
     return out
 
 
-def cpu(broker: Broker, rnd: int, records: int, size: int) -> dict:
+def cpu(broker: Broker, rnd: int, records: int, size: int, reads: int = 6) -> dict:
     topic = f"bench-rc-{rnd}"
     create(broker.bootstrap, topic)
     p = txn_producer(broker.bootstrap, f"bench-rc-{rnd}")
@@ -104,11 +105,15 @@ def cpu(broker: Broker, rnd: int, records: int, size: int) -> dict:
                 except BufferError:
                     p.poll(0.05)
         p.commit_transaction(60)
-    # ABBA: each isolation level read twice, in mirrored order, so the first read's one-time
-    # costs and any drift of the machine fall on both alike
+    # ABBA BAAB ...: each isolation level read `reads` times, in mirrored order, so the first
+    # read's one-time costs and any drift of the machine fall on both alike. A read of 1M records
+    # costs the broker only 0.03-0.07 s of CPU (sendfile), a few ticks of the 10 ms clock the
+    # process times are counted in: with 2 reads a level the ratio swung from 0.8 to 2.3
     cpu_s = {"read_uncommitted": 0.0, "read_committed": 0.0}
     wall_s = dict(cpu_s)
-    for n, isolation in enumerate(("read_uncommitted", "read_committed", "read_committed", "read_uncommitted")):
+    a, b = "read_uncommitted", "read_committed"
+    order = [(a, b, b, a) if k % 2 == 0 else (b, a, a, b) for k in range((reads + 1) // 2)]
+    for n, isolation in enumerate(i for quad in order for i in quad):
         before = broker.cpu_seconds()
         t0 = time.perf_counter()
         consume_phase(broker.bootstrap, topic, records, time.monotonic() + 300, group=False,
@@ -116,9 +121,10 @@ def cpu(broker: Broker, rnd: int, records: int, size: int) -> dict:
         wall_s[isolation] += time.perf_counter() - t0
         cpu_s[isolation] += broker.cpu_seconds() - before
     out = {}
+    per_level = 2 * len(order)
     for isolation in cpu_s:
-        out[f"{isolation}_s"] = wall_s[isolation] / 2
-        out[f"{isolation}_cpu_per_1m"] = cpu_s[isolation] / 2 * 1_000_000 / records
+        out[f"{isolation}_s"] = wall_s[isolation] / per_level
+        out[f"{isolation}_cpu_per_1m"] = cpu_s[isolation] / per_level * 1_000_000 / records
     out["ratio"] = out["read_committed_cpu_per_1m"] / out["read_uncommitted_cpu_per_1m"]
     return out
 
@@ -130,6 +136,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--reads", type=int, default=6, help="reads of the records per isolation level (cpu)")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -140,7 +147,7 @@ def main() -> int:
         broker.start()
         for rnd in range(args.repeat):
             r = commits(broker.bootstrap, rnd, args.txns, args.per_txn, args.size, args.seconds)
-            r.update(cpu(broker, rnd, args.records, args.size))
+            r.update(cpu(broker, rnd, args.records, args.size, args.reads))
             rounds.append(r)
             if not args.json:
                 print(f"round {rnd + 1}: {r['commits_per_s']:.0f} commits/s ({r['records_per_s']:.0f} records/s), "
