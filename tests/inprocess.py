@@ -250,6 +250,22 @@ def alter_client_quotas_then_describe(c: InProcess) -> None:
     assert [(v.key, v.value) for v in values] == [("producer_byte_rate", 1024.0)]
 
 
+@SHARED.add(74)
+def list_config_resources_names_topics_brokers_and_configured_groups(c: InProcess) -> None:
+    c.create_topic("t", 1)
+    resp = c.call(44, 1, {"resources": [{"resource_type": 32, "resource_name": "g1", "configs": [
+        {"name": "consumer.session.timeout.ms", "config_operation": 0, "value": "50000"}]}], "validate_only": False})
+    assert int(resp.responses[0].error_code) == E.NONE
+    listed = c.call(74, 1, {"resource_types": []})
+    got = {(r.resource_name, int(r.resource_type)) for r in listed.config_resources}
+    assert int(listed.error_code) == E.NONE
+    assert {("t", 2), ("g1", 32)} <= got and any(kind == 4 for _n, kind in got)
+    groups = c.call(74, 1, {"resource_types": [32]})
+    assert [(r.resource_name, int(r.resource_type)) for r in groups.config_resources] == [("g1", 32)]
+    assert int(c.call(74, 1, {"resource_types": [99]}).error_code) == E.INVALID_REQUEST
+    assert c.call(74, 0, {}).config_resources == ()   # v0: client metrics resources, none kept
+
+
 @SHARED.add(57)
 def update_features_validate_only(c: InProcess) -> None:
     resp = c.call(57, 1, {"timeout": 5000, "validate_only": True, "feature_updates": [

@@ -16,12 +16,13 @@ from .base import (
     INCREMENTAL_ALTER_CONFIGS, LATEST, LIST_OFFSETS, METADATA, PRODUCE, SOURCE_DYNAMIC_TOPIC,
     TOPIC_RESOURCE, VERSIONS, _ATTEMPTS, _RETRIABLE, _check, _locked, _same_host,
 )
+from .configs import ConfigAdmin
 from .connection import Address, Connection, fmt, parse_bootstrap
 from .groups import GroupAdmin, decode_assignment  # noqa: F401  (re-exported)
 from .models import BrokerMeta, ClusterMetadata, Fetched, KafkaClientError, PartitionMeta, TopicMeta
 from .transactions import TxnAdmin
 
-class KafkaClient(GroupAdmin, TxnAdmin):
+class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
     """Blocking Kafka admin client. `bootstrap` is 'host:port,...' or [(host, port), ...]."""
 
     def __init__(self, bootstrap: str | list[tuple[str, int]], *, client_id: str = "sandbox-cli",

@@ -42,6 +42,8 @@ class MetadataView(Protocol):
 
     def describe_group_configs(self, group: str) -> dict[str, tuple[str, bool]]: ...
 
+    def configured_groups(self) -> list[str]: ...
+
     def scram_credentials(self, users: list[str] | None) -> list[dict]:
         """DescribeUserScramCredentials results: every user when `users` is None or empty."""
         ...
@@ -166,6 +168,9 @@ class ViewReads:
 
     def describe_group_configs(self, group: str) -> dict[str, tuple[str, bool]]:
         return self._view.describe_group_configs(group)
+
+    def configured_groups(self) -> list[str]:
+        return self._view.configured_groups()
 
     def scram_credentials(self, users: list[str] | None) -> list[dict]:
         return self._view.scram_credentials(users)

@@ -122,6 +122,10 @@ class MetadataMachine:
         """The config overrides set on a group (KIP-848 group configs), {} without any."""
         return dict(self._group_configs.get(group, {}))
 
+    def configured_groups(self) -> list[str]:
+        """The group ids that have group configs set (ListConfigResources)."""
+        return sorted(g for g, c in self._group_configs.items() if c)
+
     def describe_group_configs(self, group: str) -> dict[str, tuple[str, bool]]:
         """Every group config -> (value, is_default), for any group id (as Kafka describes them)."""
         return group_configs.described(self._group_configs.get(group, {}))

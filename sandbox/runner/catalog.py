@@ -1,6 +1,7 @@
 """The topic catalog (`topics.json` in the data folder): every topic the stack knew, declared or
-created by applications, with its placement and committed group offsets, so a wiped journal
-gets its topics and offsets back."""
+created by applications, with its placement, committed group offsets, client quotas and group
+configs, so a wiped journal gets them back. SCRAM credentials are not kept: the catalog is a
+plain file and holds no secrets."""
 
 from __future__ import annotations
 
@@ -101,10 +102,52 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         committed = client.committed_offsets(g.group)
         if committed:
             groups[g.group] = {f"{t}:{p}": off for (t, p), off in committed.items()}
+    before = _read(cfg)
+    try:
+        quotas = [{"entity": [list(e) for e in entity], "values": values}
+                  for entity, values in sorted(client.client_quotas().items(), key=lambda kv: str(kv[0]))]
+    except KafkaClientError:   # kept from the last refresh
+        quotas = before.get("quotas", [])
+    try:
+        group_configs = {g: client.group_configs(g) for g in client.configured_groups()}
+    except KafkaClientError:   # kept from the last refresh
+        group_configs = before.get("group_configs", {})
     if not still_valid():
         return False
-    write_state(cfg.data_dir / CATALOG_FILE, {"updated": time.time(), "topics": topics, "groups": groups})
+    write_state(cfg.data_dir / CATALOG_FILE, {"updated": time.time(), "topics": topics, "groups": groups,
+                                              "quotas": quotas, "group_configs": group_configs})
     return True
+
+
+def _read(cfg: SandboxConfig) -> dict:
+    try:
+        raw = json.loads((cfg.data_dir / CATALOG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def restore_configs(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
+    """Put back client quotas and group configs a wipe lost (a value set since is kept)."""
+    raw = _read(cfg)
+    restored = []
+    current = client.client_quotas()
+    missing = {}
+    for q in raw.get("quotas", []):
+        entity = tuple((str(t), n) for t, n in q["entity"])
+        lost = {k: v for k, v in q["values"].items() if k not in current.get(entity, {})}
+        if lost:
+            missing[entity] = lost
+    if missing:
+        client.alter_client_quotas(missing)
+        restored.append(f"client quotas of {len(missing)} entit{'y' if len(missing) == 1 else 'ies'}")
+    for group, saved in sorted(raw.get("group_configs", {}).items()):
+        now = client.group_configs(group)
+        lost = {k: v for k, v in saved.items() if k not in now}
+        if lost:
+            client.alter_group_configs(group, lost)
+            restored.append(f"configs of group {group}")
+    return restored
 
 
 def restore_group_offsets(cfg: SandboxConfig, client: KafkaClient) -> list[str]:

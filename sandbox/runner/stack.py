@@ -23,7 +23,9 @@ from sandbox.health.metrics import EventCounter, render_metrics
 from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, write_pid_file
-from sandbox.runner.catalog import desired_topics, lead_with_longest_logs, restore_group_offsets, save_catalog
+from sandbox.runner.catalog import (
+    desired_topics, lead_with_longest_logs, restore_configs, restore_group_offsets, save_catalog,
+)
 from sandbox.runner.manifest import ManifestWatcher, event_kind, reconcile
 from sandbox.runner import inbox, orphans
 from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
@@ -189,6 +191,14 @@ class StackSupervisor:
             self.sup.record_event(service, "offsets-restored", f"failed: {e}")
         if groups:
             self.sup.record_event(service, "offsets-restored", "committed offsets put back for " + ", ".join(groups))
+        if service == "coordinator":   # quotas and group configs live in the coordinator's journal only
+            try:
+                configs = restore_configs(self.cfg, self.client)
+            except (KafkaClientError, OSError, KeyError, TypeError, ValueError) as e:
+                configs = []
+                self.sup.record_event(service, "configs-restored", f"failed: {e}")
+            if configs:
+                self.sup.record_event(service, "configs-restored", "put back: " + ", ".join(configs))
         return sorted(desired)
 
     def _wait_for_fresh_metadata(self) -> None:

@@ -207,8 +207,16 @@ def test_a_destroyed_coordinator_journal_puts_every_partition_back_where_its_dat
     assert len(before) == 6 and len(set(before.values())) == 3, before
     p = producer(proj.bootstrap, **{"acks": "all", "enable.idempotence": True})
     produce_all(p, "spread", [(None, f"a{i}".encode(), {"partition": i % 6}) for i in range(300)])
+    # kept in the coordinator's journal only: a client quota, and a group config of a group that
+    # has no member and no offsets yet (set before its consumers start, as a developer would)
+    from sandbox.client import KafkaClient
+    alice = (("user", "alice"),)
+    with KafkaClient(proj.bootstrap) as c:
+        c.alter_client_quotas({alice: {"producer_byte_rate": 1024.0}})
+        c.alter_group_configs("billing", {"consumer.session.timeout.ms": "50000"})
     wait_for(lambda: "spread" in (proj.data_dir / "topics.json").read_text()
-             and "assignments" in (proj.data_dir / "topics.json").read_text(),
+             and "assignments" in (proj.data_dir / "topics.json").read_text()
+             and "billing" in (proj.data_dir / "topics.json").read_text(),
              10, what="the topic catalog")
     _, st = proj.status()
     coord = service(st, "coordinator")["pid"]
@@ -231,11 +239,14 @@ def test_a_destroyed_coordinator_journal_puts_every_partition_back_where_its_dat
     code, st = wait_status(proj, lambda c, s: c == 0 and all_running_healthy(s) and any(
         t["name"] == "spread" and t["partitions"] == 6 for t in s["topics"]), 40, "topics restored")
     assert events(st, service="coordinator", kind="wipe")
+    _, st = wait_status(proj, lambda c, s: bool(events(s, service="coordinator", kind="configs-restored")), 20,
+                        "quotas and group configs put back")
     assert partition_leaders(proj.bootstrap, "spread") == before
     # leader epochs go on above the old ones: clients keep a partition's epoch and ignore older ones
-    from sandbox.client import KafkaClient
     with KafkaClient(proj.bootstrap) as c:
         assert min(p.leader_epoch for p in c.metadata(["spread"])[0].topics["spread"].partitions) >= 1
+        assert c.client_quotas() == {alice: {"producer_byte_rate": 1024.0}}
+        assert c.group_configs("billing") == {"consumer.session.timeout.ms": "50000"}
     got = consume_topic(proj.bootstrap, "spread", 300, timeout=30)
     values = {m.value() for m in got}
     assert {f"a{i}".encode() for i in range(300)} <= values

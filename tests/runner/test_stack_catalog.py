@@ -10,7 +10,7 @@ from confluent_kafka.admin import AdminClient
 
 from sandbox.client import KafkaClient
 from sandbox.config import parse_config
-from sandbox.runner.catalog import desired_topics, load_catalog, restore_group_offsets, save_catalog
+from sandbox.runner.catalog import desired_topics, load_catalog, restore_configs, restore_group_offsets, save_catalog
 
 pytestmark = pytest.mark.integration
 
@@ -132,3 +132,28 @@ def test_recreation_after_a_coordinator_wipe_waits_until_every_broker_has_its_me
                                                                                "know broker(s) [3]"])
     with pytest.raises(RuntimeError, match="does not know broker"):
         StackSupervisor._wait_for_fresh_metadata(me)
+
+
+def test_catalog_keeps_client_quotas_and_group_configs_and_puts_back_what_was_lost(broker, tmp_path):
+    cfg = parse_config(f'[sandbox]\ndata_dir = "{tmp_path / "data"}"\n', cwd=tmp_path)
+    cfg.data_dir.mkdir(parents=True)
+    alice = (("user", "alice"),)
+    with KafkaClient(broker.bootstrap) as c:
+        c.alter_client_quotas({alice: {"producer_byte_rate": 1024.0}})
+        c.alter_group_configs("billing", {"consumer.session.timeout.ms": "50000"})
+        save_catalog(cfg, c)
+        raw = json.loads((cfg.data_dir / "topics.json").read_text())
+        assert raw["quotas"] == [{"entity": [["user", "alice"]], "values": {"producer_byte_rate": 1024.0}}]
+        assert raw["group_configs"] == {"billing": {"consumer.session.timeout.ms": "50000"}}
+        # what a destroyed journal loses (entries the cluster no longer has), and a value changed
+        # since the catalog was written, which stays as it is now
+        raw["quotas"].append({"entity": [["client-id", None]], "values": {"consumer_byte_rate": 2048.0}})
+        raw["group_configs"]["audit"] = {"consumer.heartbeat.interval.ms": "2000"}
+        (cfg.data_dir / "topics.json").write_text(json.dumps(raw))
+        c.alter_client_quotas({alice: {"producer_byte_rate": 4096.0}})
+        assert restore_configs(cfg, c) == ["client quotas of 1 entity", "configs of group audit"]
+        assert c.client_quotas() == {alice: {"producer_byte_rate": 4096.0},
+                                     (("client-id", None),): {"consumer_byte_rate": 2048.0}}
+        assert c.group_configs("audit") == {"consumer.heartbeat.interval.ms": "2000"}
+        assert c.group_configs("billing") == {"consumer.session.timeout.ms": "50000"}
+        assert restore_configs(cfg, c) == []   # nothing lost any more

@@ -1,0 +1,36 @@
+"""ListConfigResources (74; KIP-1142), v0-v1: v0 (ListClientMetricsResources) lists client
+metrics resources, of which there are none (telemetry subscriptions are not kept); v1 lists the
+resources of the types asked (none asked: every type): every topic, every broker (BROKER and
+BROKER_LOGGER), and the groups that have group configs set, as Kafka 4.1 lists them."""
+
+from __future__ import annotations
+
+from sandbox.protocol.errors import INVALID_REQUEST, NONE
+
+API_KEY = 74
+MIN_VERSION = 0
+MAX_VERSION = 1
+
+TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP = 2, 4, 8, 16, 32
+KNOWN = (TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP)
+
+
+def handle(ctx, request) -> dict:
+    if ctx.api_version == 0:
+        return {"throttle_time": 0, "error_code": NONE, "config_resources": []}
+    asked = [int(t) for t in request.resource_types or ()]
+    unknown = sorted(set(asked) - set(KNOWN))
+    if unknown:
+        return {"throttle_time": 0, "error_code": INVALID_REQUEST, "config_resources": []}
+    wanted = set(asked) or set(KNOWN)
+    coord = ctx.admin.coordinator
+    out: list[dict] = []
+    if TOPIC in wanted:
+        out += [{"resource_name": t.name, "resource_type": TOPIC} for t in sorted(coord.topics(), key=lambda t: t.name)]
+    for kind in (BROKER, BROKER_LOGGER):
+        if kind in wanted:
+            out += [{"resource_name": str(b.broker_id), "resource_type": kind}
+                    for b in sorted(coord.brokers(), key=lambda b: b.broker_id)]
+    if GROUP in wanted:
+        out += [{"resource_name": g, "resource_type": GROUP} for g in coord.configured_groups()]
+    return {"throttle_time": 0, "error_code": NONE, "config_resources": out}

@@ -1,0 +1,62 @@
+"""KafkaClient's calls for what the coordinator keeps besides topics (a base of KafkaClient):
+client quotas (DescribeClientQuotas / AlterClientQuotas) and group configs (DescribeConfigs /
+IncrementalAlterConfigs on GROUP resources). The supervisor's catalog saves them so a destroyed
+coordinator journal gets them back."""
+
+from __future__ import annotations
+
+from .base import (
+    ALTER_CLIENT_QUOTAS, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_CONFIGS, GROUP_RESOURCE, INCREMENTAL_ALTER_CONFIGS,
+    LIST_CONFIG_RESOURCES, SOURCE_GROUP_CONFIG, _check, _locked,
+)
+
+Entity = tuple[tuple[str, "str | None"], ...]   # ((entity type, name or None for the default), ...)
+
+
+class ConfigAdmin:
+    @_locked
+    def client_quotas(self) -> dict[Entity, dict[str, float]]:
+        """Every client quota entry: {entity: {quota key: value}}."""
+        resp, _ = self._any(DESCRIBE_CLIENT_QUOTAS, {"components": [], "strict": False})
+        _check(resp.error_code, "describing client quotas", resp.error_message)
+        return {tuple((e.entity_type, e.entity_name) for e in entry.entity):
+                {v.key: float(v.value) for v in entry.values} for entry in resp.entries or ()}
+
+    @_locked
+    def alter_client_quotas(self, quotas: dict[Entity, dict[str, float]]) -> None:
+        """Set these quota values (others of the same entities are kept)."""
+        if not quotas:
+            return
+        resp, _ = self._any(ALTER_CLIENT_QUOTAS, {"validate_only": False, "entries": [
+            {"entity": [{"entity_type": t, "entity_name": n} for t, n in entity],
+             "ops": [{"key": k, "value": float(v), "remove": False} for k, v in values.items()]}
+            for entity, values in quotas.items()]})
+        for entry in resp.entries:
+            _check(entry.error_code, "setting client quotas", entry.error_message)
+
+    @_locked
+    def configured_groups(self) -> list[str]:
+        """The groups that have group configs set (ListConfigResources, KIP-1142), with or without
+        members or offsets."""
+        resp, _ = self._any(LIST_CONFIG_RESOURCES, {"resource_types": [GROUP_RESOURCE]})
+        _check(resp.error_code, "listing config resources")
+        return sorted(r.resource_name for r in resp.config_resources if int(r.resource_type) == GROUP_RESOURCE)
+
+    @_locked
+    def group_configs(self, group: str) -> dict[str, str]:
+        """The configs set on a group (KIP-848 group configs), defaults left out."""
+        resp, _ = self._any(DESCRIBE_CONFIGS, {
+            "resources": [{"resource_type": GROUP_RESOURCE, "resource_name": group, "configuration_keys": None}],
+            "include_synonyms": False, "include_documentation": False})
+        r = resp.results[0]
+        _check(r.error_code, f"describing configs of group {group}", r.error_message)
+        return {c.name: c.value for c in r.configs if int(c.config_source) == SOURCE_GROUP_CONFIG}
+
+    @_locked
+    def alter_group_configs(self, group: str, set: dict[str, str]) -> None:
+        resp, _ = self._any(INCREMENTAL_ALTER_CONFIGS, {
+            "resources": [{"resource_type": GROUP_RESOURCE, "resource_name": group, "configs": [
+                {"name": k, "config_operation": 0, "value": str(v)} for k, v in set.items()]}],
+            "validate_only": False})
+        r = resp.responses[0]
+        _check(r.error_code, f"altering configs of group {group}", r.error_message)
