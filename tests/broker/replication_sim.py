@@ -430,6 +430,11 @@ class Cluster:
         else:
             result = handler.handle(ctx, request)
             if asyncio.iscoroutine(result):
+                if api_key == 0 and self.net.rng.random() < 0.3:
+                    # pipelined: server.Connection appends a Produce behind a waiting acks=all one at
+                    # once, but starts its wait only when the one ahead is answered, maybe after the
+                    # partition has moved
+                    await asyncio.sleep(self.net.rng.choice([0.01, 0.1, 0.3, 1.0]))
                 result = await result
         if seen is not None:   # who the coordinator has as leaders when the broker decides its answer
             seen["decided"] = {(TOPIC, p.index): (p.leader, p.leader_epoch) for p in self.machine.topic(TOPIC).partitions}

@@ -117,7 +117,7 @@ def test_a_pipelined_produce_settled_by_the_time_it_is_awaited_does_not_suspend(
     broker.create_topic("t", 1)
     monkeypatch.setattr(broker.owner.replicas, "replicated", lambda key: True)   # as with followers
     answers = iter([None])                   # appended, not yet on the ISR; then it is
-    monkeypatch.setattr(broker.owner.replicas, "acked", lambda key, offset: next(answers, E.NONE))
+    monkeypatch.setattr(broker.owner.replicas, "acked", lambda key, offset, epoch=None: next(answers, E.NONE))
     frame = broker.frame(0, 9, {"transactional_id": None, "acks": -1, "timeout": 5000, "topic_data": [
         {"name": "t", "partition_data": [{"index": 0, "records": encode_batch(0, [b"v"])}]}]}, 7)
     pending = REGISTRY.dispatch(frame, broker.owner, "peer", DEFAULT_LISTENER)

@@ -244,8 +244,8 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
            "record_errors": (), "error_message": None}
     if replicated:
         state.replicas.appended((topic, index))
-        if acks == -1:
-            out["_wait"] = info.last_offset   # answered once the ISR has it (see _await_replicas)
+        if acks == -1:   # answered once the ISR has it, if this broker still leads in this epoch
+            out["_wait"] = (info.last_offset, state.leaders[(topic, index)][1])   # (see _await_replicas)
     return out
 
 
@@ -259,9 +259,9 @@ async def _await_replicas(ctx, request, responses: list[dict]) -> dict:
         for td in responses:
             for pr in td["partition_responses"]:
                 if "_wait" in pr:
-                    offset = pr.pop("_wait")
+                    offset, epoch = pr.pop("_wait")
                     waits.append((pr, ctx.state.replicas.wait_for_replicas((td["name"], pr["index"]), offset,
-                                                                           timeout)))
+                                                                           timeout, epoch)))
         if len(waits) == 1:
             codes = [await waits[0][1]]
         else:
@@ -325,7 +325,7 @@ def _acked_now(ctx, responses: list[dict]) -> bool:
     for td in responses:
         for pr in td["partition_responses"]:
             if "_wait" in pr:
-                code = ctx.state.replicas.acked((td["name"], pr["index"]), pr["_wait"])
+                code = ctx.state.replicas.acked((td["name"], pr["index"]), *pr["_wait"])
                 if code is None:
                     done = False
                     continue

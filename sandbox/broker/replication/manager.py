@@ -165,21 +165,31 @@ class ReplicaManager:
         if ls is not None:
             self._advance(key, ls, self.state.partitions[key])
 
-    def acked(self, key: Key, offset: int) -> int | None:
+    def acked(self, key: Key, offset: int, epoch: int | None = None) -> int | None:
         """acks=all without waiting: the answer when the high watermark is already past
         `offset` (an ISR of one, or followers that were quicker), None when it is not yet
-        (then wait_for_replicas), so such a write is answered without a pass of the event loop."""
-        ls = self.leading.get(key)
+        (then wait_for_replicas), so such a write is answered without a pass of the event loop.
+        NOT_LEADER_OR_FOLLOWER once this broker no longer leads the partition, or leads it in
+        another leader epoch than `epoch` (the one the write was appended in): the new leader may
+        not have it. (A Produce pipelined behind one that failed so was answered as written after
+        its partition moved, and librdkafka counted the failed batch acknowledged too: both lost.)"""
         plog = self.state.partitions.get(key)
-        if ls is None or plog is None:
-            return NONE
+        leader = self.state.leaders.get(key)
+        if plog is None or leader is None or leader[0] != self.node_id or (epoch is not None and leader[1] != epoch):
+            return NOT_LEADER_OR_FOLLOWER
+        ls = self.leading.get(key)
+        if ls is None:
+            return NONE   # led here without followers: the ISR is this broker
+        if epoch is not None and ls.leader_epoch != epoch:
+            return NOT_LEADER_OR_FOLLOWER
         if plog.high_watermark <= offset:
             return None
         return self._acked_answer(key)
 
-    async def wait_for_replicas(self, key: Key, offset: int, timeout_s: float) -> int:
-        """acks=all: wait until the high watermark passes `offset` (every ISR member has it)."""
-        code = self.acked(key, offset)
+    async def wait_for_replicas(self, key: Key, offset: int, timeout_s: float, epoch: int | None = None) -> int:
+        """acks=all: wait until the high watermark passes `offset` (every ISR member has it);
+        see acked() for `epoch`."""
+        code = self.acked(key, offset, epoch)
         if code is not None:
             return code
         fut = asyncio.get_running_loop().create_future()
@@ -192,7 +202,10 @@ class ReplicaManager:
             w = self._waiters.get(key)
             if w is not None:
                 w[:] = [(o, f) for o, f in w if f is not fut]
-        return code if code != NONE else self._acked_answer(key)
+        if code != NONE:
+            return code
+        again = self.acked(key, offset, epoch)   # still leading, in the same epoch
+        return NOT_LEADER_OR_FOLLOWER if again is None else again
 
     def _acked_answer(self, key: Key) -> int:
         """Once the ISR has a write: NONE unless this broker may no longer lead, or the ISR
