@@ -3,7 +3,7 @@
 acks=all producer and a transactional producer (chaos_txn.py): a seeded random sequence of faults
 (SIGKILL or SIGSTOP/SIGCONT of any service and of the supervisor followed by `sandbox up`, torn
 journal tails, a journal folder deleted or replaced by a file, the coordinator's journal
-destroyed; with --network also every TCP connection of a service reset, and a service cut off:
+destroyed; with --moves also a partition's leader reassigned out of its replicas and back; with --network also every TCP connection of a service reset, and a service cut off:
 every packet to its port dropped for up to 12 s, longer than the brokers' 9 s session), checking
 after each step that the stack heals and that `sandbox status` never shows a dead process as
 running (nor a service cut off for 3 s or more as healthy), and at the end that no acknowledged
@@ -14,6 +14,7 @@ clean stop) its replicas hold the same bytes, and nothing is left after `down`.
 
     python scripts/chaos.py --faults 200 --seed 7      # a long campaign; prints the figures
     python scripts/chaos.py --network --seed 7         # network faults too (root: ss, iptables)
+    python scripts/chaos.py --moves --seed 7           # leaders moved by reassignment too
 
 Only 127.0.0.1; every loop is bounded in count and time. Exit 1 when an invariant broke.
 """
@@ -42,6 +43,9 @@ import chaos_txn  # noqa: E402
 
 FAULTS = ("kill-broker", "kill-coordinator", "pause-service", "kill-supervisor", "pause-supervisor",
           "torn-tail", "journal-deleted", "journal-replaced-by-file", "coordinator-journal-destroyed")
+# with --moves (apart, so the seeds kept as regressions keep their schedules)
+MOVE_FAULTS = ("move-leader",)
+REASSIGN_BOUND_S = 60.0  # a reassignment of a live cluster finishes within this long
 TOPIC = "chaos"
 PARTITIONS = 6
 # small segments: a partition rolls every second or two, so kills, pauses and torn tails land
@@ -374,6 +378,8 @@ class Campaign:
                 cut_off(ports[name], seconds,
                         (lambda: self._check_cut_off_shown(name)) if seconds >= CUT_OFF_SHOWN_S else None)
                 self.detail = f"{name} for {seconds:.1f} s"
+        elif kind == "move-leader":
+            self.detail = self._move_leader()
         elif kind == "coordinator-journal-destroyed" and "coordinator" in pids:
             def garble():
                 for f in (st.data / "coordinator").rglob("*"):
@@ -384,6 +390,42 @@ class Campaign:
             dead.append(pids["coordinator"])
         self.fault_ended = time.monotonic()
         self._check_status_truth(dead)
+
+    def _move_leader(self) -> str:
+        """A partition's leader taken out of its replicas by a reassignment (leadership moves at
+        once, by the coordinator's decision, while writes are in flight), then put back as a
+        follower that copies the partition again. Done with kafka-python's admin client, as
+        kafka-reassign-partitions does."""
+        from kafka import KafkaAdminClient
+        from kafka.structs import TopicPartition
+        from sandbox.client import KafkaClient, KafkaClientError
+        try:
+            with KafkaClient(self.stack.bootstrap) as c:
+                md, _ = c.metadata([TOPIC])
+        except KafkaClientError as e:
+            return f"skipped: no metadata ({e})"
+        parts = [p for p in md.topics[TOPIC].partitions if p.leader >= 0 and len(p.replicas) >= 2]
+        if not parts:
+            return "skipped: no partition with a leader and a follower"
+        p = self.rng.choice(parts)
+        others = [r for r in p.replicas if r != p.leader]
+        tp = TopicPartition(TOPIC, p.index)
+        admin = KafkaAdminClient(bootstrap_servers=self.stack.bootstrap, request_timeout_ms=10000)
+        try:
+            for replicas, what in ((others, "away from"), (others + [p.leader], "back to")):
+                admin.alter_partition_reassignments({tp: replicas})
+                deadline = time.monotonic() + REASSIGN_BOUND_S
+                while admin.list_partition_reassignments() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                if admin.list_partition_reassignments():
+                    self.report.violations.append(f"{TOPIC}-{p.index}: the reassignment {what} broker {p.leader} "
+                                                  f"did not finish within {REASSIGN_BOUND_S:g} s")
+                    break
+        except Exception as e:   # noqa: BLE001 - an admin call refused: reported, the campaign goes on
+            self.report.violations.append(f"{TOPIC}-{p.index}: reassignment failed: {e!r}")
+        finally:
+            admin.close()
+        return f"{TOPIC}-{p.index} led by broker {p.leader}, moved to {others} and back"
 
     def heal(self, t0: float) -> None:
         """Wait until healthy; the time counts from t0, when the fault ended."""
@@ -493,9 +535,10 @@ def _kept_in(folder: Path, value: bytes, topic: str = TOPIC) -> bool:
     return False
 
 
-def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network: bool = False) -> Report:
+def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network: bool = False,
+        moves: bool = False) -> Report:
     rng = random.Random(seed)
-    kinds = FAULTS + NETWORK_FAULTS if network else FAULTS
+    kinds = FAULTS + (NETWORK_FAULTS if network else ()) + (MOVE_FAULTS if moves else ())
     report = Report(seed)
     stack = Stack(root, brokers)
     load = txns = None
@@ -591,6 +634,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the project folder (logs, quarantines)")
     ap.add_argument("--network", action="store_true",
                     help="also reset and cut off services' connections (root, ss, iptables)")
+    ap.add_argument("--moves", action="store_true",
+                    help="also move partition leaders by reassignment (out of the replicas and back)")
     args = ap.parse_args()
     if args.network and network_faults_missing():
         print(f"{network_faults_missing()}; run without --network, or as root with them installed.")
@@ -599,7 +644,7 @@ def main() -> int:
     for seed in args.seed or [1]:
         root = Path(tempfile.mkdtemp(prefix=f"sandbox-chaos-{seed}-"))
         print(f"seed {seed}: {args.faults} faults on {args.brokers} brokers in {root}")
-        rep = run(seed, args.faults, root / "proj", args.brokers, network=args.network)
+        rep = run(seed, args.faults, root / "proj", args.brokers, network=args.network, moves=args.moves)
         print(rep.line())
         for v in rep.violations[:20]:
             print(f"  VIOLATION {v}")

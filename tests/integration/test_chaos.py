@@ -6,7 +6,7 @@ fault destroyed its journal or a quarantine keeps it, no duplicate, read_committ
 committed transaction whole and nothing of an aborted one, healthy within 10 s of each fault,
 status never shows a dead pid as running, every partition back in sync and its replicas byte for
 byte the same, nothing left after `down`. One more seed adds network faults (connections reset, a
-service's port cut off).
+service's port cut off), and one moves partition leaders by reassignment.
 
 The seeds are the ones that found bugs (each now a regression): seed 1 reaches a destroyed
 coordinator journal after ten other faults (a killed adopted broker's lock once quarantined a
@@ -32,10 +32,10 @@ sys.modules[spec.name] = chaos   # dataclasses look their module up by name
 spec.loader.exec_module(chaos)
 
 
-def _campaign(tmp_path, seed: int, faults: int, network: bool = False):
+def _campaign(tmp_path, seed: int, faults: int, network: bool = False, moves: bool = False):
     """Run one campaign and check every invariant; the report."""
     lines: list[str] = []
-    report = chaos.run(seed, faults, tmp_path / "proj", brokers=3, say=lines.append, network=network)
+    report = chaos.run(seed, faults, tmp_path / "proj", brokers=3, say=lines.append, network=network, moves=moves)
     print(report.line())
     assert len(report.faults) == faults and report.acked > 500, report.line()
     assert report.txns_committed > 20 and report.txns_aborted > 0, report.line()
@@ -61,6 +61,15 @@ def test_fault_campaign_with_network_faults(tmp_path):
         pytest.skip(missing)
     report = _campaign(tmp_path, 62, 7, network=True)
     assert {"reset-connections", "cut-off-service"} <= set(report.faults), report.faults
+
+
+def test_fault_campaign_with_leaders_moved_by_reassignment(tmp_path):
+    """Seed 5 with --moves starts by reassigning a partition's leader out of its replicas (the
+    coordinator moves leadership at once, with writes in flight) and back. The bug it guards
+    against: a Produce pipelined behind a waiting one was answered as written by the broker that
+    no longer led, and acknowledged records were lost."""
+    report = _campaign(tmp_path, 5, 6, moves=True)
+    assert report.faults[0] == "move-leader", report.faults
 
 
 def test_the_replica_comparison_finds_a_byte_that_differs(tmp_path):
