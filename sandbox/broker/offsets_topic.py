@@ -229,9 +229,9 @@ class TopicOffsetStore:
         if pending is None:
             return NONE
         key, last = pending
-        code = NONE
-        if self.state.replicas.replicated(key):
-            code = await self.state.replicas.wait_for_replicas(key, last, timeout_s)
+        # also when the partition has no followers: NOT_LEADER_OR_FOLLOWER (NOT_COORDINATOR for the
+        # client) if this broker stopped leading it since the write
+        code = await self.state.replicas.wait_for_replicas(key, last, timeout_s)
         if self._pending.get(group) == pending:
             del self._pending[group]
         return _COMMIT_ERRORS.get(code, code)
