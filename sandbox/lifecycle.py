@@ -159,7 +159,8 @@ async def cancel_and_wait(tasks: Iterable["asyncio.Future"], again_every: float 
     running every `again_every` s. Once is not always enough on Python 3.11: asyncio.wait_for
     drops a cancellation that arrives as the awaited call completes (CPython gh-86296), and a
     loop that retries on errors then runs on for ever, which hung a broker's SIGTERM until it
-    was killed. Errors of the tasks are dropped (as gather(return_exceptions=True))."""
+    was killed. Errors of the tasks are dropped (as gather(return_exceptions=True)). A task's
+    own async cleanup (awaits in a `finally`) gets `again_every` s before it is cancelled again."""
     tasks = list(tasks)
     pending = {t for t in tasks if not t.done()}
     while pending:
@@ -197,13 +198,25 @@ STOP_REPORT_S = 3.0
 def _report_slow_stop(stopping: "asyncio.Task | None") -> None:
     """A stop that takes longer than it should names what it still waits for (each unfinished
     task and the line it waits at), so a hung shutdown can be told from a slow one."""
-    waiting = []
-    for task in asyncio.all_tasks():
-        frames = task.get_stack(limit=1)
-        where = f"{frames[-1].f_code.co_filename}:{frames[-1].f_lineno}" if frames else "?"
-        waiting.append(f"{'stop' if task is stopping else task.get_name()} at {where}")
+    waiting = [f"{'stop' if task is stopping else task.get_name()} at {_innermost(task)}"
+               for task in asyncio.all_tasks()]
     logging.getLogger("sandbox").warning("still stopping after %.0f s; waiting on: %s", STOP_REPORT_S,
                                          "; ".join(sorted(waiting)))
+
+
+_ASYNCIO_DIR = str(Path(asyncio.__file__).parent)
+
+
+def _innermost(task: "asyncio.Task") -> str:
+    """file:line of the innermost coroutine a task waits in (following each await), asyncio's
+    own (sleep, wait_for) left out."""
+    where, coro = "?", task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None and (where == "?" or _ASYNCIO_DIR not in frame.f_code.co_filename):
+            where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return where
 
 
 def setup_logging(level: str = "INFO") -> None:

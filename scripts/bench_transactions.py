@@ -140,6 +140,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.reads < 1:
+        ap.error("--reads must be at least 1")
     tmp = Path(tempfile.mkdtemp(prefix="bench-txn-"))
     broker = Broker(tmp / "data", tmp / "broker.log")
     rounds = []

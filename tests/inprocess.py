@@ -262,7 +262,7 @@ def list_config_resources_names_topics_brokers_and_configured_groups(c: InProces
     assert {("t", 2), ("g1", 32)} <= got and any(kind == 4 for _n, kind in got)
     groups = c.call(74, 1, {"resource_types": [32]})
     assert [(r.resource_name, int(r.resource_type)) for r in groups.config_resources] == [("g1", 32)]
-    assert int(c.call(74, 1, {"resource_types": [99]}).error_code) == E.INVALID_REQUEST
+    assert int(c.call(74, 1, {"resource_types": [99]}).error_code) == E.UNSUPPORTED_VERSION
     assert c.call(74, 0, {}).config_resources == ()   # v0: client metrics resources, none kept
 
 

@@ -67,3 +67,26 @@ def test_errors_of_finished_tasks_are_retrieved_not_raised():
 
     t = asyncio.run(main())
     assert isinstance(t.exception(), ValueError)
+
+
+def test_a_slow_stop_names_the_innermost_line_each_task_waits_at(caplog):
+    from sandbox import lifecycle
+
+    async def inner():
+        await asyncio.sleep(60)
+
+    async def outer():
+        await inner()
+
+    async def main():
+        t = asyncio.create_task(outer(), name="stuck")
+        await asyncio.sleep(0)
+        lifecycle._report_slow_stop(None)
+        await lifecycle.cancel_and_wait([t])
+
+    with caplog.at_level("WARNING"):
+        asyncio.run(main())
+    line = next(r.getMessage() for r in caplog.records if "still stopping" in r.getMessage())
+    import inspect
+    where = f"test_lifecycle.py:{inspect.getsourcelines(inner)[1] + 1}"
+    assert "stuck at " in line and where in line, line

@@ -5,7 +5,7 @@ BROKER_LOGGER), and the groups that have group configs set, as Kafka 4.1 lists t
 
 from __future__ import annotations
 
-from sandbox.protocol.errors import INVALID_REQUEST, NONE
+from sandbox.protocol.errors import NONE, UNSUPPORTED_VERSION
 
 API_KEY = 74
 MIN_VERSION = 0
@@ -20,17 +20,17 @@ def handle(ctx, request) -> dict:
         return {"throttle_time": 0, "error_code": NONE, "config_resources": []}
     asked = [int(t) for t in request.resource_types or ()]
     unknown = sorted(set(asked) - set(KNOWN))
-    if unknown:
-        return {"throttle_time": 0, "error_code": INVALID_REQUEST, "config_resources": []}
+    if unknown:   # as Kafka's handleListConfigResources answers a type it does not list
+        return {"throttle_time": 0, "error_code": UNSUPPORTED_VERSION, "config_resources": []}
     wanted = set(asked) or set(KNOWN)
     coord = ctx.admin.coordinator
-    out: list[dict] = []
-    if TOPIC in wanted:
-        out += [{"resource_name": t.name, "resource_type": TOPIC} for t in sorted(coord.topics(), key=lambda t: t.name)]
-    for kind in (BROKER, BROKER_LOGGER):
+    out: list[dict] = []   # in Kafka's order: groups, (client metrics: none), broker loggers, brokers, topics
+    if GROUP in wanted:
+        out += [{"resource_name": g, "resource_type": GROUP} for g in coord.configured_groups()]
+    for kind in (BROKER_LOGGER, BROKER):
         if kind in wanted:
             out += [{"resource_name": str(b.broker_id), "resource_type": kind}
                     for b in sorted(coord.brokers(), key=lambda b: b.broker_id)]
-    if GROUP in wanted:
-        out += [{"resource_name": g, "resource_type": GROUP} for g in coord.configured_groups()]
+    if TOPIC in wanted:
+        out += [{"resource_name": t.name, "resource_type": TOPIC} for t in sorted(coord.topics(), key=lambda t: t.name)]
     return {"throttle_time": 0, "error_code": NONE, "config_resources": out}

@@ -59,7 +59,8 @@ class TopicOffsetStore:
         self._views: dict[int, View] = {}
         self._epochs: dict[int, int] = {}              # partition -> leader epoch it was loaded at
         self._txn: dict[int, TxnOffsets] = {}          # partition -> its transactional commits
-        self._pending: dict[str, tuple[tuple[str, int], int]] = {}   # group -> (partition, last offset)
+        # group -> (partition, last offset, leader epoch it was written in)
+        self._pending: dict[str, tuple[tuple[str, int], int, int]] = {}
         self.legacy: OffsetStore | None = None
         if legacy_dir is not None and (Path(legacy_dir) / JOURNAL).exists():
             self.legacy = OffsetStore(legacy_dir, fsync=fsync, on_event=on_event)
@@ -228,10 +229,10 @@ class TopicOffsetStore:
         pending = self._pending.get(group)
         if pending is None:
             return NONE
-        key, last = pending
+        key, last, epoch = pending
         # also when the partition has no followers: NOT_LEADER_OR_FOLLOWER (NOT_COORDINATOR for the
-        # client) if this broker stopped leading it since the write
-        code = await self.state.replicas.wait_for_replicas(key, last, timeout_s)
+        # client) if this broker stopped leading it, or leads it in another epoch, since the write
+        code = await self.state.replicas.wait_for_replicas(key, last, timeout_s, epoch)
         if self._pending.get(group) == pending:
             del self._pending[group]
         return _COMMIT_ERRORS.get(code, code)
@@ -250,8 +251,9 @@ class TopicOffsetStore:
         """Append the records (transactional batches of `producer` = (id, epoch) if given) and
         return the log offset of each."""
         key = (OFFSETS_TOPIC, index)
+        epoch = self.state.leaders[key][1]
         last = append_records(self.state, key, records, self._fsync, producer=producer)
-        self._pending[group] = (key, last)
+        self._pending[group] = (key, last, epoch)
         return list(range(last - len(records) + 1, last + 1))   # one append, nothing in between: contiguous
 
     # ---- the journal of earlier versions -----------------------------------------------------

@@ -172,6 +172,8 @@ def incremental_ops(current: dict[str, str], ops, resource_type: int = 2) -> tup
     if len(names) != len(set(names)):
         raise CoordinatorError(INVALID_REQUEST, "Error due to duplicate config keys")
     for name, op, value in ops:
+        if op in (0, 2, 3) and value is None:
+            raise CoordinatorError(INVALID_REQUEST, f"Null value not supported for: {name}")
         if op == 0:
             set_[name] = value
         elif op == 1:

@@ -195,8 +195,10 @@ class StackSupervisor:
             try:
                 configs = restore_configs(self.cfg, self.client)
             except (KafkaClientError, OSError, KeyError, TypeError, ValueError) as e:
-                configs = []
-                self.sup.record_event(service, "configs-restored", f"failed: {e}")
+                # re-raised: the re-creation stays pending (retried on the next pass; each step puts
+                # back only what is missing), so the catalog is not refreshed from the empty journal
+                self.sup.record_event(service, "configs-restored", f"failed, will retry: {e}")
+                raise
             if configs:
                 self.sup.record_event(service, "configs-restored", "put back: " + ", ".join(configs))
         return sorted(desired)

@@ -86,3 +86,18 @@ def test_an_unreplicated_partition_led_here_is_acknowledged_at_once(broker):
     assert b.owner.replicas.acked(KEY, 0) == E.NONE
     b.owner.leaders[KEY] = (99, 1)
     assert b.owner.replicas.acked(KEY, 0) == E.NOT_LEADER_OR_FOLLOWER
+
+
+def test_a_write_waiting_when_the_replicas_shrink_to_this_leader_is_acknowledged(broker):
+    """A reassignment leaves this leader as the only replica, same epoch: the waiting write is on
+    the only replica, so it is acknowledged, as a write checked a moment later would be."""
+    import dataclasses
+    b = broker
+    state, plog = _replicated(b)
+    first = b.loop.create_task(_produce(b, 1, b"a"))
+    b.loop.run_until_complete(asyncio.sleep(0))
+    me = state.node_id
+    t = state.coordinator.topic("t")
+    alone = dataclasses.replace(t.partitions[0], replicas=(me,), isr=(me,), leader=me, leader_epoch=0)
+    state.replicas.on_metadata([dataclasses.replace(t, partitions=[alone])])
+    assert _code(b.loop.run_until_complete(first), 1) == E.NONE

@@ -92,7 +92,7 @@ class FakeState:
     def restoring(self) -> bool:
         return False
 
-    async def _wait(self, key, offset, timeout):
+    async def _wait(self, key, offset, timeout, epoch=None):
         self.waited.append((key, offset))
         return self.wait_code
 

@@ -39,3 +39,10 @@ def test_a_key_named_twice_or_an_unknown_operation_is_an_invalid_request():
     with pytest.raises(CoordinatorError) as e:
         incremental_ops({}, [("retention.ms", 7, "1")])
     assert e.value.error_code == INVALID_REQUEST
+
+
+def test_a_null_value_to_set_or_append_is_an_invalid_request():
+    with pytest.raises(CoordinatorError) as e:
+        incremental_ops({}, [("retention.ms", 0, None)])
+    assert e.value.error_code == INVALID_REQUEST and "Null value" in e.value.message
+    assert incremental_ops({"retention.ms": "1"}, [("retention.ms", 1, None)]) == ({}, ["retention.ms"])

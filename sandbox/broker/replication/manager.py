@@ -75,7 +75,10 @@ class ReplicaManager:
                 seen.add(key)
                 self.min_isr[key] = min_isr
                 if len(p.replicas) == 1:
-                    self._drop(key, NOT_LEADER_OR_FOLLOWER)
+                    # led here alone now (a reassignment shrank the replicas to this leader): the
+                    # writes waiting for followers are on the only replica; wait_for_replicas checks
+                    # the leader epoch before it answers them
+                    self._drop(key, NONE if p.leader == self.node_id else NOT_LEADER_OR_FOLLOWER)
                     if not plog.hw_follows_leo:
                         plog.replica.set_replicated(False)
                     continue
