@@ -19,10 +19,7 @@ CATALOG_FILE = "topics.json"
 
 
 def load_catalog(cfg: SandboxConfig) -> dict[str, TopicSpec]:
-    try:
-        raw = json.loads((cfg.data_dir / CATALOG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    raw = _read(cfg)
     out = {}
     for n, t in raw.get("topics", {}).items():
         placed = t.get("assignments")
@@ -102,16 +99,15 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         committed = client.committed_offsets(g.group)
         if committed:
             groups[g.group] = {f"{t}:{p}": off for (t, p), off in committed.items()}
-    before = _read(cfg)
     try:
         quotas = [{"entity": [list(e) for e in entity], "values": values}
                   for entity, values in sorted(client.client_quotas().items(), key=lambda kv: str(kv[0]))]
     except KafkaClientError:   # kept from the last refresh
-        quotas = before.get("quotas", [])
+        quotas = _read(cfg).get("quotas", [])
     try:
         group_configs = {g: client.group_configs(g) for g in client.configured_groups()}
     except KafkaClientError:   # kept from the last refresh
-        group_configs = before.get("group_configs", {})
+        group_configs = _read(cfg).get("group_configs", {})
     if not still_valid():
         return False
     write_state(cfg.data_dir / CATALOG_FILE, {"updated": time.time(), "topics": topics, "groups": groups,
@@ -153,12 +149,8 @@ def restore_configs(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
 def restore_group_offsets(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
     """Put back committed offsets a wipe lost, where the data they point into still exists
     (the partition's end offset reaches them); the rest reset by the consumer's policy."""
-    try:
-        raw = json.loads((cfg.data_dir / CATALOG_FILE).read_text(encoding="utf-8")).get("groups", {})
-    except (OSError, ValueError):
-        return []
     restored = []
-    for group, saved in raw.items():
+    for group, saved in _read(cfg).get("groups", {}).items():
         current = client.committed_offsets(group)
         missing: dict[tuple[str, int], int] = {}
         for key, off in saved.items():
