@@ -30,7 +30,7 @@ on_corrupt_journal = "repair-then-wipe"   # "repair-then-wipe", "repair" or "wip
 max_restarts = 5            # restarts allowed within restart_window_s before giving up
 restart_window_s = 60       # the window (seconds) max_restarts counts in
 keep_quarantines = 3        # journals moved aside by recovery that are kept per service
-unhealthy_after_s = 10      # a service failing its health probe this long is restarted
+unhealthy_after_s = 10      # a service failing its health probe this long is restarted (3x while starting)
 
 [docker]                    # used by mode = "docker" / `sandbox up --docker`
 base_image = "python:3.11-slim"   # the image the sandbox image is built FROM (Python 3.11+)

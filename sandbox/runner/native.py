@@ -35,6 +35,7 @@ LOG_TAIL_LINES = 20
 STATE_REFRESH_S = 1.0  # rewrite the state file at least this often: its heartbeat (readers call it
                        # stale after HEARTBEAT_STALE_S) and uptimes
 ADOPT_GRACE_S = 1.0    # an adopted process that does not answer its probe this long is replaced
+STARTUP_ALLOWANCE = 3    # a service not yet healthy since its start gets this many times unhealthy_after_s
 
 
 class Supervisor(Recovery, Stopping, Rehearsal):
@@ -376,8 +377,11 @@ class Supervisor(Recovery, Stopping, Rehearsal):
                        probe=result.probe)
             self._begin_stop(svc, now, 0.0, "unhealthy", then="after-unhealthy")
             return
-        if failing_for < self.policy.unhealthy_after_s or failing_for == 0:
+        # a service not yet healthy since it was started may be replaying a long journal on a loaded
+        # machine: killing it then only starts the replay again (Docker's start_period, likewise)
+        allowed = self.policy.unhealthy_after_s * (STARTUP_ALLOWANCE if svc.state == "starting" else 1)
+        if failing_for < allowed or failing_for == 0:
             return
-        self._emit(svc, "unhealthy", f"probe {result.probe} failing for {failing_for:.1f}s: {result.detail}",
-                   probe=result.probe)
+        self._emit(svc, "unhealthy", f"probe {result.probe} failing for {failing_for:.1f}s: {result.detail}"
+                   + (" since it was started" if svc.state == "starting" else ""), probe=result.probe)
         self._begin_stop(svc, now, self.policy.grace_s, "unhealthy", then="after-unhealthy")

@@ -169,14 +169,37 @@ def test_probe_failing_longer_than_unhealthy_after_restarts_it(tmp_path):
     assert kinds(sup.events)[-4:] == ["unhealthy", "stop", "restart", "healthy"]
 
 
-def test_a_service_that_never_gets_healthy_is_restarted(tmp_path):
+def test_a_service_that_never_gets_healthy_is_restarted_after_its_startup_allowance(tmp_path):
     sup, clock, spawner, probe = make(tmp_path, policy=RecoveryPolicy(unhealthy_after_s=3))
     sup.step()
-    for _ in range(5):
+    for _ in range(8):   # 8 s failing since its start: less than 3 x unhealthy_after_s, still replaying
+        clock.advance(1)
+        sup.step()
+    assert "unhealthy" not in kinds(sup.events)
+    assert len(spawner.handles("broker-1")) == 1
+    for _ in range(3):
+        clock.advance(1)
+        sup.step()
+    ev = [e for e in sup.events if e["kind"] == "unhealthy"]
+    assert len(ev) == 1 and "since it was started" in ev[0]["detail"]
+    assert len(spawner.handles("broker-1")) == 2
+
+
+def test_a_slow_start_is_not_restarted_and_a_later_failure_gets_no_allowance(tmp_path):
+    sup, clock, spawner, probe = make(tmp_path, policy=RecoveryPolicy(unhealthy_after_s=3, grace_s=0))
+    probe.ok["broker-1"] = False
+    sup.step()
+    for _ in range(5):   # a start slower than unhealthy_after_s (a loaded machine): left alone
+        clock.advance(1)
+        sup.step()
+    probe.ok["broker-1"] = True
+    sup.step()
+    assert sup.service("broker-1")["healthy"] and "unhealthy" not in kinds(sup.events)
+    probe.ok["broker-1"] = False
+    for _ in range(4):   # once it has been healthy, unhealthy_after_s alone counts
         clock.advance(1)
         sup.step()
     assert "unhealthy" in kinds(sup.events)
-    assert len(spawner.handles("broker-1")) == 2
 
 
 def test_stop_all_brokers_first_then_coordinator_escalating(tmp_path):
