@@ -9,7 +9,7 @@ import logging
 from typing import Any, Callable, Iterator
 
 from sandbox.coordinator import CoordinatorError
-from sandbox.log.batch import ATTR_TRANSACTIONAL, BatchHeader, build_batch, iter_batches, iter_records
+from sandbox.log.batch import ATTR_TRANSACTIONAL, BatchHeader, build_batch, iter_batches, iter_records, own_batch
 from sandbox.protocol.errors import (
     COORDINATOR_NOT_AVAILABLE, KAFKA_STORAGE_ERROR, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS,
     NOT_ENOUGH_REPLICAS_AFTER_APPEND, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, UNKNOWN_TOPIC_OR_PARTITION,
@@ -120,7 +120,9 @@ def append_records(state: Any, key: tuple[str, int], records: list[tuple[bytes, 
                                        "attributes": ATTR_TRANSACTIONAL}
     last = -1
     for i in range(0, len(records), RECORDS_PER_BATCH):
-        info = plog.append(build_batch(records[i:i + RECORDS_PER_BATCH], **txn), leader_epoch=epoch)
+        buf = build_batch(records[i:i + RECORDS_PER_BATCH], writable=True, **txn)
+        info = plog.append(buf, leader_epoch=epoch, validated=own_batch(buf, plog.config.max_message_bytes),
+                           in_place=True)
         last = info.last_offset
     if fsync:
         plog.housekeeping.sync()

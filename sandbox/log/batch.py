@@ -126,6 +126,18 @@ def validate_batches(buf, max_message_bytes: int) -> list[BatchHeader]:
     return out
 
 
+def own_batch(buf, max_message_bytes: int) -> list[BatchHeader]:
+    """validate_batches for one batch this process just made with build_batch(writable=True):
+    its framing and CRC are known good, so only its size is checked (it was recomputing the CRC of
+    every state record and marker the broker writes)."""
+    h = parse_header(buf, 0)
+    if h.size != len(buf):
+        raise CorruptRecordError(f"a built batch of {len(buf)} bytes says it holds {h.size}")
+    if h.size > max_message_bytes:
+        raise RecordTooLargeError(f"batch of {h.size} bytes exceeds max.message.bytes={max_message_bytes}")
+    return [h]
+
+
 def iter_batches(buf, pos: int = 0) -> Iterator[tuple[int, BatchHeader]]:
     """Yield (position, header) for each complete batch in buf; stops at a partial tail."""
     end = len(buf)
@@ -168,6 +180,22 @@ def _read_varint(buf, pos: int) -> tuple[int, int]:
     return (v >> 1) ^ -(v & 1), pos
 
 
+def _varint_bytes(n: int) -> bytes:
+    out = bytearray()
+    _write_varint(out, n)
+    return bytes(out)
+
+
+_NULL = _varint_bytes(-1)
+_SMALL_VARINTS = [_varint_bytes(n) for n in range(-1, 1 << 13)]   # index n + 1
+
+
+def _varint(n: int) -> bytes:
+    """The zigzag varint of n; from a table for -1 .. 8191 (every length and offset delta of
+    the small records the broker writes itself)."""
+    return _SMALL_VARINTS[n + 1] if -1 <= n < (1 << 13) else _varint_bytes(n)
+
+
 def _write_bytes(out: bytearray, data) -> None:
     if data is None:
         _write_varint(out, -1)
@@ -196,8 +224,9 @@ def build_batch(
     attributes: int = 0,
     headers=None,
     leader_epoch: int = -1,
-) -> bytes:
-    """Build one uncompressed v2 batch.
+    writable: bool = False,
+) -> bytes | bytearray:
+    """Build one uncompressed v2 batch (a bytearray with `writable`, for PartitionLog.append_own).
 
     records: list of (key, value) or (key, value, headers); headers (optional) is a list with one
     header list per record. A header list is [(name: str|bytes, value: bytes|None), ...].
@@ -208,30 +237,28 @@ def build_batch(
     if attributes & ATTR_CODEC_MASK:
         raise ValueError("build_batch only builds uncompressed batches")
     ts = int(time.time() * 1000) if timestamp_ms is None else int(timestamp_ms)
-    body = bytearray()
-    rec = bytearray()
+    buf = bytearray(HEADER_SIZE)
     for i, r in enumerate(records):
         key, value = r[0], r[1]
         hdrs = r[2] if len(r) > 2 else (headers[i] if headers is not None else None)
-        rec.clear()
-        rec.append(0)  # record attributes
-        _write_varint(rec, 0)  # timestampDelta
-        _write_varint(rec, i)  # offsetDelta
-        _write_bytes(rec, key)
-        _write_bytes(rec, value)
-        hdrs = hdrs or []
-        _write_varint(rec, len(hdrs))
-        for name, hval in hdrs:
-            _write_bytes(rec, name.encode() if isinstance(name, str) else name)
-            _write_bytes(rec, hval)
-        _write_varint(body, len(rec))
-        body += rec
+        # attributes 0, timestampDelta 0, offsetDelta, key, value, headers
+        rec = [b"\x00\x00", _varint(i), _NULL if key is None else _varint(len(key)), key or b"",
+               _NULL if value is None else _varint(len(value)), value or b""]
+        if hdrs:
+            rec.append(_varint(len(hdrs)))
+            for name, hval in hdrs:
+                name = name.encode() if isinstance(name, str) else name
+                rec += (_varint(len(name)), name, _NULL if hval is None else _varint(len(hval)), hval or b"")
+        else:
+            rec.append(b"\x00")
+        data = b"".join(rec)
+        buf += _varint(len(data))
+        buf += data
     n = len(records)
-    buf = bytearray(HEADER_SIZE) + body
     _HEADER.pack_into(buf, 0, base_offset, len(buf) - LOG_OVERHEAD, leader_epoch, 2, 0, attributes,
                       n - 1, ts, ts, producer_id, producer_epoch, base_sequence, n)
     _U.pack_into(buf, 17, compute_crc(buf, 0, len(buf)))
-    return bytes(buf)
+    return buf if writable else bytes(buf)
 
 
 def iter_records(batch_bytes) -> Iterator[tuple[int, int, bytes | None, bytes | None, list]]:
@@ -331,13 +358,13 @@ _CONTROL_VALUE = struct.Struct(">hi")    # version 0, coordinator epoch
 
 
 def build_control_batch(producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int,
-                        timestamp_ms: int | None = None) -> bytes:
+                        timestamp_ms: int | None = None, writable: bool = False) -> bytes | bytearray:
     """A transaction marker as Kafka writes it: one control record in a transactional control
     batch (no sequence), its key the marker type, its value the coordinator's epoch."""
     return build_batch([(_CONTROL_KEY.pack(0, CONTROL_COMMIT if commit else CONTROL_ABORT),
                          _CONTROL_VALUE.pack(0, coordinator_epoch))],
                        timestamp_ms=timestamp_ms, producer_id=producer_id, producer_epoch=producer_epoch,
-                       base_sequence=-1, attributes=ATTR_TRANSACTIONAL | ATTR_CONTROL)
+                       base_sequence=-1, attributes=ATTR_TRANSACTIONAL | ATTR_CONTROL, writable=writable)
 
 
 def control_type(buf, pos: int, header: BatchHeader) -> int:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from .batch import (
-    ATTR_LOG_APPEND_TIME, BatchHeader, build_control_batch, compute_crc, control_record, parse_header, validate_batches,
+    ATTR_LOG_APPEND_TIME, BatchHeader, build_control_batch, compute_crc, control_record, own_batch, parse_header,
+    validate_batches,
 )
 from .config import LogConfig
 from .epochs import LeaderEpochCache
@@ -30,6 +31,7 @@ _Q = struct.Struct(">q")
 _I = struct.Struct(">i")
 _H = struct.Struct(">h")
 _U = struct.Struct(">I")
+_new_header = tuple.__new__   # BatchHeader from a plain tuple, without NamedTuple.__new__'s argument parsing
 MAX_TIMESTAMP = -3   # offset_for_timestamp: the largest timestamp (ListOffsets' -3)
 
 
@@ -184,8 +186,8 @@ class PartitionLog(Shrinking):
                 _Q.pack_into(buf, pos + 35, append_time)
                 _U.pack_into(buf, pos + 17, compute_crc(buf, pos, h.size))
                 h = parse_header(buf, pos)
-            else:
-                h = h._replace(base_offset=offset, leader_epoch=leader_epoch)
+            else:   # h._replace(base_offset=offset, leader_epoch=leader_epoch), without its cost
+                h = _new_header(BatchHeader, (offset, h[1], leader_epoch, *h[3:]))
             placed.append((pos, h))
             offset = h.next_offset
             pos += h.size
@@ -228,8 +230,9 @@ class PartitionLog(Shrinking):
             raise InvalidProducerEpochError(
                 f"marker for producer {producer_id} has epoch {producer_epoch}, older than {entry.epoch}")
         now = self._now_ms() if now_ms is None else now_ms
-        return self.append(build_control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now),
-                           leader_epoch=leader_epoch, now_ms=now)
+        buf = build_control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now, writable=True)
+        return self.append(buf, leader_epoch=leader_epoch, now_ms=now, in_place=True,
+                           validated=own_batch(buf, self._config.max_message_bytes))
 
     def in_transaction(self, producer_id: int, producer_epoch: int) -> bool:
         """True while this producer, at this epoch, has a transaction open here (data written, no

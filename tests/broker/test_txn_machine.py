@@ -297,3 +297,23 @@ def test_value_v1_carries_the_tagged_producer_ids():
     assert decode_value("tx", raw) == meta
     with pytest.raises(ValueError):
         decode_value("tx", b"\x00\x07" + raw[2:])
+
+
+def test_the_store_remembers_an_ids_partition_until_the_topics_partition_count_changes():
+    from types import SimpleNamespace
+    from sandbox.broker.offsets_records import partition_for
+    from sandbox.broker.transactions.store import TxnStore
+    from sandbox.coordinator.model import PartitionInfo, TopicInfo
+    import uuid
+    topics = {}
+    coord = SimpleNamespace(partition_count=lambda name: len(topics[name].partitions) if name in topics else 0,
+                            topic=lambda name: topics.get(name))
+    state = SimpleNamespace(coordinator=coord, node_id=1, partitions={}, leaders={})
+    store = TxnStore(state, TxnMachine(), partitions=10)
+    ids = [f"tx-{i}" for i in range(40)]
+    assert [store.partition_for(t) for t in ids] == [partition_for(t, 10) for t in ids]   # no topic yet
+    topics["__transaction_state"] = TopicInfo("__transaction_state", uuid.UUID(int=3),
+                                              [PartitionInfo(i, (2,), (2,), 2, 0) for i in range(3)])
+    store.on_metadata()
+    assert [store.partition_for(t) for t in ids] == [partition_for(t, 3) for t in ids]
+    assert {store.partition_for(t) for t in ids} == {0, 1, 2}

@@ -9,7 +9,7 @@ from sandbox.log import (
     HEADER_SIZE, CorruptRecordError, InvalidRecordError, RecordTooLargeError, build_batch, iter_records,
     parse_header, validate_batches,
 )
-from sandbox.log.batch import _read_varint, _write_varint
+from sandbox.log.batch import _read_varint, _write_varint, own_batch
 
 from .logkit import batch
 
@@ -113,3 +113,23 @@ def test_iter_records_rejects_compressed():
     struct.pack_into(">h", b, 21, 1)
     with pytest.raises(InvalidRecordError):
         list(iter_records(bytes(b)))
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.none() | st.binary(max_size=300), st.none() | st.binary(max_size=20000),
+                          st.lists(st.tuples(st.text(max_size=5), st.none() | st.binary(max_size=40)), max_size=3)),
+                min_size=1, max_size=40))
+def test_built_records_read_back_and_pass_validation(records):
+    b = build_batch(records, timestamp_ms=7)
+    assert [(k, v, h) for _o, _t, k, v, h in iter_records(b)] == \
+        [(k, v, [(n, hv) for n, hv in hs]) for k, v, hs in records]
+    assert validate_batches(b, 1 << 30) == own_batch(build_batch(records, timestamp_ms=7, writable=True), 1 << 30)
+
+
+def test_own_batch_checks_only_size_and_framing():
+    buf = build_batch([(b"k", b"v" * 100)], writable=True)
+    assert isinstance(buf, bytearray) and own_batch(buf, 1 << 20)[0].records_count == 1
+    with pytest.raises(RecordTooLargeError):
+        own_batch(buf, 100)
+    with pytest.raises(CorruptRecordError):
+        own_batch(buf + b"\0", 1 << 20)
