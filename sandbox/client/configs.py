@@ -45,18 +45,30 @@ class ConfigAdmin:
     @_locked
     def group_configs(self, group: str) -> dict[str, str]:
         """The configs set on a group (KIP-848 group configs), defaults left out."""
-        resp, _ = self._any(DESCRIBE_CONFIGS, {
-            "resources": [{"resource_type": GROUP_RESOURCE, "resource_name": group, "configuration_keys": None}],
-            "include_synonyms": False, "include_documentation": False})
-        r = resp.results[0]
-        _check(r.error_code, f"describing configs of group {group}", r.error_message)
-        return {c.name: c.value for c in r.configs if int(c.config_source) == SOURCE_GROUP_CONFIG}
+        configs = self._resource_configs(GROUP_RESOURCE, group, f"group {group}")
+        return {c.name: c.value for c in configs if int(c.config_source) == SOURCE_GROUP_CONFIG}
 
     @_locked
     def alter_group_configs(self, group: str, set: dict[str, str]) -> None:
+        self._alter_resource(GROUP_RESOURCE, group, f"group {group}", set)
+
+    # ---- shared by topics (KafkaClient.describe_configs / alter_configs) and groups
+    def _resource_configs(self, resource_type: int, name: str, what: str) -> list:
+        """DescribeConfigs of one resource: its config entries (every key, with its source)."""
+        resp, _ = self._any(DESCRIBE_CONFIGS, {
+            "resources": [{"resource_type": resource_type, "resource_name": name, "configuration_keys": None}],
+            "include_synonyms": False, "include_documentation": False})
+        r = resp.results[0]
+        _check(r.error_code, f"describing configs of {what}", r.error_message)
+        return list(r.configs)
+
+    def _alter_resource(self, resource_type: int, name: str, what: str, set: dict | None = None,
+                        delete=()) -> None:
+        """IncrementalAlterConfigs of one resource: set these keys, reset those to their defaults."""
+        ops = [{"name": k, "config_operation": 0, "value": str(v)} for k, v in (set or {}).items()]
+        ops += [{"name": k, "config_operation": 1, "value": None} for k in delete]
         resp, _ = self._any(INCREMENTAL_ALTER_CONFIGS, {
-            "resources": [{"resource_type": GROUP_RESOURCE, "resource_name": group, "configs": [
-                {"name": k, "config_operation": 0, "value": str(v)} for k, v in set.items()]}],
+            "resources": [{"resource_type": resource_type, "resource_name": name, "configs": ops}],
             "validate_only": False})
         r = resp.responses[0]
-        _check(r.error_code, f"altering configs of group {group}", r.error_message)
+        _check(r.error_code, f"altering configs of {what}", r.error_message)

@@ -12,9 +12,8 @@ from typing import Any, Iterable
 
 from sandbox.protocol.errors import LEADER_NOT_AVAILABLE, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION
 from .base import (
-    CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_CONFIGS, EARLIEST, FETCH,
-    INCREMENTAL_ALTER_CONFIGS, LATEST, LIST_OFFSETS, METADATA, PRODUCE, SOURCE_DYNAMIC_TOPIC,
-    TOPIC_RESOURCE, VERSIONS, _ATTEMPTS, _RETRIABLE, _check, _locked, _same_host,
+    CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, EARLIEST, FETCH, LATEST, LIST_OFFSETS, METADATA,
+    PRODUCE, SOURCE_DYNAMIC_TOPIC, TOPIC_RESOURCE, VERSIONS, _ATTEMPTS, _RETRIABLE, _check, _locked, _same_host,
 )
 from .configs import ConfigAdmin
 from .connection import Address, Connection, fmt, parse_bootstrap
@@ -215,25 +214,14 @@ class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
     @_locked
     def describe_configs(self, name: str) -> dict[str, tuple[str | None, bool]]:
         """Topic configs: {key: (value, is_default)}; is_default means not set on the topic."""
-        resp, _ = self._any(DESCRIBE_CONFIGS, {
-            "resources": [{"resource_type": TOPIC_RESOURCE, "resource_name": name,
-                           "configuration_keys": None}],
-            "include_synonyms": False, "include_documentation": False})
-        r = resp.results[0]
-        _check(r.error_code, f"describing configs of topic {name}", r.error_message)
-        return {c.name: (c.value, int(c.config_source) != SOURCE_DYNAMIC_TOPIC) for c in r.configs}
+        return {c.name: (c.value, int(c.config_source) != SOURCE_DYNAMIC_TOPIC)
+                for c in self._resource_configs(TOPIC_RESOURCE, name, f"topic {name}")}
 
     @_locked
     def alter_configs(self, name: str, set: dict[str, Any] | None = None,
                       delete: Iterable[str] = ()) -> None:
         """IncrementalAlterConfigs: set these keys, reset those to their defaults."""
-        ops = [{"name": k, "config_operation": 0, "value": str(v)} for k, v in (set or {}).items()]
-        ops += [{"name": k, "config_operation": 1, "value": None} for k in delete]
-        resp, _ = self._any(INCREMENTAL_ALTER_CONFIGS, {
-            "resources": [{"resource_type": TOPIC_RESOURCE, "resource_name": name,
-                           "configs": ops}], "validate_only": False})
-        r = resp.responses[0]
-        _check(r.error_code, f"altering configs of topic {name}", r.error_message)
+        self._alter_resource(TOPIC_RESOURCE, name, f"topic {name}", set, delete)
 
     # ------------------------------------------------------------------ offsets
 
