@@ -187,13 +187,13 @@ def _varint_bytes(n: int) -> bytes:
 
 
 _NULL = _varint_bytes(-1)
-_SMALL_VARINTS = [_varint_bytes(n) for n in range(-1, 1 << 13)]   # index n + 1
+_SMALL_VARINTS = [_varint_bytes(n) for n in range(-1, 1 << 10)]   # index n + 1
 
 
 def _varint(n: int) -> bytes:
-    """The zigzag varint of n; from a table for -1 .. 8191 (every length and offset delta of
+    """The zigzag varint of n; from a table for -1 .. 1023 (the lengths and offset deltas of
     the small records the broker writes itself)."""
-    return _SMALL_VARINTS[n + 1] if -1 <= n < (1 << 13) else _varint_bytes(n)
+    return _SMALL_VARINTS[n + 1] if -1 <= n < (1 << 10) else _varint_bytes(n)
 
 
 def _write_bytes(out: bytearray, data) -> None:
