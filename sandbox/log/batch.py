@@ -226,7 +226,7 @@ def build_batch(
     leader_epoch: int = -1,
     writable: bool = False,
 ) -> bytes | bytearray:
-    """Build one uncompressed v2 batch (a bytearray with `writable`, for PartitionLog.append_own).
+    """Build one uncompressed v2 batch (a bytearray with `writable`, to append in place with own_batch's header).
 
     records: list of (key, value) or (key, value, headers); headers (optional) is a list with one
     header list per record. A header list is [(name: str|bytes, value: bytes|None), ...].

@@ -278,7 +278,7 @@ class Supervisor(Recovery, Stopping, Rehearsal):
             return
         svc.handle, svc.pid = handle, handle.pid
         svc.started_at, svc.started_mono = self._wall(), now
-        svc.state, svc.healthy, svc.adopted_at = "starting", False, now
+        svc.state, svc.healthy, svc.adopted_at, svc.been_healthy = "starting", False, now, False
         svc.ever_started, svc.next_start = True, None
         svc.start_offset = svc.log_offset = log_size(svc.spec.log_path)
         self._emit(svc, "adopt", f"pid {handle.pid}, started by an earlier supervisor", pid=handle.pid)
@@ -317,7 +317,7 @@ class Supervisor(Recovery, Stopping, Rehearsal):
         svc.started_at, svc.started_mono = self._wall(), now
         svc.state, svc.healthy, svc.latency_ms = "starting", False, None
         svc.failing_since = svc.last_probe_at = svc.adopted_at = None
-        svc.next_start, svc.problem, svc.last_fault = None, None, None
+        svc.next_start, svc.problem, svc.last_fault, svc.been_healthy = None, None, None, False
         if self._on_spawn is not None:
             self._on_spawn(spec, handle.pid)
         if svc.ever_started:
@@ -361,6 +361,7 @@ class Supervisor(Recovery, Stopping, Rehearsal):
         svc.latency_ms = result.latency_ms
         if result.ok:
             svc.failing_since = svc.adopted_at = None
+            svc.been_healthy = True
             if not svc.healthy:
                 svc.healthy, svc.state, svc.fresh_journal = True, "running", False
                 self._emit(svc, "healthy", result.detail, probe=result.probe, latency_ms=result.latency_ms)
@@ -379,9 +380,12 @@ class Supervisor(Recovery, Stopping, Rehearsal):
             return
         # a service not yet healthy since it was started may be replaying a long journal on a loaded
         # machine: killing it then only starts the replay again (Docker's start_period, likewise)
-        allowed = self.policy.unhealthy_after_s * (STARTUP_ALLOWANCE if svc.state == "starting" else 1)
+        # (a paused and resumed one has been healthy: it gets the usual allowance)
+        starting = not svc.been_healthy
+        allowed = self.policy.unhealthy_after_s * (STARTUP_ALLOWANCE if starting else 1)
         if failing_for < allowed or failing_for == 0:
             return
-        self._emit(svc, "unhealthy", f"probe {result.probe} failing for {failing_for:.1f}s: {result.detail}"
-                   + (" since it was started" if svc.state == "starting" else ""), probe=result.probe)
+        since = " since it was started" if starting else ""
+        self._emit(svc, "unhealthy", f"probe {result.probe} failing for {failing_for:.1f}s{since}: {result.detail}",
+                   probe=result.probe)
         self._begin_stop(svc, now, self.policy.grace_s, "unhealthy", then="after-unhealthy")

@@ -193,3 +193,19 @@ def test_docker_watcher_pauses_until_its_deadline_without_restarting(tmp_path):
     assert [e["kind"] for e in watcher.events if e["service"] == "broker-1"][-3:] == ["pause", "resume", "healthy"]
     watcher.kill("broker-1")
     assert engine.calls[-1] == ("kill", "broker-1")
+
+
+def test_a_resumed_service_that_stays_silent_gets_the_usual_allowance_not_a_starts(tmp_path):
+    sup, clock, spawner, probe = make(tmp_path)   # unhealthy_after_s 10 (the default)
+    sup.pause("broker-1", 5.0)
+    sup.step()
+    probe.ok["broker-1"] = False   # resumed, but wedged: it never answers again
+    for _ in range(6):
+        clock.advance(1)
+        sup.step()
+    assert sup.service("broker-1")["state"] != "paused"
+    for _ in range(11):   # 11 s failing: past unhealthy_after_s, well within 3 x of a start
+        clock.advance(1)
+        sup.step()
+    ev = [e for e in sup.events if e["kind"] == "unhealthy" and e.get("service") == "broker-1"]
+    assert len(ev) == 1 and "since it was started" not in ev[0]["detail"]

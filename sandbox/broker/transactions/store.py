@@ -53,7 +53,11 @@ class TxnStore:
 
     def partition_for(self, tid: str) -> int:
         """The id's partition; remembered per id until the topic's partition count changes (asked
-        several times per request: it was 6% of a transaction's cost)."""
+        several times per request: the lookup was 6% of a transaction's cost)."""
+        count = self.state.coordinator.partition_count(TXN_TOPIC)
+        if count != self._count:   # asked here, not kept from on_metadata: a failed metadata pass skips that
+            self._index.clear()
+            self._count = count
         index = self._index.get(tid)
         if index is None:
             if len(self._index) >= 100_000:
@@ -86,10 +90,6 @@ class TxnStore:
 
     # ---- leadership ----------------------------------------------------------------------------
     def on_metadata(self) -> None:
-        count = self.state.coordinator.partition_count(TXN_TOPIC)
-        if count != self._count:
-            self._index.clear()
-            self._count = count
         led = led_partitions(self.state, TXN_TOPIC)
         for index in [i for i in self._epochs if self._epochs[i] != led.get(i)]:
             self._unload(index)
