@@ -18,7 +18,6 @@ _Q = struct.Struct(">q")
 
 
 @functools.lru_cache(maxsize=4096)   # asked several times per request for the same group or id
-@functools.lru_cache(maxsize=4096)   # asked for on every group and transaction request
 def java_string_hashcode(s: str) -> int:
     """Java's String.hashCode(): s[0]*31^(n-1) + ... over UTF-16 code units, as a signed int32."""
     h = 0

@@ -299,7 +299,7 @@ def test_value_v1_carries_the_tagged_producer_ids():
         decode_value("tx", b"\x00\x07" + raw[2:])
 
 
-def test_the_store_remembers_an_ids_partition_until_the_topics_partition_count_changes():
+def test_an_ids_partition_follows_the_topics_partition_count_without_a_metadata_pass():
     from types import SimpleNamespace
     from sandbox.broker.offsets_records import partition_for
     from sandbox.broker.transactions.store import TxnStore

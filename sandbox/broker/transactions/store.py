@@ -44,26 +44,13 @@ class TxnStore:
         self._epochs: dict[int, int] = {}   # partition -> leader epoch it was loaded at
         self._ids: dict[int, set[str]] = {}  # partition -> transactional ids read or written there
         self._unsynced: set[int] = set()     # partitions written since their last fsync
-        self._index: dict[str, int] = {}     # transactional id -> its partition (partition_for)
-        self._count = -1                     # the topic's partition count _index was made with
 
     # ---- where a transactional id lives --------------------------------------------------------
     def topic(self):
         return self.state.coordinator.topic(TXN_TOPIC)
 
     def partition_for(self, tid: str) -> int:
-        """The id's partition; remembered per id until the topic's partition count changes (asked
-        several times per request: the lookup was 6% of a transaction's cost)."""
-        count = self.state.coordinator.partition_count(TXN_TOPIC)
-        if count != self._count:   # asked here, not kept from on_metadata: a failed metadata pass skips that
-            self._index.clear()
-            self._count = count
-        index = self._index.get(tid)
-        if index is None:
-            if len(self._index) >= 100_000:
-                self._index.clear()
-            index = self._index[tid] = key_partition(self.state, TXN_TOPIC, tid, self.partitions)
-        return index
+        return key_partition(self.state, TXN_TOPIC, tid, self.partitions)
 
     def coordinator_for(self, tid: str) -> int | None:
         """The leader of the id's partition (-1 while it has none); None without the topic."""
