@@ -22,6 +22,7 @@ from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator
 from sandbox.log import LogConfig, LogDir, PartitionLog
 from sandbox.log.compactor import Compactor
 from sandbox.log.files import fsync_and_close
+from sandbox.protocol.errors import INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE
 
 from .config import BrokerConfig
 from .groups import GroupCoordinator
@@ -284,24 +285,34 @@ class BrokerState:
         changed = self.coordinator.cluster_changed_at
         return changed is not None and time.monotonic() - changed < RESTORE_GRACE_S
 
-    async def auto_create(self, name: str) -> bool:
-        """Create a topic with the broker defaults; True if it exists afterwards."""
+    async def auto_create(self, name: str) -> int:
+        """Create a topic with the broker defaults, answering as Kafka's auto-creation does:
+        NONE once it exists; INVALID_TOPIC_EXCEPTION for a name no topic can have (the client
+        gives up); LEADER_NOT_AVAILABLE for anything else (too few brokers registered for the
+        default replication factor, the coordinator out of reach, another broker creating it
+        right now): the client asks again until its own timeout, as against Kafka, and the topic
+        appears once the cluster can hold it."""
         assert self.coordinator is not None
         if self.coordinator.topic(name) is not None:
-            return True
+            return NONE
         changed = self.coordinator.cluster_changed_at
         if changed is not None and time.monotonic() - changed < RESTORE_GRACE_S:
             # the coordinator's journal was just replaced: the supervisor is putting every topic
             # back where its journals are; a default-sized topic made now would take its place
             log.info("auto-create of topic %r deferred: the metadata is being restored", name)
-            return False
+            return LEADER_NOT_AVAILABLE
         try:
             await self.coordinator.create_topic(name, -1, -1, {})
         except CoordinatorError as e:
-            log.info("auto-create of topic %r refused: %s", name, e)
-            return False
+            if e.error_code == INVALID_TOPIC_EXCEPTION:
+                log.info("auto-create of topic %r refused: %s", name, e)
+                return INVALID_TOPIC_EXCEPTION
+            if self.coordinator.topic(name) is not None:
+                return NONE   # made meanwhile by another broker's auto-creation
+            log.info("auto-create of topic %r not possible yet (the client will ask again): %s", name, e)
+            return LEADER_NOT_AVAILABLE
         emit_event("topic-created", {"topic": name, "by": "auto.create.topics.enable"})
-        return True
+        return NONE
 
     # ---- producer ids ----------------------------------------------------------------------
     async def next_producer_id(self) -> int:

@@ -5,7 +5,7 @@ with num_partitions = -1, that many partitions; DescribeConfigs of a broker show
 from __future__ import annotations
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import ConfigResource, NewTopic
 
 from .kit import unique
@@ -32,5 +32,37 @@ def test_topics_created_without_a_count_get_the_stack_default(tmp_path):
         res = ConfigResource(ConfigResource.Type.BROKER, "1")
         configs = admin.describe_configs([res])[res].result(timeout=20)
         assert configs["num.partitions"].value == "4"
+    finally:
+        c.stop()
+
+
+def test_a_topic_auto_created_while_too_few_brokers_are_up_waits_for_them(tmp_path):
+    """Kafka answers an auto-creation it cannot make yet (the default replication factor needs
+    more brokers than are registered) with LEADER_NOT_AVAILABLE, so the producer keeps asking;
+    an "invalid topic" answer would fail its records at once (librdkafka's own suite, 0012, lost
+    its records so while a broker was fenced)."""
+    c = Cluster(tmp_path / "cluster", brokers=2, coordinator_options=["--default-replication-factor", "2"])
+    try:
+        c.start()
+        c.kill(2)
+        c.wait_for(lambda: c.metadata_brokers() == [1], 30, "broker 2 fenced")
+        t = unique("early")
+        results: list = []
+        p = Producer({"bootstrap.servers": c.bootstrap, "message.timeout.ms": 60_000,
+                      "topic.metadata.refresh.interval.ms": 500})
+        p.produce(t, b"kept", on_delivery=lambda err, msg: results.append(err))
+        p.flush(4)   # about eight metadata rounds without the topic: no record may fail meanwhile
+        assert results == [] and len(p) == 1, results
+        assert t not in c.admin().list_topics(timeout=5).topics
+        c.start_broker(2)
+        assert p.flush(45) == 0
+        assert results == [None]
+        leader, replicas, isr = c.partition(t, 0)
+        assert sorted(replicas) == [1, 2] and leader in (1, 2)
+        # a name no topic can have is still refused at once
+        bad: list = []
+        p.produce("no spaces allowed", b"x", on_delivery=lambda err, msg: bad.append(err))
+        p.flush(20)
+        assert len(bad) == 1 and bad[0] is not None and bad[0].code() == KafkaError.TOPIC_EXCEPTION, bad
     finally:
         c.stop()

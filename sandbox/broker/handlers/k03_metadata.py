@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import uuid
 
+from sandbox.coordinator import CoordinatorError
+from sandbox.coordinator.rules import validate_topic_name
 from sandbox.protocol.fast_metadata import encode_metadata_topic
 
 from ..internal_topics import OFFSETS_TOPIC, TXN_TOPIC, listed_internal_topics, lookup_topic, lookup_topic_id
 from sandbox.protocol.errors import (
-    INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION,
+    INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION,
 )
 from ..endpoints import broker_list
 
@@ -66,6 +68,19 @@ def _encoded_topics(version: int, topics) -> list[bytes]:
     return out
 
 
+def _missing(name: str | None) -> int:
+    """The answer for a topic that does not exist, as Kafka gives it: UNKNOWN_TOPIC_ID for one
+    asked for by id, INVALID_TOPIC_EXCEPTION when no topic can have that name, else
+    UNKNOWN_TOPIC_OR_PARTITION."""
+    if name is None:
+        return UNKNOWN_TOPIC_ID
+    try:
+        validate_topic_name(name)
+    except CoordinatorError:
+        return INVALID_TOPIC_EXCEPTION
+    return UNKNOWN_TOPIC_OR_PARTITION
+
+
 async def handle(ctx, request) -> dict:
     state = ctx.state
     coord = state.coordinator
@@ -84,20 +99,19 @@ async def handle(ctx, request) -> dict:
             if t is None and name is None and getattr(rt, "topic_id", None) is not None:
                 t = lookup_topic_id(state, rt.topic_id)
             if t is None:
-                if name and allow_auto and name not in (OFFSETS_TOPIC, TXN_TOPIC) and await state.auto_create(name):
-                    t = coord.topic(name)
-                    entry = _topic_entry(t)
-                    out.append(entry)
-                    continue
-                code = UNKNOWN_TOPIC_OR_PARTITION
-                if name and state.restoring():
+                code = _missing(name)
+                if code == UNKNOWN_TOPIC_OR_PARTITION and allow_auto and name not in (OFFSETS_TOPIC, TXN_TOPIC):
+                    code = await state.auto_create(name)
+                    if code == NONE and (t := coord.topic(name)) is not None:
+                        out.append(_topic_entry(t))
+                        continue
+                    code = code or LEADER_NOT_AVAILABLE   # removed again at once: ask again
+                elif code == UNKNOWN_TOPIC_OR_PARTITION and state.restoring():
                     # the coordinator's journal was just replaced and the topics are being put
                     # back: a client told a topic is gone drops its partitions, and a producer its
                     # sequence state with them (librdkafka then resends a batch already written
                     # under a new epoch); "not available yet" keeps it waiting, as during a creation
                     code = LEADER_NOT_AVAILABLE
-                elif name and allow_auto:
-                    code = INVALID_TOPIC_EXCEPTION
                 out.append({"error_code": code, "name": name, "topic_id": ZERO_UUID, "is_internal": False,
                             "partitions": (), "topic_authorized_operations": -2147483648})
                 continue

@@ -1,0 +1,62 @@
+"""Metadata for a topic that does not exist answers as Kafka's does: an illegal name is
+INVALID_TOPIC_EXCEPTION (the client gives up), an auto-creation the coordinator cannot make yet is
+LEADER_NOT_AVAILABLE (the client asks again), one another broker made meanwhile is the topic, an
+unknown topic id is UNKNOWN_TOPIC_ID. Answered in-process; the real-process case (a producer that
+waits for a fenced broker to come back) is in tests/integration/test_topic_defaults.py."""
+
+from __future__ import annotations
+
+import uuid
+
+from test_handlers_inprocess import broker  # noqa: F401  (the fixture)
+from sandbox.coordinator import CoordinatorError
+from sandbox.protocol import errors as E
+
+
+def ask(b, name: str | None, auto: bool = True, topic_id: uuid.UUID | None = None):
+    resp = b.call(3, 12, {"topics": [{"name": name, "topic_id": topic_id}], "allow_auto_topic_creation": auto,
+                          "include_topic_authorized_operations": False})
+    return resp.topics[0]
+
+
+def test_an_illegal_name_is_an_invalid_topic_with_or_without_auto_creation(broker):
+    for auto in (True, False):
+        t = ask(broker, "no spaces", auto)
+        assert int(t.error_code) == E.INVALID_TOPIC_EXCEPTION and list(t.partitions) == []
+    assert broker.owner.coordinator.topic("no spaces") is None
+    assert int(ask(broker, "fine-name", auto=False).error_code) == E.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_an_auto_creation_refused_for_now_is_not_available_yet_then_made(broker, monkeypatch):
+    coord = broker.owner.coordinator
+    real = coord.create_topic
+    refusals = [CoordinatorError(E.INVALID_REPLICATION_FACTOR, "only 1 broker(s) are registered"),
+                CoordinatorError(E.COORDINATOR_NOT_AVAILABLE, "the coordinator is not reachable")]
+
+    async def refuse_then_create(*args, **kwargs):
+        if refusals:
+            raise refusals.pop(0)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(coord, "create_topic", refuse_then_create)
+    assert int(ask(broker, "later").error_code) == E.LEADER_NOT_AVAILABLE
+    assert int(ask(broker, "later").error_code) == E.LEADER_NOT_AVAILABLE
+    t = ask(broker, "later")
+    assert int(t.error_code) == E.NONE and [p.partition_index for p in t.partitions] == [0]
+
+
+def test_a_topic_another_broker_made_meanwhile_is_answered(broker, monkeypatch):
+    coord = broker.owner.coordinator
+    real = coord.create_topic
+
+    async def made_elsewhere_first(name, *args, **kwargs):
+        await real(name, *args, **kwargs)   # the other broker's creation lands first
+        raise CoordinatorError(E.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+
+    monkeypatch.setattr(coord, "create_topic", made_elsewhere_first)
+    t = ask(broker, "raced")
+    assert int(t.error_code) == E.NONE and t.topic_id == coord.topic("raced").topic_id
+
+
+def test_an_unknown_topic_id_is_unknown_topic_id(broker):
+    assert int(ask(broker, None, auto=True, topic_id=uuid.uuid4()).error_code) == E.UNKNOWN_TOPIC_ID
