@@ -12,6 +12,7 @@ from typing import Callable, Iterable
 
 from sandbox.lifecycle import cancel_and_wait
 from sandbox.protocol import build, request_class
+from sandbox.protocol.errors import UNKNOWN_SERVER_ERROR
 
 from .changes import ChangeListener, typed_listener
 from .local import LocalCoordinator  # noqa: F401  (re-exported: brokers import both from here)
@@ -23,6 +24,7 @@ from .transport import CoordinatorConnection, listener_triples, parse_address  #
 
 
 V_ALTER_PARTITION = 3
+MAX_ISR_CHANGES = 1000   # partitions per AlterPartition request
 
 
 class RemoteCoordinator(RemoteAdmin):
@@ -41,16 +43,22 @@ class RemoteCoordinator(RemoteAdmin):
         mirror = MetadataMirror(control, self._fetcher, request_timeout=request_timeout,
                                 catch_up_timeout=catch_up_timeout, fetch_max_wait_ms=fetch_max_wait_ms)
         super().__init__(control, mirror, request_timeout)
-        self.session = BrokerSession(control, lambda: self.mirror.metadata_offset,
+        # heartbeats on a connection of their own, as Kafka's brokers keep one channel for them:
+        # behind hundreds of ISR changes on the control connection (every broker restarted at
+        # once) a heartbeat waited past the session timeout and healthy brokers were fenced
+        self._session_conn = CoordinatorConnection(host, self.port, client_id + "-session", connect_timeout)
+        self.session = BrokerSession(self._session_conn, lambda: self.mirror.metadata_offset,
                                      request_timeout=request_timeout, heartbeat_interval=heartbeat_interval,
                                      session_timeout=session_timeout)
         self._tasks: list[asyncio.Task] = []
+        self._isr_queue: list = []    # (key, change, future) not sent yet
+        self._isr_sender: asyncio.Task | None = None
 
     # ----------------------------------------------------------------- what the broker reads
     @property
     def connected(self) -> bool:
         """Whether the last exchange with the coordinator (registration/heartbeat) succeeded."""
-        return self.session.healthy and self._control.connected
+        return self.session.healthy and self._session_conn.connected
 
     @property
     def broker_epoch(self) -> int:
@@ -62,21 +70,64 @@ class RemoteCoordinator(RemoteAdmin):
     async def alter_partition(self, broker_id: int, topic_id: uuid.UUID, index: int, leader_epoch: int,
                               partition_epoch: int, new_isr: list[int]) -> tuple[int, PartitionInfo | None]:
         """AlterPartition for one partition: (error code, the partition as the coordinator has it
-        afterwards); the mirror shows the change soon after."""
-        body = build(request_class(56, V_ALTER_PARTITION), {
-            "broker_id": broker_id, "broker_epoch": self.broker_epoch,
-            "topics": [{"topic_id": topic_id, "partitions": [{
+        afterwards); the mirror shows the change soon after. As Kafka's AlterPartitionManager
+        does, the changes asked for while one request is out go together in the next one (a
+        broker rejoining every ISR at once asks for hundreds)."""
+        fut = asyncio.get_running_loop().create_future()
+        self._isr_queue.append(((topic_id, index), (broker_id, leader_epoch, partition_epoch, list(new_isr)), fut))
+        if self._isr_sender is None or self._isr_sender.done():
+            self._isr_sender = asyncio.get_running_loop().create_task(self._send_isr_changes())
+        return await fut
+
+    async def _send_isr_changes(self) -> None:
+        """Send the queued ISR changes, one request at a time, each key once per request."""
+        while self._isr_queue:
+            batch, rest, keys = [], [], set()
+            broker_id = self._isr_queue[0][1][0]
+            for item in self._isr_queue:
+                if item[0] in keys or item[1][0] != broker_id or len(batch) >= MAX_ISR_CHANGES:
+                    rest.append(item)
+                else:
+                    keys.add(item[0])
+                    batch.append(item)
+            self._isr_queue = rest
+            try:
+                answers = await self._alter_partitions(broker_id, batch)
+            except asyncio.CancelledError:   # closing: nobody will send them
+                for _k, _a, fut in batch + self._isr_queue:
+                    fut.cancel()
+                self._isr_queue = []
+                raise
+            except Exception as e:   # noqa: BLE001 - each asker gets the failure (the coordinator is away)
+                for _k, _a, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(e)
+                continue
+            for key, _a, fut in batch:
+                if not fut.done():
+                    fut.set_result(answers.get(key, (UNKNOWN_SERVER_ERROR, None)))
+
+    async def _alter_partitions(self, broker_id: int, batch: list) -> dict:
+        topics: dict[uuid.UUID, list[dict]] = {}
+        for (topic_id, index), (_b, leader_epoch, partition_epoch, new_isr), _f in batch:
+            topics.setdefault(topic_id, []).append({
                 "partition_index": index, "leader_epoch": leader_epoch, "leader_recovery_state": 0,
                 "new_isr_with_epochs": [{"broker_id": b, "broker_epoch": -1} for b in new_isr],
-                "partition_epoch": partition_epoch}]}]})
+                "partition_epoch": partition_epoch})
+        body = build(request_class(56, V_ALTER_PARTITION), {
+            "broker_id": broker_id, "broker_epoch": self.broker_epoch,
+            "topics": [{"topic_id": tid, "partitions": ps} for tid, ps in topics.items()]})
         resp = await self._request(body)
         if int(resp.error_code) != 0:
-            return int(resp.error_code), None
-        p = resp.topics[0].partitions[0]
-        if int(p.leader_id) < 0:
-            return int(p.error_code), None
-        return int(p.error_code), PartitionInfo(index, (), tuple(int(b) for b in p.isr), int(p.leader_id),
-                                                int(p.leader_epoch), int(p.partition_epoch))
+            return {key: (int(resp.error_code), None) for key, _a, _f in batch}
+        answers = {}
+        for t in resp.topics:
+            for p in t.partitions:
+                after = None if int(p.leader_id) < 0 else PartitionInfo(
+                    int(p.partition_index), (), tuple(int(b) for b in p.isr), int(p.leader_id),
+                    int(p.leader_epoch), int(p.partition_epoch))
+                answers[(t.topic_id, int(p.partition_index))] = (int(p.error_code), after)
+        return answers
 
     @property
     def cluster_changed_at(self) -> float | None:
@@ -124,8 +175,11 @@ class RemoteCoordinator(RemoteAdmin):
     def close(self) -> None:
         for t in self._tasks:
             t.cancel()
+        if self._isr_sender is not None:
+            self._isr_sender.cancel()
         self._control.close()
         self._fetcher.close()
+        self._session_conn.close()
 
     async def allocate_producer_ids(self, count: int = 1000) -> int:
         """A durable block of producer ids; returns the first (see BrokerSession)."""

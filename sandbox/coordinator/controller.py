@@ -212,10 +212,27 @@ class Coordinator(ViewReads):
     def alter_partition(self, broker_id: int, topic_id: uuid.UUID, index: int, leader_epoch: int,
                         partition_epoch: int, new_isr: Sequence[int]) -> tuple[int, PartitionInfo | None]:
         """A leader's ISR change (AlterPartition): (error code, the partition afterwards)."""
-        records, code, after = isr.alter_partition(self._machine, broker_id, topic_id, index,
-                                                   leader_epoch, partition_epoch, new_isr)
+        return self.alter_partitions(broker_id, [(topic_id, index, leader_epoch, partition_epoch, new_isr)])[0]
+
+    def alter_partitions(self, broker_id: int,
+                         changes: Sequence[tuple[uuid.UUID, int, int, int, Sequence[int]]]
+                         ) -> list[tuple[int, PartitionInfo | None]]:
+        """One AlterPartition request's ISR changes (topic id, partition, leader epoch, partition
+        epoch, new ISR), each judged on the state the ones before it left, all written with one
+        journal append (a broker rejoining hundreds of ISRs asks for them together)."""
+        work = self._machine.preview(()) if len(changes) > 1 else self._machine
+        records: list[Record] = []
+        results = []
+        for topic_id, index, leader_epoch, partition_epoch, new_isr in changes:
+            made, code, after = isr.alter_partition(work, broker_id, topic_id, index, leader_epoch,
+                                                    partition_epoch, new_isr)
+            if work is not self._machine:
+                for record in made:
+                    work.apply(record)
+            records += made
+            results.append((code, after))
         self._commit(records)
-        return code, after
+        return results
 
     def elect_leaders(self, election_type: int, pairs: list[tuple[str, int]]
                       ) -> dict[tuple[str, int], tuple[int, str | None]]:

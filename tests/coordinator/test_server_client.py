@@ -17,6 +17,7 @@ from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.changes import TopicChanged, TopicRemoved
 from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator, parse_address
 from sandbox.protocol import build, request_class
+from sandbox.protocol import errors as E
 
 
 @pytest.fixture
@@ -186,3 +187,70 @@ def test_local_coordinator_has_the_same_async_api(tmp_path):
         lc.close()  # idempotent
 
     asyncio.run(main())
+
+
+def test_isr_changes_asked_together_go_in_one_request_and_one_journal_append(server):
+    """A broker rejoining every ISR at once (the whole stack restarted) asks for hundreds of
+    changes: they go together (as Kafka's AlterPartitionManager sends them), each answered on its
+    own, and the coordinator writes them with one journal append."""
+    calls: list[int] = []
+    controller = server.coordinator
+    real = controller.alter_partitions
+    appends = []
+    real_append = controller._journal.append
+
+    def spy(broker_id, changes):
+        calls.append(len(changes))
+        return real(broker_id, changes)
+
+    def spy_append(records):
+        appends.append(len(list(records)) if not isinstance(records, list) else len(records))
+        return real_append(records)
+
+    async def main():
+        rc1, rc2 = RemoteCoordinator(("127.0.0.1", server.port)), RemoteCoordinator(("127.0.0.1", server.port))
+        try:
+            await rc1.start(1, "127.0.0.1", 9101)
+            await rc2.start(2, "127.0.0.1", 9102)
+            info = await rc1.create_topic("t", assignments={i: [1, 2] for i in range(60)})
+            server.run(setattr, controller, "alter_partitions", spy)
+            server.run(setattr, controller._journal, "append", spy_append)
+            answers = await asyncio.gather(*(
+                rc1.alter_partition(1, info.topic_id, p.index, p.leader_epoch, p.partition_epoch, [1])
+                for p in info.partitions))
+            assert [(code, after.isr) for code, after in answers] == [(0, (1,))] * 60
+            assert sum(calls) == 60 and len(calls) <= 2, calls
+            assert len(appends) == len(calls), appends
+            # a stale repeat (the partition epoch moved on) is refused, each on its own
+            again = await asyncio.gather(*(
+                rc1.alter_partition(1, info.topic_id, p.index, p.leader_epoch, p.partition_epoch, [1, 2])
+                for p in info.partitions[:3]))
+            assert [code for code, _after in again] == [E.INVALID_UPDATE_VERSION] * 3
+        finally:
+            await rc1.stop()
+            await rc2.stop()
+
+    asyncio.run(main())
+
+
+def test_a_busy_control_connection_does_not_starve_the_heartbeats(tmp_path):
+    """Heartbeats have a connection of their own: with the control connection held for longer
+    than the session timeout (hundreds of ISR changes queued on it), the broker stays registered
+    and its lease stays valid."""
+    srv = ThreadedCoordinator(tmp_path / "coordinator", tick_interval_s=0.05, session_timeout_ms=1000).start()
+
+    async def main():
+        rc = RemoteCoordinator(("127.0.0.1", srv.port), session_timeout=1.0, heartbeat_interval=0.1)
+        try:
+            await rc.start(1, "127.0.0.1", 9101)
+            async with rc._control._conn._lock:   # the control connection busy for 3 session timeouts
+                await asyncio.sleep(3.0)
+                assert rc.lease_valid() and rc.connected
+            assert srv.run(lambda: not srv.coordinator.broker(1).fenced)
+        finally:
+            await rc.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        srv.stop()

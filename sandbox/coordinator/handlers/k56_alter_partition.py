@@ -26,14 +26,14 @@ def handle(ctx, request) -> dict:
     if code != NONE:
         out["error_code"] = code
         return out
+    # every change of the request judged in turn and written with one journal append
+    results = iter(coord.alter_partitions(request.broker_id, [
+        (t.topic_id, p.partition_index, p.leader_epoch, p.partition_epoch, _new_isr(p))
+        for t in request.topics if t.topic_id is not None for p in t.partitions]))
     for t in request.topics:
         parts = []
         for p in t.partitions:
-            if t.topic_id is None:
-                err, after = UNKNOWN_TOPIC_ID, None
-            else:
-                err, after = coord.alter_partition(request.broker_id, t.topic_id, p.partition_index,
-                                                   p.leader_epoch, p.partition_epoch, _new_isr(p))
+            err, after = (UNKNOWN_TOPIC_ID, None) if t.topic_id is None else next(results)
             entry = {"partition_index": p.partition_index, "error_code": err, "leader_id": -1,
                      "leader_epoch": -1, "isr": (), "leader_recovery_state": 0, "partition_epoch": -1}
             if after is not None:
