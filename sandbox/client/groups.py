@@ -133,18 +133,24 @@ class GroupAdmin:
                 _check(p.error_code, f"committing {group} on {t.name}-{p.partition_index}")
 
     @_locked
-    def group_lag(self, group: str, *, skip: Collection[int] = ()) -> list[PartitionLag]:
+    def group_lag(self, group: str, *, skip: Collection[int] = (),
+                  known_ends: dict[tuple[str, int], int] | None = None) -> list[PartitionLag]:
         """(topic, partition, committed, end, lag) for each partition the group committed. The end is
         the high watermark (ListOffsets read_uncommitted), also for groups that read_committed: that
         is what kafka-consumer-groups.sh --describe computes (its ListOffsetsOptions default to
         READ_UNCOMMITTED), so both tools agree. A consumer that read everything is past the
         markers, so a committed transaction leaves no lag; an open one counts as lag until it ends.
-        Partitions led by a broker in `skip` (known not to answer) have no end and no lag."""
+        Partitions led by a broker in `skip` (known not to answer) have no end and no lag.
+        known_ends: high watermarks the caller just read (status reads every topic's): only the
+        partitions missing there are asked for."""
         committed = self.committed_offsets(group)
+        ends = {tp: known_ends[tp] for tp in committed if tp in known_ends} if known_ends else {}
         wanted: dict[str, list[int]] = {}
         for t, p in committed:
-            wanted.setdefault(t, []).append(p)
-        ends = self._list_offsets(wanted, LATEST, skip=skip) if wanted else {}
+            if (t, p) not in ends:
+                wanted.setdefault(t, []).append(p)
+        if wanted:
+            ends.update(self._list_offsets(wanted, LATEST, skip=skip))
         return [PartitionLag(t, p, off, ends[(t, p)], max(0, ends[(t, p)] - off)) if (t, p) in ends else
                 PartitionLag(t, p, off, None, None)
                 for (t, p), off in committed.items()]

@@ -12,8 +12,9 @@ from typing import Any, Iterable
 
 from sandbox.protocol.errors import LEADER_NOT_AVAILABLE, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION
 from .base import (
-    CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, EARLIEST, FETCH, LATEST, LIST_OFFSETS, METADATA,
-    PRODUCE, SOURCE_DYNAMIC_TOPIC, TOPIC_RESOURCE, VERSIONS, _ATTEMPTS, _RETRIABLE, _check, _locked, _same_host,
+    CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_CONFIGS, EARLIEST, FETCH, LATEST, LIST_OFFSETS,
+    METADATA, PRODUCE, SOURCE_DYNAMIC_TOPIC, TOPIC_RESOURCE, VERSIONS, _ATTEMPTS, _RETRIABLE, _check, _locked,
+    _same_host,
 )
 from .configs import ConfigAdmin
 from .connection import Address, Connection, fmt, parse_bootstrap
@@ -218,6 +219,26 @@ class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
                 for c in self._resource_configs(TOPIC_RESOURCE, name, f"topic {name}")}
 
     @_locked
+    def describe_topic_configs(self, names: Iterable[str], keys: list[str] | None = None
+                               ) -> dict[str, dict[str, tuple[str | None, bool]]]:
+        """describe_configs of many topics with one DescribeConfigs request per 500 of them (a
+        stack of hundreds of topics asked one by one cost its broker a tenth of a core, every few
+        seconds); `keys` limits the answer to those keys. A topic the broker could not describe
+        (deleted meanwhile) is left out of the result."""
+        names = list(names)
+        out: dict[str, dict[str, tuple[str | None, bool]]] = {}
+        for first in range(0, len(names), 500):
+            resp, _ = self._any(DESCRIBE_CONFIGS, {
+                "resources": [{"resource_type": TOPIC_RESOURCE, "resource_name": n, "configuration_keys": keys}
+                              for n in names[first:first + 500]],
+                "include_synonyms": False, "include_documentation": False})
+            for r in resp.results:
+                if int(r.error_code) == 0:
+                    out[r.resource_name] = {c.name: (c.value, int(c.config_source) != SOURCE_DYNAMIC_TOPIC)
+                                            for c in r.configs}
+        return out
+
+    @_locked
     def alter_configs(self, name: str, set: dict[str, Any] | None = None,
                       delete: Iterable[str] = ()) -> None:
         """IncrementalAlterConfigs: set these keys, reset those to their defaults."""
@@ -232,6 +253,13 @@ class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
         isolation_level=1 (read_committed) the last stable offset. Partitions led by a broker in
         `skip` (known not to answer) are left out."""
         return {p: o for (_, p), o in self._list_offsets({topic: partitions}, LATEST, isolation_level, skip).items()}
+
+    @_locked
+    def end_offsets_of(self, wanted: dict[str, Iterable[int]], *, skip: Collection[int] = ()
+                       ) -> dict[tuple[str, int], int]:
+        """end_offsets of many topics at once: {(topic, partition): high watermark}; a partition
+        that cannot be answered (gone, no leader, its leader in `skip`) is left out."""
+        return self._list_offsets(dict(wanted), LATEST, skip=skip, lenient=True)
 
     @_locked
     def start_offsets(self, topic: str, partitions: Iterable[int] | None = None) -> dict[int, int]:
@@ -269,36 +297,58 @@ class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
         return out
 
     def _list_offsets(self, wanted: dict[str, Iterable[int] | None], ts: int, isolation_level: int = 0,
-                      skip: Collection[int] = ()) -> dict[tuple[str, int], int]:
-        """Offsets asked of each partition's leader; partitions led by a broker in `skip` (known
-        not to answer) are left out."""
+                      skip: Collection[int] = (), *, lenient: bool = False) -> dict[tuple[str, int], int]:
+        """Offsets asked of each partition's leader (one Metadata request for all the topics, one
+        ListOffsets per leader); partitions led by a broker in `skip` (known not to answer) are
+        left out. lenient: a topic or partition that cannot be answered (gone, no leader, an
+        error) is left out instead of raising KafkaClientError."""
         out: dict[tuple[str, int], int] = {}
         todo = {t: None if ps is None else sorted(ps) for t, ps in wanted.items()}
         for attempt in range(_ATTEMPTS):
+            metas = self._metadata(list(todo)).topics
             by_leader: dict[int, dict[str, list[int]]] = {}
             for topic, parts in todo.items():
-                meta = self._topic(topic)
+                meta = metas.get(topic)
+                try:
+                    if meta is None or meta.error_code == UNKNOWN_TOPIC_OR_PARTITION:
+                        raise KafkaClientError(f"topic {topic} does not exist", UNKNOWN_TOPIC_OR_PARTITION)
+                    _check(meta.error_code, f"metadata of topic {topic}")
+                except KafkaClientError:
+                    if lenient:
+                        continue
+                    raise
                 known = {p.index: p for p in meta.partitions}
                 for p in (sorted(known) if parts is None else parts):
                     if p not in known:
+                        if lenient:
+                            continue
                         raise KafkaClientError(f"topic {topic} has no partition {p}", UNKNOWN_TOPIC_OR_PARTITION)
                     if known[p].leader < 0:
+                        if lenient:
+                            continue
                         raise KafkaClientError(f"partition {topic}-{p} has no leader", LEADER_NOT_AVAILABLE)
                     if known[p].leader in skip:
                         continue
                     by_leader.setdefault(known[p].leader, {}).setdefault(topic, []).append(p)
             retry: dict[str, list[int]] = {}
             for leader, topics in by_leader.items():
-                resp, _ = self._send(self._node(leader), LIST_OFFSETS, {
-                    "replica_id": -1, "isolation_level": isolation_level,
-                    "topics": [{"name": t, "partitions": [
-                        {"partition_index": p, "current_leader_epoch": -1, "timestamp": ts,
-                         "max_num_offsets": 1} for p in ps]} for t, ps in topics.items()]})
+                try:
+                    resp, _ = self._send(self._node(leader), LIST_OFFSETS, {
+                        "replica_id": -1, "isolation_level": isolation_level,
+                        "topics": [{"name": t, "partitions": [
+                            {"partition_index": p, "current_leader_epoch": -1, "timestamp": ts,
+                             "max_num_offsets": 1} for p in ps]} for t, ps in topics.items()]})
+                except KafkaClientError:
+                    if lenient:
+                        continue
+                    raise
                 for t in resp.topics:
                     for p in t.partitions:
                         code = int(p.error_code)
                         if code in _RETRIABLE and attempt + 1 < _ATTEMPTS:
                             retry.setdefault(t.name, []).append(int(p.partition_index))
+                            continue
+                        if code and lenient:
                             continue
                         _check(code, f"listing offsets of {t.name}-{p.partition_index}")
                         out[(t.name, int(p.partition_index))] = int(p.offset)

@@ -152,6 +152,7 @@ def service_entries(state: dict) -> list[dict[str, Any]]:
 
 
 _MIN_ISR_TTL_S = 30.0
+_MIN_ISR_MAX = 65536   # entries kept (topics ever seen, deleted ones too)
 _MIN_ISR: dict[tuple[str, Any], tuple[float, int]] = {}   # (topic, topic id) -> (read at, min.insync.replicas)
 
 
@@ -166,10 +167,34 @@ def topic_min_isr(client: KafkaClient, name: str, topic_id: Any = None) -> int |
         value = int(client.describe_configs(name)["min.insync.replicas"][0])
     except (KafkaClientError, AttributeError, KeyError, TypeError, ValueError):   # also: a client without it
         return None
-    if len(_MIN_ISR) > 1024:
+    if len(_MIN_ISR) > _MIN_ISR_MAX:
         _MIN_ISR.clear()
     _MIN_ISR[key] = (now, value)
     return value
+
+
+def _prefetch_min_isr(client: KafkaClient, md: Any) -> None:
+    """Read the min.insync.replicas of every listed topic not cached yet with one request (asked
+    one by one, a stack of hundreds of topics took a round trip each per status)."""
+    now = time.monotonic()
+    wanted = {}
+    for name, t in md.topics.items():
+        hit = _MIN_ISR.get((name, t.topic_id))
+        if not (t.internal or name.startswith("__") or t.error_code) and (hit is None or now - hit[0] >= _MIN_ISR_TTL_S):
+            wanted[name] = t.topic_id
+    if len(wanted) < 2:
+        return   # topic_min_isr asks for a single one itself
+    try:
+        described = client.describe_topic_configs(wanted, keys=["min.insync.replicas"])
+    except (KafkaClientError, AttributeError):   # also: a client without it; asked one by one then
+        return
+    if len(_MIN_ISR) + len(described) > _MIN_ISR_MAX:
+        _MIN_ISR.clear()
+    for name, configs in described.items():
+        try:
+            _MIN_ISR[(name, wanted[name])] = (now, int(configs["min.insync.replicas"][0]))
+        except (KeyError, TypeError, ValueError):
+            pass
 
 
 def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None = None, *,
@@ -185,17 +210,24 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
     if topics_meta_latency is not None:
         topics_meta_latency.append(latency)
     views = replication.snapshot(md)
-    for name in sorted(md.topics):
+    by_topic: dict[str, list] = {}
+    for (topic, _p), v in views.items():
+        by_topic.setdefault(topic, []).append(v)
+    _prefetch_min_isr(client, md)
+    listed = [name for name in sorted(md.topics)
+              if not (md.topics[name].internal or name.startswith("__") or md.topics[name].error_code)]
+    askable = {name: [p.index for p in md.topics[name].partitions if p.leader >= 0 and p.leader not in skip]
+               for name in listed} if brokers_answer else {}
+    askable = {name: ps for name, ps in askable.items() if ps}
+    try:   # one ListOffsets per leader for every topic (asked topic by topic: a round trip each)
+        ends = client.end_offsets_of(askable, skip=skip) if askable else {}
+    except KafkaClientError:
+        ends = {}
+    for name in listed:
         t = md.topics[name]
-        if t.internal or name.startswith("__") or t.error_code:
-            continue
-        parts = [v for (topic, _p), v in views.items() if topic == name]
+        parts = by_topic.get(name, [])
         health = replication.topic_health(parts, topic_min_isr(client, name, t.topic_id))
-        askable = [p.index for p in t.partitions if brokers_answer and p.leader >= 0 and p.leader not in skip]
-        try:
-            per_part = client.end_offsets(name, askable) if askable else {}
-        except KafkaClientError:
-            per_part = {}
+        per_part = {p: ends[(name, p)] for p in askable.get(name, ()) if (name, p) in ends}
         complete = len(per_part) == len(t.partitions)
         leaderless = health["offline_partitions"]
         if leaderless:
@@ -211,7 +243,7 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
         for g in (client.list_groups(skip=skip) if brokers_answer else ()):
             try:
                 d = client.describe_group(g.group)
-                parts = client.group_lag(g.group, skip=skip)
+                parts = client.group_lag(g.group, skip=skip, known_ends=ends)
                 # unknown (None) while a partition's leader is not asked: a partial sum would understate it
                 lag = None if any(p.lag is None for p in parts) else sum(max(p.lag, 0) for p in parts)
                 groups.append({"group": g.group, "state": d.state, "members": len(d.members), "lag": lag,

@@ -83,13 +83,16 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
     """Refresh the catalog from the cluster; `still_valid` is asked once everything is read (a
     journal wiped meanwhile makes the read worthless). Returns whether the file was written."""
     md, _ = client.metadata()
+    described = client.describe_topic_configs(md.topics)   # one request for them all
     topics = {}
     for name, t in md.topics.items():
         # internal topics too: after a destroyed coordinator journal `__transaction_state` and
         # `__consumer_offsets` must come back where their data is (a transaction coordinator
         # that lost its state leaves a transaction's writes without markers, and a later marker of
         # the same producer would commit them with another transaction)
-        cfgs = {k: v for k, (v, is_default) in client.describe_configs(name).items() if not is_default}
+        if name not in described:   # deleted meanwhile, or not answered: refresh next time
+            raise KafkaClientError(f"the configs of topic {name} could not be read")
+        cfgs = {k: v for k, (v, is_default) in described[name].items() if not is_default}
         rf = len(t.partitions[0].replicas) if t.partitions else 1
         placed = [list(p.replicas) for p in sorted(t.partitions, key=lambda p: p.index)]
         topics[name] = {"partitions": len(t.partitions), "replication": rf, "config": cfgs,

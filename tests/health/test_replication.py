@@ -112,9 +112,9 @@ class Client:
     def describe_configs(self, name):
         return {"min.insync.replicas": ("2", False)}
 
-    def end_offsets(self, topic, partitions=None):
-        self.asked.append(sorted(partitions))
-        return {p: 10 for p in partitions}
+    def end_offsets_of(self, wanted, *, skip=()):
+        self.asked += [sorted(ps) for ps in wanted.values()]
+        return {(t, p): 10 for t, ps in wanted.items() for p in ps}
 
     def list_groups(self, *, skip=()):
         self.skipped = set(skip)
@@ -182,7 +182,7 @@ def test_a_groups_lag_is_unknown_while_a_partition_it_committed_is_led_by_a_brok
     monkeypatch.setattr(Client, "describe_group",
                         lambda self, g: GroupDescription(g, "Stable", "consumer", "range", [], 0), raising=False)
 
-    def group_lag(self, g, *, skip=()):
+    def group_lag(self, g, *, skip=(), known_ends=None):
         self.lag_skipped = set(skip)
         known = [PartitionLag("orders", 0, 4, 10, 6)]
         return known + ([PartitionLag("orders", 2, 1, None, None)] if g == "g" else [])

@@ -14,8 +14,8 @@ class FakeClient:
         parts = [PartitionMeta(0, 1, [1], [1]), PartitionMeta(1, 1, [1], [1])]
         return ClusterMetadata("c", 1, [], {"orders": TopicMeta("orders", None, parts)}), 0.5
 
-    def end_offsets(self, topic, partitions=None):
-        return {0: 200, 1: 10}
+    def end_offsets_of(self, wanted, *, skip=()):
+        return {("orders", 0): 200, ("orders", 1): 10}
 
     def list_groups(self, *, skip=()):
         return [GroupListing("g", "Empty", "consumer")]
@@ -23,7 +23,7 @@ class FakeClient:
     def describe_group(self, group):
         return GroupDescription(group, "Empty", "consumer", "", [])
 
-    def group_lag(self, group, *, skip=()):
+    def group_lag(self, group, *, skip=(), known_ends=None):
         return [PartitionLag("orders", 0, 50, 200, 150)]
 
 
