@@ -177,6 +177,9 @@ class RemoteCoordinator(RemoteAdmin):
             t.cancel()
         if self._isr_sender is not None:
             self._isr_sender.cancel()
+        for _k, _a, fut in self._isr_queue:   # also those of a sender cancelled before it ran
+            fut.cancel()
+        self._isr_queue = []
         self._control.close()
         self._fetcher.close()
         self._session_conn.close()

@@ -58,5 +58,7 @@ def test_a_topic_another_broker_made_meanwhile_is_answered(broker, monkeypatch):
     assert int(t.error_code) == E.NONE and t.topic_id == coord.topic("raced").topic_id
 
 
-def test_an_unknown_topic_id_is_unknown_topic_id(broker):
-    assert int(ask(broker, None, auto=True, topic_id=uuid.uuid4()).error_code) == E.UNKNOWN_TOPIC_ID
+def test_an_unknown_topic_id_is_unknown_topic_id_and_named_in_the_answer(broker):
+    asked = uuid.uuid4()
+    t = ask(broker, None, auto=True, topic_id=asked)
+    assert int(t.error_code) == E.UNKNOWN_TOPIC_ID and t.topic_id == asked

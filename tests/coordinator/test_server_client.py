@@ -254,3 +254,24 @@ def test_a_busy_control_connection_does_not_starve_the_heartbeats(tmp_path):
         asyncio.run(main())
     finally:
         srv.stop()
+
+
+def test_closing_cancels_isr_changes_not_sent_yet(server):
+    """A RemoteCoordinator closed while ISR changes wait to be sent (its sender not started yet)
+    leaves no asker waiting for ever, and sends nothing later."""
+    async def main():
+        rc = RemoteCoordinator(("127.0.0.1", server.port))
+        try:
+            await rc.start(1, "127.0.0.1", 9101)
+            info = await rc.create_topic("c", assignments={0: [1]})
+            p = info.partitions[0]
+            asker = asyncio.ensure_future(rc.alter_partition(1, info.topic_id, 0, p.leader_epoch, p.partition_epoch, [1]))
+            await asyncio.sleep(0)   # queued, its sender created but not run
+            rc.close()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(asker, 2.0)
+            assert rc._isr_queue == []
+        finally:
+            await rc.stop()
+
+    asyncio.run(main())

@@ -112,8 +112,10 @@ async def handle(ctx, request) -> dict:
                     # sequence state with them (librdkafka then resends a batch already written
                     # under a new epoch); "not available yet" keeps it waiting, as during a creation
                     code = LEADER_NOT_AVAILABLE
-                out.append({"error_code": code, "name": name, "topic_id": ZERO_UUID, "is_internal": False,
-                            "partitions": (), "topic_authorized_operations": -2147483648})
+                # an id asked for comes back with its error (Java's errorsByTopicId() needs it)
+                asked_id = getattr(rt, "topic_id", None) if name is None else None
+                out.append({"error_code": code, "name": name, "topic_id": asked_id or ZERO_UUID,
+                            "is_internal": False, "partitions": (), "topic_authorized_operations": -2147483648})
                 continue
             out.append(_topic_entry(t))
     return {
