@@ -21,7 +21,9 @@ TOPICS = 250
 
 
 def test_restarting_every_broker_at_once_fences_none_and_fills_every_isr(tmp_path):
-    c = Cluster(tmp_path / "cluster", brokers=3)   # 4 s sessions: a starved heartbeat shows soon
+    # the default 9 s sessions: with the kit's 4 s ones, a broker opening its 750 partition logs
+    # on a loaded machine (3.8 s in one CI run, no heartbeat meanwhile) was fenced once at start
+    c = Cluster(tmp_path / "cluster", brokers=3, session_ms=9000)
 
     def isr_counts() -> tuple[int, int]:
         md = c.admin().list_topics(timeout=10)
