@@ -204,7 +204,8 @@ def test_isr_changes_asked_together_go_in_one_request_and_one_journal_append(ser
         return real(broker_id, changes)
 
     def spy_append(records):
-        appends.append(len(list(records)) if not isinstance(records, list) else len(records))
+        records = list(records)
+        appends.append(len(records))
         return real_append(records)
 
     async def main():

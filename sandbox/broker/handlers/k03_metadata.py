@@ -102,10 +102,12 @@ async def handle(ctx, request) -> dict:
                 code = _missing(name)
                 if code == UNKNOWN_TOPIC_OR_PARTITION and allow_auto and name not in (OFFSETS_TOPIC, TXN_TOPIC):
                     code = await state.auto_create(name)
-                    if code == NONE and (t := coord.topic(name)) is not None:
+                    t = coord.topic(name) if code == NONE else None
+                    if t is not None:
                         out.append(_topic_entry(t))
                         continue
-                    code = code or LEADER_NOT_AVAILABLE   # removed again at once: ask again
+                    if code == NONE:   # made, and removed again at once: ask again
+                        code = LEADER_NOT_AVAILABLE
                 elif code == UNKNOWN_TOPIC_OR_PARTITION and state.restoring():
                     # the coordinator's journal was just replaced and the topics are being put
                     # back: a client told a topic is gone drops its partitions, and a producer its
