@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A fault campaign against a real native stack (`sandbox up`, 3 brokers) under an idempotent
-acks=all producer and a transactional producer (chaos_txn.py): a seeded random sequence of faults
+acks=all producer, a transactional producer (chaos_txn.py) and two consumer groups committing what
+they processed (chaos_group.py): a seeded random sequence of faults
 (SIGKILL or SIGSTOP/SIGCONT of any service and of the supervisor followed by `sandbox up`, torn
 journal tails, a journal folder deleted or replaced by a file, the coordinator's journal
 destroyed; with --moves also a partition's leader reassigned out of its replicas and back; with --network also every TCP connection of a service reset, and a service cut off:
@@ -9,7 +10,9 @@ after each step that the stack heals and that `sandbox status` never shows a dea
 running (nor a service cut off for 3 s or more as healthy), and at the end that no acknowledged
 record was lost (unless a quarantine event says so and the bytes are in quarantine, or the fault
 itself destroyed that journal), none is duplicated, read_committed shows every committed
-transaction whole and nothing of an aborted one, every partition is back in sync and (after a
+transaction whole and nothing of an aborted one, no acknowledged group commit is lost (asked after
+every fault), no group skipped a record or was handed one the log does not keep, the groups catch up
+and status shows their lag as 0, every partition is back in sync and (after a
 clean stop) its replicas hold the same bytes, and nothing is left after `down`.
 
     python scripts/chaos.py --faults 200 --seed 7      # a long campaign; prints the figures
@@ -39,6 +42,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import chaos_group  # noqa: E402
 import chaos_txn  # noqa: E402
 
 FAULTS = ("kill-broker", "kill-coordinator", "pause-service", "kill-supervisor", "pause-supervisor",
@@ -132,6 +136,7 @@ class Report:
     heal_s: list[float] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     replicas_compared: int = 0   # partitions whose replicas were compared byte for byte after `down`
+    group_commits: int = 0       # commits the consumer groups saw acknowledged
 
     @property
     def worst_heal_s(self) -> float:
@@ -142,6 +147,7 @@ class Report:
                 f"({self.destroyed} with a journal the fault destroyed, {self.quarantined} kept in a quarantine, "
                 f"{self.lost - self.destroyed - self.quarantined} otherwise), {self.duplicates} duplicates, "
                 f"{self.txns_committed} committed and {self.txns_aborted} aborted transactions, "
+                f"{self.group_commits} acknowledged group commits, "
                 f"worst time to healthy {self.worst_heal_s:.1f} s, replicas of {self.replicas_compared} "
                 f"partitions compared, {len(self.violations)} violations")
 
@@ -541,7 +547,7 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
     kinds = FAULTS + (NETWORK_FAULTS if network else ()) + (MOVE_FAULTS if moves else ())
     report = Report(seed)
     stack = Stack(root, brokers)
-    load = txns = None
+    load = txns = groups = None
     compare = False   # set once the campaign ran to its end: then the replicas are compared after `down`
     try:
         r = stack.cli("up", "--timeout", "60")
@@ -552,6 +558,8 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
         load.thread.start()
         txns = chaos_txn.TxnLoad(stack.bootstrap, seed)
         txns.thread.start()
+        groups = chaos_group.GroupLoad(stack.bootstrap, TOPIC)
+        groups.start()
         time.sleep(1.0)
         camp = Campaign(stack, rng, report, say)
         for i in range(faults):
@@ -561,6 +569,8 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
             camp.heal(camp.fault_ended)
             what = f" ({camp.detail})" if camp.detail else ""
             say(f"  fault {i + 1}/{faults} {kind}{what}: healthy after {report.heal_s[-1]:.1f} s")
+            report.violations += chaos_group.check_commits_kept(groups, range(PARTITIONS),
+                                                                f"after fault {i + 1} ({kind})")
             time.sleep(rng.uniform(0.2, 1.5))
         load.stop.set()
         txns.stop.set()
@@ -569,6 +579,14 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
         if not stack.healthy():
             camp.heal(time.monotonic())
         got = _read_all(stack.bootstrap)
+        ends = {p: (recs[-1][0] + 1 if recs else 0) for p, recs in got.items()}
+        report.violations += chaos_group.wait_caught_up(groups, ends)
+        groups.finish()
+        report.group_commits = sum(groups.commits.values())
+        report.violations += chaos_group.check_final(
+            groups, got, ((v, p, off) for v, (p, off) in load.acked.items()),
+            lambda v: any(_kept_in(where, v) for where in (camp.trash, stack.data / "quarantine")))
+        report.violations += chaos_group.check_status_lag(stack.status()[1])
         report.acked = len(load.acked)
         report.txns_committed, report.txns_aborted = len(txns.committed), len(txns.aborted)
         report.violations += chaos_txn.check(
@@ -608,7 +626,7 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
             report.violations.append(f"not back in sync 60 s after the campaign: {behind[:6]}")
         compare = True
     finally:
-        for loader in (load, txns):
+        for loader in (load, txns, groups):
             if loader is not None:
                 loader.stop.set()
         r = stack.cli("down", timeout=180)

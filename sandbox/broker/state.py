@@ -26,6 +26,7 @@ from sandbox.protocol.errors import INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABL
 
 from .config import BrokerConfig
 from .groups import GroupCoordinator
+from .internal_topics import OFFSETS_TOPIC
 from .offsets_topic import TopicOffsetStore
 from .replication import ReplicaManager
 from .transactions import TxnCoordinator
@@ -331,10 +332,18 @@ class BrokerState:
 
     def group_coordinator_id(self, key: str) -> int:
         """The broker that owns a group: the leader of its __consumer_offsets partition (-1 while
-        that has none). Before the topic exists: a stable hash over the registered broker ids."""
+        that has none). Before the topic exists (the coordinator is away, so it cannot be made):
+        a stable hash over the registered broker ids, so groups still consume, without commits.
+        But -1 (COORDINATOR_NOT_AVAILABLE: the client asks again) while offsets may exist that
+        the metadata does not know yet: the coordinator's journal was replaced and the topic is
+        being put back from the brokers' disks, or a partition of it is on this broker's disk. A
+        broker answering from nothing then would tell consumers they have no committed offsets,
+        and they would reset (to earliest: records processed again; to latest: skipped)."""
         owner = self.offsets.coordinator_for(key) if self.offsets is not None else None
         if owner is not None:
             return owner
+        if self.restoring() or any(topic == OFFSETS_TOPIC for topic, _ in self.partitions):
+            return -1
         ids = sorted(b.broker_id for b in self.coordinator.brokers())
         if not ids:
             return self.node_id

@@ -1,11 +1,14 @@
 """The fault campaign (scripts/chaos.py) on a fixed set of seeds: random SIGKILL/SIGSTOP of every
 service and of the supervisor (followed by `sandbox up`), torn tails, journals deleted or replaced by
 a file, the coordinator's journal destroyed, against a real 3-broker stack under an idempotent
-acks=all producer and a transactional one. Invariants: no acknowledged record lost unless the
+acks=all producer, a transactional one, and two consumer groups (classic and KIP-848) that commit
+what they processed. Invariants: no acknowledged record lost unless the
 fault destroyed its journal or a quarantine keeps it, no duplicate, read_committed shows every
 committed transaction whole and nothing of an aborted one, healthy within 10 s of each fault,
 status never shows a dead pid as running, every partition back in sync and its replicas byte for
-byte the same, nothing left after `down`. One more seed adds network faults (connections reset, a
+byte the same, nothing left after `down`; no acknowledged group commit lost, no record skipped
+below a group's committed offset, nothing handed to a consumer that the log does not keep, the
+groups catch up and status shows their lag as 0 (scripts/chaos_group.py). One more seed adds network faults (connections reset, a
 service's port cut off), and one moves partition leaders by reassignment.
 
 The seeds are the ones that found bugs (each now a regression): seed 1 reaches a destroyed
@@ -39,6 +42,7 @@ def _campaign(tmp_path, seed: int, faults: int, network: bool = False, moves: bo
     print(report.line())
     assert len(report.faults) == faults and report.acked > 500, report.line()
     assert report.txns_committed > 20 and report.txns_aborted > 0, report.line()
+    assert report.group_commits > 20, report.line()
     assert not report.violations, "\n".join([report.line(), *lines, *report.violations[:20]])
     assert report.lost == report.destroyed + report.quarantined
     assert report.duplicates == 0

@@ -294,3 +294,64 @@ def test_a_destroyed_coordinator_journal_keeps_records_the_first_replica_lacks(p
                timeout=60).stdout.decode()
     values = [v.encode() for v in out.splitlines() if v]
     assert sorted(values) == sorted([f"a{i}".encode() for i in range(50)] + [f"b{i}".encode() for i in range(50)])
+
+
+def test_committed_offsets_are_never_answered_missing_while_a_destroyed_coordinator_journal_is_put_back(projects):
+    """Found by the fault campaign's consumer groups (seed 34): the coordinator's journal was
+    destroyed moments after a group first committed, before the supervisor's catalog had recorded
+    `__consumer_offsets`. Until the brokers put that topic back from their disks (10 s later), a
+    broker answered for the group from nothing: no committed offsets. A consumer joining then
+    resets, to earliest (everything processed again) or to latest (everything since skipped).
+    Now the group has no coordinator until its offsets are back (COORDINATOR_NOT_AVAILABLE, which
+    clients retry), and every answer is the offsets committed."""
+    from sandbox.client import KafkaClient, KafkaClientError
+    from .kit import consumer
+    proj = projects("offwipe", brokers=3, topics="[topics.work]\npartitions = 3\n")
+    assert proj.up().returncode == 0
+    p = producer(proj.bootstrap, **{"acks": "all"})
+    produce_all(p, "work", [(None, f"a{i}".encode(), {"partition": i % 3}) for i in range(150)])
+    _, st = proj.status()
+    coord, sup = service(st, "coordinator")["pid"], proj.supervisor_pid()
+    os.kill(sup, signal.SIGSTOP)   # its topic catalog cannot learn of __consumer_offsets now
+    try:
+        c = consumer(proj.bootstrap, "billing-app", **{"enable.auto.commit": False})
+        c.subscribe(["work"])
+        got, deadline = 0, time.monotonic() + 30
+        while got < 150 and time.monotonic() < deadline:
+            got += sum(1 for m in c.consume(150, timeout=0.5) if m.error() is None)
+        assert got == 150
+        c.commit(asynchronous=False)
+        c.close()
+        assert "__consumer_offsets" not in (proj.data_dir / "topics.json").read_text()
+
+        def garble():
+            for f in (proj.data_dir / "coordinator").rglob("*"):
+                if f.is_file():
+                    with open(f, "r+b") as fh:
+                        fh.write(b"\xa5" * max(1, min(64, f.stat().st_size)))
+        freeze_then_kill(coord, garble)
+    finally:
+        os.kill(sup, signal.SIGCONT)
+    committed = {("work", i): 50 for i in range(3)}
+    answers, refused, last_refusal, deadline = [], 0, 0.0, time.monotonic() + 60
+    # until the group has had no coordinator for a while (the topic being put back) and then its
+    # answers came back for 3 s
+    while time.monotonic() < deadline and not (refused and time.monotonic() - last_refusal > 3):
+        try:
+            with KafkaClient(proj.bootstrap, timeout=5.0) as kc:
+                answers.append(kc.committed_offsets("billing-app"))
+        except KafkaClientError:
+            refused, last_refusal = refused + 1, time.monotonic()   # no coordinator yet: asked again
+        time.sleep(0.2)
+    wrong = [a for a in answers if a != committed]
+    assert not wrong, f"{len(wrong)} of {len(answers)} answers were not the committed offsets, e.g. {wrong[:3]}"
+    assert refused and answers, (len(answers), refused)
+    # a consumer of the group starts where the group left off, not from the beginning
+    produce_all(p, "work", [(None, f"b{i}".encode(), {"partition": i % 3}) for i in range(6)])
+    c = consumer(proj.bootstrap, "billing-app")
+    c.subscribe(["work"])
+    seen, deadline = [], time.monotonic() + 30
+    while len(seen) < 6 and time.monotonic() < deadline:
+        seen += [m.value() for m in c.consume(50, timeout=0.5) if m.error() is None]
+    c.close()
+    assert sorted(seen) == sorted(f"b{i}".encode() for i in range(6))

@@ -29,8 +29,11 @@ def _locate(state, key: str, listener: str | None = None, key_type: int = 0) -> 
     what = "transactional id" if key_type == TRANSACTION else "group"
     if owner < 0:
         topic = TXN_TOPIC if key_type == TRANSACTION else OFFSETS_TOPIC
+        why = (f"the partition of {topic} that holds this {what} has no leader"
+               if state.coordinator.topic(topic) is not None else
+               f"{topic} does not exist yet (being created, or put back after the metadata was lost)")
         return {"node_id": -1, "host": "", "port": -1, "error_code": COORDINATOR_NOT_AVAILABLE,
-                "error_message": f"the partition of {topic} that holds this {what} has no leader"}
+                "error_message": why}
     if owner == state.node_id:
         ep = self_endpoint(state, listener)
         return {"node_id": ep["node_id"], "host": ep["host"], "port": ep["port"], "error_code": NONE,
