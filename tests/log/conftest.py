@@ -1,142 +1,18 @@
 """Fixtures for the journal tests, chiefly `windows_files`: Windows file semantics on Linux.
 
 While a file under pytest's temp root is open, removing or renaming it (or a directory holding it)
-raises PermissionError, as on Windows where Python opens files without FILE_SHARE_DELETE.
+raises PermissionError, as on Windows where Python opens files without FILE_SHARE_DELETE
+(tests/winfiles.py).
 """
 from __future__ import annotations
 
-import builtins
-import io
-import os
-import shutil
-import stat
-import weakref
-from pathlib import Path
-
 import pytest
 
-
-class WindowsFileSemantics:
-    """Tracks open files (builtins.open, io.open, os.open) and vetoes deletes/renames of them."""
-
-    def __init__(self, root: str) -> None:
-        self.root = os.path.abspath(root)
-        self._objs: list[tuple[str, weakref.ref]] = []
-        self._fds: dict[int, tuple[str, int]] = {}
-        self.vetoes = 0
-        self.active = True
-
-    def _mine(self, path) -> str | None:
-        if isinstance(path, int):
-            return None
-        p = os.path.abspath(os.fspath(path))
-        if isinstance(p, bytes):
-            p = os.fsdecode(p)
-        return p if p == self.root or p.startswith(self.root + os.sep) else None
-
-    def open_paths(self) -> list[str]:
-        alive = []
-        self._objs = [(p, r) for p, r in self._objs if r() is not None and not r().closed]
-        alive.extend(p for p, _ in self._objs)
-        for fd, (p, ino) in list(self._fds.items()):
-            try:
-                if os.fstat(fd).st_ino != ino:
-                    raise OSError
-            except OSError:
-                del self._fds[fd]
-                continue
-            alive.append(p)
-        return alive
-
-    def check(self, path, action: str) -> None:
-        if not self.active:
-            return
-        p = self._mine(path)
-        if p is None:
-            return
-        for held in self.open_paths():
-            if held == p or held.startswith(p + os.sep):
-                self.vetoes += 1
-                raise PermissionError(13, f"[simulated Windows] cannot {action}: {held} is open", p)
-
-    def track_obj(self, file, f) -> None:
-        p = self._mine(file) if not isinstance(file, int) else None
-        if p is not None:
-            self._objs.append((p, weakref.ref(f)))
-
-    def track_fd(self, path, fd: int) -> None:
-        p = self._mine(path)
-        if p is None:
-            return
-        st = os.fstat(fd)
-        if stat.S_ISREG(st.st_mode):
-            self._fds[fd] = (p, st.st_ino)
+from winfiles import install
 
 
 @pytest.fixture(autouse=True)
 def windows_files(monkeypatch, tmp_path_factory):
-    sem = WindowsFileSemantics(str(tmp_path_factory.getbasetemp()))
-    real_open, real_os_open, real_close = io.open, os.open, os.close
-    real = {name: getattr(os, name) for name in ("remove", "unlink", "rename", "replace", "rmdir")}
-    real_rmtree = shutil.rmtree
-
-    def fake_open(file, *args, **kwargs):
-        f = real_open(file, *args, **kwargs)
-        sem.track_obj(file, f)
-        return f
-
-    def fake_os_open(path, flags, mode=0o777, *, dir_fd=None):
-        fd = real_os_open(path, flags, mode, dir_fd=dir_fd)
-        if dir_fd is None:
-            sem.track_fd(path, fd)
-        return fd
-
-    def fake_close(fd):
-        sem._fds.pop(fd, None)
-        return real_close(fd)
-
-    def deleter(name):
-        def fn(path, *args, **kwargs):
-            if kwargs.get("dir_fd") is None:
-                sem.check(path, name)
-            return real[name](path, *args, **kwargs)
-        return fn
-
-    def renamer(name):
-        def fn(src, dst, *args, **kwargs):
-            if kwargs.get("src_dir_fd") is None and kwargs.get("dst_dir_fd") is None:
-                sem.check(src, f"{name} (source)")
-                if os.path.exists(dst):
-                    sem.check(dst, f"{name} (target)")
-                    if name == "rename" and sem._mine(dst) is not None and sem.active:
-                        raise FileExistsError(17, "[simulated Windows] rename target exists", os.fspath(dst))
-            return real[name](src, dst, *args, **kwargs)
-        return fn
-
-    def fake_rmtree(path, *args, **kwargs):
-        sem.check(path, "rmtree")
-        return real_rmtree(path, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", fake_open)
-    monkeypatch.setattr(io, "open", fake_open)
-    monkeypatch.setattr(os, "open", fake_os_open)
-    monkeypatch.setattr(os, "close", fake_close)
-    for name in ("remove", "unlink", "rmdir"):
-        monkeypatch.setattr(os, name, deleter(name))
-    for name in ("rename", "replace"):
-        monkeypatch.setattr(os, name, renamer(name))
-    monkeypatch.setattr(shutil, "rmtree", fake_rmtree)
-    # pathlib delegates to os.* in 3.11, but patch it explicitly in case that changes.
-    monkeypatch.setattr(Path, "unlink", lambda self, missing_ok=False: _path_unlink(self, missing_ok))
-    monkeypatch.setattr(Path, "rename", lambda self, target: (os.rename(self, target), type(self)(target))[1])
-    monkeypatch.setattr(Path, "replace", lambda self, target: (os.replace(self, target), type(self)(target))[1])
+    sem = install(tmp_path_factory.getbasetemp(), monkeypatch.setattr)
     yield sem
     sem.active = False
-
-
-def _path_unlink(path: Path, missing_ok: bool) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        if not missing_ok:
-            raise
