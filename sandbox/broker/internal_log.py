@@ -35,23 +35,27 @@ COORDINATOR_ERRORS = {
 async def ensure_topic(state: Any, name: str, partitions: int, replication_factor: int, configs: dict[str, str],
                        emit: Callable[[str, dict], None], by: str) -> bool:
     """Create an internal topic on first need with min(replication factor, live brokers)
-    replicas. True if it exists."""
+    replicas. True if it exists; False while it cannot be made or is still being made (the
+    client asks again: COORDINATOR_NOT_AVAILABLE), see BrokerState.create_soon."""
     coord = state.coordinator
     if coord.topic(name) is not None:
         return True
     if state.restoring():   # its partitions on disk are adopted back (BrokerState._adopt_orphans)
         return False
-    live = sum(1 for b in coord.brokers() if not b.fenced)
-    rf = max(1, min(replication_factor, live))
-    try:
-        await coord.create_topic(name, partitions, rf, dict(configs))
-    except CoordinatorError as e:   # made meanwhile by another broker, or the coordinator is away
-        if coord.topic(name) is None:
-            log.info("cannot create %s yet: %s", name, e)
-            return False
+
+    async def create() -> bool:
+        live = sum(1 for b in coord.brokers() if not b.fenced)
+        rf = max(1, min(replication_factor, live))
+        try:
+            await coord.create_topic(name, partitions, rf, dict(configs))
+        except CoordinatorError as e:   # made meanwhile by another broker, or the coordinator is away
+            if coord.topic(name) is None:
+                log.info("cannot create %s yet: %s", name, e)
+                return False
+            return True
+        emit("topic-created", {"topic": name, "partitions": partitions, "replication_factor": rf, "by": by})
         return True
-    emit("topic-created", {"topic": name, "partitions": partitions, "replication_factor": rf, "by": by})
-    return True
+    return await state.create_soon(name, create, False)
 
 
 def key_partition(state: Any, name: str, key: str, default_partitions: int) -> int:

@@ -11,7 +11,7 @@ import os
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 from sandbox import lifecycle
 from sandbox.compression import decompress
@@ -70,6 +70,13 @@ class Notifier:
                     fut.set_result(None)
 
 
+# how long a Metadata or FindCoordinator request waits for a topic it has the coordinator create
+# (a few ms when the coordinator is well); past it the client is told to ask again and the creation
+# goes on by itself. Kafka's brokers wait not at all; a request waiting the coordinator's whole
+# 5 s timeout (it is paused, or cut off) held every later request on that client's connection,
+# its produce requests to topics that exist too.
+CREATE_WAIT_S = 0.25
+T = TypeVar("T")
 RESTORE_GRACE_S = 10.0   # after a coordinator's journal is replaced, auto-creation waits this long
 def emit_event(kind: str, detail: dict[str, Any]) -> None:
     """The broker's EVENT lines (see sandbox.lifecycle)."""
@@ -87,6 +94,7 @@ class BrokerState:
         data = Path(config.data_dir)   # created by open(), once the listeners are bound
         self.logs = LogDir(data, config.log, clock=clock, on_event=emit_event)
         self._roll_syncs: dict[PartitionLog, asyncio.Task] = {}   # the newest per log
+        self._creating: dict[str, asyncio.Task] = {}   # topic -> its creation in flight (create_soon)
         if SYNC_IN_THREAD:
             self.logs.roll_sync = self._sync_rolled
         self.partitions: dict[tuple[str, int], PartitionLog] = {}
@@ -160,7 +168,7 @@ class BrokerState:
     async def close(self) -> None:
         self._closing = True
         pending = list(self._roll_syncs.values())   # the logs' own close flushes all of it
-        await lifecycle.cancel_and_wait(pending)
+        await lifecycle.cancel_and_wait(pending + list(self._creating.values()))
         self.replicas.close()
         if self.groups is not None:
             self.groups.shutdown()
@@ -286,13 +294,27 @@ class BrokerState:
         changed = self.coordinator.cluster_changed_at
         return changed is not None and time.monotonic() - changed < RESTORE_GRACE_S
 
+    async def create_soon(self, name: str, create: Callable[[], Awaitable[T]], late: T) -> T:
+        """Run `create()` (one at a time per topic: a request for a topic already being made joins
+        that creation) and answer its result if it is done within CREATE_WAIT_S, else `late`; the
+        creation then finishes by itself and the client's next request finds the topic."""
+        task = self._creating.get(name)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(create())
+            self._creating[name] = task
+            task.add_done_callback(lambda t: self._creating.pop(name, None) if self._creating.get(name) is t else None)
+        done, _ = await asyncio.wait({task}, timeout=CREATE_WAIT_S)
+        if not done:
+            return late
+        return task.result()
+
     async def auto_create(self, name: str) -> int:
         """Create a topic with the broker defaults, answering as Kafka's auto-creation does:
         NONE once it exists; INVALID_TOPIC_EXCEPTION for a name no topic can have (the client
         gives up); LEADER_NOT_AVAILABLE for anything else (too few brokers registered for the
-        default replication factor, the coordinator out of reach, another broker creating it
-        right now): the client asks again until its own timeout, as against Kafka, and the topic
-        appears once the cluster can hold it."""
+        default replication factor, the coordinator out of reach or slow to answer, another
+        broker creating it right now): the client asks again until its own timeout, as against
+        Kafka, and the topic appears once the cluster can hold it."""
         assert self.coordinator is not None
         if self.coordinator.topic(name) is not None:
             return NONE
@@ -302,6 +324,10 @@ class BrokerState:
             # back where its journals are; a default-sized topic made now would take its place
             log.info("auto-create of topic %r deferred: the metadata is being restored", name)
             return LEADER_NOT_AVAILABLE
+        return await self.create_soon(name, lambda: self._auto_create(name), LEADER_NOT_AVAILABLE)
+
+    async def _auto_create(self, name: str) -> int:
+        assert self.coordinator is not None
         try:
             await self.coordinator.create_topic(name, -1, -1, {})
         except CoordinatorError as e:

@@ -6,6 +6,7 @@ waits for a fenced broker to come back) is in tests/integration/test_topic_defau
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from test_handlers_inprocess import broker  # noqa: F401  (the fixture)
@@ -62,3 +63,49 @@ def test_an_unknown_topic_id_is_unknown_topic_id_and_named_in_the_answer(broker)
     asked = uuid.uuid4()
     t = ask(broker, None, auto=True, topic_id=asked)
     assert int(t.error_code) == E.UNKNOWN_TOPIC_ID and t.topic_id == asked
+
+
+def _slow_coordinator(broker, monkeypatch):
+    """The coordinator's create_topic waits for the returned gate (set by the test, or by the loop
+    2 s on: a request that waited for it would see the topic made); the names it was asked for."""
+    coord = broker.owner.coordinator
+    real = coord.create_topic
+    gate = asyncio.Event()
+    asked: list[str] = []
+
+    async def slow(name, *args, **kwargs):
+        asked.append(name)
+        await gate.wait()
+        return await real(name, *args, **kwargs)
+
+    monkeypatch.setattr(coord, "create_topic", slow)
+    broker.loop.call_later(2.0, gate.set)
+    return gate, asked
+
+
+def test_a_coordinator_slow_to_create_does_not_hold_the_metadata_request(broker, monkeypatch):
+    """Kafka answers at once and creates in the background; a broker that waited for a paused
+    coordinator (5 s) held every request behind it on the client's connection, produce too."""
+    gate, asked = _slow_coordinator(broker, monkeypatch)
+    assert int(ask(broker, "slowly").error_code) == E.LEADER_NOT_AVAILABLE
+    assert int(ask(broker, "slowly").error_code) == E.LEADER_NOT_AVAILABLE   # joins the creation in flight
+    assert asked == ["slowly"]
+    gate.set()   # the coordinator answers: the creation finishes by itself
+    t = ask(broker, "slowly")
+    assert int(t.error_code) == E.NONE and [p.partition_index for p in t.partitions] == [0]
+    assert asked == ["slowly"]
+
+
+def test_a_coordinator_slow_to_create_the_offsets_topic_does_not_hold_find_coordinator(broker, monkeypatch):
+    """Answered before the coordinator made `__consumer_offsets` (here by this broker itself: a
+    group may consume, without commits, while no offsets topic exists), then from the topic."""
+    gate, asked = _slow_coordinator(broker, monkeypatch)
+    coord = broker.owner.coordinator
+    find = {"key": "g1", "key_type": 0}
+    first = broker.call(10, 3, find)
+    assert coord.topic("__consumer_offsets") is None and asked == ["__consumer_offsets"]
+    assert int(first.error_code) in (E.NONE, E.COORDINATOR_NOT_AVAILABLE)
+    gate.set()
+    answer = broker.call(10, 3, find)
+    assert coord.topic("__consumer_offsets") is not None and asked == ["__consumer_offsets"]
+    assert int(answer.error_code) == E.NONE and answer.node_id == broker.owner.node_id

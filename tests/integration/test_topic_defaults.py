@@ -66,3 +66,44 @@ def test_a_topic_auto_created_while_too_few_brokers_are_up_waits_for_them(tmp_pa
         assert len(bad) == 1 and bad[0] is not None and bad[0].code() == KafkaError.TOPIC_EXCEPTION, bad
     finally:
         c.stop()
+
+
+def test_a_paused_coordinator_does_not_hold_writes_to_topics_that_exist(tmp_path):
+    """A producer asks for a new topic while the coordinator is frozen (SIGSTOP: the request to
+    create it hangs until the coordinator's 5 s timeout). Kafka's brokers answer Metadata at once
+    and create in the background; ours waited for the coordinator, and every request behind that
+    Metadata on the producer's connection waited with it. Now each of 40 records to an existing
+    topic is delivered while the coordinator is still frozen, and the new topic is made once it
+    is back."""
+    import os
+    import signal
+    import time
+    c = Cluster(tmp_path / "cluster", brokers=2, session_ms=30000)
+    try:
+        c.start()
+        admin = c.admin()
+        admin.create_topics([NewTopic("there", 2, 2)], request_timeout=15)["there"].result(20)
+        c.wait_in_sync("there", 2)
+        p = Producer({"bootstrap.servers": c.bootstrap, "linger.ms": 0, "acks": "all",
+                      "message.timeout.ms": 60_000})
+        p.produce("there", b"warm-up", partition=0)
+        assert p.flush(15) == 0
+        done: list = []
+        coordinator = c.procs["coordinator"].pid
+        os.kill(coordinator, signal.SIGSTOP)
+        try:
+            p.produce("new-while-frozen", b"n", on_delivery=lambda err, msg: None)
+            for i in range(40):
+                p.produce("there", b"e%d" % i, partition=i % 2, on_delivery=lambda err, msg: done.append(err))
+                p.poll(0.05)
+            deadline = time.monotonic() + 10   # two of the coordinator's 5 s timeouts
+            while len(done) < 40 and time.monotonic() < deadline:
+                p.poll(0.1)
+            delivered_while_frozen = list(done)
+        finally:
+            os.kill(coordinator, signal.SIGCONT)
+        assert len(delivered_while_frozen) == 40 and not any(delivered_while_frozen), delivered_while_frozen
+        assert p.flush(45) == 0
+        assert "new-while-frozen" in admin.list_topics(timeout=5).topics
+    finally:
+        c.stop()
