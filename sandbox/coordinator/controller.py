@@ -114,8 +114,9 @@ class Coordinator(ViewReads):
                      validate_only: bool = False) -> TopicInfo:
         self.tick()
         configs, first_epoch = topic_configs.take_first_epoch(configs)
+        configs, topic_id = topic_configs.take_topic_id(configs)
         records = self._machine.create_topic(name, num_partitions, replication_factor, configs,
-                                             uuid.uuid4(), assignments, first_epoch)
+                                             topic_id or uuid.uuid4(), assignments, first_epoch)
         if validate_only:
             return self._machine.preview(records).topic(name)  # type: ignore[return-value]
         self._commit(records)

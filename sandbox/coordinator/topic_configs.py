@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Mapping
 
 from sandbox.protocol.errors import INVALID_CONFIG, INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION
 from .model import CoordinatorError
-from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH
+from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 
 log = logging.getLogger("sandbox.coordinator")
 
@@ -134,6 +135,21 @@ def take_first_epoch(configs: Mapping[str, object] | None) -> tuple[dict, int]:
     if not 0 <= epoch < 1 << 30:
         raise _bad(RESTORE_LEADER_EPOCH, value, "outside 0..2^30")
     return rest, epoch
+
+
+def take_topic_id(configs: Mapping[str, object] | None) -> tuple[dict, uuid.UUID | None]:
+    """(the configs without the restore key, the topic id it asks for, else None)."""
+    rest = dict(configs or {})
+    value = rest.pop(RESTORE_TOPIC_ID, None)
+    if value is None:
+        return rest, None
+    try:
+        topic_id = uuid.UUID(str(value))
+    except ValueError:
+        raise _bad(RESTORE_TOPIC_ID, value, "not a topic id") from None
+    if topic_id.int == 0:
+        raise _bad(RESTORE_TOPIC_ID, value, "the zero id means no topic")
+    return rest, topic_id
 
 
 def validate(configs: Mapping[str, object] | None) -> dict[str, str]:

@@ -5,3 +5,10 @@ and read them (the supervisor, the coordinator)."""
 # coordinator's journal was destroyed: the first leader epoch of its partitions, above every epoch
 # its replicas' logs hold. The coordinator takes it out; it is never stored as a topic config.
 RESTORE_LEADER_EPOCH = "sandbox.restore.leader.epoch"
+
+# Sent beside it: the topic id the topic had (from the supervisor's catalog). A topic re-created
+# under a new id is, to a client, a topic deleted and made again: librdkafka's consumers can stop
+# fetching it without an error, Java's and franz-go's treat it as fatal. Taken out the same way.
+RESTORE_TOPIC_ID = "sandbox.restore.topic.id"
+
+RESTORE_KEYS = frozenset({RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID})

@@ -12,7 +12,7 @@ from typing import Callable
 
 from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.config import SandboxConfig, TopicSpec
-from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH
+from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 from sandbox.runner.statefile import write_state
 
 CATALOG_FILE = "topics.json"
@@ -26,6 +26,15 @@ def load_catalog(cfg: SandboxConfig) -> dict[str, TopicSpec]:
         out[n] = TopicSpec(n, t["partitions"], t.get("replication", 1), dict(t.get("config", {})),
                            tuple(tuple(b) for b in placed) if placed else None)
     return out
+
+
+def with_topic_ids(specs: dict[str, TopicSpec], cfg: SandboxConfig) -> dict[str, TopicSpec]:
+    """The specs, each topic the catalog knows asking for the topic id it had: re-created after a
+    destroyed coordinator journal it is the same topic with the same data, and clients must see it
+    so (under a new id it is, to them, a topic deleted and made again)."""
+    ids = {n: t.get("topic_id") for n, t in _read(cfg).get("topics", {}).items() if isinstance(t, dict)}
+    return {name: dataclasses.replace(spec, config={**spec.config, RESTORE_TOPIC_ID: ids[name]})
+            if ids.get(name) else spec for name, spec in specs.items()}
 
 
 def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient
@@ -96,7 +105,7 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         rf = len(t.partitions[0].replicas) if t.partitions else 1
         placed = [list(p.replicas) for p in sorted(t.partitions, key=lambda p: p.index)]
         topics[name] = {"partitions": len(t.partitions), "replication": rf, "config": cfgs,
-                        "assignments": placed}
+                        "assignments": placed, "topic_id": str(t.topic_id) if t.topic_id else None}
     groups = {}
     for g in client.list_groups():
         committed = client.committed_offsets(g.group)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from sandbox.client import KafkaClient, KafkaClientError
-from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH
+from sandbox.protocol.extensions import RESTORE_KEYS
 from sandbox.config import ConfigError, SandboxConfig, TopicSpec, load_config
 
 CREATE, ADD_PARTITIONS, ALTER_CONFIG, WARN_SHRINK = "create", "add-partitions", "alter-config", "warn-shrink"
@@ -39,7 +39,7 @@ def plan(desired: Mapping[str, TopicSpec], actual: Mapping[str, tuple[int, Mappi
     for name in sorted(desired):
         spec = desired[name]
         if name not in actual:
-            shown = {k: v for k, v in spec.config.items() if k != RESTORE_LEADER_EPOCH}
+            shown = {k: v for k, v in spec.config.items() if k not in RESTORE_KEYS}
             extra = f", {_kv(shown)}" if shown else ""
             out.append(Action(CREATE, name, spec.partitions, dict(spec.config),
                               f"create topic {name} ({spec.partitions} partition"
@@ -57,7 +57,7 @@ def plan(desired: Mapping[str, TopicSpec], actual: Mapping[str, tuple[int, Mappi
                               detail=f"topic {name} has {have} partitions but sandbox.toml asks for "
                                      f"{spec.partitions}; Kafka cannot remove partitions, so it "
                                      f"keeps {have} (set partitions = {have} to silence this)"))
-        changed = {k: v for k, v in spec.config.items() if configs.get(k) != v and k != RESTORE_LEADER_EPOCH}
+        changed = {k: v for k, v in spec.config.items() if configs.get(k) != v and k not in RESTORE_KEYS}
         if changed:
             was = ", ".join(f"{k} was {configs[k]}" for k in sorted(changed) if k in configs)
             out.append(Action(ALTER_CONFIG, name, config=changed,

@@ -24,7 +24,7 @@ from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, write_pid_file
 from sandbox.runner.catalog import (
-    desired_topics, lead_with_longest_logs, restore_configs, restore_group_offsets, save_catalog,
+    desired_topics, lead_with_longest_logs, restore_configs, restore_group_offsets, save_catalog, with_topic_ids,
 )
 from sandbox.runner.manifest import ManifestWatcher, event_kind, reconcile
 from sandbox.runner import inbox, orphans
@@ -177,7 +177,7 @@ class StackSupervisor:
             self._wait_for_fresh_metadata()
         desired, moved = desired_topics(self.cfg), []
         if service == "coordinator":   # every partition is created afresh, led by its first replica
-            desired, moved = lead_with_longest_logs(desired, self.client)
+            desired, moved = lead_with_longest_logs(with_topic_ids(desired, self.cfg), self.client)
         if moved:   # the first replica of these would have cut acknowledged records off the others
             self.sup.record_event(service, "leaders-chosen", "; ".join(moved))
         msgs = reconcile(desired, self.client)

@@ -255,3 +255,23 @@ def test_apply_rejects_unknown_records():
     m = MetadataMachine()
     with pytest.raises(ValueError):
         m.apply({"type": "launch-rockets"})
+
+
+def test_a_restored_topic_keeps_the_topic_id_it_asks_for(make_coordinator):
+    """The supervisor re-creates topics after the coordinator's journal was destroyed with the id
+    each had (sandbox.restore.topic.id, never stored as a config); a bad, zero or taken id is
+    refused in one sentence."""
+    from sandbox.protocol.extensions import RESTORE_TOPIC_ID
+    c = make_coordinator()
+    c.register_broker(1, "127.0.0.1", 9092)
+    tid = uuid.uuid4()
+    t = c.create_topic("kept", 1, 1, {RESTORE_TOPIC_ID: str(tid), "retention.ms": "1000"})
+    assert t.topic_id == tid and dict(t.configs) == {"retention.ms": "1000"}
+    assert c.create_topic("fresh", 1, 1).topic_id not in (tid, None)
+    for bad, code, words in (("not-a-uuid", E.INVALID_CONFIG, "not a topic id"),
+                             (str(uuid.UUID(int=0)), E.INVALID_CONFIG, "zero id"),
+                             (str(tid), E.INVALID_REQUEST, "already in use")):
+        with pytest.raises(CoordinatorError) as e:
+            c.create_topic("other", 1, 1, {RESTORE_TOPIC_ID: bad})
+        assert e.value.error_code == code and words in str(e.value)
+    assert c.topic("other") is None

@@ -220,6 +220,9 @@ def test_a_destroyed_coordinator_journal_puts_every_partition_back_where_its_dat
              10, what="the topic catalog")
     _, st = proj.status()
     coord = service(st, "coordinator")["pid"]
+    with KafkaClient(proj.bootstrap) as c:
+        spread_id = c.metadata(["spread"])[0].topics["spread"].topic_id
+    wait_for(lambda: str(spread_id) in (proj.data_dir / "topics.json").read_text(), 10, what="the catalog's topic id")
 
     def garble():
         for f in (proj.data_dir / "coordinator").rglob("*"):
@@ -245,6 +248,9 @@ def test_a_destroyed_coordinator_journal_puts_every_partition_back_where_its_dat
     # leader epochs go on above the old ones: clients keep a partition's epoch and ignore older ones
     with KafkaClient(proj.bootstrap) as c:
         assert min(p.leader_epoch for p in c.metadata(["spread"])[0].topics["spread"].partitions) >= 1
+        # the same topic to clients: under a new id it would be one deleted and made again
+        # (librdkafka's consumers of it could stop fetching without an error)
+        assert c.metadata(["spread"])[0].topics["spread"].topic_id == spread_id
         assert c.client_quotas() == {alice: {"producer_byte_rate": 1024.0}}
         assert c.group_configs("billing") == {"consumer.session.timeout.ms": "50000"}
     got = consume_topic(proj.bootstrap, "spread", 300, timeout=30)

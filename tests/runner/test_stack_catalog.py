@@ -38,6 +38,14 @@ def test_catalog_keeps_runtime_topics_and_offsets_and_restores_what_data_allows(
         assert cat["__consumer_offsets"].config.get("cleanup.policy") == "compact"
         raw = json.loads((cfg.data_dir / "topics.json").read_text())
         assert raw["groups"]["billing"] == {"runtime:0": 7, "runtime:1": 10}
+        # each topic's id too: re-created after a destroyed coordinator journal, it keeps it
+        runtime_id = c.metadata(["runtime"])[0].topics["runtime"].topic_id
+        assert raw["topics"]["runtime"]["topic_id"] == str(runtime_id)
+        from sandbox.protocol.extensions import RESTORE_TOPIC_ID
+        from sandbox.runner.catalog import with_topic_ids
+        asked = with_topic_ids(desired_topics(cfg), cfg)
+        assert asked["runtime"].config == {"retention.ms": "3600000", RESTORE_TOPIC_ID: str(runtime_id)}
+        assert RESTORE_TOPIC_ID not in asked["declared"].config   # not in the catalog yet
         # the group's offsets are lost (as when the broker holding them is wiped) ...
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         admin.delete_consumer_groups(["billing"])["billing"].result(timeout=10)
