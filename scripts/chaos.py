@@ -64,6 +64,22 @@ CUT_OFF_S = (1.0, 12.0)  # how long a service's port drops every packet (the ses
 # status is asked at the end of a cut at least this long: the supervisor probes every second with
 # a 1 s timeout, so a shorter cut may end before any probe could fail
 CUT_OFF_SHOWN_S = 3.0
+WINFILES_SITE = Path(__file__).resolve().parents[1] / "tests" / "winfiles_site"
+VETO_MARK = "[simulated Windows]"
+
+
+def windows_refusals(logs: Path) -> tuple[list[str], list[str]]:
+    """(services whose log shows the file rules on, the refusals the logs show)."""
+    ruled, refused = [], []
+    for f in sorted(logs.glob("*.log")) if logs.is_dir() else ():
+        for line in f.read_text(errors="replace").splitlines():
+            if VETO_MARK not in line:
+                continue
+            if "file rules on" in line:
+                ruled.append(f.stem)
+            else:
+                refused.append(f"{f.stem}: {line.strip()[:300]}")
+    return sorted(set(ruled)), refused
 
 
 def network_faults_missing() -> str | None:
@@ -155,8 +171,12 @@ class Report:
 class Stack:
     """One sandbox project in a temp folder, driven through the CLI as a user would."""
 
-    def __init__(self, root: Path, brokers: int) -> None:
+    def __init__(self, root: Path, brokers: int, windows_files: bool = False) -> None:
         self.root, self.brokers = root, brokers
+        # every process of the stack under Windows' file rules (tests/winfiles_site/sitecustomize.py)
+        self.env_extra = {} if not windows_files else {
+            "SANDBOX_TEST_WINDOWS_FILES": str(root),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(WINFILES_SITE), os.environ.get("PYTHONPATH")) if p)}
         self.last_unhealthy: tuple = ([], None)   # (services not healthy, problems) at the last check
         base = free_ports(brokers + 2)
         self.port, self.coordinator_port, self.http_port = base, base + brokers, base + brokers + 1
@@ -178,7 +198,7 @@ class Stack:
         return ",".join(f"127.0.0.1:{self.port + i}" for i in range(self.brokers))
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env_extra)
         return subprocess.run([sys.executable, "-m", "sandbox", *args], cwd=self.root, env=env,
                               capture_output=True, text=True, timeout=timeout)
 
@@ -542,11 +562,11 @@ def _kept_in(folder: Path, value: bytes, topic: str = TOPIC) -> bool:
 
 
 def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network: bool = False,
-        moves: bool = False) -> Report:
+        moves: bool = False, windows_files: bool = False) -> Report:
     rng = random.Random(seed)
     kinds = FAULTS + (NETWORK_FAULTS if network else ()) + (MOVE_FAULTS if moves else ())
     report = Report(seed)
-    stack = Stack(root, brokers)
+    stack = Stack(root, brokers, windows_files)
     load = txns = groups = None
     compare = False   # set once the campaign ran to its end: then the replicas are compared after `down`
     try:
@@ -580,13 +600,15 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
             camp.heal(time.monotonic())
         got = _read_all(stack.bootstrap)
         ends = {p: (recs[-1][0] + 1 if recs else 0) for p, recs in got.items()}
-        report.violations += chaos_group.wait_caught_up(groups, ends)
+        behind = chaos_group.wait_caught_up(groups, ends)
+        report.violations += behind
         groups.finish()
         report.group_commits = sum(groups.commits.values())
         report.violations += chaos_group.check_final(
             groups, got, ((v, p, off) for v, (p, off) in load.acked.items()),
             lambda v: any(_kept_in(where, v) for where in (camp.trash, stack.data / "quarantine")))
-        report.violations += chaos_group.check_status_lag(stack.status()[1])
+        if not behind:   # what status says of groups that caught up
+            report.violations += chaos_group.check_status_lag(stack.status()[1])
         report.acked = len(load.acked)
         report.txns_committed, report.txns_aborted = len(txns.committed), len(txns.aborted)
         report.violations += chaos_txn.check(
@@ -633,6 +655,11 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
         if compare and r.returncode == 0:
             differ, report.replicas_compared = replicas_disagree(stack.data, brokers, topics)
             report.violations += differ
+        if windows_files:
+            ruled, refused = windows_refusals(stack.data / "logs")
+            if "broker-1" not in ruled:
+                report.violations.append(f"the Windows file rules were not on (services that had them: {ruled})")
+            report.violations += [f"refused under Windows' file rules: {r}" for r in refused[:20]]
         left = stack.leftovers()
         if left:
             report.violations.append(f"processes left after `sandbox down`: {[p.pid for p in left]}")
@@ -654,6 +681,9 @@ def main() -> int:
                     help="also reset and cut off services' connections (root, ss, iptables)")
     ap.add_argument("--moves", action="store_true",
                     help="also move partition leaders by reassignment (out of the replicas and back)")
+    ap.add_argument("--windows-files", action="store_true",
+                    help="run every process of the stack under Windows' file rules (an open file cannot be "
+                         "removed or renamed); any refusal is a violation")
     args = ap.parse_args()
     if args.network and network_faults_missing():
         print(f"{network_faults_missing()}; run without --network, or as root with them installed.")
@@ -662,7 +692,8 @@ def main() -> int:
     for seed in args.seed or [1]:
         root = Path(tempfile.mkdtemp(prefix=f"sandbox-chaos-{seed}-"))
         print(f"seed {seed}: {args.faults} faults on {args.brokers} brokers in {root}")
-        rep = run(seed, args.faults, root / "proj", args.brokers, network=args.network, moves=args.moves)
+        rep = run(seed, args.faults, root / "proj", args.brokers, network=args.network, moves=args.moves,
+                  windows_files=args.windows_files)
         print(rep.line())
         for v in rep.violations[:20]:
             print(f"  VIOLATION {v}")

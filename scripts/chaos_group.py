@@ -16,6 +16,7 @@ and checked against these invariants:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Callable, Iterable
@@ -42,6 +43,8 @@ class Member:
                 "topic.metadata.refresh.interval.ms": 2000}
         if self.protocol == "classic":
             conf.update({"session.timeout.ms": 10000, "heartbeat.interval.ms": 1000})
+        if os.environ.get("CHAOS_CONSUMER_DEBUG"):   # e.g. cgrp,broker: librdkafka's own log, on stderr
+            conf["debug"] = os.environ["CHAOS_CONSUMER_DEBUG"]
         c = Consumer(conf)
         c.subscribe([self.load.topic])
         return c

@@ -35,10 +35,12 @@ sys.modules[spec.name] = chaos   # dataclasses look their module up by name
 spec.loader.exec_module(chaos)
 
 
-def _campaign(tmp_path, seed: int, faults: int, network: bool = False, moves: bool = False):
+def _campaign(tmp_path, seed: int, faults: int, network: bool = False, moves: bool = False,
+              windows_files: bool = False):
     """Run one campaign and check every invariant; the report."""
     lines: list[str] = []
-    report = chaos.run(seed, faults, tmp_path / "proj", brokers=3, say=lines.append, network=network, moves=moves)
+    report = chaos.run(seed, faults, tmp_path / "proj", brokers=3, say=lines.append, network=network, moves=moves,
+                       windows_files=windows_files)
     print(report.line())
     assert len(report.faults) == faults and report.acked > 500, report.line()
     assert report.txns_committed > 20 and report.txns_aborted > 0, report.line()
@@ -74,6 +76,26 @@ def test_fault_campaign_with_leaders_moved_by_reassignment(tmp_path):
     no longer led, and acknowledged records were lost."""
     report = _campaign(tmp_path, 5, 6, moves=True)
     assert report.faults[0] == "move-leader", report.faults
+
+
+def test_fault_campaign_under_windows_file_rules(tmp_path):
+    """Seed 2 (three destroyed coordinator journals, a deleted broker journal, kills and a pause)
+    with every process of the stack under Windows' file rules (tests/winfiles_site: an open file
+    cannot be removed or renamed, nor its folder): repairs, quarantines, the restore, retention of
+    the campaign's 16 KiB segments and the offsets topic's compaction never refuse."""
+    report = _campaign(tmp_path, 2, 7, windows_files=True)
+    assert "coordinator-journal-destroyed" in report.faults and "journal-deleted" in report.faults
+
+
+def test_the_windows_refusals_are_read_from_the_services_logs(tmp_path):
+    """What the Windows campaign reads: which services ran under the rules, and each refusal."""
+    (tmp_path / "broker-1.log").write_text(
+        f"{chaos.VETO_MARK} file rules on for /x\n2026 INFO fine\n"
+        f"{chaos.VETO_MARK} veto: cannot remove: /x/t-0/0.log is open (from files.py:40)\n")
+    (tmp_path / "coordinator.log").write_text("nothing here\n")
+    ruled, refused = chaos.windows_refusals(tmp_path)
+    assert ruled == ["broker-1"] and len(refused) == 1 and refused[0].startswith("broker-1: ")
+    assert chaos.windows_refusals(tmp_path / "missing") == ([], [])
 
 
 def test_the_replica_comparison_finds_a_byte_that_differs(tmp_path):
