@@ -609,6 +609,8 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
             lambda v: any(_kept_in(where, v) for where in (camp.trash, stack.data / "quarantine")))
         if not behind:   # what status says of groups that caught up
             report.violations += chaos_group.check_status_lag(stack.status()[1])
+        if any("group chaos-" in v for v in report.violations):
+            chaos_group.dump(groups, stack.root / "groups.json")
         report.acked = len(load.acked)
         report.txns_committed, report.txns_aborted = len(txns.committed), len(txns.aborted)
         report.violations += chaos_txn.check(

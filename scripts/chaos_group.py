@@ -63,6 +63,7 @@ class Member:
             for tp in done or ():
                 if tp.error is None and tp.offset >= 0:
                     acked[tp.partition] = max(acked.get(tp.partition, 0), tp.offset)
+                    self.load.history.append((time.time(), self.group, self.thread.name, tp.partition, tp.offset))
 
     def _run(self) -> None:
         c = self._consumer()
@@ -76,6 +77,9 @@ class Member:
                         seen = self.load.seen[self.group]
                         for m in got:
                             seen.add((m.partition(), m.offset(), m.value()))
+                        first = got[0]
+                        self.load.handed.append((time.time(), self.group, self.thread.name, first.partition(),
+                                                 first.offset(), got[-1].offset(), len(got)))
                 if time.monotonic() - last >= COMMIT_EVERY_S:
                     self._commit(c)
                     last = time.monotonic()
@@ -95,6 +99,9 @@ class GroupLoad:
         self.acked: dict[str, dict[int, int]] = {g: {} for g in GROUPS}   # partition -> highest acked commit
         self.refused: dict[str, int] = {}
         self.commits: dict[str, int] = {}   # acknowledged commits per group
+        self.history: list[tuple[float, str, str, int, int]] = []   # (time, group, member, partition, offset)
+        # (time, group, member, partition of the first, its offset, the last's offset, how many): per consume()
+        self.handed: list[tuple[float, str, str, int, int, int, int]] = []
         self.last_refusal: dict[str, str] = {}
         self.members = [Member(self, g, proto, i) for g, proto in GROUPS.items() for i in range(MEMBERS)]
 
@@ -208,3 +215,13 @@ def check_status_lag(status: dict) -> list[str]:
         elif g.get("lag") != 0:
             out.append(f"status shows lag {g.get('lag')} for group {group}, which has committed every log end")
     return out
+
+
+def dump(load: GroupLoad, path) -> None:
+    """What the groups did (commits acknowledged, batches handed out), for a violation's post-mortem."""
+    import json
+    with load.lock:
+        doc = {"commits": load.history, "handed": load.handed,
+               "seen": {g: sorted((p, o, v.decode(errors="replace")) for p, o, v in s) for g, s in load.seen.items()}}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
