@@ -51,6 +51,14 @@ def create_topic(bootstrap: str, name: str, partitions: int) -> None:
     wait_for(ready, 20, what=f"topic {name} with leaders")
 
 
+def _garble_coordinator_journal(proj) -> None:
+    """What a destroyed coordinator journal looks like: the head of every file overwritten."""
+    for f in (proj.data_dir / "coordinator").rglob("*"):
+        if f.is_file():
+            with open(f, "r+b") as fh:
+                fh.write(b"\xa5" * max(1, min(64, f.stat().st_size)))
+
+
 def _kill_supervisor(proj) -> None:
     sp = proj.supervisor_pid()
     assert sp and psutil.pid_exists(sp)
@@ -224,14 +232,8 @@ def test_a_destroyed_coordinator_journal_puts_every_partition_back_where_its_dat
         spread_id = c.metadata(["spread"])[0].topics["spread"].topic_id
     wait_for(lambda: str(spread_id) in (proj.data_dir / "topics.json").read_text(), 10, what="the catalog's topic id")
 
-    def garble():
-        for f in (proj.data_dir / "coordinator").rglob("*"):
-            if f.is_file():
-                with open(f, "r+b") as fh:
-                    fh.write(b"\xa5" * max(1, min(64, f.stat().st_size)))
-
     stop = time.monotonic() + 8          # a producer keeps asking for metadata meanwhile
-    freeze_then_kill(coord, garble)
+    freeze_then_kill(coord, lambda: _garble_coordinator_journal(proj))
     while time.monotonic() < stop:
         try:
             p.produce("spread", value=b"during")
@@ -279,12 +281,7 @@ def test_a_destroyed_coordinator_journal_keeps_records_the_first_replica_lacks(p
                  what="a new leader while the first replica is frozen")
         produce_all(p, "r3", [(None, f"b{i}".encode()) for i in range(50)])   # on the two others only
 
-        def garble():
-            for f in (proj.data_dir / "coordinator").rglob("*"):
-                if f.is_file():
-                    with open(f, "r+b") as fh:
-                        fh.write(b"\xa5" * max(1, min(64, f.stat().st_size)))
-        freeze_then_kill(coord, garble)
+        freeze_then_kill(coord, lambda: _garble_coordinator_journal(proj))
     finally:
         os.kill(leader_pid, signal.SIGCONT)
     code, st = wait_status(proj, lambda c, s: c == 0 and all_running_healthy(s) and any(
@@ -330,12 +327,7 @@ def test_committed_offsets_are_never_answered_missing_while_a_destroyed_coordina
         c.close()
         assert "__consumer_offsets" not in (proj.data_dir / "topics.json").read_text()
 
-        def garble():
-            for f in (proj.data_dir / "coordinator").rglob("*"):
-                if f.is_file():
-                    with open(f, "r+b") as fh:
-                        fh.write(b"\xa5" * max(1, min(64, f.stat().st_size)))
-        freeze_then_kill(coord, garble)
+        freeze_then_kill(coord, lambda: _garble_coordinator_journal(proj))
     finally:
         os.kill(sup, signal.SIGCONT)
     committed = {("work", i): 50 for i in range(3)}
