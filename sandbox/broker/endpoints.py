@@ -9,7 +9,8 @@ def broker_list(state, listener: str | None = None, include_fenced: bool = False
     `listener` (the listener the request came in through), else its primary address. Fenced
     brokers only when asked (DescribeCluster v2)."""
     out = []
-    for b in state.coordinator.brokers():
+    listed = state.brokers_to_list() if hasattr(state, "brokers_to_list") else state.coordinator.brokers()
+    for b in listed:
         fenced = bool(getattr(b, "fenced", False))
         if fenced and not include_fenced:
             continue

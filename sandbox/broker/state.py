@@ -95,6 +95,7 @@ class BrokerState:
         self.logs = LogDir(data, config.log, clock=clock, on_event=emit_event)
         self._roll_syncs: dict[PartitionLog, asyncio.Task] = {}   # the newest per log
         self._creating: dict[str, asyncio.Task] = {}   # topic -> its creation in flight (create_soon)
+        self.known_brokers: dict[int, Any] = {}   # broker id -> its registration (brokers_to_list)
         if SYNC_IN_THREAD:
             self.logs.roll_sync = self._sync_rolled
         self.partitions: dict[tuple[str, int], PartitionLog] = {}
@@ -238,6 +239,7 @@ class BrokerState:
                 if self.node_id in p.replicas:
                     wanted[(t.name, p.index)] = cfg
         self.leaders = leaders
+        self._remember_brokers()
         for key in list(self.partitions):
             if (key[0] in removed or key in moved_away) and key not in wanted:
                 self.partitions.pop(key)
@@ -258,6 +260,23 @@ class BrokerState:
         if self.txns is not None:
             self.txns.on_metadata()
         self._after_cluster_change()
+
+    def _remember_brokers(self) -> None:
+        """Keep the brokers the metadata lists (see brokers_to_list); while the coordinator's
+        journal is being restored, brokers it does not know yet are kept, not forgotten."""
+        now = {b.broker_id: b for b in self.coordinator.brokers() if not getattr(b, "fenced", False)}
+        self.known_brokers = {**self.known_brokers, **now} if self.restoring() else now
+
+    def brokers_to_list(self) -> list:
+        """The brokers Metadata lists: the registered ones, and while the coordinator's journal
+        is being restored (they register again one by one) also the ones registered before. A
+        broker missing from one Metadata answer is dropped by librdkafka (2.10 and later), and a
+        client left with none stalled for good ("no broker available for coordinator query")."""
+        current = [b for b in self.coordinator.brokers()]
+        if not self.restoring():
+            return current
+        have = {b.broker_id for b in current}
+        return current + [b for bid, b in sorted(self.known_brokers.items()) if bid not in have]
 
     def _after_cluster_change(self) -> None:
         """Once the restore grace after a replaced coordinator journal is over, partitions on disk

@@ -137,3 +137,29 @@ def test_a_consumer_fetch_with_another_leader_epoch_is_fenced_or_unknown(broker)
     for epoch in (3, -1):
         code, size = fetch(epoch)
         assert code == E.NONE and size > 0
+
+
+def test_brokers_the_restored_coordinator_does_not_know_yet_stay_listed(broker, monkeypatch):
+    """While the coordinator's journal is being restored the brokers register again one by one;
+    a Metadata answer missing one made librdkafka (2.10+) drop it, and a consumer left with none
+    asked for its group coordinator "with no broker available" for good (fault campaign, seed 2,
+    2 runs in 5). Brokers registered before the journal was replaced stay listed meanwhile."""
+    import time
+    from types import SimpleNamespace
+    state = broker.owner
+    coord = state.coordinator
+    others = [SimpleNamespace(broker_id=n, host="127.0.0.1", port=19090 + n, rack=None, fenced=False,
+                              address=lambda listener, n=n: ("127.0.0.1", 19090 + n)) for n in (2, 3)]
+    before = list(coord.brokers())
+    monkeypatch.setattr(coord, "brokers", lambda: before + others)
+    state.sync_partitions([])
+    listed = lambda: sorted(b.node_id for b in broker.call(3, 12, {   # noqa: E731
+        "topics": [], "allow_auto_topic_creation": False, "include_topic_authorized_operations": False}).brokers)
+    assert listed() == [1, 2, 3]
+    monkeypatch.setattr(coord, "brokers", lambda: before)                # only this one registered again
+    monkeypatch.setattr(type(coord), "cluster_changed_at", property(lambda self: time.monotonic()), raising=False)
+    state.sync_partitions([])
+    assert listed() == [1, 2, 3]
+    monkeypatch.setattr(type(coord), "cluster_changed_at", property(lambda self: None), raising=False)
+    state.sync_partitions([])
+    assert listed() == [1]   # the restore is over: the metadata says who is there
