@@ -9,6 +9,8 @@ def broker_list(state, listener: str | None = None, include_fenced: bool = False
     `listener` (the listener the request came in through), else its primary address. Fenced
     brokers only when asked (DescribeCluster v2)."""
     out = []
+    # a broker lists the ones registered before a journal restore too (BrokerState.brokers_to_list);
+    # the coordinator (state = its server) lists what it has
     listed = state.brokers_to_list() if hasattr(state, "brokers_to_list") else state.coordinator.brokers()
     for b in listed:
         fenced = bool(getattr(b, "fenced", False))

@@ -22,7 +22,9 @@ from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator
 from sandbox.log import LogConfig, LogDir, PartitionLog
 from sandbox.log.compactor import Compactor
 from sandbox.log.files import fsync_and_close
-from sandbox.protocol.errors import INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE
+from sandbox.protocol.errors import (
+    FENCED_LEADER_EPOCH, INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_LEADER_EPOCH,
+)
 
 from .config import BrokerConfig
 from .groups import GroupCoordinator
@@ -272,7 +274,7 @@ class BrokerState:
         is being restored (they register again one by one) also the ones registered before. A
         broker missing from one Metadata answer is dropped by librdkafka (2.10 and later), and a
         client left with none stalled for good ("no broker available for coordinator query")."""
-        current = [b for b in self.coordinator.brokers()]
+        current = list(self.coordinator.brokers())
         if not self.restoring():
             return current
         have = {b.broker_id for b in current}
@@ -290,6 +292,17 @@ class BrokerState:
         except RuntimeError:
             return
         loop.call_later(RESTORE_GRACE_S, lambda: loop.create_task(self._adopt_orphans()))
+
+    def leader_epoch_error(self, topic: str, index: int, asked: int | None) -> int:
+        """A client's current_leader_epoch (KIP-320) against the partition's: older is
+        FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH (this broker has not seen it yet), -1 or
+        None unchecked (Fetch and OffsetForLeaderEpoch answer so, as Kafka's do)."""
+        if asked is None or asked < 0:
+            return NONE
+        current = self.leaders.get((topic, index), (-1, -1))[1]
+        if asked < current:
+            return FENCED_LEADER_EPOCH
+        return UNKNOWN_LEADER_EPOCH if asked > current else NONE
 
     def partition(self, topic: str, index: int) -> PartitionLog | None:
         return self.partitions.get((topic, index))

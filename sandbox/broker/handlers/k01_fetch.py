@@ -23,9 +23,7 @@ import asyncio
 from sandbox.log import OffsetOutOfRangeError
 
 from ..internal_topics import lookup_topic_id
-from sandbox.protocol.errors import (
-    FENCED_LEADER_EPOCH, NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_LEADER_EPOCH, UNKNOWN_TOPIC_ID,
-)
+from sandbox.protocol.errors import NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_ID
 
 READ_COMMITTED = 1   # isolation_level
 
@@ -68,24 +66,6 @@ def _record_followers(state, request, names: list[str | None], replica: int) -> 
     return errors
 
 
-def _epoch_check(state, name: str, p) -> int:
-    """A consumer's current_leader_epoch (KIP-320) against this leader's: older is fenced, newer
-    unknown (this broker has not seen it yet), -1 unchecked, as Kafka's fetch does. A fetch sent
-    before a leader epoch change must not be answered with records: librdkafka validates its
-    position against the old epoch's end meanwhile, and records such a fetch brings back move
-    that position past the end, which it then takes for a truncation: it seeks back to the end
-    and drops what it had fetched and not yet handed out (below the end: lost to the app)."""
-    asked = getattr(p, "current_leader_epoch", -1)
-    if asked is None or asked < 0:
-        return NONE
-    current = state.leaders.get((name, p.partition), (-1, -1))[1]
-    if asked < current:
-        return FENCED_LEADER_EPOCH
-    if asked > current:
-        return UNKNOWN_LEADER_EPOCH
-    return NONE
-
-
 def _read_all(state, request, names: list[str | None], replica: int = -1,
               refused: dict | None = None) -> tuple[list[dict], int]:
     committed = replica < 0 and getattr(request, "isolation_level", 0) == READ_COMMITTED
@@ -103,7 +83,11 @@ def _read_all(state, request, names: list[str | None], replica: int = -1,
             if refused and (name, p.partition) in refused:
                 plog, code = None, refused[(name, p.partition)]
             elif plog is not None and replica < 0:
-                code = _epoch_check(state, name, p)
+                # a fetch sent before a leader epoch change must not come back with records:
+                # librdkafka, validating its position against the old epoch meanwhile, takes
+                # records past that epoch's end for a truncation, seeks back and drops what it
+                # had fetched and not yet handed out
+                code = state.leader_epoch_error(name, p.partition, getattr(p, "current_leader_epoch", -1))
                 if code != NONE:
                     plog = None
             if plog is None:

@@ -8,7 +8,7 @@ gets UNKNOWN_LEADER_EPOCH.
 
 from __future__ import annotations
 
-from sandbox.protocol.errors import FENCED_LEADER_EPOCH, NONE, UNKNOWN_LEADER_EPOCH
+from sandbox.protocol.errors import NONE, UNKNOWN_LEADER_EPOCH
 
 API_KEY = 23
 MIN_VERSION = 2
@@ -22,11 +22,9 @@ def _one(state, topic: str, p) -> dict:
         out["error_code"] = code
         return out
     current = state.leaders[(topic, p.partition)][1]
-    cle = getattr(p, "current_leader_epoch", -1)
-    if cle > current:
-        out["error_code"] = UNKNOWN_LEADER_EPOCH
-    elif 0 <= cle < current:
-        out["error_code"] = FENCED_LEADER_EPOCH
+    fenced = state.leader_epoch_error(topic, p.partition, getattr(p, "current_leader_epoch", -1))
+    if fenced != NONE:
+        out["error_code"] = fenced
     elif p.leader_epoch > current:
         out["error_code"] = UNKNOWN_LEADER_EPOCH
     elif plog.replica.latest_epoch < 0:   # no batch and no leadership recorded: nothing can diverge
