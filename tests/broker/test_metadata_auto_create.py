@@ -139,6 +139,26 @@ def test_a_consumer_fetch_with_another_leader_epoch_is_fenced_or_unknown(broker)
         assert code == E.NONE and size > 0
 
 
+def test_a_list_offsets_with_another_leader_epoch_is_fenced_or_unknown(broker):
+    """ListOffsets v4+ applies the same KIP-320 check as Kafka's: a client that resets its
+    position from a stale epoch's answer could land on offsets the new leader cut off."""
+    from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH
+    from test_handlers_inprocess import produce
+    broker.loop.run_until_complete(broker.owner.coordinator.create_topic("lo", 1, 1, {RESTORE_LEADER_EPOCH: "5"}))
+    broker.owner.sync_partitions([])
+    assert int(produce(broker, [b"a", b"b"], name="lo").error_code) == E.NONE
+
+    def latest(epoch: int):
+        resp = broker.call(2, 7, {"replica_id": -1, "isolation_level": 0, "topics": [{"name": "lo", "partitions": [
+            {"partition_index": 0, "timestamp": -1, "current_leader_epoch": epoch}]}]})
+        p = resp.topics[0].partitions[0]
+        return int(p.error_code), int(p.offset)
+
+    assert latest(4) == (E.FENCED_LEADER_EPOCH, -1)
+    assert latest(6) == (E.UNKNOWN_LEADER_EPOCH, -1)
+    assert latest(5) == (E.NONE, 2) and latest(-1) == (E.NONE, 2)
+
+
 def test_brokers_the_restored_coordinator_does_not_know_yet_stay_listed(broker, monkeypatch):
     """While the coordinator's journal is being restored the brokers register again one by one;
     a Metadata answer missing one made librdkafka (2.10+) drop it, and a consumer left with none

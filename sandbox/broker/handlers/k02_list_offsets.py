@@ -6,7 +6,10 @@ latest is the LSO, and a lookup by time finds only offsets below it (Kafka's las
 A request from a broker or a debugging tool (replica_id >= 0 or -2) ignores the isolation level and
 ends at the log end, as Kafka's does; with -2 (Kafka's DEBUGGING_REPLICA_ID) any replica answers, not
 only the leader, latest giving its log end and the newest leader epoch its log holds (the
-supervisor asks every replica this way after a destroyed coordinator journal, to choose leaders)."""
+supervisor asks every replica this way after a destroyed coordinator journal, to choose leaders).
+A v4+ current_leader_epoch older than the partition's gets FENCED_LEADER_EPOCH, a newer one
+UNKNOWN_LEADER_EPOCH (KIP-320), as Kafka's does: a client resetting its position on a stale leader's
+answer would land on an offset the new leader may have cut off."""
 
 from __future__ import annotations
 
@@ -25,13 +28,17 @@ CONSUMER_REPLICA_ID, DEBUGGING_REPLICA_ID = -1, -2
 
 
 def _lookup(state, topic: str, index: int, ts: int, isolation_level: int,
-            replica_id: int = CONSUMER_REPLICA_ID) -> dict:
+            replica_id: int = CONSUMER_REPLICA_ID, current_leader_epoch: int = -1) -> dict:
     out = {"partition_index": index, "error_code": NONE, "timestamp": -1, "offset": -1, "leader_epoch": -1}
     if replica_id == DEBUGGING_REPLICA_ID:   # any replica, leader or not
         plog = state.partitions.get((topic, index))
         code = UNKNOWN_TOPIC_OR_PARTITION
     else:
         plog, code = state.led_log(topic, index)
+    if plog is not None:
+        code = state.leader_epoch_error(topic, index, current_leader_epoch)
+        if code != NONE:
+            plog = None
     if plog is None:
         out["error_code"] = code
         return out
@@ -78,7 +85,8 @@ def handle(ctx, request) -> dict:
     iso = getattr(request, "isolation_level", 0)
     rid = int(request.replica_id)
     topics = [
-        {"name": t.name, "partitions": [_lookup(ctx.state, t.name, p.partition_index, p.timestamp, iso, rid)
+        {"name": t.name, "partitions": [_lookup(ctx.state, t.name, p.partition_index, p.timestamp, iso, rid,
+                                                getattr(p, "current_leader_epoch", -1))
                                         for p in t.partitions]}
         for t in request.topics
     ]
