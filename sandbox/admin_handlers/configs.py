@@ -4,7 +4,8 @@ and group configs are the coordinator's to change, the server's own settings are
 from __future__ import annotations
 
 from sandbox.coordinator.model import CoordinatorError
-from sandbox.coordinator.topic_configs import RESOURCE_GROUP, RESOURCE_TOPIC, describe_resource
+from sandbox.coordinator.topic_configs import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, describe_resource
+from sandbox.protocol.extensions import RESTORE_CLUSTER_ID
 from sandbox.protocol.errors import INVALID_REQUEST, NONE
 
 from . import AdminHost
@@ -33,6 +34,14 @@ def current(admin: AdminHost, resource_type: int, name: str) -> dict[str, str]:
 async def alter(admin: AdminHost, resource_type: int, name: str, set_: dict, delete: list, incremental: bool,
                 validate_only: bool) -> dict:
     entry = {"error_code": NONE, "error_message": None, "resource_type": resource_type, "resource_name": name}
+    if resource_type == RESOURCE_BROKER and not name and not delete and set(set_) == {RESTORE_CLUSTER_ID}:
+        # the supervisor's restore after a destroyed coordinator journal (protocol/extensions.py)
+        try:
+            if not validate_only:
+                await admin.coordinator.restore_cluster_id(set_[RESTORE_CLUSTER_ID])
+        except CoordinatorError as e:
+            entry["error_code"], entry["error_message"] = e.error_code, e.message
+        return entry
     changes = {RESOURCE_TOPIC: admin.coordinator.alter_configs,
                RESOURCE_GROUP: admin.coordinator.alter_group_configs}.get(resource_type)
     if changes is None:

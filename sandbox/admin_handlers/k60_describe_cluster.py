@@ -15,6 +15,6 @@ def handle(ctx, request) -> dict:
     admin = ctx.admin
     include_fenced = bool(getattr(request, "include_fenced_brokers", False))
     return {"throttle_time": 0, "error_code": NONE, "error_message": None, "endpoint_type": 1,
-            "cluster_id": admin.coordinator.cluster_id, "controller_id": admin.controller_id,
+            "cluster_id": admin.coordinator.public_cluster_id, "controller_id": admin.controller_id,
             "brokers": admin.broker_list(include_fenced),
             "cluster_authorized_operations": UNKNOWN_AUTHORIZED_OPERATIONS}

@@ -5,8 +5,10 @@ coordinator journal gets them back."""
 
 from __future__ import annotations
 
+from sandbox.protocol.extensions import RESTORE_CLUSTER_ID
+
 from .base import (
-    ALTER_CLIENT_QUOTAS, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_CONFIGS, GROUP_RESOURCE, INCREMENTAL_ALTER_CONFIGS,
+    ALTER_CLIENT_QUOTAS, BROKER_RESOURCE, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_CONFIGS, GROUP_RESOURCE, INCREMENTAL_ALTER_CONFIGS,
     LIST_CONFIG_RESOURCES, SOURCE_GROUP_CONFIG, _check, _locked,
 )
 
@@ -51,6 +53,12 @@ class ConfigAdmin:
     @_locked
     def alter_group_configs(self, group: str, set: dict[str, str]) -> None:
         self._alter_resource(GROUP_RESOURCE, group, f"group {group}", set)
+
+    @_locked
+    def restore_cluster_id(self, cluster_id: str) -> None:
+        """After a destroyed coordinator journal: have it answer with the cluster id clients knew
+        (protocol/extensions.py)."""
+        self._alter_resource(BROKER_RESOURCE, "", "the cluster", {RESTORE_CLUSTER_ID: cluster_id})
 
     # ---- shared by topics (KafkaClient.describe_configs / alter_configs) and groups
     def _resource_configs(self, resource_type: int, name: str, what: str) -> list:

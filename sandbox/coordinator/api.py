@@ -18,6 +18,9 @@ class MetadataView(Protocol):
     def cluster_id(self) -> str: ...
 
     @property
+    def public_cluster_id(self) -> str: ...
+
+    @property
     def metadata_offset(self) -> int: ...
 
     def state(self) -> ClusterState: ...
@@ -88,6 +91,10 @@ class TopicAdmin(MetadataView, Protocol):
                                   delete: Iterable[str] | None = None, incremental: bool = True,
                                   validate_only: bool = False) -> None: ...
 
+    async def restore_cluster_id(self, cluster_id: str) -> None:
+        """After a destroyed journal: answer clients with the cluster id they knew."""
+        ...
+
 
 class CoordinatorAPI(TopicAdmin, Protocol):
     """The coordinator as one broker uses it: its session (start registers, stop unregisters),
@@ -133,7 +140,13 @@ class ViewReads:
 
     @property
     def cluster_id(self) -> str:
+        """The journal's history id (brokers following another history start over)."""
         return self._view.cluster_id
+
+    @property
+    def public_cluster_id(self) -> str:
+        """The cluster id clients are told (see MetadataMachine.public_cluster_id)."""
+        return self._view.public_cluster_id
 
     @property
     def metadata_offset(self) -> int:

@@ -169,6 +169,9 @@ class Coordinator(ViewReads):
         if not validate_only:
             self._commit(records)
 
+    def restore_cluster_id(self, cluster_id: str) -> None:
+        self._commit(self._machine.restore_public_cluster_id(cluster_id))
+
     # ----------------------------------------------------------------- quotas and features
     def alter_client_quotas(self, entries: Any, validate_only: bool = False) -> list[tuple[int, str | None]]:
         records, results = self._machine.alter_client_quotas(entries)

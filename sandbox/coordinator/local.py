@@ -70,6 +70,9 @@ class AsyncCoordinator(ViewReads):
                                   validate_only: bool = False) -> None:
         self.controller.alter_group_configs(group, set, delete, incremental, validate_only)
 
+    async def restore_cluster_id(self, cluster_id: str) -> None:
+        self.controller.restore_cluster_id(cluster_id)
+
     async def alter_scram_credentials(self, deletions: Any, upsertions: Any) -> list[tuple[str, int, str | None]]:
         return self.controller.alter_scram_credentials(deletions, upsertions)
 

@@ -4,6 +4,7 @@ validate and return journal records; apply() is the only way state changes. No I
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -16,6 +17,8 @@ from sandbox.protocol.errors import (
 )
 from .listeners import Listeners, listener_map
 from .model import NO_LEADER, BrokerInfo, ClusterState, CoordinatorError, PartitionInfo, TopicInfo
+
+CLUSTER_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")   # Kafka's are 22 base64url characters
 
 Record = dict[str, Any]
 class MetadataMachine:
@@ -31,7 +34,8 @@ class MetadataMachine:
         self.default_partitions = default_partitions   # the stack's defaults (sandbox.toml):
         self.default_replication_factor = default_replication_factor   # for replication -1
         self.min_insync_replicas = min_insync_replicas   # written into new topics' configs
-        self._cluster_id: str | None = None
+        self._cluster_id: str | None = None   # this journal's history: a fresh journal, a new id
+        self._public_id: str | None = None    # the id clients see, when it is not that one
         self._brokers: dict[int, BrokerInfo] = {}
         self._topics: dict[str, TopicInfo] = {}
         self._ids: dict[uuid.UUID, str] = {}
@@ -47,7 +51,14 @@ class MetadataMachine:
     # ----------------------------------------------------------------- queries
     @property
     def cluster_id(self) -> str | None:
+        """The id of this journal's history: brokers following another history start over."""
         return self._cluster_id
+
+    @property
+    def public_cluster_id(self) -> str | None:
+        """The cluster id clients are told (Metadata, DescribeCluster): the history's own, or the
+        one a destroyed journal had, put back by the supervisor's restore."""
+        return self._public_id or self._cluster_id
 
     @property
     def metadata_offset(self) -> int:
@@ -61,13 +72,15 @@ class MetadataMachine:
         return ClusterState(self._cluster_id, dict(self._brokers),
                             {n: t.copy() for n, t in self._topics.items()},
                             self._next_pid, self._offset, quotas.to_json(self._quotas),
-                            dict(self._features), self._group_configs_copy(), scram.to_json(self._scram))
+                            dict(self._features), self._group_configs_copy(), scram.to_json(self._scram),
+                            self._public_id)
 
     def restore(self, state: ClusterState | Mapping[str, Any]) -> None:
         """Replace the whole state with a snapshot (a ClusterState or its to_dict() form)."""
         if not isinstance(state, ClusterState):
             state = ClusterState.from_dict(state)
         self._cluster_id = state.cluster_id
+        self._public_id = state.public_cluster_id
         self._brokers = dict(state.brokers)
         self._topics = {n: t.copy() for n, t in state.topics.items()}
         self._ids = {t.topic_id: n for n, t in self._topics.items()}
@@ -150,6 +163,9 @@ class MetadataMachine:
     def _apply_cluster(self, r: Mapping[str, Any]) -> None:
         self._cluster_id = str(r["cluster_id"])
 
+    def _apply_public_cluster_id(self, r: Mapping[str, Any]) -> None:
+        self._public_id = str(r["cluster_id"])
+
     def _apply_register(self, r: Mapping[str, Any]) -> None:
         info = BrokerInfo.from_dict({**r, "fenced": False})
         self._brokers[info.broker_id] = info
@@ -221,6 +237,21 @@ class MetadataMachine:
         if self._cluster_id is not None:
             raise CoordinatorError(INVALID_REQUEST, "the cluster id is already set")
         return [{"type": "cluster", "cluster_id": cluster_id}]
+
+    def restore_public_cluster_id(self, cluster_id: str) -> list[Record]:
+        """After a destroyed journal: answer clients with the id they knew (a changed cluster id
+        makes clients warn, and tools that keep it, such as Kafka Connect, may object). Only
+        once per journal, and only before clients could have been told another one by it: an
+        id already restored is kept, a second different one is refused."""
+        if not isinstance(cluster_id, str) or not CLUSTER_ID_PATTERN.fullmatch(cluster_id):
+            raise CoordinatorError(INVALID_REQUEST, f"{cluster_id!r} is not a cluster id (1-64 letters, "
+                                   "digits, '-' or '_')")
+        if self._public_id == cluster_id or (self._public_id is None and self._cluster_id == cluster_id):
+            return []
+        if self._public_id is not None:
+            raise CoordinatorError(INVALID_REQUEST, f"the cluster id was already restored to "
+                                   f"{self._public_id}")
+        return [{"type": "public-cluster-id", "cluster_id": cluster_id}]
 
     def create_topic(self, name: str, num_partitions: int, replication_factor: int,
                      configs: Mapping[str, str] | None, topic_id: uuid.UUID,
@@ -455,6 +486,7 @@ class MetadataMachine:
         m = MetadataMachine(default_partitions=self.default_partitions, min_insync_replicas=self.min_insync_replicas,
                             default_replication_factor=self.default_replication_factor)
         m._cluster_id, m._next_pid, m._offset = self._cluster_id, self._next_pid, self._offset
+        m._public_id = self._public_id
         m._brokers, m._topics, m._ids = dict(self._brokers), dict(self._topics), dict(self._ids)
         m._quotas, m._features = self.client_quotas(), dict(self._features)
         m._group_configs = self._group_configs_copy()
@@ -464,6 +496,7 @@ class MetadataMachine:
 
 _APPLY = {
     "cluster": MetadataMachine._apply_cluster,
+    "public-cluster-id": MetadataMachine._apply_public_cluster_id,
     "register-broker": MetadataMachine._apply_register,
     "fence-broker": MetadataMachine._apply_fence,
     "unfence-broker": MetadataMachine._apply_unfence,

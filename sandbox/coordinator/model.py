@@ -179,6 +179,7 @@ class ClusterState:
     features: dict = field(default_factory=dict)   # feature levels set by UpdateFeatures
     group_configs: dict = field(default_factory=dict)   # group id -> its config overrides (KIP-848)
     scram: dict = field(default_factory=dict)   # SCRAM credentials in their JSON form (scram.py)
+    public_cluster_id: str | None = None   # the id clients are told, when not cluster_id (a restore's)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -196,6 +197,8 @@ class ClusterState:
             out["group_configs"] = {g: dict(c) for g, c in sorted(self.group_configs.items())}
         if self.scram:
             out["scram"] = dict(self.scram)
+        if self.public_cluster_id:
+            out["public_cluster_id"] = self.public_cluster_id
         return out
 
     @classmethod
@@ -206,7 +209,7 @@ class ClusterState:
                    int(d["metadata_offset"]), list(d.get("quotas") or ()),
                    {str(k): int(v) for k, v in (d.get("features") or {}).items()},
                    {str(g): {str(k): str(v) for k, v in c.items()} for g, c in (d.get("group_configs") or {}).items()},
-                   dict(d.get("scram") or {}))
+                   dict(d.get("scram") or {}), d.get("public_cluster_id") or None)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from .machine import MetadataMachine
 from .mirror import MetadataMirror
 from .model import NO_LEADER, CoordinatorError, NewTopic, PartitionInfo, TopicInfo, TopicResult
 from .group_configs import RESOURCE_GROUP
-from .topic_configs import RESOURCE_TOPIC
+from .topic_configs import RESOURCE_BROKER, RESOURCE_TOPIC
+from sandbox.protocol.extensions import RESTORE_CLUSTER_ID
 from .transport import CoordinatorConnection, assignment_list, check
 
 V_CREATE, V_DELETE, V_PARTITIONS, V_ALTER, V_INCREMENTAL, V_ELECT, V_REASSIGN = 7, 5, 3, 2, 1, 2, 0
@@ -163,6 +164,9 @@ class RemoteAdmin(ViewReads):
                                   delete: Iterable[str] | None = None, incremental: bool = True,
                                   validate_only: bool = False) -> None:
         await self._alter(RESOURCE_GROUP, group, set, delete, incremental, validate_only)
+
+    async def restore_cluster_id(self, cluster_id: str) -> None:
+        await self._alter(RESOURCE_BROKER, "", {RESTORE_CLUSTER_ID: cluster_id}, (), True, False)
 
     async def _alter(self, resource_type: int, name: str, set_: Mapping[str, str] | None,
                      delete: Iterable[str] | None, incremental: bool, validate_only: bool) -> None:

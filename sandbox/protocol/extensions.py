@@ -12,3 +12,8 @@ RESTORE_LEADER_EPOCH = "sandbox.restore.leader.epoch"
 RESTORE_TOPIC_ID = "sandbox.restore.topic.id"
 
 RESTORE_KEYS = frozenset({RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID})
+
+# The only key of an IncrementalAlterConfigs of the cluster's BROKER resource (name "") the
+# supervisor sends last in that restore: the cluster id clients knew, so the fresh journal answers
+# with it (a changed cluster id makes clients warn, and tools that keep it may object).
+RESTORE_CLUSTER_ID = "sandbox.restore.cluster.id"

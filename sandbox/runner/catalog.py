@@ -1,6 +1,6 @@
 """The topic catalog (`topics.json` in the data folder): every topic the stack knew, declared or
 created by applications, with its placement, committed group offsets, client quotas and group
-configs, so a wiped journal gets them back. SCRAM credentials are not kept: the catalog is a
+configs and the cluster id, so a wiped journal gets them back. SCRAM credentials are not kept: the catalog is a
 plain file and holds no secrets."""
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         group_configs = _read(cfg).get("group_configs", {})
     if not still_valid():
         return False
-    write_state(cfg.data_dir / CATALOG_FILE, {"updated": time.time(), "topics": topics, "groups": groups,
+    write_state(cfg.data_dir / CATALOG_FILE, {"updated": time.time(), "cluster_id": md.cluster_id,
+                                              "topics": topics, "groups": groups,
                                               "quotas": quotas, "group_configs": group_configs})
     return True
 
@@ -156,6 +157,16 @@ def restore_configs(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
             client.alter_group_configs(group, lost)
             restored.append(f"configs of group {group}")
     return restored
+
+
+def restore_cluster_id(cfg: SandboxConfig, client: KafkaClient) -> str | None:
+    """The last step of putting a destroyed coordinator journal's state back: the cluster id
+    clients knew (the fresh journal made a new one). Returns it if it was put back."""
+    saved = _read(cfg).get("cluster_id")
+    if not saved or client.metadata()[0].cluster_id == saved:
+        return None
+    client.restore_cluster_id(saved)
+    return saved
 
 
 def restore_group_offsets(cfg: SandboxConfig, client: KafkaClient) -> list[str]:

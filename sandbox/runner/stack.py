@@ -24,7 +24,8 @@ from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, write_pid_file
 from sandbox.runner.catalog import (
-    desired_topics, lead_with_longest_logs, restore_configs, restore_group_offsets, save_catalog, with_topic_ids,
+    desired_topics, lead_with_longest_logs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
+    with_topic_ids,
 )
 from sandbox.runner.manifest import ManifestWatcher, event_kind, reconcile
 from sandbox.runner import inbox, orphans
@@ -201,6 +202,15 @@ class StackSupervisor:
                 raise
             if configs:
                 self.sup.record_event(service, "configs-restored", "put back: " + ", ".join(configs))
+            # last: until now the brokers' Metadata told the fresh journal's id apart from the
+            # destroyed one's (_wait_for_fresh_metadata), a retry of this re-creation included
+            try:
+                cluster_id = restore_cluster_id(self.cfg, self.client)
+            except KafkaClientError as e:
+                self.sup.record_event(service, "configs-restored", f"cluster id not put back, will retry: {e}")
+                raise
+            if cluster_id:
+                self.sup.record_event(service, "configs-restored", f"cluster id {cluster_id} put back")
         return sorted(desired)
 
     def _wait_for_fresh_metadata(self) -> None:

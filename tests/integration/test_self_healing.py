@@ -230,7 +230,9 @@ def test_a_destroyed_coordinator_journal_puts_every_partition_back_where_its_dat
     coord = service(st, "coordinator")["pid"]
     with KafkaClient(proj.bootstrap) as c:
         spread_id = c.metadata(["spread"])[0].topics["spread"].topic_id
-    wait_for(lambda: str(spread_id) in (proj.data_dir / "topics.json").read_text(), 10, what="the catalog's topic id")
+        cluster_id = c.metadata()[0].cluster_id
+    wait_for(lambda: str(spread_id) in (proj.data_dir / "topics.json").read_text()
+             and cluster_id in (proj.data_dir / "topics.json").read_text(), 10, what="the catalog's ids")
 
     stop = time.monotonic() + 8          # a producer keeps asking for metadata meanwhile
     freeze_then_kill(coord, lambda: _garble_coordinator_journal(proj))
@@ -244,8 +246,8 @@ def test_a_destroyed_coordinator_journal_puts_every_partition_back_where_its_dat
     code, st = wait_status(proj, lambda c, s: c == 0 and all_running_healthy(s) and any(
         t["name"] == "spread" and t["partitions"] == 6 for t in s["topics"]), 40, "topics restored")
     assert events(st, service="coordinator", kind="wipe")
-    _, st = wait_status(proj, lambda c, s: bool(events(s, service="coordinator", kind="configs-restored")), 20,
-                        "quotas and group configs put back")
+    _, st = wait_status(proj, lambda c, s: any("cluster id" in e["detail"] for e in events(
+        s, service="coordinator", kind="configs-restored")), 20, "quotas, group configs and the cluster id put back")
     assert partition_leaders(proj.bootstrap, "spread") == before
     # leader epochs go on above the old ones: clients keep a partition's epoch and ignore older ones
     with KafkaClient(proj.bootstrap) as c:
@@ -255,6 +257,11 @@ def test_a_destroyed_coordinator_journal_puts_every_partition_back_where_its_dat
         assert c.metadata(["spread"])[0].topics["spread"].topic_id == spread_id
         assert c.client_quotas() == {alice: {"producer_byte_rate": 1024.0}}
         assert c.group_configs("billing") == {"consumer.session.timeout.ms": "50000"}
+        # the cluster id clients knew, from every broker (a new one makes clients warn, and
+        # tools that keep it may object)
+        wait_for(lambda: set(c.cluster_ids([1, 2, 3]).values()) == {cluster_id}, 10,
+                 what="every broker answering with the old cluster id")
+    assert admin(proj.bootstrap).describe_cluster().result(10).cluster_id == cluster_id
     got = consume_topic(proj.bootstrap, "spread", 300, timeout=30)
     values = {m.value() for m in got}
     assert {f"a{i}".encode() for i in range(300)} <= values

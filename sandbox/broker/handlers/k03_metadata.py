@@ -123,7 +123,7 @@ async def handle(ctx, request) -> dict:
     return {
         "throttle_time": 0,
         "brokers": broker_list(state, ctx.listener),
-        "cluster_id": coord.cluster_id,
+        "cluster_id": coord.public_cluster_id,
         "controller_id": state.node_id,
         "topics": out,
         "cluster_authorized_operations": -2147483648,

@@ -46,6 +46,6 @@ def handle(ctx, request) -> dict:
                             "topic_authorized_operations": UNKNOWN_AUTHORIZED_OPERATIONS})
             else:
                 out.append(topic_entry(t))
-    return {"throttle_time": 0, "brokers": broker_list(coord), "cluster_id": coord.cluster_id,
+    return {"throttle_time": 0, "brokers": broker_list(coord), "cluster_id": coord.public_cluster_id,
             "controller_id": NO_CONTROLLER, "topics": out,
             "cluster_authorized_operations": UNKNOWN_AUTHORIZED_OPERATIONS, "error_code": NONE}
