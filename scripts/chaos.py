@@ -12,8 +12,9 @@ record was lost (unless a quarantine event says so and the bytes are in quaranti
 itself destroyed that journal), none is duplicated, read_committed shows every committed
 transaction whole and nothing of an aborted one, no acknowledged group commit is lost (asked after
 every fault), no group skipped a record or was handed one the log does not keep, the groups catch up
-and status shows their lag as 0, every partition is back in sync and (after a
-clean stop) its replicas hold the same bytes, and nothing is left after `down`.
+and status shows their lag as 0, every broker answers with the cluster id it had before the faults,
+every partition is back in sync and (after a clean stop) its replicas hold the same bytes, and
+nothing is left after `down`.
 
     python scripts/chaos.py --faults 200 --seed 7      # a long campaign; prints the figures
     python scripts/chaos.py --network --seed 7         # network faults too (root: ss, iptables)
@@ -518,6 +519,28 @@ def _in_sync(bootstrap: str, topics: dict[str, int], timeout: float = 60) -> lis
     return behind
 
 
+def cluster_ids(bootstrap: str, brokers: int) -> dict[int, str | None]:
+    from sandbox.client import KafkaClient, KafkaClientError
+    try:
+        with KafkaClient(bootstrap, timeout=5.0) as c:
+            return c.cluster_ids(range(1, brokers + 1))
+    except KafkaClientError:
+        return {}
+
+
+def cluster_id_kept(bootstrap: str, brokers: int, before: str | None, timeout: float = 30) -> list[str]:
+    """Every broker answers with the cluster id it had before the faults (a destroyed coordinator
+    journal makes a fresh one, and the restore puts the old one back last)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = cluster_ids(bootstrap, brokers)
+        if before is not None and set(now.values()) == {before} and len(now) == brokers:
+            return []
+        if time.monotonic() >= deadline:
+            return [f"the cluster id changed: {before} before the faults, {now} after"]
+        time.sleep(0.5)
+
+
 def replicas_disagree(data: Path, brokers: int, topics: dict[str, int]) -> tuple[list[str], int]:
     """After a clean stop: the partitions whose replicas hold different bytes anywhere in the
     offsets they all hold (followers append the leader's batches as they are, so every replica
@@ -574,6 +597,7 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
         if r.returncode != 0:
             report.violations.append(f"`sandbox up` failed: {r.stderr.strip()[-500:]}")
             return report
+        cluster_id = cluster_ids(stack.bootstrap, brokers).get(1)
         load = Load(stack.bootstrap)
         load.thread.start()
         txns = chaos_txn.TxnLoad(stack.bootstrap, seed)
@@ -598,6 +622,7 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
         txns.thread.join(180)
         if not stack.healthy():
             camp.heal(time.monotonic())
+        report.violations += cluster_id_kept(stack.bootstrap, brokers, cluster_id)
         got = _read_all(stack.bootstrap)
         ends = {p: (recs[-1][0] + 1 if recs else 0) for p, recs in got.items()}
         behind = chaos_group.wait_caught_up(groups, ends)
