@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import time
+import uuid
 import zlib
 from pathlib import Path
 from typing import Any, Awaitable, Callable, TypeVar
@@ -23,8 +24,9 @@ from sandbox.log import LogConfig, LogDir, PartitionLog
 from sandbox.log.compactor import Compactor
 from sandbox.log.files import fsync_and_close
 from sandbox.protocol.errors import (
-    FENCED_LEADER_EPOCH, INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_LEADER_EPOCH,
+    FENCED_LEADER_EPOCH, INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_LEADER_EPOCH,
 )
+from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 
 from .config import BrokerConfig
 from .groups import GroupCoordinator
@@ -203,8 +205,7 @@ class BrokerState:
             known = self.coordinator.topic(topic)
             try:
                 if known is None:
-                    await self.coordinator.create_topic(
-                        topic, -1, -1, {}, assignments={i: [self.node_id] for i in range(n)})
+                    await self._adopt_topic(topic, n)
                 elif len(known.partitions) < n:
                     await self.coordinator.create_partitions(
                         topic, n, assignments=[[self.node_id]] * (n - len(known.partitions)))
@@ -214,6 +215,28 @@ class BrokerState:
                 log.error("cannot restore topic %r found on disk: %s", topic, e)
                 continue
             emit_event("topic-restored", {"topic": topic, "partitions": n, "from": "journal on disk"})
+
+    async def _adopt_topic(self, topic: str, n: int) -> None:
+        """Put a topic the metadata lost back on this broker, under the id its folders'
+        partition.metadata name (under a new one clients would see it deleted and made again) and
+        with leader epochs above every epoch its logs hold (clients ignore a leader with an older
+        epoch than they knew). A topic id another topic has taken meanwhile: a new one."""
+        assert self.coordinator is not None
+        logs = [self.partitions[(topic, i)] for i in range(n) if (topic, i) in self.partitions]
+        ids = {plog.topic_id for plog in logs}
+        epoch = max((plog.replica.latest_epoch for plog in logs), default=-1) + 1
+        configs = {RESTORE_LEADER_EPOCH: str(epoch)} if epoch > 0 else {}
+        assignments = {i: [self.node_id] for i in range(n)}
+        if len(ids) == 1 and None not in ids:
+            try:
+                await self.coordinator.create_topic(topic, -1, -1, {**configs, RESTORE_TOPIC_ID: str(ids.pop())},
+                                                    assignments=assignments)
+                return
+            except CoordinatorError as e:
+                if e.error_code != INVALID_REQUEST:   # a taken id is INVALID_REQUEST: a new id then
+                    raise
+                log.warning("topic %r found on disk: its id is not available (%s); a new one", topic, e)
+        await self.coordinator.create_topic(topic, -1, -1, configs, assignments=assignments)
 
     # ---- partitions ------------------------------------------------------------------------
     def log_config(self, configs: dict[str, str]) -> LogConfig:
@@ -234,8 +257,10 @@ class BrokerState:
         moved_away = {(c.name, c.index) for c in changes
                       if isinstance(c, ReplicasRemoved) and self.node_id in c.brokers}
         topics = self.coordinator.topics()
+        topic_ids: dict[str, uuid.UUID] = {}
         for t in topics:
             cfg = self.log_config(dict(t.configs))
+            topic_ids[t.name] = t.topic_id
             for p in t.partitions:
                 leaders[(t.name, p.index)] = (p.leader, p.leader_epoch)
                 if self.node_id in p.replicas:
@@ -253,9 +278,11 @@ class BrokerState:
         for key, cfg in wanted.items():
             plog = self.partitions.get(key)
             if plog is None:
-                self.partitions[key] = self.logs.create(key[0], key[1], cfg)
+                self.partitions[key] = plog = self.logs.create(key[0], key[1], cfg)
             elif plog.config != cfg:
                 plog.config = cfg
+            if plog.topic_id != topic_ids[key[0]]:
+                self.logs.record_topic_id(key[0], key[1], topic_ids[key[0]])
         self.replicas.on_metadata(topics)
         if self.offsets is not None:
             self.offsets.on_metadata()

@@ -3,6 +3,7 @@ checkpoint files, and the set of `<topic>-<partition>` PartitionLogs (create, op
 """
 from __future__ import annotations
 
+import base64
 import os
 import re
 import time
@@ -17,6 +18,10 @@ from .lazy import unopened
 from .partition import PartitionLog
 
 LOCK_FILE = ".lock"
+# Kafka's file of the same name and format: the id of the topic a partition folder belongs to, so
+# a folder the metadata lost (a destroyed coordinator journal) is put back under the topic id
+# clients knew
+PARTITION_METADATA = "partition.metadata"
 from .epochs import FILE_NAME as EPOCHS_FILE
 
 RECOVERY_CHECKPOINT = "recovery-point-offset-checkpoint"
@@ -106,6 +111,25 @@ def write_checkpoint(path: Path, offsets: Mapping[tuple[str, int], int]) -> None
     atomic_write(path, ("\n".join(lines) + "\n").encode())
 
 
+def kafka_uuid(u: uuid.UUID) -> str:
+    """A UUID as Kafka writes it (Uuid.toString: URL-safe base64 without padding)."""
+    return base64.urlsafe_b64encode(u.bytes).decode("ascii").rstrip("=")
+
+
+def read_partition_metadata(path: Path) -> uuid.UUID | None:
+    """The topic id a partition.metadata names; None if it is unreadable or malformed (it is
+    only a hint for putting a lost topic back)."""
+    try:
+        fields = dict(line.split(":", 1) for line in path.read_text("ascii").splitlines() if ":" in line)
+        if fields.get("version", "").strip() != "0":
+            return None
+        raw = fields["topic_id"].strip()
+        u = uuid.UUID(bytes=base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (OSError, ValueError, KeyError, UnicodeDecodeError):
+        return None
+    return u if u.int else None
+
+
 def _single_segment(listing: list[str]) -> bool:
     """True when a partition folder holds one segment and nothing an open must finish first (an
     interrupted delete, write or compaction swap): such a log is opened at its first use (see
@@ -115,7 +139,8 @@ def _single_segment(listing: list[str]) -> bool:
     for n in listing:
         if n.endswith(".log"):
             logs += 1
-        elif not n.endswith((".index", ".timeindex", ".txnindex", ".snapshot")) and n != EPOCHS_FILE:
+        elif not n.endswith((".index", ".timeindex", ".txnindex", ".snapshot")) and n not in (
+                EPOCHS_FILE, PARTITION_METADATA):
             return False
     return logs == 1
 
@@ -216,6 +241,8 @@ class LogDir:
                     **({"listing": listing} if kind is PartitionLog else {}))
                 if self.roll_sync is not None:
                     self._logs[tp].roll_sync = self.roll_sync
+                if PARTITION_METADATA in listing:
+                    self._logs[tp].topic_id = read_partition_metadata(p / PARTITION_METADATA)
         except BaseException:
             for log in self._logs.values():
                 log.close()
@@ -246,6 +273,21 @@ class LogDir:
             log.roll_sync = self.roll_sync
         self._logs[tp] = log
         return log
+
+    def record_topic_id(self, topic: str, partition: int, topic_id: uuid.UUID) -> None:
+        """Write the partition folder's partition.metadata if it does not name `topic_id` yet
+        (a new folder, one of an earlier version, or a topic the metadata gave a new id)."""
+        log = self._logs.get((topic, partition))
+        if log is None or log.topic_id == topic_id:
+            return
+        try:
+            # not fsynced (nor is Kafka's at once): a torn file reads as no id, as a missing one
+            atomic_write(log.directory / PARTITION_METADATA,
+                         f"version: 0\ntopic_id: {kafka_uuid(topic_id)}\n".encode("ascii"), sync=False)
+        except OSError as e:   # a full disk: the id is written at the next metadata change
+            self._emit("partition-metadata-unwritable", {"topic": topic, "partition": partition, "error": str(e)})
+            return
+        log.topic_id = topic_id
 
     def delete_partition(self, topic: str, partition: int) -> None:
         """Close the log, rename its directory to `<topic>-<partition>.<hex>-delete`, remove it."""

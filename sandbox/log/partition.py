@@ -5,6 +5,7 @@ its facets `replica` and `housekeeping`: replica_view.py and housekeeping.py; th
 from __future__ import annotations
 
 import os
+import uuid
 import struct
 import time
 from bisect import bisect_right
@@ -54,6 +55,9 @@ class PartitionLog(Shrinking):
     # just-rolled segment off the caller's thread and then call housekeeping.segment_synced;
     # None or False: the roll fsyncs it at once, holding the append that rolled.
     roll_sync: Callable[[PartitionLog, Segment], bool] | None = None
+    # The id of the topic this log belongs to, as its folder's partition.metadata names it (None:
+    # not known yet). Kept by LogDir (read at open, written by LogDir.record_topic_id).
+    topic_id: uuid.UUID | None = None
 
     def __init__(self, directory: Path, config: LogConfig, *, recovery_point: int = 0,
                  log_start_offset: int | None = None, clock: Callable[[], float] = time.time,

@@ -47,22 +47,53 @@ def test_sigkill_then_garbage_tail_is_repaired_and_acked_records_survive(broker)
         assert produce(c, "j", build_batch([(b"k", b"after")])).base_offset == 50
 
 
+def _metadata(port: int, topic: str):
+    from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
+
+    with RawClient(port) as c:
+        return c.request(MetadataRequest(topics=(MetadataRequestTopic(topic_id=None, name=topic),),
+                                         allow_auto_topic_creation=False,
+                                         include_topic_authorized_operations=False)).topics[0]
+
+
 def test_lost_metadata_journal_does_not_lose_topics_on_disk(broker):
+    """Put back from the folders on disk under the topic id clients knew (each folder's
+    partition.metadata, in Kafka's format) and with leader epochs above those in its logs:
+    under a new id clients would see the topic deleted and made again, and they ignore a leader
+    whose epoch is older than one they knew."""
     create_topic(broker.port, "keep", partitions=3)
     with RawClient(broker.port) as c:
         for p in range(3):
             assert int(produce(c, "keep", build_batch([(b"k", b"x")]), partition=p).error_code) == 0
+    before = _metadata(broker.port, "keep")
+    text = (broker.data_dir / "keep-1" / "partition.metadata").read_text()
+    assert text.startswith("version: 0\ntopic_id: ") and len(text.split()[-1]) == 22, text
     broker.stop()
     shutil.rmtree(broker.data_dir / "__metadata")
     broker.start()
     assert read_all(broker.port, "keep") == [b"x"]
     assert "EVENT topic-restored" in broker.log_text()
-    from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
+    after = _metadata(broker.port, "keep")
+    assert len(after.partitions) == 3
+    assert after.topic_id == before.topic_id
+    assert min(p.leader_epoch for p in after.partitions) > max(p.leader_epoch for p in before.partitions)
 
+
+def test_a_topic_on_disk_whose_id_is_unreadable_comes_back_under_a_new_one(broker):
+    create_topic(broker.port, "torn", partitions=2)
     with RawClient(broker.port) as c:
-        md = c.request(MetadataRequest(topics=(MetadataRequestTopic(topic_id=None, name="keep"),),
-                                       allow_auto_topic_creation=False, include_topic_authorized_operations=False))
-    assert len(md.topics[0].partitions) == 3
+        assert int(produce(c, "torn", build_batch([(b"k", b"y")])).error_code) == 0
+    before = _metadata(broker.port, "torn")
+    broker.stop()
+    shutil.rmtree(broker.data_dir / "__metadata")
+    (broker.data_dir / "torn-0" / "partition.metadata").write_bytes(b"version: 0\ntopic_id: !!")
+    broker.start()
+    assert read_all(broker.port, "torn") == [b"y"]
+    after = _metadata(broker.port, "torn")
+    assert len(after.partitions) == 2 and after.topic_id != before.topic_id
+    # the new id is written back, for the next time
+    text = (broker.data_dir / "torn-0" / "partition.metadata").read_text()
+    assert text == (broker.data_dir / "torn-1" / "partition.metadata").read_text()
 
 
 def test_clean_shutdown_flushes_and_checkpoints(broker):

@@ -179,3 +179,39 @@ def test_topic_configs_applied_at_open(tmp_path):
     logs = ld.open(topic_configs={"t": special})
     assert logs[("t", 0)].config is special
     ld.close()
+
+
+def test_a_partition_folder_names_its_topic_id_as_kafka_does(tmp_path):
+    """partition.metadata (Kafka's name and format: the id in URL-safe base64 without padding)
+    is written once per id, read back at open without opening a lazily opened log, and a torn
+    or foreign file reads as no id."""
+    import base64
+    import uuid
+
+    from sandbox.log.manager import PARTITION_METADATA
+
+    topic_id = uuid.UUID("8c39d5b2-5b8f-4bfe-9a40-0f1e2d3c4b5a")
+    d = LogDir(tmp_path, cfg())
+    d.open()
+    log = d.create("orders", 0)
+    log.append(batch(1))
+    assert log.topic_id is None
+    d.record_topic_id("orders", 0, topic_id)
+    path = tmp_path / "orders-0" / PARTITION_METADATA
+    text = path.read_text()
+    assert text == f"version: 0\ntopic_id: {base64.urlsafe_b64encode(topic_id.bytes).decode().rstrip('=')}\n"
+    path.write_text("changed by hand")
+    d.record_topic_id("orders", 0, topic_id)   # the same id again: not written again
+    assert path.read_text() == "changed by hand"
+    path.write_text(text)
+    d.close()
+
+    d = LogDir(tmp_path, cfg())
+    logs = d.open()
+    assert logs[("orders", 0)].topic_id == topic_id and not logs[("orders", 0)].opened
+    d.close()
+    for torn in ("version: 0\ntopic_id: AAAA", "version: 1\ntopic_id: " + text.split()[-1], "", "\xff"):
+        path.write_text(torn, encoding="latin-1")
+        d = LogDir(tmp_path, cfg())
+        assert d.open()[("orders", 0)].topic_id is None, torn
+        d.close()
