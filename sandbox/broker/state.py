@@ -22,7 +22,7 @@ from sandbox.coordinator.changes import MetadataChange, ReplicasRemoved, TopicRe
 from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator
 from sandbox.log import LogConfig, LogDir, PartitionLog
 from sandbox.log.compactor import Compactor
-from sandbox.log.files import fsync_and_close
+from sandbox.log.files import atomic_write, fsync_and_close
 from sandbox.protocol.errors import (
     FENCED_LEADER_EPOCH, INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_LEADER_EPOCH,
 )
@@ -81,6 +81,8 @@ class Notifier:
 # its produce requests to topics that exist too.
 CREATE_WAIT_S = 0.25
 T = TypeVar("T")
+# the coordinator journal's history id this broker last followed (see _check_history)
+HISTORY_FILE = "coordinator-history"
 RESTORE_GRACE_S = 10.0   # after a coordinator's journal is replaced, auto-creation waits this long
 def emit_event(kind: str, detail: dict[str, Any]) -> None:
     """The broker's EVENT lines (see sandbox.lifecycle)."""
@@ -99,6 +101,9 @@ class BrokerState:
         self.logs = LogDir(data, config.log, clock=clock, on_event=emit_event)
         self._roll_syncs: dict[PartitionLog, asyncio.Task] = {}   # the newest per log
         self._creating: dict[str, asyncio.Task] = {}   # topic -> its creation in flight (create_soon)
+        # the coordinator's metadata is the history this broker followed when it last ran (so a
+        # partition on disk that it does not know was deleted meanwhile, not lost): see _check_history
+        self._history_intact = False
         self.known_brokers: dict[int, Any] = {}   # broker id -> its registration (brokers_to_list)
         if SYNC_IN_THREAD:
             self.logs.roll_sync = self._sync_rolled
@@ -137,6 +142,7 @@ class BrokerState:
         host, port = self.config.advertised  # the primary (first) listener's
         listeners = [(lst.name, *lst.advertised) for lst in self.config.endpoints()]
         self.broker_epoch = await coord.start(self.node_id, host, port, None, listeners=listeners)
+        self._check_history()
         if self.config.coordinator:
             # several brokers share this coordinator: one that claimed every partition it finds on
             # disk now could take a partition whose journal is on another broker. The supervisor
@@ -185,6 +191,52 @@ class BrokerState:
         if self.coordinator is not None:
             await self.coordinator.stop()
 
+    def _check_history(self) -> None:
+        """Tell a topic deleted while this broker was down from one the metadata lost. If the
+        coordinator's journal is the one this broker followed when it last ran, a partition
+        folder whose topic the metadata does not know, or knows under another topic id, belongs
+        to a topic deleted (and perhaps made again) meanwhile: it is deleted, as Kafka deletes
+        such stray logs (kept, it came back as a topic nobody made, or sat under the new topic's
+        name with the old topic's records, taken by the leader for its own). Otherwise (the
+        journal was replaced: a destroyed coordinator journal, or this broker's first start with
+        this version) such folders are put back into the metadata instead (_adopt_orphans)."""
+        path = Path(self.config.data_dir) / HISTORY_FILE
+        try:
+            followed = path.read_text("ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            followed = None
+        self._history_intact = followed is not None and followed == self.coordinator.cluster_id
+        ids = {t.name: t.topic_id for t in self.coordinator.topics()}
+        if not self._history_intact:
+            if all(key[0] in ids and plog.topic_id in (None, ids[key[0]]) for key, plog in self.partitions.items()):
+                self._note_history()   # nothing to put back (a new broker, or an upgrade)
+                self._history_intact = True
+            return
+        for key, plog in sorted(self.partitions.items()):
+            if key[0] not in ids:
+                self._delete_stray(key, "its topic was deleted while this broker was down")
+            elif plog.topic_id is not None and plog.topic_id != ids[key[0]]:
+                self._delete_stray(key, "its topic was deleted and made again while this broker was down")
+
+    def _note_history(self) -> None:
+        """Remember the coordinator journal's history as the one this broker follows (after its
+        folders were matched with it)."""
+        history = self.coordinator.cluster_id if self.coordinator is not None else None
+        if not history:
+            return
+        try:
+            atomic_write(Path(self.config.data_dir) / HISTORY_FILE, history.encode("ascii"), sync=False)
+        except OSError as e:   # a full disk: asked again at the next start (adoption, as before)
+            log.warning("could not note the coordinator's history: %s", e)
+
+    def _delete_stray(self, key: tuple[str, int], why: str) -> None:
+        plog = self.partitions.pop(key, None)
+        self.logs.delete_partition(*key)
+        self.notifier.notify(key)
+        emit_event("stray-partition-deleted", {"topic": key[0], "partition": key[1], "why": why,
+                                               "log_end_offset": None if plog is None or not plog.opened
+                                               else plog.log_end_offset})
+
     async def _adopt_orphans(self) -> None:
         """Partitions on disk that the metadata does not know (its journal was lost or wiped) are
         put back into the metadata, on this broker, instead of being deleted: data is never
@@ -201,6 +253,7 @@ class BrokerState:
             loop = asyncio.get_running_loop()
             loop.call_later(left, lambda: loop.create_task(self._adopt_orphans()))
             return
+        failed = False
         for topic, n in sorted(counts.items()):
             known = self.coordinator.topic(topic)
             try:
@@ -213,8 +266,13 @@ class BrokerState:
                     continue
             except CoordinatorError as e:
                 log.error("cannot restore topic %r found on disk: %s", topic, e)
+                failed = True
                 continue
             emit_event("topic-restored", {"topic": topic, "partitions": n, "from": "journal on disk"})
+        # every folder matched with this history now (unless the journal was replaced again, or a
+        # topic could not be put back: then the next start adopts again rather than deleting)
+        if not failed and self.coordinator.cluster_changed_at == changed:
+            self._note_history()
 
     async def _adopt_topic(self, topic: str, n: int) -> None:
         """Put a topic the metadata lost back on this broker, under the id its folders'
@@ -277,6 +335,12 @@ class BrokerState:
                 self.groups.delete_offsets_for_topic(name)
         for key, cfg in wanted.items():
             plog = self.partitions.get(key)
+            if plog is not None and plog.topic_id is not None and plog.topic_id != topic_ids[key[0]] \
+                    and self._history_intact and self.coordinator.cluster_changed_at is None:
+                # the topic was deleted and made again while this broker's metadata lagged (a
+                # snapshot carries no deletion): the old topic's records must not stay under the new
+                self._delete_stray(key, "its topic was deleted and made again")
+                plog = None
             if plog is None:
                 self.partitions[key] = plog = self.logs.create(key[0], key[1], cfg)
             elif plog.config != cfg:

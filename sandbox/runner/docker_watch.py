@@ -13,7 +13,7 @@ from typing import Any, Callable, Protocol
 
 import psutil
 
-from sandbox.runner.logscan import describe_event, parse_events
+from sandbox.runner.logscan import FOLDER_EVENTS, describe_event, parse_events
 from sandbox.lifecycle import EXIT_CONFIG
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
 from sandbox.runner.probe import api_versions_round_trip
@@ -332,6 +332,10 @@ class DockerWatcher:
             if svc.scanned_start != st.started_at:
                 svc.scanned_start = st.started_at
                 for kind, detail in parse_events(self.engine.logs(svc.name, since=svc.started_wall)):
+                    if kind in FOLDER_EVENTS:   # those of the broker's start (adoption comes later)
+                        self._emit(svc.name, kind, describe_event(kind, detail), topic=detail.get("topic"),
+                                   partition=detail.get("partition"))
+                        continue
                     if not kind.startswith(("repair", "stale-lock")):
                         continue
                     extra = {"bytes": detail["bytes"]} if "bytes" in detail else {}

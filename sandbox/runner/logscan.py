@@ -10,7 +10,10 @@ from pathlib import Path
 from sandbox.lifecycle import parse_event_line
 
 #: the EVENT kinds the supervisor reads from a service's log
-SUPERVISED_EVENTS = re.compile(r"repair|stale-lock[\w-]*|config-error|storage-error|storage-ok")
+SUPERVISED_EVENTS = re.compile(r"repair|stale-lock[\w-]*|config-error|storage-error|storage-ok|"
+                               r"stray-partition-deleted|topic-restored")
+#: of those, the ones shown in status under their own kind (a broker's folders matched with the metadata)
+FOLDER_EVENTS = ("stray-partition-deleted", "topic-restored")
 _MAX_SCAN = 4 << 20  # never read more than this much of a log in one go
 
 
@@ -63,6 +66,11 @@ def parse_events(lines) -> list[tuple[str, dict]]:
 
 def describe_event(kind: str, detail: dict) -> str:
     """One sentence for a repair event, e.g. 'journal tail truncated: 38 bytes (…/00000.log)'."""
+    if kind == "stray-partition-deleted":
+        return f"{detail.get('topic')}-{detail.get('partition')} deleted from disk: {detail.get('why', 'a stray folder')}"
+    if kind == "topic-restored":
+        return (f"topic {detail.get('topic')} put back from its folders on disk "
+                f"({detail.get('partitions', '?')} partition(s)): the metadata had lost it")
     if kind == "repair":
         where = detail.get("segment") or detail.get("file") or detail.get("path")
         text = f"journal tail truncated: {detail.get('bytes', '?')} bytes"

@@ -183,3 +183,30 @@ def test_brokers_the_restored_coordinator_does_not_know_yet_stay_listed(broker, 
     monkeypatch.setattr(type(coord), "cluster_changed_at", property(lambda self: None), raising=False)
     state.sync_partitions([])
     assert listed() == [1]   # the restore is over: the metadata says who is there
+
+
+def test_a_log_of_another_topic_id_is_dropped_when_the_metadata_history_is_intact(broker):
+    """A partition folder naming another topic id than the metadata's (the topic was deleted
+    and made again while this broker's metadata lagged) holds the old topic's records: dropped
+    and made afresh, as Kafka drops stray logs, when the coordinator's journal is the one the
+    broker followed. After a replaced journal the folder is kept and takes the new id."""
+    import uuid
+    from test_handlers_inprocess import produce
+    state = broker.owner
+    broker.loop.run_until_complete(state.coordinator.create_topic("ids", 1, 1))
+    state.sync_partitions([])
+    assert int(produce(broker, [b"a", b"b"], name="ids").error_code) == E.NONE
+    real = state.coordinator.topic("ids").topic_id
+    assert state.partitions[("ids", 0)].topic_id == real
+
+    state._history_intact = False   # as after a replaced journal: kept, and renamed
+    state.partitions[("ids", 0)].topic_id = uuid.uuid4()
+    state.sync_partitions([])
+    assert state.partitions[("ids", 0)].log_end_offset == 2 and state.partitions[("ids", 0)].topic_id == real
+
+    state._history_intact = True
+    state.partitions[("ids", 0)].topic_id = uuid.uuid4()
+    state.sync_partitions([])
+    fresh = state.partitions[("ids", 0)]
+    assert fresh.log_end_offset == 0 and fresh.topic_id == real
+    assert str(real) not in (fresh.directory / "partition.metadata").read_text()   # Kafka's base64 form

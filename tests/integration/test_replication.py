@@ -225,3 +225,41 @@ def test_a_killed_leader_is_replaced_without_waiting_for_its_session(tmp_path):
         assert not errors and len(acked) == 100
     finally:
         cluster.stop()
+
+
+def test_a_topic_deleted_while_a_broker_was_down_stays_deleted_and_its_remake_holds_only_its_records(cluster):
+    """A broker SIGKILLed, then a topic deleted and another deleted and made again under the same
+    name, then the broker started: it must drop both stray folders as Kafka does (the coordinator's
+    journal is the one it followed). It used to put the deleted topic back as one nobody made, and
+    to keep the old topic's records under the new one's name, in its ISR with bytes the leader does
+    not have (led by it, consumers would read the old topic's records)."""
+    for name in ("gone", "again"):
+        create(cluster, name, 1)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for i in range(10):   # one batch each: the old records are not cut away as one batch
+        p.produce("again", value=f"old{i}".encode())
+        p.produce("gone", value=f"gone{i}".encode())
+        p.flush(10)
+    cluster.wait_in_sync("again", 1)
+    cluster.kill(3)
+    admin = cluster.admin()
+    for f in admin.delete_topics(["gone", "again"], request_timeout=15).values():
+        f.result(20)
+    cluster.wait_for(lambda: "again" not in admin.list_topics(timeout=3).topics, 20, "the deletion")
+    fs = admin.create_topics([NewTopic("again", num_partitions=1, replica_assignment=[[1, 2, 3]],
+                                       config={"min.insync.replicas": "1"})], request_timeout=15)
+    fs["again"].result(20)
+    for i in range(3):
+        p.produce("again", value=f"new{i}".encode())
+    assert p.flush(20) == 0
+    cluster.start_broker(3)
+    cluster.wait_in_sync("again", 1)
+    time.sleep(11)   # past the brokers' grace for putting back what the metadata lost
+    topics = admin.list_topics(timeout=5).topics
+    assert "gone" not in topics
+    assert not (cluster.data_dir(3) / "gone-0").exists()
+    assert "stray-partition-deleted" in cluster.log_text("broker-3")
+    cluster.stop()
+    leader = cluster.replica_batches(1, "again", 0, 3)
+    assert leader and all(cluster.replica_batches(n, "again", 0, 3) == leader for n in (2, 3))
+    assert b"old" not in cluster.replica_batches(3, "again", 0, 1 << 30)
