@@ -4,7 +4,8 @@ acks=all producer, a transactional producer (chaos_txn.py) and two consumer grou
 they processed (chaos_group.py): a seeded random sequence of faults
 (SIGKILL or SIGSTOP/SIGCONT of any service and of the supervisor followed by `sandbox up`, torn
 journal tails, a journal folder deleted or replaced by a file, the coordinator's journal
-destroyed; with --moves also a partition's leader reassigned out of its replicas and back; with --network also every TCP connection of a service reset, and a service cut off:
+destroyed; with --moves also a partition's leader reassigned out of its replicas and back; with --churn also a
+broker down while one topic is deleted and another deleted and made again (chaos_churn.py); with --network also every TCP connection of a service reset, and a service cut off:
 every packet to its port dropped for up to 12 s, longer than the brokers' 9 s session), checking
 after each step that the stack heals and that `sandbox status` never shows a dead process as
 running (nor a service cut off for 3 s or more as healthy), and at the end that no acknowledged
@@ -43,6 +44,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import chaos_churn  # noqa: E402
 import chaos_group  # noqa: E402
 import chaos_txn  # noqa: E402
 
@@ -50,6 +52,8 @@ FAULTS = ("kill-broker", "kill-coordinator", "pause-service", "kill-supervisor",
           "torn-tail", "journal-deleted", "journal-replaced-by-file", "coordinator-journal-destroyed")
 # with --moves (apart, so the seeds kept as regressions keep their schedules)
 MOVE_FAULTS = ("move-leader",)
+# with --churn (apart too): a broker down while topics are deleted and made again (chaos_churn.py)
+CHURN_FAULTS = ("churn-while-down",)
 REASSIGN_BOUND_S = 60.0  # a reassignment of a live cluster finishes within this long
 TOPIC = "chaos"
 PARTITIONS = 6
@@ -314,6 +318,7 @@ class Campaign:
         self.stack, self.rng, self.report, self.say = stack, rng, report, say
         self.destroyed: list[tuple[str, float]] = []   # (broker, when) whose journal a fault destroyed
         self.trash = stack.root / "chaos-trash"
+        self.churned: list[dict] = []   # chaos_churn's records, checked at the end
 
     def _check_status_truth(self, dead: list[int]) -> None:
         if not dead:
@@ -407,6 +412,18 @@ class Campaign:
                 self.detail = f"{name} for {seconds:.1f} s"
         elif kind == "move-leader":
             self.detail = self._move_leader()
+        elif kind == "churn-while-down":
+            try:
+                self.detail, record, killed = chaos_churn.fault(
+                    st.bootstrap, st.supervisor_pid(), {b: pids[b] for b in brokers}, self.rng,
+                    len(self.report.faults), lambda topics: _in_sync(st.bootstrap, topics, 30))
+            except Exception as e:   # noqa: BLE001 - an admin call refused: reported, the campaign goes on
+                self.report.violations.append(f"topic churn failed: {e!r}")
+                record, killed = None, None
+            if record is not None:
+                self.churned.append(record)
+            if killed is not None:
+                dead.append(killed)
         elif kind == "coordinator-journal-destroyed" and "coordinator" in pids:
             def garble():
                 for f in (st.data / "coordinator").rglob("*"):
@@ -585,9 +602,10 @@ def _kept_in(folder: Path, value: bytes, topic: str = TOPIC) -> bool:
 
 
 def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network: bool = False,
-        moves: bool = False, windows_files: bool = False) -> Report:
+        moves: bool = False, windows_files: bool = False, churn: bool = False) -> Report:
     rng = random.Random(seed)
-    kinds = FAULTS + (NETWORK_FAULTS if network else ()) + (MOVE_FAULTS if moves else ())
+    kinds = FAULTS + (NETWORK_FAULTS if network else ()) + (MOVE_FAULTS if moves else ()) + \
+        (CHURN_FAULTS if churn else ())
     report = Report(seed)
     stack = Stack(root, brokers, windows_files)
     load = txns = groups = None
@@ -669,7 +687,9 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
                 report.violations.append(f"acknowledged record {value.decode()} (partition {p} offset {off}) "
                                          f"is lost and in no quarantine")
         # every replica back in sync, then (after a clean stop) byte for byte the same
-        topics = {TOPIC: PARTITIONS, chaos_txn.TXN_TOPIC: chaos_txn.TXN_PARTITIONS}
+        report.violations += chaos_churn.check(stack.bootstrap, camp.churned)
+        topics = {TOPIC: PARTITIONS, chaos_txn.TXN_TOPIC: chaos_txn.TXN_PARTITIONS,
+                  **{c["again"]: 1 for c in camp.churned}}
         behind = _in_sync(stack.bootstrap, topics)
         if behind:
             report.violations.append(f"not back in sync 60 s after the campaign: {behind[:6]}")
@@ -708,6 +728,8 @@ def main() -> int:
                     help="also reset and cut off services' connections (root, ss, iptables)")
     ap.add_argument("--moves", action="store_true",
                     help="also move partition leaders by reassignment (out of the replicas and back)")
+    ap.add_argument("--churn", action="store_true",
+                    help="also delete topics, and delete and make them again, while a broker is down")
     ap.add_argument("--windows-files", action="store_true",
                     help="run every process of the stack under Windows' file rules (an open file cannot be "
                          "removed or renamed); any refusal is a violation")
@@ -720,7 +742,7 @@ def main() -> int:
         root = Path(tempfile.mkdtemp(prefix=f"sandbox-chaos-{seed}-"))
         print(f"seed {seed}: {args.faults} faults on {args.brokers} brokers in {root}")
         rep = run(seed, args.faults, root / "proj", args.brokers, network=args.network, moves=args.moves,
-                  windows_files=args.windows_files)
+                  windows_files=args.windows_files, churn=args.churn)
         print(rep.line())
         for v in rep.violations[:20]:
             print(f"  VIOLATION {v}")

@@ -8,8 +8,9 @@ committed transaction whole and nothing of an aborted one, healthy within 10 s o
 status never shows a dead pid as running, every partition back in sync and its replicas byte for
 byte the same, nothing left after `down`; no acknowledged group commit lost, no record skipped
 below a group's committed offset, nothing handed to a consumer that the log does not keep, the
-groups catch up and status shows their lag as 0 (scripts/chaos_group.py). One more seed adds network faults (connections reset, a
-service's port cut off), and one moves partition leaders by reassignment.
+groups catch up and status shows their lag as 0 (scripts/chaos_group.py), and the cluster id is the one clients knew. One more seed adds network faults (connections reset, a
+service's port cut off), one moves partition leaders by reassignment, and one deletes topics
+and makes them again while a broker is down (scripts/chaos_churn.py).
 
 The seeds are the ones that found bugs (each now a regression): seed 1 reaches a destroyed
 coordinator journal after ten other faults (a killed adopted broker's lock once quarantined a
@@ -36,11 +37,11 @@ spec.loader.exec_module(chaos)
 
 
 def _campaign(tmp_path, seed: int, faults: int, network: bool = False, moves: bool = False,
-              windows_files: bool = False):
+              windows_files: bool = False, churn: bool = False, churned: int = 0):
     """Run one campaign and check every invariant; the report."""
     lines: list[str] = []
     report = chaos.run(seed, faults, tmp_path / "proj", brokers=3, say=lines.append, network=network, moves=moves,
-                       windows_files=windows_files)
+                       windows_files=windows_files, churn=churn)
     print(report.line())
     assert len(report.faults) == faults and report.acked > 500, report.line()
     assert report.txns_committed > 20 and report.txns_aborted > 0, report.line()
@@ -48,7 +49,7 @@ def _campaign(tmp_path, seed: int, faults: int, network: bool = False, moves: bo
     assert not report.violations, "\n".join([report.line(), *lines, *report.violations[:20]])
     assert report.lost == report.destroyed + report.quarantined
     assert report.duplicates == 0
-    assert report.replicas_compared == chaos.PARTITIONS + chaos.chaos_txn.TXN_PARTITIONS, report.line()
+    assert report.replicas_compared == chaos.PARTITIONS + chaos.chaos_txn.TXN_PARTITIONS + churned, report.line()
     return report
 
 
@@ -120,3 +121,13 @@ def test_the_replica_comparison_finds_a_byte_that_differs(tmp_path):
     write(4, [b"a", b"X"])
     differ, compared = chaos.replicas_disagree(tmp_path, 4, {"t": 1})
     assert compared == 1 and len(differ) == 1 and "t-0 differ within offsets 0-2" in differ[0], differ
+
+
+def test_fault_campaign_with_topics_deleted_and_made_again_while_a_broker_is_down(tmp_path):
+    """Seed 6 with --churn twice kills a broker (the supervisor frozen meanwhile) while one topic
+    is deleted and another deleted and made again under its name, then lets the supervisor restart
+    it (scripts/chaos_churn.py). The bugs it guards against: the broker put the deleted topic back
+    as one nobody made, and kept the old topic's records under the new one, in the ISR with bytes
+    its leader did not have (the replica comparison after `down` found them)."""
+    report = _campaign(tmp_path, 6, 4, churn=True, churned=2)
+    assert report.faults.count("churn-while-down") == 2, report.faults
