@@ -24,19 +24,8 @@ def _admin(bootstrap: str):
     return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000})
 
 
-def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except Exception:   # noqa: BLE001 - a cluster in flux: ask again
-            pass
-        time.sleep(0.2)
-    return False
-
-
 def _retry(attempt: Callable[[], bool], timeout: float) -> bool:
+    """Until attempt() is true (an error counts as not yet); False after `timeout` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

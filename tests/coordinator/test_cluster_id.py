@@ -5,16 +5,14 @@ real-stack case is in tests/integration/test_self_healing.py."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from inprocess import InProcess
+from test_handlers_inprocess import coord  # noqa: F401  (the fixture: a coordinator server in-process)
 from sandbox.coordinator import Coordinator, CoordinatorError, MetadataMachine
-from sandbox.coordinator.handlers import REGISTRY
 from sandbox.coordinator.model import ClusterState
-from sandbox.coordinator.server import CoordinatorConfig, CoordinatorServer
 from sandbox.protocol import errors as E
 from sandbox.protocol.extensions import RESTORE_CLUSTER_ID
 
@@ -73,18 +71,6 @@ def test_the_restored_id_survives_a_coordinator_restart(tmp_path: Path):
         assert (c.public_cluster_id, c.cluster_id) == ("kept-id", history)
     finally:
         c.close()
-
-
-@pytest.fixture
-def coord(tmp_path):
-    loop = asyncio.new_event_loop()
-    server = CoordinatorServer(CoordinatorConfig(data_dir=Path(tmp_path / "coordinator"), port=0))
-    try:
-        server.open()
-        yield InProcess(REGISTRY, loop, server)
-    finally:
-        server.close()
-        loop.close()
 
 
 def alter_cluster(c: InProcess, configs: list[dict], validate_only: bool = False):
