@@ -104,6 +104,7 @@ class BrokerState:
         # the coordinator's metadata is the history this broker followed when it last ran (so a
         # partition on disk that it does not know was deleted meanwhile, not lost): see _check_history
         self._history_intact = False
+        self._noted_history: str | None = None   # the history HISTORY_FILE names (once read or written)
         self.known_brokers: dict[int, Any] = {}   # broker id -> its registration (brokers_to_list)
         if SYNC_IN_THREAD:
             self.logs.roll_sync = self._sync_rolled
@@ -205,11 +206,11 @@ class BrokerState:
             followed = path.read_text("ascii").strip()
         except (OSError, UnicodeDecodeError):
             followed = None
+        self._noted_history = followed
         self._history_intact = followed is not None and followed == self.coordinator.cluster_id
         ids = {t.name: t.topic_id for t in self.coordinator.topics()}
         if not self._history_intact:
-            if all(key[0] in ids and plog.topic_id in (None, ids[key[0]]) for key, plog in self.partitions.items()):
-                self._note_history()   # nothing to put back (a new broker, or an upgrade)
+            if self._note_history_if_matched(ids):   # nothing to put back (a new broker, an upgrade)
                 self._history_intact = True
             return
         for key, plog in sorted(self.partitions.items()):
@@ -222,12 +223,25 @@ class BrokerState:
         """Remember the coordinator journal's history as the one this broker follows (after its
         folders were matched with it)."""
         history = self.coordinator.cluster_id if self.coordinator is not None else None
-        if not history:
+        if not history or history == self._noted_history:
             return
         try:
             atomic_write(Path(self.config.data_dir) / HISTORY_FILE, history.encode("ascii"), sync=False)
         except OSError as e:   # a full disk: asked again at the next start (adoption, as before)
             log.warning("could not note the coordinator's history: %s", e)
+            return
+        self._noted_history = history
+
+    def _note_history_if_matched(self, ids: dict[str, uuid.UUID]) -> bool:
+        """Note the coordinator's history once every partition folder here belongs to a topic it
+        knows, under the same id (after a replaced journal: as soon as the restore has put them
+        all back, so a restart from then on tells deleted topics from lost ones again)."""
+        if self.coordinator is None or self._noted_history == self.coordinator.cluster_id:
+            return True
+        if not all(key[0] in ids and plog.topic_id in (None, ids[key[0]]) for key, plog in self.partitions.items()):
+            return False
+        self._note_history()
+        return self._noted_history == self.coordinator.cluster_id
 
     def _delete_stray(self, key: tuple[str, int], why: str) -> None:
         plog = self.partitions.pop(key, None)
@@ -347,6 +361,8 @@ class BrokerState:
                 plog.config = cfg
             if plog.topic_id != topic_ids[key[0]]:
                 self.logs.record_topic_id(key[0], key[1], topic_ids[key[0]])
+        if self._noted_history != self.coordinator.cluster_id:
+            self._note_history_if_matched(topic_ids)
         self.replicas.on_metadata(topics)
         if self.offsets is not None:
             self.offsets.on_metadata()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 from test_handlers_inprocess import broker  # noqa: F401  (the fixture)
 from sandbox.coordinator import CoordinatorError
@@ -210,3 +211,21 @@ def test_a_log_of_another_topic_id_is_dropped_when_the_metadata_history_is_intac
     fresh = state.partitions[("ids", 0)]
     assert fresh.log_end_offset == 0 and fresh.topic_id == real
     assert str(real) not in (fresh.directory / "partition.metadata").read_text()   # Kafka's base64 form
+
+
+def test_a_replaced_history_is_noted_once_every_folder_is_matched_with_it(broker):
+    """After a replaced coordinator journal a broker notes the new history as soon as every
+    partition folder it holds belongs to a topic the metadata knows (the restore put them back),
+    not only after its own adoption pass: a restart in between took every folder for lost and put
+    back topics deleted meanwhile (fault campaign seed 5002 with --churn)."""
+    from sandbox.broker.state import HISTORY_FILE
+    state = broker.owner
+    path = Path(state.config.data_dir) / HISTORY_FILE
+    path.write_text("an-older-history")
+    state.partitions[("lost", 0)] = state.logs.create("lost", 0)   # on disk, unknown to the metadata
+    state._check_history()
+    assert not state._history_intact and path.read_text() == "an-older-history"
+    assert ("lost", 0) in state.partitions   # kept for the restore (or the adoption pass)
+    broker.loop.run_until_complete(state.coordinator.create_topic("lost", 1, 1))   # the restore
+    state.sync_partitions([])
+    assert path.read_text() == state.coordinator.cluster_id
