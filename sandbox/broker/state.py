@@ -21,6 +21,7 @@ from sandbox.coordinator.api import CoordinatorAPI
 from sandbox.coordinator.changes import MetadataChange, ReplicasRemoved, TopicRemoved
 from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator
 from sandbox.log import LogConfig, LogDir, PartitionLog
+from sandbox.log.errors import LogError
 from sandbox.log.compactor import Compactor
 from sandbox.log.files import atomic_write, fsync_and_close
 from sandbox.protocol.errors import (
@@ -213,11 +214,15 @@ class BrokerState:
             if self._note_history_if_matched(ids):   # nothing to put back (a new broker, an upgrade)
                 self._history_intact = True
             return
+        # no checkpoint per deletion: until the replica manager has taken up its roles no log is
+        # marked replicated, so the high watermarks would be written as none (the periodic
+        # checkpoint writes the files without the deleted folders)
         for key, plog in sorted(self.partitions.items()):
             if key[0] not in ids:
-                self._delete_stray(key, "its topic was deleted while this broker was down")
+                self._delete_stray(key, "its topic was deleted while this broker was down", checkpoint=False)
             elif plog.topic_id is not None and plog.topic_id != ids[key[0]]:
-                self._delete_stray(key, "its topic was deleted and made again while this broker was down")
+                self._delete_stray(key, "its topic was deleted and made again while this broker was down",
+                                   checkpoint=False)
 
     def _note_history(self) -> None:
         """Remember the coordinator journal's history as the one this broker follows (after its
@@ -243,13 +248,21 @@ class BrokerState:
         self._note_history()
         return self._noted_history == self.coordinator.cluster_id
 
-    def _delete_stray(self, key: tuple[str, int], why: str) -> None:
+    def _delete_stray(self, key: tuple[str, int], why: str, checkpoint: bool = True) -> bool:
+        """Delete a stray partition folder; False (kept, tried again at the next start) if the
+        file system refuses (on Windows: a file held open by another program)."""
         plog = self.partitions.pop(key, None)
-        self.logs.delete_partition(*key)
-        self.notifier.notify(key)
+        end = None if plog is None or not plog.opened else plog.log_end_offset
+        try:
+            self.logs.delete_partition(*key, checkpoint=checkpoint)
+        except OSError as e:
+            log.warning("%s-%d is stray (%s) but could not be deleted: %s", key[0], key[1], why, e)
+            return False
+        finally:
+            self.notifier.notify(key)
         emit_event("stray-partition-deleted", {"topic": key[0], "partition": key[1], "why": why,
-                                               "log_end_offset": None if plog is None or not plog.opened
-                                               else plog.log_end_offset})
+                                               "log_end_offset": end})
+        return True
 
     async def _adopt_orphans(self) -> None:
         """Partitions on disk that the metadata does not know (its journal was lost or wiped) are
@@ -283,10 +296,11 @@ class BrokerState:
                 failed = True
                 continue
             emit_event("topic-restored", {"topic": topic, "partitions": n, "from": "journal on disk"})
-        # every folder matched with this history now (unless the journal was replaced again, or a
-        # topic could not be put back: then the next start adopts again rather than deleting)
+        # noted only if every folder is now matched with this history (not if the journal was
+        # replaced again, a topic could not be put back, or a folder's topic came back under
+        # another id: then the next start adopts again rather than deleting)
         if not failed and self.coordinator.cluster_changed_at == changed:
-            self._note_history()
+            self._note_history_if_matched({t.name: t.topic_id for t in self.coordinator.topics()})
 
     async def _adopt_topic(self, topic: str, n: int) -> None:
         """Put a topic the metadata lost back on this broker, under the id its folders'
@@ -296,7 +310,13 @@ class BrokerState:
         assert self.coordinator is not None
         logs = [self.partitions[(topic, i)] for i in range(n) if (topic, i) in self.partitions]
         ids = {plog.topic_id for plog in logs}
-        epoch = max((plog.replica.latest_epoch for plog in logs), default=-1) + 1
+        epochs = []
+        for plog in logs:
+            try:
+                epochs.append(plog.replica.latest_epoch)   # opens a lazily opened log
+            except (LogError, OSError) as e:   # its own open reports it; the others still count
+                log.warning("%s: a log found on disk does not open (%s)", topic, e)
+        epoch = max(epochs, default=-1) + 1
         configs = {RESTORE_LEADER_EPOCH: str(epoch)} if epoch > 0 else {}
         assignments = {i: [self.node_id] for i in range(n)}
         if len(ids) == 1 and None not in ids:
@@ -340,7 +360,10 @@ class BrokerState:
         self.leaders = leaders
         self._remember_brokers()
         for key in list(self.partitions):
-            if (key[0] in removed or key in moved_away) and key not in wanted:
+            if key[0] in removed and key in wanted and self.partitions[key].topic_id != topic_ids[key[0]]:
+                # deleted and made again within this change: the folder is the old topic's
+                self._delete_stray(key, "its topic was deleted and made again")
+            elif (key[0] in removed or key in moved_away) and key not in wanted:
                 self.partitions.pop(key)
                 self.logs.delete_partition(*key)
                 self.notifier.notify(key)

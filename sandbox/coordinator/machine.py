@@ -240,17 +240,14 @@ class MetadataMachine:
 
     def restore_public_cluster_id(self, cluster_id: str) -> list[Record]:
         """After a destroyed journal: answer clients with the id they knew (a changed cluster id
-        makes clients warn, and tools that keep it, such as Kafka Connect, may object). Only
-        once per journal, and only before clients could have been told another one by it: an
-        id already restored is kept, a second different one is refused."""
+        makes clients warn, and tools that keep it, such as Kafka Connect, may object). The
+        supervisor's catalog is the authority: a later restore replaces an earlier one (refusing
+        it would leave the restore, and with it the catalog's refreshes, pending for good)."""
         if not isinstance(cluster_id, str) or not CLUSTER_ID_PATTERN.fullmatch(cluster_id):
             raise CoordinatorError(INVALID_REQUEST, f"{cluster_id!r} is not a cluster id (1-64 letters, "
                                    "digits, '-' or '_')")
-        if self._public_id == cluster_id or (self._public_id is None and self._cluster_id == cluster_id):
+        if self.public_cluster_id == cluster_id:
             return []
-        if self._public_id is not None:
-            raise CoordinatorError(INVALID_REQUEST, f"the cluster id was already restored to "
-                                   f"{self._public_id}")
         return [{"type": "public-cluster-id", "cluster_id": cluster_id}]
 
     def create_topic(self, name: str, num_partitions: int, replication_factor: int,

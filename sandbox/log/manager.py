@@ -289,8 +289,9 @@ class LogDir:
             return
         log.topic_id = topic_id
 
-    def delete_partition(self, topic: str, partition: int) -> None:
-        """Close the log, rename its directory to `<topic>-<partition>.<hex>-delete`, remove it."""
+    def delete_partition(self, topic: str, partition: int, checkpoint: bool = True) -> None:
+        """Close the log, rename its directory to `<topic>-<partition>.<hex>-delete`, remove it,
+        then rewrite the checkpoint files without it (unless `checkpoint` is False)."""
         tp = (topic, partition)
         log = self._logs.pop(tp, None)
         directory = self.root / f"{topic}-{partition}"
@@ -305,7 +306,8 @@ class LogDir:
             safe_rmtree(target)
         except PermissionError as e:  # left for the next open() to clean
             self._emit("delete-deferred", {"path": str(target), "error": str(e)})
-        self.checkpoint()
+        if checkpoint:
+            self.checkpoint()
 
     def checkpoint(self) -> None:
         """Write both checkpoint files atomically (no fsync of the logs themselves)."""

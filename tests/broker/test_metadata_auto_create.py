@@ -229,3 +229,23 @@ def test_a_replaced_history_is_noted_once_every_folder_is_matched_with_it(broker
     broker.loop.run_until_complete(state.coordinator.create_topic("lost", 1, 1))   # the restore
     state.sync_partitions([])
     assert path.read_text() == state.coordinator.cluster_id
+
+
+def test_a_topic_deleted_and_made_again_in_one_change_loses_its_old_folder(broker):
+    """A deletion and a re-creation under the same name arriving in one metadata change: the
+    folder there is the old topic's (its id says so), so it goes, whatever the broker's history."""
+    import uuid
+    from sandbox.coordinator.changes import TopicRemoved
+    from test_handlers_inprocess import produce
+    state = broker.owner
+    broker.loop.run_until_complete(state.coordinator.create_topic("batch", 1, 1))
+    state.sync_partitions([])
+    assert int(produce(broker, [b"old"], name="batch").error_code) == E.NONE
+    old_id = state.partitions[("batch", 0)].topic_id
+    state._history_intact = False   # only the change itself may decide here
+    state.sync_partitions([TopicRemoved("batch", uuid.uuid4())])   # the same id: nothing happens
+    assert state.partitions[("batch", 0)].log_end_offset == 1
+    state.partitions[("batch", 0)].topic_id = uuid.uuid4()          # as if made again meanwhile
+    state.sync_partitions([TopicRemoved("batch", old_id)])
+    assert state.partitions[("batch", 0)].log_end_offset == 0
+    assert state.partitions[("batch", 0)].topic_id == state.coordinator.topic("batch").topic_id
