@@ -215,6 +215,7 @@ class CoordinatorView:
         self._topics: list = []
         self.lease_until = 0.0
         self.cluster_changed_at = None   # the coordinator's journal is never replaced here
+        self.cluster_id = "simulated-history"   # so its history id never changes either
 
     def brokers(self):
         return self.sim.machine.brokers()
