@@ -55,6 +55,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listen_port() -> int:
+    """A free port below the kernel's ephemeral range, for a listener a test starts some time
+    later: a free_port() can meanwhile become the local port of another process's outgoing
+    connection (seen in CI: a broker's second listener found its port taken)."""
+    import random
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return free_port()
+    for _ in range(200):
+        port = random.randint(min(20000, low - 1000), low - 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    return free_port()
+
+
 def api_versions_ok(port: int, timeout: float = 1.0) -> bool:
     """A real Kafka ApiVersions v0 round trip, not just a TCP connect."""
     try:

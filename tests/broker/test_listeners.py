@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from helpers import api_versions_ok, free_port, wait_for
+from helpers import api_versions_ok, free_port, listen_port, wait_for
 from rawclient import RawClient
 from sandbox.broker.config import DEFAULT_LISTENER, BrokerConfig, Listener, check_listeners, parse_listener
 from sandbox.client import KafkaClient
@@ -220,10 +220,10 @@ def test_clients_produce_and_consume_through_either_listener(procs, tmp_path):
 
 
 def test_two_brokers_with_a_coordinator_advertise_per_listener(procs, tmp_path):
-    cport = free_port()
+    cport = listen_port()
     procs.append(Proc(["coordinator", "--port", str(cport), "--data-dir", str(tmp_path / "coordinator")],
                       tmp_path / "coordinator.log", [cport]))
-    ports = {n: (free_port(), free_port()) for n in (1, 2)}
+    ports = {n: (listen_port(), listen_port()) for n in (1, 2)}
     for n, (internal, external) in ports.items():
         start_broker(procs, tmp_path, n, [f"INTERNAL=127.0.0.1:{internal},advertised=broker-{n}:19092",
                                           f"EXTERNAL=127.0.0.1:{external}"], [internal, external], cport)
