@@ -134,10 +134,20 @@ def _bindable(port: int) -> bool:
 
 
 def free_ports(n: int) -> int:
+    """A block of n free ports below the kernel's ephemeral range: a port in it could meanwhile
+    become some process's outgoing connection's, and a service would not bind it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
     for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
+        if low > 2000 + n:
+            base = random.randint(min(20000, low - 1000), low - n)
+        else:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                base = s.getsockname()[1]
         if base + n < 65535 and all(_bindable(base + i) for i in range(n)):
             return base
     raise RuntimeError("no block of free ports")

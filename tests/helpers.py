@@ -55,25 +55,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def listen_port() -> int:
-    """A free port below the kernel's ephemeral range, for a listener a test starts some time
-    later: a free_port() can meanwhile become the local port of another process's outgoing
-    connection (seen in CI: a broker's second listener found its port taken)."""
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def listen_port(n: int = 1) -> int:
+    """A base port P, P..P+n-1 all free and below the kernel's ephemeral range, for listeners a
+    test starts some time later: a free_port() can meanwhile become the local port of another
+    process's outgoing connection (seen in CI: a broker's listener found its port taken)."""
     import random
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
             low = int(f.read().split()[0])
     except (OSError, ValueError, IndexError):
-        return free_port()
+        low = 0
     for _ in range(200):
-        port = random.randint(min(20000, low - 1000), low - 1)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    return free_port()
+        if low > 2000 + n:
+            port = random.randint(min(20000, low - 1000), low - n)
+        else:   # no range to stay below (another OS): a kernel-chosen one
+            port = free_port()
+        if port + n - 1 <= 65535 and all(_bindable(q) for q in range(port, port + n)):
+            return port
+    raise RuntimeError(f"no block of {n} free ports found")
 
 
 def api_versions_ok(port: int, timeout: float = 1.0) -> bool:

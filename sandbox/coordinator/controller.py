@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from . import elections, isr, reassign, topic_configs
 from .api import ViewReads
 from .journal import EventSink, JournalCorruptError, MetadataJournal
-from .machine import Listeners, MetadataMachine, Record
+from .listeners import Listeners
+from .machine import MetadataMachine, Record
 from sandbox.protocol.errors import INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, KAFKA_STORAGE_ERROR
 from .model import BrokerInfo, ClusterState, CoordinatorError, NewTopic, PartitionInfo, TopicInfo, TopicResult
 

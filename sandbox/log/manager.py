@@ -119,13 +119,18 @@ def kafka_uuid(u: uuid.UUID) -> str:
 def read_partition_metadata(path: Path) -> uuid.UUID | None:
     """The topic id a partition.metadata names; None if it is unreadable or malformed (it is
     only a hint for putting a lost topic back)."""
-    try:
-        fields = dict(line.split(":", 1) for line in path.read_text("ascii").splitlines() if ":" in line)
-        if fields.get("version", "").strip() != "0":
+    try:   # one read of a small file per partition at start: os-level, no text layer
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            data = os.read(fd, 512)
+        finally:
+            os.close(fd)
+        fields = dict(line.split(b":", 1) for line in data.splitlines() if b":" in line)
+        if fields.get(b"version", b"").strip() != b"0":
             return None
-        raw = fields["topic_id"].strip()
-        u = uuid.UUID(bytes=base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (OSError, ValueError, KeyError, UnicodeDecodeError):
+        raw = fields[b"topic_id"].strip()
+        u = uuid.UUID(bytes=base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4)))
+    except (OSError, ValueError, KeyError):
         return None
     return u if u.int else None
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,29 +19,14 @@ from typing import Callable
 
 import psutil
 
-from helpers import free_port, wait_for  # tests/ is on sys.path (pytest's pythonpath)
+from helpers import listen_port, wait_for  # tests/ is on sys.path (pytest's pythonpath)
 
 CLI_TIMEOUT = 120.0
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def free_port_block(n: int, attempts: int = 200) -> int:
-    """A base port P such that P..P+n-1 are all free on 127.0.0.1."""
-    for _ in range(attempts):
-        p = free_port()
-        if p + n - 1 > 65535:
-            continue
-        if all(_bindable(q) for q in range(p, p + n)):
-            return p
-    raise RuntimeError(f"no block of {n} free ports found")
+def free_port_block(n: int) -> int:
+    """A base port P such that P..P+n-1 are all free on 127.0.0.1 (below the ephemeral range)."""
+    return listen_port(n)
 
 
 def sandbox_toml(*, port: int, coordinator_port: int, http_port: int, brokers: int,

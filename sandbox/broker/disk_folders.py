@@ -1,0 +1,194 @@
+"""A broker's partition folders matched with the coordinator's metadata (a part of BrokerState).
+
+Every folder names its topic id (partition.metadata), and the broker notes the history id of the
+coordinator journal it follows (HISTORY_FILE). At start, on the same history, a folder of a topic
+the metadata does not know, or knows under another id, belongs to a topic deleted (and perhaps
+made again) while the broker was down: it is deleted, as Kafka deletes stray logs. On another
+history (the coordinator's journal was replaced) such folders are put back into the metadata
+instead (adoption): data is never dropped because the metadata lost it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sandbox import lifecycle
+from sandbox.coordinator import CoordinatorError
+from sandbox.log.errors import LogError
+from sandbox.log.files import atomic_write
+from sandbox.protocol.errors import INVALID_REQUEST
+from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
+
+log = logging.getLogger("sandbox.broker")
+
+# the coordinator journal's history id this broker last followed (see check_history)
+HISTORY_FILE = "coordinator-history"
+RESTORE_GRACE_S = 10.0   # after a coordinator's journal is replaced, auto-creation waits this long
+
+
+def _emit(kind: str, detail: dict[str, Any]) -> None:
+    lifecycle.emit_event(log, kind, detail)
+
+
+class DiskFolders:
+    """Mixed into BrokerState: uses its config, coordinator, partitions, logs and notifier."""
+
+    config: Any
+    coordinator: Any
+    partitions: dict
+    logs: Any
+    notifier: Any
+    node_id: int
+    _closing: bool
+    _history_intact: bool
+    _noted_history: str | None
+
+    def _check_history(self) -> None:
+        """Tell a topic deleted while this broker was down from one the metadata lost. If the
+        coordinator's journal is the one this broker followed when it last ran, a partition
+        folder whose topic the metadata does not know, or knows under another topic id, belongs
+        to a topic deleted (and perhaps made again) meanwhile: it is deleted, as Kafka deletes
+        such stray logs (kept, it came back as a topic nobody made, or sat under the new topic's
+        name with the old topic's records, taken by the leader for its own). Otherwise (the
+        journal was replaced: a destroyed coordinator journal, or this broker's first start with
+        this version) such folders are put back into the metadata instead (_adopt_orphans)."""
+        path = Path(self.config.data_dir) / HISTORY_FILE
+        try:
+            followed = path.read_text("ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            followed = None
+        self._noted_history = followed
+        self._history_intact = followed is not None and followed == self.coordinator.cluster_id
+        ids = {t.name: t.topic_id for t in self.coordinator.topics()}
+        if not self._history_intact:
+            if self._note_history_if_matched(ids):   # nothing to put back (a new broker, an upgrade)
+                self._history_intact = True
+            return
+        # no checkpoint per deletion: until the replica manager has taken up its roles no log is
+        # marked replicated, so the high watermarks would be written as none (the periodic
+        # checkpoint writes the files without the deleted folders)
+        for key, plog in sorted(self.partitions.items()):
+            if key[0] not in ids:
+                self._delete_stray(key, "its topic was deleted while this broker was down", checkpoint=False)
+            elif plog.topic_id is not None and plog.topic_id != ids[key[0]]:
+                self._delete_stray(key, "its topic was deleted and made again while this broker was down",
+                                   checkpoint=False)
+
+    def _old_incarnation(self, plog, topic_id: uuid.UUID, removed: bool) -> bool:
+        """Whether a folder under a topic's name holds an older topic of that name: the metadata
+        change deleted the topic (and made it again), or the folder names another id while the
+        history is the one this broker followed (a deletion it missed: a snapshot carries none).
+        After a replaced journal a differing id is taken over instead (the restore's)."""
+        if plog.topic_id == topic_id:
+            return False
+        return removed or (plog.topic_id is not None and self._history_intact
+                           and self.coordinator.cluster_changed_at is None)
+
+    def _note_history(self) -> None:
+        """Remember the coordinator journal's history as the one this broker follows (after its
+        folders were matched with it)."""
+        history = self.coordinator.cluster_id if self.coordinator is not None else None
+        if not history or history == self._noted_history:
+            return
+        try:
+            atomic_write(Path(self.config.data_dir) / HISTORY_FILE, history.encode("ascii"), sync=False)
+        except OSError as e:   # a full disk: asked again at the next start (adoption, as before)
+            log.warning("could not note the coordinator's history: %s", e)
+            return
+        self._noted_history = history
+
+    def _note_history_if_matched(self, ids: dict[str, uuid.UUID]) -> bool:
+        """Note the coordinator's history once every partition folder here belongs to a topic it
+        knows, under the same id (after a replaced journal: as soon as the restore has put them
+        all back, so a restart from then on tells deleted topics from lost ones again)."""
+        if self.coordinator is None or self._noted_history == self.coordinator.cluster_id:
+            return True
+        if not all(key[0] in ids and plog.topic_id in (None, ids[key[0]]) for key, plog in self.partitions.items()):
+            return False
+        self._note_history()
+        return self._noted_history == self.coordinator.cluster_id
+
+    def _delete_stray(self, key: tuple[str, int], why: str, checkpoint: bool = True) -> bool:
+        """Delete a stray partition folder; False (kept, tried again at the next start) if the
+        file system refuses (on Windows: a file held open by another program)."""
+        plog = self.partitions.pop(key, None)
+        end = None if plog is None or not plog.opened else plog.log_end_offset
+        try:
+            self.logs.delete_partition(*key, checkpoint=checkpoint)
+        except OSError as e:
+            log.warning("%s-%d is stray (%s) but could not be deleted: %s", key[0], key[1], why, e)
+            return False
+        finally:
+            self.notifier.notify(key)
+        _emit("stray-partition-deleted", {"topic": key[0], "partition": key[1], "why": why,
+                                               "log_end_offset": end})
+        return True
+
+    async def _adopt_orphans(self) -> None:
+        """Partitions on disk that the metadata does not know (its journal was lost or wiped) are
+        put back into the metadata, on this broker, instead of being deleted: data is never
+        dropped silently."""
+        if self.coordinator is None or self._closing:
+            return
+        counts: dict[str, int] = {}
+        for topic, index in self.partitions:
+            counts[topic] = max(counts.get(topic, 0), index + 1)
+        changed = self.coordinator.cluster_changed_at
+        left = RESTORE_GRACE_S - (time.monotonic() - changed) if changed is not None else 0
+        if left > 0:   # the coordinator's journal was replaced again meanwhile: the restore starts over
+            loop = asyncio.get_running_loop()
+            loop.call_later(left, lambda: loop.create_task(self._adopt_orphans()))
+            return
+        failed = False
+        for topic, n in sorted(counts.items()):
+            known = self.coordinator.topic(topic)
+            try:
+                if known is None:
+                    await self._adopt_topic(topic, n)
+                elif len(known.partitions) < n:
+                    await self.coordinator.create_partitions(
+                        topic, n, assignments=[[self.node_id]] * (n - len(known.partitions)))
+                else:
+                    continue
+            except CoordinatorError as e:
+                log.error("cannot restore topic %r found on disk: %s", topic, e)
+                failed = True
+                continue
+            _emit("topic-restored", {"topic": topic, "partitions": n, "from": "journal on disk"})
+        # noted only if every folder is now matched with this history (not if the journal was
+        # replaced again, a topic could not be put back, or a folder's topic came back under
+        # another id: then the next start adopts again rather than deleting)
+        if not failed and self.coordinator.cluster_changed_at == changed:
+            self._note_history_if_matched({t.name: t.topic_id for t in self.coordinator.topics()})
+
+    async def _adopt_topic(self, topic: str, n: int) -> None:
+        """Put a topic the metadata lost back on this broker, under the id its folders'
+        partition.metadata name (under a new one clients would see it deleted and made again) and
+        with leader epochs above every epoch its logs hold (clients ignore a leader with an older
+        epoch than they knew). A topic id another topic has taken meanwhile: a new one."""
+        assert self.coordinator is not None
+        logs = [self.partitions[(topic, i)] for i in range(n) if (topic, i) in self.partitions]
+        ids = {plog.topic_id for plog in logs}
+        epochs = []
+        for plog in logs:
+            try:
+                epochs.append(plog.replica.latest_epoch)   # opens a lazily opened log
+            except (LogError, OSError) as e:   # its own open reports it; the others still count
+                log.warning("%s: a log found on disk does not open (%s)", topic, e)
+        epoch = max(epochs, default=-1) + 1
+        configs = {RESTORE_LEADER_EPOCH: str(epoch)} if epoch > 0 else {}
+        assignments = {i: [self.node_id] for i in range(n)}
+        if len(ids) == 1 and None not in ids:
+            try:
+                await self.coordinator.create_topic(topic, -1, -1, {**configs, RESTORE_TOPIC_ID: str(ids.pop())},
+                                                    assignments=assignments)
+                return
+            except CoordinatorError as e:
+                if e.error_code != INVALID_REQUEST:   # a taken id is INVALID_REQUEST: a new id then
+                    raise
+                log.warning("topic %r found on disk: its id is not available (%s); a new one", topic, e)
+        await self.coordinator.create_topic(topic, -1, -1, configs, assignments=assignments)
