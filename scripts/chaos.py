@@ -32,7 +32,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -124,33 +123,11 @@ def cut_off(port: int, seconds: float, during=None) -> None:
             pass   # every copy of the rule, should one have been left by an interrupted run
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 def free_ports(n: int) -> int:
-    """A block of n free ports below the kernel's ephemeral range: a port in it could meanwhile
-    become some process's outgoing connection's, and a service would not bind it."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 0
-    for _ in range(200):
-        if low > 2000 + n:
-            base = random.randint(min(20000, low - 1000), low - n)
-        else:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                base = s.getsockname()[1]
-        if base + n < 65535 and all(_bindable(base + i) for i in range(n)):
-            return base
-    raise RuntimeError("no block of free ports")
+    """A block of n free ports below the kernel's ephemeral range (tests/helpers.listen_port)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from helpers import listen_port
+    return listen_port(n)
 
 
 @dataclass
