@@ -5,7 +5,9 @@ they processed (chaos_group.py): a seeded random sequence of faults
 (SIGKILL or SIGSTOP/SIGCONT of any service and of the supervisor followed by `sandbox up`, torn
 journal tails, a journal folder deleted or replaced by a file, the coordinator's journal
 destroyed; with --moves also a partition's leader reassigned out of its replicas and back; with --churn also a
-broker down while one topic is deleted and another deleted and made again (chaos_churn.py); with --network also every TCP connection of a service reset, and a service cut off:
+broker down while one topic is deleted and another deleted and made again (chaos_churn.py); with
+--compound also overlapping faults (every process killed at once, two brokers at once, a broker
+while a destroyed coordinator journal is put back); with --network also every TCP connection of a service reset, and a service cut off:
 every packet to its port dropped for up to 12 s, longer than the brokers' 9 s session), checking
 after each step that the stack heals and that `sandbox status` never shows a dead process as
 running (nor a service cut off for 3 s or more as healthy), and at the end that no acknowledged
@@ -53,6 +55,11 @@ FAULTS = ("kill-broker", "kill-coordinator", "pause-service", "kill-supervisor",
 MOVE_FAULTS = ("move-leader",)
 # with --churn (apart too): a broker down while topics are deleted and made again (chaos_churn.py)
 CHURN_FAULTS = ("churn-while-down",)
+# with --compound (apart too): faults that overlap, as they do when a machine has a bad moment:
+# every process of the stack killed at once (Task Manager's "end process tree", a closed terminal)
+# and `sandbox up` again; two brokers killed together (acks=all with min.insync.replicas 2 must
+# wait, not lose); a broker killed while a destroyed coordinator journal is being put back
+COMPOUND_FAULTS = ("kill-all", "kill-two-brokers", "kill-broker-during-restore")
 REASSIGN_BOUND_S = 60.0  # a reassignment of a live cluster finishes within this long
 TOPIC = "chaos"
 PARTITIONS = 6
@@ -411,7 +418,7 @@ class Campaign:
                 self.churned.append(record)
             if killed is not None:
                 dead.append(killed)
-        elif kind == "coordinator-journal-destroyed" and "coordinator" in pids:
+        elif kind in ("coordinator-journal-destroyed", "kill-broker-during-restore") and "coordinator" in pids:
             def garble():
                 for f in (st.data / "coordinator").rglob("*"):
                     if f.is_file() and f.name != "stop":
@@ -419,6 +426,35 @@ class Campaign:
                             fh.write(b"\xa5" * max(1, min(64, f.stat().st_size)))
             _freeze_then_kill(pids["coordinator"], garble)
             dead.append(pids["coordinator"])
+            if kind == "kill-broker-during-restore" and brokers:
+                # while the supervisor puts the journal back: the coordinator restarted, brokers
+                # registering again, topics being re-created
+                time.sleep(self.rng.uniform(0.5, 4.0))
+                name = self.rng.choice(brokers)
+                self.detail = f"{name} killed"
+                try:
+                    os.kill(st.service_pids().get(name, pids[name]), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        elif kind == "kill-two-brokers" and len(brokers) >= 2:
+            names = self.rng.sample(brokers, 2)
+            self.detail = " and ".join(names)
+            for name in names:
+                os.kill(pids[name], signal.SIGKILL)
+                dead.append(pids[name])
+        elif kind == "kill-all":
+            sp = st.supervisor_pid()
+            for pid in ([sp] if sp else []) + [pids[n] for n in sorted(pids)]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            dead += [pids[n] for n in sorted(pids)]
+            time.sleep(self.rng.uniform(0.0, 2.0))
+            r = st.cli("up", "--timeout", "60")
+            if r.returncode != 0:
+                self.report.violations.append(f"`sandbox up` after every process was killed exited "
+                                              f"{r.returncode}: {r.stderr.strip()[-300:]}")
         self.fault_ended = time.monotonic()
         self._check_status_truth(dead)
 
@@ -589,10 +625,10 @@ def _kept_in(folder: Path, value: bytes, topic: str = TOPIC) -> bool:
 
 
 def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network: bool = False,
-        moves: bool = False, windows_files: bool = False, churn: bool = False) -> Report:
+        moves: bool = False, windows_files: bool = False, churn: bool = False, compound: bool = False) -> Report:
     rng = random.Random(seed)
     kinds = FAULTS + (NETWORK_FAULTS if network else ()) + (MOVE_FAULTS if moves else ()) + \
-        (CHURN_FAULTS if churn else ())
+        (CHURN_FAULTS if churn else ()) + (COMPOUND_FAULTS if compound else ())
     report = Report(seed)
     stack = Stack(root, brokers, windows_files)
     load = txns = groups = None
@@ -717,6 +753,9 @@ def main() -> int:
                     help="also move partition leaders by reassignment (out of the replicas and back)")
     ap.add_argument("--churn", action="store_true",
                     help="also delete topics, and delete and make them again, while a broker is down")
+    ap.add_argument("--compound", action="store_true",
+                    help="also overlapping faults: every process killed at once, two brokers at once, a broker "
+                         "while a destroyed coordinator journal is put back")
     ap.add_argument("--windows-files", action="store_true",
                     help="run every process of the stack under Windows' file rules (an open file cannot be "
                          "removed or renamed); any refusal is a violation")
@@ -729,7 +768,7 @@ def main() -> int:
         root = Path(tempfile.mkdtemp(prefix=f"sandbox-chaos-{seed}-"))
         print(f"seed {seed}: {args.faults} faults on {args.brokers} brokers in {root}")
         rep = run(seed, args.faults, root / "proj", args.brokers, network=args.network, moves=args.moves,
-                  windows_files=args.windows_files, churn=args.churn)
+                  windows_files=args.windows_files, churn=args.churn, compound=args.compound)
         print(rep.line())
         for v in rep.violations[:20]:
             print(f"  VIOLATION {v}")

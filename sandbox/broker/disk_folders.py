@@ -17,17 +17,27 @@ from pathlib import Path
 from typing import Any
 
 from sandbox import lifecycle
+from sandbox.client.async_connection import ExchangeFailed
 from sandbox.coordinator import CoordinatorError
 from sandbox.log.errors import LogError
 from sandbox.log.files import atomic_write
-from sandbox.protocol.errors import INVALID_REQUEST
+from sandbox.protocol import build, request_class
+from sandbox.protocol.errors import INVALID_REQUEST, TOPIC_ALREADY_EXISTS
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
+
+from . import offsets_topic
+from .internal_topics import OFFSETS_TOPIC, TXN_TOPIC
+from .transactions import store as txn_store
+from .transactions.links import BrokerLinks
 
 log = logging.getLogger("sandbox.broker")
 
 # the coordinator journal's history id this broker last followed (see check_history)
 HISTORY_FILE = "coordinator-history"
 RESTORE_GRACE_S = 10.0   # after a coordinator's journal is replaced, auto-creation waits this long
+HELD_ASK_TIMEOUT_S = 5.0   # another broker asked which folders of a lost topic it holds
+# configs an internal topic is made with, kept when it is put back from disk
+INTERNAL_TOPIC_CONFIGS = {OFFSETS_TOPIC: offsets_topic.TOPIC_CONFIGS, TXN_TOPIC: txn_store.TOPIC_CONFIGS}
 
 
 def _emit(kind: str, detail: dict[str, Any]) -> None:
@@ -130,8 +140,10 @@ class DiskFolders:
 
     async def _adopt_orphans(self) -> None:
         """Partitions on disk that the metadata does not know (its journal was lost or wiped) are
-        put back into the metadata, on this broker, instead of being deleted: data is never
-        dropped silently."""
+        put back into the metadata instead of being deleted: data is never dropped silently. A
+        topic is put back where its folders are, on every live broker that holds one (asked
+        first), each partition led by the replica with the newest history, with as many replicas
+        as the partition held most (an internal topic keeps its compaction)."""
         if self.coordinator is None or self._closing:
             return
         counts: dict[str, int] = {}
@@ -143,18 +155,23 @@ class DiskFolders:
             loop = asyncio.get_running_loop()
             loop.call_later(left, lambda: loop.create_task(self._adopt_orphans()))
             return
+        lost = sorted(t for t in counts if self.coordinator.topic(t) is None)
+        held = await self._held_elsewhere(lost) if lost else {}
         failed = False
         for topic, n in sorted(counts.items()):
             known = self.coordinator.topic(topic)
             try:
                 if known is None:
-                    await self._adopt_topic(topic, n)
+                    n = await self._adopt_topic(topic, held.get(topic, {}))
                 elif len(known.partitions) < n:
+                    rf = len(known.partitions[0].replicas) if known.partitions else 1
                     await self.coordinator.create_partitions(
-                        topic, n, assignments=[[self.node_id]] * (n - len(known.partitions)))
+                        topic, n, assignments=[self._replicas_for([self.node_id], rf)] * (n - len(known.partitions)))
                 else:
                     continue
             except CoordinatorError as e:
+                if e.error_code == TOPIC_ALREADY_EXISTS and self.coordinator.topic(topic) is not None:
+                    continue   # another broker holding its folders put it back first
                 log.error("cannot restore topic %r found on disk: %s", topic, e)
                 failed = True
                 continue
@@ -165,30 +182,90 @@ class DiskFolders:
         if not failed and self.coordinator.cluster_changed_at == changed:
             self._note_history_if_matched({t.name: t.topic_id for t in self.coordinator.topics()})
 
-    async def _adopt_topic(self, topic: str, n: int) -> None:
-        """Put a topic the metadata lost back on this broker, under the id its folders'
-        partition.metadata name (under a new one clients would see it deleted and made again) and
-        with leader epochs above every epoch its logs hold (clients ignore a leader with an older
-        epoch than they knew). A topic id another topic has taken meanwhile: a new one."""
+    async def _held_elsewhere(self, topics: list[str]) -> dict[str, dict[int, dict[int, tuple[int, int]]]]:
+        """topic -> partition -> broker -> (log end offset, newest leader epoch in its log) of the
+        folders of `topics`, on this broker and on every other live broker (asked with
+        DescribeLogDirs, then ListOffsets with Kafka's debugging replica id, as the supervisor's
+        restore asks); a broker that does not answer holds nothing."""
+        out: dict[str, dict[int, dict[int, tuple[int, int]]]] = {}
+        for (topic, index), plog in self.partitions.items():
+            if topic in topics:
+                try:
+                    out.setdefault(topic, {}).setdefault(index, {})[self.node_id] = (
+                        plog.log_end_offset, plog.replica.latest_epoch)   # opens a lazily opened log
+                except (LogError, OSError) as e:   # its own open reports it; it still holds the folder
+                    log.warning("%s-%d: a log found on disk does not open (%s)", topic, index, e)
+                    out.setdefault(topic, {}).setdefault(index, {})[self.node_id] = (-1, -1)
+        peers = [b.broker_id for b in self.coordinator.brokers()
+                 if b.broker_id != self.node_id and not getattr(b, "fenced", False)]
+        if not peers:
+            return out
+        links = BrokerLinks(self, f"restore-{self.node_id}")
+        try:
+            answers = await asyncio.gather(*(self._held_by(links, b, topics) for b in peers))
+        finally:
+            links.close()
+        for broker, held in zip(peers, answers):
+            for (topic, index), end in held.items():
+                out.setdefault(topic, {}).setdefault(index, {})[broker] = end
+        return out
+
+    async def _held_by(self, links: BrokerLinks, broker: int, topics: list[str]) -> dict[tuple[str, int], tuple[int, int]]:
+        conn = links.get(broker)
+        if conn is None:
+            return {}
+        try:
+            dirs = await conn.request(build(request_class(35, 1), {"topics": None}), HELD_ASK_TIMEOUT_S)
+            parts: dict[str, list[int]] = {}
+            for result in dirs.results:
+                for t in result.topics:
+                    if t.name in topics:
+                        parts.setdefault(t.name, []).extend(int(p.partition_index) for p in t.partitions)
+            if not parts:
+                return {}
+            ends = await conn.request(build(request_class(2, 7), {
+                "replica_id": -2, "isolation_level": 0,
+                "topics": [{"name": t, "partitions": [{"partition_index": i, "current_leader_epoch": -1,
+                                                       "timestamp": -1} for i in sorted(ps)]}
+                           for t, ps in sorted(parts.items())]}), HELD_ASK_TIMEOUT_S)
+        except ExchangeFailed as e:
+            log.info("broker %d not asked which folders it holds: %s", broker, e)
+            return {}
+        return {(t.name, int(p.partition_index)): (int(p.offset), int(p.leader_epoch))
+                for t in ends.topics for p in t.partitions if int(p.error_code) == 0}
+
+    def _replicas_for(self, holders: list[int], rf: int) -> list[int]:
+        """`holders` (best first), then live brokers that hold nothing, up to `rf` replicas."""
+        spare = sorted(b.broker_id for b in self.coordinator.brokers()
+                       if b.broker_id not in holders and not getattr(b, "fenced", False))
+        return (holders + spare)[:max(rf, 1)]
+
+    async def _adopt_topic(self, topic: str, held: dict[int, dict[int, tuple[int, int]]]) -> int:
+        """Put a topic the metadata lost back where its folders are (`held`: partition -> broker
+        -> (log end, newest epoch)), led per partition by the replica with the newest history (the
+        newest leader epoch in its log, then the log that ends furthest: KIP-101's rule, as the
+        supervisor's restore chooses), under the id this broker's folders name (under a new one
+        clients would see it deleted and made again) and with leader epochs above every epoch its
+        logs hold (clients ignore a leader with an older epoch than they knew). A topic id another
+        topic has taken meanwhile: a new one. Returns its partition count."""
         assert self.coordinator is not None
-        logs = [self.partitions[(topic, i)] for i in range(n) if (topic, i) in self.partitions]
-        ids = {plog.topic_id for plog in logs}
-        epochs = []
-        for plog in logs:
-            try:
-                epochs.append(plog.replica.latest_epoch)   # opens a lazily opened log
-            except (LogError, OSError) as e:   # its own open reports it; the others still count
-                log.warning("%s: a log found on disk does not open (%s)", topic, e)
-        epoch = max(epochs, default=-1) + 1
-        configs = {RESTORE_LEADER_EPOCH: str(epoch)} if epoch > 0 else {}
-        assignments = {i: [self.node_id] for i in range(n)}
+        n = max(held, default=-1) + 1
+        ids = {self.partitions[(topic, i)].topic_id for i in range(n) if (topic, i) in self.partitions}
+        epoch = max((e for brokers in held.values() for _end, e in brokers.values()), default=-1) + 1
+        configs = dict(INTERNAL_TOPIC_CONFIGS.get(topic, {}))
+        if epoch > 0:
+            configs[RESTORE_LEADER_EPOCH] = str(epoch)
+        ranked = {i: sorted(held.get(i, {}), key=lambda b: (-held[i][b][1], -held[i][b][0], b)) for i in range(n)}
+        rf = max((len(r) for r in ranked.values()), default=1)
+        assignments = {i: self._replicas_for(ranked[i] or [self.node_id], rf) for i in range(n)}
         if len(ids) == 1 and None not in ids:
             try:
                 await self.coordinator.create_topic(topic, -1, -1, {**configs, RESTORE_TOPIC_ID: str(ids.pop())},
                                                     assignments=assignments)
-                return
+                return n
             except CoordinatorError as e:
                 if e.error_code != INVALID_REQUEST:   # a taken id is INVALID_REQUEST: a new id then
                     raise
                 log.warning("topic %r found on disk: its id is not available (%s); a new one", topic, e)
         await self.coordinator.create_topic(topic, -1, -1, configs, assignments=assignments)
+        return n

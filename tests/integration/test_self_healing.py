@@ -67,6 +67,19 @@ def _kill_supervisor(proj) -> None:
              10, what="the supervisor to die")
 
 
+def _consume_and_commit(bootstrap: str, group: str, topic: str, n: int) -> None:
+    """A member of `group` reads the `n` records of `topic` and commits, synchronously."""
+    from .kit import consumer
+    c = consumer(bootstrap, group, **{"enable.auto.commit": False})
+    c.subscribe([topic])
+    got, deadline = 0, time.monotonic() + 30
+    while got < n and time.monotonic() < deadline:
+        got += sum(1 for m in c.consume(n, timeout=0.5) if m.error() is None)
+    assert got == n
+    c.commit(asynchronous=False)
+    c.close()
+
+
 def test_a_killed_supervisor_leaves_services_that_status_reports_and_up_adopts(projects):
     proj = projects("adopt", brokers=2)
     r = proj.up()
@@ -324,14 +337,7 @@ def test_committed_offsets_are_never_answered_missing_while_a_destroyed_coordina
     coord, sup = service(st, "coordinator")["pid"], proj.supervisor_pid()
     os.kill(sup, signal.SIGSTOP)   # its topic catalog cannot learn of __consumer_offsets now
     try:
-        c = consumer(proj.bootstrap, "billing-app", **{"enable.auto.commit": False})
-        c.subscribe(["work"])
-        got, deadline = 0, time.monotonic() + 30
-        while got < 150 and time.monotonic() < deadline:
-            got += sum(1 for m in c.consume(150, timeout=0.5) if m.error() is None)
-        assert got == 150
-        c.commit(asynchronous=False)
-        c.close()
+        _consume_and_commit(proj.bootstrap, "billing-app", "work", 150)
         assert "__consumer_offsets" not in (proj.data_dir / "topics.json").read_text()
 
         freeze_then_kill(coord, lambda: _garble_coordinator_journal(proj))
@@ -360,3 +366,62 @@ def test_committed_offsets_are_never_answered_missing_while_a_destroyed_coordina
         seen += [m.value() for m in c.consume(50, timeout=0.5) if m.error() is None]
     c.close()
     assert sorted(seen) == sorted(f"b{i}".encode() for i in range(6))
+
+
+def test_a_topic_the_catalog_missed_comes_back_on_every_broker_that_holds_it(projects):
+    """Found by the fault campaign (`--compound`, seed 8002): the coordinator's journal was
+    destroyed a second after the stack started, before the supervisor's catalog had recorded
+    `__consumer_offsets`. The brokers put it back from their disks 10 s later, but the first to
+    do so placed every partition on itself alone (replication 1, the other brokers' copies left
+    out): a later loss of that one broker's journal took every group's committed offsets. Now a
+    topic put back from disk is placed on every live broker holding its folders, each partition
+    led by the replica with the newest history, and keeps its replication factor; an internal
+    topic keeps its compaction."""
+    from confluent_kafka.admin import ConfigResource, NewTopic
+    proj = projects("diskback", brokers=3)
+    assert proj.up().returncode == 0
+    _, st = proj.status()
+    coord, sup = service(st, "coordinator")["pid"], proj.supervisor_pid()
+    os.kill(sup, signal.SIGSTOP)   # its topic catalog learns of neither topic now
+    try:
+        a = admin(proj.bootstrap)
+        a.create_topics([NewTopic("unlisted", 2, 3, config={"min.insync.replicas": "2"})],
+                        request_timeout=15)["unlisted"].result(20)
+        p = producer(proj.bootstrap, **{"acks": "all", "enable.idempotence": True})
+        produce_all(p, "unlisted", [(None, f"u{i}".encode(), {"partition": i % 2}) for i in range(100)])
+        _consume_and_commit(proj.bootstrap, "diskback-app", "unlisted", 100)
+        catalog = (proj.data_dir / "topics.json").read_text()
+        assert "unlisted" not in catalog and "__consumer_offsets" not in catalog
+        freeze_then_kill(coord, lambda: _garble_coordinator_journal(proj))
+    finally:
+        os.kill(sup, signal.SIGCONT)
+
+    def placed():
+        md = admin(proj.bootstrap).list_topics(timeout=5).topics
+        out = {}
+        for name in ("unlisted", "__consumer_offsets"):
+            t = md.get(name)
+            if t is None or t.error is not None or not t.partitions:
+                return None
+            out[name] = [(len(q.replicas), len(q.isrs), q.leader) for q in t.partitions.values()]
+        return out
+    # put back by the brokers themselves 10 s after the fresh journal (the catalog knows neither)
+    def restored(st: dict) -> set[str]:
+        return {n for e in events(st, kind="topic-restored") for n in ("unlisted", "__consumer_offsets")
+                if f"topic {n} " in e["detail"]}
+    wait_status(proj, lambda c, st: restored(st) == {"unlisted", "__consumer_offsets"}, 60,
+                "both topics put back from the brokers' disks")
+    wait_for(lambda: placed() is not None and all(r == 3 and i == 3 and lead >= 1 for ps in placed().values()
+                                                   for r, i, lead in ps), 60,
+             what=f"both topics back with 3 replicas in sync (now {placed()})")
+    a = admin(proj.bootstrap)   # kept alive until the answer is in
+    configs = a.describe_configs([ConfigResource("topic", "__consumer_offsets")])
+    compact = list(configs.values())[0].result(10)["cleanup.policy"].value
+    assert compact == "compact"
+    # every record, and the group's committed offsets, from any two of the three brokers
+    out = kcat("-C", "-b", proj.bootstrap, "-t", "unlisted", "-o", "beginning", "-e", "-q", "-f", "%s\n",
+               timeout=60).stdout.decode()
+    assert sorted(v for v in out.splitlines() if v) == sorted(f"u{i}" for i in range(100))
+    from sandbox.client import KafkaClient
+    with KafkaClient(proj.bootstrap, timeout=5.0) as kc:
+        assert kc.committed_offsets("diskback-app") == {("unlisted", 0): 50, ("unlisted", 1): 50}
