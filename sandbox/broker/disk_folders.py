@@ -77,6 +77,13 @@ class DiskFolders:
         if not self._history_intact:
             if self._note_history_if_matched(ids):   # nothing to put back (a new broker, an upgrade)
                 self._history_intact = True
+            elif followed is not None and self.config.coordinator:
+                # the journal this broker followed was replaced while it was down (found in the
+                # fault campaign, seed 8101: a broker restarted while the supervisor put a destroyed
+                # journal back): as if it had seen the change, it holds off auto-creating topics
+                # (it made `chaos` anew with 1 partition and a new id, and `__consumer_offsets`
+                # empty, before the supervisor could put them back) and adopts what is not put back
+                self.coordinator.journal_replaced()
             return
         # no checkpoint per deletion: until the replica manager has taken up its roles no log is
         # marked replicated, so the high watermarks would be written as none (the periodic

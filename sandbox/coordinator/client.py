@@ -133,6 +133,11 @@ class RemoteCoordinator(RemoteAdmin):
     def cluster_changed_at(self) -> float | None:
         return self.mirror.cluster_changed_at
 
+    def journal_replaced(self) -> None:
+        """The journal this broker followed before it started was replaced meanwhile (a destroyed
+        one being put back): from now on as if the broker had seen the change happen."""
+        self.mirror.cluster_changed_at = time.monotonic()
+
     def watch(self, callback: ChangeListener) -> Callable[[], None]:
         return self.mirror.subscribe(typed_listener(callback, self.topics))
 

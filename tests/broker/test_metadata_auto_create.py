@@ -249,3 +249,25 @@ def test_a_topic_deleted_and_made_again_in_one_change_loses_its_old_folder(broke
     state.sync_partitions([TopicRemoved("batch", old_id)])
     assert state.partitions[("batch", 0)].log_end_offset == 0
     assert state.partitions[("batch", 0)].topic_id == state.coordinator.topic("batch").topic_id
+
+
+def test_a_broker_started_after_its_coordinator_journal_was_replaced_holds_off_auto_creation(broker, monkeypatch):
+    """Found by the fault campaign (`--compound`, seed 8101): a broker restarted while the
+    supervisor was putting a destroyed coordinator journal back did not know a restore was on
+    (it had not seen the journal change), so a producer's Metadata request made `chaos` anew with
+    1 partition and a new id, and a consumer's made `__consumer_offsets` empty, before the
+    supervisor could put them back: consumers that knew the old id and leader epochs stopped.
+    Now a broker whose noted history differs from the journal's, with folders the metadata does
+    not know, takes it as a restore under way: "leader not available" until the grace is over."""
+    from sandbox.broker.state import HISTORY_FILE
+    state = broker.owner
+    (Path(state.config.data_dir) / HISTORY_FILE).write_text("the-destroyed-journal's-history")
+    state.partitions[("chaos", 0)] = state.logs.create("chaos", 0)   # on disk, not put back yet
+    monkeypatch.setattr(state.config, "coordinator", "127.0.0.1:1")   # a stack's remote coordinator
+    coord = state.coordinator
+    monkeypatch.setattr(coord, "journal_replaced",
+                        lambda: setattr(coord, "cluster_changed_at", __import__("time").monotonic()), raising=False)
+    state._check_history()
+    assert state.restoring()
+    assert int(ask(broker, "chaos").error_code) == E.LEADER_NOT_AVAILABLE
+    assert coord.topic("chaos") is None
