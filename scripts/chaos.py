@@ -333,6 +333,12 @@ class Campaign:
         if st.get("healthy"):
             self.report.violations.append(f"status said the stack is healthy while {name} was cut off")
 
+    def _up_again(self, after: str) -> None:
+        r = self.stack.cli("up", "--timeout", "60")
+        if r.returncode != 0:
+            self.report.violations.append(f"`sandbox up` after {after} exited {r.returncode}: "
+                                          f"{r.stderr.strip()[-300:]}")
+
     def fault(self, kind: str) -> None:
         self.detail = ""   # what the fault hit, for the report line (network faults)
         st = self.stack
@@ -357,10 +363,7 @@ class Campaign:
             if sp:
                 os.kill(sp, signal.SIGKILL)
                 time.sleep(self.rng.uniform(0.0, 2.0))
-            r = st.cli("up", "--timeout", "60")
-            if r.returncode != 0:
-                self.report.violations.append(f"`sandbox up` after a killed supervisor exited {r.returncode}: "
-                                              f"{r.stderr.strip()[-300:]}")
+            self._up_again("a killed supervisor")
         elif kind == "pause-supervisor":
             sp = st.supervisor_pid()
             if sp:
@@ -451,10 +454,7 @@ class Campaign:
                     pass
             dead += [pids[n] for n in sorted(pids)]
             time.sleep(self.rng.uniform(0.0, 2.0))
-            r = st.cli("up", "--timeout", "60")
-            if r.returncode != 0:
-                self.report.violations.append(f"`sandbox up` after every process was killed exited "
-                                              f"{r.returncode}: {r.stderr.strip()[-300:]}")
+            self._up_again("every process was killed")
         self.fault_ended = time.monotonic()
         self._check_status_truth(dead)
 

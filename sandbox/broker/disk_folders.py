@@ -36,6 +36,7 @@ log = logging.getLogger("sandbox.broker")
 HISTORY_FILE = "coordinator-history"
 RESTORE_GRACE_S = 10.0   # after a coordinator's journal is replaced, auto-creation waits this long
 HELD_ASK_TIMEOUT_S = 5.0   # another broker asked which folders of a lost topic it holds
+PROBE_PARTITIONS = 64      # partitions of a lost topic asked of the others, at least
 # configs an internal topic is made with, kept when it is put back from disk
 INTERNAL_TOPIC_CONFIGS = {OFFSETS_TOPIC: offsets_topic.TOPIC_CONFIGS, TXN_TOPIC: txn_store.TOPIC_CONFIGS}
 
@@ -56,6 +57,7 @@ class DiskFolders:
     _closing: bool
     _history_intact: bool
     _noted_history: str | None
+    _restore_checked: float | None
 
     def _check_history(self) -> None:
         """Tell a topic deleted while this broker was down from one the metadata lost. If the
@@ -84,6 +86,7 @@ class DiskFolders:
                 # (it made `chaos` anew with 1 partition and a new id, and `__consumer_offsets`
                 # empty, before the supervisor could put them back) and adopts what is not put back
                 self.coordinator.journal_replaced()
+                self._restore_checked = self.coordinator.cluster_changed_at   # open() schedules the one pass
             return
         # no checkpoint per deletion: until the replica manager has taken up its roles no log is
         # marked replicated, so the high watermarks would be written as none (the periodic
@@ -207,9 +210,13 @@ class DiskFolders:
                  if b.broker_id != self.node_id and not getattr(b, "fenced", False)]
         if not peers:
             return out
+        # the partitions asked about: a few times as many as this broker holds (only those
+        # folders are looked at there; asked for all, a peer would size, and so open, every log)
+        probe = {t: range(max(4 * (max(i for (n, i) in self.partitions if n == t) + 1), PROBE_PARTITIONS))
+                 for t in topics}
         links = BrokerLinks(self, f"restore-{self.node_id}")
         try:
-            answers = await asyncio.gather(*(self._held_by(links, b, topics) for b in peers))
+            answers = await asyncio.gather(*(self._held_by(links, b, probe) for b in peers))
         finally:
             links.close()
         for broker, held in zip(peers, answers):
@@ -217,16 +224,18 @@ class DiskFolders:
                 out.setdefault(topic, {}).setdefault(index, {})[broker] = end
         return out
 
-    async def _held_by(self, links: BrokerLinks, broker: int, topics: list[str]) -> dict[tuple[str, int], tuple[int, int]]:
+    async def _held_by(self, links: BrokerLinks, broker: int, probe: dict[str, range]
+                       ) -> dict[tuple[str, int], tuple[int, int]]:
         conn = links.get(broker)
         if conn is None:
             return {}
         try:
-            dirs = await conn.request(build(request_class(35, 1), {"topics": None}), HELD_ASK_TIMEOUT_S)
+            dirs = await conn.request(build(request_class(35, 1), {"topics": [
+                {"topic": t, "partitions": list(r)} for t, r in sorted(probe.items())]}), HELD_ASK_TIMEOUT_S)
             parts: dict[str, list[int]] = {}
             for result in dirs.results:
                 for t in result.topics:
-                    if t.name in topics:
+                    if t.name in probe:
                         parts.setdefault(t.name, []).extend(int(p.partition_index) for p in t.partitions)
             if not parts:
                 return {}

@@ -7,6 +7,7 @@ waits for a fenced broker to come back) is in tests/integration/test_topic_defau
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -266,7 +267,7 @@ def test_a_broker_started_after_its_coordinator_journal_was_replaced_holds_off_a
     monkeypatch.setattr(state.config, "coordinator", "127.0.0.1:1")   # a stack's remote coordinator
     coord = state.coordinator
     monkeypatch.setattr(coord, "journal_replaced",
-                        lambda: setattr(coord, "cluster_changed_at", __import__("time").monotonic()), raising=False)
+                        lambda: setattr(coord, "cluster_changed_at", time.monotonic()), raising=False)
     state._check_history()
     assert state.restoring()
     assert int(ask(broker, "chaos").error_code) == E.LEADER_NOT_AVAILABLE

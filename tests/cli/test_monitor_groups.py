@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from helpers import wait_for
-from integration.stack_kit import free_port_block as port_block  # tests/ is on sys.path (pytest's pythonpath)
+from helpers import listen_port as port_block  # tests/ is on sys.path (pytest's pythonpath)
 
 pytestmark = pytest.mark.integration
 

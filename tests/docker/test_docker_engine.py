@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import wait_for
+from helpers import listen_port, wait_for
 from integration.kit import consume_topic, produce_all, producer
-from integration.stack_kit import free_port_block, read_lines_until
+from integration.stack_kit import read_lines_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("SANDBOX_TEST_BASE_IMAGE", "sandbox-test-base:bookworm")
@@ -58,7 +58,7 @@ class DockerProject:
     def __init__(self, root: Path, engine, brokers: int = 2, topics: str = "", recovery: str = "") -> None:
         self.root, self.engine, self.brokers = root, engine, brokers
         self.name = "t" + uuid.uuid4().hex[:8]
-        self.port = free_port_block(brokers + 2)
+        self.port = listen_port(brokers + 2)
         self.coordinator_port, self.http_port = self.port + brokers, self.port + brokers + 1
         (root / "sandbox.toml").write_text(
             f'[sandbox]\nname = "{self.name}"\nport = {self.port}\ncoordinator_port = {self.coordinator_port}\n'
@@ -304,7 +304,7 @@ def test_compose_up_with_the_same_image_reaches_healthy_and_serves(project, engi
     p = project(brokers=1)
     r = p.cli("image", timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
-    port = free_port_block(2)
+    port = listen_port(2)
     proj = "sbx" + uuid.uuid4().hex[:8]
     env = {**os.environ, "SANDBOX_PORT": str(port), "SANDBOX_COORDINATOR_PORT": str(port + 1),
            "SANDBOX_IMAGE": "kafka-sandbox:latest", "SANDBOX_BASE_IMAGE": BASE_IMAGE}

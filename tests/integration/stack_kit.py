@@ -24,11 +24,6 @@ from helpers import listen_port, wait_for  # tests/ is on sys.path (pytest's pyt
 CLI_TIMEOUT = 120.0
 
 
-def free_port_block(n: int) -> int:
-    """A base port P such that P..P+n-1 are all free on 127.0.0.1 (below the ephemeral range)."""
-    return listen_port(n)
-
-
 def sandbox_toml(*, port: int, coordinator_port: int, http_port: int, brokers: int,
                  data_dir: str = ".sandbox", recovery: dict | None = None, topics: str = "",
                  name: str | None = None) -> str:
@@ -210,7 +205,7 @@ class Project:
 def make_project(root: Path, *, brokers: int = 1, topics: str = "", recovery: dict | None = None,
                  name: str | None = None) -> Project:
     root.mkdir(parents=True, exist_ok=True)
-    base = free_port_block(brokers + 2)
+    base = listen_port(brokers + 2)
     proj = Project(root=root, brokers=brokers, port=base, coordinator_port=base + brokers,
                    http_port=base + brokers + 1, toml="")
     proj.write_toml(sandbox_toml(port=base, coordinator_port=base + brokers, http_port=base + brokers + 1,

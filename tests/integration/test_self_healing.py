@@ -195,10 +195,10 @@ def test_a_sandbox_toml_written_after_up_is_picked_up(tmp_path, projects):
 
 
 def test_a_port_change_is_reported_until_restart_applies_it(projects):
-    from .stack_kit import free_port_block
+    from helpers import listen_port
     proj = projects("moved", brokers=1)
     assert proj.up().returncode == 0
-    new = free_port_block(3)
+    new = listen_port(3)
     proj.write_toml(proj.toml.replace(f"port = {proj.port}\n", f"port = {new}\n")
                     .replace(f"coordinator_port = {proj.coordinator_port}", f"coordinator_port = {new + 1}")
                     .replace(f"http_port = {proj.http_port}", f"http_port = {new + 2}"))
@@ -396,29 +396,29 @@ def test_a_topic_the_catalog_missed_comes_back_on_every_broker_that_holds_it(pro
     finally:
         os.kill(sup, signal.SIGCONT)
 
-    def placed():
+    seen: dict[str, list] = {}
+
+    def placed() -> bool:
+        """Both topics with 3 replicas, all in sync and led (what each has is kept in `seen`)."""
         md = admin(proj.bootstrap).list_topics(timeout=5).topics
-        out = {}
         for name in ("unlisted", "__consumer_offsets"):
             t = md.get(name)
-            if t is None or t.error is not None or not t.partitions:
-                return None
-            out[name] = [(len(q.replicas), len(q.isrs), q.leader) for q in t.partitions.values()]
-        return out
+            seen[name] = [] if t is None or t.error is not None else \
+                [(len(q.replicas), len(q.isrs), q.leader) for q in t.partitions.values()]
+        return all(ps and all(r == 3 and i == 3 and lead >= 1 for r, i, lead in ps) for ps in seen.values())
     # put back by the brokers themselves 10 s after the fresh journal (the catalog knows neither)
     def restored(st: dict) -> set[str]:
         return {n for e in events(st, kind="topic-restored") for n in ("unlisted", "__consumer_offsets")
                 if f"topic {n} " in e["detail"]}
     wait_status(proj, lambda c, st: restored(st) == {"unlisted", "__consumer_offsets"}, 60,
                 "both topics put back from the brokers' disks")
-    wait_for(lambda: placed() is not None and all(r == 3 and i == 3 and lead >= 1 for ps in placed().values()
-                                                   for r, i, lead in ps), 60,
-             what=f"both topics back with 3 replicas in sync (now {placed()})")
+    wait_for(placed, 60, what="both topics back with 3 replicas in sync",
+             detail=lambda: f"(replicas, in sync, leader) per partition: {seen}")
     a = admin(proj.bootstrap)   # kept alive until the answer is in
     configs = a.describe_configs([ConfigResource("topic", "__consumer_offsets")])
     compact = list(configs.values())[0].result(10)["cleanup.policy"].value
     assert compact == "compact"
-    # every record, and the group's committed offsets, from any two of the three brokers
+    # every record, and the group's committed offsets
     out = kcat("-C", "-b", proj.bootstrap, "-t", "unlisted", "-o", "beginning", "-e", "-q", "-f", "%s\n",
                timeout=60).stdout.decode()
     assert sorted(v for v in out.splitlines() if v) == sorted(f"u{i}" for i in range(100))
