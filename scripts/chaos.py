@@ -308,8 +308,10 @@ def _freeze_then_kill(pid: int, between) -> None:
 
 
 class Campaign:
-    def __init__(self, stack: Stack, rng: random.Random, report: Report, say) -> None:
+    def __init__(self, stack: Stack, rng: random.Random, report: Report, say,
+                 heal_bound_s: float | None = HEAL_BOUND_S) -> None:
         self.stack, self.rng, self.report, self.say = stack, rng, report, say
+        self.heal_bound_s = heal_bound_s
         self.destroyed: list[tuple[str, float]] = []   # (broker, when) whose journal a fault destroyed
         self.trash = stack.root / "chaos-trash"
         self.churned: list[dict] = []   # chaos_churn's records, checked at the end
@@ -501,7 +503,7 @@ class Campaign:
             if self.stack.healthy():
                 took = time.monotonic() - t0
                 self.report.heal_s.append(took)
-                if took > HEAL_BOUND_S:
+                if self.heal_bound_s is not None and took > self.heal_bound_s:
                     self.report.violations.append(f"healthy only {took:.1f} s after fault "
                                                   f"{len(self.report.faults)} ({self.report.faults[-1]}); "
                                                   f"meanwhile: {seen}")
@@ -625,7 +627,11 @@ def _kept_in(folder: Path, value: bytes, topic: str = TOPIC) -> bool:
 
 
 def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network: bool = False,
-        moves: bool = False, windows_files: bool = False, churn: bool = False, compound: bool = False) -> Report:
+        moves: bool = False, windows_files: bool = False, churn: bool = False, compound: bool = False,
+        heal_bound_s: float | None = HEAL_BOUND_S) -> Report:
+    """One seeded campaign. A heal slower than heal_bound_s is a violation; None only reports
+    the times (the test suite's choice: a wall-clock bound is a benchmark figure on a shared,
+    noisy machine, while never healing within HEAL_GIVE_UP_S stays a violation)."""
     rng = random.Random(seed)
     kinds = FAULTS + (NETWORK_FAULTS if network else ()) + (MOVE_FAULTS if moves else ()) + \
         (CHURN_FAULTS if churn else ()) + (COMPOUND_FAULTS if compound else ())
@@ -646,7 +652,7 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
         groups = chaos_group.GroupLoad(stack.bootstrap, TOPIC)
         groups.start()
         time.sleep(1.0)
-        camp = Campaign(stack, rng, report, say)
+        camp = Campaign(stack, rng, report, say, heal_bound_s)
         for i in range(faults):
             kind = rng.choice(kinds)
             report.faults.append(kind)

@@ -29,7 +29,12 @@ WRITABLE_KEYS = REGISTRY.writable_keys   # frames of these API keys are handed o
 
 
 class ListenerBindError(OSError):
-    """A listener's socket could not be bound; strerror says which listener and why."""
+    """A listener's socket could not be bound; strerror says which listener and why, `where`
+    names it ("listener NAME at HOST:PORT") for the sentence the user reads."""
+
+    def __init__(self, errno_: int | None, message: str, where: str) -> None:
+        super().__init__(errno_, message)
+        self.where = where
 
 
 class BrokerServer(lifecycle.Service):
@@ -56,7 +61,8 @@ class BrokerServer(lifecycle.Service):
                     server.close()
                 self._servers = []
                 why = os.strerror(e.errno) if e.errno and e.errno > 0 else (e.strerror or str(e))
-                raise ListenerBindError(e.errno, f"listener {lst.name} cannot bind {lst.host}:{lst.port} ({why})") from e
+                raise ListenerBindError(e.errno, f"listener {lst.name} cannot bind {lst.host}:{lst.port} ({why})",
+                                        f"listener {lst.name} at {lst.host}:{lst.port}") from e
             if lst.port == 0:
                 lst.port = server.sockets[0].getsockname()[1]
             self._servers.append(server)

@@ -79,10 +79,9 @@ def _service_os_error(e: OSError, where: str, data_dir: Path) -> int:
     that tell the supervisor not to restart it (see sandbox.lifecycle), or the error re-raised."""
     from sandbox.lifecycle import address_problem, config_exit
 
+    where = getattr(e, "where", where)   # a named listener's own address (ListenerBindError)
     found = address_problem(e, where) if e.filename is None else None
     if found is not None:
-        if "listener" in (e.strerror or ""):
-            found = (found[0], f"{e.strerror}: " + found[1].split("; ", 1)[-1])
         return config_exit(found[0], found[1], address=where)
     if e.filename is not None:
         return config_exit("data-folder", f"the data folder {data_dir} cannot be used ({e.strerror or e}: "

@@ -31,7 +31,9 @@ COMMANDS = [["up"], ["down"], ["status"], ["logs"], ["restart"], ["recover"], ["
 
 @pytest.fixture(scope="module")
 def helps() -> dict[str, str]:
-    return {" ".join(c): sandbox_help(*c) for c in COMMANDS}
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as pool:   # each is mostly an interpreter starting: four at a time
+        return dict(zip((" ".join(c) for c in COMMANDS), pool.map(lambda c: sandbox_help(*c), COMMANDS)))
 
 
 def options(text: str) -> list[tuple[list[str], str]]:

@@ -38,10 +38,12 @@ spec.loader.exec_module(chaos)
 
 def _campaign(tmp_path, seed: int, faults: int, network: bool = False, moves: bool = False,
               windows_files: bool = False, churn: bool = False, churned: int = 0):
-    """Run one campaign and check every invariant; the report."""
+    """Run one campaign and check every invariant; the report. How soon the stack is healthy
+    again is reported (report.line()), not asserted: a bound in seconds is a benchmark figure
+    (`python scripts/chaos.py` checks the 10 s promise), and CI machines are shared."""
     lines: list[str] = []
     report = chaos.run(seed, faults, tmp_path / "proj", brokers=3, say=lines.append, network=network, moves=moves,
-                       windows_files=windows_files, churn=churn)
+                       windows_files=windows_files, churn=churn, heal_bound_s=None)
     print(report.line())
     assert len(report.faults) == faults and report.acked > 500, report.line()
     assert report.txns_committed > 20 and report.txns_aborted > 0, report.line()
@@ -53,7 +55,8 @@ def _campaign(tmp_path, seed: int, faults: int, network: bool = False, moves: bo
     return report
 
 
-@pytest.mark.parametrize("seed,faults", [(1, 11), (2, 7), (34, 8)])
+# seed 2 × 7 runs under Windows' file rules below (the same schedule: the rules change no choice)
+@pytest.mark.parametrize("seed,faults", [(1, 11), (34, 8)])
 def test_fault_campaign_keeps_every_acknowledged_record(tmp_path, seed, faults):
     _campaign(tmp_path, seed, faults)
 

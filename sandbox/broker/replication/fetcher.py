@@ -53,6 +53,9 @@ def _decode_fetch(frame: bytearray, correlation_id: int) -> Any:
     return resp
 
 
+UNREACHABLE_WARN_S = 15.0   # a leader silent this long is reported (a restart takes a few seconds)
+
+
 class ReplicaFetcher:
     def __init__(self, manager: ReplicaManager, leader: int) -> None:
         self.manager = manager
@@ -87,6 +90,8 @@ class ReplicaFetcher:
         state = self.manager.state
         addr: tuple[str, int] | None = None
         resolved = 0.0
+        failing_since: float | None = None   # the leader has not answered since then
+        warned = 0.0
         while self.partitions and not self.manager.closed:
             # the leader's address from the metadata: looked up again for a new connection and
             # once a second (a lookup per fetch cost a follower 4% of its CPU)
@@ -107,10 +112,22 @@ class ReplicaFetcher:
                     await self._fetch()
                 else:
                     await asyncio.sleep(BACKOFF_S)
+                failing_since = None
             except asyncio.CancelledError:
                 raise
             except ExchangeFailed as e:   # the leader is down or slow: the metadata will move on
                 log.debug("fetch from broker %d: %s", self.leader, e)
+                now = time.monotonic()
+                failing_since = failing_since or now
+                # a leader that never answers is most often an address this broker cannot reach
+                # (the first listener's advertised host is what followers connect to): say so, as
+                # Kafka's fetcher warns, once it lasts longer than a restart would, then each minute
+                if now - failing_since >= UNREACHABLE_WARN_S and now - warned >= 60.0:
+                    warned = now
+                    log.warning("cannot fetch from broker %d at %s:%d for %.0f s (%s): its partitions here "
+                                "fall out of sync; check that this broker can reach the address broker %d "
+                                "advertises on its first listener", self.leader, addr[0], addr[1],
+                                now - failing_since, e, self.leader)
                 await asyncio.sleep(BACKOFF_S)
             except Exception:   # noqa: BLE001 - never let one bad answer stop replication
                 log.exception("replica fetcher for leader %d", self.leader)
