@@ -25,7 +25,12 @@ class OffsetOutOfRangeError(LogError):
 
 
 class OutOfOrderSequenceError(LogError):
-    """An idempotent producer skipped or reordered sequence numbers (code 45)."""
+    """An idempotent producer skipped or reordered sequence numbers (code 45); `expected` is the
+    sequence the partition waits for, when known."""
+
+    def __init__(self, message: str, expected: int | None = None) -> None:
+        super().__init__(message)
+        self.expected = expected
 
 
 class InvalidProducerEpochError(LogError):

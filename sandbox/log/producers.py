@@ -77,10 +77,11 @@ class ProducerState:
                         expected = 0 if entry.batches[-1][1] == INT32_MAX else entry.batches[-1][1] + 1
                         if first != expected:
                             raise OutOfOrderSequenceError(
-                                f"producer {pid} epoch {h.producer_epoch}: expected sequence {expected}, got {first}")
+                                f"producer {pid} epoch {h.producer_epoch}: expected sequence {expected}, got {first}",
+                                expected)
                 elif first != 0:
                     raise OutOfOrderSequenceError(
-                        f"producer {pid} bumped epoch to {h.producer_epoch} but started at sequence {first}, not 0")
+                        f"producer {pid} bumped epoch to {h.producer_epoch} but started at sequence {first}, not 0", 0)
             # unknown producer: any sequence is accepted (its state may have been removed by retention)
             new = entry.copy() if entry is not None and entry.epoch == h.producer_epoch else ProducerEntry(h.producer_epoch)
             new.batches.append((first, last, -1, -1))

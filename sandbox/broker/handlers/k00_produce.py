@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import time
 
 from sandbox.log import (
     CorruptRecordError,
@@ -36,6 +37,7 @@ from sandbox.protocol.errors import (
     CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, CORRUPT_MESSAGE,
     INVALID_PRODUCER_EPOCH, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
     INVALID_TXN_STATE, KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    NOT_LEADER_OR_FOLLOWER,
     OUT_OF_ORDER_SEQUENCE_NUMBER, PRODUCER_FENCED, TRANSACTION_ABORTABLE, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 )
 
@@ -184,12 +186,56 @@ async def _verified(ctx, request, responses: list[dict], producer_id: int, produ
     return await out if asyncio.iscoroutine(out) else out
 
 
+#: how long a refused idempotent batch is remembered (librdkafka's default message.timeout.ms)
+REFUSED_MEMORY_S = 300.0
+
+
+def _note_refused(state, topic: str, index: int, records) -> None:
+    """Remember the first sequence of an idempotent batch refused before it was appended (not the
+    leader, unknown while a restore is under way, too few in sync): see _refused_here."""
+    try:
+        h = _first_header(records)
+    except Exception:   # noqa: BLE001 - garbage: nothing to remember
+        return
+    if h is None or h.producer_id < 0 or h.base_sequence < 0 or h.is_control:
+        return
+    now = time.monotonic()
+    key = (topic, index, h.producer_id)
+    known = state.produce_refused.get(key)
+    if known is not None and known[0] == h.producer_epoch and known[1] <= h.base_sequence:
+        state.produce_refused[key] = (known[0], known[1], now)   # the gap still starts there
+    else:
+        state.produce_refused[key] = (h.producer_epoch, h.base_sequence, now)
+    if len(state.produce_refused) > 4096:
+        for k, (_, _, at) in list(state.produce_refused.items()):
+            if now - at > REFUSED_MEMORY_S:
+                del state.produce_refused[k]
+
+
+def _refused_here(state, topic: str, index: int, headers, expected: int | None) -> bool:
+    """A batch past a gap whose first missing sequence is a batch this broker refused moments ago
+    (it was not the leader then, and leads again now). Two requests of one producer were in flight
+    across the change: the first refused, the second arriving after it. Kafka answers the second
+    OUT_OF_ORDER_SEQUENCE_NUMBER; librdkafka takes that for lost data and bumps its producer epoch,
+    which sends again, under new sequences, records other partitions wrote but had not answered:
+    duplicates (the fault campaign, a destroyed coordinator journal put back). Answered
+    NOT_LEADER_OR_FOLLOWER instead, retriable and not persisted, so the client sends the refused
+    batch first and this one after it, as Java's producer does on its own."""
+    h = next((h for h in headers if h.producer_id >= 0 and h.base_sequence >= 0), None)
+    if h is None or expected is None:
+        return False
+    known = state.produce_refused.get((topic, index, h.producer_id))
+    return known is not None and known[0] == h.producer_epoch and known[1] == expected \
+        and time.monotonic() - known[2] < REFUSED_MEMORY_S
+
+
 def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None = None) -> dict:
     state = ctx.state
     if topic in (OFFSETS_TOPIC, TXN_TOPIC):   # written by the coordinators only, as in Kafka
         return _error(index, INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic}")
     plog, code = state.led_log(topic, index)
     if plog is None:
+        _note_refused(state, topic, index, records)
         return _error(index, code)
     if not records:
         return _error(index, CORRUPT_MESSAGE, "empty records")
@@ -197,6 +243,7 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
     if replicated:
         code = state.replicas.check_produce((topic, index), acks)
         if code != NONE:
+            _note_refused(state, topic, index, records)
             return _error(index, code)
     try:
         headers = validate_batches(records, plog.config.max_message_bytes)
@@ -224,6 +271,9 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
     except InvalidRecordError as e:
         return _error(index, INVALID_RECORD, str(e))
     except OutOfOrderSequenceError as e:
+        if _refused_here(state, topic, index, headers, e.expected):
+            return _error(index, NOT_LEADER_OR_FOLLOWER, f"{e}: the batch at sequence {e.expected} was refused "
+                                                         f"here moments ago; it is to be sent again first")
         log.warning("out-of-order sequence for %s-%d from %s: %s", topic, index, ctx.peer, e)
         return _error(index, OUT_OF_ORDER_SEQUENCE_NUMBER, str(e))
     except InvalidProducerEpochError as e:

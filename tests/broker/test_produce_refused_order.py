@@ -1,0 +1,54 @@
+"""Two Produce requests of one idempotent producer in flight across a leadership change: the first
+refused (this broker did not lead the partition at that moment), the second arriving once it leads
+again. Found by the fault campaign (seed 1 x 11 under load, a destroyed coordinator journal put
+back): the second was answered OUT_OF_ORDER_SEQUENCE_NUMBER, librdkafka took it for lost data and
+bumped its producer epoch, and records of other partitions that were written but not yet answered
+were sent again under new sequences: 5-10 duplicates. Answered in-process."""
+
+from __future__ import annotations
+
+from test_handlers_inprocess import broker  # noqa: F401  (the fixture)
+from sandbox.log.batch import build_batch
+from sandbox.protocol import errors as E
+
+PID = 4242
+
+
+def send(b, first_seq: int, count: int = 2, epoch: int = 0):
+    batch = build_batch([(None, f"v{first_seq + i}".encode()) for i in range(count)],
+                        producer_id=PID, producer_epoch=epoch, base_sequence=first_seq)
+    resp = b.call(0, 9, {"transactional_id": None, "acks": -1, "timeout": 5000, "topic_data": [
+        {"name": "t", "partition_data": [{"index": 0, "records": batch}]}]})
+    return resp.responses[0].partition_responses[0]
+
+
+def lead(b, here: bool) -> None:
+    state = b.owner
+    leader, epoch = state.leaders[("t", 0)][:2]
+    rest = state.leaders[("t", 0)][2:]
+    state.leaders[("t", 0)] = (state.node_id if here else state.node_id + 1, epoch, *rest)
+
+
+def test_a_batch_behind_one_refused_here_is_refused_too_until_the_first_is_sent_again(broker):
+    broker.create_topic("t", 1)
+    assert int(send(broker, 0).error_code) == E.NONE                          # sequences 0-1
+    lead(broker, False)
+    assert int(send(broker, 2).error_code) == E.NOT_LEADER_OR_FOLLOWER         # A: 2-3, refused
+    lead(broker, True)
+    behind = send(broker, 4)                                                   # B, in flight behind A
+    assert int(behind.error_code) == E.NOT_LEADER_OR_FOLLOWER, behind          # not OUT_OF_ORDER
+    assert int(send(broker, 2).error_code) == E.NONE                           # A again, then B
+    b = send(broker, 4)
+    assert int(b.error_code) == E.NONE and b.base_offset == 4
+    plog = broker.owner.partitions[("t", 0)]
+    assert plog.log_end_offset == 6
+
+
+def test_a_gap_nobody_refused_here_is_still_out_of_order(broker):
+    broker.create_topic("t", 1)
+    assert int(send(broker, 0).error_code) == E.NONE
+    assert int(send(broker, 4).error_code) == E.OUT_OF_ORDER_SEQUENCE_NUMBER   # 2-3 never came here
+    lead(broker, False)
+    assert int(send(broker, 6).error_code) == E.NOT_LEADER_OR_FOLLOWER         # refused: 6, not 2
+    lead(broker, True)
+    assert int(send(broker, 8).error_code) == E.OUT_OF_ORDER_SEQUENCE_NUMBER   # the gap starts at 2
