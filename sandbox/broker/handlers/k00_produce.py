@@ -272,6 +272,8 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
         return _error(index, INVALID_RECORD, str(e))
     except OutOfOrderSequenceError as e:
         if _refused_here(state, topic, index, headers, e.expected):
+            log.info("%s-%d: a batch from %s is past sequence %s, refused here moments ago: answered "
+                     "not leader, so the client sends that one first", topic, index, ctx.peer, e.expected)
             return _error(index, NOT_LEADER_OR_FOLLOWER, f"{e}: the batch at sequence {e.expected} was refused "
                                                          f"here moments ago; it is to be sent again first")
         log.warning("out-of-order sequence for %s-%d from %s: %s", topic, index, ctx.peer, e)
