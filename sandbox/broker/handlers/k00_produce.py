@@ -186,8 +186,10 @@ async def _verified(ctx, request, responses: list[dict], producer_id: int, produ
     return await out if asyncio.iscoroutine(out) else out
 
 
-#: how long a refused idempotent batch is remembered (librdkafka's default message.timeout.ms)
-REFUSED_MEMORY_S = 300.0
+#: how long a refused idempotent batch is remembered: the race it covers lasts a leadership change
+#: (seconds); kept short because, were that batch acknowledged elsewhere and then lost (an unclean
+#: election), the producer's next batches would be answered "not leader" this long, not out of order
+REFUSED_MEMORY_S = 60.0
 
 
 def _note_refused(state, topic: str, index: int, records) -> None:
