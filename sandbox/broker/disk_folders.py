@@ -212,8 +212,7 @@ class DiskFolders:
             return out
         # the partitions asked about: a few times as many as this broker holds (only those
         # folders are looked at there; asked for all, a peer would size, and so open, every log)
-        probe = {t: range(max(4 * (max(i for (n, i) in self.partitions if n == t) + 1), PROBE_PARTITIONS))
-                 for t in topics}
+        probe = {t: range(max(4 * (max(out.get(t, {}), default=-1) + 1), PROBE_PARTITIONS)) for t in topics}
         links = BrokerLinks(self, f"restore-{self.node_id}")
         try:
             answers = await asyncio.gather(*(self._held_by(links, b, probe) for b in peers))

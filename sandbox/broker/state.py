@@ -98,9 +98,9 @@ class BrokerState(DiskFolders):
         self.logs = LogDir(data, config.log, clock=clock, on_event=emit_event)
         self._roll_syncs: dict[PartitionLog, asyncio.Task] = {}   # the newest per log
         self._creating: dict[str, asyncio.Task] = {}   # topic -> its creation in flight (create_soon)
-        # (topic, partition, producer id) -> (epoch, first sequence, when): an idempotent batch
-        # Produce refused before appending it (handlers/k00_produce._refused_here)
-        self.produce_refused: dict[tuple[str, int, int], tuple[int, int, float]] = {}
+        # (topic, partition, producer id, epoch, first sequence) -> when Produce refused that
+        # idempotent batch before appending it, oldest first (handlers/k00_produce._refused_here)
+        self.produce_refused: dict[tuple[str, int, int, int, int], float] = {}
         # the coordinator's metadata is the history this broker followed when it last ran (so a
         # partition on disk that it does not know was deleted meanwhile, not lost): see _check_history
         self._history_intact = False

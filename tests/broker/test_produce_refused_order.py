@@ -24,8 +24,7 @@ def send(b, first_seq: int, count: int = 2, epoch: int = 0):
 
 def lead(b, here: bool) -> None:
     state = b.owner
-    leader, epoch = state.leaders[("t", 0)][:2]
-    rest = state.leaders[("t", 0)][2:]
+    _, epoch, *rest = state.leaders[("t", 0)]
     state.leaders[("t", 0)] = (state.node_id if here else state.node_id + 1, epoch, *rest)
 
 
@@ -40,8 +39,14 @@ def test_a_batch_behind_one_refused_here_is_refused_too_until_the_first_is_sent_
     assert int(send(broker, 2).error_code) == E.NONE                           # A again, then B
     b = send(broker, 4)
     assert int(b.error_code) == E.NONE and b.base_offset == 4
-    plog = broker.owner.partitions[("t", 0)]
-    assert plog.log_end_offset == 6
+    assert broker.owner.partitions[("t", 0)].log_end_offset == 6
+    # the same race again later: the batch refused this time (6-7) is the gap, not the first (2-3)
+    lead(broker, False)
+    assert int(send(broker, 6).error_code) == E.NOT_LEADER_OR_FOLLOWER
+    lead(broker, True)
+    assert int(send(broker, 8).error_code) == E.NOT_LEADER_OR_FOLLOWER
+    assert [int(send(broker, s).error_code) for s in (6, 8)] == [E.NONE, E.NONE]
+    assert broker.owner.partitions[("t", 0)].log_end_offset == 10
 
 
 def test_a_gap_nobody_refused_here_is_still_out_of_order(broker):

@@ -190,28 +190,26 @@ async def _verified(ctx, request, responses: list[dict], producer_id: int, produ
 #: (seconds); kept short because, were that batch acknowledged elsewhere and then lost (an unclean
 #: election), the producer's next batches would be answered "not leader" this long, not out of order
 REFUSED_MEMORY_S = 60.0
+REFUSED_KEPT = 4096   # at most this many refused batches are remembered (the oldest go first)
 
 
 def _note_refused(state, topic: str, index: int, records) -> None:
-    """Remember the first sequence of an idempotent batch refused before it was appended (not the
-    leader, unknown while a restore is under way, too few in sync): see _refused_here."""
-    try:
-        h = _first_header(records)
-    except Exception:   # noqa: BLE001 - garbage: nothing to remember
-        return
+    """Remember an idempotent batch refused before it was appended (not the leader, unknown while a
+    restore is under way, too few in sync) by its producer, epoch and first sequence: see
+    _refused_here. Oldest first in the dict, so forgetting costs nothing per refusal."""
+    h = _first_header(records)
     if h is None or h.producer_id < 0 or h.base_sequence < 0 or h.is_control:
         return
     now = time.monotonic()
-    key = (topic, index, h.producer_id)
-    known = state.produce_refused.get(key)
-    if known is not None and known[0] == h.producer_epoch and known[1] <= h.base_sequence:
-        state.produce_refused[key] = (known[0], known[1], now)   # the gap still starts there
-    else:
-        state.produce_refused[key] = (h.producer_epoch, h.base_sequence, now)
-    if len(state.produce_refused) > 4096:
-        for k, (_, _, at) in list(state.produce_refused.items()):
-            if now - at > REFUSED_MEMORY_S:
-                del state.produce_refused[k]
+    refused = state.produce_refused
+    key = (topic, index, h.producer_id, h.producer_epoch, h.base_sequence)
+    refused.pop(key, None)   # refused again: it moves to the end
+    refused[key] = now
+    while refused:
+        oldest = next(iter(refused))
+        if len(refused) <= REFUSED_KEPT and now - refused[oldest] < REFUSED_MEMORY_S:
+            break
+        del refused[oldest]
 
 
 def _refused_here(state, topic: str, index: int, headers, expected: int | None) -> bool:
@@ -226,9 +224,8 @@ def _refused_here(state, topic: str, index: int, headers, expected: int | None) 
     h = next((h for h in headers if h.producer_id >= 0 and h.base_sequence >= 0), None)
     if h is None or expected is None:
         return False
-    known = state.produce_refused.get((topic, index, h.producer_id))
-    return known is not None and known[0] == h.producer_epoch and known[1] == expected \
-        and time.monotonic() - known[2] < REFUSED_MEMORY_S
+    when = state.produce_refused.get((topic, index, h.producer_id, h.producer_epoch, expected))
+    return when is not None and time.monotonic() - when < REFUSED_MEMORY_S
 
 
 def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None = None) -> dict:
