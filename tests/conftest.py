@@ -8,6 +8,29 @@ import pytest
 
 from helpers import BrokerProcess
 
+# Files whose tests run alone (scripts/test.sh runs them after the rest, one at a time): fault
+# campaigns and failover tests pause, kill and starve processes against session timeouts and
+# heal times, and the Docker tests build images; sharing the 2 cores with another test's stack
+# would make their figures (and, at worst, their verdicts) depend on what ran beside them.
+SERIAL_FILES = {
+    "tests/integration/test_chaos.py",
+    "tests/integration/test_self_healing.py",
+    "tests/integration/test_replication.py",
+    "tests/integration/test_replication_health.py",
+    "tests/integration/test_restart_at_scale.py",
+    "tests/integration/test_health_stack.py",
+    "tests/integration/test_windows_files.py",
+}
+SERIAL_DIRS = ("tests/docker/",)
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(str(config.rootpath))
+    for item in items:
+        rel = Path(str(item.path)).relative_to(root).as_posix()
+        if rel in SERIAL_FILES or rel.startswith(SERIAL_DIRS):
+            item.add_marker(pytest.mark.serial)
+
 
 @pytest.fixture
 def broker_factory(tmp_path):
