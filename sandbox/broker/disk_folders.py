@@ -36,6 +36,7 @@ log = logging.getLogger("sandbox.broker")
 HISTORY_FILE = "coordinator-history"
 RESTORE_GRACE_S = 10.0   # after a coordinator's journal is replaced, auto-creation waits this long
 HELD_ASK_TIMEOUT_S = 5.0   # another broker asked which folders of a lost topic it holds
+ADOPT_ATTEMPTS, ADOPT_RETRY_S = 4, 5.0   # passes over what the metadata lost, this far apart
 PROBE_PARTITIONS = 64      # partitions of a lost topic asked of the others, at least
 # configs an internal topic is made with, kept when it is put back from disk
 INTERNAL_TOPIC_CONFIGS = {OFFSETS_TOPIC: offsets_topic.TOPIC_CONFIGS, TXN_TOPIC: txn_store.TOPIC_CONFIGS}
@@ -77,16 +78,17 @@ class DiskFolders:
         self._history_intact = followed is not None and followed == self.coordinator.cluster_id
         ids = {t.name: t.topic_id for t in self.coordinator.topics()}
         if not self._history_intact:
-            if self._note_history_if_matched(ids):   # nothing to put back (a new broker, an upgrade)
-                self._history_intact = True
-            elif followed is not None and self.config.coordinator:
+            if followed is not None and self.config.coordinator:
                 # the journal this broker followed was replaced while it was down (found in the
                 # fault campaign, seed 8101: a broker restarted while the supervisor put a destroyed
                 # journal back): as if it had seen the change, it holds off auto-creating topics
                 # (it made `chaos` anew with 1 partition and a new id, and `__consumer_offsets`
-                # empty, before the supervisor could put them back) and adopts what is not put back
+                # empty, before the supervisor could put them back), even if its own folders are
+                # all back already, and adopts what is not put back (open() schedules that pass)
                 self.coordinator.journal_replaced()
-                self._restore_checked = self.coordinator.cluster_changed_at   # open() schedules the one pass
+                self._restore_checked = self.coordinator.cluster_changed_at
+            if self._note_history_if_matched(ids):   # nothing to put back (a new broker, an upgrade)
+                self._history_intact = True
             return
         # no checkpoint per deletion: until the replica manager has taken up its roles no log is
         # marked replicated, so the high watermarks would be written as none (the periodic
@@ -148,7 +150,11 @@ class DiskFolders:
                                                "log_end_offset": end})
         return True
 
-    async def _adopt_orphans(self) -> None:
+    def _adopt_again(self, attempt: int) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(ADOPT_RETRY_S, lambda: loop.create_task(self._adopt_orphans(attempt + 1)))
+
+    async def _adopt_orphans(self, attempt: int = 1) -> None:
         """Partitions on disk that the metadata does not know (its journal was lost or wiped) are
         put back into the metadata instead of being deleted: data is never dropped silently. A
         topic is put back where its folders are, on every live broker that holds one (asked
@@ -163,40 +169,50 @@ class DiskFolders:
         left = RESTORE_GRACE_S - (time.monotonic() - changed) if changed is not None else 0
         if left > 0:   # the coordinator's journal was replaced again meanwhile: the restore starts over
             loop = asyncio.get_running_loop()
-            loop.call_later(left, lambda: loop.create_task(self._adopt_orphans()))
+            loop.call_later(left, lambda: loop.create_task(self._adopt_orphans(attempt)))
             return
-        lost = sorted(t for t in counts if self.coordinator.topic(t) is None)
-        held = await self._held_elsewhere(lost) if lost else {}
+        lost = sorted(t for t in counts if self.coordinator.topic(t) is None or
+                      len(self.coordinator.topic(t).partitions) < counts[t])
+        held, silent = await self._held_elsewhere(lost) if lost else ({}, set())
+        if silent and attempt < ADOPT_ATTEMPTS:
+            # a broker that did not answer may hold the newest copy: asked again rather than left
+            # out (it would then follow an older leader and cut its log to it)
+            log.info("broker(s) %s did not say which folders they hold: asking again", sorted(silent))
+            self._adopt_again(attempt)
+            return
         failed = False
         for topic, n in sorted(counts.items()):
             known = self.coordinator.topic(topic)
             try:
                 if known is None:
-                    n = await self._adopt_topic(topic, held.get(topic, {}))
+                    n = await self._adopt_topic(topic, held.get(topic, {}), silent)
                 elif len(known.partitions) < n:
-                    rf = len(known.partitions[0].replicas) if known.partitions else 1
-                    await self.coordinator.create_partitions(
-                        topic, n, assignments=[self._replicas_for([self.node_id], rf)] * (n - len(known.partitions)))
+                    n = await self._adopt_partitions(topic, known, held.get(topic, {}), silent)
                 else:
                     continue
             except CoordinatorError as e:
-                if e.error_code == TOPIC_ALREADY_EXISTS and self.coordinator.topic(topic) is not None:
-                    continue   # another broker holding its folders put it back first
-                log.error("cannot restore topic %r found on disk: %s", topic, e)
+                # TOPIC_ALREADY_EXISTS: another broker holding its folders put it back first (this
+                # pass again checks that every partition this broker holds is there)
+                if e.error_code != TOPIC_ALREADY_EXISTS:
+                    log.error("cannot restore topic %r found on disk: %s", topic, e)
                 failed = True
                 continue
             _emit("topic-restored", {"topic": topic, "partitions": n, "from": "journal on disk"})
+        if failed and attempt < ADOPT_ATTEMPTS:
+            self._adopt_again(attempt)
+            return
         # noted only if every folder is now matched with this history (not if the journal was
         # replaced again, a topic could not be put back, or a folder's topic came back under
         # another id: then the next start adopts again rather than deleting)
         if not failed and self.coordinator.cluster_changed_at == changed:
             self._note_history_if_matched({t.name: t.topic_id for t in self.coordinator.topics()})
 
-    async def _held_elsewhere(self, topics: list[str]) -> dict[str, dict[int, dict[int, tuple[int, int]]]]:
-        """topic -> partition -> broker -> (log end offset, newest leader epoch in its log) of the
-        folders of `topics`, on this broker and on every other live broker (asked with
+    async def _held_elsewhere(self, topics: list[str]
+                              ) -> tuple[dict[str, dict[int, dict[int, tuple[int, int]]]], set[int]]:
+        """(topic -> partition -> broker -> (log end offset, newest leader epoch in its log) of
+        the folders of `topics` on this broker and on every other live broker, asked with
         DescribeLogDirs, then ListOffsets with Kafka's debugging replica id, as the supervisor's
-        restore asks); a broker that does not answer holds nothing."""
+        restore asks; the live brokers that did not answer)."""
         out: dict[str, dict[int, dict[int, tuple[int, int]]]] = {}
         for (topic, index), plog in self.partitions.items():
             if topic in topics:
@@ -209,7 +225,7 @@ class DiskFolders:
         peers = [b.broker_id for b in self.coordinator.brokers()
                  if b.broker_id != self.node_id and not getattr(b, "fenced", False)]
         if not peers:
-            return out
+            return out, set()
         # the partitions asked about: a few times as many as this broker holds (only those
         # folders are looked at there; asked for all, a peer would size, and so open, every log)
         probe = {t: range(max(4 * (max(out.get(t, {}), default=-1) + 1), PROBE_PARTITIONS)) for t in topics}
@@ -219,15 +235,16 @@ class DiskFolders:
         finally:
             links.close()
         for broker, held in zip(peers, answers):
-            for (topic, index), end in held.items():
+            for (topic, index), end in (held or {}).items():
                 out.setdefault(topic, {}).setdefault(index, {})[broker] = end
-        return out
+        return out, {b for b, held in zip(peers, answers) if held is None}
 
     async def _held_by(self, links: BrokerLinks, broker: int, probe: dict[str, range]
-                       ) -> dict[tuple[str, int], tuple[int, int]]:
+                       ) -> dict[tuple[str, int], tuple[int, int]] | None:
+        """What one broker holds of the topics' partitions in `probe`; None if it did not answer."""
         conn = links.get(broker)
         if conn is None:
-            return {}
+            return None
         try:
             dirs = await conn.request(build(request_class(35, 1), {"topics": [
                 {"topic": t, "partitions": list(r)} for t, r in sorted(probe.items())]}), HELD_ASK_TIMEOUT_S)
@@ -245,17 +262,38 @@ class DiskFolders:
                            for t, ps in sorted(parts.items())]}), HELD_ASK_TIMEOUT_S)
         except ExchangeFailed as e:
             log.info("broker %d not asked which folders it holds: %s", broker, e)
-            return {}
+            return None
         return {(t.name, int(p.partition_index)): (int(p.offset), int(p.leader_epoch))
                 for t in ends.topics for p in t.partitions if int(p.error_code) == 0}
 
-    def _replicas_for(self, holders: list[int], rf: int) -> list[int]:
-        """`holders` (best first), then live brokers that hold nothing, up to `rf` replicas."""
+    def _replicas_for(self, holders: list[int], rf: int, silent: set[int] = frozenset()) -> list[int]:
+        """`holders` (best first), then live brokers that said they hold nothing, up to `rf`
+        replicas (one that did not answer may hold a copy it would cut to follow another)."""
         spare = sorted(b.broker_id for b in self.coordinator.brokers()
-                       if b.broker_id not in holders and not getattr(b, "fenced", False))
+                       if b.broker_id not in holders and b.broker_id not in silent
+                       and not getattr(b, "fenced", False))
         return (holders + spare)[:max(rf, 1)]
 
-    async def _adopt_topic(self, topic: str, held: dict[int, dict[int, tuple[int, int]]]) -> int:
+    @staticmethod
+    def _ranked(held: dict[int, tuple[int, int]]) -> list[int]:
+        """The brokers holding a partition, the newest history first: the newest leader epoch in
+        its log, then the log that ends furthest (KIP-101's rule, as the supervisor's restore)."""
+        return sorted(held, key=lambda b: (-held[b][1], -held[b][0], b))
+
+    async def _adopt_partitions(self, topic: str, known, held: dict[int, dict[int, tuple[int, int]]],
+                                silent: set[int]) -> int:
+        """Partitions of a known topic that only the disks still hold, put back where they are."""
+        assert self.coordinator is not None
+        have = len(known.partitions)
+        n = max(max(held, default=-1) + 1, have)
+        rf = len(known.partitions[0].replicas) if known.partitions else 1
+        await self.coordinator.create_partitions(topic, n, assignments=[
+            self._replicas_for(self._ranked(held.get(i, {})) or [self.node_id], rf, silent)[:rf]
+            for i in range(have, n)])
+        return n
+
+    async def _adopt_topic(self, topic: str, held: dict[int, dict[int, tuple[int, int]]],
+                           silent: set[int] = frozenset()) -> int:
         """Put a topic the metadata lost back where its folders are (`held`: partition -> broker
         -> (log end, newest epoch)), led per partition by the replica with the newest history (the
         newest leader epoch in its log, then the log that ends furthest: KIP-101's rule, as the
@@ -270,9 +308,9 @@ class DiskFolders:
         configs = dict(INTERNAL_TOPIC_CONFIGS.get(topic, {}))
         if epoch > 0:
             configs[RESTORE_LEADER_EPOCH] = str(epoch)
-        ranked = {i: sorted(held.get(i, {}), key=lambda b: (-held[i][b][1], -held[i][b][0], b)) for i in range(n)}
+        ranked = {i: self._ranked(held.get(i, {})) for i in range(n)}
         rf = max((len(r) for r in ranked.values()), default=1)
-        assignments = {i: self._replicas_for(ranked[i] or [self.node_id], rf) for i in range(n)}
+        assignments = {i: self._replicas_for(ranked[i] or [self.node_id], rf, silent) for i in range(n)}
         if len(ids) == 1 and None not in ids:
             try:
                 await self.coordinator.create_topic(topic, -1, -1, {**configs, RESTORE_TOPIC_ID: str(ids.pop())},

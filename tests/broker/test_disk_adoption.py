@@ -46,6 +46,16 @@ def test_every_holder_is_a_replica_and_the_newest_history_leads():
     assert configs[RESTORE_LEADER_EPOCH] == "5" and configs[RESTORE_TOPIC_ID] == str(tid)
 
 
+def test_a_broker_that_did_not_answer_is_never_a_filler():
+    """A broker that did not say what it holds may hold the newest copy: made a replica that
+    holds nothing, it would cut its log to follow an older one."""
+    here = {("t", 0): SimpleNamespace(topic_id=None)}
+    f = Folders(2, [1, 2, 3, 4], here)
+    asyncio.run(f._adopt_topic("t", {0: {2: (7, 4), 3: (7, 4)}, 1: {2: (3, 1)}}, silent={1}))
+    [(_name, _configs, assignments)] = f.coordinator.created
+    assert assignments == {0: [2, 3], 1: [2, 3]}
+
+
 def test_an_internal_topic_put_back_stays_compacted():
     here = {("__consumer_offsets", 0): SimpleNamespace(topic_id=None)}
     f = Folders(1, [1], here)
