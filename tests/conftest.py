@@ -25,9 +25,8 @@ SERIAL_DIRS = ("tests/docker/",)
 
 
 def pytest_collection_modifyitems(config, items):
-    root = Path(str(config.rootpath))
     for item in items:
-        rel = Path(str(item.path)).relative_to(root).as_posix()
+        rel = item.nodeid.split("::", 1)[0]   # the file, relative to the project's root
         if rel in SERIAL_FILES or rel.startswith(SERIAL_DIRS):
             item.add_marker(pytest.mark.serial)
 

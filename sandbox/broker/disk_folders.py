@@ -288,7 +288,7 @@ class DiskFolders:
         n = max(max(held, default=-1) + 1, have)
         rf = len(known.partitions[0].replicas) if known.partitions else 1
         await self.coordinator.create_partitions(topic, n, assignments=[
-            self._replicas_for(self._ranked(held.get(i, {})) or [self.node_id], rf, silent)[:rf]
+            self._replicas_for(self._ranked(held.get(i, {})) or [self.node_id], rf, silent)
             for i in range(have, n)])
         return n
 
