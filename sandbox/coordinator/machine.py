@@ -369,10 +369,18 @@ class MetadataMachine(BrokerSessions):
         return topic
 
     def _new_partition(self, tid: str, index: int, replicas: Sequence[int], first_epoch: int = 0) -> Record:
-        leader = next((r for r in replicas if r in self._brokers
-                       and not self._brokers[r].fenced), NO_LEADER)
+        """A new partition's record. Its ISR is the replicas that are registered and not fenced,
+        its leader the first of them, as Kafka's controller places a new partition: a broker that
+        is down now rejoins once it has fetched what the leader holds (counted in sync at once it
+        could be elected with an empty or older log and cut the others' records). A partition
+        whose replicas are all down is refused, as Kafka refuses it (it could never be led)."""
+        isr = [r for r in replicas if r in self._brokers and not self._brokers[r].fenced]
+        if not isr:
+            raise CoordinatorError(INVALID_REPLICA_ASSIGNMENT, "All brokers specified in the manual "
+                                   f"partition assignment for partition {index} are fenced or in "
+                                   "controlled shutdown.")
         return {"type": "partition", "topic_id": tid, "index": index, "replicas": list(replicas),
-                "isr": list(replicas), "leader": leader, "leader_epoch": first_epoch, "partition_epoch": 0}
+                "isr": isr, "leader": isr[0], "leader_epoch": first_epoch, "partition_epoch": 0}
 
     def _place(self, count: int, replication_factor: int, first_index: int) -> list[list[int]]:
         start = sum(len(t.partitions) for t in self._topics.values())

@@ -81,6 +81,32 @@ def test_replication_factor_counts_only_unfenced_brokers():
     assert create(m, "t", 2, 2).replication_factor == 2
 
 
+def test_a_new_partitions_isr_leaves_out_fenced_replicas():
+    """Kafka's controller: a manual assignment's ISR is its unfenced replicas, led by the first;
+    a broker that is down joins once it has fetched what the leader has (counted in sync at once,
+    it could be elected with an empty log and cut the others' records)."""
+    m = machine_with_brokers(1, 2, 3)
+    run(m, m.fence_broker(1))
+    t = create(m, "t", assignments={0: [1, 2, 3], 1: [2, 1, 3]})
+    assert [(p.replicas, p.isr, p.leader) for p in t.partitions] == [((1, 2, 3), (2, 3), 2),
+                                                                      ((2, 1, 3), (2, 3), 2)]
+    run(m, m.create_partitions("t", 3, assignments=[[1, 3, 2]]))
+    p = m.topic("t").partitions[2]
+    assert (p.replicas, p.isr, p.leader) == ((1, 3, 2), (3, 2), 3)
+
+
+def test_a_partition_whose_replicas_are_all_fenced_is_refused():
+    m = machine_with_brokers(1, 2, 3)
+    run(m, m.fence_broker(1))
+    run(m, m.fence_broker(2))
+    assert code_of(m.create_topic, "t", -1, -1, None, uuid.uuid4(), {0: [3, 1], 1: [1, 2]}) == \
+        E.INVALID_REPLICA_ASSIGNMENT
+    assert m.topic("t") is None
+    create(m, "u", assignments={0: [3]})
+    assert code_of(m.create_partitions, "u", 2, [[2]]) == E.INVALID_REPLICA_ASSIGNMENT
+    assert len(m.topic("u").partitions) == 1
+
+
 def test_no_brokers_means_no_default_replication():
     m = MetadataMachine()
     assert code_of(m.create_topic, "t", 1, -1, None, uuid.uuid4()) == E.INVALID_REPLICATION_FACTOR
