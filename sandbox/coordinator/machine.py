@@ -373,12 +373,19 @@ class MetadataMachine(BrokerSessions):
         its leader the first of them, as Kafka's controller places a new partition: a broker that
         is down now rejoins once it has fetched what the leader holds (counted in sync at once it
         could be elected with an empty or older log and cut the others' records). A partition
-        whose replicas are all down is refused, as Kafka refuses it (it could never be led)."""
+        whose replicas are all down is refused, as Kafka refuses it (it could never be led).
+        A partition put back after the coordinator's journal was lost (`first_epoch` > 0: its
+        replicas hold data) starts with its leader alone in the ISR: the restore puts the replica
+        with the newest history first, and nobody knows how far the others got, so each rejoins
+        once it has fetched up to the high watermark (in sync from the start, one with a shorter
+        log could be elected when the leader dies and cut records the leader had acknowledged)."""
         isr = [r for r in replicas if r in self._brokers and not self._brokers[r].fenced]
         if not isr:
             raise CoordinatorError(INVALID_REPLICA_ASSIGNMENT, "All brokers specified in the manual "
                                    f"partition assignment for partition {index} are fenced or in "
                                    "controlled shutdown.")
+        if first_epoch > 0:
+            isr = isr[:1]
         return {"type": "partition", "topic_id": tid, "index": index, "replicas": list(replicas),
                 "isr": isr, "leader": isr[0], "leader_epoch": first_epoch, "partition_epoch": 0}
 

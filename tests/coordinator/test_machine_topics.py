@@ -95,6 +95,23 @@ def test_a_new_partitions_isr_leaves_out_fenced_replicas():
     assert (p.replicas, p.isr, p.leader) == ((1, 3, 2), (3, 2), 3)
 
 
+def test_a_partition_put_back_after_a_lost_journal_starts_with_its_leader_alone_in_sync():
+    """The restore (a first leader epoch above 0, sandbox.restore.leader.epoch: the replicas hold
+    data) lists the replica with the newest history first; the others rejoin once they have
+    fetched what it has."""
+    m = machine_with_brokers(1, 2, 3)
+    run(m, m.create_topic("t", -1, -1, None, uuid.uuid4(), {0: [2, 1, 3], 1: [3, 2, 1]}, first_epoch=7))
+    t = m.topic("t")
+    assert [(p.replicas, p.isr, p.leader, p.leader_epoch) for p in t.partitions] == [
+        ((2, 1, 3), (2,), 2, 7), ((3, 2, 1), (3,), 3, 7)]
+    run(m, m.fence_broker(2))
+    run(m, m.create_topic("u", -1, -1, None, uuid.uuid4(), {0: [2, 1, 3]}, first_epoch=1))
+    p = m.topic("u").partitions[0]
+    assert (p.isr, p.leader) == ((1,), 1)
+    p = create(m, "fresh", assignments={0: [2, 1, 3]}).partitions[0]   # a new topic: all that are up
+    assert (p.isr, p.leader) == ((1, 3), 1)
+
+
 def test_a_partition_whose_replicas_are_all_fenced_is_refused():
     m = machine_with_brokers(1, 2, 3)
     run(m, m.fence_broker(1))
