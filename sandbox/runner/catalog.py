@@ -12,6 +12,10 @@ from typing import Callable
 
 from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.config import SandboxConfig, TopicSpec
+from sandbox.protocol.errors import (
+    COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS,
+    NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT,
+)
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 from sandbox.runner.statefile import write_state
 
@@ -169,9 +173,33 @@ def restore_cluster_id(cfg: SandboxConfig, client: KafkaClient) -> str | None:
     return saved
 
 
-def restore_group_offsets(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
+# a group's coordinator answers these while the offsets topic just put back is still loading or
+# has its leader alone in the ISR (its followers rejoin within about a second): asked again
+_COMMIT_RETRIABLE = frozenset({COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR,
+                               NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT})
+COMMIT_PATIENCE_S = 5.0   # the supervisor heals nothing else meanwhile
+
+
+def _commit_patiently(client: KafkaClient, group: str, offsets: dict[tuple[str, int], int],
+                      patience_s: float, sleep: Callable[[float], None], clock: Callable[[], float]) -> None:
+    deadline = clock() + patience_s
+    while True:
+        try:
+            client.commit_offsets(group, offsets)
+            return
+        except KafkaClientError as e:
+            if e.error_code not in _COMMIT_RETRIABLE or clock() >= deadline:
+                raise
+        sleep(0.25)
+
+
+def restore_group_offsets(cfg: SandboxConfig, client: KafkaClient, *, patience_s: float = COMMIT_PATIENCE_S,
+                          sleep: Callable[[float], None] = time.sleep,
+                          clock: Callable[[], float] = time.monotonic) -> list[str]:
     """Put back committed offsets a wipe lost, where the data they point into still exists
-    (the partition's end offset reaches them); the rest reset by the consumer's policy."""
+    (the partition's end offset reaches them); the rest reset by the consumer's policy. A commit
+    answered with a retriable error (the offsets topic just put back is loading, or waits for its
+    followers to rejoin the ISR) is sent again for up to `patience_s` seconds."""
     restored = []
     for group, saved in _read(cfg).get("groups", {}).items():
         current = client.committed_offsets(group)
@@ -186,7 +214,7 @@ def restore_group_offsets(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
             ends.update({(topic, p): e for p, e in client.end_offsets(topic).items()})
         back = {tp: off for tp, off in missing.items() if ends.get(tp, -1) >= off}
         if back:
-            client.commit_offsets(group, back)
+            _commit_patiently(client, group, back, patience_s, sleep, clock)
             restored.append(f"{group} ({len(back)} partitions)")
     return restored
 

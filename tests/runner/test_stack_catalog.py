@@ -165,3 +165,58 @@ def test_catalog_keeps_client_quotas_and_group_configs_and_puts_back_what_was_lo
         assert c.group_configs("audit") == {"consumer.heartbeat.interval.ms": "2000"}
         assert c.group_configs("billing") == {"consumer.session.timeout.ms": "50000"}
         assert restore_configs(cfg, c) == []   # nothing lost any more
+
+
+class _Committer:
+    """A client whose group coordinator answers each commit with the next of `answers` (0: done)."""
+
+    def __init__(self, answers: list[int]) -> None:
+        self.answers, self.committed = list(answers), {}
+
+    def committed_offsets(self, group):
+        return dict(self.committed)
+
+    def end_offsets(self, topic):
+        return {0: 100, 1: 100}
+
+    def commit_offsets(self, group, offsets):
+        from sandbox.client import KafkaClientError
+        code = self.answers.pop(0)
+        if code:
+            raise KafkaClientError(f"committing {group}: error {code}", code)
+        self.committed.update(offsets)
+
+
+def _catalog_with_group(tmp_path):
+    cfg = parse_config(f'[sandbox]\ndata_dir = "{tmp_path / "data"}"\n', cwd=tmp_path)
+    cfg.data_dir.mkdir(parents=True)
+    (cfg.data_dir / "topics.json").write_text(json.dumps({"topics": {}, "groups": {"g": {"t:0": 5, "t:1": 9}}}))
+    return cfg
+
+
+def test_offsets_are_put_back_once_the_restored_offsets_topic_takes_writes(tmp_path):
+    """Right after a destroyed coordinator journal is put back, `__consumer_offsets` is loading or
+    has its leader alone in the ISR: the commit is refused with a retriable error for a moment."""
+    from sandbox.protocol import errors as E
+    cfg = _catalog_with_group(tmp_path)
+    now = [0.0]
+
+    def sleep(s):
+        now[0] += s
+
+    c = _Committer([E.COORDINATOR_LOAD_IN_PROGRESS, E.NOT_ENOUGH_REPLICAS, E.COORDINATOR_NOT_AVAILABLE, 0])
+    assert restore_group_offsets(cfg, c, patience_s=5, sleep=sleep, clock=lambda: now[0]) == ["g (2 partitions)"]
+    assert c.committed == {("t", 0): 5, ("t", 1): 9} and now[0] == 0.75
+
+    # refused for longer than the patience: the error reaches the supervisor (an event says so)
+    from sandbox.client import KafkaClientError
+    now[0] = 0.0
+    c = _Committer([E.COORDINATOR_NOT_AVAILABLE] * 100)
+    with pytest.raises(KafkaClientError):
+        restore_group_offsets(cfg, c, patience_s=2, sleep=sleep, clock=lambda: now[0])
+    assert 2.0 <= now[0] <= 2.25
+    # an error that asking again cannot mend is not asked again
+    c = _Committer([E.GROUP_AUTHORIZATION_FAILED, 0])
+    with pytest.raises(KafkaClientError):
+        restore_group_offsets(cfg, c, patience_s=5, sleep=sleep, clock=lambda: now[0])
+    assert c.answers == [0]
