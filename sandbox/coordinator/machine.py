@@ -15,7 +15,7 @@ from sandbox.protocol.errors import (
     INVALID_TOPIC_EXCEPTION, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION,
 )
 from .broker_sessions import BrokerSessions
-from .model import NO_LEADER, BrokerInfo, ClusterState, CoordinatorError, PartitionInfo, TopicInfo
+from .model import BrokerInfo, ClusterState, CoordinatorError, PartitionInfo, TopicInfo
 
 CLUSTER_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")   # Kafka's are 22 base64url characters
 
