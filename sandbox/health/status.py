@@ -137,7 +137,8 @@ def service_entries(state: dict) -> list[dict[str, Any]]:
         entry = {
             "name": s["name"], "role": s["role"], "state": s["state"], "problem": s.get("problem"),
             "healthy": bool(s.get("healthy")) and running,
-            "pid": s.get("pid") if running or s.get("state") == "orphaned" else None,
+            # a paused process keeps its pid: what a user resumes by hand (or finds in a task list)
+            "pid": s.get("pid") if running or s.get("state") in ("orphaned", "paused") else None,
             "port": s.get("port"), "uptime_s": uptime, "restarts": s.get("restarts", 0),
             "cpu_percent": cpu, "rss_bytes": rss, "disk_bytes": disk,
             "latency_ms": s.get("latency_ms"),

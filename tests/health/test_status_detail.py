@@ -57,3 +57,28 @@ def test_uptime_is_aged_to_now():
     assert 12.9 <= s["uptime_s"] <= 15.0
     (s,) = service_entries({"services": state(0)["services"]})   # no updated_at: as written
     assert s["uptime_s"] == 3.0
+
+
+def test_a_paused_service_is_shown_paused_with_its_pid():
+    """SIGSTOPped behind the supervisor's back (a debugger, a suspended console) or by `sandbox
+    pause`: shown paused and unhealthy, with the pid a user would resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        os.kill(proc.pid, signal.SIGSTOP)
+        import psutil
+        deadline = datetime.now() + timedelta(seconds=10)
+        while psutil.Process(proc.pid).status() != psutil.STATUS_STOPPED and datetime.now() < deadline:
+            pass
+        svc = {"name": "broker-1", "role": "broker", "healthy": True, "pid": proc.pid, "port": 9092,
+               "uptime_s": 3.0, "restarts": 0}
+        for written in ("running", "paused"):   # the supervisor has not noticed yet / has
+            (s,) = service_entries({"services": [{**svc, "state": written}]})
+            assert (s["state"], s["healthy"], s["pid"]) == ("paused", False, proc.pid)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.kill()
+        proc.wait(10)
