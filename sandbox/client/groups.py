@@ -11,7 +11,7 @@ from typing import Any
 from sandbox.protocol.errors import GROUP_ID_NOT_FOUND
 from .base import (
     CONSUMER_GROUP_DESCRIBE, DESCRIBE_GROUPS, FIND_COORDINATOR, LATEST, LIST_GROUPS, OFFSET_COMMIT,
-    OFFSET_FETCH, _ATTEMPTS, _RETRIABLE, _check, _locked,
+    OFFSET_FETCH, _ATTEMPTS, RETRIABLE, _check, _locked,
 )
 from .connection import Address, fmt
 from .models import GroupDescription, GroupListing, GroupMember, KafkaClientError, PartitionLag
@@ -22,7 +22,7 @@ class GroupAdmin:
         for attempt in range(_ATTEMPTS):
             resp, _ = self._any(FIND_COORDINATOR, {"key": group, "key_type": 0})
             code = int(resp.error_code)
-            if code in _RETRIABLE and attempt + 1 < _ATTEMPTS:
+            if code in RETRIABLE and attempt + 1 < _ATTEMPTS:
                 time.sleep(0.1 * (attempt + 1))
                 continue
             _check(code, f"finding the coordinator of group {group}",
@@ -35,7 +35,7 @@ class GroupAdmin:
         for attempt in range(_ATTEMPTS):
             resp, _ = self._send(self._coordinator(group), api_key, data)
             code = int(error_of(resp))
-            if code in _RETRIABLE and attempt + 1 < _ATTEMPTS:
+            if code in RETRIABLE and attempt + 1 < _ATTEMPTS:
                 time.sleep(0.1 * (attempt + 1))
                 continue
             return resp

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 from sandbox.protocol.errors import LEADER_NOT_AVAILABLE, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION
 from .base import (
     CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_CONFIGS, EARLIEST, FETCH, LATEST, LIST_OFFSETS,
-    METADATA, PRODUCE, SOURCE_DYNAMIC_TOPIC, TOPIC_RESOURCE, VERSIONS, _ATTEMPTS, _RETRIABLE, _check, _locked,
+    METADATA, PRODUCE, SOURCE_DYNAMIC_TOPIC, TOPIC_RESOURCE, VERSIONS, _ATTEMPTS, RETRIABLE, _check, _locked,
     _same_host,
 )
 from .configs import ConfigAdmin
@@ -345,7 +345,7 @@ class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
                 for t in resp.topics:
                     for p in t.partitions:
                         code = int(p.error_code)
-                        if code in _RETRIABLE and attempt + 1 < _ATTEMPTS:
+                        if code in RETRIABLE and attempt + 1 < _ATTEMPTS:
                             retry.setdefault(t.name, []).append(int(p.partition_index))
                             continue
                         if code and lenient:
@@ -402,7 +402,7 @@ class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
                 "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": batch}]}]})
             p = resp.responses[0].partition_responses[0]
             code = int(p.error_code)
-            if code in _RETRIABLE and attempt + 1 < _ATTEMPTS:
+            if code in RETRIABLE and attempt + 1 < _ATTEMPTS:
                 time.sleep(0.1 * (attempt + 1))
                 continue
             _check(code, f"producing to {topic}-{partition}", getattr(p, "error_message", None))
@@ -444,7 +444,7 @@ class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
             for t in resp.responses:
                 for p in t.partitions:
                     part, code = int(p.partition_index), int(p.error_code)
-                    if code in _RETRIABLE:   # moved: nothing this round, the caller asks again
+                    if code in RETRIABLE:   # moved: nothing this round, the caller asks again
                         self._nodes.pop(leader, None)
                         out[part] = Fetched([], -1, offsets[part])
                         continue

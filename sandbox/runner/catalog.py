@@ -11,11 +11,8 @@ import time
 from typing import Callable
 
 from sandbox.client import KafkaClient, KafkaClientError
+from sandbox.client.base import RETRIABLE
 from sandbox.config import SandboxConfig, TopicSpec
-from sandbox.protocol.errors import (
-    COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS,
-    NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT,
-)
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 from sandbox.runner.statefile import write_state
 
@@ -173,10 +170,9 @@ def restore_cluster_id(cfg: SandboxConfig, client: KafkaClient) -> str | None:
     return saved
 
 
-# a group's coordinator answers these while the offsets topic just put back is still loading or
-# has its leader alone in the ISR (its followers rejoin within about a second): asked again
-_COMMIT_RETRIABLE = frozenset({COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR,
-                               NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT})
+# the client already asks a moving or loading group coordinator 3 times in 0.3 s; right after a
+# restore the offsets topic may load, or wait for its followers to rejoin its ISR (the coordinator
+# answers a refused write COORDINATOR_NOT_AVAILABLE), for longer: the same errors, asked for longer
 COMMIT_PATIENCE_S = 5.0   # the supervisor heals nothing else meanwhile
 
 
@@ -188,7 +184,7 @@ def _commit_patiently(client: KafkaClient, group: str, offsets: dict[tuple[str, 
             client.commit_offsets(group, offsets)
             return
         except KafkaClientError as e:
-            if e.error_code not in _COMMIT_RETRIABLE or clock() >= deadline:
+            if e.error_code not in RETRIABLE or clock() >= deadline:
                 raise
         sleep(0.25)
 

@@ -66,13 +66,14 @@ def test_a_paused_service_is_shown_paused_with_its_pid():
     import signal
     import subprocess
     import sys
+    import time
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         os.kill(proc.pid, signal.SIGSTOP)
         import psutil
         deadline = datetime.now() + timedelta(seconds=10)
         while psutil.Process(proc.pid).status() != psutil.STATUS_STOPPED and datetime.now() < deadline:
-            pass
+            time.sleep(0.01)
         svc = {"name": "broker-1", "role": "broker", "healthy": True, "pid": proc.pid, "port": 9092,
                "uptime_s": 3.0, "restarts": 0}
         for written in ("running", "paused"):   # the supervisor has not noticed yet / has

@@ -204,7 +204,7 @@ def test_offsets_are_put_back_once_the_restored_offsets_topic_takes_writes(tmp_p
     def sleep(s):
         now[0] += s
 
-    c = _Committer([E.COORDINATOR_LOAD_IN_PROGRESS, E.NOT_ENOUGH_REPLICAS, E.COORDINATOR_NOT_AVAILABLE, 0])
+    c = _Committer([E.COORDINATOR_LOAD_IN_PROGRESS, E.NOT_COORDINATOR, E.COORDINATOR_NOT_AVAILABLE, 0])
     assert restore_group_offsets(cfg, c, patience_s=5, sleep=sleep, clock=lambda: now[0]) == ["g (2 partitions)"]
     assert c.committed == {("t", 0): 5, ("t", 1): 9} and now[0] == 0.75
 
