@@ -234,6 +234,19 @@ class BrokerState(DiskFolders):
             if plog is not None and self._old_incarnation(plog, topic_ids[key[0]], key[0] in removed):
                 self._delete_stray(key, "its topic was deleted and made again")
                 plog = None
+            elif plog is not None and plog.topic_id not in (None, topic_ids[key[0]]):
+                # taken over after a replaced journal (the restore's topic id, see _old_incarnation)
+                # by its leader only: a follower's folder naming another id than the topic's holds
+                # another topic of that name (one deleted and made again while this broker was
+                # down, its deletion lost with the journal), and cutting it to the leader's log end
+                # would keep that topic's records under this one's offsets
+                leader = leaders[key][0]
+                if leader < 0:
+                    continue   # decided once the partition has a leader
+                if leader != self.node_id:
+                    self._delete_stray(key, f"it holds another topic of that name than its leader, broker "
+                                            f"{leader} (topic id {plog.topic_id}, not {topic_ids[key[0]]})")
+                    plog = None
             if plog is None:
                 self.partitions[key] = plog = self.logs.create(key[0], key[1], cfg)
             elif plog.config != cfg:

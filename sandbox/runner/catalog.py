@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import uuid
 from typing import Callable
 
 from sandbox.client import KafkaClient, KafkaClientError
@@ -38,7 +39,8 @@ def with_topic_ids(specs: dict[str, TopicSpec], cfg: SandboxConfig) -> dict[str,
             if ids.get(name) else spec for name, spec in specs.items()}
 
 
-def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient
+def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
+                           folder_id: Callable[[int, str, int], uuid.UUID | None] = lambda b, t, i: None
                            ) -> tuple[dict[str, TopicSpec], list[str]]:
     """Re-created after a destroyed coordinator journal, a partition starts afresh: its first
     replica leads and the others cut their logs to the leader's. So the replica with the newest
@@ -50,7 +52,12 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient
     epoch's history wins). Leader epochs compare across earlier restores too, since a re-created
     topic's epochs start above every epoch its replicas held. Every broker is asked for its
     replicas' log ends (ListOffsets with the debugging replica id); one that does not answer
-    counts as holding nothing. Returns the specs and one line per partition whose first replica
+    counts as holding nothing. Before all that, where a replica's folder names the topic id the
+    catalog knows (`folder_id(broker, topic, partition)`, None where it cannot tell), such a
+    replica leads: a folder naming another id holds an older topic of that name, deleted and
+    made again while its broker was down (or paused) and kept because the journal that recorded
+    the deletion was lost; its leader epochs count from another start and say nothing about
+    which history is newer. Returns the specs and one line per partition whose first replica
     changed."""
     asks: dict[int, dict[str, list[int]]] = {}
     for name, spec in specs.items():
@@ -68,20 +75,30 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient
     for (_b, t, _i), (_end, epoch) in ends.items():
         newest[t] = max(newest.get(t, -1), epoch)
     for name, spec in specs.items():
+        try:
+            known_id = uuid.UUID(spec.config[RESTORE_TOPIC_ID])
+        except (KeyError, ValueError, TypeError):
+            known_id = None
         if newest.get(name, -1) >= 0:   # leader epochs go on from there: clients keep the old ones
             spec = out[name] = dataclasses.replace(
                 spec, config={**spec.config, RESTORE_LEADER_EPOCH: str(newest[name] + 1)})
         placed, moved = [], False
         for index, replicas in enumerate(spec.assignments or ()):
             if len(replicas) > 1:
-                def rank(b: int) -> tuple[int, int, int]:
+                # only where some replica's folder names the catalog's id: if none does (a catalog
+                # older than the topic's last re-creation), ids tell nothing
+                same = {b for b in replicas if known_id is not None and folder_id(b, name, index) == known_id}
+
+                def rank(b: int) -> tuple[int, int, int, int]:
                     end, epoch = ends.get((b, name, index), (-1, -1))
-                    return epoch, end, -replicas.index(b)
+                    return int(b in same), epoch, end, -replicas.index(b)
                 best = max(replicas, key=rank)
                 if best != replicas[0]:
-                    (e1, n1, _), (e0, n0, _) = rank(best), rank(replicas[0])
+                    (_, e1, n1, _), (_, e0, n0, _) = rank(best), rank(replicas[0])
+                    other = (f"; broker {replicas[0]}'s folder holds another topic of that name"
+                             if same and replicas[0] not in same else "")
                     notes.append(f"{name}-{index}: broker {best} leads (its log ends at {n1} in leader epoch "
-                                 f"{e1}, broker {replicas[0]}'s at {n0} in epoch {e0})")
+                                 f"{e1}, broker {replicas[0]}'s at {n0} in epoch {e0}{other})")
                     replicas, moved = (best, *(b for b in replicas if b != best)), True
             placed.append(tuple(replicas))
         if moved:

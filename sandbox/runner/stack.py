@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +20,7 @@ from sandbox.client import KafkaClient, KafkaClientError, parse_bootstrap
 from sandbox.config import ConfigError, SandboxConfig, load_config, parse_config
 from sandbox.health.http import HealthServer
 from sandbox.lifecycle import stop_signals
+from sandbox.log.manager import PARTITION_METADATA, read_partition_metadata
 from sandbox.health.metrics import EventCounter, render_metrics
 from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
@@ -178,7 +180,8 @@ class StackSupervisor:
             self._wait_for_fresh_metadata()
         desired, moved = desired_topics(self.cfg), []
         if service == "coordinator":   # every partition is created afresh, led by its first replica
-            desired, moved = lead_with_longest_logs(with_topic_ids(desired, self.cfg), self.client)
+            desired, moved = lead_with_longest_logs(with_topic_ids(desired, self.cfg), self.client,
+                                                    self._folder_id)
         if moved:   # the first replica of these would have cut acknowledged records off the others
             self.sup.record_event(service, "leaders-chosen", "; ".join(moved))
         msgs = reconcile(desired, self.client)
@@ -212,6 +215,15 @@ class StackSupervisor:
             if cluster_id:
                 self.sup.record_event(service, "configs-restored", f"cluster id {cluster_id} put back")
         return sorted(desired)
+
+    def _folder_id(self, broker: int, topic: str, partition: int) -> uuid.UUID | None:
+        """The topic id a broker's partition folder names (its partition.metadata), read from
+        disk; None where it cannot tell (no such folder or file, or docker mode: the folders are
+        in the engine's volumes)."""
+        if self.cfg.mode == "docker":
+            return None
+        return read_partition_metadata(self.cfg.service_dir(f"broker-{broker}") / f"{topic}-{partition}"
+                                       / PARTITION_METADATA)
 
     def _wait_for_fresh_metadata(self) -> None:
         """Before re-creating topics after the coordinator's journal was replaced: every broker

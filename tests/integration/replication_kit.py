@@ -8,6 +8,7 @@ Every wait is bounded; all traffic goes to 127.0.0.1; stop() leaves no process b
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,16 +67,28 @@ class Cluster:
 
     def start(self) -> "Cluster":
         self.root.mkdir(parents=True, exist_ok=True)
-        self._spawn("coordinator", [sys.executable, "-m", "sandbox", "coordinator", "--port",
-                                    str(self.coordinator_port), "--data-dir", str(self.root / "coordinator"),
-                                    "--session-timeout-ms", str(self.session_ms), *self.coordinator_options])
-        self._wait_ready("coordinator", self.coordinator_port)
+        self._start_coordinator()
         for n in self.ports:
             self.start_broker(n, wait=False)
         for n, port in self.ports.items():
             self._wait_ready(f"broker-{n}", port)
         self.wait_for(lambda: len(self.metadata_brokers()) == len(self.ports), 30, "every broker registered")
         return self
+
+    def _start_coordinator(self) -> None:
+        self._spawn("coordinator", [sys.executable, "-m", "sandbox", "coordinator", "--port",
+                                    str(self.coordinator_port), "--data-dir", str(self.root / "coordinator"),
+                                    "--session-timeout-ms", str(self.session_ms), *self.coordinator_options])
+        self._wait_ready("coordinator", self.coordinator_port)
+
+    def replace_coordinator_journal(self) -> None:
+        """SIGKILL the coordinator, destroy its journal, start it afresh on the same port (what
+        the supervisor does with a journal it cannot repair; here nothing puts topics back)."""
+        p = self.procs.pop("coordinator")
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+        shutil.rmtree(self.root / "coordinator")
+        self._start_coordinator()
 
     def start_broker(self, n: int, wait: bool = True) -> None:
         cmd = [sys.executable, "-m", "sandbox", "broker", "--id", str(n), "--port", str(self.ports[n]),

@@ -227,23 +227,22 @@ def test_a_killed_leader_is_replaced_without_waiting_for_its_session(tmp_path):
         cluster.stop()
 
 
-def test_a_topic_deleted_while_a_broker_was_down_stays_deleted_and_its_remake_holds_only_its_records(cluster):
-    """A broker SIGKILLed, then a topic deleted and another deleted and made again under the same
-    name, then the broker started: it must drop both stray folders as Kafka does (the coordinator's
-    journal is the one it followed). It used to put the deleted topic back as one nobody made, and
-    to keep the old topic's records under the new one's name, in its ISR with bytes the leader does
-    not have (led by it, consumers would read the old topic's records)."""
-    for name in ("gone", "again"):
+def remake_while_broker_3_is_down(cluster: Cluster, also_deleted: tuple[str, ...] = ()):
+    """Topic `again` (RF 3) gets records old0-old9, then broker 3 is SIGKILLed, `again` (and the
+    topics `also_deleted`, with records too) deleted, `again` made again on brokers 1-3 and given
+    records new0-new2 (min.insync.replicas 1). Returns the admin client."""
+    for name in ("again", *also_deleted):
         create(cluster, name, 1)
     p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
     for i in range(10):   # one batch each: the old records are not cut away as one batch
         p.produce("again", value=f"old{i}".encode())
-        p.produce("gone", value=f"gone{i}".encode())
+        for name in also_deleted:
+            p.produce(name, value=f"{name}{i}".encode())
         p.flush(10)
     cluster.wait_in_sync("again", 1)
     cluster.kill(3)
     admin = cluster.admin()
-    for f in admin.delete_topics(["gone", "again"], request_timeout=15).values():
+    for f in admin.delete_topics(["again", *also_deleted], request_timeout=15).values():
         f.result(20)
     cluster.wait_for(lambda: "again" not in admin.list_topics(timeout=3).topics, 20, "the deletion")
     fs = admin.create_topics([NewTopic("again", num_partitions=1, replica_assignment=[[1, 2, 3]],
@@ -252,6 +251,16 @@ def test_a_topic_deleted_while_a_broker_was_down_stays_deleted_and_its_remake_ho
     for i in range(3):
         p.produce("again", value=f"new{i}".encode())
     assert p.flush(20) == 0
+    return admin
+
+
+def test_a_topic_deleted_while_a_broker_was_down_stays_deleted_and_its_remake_holds_only_its_records(cluster):
+    """A broker SIGKILLed, then a topic deleted and another deleted and made again under the same
+    name, then the broker started: it must drop both stray folders as Kafka does (the coordinator's
+    journal is the one it followed). It used to put the deleted topic back as one nobody made, and
+    to keep the old topic's records under the new one's name, in its ISR with bytes the leader does
+    not have (led by it, consumers would read the old topic's records)."""
+    admin = remake_while_broker_3_is_down(cluster, also_deleted=("gone",))
     cluster.start_broker(3)
     cluster.wait_in_sync("again", 1)
     time.sleep(11)   # past the brokers' grace for putting back what the metadata lost
@@ -263,3 +272,41 @@ def test_a_topic_deleted_while_a_broker_was_down_stays_deleted_and_its_remake_ho
     leader = cluster.replica_batches(1, "again", 0, 3)
     assert leader and all(cluster.replica_batches(n, "again", 0, 3) == leader for n in (2, 3))
     assert b"old" not in cluster.replica_batches(3, "again", 0, 1 << 30)
+
+
+def test_a_folder_of_a_remade_topic_kept_through_a_lost_journal_does_not_become_its_records(cluster):
+    """As above, but the coordinator's journal is destroyed before broker 3 comes back, so the
+    deletion is lost with it and broker 3 cannot tell its folder is stale from the history. The
+    topic is put back as the supervisor's restore does (its topic id, leader epochs above the old
+    ones, led by broker 1). Broker 3, a follower whose folder names the old topic's id, must start
+    afresh: it used to keep it, cut to the leader's log end, so its offsets 0-2 held the old
+    topic's records (led by it later, consumers would read them in place of acknowledged ones)."""
+    from sandbox.client import KafkaClient
+    from sandbox.health.status import coordinator_problems
+    from sandbox.log.manager import PARTITION_METADATA, read_partition_metadata
+    from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
+
+    remake_while_broker_3_is_down(cluster)
+    new_id = read_partition_metadata(cluster.data_dir(1) / "again-0" / PARTITION_METADATA)
+    old_id = read_partition_metadata(cluster.data_dir(3) / "again-0" / PARTITION_METADATA)
+    assert new_id and old_id and new_id != old_id
+
+    cluster.replace_coordinator_journal()
+    cluster.start_broker(3)
+    coordinator = ("127.0.0.1", cluster.coordinator_port)   # brokers list the brokers they knew meanwhile
+    cluster.wait_for(lambda: not coordinator_problems(coordinator, {1, 2, 3}), 30, "every broker registered afresh")
+    # the restore, as the supervisor makes it (within the brokers' 10 s grace before they put back
+    # what their disks hold themselves)
+    with KafkaClient(cluster.bootstrap, timeout=10.0) as client:
+        client.create_topic("again", 1, 3, {"min.insync.replicas": "1", RESTORE_TOPIC_ID: str(new_id),
+                                            RESTORE_LEADER_EPOCH: "5"}, assignments=[[1, 2, 3]])
+    cluster.wait_in_sync("again", 1)
+    cluster.wait_for(lambda: cluster.partition("again", 0)[0] == 1, 20, "broker 1 leading")
+    time.sleep(1.5)   # the last fetches
+    cluster.stop()
+    leader = cluster.replica_batches(1, "again", 0, 3)
+    assert b"new0" in leader
+    assert all(cluster.replica_batches(n, "again", 0, 3) == leader for n in (2, 3))
+    assert b"old" not in cluster.replica_batches(3, "again", 0, 1 << 30)
+    assert "another topic of that name than its leader" in cluster.log_text("broker-3")
+    assert read_partition_metadata(cluster.data_dir(3) / "again-0" / PARTITION_METADATA) == new_id

@@ -118,6 +118,38 @@ def test_a_deposed_leaders_longer_tail_of_an_older_epoch_does_not_lead():
     assert notes == ["t-0: broker 2 leads (its log ends at 111 in leader epoch 6, broker 1's at 121 in epoch 5)"]
 
 
+def test_a_folder_of_an_older_topic_of_that_name_does_not_lead():
+    """Broker 1 was paused while `t` was deleted and made again (a new topic id), then the
+    coordinator's journal was destroyed: its folder still holds the old topic, under leader
+    epochs up to 9, while brokers 2 and 3 hold the new one's acknowledged records in epoch 2.
+    By epochs alone broker 1 would lead and 2 and 3 would follow the old topic's records."""
+    import uuid
+
+    from sandbox.config import TopicSpec
+    from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
+    from sandbox.runner.catalog import lead_with_longest_logs
+
+    old, new = uuid.uuid4(), uuid.uuid4()
+    specs = {"t": TopicSpec("t", 2, 3, {RESTORE_TOPIC_ID: str(new)}, ((1, 2, 3), (1, 3, 2)))}
+    ends = _Ends({(1, "t", 0): (500, 9), (2, "t", 0): (40, 2), (3, "t", 0): (41, 2),
+                  (1, "t", 1): (300, 9), (3, "t", 1): (7, 1), (2, "t", 1): (7, 1)})
+    folders = {(1, "t", 0): old, (2, "t", 0): new, (3, "t", 0): new,
+               (1, "t", 1): old, (3, "t", 1): None, (2, "t", 1): new}   # 3's file unreadable
+    out, notes = lead_with_longest_logs(specs, ends, lambda b, t, i: folders.get((b, t, i)))
+    assert out["t"].assignments == ((3, 1, 2), (2, 1, 3)), notes
+    assert notes[0] == ("t-0: broker 3 leads (its log ends at 41 in leader epoch 2, broker 1's at 500 in "
+                        "epoch 9; broker 1's folder holds another topic of that name)")
+    assert out["t"].config[RESTORE_LEADER_EPOCH] == "10"   # above every epoch held: clients ignore older
+    # no folder names the catalog's id (a catalog older than the topic): ids tell nothing
+    stale = {"t": TopicSpec("t", 1, 3, {RESTORE_TOPIC_ID: str(uuid.uuid4())}, ((2, 1, 3),))}
+    kept, _ = lead_with_longest_logs(stale, ends, lambda b, t, i: folders.get((b, t, i)))
+    assert kept["t"].assignments == ((1, 2, 3),)
+    # nor without the catalog's id, or without folder ids (docker mode)
+    assert lead_with_longest_logs({"t": TopicSpec("t", 1, 3, {}, ((2, 1, 3),))}, ends,
+                                  lambda b, t, i: folders.get((b, t, i)))[0]["t"].assignments == ((1, 2, 3),)
+    assert lead_with_longest_logs(specs, ends)[0]["t"].assignments == ((1, 2, 3), (1, 3, 2))
+
+
 def test_recreation_after_a_coordinator_wipe_waits_until_every_broker_has_its_metadata(monkeypatch):
     """Found by the fault campaign (seed 34): a broker still answering with the destroyed journal's
     metadata lists the lost topics as there, so the supervisor re-created nothing. The supervisor
