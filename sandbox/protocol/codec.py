@@ -86,6 +86,25 @@ def skip_tags(buf, pos: int) -> int:
     return pos
 
 
+def read_client_id(frame, flexible: bool) -> tuple[str | None, int]:
+    """A request header's client id (after api key, version and correlation id) and the position
+    of the body (past the header's tagged fields in a flexible version). DecodeError if it runs
+    past the frame; struct.error if the frame is shorter than its length field."""
+    (n,) = _I16.unpack_from(frame, 8)
+    pos = 10
+    if n < -1:
+        raise DecodeError("negative client_id length")
+    client_id = None
+    if n >= 0:
+        if pos + n > len(frame):
+            raise DecodeError("client_id runs past the end of the frame")
+        client_id = str(frame[pos:pos + n], "utf-8", "replace")
+        pos += n
+    if flexible:
+        pos = skip_tags(frame, pos)
+    return client_id, pos
+
+
 def decode_request(frame: bytes) -> tuple[RequestHeader, Any]:
     """Decode a whole request frame. Raises DecodeError (never anything else) on bad bytes."""
     api_key, api_version, correlation_id = peek_header(frame)
@@ -94,19 +113,7 @@ def decode_request(frame: bytes) -> tuple[RequestHeader, Any]:
     except Exception as e:  # unknown key/version: the caller checks support first
         raise DecodeError(f"no schema for api_key={api_key} version={api_version}") from e
     try:
-        pos = 8
-        (n,) = _I16.unpack_from(frame, pos)
-        pos += 2
-        if n < -1:
-            raise DecodeError("negative client_id length")
-        client_id = None
-        if n >= 0:
-            if pos + n > len(frame):
-                raise DecodeError("client_id runs past the end of the frame")
-            client_id = frame[pos : pos + n].decode("utf-8", "replace")
-            pos += n
-        if cls.__flexible__:
-            pos = skip_tags(frame, pos)
+        client_id, pos = read_client_id(frame, cls.__flexible__)
         body, _used = _reader(cls)(frame, pos)
     except DecodeError:
         raise

@@ -10,7 +10,7 @@ import struct
 import uuid
 from typing import Any, NamedTuple
 
-from .codec import DecodeError, RequestHeader, read_uvarint, skip_tags
+from .codec import DecodeError, RequestHeader, read_client_id, read_uvarint, skip_tags
 from .registry import FastCodec
 from .errors import NONE
 
@@ -86,26 +86,25 @@ def _array_len(buf, pos: int, flexible: bool) -> tuple[int, int]:
     return n, pos
 
 
+def request_header(frame, api_key: int, versions: tuple[int, int], flexible_from: int
+                   ) -> tuple[RequestHeader, int, bool]:
+    """The header of a request frame of `api_key` in `versions` (v1, or v2 from `flexible_from`
+    on): (header, position of the body, flexible). DecodeError if it is another key or version,
+    or bad; struct.error and IndexError escape (the callers turn them into DecodeError)."""
+    key, version, correlation_id = _HDR.unpack_from(frame, 0)
+    if key != api_key or not versions[0] <= version <= versions[1]:
+        raise DecodeError(f"not a request of api_key={api_key} v{versions[0]}-v{versions[1]}: "
+                          f"api_key={key} v{version}")
+    flexible = version >= flexible_from
+    client_id, pos = read_client_id(frame, flexible)
+    return RequestHeader(key, version, correlation_id, client_id), pos, flexible
+
+
 def decode_produce_request(frame) -> tuple[RequestHeader, ProduceRequest]:
     """Decode a whole Produce request frame (v3-v11). The records of each partition are
     memoryviews into `frame`. Raises DecodeError (never anything else) on bad bytes."""
     try:
-        api_key, version, correlation_id = _HDR.unpack_from(frame, 0)
-        if api_key != 0 or not PRODUCE_REQUEST_VERSIONS[0] <= version <= PRODUCE_REQUEST_VERSIONS[1]:
-            raise DecodeError(f"not a Produce request of v3-v12: api_key={api_key} v{version}")
-        flexible = version >= 9
-        (n,) = _I16.unpack_from(frame, 8)
-        pos = 10
-        if n < -1:
-            raise DecodeError("negative client_id length")
-        client_id = None
-        if n >= 0:
-            if pos + n > len(frame):
-                raise DecodeError("client_id runs past the end of the frame")
-            client_id = str(frame[pos:pos + n], "utf-8", "replace")
-            pos += n
-        if flexible:
-            pos = skip_tags(frame, pos)
+        header, pos, flexible = request_header(frame, 0, PRODUCE_REQUEST_VERSIONS, 9)
         view = memoryview(frame)
         transactional_id, pos = _string(frame, pos, flexible, True)
         acks, timeout_ms = struct.unpack_from(">hi", frame, pos)
@@ -148,7 +147,7 @@ def decode_produce_request(frame) -> tuple[RequestHeader, ProduceRequest]:
         raise DecodeError(f"cannot decode Produce request: {type(e).__name__}: {e}") from None
     request = ProduceRequest(transactional_id, acks, datetime.timedelta(milliseconds=timeout_ms),
                              tuple(topics))
-    return RequestHeader(api_key, version, correlation_id, client_id), request
+    return header, request
 
 
 # ---------------------------------------------------------------- response encoding helpers
