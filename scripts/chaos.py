@@ -59,7 +59,9 @@ CHURN_FAULTS = ("churn-while-down",)
 # every process of the stack killed at once (Task Manager's "end process tree", a closed terminal)
 # and `sandbox up` again; two brokers killed together (acks=all with min.insync.replicas 2 must
 # wait, not lose); a broker killed while a destroyed coordinator journal is being put back
-COMPOUND_FAULTS = ("kill-all", "kill-two-brokers", "kill-broker-during-restore")
+# (and, in chaos_churn.py, a broker paused while a topic is deleted and made again and the
+# coordinator's journal destroyed before it is resumed)
+COMPOUND_FAULTS = ("kill-all", "kill-two-brokers", "kill-broker-during-restore", "churn-through-lost-journal")
 REASSIGN_BOUND_S = 60.0  # a reassignment of a live cluster finishes within this long
 TOPIC = "chaos"
 PARTITIONS = 6
@@ -196,6 +198,13 @@ class Stack:
     def bootstrap(self) -> str:
         return ",".join(f"127.0.0.1:{self.port + i}" for i in range(self.brokers))
 
+    def pause(self, service: str, seconds: float) -> subprocess.Popen:
+        """`sandbox pause SERVICE --for Ns`, left running (it returns once the service is resumed);
+        a second one cuts the first's pause short."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env_extra)
+        return subprocess.Popen([sys.executable, "-m", "sandbox", "pause", service, "--for", f"{seconds:g}s"],
+                                cwd=self.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env_extra)
         return subprocess.run([sys.executable, "-m", "sandbox", *args], cwd=self.root, env=env,
@@ -299,6 +308,15 @@ def _journal_partitions(stack: Stack, broker: str) -> list[Path]:
         return []
 
 
+def _read_json(path: Path) -> dict:
+    """A JSON file's object; {} if it is missing, being replaced, or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _freeze_then_kill(pid: int, between) -> None:
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -325,6 +343,14 @@ class Campaign:
             if s.get("pid") in dead and s.get("state") == "running":
                 self.report.violations.append(f"status showed dead pid {s['pid']} ({s['name']}) as running "
                                               f"{STATUS_TRUTH_S:g} s after it died")
+
+    @staticmethod
+    def _garble(folder: Path) -> None:
+        """Overwrite the start of every file of a journal (the coordinator's: it cannot repair that)."""
+        for f in folder.rglob("*"):
+            if f.is_file() and f.name != "stop":
+                with open(f, "r+b") as fh:
+                    fh.write(b"\xa5" * max(1, min(64, f.stat().st_size)))
 
     def _check_cut_off_shown(self, name: str) -> None:
         """A service nobody can reach is not shown as healthy (status asked while it is cut off)."""
@@ -411,11 +437,17 @@ class Campaign:
                 self.detail = f"{name} for {seconds:.1f} s"
         elif kind == "move-leader":
             self.detail = self._move_leader()
-        elif kind == "churn-while-down":
+        elif kind in ("churn-while-down", "churn-through-lost-journal"):
+            lost = None
+            if kind == "churn-through-lost-journal" and "coordinator" in pids:
+                def destroy():
+                    _freeze_then_kill(pids["coordinator"], lambda: self._garble(st.data / "coordinator"))
+                    dead.append(pids["coordinator"])
+                lost = (st.pause, destroy, lambda: set(_read_json(st.data / "topics.json").get("topics", {})))
             try:
                 self.detail, record, killed = chaos_churn.fault(
                     st.bootstrap, st.supervisor_pid(), {b: pids[b] for b in brokers}, self.rng,
-                    len(self.report.faults), lambda topics: _in_sync(st.bootstrap, topics, 30))
+                    len(self.report.faults), lambda topics: _in_sync(st.bootstrap, topics, 30), lost)
             except Exception as e:   # noqa: BLE001 - an admin call refused: reported, the campaign goes on
                 self.report.violations.append(f"topic churn failed: {e!r}")
                 record, killed = None, None
@@ -424,12 +456,7 @@ class Campaign:
             if killed is not None:
                 dead.append(killed)
         elif kind in ("coordinator-journal-destroyed", "kill-broker-during-restore") and "coordinator" in pids:
-            def garble():
-                for f in (st.data / "coordinator").rglob("*"):
-                    if f.is_file() and f.name != "stop":
-                        with open(f, "r+b") as fh:
-                            fh.write(b"\xa5" * max(1, min(64, f.stat().st_size)))
-            _freeze_then_kill(pids["coordinator"], garble)
+            _freeze_then_kill(pids["coordinator"], lambda: self._garble(st.data / "coordinator"))
             dead.append(pids["coordinator"])
             if kind == "kill-broker-during-restore" and brokers:
                 # while the supervisor puts the journal back: the coordinator restarted, brokers

@@ -7,12 +7,21 @@ broker among its replicas and written to; then the supervisor goes on and restar
 Invariants (check): the deleted topic stays deleted (the broker must not put its folder back as a
 topic nobody made), and the made-again topic holds exactly the records written to it after it was
 made, on every replica (the old topic's records must not stay on the broker that was down: the
-campaign compares the replicas' bytes after `down`)."""
+campaign compares the replicas' bytes after `down`).
+
+With --compound, `churn-through-lost-journal`: the broker is paused with `sandbox pause` instead
+(the supervisor runs on and its catalog learns the new topic), and the coordinator's journal is
+destroyed before the broker is resumed, so the deletion is lost with it and the broker cannot tell
+its folder of the old topic from its history. The made-again topic must still hold exactly its new
+records on every replica (the restore must neither let that folder lead nor keep it as a
+follower's records). The deleted topic is not checked then: with the journal lost, its folder on
+that broker is a topic the metadata lost, and brokers put those back (README, self-healing)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from typing import Callable
 
@@ -60,9 +69,17 @@ def _create(bootstrap: str, topic) -> bool:
     return md is not None and md.error is None and bool(md.partitions) and md.partitions[0].leader >= 0
 
 
+CATALOG_WAIT_S = 20.0   # the supervisor refreshes its topic catalog every 3 s (a paused broker slows that)
+
+
 def fault(bootstrap: str, supervisor_pid: int | None, broker_pids: dict[str, int], rng, n: int,
-          in_sync: Callable[[dict[str, int]], list[str]]) -> tuple[str, dict | None, int | None]:
-    """Run the churn; (what happened, the record for check() or None if skipped, the pid killed)."""
+          in_sync: Callable[[dict[str, int]], list[str]],
+          lost_journal: tuple[Callable[[str, float], subprocess.Popen], Callable[[], None],
+                              Callable[[], set[str]]] | None = None,
+          ) -> tuple[str, dict | None, int | None]:
+    """Run the churn; (what happened, the record for check() or None if skipped, the pid killed).
+    lost_journal: (pause(service, seconds) -> the running `sandbox pause`, destroy the coordinator's
+    journal, the topics the supervisor's catalog names) for churn-through-lost-journal."""
     from confluent_kafka import Producer
     from confluent_kafka.admin import NewTopic
 
@@ -88,9 +105,15 @@ def fault(bootstrap: str, supervisor_pid: int | None, broker_pids: dict[str, int
     others = sorted(int(b.rsplit("-", 1)[1]) for b in broker_pids if b != victim)
     acked: list[str] = []
     errors: list[str] = []
-    os.kill(supervisor_pid, signal.SIGSTOP)
+    pausing = None
+    if lost_journal is None:
+        os.kill(supervisor_pid, signal.SIGSTOP)
     try:
-        os.kill(broker_pids[victim], signal.SIGKILL)
+        if lost_journal is None:
+            os.kill(broker_pids[victim], signal.SIGKILL)
+        else:
+            pausing = lost_journal[0](victim, 60.0)
+            time.sleep(1.0)   # the supervisor takes the request within a pass
         # asked again with a new client: the first may have sent it to the broker just killed
         if not _retry(lambda: _delete(bootstrap, [gone, again]), 20):
             return f"skipped: {gone} and {again} not deleted within 20 s", None, broker_pids[victim]
@@ -106,12 +129,27 @@ def fault(bootstrap: str, supervisor_pid: int | None, broker_pids: dict[str, int
         for i in range(ROUNDS_NEW):
             q.produce(again, value=f"{again}-new-{i}".encode(), on_delivery=done)
             q.flush(20)
+        if lost_journal is not None:
+            # the catalog refreshed since: it names the topic made again, not the one deleted
+            # with it (a stale catalog puts the deleted topics back, which no restore can tell)
+            deadline = time.monotonic() + CATALOG_WAIT_S
+            while time.monotonic() < deadline and not (again in (known := lost_journal[2]()) and gone not in known):
+                time.sleep(0.2)
+            lost_journal[1]()
+            time.sleep(rng.uniform(0.5, 2.0))
     finally:
-        os.kill(supervisor_pid, signal.SIGCONT)
-    what = f"{victim} down while {gone} was deleted and {again} deleted and made again"
+        if lost_journal is None:
+            os.kill(supervisor_pid, signal.SIGCONT)
+        elif pausing is not None:
+            lost_journal[0](victim, 0.05).wait(60)   # resumed now: the pause is cut short
+            pausing.wait(60)
+    what = f"{victim} {'paused' if lost_journal else 'down'} while {gone} was deleted and {again} deleted and made again"
+    if lost_journal is not None:
+        what += ", then the coordinator's journal destroyed"
     if errors:
         what += f" ({len(errors)} new record(s) not acknowledged: {errors[0]})"
-    return what, {"gone": gone, "again": again, "values": acked}, broker_pids[victim]
+    record = {"gone": gone, "again": again, "values": acked, "journal_lost": lost_journal is not None}
+    return what, record, broker_pids[victim] if lost_journal is None else None
 
 
 def _read(bootstrap: str, topic: str, timeout: float = 30) -> list[str]:
@@ -142,7 +180,7 @@ def check(bootstrap: str, churned: list[dict], timeout: float = 30) -> list[str]
     if not churned:
         return []
     admin = _admin(bootstrap)
-    gone = {c["gone"] for c in churned}
+    gone = {c["gone"] for c in churned if not c.get("journal_lost")}
     time.sleep(11)   # a broker puts back what the metadata lost 10 s after it starts
     back = set(gone)
     deadline = time.monotonic() + timeout

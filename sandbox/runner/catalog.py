@@ -9,7 +9,7 @@ import dataclasses
 import json
 import time
 import uuid
-from typing import Callable
+from typing import Callable, Collection
 
 from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.client.base import RETRIABLE
@@ -40,8 +40,8 @@ def with_topic_ids(specs: dict[str, TopicSpec], cfg: SandboxConfig) -> dict[str,
 
 
 def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
-                           folder_id: Callable[[int, str, int], uuid.UUID | None] = lambda b, t, i: None
-                           ) -> tuple[dict[str, TopicSpec], list[str]]:
+                           folder_id: Callable[[int, str, int], tuple[uuid.UUID, float] | None] = lambda b, t, i: None,
+                           catalog_time: float | None = None) -> tuple[dict[str, TopicSpec], list[str]]:
     """Re-created after a destroyed coordinator journal, a partition starts afresh: its first
     replica leads and the others cut their logs to the leader's. So the replica with the newest
     history goes first: the newest leader epoch in its log, then the log that ends furthest, then
@@ -53,12 +53,14 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
     topic's epochs start above every epoch its replicas held. Every broker is asked for its
     replicas' log ends (ListOffsets with the debugging replica id); one that does not answer
     counts as holding nothing. Before all that, where a replica's folder names the topic id the
-    catalog knows (`folder_id(broker, topic, partition)`, None where it cannot tell), such a
-    replica leads: a folder naming another id holds an older topic of that name, deleted and
-    made again while its broker was down (or paused) and kept because the journal that recorded
-    the deletion was lost; its leader epochs count from another start and say nothing about
-    which history is newer. Returns the specs and one line per partition whose first replica
-    changed."""
+    catalog knows (`folder_id(broker, topic, partition)`: the id its partition.metadata names and
+    when that was written, None where it cannot tell), such a replica leads: a folder naming
+    another id, written before the catalog was (`catalog_time`), holds an older topic of that
+    name, deleted and made again while its broker was down (or paused) and kept because the
+    journal that recorded the deletion was lost; its leader epochs count from another start and
+    say nothing about which history is newer. If such a folder was written after the catalog,
+    the catalog may not know the topic's latest making, and ids tell nothing. Returns the specs
+    and one line per partition whose first replica changed."""
     asks: dict[int, dict[str, list[int]]] = {}
     for name, spec in specs.items():
         for index, replicas in enumerate(spec.assignments or ()):
@@ -85,9 +87,8 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
         placed, moved = [], False
         for index, replicas in enumerate(spec.assignments or ()):
             if len(replicas) > 1:
-                # only where some replica's folder names the catalog's id: if none does (a catalog
-                # older than the topic's last re-creation), ids tell nothing
-                same = {b for b in replicas if known_id is not None and folder_id(b, name, index) == known_id}
+                folders = [folder_id(b, name, index) for b in replicas]
+                same = _same_topic(replicas, known_id, folders, catalog_time)
 
                 def rank(b: int) -> tuple[int, int, int, int]:
                     end, epoch = ends.get((b, name, index), (-1, -1))
@@ -96,7 +97,7 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
                 if best != replicas[0]:
                     (_, e1, n1, _), (_, e0, n0, _) = rank(best), rank(replicas[0])
                     other = (f"; broker {replicas[0]}'s folder holds another topic of that name"
-                             if same and replicas[0] not in same else "")
+                             if same and folders[0] is not None and replicas[0] not in same else "")
                     notes.append(f"{name}-{index}: broker {best} leads (its log ends at {n1} in leader epoch "
                                  f"{e1}, broker {replicas[0]}'s at {n0} in epoch {e0}{other})")
                     replicas, moved = (best, *(b for b in replicas if b != best)), True
@@ -106,9 +107,28 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
     return out, notes
 
 
-def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[[], bool] = lambda: True) -> bool:
+def _same_topic(replicas, known_id: uuid.UUID | None, folders: list, catalog_time: float | None) -> set[int]:
+    """The replicas whose folder names the catalog's topic id; none if no folder does, or a folder
+    naming another id was written after the catalog (which may then be older than the topic)."""
+    if known_id is None or catalog_time is None:
+        return set()
+    same = {b for b, f in zip(replicas, folders) if f is not None and f[0] == known_id}
+    if any(f is not None and f[0] != known_id and f[1] >= catalog_time for f in folders):
+        return set()
+    return same
+
+
+def catalog_time(cfg: SandboxConfig) -> float | None:
+    """When the catalog was last written (its `updated`), None if there is none."""
+    t = _read(cfg).get("updated")
+    return float(t) if isinstance(t, (int, float)) else None
+
+
+def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[[], bool] = lambda: True,
+                 down: Collection[int] = ()) -> bool:
     """Refresh the catalog from the cluster; `still_valid` is asked once everything is read (a
-    journal wiped meanwhile makes the read worthless). Returns whether the file was written."""
+    journal wiped meanwhile makes the read worthless); brokers in `down` (not answering) are not
+    asked for their groups. Returns whether the file was written."""
     md, _ = client.metadata()
     described = client.describe_topic_configs(md.topics)   # one request for them all
     topics = {}
@@ -124,11 +144,25 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         placed = [list(p.replicas) for p in sorted(t.partitions, key=lambda p: p.index)]
         topics[name] = {"partitions": len(t.partitions), "replication": rf, "config": cfgs,
                         "assignments": placed, "topic_id": str(t.topic_id) if t.topic_id else None}
-    groups = {}
-    for g in client.list_groups():
-        committed = client.committed_offsets(g.group)
+    # a broker down or a group coordinator moving keeps those groups' offsets as last refreshed:
+    # the topics are refreshed all the same (the catalog stood still while a group's coordinator
+    # was away, and a coordinator journal destroyed then lost the topics made meanwhile)
+    before = _read(cfg).get("groups")
+    before = before if isinstance(before, dict) else {}
+    failed: list[str] = []
+    listed = client.list_groups(skip=down, failed=failed)
+    groups = dict(before) if failed or down else {}
+    for g in listed:
+        try:
+            committed = client.committed_offsets(g.group)
+        except KafkaClientError:
+            if g.group in before:
+                groups[g.group] = before[g.group]
+            continue
         if committed:
             groups[g.group] = {f"{t}:{p}": off for (t, p), off in committed.items()}
+        else:
+            groups.pop(g.group, None)
     try:
         quotas = [{"entity": [list(e) for e in entity], "values": values}
                   for entity, values in sorted(client.client_quotas().items(), key=lambda kv: str(kv[0]))]

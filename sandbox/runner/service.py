@@ -48,6 +48,10 @@ class StopPlan:
 class ServiceRecord:
     """Runtime state of one service: process, health, restart accounting, recovery flags."""
 
+    @property
+    def role(self) -> str:
+        return self.spec.role
+
     def __init__(self, spec: ServiceSpec, policy: RecoveryPolicy) -> None:
         self.spec = spec
         self.handle: Handle | None = None
@@ -119,11 +123,18 @@ class EventLog:
 
 
 def catalog_epoch(events: EventLog, services) -> int | None:
-    """The topic catalog may be refreshed from the cluster only while every service is healthy
-    and no wiped journal is still waiting for its topics: otherwise the metadata would be the
-    empty one of a fresh journal and would overwrite the very list the re-creation reads. Returns
-    the wipe count to compare after the read (a wipe in between voids it), or None when unsafe."""
-    if all(s.healthy and not s.recreate_pending for s in services):
+    """The topic catalog may be refreshed from the cluster only while the coordinator is healthy,
+    some broker is, and no wiped journal is still waiting for its topics: otherwise the metadata
+    would be the empty one of a fresh journal and would overwrite the very list the re-creation
+    reads. A broker down or paused leaves the metadata whole: the catalog goes on learning topics
+    made meanwhile (it stood still while one was down, so a coordinator journal destroyed then
+    lost them: found by the fault campaign, churn-through-lost-journal). Returns the wipe count to
+    compare after the read (a wipe in between voids it), or None when unsafe."""
+    services = list(services)
+    if any(s.recreate_pending for s in services):
+        return None
+    if all(s.healthy for s in services if s.role == "coordinator") and any(
+            s.healthy for s in services if s.role != "coordinator"):
         return events.wipes
     return None
 

@@ -26,7 +26,7 @@ from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, write_pid_file
 from sandbox.runner.catalog import (
-    desired_topics, lead_with_longest_logs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
+    catalog_time, desired_topics, lead_with_longest_logs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
     with_topic_ids,
 )
 from sandbox.runner.manifest import ManifestWatcher, event_kind, reconcile
@@ -181,7 +181,7 @@ class StackSupervisor:
         desired, moved = desired_topics(self.cfg), []
         if service == "coordinator":   # every partition is created afresh, led by its first replica
             desired, moved = lead_with_longest_logs(with_topic_ids(desired, self.cfg), self.client,
-                                                    self._folder_id)
+                                                    self._folder_id, catalog_time(self.cfg))
         if moved:   # the first replica of these would have cut acknowledged records off the others
             self.sup.record_event(service, "leaders-chosen", "; ".join(moved))
         msgs = reconcile(desired, self.client)
@@ -216,14 +216,46 @@ class StackSupervisor:
                 self.sup.record_event(service, "configs-restored", f"cluster id {cluster_id} put back")
         return sorted(desired)
 
-    def _folder_id(self, broker: int, topic: str, partition: int) -> uuid.UUID | None:
-        """The topic id a broker's partition folder names (its partition.metadata), read from
-        disk; None where it cannot tell (no such folder or file, or docker mode: the folders are
-        in the engine's volumes)."""
+    def _refresh_catalog(self) -> None:
+        """Every CATALOG_EVERY_S, while it is safe (catalog_epoch), the topic catalog from the
+        cluster. In a thread of its own with a client of its own: with a broker paused, a request
+        that reaches it first waits for its timeout, and neither `sandbox pause`/`kill` requests
+        nor a restore should wait behind that."""
+        client, asked = None, None
+        try:
+            while not self.stop.wait(CATALOG_EVERY_S):
+                epoch = self.sup.catalog_epoch()
+                if epoch is None:
+                    continue
+                # brokers that are down or paused are asked last, and not for their groups
+                down = {int(s["name"].rsplit("-", 1)[1]) for s in self.sup.snapshot().get("services", [])
+                        if s.get("role") == "broker" and not s.get("healthy")}
+                order = sorted(range(1, self.cfg.brokers + 1), key=lambda n: n in down)
+                if order != asked:
+                    if client is not None:
+                        client.close()
+                    client, asked = KafkaClient([(self.cfg.connect_host, self.cfg.broker_port(n)) for n in order],
+                                                client_id="sandbox-catalog", timeout=5.0), order
+                try:
+                    save_catalog(self.cfg, client, lambda: self.sup.catalog_epoch() == epoch, down=down)
+                except (KafkaClientError, OSError) as e:
+                    log.info("topic catalog not refreshed: %s", e)
+        finally:
+            if client is not None:
+                client.close()
+
+    def _folder_id(self, broker: int, topic: str, partition: int) -> tuple[uuid.UUID, float] | None:
+        """The topic id a broker's partition folder names (its partition.metadata) and when that
+        was written, read from disk; None where it cannot tell (no such folder or file, or docker
+        mode: the folders are in the engine's volumes)."""
         if self.cfg.mode == "docker":
             return None
-        return read_partition_metadata(self.cfg.service_dir(f"broker-{broker}") / f"{topic}-{partition}"
-                                       / PARTITION_METADATA)
+        path = self.cfg.service_dir(f"broker-{broker}") / f"{topic}-{partition}" / PARTITION_METADATA
+        topic_id = read_partition_metadata(path)
+        try:
+            return (topic_id, path.stat().st_mtime) if topic_id is not None else None
+        except OSError:
+            return None
 
     def _wait_for_fresh_metadata(self) -> None:
         """Before re-creating topics after the coordinator's journal was replaced: every broker
@@ -316,26 +348,19 @@ class StackSupervisor:
                                        self._on_manifest_error)
         self.watcher.start()
         replicas = watch_replicas(self.cfg, self.sup.record_event)
-        last_catalog = 0.0
+        catalog = threading.Thread(target=self._refresh_catalog, name="catalog", daemon=True)
+        catalog.start()
         try:
             while not self.stop.wait(0.25):
                 if not self._control():
                     break
-                if time.monotonic() - last_catalog >= CATALOG_EVERY_S:
-                    epoch = self.sup.catalog_epoch()
-                    if epoch is None:
-                        continue
-                    last_catalog = time.monotonic()
-                    try:
-                        save_catalog(self.cfg, self.client, lambda: self.sup.catalog_epoch() == epoch)
-                    except (KafkaClientError, OSError) as e:
-                        log.info("topic catalog not refreshed: %s", e)
         finally:
             self.stop.set()
             replicas.stop()
             if self.watcher is not None:
                 self.watcher.stop()
             loop.join(60)
+            catalog.join(30)
             self.http.stop()
             self.health_client.close()
             self.client.close()

@@ -133,20 +133,29 @@ def test_a_folder_of_an_older_topic_of_that_name_does_not_lead():
     specs = {"t": TopicSpec("t", 2, 3, {RESTORE_TOPIC_ID: str(new)}, ((1, 2, 3), (1, 3, 2)))}
     ends = _Ends({(1, "t", 0): (500, 9), (2, "t", 0): (40, 2), (3, "t", 0): (41, 2),
                   (1, "t", 1): (300, 9), (3, "t", 1): (7, 1), (2, "t", 1): (7, 1)})
-    folders = {(1, "t", 0): old, (2, "t", 0): new, (3, "t", 0): new,
-               (1, "t", 1): old, (3, "t", 1): None, (2, "t", 1): new}   # 3's file unreadable
-    out, notes = lead_with_longest_logs(specs, ends, lambda b, t, i: folders.get((b, t, i)))
+    # (topic id, when its partition.metadata was written); the catalog was written at 100.0
+    folders = {(1, "t", 0): (old, 10.0), (2, "t", 0): (new, 50.0), (3, "t", 0): (new, 50.0),
+               (1, "t", 1): (old, 10.0), (3, "t", 1): None, (2, "t", 1): (new, 50.0)}   # 3's unreadable
+
+    def rank(specs, catalog_time=100.0, folders=folders):
+        return lead_with_longest_logs(specs, ends, lambda b, t, i: folders.get((b, t, i)), catalog_time)
+
+    out, notes = rank(specs)
     assert out["t"].assignments == ((3, 1, 2), (2, 1, 3)), notes
     assert notes[0] == ("t-0: broker 3 leads (its log ends at 41 in leader epoch 2, broker 1's at 500 in "
                         "epoch 9; broker 1's folder holds another topic of that name)")
     assert out["t"].config[RESTORE_LEADER_EPOCH] == "10"   # above every epoch held: clients ignore older
     # no folder names the catalog's id (a catalog older than the topic): ids tell nothing
     stale = {"t": TopicSpec("t", 1, 3, {RESTORE_TOPIC_ID: str(uuid.uuid4())}, ((2, 1, 3),))}
-    kept, _ = lead_with_longest_logs(stale, ends, lambda b, t, i: folders.get((b, t, i)))
-    assert kept["t"].assignments == ((1, 2, 3),)
-    # nor without the catalog's id, or without folder ids (docker mode)
-    assert lead_with_longest_logs({"t": TopicSpec("t", 1, 3, {}, ((2, 1, 3),))}, ends,
-                                  lambda b, t, i: folders.get((b, t, i)))[0]["t"].assignments == ((1, 2, 3),)
+    assert rank(stale)[0]["t"].assignments == ((1, 2, 3),)
+    # a folder naming another id written after the catalog: the catalog may not know the topic's
+    # latest making (broker 1's may be the newest), so ids tell nothing either
+    newer = dict(folders)
+    newer[(1, "t", 0)] = (old, 101.0)
+    assert rank(specs, folders=newer)[0]["t"].assignments[0] == (1, 2, 3)
+    # nor without the catalog's id or time, or without folder ids (docker mode)
+    assert rank({"t": TopicSpec("t", 1, 3, {}, ((2, 1, 3),))})[0]["t"].assignments == ((1, 2, 3),)
+    assert rank(specs, catalog_time=None)[0]["t"].assignments == ((1, 2, 3), (1, 3, 2))
     assert lead_with_longest_logs(specs, ends)[0]["t"].assignments == ((1, 2, 3), (1, 3, 2))
 
 
@@ -252,3 +261,101 @@ def test_offsets_are_put_back_once_the_restored_offsets_topic_takes_writes(tmp_p
     with pytest.raises(KafkaClientError):
         restore_group_offsets(cfg, c, patience_s=5, sleep=sleep, clock=lambda: now[0])
     assert c.answers == [0]
+
+
+def test_the_supervisor_reads_a_folders_topic_id_from_the_brokers_disk(tmp_path):
+    """What the restore's ranking is given: the id a broker's partition folder names, as the
+    broker's log manager wrote it, and when; nothing in docker mode (the folders are in volumes)."""
+    import dataclasses
+    import time
+    import uuid
+    from types import SimpleNamespace
+
+    from sandbox.log import LogConfig, LogDir
+    from sandbox.runner.stack import StackSupervisor
+
+    cfg = parse_config(f'[sandbox]\ndata_dir = "{tmp_path / "data"}"\nbrokers = 3\n', cwd=tmp_path)
+    logs = LogDir(cfg.service_dir("broker-2"), LogConfig())
+    logs.open()
+    logs.create("t", 1)
+    tid = uuid.uuid4()
+    before = time.time()
+    logs.record_topic_id("t", 1, tid)
+    logs.close()
+    sup = SimpleNamespace(cfg=cfg)
+    got = StackSupervisor._folder_id(sup, 2, "t", 1)
+    assert got is not None and got[0] == tid and got[1] >= before - 1
+    assert StackSupervisor._folder_id(sup, 1, "t", 1) is None and StackSupervisor._folder_id(sup, 2, "t", 0) is None
+    assert StackSupervisor._folder_id(SimpleNamespace(cfg=dataclasses.replace(cfg, mode="docker")), 2, "t", 1) is None
+
+
+class _GroupsAway:
+    """A real client whose group answers fail as with a broker down: list_groups cannot list the
+    groups one broker coordinates (`unlisted`), committed_offsets fails for groups in `unread`."""
+
+    def __init__(self, client: KafkaClient, unlisted: bool = False, unread: frozenset = frozenset()) -> None:
+        self._c, self._unlisted, self._unread = client, unlisted, unread
+
+    def __getattr__(self, name):
+        return getattr(self._c, name)
+
+    def list_groups(self, *, failed=None, **kw):
+        if self._unlisted:
+            if failed is None:
+                from sandbox.client import KafkaClientError
+                raise KafkaClientError("broker 2 does not answer")
+            failed.append("the groups broker 2 coordinates are not listed")
+            return []
+        return self._c.list_groups(failed=failed, **kw)
+
+    def committed_offsets(self, group):
+        if group in self._unread:
+            from sandbox.client import KafkaClientError
+            raise KafkaClientError(f"finding the coordinator of group {group} failed with COORDINATOR_NOT_AVAILABLE")
+        return self._c.committed_offsets(group)
+
+
+def test_the_catalog_learns_new_topics_while_group_offsets_cannot_be_read(broker, tmp_path):
+    """Found by the fault campaign (churn-through-lost-journal): with a broker down, or a group's
+    coordinator moving, the whole refresh failed, so a topic made meanwhile was not in the catalog
+    when the coordinator's journal was destroyed. Now the topics are refreshed and those groups'
+    offsets are kept as they were last read."""
+    cfg = parse_config(f'[sandbox]\ndata_dir = "{tmp_path / "data"}"\n', cwd=tmp_path)
+    cfg.data_dir.mkdir(parents=True)
+    with KafkaClient(broker.bootstrap) as c:
+        c.create_topic("a", 1, 1)
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g1", "enable.auto.commit": False})
+        consumer.commit(offsets=[TopicPartition("a", 0, 3)], asynchronous=False)
+        consumer.close()
+        save_catalog(cfg, c)
+        c.create_topic("b", 1, 1)
+        save_catalog(cfg, _GroupsAway(c, unlisted=True))
+        raw = json.loads((cfg.data_dir / "topics.json").read_text())
+        assert "b" in raw["topics"] and raw["groups"] == {"g1": {"a:0": 3}}
+        c.create_topic("c", 1, 1)
+        save_catalog(cfg, _GroupsAway(c, unread=frozenset({"g1"})))
+        raw = json.loads((cfg.data_dir / "topics.json").read_text())
+        assert "c" in raw["topics"] and raw["groups"] == {"g1": {"a:0": 3}}
+        # every broker listed and the group gone: it leaves the catalog
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})   # kept until the answer is in
+        admin.delete_consumer_groups(["g1"])["g1"].result(timeout=10)
+        save_catalog(cfg, c)
+        assert json.loads((cfg.data_dir / "topics.json").read_text())["groups"] == {}
+
+
+def test_the_catalog_is_refreshed_while_a_broker_is_down_but_not_the_coordinator():
+    """catalog_epoch: a broker down or paused leaves the metadata whole, so the catalog goes on
+    learning topics; a coordinator that is not healthy (perhaps a fresh journal), no broker up,
+    or a journal waiting for its topics freezes it."""
+    from types import SimpleNamespace
+
+    from sandbox.runner.service import catalog_epoch
+
+    def svc(role, healthy=True, pending=False):
+        return SimpleNamespace(role=role, healthy=healthy, recreate_pending=pending)
+
+    events = SimpleNamespace(wipes=2)
+    assert catalog_epoch(events, [svc("coordinator"), svc("broker"), svc("broker", False)]) == 2
+    assert catalog_epoch(events, [svc("coordinator", False), svc("broker"), svc("broker")]) is None
+    assert catalog_epoch(events, [svc("coordinator"), svc("broker", False), svc("broker", False)]) is None
+    assert catalog_epoch(events, [svc("coordinator"), svc("broker"), svc("broker", False, True)]) is None
