@@ -3,13 +3,14 @@ checkpoint files, and the set of `<topic>-<partition>` PartitionLogs (create, op
 """
 from __future__ import annotations
 
-import base64
 import os
 import re
 import time
 import uuid
 from pathlib import Path
 from typing import Callable, Mapping
+
+from sandbox.partition_metadata import PARTITION_METADATA, kafka_uuid, read_partition_metadata
 
 from .config import LogConfig
 from .errors import JournalLockedError, UnrecoverableJournalError
@@ -18,10 +19,6 @@ from .lazy import unopened
 from .partition import PartitionLog
 
 LOCK_FILE = ".lock"
-# Kafka's file of the same name and format: the id of the topic a partition folder belongs to, so
-# a folder the metadata lost (a destroyed coordinator journal) is put back under the topic id
-# clients knew
-PARTITION_METADATA = "partition.metadata"
 from .epochs import FILE_NAME as EPOCHS_FILE
 
 RECOVERY_CHECKPOINT = "recovery-point-offset-checkpoint"
@@ -109,30 +106,6 @@ def read_checkpoint(path: Path) -> dict[tuple[str, int], int]:
 def write_checkpoint(path: Path, offsets: Mapping[tuple[str, int], int]) -> None:
     lines = ["0", str(len(offsets))] + [f"{t} {p} {o}" for (t, p), o in sorted(offsets.items())]
     atomic_write(path, ("\n".join(lines) + "\n").encode())
-
-
-def kafka_uuid(u: uuid.UUID) -> str:
-    """A UUID as Kafka writes it (Uuid.toString: URL-safe base64 without padding)."""
-    return base64.urlsafe_b64encode(u.bytes).decode("ascii").rstrip("=")
-
-
-def read_partition_metadata(path: Path) -> uuid.UUID | None:
-    """The topic id a partition.metadata names; None if it is unreadable or malformed (it is
-    only a hint for putting a lost topic back)."""
-    try:   # one read of a small file per partition at start: os-level, no text layer
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        try:
-            data = os.read(fd, 512)
-        finally:
-            os.close(fd)
-        fields = dict(line.split(b":", 1) for line in data.splitlines() if b":" in line)
-        if fields.get(b"version", b"").strip() != b"0":
-            return None
-        raw = fields[b"topic_id"].strip()
-        u = uuid.UUID(bytes=base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4)))
-    except (OSError, ValueError, KeyError):
-        return None
-    return u if u.int else None
 
 
 def _single_segment(listing: list[str]) -> bool:

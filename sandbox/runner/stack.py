@@ -20,7 +20,7 @@ from sandbox.client import KafkaClient, KafkaClientError, parse_bootstrap
 from sandbox.config import ConfigError, SandboxConfig, load_config, parse_config
 from sandbox.health.http import HealthServer
 from sandbox.lifecycle import stop_signals
-from sandbox.log.manager import PARTITION_METADATA, read_partition_metadata
+from sandbox.partition_metadata import PARTITION_METADATA, read_partition_metadata
 from sandbox.health.metrics import EventCounter, render_metrics
 from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status

@@ -283,7 +283,7 @@ def test_a_folder_of_a_remade_topic_kept_through_a_lost_journal_does_not_become_
     topic's records (led by it later, consumers would read them in place of acknowledged ones)."""
     from sandbox.client import KafkaClient
     from sandbox.health.status import coordinator_problems
-    from sandbox.log.manager import PARTITION_METADATA, read_partition_metadata
+    from sandbox.partition_metadata import PARTITION_METADATA, read_partition_metadata
     from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 
     remake_while_broker_3_is_down(cluster)
