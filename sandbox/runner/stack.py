@@ -221,12 +221,15 @@ class StackSupervisor:
         cluster. In a thread of its own with a client of its own: with a broker paused, a request
         that reaches it first waits for its timeout, and neither `sandbox pause`/`kill` requests
         nor a restore should wait behind that."""
-        client, asked = None, None
+        client, asked, last = None, None, float("-inf")
         try:
-            while not self.stop.wait(CATALOG_EVERY_S):
-                epoch = self.sup.catalog_epoch()
-                if epoch is None:
+            while not self.stop.wait(0.25):
+                if time.monotonic() - last < CATALOG_EVERY_S:
                     continue
+                epoch = self.sup.catalog_epoch()
+                if epoch is None:   # asked again in a quarter second: the first refresh comes soon
+                    continue
+                last = time.monotonic()
                 # brokers that are down or paused are asked last, and not for their groups
                 down = {int(s["name"].rsplit("-", 1)[1]) for s in self.sup.snapshot().get("services", [])
                         if s.get("role") == "broker" and not s.get("healthy")}
