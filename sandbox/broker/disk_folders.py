@@ -150,6 +150,25 @@ class DiskFolders:
                                                "log_end_offset": end})
         return True
 
+    def _set_aside_stray(self, key: tuple[str, int], why: str) -> bool:
+        """Keep a stray partition folder out of the way, renamed `<topic>-<partition>.<hex>-stray`
+        (Kafka's name for the stray logs it keeps), where its data can still be read; False (left
+        as it is, decided again at the next metadata change) if the file system refuses."""
+        plog = self.partitions.pop(key, None)
+        end = None if plog is None or not plog.opened else plog.log_end_offset
+        try:
+            where = self.logs.set_aside(*key)
+        except OSError as e:
+            log.warning("%s-%d is stray (%s) but could not be set aside: %s", key[0], key[1], why, e)
+            if plog is not None:
+                self.partitions[key] = self.logs.create(key[0], key[1], plog.config)
+            return False
+        finally:
+            self.notifier.notify(key)
+        _emit("stray-partition-set-aside", {"topic": key[0], "partition": key[1], "why": why,
+                                            "log_end_offset": end, "path": str(where)})
+        return True
+
     def _adopt_again(self, attempt: int) -> None:
         loop = asyncio.get_running_loop()
         loop.call_later(ADOPT_RETRY_S, lambda: loop.create_task(self._adopt_orphans(attempt + 1)))

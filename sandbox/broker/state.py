@@ -239,13 +239,16 @@ class BrokerState(DiskFolders):
                 # by its leader only: a follower's folder naming another id than the topic's holds
                 # another topic of that name (one deleted and made again while this broker was
                 # down, its deletion lost with the journal), and cutting it to the leader's log end
-                # would keep that topic's records under this one's offsets
+                # would keep that topic's records under this one's offsets. It is set aside, not
+                # deleted: the restore's choice of leader may be wrong where ids could not be read
                 leader = leaders[key][0]
                 if leader < 0:
                     continue   # decided once the partition has a leader
                 if leader != self.node_id:
-                    self._delete_stray(key, f"it holds another topic of that name than its leader, broker "
-                                            f"{leader} (topic id {plog.topic_id}, not {topic_ids[key[0]]})")
+                    if not self._set_aside_stray(key, f"it holds another topic of that name than its leader, "
+                                                      f"broker {leader} (topic id {plog.topic_id}, not "
+                                                      f"{topic_ids[key[0]]})"):
+                        continue
                     plog = None
             if plog is None:
                 self.partitions[key] = plog = self.logs.create(key[0], key[1], cfg)

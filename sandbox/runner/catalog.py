@@ -52,15 +52,17 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
     epoch's history wins). Leader epochs compare across earlier restores too, since a re-created
     topic's epochs start above every epoch its replicas held. Every broker is asked for its
     replicas' log ends (ListOffsets with the debugging replica id); one that does not answer
-    counts as holding nothing. Before all that, where a replica's folder names the topic id the
-    catalog knows (`folder_id(broker, topic, partition)`: the id its partition.metadata names and
-    when that was written, None where it cannot tell), such a replica leads: a folder naming
-    another id, written before the catalog was (`catalog_time`), holds an older topic of that
+    counts as holding nothing. Before all that, a replica whose folder names another topic id than
+    the topic's goes last (`folder_id(broker, topic, partition)`: the id its partition.metadata
+    names and when that was written, None where it cannot tell): it holds an older topic of that
     name, deleted and made again while its broker was down (or paused) and kept because the
     journal that recorded the deletion was lost; its leader epochs count from another start and
-    say nothing about which history is newer. If such a folder was written after the catalog,
-    the catalog may not know the topic's latest making, and ids tell nothing. Returns the specs
-    and one line per partition whose first replica changed."""
+    say nothing about which history is newer. The topic's id is the catalog's (`catalog_time`:
+    when the catalog read the metadata), unless a folder naming another id was written since:
+    then the catalog is older than the topic's latest making, and the id of the folder written
+    last is the topic's (it is re-created under that id: its followers keep their logs, and
+    clients find the id they knew). Returns the specs and one line per partition whose first
+    replica changed or topic whose id is not the catalog's."""
     asks: dict[int, dict[str, list[int]]] = {}
     for name, spec in specs.items():
         for index, replicas in enumerate(spec.assignments or ()):
@@ -81,25 +83,34 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
             known_id = uuid.UUID(spec.config[RESTORE_TOPIC_ID])
         except (KeyError, ValueError, TypeError):
             known_id = None
+        folders = {(b, index): folder_id(b, name, index)
+                   for index, replicas in enumerate(spec.assignments or ()) for b in replicas}
+        topic_id = _topic_id(known_id, [f for f in folders.values() if f is not None], catalog_time)
+        config = dict(spec.config)
         if newest.get(name, -1) >= 0:   # leader epochs go on from there: clients keep the old ones
-            spec = out[name] = dataclasses.replace(
-                spec, config={**spec.config, RESTORE_LEADER_EPOCH: str(newest[name] + 1)})
+            config[RESTORE_LEADER_EPOCH] = str(newest[name] + 1)
+        if topic_id is not None and topic_id != known_id:
+            config[RESTORE_TOPIC_ID] = str(topic_id)
+            notes.append(f"{name}: re-created under topic id {topic_id}, which folders written after the catalog "
+                         f"name (the catalog knew {known_id or 'none'})")
+        if config != spec.config:
+            spec = out[name] = dataclasses.replace(spec, config=config)
         placed, moved = [], False
         for index, replicas in enumerate(spec.assignments or ()):
             if len(replicas) > 1:
-                folders = [folder_id(b, name, index) for b in replicas]
-                same = _same_topic(replicas, known_id, folders, catalog_time)
+                def other(b: int) -> bool:   # its folder names another topic of that name
+                    f = folders[(b, index)]
+                    return topic_id is not None and f is not None and f[0] != topic_id
 
                 def rank(b: int) -> tuple[int, int, int, int]:
                     end, epoch = ends.get((b, name, index), (-1, -1))
-                    return int(b in same), epoch, end, -replicas.index(b)
+                    return int(not other(b)), epoch, end, -replicas.index(b)
                 best = max(replicas, key=rank)
                 if best != replicas[0]:
                     (_, e1, n1, _), (_, e0, n0, _) = rank(best), rank(replicas[0])
-                    other = (f"; broker {replicas[0]}'s folder holds another topic of that name"
-                             if same and folders[0] is not None and replicas[0] not in same else "")
+                    why = f"; broker {replicas[0]}'s folder holds another topic of that name" if other(replicas[0]) else ""
                     notes.append(f"{name}-{index}: broker {best} leads (its log ends at {n1} in leader epoch "
-                                 f"{e1}, broker {replicas[0]}'s at {n0} in epoch {e0}{other})")
+                                 f"{e1}, broker {replicas[0]}'s at {n0} in epoch {e0}{why})")
                     replicas, moved = (best, *(b for b in replicas if b != best)), True
             placed.append(tuple(replicas))
         if moved:
@@ -107,15 +118,15 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
     return out, notes
 
 
-def _same_topic(replicas, known_id: uuid.UUID | None, folders: list, catalog_time: float | None) -> set[int]:
-    """The replicas whose folder names the catalog's topic id; none if no folder does, or a folder
-    naming another id was written after the catalog (which may then be older than the topic)."""
-    if known_id is None or catalog_time is None:
-        return set()
-    same = {b for b, f in zip(replicas, folders) if f is not None and f[0] == known_id}
-    if any(f is not None and f[0] != known_id and f[1] >= catalog_time for f in folders):
-        return set()
-    return same
+def _topic_id(known_id: uuid.UUID | None, folders: list[tuple[uuid.UUID, float]],
+              catalog_time: float | None) -> uuid.UUID | None:
+    """The id of the topic's latest making: the catalog's, unless a folder naming another id was
+    written since the catalog read the metadata (or there is no catalog time): then the id of the
+    folder written last. None where nothing tells (no catalog id and no folder)."""
+    newer = [f for f in folders if f[0] != known_id and (catalog_time is None or f[1] >= catalog_time)]
+    if newer:
+        return max(newer, key=lambda f: f[1])[0]
+    return known_id
 
 
 def catalog_time(cfg: SandboxConfig) -> float | None:
@@ -129,6 +140,9 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
     """Refresh the catalog from the cluster; `still_valid` is asked once everything is read (a
     journal wiped meanwhile makes the read worthless); brokers in `down` (not answering) are not
     asked for their groups. Returns whether the file was written."""
+    # the time of the metadata read, not of the write: the groups read after it can take seconds,
+    # and a folder written meanwhile belongs to a topic this catalog may not know
+    started = time.time()
     md, _ = client.metadata()
     described = client.describe_topic_configs(md.topics)   # one request for them all
     topics = {}
@@ -174,7 +188,7 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         group_configs = _read(cfg).get("group_configs", {})
     if not still_valid():
         return False
-    write_state(cfg.data_dir / CATALOG_FILE, {"updated": time.time(), "cluster_id": md.cluster_id,
+    write_state(cfg.data_dir / CATALOG_FILE, {"updated": started, "cluster_id": md.cluster_id,
                                               "topics": topics, "groups": groups,
                                               "quotas": quotas, "group_configs": group_configs})
     return True

@@ -11,9 +11,9 @@ from sandbox.lifecycle import parse_event_line
 
 #: the EVENT kinds the supervisor reads from a service's log
 SUPERVISED_EVENTS = re.compile(r"repair|stale-lock[\w-]*|config-error|storage-error|storage-ok|"
-                               r"stray-partition-deleted|topic-restored")
+                               r"stray-partition-deleted|stray-partition-set-aside|topic-restored")
 #: of those, the ones shown in status under their own kind (a broker's folders matched with the metadata)
-FOLDER_EVENTS = ("stray-partition-deleted", "topic-restored")
+FOLDER_EVENTS = ("stray-partition-deleted", "stray-partition-set-aside", "topic-restored")
 _MAX_SCAN = 4 << 20  # never read more than this much of a log in one go
 
 
@@ -68,6 +68,9 @@ def describe_event(kind: str, detail: dict) -> str:
     """One sentence for a repair event, e.g. 'journal tail truncated: 38 bytes (…/00000.log)'."""
     if kind == "stray-partition-deleted":
         return f"{detail.get('topic')}-{detail.get('partition')} deleted from disk: {detail.get('why', 'a stray folder')}"
+    if kind == "stray-partition-set-aside":
+        return (f"{detail.get('topic')}-{detail.get('partition')} set aside as {detail.get('path')}: "
+                f"{detail.get('why', 'a stray folder')}")
     if kind == "topic-restored":
         return (f"topic {detail.get('topic')} put back from its folders on disk "
                 f"({detail.get('partitions', '?')} partition(s)): the metadata had lost it")

@@ -243,6 +243,9 @@ class StackSupervisor:
                     save_catalog(self.cfg, client, lambda: self.sup.catalog_epoch() == epoch, down=down)
                 except (KafkaClientError, OSError) as e:
                     log.info("topic catalog not refreshed: %s", e)
+                except Exception as e:   # noqa: BLE001 - a bug must not stop the refreshes for good
+                    log.exception("topic catalog not refreshed")
+                    self.sup.record_event("supervisor", "error", f"topic catalog not refreshed: {e!r}")
         finally:
             if client is not None:
                 client.close()

@@ -310,3 +310,7 @@ def test_a_folder_of_a_remade_topic_kept_through_a_lost_journal_does_not_become_
     assert b"old" not in cluster.replica_batches(3, "again", 0, 1 << 30)
     assert "another topic of that name than its leader" in cluster.log_text("broker-3")
     assert read_partition_metadata(cluster.data_dir(3) / "again-0" / PARTITION_METADATA) == new_id
+    # set aside, not deleted (Kafka's -stray name): the old topic's records can still be read
+    [aside] = cluster.data_dir(3).glob("again-0.*-stray")
+    assert read_partition_metadata(aside / PARTITION_METADATA) == old_id
+    assert b"old9" in b"".join(f.read_bytes() for f in aside.glob("*.log"))

@@ -215,3 +215,23 @@ def test_a_partition_folder_names_its_topic_id_as_kafka_does(tmp_path):
         d = LogDir(tmp_path, cfg())
         assert d.open()[("orders", 0)].topic_id is None, torn
         d.close()
+
+
+def test_a_stray_partition_set_aside_keeps_its_records_out_of_the_partitions(tmp_path):
+    """set_aside renames the folder `<topic>-<partition>.<hex>-stray` (Kafka's name for a stray
+    log it keeps): the records stay on disk, the next open() takes it for no partition, and the
+    same partition can be made anew beside it."""
+    d = LogDir(tmp_path, cfg())
+    d.open()
+    d.create("orders", 0).append(batch(3))
+    aside = d.set_aside("orders", 0)
+    assert aside is not None and aside.name.startswith("orders-0.") and aside.name.endswith("-stray")
+    assert not (tmp_path / "orders-0").exists() and list(aside.glob("*.log"))
+    assert d.get("orders", 0) is None and d.set_aside("orders", 0) is None
+    d.create("orders", 0)
+    d.close()
+    d = LogDir(tmp_path, cfg())
+    logs = d.open()
+    assert list(logs) == [("orders", 0)] and logs[("orders", 0)].log_end_offset == 0
+    assert aside.exists()   # not cleaned as a leftover
+    d.close()

@@ -11,13 +11,17 @@ def test_folder_events_are_read_from_the_log_and_told_in_one_sentence(tmp_path):
         "2026-12-01 23:27:33,405 INFO sandbox.broker: listening",
         "2026-12-01 23:27:33,406 WARNING sandbox.broker: " + event_line("stray-partition-deleted", {
             "topic": "gone", "partition": 0, "why": "its topic was deleted while this broker was down"}),
+        "2026-12-01 23:27:34,406 WARNING sandbox.broker: " + event_line("stray-partition-set-aside", {
+            "topic": "again", "partition": 0, "why": "it holds another topic of that name than its leader",
+            "path": "/d/again-0.ab-stray"}),
         "2026-12-01 23:27:43,406 WARNING sandbox.broker: " + event_line("topic-restored", {
             "topic": "orders", "partitions": 3, "from": "journal on disk"}),
         "2026-12-01 23:27:43,407 WARNING sandbox.broker: " + event_line("leader", {"topic": "x"}),
         ""]))
     found, _ = scan_events(log, 0)
-    assert [k for k, _ in found] == ["stray-partition-deleted", "topic-restored"]
+    assert [k for k, _ in found] == ["stray-partition-deleted", "stray-partition-set-aside", "topic-restored"]
     assert all(k in FOLDER_EVENTS for k, _ in found)
     told = [describe_event(k, d) for k, d in found]
     assert told == ["gone-0 deleted from disk: its topic was deleted while this broker was down",
+                    "again-0 set aside as /d/again-0.ab-stray: it holds another topic of that name than its leader",
                     "topic orders put back from its folders on disk (3 partition(s)): the metadata had lost it"]

@@ -133,7 +133,7 @@ def test_a_folder_of_an_older_topic_of_that_name_does_not_lead():
     specs = {"t": TopicSpec("t", 2, 3, {RESTORE_TOPIC_ID: str(new)}, ((1, 2, 3), (1, 3, 2)))}
     ends = _Ends({(1, "t", 0): (500, 9), (2, "t", 0): (40, 2), (3, "t", 0): (41, 2),
                   (1, "t", 1): (300, 9), (3, "t", 1): (7, 1), (2, "t", 1): (7, 1)})
-    # (topic id, when its partition.metadata was written); the catalog was written at 100.0
+    # (topic id, when its partition.metadata was written); the catalog read the metadata at 100.0
     folders = {(1, "t", 0): (old, 10.0), (2, "t", 0): (new, 50.0), (3, "t", 0): (new, 50.0),
                (1, "t", 1): (old, 10.0), (3, "t", 1): None, (2, "t", 1): (new, 50.0)}   # 3's unreadable
 
@@ -141,21 +141,24 @@ def test_a_folder_of_an_older_topic_of_that_name_does_not_lead():
         return lead_with_longest_logs(specs, ends, lambda b, t, i: folders.get((b, t, i)), catalog_time)
 
     out, notes = rank(specs)
-    assert out["t"].assignments == ((3, 1, 2), (2, 1, 3)), notes
+    # an unreadable file is no reason to go last: 3 comes first of the equals in t-1
+    assert out["t"].assignments == ((3, 1, 2), (3, 1, 2)), notes
     assert notes[0] == ("t-0: broker 3 leads (its log ends at 41 in leader epoch 2, broker 1's at 500 in "
                         "epoch 9; broker 1's folder holds another topic of that name)")
     assert out["t"].config[RESTORE_LEADER_EPOCH] == "10"   # above every epoch held: clients ignore older
-    # no folder names the catalog's id (a catalog older than the topic): ids tell nothing
-    stale = {"t": TopicSpec("t", 1, 3, {RESTORE_TOPIC_ID: str(uuid.uuid4())}, ((2, 1, 3),))}
-    assert rank(stale)[0]["t"].assignments == ((1, 2, 3),)
-    # a folder naming another id written after the catalog: the catalog may not know the topic's
-    # latest making (broker 1's may be the newest), so ids tell nothing either
+    assert out["t"].config[RESTORE_TOPIC_ID] == str(new)
+    # a folder naming another id written after the catalog read the metadata: the catalog is older
+    # than the topic's latest making, whose id is the folder's written last (re-created under it)
     newer = dict(folders)
     newer[(1, "t", 0)] = (old, 101.0)
-    assert rank(specs, folders=newer)[0]["t"].assignments[0] == (1, 2, 3)
-    # nor without the catalog's id or time, or without folder ids (docker mode)
+    out, notes = rank(specs, folders=newer)
+    assert out["t"].assignments == ((1, 2, 3), (1, 3, 2)) and out["t"].config[RESTORE_TOPIC_ID] == str(old)
+    assert notes[0].startswith(f"t: re-created under topic id {old}, which folders written after the catalog name")
+    # no folder names the catalog's id, none newer (the catalog's topic lost everywhere): epochs
+    stale = {"t": TopicSpec("t", 1, 3, {RESTORE_TOPIC_ID: str(uuid.uuid4())}, ((2, 1, 3),))}
+    assert rank(stale)[0]["t"].assignments == ((1, 2, 3),)
+    # no id in the catalog, or no folder ids (docker mode): epochs and log ends alone
     assert rank({"t": TopicSpec("t", 1, 3, {}, ((2, 1, 3),))})[0]["t"].assignments == ((1, 2, 3),)
-    assert rank(specs, catalog_time=None)[0]["t"].assignments == ((1, 2, 3), (1, 3, 2))
     assert lead_with_longest_logs(specs, ends)[0]["t"].assignments == ((1, 2, 3), (1, 3, 2))
 
 
