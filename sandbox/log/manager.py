@@ -267,16 +267,19 @@ class LogDir:
             return
         log.topic_id = topic_id
 
+    def _close(self, topic: str, partition: int) -> Path:
+        """Forget and close a partition's log; its directory."""
+        log = self._logs.pop((topic, partition), None)
+        if log is None:
+            return self.root / f"{topic}-{partition}"
+        log.close()
+        return log.directory
+
     def set_aside(self, topic: str, partition: int) -> Path | None:
         """Close the log and rename its directory to `<topic>-<partition>.<hex>-stray` (Kafka's
         name for a stray log it keeps), which no open() takes for a partition; the checkpoint
         files are rewritten without it. The new path, None if there was no directory."""
-        tp = (topic, partition)
-        log = self._logs.pop(tp, None)
-        directory = self.root / f"{topic}-{partition}"
-        if log is not None:
-            log.close()
-            directory = log.directory
+        directory = self._close(topic, partition)
         if not directory.exists():
             return None
         target = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}-stray")
@@ -287,12 +290,7 @@ class LogDir:
     def delete_partition(self, topic: str, partition: int, checkpoint: bool = True) -> None:
         """Close the log, rename its directory to `<topic>-<partition>.<hex>-delete`, remove it,
         then rewrite the checkpoint files without it (unless `checkpoint` is False)."""
-        tp = (topic, partition)
-        log = self._logs.pop(tp, None)
-        directory = self.root / f"{topic}-{partition}"
-        if log is not None:
-            log.close()
-            directory = log.directory
+        directory = self._close(topic, partition)
         if not directory.exists():
             return
         target = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}-delete")
