@@ -100,6 +100,29 @@ class DiskFolders:
                 self._delete_stray(key, "its topic was deleted and made again while this broker was down",
                                    checkpoint=False)
 
+    def _match_folder(self, key: tuple[str, int], topic_id: uuid.UUID, removed: bool, leader: int) -> bool:
+        """Match this broker's folder of a partition the metadata gives it with the metadata's
+        topic: a folder of an older topic of that name is deleted (_old_incarnation); after a
+        replaced journal a folder naming another id is taken over by its leader only (the
+        restore's topic id), while a follower's holds another topic of that name (one deleted and
+        made again while this broker was down, its deletion lost with the journal): cut to the
+        leader's log end it would keep that topic's records under this one's offsets, so it is set
+        aside, not deleted (where ids could not be read the restore's choice of leader may be
+        wrong). False when the folder is left as it is for now: the partition has no leader yet,
+        or the file system refused."""
+        plog = self.partitions.get(key)
+        if plog is None:
+            return True
+        if self._old_incarnation(plog, topic_id, removed):
+            self._delete_stray(key, "its topic was deleted and made again")
+            return True
+        if plog.topic_id in (None, topic_id) or leader == self.node_id:
+            return True
+        if leader < 0:
+            return False
+        return self._set_aside_stray(key, f"it holds another topic of that name than its leader, broker {leader} "
+                                          f"(topic id {plog.topic_id}, not {topic_id})")
+
     def _old_incarnation(self, plog, topic_id: uuid.UUID, removed: bool) -> bool:
         """Whether a folder under a topic's name holds an older topic of that name: the metadata
         change deleted the topic (and made it again), or the folder names another id while the

@@ -230,26 +230,9 @@ class BrokerState(DiskFolders):
             if self.groups is not None:
                 self.groups.delete_offsets_for_topic(name)
         for key, cfg in wanted.items():
+            if not self._match_folder(key, topic_ids[key[0]], key[0] in removed, leaders[key][0]):
+                continue   # decided at a later metadata change
             plog = self.partitions.get(key)
-            if plog is not None and self._old_incarnation(plog, topic_ids[key[0]], key[0] in removed):
-                self._delete_stray(key, "its topic was deleted and made again")
-                plog = None
-            elif plog is not None and plog.topic_id not in (None, topic_ids[key[0]]):
-                # taken over after a replaced journal (the restore's topic id, see _old_incarnation)
-                # by its leader only: a follower's folder naming another id than the topic's holds
-                # another topic of that name (one deleted and made again while this broker was
-                # down, its deletion lost with the journal), and cutting it to the leader's log end
-                # would keep that topic's records under this one's offsets. It is set aside, not
-                # deleted: the restore's choice of leader may be wrong where ids could not be read
-                leader = leaders[key][0]
-                if leader < 0:
-                    continue   # decided once the partition has a leader
-                if leader != self.node_id:
-                    if not self._set_aside_stray(key, f"it holds another topic of that name than its leader, "
-                                                      f"broker {leader} (topic id {plog.topic_id}, not "
-                                                      f"{topic_ids[key[0]]})"):
-                        continue
-                    plog = None
             if plog is None:
                 self.partitions[key] = plog = self.logs.create(key[0], key[1], cfg)
             elif plog.config != cfg:

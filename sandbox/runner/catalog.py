@@ -161,7 +161,8 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
     # a broker down or a group coordinator moving keeps those groups' offsets as last refreshed:
     # the topics are refreshed all the same (the catalog stood still while a group's coordinator
     # was away, and a coordinator journal destroyed then lost the topics made meanwhile)
-    before = _read(cfg).get("groups")
+    previous = _read(cfg)   # what this refresh cannot read is kept from it
+    before = previous.get("groups")
     before = before if isinstance(before, dict) else {}
     failed: list[str] = []
     listed = client.list_groups(skip=down, failed=failed)
@@ -181,11 +182,11 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         quotas = [{"entity": [list(e) for e in entity], "values": values}
                   for entity, values in sorted(client.client_quotas().items(), key=lambda kv: str(kv[0]))]
     except KafkaClientError:   # kept from the last refresh
-        quotas = _read(cfg).get("quotas", [])
+        quotas = previous.get("quotas", [])
     try:
         group_configs = {g: client.group_configs(g) for g in client.configured_groups()}
     except KafkaClientError:   # kept from the last refresh
-        group_configs = _read(cfg).get("group_configs", {})
+        group_configs = previous.get("group_configs", {})
     if not still_valid():
         return False
     write_state(cfg.data_dir / CATALOG_FILE, {"updated": started, "cluster_id": md.cluster_id,
