@@ -4,6 +4,7 @@ MetadataJournal; every change is validated, journaled (fsync), applied, then ann
 from __future__ import annotations
 
 import base64
+import logging
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +19,8 @@ from sandbox.protocol.errors import INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, KA
 from .model import BrokerInfo, ClusterState, CoordinatorError, NewTopic, PartitionInfo, TopicInfo, TopicResult
 
 Listener = Callable[[list[Record]], None]
+
+log = logging.getLogger("sandbox.coordinator")
 
 
 def new_cluster_id() -> str:
@@ -278,6 +281,10 @@ class Coordinator(ViewReads):
         if stalled_after is not None and last is not None and (now - last > stalled_after or now < last):
             self._machine.restart_sessions(now)
             self.stalls += 1
+            # said here, not by the server's timer: a broker's heartbeat may be what wakes first
+            log.warning("the coordinator did not run for longer than a session (%d ms: the machine "
+                        "slept, or the process was paused): every broker's session starts again "
+                        "rather than all of them being fenced", self.session_timeout_ms)
             return []
         records = self._commit(self._machine.fence_expired(now, self.session_timeout_ms))
         return [r["broker_id"] for r in records if r["type"] == "fence-broker"]

@@ -157,6 +157,22 @@ def test_restored_brokers_get_a_fresh_session_then_expire(make_coordinator, cloc
     assert c.tick() == [1]
 
 
+def test_a_stall_noticed_by_a_heartbeat_is_said_in_the_log(make_coordinator, clock, caplog):
+    """Whatever wakes first after a sleep (the server's timer or a broker's heartbeat) notices the
+    stall; the log must say so either way (the server's timer used to be the only one that did,
+    so a heartbeat that came first left the user no word of why nobody was fenced)."""
+    import logging
+
+    c = make_coordinator(session_timeout_ms=9000, stalled_after_ms=9000)
+    epochs = three_brokers(c, clock)
+    clock.advance(30)
+    with caplog.at_level(logging.WARNING, logger="sandbox.coordinator"):
+        assert c.heartbeat(1, epochs[1]) is False
+        assert c.tick() == []
+    said = [r.getMessage() for r in caplog.records if "did not run for longer than a session" in r.getMessage()]
+    assert c.stalls == 1 and len(said) == 1, caplog.text
+
+
 def test_a_coordinator_that_stood_still_restarts_sessions_instead_of_fencing_everyone(make_coordinator, clock):
     """A laptop that slept (or a paused coordinator): when the coordinator's own periodic tick
     comes more than a session late, its brokers' silence says nothing about them. Fencing them
