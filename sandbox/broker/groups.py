@@ -19,7 +19,7 @@ from sandbox.protocol.errors import (
     INVALID_GROUP_ID, NON_EMPTY_GROUP, NONE, OFFSET_METADATA_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION,
 )
 from sandbox.broker.group_model import (
-    COMPLETING, DEAD, EMPTY, PREPARING, STABLE, GroupDescription, JoinResult, SyncResult, join_error,
+    DEAD, EMPTY, GroupDescription, JoinResult, SyncResult, join_error,
 )
 from sandbox.broker.offsets import OffsetStore
 

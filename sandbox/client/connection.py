@@ -140,7 +140,6 @@ class Connection:
 
     def roundtrip(self, body: Any) -> Any:
         """Send one request entity, return the decoded response entity."""
-        key, version = body.__api_key__, body.__version__
         try:
             self._open()
             self._corr = (self._corr + 1) & 0x7FFFFFFF

@@ -16,7 +16,7 @@ from .journal import EventSink, JournalCorruptError, MetadataJournal
 from .listeners import Listeners
 from .machine import MetadataMachine, Record
 from sandbox.protocol.errors import INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, KAFKA_STORAGE_ERROR
-from .model import BrokerInfo, ClusterState, CoordinatorError, NewTopic, PartitionInfo, TopicInfo, TopicResult
+from .model import CoordinatorError, NewTopic, PartitionInfo, TopicInfo, TopicResult
 
 Listener = Callable[[list[Record]], None]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import crc32c
 
-from .batch import CRC_START, HEADER_SIZE, LOG_OVERHEAD, MIN_BATCH_LENGTH, BatchHeader, parse_header
+from .batch import CRC_START, HEADER_SIZE, MIN_BATCH_LENGTH, BatchHeader, parse_header
 from .files import atomic_write, safe_delete
 
 _IDX = struct.Struct(">II")
