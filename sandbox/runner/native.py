@@ -112,7 +112,8 @@ class Supervisor(Recovery, Stopping, Rehearsal):
         start what is due, publish. Whatever goes wrong with one service is an event on it."""
         with self._lock:
             now = self._clock()
-            self._run_commands(now)
+            if self._run_commands(now):
+                self._publish(force=True)   # a kill or pause shows before this pass's probes wait
             self._resume_due(now)
             for svc in self._services:
                 self._guarded(svc, now, self._observe)
@@ -235,12 +236,15 @@ class Supervisor(Recovery, Stopping, Rehearsal):
 
     # ---- commands
 
-    def _run_commands(self, now: float) -> None:
+    def _run_commands(self, now: float) -> bool:
+        """Carry out the queued commands; returns whether there were any."""
+        ran = False
         while True:
             try:
                 kind, name, arg = self._commands.get_nowait()
             except queue.Empty:
-                return
+                return ran
+            ran = True
             if kind in ("kill", "pause"):
                 self._guarded(self._get(name), now, lambda svc, now: self._rehearse(kind, svc, arg, now))
             elif kind == "restart":

@@ -60,7 +60,10 @@ def test_kill_then_pause_a_broker(project):
     pausing = subprocess.Popen(cmd, cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: psutil.Process(new).status() == psutil.STATUS_STOPPED, 15, what="broker-1 stopped ('T')")
-        assert service(project.state_file(), "broker-1")["state"] == "paused"
+        # the supervisor publishes the pause right after freezing the process (within its step,
+        # before the step's probes): status says so while the 3 s pause lasts
+        wait_for(lambda: service(project.state_file(), "broker-1")["state"] == "paused", 2.5,
+                 what="status to say broker-1 is paused while it is stopped")
         out, err = pausing.communicate(timeout=60)
     finally:
         if pausing.poll() is None:

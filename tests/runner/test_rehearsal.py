@@ -209,3 +209,31 @@ def test_a_resumed_service_that_stays_silent_gets_the_usual_allowance_not_a_star
         sup.step()
     ev = [e for e in sup.events if e["kind"] == "unhealthy" and e.get("service") == "broker-1"]
     assert len(ev) == 1 and "since it was started" not in ev[0]["detail"]
+
+
+def test_a_pause_is_in_the_state_file_before_the_same_pass_probes_anything(tmp_path):
+    """`sandbox status` reads the state file: a service the supervisor has just frozen must not
+    be shown running while that pass's probes (up to a second each) are still to come."""
+    import json
+
+    state = tmp_path / ".sandbox" / "state.json"
+    clock, spawner, probe = FakeClock(), FakeSpawner(), FakeProbe()
+    services = [spec(tmp_path, "coordinator", "coordinator", 9093), spec(tmp_path, "broker-1")]
+    sup = Supervisor(services, RecoveryPolicy(), spawner=spawner, clock=clock,
+                     wall_clock=lambda: 1_795_000_000.0 + clock.t, probe=probe, state_path=state,
+                     quarantine_root=tmp_path / ".sandbox" / "quarantine", sleep=lambda s: None)
+    probe.ok.update({"coordinator": True, "broker-1": True})
+    sup.step()
+    sup.step()
+    seen = []
+
+    def probing(s):   # what status would show while the coordinator is being probed
+        doc = json.loads(state.read_text())
+        seen.append(next(x["state"] for x in doc["services"] if x["name"] == "broker-1"))
+        return FakeProbe.__call__(probe, s)
+    sup._probe = probing
+    clock.advance(2)   # probes are due again
+    sup.pause("broker-1", 15.0)
+    sup.step()
+    assert spawner.current("broker-1").frozen
+    assert seen and seen[0] == "paused", seen
