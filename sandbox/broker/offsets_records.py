@@ -4,9 +4,11 @@ binary schemas, so tools that read the topic see Kafka's format. Pure functions,
 
 from __future__ import annotations
 
-import functools
 import struct
 from typing import NamedTuple
+
+# where a group goes, shared with the supervisor's catalog
+from sandbox.client.partitioner import coordinator_partition as partition_for, java_string_hashcode  # noqa: F401
 
 OFFSET_COMMIT_KEY_VERSION = 1      # OffsetCommitKey: group, topic, partition
 GROUP_METADATA_KEY_VERSION = 2     # GroupMetadataKey: group (not written here; skipped when read)
@@ -15,23 +17,6 @@ OFFSET_COMMIT_VALUE_VERSION = 3    # offset, leader epoch, metadata, commit time
 _H = struct.Struct(">h")
 _I = struct.Struct(">i")
 _Q = struct.Struct(">q")
-
-
-@functools.lru_cache(maxsize=4096)   # asked several times per request for the same group or id
-def java_string_hashcode(s: str) -> int:
-    """Java's String.hashCode(): s[0]*31^(n-1) + ... over UTF-16 code units, as a signed int32."""
-    h = 0
-    data = s.encode("utf-16-be", "surrogatepass")
-    for i in range(0, len(data), 2):
-        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= (1 << 31) else h
-
-
-def partition_for(group_id: str, partitions: int) -> int:
-    """The `__consumer_offsets` partition of a group: Kafka's Utils.abs(hashCode) % partitions
-    (Utils.abs maps Integer.MIN_VALUE to 0)."""
-    h = java_string_hashcode(group_id)
-    return (0 if h == -(1 << 31) else abs(h)) % partitions
 
 
 class OffsetKey(NamedTuple):

@@ -42,11 +42,12 @@ class GroupAdmin:
         raise AssertionError("unreachable")
 
     @_locked
-    def list_groups(self, *, skip: Collection[int] = (), failed: list[str] | None = None) -> list[GroupListing]:
+    def list_groups(self, *, skip: Collection[int] = (), failed: list[str] | None = None,
+                    failed_nodes: set[int] | None = None) -> list[GroupListing]:
         """Groups of every broker (each coordinates some) but those in `skip` (known not to
         answer: the groups they coordinate are left out), sorted by id. With a `failed` list, a
-        broker that cannot be listed adds a sentence there and the others are still listed;
-        without one, it raises KafkaClientError."""
+        broker that cannot be listed adds a sentence there (and its id to `failed_nodes`) and the
+        others are still listed; without one, it raises KafkaClientError."""
         found: dict[str, GroupListing] = {}
         for addr in self._brokers(skip):
             try:
@@ -56,6 +57,8 @@ class GroupAdmin:
                 if failed is None:
                     raise
                 failed.append(f"the groups {fmt(addr)} coordinates are not listed: {e}")
+                if failed_nodes is not None:
+                    failed_nodes.update(n for n, a in self._nodes.items() if a == addr)
                 continue
             for g in resp.groups:
                 found[g.group_id] = GroupListing(g.group_id, getattr(g, "group_state", ""),

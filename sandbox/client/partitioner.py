@@ -1,8 +1,12 @@
 """Which partition a keyed record goes to: Kafka's Java default (murmur2 of the key, made
 positive, modulo the partition count), so `sandbox produce` puts a key where a Java, Spring or
-kafka-python producer would."""
+kafka-python producer would; and which `__consumer_offsets` / `__transaction_state` partition a
+group or transactional id belongs to (Kafka's abs(String.hashCode) modulo the partition count),
+which both the broker's coordinators and the supervisor's catalog need."""
 
 from __future__ import annotations
+
+import functools
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
@@ -37,3 +41,20 @@ def murmur2(data: bytes) -> int:
 
 def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+@functools.lru_cache(maxsize=4096)   # asked several times per request for the same group or id
+def java_string_hashcode(s: str) -> int:
+    """Java's String.hashCode(): s[0]*31^(n-1) + ... over UTF-16 code units, as a signed int32."""
+    h = 0
+    data = s.encode("utf-16-be", "surrogatepass")
+    for i in range(0, len(data), 2):
+        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= (1 << 31) else h
+
+
+def coordinator_partition(key: str, partitions: int) -> int:
+    """The `__consumer_offsets` (or `__transaction_state`) partition of a group (or transactional
+    id): Kafka's Utils.abs(hashCode) % partitions (Utils.abs maps Integer.MIN_VALUE to 0)."""
+    h = java_string_hashcode(key)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions

@@ -9,13 +9,16 @@ import dataclasses
 import json
 import time
 import uuid
-from typing import Callable, Collection
+from typing import Any, Callable, Collection
 
 from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.client.base import RETRIABLE
+from sandbox.client.partitioner import coordinator_partition
 from sandbox.config import SandboxConfig, TopicSpec
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 from sandbox.runner.statefile import write_state
+
+OFFSETS_TOPIC = "__consumer_offsets"   # where groups' offsets live (Kafka's name)
 
 CATALOG_FILE = "topics.json"
 
@@ -165,8 +168,13 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
     before = previous.get("groups")
     before = before if isinstance(before, dict) else {}
     failed: list[str] = []
-    listed = client.list_groups(skip=down, failed=failed)
-    groups = dict(before) if failed or down else {}
+    unasked: set[int] = set(down)
+    listed = client.list_groups(skip=down, failed=failed, failed_nodes=unasked)
+    # a group no broker listed is kept only while its coordinator could not be asked (down, not
+    # answering, or no leader): one whose coordinator answered without it was deleted or expired
+    # (a group deleted while another broker was down used to come back with a restore)
+    away = _coordinator_away(md, unasked)
+    groups = {g: v for g, v in before.items() if away(g)}
     for g in listed:
         try:
             committed = client.committed_offsets(g.group)
@@ -193,6 +201,20 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
                                               "topics": topics, "groups": groups,
                                               "quotas": quotas, "group_configs": group_configs})
     return True
+
+
+def _coordinator_away(md: Any, unasked: set[int]) -> Callable[[str], bool]:
+    """Whether a group's coordinator (the leader of its `__consumer_offsets` partition in `md`)
+    could not be asked: leaderless, unknown, or one of `unasked`."""
+    offsets = md.topics.get(OFFSETS_TOPIC)
+    leaders = {p.index: p.leader for p in offsets.partitions} if offsets is not None else {}
+
+    def away(group: str) -> bool:
+        if not leaders:
+            return True
+        leader = leaders.get(coordinator_partition(group, len(leaders)), -1)
+        return leader is None or leader < 0 or leader in unasked
+    return away
 
 
 def _read(cfg: SandboxConfig) -> dict:

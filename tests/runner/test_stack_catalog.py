@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -302,14 +303,16 @@ class _GroupsAway:
     def __getattr__(self, name):
         return getattr(self._c, name)
 
-    def list_groups(self, *, failed=None, **kw):
-        if self._unlisted:
+    def list_groups(self, *, failed=None, failed_nodes=None, **kw):
+        if self._unlisted:   # the test's one broker, 1, coordinates every group
             if failed is None:
                 from sandbox.client import KafkaClientError
-                raise KafkaClientError("broker 2 does not answer")
-            failed.append("the groups broker 2 coordinates are not listed")
+                raise KafkaClientError("broker 1 does not answer")
+            failed.append("the groups broker 1 coordinates are not listed")
+            if failed_nodes is not None:
+                failed_nodes.add(1)
             return []
-        return self._c.list_groups(failed=failed, **kw)
+        return self._c.list_groups(failed=failed, failed_nodes=failed_nodes, **kw)
 
     def committed_offsets(self, group):
         if group in self._unread:
@@ -344,6 +347,74 @@ def test_the_catalog_learns_new_topics_while_group_offsets_cannot_be_read(broker
         admin.delete_consumer_groups(["g1"])["g1"].result(timeout=10)
         save_catalog(cfg, c)
         assert json.loads((cfg.data_dir / "topics.json").read_text())["groups"] == {}
+
+
+class _TwoBrokers:
+    """A fake client of a 2-broker cluster whose `__consumer_offsets` has 2 partitions, partition
+    i led by broker i + 1; `listed[b]` are the groups broker b lists (None: its listing fails),
+    `offsets[g]` what group g has committed."""
+
+    def __init__(self, listed: dict, offsets: dict) -> None:
+        from sandbox.client.models import PartitionMeta
+
+        self.listed, self.offsets = listed, offsets
+        parts = [PartitionMeta(i, i + 1, [i + 1], [i + 1]) for i in range(2)]
+        topics = {"__consumer_offsets": SimpleNamespace(partitions=parts, topic_id=None)}
+        self.md = SimpleNamespace(topics=topics, cluster_id="c1")
+
+    def metadata(self, *a):
+        return self.md, 0.0
+
+    def describe_topic_configs(self, topics):
+        return {t: {} for t in topics}
+
+    def list_groups(self, *, skip=(), failed=None, failed_nodes=None):
+        from sandbox.client.models import GroupListing
+        out = []
+        for b, groups in self.listed.items():
+            if b in skip:
+                continue
+            if groups is None:
+                failed.append(f"broker {b} not listed")
+                failed_nodes.add(b)
+                continue
+            out += [GroupListing(g, "Empty", "consumer") for g in groups]
+        return out
+
+    def committed_offsets(self, group):
+        return self.offsets.get(group, {})
+
+    def client_quotas(self):
+        return {}
+
+    def configured_groups(self):
+        return []
+
+
+def test_a_group_deleted_while_another_broker_is_down_leaves_the_catalog(tmp_path):
+    """A group whose coordinator answered the listing without it was deleted (or expired): it
+    leaves the catalog even while another broker is down, whose groups are kept as last read. It
+    used to be kept whenever any broker was down, so a restore after a lost coordinator journal
+    put a deleted group's offsets back (a consumer then resumed there instead of at its
+    auto.offset.reset position)."""
+    from sandbox.client.partitioner import coordinator_partition
+
+    cfg = parse_config(f'[sandbox]\ndata_dir = "{tmp_path / "data"}"\n', cwd=tmp_path)
+    cfg.data_dir.mkdir(parents=True)
+    on = {b: next(g for g in (f"g{i}" for i in range(100)) if coordinator_partition(g, 2) == b - 1) for b in (1, 2)}
+    other = next(g for g in (f"h{i}" for i in range(100)) if coordinator_partition(g, 2) == 0)
+    both = {on[1]: {("t", 0): 5}, other: {("t", 0): 7}, on[2]: {("t", 0): 9}}
+    save_catalog(cfg, _TwoBrokers({1: [on[1], other], 2: [on[2]]}, both))
+
+    def groups():
+        return json.loads((cfg.data_dir / "topics.json").read_text())["groups"]
+    assert groups() == {on[1]: {"t:0": 5}, other: {"t:0": 7}, on[2]: {"t:0": 9}}
+    # broker 2 down; `other` deleted on broker 1: gone; broker 2's group kept as last read
+    save_catalog(cfg, _TwoBrokers({1: [on[1]], 2: [on[2]]}, both), down={2})
+    assert groups() == {on[1]: {"t:0": 5}, on[2]: {"t:0": 9}}
+    # broker 1's listing fails: its groups are kept too
+    save_catalog(cfg, _TwoBrokers({1: None, 2: []}, {}))
+    assert groups() == {on[1]: {"t:0": 5}}
 
 
 def test_the_catalog_is_refreshed_while_a_broker_is_down_but_not_the_coordinator():
