@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [["init"], ["up"], ["status"], ["logs"], ["down"], ["restart"], ["recover"], ["kill"], ["pause"], ["doctor"],
             ["monitor"], ["produce"], ["consume"], ["topics", "list"], ["topics", "create"],
             ["topics", "describe"], ["topics", "delete"], ["topics", "apply"], ["groups", "list"],
-            ["groups", "describe"], ["bench"], ["image"], ["broker"], ["coordinator"]]
+            ["groups", "describe"], ["groups", "delete"], ["groups", "reset-offsets"], ["bench"], ["image"], ["broker"], ["coordinator"]]
 BEGIN, END = "<!-- GENERATED: python scripts/gen_docs.py -->", "<!-- END GENERATED -->"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from sandbox.protocol.errors import GROUP_ID_NOT_FOUND
 from .base import (
-    CONSUMER_GROUP_DESCRIBE, DESCRIBE_GROUPS, FIND_COORDINATOR, LATEST, LIST_GROUPS, OFFSET_COMMIT,
+    CONSUMER_GROUP_DESCRIBE, DELETE_GROUPS, DESCRIBE_GROUPS, FIND_COORDINATOR, LATEST, LIST_GROUPS, OFFSET_COMMIT,
     OFFSET_FETCH, _ATTEMPTS, RETRIABLE, _check, _locked,
 )
 from .connection import Address, fmt
@@ -134,6 +134,18 @@ class GroupAdmin:
         for t in resp.topics:
             for p in t.partitions:
                 _check(p.error_code, f"committing {group} on {t.name}-{p.partition_index}")
+
+    @_locked
+    def delete_groups(self, groups: Collection[str]) -> dict[str, int]:
+        """DeleteGroups (42), each group asked of its coordinator: {group: error code}, 0 when
+        deleted (with its committed offsets), GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP (it has
+        members), ... as Kafka's admin client reports them per group."""
+        out: dict[str, int] = {}
+        for g in groups:
+            resp = self._to_coordinator(g, DELETE_GROUPS, {"groups_names": [g]},
+                                        lambda r: r.results[0].error_code if r.results else 0)
+            out[g] = int(resp.results[0].error_code) if resp.results else 0
+        return out
 
     @_locked
     def group_lag(self, group: str, *, skip: Collection[int] = (),

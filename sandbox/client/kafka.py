@@ -267,6 +267,18 @@ class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
         return {p: o for (_, p), o in self._list_offsets({topic: partitions}, EARLIEST).items()}
 
     @_locked
+    def offsets_for_time(self, topic: str, timestamp_ms: int, partitions: Iterable[int] | None = None
+                         ) -> dict[int, int]:
+        """The first offset of each partition whose record's timestamp is at or after
+        `timestamp_ms` (ListOffsets by time); the log end offset where none is (Kafka answers -1
+        there, and its tools then take the end)."""
+        found = {p: o for (_, p), o in self._list_offsets({topic: partitions}, int(timestamp_ms)).items()}
+        missing = [p for p, o in found.items() if o < 0]
+        if missing:
+            found.update({p: o for (_, p), o in self._list_offsets({topic: missing}, LATEST).items()})
+        return found
+
+    @_locked
     def cluster_ids(self, brokers: Iterable[int]) -> dict[int, str | None]:
         """The cluster id each of these brokers answers Metadata with, asked of each one (a broker
         that has not yet taken up a replaced coordinator journal's metadata names the old one)."""
