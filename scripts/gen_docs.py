@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [["init"], ["up"], ["status"], ["logs"], ["down"], ["restart"], ["recover"], ["kill"], ["pause"], ["doctor"],
             ["monitor"], ["produce"], ["consume"], ["topics", "list"], ["topics", "create"],
-            ["topics", "describe"], ["topics", "delete"], ["topics", "apply"], ["groups", "list"],
+            ["topics", "describe"], ["topics", "alter"], ["topics", "delete"], ["topics", "apply"], ["groups", "list"],
             ["groups", "describe"], ["groups", "delete"], ["groups", "reset-offsets"], ["bench"], ["image"], ["broker"], ["coordinator"]]
 BEGIN, END = "<!-- GENERATED: python scripts/gen_docs.py -->", "<!-- END GENERATED -->"
 

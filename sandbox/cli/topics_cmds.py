@@ -1,4 +1,4 @@
-"""`sandbox topics list|create|delete|describe|apply`: topic admin against the sandbox of this
+"""`sandbox topics list|create|alter|delete|describe|apply`: topic admin against the sandbox of this
 folder or the broker given with -b (sandbox.cli.common decides, as for every command).
 
 Letters mean one thing across the CLI: -c is the sandbox.toml, -b a broker address, -p one
@@ -73,6 +73,45 @@ def topics_create(
     typer.echo(f"created topic {name} ({partitions} partition{'s' if partitions != 1 else ''}) on {target.bootstrap}")
 
 
+def topics_alter(
+    name: str = typer.Argument(..., help="The topic's name."),
+    partitions: Optional[int] = typer.Option(None, "--partitions", min=1,
+                                             help="Grow the topic to this many partitions (like kafka-topics --alter)."),
+    settings: list[str] = typer.Option([], "--set", "-o", metavar="KEY=VALUE",
+                                       help="Set a topic config, repeatable (like kafka-configs --add-config)."),
+    reset: list[str] = typer.Option([], "--delete-config", metavar="KEY",
+                                    help="Reset a topic config to the cluster's default, repeatable."),
+    config: Optional[Path] = ConfigOpt, bootstrap: Optional[str] = BootstrapOpt,
+) -> None:
+    """Grow a topic's partitions or change its configs (like kafka-topics --alter and kafka-configs --alter)."""
+    if partitions is None and not settings and not reset:
+        fail("say what to change: --partitions N, --set KEY=VALUE or --delete-config KEY")
+    changes = parse_settings(settings, "--set")
+    both = sorted(set(changes) & set(reset))
+    if both:
+        fail(f"{', '.join(both)} is both set and reset; give each config once")
+    target = resolve(config, bootstrap)
+    done = []
+    with _client(target.bootstrap) as c:
+        md = _call(c.metadata, [name])[0]
+        t = md.topics.get(name)
+        if t is None or t.error_code:
+            fail(f"topic {name!r} does not exist; see `sandbox topics list`", 1)
+        have = len(t.partitions)
+        if partitions is not None and partitions != have:
+            if partitions < have:   # Kafka's own sentence, and the way out
+                fail(f"topic {name} currently has {have} partitions, which is higher than the requested "
+                     f"{partitions}; partitions can only be added (delete and create the topic to have fewer)", 1)
+            _call(c.create_partitions, name, partitions)
+            done.append(f"partitions {have} -> {partitions}")
+        if changes or reset:
+            _call(c.alter_configs, name, changes, reset)
+            done += [f"{k}={v}" for k, v in sorted(changes.items())]
+            done += [f"{k} reset to its default" for k in sorted(reset)]
+    typer.echo(f"altered topic {name}: " + ("; ".join(done) if done else
+                                            f"already has {have} partition{'s' if have != 1 else ''}"))
+
+
 def topics_delete(name: str = typer.Argument(..., help="The topic's name."),
                   config: Optional[Path] = ConfigOpt, bootstrap: Optional[str] = BootstrapOpt) -> None:
     """Delete a topic and its data."""
@@ -133,9 +172,10 @@ def topics_apply(config: Optional[Path] = config_option("The sandbox.toml whose 
 
 
 def register(app: typer.Typer) -> None:
-    """Add `sandbox topics list|create|delete|describe|apply` to the CLI."""
-    topics_app = typer.Typer(help="Topic admin: list, create, delete, describe, apply.", no_args_is_help=True)
-    for name, command in (("list", topics_list), ("create", topics_create), ("delete", topics_delete),
+    """Add `sandbox topics list|create|alter|delete|describe|apply` to the CLI."""
+    topics_app = typer.Typer(help="Topic admin: list, create, alter, delete, describe, apply.", no_args_is_help=True)
+    for name, command in (("list", topics_list), ("create", topics_create), ("alter", topics_alter),
+                          ("delete", topics_delete),
                           ("describe", topics_describe), ("apply", topics_apply)):
         topics_app.command(name)(command)
     app.add_typer(topics_app, name="topics")
