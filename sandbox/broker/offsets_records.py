@@ -8,7 +8,9 @@ import struct
 from typing import NamedTuple
 
 # where a group goes, shared with the supervisor's catalog
-from sandbox.client.partitioner import coordinator_partition as partition_for, java_string_hashcode  # noqa: F401
+from sandbox.client.partitioner import coordinator_partition, java_string_hashcode  # noqa: F401
+
+partition_for = coordinator_partition   # a group's `__consumer_offsets` partition
 
 OFFSET_COMMIT_KEY_VERSION = 1      # OffsetCommitKey: group, topic, partition
 GROUP_METADATA_KEY_VERSION = 2     # GroupMetadataKey: group (not written here; skipped when read)

@@ -75,7 +75,11 @@ def parse_datetime_ms(text: str) -> int:
     when = dt.datetime.fromisoformat(text.strip())
     if when.tzinfo is None:
         when = when.astimezone()   # local time
-    return int(when.timestamp() * 1000)
+    # exact (a float's timestamp() * 1000 can come out 1 ms early)
+    ms = (when - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(milliseconds=1)
+    if ms < 0:   # ListOffsets reads negative times as "latest", "earliest", ...
+        raise ValueError(f"{text!r} is before 1970")
+    return ms
 
 
 def parse_topic_arg(text: str) -> tuple[str, list[int] | None]:
@@ -115,8 +119,9 @@ def new_offsets(current: dict[tuple[str, int], int], starts: dict[tuple[str, int
                 raise ValueError(f"the group has no committed offset on {tp[0]}-{tp[1]} to shift; "
                                  "use --to-earliest, --to-latest or --to-offset for it")
             want = current[tp] + int(value)   # type: ignore[arg-type]
-        else:
-            want = (by_time or {})[tp]
+        else:   # the first offset at or after the time, or the end: not adjusted, as in Kafka
+            out[tp] = (by_time or {})[tp]
+            continue
         if want < lo:
             notes.append(f"{tp[0]}-{tp[1]}: offset {want} is below the log start {lo}; {lo} is used")
             want = lo
@@ -210,14 +215,23 @@ def register(app: typer.Typer) -> None:
         from sandbox.client import KafkaClientError, error_name
         from sandbox.protocol.errors import GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP
 
+        codes: dict[str, object] = {}
         try:
             with target_client(config, bootstrap) as c:
-                codes = c.delete_groups(list(dict.fromkeys(groups)))
+                for g in dict.fromkeys(groups):   # each on its own: one that fails stops none of the others
+                    try:
+                        codes[g] = c.delete_groups([g])[g]
+                    except KafkaClientError as e:
+                        codes[g] = e
         except KafkaClientError as e:
             fail(str(e), 1)
             return
         failed = False
         for g, code in codes.items():
+            if isinstance(code, KafkaClientError):
+                failed = True
+                typer.echo(f"error: consumer group {g!r} was not deleted: {code}", err=True)
+                continue
             if code == 0:
                 typer.echo(f"deleted consumer group {g} (and its committed offsets)")
                 continue
@@ -259,15 +273,17 @@ def register(app: typer.Typer) -> None:
             fail("say where to move the offsets with exactly one of --to-earliest, --to-latest, "
                  "--to-offset N, --shift-by N or --to-datetime TIME"
                  + (f" (not {' and '.join(chosen)})" if chosen else ""))
-        if bool(topic) == all_topics:
-            fail("name the topics with --topic TOPIC (or TOPIC:0,2), or use --all-topics, not both")
+        if topic and all_topics:
+            fail("name the topics with --topic TOPIC (or TOPIC:0,2) or use --all-topics, not both")
+        if not topic and not all_topics:
+            fail("name the topics with --topic TOPIC (or TOPIC:0,2), or use --all-topics")
         try:
             wanted = [parse_topic_arg(t) for t in topic]
             when = parse_datetime_ms(to_datetime) if to_datetime is not None else None
         except ValueError as e:
             msg = str(e) if str(e).startswith("--topic") else (
-                f"--to-datetime {to_datetime!r} is not a date and time; write it like 2026-12-01T09:30:00 "
-                "(local time) or 2026-12-01T08:30:00Z")
+                f"--to-datetime {to_datetime!r} is not a date and time after 1970; write it like "
+                "2026-12-01T09:30:00 (local time) or 2026-12-01T08:30:00Z")
             fail(msg)
             return
         try:

@@ -73,6 +73,9 @@ def topics_create(
     typer.echo(f"created topic {name} ({partitions} partition{'s' if partitions != 1 else ''}) on {target.bootstrap}")
 
 
+INTERNAL_TOPICS = ("__consumer_offsets", "__transaction_state")
+
+
 def topics_alter(
     name: str = typer.Argument(..., help="The topic's name."),
     partitions: Optional[int] = typer.Option(None, "--partitions", min=1,
@@ -91,23 +94,32 @@ def topics_alter(
     if both:
         fail(f"{', '.join(both)} is both set and reset; give each config once")
     target = resolve(config, bootstrap)
-    done = []
+    done: list[str] = []
     with _client(target.bootstrap) as c:
         md = _call(c.metadata, [name])[0]
         t = md.topics.get(name)
         if t is None or t.error_code:
             fail(f"topic {name!r} does not exist; see `sandbox topics list`", 1)
         have = len(t.partitions)
-        if partitions is not None and partitions != have:
-            if partitions < have:   # Kafka's own sentence, and the way out
-                fail(f"topic {name} currently has {have} partitions, which is higher than the requested "
-                     f"{partitions}; partitions can only be added (delete and create the topic to have fewer)", 1)
-            _call(c.create_partitions, name, partitions)
-            done.append(f"partitions {have} -> {partitions}")
-        if changes or reset:
+        grow = partitions is not None and partitions != have
+        if grow and partitions < have:   # type: ignore[operator]  # Kafka's own sentence, and the way out
+            fail(f"topic {name} currently has {have} partitions, which is higher than the requested "
+                 f"{partitions}; partitions can only be added (delete and create the topic to have fewer)", 1)
+        if grow and name in INTERNAL_TOPICS:   # a group's or id's partition is its hash modulo the count
+            fail(f"the number of partitions of the internal topic {name} cannot be changed: every consumer "
+                 "group (or transactional id) would move to another partition and lose what it committed", 1)
+        if changes or reset:   # first: the likelier refusal (a bad value), before anything changed
             _call(c.alter_configs, name, changes, reset)
             done += [f"{k}={v}" for k, v in sorted(changes.items())]
             done += [f"{k} reset to its default" for k in sorted(reset)]
+        if grow:
+            from sandbox.client import KafkaClientError
+
+            try:
+                c.create_partitions(name, partitions)
+            except KafkaClientError as e:   # what did change is said too
+                fail(f"{e}" + (f" (its configs were changed: {'; '.join(done)})" if done else ""), 1)
+            done.insert(0, f"partitions {have} -> {partitions}")
     typer.echo(f"altered topic {name}: " + ("; ".join(done) if done else
                                             f"already has {have} partition{'s' if have != 1 else ''}"))
 

@@ -170,22 +170,27 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
     failed: list[str] = []
     unasked: set[int] = set(down)
     listed = client.list_groups(skip=down, failed=failed, failed_nodes=unasked)
-    # a group no broker listed is kept only while its coordinator could not be asked (down, not
-    # answering, or no leader): one whose coordinator answered without it was deleted or expired
-    # (a group deleted while another broker was down used to come back with a restore)
+    # a known group no broker listed is kept as last read while its coordinator cannot be asked
+    # (down, not answering, no leader); otherwise its coordinator is asked for its offsets
+    # directly (leadership may have moved between the metadata read and the listings, and a
+    # broker lists only the groups it has loaded): none means it was deleted or expired (a group
+    # deleted while another broker was down used to come back with a restore)
     away = _coordinator_away(md, unasked)
-    groups = {g: v for g, v in before.items() if away(g)}
-    for g in listed:
+    listed_names = [g.group for g in listed]
+    seen = set(listed_names)
+    unlisted = [g for g in before if g not in seen]
+    groups = {g: before[g] for g in unlisted if away(g)}
+    for name in listed_names + [g for g in unlisted if not away(g)]:
         try:
-            committed = client.committed_offsets(g.group)
+            committed = client.committed_offsets(name)
         except KafkaClientError:
-            if g.group in before:
-                groups[g.group] = before[g.group]
+            if name in before:
+                groups[name] = before[name]
             continue
         if committed:
-            groups[g.group] = {f"{t}:{p}": off for (t, p), off in committed.items()}
+            groups[name] = {f"{t}:{p}": off for (t, p), off in committed.items()}
         else:
-            groups.pop(g.group, None)
+            groups.pop(name, None)
     try:
         quotas = [{"entity": [list(e) for e in entity], "values": values}
                   for entity, values in sorted(client.client_quotas().items(), key=lambda kv: str(kv[0]))]

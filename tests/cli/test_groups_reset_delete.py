@@ -14,8 +14,11 @@ import uuid
 
 import pytest
 
+from helpers import wait_for
 from sandbox.cli.groups_cmds import new_offsets, parse_datetime_ms, parse_topic_arg
 from sandbox.client import KafkaClient
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 T0 = 1_790_000_000_000   # the records' timestamps: T0, T0 + 1 s, ... (2026-09-21)
 
@@ -39,7 +42,8 @@ def test_new_offsets_follow_kafkas_rules():
     assert out == {tp0: 2, tp1: 0} and len(notes) == 2 and "below the log start 2" in notes[0]
     with pytest.raises(ValueError, match="no committed offset on t-1 to shift"):
         new_offsets(current, starts, ends, "shift", 1)
-    assert new_offsets(current, starts, ends, "datetime", by_time={tp0: 6, tp1: 4})[0] == {tp0: 6, tp1: 4}
+    # by time: the first offset at or after it, or the end, taken as it is (not adjusted, as in Kafka)
+    assert new_offsets(current, starts, ends, "datetime", by_time={tp0: 6, tp1: 5}) == ({tp0: 6, tp1: 5}, [])
 
 
 def test_topic_and_datetime_arguments():
@@ -50,8 +54,14 @@ def test_topic_and_datetime_arguments():
             parse_topic_arg(bad)
     assert parse_datetime_ms("2026-09-21T14:13:20Z") == T0
     assert parse_datetime_ms("2026-09-21T16:13:20+02:00") == T0
-    with pytest.raises(ValueError):
-        parse_datetime_ms("yesterday")
+    # exact to the millisecond (a float's timestamp() * 1000 comes out 1 ms early for some)
+    import datetime as dt
+    for ms in (2183226373411, T0 + 1, 1_000_000_000_999):
+        text = (dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=ms)).isoformat()
+        assert parse_datetime_ms(text) == ms, text
+    for bad in ("yesterday", "1969-12-31T23:59:59.999Z"):   # before 1970: ListOffsets' special values
+        with pytest.raises(ValueError):
+            parse_datetime_ms(bad)
 
 
 # ---- against a real broker --------------------------------------------------------------------------
@@ -98,6 +108,15 @@ def group_at_end(broker):
     return topic, group
 
 
+def _wait_inactive(broker, group: str) -> None:
+    """A closed consumer's LeaveGroup handled: the group has no members (Empty)."""
+    def inactive():
+        with KafkaClient(broker.bootstrap) as c:
+            d = c.describe_group(group)
+        return not d.members and d.state in ("Empty", "Dead", "")
+    wait_for(inactive, 15, what=f"group {group} without members")
+
+
 def _committed(broker, group):
     with KafkaClient(broker.bootstrap) as c:
         return c.committed_offsets(group)
@@ -106,6 +125,7 @@ def _committed(broker, group):
 def test_reset_offsets_is_a_dry_run_until_execute_and_a_consumer_reads_again(broker, group_at_end):
     topic, group = group_at_end
     b = ("-b", broker.bootstrap)
+    _wait_inactive(broker, group)
     assert _committed(broker, group) == {(topic, 0): 10, (topic, 1): 10}
 
     r = cli("groups", "reset-offsets", group, "--topic", topic, "--to-earliest", *b)
@@ -118,6 +138,7 @@ def test_reset_offsets_is_a_dry_run_until_execute_and_a_consumer_reads_again(bro
     assert _committed(broker, group) == {(topic, 0): 0, (topic, 1): 0}
     again = _read_all(broker.bootstrap, group, topic, 20)
     assert sorted(again) == [(p, o) for p in (0, 1) for o in range(10)]
+    _wait_inactive(broker, group)
 
     # shift back 3 from the end; past the start is kept at the start, and said
     r = cli("groups", "reset-offsets", group, "--all-topics", "--shift-by", "-3", "--execute", *b)
@@ -156,6 +177,7 @@ def test_reset_and_delete_are_refused_while_the_group_has_members(broker, group_
         assert _committed(broker, group) == {(topic, 0): 10, (topic, 1): 10}
     finally:
         c.close()
+    _wait_inactive(broker, group)
     r = cli("groups", "delete", group, *b)
     assert r.returncode == 0 and f"deleted consumer group {group}" in r.stdout, r.stderr
     assert _committed(broker, group) == {}
@@ -163,8 +185,8 @@ def test_reset_and_delete_are_refused_while_the_group_has_members(broker, group_
     assert r.returncode == 1 and "does not exist" in r.stderr, r.stderr
 
 
-def test_bad_reset_arguments_are_one_sentence(broker):
-    b = ("-b", broker.bootstrap)
+def test_bad_reset_arguments_are_one_sentence():
+    b = ("-b", "127.0.0.1:9")   # never asked: each is refused before any request
     for args, says in [
         (("--topic", "t"), "exactly one of --to-earliest"),
         (("--topic", "t", "--to-earliest", "--to-latest"), "not --to-earliest and --to-latest"),
@@ -172,6 +194,7 @@ def test_bad_reset_arguments_are_one_sentence(broker):
         (("--topic", "t", "--all-topics", "--to-earliest"), "name the topics with --topic"),
         (("--topic", "t:x", "--to-earliest"), "partitions are numbers"),
         (("--topic", "t", "--to-datetime", "yesterday"), "is not a date and time"),
+        (("--topic", "t", "--to-datetime", "1960-01-01T00:00:00Z"), "after 1970"),
     ]:
         r = cli("groups", "reset-offsets", "g", *args, *b)
         assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)

@@ -68,3 +68,19 @@ def test_altering_a_missing_topic_or_a_bad_config_says_so(broker):
     assert cli("topics", "create", name, *b).returncode == 0
     r = cli("topics", "alter", name, "--set", "retention.ms=abc", *b)
     assert r.returncode == 1 and "retention.ms" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_internal_topics_keep_their_partition_count(broker):
+    """A group's `__consumer_offsets` partition is its hash modulo the count: growing it would
+    move every group away from its committed offsets."""
+    name = f"alter-{uuid.uuid4().hex[:6]}"
+    with KafkaClient(broker.bootstrap) as c:
+        c.create_topic(name, 1, 1)
+        c.commit_offsets(f"g-{uuid.uuid4().hex[:6]}", {(name, 0): 0})   # makes __consumer_offsets
+        md, _ = c.metadata(["__consumer_offsets"])
+        have = len(md.topics["__consumer_offsets"].partitions)
+    r = cli("topics", "alter", "__consumer_offsets", "--partitions", str(have + 10), "-b", broker.bootstrap)
+    assert r.returncode == 1 and "cannot be changed" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    with KafkaClient(broker.bootstrap) as c:
+        md, _ = c.metadata(["__consumer_offsets"])
+        assert len(md.topics["__consumer_offsets"].partitions) == have

@@ -382,7 +382,11 @@ class _TwoBrokers:
         return out
 
     def committed_offsets(self, group):
-        return self.offsets.get(group, {})
+        got = self.offsets.get(group, {})
+        if got is None:   # its coordinator moving: FindCoordinator keeps failing
+            from sandbox.client import KafkaClientError
+            raise KafkaClientError(f"finding the coordinator of group {group} failed with COORDINATOR_NOT_AVAILABLE")
+        return got
 
     def client_quotas(self):
         return {}
@@ -410,11 +414,17 @@ def test_a_group_deleted_while_another_broker_is_down_leaves_the_catalog(tmp_pat
         return json.loads((cfg.data_dir / "topics.json").read_text())["groups"]
     assert groups() == {on[1]: {"t:0": 5}, other: {"t:0": 7}, on[2]: {"t:0": 9}}
     # broker 2 down; `other` deleted on broker 1: gone; broker 2's group kept as last read
-    save_catalog(cfg, _TwoBrokers({1: [on[1]], 2: [on[2]]}, both), down={2})
+    gone = {g: o for g, o in both.items() if g != other}
+    save_catalog(cfg, _TwoBrokers({1: [on[1]], 2: [on[2]]}, gone), down={2})
     assert groups() == {on[1]: {"t:0": 5}, on[2]: {"t:0": 9}}
-    # broker 1's listing fails: its groups are kept too
+    # a group its coordinator did not list (moving, or not loaded yet) but still has offsets:
+    # asked directly, kept with what it has now; one whose coordinator cannot be found: kept
+    moved = {on[1]: {("t", 0): 6}, on[2]: None}
+    save_catalog(cfg, _TwoBrokers({1: [], 2: []}, moved))
+    assert groups() == {on[1]: {"t:0": 6}, on[2]: {"t:0": 9}}
+    # broker 1's listing fails: its groups are kept too; broker 2 answers that its group is gone
     save_catalog(cfg, _TwoBrokers({1: None, 2: []}, {}))
-    assert groups() == {on[1]: {"t:0": 5}}
+    assert groups() == {on[1]: {"t:0": 6}}
 
 
 def test_the_catalog_is_refreshed_while_a_broker_is_down_but_not_the_coordinator():
