@@ -9,8 +9,8 @@ Kafka's format), and refuses appends by clients as Kafka refuses them for intern
 
 from __future__ import annotations
 
-OFFSETS_TOPIC = "__consumer_offsets"
-TXN_TOPIC = "__transaction_state"     # the transaction coordinators' (transactions/store.py)
+# named once, beside where a group or id goes (the CLI and the catalog need them too)
+from sandbox.client.partitioner import OFFSETS_TOPIC, TXN_TOPIC
 
 
 def offsets_topic(state):

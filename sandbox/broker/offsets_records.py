@@ -8,7 +8,7 @@ import struct
 from typing import NamedTuple
 
 # where a group goes, shared with the supervisor's catalog
-from sandbox.client.partitioner import coordinator_partition, java_string_hashcode  # noqa: F401
+from sandbox.client.partitioner import coordinator_partition
 
 partition_for = coordinator_partition   # a group's `__consumer_offsets` partition
 

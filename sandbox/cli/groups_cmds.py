@@ -220,7 +220,7 @@ def register(app: typer.Typer) -> None:
             with target_client(config, bootstrap) as c:
                 for g in dict.fromkeys(groups):   # each on its own: one that fails stops none of the others
                     try:
-                        codes[g] = c.delete_groups([g])[g]
+                        codes[g] = c.delete_group(g)
                     except KafkaClientError as e:
                         codes[g] = e
         except KafkaClientError as e:

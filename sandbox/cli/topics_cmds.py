@@ -73,9 +73,6 @@ def topics_create(
     typer.echo(f"created topic {name} ({partitions} partition{'s' if partitions != 1 else ''}) on {target.bootstrap}")
 
 
-INTERNAL_TOPICS = ("__consumer_offsets", "__transaction_state")
-
-
 def topics_alter(
     name: str = typer.Argument(..., help="The topic's name."),
     partitions: Optional[int] = typer.Option(None, "--partitions", min=1,
@@ -93,6 +90,9 @@ def topics_alter(
     both = sorted(set(changes) & set(reset))
     if both:
         fail(f"{', '.join(both)} is both set and reset; give each config once")
+    from sandbox.client import KafkaClientError
+    from sandbox.client.partitioner import OFFSETS_TOPIC, TXN_TOPIC
+
     target = resolve(config, bootstrap)
     done: list[str] = []
     with _client(target.bootstrap) as c:
@@ -101,25 +101,23 @@ def topics_alter(
         if t is None or t.error_code:
             fail(f"topic {name!r} does not exist; see `sandbox topics list`", 1)
         have = len(t.partitions)
-        grow = partitions is not None and partitions != have
-        if grow and partitions < have:   # type: ignore[operator]  # Kafka's own sentence, and the way out
+        want = have if partitions is None else partitions
+        if want < have:   # Kafka's own sentence, and the way out
             fail(f"topic {name} currently has {have} partitions, which is higher than the requested "
-                 f"{partitions}; partitions can only be added (delete and create the topic to have fewer)", 1)
-        if grow and name in INTERNAL_TOPICS:   # a group's or id's partition is its hash modulo the count
+                 f"{want}; partitions can only be added (delete and create the topic to have fewer)", 1)
+        if want > have and name in (OFFSETS_TOPIC, TXN_TOPIC):   # a group's or id's partition is its hash modulo the count
             fail(f"the number of partitions of the internal topic {name} cannot be changed: every consumer "
                  "group (or transactional id) would move to another partition and lose what it committed", 1)
         if changes or reset:   # first: the likelier refusal (a bad value), before anything changed
             _call(c.alter_configs, name, changes, reset)
             done += [f"{k}={v}" for k, v in sorted(changes.items())]
             done += [f"{k} reset to its default" for k in sorted(reset)]
-        if grow:
-            from sandbox.client import KafkaClientError
-
+        if want > have:
             try:
-                c.create_partitions(name, partitions)
+                c.create_partitions(name, want)
             except KafkaClientError as e:   # what did change is said too
                 fail(f"{e}" + (f" (its configs were changed: {'; '.join(done)})" if done else ""), 1)
-            done.insert(0, f"partitions {have} -> {partitions}")
+            done.insert(0, f"partitions {have} -> {want}")
     typer.echo(f"altered topic {name}: " + ("; ".join(done) if done else
                                             f"already has {have} partition{'s' if have != 1 else ''}"))
 

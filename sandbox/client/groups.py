@@ -136,16 +136,13 @@ class GroupAdmin:
                 _check(p.error_code, f"committing {group} on {t.name}-{p.partition_index}")
 
     @_locked
-    def delete_groups(self, groups: Collection[str]) -> dict[str, int]:
-        """DeleteGroups (42), each group asked of its coordinator: {group: error code}, 0 when
+    def delete_group(self, group: str) -> int:
+        """DeleteGroups (42) asked of the group's coordinator: the group's error code, 0 when
         deleted (with its committed offsets), GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP (it has
-        members), ... as Kafka's admin client reports them per group."""
-        out: dict[str, int] = {}
-        for g in groups:
-            resp = self._to_coordinator(g, DELETE_GROUPS, {"groups_names": [g]},
-                                        lambda r: r.results[0].error_code if r.results else 0)
-            out[g] = int(resp.results[0].error_code) if resp.results else 0
-        return out
+        members), ... as Kafka's admin client reports it per group."""
+        resp = self._to_coordinator(group, DELETE_GROUPS, {"groups_names": [group]},
+                                    lambda r: r.results[0].error_code if r.results else 0)
+        return int(resp.results[0].error_code) if resp.results else 0
 
     @_locked
     def group_lag(self, group: str, *, skip: Collection[int] = (),

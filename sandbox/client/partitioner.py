@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import functools
 
+OFFSETS_TOPIC = "__consumer_offsets"   # the group coordinators' topic
+TXN_TOPIC = "__transaction_state"     # the transaction coordinators'
+
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
 

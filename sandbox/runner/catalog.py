@@ -13,12 +13,10 @@ from typing import Any, Callable, Collection
 
 from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.client.base import RETRIABLE
-from sandbox.client.partitioner import coordinator_partition
+from sandbox.client.partitioner import OFFSETS_TOPIC, coordinator_partition
 from sandbox.config import SandboxConfig, TopicSpec
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 from sandbox.runner.statefile import write_state
-
-OFFSETS_TOPIC = "__consumer_offsets"   # where groups' offsets live (Kafka's name)
 
 CATALOG_FILE = "topics.json"
 
@@ -178,9 +176,9 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
     away = _coordinator_away(md, unasked)
     listed_names = [g.group for g in listed]
     seen = set(listed_names)
-    unlisted = [g for g in before if g not in seen]
-    groups = {g: before[g] for g in unlisted if away(g)}
-    for name in listed_names + [g for g in unlisted if not away(g)]:
+    kept = [g for g in before if g not in seen and away(g)]
+    groups = {g: before[g] for g in kept}
+    for name in listed_names + [g for g in before if g not in seen and g not in kept]:
         try:
             committed = client.committed_offsets(name)
         except KafkaClientError:
@@ -218,7 +216,7 @@ def _coordinator_away(md: Any, unasked: set[int]) -> Callable[[str], bool]:
         if not leaders:
             return True
         leader = leaders.get(coordinator_partition(group, len(leaders)), -1)
-        return leader is None or leader < 0 or leader in unasked
+        return leader < 0 or leader in unasked
     return away
 
 

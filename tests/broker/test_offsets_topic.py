@@ -14,9 +14,10 @@ import pytest
 
 from sandbox.broker.offsets import JOURNAL, OffsetStore
 from sandbox.broker.offsets_records import (
-    decode_key, decode_value, encode_key, encode_value, java_string_hashcode, partition_for,
+    decode_key, decode_value, encode_key, encode_value, partition_for,
 )
 from sandbox.broker.offsets_topic import OffsetsNotWritable, TopicOffsetStore
+from sandbox.client.partitioner import java_string_hashcode
 from sandbox.coordinator.model import PartitionInfo, TopicInfo
 from sandbox.log import LogConfig, LogDir
 from sandbox.protocol.errors import (
