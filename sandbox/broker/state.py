@@ -95,7 +95,7 @@ class BrokerState(DiskFolders):
         self._restore_checked: float | None = None   # the cluster change whose orphans are scheduled
         self._closing = False
         data = Path(config.data_dir)   # created by open(), once the listeners are bound
-        self.logs = LogDir(data, config.log, clock=clock, on_event=emit_event)
+        self.logs = LogDir(data, config.log, clock=clock, on_event=emit_event, background_removal=True)
         self._roll_syncs: dict[PartitionLog, asyncio.Task] = {}   # the newest per log
         self._creating: dict[str, asyncio.Task] = {}   # topic -> its creation in flight (create_soon)
         # (topic, partition, producer id, epoch, first sequence) -> when Produce refused that

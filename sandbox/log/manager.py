@@ -14,7 +14,7 @@ from sandbox.partition_metadata import PARTITION_METADATA, kafka_uuid, read_part
 
 from .config import LogConfig
 from .errors import JournalLockedError, UnrecoverableJournalError
-from .files import atomic_write, clean_leftovers, retry, safe_delete, safe_rmtree
+from .files import REMOVER, atomic_write, clean_leftovers, retry, safe_delete, safe_rmtree
 from .lazy import unopened
 from .partition import PartitionLog
 
@@ -127,13 +127,17 @@ class LogDir:
     """All partitions of one broker's journal folder. Call open() first, close() last."""
 
     def __init__(self, root: Path, default_config: LogConfig, *, clock: Callable[[], float] = time.time,
-                 on_event: Callable[[str, dict], None] | None = None) -> None:
+                 on_event: Callable[[str, dict], None] | None = None, background_removal: bool = False) -> None:
+        """background_removal: while open, big deleted segments and deleted partition folders are
+        removed in a worker thread (files.REMOVER), not on the caller's (a server's event loop)."""
         self.root = Path(root)
         self.default_config = default_config
         self._clock = clock
         self._on_event = on_event
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         self._locked = False
+        self._background = background_removal
+        self._removing = False   # holds a use of REMOVER
         self.roll_sync = None   # given to every log it opens or creates: see PartitionLog.roll_sync
 
     def _emit(self, kind: str, info: dict) -> None:
@@ -174,10 +178,16 @@ class LogDir:
             finally:
                 os.close(fd)
             self._locked = True
+            if self._background and not self._removing:
+                REMOVER.acquire()
+                self._removing = True
             return
         raise UnrecoverableJournalError(f"could not take the journal lock {lock}")
 
     def _release_lock(self) -> None:
+        if self._removing:   # what is queued is removed while the lock keeps the folder ours
+            self._removing = False
+            REMOVER.release()
         if self._locked:
             safe_delete(self.root / LOCK_FILE)
             self._locked = False
@@ -296,7 +306,7 @@ class LogDir:
         target = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}-delete")
         retry(lambda: os.replace(directory, target))
         try:
-            safe_rmtree(target)
+            safe_rmtree(target, background=self._background)
         except PermissionError as e:  # left for the next open() to clean
             self._emit("delete-deferred", {"path": str(target), "error": str(e)})
         if checkpoint:
