@@ -94,7 +94,7 @@ class UnopenedPartitionLog(PartitionLog):
     def _apply_retention(self, now_ms: int | None = None) -> int:
         return 0   # retention never deletes the active segment, the only one
 
-    def close(self) -> None:
+    def close(self, *, flush: bool = True) -> None:
         pass   # no handle open, nothing to persist
 
     def _delete(self) -> None:

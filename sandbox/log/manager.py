@@ -277,12 +277,13 @@ class LogDir:
             return
         log.topic_id = topic_id
 
-    def _close(self, topic: str, partition: int) -> Path:
-        """Forget and close a partition's log; its directory."""
+    def _close(self, topic: str, partition: int, *, flush: bool = True) -> Path:
+        """Forget and close a partition's log (flush=False: without persisting it, as it is
+        deleted next); its directory."""
         log = self._logs.pop((topic, partition), None)
         if log is None:
             return self.root / f"{topic}-{partition}"
-        log.close()
+        log.close(flush=flush)
         return log.directory
 
     def set_aside(self, topic: str, partition: int) -> Path | None:
@@ -300,7 +301,7 @@ class LogDir:
     def delete_partition(self, topic: str, partition: int, checkpoint: bool = True) -> None:
         """Close the log, rename its directory to `<topic>-<partition>.<hex>-delete`, remove it,
         then rewrite the checkpoint files without it (unless `checkpoint` is False)."""
-        directory = self._close(topic, partition)
+        directory = self._close(topic, partition, flush=False)
         if not directory.exists():
             return
         target = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}-delete")

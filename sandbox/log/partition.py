@@ -415,13 +415,14 @@ class PartitionLog(Shrinking):
         """(recovery point, log start offset) for the checkpoint files."""
         return self._recovery_point, self._log_start_offset
 
-    def close(self) -> None:
-        """Flush and close every handle. Idempotent."""
+    def close(self, *, flush: bool = True) -> None:
+        """Flush and close every handle. Idempotent. flush=False: a log about to be deleted, whose
+        fsyncs (of all it wrote since the last flush) would be wasted time on the caller's thread."""
         if not self._segments or self._active.closed:
             return
         # an untouched partition has nothing to persist: closing 10,000 idle partitions must not
         # cost 30,000 fsynced writes
-        if (self._dirty or any(seg.index_dirty for seg in self._segments)
+        if flush and (self._dirty or any(seg.index_dirty for seg in self._segments)
                 or self._producers.needs_snapshot(self.log_end_offset, any(seg.size for seg in self._segments))):
             self._flush()
         for seg in self._segments:

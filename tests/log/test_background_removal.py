@@ -5,6 +5,7 @@ close waits for it, and what a crash leaves is cleaned at the next open. Under W
 rules (the autouse `windows_files` fixture), as the broker runs."""
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -138,3 +139,22 @@ def test_a_crash_with_removals_queued_is_cleaned_at_the_next_open(tmp_path, held
     assert ld2.open() == {}
     assert not any(p.name.endswith("-delete") for p in tmp_path.iterdir())
     ld2.close()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names an fd's file through /proc")
+def test_a_deleted_partition_is_not_flushed_first(tmp_path, monkeypatch):
+    """Its unflushed segments are not fsynced on the way out: that was up to seconds of disk
+    writes on the broker's loop for data deleted a moment later."""
+    ld = LogDir(tmp_path, cfg(), background_removal=True)
+    ld.open()
+    log = ld.create("doomed", 0)
+    for i in range(4):
+        log.append(big_batch(i))
+    assert log.housekeeping.dirty   # a plain close would fsync it
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd))[1])
+    ld.delete_partition("doomed", 0)
+    assert synced and not [p for p in synced if "doomed-0" in p]   # the checkpoint files only
+    monkeypatch.undo()
+    ld.close()
