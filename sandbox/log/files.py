@@ -135,9 +135,11 @@ def safe_delete(path: Path) -> bool:
     return True
 
 
-def safe_rmtree(directory: Path, *, background: bool = False) -> None:
+def safe_rmtree(directory: Path, *, background: bool = False,
+                on_refused: Callable[[PermissionError], None] | None = None) -> None:
     """Remove a directory tree, retrying on PermissionError; missing is fine. `background`: in
-    REMOVER's thread while it has a user (the caller renamed the folder out of the way first)."""
+    REMOVER's thread while it has a user (the caller renamed the folder out of the way first);
+    a PermissionError there, after the retries, goes to `on_refused` (called in that thread)."""
     directory = Path(directory)
 
     def _rm() -> None:
@@ -146,7 +148,14 @@ def safe_rmtree(directory: Path, *, background: bool = False) -> None:
         except FileNotFoundError:
             pass
 
-    if background and REMOVER.submit(lambda: retry(_rm)):
+    def _rm_reporting() -> None:
+        try:
+            retry(_rm)
+        except PermissionError as e:
+            if on_refused is not None:
+                on_refused(e)
+
+    if background and REMOVER.submit(_rm_reporting):
         return
     retry(_rm)
 

@@ -306,10 +306,12 @@ class LogDir:
             return
         target = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}-delete")
         retry(lambda: os.replace(directory, target))
-        try:
-            safe_rmtree(target, background=self._background)
-        except PermissionError as e:  # left for the next open() to clean
+        def refused(e: PermissionError) -> None:   # left for the next open() to clean
             self._emit("delete-deferred", {"path": str(target), "error": str(e)})
+        try:
+            safe_rmtree(target, background=self._background, on_refused=refused)
+        except PermissionError as e:
+            refused(e)
         if checkpoint:
             self.checkpoint()
 

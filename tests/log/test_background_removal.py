@@ -158,3 +158,30 @@ def test_a_deleted_partition_is_not_flushed_first(tmp_path, monkeypatch):
     assert synced and not [p for p in synced if "doomed-0" in p]   # the checkpoint files only
     monkeypatch.undo()
     ld.close()
+
+
+def test_a_folder_the_thread_cannot_remove_is_reported_and_left_for_the_next_open(tmp_path, monkeypatch):
+    """Windows: another program (an antivirus, an indexer) holds a file of the deleted folder
+    past every retry: the event says so, as when the removal ran on the caller's thread."""
+    import shutil
+    events = []
+    ld = LogDir(tmp_path, cfg(), background_removal=True, on_event=lambda kind, info: events.append((kind, info)))
+    ld.open()
+    ld.create("held", 0).append(big_batch(0))
+    real = shutil.rmtree
+
+    def refuse(path, *a, **kw):
+        if str(path).endswith("-delete"):
+            raise PermissionError(13, "held by another program", str(path))
+        return real(path, *a, **kw)
+    monkeypatch.setattr(shutil, "rmtree", refuse)
+    ld.delete_partition("held", 0)
+    assert REMOVER.drain(10)
+    assert [k for k, _ in events].count("delete-deferred") == 1
+    assert any(p.name.endswith("-delete") for p in tmp_path.iterdir())
+    monkeypatch.undo()
+    ld.close()
+    ld = LogDir(tmp_path, cfg())
+    assert ld.open() == {}
+    assert not any(p.name.endswith("-delete") for p in tmp_path.iterdir())
+    ld.close()
