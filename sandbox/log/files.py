@@ -50,6 +50,10 @@ class BackgroundRemover:
         self._busy = False
         self._thread: threading.Thread | None = None
 
+    @property
+    def in_use(self) -> bool:
+        return self._users > 0
+
     def acquire(self) -> None:
         with self._cond:
             self._users += 1
@@ -89,7 +93,7 @@ class BackgroundRemover:
             try:
                 remove()
             except OSError:
-                pass   # left for the next open's cleanup
+                pass   # gone already, or left for the next open's cleanup
             finally:
                 with self._cond:
                     self._busy = False
@@ -97,13 +101,6 @@ class BackgroundRemover:
 
 
 REMOVER = BackgroundRemover()
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        retry(lambda: os.remove(path))
-    except FileNotFoundError:
-        pass
 
 
 def safe_delete(path: Path) -> bool:
@@ -124,8 +121,8 @@ def safe_delete(path: Path) -> bool:
         except FileNotFoundError:
             return True
     try:
-        if REMOVER._users and os.stat(target).st_size >= BACKGROUND_MIN_BYTES \
-                and REMOVER.submit(lambda: _remove_quietly(target)):
+        if REMOVER.in_use and os.stat(target).st_size >= BACKGROUND_MIN_BYTES \
+                and REMOVER.submit(lambda: retry(lambda: os.remove(target))):
             return True
         retry(lambda: os.remove(target))
     except FileNotFoundError:
@@ -138,8 +135,9 @@ def safe_delete(path: Path) -> bool:
 def safe_rmtree(directory: Path, *, background: bool = False,
                 on_refused: Callable[[PermissionError], None] | None = None) -> None:
     """Remove a directory tree, retrying on PermissionError; missing is fine. `background`: in
-    REMOVER's thread while it has a user (the caller renamed the folder out of the way first);
-    a PermissionError there, after the retries, goes to `on_refused` (called in that thread)."""
+    REMOVER's thread while it has a user (the caller renamed the folder out of the way first).
+    A PermissionError after the retries goes to `on_refused` if given (in REMOVER's thread when
+    the removal ran there), else it is raised."""
     directory = Path(directory)
 
     def _rm() -> None:
@@ -152,12 +150,12 @@ def safe_rmtree(directory: Path, *, background: bool = False,
         try:
             retry(_rm)
         except PermissionError as e:
-            if on_refused is not None:
-                on_refused(e)
+            if on_refused is None:
+                raise
+            on_refused(e)
 
-    if background and REMOVER.submit(_rm_reporting):
-        return
-    retry(_rm)
+    if not (background and REMOVER.submit(_rm_reporting)):
+        _rm_reporting()
 
 
 def fsync_dir(directory: Path) -> None:

@@ -306,12 +306,8 @@ class LogDir:
             return
         target = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}-delete")
         retry(lambda: os.replace(directory, target))
-        def refused(e: PermissionError) -> None:   # left for the next open() to clean
-            self._emit("delete-deferred", {"path": str(target), "error": str(e)})
-        try:
-            safe_rmtree(target, background=self._background, on_refused=refused)
-        except PermissionError as e:
-            refused(e)
+        safe_rmtree(target, background=self._background,   # a refused removal: left for the next open()
+                    on_refused=lambda e: self._emit("delete-deferred", {"path": str(target), "error": str(e)}))
         if checkpoint:
             self.checkpoint()
 
