@@ -221,11 +221,17 @@ class BrokerState(DiskFolders):
                     wanted[(t.name, p.index)] = cfg
         self.leaders = leaders
         self._remember_brokers()
+        deleted = False
         for key in list(self.partitions):
             if (key[0] in removed or key in moved_away) and key not in wanted:
                 self.partitions.pop(key)
-                self.logs.delete_partition(*key)
+                # the checkpoint files once for all of them, not three fsynced writes per
+                # partition (a 100-partition topic's deletion held the event loop 0.6-1 s)
+                self.logs.delete_partition(*key, checkpoint=False)
                 self.notifier.notify(key)
+                deleted = True
+        if deleted:
+            self.logs.checkpoint()
         for name in removed:
             if self.groups is not None:
                 self.groups.delete_offsets_for_topic(name)

@@ -40,12 +40,10 @@ class Segment:
         self.txnindex_path = stem.with_suffix(".txnindex")   # transactions.TxnIndex's, removed with the segment
         self.index_interval_bytes = index_interval_bytes
         self.cuts = 0   # times truncate() cut the file: with next_offset, which bytes it holds
-        try:
-            self._f = open(self.log_path, "r+b", buffering=0)
-        except FileNotFoundError:
-            with open(self.log_path, "ab"):
-                pass
-            self._f = open(self.log_path, "r+b", buffering=0)
+        # opened, or made, with one call (a new partition's segment took three opens); O_BINARY:
+        # Windows would otherwise translate line ends in what FileIO reads and writes
+        self._f = open(os.open(self.log_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666),
+                       "r+b", buffering=0)
         self.size = os.fstat(self._f.fileno()).st_size
         self.next_offset = base_offset
         self.max_timestamp = -1
