@@ -16,7 +16,7 @@ from sandbox.protocol.records import RecordsError, decode_batches
 from .feed import METADATA_PARTITION, METADATA_TOPIC, SNAPSHOT_TYPE, decode_record
 from .machine import MetadataMachine, Record
 from .model import CoordinatorError
-from .transport import CoordinatorConnection, check
+from .transport import RETRY_BACKOFF_MAX_S, CoordinatorConnection, check
 
 log = logging.getLogger("sandbox.coordinator.client")
 
@@ -102,7 +102,7 @@ class MetadataMirror:
                 delay = 0.1
             except CoordinatorError:
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, RETRY_BACKOFF_MAX_S)
             except Exception:
                 log.exception("following the coordinator's metadata failed")
                 await asyncio.sleep(1.0)

@@ -15,7 +15,7 @@ from sandbox.protocol import build, request_class
 from sandbox.protocol.errors import BROKER_ID_NOT_REGISTERED, INVALID_REQUEST, STALE_BROKER_EPOCH
 
 from .model import CoordinatorError
-from .transport import CoordinatorConnection, check
+from .transport import RETRY_BACKOFF_MAX_S, CoordinatorConnection, check
 
 log = logging.getLogger("sandbox.coordinator.client")
 
@@ -109,7 +109,7 @@ class BrokerSession:
                 if self.healthy:
                     log.warning("lost the coordinator at %s: %s", self.where, e.message)
                 self.healthy = False
-                delay = min(max(delay * 2, self.heartbeat_interval), 2.0)
+                delay = min(max(delay * 2, self.heartbeat_interval), RETRY_BACKOFF_MAX_S)
             except Exception:
                 log.exception("coordinator heartbeat failed")
                 delay = 2.0

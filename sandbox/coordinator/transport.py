@@ -11,6 +11,12 @@ from sandbox.protocol.errors import COORDINATOR_NOT_AVAILABLE, REQUEST_TIMED_OUT
 
 from .model import CoordinatorError
 
+# How long a broker waits at most between tries while the coordinator is away (heartbeats and the
+# metadata feed): Kafka's clients' retry.backoff.max.ms and reconnect.backoff.max.ms (1 s). A
+# restarted coordinator, or one whose journal the supervisor replaced, is back within a second or
+# two; with 2 s, brokers found it up to 2 s late, and a replaced journal's topics waited for them.
+RETRY_BACKOFF_MAX_S = 1.0
+
 
 def parse_address(address: str, default_port: int = 9093) -> tuple[str, int]:
     """"HOST:PORT" (or "HOST", or "[v6]:PORT") -> (host, port)."""

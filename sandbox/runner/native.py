@@ -360,6 +360,8 @@ class Supervisor(Recovery, Stopping, Rehearsal):
             result = ProbeResult(True, "process", "process running", None)
         else:
             if svc.healthy and svc.last_probe_at is not None and now - svc.last_probe_at < self._probe_interval:
+                if svc.recreate_pending:   # asked every pass, not once a probe: brokers register soon
+                    self._recreate(svc)
                 return
             try:
                 result = self._probe(svc.spec)

@@ -197,6 +197,32 @@ def test_failing_recreate_is_reported_once_and_retried(tmp_path):
     assert len(attempts) == 3
 
 
+def test_a_failed_recreate_is_asked_again_at_the_next_pass_not_the_next_probe(tmp_path):
+    """A replaced journal's topics wait for the brokers to register again; they do so within a
+    second, so the re-creation is tried at every pass (0.2 s), not once a probe interval (1 s)."""
+    attempts = []
+
+    def flaky(service):
+        attempts.append(clock.t)
+        if len(attempts) < 2:
+            raise ConnectionError("the coordinator does not know broker(s) [1]")
+        return ["orders"]
+
+    sup, clock, spawner, probe, s, recreated = make(tmp_path, RecoveryPolicy(), recreate=flaky)
+    sup.step()
+    crash(sup, clock, spawner, code=4)
+    probe.ok["broker-1"] = True
+    sup.step()
+    assert len(attempts) == 1
+    clock.advance(0.2)
+    sup.step()
+    assert len(attempts) == 2 and attempts[1] - attempts[0] < 0.5
+    assert [e["ok"] for e in sup.events if e["kind"] == "topics-recreated"] == [False, True]
+    clock.advance(0.2)
+    sup.step()
+    assert len(attempts) == 2   # done: not asked again
+
+
 def test_on_crash_off_wins_over_the_journal_policy(tmp_path):
     sup, clock, spawner, probe, s, recreated = make(tmp_path, RecoveryPolicy(on_crash="off"))
     sup.step()
