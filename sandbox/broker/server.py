@@ -175,6 +175,11 @@ def _api_key(frame) -> int:
     return frame[0] << 8 | frame[1] if len(frame) >= 2 else -1
 
 
+async def _answered(reply):
+    """A reply ready now, queued behind replies still to finish (Connection._push)."""
+    return reply
+
+
 class Connection(asyncio.BufferedProtocol):
     """One client connection. The transport reads straight into our buffers (no StreamReader
     copies): small frames are parsed out of a reused 64 KiB buffer, a larger frame is read into a
@@ -313,7 +318,9 @@ class Connection(asyncio.BufferedProtocol):
             if out is False:
                 self.frames.append(None)
             elif out is not None:     # None: acks=0, no reply
-                self.frames.append(out)
+                # answered at once (acks=1, refused, an ISR of one): its reply waits its turn
+                # wrapped, since bare bytes in `frames` are a request still to dispatch
+                self.frames.append(out if asyncio.iscoroutine(out) else _answered(out))
             self._wake()
             return
         self.pipelining = False      # anything else waits its turn, and so does every request behind it

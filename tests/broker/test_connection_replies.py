@@ -88,6 +88,45 @@ def test_pipelined_produce_replies_go_out_in_order_in_one_send():
         loop.close()
 
 
+def test_a_produce_answered_at_once_behind_a_waiting_one_is_sent_not_taken_for_a_request():
+    """Found by confluent-kafka's own suite: behind an acks=all Produce waiting for its replicas,
+    a Produce answered at once (acks=1, a refused one, an ISR of one) queued its encoded reply
+    where requests wait, so the reply was dispatched as a request ("unsupported api_key=0
+    version=157"), the connection closed and that reply was never sent."""
+    loop = asyncio.new_event_loop()
+    try:
+        replication = loop.create_future()
+        dispatched = []
+
+        async def waits(n: int) -> bytes:
+            await replication
+            return b"reply-%d;" % n
+
+        def dispatch(frame, peer, listener):
+            dispatched.append(bytes(frame))
+            n = frame[2]
+            return waits(n) if n == 1 else b"\x00\x00now-%d;" % n   # a reply reads as api key 0
+
+        server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=1 << 20), _conns=set(),
+                                 _dispatch=dispatch)
+        conn, transport = Connection(server, "PLAINTEXT"), FakeTransport()
+
+        async def made() -> None:
+            conn.connection_made(transport)
+
+        loop.run_until_complete(made())
+        for n in (1, 2, 3):
+            conn._push(produce_frame(n))
+        run(loop)
+        assert transport.sent == [] and not transport.closed   # 2 and 3 wait their turn behind 1
+        replication.set_result(None)
+        run(loop)
+        assert b"".join(transport.sent) == b"reply-1;\x00\x00now-2;\x00\x00now-3;"
+        assert dispatched == [produce_frame(n) for n in (1, 2, 3)] and not transport.closed
+    finally:
+        loop.close()
+
+
 def test_a_held_reply_goes_before_an_immediate_one_and_before_the_close():
     loop = asyncio.new_event_loop()
     try:

@@ -176,6 +176,31 @@ def test_min_insync_replicas_refuses_acks_all_but_not_acks_1(cluster):
     assert sorted(got) == [(0, 0), (0, 1), (0, 2)]
 
 
+def test_acks_all_to_replicated_and_single_replica_topics_on_the_same_connections(cluster):
+    """Found by confluent-kafka's own suite: a Produce answered at once (here: an RF 1 topic's)
+    pipelined behind one waiting for its replicas had its reply taken for a request, and the
+    broker closed the connection (17 closes, 2,373 of 3,000 records delivered within 60 s)."""
+    t3, t1 = unique("rf3"), unique("rf1")
+    create(cluster, t3, 3)
+    admin = cluster.admin()   # kept alive until the answer is in
+    fs = admin.create_topics([NewTopic(t1, num_partitions=3, replication_factor=1)], request_timeout=15)
+    fs[t1].result(timeout=20)
+    cluster.wait_in_sync(t1, 3, timeout=30)
+    delivered, errors = [], []
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 0,
+                  "enable.idempotence": False, "max.in.flight": 5, "batch.num.messages": 1})
+    for i in range(1500):
+        p.produce(t3 if i % 2 else t1, b"%d" % i, partition=i % 3,
+                  on_delivery=lambda err, msg: (errors if err else delivered).append(err or msg.offset()))
+        p.poll(0)
+    assert p.flush(60) == 0
+    assert errors == [] and len(delivered) == 1500
+    closed = [line for n in cluster.ports for line in cluster.log_text(f"broker-{n}").splitlines()
+              if "unsupported api_key" in line]
+    assert closed == []
+    assert len(read_all(cluster, t1)) == len(read_all(cluster, t3)) == 750
+
+
 @pytest.mark.parametrize("how", ["auto rebalance", "ElectLeaders"])
 def test_the_preferred_leader_gets_its_partition_back(tmp_path, how):
     """After a failover the returning broker follows; once it is in sync again, leadership goes
