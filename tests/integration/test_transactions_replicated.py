@@ -180,3 +180,40 @@ def test_a_late_transactional_write_is_refused_where_another_broker_coordinates_
         assert late == E.INVALID_TXN_STATE                 # not added to any transaction: refused
         assert produce(1, 11) == E.TRANSACTION_ABORTABLE   # from v11 the producer can abort and go on
         assert offsets(0) == offsets(1) == 2               # nothing written, nothing hanging
+
+
+def test_pipelined_transactional_writes_where_another_broker_coordinates_the_id_keep_their_order(cluster3):
+    """Found by confluent-kafka's own suite: at the start of each transaction, the first Produce
+    requests to a partition whose leader does not coordinate the transactional id wait for the
+    coordinator's verification (KIP-890 part 1); one pipelined behind them, arriving after the
+    first had opened the transaction there, was appended at once, ahead of those still held
+    ("expected sequence 2, got 6": OUT_OF_ORDER_SEQUENCE_NUMBER, and a stalled producer)."""
+    from sandbox.protocol import build, request_class
+    from rawclient import RawClient
+
+    cluster = cluster3
+    topic = unique("order")
+    three_leaders(cluster, topic)
+    tid = unique("order-id")
+    p = producer(cluster.bootstrap, **{"transactional.id": tid, "linger.ms": 0, "batch.num.messages": 2,
+                                       "max.in.flight": 5, "acks": "all"})
+    p.init_transactions(60)
+    with RawClient(cluster.ports[1]) as any_broker:
+        found = _until_none(lambda: (r := any_broker.request(build(request_class(10, 3), {
+            "key": tid, "key_type": 1}))) and (r, int(r.error_code)), "FindCoordinator")
+    coordinator = int(found.node_id)
+    index = next(i for i in range(3) if cluster.partition(topic, i)[0] != coordinator)
+    errors, sent = [], []
+    for t in range(8):
+        p.begin_transaction()
+        for i in range(100):
+            value = b"%d-%03d" % (t, i)
+            sent.append(value)
+            p.produce(topic, value, partition=index, on_delivery=lambda err, msg: err and errors.append(str(err)))
+        assert p.flush(30) == 0
+        p.commit_transaction(30)
+    assert errors == []
+    got = read_committed(cluster, topic, 3)
+    assert got == sent   # one partition: every record once, in the order sent
+    leader = cluster.partition(topic, index)[0]
+    assert "expected sequence" not in cluster.log_text(f"broker-{leader}")

@@ -156,7 +156,8 @@ def _to_verify(ctx, request) -> tuple[int, int, set] | None:
             if h is None or not h.is_transactional or h.producer_id < 0:
                 continue
             plog, _code = ctx.state.led_log(td.name, pd.index)
-            if plog is None or plog.in_transaction(h.producer_id, h.producer_epoch):
+            if plog is None or (plog.in_transaction(h.producer_id, h.producer_epoch)
+                                and not ctx.state.txns.verifier.held(td.name, pd.index, h.producer_id)):
                 continue
             producer = (h.producer_id, h.producer_epoch)
             parts.add((td.name, pd.index))
@@ -168,8 +169,9 @@ async def _verified(ctx, request, responses: list[dict], producer_id: int, produ
     """The partitions held back for the coordinator's answer appended (or refused), then answered
     as handle() answers. Order within a partition holds: a Produce pipelined behind this one
     (server.Connection) is appended at once only where it needs no check, so not to a partition
-    held here (the producer's transaction is not open there yet); one that needs a check is this
-    same kind of coroutine, which the connection starts only after this one has answered."""
+    held here (the producer's transaction is not open there yet, or is open but by a held request
+    that ran before it: TxnVerifier.held); one that needs a check is this same kind of coroutine,
+    which the connection starts only after this one has answered."""
     codes = await ctx.state.txns.verifier.verify(request.transactional_id, producer_id, producer_epoch,
                                                  sorted(parts))
     for td in responses:
@@ -356,7 +358,9 @@ def handle(ctx, request) -> dict | None:
                 _append(ctx, td.name, pd.index, pd.records, acks, tid)
                 for pd in td.partition_data]})
         if verify:
-            return _verified(ctx, request, responses, *verify)   # the server awaits it
+            pending = _verified(ctx, request, responses, *verify)   # the server awaits it
+            ctx.state.txns.verifier.hold(verify[0], verify[2], pending)
+            return pending
     return _answer(ctx, request, responses)
 
 

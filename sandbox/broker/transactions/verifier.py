@@ -27,6 +27,32 @@ class TxnVerifier:
     def __init__(self, state: Any) -> None:
         self.state = state
         self.links = BrokerLinks(state, f"txn-verifier-{state.node_id}")
+        # (topic, partition, producer id) -> Produce coroutines whose batches wait for an answer
+        # before they are appended (see held, hold)
+        self._held: dict[tuple[str, int, int], list] = {}
+
+    def hold(self, producer_id: int, parts, pending) -> None:
+        """`pending` (a coroutine not yet run) will append the producer's batches to `parts`."""
+        if len(self._held) > 4096:   # keys never asked again (producers gone): forget the finished
+            for key in [k for k, cs in self._held.items() if all(c.cr_frame is None for c in cs)]:
+                del self._held[key]
+        for t, p in parts:
+            self._held.setdefault((t, p, producer_id), []).append(pending)
+
+    def held(self, topic: str, index: int, producer_id: int) -> bool:
+        """True while a Produce of this producer to this partition waits for its verification:
+        a later one, pipelined behind it on the connection, must then wait its turn too, even if
+        the transaction is open on the partition by now (the first held request opened it), or
+        it would be appended ahead of the batches held before it (their sequence numbers come
+        first). A coroutine that finished, or was closed unrun with its connection, holds nothing."""
+        key = (topic, index, producer_id)
+        pending = self._held.get(key)
+        if pending is None:
+            return False
+        pending[:] = [c for c in pending if c.cr_frame is not None]
+        if not pending:
+            del self._held[key]
+        return bool(pending)
 
     async def verify(self, tid: str, producer_id: int, producer_epoch: int,
                      parts: list[Partition]) -> dict[Partition, int]:
