@@ -51,27 +51,47 @@ def _create_time(pid: int) -> float | None:
         return None
 
 
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        return psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return None
+
+
+def same_process(pid: int, created: float | None, cmdline: list[str] | None) -> bool:
+    """Whether live `pid` is the process recorded with create time `created` and `cmdline`: the
+    same create time (to the second), or, where it differs, the same command line. A create time
+    is the boot time plus the process's age, and the boot time moves with the wall clock: set
+    back or forward (NTP after a VM or laptop resumed, a user), every process seems to have
+    started that much earlier or later, and `sandbox down` took a running supervisor for a
+    stranger's recycled pid and left it running. A recycled pid runs another command."""
+    now_created = _create_time(pid)
+    if created is None or now_created is None or abs(now_created - float(created)) <= 1.0:
+        return True
+    return bool(cmdline) and _cmdline(pid) == list(cmdline)
+
+
 def write_pid_file(path: Path, pid: int | None = None) -> None:
-    """Record `pid` (default: this process) with its create time."""
+    """Record `pid` (default: this process) with its create time and command line."""
     pid = pid or os.getpid()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"pid": pid, "create_time": _create_time(pid)}), encoding="utf-8")
+    tmp.write_text(json.dumps({"pid": pid, "create_time": _create_time(pid), "cmdline": _cmdline(pid)}),
+                   encoding="utf-8")
     os.replace(tmp, path)
 
 
 def read_pid_file(path: Path) -> int | None:
-    """The recorded pid if that very process still runs (same create time), else None."""
+    """The recorded pid if that very process still runs (same_process), else None."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        pid, created = int(data["pid"]), data.get("create_time")
+        pid, created, cmdline = int(data["pid"]), data.get("create_time"), data.get("cmdline")
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if not pid_alive(pid):
         return None
-    now_created = _create_time(pid)
-    if created is not None and now_created is not None and abs(now_created - float(created)) > 1.0:
+    if not same_process(pid, created, cmdline):
         return None  # the pid was recycled by another program
     return pid
 

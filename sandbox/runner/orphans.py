@@ -55,9 +55,8 @@ def _from_pid_file(spec: ServiceSpec) -> psutil.Process | None:
     try:
         data = json.loads(pid_file(spec).read_text(encoding="utf-8"))
         proc = psutil.Process(int(data["pid"]))
-        created = data.get("create_time")
-        if ((created is None or abs(proc.create_time() - float(created)) < 1.0)
-                and _same_command(proc.cmdline(), spec.argv) and proc.status() != psutil.STATUS_ZOMBIE):
+        # the command line decides (a create time moves with the wall clock: detach.same_process)
+        if _same_command(proc.cmdline(), spec.argv) and proc.status() != psutil.STATUS_ZOMBIE:
             return proc
     except (OSError, ValueError, KeyError, TypeError, psutil.Error):
         pass

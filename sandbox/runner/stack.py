@@ -24,7 +24,7 @@ from sandbox.partition_metadata import PARTITION_METADATA, read_partition_metada
 from sandbox.health.metrics import EventCounter, render_metrics
 from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
-from sandbox.runner.detach import read_pid_file, remove_pid_file, write_pid_file
+from sandbox.runner.detach import read_pid_file, remove_pid_file, same_process, write_pid_file
 from sandbox.runner.catalog import (
     catalog_time, desired_topics, lead_with_longest_logs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
     with_topic_ids,
@@ -95,8 +95,7 @@ def live_state(cfg: SandboxConfig) -> dict | None:
         return None
     try:
         proc = psutil.Process(int(state.get("supervisor_pid")))
-        created = state.get("supervisor_create_time")
-        if created is not None and abs(proc.create_time() - float(created)) > 1.0:
+        if not same_process(proc.pid, state.get("supervisor_create_time"), state.get("supervisor_cmdline")):
             return None
         if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_STOPPED):
             return None

@@ -14,14 +14,16 @@ HEARTBEAT_S = 1.0   # a state file is rewritten at least this often; readers cal
 
 
 def supervisor_identity() -> dict[str, Any]:
-    """Who writes the state file: readers check that this very process still runs (pid + create time)."""
+    """Who writes the state file: readers check that this very process still runs (pid, create time,
+    command line: detach.same_process)."""
     try:
         import psutil
 
-        created = psutil.Process().create_time()
+        me = psutil.Process()
+        created, cmdline = me.create_time(), me.cmdline()
     except Exception:
-        created = None
-    return {"supervisor_pid": os.getpid(), "supervisor_create_time": created}
+        created = cmdline = None
+    return {"supervisor_pid": os.getpid(), "supervisor_create_time": created, "supervisor_cmdline": cmdline}
 
 
 class StatePublisher:

@@ -521,6 +521,44 @@ def test_down_purge_and_ephemeral(projects):
 
 # ------------------------------------------------------------------------------------------ 8
 
+def test_down_stops_the_supervisor_after_the_wall_clock_was_stepped(projects):
+    """Found running aiokafka's own suite against the sandbox: after the VM stood still, `sandbox
+    down` said "the supervisor was not running", stopped the services, and left the supervisor
+    running (it restarted them). A process's create time is the boot time plus its age, and the
+    boot time moves with the wall clock, so the recorded create times no longer matched. Here
+    the records are shifted by 13 s, as that clock step shifted every process's."""
+    import json
+    proj = projects(brokers=1)
+    _up_ok(proj)
+    _, st = proj.status()
+    pids = [s["pid"] for s in st["services"]] + [proj.supervisor_pid()]
+    assert all(pids), pids
+    shifted = []
+    for path in proj.data_dir.rglob("*.json"):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        if not isinstance(data, dict):
+            continue
+        for key in ("create_time", "supervisor_create_time"):
+            if isinstance(data.get(key), (int, float)):
+                data[key] -= 13.0
+                path.write_text(json.dumps(data), encoding="utf-8")
+                shifted.append(path.name)
+    pid_file = proj.data_dir / "supervisor.pid"
+    data = json.loads(pid_file.read_text(encoding="utf-8"))
+    data["create_time"] -= 13.0
+    pid_file.write_text(json.dumps(data), encoding="utf-8")
+    assert shifted, "no state file with a create time was found"
+    r = proj.cli("down", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "was not running" not in r.stdout + r.stderr
+    wait_for(lambda: not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE],
+             15.0, what="every process of the stack gone")
+    _no_process_left(proj, pids)
+
+
 def test_config_error_names_file_and_line(projects):
     proj = projects(brokers=1, topics=ORDERS_AUDIT)
     text = proj.toml.replace("brokers = 1", "brokers = 0")

@@ -179,8 +179,12 @@ def test_detached_process_and_pid_file(tmp_path):
         write_pid_file(pid_file, pid)
         assert read_pid_file(pid_file) == pid
         data = pid_file.read_text().replace('"create_time": ', '"create_time": 1')  # another process's time
-        (tmp_path / "recycled.pid").write_text(data)
+        (tmp_path / "recycled.pid").write_text(data.replace('"cmdline": [', '"cmdline": ["another-program", '))
         assert read_pid_file(tmp_path / "recycled.pid") is None
+        # the same process after the wall clock was set back or forward: its create time moved with
+        # the boot time, its command line did not (sandbox down left such a supervisor running)
+        (tmp_path / "clock-stepped.pid").write_text(data)
+        assert read_pid_file(tmp_path / "clock-stepped.pid") == pid
         write_pid_file(tmp_path / "me.pid")
         assert read_pid_file(tmp_path / "me.pid") == os.getpid()
     finally:
