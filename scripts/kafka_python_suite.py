@@ -22,8 +22,9 @@ import os
 import subprocess
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
+
+from suite_stack import sandbox_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_VERSION = "4.0.0"   # the Kafka release whose API versions the sandbox answers (the suite picks its tests by it)
@@ -67,30 +68,16 @@ def source() -> Path:
 
 
 def main() -> int:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from helpers import listen_port
-
     src = source()
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "pytest-timeout", "pytest-mock", "py",
                     # its codec tests run only with these (the broker checks every codec)
                     "python-snappy", "lz4", "zstandard", "xxhash"], check=True)
-    port = listen_port(3)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
-    with tempfile.TemporaryDirectory(prefix="kafka-python-suite-") as project:
-        Path(project, "sandbox.toml").write_text(
-            f"[sandbox]\nbrokers = 1\nport = {port}\ncoordinator_port = {port + 1}\nhttp_port = {port + 2}\n"
-            "partitions = 4\n", encoding="utf-8")
-        sandbox = [sys.executable, "-m", "sandbox"]
-        try:
-            subprocess.run(sandbox + ["up"], cwd=project, env=env, check=True, timeout=120)
-            run_env = dict(env, KAFKA_VERSION=KAFKA_VERSION, KAFKA_URI=f"kafka://127.0.0.1:{port}")
-            return subprocess.run(
-                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test/integration", "-k",
-                 "not sasl and not ssl", "--timeout", "120", "--timeout-method", "signal", "--tb=native",
-                 "-rfEs", "-W", "ignore", "-o", "log_level=WARNING", *sys.argv[1:]], cwd=src, env=run_env, timeout=1800).returncode
-        finally:
-            subprocess.run(sandbox + ["down"], cwd=project, env=env, timeout=120,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with sandbox_stack("kafka-python-suite-", brokers=1, partitions=4) as (_project, env, port):
+        run_env = dict(env, KAFKA_VERSION=KAFKA_VERSION, KAFKA_URI=f"kafka://127.0.0.1:{port}")
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test/integration", "-k",
+             "not sasl and not ssl", "--timeout", "120", "--timeout-method", "signal", "--tb=native",
+             "-rfEs", "-W", "ignore", "-o", "log_level=WARNING", *sys.argv[1:]], cwd=src, env=run_env, timeout=1800).returncode
 
 
 if __name__ == "__main__":
