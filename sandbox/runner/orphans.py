@@ -20,14 +20,11 @@ def pid_file(spec: ServiceSpec) -> Path:
 
 
 def write_service_pid(spec: ServiceSpec, pid: int) -> None:
+    """The pid and the command line that tells it apart from a recycled pid (_from_pid_file)."""
     path = pid_file(spec)
-    try:
-        created = psutil.Process(pid).create_time()
-    except psutil.Error:
-        created = None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"pid": pid, "create_time": created, "argv": spec.argv}), encoding="utf-8")
+    tmp.write_text(json.dumps({"pid": pid, "argv": spec.argv}), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -55,7 +52,7 @@ def _from_pid_file(spec: ServiceSpec) -> psutil.Process | None:
     try:
         data = json.loads(pid_file(spec).read_text(encoding="utf-8"))
         proc = psutil.Process(int(data["pid"]))
-        # the command line decides (a create time moves with the wall clock: detach.same_process)
+        # by the command line alone: a create time moves with the wall clock (detach.same_process)
         if _same_command(proc.cmdline(), spec.argv) and proc.status() != psutil.STATUS_ZOMBIE:
             return proc
     except (OSError, ValueError, KeyError, TypeError, psutil.Error):

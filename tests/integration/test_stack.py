@@ -533,24 +533,11 @@ def test_down_stops_the_supervisor_after_the_wall_clock_was_stepped(projects):
     _, st = proj.status()
     pids = [s["pid"] for s in st["services"]] + [proj.supervisor_pid()]
     assert all(pids), pids
-    shifted = []
-    for path in proj.data_dir.rglob("*.json"):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
-            continue
-        if not isinstance(data, dict):
-            continue
-        for key in ("create_time", "supervisor_create_time"):
-            if isinstance(data.get(key), (int, float)):
-                data[key] -= 13.0
-                path.write_text(json.dumps(data), encoding="utf-8")
-                shifted.append(path.name)
-    pid_file = proj.data_dir / "supervisor.pid"
-    data = json.loads(pid_file.read_text(encoding="utf-8"))
-    data["create_time"] -= 13.0
-    pid_file.write_text(json.dumps(data), encoding="utf-8")
-    assert shifted, "no state file with a create time was found"
+    for name, key in (("supervisor.pid", "create_time"), ("supervisor.json", "supervisor_create_time")):
+        path = proj.data_dir / name
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data[key] -= 13.0
+        path.write_text(json.dumps(data), encoding="utf-8")
     r = proj.cli("down", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "was not running" not in r.stdout + r.stderr

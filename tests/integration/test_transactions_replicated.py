@@ -187,7 +187,8 @@ def test_pipelined_transactional_writes_where_another_broker_coordinates_the_id_
     requests to a partition whose leader does not coordinate the transactional id wait for the
     coordinator's verification (KIP-890 part 1); one pipelined behind them, arriving after the
     first had opened the transaction there, was appended at once, ahead of those still held
-    ("expected sequence 2, got 6": OUT_OF_ORDER_SEQUENCE_NUMBER, and a stalled producer)."""
+    ("expected sequence 2, got 6": OUT_OF_ORDER_SEQUENCE_NUMBER, fatal for librdkafka's
+    transactional producer)."""
     from sandbox.protocol import build, request_class
     from rawclient import RawClient
 

@@ -142,7 +142,8 @@ def _to_verify(ctx, request) -> tuple[int, int, set] | None:
     loading it; handle() has checked that this one does not): (producer id, epoch, the
     partitions led here whose transactional batches would open a transaction there), else None.
     A partition where the producer's transaction is
-    already open needs no check (Kafka's verification guard does the same). Without a
+    already open needs no check (Kafka's verification guard does the same), unless an earlier
+    request of the producer to it is still held (TxnVerifier.held: it must be appended first). Without a
     __transaction_state topic no coordinator ever began a transaction to check against (a real
     producer's InitProducerId creates it first): such a write is taken as before KIP-890."""
     if ctx.state.txns.store.coordinator_for(request.transactional_id) is None:

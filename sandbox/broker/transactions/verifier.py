@@ -30,12 +30,14 @@ class TxnVerifier:
         # (topic, partition, producer id) -> Produce coroutines whose batches wait for an answer
         # before they are appended (see held, hold)
         self._held: dict[tuple[str, int, int], list] = {}
+        self._prune_at = 4096
 
     def hold(self, producer_id: int, parts, pending) -> None:
         """`pending` (a coroutine not yet run) will append the producer's batches to `parts`."""
-        if len(self._held) > 4096:   # keys never asked again (producers gone): forget the finished
+        if len(self._held) > self._prune_at:   # keys never asked again (producers gone): forget the finished
             for key in [k for k, cs in self._held.items() if all(c.cr_frame is None for c in cs)]:
                 del self._held[key]
+            self._prune_at = max(4096, 2 * len(self._held))   # not a scan per Produce if many still wait
         for t, p in parts:
             self._held.setdefault((t, p, producer_id), []).append(pending)
 
