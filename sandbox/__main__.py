@@ -1,6 +1,6 @@
 """`python -m sandbox` runs the CLI. The background supervisor (`sandbox supervise`, started by
 `sandbox up`) skips the command-line layer: it is a long-lived process and typer/click/rich
-would only add to its memory."""
+would only add to its memory. The service commands skip it too (see sandbox.cli.service_cmds)."""
 
 import sys
 
@@ -10,6 +10,6 @@ if len(sys.argv) > 1 and sys.argv[1] == "supervise":
 
     sys.exit(supervise_cli(sys.argv[2:]))
 
-from sandbox.cli.app import main  # noqa: E402
+from sandbox.cli.app import main  # noqa: E402  (it runs `broker` and `coordinator` without typer)
 
 main()

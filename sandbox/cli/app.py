@@ -1,17 +1,19 @@
 """The `sandbox` command line (typer), composed: each command module adds its commands with
 `register(app)` (as rpk's NewCommand does) and none imports this one. Only this package imports
-typer or rich."""
+typer or rich; it is imported only once the command is known not to be a service (see main)."""
 
 from __future__ import annotations
 
-import typer
+from typing import TYPE_CHECKING
 
-#: first argument -> the command modules that process needs (a service process loads only its own)
-SERVICE_COMMANDS = ("broker", "coordinator")
+if TYPE_CHECKING:
+    import typer
 
 
 def _show_version(value: bool) -> None:
     if value:
+        import typer
+
         from sandbox import __version__
 
         typer.echo(f"sandbox {__version__}")
@@ -27,21 +29,19 @@ def plain_help(typer_app: typer.Typer) -> None:
             plain_help(group.typer_instance)
 
 
-def _modules(only_services: bool) -> list:
-    from . import service_cmds
-
-    if only_services:
-        return [service_cmds]
+def _modules() -> list:
     from . import (bench_cmds, docker_cmds, doctor_cmds, groups_cmds, monitor, records_cmds, rehearsal_cmds,
-                   stack_cmds, topics_cmds)
+                   service_cmds, stack_cmds, topics_cmds)
 
     # the order of `sandbox --help` (command groups, like `topics`, come after the commands)
     return [service_cmds, stack_cmds, rehearsal_cmds, docker_cmds, records_cmds, bench_cmds, doctor_cmds, monitor,
             topics_cmds, groups_cmds]
 
 
-def build_app(only_services: bool = False) -> typer.Typer:
-    """The CLI with every command (or only `broker` and `coordinator`, for a service process)."""
+def build_app() -> typer.Typer:
+    """The CLI with every command."""
+    import typer
+
     app = typer.Typer(
         name="sandbox",
         help="A local Kafka-compatible streaming sandbox: broker, coordinator and tools.",
@@ -56,7 +56,7 @@ def build_app(only_services: bool = False) -> typer.Typer:
                                            help="Print the version and exit.")) -> None:
         """A local Kafka-compatible streaming sandbox."""
 
-    for module in _modules(only_services):
+    for module in _modules():
         module.register(app)
     plain_help(app)
     return app
@@ -68,8 +68,11 @@ def main() -> None:
     # never uses them. A None entry makes `import hypothesis` fail fast inside this process only.
     import sys
 
+    from .service_cmds import dispatch
+
     sys.modules.setdefault("hypothesis", None)  # type: ignore[arg-type]
-    build_app(only_services=len(sys.argv) > 1 and sys.argv[1] in SERVICE_COMMANDS)()
+    dispatch()   # `sandbox broker` and `sandbox coordinator` exit here, without typer
+    build_app()()
 
 
 if __name__ == "__main__":

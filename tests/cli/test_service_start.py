@@ -38,3 +38,52 @@ def test_event_start_is_logged_at_info(tmp_path):
     finally:
         b.stop()
     assert lines and all(" INFO " in ln for ln in lines), lines
+
+
+# ---- the service commands' own parser (argparse: a service start skips typer) -----------------
+def _imported_modules(*argv: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "sandbox", *argv], capture_output=True,
+                       text=True, timeout=60)
+    mods = {ln.rsplit("|", 1)[1].strip() for ln in r.stderr.splitlines() if ln.startswith("import time:")}
+    return r, mods
+
+
+@pytest.mark.parametrize("command", ["broker", "coordinator"])
+def test_a_service_start_loads_no_cli_framework(tmp_path, command):
+    r, mods = _imported_modules(command, "--help")
+    assert r.returncode == 0 and f"Usage: sandbox {command} [OPTIONS]" in r.stdout, r.stdout + r.stderr
+    assert "--data-dir <path>" in r.stdout
+    assert not {"typer", "click", "rich"} & mods, sorted(m for m in mods if m.split(".")[0] in ("typer", "click", "rich"))
+    # the rest of the CLI still goes through typer
+    r, mods = _imported_modules("topics", "--help")
+    assert r.returncode == 0 and "typer" in mods
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["coordinator", "--data-dir", "D", "--default-partitions", "0"], "--default-partitions: 0 is less than 1"),
+    (["coordinator", "--data-dir", "D", "--port", "x"], "--port: invalid int value: 'x'"),
+    (["coordinator"], "the following arguments are required: --data-dir"),
+    (["broker", "--data-dir", "D", "--bogus"], "unrecognized arguments: --bogus"),
+    (["broker", "--data-dir", "D", "-o", "nokey"], "setting 'nokey' is not KEY=VALUE"),
+])
+def test_bad_service_arguments_are_one_sentence(tmp_path, argv, words):
+    argv = [str(tmp_path / "d") if a == "D" else a for a in argv]
+    r = subprocess.run([sys.executable, "-m", "sandbox", *argv], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("error: ") and words in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_service_commands_reached_through_typer_are_parsed_the_same(tmp_path):
+    """`sandbox --help` lists them, and a CliRunner (or any caller of the typer app) gets the same parser."""
+    from typer.testing import CliRunner
+
+    from sandbox.cli.app import build_app
+
+    app = build_app()
+    top = CliRunner().invoke(app, ["--help"])
+    assert "broker" in top.output and "coordinator" in top.output
+    r = CliRunner().invoke(app, ["coordinator", "--data-dir", str(tmp_path / "d"), "--min-insync-replicas", "0"])
+    assert r.exit_code == 2 and "--min-insync-replicas: 0 is less than 1" in r.output, r.output
+    r = CliRunner().invoke(app, ["broker", "--help"])
+    assert r.exit_code == 0 and "Usage: sandbox broker [OPTIONS]" in r.output, r.output
