@@ -17,7 +17,7 @@ from sandbox.runner.logscan import FOLDER_EVENTS, describe_event, parse_events
 from sandbox.lifecycle import EXIT_CONFIG
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
 from sandbox.runner.probe import api_versions_round_trip
-from sandbox.runner.service import EventLog, catalog_epoch, iso_utc, recreate_topics
+from sandbox.runner.service import EventLog, catalog_epoch, iso_utc, recreate_topics, shown_problem
 from sandbox.runner.statefile import StatePublisher, supervisor_identity
 
 log = logging.getLogger("sandbox.runner")
@@ -383,7 +383,7 @@ class DockerWatcher:
                 "started_at": iso_utc(s.started_wall) if up else None,
                 "started_wall": s.started_wall,
                 "uptime_s": round(wall - s.started_wall, 3) if up else None,
-                "restarts": s.restarts, "last_exit_code": s.last_exit_code, "problem": s.problem,
+                "restarts": s.restarts, "last_exit_code": s.last_exit_code, "problem": shown_problem(s),
                 "latency_ms": None if s.latency_ms is None else round(s.latency_ms, 3),
                 "data_dir": None, "log_path": None, **s.figures}
 

@@ -17,7 +17,7 @@ from sandbox.runner.policy import RecoveryPolicy
 from sandbox.runner.probe import ProbeResult, kafka_probe, port_owner
 from sandbox.runner.process import Handle, RealSpawner, ServiceSpec, Spawner
 from sandbox.runner.rehearsal import Rehearsal
-from sandbox.runner.service import EventLog, ServiceRecord, StopPlan, catalog_epoch, iso_utc
+from sandbox.runner.service import EventLog, ServiceRecord, StopPlan, catalog_epoch, iso_utc, shown_problem
 from sandbox.runner.recovery import Recovery
 from sandbox.runner.stopping import Stopping
 from sandbox.runner.statefile import StatePublisher, supervisor_identity
@@ -206,7 +206,7 @@ class Supervisor(Recovery, Stopping, Rehearsal):
             "restarts": svc.restarts, "last_exit_code": svc.last_exit_code,
             "latency_ms": None if svc.latency_ms is None else round(svc.latency_ms, 3),
             "data_dir": str(svc.spec.data_dir), "log_path": str(svc.spec.log_path),
-            "problem": svc.problem,
+            "problem": shown_problem(svc),
         }
 
     def _emit(self, svc: ServiceRecord | None, kind: str, detail: str, **extra: Any) -> dict:

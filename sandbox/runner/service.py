@@ -139,6 +139,15 @@ def catalog_epoch(events: EventLog, services) -> int | None:
     return None
 
 
+RECREATING = "its journal was moved aside: its topics, offsets and settings are being put back"
+
+
+def shown_problem(svc) -> str | None:
+    """What status shows as the service's problem: its own, or the re-creation still owed after a
+    wipe (until then the cluster answers, but without the topics it had: not healthy)."""
+    return svc.problem or (RECREATING if svc.recreate_pending else None)
+
+
 def recreate_topics(events: EventLog, svc, recreate: Callable[[str], list[str]] | None) -> None:
     """After a wipe, once `svc` is healthy: put every known topic back through `recreate`. On
     failure it stays pending (retried next pass) and the failure is reported once."""
