@@ -19,6 +19,10 @@ def _bool(key: str, v: str) -> bool:
         raise ValueError(f"{key} must be true or false, not {v!r}") from None
 
 
+#: group.consumer.migration.policy: which way a group may move between the classic and the KIP-848 protocol
+POLICIES = ("disabled", "upgrade", "downgrade", "bidirectional")
+
+
 def _int(key: str, v: str) -> int:
     try:
         return int(v)
@@ -145,6 +149,7 @@ class BrokerConfig:
     group_initial_rebalance_delay_ms: int = 0
     group_consumer_heartbeat_interval_ms: int = 1000  # KIP-848 groups; Kafka's 5000 (see consumer_groups.py)
     group_consumer_session_timeout_ms: int = 45000
+    group_consumer_migration_policy: str = "bidirectional"   # Kafka 4.0's default (KIP-848 online migration)
     retention_check_interval_ms: int = 300_000
     cleaner_backoff_ms: int = 15_000     # log.cleaner.backoff.ms: how often compacted topics are looked at
     checkpoint_interval_ms: int = 60_000
@@ -212,6 +217,10 @@ class BrokerConfig:
                 self.group_consumer_heartbeat_interval_ms = _int(key, value)
             elif key == "group.consumer.session.timeout.ms":
                 self.group_consumer_session_timeout_ms = _int(key, value)
+            elif key == "group.consumer.migration.policy":
+                if value.lower() not in POLICIES:
+                    raise ValueError(f"{key} must be one of {', '.join(POLICIES)}, not {value!r}")
+                self.group_consumer_migration_policy = value.lower()
             elif key == "log.retention.check.interval.ms":
                 self.retention_check_interval_ms = _int(key, value)
             elif key == "log.cleaner.backoff.ms":

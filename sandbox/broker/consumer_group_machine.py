@@ -9,6 +9,7 @@ import uuid
 from typing import Any, Callable
 
 from sandbox.broker.consumer_assignors import ASSIGNORS, DEFAULT_ASSIGNOR, TP
+from sandbox.broker.consumer_group_classic import ClassicMembers
 from sandbox.protocol.errors import (
     FENCED_MEMBER_EPOCH, GROUP_ID_NOT_FOUND, INVALID_REGULAR_EXPRESSION, INVALID_REQUEST, NONE,
     STALE_MEMBER_EPOCH, UNKNOWN_MEMBER_ID, UNRELEASED_INSTANCE_ID, UNSUPPORTED_ASSIGNOR, UNSUPPORTED_VERSION,
@@ -30,14 +31,18 @@ def compile_regex(pattern: str) -> re.Pattern | None:
         return None
 
 
-class ConsumerGroupMachine:
-    """Every KIP-848 consumer group of one coordinator. Feed it heartbeat() and tick(); ask it
-    describe(), commit_check(), fetch_check()."""
+class ConsumerGroupMachine(ClassicMembers):
+    """Every KIP-848 consumer group of one coordinator. Feed it heartbeat() and tick() (and the
+    classic_* requests of members that still speak the classic protocol); ask it describe(),
+    commit_check(), fetch_check(). A group left with classic members only is moved to
+    `downgraded` for its owner to hand back to the classic coordinator."""
 
     def __init__(self, clock: Callable[[], float], *, heartbeat_interval_ms: int = 5000,
                  session_timeout_ms: int = 45000, on_event: Callable[[str, dict[str, Any]], None] | None = None,
-                 new_member_id: Callable[[], str] | None = None) -> None:
+                 new_member_id: Callable[[], str] | None = None, migration_policy: str = "bidirectional") -> None:
         self.clock = clock
+        self.migration_policy = migration_policy
+        self.downgraded: list[CGroup] = []
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.session_timeout_ms = session_timeout_ms
         self.groups: dict[str, CGroup] = {}
@@ -291,13 +296,26 @@ class ConsumerGroupMachine:
 
     def remove(self, group: CGroup, member_id: str, reason: str) -> None:
         """Fence a member: its partitions are free at once, the group gets a new epoch."""
-        m = group.members.pop(member_id)
-        self._release(group, m, m.holds())
-        group.target.pop(member_id, None)
-        if m.instance_id and group.static.get(m.instance_id) == member_id:
-            del group.static[m.instance_id]
-        self._event("member_removed", group=group.group_id, member=member_id, reason=reason)
-        self._bump(group, f"member {member_id} {reason}")
+        self.remove_members(group, [member_id], reason)
+
+    def remove_members(self, group: CGroup, member_ids: list[str], reason: str) -> None:
+        """Fence members together: their partitions are free at once, and the group gets one new
+        epoch, or, when only classic members are left, goes back to the classic protocol."""
+        if not member_ids:
+            return
+        for member_id in member_ids:
+            m = group.members.pop(member_id)
+            self._release(group, m, m.holds())
+            group.target.pop(member_id, None)
+            if m.instance_id and group.static.get(m.instance_id) == member_id:
+                del group.static[m.instance_id]
+            self._event("member_removed", group=group.group_id, member=member_id, reason=reason)
+        if self.downgradable(group):
+            del self.groups[group.group_id]
+            self.downgraded.append(group)
+            self._event("converted", group=group.group_id, to="classic", generation=group.epoch)
+            return
+        self._bump(group, f"member(s) {', '.join(member_ids)} {reason}")
 
     def tick(self, now: float | None = None) -> list[str]:
         """Remove members past their session timeout, or that kept revoked partitions past their
@@ -306,12 +324,16 @@ class ConsumerGroupMachine:
         removed = []
         for group in list(self.groups.values()):
             for m in list(group.members.values()):
+                if group.group_id not in self.groups:
+                    break   # handed back to the classic protocol by the last removal
                 if now >= m.session_deadline:
                     reason = "session timeout"
                 elif m.revoke_deadline is not None and now >= m.revoke_deadline:
                     reason = "did not revoke its partitions within the rebalance timeout"
                 else:
-                    continue
+                    reason = self.classic_deadline(m, now)
+                    if reason is None:
+                        continue
                 self.remove(group, m.member_id, reason)
                 removed.append(m.member_id)
         return removed
@@ -325,6 +347,8 @@ class ConsumerGroupMachine:
         m = group.members.get(member_id)
         if m is None:
             return UNKNOWN_MEMBER_ID
+        if m.classic is not None:
+            return self.classic_commit_check(m, epoch)   # its generation, any version
         if api_version < 9:
             return UNSUPPORTED_VERSION  # members of consumer groups must commit with v9+
         return NONE if epoch == m.epoch else STALE_MEMBER_EPOCH
@@ -345,7 +369,7 @@ class ConsumerGroupMachine:
             return None
         members = [MemberView(m.member_id, m.instance_id, m.rack_id, m.epoch, m.client_id, m.client_host,
                               m.topic_names, m.topic_regex, by_topic(m.assigned),
-                              by_topic(group.target.get(m.member_id, ())))
+                              by_topic(group.target.get(m.member_id, ())), m.classic is not None)
                    for m in group.members.values()]
         return GroupView(group_id, group.state, group.epoch, group.assignment_epoch, group.assignor, members)
 

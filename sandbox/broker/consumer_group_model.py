@@ -41,6 +41,7 @@ class MemberView(NamedTuple):
     topic_regex: str | None
     assignment: dict[str, list[int]]
     target: dict[str, list[int]]
+    classic: bool = False   # still speaks the classic protocol (JoinGroup, SyncGroup, Heartbeat)
 
 
 class GroupView(NamedTuple):
@@ -50,6 +51,28 @@ class GroupView(NamedTuple):
     assignment_epoch: int
     assignor: str
     members: list[MemberView]
+
+
+@dataclass(eq=False)
+class ClassicMeta:
+    """A member of a consumer group that still speaks the classic protocol (an online migration):
+    what its JoinGroup said, and its timers. Its session is its own session.timeout.ms; it is
+    fenced if it does not send SyncGroup after a JoinGroup answer, or JoinGroup after being told
+    to rejoin (REBALANCE_IN_PROGRESS), within its rebalance timeout."""
+    protocols: list[tuple[str, bytes]]
+    session_timeout_ms: int
+    sync_deadline: float | None = None
+    join_deadline: float | None = None
+
+    @property
+    def protocol_name(self) -> str:
+        return self.protocols[0][0]
+
+    def subscription_version(self, protocol: str | None = None) -> int:
+        """The version of its ConsumerProtocolSubscription (of `protocol`, else the first): its
+        assignment is encoded in the same version."""
+        data = next((md for n, md in self.protocols if n == protocol), self.protocols[0][1])
+        return int.from_bytes(data[:2], "big", signed=True) if len(data) >= 2 else 0
 
 
 @dataclass(eq=False)
@@ -70,6 +93,7 @@ class CMember:
     revoking: frozenset[TP] = frozenset()
     session_deadline: float = 0.0
     revoke_deadline: float | None = None  # M_UNREVOKED: fenced if the partitions are not given up by then
+    classic: ClassicMeta | None = None     # a member of a classic group that became a consumer group
 
     def holds(self) -> frozenset[TP]:
         return self.assigned | self.revoking

@@ -7,12 +7,14 @@ import time
 import uuid
 from typing import Any, Callable
 
+from sandbox.broker.consumer_group_classic import CONSUMER, MigrationRefused
 from sandbox.broker.consumer_group_machine import Catalog, ConsumerGroupMachine
 from sandbox.coordinator.group_configs import DEFAULTS as GROUP_DEFAULTS, HEARTBEAT, SESSION, session_settings
 from sandbox.protocol.errors import GROUP_ID_NOT_FOUND, NONE
-from sandbox.broker.consumer_group_model import HeartbeatResult, error
+from sandbox.broker.consumer_group_model import CGroup, HeartbeatResult, by_topic, error
 from sandbox.broker.group_machine import GroupMachine
-from sandbox.broker.group_model import EMPTY
+from sandbox.broker.group_model import EMPTY, STABLE, Group, JoinResult, Member, SyncResult, select_protocol
+from sandbox.protocol.consumer_protocol import encode_assignment
 
 # group.consumer.heartbeat.interval.ms: Kafka's default is 5000. A member waiting for partitions
 # another member is revoking learns they are free only at its next heartbeat, so each step of a
@@ -36,10 +38,12 @@ class ConsumerGroups:
     def __init__(self, classic: GroupMachine, *, clock: Callable[[], float] = time.monotonic,
                  heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
                  session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
-                 on_event: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None,
+                 migration_policy: str = "bidirectional") -> None:
         self.classic = classic
         self.machine = ConsumerGroupMachine(clock, heartbeat_interval_ms=heartbeat_interval_ms,
-                                            session_timeout_ms=session_timeout_ms, on_event=on_event)
+                                            session_timeout_ms=session_timeout_ms, on_event=on_event,
+                                            migration_policy=migration_policy)
 
     def __contains__(self, group_id: str) -> bool:
         return group_id in self.machine.groups
@@ -54,23 +58,96 @@ class ConsumerGroups:
         catalog, names = topic_catalog(topics)
         classic = self.classic.groups.get(group_id)
         if classic is not None and member_epoch not in (-1, -2):
-            if classic.state != EMPTY or classic.members:
+            if classic.state == EMPTY and not classic.members:
+                self.classic.delete(group_id)  # an empty classic group (offsets only) becomes a consumer group
+            elif member_epoch != 0:
                 return error(GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group."), {}
-            self.classic.delete(group_id)  # an empty classic group (offsets only) becomes a consumer group
+            else:
+                refused = self._upgrade(classic, catalog)
+                if refused is not None:
+                    return refused, {}
         owned = None
         if owned_by_id is not None:
             owned = [(names[str(tid)], p) for tid, ps in owned_by_id if str(tid) in names for p in ps]
         m = self.machine
         settings = session_settings(group_configs or {}, m.heartbeat_interval_ms, m.session_timeout_ms)
         res = m.heartbeat(group_id, member_id, member_epoch, owned=owned, catalog=catalog, settings=settings, **kw)
+        self.hand_back()
         return res, {name: tid for name, (tid, _) in catalog.items()}
+
+    # ------------------------------------------------------------------ online migration (KIP-848)
+    def _upgrade(self, classic: Group, catalog: Catalog) -> HeartbeatResult | None:
+        """A `consumer`-protocol member joins a classic group with members: the group becomes a
+        consumer group (None), or stays classic and the member is refused (GROUP_ID_NOT_FOUND)."""
+        try:
+            self.machine.adopt_classic(classic.group_id, classic.generation, classic.protocol_type, classic.protocol,
+                                       list(classic.members.values()), catalog)
+        except MigrationRefused as e:
+            return error(GROUP_ID_NOT_FOUND, str(e))
+        self.classic.release(classic.group_id)
+        return None
+
+    def hand_back(self) -> None:
+        """Groups left with classic members only go back to the classic coordinator (Kafka's
+        convertToClassicGroup): Stable at the group epoch with each member's partitions, then
+        rebalancing, so that they rejoin and their leader assigns."""
+        while self.machine.downgraded:
+            cg: CGroup = self.machine.downgraded.pop(0)
+            group = Group(cg.group_id, state=STABLE, generation=cg.epoch, protocol_type=CONSUMER)
+            for m in cg.members.values():
+                assert m.classic is not None
+                group.members[m.member_id] = Member(
+                    m.member_id, m.instance_id, m.client_id, m.client_host, m.classic.protocols,
+                    m.classic.session_timeout_ms, m.rebalance_timeout_ms)
+                if m.instance_id:
+                    group.static[m.instance_id] = m.member_id
+            group.leader = next(iter(group.members))
+            group.protocol = select_protocol(group)
+            for m in cg.members.values():
+                target = by_topic(cg.target.get(m.member_id, frozenset()))
+                group.members[m.member_id].assignment = encode_assignment(
+                    target, m.classic.subscription_version(group.protocol))  # type: ignore[union-attr]
+            self.classic.adopt(group)
+
+    def tick(self, now: float | None = None) -> list[str]:
+        """Fence members past their timers (see ConsumerGroupMachine.tick); returns their ids."""
+        removed = self.machine.tick(now)
+        self.hand_back()
+        return removed
+
+    # ------------------------------------------------------------------ classic requests to a consumer group
+    def is_consumer_group(self, group_id: str) -> bool:
+        """Classic requests for this id go to the consumer group (it has members)."""
+        return self.machine.has_members(group_id)
+
+    def classic_join(self, group_id: str, member_id: str, instance_id: str | None, protocol_type: str,
+                     protocols: list[tuple[str, bytes]], session_timeout_ms: int, rebalance_timeout_ms: int,
+                     client_id: str, client_host: str, require_known_member_id: bool, topics) -> JoinResult:
+        catalog, _ = topic_catalog(topics)
+        return self.machine.classic_join(group_id, member_id, instance_id, protocol_type, protocols,
+                                         session_timeout_ms, rebalance_timeout_ms, client_id, client_host,
+                                         require_known_member_id, catalog)
+
+    def classic_sync(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None,
+                     protocol_type: str | None, protocol_name: str | None) -> SyncResult:
+        return self.machine.classic_sync(group_id, generation_id, member_id, instance_id, protocol_type, protocol_name)
+
+    def classic_heartbeat(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None) -> int:
+        return self.machine.classic_heartbeat(group_id, generation_id, member_id, instance_id)
+
+    def classic_leave(self, group_id: str, members: list[tuple[str, str | None]]
+                      ) -> tuple[int, list[tuple[str, str | None, int]]]:
+        out = self.machine.classic_leave(group_id, members)
+        self.hand_back()
+        return out
 
     # ------------------------------------------------------------------ what the classic APIs ask
     def refuses_classic_join(self, group_id: str) -> bool:
-        """A JoinGroup for a consumer group with members is refused (INCONSISTENT_GROUP_PROTOCOL); an
-        empty consumer group is dropped so that a classic group can take the id, as Kafka converts it."""
+        """With group.consumer.migration.policy=disabled a JoinGroup for a consumer group with members
+        is refused (INCONSISTENT_GROUP_PROTOCOL); an empty consumer group is dropped so that a classic
+        group can take the id, as Kafka converts it."""
         if self.machine.has_members(group_id):
-            return True
+            return self.machine.migration_policy == "disabled"
         self.machine.delete(group_id)
         return False
 
@@ -100,5 +177,5 @@ class ConsumerGroups:
                              "member_epoch": m.member_epoch, "client_id": m.client_id,
                              "client_host": m.client_host, "subscribed_topic_names": list(m.topic_names),
                              "subscribed_topic_regex": m.topic_regex, "assignment": assignment(m.assignment),
-                             "target_assignment": assignment(m.target), "member_type": 1}
+                             "target_assignment": assignment(m.target), "member_type": 0 if m.classic else 1}
                             for m in view.members]}

@@ -314,6 +314,31 @@ class GroupMachine(GroupStates):
         self._fire(group, GROUP_DELETED, self.clock())
         return True
 
+    # ------------------------------------------------------------------ online migration (KIP-848)
+    def release(self, group_id: str) -> Group:
+        """Hand a group over to the consumer-group coordinator (a `consumer`-protocol member joined
+        it): its parked JoinGroup and SyncGroup requests are told to rejoin, and it is forgotten."""
+        group = self.groups.pop(group_id)
+        for m in group.members.values():
+            if m.join is not None:
+                self._answer(m.join, join_error(REBALANCE_IN_PROGRESS, m.member_id))
+            if m.sync is not None:
+                self._answer(m.sync, sync_error(REBALANCE_IN_PROGRESS))
+            m.join = m.sync = None
+        group.pending.clear()
+        return group
+
+    def adopt(self, group: Group) -> None:
+        """Take back a group whose last `consumer`-protocol member left: Stable at the consumer
+        group's epoch with every member's partitions, then a rebalance at once, so the members
+        rejoin and their leader assigns again (Kafka's convertToClassicGroup)."""
+        now = self.clock()
+        for m in group.members.values():
+            m.heartbeat_deadline = now + m.session_s
+            m.new, m.synced = False, True
+        self.groups[group.group_id] = group
+        self._fire(group, MEMBER_LEFT, now, reason="the last consumer-protocol member left")
+
     def subscribed_topics(self, group_id: str) -> set[str] | None:
         """Topics the members of a consumer group subscribe to; None when unknown (not a consumer
         group, no protocol chosen yet, unreadable metadata): then every topic counts as subscribed."""

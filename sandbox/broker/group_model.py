@@ -2,10 +2,10 @@
 data (deadlines included), the results handed back to clients, and small pure helpers on them."""
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from sandbox.protocol.consumer_protocol import decode_subscription
 from sandbox.protocol.errors import (
     FENCED_INSTANCE_ID, ILLEGAL_GENERATION, INVALID_GROUP_ID, NONE, UNKNOWN_MEMBER_ID,
 )
@@ -150,22 +150,6 @@ def select_protocol(group: Group) -> str:
 
 
 def consumer_subscription_topics(metadata: bytes) -> set[str] | None:
-    """The topics of a ConsumerProtocolSubscription (any version: int16 version, then an array of
-    int16-length strings); None if the bytes are not one."""
-    try:
-        pos = 2
-        (n,) = struct.unpack_from(">i", metadata, pos)
-        pos += 4
-        if n < 0 or n > len(metadata):
-            return None
-        topics = set()
-        for _ in range(n):
-            (size,) = struct.unpack_from(">h", metadata, pos)
-            pos += 2
-            if size < 0 or pos + size > len(metadata):
-                return None
-            topics.add(metadata[pos:pos + size].decode("utf-8"))
-            pos += size
-        return topics
-    except (struct.error, UnicodeDecodeError):
-        return None
+    """The topics of a ConsumerProtocolSubscription (any version); None if the bytes are not one."""
+    sub = decode_subscription(metadata)
+    return None if sub is None else set(sub.topics)

@@ -60,7 +60,8 @@ class GroupCoordinator:
                  on_event: Callable[[str, dict[str, Any]], None] | None = None,
                  peers: Callable[[], set[str] | None] | None = open_peers,
                  consumer_heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
-                 consumer_session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS) -> None:
+                 consumer_session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
+                 migration_policy: str = "bidirectional") -> None:
         self.offsets = offsets
         self._clock = clock
         self._partition_exists = partition_exists
@@ -70,7 +71,8 @@ class GroupCoordinator:
                                     max_session_timeout_ms=max_session_timeout_ms, on_event=self._event)
         # KIP-848 groups (ConsumerGroupHeartbeat); one group id belongs to one protocol
         self.consumer = ConsumerGroups(self.machine, clock=clock, heartbeat_interval_ms=consumer_heartbeat_interval_ms,
-                                       session_timeout_ms=consumer_session_timeout_ms, on_event=self._event)
+                                       session_timeout_ms=consumer_session_timeout_ms, on_event=self._event,
+                                       migration_policy=migration_policy)
         self._ids = itertools.count(1)
         self._futures: dict[int, asyncio.Future] = {}
         self._peers = peers
@@ -81,9 +83,16 @@ class GroupCoordinator:
     async def join_group(self, group_id: str, member_id: str, group_instance_id: str | None,
                          protocol_type: str, protocols: list[tuple[str, bytes]], session_timeout_ms: int,
                          rebalance_timeout_ms: int, client_id: str, client_host: str,
-                         require_known_member_id: bool, reason: str | None = None, peer: str = "") -> JoinResult:
+                         require_known_member_id: bool, reason: str | None = None, peer: str = "",
+                         topics: Callable[[], list] = list) -> JoinResult:
+        """`topics` gives the coordinator's topics (TopicInfo) when the group turns out to be a
+        consumer group whose member still speaks the classic protocol (an online migration)."""
         if self.consumer.refuses_classic_join(group_id):
             return join_error(INCONSISTENT_GROUP_PROTOCOL, member_id)
+        if self.consumer.is_consumer_group(group_id):
+            return self.consumer.classic_join(group_id, member_id, group_instance_id, protocol_type, protocols,
+                                              session_timeout_ms, rebalance_timeout_ms, client_id, client_host,
+                                              require_known_member_id, topics())
         request = next(self._ids)
         res = self.machine.join(request, group_id, member_id, group_instance_id, protocol_type, protocols,
                                 session_timeout_ms, rebalance_timeout_ms, client_id, client_host,
@@ -93,6 +102,9 @@ class GroupCoordinator:
     async def sync_group(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None,
                          protocol_type: str | None, protocol_name: str | None,
                          assignments: dict[str, bytes], peer: str = "") -> SyncResult:
+        if self.consumer.is_consumer_group(group_id):
+            return self.consumer.classic_sync(group_id, generation_id, member_id, group_instance_id,
+                                              protocol_type, protocol_name)
         request = next(self._ids)
         res = self.machine.sync(request, group_id, generation_id, member_id, group_instance_id,
                                 protocol_type, protocol_name, assignments)
@@ -123,11 +135,23 @@ class GroupCoordinator:
 
     # ------------------------------------------------------------------ immediate requests
     def heartbeat(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None) -> int:
+        if self.consumer.is_consumer_group(group_id):
+            return self.consumer.classic_heartbeat(group_id, generation_id, member_id, group_instance_id)
         return self.machine.heartbeat(group_id, generation_id, member_id, group_instance_id)
 
     def leave_group(self, group_id: str, members: list[tuple[str, str | None]]
                     ) -> tuple[int, list[tuple[str, str | None, int]]]:
-        out = self.machine.leave(group_id, members)
+        if self.consumer.is_consumer_group(group_id):
+            out = self.consumer.classic_leave(group_id, members)
+        else:
+            out = self.machine.leave(group_id, members)
+        self._deliver()
+        return out
+
+    def consumer_heartbeat(self, group_id: str, member_id: str, member_epoch: int, **kw: Any):
+        """ConsumerGroupHeartbeat (see ConsumerGroups.heartbeat); a classic group it turns into a
+        consumer group tells its parked JoinGroup and SyncGroup requests to rejoin."""
+        out = self.consumer.heartbeat(group_id, member_id, member_epoch, **kw)
         self._deliver()
         return out
 
@@ -138,7 +162,9 @@ class GroupCoordinator:
         self._check_peers(now)
         removed = self.machine.tick(now)
         self._deliver()
-        return removed + self.consumer.machine.tick(now)
+        removed += self.consumer.tick(now)
+        self._deliver()
+        return removed
 
     def _check_peers(self, now: float) -> None:
         """A parked JoinGroup/SyncGroup whose client closed its connection is abandoned: Kafka cannot

@@ -160,6 +160,7 @@ class BrokerState(DiskFolders):
             self.offsets, initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms,
             consumer_heartbeat_interval_ms=self.config.group_consumer_heartbeat_interval_ms,
             consumer_session_timeout_ms=self.config.group_consumer_session_timeout_ms,
+            migration_policy=self.config.group_consumer_migration_policy,
         )
         cfg = self.config
         self.txns = TxnCoordinator(

@@ -3,11 +3,11 @@ describe groups (classic and KIP-848), committed offsets, commits and lag."""
 
 from __future__ import annotations
 
-import struct
 import time
 from collections.abc import Collection
 from typing import Any
 
+from sandbox.protocol import consumer_protocol
 from sandbox.protocol.errors import GROUP_ID_NOT_FOUND
 from .base import (
     CONSUMER_GROUP_DESCRIBE, DELETE_GROUPS, DESCRIBE_GROUPS, FIND_COORDINATOR, LATEST, LIST_GROUPS, OFFSET_COMMIT,
@@ -170,18 +170,5 @@ class GroupAdmin:
 
 def decode_assignment(data: bytes) -> dict[str, list[int]]:
     """Kafka's ConsumerProtocolAssignment (any version): topic -> partitions; {} if unreadable."""
-    try:
-        pos = 2
-        (n,) = struct.unpack_from(">i", data, pos)
-        pos += 4
-        out: dict[str, list[int]] = {}
-        for _ in range(max(n, 0)):
-            (ln,) = struct.unpack_from(">h", data, pos)
-            name = data[pos + 2:pos + 2 + ln].decode()
-            pos += 2 + ln
-            (k,) = struct.unpack_from(">i", data, pos)
-            out[name] = list(struct.unpack_from(f">{k}i", data, pos + 4))
-            pos += 4 + 4 * k
-        return out
-    except (struct.error, UnicodeDecodeError, ValueError):
-        return {}
+    found = consumer_protocol.decode_assignment(data)
+    return {} if found is None else found[0]

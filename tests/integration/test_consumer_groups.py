@@ -211,19 +211,24 @@ def test_describe_list_and_classic_groups_beside_consumer_groups(broker):
         types = {g.group_id: str(getattr(g, "type", "")) for g in listing.valid}
         assert "CONSUMER" in types[group].upper() and "CLASSIC" in types[classic_group].upper(), types
 
-        # a classic consumer may not join the consumer group (Kafka: INCONSISTENT_GROUP_PROTOCOL)
-        intruder = consumer(broker.bootstrap, group)
-        intruder.subscribe([topic])
-        errors, deadline = [], time.monotonic() + 15
+        # a classic consumer joins the consumer group (Kafka 4.0's migration policy: bidirectional):
+        # the coordinator gives it a share through JoinGroup/SyncGroup, and takes it back when it leaves
+        late = consumer(broker.bootstrap, group, **{"client.id": "late"})
+        late.subscribe([topic])
         try:
-            while not errors and time.monotonic() < deadline:
-                m = intruder.poll(0.2)
-                if m is not None and m.error():
-                    errors.append(m.error())
+            def late_poll():
+                m = late.poll(0.05)
+                assert m is None or not m.error() or m.error().code() == KafkaError._PARTITION_EOF, m.error()
+                return len(late.assignment()) == 2
+            run_until([a, b], lambda: late_poll() and len(a.owned()) == len(b.owned()) == 2
+                      and not ({tp.partition for tp in late.assignment()} & (a.owned() | b.owned())),
+                      30, "a classic member's share of the consumer group")
+            with KafkaClient(broker.bootstrap) as kc:
+                desc, _ = describe_rows(kc, group)
+                assert desc.group_type == "consumer" and sorted(m.client_id for m in desc.members) == ["a", "b", "late"]
         finally:
-            intruder.close()
-        assert errors and errors[0].code() == KafkaError.INCONSISTENT_GROUP_PROTOCOL, errors
-        run_until([a, b], lambda: len(a.owned()) == len(b.owned()) == 3, 5, "the consumer group untouched")
+            late.close()
+        run_until([a, b], lambda: len(a.owned()) == len(b.owned()) == 3, 30, "its share back after it left")
     finally:
         old.close()
         a.c.close()

@@ -21,7 +21,7 @@ def handle(ctx, request) -> dict:
         return {"throttle_time": 0, "error_code": NOT_COORDINATOR, "error_message": None, "member_id": None,
                 "member_epoch": 0, "heartbeat_interval": 0, "assignment": None}
     owned = request.topic_partitions
-    res, ids = state.groups.consumer.heartbeat(
+    res, ids = state.groups.consumer_heartbeat(
         request.group_id, request.member_id, request.member_epoch,
         topics=state.coordinator.topics(), group_configs=state.coordinator.group_configs(request.group_id),
         owned_by_id=None if owned is None else [(tp.topic_id, tp.partitions) for tp in owned],

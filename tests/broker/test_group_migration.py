@@ -1,0 +1,260 @@
+"""Online migration between a classic group and a KIP-848 consumer group (Kafka 4.0's default
+group.consumer.migration.policy=bidirectional), on the group coordinator with a fake clock:
+a `consumer`-protocol member joining a classic group with members turns it into a consumer group
+whose classic members keep their partitions and are told to rejoin; the coordinator then assigns
+every member, classic ones through JoinGroup/SyncGroup; when the last `consumer`-protocol member
+leaves, the group goes back to the classic protocol and its members rebalance as before."""
+from __future__ import annotations
+
+import asyncio
+import struct
+
+from sandbox.broker.groups import GroupCoordinator
+from sandbox.broker.offsets import OffsetStore
+from sandbox.coordinator.model import TopicInfo
+from sandbox.protocol import errors as E
+from sandbox.protocol.consumer_protocol import decode_assignment, decode_subscription, encode_assignment
+
+TOPIC, PARTS = "t", 4
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def topics() -> list:
+    import uuid
+    return [TopicInfo(TOPIC, uuid.UUID(int=7), {p: None for p in range(PARTS)})]
+
+
+def subscription(owned=(), version: int = 1, user_data: bytes | None = None) -> bytes:
+    out = struct.pack(">hih", version, 1, len(TOPIC)) + TOPIC.encode()
+    out += struct.pack(">i", -1) if user_data is None else struct.pack(">i", len(user_data)) + user_data
+    if version >= 1:
+        parts = sorted(p for _, p in owned)
+        out += struct.pack(">i", 1 if parts else 0)
+        if parts:
+            out += struct.pack(">h", len(TOPIC)) + TOPIC.encode() + struct.pack(f">i{len(parts)}i", len(parts), *parts)
+    return out
+
+
+def make(tmp_path, **kw):
+    clock = Clock()
+    return GroupCoordinator(OffsetStore(tmp_path, fsync=False), clock=clock, peers=lambda: None,
+                            initial_rebalance_delay_ms=50, **kw), clock
+
+
+def run(coro) -> None:
+    asyncio.run(asyncio.wait_for(coro, 20))   # a request parked for ever fails the test, not the suite
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+class Classic:
+    """A classic consumer: rejoins when told, syncs, heartbeats; eager ones give up every
+    partition when they rejoin, cooperative ones say what they own."""
+
+    def __init__(self, gc: GroupCoordinator, name: str, protocol: str = "roundrobin", eager: bool = True) -> None:
+        self.gc, self.name, self.protocol, self.eager = gc, name, protocol, eager
+        self.member_id, self.generation, self.owned = "", -1, set()
+
+    async def join(self):
+        owned = () if self.eager else sorted(self.owned)
+        if self.eager:
+            self.owned = set()
+        res = await self.gc.join_group("g", self.member_id, None, "consumer",
+                                       [(self.protocol, subscription(owned))], 10_000, 30_000, self.name,
+                                       "/127.0.0.1", True, topics=topics)
+        if res.error_code == E.MEMBER_ID_REQUIRED:
+            self.member_id = res.member_id
+            return await self.join()
+        assert res.error_code == 0, res
+        self.member_id, self.generation = res.member_id, res.generation_id
+        return res
+
+    async def sync(self, assignments=None):
+        res = await self.gc.sync_group("g", self.generation, self.member_id, None, "consumer", self.protocol,
+                                       assignments or {})
+        if res.error_code == 0:
+            parts, _ = decode_assignment(res.assignment)
+            self.owned = {(t, p) for t, ps in parts.items() for p in ps}
+        return res
+
+    def heartbeat(self) -> int:
+        return self.gc.heartbeat("g", self.generation, self.member_id, None)
+
+
+def consumer_beat(gc, member_id: str, epoch: int, owned=None, leave: bool = False):
+    ids = {TOPIC: str(topics()[0].topic_id)}
+    return gc.consumer_heartbeat(
+        "g", member_id, -1 if leave else epoch, topics=topics(),
+        owned_by_id=[] if epoch == 0 else None if owned is None else ([(ids[TOPIC], sorted(p for _, p in owned))] if owned else []),
+        rebalance_timeout_ms=30_000 if epoch == 0 else -1, topic_names=[TOPIC] if epoch == 0 else None,
+        api_version=1)
+
+
+async def classic_pair(gc, clock, **kw) -> tuple[Classic, Classic]:
+    """Two classic members in a stable generation 1; the leader gave each two partitions."""
+    a, b = Classic(gc, "a", **kw), Classic(gc, "b", **kw)
+    ta, tb = asyncio.create_task(a.join()), asyncio.create_task(b.join())
+    await settle()
+    clock.advance(0.1)
+    gc.expire()
+    ra, rb = await asyncio.gather(ta, tb)
+    leader, follower = (a, b) if ra.leader == a.member_id else (b, a)
+    plan = {leader.member_id: encode_assignment({TOPIC: [0, 1]}), follower.member_id: encode_assignment({TOPIC: [2, 3]})}
+    tf = asyncio.create_task(follower.sync())
+    await settle()
+    assert (await leader.sync(plan)).error_code == 0 and (await tf).error_code == 0
+    assert a.owned | b.owned == {(TOPIC, p) for p in range(PARTS)}
+    return a, b
+
+
+def test_subscription_and_assignment_bytes_round_trip():
+    sub = decode_subscription(subscription([(TOPIC, 3), (TOPIC, 1)], version=1))
+    assert sub.topics == [TOPIC] and sorted(sub.owned) == [(TOPIC, 1), (TOPIC, 3)] and sub.version == 1
+    assert decode_subscription(b"\x00\x01\x00\x00\x00\x05\x00\x01a") is None
+    data = encode_assignment({TOPIC: [2, 0]}, version=3)
+    assert decode_assignment(data) == ({TOPIC: [2, 0]}, None) and data[:2] == b"\x00\x03"
+    assert decode_assignment(b"") == ({}, None)
+
+
+def test_upgrade_then_every_member_is_assigned_then_downgrade(tmp_path):
+    async def body():
+        gc, clock = make(tmp_path)
+        a, b = await classic_pair(gc, clock)
+        # a consumer-protocol member joins: the classic group becomes a consumer group
+        res, _ = consumer_beat(gc, "c1", 0)
+        assert res.error_code == 0 and res.member_epoch == 2, res
+        assert gc.consumer.is_consumer_group("g") and "g" not in gc.machine.groups
+        desc = gc.consumer.describe("g")
+        assert sorted(m["member_type"] for m in desc["members"]) == [0, 0, 1]
+        # partitions the classic members still hold are withheld from the newcomer
+        assert res.assignment in (None, {})
+        # the classic members are told to rejoin; eager ones give everything up and get their share
+        for m in (a, b):
+            assert m.heartbeat() == E.REBALANCE_IN_PROGRESS
+            r = await m.join()
+            assert r.leader == "" and r.members == [] and r.protocol_name == "roundrobin" and r.generation_id == 2
+            assert (await m.sync()).error_code == 0
+            assert m.heartbeat() == 0
+        res, _ = consumer_beat(gc, "c1", 2, owned=set())
+        got = {(TOPIC, p) for p in (res.assignment or {}).get(TOPIC, [])}
+        shares = [a.owned, b.owned, got]
+        assert set().union(*shares) == {(TOPIC, p) for p in range(PARTS)}
+        assert sum(len(s) for s in shares) == PARTS and all(shares), shares
+        # offsets: a classic member commits with its generation (any version), a stale one is refused
+        assert gc.commit_offsets("g", 2, a.member_id, None, [(TOPIC, 0, 5, -1, None)], api_version=2) == [(TOPIC, 0, 0)]
+        assert gc.commit_offsets("g", 1, a.member_id, None, [(TOPIC, 0, 5, -1, None)])[0][2] == E.ILLEGAL_GENERATION
+        # the consumer-protocol member leaves: the group goes back to the classic protocol, rebalancing
+        res, _ = consumer_beat(gc, "c1", 2, leave=True)
+        assert res.error_code == 0 and not gc.consumer.is_consumer_group("g")
+        group = gc.machine.groups["g"]
+        assert group.state == "PreparingRebalance" and group.protocol_type == "consumer" and group.generation == 2
+        assert a.heartbeat() == E.REBALANCE_IN_PROGRESS   # the group epoch is its generation: it rejoins
+        ta, tb = asyncio.create_task(a.join()), asyncio.create_task(b.join())
+        ra, rb = await asyncio.gather(ta, tb)
+        assert ra.generation_id == rb.generation_id == 3
+        assert sorted(len(r.members) for r in (ra, rb)) == [0, 2]   # one leader, who assigns
+    run(body())
+
+
+def test_cooperative_members_give_up_partitions_by_rejoining_without_them(tmp_path):
+    async def body():
+        gc, clock = make(tmp_path)
+        a, b = await classic_pair(gc, clock, protocol="cooperative-sticky", eager=False)
+        consumer_beat(gc, "c1", 0)
+        revoked = []
+        for m in (a, b):
+            assert m.heartbeat() == E.REBALANCE_IN_PROGRESS
+            before = set(m.owned)
+            await m.join()                     # says it still owns both of its partitions
+            assert (await m.sync()).error_code == 0
+            revoked += before - m.owned        # its assignment lacks what it must give up
+        assert revoked, "someone had to give up a partition for the newcomer"
+        for m in (a, b):
+            if m.heartbeat() == E.REBALANCE_IN_PROGRESS:   # still at the old epoch: rejoin without them
+                await m.join()
+                await m.sync()
+            assert m.heartbeat() == 0
+        res, _ = consumer_beat(gc, "c1", 2, owned=set())
+        got = {(TOPIC, p) for p in (res.assignment or {}).get(TOPIC, [])}
+        assert got and not got & (a.owned | b.owned)
+        assert a.owned | b.owned | got == {(TOPIC, p) for p in range(PARTS)}
+    run(body())
+
+
+def test_a_classic_member_that_stops_heartbeating_is_fenced_and_the_group_goes_back(tmp_path):
+    async def body():
+        gc, clock = make(tmp_path)
+        a, b = await classic_pair(gc, clock)
+        consumer_beat(gc, "c1", 0)
+        for _ in range(12):                     # only the consumer member and `a` stay alive
+            clock.advance(1.0)
+            a.heartbeat()
+            consumer_beat(gc, "c1", gc.consumer.describe("g")["members"][-1]["member_epoch"])
+            gc.expire()
+        members = {m["member_id"] for m in gc.consumer.describe("g")["members"]}
+        assert b.member_id not in members and a.member_id in members
+        consumer_beat(gc, "c1", 0, leave=True)
+        assert gc.machine.groups["g"].state == "PreparingRebalance"
+        assert list(gc.machine.groups["g"].members) == [a.member_id]
+    run(body())
+
+
+def test_a_custom_assignor_or_a_disabled_policy_keeps_the_group_classic(tmp_path):
+    async def body():
+        gc, clock = make(tmp_path)
+        a, b = Classic(gc, "a"), Classic(gc, "b")
+        ta, tb = asyncio.create_task(a.join()), asyncio.create_task(b.join())
+        await settle()
+        clock.advance(0.1)
+        gc.expire()
+        ra, rb = await asyncio.gather(ta, tb)
+        leader, follower = (a, b) if ra.leader == a.member_id else (b, a)
+        custom = encode_assignment({TOPIC: [0, 1]}, user_data=b"mine")
+        tf = asyncio.create_task(follower.sync())
+        await settle()
+        await leader.sync({leader.member_id: custom, follower.member_id: encode_assignment({TOPIC: [2, 3]})})
+        await tf
+        res, _ = consumer_beat(gc, "c1", 0)
+        assert res.error_code == E.GROUP_ID_NOT_FOUND and "custom assignor" in res.error_message
+        assert gc.machine.groups["g"].state == "Stable" and not gc.consumer.is_consumer_group("g")
+
+        gc2, clock2 = make(tmp_path / "off", migration_policy="disabled")
+        await classic_pair(gc2, clock2)
+        res, _ = consumer_beat(gc2, "c1", 0)
+        assert res.error_code == E.GROUP_ID_NOT_FOUND and "disabled" in res.error_message
+    run(body())
+
+
+def test_a_classic_member_joining_a_consumer_group_gets_partitions_from_the_coordinator(tmp_path):
+    async def body():
+        gc, _ = make(tmp_path)
+        first, _ = consumer_beat(gc, "c1", 0)
+        assert first.assignment == {TOPIC: [0, 1, 2, 3]}
+        consumer_beat(gc, "c1", first.member_epoch, owned={(TOPIC, p) for p in range(PARTS)})
+        a = Classic(gc, "a")
+        r = await a.join()
+        assert r.error_code == 0 and r.leader == "" and r.members == []
+        await a.sync()
+        assert a.owned == set()                 # c1 still holds them: nothing until it lets go
+        res, _ = consumer_beat(gc, "c1", first.member_epoch, owned={(TOPIC, p) for p in range(PARTS)})
+        kept = {(TOPIC, p) for p in (res.assignment or {}).get(TOPIC, [])}
+        assert len(kept) == 2
+        consumer_beat(gc, "c1", res.member_epoch, owned=kept)
+        assert a.heartbeat() == E.REBALANCE_IN_PROGRESS   # its partitions are free now
+        await a.join()
+        await a.sync()
+        assert len(a.owned) == 2 and not a.owned & kept
+    run(body())
