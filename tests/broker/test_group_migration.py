@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import struct
 
+from hypothesis import HealthCheck, given, settings, strategies as st
+
 from sandbox.broker.groups import GroupCoordinator
 from sandbox.broker.offsets import OffsetStore
 from sandbox.coordinator.model import TopicInfo
@@ -194,6 +196,37 @@ def test_cooperative_members_give_up_partitions_by_rejoining_without_them(tmp_pa
     run(body())
 
 
+def test_a_partition_a_cooperative_member_gives_up_is_not_handed_on_before_it_rejoins_without_it(tmp_path):
+    """Between its JoinGroup (saying it still owns the partition) and its next JoinGroup (saying it
+    no longer does) the partition is nobody else's: a consumer-protocol member asking meanwhile
+    is not given it."""
+    async def body():
+        gc, clock = make(tmp_path)
+        a, b = await classic_pair(gc, clock, protocol="cooperative-sticky", eager=False)
+        first, _ = consumer_beat(gc, "c1", 0)
+        epoch = first.member_epoch
+        for m in (a, b):
+            assert m.heartbeat() == E.REBALANCE_IN_PROGRESS
+        before = {m.name: set(m.owned) for m in (a, b)}
+        await a.join()
+        await b.join()                           # both still own all four partitions
+        res, _ = consumer_beat(gc, "c1", epoch, owned=set())
+        assert not (res.assignment or {}).get(TOPIC), res   # nothing is free yet
+        await a.sync()
+        await b.sync()
+        given_up = (before["a"] - a.owned) | (before["b"] - b.owned)
+        assert given_up
+        res, _ = consumer_beat(gc, "c1", epoch, owned=set())
+        assert not (res.assignment or {}).get(TOPIC), res   # the clients revoked, the coordinator does not know yet
+        for m in (a, b):
+            if m.heartbeat() == E.REBALANCE_IN_PROGRESS:
+                await m.join()
+                await m.sync()
+        res, _ = consumer_beat(gc, "c1", epoch, owned=set())
+        assert {(TOPIC, p) for p in (res.assignment or {}).get(TOPIC, [])} == given_up
+    run(body())
+
+
 def test_a_classic_member_that_stops_heartbeating_is_fenced_and_the_group_goes_back(tmp_path):
     async def body():
         gc, clock = make(tmp_path)
@@ -258,3 +291,115 @@ def test_a_classic_member_joining_a_consumer_group_gets_partitions_from_the_coor
         await a.sync()
         assert len(a.owned) == 2 and not a.owned & kept
     run(body())
+
+
+# ---------------------------------------------------------------- property: mixed groups
+class SimConsumer:
+    """A `consumer`-protocol member: heartbeats what it owns and takes what it is given."""
+
+    def __init__(self, gc, name: str) -> None:
+        self.gc, self.name, self.epoch, self.owned, self.gone = gc, name, 0, set(), False
+
+    def step(self) -> None:
+        res, _ = consumer_beat(self.gc, self.name, self.epoch, owned=self.owned)
+        if res.error_code in (E.UNKNOWN_MEMBER_ID, E.FENCED_MEMBER_EPOCH):
+            self.epoch, self.owned = 0, set()
+            return
+        assert res.error_code == 0, res
+        self.epoch = res.member_epoch
+        if res.assignment is not None:
+            self.owned = {(t, p) for t, ps in res.assignment.items() for p in ps}
+
+    def leave(self) -> None:
+        consumer_beat(self.gc, self.name, self.epoch, leave=True)
+        self.owned, self.gone = set(), True
+
+
+class SimClassic:
+    """A classic member of the consumer group, eager or cooperative, one request at a time."""
+
+    def __init__(self, gc, name: str, eager: bool) -> None:
+        self.gc, self.name, self.eager = gc, name, eager
+        self.member_id, self.generation, self.owned, self.rejoin, self.gone = "", -1, set(), True, False
+        self.syncing = False
+
+    def step(self) -> None:
+        """One request: JoinGroup when it must rejoin, else SyncGroup after a JoinGroup, else Heartbeat
+        (other members act in between, as they do against a real coordinator)."""
+        cg = self.gc.consumer
+        # both kinds list both assignors (librdkafka's partition.assignment.strategy), in their order
+        names = ["range", "cooperative-sticky"] if self.eager else ["cooperative-sticky", "range"]
+        if self.rejoin:
+            if self.eager:
+                self.owned = set()
+            meta = subscription(sorted(self.owned))
+            r = cg.classic_join("g", self.member_id, None, "consumer", [(n, meta) for n in names],
+                                10_000, 30_000, self.name, "/127.0.0.1", False, topics())
+            assert r.error_code == 0, r
+            self.member_id, self.generation, self.rejoin, self.syncing = r.member_id, r.generation_id, False, True
+            return
+        if self.syncing:
+            self.syncing = False
+            s = cg.classic_sync("g", self.generation, self.member_id, None, "consumer", names[0])
+            if s.error_code == E.REBALANCE_IN_PROGRESS:
+                self.rejoin = True
+                return
+            assert s.error_code == 0, s
+            parts, _ = decode_assignment(s.assignment)
+            self.owned = {(t, p) for t, ps in parts.items() for p in ps}   # revokes what it lost, adds the rest
+            return
+        code = cg.classic_heartbeat("g", self.generation, self.member_id, None)
+        if code == E.REBALANCE_IN_PROGRESS:
+            self.rejoin = True
+        elif code in (E.ILLEGAL_GENERATION, E.UNKNOWN_MEMBER_ID):
+            self.rejoin, self.owned = True, set()
+            if code == E.UNKNOWN_MEMBER_ID:
+                self.member_id = ""
+        else:
+            assert code == 0, code
+
+    def leave(self) -> None:
+        self.gc.leave_group("g", [(self.member_id, None)])
+        self.owned, self.gone = set(), True
+
+
+def check_disjoint(members) -> None:
+    seen: dict = {}
+    for m in members:
+        for tp in m.owned:
+            assert tp not in seen, f"{tp} owned by {seen[tp]} and {m.name}"
+            seen[tp] = m.name
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["step", "step", "step", "add-eager", "add-coop", "add-consumer",
+                                           "leave"]), st.integers(0, 7)), min_size=5, max_size=60))
+def test_mixed_groups_never_hand_a_partition_to_two_members_and_settle(tmp_path, actions):
+    gc, clock = make(tmp_path / str(len(actions)) / str(abs(hash(tuple(actions))) % 10_000))
+    members: list = [SimConsumer(gc, "c0")]
+    members[0].step()
+    for kind, i in actions:
+        live = [m for m in members if not m.gone]
+        if kind == "add-eager" and len(live) < 6:
+            members.append(SimClassic(gc, f"e{len(members)}", eager=True))
+        elif kind == "add-coop" and len(live) < 6:
+            members.append(SimClassic(gc, f"k{len(members)}", eager=False))
+        elif kind == "add-consumer" and len(live) < 6:
+            members.append(SimConsumer(gc, f"c{len(members)}"))
+        elif kind == "leave":
+            victim = live[i % len(live)]
+            joined = [m for m in live if isinstance(m, SimConsumer) and m.epoch > 0]
+            if joined == [victim]:
+                continue   # the last consumer-protocol member stays: its leaving hands the group back
+            victim.leave()
+        else:
+            live[i % len(live)].step()
+        clock.advance(0.01)
+        check_disjoint(members)
+    live = [m for m in members if not m.gone]
+    for _ in range(12):   # every member steps in turn: the group settles
+        for m in live:
+            m.step()
+            check_disjoint(members)
+    owned = [tp for m in live for tp in m.owned]
+    assert sorted(owned) == [(TOPIC, p) for p in range(PARTS)], {m.name: sorted(m.owned) for m in live}
