@@ -12,6 +12,7 @@ import struct
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sandbox.broker.groups import GroupCoordinator
+from sandbox.broker.handlers.k28_txn_offset_commit import member_check as txn_member_check
 from sandbox.broker.offsets import OffsetStore
 from sandbox.coordinator.model import TopicInfo
 from sandbox.protocol import errors as E
@@ -158,6 +159,9 @@ def test_upgrade_then_every_member_is_assigned_then_downgrade(tmp_path):
         # offsets: a classic member commits with its generation (any version), a stale one is refused
         assert gc.commit_offsets("g", 2, a.member_id, None, [(TOPIC, 0, 5, -1, None)], api_version=2) == [(TOPIC, 0, 0)]
         assert gc.commit_offsets("g", 1, a.member_id, None, [(TOPIC, 0, 5, -1, None)])[0][2] == E.ILLEGAL_GENERATION
+        # ... and inside a transaction (TxnOffsetCommit, KIP-447) the same way, also above its generation
+        assert txn_member_check(gc, "g", 2, a.member_id, None) == 0
+        assert txn_member_check(gc, "g", 3, a.member_id, None) == E.ILLEGAL_GENERATION
         # the consumer-protocol member leaves: the group goes back to the classic protocol, rebalancing
         res, _ = consumer_beat(gc, "c1", 2, leave=True)
         assert res.error_code == 0 and not gc.consumer.is_consumer_group("g")

@@ -30,6 +30,8 @@ def member_check(groups, group_id: str, generation: int, member_id: str, instanc
         m = group.members.get(member_id)
         if m is None:
             return UNKNOWN_MEMBER_ID
+        if m.classic is not None:   # a member still on the classic protocol: its generation
+            return groups.consumer.machine.classic_commit_check(m, generation)
         if generation > m.epoch:
             return FENCED_MEMBER_EPOCH
         return ILLEGAL_GENERATION if generation < m.epoch else NONE   # Kafka turns STALE_MEMBER_EPOCH into this
