@@ -105,6 +105,7 @@ class ClassicMembers:
         if sub is None:
             return join_error(INCONSISTENT_GROUP_PROTOCOL, member_id)
         m: CMember | None
+        replaced = False
         if instance_id:
             holder = group.static.get(instance_id)
             if member_id and holder is None:
@@ -113,13 +114,14 @@ class ClassicMembers:
                 return join_error(FENCED_INSTANCE_ID, member_id)
             if not member_id and holder is not None:   # KIP-345: a restarted static member takes its place
                 m = self._replace_static(group, group.members[holder], self._new_id())  # type: ignore[attr-defined]
+                replaced = True
             else:
                 m = group.members.get(member_id) if member_id else None
         else:
             if not member_id and require_known_member_id:
                 return join_error(MEMBER_ID_REQUIRED, self._new_id())
             m = group.members.get(member_id) if member_id else None
-        if m is not None and m.classic is None:
+        if m is not None and m.classic is None and not replaced:
             return join_error(UNKNOWN_MEMBER_ID, member_id)   # a consumer-protocol member sending JoinGroup
         new = m is None
         if m is None:

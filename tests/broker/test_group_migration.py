@@ -407,3 +407,24 @@ def test_mixed_groups_never_hand_a_partition_to_two_members_and_settle(tmp_path,
             check_disjoint(members)
     owned = [tp for m in live for tp in m.owned]
     assert sorted(owned) == [(TOPIC, p) for p in range(PARTS)], {m.name: sorted(m.owned) for m in live}
+
+
+def test_a_restarted_static_classic_member_takes_its_place_in_a_consumer_group(tmp_path):
+    """KIP-345 inside a consumer group: a classic member with a group.instance.id that comes back
+    without its member id replaces its old self and keeps its partitions."""
+    async def body():
+        gc, _ = make(tmp_path)
+        first, _ = consumer_beat(gc, "c1", 0)
+        consumer_beat(gc, "c1", first.member_epoch, owned={(TOPIC, p) for p in range(PARTS)})
+        r = await gc.join_group("g", "", "inst-1", "consumer", [("range", subscription())], 10_000, 30_000,
+                                "s", "/127.0.0.1", True, topics=topics)
+        assert r.error_code == 0 and r.leader == "", r
+        again = await gc.join_group("g", "", "inst-1", "consumer", [("range", subscription())], 10_000, 30_000,
+                                    "s", "/127.0.0.1", True, topics=topics)
+        assert again.error_code == 0 and again.member_id != r.member_id, again
+        members = {m["member_id"]: m for m in gc.consumer.describe("g")["members"]}
+        assert r.member_id not in members and members[again.member_id]["member_type"] == 0
+        fenced = await gc.join_group("g", r.member_id, "inst-1", "consumer", [("range", subscription())], 10_000,
+                                     30_000, "s", "/127.0.0.1", True, topics=topics)
+        assert fenced.error_code == E.FENCED_INSTANCE_ID
+    run(body())
