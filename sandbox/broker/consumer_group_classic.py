@@ -50,9 +50,10 @@ class ClassicMembers:
     def adopt_classic(self, group_id: str, generation: int, protocol_type: str | None, protocol: str | None,
                       members: list[Any], catalog: dict[str, tuple[str, int]]) -> CGroup:
         """A consumer group made of a classic group's members (group_model.Member: id, instance id,
-        client, protocols, timeouts, assignment bytes); raises MigrationRefused, leaving nothing
-        changed. Each keeps its subscription, its partitions (also as its target) and its
-        generation as member epoch; the group epoch is the generation."""
+        client, protocols, timeouts, assignment bytes), not yet installed (the caller does, once
+        the heartbeat that asked for it is accepted); raises MigrationRefused. Each member keeps
+        its subscription, its partitions (also as its target) and its generation as member epoch;
+        the group epoch is the generation."""
         if self.migration_policy not in ("upgrade", "bidirectional"):
             raise MigrationRefused(f"Cannot upgrade classic group {group_id} to consumer group because the online "
                                    f"upgrade is disabled.")
@@ -85,9 +86,11 @@ class ClassicMembers:
             for tp in assigned:
                 group.owners.setdefault(tp, m.member_id)
         self._refresh_metadata(group, catalog)  # type: ignore[attr-defined]
-        self.groups[group_id] = group
-        self._event("converted", group=group_id, to=CONSUMER, generation=generation)  # type: ignore[attr-defined]
         return group
+
+    def announce_upgrade(self, group_id: str, generation: int) -> None:
+        """The group made by adopt_classic was installed: say so (an event, as every transition)."""
+        self._event("converted", group=group_id, to=CONSUMER, generation=generation)  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ classic members in a consumer group
     def classic_join(self, group_id: str, member_id: str, instance_id: str | None, protocol_type: str,
@@ -149,11 +152,15 @@ class ClassicMembers:
     def _classic_member(self, group_id: str, generation_id: int, member_id: str,
                         instance_id: str | None) -> tuple[CGroup, CMember | None, int]:
         group = self.groups[group_id]
+        if instance_id:   # KIP-345: a replaced static member is fenced, not unknown (fatal for it)
+            holder = group.static.get(instance_id)
+            if holder is None:
+                return group, None, UNKNOWN_MEMBER_ID
+            if holder != member_id:
+                return group, None, FENCED_INSTANCE_ID
         m = group.members.get(member_id)
         if m is None:
             return group, None, UNKNOWN_MEMBER_ID
-        if instance_id and group.static.get(instance_id) != member_id:
-            return group, None, FENCED_INSTANCE_ID
         if m.classic is None:
             return group, None, UNKNOWN_MEMBER_ID
         if generation_id != m.epoch:
@@ -181,14 +188,15 @@ class ClassicMembers:
 
     def classic_heartbeat(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None) -> int:
         """Heartbeat of a classic member: REBALANCE_IN_PROGRESS while it has partitions to give up,
-        a newer epoch to reach, or partitions now free to take (it gets them by rejoining)."""
+        a newer epoch to reach, or once every partition it waits for is free (it gets them by
+        rejoining)."""
         group, m, code = self._classic_member(group_id, generation_id, member_id, instance_id)
         if m is None:
             return code
         assert m.classic is not None
         now = self.clock()
         m.session_deadline = now + m.classic.session_timeout_ms / 1000
-        waiting_for_free = m.state == M_UNRELEASED and any(
+        waiting_for_free = m.state == M_UNRELEASED and all(   # each rejoin costs an eager member everything
             tp not in group.owners for tp in group.target.get(m.member_id, frozenset()) - m.assigned)
         if m.epoch < group.epoch or m.state == M_UNREVOKED or waiting_for_free:
             self._rejoin_due(m, now)
@@ -202,20 +210,22 @@ class ClassicMembers:
 
     def classic_leave(self, group_id: str, members: list[tuple[str, str | None]]
                       ) -> tuple[int, list[tuple[str, str | None, int]]]:
-        """LeaveGroup for a consumer group (any of its members): the valid ones are fenced."""
+        """LeaveGroup for a consumer group: the classic members it names are fenced together."""
         group = self.groups[group_id]
-        out, leaving = [], []
+        out: list[tuple[str, str | None, int]] = []
+        leaving: dict[str, None] = {}   # in order, once each (a member may be named twice)
         for mid, iid in members:
             if not mid and iid:
                 mid = group.static.get(iid, "")
+            m = group.members.get(mid)
             if iid and group.static.get(iid) not in (None, mid):
                 out.append((mid, iid, FENCED_INSTANCE_ID))
-            elif mid in group.members:
-                leaving.append(mid)
+            elif m is not None and m.classic is not None:
+                leaving[mid] = None
                 out.append((mid, iid, NONE))
-            else:
+            else:   # unknown, or a consumer-protocol member (it leaves by ConsumerGroupHeartbeat)
                 out.append((mid, iid, UNKNOWN_MEMBER_ID))
-        self.remove_members(group, leaving, "left")  # type: ignore[attr-defined]
+        self.remove_members(group, list(leaving), "left")  # type: ignore[attr-defined]
         return NONE, out
 
     def classic_commit_check(self, m: CMember, generation_id: int) -> int:

@@ -63,30 +63,34 @@ class ConsumerGroups:
             elif member_epoch != 0:
                 return error(GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group."), {}
             else:
-                refused = self._upgrade(classic, catalog)
-                if refused is not None:
-                    return refused, {}
+                try:   # built aside: installed only if the heartbeat that asks for it is accepted
+                    self.machine.groups[group_id] = self.machine.adopt_classic(
+                        group_id, classic.generation, classic.protocol_type, classic.protocol,
+                        list(classic.members.values()), catalog)
+                except MigrationRefused as e:
+                    return error(GROUP_ID_NOT_FOUND, str(e)), {}
+                res = self._heartbeat(group_id, member_id, member_epoch, owned_by_id, catalog, names,
+                                      group_configs, **kw)
+                if res.error_code != NONE:   # refused (a bad assignor, an instance id still held...): still classic
+                    del self.machine.groups[group_id]
+                    return res, {}
+                self.classic.release(group_id)
+                self.machine.announce_upgrade(group_id, classic.generation)
+                return res, {name: tid for name, (tid, _) in catalog.items()}
+        res = self._heartbeat(group_id, member_id, member_epoch, owned_by_id, catalog, names, group_configs, **kw)
+        self.hand_back()
+        return res, {name: tid for name, (tid, _) in catalog.items()}
+
+    def _heartbeat(self, group_id: str, member_id: str, member_epoch: int, owned_by_id, catalog: Catalog,
+                   names: dict[str, str], group_configs: dict[str, str] | None, **kw: Any) -> HeartbeatResult:
         owned = None
         if owned_by_id is not None:
             owned = [(names[str(tid)], p) for tid, ps in owned_by_id if str(tid) in names for p in ps]
         m = self.machine
         settings = session_settings(group_configs or {}, m.heartbeat_interval_ms, m.session_timeout_ms)
-        res = m.heartbeat(group_id, member_id, member_epoch, owned=owned, catalog=catalog, settings=settings, **kw)
-        self.hand_back()
-        return res, {name: tid for name, (tid, _) in catalog.items()}
+        return m.heartbeat(group_id, member_id, member_epoch, owned=owned, catalog=catalog, settings=settings, **kw)
 
     # ------------------------------------------------------------------ online migration (KIP-848)
-    def _upgrade(self, classic: Group, catalog: Catalog) -> HeartbeatResult | None:
-        """A `consumer`-protocol member joins a classic group with members: the group becomes a
-        consumer group (None), or stays classic and the member is refused (GROUP_ID_NOT_FOUND)."""
-        try:
-            self.machine.adopt_classic(classic.group_id, classic.generation, classic.protocol_type, classic.protocol,
-                                       list(classic.members.values()), catalog)
-        except MigrationRefused as e:
-            return error(GROUP_ID_NOT_FOUND, str(e))
-        self.classic.release(classic.group_id)
-        return None
-
     def hand_back(self) -> None:
         """Groups left with classic members only go back to the classic coordinator (Kafka's
         convertToClassicGroup): Stable at the group epoch with each member's partitions, then

@@ -16,6 +16,7 @@ from sandbox.broker.consumer_groups import (
 from sandbox.broker.group_machine import GroupMachine
 from sandbox.protocol.errors import (
     COORDINATOR_NOT_AVAILABLE, GROUP_ID_NOT_FOUND, GROUP_SUBSCRIBED_TO_TOPIC, INCONSISTENT_GROUP_PROTOCOL,
+    INVALID_SESSION_TIMEOUT,
     INVALID_GROUP_ID, NON_EMPTY_GROUP, NONE, OFFSET_METADATA_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION,
 )
 from sandbox.broker.group_model import (
@@ -90,6 +91,8 @@ class GroupCoordinator:
         if self.consumer.refuses_classic_join(group_id):
             return join_error(INCONSISTENT_GROUP_PROTOCOL, member_id)
         if self.consumer.is_consumer_group(group_id):
+            if not self.machine.min_session_ms <= session_timeout_ms <= self.machine.max_session_ms:
+                return join_error(INVALID_SESSION_TIMEOUT, member_id)
             return self.consumer.classic_join(group_id, member_id, group_instance_id, protocol_type, protocols,
                                               session_timeout_ms, rebalance_timeout_ms, client_id, client_host,
                                               require_known_member_id, topics())

@@ -427,4 +427,51 @@ def test_a_restarted_static_classic_member_takes_its_place_in_a_consumer_group(t
         fenced = await gc.join_group("g", r.member_id, "inst-1", "consumer", [("range", subscription())], 10_000,
                                      30_000, "s", "/127.0.0.1", True, topics=topics)
         assert fenced.error_code == E.FENCED_INSTANCE_ID
+        # the old process's Heartbeat and SyncGroup are fenced too (fatal for it), not "unknown"
+        # (it would rejoin and take the instance back, and the two would steal it in turn)
+        assert gc.heartbeat("g", r.generation_id, r.member_id, "inst-1") == E.FENCED_INSTANCE_ID
+        s = await gc.sync_group("g", r.generation_id, r.member_id, "inst-1", "consumer", "range", {})
+        assert s.error_code == E.FENCED_INSTANCE_ID
+    run(body())
+
+
+def test_a_refused_upgrade_heartbeat_leaves_the_group_classic(tmp_path):
+    """The heartbeat that would convert the group is checked first (as Kafka validates, then
+    converts): refused, it changes nothing, and the classic members go on undisturbed."""
+    async def body():
+        gc, clock = make(tmp_path)
+        a, b = await classic_pair(gc, clock)
+        for bad in ({"assignor": "nonsense"}, {"topic_regex": "("}):
+            res, _ = gc.consumer_heartbeat("g", "c1", 0, topics=topics(), owned_by_id=[], rebalance_timeout_ms=30_000,
+                                           topic_names=[TOPIC], api_version=1, **bad)
+            assert res.error_code in (E.UNSUPPORTED_ASSIGNOR, E.INVALID_REGULAR_EXPRESSION), res
+            assert not gc.consumer.is_consumer_group("g") and gc.machine.groups["g"].state == "Stable"
+            assert a.heartbeat() == 0 and b.heartbeat() == 0
+        # then a good one converts it
+        res, _ = consumer_beat(gc, "c1", 0)
+        assert res.error_code == 0 and gc.consumer.is_consumer_group("g")
+    run(body())
+
+
+def test_leave_group_names_a_member_twice_or_a_consumer_protocol_member(tmp_path):
+    async def body():
+        gc, clock = make(tmp_path)
+        a, b = await classic_pair(gc, clock)
+        consumer_beat(gc, "c1", 0)
+        epoch = gc.consumer.describe("g")["group_epoch"]
+        code, results = gc.leave_group("g", [(a.member_id, None), (a.member_id, None), ("c1", None)])
+        assert code == 0 and [r[2] for r in results] == [0, 0, E.UNKNOWN_MEMBER_ID], results
+        desc = gc.consumer.describe("g")
+        assert sorted(m["member_id"] for m in desc["members"]) == sorted(["c1", b.member_id])
+        assert desc["group_epoch"] == epoch + 1   # one bump for the members that left together
+    run(body())
+
+
+def test_a_classic_member_joining_a_consumer_group_with_a_session_out_of_bounds_is_refused(tmp_path):
+    async def body():
+        gc, _ = make(tmp_path)
+        consumer_beat(gc, "c1", 0)
+        r = await gc.join_group("g", "", None, "consumer", [("range", subscription())], 10, 30_000,
+                                "x", "/127.0.0.1", False, topics=topics)
+        assert r.error_code == E.INVALID_SESSION_TIMEOUT
     run(body())
