@@ -356,7 +356,16 @@ def test_committed_offsets_are_never_answered_missing_while_a_destroyed_coordina
         time.sleep(0.2)
     wrong = [a for a in answers if a != committed]
     assert not wrong, f"{len(wrong)} of {len(answers)} answers were not the committed offsets, e.g. {wrong[:3]}"
-    assert refused and answers, (len(answers), refused)
+    assert answers
+    if not refused:
+        # the one other way through: the resumed supervisor's catalog refresh ran before it saw the
+        # coordinator die (its health flags were those from before the pause) and learned the topic
+        # from the brokers, so the re-creation put it back at once: no moment without a coordinator
+        _, st = proj.status()
+        recreated = [e for e in events(st, kind="topics-recreated") if e.get("ok")]
+        assert recreated and "__consumer_offsets" in recreated[-1].get("topics", []), \
+            ("the group always had a coordinator, yet its offsets topic was not re-created from the catalog",
+             [(e["kind"], e["detail"][:120]) for e in st.get("events", [])[-15:]])
     # a consumer of the group starts where the group left off, not from the beginning
     produce_all(p, "work", [(None, f"b{i}".encode(), {"partition": i % 3}) for i in range(6)])
     c = consumer(proj.bootstrap, "billing-app")
