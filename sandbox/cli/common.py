@@ -40,13 +40,12 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def parse_pairs(items: list[str], what: str, example: str) -> dict[str, str]:
     """KEY=VALUE options as a dict, or one sentence naming the one that is not (exit 2)."""
-    out = {}
-    for item in items:
-        if "=" not in item:
-            fail(f"{what} {item!r} is not KEY=VALUE; write it like {example}")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
+    from .service_cmds import key_values
+
+    try:
+        return key_values(items, what, example)
+    except ValueError as e:
+        fail(str(e))
 
 
 def deprecated(old: str, new: str) -> None:

@@ -121,11 +121,13 @@ def coordinator_parser() -> argparse.ArgumentParser:
     return p.with_help()
 
 
-def _parse_pairs(items: list[str]) -> dict[str, str]:
+def key_values(items: list[str], what: str, example: str) -> dict[str, str]:
+    """KEY=VALUE options as a dict; ValueError naming the one that is not (common.parse_pairs turns
+    it into the CLI's one sentence; it lives here, in the module without typer)."""
     out = {}
     for item in items:
         if "=" not in item:
-            _fail(f"setting {item!r} is not KEY=VALUE; write it like -o auto.create.topics.enable=false")
+            raise ValueError(f"{what} {item!r} is not KEY=VALUE; write it like {example}")
         k, v = item.split("=", 1)
         out[k.strip()] = v.strip()
     return out
@@ -159,7 +161,11 @@ def _broker(args: argparse.Namespace) -> int:
                        advertised_host=args.advertised_host, advertised_port=args.advertised_port,
                        coordinator=args.coordinator, listeners=listeners)
     try:
-        cfg.apply_overrides(_parse_pairs(args.option))
+        overrides = key_values(args.option, "setting", "-o auto.create.topics.enable=false")
+    except ValueError as e:
+        _fail(str(e))
+    try:
+        cfg.apply_overrides(overrides)
     except ValueError as e:
         _fail(f"{e}; see `sandbox broker --help`")
     try:

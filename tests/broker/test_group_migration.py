@@ -106,8 +106,9 @@ def consumer_beat(gc, member_id: str, epoch: int, owned=None, leave: bool = Fals
         api_version=1)
 
 
-async def classic_pair(gc, clock, **kw) -> tuple[Classic, Classic]:
-    """Two classic members in a stable generation 1; the leader gave each two partitions."""
+async def classic_pair(gc, clock, leader_user_data: bytes | None = None, **kw) -> tuple[Classic, Classic]:
+    """Two classic members in a stable generation 1; the leader gave each two partitions (its own
+    assignment with `leader_user_data`, as a custom assignor may add)."""
     a, b = Classic(gc, "a", **kw), Classic(gc, "b", **kw)
     ta, tb = asyncio.create_task(a.join()), asyncio.create_task(b.join())
     await settle()
@@ -115,7 +116,8 @@ async def classic_pair(gc, clock, **kw) -> tuple[Classic, Classic]:
     gc.expire()
     ra, rb = await asyncio.gather(ta, tb)
     leader, follower = (a, b) if ra.leader == a.member_id else (b, a)
-    plan = {leader.member_id: encode_assignment({TOPIC: [0, 1]}), follower.member_id: encode_assignment({TOPIC: [2, 3]})}
+    plan = {leader.member_id: encode_assignment({TOPIC: [0, 1]}, user_data=leader_user_data),
+            follower.member_id: encode_assignment({TOPIC: [2, 3]})}
     tf = asyncio.create_task(follower.sync())
     await settle()
     assert (await leader.sync(plan)).error_code == 0 and (await tf).error_code == 0
@@ -252,18 +254,7 @@ def test_a_classic_member_that_stops_heartbeating_is_fenced_and_the_group_goes_b
 def test_a_custom_assignor_or_a_disabled_policy_keeps_the_group_classic(tmp_path):
     async def body():
         gc, clock = make(tmp_path)
-        a, b = Classic(gc, "a"), Classic(gc, "b")
-        ta, tb = asyncio.create_task(a.join()), asyncio.create_task(b.join())
-        await settle()
-        clock.advance(0.1)
-        gc.expire()
-        ra, rb = await asyncio.gather(ta, tb)
-        leader, follower = (a, b) if ra.leader == a.member_id else (b, a)
-        custom = encode_assignment({TOPIC: [0, 1]}, user_data=b"mine")
-        tf = asyncio.create_task(follower.sync())
-        await settle()
-        await leader.sync({leader.member_id: custom, follower.member_id: encode_assignment({TOPIC: [2, 3]})})
-        await tf
+        await classic_pair(gc, clock, leader_user_data=b"mine")
         res, _ = consumer_beat(gc, "c1", 0)
         assert res.error_code == E.GROUP_ID_NOT_FOUND and "custom assignor" in res.error_message
         assert gc.machine.groups["g"].state == "Stable" and not gc.consumer.is_consumer_group("g")

@@ -49,13 +49,11 @@ def kafka_python_through(cluster: Cluster, topic: str, fault) -> tuple[dict, lis
     t.start()
     start = time.monotonic()
     try:
-        futures = []
         for i in range(N):
             value = f"k{i}".encode()
             fut = p.send(topic, key=str(i % 7).encode(), value=value)
             fut.add_callback(lambda md, v=value: acked.__setitem__(v, (md.partition, md.offset)))
             fut.add_errback(errors.append)
-            futures.append(fut)
             ahead = start + i / PER_S - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)
@@ -113,7 +111,7 @@ FAULTS = {"killed": kill_and_restart, "paused": pause_past_session}
 
 @pytest.mark.parametrize("fault_name", sorted(FAULTS))
 @pytest.mark.parametrize("client", sorted(CLIENTS))
-def test_an_idempotent_producer_of_another_library_rides_through_a_failover(cluster3, client, fault_name):
+def test_an_idempotent_producer_of_another_library_rides_through_a_failover(cluster3, client, fault_name):  # noqa: F811
     cluster = cluster3
     topic = unique(f"failover-{client}-{fault_name}")
     create(cluster, topic, 1)
