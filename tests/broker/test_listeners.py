@@ -174,7 +174,7 @@ def find_coordinator(port: int, group: str, version: int = 4) -> tuple[int, str,
 
 
 def test_each_listener_advertises_its_own_addresses(procs, tmp_path):
-    pa, pb = free_port(), free_port()
+    pa = listen_port(2); pb = pa + 1
     start_broker(procs, tmp_path, 1, [f"INTERNAL=127.0.0.1:{pa},advertised=broker-1.internal:19092",
                                       f"EXTERNAL=127.0.0.1:{pb},advertised=broker-1.example.com:29092"], [pa, pb])
     for version in (12, 9, 1, 0):
@@ -191,7 +191,7 @@ def test_each_listener_advertises_its_own_addresses(procs, tmp_path):
 
 
 def test_clients_produce_and_consume_through_either_listener(procs, tmp_path):
-    pa, pb = free_port(), free_port()
+    pa = listen_port(2); pb = pa + 1
     start_broker(procs, tmp_path, 1, [f"A=127.0.0.1:{pa},advertised=127.0.0.1:{pa}",
                                       f"B=127.0.0.1:{pb}"], [pa, pb])
     with KafkaClient(f"127.0.0.1:{pa}") as c:
@@ -269,7 +269,7 @@ def test_our_client_names_an_advertised_address_it_will_not_use(tmp_path, procs)
     sends nothing there and says which address it would need, rather than "not in the metadata"."""
     from sandbox.client import KafkaClientError
 
-    port = free_port()
+    port = listen_port()
     procs.append(Proc(["broker", "--data-dir", str(tmp_path / "b"),
                        "--listener", f"A=127.0.0.1:{port},advertised=broker-1.internal:19092"],
                       tmp_path / "b.log", [port]))

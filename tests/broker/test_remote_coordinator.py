@@ -10,7 +10,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from helpers import BrokerProcess, api_versions_ok, free_port, wait_for
+from helpers import BrokerProcess, api_versions_ok, listen_port, wait_for
 from sandbox.client import KafkaClient
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,7 @@ def consume(bootstrap, topic, n, group):
 
 
 def test_broker_serves_while_the_coordinator_is_down_and_reregisters(tmp_path):
-    coord = CoordinatorProcess(tmp_path / "coordinator", free_port(), tmp_path / "coordinator.log").start()
+    coord = CoordinatorProcess(tmp_path / "coordinator", listen_port(), tmp_path / "coordinator.log").start()
     broker = BrokerProcess(tmp_path / "broker-1", log_path=tmp_path / "broker.log")
     try:
         broker_cmd = [sys.executable, "-m", "sandbox", "broker", "--port", str(broker.port), "--data-dir",

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from helpers import api_versions_ok, free_port
+from helpers import api_versions_ok, listen_port
 from sandbox.log import LogConfig, PartitionLog
 
 SESSION_MS = 4000   # a short coordinator session keeps the tests quick (the default is 9000)
@@ -29,8 +29,11 @@ class Cluster:
                  broker_options: list[str] | None = None, coordinator_options: list[str] | None = None) -> None:
         self.root = Path(root)
         self.session_ms = session_ms
-        self.coordinator_port = free_port()
-        self.ports = {n: free_port() for n in range(1, brokers + 1)}
+        # below the ephemeral range: a kernel-chosen free port could become another process's
+        # outgoing connection's local port before the broker binds it (seen in CI)
+        self.coordinator_port = listen_port()
+        base = listen_port(brokers)
+        self.ports = {n: base + n - 1 for n in range(1, brokers + 1)}
         self.options = ["broker.session.timeout.ms=%d" % session_ms, "replica.lag.time.max.ms=10000"]
         self.options += broker_options or []
         self.coordinator_options = coordinator_options or []

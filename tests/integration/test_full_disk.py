@@ -100,10 +100,10 @@ def test_coordinator_on_a_full_disk_answers_with_an_error_and_keeps_serving(tmp_
     are created again once space is freed."""
     from coordinator.server_helpers import CoordinatorProcess
 
-    from helpers import api_versions_ok, free_port
+    from helpers import api_versions_ok, listen_port
 
     coord = CoordinatorProcess(small_disk / "coord", log_path=tmp_path / "coord.log").start()
-    port = free_port()
+    port = listen_port()
     broker = subprocess.Popen([sys.executable, "-m", "sandbox", "broker", "--port", str(port), "--data-dir",
                                str(tmp_path / "broker"), "--coordinator", f"127.0.0.1:{coord.port}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -16,14 +16,14 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import free_port, wait_for
+from helpers import listen_port, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def _free_block(n: int) -> int:
     for _ in range(50):
-        base = free_port()
+        base = listen_port(n)
         if base + n < 65000 and all(_is_free(base + i) for i in range(n)):
             return base
     raise RuntimeError("no free block of ports")

@@ -16,7 +16,7 @@ import pytest
 from sandbox.runner.detach import pid_alive, read_pid_file, remove_pid_file, spawn_detached, write_pid_file
 from sandbox.runner.native import RecoveryPolicy, RealSpawner, ServiceSpec, Supervisor, kafka_probe, port_owner
 
-from helpers import free_port, wait_for
+from helpers import free_port, listen_port, wait_for
 
 WATCH_STOP_FILE = """
 import pathlib, sys, time
@@ -114,7 +114,7 @@ def test_real_crash_carries_exit_code_log_lines_and_repair_event(tmp_path):
 
 @pytest.mark.integration
 def test_supervised_real_broker_is_probed_healthy_then_stopped(tmp_path):
-    port = free_port()
+    port = listen_port()
     data = tmp_path / ".sandbox" / "broker-1"
     spec = ServiceSpec(name="broker-1", role="broker", port=port, data_dir=data,
                        log_path=tmp_path / ".sandbox" / "logs" / "broker-1.log",
