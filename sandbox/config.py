@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox import server_properties
+
 FILENAME = "sandbox.toml"
 MAX_BROKERS = 16
 MODES = ("native", "docker")
@@ -87,6 +89,8 @@ class SandboxConfig:
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     docker: DockerConfig = field(default_factory=DockerConfig)
     topics: dict[str, TopicSpec] = field(default_factory=dict)
+    # [broker]: Kafka broker settings (server.properties names), checked and normalized
+    broker: dict[str, str] = field(default_factory=dict)
     raw: dict = field(default_factory=dict, repr=False, compare=False)   # the parsed TOML
     source: str = field(default="", repr=False, compare=False)          # the file's text
 
@@ -120,9 +124,13 @@ class SandboxConfig:
 
     def with_overrides(self, **changes: Any) -> "SandboxConfig":
         """A copy with command-line [sandbox] overrides (brokers=3, port=..., None = keep), checked
-        as if written in the file; service ports the file did not set follow port + brokers."""
-        doc = {**self.raw, "sandbox": {**self.raw.get("sandbox", {}),
-                                       **{k: v for k, v in changes.items() if v is not None}}}
+        as if written in the file; service ports the file did not set follow port + brokers.
+        broker=: the [broker] settings in place of the file's (what a running stack started with)."""
+        doc = dict(self.raw)
+        if changes.get("broker") is not None:   # the [broker] settings a running stack was started with
+            doc["broker"] = dict(changes.pop("broker"))
+        changes.pop("broker", None)
+        doc["sandbox"] = {**self.raw.get("sandbox", {}), **{k: v for k, v in changes.items() if v is not None}}
         ctx = _Ctx(self.path, self.source, overrides={k for k, v in changes.items() if v is not None})
         return _build(doc, ctx, self.root, self.source)
 
@@ -143,6 +151,7 @@ _RECOVERY: dict[str, tuple] = {
     "keep_quarantines": ("int", (0, None), 3), "unhealthy_after_s": ("seconds", None, 10)}
 _DOCKER: dict[str, tuple] = {"base_image": ("str", None, "python:3.11-slim")}
 _TOPIC_KEYS = ("partitions", "replication", "config")
+SECTIONS = ("sandbox", "recovery", "docker", "broker", "topics")
 
 
 def _show(v: Any) -> str:
@@ -299,8 +308,8 @@ def parse_config(text: str, path: Path | None = None, *, cwd: Path | None = None
 
 def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
     for k in doc:
-        if k not in ("sandbox", "recovery", "docker", "topics"):
-            raise _unknown(ctx, (), k, ("sandbox", "recovery", "docker", "topics"), "section")
+        if k not in SECTIONS:
+            raise _unknown(ctx, (), k, SECTIONS, "section")
     sb = _values(ctx, doc, "sandbox", _SANDBOX)
     kw = dict(sb)
     host = kw.get("host", "127.0.0.1")
@@ -326,10 +335,50 @@ def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
         raise ctx.fail(("topics",), f"topics = {_show(topics)} must be a table; write it as "
                                     f"[topics.NAME] sections.")
     cfg = SandboxConfig(path=ctx.path, root=root, recovery=recovery, docker=docker, raw=doc, source=text,
+                        broker=_broker(ctx, doc.get("broker", {})),
                         topics={n: _topic(ctx, n, t, brokers, kw["replication"], kw.get("partitions", 1))
                                 for n, t in topics.items()}, **kw)
     _check_ports(cfg, ctx, set(sb))
     return cfg
+
+
+def _flatten(table: dict, prefix: str = "") -> dict[str, Any]:
+    """{"log": {"retention": {"hours": 1}}} -> {"log.retention.hours": 1}: an unquoted dotted key
+    in TOML makes nested tables, a quoted one does not; both mean the same Kafka setting."""
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _broker(ctx: _Ctx, sec: Any) -> dict[str, str]:
+    """[broker]: Kafka broker settings under server.properties names, checked as the broker would."""
+    T = ("broker",)
+    if not isinstance(sec, dict):
+        raise ctx.fail(T, f"broker = {_show(sec)} must be a table; write it as a [broker] section.")
+    known = tuple(k for k in server_properties.SETTINGS if k not in server_properties.FROM_SANDBOX_SECTION)
+    for key, v in _flatten(sec).items():
+        if key in server_properties.FROM_SANDBOX_SECTION:
+            instead = server_properties.FROM_SANDBOX_SECTION[key]
+            raise ctx.fail(T + (key,), f"[broker] {_key_text(key)} is set by [sandbox] {instead} "
+                                       f"(the coordinator applies it to every broker); set "
+                                       f"{instead} there instead.")
+        if key in server_properties.PLACED_BY_SANDBOX:
+            raise ctx.fail(T + (key,), f"[broker] {_key_text(key)} is not set here: "
+                                       f"{server_properties.PLACED_BY_SANDBOX[key]}; remove the line.")
+        if key not in known:
+            raise _unknown(ctx, T, key, known, "broker setting")
+        if isinstance(v, (list, float)) or not isinstance(v, (str, int, bool)):
+            raise ctx.fail(T + (key,), f"[broker] {_key_text(key)} = {_show(v)} must be a string, "
+                                       f"a whole number or true/false.")
+        try:
+            server_properties.check(key, server_properties.value_text(v))
+        except ValueError as e:
+            raise ctx.fail(T + (key,), f"[broker] {e}; fix the value or remove the line.") from None
+    return server_properties.normalize(_flatten(sec))
 
 
 def default_min_insync(replication: int) -> int:

@@ -35,6 +35,11 @@ unhealthy_after_s = 10      # a service failing its health probe this long is re
 [docker]                    # used by mode = "docker" / `sandbox up --docker`
 base_image = "python:3.11-slim"   # the image the sandbox image is built FROM (Python 3.11+)
 
+[broker]                    # Kafka broker settings (server.properties names), for every broker
+# "auto.create.topics.enable" = true       # false: a client naming a missing topic gets an error, as in most production clusters
+# "group.initial.rebalance.delay.ms" = 3000   # Kafka's default; the sandbox's 0 rebalances a new group at once
+# "log.retention.hours" = 168              # how long records are kept unless a topic says otherwise
+
 # Topics as code: created at `sandbox up`, re-created after a wipe, reloaded live when you save.
 # Removing a topic here never deletes it; partitions can only grow.
 [topics.orders]

@@ -86,6 +86,12 @@ def test_configuration_doc_lists_every_schema_key():
         assert table in tables, table
         documented = set(re.findall(r"(?m)^\| `(\w+)` \|", tables[table]))
         assert documented == keys, (table, sorted(keys - documented), sorted(documented - keys))
+    from sandbox import server_properties
+
+    settings = set(server_properties.SETTINGS) - set(server_properties.FROM_SANDBOX_SECTION)
+    documented = set(re.findall(r"`([a-z.]+)`", "".join(re.findall(r"(?m)^\| (`[a-z.]+`(?:, `[a-z.]+`)*) \|",
+                                                                    tables["broker"]))))
+    assert documented == settings, (sorted(settings - documented), sorted(documented - settings))
 
 
 def test_status_doc_matches_the_status_keys():

@@ -3,6 +3,7 @@ and group configs are the coordinator's to change, the server's own settings are
 
 from __future__ import annotations
 
+from sandbox.server_properties import TOPIC_SYNONYMS
 from sandbox.coordinator.model import CoordinatorError
 from sandbox.coordinator.topic_configs import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, describe_resource
 from sandbox.protocol.extensions import RESTORE_CLUSTER_ID
@@ -14,9 +15,14 @@ from . import AdminHost
 def describe(admin: AdminHost, resource_type: int, name: str, keys) -> dict:
     coord = admin.coordinator
     known = resource_type == RESOURCE_TOPIC and coord.topic(name) is not None
+    server = admin.server_configs()
     return describe_resource(resource_type, name, keys,
                              topic_configs=coord.describe_configs(name) if known else None,
-                             server_configs=admin.server_configs(),
+                             server_configs=server,
+                             # a topic config the topic does not set takes the server's setting
+                             # (log.retention.ms for retention.ms), as Kafka shows it
+                             broker_defaults={topic_key: server[key] for key, topic_key in TOPIC_SYNONYMS.items()
+                                              if key in server},
                              group_configs=coord.describe_group_configs(name) if resource_type == RESOURCE_GROUP
                              else None)
 

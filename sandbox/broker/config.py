@@ -6,36 +6,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox import server_properties
 from sandbox.log import LogConfig
-
-# Kafka broker config name -> (attribute, parser)
-_BOOL = {"true": True, "false": False}
-
-
-def _bool(key: str, v: str) -> bool:
-    try:
-        return _BOOL[v.strip().lower()]
-    except KeyError:
-        raise ValueError(f"{key} must be true or false, not {v!r}") from None
-
-
-#: group.consumer.migration.policy: which way a group may move between the classic and the KIP-848 protocol
-POLICIES = ("disabled", "upgrade", "downgrade", "bidirectional")
-
-
-def _int(key: str, v: str) -> int:
-    try:
-        return int(v)
-    except ValueError:
-        raise ValueError(f"{key} must be an integer, not {v!r}") from None
-
-
-def _positive(key: str, v: str) -> int:
-    n = _int(key, v)
-    if n < 1:
-        raise ValueError(f"{key} must be at least 1, not {v!r}")
-    return n
-
 
 DEFAULT_LISTENER = "PLAINTEXT"
 LISTENER_SYNTAX = "NAME=BIND_HOST:PORT[,advertised=HOST:PORT]"
@@ -132,6 +104,36 @@ def check_listeners(listeners: list[Listener]) -> None:
         binds.add((lst.host, lst.port))
 
 
+# broker setting -> the topic-level config its value is the default of (min.insync.replicas is
+# the broker's own: its topics' value comes from the coordinator)
+_LOG_KEYS = {k: v for k, v in server_properties.TOPIC_SYNONYMS.items() if k != "min.insync.replicas"}
+# broker setting -> BrokerConfig attribute
+_ATTRIBUTES = {
+    "auto.create.topics.enable": "auto_create_topics",
+    "num.partitions": "num_partitions",
+    "default.replication.factor": "default_replication_factor",
+    "socket.request.max.bytes": "max_request_bytes",
+    "group.initial.rebalance.delay.ms": "group_initial_rebalance_delay_ms",
+    "group.consumer.heartbeat.interval.ms": "group_consumer_heartbeat_interval_ms",
+    "group.consumer.session.timeout.ms": "group_consumer_session_timeout_ms",
+    "group.consumer.migration.policy": "group_consumer_migration_policy",
+    "log.retention.check.interval.ms": "retention_check_interval_ms",
+    "log.cleaner.backoff.ms": "cleaner_backoff_ms",
+    "offsets.fsync": "offsets_fsync",
+    "offsets.topic.num.partitions": "offsets_topic_num_partitions",
+    "offsets.topic.replication.factor": "offsets_topic_replication_factor",
+    "offsets.commit.timeout.ms": "offsets_commit_timeout_ms",
+    "transaction.max.timeout.ms": "transaction_max_timeout_ms",
+    "transactional.id.expiration.ms": "transactional_id_expiration_ms",
+    "transaction.state.log.num.partitions": "transaction_state_log_num_partitions",
+    "transaction.state.log.replication.factor": "transaction_state_log_replication_factor",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": "transaction_abort_timed_out_interval_ms",
+    "replica.lag.time.max.ms": "replica_lag_time_max_ms",
+    "min.insync.replicas": "min_insync_replicas",
+    "broker.session.timeout.ms": "broker_session_timeout_ms",
+}
+
+
 @dataclass
 class BrokerConfig:
     data_dir: Path
@@ -185,71 +187,22 @@ class BrokerConfig:
         return self.endpoints()[0].advertised
 
     def apply_overrides(self, overrides: dict[str, str]) -> None:
-        """Apply Kafka-named broker settings (`-o key=value`); ValueError names the bad key."""
-        log_keys = {
-            "log.segment.bytes": "segment.bytes",
-            "log.roll.ms": "segment.ms",
-            "log.retention.ms": "retention.ms",
-            "log.retention.bytes": "retention.bytes",
-            "log.index.interval.bytes": "index.interval.bytes",
-            "log.flush.interval.messages": "flush.messages",
-            "log.flush.interval.ms": "flush.ms",
-            "log.message.timestamp.type": "message.timestamp.type",
-            "message.max.bytes": "max.message.bytes",
-        }
+        """Apply Kafka-named broker settings (`-o key=value`, sandbox.toml's [broker]); ValueError
+        is one sentence naming the bad key (sandbox/server_properties.py has the table)."""
+        settings = server_properties.normalize(overrides)
         topic_level: dict[str, str] = {}
-        for key, value in overrides.items():
-            if key in log_keys:
-                topic_level[log_keys[key]] = value
+        for key, value in settings.items():
+            if key in _LOG_KEYS:
+                topic_level[_LOG_KEYS[key]] = value
                 if key == "message.max.bytes":
-                    self.message_max_bytes = _int(key, value)
-            elif key == "auto.create.topics.enable":
-                self.auto_create_topics = _bool(key, value)
-            elif key == "num.partitions":
-                self.num_partitions = _int(key, value)
-            elif key == "default.replication.factor":
-                self.default_replication_factor = _int(key, value)
-            elif key == "socket.request.max.bytes":
-                self.max_request_bytes = _int(key, value)
-            elif key == "group.initial.rebalance.delay.ms":
-                self.group_initial_rebalance_delay_ms = _int(key, value)
-            elif key == "group.consumer.heartbeat.interval.ms":
-                self.group_consumer_heartbeat_interval_ms = _int(key, value)
-            elif key == "group.consumer.session.timeout.ms":
-                self.group_consumer_session_timeout_ms = _int(key, value)
-            elif key == "group.consumer.migration.policy":
-                if value.lower() not in POLICIES:
-                    raise ValueError(f"{key} must be one of {', '.join(POLICIES)}, not {value!r}")
-                self.group_consumer_migration_policy = value.lower()
-            elif key == "log.retention.check.interval.ms":
-                self.retention_check_interval_ms = _int(key, value)
-            elif key == "log.cleaner.backoff.ms":
-                self.cleaner_backoff_ms = _int(key, value)
-            elif key == "offsets.fsync":
-                self.offsets_fsync = _bool(key, value)
-            elif key == "offsets.topic.num.partitions":
-                self.offsets_topic_num_partitions = _positive(key, value)
-            elif key == "offsets.topic.replication.factor":
-                self.offsets_topic_replication_factor = _positive(key, value)
-            elif key == "offsets.commit.timeout.ms":
-                self.offsets_commit_timeout_ms = _positive(key, value)
-            elif key == "transaction.max.timeout.ms":
-                self.transaction_max_timeout_ms = _positive(key, value)
-            elif key == "transactional.id.expiration.ms":
-                self.transactional_id_expiration_ms = _positive(key, value)
-            elif key == "transaction.state.log.num.partitions":
-                self.transaction_state_log_num_partitions = _positive(key, value)
-            elif key == "transaction.state.log.replication.factor":
-                self.transaction_state_log_replication_factor = _positive(key, value)
-            elif key == "transaction.abort.timed.out.transaction.cleanup.interval.ms":
-                self.transaction_abort_timed_out_interval_ms = _positive(key, value)
-            elif key == "replica.lag.time.max.ms":
-                self.replica_lag_time_max_ms = _int(key, value)
-            elif key == "min.insync.replicas":
-                self.min_insync_replicas = _int(key, value)
-            elif key == "broker.session.timeout.ms":
-                self.broker_session_timeout_ms = _int(key, value)
-            else:
+                    self.message_max_bytes = int(value)
+            elif key in server_properties.COORDINATOR_ONLY:
+                raise ValueError(f"{key} is the coordinator's setting; give it to `sandbox coordinator`")
+            elif key in _ATTRIBUTES:
+                kind = server_properties.SETTINGS[key].kind
+                setattr(self, _ATTRIBUTES[key], value == "true" if kind == "bool" else
+                        value if kind == "choice" else int(value))
+            else:   # a setting of the table the broker does not map: a defect, not bad input
                 raise ValueError(f"unknown broker setting {key!r}")
         if topic_level:
             self.log = LogConfig.from_topic_config(topic_level, base=self.log)

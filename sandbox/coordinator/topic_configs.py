@@ -235,10 +235,13 @@ def _config_type(resource_type: int, key: str) -> int:
 def describe_resource(resource_type: int, name: str, keys, *,
                       topic_configs: dict[str, tuple[str, bool]] | None,
                       server_configs: dict[str, str],
-                      group_configs: dict[str, tuple[str, bool]] | None = None) -> dict:
+                      group_configs: dict[str, tuple[str, bool]] | None = None,
+                      broker_defaults: dict[str, str] | None = None) -> dict:
     """One DescribeConfigs result. topic_configs: (value, is_default) per key, None = no such topic;
     server_configs: the answering server's own read-only settings (BROKER resource);
-    group_configs: (value, is_default) per key of a GROUP resource."""
+    group_configs: (value, is_default) per key of a GROUP resource; broker_defaults: what a topic
+    config the topic does not set is on this server where that is not Kafka's default (its
+    STATIC_BROKER_CONFIG, e.g. retention.ms from log.retention.ms)."""
     entry = {"error_code": NONE, "error_message": None, "resource_type": resource_type,
              "resource_name": name, "configs": []}
     if resource_type == RESOURCE_TOPIC:
@@ -246,7 +249,10 @@ def describe_resource(resource_type: int, name: str, keys, *,
             entry["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
             entry["error_message"] = f"topic {name!r} does not exist"
             return entry
-        items = [(k, v, SOURCE_DEFAULT if d else SOURCE_DYNAMIC_TOPIC) for k, (v, d) in topic_configs.items()]
+        static = broker_defaults or {}
+        items = [(k, v, SOURCE_DYNAMIC_TOPIC) if not d else
+                 (k, static[k], SOURCE_STATIC_BROKER) if static.get(k, v) != v else (k, v, SOURCE_DEFAULT)
+                 for k, (v, d) in topic_configs.items()]
     elif resource_type == RESOURCE_BROKER:
         items = [(k, v, SOURCE_STATIC_BROKER) for k, v in server_configs.items()]
     elif resource_type == RESOURCE_GROUP and group_configs is not None:

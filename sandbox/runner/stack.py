@@ -399,7 +399,7 @@ def load_stack_config(config_path: Path | None, cwd: Path, *, last_good: bool = 
 
 RUNTIME_FILE = ".sandbox-runtime.json"
 RESTART_KEYS = ("host", "port", "coordinator_port", "http_port", "brokers", "data_dir", "replication",
-                "min_insync_replicas", "partitions")
+                "min_insync_replicas", "partitions", "broker")
 
 
 def running_settings(cfg: SandboxConfig) -> dict:
@@ -419,8 +419,15 @@ def restart_needed(live: SandboxConfig) -> str | None:
     diff = [k for k in RESTART_KEYS if now[k] != was[k]]
     if not diff:
         return None
-    says = ", ".join(f"{k} {now[k]}" for k in diff)
-    uses = ", ".join(f"{was[k]}" for k in diff)
+    changed = sorted(k for k in set(now["broker"]) | set(was["broker"])
+                     if now["broker"].get(k) != was["broker"].get(k))
+
+    def shown(settings: dict, k: str) -> str:
+        if k == "broker":   # only the settings that differ, a missing one as Kafka's default
+            return "[broker] " + ", ".join(f"{b}={settings['broker'].get(b, '(default)')}" for b in changed)
+        return f"{k} {settings[k]}"
+    says = ", ".join(shown(now, k) for k in diff)
+    uses = ", ".join(shown(was, k).removeprefix(f"{k} ") for k in diff)
     return f"sandbox.toml now says {says}; the running stack uses {uses}: run `sandbox restart` to apply"
 
 

@@ -13,29 +13,12 @@ import signal
 import time
 
 import psutil
-import pytest
 from confluent_kafka import KafkaException
 
 from helpers import wait_for
 
 from .kit import admin, consume_topic, kcat, produce_all, producer
-from .stack_kit import all_running_healthy, events, freeze_then_kill, make_project, service, wait_status
-
-
-@pytest.fixture
-def projects(tmp_path):
-    made = []
-
-    def make(name: str = "proj", **kw):
-        p = make_project(tmp_path / name, **kw)
-        made.append(p)
-        return p
-
-    yield make
-    problems = []
-    for p in made:
-        problems += p.teardown()
-    assert not problems, problems
+from .stack_kit import all_running_healthy, events, freeze_then_kill, service, wait_status
 
 
 def create_topic(bootstrap: str, name: str, partitions: int) -> None:

@@ -22,7 +22,7 @@ from helpers import wait_for
 
 from .kit import consume_n, consumer, produce_all, producer, unique
 from .stack_kit import (Project, all_running_healthy, cmdline_data_dir, events, freeze_then_kill,
-                        make_project, partition_leaders, read_partitions, segments, service, topic,
+                        partition_leaders, read_partitions, segments, service, topic,
                         wait_status)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -47,23 +47,6 @@ TOPIC_KEYS = {"name", "partitions", "replication", "end_offsets", "leaderless_pa
               "under_replicated_partitions"}
 EVENT_KEYS = {"time", "service", "kind", "detail"}
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
-
-
-@pytest.fixture
-def projects(tmp_path):
-    """Factory of sandbox projects; every one is brought down and checked for leftovers."""
-    made: list[Project] = []
-
-    def make(name: str = "proj", **kw) -> Project:
-        p = make_project(tmp_path / name, **kw)
-        made.append(p)
-        return p
-
-    yield make
-    problems = []
-    for p in made:
-        problems += p.teardown()
-    assert not problems, "\n".join(problems)
 
 
 def _up_ok(proj: Project, *args: str) -> str:

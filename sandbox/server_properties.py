@@ -1,0 +1,168 @@
+"""Kafka's broker settings (server.properties names) that the sandbox takes, in one table: which
+exist, what each accepts, and who applies it. `sandbox broker -o KEY=VALUE` and sandbox.toml's
+[broker] section both go through `normalize`, so a bad value is one sentence before any process
+starts, and the broker is given one spelling (hours and minutes become milliseconds, with Kafka's
+precedence: ms over minutes over hours). Stdlib only: sandbox.config imports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# settings the sandbox derives from sandbox.toml's [sandbox] section (the coordinator decides them
+# for every broker at once): naming them in [broker] would let two places disagree
+FROM_SANDBOX_SECTION = {"num.partitions": "partitions", "default.replication.factor": "replication",
+                        "min.insync.replicas": "min_insync_replicas"}
+
+# server.properties settings a Kafka user may reach for that the sandbox places itself
+PLACED_BY_SANDBOX = {
+    "listeners": "[sandbox] host and port place every broker's listener",
+    "advertised.listeners": "[sandbox] host and port place every broker's listener",
+    "port": "[sandbox] port is broker 1's port",
+    "log.dirs": "[sandbox] data_dir holds every journal",
+    "log.dir": "[sandbox] data_dir holds every journal",
+    "broker.id": "brokers are numbered 1 to [sandbox] brokers",
+    "node.id": "brokers are numbered 1 to [sandbox] brokers",
+    "process.roles": "the sandbox runs its own coordinator beside its brokers",
+    "controller.quorum.voters": "the sandbox runs its own coordinator beside its brokers",
+    "zookeeper.connect": "the sandbox runs its own coordinator beside its brokers",
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    kind: str                       # "bool", "int", "choice"
+    low: int | None = None          # smallest int accepted
+    choices: tuple[str, ...] = ()
+    coordinator: bool = False       # the coordinator applies it (too)
+    why: str = ""                   # what the bound means, for the error sentence
+
+
+_MS = Setting("int", 0)
+_POSITIVE = Setting("int", 1)
+_CLEANUP = ("delete", "compact", "compact,delete", "delete,compact")
+
+SETTINGS: dict[str, Setting] = {
+    "auto.create.topics.enable": Setting("bool"),
+    "group.initial.rebalance.delay.ms": _MS,
+    "group.consumer.heartbeat.interval.ms": _POSITIVE,
+    "group.consumer.session.timeout.ms": _POSITIVE,
+    "group.consumer.migration.policy": Setting("choice", choices=("disabled", "upgrade", "downgrade",
+                                                                  "bidirectional")),
+    "message.max.bytes": Setting("int", 0),
+    "socket.request.max.bytes": _POSITIVE,
+    "log.segment.bytes": Setting("int", 14),
+    "log.roll.ms": _POSITIVE,
+    "log.roll.hours": _POSITIVE,
+    "log.retention.ms": Setting("int", -1, why="-1 keeps records for ever"),
+    "log.retention.minutes": Setting("int", -1, why="-1 keeps records for ever"),
+    "log.retention.hours": Setting("int", -1, why="-1 keeps records for ever"),
+    "log.retention.bytes": Setting("int", -1, why="-1 sets no size limit"),
+    "log.retention.check.interval.ms": _POSITIVE,
+    "log.index.interval.bytes": Setting("int", 0),
+    "log.flush.interval.messages": _POSITIVE,
+    "log.flush.interval.ms": _MS,
+    "log.message.timestamp.type": Setting("choice", choices=("CreateTime", "LogAppendTime")),
+    "log.cleanup.policy": Setting("choice", choices=_CLEANUP),
+    "log.cleaner.backoff.ms": _POSITIVE,
+    "log.cleaner.delete.retention.ms": _MS,
+    "offsets.fsync": Setting("bool"),
+    "offsets.topic.num.partitions": _POSITIVE,
+    "offsets.topic.replication.factor": _POSITIVE,
+    "offsets.commit.timeout.ms": _POSITIVE,
+    "transaction.max.timeout.ms": _POSITIVE,
+    "transactional.id.expiration.ms": _POSITIVE,
+    "transaction.state.log.num.partitions": _POSITIVE,
+    "transaction.state.log.replication.factor": _POSITIVE,
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": _POSITIVE,
+    "replica.lag.time.max.ms": _POSITIVE,
+    "broker.session.timeout.ms": Setting("int", 1, coordinator=True),
+    "auto.leader.rebalance.enable": Setting("bool", coordinator=True),
+    "leader.imbalance.check.interval.seconds": Setting("int", 1, coordinator=True),
+    # given by `sandbox broker -o` only (the stack passes them from [sandbox])
+    "num.partitions": _POSITIVE,
+    "default.replication.factor": _POSITIVE,
+    "min.insync.replicas": _POSITIVE,
+}
+
+# Kafka's coarser spellings of a millisecond setting: (finer first) -> the one the broker is given
+_UNITS = {"log.retention.ms": (("log.retention.minutes", 60_000), ("log.retention.hours", 3_600_000)),
+          "log.roll.ms": (("log.roll.hours", 3_600_000),)}
+# broker setting -> the topic config it is the default of (Kafka's synonyms)
+TOPIC_SYNONYMS = {
+    "log.segment.bytes": "segment.bytes",
+    "log.roll.ms": "segment.ms",
+    "log.retention.ms": "retention.ms",
+    "log.retention.bytes": "retention.bytes",
+    "log.index.interval.bytes": "index.interval.bytes",
+    "log.flush.interval.messages": "flush.messages",
+    "log.flush.interval.ms": "flush.ms",
+    "log.message.timestamp.type": "message.timestamp.type",
+    "log.cleanup.policy": "cleanup.policy",
+    "log.cleaner.delete.retention.ms": "delete.retention.ms",
+    "message.max.bytes": "max.message.bytes",
+    "min.insync.replicas": "min.insync.replicas",
+}
+COORDINATOR_ONLY = ("auto.leader.rebalance.enable", "leader.imbalance.check.interval.seconds")
+
+
+def value_text(value: object) -> str:
+    """A TOML or command-line value as Kafka's properties spell it (true/false, digits)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip()
+
+
+def check(key: str, value: str) -> str:
+    """The value as the broker takes it; ValueError (one sentence with the fix) when it is not one."""
+    s = SETTINGS.get(key)
+    if s is None:
+        raise ValueError(f"unknown broker setting {key!r}")
+    if s.kind == "bool":
+        v = value.lower()
+        if v not in ("true", "false"):
+            raise ValueError(f"{key} must be true or false, not {value!r}")
+        return v
+    if s.kind == "choice":
+        match = next((c for c in s.choices if c.lower() == value.lower().replace(" ", "")), None)
+        if match is None:
+            raise ValueError(f"{key} must be one of {', '.join(s.choices)}, not {value!r}")
+        return match
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"{key} must be a whole number, not {value!r}") from None
+    if s.low is not None and n < s.low:
+        extra = f" ({s.why})" if s.why else ""
+        raise ValueError(f"{key} must be at least {s.low}{extra}, not {n}")
+    return str(n)
+
+
+def normalize(settings: dict[str, str]) -> dict[str, str]:
+    """Checked settings, coarser time units folded into the millisecond key (Kafka's precedence:
+    an explicit ms value wins, then minutes, then hours). ValueError is one sentence."""
+    out = {key: check(key, value_text(value)) for key, value in settings.items()}
+    for ms_key, coarser in _UNITS.items():
+        for key, factor in coarser:
+            if key in out:
+                v = int(out.pop(key))
+                if ms_key not in out:
+                    out[ms_key] = str(v if v < 0 else v * factor)
+    return out
+
+
+def for_broker(settings: dict[str, str]) -> dict[str, str]:
+    """What the broker process is given (-o): all but the coordinator's own settings."""
+    return {k: v for k, v in settings.items() if k not in COORDINATOR_ONLY}
+
+
+def coordinator_options(settings: dict[str, str]) -> list[str]:
+    """The coordinator's command-line options for the settings it applies."""
+    out: list[str] = []
+    if "broker.session.timeout.ms" in settings:
+        out += ["--session-timeout-ms", settings["broker.session.timeout.ms"]]
+    if settings.get("auto.leader.rebalance.enable") == "false":
+        out += ["--leader-imbalance-check-interval-s", "0"]
+    elif "leader.imbalance.check.interval.seconds" in settings:
+        out += ["--leader-imbalance-check-interval-s", settings["leader.imbalance.check.interval.seconds"]]
+    return out

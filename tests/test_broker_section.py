@@ -1,0 +1,119 @@
+"""sandbox.toml's [broker] section and sandbox/server_properties.py: Kafka broker settings under
+server.properties names, checked before anything starts, and passed to every broker (and the
+coordinator where it applies them) by native and docker mode alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandbox import server_properties
+from sandbox.broker.config import BrokerConfig
+from sandbox.config import ConfigError, load_config, parse_config
+from sandbox.runner import docker_plan, stack
+from sandbox.runner.options import broker_defaults, coordinator_defaults
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    p = tmp_path / "sandbox.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    return str(info.value)
+
+
+def test_quoted_and_unquoted_dotted_keys_are_the_same_setting():
+    cfg = parse_config('[broker]\nauto.create.topics.enable = false\n"group.initial.rebalance.delay.ms" = 3000\n'
+                       'log.cleanup.policy = "compact"\n')
+    assert cfg.broker == {"auto.create.topics.enable": "false", "group.initial.rebalance.delay.ms": "3000",
+                          "log.cleanup.policy": "compact"}
+
+
+def test_hours_and_minutes_become_milliseconds_with_kafkas_precedence():
+    assert parse_config('[broker]\n"log.retention.hours" = 2\n').broker == {"log.retention.ms": "7200000"}
+    assert parse_config('[broker]\n"log.retention.hours" = 2\n"log.retention.minutes" = 5\n').broker == \
+        {"log.retention.ms": "300000"}
+    assert parse_config('[broker]\n"log.retention.ms" = 10\n"log.retention.hours" = 2\n').broker == \
+        {"log.retention.ms": "10"}
+    assert parse_config('[broker]\n"log.retention.hours" = -1\n').broker == {"log.retention.ms": "-1"}
+    assert parse_config('[broker]\n"log.roll.hours" = 1\n').broker == {"log.roll.ms": "3600000"}
+
+
+@pytest.mark.parametrize("line, says", [
+    ('"auto.create.topics.enable" = "maybe"', "auto.create.topics.enable must be true or false, not 'maybe'"),
+    ('"log.retention.ms" = -5', "log.retention.ms must be at least -1 (-1 keeps records for ever), not -5"),
+    ('"log.segment.bytes" = "big"', "log.segment.bytes must be a whole number, not 'big'"),
+    ('"log.cleanup.policy" = "forever"', "log.cleanup.policy must be one of delete, compact"),
+    ('"log.retention.hourz" = 2', 'has no broker setting "log.retention.hourz"; did you mean "log.retention.hours"?'),
+    ('"num.partitions" = 3', 'is set by [sandbox] partitions'),
+    ('"min.insync.replicas" = 2', 'is set by [sandbox] min_insync_replicas'),
+    ('"listeners" = "PLAINTEXT://:9092"', "[sandbox] host and port place every broker's listener"),
+    ('"log.retention.ms" = 1.5', "must be a string, a whole number or true/false"),
+])
+def test_a_bad_setting_is_one_sentence_at_its_line(tmp_path, line, says):
+    msg = error_of(tmp_path, f'[sandbox]\nbrokers = 1\n\n[broker]\n{line}\n')
+    assert msg.startswith("sandbox.toml:5: [broker]") and says in msg and "\n" not in msg, msg
+
+
+def test_a_broker_table_that_is_no_table_is_refused(tmp_path):
+    assert "must be a table; write it as a [broker] section" in error_of(tmp_path, 'broker = 3\n')
+
+
+def test_the_settings_reach_every_broker_and_the_coordinator_in_both_modes():
+    cfg = parse_config('[sandbox]\nbrokers = 2\n\n[broker]\n"auto.create.topics.enable" = false\n'
+                       '"broker.session.timeout.ms" = 6000\n"auto.leader.rebalance.enable" = false\n')
+    opts = broker_defaults(cfg)
+    assert opts[-4:] == ["-o", "auto.create.topics.enable=false", "-o", "broker.session.timeout.ms=6000"]
+    assert "auto.leader.rebalance.enable=false" not in opts     # the coordinator's alone
+    coord = coordinator_defaults(cfg)
+    assert coord[-4:] == ["--session-timeout-ms", "6000", "--leader-imbalance-check-interval-s", "0"]
+    native = {s.name: s.argv for s in stack.service_specs(cfg)}
+    containers = {p.service: p.command for p in docker_plan.plan(cfg)}
+    for commands in (native, containers):
+        for name in ("broker-1", "broker-2"):
+            assert "auto.create.topics.enable=false" in commands[name]
+        assert commands["coordinator"][-4:] == coord[-4:]
+
+
+def test_the_broker_takes_what_the_file_gives_it():
+    cfg = parse_config('[broker]\n"auto.create.topics.enable" = false\n"log.retention.hours" = 2\n'
+                       '"group.consumer.migration.policy" = "UPGRADE"\n"log.cleanup.policy" = "compact,delete"\n'
+                       '"message.max.bytes" = 2000000\n')
+    bc = BrokerConfig(data_dir=Path("x"))
+    bc.apply_overrides(server_properties.for_broker(cfg.broker))
+    assert bc.auto_create_topics is False and bc.log.retention_ms == 7_200_000
+    assert bc.group_consumer_migration_policy == "upgrade" and bc.log.cleanup_policy == "compact,delete"
+    assert bc.message_max_bytes == 2_000_000 and bc.log.max_message_bytes == 2_000_000
+
+
+def test_a_coordinator_setting_given_to_a_broker_says_where_it_belongs():
+    with pytest.raises(ValueError, match="coordinator's setting; give it to `sandbox coordinator`"):
+        BrokerConfig(data_dir=Path("x")).apply_overrides({"auto.leader.rebalance.enable": "false"})
+
+
+def test_every_setting_in_the_table_is_applied_somewhere():
+    """A setting the table accepts but nothing applies would be silently ignored."""
+    bc = BrokerConfig(data_dir=Path("x"))
+    for key, s in server_properties.SETTINGS.items():
+        if key in server_properties.COORDINATOR_ONLY:
+            continue
+        value = {"bool": "false", "choice": s.choices[-1] if s.choices else ""}.get(s.kind, str(max(s.low or 0, 1) + 41))
+        bc.apply_overrides({key: value})   # raises for a key the broker does not map
+
+
+def test_a_change_of_broker_settings_is_a_pending_restart(tmp_path):
+    p = tmp_path / "sandbox.toml"
+    p.write_text('[broker]\n"auto.create.topics.enable" = false\n')
+    live = load_config(p)
+    assert stack.restart_needed(live) is None
+    p.write_text('[broker]\n"log.retention.hours" = 1\n')
+    line = stack.restart_needed(live)
+    assert line == ("sandbox.toml now says [broker] auto.create.topics.enable=(default), log.retention.ms=3600000; "
+                    "the running stack uses [broker] auto.create.topics.enable=false, log.retention.ms=(default): "
+                    "run `sandbox restart` to apply"), line
