@@ -378,7 +378,10 @@ def _broker(ctx: _Ctx, sec: Any) -> dict[str, str]:
             server_properties.check(key, server_properties.value_text(v))
         except ValueError as e:
             raise ctx.fail(T + (key,), f"[broker] {e}; fix the value or remove the line.") from None
-    return server_properties.normalize(_flatten(sec))
+    try:
+        return server_properties.normalize(_flatten(sec))
+    except ValueError as e:   # settings that contradict each other
+        raise ctx.fail(T, f"[broker] {e}; fix one of them.") from None
 
 
 def default_min_insync(replication: int) -> int:

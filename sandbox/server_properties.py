@@ -45,6 +45,9 @@ _CLEANUP = ("delete", "compact", "compact,delete", "delete,compact")
 SETTINGS: dict[str, Setting] = {
     "auto.create.topics.enable": Setting("bool"),
     "group.initial.rebalance.delay.ms": _MS,
+    "group.min.session.timeout.ms": _POSITIVE,
+    "group.max.session.timeout.ms": _POSITIVE,
+    "delete.topic.enable": Setting("bool"),
     "group.consumer.heartbeat.interval.ms": _POSITIVE,
     "group.consumer.session.timeout.ms": _POSITIVE,
     "group.consumer.migration.policy": Setting("choice", choices=("disabled", "upgrade", "downgrade",
@@ -103,6 +106,9 @@ TOPIC_SYNONYMS = {
     "message.max.bytes": "max.message.bytes",
     "min.insync.replicas": "min.insync.replicas",
 }
+# the sandbox's group.min/max.session.timeout.ms (Kafka's minimum is 6000: the sandbox lets tests
+# use short sessions for quick rebalances)
+SESSION_TIMEOUT_BOUNDS = (1000, 1_800_000)
 COORDINATOR_ONLY = ("auto.leader.rebalance.enable", "leader.imbalance.check.interval.seconds")
 
 
@@ -142,6 +148,11 @@ def normalize(settings: dict[str, str]) -> dict[str, str]:
     """Checked settings, coarser time units folded into the millisecond key (Kafka's precedence:
     an explicit ms value wins, then minutes, then hours). ValueError is one sentence."""
     out = {key: check(key, value_text(value)) for key, value in settings.items()}
+    low = int(out.get("group.min.session.timeout.ms", SESSION_TIMEOUT_BOUNDS[0]))
+    high = int(out.get("group.max.session.timeout.ms", SESSION_TIMEOUT_BOUNDS[1]))
+    if low > high:
+        raise ValueError(f"group.min.session.timeout.ms ({low}) is above group.max.session.timeout.ms ({high}), "
+                         f"so no consumer could join a group")
     for ms_key, coarser in _UNITS.items():
         for key, factor in coarser:
             if key in out:

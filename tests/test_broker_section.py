@@ -103,7 +103,7 @@ def test_every_setting_in_the_table_is_applied_somewhere():
     for key, s in server_properties.SETTINGS.items():
         if key in server_properties.COORDINATOR_ONLY:
             continue
-        value = {"bool": "false", "choice": s.choices[-1] if s.choices else ""}.get(s.kind, str(max(s.low or 0, 1) + 41))
+        value = {"bool": "false", "choice": s.choices[-1] if s.choices else ""}.get(s.kind, str(max(s.low or 0, 1) + 100_041))
         bc.apply_overrides({key: value})   # raises for a key the broker does not map
 
 
@@ -117,3 +117,21 @@ def test_a_change_of_broker_settings_is_a_pending_restart(tmp_path):
     assert line == ("sandbox.toml now says [broker] auto.create.topics.enable=(default), log.retention.ms=3600000; "
                     "the running stack uses [broker] auto.create.topics.enable=false, log.retention.ms=(default): "
                     "run `sandbox restart` to apply"), line
+
+
+def test_session_timeout_bounds_that_no_consumer_could_meet_are_refused(tmp_path):
+    msg = error_of(tmp_path, '[broker]\n"group.min.session.timeout.ms" = 60000\n"group.max.session.timeout.ms" = 30000\n')
+    assert "group.min.session.timeout.ms (60000) is above group.max.session.timeout.ms (30000)" in msg, msg
+    msg = error_of(tmp_path, '[broker]\n"group.min.session.timeout.ms" = 2000000\n')   # above the default maximum
+    assert "is above group.max.session.timeout.ms (1800000)" in msg, msg
+
+
+def test_group_session_bounds_reach_the_group_coordinator():
+    from sandbox.broker.groups import GroupCoordinator
+
+    bc = BrokerConfig(data_dir=Path("x"))
+    bc.apply_overrides({"group.min.session.timeout.ms": "6000", "delete.topic.enable": "false"})
+    assert (bc.group_min_session_timeout_ms, bc.group_max_session_timeout_ms, bc.delete_topic_enable) == \
+        (6000, 1_800_000, False)
+    g = GroupCoordinator(None, min_session_timeout_ms=bc.group_min_session_timeout_ms)
+    assert g.machine.min_session_ms == 6000

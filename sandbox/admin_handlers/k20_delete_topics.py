@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 from sandbox.coordinator.model import CoordinatorError
-from sandbox.protocol.errors import NONE, UNKNOWN_TOPIC_ID
+from sandbox.protocol.errors import NONE, TOPIC_DELETION_DISABLED, UNKNOWN_TOPIC_ID
 
 API_KEY = 20
 MIN_VERSION = 1
@@ -17,6 +17,8 @@ ZERO_UUID = uuid.UUID(int=0)
 
 async def handle(ctx, request) -> dict:
     coord = ctx.admin.coordinator
+    # delete.topic.enable=false: every deletion refused, as Kafka refuses it
+    disabled = ctx.admin.server_configs().get("delete.topic.enable") == "false"
     out = []
     wanted = ([(t.name, t.topic_id) for t in request.topics] if ctx.api_version >= 6
               else [(name, None) for name in request.topic_names])
@@ -32,6 +34,11 @@ async def handle(ctx, request) -> dict:
             name = entry["name"] = t.name
         elif (t := coord.topic(name)) is not None:
             entry["topic_id"] = t.topic_id
+        if disabled:
+            entry["error_code"] = TOPIC_DELETION_DISABLED
+            entry["error_message"] = "Topic deletion is disabled (delete.topic.enable=false)."
+            out.append(entry)
+            continue
         try:
             await coord.delete_topic(name)
         except CoordinatorError as e:

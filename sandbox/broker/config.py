@@ -114,6 +114,9 @@ _ATTRIBUTES = {
     "default.replication.factor": "default_replication_factor",
     "socket.request.max.bytes": "max_request_bytes",
     "group.initial.rebalance.delay.ms": "group_initial_rebalance_delay_ms",
+    "group.min.session.timeout.ms": "group_min_session_timeout_ms",
+    "group.max.session.timeout.ms": "group_max_session_timeout_ms",
+    "delete.topic.enable": "delete_topic_enable",
     "group.consumer.heartbeat.interval.ms": "group_consumer_heartbeat_interval_ms",
     "group.consumer.session.timeout.ms": "group_consumer_session_timeout_ms",
     "group.consumer.migration.policy": "group_consumer_migration_policy",
@@ -149,6 +152,9 @@ class BrokerConfig:
     max_request_bytes: int = 100 * 1024 * 1024
     message_max_bytes: int = 1048588
     group_initial_rebalance_delay_ms: int = 0
+    group_min_session_timeout_ms: int = server_properties.SESSION_TIMEOUT_BOUNDS[0]
+    group_max_session_timeout_ms: int = server_properties.SESSION_TIMEOUT_BOUNDS[1]
+    delete_topic_enable: bool = True
     group_consumer_heartbeat_interval_ms: int = 1000  # KIP-848 groups; Kafka's 5000 (see consumer_groups.py)
     group_consumer_session_timeout_ms: int = 45000
     group_consumer_migration_policy: str = "bidirectional"   # Kafka 4.0's default (KIP-848 online migration)

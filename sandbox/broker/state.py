@@ -158,6 +158,8 @@ class BrokerState(DiskFolders):
             clock=self.clock, on_event=emit_event)
         self.groups = GroupCoordinator(
             self.offsets, initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms,
+            min_session_timeout_ms=self.config.group_min_session_timeout_ms,
+            max_session_timeout_ms=self.config.group_max_session_timeout_ms,
             consumer_heartbeat_interval_ms=self.config.group_consumer_heartbeat_interval_ms,
             consumer_session_timeout_ms=self.config.group_consumer_session_timeout_ms,
             migration_policy=self.config.group_consumer_migration_policy,

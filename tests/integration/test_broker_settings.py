@@ -4,18 +4,21 @@ shows the values as Kafka's tools do), a change is reported until `sandbox resta
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import ConfigResource, ConfigSource
 
 from helpers import wait_for
 
-from .kit import admin, create_topic, producer
+from .kit import admin, consumer, create_topic, producer
 from .stack_kit import all_running_healthy, wait_status
 
 pytestmark = pytest.mark.integration
 
-SETTINGS = '\n[broker]\nauto.create.topics.enable = false\n"log.retention.hours" = 2\n'
+SETTINGS = ('\n[broker]\nauto.create.topics.enable = false\n"log.retention.hours" = 2\n'
+            '"delete.topic.enable" = false\n"group.min.session.timeout.ms" = 6000\n')
 
 
 def _produce_to(bootstrap: str, topic: str) -> KafkaError | None:
@@ -53,6 +56,27 @@ def test_broker_settings_reach_the_brokers_and_a_change_waits_for_restart(projec
     entry = a.describe_configs([res])[res].result(timeout=15)["retention.ms"]
     assert entry.value == "7200000" and entry.source == ConfigSource.STATIC_BROKER_CONFIG.value, \
         (entry.value, entry.source)
+
+    # deletion off: refused as Kafka refuses it, the topic stays
+    a = admin(proj.bootstrap)
+    with pytest.raises(KafkaException) as refused:
+        a.delete_topics(["kept"], request_timeout=15)["kept"].result(timeout=20)
+    assert refused.value.args[0].code() == KafkaError.TOPIC_DELETION_DISABLED, refused.value
+    assert "kept" in a.list_topics(timeout=10).topics
+
+    # Kafka's 6000 ms lower bound on a consumer's session: a 3000 ms one cannot join
+    c = consumer(proj.bootstrap, "short-sessions", **{"session.timeout.ms": 3000, "heartbeat.interval.ms": 500})
+    try:
+        c.subscribe(["kept"])
+        errors: list = []
+        deadline = time.monotonic() + 20
+        while not errors and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is not None:
+                errors.append(m.error())
+        assert errors and errors[0].code() == KafkaError.INVALID_SESSION_TIMEOUT, errors
+    finally:
+        c.close()
 
     # a change while it runs: reported, not applied, until `sandbox restart`
     proj.write_toml(proj.toml.replace("auto.create.topics.enable = false", "auto.create.topics.enable = true"))
