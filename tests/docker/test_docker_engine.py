@@ -151,7 +151,7 @@ def _service(st: dict, name: str) -> dict:
 
 
 def test_up_docker_two_brokers_serves_host_and_network_clients_heals_and_goes_down_clean(project, engine):
-    p = project(brokers=2, topics="[topics.orders]\npartitions = 4\n")
+    p = project(brokers=2, topics='[broker]\n"log.retention.hours" = 48\n\n[topics.orders]\npartitions = 4\n')
     r = p.cli("up", "--docker", "--brokers", "2", "--timeout", "120", timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"bootstrap 127.0.0.1:{p.port},127.0.0.1:{p.port + 1}" in r.stdout
@@ -174,6 +174,13 @@ def test_up_docker_two_brokers_serves_host_and_network_clients_heals_and_goes_do
     produce_all(producer(p.bootstrap, acks="all"), "orders", records, timeout=60)
     got = consume_topic(p.bootstrap, "orders", 2000, timeout=60)
     assert sorted(m.value() for m in got) == sorted(v for _, v in records)
+
+    # sandbox.toml's [broker] settings reach every broker container (kafka-configs --describe --broker)
+    from confluent_kafka.admin import AdminClient, ConfigResource
+    a = AdminClient({"bootstrap.servers": p.bootstrap})
+    for broker_id in ("1", "2"):
+        res = ConfigResource(ConfigResource.Type.BROKER, broker_id)
+        assert a.describe_configs([res])[res].result(timeout=20)["log.retention.ms"].value == str(48 * 3_600_000)
 
     # a client in another container on the sandbox's network gets the INTERNAL addresses
     image = json.loads((p.root / ".sandbox-runtime.json").read_text())["image"]
