@@ -29,6 +29,10 @@ PLACED_BY_SANDBOX = {
 }
 
 
+INT_MAX = 2**31 - 1     # Kafka's INT settings
+LONG_MAX = 2**63 - 1    # and its LONG ones
+
+
 @dataclass(frozen=True)
 class Setting:
     kind: str                       # "bool", "int", "choice"
@@ -36,10 +40,14 @@ class Setting:
     choices: tuple[str, ...] = ()
     coordinator: bool = False       # the coordinator applies it (too)
     why: str = ""                   # what the bound means, for the error sentence
+    high: int = INT_MAX             # largest int accepted
+    zero: bool = True               # 0 is accepted (retention: Kafka refuses 0, -1 means for ever)
 
 
 _MS = Setting("int", 0)
+_LONG_MS = Setting("int", 0, high=LONG_MAX)
 _POSITIVE = Setting("int", 1)
+_RETENTION = Setting("int", -1, why="-1 keeps records for ever", high=LONG_MAX, zero=False)
 _CLEANUP = ("delete", "compact", "compact,delete", "delete,compact")
 
 SETTINGS: dict[str, Setting] = {
@@ -53,22 +61,22 @@ SETTINGS: dict[str, Setting] = {
     "group.consumer.migration.policy": Setting("choice", choices=("disabled", "upgrade", "downgrade",
                                                                   "bidirectional")),
     "message.max.bytes": Setting("int", 0),
-    "socket.request.max.bytes": _POSITIVE,
-    "log.segment.bytes": Setting("int", 14),
-    "log.roll.ms": _POSITIVE,
+    "socket.request.max.bytes": Setting("int", 1024, why="smaller cannot hold a request"),
+    "log.segment.bytes": Setting("int", 1_048_576, why="Kafka 4.0's minimum, 1 MiB"),
+    "log.roll.ms": Setting("int", 1, high=LONG_MAX),
     "log.roll.hours": _POSITIVE,
-    "log.retention.ms": Setting("int", -1, why="-1 keeps records for ever"),
-    "log.retention.minutes": Setting("int", -1, why="-1 keeps records for ever"),
-    "log.retention.hours": Setting("int", -1, why="-1 keeps records for ever"),
-    "log.retention.bytes": Setting("int", -1, why="-1 sets no size limit"),
-    "log.retention.check.interval.ms": _POSITIVE,
+    "log.retention.ms": _RETENTION,
+    "log.retention.minutes": Setting("int", -1, why="-1 keeps records for ever", zero=False),
+    "log.retention.hours": Setting("int", -1, why="-1 keeps records for ever", zero=False),
+    "log.retention.bytes": Setting("int", -1, why="-1 sets no size limit", high=LONG_MAX),
+    "log.retention.check.interval.ms": Setting("int", 1, high=LONG_MAX),
     "log.index.interval.bytes": Setting("int", 0),
-    "log.flush.interval.messages": _POSITIVE,
-    "log.flush.interval.ms": _MS,
+    "log.flush.interval.messages": Setting("int", 1, high=LONG_MAX),
+    "log.flush.interval.ms": _LONG_MS,
     "log.message.timestamp.type": Setting("choice", choices=("CreateTime", "LogAppendTime")),
     "log.cleanup.policy": Setting("choice", choices=_CLEANUP),
-    "log.cleaner.backoff.ms": _POSITIVE,
-    "log.cleaner.delete.retention.ms": _MS,
+    "log.cleaner.backoff.ms": Setting("int", 1, high=LONG_MAX),
+    "log.cleaner.delete.retention.ms": _LONG_MS,
     "offsets.fsync": Setting("bool"),
     "offsets.topic.num.partitions": _POSITIVE,
     "offsets.topic.replication.factor": _POSITIVE,
@@ -78,10 +86,11 @@ SETTINGS: dict[str, Setting] = {
     "transaction.state.log.num.partitions": _POSITIVE,
     "transaction.state.log.replication.factor": _POSITIVE,
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": _POSITIVE,
-    "replica.lag.time.max.ms": _POSITIVE,
-    "broker.session.timeout.ms": Setting("int", 1, coordinator=True),
+    "replica.lag.time.max.ms": Setting("int", 1, high=LONG_MAX),
+    "broker.session.timeout.ms": Setting("int", 1000, coordinator=True,
+                                         why="brokers heartbeat twice a second; a shorter session fences them"),
     "auto.leader.rebalance.enable": Setting("bool", coordinator=True),
-    "leader.imbalance.check.interval.seconds": Setting("int", 1, coordinator=True),
+    "leader.imbalance.check.interval.seconds": Setting("int", 1, coordinator=True, high=LONG_MAX),
     # given by `sandbox broker -o` only (the stack passes them from [sandbox])
     "num.partitions": _POSITIVE,
     "default.replication.factor": _POSITIVE,
@@ -104,11 +113,13 @@ TOPIC_SYNONYMS = {
     "log.cleanup.policy": "cleanup.policy",
     "log.cleaner.delete.retention.ms": "delete.retention.ms",
     "message.max.bytes": "max.message.bytes",
-    "min.insync.replicas": "min.insync.replicas",
 }
+# the sandbox's group.consumer.heartbeat.interval.ms and group.consumer.session.timeout.ms
+CONSUMER_GROUP_TIMING = (1000, 45000)
 # the sandbox's group.min/max.session.timeout.ms (Kafka's minimum is 6000: the sandbox lets tests
 # use short sessions for quick rebalances)
 SESSION_TIMEOUT_BOUNDS = (1000, 1_800_000)
+SHOWN_BY_COORDINATOR = ("delete.topic.enable", *TOPIC_SYNONYMS)
 COORDINATOR_ONLY = ("auto.leader.rebalance.enable", "leader.imbalance.check.interval.seconds")
 
 
@@ -138,9 +149,13 @@ def check(key: str, value: str) -> str:
         n = int(value)
     except ValueError:
         raise ValueError(f"{key} must be a whole number, not {value!r}") from None
+    extra = f" ({s.why})" if s.why else ""
     if s.low is not None and n < s.low:
-        extra = f" ({s.why})" if s.why else ""
         raise ValueError(f"{key} must be at least {s.low}{extra}, not {n}")
+    if n == 0 and not s.zero:
+        raise ValueError(f"{key} must be -1 or at least 1{extra}, not 0")
+    if n > s.high:
+        raise ValueError(f"{key} must be at most {s.high}, not {n}")
     return str(n)
 
 
@@ -153,12 +168,17 @@ def normalize(settings: dict[str, str]) -> dict[str, str]:
     if low > high:
         raise ValueError(f"group.min.session.timeout.ms ({low}) is above group.max.session.timeout.ms ({high}), "
                          f"so no consumer could join a group")
+    beat = int(out.get("group.consumer.heartbeat.interval.ms", CONSUMER_GROUP_TIMING[0]))
+    session = int(out.get("group.consumer.session.timeout.ms", CONSUMER_GROUP_TIMING[1]))
+    if beat >= session:
+        raise ValueError(f"group.consumer.heartbeat.interval.ms ({beat}) must be below "
+                         f"group.consumer.session.timeout.ms ({session}), as Kafka requires")
     for ms_key, coarser in _UNITS.items():
         for key, factor in coarser:
             if key in out:
                 v = int(out.pop(key))
                 if ms_key not in out:
-                    out[ms_key] = str(v if v < 0 else v * factor)
+                    out[ms_key] = str(v if v < 0 else check(ms_key, str(v * factor)))
     return out
 
 
@@ -167,9 +187,17 @@ def for_broker(settings: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in settings.items() if k not in COORDINATOR_ONLY}
 
 
+def coordinator_settings(settings: dict[str, str]) -> dict[str, str]:
+    """The settings the coordinator also shows and enforces as Kafka's controller does: whether
+    topics may be deleted, and the topic defaults its DescribeConfigs answers show."""
+    return {k: v for k, v in settings.items() if k in SHOWN_BY_COORDINATOR}
+
+
 def coordinator_options(settings: dict[str, str]) -> list[str]:
     """The coordinator's command-line options for the settings it applies."""
     out: list[str] = []
+    for key, value in coordinator_settings(settings).items():
+        out += ["-o", f"{key}={value}"]
     if "broker.session.timeout.ms" in settings:
         out += ["--session-timeout-ms", settings["broker.session.timeout.ms"]]
     if settings.get("auto.leader.rebalance.enable") == "false":

@@ -103,7 +103,8 @@ def test_every_setting_in_the_table_is_applied_somewhere():
     for key, s in server_properties.SETTINGS.items():
         if key in server_properties.COORDINATOR_ONLY:
             continue
-        value = {"bool": "false", "choice": s.choices[-1] if s.choices else ""}.get(s.kind, str(max(s.low or 0, 1) + 100_041))
+        value = {"bool": "false", "choice": s.choices[-1] if s.choices else ""}.get(
+            s.kind, str(max(s.low or 0, 2000)))   # 2000: within every bound the others' defaults set
         bc.apply_overrides({key: value})   # raises for a key the broker does not map
 
 
@@ -135,3 +136,59 @@ def test_group_session_bounds_reach_the_group_coordinator():
         (6000, 1_800_000, False)
     g = GroupCoordinator(None, min_session_timeout_ms=bc.group_min_session_timeout_ms)
     assert g.machine.min_session_ms == 6000
+
+
+@pytest.mark.parametrize("line, says", [
+    ('"log.retention.hours" = 0', "log.retention.hours must be -1 or at least 1 (-1 keeps records for ever), not 0"),
+    ('"log.retention.ms" = 0', "log.retention.ms must be -1 or at least 1"),
+    ('"log.segment.bytes" = 16384', "log.segment.bytes must be at least 1048576 (Kafka 4.0's minimum, 1 MiB)"),
+    ('"broker.session.timeout.ms" = 100', "broker.session.timeout.ms must be at least 1000"),
+    ('"message.max.bytes" = 100000000000000000000', "message.max.bytes must be at most 2147483647"),
+    ('"log.retention.ms" = 100000000000000000000000', "log.retention.ms must be at most 9223372036854775807"),
+    ('"log.retention.hours" = 2000000000', None),   # fine: an int, and ms of it still fit a long
+    ('"group.consumer.heartbeat.interval.ms" = 50000',
+     "group.consumer.heartbeat.interval.ms (50000) must be below group.consumer.session.timeout.ms (45000)"),
+    ('"socket.request.max.bytes" = 1', "socket.request.max.bytes must be at least 1024"),
+])
+def test_values_kafka_refuses_or_that_would_break_the_stack_are_refused(tmp_path, line, says):
+    text = f'[sandbox]\nbrokers = 1\n\n[broker]\n{line}\n'
+    if says is None:
+        assert parse_config(text).broker
+        return
+    msg = error_of(tmp_path, text)
+    assert msg.startswith("sandbox.toml:") and says in msg and "\n" not in msg, msg
+
+
+def test_the_coordinator_shows_and_enforces_what_kafkas_controller_does():
+    from sandbox.coordinator.handlers.configs import server_configs
+    from sandbox.coordinator.server import CoordinatorConfig, CoordinatorServer
+
+    cfg = parse_config('[broker]\n"delete.topic.enable" = false\n"log.retention.hours" = 1\n'
+                       '"auto.create.topics.enable" = false\n')
+    opts = coordinator_defaults(cfg)
+    assert "delete.topic.enable=false" in opts and "log.retention.ms=3600000" in opts
+    assert "auto.create.topics.enable=false" not in opts     # the brokers' alone
+    server = CoordinatorServer(CoordinatorConfig(data_dir=Path("c"), settings=server_properties.coordinator_settings(
+        cfg.broker)))
+    shown = server_configs(server)
+    assert shown["delete.topic.enable"] == "false" and shown["log.retention.ms"] == "3600000"
+    assert server_configs(CoordinatorServer(CoordinatorConfig(data_dir=Path("c"))))["delete.topic.enable"] == "true"
+
+
+def test_a_stack_started_before_broker_settings_existed_is_told_to_restart(tmp_path):
+    """Its runtime file's running settings have no [broker]: it ran with none."""
+    import json
+
+    p = tmp_path / "sandbox.toml"
+    p.write_text('[broker]\n"auto.create.topics.enable" = false\n')
+    cfg = load_config(p)
+    running = {k: v for k, v in stack.running_settings(cfg).items() if k != "broker"}
+    stack.runtime_file(cfg).write_text(json.dumps({"running": running}))
+    old = stack.running_pid
+    stack.running_pid = lambda c: 4242   # as if its supervisor were running
+    try:
+        live = stack.load_stack_config(p, tmp_path)
+    finally:
+        stack.running_pid = old
+    assert live.broker == {}
+    assert "[broker] auto.create.topics.enable=false" in stack.restart_needed(live)

@@ -104,9 +104,8 @@ def check_listeners(listeners: list[Listener]) -> None:
         binds.add((lst.host, lst.port))
 
 
-# broker setting -> the topic-level config its value is the default of (min.insync.replicas is
-# the broker's own: its topics' value comes from the coordinator)
-_LOG_KEYS = {k: v for k, v in server_properties.TOPIC_SYNONYMS.items() if k != "min.insync.replicas"}
+# broker setting -> the topic-level config its value is the default of
+_LOG_KEYS = server_properties.TOPIC_SYNONYMS
 # broker setting -> BrokerConfig attribute
 _ATTRIBUTES = {
     "auto.create.topics.enable": "auto_create_topics",
@@ -155,8 +154,9 @@ class BrokerConfig:
     group_min_session_timeout_ms: int = server_properties.SESSION_TIMEOUT_BOUNDS[0]
     group_max_session_timeout_ms: int = server_properties.SESSION_TIMEOUT_BOUNDS[1]
     delete_topic_enable: bool = True
-    group_consumer_heartbeat_interval_ms: int = 1000  # KIP-848 groups; Kafka's 5000 (see consumer_groups.py)
-    group_consumer_session_timeout_ms: int = 45000
+    # KIP-848 groups; Kafka's heartbeat is 5000 (see consumer_groups.py)
+    group_consumer_heartbeat_interval_ms: int = server_properties.CONSUMER_GROUP_TIMING[0]
+    group_consumer_session_timeout_ms: int = server_properties.CONSUMER_GROUP_TIMING[1]
     group_consumer_migration_policy: str = "bidirectional"   # Kafka 4.0's default (KIP-848 online migration)
     retention_check_interval_ms: int = 300_000
     cleaner_backoff_ms: int = 15_000     # log.cleaner.backoff.ms: how often compacted topics are looked at

@@ -112,6 +112,9 @@ def coordinator_parser() -> argparse.ArgumentParser:
                    help="min.insync.replicas of new topics, capped at their factor (default 1).")
     p.add_argument("--default-partitions", metavar="<int>", type=_at_least_one, default=1,
                    help="Partitions of a topic created without a count (num.partitions) (default 1).")
+    p.add_argument("-o", "--set", dest="option", action="append", default=[], metavar="<KEY=VALUE>",
+                   help="A broker setting the coordinator also shows and enforces, as Kafka's controller "
+                        "does: delete.topic.enable, or a log.* topic default (repeatable).")
     p.add_argument("--leader-imbalance-check-interval-s", metavar="<float>", type=float, default=300.0,
                    help="How often preferred leaders are given their partitions back (Kafka's "
                         "leader.imbalance.check.interval.seconds; default 300); 0 turns "
@@ -186,12 +189,24 @@ def _coordinator(args: argparse.Namespace) -> int:
     from sandbox.coordinator import JournalCorruptError, JournalLockedError
     from sandbox.coordinator.cli import run
 
+    from sandbox import server_properties
+
     data_dir = args.data_dir
+    try:
+        settings = server_properties.normalize(
+            key_values(args.option, "setting", "-o delete.topic.enable=false"))
+        other = sorted(set(settings) - set(server_properties.SHOWN_BY_COORDINATOR))
+        if other:
+            raise ValueError(f"{other[0]} is a broker's setting; the coordinator takes "
+                             f"{', '.join(server_properties.SHOWN_BY_COORDINATOR)}")
+    except ValueError as e:
+        _fail(f"{e}.", 2)
     try:
         return run(args.port, data_dir, host=args.host, session_timeout_ms=args.session_timeout_ms,
                    log_level=args.log_level, default_replication_factor=args.default_replication_factor,
                    min_insync_replicas=args.min_insync_replicas, default_partitions=args.default_partitions,
-                   leader_imbalance_check_interval_s=args.leader_imbalance_check_interval_s)
+                   leader_imbalance_check_interval_s=args.leader_imbalance_check_interval_s,
+                   settings=settings)
     except JournalLockedError as e:   # another live process has it: nothing to repair or move aside
         from sandbox.lifecycle import config_exit
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox import lifecycle
@@ -51,6 +51,9 @@ class CoordinatorConfig:
     feed_capacity: int = DEFAULT_CAPACITY
     snapshot_every: int = 1000
     max_request_bytes: int = MAX_REQUEST_BYTES
+    # broker settings it shows and enforces as Kafka's controller does (delete.topic.enable, the
+    # log.* topic defaults): server_properties.SHOWN_BY_COORDINATOR
+    settings: dict[str, str] = field(default_factory=dict)
 
 
 class CoordinatorServer(lifecycle.Service):

@@ -388,6 +388,7 @@ def load_stack_config(config_path: Path | None, cwd: Path, *, last_good: bool = 
     cfg = cfg.with_overrides(**rt) if rt else cfg
     running = _read_runtime(runtime_file(cfg)).get("running")
     if running:   # while the stack runs, it is what it was started as, whatever the file says now
+        running.setdefault("broker", {})   # a stack started before [broker] existed ran with none
         try:
             live = cfg.with_overrides(**running)
         except ConfigError:

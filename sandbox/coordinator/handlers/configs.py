@@ -13,6 +13,8 @@ from .common import NO_CONTROLLER, broker_list
 def server_configs(server) -> dict[str, str]:
     """The coordinator's own (read-only) settings, shown for a BROKER resource."""
     return {
+        "delete.topic.enable": "true",
+        **server.config.settings,
         "process.roles": "controller",
         "broker.session.timeout.ms": str(server.session_timeout_ms),
         "num.partitions": str(server.default_partitions),
