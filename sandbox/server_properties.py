@@ -81,6 +81,8 @@ SETTINGS: dict[str, Setting] = {
     "offsets.topic.num.partitions": _POSITIVE,
     "offsets.topic.replication.factor": _POSITIVE,
     "offsets.commit.timeout.ms": _POSITIVE,
+    "offsets.retention.minutes": _POSITIVE,
+    "offsets.retention.check.interval.ms": Setting("int", 1, high=LONG_MAX),
     "transaction.max.timeout.ms": _POSITIVE,
     "transactional.id.expiration.ms": _POSITIVE,
     "transaction.state.log.num.partitions": _POSITIVE,

@@ -115,7 +115,7 @@ class BrokerProcess:
     def __init__(self, data_dir: Path, port: int | None = None, options: list[str] | None = None,
                  log_path: Path | None = None, coordinator: str | None = None) -> None:
         self.data_dir = Path(data_dir)
-        self.port = port or free_port()
+        self.port = port or listen_port()   # below the ephemeral range: see listen_port
         self.options = options or []
         self.coordinator = coordinator   # "host:port" of a separate `sandbox coordinator`
         self.log_path = log_path or (self.data_dir.parent / f"broker-{self.port}.stderr")

@@ -37,6 +37,8 @@ def broker_configs(state) -> dict[str, str]:
         "offsets.topic.replication.factor": str(c.offsets_topic_replication_factor),
         "offsets.topic.num.partitions": str(c.offsets_topic_num_partitions),
         "offsets.commit.timeout.ms": str(c.offsets_commit_timeout_ms),
+        "offsets.retention.minutes": str(c.offsets_retention_minutes),
+        "offsets.retention.check.interval.ms": str(c.offsets_retention_check_interval_ms),
         "transaction.state.log.replication.factor": "1",
         "unclean.leader.election.enable": "false",
         "socket.request.max.bytes": str(c.max_request_bytes),

@@ -125,6 +125,8 @@ _ATTRIBUTES = {
     "offsets.topic.num.partitions": "offsets_topic_num_partitions",
     "offsets.topic.replication.factor": "offsets_topic_replication_factor",
     "offsets.commit.timeout.ms": "offsets_commit_timeout_ms",
+    "offsets.retention.minutes": "offsets_retention_minutes",
+    "offsets.retention.check.interval.ms": "offsets_retention_check_interval_ms",
     "transaction.max.timeout.ms": "transaction_max_timeout_ms",
     "transactional.id.expiration.ms": "transactional_id_expiration_ms",
     "transaction.state.log.num.partitions": "transaction_state_log_num_partitions",
@@ -165,6 +167,8 @@ class BrokerConfig:
     offsets_topic_num_partitions: int = 10      # __consumer_offsets partitions (Kafka's 50)
     offsets_topic_replication_factor: int = 3   # capped at the live brokers when the topic is made
     offsets_commit_timeout_ms: int = 5000       # how long a commit waits for the ISR
+    offsets_retention_minutes: int = 7 * 24 * 60   # a group's offsets expire this long after it emptied (KIP-211)
+    offsets_retention_check_interval_ms: int = 600_000   # how often expired offsets are looked for
     transaction_max_timeout_ms: int = 900_000   # transaction.max.timeout.ms (15 minutes)
     transactional_id_expiration_ms: int = 7 * 24 * 3600 * 1000   # an idle transactional id is forgotten
     transaction_state_log_num_partitions: int = 10       # __transaction_state partitions (Kafka's 50)

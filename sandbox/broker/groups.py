@@ -20,7 +20,7 @@ from sandbox.protocol.errors import (
     INVALID_GROUP_ID, NON_EMPTY_GROUP, NONE, OFFSET_METADATA_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION,
 )
 from sandbox.broker.group_model import (
-    DEAD, EMPTY, GroupDescription, JoinResult, SyncResult, join_error,
+    DEAD, EMPTY, STABLE, GroupDescription, JoinResult, SyncResult, join_error,
 )
 from sandbox.broker.offsets import OffsetStore
 
@@ -79,6 +79,7 @@ class GroupCoordinator:
         self._peers = peers
         self._peer_of: dict[int, str] = {}  # parked request -> the client's "host:port"
         self._peers_checked = float("-inf")
+        self._active_at: dict[str, int] = {}   # group -> when it was last seen with members (ms)
 
     # ------------------------------------------------------------------ requests that may wait
     async def join_group(self, group_id: str, member_id: str, group_instance_id: str | None,
@@ -237,11 +238,10 @@ class GroupCoordinator:
 
     def fetch_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None
                       ) -> dict[tuple[str, int], tuple[int, int, str]]:
-        committed = self.offsets.group_offsets(group_id)
+        committed = {k: (c.offset, c.leader_epoch, c.metadata) for k, c in self.offsets.group_offsets(group_id).items()}
         if partitions is None:
-            return {k: tuple(v) for k, v in committed.items()}  # type: ignore[misc]
-        return {(t, p): tuple(committed[(t, p)]) if (t, p) in committed else (-1, -1, "")  # type: ignore[misc]
-                for t, p in partitions}
+            return committed
+        return {(t, p): committed.get((t, p), (-1, -1, "")) for t, p in partitions}
 
     def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]
                        ) -> tuple[int, list[tuple[str, int, int]]]:
@@ -286,6 +286,61 @@ class GroupCoordinator:
         keep = [(t, p, c.offset, c.leader_epoch, c.metadata) for (t, p), c in committed.items() if (t, p) not in gone]
         self.offsets.delete_group(group_id)
         self.offsets.commit(group_id, keep)
+
+    # ------------------------------------------------------------------ offsets.retention.minutes
+    def expire_offsets(self, now_ms: int, retention_ms: int) -> dict[str, int]:
+        """Kafka's offset expiration (KIP-211), run every offsets.retention.check.interval.ms:
+        - a group without members loses its offsets once `retention_ms` has passed since it was
+          last seen with members or last committed, whichever is later (Kafka counts from when it
+          became empty, a moment it keeps in its group metadata record; this broker knows it only
+          while it runs, and the group's last commit stands in for it after a restart);
+        - a group whose members are settled (classic Stable, or KIP-848 with members) loses, each
+          by its own commit time, the offsets of topics none of its members subscribes to;
+        - a rebalancing group, and offsets a transaction holds, keep theirs.
+        A group left with neither offsets nor members is forgotten. Returns {group: offsets gone}."""
+        out: dict[str, int] = {}
+        pending = getattr(self.offsets, "txn_pending", lambda g, t, p: False)
+        for group in self.offsets.groups():
+            offs = self.offsets.group_offsets(group)
+            members, subscribed = self._settled_subscription(group)
+            if members:
+                self._active_at[group] = now_ms
+                expired = [] if subscribed is None else [
+                    tp for tp, c in offs.items()
+                    if tp[0] not in subscribed and 0 <= c.commit_timestamp <= now_ms - retention_ms]
+            else:
+                base = max([c.commit_timestamp for c in offs.values()] + [self._active_at.get(group, -1)])
+                if base < 0:   # commit times unknown (an old journal's): count from now
+                    self._active_at[group] = base = now_ms
+                expired = list(offs) if base <= now_ms - retention_ms else []
+            expired = [tp for tp in expired if not pending(group, *tp)]
+            if not expired:
+                continue
+            try:
+                self._forget(group, set(expired), offs)
+            except OSError as e:   # not writable now (moving, full disk): next time
+                log.warning("expired offsets of group %r not removed yet: %s", group, e)
+                continue
+            out[group] = len(expired)
+            if not members and len(expired) == len(offs):
+                self.machine.delete(group)
+                self.consumer.machine.delete(group)
+                self._active_at.pop(group, None)
+        for group in [g for g in self._active_at if g not in self.machine.groups and g not in self.consumer
+                      and g not in set(self.offsets.groups())]:
+            del self._active_at[group]
+        return out
+
+    def _settled_subscription(self, group: str) -> tuple[bool, set[str] | None]:
+        """(has members, the topics they subscribe to; None while that is not settled or known)."""
+        if group in self.consumer:
+            if not self.consumer.machine.has_members(group):
+                return False, None
+            return True, self.consumer.machine.subscribed_topics(group)
+        g = self.machine.groups.get(group)
+        if g is None or g.state == EMPTY:
+            return False, None
+        return True, self.machine.subscribed_topics(group) if g.state == STABLE else None
 
     def delete_offsets_for_topic(self, topic: str) -> int:
         return self.offsets.delete_topic(topic)

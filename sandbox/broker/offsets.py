@@ -24,6 +24,7 @@ class CommittedOffset(NamedTuple):
     offset: int
     leader_epoch: int
     metadata: str
+    commit_timestamp: int = -1   # ms since the epoch; offsets.retention.minutes counts from it
 
 
 class OffsetStore:

@@ -144,7 +144,7 @@ class TopicOffsetStore:
         offs = self._views[index].setdefault(group, {})
         txn = self._txn[index]
         for (t, p, o, e, m), record in zip(rows, at):
-            offs[(t, int(p))] = CommittedOffset(int(o), int(e), m or "")
+            offs[(t, int(p))] = CommittedOffset(int(o), int(e), m or "", now)
             txn.written(group, (t, int(p)), record)
 
     def commit_txn(self, group: str, producer_id: int, producer_epoch: int, entries: Iterable[Entry]) -> None:
@@ -165,7 +165,7 @@ class TopicOffsetStore:
                                          for t, p, o, e, m in rows], producer=(producer_id, producer_epoch))
         txn = self._txn[index]
         for (t, p, o, e, m), record in zip(rows, at):
-            txn.add(producer_id, group, (t, int(p)), CommittedOffset(int(o), int(e), m or ""), record)
+            txn.add(producer_id, group, (t, int(p)), CommittedOffset(int(o), int(e), m or "", now), record)
 
     def complete_txn(self, index: int, producer_id: int, commit: bool) -> int:
         """The transaction's marker is on partition `index` (and replicated): its offset commits
@@ -325,7 +325,8 @@ def _apply_txn_record(txn: TxnOffsets, producer_id: int, at: int, key: bytes, va
     except (ValueError, IndexError, UnicodeDecodeError) as e:
         log.warning("unreadable transactional record in %s skipped: %s", OFFSETS_TOPIC, e)
         return
-    txn.add(producer_id, k.group, (k.topic, k.partition), CommittedOffset(v.offset, v.leader_epoch, v.metadata), at)
+    txn.add(producer_id, k.group, (k.topic, k.partition),
+            CommittedOffset(v.offset, v.leader_epoch, v.metadata, v.commit_timestamp), at)
 
 
 def _apply_record(view: View, key: bytes, value: bytes | None) -> OffsetKey | None:
@@ -345,5 +346,6 @@ def _apply_record(view: View, key: bytes, value: bytes | None) -> OffsetKey | No
     except (ValueError, IndexError, UnicodeDecodeError) as e:   # struct.error is a ValueError
         log.warning("unreadable record in %s skipped: %s", OFFSETS_TOPIC, e)
         return None
-    view.setdefault(k.group, {})[(k.topic, k.partition)] = CommittedOffset(v.offset, v.leader_epoch, v.metadata)
+    view.setdefault(k.group, {})[(k.topic, k.partition)] = CommittedOffset(v.offset, v.leader_epoch, v.metadata,
+                                                                          v.commit_timestamp)
     return k

@@ -77,6 +77,7 @@ class BrokerServer(lifecycle.Service):
             asyncio.create_task(lifecycle.every(interval, fn, log, self._housekeeping_failed))
             for interval, fn in ((0.1, self._tick_groups),
                                  (cfg.retention_check_interval_ms / 1000, self.state.apply_retention),
+                                 (cfg.offsets_retention_check_interval_ms / 1000, self._expire_offsets),
                                  (cfg.checkpoint_interval_ms / 1000, self.state.checkpoint),
                                  (cfg.cleaner_backoff_ms / 1000, self.state.compact),
                                  (1.0, self._flush_due),
@@ -122,6 +123,17 @@ class BrokerServer(lifecycle.Service):
     def _tick_groups(self) -> None:
         if self.state.groups is not None:
             self.state.groups.expire()
+
+    def _expire_offsets(self) -> None:
+        """offsets.retention.minutes: committed offsets of groups that stopped using them (KIP-211)."""
+        if self.state.groups is None:
+            return
+        retention_ms = self.config.offsets_retention_minutes * 60_000
+        for group, n in self.state.groups.expire_offsets(int(time.time() * 1000), retention_ms).items():
+            log.info("group %s: %d committed offset(s) expired (offsets.retention.minutes=%d)", group, n,
+                     self.config.offsets_retention_minutes)
+            emit_event("offsets-expired", {"group": group, "offsets": n,
+                                           "retention_minutes": self.config.offsets_retention_minutes})
 
     async def _tick_transactions(self) -> None:
         if self.state.txns is not None:

@@ -112,7 +112,11 @@ def state(tmp_path):
     s.logs.close()
 
 
+T = 1_000_000   # the stores' wall clock, in ms: every commit's timestamp
+
+
 def store_for(state, **kw) -> TopicOffsetStore:
+    kw.setdefault("clock", lambda: T / 1000)
     store = TopicOffsetStore(state, partitions=4, fsync=False, **kw)
     store.on_metadata()
     return store
@@ -128,9 +132,9 @@ def test_commits_are_records_read_back_by_the_next_leader(state):
     assert plog.log_end_offset >= 3 and a.leads("g1")
     # another leader (a new store, as after a failover) reads the same log
     b = store_for(state)
-    assert b.get("g1", "t", 0) == (6, 1, "")
-    assert b.group_offsets("g1") == {("t", 0): (6, 1, ""), ("t", 1): (7, -1, "")}
-    assert b.get("g2", "u", 0) == (3, -1, "x")
+    assert b.get("g1", "t", 0) == (6, 1, "", T)   # the commit time comes back too
+    assert b.group_offsets("g1") == {("t", 0): (6, 1, "", T), ("t", 1): (7, -1, "", T)}
+    assert b.get("g2", "u", 0) == (3, -1, "x", T)
     assert sorted(b.groups()) == ["g1", "g2"]
 
 
@@ -157,7 +161,7 @@ def test_deletes_are_tombstones(state):
     assert s.delete_topic("u") == 1
     assert s.delete_group("h") and not s.delete_group("h")
     again = store_for(state)
-    assert again.group_offsets("g") == {("t", 0): (1, -1, "")}
+    assert again.group_offsets("g") == {("t", 0): (1, -1, "", T)}
     assert "h" not in again.groups()
     index = partition_for("h", 4)
     _, _, key, value, _ = list(_records(state, index))[-1]
@@ -197,12 +201,12 @@ def test_the_journal_of_earlier_versions_moves_into_the_topic_once(state, tmp_pa
         old.commit("gone", [("t", 0, 1, -1, "")])
         old.delete_group("gone")
     s = store_for(state, legacy_dir=legacy)
-    assert s.get("g1", "t", 0) == (10, 2, "meta") and s.get("g2", "t", 1) == (20, -1, "")
+    assert s.get("g1", "t", 0) == (10, 2, "meta", T) and s.get("g2", "t", 1) == (20, -1, "", T)
     assert "gone" not in s.groups()
     assert not (legacy / JOURNAL).exists() and (legacy / (JOURNAL + ".migrated")).exists()
     assert not s.has_legacy()
     again = store_for(state, legacy_dir=legacy)   # read from the topic now, nothing migrated twice
-    assert again.get("g1", "t", 0) == (10, 2, "meta")
+    assert again.get("g1", "t", 0) == (10, 2, "meta", T)
     assert sum(1 for _ in _records(state, partition_for("g1", 4))) == 1
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_offsets_topic import OFFSETS, FakeState, store_for   # the same fake broker state
+from test_offsets_topic import OFFSETS, T, FakeState, store_for   # the same fake broker state
 
 from sandbox.broker.offsets_records import partition_for
 from sandbox.broker.offsets_topic import OffsetsNotWritable
@@ -34,7 +34,7 @@ def test_pending_until_the_commit_marker_then_committed(state):
     assert not s.txn_pending("g", "t", 2) and not s.txn_pending("other", "t", 0)
     index = marker(state, "g", 7, True)
     assert s.complete_txn(index, 7, True) == 2
-    assert s.get("g", "t", 0) == (10, -1, "m") and s.get("g", "t", 1) == (20, -1, "")
+    assert s.get("g", "t", 0) == (10, -1, "m", T) and s.get("g", "t", 1) == (20, -1, "", T)
     assert not s.txn_pending("g", "t", 0)
     assert s.complete_txn(index, 7, True) == 0   # a second marker (a retry) changes nothing
 
@@ -73,7 +73,7 @@ def test_a_new_leader_reads_committed_aborted_and_open_transactions_back(state):
     marker(state, "g", 8, False)
     s.commit_txn("g", 9, 0, [("t", 2, 30, -1, "")])   # still open at the failover
     again = store_for(state)
-    assert again.group_offsets("g") == {("t", 0): (10, -1, "x"), ("t", 1): (1, -1, ""), ("t", 2): (1, -1, "")}
+    assert again.group_offsets("g") == {("t", 0): (10, -1, "x", T), ("t", 1): (1, -1, "", T), ("t", 2): (1, -1, "", T)}
     assert again.txn_pending("g", "t", 2) and not again.txn_pending("g", "t", 1)
     again.complete_txn(marker(state, "g", 9, True), 9, True)
     assert again.get("g", "t", 2).offset == 30
