@@ -378,8 +378,11 @@ class ConsumerGroupMachine(ClassicMembers):
         return group is not None and bool(group.members)
 
     def subscribed_topics(self, group_id: str) -> set[str]:
+        """Topics the members subscribe to: by name (whether they exist or not) and by regex."""
         group = self.groups.get(group_id)
-        return set(group.metadata) if group is not None else set()
+        if group is None:
+            return set()
+        return set(group.metadata).union(*(m.topic_names for m in group.members.values()))
 
     def delete(self, group_id: str) -> bool:
         """Drop an empty group (DeleteGroups, or a classic group taking the id): False if it has members."""

@@ -62,7 +62,7 @@ class GroupCoordinator:
                  peers: Callable[[], set[str] | None] | None = open_peers,
                  consumer_heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
                  consumer_session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
-                 migration_policy: str = "bidirectional") -> None:
+                 migration_policy: str = "bidirectional", wall: Callable[[], float] = time.time) -> None:
         self.offsets = offsets
         self._clock = clock
         self._partition_exists = partition_exists
@@ -79,7 +79,9 @@ class GroupCoordinator:
         self._peers = peers
         self._peer_of: dict[int, str] = {}  # parked request -> the client's "host:port"
         self._peers_checked = float("-inf")
-        self._active_at: dict[str, int] = {}   # group -> when it was last seen with members (ms)
+        self._wall = wall   # seconds since the epoch: the clock commit timestamps are taken from
+        # group -> when this broker last saw it with members, or first saw it at all (ms)
+        self._active_at: dict[str, int] = {}
 
     # ------------------------------------------------------------------ requests that may wait
     async def join_group(self, group_id: str, member_id: str, group_instance_id: str | None,
@@ -291,9 +293,10 @@ class GroupCoordinator:
     def expire_offsets(self, now_ms: int, retention_ms: int) -> dict[str, int]:
         """Kafka's offset expiration (KIP-211), run every offsets.retention.check.interval.ms:
         - a group without members loses its offsets once `retention_ms` has passed since it was
-          last seen with members or last committed, whichever is later (Kafka counts from when it
+          last seen with members or last committed, whichever is later. Kafka counts from when it
           became empty, a moment it keeps in its group metadata record; this broker knows it only
-          while it runs, and the group's last commit stands in for it after a restart);
+          while it runs, so a group it has not seen with members counts from when this broker first
+          saw it (its start, or its taking over the group's partition): never sooner than Kafka;
         - a group whose members are settled (classic Stable, or KIP-848 with members) loses, each
           by its own commit time, the offsets of topics none of its members subscribes to;
         - a rebalancing group, and offsets a transaction holds, keep theirs.
@@ -309,16 +312,15 @@ class GroupCoordinator:
                     tp for tp, c in offs.items()
                     if tp[0] not in subscribed and 0 <= c.commit_timestamp <= now_ms - retention_ms]
             else:
-                base = max([c.commit_timestamp for c in offs.values()] + [self._active_at.get(group, -1)])
-                if base < 0:   # commit times unknown (an old journal's): count from now
-                    self._active_at[group] = base = now_ms
+                seen = self._active_at.setdefault(group, now_ms)
+                base = max([c.commit_timestamp for c in offs.values()] + [seen])
                 expired = list(offs) if base <= now_ms - retention_ms else []
             expired = [tp for tp in expired if not pending(group, *tp)]
             if not expired:
                 continue
             try:
                 self._forget(group, set(expired), offs)
-            except OSError as e:   # not writable now (moving, full disk): next time
+            except Exception as e:   # not writable now (moving, full disk): next time; the others go on
                 log.warning("expired offsets of group %r not removed yet: %s", group, e)
                 continue
             out[group] = len(expired)
@@ -391,6 +393,8 @@ class GroupCoordinator:
         return out
 
     def _event(self, kind: str, info: dict[str, Any]) -> None:
+        if kind == "member_removed" and info.get("group"):   # it had members until now
+            self._active_at[info["group"]] = int(self._wall() * 1000)
         if kind == "member_removed" and info.get("reason") != "left":
             log.info("group %s: member %s removed (%s)", info.get("group"), info.get("member"), info.get("reason"))
         if self._on_event is not None:

@@ -129,7 +129,8 @@ class BrokerServer(lifecycle.Service):
         if self.state.groups is None:
             return
         retention_ms = self.config.offsets_retention_minutes * 60_000
-        for group, n in self.state.groups.expire_offsets(int(time.time() * 1000), retention_ms).items():
+        now_ms = int(self.state.clock() * 1000)   # the clock commit timestamps are taken from
+        for group, n in self.state.groups.expire_offsets(now_ms, retention_ms).items():
             log.info("group %s: %d committed offset(s) expired (offsets.retention.minutes=%d)", group, n,
                      self.config.offsets_retention_minutes)
             emit_event("offsets-expired", {"group": group, "offsets": n,

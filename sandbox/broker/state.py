@@ -162,7 +162,7 @@ class BrokerState(DiskFolders):
             max_session_timeout_ms=self.config.group_max_session_timeout_ms,
             consumer_heartbeat_interval_ms=self.config.group_consumer_heartbeat_interval_ms,
             consumer_session_timeout_ms=self.config.group_consumer_session_timeout_ms,
-            migration_policy=self.config.group_consumer_migration_policy,
+            migration_policy=self.config.group_consumer_migration_policy, wall=self.clock,
         )
         cfg = self.config
         self.txns = TxnCoordinator(

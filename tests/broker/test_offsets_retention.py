@@ -38,13 +38,14 @@ def state(tmp_path):
 
 def coordinator(state, wall):
     store = store_for(state, clock=wall)
-    return GroupCoordinator(store, clock=Clock(), peers=None), store
+    return GroupCoordinator(store, clock=Clock(), peers=None, wall=wall), store
 
 
 def test_a_group_without_members_keeps_its_offsets_for_the_retention_after_its_last_commit(state):
     wall = Wall()
     gc, store = coordinator(state, wall)
     gc.commit_offsets("solo", -1, "", None, [("t", 0, 5, -1, ""), ("t", 1, 6, -1, "")])
+    assert gc.expire_offsets(wall.ms, RETENTION_MS) == {}   # the broker has seen the group since then
     wall.ms += 3 * DAY_MS
     gc.commit_offsets("solo", -1, "", None, [("t", 0, 9, -1, "")])   # a later commit restarts the count
     wall.ms += RETENTION_MS - 1
@@ -55,6 +56,22 @@ def test_a_group_without_members_keeps_its_offsets_for_the_retention_after_its_l
     assert gc.fetch_offsets("solo", None) == {} and "solo" not in store.groups()
     # tombstones: the next leader of the partition reads none back
     assert store_for(state, clock=wall).group_offsets("solo") == {}
+
+
+def test_a_group_this_broker_never_saw_counts_from_when_it_first_sees_it(state):
+    """After a restart (or on taking over the group's partition) the broker does not know when a
+    group last had members: Kafka would know, so the count starts at first sight, never sooner."""
+    wall = Wall()
+    before, _ = coordinator(state, wall)
+    before.commit_offsets("old", -1, "", None, [("t", 0, 5, -1, "")])
+    wall.ms += 30 * DAY_MS   # the stack was stopped for a month
+    gc, store = coordinator(state, wall)   # a new broker process reads the offsets back
+    assert store.get("old", "t", 0).offset == 5
+    assert gc.expire_offsets(wall.ms, RETENTION_MS) == {}
+    wall.ms += RETENTION_MS - 1
+    assert gc.expire_offsets(wall.ms, RETENTION_MS) == {}
+    wall.ms += 1
+    assert gc.expire_offsets(wall.ms, RETENTION_MS) == {"old": 1}
 
 
 def test_a_settled_group_loses_only_the_offsets_of_topics_it_no_longer_reads(state):
@@ -69,7 +86,9 @@ def test_a_settled_group_loses_only_the_offsets_of_topics_it_no_longer_reads(sta
         wall.ms += RETENTION_MS
         assert gc.expire_offsets(wall.ms, RETENTION_MS) == {"live": 1}
         assert gc.fetch_offsets("live", None) == {("t", 0): (1, -1, "")}   # still subscribed to t
-        # the member leaves: the group counts from when it was last seen with members
+        # the member leaves an hour later: the group counts from that moment, not from its commits
+        # nor from the last sweep
+        wall.ms += 3600_000
         gc.leave_group("live", [(r.member_id, None)])
         await settle()
         wall.ms += RETENTION_MS - 1
@@ -104,6 +123,7 @@ def test_offsets_a_transaction_holds_stay(state):
     gc, store = coordinator(state, wall)
     gc.commit_offsets("g", -1, "", None, [("t", 0, 1, -1, ""), ("t", 1, 1, -1, "")])
     store.commit_txn("g", 7, 0, [("t", 1, 5, -1, "")])   # still open
+    assert gc.expire_offsets(wall.ms, RETENTION_MS) == {}
     wall.ms += RETENTION_MS
     assert gc.expire_offsets(wall.ms, RETENTION_MS) == {"g": 1}
     assert gc.fetch_offsets("g", None) == {("t", 1): (1, -1, "")} and store.txn_pending("g", "t", 1)
