@@ -328,8 +328,9 @@ class GroupCoordinator:
                 self.machine.delete(group)
                 self.consumer.machine.delete(group)
                 self._active_at.pop(group, None)
-        for group in [g for g in self._active_at if g not in self.machine.groups and g not in self.consumer
-                      and g not in set(self.offsets.groups())]:
+        known = set(self.offsets.groups())
+        for group in [g for g in self._active_at if g not in known and g not in self.machine.groups
+                      and g not in self.consumer]:
             del self._active_at[group]
         return out
 
