@@ -334,6 +334,11 @@ class GroupCoordinator:
             del self._active_at[group]
         return out
 
+    def not_coordinating(self, groups: list[str]) -> None:
+        """These groups' partition is led elsewhere now: what this broker saw of them is stale."""
+        for group in groups:
+            self._active_at.pop(group, None)
+
     def _settled_subscription(self, group: str) -> tuple[bool, set[str] | None]:
         """(has members, the topics they subscribe to; None while that is not settled or known)."""
         if group in self.consumer:

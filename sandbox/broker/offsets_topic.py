@@ -115,8 +115,10 @@ class TopicOffsetStore:
         self._txn.pop(index, None)
         groups = getattr(self.state, "groups", None)
         if groups is not None:   # members re-find the coordinator (NOT_COORDINATOR meanwhile)
-            for gid in [g for g in groups.machine.groups if self.partition_for(g) == index]:
+            moved = [g for g in groups.machine.groups if self.partition_for(g) == index]
+            for gid in moved:
                 groups.machine.delete(gid)
+            groups.not_coordinating(moved + list(gone))
         log.info("%s-%d no longer led here: %d group(s) unloaded", OFFSETS_TOPIC, index, len(gone))
 
     # ---- reading ---------------------------------------------------------------------------

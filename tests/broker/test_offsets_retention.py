@@ -74,6 +74,27 @@ def test_a_group_this_broker_never_saw_counts_from_when_it_first_sees_it(state):
     assert gc.expire_offsets(wall.ms, RETENTION_MS) == {"old": 1}
 
 
+def test_a_group_whose_coordinator_moved_away_and_back_counts_afresh(state):
+    """While another broker led its partition the group may have had members: what this broker saw
+    before is stale."""
+    from sandbox.broker.offsets_records import partition_for
+
+    wall = Wall()
+    gc, store = coordinator(state, wall)
+    state.groups = gc
+    gc.commit_offsets("g", -1, "", None, [("t", 0, 5, -1, "")])
+    assert gc.expire_offsets(wall.ms, RETENTION_MS) == {}   # seen here
+    index = partition_for("g", 4)
+    state.lead([i for i in range(4) if i != index], epoch=1)
+    store.on_metadata()
+    wall.ms += 8 * DAY_MS
+    state.lead(range(4), epoch=2)
+    store.on_metadata()
+    assert gc.expire_offsets(wall.ms, RETENTION_MS) == {}   # first seen again only now
+    wall.ms += RETENTION_MS
+    assert gc.expire_offsets(wall.ms, RETENTION_MS) == {"g": 1}
+
+
 def test_a_settled_group_loses_only_the_offsets_of_topics_it_no_longer_reads(state):
     wall = Wall()
     gc, store = coordinator(state, wall)
