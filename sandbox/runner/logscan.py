@@ -11,9 +11,11 @@ from sandbox.lifecycle import parse_event_line
 
 #: the EVENT kinds the supervisor reads from a service's log
 SUPERVISED_EVENTS = re.compile(r"repair|stale-lock[\w-]*|config-error|storage-error|storage-ok|"
-                               r"stray-partition-deleted|stray-partition-set-aside|topic-restored")
+                               r"stray-partition-deleted|stray-partition-set-aside|topic-restored|offsets-expired")
 #: of those, the ones shown in status under their own kind (a broker's folders matched with the metadata)
 FOLDER_EVENTS = ("stray-partition-deleted", "stray-partition-set-aside", "topic-restored")
+#: and a group's committed offsets expired (offsets.retention.minutes): why a consumer started over
+GROUP_EVENTS = ("offsets-expired",)
 _MAX_SCAN = 4 << 20  # never read more than this much of a log in one go
 
 
@@ -74,6 +76,9 @@ def describe_event(kind: str, detail: dict) -> str:
     if kind == "topic-restored":
         return (f"topic {detail.get('topic')} put back from its folders on disk "
                 f"({detail.get('partitions', '?')} partition(s)): the metadata had lost it")
+    if kind == "offsets-expired":
+        return (f"group {detail.get('group')}: {detail.get('offsets', '?')} committed offset(s) expired "
+                f"(offsets.retention.minutes={detail.get('retention_minutes', '?')})")
     if kind == "repair":
         where = detail.get("segment") or detail.get("file") or detail.get("path")
         text = f"journal tail truncated: {detail.get('bytes', '?')} bytes"

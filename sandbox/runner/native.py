@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from sandbox.runner.logscan import FOLDER_EVENTS, describe_event, log_size, scan_events
+from sandbox.runner.logscan import FOLDER_EVENTS, GROUP_EVENTS, describe_event, log_size, scan_events
 from sandbox.runner.policy import RecoveryPolicy
 from sandbox.runner.probe import ProbeResult, kafka_probe, port_owner
 from sandbox.runner.process import Handle, RealSpawner, ServiceSpec, Spawner
@@ -343,6 +343,9 @@ class Supervisor(Recovery, Stopping, Rehearsal):
             if kind in FOLDER_EVENTS:
                 self._emit(svc, kind, describe_event(kind, detail), topic=detail.get("topic"),
                            partition=detail.get("partition"))
+                continue
+            if kind in GROUP_EVENTS:
+                self._emit(svc, kind, describe_event(kind, detail), group=detail.get("group"))
                 continue
             extra = {"bytes": detail["bytes"]} if "bytes" in detail else {}
             self._emit(svc, "repair", describe_event(kind, detail), source=kind, **extra)

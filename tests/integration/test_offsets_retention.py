@@ -1,7 +1,8 @@
-"""offsets.retention.minutes with a real broker and real librdkafka consumers: a group that went
-away loses its committed offsets after the retention (its consumers start over from
-auto.offset.reset, as against Kafka), a live group keeps the offsets of the topics it reads and
-loses those of a topic it no longer reads. One minute is the shortest retention Kafka allows."""
+"""offsets.retention.minutes with a real stack (`sandbox up`, set in sandbox.toml's [broker]) and
+real librdkafka consumers: a group that went away loses its committed offsets after the retention
+(its consumers start over from auto.offset.reset, as against Kafka) and `sandbox status` says so;
+a live group keeps the offsets of the topics it reads and loses those of a topic it no longer
+reads. One minute is the shortest retention Kafka allows."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from confluent_kafka import OFFSET_INVALID, TopicPartition
 from helpers import wait_for
 
 from .kit import consumer, create_topic, produce_all, producer
+from .stack_kit import events
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +28,13 @@ def _committed(bootstrap: str, group: str, parts: list[tuple[str, int]]) -> dict
         c.close()
 
 
-def test_committed_offsets_expire_after_offsets_retention_minutes(broker_factory):
-    broker = broker_factory(options=["offsets.retention.minutes=1", "offsets.retention.check.interval.ms=500"])
-    b = broker.bootstrap
+def test_committed_offsets_expire_after_offsets_retention_minutes(projects):
+    proj = projects("retention", brokers=1)
+    proj.write_toml(proj.toml + '\n[broker]\n"offsets.retention.minutes" = 1\n'
+                                '"offsets.retention.check.interval.ms" = 500\n')
+    r = proj.up()
+    assert r.returncode == 0, r.stdout + r.stderr
+    b = proj.bootstrap
     for topic in ("a", "b"):
         create_topic(b, topic, 1)
     produce_all(producer(b), "a", [(None, b"%d" % i) for i in range(10)])
@@ -60,6 +66,10 @@ def test_committed_offsets_expire_after_offsets_retention_minutes(broker_factory
         for _ in range(4):   # the live consumer keeps polling: a settled group
             live.poll(0.5)
         assert _committed(b, "live", [("a", 0)]) == {("a", 0): 7}
-        assert "offsets-expired" in broker.log_text()
+        # why the `gone` group's consumers would start over: in status
+        code, st = proj.status()
+        told = [e["detail"] for e in events(st, kind="offsets-expired")]
+        assert any(m.startswith("group gone: 1 committed offset(s) expired (offsets.retention.minutes=1)")
+                   for m in told), st.get("events")
     finally:
         live.close()

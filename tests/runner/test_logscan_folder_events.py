@@ -25,3 +25,13 @@ def test_folder_events_are_read_from_the_log_and_told_in_one_sentence(tmp_path):
     assert told == ["gone-0 deleted from disk: its topic was deleted while this broker was down",
                     "again-0 set aside as /d/again-0.ab-stray: it holds another topic of that name than its leader",
                     "topic orders put back from its folders on disk (3 partition(s)): the metadata had lost it"]
+
+
+def test_expired_offsets_are_read_from_the_log_and_told_with_the_group():
+    """Why a consumer started over from auto.offset.reset: its group's offsets expired."""
+    from sandbox.runner.logscan import GROUP_EVENTS, parse_events
+
+    found = parse_events(["2026-12-03 12:00:00,000 INFO sandbox.broker: " + event_line(
+        "offsets-expired", {"group": "billing", "offsets": 3, "retention_minutes": 10080})])
+    assert [k for k, _ in found] == ["offsets-expired"] and found[0][0] in GROUP_EVENTS
+    assert describe_event(*found[0]) == "group billing: 3 committed offset(s) expired (offsets.retention.minutes=10080)"
