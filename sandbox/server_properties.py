@@ -38,7 +38,6 @@ class Setting:
     kind: str                       # "bool", "int", "choice"
     low: int | None = None          # smallest int accepted
     choices: tuple[str, ...] = ()
-    coordinator: bool = False       # the coordinator applies it (too)
     why: str = ""                   # what the bound means, for the error sentence
     high: int = INT_MAX             # largest int accepted
     zero: bool = True               # 0 is accepted (retention: Kafka refuses 0, -1 means for ever)
@@ -89,10 +88,11 @@ SETTINGS: dict[str, Setting] = {
     "transaction.state.log.replication.factor": _POSITIVE,
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": _POSITIVE,
     "replica.lag.time.max.ms": Setting("int", 1, high=LONG_MAX),
-    "broker.session.timeout.ms": Setting("int", 1000, coordinator=True,
+    # the coordinator's (broker.session.timeout.ms the brokers' too): see coordinator_options
+    "broker.session.timeout.ms": Setting("int", 1000,
                                          why="brokers heartbeat twice a second; a shorter session fences them"),
-    "auto.leader.rebalance.enable": Setting("bool", coordinator=True),
-    "leader.imbalance.check.interval.seconds": Setting("int", 1, coordinator=True, high=LONG_MAX),
+    "auto.leader.rebalance.enable": Setting("bool"),
+    "leader.imbalance.check.interval.seconds": Setting("int", 1, high=LONG_MAX),
     # given by `sandbox broker -o` only (the stack passes them from [sandbox])
     "num.partitions": _POSITIVE,
     "default.replication.factor": _POSITIVE,
