@@ -195,11 +195,14 @@ def coordinator_settings(settings: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in settings.items() if k in SHOWN_BY_COORDINATOR}
 
 
+def as_options(settings: dict[str, str]) -> list[str]:
+    """`-o KEY=VALUE` pairs, as `sandbox broker` and `sandbox coordinator` take them."""
+    return [arg for key, value in settings.items() for arg in ("-o", f"{key}={value}")]
+
+
 def coordinator_options(settings: dict[str, str]) -> list[str]:
     """The coordinator's command-line options for the settings it applies."""
-    out: list[str] = []
-    for key, value in coordinator_settings(settings).items():
-        out += ["-o", f"{key}={value}"]
+    out = as_options(coordinator_settings(settings))
     if "broker.session.timeout.ms" in settings:
         out += ["--session-timeout-ms", settings["broker.session.timeout.ms"]]
     if settings.get("auto.leader.rebalance.enable") == "false":

@@ -98,14 +98,23 @@ def test_a_coordinator_setting_given_to_a_broker_says_where_it_belongs():
 
 
 def test_every_setting_in_the_table_is_applied_somewhere():
-    """A setting the table accepts but nothing applies would be silently ignored."""
-    bc = BrokerConfig(data_dir=Path("x"))
+    """A setting the table accepts but nothing applies would be silently ignored: each one, given
+    a value other than its default, changes what the broker runs with."""
+    import dataclasses
+
     for key, s in server_properties.SETTINGS.items():
         if key in server_properties.COORDINATOR_ONLY:
             continue
-        value = {"bool": "false", "choice": s.choices[-1] if s.choices else ""}.get(
-            s.kind, str(max(s.low or 0, 2000)))   # 2000: within every bound the others' defaults set
-        bc.apply_overrides({key: value})   # raises for a key the broker does not map
+        before = dataclasses.asdict(BrokerConfig(data_dir=Path("x")))
+        values = {"bool": ["false"], "choice": list(s.choices)}.get(
+            s.kind, [str(max(s.low or 0, 2000) + 7)])   # within every bound the others' defaults set
+        changed = False
+        for value in values:   # one of a choice's values is its default
+            bc = BrokerConfig(data_dir=Path("x"))
+            bc.apply_overrides({key: value})   # raises for a key the broker does not map
+            assert set(vars(bc)) == set(before), f"{key} set an attribute BrokerConfig does not have"
+            changed = changed or dataclasses.asdict(bc) != before
+        assert changed, f"{key} changed nothing the broker runs with"
 
 
 def test_a_change_of_broker_settings_is_a_pending_restart(tmp_path):

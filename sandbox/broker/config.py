@@ -104,8 +104,6 @@ def check_listeners(listeners: list[Listener]) -> None:
         binds.add((lst.host, lst.port))
 
 
-# broker setting -> the topic-level config its value is the default of
-_LOG_KEYS = server_properties.TOPIC_SYNONYMS
 # broker setting -> BrokerConfig attribute
 _ATTRIBUTES = {
     "auto.create.topics.enable": "auto_create_topics",
@@ -202,8 +200,8 @@ class BrokerConfig:
         settings = server_properties.normalize(overrides)
         topic_level: dict[str, str] = {}
         for key, value in settings.items():
-            if key in _LOG_KEYS:
-                topic_level[_LOG_KEYS[key]] = value
+            if key in server_properties.TOPIC_SYNONYMS:   # the default of a topic-level config
+                topic_level[server_properties.TOPIC_SYNONYMS[key]] = value
                 if key == "message.max.bytes":
                     self.message_max_bytes = int(value)
             elif key in server_properties.COORDINATOR_ONLY:

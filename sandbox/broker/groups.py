@@ -399,9 +399,9 @@ class GroupCoordinator:
         return out
 
     def _event(self, kind: str, info: dict[str, Any]) -> None:
-        if kind == "member_removed" and info.get("group"):   # it had members until now
-            self._active_at[info["group"]] = int(self._wall() * 1000)
-        if kind == "member_removed" and info.get("reason") != "left":
-            log.info("group %s: member %s removed (%s)", info.get("group"), info.get("member"), info.get("reason"))
+        if kind == "member_removed":
+            self._active_at[info["group"]] = int(self._wall() * 1000)   # it had members until now
+            if info.get("reason") != "left":
+                log.info("group %s: member %s removed (%s)", info["group"], info.get("member"), info.get("reason"))
         if self._on_event is not None:
             self._on_event(kind, info)

@@ -16,8 +16,6 @@ def coordinator_defaults(cfg: SandboxConfig) -> list[str]:
 
 def broker_defaults(cfg: SandboxConfig) -> list[str]:
     """The same defaults as broker settings, then sandbox.toml's [broker] settings."""
-    out = ["-o", f"num.partitions={cfg.partitions}", "-o", f"default.replication.factor={cfg.replication}",
-           "-o", f"min.insync.replicas={cfg.min_insync_replicas}"]
-    for key, value in server_properties.for_broker(cfg.broker).items():
-        out += ["-o", f"{key}={value}"]
-    return out
+    return server_properties.as_options({"num.partitions": cfg.partitions, "default.replication.factor": cfg.replication,
+                                         "min.insync.replicas": cfg.min_insync_replicas,
+                                         **server_properties.for_broker(cfg.broker)})

@@ -65,6 +65,9 @@ def test_a_service_start_loads_no_cli_framework(tmp_path, command):
     (["coordinator"], "the following arguments are required: --data-dir"),
     (["broker", "--data-dir", "D", "--bogus"], "unrecognized arguments: --bogus"),
     (["broker", "--data-dir", "D", "-o", "nokey"], "setting 'nokey' is not KEY=VALUE"),
+    (["coordinator", "--data-dir", "D", "-o", "auto.create.topics.enable=false"],
+     "auto.create.topics.enable is a broker's setting; the coordinator takes delete.topic.enable, "),
+    (["coordinator", "--data-dir", "D", "-o", "log.segment.bytes=5"], "log.segment.bytes must be at least 1048576"),
 ])
 def test_bad_service_arguments_are_one_sentence(tmp_path, argv, words):
     argv = [str(tmp_path / "d") if a == "D" else a for a in argv]
