@@ -113,8 +113,10 @@ class BrokerProcess:
     """`sandbox broker` as a child process on a free port."""
 
     def __init__(self, data_dir: Path, port: int | None = None, options: list[str] | None = None,
-                 log_path: Path | None = None, coordinator: str | None = None) -> None:
+                 log_path: Path | None = None, coordinator: str | None = None,
+                 extra_args: list[str] | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.extra_args = list(extra_args or [])   # more `sandbox broker` flags, e.g. --sasl-port
         self.port = port or listen_port()   # below the ephemeral range: see listen_port
         self.options = options or []
         self.coordinator = coordinator   # "host:port" of a separate `sandbox coordinator`
@@ -132,6 +134,7 @@ class BrokerProcess:
             cmd += ["-o", o]
         if self.coordinator:
             cmd += ["--coordinator", self.coordinator]
+        cmd += self.extra_args
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
         wait_serving("broker", self.proc, self.port, timeout, self.log_text, give_up=self.stop)

@@ -10,6 +10,7 @@ from sandbox import server_properties
 from sandbox.log import LogConfig
 
 DEFAULT_LISTENER = "PLAINTEXT"
+SASL_LISTENER = "SASL_PLAINTEXT"   # a listener of this name authenticates (Kafka's default security map)
 LISTENER_SYNTAX = "NAME=BIND_HOST:PORT[,advertised=HOST:PORT]"
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 _WILDCARDS = {"0.0.0.0", "::", ""}
@@ -29,6 +30,11 @@ class Listener:
     @property
     def advertised(self) -> tuple[str, int]:
         return (self.advertised_host or self.host, self.advertised_port or self.port)
+
+    @property
+    def sasl(self) -> bool:
+        """Clients must authenticate (SASL_PLAINTEXT) before any request but ApiVersions."""
+        return self.name == SASL_LISTENER
 
 
 def _split_host_port(text: str, what: str, spec: str) -> tuple[str, int]:
@@ -178,14 +184,18 @@ class BrokerConfig:
     log: LogConfig = field(default_factory=LogConfig)
     # Explicit listeners (--listener); empty = one PLAINTEXT listener from host/port/advertised_*.
     listeners: list[Listener] = field(default_factory=list)
+    # --sasl-port: a SASL_PLAINTEXT listener beside the implicit PLAINTEXT one (same host, advertised host)
+    sasl_port: int | None = None
 
     def endpoints(self) -> list[Listener]:
         """The listeners to serve, the first being the primary one (its advertised address is
         the broker's address wherever no listener name applies)."""
         if self.listeners:
             return self.listeners
-        return [Listener(DEFAULT_LISTENER, self.host, self.port, self.advertised_host,
-                         self.advertised_port)]
+        primary = Listener(DEFAULT_LISTENER, self.host, self.port, self.advertised_host, self.advertised_port)
+        if self.sasl_port is None:
+            return [primary]
+        return [primary, Listener(SASL_LISTENER, self.host, self.sasl_port, self.advertised_host)]
 
     def listener(self, name: str) -> Listener | None:
         return next((lst for lst in self.endpoints() if lst.name == name), None)

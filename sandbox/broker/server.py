@@ -16,12 +16,13 @@ import time
 
 from sandbox import lifecycle
 from sandbox.lifecycle import serve_until_stopped, setup_logging  # noqa: F401  (setup_logging: re-exported)
-from sandbox.protocol import FrameError, frame_size
+from sandbox.protocol import DecodeError, FrameError, frame_size, peek_header
 
 from .config import DEFAULT_LISTENER, BrokerConfig
 from .file_reply import FileReply, discard as _discard, fetch_reply, sendfile_now
 from .handlers import REGISTRY
 from .handlers.k00_produce import STORAGE_ERRNOS
+from .sasl import MECHANISMS, SaslFailed, SaslSession
 from .state import BrokerState, emit_event
 
 log = logging.getLogger("sandbox.broker")
@@ -68,7 +69,10 @@ class BrokerServer(lifecycle.Service):
             self._servers.append(server)
         if not self.config.listeners:  # the implicit PLAINTEXT listener: keep --port 0 resolved
             self.config.port = listeners[0].port
-            await self._also_ipv6_loopback(listeners[0])
+            if self.config.sasl_port is not None:
+                self.config.sasl_port = listeners[1].port
+            for lst in listeners:
+                await self._also_ipv6_loopback(lst)
         await self.state.open()
         for server in self._servers:
             await server.start_serving()
@@ -88,7 +92,7 @@ class BrokerServer(lifecycle.Service):
             f"{lst.host}:{lst.port}" if not self.config.listeners else
             "{} {}:{} (advertised {}:{})".format(lst.name, lst.host, lst.port, *lst.advertised)
             for lst in listeners
-        ) + (f" and [::1]:{listeners[0].port}" if len(self._servers) > len(listeners) else "")
+        ) + "".join(f" and [::1]:{srv.sockets[0].getsockname()[1]}" for srv in self._servers[len(listeners):])
         log.info(
             "broker %d serving on %s (data %s, %d partitions, started in %.0f ms)",
             self.config.node_id, served, self.config.data_dir,
@@ -182,6 +186,7 @@ class BrokerServer(lifecycle.Service):
 
 
 PRODUCE_KEY = 0
+API_VERSIONS_KEY, SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY = 18, 17, 36
 
 
 def _api_key(frame) -> int:
@@ -229,6 +234,11 @@ class Connection(asyncio.BufferedProtocol):
         self.pipelining = False  # only Produce requests are queued, each already appended
         self._out: list = []     # replies held to be sent together (see _send_soon)
         self._flush_handle: asyncio.Handle | None = None
+        own = server.config.listener(listener)
+        # a SASL_PLAINTEXT listener: nothing but ApiVersions and the SASL exchange until authenticated
+        self.sasl = (SaslSession(lambda user, mechanism: server.state.coordinator.scram_credential(user, mechanism))
+                     if own is not None and own.sasl else None)
+        self.sasl_raw = False    # after a v0 SaslHandshake the tokens travel without Kafka headers
 
     # ---- asyncio callbacks
     def connection_made(self, transport) -> None:
@@ -313,7 +323,7 @@ class Connection(asyncio.BufferedProtocol):
         if ready and not self.busy and not self.frames:
             # nothing ahead of it: answer now if its handler needs no waiting (one loop pass
             # instead of waking the connection's task: Produce, Metadata, offsets...)
-            out = self.server._dispatch(frame, self.peer, self.listener)
+            out = self._dispatch(frame)
             if not asyncio.iscoroutine(out) and not isinstance(out, FileReply):
                 if out is False:
                     self._push(None)
@@ -327,7 +337,7 @@ class Connection(asyncio.BufferedProtocol):
             self._wake()
             return
         if ready and self.pipelining and _api_key(frame) == PRODUCE_KEY:
-            out = self.server._dispatch(frame, self.peer, self.listener)
+            out = self._dispatch(frame)
             if out is False:
                 self.frames.append(None)
             elif out is not None:     # None: acks=0, no reply
@@ -349,6 +359,72 @@ class Connection(asyncio.BufferedProtocol):
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
+    # ---- requests: SASL authentication first on a SASL_PLAINTEXT listener
+    def _dispatch(self, frame):
+        if self.sasl is None or self.sasl.principal is not None:
+            return self.server._dispatch(frame, self.peer, self.listener)
+        return self._authenticate(frame)
+
+    def _authenticate(self, frame):
+        """A request before authentication: ApiVersions as usual; SaslHandshake and SaslAuthenticate
+        (or a raw token after a v0 handshake) answered here; anything else closes the connection,
+        as Kafka closes it. A failed authentication is answered, then the connection closed."""
+        if self.sasl_raw:
+            return self._raw_token(bytes(frame))
+        api_key = _api_key(frame)
+        if api_key == API_VERSIONS_KEY:
+            return self.server._dispatch(frame, self.peer, self.listener)
+        if api_key not in (SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY):
+            log.warning("closing connection from %s: request api_key=%d on listener %s before SASL "
+                        "authentication", self.peer, api_key, self.listener)
+            return False
+        handler = REGISTRY[api_key]
+        try:
+            _, version, correlation_id = peek_header(frame)
+            if not handler.min_version <= version <= handler.max_version:
+                raise DecodeError(f"unsupported version {version}")
+            _, request = handler.decode(frame)
+        except DecodeError as e:
+            log.warning("closing connection from %s: bad %s request: %s", self.peer, handler.name, e)
+            return False
+        if api_key == SASL_HANDSHAKE_KEY:
+            code = self.sasl.handshake(request.mechanism)
+            reply = handler.encode(correlation_id, version, {"error_code": code, "mechanisms": MECHANISMS})
+            if code:   # answered, then closed (the client reads the mechanisms offered)
+                log.info("closing connection from %s: SASL mechanism %r refused", self.peer, request.mechanism)
+                self._send(reply)
+                return False
+            self.sasl_raw = version == 0
+            return reply
+        return self._sasl_authenticate(handler, version, correlation_id, bytes(request.auth_bytes))
+
+    async def _step(self, token: bytes) -> bytes:
+        # PLAIN salts and hashes the password (PBKDF2, thousands of rounds): not on the event loop
+        if self.sasl.mechanism == "PLAIN":
+            return await asyncio.to_thread(self.sasl.step, token)
+        return self.sasl.step(token)
+
+    async def _sasl_authenticate(self, handler, version: int, correlation_id: int, token: bytes):
+        try:
+            answer = await self._step(token)
+        except SaslFailed as e:
+            log.info("SASL authentication of %s failed (%s): %s", self.peer, self.sasl.mechanism, e.message)
+            self._send(handler.encode(correlation_id, version, {
+                "error_code": e.error_code, "error_message": e.message, "auth_bytes": b"", "session_lifetime": 0}))
+            return False
+        if self.sasl.principal is not None:
+            log.info("%s authenticated as %s (%s)", self.peer, self.sasl.principal, self.sasl.mechanism)
+        return handler.encode(correlation_id, version, {"error_code": 0, "error_message": None, "auth_bytes": answer,
+                                                        "session_lifetime": 0})
+
+    async def _raw_token(self, token: bytes):
+        try:
+            answer = await self._step(token)
+        except SaslFailed as e:
+            log.info("SASL authentication of %s failed (%s): %s", self.peer, self.sasl.mechanism, e.message)
+            return False
+        return len(answer).to_bytes(4, "big") + answer
+
     # ---- requests, in order
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -369,7 +445,7 @@ class Connection(asyncio.BufferedProtocol):
                     if self.reading_paused and self.queued < self.QUEUE_LOW:
                         self.reading_paused = False
                         self.transport.resume_reading()
-                    out = self.server._dispatch(frame, self.peer, self.listener)
+                    out = self._dispatch(frame)
                 else:
                     out = frame      # started inline by _push: a coroutine or a FileReply
                 if asyncio.iscoroutine(out):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NoReturn, Optional, Sequence
 
 _LISTENER_CONFLICTS = {"host": "--host", "port": "--port", "advertised_host": "--advertised-host",
-                       "advertised_port": "--advertised-port"}
+                       "advertised_port": "--advertised-port", "sasl_port": "--sasl-port"}
 BROKER_HELP = "Run one broker in the foreground (with an embedded coordinator) until Ctrl-C / SIGTERM."
 COORDINATOR_HELP = "Run the coordinator (cluster metadata, broker liveness, placement) in the foreground."
 
@@ -86,6 +86,10 @@ def broker_parser() -> argparse.ArgumentParser:
                    help="Port clients must use (default: --port).")
     p.add_argument("--coordinator", metavar="<str>", default=None,
                    help="HOST:PORT of a `sandbox coordinator`; without it the broker embeds its own (combined mode).")
+    p.add_argument("--sasl-port", metavar="<int>", type=int, default=None,
+                   help="Also serve a SASL_PLAINTEXT listener on this port (same host): clients authenticate "
+                        "with PLAIN or SCRAM-SHA-256/512 against the cluster's SCRAM credentials. With "
+                        "--listener, name one SASL_PLAINTEXT instead.")
     p.add_argument("--listener", action="append", default=[], metavar="<LISTENER>",
                    help="NAME=BIND_HOST:PORT[,advertised=HOST:PORT], repeatable (Kafka's listeners + "
                         "advertised.listeners): clients that connect through a listener are given every broker's "
@@ -162,7 +166,7 @@ def _broker(args: argparse.Namespace) -> int:
     data_dir = args.data_dir
     cfg = BrokerConfig(data_dir=data_dir, node_id=args.node_id, host=host, port=port,
                        advertised_host=args.advertised_host, advertised_port=args.advertised_port,
-                       coordinator=args.coordinator, listeners=listeners)
+                       coordinator=args.coordinator, listeners=listeners, sasl_port=args.sasl_port)
     try:
         overrides = key_values(args.option, "setting", "-o auto.create.topics.enable=false")
     except ValueError as e:

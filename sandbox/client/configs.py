@@ -1,14 +1,17 @@
 """KafkaClient's calls for what the coordinator keeps besides topics (a base of KafkaClient):
-client quotas (DescribeClientQuotas / AlterClientQuotas) and group configs (DescribeConfigs /
-IncrementalAlterConfigs on GROUP resources). The supervisor's catalog saves them so a destroyed
+client quotas (DescribeClientQuotas / AlterClientQuotas), group configs (DescribeConfigs /
+IncrementalAlterConfigs on GROUP resources) and SCRAM credentials (sandbox.toml's [sasl] users). The supervisor's catalog saves them so a destroyed
 coordinator journal gets them back."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+
 from sandbox.protocol.extensions import RESTORE_CLUSTER_ID
 
 from .base import (
-    ALTER_CLIENT_QUOTAS, BROKER_RESOURCE, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_CONFIGS, GROUP_RESOURCE, INCREMENTAL_ALTER_CONFIGS,
+    ALTER_CLIENT_QUOTAS, ALTER_USER_SCRAM_CREDENTIALS, BROKER_RESOURCE, DESCRIBE_USER_SCRAM_CREDENTIALS, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_CONFIGS, GROUP_RESOURCE, INCREMENTAL_ALTER_CONFIGS,
     LIST_CONFIG_RESOURCES, SOURCE_GROUP_CONFIG, _check, _locked,
 )
 
@@ -35,6 +38,37 @@ class ConfigAdmin:
             for entity, values in quotas.items()]})
         for entry in resp.entries:
             _check(entry.error_code, "setting client quotas", entry.error_message)
+
+    @_locked
+    def scram_users(self) -> dict[str, set[int]]:
+        """Every user with SCRAM credentials -> its mechanisms (1 SCRAM-SHA-256, 2 SCRAM-SHA-512)."""
+        resp, _ = self._any(DESCRIBE_USER_SCRAM_CREDENTIALS, {"users": None})
+        _check(resp.error_code, "describing SCRAM credentials", resp.error_message)
+        return {r.user: {int(c.mechanism) for c in r.credential_infos} for r in resp.results}
+
+    @_locked
+    def set_scram_passwords(self, passwords: dict[str, str], mechanisms: tuple[int, ...] = (1, 2),
+                            iterations: int = 4096) -> None:
+        """Give each user SCRAM credentials for these mechanisms (salted here, as Kafka's tools do:
+        the password never leaves this process); 4096 iterations, kafka-configs' default."""
+        if not passwords:
+            return
+        upsertions = []
+        for user, password in passwords.items():
+            for mechanism in mechanisms:
+                # a multiple of 3 bytes: base64 without '=' padding, which librdkafka before 2.x's
+                # later releases decodes one byte too long (its SCRAM logins then fail)
+                salt = os.urandom(30)
+                salted = hashlib.pbkdf2_hmac("sha256" if mechanism == 1 else "sha512", password.encode("utf-8"),
+                                             salt, iterations)
+                upsertions.append({"name": user, "mechanism": mechanism, "iterations": iterations, "salt": salt,
+                                   "salted_password": salted})
+        # one request may name a user once (as Kafka's controller checks): one request per mechanism
+        for mechanism in mechanisms:
+            resp, _ = self._any(ALTER_USER_SCRAM_CREDENTIALS, {
+                "deletions": [], "upsertions": [u for u in upsertions if u["mechanism"] == mechanism]})
+            for r in resp.results:
+                _check(r.error_code, f"setting the SCRAM credentials of user {r.user}", r.error_message)
 
     @_locked
     def configured_groups(self) -> list[str]:

@@ -51,6 +51,10 @@ class MetadataView(Protocol):
         """DescribeUserScramCredentials results: every user when `users` is None or empty."""
         ...
 
+    def scram_credential(self, user: str, mechanism: int) -> dict | None:
+        """A user's SCRAM credential of one mechanism (salt and keys), for SASL logins; None without one."""
+        ...
+
     def client_quotas(self) -> dict: ...
 
     def finalized_features(self) -> dict[str, int]: ...
@@ -187,6 +191,9 @@ class ViewReads:
 
     def scram_credentials(self, users: list[str] | None) -> list[dict]:
         return self._view.scram_credentials(users)
+
+    def scram_credential(self, user: str, mechanism: int) -> dict | None:
+        return self._view.scram_credential(user, mechanism)
 
     def client_quotas(self) -> dict:
         return self._view.client_quotas()

@@ -146,6 +146,11 @@ class MetadataMachine(BrokerSessions):
         """DescribeUserScramCredentials results (mechanisms and iterations; keys never leave)."""
         return scram.described(self._scram, users)
 
+    def scram_credential(self, user: str, mechanism: int) -> dict | None:
+        """One user's credential of a mechanism (1 SCRAM-SHA-256, 2 SCRAM-SHA-512): iterations,
+        salt, stored key and server key (hex), as a broker's SASL listener checks a login; None without one."""
+        return self._scram.get(user, {}).get(mechanism)
+
     def _group_configs_copy(self) -> group_configs.Configs:
         return {g: dict(c) for g, c in self._group_configs.items()}
 

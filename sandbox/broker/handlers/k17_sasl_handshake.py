@@ -1,0 +1,16 @@
+"""SaslHandshake (17), v0-v1. On a SASL_PLAINTEXT listener the connection answers it itself before
+authentication (server.Connection, broker/sasl.py); a request that reaches this handler came on a
+PLAINTEXT listener or after authentication, and Kafka answers those ILLEGAL_SASL_STATE."""
+
+from __future__ import annotations
+
+from sandbox.broker.sasl import MECHANISMS
+from sandbox.protocol.errors import ILLEGAL_SASL_STATE
+
+API_KEY = 17
+MIN_VERSION = 0
+MAX_VERSION = 1
+
+
+def handle(ctx, request) -> dict:
+    return {"error_code": ILLEGAL_SASL_STATE, "mechanisms": MECHANISMS}
