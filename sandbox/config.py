@@ -61,6 +61,14 @@ class DockerConfig:
 
 
 @dataclass(frozen=True)
+class SaslConfig:
+    """[sasl]: a SASL_PLAINTEXT listener on every broker (broker N on port + N - 1) and the users
+    that may log in (name -> password), given SCRAM-SHA-256 and SCRAM-SHA-512 credentials."""
+    port: int
+    users: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
 class TopicSpec:
     name: str
     partitions: int = 1
@@ -91,12 +99,28 @@ class SandboxConfig:
     topics: dict[str, TopicSpec] = field(default_factory=dict)
     # [broker]: Kafka broker settings (server.properties names), checked and normalized
     broker: dict[str, str] = field(default_factory=dict)
+    sasl: SaslConfig | None = None   # [sasl]: None = no SASL listener
     raw: dict = field(default_factory=dict, repr=False, compare=False)   # the parsed TOML
     source: str = field(default="", repr=False, compare=False)          # the file's text
 
     def broker_port(self, n: int) -> int:
         """Kafka port of broker n (1-based)."""
         return self.port + n - 1
+
+    def sasl_broker_port(self, n: int) -> int | None:
+        """Broker n's SASL_PLAINTEXT port, None without [sasl]."""
+        return None if self.sasl is None else self.sasl.port + n - 1
+
+    @property
+    def sasl_port(self) -> int | None:
+        return None if self.sasl is None else self.sasl.port
+
+    @property
+    def sasl_bootstrap(self) -> str | None:
+        """The SASL_PLAINTEXT bootstrap address, None without [sasl]."""
+        if self.sasl is None:
+            return None
+        return ",".join(f"{self.connect_host}:{self.sasl_broker_port(n)}" for n in range(1, self.brokers + 1))
 
     def broker_names(self) -> list[str]:
         return [f"broker-{n}" for n in range(1, self.brokers + 1)]
@@ -125,11 +149,18 @@ class SandboxConfig:
     def with_overrides(self, **changes: Any) -> "SandboxConfig":
         """A copy with command-line [sandbox] overrides (brokers=3, port=..., None = keep), checked
         as if written in the file; service ports the file did not set follow port + brokers.
-        broker=: the [broker] settings in place of the file's (what a running stack started with)."""
+        broker=, sasl_port=: the [broker] settings and [sasl] port in place of the file's (what a running
+        stack started with; sasl_port=None: no SASL listener)."""
         doc = dict(self.raw)
         if changes.get("broker") is not None:   # the [broker] settings a running stack was started with
             doc["broker"] = dict(changes.pop("broker"))
         changes.pop("broker", None)
+        if "sasl_port" in changes:   # the SASL listener a running stack was started with (None: none)
+            sasl_port = changes.pop("sasl_port")
+            if sasl_port is None:
+                doc.pop("sasl", None)
+            else:
+                doc["sasl"] = {**doc.get("sasl", {}), "port": sasl_port}
         doc["sandbox"] = {**self.raw.get("sandbox", {}), **{k: v for k, v in changes.items() if v is not None}}
         ctx = _Ctx(self.path, self.source, overrides={k for k, v in changes.items() if v is not None})
         return _build(doc, ctx, self.root, self.source)
@@ -151,7 +182,8 @@ _RECOVERY: dict[str, tuple] = {
     "keep_quarantines": ("int", (0, None), 3), "unhealthy_after_s": ("seconds", None, 10)}
 _DOCKER: dict[str, tuple] = {"base_image": ("str", None, "python:3.11-slim")}
 _TOPIC_KEYS = ("partitions", "replication", "config")
-SECTIONS = ("sandbox", "recovery", "docker", "broker", "topics")
+_SASL_KEYS = ("port", "users")
+SECTIONS = ("sandbox", "recovery", "docker", "broker", "sasl", "topics")
 
 
 def _show(v: Any) -> str:
@@ -335,7 +367,7 @@ def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
         raise ctx.fail(("topics",), f"topics = {_show(topics)} must be a table; write it as "
                                     f"[topics.NAME] sections.")
     cfg = SandboxConfig(path=ctx.path, root=root, recovery=recovery, docker=docker, raw=doc, source=text,
-                        broker=_broker(ctx, doc.get("broker", {})),
+                        broker=_broker(ctx, doc.get("broker", {})), sasl=_sasl(ctx, doc, taken, port, brokers),
                         topics={n: _topic(ctx, n, t, brokers, kw["replication"], kw.get("partitions", 1))
                                 for n, t in topics.items()}, **kw)
     _check_ports(cfg, ctx, set(sb))
@@ -382,6 +414,45 @@ def _broker(ctx: _Ctx, sec: Any) -> dict[str, str]:
         return server_properties.normalize(_flatten(sec))
     except ValueError as e:   # settings that contradict each other
         raise ctx.fail(T, f"[broker] {e}; fix one of them.") from None
+
+
+def _sasl(ctx: _Ctx, doc: dict, taken: set, port: int, brokers: int) -> SaslConfig | None:
+    """[sasl]: port (default: the first `brokers` free ports after the stack's others) and users."""
+    if "sasl" not in doc:
+        return None
+    T = ("sasl",)
+    taken = {p for p in taken if isinstance(p, int)}
+    sec = doc["sasl"]
+    if not isinstance(sec, dict):
+        raise ctx.fail(T, f"sasl = {_show(sec)} must be a table; write it as a [sasl] section.")
+    for k in sec:
+        if k not in _SASL_KEYS:
+            raise _unknown(ctx, T, k, _SASL_KEYS)
+    if "port" in sec:
+        first = _int(ctx, T, "port", sec["port"], 1, 65535, 9096)
+        if first + brokers - 1 > 65535:
+            raise ctx.fail(T + ("port",), f"[sasl] port = {first} with brokers = {brokers} puts broker "
+                                          f"{brokers}'s SASL listener above 65535; set a lower port.")
+        clash = sorted(set(range(first, first + brokers)) & taken)
+        if clash:
+            raise ctx.fail(T + ("port",), f"[sasl] port = {first} gives broker N's SASL listener port + N - 1, "
+                                          f"and port {clash[0]} is already the stack's (broker, coordinator or "
+                                          f"HTTP port); set port = {max(taken) + 1}.")
+    else:
+        first = next(p for p in range(port + brokers, 65536 - brokers)
+                     if not set(range(p, p + brokers)) & taken)
+    users = sec.get("users", {})
+    if not isinstance(users, dict):
+        raise ctx.fail(T + ("users",), f"[sasl] users = {_show(users)} must be a table of names and "
+                                       f'passwords; write users = {{ alice = "alice-secret" }}.')
+    for name, password in users.items():
+        if not name:
+            raise ctx.fail(T + ("users",), '[sasl] users has an empty user name; name each user, e.g. '
+                                           'users = { alice = "alice-secret" }.')
+        if not isinstance(password, str) or not password:
+            raise ctx.fail(T + ("users", name), f"[sasl] users {_key_text(name)} = {_show(password)} must be a "
+                                                f'password in quotes; write {_key_text(name)} = "a-password".')
+    return SaslConfig(port=first, users=dict(users))
 
 
 def default_min_insync(replication: int) -> int:

@@ -40,6 +40,9 @@ base_image = "python:3.11-slim"   # the image the sandbox image is built FROM (P
 # "group.initial.rebalance.delay.ms" = 3000   # Kafka's default; the sandbox's 0 rebalances a new group at once
 # "log.retention.hours" = 168              # how long records are kept unless a topic says otherwise
 
+# [sasl]                     # a SASL_PLAINTEXT listener per broker (PLAIN, SCRAM-SHA-256/512) beside the plain one
+# users = { alice = "alice-secret" }       # who may log in; `sandbox up` prints the SASL bootstrap address
+
 # Topics as code: created at `sandbox up`, re-created after a wipe, reloaded live when you save.
 # Removing a topic here never deletes it; partitions can only grow.
 [topics.orders]

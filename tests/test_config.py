@@ -130,6 +130,12 @@ def test_the_example_error_sentence(tmp_path):
     ('[topics.t]\npartitions = 2\n\n[topics.t.config]\n"segment.bytes" = [1]\n', 5, ['string or a number']),
     ('[sandbox]\nport = \n', 2, ['is not valid TOML']),
     ('[sandbox]\nname = ""\n', 2, ['non-empty string']),
+    ('[sasl]\nport = 9093\n', 2, ['port 9093 is already the stack', 'set port = 9095']),
+    ('[sasl]\nport = 65535\n[sandbox]\nbrokers = 2\n', 2, ['above 65535']),
+    ('[sasl]\nusers = { alice = 3 }\n', 2, ['must be a password in quotes', 'alice = "a-password"']),
+    ('[sasl]\nusers = { alice = "" }\n', 2, ['must be a password in quotes']),
+    ('[sasl]\nusers = "alice"\n', 2, ['must be a table of names and passwords']),
+    ('[sasl]\nuser = { a = "b" }\n', 2, ['did you mean users?']),
 ])
 def test_errors_name_file_line_key_and_fix(tmp_path, text, line, pieces):
     e = error_of(tmp_path, text)
@@ -184,3 +190,19 @@ def test_a_byte_order_mark_is_accepted(tmp_path):
     p = tmp_path / "sandbox.toml"
     p.write_bytes(b"\xef\xbb\xbf[sandbox]\nbrokers = 2\n")
     assert load_config(p).brokers == 2
+
+
+def test_sasl_section_places_a_listener_per_broker_after_the_stacks_other_ports(tmp_path):
+    assert parse_config("").sasl is None and parse_config("").sasl_bootstrap is None
+    one = parse_config('[sasl]\nusers = { alice = "alice-secret" }\n')
+    assert one.sasl.port == 9095 and one.sasl.users == {"alice": "alice-secret"}   # after 9092-9094
+    assert one.sasl_bootstrap == "127.0.0.1:9095"
+    three = parse_config("[sandbox]\nbrokers = 3\n[sasl]\n")
+    assert (three.coordinator_port, three.http_port) == (9095, 9096)
+    assert [three.sasl_broker_port(n) for n in (1, 2, 3)] == [9097, 9098, 9099] and three.sasl.users == {}
+    chosen = parse_config("[sandbox]\nbrokers = 2\n[sasl]\nport = 19200\n")
+    assert chosen.sasl_bootstrap == "127.0.0.1:19200,127.0.0.1:19201"
+    # the default follows `up --port/--brokers` overrides, as the service ports do
+    moved = one.with_overrides(port=20000, brokers=2)
+    assert moved.sasl.port == 20004 and moved.sasl.users == {"alice": "alice-secret"}
+    assert "alice-secret" not in repr(one)   # passwords stay out of reprs and logs

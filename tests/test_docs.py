@@ -31,7 +31,7 @@ def test_readme_states_python_version_connect_section_and_unsupported():
     for name in ("spring.kafka.bootstrap-servers", "bootstrap.servers", "kafkajs", "Confluent.Kafka", "confluent_kafka"):
         assert name in README, name
     unsupported = README.split("## What is not supported", 1)[1].split("\n## ", 1)[0]
-    for thing in ("Transactions", "SASL/SSL", "ACLs", "KIP-392", "KIP-848"):
+    for thing in ("Transactions", "SSL/TLS", "ACLs", "KIP-392", "KIP-848"):
         assert thing in unsupported, thing
 
 

@@ -14,7 +14,7 @@ from sandbox.runner import stack
 from sandbox.runner.detach import spawn_detached
 
 from .common import ConfigOpt, docker_call as _call, fail
-from .stack_support import apply_declared, check_ports, supervisor_argv, up_foreground, wait_ready
+from .stack_support import apply_declared, check_ports, sasl_note, supervisor_argv, up_foreground, wait_ready
 
 
 def _engine(cfg: SandboxConfig, image: str | None = None):
@@ -57,7 +57,7 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, foreground: b
     apply_declared(cfg)
     typer.echo(f"sandbox {cfg.name} is up in Docker in {time.monotonic() - t0:.1f} s: {cfg.brokers} broker "
                f"container(s), image {image}, bootstrap {stack.bootstrap(cfg)} (containers on the "
-               f"{_call(eng.network).name} network use broker-1:19092)")
+               f"{_call(eng.network).name} network use broker-1:19092)" + sasl_note(cfg))
 
 
 def down_docker(cfg: SandboxConfig, purge: bool) -> None:

@@ -208,7 +208,7 @@ def collect(cfg: SandboxConfig, client, tracker: LagTracker) -> dict | None:
         return None
     st = build_status(name=cfg.name, mode=cfg.mode, bootstrap=stack.bootstrap(cfg),
                       state=stack.read_status_file(cfg), client=client,
-                      coordinator=(cfg.connect_host, cfg.coordinator_port))
+                      coordinator=(cfg.connect_host, cfg.coordinator_port), sasl_bootstrap=cfg.sasl_bootstrap)
     st["running"] = True
     tracker.observe_status(st)
     return st

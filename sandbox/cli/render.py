@@ -39,7 +39,8 @@ def print_status(st: dict) -> None:
         console.print(f"sandbox [bold]{esc(st['name'])}[/] is not running; start it with `sandbox up`")
         return
     mark = "[green]healthy[/]" if st["healthy"] else "[red]unhealthy[/]"
-    console.print(f"sandbox [bold]{esc(st['name'])}[/] ({st['mode']}) {mark}  bootstrap {esc(st['bootstrap'])}")
+    sasl = f"  SASL_PLAINTEXT {esc(st['sasl_bootstrap'])}" if st.get("sasl_bootstrap") else ""
+    console.print(f"sandbox [bold]{esc(st['name'])}[/] ({st['mode']}) {mark}  bootstrap {esc(st['bootstrap'])}{sasl}")
     t = _table("service", "state", "pid", "port", "uptime", "restarts", "cpu", "mem MB", "disk MB", "ms")
     for s in st["services"]:
         color = "green" if s["healthy"] else "red"

@@ -21,7 +21,7 @@ from sandbox.runner.quarantine import prune, quarantine
 
 from . import status_cmds
 from .common import ConfigOpt, client, control_call, fail, load, read_config
-from .stack_support import apply_declared, check_ports, stop_stack, supervisor_argv, up_foreground, wait_ready
+from .stack_support import apply_declared, check_ports, sasl_note, stop_stack, supervisor_argv, up_foreground, wait_ready
 
 
 def init(folder: Path = typer.Argument(Path("."), help="Where to write sandbox.toml.")) -> None:
@@ -95,7 +95,7 @@ def up(
     wait_ready(cfg, pid, timeout)
     apply_declared(cfg)
     typer.echo(f"sandbox {cfg.name} is up in {time.monotonic() - t0:.1f} s: {cfg.brokers} broker(s), "
-               f"bootstrap {stack.bootstrap(cfg)}")
+               f"bootstrap {stack.bootstrap(cfg)}" + sasl_note(cfg))
 
 
 def _make_data_dir(cfg: SandboxConfig) -> None:

@@ -25,6 +25,9 @@ def check_ports(cfg: SandboxConfig, only_http: bool = False, skip: set[int] = fr
     """One sentence (exit 2) naming the first port another program holds."""
     wanted = [] if only_http else [(spec.port, spec.name) for spec in stack.service_specs(cfg)
                                    if spec.port not in skip]
+    if not only_http and cfg.sasl is not None:
+        wanted += [(p, f"broker-{n}'s SASL listener") for n in range(1, cfg.brokers + 1)
+                   if (p := cfg.sasl_broker_port(n)) not in skip]
     for p, who in wanted + [(cfg.http_port, "the health endpoint")]:
         owner = port_owner(p)
         if owner:
@@ -33,19 +36,30 @@ def check_ports(cfg: SandboxConfig, only_http: bool = False, skip: set[int] = fr
 
 
 def apply_declared(cfg: SandboxConfig) -> None:
-    """Create (or grow) the topics sandbox.toml declares; exit 1 when one could not be."""
-    from sandbox.runner.manifest import reconcile
+    """Create (or grow) the topics sandbox.toml declares and set its [sasl] users' credentials;
+    exit 1 when one could not be."""
+    from sandbox.runner.manifest import apply_users, reconcile
 
-    if not cfg.topics:
+    users = cfg.sasl.users if cfg.sasl is not None else {}
+    if not cfg.topics and not users:
         return
     with client(stack.bootstrap(cfg)) as c:
-        msgs = reconcile(cfg.topics, c)
+        msgs = reconcile(cfg.topics, c) if cfg.topics else []
+        msgs += apply_users(users, c)
     for m in msgs:
         typer.echo(f"  {m}")
     failed = [m for m in msgs if m.startswith("failed")]
     if failed:   # a declared topic that is not there is an error, whatever else went well
-        fail(f"{len(failed)} declared topic change(s) failed ({'; '.join(failed)}); fix [topics] in "
+        fail(f"{len(failed)} declared change(s) failed ({'; '.join(failed)}); fix [topics] or [sasl] in "
              f"{cfg.path or 'sandbox.toml'}: the running sandbox applies it when you save", 1)
+
+
+def sasl_note(cfg: SandboxConfig) -> str:
+    """What `up` adds to its last line with [sasl]: where SASL clients connect."""
+    if cfg.sasl is None:
+        return ""
+    return (f"; SASL_PLAINTEXT bootstrap {cfg.sasl_bootstrap} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; "
+            f"{len(cfg.sasl.users)} user(s) in [sasl])")
 
 
 def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop=None) -> dict:

@@ -43,7 +43,8 @@ def status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     c = client(stack.bootstrap(cfg)) if state is not None else None
     try:
         st = build_status(name=cfg.name, mode=cfg.mode, bootstrap=stack.bootstrap(cfg), state=state, client=c,
-                          coordinator=(cfg.connect_host, cfg.coordinator_port))
+                          coordinator=(cfg.connect_host, cfg.coordinator_port),
+                          sasl_bootstrap=cfg.sasl_bootstrap)
     finally:
         if c is not None:
             c.close()

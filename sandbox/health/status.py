@@ -307,7 +307,8 @@ def coordinator_cluster_id(address: tuple[str, int]) -> str | None:
 
 
 def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,
-                 client: KafkaClient | None, coordinator: tuple[str, int] | None = None) -> dict[str, Any]:
+                 client: KafkaClient | None, coordinator: tuple[str, int] | None = None,
+                 sasl_bootstrap: str | None = None) -> dict[str, Any]:
     services = service_entries(state) if state else []
     topics: list[dict] = []
     groups: list[dict] = []
@@ -341,7 +342,7 @@ def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,
             brokers = {int(s["name"].rsplit("-", 1)[1]) for s in services if s["role"] == "broker"}
             problems += coordinator_problems(coordinator, brokers)
     healthy = bool(services) and all(s["healthy"] for s in services) and not problems
-    return {"name": name, "mode": mode, "healthy": healthy, "bootstrap": bootstrap,
+    return {"name": name, "mode": mode, "healthy": healthy, "bootstrap": bootstrap, "sasl_bootstrap": sasl_bootstrap,
             "services": services, "topics": topics, "groups": groups, "transactions": transactions,
             "events": list((state or {}).get("events", []))[-50:], "problems": problems,
             "metadata_latency_ms": metadata_latency}

@@ -19,7 +19,7 @@ import psutil
 from sandbox.config import SandboxConfig
 from sandbox.runner import wheelhouse
 from sandbox.runner.docker_plan import (  # noqa: F401  (re-exported: the plan is part of docker mode's API)
-    COORDINATOR_PORT, DEFAULT_BASE_IMAGE, EXTERNAL_PORT, IMAGE_REPO, INTERNAL_PORT, JOURNAL_MOUNT, LABEL,
+    COORDINATOR_PORT, DEFAULT_BASE_IMAGE, EXTERNAL_PORT, IMAGE_REPO, INTERNAL_PORT, JOURNAL_MOUNT, LABEL, SASL_PORT,
     ContainerPlan, ContainerState, DockerError, healthcheck, labels, plan, prefix, selector, slug,
     volume_name)
 from sandbox.runner.quarantine import stamp

@@ -18,6 +18,7 @@ JOURNAL_MOUNT = "/var/lib/sandbox"
 COORDINATOR_PORT = 9093     # inside the containers; the host ports come from sandbox.toml
 EXTERNAL_PORT = 9092        # clients on the host, through 127.0.0.1:<port>
 INTERNAL_PORT = 19092       # clients in other containers on the sandbox's network
+SASL_PORT = 9096            # [sasl]: SASL_PLAINTEXT clients on the host, through 127.0.0.1:<sasl port>
 _NS = 1_000_000_000
 
 
@@ -68,6 +69,13 @@ class ContainerPlan:
     environment: dict[str, str] = field(default_factory=lambda: {"PYTHONUNBUFFERED": "1"})
 
 
+def sasl_listener(cfg: SandboxConfig, n: int) -> list[str]:
+    """[sasl]: broker n's SASL_PLAINTEXT listener, published like EXTERNAL (clients on the host)."""
+    if cfg.sasl is None:
+        return []
+    return ["--listener", f"SASL_PLAINTEXT=0.0.0.0:{SASL_PORT},advertised={cfg.connect_host}:{cfg.sasl_broker_port(n)}"]
+
+
 def plan(cfg: SandboxConfig) -> list[ContainerPlan]:
     """The containers of a sandbox, coordinator first. Each broker has two listeners: EXTERNAL for
     clients on the host (advertised as the port published on 127.0.0.1) and INTERNAL for clients in
@@ -89,8 +97,10 @@ def plan(cfg: SandboxConfig) -> list[ContainerPlan]:
                      "--coordinator", f"coordinator:{COORDINATOR_PORT}",
                      "--listener", f"EXTERNAL=0.0.0.0:{EXTERNAL_PORT},advertised={cfg.connect_host}:{cfg.broker_port(n)}",
                      "--listener", f"INTERNAL=0.0.0.0:{INTERNAL_PORT},advertised={svc}:{INTERNAL_PORT}",
-                     *broker_defaults(cfg)],
-            ports={f"{EXTERNAL_PORT}/tcp": (host, cfg.broker_port(n))}, host_port=cfg.broker_port(n),
+                     *sasl_listener(cfg, n), *broker_defaults(cfg)],
+            ports={f"{EXTERNAL_PORT}/tcp": (host, cfg.broker_port(n)),
+                   **({f"{SASL_PORT}/tcp": (host, cfg.sasl_broker_port(n))} if cfg.sasl is not None else {})},
+            host_port=cfg.broker_port(n),
             aliases=[svc], labels=labels(cfg, service=svc, role="broker"), healthcheck=healthcheck(EXTERNAL_PORT)))
     return out
 

@@ -117,7 +117,8 @@ def apply(actions: list[Action], client: KafkaClient) -> list[str]:
 
 def event_kind(message: str) -> str:
     """The supervisor's event kind for one line of apply(): what changed, or manifest."""
-    for prefix, kind in (("created", "topic-created"), ("grew", "partitions-added"), ("set", "topic-config-set")):
+    for prefix, kind in (("created", "topic-created"), ("grew", "partitions-added"), ("set SASL", "sasl-users-set"),
+                         ("set", "topic-config-set")):
         if message.startswith(prefix):
             return kind
     return "manifest"
@@ -130,6 +131,24 @@ def reconcile(desired: Mapping[str, TopicSpec], client: KafkaClient) -> list[str
     except KafkaClientError as e:
         return [f"failed to read the cluster's topics: {e}"]
     return apply(actions, client)
+
+
+def apply_users(users: Mapping[str, str], client: KafkaClient, *, only_missing: bool = False) -> list[str]:
+    """[sasl] users: give each SCRAM-SHA-256 and SCRAM-SHA-512 credentials from its password (PLAIN
+    logins are checked against them too). `only_missing`: just the users without credentials (after
+    a destroyed coordinator journal); otherwise every declared user is set, so a changed password
+    takes effect. Users not declared are left alone (never deleted). One line per change or failure."""
+    if not users:
+        return []
+    try:
+        wanted = dict(users)
+        if only_missing:
+            have = client.scram_users()
+            wanted = {u: p for u, p in users.items() if have.get(u) != {1, 2}}
+        client.set_scram_passwords(wanted)
+    except KafkaClientError as e:
+        return [f"failed to set the SCRAM credentials of [sasl] users: {e}"]
+    return [f"set SASL credentials of user(s) {', '.join(sorted(wanted))}"] if wanted else []
 
 
 class ManifestWatcher:

@@ -29,7 +29,7 @@ from sandbox.runner.catalog import (
     catalog_time, desired_topics, lead_with_longest_logs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
     with_topic_ids,
 )
-from sandbox.runner.manifest import ManifestWatcher, event_kind, reconcile
+from sandbox.runner.manifest import ManifestWatcher, apply_users, event_kind, reconcile
 from sandbox.runner import inbox, orphans
 from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
 from sandbox.runner.options import broker_defaults, coordinator_defaults
@@ -64,7 +64,8 @@ def service_specs(cfg: SandboxConfig) -> list[ServiceSpec]:
         specs.append(ServiceSpec(name, "broker", py + [
             "broker", "--port", str(cfg.broker_port(n)), "--data-dir", str(d), "--id", str(n),
             "--host", cfg.host, "--advertised-host", cfg.connect_host,
-            "--coordinator", f"{cfg.connect_host}:{cfg.coordinator_port}", *broker_defaults(cfg)],
+            "--coordinator", f"{cfg.connect_host}:{cfg.coordinator_port}",
+            *(["--sasl-port", str(cfg.sasl_broker_port(n))] if cfg.sasl is not None else []), *broker_defaults(cfg)],
             cfg.broker_port(n), d, cfg.logs_dir / f"{name}.log"))
     return specs
 
@@ -168,7 +169,8 @@ class StackSupervisor:
             "127.0.0.1", cfg.http_port,
             get_status=lambda: build_status(name=cfg.name, mode=cfg.mode, bootstrap=bootstrap(cfg),
                                             state=self.sup.snapshot(), client=self.health_client,
-                                            coordinator=(cfg.connect_host, cfg.coordinator_port)),
+                                            coordinator=(cfg.connect_host, cfg.coordinator_port),
+                                            sasl_bootstrap=cfg.sasl_bootstrap),
             get_metrics=lambda: render_metrics(self.http.status(), event_counts=self.event_counts.counts()))
         self.watcher: ManifestWatcher | None = None
 
@@ -204,6 +206,11 @@ class StackSupervisor:
                 raise
             if configs:
                 self.sup.record_event(service, "configs-restored", "put back: " + ", ".join(configs))
+            if self.cfg.sasl is not None:   # SCRAM credentials live in the coordinator's journal only
+                for m in apply_users(self.cfg.sasl.users, self.client, only_missing=True):
+                    self.sup.record_event(service, "configs-restored", m)
+                    if m.startswith("failed"):
+                        raise RuntimeError(m)
             # last: until now the brokers' Metadata told the fresh journal's id apart from the
             # destroyed one's (_wait_for_fresh_metadata), a retry of this re-creation included
             try:
@@ -289,14 +296,20 @@ class StackSupervisor:
                                f"coordinator journal")
 
     def _on_manifest(self, new: SandboxConfig) -> None:
-        # a reload changes topics only; ports, brokers, host and data_dir need `sandbox restart`
-        self.cfg = dataclasses.replace(self.cfg, topics=new.topics)
+        # a reload changes topics and [sasl] users only; ports, brokers, host and data_dir need `sandbox restart`
+        was = self.cfg.sasl.users if self.cfg.sasl is not None else {}
+        now = new.sasl.users if new.sasl is not None else {}
+        sasl = self.cfg.sasl if self.cfg.sasl is None else dataclasses.replace(self.cfg.sasl, users=now)
+        self.cfg = dataclasses.replace(self.cfg, topics=new.topics, sasl=sasl)
         write_runtime(self.cfg, config_text=new.source)
         pending = restart_needed(self.cfg)
         if pending:
             self.sup.record_event("supervisor", "restart-needed", pending)
         for m in reconcile(new.topics, self.client):
             self.sup.record_event("supervisor", event_kind(m), m)
+        if sasl is not None:   # a new user or a changed password (a user removed from the file is kept)
+            for m in apply_users({u: p for u, p in now.items() if was.get(u) != p}, self.client):
+                self.sup.record_event("supervisor", event_kind(m), m)
 
     def _on_manifest_error(self, msg: str) -> None:
         self.sup.record_event("supervisor", "manifest-error", f"{msg} (keeping the last good config)")
@@ -389,6 +402,7 @@ def load_stack_config(config_path: Path | None, cwd: Path, *, last_good: bool = 
     running = _read_runtime(runtime_file(cfg)).get("running")
     if running:   # while the stack runs, it is what it was started as, whatever the file says now
         running.setdefault("broker", {})   # a stack started before [broker] existed ran with none
+        running.setdefault("sasl_port", None)   # ... and one started before [sasl] without a SASL listener
         try:
             live = cfg.with_overrides(**running)
         except ConfigError:
@@ -400,7 +414,7 @@ def load_stack_config(config_path: Path | None, cwd: Path, *, last_good: bool = 
 
 RUNTIME_FILE = ".sandbox-runtime.json"
 RESTART_KEYS = ("host", "port", "coordinator_port", "http_port", "brokers", "data_dir", "replication",
-                "min_insync_replicas", "partitions", "broker")
+                "min_insync_replicas", "partitions", "broker", "sasl_port")
 
 
 def running_settings(cfg: SandboxConfig) -> dict:
@@ -426,9 +440,11 @@ def restart_needed(live: SandboxConfig) -> str | None:
     def shown(settings: dict, k: str) -> str:
         if k == "broker":   # only the settings that differ, a missing one as Kafka's default
             return "[broker] " + ", ".join(f"{b}={settings['broker'].get(b, '(default)')}" for b in changed)
+        if k == "sasl_port":
+            return "[sasl] port " + ("(no SASL listener)" if settings[k] is None else str(settings[k]))
         return f"{k} {settings[k]}"
     says = ", ".join(shown(now, k) for k in diff)
-    uses = ", ".join(shown(was, k).removeprefix(f"{k} ") for k in diff)
+    uses = ", ".join(shown(was, k).removeprefix(f"{k} ").removeprefix("[sasl] port ") for k in diff)
     return f"sandbox.toml now says {says}; the running stack uses {uses}: run `sandbox restart` to apply"
 
 

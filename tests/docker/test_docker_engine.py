@@ -151,11 +151,14 @@ def _service(st: dict, name: str) -> dict:
 
 
 def test_up_docker_two_brokers_serves_host_and_network_clients_heals_and_goes_down_clean(project, engine):
-    p = project(brokers=2, topics='[broker]\n"log.retention.hours" = 48\n\n[topics.orders]\npartitions = 4\n')
+    sasl_port = listen_port(2)
+    p = project(brokers=2, topics='[broker]\n"log.retention.hours" = 48\n\n[topics.orders]\npartitions = 4\n\n'
+                                  f'[sasl]\nport = {sasl_port}\nusers = {{ carol = "c-pw" }}\n')
     r = p.cli("up", "--docker", "--brokers", "2", "--timeout", "120", timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"bootstrap 127.0.0.1:{p.port},127.0.0.1:{p.port + 1}" in r.stdout
     assert "created topic orders (4 partitions)" in r.stdout
+    assert f"SASL_PLAINTEXT bootstrap 127.0.0.1:{sasl_port},127.0.0.1:{sasl_port + 1}" in r.stdout, r.stdout
 
     # what the engine was asked for: labels, 127.0.0.1 ports, named volumes, healthchecks
     names = sorted(c.name for c in p.containers())
@@ -181,6 +184,24 @@ def test_up_docker_two_brokers_serves_host_and_network_clients_heals_and_goes_do
     for broker_id in ("1", "2"):
         res = ConfigResource(ConfigResource.Type.BROKER, broker_id)
         assert a.describe_configs([res])[res].result(timeout=20)["log.retention.ms"].value == str(48 * 3_600_000)
+
+    # [sasl]: each broker container publishes a SASL_PLAINTEXT listener; the declared user logs in
+    from confluent_kafka import Producer
+    login_errors: list = []
+    sp = Producer({"bootstrap.servers": f"127.0.0.1:{sasl_port}", "security.protocol": "SASL_PLAINTEXT",
+                   "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "carol", "sasl.password": "c-pw",
+                   "error_cb": lambda e: login_errors.append(e), "log_level": 0})
+    md = sp.list_topics(timeout=20)
+    assert sorted((b.host, b.port) for b in md.brokers.values()) == [("127.0.0.1", sasl_port), ("127.0.0.1", sasl_port + 1)]
+    from confluent_kafka.admin import NewTopic
+    a.create_topics([NewTopic("signed", 2, 1)])["signed"].result(timeout=30)
+    wait_for(lambda: all(pm.leader > 0 for pm in sp.list_topics("signed", timeout=10).topics["signed"].partitions.values())
+             and len(sp.list_topics("signed", timeout=10).topics["signed"].partitions) == 2, 30,
+             what="topic signed's leaders")
+    delivered: list = []
+    for part in range(2):   # both partitions: both containers' SASL listeners
+        sp.produce("signed", b"sasl", partition=part, on_delivery=lambda e, m: delivered.append(e))
+    assert sp.flush(30) == 0 and delivered == [None] * 2 and not login_errors, (delivered, login_errors)
 
     # a client in another container on the sandbox's network gets the INTERNAL addresses
     image = json.loads((p.root / ".sandbox-runtime.json").read_text())["image"]

@@ -49,6 +49,16 @@ def test_plan_labels_ports_listeners_and_healthchecks():
     assert b2.command[b2.command.index("--data-dir") + 1] == dk.JOURNAL_MOUNT
 
 
+def test_sasl_adds_a_published_sasl_listener_per_broker():
+    c = cfg('\n[sasl]\nport = 19300\nusers = { alice = "pw" }\n')
+    _, b1, b2 = dk.plan(c)
+    assert b2.ports == {"9092/tcp": ("127.0.0.1", 19093), f"{dk.SASL_PORT}/tcp": ("127.0.0.1", 19301)}
+    listeners = [b2.command[i + 1] for i, a in enumerate(b2.command) if a == "--listener"]
+    assert listeners[-1] == f"SASL_PLAINTEXT=0.0.0.0:{dk.SASL_PORT},advertised=127.0.0.1:19301"
+    assert "pw" not in " ".join(b1.command)   # passwords never reach a command line
+    assert all(f"{dk.SASL_PORT}/tcp" not in p.ports for p in dk.plan(cfg()))
+
+
 def test_a_host_the_user_chose_is_where_ports_are_published():
     c = cfg('host = "0.0.0.0"\n')
     b1 = dk.plan(c)[1]
