@@ -243,3 +243,22 @@ def test_the_plaintext_listener_answers_sasl_requests_illegal_sasl_state(sasl_br
         assert resp.error_code == ILLEGAL_SASL_STATE
         assert not rc.is_closed(0.3)   # the connection stays usable
         rc.request(_request(18, 3, client_software_name="t", client_software_version="1"))
+
+
+def test_topics_apply_sets_the_declared_users_as_up_does(sasl_broker, tmp_path):
+    """compose's `topics` service: `sandbox topics apply` gives [sasl] users their credentials too."""
+    import subprocess
+    import sys
+    toml = tmp_path / "sandbox.toml"
+    toml.write_text('[sasl]\nusers = { dave = "d-pw" }\n\n[topics.applied]\npartitions = 1\n', encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "sandbox", "topics", "apply", "--config", str(toml), "--bootstrap",
+                        sasl_broker.bootstrap], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "set SASL credentials of user(s) dave" in r.stdout
+    with KafkaClient(sasl_broker.bootstrap) as c:
+        assert c.scram_users()["dave"] == {1, 2}
+    errors: list = []
+    p = Producer({"bootstrap.servers": f"127.0.0.1:{sasl_broker.sasl_port}", "security.protocol": "SASL_PLAINTEXT",
+                  "sasl.mechanism": "PLAIN", "sasl.username": "dave", "sasl.password": "d-pw",
+                  "error_cb": lambda e: errors.append(e), "log_level": 0})
+    assert "applied" in p.list_topics(timeout=10).topics and not errors, errors
