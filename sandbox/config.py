@@ -439,8 +439,11 @@ def _sasl(ctx: _Ctx, doc: dict, taken: set, port: int, brokers: int) -> SaslConf
                                           f"and port {clash[0]} is already the stack's (broker, coordinator or "
                                           f"HTTP port); set port = {max(taken) + 1}.")
     else:
-        first = next(p for p in range(port + brokers, 65536 - brokers)
-                     if not set(range(p, p + brokers)) & taken)
+        first = next((p for p in range(port + brokers, 65537 - brokers) if not set(range(p, p + brokers)) & taken),
+                     None)
+        if first is None:
+            raise ctx.fail(T, f"[sasl] has no room for {brokers} SASL port(s) above [sandbox] port = {port}; "
+                              f"set [sasl] port to a free port below it.")
     users = sec.get("users", {})
     if not isinstance(users, dict):
         raise ctx.fail(T + ("users",), f"[sasl] users = {_show(users)} must be a table of names and "

@@ -136,6 +136,7 @@ def test_the_example_error_sentence(tmp_path):
     ('[sasl]\nusers = { alice = "" }\n', 2, ['must be a password in quotes']),
     ('[sasl]\nusers = "alice"\n', 2, ['must be a table of names and passwords']),
     ('[sasl]\nuser = { a = "b" }\n', 2, ['did you mean users?']),
+    ('[sandbox]\nport = 65533\n[sasl]\n', 3, ['no room for 1 SASL port(s)', 'set [sasl] port']),
 ])
 def test_errors_name_file_line_key_and_fix(tmp_path, text, line, pieces):
     e = error_of(tmp_path, text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 from typing import Any, Callable, Mapping
 
@@ -25,31 +26,47 @@ Lookup = Callable[[str, int], "Mapping[str, Any] | None"]
 
 
 class SaslFailed(Exception):
-    """The exchange failed: error code and the message Kafka gives (the connection is then closed)."""
+    """The exchange failed: error code and the message Kafka gives the client (the connection is then
+    closed), and `reason`, what went wrong in words for the sandbox's own log and status."""
 
-    def __init__(self, error_code: int, message: str) -> None:
+    def __init__(self, error_code: int, message: str, reason: str | None = None) -> None:
         super().__init__(message)
-        self.error_code, self.message = error_code, message
+        self.error_code, self.message, self.reason = error_code, message, reason or message
 
 
-def _failed(mechanism: str) -> SaslFailed:
+def _failed(mechanism: str, reason: str) -> SaslFailed:
     # Kafka's words: the same for an unknown user and a wrong password (no user enumeration)
     return SaslFailed(SASL_AUTHENTICATION_FAILED, "Authentication failed during authentication due to invalid "
-                                                  f"credentials with SASL mechanism {mechanism}")
+                                                  f"credentials with SASL mechanism {mechanism}", reason)
+
+
+AUTHZID_DIFFERS = "Authentication failed: Client requested an authorization id that is different from username"
+
+
+def no_credentials(user: str) -> str:
+    return (f"user {user!r} has no SCRAM credentials (declare it in sandbox.toml's [sasl] users, or create "
+            f"it with kafka-configs --entity-type users)")
+
+
+class Reporter:
+    """At most one report per key every `every_s` (a client retries its login every few hundred ms)."""
+
+    def __init__(self, every_s: float = 10.0, clock: Callable[[], float] | None = None) -> None:
+        import time
+        self.every_s, self.clock, self._last = every_s, clock or time.monotonic, {}
+
+    def due(self, key: Any) -> bool:
+        now = self.clock()
+        if now - self._last.get(key, float("-inf")) < self.every_s:
+            return False
+        if len(self._last) > 1000:
+            self._last.clear()
+        self._last[key] = now
+        return True
 
 
 def _stored_key(digest: str, salted: bytes) -> bytes:
     return hashlib.new(digest, hmac.new(salted, b"Client Key", digest).digest()).digest()
-
-
-def _attributes(message: str) -> dict[str, str]:
-    out = {}
-    for part in message.split(","):
-        key, eq, value = part.partition("=")
-        if len(key) != 1 or not eq:
-            raise ValueError(f"malformed SCRAM attribute {part!r}")
-        out.setdefault(key, value)
-    return out
 
 
 def _saslname(name: str) -> str:
@@ -66,6 +83,22 @@ def _saslname(name: str) -> str:
             out.append(name[i])
             i += 1
     return "".join(out)
+
+
+LOGIN_REPORTS = Reporter()   # sasl-login-failed events: one per reason every 10 s
+ON_PLAIN_LISTENER = ("a SASL client connected to a PLAINTEXT listener: give it the SASL_PLAINTEXT bootstrap "
+                     "address (`sandbox status` shows it), or set security.protocol=PLAINTEXT")
+
+
+def report_refused(listener: str, peer: str, mechanism: str | None, reason: str) -> None:
+    """A refused login in the broker's log, and (once per reason every 10 s) as an EVENT the
+    supervisor shows in `sandbox status`: why an application cannot connect, in words."""
+    from .state import emit_event   # late: this module stays free of the broker's state for its tests
+
+    logging.getLogger("sandbox.broker").info("SASL login from %s on listener %s refused (%s): %s", peer, listener,
+                                             mechanism, reason)
+    if LOGIN_REPORTS.due(reason):
+        emit_event("sasl-login-failed", {"listener": listener, "peer": peer, "mechanism": mechanism, "reason": reason})
 
 
 class SaslSession:
@@ -93,28 +126,33 @@ class SaslSession:
         return NONE
 
     def step(self, token: bytes) -> bytes:
-        """One client token -> the server's answer token; SaslFailed on bad credentials or input."""
+        """One client token -> the server's answer token; SaslFailed on bad credentials or input,
+        with the message Kafka gives the client and the sandbox's own reason."""
         if self.mechanism is None or self.authenticated:
             raise SaslFailed(ILLEGAL_SASL_STATE, "SaslAuthenticate before SaslHandshake or after authentication")
+        if self.mechanism == "PLAIN":
+            return self._plain(bytes(token))
         try:
-            if self.mechanism == "PLAIN":
-                return self._plain(token)
-            return self._scram_step(token)
-        except (ValueError, KeyError, TypeError) as e:   # malformed input (UnicodeDecodeError is a ValueError)
-            raise SaslFailed(SASL_AUTHENTICATION_FAILED, f"Authentication failed: invalid {self.mechanism} "
-                                                         f"message ({e})") from None
+            return self._scram_step(bytes(token).decode("utf-8"))
+        except (ValueError, KeyError, IndexError) as e:   # malformed (UnicodeDecodeError is a ValueError)
+            # Kafka answers a malformed SCRAM message with its generic words
+            raise _failed(self.mechanism, f"a malformed {self.mechanism} message ({e})") from None
 
-    # ---- PLAIN (RFC 4616): authzid NUL authcid NUL passwd
+    # ---- PLAIN (RFC 4616): authzid NUL authcid NUL passwd, refused in Kafka's PlainSaslServer words
     def _plain(self, token: bytes) -> bytes:
-        parts = bytes(token).decode("utf-8").split("\0")
+        parts = token.decode("utf-8", errors="replace").split("\0")
         if len(parts) != 3:
-            raise ValueError("expected authzid, username and password separated by NUL")
+            raise SaslFailed(SASL_AUTHENTICATION_FAILED,
+                             f"Invalid SASL/PLAIN response: expected 3 tokens, got {len(parts)}",
+                             "a malformed PLAIN message (not authzid, username and password separated by NUL)")
         authzid, user, password = parts
-        if not user or not password:
-            raise ValueError("empty username or password")
+        if not user:
+            raise SaslFailed(SASL_AUTHENTICATION_FAILED, "Authentication failed: username not specified")
+        if not password:
+            raise SaslFailed(SASL_AUTHENTICATION_FAILED, "Authentication failed: password not specified",
+                             f"an empty password for user {user!r}")
         if authzid and authzid != user:
-            raise SaslFailed(SASL_AUTHENTICATION_FAILED, "Authentication failed: Client requested an authorization "
-                                                         "id that is different from username")
+            raise SaslFailed(SASL_AUTHENTICATION_FAILED, AUTHZID_DIFFERS, f"user {user!r} asked to act as {authzid!r}")
         for mech_id, digest in SCRAM.values():
             cred = self.lookup(user, mech_id)
             if cred is None:
@@ -124,53 +162,68 @@ class SaslSession:
             if hmac.compare_digest(_stored_key(digest, salted), bytes.fromhex(cred["stored_key"])):
                 self.principal = f"User:{user}"
                 return b""
-            break   # one credential decides: a wrong password is wrong whatever else is stored
-        raise SaslFailed(SASL_AUTHENTICATION_FAILED, "Authentication failed: Invalid username or password")
+            raise SaslFailed(SASL_AUTHENTICATION_FAILED, "Authentication failed: Invalid username or password",
+                             f"wrong password for user {user!r}")   # one credential decides
+        raise SaslFailed(SASL_AUTHENTICATION_FAILED, "Authentication failed: Invalid username or password",
+                         no_credentials(user))
 
-    # ---- SCRAM: client-first -> server-first, client-final -> server-final
-    def _scram_step(self, token: bytes) -> bytes:
+    # ---- SCRAM (RFC 5802), parsed as Kafka's ScramMessages parse it
+    def _scram_step(self, text: str) -> bytes:
         mech_id, digest = SCRAM[self.mechanism]   # type: ignore[index]
-        text = bytes(token).decode("utf-8")
         if self._scram is None:
-            cbind, _, rest = text.partition(",")
-            authzid, _, bare = rest.partition(",")
-            if cbind not in ("n", "y"):
-                raise ValueError("channel binding is not supported")
-            attrs = _attributes(bare)
-            user = _saslname(attrs["n"])
-            if authzid and _saslname(authzid.removeprefix("a=")) != user:
-                raise SaslFailed(SASL_AUTHENTICATION_FAILED, "Authentication failed: Authorization id "
-                                                             "does not match username")
-            cred = self.lookup(user, mech_id)
-            if cred is None:
-                raise _failed(self.mechanism)
-            nonce = attrs["r"] + self._nonce()
-            server_first = (f"r={nonce},s={base64.b64encode(bytes.fromhex(cred['salt'])).decode()},"
-                            f"i={int(cred['iterations'])}")
-            self._scram = {"user": user, "cred": cred, "nonce": nonce, "gs2": f"{cbind},{authzid},",
-                           "first": bare, "server_first": server_first}
-            return server_first.encode()
+            return self._scram_first(text, mech_id)
         s = self._scram
-        without_proof, _, proof_attr = text.rpartition(",")
-        if not proof_attr.startswith("p="):
-            raise ValueError("client-final message without a proof")
-        attrs = _attributes(without_proof)
-        # the nonce must end with ours; librdkafka before 2.6.1 puts its own nonce in front once more,
-        # which Kafka accepts since 3.8.1 and Debian's kcat (librdkafka 2.0) still does
-        if not attrs["r"].endswith(s["nonce"]):
-            raise _failed(self.mechanism)
-        if base64.b64decode(attrs["c"]) != s["gs2"].encode():
-            raise ValueError("channel binding data does not match the first message")
+        # c=CHANNEL,r=NONCE[,extensions],p=PROOF
+        parts = text.split(",")
+        if len(parts) < 3 or not parts[0].startswith("c=") or not parts[1].startswith("r=") \
+                or not parts[-1].startswith("p="):
+            raise ValueError("not c=...,r=...,p=...")
+        without_proof = ",".join(parts[:-1])
+        if parts[1][2:] != s["nonce"]:
+            # librdkafka before 2.6.1 puts its own nonce in front of the server's once more: Kafka 4
+            # refuses that too (Kafka 3.8.1-3.9 accepted it), so the sandbox tells the developer
+            reason = ("the client repeated its own nonce in SCRAM's last message, as librdkafka before 2.6.1 "
+                      "does; Kafka 4 refuses this too: upgrade the client, or log in with PLAIN"
+                      if parts[1][2:].endswith(s["nonce"]) else "the SCRAM nonce does not match the server's")
+            raise _failed(self.mechanism, reason)
+        if base64.b64decode(parts[0][2:], validate=True) != s["gs2"].encode():
+            raise ValueError("its channel binding data differs from the first message's header")
         auth = f"{s['first']},{s['server_first']},{without_proof}".encode()
         stored = bytes.fromhex(s["cred"]["stored_key"])
         signature = hmac.new(stored, auth, digest).digest()
-        proof = base64.b64decode(proof_attr[2:])
-        if len(proof) != len(signature):
-            raise _failed(self.mechanism)
+        proof = base64.b64decode(parts[-1][2:], validate=True)
         client_key = bytes(a ^ b for a, b in zip(proof, signature))
-        if not hmac.compare_digest(hashlib.new(digest, client_key).digest(), stored):
-            raise _failed(self.mechanism)
+        if len(proof) != len(signature) or not hmac.compare_digest(hashlib.new(digest, client_key).digest(), stored):
+            raise _failed(self.mechanism, f"wrong password for user {s['user']!r}")
         self.principal = f"User:{s['user']}"
         self._scram = None
         server_signature = hmac.new(bytes.fromhex(s["cred"]["server_key"]), auth, digest).digest()
         return b"v=" + base64.b64encode(server_signature)
+
+    def _scram_first(self, text: str, mech_id: int) -> bytes:
+        # n,[a=AUTHZID],n=USER,r=NONCE[,extensions]: channel binding is not offered ("y" and "p" are
+        # refused, as Kafka refuses them), nor a mandatory extension ("m="); other extensions are
+        # ignored, as Kafka ignores those it does not support, except tokenauth (delegation tokens)
+        parts = text.split(",")
+        if len(parts) < 4 or parts[0] != "n" or not parts[2].startswith("n=") or not parts[3].startswith("r="):
+            raise ValueError("not n,[a=AUTHZID],n=USER,r=NONCE")
+        if parts[1] and not parts[1].startswith("a="):
+            raise ValueError("an authorization id without a=")
+        user, nonce = _saslname(parts[2][2:]), parts[3][2:]
+        if not user or not nonce or any(not 0x21 <= ord(ch) <= 0x7e or ch == "," for ch in nonce):
+            raise ValueError("an empty user name or an empty or unprintable nonce")
+        extensions = dict(e.partition("=")[::2] for e in parts[4:])
+        if extensions.get("tokenauth", "false").lower() == "true":
+            raise _failed(self.mechanism, "a delegation token login (tokenauth): delegation tokens are not offered")
+        if parts[1] and _saslname(parts[1][2:]) != user:
+            raise SaslFailed(SASL_AUTHENTICATION_FAILED, AUTHZID_DIFFERS, f"user {user!r} asked to act as {parts[1][2:]!r}")
+        cred = self.lookup(user, mech_id)
+        if cred is None:
+            raise _failed(self.mechanism, no_credentials(user) if self.lookup(user, 3 - mech_id) is None else
+                          f"user {user!r} has no {self.mechanism} credential (only the other SCRAM one)")
+        full_nonce = nonce + self._nonce()
+        server_first = (f"r={full_nonce},s={base64.b64encode(bytes.fromhex(cred['salt'])).decode()},"
+                        f"i={int(cred['iterations'])}")
+        self._scram = {"user": user, "cred": cred, "nonce": full_nonce, "gs2": f"n,{parts[1]},",
+                       "first": ",".join(parts[2:]), "server_first": server_first}
+        return server_first.encode()

@@ -22,7 +22,7 @@ from .config import DEFAULT_LISTENER, BrokerConfig
 from .file_reply import FileReply, discard as _discard, fetch_reply, sendfile_now
 from .handlers import REGISTRY
 from .handlers.k00_produce import STORAGE_ERRNOS
-from .sasl import MECHANISMS, SaslFailed, SaslSession
+from .sasl import MECHANISMS, SaslFailed, SaslSession, report_refused
 from .state import BrokerState, emit_event
 
 log = logging.getLogger("sandbox.broker")
@@ -239,6 +239,7 @@ class Connection(asyncio.BufferedProtocol):
         self.sasl = (SaslSession(lambda user, mechanism: server.state.coordinator.scram_credential(user, mechanism))
                      if own is not None and own.sasl else None)
         self.sasl_raw = False    # after a v0 SaslHandshake the tokens travel without Kafka headers
+        self.sasl_versions_seen = False
 
     # ---- asyncio callbacks
     def connection_made(self, transport) -> None:
@@ -333,7 +334,8 @@ class Connection(asyncio.BufferedProtocol):
             self.frames.append(out)   # a reply still to finish, in order
             # an acks=all Produce waiting for its replicas: the Produce requests right behind it
             # are appended now (in arrival order) and wait alongside, their replies still in order
-            self.pipelining = asyncio.iscoroutine(out) and _api_key(frame) == PRODUCE_KEY
+            self.pipelining = asyncio.iscoroutine(out) and _api_key(frame) == PRODUCE_KEY and \
+                (self.sasl is None or self.sasl.principal is not None)
             self._wake()
             return
         if ready and self.pipelining and _api_key(frame) == PRODUCE_KEY:
@@ -360,6 +362,9 @@ class Connection(asyncio.BufferedProtocol):
             self._wakeup.set_result(None)
 
     # ---- requests: SASL authentication first on a SASL_PLAINTEXT listener
+    def _login_failed(self, reason: str) -> None:
+        report_refused(self.listener, self.peer, self.sasl.mechanism if self.sasl is not None else None, reason)
+
     def _dispatch(self, frame):
         if self.sasl is None or self.sasl.principal is not None:
             return self.server._dispatch(frame, self.peer, self.listener)
@@ -372,11 +377,18 @@ class Connection(asyncio.BufferedProtocol):
         if self.sasl_raw:
             return self._raw_token(bytes(frame))
         api_key = _api_key(frame)
-        if api_key == API_VERSIONS_KEY:
+        handshaken = self.sasl.mechanism is not None
+        # Kafka's order (SaslServerAuthenticator): ApiVersions at most once, before the handshake;
+        # one SaslHandshake; then SaslAuthenticate only; anything else closes the connection
+        if api_key == API_VERSIONS_KEY and not handshaken and not self.sasl_versions_seen:
+            self.sasl_versions_seen = True
             return self.server._dispatch(frame, self.peer, self.listener)
         if api_key not in (SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY):
-            log.warning("closing connection from %s: request api_key=%d on listener %s before SASL "
-                        "authentication", self.peer, api_key, self.listener)
+            self._login_failed(f"a request (api key {api_key}) came before logging in: set the client's "
+                               f"security.protocol=SASL_PLAINTEXT and sasl.mechanism, or use the plain bootstrap address")
+            return False
+        if (api_key == SASL_HANDSHAKE_KEY) == handshaken:
+            self._login_failed("SaslHandshake and SaslAuthenticate out of order")
             return False
         handler = REGISTRY[api_key]
         try:
@@ -391,7 +403,7 @@ class Connection(asyncio.BufferedProtocol):
             code = self.sasl.handshake(request.mechanism)
             reply = handler.encode(correlation_id, version, {"error_code": code, "mechanisms": MECHANISMS})
             if code:   # answered, then closed (the client reads the mechanisms offered)
-                log.info("closing connection from %s: SASL mechanism %r refused", self.peer, request.mechanism)
+                self._login_failed(f"mechanism {request.mechanism!r} is not offered; use one of {', '.join(MECHANISMS)}")
                 self._send(reply)
                 return False
             self.sasl_raw = version == 0
@@ -408,7 +420,7 @@ class Connection(asyncio.BufferedProtocol):
         try:
             answer = await self._step(token)
         except SaslFailed as e:
-            log.info("SASL authentication of %s failed (%s): %s", self.peer, self.sasl.mechanism, e.message)
+            self._login_failed(e.reason)
             self._send(handler.encode(correlation_id, version, {
                 "error_code": e.error_code, "error_message": e.message, "auth_bytes": b"", "session_lifetime": 0}))
             return False
@@ -421,7 +433,7 @@ class Connection(asyncio.BufferedProtocol):
         try:
             answer = await self._step(token)
         except SaslFailed as e:
-            log.info("SASL authentication of %s failed (%s): %s", self.peer, self.sasl.mechanism, e.message)
+            self._login_failed(e.reason)
             return False
         return len(answer).to_bytes(4, "big") + answer
 

@@ -137,6 +137,8 @@ def check_ports(ctx: Context) -> Check:
     specs = sorted(stack.service_specs(cfg), key=lambda spec: spec.role != "broker")   # brokers first
     wanted = [(spec.port, spec.name) for spec in specs]
     wanted.append((cfg.http_port, "health endpoint"))
+    if cfg.sasl is not None:
+        wanted += [(cfg.sasl_broker_port(n), f"broker-{n} SASL") for n in range(1, cfg.brokers + 1)]
     used = {p for p, _ in wanted}
     free, ours, problems = [], [], []
     for port, who in wanted:
@@ -148,7 +150,10 @@ def check_ports(ctx: Context) -> Check:
         if ctx.running and (port in ctx.own_ports or (pid is not None and pid in ctx.own_pids)):
             ours.append(f"{port} ({who})")
             continue
-        if who.startswith("broker-"):
+        if who.endswith(" SASL"):
+            key, span = "[sasl] port", cfg.brokers
+            start = cfg.sasl.port
+        elif who.startswith("broker-"):
             key, span = "port", cfg.brokers
             start = cfg.port
         else:
@@ -156,7 +161,7 @@ def check_ports(ctx: Context) -> Check:
             start = port
         other = _suggest(start, span, used - set(range(start, start + span)))
         value = str(other) if other else "another port"
-        note = " (broker N listens on port + N - 1)" if key == "port" and cfg.brokers > 1 else ""
+        note = " (broker N listens on port + N - 1)" if key in ("port", "[sasl] port") and cfg.brokers > 1 else ""
         problems.append(f"port {port} ({who}) is taken by {owner}; stop it or set {key} = {value} "
                         f"in sandbox.toml{note}")
     if problems:

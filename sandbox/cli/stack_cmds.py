@@ -75,7 +75,9 @@ def up(
 
         return up_docker(cfg, overrides, timeout, foreground)
     left = control.left_running(cfg)
-    check_ports(cfg, skip={spec.port for spec in stack.service_specs(cfg) if spec.name in left})
+    adopted = {spec.port for spec in stack.service_specs(cfg) if spec.name in left}
+    adopted |= {cfg.sasl_broker_port(n) for n in range(1, cfg.brokers + 1) if f"broker-{n}" in left}   # its SASL listener
+    check_ports(cfg, skip=adopted)
     if left:
         typer.echo(f"adopting {len(left)} service(s) a stopped supervisor left running: {orphans.describe(left)}")
     _make_data_dir(cfg)

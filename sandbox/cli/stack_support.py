@@ -31,8 +31,10 @@ def check_ports(cfg: SandboxConfig, only_http: bool = False, skip: set[int] = fr
     for p, who in wanted + [(cfg.http_port, "the health endpoint")]:
         owner = port_owner(p)
         if owner:
+            where = ("[sasl] port" if "SASL" in who else
+                     "[sandbox] port / coordinator_port / http_port) or with --port")
             fail(f"port {p} (for {who}) is taken by {owner}; stop it or choose other ports "
-                 f"in sandbox.toml ([sandbox] port / coordinator_port / http_port) or with --port.")
+                 f"in sandbox.toml ({where}{')' if 'SASL' in who else ''}.")
 
 
 def apply_declared(cfg: SandboxConfig) -> None:

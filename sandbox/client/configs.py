@@ -1,7 +1,9 @@
 """KafkaClient's calls for what the coordinator keeps besides topics (a base of KafkaClient):
 client quotas (DescribeClientQuotas / AlterClientQuotas), group configs (DescribeConfigs /
-IncrementalAlterConfigs on GROUP resources) and SCRAM credentials (sandbox.toml's [sasl] users). The supervisor's catalog saves them so a destroyed
-coordinator journal gets them back."""
+IncrementalAlterConfigs on GROUP resources) and SCRAM credentials (sandbox.toml's [sasl] users).
+The supervisor's catalog saves quotas and group configs so a destroyed coordinator journal gets them
+back; SCRAM credentials cannot be read back (only their salted keys exist), so the declared users
+are set again from the file instead."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """SCRAM credentials (KIP-554) as Kafka's controller keeps them, pure: AlterUserScramCredentials
 validated into journal records, and what DescribeUserScramCredentials lists. Like Kafka, only
 the salt, the stored key and the server key derived from the salted password are kept (never the
-password or the salted password), and a credential is kept whether or not a SASL listener exists:
-this sandbox has none, so nothing authenticates with them; they are stored and described."""
+password or the salted password), whether or not a SASL listener exists; brokers' SASL_PLAINTEXT
+listeners check logins against them (broker/sasl.py)."""
 
 from __future__ import annotations
 

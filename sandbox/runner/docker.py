@@ -207,8 +207,11 @@ class DockerStack:
 
         p = self.plans[service]
         c = self.container(service)
-        if c is not None and self.image and c.attrs.get("Config", {}).get("Image") != self.image:
-            c.remove(force=True)   # built from an older image: re-created on the same journal volume
+        if c is not None and ((self.image and c.attrs.get("Config", {}).get("Image") != self.image)
+                              or c.attrs.get("Config", {}).get("Cmd") != p.command):
+            # built from an older image, or started with other settings (sandbox.toml's [broker] or
+            # [sasl] changed while no watcher ran): re-created on the same journal volume
+            c.remove(force=True)
             c = None
         if c is None:
             net = self.network()
@@ -279,13 +282,18 @@ class DockerStack:
         return out
 
     @_engine_errors("read a container's log")
-    def logs(self, service: str, since: float | None = None, tail: int | str = "all") -> list[str]:
+    def logs(self, service: str, since: float | None = None, tail: int | str = "all",
+             timestamps: bool = False) -> list[str]:
+        """The container's log lines (from `since`, whole seconds); timestamps: each line starts with
+        the engine's RFC 3339 time and a space."""
         c = self.container(service)
         if c is None:
             return []
         kw: dict[str, Any] = {"tail": tail}
         if since is not None:
             kw["since"] = int(since)
+        if timestamps:
+            kw["timestamps"] = True
         return c.logs(**kw).decode("utf-8", errors="replace").splitlines()
 
     @_engine_errors("follow a container's log")

@@ -13,7 +13,7 @@ from typing import Any, Callable, Protocol
 
 import psutil
 
-from sandbox.runner.logscan import FOLDER_EVENTS, describe_event, parse_events
+from sandbox.runner.logscan import FOLDER_EVENTS, GROUP_EVENTS, LOGIN_EVENTS, describe_event, parse_events
 from sandbox.lifecycle import EXIT_CONFIG
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
 from sandbox.runner.probe import api_versions_round_trip
@@ -24,6 +24,7 @@ log = logging.getLogger("sandbox.runner")
 
 MAX_EVENTS = 200
 MEASURE_EVERY_S = 5.0
+FOLLOW_EVERY_S = 3.0    # how often a running container's log is read for the events status shows
 STATE_REFRESH_S = 1.0   # the state file's heartbeat (readers call it stale after a few seconds)
 
 
@@ -46,6 +47,12 @@ class Engine(Protocol):
     def prune_quarantines(self, service: str, keep: int) -> list[str]: ...
 
 
+def _time_key(ts: str) -> tuple:
+    """An engine log timestamp (RFC 3339, nanoseconds with trailing zeros cut) as a sortable key."""
+    whole, _, fraction = ts.rstrip("Z").partition(".")
+    return (whole, fraction.ljust(9, "0")[:9])
+
+
 class _Svc:
     def __init__(self, name: str, role: str, port: int, container: str, policy: RecoveryPolicy) -> None:
         self.name, self.role, self.port, self.container = name, role, port, container
@@ -65,6 +72,8 @@ class _Svc:
         self.repair_attempted = self.looping = self.fresh_journal = False
         self.recreate_pending = self.recreate_failed_reported = False
         self.scanned_start: str | None = None
+        self.followed_at = 0.0            # (clock) when its log was last read for events
+        self.followed_key: tuple = ()     # the engine's time of the newest log line read (_time_key)
         self.figures: dict[str, Any] = {}
         self.host_pid: int | None = None   # the container's main process, on a Linux engine's kernel
         self.measured_at = 0.0
@@ -288,6 +297,25 @@ class DockerWatcher:
         svc.started_wall, svc.scanned_start = self._wall(), None
         self._emit(svc.name, "restart", "container re-created on the fresh volume", restarts=svc.restarts)
 
+    def _new_events(self, svc: _Svc, since: float | None, now: float) -> list[tuple[str, dict]]:
+        """The supervised events of the container's log lines not read before. The engine's `since`
+        is whole seconds, so lines at or before the newest time already read are skipped."""
+        svc.followed_at = now
+        lines = []
+        for line in self.engine.logs(svc.name, since=since, timestamps=True):
+            ts, _, text = line.partition(" ")
+            key = _time_key(ts)
+            if key > svc.followed_key:
+                svc.followed_key = key
+                lines.append(text)
+        return parse_events(lines)
+
+    def _emit_followed(self, svc: _Svc, kind: str, detail: dict) -> None:
+        if kind in GROUP_EVENTS:
+            self._emit(svc.name, kind, describe_event(kind, detail), group=detail.get("group"))
+        else:
+            self._emit(svc.name, kind, describe_event(kind, detail), listener=detail.get("listener"))
+
     def _check(self, svc: _Svc) -> None:
         st = self.engine.inspect(svc.name)
         now = self._clock()
@@ -330,16 +358,26 @@ class DockerWatcher:
                 svc.healthy, svc.state, svc.fresh_journal = True, "running", False
                 self._emit(svc.name, "healthy", result.detail, probe=result.probe, latency_ms=result.latency_ms)
             if svc.scanned_start != st.started_at:
-                svc.scanned_start = st.started_at
-                for kind, detail in parse_events(self.engine.logs(svc.name, since=svc.started_wall)):
+                svc.scanned_start, svc.followed_key = st.started_at, ()
+                for kind, detail in self._new_events(svc, svc.started_wall, now):
                     if kind in FOLDER_EVENTS:   # those of the broker's start (adoption comes later)
                         self._emit(svc.name, kind, describe_event(kind, detail), topic=detail.get("topic"),
                                    partition=detail.get("partition"))
+                        continue
+                    if kind in GROUP_EVENTS + LOGIN_EVENTS:
+                        self._emit_followed(svc, kind, detail)
                         continue
                     if not kind.startswith(("repair", "stale-lock")):
                         continue
                     extra = {"bytes": detail["bytes"]} if "bytes" in detail else {}
                     self._emit(svc.name, "repair", describe_event(kind, detail), source=kind, **extra)
+            elif now - svc.followed_at >= FOLLOW_EVERY_S:
+                # while it runs: what status shows as it happens (expired offsets, refused SASL
+                # logins), as native mode reads them from the log file
+                since = self._wall() - (now - svc.followed_at) - 1
+                for kind, detail in self._new_events(svc, since, now):
+                    if kind in GROUP_EVENTS + LOGIN_EVENTS:
+                        self._emit_followed(svc, kind, detail)
             if svc.recreate_pending:
                 self._recreate(svc)
         else:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from sandbox.runner.logscan import FOLDER_EVENTS, GROUP_EVENTS, describe_event, log_size, scan_events
+from sandbox.runner.logscan import FOLDER_EVENTS, GROUP_EVENTS, LOGIN_EVENTS, describe_event, log_size, scan_events
 from sandbox.runner.policy import RecoveryPolicy
 from sandbox.runner.probe import ProbeResult, kafka_probe, port_owner
 from sandbox.runner.process import Handle, RealSpawner, ServiceSpec, Spawner
@@ -346,6 +346,9 @@ class Supervisor(Recovery, Stopping, Rehearsal):
                 continue
             if kind in GROUP_EVENTS:
                 self._emit(svc, kind, describe_event(kind, detail), group=detail.get("group"))
+                continue
+            if kind in LOGIN_EVENTS:
+                self._emit(svc, kind, describe_event(kind, detail), listener=detail.get("listener"))
                 continue
             extra = {"bytes": detail["bytes"]} if "bytes" in detail else {}
             self._emit(svc, "repair", describe_event(kind, detail), source=kind, **extra)

@@ -43,6 +43,7 @@ PID_FILE = "supervisor.pid"
 STATE_FILE = "supervisor.json"
 STOP_FILE = "supervisor.stop"
 RESTART_FILE = "supervisor.restart"
+USERS_RETRY_S = 5.0
 CATALOG_EVERY_S = 3.0
 
 
@@ -173,6 +174,9 @@ class StackSupervisor:
                                             sasl_bootstrap=cfg.sasl_bootstrap),
             get_metrics=lambda: render_metrics(self.http.status(), event_counts=self.event_counts.counts()))
         self.watcher: ManifestWatcher | None = None
+        self._users_lock = threading.Lock()
+        self._users_pending: dict[str, str] = {}   # [sasl] users whose credentials are still to be set
+        self._users_retry_at, self._users_failing = 0.0, False
 
     def _recreate(self, service: str) -> list[str]:
         """After a wipe: put back every topic the stack knew, with partitions, configs and (where
@@ -230,6 +234,7 @@ class StackSupervisor:
         client, asked, last = None, None, float("-inf")
         try:
             while not self.stop.wait(0.25):
+                self._retry_users()   # here: never in the main loop's way while the cluster does not answer
                 if time.monotonic() - last < CATALOG_EVERY_S:
                     continue
                 epoch = self.sup.catalog_epoch()
@@ -308,8 +313,35 @@ class StackSupervisor:
         for m in reconcile(new.topics, self.client):
             self.sup.record_event("supervisor", event_kind(m), m)
         if sasl is not None:   # a new user or a changed password (a user removed from the file is kept)
-            for m in apply_users({u: p for u, p in now.items() if was.get(u) != p}, self.client):
-                self.sup.record_event("supervisor", event_kind(m), m)
+            with self._users_lock:
+                self._users_pending.update({u: p for u, p in now.items() if was.get(u) != p})
+            self._retry_users(force=True)
+
+    def _retry_users(self, force: bool = False) -> None:
+        """[sasl] users saved in the file but not yet given their credentials: tried when saved, then
+        every USERS_RETRY_S until it works (the cluster may be restarting); the failure is said once."""
+        with self._users_lock:
+            if not self._users_pending or (not force and time.monotonic() < self._users_retry_at):
+                return
+            pending = dict(self._users_pending)
+            try:
+                msgs = apply_users(pending, self.client)
+            except Exception as e:   # noqa: BLE001 - on the catalog's thread: a bug must not stop it
+                log.exception("[sasl] users not set")
+                msgs = [f"failed to set the SCRAM credentials of [sasl] users: {e!r}"]
+            failed = any(m.startswith("failed") for m in msgs)
+            if failed:
+                self._users_retry_at = time.monotonic() + USERS_RETRY_S
+                if self._users_failing:
+                    return
+            else:
+                for u, p in pending.items():
+                    if self._users_pending.get(u) == p:
+                        del self._users_pending[u]
+            self._users_failing = failed
+        for m in msgs:
+            self.sup.record_event("supervisor", event_kind(m), m + (f" (retried every {USERS_RETRY_S:g} s)"
+                                                                    if failed else ""))
 
     def _on_manifest_error(self, msg: str) -> None:
         self.sup.record_event("supervisor", "manifest-error", f"{msg} (keeping the last good config)")

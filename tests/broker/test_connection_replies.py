@@ -54,7 +54,7 @@ def connection(loop, replication: asyncio.Future):
             return waits(n)
         return False if n == 255 else b"meta-%d;" % n
 
-    server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=1 << 20), _conns=set(), _dispatch=dispatch)
+    server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=1 << 20, listener=lambda name: None), _conns=set(), _dispatch=dispatch)
     conn = Connection(server, "PLAINTEXT")
     transport = FakeTransport()
 
@@ -107,7 +107,7 @@ def test_a_produce_answered_at_once_behind_a_waiting_one_is_sent_not_taken_for_a
             n = frame[2]
             return waits(n) if n == 1 else b"\x00\x00now-%d;" % n   # a reply reads as api key 0
 
-        server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=1 << 20), _conns=set(),
+        server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=1 << 20, listener=lambda name: None), _conns=set(),
                                  _dispatch=dispatch)
         conn, transport = Connection(server, "PLAINTEXT"), FakeTransport()
 

@@ -378,6 +378,19 @@ def describe_user_scram_credentials_lists_what_is_stored(b):
     assert got == {"alice": (E.NONE, [(2, 8192)]), "bob": (E.RESOURCE_NOT_FOUND, [])}
 
 
+@case(17)
+def sasl_handshake_on_a_plaintext_listener_is_illegal_state(b):
+    # on a SASL_PLAINTEXT listener the connection answers it before login (tests/broker/test_sasl.py)
+    resp = b.call(17, 1, {"mechanism": "PLAIN"})
+    assert int(resp.error_code) == E.ILLEGAL_SASL_STATE and "SCRAM-SHA-512" in resp.mechanisms
+
+
+@case(36)
+def sasl_authenticate_on_a_plaintext_listener_is_illegal_state(b):
+    resp = b.call(36, 2, {"auth_bytes": b"\0alice\0pw"})
+    assert int(resp.error_code) == E.ILLEGAL_SASL_STATE and "does not use SASL" in resp.error_message
+
+
 @case(55)
 def describe_quorum_names_this_broker_the_leader(b):
     resp = b.call(55, 2, {"topics": [{"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}]})

@@ -71,8 +71,9 @@ def test_scram_refuses_a_wrong_password_and_an_unknown_user_alike(user, password
     assert s.principal is None
 
 
-def _scram_by_hand(s: SaslSession, user: str, password: str, nonce_prefix: str = "") -> bytes:
-    """A SCRAM-SHA-256 client written out, with librdkafka-before-2.6.1's extra client nonce as an option."""
+def _scram_by_hand(s: SaslSession, user: str, password: str, nonce_prefix: str = "", nonce_suffix: str = "") -> bytes:
+    """A SCRAM-SHA-256 client written out; the nonce it sends back can be altered (librdkafka before
+    2.6.1 puts its own in front once more) while its proof stays right for what it sends."""
     import hmac
     cnonce = "rOprNGfwEbeRWgbNEkqO"
     first_bare = f"n={user},r={cnonce}"
@@ -80,7 +81,7 @@ def _scram_by_hand(s: SaslSession, user: str, password: str, nonce_prefix: str =
     attrs = dict(a.split("=", 1) for a in server_first.split(","))
     salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(attrs["s"]), int(attrs["i"]))
     client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    without_proof = f"c=biws,r={nonce_prefix}{attrs['r']}"
+    without_proof = f"c=biws,r={nonce_prefix}{attrs['r']}{nonce_suffix}"
     auth = f"{first_bare},{server_first},{without_proof}".encode()
     signature = hmac.new(hashlib.sha256(client_key).digest(), auth, "sha256").digest()
     proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature))).decode()
@@ -88,23 +89,61 @@ def _scram_by_hand(s: SaslSession, user: str, password: str, nonce_prefix: str =
 
 
 def test_scram_nonce_rules_and_escaped_user_names():
-    # Debian's kcat (librdkafka 2.0) repeats its own nonce in front of the server's: Kafka accepts it
+    # librdkafka before 2.6.1 repeats its own nonce in front of the server's, with a proof that is
+    # right for what it sent: Kafka 4 refuses that, and so does the sandbox, saying why
     s = SaslSession(store(alice="alice-secret"))
     s.handshake("SCRAM-SHA-256")
-    assert _scram_by_hand(s, "alice", "alice-secret", nonce_prefix="rOprNGfwEbeRWgbNEkqO").startswith(b"v=")
-    # a nonce that does not end with the server's is a replay: refused
-    s = SaslSession(store(alice="alice-secret"), nonce=lambda: "server-nonce")
+    with pytest.raises(SaslFailed) as e:
+        _scram_by_hand(s, "alice", "alice-secret", nonce_prefix="rOprNGfwEbeRWgbNEkqO")
+    assert e.value.error_code == SASL_AUTHENTICATION_FAILED and "librdkafka before 2.6.1" in e.value.reason
+    assert e.value.message.startswith("Authentication failed during authentication due to invalid credentials")
+    # any other nonce, with a proof right for it: a replay, refused
+    s = SaslSession(store(alice="alice-secret"))
     s.handshake("SCRAM-SHA-256")
     with pytest.raises(SaslFailed) as e:
-        cnonce = "abc"
-        s.step(f"n,,n=alice,r={cnonce}".encode())
-        s.step(b"c=biws,r=abcserver-nonceX,p=" + base64.b64encode(b"\0" * 32))
-    assert e.value.error_code == SASL_AUTHENTICATION_FAILED
+        _scram_by_hand(s, "alice", "alice-secret", nonce_suffix="X")
+    assert e.value.reason == "the SCRAM nonce does not match the server's"
+    # the same exchange with the nonce as sent: logged in (the two above fail for the nonce alone)
+    s = SaslSession(store(alice="alice-secret"))
+    s.handshake("SCRAM-SHA-256")
+    assert _scram_by_hand(s, "alice", "alice-secret").startswith(b"v=") and s.principal == "User:alice"
     # RFC 5802 escapes: "=2C" is ',' and "=3D" is '='
     s = SaslSession(store(**{"bob,x=y": "pw"}))
     s.handshake("SCRAM-SHA-256")
     _scram_by_hand(s, "bob=2Cx=3Dy", "pw")
     assert s.principal == "User:bob,x=y"
+
+
+@pytest.mark.parametrize("first, words", [
+    ("n,,n=alice,r=abc,ext=1", None),                        # an extension Kafka ignores: logged in
+    ("n,a=alice,n=alice,r=abc", None),                       # an authorization id equal to the user
+    ("n,a=bob,n=alice,r=abc", "different from username"),    # Kafka's words for acting as another user
+    ("n,,m=ext,n=alice,r=abc", "invalid credentials"),       # a mandatory extension
+    ("n,,n=alice,r=", "invalid credentials"),                # an empty nonce
+    ("n,,r=abc,n=alice", "invalid credentials"),             # out of order
+    ("n,alice,n=alice,r=abc", "invalid credentials"),        # an authorization id without a=
+    ("y,,n=alice,r=abc", "invalid credentials"),             # channel binding flags are not offered
+    ("p=tls-unique,,n=alice,r=abc", "invalid credentials"),
+    ("n,,n=alice,r=abc,tokenauth=true", "invalid credentials"),   # delegation tokens are not offered
+])
+def test_scram_first_messages_as_kafka_parses_them(first, words):
+    s = SaslSession(store(alice="alice-secret"))
+    s.handshake("SCRAM-SHA-256")
+    if words is None:
+        assert s.step(first.encode()).startswith(b"r=abc")
+        return
+    with pytest.raises(SaslFailed) as e:
+        s.step(first.encode())
+    assert e.value.error_code == SASL_AUTHENTICATION_FAILED and words in e.value.message, e.value.message
+
+
+def test_scram_final_message_checks_the_channel_binding_header():
+    s = SaslSession(store(alice="alice-secret"), nonce=lambda: "srv")
+    s.handshake("SCRAM-SHA-256")
+    s.step(b"n,,n=alice,r=abc")
+    with pytest.raises(SaslFailed) as e:   # c= must be the base64 of the first message's "n,,"
+        s.step(b"c=eSws,r=abcsrv,p=" + base64.b64encode(b"\0" * 32))
+    assert "malformed" in e.value.reason and s.principal is None
 
 
 def test_plain_login_is_checked_against_the_scram_credentials():
@@ -116,18 +155,26 @@ def test_plain_login_is_checked_against_the_scram_credentials():
     also.handshake("PLAIN")
     also.step(b"alice\0alice\0alice-secret")   # an authorization id equal to the user is allowed
     assert also.principal == "User:alice"
-    for token, words in [(b"\0alice\0wrong", "Invalid username or password"),
-                         (b"\0nobody\0alice-secret", "Invalid username or password"),
-                         (b"bob\0alice\0alice-secret", "authorization id that is different from username"),
-                         (b"alice-secret", "invalid PLAIN message"),
-                         (b"\0\0", "invalid PLAIN message"),
-                         (b"\0alice\0\xff\xfe", "invalid PLAIN message")]:
+    # refused in the words of Kafka's PlainSaslServer
+    for token, words in [(b"\0alice\0wrong", "Authentication failed: Invalid username or password"),
+                         (b"\0nobody\0alice-secret", "Authentication failed: Invalid username or password"),
+                         (b"bob\0alice\0alice-secret",
+                          "Authentication failed: Client requested an authorization id that is different from username"),
+                         (b"alice-secret", "Invalid SASL/PLAIN response: expected 3 tokens, got 1"),
+                         (b"\0\0x", "Authentication failed: username not specified"),
+                         (b"\0alice\0", "Authentication failed: password not specified"),
+                         (b"\0alice\0\xff\xfe", "Authentication failed: Invalid username or password")]:
         s = SaslSession(creds)
         s.handshake("PLAIN")
         with pytest.raises(SaslFailed) as e:
             s.step(token)
-        assert e.value.error_code == SASL_AUTHENTICATION_FAILED and words in e.value.message, (token, e.value.message)
+        assert e.value.error_code == SASL_AUTHENTICATION_FAILED and e.value.message == words, (token, e.value.message)
         assert "\n" not in e.value.message and s.principal is None
+    with pytest.raises(SaslFailed) as e:
+        s = SaslSession(creds)
+        s.handshake("PLAIN")
+        s.step(b"\0nobody\0x")
+    assert "user 'nobody' has no SCRAM credentials" in e.value.reason   # the sandbox's own words, for status
 
 
 def test_handshake_and_order_rules():
@@ -197,7 +244,30 @@ def test_a_wrong_password_is_refused_with_kafkas_words(sasl_broker):
     assert auth, errors
     assert ("Authentication failed during authentication due to invalid credentials with SASL mechanism "
             "SCRAM-SHA-512") in auth[0].str()
-    assert "failed (SCRAM-SHA-512)" in sasl_broker.log_text()
+    # the broker says why in its log, and once as an EVENT the supervisor shows in `sandbox status`
+    log = sasl_broker.log_text()
+    assert "refused (SCRAM-SHA-512): wrong password for user 'alice'" in log
+    assert log.count("EVENT sasl-login-failed") == 1, log   # librdkafka retried: reported once per 10 s
+
+
+def test_the_common_mix_ups_are_told_apart_in_the_log(sasl_broker):
+    """A plain client given the SASL address, a SASL client given the plain one, an unknown user:
+    the client hears Kafka's words, the broker's log (and so `sandbox status`) says which it was."""
+    def metadata(conf: dict) -> None:
+        p = Producer({**conf, "log_level": 0, "error_cb": lambda e: None})
+        with pytest.raises(Exception):   # never answered: the login is refused
+            p.list_topics(timeout=3)
+
+    metadata({"bootstrap.servers": f"127.0.0.1:{sasl_broker.sasl_port}"})
+    metadata({"bootstrap.servers": sasl_broker.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+              "sasl.mechanism": "PLAIN", "sasl.username": "alice", "sasl.password": "alice-secret"})
+    metadata({"bootstrap.servers": f"127.0.0.1:{sasl_broker.sasl_port}", "security.protocol": "SASL_PLAINTEXT",
+              "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "mallory", "sasl.password": "x"})
+    log = sasl_broker.log_text()
+    assert "came before logging in: set the client's security.protocol=SASL_PLAINTEXT" in log
+    assert "a SASL client connected to a PLAINTEXT listener: give it the SASL_PLAINTEXT bootstrap" in log
+    assert "user 'mallory' has no SCRAM credentials" in log
+    assert log.count("EVENT sasl-login-failed") == 3, log
 
 
 def _request(name: str, version: int, **data):
@@ -220,6 +290,45 @@ def test_before_logging_in_only_api_versions_and_the_exchange_are_answered(sasl_
         assert rc.request(_request(17, 1, mechanism="PLAIN")).error_code == NONE
         resp = rc.request(_request(36, 2, auth_bytes=b"\0alice\0nope"))
         assert resp.error_code == SASL_AUTHENTICATION_FAILED and "Invalid username or password" in resp.error_message
+        assert rc.is_closed()
+
+
+def _frame(rc: RawClient, body) -> bytes:
+    from sandbox.protocol import RequestHeader, encode_request
+    rc.corr += 1
+    return encode_request(RequestHeader(body.__api_key__, body.__version__, rc.corr, "raw"), body)
+
+
+@pytest.mark.parametrize("password, answered", [("alice-secret", True), ("wrong", False)])
+def test_requests_sent_behind_the_login_wait_for_it(sasl_broker, password, answered):
+    """Handshake, login (PLAIN: checked off the event loop) and Metadata in one write: the Metadata
+    is answered only after a good login, never after a bad one."""
+    from sandbox.protocol import decode_response
+    with RawClient(sasl_broker.sasl_port) as rc:
+        metadata = _request(3, 12, topics=None, allow_auto_topic_creation=False, include_topic_authorized_operations=False)
+        rc.send_raw(_frame(rc, _request(17, 1, mechanism="PLAIN"))
+                    + _frame(rc, _request(36, 2, auth_bytes=f"\0alice\0{password}".encode())) + _frame(rc, metadata))
+        assert decode_response(rc.recv_frame(), 17, 1)[1].error_code == NONE
+        login = decode_response(rc.recv_frame(), 36, 2)[1]
+        assert (login.error_code == NONE) == answered, login
+        if answered:
+            md = decode_response(rc.recv_frame(), 3, 12)[1]
+            assert "t" in {t.name for t in md.topics}
+        else:
+            assert rc.is_closed()
+
+
+def test_out_of_order_exchanges_close_the_connection_as_kafka_does(sasl_broker):
+    with RawClient(sasl_broker.sasl_port) as rc:   # SaslAuthenticate before SaslHandshake: closed, no answer
+        rc.request(_request(36, 2, auth_bytes=b"\0alice\0alice-secret"), expect_response=False)
+        assert rc.is_closed()
+    with RawClient(sasl_broker.sasl_port) as rc:   # ApiVersions after the handshake: closed
+        assert rc.request(_request(17, 1, mechanism="PLAIN")).error_code == NONE
+        rc.request(_request(18, 3, client_software_name="t", client_software_version="1"), expect_response=False)
+        assert rc.is_closed()
+    with RawClient(sasl_broker.sasl_port) as rc:   # a second handshake: closed
+        assert rc.request(_request(17, 1, mechanism="PLAIN")).error_code == NONE
+        rc.request(_request(17, 1, mechanism="PLAIN"), expect_response=False)
         assert rc.is_closed()
 
 

@@ -51,8 +51,10 @@ class FakeEngine:
         out, self.queue = self.queue, []
         return out
 
-    def logs(self, service, since=None, tail="all"):
-        return list(self.log_lines)
+    def logs(self, service, since=None, tail="all", timestamps=False):
+        if not timestamps:
+            return list(self.log_lines)
+        return [line if line[:4].isdigit() else f"2026-12-03T10:00:00.000000001Z {line}" for line in self.log_lines]
 
     def measure(self, service):
         return {"rss_bytes": 1234, "disk_bytes": 99}
@@ -243,6 +245,33 @@ def test_repair_lines_in_the_container_log_become_events():
     w.step()
     rep = [e for e in w.events if e["kind"] == "repair"]
     assert rep and rep[0]["bytes"] == 38 and "38 bytes" in rep[0]["detail"]
+
+
+def test_events_logged_while_a_broker_runs_are_followed_once_each():
+    """Expired offsets and refused SASL logins happen while a broker runs: read from its log every
+    few seconds (the engine's `since` is whole seconds, so lines already read come again and are
+    skipped by their timestamps), as native mode reads the log file."""
+    eng = FakeEngine()
+    w, clock = make(eng)
+    login = ('EVENT sasl-login-failed {"listener": "SASL_PLAINTEXT", "mechanism": "SCRAM-SHA-256", '
+             '"peer": "172.17.0.1:40000", "reason": "wrong password for user \'alice\'"}')
+    expired = 'EVENT offsets-expired {"group": "billing", "offsets": 3, "retention_minutes": 1}'
+    eng.log_lines = [f"2026-12-03T10:00:00.5Z {login}"]   # logged before the first look: read by it
+    w.step()
+    assert kinds(w, "broker-1").count("sasl-login-failed") == 1
+    eng.log_lines += [f"2026-12-03T10:00:01.25Z {expired}", f"2026-12-03T10:00:01.3Z {login}"]
+    clock.t += 1.0
+    w.step()   # not yet: the log is read every FOLLOW_EVERY_S
+    assert "offsets-expired" not in kinds(w, "broker-1")
+    clock.t += 3.0
+    w.step()
+    clock.t += 3.0
+    w.step()   # the same lines again from the engine: not reported twice
+    assert kinds(w, "broker-1").count("offsets-expired") == 1 and kinds(w, "broker-1").count("sasl-login-failed") == 2
+    shown = [e["detail"] for e in w.events if e["kind"] == "sasl-login-failed" and e["service"] == "broker-1"]
+    assert shown[-1] == ("SASL login from 172.17.0.1:40000 (SCRAM-SHA-256) refused: wrong password for user 'alice'")
+    assert [e["detail"] for e in w.events if e["kind"] == "offsets-expired" and e["service"] == "broker-1"] == [
+        "group billing: 3 committed offset(s) expired (offsets.retention.minutes=1)"]
 
 
 def test_topic_catalog_is_frozen_from_the_wipe_until_the_topics_are_back():

@@ -93,15 +93,30 @@ def test_declared_users_log_in_on_every_broker_with_every_client(projects):
         return sorted(got)
     assert asyncio.run(aio()) == [b"aio-0", b"aio-1", b"kp-0", b"kp-1", b"kp-2", b"kp-3"]
 
-    # Debian's kcat (librdkafka 2.0, which repeats its nonce in SCRAM's last message)
+    # Debian's kcat (librdkafka 2.0) with PLAIN; with SCRAM it repeats its own nonce in the last
+    # message, which Kafka 4 refuses: so does the sandbox, and status says why
     out = kcat("-b", f"127.0.0.1:{sasl_port}", "-X", "security.protocol=SASL_PLAINTEXT", "-X",
-               "sasl.mechanism=SCRAM-SHA-256", "-X", "sasl.username=alice", "-X", "sasl.password=alice-secret",
+               "sasl.mechanism=PLAIN", "-X", "sasl.username=alice", "-X", "sasl.password=alice-secret",
                "-C", "-t", "orders", "-e", "-q")
     assert sorted(out.stdout.split()) == [b"aio-0", b"aio-1", b"kp-0", b"kp-1", b"kp-2", b"kp-3"]
+    import subprocess
+    old = subprocess.run(["kcat", "-b", f"127.0.0.1:{sasl_port}", "-X", "security.protocol=SASL_PLAINTEXT", "-X",
+                          "sasl.mechanism=SCRAM-SHA-256", "-X", "sasl.username=alice", "-X",
+                          "sasl.password=alice-secret", "-m", "3", "-L"], capture_output=True, timeout=30)
+    assert old.returncode != 0 and b"invalid credentials with SASL mechanism SCRAM-SHA-256" in old.stderr, old.stderr
+    wait_status(proj, lambda code, st: any("librdkafka before 2.6.1" in e["detail"]
+                                           for e in events(st, kind="sasl-login-failed")), 20,
+                "the old librdkafka's SCRAM refusal explained in status")
 
     # a wrong password is refused in Kafka's words; the PLAINTEXT listener still needs no login
     assert _refused(_login(sasl, "SCRAM-SHA-256", "alice", "guess"))
     assert _refused(_login(sasl, "PLAIN", "mallory", "alice-secret"))
+    # ... and `sandbox status` tells the developer which it was
+    _, st = wait_status(proj, lambda code, st: len(events(st, kind="sasl-login-failed")) >= 2, 20,
+                        "the refused logins in status")
+    told = " | ".join(e["detail"] for e in events(st, kind="sasl-login-failed"))
+    assert "(SCRAM-SHA-256) refused: wrong password for user 'alice'" in told, told
+    assert "(PLAIN) refused: user 'mallory' has no SCRAM credentials" in told, told
     from .kit import admin
     assert "orders" in admin(proj.bootstrap).list_topics(timeout=10).topics
 

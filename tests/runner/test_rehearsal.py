@@ -137,7 +137,7 @@ class FakeEngine:
     def events(self, since, until):
         return []
 
-    def logs(self, service, since=None, tail="all"):
+    def logs(self, service, since=None, tail="all", timestamps=False):
         return []
 
     def measure(self, service):

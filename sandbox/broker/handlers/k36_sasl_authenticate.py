@@ -5,6 +5,8 @@ ILLEGAL_SASL_STATE, as Kafka answers it."""
 
 from __future__ import annotations
 
+from sandbox.broker.config import SASL_LISTENER
+from sandbox.broker.sasl import ON_PLAIN_LISTENER, report_refused
 from sandbox.protocol.errors import ILLEGAL_SASL_STATE
 
 API_KEY = 36
@@ -13,6 +15,9 @@ MAX_VERSION = 2
 
 
 def handle(ctx, request) -> dict:
-    message = ("SaslAuthenticate request received after successful authentication" if ctx.listener == "SASL_PLAINTEXT"
-               else "Unexpected SaslAuthenticate request: this listener does not use SASL")
+    if ctx.listener == SASL_LISTENER:
+        message = "SaslAuthenticate request received after successful authentication"
+    else:
+        message = "Unexpected SaslAuthenticate request: this listener does not use SASL"
+        report_refused(ctx.listener, ctx.peer, None, ON_PLAIN_LISTENER)
     return {"error_code": ILLEGAL_SASL_STATE, "error_message": message, "auth_bytes": b"", "session_lifetime": 0}
