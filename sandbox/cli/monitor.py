@@ -133,7 +133,8 @@ def headline(st: dict | None, name: str, live: bool = True) -> str:
     if st is None:
         return f"sandbox {name}: not running (waiting for `sandbox up`)  {now}"
     mark = "healthy" if st.get("healthy") else "UNHEALTHY"
-    return (f"sandbox {st['name']}  {mark}  bootstrap {st['bootstrap']}  {now}"
+    sasl = f"  SASL_PLAINTEXT {st['sasl_bootstrap']}" if st.get("sasl_bootstrap") else ""
+    return (f"sandbox {st['name']}  {mark}  bootstrap {st['bootstrap']}{sasl}  {now}"
             + ("  (Ctrl-C quits)" if live else ""))
 
 

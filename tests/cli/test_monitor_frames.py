@@ -60,3 +60,11 @@ def test_format_columns():
     lines = format_columns(["A", "LONGER"], [["x", 1], [None, "yy"]])
     assert lines == ["A  LONGER", "x  1", "-  yy"]
     assert format_columns(["A"], [["z" * 20]], max_width=5)[1] == "zzzz…"
+
+
+def test_the_headline_names_the_sasl_bootstrap_when_there_is_one():
+    from sandbox.cli.monitor import headline
+    st = status()
+    assert "SASL" not in headline(st, "demo")
+    st["sasl_bootstrap"] = "127.0.0.1:9095"
+    assert "bootstrap 127.0.0.1:9092  SASL_PLAINTEXT 127.0.0.1:9095" in headline(st, "demo")
