@@ -35,7 +35,7 @@ LONG_MAX = 2**63 - 1    # and its LONG ones
 
 @dataclass(frozen=True)
 class Setting:
-    kind: str                       # "bool", "int", "choice"
+    kind: str                       # "bool", "int", "choice", "list" (comma-separated choices)
     low: int | None = None          # smallest int accepted
     choices: tuple[str, ...] = ()
     why: str = ""                   # what the bound means, for the error sentence
@@ -48,6 +48,7 @@ _LONG_MS = Setting("int", 0, high=LONG_MAX)
 _POSITIVE = Setting("int", 1)
 _RETENTION = Setting("int", -1, why="-1 keeps records for ever", high=LONG_MAX, zero=False)
 _CLEANUP = ("delete", "compact", "compact,delete", "delete,compact")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")   # what a SASL_PLAINTEXT listener offers
 
 SETTINGS: dict[str, Setting] = {
     "auto.create.topics.enable": Setting("bool"),
@@ -55,6 +56,7 @@ SETTINGS: dict[str, Setting] = {
     "group.min.session.timeout.ms": _POSITIVE,
     "group.max.session.timeout.ms": _POSITIVE,
     "delete.topic.enable": Setting("bool"),
+    "sasl.enabled.mechanisms": Setting("list", choices=SASL_MECHANISMS),
     "group.consumer.heartbeat.interval.ms": _POSITIVE,
     "group.consumer.session.timeout.ms": _POSITIVE,
     "group.consumer.migration.policy": Setting("choice", choices=("disabled", "upgrade", "downgrade",
@@ -147,6 +149,13 @@ def check(key: str, value: str) -> str:
         if match is None:
             raise ValueError(f"{key} must be one of {', '.join(s.choices)}, not {value!r}")
         return match
+    if s.kind == "list":
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        unknown = [i for i in items if i.upper() not in s.choices]
+        if not items or unknown:
+            raise ValueError(f"{key} must list one or more of {', '.join(s.choices)} (comma-separated), "
+                             f"not {value!r}")
+        return ",".join(dict.fromkeys(i.upper() for i in items))
     try:
         n = int(value)
     except ValueError:

@@ -106,7 +106,7 @@ def test_every_setting_in_the_table_is_applied_somewhere():
         if key in server_properties.COORDINATOR_ONLY:
             continue
         before = dataclasses.asdict(BrokerConfig(data_dir=Path("x")))
-        values = {"bool": ["false"], "choice": list(s.choices)}.get(
+        values = {"bool": ["false"], "choice": list(s.choices), "list": list(s.choices[:1])}.get(
             s.kind, [str(max(s.low or 0, 2000) + 7)])   # within every bound the others' defaults set
         changed = False
         for value in values:   # one of a choice's values is its default
@@ -201,3 +201,16 @@ def test_a_stack_started_before_broker_settings_existed_is_told_to_restart(tmp_p
         stack.running_pid = old
     assert live.broker == {}
     assert "[broker] auto.create.topics.enable=false" in stack.restart_needed(live)
+
+
+def test_sasl_enabled_mechanisms_is_a_list_of_what_the_listener_offers():
+    assert parse_config('[broker]\n"sasl.enabled.mechanisms" = "scram-sha-512, PLAIN"\n').broker == {
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN"}
+    bc = BrokerConfig(data_dir=Path("x"))
+    assert bc.sasl_enabled_mechanisms == ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+    bc.apply_overrides({"sasl.enabled.mechanisms": "SCRAM-SHA-512"})
+    assert bc.sasl_enabled_mechanisms == ("SCRAM-SHA-512",)
+    for bad in ("GSSAPI", "", "PLAIN,OAUTHBEARER"):
+        with pytest.raises(ValueError) as e:
+            server_properties.check("sasl.enabled.mechanisms", bad)
+        assert "must list one or more of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512" in str(e.value)

@@ -120,6 +120,7 @@ _ATTRIBUTES = {
     "group.min.session.timeout.ms": "group_min_session_timeout_ms",
     "group.max.session.timeout.ms": "group_max_session_timeout_ms",
     "delete.topic.enable": "delete_topic_enable",
+    "sasl.enabled.mechanisms": "sasl_enabled_mechanisms",
     "group.consumer.heartbeat.interval.ms": "group_consumer_heartbeat_interval_ms",
     "group.consumer.session.timeout.ms": "group_consumer_session_timeout_ms",
     "group.consumer.migration.policy": "group_consumer_migration_policy",
@@ -186,6 +187,7 @@ class BrokerConfig:
     listeners: list[Listener] = field(default_factory=list)
     # --sasl-port: a SASL_PLAINTEXT listener beside the implicit PLAINTEXT one (same host, advertised host)
     sasl_port: int | None = None
+    sasl_enabled_mechanisms: tuple[str, ...] = server_properties.SASL_MECHANISMS   # what the SASL listener offers
 
     def endpoints(self) -> list[Listener]:
         """The listeners to serve, the first being the primary one (its advertised address is
@@ -219,7 +221,7 @@ class BrokerConfig:
             elif key in _ATTRIBUTES:
                 kind = server_properties.SETTINGS[key].kind
                 setattr(self, _ATTRIBUTES[key], value == "true" if kind == "bool" else
-                        value if kind == "choice" else int(value))
+                        value if kind == "choice" else tuple(value.split(",")) if kind == "list" else int(value))
             else:   # a setting of the table the broker does not map: a defect, not bad input
                 raise ValueError(f"unknown broker setting {key!r}")
         if topic_level:

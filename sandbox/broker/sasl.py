@@ -16,9 +16,10 @@ import logging
 import secrets
 from typing import Any, Callable, Mapping
 
+from sandbox.server_properties import SASL_MECHANISMS
 from sandbox.protocol.errors import ILLEGAL_SASL_STATE, NONE, SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM
 
-MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+MECHANISMS = SASL_MECHANISMS   # every mechanism offered; sasl.enabled.mechanisms may offer fewer
 SCRAM = {"SCRAM-SHA-256": (1, "sha256"), "SCRAM-SHA-512": (2, "sha512")}   # name -> (KIP-554 id, digest)
 
 # credential(user, mechanism id) -> {"iterations", "salt", "stored_key", "server_key"} (hex) or None
@@ -105,8 +106,10 @@ class SaslSession:
     """One connection's authentication: `handshake(mechanism)` then `step(token)` until `principal`
     is set. Every failure is a SaslFailed; the caller answers it and closes the connection."""
 
-    def __init__(self, lookup: Lookup, nonce: Callable[[], str] | None = None) -> None:
+    def __init__(self, lookup: Lookup, nonce: Callable[[], str] | None = None,
+                 enabled: tuple[str, ...] = MECHANISMS) -> None:
         self.lookup = lookup
+        self.enabled = enabled   # sasl.enabled.mechanisms
         self.mechanism: str | None = None
         self.principal: str | None = None    # "User:NAME" once authenticated
         self._nonce = nonce or (lambda: secrets.token_urlsafe(24))
@@ -120,7 +123,7 @@ class SaslSession:
         """SaslHandshake: NONE, or UNSUPPORTED_SASL_MECHANISM / ILLEGAL_SASL_STATE."""
         if self.mechanism is not None:
             return ILLEGAL_SASL_STATE
-        if mechanism not in MECHANISMS:
+        if mechanism not in self.enabled:
             return UNSUPPORTED_SASL_MECHANISM
         self.mechanism = mechanism
         return NONE

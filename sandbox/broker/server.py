@@ -22,7 +22,7 @@ from .config import DEFAULT_LISTENER, BrokerConfig
 from .file_reply import FileReply, discard as _discard, fetch_reply, sendfile_now
 from .handlers import REGISTRY
 from .handlers.k00_produce import STORAGE_ERRNOS
-from .sasl import MECHANISMS, SaslFailed, SaslSession, report_refused
+from .sasl import SaslFailed, SaslSession, report_refused
 from .state import BrokerState, emit_event
 
 log = logging.getLogger("sandbox.broker")
@@ -236,7 +236,8 @@ class Connection(asyncio.BufferedProtocol):
         self._flush_handle: asyncio.Handle | None = None
         own = server.config.listener(listener)
         # a SASL_PLAINTEXT listener: nothing but ApiVersions and the SASL exchange until authenticated
-        self.sasl = (SaslSession(lambda user, mechanism: server.state.coordinator.scram_credential(user, mechanism))
+        self.sasl = (SaslSession(lambda user, mechanism: server.state.coordinator.scram_credential(user, mechanism),
+                                 enabled=server.config.sasl_enabled_mechanisms)
                      if own is not None and own.sasl else None)
         self.sasl_raw = False    # after a v0 SaslHandshake the tokens travel without Kafka headers
         self.sasl_versions_seen = False
@@ -401,9 +402,11 @@ class Connection(asyncio.BufferedProtocol):
             return False
         if api_key == SASL_HANDSHAKE_KEY:
             code = self.sasl.handshake(request.mechanism)
-            reply = handler.encode(correlation_id, version, {"error_code": code, "mechanisms": MECHANISMS})
+            enabled = self.sasl.enabled
+            reply = handler.encode(correlation_id, version, {"error_code": code, "mechanisms": enabled})
             if code:   # answered, then closed (the client reads the mechanisms offered)
-                self._login_failed(f"mechanism {request.mechanism!r} is not offered; use one of {', '.join(MECHANISMS)}")
+                self._login_failed(f"mechanism {request.mechanism!r} is not offered (sasl.enabled.mechanisms): "
+                                   f"use one of {', '.join(enabled)}")
                 self._send(reply)
                 return False
             self.sasl_raw = version == 0

@@ -371,3 +371,25 @@ def test_topics_apply_sets_the_declared_users_as_up_does(sasl_broker, tmp_path):
                   "sasl.mechanism": "PLAIN", "sasl.username": "dave", "sasl.password": "d-pw",
                   "error_cb": lambda e: errors.append(e), "log_level": 0})
     assert "applied" in p.list_topics(timeout=10).topics and not errors, errors
+
+
+def test_sasl_enabled_mechanisms_narrows_what_is_offered(tmp_path):
+    """[broker] sasl.enabled.mechanisms = SCRAM-SHA-512, as a production cluster may have it: PLAIN is
+    refused with the list, and the broker says why."""
+    sasl_port = listen_port()
+    b = BrokerProcess(tmp_path / "data", options=["sasl.enabled.mechanisms=SCRAM-SHA-512"],
+                      extra_args=["--sasl-port", str(sasl_port)]).start()
+    try:
+        wait_for(lambda: _port_open(sasl_port), 15, what="the SASL listener")
+        with KafkaClient(b.bootstrap) as c:
+            c.set_scram_passwords({"alice": "alice-secret"})
+        with RawClient(sasl_port) as rc:
+            resp = rc.request(_request(17, 1, mechanism="PLAIN"))
+            assert resp.error_code == UNSUPPORTED_SASL_MECHANISM and list(resp.mechanisms) == ["SCRAM-SHA-512"]
+            assert rc.is_closed()
+        assert "'PLAIN' is not offered (sasl.enabled.mechanisms): use one of SCRAM-SHA-512" in b.log_text()
+        errors: list = []
+        assert _producer(sasl_port, "SCRAM-SHA-512", "alice-secret", errors).list_topics(timeout=10).brokers
+        assert not errors, errors
+    finally:
+        b.stop()

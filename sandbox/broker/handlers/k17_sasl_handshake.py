@@ -5,7 +5,7 @@ PLAINTEXT listener or after authentication, and Kafka answers those ILLEGAL_SASL
 from __future__ import annotations
 
 from sandbox.broker.config import SASL_LISTENER
-from sandbox.broker.sasl import MECHANISMS, ON_PLAIN_LISTENER, report_refused
+from sandbox.broker.sasl import ON_PLAIN_LISTENER, report_refused
 from sandbox.protocol.errors import ILLEGAL_SASL_STATE
 
 API_KEY = 17
@@ -16,4 +16,4 @@ MAX_VERSION = 1
 def handle(ctx, request) -> dict:
     if ctx.listener != SASL_LISTENER:   # the most common mix-up: a SASL client given the plain address
         report_refused(ctx.listener, ctx.peer, None, ON_PLAIN_LISTENER)
-    return {"error_code": ILLEGAL_SASL_STATE, "mechanisms": MECHANISMS}
+    return {"error_code": ILLEGAL_SASL_STATE, "mechanisms": ctx.state.config.sasl_enabled_mechanisms}
