@@ -1,6 +1,6 @@
 """sandbox.toml's [sasl] with a real 2-broker stack and real clients: every broker serves a
 SASL_PLAINTEXT listener, the declared users log in with PLAIN and SCRAM (kafka-python, aiokafka,
-librdkafka, Debian's kcat), a saved change of users applies live, and a destroyed coordinator
+librdkafka, kafkajs, Debian's kcat), a saved change of users applies live, and a destroyed coordinator
 journal (where SCRAM credentials live) gets the declared users back. 127.0.0.1 only."""
 
 from __future__ import annotations
@@ -35,6 +35,17 @@ def _login(bootstrap: str, mechanism: str, user: str, password: str) -> list:
         errors.append(e)
     p.poll(0.5)   # error_cb runs from poll
     return errors
+
+
+def _kafkajs(bootstrap: str, mechanism: str, user: str, password: str, topic: str):
+    import os
+    import subprocess
+    from pathlib import Path
+    from .test_transactions_clients import _kafkajs_dir   # installs kafkajs from npm on first need
+    node_modules = _kafkajs_dir() / "node_modules"
+    return subprocess.run(["node", str(Path(__file__).parent / "js" / "sasl.js"), bootstrap.split(",")[0], mechanism,
+                           user, password, topic], capture_output=True, text=True, timeout=90,
+                          env=dict(os.environ, NODE_PATH=str(node_modules)))
 
 
 def _refused(errors: list) -> bool:
@@ -107,6 +118,13 @@ def test_declared_users_log_in_on_every_broker_with_every_client(projects):
     wait_status(proj, lambda code, st: any("librdkafka before 2.6.1" in e["detail"]
                                            for e in events(st, kind="sasl-login-failed")), 20,
                 "the old librdkafka's SCRAM refusal explained in status")
+
+    # kafkajs, SCRAM-SHA-512 and PLAIN; a wrong password is refused as SASLAuthenticationError
+    for mechanism, password, code in (("SCRAM-SHA-512", "b=b", 0), ("PLAIN", "b=b", 0), ("SCRAM-SHA-256", "no", 2)):
+        r = _kafkajs(sasl, mechanism, "bob,x", password, "orders")
+        assert r.returncode == code, r.stdout + r.stderr[-2000:]
+        if code:
+            assert "refused KAFKA_SASL_AUTHENTICATION_FAILED" in r.stdout or "SASLAuthenticationError" in r.stdout, r.stdout
 
     # a wrong password is refused in Kafka's words; the PLAINTEXT listener still needs no login
     assert _refused(_login(sasl, "SCRAM-SHA-256", "alice", "guess"))
