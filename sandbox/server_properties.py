@@ -56,6 +56,8 @@ SETTINGS: dict[str, Setting] = {
     "group.min.session.timeout.ms": _POSITIVE,
     "group.max.session.timeout.ms": _POSITIVE,
     "delete.topic.enable": Setting("bool"),
+    "group.max.size": _POSITIVE,
+    "group.consumer.max.size": _POSITIVE,
     "sasl.enabled.mechanisms": Setting("list", choices=SASL_MECHANISMS),
     "group.consumer.heartbeat.interval.ms": _POSITIVE,
     "group.consumer.session.timeout.ms": _POSITIVE,

@@ -120,6 +120,8 @@ _ATTRIBUTES = {
     "group.min.session.timeout.ms": "group_min_session_timeout_ms",
     "group.max.session.timeout.ms": "group_max_session_timeout_ms",
     "delete.topic.enable": "delete_topic_enable",
+    "group.max.size": "group_max_size",
+    "group.consumer.max.size": "group_consumer_max_size",
     "sasl.enabled.mechanisms": "sasl_enabled_mechanisms",
     "group.consumer.heartbeat.interval.ms": "group_consumer_heartbeat_interval_ms",
     "group.consumer.session.timeout.ms": "group_consumer_session_timeout_ms",
@@ -161,6 +163,8 @@ class BrokerConfig:
     group_min_session_timeout_ms: int = server_properties.SESSION_TIMEOUT_BOUNDS[0]
     group_max_session_timeout_ms: int = server_properties.SESSION_TIMEOUT_BOUNDS[1]
     delete_topic_enable: bool = True
+    group_max_size: int = server_properties.INT_MAX            # classic groups' members (Kafka's default: no limit)
+    group_consumer_max_size: int = server_properties.INT_MAX   # KIP-848 groups' members
     # KIP-848 groups; Kafka's heartbeat is 5000 (see consumer_groups.py)
     group_consumer_heartbeat_interval_ms: int = server_properties.CONSUMER_GROUP_TIMING[0]
     group_consumer_session_timeout_ms: int = server_properties.CONSUMER_GROUP_TIMING[1]

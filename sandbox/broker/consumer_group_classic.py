@@ -23,6 +23,7 @@ from sandbox.broker.consumer_group_model import (
 from sandbox.broker.group_model import JoinResult, SyncResult, join_error, sync_error
 from sandbox.protocol.consumer_protocol import decode_assignment, decode_subscription, encode_assignment
 from sandbox.protocol.errors import (
+    GROUP_MAX_SIZE_REACHED,
     FENCED_INSTANCE_ID, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, MEMBER_ID_REQUIRED,
     NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
 )
@@ -127,6 +128,8 @@ class ClassicMembers:
         if m is not None and m.classic is None and not replaced:
             return join_error(UNKNOWN_MEMBER_ID, member_id)   # a consumer-protocol member sending JoinGroup
         new = m is None
+        if m is None and len(group.members) >= self.max_size:   # type: ignore[attr-defined]
+            return join_error(GROUP_MAX_SIZE_REACHED, member_id)
         if m is None:
             mid = member_id or self._new_id()
             m = group.members[mid] = CMember(mid, instance_id, session_deadline=now)

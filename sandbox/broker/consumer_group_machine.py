@@ -11,6 +11,7 @@ from typing import Any, Callable
 from sandbox.broker.consumer_assignors import ASSIGNORS, DEFAULT_ASSIGNOR, TP
 from sandbox.broker.consumer_group_classic import ClassicMembers
 from sandbox.protocol.errors import (
+    GROUP_MAX_SIZE_REACHED,
     FENCED_MEMBER_EPOCH, GROUP_ID_NOT_FOUND, INVALID_REGULAR_EXPRESSION, INVALID_REQUEST, NONE,
     STALE_MEMBER_EPOCH, UNKNOWN_MEMBER_ID, UNRELEASED_INSTANCE_ID, UNSUPPORTED_ASSIGNOR, UNSUPPORTED_VERSION,
 )
@@ -39,8 +40,10 @@ class ConsumerGroupMachine(ClassicMembers):
 
     def __init__(self, clock: Callable[[], float], *, heartbeat_interval_ms: int = 5000,
                  session_timeout_ms: int = 45000, on_event: Callable[[str, dict[str, Any]], None] | None = None,
-                 new_member_id: Callable[[], str] | None = None, migration_policy: str = "bidirectional") -> None:
+                 new_member_id: Callable[[], str] | None = None, migration_policy: str = "bidirectional",
+                 max_size: int = 2**31 - 1) -> None:
         self.clock = clock
+        self.max_size = max_size   # group.consumer.max.size
         self.migration_policy = migration_policy
         self.downgraded: list[CGroup] = []
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -142,6 +145,9 @@ class ConsumerGroupMachine(ClassicMembers):
                                            f"{instance_id} cannot join the group because the instance id is "
                                            f"owned by {holder} member.")
                     return self._replace_static(group, old, member_id), None
+            if m is None and len(group.members) >= self.max_size:
+                return None, error(GROUP_MAX_SIZE_REACHED, f"The consumer group has reached its maximum capacity of "
+                                                           f"{self.max_size} members.")
             if m is not None:  # a rejoin (after a fencing): it gave up everything it held
                 self._release(group, m, m.holds())
                 m.assigned = m.revoking = frozenset()

@@ -39,11 +39,11 @@ class ConsumerGroups:
                  heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
                  session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
                  on_event: Callable[[str, dict[str, Any]], None] | None = None,
-                 migration_policy: str = "bidirectional") -> None:
+                 migration_policy: str = "bidirectional", max_size: int = 2**31 - 1) -> None:
         self.classic = classic
         self.machine = ConsumerGroupMachine(clock, heartbeat_interval_ms=heartbeat_interval_ms,
                                             session_timeout_ms=session_timeout_ms, on_event=on_event,
-                                            migration_policy=migration_policy)
+                                            migration_policy=migration_policy, max_size=max_size)
 
     def __contains__(self, group_id: str) -> bool:
         return group_id in self.machine.groups

@@ -15,6 +15,7 @@ from sandbox.broker.group_transitions import (  # noqa: F401  (the events, TRANS
     MEMBER_LEFT, NOBODY_JOINED, REBALANCE_TIMEOUT, TRANSITIONS, GroupStates, InvalidTransition,
 )
 from sandbox.protocol.errors import (
+    GROUP_MAX_SIZE_REACHED,
     COORDINATOR_NOT_AVAILABLE, FENCED_INSTANCE_ID, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL,
     INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, NONE, REBALANCE_IN_PROGRESS,
     UNKNOWN_MEMBER_ID,
@@ -28,8 +29,9 @@ class GroupMachine(GroupStates):
     def __init__(self, clock: Callable[[], float], *, initial_rebalance_delay_ms: int = 0,
                  min_session_timeout_ms: int = 1000, max_session_timeout_ms: int = 1800000,
                  on_event: Callable[[str, dict[str, Any]], None] | None = None,
-                 new_member_id: Callable[[str], str] | None = None) -> None:
+                 new_member_id: Callable[[str], str] | None = None, max_size: int = 2**31 - 1) -> None:
         self.clock = clock
+        self.max_size = max_size   # group.max.size
         self.initial_delay_s = initial_rebalance_delay_ms / 1000
         self.min_session_ms = min_session_timeout_ms
         self.max_session_ms = max_session_timeout_ms
@@ -84,6 +86,10 @@ class GroupMachine(GroupStates):
         why = reason or "member joined"
         if member_id and group.fenced(instance_id, member_id):
             return join_error(FENCED_INSTANCE_ID, member_id)
+        joining = not member_id or member_id in group.pending
+        if joining and len(group.members) >= self.max_size and not (instance_id and instance_id in group.static):
+            # Kafka's acceptJoiningMember: a full group takes no new member (a static one coming back may)
+            return join_error(GROUP_MAX_SIZE_REACHED, member_id)
         if not member_id:
             if instance_id and instance_id in group.static:
                 return self._join_static(request, group, instance_id, protocol_type, info, why, now)

@@ -62,18 +62,20 @@ class GroupCoordinator:
                  peers: Callable[[], set[str] | None] | None = open_peers,
                  consumer_heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
                  consumer_session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
-                 migration_policy: str = "bidirectional", wall: Callable[[], float] = time.time) -> None:
+                 migration_policy: str = "bidirectional", wall: Callable[[], float] = time.time,
+                 max_size: int = 2**31 - 1, consumer_max_size: int = 2**31 - 1) -> None:
         self.offsets = offsets
         self._clock = clock
         self._partition_exists = partition_exists
         self._on_event = on_event
         self.machine = GroupMachine(clock, initial_rebalance_delay_ms=initial_rebalance_delay_ms,
                                     min_session_timeout_ms=min_session_timeout_ms,
-                                    max_session_timeout_ms=max_session_timeout_ms, on_event=self._event)
+                                    max_session_timeout_ms=max_session_timeout_ms, on_event=self._event,
+                                    max_size=max_size)
         # KIP-848 groups (ConsumerGroupHeartbeat); one group id belongs to one protocol
         self.consumer = ConsumerGroups(self.machine, clock=clock, heartbeat_interval_ms=consumer_heartbeat_interval_ms,
                                        session_timeout_ms=consumer_session_timeout_ms, on_event=self._event,
-                                       migration_policy=migration_policy)
+                                       migration_policy=migration_policy, max_size=consumer_max_size)
         self._ids = itertools.count(1)
         self._futures: dict[int, asyncio.Future] = {}
         self._peers = peers

@@ -163,6 +163,7 @@ class BrokerState(DiskFolders):
             consumer_heartbeat_interval_ms=self.config.group_consumer_heartbeat_interval_ms,
             consumer_session_timeout_ms=self.config.group_consumer_session_timeout_ms,
             migration_policy=self.config.group_consumer_migration_policy, wall=self.clock,
+            max_size=self.config.group_max_size, consumer_max_size=self.config.group_consumer_max_size,
         )
         cfg = self.config
         self.txns = TxnCoordinator(

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sandbox.broker.consumer_assignors import range_assignor, uniform
 from sandbox.broker.consumer_group_machine import ConsumerGroupMachine
 from sandbox.protocol.errors import (
-    FENCED_MEMBER_EPOCH, INVALID_REGULAR_EXPRESSION, INVALID_REQUEST, STALE_MEMBER_EPOCH, UNKNOWN_MEMBER_ID,
+    FENCED_MEMBER_EPOCH, GROUP_MAX_SIZE_REACHED, INVALID_REGULAR_EXPRESSION, INVALID_REQUEST, STALE_MEMBER_EPOCH, UNKNOWN_MEMBER_ID,
     UNRELEASED_INSTANCE_ID, UNSUPPORTED_ASSIGNOR, UNSUPPORTED_VERSION,
 )
 
@@ -334,3 +334,20 @@ def test_property_no_partition_owned_twice_and_every_live_member_converges(ops, 
     if any(c.regex or (c.topics and "u" in c.topics) for c in live.values()):
         wanted |= {("u", p) for p in range(cat["u"][1])}
     assert set().union(*(c.owned for c in live.values())) == wanted
+
+
+def test_group_consumer_max_size_refuses_a_new_member_of_a_full_group():
+    """group.consumer.max.size: Kafka's GROUP_MAX_SIZE_REACHED for a member that would make the group
+    larger; members already in it (and one rejoining after a fencing) are not refused."""
+    m = ConsumerGroupMachine(Clock(), heartbeat_interval_ms=INTERVAL_MS, session_timeout_ms=SESSION_MS, max_size=2)
+    a, b, c = Client(m, "a", topics=["t"]), Client(m, "b", topics=["t"]), Client(m, "c", topics=["t"])
+    assert a.beat(CAT).error_code == 0 and b.beat(CAT).error_code == 0
+    refused = c.beat(CAT)
+    assert refused.error_code == GROUP_MAX_SIZE_REACHED
+    assert refused.error_message == "The consumer group has reached its maximum capacity of 2 members."
+    assert set(m.groups["g"].members) == {"a", "b"}
+    assert a.beat(CAT).error_code == 0            # a member already in keeps beating
+    a.epoch, a.owned = 0, set()                   # ... and may rejoin (it is no new member)
+    assert a.beat(CAT).error_code == 0
+    assert m.heartbeat("g", "b", -1).error_code == 0   # b leaves: there is room again
+    assert c.beat(CAT).error_code == 0 and set(m.groups["g"].members) == {"a", "c"}

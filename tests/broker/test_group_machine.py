@@ -252,3 +252,28 @@ def describe(sim: Sim) -> str:
     clients = [(c.name, c.alive, c.member_id[-6:], c.need, c.inflight, c.generation, c.assigned_generation)
                for c in sim.clients]
     return f"t={sim.clock.t} group={group and (group.state, group.generation, group.leader)} {members} {clients}"
+
+
+def test_group_max_size_refuses_a_new_member_of_a_full_group():
+    """group.max.size (Kafka's acceptJoiningMember): a full group answers a new member's JoinGroup
+    GROUP_MAX_SIZE_REACHED, before giving it a member id; its members and a static member coming
+    back under its instance id are not refused."""
+    from sandbox.protocol.errors import GROUP_MAX_SIZE_REACHED
+    m = GroupMachine(Clock(), max_size=2)
+    proto = [("range", b"")]
+
+    def join(member_id: str = "", instance_id: str | None = None, known: bool = False):
+        return m.join(len(m.parked) + 100, "g", member_id, instance_id, "consumer", proto, 6000, 6000, "c", "h", known)
+
+    join(instance_id="static-a")
+    join()
+    assert len(m.groups["g"].members) == 2
+    full = join(known=True)
+    assert full is not None and full.error_code == GROUP_MAX_SIZE_REACHED and full.member_id == ""
+    assert join().error_code == GROUP_MAX_SIZE_REACHED
+    assert len(m.groups["g"].members) == 2 and not m.groups["g"].pending
+    back = join(instance_id="static-a")   # a restarted static member takes its own place
+    assert back is None or back.error_code != GROUP_MAX_SIZE_REACHED
+    existing = next(mid for mid in m.groups["g"].members if m.groups["g"].members[mid].instance_id is None)
+    rejoin = join(member_id=existing)
+    assert rejoin is None or rejoin.error_code != GROUP_MAX_SIZE_REACHED
