@@ -61,6 +61,9 @@ class ClassicMembers:
         if protocol_type != CONSUMER:
             raise MigrationRefused(f"Cannot upgrade classic group {group_id} to consumer group because it is not "
                                    f"a consumer group (protocol type {protocol_type}).")
+        if len(members) > self.max_size:   # type: ignore[attr-defined]
+            raise MigrationRefused(f"Cannot upgrade classic group {group_id} to consumer group because the group "
+                                   f"size exceeds the consumer group maximum size.")
         now = self.clock()
         group = CGroup(group_id, epoch=generation, assignment_epoch=generation)
         for cm in members:
@@ -102,6 +105,8 @@ class ClassicMembers:
         as generation and its first protocol as the protocol (it is no leader: nothing to assign)."""
         group = self.groups[group_id]
         now = self.clock()
+        if (not member_id or member_id not in group.members) and len(group.members) >= self.max_size:  # type: ignore[attr-defined]
+            return join_error(GROUP_MAX_SIZE_REACHED, "")   # Kafka checks the size first
         protocols = [(str(n), bytes(md)) for n, md in protocols]
         if protocol_type != CONSUMER or not protocols or not _supports(group, member_id, protocols):
             return join_error(INCONSISTENT_GROUP_PROTOCOL, member_id)
@@ -128,8 +133,6 @@ class ClassicMembers:
         if m is not None and m.classic is None and not replaced:
             return join_error(UNKNOWN_MEMBER_ID, member_id)   # a consumer-protocol member sending JoinGroup
         new = m is None
-        if m is None and len(group.members) >= self.max_size:   # type: ignore[attr-defined]
-            return join_error(GROUP_MAX_SIZE_REACHED, member_id)
         if m is None:
             mid = member_id or self._new_id()
             m = group.members[mid] = CMember(mid, instance_id, session_deadline=now)
@@ -249,7 +252,8 @@ class ClassicMembers:
     def downgradable(self, group: CGroup) -> bool:
         """Only classic members are left (and some are): the group goes back to the classic protocol."""
         return (self.migration_policy in ("downgrade", "bidirectional") and bool(group.members)
-                and all(m.classic is not None for m in group.members.values()))
+                and all(m.classic is not None for m in group.members.values())
+                and len(group.members) <= self.classic_max_size)   # type: ignore[attr-defined]  (group.max.size)
 
 
 def _supports(group: CGroup, member_id: str, protocols: list[tuple[str, bytes]]) -> bool:

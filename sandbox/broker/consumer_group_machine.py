@@ -44,6 +44,7 @@ class ConsumerGroupMachine(ClassicMembers):
                  max_size: int = 2**31 - 1) -> None:
         self.clock = clock
         self.max_size = max_size   # group.consumer.max.size
+        self.classic_max_size = 2**31 - 1   # group.max.size: a group too large for it is not downgraded
         self.migration_policy = migration_policy
         self.downgraded: list[CGroup] = []
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -135,6 +136,9 @@ class ConsumerGroupMachine(ClassicMembers):
                 owned: list[TP] | None, now: float) -> tuple[CMember | None, HeartbeatResult | None]:
         """The member this heartbeat is from (created on a join), or the error that answers it."""
         m = group.members.get(member_id)
+        if m is None and len(group.members) >= self.max_size:   # Kafka's throwIfConsumerGroupIsFull, first
+            return None, error(GROUP_MAX_SIZE_REACHED, f"The consumer group has reached its maximum capacity of "
+                                                       f"{self.max_size} members.")
         if epoch == 0:
             if instance_id is not None:
                 holder = group.static.get(instance_id)
@@ -145,9 +149,6 @@ class ConsumerGroupMachine(ClassicMembers):
                                            f"{instance_id} cannot join the group because the instance id is "
                                            f"owned by {holder} member.")
                     return self._replace_static(group, old, member_id), None
-            if m is None and len(group.members) >= self.max_size:
-                return None, error(GROUP_MAX_SIZE_REACHED, f"The consumer group has reached its maximum capacity of "
-                                                           f"{self.max_size} members.")
             if m is not None:  # a rejoin (after a fencing): it gave up everything it held
                 self._release(group, m, m.holds())
                 m.assigned = m.revoking = frozenset()

@@ -44,6 +44,7 @@ class ConsumerGroups:
         self.machine = ConsumerGroupMachine(clock, heartbeat_interval_ms=heartbeat_interval_ms,
                                             session_timeout_ms=session_timeout_ms, on_event=on_event,
                                             migration_policy=migration_policy, max_size=max_size)
+        self.machine.classic_max_size = classic.max_size
 
     def __contains__(self, group_id: str) -> bool:
         return group_id in self.machine.groups

@@ -7,7 +7,7 @@ import uuid
 from typing import Any, Callable
 
 from sandbox.broker.group_model import (
-    COMPLETING, EMPTY, PREPARING, STABLE, Group, GroupDescription, JoinResult, Member, Parked, SyncResult, check_member,
+    COMPLETING, DEAD, EMPTY, PREPARING, STABLE, Group, GroupDescription, JoinResult, Member, Parked, SyncResult, check_member,
     consumer_subscription_topics, join_error, supports, sync_error, update_member,
 )
 from sandbox.broker.group_transitions import (  # noqa: F401  (the events, TRANSITIONS, InvalidTransition: this machine's API too)
@@ -86,10 +86,9 @@ class GroupMachine(GroupStates):
         why = reason or "member joined"
         if member_id and group.fenced(instance_id, member_id):
             return join_error(FENCED_INSTANCE_ID, member_id)
-        joining = not member_id or member_id in group.pending
-        if joining and len(group.members) >= self.max_size and not (instance_id and instance_id in group.static):
-            # Kafka's acceptJoiningMember: a full group takes no new member (a static one coming back may)
-            return join_error(GROUP_MAX_SIZE_REACHED, member_id)
+        if not self._accepts(group, member_id):
+            group.pending.pop(member_id, None)
+            return join_error(GROUP_MAX_SIZE_REACHED, "")
         if not member_id:
             if instance_id and instance_id in group.static:
                 return self._join_static(request, group, instance_id, protocol_type, info, why, now)
@@ -114,6 +113,18 @@ class GroupMachine(GroupStates):
         if group.state == PREPARING and group.initial_until is not None:  # Kafka's InitialDelayedJoin
             group.initial_until = min(now + self.initial_delay_s, group.initial_start + group.max_rebalance_s())
         return self._park_join(request, group, m, why, now)
+
+    def _accepts(self, group: Group, member_id: str) -> bool:
+        """group.max.size, as Kafka's acceptJoiningMember decides it: while a rebalance gathers
+        members, those already waiting count; otherwise every member does; a member of the group
+        (by its member id) is always taken."""
+        member = group.members.get(member_id) if member_id else None
+        if group.state in (EMPTY, DEAD):
+            return True
+        if group.state == PREPARING:
+            return (member is not None and member.join is not None) or \
+                sum(1 for m in group.members.values() if m.join is not None) < self.max_size
+        return member is not None or len(group.members) < self.max_size
 
     def _join_existing(self, request: int, group: Group, m: Member, protocol_type: str, info: tuple,
                        why: str, now: float) -> JoinResult | None:

@@ -382,11 +382,16 @@ class Connection(asyncio.BufferedProtocol):
         # Kafka's order (SaslServerAuthenticator): ApiVersions at most once, before the handshake;
         # one SaslHandshake; then SaslAuthenticate only; anything else closes the connection
         if api_key == API_VERSIONS_KEY and not handshaken and not self.sasl_versions_seen:
-            self.sasl_versions_seen = True
+            try:   # a version it cannot answer gets UNSUPPORTED_VERSION, and the client may ask again lower
+                h = REGISTRY[API_VERSIONS_KEY]
+                self.sasl_versions_seen = h.min_version <= peek_header(frame)[1] <= h.max_version
+            except DecodeError:
+                return False
             return self.server._dispatch(frame, self.peer, self.listener)
         if api_key not in (SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY):
             self._login_failed(f"a request (api key {api_key}) came before logging in: set the client's "
-                               f"security.protocol=SASL_PLAINTEXT and sasl.mechanism, or use the plain bootstrap address")
+                               f"security.protocol=SASL_PLAINTEXT and sasl.mechanism, or use the plain bootstrap address"
+                               if api_key != API_VERSIONS_KEY else "ApiVersions after the SASL handshake, or twice")
             return False
         if (api_key == SASL_HANDSHAKE_KEY) == handshaken:
             self._login_failed("SaslHandshake and SaslAuthenticate out of order")

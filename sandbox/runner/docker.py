@@ -208,9 +208,9 @@ class DockerStack:
         p = self.plans[service]
         c = self.container(service)
         if c is not None and ((self.image and c.attrs.get("Config", {}).get("Image") != self.image)
-                              or c.attrs.get("Config", {}).get("Cmd") != p.command):
-            # built from an older image, or started with other settings (sandbox.toml's [broker] or
-            # [sasl] changed while no watcher ran): re-created on the same journal volume
+                              or c.attrs.get("Config", {}).get("Cmd") != p.command or _published(c) != _wanted(p)):
+            # built from an older image, or started with other settings or ports (sandbox.toml
+            # changed while no watcher ran): re-created on the same journal volume
             c.remove(force=True)
             c = None
         if c is None:
@@ -441,3 +441,13 @@ class DockerStack:
         bad = [f"{s}: {st.status}/{st.health}" for s, st in states.items() if st.health != "healthy"]
         raise DockerError(f"the containers did not become healthy within {timeout:.0f} s ({'; '.join(bad)}); "
                           f"see `sandbox logs SERVICE`")
+
+
+def _published(c) -> dict[str, tuple[str, str]]:
+    """A container's published ports: container port -> (host address, host port)."""
+    bindings = (c.attrs.get("HostConfig") or {}).get("PortBindings") or {}
+    return {k: (v[0].get("HostIp", ""), str(v[0].get("HostPort", ""))) for k, v in bindings.items() if v}
+
+
+def _wanted(p: ContainerPlan) -> dict[str, tuple[str, str]]:
+    return {k: (host, str(port)) for k, (host, port) in p.ports.items()}

@@ -74,6 +74,8 @@ class _Svc:
         self.scanned_start: str | None = None
         self.followed_at = 0.0            # (clock) when its log was last read for events
         self.followed_key: tuple = ()     # the engine's time of the newest log line read (_time_key)
+        self.followed_same: set[str] = set()   # the lines read with that very time
+        self.followed_since: float | None = None   # that time in seconds (the engine's clock)
         self.figures: dict[str, Any] = {}
         self.host_pid: int | None = None   # the container's main process, on a Linux engine's kernel
         self.measured_at = 0.0
@@ -297,18 +299,29 @@ class DockerWatcher:
         svc.started_wall, svc.scanned_start = self._wall(), None
         self._emit(svc.name, "restart", "container re-created on the fresh volume", restarts=svc.restarts)
 
-    def _new_events(self, svc: _Svc, since: float | None, now: float) -> list[tuple[str, dict]]:
+    def _new_events(self, svc: _Svc, since: float | None, now: float) -> list[tuple[str, dict, float | None]]:
         """The supervised events of the container's log lines not read before. The engine's `since`
-        is whole seconds, so lines at or before the newest time already read are skipped."""
+        is whole seconds in its own clock, so the window starts a second before the newest line
+        read, and lines read already (older, or as old and seen) are skipped. A failed read is
+        tried again next time from the same line."""
         svc.followed_at = now
-        lines = []
-        for line in self.engine.logs(svc.name, since=since, timestamps=True):
+        try:
+            got = self.engine.logs(svc.name, since=since, timestamps=True)
+        except Exception as e:   # noqa: BLE001 - the engine or the container is going away: next time
+            log.info("could not read %s's log for events: %s", svc.name, e)
+            return []
+        out = []
+        for line in got:
             ts, _, text = line.partition(" ")
             key = _time_key(ts)
+            if key < svc.followed_key or (key == svc.followed_key and text in svc.followed_same):
+                continue
             if key > svc.followed_key:
-                svc.followed_key = key
-                lines.append(text)
-        return parse_events(lines)
+                svc.followed_key, svc.followed_same = key, set()
+                svc.followed_since = _parse_docker_time(ts) or svc.followed_since
+            svc.followed_same.add(text)
+            out += [(kind, detail, svc.followed_since) for kind, detail in parse_events([text])]
+        return out
 
     def _emit_followed(self, svc: _Svc, kind: str, detail: dict) -> None:
         if kind in GROUP_EVENTS:
@@ -358,14 +371,18 @@ class DockerWatcher:
                 svc.healthy, svc.state, svc.fresh_journal = True, "running", False
                 self._emit(svc.name, "healthy", result.detail, probe=result.probe, latency_ms=result.latency_ms)
             if svc.scanned_start != st.started_at:
-                svc.scanned_start, svc.followed_key = st.started_at, ()
-                for kind, detail in self._new_events(svc, svc.started_wall, now):
+                svc.scanned_start, svc.followed_key, svc.followed_same = st.started_at, (), set()
+                svc.followed_since = svc.started_wall
+                for kind, detail, at in self._new_events(svc, svc.started_wall, now):
                     if kind in FOLDER_EVENTS:   # those of the broker's start (adoption comes later)
                         self._emit(svc.name, kind, describe_event(kind, detail), topic=detail.get("topic"),
                                    partition=detail.get("partition"))
                         continue
                     if kind in GROUP_EVENTS + LOGIN_EVENTS:
-                        self._emit_followed(svc, kind, detail)
+                        # logged before this watcher started: told by the one before it (native
+                        # mode, too, reads an adopted service's log from its end)
+                        if at is None or at >= self._started_wall - 2:
+                            self._emit_followed(svc, kind, detail)
                         continue
                     if not kind.startswith(("repair", "stale-lock")):
                         continue
@@ -374,8 +391,8 @@ class DockerWatcher:
             elif now - svc.followed_at >= FOLLOW_EVERY_S:
                 # while it runs: what status shows as it happens (expired offsets, refused SASL
                 # logins), as native mode reads them from the log file
-                since = self._wall() - (now - svc.followed_at) - 1
-                for kind, detail in self._new_events(svc, since, now):
+                since = (svc.followed_since - 1) if svc.followed_since is not None else None
+                for kind, detail, _ in self._new_events(svc, since, now):
                     if kind in GROUP_EVENTS + LOGIN_EVENTS:
                         self._emit_followed(svc, kind, detail)
             if svc.recreate_pending:

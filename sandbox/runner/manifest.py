@@ -134,21 +134,27 @@ def reconcile(desired: Mapping[str, TopicSpec], client: KafkaClient) -> list[str
 
 
 def apply_users(users: Mapping[str, str], client: KafkaClient, *, only_missing: bool = False) -> list[str]:
-    """[sasl] users: give each SCRAM-SHA-256 and SCRAM-SHA-512 credentials from its password (PLAIN
+    return apply_users_retryable(users, client, only_missing=only_missing)[0]
+
+
+def apply_users_retryable(users: Mapping[str, str], client: KafkaClient, *, only_missing: bool = False
+                          ) -> tuple[list[str], bool]:
+    """apply_users, and whether a failure is worth trying again (the cluster did not answer).
+    [sasl] users: give each SCRAM-SHA-256 and SCRAM-SHA-512 credentials from its password (PLAIN
     logins are checked against them too). `only_missing`: just the users without credentials (after
     a destroyed coordinator journal); otherwise every declared user is set, so a changed password
     takes effect. Users not declared are left alone (never deleted). One line per change or failure."""
     if not users:
-        return []
+        return [], False
     try:
         wanted = dict(users)
         if only_missing:
             have = client.scram_users()
             wanted = {u: p for u, p in users.items() if have.get(u) != {1, 2}}
         client.set_scram_passwords(wanted)
-    except KafkaClientError as e:
-        return [f"failed to set the SCRAM credentials of [sasl] users: {e}"]
-    return [f"set SASL credentials of user(s) {', '.join(sorted(wanted))}"] if wanted else []
+    except KafkaClientError as e:   # retryable when the cluster did not answer (no error code)
+        return [f"failed to set the SCRAM credentials of [sasl] users: {e}"], e.error_code is None
+    return ([f"set SASL credentials of user(s) {', '.join(sorted(wanted))}"] if wanted else []), False
 
 
 class ManifestWatcher:

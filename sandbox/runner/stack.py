@@ -29,7 +29,7 @@ from sandbox.runner.catalog import (
     catalog_time, desired_topics, lead_with_longest_logs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
     with_topic_ids,
 )
-from sandbox.runner.manifest import ManifestWatcher, apply_users, event_kind, reconcile
+from sandbox.runner.manifest import ManifestWatcher, apply_users, apply_users_retryable, event_kind, reconcile
 from sandbox.runner import inbox, orphans
 from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
 from sandbox.runner.options import broker_defaults, coordinator_defaults
@@ -325,23 +325,23 @@ class StackSupervisor:
                 return
             pending = dict(self._users_pending)
             try:
-                msgs = apply_users(pending, self.client)
+                msgs, retry = apply_users_retryable(pending, self.client)
             except Exception as e:   # noqa: BLE001 - on the catalog's thread: a bug must not stop it
                 log.exception("[sasl] users not set")
-                msgs = [f"failed to set the SCRAM credentials of [sasl] users: {e!r}"]
+                msgs, retry = [f"failed to set the SCRAM credentials of [sasl] users: {e!r}"], False
             failed = any(m.startswith("failed") for m in msgs)
-            if failed:
+            if retry:   # the cluster did not answer: again in USERS_RETRY_S, said once
                 self._users_retry_at = time.monotonic() + USERS_RETRY_S
                 if self._users_failing:
                     return
-            else:
+            else:   # done, or refused for good (the refusal is said; the next save tries again)
                 for u, p in pending.items():
                     if self._users_pending.get(u) == p:
                         del self._users_pending[u]
-            self._users_failing = failed
+            self._users_failing = retry
         for m in msgs:
             self.sup.record_event("supervisor", event_kind(m), m + (f" (retried every {USERS_RETRY_S:g} s)"
-                                                                    if failed else ""))
+                                                                    if failed and retry else ""))
 
     def _on_manifest_error(self, msg: str) -> None:
         self.sup.record_event("supervisor", "manifest-error", f"{msg} (keeping the last good config)")

@@ -5,6 +5,7 @@ reaches its target assignment within a bounded number of heartbeats."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sandbox.broker.consumer_assignors import range_assignor, uniform
@@ -351,3 +352,16 @@ def test_group_consumer_max_size_refuses_a_new_member_of_a_full_group():
     assert a.beat(CAT).error_code == 0
     assert m.heartbeat("g", "b", -1).error_code == 0   # b leaves: there is room again
     assert c.beat(CAT).error_code == 0 and set(m.groups["g"].members) == {"a", "c"}
+
+
+def test_a_full_consumer_group_refuses_a_static_replacement_and_is_not_upgraded_or_downgraded_past_a_limit():
+    m = ConsumerGroupMachine(Clock(), heartbeat_interval_ms=INTERVAL_MS, session_timeout_ms=SESSION_MS, max_size=1)
+    a = Client(m, "a", topics=["t"], instance_id="i-a")
+    assert a.beat(CAT).error_code == 0
+    assert m.heartbeat("g", "a", -2, instance_id="i-a").error_code == 0   # a static member steps out...
+    b = Client(m, "b", topics=["t"], instance_id="i-a")   # ...and comes back under a new member id
+    assert b.beat(CAT).error_code == GROUP_MAX_SIZE_REACHED   # Kafka checks the size first
+    # a classic group of 2 members is not upgraded into a consumer group limited to 1
+    from sandbox.broker.consumer_group_classic import MigrationRefused
+    with pytest.raises(MigrationRefused, match="exceeds the consumer group maximum size"):
+        m.adopt_classic("h", 1, "consumer", "range", [object(), object()], CAT)

@@ -255,25 +255,37 @@ def describe(sim: Sim) -> str:
 
 
 def test_group_max_size_refuses_a_new_member_of_a_full_group():
-    """group.max.size (Kafka's acceptJoiningMember): a full group answers a new member's JoinGroup
-    GROUP_MAX_SIZE_REACHED, before giving it a member id; its members and a static member coming
-    back under its instance id are not refused."""
+    """group.max.size, as Kafka's acceptJoiningMember: a full group answers a new member's JoinGroup
+    GROUP_MAX_SIZE_REACHED with no member id, before giving it one (a static member coming back
+    under an unknown member id is new to it too); its members are taken."""
     from sandbox.protocol.errors import GROUP_MAX_SIZE_REACHED
-    m = GroupMachine(Clock(), max_size=2)
+    clock = Clock()
+    m = GroupMachine(clock, max_size=2)
     proto = [("range", b"")]
+    ids = iter(range(100, 1000))
 
     def join(member_id: str = "", instance_id: str | None = None, known: bool = False):
-        return m.join(len(m.parked) + 100, "g", member_id, instance_id, "consumer", proto, 6000, 6000, "c", "h", known)
+        return m.join(next(ids), "g", member_id, instance_id, "consumer", proto, 6000, 6000, "c", "h", known)
 
-    join(instance_id="static-a")
+    first = join(instance_id="static-a")
     join()
-    assert len(m.groups["g"].members) == 2
+    group = m.groups["g"]
+    if first is None or first.error_code == 0:   # the first member rejoins, as a client does
+        join(member_id=next(mid for mid, x in group.members.items() if x.instance_id == "static-a"),
+             instance_id="static-a")
+    for _ in range(40):   # the rebalance completes
+        clock.t += 0.5
+        m.tick(clock.t)
+        if group.state in (COMPLETING, STABLE):
+            break
+    assert group.state in (COMPLETING, STABLE) and len(group.members) == 2, group.state
+    # every member counts now (in PreparingRebalance only those awaiting their JoinGroup answer do)
     full = join(known=True)
     assert full is not None and full.error_code == GROUP_MAX_SIZE_REACHED and full.member_id == ""
+    assert not group.pending
     assert join().error_code == GROUP_MAX_SIZE_REACHED
-    assert len(m.groups["g"].members) == 2 and not m.groups["g"].pending
-    back = join(instance_id="static-a")   # a restarted static member takes its own place
-    assert back is None or back.error_code != GROUP_MAX_SIZE_REACHED
-    existing = next(mid for mid in m.groups["g"].members if m.groups["g"].members[mid].instance_id is None)
+    assert join(instance_id="static-b").error_code == GROUP_MAX_SIZE_REACHED
+    existing = next(iter(group.members))
     rejoin = join(member_id=existing)
     assert rejoin is None or rejoin.error_code != GROUP_MAX_SIZE_REACHED
+    assert len(group.members) == 2

@@ -318,6 +318,20 @@ def test_requests_sent_behind_the_login_wait_for_it(sasl_broker, password, answe
             assert rc.is_closed()
 
 
+def test_api_versions_asked_again_lower_after_unsupported_version(sasl_broker):
+    """A client newer than the broker asks ApiVersions at a version it lacks, gets UNSUPPORTED_VERSION
+    (in v0's shape) and asks again lower, as librdkafka and Java do: the SASL listener allows it."""
+    from sandbox.protocol import decode_response
+    with RawClient(sasl_broker.sasl_port) as rc:
+        rc.corr += 1
+        body = struct.pack(">hhih", 18, 99, rc.corr, 3) + b"new" + b"\x00"
+        rc.send_raw(struct.pack(">i", len(body)) + body)
+        first = decode_response(rc.recv_frame(), 18, 0)[1]
+        assert first.error_code == 35   # UNSUPPORTED_VERSION
+        assert rc.request(_request(18, 3, client_software_name="t", client_software_version="1")).error_code == NONE
+        assert rc.request(_request(17, 1, mechanism="PLAIN")).error_code == NONE
+
+
 def test_out_of_order_exchanges_close_the_connection_as_kafka_does(sasl_broker):
     with RawClient(sasl_broker.sasl_port) as rc:   # SaslAuthenticate before SaslHandshake: closed, no answer
         rc.request(_request(36, 2, auth_bytes=b"\0alice\0alice-secret"), expect_response=False)

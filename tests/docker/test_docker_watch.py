@@ -274,6 +274,45 @@ def test_events_logged_while_a_broker_runs_are_followed_once_each():
         "group billing: 3 committed offset(s) expired (offsets.retention.minutes=1)"]
 
 
+def test_followed_events_with_one_timestamp_are_all_told_and_older_ones_not_replayed():
+    eng = FakeEngine()
+    w, clock = make(eng)
+    now = "1970-01-01T00:16:45"   # the fake engine's clock is at 1,000 s when the watcher starts
+    before = f'{now[:-2]}20.5Z EVENT offsets-expired {{"group": "old", "offsets": 1, "retention_minutes": 1}}'
+    eng.log_lines = [before]   # logged before this watcher started: the one before it told it
+    w.step()
+    assert "offsets-expired" not in kinds(w, "broker-1")
+    same = f"{now}.25Z"
+    eng.log_lines += [f'{same} EVENT offsets-expired {{"group": "a", "offsets": 1, "retention_minutes": 1}}',
+                      f'{same} EVENT offsets-expired {{"group": "b", "offsets": 2, "retention_minutes": 1}}']
+    clock.t += 3.0
+    w.step()
+    clock.t += 3.0
+    w.step()
+    told = [e["detail"] for e in w.events if e["kind"] == "offsets-expired" and e["service"] == "broker-1"]
+    assert told == ["group a: 1 committed offset(s) expired (offsets.retention.minutes=1)",
+                    "group b: 2 committed offset(s) expired (offsets.retention.minutes=1)"]
+
+
+def test_a_failing_log_read_is_tried_again_and_stops_nothing_else():
+    eng = FakeEngine()
+    w, clock = make(eng)
+    w.step()
+    real = eng.logs
+
+    def broken(*a, **kw):
+        raise RuntimeError("engine went away")
+    eng.logs = broken
+    eng.log_lines = ['2026-12-03T10:00:02Z EVENT offsets-expired {"group": "a", "offsets": 1, "retention_minutes": 1}']
+    clock.t += 3.0
+    w.step()
+    assert w.snapshot()["services"][1]["healthy"] and "offsets-expired" not in kinds(w, "broker-1")
+    eng.logs = real
+    clock.t += 3.0
+    w.step()
+    assert kinds(w, "broker-1").count("offsets-expired") == 1
+
+
 def test_topic_catalog_is_frozen_from_the_wipe_until_the_topics_are_back():
     eng = FakeEngine()
     seen_during = []
