@@ -16,6 +16,7 @@ import logging
 import secrets
 from typing import Any, Callable, Mapping
 
+from sandbox.coordinator.scram import keys_of
 from sandbox.server_properties import SASL_MECHANISMS
 from sandbox.protocol.errors import ILLEGAL_SASL_STATE, NONE, SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM
 
@@ -64,10 +65,6 @@ class Reporter:
             self._last.clear()
         self._last[key] = now
         return True
-
-
-def _stored_key(digest: str, salted: bytes) -> bytes:
-    return hashlib.new(digest, hmac.new(salted, b"Client Key", digest).digest()).digest()
 
 
 def _saslname(name: str) -> str:
@@ -162,7 +159,7 @@ class SaslSession:
                 continue
             salted = hashlib.pbkdf2_hmac(digest, password.encode("utf-8"), bytes.fromhex(cred["salt"]),
                                          int(cred["iterations"]))
-            if hmac.compare_digest(_stored_key(digest, salted), bytes.fromhex(cred["stored_key"])):
+            if hmac.compare_digest(keys_of(mech_id, salted)[0], bytes.fromhex(cred["stored_key"])):
                 self.principal = f"User:{user}"
                 return b""
             raise SaslFailed(SASL_AUTHENTICATION_FAILED, "Authentication failed: Invalid username or password",

@@ -29,7 +29,7 @@ def _check(name: str, mechanism: int) -> tuple[int, str] | None:
     return None
 
 
-def _keys(mechanism: int, salted_password: bytes) -> tuple[bytes, bytes]:
+def keys_of(mechanism: int, salted_password: bytes) -> tuple[bytes, bytes]:
     """(stored key, server key) of RFC 5802, as Kafka's ScramFormatter derives them."""
     digest = MECHANISMS[mechanism]
     client_key = hmac.new(salted_password, b"Client Key", digest).digest()
@@ -79,7 +79,7 @@ def alterations(store: Credentials, deletions: Iterable[tuple[str, int]],
         records.append({"type": "scram", "user": name, "mechanism": mechanism, "removed": True})
         results.append((name, NONE, None))
     for name, mechanism, iterations, salt, salted in upserting.values():
-        stored_key, server_key = _keys(mechanism, salted)
+        stored_key, server_key = keys_of(mechanism, salted)
         records.append({"type": "scram", "user": name, "mechanism": mechanism, "iterations": iterations,
                         "salt": salt.hex(), "stored_key": stored_key.hex(), "server_key": server_key.hex()})
         results.append((name, NONE, None))

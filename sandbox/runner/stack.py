@@ -5,7 +5,6 @@ files through which the CLI finds it (pid file, state file, stop file; the topic
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import signal
@@ -35,7 +34,11 @@ from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
 from sandbox.runner.options import broker_defaults, coordinator_defaults
 from sandbox.runner.process import ServiceSpec
 from sandbox.runner.service import StackSupervising
-from sandbox.runner.statefile import read_state, write_state
+from sandbox.runner.statefile import read_state
+from sandbox.runner.runtime import (  # noqa: F401  (re-exported: the CLI reads them as stack.*)
+    RESTART_KEYS, RUNTIME_FILE, _read_runtime, restart_needed, running_settings, runtime_file, runtime_overrides,
+    write_runtime,
+)
 
 log = logging.getLogger("sandbox.runner")
 
@@ -442,64 +445,6 @@ def load_stack_config(config_path: Path | None, cwd: Path, *, last_good: bool = 
         if running_pid(live):
             return live
     return cfg
-
-
-RUNTIME_FILE = ".sandbox-runtime.json"
-RESTART_KEYS = ("host", "port", "coordinator_port", "http_port", "brokers", "data_dir", "replication",
-                "min_insync_replicas", "partitions", "broker", "sasl_port")
-
-
-def running_settings(cfg: SandboxConfig) -> dict:
-    """The settings a running stack cannot change without a restart (kept in the runtime file)."""
-    return {k: str(getattr(cfg, k)) if k == "data_dir" else getattr(cfg, k) for k in RESTART_KEYS}
-
-
-def restart_needed(live: SandboxConfig) -> str | None:
-    """One line when sandbox.toml now asks for settings the running stack does not have."""
-    try:
-        wanted = load_config(live.path, cwd=live.root)
-        rt = runtime_overrides(wanted)   # `up --brokers 3` still holds
-        wanted = wanted.with_overrides(**rt) if rt else wanted
-    except ConfigError:
-        return None
-    now, was = running_settings(wanted), running_settings(live)
-    diff = [k for k in RESTART_KEYS if now[k] != was[k]]
-    if not diff:
-        return None
-    changed = sorted(k for k in set(now["broker"]) | set(was["broker"])
-                     if now["broker"].get(k) != was["broker"].get(k))
-
-    def shown(settings: dict, k: str) -> str:
-        if k == "broker":   # only the settings that differ, a missing one as Kafka's default
-            return "[broker] " + ", ".join(f"{b}={settings['broker'].get(b, '(default)')}" for b in changed)
-        if k == "sasl_port":
-            return "[sasl] port " + ("(no SASL listener)" if settings[k] is None else str(settings[k]))
-        return f"{k} {settings[k]}"
-    says = ", ".join(shown(now, k) for k in diff)
-    uses = ", ".join(shown(was, k).removeprefix(f"{k} ").removeprefix("[sasl] port ") for k in diff)
-    return f"sandbox.toml now says {says}; the running stack uses {uses}: run `sandbox restart` to apply"
-
-
-def _read_runtime(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def write_runtime(cfg: SandboxConfig, **fields) -> None:
-    """What the running stack was started with (overrides, ephemeral, last good config text)."""
-    data = _read_runtime(runtime_file(cfg))
-    data.update(fields)
-    write_state(runtime_file(cfg), data)
-
-
-def runtime_file(cfg: SandboxConfig) -> Path:
-    return cfg.root / RUNTIME_FILE
-
-
-def runtime_overrides(cfg: SandboxConfig) -> dict:
-    return _read_runtime(runtime_file(cfg)).get("overrides", {})
 
 
 def supervise_cli(argv: list[str]) -> int:
