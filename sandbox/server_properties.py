@@ -35,7 +35,8 @@ LONG_MAX = 2**63 - 1    # and its LONG ones
 
 @dataclass(frozen=True)
 class Setting:
-    kind: str                       # "bool", "int", "choice", "list" (comma-separated choices)
+    kind: str                       # "bool", "int", "choice", "list" (comma-separated choices),
+                                    # "principals" (Kafka's semicolon-separated TYPE:NAME list)
     low: int | None = None          # smallest int accepted
     choices: tuple[str, ...] = ()
     why: str = ""                   # what the bound means, for the error sentence
@@ -49,6 +50,11 @@ _POSITIVE = Setting("int", 1)
 _RETENTION = Setting("int", -1, why="-1 keeps records for ever", high=LONG_MAX, zero=False)
 _CLEANUP = ("delete", "compact", "compact,delete", "delete,compact")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")   # what a SASL_PLAINTEXT listener offers
+# Kafka's KRaft authorizer; "" = none (every request allowed, the ACL APIs answer SECURITY_DISABLED)
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+# the sandbox's super users: the plain listeners' principal, so its own commands, the brokers'
+# replication and apps without a login are never locked out; ACLs bind SASL logins
+DEFAULT_SUPER_USERS = ("User:ANONYMOUS",)
 
 SETTINGS: dict[str, Setting] = {
     "auto.create.topics.enable": Setting("bool"),
@@ -59,6 +65,9 @@ SETTINGS: dict[str, Setting] = {
     "group.max.size": _POSITIVE,
     "group.consumer.max.size": _POSITIVE,
     "sasl.enabled.mechanisms": Setting("list", choices=SASL_MECHANISMS),
+    "authorizer.class.name": Setting("choice", choices=(STANDARD_AUTHORIZER, "")),
+    "super.users": Setting("principals"),
+    "allow.everyone.if.no.acl.found": Setting("bool"),
     "group.consumer.heartbeat.interval.ms": _POSITIVE,
     "group.consumer.session.timeout.ms": _POSITIVE,
     "group.consumer.migration.policy": Setting("choice", choices=("disabled", "upgrade", "downgrade",
@@ -151,6 +160,13 @@ def check(key: str, value: str) -> str:
         if match is None:
             raise ValueError(f"{key} must be one of {', '.join(s.choices)}, not {value!r}")
         return match
+    if s.kind == "principals":
+        items = [item.strip() for item in value.split(";") if item.strip()]
+        bad = [i for i in items if ":" not in i or not i.split(":", 1)[0] or not i.split(":", 1)[1]]
+        if bad:
+            raise ValueError(f"{key} must list principals as TYPE:NAME separated by ';' (e.g. "
+                             f"\"User:ANONYMOUS;User:admin\"), not {value!r}")
+        return ";".join(dict.fromkeys(items))
     if s.kind == "list":
         items = [item.strip() for item in value.split(",") if item.strip()]
         unknown = [i for i in items if i.upper() not in s.choices]

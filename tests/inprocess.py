@@ -235,6 +235,30 @@ def alter_user_scram_credentials_stores_and_checks(c: InProcess) -> None:
     assert alter(deletions=[{"name": "alice", "mechanism": 1}]) == {"alice": E.RESOURCE_NOT_FOUND}
 
 
+ACL = {"resource_type": 2, "resource_name": "t", "resource_pattern_type": 3, "principal": "User:alice",
+       "host": "*", "operation": 3, "permission_type": 3}
+
+
+@SHARED.add(30)
+def create_acls_checked_as_kafka_checks_them(c: InProcess) -> None:
+    other_cluster = dict(ACL, resource_type=4, resource_name="other")
+    no_colon = dict(ACL, principal="alice")
+    resp = c.call(30, 3, {"creations": [ACL, other_cluster, no_colon, ACL]})
+    assert [int(r.error_code) for r in resp.results] == [E.NONE, E.INVALID_REQUEST, E.INVALID_REQUEST, E.NONE]
+
+
+@SHARED.add(31)
+def delete_acls_removes_what_the_filter_matches(c: InProcess) -> None:
+    write = dict(ACL, operation=4)
+    c.call(30, 3, {"creations": [ACL, write]})
+    only_writes = {"resource_type_filter": 2, "resource_name_filter": "t", "pattern_type_filter": 3,
+                   "principal_filter": None, "host_filter": None, "operation": 4, "permission_type": 1}
+    resp = c.call(31, 3, {"filters": [only_writes]})
+    assert [[(m.resource_name, int(m.operation)) for m in r.matching_acls] for r in resp.filter_results] == [[("t", 4)]]
+    assert [[int(m.operation) for m in r.matching_acls] for r in c.call(31, 3, {"filters": [
+        dict(only_writes, operation=1)]}).filter_results] == [[3]]
+
+
 @SHARED.add(48)
 def describe_client_quotas_none_set(c: InProcess) -> None:
     resp = c.describe_quotas()

@@ -106,7 +106,8 @@ def test_every_setting_in_the_table_is_applied_somewhere():
         if key in server_properties.COORDINATOR_ONLY:
             continue
         before = dataclasses.asdict(BrokerConfig(data_dir=Path("x")))
-        values = {"bool": ["false"], "choice": list(s.choices), "list": list(s.choices[:1])}.get(
+        values = {"bool": ["false"], "choice": list(s.choices), "list": list(s.choices[:1]),
+                  "principals": ["User:admin;User:ops"]}.get(
             s.kind, [str(max(s.low or 0, 2000) + 7)])   # within every bound the others' defaults set
         changed = False
         for value in values:   # one of a choice's values is its default
@@ -214,3 +215,18 @@ def test_sasl_enabled_mechanisms_is_a_list_of_what_the_listener_offers():
         with pytest.raises(ValueError) as e:
             server_properties.check("sasl.enabled.mechanisms", bad)
         assert "must list one or more of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512" in str(e.value)
+
+
+def test_super_users_are_kafkas_semicolon_list_and_a_bad_one_is_one_sentence():
+    bc = BrokerConfig(data_dir=Path("x"))
+    assert bc.super_users == ("User:ANONYMOUS",) and bc.authorizer_class_name and bc.allow_everyone_if_no_acl_found
+    bc.apply_overrides({"super.users": " User:admin ; User:ops;", "authorizer.class.name": "",
+                        "allow.everyone.if.no.acl.found": False})
+    assert bc.super_users == ("User:admin", "User:ops") and bc.authorizer_class_name == ""
+    assert bc.allow_everyone_if_no_acl_found is False
+    bc.apply_overrides({"super.users": ""})
+    assert bc.super_users == ()
+    with pytest.raises(ValueError, match=r"^super.users must list principals as TYPE:NAME separated by ';'"):
+        BrokerConfig(data_dir=Path("x")).apply_overrides({"super.users": "admin,ops"})
+    with pytest.raises(ValueError, match="authorizer.class.name must be one of"):
+        BrokerConfig(data_dir=Path("x")).apply_overrides({"authorizer.class.name": "kafka.security.Other"})

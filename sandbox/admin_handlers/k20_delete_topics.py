@@ -4,6 +4,10 @@ name or by topic id."""
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import DELETE
+from sandbox.protocol.errors import TOPIC_AUTHORIZATION_FAILED
+
+from .access import topic_refused
 import uuid
 
 from sandbox.coordinator.model import CoordinatorError
@@ -34,6 +38,10 @@ async def handle(ctx, request) -> dict:
             name = entry["name"] = t.name
         elif (t := coord.topic(name)) is not None:
             entry["topic_id"] = t.topic_id
+        if topic_refused(ctx, DELETE, name):   # ACLs: DELETE on the topic
+            entry["error_code"] = TOPIC_AUTHORIZATION_FAILED
+            out.append(entry)
+            continue
         if disabled:
             entry["error_code"] = TOPIC_DELETION_DISABLED
             entry["error_message"] = "Topic deletion is disabled (delete.topic.enable=false)."

@@ -3,6 +3,10 @@ own settings (a broker's, or the coordinator's)."""
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import DESCRIBE_CONFIGS
+from sandbox.protocol.errors import NONE
+
+from .access import config_refusal
 from .configs import describe
 
 API_KEY = 32
@@ -12,4 +16,8 @@ MAX_VERSION = 4
 
 def handle(ctx, request) -> dict:
     return {"throttle_time": 0, "results": [
-        describe(ctx.admin, r.resource_type, r.resource_name, r.configuration_keys) for r in request.resources]}
+        describe(ctx.admin, r.resource_type, r.resource_name, r.configuration_keys)
+        if (code := config_refusal(ctx, r.resource_type, r.resource_name, DESCRIBE_CONFIGS)) == NONE else
+        {"error_code": code, "error_message": None, "resource_type": r.resource_type,
+         "resource_name": r.resource_name, "configs": []}
+        for r in request.resources]}

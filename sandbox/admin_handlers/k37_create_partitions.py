@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import ALTER
+from sandbox.protocol.errors import TOPIC_AUTHORIZATION_FAILED
+
+from .access import topic_refused
 from sandbox.coordinator.model import CoordinatorError
 from sandbox.protocol.errors import NONE
 
@@ -15,6 +19,10 @@ async def handle(ctx, request) -> dict:
     for t in request.topics:
         entry = {"name": t.name, "error_code": NONE, "error_message": None}
         assignments = [list(a.broker_ids) for a in t.assignments] if t.assignments else None
+        if topic_refused(ctx, ALTER, t.name):   # ACLs: ALTER on the topic
+            entry["error_code"] = TOPIC_AUTHORIZATION_FAILED
+            out.append(entry)
+            continue
         try:
             await ctx.admin.coordinator.create_partitions(t.name, t.count, assignments=assignments,
                                                           validate_only=request.validate_only)

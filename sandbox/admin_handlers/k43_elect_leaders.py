@@ -6,6 +6,9 @@ are listed."""
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import ALTER
+
+from .access import cluster_refusal
 from sandbox.coordinator.model import CoordinatorError
 from sandbox.protocol.errors import ELECTION_NOT_NEEDED, NONE
 
@@ -15,6 +18,8 @@ MAX_VERSION = 2
 
 
 async def handle(ctx, request) -> dict:
+    if (refused := cluster_refusal(ctx, ALTER)) != NONE:   # ACLs: ALTER on the cluster
+        return {"throttle_time": 0, "error_code": refused, "replica_election_results": []}
     coord = ctx.admin.coordinator
     asked = request.topic_partitions
     if asked is None:

@@ -3,6 +3,10 @@ SUBTRACT (3) on list values."""
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import ALTER_CONFIGS
+from sandbox.protocol.errors import NONE
+
+from .access import config_refusal
 from sandbox.coordinator.model import CoordinatorError
 from sandbox.coordinator.topic_configs import incremental_ops
 
@@ -16,6 +20,11 @@ MAX_VERSION = 1
 async def handle(ctx, request) -> dict:
     out = []
     for r in request.resources:
+        code = config_refusal(ctx, r.resource_type, r.resource_name, ALTER_CONFIGS)   # ACLs
+        if code != NONE:
+            out.append({"error_code": code, "error_message": None, "resource_type": r.resource_type,
+                        "resource_name": r.resource_name})
+            continue
         try:
             set_, delete = incremental_ops(current(ctx.admin, r.resource_type, r.resource_name),
                                            [(c.name, c.config_operation, c.value) for c in r.configs],

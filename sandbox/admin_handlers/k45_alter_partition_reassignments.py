@@ -7,6 +7,9 @@ registered is INVALID_REPLICA_ASSIGNMENT. Brokers forward it to the coordinator.
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import ALTER
+
+from .access import cluster_refusal
 from sandbox.coordinator.model import CoordinatorError
 from sandbox.protocol.errors import NONE
 
@@ -16,6 +19,8 @@ MAX_VERSION = 0
 
 
 async def handle(ctx, request) -> dict:
+    if (refused := cluster_refusal(ctx, ALTER)) != NONE:   # ACLs: ALTER on the cluster
+        return {"throttle_time": 0, "error_code": refused, "error_message": None, "responses": []}
     wanted = [(t.name, int(p.partition_index), None if p.replicas is None else [int(r) for r in p.replicas])
               for t in request.topics for p in t.partitions]
     try:

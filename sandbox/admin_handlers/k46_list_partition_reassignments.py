@@ -4,6 +4,9 @@ and the replicas being added and removed, as Kafka lists them."""
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import DESCRIBE
+
+from .access import cluster_refusal
 from sandbox.coordinator.reassign import ongoing
 from sandbox.protocol.errors import NONE
 
@@ -13,6 +16,8 @@ MAX_VERSION = 0
 
 
 def handle(ctx, request) -> dict:
+    if (refused := cluster_refusal(ctx, DESCRIBE)) != NONE:   # ACLs: DESCRIBE on the cluster
+        return {"throttle_time": 0, "error_code": refused, "error_message": None, "topics": []}
     asked = None
     if request.topics is not None:
         asked = {(t.name, int(i)) for t in request.topics for i in t.partition_indexes}

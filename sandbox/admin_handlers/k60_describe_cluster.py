@@ -4,6 +4,7 @@ addresses on the listener the request came in through; fenced brokers too when v
 
 from __future__ import annotations
 
+from .access import cluster_operations
 from sandbox.protocol.errors import NONE, UNKNOWN_AUTHORIZED_OPERATIONS
 
 API_KEY = 60
@@ -17,4 +18,5 @@ def handle(ctx, request) -> dict:
     return {"throttle_time": 0, "error_code": NONE, "error_message": None, "endpoint_type": 1,
             "cluster_id": admin.coordinator.public_cluster_id, "controller_id": admin.controller_id,
             "brokers": admin.broker_list(include_fenced),
-            "cluster_authorized_operations": UNKNOWN_AUTHORIZED_OPERATIONS}
+            "cluster_authorized_operations": cluster_operations(ctx)
+            if getattr(request, "include_cluster_authorized_operations", False) else UNKNOWN_AUTHORIZED_OPERATIONS}

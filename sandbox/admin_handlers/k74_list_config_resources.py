@@ -5,6 +5,9 @@ BROKER_LOGGER), and the groups that have group configs set, as Kafka 4.1 lists t
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import DESCRIBE_CONFIGS
+
+from .access import cluster_refusal
 from sandbox.protocol.errors import NONE, UNSUPPORTED_VERSION
 
 API_KEY = 74
@@ -16,6 +19,8 @@ KNOWN = (TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP)
 
 
 def handle(ctx, request) -> dict:
+    if (refused := cluster_refusal(ctx, DESCRIBE_CONFIGS)) != NONE:   # ACLs: DESCRIBE_CONFIGS on the cluster
+        return {"throttle_time": 0, "error_code": refused, "config_resources": []}
     if ctx.api_version == 0:
         return {"throttle_time": 0, "error_code": NONE, "config_resources": []}
     asked = [int(t) for t in request.resource_types or ()]

@@ -27,7 +27,11 @@ def broker_configs(state) -> dict[str, str]:
         "process.roles": "broker" if c.coordinator else "broker,controller",
         "listeners": ",".join(f"{lst.name}://{_address(lst.host, lst.port)}" for lst in endpoints),
         "advertised.listeners": ",".join(f"{lst.name}://{_address(*lst.advertised)}" for lst in endpoints),
-        "listener.security.protocol.map": ",".join(f"{lst.name}:PLAINTEXT" for lst in endpoints),
+        "listener.security.protocol.map": ",".join(f"{lst.name}:{'SASL_PLAINTEXT' if lst.sasl else 'PLAINTEXT'}"
+                                                   for lst in endpoints),
+        "authorizer.class.name": c.authorizer_class_name,
+        "super.users": ";".join(c.super_users),
+        "allow.everyone.if.no.acl.found": str(c.allow_everyone_if_no_acl_found).lower(),
         "inter.broker.listener.name": endpoints[0].name,
         "auto.create.topics.enable": str(c.auto_create_topics).lower(),
         "delete.topic.enable": str(c.delete_topic_enable).lower(),

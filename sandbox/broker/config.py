@@ -123,6 +123,9 @@ _ATTRIBUTES = {
     "group.max.size": "group_max_size",
     "group.consumer.max.size": "group_consumer_max_size",
     "sasl.enabled.mechanisms": "sasl_enabled_mechanisms",
+    "authorizer.class.name": "authorizer_class_name",
+    "super.users": "super_users",
+    "allow.everyone.if.no.acl.found": "allow_everyone_if_no_acl_found",
     "group.consumer.heartbeat.interval.ms": "group_consumer_heartbeat_interval_ms",
     "group.consumer.session.timeout.ms": "group_consumer_session_timeout_ms",
     "group.consumer.migration.policy": "group_consumer_migration_policy",
@@ -192,6 +195,9 @@ class BrokerConfig:
     # --sasl-port: a SASL_PLAINTEXT listener beside the implicit PLAINTEXT one (same host, advertised host)
     sasl_port: int | None = None
     sasl_enabled_mechanisms: tuple[str, ...] = server_properties.SASL_MECHANISMS   # what the SASL listener offers
+    authorizer_class_name: str = server_properties.STANDARD_AUTHORIZER   # "" = no authorizer
+    super_users: tuple[str, ...] = server_properties.DEFAULT_SUPER_USERS
+    allow_everyone_if_no_acl_found: bool = True   # Kafka's default is false; see docs/configuration.md
 
     def endpoints(self) -> list[Listener]:
         """The listeners to serve, the first being the primary one (its advertised address is
@@ -225,7 +231,8 @@ class BrokerConfig:
             elif key in _ATTRIBUTES:
                 kind = server_properties.SETTINGS[key].kind
                 setattr(self, _ATTRIBUTES[key], value == "true" if kind == "bool" else
-                        value if kind == "choice" else tuple(value.split(",")) if kind == "list" else int(value))
+                        value if kind == "choice" else tuple(value.split(",")) if kind == "list" else
+                        tuple(v for v in value.split(";") if v) if kind == "principals" else int(value))
             else:   # a setting of the table the broker does not map: a defect, not bad input
                 raise ValueError(f"unknown broker setting {key!r}")
         if topic_level:

@@ -39,8 +39,10 @@ class SaslGate:
         report_refused(self.listener, self.peer, self.sasl.mechanism if self.sasl is not None else None, reason)
 
     def _dispatch(self, frame):
-        if self.sasl is None or self.sasl.principal is not None:
+        if self.sasl is None:
             return self.server._dispatch(frame, self.peer, self.listener)
+        if self.sasl.principal is not None:
+            return self.server._dispatch(frame, self.peer, self.listener, self.sasl.principal)
         return self._authenticate(frame)
 
     def _authenticate(self, frame):

@@ -16,6 +16,7 @@ import time
 
 from sandbox import lifecycle
 from sandbox.lifecycle import serve_until_stopped, setup_logging  # noqa: F401  (setup_logging: re-exported)
+from sandbox.coordinator.acls import ANONYMOUS
 from sandbox.protocol import FrameError, frame_size
 
 from .config import DEFAULT_LISTENER, BrokerConfig
@@ -166,11 +167,11 @@ class BrokerServer(lifecycle.Service):
         emit_event("stop", {"service": f"broker-{self.config.node_id}"})
 
     # ---- connections -----------------------------------------------------------------------
-    def _dispatch(self, frame: bytes, peer: str, listener: str = DEFAULT_LISTENER):
+    def _dispatch(self, frame: bytes, peer: str, listener: str = DEFAULT_LISTENER, principal: str = ANONYMOUS):
         """The encoded reply, None for no reply (acks=0), False to close the connection; for a
         handler that must wait (Fetch long-poll, group joins, admin calls), a coroutine giving
         the same. Synchronous handlers (Produce, Metadata, ...) are answered right away."""
-        out = REGISTRY.dispatch(frame, self.state, peer, listener)
+        out = REGISTRY.dispatch(frame, self.state, peer, listener, principal)
         if type(out) is list:
             return fetch_reply(out)
         if asyncio.iscoroutine(out):

@@ -1,8 +1,8 @@
 """KafkaClient's calls for what the coordinator keeps besides topics (a base of KafkaClient):
 client quotas (DescribeClientQuotas / AlterClientQuotas), group configs (DescribeConfigs /
-IncrementalAlterConfigs on GROUP resources) and SCRAM credentials (sandbox.toml's [sasl] users).
-The supervisor's catalog saves quotas and group configs so a destroyed coordinator journal gets them
-back; SCRAM credentials cannot be read back (only their salted keys exist), so the declared users
+IncrementalAlterConfigs on GROUP resources), ACLs (DescribeAcls / CreateAcls) and SCRAM credentials
+(sandbox.toml's [sasl] users). The supervisor's catalog saves quotas, group configs and ACLs so a
+destroyed coordinator journal gets them back; SCRAM credentials cannot be read back (only their salted keys exist), so the declared users
 are set again from the file instead."""
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 
+from sandbox.protocol.errors import SECURITY_DISABLED
 from sandbox.protocol.extensions import RESTORE_CLUSTER_ID
 
 from .base import (
-    ALTER_CLIENT_QUOTAS, ALTER_USER_SCRAM_CREDENTIALS, BROKER_RESOURCE, DESCRIBE_USER_SCRAM_CREDENTIALS, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_CONFIGS, GROUP_RESOURCE, INCREMENTAL_ALTER_CONFIGS,
+    ALTER_CLIENT_QUOTAS, ALTER_USER_SCRAM_CREDENTIALS, CREATE_ACLS, DESCRIBE_ACLS, BROKER_RESOURCE, DESCRIBE_USER_SCRAM_CREDENTIALS, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_CONFIGS, GROUP_RESOURCE, INCREMENTAL_ALTER_CONFIGS,
     LIST_CONFIG_RESOURCES, SOURCE_GROUP_CONFIG, _check, _locked,
 )
 
@@ -40,6 +41,30 @@ class ConfigAdmin:
             for entity, values in quotas.items()]})
         for entry in resp.entries:
             _check(entry.error_code, "setting client quotas", entry.error_message)
+
+    @_locked
+    def acls(self) -> list[list]:
+        """Every ACL binding as [resource type, name, pattern type, principal, host, operation,
+        permission] (Kafka's codes); [] when the brokers have no authorizer."""
+        resp, _ = self._any(DESCRIBE_ACLS, {"resource_type_filter": 1, "resource_name_filter": None,
+                                            "pattern_type_filter": 1, "principal_filter": None, "host_filter": None,
+                                            "operation": 1, "permission_type": 1})
+        if int(resp.error_code) == SECURITY_DISABLED:
+            return []
+        _check(resp.error_code, "describing ACLs", resp.error_message)
+        return sorted([int(r.resource_type), r.resource_name, int(r.pattern_type), a.principal, a.host,
+                       int(a.operation), int(a.permission_type)] for r in resp.resources for a in r.acls)
+
+    @_locked
+    def create_acls(self, bindings: list[list]) -> None:
+        """Create these ACL bindings (the form acls() gives); one that exists already is kept."""
+        if not bindings:
+            return
+        resp, _ = self._any(CREATE_ACLS, {"creations": [
+            {"resource_type": b[0], "resource_name": b[1], "resource_pattern_type": b[2], "principal": b[3],
+             "host": b[4], "operation": b[5], "permission_type": b[6]} for b in bindings]})
+        for r in resp.results:
+            _check(r.error_code, "creating ACLs", r.error_message)
 
     @_locked
     def scram_users(self) -> dict[str, set[int]]:

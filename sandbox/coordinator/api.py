@@ -55,6 +55,13 @@ class MetadataView(Protocol):
         """A user's SCRAM credential of one mechanism (salt and keys), for SASL logins; None without one."""
         ...
 
+    def acls(self) -> dict:
+        """The ACL bindings (acls.Acls; read only)."""
+        ...
+
+    @property
+    def acl_version(self) -> int: ...
+
     def client_quotas(self) -> dict: ...
 
     def finalized_features(self) -> dict[str, int]: ...
@@ -194,6 +201,13 @@ class ViewReads:
 
     def scram_credential(self, user: str, mechanism: int) -> dict | None:
         return self._view.scram_credential(user, mechanism)
+
+    def acls(self) -> dict:
+        return self._view.acls()
+
+    @property
+    def acl_version(self) -> int:
+        return self._view.acl_version
 
     def client_quotas(self) -> dict:
         return self._view.client_quotas()

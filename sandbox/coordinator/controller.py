@@ -188,6 +188,16 @@ class Coordinator(ViewReads):
         self._commit(records)
         return results
 
+    def create_acls(self, bindings: Any) -> list[tuple[int, str | None]]:
+        records, results = self._machine.create_acls(bindings)
+        self._commit(records)
+        return results
+
+    def delete_acls(self, filters: Any) -> list[Any]:
+        records, results = self._machine.delete_acls(filters)
+        self._commit(records)
+        return results
+
     def update_features(self, wanted: Any, validate_only: bool = False) -> dict[str, tuple[int, str | None]]:
         records, results = self._machine.update_features(wanted)
         if not validate_only:

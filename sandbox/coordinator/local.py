@@ -76,6 +76,12 @@ class AsyncCoordinator(ViewReads):
     async def alter_scram_credentials(self, deletions: Any, upsertions: Any) -> list[tuple[str, int, str | None]]:
         return self.controller.alter_scram_credentials(deletions, upsertions)
 
+    async def create_acls(self, bindings: Any) -> list[tuple[int, str | None]]:
+        return self.controller.create_acls(bindings)
+
+    async def delete_acls(self, filters: Any) -> list[Any]:
+        return self.controller.delete_acls(filters)
+
     async def alter_client_quotas(self, entries: Any, validate_only: bool = False) -> list[tuple[int, str | None]]:
         return self.controller.alter_client_quotas(entries, validate_only)
 

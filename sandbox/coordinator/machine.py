@@ -8,7 +8,7 @@ import re
 import uuid
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import features, group_configs, quotas, rules, scram, topic_configs
+from . import acls, features, group_configs, quotas, rules, scram, topic_configs
 from .elections import Draft
 from sandbox.protocol.errors import (
     INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST,
@@ -44,6 +44,8 @@ class MetadataMachine(BrokerSessions):
         self._features: dict[str, int] = {}
         self._group_configs: group_configs.Configs = {}
         self._scram: scram.Credentials = {}
+        self._acls: acls.Acls = {}
+        self._acl_version = 0   # bumped by every ACL change: brokers rebuild their authorizer
         self._last_contact: dict[int, int] = {}
         self._live: set[int] = set()  # sessions opened by this process (register/heartbeat)
 
@@ -72,7 +74,7 @@ class MetadataMachine(BrokerSessions):
                             {n: t.copy() for n, t in self._topics.items()},
                             self._next_pid, self._offset, quotas.to_json(self._quotas),
                             dict(self._features), self._group_configs_copy(), scram.to_json(self._scram),
-                            self._public_id)
+                            self._public_id, acls.to_json(self._acls))
 
     def restore(self, state: ClusterState | Mapping[str, Any]) -> None:
         """Replace the whole state with a snapshot (a ClusterState or its to_dict() form)."""
@@ -89,6 +91,8 @@ class MetadataMachine(BrokerSessions):
         self._features = dict(state.features)
         self._group_configs = {g: dict(c) for g, c in state.group_configs.items()}
         self._scram = scram.from_json(state.scram)
+        self._acls = acls.from_json(state.acls)
+        self._acl_version += 1
         self._last_contact.clear()
         self._live.clear()
 
@@ -150,6 +154,15 @@ class MetadataMachine(BrokerSessions):
         """One user's credential of a mechanism (1 SCRAM-SHA-256, 2 SCRAM-SHA-512): iterations,
         salt, stored key and server key (hex), as a broker's SASL listener checks a login; None without one."""
         return self._scram.get(user, {}).get(mechanism)
+
+    def acls(self) -> acls.Acls:
+        """The ACL bindings (read only: callers must not change it)."""
+        return self._acls
+
+    @property
+    def acl_version(self) -> int:
+        """Changes whenever the ACLs may have: an authorizer built at one version stays right until then."""
+        return self._acl_version
 
     def _group_configs_copy(self) -> group_configs.Configs:
         return {g: dict(c) for g, c in self._group_configs.items()}
@@ -227,6 +240,10 @@ class MetadataMachine(BrokerSessions):
 
     def _apply_scram(self, r: Mapping[str, Any]) -> None:
         scram.apply(self._scram, r)
+
+    def _apply_acl(self, r: Mapping[str, Any]) -> None:
+        acls.apply(self._acls, r)
+        self._acl_version += 1
 
     # ----------------------------------------------------------------- commands
     def alter_client_quotas(self, entries: Any) -> tuple[list[Record], list[tuple[int, str | None]]]:
@@ -355,6 +372,14 @@ class MetadataMachine(BrokerSessions):
         """AlterUserScramCredentials: records and one (user, error code, message) per user (scram.py)."""
         return scram.alterations(self._scram, deletions, upsertions)
 
+    def create_acls(self, bindings: list[acls.Binding]) -> tuple[list[Record], list[tuple[int, str | None]]]:
+        """CreateAcls: records and one (error code, message) per binding (acls.py)."""
+        return acls.creations(self._acls, bindings)
+
+    def delete_acls(self, filters: list[acls.Filter]) -> tuple[list[Record], list[Any]]:
+        """DeleteAcls: records and one (error code, message, bindings removed) per filter (acls.py)."""
+        return acls.deletions(self._acls, filters)
+
     def allocate_producer_ids(self, count: int, floor: int = 0) -> list[Record]:
         """A block of `count` ids from the counter, or from `floor` if that is higher."""
         if not isinstance(count, int) or count < 1:
@@ -422,6 +447,7 @@ class MetadataMachine(BrokerSessions):
         m._quotas, m._features = self.client_quotas(), dict(self._features)
         m._group_configs = self._group_configs_copy()
         m._scram = scram.from_json(scram.to_json(self._scram))
+        m._acls = dict(self._acls)
         return m
 
 
@@ -441,4 +467,5 @@ _APPLY = {
     "feature-level": MetadataMachine._apply_feature,
     "group-config": MetadataMachine._apply_group_config,
     "scram": MetadataMachine._apply_scram,
+    "acl": MetadataMachine._apply_acl,
 }

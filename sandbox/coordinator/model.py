@@ -180,6 +180,7 @@ class ClusterState:
     group_configs: dict = field(default_factory=dict)   # group id -> its config overrides (KIP-848)
     scram: dict = field(default_factory=dict)   # SCRAM credentials in their JSON form (scram.py)
     public_cluster_id: str | None = None   # the id clients are told, when not cluster_id (a restore's)
+    acls: list = field(default_factory=list)   # ACL bindings in their JSON form (acls.py)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -199,6 +200,8 @@ class ClusterState:
             out["scram"] = dict(self.scram)
         if self.public_cluster_id:
             out["public_cluster_id"] = self.public_cluster_id
+        if self.acls:
+            out["acls"] = list(self.acls)
         return out
 
     @classmethod
@@ -209,7 +212,7 @@ class ClusterState:
                    int(d["metadata_offset"]), list(d.get("quotas") or ()),
                    {str(k): int(v) for k, v in (d.get("features") or {}).items()},
                    {str(g): {str(k): str(v) for k, v in c.items()} for g, c in (d.get("group_configs") or {}).items()},
-                   dict(d.get("scram") or {}), d.get("public_cluster_id") or None)
+                   dict(d.get("scram") or {}), d.get("public_cluster_id") or None, list(d.get("acls") or ()))
 
 
 @dataclass(frozen=True)

@@ -198,11 +198,15 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         group_configs = {g: client.group_configs(g) for g in client.configured_groups()}
     except KafkaClientError:   # kept from the last refresh
         group_configs = previous.get("group_configs", {})
+    try:
+        acls = client.acls()
+    except KafkaClientError:   # kept from the last refresh
+        acls = previous.get("acls", [])
     if not still_valid():
         return False
     write_state(cfg.data_dir / CATALOG_FILE, {"updated": started, "cluster_id": md.cluster_id,
                                               "topics": topics, "groups": groups,
-                                              "quotas": quotas, "group_configs": group_configs})
+                                              "quotas": quotas, "group_configs": group_configs, "acls": acls})
     return True
 
 
@@ -229,7 +233,7 @@ def _read(cfg: SandboxConfig) -> dict:
 
 
 def restore_configs(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
-    """Put back client quotas and group configs a wipe lost (a value set since is kept)."""
+    """Put back client quotas, ACLs and group configs a wipe lost (a value set since is kept)."""
     raw = _read(cfg)
     restored = []
     current = client.client_quotas()
@@ -242,6 +246,13 @@ def restore_configs(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
     if missing:
         client.alter_client_quotas(missing)
         restored.append(f"client quotas of {len(missing)} entit{'y' if len(missing) == 1 else 'ies'}")
+    saved_acls = [list(b) for b in raw.get("acls", []) if isinstance(b, list) and len(b) == 7]
+    if saved_acls:   # a wipe must not open what ACLs closed (allow.everyone.if.no.acl.found)
+        have = {tuple(b) for b in client.acls()}
+        lost = [b for b in saved_acls if tuple(b) not in have]
+        if lost:
+            client.create_acls(lost)
+            restored.append(f"{len(lost)} ACL binding{'' if len(lost) == 1 else 's'}")
     for group, saved in sorted(raw.get("group_configs", {}).items()):
         now = client.group_configs(group)
         lost = {k: v for k, v in saved.items() if k not in now}

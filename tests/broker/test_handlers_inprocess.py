@@ -302,27 +302,22 @@ def offset_for_leader_epoch_is_the_log_end(b):
     assert int(p.error_code) == E.NONE and (p.leader_epoch, p.end_offset) == (0, 2)
 
 
+ACL_ALICE_READS_T = {"resource_type": 2, "resource_name": "t", "resource_pattern_type": 3,
+                     "principal": "User:alice", "host": "*", "operation": 3, "permission_type": 3}
 ACL_FILTER = {"resource_type_filter": 1, "resource_name_filter": None, "pattern_type_filter": 1,
               "principal_filter": None, "host_filter": None, "operation": 1, "permission_type": 1}
 
 
 @case(29)
-def describe_acls_without_an_authorizer(b):
+def describe_acls_lists_what_was_created(b):
+    b.call(30, 3, {"creations": [ACL_ALICE_READS_T]})
     resp = b.call(29, 3, ACL_FILTER)
-    assert int(resp.error_code) == E.SECURITY_DISABLED and resp.resources == ()
-
-
-@case(30)
-def create_acls_without_an_authorizer(b):
-    resp = b.call(30, 3, {"creations": [{"resource_type": 2, "resource_name": "t", "resource_pattern_type": 3,
-                                         "principal": "User:a", "host": "*", "operation": 2, "permission_type": 3}]})
-    assert [int(r.error_code) for r in resp.results] == [E.SECURITY_DISABLED]
-
-
-@case(31)
-def delete_acls_without_an_authorizer(b):
-    resp = b.call(31, 3, {"filters": [ACL_FILTER]})
-    assert [int(r.error_code) for r in resp.filter_results] == [E.SECURITY_DISABLED]
+    assert int(resp.error_code) == E.NONE
+    assert [(int(r.resource_type), r.resource_name, int(r.pattern_type), [(a.principal, a.host, int(a.operation),
+             int(a.permission_type)) for a in r.acls]) for r in resp.resources] == [
+        (2, "t", 3, [("User:alice", "*", 3, 3)])]
+    narrow = dict(ACL_FILTER, resource_name_filter="other")
+    assert b.call(29, 3, narrow).resources == ()
 
 
 @case(34)

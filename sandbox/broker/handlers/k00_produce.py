@@ -38,8 +38,10 @@ from sandbox.protocol.errors import (
     INVALID_PRODUCER_EPOCH, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
     INVALID_TXN_STATE, KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
     NOT_LEADER_OR_FOLLOWER,
-    OUT_OF_ORDER_SEQUENCE_NUMBER, PRODUCER_FENCED, TRANSACTION_ABORTABLE, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    OUT_OF_ORDER_SEQUENCE_NUMBER, PRODUCER_FENCED, TOPIC_AUTHORIZATION_FAILED, TRANSACTION_ABORTABLE,
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 )
+from sandbox.coordinator.acls import TOPIC, TRANSACTIONAL_ID, WRITE
 
 API_KEY = 0
 MIN_VERSION = 3
@@ -335,7 +337,12 @@ def _settle(pr: dict, code: int) -> None:
 def handle(ctx, request) -> dict | None:
     acks = request.acks
     responses = []
-    if request.transactional_id is None and any(
+    denied = _denied(ctx, request) if ctx.restricted else ()
+    if denied is ALL_DENIED:
+        for td in request.topic_data:
+            responses.append({"name": td.name, "partition_responses": [
+                _error(pd.index, TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for pd in td.partition_data]})
+    elif request.transactional_id is None and any(
             has_transactional_batch(pd.records) for td in request.topic_data for pd in td.partition_data):
         for td in request.topic_data:
             responses.append({"name": td.name, "partition_responses": [
@@ -355,6 +362,7 @@ def handle(ctx, request) -> dict | None:
         held = verify[2] if verify else ()
         for td in request.topic_data:
             responses.append({"name": td.name, "partition_responses": [
+                _error(pd.index, TOPIC_AUTHORIZATION_FAILED) if td.name in denied else
                 {"index": pd.index, "_verify": pd.records} if (td.name, pd.index) in held else
                 _append(ctx, td.name, pd.index, pd.records, acks, tid)
                 for pd in td.partition_data]})
@@ -363,6 +371,18 @@ def handle(ctx, request) -> dict | None:
             ctx.state.txns.verifier.hold(verify[0], verify[2], pending)
             return pending
     return _answer(ctx, request, responses)
+
+
+ALL_DENIED = frozenset({None})
+
+
+def _denied(ctx, request) -> frozenset:
+    """The topics this principal may not WRITE (TOPIC_AUTHORIZATION_FAILED), or ALL_DENIED when
+    it may not WRITE the request's transactional id: Kafka's checks before any append."""
+    tid = request.transactional_id
+    if tid is not None and not ctx.allowed(WRITE, TRANSACTIONAL_ID, tid):
+        return ALL_DENIED
+    return frozenset(td.name for td in request.topic_data if not ctx.allowed(WRITE, TOPIC, td.name))
 
 
 def _answer(ctx, request, responses: list[dict]):

@@ -23,7 +23,10 @@ import asyncio
 from sandbox.log import OffsetOutOfRangeError
 
 from ..internal_topics import lookup_topic_id
-from sandbox.protocol.errors import NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_ID
+from sandbox.coordinator.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, READ, TOPIC
+from sandbox.protocol.errors import (
+    CLUSTER_AUTHORIZATION_FAILED, NONE, OFFSET_OUT_OF_RANGE, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_ID,
+)
 
 READ_COMMITTED = 1   # isolation_level
 
@@ -132,7 +135,19 @@ async def handle(ctx, request) -> dict:
     state = ctx.state
     names = _topic_names(state, request, ctx.api_version)
     replica = replica_of(request, ctx.api_version)
+    if ctx.restricted:   # ACLs: a follower needs CLUSTER_ACTION, a consumer READ on each topic
+        if replica >= 0 and not ctx.allowed(CLUSTER_ACTION, CLUSTER, CLUSTER_NAME):
+            return {"throttle_time": 0, "error_code": CLUSTER_AUTHORIZATION_FAILED, "session_id": 0, "responses": []}
+        if replica < 0:
+            refused = {(name, p.partition): TOPIC_AUTHORIZATION_FAILED for t, name in zip(request.topics, names)
+                       if name is not None and not ctx.allowed(READ, TOPIC, name) for p in t.partitions}
+            return await _serve(ctx, request, names, replica, refused or None)
     refused = _record_followers(state, request, names, replica) if replica >= 0 else None
+    return await _serve(ctx, request, names, replica, refused)
+
+
+async def _serve(ctx, request, names, replica, refused) -> dict:
+    state = ctx.state
     responses, total = _read_all(state, request, names, replica, refused)
     wait_s = request.max_wait.total_seconds()
     min_bytes = max(request.min_bytes, 1)

@@ -16,7 +16,8 @@ from __future__ import annotations
 from sandbox.log.batch import iter_batches
 
 from ..records import first_record_at_or_after, record_with_timestamp
-from sandbox.protocol.errors import NONE, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.coordinator.acls import DESCRIBE, TOPIC
+from sandbox.protocol.errors import NONE, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION
 
 API_KEY = 2
 MIN_VERSION = 1
@@ -25,6 +26,11 @@ MAX_VERSION = 10
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
 READ_COMMITTED = 1
 CONSUMER_REPLICA_ID, DEBUGGING_REPLICA_ID = -1, -2
+
+
+def _denied(index: int) -> dict:
+    return {"partition_index": index, "error_code": TOPIC_AUTHORIZATION_FAILED, "timestamp": -1, "offset": -1,
+            "leader_epoch": -1}
 
 
 def _lookup(state, topic: str, index: int, ts: int, isolation_level: int,
@@ -88,6 +94,8 @@ def handle(ctx, request) -> dict:
         {"name": t.name, "partitions": [_lookup(ctx.state, t.name, p.partition_index, p.timestamp, iso, rid,
                                                 getattr(p, "current_leader_epoch", -1))
                                         for p in t.partitions]}
+        if not ctx.restricted or ctx.allowed(DESCRIBE, TOPIC, t.name) else   # ACLs: DESCRIBE on the topic
+        {"name": t.name, "partitions": [_denied(p.partition_index) for p in t.partitions]}
         for t in request.topics
     ]
     return {"throttle_time": 0, "topics": topics}

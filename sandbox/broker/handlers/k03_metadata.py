@@ -11,12 +11,14 @@ from __future__ import annotations
 import uuid
 
 from sandbox.coordinator import CoordinatorError
+from sandbox.coordinator.acls import CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE, TOPIC
 from sandbox.coordinator.rules import validate_topic_name
 from sandbox.protocol.fast_metadata import encode_metadata_topic
 
 from ..internal_topics import OFFSETS_TOPIC, TXN_TOPIC, listed_internal_topics, lookup_topic, lookup_topic_id
 from sandbox.protocol.errors import (
-    INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION,
+    INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_ID,
+    UNKNOWN_TOPIC_OR_PARTITION,
 )
 from ..endpoints import broker_list
 
@@ -24,9 +26,10 @@ API_KEY = 3
 MIN_VERSION = 0
 MAX_VERSION = 13
 ZERO_UUID = uuid.UUID(int=0)
+UNREQUESTED = -2147483648   # authorized operations not asked for (KIP-430)
 
 
-def _topic_entry(t) -> dict:
+def _topic_entry(t, operations: int = -2147483648) -> dict:
     parts = []
     for p in t.partitions:
         parts.append({
@@ -41,7 +44,7 @@ def _topic_entry(t) -> dict:
     return {
         "error_code": NONE, "name": t.name, "topic_id": t.topic_id,
         "is_internal": t.name.startswith("__"), "partitions": parts,
-        "topic_authorized_operations": -2147483648,
+        "topic_authorized_operations": operations,
     }
 
 
@@ -86,8 +89,15 @@ async def handle(ctx, request) -> dict:
     coord = state.coordinator
     topics_req = request.topics
     all_topics = topics_req is None or (ctx.api_version == 0 and len(topics_req) == 0)
+    with_ops = getattr(request, "include_topic_authorized_operations", False)
+    checked = ctx.restricted or with_ops
     out = []
-    if all_topics:  # encoded here (the fast encoder takes bytes): thousands of partitions add up
+    if all_topics and checked:   # ACLs: only the topics the principal may DESCRIBE are listed
+        for t in [*(t for t in coord.topics() if not t.name.startswith("__")), *listed_internal_topics(state)]:
+            if not ctx.allowed(DESCRIBE, TOPIC, t.name):
+                continue
+            out.append(_topic_entry(t, ctx.operations(TOPIC, t.name) if with_ops else UNREQUESTED))
+    elif all_topics:  # encoded here (the fast encoder takes bytes): thousands of partitions add up
         out = _encoded_topics(ctx.api_version, coord.topics())
         for internal in listed_internal_topics(state):
             out.append(encode_metadata_topic(ctx.api_version, _topic_entry(internal)))
@@ -98,13 +108,24 @@ async def handle(ctx, request) -> dict:
             t = lookup_topic(state, name) if name is not None else None
             if t is None and name is None and getattr(rt, "topic_id", None) is not None:
                 t = lookup_topic_id(state, rt.topic_id)
+            if checked and (t is not None or name is not None) and not ctx.allowed(DESCRIBE, TOPIC, t.name if t else name):
+                # as Kafka: a topic the principal may not DESCRIBE is refused whether it exists or not
+                out.append({"error_code": TOPIC_AUTHORIZATION_FAILED, "name": name, "topic_id": ZERO_UUID,
+                            "is_internal": False, "partitions": (), "topic_authorized_operations": UNREQUESTED})
+                continue
+            if t is None and checked and name is not None and allow_auto and \
+                    not (ctx.allowed(CREATE, CLUSTER, CLUSTER_NAME) or ctx.allowed(CREATE, TOPIC, name)):
+                # auto-creation needs CREATE on the cluster or the topic
+                out.append({"error_code": TOPIC_AUTHORIZATION_FAILED, "name": name, "topic_id": ZERO_UUID,
+                            "is_internal": False, "partitions": (), "topic_authorized_operations": UNREQUESTED})
+                continue
             if t is None:
                 code = _missing(name)
                 if code == UNKNOWN_TOPIC_OR_PARTITION and allow_auto and name not in (OFFSETS_TOPIC, TXN_TOPIC):
                     code = await state.auto_create(name)
                     t = coord.topic(name) if code == NONE else None
                     if t is not None:
-                        out.append(_topic_entry(t))
+                        out.append(_topic_entry(t, ctx.operations(TOPIC, name) if with_ops else UNREQUESTED))
                         continue
                     if code == NONE:   # made, and removed again at once: ask again
                         code = LEADER_NOT_AVAILABLE
@@ -119,13 +140,14 @@ async def handle(ctx, request) -> dict:
                 out.append({"error_code": code, "name": name, "topic_id": asked_id or ZERO_UUID,
                             "is_internal": False, "partitions": (), "topic_authorized_operations": -2147483648})
                 continue
-            out.append(_topic_entry(t))
+            out.append(_topic_entry(t, ctx.operations(TOPIC, t.name) if with_ops else UNREQUESTED))
     return {
         "throttle_time": 0,
         "brokers": broker_list(state, ctx.listener),
         "cluster_id": coord.public_cluster_id,
         "controller_id": state.node_id,
         "topics": out,
-        "cluster_authorized_operations": -2147483648,
+        "cluster_authorized_operations": ctx.operations(CLUSTER, CLUSTER_NAME)
+        if getattr(request, "include_cluster_authorized_operations", False) else UNREQUESTED,
         "error_code": NONE,
     }

@@ -6,17 +6,26 @@ UNSTABLE_OFFSET_COMMIT (the client retries until the transaction ends)."""
 
 from __future__ import annotations
 
-from sandbox.protocol.errors import NONE, NOT_COORDINATOR, UNSTABLE_OFFSET_COMMIT
+from sandbox.coordinator.acls import DESCRIBE, GROUP, TOPIC
+from sandbox.protocol.errors import (
+    GROUP_AUTHORIZATION_FAILED, NONE, NOT_COORDINATOR, TOPIC_AUTHORIZATION_FAILED, UNSTABLE_OFFSET_COMMIT,
+)
 
 API_KEY = 9
 MIN_VERSION = 1
 MAX_VERSION = 9
 
 
-def _group(state, group_id: str, topics, member: tuple[str | None, int] | None = None,
+def _group(ctx, group_id: str, topics, member: tuple[str | None, int] | None = None,
            require_stable: bool = False) -> tuple[list[dict], int]:
-    """(topics with their committed offsets, group error code) for one group."""
+    """(topics with their committed offsets, group error code) for one group. With ACLs: DESCRIBE
+    on the group, and on each topic (a topic not allowed is left out of an all-topics answer and
+    refused TOPIC_AUTHORIZATION_FAILED when named), as Kafka answers."""
+    state = ctx.state
     groups = state.groups
+    restricted = ctx.restricted
+    if restricted and not ctx.allowed(DESCRIBE, GROUP, group_id):
+        return [], GROUP_AUTHORIZATION_FAILED
     if not state.is_group_coordinator(group_id):
         return [], NOT_COORDINATOR
     if member is not None and group_id in groups.consumer:
@@ -27,13 +36,19 @@ def _group(state, group_id: str, topics, member: tuple[str | None, int] | None =
         found = groups.fetch_offsets(group_id, None)
         wanted: dict[str, list[int]] = {}
         for (topic, part) in found:
-            wanted.setdefault(topic, []).append(part)
+            if not restricted or ctx.allowed(DESCRIBE, TOPIC, topic):
+                wanted.setdefault(topic, []).append(part)
     else:
         wanted = {t.name: list(t.partition_indexes) for t in topics}
         found = groups.fetch_offsets(group_id, [(n, p) for n, ps in wanted.items() for p in ps])
     out = []
     for name, parts in wanted.items():
         entries = []
+        if restricted and topics is not None and not ctx.allowed(DESCRIBE, TOPIC, name):
+            out.append({"name": name, "partitions": [
+                {"partition_index": p, "committed_offset": -1, "committed_leader_epoch": -1, "metadata": "",
+                 "error_code": TOPIC_AUTHORIZATION_FAILED} for p in sorted(parts)]})
+            continue
         for p in sorted(parts):
             off, epoch, meta = found.get((name, p), (-1, -1, ""))
             code = NONE
@@ -51,8 +66,8 @@ def handle(ctx, request) -> dict:
         groups = []
         for g in request.groups:
             member = (getattr(g, "member_id", None), getattr(g, "member_epoch", -1)) if ctx.api_version >= 9 else None
-            topics, code = _group(ctx.state, g.group_id, g.topics, member, stable)
+            topics, code = _group(ctx, g.group_id, g.topics, member, stable)
             groups.append({"group_id": g.group_id, "topics": topics, "error_code": code})
         return {"throttle_time": 0, "groups": groups}
-    topics, code = _group(ctx.state, request.group_id, request.topics, require_stable=stable)
+    topics, code = _group(ctx, request.group_id, request.topics, require_stable=stable)
     return {"throttle_time": 0, "topics": topics, "error_code": code}

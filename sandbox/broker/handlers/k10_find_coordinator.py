@@ -6,7 +6,11 @@ broker without them."""
 
 from __future__ import annotations
 
-from sandbox.protocol.errors import COORDINATOR_NOT_AVAILABLE, INVALID_REQUEST, NONE
+from sandbox.coordinator.acls import DESCRIBE, GROUP, TRANSACTIONAL_ID
+from sandbox.protocol.errors import (
+    COORDINATOR_NOT_AVAILABLE, GROUP_AUTHORIZATION_FAILED, INVALID_REQUEST, NONE,
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+)
 from ..endpoints import broker_list, self_endpoint
 from ..internal_topics import OFFSETS_TOPIC, TXN_TOPIC
 
@@ -24,7 +28,14 @@ def _owner(state, key: str, key_type: int) -> int:
     return state.group_coordinator_id(key)
 
 
-def _locate(state, key: str, listener: str | None = None, key_type: int = 0) -> dict:
+def _locate(state, key: str, listener: str | None = None, key_type: int = 0, ctx=None) -> dict:
+    if ctx is not None and ctx.restricted:   # ACLs: DESCRIBE on the group or transactional id
+        if key_type == TRANSACTION and not ctx.allowed(DESCRIBE, TRANSACTIONAL_ID, key):
+            return {"node_id": -1, "host": "", "port": -1, "error_code": TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                    "error_message": None}
+        if key_type != TRANSACTION and not ctx.allowed(DESCRIBE, GROUP, key):
+            return {"node_id": -1, "host": "", "port": -1, "error_code": GROUP_AUTHORIZATION_FAILED,
+                    "error_message": None}
     owner = _owner(state, key, key_type)
     what = "transactional id" if key_type == TRANSACTION else "group"
     if owner < 0:
@@ -59,5 +70,5 @@ async def handle(ctx, request) -> dict:
                  "error_message": "Share groups are not enabled on this broker."}
                 for key in request.coordinator_keys]}
         return {"throttle_time": 0, "coordinators": [
-            dict(_locate(ctx.state, key, ctx.listener, key_type), key=key) for key in request.coordinator_keys]}
-    return dict(_locate(ctx.state, request.key, ctx.listener, key_type), throttle_time=0)
+            dict(_locate(ctx.state, key, ctx.listener, key_type, ctx), key=key) for key in request.coordinator_keys]}
+    return dict(_locate(ctx.state, request.key, ctx.listener, key_type, ctx), throttle_time=0)

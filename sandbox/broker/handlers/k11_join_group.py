@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import GROUP, READ
+from sandbox.protocol.errors import GROUP_AUTHORIZATION_FAILED
 from sandbox.protocol.errors import NOT_COORDINATOR
 
 API_KEY = 11
@@ -10,8 +12,9 @@ MAX_VERSION = 9
 
 
 async def handle(ctx, request) -> dict:
-    if not ctx.state.is_group_coordinator(request.group_id):
-        return {"throttle_time": 0, "error_code": NOT_COORDINATOR, "generation_id": -1,
+    denied = ctx.restricted and not ctx.allowed(READ, GROUP, request.group_id)   # ACLs: READ on the group
+    if denied or not ctx.state.is_group_coordinator(request.group_id):
+        return {"throttle_time": 0, "error_code": GROUP_AUTHORIZATION_FAILED if denied else NOT_COORDINATOR, "generation_id": -1,
                 "protocol_type": None, "protocol_name": "", "leader": "", "member_id": request.member_id,
                 "members": []}
     session_ms = int(request.session_timeout.total_seconds() * 1000)

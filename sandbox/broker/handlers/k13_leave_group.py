@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import GROUP, READ
+from sandbox.protocol.errors import GROUP_AUTHORIZATION_FAILED
 from sandbox.protocol.errors import NOT_COORDINATOR
 
 API_KEY = 13
@@ -10,6 +12,8 @@ MAX_VERSION = 5
 
 
 def handle(ctx, request) -> dict:
+    if ctx.restricted and not ctx.allowed(READ, GROUP, request.group_id):   # ACLs: READ on the group
+        return {"throttle_time": 0, "error_code": GROUP_AUTHORIZATION_FAILED, "members": []}
     if not ctx.state.is_group_coordinator(request.group_id):
         return {"throttle_time": 0, "error_code": NOT_COORDINATOR, "members": []}
     if ctx.api_version >= 3:

@@ -4,7 +4,8 @@ KIP-848 consumer group ("is not a classic group"), which earlier versions see as
 
 from __future__ import annotations
 
-from sandbox.protocol.errors import GROUP_ID_NOT_FOUND, NONE, NOT_COORDINATOR
+from sandbox.coordinator.acls import DESCRIBE, GROUP
+from sandbox.protocol.errors import GROUP_AUTHORIZATION_FAILED, GROUP_ID_NOT_FOUND, NONE, NOT_COORDINATOR
 
 API_KEY = 15
 MIN_VERSION = 0
@@ -13,7 +14,12 @@ MAX_VERSION = 6
 
 def handle(ctx, request) -> dict:
     out = []
+    with_ops = getattr(request, "include_authorized_operations", False)
     for gid in request.groups:
+        if ctx.restricted and not ctx.allowed(DESCRIBE, GROUP, gid):   # ACLs: DESCRIBE on the group
+            out.append({"error_code": GROUP_AUTHORIZATION_FAILED, "group_id": gid, "group_state": "",
+                        "protocol_type": "", "protocol_data": "", "members": [], "authorized_operations": -2147483648})
+            continue
         if not ctx.state.is_group_coordinator(gid):
             out.append({"error_code": NOT_COORDINATOR, "group_id": gid, "group_state": "", "protocol_type": "",
                         "protocol_data": "", "members": [], "authorized_operations": -2147483648})
@@ -31,6 +37,6 @@ def handle(ctx, request) -> dict:
             "members": [{"member_id": m, "group_instance_id": i, "client_id": c, "client_host": h,
                          "member_metadata": md, "member_assignment": a}
                         for m, i, c, h, md, a in d.members],
-            "authorized_operations": -2147483648,
+            "authorized_operations": ctx.operations(GROUP, gid) if with_ops else -2147483648,
         })
     return {"throttle_time": 0, "groups": out}

@@ -6,7 +6,8 @@ import uuid
 
 from sandbox.coordinator import CoordinatorError
 
-from sandbox.protocol.errors import NONE
+from sandbox.coordinator.acls import CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE_CONFIGS, TOPIC
+from sandbox.protocol.errors import NONE, TOPIC_AUTHORIZATION_FAILED
 
 API_KEY = 19
 MIN_VERSION = 2
@@ -18,7 +19,15 @@ async def handle(ctx, request) -> dict:
     state = ctx.state
     coord = state.coordinator
     out = []
+    # ACLs: CREATE on the cluster or on the topic; its configs are shown with DESCRIBE_CONFIGS
+    restricted = ctx.restricted
+    any_topic = not restricted or ctx.allowed(CREATE, CLUSTER, CLUSTER_NAME)
     for t in request.topics:
+        if not (any_topic or ctx.allowed(CREATE, TOPIC, t.name)):
+            out.append({"name": t.name, "topic_id": ZERO_UUID, "error_code": TOPIC_AUTHORIZATION_FAILED,
+                        "error_message": "Authorization failed.", "topic_config_error_code": NONE,
+                        "num_partitions": -1, "replication_factor": -1, "configs": None})
+            continue
         configs = {c.name: c.value for c in t.configs}
         assignments = {a.partition_index: list(a.broker_ids) for a in t.assignments} or None
         entry = {"name": t.name, "topic_id": None, "error_code": NONE, "error_message": None,
@@ -33,6 +42,8 @@ async def handle(ctx, request) -> dict:
             entry["num_partitions"] = len(info.partitions)
             entry["replication_factor"] = len(info.partitions[0].replicas) if info.partitions else -1
             described = coord.describe_configs(t.name) if not request.validate_only else {}
+            if restricted and not ctx.allowed(DESCRIBE_CONFIGS, TOPIC, t.name):
+                entry["topic_config_error_code"], described = TOPIC_AUTHORIZATION_FAILED, {}
             entry["configs"] = [
                 {"name": k, "value": v, "read_only": False, "config_source": 5 if is_default else 1,
                  "is_sensitive": False}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sandbox.protocol.errors import NONE, OFFSET_OUT_OF_RANGE
+from sandbox.coordinator.acls import DELETE, TOPIC
+from sandbox.protocol.errors import NONE, OFFSET_OUT_OF_RANGE, TOPIC_AUTHORIZATION_FAILED
 
 API_KEY = 21
 MIN_VERSION = 0
@@ -25,4 +26,7 @@ def handle(ctx, request) -> dict:
     return {"throttle_time": 0, "topics": [
         {"name": t.name, "partitions": [_delete(ctx.state, t.name, p.partition_index, p.offset)
                                         for p in t.partitions]}
+        if not ctx.restricted or ctx.allowed(DELETE, TOPIC, t.name) else   # ACLs: DELETE on the topic
+        {"name": t.name, "partitions": [{"partition_index": p.partition_index, "low_watermark": -1,
+                                         "error_code": TOPIC_AUTHORIZATION_FAILED} for p in t.partitions]}
         for t in request.topics]}

@@ -8,7 +8,8 @@ v6 (two-phase commit, KIP-939) is not offered.
 
 from __future__ import annotations
 
-from sandbox.protocol.errors import NONE
+from sandbox.coordinator.acls import CLUSTER, CLUSTER_NAME, IDEMPOTENT_WRITE, TOPIC, TRANSACTIONAL_ID, WRITE
+from sandbox.protocol.errors import CLUSTER_AUTHORIZATION_FAILED, NONE, TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 
 from ..transactions.machine import for_version
 
@@ -22,9 +23,23 @@ def _ms(value) -> int:
     return int(value.total_seconds() * 1000) if hasattr(value, "total_seconds") else int(value)
 
 
+def _refused(ctx, tid: str | None) -> int:
+    """ACLs: WRITE on the transactional id; an idempotent producer needs IDEMPOTENT_WRITE on the
+    cluster or WRITE on some topic (KIP-679), else CLUSTER_AUTHORIZATION_FAILED."""
+    if tid is not None:
+        return NONE if ctx.allowed(WRITE, TRANSACTIONAL_ID, tid) else TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    if ctx.allowed(IDEMPOTENT_WRITE, CLUSTER, CLUSTER_NAME) or \
+            any(ctx.allowed(WRITE, TOPIC, t.name) for t in ctx.state.coordinator.topics()):
+        return NONE
+    return CLUSTER_AUTHORIZATION_FAILED
+
+
 async def handle(ctx, request) -> dict:
     pid = getattr(request, "producer_id", -1)
     epoch = getattr(request, "producer_epoch", -1)
+    code = _refused(ctx, request.transactional_id) if ctx.restricted else NONE
+    if code != NONE:
+        return {"throttle_time": 0, "error_code": code, "producer_id": -1, "producer_epoch": -1}
     if request.transactional_id is not None:
         code, pid, epoch = await ctx.state.txns.init_producer_id(
             request.transactional_id, _ms(request.transaction_timeout), pid, epoch)

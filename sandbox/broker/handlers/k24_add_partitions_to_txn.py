@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import inspect
 
-from sandbox.protocol.errors import NONE, OPERATION_NOT_ATTEMPTED, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.coordinator.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, TOPIC, TRANSACTIONAL_ID, WRITE
+from sandbox.protocol.errors import (
+    CLUSTER_AUTHORIZATION_FAILED, NONE, OPERATION_NOT_ATTEMPTED, TOPIC_AUTHORIZATION_FAILED,
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION,
+)
 
 from ..transactions.machine import for_version
 
@@ -56,12 +60,32 @@ def _results(ctx, parts, codes) -> list[dict]:
 def handle(ctx, request):
     """v0-v3 (a producer) answered at once unless the coordinator must wait; v4+ (brokers)."""
     if ctx.api_version <= 3:
+        if ctx.restricted:
+            refused = _refused(ctx, request)
+            if refused is not None:
+                return {"throttle_time": 0, "results_by_topic_v3_and_below": refused}
         results = _one(ctx, request.v3_and_below_transactional_id, request.v3_and_below_producer_id,
                        request.v3_and_below_producer_epoch, request.v3_and_below_topics, False)
         if inspect.isawaitable(results):
             return _v3_later(results)
         return {"throttle_time": 0, "results_by_topic_v3_and_below": results}
+    if ctx.restricted and not ctx.allowed(CLUSTER_ACTION, CLUSTER, CLUSTER_NAME):   # brokers only
+        return {"throttle_time": 0, "error_code": CLUSTER_AUTHORIZATION_FAILED, "results_by_transaction": []}
     return _batched(ctx, request)
+
+
+def _refused(ctx, request) -> list[dict] | None:
+    """ACLs, as Kafka checks them: WRITE on the transactional id (every partition refused), WRITE on
+    each topic (those refused TOPIC_AUTHORIZATION_FAILED, the rest OPERATION_NOT_ATTEMPTED); None
+    when all is allowed."""
+    parts = [(t.name, int(p)) for t in request.v3_and_below_topics for p in t.partitions]
+    if not ctx.allowed(WRITE, TRANSACTIONAL_ID, request.v3_and_below_transactional_id):
+        return _topic_results(parts, TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    denied = {t for t, _p in parts if not ctx.allowed(WRITE, TOPIC, t)}
+    if not denied:
+        return None
+    return _topic_results(parts, {(t, p): TOPIC_AUTHORIZATION_FAILED if t in denied else OPERATION_NOT_ATTEMPTED
+                                  for t, p in parts})
 
 
 async def _v3_later(results) -> dict:

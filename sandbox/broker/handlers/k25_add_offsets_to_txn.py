@@ -4,7 +4,10 @@ commit is completed by the transaction's marker."""
 
 from __future__ import annotations
 
-from sandbox.protocol.errors import COORDINATOR_NOT_AVAILABLE
+from sandbox.coordinator.acls import GROUP, READ, TRANSACTIONAL_ID, WRITE
+from sandbox.protocol.errors import (
+    COORDINATOR_NOT_AVAILABLE, GROUP_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+)
 
 from ..internal_topics import OFFSETS_TOPIC
 from ..transactions.coordinator import settled
@@ -18,7 +21,11 @@ FENCED_FROM = 2
 
 async def handle(ctx, request) -> dict:
     state = ctx.state
-    if not await state.offsets.ensure_topic():
+    if ctx.restricted and not ctx.allowed(WRITE, TRANSACTIONAL_ID, request.transactional_id):
+        code = TRANSACTIONAL_ID_AUTHORIZATION_FAILED   # ACLs: WRITE on the id, READ on the group
+    elif ctx.restricted and not ctx.allowed(READ, GROUP, request.group_id):
+        code = GROUP_AUTHORIZATION_FAILED
+    elif not await state.offsets.ensure_topic():
         code = COORDINATOR_NOT_AVAILABLE
     else:
         part = (OFFSETS_TOPIC, state.offsets.partition_for(request.group_id))

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import inspect
 
+from sandbox.coordinator.acls import TRANSACTIONAL_ID, WRITE
+from sandbox.protocol.errors import TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+
 from ..transactions.machine import for_version
 
 API_KEY = 26
@@ -20,6 +23,8 @@ FENCED_FROM = 2
 
 def handle(ctx, request):
     """Answered at once unless the coordinator must wait (followers, or the previous markers)."""
+    if ctx.restricted and not ctx.allowed(WRITE, TRANSACTIONAL_ID, request.transactional_id):   # ACLs
+        return _answer(ctx, request, TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     code = ctx.state.txns.end_txn(request.transactional_id, request.producer_id, request.producer_epoch,
                                   bool(request.committed))
     if inspect.isawaitable(code):

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
+from sandbox.coordinator.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME
+from sandbox.protocol.errors import CLUSTER_AUTHORIZATION_FAILED
+
 from ..txn_markers import write_markers
 
 API_KEY = 27
@@ -25,4 +28,8 @@ async def _marker(state, m) -> dict:
 
 
 async def handle(ctx, request) -> dict:
+    if ctx.restricted and not ctx.allowed(CLUSTER_ACTION, CLUSTER, CLUSTER_NAME):   # ACLs: brokers only
+        return {"markers": [{"producer_id": m.producer_id, "topics": [
+            {"name": t.name, "partitions": [{"partition_index": int(p), "error_code": CLUSTER_AUTHORIZATION_FAILED}
+                                            for p in t.partition_indexes]} for t in m.topics]} for m in request.markers]}
     return {"markers": list(await asyncio.gather(*(_marker(ctx.state, m) for m in request.markers)))}

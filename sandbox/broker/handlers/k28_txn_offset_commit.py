@@ -5,7 +5,9 @@ v3+ carries the member's generation, checked as Kafka's group coordinator checks
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import GROUP, READ, TOPIC, TRANSACTIONAL_ID, WRITE
 from sandbox.protocol.errors import (
+    GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
     COORDINATOR_NOT_AVAILABLE, FENCED_MEMBER_EPOCH, ILLEGAL_GENERATION, INVALID_GROUP_ID, NONE, NOT_COORDINATOR,
     OFFSET_METADATA_TOO_LARGE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID, UNKNOWN_TOPIC_OR_PARTITION,
 )
@@ -44,13 +46,23 @@ def member_check(groups, group_id: str, generation: int, member_id: str, instanc
 def _answer(request, codes: dict[tuple[str, int], int]) -> dict:
     return {"throttle_time": 0, "topics": [
         {"name": t.name, "partitions": [{"partition_index": p.partition_index,
-                                         "error_code": codes[(t.name, p.partition_index)]} for p in t.partitions]}
+                                         "error_code": codes.get((t.name, p.partition_index), TOPIC_AUTHORIZATION_FAILED)}
+                                        for p in t.partitions]}   # a partition left out: a topic the ACLs refuse
         for t in request.topics]}
 
 
 async def handle(ctx, request) -> dict:
     state = ctx.state
     wanted = [(t.name, p) for t in request.topics for p in t.partitions]
+    if ctx.restricted:   # ACLs: WRITE on the transactional id, READ on the group and on each topic
+        if not ctx.allowed(WRITE, TRANSACTIONAL_ID, request.transactional_id):
+            return _answer(request, {(t, p.partition_index): TRANSACTIONAL_ID_AUTHORIZATION_FAILED for t, p in wanted})
+        if not ctx.allowed(READ, GROUP, request.group_id):
+            return _answer(request, {(t, p.partition_index): GROUP_AUTHORIZATION_FAILED for t, p in wanted})
+        # the others are committed, as in Kafka; _answer refuses the ones left out
+        wanted = [(t, p) for t, p in wanted if ctx.allowed(READ, TOPIC, t)]
+        if not wanted:
+            return _answer(request, {})
     if not request.group_id:
         return _answer(request, {(t, p.partition_index): INVALID_GROUP_ID for t, p in wanted})
     await state.offsets.ensure_topic()

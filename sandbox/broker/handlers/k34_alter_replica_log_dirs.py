@@ -6,6 +6,8 @@ replica of is REPLICA_NOT_AVAILABLE."""
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import ALTER, CLUSTER, CLUSTER_NAME
+from sandbox.protocol.errors import CLUSTER_AUTHORIZATION_FAILED as _CLUSTER_DENIED
 import os
 
 from sandbox.protocol.errors import LOG_DIR_NOT_FOUND, NONE, REPLICA_NOT_AVAILABLE
@@ -28,11 +30,14 @@ def handle(ctx, request) -> dict:
     state = ctx.state
     data_dir = str(state.config.data_dir)
     results: dict[str, list[dict]] = {}
+    denied = ctx.restricted and not ctx.allowed(ALTER, CLUSTER, CLUSTER_NAME)   # ACLs: ALTER on the cluster
     for d in request.dirs:
         ours = _same_dir(d.path, data_dir)
         for t in d.topics:
             for index in t.partitions:
-                if not ours:
+                if denied:
+                    code = _CLUSTER_DENIED
+                elif not ours:
                     code = LOG_DIR_NOT_FOUND
                 elif (t.name, index) not in state.partitions:
                     code = REPLICA_NOT_AVAILABLE

@@ -3,6 +3,8 @@ on disk, and (v4) the disk's total and usable bytes. topics=None asks for every 
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import CLUSTER, CLUSTER_NAME, DESCRIBE
+from sandbox.protocol.errors import CLUSTER_AUTHORIZATION_FAILED as _CLUSTER_DENIED
 import shutil
 
 from sandbox.protocol.errors import NONE
@@ -14,6 +16,8 @@ MAX_VERSION = 4
 
 def handle(ctx, request) -> dict:
     state = ctx.state
+    if ctx.restricted and not ctx.allowed(DESCRIBE, CLUSTER, CLUSTER_NAME):   # ACLs: DESCRIBE on the cluster
+        return {"throttle_time": 0, "error_code": _CLUSTER_DENIED, "results": []}
     wanted = None if request.topics is None else {(t.topic, p) for t in request.topics for p in t.partitions}
     topics: dict[str, list[dict]] = {}
     for (topic, index), plog in sorted(state.partitions.items()):

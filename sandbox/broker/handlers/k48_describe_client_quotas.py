@@ -4,6 +4,8 @@ any, strict). Quotas are stored and described, never enforced."""
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import CLUSTER, CLUSTER_NAME, DESCRIBE_CONFIGS
+from sandbox.protocol.errors import CLUSTER_AUTHORIZATION_FAILED as _CLUSTER_DENIED
 from sandbox.coordinator.quotas import describe_response
 
 API_KEY = 48
@@ -12,4 +14,6 @@ MAX_VERSION = 1
 
 
 def handle(ctx, request) -> dict:
+    if ctx.restricted and not ctx.allowed(DESCRIBE_CONFIGS, CLUSTER, CLUSTER_NAME):   # ACLs
+        return {"throttle_time": 0, "error_code": _CLUSTER_DENIED, "error_message": None, "entries": None}
     return describe_response(ctx.state.coordinator.client_quotas(), request)

@@ -5,6 +5,8 @@ coordinator that cannot be reached gives REQUEST_TIMED_OUT for every entry."""
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import ALTER_CONFIGS, CLUSTER, CLUSTER_NAME
+from sandbox.protocol.errors import CLUSTER_AUTHORIZATION_FAILED as _CLUSTER_DENIED
 from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.quotas import alter_response, entries_of
 
@@ -16,6 +18,8 @@ MAX_VERSION = 1
 
 
 async def handle(ctx, request):
+    if ctx.restricted and not ctx.allowed(ALTER_CONFIGS, CLUSTER, CLUSTER_NAME):   # ACLs
+        return alter_response(request, [(_CLUSTER_DENIED, None)] * len(request.entries))
     coord = ctx.state.coordinator
     forward = getattr(coord, "forward", None)
     try:

@@ -5,6 +5,8 @@ iterations only."""
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import CLUSTER, CLUSTER_NAME, DESCRIBE
+from sandbox.protocol.errors import CLUSTER_AUTHORIZATION_FAILED as _CLUSTER_DENIED
 from sandbox.protocol.errors import NONE
 
 API_KEY = 50
@@ -14,5 +16,7 @@ MAX_VERSION = 0
 
 def handle(ctx, request) -> dict:
     names = [u.name for u in (request.users or ())]
+    if ctx.restricted and not ctx.allowed(DESCRIBE, CLUSTER, CLUSTER_NAME):   # ACLs: DESCRIBE on the cluster
+        return {"throttle_time": 0, "error_code": _CLUSTER_DENIED, "error_message": None, "results": []}
     return {"throttle_time": 0, "error_code": NONE, "error_message": None,
             "results": ctx.state.coordinator.scram_credentials(names)}

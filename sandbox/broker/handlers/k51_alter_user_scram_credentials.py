@@ -7,6 +7,8 @@ cannot be reached gives REQUEST_TIMED_OUT for every user."""
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import ALTER, CLUSTER, CLUSTER_NAME
+from sandbox.protocol.errors import CLUSTER_AUTHORIZATION_FAILED as _CLUSTER_DENIED
 from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.scram import alter_response, changes_of
 from sandbox.protocol.errors import REQUEST_TIMED_OUT
@@ -17,6 +19,9 @@ MAX_VERSION = 0
 
 
 async def handle(ctx, request):
+    if ctx.restricted and not ctx.allowed(ALTER, CLUSTER, CLUSTER_NAME):   # ACLs: ALTER on the cluster
+        users = dict.fromkeys([d.name for d in request.deletions] + [u.name for u in request.upsertions])
+        return alter_response([(name, _CLUSTER_DENIED, None) for name in users])
     coord = ctx.state.coordinator
     forward = getattr(coord, "forward", None)
     try:

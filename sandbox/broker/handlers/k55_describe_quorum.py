@@ -5,6 +5,8 @@ cannot be reached gives REQUEST_TIMED_OUT, as a forwarded request that times out
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import CLUSTER, CLUSTER_NAME, DESCRIBE
+from sandbox.protocol.errors import CLUSTER_AUTHORIZATION_FAILED as _CLUSTER_DENIED
 import time
 
 from sandbox.coordinator import CoordinatorError
@@ -19,6 +21,8 @@ MAX_VERSION = 2
 
 
 async def handle(ctx, request):
+    if ctx.restricted and not ctx.allowed(DESCRIBE, CLUSTER, CLUSTER_NAME):   # ACLs: DESCRIBE on the cluster
+        return {"error_code": _CLUSTER_DENIED, "error_message": None, "topics": (), "nodes": ()}
     coord = ctx.state.coordinator
     forward = getattr(coord, "forward", None)
     if forward is None:

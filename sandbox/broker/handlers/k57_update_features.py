@@ -4,6 +4,8 @@ coordinator is asked directly. See coordinator/features.py for what is accepted 
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import ALTER, CLUSTER, CLUSTER_NAME
+from sandbox.protocol.errors import CLUSTER_AUTHORIZATION_FAILED as _CLUSTER_DENIED
 from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.features import update_response, wanted_of
 
@@ -15,6 +17,8 @@ MAX_VERSION = 2
 
 
 async def handle(ctx, request):
+    if ctx.restricted and not ctx.allowed(ALTER, CLUSTER, CLUSTER_NAME):   # ACLs: ALTER on the cluster
+        return {"throttle_time": 0, "error_code": _CLUSTER_DENIED, "error_message": None, "results": ()}
     coord = ctx.state.coordinator
     validate_only = getattr(request, "validate_only", False)
     forward = getattr(coord, "forward", None)

@@ -7,6 +7,8 @@ UNKNOWN_TOPIC_OR_PARTITION, as Kafka's replica manager answers."""
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import READ, TOPIC
+from sandbox.protocol.errors import TOPIC_AUTHORIZATION_FAILED
 from sandbox.protocol.errors import NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION
 
 API_KEY = 61
@@ -33,4 +35,7 @@ def _partition(state, topic: str, index: int) -> dict:
 def handle(ctx, request) -> dict:
     return {"throttle_time": 0, "topics": [
         {"name": t.name, "partitions": [_partition(ctx.state, t.name, i) for i in t.partition_indexes]}
+        if not ctx.restricted or ctx.allowed(READ, TOPIC, t.name) else   # ACLs: READ on the topic
+        {"name": t.name, "partitions": [{"partition_index": i, "error_code": TOPIC_AUTHORIZATION_FAILED,
+                                         "error_message": None, "active_producers": ()} for i in t.partition_indexes]}
         for t in request.topics]}

@@ -3,6 +3,8 @@ timeout, start time, producer id and epoch, partitions); NOT_COORDINATOR for oth
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import DESCRIBE, TRANSACTIONAL_ID
+from sandbox.protocol.errors import TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 from sandbox.protocol.errors import NONE
 
 API_KEY = 65
@@ -34,4 +36,12 @@ def _one(txns, tid: str) -> dict:
 
 def handle(ctx, request) -> dict:
     return {"throttle_time": 0,
-            "transaction_states": [_one(ctx.state.txns, tid) for tid in request.transactional_ids]}
+            "transaction_states": [_one(ctx.state.txns, tid) if not ctx.restricted or ctx.allowed(
+                DESCRIBE, TRANSACTIONAL_ID, tid) else _denied(tid) for tid in request.transactional_ids]}
+
+
+def _denied(tid: str) -> dict:
+    """ACLs: DESCRIBE on the transactional id."""
+    return {"transactional_id": tid, "transaction_state": "", "transaction_timeout": 0, "error_code":
+            TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transaction_start_time": NO_TIME, "producer_id": -1,
+            "producer_epoch": -1, "topics": []}

@@ -4,6 +4,7 @@ names (unknown ones are echoed back), producer ids, v1's minimum running time an
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import DESCRIBE, TRANSACTIONAL_ID
 import re
 
 from sandbox.protocol.errors import INVALID_REGULAR_EXPRESSION, NONE
@@ -23,4 +24,4 @@ def handle(ctx, request) -> dict:
                 "transaction_states": []}
     return {"throttle_time": 0, "error_code": NONE, "unknown_state_filters": unknown, "transaction_states": [
         {"transactional_id": m.transactional_id, "producer_id": m.producer_id, "transaction_state": m.state_name}
-        for m in found]}
+        for m in found if not ctx.restricted or ctx.allowed(DESCRIBE, TRANSACTIONAL_ID, m.transactional_id)]}

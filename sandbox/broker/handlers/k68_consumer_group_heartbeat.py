@@ -4,7 +4,8 @@ each member its partitions, revoking before reassigning. v1 members bring their 
 
 from __future__ import annotations
 
-from sandbox.protocol.errors import NOT_COORDINATOR
+from sandbox.coordinator.acls import DESCRIBE, GROUP, READ, TOPIC
+from sandbox.protocol.errors import GROUP_AUTHORIZATION_FAILED, NONE, NOT_COORDINATOR, TOPIC_AUTHORIZATION_FAILED
 
 API_KEY = 68
 MIN_VERSION = 0
@@ -17,6 +18,13 @@ def _ms(td) -> int:
 
 def handle(ctx, request) -> dict:
     state = ctx.state
+    if ctx.restricted:   # ACLs: READ on the group, DESCRIBE on every subscribed topic
+        code = GROUP_AUTHORIZATION_FAILED if not ctx.allowed(READ, GROUP, request.group_id) else \
+            TOPIC_AUTHORIZATION_FAILED if any(not ctx.allowed(DESCRIBE, TOPIC, t)
+                                              for t in request.subscribed_topic_names or ()) else NONE
+        if code != NONE:
+            return {"throttle_time": 0, "error_code": code, "error_message": None, "member_id": None,
+                    "member_epoch": 0, "heartbeat_interval": 0, "assignment": None}
     if not state.is_group_coordinator(request.group_id):
         return {"throttle_time": 0, "error_code": NOT_COORDINATOR, "error_message": None, "member_id": None,
                 "member_epoch": 0, "heartbeat_interval": 0, "assignment": None}

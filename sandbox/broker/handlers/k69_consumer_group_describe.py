@@ -4,6 +4,8 @@ GROUP_ID_NOT_FOUND, as Kafka answers (admin clients then fall back to DescribeGr
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import DESCRIBE, GROUP
+from sandbox.protocol.errors import GROUP_AUTHORIZATION_FAILED
 from sandbox.protocol.errors import NOT_COORDINATOR
 
 API_KEY = 69
@@ -16,10 +18,18 @@ def handle(ctx, request) -> dict:
     ids = {t.name: str(t.topic_id) for t in state.coordinator.topics()}
     out = []
     for gid in request.group_ids:
+        if ctx.restricted and not ctx.allowed(DESCRIBE, GROUP, gid):   # ACLs: DESCRIBE on the group
+            out.append({"error_code": GROUP_AUTHORIZATION_FAILED, "error_message": None, "group_id": gid,
+                        "group_state": "", "group_epoch": 0, "assignment_epoch": 0, "assignor_name": "",
+                        "members": [], "authorized_operations": -2147483648})
+            continue
         if not state.is_group_coordinator(gid):
             out.append({"error_code": NOT_COORDINATOR, "error_message": None, "group_id": gid, "group_state": "",
                         "group_epoch": 0, "assignment_epoch": 0, "assignor_name": "", "members": [],
                         "authorized_operations": -2147483648})
             continue
-        out.append(state.groups.consumer.describe(gid, ids))
+        described = state.groups.consumer.describe(gid, ids)
+        if getattr(request, "include_authorized_operations", False):
+            described["authorized_operations"] = ctx.operations(GROUP, gid)
+        out.append(described)
     return {"throttle_time": 0, "groups": out}

@@ -8,6 +8,8 @@ every topic, as Kafka answers an InvalidRequestException here.
 
 from __future__ import annotations
 
+from sandbox.coordinator.acls import DESCRIBE, TOPIC
+from sandbox.protocol.errors import TOPIC_AUTHORIZATION_FAILED
 import uuid
 
 from sandbox.coordinator import CoordinatorError
@@ -50,8 +52,9 @@ def handle(ctx, request) -> dict:
     cursor = request.cursor
     cursor_topic = cursor.topic_name if cursor is not None else ""
     fetch_all = not request.topics
-    if fetch_all:
-        names = sorted(t.name for t in listed_topics(state) if t.name >= cursor_topic)
+    if fetch_all:   # ACLs: only the topics the principal may DESCRIBE
+        names = sorted(t.name for t in listed_topics(state) if t.name >= cursor_topic and
+                       (not ctx.restricted or ctx.allowed(DESCRIBE, TOPIC, t.name)))
     else:
         names = sorted({t.name for t in request.topics if t.name >= cursor_topic})
         if cursor is not None and cursor.topic_name not in names:
@@ -64,6 +67,9 @@ def handle(ctx, request) -> dict:
         if remaining <= 0:
             next_cursor = {"topic_name": name, "partition_index": 0}
             break
+        if ctx.restricted and not ctx.allowed(DESCRIBE, TOPIC, name):
+            topics.append(_missing(name, TOPIC_AUTHORIZATION_FAILED))
+            continue
         t = lookup_topic(state, name)
         if t is None:
             if not fetch_all:
@@ -73,7 +79,7 @@ def handle(ctx, request) -> dict:
         upper = min(len(t.partitions), start + remaining)
         parts = [_partition(p, alive) for p in t.partitions[max(start, 0):upper]]
         topics.append({"error_code": NONE, "name": t.name, "topic_id": t.topic_id, "is_internal": t.internal,
-                       "partitions": parts, "topic_authorized_operations": UNKNOWN_AUTHORIZED_OPERATIONS})
+                       "partitions": parts, "topic_authorized_operations": ctx.operations(TOPIC, t.name)})
         if upper < len(t.partitions):
             next_cursor = {"topic_name": name, "partition_index": upper}
             break

@@ -30,6 +30,13 @@ class RequestContext:
     def coordinator(self):
         return self.server.coordinator
 
+    restricted = False
+
+    @staticmethod
+    def allowed(operation: int, resource_type: int, name: str) -> bool:
+        """The coordinator's own port has no authorizer: brokers check a request before they forward it."""
+        return True
+
     @property
     def admin(self) -> CoordinatorAdmin:
         """This server as the shared admin handlers see it (sandbox/admin_handlers)."""

@@ -1,0 +1,46 @@
+"""Who may do what on this broker: its authorizer (coordinator/acls.py, Kafka's StandardAuthorizer
+rules) over the ACLs in its copy of the cluster metadata, rebuilt when they change, with the
+broker's `authorizer.class.name`, `super.users` and `allow.everyone.if.no.acl.found`. Without an
+authorizer every request is allowed and the ACL APIs answer SECURITY_DISABLED, as in Kafka."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.coordinator.acls import Authorizer
+
+from .config import BrokerConfig
+
+
+class Access:
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.enabled = bool(config.authorizer_class_name)
+        self.super_users = frozenset(config.super_users)
+        self._version: int | None = None
+        self._authorizer: Authorizer | None = None
+
+    def authorizer(self, coordinator: Any) -> Authorizer | None:
+        """The authorizer for the ACLs the metadata holds now; None without one (all allowed)."""
+        if not self.enabled:
+            return None
+        version = coordinator.acl_version if coordinator is not None else -1
+        if self._authorizer is None or version != self._version:
+            store = coordinator.acls() if coordinator is not None else {}
+            self._authorizer = Authorizer(store, self.super_users, self.config.allow_everyone_if_no_acl_found)
+            self._version = version
+        return self._authorizer
+
+    def operations(self, coordinator: Any, principal: str, host: str, resource_type: int, name: str) -> int:
+        """KIP-430's authorized operations (a bit per operation) of the principal on the resource;
+        without an authorizer every operation of the resource type, as Kafka answers."""
+        authz = self.authorizer(coordinator)
+        if authz is None:
+            authz = self._open = getattr(self, "_open", None) or Authorizer({}, (), True)
+        return authz.authorized_operations(principal, host, resource_type, name)
+
+    def allowed(self, coordinator: Any, principal: str, host: str, operation: int, resource_type: int,
+                name: str) -> bool:
+        if not self.enabled or principal in self.super_users:
+            return True
+        return self.authorizer(coordinator).allowed(principal, host, operation, resource_type, name)
