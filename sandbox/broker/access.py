@@ -5,16 +5,32 @@ authorizer every request is allowed and the ACL APIs answer SECURITY_DISABLED, a
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Callable
 
-from sandbox.coordinator.acls import Authorizer
+from sandbox.coordinator.acls import OPERATIONS, RESOURCE_TYPES, Authorizer
 
 from .config import BrokerConfig
+from .sasl import Reporter
+
+DENIAL_REPORTS = Reporter()   # authorization-failed events: one per principal, operation and resource every 10 s
+
+
+def report_denied(detail: dict) -> None:
+    """A refused request in the broker's log and, once every 10 s per principal, operation and
+    resource, as an EVENT `sandbox status` shows: who was refused what, and why."""
+    from .state import emit_event   # late: the state imports this module
+    if DENIAL_REPORTS.due((detail["principal"], detail["operation"], detail["resource_type"], detail["resource"])):
+        logging.getLogger("sandbox.broker").info("%s from %s denied %s on %s %s: %s", detail["principal"],
+                                                 detail["host"], detail["operation"], detail["resource_type"],
+                                                 detail["resource"], detail["why"])
+        emit_event("authorization-failed", detail)
 
 
 class Access:
-    def __init__(self, config: BrokerConfig) -> None:
+    def __init__(self, config: BrokerConfig, report: Callable[[dict], None] | None = None) -> None:
         self.config = config
+        self.report = report   # an `authorization-failed` event (rate-limited by the caller)
         self.enabled = bool(config.authorizer_class_name)
         self.super_users = frozenset(config.super_users)
         self._version: int | None = None
@@ -40,7 +56,16 @@ class Access:
         return authz.authorized_operations(principal, host, resource_type, name)
 
     def allowed(self, coordinator: Any, principal: str, host: str, operation: int, resource_type: int,
-                name: str) -> bool:
+                name: str, report: bool = True) -> bool:
+        """Whether the principal may; a refusal the client is told of (`report`, not a listing that
+        leaves the resource out) is reported with why, as Kafka's authorizer log has it."""
         if not self.enabled or principal in self.super_users:
             return True
-        return self.authorizer(coordinator).allowed(principal, host, operation, resource_type, name)
+        authz = self.authorizer(coordinator)
+        if authz.allowed(principal, host, operation, resource_type, name):
+            return True
+        if report and self.report is not None:
+            self.report({"principal": principal, "host": host, "operation": OPERATIONS.get(operation, str(operation)),
+                         "resource_type": RESOURCE_TYPES.get(resource_type, str(resource_type)), "resource": name,
+                         "why": authz.why_denied(principal, host, operation, resource_type, name)})
+        return False

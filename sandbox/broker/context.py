@@ -39,10 +39,12 @@ class RequestContext:
         """KIP-430 authorized operations of this request's principal on the resource."""
         return self.state.access.operations(self.state.coordinator, self.principal, self.host, resource_type, name)
 
-    def allowed(self, operation: int, resource_type: int, name: str) -> bool:
-        """Whether this request's principal may do `operation` on the resource (acls.py codes)."""
+    def allowed(self, operation: int, resource_type: int, name: str, report: bool = True) -> bool:
+        """Whether this request's principal may do `operation` on the resource (acls.py codes); a
+        refusal is reported in `sandbox status` unless `report` is False (a listing leaving it out,
+        or the first of two checks)."""
         return self.state.access.allowed(self.state.coordinator, self.principal, self.host, operation,
-                                         resource_type, name)
+                                         resource_type, name, report)
 
     @property
     def admin(self) -> BrokerAdmin:

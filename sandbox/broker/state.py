@@ -27,7 +27,7 @@ from sandbox.protocol.errors import (
     FENCED_LEADER_EPOCH, INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_LEADER_EPOCH,
 )
 
-from .access import Access
+from .access import Access, report_denied
 from .config import BrokerConfig
 from .disk_folders import HISTORY_FILE, RESTORE_GRACE_S, DiskFolders  # noqa: F401 (HISTORY_FILE: tests)
 from .groups import GroupCoordinator
@@ -117,7 +117,7 @@ class BrokerState(DiskFolders):
         self.offsets: TopicOffsetStore | None = None
         self.txns: TxnCoordinator | None = None
         self.notifier = Notifier()
-        self.access = Access(config)   # the authorizer (ACLs)
+        self.access = Access(config, report_denied)   # the authorizer (ACLs)
         self.replicas = ReplicaManager(self, clock=clock, emit=emit_event,
                                        replica_lag_ms=config.replica_lag_time_max_ms,
                                        default_min_isr=config.min_insync_replicas)

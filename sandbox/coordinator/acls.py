@@ -281,6 +281,18 @@ class Authorizer:
             hit = self._cache[key] = self._decide(principal, host, operation, resource_type, name)
         return hit
 
+    def why_denied(self, principal: str, host: str, operation: int, resource_type: int, name: str) -> str:
+        """In words, why `allowed` said no (for `sandbox status`; Kafka tells the client only the error)."""
+        lists = self._entries(resource_type, name)
+        if not lists:
+            return "no ACL names it and allow.everyone.if.no.acl.found is false"
+        for entries in lists:
+            for p, h, op, perm in entries:
+                if perm == DENY and (op == operation or op == ALL) and p in (principal, WILDCARD_PRINCIPAL) \
+                        and h in (host, WILDCARD):
+                    return f"an ACL denies it ({p} DENY {OPERATIONS.get(op, op)} from host {h})"
+        return f"its ACLs allow {OPERATIONS.get(operation, operation)} to others only"
+
     def authorized_operations(self, principal: str, host: str, resource_type: int, name: str) -> int:
         """KIP-430's bit field: bit i set for each operation i of the resource type that is allowed."""
         bits = 0

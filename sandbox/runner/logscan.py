@@ -12,13 +12,14 @@ from sandbox.lifecycle import parse_event_line
 #: the EVENT kinds the supervisor reads from a service's log
 SUPERVISED_EVENTS = re.compile(r"repair|stale-lock[\w-]*|config-error|storage-error|storage-ok|"
                                r"stray-partition-deleted|stray-partition-set-aside|topic-restored|offsets-expired|"
-                               r"sasl-login-failed")
+                               r"sasl-login-failed|authorization-failed")
 #: of those, the ones shown in status under their own kind (a broker's folders matched with the metadata)
 FOLDER_EVENTS = ("stray-partition-deleted", "stray-partition-set-aside", "topic-restored")
 #: and a group's committed offsets expired (offsets.retention.minutes): why a consumer started over
 GROUP_EVENTS = ("offsets-expired",)
-#: and a client's SASL login refused: why an application cannot connect
-LOGIN_EVENTS = ("sasl-login-failed",)
+#: and a client's SASL login refused, or a request the ACLs refused: why an application cannot connect
+#: or is refused a topic, group or transactional id
+LOGIN_EVENTS = ("sasl-login-failed", "authorization-failed")
 _MAX_SCAN = 4 << 20  # never read more than this much of a log in one go
 
 
@@ -85,6 +86,10 @@ def describe_event(kind: str, detail: dict) -> str:
     if kind == "sasl-login-failed":
         mechanism = f" ({detail['mechanism']})" if detail.get("mechanism") else ""
         return f"SASL login from {detail.get('peer', '?')}{mechanism} refused: {detail.get('reason', '?')}"
+    if kind == "authorization-failed":
+        return (f"{detail.get('principal', '?')} (from {detail.get('host', '?')}) was refused "
+                f"{detail.get('operation', '?')} on {str(detail.get('resource_type', '?')).lower().replace('_', ' ')} "
+                f"{detail.get('resource', '?')}: {detail.get('why', '?')}")
     if kind == "repair":
         where = detail.get("segment") or detail.get("file") or detail.get("path")
         text = f"journal tail truncated: {detail.get('bytes', '?')} bytes"

@@ -190,3 +190,25 @@ def test_acls_survive_a_restart_of_the_broker_and_its_embedded_coordinator(tmp_p
     finally:
         loop.run_until_complete(state.close())
         loop.close()
+
+
+def test_a_refusal_is_reported_once_with_why_and_a_listing_is_not(cluster, monkeypatch):
+    from sandbox.broker import access, state
+    from sandbox.runner.logscan import describe_event
+    reported: list[dict] = []
+    monkeypatch.setattr(access, "DENIAL_REPORTS", access.Reporter(every_s=60))
+    monkeypatch.setattr(state, "emit_event", lambda kind, detail: reported.append(detail)
+                        if kind == "authorization-failed" else None)
+    admin, as_user = cluster
+    alice = as_user("alice")
+    admin.create_topic("orders", 1)
+    admin.create_topic("secret", 1)
+    grant(admin, acl(TOPIC, "orders", "User:bob", WRITE), acl(TOPIC, "secret", "User:alice", ALL, perm=DENY))
+    assert produce(alice, "orders") == E.TOPIC_AUTHORIZATION_FAILED
+    assert produce(alice, "orders") == E.TOPIC_AUTHORIZATION_FAILED   # the same refusal: reported once
+    assert "secret" not in listed_topics(alice)                        # a listing leaving it out: not reported
+    assert [(d["principal"], d["operation"], d["resource"]) for d in reported] == [("User:alice", "WRITE", "orders")]
+    assert describe_event("authorization-failed", reported[0]) == (
+        "User:alice (from in-process) was refused WRITE on topic orders: its ACLs allow WRITE to others only")
+    assert produce(alice, "secret") == E.TOPIC_AUTHORIZATION_FAILED
+    assert reported[-1]["why"] == "an ACL denies it (User:alice DENY ALL from host *)"

@@ -99,6 +99,12 @@ def test_acls_allow_and_refuse_real_clients_and_survive_a_destroyed_coordinator_
     assert _produce(sasl, "bob", "orders", 4) == [None] * 4
     refused = _produce(sasl, "alice", "orders", 1)
     assert [e.code() for e in refused] == [KafkaError.TOPIC_AUTHORIZATION_FAILED], refused
+    # status says who was refused what, and why (the client is told only the error code)
+    _, st = wait_status(proj, lambda code, st: any("User:alice" in e["detail"] and "WRITE on topic orders" in e["detail"]
+                                                   for e in events(st, kind="authorization-failed")),
+                        20, "the refusal in status")
+    told = [e["detail"] for e in events(st, kind="authorization-failed") if "User:alice" in e["detail"]]
+    assert any("its ACLs allow WRITE to others only" in d for d in told), told
     # alice reads orders in group billing; bob may not read it, nor join billing
     values, errors = _consume(sasl, "alice", "orders", "billing", 6)
     assert sorted(values) == sorted([b"alice-0", b"alice-1"] + [f"bob-{i}".encode() for i in range(4)]), errors

@@ -94,7 +94,7 @@ async def handle(ctx, request) -> dict:
     out = []
     if all_topics and checked:   # ACLs: only the topics the principal may DESCRIBE are listed
         for t in [*(t for t in coord.topics() if not t.name.startswith("__")), *listed_internal_topics(state)]:
-            if not ctx.allowed(DESCRIBE, TOPIC, t.name):
+            if not ctx.allowed(DESCRIBE, TOPIC, t.name, report=False):
                 continue
             out.append(_topic_entry(t, ctx.operations(TOPIC, t.name) if with_ops else UNREQUESTED))
     elif all_topics:  # encoded here (the fast encoder takes bytes): thousands of partitions add up
@@ -114,7 +114,7 @@ async def handle(ctx, request) -> dict:
                             "is_internal": False, "partitions": (), "topic_authorized_operations": UNREQUESTED})
                 continue
             if t is None and checked and name is not None and allow_auto and \
-                    not (ctx.allowed(CREATE, CLUSTER, CLUSTER_NAME) or ctx.allowed(CREATE, TOPIC, name)):
+                    not (ctx.allowed(CREATE, CLUSTER, CLUSTER_NAME, report=False) or ctx.allowed(CREATE, TOPIC, name)):
                 # auto-creation needs CREATE on the cluster or the topic
                 out.append({"error_code": TOPIC_AUTHORIZATION_FAILED, "name": name, "topic_id": ZERO_UUID,
                             "is_internal": False, "partitions": (), "topic_authorized_operations": UNREQUESTED})

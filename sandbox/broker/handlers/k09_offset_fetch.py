@@ -36,7 +36,7 @@ def _group(ctx, group_id: str, topics, member: tuple[str | None, int] | None = N
         found = groups.fetch_offsets(group_id, None)
         wanted: dict[str, list[int]] = {}
         for (topic, part) in found:
-            if not restricted or ctx.allowed(DESCRIBE, TOPIC, topic):
+            if not restricted or ctx.allowed(DESCRIBE, TOPIC, topic, report=False):
                 wanted.setdefault(topic, []).append(part)
     else:
         wanted = {t.name: list(t.partition_indexes) for t in topics}

@@ -17,9 +17,9 @@ def handle(ctx, request) -> dict:
     consumer = ctx.state.groups.consumer
     rows = []
     # ACLs: every group with DESCRIBE on the cluster, else those the principal may DESCRIBE
-    check = ctx.restricted and not ctx.allowed(DESCRIBE, CLUSTER, CLUSTER_NAME)
+    check = ctx.restricted and not ctx.allowed(DESCRIBE, CLUSTER, CLUSTER_NAME, report=False)
     for g, pt, s in ctx.state.groups.list_groups(states):
         kind = "consumer" if g in consumer else "classic"
-        if (not types or kind in types) and not (check and not ctx.allowed(DESCRIBE, GROUP, g)):
+        if (not types or kind in types) and not (check and not ctx.allowed(DESCRIBE, GROUP, g, report=False)):
             rows.append({"group_id": g, "protocol_type": pt or "", "group_state": s, "group_type": kind})
     return {"throttle_time": 0, "error_code": NONE, "groups": rows}

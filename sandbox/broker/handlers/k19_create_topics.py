@@ -21,7 +21,7 @@ async def handle(ctx, request) -> dict:
     out = []
     # ACLs: CREATE on the cluster or on the topic; its configs are shown with DESCRIBE_CONFIGS
     restricted = ctx.restricted
-    any_topic = not restricted or ctx.allowed(CREATE, CLUSTER, CLUSTER_NAME)
+    any_topic = not restricted or ctx.allowed(CREATE, CLUSTER, CLUSTER_NAME, report=False)
     for t in request.topics:
         if not (any_topic or ctx.allowed(CREATE, TOPIC, t.name)):
             out.append({"name": t.name, "topic_id": ZERO_UUID, "error_code": TOPIC_AUTHORIZATION_FAILED,

@@ -28,10 +28,10 @@ def _refused(ctx, tid: str | None) -> int:
     cluster or WRITE on some topic (KIP-679), else CLUSTER_AUTHORIZATION_FAILED."""
     if tid is not None:
         return NONE if ctx.allowed(WRITE, TRANSACTIONAL_ID, tid) else TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-    if ctx.allowed(IDEMPOTENT_WRITE, CLUSTER, CLUSTER_NAME) or \
-            any(ctx.allowed(WRITE, TOPIC, t.name) for t in ctx.state.coordinator.topics()):
+    if ctx.allowed(IDEMPOTENT_WRITE, CLUSTER, CLUSTER_NAME, report=False) or \
+            any(ctx.allowed(WRITE, TOPIC, t.name, report=False) for t in ctx.state.coordinator.topics()):
         return NONE
-    return CLUSTER_AUTHORIZATION_FAILED
+    return NONE if ctx.allowed(IDEMPOTENT_WRITE, CLUSTER, CLUSTER_NAME) else CLUSTER_AUTHORIZATION_FAILED
 
 
 async def handle(ctx, request) -> dict:

@@ -24,4 +24,4 @@ def handle(ctx, request) -> dict:
                 "transaction_states": []}
     return {"throttle_time": 0, "error_code": NONE, "unknown_state_filters": unknown, "transaction_states": [
         {"transactional_id": m.transactional_id, "producer_id": m.producer_id, "transaction_state": m.state_name}
-        for m in found if not ctx.restricted or ctx.allowed(DESCRIBE, TRANSACTIONAL_ID, m.transactional_id)]}
+        for m in found if not ctx.restricted or ctx.allowed(DESCRIBE, TRANSACTIONAL_ID, m.transactional_id, report=False)]}

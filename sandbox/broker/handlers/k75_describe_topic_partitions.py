@@ -54,7 +54,7 @@ def handle(ctx, request) -> dict:
     fetch_all = not request.topics
     if fetch_all:   # ACLs: only the topics the principal may DESCRIBE
         names = sorted(t.name for t in listed_topics(state) if t.name >= cursor_topic and
-                       (not ctx.restricted or ctx.allowed(DESCRIBE, TOPIC, t.name)))
+                       (not ctx.restricted or ctx.allowed(DESCRIBE, TOPIC, t.name, report=False)))
     else:
         names = sorted({t.name for t in request.topics if t.name >= cursor_topic})
         if cursor is not None and cursor.topic_name not in names:
