@@ -192,6 +192,12 @@ def normalize(settings: dict[str, str]) -> dict[str, str]:
     """Checked settings, coarser time units folded into the millisecond key (Kafka's precedence:
     an explicit ms value wins, then minutes, then hours). ValueError is one sentence."""
     out = {key: check(key, value_text(value)) for key, value in settings.items()}
+    supers = out.get("super.users")
+    if supers is not None and "User:ANONYMOUS" not in supers.split(";"):
+        raise ValueError(f"super.users must keep User:ANONYMOUS ({supers!r} leaves it out): the sandbox's own "
+                         "commands and the brokers' replication use the plain listener as User:ANONYMOUS; "
+                         "add your principals after it, e.g. \"User:ANONYMOUS;User:admin\", and rehearse ACLs "
+                         "with SASL logins")
     low = int(out.get("group.min.session.timeout.ms", SESSION_TIMEOUT_BOUNDS[0]))
     high = int(out.get("group.max.session.timeout.ms", SESSION_TIMEOUT_BOUNDS[1]))
     if low > high:

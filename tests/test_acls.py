@@ -395,3 +395,21 @@ def test_responses_build_into_kio_responses():
         (A.TOPIC, "orders", A.LITERAL, [("User:alice", A.READ, A.ALLOW), ("User:bob", A.WRITE, A.ALLOW)]),
         (A.TOPIC, "ord", A.PREFIXED, [("User:alice", A.READ, A.ALLOW)]),
         (A.GROUP, "orders", A.LITERAL, [("User:alice", A.READ, A.ALLOW)])]
+
+
+def test_acl_versions_differ_across_machines_so_a_replaced_mirror_rebuilds_the_authorizer():
+    """A broker's metadata mirror replaced by a fresh machine (a resync) must not show the version
+    its cached authorizer was built at: versions come from one counter for the whole process."""
+    from sandbox.broker.access import Access
+    from sandbox.broker.config import BrokerConfig
+    from sandbox.coordinator.machine import MetadataMachine
+
+    deny = Binding(A.TOPIC, "orders", A.LITERAL, "User:alice", "*", A.READ, A.DENY)
+    allow = Binding(A.TOPIC, "orders", A.LITERAL, "User:alice", "*", A.READ, A.ALLOW)
+    first, second = MetadataMachine(), MetadataMachine()
+    first.apply(A.creations(first.acls(), [deny])[0][0])
+    second.apply(A.creations(second.acls(), [allow])[0][0])
+    assert first.acl_version != second.acl_version
+    access = Access(BrokerConfig(data_dir="x"))
+    assert not access.allowed(first, "User:alice", "h", A.READ, A.TOPIC, "orders", report=False)
+    assert access.allowed(second, "User:alice", "h", A.READ, A.TOPIC, "orders", report=False)

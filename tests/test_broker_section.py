@@ -107,7 +107,7 @@ def test_every_setting_in_the_table_is_applied_somewhere():
             continue
         before = dataclasses.asdict(BrokerConfig(data_dir=Path("x")))
         values = {"bool": ["false"], "choice": list(s.choices), "list": list(s.choices[:1]),
-                  "principals": ["User:admin;User:ops"]}.get(
+                  "principals": ["User:ANONYMOUS;User:ops"]}.get(
             s.kind, [str(max(s.low or 0, 2000) + 7)])   # within every bound the others' defaults set
         changed = False
         for value in values:   # one of a choice's values is its default
@@ -220,13 +220,14 @@ def test_sasl_enabled_mechanisms_is_a_list_of_what_the_listener_offers():
 def test_super_users_are_kafkas_semicolon_list_and_a_bad_one_is_one_sentence():
     bc = BrokerConfig(data_dir=Path("x"))
     assert bc.super_users == ("User:ANONYMOUS",) and bc.authorizer_class_name and bc.allow_everyone_if_no_acl_found
-    bc.apply_overrides({"super.users": " User:admin ; User:ops;", "authorizer.class.name": "",
+    bc.apply_overrides({"super.users": " User:ANONYMOUS ; User:ops;", "authorizer.class.name": "",
                         "allow.everyone.if.no.acl.found": False})
-    assert bc.super_users == ("User:admin", "User:ops") and bc.authorizer_class_name == ""
+    assert bc.super_users == ("User:ANONYMOUS", "User:ops") and bc.authorizer_class_name == ""
     assert bc.allow_everyone_if_no_acl_found is False
-    bc.apply_overrides({"super.users": ""})
-    assert bc.super_users == ()
     with pytest.raises(ValueError, match=r"^super.users must list principals as TYPE:NAME separated by ';'"):
         BrokerConfig(data_dir=Path("x")).apply_overrides({"super.users": "admin,ops"})
+    # the plain listener's principal (the sandbox's commands, the brokers' replication) stays one
+    with pytest.raises(ValueError, match=r"^super.users must keep User:ANONYMOUS \('User:admin' leaves it out\)"):
+        BrokerConfig(data_dir=Path("x")).apply_overrides({"super.users": "User:admin"})
     with pytest.raises(ValueError, match="authorizer.class.name must be one of"):
         BrokerConfig(data_dir=Path("x")).apply_overrides({"authorizer.class.name": "kafka.security.Other"})

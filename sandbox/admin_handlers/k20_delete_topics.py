@@ -4,7 +4,7 @@ name or by topic id."""
 
 from __future__ import annotations
 
-from sandbox.coordinator.acls import DELETE
+from sandbox.coordinator.acls import DELETE, DESCRIBE
 from sandbox.protocol.errors import TOPIC_AUTHORIZATION_FAILED
 
 from .access import topic_refused
@@ -35,7 +35,15 @@ async def handle(ctx, request) -> dict:
                 entry["error_message"] = f"Topic id {topic_id} does not exist."
                 out.append(entry)
                 continue
+            if topic_refused(ctx, DESCRIBE, t.name):   # ACLs, before anything about the topic is told
+                entry["error_code"] = TOPIC_AUTHORIZATION_FAILED
+                out.append(entry)
+                continue
             name = entry["name"] = t.name
+        elif topic_refused(ctx, DELETE, name):   # ACLs: DELETE on the topic (id not told)
+            entry["error_code"] = TOPIC_AUTHORIZATION_FAILED
+            out.append(entry)
+            continue
         elif (t := coord.topic(name)) is not None:
             entry["topic_id"] = t.topic_id
         if topic_refused(ctx, DELETE, name):   # ACLs: DELETE on the topic

@@ -18,8 +18,10 @@ MAX_VERSION = 2
 
 
 async def handle(ctx, request) -> dict:
-    if (refused := cluster_refusal(ctx, ALTER)) != NONE:   # ACLs: ALTER on the cluster
-        return {"throttle_time": 0, "error_code": refused, "replica_election_results": []}
+    if (refused := cluster_refusal(ctx, ALTER)) != NONE:   # ACLs: ALTER on the cluster; each partition refused
+        return {"throttle_time": 0, "error_code": refused, "replica_election_results": [
+            {"topic": t.topic, "partition_result": [{"partition_id": int(p), "error_code": refused, "error_message": None}
+                                                    for p in t.partitions]} for t in request.topic_partitions or ()]}
     coord = ctx.admin.coordinator
     asked = request.topic_partitions
     if asked is None:

@@ -5,26 +5,11 @@ authorizer every request is allowed and the ACL APIs answer SECURITY_DISABLED, a
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable
 
 from sandbox.coordinator.acls import OPERATIONS, RESOURCE_TYPES, Authorizer
 
 from .config import BrokerConfig
-from .sasl import Reporter
-
-DENIAL_REPORTS = Reporter()   # authorization-failed events: one per principal, operation and resource every 10 s
-
-
-def report_denied(detail: dict) -> None:
-    """A refused request in the broker's log and, once every 10 s per principal, operation and
-    resource, as an EVENT `sandbox status` shows: who was refused what, and why."""
-    from .state import emit_event   # late: the state imports this module
-    if DENIAL_REPORTS.due((detail["principal"], detail["operation"], detail["resource_type"], detail["resource"])):
-        logging.getLogger("sandbox.broker").info("%s from %s denied %s on %s %s: %s", detail["principal"],
-                                                 detail["host"], detail["operation"], detail["resource_type"],
-                                                 detail["resource"], detail["why"])
-        emit_event("authorization-failed", detail)
 
 
 class Access:
@@ -54,6 +39,12 @@ class Access:
         if authz is None:
             authz = self._open = getattr(self, "_open", None) or Authorizer({}, (), True)
         return authz.authorized_operations(principal, host, resource_type, name)
+
+    def allowed_on_some(self, coordinator: Any, principal: str, host: str, operation: int, resource_type: int) -> bool:
+        """Kafka's authorizeByResourceType (see acls.Authorizer.allowed_on_some)."""
+        if not self.enabled or principal in self.super_users:
+            return True
+        return self.authorizer(coordinator).allowed_on_some(principal, host, operation, resource_type)
 
     def allowed(self, coordinator: Any, principal: str, host: str, operation: int, resource_type: int,
                 name: str, report: bool = True) -> bool:

@@ -60,9 +60,11 @@ class ConsumerGroupMachine(ClassicMembers):
                   topic_names: list[str] | None = None, topic_regex: str | None = None,
                   assignor: str | None = None, owned: list[TP] | None = None, client_id: str = "",
                   client_host: str = "", catalog: Catalog | None = None, api_version: int = 1,
-                  settings: tuple[int, int] | None = None) -> HeartbeatResult:
+                  settings: tuple[int, int] | None = None, visible: frozenset[str] | None = None) -> HeartbeatResult:
         """One ConsumerGroupHeartbeat; `owned` None means "unchanged since the last heartbeat";
-        `settings` the group's (heartbeat interval, session timeout) when its configs set them."""
+        `settings` the group's (heartbeat interval, session timeout) when its configs set them;
+        `visible` the topics a member held to ACLs may DESCRIBE (its regex matches no others, as
+        Kafka's filterTopicDescribeAuthorizedTopics; None: every topic)."""
         bad = self._invalid(group_id, member_id, member_epoch, instance_id, rack_id, rebalance_timeout_ms,
                             topic_names, topic_regex, assignor, owned, api_version)
         if bad is not None:
@@ -86,6 +88,8 @@ class ConsumerGroupMachine(ClassicMembers):
         bump = group.epoch == 0
         bump |= self._update_member(m, instance_id, rack_id, rebalance_timeout_ms, topic_names, topic_regex,
                                     assignor, client_id, client_host)
+        if visible != m.visible:
+            m.visible, bump = visible, True
         if catalog is not None:
             bump |= self._refresh_metadata(group, catalog)
         if bump:
@@ -210,7 +214,8 @@ class ConsumerGroupMachine(ClassicMembers):
         if m.topic_regex:
             rx = self._compiled(m.topic_regex)
             if rx is not None:
-                topics |= {t for t in catalog_names if t not in INTERNAL_TOPICS and rx.fullmatch(t)}
+                topics |= {t for t in catalog_names if t not in INTERNAL_TOPICS and rx.fullmatch(t)
+                           and (m.visible is None or t in m.visible)}
         return frozenset(topics)
 
     def _refresh_metadata(self, group: CGroup, catalog: Catalog) -> bool:

@@ -94,6 +94,7 @@ class CMember:
     session_deadline: float = 0.0
     revoke_deadline: float | None = None  # M_UNREVOKED: fenced if the partitions are not given up by then
     classic: ClassicMeta | None = None     # a member of a classic group that became a consumer group
+    visible: frozenset[str] | None = None  # held to ACLs: the topics its regex may match (None: all)
 
     def holds(self) -> frozenset[TP]:
         return self.assigned | self.revoking

@@ -20,6 +20,8 @@ from sandbox.coordinator.scram import keys_of
 from sandbox.server_properties import SASL_MECHANISMS
 from sandbox.protocol.errors import ILLEGAL_SASL_STATE, NONE, SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM
 
+from .reporter import Reporter
+
 MECHANISMS = SASL_MECHANISMS   # every mechanism offered; sasl.enabled.mechanisms may offer fewer
 SCRAM = {"SCRAM-SHA-256": (1, "sha256"), "SCRAM-SHA-512": (2, "sha512")}   # name -> (KIP-554 id, digest)
 
@@ -48,23 +50,6 @@ AUTHZID_DIFFERS = "Authentication failed: Client requested an authorization id t
 def no_credentials(user: str) -> str:
     return (f"user {user!r} has no SCRAM credentials (declare it in sandbox.toml's [sasl] users, or create "
             f"it with kafka-configs --entity-type users)")
-
-
-class Reporter:
-    """At most one report per key every `every_s` (a client retries its login every few hundred ms)."""
-
-    def __init__(self, every_s: float = 10.0, clock: Callable[[], float] | None = None) -> None:
-        import time
-        self.every_s, self.clock, self._last = every_s, clock or time.monotonic, {}
-
-    def due(self, key: Any) -> bool:
-        now = self.clock()
-        if now - self._last.get(key, float("-inf")) < self.every_s:
-            return False
-        if len(self._last) > 1000:
-            self._last.clear()
-        self._last[key] = now
-        return True
 
 
 def _saslname(name: str) -> str:

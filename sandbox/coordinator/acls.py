@@ -281,6 +281,35 @@ class Authorizer:
             hit = self._cache[key] = self._decide(principal, host, operation, resource_type, name)
         return hit
 
+    def allowed_on_some(self, principal: str, host: str, operation: int, resource_type: int) -> bool:
+        """Kafka's Authorizer.authorizeByResourceType: whether some resource of the type may be
+        operated on (an idempotent producer's WRITE on any topic, KIP-679): a resource no ACL names
+        ("hardcode", as Kafka asks), a wildcard ALLOW, or an ALLOW pattern no DENY dominates."""
+        if self.allowed(principal, host, operation, resource_type, "hardcode"):
+            return True
+        deny_literal: set[str] = set()
+        deny_prefixed: set[str] = set()
+        allows: list[tuple[int, str]] = []
+        for index, pattern in ((self._literal, LITERAL), (self._prefixed, PREFIXED)):
+            for name, entries in index.get(resource_type, {}).items():
+                for p, h, op, perm in entries:
+                    if p not in (principal, WILDCARD_PRINCIPAL) or h not in (host, WILDCARD) or op not in (operation, ALL):
+                        continue
+                    if perm == DENY:
+                        if pattern == LITERAL and name == WILDCARD:
+                            return False
+                        (deny_literal if pattern == LITERAL else deny_prefixed).add(name)
+                    elif perm == ALLOW:
+                        if pattern == LITERAL and name == WILDCARD:
+                            return True
+                        allows.append((pattern, name))
+        for pattern, name in allows:
+            if pattern == LITERAL and name in deny_literal:
+                continue
+            if not any(name[:n] in deny_prefixed for n in range(1, len(name) + 1)):
+                return True
+        return False
+
     def why_denied(self, principal: str, host: str, operation: int, resource_type: int, name: str) -> str:
         """In words, why `allowed` said no (for `sandbox status`; Kafka tells the client only the error)."""
         lists = self._entries(resource_type, name)

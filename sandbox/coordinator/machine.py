@@ -4,6 +4,7 @@ validate and return journal records; apply() is the only way state changes. No I
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import uuid
 from typing import Any, Iterable, Mapping, Sequence
@@ -20,6 +21,11 @@ from .model import BrokerInfo, ClusterState, CoordinatorError, PartitionInfo, To
 CLUSTER_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")   # Kafka's are 22 base64url characters
 
 Record = dict[str, Any]
+# ACL versions unique across every machine of the process: a broker's mirror replaced by a fresh one
+# (a resync) never shows the version its authorizer was built at
+_ACL_VERSIONS = itertools.count(1)
+
+
 class MetadataMachine(BrokerSessions):
     """Cluster metadata. Broker sessions (last heartbeat times) are soft state: kept in memory,
     never journaled, and not part of state(); a restored broker's session starts at the first
@@ -45,7 +51,7 @@ class MetadataMachine(BrokerSessions):
         self._group_configs: group_configs.Configs = {}
         self._scram: scram.Credentials = {}
         self._acls: acls.Acls = {}
-        self._acl_version = 0   # bumped by every ACL change: brokers rebuild their authorizer
+        self._acl_version = next(_ACL_VERSIONS)   # changes with every ACL change: brokers rebuild their authorizer
         self._last_contact: dict[int, int] = {}
         self._live: set[int] = set()  # sessions opened by this process (register/heartbeat)
 
@@ -92,7 +98,7 @@ class MetadataMachine(BrokerSessions):
         self._group_configs = {g: dict(c) for g, c in state.group_configs.items()}
         self._scram = scram.from_json(state.scram)
         self._acls = acls.from_json(state.acls)
-        self._acl_version += 1
+        self._acl_version = next(_ACL_VERSIONS)
         self._last_contact.clear()
         self._live.clear()
 
@@ -243,7 +249,7 @@ class MetadataMachine(BrokerSessions):
 
     def _apply_acl(self, r: Mapping[str, Any]) -> None:
         acls.apply(self._acls, r)
-        self._acl_version += 1
+        self._acl_version = next(_ACL_VERSIONS)
 
     # ----------------------------------------------------------------- commands
     def alter_client_quotas(self, entries: Any) -> tuple[list[Record], list[tuple[int, str | None]]]:
@@ -448,6 +454,7 @@ class MetadataMachine(BrokerSessions):
         m._group_configs = self._group_configs_copy()
         m._scram = scram.from_json(scram.to_json(self._scram))
         m._acls = dict(self._acls)
+        m._acl_version = self._acl_version
         return m
 
 

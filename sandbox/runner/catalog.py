@@ -232,8 +232,20 @@ def _read(cfg: SandboxConfig) -> dict:
     return raw if isinstance(raw, dict) else {}
 
 
+def restore_acls(cfg: SandboxConfig, client: KafkaClient) -> int:
+    """Put back the ACL bindings a wipe lost (the first thing restored: until then every resource
+    counts as having no ACL, which allow.everyone.if.no.acl.found opens); how many."""
+    saved = [list(b) for b in _read(cfg).get("acls", []) if isinstance(b, list) and len(b) == 7]
+    if not saved:
+        return 0
+    have = {tuple(b) for b in client.acls()}
+    lost = [b for b in saved if tuple(b) not in have]
+    client.create_acls(lost)
+    return len(lost)
+
+
 def restore_configs(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
-    """Put back client quotas, ACLs and group configs a wipe lost (a value set since is kept)."""
+    """Put back client quotas and group configs a wipe lost (a value set since is kept)."""
     raw = _read(cfg)
     restored = []
     current = client.client_quotas()
@@ -246,13 +258,6 @@ def restore_configs(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
     if missing:
         client.alter_client_quotas(missing)
         restored.append(f"client quotas of {len(missing)} entit{'y' if len(missing) == 1 else 'ies'}")
-    saved_acls = [list(b) for b in raw.get("acls", []) if isinstance(b, list) and len(b) == 7]
-    if saved_acls:   # a wipe must not open what ACLs closed (allow.everyone.if.no.acl.found)
-        have = {tuple(b) for b in client.acls()}
-        lost = [b for b in saved_acls if tuple(b) not in have]
-        if lost:
-            client.create_acls(lost)
-            restored.append(f"{len(lost)} ACL binding{'' if len(lost) == 1 else 's'}")
     for group, saved in sorted(raw.get("group_configs", {}).items()):
         now = client.group_configs(group)
         lost = {k: v for k, v in saved.items() if k not in now}

@@ -25,7 +25,7 @@ from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, same_process, write_pid_file
 from sandbox.runner.catalog import (
-    catalog_time, desired_topics, lead_with_longest_logs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
+    catalog_time, desired_topics, lead_with_longest_logs, restore_acls, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
     with_topic_ids,
 )
 from sandbox.runner.manifest import ManifestWatcher, apply_users, apply_users_retryable, event_kind, reconcile
@@ -186,6 +186,13 @@ class StackSupervisor:
         the catalog knows it) placement, so brokers find their journals again."""
         if service == "coordinator":
             self._wait_for_fresh_metadata()
+            try:   # first: until they are back, allow.everyone.if.no.acl.found opens what they closed
+                acls = restore_acls(self.cfg, self.client)
+            except (KafkaClientError, OSError) as e:   # retried with the whole re-creation
+                self.sup.record_event(service, "configs-restored", f"ACLs not put back yet, will retry: {e}")
+                raise
+            if acls:
+                self.sup.record_event(service, "configs-restored", f"put back: {acls} ACL binding{'s' * (acls != 1)}")
         desired, moved = desired_topics(self.cfg), []
         if service == "coordinator":   # every partition is created afresh, led by its first replica
             desired, moved = lead_with_longest_logs(with_topic_ids(desired, self.cfg), self.client,

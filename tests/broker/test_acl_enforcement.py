@@ -159,7 +159,7 @@ def test_without_acls_found_denied_when_the_broker_says_so(tmp_path):
 
 
 def test_no_authorizer_allows_everything_and_refuses_the_acl_apis(tmp_path):
-    loop, state = open_broker(tmp_path, **{"authorizer.class.name": "", "super.users": ""})
+    loop, state = open_broker(tmp_path, **{"authorizer.class.name": ""})
     try:
         admin = InProcess(REGISTRY, loop, state, DEFAULT_LISTENER)
         admin.create_topic("t", 1)
@@ -193,10 +193,11 @@ def test_acls_survive_a_restart_of_the_broker_and_its_embedded_coordinator(tmp_p
 
 
 def test_a_refusal_is_reported_once_with_why_and_a_listing_is_not(cluster, monkeypatch):
-    from sandbox.broker import access, state
+    from sandbox.broker import state
+    from sandbox.broker.reporter import Reporter
     from sandbox.runner.logscan import describe_event
     reported: list[dict] = []
-    monkeypatch.setattr(access, "DENIAL_REPORTS", access.Reporter(every_s=60))
+    monkeypatch.setattr(state, "DENIAL_REPORTS", Reporter(every_s=60))
     monkeypatch.setattr(state, "emit_event", lambda kind, detail: reported.append(detail)
                         if kind == "authorization-failed" else None)
     admin, as_user = cluster
@@ -212,3 +213,113 @@ def test_a_refusal_is_reported_once_with_why_and_a_listing_is_not(cluster, monke
         "User:alice (from in-process) was refused WRITE on topic orders: its ACLs allow WRITE to others only")
     assert produce(alice, "secret") == E.TOPIC_AUTHORIZATION_FAILED
     assert reported[-1]["why"] == "an ACL denies it (User:alice DENY ALL from host *)"
+
+
+def test_a_follower_fetch_needs_cluster_action_and_reads_nothing_without_it(cluster):
+    admin, as_user = cluster
+    admin.create_topic("orders", 1)
+    produce(admin, "orders", b"secret")
+    # the cluster named by an ACL (else allow.everyone.if.no.acl.found grants CLUSTER_ACTION, as in Kafka)
+    grant(admin, acl(TOPIC, "orders", "User:alice", READ), acl(CLUSTER, "kafka-cluster", "User:ops", ALTER))
+    mallory = as_user("mallory")   # a login pretending to be broker 2: no CLUSTER_ACTION
+    resp = mallory.call(1, 12, {"replica_id": 2, "max_wait": 0, "min_bytes": 1, "max_bytes": 1 << 20,
+                                "isolation_level": 0, "session_id": 0, "session_epoch": -1, "rack_id": "",
+                                "forgotten_topics_data": [], "topics": [{"topic": "orders", "partitions": [
+                                    {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]})
+    p = resp.responses[0].partitions[0]
+    assert int(p.error_code) == E.TOPIC_AUTHORIZATION_FAILED and not p.records
+    # OffsetForLeaderEpoch: CLUSTER_ACTION or DESCRIBE on the topic, whoever asks
+    ofle = {"replica_id": 2, "topics": [{"topic": "orders", "partitions": [
+        {"partition": 0, "current_leader_epoch": -1, "leader_epoch": 0}]}]}
+    assert int(mallory.call(23, 4, ofle).topics[0].partitions[0].error_code) == E.TOPIC_AUTHORIZATION_FAILED
+    assert int(as_user("alice").call(23, 4, ofle).topics[0].partitions[0].error_code) == E.NONE
+
+
+def test_offsets_and_transactions_of_a_restricted_principal(cluster):
+    admin, as_user = cluster
+    alice = as_user("alice")
+    for name in ("orders", "ledger"):
+        admin.create_topic(name, 1)
+    grant(admin, acl(GROUP, "billing", "User:alice", READ), acl(TOPIC, "orders", "User:alice", READ),
+          acl(TOPIC, "ledger", "User:bob", READ))
+    commit = {"group_id": "billing", "generation_id_or_member_epoch": -1, "member_id": "", "group_instance_id": None,
+              "retention_time_ms": -1, "topics": [{"name": n, "partitions": [
+                  {"partition_index": 0, "committed_offset": 5, "committed_leader_epoch": -1, "committed_metadata": ""}]}
+                  for n in ("orders", "ledger")]}
+    resp = alice.call(8, 8, commit)
+    assert {t.name: int(t.partitions[0].error_code) for t in resp.topics} == {
+        "orders": E.NONE, "ledger": E.TOPIC_AUTHORIZATION_FAILED}
+    admin.call(8, 8, dict(commit, topics=[dict(commit["topics"][1])]))   # a super user commits ledger
+    # OffsetFetch of every topic leaves ledger out; named, it is refused
+    every = alice.call(9, 8, {"groups": [{"group_id": "billing", "topics": None}], "require_stable": False})
+    assert [t.name for t in every.groups[0].topics] == ["orders"]
+    named = alice.call(9, 8, {"groups": [{"group_id": "billing", "topics": [
+        {"name": "ledger", "partition_indexes": [0]}]}], "require_stable": False})
+    assert int(named.groups[0].topics[0].partitions[0].error_code) == E.TOPIC_AUTHORIZATION_FAILED
+    other = alice.call(9, 8, {"groups": [{"group_id": "payroll-x", "topics": None}], "require_stable": False})
+    assert int(other.groups[0].error_code) == E.NONE   # no ACL names that group: open
+    grant(admin, acl(GROUP, "payroll", "User:bob", ALL, pattern=PREFIXED))
+    other = alice.call(9, 8, {"groups": [{"group_id": "payroll-x", "topics": None}], "require_stable": False})
+    assert int(other.groups[0].error_code) == E.GROUP_AUTHORIZATION_FAILED
+    # a transactional id bob owns: alice may not describe it; her own shows only the topics she may see
+    grant(admin, acl(TXN_ID, "bob-tx", "User:bob", ALL))
+    admin.begin_txn("alice-tx", "ledger", [0])
+    desc = alice.call(65, 0, {"transactional_ids": ["bob-tx", "alice-tx"]})
+    assert [int(s.error_code) for s in desc.transaction_states] == [E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, E.NONE]
+    assert desc.transaction_states[1].topics == ()
+    assert [s.transactional_id for s in alice.call(66, 0, {"state_filters": [], "producer_id_filters": []})
+            .transaction_states] == ["alice-tx"]
+
+
+def test_an_idempotent_producer_needs_write_on_some_topic_when_nothing_is_open(tmp_path):
+    loop, state = open_broker(tmp_path, **{"allow.everyone.if.no.acl.found": "false"})
+    try:
+        admin = InProcess(REGISTRY, loop, state, DEFAULT_LISTENER)
+        grant(admin, acl(TOPIC, "ord", "User:alice", WRITE, pattern=PREFIXED),
+              acl(TOPIC, "ord", "User:carol", WRITE, pattern=PREFIXED), acl(TOPIC, "ord", "User:carol", WRITE,
+                                                                           perm=DENY, pattern=PREFIXED))
+        init = {"transactional_id": None, "transaction_timeout": 10_000, "producer_id": -1, "producer_epoch": -1}
+        codes = {u: int(InProcess(REGISTRY, loop, state, "SASL_PLAINTEXT", f"User:{u}").call(22, 5, init).error_code)
+                 for u in ("alice", "bob", "carol")}
+        # alice: a prefixed WRITE (no topic exists yet); bob: nothing; carol: her allow is denied
+        assert codes == {"alice": E.NONE, "bob": E.CLUSTER_AUTHORIZATION_FAILED, "carol": E.CLUSTER_AUTHORIZATION_FAILED}
+    finally:
+        loop.run_until_complete(state.close())
+        loop.close()
+
+
+def test_delete_topics_tells_nothing_of_a_topic_the_principal_may_not_describe(cluster):
+    admin, as_user = cluster
+    t = admin.create_topic("ledger", 1)
+    grant(admin, acl(TOPIC, "ledger", "User:bob", ALL))
+    alice = as_user("alice")
+    by_name = alice.call(20, 6, {"topics": [{"name": "ledger", "topic_id": None}], "timeout_ms": 5000})
+    by_id = alice.call(20, 6, {"topics": [{"name": None, "topic_id": t.topic_id}], "timeout_ms": 5000})
+    for resp, name in ((by_name, "ledger"), (by_id, None)):
+        r = resp.responses[0]
+        assert int(r.error_code) == E.TOPIC_AUTHORIZATION_FAILED and r.name == name
+    assert by_name.responses[0].topic_id != t.topic_id
+    assert "ledger" in listed_topics(admin)
+
+
+def test_a_regex_subscription_matches_only_topics_the_member_may_describe(cluster):
+    admin, as_user = cluster
+    for name in ("orders-eu", "orders-us"):
+        admin.create_topic(name, 1)
+    grant(admin, acl(TOPIC, "orders-us", "User:bob", ALL))
+    alice = as_user("alice")
+    beat = {"group_id": "regex-g", "member_id": "m-alice-0000000000000", "member_epoch": 0, "instance_id": None,
+            "rack_id": None, "rebalance_timeout": 30000, "subscribed_topic_names": None,
+            "subscribed_topic_regex": "orders-.*", "server_assignor": None, "topic_partitions": []}
+    first = alice.call(68, 1, beat)
+    assert int(first.error_code) == E.NONE
+    ids = {t.name: t.topic_id for t in admin.call(3, 12, {"topics": None, "allow_auto_topic_creation": False,
+                                                           "include_topic_authorized_operations": False}).topics}
+    got = first.assignment
+    for _ in range(5):
+        if got is not None and got.topic_partitions:
+            break
+        nxt = alice.call(68, 1, dict(beat, member_id=first.member_id, member_epoch=first.member_epoch,
+                                     subscribed_topic_regex=None, topic_partitions=None))
+        got = nxt.assignment or got
+    assert {tp.topic_id for tp in got.topic_partitions} == {ids["orders-eu"]}

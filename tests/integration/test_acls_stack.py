@@ -70,7 +70,8 @@ def _bindings(admin: AdminClient) -> set[tuple]:
 
 def test_acls_allow_and_refuse_real_clients_and_survive_a_destroyed_coordinator_journal(projects):
     sasl_port = listen_port(2)
-    proj = projects("acls", brokers=2, topics="[topics.orders]\npartitions = 2\n[topics.audit]\npartitions = 1\n")
+    proj = projects("acls", brokers=2, topics="[topics.orders]\npartitions = 2\n[topics.audit]\npartitions = 1\n"
+                                              "[topics.ledger]\npartitions = 1\n")
     proj.write_toml(proj.toml + f'\n[sasl]\nport = {sasl_port}\nusers = {{ alice = "alice-pw", bob = "bob-pw" }}\n')
     r = proj.up()
     assert r.returncode == 0, r.stdout + r.stderr
@@ -83,7 +84,8 @@ def test_acls_allow_and_refuse_real_clients_and_survive_a_destroyed_coordinator_
     admin = AdminClient({"bootstrap.servers": plain})
     acls = [AclBinding(ResourceType.TOPIC, "ord", ResourcePatternType.PREFIXED, "User:bob", "*", AclOperation.WRITE, ALLOW),
             AclBinding(ResourceType.TOPIC, "orders", ResourcePatternType.LITERAL, "User:alice", "*", AclOperation.READ, ALLOW),
-            AclBinding(ResourceType.GROUP, "billing", ResourcePatternType.LITERAL, "User:alice", "*", AclOperation.READ, ALLOW)]
+            AclBinding(ResourceType.GROUP, "billing", ResourcePatternType.LITERAL, "User:alice", "*", AclOperation.READ, ALLOW),
+            AclBinding(ResourceType.TOPIC, "ledger", ResourcePatternType.LITERAL, "User:bob", "*", AclOperation.READ, ALLOW)]
     for f in admin.create_acls(acls).values():
         f.result(15)
     bad = AclBinding(ResourceType.BROKER, "not-the-cluster", ResourcePatternType.LITERAL, "User:x", "*",
@@ -93,7 +95,8 @@ def test_acls_allow_and_refuse_real_clients_and_survive_a_destroyed_coordinator_
     assert _bindings(admin) == {
         (ResourceType.TOPIC, "ord", ResourcePatternType.PREFIXED, "User:bob", AclOperation.WRITE),
         (ResourceType.TOPIC, "orders", ResourcePatternType.LITERAL, "User:alice", AclOperation.READ),
-        (ResourceType.GROUP, "billing", ResourcePatternType.LITERAL, "User:alice", AclOperation.READ)}
+        (ResourceType.GROUP, "billing", ResourcePatternType.LITERAL, "User:alice", AclOperation.READ),
+        (ResourceType.TOPIC, "ledger", ResourcePatternType.LITERAL, "User:bob", AclOperation.READ)}
 
     # librdkafka: bob writes to both partitions (both brokers), alice no longer may
     assert _produce(sasl, "bob", "orders", 4) == [None] * 4
@@ -111,12 +114,13 @@ def test_acls_allow_and_refuse_real_clients_and_survive_a_destroyed_coordinator_
     _, errors = _consume(sasl, "bob", "orders", "billing", 1)
     assert errors and errors[0] in (KafkaError.GROUP_AUTHORIZATION_FAILED, KafkaError.TOPIC_AUTHORIZATION_FAILED)
 
-    # kafka-python: topics bob may not DESCRIBE are not listed to him; audit (no ACL) is
+    # kafka-python: ledger (bob's alone) is not listed to alice; orders (her READ) and audit (no ACL) are
     from kafka import KafkaAdminClient, KafkaConsumer
     kp = KafkaConsumer(bootstrap_servers=sasl.split(",")[1], security_protocol="SASL_PLAINTEXT",
                        sasl_mechanism="PLAIN", sasl_plain_username="alice", sasl_plain_password="alice-pw")
-    assert {"orders", "audit"} <= kp.topics()
+    listed = kp.topics()
     kp.close()
+    assert {"orders", "audit"} <= listed and "ledger" not in listed, listed
     # aiokafka, SCRAM-SHA-512: bob's writes to audit are allowed (no ACL names it)
     from aiokafka import AIOKafkaProducer
 
@@ -138,17 +142,17 @@ def test_acls_allow_and_refuse_real_clients_and_survive_a_destroyed_coordinator_
                                             resource_pattern=ResourcePatternFilter(KResourceType.TOPIC, None,
                                                                                    ACLResourcePatternType.ANY)))
     ka.close()
-    assert sorted(a.principal for a in found) == ["User:alice", "User:bob"], err
+    assert sorted(a.principal for a in found) == ["User:alice", "User:bob", "User:bob"], err
 
     # the coordinator's journal destroyed: the catalog's ACLs are put back, so alice stays refused
-    wait_for(lambda: len(json.loads((proj.data_dir / "topics.json").read_text()).get("acls", [])) == 3, 20,
+    wait_for(lambda: len(json.loads((proj.data_dir / "topics.json").read_text()).get("acls", [])) == 4, 20,
              what="the catalog to record the ACLs")
     from .test_self_healing import _garble_coordinator_journal
     _, st = proj.status()
     freeze_then_kill(service(st, "coordinator")["pid"], lambda: _garble_coordinator_journal(proj))
     wait_status(proj, lambda code, st: any("ACL" in e["detail"] for e in events(st, kind="configs-restored"))
                 and all_running_healthy(st), 90, "the ACLs put back after the coordinator's journal was lost")
-    assert len(_bindings(admin)) == 3
+    assert len(_bindings(admin)) == 4
     refused = _produce(sasl, "alice", "orders", 1)
     assert [e.code() for e in refused] == [KafkaError.TOPIC_AUTHORIZATION_FAILED], refused
 

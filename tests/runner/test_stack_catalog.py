@@ -394,6 +394,9 @@ class _TwoBrokers:
     def configured_groups(self):
         return []
 
+    def acls(self):
+        return []
+
 
 def test_a_group_deleted_while_another_broker_is_down_leaves_the_catalog(tmp_path):
     """A group whose coordinator answered the listing without it was deleted (or expired): it

@@ -139,7 +139,7 @@ def _first_header(records):
     return parse_header(records, 0) if records is not None and len(records) >= HEADER_SIZE else None
 
 
-def _to_verify(ctx, request) -> tuple[int, int, set] | None:
+def _to_verify(ctx, request, denied=()) -> tuple[int, int, set] | None:
     """Where another broker coordinates the request's transactional id (or this one is still
     loading it; handle() has checked that this one does not): (producer id, epoch, the
     partitions led here whose transactional batches would open a transaction there), else None.
@@ -152,7 +152,7 @@ def _to_verify(ctx, request) -> tuple[int, int, set] | None:
         return None
     producer, parts = None, set()
     for td in request.topic_data:
-        if td.name in (OFFSETS_TOPIC, TXN_TOPIC):
+        if td.name in (OFFSETS_TOPIC, TXN_TOPIC) or td.name in denied:   # refused topics: never verified
             continue
         for pd in td.partition_data:
             h = _first_header(pd.records)
@@ -358,7 +358,7 @@ def handle(ctx, request) -> dict | None:
         if txns is None:
             tid = None
         elif tid is not None and txns.store.check(tid) != NONE:
-            tid, verify = None, _to_verify(ctx, request)
+            tid, verify = None, _to_verify(ctx, request, denied)
         held = verify[2] if verify else ()
         for td in request.topic_data:
             responses.append({"name": td.name, "partition_responses": [
@@ -380,7 +380,9 @@ def _denied(ctx, request) -> frozenset:
     """The topics this principal may not WRITE (TOPIC_AUTHORIZATION_FAILED), or ALL_DENIED when
     it may not WRITE the request's transactional id: Kafka's checks before any append."""
     tid = request.transactional_id
-    if tid is not None and not ctx.allowed(WRITE, TRANSACTIONAL_ID, tid):
+    # as Kafka: the id is checked when the records are transactional (an idempotent producer may name one)
+    if tid is not None and any(has_transactional_batch(pd.records) for td in request.topic_data
+                               for pd in td.partition_data) and not ctx.allowed(WRITE, TRANSACTIONAL_ID, tid):
         return ALL_DENIED
     return frozenset(td.name for td in request.topic_data if not ctx.allowed(WRITE, TOPIC, td.name))
 

@@ -25,7 +25,7 @@ from sandbox.log import OffsetOutOfRangeError
 from ..internal_topics import lookup_topic_id
 from sandbox.coordinator.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, READ, TOPIC
 from sandbox.protocol.errors import (
-    CLUSTER_AUTHORIZATION_FAILED, NONE, OFFSET_OUT_OF_RANGE, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_ID,
+    NONE, OFFSET_OUT_OF_RANGE, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_ID,
 )
 
 READ_COMMITTED = 1   # isolation_level
@@ -136,8 +136,10 @@ async def handle(ctx, request) -> dict:
     names = _topic_names(state, request, ctx.api_version)
     replica = replica_of(request, ctx.api_version)
     if ctx.restricted:   # ACLs: a follower needs CLUSTER_ACTION, a consumer READ on each topic
-        if replica >= 0 and not ctx.allowed(CLUSTER_ACTION, CLUSTER, CLUSTER_NAME):
-            return {"throttle_time": 0, "error_code": CLUSTER_AUTHORIZATION_FAILED, "session_id": 0, "responses": []}
+        if replica >= 0 and not ctx.allowed(CLUSTER_ACTION, CLUSTER, CLUSTER_NAME):   # every partition refused
+            refused = {(name, p.partition): TOPIC_AUTHORIZATION_FAILED for t, name in zip(request.topics, names)
+                       for p in t.partitions}
+            return await _serve(ctx, request, names, -1, refused)
         if replica < 0:
             refused = {(name, p.partition): TOPIC_AUTHORIZATION_FAILED for t, name in zip(request.topics, names)
                        if name is not None and not ctx.allowed(READ, TOPIC, name) for p in t.partitions}

@@ -110,7 +110,8 @@ async def handle(ctx, request) -> dict:
                 t = lookup_topic_id(state, rt.topic_id)
             if checked and (t is not None or name is not None) and not ctx.allowed(DESCRIBE, TOPIC, t.name if t else name):
                 # as Kafka: a topic the principal may not DESCRIBE is refused whether it exists or not
-                out.append({"error_code": TOPIC_AUTHORIZATION_FAILED, "name": name, "topic_id": ZERO_UUID,
+                out.append({"error_code": TOPIC_AUTHORIZATION_FAILED, "name": name,
+                            "topic_id": (getattr(rt, "topic_id", None) if name is None else None) or ZERO_UUID,
                             "is_internal": False, "partitions": (), "topic_authorized_operations": UNREQUESTED})
                 continue
             if t is None and checked and name is not None and allow_auto and \

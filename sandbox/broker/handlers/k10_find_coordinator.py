@@ -28,6 +28,10 @@ def _owner(state, key: str, key_type: int) -> int:
     return state.group_coordinator_id(key)
 
 
+def _denied(ctx, key: str, key_type: int) -> bool:
+    return not ctx.allowed(DESCRIBE, TRANSACTIONAL_ID if key_type == TRANSACTION else GROUP, key, report=False)
+
+
 def _locate(state, key: str, listener: str | None = None, key_type: int = 0, ctx=None) -> dict:
     if ctx is not None and ctx.restricted:   # ACLs: DESCRIBE on the group or transactional id
         if key_type == TRANSACTION and not ctx.allowed(DESCRIBE, TRANSACTIONAL_ID, key):
@@ -59,7 +63,10 @@ def _locate(state, key: str, listener: str | None = None, key_type: int = 0, ctx
 
 async def handle(ctx, request) -> dict:
     key_type = getattr(request, "key_type", 0)
-    if key_type == TRANSACTION:
+    keys = request.coordinator_keys if ctx.api_version >= 4 else [request.key]
+    if ctx.restricted and key_type != SHARE and all(_denied(ctx, k, key_type) for k in keys):
+        pass   # refused below, before the internal topic is made (Kafka authorizes first)
+    elif key_type == TRANSACTION:
         await ctx.state.txns.ensure_topic()
     elif key_type != SHARE:
         await ctx.state.offsets.ensure_topic()

@@ -15,7 +15,7 @@ async def handle(ctx, request) -> dict:
     denied = ctx.restricted and not ctx.allowed(READ, GROUP, request.group_id)   # ACLs: READ on the group
     if denied or not ctx.state.is_group_coordinator(request.group_id):
         return {"throttle_time": 0, "error_code": GROUP_AUTHORIZATION_FAILED if denied else NOT_COORDINATOR, "generation_id": -1,
-                "protocol_type": None, "protocol_name": "", "leader": "", "member_id": request.member_id,
+                "protocol_type": None, "protocol_name": "", "leader": "", "member_id": "" if denied else request.member_id,
                 "members": []}
     session_ms = int(request.session_timeout.total_seconds() * 1000)
     rebalance = getattr(request, "rebalance_timeout", None)

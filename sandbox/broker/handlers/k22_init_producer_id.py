@@ -29,7 +29,7 @@ def _refused(ctx, tid: str | None) -> int:
     if tid is not None:
         return NONE if ctx.allowed(WRITE, TRANSACTIONAL_ID, tid) else TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     if ctx.allowed(IDEMPOTENT_WRITE, CLUSTER, CLUSTER_NAME, report=False) or \
-            any(ctx.allowed(WRITE, TOPIC, t.name, report=False) for t in ctx.state.coordinator.topics()):
+            ctx.state.access.allowed_on_some(ctx.state.coordinator, ctx.principal, ctx.host, WRITE, TOPIC):
         return NONE
     return NONE if ctx.allowed(IDEMPOTENT_WRITE, CLUSTER, CLUSTER_NAME) else CLUSTER_AUTHORIZATION_FAILED
 

@@ -9,7 +9,7 @@ gets UNKNOWN_LEADER_EPOCH.
 from __future__ import annotations
 
 from sandbox.coordinator.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, DESCRIBE, TOPIC
-from sandbox.protocol.errors import CLUSTER_AUTHORIZATION_FAILED, NONE, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_LEADER_EPOCH
+from sandbox.protocol.errors import NONE, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_LEADER_EPOCH
 
 API_KEY = 23
 MIN_VERSION = 2
@@ -36,19 +36,15 @@ def _one(state, topic: str, p) -> dict:
 
 
 def _allowed(ctx, request, topic: str) -> bool:
-    """ACLs: CLUSTER_ACTION for a follower, DESCRIBE on the topic for a client."""
-    if not ctx.restricted:
-        return True
-    if getattr(request, "replica_id", -1) >= 0:
-        return ctx.allowed(CLUSTER_ACTION, CLUSTER, CLUSTER_NAME)
-    return ctx.allowed(DESCRIBE, TOPIC, topic)
+    """ACLs, as Kafka: CLUSTER_ACTION on the cluster, or DESCRIBE on the topic, whoever asks."""
+    return not ctx.restricted or ctx.allowed(CLUSTER_ACTION, CLUSTER, CLUSTER_NAME, report=False) or \
+        ctx.allowed(DESCRIBE, TOPIC, topic)
 
 
 def handle(ctx, request) -> dict:
     return {"throttle_time": 0, "topics": [
         {"topic": t.topic, "partitions": [_one(ctx.state, t.topic, p) for p in t.partitions]}
         if _allowed(ctx, request, t.topic) else
-        {"topic": t.topic, "partitions": [{"error_code": TOPIC_AUTHORIZATION_FAILED if getattr(
-            request, "replica_id", -1) < 0 else CLUSTER_AUTHORIZATION_FAILED, "partition": p.partition,
-            "leader_epoch": -1, "end_offset": -1} for p in t.partitions]}
+        {"topic": t.topic, "partitions": [{"error_code": TOPIC_AUTHORIZATION_FAILED, "partition": p.partition,
+                                           "leader_epoch": -1, "end_offset": -1} for p in t.partitions]}
         for t in request.topics]}

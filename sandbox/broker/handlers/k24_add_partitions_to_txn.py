@@ -13,7 +13,10 @@ from sandbox.protocol.errors import (
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION,
 )
 
+from ..internal_topics import OFFSETS_TOPIC, TXN_TOPIC
 from ..transactions.machine import for_version
+
+INTERNAL = (OFFSETS_TOPIC, TXN_TOPIC)
 
 API_KEY = 24
 MIN_VERSION = 0
@@ -76,16 +79,17 @@ def handle(ctx, request):
 
 def _refused(ctx, request) -> list[dict] | None:
     """ACLs, as Kafka checks them: WRITE on the transactional id (every partition refused), WRITE on
-    each topic (those refused TOPIC_AUTHORIZATION_FAILED, the rest OPERATION_NOT_ATTEMPTED); None
-    when all is allowed."""
+    each topic (internal topics never: refused TOPIC_AUTHORIZATION_FAILED, unknown partitions
+    UNKNOWN_TOPIC_OR_PARTITION, the rest OPERATION_NOT_ATTEMPTED); None when all is allowed."""
     parts = [(t.name, int(p)) for t in request.v3_and_below_topics for p in t.partitions]
     if not ctx.allowed(WRITE, TRANSACTIONAL_ID, request.v3_and_below_transactional_id):
         return _topic_results(parts, TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-    denied = {t for t, _p in parts if not ctx.allowed(WRITE, TOPIC, t)}
+    denied = {t for t, _p in parts if t in INTERNAL or not ctx.allowed(WRITE, TOPIC, t)}
     if not denied:
         return None
-    return _topic_results(parts, {(t, p): TOPIC_AUTHORIZATION_FAILED if t in denied else OPERATION_NOT_ATTEMPTED
-                                  for t, p in parts})
+    return _topic_results(parts, {(t, p): TOPIC_AUTHORIZATION_FAILED if t in denied else
+                                  UNKNOWN_TOPIC_OR_PARTITION if ctx.state.leader_of(t, p) is None else
+                                  OPERATION_NOT_ATTEMPTED for t, p in parts})
 
 
 async def _v3_later(results) -> dict:

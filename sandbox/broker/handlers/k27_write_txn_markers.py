@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sandbox.coordinator.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME
+from sandbox.coordinator.acls import ALTER, CLUSTER, CLUSTER_ACTION, CLUSTER_NAME
 from sandbox.protocol.errors import CLUSTER_AUTHORIZATION_FAILED
 
 from ..txn_markers import write_markers
@@ -28,7 +28,9 @@ async def _marker(state, m) -> dict:
 
 
 async def handle(ctx, request) -> dict:
-    if ctx.restricted and not ctx.allowed(CLUSTER_ACTION, CLUSTER, CLUSTER_NAME):   # ACLs: brokers only
+    # ACLs: brokers (CLUSTER_ACTION), or ALTER on the cluster (an admin's abortTransaction), as Kafka 4
+    if ctx.restricted and not ctx.allowed(ALTER, CLUSTER, CLUSTER_NAME, report=False) and \
+            not ctx.allowed(CLUSTER_ACTION, CLUSTER, CLUSTER_NAME):
         return {"markers": [{"producer_id": m.producer_id, "topics": [
             {"name": t.name, "partitions": [{"partition_index": int(p), "error_code": CLUSTER_AUTHORIZATION_FAILED}
                                             for p in t.partition_indexes]} for t in m.topics]} for m in request.markers]}

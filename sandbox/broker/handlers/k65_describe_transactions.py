@@ -3,7 +3,7 @@ timeout, start time, producer id and epoch, partitions); NOT_COORDINATOR for oth
 
 from __future__ import annotations
 
-from sandbox.coordinator.acls import DESCRIBE, TRANSACTIONAL_ID
+from sandbox.coordinator.acls import DESCRIBE, TOPIC, TRANSACTIONAL_ID
 from sandbox.protocol.errors import TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 from sandbox.protocol.errors import NONE
 
@@ -36,8 +36,17 @@ def _one(txns, tid: str) -> dict:
 
 def handle(ctx, request) -> dict:
     return {"throttle_time": 0,
-            "transaction_states": [_one(ctx.state.txns, tid) if not ctx.restricted or ctx.allowed(
-                DESCRIBE, TRANSACTIONAL_ID, tid) else _denied(tid) for tid in request.transactional_ids]}
+            "transaction_states": [_one(ctx.state.txns, tid) if not ctx.restricted else _checked(ctx, tid)
+                                   for tid in request.transactional_ids]}
+
+
+def _checked(ctx, tid: str) -> dict:
+    """ACLs: DESCRIBE on the transactional id; its topics the principal may not DESCRIBE left out."""
+    if not ctx.allowed(DESCRIBE, TRANSACTIONAL_ID, tid):
+        return _denied(tid)
+    out = _one(ctx.state.txns, tid)
+    out["topics"] = [t for t in out["topics"] if ctx.allowed(DESCRIBE, TOPIC, t["topic"], report=False)]
+    return out
 
 
 def _denied(tid: str) -> dict:

@@ -16,6 +16,11 @@ def _ms(td) -> int:
     return -1 if td is None else round(td.total_seconds() * 1000)
 
 
+def _visible(ctx) -> frozenset[str]:
+    """The topics this member may DESCRIBE: all its regex may match (Kafka filters regex matches so)."""
+    return frozenset(t.name for t in ctx.state.coordinator.topics() if ctx.allowed(DESCRIBE, TOPIC, t.name, report=False))
+
+
 def handle(ctx, request) -> dict:
     state = ctx.state
     if ctx.restricted:   # ACLs: READ on the group, DESCRIBE on every subscribed topic
@@ -37,6 +42,7 @@ def handle(ctx, request) -> dict:
         rebalance_timeout_ms=_ms(request.rebalance_timeout),
         topic_names=None if request.subscribed_topic_names is None else list(request.subscribed_topic_names),
         topic_regex=getattr(request, "subscribed_topic_regex", None), assignor=request.server_assignor,
+        visible=_visible(ctx) if ctx.restricted else None,
         client_id=ctx.client_id or "", client_host=ctx.peer.rsplit(":", 1)[0], api_version=ctx.api_version)
     assignment = None
     if res.assignment is not None:

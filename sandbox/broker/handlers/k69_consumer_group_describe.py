@@ -4,8 +4,8 @@ GROUP_ID_NOT_FOUND, as Kafka answers (admin clients then fall back to DescribeGr
 
 from __future__ import annotations
 
-from sandbox.coordinator.acls import DESCRIBE, GROUP
-from sandbox.protocol.errors import GROUP_AUTHORIZATION_FAILED
+from sandbox.coordinator.acls import DESCRIBE, GROUP, TOPIC
+from sandbox.protocol.errors import GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED
 from sandbox.protocol.errors import NOT_COORDINATOR
 
 API_KEY = 69
@@ -29,6 +29,15 @@ def handle(ctx, request) -> dict:
                         "authorized_operations": -2147483648})
             continue
         described = state.groups.consumer.describe(gid, ids)
+        if ctx.restricted and not all(ctx.allowed(DESCRIBE, TOPIC, tp["topic_name"], report=False)
+                                      for m in described["members"] for a in (m["assignment"], m["target_assignment"])
+                                      for tp in a["topic_partitions"]):
+            # as Kafka: a group whose members hold topics the principal may not DESCRIBE is not shown
+            out.append({"error_code": TOPIC_AUTHORIZATION_FAILED, "error_message": "The group has described topic(s) "
+                        "that the client is not authorized to describe.", "group_id": gid, "group_state": "",
+                        "group_epoch": 0, "assignment_epoch": 0, "assignor_name": "", "members": [],
+                        "authorized_operations": -2147483648})
+            continue
         if getattr(request, "include_authorized_operations", False):
             described["authorized_operations"] = ctx.operations(GROUP, gid)
         out.append(described)
