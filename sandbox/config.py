@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox import server_properties
+from sandbox.config_acls import parse_acls
 from sandbox.config_check import (  # noqa: F401  (ConfigError and FILENAME: part of this module's API)
     FILENAME, ConfigError, _Ctx, _display, _int, _key_text, _show, _unknown, _values,
 )
@@ -91,6 +92,7 @@ class SandboxConfig:
     # [broker]: Kafka broker settings (server.properties names), checked and normalized
     broker: dict[str, str] = field(default_factory=dict)
     sasl: SaslConfig | None = None   # [sasl]: None = no SASL listener
+    acls: tuple = ()                 # [[acls]]: declared ACL bindings in Kafka's codes (config_acls.py)
     raw: dict = field(default_factory=dict, repr=False, compare=False)   # the parsed TOML
     source: str = field(default="", repr=False, compare=False)          # the file's text
 
@@ -174,7 +176,7 @@ _RECOVERY: dict[str, tuple] = {
 _DOCKER: dict[str, tuple] = {"base_image": ("str", None, "python:3.11-slim")}
 _TOPIC_KEYS = ("partitions", "replication", "config")
 _SASL_KEYS = ("port", "users")
-SECTIONS = ("sandbox", "recovery", "docker", "broker", "sasl", "topics")
+SECTIONS = ("sandbox", "recovery", "docker", "broker", "sasl", "topics", "acls")
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -227,6 +229,7 @@ def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
                                     f"[topics.NAME] sections.")
     cfg = SandboxConfig(path=ctx.path, root=root, recovery=recovery, docker=docker, raw=doc, source=text,
                         broker=_broker(ctx, doc.get("broker", {})), sasl=_sasl(ctx, doc, taken, port, brokers),
+                        acls=parse_acls(ctx, doc),
                         topics={n: _topic(ctx, n, t, brokers, kw["replication"], kw.get("partitions", 1))
                                 for n, t in topics.items()}, **kw)
     _check_ports(cfg, ctx, set(sb))

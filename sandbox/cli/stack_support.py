@@ -38,21 +38,22 @@ def check_ports(cfg: SandboxConfig, only_http: bool = False, skip: set[int] = fr
 
 
 def apply_declared(cfg: SandboxConfig) -> None:
-    """Create (or grow) the topics sandbox.toml declares and set its [sasl] users' credentials;
-    exit 1 when one could not be."""
-    from sandbox.runner.manifest import apply_users, reconcile
+    """Create (or grow) the topics sandbox.toml declares, set its [sasl] users' credentials and
+    create its [[acls]]; exit 1 when one could not be."""
+    from sandbox.runner.manifest import apply_acls, apply_users, reconcile
 
     users = cfg.sasl.users if cfg.sasl is not None else {}
-    if not cfg.topics and not users:
+    if not cfg.topics and not users and not cfg.acls:
         return
     with client(stack.bootstrap(cfg)) as c:
-        msgs = reconcile(cfg.topics, c) if cfg.topics else []
+        msgs = apply_acls(cfg.acls, c)[0]   # first: a topic made before its ACLs would be open meanwhile
+        msgs += reconcile(cfg.topics, c) if cfg.topics else []
         msgs += apply_users(users, c)
     for m in msgs:
         typer.echo(f"  {m}")
     failed = [m for m in msgs if m.startswith("failed")]
     if failed:   # a declared topic that is not there is an error, whatever else went well
-        fail(f"{len(failed)} declared change(s) failed ({'; '.join(failed)}); fix [topics] or [sasl] in "
+        fail(f"{len(failed)} declared change(s) failed ({'; '.join(failed)}); fix [topics], [sasl] or [[acls]] in "
              f"{cfg.path or 'sandbox.toml'}: the running sandbox applies it when you save", 1)
 
 

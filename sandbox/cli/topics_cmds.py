@@ -153,10 +153,10 @@ def topics_apply(config: Optional[Path] = config_option("The sandbox.toml whose 
                  bootstrap: Optional[str] = BootstrapOpt,
                  wait: float = typer.Option(60.0, "--wait", help="Seconds to wait for the broker to answer."),
                  old_file: Optional[Path] = typer.Option(None, "--file", "-f", hidden=True)) -> None:
-    """Create (or grow) the topics declared in a sandbox.toml and set its [sasl] users' credentials:
-    what `up` does, for compose and scripts."""
+    """Create (or grow) the topics declared in a sandbox.toml, set its [sasl] users' credentials and
+    create its [[acls]]: what `up` does, for compose and scripts."""
     from sandbox.client import KafkaClientError
-    from sandbox.runner.manifest import apply_users, reconcile
+    from sandbox.runner.manifest import apply_acls, apply_users, reconcile
 
     if old_file is not None:
         deprecated("`topics apply --file/-f`", "--config/-c")
@@ -168,8 +168,10 @@ def topics_apply(config: Optional[Path] = config_option("The sandbox.toml whose 
         try:
             with _client(target, client_id="sandbox-topics") as c:
                 msgs = reconcile(cfg.topics, c)
-                if not (msgs and msgs[0].startswith("failed to read")) and cfg.sasl is not None:
-                    msgs += apply_users(cfg.sasl.users, c)
+                if not (msgs and msgs[0].startswith("failed to read")):
+                    msgs += apply_acls(cfg.acls, c)[0]
+                    if cfg.sasl is not None:
+                        msgs += apply_users(cfg.sasl.users, c)
         except KafkaClientError as e:
             msgs = [f"failed to read the cluster's topics: {e}"]
         if not (msgs and msgs[0].startswith("failed to read")):

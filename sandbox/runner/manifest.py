@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from sandbox.client import KafkaClient, KafkaClientError
+from sandbox.protocol.errors import SECURITY_DISABLED
 from sandbox.protocol.extensions import RESTORE_KEYS
 from sandbox.config import ConfigError, SandboxConfig, TopicSpec, load_config
 
@@ -119,6 +120,8 @@ def event_kind(message: str) -> str:
     """The supervisor's event kind for one line of apply(): what changed, or manifest."""
     for prefix, kind in (("created", "topic-created"), ("grew", "partitions-added"), ("set SASL", "sasl-users-set"),
                          ("set", "topic-config-set")):
+        if prefix == "created" and message.endswith(("ACL binding", "ACL bindings")):
+            return "acls-created"
         if message.startswith(prefix):
             return kind
     return "manifest"
@@ -155,6 +158,24 @@ def apply_users_retryable(users: Mapping[str, str], client: KafkaClient, *, only
     except KafkaClientError as e:   # retryable when the cluster did not answer (no error code)
         return [f"failed to set the SCRAM credentials of [sasl] users: {e}"], e.error_code is None
     return ([f"set SASL credentials of user(s) {', '.join(sorted(wanted))}"] if wanted else []), False
+
+
+def apply_acls(bindings, client: KafkaClient) -> tuple[list[str], bool]:
+    """[[acls]]: create the declared bindings the cluster lacks (one not declared any more is left,
+    as a removed [sasl] user is; delete it with kafka-acls). One line per change or failure, and
+    whether a failure is worth trying again (the cluster did not answer)."""
+    if not bindings:
+        return [], False
+    try:
+        have = {tuple(b) for b in client.acls()}
+        missing = [list(b) for b in bindings if tuple(b) not in have]
+        client.create_acls(missing)
+    except KafkaClientError as e:
+        if e.error_code == SECURITY_DISABLED:
+            return ["failed to create the [[acls]] bindings: the brokers have no authorizer ([broker] "
+                    "authorizer.class.name is empty); remove it to use ACLs"], False
+        return [f"failed to create the [[acls]] bindings: {e}"], e.error_code is None
+    return ([f"created {len(missing)} declared ACL binding{'' if len(missing) == 1 else 's'}"] if missing else []), False
 
 
 class ManifestWatcher:

@@ -28,7 +28,7 @@ from sandbox.runner.catalog import (
     catalog_time, desired_topics, lead_with_longest_logs, restore_acls, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
     with_topic_ids,
 )
-from sandbox.runner.manifest import ManifestWatcher, apply_users, apply_users_retryable, event_kind, reconcile
+from sandbox.runner.manifest import ManifestWatcher, apply_acls, apply_users, apply_users_retryable, event_kind, reconcile
 from sandbox.runner import inbox, orphans
 from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
 from sandbox.runner.options import broker_defaults, coordinator_defaults
@@ -180,6 +180,7 @@ class StackSupervisor:
         self._users_lock = threading.Lock()
         self._users_pending: dict[str, str] = {}   # [sasl] users whose credentials are still to be set
         self._users_retry_at, self._users_failing = 0.0, False
+        self._acls_pending = False   # [[acls]] saved in the file but not yet created (retried as users are)
 
     def _recreate(self, service: str) -> list[str]:
         """After a wipe: put back every topic the stack knew, with partitions, configs and (where
@@ -191,6 +192,11 @@ class StackSupervisor:
             except (KafkaClientError, OSError) as e:   # retried with the whole re-creation
                 self.sup.record_event(service, "configs-restored", f"ACLs not put back yet, will retry: {e}")
                 raise
+            msgs, _ = apply_acls(self.cfg.acls, self.client)   # declared ones the catalog had not seen yet
+            if any(m.startswith("failed") for m in msgs):
+                self.sup.record_event(service, "configs-restored", f"[[acls]] not put back yet, will retry: {msgs[0]}")
+                raise RuntimeError(msgs[0])
+            acls += sum(int(m.split()[1]) for m in msgs)
             if acls:
                 self.sup.record_event(service, "configs-restored", f"put back: {acls} ACL binding{'s' * (acls != 1)}")
         desired, moved = desired_topics(self.cfg), []
@@ -311,34 +317,46 @@ class StackSupervisor:
                                f"coordinator journal")
 
     def _on_manifest(self, new: SandboxConfig) -> None:
-        # a reload changes topics and [sasl] users only; ports, brokers, host and data_dir need `sandbox restart`
+        # a reload changes topics, [sasl] users and [[acls]] only; ports, brokers, host and data_dir need
+        # `sandbox restart`
         was = self.cfg.sasl.users if self.cfg.sasl is not None else {}
         now = new.sasl.users if new.sasl is not None else {}
         sasl = self.cfg.sasl if self.cfg.sasl is None else dataclasses.replace(self.cfg.sasl, users=now)
-        self.cfg = dataclasses.replace(self.cfg, topics=new.topics, sasl=sasl)
+        acls_changed = new.acls != self.cfg.acls
+        self.cfg = dataclasses.replace(self.cfg, topics=new.topics, sasl=sasl, acls=new.acls)
         write_runtime(self.cfg, config_text=new.source)
         pending = restart_needed(self.cfg)
         if pending:
             self.sup.record_event("supervisor", "restart-needed", pending)
         for m in reconcile(new.topics, self.client):
             self.sup.record_event("supervisor", event_kind(m), m)
+        if acls_changed:   # the new declarations (a binding removed from the file is kept)
+            with self._users_lock:
+                self._acls_pending = True
         if sasl is not None:   # a new user or a changed password (a user removed from the file is kept)
             with self._users_lock:
                 self._users_pending.update({u: p for u, p in now.items() if was.get(u) != p})
+        if sasl is not None or acls_changed:
             self._retry_users(force=True)
 
     def _retry_users(self, force: bool = False) -> None:
-        """[sasl] users saved in the file but not yet given their credentials: tried when saved, then
-        every USERS_RETRY_S until it works (the cluster may be restarting); the failure is said once."""
+        """[sasl] users saved in the file but not yet given their credentials, and [[acls]] not yet
+        created: tried when saved, then every USERS_RETRY_S until it works (the cluster may be
+        restarting); the failure is said once."""
         with self._users_lock:
-            if not self._users_pending or (not force and time.monotonic() < self._users_retry_at):
+            if (not self._users_pending and not self._acls_pending) or \
+                    (not force and time.monotonic() < self._users_retry_at):
                 return
             pending = dict(self._users_pending)
+            acls = self.cfg.acls if self._acls_pending else ()
             try:
                 msgs, retry = apply_users_retryable(pending, self.client)
+                if acls:
+                    more, again = apply_acls(acls, self.client)
+                    msgs, retry = msgs + more, retry or again
             except Exception as e:   # noqa: BLE001 - on the catalog's thread: a bug must not stop it
-                log.exception("[sasl] users not set")
-                msgs, retry = [f"failed to set the SCRAM credentials of [sasl] users: {e!r}"], False
+                log.exception("[sasl] users or [[acls]] not set")
+                msgs, retry = [f"failed to set [sasl] users or [[acls]]: {e!r}"], False
             failed = any(m.startswith("failed") for m in msgs)
             if retry:   # the cluster did not answer: again in USERS_RETRY_S, said once
                 self._users_retry_at = time.monotonic() + USERS_RETRY_S
@@ -348,6 +366,8 @@ class StackSupervisor:
                 for u, p in pending.items():
                     if self._users_pending.get(u) == p:
                         del self._users_pending[u]
+                if acls and self.cfg.acls == acls:
+                    self._acls_pending = False
             self._users_failing = retry
         for m in msgs:
             self.sup.record_event("supervisor", event_kind(m), m + (f" (retried every {USERS_RETRY_S:g} s)"

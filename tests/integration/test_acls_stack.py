@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
@@ -44,9 +45,9 @@ def _consume(bootstrap: str, user: str, topic: str, group: str, want: int, secon
     c = Consumer({**_sasl_conf(bootstrap, user, "SCRAM-SHA-512"), "group.id": group, "auto.offset.reset": "earliest"})
     c.subscribe([topic])
     values, errors = [], []
-    deadline = asyncio.get_event_loop_policy().get_event_loop().time() + seconds
+    deadline = time.monotonic() + seconds
     try:
-        while len(values) < want and asyncio.get_event_loop_policy().get_event_loop().time() < deadline:
+        while len(values) < want and time.monotonic() < deadline:
             m = c.poll(0.5)
             if m is None:
                 continue
@@ -162,3 +163,30 @@ def test_acls_allow_and_refuse_real_clients_and_survive_a_destroyed_coordinator_
     assert [b.principal for f in gone.values() for b in f.result(15)] == ["User:bob"]
     refused = _produce(sasl, "bob", "orders", 1)
     assert [e.code() for e in refused] == [KafkaError.TOPIC_AUTHORIZATION_FAILED], refused
+
+
+def test_declared_acls_apply_at_up_and_when_the_file_is_saved(projects):
+    sasl_port = listen_port(1)
+    proj = projects("aclfile", brokers=1, topics="[topics.orders]\npartitions = 1\n")
+    bob_writes = '\n[[acls]]\nprincipal = "bob"\ntopic = "orders"\noperations = ["write", "describe"]\n'
+    base = proj.toml + f'\n[sasl]\nport = {sasl_port}\nusers = {{ alice = "alice-pw", bob = "bob-pw" }}\n'
+    proj.write_toml(base + bob_writes)
+    r = proj.up()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "created 2 declared ACL bindings" in r.stdout, r.stdout
+    sasl = f"127.0.0.1:{sasl_port}"
+    assert _produce(sasl, "bob", "orders", 1) == [None]
+    refused = _produce(sasl, "alice", "orders", 1)
+    assert [e.code() for e in refused] == [KafkaError.TOPIC_AUTHORIZATION_FAILED], refused
+
+    # saved: alice may write too, without a restart
+    proj.write_toml(base + bob_writes + '\n[[acls]]\nprincipal = "User:alice"\ntopic = "ord"\npattern = "prefixed"\n'
+                                        'operations = "write"\n')
+    wait_status(proj, lambda code, st: any("created 1 declared ACL binding" == e["detail"]
+                                           for e in events(st, kind="acls-created")), 20, "the saved [[acls]]")
+    assert _produce(sasl, "alice", "orders", 1) == [None]
+    _, st = proj.status()
+    assert st["restart_needed"] is None
+    # `topics apply` (compose's way) finds nothing missing
+    r = proj.cli("topics", "apply", "--config", str(proj.root / "sandbox.toml"), "--bootstrap", st["bootstrap"])
+    assert r.returncode == 0 and "ACL" not in r.stdout, r.stdout + r.stderr

@@ -23,6 +23,15 @@ def shared_broker(tmp_path_factory):
     b.stop()
 
 
+@pytest.fixture(scope="module")
+def unauthorized_broker(tmp_path_factory):
+    """A broker with `authorizer.class.name` empty: no authorizer, as a Kafka broker without one."""
+    root = tmp_path_factory.mktemp("no-authorizer")
+    b = BrokerProcess(root / "data", log_path=root / "broker.stderr", options=["authorizer.class.name="]).start()
+    yield b
+    b.stop()
+
+
 def create_error(a, name: str) -> KafkaError:
     fs = a.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)],
                          operation_timeout=10, request_timeout=15)
@@ -73,10 +82,10 @@ def test_auto_creation_refuses_case_twins_and_device_names(shared_broker):
 
 # ---- ACLs and SCRAM: Kafka's answers without an authorizer and without SCRAM users -------------
 
-def test_acl_apis_answer_security_disabled(shared_broker):
+def test_acl_apis_answer_security_disabled_without_an_authorizer(unauthorized_broker):
     from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
                                        ResourcePatternType, ResourceType)
-    a = admin(shared_broker.bootstrap)
+    a = admin(unauthorized_broker.bootstrap)
     flt = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
                            AclOperation.ANY, AclPermissionType.ANY)
     binding = AclBinding(ResourceType.TOPIC, "t", ResourcePatternType.LITERAL, "User:alice", "*",
@@ -93,12 +102,12 @@ def test_acl_apis_answer_security_disabled(shared_broker):
         assert "No Authorizer is configured" in err.str(), err.str()
 
 
-def test_kafka_python_describe_acls_security_disabled(shared_broker):
+def test_kafka_python_describe_acls_security_disabled_without_an_authorizer(unauthorized_broker):
     from kafka import KafkaAdminClient
     from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
                              ResourcePatternFilter, ResourceType)
     from kafka.errors import SecurityDisabledError
-    kp = KafkaAdminClient(bootstrap_servers=shared_broker.bootstrap, request_timeout_ms=10000)
+    kp = KafkaAdminClient(bootstrap_servers=unauthorized_broker.bootstrap, request_timeout_ms=10000)
     try:
         flt = ACLFilter(principal=None, host="*", operation=ACLOperation.ANY,
                         permission_type=ACLPermissionType.ANY,
