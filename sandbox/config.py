@@ -232,6 +232,9 @@ def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
                         acls=parse_acls(ctx, doc),
                         topics={n: _topic(ctx, n, t, brokers, kw["replication"], kw.get("partitions", 1))
                                 for n, t in topics.items()}, **kw)
+    if cfg.acls and cfg.broker.get("authorizer.class.name") == "":
+        raise ctx.fail(("acls",), "[[acls]] needs the brokers' authorizer, and [broker] authorizer.class.name = \"\" "
+                                  "turns it off; remove that setting or the [[acls]] sections.")
     _check_ports(cfg, ctx, set(sb))
     return cfg
 

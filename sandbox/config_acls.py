@@ -15,9 +15,10 @@ only: sandbox.config imports it, and the CLI starts without the protocol codec."
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
-from sandbox.config_check import ConfigError, _Ctx, _show, _unknown
+from sandbox.config_check import ConfigError, _Ctx, _show
 
 TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID = 2, 3, 4, 5                       # Kafka's ResourceType
 LITERAL, PREFIXED = 3, 4                                                 # PatternType
@@ -56,11 +57,15 @@ def parse_acls(ctx: _Ctx, doc: dict) -> tuple[Binding, ...]:
         where = f"[[acls]] #{n}"
         for k in e:
             if k not in KEYS:
-                raise _unknown(ctx, ("acls",), k, KEYS)
+                raise ctx.fail(("acls",), f"{where} has no key {k!r}; its keys are {', '.join(KEYS)}.")
         principal = e.get("principal")
-        if not isinstance(principal, str) or not principal.strip() or principal.endswith(":"):
-            raise ctx.fail(("acls",), f'{where} needs principal = "User:NAME" (or "NAME"), not {_show(principal)}.')
-        principal = principal.strip() if ":" in principal else f"User:{principal.strip()}"
+        if isinstance(principal, str) and ":" not in principal and principal:
+            principal = f"User:{principal}"
+        if not isinstance(principal, str) or not principal.startswith("User:") or not principal[5:] \
+                or any(c.isspace() for c in principal):
+            # SASL logins are User:NAME (Kafka's principals are case-sensitive): another never matches
+            raise ctx.fail(("acls",), f'{where} needs principal = "User:NAME" (or "NAME", or "User:*" for every '
+                                      f"login), not {_show(e.get('principal'))}.")
         named = [k for k in RESOURCES if k in e]
         if len(named) != 1:
             raise ctx.fail(("acls",), f"{where} must name one resource: topic, group, transactional_id or "
@@ -85,8 +90,12 @@ def parse_acls(ctx: _Ctx, doc: dict) -> tuple[Binding, ...]:
             raise ctx.fail(("acls",), f'{where} needs operations = ["read", ...] (any of {", ".join(OPERATIONS)}).')
         permission = _choice(ctx, where, "permission", e.get("permission", "allow"), PERMISSIONS)
         host = e.get("host", "*")
-        if not isinstance(host, str) or not host or any(c.isspace() for c in host):
-            raise ctx.fail(("acls",), f'{where} host = {_show(host)} must be "*" or one address, e.g. "127.0.0.1".')
+        if host != "*":
+            try:   # Kafka matches the client's IP address: a host name never matches
+                ipaddress.ip_address(host)
+            except (TypeError, ValueError):
+                raise ctx.fail(("acls",), f'{where} host = {_show(host)} must be "*" or one IP address, e.g. '
+                                          f'"127.0.0.1".') from None
         for op in ops:
             out.append((RESOURCES[kind], name, pattern, principal, host,
                         _choice(ctx, where, "operations", op, OPERATIONS), permission))

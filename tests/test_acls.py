@@ -413,3 +413,14 @@ def test_acl_versions_differ_across_machines_so_a_replaced_mirror_rebuilds_the_a
     access = Access(BrokerConfig(data_dir="x"))
     assert not access.allowed(first, "User:alice", "h", A.READ, A.TOPIC, "orders", report=False)
     assert access.allowed(second, "User:alice", "h", A.READ, A.TOPIC, "orders", report=False)
+
+
+@pytest.mark.parametrize("deny_first", [False, True])
+def test_a_wildcard_deny_wins_over_a_wildcard_allow_in_either_order(deny_first):
+    """Kafka's authorizeByResourceType notes a wildcard ALLOW and decides after every ACL was seen."""
+    allow = Binding(A.TOPIC, "*", A.LITERAL, "User:*", "*", A.WRITE, A.ALLOW)
+    deny = Binding(A.TOPIC, "*", A.LITERAL, "User:alice", "*", A.WRITE, A.DENY)
+    store: A.Acls = dict.fromkeys([deny, allow] if deny_first else [allow, deny])
+    authz = A.Authorizer(store, (), allow_if_no_acl=False)
+    assert not authz.allowed_on_some("User:alice", "h", A.WRITE, A.TOPIC)
+    assert authz.allowed_on_some("User:bob", "h", A.WRITE, A.TOPIC)

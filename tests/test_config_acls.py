@@ -57,7 +57,10 @@ operations = ["alter", "describe_configs"]
     ('principal = "a"\ncluster = true\npattern = "prefixed"\noperations = ["alter"]', "the cluster takes no pattern"),
     ('principal = "a"\ntopic = ""\noperations = ["read"]', 'topic = "" must be a name in quotes'),
     ('principal = "a"\ntopic = "t"\noperations = ["read"]\nhost = "10.0.0.0/8 x"', 'host = "10.0.0.0/8 x" must be'),
-    ('principal = "a"\ntopic = "t"\noperations = ["read"]\ncolour = "red"', "colour"),
+    ('principal = "a"\ntopic = "t"\noperations = ["read"]\ncolour = "red"', "has no key 'colour'; its keys are"),
+    ('principal = "user:a"\ntopic = "t"\noperations = ["read"]', 'needs principal = "User:NAME"'),
+    ('principal = "User:a b"\ntopic = "t"\noperations = ["read"]', 'needs principal = "User:NAME"'),
+    ('principal = "a"\ntopic = "t"\noperations = ["read"]\nhost = "localhost"', 'must be "*" or one IP address'),
 ])
 def test_every_mistake_is_one_sentence_naming_the_entry(entry, sentence):
     with pytest.raises(ConfigError) as info:
@@ -65,8 +68,16 @@ def test_every_mistake_is_one_sentence_naming_the_entry(entry, sentence):
     text = str(info.value)
     assert sentence in text, text
     assert "\n" not in text.strip()
-    if "colour" not in entry:
-        assert "[[acls]] #2" in text, text
+    assert "[[acls]] #2" in text, text
+
+
+def test_declared_acls_need_the_authorizer():
+    with pytest.raises(ConfigError, match=r"\[\[acls\]\] needs the brokers' authorizer, and \[broker\] "
+                                          r'authorizer.class.name = "" turns it off'):
+        parse_config('[broker]\n"authorizer.class.name" = ""\n\n[[acls]]\nprincipal = "a"\ntopic = "t"\n'
+                     'operations = ["read"]\n')
+    assert parse_config('[[acls]]\nprincipal = "User:*"\ntopic = "*"\noperations = "all"\nhost = "::1"\n').acls == (
+        (A.TOPIC, "*", A.LITERAL, "User:*", "::1", A.ALL, A.ALLOW),)
 
 
 def test_acls_must_be_a_list_of_tables():

@@ -88,8 +88,10 @@ class ConsumerGroupMachine(ClassicMembers):
         bump = group.epoch == 0
         bump |= self._update_member(m, instance_id, rack_id, rebalance_timeout_ms, topic_names, topic_regex,
                                     assignor, client_id, client_host)
-        if visible != m.visible:
-            m.visible, bump = visible, True
+        if visible != m.visible:   # only a regex whose allowed matches change makes a new assignment
+            old = self._subscribed(m, catalog) if m.topic_regex and catalog is not None else None
+            m.visible = visible
+            bump |= old is not None and self._subscribed(m, catalog) != old
         if catalog is not None:
             bump |= self._refresh_metadata(group, catalog)
         if bump:
@@ -178,7 +180,7 @@ class ConsumerGroupMachine(ClassicMembers):
         new = CMember(member_id, old.instance_id, old.rack_id, old.client_id, old.client_host,
                       old.rebalance_timeout_ms, old.topic_names, old.topic_regex, old.assignor,
                       epoch=0, assigned=old.assigned, revoking=old.revoking, state=old.state,
-                      revoke_deadline=old.revoke_deadline)
+                      revoke_deadline=old.revoke_deadline, visible=old.visible)
         del group.members[old.member_id]
         group.members[member_id] = new
         group.static[old.instance_id] = member_id  # type: ignore[index]

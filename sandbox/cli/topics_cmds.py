@@ -167,9 +167,10 @@ def topics_apply(config: Optional[Path] = config_option("The sandbox.toml whose 
     while True:
         try:
             with _client(target, client_id="sandbox-topics") as c:
-                msgs = reconcile(cfg.topics, c)
+                acls, retry = apply_acls(cfg.acls, c)   # first: a topic made before its ACLs is open meanwhile
+                msgs = [f"failed to read the cluster's topics: {acls[0]}"] if retry else reconcile(cfg.topics, c)
                 if not (msgs and msgs[0].startswith("failed to read")):
-                    msgs += apply_acls(cfg.acls, c)[0]
+                    msgs = acls + msgs
                     if cfg.sasl is not None:
                         msgs += apply_users(cfg.sasl.users, c)
         except KafkaClientError as e:

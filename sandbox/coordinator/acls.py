@@ -290,6 +290,7 @@ class Authorizer:
         deny_literal: set[str] = set()
         deny_prefixed: set[str] = set()
         allows: list[tuple[int, str]] = []
+        wildcard_allow = False   # as Kafka: noted, and decided once no wildcard DENY can follow
         for index, pattern in ((self._literal, LITERAL), (self._prefixed, PREFIXED)):
             for name, entries in index.get(resource_type, {}).items():
                 for p, h, op, perm in entries:
@@ -301,8 +302,11 @@ class Authorizer:
                         (deny_literal if pattern == LITERAL else deny_prefixed).add(name)
                     elif perm == ALLOW:
                         if pattern == LITERAL and name == WILDCARD:
-                            return True
-                        allows.append((pattern, name))
+                            wildcard_allow = True
+                        else:
+                            allows.append((pattern, name))
+        if wildcard_allow:
+            return True
         for pattern, name in allows:
             if pattern == LITERAL and name in deny_literal:
                 continue

@@ -192,11 +192,15 @@ class StackSupervisor:
             except (KafkaClientError, OSError) as e:   # retried with the whole re-creation
                 self.sup.record_event(service, "configs-restored", f"ACLs not put back yet, will retry: {e}")
                 raise
-            msgs, _ = apply_acls(self.cfg.acls, self.client)   # declared ones the catalog had not seen yet
-            if any(m.startswith("failed") for m in msgs):
+            msgs, retry = apply_acls(self.cfg.acls, self.client)   # declared ones the catalog had not seen yet
+            if retry:   # the cluster did not answer: the whole re-creation is tried again
                 self.sup.record_event(service, "configs-restored", f"[[acls]] not put back yet, will retry: {msgs[0]}")
                 raise RuntimeError(msgs[0])
-            acls += sum(int(m.split()[1]) for m in msgs)
+            for m in msgs:
+                if m.startswith("failed"):   # refused for good: said, and the topics still come back
+                    self.sup.record_event(service, "configs-restored", m)
+                else:
+                    acls += int(m.split()[1])
             if acls:
                 self.sup.record_event(service, "configs-restored", f"put back: {acls} ACL binding{'s' * (acls != 1)}")
         desired, moved = desired_topics(self.cfg), []
@@ -328,15 +332,15 @@ class StackSupervisor:
         pending = restart_needed(self.cfg)
         if pending:
             self.sup.record_event("supervisor", "restart-needed", pending)
-        for m in reconcile(new.topics, self.client):
-            self.sup.record_event("supervisor", event_kind(m), m)
-        if acls_changed:   # the new declarations (a binding removed from the file is kept)
+        if acls_changed:   # the new declarations, before new topics (a binding removed from the file is kept)
             with self._users_lock:
                 self._acls_pending = True
+            self._retry_users(force=True)
+        for m in reconcile(new.topics, self.client):
+            self.sup.record_event("supervisor", event_kind(m), m)
         if sasl is not None:   # a new user or a changed password (a user removed from the file is kept)
             with self._users_lock:
                 self._users_pending.update({u: p for u, p in now.items() if was.get(u) != p})
-        if sasl is not None or acls_changed:
             self._retry_users(force=True)
 
     def _retry_users(self, force: bool = False) -> None:
@@ -348,26 +352,30 @@ class StackSupervisor:
                     (not force and time.monotonic() < self._users_retry_at):
                 return
             pending = dict(self._users_pending)
-            acls = self.cfg.acls if self._acls_pending else ()
+            acls = self.cfg.acls if self._acls_pending else None
+            retry_acls = False
             try:
                 msgs, retry = apply_users_retryable(pending, self.client)
-                if acls:
-                    more, again = apply_acls(acls, self.client)
-                    msgs, retry = msgs + more, retry or again
+                if acls is not None:
+                    more, retry_acls = apply_acls(acls, self.client)
+                    msgs = msgs + more
             except Exception as e:   # noqa: BLE001 - on the catalog's thread: a bug must not stop it
                 log.exception("[sasl] users or [[acls]] not set")
                 msgs, retry = [f"failed to set [sasl] users or [[acls]]: {e!r}"], False
             failed = any(m.startswith("failed") for m in msgs)
+            # each part done, or refused for good (the refusal is said; the next save tries again),
+            # is dropped; a part the cluster did not answer stays for USERS_RETRY_S
+            if not retry:
+                for u, p in pending.items():
+                    if self._users_pending.get(u) == p:
+                        del self._users_pending[u]
+            if acls is not None and not retry_acls and self.cfg.acls == acls:
+                self._acls_pending = False
+            retry = retry or retry_acls
             if retry:   # the cluster did not answer: again in USERS_RETRY_S, said once
                 self._users_retry_at = time.monotonic() + USERS_RETRY_S
                 if self._users_failing:
                     return
-            else:   # done, or refused for good (the refusal is said; the next save tries again)
-                for u, p in pending.items():
-                    if self._users_pending.get(u) == p:
-                        del self._users_pending[u]
-                if acls and self.cfg.acls == acls:
-                    self._acls_pending = False
             self._users_failing = retry
         for m in msgs:
             self.sup.record_event("supervisor", event_kind(m), m + (f" (retried every {USERS_RETRY_S:g} s)"

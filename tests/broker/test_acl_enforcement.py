@@ -263,12 +263,21 @@ def test_offsets_and_transactions_of_a_restricted_principal(cluster):
     assert int(other.groups[0].error_code) == E.GROUP_AUTHORIZATION_FAILED
     # a transactional id bob owns: alice may not describe it; her own shows only the topics she may see
     grant(admin, acl(TXN_ID, "bob-tx", "User:bob", ALL))
+    admin.begin_txn("bob-tx", "orders", [0])
     admin.begin_txn("alice-tx", "ledger", [0])
-    desc = alice.call(65, 0, {"transactional_ids": ["bob-tx", "alice-tx"]})
-    assert [int(s.error_code) for s in desc.transaction_states] == [E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, E.NONE]
-    assert desc.transaction_states[1].topics == ()
+    pid, epoch = admin.begin_txn("alice-tx2", "ledger", [0])
+    admin.call(24, 3, {"v3_and_below_transactional_id": "alice-tx2", "v3_and_below_producer_id": pid,
+                       "v3_and_below_producer_epoch": epoch,
+                       "v3_and_below_topics": [{"name": "orders", "partitions": [0]}]})
+    desc = alice.call(65, 0, {"transactional_ids": ["bob-tx", "alice-tx", "alice-tx2"]})
+    assert [int(s.error_code) for s in desc.transaction_states] == [
+        E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, E.NONE, E.NONE]
+    assert desc.transaction_states[1].topics == ()   # ledger is bob's to read
+    assert [t.topic for t in desc.transaction_states[2].topics] == ["orders"]
+    assert {s.transactional_id for s in admin.call(66, 0, {"state_filters": [], "producer_id_filters": []})
+            .transaction_states} == {"bob-tx", "alice-tx", "alice-tx2"}
     assert [s.transactional_id for s in alice.call(66, 0, {"state_filters": [], "producer_id_filters": []})
-            .transaction_states] == ["alice-tx"]
+            .transaction_states] == ["alice-tx", "alice-tx2"]
 
 
 def test_an_idempotent_producer_needs_write_on_some_topic_when_nothing_is_open(tmp_path):
@@ -323,3 +332,21 @@ def test_a_regex_subscription_matches_only_topics_the_member_may_describe(cluste
                                      subscribed_topic_regex=None, topic_partitions=None))
         got = nxt.assignment or got
     assert {tp.topic_id for tp in got.topic_partitions} == {ids["orders-eu"]}
+
+
+def test_a_restricted_member_without_a_regex_keeps_its_epoch_when_other_topics_come(cluster):
+    admin, as_user = cluster
+    admin.create_topic("orders", 1)
+    grant(admin, acl(TOPIC, "secret", "User:bob", ALL))
+    alice = as_user("alice")
+    beat = {"group_id": "names-g", "member_id": "m-alice-names-000000", "member_epoch": 0, "instance_id": None,
+            "rack_id": None, "rebalance_timeout": 30000, "subscribed_topic_names": ["orders"],
+            "subscribed_topic_regex": None, "server_assignor": None, "topic_partitions": []}
+    first = alice.call(68, 1, beat)
+    assert int(first.error_code) == E.NONE
+    again = dict(beat, member_id=first.member_id, member_epoch=first.member_epoch, subscribed_topic_names=None,
+                 topic_partitions=None)
+    settled = alice.call(68, 1, again).member_epoch
+    admin.create_topic("unrelated", 1)   # what alice may describe changed; her subscription did not
+    admin.create_topic("secret", 1)
+    assert alice.call(68, 1, dict(again, member_epoch=settled)).member_epoch == settled

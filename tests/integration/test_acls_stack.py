@@ -187,6 +187,13 @@ def test_declared_acls_apply_at_up_and_when_the_file_is_saved(projects):
     assert _produce(sasl, "alice", "orders", 1) == [None]
     _, st = proj.status()
     assert st["restart_needed"] is None
-    # `topics apply` (compose's way) finds nothing missing
+    # `topics apply` (compose's way) finds nothing missing, then puts back a declared binding deleted
     r = proj.cli("topics", "apply", "--config", str(proj.root / "sandbox.toml"), "--bootstrap", st["bootstrap"])
     assert r.returncode == 0 and "ACL" not in r.stdout, r.stdout + r.stderr
+    admin = AdminClient({"bootstrap.servers": st["bootstrap"]})
+    gone = admin.delete_acls([AclBindingFilter(ResourceType.TOPIC, "ord", ResourcePatternType.PREFIXED, None, None,
+                                               AclOperation.ANY, AclPermissionType.ANY)])
+    assert [b.principal for f in gone.values() for b in f.result(15)] == ["User:alice"]
+    r = proj.cli("topics", "apply", "--config", str(proj.root / "sandbox.toml"), "--bootstrap", st["bootstrap"])
+    assert r.returncode == 0 and "created 1 declared ACL binding" in r.stdout, r.stdout + r.stderr
+    assert _produce(sasl, "alice", "orders", 1) == [None]

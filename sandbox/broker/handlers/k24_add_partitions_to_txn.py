@@ -63,7 +63,8 @@ def _results(ctx, parts, codes) -> list[dict]:
 def handle(ctx, request):
     """v0-v3 (a producer) answered at once unless the coordinator must wait; v4+ (brokers)."""
     if ctx.api_version <= 3:
-        if ctx.restricted:
+        # ACLs, and internal topics (no producer adds them itself: Kafka refuses them to everyone)
+        if ctx.restricted or any(t.name in INTERNAL for t in request.v3_and_below_topics):
             refused = _refused(ctx, request)
             if refused is not None:
                 return {"throttle_time": 0, "results_by_topic_v3_and_below": refused}
