@@ -5,17 +5,35 @@ authorizer every request is allowed and the ACL APIs answer SECURITY_DISABLED, a
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
+from sandbox import lifecycle
 from sandbox.coordinator.acls import OPERATIONS, RESOURCE_TYPES, Authorizer
 
 from .config import BrokerConfig
+from .reporter import Reporter
+
+log = logging.getLogger("sandbox.broker")   # the broker's log, where its EVENT lines go
+DENIAL_REPORTS = Reporter()   # authorization-failed events: one per principal, operation and resource every 10 s
+
+
+def report_denied(detail: dict) -> None:
+    """A refused request in the broker's log and, once every 10 s per principal, operation and
+    resource, as an EVENT `sandbox status` shows: who was refused what, and why."""
+    if DENIAL_REPORTS.due((detail["principal"], detail["operation"], detail["resource_type"], detail["resource"])):
+        log.info("%s from %s denied %s on %s %s: %s", detail["principal"], detail["host"], detail["operation"],
+                 detail["resource_type"], detail["resource"], detail["why"])
+        lifecycle.emit_event(log, "authorization-failed", detail)
+
+
+_OPEN = Authorizer({}, (), allow_if_no_acl=True)   # no authorizer: every operation allowed
 
 
 class Access:
     def __init__(self, config: BrokerConfig, report: Callable[[dict], None] | None = None) -> None:
         self.config = config
-        self.report = report   # an `authorization-failed` event (rate-limited by the caller)
+        self.report = report   # told of each refusal (report_denied: an event, rate-limited)
         self.enabled = bool(config.authorizer_class_name)
         self.super_users = frozenset(config.super_users)
         self._version: int | None = None
@@ -35,10 +53,7 @@ class Access:
     def operations(self, coordinator: Any, principal: str, host: str, resource_type: int, name: str) -> int:
         """KIP-430's authorized operations (a bit per operation) of the principal on the resource;
         without an authorizer every operation of the resource type, as Kafka answers."""
-        authz = self.authorizer(coordinator)
-        if authz is None:
-            authz = self._open = getattr(self, "_open", None) or Authorizer({}, (), True)
-        return authz.authorized_operations(principal, host, resource_type, name)
+        return (self.authorizer(coordinator) or _OPEN).authorized_operations(principal, host, resource_type, name)
 
     def allowed_on_some(self, coordinator: Any, principal: str, host: str, operation: int, resource_type: int) -> bool:
         """Kafka's authorizeByResourceType (see acls.Authorizer.allowed_on_some)."""

@@ -27,8 +27,7 @@ from sandbox.protocol.errors import (
     FENCED_LEADER_EPOCH, INVALID_TOPIC_EXCEPTION, LEADER_NOT_AVAILABLE, NONE, UNKNOWN_LEADER_EPOCH,
 )
 
-from .access import Access
-from .reporter import Reporter
+from .access import Access, report_denied
 from .config import BrokerConfig
 from .disk_folders import HISTORY_FILE, RESTORE_GRACE_S, DiskFolders  # noqa: F401 (HISTORY_FILE: tests)
 from .groups import GroupCoordinator
@@ -83,21 +82,11 @@ class Notifier:
 # its produce requests to topics that exist too.
 CREATE_WAIT_S = 0.25
 T = TypeVar("T")
+
+
 def emit_event(kind: str, detail: dict[str, Any]) -> None:
     """The broker's EVENT lines (see sandbox.lifecycle)."""
     lifecycle.emit_event(log, kind, detail)
-
-
-DENIAL_REPORTS = Reporter()   # authorization-failed events: one per principal, operation and resource every 10 s
-
-
-def report_denied(detail: dict) -> None:
-    """A refused request in the broker's log and, once every 10 s per principal, operation and
-    resource, as an EVENT `sandbox status` shows: who was refused what, and why."""
-    if DENIAL_REPORTS.due((detail["principal"], detail["operation"], detail["resource_type"], detail["resource"])):
-        log.info("%s from %s denied %s on %s %s: %s", detail["principal"], detail["host"], detail["operation"],
-                 detail["resource_type"], detail["resource"], detail["why"])
-        emit_event("authorization-failed", detail)
 
 
 class BrokerState(DiskFolders):

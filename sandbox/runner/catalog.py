@@ -9,12 +9,13 @@ import dataclasses
 import json
 import time
 import uuid
-from typing import Any, Callable, Collection
+from typing import Any, Callable, Collection, Iterable, Sequence
 
 from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.client.base import RETRIABLE
 from sandbox.client.partitioner import OFFSETS_TOPIC, coordinator_partition
 from sandbox.config import SandboxConfig, TopicSpec
+from sandbox.protocol.errors import SECURITY_DISABLED
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 from sandbox.runner.statefile import write_state
 
@@ -232,15 +233,22 @@ def _read(cfg: SandboxConfig) -> dict:
     return raw if isinstance(raw, dict) else {}
 
 
-def restore_acls(cfg: SandboxConfig, client: KafkaClient) -> int:
-    """Put back the ACL bindings a wipe lost (the first thing restored: until then every resource
-    counts as having no ACL, which allow.everyone.if.no.acl.found opens); how many."""
+def restore_acls(cfg: SandboxConfig, client: KafkaClient, declared: Iterable[Sequence] = ()) -> int:
+    """Put back the ACL bindings a wipe lost, the catalog's and the file's [[acls]] (the first thing
+    restored: until then every resource counts as having no ACL, which
+    allow.everyone.if.no.acl.found opens); how many. Brokers without an authorizer now: none."""
     saved = [list(b) for b in _read(cfg).get("acls", []) if isinstance(b, list) and len(b) == 7]
+    saved += [list(b) for b in declared if list(b) not in saved]
     if not saved:
         return 0
     have = {tuple(b) for b in client.acls()}
     lost = [b for b in saved if tuple(b) not in have]
-    client.create_acls(lost)
+    try:
+        client.create_acls(lost)
+    except KafkaClientError as e:
+        if e.error_code == SECURITY_DISABLED:   # nothing enforces them, so nothing is open meanwhile
+            return 0
+        raise
     return len(lost)
 
 

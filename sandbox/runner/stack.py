@@ -28,7 +28,8 @@ from sandbox.runner.catalog import (
     catalog_time, desired_topics, lead_with_longest_logs, restore_acls, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
     with_topic_ids,
 )
-from sandbox.runner.manifest import ManifestWatcher, apply_acls, apply_users, apply_users_retryable, event_kind, reconcile
+from sandbox.runner.declared import PendingDeclarations
+from sandbox.runner.manifest import ManifestWatcher, apply_users, event_kind, reconcile
 from sandbox.runner import inbox, orphans
 from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
 from sandbox.runner.options import broker_defaults, coordinator_defaults
@@ -46,7 +47,6 @@ PID_FILE = "supervisor.pid"
 STATE_FILE = "supervisor.json"
 STOP_FILE = "supervisor.stop"
 RESTART_FILE = "supervisor.restart"
-USERS_RETRY_S = 5.0
 CATALOG_EVERY_S = 3.0
 
 
@@ -177,10 +177,8 @@ class StackSupervisor:
                                             sasl_bootstrap=cfg.sasl_bootstrap),
             get_metrics=lambda: render_metrics(self.http.status(), event_counts=self.event_counts.counts()))
         self.watcher: ManifestWatcher | None = None
-        self._users_lock = threading.Lock()
-        self._users_pending: dict[str, str] = {}   # [sasl] users whose credentials are still to be set
-        self._users_retry_at, self._users_failing = 0.0, False
-        self._acls_pending = False   # [[acls]] saved in the file but not yet created (retried as users are)
+        # [sasl] users and [[acls]] saved in the file, retried while the cluster does not answer
+        self.declared = PendingDeclarations(self.client, self.sup.record_event)
 
     def _recreate(self, service: str) -> list[str]:
         """After a wipe: put back every topic the stack knew, with partitions, configs and (where
@@ -188,19 +186,10 @@ class StackSupervisor:
         if service == "coordinator":
             self._wait_for_fresh_metadata()
             try:   # first: until they are back, allow.everyone.if.no.acl.found opens what they closed
-                acls = restore_acls(self.cfg, self.client)
+                acls = restore_acls(self.cfg, self.client, declared=self.cfg.acls)
             except (KafkaClientError, OSError) as e:   # retried with the whole re-creation
                 self.sup.record_event(service, "configs-restored", f"ACLs not put back yet, will retry: {e}")
                 raise
-            msgs, retry = apply_acls(self.cfg.acls, self.client)   # declared ones the catalog had not seen yet
-            if retry:   # the cluster did not answer: the whole re-creation is tried again
-                self.sup.record_event(service, "configs-restored", f"[[acls]] not put back yet, will retry: {msgs[0]}")
-                raise RuntimeError(msgs[0])
-            for m in msgs:
-                if m.startswith("failed"):   # refused for good: said, and the topics still come back
-                    self.sup.record_event(service, "configs-restored", m)
-                else:
-                    acls += int(m.split()[1])
             if acls:
                 self.sup.record_event(service, "configs-restored", f"put back: {acls} ACL binding{'s' * (acls != 1)}")
         desired, moved = desired_topics(self.cfg), []
@@ -254,7 +243,7 @@ class StackSupervisor:
         client, asked, last = None, None, float("-inf")
         try:
             while not self.stop.wait(0.25):
-                self._retry_users()   # here: never in the main loop's way while the cluster does not answer
+                self.declared.retry()   # here: never in the main loop's way while the cluster does not answer
                 if time.monotonic() - last < CATALOG_EVERY_S:
                     continue
                 epoch = self.sup.catalog_epoch()
@@ -332,54 +321,12 @@ class StackSupervisor:
         pending = restart_needed(self.cfg)
         if pending:
             self.sup.record_event("supervisor", "restart-needed", pending)
-        if acls_changed:   # the new declarations, before new topics (a binding removed from the file is kept)
-            with self._users_lock:
-                self._acls_pending = True
-            self._retry_users(force=True)
+        if acls_changed:   # before new topics: a topic made before its ACLs would be open meanwhile
+            self.declared.acls_saved(new.acls)
         for m in reconcile(new.topics, self.client):
             self.sup.record_event("supervisor", event_kind(m), m)
-        if sasl is not None:   # a new user or a changed password (a user removed from the file is kept)
-            with self._users_lock:
-                self._users_pending.update({u: p for u, p in now.items() if was.get(u) != p})
-            self._retry_users(force=True)
-
-    def _retry_users(self, force: bool = False) -> None:
-        """[sasl] users saved in the file but not yet given their credentials, and [[acls]] not yet
-        created: tried when saved, then every USERS_RETRY_S until it works (the cluster may be
-        restarting); the failure is said once."""
-        with self._users_lock:
-            if (not self._users_pending and not self._acls_pending) or \
-                    (not force and time.monotonic() < self._users_retry_at):
-                return
-            pending = dict(self._users_pending)
-            acls = self.cfg.acls if self._acls_pending else None
-            retry_acls = False
-            try:
-                msgs, retry = apply_users_retryable(pending, self.client)
-                if acls is not None:
-                    more, retry_acls = apply_acls(acls, self.client)
-                    msgs = msgs + more
-            except Exception as e:   # noqa: BLE001 - on the catalog's thread: a bug must not stop it
-                log.exception("[sasl] users or [[acls]] not set")
-                msgs, retry = [f"failed to set [sasl] users or [[acls]]: {e!r}"], False
-            failed = any(m.startswith("failed") for m in msgs)
-            # each part done, or refused for good (the refusal is said; the next save tries again),
-            # is dropped; a part the cluster did not answer stays for USERS_RETRY_S
-            if not retry:
-                for u, p in pending.items():
-                    if self._users_pending.get(u) == p:
-                        del self._users_pending[u]
-            if acls is not None and not retry_acls and self.cfg.acls == acls:
-                self._acls_pending = False
-            retry = retry or retry_acls
-            if retry:   # the cluster did not answer: again in USERS_RETRY_S, said once
-                self._users_retry_at = time.monotonic() + USERS_RETRY_S
-                if self._users_failing:
-                    return
-            self._users_failing = retry
-        for m in msgs:
-            self.sup.record_event("supervisor", event_kind(m), m + (f" (retried every {USERS_RETRY_S:g} s)"
-                                                                    if failed and retry else ""))
+        if sasl is not None:
+            self.declared.users_saved(was, now)
 
     def _on_manifest_error(self, msg: str) -> None:
         self.sup.record_event("supervisor", "manifest-error", f"{msg} (keeping the last good config)")

@@ -193,12 +193,13 @@ def test_acls_survive_a_restart_of_the_broker_and_its_embedded_coordinator(tmp_p
 
 
 def test_a_refusal_is_reported_once_with_why_and_a_listing_is_not(cluster, monkeypatch):
-    from sandbox.broker import state
+    from sandbox import lifecycle
+    from sandbox.broker import access
     from sandbox.broker.reporter import Reporter
     from sandbox.runner.logscan import describe_event
     reported: list[dict] = []
-    monkeypatch.setattr(state, "DENIAL_REPORTS", Reporter(every_s=60))
-    monkeypatch.setattr(state, "emit_event", lambda kind, detail: reported.append(detail)
+    monkeypatch.setattr(access, "DENIAL_REPORTS", Reporter(every_s=60))
+    monkeypatch.setattr(lifecycle, "emit_event", lambda _log, kind, detail: reported.append(detail)
                         if kind == "authorization-failed" else None)
     admin, as_user = cluster
     alice = as_user("alice")

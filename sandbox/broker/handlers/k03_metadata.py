@@ -29,7 +29,7 @@ ZERO_UUID = uuid.UUID(int=0)
 UNREQUESTED = -2147483648   # authorized operations not asked for (KIP-430)
 
 
-def _topic_entry(t, operations: int = -2147483648) -> dict:
+def _topic_entry(t, operations: int = UNREQUESTED) -> dict:
     parts = []
     for p in t.partitions:
         parts.append({
@@ -108,16 +108,13 @@ async def handle(ctx, request) -> dict:
             t = lookup_topic(state, name) if name is not None else None
             if t is None and name is None and getattr(rt, "topic_id", None) is not None:
                 t = lookup_topic_id(state, rt.topic_id)
-            if checked and (t is not None or name is not None) and not ctx.allowed(DESCRIBE, TOPIC, t.name if t else name):
-                # as Kafka: a topic the principal may not DESCRIBE is refused whether it exists or not
+            # as Kafka: a topic the principal may not DESCRIBE is refused whether it exists or not, and
+            # auto-creation needs CREATE on the cluster or the topic
+            if checked and ((t is not None or name is not None) and not ctx.allowed(DESCRIBE, TOPIC, t.name if t else name)
+                            or t is None and name is not None and allow_auto and not (
+                                ctx.allowed(CREATE, CLUSTER, CLUSTER_NAME, report=False) or ctx.allowed(CREATE, TOPIC, name))):
                 out.append({"error_code": TOPIC_AUTHORIZATION_FAILED, "name": name,
                             "topic_id": (getattr(rt, "topic_id", None) if name is None else None) or ZERO_UUID,
-                            "is_internal": False, "partitions": (), "topic_authorized_operations": UNREQUESTED})
-                continue
-            if t is None and checked and name is not None and allow_auto and \
-                    not (ctx.allowed(CREATE, CLUSTER, CLUSTER_NAME, report=False) or ctx.allowed(CREATE, TOPIC, name)):
-                # auto-creation needs CREATE on the cluster or the topic
-                out.append({"error_code": TOPIC_AUTHORIZATION_FAILED, "name": name, "topic_id": ZERO_UUID,
                             "is_internal": False, "partitions": (), "topic_authorized_operations": UNREQUESTED})
                 continue
             if t is None:
@@ -139,7 +136,7 @@ async def handle(ctx, request) -> dict:
                 # an id asked for comes back with its error (Java's errorsByTopicId() needs it)
                 asked_id = getattr(rt, "topic_id", None) if name is None else None
                 out.append({"error_code": code, "name": name, "topic_id": asked_id or ZERO_UUID,
-                            "is_internal": False, "partitions": (), "topic_authorized_operations": -2147483648})
+                            "is_internal": False, "partitions": (), "topic_authorized_operations": UNREQUESTED})
                 continue
             out.append(_topic_entry(t, ctx.operations(TOPIC, t.name) if with_ops else UNREQUESTED))
     return {
