@@ -29,6 +29,9 @@ MAX_WAIT_MS = 500
 PARTITION_MAX_BYTES = 1 << 20
 MAX_BYTES = 16 << 20
 BACKOFF_S = 0.2
+BULK_BYTES = 128 << 10
+BULK_MIN_BYTES = 1 << 20
+BULK_WAIT_MS = 10
 INTERNAL_LISTENERS = ("INTERNAL", "REPLICATION")   # preferred for broker-to-broker traffic
 
 
@@ -64,6 +67,7 @@ class ReplicaFetcher:
         self._truncate: set[Key] = set()          # not fetched until truncated for its epoch
         self._conn: AsyncConnection | None = None
         self._task: asyncio.Task | None = None
+        self._last_bytes = 0                      # what the previous fetch brought
 
     def add(self, key: Key, epoch: int) -> None:
         self.partitions[key] = epoch
@@ -199,19 +203,25 @@ class ReplicaFetcher:
             topics.setdefault(key[0], []).append(FetchPartition(
                 key[1], leo, PARTITION_MAX_BYTES, epoch, plog.log_start_offset))
         node = state.node_id
+        bulk = self._last_bytes >= BULK_BYTES
+        min_bytes, max_wait = (BULK_MIN_BYTES, BULK_WAIT_MS) if bulk else (1, MAX_WAIT_MS)
         resp = await self._conn.call(
             lambda corr, client_id: encode_fetch_request(
-                FETCH_VERSION, corr, client_id, replica_id=node, max_wait_ms=MAX_WAIT_MS, min_bytes=1,
+                FETCH_VERSION, corr, client_id, replica_id=node, max_wait_ms=max_wait, min_bytes=min_bytes,
                 max_bytes=MAX_BYTES, topics=topics),
             _decode_fetch, MAX_WAIT_MS / 1000 + 10.0)
         backoff = False
+        got = 0
         for t in resp.responses:
             for p in t.partitions:
                 key = (t.topic, p.partition_index)
                 if key not in asked:
                     continue
+                if p.records is not None:
+                    got += len(p.records)
                 if not self._apply(key, p, asked[key]):
                     backoff = True
+        self._last_bytes = got
         if backoff:
             await asyncio.sleep(BACKOFF_S)
 
