@@ -165,7 +165,11 @@ class GroupCoordinator:
 
     # ------------------------------------------------------------------ timers
     def expire(self, now: float | None = None) -> list[str]:
-        """Run due timers; drop parked requests whose client went away. Returns removed member ids."""
+        """Run due timers; drop parked requests whose client went away. Returns removed member ids.
+        Run every 0.1 s, and first thing by every request that reads or deletes whole groups
+        (list, describe, delete, OffsetDelete), so what they see is exact to the millisecond, as
+        Kafka's timers are: a member whose session ended is gone by then, not up to a tick later
+        (librdkafka's suite deletes a static member's group the moment its session has ended)."""
         now = self._clock() if now is None else now
         self._check_peers(now)
         removed = self.machine.tick(now)
@@ -254,6 +258,7 @@ class GroupCoordinator:
         subscribes to (GROUP_SUBSCRIBED_TO_TOPIC); any other group with members is NON_EMPTY_GROUP."""
         if not group_id:
             return INVALID_GROUP_ID, []
+        self.expire()
         desc = self.machine.describe(group_id)
         subscribed: set[str] | None
         if group_id in self.consumer:
@@ -360,6 +365,7 @@ class GroupCoordinator:
 
     # ------------------------------------------------------------------ admin
     def list_groups(self, states: list[str] | None = None) -> list[tuple[str, str, str]]:
+        self.expire()
         found = {g: (g, "", EMPTY) for g in self.offsets.groups()}
         for g, group in self.machine.groups.items():
             found[g] = (g, group.protocol_type or "", group.state)
@@ -371,6 +377,7 @@ class GroupCoordinator:
     def describe_group(self, group_id: str) -> GroupDescription:
         if not group_id:
             return GroupDescription(INVALID_GROUP_ID, group_id, DEAD, "", "", [])
+        self.expire()
         desc = self.machine.describe(group_id)
         if group_id in self.consumer:  # DescribeGroups knows classic groups only: Kafka answers Dead
             return GroupDescription(NONE, group_id, DEAD, "", "", [])
@@ -380,6 +387,7 @@ class GroupCoordinator:
         return desc
 
     def delete_groups(self, group_ids: list[str]) -> list[tuple[str, int]]:
+        self.expire()
         out = []
         for gid in group_ids:
             known = gid in self.machine.groups

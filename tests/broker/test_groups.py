@@ -689,3 +689,25 @@ def test_delete_offsets(tmp_path):
     again = GroupCoordinator(OffsetStore(tmp_path), clock=Clock())
     assert again.fetch_offsets("solo", None) == {("t", 1): (6, -1, ""), ("u", 0): (7, 3, "m")}
     assert again.fetch_offsets("live", None) == {}
+
+
+def test_a_session_that_ended_is_over_for_admin_requests_before_the_next_tick(tmp_path):
+    """A static member that closed without leaving (KIP-345) is gone the moment its session ends,
+    for ListGroups, DescribeGroups, DeleteGroups and OffsetDelete, whether or not the 0.1 s timer
+    ran since (librdkafka's suite deletes such a group as soon as its session is over)."""
+    gc, clock = make(tmp_path)
+
+    async def main():
+        r = await join(gc, instance="host-1", session=6000)
+        await sync(gc, 1, r.member_id, {r.member_id: b"asg"}, instance="host-1")
+        assert gc.commit_offsets("g", 1, r.member_id, "host-1", [("t", 0, 5, -1, None), ("t", 1, 7, -1, None)])[0][2] == E.NONE
+        clock.advance(5.99)
+        assert gc.delete_groups(["g"]) == [("g", E.NON_EMPTY_GROUP)]   # still in its session
+        assert gc.describe_group("g").state == "Stable"
+        clock.advance(0.02)                                             # no expire() between
+        assert [row[2] for row in gc.list_groups()] == ["Empty"]
+        assert gc.describe_group("g").members == []
+        assert gc.delete_offsets("g", [("t", 0)])[0] == E.NONE
+        assert gc.delete_groups(["g"]) == [("g", E.NONE)]
+
+    asyncio.run(main())

@@ -15,6 +15,8 @@ MAX_VERSION = 1
 
 def handle(ctx, request) -> dict:
     state = ctx.state
+    if state.groups is not None:
+        state.groups.expire()   # sessions that ended count as ended now, not at the next tick
     ids = {t.name: str(t.topic_id) for t in state.coordinator.topics()}
     out = []
     for gid in request.group_ids:
