@@ -1,9 +1,11 @@
-"""What the config APIs share (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs): topic
-and group configs are the coordinator's to change, the server's own settings are read-only."""
+"""What the config APIs share (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs): topic,
+group and dynamic broker configs are the coordinator's to change; the rest of a server's own
+settings are read-only."""
 
 from __future__ import annotations
 
 from sandbox.server_properties import TOPIC_SYNONYMS
+from sandbox.coordinator import broker_configs
 from sandbox.coordinator.model import CoordinatorError
 from sandbox.coordinator.topic_configs import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, describe_resource
 from sandbox.protocol.extensions import RESTORE_CLUSTER_ID
@@ -16,6 +18,13 @@ def describe(admin: AdminHost, resource_type: int, name: str, keys) -> dict:
     coord = admin.coordinator
     known = resource_type == RESOURCE_TOPIC and coord.topic(name) is not None
     server = admin.server_configs()
+    dynamic = coord.broker_configs()
+    if resource_type == RESOURCE_BROKER:
+        try:
+            broker_configs.check_name(name)
+        except CoordinatorError as e:
+            return {"error_code": e.error_code, "error_message": e.message, "resource_type": resource_type,
+                    "resource_name": name, "configs": []}
     return describe_resource(resource_type, name, keys,
                              topic_configs=coord.describe_configs(name) if known else None,
                              server_configs=server,
@@ -23,8 +32,22 @@ def describe(admin: AdminHost, resource_type: int, name: str, keys) -> dict:
                              # (log.retention.ms for retention.ms), as Kafka shows it
                              broker_defaults={topic_key: server[key] for key, topic_key in TOPIC_SYNONYMS.items()
                                               if key in server},
+                             dynamic=_dynamic(dynamic, resource_type, name, admin.controller_id, server),
                              group_configs=coord.describe_group_configs(name) if resource_type == RESOURCE_GROUP
                              else None)
+
+
+def _dynamic(store: dict, resource_type: int, name: str, node_id: int, server: dict) -> dict[str, tuple[str, int]]:
+    """What is set dynamically for the resource described: key -> (value, config source); for
+    one broker also Kafka's defaults of the dynamic settings its own settings do not show."""
+    if resource_type == RESOURCE_TOPIC:   # the defaults of the topic's unset configs, on this broker
+        return broker_configs.topic_defaults(store, node_id)
+    if resource_type != RESOURCE_BROKER:
+        return {}
+    if name == broker_configs.DEFAULT:    # the cluster-wide default resource lists only its own
+        return broker_configs.effective({broker_configs.DEFAULT: store.get(broker_configs.DEFAULT, {})}, -1)
+    defaults = {k: (v, broker_configs.SOURCE_DEFAULT) for k, v in broker_configs.DEFAULTS.items() if k not in server}
+    return {**defaults, **broker_configs.effective(store, int(name))}
 
 
 def current(admin: AdminHost, resource_type: int, name: str) -> dict[str, str]:
@@ -34,6 +57,8 @@ def current(admin: AdminHost, resource_type: int, name: str) -> dict[str, str]:
         return {k: v for k, (v, _d) in coord.describe_group_configs(name).items()}
     if resource_type == RESOURCE_TOPIC and coord.topic(name) is not None:
         return {k: v for k, (v, _d) in coord.describe_configs(name).items()}
+    if resource_type == RESOURCE_BROKER:
+        return dict(coord.broker_configs().get(name, {}))
     return {}
 
 
@@ -49,7 +74,8 @@ async def alter(admin: AdminHost, resource_type: int, name: str, set_: dict, del
             entry["error_code"], entry["error_message"] = e.error_code, e.message
         return entry
     changes = {RESOURCE_TOPIC: admin.coordinator.alter_configs,
-               RESOURCE_GROUP: admin.coordinator.alter_group_configs}.get(resource_type)
+               RESOURCE_GROUP: admin.coordinator.alter_group_configs,
+               RESOURCE_BROKER: admin.coordinator.alter_broker_configs}.get(resource_type)
     if changes is None:
         entry["error_code"] = INVALID_REQUEST
         entry["error_message"] = admin.alter_refusal

@@ -76,7 +76,7 @@ class BrokerAdmin:
 
     state: Any
     listener: str | None
-    alter_refusal: str = "only topic and group configs can be altered on this broker"
+    alter_refusal: str = "only topic, group and broker configs can be altered on this broker"
 
     @property
     def coordinator(self) -> TopicAdmin:

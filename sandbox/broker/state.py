@@ -32,6 +32,7 @@ from .config import BrokerConfig
 from .disk_folders import HISTORY_FILE, RESTORE_GRACE_S, DiskFolders  # noqa: F401 (HISTORY_FILE: tests)
 from .groups import GroupCoordinator
 from .internal_topics import OFFSETS_TOPIC
+from .log_defaults import LogDefaults
 from .offsets_topic import TopicOffsetStore
 from .replication import ReplicaManager
 from .transactions import TxnCoordinator
@@ -99,6 +100,7 @@ class BrokerState(DiskFolders):
         self._closing = False
         data = Path(config.data_dir)   # created by open(), once the listeners are bound
         self.logs = LogDir(data, config.log, clock=clock, on_event=emit_event, background_removal=True)
+        self.log_defaults = LogDefaults(config.log, config.node_id)
         self._roll_syncs: dict[PartitionLog, asyncio.Task] = {}   # the newest per log
         self._creating: dict[str, asyncio.Task] = {}   # topic -> its creation in flight (create_soon)
         # (topic, partition, producer id, epoch, first sequence) -> when Produce refused that
@@ -201,13 +203,6 @@ class BrokerState(DiskFolders):
             await self.coordinator.stop()
 
     # ---- partitions ------------------------------------------------------------------------
-    def log_config(self, configs: dict[str, str]) -> LogConfig:
-        if configs.get("cleanup.policy") == "":
-            # KAFKA-19112: an empty cleanup.policy keeps every record and compacts none, which the
-            # log expresses as delete with unlimited retention (retention.* do not apply then)
-            configs = {**configs, "cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
-        return LogConfig.from_topic_config(configs, base=self.config.log) if configs else self.config.log
-
     def sync_partitions(self, changes: list[MetadataChange]) -> None:
         """Make the local logs match the metadata: create missing, re-config, and delete only
         topics whose deletion the metadata announced and partitions a reassignment moved off this
@@ -220,8 +215,9 @@ class BrokerState(DiskFolders):
                       if isinstance(c, ReplicasRemoved) and self.node_id in c.brokers}
         topics = self.coordinator.topics()
         topic_ids: dict[str, uuid.UUID] = {}
+        base = self.log_defaults.base(self.coordinator)   # [broker] settings, then dynamic ones
         for t in topics:
-            cfg = self.log_config(dict(t.configs))
+            cfg = self.log_defaults.log_config(dict(t.configs), base)
             topic_ids[t.name] = t.topic_id
             for p in t.partitions:
                 leaders[(t.name, p.index)] = (p.leader, p.leader_epoch)

@@ -15,7 +15,7 @@ from sandbox.protocol.extensions import RESTORE_CLUSTER_ID
 
 from .base import (
     ALTER_CLIENT_QUOTAS, ALTER_USER_SCRAM_CREDENTIALS, CREATE_ACLS, DESCRIBE_ACLS, BROKER_RESOURCE, DESCRIBE_USER_SCRAM_CREDENTIALS, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_CONFIGS, GROUP_RESOURCE, INCREMENTAL_ALTER_CONFIGS,
-    LIST_CONFIG_RESOURCES, SOURCE_GROUP_CONFIG, _check, _locked,
+    LIST_CONFIG_RESOURCES, SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT, SOURCE_GROUP_CONFIG, _check, _locked,
 )
 
 Entity = tuple[tuple[str, "str | None"], ...]   # ((entity type, name or None for the default), ...)
@@ -114,6 +114,19 @@ class ConfigAdmin:
     @_locked
     def alter_group_configs(self, group: str, set: dict[str, str]) -> None:
         self._alter_resource(GROUP_RESOURCE, group, f"group {group}", set)
+
+    @_locked
+    def broker_configs(self, broker: str = "") -> dict[str, str]:
+        """The dynamic broker settings (KIP-226) of a BROKER resource: "" the cluster-wide default,
+        "N" broker N's own (without the default's)."""
+        configs = self._resource_configs(BROKER_RESOURCE, broker, f"broker {broker or 'default'}")
+        own = SOURCE_DYNAMIC_DEFAULT if not broker else SOURCE_DYNAMIC_BROKER
+        return {c.name: c.value for c in configs if int(c.config_source) == own}
+
+    @_locked
+    def alter_broker_configs(self, broker: str, set: dict[str, str] | None = None, delete=()) -> None:
+        """Set (and delete) dynamic broker settings of a BROKER resource ("" every broker)."""
+        self._alter_resource(BROKER_RESOURCE, broker, f"broker {broker or 'default'}", set, delete)
 
     @_locked
     def restore_cluster_id(self, cluster_id: str) -> None:

@@ -47,6 +47,10 @@ class MetadataView(Protocol):
 
     def configured_groups(self) -> list[str]: ...
 
+    def broker_configs(self) -> dict[str, dict[str, str]]:
+        """Dynamic broker settings (KIP-226): "" (every broker) or a broker id -> settings."""
+        ...
+
     def scram_credentials(self, users: list[str] | None) -> list[dict]:
         """DescribeUserScramCredentials results: every user when `users` is None or empty."""
         ...
@@ -101,6 +105,10 @@ class TopicAdmin(MetadataView, Protocol):
     async def alter_group_configs(self, group: str, set: Mapping[str, str] | None = None,  # noqa: A002
                                   delete: Iterable[str] | None = None, incremental: bool = True,
                                   validate_only: bool = False) -> None: ...
+
+    async def alter_broker_configs(self, name: str, set: Mapping[str, str] | None = None,  # noqa: A002
+                                   delete: Iterable[str] | None = None, incremental: bool = True,
+                                   validate_only: bool = False) -> None: ...
 
     async def restore_cluster_id(self, cluster_id: str) -> None:
         """After a destroyed journal: answer clients with the cluster id they knew."""
@@ -195,6 +203,9 @@ class ViewReads:
 
     def configured_groups(self) -> list[str]:
         return self._view.configured_groups()
+
+    def broker_configs(self) -> dict[str, dict[str, str]]:
+        return self._view.broker_configs()
 
     def scram_credentials(self, users: list[str] | None) -> list[dict]:
         return self._view.scram_credentials(users)

@@ -173,6 +173,13 @@ class Coordinator(ViewReads):
         if not validate_only:
             self._commit(records)
 
+    def alter_broker_configs(self, name: str, set: Mapping[str, str] | None = None,  # noqa: A002
+                             delete: Iterable[str] | None = None, incremental: bool = True,
+                             validate_only: bool = False) -> None:
+        records = self._machine.alter_broker_configs(name, set, delete, incremental)
+        if not validate_only:
+            self._commit(records)
+
     def restore_cluster_id(self, cluster_id: str) -> None:
         self._commit(self._machine.restore_public_cluster_id(cluster_id))
 

@@ -70,6 +70,11 @@ class AsyncCoordinator(ViewReads):
                                   validate_only: bool = False) -> None:
         self.controller.alter_group_configs(group, set, delete, incremental, validate_only)
 
+    async def alter_broker_configs(self, name: str, set: Mapping[str, str] | None = None,  # noqa: A002
+                                   delete: Iterable[str] | None = None, incremental: bool = True,
+                                   validate_only: bool = False) -> None:
+        self.controller.alter_broker_configs(name, set, delete, incremental, validate_only)
+
     async def restore_cluster_id(self, cluster_id: str) -> None:
         self.controller.restore_cluster_id(cluster_id)
 

@@ -9,7 +9,7 @@ import re
 import uuid
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import acls, features, group_configs, quotas, rules, scram, topic_configs
+from . import acls, broker_configs, features, group_configs, quotas, rules, scram, topic_configs
 from .elections import Draft
 from sandbox.protocol.errors import (
     INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST,
@@ -49,6 +49,7 @@ class MetadataMachine(BrokerSessions):
         self._quotas: quotas.Quotas = {}
         self._features: dict[str, int] = {}
         self._group_configs: group_configs.Configs = {}
+        self._broker_configs: broker_configs.Configs = {}
         self._scram: scram.Credentials = {}
         self._acls: acls.Acls = {}
         self._acl_version = next(_ACL_VERSIONS)   # changes with every ACL change: brokers rebuild their authorizer
@@ -79,8 +80,8 @@ class MetadataMachine(BrokerSessions):
         return ClusterState(self._cluster_id, dict(self._brokers),
                             {n: t.copy() for n, t in self._topics.items()},
                             self._next_pid, self._offset, quotas.to_json(self._quotas),
-                            dict(self._features), self._group_configs_copy(), scram.to_json(self._scram),
-                            self._public_id, acls.to_json(self._acls))
+                            dict(self._features), _copy(self._group_configs), scram.to_json(self._scram),
+                            self._public_id, acls.to_json(self._acls), _copy(self._broker_configs))
 
     def restore(self, state: ClusterState | Mapping[str, Any]) -> None:
         """Replace the whole state with a snapshot (a ClusterState or its to_dict() form)."""
@@ -95,7 +96,8 @@ class MetadataMachine(BrokerSessions):
         self._offset = state.metadata_offset
         self._quotas = quotas.from_json(state.quotas)
         self._features = dict(state.features)
-        self._group_configs = {g: dict(c) for g, c in state.group_configs.items()}
+        self._group_configs = _copy(state.group_configs)
+        self._broker_configs = _copy(state.broker_configs)
         self._scram = scram.from_json(state.scram)
         self._acls = acls.from_json(state.acls)
         self._acl_version = next(_ACL_VERSIONS)
@@ -148,6 +150,10 @@ class MetadataMachine(BrokerSessions):
         """The group ids that have group configs set (ListConfigResources)."""
         return sorted(g for g, c in self._group_configs.items() if c)
 
+    def broker_configs(self) -> broker_configs.Configs:
+        """The dynamic broker settings (KIP-226): "" (every broker) or a broker id -> settings."""
+        return _copy(self._broker_configs)
+
     def describe_group_configs(self, group: str) -> dict[str, tuple[str, bool]]:
         """Every group config -> (value, is_default), for any group id (as Kafka describes them)."""
         return group_configs.described(self._group_configs.get(group, {}))
@@ -169,9 +175,6 @@ class MetadataMachine(BrokerSessions):
     def acl_version(self) -> int:
         """Changes whenever the ACLs may have: an authorizer built at one version stays right until then."""
         return self._acl_version
-
-    def _group_configs_copy(self) -> group_configs.Configs:
-        return {g: dict(c) for g, c in self._group_configs.items()}
 
     # ----------------------------------------------------------------- apply
     def apply(self, record: Mapping[str, Any]) -> None:
@@ -243,6 +246,9 @@ class MetadataMachine(BrokerSessions):
 
     def _apply_group_config(self, r: Mapping[str, Any]) -> None:
         group_configs.apply(self._group_configs, r)
+
+    def _apply_broker_config(self, r: Mapping[str, Any]) -> None:
+        broker_configs.apply(self._broker_configs, r)
 
     def _apply_scram(self, r: Mapping[str, Any]) -> None:
         scram.apply(self._scram, r)
@@ -374,6 +380,12 @@ class MetadataMachine(BrokerSessions):
         """A GROUP resource's configs, as alter_configs does a topic's (group_configs.py)."""
         return group_configs.alteration(self._group_configs.get(group, {}), group, set, delete, incremental)
 
+    def alter_broker_configs(self, name: str, set: Mapping[str, str] | None = None,  # noqa: A002
+                             delete: Iterable[str] | None = None, incremental: bool = True) -> list[Record]:
+        """A BROKER resource's dynamic settings ("" every broker, "N" broker N; broker_configs.py)."""
+        return broker_configs.alteration(self._broker_configs.get(name, {}), name, set, delete, incremental,
+                                         self._brokers)
+
     def alter_scram_credentials(self, deletions: Any, upsertions: Any) -> tuple[list[Record], list[scram.Result]]:
         """AlterUserScramCredentials: records and one (user, error code, message) per user (scram.py)."""
         return scram.alterations(self._scram, deletions, upsertions)
@@ -451,7 +463,8 @@ class MetadataMachine(BrokerSessions):
         m._public_id = self._public_id
         m._brokers, m._topics, m._ids = dict(self._brokers), dict(self._topics), dict(self._ids)
         m._quotas, m._features = self.client_quotas(), dict(self._features)
-        m._group_configs = self._group_configs_copy()
+        m._group_configs = _copy(self._group_configs)
+        m._broker_configs = _copy(self._broker_configs)
         m._scram = scram.from_json(scram.to_json(self._scram))
         m._acls = dict(self._acls)
         m._acl_version = self._acl_version
@@ -473,6 +486,11 @@ _APPLY = {
     "client-quota": MetadataMachine._apply_quota,
     "feature-level": MetadataMachine._apply_feature,
     "group-config": MetadataMachine._apply_group_config,
+    "broker-config": MetadataMachine._apply_broker_config,
     "scram": MetadataMachine._apply_scram,
     "acl": MetadataMachine._apply_acl,
 }
+
+
+def _copy(configs: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    return {k: dict(c) for k, c in configs.items()}

@@ -181,6 +181,7 @@ class ClusterState:
     scram: dict = field(default_factory=dict)   # SCRAM credentials in their JSON form (scram.py)
     public_cluster_id: str | None = None   # the id clients are told, when not cluster_id (a restore's)
     acls: list = field(default_factory=list)   # ACL bindings in their JSON form (acls.py)
+    broker_configs: dict = field(default_factory=dict)   # "" or broker id -> dynamic settings (KIP-226)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -202,6 +203,8 @@ class ClusterState:
             out["public_cluster_id"] = self.public_cluster_id
         if self.acls:
             out["acls"] = list(self.acls)
+        if self.broker_configs:
+            out["broker_configs"] = {b: dict(c) for b, c in sorted(self.broker_configs.items())}
         return out
 
     @classmethod
@@ -212,7 +215,8 @@ class ClusterState:
                    int(d["metadata_offset"]), list(d.get("quotas") or ()),
                    {str(k): int(v) for k, v in (d.get("features") or {}).items()},
                    {str(g): {str(k): str(v) for k, v in c.items()} for g, c in (d.get("group_configs") or {}).items()},
-                   dict(d.get("scram") or {}), d.get("public_cluster_id") or None, list(d.get("acls") or ()))
+                   dict(d.get("scram") or {}), d.get("public_cluster_id") or None, list(d.get("acls") or ()),
+                   {str(b): {str(k): str(v) for k, v in c.items()} for b, c in (d.get("broker_configs") or {}).items()})
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,11 @@ class RemoteAdmin(ViewReads):
                                   validate_only: bool = False) -> None:
         await self._alter(RESOURCE_GROUP, group, set, delete, incremental, validate_only)
 
+    async def alter_broker_configs(self, name: str, set: Mapping[str, str] | None = None,  # noqa: A002
+                                   delete: Iterable[str] | None = None, incremental: bool = True,
+                                   validate_only: bool = False) -> None:
+        await self._alter(RESOURCE_BROKER, name, set, delete, incremental, validate_only)
+
     async def restore_cluster_id(self, cluster_id: str) -> None:
         await self._alter(RESOURCE_BROKER, "", {RESTORE_CLUSTER_ID: cluster_id}, (), True, False)
 

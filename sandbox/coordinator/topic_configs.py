@@ -236,12 +236,15 @@ def describe_resource(resource_type: int, name: str, keys, *,
                       topic_configs: dict[str, tuple[str, bool]] | None,
                       server_configs: dict[str, str],
                       group_configs: dict[str, tuple[str, bool]] | None = None,
-                      broker_defaults: dict[str, str] | None = None) -> dict:
+                      broker_defaults: dict[str, str] | None = None,
+                      dynamic: dict[str, tuple[str, int]] | None = None) -> dict:
     """One DescribeConfigs result. topic_configs: (value, is_default) per key, None = no such topic;
     server_configs: the answering server's own read-only settings (BROKER resource);
     group_configs: (value, is_default) per key of a GROUP resource; broker_defaults: what a topic
     config the topic does not set is on this server where that is not Kafka's default (its
-    STATIC_BROKER_CONFIG, e.g. retention.ms from log.retention.ms)."""
+    STATIC_BROKER_CONFIG, e.g. retention.ms from log.retention.ms); dynamic: (value, source) of
+    what is set dynamically (KIP-226) for the resource: a BROKER resource's settings, or the
+    defaults a TOPIC's unset configs take from them (broker_configs.py)."""
     entry = {"error_code": NONE, "error_message": None, "resource_type": resource_type,
              "resource_name": name, "configs": []}
     if resource_type == RESOURCE_TOPIC:
@@ -249,12 +252,13 @@ def describe_resource(resource_type: int, name: str, keys, *,
             entry["error_code"] = UNKNOWN_TOPIC_OR_PARTITION
             entry["error_message"] = f"topic {name!r} does not exist"
             return entry
-        static = broker_defaults or {}
-        items = [(k, v, SOURCE_DYNAMIC_TOPIC) if not d else
+        static, dyn = broker_defaults or {}, dynamic or {}
+        items = [(k, v, SOURCE_DYNAMIC_TOPIC) if not d else (k, *dyn[k]) if k in dyn else
                  (k, static[k], SOURCE_STATIC_BROKER) if static.get(k, v) != v else (k, v, SOURCE_DEFAULT)
                  for k, (v, d) in topic_configs.items()]
     elif resource_type == RESOURCE_BROKER:
-        items = [(k, v, SOURCE_STATIC_BROKER) for k, v in server_configs.items()]
+        shown = {} if not name else {k: (v, SOURCE_STATIC_BROKER) for k, v in server_configs.items()}
+        items = [(k, v, src) for k, (v, src) in {**shown, **(dynamic or {})}.items()]
     elif resource_type == RESOURCE_GROUP and group_configs is not None:
         items = [(k, v, SOURCE_DEFAULT if d else SOURCE_GROUP) for k, (v, d) in group_configs.items()]
     else:
@@ -266,10 +270,15 @@ def describe_resource(resource_type: int, name: str, keys, *,
         if wanted is not None and k not in wanted:
             continue
         entry["configs"].append({
-            "name": k, "value": v, "read_only": resource_type == RESOURCE_BROKER,
+            "name": k, "value": v, "read_only": resource_type == RESOURCE_BROKER and k not in _dynamic_keys(),
             "is_default": source == SOURCE_DEFAULT, "config_source": source, "is_sensitive": False,
             "synonyms": [],
             "config_type": _config_type(resource_type, k),
             "documentation": None,
         })
     return entry
+
+
+def _dynamic_keys() -> frozenset[str]:
+    from .broker_configs import DYNAMIC   # broker_configs builds on this module
+    return DYNAMIC

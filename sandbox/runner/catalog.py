@@ -203,11 +203,17 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         acls = client.acls()
     except KafkaClientError:   # kept from the last refresh
         acls = previous.get("acls", [])
+    try:   # dynamic broker configs: the cluster-wide default's, then each broker's own
+        dynamic = {name: conf for name in ["", *(str(b.id) for b in md.brokers)]
+                   if (conf := client.broker_configs(name))}
+    except KafkaClientError:   # kept from the last refresh
+        dynamic = previous.get("broker_configs", {})
     if not still_valid():
         return False
     write_state(cfg.data_dir / CATALOG_FILE, {"updated": started, "cluster_id": md.cluster_id,
                                               "topics": topics, "groups": groups,
-                                              "quotas": quotas, "group_configs": group_configs, "acls": acls})
+                                              "quotas": quotas, "group_configs": group_configs, "acls": acls,
+                                              "broker_configs": dynamic})
     return True
 
 
@@ -272,6 +278,14 @@ def restore_configs(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
         if lost:
             client.alter_group_configs(group, lost)
             restored.append(f"configs of group {group}")
+    registered = {str(b.id) for b in client.metadata()[0].brokers}
+    for name, saved in sorted(raw.get("broker_configs", {}).items()):
+        if name and name not in registered:   # a broker no longer in the stack: nothing to put back
+            continue
+        lost = {k: v for k, v in saved.items() if k not in client.broker_configs(name)}
+        if lost:
+            client.alter_broker_configs(name, lost)
+            restored.append(f"dynamic configs of {'every broker' if not name else 'broker ' + name}")
     return restored
 
 

@@ -209,7 +209,7 @@ class StackSupervisor:
             self.sup.record_event(service, "offsets-restored", f"failed: {e}")
         if groups:
             self.sup.record_event(service, "offsets-restored", "committed offsets put back for " + ", ".join(groups))
-        if service == "coordinator":   # quotas and group configs live in the coordinator's journal only
+        if service == "coordinator":   # quotas, group and dynamic broker configs: the coordinator's journal only
             try:
                 configs = restore_configs(self.cfg, self.client)
             except (KafkaClientError, OSError, KeyError, TypeError, ValueError) as e:

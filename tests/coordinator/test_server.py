@@ -201,7 +201,7 @@ def test_partitions_configs_and_delete_over_the_wire(server):
                 {"name": "no.such.config", "config_operation": 0, "value": "1"}]}]}))
         assert badcfg.responses[0].error_code == 40  # INVALID_CONFIG
         broker_desc = c.request(build(request_class(32, 1), {
-            "resources": [{"resource_type": 4, "resource_name": "", "configuration_keys": None}],
+            "resources": [{"resource_type": 4, "resource_name": "1", "configuration_keys": None}],
             "include_synonyms": False}))
         assert broker_desc.results[0].error_code == 0
         assert any(e.name == "broker.session.timeout.ms" for e in broker_desc.results[0].configs)

@@ -360,7 +360,7 @@ class _TwoBrokers:
         self.listed, self.offsets = listed, offsets
         parts = [PartitionMeta(i, i + 1, [i + 1], [i + 1]) for i in range(2)]
         topics = {"__consumer_offsets": SimpleNamespace(partitions=parts, topic_id=None)}
-        self.md = SimpleNamespace(topics=topics, cluster_id="c1")
+        self.md = SimpleNamespace(topics=topics, cluster_id="c1", brokers=[SimpleNamespace(id=1)])
 
     def metadata(self, *a):
         return self.md, 0.0
@@ -397,6 +397,9 @@ class _TwoBrokers:
     def acls(self):
         return []
 
+    def broker_configs(self, broker=""):
+        return {"num.io.threads": "4"} if broker == "1" else {}
+
 
 def test_a_group_deleted_while_another_broker_is_down_leaves_the_catalog(tmp_path):
     """A group whose coordinator answered the listing without it was deleted (or expired): it
@@ -416,6 +419,8 @@ def test_a_group_deleted_while_another_broker_is_down_leaves_the_catalog(tmp_pat
     def groups():
         return json.loads((cfg.data_dir / "topics.json").read_text())["groups"]
     assert groups() == {on[1]: {"t:0": 5}, other: {"t:0": 7}, on[2]: {"t:0": 9}}
+    # dynamic broker configs are kept too: broker 1's own (the default has none here)
+    assert json.loads((cfg.data_dir / "topics.json").read_text())["broker_configs"] == {"1": {"num.io.threads": "4"}}
     # broker 2 down; `other` deleted on broker 1: gone; broker 2's group kept as last read
     gone = {g: o for g, o in both.items() if g != other}
     save_catalog(cfg, _TwoBrokers({1: [on[1]], 2: [on[2]]}, gone), down={2})

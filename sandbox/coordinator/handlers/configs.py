@@ -30,7 +30,7 @@ class CoordinatorAdmin:
 
     server: Any
     controller_id: int = NO_CONTROLLER
-    alter_refusal: str = "only topic and group configs can be altered"
+    alter_refusal: str = "only topic, group and broker configs can be altered"
 
     @property
     def coordinator(self) -> AsyncCoordinator:

@@ -1,0 +1,185 @@
+"""Dynamic broker configs (KIP-226): Kafka-named broker settings changed while the cluster runs,
+with IncrementalAlterConfigs / AlterConfigs on a BROKER resource (type 4): the resource named ""
+for every broker (the cluster-wide default), "N" for broker N alone, which wins over the default.
+Kept in the coordinator's journal as Kafka's controller keeps them. Pure: validation into journal
+records, their application, and what a broker makes of them.
+
+Taken, as Kafka takes them:
+- LOG_DEFAULTS, the defaults of topic configs (log.retention.ms for retention.ms, message.max.bytes
+  for max.message.bytes, ...): every partition whose topic does not set its own follows them at
+  once, on every broker they apply to;
+- INERT, settings Kafka changes at run time that have nothing to act on in the sandbox (thread
+  pools, Kerberos and SSL settings, connection limits): kept and described, as Kafka would, with
+  no effect, since there is no thread pool, Kerberos login or SSL listener to change;
+- names Kafka does not know: kept, as Kafka keeps custom ones.
+Refused with the sentence Kafka answers (INVALID_REQUEST), plus where the sandbox sets them: the
+STATIC ones (broker.id, log.dirs, listeners, the sandbox's own [broker] settings, and the few
+Kafka changes at run time that the sandbox takes only per topic or from sandbox.toml)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from sandbox.protocol.errors import BROKER_ID_NOT_REGISTERED, INVALID_REQUEST
+from sandbox.server_properties import SETTINGS, TOPIC_SYNONYMS
+
+from . import topic_configs
+from .model import CoordinatorError
+
+RESOURCE_BROKER = 4
+DEFAULT = ""                 # the resource name of the cluster-wide default
+SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT = 2, 3
+
+# broker setting -> the topic config it is the default of, for those the sandbox's logs act on
+LOG_DEFAULTS: dict[str, str] = {**TOPIC_SYNONYMS, "log.segment.delete.delay.ms": "file.delete.delay.ms",
+                                "log.cleaner.min.compaction.lag.ms": "min.compaction.lag.ms"}
+
+_INT = "int"
+# Kafka's listener settings: per broker only (refused for the cluster-wide default, as in Kafka)
+_PER_BROKER: dict[str, str] = {
+    **{k: _INT for k in ("sasl.kerberos.min.time.before.relogin", "sasl.login.refresh.min.period.seconds",
+                         "sasl.login.refresh.buffer.seconds")},
+    **{k: "double" for k in ("sasl.kerberos.ticket.renew.window.factor", "sasl.kerberos.ticket.renew.jitter",
+                             "sasl.login.refresh.window.factor", "sasl.login.refresh.window.jitter")},
+    **{k: "string" for k in ("sasl.kerberos.kinit.cmd", "sasl.kerberos.service.name",
+                             "sasl.kerberos.principal.to.local.rules", "ssl.cipher.suites",
+                             "ssl.enabled.protocols", "ssl.protocol", "ssl.client.auth",
+                             "ssl.endpoint.identification.algorithm")},
+}
+INERT: dict[str, str] = {
+    **{k: _INT for k in ("num.io.threads", "num.network.threads", "num.replica.fetchers",
+                         "num.recovery.threads.per.data.dir", "background.threads", "log.cleaner.threads",
+                         "log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size",
+                         "max.connections", "max.connections.per.ip", "max.connection.creation.rate")},
+    **{k: "double" for k in ("log.cleaner.io.max.bytes.per.second", "log.cleaner.io.buffer.load.factor")},
+    **{k: "string" for k in ("max.connections.per.ip.overrides", "metric.reporters")},
+    **_PER_BROKER,
+}
+DYNAMIC = frozenset(LOG_DEFAULTS) | frozenset(INERT)
+# Kafka's defaults of those no [broker] setting shows, so DescribeConfigs lists every dynamic one
+# (kafka-python's admin client checks a change against that list)
+DEFAULTS: dict[str, str] = {
+    "num.io.threads": "8", "num.network.threads": "3", "num.replica.fetchers": "1",
+    "num.recovery.threads.per.data.dir": "2", "background.threads": "10", "log.cleaner.threads": "1",
+    "log.cleaner.dedupe.buffer.size": "134217728", "log.cleaner.io.buffer.size": "524288",
+    "max.connections": "2147483647", "max.connections.per.ip": "2147483647",
+    "max.connection.creation.rate": "2147483647", "log.cleaner.io.max.bytes.per.second": "1.7976931348623157E308",
+    "log.cleaner.io.buffer.load.factor": "0.9", "max.connections.per.ip.overrides": "", "metric.reporters": "",
+    "sasl.kerberos.min.time.before.relogin": "60000", "sasl.login.refresh.min.period.seconds": "60",
+    "sasl.login.refresh.buffer.seconds": "300", "sasl.kerberos.ticket.renew.window.factor": "0.8",
+    "sasl.kerberos.ticket.renew.jitter": "0.05", "sasl.login.refresh.window.factor": "0.8",
+    "sasl.login.refresh.window.jitter": "0.05", "sasl.kerberos.kinit.cmd": "/usr/bin/kinit",
+    "sasl.kerberos.service.name": "", "sasl.kerberos.principal.to.local.rules": "DEFAULT",
+    "ssl.cipher.suites": "", "ssl.enabled.protocols": "TLSv1.2,TLSv1.3", "ssl.protocol": "TLSv1.3",
+    "ssl.client.auth": "none", "ssl.endpoint.identification.algorithm": "https",
+    "log.segment.delete.delay.ms": "60000", "log.cleaner.min.compaction.lag.ms": "0",
+}
+SOURCE_DEFAULT = 5
+# Kafka broker settings the sandbox does not change at run time (Kafka: not dynamic at all, or
+# dynamic there but acted on here only from sandbox.toml or per topic); any other name is kept
+# as Kafka keeps custom ones
+_WHY = {
+    "min.insync.replicas": "set it per topic, or with [sandbox] min_insync_replicas",
+    "unclean.leader.election.enable": "set it per topic",
+    "compression.type": "set it per topic",
+    "listeners": "the sandbox's ports come from sandbox.toml",
+    "advertised.listeners": "the sandbox's ports come from sandbox.toml",
+    "listener.security.protocol.map": "the sandbox's listeners come from sandbox.toml",
+}
+STATIC = frozenset({
+    *SETTINGS, *_WHY, "broker.id", "node.id", "log.dir", "log.dirs", "process.roles", "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers", "controller.listener.names", "inter.broker.listener.name",
+    "log.retention.hours", "log.retention.minutes", "log.roll.hours", "log.roll.jitter.ms",
+    "log.index.size.max.bytes", "log.cleaner.max.compaction.lag.ms", "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.backoff.ms", "log.preallocate", "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms", "log.local.retention.ms", "log.local.retention.bytes",
+}) - DYNAMIC
+
+Configs = dict[str, dict[str, str]]   # "" or a broker id -> its dynamic settings
+
+
+def check_name(name: str) -> None:
+    """A BROKER resource is "" or a broker id, as Kafka checks it."""
+    if name != DEFAULT and not (name.isdigit() and name.isascii()):
+        raise CoordinatorError(INVALID_REQUEST, f"Node id must be an integer, but it is: {name}")
+
+
+def _value(key: str, value: Any) -> str:
+    """The value in its canonical form; INVALID_REQUEST as Kafka answers a bad one."""
+    if key in LOG_DEFAULTS:
+        try:
+            return topic_configs.normalize_value(LOG_DEFAULTS[key], value)
+        except CoordinatorError as e:   # the topic config's check, told with the broker's name
+            raise CoordinatorError(INVALID_REQUEST, e.message.replace(LOG_DEFAULTS[key], key)) from None
+    text = str(value).strip()
+    kind = INERT.get(key, "string")
+    try:
+        if kind == _INT:
+            text = str(int(text))
+        elif kind == "double":
+            text = repr(float(text))
+    except ValueError:
+        raise CoordinatorError(INVALID_REQUEST, f"Invalid value {value} for configuration {key}: "
+                                                f"Not a number of type {kind.upper()}") from None
+    return text
+
+
+def _refused(keys: Iterable[str]) -> CoordinatorError:
+    shown = sorted(k for k in keys if not k.startswith("sandbox."))   # no internal keys told
+    why = "; ".join(dict.fromkeys(_WHY[k] for k in shown if k in _WHY)) or \
+        "the sandbox takes them from sandbox.toml's [broker] section at start"
+    return CoordinatorError(INVALID_REQUEST, f"Cannot update these configs dynamically: Set({', '.join(shown)}); {why}")
+
+
+def alteration(current: Mapping[str, str], name: str, set_: Mapping[str, Any] | None,
+               delete: Iterable[str] | None, incremental: bool, brokers: Iterable[int] = ()) -> list[dict]:
+    """The journal record of a change of one BROKER resource's dynamic settings (current: its
+    settings now). incremental: `set_` applied, then `delete` keys removed; otherwise the
+    resource's settings become exactly `set_` (AlterConfigs replaces them, as in Kafka).
+    Raises CoordinatorError as Kafka answers. brokers: the registered broker ids."""
+    check_name(name)
+    if name != DEFAULT and int(name) not in set(brokers):
+        raise CoordinatorError(BROKER_ID_NOT_REGISTERED, f"No node with id {name} found.")
+    set_ = {str(k): v for k, v in (set_ or {}).items()}
+    dropped = [str(k) for k in (delete or ())]
+    not_dynamic = {k for k in [*set_, *dropped] if k in STATIC or k.startswith("sandbox.")}
+    if not_dynamic:
+        raise _refused(not_dynamic)
+    per_broker = sorted(k for k in set_ if k in _PER_BROKER)
+    if name == DEFAULT and per_broker:
+        raise CoordinatorError(INVALID_REQUEST, "Cannot update these configs at default cluster level, broker "
+                                                f"id must be specified: Set({', '.join(per_broker)})")
+    new = {k: _value(k, v) for k, v in set_.items() if v is not None}
+    for key in dropped:
+        if key in new:
+            raise CoordinatorError(INVALID_REQUEST, f"Config {key} is both set and deleted")
+    if incremental:
+        configs = {**current, **new}
+        for key in dropped:
+            configs.pop(key, None)
+    elif dropped:
+        raise CoordinatorError(INVALID_REQUEST, "delete is only meaningful for incremental changes")
+    else:
+        configs = new
+    return [{"type": "broker-config", "broker": name, "configs": dict(sorted(configs.items()))}]
+
+
+def apply(store: Configs, record: Mapping[str, Any]) -> None:
+    configs = {str(k): str(v) for k, v in (record.get("configs") or {}).items()}
+    if configs:
+        store[str(record["broker"])] = configs
+    else:
+        store.pop(str(record["broker"]), None)
+
+
+def effective(store: Mapping[str, Mapping[str, str]], broker_id: int) -> dict[str, tuple[str, int]]:
+    """What is set dynamically for one broker: key -> (value, config source), its own settings
+    over the cluster-wide default's."""
+    out = {k: (v, SOURCE_DYNAMIC_DEFAULT) for k, v in store.get(DEFAULT, {}).items()}
+    out.update({k: (v, SOURCE_DYNAMIC_BROKER) for k, v in store.get(str(broker_id), {}).items()})
+    return out
+
+
+def topic_defaults(store: Mapping[str, Mapping[str, str]], broker_id: int) -> dict[str, tuple[str, int]]:
+    """The topic configs one broker's dynamic settings give a default: topic key -> (value, source)."""
+    return {LOG_DEFAULTS[k]: vs for k, vs in effective(store, broker_id).items() if k in LOG_DEFAULTS}
