@@ -33,6 +33,7 @@ def describe(admin: AdminHost, resource_type: int, name: str, keys) -> dict:
                              broker_defaults={topic_key: server[key] for key, topic_key in TOPIC_SYNONYMS.items()
                                               if key in server},
                              dynamic=_dynamic(dynamic, resource_type, name, admin.controller_id, server),
+                             writable=broker_configs.CONFIG_TYPES,
                              group_configs=coord.describe_group_configs(name) if resource_type == RESOURCE_GROUP
                              else None)
 

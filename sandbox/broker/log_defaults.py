@@ -5,10 +5,13 @@ only when the dynamic defaults change."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sandbox.coordinator import broker_configs
 from sandbox.log import LogConfig
+
+log = logging.getLogger("sandbox.broker")
 
 
 class LogDefaults:
@@ -19,12 +22,19 @@ class LogDefaults:
         self._base = static
 
     def base(self, coordinator: Any) -> LogConfig:
-        """The defaults now: static settings, then dynamic ones (asked of the metadata)."""
+        """The defaults now: static settings, then dynamic ones (asked of the metadata). Ones the
+        log cannot take (the coordinator checks them first, so only from a newer or hand-edited
+        journal) are left out with a warning: they never stop the broker."""
         dyn = broker_configs.topic_defaults(coordinator.broker_configs(), self.node_id) if coordinator else {}
         key = tuple(sorted((k, v) for k, (v, _source) in dyn.items()))
         if key != self._key:
-            self._key = key
-            self._base = LogConfig.from_topic_config(dict(key), base=self.static) if key else self.static
+            base = self.static
+            for k, v in key:
+                try:
+                    base = LogConfig.from_topic_config({k: v}, base=base)
+                except ValueError as e:
+                    log.warning("dynamic broker config for %s=%r not applied: %s", k, v, e)
+            self._key, self._base = key, base
         return self._base
 
     def log_config(self, configs: dict[str, str], base: LogConfig) -> LogConfig:

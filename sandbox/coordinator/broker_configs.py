@@ -53,6 +53,11 @@ INERT: dict[str, str] = {
                          "max.connections", "max.connections.per.ip", "max.connection.creation.rate")},
     **{k: "double" for k in ("log.cleaner.io.max.bytes.per.second", "log.cleaner.io.buffer.load.factor")},
     **{k: "string" for k in ("max.connections.per.ip.overrides", "metric.reporters")},
+    # topic-config defaults whose topic configs are kept without effect here too
+    **{k: "long" for k in ("log.roll.jitter.ms", "log.cleaner.max.compaction.lag.ms",
+                           "log.message.timestamp.before.max.ms", "log.message.timestamp.after.max.ms",
+                           "log.local.retention.ms", "log.local.retention.bytes")},
+    "log.index.size.max.bytes": _INT, "log.cleaner.min.cleanable.ratio": "double", "log.preallocate": "boolean",
     **_PER_BROKER,
 }
 DYNAMIC = frozenset(LOG_DEFAULTS) | frozenset(INERT)
@@ -73,7 +78,17 @@ DEFAULTS: dict[str, str] = {
     "ssl.cipher.suites": "", "ssl.enabled.protocols": "TLSv1.2,TLSv1.3", "ssl.protocol": "TLSv1.3",
     "ssl.client.auth": "none", "ssl.endpoint.identification.algorithm": "https",
     "log.segment.delete.delay.ms": "60000", "log.cleaner.min.compaction.lag.ms": "0",
+    "log.roll.jitter.ms": "0", "log.cleaner.max.compaction.lag.ms": "9223372036854775807",
+    "log.message.timestamp.before.max.ms": "9223372036854775807", "log.message.timestamp.after.max.ms": "3600000",
+    "log.local.retention.ms": "-2", "log.local.retention.bytes": "-2", "log.index.size.max.bytes": "10485760",
+    "log.cleaner.min.cleanable.ratio": "0.5", "log.preallocate": "false",
 }
+# DescribeConfigs' config_type (1 BOOLEAN, 2 STRING, 3 INT, 5 LONG, 6 DOUBLE) of every dynamic setting
+_TYPE_CODES = {_INT: 3, "long": 5, "double": 6, "boolean": 1, "string": 2}
+CONFIG_TYPES: dict[str, int] = {**{k: 5 for k in LOG_DEFAULTS},
+                                "log.segment.bytes": 3, "log.index.interval.bytes": 3, "message.max.bytes": 3,
+                                "log.cleanup.policy": 7, "log.message.timestamp.type": 2,
+                                **{k: _TYPE_CODES[t] for k, t in INERT.items()}}
 SOURCE_DEFAULT = 5
 # Kafka broker settings the sandbox does not change at run time (Kafka: not dynamic at all, or
 # dynamic there but acted on here only from sandbox.toml or per topic); any other name is kept
@@ -89,10 +104,7 @@ _WHY = {
 STATIC = frozenset({
     *SETTINGS, *_WHY, "broker.id", "node.id", "log.dir", "log.dirs", "process.roles", "controller.quorum.voters",
     "controller.quorum.bootstrap.servers", "controller.listener.names", "inter.broker.listener.name",
-    "log.retention.hours", "log.retention.minutes", "log.roll.hours", "log.roll.jitter.ms",
-    "log.index.size.max.bytes", "log.cleaner.max.compaction.lag.ms", "log.cleaner.min.cleanable.ratio",
-    "log.cleaner.backoff.ms", "log.preallocate", "log.message.timestamp.before.max.ms",
-    "log.message.timestamp.after.max.ms", "log.local.retention.ms", "log.local.retention.bytes",
+    "log.retention.hours", "log.retention.minutes", "log.roll.hours", "log.cleaner.backoff.ms",
 }) - DYNAMIC
 
 Configs = dict[str, dict[str, str]]   # "" or a broker id -> its dynamic settings
@@ -108,19 +120,27 @@ def _value(key: str, value: Any) -> str:
     """The value in its canonical form; INVALID_REQUEST as Kafka answers a bad one."""
     if key in LOG_DEFAULTS:
         try:
-            return topic_configs.normalize_value(LOG_DEFAULTS[key], value)
+            text = topic_configs.normalize_value(LOG_DEFAULTS[key], value)
         except CoordinatorError as e:   # the topic config's check, told with the broker's name
             raise CoordinatorError(INVALID_REQUEST, e.message.replace(LOG_DEFAULTS[key], key)) from None
+        if key == "log.cleanup.policy" and not text:   # (KAFKA-19112's empty policy is per topic only)
+            raise CoordinatorError(INVALID_REQUEST, "Invalid value for configuration log.cleanup.policy: "
+                                                    "an empty list is only taken per topic")
+        return text
     text = str(value).strip()
     kind = INERT.get(key, "string")
     try:
-        if kind == _INT:
+        if kind in (_INT, "long"):
             text = str(int(text))
         elif kind == "double":
             text = repr(float(text))
+        elif kind == "boolean" and text.lower() not in ("true", "false"):
+            raise ValueError
+        elif kind == "boolean":
+            text = text.lower()
     except ValueError:
         raise CoordinatorError(INVALID_REQUEST, f"Invalid value {value} for configuration {key}: "
-                                                f"Not a number of type {kind.upper()}") from None
+                                                f"Not a {'boolean' if kind == 'boolean' else 'number'} of type {kind.upper()}") from None
     return text
 
 

@@ -237,14 +237,16 @@ def describe_resource(resource_type: int, name: str, keys, *,
                       server_configs: dict[str, str],
                       group_configs: dict[str, tuple[str, bool]] | None = None,
                       broker_defaults: dict[str, str] | None = None,
-                      dynamic: dict[str, tuple[str, int]] | None = None) -> dict:
+                      dynamic: dict[str, tuple[str, int]] | None = None,
+                      writable: Mapping[str, int] | None = None) -> dict:
     """One DescribeConfigs result. topic_configs: (value, is_default) per key, None = no such topic;
     server_configs: the answering server's own read-only settings (BROKER resource);
     group_configs: (value, is_default) per key of a GROUP resource; broker_defaults: what a topic
     config the topic does not set is on this server where that is not Kafka's default (its
     STATIC_BROKER_CONFIG, e.g. retention.ms from log.retention.ms); dynamic: (value, source) of
     what is set dynamically (KIP-226) for the resource: a BROKER resource's settings, or the
-    defaults a TOPIC's unset configs take from them (broker_configs.py)."""
+    defaults a TOPIC's unset configs take from them (broker_configs.py); writable: the BROKER
+    settings that may be changed at run time (not read-only), with their config_type if known."""
     entry = {"error_code": NONE, "error_message": None, "resource_type": resource_type,
              "resource_name": name, "configs": []}
     if resource_type == RESOURCE_TOPIC:
@@ -266,19 +268,16 @@ def describe_resource(resource_type: int, name: str, keys, *,
         entry["error_message"] = f"resource type {resource_type} is not supported"
         return entry
     wanted = set(keys) if keys else None
+    writable = writable or {}
     for k, v, source in sorted(items):
         if wanted is not None and k not in wanted:
             continue
         entry["configs"].append({
-            "name": k, "value": v, "read_only": resource_type == RESOURCE_BROKER and k not in _dynamic_keys(),
+            "name": k, "value": v, "read_only": resource_type == RESOURCE_BROKER and k not in writable,
             "is_default": source == SOURCE_DEFAULT, "config_source": source, "is_sensitive": False,
             "synonyms": [],
-            "config_type": _config_type(resource_type, k),
+            "config_type": writable.get(k) or _config_type(resource_type, k),
             "documentation": None,
         })
     return entry
 
-
-def _dynamic_keys() -> frozenset[str]:
-    from .broker_configs import DYNAMIC   # broker_configs builds on this module
-    return DYNAMIC

@@ -203,9 +203,11 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         acls = client.acls()
     except KafkaClientError:   # kept from the last refresh
         acls = previous.get("acls", [])
-    try:   # dynamic broker configs: the cluster-wide default's, then each broker's own
-        dynamic = {name: conf for name in ["", *(str(b.id) for b in md.brokers)]
-                   if (conf := client.broker_configs(name))}
+    try:   # dynamic broker configs: the cluster-wide default's, then each broker's own (a broker
+        # the metadata does not list now, stopped or fenced, keeps what it had)
+        dynamic = {k: v for k, v in previous.get("broker_configs", {}).items() if k}
+        dynamic.update({name: client.broker_configs(name) for name in ["", *(str(b.id) for b in md.brokers)]})
+        dynamic = {k: v for k, v in dynamic.items() if v}
     except KafkaClientError:   # kept from the last refresh
         dynamic = previous.get("broker_configs", {})
     if not still_valid():
@@ -278,11 +280,20 @@ def restore_configs(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
         if lost:
             client.alter_group_configs(group, lost)
             restored.append(f"configs of group {group}")
+    return restored
+
+
+def restore_broker_configs(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
+    """Put back the dynamic broker configs a wipe lost (a value set since is kept). Before the
+    topics: until then their partitions would follow the [broker] settings (a dynamic retention
+    of -1 back to 7 days could delete records)."""
     registered = {str(b.id) for b in client.metadata()[0].brokers}
-    for name, saved in sorted(raw.get("broker_configs", {}).items()):
+    restored = []
+    for name, saved in sorted(_read(cfg).get("broker_configs", {}).items()):
         if name and name not in registered:   # a broker no longer in the stack: nothing to put back
             continue
-        lost = {k: v for k, v in saved.items() if k not in client.broker_configs(name)}
+        now = client.broker_configs(name)
+        lost = {k: v for k, v in saved.items() if k not in now}
         if lost:
             client.alter_broker_configs(name, lost)
             restored.append(f"dynamic configs of {'every broker' if not name else 'broker ' + name}")

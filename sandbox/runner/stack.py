@@ -25,7 +25,7 @@ from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, same_process, write_pid_file
 from sandbox.runner.catalog import (
-    catalog_time, desired_topics, lead_with_longest_logs, restore_acls, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
+    catalog_time, desired_topics, lead_with_longest_logs, restore_acls, restore_broker_configs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
     with_topic_ids,
 )
 from sandbox.runner.declared import PendingDeclarations
@@ -192,6 +192,13 @@ class StackSupervisor:
                 raise
             if acls:
                 self.sup.record_event(service, "configs-restored", f"put back: {acls} ACL binding{'s' * (acls != 1)}")
+            try:   # before the topics, whose partitions follow them
+                dynamic = restore_broker_configs(self.cfg, self.client)
+            except (KafkaClientError, OSError, KeyError, TypeError, ValueError) as e:
+                self.sup.record_event(service, "configs-restored", f"broker configs not put back yet, will retry: {e}")
+                raise
+            if dynamic:
+                self.sup.record_event(service, "configs-restored", "put back: " + ", ".join(dynamic))
         desired, moved = desired_topics(self.cfg), []
         if service == "coordinator":   # every partition is created afresh, led by its first replica
             desired, moved = lead_with_longest_logs(with_topic_ids(desired, self.cfg), self.client,

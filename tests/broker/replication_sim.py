@@ -229,6 +229,9 @@ class CoordinatorView:
     def partition_count(self, name: str) -> int:
         return next((len(t.partitions) for t in self._topics if t.name == name), 0)
 
+    def broker_configs(self) -> dict:
+        return {}   # no dynamic broker configs in the simulation
+
     def lease_valid(self) -> bool:
         return self.sim.loop.time() < self.lease_until
 

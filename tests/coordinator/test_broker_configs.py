@@ -27,10 +27,11 @@ def _refused(code, words, **kw):
 def test_log_defaults_inert_and_custom_names_are_taken_in_canonical_form():
     got = _alter(set_={"log.retention.ms": " 7200000 ", "message.max.bytes": "2000", "num.io.threads": "16",
                        "log.cleaner.io.buffer.load.factor": "0.5", "custom.thing": "kept",
-                       "log.cleanup.policy": "compact, delete"})
+                       "log.cleanup.policy": "compact, delete", "log.preallocate": "TRUE", "log.roll.jitter.ms": "5"})
     assert got == {"custom.thing": "kept", "log.cleaner.io.buffer.load.factor": "0.5",
                    "log.cleanup.policy": "compact,delete", "log.retention.ms": "7200000",
-                   "message.max.bytes": "2000", "num.io.threads": "16"}
+                   "message.max.bytes": "2000", "num.io.threads": "16", "log.preallocate": "true",
+                   "log.roll.jitter.ms": "5"}
 
 
 def test_refusals_are_kafkas():
@@ -49,6 +50,8 @@ def test_refusals_are_kafkas():
     _refused(E.BROKER_ID_NOT_REGISTERED, "No node with id 7 found.", name="7", set_={"num.io.threads": "1"})
     _refused(E.INVALID_REQUEST, "both set and deleted", set_={"num.io.threads": "1"}, delete=["num.io.threads"])
     _refused(E.INVALID_REQUEST, "only meaningful for incremental", delete=["num.io.threads"], incremental=False)
+    _refused(E.INVALID_REQUEST, "only taken per topic", set_={"log.cleanup.policy": ""})
+    _refused(E.INVALID_REQUEST, "Not a boolean of type BOOLEAN", set_={"log.preallocate": "maybe"})
     with pytest.raises(CoordinatorError) as info:   # the supervisor's internal key is never named
         _alter(set_={"sandbox.restore.cluster.id": "x", "broker.id": "1"})
     assert "restore" not in info.value.message and "Set(broker.id)" in info.value.message

@@ -66,7 +66,9 @@ def test_dynamic_broker_configs_apply_at_once_and_survive_a_destroyed_coordinato
 
         # the cluster-wide default: librdkafka cannot name resource "", so the sandbox's client sets it
         client.alter_broker_configs("", {"message.max.bytes": "2000", "log.retention.ms": "7200000"})
-        assert client.broker_configs("") == {"log.retention.ms": "7200000", "message.max.bytes": "2000"}
+        # (read from any broker: each follows the coordinator's metadata within moments)
+        wait_for(lambda: client.broker_configs("") == {"log.retention.ms": "7200000", "message.max.bytes": "2000"},
+                 10, what="the default's settings described")
         wait_for(lambda: _codes(_produce(bootstrap, "orders", [3000])) == [KafkaError.MSG_SIZE_TOO_LARGE], 15,
                  what="the dynamic message.max.bytes refusing a 3000-byte record")
         assert _codes(_produce(bootstrap, "orders", [500])) == [None]
@@ -108,10 +110,12 @@ def test_dynamic_broker_configs_apply_at_once_and_survive_a_destroyed_coordinato
             ka.alter_configs([KResource(ConfigResourceType.BROKER, "2", configs={"background.threads": "4"})])
         finally:
             ka.close()
-        assert client.broker_configs("2") == {"background.threads": "4", "num.io.threads": "16"}
+        wait_for(lambda: client.broker_configs("2") == {"background.threads": "4", "num.io.threads": "16"}, 10,
+                 what="both of broker 2's settings")
         legacy = ConfigResource(ResourceType.BROKER, "2", set_config={"num.io.threads": "12"})
         admin.alter_configs([legacy], request_timeout=15)[legacy].result(timeout=20)
-        assert client.broker_configs("2") == {"num.io.threads": "12"}
+        wait_for(lambda: client.broker_configs("2") == {"num.io.threads": "12"}, 10,
+                 what="broker 2's settings replaced")
 
         # the coordinator's journal destroyed: the catalog puts the dynamic settings back
         wait_for(lambda: json.loads((proj.data_dir / "topics.json").read_text()).get("broker_configs", {})
@@ -121,8 +125,8 @@ def test_dynamic_broker_configs_apply_at_once_and_survive_a_destroyed_coordinato
         wait_status(proj, lambda code, st: any("dynamic configs" in e["detail"]
                                                for e in events(st, kind="configs-restored"))
                     and all_running_healthy(st), 90, "the dynamic configs put back after the journal was lost")
-        assert client.broker_configs("")["message.max.bytes"] == "2000"
-        assert client.broker_configs("1")["log.retention.ms"] == "3600000"
+        wait_for(lambda: client.broker_configs("").get("message.max.bytes") == "2000"
+                 and client.broker_configs("1").get("log.retention.ms") == "3600000", 10, what="every setting back")
         assert _codes(_produce(bootstrap, "orders", [3000])) == [KafkaError.MSG_SIZE_TOO_LARGE]
 
         # deleted: the [broker] default (1 MB) applies again

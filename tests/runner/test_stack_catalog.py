@@ -421,6 +421,10 @@ def test_a_group_deleted_while_another_broker_is_down_leaves_the_catalog(tmp_pat
     assert groups() == {on[1]: {"t:0": 5}, other: {"t:0": 7}, on[2]: {"t:0": 9}}
     # dynamic broker configs are kept too: broker 1's own (the default has none here)
     assert json.loads((cfg.data_dir / "topics.json").read_text())["broker_configs"] == {"1": {"num.io.threads": "4"}}
+    stopped = _TwoBrokers({1: [on[1], other], 2: [on[2]]}, both)
+    stopped.md.brokers = []   # broker 1 stopped: its settings are kept as last read
+    save_catalog(cfg, stopped)
+    assert json.loads((cfg.data_dir / "topics.json").read_text())["broker_configs"] == {"1": {"num.io.threads": "4"}}
     # broker 2 down; `other` deleted on broker 1: gone; broker 2's group kept as last read
     gone = {g: o for g, o in both.items() if g != other}
     save_catalog(cfg, _TwoBrokers({1: [on[1]], 2: [on[2]]}, gone), down={2})

@@ -29,8 +29,12 @@ MAX_WAIT_MS = 500
 PARTITION_MAX_BYTES = 1 << 20
 MAX_BYTES = 16 << 20
 BACKOFF_S = 0.2
+# while a bulk load streams in (the last fetch brought BULK_BYTES or more) a follower asks for
+# BULK_MIN_BYTES or whatever comes within BULK_WAIT_MS: half the fetches, and their CPU, for at most
+# that much more on an acks=all write; half a partition's cap, so a follower catching up (every
+# answer near the cap) is answered at once rather than after the wait
 BULK_BYTES = 128 << 10
-BULK_MIN_BYTES = 1 << 20
+BULK_MIN_BYTES = PARTITION_MAX_BYTES // 2
 BULK_WAIT_MS = 10
 INTERNAL_LISTENERS = ("INTERNAL", "REPLICATION")   # preferred for broker-to-broker traffic
 
