@@ -18,7 +18,6 @@ def describe(admin: AdminHost, resource_type: int, name: str, keys) -> dict:
     coord = admin.coordinator
     known = resource_type == RESOURCE_TOPIC and coord.topic(name) is not None
     server = admin.server_configs()
-    dynamic = coord.broker_configs()
     if resource_type == RESOURCE_BROKER:
         try:
             broker_configs.check_name(name)
@@ -32,19 +31,20 @@ def describe(admin: AdminHost, resource_type: int, name: str, keys) -> dict:
                              # (log.retention.ms for retention.ms), as Kafka shows it
                              broker_defaults={topic_key: server[key] for key, topic_key in TOPIC_SYNONYMS.items()
                                               if key in server},
-                             dynamic=_dynamic(dynamic, resource_type, name, admin.controller_id, server),
+                             dynamic=_dynamic(coord, resource_type, name, admin.controller_id, server),
                              writable=broker_configs.CONFIG_TYPES,
                              group_configs=coord.describe_group_configs(name) if resource_type == RESOURCE_GROUP
                              else None)
 
 
-def _dynamic(store: dict, resource_type: int, name: str, node_id: int, server: dict) -> dict[str, tuple[str, int]]:
+def _dynamic(coord, resource_type: int, name: str, node_id: int, server: dict) -> dict[str, tuple[str, int]]:
     """What is set dynamically for the resource described: key -> (value, config source); for
     one broker also Kafka's defaults of the dynamic settings its own settings do not show."""
+    if resource_type not in (RESOURCE_TOPIC, RESOURCE_BROKER):
+        return {}
+    store = coord.broker_configs()
     if resource_type == RESOURCE_TOPIC:   # the defaults of the topic's unset configs, on this broker
         return broker_configs.topic_defaults(store, node_id)
-    if resource_type != RESOURCE_BROKER:
-        return {}
     if name == broker_configs.DEFAULT:    # the cluster-wide default resource lists only its own
         return broker_configs.effective({broker_configs.DEFAULT: store.get(broker_configs.DEFAULT, {})}, -1)
     defaults = {k: (v, broker_configs.SOURCE_DEFAULT) for k, v in broker_configs.DEFAULTS.items() if k not in server}

@@ -167,7 +167,7 @@ class GroupCoordinator:
     def expire(self, now: float | None = None) -> list[str]:
         """Run due timers; drop parked requests whose client went away. Returns removed member ids.
         Run every 0.1 s, and first thing by every request that reads or deletes whole groups
-        (list, describe, delete, OffsetDelete), so what they see is exact to the millisecond, as
+        (list, describe, delete, OffsetDelete, ConsumerGroupDescribe), so what they see is exact to the millisecond, as
         Kafka's timers are: a member whose session ended is gone by then, not up to a tick later
         (librdkafka's suite deletes a static member's group the moment its session has ended)."""
         now = self._clock() if now is None else now
@@ -385,6 +385,11 @@ class GroupCoordinator:
             state = EMPTY if group_id in self.offsets.groups() else DEAD
             return GroupDescription(NONE, group_id, state, "", "", [])
         return desc
+
+    def describe_consumer_group(self, group_id: str, topic_ids: dict[str, str]) -> dict:
+        """ConsumerGroupDescribe of a consumer (KIP-848) group (ConsumerGroups.describe)."""
+        self.expire()
+        return self.consumer.describe(group_id, topic_ids)
 
     def delete_groups(self, group_ids: list[str]) -> list[tuple[str, int]]:
         self.expire()

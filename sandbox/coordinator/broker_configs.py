@@ -35,61 +35,50 @@ LOG_DEFAULTS: dict[str, str] = {**TOPIC_SYNONYMS, "log.segment.delete.delay.ms":
                                 "log.cleaner.min.compaction.lag.ms": "min.compaction.lag.ms"}
 
 _INT = "int"
-# Kafka's listener settings: per broker only (refused for the cluster-wide default, as in Kafka)
-_PER_BROKER: dict[str, str] = {
-    **{k: _INT for k in ("sasl.kerberos.min.time.before.relogin", "sasl.login.refresh.min.period.seconds",
-                         "sasl.login.refresh.buffer.seconds")},
-    **{k: "double" for k in ("sasl.kerberos.ticket.renew.window.factor", "sasl.kerberos.ticket.renew.jitter",
-                             "sasl.login.refresh.window.factor", "sasl.login.refresh.window.jitter")},
-    **{k: "string" for k in ("sasl.kerberos.kinit.cmd", "sasl.kerberos.service.name",
-                             "sasl.kerberos.principal.to.local.rules", "ssl.cipher.suites",
-                             "ssl.enabled.protocols", "ssl.protocol", "ssl.client.auth",
-                             "ssl.endpoint.identification.algorithm")},
+# name -> (type, Kafka's default) of Kafka's listener settings: per broker only (refused for the
+# cluster-wide default, as in Kafka)
+_PER_BROKER: dict[str, tuple[str, str]] = {
+    "sasl.kerberos.min.time.before.relogin": (_INT, "60000"),
+    "sasl.login.refresh.min.period.seconds": (_INT, "60"), "sasl.login.refresh.buffer.seconds": (_INT, "300"),
+    "sasl.kerberos.ticket.renew.window.factor": ("double", "0.8"),
+    "sasl.kerberos.ticket.renew.jitter": ("double", "0.05"),
+    "sasl.login.refresh.window.factor": ("double", "0.8"), "sasl.login.refresh.window.jitter": ("double", "0.05"),
+    "sasl.kerberos.kinit.cmd": ("string", "/usr/bin/kinit"), "sasl.kerberos.service.name": ("string", ""),
+    "sasl.kerberos.principal.to.local.rules": ("string", "DEFAULT"), "ssl.cipher.suites": ("string", ""),
+    "ssl.enabled.protocols": ("string", "TLSv1.2,TLSv1.3"), "ssl.protocol": ("string", "TLSv1.3"),
+    "ssl.client.auth": ("string", "none"), "ssl.endpoint.identification.algorithm": ("string", "https"),
 }
-INERT: dict[str, str] = {
-    **{k: _INT for k in ("num.io.threads", "num.network.threads", "num.replica.fetchers",
-                         "num.recovery.threads.per.data.dir", "background.threads", "log.cleaner.threads",
-                         "log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size",
-                         "max.connections", "max.connections.per.ip", "max.connection.creation.rate")},
-    **{k: "double" for k in ("log.cleaner.io.max.bytes.per.second", "log.cleaner.io.buffer.load.factor")},
-    **{k: "string" for k in ("max.connections.per.ip.overrides", "metric.reporters")},
+_LONG_MAX = "9223372036854775807"
+INERT: dict[str, tuple[str, str]] = {
+    "num.io.threads": (_INT, "8"), "num.network.threads": (_INT, "3"), "num.replica.fetchers": (_INT, "1"),
+    "num.recovery.threads.per.data.dir": (_INT, "2"), "background.threads": (_INT, "10"),
+    "log.cleaner.threads": (_INT, "1"), "log.cleaner.dedupe.buffer.size": (_INT, "134217728"),
+    "log.cleaner.io.buffer.size": (_INT, "524288"), "max.connections": (_INT, "2147483647"),
+    "max.connections.per.ip": (_INT, "2147483647"), "max.connection.creation.rate": (_INT, "2147483647"),
+    "log.cleaner.io.max.bytes.per.second": ("double", "1.7976931348623157E308"),
+    "log.cleaner.io.buffer.load.factor": ("double", "0.9"),
+    "max.connections.per.ip.overrides": ("string", ""), "metric.reporters": ("string", ""),
     # topic-config defaults whose topic configs are kept without effect here too
-    **{k: "long" for k in ("log.roll.jitter.ms", "log.cleaner.max.compaction.lag.ms",
-                           "log.message.timestamp.before.max.ms", "log.message.timestamp.after.max.ms",
-                           "log.local.retention.ms", "log.local.retention.bytes")},
-    "log.index.size.max.bytes": _INT, "log.cleaner.min.cleanable.ratio": "double", "log.preallocate": "boolean",
+    "log.roll.jitter.ms": ("long", "0"), "log.cleaner.max.compaction.lag.ms": ("long", _LONG_MAX),
+    "log.message.timestamp.before.max.ms": ("long", _LONG_MAX),
+    "log.message.timestamp.after.max.ms": ("long", "3600000"),
+    "log.local.retention.ms": ("long", "-2"), "log.local.retention.bytes": ("long", "-2"),
+    "log.index.size.max.bytes": (_INT, "10485760"), "log.cleaner.min.cleanable.ratio": ("double", "0.5"),
+    "log.preallocate": ("boolean", "false"),
     **_PER_BROKER,
 }
 DYNAMIC = frozenset(LOG_DEFAULTS) | frozenset(INERT)
 # Kafka's defaults of those no [broker] setting shows, so DescribeConfigs lists every dynamic one
 # (kafka-python's admin client checks a change against that list)
-DEFAULTS: dict[str, str] = {
-    "num.io.threads": "8", "num.network.threads": "3", "num.replica.fetchers": "1",
-    "num.recovery.threads.per.data.dir": "2", "background.threads": "10", "log.cleaner.threads": "1",
-    "log.cleaner.dedupe.buffer.size": "134217728", "log.cleaner.io.buffer.size": "524288",
-    "max.connections": "2147483647", "max.connections.per.ip": "2147483647",
-    "max.connection.creation.rate": "2147483647", "log.cleaner.io.max.bytes.per.second": "1.7976931348623157E308",
-    "log.cleaner.io.buffer.load.factor": "0.9", "max.connections.per.ip.overrides": "", "metric.reporters": "",
-    "sasl.kerberos.min.time.before.relogin": "60000", "sasl.login.refresh.min.period.seconds": "60",
-    "sasl.login.refresh.buffer.seconds": "300", "sasl.kerberos.ticket.renew.window.factor": "0.8",
-    "sasl.kerberos.ticket.renew.jitter": "0.05", "sasl.login.refresh.window.factor": "0.8",
-    "sasl.login.refresh.window.jitter": "0.05", "sasl.kerberos.kinit.cmd": "/usr/bin/kinit",
-    "sasl.kerberos.service.name": "", "sasl.kerberos.principal.to.local.rules": "DEFAULT",
-    "ssl.cipher.suites": "", "ssl.enabled.protocols": "TLSv1.2,TLSv1.3", "ssl.protocol": "TLSv1.3",
-    "ssl.client.auth": "none", "ssl.endpoint.identification.algorithm": "https",
-    "log.segment.delete.delay.ms": "60000", "log.cleaner.min.compaction.lag.ms": "0",
-    "log.roll.jitter.ms": "0", "log.cleaner.max.compaction.lag.ms": "9223372036854775807",
-    "log.message.timestamp.before.max.ms": "9223372036854775807", "log.message.timestamp.after.max.ms": "3600000",
-    "log.local.retention.ms": "-2", "log.local.retention.bytes": "-2", "log.index.size.max.bytes": "10485760",
-    "log.cleaner.min.cleanable.ratio": "0.5", "log.preallocate": "false",
-}
+DEFAULTS: dict[str, str] = {**{k: d for k, (_t, d) in INERT.items()},
+                            "log.segment.delete.delay.ms": "60000", "log.cleaner.min.compaction.lag.ms": "0"}
 # DescribeConfigs' config_type (1 BOOLEAN, 2 STRING, 3 INT, 5 LONG, 6 DOUBLE) of every dynamic setting
 _TYPE_CODES = {_INT: 3, "long": 5, "double": 6, "boolean": 1, "string": 2}
 CONFIG_TYPES: dict[str, int] = {**{k: 5 for k in LOG_DEFAULTS},
                                 "log.segment.bytes": 3, "log.index.interval.bytes": 3, "message.max.bytes": 3,
                                 "log.cleanup.policy": 7, "log.message.timestamp.type": 2,
-                                **{k: _TYPE_CODES[t] for k, t in INERT.items()}}
-SOURCE_DEFAULT = 5
+                                **{k: _TYPE_CODES[t] for k, (t, _d) in INERT.items()}}
+SOURCE_DEFAULT = topic_configs.SOURCE_DEFAULT
 # Kafka broker settings the sandbox does not change at run time (Kafka: not dynamic at all, or
 # dynamic there but acted on here only from sandbox.toml or per topic); any other name is kept
 # as Kafka keeps custom ones
@@ -128,7 +117,7 @@ def _value(key: str, value: Any) -> str:
                                                     "an empty list is only taken per topic")
         return text
     text = str(value).strip()
-    kind = INERT.get(key, "string")
+    kind = INERT.get(key, ("string", ""))[0]
     try:
         if kind in (_INT, "long"):
             text = str(int(text))
@@ -170,26 +159,12 @@ def alteration(current: Mapping[str, str], name: str, set_: Mapping[str, Any] | 
         raise CoordinatorError(INVALID_REQUEST, "Cannot update these configs at default cluster level, broker "
                                                 f"id must be specified: Set({', '.join(per_broker)})")
     new = {k: _value(k, v) for k, v in set_.items() if v is not None}
-    for key in dropped:
-        if key in new:
-            raise CoordinatorError(INVALID_REQUEST, f"Config {key} is both set and deleted")
-    if incremental:
-        configs = {**current, **new}
-        for key in dropped:
-            configs.pop(key, None)
-    elif dropped:
-        raise CoordinatorError(INVALID_REQUEST, "delete is only meaningful for incremental changes")
-    else:
-        configs = new
+    configs = topic_configs.merged(current, new, dropped, incremental)
     return [{"type": "broker-config", "broker": name, "configs": dict(sorted(configs.items()))}]
 
 
 def apply(store: Configs, record: Mapping[str, Any]) -> None:
-    configs = {str(k): str(v) for k, v in (record.get("configs") or {}).items()}
-    if configs:
-        store[str(record["broker"])] = configs
-    else:
-        store.pop(str(record["broker"]), None)
+    topic_configs.store(store, str(record["broker"]), record.get("configs"))
 
 
 def effective(store: Mapping[str, Mapping[str, str]], broker_id: int) -> dict[str, tuple[str, int]]:

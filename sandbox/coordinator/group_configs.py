@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from sandbox.protocol.errors import INVALID_CONFIG, INVALID_REQUEST
 
+from . import topic_configs
 from .model import CoordinatorError
 
 RESOURCE_GROUP = 32
@@ -79,16 +80,7 @@ def alteration(current: Mapping[str, str], group: str, set_: Mapping[str, Any] |
     for key in dropped:
         if key not in DEFAULTS:
             raise _invalid(f"Unknown group config name: {key}")
-        if key in new:
-            raise CoordinatorError(INVALID_REQUEST, f"Config {key} is both set and deleted")
-    if incremental:
-        configs = {**current, **new}
-        for key in dropped:
-            configs.pop(key, None)
-    elif dropped:
-        raise CoordinatorError(INVALID_REQUEST, "delete is only meaningful for incremental changes")
-    else:
-        configs = new
+    configs = topic_configs.merged(current, new, dropped, incremental)
     effective = {**DEFAULTS, **configs}
     for session, heartbeat in ((SESSION, HEARTBEAT), (SHARE_SESSION, SHARE_HEARTBEAT)):
         if int(effective[session]) <= int(effective[heartbeat]):
@@ -97,11 +89,7 @@ def alteration(current: Mapping[str, str], group: str, set_: Mapping[str, Any] |
 
 
 def apply(store: Configs, record: Mapping[str, Any]) -> None:
-    configs = {str(k): str(v) for k, v in (record.get("configs") or {}).items()}
-    if configs:
-        store[str(record["group"])] = configs
-    else:
-        store.pop(str(record["group"]), None)
+    topic_configs.store(store, str(record["group"]), record.get("configs"))
 
 
 def described(overrides: Mapping[str, str]) -> dict[str, tuple[str, bool]]:

@@ -361,17 +361,7 @@ class MetadataMachine(BrokerSessions):
         for key in delete:
             if key not in topic_configs.DEFAULTS:
                 raise CoordinatorError(INVALID_CONFIG, f"Unknown topic config name: {key}")
-            if key in new_values:
-                raise CoordinatorError(INVALID_REQUEST, f"Config {key} is both set and deleted")
-        if incremental:
-            configs = {**topic.configs, **new_values}
-            for key in delete:
-                configs.pop(key, None)
-        else:
-            if delete:
-                raise CoordinatorError(INVALID_REQUEST,
-                                       "delete is only meaningful for incremental changes")
-            configs = new_values
+        configs = topic_configs.merged(topic.configs, new_values, delete, incremental)
         return [{"type": "config", "topic_id": str(topic.topic_id),
                  "configs": dict(sorted(configs.items()))}]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Mapping
+from typing import Any, Mapping
 
 from sandbox.protocol.errors import INVALID_CONFIG, INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION
 from .model import CoordinatorError
@@ -164,6 +164,33 @@ def validate(configs: Mapping[str, object] | None) -> dict[str, str]:
             continue
         out[str(key)] = normalize_value(str(key), value)
     return out
+
+
+def merged(current: Mapping[str, str], new: Mapping[str, str], dropped: list[str],
+           incremental: bool) -> dict[str, str]:
+    """A resource's configs after a change, as Kafka makes it: incremental, `new` over `current`
+    and then `dropped` removed; otherwise (AlterConfigs) exactly `new`. Raises INVALID_REQUEST for
+    a key both set and deleted, or a delete in a non-incremental change."""
+    for key in dropped:
+        if key in new:
+            raise CoordinatorError(INVALID_REQUEST, f"Config {key} is both set and deleted")
+    if not incremental:
+        if dropped:
+            raise CoordinatorError(INVALID_REQUEST, "delete is only meaningful for incremental changes")
+        return dict(new)
+    configs = {**current, **new}
+    for key in dropped:
+        configs.pop(key, None)
+    return configs
+
+
+def store(configs_by_key: dict[str, dict[str, str]], key: str, configs: Mapping[str, Any]) -> None:
+    """Apply a journal record's whole configs of one resource (none left: the resource is dropped)."""
+    values = {str(k): str(v) for k, v in (configs or {}).items()}
+    if values:
+        configs_by_key[key] = values
+    else:
+        configs_by_key.pop(key, None)
 
 
 def default_min_insync(stack_default: int, configs: Mapping[str, str],

@@ -274,12 +274,20 @@ def restore_configs(cfg: SandboxConfig, client: KafkaClient) -> list[str]:
     if missing:
         client.alter_client_quotas(missing)
         restored.append(f"client quotas of {len(missing)} entit{'y' if len(missing) == 1 else 'ies'}")
-    for group, saved in sorted(raw.get("group_configs", {}).items()):
-        now = client.group_configs(group)
-        lost = {k: v for k, v in saved.items() if k not in now}
+    return restored + _put_back(raw.get("group_configs", {}), client.group_configs, client.alter_group_configs,
+                                lambda group: f"configs of group {group}")
+
+
+def _put_back(saved: dict, read: Callable[[str], dict], alter: Callable[[str, dict], None],
+              what: Callable[[str], str]) -> list[str]:
+    """Set again, per resource, the saved configs it no longer has (one set since is kept)."""
+    restored = []
+    for name, values in sorted(saved.items()):
+        now = read(name)
+        lost = {k: v for k, v in values.items() if k not in now}
         if lost:
-            client.alter_group_configs(group, lost)
-            restored.append(f"configs of group {group}")
+            alter(name, lost)
+            restored.append(what(name))
     return restored
 
 
@@ -288,16 +296,10 @@ def restore_broker_configs(cfg: SandboxConfig, client: KafkaClient) -> list[str]
     topics: until then their partitions would follow the [broker] settings (a dynamic retention
     of -1 back to 7 days could delete records)."""
     registered = {str(b.id) for b in client.metadata()[0].brokers}
-    restored = []
-    for name, saved in sorted(_read(cfg).get("broker_configs", {}).items()):
-        if name and name not in registered:   # a broker no longer in the stack: nothing to put back
-            continue
-        now = client.broker_configs(name)
-        lost = {k: v for k, v in saved.items() if k not in now}
-        if lost:
-            client.alter_broker_configs(name, lost)
-            restored.append(f"dynamic configs of {'every broker' if not name else 'broker ' + name}")
-    return restored
+    saved = {name: values for name, values in _read(cfg).get("broker_configs", {}).items()
+             if not name or name in registered}   # a broker no longer in the stack: nothing to put back
+    return _put_back(saved, client.broker_configs, client.alter_broker_configs,
+                     lambda name: f"dynamic configs of {'every broker' if not name else 'broker ' + name}")
 
 
 def restore_cluster_id(cfg: SandboxConfig, client: KafkaClient) -> str | None:

@@ -185,20 +185,11 @@ class StackSupervisor:
         the catalog knows it) placement, so brokers find their journals again."""
         if service == "coordinator":
             self._wait_for_fresh_metadata()
-            try:   # first: until they are back, allow.everyone.if.no.acl.found opens what they closed
-                acls = restore_acls(self.cfg, self.client, declared=self.cfg.acls)
-            except (KafkaClientError, OSError) as e:   # retried with the whole re-creation
-                self.sup.record_event(service, "configs-restored", f"ACLs not put back yet, will retry: {e}")
-                raise
-            if acls:
-                self.sup.record_event(service, "configs-restored", f"put back: {acls} ACL binding{'s' * (acls != 1)}")
-            try:   # before the topics, whose partitions follow them
-                dynamic = restore_broker_configs(self.cfg, self.client)
-            except (KafkaClientError, OSError, KeyError, TypeError, ValueError) as e:
-                self.sup.record_event(service, "configs-restored", f"broker configs not put back yet, will retry: {e}")
-                raise
-            if dynamic:
-                self.sup.record_event(service, "configs-restored", "put back: " + ", ".join(dynamic))
+            # first: until they are back, allow.everyone.if.no.acl.found opens what they closed
+            self._put_back(service, "ACLs", lambda: [f"{n} ACL binding{'s' * (n != 1)}" for n in
+                                                     [restore_acls(self.cfg, self.client, declared=self.cfg.acls)] if n])
+            # before the topics, whose partitions follow them
+            self._put_back(service, "broker configs", lambda: restore_broker_configs(self.cfg, self.client))
         desired, moved = desired_topics(self.cfg), []
         if service == "coordinator":   # every partition is created afresh, led by its first replica
             desired, moved = lead_with_longest_logs(with_topic_ids(desired, self.cfg), self.client,
@@ -217,15 +208,7 @@ class StackSupervisor:
         if groups:
             self.sup.record_event(service, "offsets-restored", "committed offsets put back for " + ", ".join(groups))
         if service == "coordinator":   # quotas, group and dynamic broker configs: the coordinator's journal only
-            try:
-                configs = restore_configs(self.cfg, self.client)
-            except (KafkaClientError, OSError, KeyError, TypeError, ValueError) as e:
-                # re-raised: the re-creation stays pending (retried on the next pass; each step puts
-                # back only what is missing), so the catalog is not refreshed from the empty journal
-                self.sup.record_event(service, "configs-restored", f"failed, will retry: {e}")
-                raise
-            if configs:
-                self.sup.record_event(service, "configs-restored", "put back: " + ", ".join(configs))
+            self._put_back(service, "quotas and group configs", lambda: restore_configs(self.cfg, self.client))
             if self.cfg.sasl is not None:   # SCRAM credentials live in the coordinator's journal only
                 for m in apply_users(self.cfg.sasl.users, self.client, only_missing=True):
                     self.sup.record_event(service, "configs-restored", m)
@@ -241,6 +224,18 @@ class StackSupervisor:
             if cluster_id:
                 self.sup.record_event(service, "configs-restored", f"cluster id {cluster_id} put back")
         return sorted(desired)
+
+    def _put_back(self, service: str, what: str, step: Callable[[], list[str]]) -> None:
+        """One step of putting back what a destroyed coordinator journal lost, said as an event.
+        A failure is re-raised: the re-creation stays pending (retried on the next pass; each step
+        puts back only what is missing), so the catalog is not refreshed from the empty journal."""
+        try:
+            done = step()
+        except (KafkaClientError, OSError, KeyError, TypeError, ValueError) as e:
+            self.sup.record_event(service, "configs-restored", f"{what} not put back yet, will retry: {e}")
+            raise
+        if done:
+            self.sup.record_event(service, "configs-restored", "put back: " + ", ".join(done))
 
     def _refresh_catalog(self) -> None:
         """Every CATALOG_EVERY_S, while it is safe (catalog_epoch), the topic catalog from the

@@ -15,8 +15,6 @@ MAX_VERSION = 1
 
 def handle(ctx, request) -> dict:
     state = ctx.state
-    if state.groups is not None:
-        state.groups.expire()   # sessions that ended count as ended now, not at the next tick
     ids = {t.name: str(t.topic_id) for t in state.coordinator.topics()}
     out = []
     for gid in request.group_ids:
@@ -30,7 +28,7 @@ def handle(ctx, request) -> dict:
                         "group_epoch": 0, "assignment_epoch": 0, "assignor_name": "", "members": [],
                         "authorized_operations": -2147483648})
             continue
-        described = state.groups.consumer.describe(gid, ids)
+        described = state.groups.describe_consumer_group(gid, ids)
         if ctx.restricted and not all(ctx.allowed(DESCRIBE, TOPIC, tp["topic_name"], report=False)
                                       for m in described["members"] for a in (m["assignment"], m["target_assignment"])
                                       for tp in a["topic_partitions"]):
