@@ -41,6 +41,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import psutil
 
@@ -77,6 +78,11 @@ CUT_OFF_S = (1.0, 12.0)  # how long a service's port drops every packet (the ses
 # status is asked at the end of a cut at least this long: the supervisor probes every second with
 # a 1 s timeout, so a shorter cut may end before any probe could fail
 CUT_OFF_SHOWN_S = 3.0
+# what the loads must have done before they stop, so the invariants check something: a slow
+# machine runs a short schedule in fewer transactions, so the loads go on after the last fault
+# past it, for at most WORKLOAD_WAIT_S (a load that never gets there is reported)
+WORKLOAD_FLOOR = {"acked": 500, "committed": 20, "aborted": 0, "group commits": 20}   # more than these
+WORKLOAD_WAIT_S = 60.0
 WINFILES_SITE = Path(__file__).resolve().parents[1] / "tests" / "winfiles_site"
 VETO_MARK = "[simulated Windows]"
 
@@ -653,6 +659,23 @@ def _kept_in(folder: Path, value: bytes, topic: str = TOPIC) -> bool:
     return False
 
 
+def wait_for_workload(done: Callable[[], dict[str, int]], say=print, wait_s: float = WORKLOAD_WAIT_S,
+                      floor: dict[str, int] | None = None) -> dict[str, int]:
+    """Keep the loads going until each count is more than its WORKLOAD_FLOOR, or wait_s has passed;
+    the counts at the end (what fell short is said, and the caller's checks see it)."""
+    floor = WORKLOAD_FLOOR if floor is None else floor
+    deadline = time.monotonic() + wait_s
+    while True:
+        counts = done()
+        short = {k: n for k, n in counts.items() if n <= floor.get(k, -1)}
+        if not short or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    if short:
+        say("  the loads fell short after the faults: " + ", ".join(f"{n} {k} (wanted more than {floor[k]})" for k, n in short.items()))
+    return counts
+
+
 def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network: bool = False,
         moves: bool = False, windows_files: bool = False, churn: bool = False, compound: bool = False,
         heal_bound_s: float | None = HEAL_BOUND_S) -> Report:
@@ -690,6 +713,9 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
             report.violations += chaos_group.check_commits_kept(groups, range(PARTITIONS),
                                                                 f"after fault {i + 1} ({kind})")
             time.sleep(rng.uniform(0.2, 1.5))
+        wait_for_workload(lambda: {"acked": len(load.acked), "committed": len(txns.committed),
+                                   "aborted": len(txns.aborted), "group commits": sum(list(groups.commits.values()))},
+                          say)
         load.stop.set()
         txns.stop.set()
         load.thread.join(180)
