@@ -119,6 +119,10 @@ def coordinator_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--set", dest="option", action="append", default=[], metavar="<KEY=VALUE>",
                    help="A broker setting the coordinator also shows and enforces, as Kafka's controller "
                         "does: delete.topic.enable, or a log.* topic default (repeatable).")
+    p.add_argument("--seed-acls", metavar="<path>", type=Path, default=None,
+                   help="A JSON file whose \"acls\" a fresh journal starts with, before it serves anything "
+                        "(the supervisor passes its catalog, so a destroyed journal's replacement never "
+                        "serves without its ACLs).")
     p.add_argument("--leader-imbalance-check-interval-s", metavar="<float>", type=float, default=300.0,
                    help="How often preferred leaders are given their partitions back (Kafka's "
                         "leader.imbalance.check.interval.seconds; default 300); 0 turns "
@@ -210,7 +214,7 @@ def _coordinator(args: argparse.Namespace) -> int:
                    log_level=args.log_level, default_replication_factor=args.default_replication_factor,
                    min_insync_replicas=args.min_insync_replicas, default_partitions=args.default_partitions,
                    leader_imbalance_check_interval_s=args.leader_imbalance_check_interval_s,
-                   settings=settings)
+                   settings=settings, seed_acls=args.seed_acls)
     except JournalLockedError as e:   # another live process has it: nothing to repair or move aside
         from sandbox.lifecycle import config_exit
 

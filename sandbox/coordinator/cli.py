@@ -14,7 +14,8 @@ from .server import CoordinatorConfig, run_coordinator, setup_logging
 def run(port: int, data_dir: Path, host: str = "127.0.0.1", session_timeout_ms: int = 9000,
         log_level: str = "INFO", default_replication_factor: int = 1,
         min_insync_replicas: int = 1, leader_imbalance_check_interval_s: float = 300.0,
-        default_partitions: int = 1, settings: dict[str, str] | None = None) -> int:
+        default_partitions: int = 1, settings: dict[str, str] | None = None,
+        seed_acls: Path | None = None) -> int:
     """Serve until SIGINT/SIGTERM/SIGBREAK or `<data_dir>/stop` appears; returns the exit code."""
     setup_logging(log_level)
     config = CoordinatorConfig(data_dir=Path(data_dir), host=host, port=port,
@@ -23,7 +24,7 @@ def run(port: int, data_dir: Path, host: str = "127.0.0.1", session_timeout_ms: 
                                min_insync_replicas=min_insync_replicas, default_partitions=default_partitions,
                                auto_leader_rebalance=leader_imbalance_check_interval_s > 0,
                                leader_imbalance_check_interval_s=max(leader_imbalance_check_interval_s, 0.1),
-                               settings=dict(settings or {}))
+                               settings=dict(settings or {}), seed_acls=seed_acls)
     try:
         return asyncio.run(run_coordinator(config))
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed

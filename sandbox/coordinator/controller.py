@@ -10,12 +10,12 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from . import elections, isr, reassign, topic_configs
+from . import acls, elections, isr, reassign, topic_configs
 from .api import ViewReads
 from .journal import EventSink, JournalCorruptError, MetadataJournal
 from .listeners import Listeners
 from .machine import MetadataMachine, Record
-from sandbox.protocol.errors import INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, KAFKA_STORAGE_ERROR
+from sandbox.protocol.errors import INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, KAFKA_STORAGE_ERROR, NONE
 from .model import CoordinatorError, NewTopic, PartitionInfo, TopicInfo, TopicResult
 
 Listener = Callable[[list[Record]], None]
@@ -41,7 +41,8 @@ class Coordinator(ViewReads):
                  clock: Callable[[], float] = time.time, session_timeout_ms: int = 9000,
                  default_partitions: int = 1, on_event: EventSink | None = None,
                  snapshot_every: int = 1000, default_replication_factor: int = 1,
-                 min_insync_replicas: int = 1, stalled_after_ms: int | None = None) -> None:
+                 min_insync_replicas: int = 1, stalled_after_ms: int | None = None,
+                 seed_acls: Iterable[Any] = ()) -> None:
         self._clock = clock
         self.session_timeout_ms = session_timeout_ms
         self.stalled_after_ms = stalled_after_ms   # see tick(); the server sets it, tests may not
@@ -54,8 +55,10 @@ class Coordinator(ViewReads):
         self._journal = MetadataJournal(Path(directory), on_event, snapshot_every=snapshot_every)
         try:
             self._load()
+            self.seeded_acls = 0   # ACL bindings a fresh journal started with (seed_acls)
             if self._machine.cluster_id is None:
                 self._commit(self._machine.set_cluster_id(cluster_id or new_cluster_id()))
+                self.seeded_acls = self._seed_acls(seed_acls)
             elif cluster_id is not None and cluster_id != self._machine.cluster_id:
                 raise CoordinatorError(INCONSISTENT_CLUSTER_ID, f"The journal in {directory} "
                                        f"belongs to cluster {self._machine.cluster_id}, not "
@@ -64,6 +67,23 @@ class Coordinator(ViewReads):
         except BaseException:
             self._journal.close()
             raise
+
+    def _seed_acls(self, seed: Iterable[Any]) -> int:
+        """A fresh journal's first ACL bindings (7-element lists, acls.Binding.to_json), before it
+        serves anything: the supervisor passes its catalog's when a destroyed journal is replaced, so
+        no broker sees a moment without them (allow.everyone.if.no.acl.found would open what they
+        closed). One that cannot be a binding is left out, as CreateAcls would refuse it."""
+        valid = []
+        for item in seed or ():
+            try:
+                b = acls.Binding.from_json(item)
+            except (TypeError, ValueError):
+                continue
+            if acls.creations({}, [b])[1][0][0] == NONE:
+                valid.append(b)
+        records, _ = self._machine.create_acls(valid)
+        self._commit(records)
+        return sum(len(r["add"]) for r in records)
 
     def _load(self) -> None:
         state, records = self._journal.load()

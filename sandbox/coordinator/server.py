@@ -8,6 +8,7 @@ the offending connection, with one log line. One event loop owns all state: no l
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -54,6 +55,25 @@ class CoordinatorConfig:
     # broker settings it shows and enforces as Kafka's controller does (delete.topic.enable, the
     # log.* topic defaults): server_properties.SHOWN_BY_COORDINATOR
     settings: dict[str, str] = field(default_factory=dict)
+    # a JSON file whose "acls" (7-element bindings) a fresh journal starts with: the supervisor's
+    # catalog, so a destroyed journal's replacement never serves without the ACLs it had
+    seed_acls: Path | None = None
+
+
+def read_seed_acls(path: Path | None) -> list:
+    """The "acls" list of a seed file; none if there is no such file or it cannot be read (a seed
+    is a head start for a fresh journal, never a reason not to start)."""
+    if path is None:
+        return []
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as e:
+        log.warning("ACL bindings in %s cannot be read (%s): a fresh journal starts without them", path, e)
+        return []
+    found = raw.get("acls") if isinstance(raw, dict) else None
+    return found if isinstance(found, list) else []
 
 
 class CoordinatorServer(lifecycle.Service):
@@ -122,7 +142,10 @@ class CoordinatorServer(lifecycle.Service):
             default_partitions=cfg.default_partitions, on_event=emit_event,
             snapshot_every=cfg.snapshot_every, min_insync_replicas=cfg.min_insync_replicas,
             default_replication_factor=cfg.default_replication_factor,
-            stalled_after_ms=cfg.session_timeout_ms)
+            stalled_after_ms=cfg.session_timeout_ms, seed_acls=read_seed_acls(cfg.seed_acls))
+        if self.coordinator.seeded_acls:
+            log.info("a fresh journal: started with the %d ACL binding(s) of %s", self.coordinator.seeded_acls,
+                     cfg.seed_acls)
         self.feed = MetadataFeed(self.coordinator, cfg.feed_capacity)
 
     def close(self) -> None:

@@ -241,23 +241,30 @@ def _read(cfg: SandboxConfig) -> dict:
     return raw if isinstance(raw, dict) else {}
 
 
-def restore_acls(cfg: SandboxConfig, client: KafkaClient, declared: Iterable[Sequence] = ()) -> int:
+def saved_acls(cfg: SandboxConfig) -> list[list]:
+    """The catalog's ACL bindings (7-element lists, the form client.acls() gives)."""
+    return [list(b) for b in _read(cfg).get("acls", []) if isinstance(b, list) and len(b) == 7]
+
+
+def restore_acls(cfg: SandboxConfig, client: KafkaClient, declared: Iterable[Sequence] = ()) -> tuple[int, int]:
     """Put back the ACL bindings a wipe lost, the catalog's and the file's [[acls]] (the first thing
     restored: until then every resource counts as having no ACL, which
-    allow.everyone.if.no.acl.found opens); how many. Brokers without an authorizer now: none."""
-    saved = [list(b) for b in _read(cfg).get("acls", []) if isinstance(b, list) and len(b) == 7]
+    allow.everyone.if.no.acl.found opens): how many were created, and how many were there already
+    (the coordinator's fresh journal starts with the catalog's: --seed-acls). Brokers without an
+    authorizer now: (0, 0)."""
+    saved = saved_acls(cfg)
     saved += [list(b) for b in declared if list(b) not in saved]
     if not saved:
-        return 0
+        return 0, 0
     have = {tuple(b) for b in client.acls()}
     lost = [b for b in saved if tuple(b) not in have]
     try:
         client.create_acls(lost)
     except KafkaClientError as e:
         if e.error_code == SECURITY_DISABLED:   # nothing enforces them, so nothing is open meanwhile
-            return 0
+            return 0, 0
         raise
-    return len(lost)
+    return len(lost), len(saved) - len(lost)
 
 
 def restore_configs(cfg: SandboxConfig, client: KafkaClient) -> list[str]:

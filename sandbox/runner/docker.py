@@ -20,7 +20,7 @@ from sandbox.config import SandboxConfig
 from sandbox.runner import wheelhouse
 from sandbox.runner.docker_plan import (  # noqa: F401  (re-exported: the plan is part of docker mode's API)
     COORDINATOR_PORT, DEFAULT_BASE_IMAGE, EXTERNAL_PORT, IMAGE_REPO, INTERNAL_PORT, JOURNAL_MOUNT, LABEL, SASL_PORT,
-    ContainerPlan, ContainerState, DockerError, healthcheck, labels, plan, prefix, selector, slug,
+    SEED_ACLS, ContainerPlan, ContainerState, DockerError, healthcheck, labels, plan, prefix, selector, slug,
     volume_name)
 from sandbox.runner.quarantine import stamp
 
@@ -225,12 +225,32 @@ class DockerStack:
                     restart_policy=p.restart_policy, environment=p.environment, stop_signal="SIGTERM")
             except APIError as e:
                 raise DockerError(f"could not create container {p.name}: {e.explanation or e}") from None
+            if p.role == "coordinator":
+                self._seed_acls(c)
         if start and c.status != "running":
             try:
                 c.start()
             except APIError as e:
                 raise DockerError(self._start_error(p, e)) from None
         return c
+
+    def _seed_acls(self, c) -> None:
+        """The catalog's ACL bindings into a new coordinator container, before it starts: on a fresh
+        journal volume (a destroyed journal's replacement) it starts with them (--seed-acls)."""
+        import io
+        import json
+        import posixpath   # a path inside the Linux container, whatever the host
+        import tarfile
+
+        from sandbox.runner.catalog import saved_acls
+
+        data = json.dumps({"acls": saved_acls(self.cfg)}).encode()
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(posixpath.basename(SEED_ACLS))
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        c.put_archive(posixpath.dirname(SEED_ACLS), buf.getvalue())
 
     @staticmethod
     def _start_error(p: ContainerPlan, e) -> str:

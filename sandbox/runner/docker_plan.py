@@ -15,6 +15,9 @@ LABEL = "io.kafka-sandbox"
 IMAGE_REPO = "kafka-sandbox"
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 JOURNAL_MOUNT = "/var/lib/sandbox"
+# the catalog's ACL bindings, put in the coordinator's container before it starts: a fresh journal
+# (a destroyed one's replacement) starts with them (coordinator --seed-acls)
+SEED_ACLS = "/tmp/sandbox-seed-acls.json"
 COORDINATOR_PORT = 9093     # inside the containers; the host ports come from sandbox.toml
 EXTERNAL_PORT = 9092        # clients on the host, through 127.0.0.1:<port>
 INTERNAL_PORT = 19092       # clients in other containers on the sandbox's network
@@ -84,7 +87,7 @@ def plan(cfg: SandboxConfig) -> list[ContainerPlan]:
     coord = ContainerPlan(
         service="coordinator", role="coordinator", name=f"{prefix(cfg)}-coordinator",
         command=["coordinator", "--host", "0.0.0.0", "--port", str(COORDINATOR_PORT), "--data-dir", JOURNAL_MOUNT,
-                 *coordinator_defaults(cfg)],
+                 "--seed-acls", SEED_ACLS, *coordinator_defaults(cfg)],
         ports={f"{COORDINATOR_PORT}/tcp": (host, cfg.coordinator_port)}, host_port=cfg.coordinator_port,
         aliases=["coordinator"], labels=labels(cfg, service="coordinator", role="coordinator"),
         healthcheck=healthcheck(COORDINATOR_PORT))

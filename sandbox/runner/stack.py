@@ -25,7 +25,7 @@ from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, same_process, write_pid_file
 from sandbox.runner.catalog import (
-    catalog_time, desired_topics, lead_with_longest_logs, restore_acls, restore_broker_configs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
+    CATALOG_FILE, catalog_time, desired_topics, lead_with_longest_logs, restore_acls, restore_broker_configs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
     with_topic_ids,
 )
 from sandbox.runner.declared import PendingDeclarations
@@ -60,7 +60,8 @@ def service_specs(cfg: SandboxConfig) -> list[ServiceSpec]:
     coord_dir = cfg.service_dir("coordinator")
     specs = [ServiceSpec("coordinator", "coordinator",
                          py + ["coordinator", "--port", str(cfg.coordinator_port), "--data-dir", str(coord_dir),
-                               "--host", cfg.host, *coordinator_defaults(cfg)],
+                               "--host", cfg.host, "--seed-acls", str(cfg.data_dir / CATALOG_FILE),
+                               *coordinator_defaults(cfg)],
                          cfg.coordinator_port, coord_dir, cfg.logs_dir / "coordinator.log")]
     for n in range(1, cfg.brokers + 1):
         name = f"broker-{n}"
@@ -72,6 +73,14 @@ def service_specs(cfg: SandboxConfig) -> list[ServiceSpec]:
             *(["--sasl-port", str(cfg.sasl_broker_port(n))] if cfg.sasl is not None else []), *broker_defaults(cfg)],
             cfg.broker_port(n), d, cfg.logs_dir / f"{name}.log"))
     return specs
+
+
+def _acls_back(created: int, seeded: int) -> list[str]:
+    """What the ACL step of a restore says: those it created, and those the fresh journal began with."""
+    out = [f"{created} ACL binding{'s' * (created != 1)}"] if created else []
+    if seeded:
+        out.append(f"{seeded} ACL binding{'s' * (seeded != 1)} (in the new journal before it served)")
+    return out
 
 
 def policy(cfg: SandboxConfig) -> RecoveryPolicy:
@@ -186,8 +195,7 @@ class StackSupervisor:
         if service == "coordinator":
             self._wait_for_fresh_metadata()
             # first: until they are back, allow.everyone.if.no.acl.found opens what they closed
-            self._put_back(service, "ACLs", lambda: [f"{n} ACL binding{'s' * (n != 1)}" for n in
-                                                     [restore_acls(self.cfg, self.client, declared=self.cfg.acls)] if n])
+            self._put_back(service, "ACLs", lambda: _acls_back(*restore_acls(self.cfg, self.client, declared=self.cfg.acls)))
             # before the topics, whose partitions follow them
             self._put_back(service, "broker configs", lambda: restore_broker_configs(self.cfg, self.client))
         desired, moved = desired_topics(self.cfg), []

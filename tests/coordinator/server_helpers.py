@@ -67,8 +67,9 @@ class CoordinatorProcess:
     """`sandbox.coordinator.cli.run` in a child process on a fixed port."""
 
     def __init__(self, data_dir: Path, port: int | None = None, session_timeout_ms: int = 9000,
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, seed_acls: Path | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.seed_acls = seed_acls
         self.port = port or free_port()
         self.session_timeout_ms = session_timeout_ms
         self.log_path = log_path or self.data_dir.parent / f"coordinator-{self.port}.log"
@@ -77,7 +78,8 @@ class CoordinatorProcess:
     def start(self, timeout: float = 20.0) -> "CoordinatorProcess":
         code = ("import sys; from pathlib import Path; from sandbox.coordinator.cli import run; "
                 f"sys.exit(run({self.port}, Path({str(self.data_dir)!r}), "
-                f"session_timeout_ms={self.session_timeout_ms}))")
+                f"session_timeout_ms={self.session_timeout_ms}, "
+                f"seed_acls={str(self.seed_acls) if self.seed_acls else None!r}))")
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=self._log,
                                      stderr=subprocess.STDOUT, cwd=str(TESTS.parent))

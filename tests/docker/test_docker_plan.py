@@ -170,6 +170,7 @@ class _FakeSDK:
 
         self.created: list[dict] = []
         self.volumes_made: list[tuple[str, dict]] = []
+        self.archives: list[tuple[str, bytes]] = []
         self.networks_made: list[tuple[str, dict]] = []
         outer = self
 
@@ -183,6 +184,10 @@ class _FakeSDK:
 
             def start(self):
                 self.status = "running"
+
+            def put_archive(self, path, data):
+                assert self.status == "created"   # before the process starts
+                outer.archives.append((path, data))
 
         class Containers:
             def get(self, name):
@@ -233,6 +238,27 @@ def test_what_the_sdk_is_asked_to_create():
     assert b2["restart_policy"] == {"Name": "unless-stopped"}
     assert b2["labels"][f"{dk.LABEL}.service"] == "broker-2" and b2["labels"][f"{dk.LABEL}.role"] == "broker"
     assert "EXTERNAL=0.0.0.0:9092,advertised=127.0.0.1:19093" in b2["command"]
+
+
+def test_the_coordinator_container_gets_the_catalogs_acls_before_it_starts(tmp_path):
+    """A fresh journal volume (a destroyed journal's replacement) starts with the ACL bindings the
+    supervisor's catalog kept: they are put into the new coordinator container as --seed-acls names."""
+    import io
+    import json
+    import tarfile
+
+    c = cfg(root=tmp_path)
+    c.data_dir.mkdir(parents=True)
+    binding = [2, "orders", 3, "User:alice", "*", 4, 2]
+    (c.data_dir / "topics.json").write_text(json.dumps({"acls": [binding, ["broken"]]}))
+    sdk = _FakeSDK()
+    dk.DockerStack(c, client=sdk, image="kafka-sandbox:test").up()
+    coord = sdk.created[0]["command"]
+    assert coord[coord.index("--seed-acls") + 1] == dk.SEED_ACLS == "/tmp/sandbox-seed-acls.json"
+    assert len(sdk.archives) == 1 and sdk.archives[0][0] == "/tmp"
+    with tarfile.open(fileobj=io.BytesIO(sdk.archives[0][1])) as tar:
+        assert tar.getnames() == ["sandbox-seed-acls.json"]
+        assert json.loads(tar.extractfile("sandbox-seed-acls.json").read()) == {"acls": [binding]}
 
 
 def test_engine_refusals_are_one_sentence_not_a_traceback():

@@ -151,8 +151,12 @@ def test_acls_allow_and_refuse_real_clients_and_survive_a_destroyed_coordinator_
     from .test_self_healing import _garble_coordinator_journal
     _, st = proj.status()
     freeze_then_kill(service(st, "coordinator")["pid"], lambda: _garble_coordinator_journal(proj))
-    wait_status(proj, lambda code, st: any("ACL" in e["detail"] for e in events(st, kind="configs-restored"))
-                and all_running_healthy(st), 90, "the ACLs put back after the coordinator's journal was lost")
+    _, st = wait_status(proj, lambda code, st: any("ACL" in e["detail"] for e in events(st, kind="configs-restored"))
+                        and all_running_healthy(st), 90, "the ACLs put back after the coordinator's journal was lost")
+    # the new journal began with them (--seed-acls from the catalog): no moment without them
+    said = [e["detail"] for e in events(st, kind="configs-restored") if "ACL" in e["detail"]]
+    assert said == ["put back: 4 ACL bindings (in the new journal before it served)"], said
+    assert "started with the 4 ACL binding(s)" in (proj.data_dir / "logs" / "coordinator.log").read_text()
     assert len(_bindings(admin)) == 4
     refused = _produce(sasl, "alice", "orders", 1)
     assert [e.code() for e in refused] == [KafkaError.TOPIC_AUTHORIZATION_FAILED], refused

@@ -52,6 +52,6 @@ def test_users_and_acls_are_retried_apart():
 def test_acls_put_back_from_the_catalog_and_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(catalog, "_read", lambda cfg: {"acls": [[3, "billing", 3, "User:alice", "*", 3, 3]]})
     client = _Client()
-    assert catalog.restore_acls(None, client, declared=[BINDING]) == 2
-    assert catalog.restore_acls(None, client, declared=[BINDING]) == 0
-    assert catalog.restore_acls(None, _Client(authorizer=False), declared=[BINDING]) == 0
+    assert catalog.restore_acls(None, client, declared=[BINDING]) == (2, 0)
+    assert catalog.restore_acls(None, client, declared=[BINDING]) == (0, 2)
+    assert catalog.restore_acls(None, _Client(authorizer=False), declared=[BINDING]) == (0, 0)

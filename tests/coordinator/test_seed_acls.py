@@ -1,0 +1,100 @@
+"""A destroyed coordinator journal's replacement starts with the ACL bindings the supervisor's
+catalog kept (`sandbox coordinator --seed-acls`), journaled before it serves anything: brokers never
+see a moment without them, when allow.everyone.if.no.acl.found would open what they closed. Only
+a fresh journal takes them; one with a history keeps its own. The real stack's case (the catalog
+put back, a SASL principal still refused) is tests/integration/test_acls_stack.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+
+from coordinator.server_helpers import CoordinatorProcess
+from sandbox.coordinator import Coordinator
+from sandbox.coordinator.client import RemoteCoordinator
+from sandbox.coordinator.server import read_seed_acls
+from sandbox.protocol import build, request_class
+
+TOPIC, LITERAL, PREFIXED, READ, WRITE, DENY, ALLOW = 2, 3, 4, 3, 4, 2, 3
+ALICE_DENIED = [TOPIC, "orders", LITERAL, "User:alice", "*", WRITE, DENY]
+BOB_ALLOWED = [TOPIC, "ord", PREFIXED, "User:bob", "*", READ, ALLOW]
+
+
+def _bindings(c) -> list[list]:
+    return sorted(b.to_json() for b in c.acls())
+
+
+def test_a_fresh_journal_starts_with_the_seed_and_an_old_one_keeps_its_own(tmp_path):
+    c = Coordinator(tmp_path / "j", seed_acls=[ALICE_DENIED, BOB_ALLOWED])
+    assert c.seeded_acls == 2 and _bindings(c) == sorted([ALICE_DENIED, BOB_ALLOWED])
+    c.delete_acls([])   # nothing matched: still both
+    c.close()
+    # reopened with another seed: the journal has a history, so its ACLs are its own
+    c = Coordinator(tmp_path / "j", seed_acls=[[TOPIC, "other", LITERAL, "User:carol", "*", READ, ALLOW]])
+    assert c.seeded_acls == 0 and _bindings(c) == sorted([ALICE_DENIED, BOB_ALLOWED])
+    c.close()
+
+
+def test_entries_that_cannot_be_bindings_are_left_out(tmp_path):
+    seed = [ALICE_DENIED, ["too", "short"], "text", [TOPIC, "x", LITERAL, "alice", "*", READ, ALLOW],   # no "User:"
+            [0, "x", LITERAL, "User:a", "*", READ, ALLOW], [TOPIC, "x", LITERAL, "User:a", "*", "READ?", ALLOW]]
+    c = Coordinator(tmp_path / "j", seed_acls=seed)
+    assert c.seeded_acls == 1 and _bindings(c) == [ALICE_DENIED]
+    c.close()
+
+
+def test_the_seed_file_is_read_leniently(tmp_path, caplog):
+    assert read_seed_acls(None) == [] and read_seed_acls(tmp_path / "missing.json") == []
+    (tmp_path / "bad.json").write_text("{not json")
+    assert read_seed_acls(tmp_path / "bad.json") == []
+    assert "cannot be read" in caplog.text
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert read_seed_acls(tmp_path / "list.json") == []
+    (tmp_path / "catalog.json").write_text(json.dumps({"topics": {}, "acls": [ALICE_DENIED]}))
+    assert read_seed_acls(tmp_path / "catalog.json") == [ALICE_DENIED]
+
+
+def test_a_broker_sees_the_replacement_journal_with_its_acls_from_the_first_moment(tmp_path):
+    """A real coordinator process: ACLs created through it, the process SIGKILLed and its journal
+    destroyed, a new process on the same port with the catalog as its seed. The broker's mirror is
+    watched every 2 ms: the first view of the new history already holds both bindings."""
+    data, catalog = tmp_path / "coordinator", tmp_path / "topics.json"
+    first = CoordinatorProcess(data).start()
+    second = None
+
+    async def main():
+        nonlocal second
+        rc = RemoteCoordinator(("127.0.0.1", first.port), request_timeout=1.0, connect_timeout=0.5)
+        try:
+            await rc.start(1, "127.0.0.1", 9201)
+            await rc.forward(build(request_class(30, 3), {"creations": [
+                {"resource_type": b[0], "resource_name": b[1], "resource_pattern_type": b[2], "principal": b[3],
+                 "host": b[4], "operation": b[5], "permission_type": b[6]} for b in (ALICE_DENIED, BOB_ALLOWED)]}),
+                catch_up=True)
+            t0 = time.monotonic()
+            while len(rc.acls()) < 2 and time.monotonic() - t0 < 10:
+                await asyncio.sleep(0.01)
+            catalog.write_text(json.dumps({"acls": _bindings(rc)}))   # what the supervisor's catalog keeps
+            old = rc.cluster_id
+            first.kill()
+            shutil.rmtree(data)
+            second = CoordinatorProcess(data, port=first.port, seed_acls=catalog)
+            await asyncio.to_thread(second.start)
+            seen = []
+            while rc.cluster_id == old and time.monotonic() - t0 < 20:
+                await asyncio.sleep(0.002)
+            seen.append(_bindings(rc))
+            assert rc.cluster_id != old, "the mirror never followed the new journal"
+            assert seen == [sorted([ALICE_DENIED, BOB_ALLOWED])]
+        finally:
+            await rc.stop()
+
+    try:
+        asyncio.run(main())
+        assert "started with the 2 ACL binding(s)" in second.log_text()
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()
