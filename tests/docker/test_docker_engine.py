@@ -298,9 +298,15 @@ def test_corrupt_coordinator_journal_is_quarantined_into_a_kept_volume(project, 
     produce_all(producer(p.bootstrap, acks="all"), "orders", [(None, b"x%d" % i) for i in range(300)], timeout=60)
     r = p.cli("topics", "create", "made-at-runtime", "-p", "3", timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
+                                       ResourcePatternType, ResourceType)
+    admin = AdminClient({"bootstrap.servers": p.bootstrap})
+    deny = AclBinding(ResourceType.TOPIC, "orders", ResourcePatternType.LITERAL, "User:alice", "*",
+                      AclOperation.WRITE, AclPermissionType.DENY)
+    admin.create_acls([deny])[deny].result(30)
     catalog = p.root / ".sandbox" / "topics.json"   # the supervisor's catalog, refreshed every 3 s
-    wait_for(lambda: "made-at-runtime" in (catalog.read_text() if catalog.exists() else ""), 60, interval=0.5,
-             what="the topic catalog to list made-at-runtime")
+    wait_for(lambda: "made-at-runtime" in (text := catalog.read_text() if catalog.exists() else "")
+             and "User:alice" in text, 60, interval=0.5, what="the topic catalog to list made-at-runtime and the ACL")
 
     coord = p.container("coordinator")
     coord.exec_run(["sh", "-c", "echo 'not json{' > /var/lib/sandbox/snapshot.json"])
@@ -326,6 +332,12 @@ def test_corrupt_coordinator_journal_is_quarantined_into_a_kept_volume(project, 
     topics = {t["name"]: t for t in st["topics"]}
     assert topics["orders"]["partitions"] == 2 and topics["made-at-runtime"]["partitions"] == 3
     assert topics["orders"]["end_offsets"] == 300   # the broker's data survived the coordinator's wipe
+    # the ACL was in the new journal before it served (the catalog copied into the new container)
+    said = [e["detail"] for e in ev if e["kind"] == "configs-restored" and "ACL" in e.get("detail", "")]
+    assert said == ["put back: 1 ACL binding (in the new journal before it served)"], ev
+    found = admin.describe_acls(AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                                 AclOperation.ANY, AclPermissionType.ANY)).result(30)
+    assert found == [deny]
 
 
 def test_compose_up_with_the_same_image_reaches_healthy_and_serves(project, engine, tmp_path):
