@@ -65,13 +65,20 @@ def read_seed_acls(path: Path | None) -> list:
     is a head start for a fresh journal, never a reason not to start)."""
     if path is None:
         return []
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError) as e:
-        log.warning("ACL bindings in %s cannot be read (%s): a fresh journal starts without them", path, e)
-        return []
+    for delay in (0.01, 0.05, 0.2, None):
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+            break
+        except FileNotFoundError:
+            return []
+        except PermissionError as e:   # Windows: the supervisor is replacing the file right now
+            if delay is None:
+                log.warning("ACL bindings in %s cannot be read (%s): a fresh journal starts without them", path, e)
+                return []
+            time.sleep(delay)
+        except (OSError, ValueError) as e:
+            log.warning("ACL bindings in %s cannot be read (%s): a fresh journal starts without them", path, e)
+            return []
     found = raw.get("acls") if isinstance(raw, dict) else None
     return found if isinstance(found, list) else []
 

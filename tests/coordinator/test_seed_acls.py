@@ -56,6 +56,27 @@ def test_the_seed_file_is_read_leniently(tmp_path, caplog):
     assert read_seed_acls(tmp_path / "catalog.json") == [ALICE_DENIED]
 
 
+def test_a_seed_file_being_replaced_on_windows_is_read_again(tmp_path, monkeypatch):
+    """Windows refuses to open a file while the supervisor's rename replaces it: asked again,
+    and a file that stays refused is a warning and no seed, never a coordinator that fails to start."""
+    from pathlib import Path
+
+    seed = tmp_path / "topics.json"
+    seed.write_text(json.dumps({"acls": [ALICE_DENIED]}))
+    real, refusals = Path.read_text, [2]
+
+    def read_text(self, *a, **kw):
+        if self == seed and refusals[0] > 0:
+            refusals[0] -= 1
+            raise PermissionError(13, "The process cannot access the file", str(self))
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    assert read_seed_acls(seed) == [ALICE_DENIED] and refusals == [0]
+    refusals[0] = 10
+    assert read_seed_acls(seed) == []
+
+
 def test_a_broker_sees_the_replacement_journal_with_its_acls_from_the_first_moment(tmp_path):
     """A real coordinator process: ACLs created through it, the process SIGKILLed and its journal
     destroyed, a new process on the same port with the catalog as its seed. The broker's mirror is
