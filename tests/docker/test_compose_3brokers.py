@@ -25,6 +25,9 @@ def services() -> dict:
 def test_the_coordinator_has_the_options_sandbox_up_passes():
     cmd = services()["coordinator"]["command"]
     planned = dk.plan(parse_config("[sandbox]\nbrokers = 3\n"))[0].command
+    # but the seed: compose has no supervisor, so no catalog whose ACLs a fresh journal could start with
+    at = planned.index("--seed-acls")
+    planned = planned[:at] + planned[at + 2:]
     assert cmd == planned, (cmd, planned)   # same host, port, journal and replication defaults
     assert cmd[cmd.index("--default-replication-factor") + 1] == "3"
     assert cmd[cmd.index("--min-insync-replicas") + 1] == "2"
