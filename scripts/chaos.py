@@ -46,6 +46,7 @@ from typing import Callable
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import chaos_acl  # noqa: E402
 import chaos_churn  # noqa: E402
 import chaos_group  # noqa: E402
 import chaos_txn  # noqa: E402
@@ -81,7 +82,8 @@ CUT_OFF_SHOWN_S = 3.0
 # what the loads must have done before they stop, so the invariants check something: a slow
 # machine runs a short schedule in fewer transactions, so the loads go on after the last fault
 # past it, for at most WORKLOAD_WAIT_S (a load that never gets there is reported)
-WORKLOAD_FLOOR = {"acked": 500, "committed": 20, "aborted": 0, "group commits": 20}   # more than these
+WORKLOAD_FLOOR = {"acked": 500, "committed": 20, "aborted": 0, "group commits": 20,   # more than these
+                  "denied writes refused": 10}
 WORKLOAD_WAIT_S = 60.0
 WINFILES_SITE = Path(__file__).resolve().parents[1] / "tests" / "winfiles_site"
 VETO_MARK = "[simulated Windows]"
@@ -160,6 +162,7 @@ class Report:
     violations: list[str] = field(default_factory=list)
     replicas_compared: int = 0   # partitions whose replicas were compared byte for byte after `down`
     group_commits: int = 0       # commits the consumer groups saw acknowledged
+    acl_refused: int = 0         # writes the probe saw refused as the DENY ACL says (chaos_acl.py)
 
     @property
     def worst_heal_s(self) -> float:
@@ -170,7 +173,7 @@ class Report:
                 f"({self.destroyed} with a journal the fault destroyed, {self.quarantined} kept in a quarantine, "
                 f"{self.lost - self.destroyed - self.quarantined} otherwise), {self.duplicates} duplicates, "
                 f"{self.txns_committed} committed and {self.txns_aborted} aborted transactions, "
-                f"{self.group_commits} acknowledged group commits, "
+                f"{self.group_commits} acknowledged group commits, {self.acl_refused} denied writes refused, "
                 f"worst time to healthy {self.worst_heal_s:.1f} s, replicas of {self.replicas_compared} "
                 f"partitions compared, {len(self.violations)} violations")
 
@@ -185,16 +188,17 @@ class Stack:
             "SANDBOX_TEST_WINDOWS_FILES": str(root),
             "PYTHONPATH": os.pathsep.join(p for p in (str(WINFILES_SITE), os.environ.get("PYTHONPATH")) if p)}
         self.last_unhealthy: tuple = ([], None)   # (services not healthy, problems) at the last check
-        base = free_ports(brokers + 2)
+        base = free_ports(2 * brokers + 2)   # the brokers' ports, the coordinator's, HTTP, the SASL listeners
         self.port, self.coordinator_port, self.http_port = base, base + brokers, base + brokers + 1
+        self.sasl_port = base + brokers + 2
         root.mkdir(parents=True, exist_ok=True)
         (root / "sandbox.toml").write_text(
             "[sandbox]\n" f'name = "chaos"\nhost = "127.0.0.1"\nport = {base}\n'
             f"coordinator_port = {self.coordinator_port}\nhttp_port = {self.http_port}\nbrokers = {brokers}\n"
             "\n[recovery]\nmax_restarts = 5\nrestart_window_s = 30\nunhealthy_after_s = 3\n"
             f"\n[topics.{TOPIC}]\npartitions = {PARTITIONS}\n{SEGMENTS}"
-            f"\n[topics.{chaos_txn.TXN_TOPIC}]\npartitions = {chaos_txn.TXN_PARTITIONS}\n{SEGMENTS}",
-            encoding="utf-8")
+            f"\n[topics.{chaos_txn.TXN_TOPIC}]\npartitions = {chaos_txn.TXN_PARTITIONS}\n{SEGMENTS}"
+            + chaos_acl.toml(self.sasl_port), encoding="utf-8")
 
     @property
     def data(self) -> Path:
@@ -203,6 +207,10 @@ class Stack:
     @property
     def bootstrap(self) -> str:
         return ",".join(f"127.0.0.1:{self.port + i}" for i in range(self.brokers))
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{self.sasl_port + i}" for i in range(self.brokers))
 
     def pause(self, service: str, seconds: float) -> subprocess.Popen:
         """`sandbox pause SERVICE --for Ns`, left running (it returns once the service is resumed);
@@ -687,7 +695,7 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
         (CHURN_FAULTS if churn else ()) + (COMPOUND_FAULTS if compound else ())
     report = Report(seed)
     stack = Stack(root, brokers, windows_files)
-    load = txns = groups = None
+    load = txns = groups = acl = None
     compare = False   # set once the campaign ran to its end: then the replicas are compared after `down`
     try:
         r = stack.cli("up", "--timeout", "60")
@@ -701,23 +709,33 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
         txns.thread.start()
         groups = chaos_group.GroupLoad(stack.bootstrap, TOPIC)
         groups.start()
+        doing = [""]   # what the campaign is at, for an ACL violation's message
+        acl = chaos_acl.AclProbe(stack.sasl_bootstrap, lambda: doing[0])
+        acl.thread.start()
         time.sleep(1.0)
         camp = Campaign(stack, rng, report, say, heal_bound_s)
         for i in range(faults):
             kind = rng.choice(kinds)
             report.faults.append(kind)
+            doing[0] = f"during fault {i + 1} ({kind})"
             camp.fault(kind)
             camp.heal(camp.fault_ended)
+            doing[0] = f"after fault {i + 1} ({kind})"
             what = f" ({camp.detail})" if camp.detail else ""
             say(f"  fault {i + 1}/{faults} {kind}{what}: healthy after {report.heal_s[-1]:.1f} s")
             report.violations += chaos_group.check_commits_kept(groups, range(PARTITIONS),
                                                                 f"after fault {i + 1} ({kind})")
             time.sleep(rng.uniform(0.2, 1.5))
         wait_for_workload(lambda: {"acked": len(load.acked), "committed": len(txns.committed),
-                                   "aborted": len(txns.aborted), "group commits": sum(list(groups.commits.values()))},
+                                   "aborted": len(txns.aborted), "group commits": sum(list(groups.commits.values())),
+                                   "denied writes refused": acl.refused},
                           say)
         load.stop.set()
         txns.stop.set()
+        acl.stop.set()
+        acl.thread.join(30)
+        report.acl_refused = acl.refused
+        report.violations += acl.violations
         load.thread.join(180)
         txns.thread.join(180)
         if not stack.healthy():
@@ -777,7 +795,7 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
             report.violations.append(f"not back in sync 60 s after the campaign: {behind[:6]}")
         compare = True
     finally:
-        for loader in (load, txns, groups):
+        for loader in (load, txns, groups, acl):
             if loader is not None:
                 loader.stop.set()
         r = stack.cli("down", timeout=180)

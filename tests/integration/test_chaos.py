@@ -8,7 +8,8 @@ committed transaction whole and nothing of an aborted one, healthy again after e
 soon is reported, not asserted: `python scripts/chaos.py` checks the 10 s promise), status never shows a dead pid as running, every partition back in sync and its replicas byte for
 byte the same, nothing left after `down`; no acknowledged group commit lost, no record skipped
 below a group's committed offset, nothing handed to a consumer that the log does not keep, the
-groups catch up and status shows their lag as 0 (scripts/chaos_group.py), and the cluster id is the one clients knew. One more seed adds network faults (connections reset, a
+groups catch up and status shows their lag as 0 (scripts/chaos_group.py), the cluster id is the one clients knew, and
+no fault lets a SASL user do what ACLs deny her (scripts/chaos_acl.py). One more seed adds network faults (connections reset, a
 service's port cut off), one moves partition leaders by reassignment, and one deletes topics
 and makes them again while a broker is down (scripts/chaos_churn.py).
 
@@ -50,6 +51,7 @@ def _campaign(tmp_path, seed: int, faults: int, network: bool = False, moves: bo
     assert len(report.faults) == faults and report.acked > floor["acked"], report.line()
     assert report.txns_committed > floor["committed"] and report.txns_aborted > floor["aborted"], report.line()
     assert report.group_commits > floor["group commits"], report.line()
+    assert report.acl_refused > floor["denied writes refused"], report.line()   # the ACL probe was answered
     assert not report.violations, "\n".join([report.line(), *lines, *report.violations[:20]])
     assert report.lost == report.destroyed + report.quarantined
     assert report.duplicates == 0
