@@ -42,7 +42,7 @@ class Coordinator(ViewReads):
                  default_partitions: int = 1, on_event: EventSink | None = None,
                  snapshot_every: int = 1000, default_replication_factor: int = 1,
                  min_insync_replicas: int = 1, stalled_after_ms: int | None = None,
-                 seed_acls: Iterable[Any] = ()) -> None:
+                 seed_acls: Callable[[], Iterable[Any]] | None = None) -> None:
         self._clock = clock
         self.session_timeout_ms = session_timeout_ms
         self.stalled_after_ms = stalled_after_ms   # see tick(); the server sets it, tests may not
@@ -58,7 +58,8 @@ class Coordinator(ViewReads):
             self.seeded_acls = 0   # ACL bindings a fresh journal started with (seed_acls)
             if self._machine.cluster_id is None:
                 self._commit(self._machine.set_cluster_id(cluster_id or new_cluster_id()))
-                self.seeded_acls = self._seed_acls(seed_acls)
+                if seed_acls is not None:   # asked only now: a journal with a history never reads it
+                    self.seeded_acls = self._seed_acls(seed_acls())
             elif cluster_id is not None and cluster_id != self._machine.cluster_id:
                 raise CoordinatorError(INCONSISTENT_CLUSTER_ID, f"The journal in {directory} "
                                        f"belongs to cluster {self._machine.cluster_id}, not "
@@ -74,7 +75,7 @@ class Coordinator(ViewReads):
         no broker sees a moment without them (allow.everyone.if.no.acl.found would open what they
         closed). One that cannot be a binding is left out, as CreateAcls would refuse it."""
         valid = []
-        for item in seed or ():
+        for item in seed:
             try:
                 b = acls.Binding.from_json(item)
             except (TypeError, ValueError):

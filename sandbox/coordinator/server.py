@@ -71,12 +71,10 @@ def read_seed_acls(path: Path | None) -> list:
             break
         except FileNotFoundError:
             return []
-        except PermissionError as e:   # Windows: the supervisor is replacing the file right now
-            if delay is None:
-                log.warning("ACL bindings in %s cannot be read (%s): a fresh journal starts without them", path, e)
-                return []
-            time.sleep(delay)
         except (OSError, ValueError) as e:
+            if isinstance(e, PermissionError) and delay is not None:   # Windows: being replaced right now
+                time.sleep(delay)
+                continue
             log.warning("ACL bindings in %s cannot be read (%s): a fresh journal starts without them", path, e)
             return []
     found = raw.get("acls") if isinstance(raw, dict) else None
@@ -149,7 +147,9 @@ class CoordinatorServer(lifecycle.Service):
             default_partitions=cfg.default_partitions, on_event=emit_event,
             snapshot_every=cfg.snapshot_every, min_insync_replicas=cfg.min_insync_replicas,
             default_replication_factor=cfg.default_replication_factor,
-            stalled_after_ms=cfg.session_timeout_ms, seed_acls=read_seed_acls(cfg.seed_acls))
+            stalled_after_ms=cfg.session_timeout_ms,
+            # the catalog (topics, groups' offsets: it can be large) is read only for a fresh journal
+            seed_acls=None if cfg.seed_acls is None else lambda: read_seed_acls(cfg.seed_acls))
         if self.coordinator.seeded_acls:
             log.info("a fresh journal: started with the %d ACL binding(s) of %s", self.coordinator.seeded_acls,
                      cfg.seed_acls)

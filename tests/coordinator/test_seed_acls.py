@@ -27,20 +27,23 @@ def _bindings(c) -> list[list]:
 
 
 def test_a_fresh_journal_starts_with_the_seed_and_an_old_one_keeps_its_own(tmp_path):
-    c = Coordinator(tmp_path / "j", seed_acls=[ALICE_DENIED, BOB_ALLOWED])
+    c = Coordinator(tmp_path / "j", seed_acls=lambda: [ALICE_DENIED, BOB_ALLOWED])
     assert c.seeded_acls == 2 and _bindings(c) == sorted([ALICE_DENIED, BOB_ALLOWED])
     c.delete_acls([])   # nothing matched: still both
     c.close()
     # reopened with another seed: the journal has a history, so its ACLs are its own
-    c = Coordinator(tmp_path / "j", seed_acls=[[TOPIC, "other", LITERAL, "User:carol", "*", READ, ALLOW]])
+    asked = []
+    c = Coordinator(tmp_path / "j", seed_acls=lambda: asked.append(1) or [[TOPIC, "other", LITERAL, "User:carol",
+                                                                          "*", READ, ALLOW]])
     assert c.seeded_acls == 0 and _bindings(c) == sorted([ALICE_DENIED, BOB_ALLOWED])
+    assert asked == []   # the seed (the supervisor's whole catalog) is not even read
     c.close()
 
 
 def test_entries_that_cannot_be_bindings_are_left_out(tmp_path):
     seed = [ALICE_DENIED, ["too", "short"], "text", [TOPIC, "x", LITERAL, "alice", "*", READ, ALLOW],   # no "User:"
             [0, "x", LITERAL, "User:a", "*", READ, ALLOW], [TOPIC, "x", LITERAL, "User:a", "*", "READ?", ALLOW]]
-    c = Coordinator(tmp_path / "j", seed_acls=seed)
+    c = Coordinator(tmp_path / "j", seed_acls=lambda: seed)
     assert c.seeded_acls == 1 and _bindings(c) == [ALICE_DENIED]
     c.close()
 
