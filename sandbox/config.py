@@ -176,6 +176,8 @@ _RECOVERY: dict[str, tuple] = {
 _DOCKER: dict[str, tuple] = {"base_image": ("str", None, "python:3.11-slim")}
 _TOPIC_KEYS = ("partitions", "replication", "config")
 _SASL_KEYS = ("port", "users")
+# where a key written outside any section belongs (a first guess; [sandbox] wins)
+_HOMES = (("sandbox", _SANDBOX), ("recovery", _RECOVERY), ("docker", _DOCKER))
 SECTIONS = ("sandbox", "recovery", "docker", "broker", "sasl", "topics", "acls")
 
 
@@ -202,6 +204,10 @@ def parse_config(text: str, path: Path | None = None, *, cwd: Path | None = None
 def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
     for k in doc:
         if k not in SECTIONS:
+            home = [name for name, keys in _HOMES if k in keys]
+            if home and not isinstance(doc[k], dict):   # `brokers = 3` above every section header
+                raise ctx.fail((k,), f"{k} = {_show(doc[k])} is outside any section; it belongs in "
+                                     f"[{home[0]}]: put a line [{home[0]}] above it.")
             raise _unknown(ctx, (), k, SECTIONS, "section")
     sb = _values(ctx, doc, "sandbox", _SANDBOX)
     kw = dict(sb)

@@ -106,6 +106,8 @@ def test_the_example_error_sentence(tmp_path):
     ('[sandbox]\nbokers = 2\n', 2, ['no key bokers', 'did you mean brokers?']),
     ('[sandbox]\nport = 1\n[recovery]\non_crsh = "off"\n', 4, ['[recovery]', 'did you mean on_crash?']),
     ('[sandbx]\n', 1, ['no section sandbx', 'did you mean sandbox?']),
+    ('brokers = 3\n[sandbox]\nport = 29092\n', 1, ['brokers = 3 is outside any section', 'put a line [sandbox] above it']),
+    ('# mine\non_crash = "off"\n', 2, ['on_crash = "off" is outside any section', 'belongs in [recovery]']),
     ('[sandbox]\nport = "9092"\n', 2, ['port = "9092" must be an integer', 'without quotes']),
     ('[sandbox]\nport = 70000\n', 2, ['between 1 and 65535', 'port = 65535 or less']),
     ('[sandbox]\nhttp_port = 0\n', 2, ['between 1 and 65535']),
