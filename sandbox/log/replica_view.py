@@ -54,7 +54,15 @@ class ReplicaView:
         if not headers:
             return log.log_end_offset
         leo = log.log_end_offset
-        if headers[0].base_offset != leo:
+        first = headers[0]
+        if first.base_offset < leo < first.next_offset and leo == log._log_start_offset:
+            # an empty log starting inside the leader's first batch (the leader's log start was
+            # moved into a batch by DeleteRecords, and this replica reset to it): it starts at
+            # the batch's base instead, as Kafka's follower does, or it could never append again;
+            # the leader's log start then moves it up again (follow_log_start)
+            self.reset_to(first.base_offset)
+            leo = log.log_end_offset
+        if first.base_offset != leo:
             raise CorruptRecordError(f"replicated batch starts at offset {headers[0].base_offset}, "
                                      f"the log of {log.directory.name} ends at {leo}")
         placed: list[tuple[int, BatchHeader]] = []
@@ -75,6 +83,21 @@ class ReplicaView:
         log._write(records, placed, expect - 1, messages,
                    log._now_ms() if now_ms is None else now_ms)
         return log.log_end_offset
+
+    def follow_log_start(self, leader_log_start: int) -> int:
+        """Move this follower's log start up to its leader's (DeleteRecords or retention there:
+        those records are gone for good, and must not come back should this replica lead), as
+        far as this replica's high watermark. Returns the log start offset."""
+        log = self._log
+        target = min(leader_log_start, log._high_watermark)
+        if target > log._log_start_offset:
+            return log.delete_records_before(target)
+        return log._log_start_offset
+
+    def forget_epochs_from(self, offset: int) -> None:
+        """Forget the leader epochs that began at or after `offset` (the log was cut there, or
+        they wrote nothing): the follower's next OffsetForLeaderEpoch asks about an older one."""
+        self._log._epochs.truncate_from_end(offset)
 
     def reset_to(self, offset: int) -> None:
         """Drop everything and continue empty at `offset` (a follower whose log ends before the

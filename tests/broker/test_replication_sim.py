@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from replication_sim import COORD, TOPIC, Cluster  # noqa: E402
 
+from sandbox.coordinator.elections import PREFERRED, elect_leaders  # noqa: E402
 from sandbox.log import iter_batches, iter_records  # noqa: E402
 from sandbox.protocol.errors import NONE  # noqa: E402
 
@@ -223,6 +224,10 @@ class Run:
             net.heal_all()
         elif kind == "metalag":
             sim.meta_lag[args[0]] = args[1]
+        elif kind == "elect":   # ElectLeaders PREFERRED (kafka-leader-election, auto.leader.rebalance):
+            # leadership back to the first replica if it is alive and in the ISR, however far behind
+            records, _ = elect_leaders(sim.machine, PREFERRED, [(TOPIC, args[0] % sim.partitions)])
+            sim.commit(records)
         sim.run_for(0.001)
         self.checker.check()
 
@@ -316,6 +321,7 @@ step = st.one_of(
     st.tuples(st.just("drop"), end, end),
     st.tuples(st.just("lose_reply"), node, st.sampled_from(["alter", "fetch", "heartbeat", "produce", "epoch"])),
     st.tuples(st.just("metalag"), node, st.sampled_from([0.5, 5.0, 20.0, 0.05])),
+    st.tuples(st.just("elect"), st.integers(0, 1)),
 )
 
 

@@ -181,19 +181,33 @@ class ReplicaFetcher:
                     continue   # the leader has not caught up with the metadata yet: ask again
                 leo = plog.log_end_offset
                 leader_epoch, end = int(p.leader_epoch), int(p.end_offset)
+                done = True
                 if leader_epoch < 0 or end < 0:
                     target = min(plog.high_watermark, leo)    # the leader knows none of our epochs
                 elif leader_epoch == asked[key][1]:
                     target = min(end, leo)
-                else:   # the leader knows an older epoch only: cut where both agree it ended
-                    target = min(end, plog.replica.end_offset_for_epoch(leader_epoch)[1], leo)
+                else:   # the leader knows an older epoch only (KIP-279)
+                    mine, mine_end = plog.replica.end_offset_for_epoch(leader_epoch)
+                    if mine < 0:     # we hold nothing of that epoch or an older one
+                        target = min(end, leo)
+                    elif mine == leader_epoch:   # cut where both agree it ended
+                        target = min(end, mine_end, leo)
+                    else:
+                        # we never had the epoch the leader answered: our records after our own
+                        # older epoch `mine` were never the leader's, whatever their offsets; cut
+                        # to where `mine` ended here and ask again about `mine` (cut at the
+                        # leader's answer instead, another leader's records below it were kept)
+                        target, done = min(mine_end, leo), False
                 if target < leo:
                     log.info("%s-%d: truncating from %d to %d to follow broker %d (epoch %d)",
                              key[0], key[1], leo, target, self.leader, asked[key][0])
                     plog.truncate_to(target)
                     self.manager.emit("truncated", {"topic": key[0], "partition": key[1],
                                                     "from": leo, "to": plog.log_end_offset})
-                self._truncate.discard(key)
+                if done:
+                    self._truncate.discard(key)
+                else:   # epochs that began at the cut and wrote nothing go too: the next round asks older
+                    plog.replica.forget_epochs_from(target)
 
     async def _fetch(self) -> None:
         state = self.manager.state
@@ -256,4 +270,6 @@ class ReplicaFetcher:
                 self._truncate.add(key)
                 return False
         plog.replica.high_watermark = min(int(p.high_watermark), plog.log_end_offset)
+        if int(p.log_start_offset) > plog.log_start_offset:
+            plog.replica.follow_log_start(int(p.log_start_offset))
         return True

@@ -1,0 +1,219 @@
+"""A follower's log against its leader's, through the real ReplicaFetcher and the real
+OffsetForLeaderEpoch answer (k23), over the Windows file rules (segments deleted and cut while
+held open elsewhere are refused there):
+
+- KIP-279: when the leader answers an older epoch than the one the follower asked about and the
+  follower never had that epoch, the follower cuts to the end of its own older epoch and asks
+  again, until both agree on an epoch; cut once at the leader's answer, it kept another leader's
+  records below it (found by review: a clean preferred election makes this history);
+- an empty follower whose fetch offset is a leader log start inside a batch (DeleteRecords)
+  starts at the batch's base, as Kafka's does, instead of refusing the batch forever;
+- a follower's log start follows its leader's (DeleteRecords, retention), as far as its high
+  watermark, so deleted records never come back when it leads."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from sandbox.broker.handlers import k23_offset_for_leader_epoch as k23
+from sandbox.broker.replication.fetcher import ReplicaFetcher
+from sandbox.log import LogConfig, OffsetOutOfRangeError, PartitionLog, iter_batches, iter_records
+from sandbox.protocol.errors import FENCED_LEADER_EPOCH, NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_LEADER_EPOCH
+
+from .logkit import batch
+
+KEY = ("t", 0)
+
+
+class LeaderState:
+    """What k23 reads of the leader broker's state."""
+
+    def __init__(self, plog: PartitionLog, epoch: int) -> None:
+        self.partitions = {KEY: plog}
+        self.leaders = {KEY: (2, epoch)}
+
+    def led_log(self, topic, index):
+        return self.partitions[(topic, index)], NONE
+
+    def leader_epoch_error(self, topic, index, asked):
+        current = self.leaders[(topic, index)][1]
+        if asked is None or asked < 0 or asked == current:
+            return NONE
+        return FENCED_LEADER_EPOCH if asked < current else UNKNOWN_LEADER_EPOCH
+
+
+class LeaderConn:
+    """The leader's connection: OffsetForLeaderEpoch answered by the real handler, counted."""
+
+    def __init__(self, state: LeaderState) -> None:
+        self.state = state
+        self.asked: list[int] = []
+
+    async def request(self, body, timeout):
+        topics = []
+        for t in body.topics:
+            self.asked.extend(p.leader_epoch for p in t.partitions)
+            parts = [SimpleNamespace(**k23._one(self.state, t.topic, p)) for p in t.partitions]
+            topics.append(SimpleNamespace(topic=t.topic, partitions=parts))
+        return SimpleNamespace(topics=topics)
+
+
+def fetcher_of(follower: PartitionLog, leader: PartitionLog, epoch: int) -> tuple[ReplicaFetcher, LeaderConn]:
+    manager = SimpleNamespace(state=SimpleNamespace(partitions={KEY: follower}, node_id=3),
+                              emit=lambda *a: None, closed=False)
+    f = ReplicaFetcher(manager, leader=2)
+    f.partitions[KEY] = epoch
+    f._truncate.add(KEY)
+    conn = LeaderConn(LeaderState(leader, epoch))
+    f._conn = conn
+    return f, conn
+
+
+def truncate(f: ReplicaFetcher, rounds: int = 10) -> None:
+    """The fetcher's loop, truncation part: rounds until it fetches again (bounded)."""
+    for _ in range(rounds):
+        if KEY not in f._truncate:
+            return
+        asyncio.run(f._truncate_diverged())
+    raise AssertionError(f"truncation not done after {rounds} rounds")
+
+
+def fetch_all(f: ReplicaFetcher, follower: PartitionLog, leader: PartitionLog) -> None:
+    """The fetcher's loop, fetch part, as the leader's Fetch handler answers it (bounded)."""
+    for _ in range(50):
+        if KEY in f._truncate:
+            truncate(f)
+            continue
+        at = follower.log_end_offset
+        if at == leader.log_end_offset and follower.log_start_offset >= leader.log_start_offset:
+            return
+        try:
+            data, code = (leader.read(at, 1 << 20).tobytes() if at < leader.log_end_offset else b""), NONE
+        except OffsetOutOfRangeError:
+            data, code = b"", OFFSET_OUT_OF_RANGE
+        f._apply(KEY, SimpleNamespace(error_code=code, records=data, high_watermark=leader.high_watermark,
+                                      log_start_offset=leader.log_start_offset), at)
+    raise AssertionError(f"follower stuck at {follower.log_end_offset}, leader at {leader.log_end_offset}")
+
+
+def records(plog: PartitionLog) -> dict[int, tuple[int, bytes]]:
+    """offset -> (leader epoch of its batch, value), from the log start."""
+    out = {}
+    at = plog.log_start_offset
+    if at >= plog.log_end_offset:
+        return out
+    data = memoryview(plog.read(at, 1 << 30).tobytes())
+    for pos, h in iter_batches(data):
+        for off, _ts, _k, v, _h in iter_records(data[pos:pos + h.size]):
+            if off >= at:
+                out[off] = (h.leader_epoch, bytes(v))
+    return out
+
+
+def cfg() -> LogConfig:
+    return LogConfig(segment_bytes=2048, index_interval_bytes=128)   # several segments: cuts delete files
+
+
+def follower(path, source: PartitionLog | None = None, upto: int | None = None) -> PartitionLog:
+    plog = PartitionLog(path, cfg())
+    plog.replica.set_replicated(True)
+    if source is not None:
+        plog.replica.append(source.read(0, 1 << 30, max_offset=upto).tobytes())
+    return plog
+
+
+def test_a_follower_that_never_had_the_leaders_epoch_asks_again_until_both_agree(tmp_path, windows_files):
+    a = PartitionLog(tmp_path / "a", cfg())        # epoch 1's leader
+    a.append(batch(40, tag="common"), leader_epoch=1)
+    a.append(batch(10, tag="a-only"), leader_epoch=1)   # 40..49 reached f, not b
+    b = follower(tmp_path / "b", a, upto=40)
+    f = follower(tmp_path / "f", a)
+    b.replica.begin_epoch(2)                     # epoch 2: b leads (a fenced), f away but in the ISR
+    b.append(batch(10, tag="b2x"), leader_epoch=2)
+    b.append(batch(10, tag="b2y"), leader_epoch=2)
+    f.replica.begin_epoch(3)                     # epoch 3: a preferred election gives f the lead
+    f.append(batch(50, tag="f3"), leader_epoch=3)
+    b.replica.begin_epoch(4)                     # epoch 4: b leads again; f follows it
+    b.replica.high_watermark = b.log_end_offset  # b alone in the ISR: 40..59 are committed, read
+
+    fetcher, conn = fetcher_of(f, b, 4)
+    truncate(fetcher)
+    assert conn.asked == [3, 1], "asked about f's epoch 3 (b answers 2, unknown to f), then f's epoch 1"
+    assert f.log_end_offset == 40 and f.replica.latest_epoch == 1
+    fetch_all(fetcher, f, b)
+    assert records(f) == records(b)
+    assert records(f)[40] == (2, b"value-b2x-0")
+
+
+def test_an_epoch_that_wrote_nothing_is_forgotten_so_truncation_ends(tmp_path, windows_files):
+    a = PartitionLog(tmp_path / "a", cfg())
+    a.append(batch(20, tag="common"), leader_epoch=1)
+    b = follower(tmp_path / "b", a)
+    f = follower(tmp_path / "f", a)
+    b.replica.begin_epoch(2)
+    b.append(batch(5, tag="b2"), leader_epoch=2)
+    f.replica.begin_epoch(3)                     # f led in epoch 3 but wrote nothing
+    b.replica.begin_epoch(4)
+    fetcher, conn = fetcher_of(f, b, 4)
+    truncate(fetcher)
+    assert conn.asked == [3, 1]
+    assert f.replica.latest_epoch == 1 and f.log_end_offset == 20
+    fetch_all(fetcher, f, b)
+    assert records(f) == records(b)
+
+
+def test_agreeing_epochs_take_one_round_as_before(tmp_path, windows_files):
+    leader = PartitionLog(tmp_path / "l", cfg())
+    leader.append(batch(30, tag="x"), leader_epoch=1)
+    f = follower(tmp_path / "f", leader)
+    f.append(batch(10, tag="unreplicated"), leader_epoch=1)   # f led epoch 1's end alone
+    leader.replica.begin_epoch(2)
+    leader.append(batch(5, tag="y"), leader_epoch=2)
+    fetcher, conn = fetcher_of(f, leader, 2)
+    truncate(fetcher)
+    assert conn.asked == [1] and f.log_end_offset == 30
+    fetch_all(fetcher, f, leader)
+    assert records(f) == records(leader)
+
+
+@pytest.mark.parametrize("start", [5, 7, 10])
+def test_an_empty_follower_fetching_from_a_log_start_inside_a_batch_catches_up(tmp_path, windows_files, start):
+    leader = PartitionLog(tmp_path / "l", cfg())
+    leader.append(batch(10, tag="a"), leader_epoch=1)          # one batch, offsets 0..9
+    leader.append(batch(10, tag="b"), leader_epoch=1)
+    leader.delete_records_before(start)                        # DeleteRecords, into the first batch
+    f = follower(tmp_path / "f")
+    f.replica.reset_to(start)                                  # a new replica starts at the leader's log start
+    fetcher, _ = fetcher_of(f, leader, 1)
+    fetcher._truncate.clear()
+    fetch_all(fetcher, f, leader)
+    assert f.log_end_offset == 20 and f.log_start_offset == start
+    assert records(f) == records(leader)
+    assert min(records(f)) == start
+
+
+def test_a_follower_follows_its_leaders_log_start_up_to_its_high_watermark(tmp_path, windows_files):
+    leader = PartitionLog(tmp_path / "l", cfg())
+    for i in range(6):
+        leader.append(batch(10, tag=f"s{i}"), leader_epoch=1)   # several segments
+    f = follower(tmp_path / "f")
+    fetcher, _ = fetcher_of(f, leader, 1)
+    fetcher._truncate.clear()
+    leader.replica.high_watermark = 30
+    fetch_all(fetcher, f, leader)
+    assert f.log_start_offset == 0 and f.high_watermark == 30
+    leader.delete_records_before(25)        # acknowledged to the admin client
+    leader.replica.high_watermark = 60
+    f._high_watermark = 20                  # (as if its last answer said 20): capped there
+    fetcher._apply(KEY, SimpleNamespace(error_code=NONE, records=b"", high_watermark=20,
+                                        log_start_offset=25), f.log_end_offset)
+    assert f.log_start_offset == 20
+    fetcher._apply(KEY, SimpleNamespace(error_code=NONE, records=b"", high_watermark=60,
+                                        log_start_offset=25), f.log_end_offset)
+    assert f.log_start_offset == 25
+    assert min(records(f)) == 25 and records(f) == records(leader)
+    with pytest.raises(OffsetOutOfRangeError):
+        f.read(10, 1 << 20)
