@@ -58,3 +58,16 @@ def test_laggards_leave_and_caught_up_followers_join():
     assert ls.to_expand(10) == [3]
     ls.committed((1, 2, 3), 9, 33_000)
     assert ls.to_shrink(33_500, 30_000) == []           # joined just now: caught up now
+
+
+def test_low_watermark_is_the_smallest_log_start_of_the_replicas_on_live_brokers():
+    ls = LeaderState(1, (1, 2, 3), (1, 2, 3), 0, 0, 0, 0)
+    assert ls.low_watermark(50, {1, 2, 3}) == -1          # followers that have not told theirs yet
+    ls.follower_fetched(2, 100, 100, 10, log_start=50)
+    ls.follower_fetched(3, 100, 100, 10, log_start=20)
+    assert ls.low_watermark(50, {1, 2, 3}) == 20
+    assert ls.low_watermark(50, {1, 2}) == 50             # broker 3 fenced: not waited for
+    ls.follower_fetched(3, 100, 100, 20)                  # a fetch without one keeps the last known
+    assert ls.low_watermark(60, {1, 2, 3}) == 20
+    ls.follower_fetched(3, 100, 100, 30, log_start=60)
+    assert ls.low_watermark(60, {1, 2, 3}) == 50

@@ -141,6 +141,62 @@ def test_acks_all_survives_the_leader_paused_past_its_session(cluster):
     ride_through(cluster, topic, 1, victim, fault)
 
 
+def test_deleted_records_stay_deleted_when_the_leader_is_killed_right_after(cluster):
+    """DeleteRecords on a replicated partition is answered once every live replica moved its log
+    start (followers take their leader's from each fetch, as Kafka's do): killed right after the
+    answer, the leader is replaced by a follower that no longer serves the deleted records."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from confluent_kafka import KafkaError
+
+    topic = unique("delete-records-failover")
+    create(cluster, topic, 1)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True})
+    for i in range(100):
+        p.produce(topic, value=f"r{i}".encode(), partition=0)
+    assert p.flush(30) == 0
+    victim = leader_of(cluster, topic)
+    admin = cluster.admin()
+    done = admin.delete_records([TopicPartition(topic, 0, 60)], operation_timeout=20, request_timeout=30)
+    result = list(done.values())[0].result(35)
+    assert result.low_watermark == 60
+    cluster.kill(victim)
+    cluster.wait_for(lambda: cluster.partition(topic, 0)[0] not in (-1, victim), 20, "a new leader")
+
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": unique("g"), "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 500})
+    try:
+        low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=15)
+        assert (low, high) == (60, 100)
+        c.assign([TopicPartition(topic, 0, 0)])   # below the log start: reset to the earliest
+        got = []
+        deadline = time.monotonic() + 30
+        while len(got) < 40 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.append((m.offset(), m.value()))
+        assert got[0] == (60, b"r60") and len(got) == 40
+    finally:
+        c.close()
+    cluster.start_broker(victim)   # its own log start follows too once it fetches again
+    cluster.wait_in_sync(topic, 1)
+
+    # a live follower that does not fetch (paused, within its session) holds the answer back
+    # until the request's timeout: REQUEST_TIMED_OUT, as Kafka answers it (the leader deleted)
+    leader, _replicas, isr = cluster.partition(topic, 0)
+    follower = next(n for n in isr if n != leader)
+    from confluent_kafka.admin import AdminClient
+    to_leader = AdminClient({"bootstrap.servers": f"127.0.0.1:{cluster.ports[leader]}"})
+    to_leader.list_topics(topic, timeout=10)   # connected before the pause
+    cluster.pause(follower)
+    try:
+        done = to_leader.delete_records([TopicPartition(topic, 0, 80)], operation_timeout=1, request_timeout=10)
+        with pytest.raises(KafkaException) as e:
+            list(done.values())[0].result(15)
+        assert e.value.args[0].code() == KafkaError.REQUEST_TIMED_OUT
+    finally:
+        cluster.resume(follower)
+
+
 def test_min_insync_replicas_refuses_acks_all_but_not_acks_1(cluster):
     from kafka import KafkaProducer
     from kafka.errors import NotEnoughReplicasError

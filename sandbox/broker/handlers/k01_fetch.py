@@ -63,7 +63,8 @@ def _record_followers(state, request, names: list[str | None], replica: int) -> 
             continue
         for p in t.partitions:
             code = state.replicas.follower_fetch((name, p.partition), replica, p.fetch_offset,
-                                                 getattr(p, "current_leader_epoch", -1))
+                                                 getattr(p, "current_leader_epoch", -1),
+                                                 getattr(p, "log_start_offset", -1))
             if code != NONE:
                 errors[(name, p.partition)] = code
     return errors

@@ -13,6 +13,7 @@ class Follower:
     caught_up_ms: int = 0            # the last time it had everything the leader had
     last_fetch_leader_leo: int = -1  # the leader's log end when it last fetched
     last_fetch_ms: int = 0
+    log_start: int = -1              # log start offset reported by its last fetch (-1: unknown)
 
 
 class LeaderState:
@@ -57,7 +58,8 @@ class LeaderState:
         self.partition_epoch = partition_epoch
         self.pending = None
 
-    def follower_fetched(self, replica: int, fetch_offset: int, leader_leo: int, now_ms: int) -> None:
+    def follower_fetched(self, replica: int, fetch_offset: int, leader_leo: int, now_ms: int,
+                         log_start: int = -1) -> None:
         """A follower fetched from fetch_offset: it holds everything below. Caught up now if it
         asks from the leader's log end, or at its previous fetch if it asks from the log end
         the leader had then (Kafka's lastCaughtUpTime rule)."""
@@ -65,12 +67,23 @@ class LeaderState:
         if f is None:
             return
         f.leo = fetch_offset
+        if log_start >= 0:
+            f.log_start = log_start
         if fetch_offset >= leader_leo:
             f.caught_up_ms = max(f.caught_up_ms, now_ms)
         elif fetch_offset >= f.last_fetch_leader_leo >= 0:
             f.caught_up_ms = max(f.caught_up_ms, f.last_fetch_ms)
         f.last_fetch_leader_leo = leader_leo
         f.last_fetch_ms = now_ms
+
+    def low_watermark(self, leader_log_start: int, live: set[int]) -> int:
+        """The smallest log start offset of the replicas on live brokers (Kafka's low watermark,
+        which a DeleteRecords waits for): a follower that has not told its own yet counts as -1."""
+        low = leader_log_start
+        for r, f in self.followers.items():
+            if r in live:
+                low = min(low, f.log_start)
+        return low
 
     def advance_high_watermark(self, leader_leo: int) -> bool:
         """Move the high watermark to the smallest log end of the maximal ISR; never back.

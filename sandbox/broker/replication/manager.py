@@ -51,6 +51,7 @@ class ReplicaManager:
         self.following: dict[Key, tuple[int, int]] = {}   # key -> (leader id, leader epoch)
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self._waiters: dict[Key, list[tuple[int, asyncio.Future]]] = {}
+        self._deletions: dict[Key, list[tuple[int, asyncio.Future]]] = {}   # DeleteRecords waits
         self._altering: set[Key] = set()
         self._tasks: set[asyncio.Task] = set()
         self.closed = False
@@ -195,16 +196,7 @@ class ReplicaManager:
         code = self.acked(key, offset, epoch)
         if code is not None:
             return code
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(key, []).append((offset, fut))
-        try:
-            code = await asyncio.wait_for(fut, max(timeout_s, 0.001))
-        except asyncio.TimeoutError:
-            return REQUEST_TIMED_OUT
-        finally:
-            w = self._waiters.get(key)
-            if w is not None:
-                w[:] = [(o, f) for o, f in w if f is not fut]
+        code = await _wait(self._waiters, key, offset, timeout_s)
         if code != NONE:
             return code
         again = self.acked(key, offset, epoch)   # still leading, in the same epoch
@@ -220,9 +212,11 @@ class ReplicaManager:
             return NOT_ENOUGH_REPLICAS_AFTER_APPEND
         return NONE
 
-    def follower_fetch(self, key: Key, replica: int, fetch_offset: int, leader_epoch: int) -> int:
+    def follower_fetch(self, key: Key, replica: int, fetch_offset: int, leader_epoch: int,
+                       log_start: int = -1) -> int:
         """A follower's fetch reached us: record its progress; may move the high watermark and
-        propose it back into the ISR. An error code if it fetches from the wrong epoch."""
+        propose it back into the ISR, or complete a DeleteRecords. An error code if it fetches
+        from the wrong epoch."""
         ls = self.leading.get(key)
         if ls is None:
             return NOT_LEADER_OR_FOLLOWER
@@ -234,8 +228,10 @@ class ReplicaManager:
         if fetch_offset > plog.log_end_offset:
             return NONE   # beyond our log end: the read answers OFFSET_OUT_OF_RANGE, no progress counted
         now = self._now_ms()
-        ls.follower_fetched(replica, fetch_offset, plog.log_end_offset, now)
+        ls.follower_fetched(replica, fetch_offset, plog.log_end_offset, now, log_start)
         self._advance(key, ls, plog)
+        if key in self._deletions:
+            self._complete_deletions(key)
         if key not in self._altering and replica not in ls.maximal_isr():
             start = plog.replica.end_offset_for_epoch(ls.leader_epoch - 1)[1] if ls.leader_epoch > 0 else 0
             if replica in ls.to_expand(max(start, 0)):
@@ -270,9 +266,37 @@ class ReplicaManager:
                 fut.set_result(NONE)
 
     def _fail_waiters(self, key: Key, code: int) -> None:
-        for _o, fut in self._waiters.pop(key, []):
+        for _o, fut in self._waiters.pop(key, []) + self._deletions.pop(key, []):
             if not fut.done():
                 fut.set_result(code)
+
+    # ---- DeleteRecords ---------------------------------------------------------------------
+    def low_watermark(self, key: Key) -> int:
+        """The smallest log start offset of this partition's replicas on live brokers (its
+        leader's alone when it is not replicated, or not led here)."""
+        plog = self.state.partitions[key]
+        ls = self.leading.get(key)
+        if ls is None:
+            return plog.log_start_offset
+        live = {b.broker_id for b in self.state.coordinator.brokers() if not b.fenced}
+        return ls.low_watermark(plog.log_start_offset, live)
+
+    async def wait_for_log_start(self, key: Key, offset: int, timeout_s: float) -> int:
+        """DeleteRecords on a replicated partition, as Kafka answers it: once every replica on a
+        live broker has moved its log start to `offset` (followers learn the leader's from their
+        fetches), so a deletion acknowledged is never undone by a failover. NONE, REQUEST_TIMED_OUT,
+        or NOT_LEADER_OR_FOLLOWER when leadership moved meanwhile."""
+        if key not in self.leading:
+            return NOT_LEADER_OR_FOLLOWER
+        if self.low_watermark(key) >= offset:
+            return NONE
+        return await _wait(self._deletions, key, offset, timeout_s)
+
+    def _complete_deletions(self, key: Key) -> None:
+        low = self.low_watermark(key)
+        for offset, fut in self._deletions.get(key, []):
+            if offset <= low and not fut.done():
+                fut.set_result(NONE)
 
     def _propose(self, key: Key, ls: LeaderState, isr: tuple[int, ...], why: str) -> None:
         topic_id = self.topic_ids.get(key[0])
@@ -322,6 +346,23 @@ class ReplicaManager:
             self._fail_waiters(key, NOT_LEADER_OR_FOLLOWER)
         for t in self._tasks:
             t.cancel()
+
+
+async def _wait(table: dict[Key, list[tuple[int, asyncio.Future]]], key: Key, offset: int, timeout_s: float) -> int:
+    """Wait in `table` until whoever completes it answers for `offset`: its code, or
+    REQUEST_TIMED_OUT after timeout_s."""
+    fut = asyncio.get_running_loop().create_future()
+    table.setdefault(key, []).append((offset, fut))
+    try:
+        return await asyncio.wait_for(fut, max(timeout_s, 0.001))
+    except asyncio.TimeoutError:
+        return REQUEST_TIMED_OUT
+    finally:
+        w = table.get(key)
+        if w is not None:
+            w[:] = [(o, f) for o, f in w if f is not fut]
+            if not w:
+                del table[key]
 
 
 def _int(text: Any, default: int) -> int:
