@@ -323,3 +323,41 @@ def test_a_journal_started_afresh_never_hands_out_ids_the_lost_one_did(tmp_path)
     new = Coordinator(tmp_path / "new", clock=lambda: now[0])
     assert new.allocate_producer_ids(1000) >= blocks[-1] + 1000
     new.close()
+
+
+def test_a_failed_snapshot_neither_fails_the_change_nor_leaves_a_hole_in_the_brokers_feed(tmp_path, monkeypatch):
+    """A change journaled and applied is committed: a snapshot that cannot be written then (a full
+    disk: the snapshot is the largest write) is a warning and is tried again, and the brokers'
+    feed has every record in order (the failure used to skip the feed, whose ring then served the
+    next change's records under the missing offsets, and then could not be read past the hole)."""
+    import errno
+
+    from sandbox.coordinator import Coordinator
+    from sandbox.coordinator.feed import MetadataFeed, decode_record
+    from sandbox.coordinator.journal import MetadataJournal
+    from sandbox.protocol.records import decode_batches
+
+    c = Coordinator(tmp_path / "c", session_timeout_ms=10_000, snapshot_every=1_000_000)
+    feed = MetadataFeed(c)
+    c.register_broker(1, "h", 9091)
+    mirror_at = c.metadata_offset
+    c._journal.snapshot_every = 1
+    real, calls = MetadataJournal.write_snapshot, []
+
+    def full_once(self, state, offset):
+        calls.append(offset)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, state, offset)
+
+    monkeypatch.setattr(MetadataJournal, "write_snapshot", full_once)
+    c.create_topic("lost", 1, 1)          # committed although its snapshot failed
+    c.create_topic("next", 1, 1)          # the snapshot is written this time
+    assert len(calls) == 2 and c._journal.records_since_snapshot == 0
+    got = [(r.offset, decode_record(r.value)) for r in decode_batches(feed.read(mirror_at, 1 << 20))]
+    assert [o for o, _ in got] == list(range(mirror_at, c.metadata_offset))
+    assert [d.get("name") for _o, d in got if d["type"] == "topic"] == ["lost", "next"]
+    c.close()
+    again = Coordinator(tmp_path / "c", session_timeout_ms=10_000)
+    assert again.topic("lost") is not None and again.topic("next") is not None
+    again.close()
