@@ -228,3 +228,51 @@ def test_markers_for_partitions_led_elsewhere_go_by_write_txn_markers_until_acce
     assert (m.producer_id, m.producer_epoch, m.transaction_result, [(t.name, list(t.partition_indexes))
                                                                     for t in m.topics]) == (7, 3, True, [("t", [1])])
     assert markers(node, 0) == [CONTROL_COMMIT]
+
+
+def test_a_first_write_caught_by_a_leadership_change_leaves_no_pending_mark(node, monkeypatch):
+    """A transactional id's first InitProducerId waits for the ISR while its `__transaction_state`
+    partition's leadership moves away (and later back): the id was not yet among the partition's
+    ids, so its pending write outlived the unload, and once this broker led the partition again
+    every InitProducerId, AddPartitions and EndTxn of the id was answered CONCURRENT_TRANSACTIONS
+    until a restart (found by review)."""
+    import sandbox.broker.transactions.store as store_mod
+    from sandbox.broker.internal_log import led_partitions as real_led
+
+    b = node.b
+    assert int(b.call(10, 4, {"key_type": 1, "coordinator_keys": ["other"]}).coordinators[0].error_code) == E.NONE
+    store, tid = node.state.txns.store, "fresh"
+    index = store.partition_for(tid)
+    shift = {"bump": 0, "away": False}
+
+    def led(state, name):
+        out = real_led(state, name)
+        if name == TXN_TOPIC and index in out:
+            if shift["away"]:
+                del out[index]
+            else:
+                out[index] += shift["bump"]
+        return out
+
+    monkeypatch.setattr(store_mod, "led_partitions", led)
+    replicas = node.state.replicas
+    real_acked, real_wait = replicas.acked, replicas.wait_for_replicas
+
+    async def moved_while_waiting(key, offset, timeout, epoch=None):
+        shift["away"] = True   # the followers lag, and the partition's leadership moves away
+        store.on_metadata()
+        return E.NOT_LEADER_OR_FOLLOWER
+
+    def init():
+        return int(b.call(22, 5, {"transactional_id": tid, "transaction_timeout": 10_000, "producer_id": -1,
+                                  "producer_epoch": -1}).error_code)
+
+    monkeypatch.setattr(replicas, "acked", lambda key, offset, epoch=None: None)
+    monkeypatch.setattr(replicas, "wait_for_replicas", moved_while_waiting)
+    assert init() == E.NOT_COORDINATOR
+    monkeypatch.setattr(replicas, "acked", real_acked)
+    monkeypatch.setattr(replicas, "wait_for_replicas", real_wait)
+    shift.update(away=False, bump=1)   # led here again, in a later epoch
+    store.on_metadata()
+    assert index in store._epochs and tid not in node.state.txns.machine.pending
+    assert init() == E.NONE

@@ -144,6 +144,9 @@ class TxnStore:
         if code != NONE:
             return COORDINATOR_ERRORS.get(code, code)
         self.machine.begin(meta)
+        # known to the partition from now on: a leadership change while the write waits unloads
+        # it (its pending write too), a first write of the id included
+        self._ids.setdefault(index, set()).add(tid)
         value = None if meta.state == DEAD else encode_value(meta)
         try:
             last = append_records(self.state, key, [(encode_key(tid), value)], False)
@@ -168,11 +171,10 @@ class TxnStore:
         """Apply a written state (code NONE) or drop it (an error) unless leadership moved
         meanwhile (then the new leader has it: NOT_COORDINATOR)."""
         if self._epochs.get(index) != epoch:
+            self.machine.applied(meta, False)   # its pending mark (if still this write's) goes
             return COORDINATOR_ERRORS.get(code, code) if code != NONE else NOT_COORDINATOR
         ok = code == NONE
         self.machine.applied(meta, ok)
-        if ok:
-            self._ids.setdefault(index, set()).add(meta.transactional_id)
-            if meta.state == DEAD:
-                self._ids[index].discard(meta.transactional_id)
+        if ok and meta.state == DEAD:
+            self._ids.setdefault(index, set()).discard(meta.transactional_id)
         return COORDINATOR_ERRORS.get(code, code)
