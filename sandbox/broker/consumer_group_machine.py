@@ -398,6 +398,11 @@ class ConsumerGroupMachine(ClassicMembers):
             return set()
         return set(group.metadata).union(*(m.topic_names for m in group.members.values()))
 
+    def forget(self, group_id: str) -> None:
+        """This broker no longer coordinates the group: dropped whatever its members (its member
+        epochs are never trusted again should the partition come back here)."""
+        self.groups.pop(group_id, None)
+
     def delete(self, group_id: str) -> bool:
         """Drop an empty group (DeleteGroups, or a classic group taking the id): False if it has members."""
         group = self.groups.get(group_id)

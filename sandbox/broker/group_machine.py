@@ -17,7 +17,7 @@ from sandbox.broker.group_transitions import (  # noqa: F401  (the events, TRANS
 from sandbox.protocol.errors import (
     GROUP_MAX_SIZE_REACHED,
     COORDINATOR_NOT_AVAILABLE, FENCED_INSTANCE_ID, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL,
-    INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, NONE, REBALANCE_IN_PROGRESS,
+    INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, NONE, NOT_COORDINATOR, REBALANCE_IN_PROGRESS,
     UNKNOWN_MEMBER_ID,
 )
 
@@ -332,6 +332,22 @@ class GroupMachine(GroupStates):
         return True
 
     # ------------------------------------------------------------------ online migration (KIP-848)
+    def forget(self, group_id: str) -> None:
+        """This broker no longer coordinates the group (its `__consumer_offsets` partition is led
+        elsewhere): it is dropped whatever its state, so members and generations from before are
+        never trusted again should the partition come back; parked JoinGroup and SyncGroup
+        requests are told NOT_COORDINATOR (they find the new coordinator), as Kafka's unload does."""
+        group = self.groups.pop(group_id, None)
+        if group is None:
+            return
+        for m in group.members.values():
+            if m.join is not None:
+                self._answer(m.join, join_error(NOT_COORDINATOR, m.member_id))
+            if m.sync is not None:
+                self._answer(m.sync, sync_error(NOT_COORDINATOR))
+            m.join = m.sync = None
+        group.pending.clear()
+
     def release(self, group_id: str) -> Group:
         """Hand a group over to the consumer-group coordinator (a `consumer`-protocol member joined
         it): its parked JoinGroup and SyncGroup requests are told to rejoin, and it is forgotten."""

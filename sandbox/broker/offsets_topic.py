@@ -115,10 +115,16 @@ class TopicOffsetStore:
         self._txn.pop(index, None)
         groups = getattr(self.state, "groups", None)
         if groups is not None:   # members re-find the coordinator (NOT_COORDINATOR meanwhile)
+            # every group goes, members or not, classic or KIP-848: what this broker knew of their
+            # members is stale once another coordinator has them (a zombie's old generation or
+            # member epoch was accepted when the partition came back)
             moved = [g for g in groups.machine.groups if self.partition_for(g) == index]
             for gid in moved:
-                groups.machine.delete(gid)
-            groups.not_coordinating(moved + list(gone))
+                groups.machine.forget(gid)
+            consumer = [g for g in groups.consumer.machine.groups if self.partition_for(g) == index]
+            for gid in consumer:
+                groups.consumer.machine.forget(gid)
+            groups.not_coordinating(moved + consumer + list(gone))
         log.info("%s-%d no longer led here: %d group(s) unloaded", OFFSETS_TOPIC, index, len(gone))
 
     # ---- reading ---------------------------------------------------------------------------
