@@ -338,28 +338,25 @@ class GroupMachine(GroupStates):
         never trusted again should the partition come back; parked JoinGroup and SyncGroup
         requests are told NOT_COORDINATOR (they find the new coordinator), as Kafka's unload does."""
         group = self.groups.pop(group_id, None)
-        if group is None:
-            return
-        for m in group.members.values():
-            if m.join is not None:
-                self._answer(m.join, join_error(NOT_COORDINATOR, m.member_id))
-            if m.sync is not None:
-                self._answer(m.sync, sync_error(NOT_COORDINATOR))
-            m.join = m.sync = None
-        group.pending.clear()
+        if group is not None:
+            self._answer_parked(group, NOT_COORDINATOR)
 
     def release(self, group_id: str) -> Group:
         """Hand a group over to the consumer-group coordinator (a `consumer`-protocol member joined
         it): its parked JoinGroup and SyncGroup requests are told to rejoin, and it is forgotten."""
         group = self.groups.pop(group_id)
+        self._answer_parked(group, REBALANCE_IN_PROGRESS)
+        return group
+
+    def _answer_parked(self, group: Group, code: int) -> None:
+        """Answer every JoinGroup and SyncGroup parked in a group that is leaving this machine."""
         for m in group.members.values():
             if m.join is not None:
-                self._answer(m.join, join_error(REBALANCE_IN_PROGRESS, m.member_id))
+                self._answer(m.join, join_error(code, m.member_id))
             if m.sync is not None:
-                self._answer(m.sync, sync_error(REBALANCE_IN_PROGRESS))
+                self._answer(m.sync, sync_error(code))
             m.join = m.sync = None
         group.pending.clear()
-        return group
 
     def adopt(self, group: Group) -> None:
         """Take back a group whose last `consumer`-protocol member left: Stable at the consumer
