@@ -48,6 +48,7 @@ class BrokerSessions:
                                        f"registered with broker id {broker_id}.")
             if not existing.fenced:  # the old incarnation is gone: take its leadership away
                 draft.fence(broker_id)
+            draft.new_incarnation(broker_id)
         record: Record = {"type": "register-broker", "broker_id": broker_id, "host": str(host),
                           "port": port, "rack": rack, "incarnation_id": str(incarnation),
                           "epoch": draft.machine.metadata_offset}

@@ -37,6 +37,18 @@ class Draft:
         self.emit(p.change(topic.topic_id, isr=isr, leader=leader,
                            leader_epoch=p.leader_epoch + (1 if leader != p.leader else 0)))
 
+    def new_incarnation(self, broker_id: int) -> None:
+        """A broker restarted (a new incarnation, its log maybe shorter or gone): every partition
+        where it is a replica outside the ISR gets a new partition epoch, so an ISR expansion a
+        leader built on the old incarnation's fetches and sent before it learned of the restart
+        is refused as stale (Kafka refuses it by the broker epochs in AlterPartition, KIP-903)."""
+        m = self.machine
+        for name in sorted(m._topics):
+            topic = m._topics[name]
+            for p in topic.partitions:
+                if broker_id in p.replicas and broker_id not in p.isr:
+                    self.emit(p.change(topic.topic_id))
+
     def fence(self, broker_id: int) -> None:
         """Fence a broker: drop it from ISRs (never emptying one), move its leaderships to
         another live in-sync replica, or leave the partition leaderless."""

@@ -62,3 +62,34 @@ def test_a_fenced_broker_cannot_rejoin_and_a_replaced_leader_cannot_change_anyth
     assert p3.leader == 2 and p3.leader_epoch == p2.leader_epoch + 1
     assert alter(m, tid, p2, broker=1, new_isr=(1,))[1] == E.NOT_LEADER_OR_FOLLOWER
     assert alter(m, tid, p3, new_isr=(2,))[1] == E.NONE
+
+
+def test_an_expansion_built_on_a_restarted_brokers_old_incarnation_is_refused():
+    """The leader adds broker 3 back on the strength of fetches by 3's old incarnation; 3 restarts
+    (a new incarnation, its log shorter or gone: a journal quarantined and started empty) before
+    the request lands. Accepted, the empty replica was in the ISR and could be elected cleanly when
+    the leader failed, with the acknowledged records it never had (found by review; Kafka refuses
+    it by the broker epochs in AlterPartition, KIP-903): a restart gives the partitions where the
+    broker is out of the ISR a new partition epoch, so the request is stale."""
+    m, tid, p = setup()
+    records, code, _ = alter(m, tid, p, new_isr=(1, 2))   # 3 lagged and left the ISR
+    run(m, records)
+    before = m.topic("r").partitions[0]
+    run(m, m.register_broker(3, "127.0.0.1", 9093, None, uuid.uuid4()))   # 3 restarted, same address
+    after = m.topic("r").partitions[0]
+    assert (after.leader, after.isr, after.leader_epoch) == (1, (1, 2), before.leader_epoch)
+    assert after.partition_epoch == before.partition_epoch + 1
+    assert alter(m, tid, before, new_isr=(1, 2, 3))[1] == E.INVALID_UPDATE_VERSION
+    # once its new incarnation has caught up, the leader asks again at the new partition epoch
+    records, code, now = alter(m, tid, after, new_isr=(1, 2, 3))
+    assert code == E.NONE and now.isr == (1, 2, 3)
+
+
+def test_a_broker_registering_again_as_the_same_incarnation_changes_no_partition():
+    m, tid, p = setup()
+    records, code, _ = alter(m, tid, p, new_isr=(1, 2))
+    run(m, records)
+    same = m._brokers[3]
+    before = m.topic("r").partitions[0]
+    run(m, m.register_broker(3, same.host, same.port, None, same.incarnation_id))
+    assert m.topic("r").partitions[0].partition_epoch == before.partition_epoch
