@@ -64,6 +64,13 @@ class Draft:
                 if leader == broker_id:
                     leader = next((r for r in p.replicas if r in isr and r != broker_id
                                    and not m._brokers[r].fenced), NO_LEADER)
+                    if leader == NO_LEADER and topic.configs.get("unclean.leader.election.enable") == "true":
+                        # no live in-sync replica, but the topic takes any live one (data may be
+                        # lost, as in Kafka): at once, not when some replica next registers
+                        leader = next((r for r in p.replicas if r != broker_id and r in m._brokers
+                                       and not m._brokers[r].fenced), NO_LEADER)
+                        if leader != NO_LEADER:
+                            isr = (leader,)
                 self._change(m._topics[name], m._topics[name].partitions[p.index], isr, leader)
 
     def elect_returning(self, broker_id: int) -> None:

@@ -86,3 +86,28 @@ def test_imbalance_rule_moves_only_a_broker_above_the_percentage():
     assert part(m, 0).leader != victim
     assert elections.imbalanced(m, 10) == [("r", 0)]
     assert elections.imbalanced(m, 100) == []        # 1 of 1 off is 100%: not above 100
+
+
+def _last_isr_member_fails(configs):
+    from sandbox.coordinator import isr
+    m = machine_with_brokers(1, 2, 3)
+    run(m, m.create_topic("t", 1, 3, configs, uuid.uuid4()))
+    t = m.topic("t")
+    p = t.partitions[0]
+    records, code, _ = isr.alter_partition(m, p.leader, t.topic_id, 0, p.leader_epoch, p.partition_epoch, [p.leader])
+    assert code == E.NONE
+    run(m, records)
+    run(m, m.fence_broker(p.leader))
+    return p, m.topic("t").partitions[0]
+
+
+def test_a_topic_taking_unclean_elections_gets_a_live_replica_as_leader_when_its_last_isr_member_fails():
+    """unclean.leader.election.enable=true: the last in-sync replica fenced while other replicas
+    are alive elects one of them at once, as Kafka's controller does at the fence (found by
+    review: it stayed leaderless until some replica registered or was unfenced again)."""
+    before, after = _last_isr_member_fails({"unclean.leader.election.enable": "true"})
+    first_live = next(r for r in before.replicas if r != before.leader)
+    assert (after.leader, after.isr, after.leader_epoch) == (first_live, (first_live,), before.leader_epoch + 1)
+    # without it the partition waits for its in-sync replica (clean elections only)
+    before, after = _last_isr_member_fails(None)
+    assert after.leader == -1 and after.isr == (before.leader,)
