@@ -88,6 +88,23 @@ class Draft:
                 elif unclean:
                     self._change(m._topics[name], p, (broker_id,), broker_id)
 
+    def elect_unclean(self, name: str) -> None:
+        """unclean.leader.election.enable just turned on for `name`: each of its leaderless
+        partitions gets a live replica as leader at once (data may be lost, as in Kafka), rather
+        than when some replica next registers."""
+        topic = self.machine._topics[name]
+        for p in topic.partitions:
+            if p.leader == NO_LEADER:
+                pick = _unclean_pick(self.machine, p)
+                if pick is not None:
+                    self._change(self.machine._topics[name], p, p.isr if pick in p.isr else (pick,), pick)
+
+
+def _unclean_pick(m: MetadataMachine, p: PartitionInfo) -> int | None:
+    """The replica an unclean election picks: a live in-sync one if any, else the first live one."""
+    live = [r for r in p.replicas if r in m._brokers and not m._brokers[r].fenced]
+    return next((r for r in live if r in p.isr), live[0] if live else None)
+
 
 PREFERRED, UNCLEAN = 0, 1   # ElectLeaders election types
 
@@ -106,12 +123,11 @@ def elect_leaders(machine: MetadataMachine, election_type: int, pairs: list[tupl
             out[(name, index)] = (UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist.")
             continue
         p = topic.partitions[index]
-        live = [r for r in p.replicas if r in m._brokers and not m._brokers[r].fenced]
         if election_type == UNCLEAN:
             if p.leader != NO_LEADER:
                 out[(name, index)] = (ELECTION_NOT_NEEDED, "Leader election not needed for topic partition.")
                 continue
-            pick = next((r for r in live if r in p.isr), live[0] if live else None)
+            pick = _unclean_pick(m, p)
             if pick is None:
                 out[(name, index)] = (ELIGIBLE_LEADERS_NOT_AVAILABLE, f"No replica of {name}-{index} is alive.")
                 continue
@@ -121,7 +137,8 @@ def elect_leaders(machine: MetadataMachine, election_type: int, pairs: list[tupl
             if p.leader == preferred:
                 out[(name, index)] = (ELECTION_NOT_NEEDED, "Leader election not needed for topic partition.")
                 continue
-            if preferred not in live or preferred not in p.isr:
+            live = preferred in m._brokers and not m._brokers[preferred].fenced
+            if not live or preferred not in p.isr:
                 out[(name, index)] = (ELIGIBLE_LEADERS_NOT_AVAILABLE, f"The preferred leader of {name}-{index} "
                                       f"(broker {preferred}) is not alive and in sync.")
                 continue

@@ -11,6 +11,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from . import acls, broker_configs, features, group_configs, quotas, rules, scram, topic_configs
 from .elections import Draft
+
+UNCLEAN = "unclean.leader.election.enable"
 from sandbox.protocol.errors import (
     INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST,
     INVALID_TOPIC_EXCEPTION, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION,
@@ -362,8 +364,11 @@ class MetadataMachine(BrokerSessions):
             if key not in topic_configs.DEFAULTS:
                 raise CoordinatorError(INVALID_CONFIG, f"Unknown topic config name: {key}")
         configs = topic_configs.merged(topic.configs, new_values, delete, incremental)
-        return [{"type": "config", "topic_id": str(topic.topic_id),
-                 "configs": dict(sorted(configs.items()))}]
+        draft = Draft(self)
+        draft.emit({"type": "config", "topic_id": str(topic.topic_id), "configs": dict(sorted(configs.items()))})
+        if configs.get(UNCLEAN) == "true" and topic.configs.get(UNCLEAN) != "true":
+            draft.elect_unclean(topic.name)
+        return draft.records
 
     def alter_group_configs(self, group: str, set: Mapping[str, str] | None = None,  # noqa: A002
                             delete: Iterable[str] | None = None, incremental: bool = True) -> list[Record]:

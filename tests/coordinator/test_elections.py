@@ -98,16 +98,39 @@ def _last_isr_member_fails(configs):
     assert code == E.NONE
     run(m, records)
     run(m, m.fence_broker(p.leader))
-    return p, m.topic("t").partitions[0]
+    return p, m.topic("t").partitions[0], m
 
 
 def test_a_topic_taking_unclean_elections_gets_a_live_replica_as_leader_when_its_last_isr_member_fails():
     """unclean.leader.election.enable=true: the last in-sync replica fenced while other replicas
     are alive elects one of them at once, as Kafka's controller does at the fence (found by
     review: it stayed leaderless until some replica registered or was unfenced again)."""
-    before, after = _last_isr_member_fails({"unclean.leader.election.enable": "true"})
+    before, after, _m = _last_isr_member_fails({"unclean.leader.election.enable": "true"})
     first_live = next(r for r in before.replicas if r != before.leader)
     assert (after.leader, after.isr, after.leader_epoch) == (first_live, (first_live,), before.leader_epoch + 1)
     # without it the partition waits for its in-sync replica (clean elections only)
-    before, after = _last_isr_member_fails(None)
+    before, after, _m = _last_isr_member_fails(None)
     assert after.leader == -1 and after.isr == (before.leader,)
+
+
+def test_turning_unclean_elections_on_elects_a_live_replica_for_a_leaderless_partition_at_once():
+    """The recovery Kafka's docs teach for a partition whose in-sync replicas are all gone:
+    set unclean.leader.election.enable=true on the topic. The change itself elects a live
+    replica (found by review: it elected nobody until some broker registered or was unfenced);
+    partitions that have a leader keep it, and setting it while already on changes nothing."""
+    before, after, m = _last_isr_member_fails(None)
+    assert after.leader == -1
+    m_topic = "t"
+    records = m.alter_configs(m_topic, {"unclean.leader.election.enable": "true"}, None, True)
+    first_live = next(r for r in before.replicas if r != before.leader)
+    assert [r["type"] for r in records] == ["config", "partition-change"]
+    run(m, records)
+    p = m.topic(m_topic).partitions[0]
+    assert (p.leader, p.isr, p.leader_epoch) == (first_live, (first_live,), after.leader_epoch + 1)
+    assert m.topic(m_topic).configs["unclean.leader.election.enable"] == "true"
+    again = m.alter_configs(m_topic, {"unclean.leader.election.enable": "true", "retention.ms": "5000"}, None, True)
+    assert [r["type"] for r in again] == ["config"]
+    # turning it off, or another config, elects nobody
+    m2 = machine_with_brokers(1, 2, 3)
+    run(m2, m2.create_topic("u", 1, 3, None, uuid.uuid4()))
+    assert [r["type"] for r in m2.alter_configs("u", {"retention.ms": "5000"}, None, True)] == ["config"]
