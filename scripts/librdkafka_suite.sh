@@ -9,8 +9,8 @@
 #
 #   scripts/librdkafka_suite.sh [TESTS=0012,0081 ...]     (TESTS: substrings of test names)
 #
-# Tests that need Kafka's own shell tools (KAFKA_PATH), an ACL authorizer, SSL/SASL or the
-# suite's mock cluster cannot pass or do not run here; docs/protocol.md ("Client suites") lists
+# Kafka's shell tools the suite runs (KAFKA_PATH) are stood in for by scripts/kafka_tools.py.
+# Tests that need SSL/SASL or the suite's mock cluster do not run here; docs/protocol.md ("Client suites") lists
 # the last results and why each failure is not a sandbox fault.
 set -euo pipefail
 
@@ -67,6 +67,16 @@ printf '[sandbox]\nbrokers = 3\nport = %s\ncoordinator_port = %s\nhttp_port = %s
 cleanup() { (cd "$project" && python3 -m sandbox down >/dev/null 2>&1 || true); rm -rf "$project"; }
 trap cleanup EXIT INT TERM
 (cd "$project" && PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" python3 -m sandbox up)
+
+# Kafka's shell tools, as far as the suite uses them (kafka-topics.sh --create, kafka-acls.sh
+# --add), made by scripts/kafka_tools.py with the admin client
+mkdir -p "$project/kafka/bin"
+for tool in topics acls; do
+    printf '#!/bin/sh\nexec python3 %s %s "$@"\n' "$here/scripts/kafka_tools.py" "$tool" \
+        > "$project/kafka/bin/kafka-$tool.sh"
+    chmod +x "$project/kafka/bin/kafka-$tool.sh"
+done
+export KAFKA_PATH="$project/kafka" BROKERS="127.0.0.1:$port"
 
 cd "$src/tests"
 printf 'bootstrap.servers=127.0.0.1:%s\n' "$port" > test.conf
