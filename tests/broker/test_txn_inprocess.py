@@ -293,3 +293,31 @@ def test_the_next_transaction_waits_for_the_markers_of_the_last_one_instead_of_a
     meta = b.owner.txns.machine.get("w")
     assert meta.state == ONGOING and meta.partitions == {("t", 1)}
     assert consumed(fetch(b, 1), 1) == [b"a"]   # the commit marker was written first
+
+
+def test_a_txn_offset_commit_outside_the_ongoing_transaction_is_refused(b):
+    """KIP-890 part 1 for TxnOffsetCommit: the group's __consumer_offsets partition must be in the
+    producer's ongoing transaction (AddOffsetsToTxn). A late commit, arriving after its transaction
+    ended, was written and stayed pending for good: OffsetFetch with require_stable then answered
+    UNSTABLE_OFFSET_COMMIT for ever (found by review)."""
+    pid, epoch = b.begin_txn("eos", "t", [0])
+
+    def commit(offset: int, version: int = 3) -> int:
+        body = {"transactional_id": "eos", "group_id": "g", "producer_id": pid, "producer_epoch": epoch,
+                "generation_id": -1, "member_id": "", "group_instance_id": None,
+                "topics": [{"name": "t", "partitions": [{"partition_index": 0, "committed_offset": offset,
+                                                         "committed_leader_epoch": -1, "committed_metadata": ""}]}]}
+        return int(b.call(28, version, body).topics[0].partitions[0].error_code)
+    assert commit(7) == E.INVALID_TXN_STATE               # AddOffsetsToTxn not sent: refused
+    assert commit(7, version=5) == E.TRANSACTION_ABORTABLE
+    assert offset_fetch(b, stable=True) == (-1, E.NONE)   # nothing left pending
+    add = b.call(25, 3, {"transactional_id": "eos", "producer_id": pid, "producer_epoch": epoch, "group_id": "g"})
+    assert int(add.error_code) == E.NONE
+    assert commit(7) == E.NONE and commit(8) == E.NONE    # the second: open on the partition already
+    assert offset_fetch(b, stable=True) == (-1, E.UNSTABLE_OFFSET_COMMIT)
+    end = b.call(26, 3, {"transactional_id": "eos", "producer_id": pid, "producer_epoch": epoch, "committed": True})
+    assert int(end.error_code) == E.NONE
+    b.loop.run_until_complete(asyncio.sleep(0.2))          # markers written, CompleteCommit
+    assert offset_fetch(b, stable=True) == (8, E.NONE)
+    assert commit(9) == E.INVALID_TXN_STATE                # late: its transaction is over
+    assert offset_fetch(b, stable=True) == (8, E.NONE)     # and it holds nothing back

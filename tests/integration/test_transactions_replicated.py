@@ -218,3 +218,78 @@ def test_pipelined_transactional_writes_where_another_broker_coordinates_the_id_
     assert got == sent   # one partition: every record once, in the order sent
     leader = cluster.partition(topic, index)[0]
     assert "expected sequence" not in cluster.log_text(f"broker-{leader}")
+
+
+def _coordinator(port: int, key: str, key_type: int) -> int:
+    from sandbox.protocol import build, request_class
+    from rawclient import RawClient
+    with RawClient(port) as c:
+        found = _until_none(lambda: (r := c.request(build(request_class(10, 3), {
+            "key": key, "key_type": key_type}))) and (r, int(r.error_code)), "FindCoordinator")
+    return int(found.node_id)
+
+
+def test_offsets_sent_to_a_transaction_where_another_broker_coordinates_the_group(cluster3):
+    """Exactly-once consume-transform-produce (confluent-kafka's send_offsets_to_transaction) with
+    the group's coordinator on another broker than the transactional id's: each TxnOffsetCommit is
+    checked with the transaction's coordinator there (KIP-890 part 1) and goes in; the offsets are
+    committed with the transactions. Then a late TxnOffsetCommit of the same producer, after its
+    transaction ended, is refused (INVALID_TXN_STATE) instead of staying pending, which made
+    OffsetFetch with require_stable answer UNSTABLE_OFFSET_COMMIT for good."""
+    from sandbox.protocol import build, errors as E, request_class
+    from rawclient import RawClient
+    from .kit import consumer
+
+    cluster = cluster3
+    src, out = unique("eos-in"), unique("eos-out")
+    three_leaders(cluster, src)
+    three_leaders(cluster, out)
+    feed = producer(cluster.bootstrap, acks="all")
+    for i in range(30):
+        feed.produce(src, value=f"r{i}".encode(), partition=i % 3)
+    assert feed.flush(30) == 0
+    tid = unique("eos-id")
+    txn_coord = _coordinator(cluster.ports[1], tid, 1)
+    group = next(g for g in (unique("eos-g") for _ in range(200))
+                 if _coordinator(cluster.ports[1], g, 0) != txn_coord)
+    group_coord = _coordinator(cluster.ports[1], group, 0)
+    c = consumer(cluster.bootstrap, group, **{"isolation.level": "read_committed", "enable.auto.commit": False,
+                                              "auto.offset.reset": "earliest"})
+    p = producer(cluster.bootstrap, **{"transactional.id": tid, "acks": "all"})
+    p.init_transactions(60)
+    c.subscribe([src])
+    done, deadline = 0, time.monotonic() + 90
+    try:
+        while done < 30:
+            assert time.monotonic() < deadline, f"only {done} of 30 records went through"
+            msgs = [m for m in c.consume(10, 1.0) if not m.error()]
+            if not msgs:
+                continue
+            p.begin_transaction()
+            for m in msgs:
+                p.produce(out, value=m.value().upper(), partition=m.partition())
+            p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 30)
+            p.commit_transaction(60)
+            done += len(msgs)
+        committed = c.committed([TopicPartition(src, i) for i in range(3)], 30)
+    finally:
+        c.close()
+    assert sorted(tp.offset for tp in committed) == [10, 10, 10]
+    assert sorted(read_committed(cluster, out, 3)) == sorted(f"R{i}".encode() for i in range(30))
+
+    # a late TxnOffsetCommit of the producer's last epoch (the client keeps its id and epoch)
+    with RawClient(cluster.ports[txn_coord]) as tc:
+        state = _until_none(lambda: (r := tc.request(build(request_class(65, 0), {"transactional_ids": [tid]})))
+                            and (r, int(r.transaction_states[0].error_code)), "DescribeTransactions")
+    pid, epoch = int(state.transaction_states[0].producer_id), int(state.transaction_states[0].producer_epoch)
+    with RawClient(cluster.ports[group_coord]) as gc:
+        late = gc.request(build(request_class(28, 3), {
+            "transactional_id": tid, "group_id": group, "producer_id": pid, "producer_epoch": epoch,
+            "generation_id": -1, "member_id": "", "group_instance_id": None,
+            "topics": [{"name": src, "partitions": [{"partition_index": 0, "committed_offset": 3,
+                                                     "committed_leader_epoch": -1, "committed_metadata": ""}]}]}))
+        assert int(late.topics[0].partitions[0].error_code) == E.INVALID_TXN_STATE
+        fetched = gc.request(build(request_class(9, 8), {"groups": [{"group_id": group, "topics": [
+            {"name": src, "partition_indexes": [0]}]}], "require_stable": True}))
+        part = fetched.groups[0].topics[0].partitions[0]
+        assert (int(part.error_code), int(part.committed_offset)) == (E.NONE, 10)

@@ -8,16 +8,20 @@ from __future__ import annotations
 from sandbox.coordinator.acls import GROUP, READ, TOPIC, TRANSACTIONAL_ID, WRITE
 from sandbox.protocol.errors import (
     GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-    COORDINATOR_NOT_AVAILABLE, FENCED_MEMBER_EPOCH, ILLEGAL_GENERATION, INVALID_GROUP_ID, NONE, NOT_COORDINATOR,
-    OFFSET_METADATA_TOO_LARGE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID, UNKNOWN_TOPIC_OR_PARTITION,
+    CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, FENCED_MEMBER_EPOCH,
+    ILLEGAL_GENERATION, INVALID_GROUP_ID, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, NETWORK_EXCEPTION, NONE,
+    NOT_COORDINATOR, NOT_ENOUGH_REPLICAS, OFFSET_METADATA_TOO_LARGE, PRODUCER_FENCED, REBALANCE_IN_PROGRESS,
+    TRANSACTION_ABORTABLE, UNKNOWN_MEMBER_ID, UNKNOWN_TOPIC_OR_PARTITION,
 )
 
 from ..group_model import COMPLETING, EMPTY
+from ..internal_topics import OFFSETS_TOPIC
 from ..groups import MAX_METADATA_CHARS
 
 API_KEY = 28
 MIN_VERSION = 0
 MAX_VERSION = 5
+ABORTABLE_FROM = 5   # TRANSACTION_ABORTABLE to clients of v5+ (KIP-890), INVALID_TXN_STATE before
 
 
 def member_check(groups, group_id: str, generation: int, member_id: str, instance_id: str | None) -> int:
@@ -41,6 +45,35 @@ def member_check(groups, group_id: str, generation: int, member_id: str, instanc
     if anonymous and group is not None and group.state != EMPTY:
         return REBALANCE_IN_PROGRESS if group.state == COMPLETING else NONE
     return groups.machine.commit_check(group_id, generation, member_id, instance_id)
+
+
+# the coordinator moving or busy: the client finds it again and retries, as Kafka's group
+# coordinator answers a verification it could not finish
+_RETRY_LATER = frozenset({CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR,
+                          NETWORK_EXCEPTION, NOT_ENOUGH_REPLICAS})
+
+
+async def _verified(ctx, request) -> int:
+    """KIP-890 part 1, as for a transactional Produce: before the commit opens the producer's
+    transaction on the group's `__consumer_offsets` partition, the transaction's coordinator
+    confirms that AddOffsetsToTxn put the partition in the ongoing transaction. A late or zombie
+    TxnOffsetCommit (its transaction ended, or aborted by a timeout) would otherwise stay pending
+    for good, and OffsetFetch with require_stable answer UNSTABLE_OFFSET_COMMIT for ever."""
+    state = ctx.state
+    if not request.transactional_id or state.txns.store.coordinator_for(request.transactional_id) is None:
+        return NONE   # no coordinator ever began a transaction to check against (as Produce)
+    part = (OFFSETS_TOPIC, state.offsets.partition_for(request.group_id))
+    plog, _code = state.led_log(*part)
+    if plog is not None and plog.in_transaction(request.producer_id, request.producer_epoch):
+        return NONE   # open here already: the coordinator confirmed it for an earlier commit
+    codes = await state.txns.verifier.verify(request.transactional_id, request.producer_id,
+                                             request.producer_epoch, [part])
+    code = codes.get(part, NONE)
+    if code in _RETRY_LATER:
+        return COORDINATOR_NOT_AVAILABLE
+    if code == TRANSACTION_ABORTABLE and ctx.api_version < ABORTABLE_FROM:
+        return INVALID_TXN_STATE
+    return INVALID_PRODUCER_EPOCH if code == PRODUCER_FENCED else code
 
 
 def _answer(request, codes: dict[tuple[str, int], int]) -> dict:
@@ -86,6 +119,9 @@ async def handle(ctx, request) -> dict:
             entries.append((topic, p.partition_index, p.committed_offset,
                             getattr(p, "committed_leader_epoch", -1), meta))
     if entries:
+        code = await _verified(ctx, request)
+        if code != NONE:
+            return _answer(request, {k: code if c == NONE else c for k, c in codes.items()})
         try:
             state.offsets.commit_txn(request.group_id, request.producer_id, request.producer_epoch, entries)
             code = await state.offsets.replicated(request.group_id, state.config.offsets_commit_timeout_ms / 1000)
