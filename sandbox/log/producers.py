@@ -201,6 +201,13 @@ class ProducerStore:
             if loaded is not None and loaded[1] == off:
                 self.state, start = loaded
                 break
+        first = segments[0].base_offset
+        if start < first:
+            # a snapshot older than the oldest segment (segments deleted before a newer one was
+            # written): whether its open transactions ended is lost with them, and one kept open
+            # would hold the last stable offset back for good; the producers' sequences still help
+            self.state.open_txns = {pid: f for pid, f in self.state.open_txns.items() if f >= first}
+            start = first
         if not self.txns.load([s.base_offset for s in segments], start, listing):
             # a damaged .txnindex: everything is read again from the batches
             self.txns.reset()

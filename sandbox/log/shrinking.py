@@ -49,6 +49,11 @@ class Shrinking:
         fsync_dir(self.directory)
 
     def _delete_oldest(self, n: int) -> int:
+        if n <= 0:
+            return 0
+        # the producer state first: a snapshot older than what is left would, after a crash,
+        # bring back transactions whose markers went with these segments (open for ever)
+        self._producers.snapshot(self.log_end_offset)
         freed = 0
         for seg in self._segments[:n]:
             freed += seg.size
@@ -84,7 +89,12 @@ class Shrinking:
             return 0
         now = self._now_ms() if now_ms is None else now_ms
         clean_leftovers(self.directory)
+        # as Kafka: only segments wholly below the high watermark (a replicated leader's records
+        # its followers do not have yet are not committed, and must not go before they are)
         candidates = self._segments[:-1]
+        upto = next((k for k, seg in enumerate(candidates) if seg.next_offset > self._high_watermark), None)
+        if upto is not None:
+            candidates = candidates[:upto]
         n = 0
         if cfg.retention_ms >= 0:
             for seg in candidates:

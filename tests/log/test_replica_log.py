@@ -167,3 +167,23 @@ def test_an_epoch_below_the_logs_restarts_the_history(tmp_path):
     assert log.replica.end_offset_for_epoch(0) == (0, 5)
     log.replica.begin_epoch(1)                     # a normal failover afterwards
     assert log._epochs.entries == [(0, 0), (1, 5)]
+
+
+def test_retention_never_deletes_records_above_the_high_watermark(tmp_path):
+    """A replicated leader whose followers lag: closed segments past retention.ms (old CreateTime
+    timestamps) but above the high watermark stay until they are committed, as Kafka bounds the
+    deletable segments by the high watermark. Found by review: the log start went to 18 with the
+    high watermark at 3, deleting records no follower had (a fetch at the high watermark was then
+    out of range)."""
+    from sandbox.log import build_batch
+    log = PartitionLog(tmp_path / "t-0", LogConfig(segment_bytes=300, index_interval_bytes=64, retention_ms=1000))
+    log.replica.set_replicated(True)
+    for _ in range(20):
+        log.append(build_batch([(None, b"x" * 40)], timestamp_ms=1_000))
+    log.replica.high_watermark = 3
+    assert log.housekeeping.segment_count > 2
+    log.housekeeping.apply_retention(now_ms=10_000_000)
+    assert 0 < log.log_start_offset <= 3   # what is committed and old may go
+    log.replica.high_watermark = log.log_end_offset
+    log.housekeeping.apply_retention(now_ms=10_000_000)
+    assert log.log_start_offset > 3        # once committed, the rest goes too

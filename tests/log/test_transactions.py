@@ -188,6 +188,76 @@ def test_retention_drops_entries_with_their_segments(tmp_path):
     assert len(list((tmp_path / "p").glob("*.txnindex"))) < before
 
 
+def _crash(log, path, config):
+    """kill -9 and reopen: no close, no flush; the checkpoints as last written."""
+    rp, start = log.housekeeping.checkpoint_offsets()
+    for seg in log._segments:
+        seg.close()
+    return PartitionLog(path, config, recovery_point=rp, log_start_offset=start)
+
+
+@pytest.mark.parametrize("how", ["delete_records", "retention"])
+def test_a_transaction_ended_in_deleted_segments_stays_ended_after_a_crash(tmp_path, how):
+    """Found by review: a producer snapshot written while a transaction was open, its marker in
+    segments that DeleteRecords or retention then deleted, and a crash before the next flush: the
+    reopened log took the old snapshot, never saw the marker again, and kept the transaction open,
+    its last stable offset at the log start for good (read_committed consumers stopped there)."""
+    path = tmp_path / "p"
+    config = cfg(retention_bytes=0) if how == "retention" else cfg()
+    log = PartitionLog(path, config)
+    log.append(txn_batch(7, [b"t1"]))
+    log.housekeeping.flush()              # a snapshot with the transaction open
+    log.append_marker(7, 0, how == "retention", 0)
+    for _ in range(20):
+        log.append(plain([b"x" * 40]))
+    if how == "retention":
+        log.housekeeping.apply_retention()
+    else:
+        log.delete_records_before(log.high_watermark)
+    assert log.log_start_offset > 1
+    log.append(plain([b"after"]))
+    again = _crash(log, path, config)
+    assert again.housekeeping.open_transactions() == []
+    assert again.last_stable_offset == again.high_watermark == log.log_end_offset
+
+
+def test_a_snapshot_older_than_every_segment_does_not_bring_back_an_open_transaction(tmp_path):
+    """The same, whatever left the stale snapshot behind (one written by an older version): a
+    snapshot below the oldest segment gives the producers' sequences, not its open transactions,
+    whose markers may have gone with the deleted segments."""
+    path = tmp_path / "p"
+    log = PartitionLog(path, cfg())
+    log.append(txn_batch(7, [b"t1"]))
+    log.housekeeping.flush()
+    [(_off, stale)] = [(p.name, p.read_bytes()) for p in path.glob("*.snapshot")]
+    log.append_marker(7, 0, True, 0)
+    for _ in range(20):
+        log.append(plain([b"x" * 40]))
+    log.delete_records_before(log.high_watermark)
+    for p in path.glob("*.snapshot"):
+        p.unlink()
+    (path / _off).write_bytes(stale)
+    again = _crash(log, path, cfg())
+    assert again.housekeeping.open_transactions() == []
+    assert again.last_stable_offset == again.high_watermark
+
+
+def test_a_transaction_still_open_when_its_first_segments_are_deleted_stays_open_after_a_crash(tmp_path):
+    """Deleting segments writes the producer state first, so a transaction begun in them and not
+    ended yet is still open after a crash (the last stable offset does not jump over it)."""
+    path = tmp_path / "p"
+    log = PartitionLog(path, cfg())
+    log.append(txn_batch(8, [b"open"]))
+    log.housekeeping.flush()
+    for _ in range(20):
+        log.append(plain([b"x" * 40]))
+    log.delete_records_before(log.high_watermark - 1)
+    again = _crash(log, path, cfg())
+    assert [t[0] for t in again.housekeeping.open_transactions()] == [8]
+    again.append_marker(8, 0, True, 0)
+    assert again.last_stable_offset == again.high_watermark
+
+
 def test_compaction_removes_aborted_data_and_keeps_markers_and_open_transactions(tmp_path):
     clock = Clock()
     log = PartitionLog(tmp_path / "p", cfg(cleanup_policy="compact", min_compaction_lag_ms=0), clock=clock)
