@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Generator, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 from .batch import (ATTR_CODEC_MASK, HEADER_SIZE, BatchHeader, StoredRecord, parse_header,
                     read_stored_records, rebuild_batch)
@@ -54,6 +54,10 @@ class SegmentRef:
     max_timestamp: int
     next_offset: int
     read: Callable[[int, int], bytes] | None = field(default=None, compare=False)  # the owner's read_at
+    # the owner's segment object and its mark() when read: a truncation that cut it, or deleted it
+    # and wrote a new one at the same base (a follower), is seen even when the sizes match
+    segment: Any = field(default=None, compare=False)
+    mark: Any = field(default=None, compare=False)
 
 
 @dataclass

@@ -98,17 +98,18 @@ class Compactor:
             if seg.next_offset > stable:
                 break   # holds a transaction not ended (or not replicated) yet: as Kafka, not cleaned
             refs.append(SegmentRef(seg.base_offset, seg.log_path, seg.size, seg.max_timestamp, seg.next_offset,
-                                   read=seg.read_at))
+                                   read=seg.read_at, segment=seg, mark=seg.mark()))
         return refs
 
     def install(self, result: CleanResult) -> bool:
-        """Swap in what cleaner.clean_steps() wrote, if the segments it read are still these (same
-        base and size, closed). False (and the files discarded) when the log moved on meanwhile."""
+        """Swap in what cleaner.clean_steps() wrote, if the segments it read are still these (the
+        same segment objects, closed, holding the same bytes: no truncation cut or replaced them). False (and the files discarded) when the log moved on meanwhile."""
         log = self.log
         by_base = {seg.base_offset: (i, seg) for i, seg in enumerate(log._segments[:-1])}
         for ref in result.refs:
             hit = by_base.get(ref.base)
-            if hit is None or hit[1].size != ref.size:
+            if hit is None or hit[1].size != ref.size or (
+                    ref.segment is not None and (hit[1] is not ref.segment or hit[1].mark() != ref.mark)):
                 result.discard()
                 return False
         refs = {r.base: r for r in result.refs}

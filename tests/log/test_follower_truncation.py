@@ -217,3 +217,39 @@ def test_a_follower_follows_its_leaders_log_start_up_to_its_high_watermark(tmp_p
     assert min(records(f)) == 25 and records(f) == records(leader)
     with pytest.raises(OffsetOutOfRangeError):
         f.read(10, 1 << 20)
+
+
+def test_a_compaction_pass_read_before_a_truncation_is_not_installed_after_it(tmp_path, windows_files):
+    """Found by review: a compaction pass had read the segments when the follower truncated and
+    fetched the new leader's records, of the same sizes; install() compared only bases and sizes,
+    so it swapped in segments computed from the cut records: the new leader's records 3..7 were
+    gone and the cut `old-7` came back. Now the pass is dropped and the next one starts over."""
+    from sandbox.log import build_batch
+    from sandbox.log.compactor import Compactor
+
+    def put(log, key, value):
+        log.append(build_batch([(key, value)], timestamp_ms=1_000))
+
+    def records(log):
+        return [(o, k, v) for o, _ts, k, v, _h in iter_records(log.read(log.log_start_offset, 1 << 24).tobytes())]
+
+    log = PartitionLog(tmp_path / "c-0", LogConfig(segment_bytes=180, index_interval_bytes=64, cleanup_policy="compact"))
+    for i in range(8):
+        put(log, b"a", b"old-%d" % i)
+    log.housekeeping.roll()
+    segments = log.housekeeping.segment_count
+    c = Compactor(log)
+    for _ in range(len(c.cleanable(10**13))):
+        assert c.step(10**13) is True        # every segment read, its .cleaned written; install next
+    log.truncate_to(3)                       # a new leader: cut at 3, its records 3..7 fetched
+    for i in range(3, 8):
+        put(log, b"b", b"new-%d" % i)        # the same sizes as the records cut
+    log.housekeeping.roll()
+    assert log.housekeeping.segment_count == segments
+    while c.step(10**13):
+        pass
+    got = records(log)
+    assert [r for r in got if r[1] == b"b"][-1] == (7, b"b", b"new-7")
+    assert (7, b"a", b"old-7") not in got
+    offsets = [o for o, _k, _v in got]
+    assert offsets == sorted(set(offsets)) and offsets[-5:] == [3, 4, 5, 6, 7]
