@@ -3,6 +3,7 @@ files busy, copy-then-delete as a last resort; never a silent delete) and prunin
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -137,9 +138,15 @@ def has_data(data_dir: Path) -> bool:
         return False
 
 
+DISK_FULL = "disk full"   # how path_problem's answer starts when the disk, not the folder, is at fault
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
 def path_problem(data_dir: Path) -> str | None:
     """Why a journal folder cannot be used as it is (a file or a dangling link in its place, a
-    folder that cannot be created or written), in a few words; None when it is usable."""
+    folder that cannot be created or written), in a few words; None when it is usable. A full
+    disk (or quota) is no fault of the folder: the answer then starts with DISK_FULL, and the
+    journal must stay where it is until there is space again."""
     data_dir = Path(data_dir)
     if data_dir.is_symlink() and not data_dir.exists():
         return "it is a link to a place that does not exist"
@@ -148,11 +155,19 @@ def path_problem(data_dir: Path) -> str | None:
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
+        if e.errno in _FULL_ERRNOS:
+            return f"{DISK_FULL}: {data_dir} cannot be created ({e.strerror})"
         return f"it cannot be created ({e.strerror or e})"
     probe = data_dir / ".write-probe"
     try:
         probe.write_bytes(b"ok")
-        probe.unlink()
     except OSError as e:
+        if e.errno in _FULL_ERRNOS:
+            return f"{DISK_FULL}: nothing can be written in {data_dir} ({e.strerror})"
         return f"it cannot be written ({e.strerror or e})"
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
     return None

@@ -8,10 +8,11 @@ from sandbox.lifecycle import EXIT_CONFIG
 from sandbox.runner.logscan import tail_lines
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE
 from sandbox.runner.probe import port_owner
-from sandbox.runner.quarantine import QuarantineError, has_data, path_problem, prune, quarantine
+from sandbox.runner.quarantine import DISK_FULL, QuarantineError, has_data, path_problem, prune, quarantine
 from sandbox.runner.service import ServiceRecord, recreate_topics
 
 LOG_TAIL_LINES = 20
+DISK_FULL_RETRY_S = 5.0   # a start put off for want of space is tried again this often
 
 
 class Recovery:
@@ -23,8 +24,18 @@ class Recovery:
         moved into quarantine, never deleted, and the service starts clean."""
         spec = svc.spec
         problem = path_problem(spec.data_dir)
+        if svc.problem and svc.problem.startswith(DISK_FULL) and not (problem or "").startswith(DISK_FULL):
+            svc.problem = None
+            self._emit(svc, "disk-full", "writes succeed again", resolved=True)
         if problem is None:
             return True
+        if problem.startswith(DISK_FULL):
+            # never a reason to move a journal aside: wait for space, trying again now and then
+            if svc.problem != f"{problem}; free space on that disk":
+                svc.problem = f"{problem}; free space on that disk"
+                self._emit(svc, "disk-full", svc.problem, path=str(spec.data_dir))
+            svc.state, svc.next_start = "recovering", now + DISK_FULL_RETRY_S
+            return False
         if spec.data_dir.exists() or spec.data_dir.is_symlink():
             try:
                 where, _ = quarantine(spec.data_dir, self.quarantine_root, spec.name, self._wall(), sleep=self._sleep)
@@ -126,18 +137,23 @@ class Recovery:
     def _wipe(self, svc: ServiceRecord, rule: str, why: str) -> bool:
         """Quarantine the journal; the event names the rule (unrepairable-journal, crash-loop) and why."""
         spec = svc.spec
-        svc.fresh_journal = svc.recreate_pending = True
-        svc.recreate_failed_reported = False
         if not has_data(spec.data_dir):
+            svc.fresh_journal = svc.recreate_pending = True
+            svc.recreate_failed_reported = False
             self._emit(svc, "wipe", f"journal {spec.data_dir} was already empty: nothing to quarantine ({why})",
                        path=None, rule=rule)
             return True
         try:
             where, how = quarantine(spec.data_dir, self.quarantine_root, spec.name, self._wall(), sleep=self._sleep)
-        except QuarantineError as e:
-            svc.recreate_pending = False
-            self._emit(svc, "crash-loop", f"{e}; giving up, fix it and run `sandbox recover --wipe`")
+        except (QuarantineError, OSError) as e:
+            # the journal stayed where it was: no fresh journal, nothing owed; a later restart
+            # (once the cause is fixed) tries the quarantine again
+            svc.problem = f"its journal could not be moved aside ({e}); fix that and run `sandbox restart`"
+            self._emit(svc, "crash-loop", f"{why}; its journal could not be moved aside ({e}): giving up, "
+                                          f"fix that and run `sandbox restart` or `sandbox recover --wipe`")
             return False
+        svc.fresh_journal = svc.recreate_pending = True
+        svc.recreate_failed_reported = False
         pruned = prune(self.quarantine_root, spec.name, self.policy.keep_quarantines, sleep=self._sleep)
         detail = f"journal quarantined: {where}" + ("" if how == "renamed" else f" ({how})")
         if pruned:

@@ -263,3 +263,63 @@ def test_topic_catalog_is_frozen_from_the_wipe_until_the_topics_are_back(tmp_pat
     assert seen_during == [None, None]
     assert sup.catalog_epoch() == 1             # one wipe since start, nothing pending
 
+
+
+def test_a_full_disk_never_moves_a_journal_aside_and_the_start_waits_for_space(tmp_path, monkeypatch):
+    """Found by review: a broker that crashed while the disk was full had its healthy journal
+    quarantined (the supervisor's write test failed with ENOSPC, taken for an unusable folder) and
+    came back empty once there was space. A full disk is a `disk-full` problem: the start is put
+    off and tried again, the journal stays where it is."""
+    import errno
+    import pathlib
+
+    sup, clock, spawner, probe, s, _ = make(tmp_path, RecoveryPolicy(max_restarts=2, restart_window_s=60))
+    sup.step()
+    real_write = pathlib.Path.write_bytes
+    full = {"on": True}
+
+    def write_bytes(self, data):
+        if full["on"] and self.name == ".write-probe":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
+    monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
+    n = len(spawner.spawned)
+    spawner.current("broker-1").code = 1
+    for _ in range(100):     # 10 s: its backoff and a few tries of the start
+        clock.advance(0.1)
+        sup.step()
+    assert "wipe" not in kinds(sup.events) and quarantines(tmp_path / ".sandbox" / "quarantine", "broker-1") == []
+    assert (s.data_dir / "orders-0" / "00000000000000000000.log").read_bytes() == b"old batches"
+    assert len(spawner.spawned) == n                       # not started on a disk that takes nothing
+    svc = sup.service("broker-1")
+    assert svc["problem"].startswith("disk full") and svc["state"] == "recovering"
+    assert kinds(sup.events).count("disk-full") == 1       # told once, not at every try
+    assert not (s.data_dir / ".write-probe").exists()
+    full["on"] = False                                     # space again: it starts on its own journal
+    for _ in range(60):
+        clock.advance(0.1)
+        sup.step()
+    assert len(spawner.spawned) == n + 1 and sup.service("broker-1")["problem"] is None
+    assert (s.data_dir / "orders-0" / "00000000000000000000.log").read_bytes() == b"old batches"
+    assert sup.events[-1]["kind"] in ("disk-full", "restart", "start") and any(
+        e["kind"] == "disk-full" and e.get("resolved") for e in sup.events)
+
+
+def test_a_quarantine_that_fails_leaves_no_fresh_journal_behind(tmp_path, monkeypatch):
+    """Found by review: when the journal could not be moved aside (here `.sandbox/quarantine` is a
+    file), the supervisor still took the journal for a fresh one: it started on the damaged one,
+    said its topics were being put back, and then gave up on "a fresh journal". Now it stops and
+    says the journal could not be moved; a restart after the fix tries the quarantine again."""
+    policy = RecoveryPolicy(max_restarts=2, restart_window_s=60)
+    sup, clock, spawner, probe, s, _ = make(tmp_path, policy)
+    (tmp_path / ".sandbox").mkdir(exist_ok=True)
+    (tmp_path / ".sandbox" / "quarantine").write_text("not a folder")
+    sup.step()
+    for _ in range(4):
+        crash(sup, clock, spawner)
+    svc = sup.service("broker-1")
+    assert svc["state"] == "crashed" and "could not be moved aside" in svc["problem"]
+    assert "wipe" not in kinds(sup.events)
+    assert (s.data_dir / "orders-0" / "00000000000000000000.log").read_bytes() == b"old batches"
+    record = next(r for r in sup._services if r.spec.name == "broker-1")
+    assert not record.fresh_journal and not record.recreate_pending
