@@ -17,7 +17,7 @@ from sandbox.config import ConfigError, SandboxConfig
 from sandbox.config_init import write_init
 from sandbox.runner import control, orphans, stack
 from sandbox.runner.detach import spawn_detached
-from sandbox.runner.quarantine import prune, quarantine
+from sandbox.runner.quarantine import QuarantineError, prune, quarantine
 
 from . import status_cmds
 from .common import ConfigOpt, client, control_call, fail, load, read_config
@@ -170,6 +170,9 @@ def recover(wipe: bool = typer.Option(False, "--wipe", help="Quarantine every jo
             config: Optional[Path] = ConfigOpt) -> None:
     """Repair journals now (stop, restart: each service repairs its journal at start)."""
     cfg = load(config)
+    # every known topic, read before anything starts: the new stack's catalog, seeing an empty
+    # cluster, would otherwise forget the topics apps made before they are put back
+    known = stack.desired_topics(cfg) if wipe else {}
     was_running = stop_stack(cfg)
     if cfg.mode == "docker":
         from .docker_cmds import recover_docker
@@ -178,7 +181,11 @@ def recover(wipe: bool = typer.Option(False, "--wipe", help="Quarantine every jo
     elif wipe:
         for spec in stack.service_specs(cfg):
             if spec.data_dir.exists():
-                dest, how = quarantine(spec.data_dir, cfg.quarantine_dir, spec.name, time.time())
+                try:
+                    dest, how = quarantine(spec.data_dir, cfg.quarantine_dir, spec.name, time.time())
+                except (OSError, QuarantineError) as e:
+                    fail(f"{spec.name}'s journal {spec.data_dir} could not be moved aside ({e}); nothing was "
+                         f"deleted and the sandbox is stopped: fix that and run `sandbox recover --wipe` again")
                 prune(cfg.quarantine_dir, spec.name, cfg.recovery.keep_quarantines)
                 typer.echo(f"moved {spec.name}'s journal to {dest} ({how})")
     up(docker=cfg.mode == "docker", brokers=None, port=None, foreground=False, ephemeral=False, timeout=60.0, config=config)
@@ -186,7 +193,7 @@ def recover(wipe: bool = typer.Option(False, "--wipe", help="Quarantine every jo
         from sandbox.runner.manifest import reconcile
 
         with client(stack.bootstrap(cfg)) as c:
-            for m in reconcile(stack.desired_topics(cfg), c):
+            for m in reconcile(known, c):
                 typer.echo(f"  {m}")
     typer.echo("recovered" + ("" if was_running else " (the sandbox was not running; it is now)"))
 
