@@ -37,10 +37,12 @@ class Recovery:
             svc.state, svc.next_start = "recovering", now + DISK_FULL_RETRY_S
             return False
         if spec.data_dir.exists() or spec.data_dir.is_symlink():
+            owed_before, svc.recreate_pending = svc.recreate_pending, True   # owed from before the move
             try:
                 where, _ = quarantine(spec.data_dir, self.quarantine_root, spec.name, self._wall(), sleep=self._sleep)
             except (OSError, QuarantineError) as e:
                 where, problem = None, f"{problem}, and it could not be moved aside: {e}"
+                svc.recreate_pending = owed_before
             if where is not None:
                 svc.fresh_journal = svc.recreate_pending = True
                 svc.recreate_failed_reported = False
@@ -143,11 +145,13 @@ class Recovery:
             self._emit(svc, "wipe", f"journal {spec.data_dir} was already empty: nothing to quarantine ({why})",
                        path=None, rule=rule)
             return True
+        svc.recreate_pending = True   # first: a supervisor killed from here on leaves the restore owed
         try:
             where, how = quarantine(spec.data_dir, self.quarantine_root, spec.name, self._wall(), sleep=self._sleep)
         except (QuarantineError, OSError) as e:
             # the journal stayed where it was: no fresh journal, nothing owed; a later restart
             # (once the cause is fixed) tries the quarantine again
+            svc.recreate_pending = False
             svc.problem = f"its journal could not be moved aside ({e}); fix that and run `sandbox restart`"
             self._emit(svc, "crash-loop", f"{why}; its journal could not be moved aside ({e}): giving up, "
                                           f"fix that and run `sandbox restart` or `sandbox recover --wipe`")

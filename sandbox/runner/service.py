@@ -8,6 +8,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 from sandbox.runner.policy import RecoveryPolicy, RestartWindow
@@ -76,7 +77,8 @@ class ServiceRecord:
         self.looping = False                       # a crash-loop event was emitted for the current loop
         self.repair_attempted = False              # repair-then-wipe: the one extra repair restart was given
         self.fresh_journal = False                 # wiped and not healthy since: wiping again won't help
-        self.recreate_pending = False
+        # a restore owed after a wipe survives this supervisor (killed meanwhile): its marker file
+        self._recreate_pending = owed_marker(spec).exists()
         self.recreate_failed_reported = False
         self.stop: StopPlan | None = None          # being stopped (a state, advanced by step())
         self.problem: str | None = None            # one sentence shown by status (config error, disk full)
@@ -88,6 +90,30 @@ class ServiceRecord:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def recreate_pending(self) -> bool:
+        """A wiped journal's topics, offsets and settings still to be put back."""
+        return self._recreate_pending
+
+    @recreate_pending.setter
+    def recreate_pending(self, owed: bool) -> None:
+        self._recreate_pending = owed
+        marker = owed_marker(self.spec)
+        try:
+            if owed:
+                marker.touch()
+            else:
+                marker.unlink(missing_ok=True)
+        except OSError as e:   # kept in memory still; a supervisor killed now would forget it
+            logging.getLogger("sandbox.runner").warning("%s: could not %s %s: %s", self.name, "write" if owed else "remove", marker, e)
+
+
+def owed_marker(spec: ServiceSpec) -> Path:
+    """The file, beside the service's journal folder, that says a restore is owed after a wipe:
+    the next supervisor (after this one was killed) finishes it before the topic catalog may be
+    refreshed from a cluster that lacks what is being put back."""
+    return spec.data_dir.with_name(spec.data_dir.name + ".restore-owed")
 
 
 class EventLog:

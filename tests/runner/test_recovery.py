@@ -323,3 +323,35 @@ def test_a_quarantine_that_fails_leaves_no_fresh_journal_behind(tmp_path, monkey
     assert (s.data_dir / "orders-0" / "00000000000000000000.log").read_bytes() == b"old batches"
     record = next(r for r in sup._services if r.spec.name == "broker-1")
     assert not record.fresh_journal and not record.recreate_pending
+
+
+def test_a_restore_owed_by_a_killed_supervisor_is_finished_by_the_next_one(tmp_path):
+    """Found by review: the restore owed after a wipe lived only in the supervisor's memory. Killed
+    before the service was healthy again, the next supervisor (adopting the services) never put
+    the topics' settings back, and its topic catalog, refreshed from the stripped cluster, lost
+    them for good. The owed restore is now a file beside the journal, read by the next one."""
+    from sandbox.runner.service import catalog_epoch, owed_marker
+
+    policy = RecoveryPolicy(max_restarts=2, restart_window_s=60)
+    sup, clock, spawner, probe, s, recreated = make(tmp_path, policy)
+    sup.step()
+    for _ in range(4):
+        crash(sup, clock, spawner)
+    assert "wipe" in kinds(sup.events) and recreated == []
+    assert owed_marker(s).exists()
+    # SIGKILL: no goodbye; `sandbox up` starts the next supervisor over the same folders
+    again, spawner2, probe2 = [], FakeSpawner(), FakeProbe()
+    sup2 = Supervisor([s], policy, spawner=spawner2, clock=clock, wall_clock=lambda: WALL0 + clock.t,
+                      probe=probe2, quarantine_root=tmp_path / ".sandbox" / "quarantine",
+                      recreate_topics=lambda name: again.append(name) or ["orders"], sleep=lambda s: None)
+    assert catalog_epoch(sup2._events, sup2._services) is None   # the catalog stays as it was
+    sup2.step()
+    probe2.ok["broker-1"] = True
+    clock.advance(1)
+    sup2.step()
+    assert again == ["broker-1"] and kinds(sup2.events)[-1] == "topics-recreated"
+    assert not owed_marker(s).exists()
+    sup3 = Supervisor([s], policy, spawner=FakeSpawner(), clock=clock, wall_clock=lambda: WALL0 + clock.t,
+                      probe=FakeProbe(), quarantine_root=tmp_path / ".sandbox" / "quarantine",
+                      recreate_topics=lambda name: again.append(name) or [], sleep=lambda s: None)
+    assert not any(r.recreate_pending for r in sup3._services)    # owed no more
