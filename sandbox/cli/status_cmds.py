@@ -51,7 +51,12 @@ def status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     running = state is not None and not left
     st["running"] = running
     st["restart_needed"] = stack.restart_needed(cfg) if running else None
-    if left and sup_pid:
+    full = disk_full(cfg) if (left and sup_pid) or (state is None and not left and stack.running_pid(cfg)) else None
+    if full:
+        st["healthy"] = False
+        st["problems"].insert(0, f"the supervisor cannot write its state file: {full}; free space on that disk "
+                                 f"(it carries on by itself once there is room)")
+    elif left and sup_pid:
         st["healthy"] = False
         st["problems"].insert(0, f"the supervisor (pid {sup_pid}) does not answer (paused or wedged); "
                                  f"{len(left)} service(s) still running: `sandbox down` stops them all")
@@ -62,7 +67,7 @@ def status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     elif state is None and cfg.mode == "docker":
         st["problems"].insert(0, "the docker watcher is not running; containers may still run: "
                                  "`sandbox up --docker` adopts them, `sandbox down` removes them")
-    elif state is None and stack.running_pid(cfg):
+    elif state is None and not left and stack.running_pid(cfg):
         st["problems"].insert(0, "the supervisor does not answer (its state file is stale): it may be paused; "
                                  "`sandbox down` then `sandbox up` replaces it")
     if common.last_warning and not any(e.get("kind") == "manifest-error" for e in st.get("events", [])):
@@ -80,6 +85,15 @@ def status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     if state is None:
         return 3
     return 0 if st["healthy"] else 1
+
+
+def disk_full(cfg: SandboxConfig) -> str | None:
+    """Why the data folder takes no write when its disk is full, else None: a supervisor whose
+    state file went stale then has no room to write it, it is not wedged."""
+    from sandbox.runner.quarantine import DISK_FULL, path_problem
+
+    problem = path_problem(cfg.data_dir)
+    return problem if problem and problem.startswith(DISK_FULL) else None
 
 
 def logs(service: str = typer.Argument("supervisor", help="coordinator, broker-N or supervisor."),

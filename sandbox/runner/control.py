@@ -124,8 +124,14 @@ def stop(cfg: SandboxConfig, timeout: float = 60.0, waiter: Waiter = REAL) -> St
                 proc.resume()   # a paused supervisor never reads its stop file
         except psutil.Error:
             pass
-        (cfg.data_dir / stack.STOP_FILE).write_text("stop", encoding="utf-8")
-        deadline = waiter.clock() + timeout
+        try:
+            (cfg.data_dir / stack.STOP_FILE).write_text("stop", encoding="utf-8")
+        except OSError:
+            # the disk takes nothing (full): the supervisor cannot be asked; it goes now, and its
+            # services are stopped below one by one, as those of a killed supervisor
+            deadline = waiter.clock()
+        else:
+            deadline = waiter.clock() + timeout
         while waiter.alive(pid) and waiter.clock() < deadline:
             waiter.sleep(0.1)
         if waiter.alive(pid) and proc is not None:
@@ -168,7 +174,7 @@ def restart(cfg: SandboxConfig, service: str | None, timeout: float = 60.0, wait
     targets = [service] if service else names
     key = "started_wall" if cfg.mode == "docker" else "pid"  # containers have no pid on the host
     before = {s["name"]: s.get(key) for s in _services(stack.read_status_file(cfg))}
-    (cfg.data_dir / stack.RESTART_FILE).write_text(service or "", encoding="utf-8")
+    _write_request(lambda: (cfg.data_dir / stack.RESTART_FILE).write_text(service or "", encoding="utf-8"))
     deadline = waiter.clock() + timeout
     while waiter.clock() < deadline:
         now = {s["name"]: s for s in _services(stack.read_status_file(cfg))}
@@ -184,7 +190,16 @@ def restart(cfg: SandboxConfig, service: str | None, timeout: float = 60.0, wait
 
 def send(cfg: SandboxConfig, command: str, service: str, **args: Any) -> None:
     """Queue one request for the running supervisor (runner/inbox.py; read in its loop)."""
-    inbox.send(cfg.data_dir, command, service, **args)
+    _write_request(lambda: inbox.send(cfg.data_dir, command, service, **args))
+
+
+def _write_request(write: Callable[[], Any]) -> None:
+    """A request file for the supervisor written, or one sentence why it could not be."""
+    try:
+        write()
+    except OSError as e:
+        raise ControlError(f"the request for the supervisor could not be written ({e.strerror or e}); "
+                           f"if the disk is full, free space and try again") from None
 
 
 def _service_state(cfg: SandboxConfig, service: str) -> dict:

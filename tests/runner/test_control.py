@@ -218,3 +218,39 @@ def test_pause_returns_once_paused_and_wait_resumed_once_it_runs_again(tmp_path)
     with pytest.raises(control.ControlError) as e:
         control.pause(cfg, "broker-1", 0, waiter=sup.waiter())
     assert e.value.code == 2 and "--for" in e.value.message
+
+
+def test_with_the_disk_full_stop_takes_the_supervisor_down_and_kill_is_one_sentence(tmp_path, monkeypatch):
+    """Found by review: on a full disk `sandbox down` and `sandbox kill` printed an OSError
+    traceback (the stop file and the request files could not be written). Now a request is refused
+    with one sentence, and a stop that cannot ask the supervisor ends it at once (its services are
+    then stopped one by one, as those of a killed supervisor)."""
+    import errno
+    import pathlib
+    import subprocess
+    import sys
+
+    cfg = running_cfg(tmp_path)
+    real = pathlib.Path.write_text
+
+    def full(self, *a, **kw):
+        if self.parent == cfg.data_dir or self.parent.name == inbox.INBOX_DIR:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *a, **kw)
+    with pytest.raises(control.ControlError) as e:
+        monkeypatch.setattr(pathlib.Path, "write_text", full)
+        control.kill(cfg, "broker-1", waiter=Supervisor().waiter())
+    assert "could not be written (No space left on device)" in e.value.message and "free space" in e.value.message
+    monkeypatch.setattr(pathlib.Path, "write_text", real)
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_pid_file(cfg.data_dir / stack.PID_FILE, stand_in.pid)
+        monkeypatch.setattr(pathlib.Path, "write_text", full)
+        sup = Supervisor()
+        sup.waiter = lambda: control.Waiter(clock=sup.clock, sleep=sup.sleep, alive=lambda pid: stand_in.poll() is None)
+        done = control.stop(cfg, waiter=sup.waiter())
+        assert done.supervisor_pid == stand_in.pid and sup.slept < 1.0   # not the 60 s wait for a stop file
+        assert stand_in.wait(10) is not None
+    finally:
+        stand_in.kill()
+        stand_in.wait()
