@@ -53,7 +53,7 @@ class Supervisor(Recovery, Stopping, Rehearsal):
                  sleep: Callable[[float], None] = time.sleep, probe_interval_s: float = 1.0,
                  adopt: Callable[[ServiceSpec], Handle | None] | None = None,
                  on_spawn: Callable[[ServiceSpec, int | None], None] | None = None,
-                 identity: dict[str, Any] | None = None) -> None:
+                 identity: dict[str, Any] | None = None, recreate_in_thread: bool = False) -> None:
         """adopt: the live process of a service started by an earlier supervisor, or None.
         on_spawn: told (spec, pid) when a service starts and (spec, None) when it is gone."""
         specs = list(services)
@@ -73,6 +73,8 @@ class Supervisor(Recovery, Stopping, Rehearsal):
             quarantine_root = base / "quarantine"
         self.quarantine_root = Path(quarantine_root)
         self._recreate_topics = recreate_topics
+        self.recreate_in_thread = recreate_in_thread   # restores off the pass (Recovery._recreate)
+        self._recreating: dict[str, tuple[Any, int]] = {}   # service -> (its restore's Future, wipes then)
         self.state_path = Path(state_path) if state_path else None
         self._sleep = sleep
         self._probe_interval = probe_interval_s

@@ -4,6 +4,9 @@ path that cannot be used) followed by a clean start and the topics re-created.""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future
+
 from sandbox.lifecycle import EXIT_CONFIG
 from sandbox.runner.logscan import tail_lines
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE
@@ -167,5 +170,28 @@ class Recovery:
         return True
 
     def _recreate(self, svc: ServiceRecord) -> None:
-        recreate_topics(self._events, svc, self._recreate_topics)
+        """Put back what a wiped journal had. With recreate_in_thread (the stack's supervisor) the
+        restore, network calls with timeouts of seconds, runs on a thread of its own and a later
+        pass takes its answer: a pass never waits for it, so a crash elsewhere is still healed at
+        once and the heartbeat stays fresh. A wipe meanwhile voids the answer (asked again)."""
+        if not self.recreate_in_thread or self._recreate_topics is None:
+            recreate_topics(self._events, svc, self._recreate_topics)
+            return
+        job = self._recreating.get(svc.name)
+        if job is not None and not job[0].done():
+            return
+        if job is None or job[1] != self._events.wipes:
+            future: Future = Future()
+            restore = self._recreate_topics
+
+            def work(name: str = svc.name) -> None:
+                try:
+                    future.set_result(list(restore(name)))
+                except BaseException as e:   # noqa: BLE001 - handed to the pass that takes the answer
+                    future.set_exception(e)
+            self._recreating[svc.name] = (future, self._events.wipes)
+            threading.Thread(target=work, name=f"restore-{svc.name}", daemon=True).start()
+            return
+        del self._recreating[svc.name]
+        recreate_topics(self._events, svc, lambda _name: job[0].result())
 

@@ -173,7 +173,7 @@ class StackSupervisor:
             self.sup = Supervisor(
                 specs, policy(cfg), probe=kafka_probe, quarantine_root=cfg.quarantine_dir,
                 recreate_topics=self._recreate, state_path=cfg.data_dir / STATE_FILE,
-                on_event=both, adopt=adopt, on_spawn=_note_pid,
+                on_event=both, adopt=adopt, on_spawn=_note_pid, recreate_in_thread=True,
             )
         # /healthz /status /metrics on http_port (127.0.0.1 only), with a client of its own so a
         # scrape never waits behind the catalog refresh

@@ -355,3 +355,44 @@ def test_a_restore_owed_by_a_killed_supervisor_is_finished_by_the_next_one(tmp_p
                       probe=FakeProbe(), quarantine_root=tmp_path / ".sandbox" / "quarantine",
                       recreate_topics=lambda name: again.append(name) or [], sleep=lambda s: None)
     assert not any(r.recreate_pending for r in sup3._services)    # owed no more
+
+
+def test_a_slow_restore_runs_off_the_supervisors_pass(tmp_path):
+    """Found by review: the restore after a wipe (network calls with 5 s timeouts) ran inside
+    the supervisor's pass: with a broker frozen one pass took 6 s, no other crash was healed
+    meanwhile and `status` called the supervisor wedged. The stack's supervisor now runs it on a
+    thread of its own; passes go on, and a later one takes its answer (a failure is retried)."""
+    import threading
+    import time as _time
+
+    release, calls = threading.Event(), []
+
+    def slow_restore(name):
+        calls.append(name)
+        if len(calls) == 1:
+            release.wait(10)
+            raise RuntimeError("broker-2 did not answer")
+        return ["orders"]
+
+    policy = RecoveryPolicy(max_restarts=2, restart_window_s=60)
+    sup, clock, spawner, probe, s, _ = make(tmp_path, policy, recreate=slow_restore)
+    sup.recreate_in_thread = True
+    sup.step()
+    for _ in range(4):
+        crash(sup, clock, spawner)
+    assert "wipe" in kinds(sup.events)
+    probe.ok["broker-1"] = True
+    for _ in range(5):
+        clock.advance(1)
+        sup.step()                                   # none of these waits for the restore
+    assert calls == ["broker-1"] and not release.is_set()
+    assert sup.service("broker-1")["problem"] is not None and "topics-recreated" not in kinds(sup.events)
+    release.set()
+    deadline = _time.monotonic() + 10
+    while kinds(sup.events).count("topics-recreated") < 2 and _time.monotonic() < deadline:
+        clock.advance(1)
+        sup.step()
+        _time.sleep(0.01)
+    done = [e for e in sup.events if e["kind"] == "topics-recreated"]
+    assert [e["ok"] for e in done] == [False, True] and "broker-2 did not answer" in done[0]["detail"]
+    assert calls == ["broker-1", "broker-1"] and sup.service("broker-1")["problem"] is None
