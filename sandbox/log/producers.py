@@ -226,13 +226,16 @@ class ProducerStore:
                     self.update(h, *control, segment_base=seg.base_offset)
 
     def truncated(self, segments: list, log_end: int) -> None:
-        """The log was cut at log_end: snapshots beyond it go, the state is rebuilt from the batches."""
-        for off, p in self.snapshots():
-            if off > log_end:
-                safe_delete(p)
+        """The log was cut at log_end: the state is rebuilt from the batches, and written (its
+        aborted-transaction index fsynced) as the only snapshot. Every older snapshot goes first:
+        it counts on index files this rewrites, so a crash in between must rebuild from the log
+        rather than trust a snapshot whose aborted transactions were in files half rewritten."""
+        for _off, p in self.snapshots():
+            safe_delete(p)
         self.state = ProducerState()
         self.txns.reset()
         self.rebuild_from(segments, segments[0].base_offset)
+        self.snapshot(log_end)
 
     def reset(self) -> None:
         """The log was emptied: no state, no snapshot, no aborted transaction."""

@@ -122,8 +122,8 @@ def test_truncate_resets_producer_state(log):
 
 
 def test_store_snapshots_cut_and_reset(tmp_path):
-    """ProducerStore on its own: one snapshot file per flush (the older ones go), a cut drops
-    snapshots beyond the new log end and rebuilds from the batches, a reset leaves nothing."""
+    """ProducerStore on its own: one snapshot file per flush (the older ones go), a cut rebuilds
+    from the batches and leaves one snapshot, of the new log end; a reset leaves nothing."""
     from sandbox.log.producers import ProducerStore
 
     lg = PartitionLog(tmp_path / "st-0", LogConfig(segment_bytes=2048, index_interval_bytes=128))
@@ -136,10 +136,10 @@ def test_store_snapshots_cut_and_reset(tmp_path):
     assert not store.needs_snapshot(4, True) and store.needs_snapshot(3, True) and not store.needs_snapshot(3, False)
     store.load(lg._segments, 4)
     assert [p for p, *_ in store.active()] == [7, 42]
-    store.truncated(lg._segments[:1], 4)          # nothing beyond 4: the snapshot stays
+    store.truncated(lg._segments[:1], 4)          # rebuilt and written again as the one snapshot
     assert [off for off, _p in store.snapshots()] == [4]
     lg.truncate_to(2)                             # the log's own store follows its cut
-    assert [off for off, _p in lg._producers.snapshots()] == []
+    assert [off for off, _p in lg._producers.snapshots()] == [2]
     assert [p for p, *_ in lg.housekeeping.active_producers()] == [42]
     store.reset()
     assert store.snapshots() == [] and store.active() == []

@@ -392,3 +392,29 @@ def test_the_coordinator_epoch_of_the_last_marker_is_kept_across_restarts_and_cr
         seg.close()
     crashed = PartitionLog(tmp_path / "p", cfg(), recovery_point=0)
     assert [e[4] for e in crashed.housekeeping.active_producers()] == [0]
+
+
+def test_aborted_transactions_survive_a_crash_in_the_middle_of_a_truncation(tmp_path, monkeypatch):
+    """A cut rewrites the aborted-transaction index files, and a snapshot older than the cut
+    counted on the entries in them. Found by review: a crash after the files were deleted (or
+    before their new contents were fsynced) left that snapshot to be trusted on reopen, with the
+    entries gone: a read_committed reader then got the aborted records. The snapshots now go
+    first (a crash meanwhile rebuilds from the log), and the cut ends with one fsynced snapshot."""
+    from sandbox.log.producers import ProducerStore
+
+    path = tmp_path / "p"
+    log = _aborted_log(path)
+    log.housekeeping.flush()
+    aborted = log.aborted_transactions(0, 1 << 30)
+    expect = read_committed(log)
+    log.append(plain([b"to be cut"]))
+
+    def crash(*_a, **_k):
+        raise SystemExit("killed while rebuilding")
+    monkeypatch.setattr(ProducerStore, "rebuild_from", crash)
+    with pytest.raises(SystemExit):
+        log.truncate_to(log.log_end_offset - 1)
+    monkeypatch.undo()
+    again = _crash(log, path, cfg())
+    assert again.aborted_transactions(0, 1 << 30) == aborted
+    assert read_committed(again) == expect
