@@ -135,10 +135,16 @@ def watch_replicas(cfg: SandboxConfig, record_event: Callable[..., Any]) -> Repl
 
 
 def _note_pid(spec: ServiceSpec, pid: int | None) -> None:
-    if pid is None:
-        orphans.remove_service_pid(spec)
-    else:
-        orphans.write_service_pid(spec, pid)
+    """The service's pid file (what `down` and the next supervisor find it by). One that cannot
+    be written (a file where `.sandbox/run` should be, a full disk) is logged, not raised: the
+    service has started, and its start must still be recorded; `down` finds it by command line."""
+    try:
+        if pid is None:
+            orphans.remove_service_pid(spec)
+        else:
+            orphans.write_service_pid(spec, pid)
+    except OSError as e:
+        log.warning("%s: pid file not %s: %s", spec.name, "removed" if pid is None else "written", e)
 
 
 class StackSupervisor:
@@ -375,6 +381,7 @@ class StackSupervisor:
         data = self.cfg.data_dir
         write_pid_file(data / PID_FILE)
         (data / STOP_FILE).unlink(missing_ok=True)
+        (data / RESTART_FILE).unlink(missing_ok=True)   # a restart asked of an earlier supervisor is void
         inbox.take(data)   # requests left for an earlier supervisor are void
         # a state file naming this supervisor before any service starts: from now on `status` and
         # a second `up` agree that this sandbox is running (starting), never one says "not running"
