@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import psutil
@@ -17,7 +18,9 @@ from sandbox.runner.logscan import FOLDER_EVENTS, GROUP_EVENTS, LOGIN_EVENTS, de
 from sandbox.lifecycle import EXIT_CONFIG
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
 from sandbox.runner.probe import api_versions_round_trip
-from sandbox.runner.service import EventLog, catalog_epoch, iso_utc, recreate_topics, shown_problem
+from sandbox.runner.service import (
+    EventLog, catalog_epoch, iso_utc, mark_owed, recreate_off_pass, recreate_topics, shown_problem,
+)
 from sandbox.runner.statefile import StatePublisher, supervisor_identity
 
 log = logging.getLogger("sandbox.runner")
@@ -54,8 +57,10 @@ def _time_key(ts: str) -> tuple:
 
 
 class _Svc:
-    def __init__(self, name: str, role: str, port: int, container: str, policy: RecoveryPolicy) -> None:
+    def __init__(self, name: str, role: str, port: int, container: str, policy: RecoveryPolicy,
+                 owed: Path | None = None) -> None:
         self.name, self.role, self.port, self.container = name, role, port, container
+        self.owed = owed   # the owed-restore marker (service.mark_owed), beside the state file
         self.state = "starting"
         self.healthy = False
         self.restarts = 0
@@ -70,7 +75,8 @@ class _Svc:
         self.exited_seen = 0            # consecutive passes that found it exited with no restart coming
         self.unhealthy_since: float | None = None
         self.repair_attempted = self.looping = self.fresh_journal = False
-        self.recreate_pending = self.recreate_failed_reported = False
+        self._recreate_pending = owed is not None and owed.exists()   # a restore a killed watcher owed
+        self.recreate_failed_reported = False
         self.scanned_start: str | None = None
         self.followed_at = 0.0            # (clock) when its log was last read for events
         self.followed_key: tuple = ()     # the engine's time of the newest log line read (_time_key)
@@ -82,16 +88,29 @@ class _Svc:
         self.problem: str | None = None    # one sentence status shows (a configuration error)
         self.paused_until: float | None = None   # frozen on request (sandbox pause) until then
 
+    @property
+    def recreate_pending(self) -> bool:
+        return self._recreate_pending
+
+    @recreate_pending.setter
+    def recreate_pending(self, owed: bool) -> None:
+        self._recreate_pending = owed
+        mark_owed(self.owed, owed, self.name)
+
 
 class DockerWatcher:
     def __init__(self, engine: Engine, recovery: RecoveryPolicy | None = None, *,
                  host: str = "127.0.0.1", state_path=None, on_event: Callable[[dict], None] | None = None,
                  recreate_topics: Callable[[str], list[str]] | None = None,
                  clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
-                 probe=api_versions_round_trip) -> None:
+                 probe=api_versions_round_trip, recreate_in_thread: bool = False) -> None:
         self.engine = engine
         self.policy = recovery or RecoveryPolicy()
-        self._svcs = [_Svc(p.service, p.role, p.host_port, p.name, self.policy) for p in engine.plans.values()]
+        folder = Path(state_path).parent if state_path else None
+        self._svcs = [_Svc(p.service, p.role, p.host_port, p.name, self.policy,
+                           folder / f"{p.service}.restore-owed" if folder else None) for p in engine.plans.values()]
+        self._recreating: dict[str, tuple[Any, int]] = {}   # service -> (its restore's Future, wipes then)
+        self.recreate_in_thread = recreate_in_thread        # restores off the pass (service.recreate_off_pass)
         self._host = host
         self.state_path = state_path
         self._recreate_topics = recreate_topics
@@ -421,7 +440,10 @@ class DockerWatcher:
                 log.info("could not measure %s: %s", svc.name, e)
 
     def _recreate(self, svc: _Svc) -> None:
-        recreate_topics(self._events, svc, self._recreate_topics)
+        if self.recreate_in_thread:
+            recreate_off_pass(self._recreating, self._events, svc, self._recreate_topics)
+        else:
+            recreate_topics(self._events, svc, self._recreate_topics)
 
     # ---------------------------------------------------------------- helpers
     def _get(self, name: str) -> _Svc:

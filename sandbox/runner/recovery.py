@@ -4,15 +4,13 @@ path that cannot be used) followed by a clean start and the topics re-created.""
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future
 
 from sandbox.lifecycle import EXIT_CONFIG
 from sandbox.runner.logscan import tail_lines
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE
 from sandbox.runner.probe import port_owner
 from sandbox.runner.quarantine import DISK_FULL, QuarantineError, has_data, path_problem, prune, quarantine
-from sandbox.runner.service import ServiceRecord, recreate_topics
+from sandbox.runner.service import ServiceRecord, recreate_off_pass, recreate_topics
 
 LOG_TAIL_LINES = 20
 DISK_FULL_RETRY_S = 5.0   # a start put off for want of space is tried again this often
@@ -170,28 +168,9 @@ class Recovery:
         return True
 
     def _recreate(self, svc: ServiceRecord) -> None:
-        """Put back what a wiped journal had. With recreate_in_thread (the stack's supervisor) the
-        restore, network calls with timeouts of seconds, runs on a thread of its own and a later
-        pass takes its answer: a pass never waits for it, so a crash elsewhere is still healed at
-        once and the heartbeat stays fresh. A wipe meanwhile voids the answer (asked again)."""
-        if not self.recreate_in_thread or self._recreate_topics is None:
+        """Put back what a wiped journal had: with recreate_in_thread (the stack's supervisor) on a
+        thread of its own, a later pass taking its answer (service.recreate_off_pass)."""
+        if self.recreate_in_thread:
+            recreate_off_pass(self._recreating, self._events, svc, self._recreate_topics)
+        else:
             recreate_topics(self._events, svc, self._recreate_topics)
-            return
-        job = self._recreating.get(svc.name)
-        if job is not None and not job[0].done():
-            return
-        if job is None or job[1] != self._events.wipes:
-            future: Future = Future()
-            restore = self._recreate_topics
-
-            def work(name: str = svc.name) -> None:
-                try:
-                    future.set_result(list(restore(name)))
-                except BaseException as e:   # noqa: BLE001 - handed to the pass that takes the answer
-                    future.set_exception(e)
-            self._recreating[svc.name] = (future, self._events.wipes)
-            threading.Thread(target=work, name=f"restore-{svc.name}", daemon=True).start()
-            return
-        del self._recreating[svc.name]
-        recreate_topics(self._events, svc, lambda _name: job[0].result())
-

@@ -4,6 +4,8 @@ and the ISO-8601 UTC timestamps of its status and events."""
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import Future
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -99,14 +101,7 @@ class ServiceRecord:
     @recreate_pending.setter
     def recreate_pending(self, owed: bool) -> None:
         self._recreate_pending = owed
-        marker = owed_marker(self.spec)
-        try:
-            if owed:
-                marker.touch()
-            else:
-                marker.unlink(missing_ok=True)
-        except OSError as e:   # kept in memory still; a supervisor killed now would forget it
-            logging.getLogger("sandbox.runner").warning("%s: could not %s %s: %s", self.name, "write" if owed else "remove", marker, e)
+        mark_owed(owed_marker(self.spec), owed, self.name)
 
 
 def owed_marker(spec: ServiceSpec) -> Path:
@@ -114,6 +109,20 @@ def owed_marker(spec: ServiceSpec) -> Path:
     the next supervisor (after this one was killed) finishes it before the topic catalog may be
     refreshed from a cluster that lacks what is being put back."""
     return spec.data_dir.with_name(spec.data_dir.name + ".restore-owed")
+
+
+def mark_owed(marker: Path | None, owed: bool, name: str) -> None:
+    """Write or remove an owed-restore marker (kept in memory anyway: a failure is logged)."""
+    if marker is None:
+        return
+    try:
+        if owed:
+            marker.touch()
+        else:
+            marker.unlink(missing_ok=True)
+    except OSError as e:   # a supervisor killed now would forget the restore
+        logging.getLogger("sandbox.runner").warning("%s: could not %s %s: %s", name,
+                                                    "write" if owed else "remove", marker, e)
 
 
 class EventLog:
@@ -190,3 +199,29 @@ def recreate_topics(events: EventLog, svc, recreate: Callable[[str], list[str]] 
     svc.recreate_pending = False
     events.emit(svc.name, "topics-recreated", ", ".join(topics) if topics else "no topics to re-create",
                 topics=topics, ok=True)
+
+
+def recreate_off_pass(jobs: dict, events: EventLog, svc, recreate: Callable[[str], list[str]] | None) -> None:
+    """recreate_topics with the restore, network calls with timeouts of seconds, on a thread of
+    its own (`jobs`: the supervisor's service -> (Future, wipes then)): a pass never waits for it,
+    so a crash elsewhere is still healed at once and the heartbeat stays fresh; a later pass takes
+    its answer. A wipe meanwhile voids that answer and the restore is asked again."""
+    if recreate is None:
+        recreate_topics(events, svc, None)
+        return
+    job = jobs.get(svc.name)
+    if job is not None and not job[0].done():
+        return
+    if job is None or job[1] != events.wipes:
+        future: Future = Future()
+
+        def work(name: str = svc.name) -> None:
+            try:
+                future.set_result(list(recreate(name)))
+            except BaseException as e:   # noqa: BLE001 - handed to the pass that takes the answer
+                future.set_exception(e)
+        jobs[svc.name] = (future, events.wipes)
+        threading.Thread(target=work, name=f"restore-{svc.name}", daemon=True).start()
+        return
+    del jobs[svc.name]
+    recreate_topics(events, svc, lambda _name: job[0].result())

@@ -167,7 +167,7 @@ class StackSupervisor:
 
             engine = DockerStack(cfg, image=_read_runtime(runtime_file(cfg)).get("image"))
             self.sup = DockerWatcher(engine, policy(cfg), host=cfg.connect_host, state_path=cfg.data_dir / STATE_FILE,
-                                     on_event=both, recreate_topics=self._recreate)
+                                     on_event=both, recreate_topics=self._recreate, recreate_in_thread=True)
         else:
             specs = service_specs(cfg)
             left = orphans.live_services(specs)   # one look for services an earlier supervisor left

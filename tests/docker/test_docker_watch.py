@@ -327,3 +327,49 @@ def test_topic_catalog_is_frozen_from_the_wipe_until_the_topics_are_back():
     assert "wipe" in kinds(w, "coordinator")
     assert seen_during == [None]     # healthy, yet the empty fresh journal must not become the catalog
     assert w.catalog_epoch() == 1
+
+
+def test_a_restore_owed_by_a_killed_watcher_is_finished_off_the_pass_by_the_next_one(tmp_path):
+    """Docker mode, as native mode: the restore owed after a volume was quarantined is kept in a
+    file beside the state file, so a watcher killed before the topics were back leaves it to the
+    next one (found by review in native mode: the settings and cluster id were lost for good), and
+    the stack's watcher runs it on a thread of its own, so a pass never waits for it."""
+    import threading
+    import time as _time
+
+    eng = FakeEngine()
+    w = DockerWatcher(eng, RecoveryPolicy(), clock=Clock(), wall_clock=lambda: eng.now_ns / 1e9,
+                      state_path=tmp_path / "supervisor.json",
+                      probe=lambda h, p, t: ProbeResult(False, "api-versions", "refused", None),
+                      recreate_topics=lambda s: ["orders"])
+    eng.now_ns += 2_000_000_000
+    w.step()
+    eng.emit("broker-1", "die", 4)
+    w.step()
+    assert "wipe" in [e["kind"] for e in w.events]
+    assert (tmp_path / "broker-1.restore-owed").exists()
+    # killed here; the next watcher, whose restore waits on a broker that does not answer yet
+    release, asked = threading.Event(), []
+
+    def slow(service):
+        asked.append(service)
+        release.wait(10)
+        return ["orders"]
+    clock = Clock()
+    nxt = DockerWatcher(eng, RecoveryPolicy(), clock=clock, wall_clock=lambda: eng.now_ns / 1e9,
+                        state_path=tmp_path / "supervisor.json",
+                        probe=lambda h, p, t: ProbeResult(True, "api-versions", "ok", 1.0),
+                        recreate_topics=slow, recreate_in_thread=True)
+    eng.states["broker-1"] = State(started_at="2026-11-26T01:00:09Z")
+    for _ in range(3):
+        nxt.step()
+        clock.t += 1
+    assert asked == ["broker-1"] and not release.is_set()   # asked, and the passes went on
+    assert "topics-recreated" not in kinds(nxt, "broker-1")
+    release.set()
+    deadline = _time.monotonic() + 10
+    while "topics-recreated" not in kinds(nxt, "broker-1") and _time.monotonic() < deadline:
+        nxt.step()
+        _time.sleep(0.01)
+    assert kinds(nxt, "broker-1")[-1] == "topics-recreated"
+    assert not (tmp_path / "broker-1.restore-owed").exists()
