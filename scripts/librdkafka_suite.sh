@@ -64,7 +64,12 @@ PY
 project=$(mktemp -d)
 printf '[sandbox]\nbrokers = 3\nport = %s\ncoordinator_port = %s\nhttp_port = %s\npartitions = 4\n' \
     "$port" "$((port + 3))" "$((port + 4))" > "$project/sandbox.toml"
-cleanup() { (cd "$project" && python3 -m sandbox down >/dev/null 2>&1 || true); rm -rf "$project"; }
+cleanup() {
+    (cd "$project" && PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" python3 -m sandbox down >/dev/null 2>&1) ||
+        echo "sandbox down failed: stopping what is left of the stack by its folder" >&2
+    pkill -f -- "$project/" 2>/dev/null || true   # nothing of this stack may outlive the run
+    rm -rf "$project"
+}
 trap cleanup EXIT INT TERM
 (cd "$project" && PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" python3 -m sandbox up)
 
