@@ -38,6 +38,7 @@ def status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     state = stack.live_state(cfg) if cfg.mode == "docker" or sup_pid else None
     # no state to trust (no supervisor, or one that stopped beating): find the services ourselves
     left = orphans.live_services(stack.service_specs(cfg)) if state is None and cfg.mode != "docker" else {}
+    stale = bool(sup_pid) and state is None   # the supervisor runs, its state file is not fresh
     if state is None and left:
         state = control.orphaned_state(cfg, left)
     c = client(stack.bootstrap(cfg)) if state is not None else None
@@ -75,9 +76,10 @@ def status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     if as_json:
         typer.echo(json.dumps(st, indent=2))
     else:
-        if left:
+        if left or stale:
             typer.echo(f"sandbox {cfg.name}: {st['problems'][0]}")
-        printer(st)
+        if not stale:   # "not running" would be untrue: the supervisor runs
+            printer(st)
         if st["restart_needed"]:
             typer.echo(st["restart_needed"])
     if left:

@@ -37,6 +37,9 @@ def test_a_stale_state_file_on_a_full_disk_is_told_as_a_full_disk(tmp_path, monk
         assert not st["healthy"]
         assert st["problems"][0].startswith("the supervisor cannot write its state file: disk full")
         assert "free space" in st["problems"][0] and "wedged" not in st["problems"][0]
+        status_once(cfg, False, lambda st: print("sandbox is not running"))   # the table's printer
+        out = capsys.readouterr().out
+        assert "the supervisor cannot write its state file: disk full" in out and "not running" not in out
     finally:
         supervisor.kill()
         supervisor.wait()
