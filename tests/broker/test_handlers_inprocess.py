@@ -171,6 +171,8 @@ def leave_group_reports_each_member(b):
     resp = b.call(13, 4, {"group_id": "g", "members": [{"member_id": "nobody"}]})
     assert int(resp.error_code) == E.NONE
     assert [(m.member_id, int(m.error_code)) for m in resp.members] == [("nobody", E.UNKNOWN_MEMBER_ID)]
+    # v0-v2 have no member results: the one member's error is the answer's (found by review: NONE)
+    assert int(b.call(13, 1, {"group_id": "g", "member_id": "nobody"}).error_code) == E.UNKNOWN_MEMBER_ID
 
 
 @case(14)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sandbox.coordinator.acls import GROUP, READ
 from sandbox.protocol.errors import GROUP_AUTHORIZATION_FAILED
-from sandbox.protocol.errors import NOT_COORDINATOR
+from sandbox.protocol.errors import NONE, NOT_COORDINATOR
 
 API_KEY = 13
 MIN_VERSION = 0
@@ -21,5 +21,7 @@ def handle(ctx, request) -> dict:
     else:
         members = [(request.member_id, None)]
     code, results = ctx.state.groups.leave_group(request.group_id, members)
+    if ctx.api_version < 3 and code == NONE and results:
+        code = results[0][2]   # no per-member results before v3: the one member's error, as Kafka folds it
     return {"throttle_time": 0, "error_code": code,
             "members": [{"member_id": m, "group_instance_id": i, "error_code": c} for m, i, c in results]}
