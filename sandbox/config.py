@@ -5,6 +5,7 @@ Also the commented template that `sandbox init` writes. Stdlib only.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -217,6 +218,11 @@ def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
                                             f'or address; set host = "127.0.0.1".')
     data_dir = Path(kw.get("data_dir", ".sandbox")).expanduser()
     kw["data_dir"] = data_dir if data_dir.is_absolute() else root / data_dir
+    if _holds(kw["data_dir"], root) or _holds(kw["data_dir"], Path.home()):
+        raise ctx.fail(("sandbox", "data_dir"), f'[sandbox] data_dir = {_show(sb.get("data_dir", ".sandbox"))} is the '
+                                                f'project folder, your home folder or a folder above them: the '
+                                                f'journals would sit among your files (and `sandbox down --purge` '
+                                                f'deletes the data folder); set data_dir = ".sandbox".')
     kw.setdefault("name", root.name or "sandbox")
     brokers, port = kw.get("brokers", 1), kw.get("port", 9092)
     # implicit service ports follow the broker ports, so `brokers = 3` alone never collides
@@ -243,6 +249,15 @@ def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
                                   "turns it off; remove that setting or the [[acls]] sections.")
     _check_ports(cfg, ctx, set(sb))
     return cfg
+
+
+def _holds(folder: Path, inner: Path) -> bool:
+    """True when `folder` is `inner` or one of the folders above it."""
+    try:
+        f, i = Path(os.path.abspath(folder)), Path(os.path.abspath(inner))
+    except (OSError, ValueError):
+        return False
+    return f == i or f in i.parents
 
 
 def _flatten(table: dict, prefix: str = "") -> dict[str, Any]:

@@ -141,12 +141,46 @@ def down(purge: bool = typer.Option(False, "--purge", help="Also delete this san
         from .docker_cmds import down_docker
 
         down_docker(cfg, purge)
-    if purge or ephemeral:
+    if ephemeral:   # a temporary folder the sandbox made for itself: all of it goes
         shutil.rmtree(cfg.data_dir, ignore_errors=True)
         typer.echo(f"deleted {cfg.data_dir}")
+    elif purge:
+        kept = purge_data(cfg)
+        typer.echo(f"deleted the sandbox's data in {cfg.data_dir}" + (
+            f"; kept what the sandbox did not make: {', '.join(kept)}" if kept else ""))
     if cfg.mode == "docker" and not purge:
         return  # keep `mode: docker`: a later `down --purge` must still find the journal volumes
     rt.unlink(missing_ok=True)
+
+
+_MADE = {"logs", "quarantine", "run", "coordinator", "topics.json", ".write-probe"}
+
+
+def purge_data(cfg: SandboxConfig) -> list[str]:
+    """Delete what the sandbox keeps in its data folder (journals, logs, quarantine, its own
+    files), never anything else a user put there; the folder too once empty. The names kept."""
+    made = _MADE | set(cfg.broker_names())
+    kept = []
+    try:
+        entries = sorted(cfg.data_dir.iterdir())
+    except OSError:
+        return kept
+    for entry in entries:
+        name = entry.name
+        ours = (name in made or name.startswith("supervisor.") or name.endswith((".restore-owed", ".tmp"))
+                or (name.startswith("broker-") and name[7:].isdigit()))
+        if not ours:
+            kept.append(name)
+        elif entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    if not kept:
+        try:
+            cfg.data_dir.rmdir()
+        except OSError:
+            pass
+    return kept
 
 
 def restart(service: Optional[str] = typer.Argument(None, help="One service, or all."),

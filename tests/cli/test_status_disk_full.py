@@ -43,3 +43,4 @@ def test_a_stale_state_file_on_a_full_disk_is_told_as_a_full_disk(tmp_path, monk
     finally:
         supervisor.kill()
         supervisor.wait()
+
