@@ -169,7 +169,7 @@ _SANDBOX: dict[str, tuple] = {
     "coordinator_port": ("int", (1, 65535), 9093), "http_port": ("int", (1, 65535), 9094),
     "brokers": ("int", (1, MAX_BROKERS), 1), "data_dir": ("str", None, ".sandbox"),
     "replication": ("int", (1, MAX_BROKERS), 3), "min_insync_replicas": ("int", (1, MAX_BROKERS), 2),
-    "partitions": ("int", (1, None), 4)}
+    "partitions": ("int", (1, server_properties.MAX_TOPIC_PARTITIONS), 4)}
 _RECOVERY: dict[str, tuple] = {
     "on_crash": ("choice", ON_CRASH, None), "on_corrupt_journal": ("choice", ON_CORRUPT, None),
     "max_restarts": ("int", (0, None), 5), "restart_window_s": ("seconds", None, 60),
@@ -382,7 +382,7 @@ def _topic(ctx: _Ctx, name: str, spec: Any, brokers: int, default_replication: i
                                          f"topic name with dots must be quoted, e.g. "
                                          f'[topics."{name}.{k}"].')
             raise _unknown(ctx, T, k, _TOPIC_KEYS)
-    partitions = _int(ctx, T, "partitions", spec["partitions"], 1, None, 3) \
+    partitions = _int(ctx, T, "partitions", spec["partitions"], 1, server_properties.MAX_TOPIC_PARTITIONS, 3) \
         if "partitions" in spec else default_partitions
     replication = default_replication
     if "replication" in spec:

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# the most partitions one topic may have here: 10,000 are created in about 5 s and served; 100,000
+# (a typo away) stalled the coordinator until the supervisor replaced it, over and over (found by
+# review). Kafka sets no such bound; its own guidance is a few thousand partitions per broker.
+MAX_TOPIC_PARTITIONS = 10_000
+
 # settings the sandbox derives from sandbox.toml's [sandbox] section (the coordinator decides them
 # for every broker at once): naming them in [broker] would let two places disagree
 FROM_SANDBOX_SECTION = {"num.partitions": "partitions", "default.replication.factor": "replication",

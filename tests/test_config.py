@@ -120,7 +120,9 @@ def test_the_example_error_sentence(tmp_path):
     ('[recovery]\non_corrupt_journal = "nuke"\n', 2, ['"repair-then-wipe" or "repair" or "wipe"']),
     ('[recovery]\nrestart_window_s = 0\n', 2, ['positive number']),
     ('[recovery]\nmax_restarts = -1\n', 2, ['at least 0']),
-    ('[topics.orders]\npartitions = 0\n', 2, ['[topics.orders] partitions = 0 must be at least 1']),
+    ('[topics.orders]\npartitions = 0\n', 2, ['[topics.orders] partitions = 0 must be between 1 and 10000']),
+    ('[topics.orders]\npartitions = 3000000000\n', 2, ['[topics.orders] partitions = 3000000000 must be between 1 '
+                                                       'and 10000; set partitions = 10000 or less.']),
     ('\n[topics.orders]\nreplication = 2\n', 3, ['more than the 1 broker', 'replication = 1']),
     ('[topics.orders]\nreplicas = 2\n', 2, ['did you mean replication?']),
     ('[topics."bad name"]\n', 1, ['not a valid Kafka topic name']),

@@ -259,7 +259,7 @@ def bench(
     records: int = typer.Option(1_000_000, "--records", "-n", min=1, help="How many records to produce and consume."),
     size: int = typer.Option(100, "--size", min=0, help="Value size in bytes."),
     acks: str = typer.Option("1", "--acks", help="Producer acks: 1 or all."),
-    partitions: int = typer.Option(1, "--partitions", min=1, help="Partitions of the bench topic."),
+    partitions: int = typer.Option(1, "--partitions", min=1, max=10_000, help="Partitions of the bench topic."),
     topic: Optional[str] = typer.Option(None, "--topic", help="Name of the topic to create (default: bench-<time>); deleted afterwards."),
     rate: float = typer.Option(0.0, "--rate", min=0.0, help="Pace the producer at this many records/s (0: as fast as it goes)."),
     linger_ms: float = typer.Option(5.0, "--linger-ms", min=0.0, help="The producer's linger.ms (batching delay)."),

@@ -95,9 +95,12 @@ def control_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 def client(bootstrap: str, timeout: float = 5.0, **kwargs: Any):
     """A KafkaClient of `bootstrap` (close it, or use it in a with block)."""
-    from sandbox.client import KafkaClient
+    from sandbox.client import KafkaClient, KafkaClientError
 
-    return KafkaClient(bootstrap, timeout=timeout, **kwargs)
+    try:
+        return KafkaClient(bootstrap, timeout=timeout, **kwargs)
+    except KafkaClientError as e:   # an address that is not host:port: one sentence, as `groups` says it
+        fail(str(e), 2)
 
 
 # ---- sandbox.toml and which sandbox

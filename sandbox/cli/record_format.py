@@ -10,8 +10,20 @@ import re
 _TOKEN = re.compile(rb"%[tpokshTS%]")
 
 
+def unescape(text: str, option: str) -> bytes:
+    """The bytes `text` stands for, with kcat's escapes (\\t, \\n, \\\\, \\xNN); a broken one is
+    one sentence (ValueError), not a traceback."""
+    if "\\" not in text:
+        return text.encode()
+    try:
+        return text.encode().decode("unicode_escape").encode("latin-1")
+    except UnicodeError:
+        raise ValueError(f"{option} {text!r} has an escape that cannot be read; use \\t, \\n, \\\\ or \\xNN "
+                         f"(two hex digits), or write the text itself") from None
+
+
 def compile_format(fmt: str) -> bytes:
-    raw = fmt.encode().decode("unicode_escape").encode("latin-1") if "\\" in fmt else fmt.encode()
+    raw = unescape(fmt, "--format")
     return raw if b"\n" in raw else raw + b"\n"
 
 
@@ -66,4 +78,7 @@ def parse_offset(text: str) -> tuple[str, int]:
         n = int(t)
     except ValueError:
         raise ValueError(f"--offset {text} is not beginning, end, an offset N or -N (N before the end)") from None
+    if abs(n) >= 1 << 63:
+        raise ValueError(f"--offset {text} is beyond any offset (they are 64-bit numbers); give beginning, end, "
+                         f"an offset N or -N")
     return ("from-end", -n) if n < 0 else ("at", n)

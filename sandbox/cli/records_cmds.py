@@ -24,7 +24,7 @@ import typer
 from sandbox.protocol.errors import UNKNOWN_TOPIC_OR_PARTITION
 
 from .common import BootstrapOpt, ConfigOpt, client, fail, resolve
-from .record_format import compile_format, default_format, parse_headers, parse_offset, render
+from .record_format import compile_format, default_format, parse_headers, parse_offset, render, unescape
 
 READ_CHUNK = 64 * 1024
 WAIT_POLL_S = 0.5
@@ -39,7 +39,10 @@ def _separator(text: Optional[str]) -> Optional[bytes]:
         return None
     if text == "":
         fail("--key-separator is empty; give the text between key and value, e.g. --key-separator ':'")
-    return text.encode().decode("unicode_escape").encode("latin-1") if "\\" in text else text.encode()
+    try:
+        return unescape(text, "--key-separator")
+    except ValueError as e:
+        fail(str(e))
 
 
 def read_line_batches(stream: BinaryIO, chunk: int = READ_CHUNK) -> Iterator[list[bytes]]:
@@ -177,8 +180,10 @@ def consume(
         fail(f"--isolation is read_committed or read_uncommitted, not {isolation!r}")
     level = ISOLATION_LEVELS[isolation]
     sep = _separator(key_separator) or b"\t"
-    template = compile_format(fmt) if fmt else default_format(print_key, sep)
+    if group is not None and not group.strip():
+        fail("--group needs a group id, e.g. --group my-app (or leave it out to read without a group)")
     try:
+        template = compile_format(fmt) if fmt else default_format(print_key, sep)
         where = parse_offset(offset) if offset is not None else ("beginning" if from_beginning else "end", 0)
     except ValueError as e:
         fail(str(e))

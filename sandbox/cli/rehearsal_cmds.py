@@ -19,12 +19,18 @@ SERVICE_HELP = "A service as `sandbox status` shows it: coordinator or broker-N.
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
 
 
+MAX_PAUSE_S = 24 * 3600.0
+
+
 def parse_duration(text: str) -> float:
     """'15s', '500ms', '2m', '1.5' (seconds) -> seconds; one sentence (exit 2) for anything else."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|)\s*", text.lower())
     if not m or float(m.group(1)) <= 0:
         fail(f"--for {text!r} is not a duration; write it like 15s, 500ms or 2m")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds > MAX_PAUSE_S:   # a typo's freeze would outlive any rehearsal (and this command waits it out)
+        fail(f"--for {text} is longer than a pause may last (at most 24h); `sandbox restart SERVICE` ends one early")
+    return seconds
 
 
 def _who(state: dict) -> str:

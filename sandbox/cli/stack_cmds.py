@@ -5,6 +5,7 @@ supervisor's control protocol is runner/control.py's; these commands only call i
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -39,7 +40,7 @@ def up(
     port: Optional[int] = typer.Option(None, "--port", help="Broker 1's Kafka port."),
     foreground: bool = typer.Option(False, "--foreground", help="Stay attached; Ctrl-C stops everything."),
     ephemeral: bool = typer.Option(False, "--ephemeral", help="Keep data in a temp folder deleted by `down`."),
-    timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for healthy."),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.01, max=86_400.0, help="Seconds to wait for healthy."),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Start the coordinator and brokers, wait until healthy, create the declared topics."""
@@ -65,7 +66,7 @@ def up(
         if ephemeral:
             fail("--ephemeral is for native mode; in Docker `sandbox down --purge` deletes the journal volumes")
     if ephemeral:
-        overrides["data_dir"] = tempfile.mkdtemp(prefix=f"sandbox-{base.name}-")
+        overrides["data_dir"] = tempfile.mkdtemp(prefix="sandbox-" + re.sub(r"[^A-Za-z0-9._-]", "-", base.name) + "-")
     try:
         cfg = base.with_overrides(**overrides) if overrides else base
     except ConfigError as e:

@@ -16,6 +16,8 @@ import typer
 
 from sandbox.runner import stack
 
+from sandbox.server_properties import MAX_TOPIC_PARTITIONS
+
 from .common import CONFIG_HELP, BootstrapOpt, ConfigOpt, client as _client, config_option, deprecated, fail
 from .common import kafka_call as _call, parse_pairs, read_config, resolve
 
@@ -36,7 +38,8 @@ def topics_list(config: Optional[Path] = ConfigOpt, bootstrap: Optional[str] = B
 
 def topics_create(
     name: str = typer.Argument(..., help="The topic's name."),
-    partitions: Optional[int] = typer.Option(None, "--partitions", min=1, help="Number of partitions (default: 1)."),
+    partitions: Optional[int] = typer.Option(None, "--partitions", min=1, max=MAX_TOPIC_PARTITIONS,
+                                               help="Number of partitions (default: 1)."),
     replication: Optional[int] = typer.Option(None, "--replication-factor", min=1,
                                               help="Copies of each partition (default: the cluster's; in a sandbox "
                                                    "[sandbox] replication: 3 from 3 brokers)."),
@@ -68,14 +71,14 @@ def topics_create(
     topic_config = parse_settings(old_settings + settings, "-o")
     target = resolve(Path(paths[0]) if paths else None, bootstrap)
     partitions = partitions or 1
-    with _client(target.bootstrap) as c:
+    with _client(target.bootstrap, timeout=30.0) as c:   # thousands of partitions take seconds
         _call(c.create_topic, name, partitions, replication or -1, topic_config)   # -1: the cluster's default
     typer.echo(f"created topic {name} ({partitions} partition{'s' if partitions != 1 else ''}) on {target.bootstrap}")
 
 
 def topics_alter(
     name: str = typer.Argument(..., help="The topic's name."),
-    partitions: Optional[int] = typer.Option(None, "--partitions", min=1,
+    partitions: Optional[int] = typer.Option(None, "--partitions", min=1, max=MAX_TOPIC_PARTITIONS,
                                              help="Grow the topic to this many partitions (like kafka-topics --alter)."),
     settings: list[str] = typer.Option([], "--set", "-o", metavar="KEY=VALUE",
                                        help="Set a topic config, repeatable (like kafka-configs --add-config)."),
@@ -95,7 +98,7 @@ def topics_alter(
 
     target = resolve(config, bootstrap)
     done: list[str] = []
-    with _client(target.bootstrap) as c:
+    with _client(target.bootstrap, timeout=30.0) as c:   # thousands of partitions take seconds
         md = _call(c.metadata, [name])[0]
         t = md.topics.get(name)
         if t is None or t.error_code:
@@ -125,6 +128,12 @@ def topics_alter(
 def topics_delete(name: str = typer.Argument(..., help="The topic's name."),
                   config: Optional[Path] = ConfigOpt, bootstrap: Optional[str] = BootstrapOpt) -> None:
     """Delete a topic and its data."""
+    from sandbox.client.partitioner import OFFSETS_TOPIC, TXN_TOPIC
+
+    if name in (OFFSETS_TOPIC, TXN_TOPIC):   # as kafka-topics --delete refuses them
+        fail(f"topic {name} is an internal topic and is not deleted: every consumer group's committed "
+             f"offsets (or every transaction's state) would go with it; to start a group over, use "
+             f"`sandbox groups delete GROUP` or `sandbox groups reset-offsets`", 2)
     target = resolve(config, bootstrap)
     with _client(target.bootstrap) as c:
         _call(c.delete_topic, name)
@@ -151,7 +160,8 @@ def topics_describe(name: str = typer.Argument(..., help="The topic's name."),
 
 def topics_apply(config: Optional[Path] = config_option("The sandbox.toml whose topics to create (default: ./sandbox.toml)."),
                  bootstrap: Optional[str] = BootstrapOpt,
-                 wait: float = typer.Option(60.0, "--wait", help="Seconds to wait for the broker to answer."),
+                 wait: float = typer.Option(60.0, "--wait", min=0.0, max=86_400.0,
+                                            help="Seconds to wait for the broker to answer."),
                  old_file: Optional[Path] = typer.Option(None, "--file", "-f", hidden=True)) -> None:
     """Create (or grow) the topics declared in a sandbox.toml, set its [sasl] users' credentials and
     create its [[acls]]: what `up` does, for compose and scripts."""

@@ -316,7 +316,9 @@ class MetadataMachine(BrokerSessions):
                                        "Number of partitions must be larger than 0.")
             if replication_factor == -1:
                 replication_factor = self.default_replication_factor
-            replica_lists = self._place(num_partitions, replication_factor, first_index=0)
+            replica_lists = self._place(num_partitions, replication_factor, first_index=0) \
+                if num_partitions <= rules.MAX_TOPIC_PARTITIONS else []
+        rules.check_partition_count(max(len(replica_lists), num_partitions))
         cfg = topic_configs.validate(configs)
         cfg.update(topic_configs.default_min_insync(self.min_insync_replicas, cfg, replica_lists))
         tid = str(topic_id)
@@ -339,6 +341,7 @@ class MetadataMachine(BrokerSessions):
         if new_total == current:
             raise CoordinatorError(INVALID_PARTITIONS,
                                    f"Topic already has {current} partitions.")
+        rules.check_partition_count(new_total)
         rf = topic.replication_factor
         if assignments is not None:
             replica_lists = self._check_assignments(assignments, current, new_total - current)

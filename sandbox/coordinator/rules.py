@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any, Collection, Mapping, Sequence
 
+from sandbox.server_properties import MAX_TOPIC_PARTITIONS
+
 from sandbox.protocol.errors import (
     INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, INVALID_TOPIC_EXCEPTION,
 )
@@ -115,3 +117,11 @@ def check_assignments(assignments: Any, first: int, count: int | None,
                                        f"assignment includes broker {r}, which is not "
                                        "registered.")
     return lists
+
+
+def check_partition_count(total: int) -> None:
+    """A topic of more partitions than the sandbox serves (server_properties.MAX_TOPIC_PARTITIONS)
+    is refused with INVALID_PARTITIONS, before anything is made."""
+    if total > MAX_TOPIC_PARTITIONS:
+        raise CoordinatorError(INVALID_PARTITIONS, f"{total} partitions is more than a sandbox serves in one "
+                                                   f"topic; use {MAX_TOPIC_PARTITIONS} or fewer.")

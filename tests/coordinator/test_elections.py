@@ -134,3 +134,21 @@ def test_turning_unclean_elections_on_elects_a_live_replica_for_a_leaderless_par
     m2 = machine_with_brokers(1, 2, 3)
     run(m2, m2.create_topic("u", 1, 3, None, uuid.uuid4()))
     assert [r["type"] for r in m2.alter_configs("u", {"retention.ms": "5000"}, None, True)] == ["config"]
+
+
+def test_a_topic_of_more_partitions_than_a_sandbox_serves_is_refused():
+    """Found by review: `topics create --partitions 100000` (a typo away from 1000) stalled the
+    coordinator until the supervisor replaced it, over and over; 3000000000 was a traceback."""
+    import pytest
+    from sandbox.coordinator.model import CoordinatorError
+
+    m = machine_with_brokers(1)
+    for make in (lambda: m.create_topic("big", 10_001, 1, None, uuid.uuid4()),
+                 lambda: m.create_topic("big", -1, -1, None, uuid.uuid4(), assignments=[[1]] * 10_001)):
+        with pytest.raises(CoordinatorError) as e:
+            make()
+        assert e.value.error_code == E.INVALID_PARTITIONS and "use 10000 or fewer" in str(e.value)
+    run(m, m.create_topic("ok", 3, 1, None, uuid.uuid4()))
+    with pytest.raises(CoordinatorError) as e:
+        m.create_partitions("ok", 20_000)
+    assert e.value.error_code == E.INVALID_PARTITIONS

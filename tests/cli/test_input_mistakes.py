@@ -1,0 +1,49 @@
+"""Input mistakes found by review, each one sentence and nothing changed: deleting an internal
+topic (every group's offsets would go), partition counts past what a sandbox serves (100,000
+stalled the coordinator; 3,000,000,000 was a struct.error traceback)."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from sandbox.cli.app import build_app
+
+
+def run(*argv: str):
+    return CliRunner().invoke(build_app(), list(argv))
+
+
+def test_internal_topics_are_not_deleted():
+    for name in ("__consumer_offsets", "__transaction_state"):
+        r = run("topics", "delete", name, "-b", "127.0.0.1:1")   # refused before any connection
+        assert r.exit_code == 2 and f"topic {name} is an internal topic and is not deleted" in r.output, r.output
+        assert "Traceback" not in r.output
+
+
+def test_partition_counts_past_what_a_sandbox_serves_are_one_sentence():
+    for argv in (["topics", "create", "t", "--partitions", "100000"],
+                 ["topics", "create", "t", "--partitions", "3000000000"],
+                 ["topics", "alter", "t", "--partitions", "3000000000"]):
+        r = run(*argv, "-b", "127.0.0.1:1")
+        assert r.exit_code == 2 and "Invalid value for '--partitions'" in r.output and "10000" in r.output, (argv, r.output)
+        assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
+
+
+def test_more_mistakes_are_one_sentence_each(tmp_path, monkeypatch):
+    """A malformed -b, broken escapes in -K / --format, an offset past 64 bits, an empty group id, a
+    pause of years, a zero timeout: each was a traceback (or an abort of the whole process, or a
+    command waiting for ever) before review found them."""
+    monkeypatch.chdir(tmp_path)
+    cases = [
+        (["topics", "list", "-b", "garbage"], "bootstrap address 'garbage' is not host:port"),
+        (["produce", "t", "-K", "\\x", "-b", "127.0.0.1:1"], "--key-separator '\\\\x' has an escape that cannot be read"),
+        (["consume", "t", "--format", "\\x", "-b", "127.0.0.1:1"], "--format '\\\\x' has an escape that cannot be read"),
+        (["consume", "t", "--offset", "99999999999999999999999", "-b", "127.0.0.1:1"], "is beyond any offset"),
+        (["consume", "t", "-g", "", "-b", "127.0.0.1:1"], "--group needs a group id"),
+        (["pause", "broker-1", "--for", "99999h"], "longer than a pause may last"),
+        (["up", "--timeout", "0"], "Invalid value for '--timeout'"),
+    ]
+    for argv, said in cases:
+        r = run(*argv)
+        assert r.exit_code == 2 and said in r.output, (argv, r.exit_code, r.output)
+        assert r.exception is None or isinstance(r.exception, SystemExit), (argv, r.exception)
