@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -118,6 +119,9 @@ if sys.platform == "win32":   # WSAEADDRINUSE, WSAEADDRNOTAVAIL, WSAEACCES
 
 def address_problem(e: OSError, where: str) -> tuple[str, str] | None:
     """(reason, sentence) when a bind failed for a reason the user must fix, else None."""
+    if isinstance(e, socket.gaierror):   # a host name that does not resolve, or "999.1.1.1"
+        return "address-not-local", (f"{where} is not an address this machine can use ({e.strerror or e}); "
+                                     f"use 127.0.0.1 or one of this machine's addresses as host")
     found = _ADDRESS_ERRORS.get(e.errno or 0)
     if found is None:
         return None

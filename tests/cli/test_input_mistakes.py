@@ -47,3 +47,17 @@ def test_more_mistakes_are_one_sentence_each(tmp_path, monkeypatch):
         r = run(*argv)
         assert r.exit_code == 2 and said in r.output, (argv, r.exit_code, r.output)
         assert r.exception is None or isinstance(r.exception, SystemExit), (argv, r.exception)
+
+
+def test_a_host_that_does_not_resolve_is_a_configuration_error_not_a_crash_loop():
+    """Found by review: host = "999.1.1.1" (or a mistyped name) crash-looped every service until
+    `up` timed out, the cause only in a traceback in coordinator.log. A bind that cannot resolve
+    its address is now the service's configuration error: the supervisor stops it and `up` says
+    why at once."""
+    import socket
+
+    from sandbox.lifecycle import address_problem
+
+    found = address_problem(socket.gaierror(socket.EAI_NONAME, "Name or service not known"), "999.1.1.1:9092")
+    assert found is not None and found[0] == "address-not-local"
+    assert found[1].startswith("999.1.1.1:9092 is not an address this machine can use (Name or service not known)")
