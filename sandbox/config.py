@@ -437,6 +437,11 @@ def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Sandbox
     cwd = (cwd or Path.cwd()).absolute()
     if path is None:
         candidate = cwd / FILENAME
+        if candidate.is_dir() or (candidate.is_symlink() and not candidate.exists()):
+            # not silently the defaults (port 9092): that is some other sandbox, or none
+            what = "a folder" if candidate.is_dir() else "a link to a file that does not exist"
+            raise ConfigError(f"{_display(candidate)}: is {what}, not a file; remove it, then run "
+                              f"`sandbox init` to write one.", path=candidate)
         if not candidate.is_file():
             return parse_config("", None, cwd=cwd)
         path = candidate
@@ -451,6 +456,9 @@ def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Sandbox
     except UnicodeDecodeError:
         raise ConfigError(f"{_display(path)}: is not UTF-8 text; save it as UTF-8.",
                           path=path) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{_display(path)}: is a folder, not a file; give the path of a "
+                          f"sandbox.toml.", path=path) from None
     except OSError as e:
         raise ConfigError(f"{_display(path)}: cannot be read ({e.strerror}); check its "
                           f"permissions.", path=path) from None

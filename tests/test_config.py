@@ -211,3 +211,20 @@ def test_sasl_section_places_a_listener_per_broker_after_the_stacks_other_ports(
     moved = one.with_overrides(port=20000, brokers=2)
     assert moved.sasl.port == 20004 and moved.sasl.users == {"alice": "alice-secret"}
     assert "alice-secret" not in repr(one)   # passwords stay out of reprs and logs
+
+
+def test_a_folder_or_a_broken_link_named_sandbox_toml_is_said_not_taken_for_the_defaults(tmp_path):
+    """Found by review: every command then ran on the defaults (port 9092: some other sandbox, or
+    none) and said "not running"; `-c sandbox.toml` blamed permissions."""
+    import pytest
+    from sandbox.config import ConfigError, load_config
+
+    (tmp_path / "sandbox.toml").mkdir()
+    with pytest.raises(ConfigError, match="sandbox.toml: is a folder, not a file; remove it"):
+        load_config(None, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="is a folder, not a file; give the path"):
+        load_config(tmp_path / "sandbox.toml", cwd=tmp_path)
+    (tmp_path / "sandbox.toml").rmdir()
+    (tmp_path / "sandbox.toml").symlink_to(tmp_path / "gone.toml")
+    with pytest.raises(ConfigError, match="is a link to a file that does not exist"):
+        load_config(None, cwd=tmp_path)

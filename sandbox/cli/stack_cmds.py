@@ -53,6 +53,10 @@ def up(
         pending = stack.restart_needed(cfg)
         if pending:
             typer.echo(pending)
+        try:   # a value no sandbox takes is said as such, not suggested for the next `up`
+            base.with_overrides(**{k: v for k, v in {"brokers": brokers, "port": port}.items() if v is not None})
+        except ConfigError as e:
+            fail(str(e))
         asked = {"--port": (port, cfg.port), "--brokers": (brokers, cfg.brokers)}
         differs = [f"{flag} {want} (it runs with {flag} {have})" for flag, (want, have) in asked.items()
                    if want is not None and want != have]
