@@ -113,16 +113,21 @@ class GroupStates:
 
     def _enter_completing(self, group: Group, now: float) -> None:
         """A new generation: elect the leader, pick the protocol, answer every JoinGroup; each member
-        must now send SyncGroup within its session timeout."""
+        must now send SyncGroup within the group's rebalance timeout (Kafka's pending-sync timer),
+        and heartbeat within its session timeout meanwhile."""
         group.generation += 1
         group.join_deadline = group.initial_until = None
         if group.leader not in group.members:
             group.leader = next(iter(group.members))
         group.protocol = select_protocol(group)
+        sync_s = group.max_rebalance_s()
         for m in group.members.values():
             request, m.join = m.join, None
             m.new = False
-            m.heartbeat_deadline = m.sync_due = now + m.session_s
+            m.heartbeat_deadline = now + m.session_s
+            # as Kafka: a leader whose assignor takes longer than the session timeout (a heavy
+            # custom or Streams assignor) is not removed for it (found by review)
+            m.sync_due = now + max(sync_s, m.session_s)
             m.synced = False
             if request is not None:
                 self._answer(request, self._current_join(group, m))

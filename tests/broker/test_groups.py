@@ -218,13 +218,13 @@ def test_leader_that_never_syncs_is_removed(tmp_path):
         r1, r2 = await asyncio.gather(t1, t2)
         s2 = asyncio.create_task(sync(gc, 1, r2.member_id))
         await settle()
-        for _ in range(3):  # the leader heartbeats but never sends SyncGroup
+        for _ in range(9):  # the leader heartbeats but never sends SyncGroup
             clock.advance(3)
             assert gc.heartbeat("g", 1, r1.member_id, None) == 0
-            assert gc.expire() == []
-        clock.advance(1.5)  # heartbeats do not extend the SyncGroup deadline: the session timeout (10 s)
-        assert gc.heartbeat("g", 1, r1.member_id, None) == 0
-        assert gc.expire() == [r1.member_id]
+            assert gc.expire() == []   # 27 s: past its session timeout (10 s), within the rebalance timeout
+        clock.advance(3.5)  # heartbeats do not extend the SyncGroup deadline: the rebalance timeout (30 s), as
+        assert gc.heartbeat("g", 1, r1.member_id, None) == 0   # Kafka's pending-sync timer (found by review:
+        assert gc.expire() == [r1.member_id]                   # it was the session timeout)
         assert (await s2).error_code == E.REBALANCE_IN_PROGRESS
         assert gc.heartbeat("g", 1, r1.member_id, None) == E.UNKNOWN_MEMBER_ID
         n2 = await join(gc, r2.member_id)
