@@ -172,8 +172,11 @@ def topics_apply(config: Optional[Path] = config_option("The sandbox.toml whose 
         deprecated("`topics apply --file/-f`", "--config/-c")
         config = config or old_file
     cfg = read_config(config or Path("sandbox.toml"))
+    if bootstrap is None and cfg.mode != "docker" and not stack.running_pid(cfg):
+        fail(f"sandbox {cfg.name} is not running; start it with `sandbox up` (which creates these too), "
+             f"or give --bootstrap to reach another cluster", 3)
     target = bootstrap or stack.bootstrap(cfg)   # waits for it below: compose starts it alongside
-    deadline = time.monotonic() + wait
+    deadline, said = time.monotonic() + wait, False
     while True:
         try:
             with _client(target, client_id="sandbox-topics") as c:
@@ -189,6 +192,9 @@ def topics_apply(config: Optional[Path] = config_option("The sandbox.toml whose 
             break
         if time.monotonic() >= deadline:
             fail(f"{target} did not answer within {wait:g} s ({msgs[0]}); is the broker up?", 1)
+        if not said:   # not a silent minute
+            typer.echo(f"waiting up to {wait:g} s for {target} to answer...", err=True)
+            said = True
         time.sleep(1.0)
     for m in msgs:
         typer.echo(m)

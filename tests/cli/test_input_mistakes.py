@@ -61,3 +61,13 @@ def test_a_host_that_does_not_resolve_is_a_configuration_error_not_a_crash_loop(
     found = address_problem(socket.gaierror(socket.EAI_NONAME, "Name or service not known"), "999.1.1.1:9092")
     assert found is not None and found[0] == "address-not-local"
     assert found[1].startswith("999.1.1.1:9092 is not an address this machine can use (Name or service not known)")
+
+
+def test_topics_apply_without_a_running_sandbox_says_so_at_once(tmp_path, monkeypatch):
+    """Found by review: it waited 60 s without a word, then said the broker did not answer. With
+    no --bootstrap and no sandbox running here, it says so at once (exit 3, as other commands)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sandbox.toml").write_text('[sandbox]\nport = 1\ncoordinator_port = 2\nhttp_port = 3\n'
+                                           '[topics.orders]\npartitions = 2\n')
+    r = run("topics", "apply")
+    assert r.exit_code == 3 and "is not running; start it with `sandbox up`" in r.output, r.output
