@@ -197,6 +197,13 @@ def restart(service: Optional[str] = typer.Argument(None, help="One service, or 
     if pending and not service:   # ports, brokers, host or data_dir changed: a new stack applies them
         typer.echo(f"applying sandbox.toml: {pending.split(':')[0]}")
         kept = stack.runtime_overrides(cfg)   # `up --brokers 3 --port P` still hold
+        if cfg.mode != "docker":   # a new port another program holds: said before the running stack stops
+            wanted = read_config(config)
+            wanted = wanted.with_overrides(**kept) if kept else wanted
+            ours = {spec.port for spec in stack.service_specs(cfg)} | {cfg.http_port}
+            if cfg.sasl is not None:
+                ours |= {cfg.sasl_broker_port(n) for n in range(1, cfg.brokers + 1)}
+            check_ports(wanted, skip=ours)
         stop_stack(cfg)
         up(docker=cfg.mode == "docker", brokers=kept.get("brokers"), port=kept.get("port"), foreground=False,
            ephemeral=False, timeout=60.0, config=config)

@@ -28,7 +28,7 @@ def check_ports(cfg: SandboxConfig, only_http: bool = False, skip: set[int] = fr
     if not only_http and cfg.sasl is not None:
         wanted += [(p, f"broker-{n}'s SASL listener") for n in range(1, cfg.brokers + 1)
                    if (p := cfg.sasl_broker_port(n)) not in skip]
-    for p, who in wanted + [(cfg.http_port, "the health endpoint")]:
+    for p, who in wanted + ([(cfg.http_port, "the health endpoint")] if cfg.http_port not in skip else []):
         owner = port_owner(p)
         if owner:
             where = ("[sasl] port" if "SASL" in who else

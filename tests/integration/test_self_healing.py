@@ -191,6 +191,19 @@ def test_a_port_change_is_reported_until_restart_applies_it(projects):
     assert st["restart_needed"].startswith(line) and "run `sandbox restart` to apply" in st["restart_needed"]
     r = proj.up()
     assert r.returncode == 0 and f"bootstrap 127.0.0.1:{proj.port}" in r.stdout and line in r.stdout, r.stdout
+    # the new port held by another program: said before the running stack is stopped (found by
+    # review: the healthy stack was stopped first, then the restart failed, and nothing ran)
+    import socket
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", new))
+    holder.listen()
+    try:
+        r = proj.cli("restart", timeout=150)
+        assert r.returncode == 2 and f"port {new} (for broker-1) is taken by" in r.stderr + r.stdout, r.stdout + r.stderr
+        code, st = proj.status()
+        assert code == 0 and all_running_healthy(st) and st["bootstrap"] == f"127.0.0.1:{proj.port}"
+    finally:
+        holder.close()
     r = proj.cli("restart", timeout=150)
     assert r.returncode == 0, r.stdout + r.stderr
     proj.port, proj.coordinator_port, proj.http_port = new, new + 1, new + 2
