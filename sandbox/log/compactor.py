@@ -103,7 +103,8 @@ class Compactor:
 
     def install(self, result: CleanResult) -> bool:
         """Swap in what cleaner.clean_steps() wrote, if the segments it read are still these (the
-        same segment objects, closed, holding the same bytes: no truncation cut or replaced them). False (and the files discarded) when the log moved on meanwhile."""
+        same segment objects, closed, holding the same bytes: no truncation cut or replaced them).
+        False (and the files discarded) when the log moved on meanwhile."""
         log = self.log
         by_base = {seg.base_offset: (i, seg) for i, seg in enumerate(log._segments[:-1])}
         for ref in result.refs:

@@ -19,7 +19,7 @@ from sandbox.lifecycle import EXIT_CONFIG
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
 from sandbox.runner.probe import api_versions_round_trip
 from sandbox.runner.service import (
-    EventLog, catalog_epoch, iso_utc, mark_owed, recreate_off_pass, recreate_topics, shown_problem,
+    EventLog, OwesRestore, catalog_epoch, iso_utc, recreate_off_pass, recreate_topics, shown_problem,
 )
 from sandbox.runner.statefile import StatePublisher, supervisor_identity
 
@@ -56,11 +56,11 @@ def _time_key(ts: str) -> tuple:
     return (whole, fraction.ljust(9, "0")[:9])
 
 
-class _Svc:
+class _Svc(OwesRestore):
     def __init__(self, name: str, role: str, port: int, container: str, policy: RecoveryPolicy,
                  owed: Path | None = None) -> None:
         self.name, self.role, self.port, self.container = name, role, port, container
-        self.owed = owed   # the owed-restore marker (service.mark_owed), beside the state file
+        self.owe_from(owed)   # the owed-restore marker, beside the state file (a killed watcher's restore)
         self.state = "starting"
         self.healthy = False
         self.restarts = 0
@@ -75,7 +75,6 @@ class _Svc:
         self.exited_seen = 0            # consecutive passes that found it exited with no restart coming
         self.unhealthy_since: float | None = None
         self.repair_attempted = self.looping = self.fresh_journal = False
-        self._recreate_pending = owed is not None and owed.exists()   # a restore a killed watcher owed
         self.recreate_failed_reported = False
         self.scanned_start: str | None = None
         self.followed_at = 0.0            # (clock) when its log was last read for events
@@ -87,15 +86,6 @@ class _Svc:
         self.measured_at = 0.0
         self.problem: str | None = None    # one sentence status shows (a configuration error)
         self.paused_until: float | None = None   # frozen on request (sandbox pause) until then
-
-    @property
-    def recreate_pending(self) -> bool:
-        return self._recreate_pending
-
-    @recreate_pending.setter
-    def recreate_pending(self, owed: bool) -> None:
-        self._recreate_pending = owed
-        mark_owed(self.owed, owed, self.name)
 
 
 class DockerWatcher:

@@ -4,7 +4,6 @@ path that cannot be used) followed by a clean start and the topics re-created.""
 
 from __future__ import annotations
 
-
 from sandbox.lifecycle import EXIT_CONFIG
 from sandbox.runner.logscan import tail_lines
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE

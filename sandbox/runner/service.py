@@ -48,7 +48,42 @@ class StopPlan:
     deadline: float
 
 
-class ServiceRecord:
+class OwesRestore:
+    """`recreate_pending` (a wiped journal's topics, offsets and settings still to be put back) of
+    a service record (native and docker), mirrored in a marker file beside its journal: a restore
+    owed by a supervisor killed meanwhile is finished by the next one (owed_marker)."""
+
+    name: str
+    _owed: Path | None = None
+    _recreate_pending = False
+
+    def owe_from(self, marker: Path | None) -> None:
+        """Where the marker lives (None: nowhere, in memory only), and whether one is owed now."""
+        self._owed = marker
+        self._recreate_pending = marker is not None and marker.exists()
+
+    @property
+    def recreate_pending(self) -> bool:
+        return self._recreate_pending
+
+    @recreate_pending.setter
+    def recreate_pending(self, owed: bool) -> None:
+        if owed == self._recreate_pending:
+            return
+        self._recreate_pending = owed
+        if self._owed is None:
+            return
+        try:
+            if owed:
+                self._owed.touch()
+            else:
+                self._owed.unlink(missing_ok=True)
+        except OSError as e:   # kept in memory: only a supervisor killed now would forget it
+            logging.getLogger("sandbox.runner").warning("%s: could not %s %s: %s", self.name,
+                                                        "write" if owed else "remove", self._owed, e)
+
+
+class ServiceRecord(OwesRestore):
     """Runtime state of one service: process, health, restart accounting, recovery flags."""
 
     @property
@@ -79,8 +114,7 @@ class ServiceRecord:
         self.looping = False                       # a crash-loop event was emitted for the current loop
         self.repair_attempted = False              # repair-then-wipe: the one extra repair restart was given
         self.fresh_journal = False                 # wiped and not healthy since: wiping again won't help
-        # a restore owed after a wipe survives this supervisor (killed meanwhile): its marker file
-        self._recreate_pending = owed_marker(spec).exists()
+        self.owe_from(owed_marker(spec))
         self.recreate_failed_reported = False
         self.stop: StopPlan | None = None          # being stopped (a state, advanced by step())
         self.problem: str | None = None            # one sentence shown by status (config error, disk full)
@@ -93,15 +127,6 @@ class ServiceRecord:
     def name(self) -> str:
         return self.spec.name
 
-    @property
-    def recreate_pending(self) -> bool:
-        """A wiped journal's topics, offsets and settings still to be put back."""
-        return self._recreate_pending
-
-    @recreate_pending.setter
-    def recreate_pending(self, owed: bool) -> None:
-        self._recreate_pending = owed
-        mark_owed(owed_marker(self.spec), owed, self.name)
 
 
 def owed_marker(spec: ServiceSpec) -> Path:
@@ -109,20 +134,6 @@ def owed_marker(spec: ServiceSpec) -> Path:
     the next supervisor (after this one was killed) finishes it before the topic catalog may be
     refreshed from a cluster that lacks what is being put back."""
     return spec.data_dir.with_name(spec.data_dir.name + ".restore-owed")
-
-
-def mark_owed(marker: Path | None, owed: bool, name: str) -> None:
-    """Write or remove an owed-restore marker (kept in memory anyway: a failure is logged)."""
-    if marker is None:
-        return
-    try:
-        if owed:
-            marker.touch()
-        else:
-            marker.unlink(missing_ok=True)
-    except OSError as e:   # a supervisor killed now would forget the restore
-        logging.getLogger("sandbox.runner").warning("%s: could not %s %s: %s", name,
-                                                    "write" if owed else "remove", marker, e)
 
 
 class EventLog:

@@ -33,13 +33,13 @@ from sandbox.log.batch import ATTR_TRANSACTIONAL, HEADER_SIZE, parse_header
 from ..records import first_keyless_record
 from ..internal_topics import OFFSETS_TOPIC, TXN_TOPIC
 from ..state import emit_event
+from ..transactions.verifier import refusal
 from sandbox.protocol.errors import (
-    CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, CORRUPT_MESSAGE,
-    INVALID_PRODUCER_EPOCH, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
-    INVALID_TXN_STATE, KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    CORRUPT_MESSAGE,
+    INVALID_PRODUCER_EPOCH, NOT_ENOUGH_REPLICAS, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
+    KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
     NOT_LEADER_OR_FOLLOWER,
-    OUT_OF_ORDER_SEQUENCE_NUMBER, PRODUCER_FENCED, TOPIC_AUTHORIZATION_FAILED, TRANSACTION_ABORTABLE,
-    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    OUT_OF_ORDER_SEQUENCE_NUMBER, TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 )
 from sandbox.coordinator.acls import TOPIC, TRANSACTIONAL_ID, WRITE
 
@@ -102,21 +102,12 @@ def has_transactional_batch(records) -> bool:
 # a transactional write to a partition its transaction does not hold (KIP-890 part 1): Produce
 # v11+ understands TRANSACTION_ABORTABLE, older versions get INVALID_TXN_STATE, as Kafka answers
 ABORTABLE_FROM = 11
-_VERIFY_ERRORS = {PRODUCER_FENCED: INVALID_PRODUCER_EPOCH}
-
-
-# a coordinator moving or busy: the producer retries, as Kafka's ReplicaManager answers these
-_RETRY_LATER = frozenset({CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
-                          NOT_COORDINATOR})
 
 
 def _verification_error(code: int, api_version: int) -> int:
-    """What a Produce answers for a partition its transaction's coordinator did not confirm."""
-    if code in _RETRY_LATER:
-        return NOT_ENOUGH_REPLICAS
-    if code == TRANSACTION_ABORTABLE and api_version < ABORTABLE_FROM:
-        return INVALID_TXN_STATE
-    return _VERIFY_ERRORS.get(code, code)
+    """What a Produce answers for a partition its transaction's coordinator did not confirm: a
+    coordinator moving or busy is NOT_ENOUGH_REPLICAS (retried), as Kafka's ReplicaManager answers."""
+    return refusal(code, NOT_ENOUGH_REPLICAS, api_version >= ABORTABLE_FROM)
 
 
 def _unverified(ctx, txn_id: str | None, topic: str, index: int, h) -> int:

@@ -8,14 +8,13 @@ from __future__ import annotations
 from sandbox.coordinator.acls import GROUP, READ, TOPIC, TRANSACTIONAL_ID, WRITE
 from sandbox.protocol.errors import (
     GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-    CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, FENCED_MEMBER_EPOCH,
-    ILLEGAL_GENERATION, INVALID_GROUP_ID, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, NETWORK_EXCEPTION, NONE,
-    NOT_COORDINATOR, NOT_ENOUGH_REPLICAS, OFFSET_METADATA_TOO_LARGE, PRODUCER_FENCED, REBALANCE_IN_PROGRESS,
-    TRANSACTION_ABORTABLE, UNKNOWN_MEMBER_ID, UNKNOWN_TOPIC_OR_PARTITION,
+    COORDINATOR_NOT_AVAILABLE, FENCED_MEMBER_EPOCH, ILLEGAL_GENERATION, INVALID_GROUP_ID, NETWORK_EXCEPTION, NONE,
+    NOT_COORDINATOR, OFFSET_METADATA_TOO_LARGE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID, UNKNOWN_TOPIC_OR_PARTITION,
 )
 
 from ..group_model import COMPLETING, EMPTY
 from ..internal_topics import OFFSETS_TOPIC
+from ..transactions.verifier import refusal
 from ..groups import MAX_METADATA_CHARS
 
 API_KEY = 28
@@ -47,12 +46,6 @@ def member_check(groups, group_id: str, generation: int, member_id: str, instanc
     return groups.machine.commit_check(group_id, generation, member_id, instance_id)
 
 
-# the coordinator moving or busy: the client finds it again and retries, as Kafka's group
-# coordinator answers a verification it could not finish
-_RETRY_LATER = frozenset({CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR,
-                          NETWORK_EXCEPTION, NOT_ENOUGH_REPLICAS})
-
-
 async def _verified(ctx, request) -> int:
     """KIP-890 part 1, as for a transactional Produce: before the commit opens the producer's
     transaction on the group's `__consumer_offsets` partition, the transaction's coordinator
@@ -69,11 +62,10 @@ async def _verified(ctx, request) -> int:
     codes = await state.txns.verifier.verify(request.transactional_id, request.producer_id,
                                              request.producer_epoch, [part])
     code = codes.get(part, NONE)
-    if code in _RETRY_LATER:
-        return COORDINATOR_NOT_AVAILABLE
-    if code == TRANSACTION_ABORTABLE and ctx.api_version < ABORTABLE_FROM:
-        return INVALID_TXN_STATE
-    return INVALID_PRODUCER_EPOCH if code == PRODUCER_FENCED else code
+    # a coordinator moving, busy or not reached: the client finds it again and retries, as Kafka's
+    # group coordinator answers a verification it could not finish
+    return refusal(NOT_COORDINATOR if code == NETWORK_EXCEPTION else code, COORDINATOR_NOT_AVAILABLE,
+                   ctx.api_version >= ABORTABLE_FROM)
 
 
 def _answer(request, codes: dict[tuple[str, int], int]) -> dict:

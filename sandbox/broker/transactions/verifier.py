@@ -12,7 +12,10 @@ from typing import Any
 
 from sandbox.client.async_connection import ExchangeFailed
 from sandbox.protocol import build, request_class
-from sandbox.protocol.errors import COORDINATOR_NOT_AVAILABLE, NETWORK_EXCEPTION, NONE
+from sandbox.protocol.errors import (
+    CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, INVALID_PRODUCER_EPOCH,
+    INVALID_TXN_STATE, NETWORK_EXCEPTION, NONE, NOT_COORDINATOR, PRODUCER_FENCED, TRANSACTION_ABORTABLE,
+)
 
 from .links import BrokerLinks
 
@@ -21,6 +24,23 @@ log = logging.getLogger("sandbox.broker")
 VERIFY_VERSION = 4
 TIMEOUT_S = 5.0
 Partition = tuple[str, int]
+
+
+# a coordinator moving or busy (or not reached): the client retries, as Kafka answers these
+RETRY_LATER = frozenset({CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
+                         NOT_COORDINATOR})
+
+
+def refusal(code: int, retry_as: int, abortable_ok: bool) -> int:
+    """What a request (Produce, TxnOffsetCommit) answers for a partition its transaction's
+    coordinator did not confirm: `retry_as` where the client should just ask again,
+    TRANSACTION_ABORTABLE only to versions that know it (INVALID_TXN_STATE before), a fenced
+    producer as INVALID_PRODUCER_EPOCH; any other error as it is."""
+    if code in RETRY_LATER:
+        return retry_as
+    if code == TRANSACTION_ABORTABLE and not abortable_ok:
+        return INVALID_TXN_STATE
+    return INVALID_PRODUCER_EPOCH if code == PRODUCER_FENCED else code
 
 
 class TxnVerifier:
