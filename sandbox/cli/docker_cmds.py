@@ -53,7 +53,7 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, foreground: b
         return up_foreground(cfg, timeout, cleanup)
     pid = spawn_detached(supervisor_argv(cfg), cfg.logs_dir / "supervisor.log", cwd=cfg.root)
     _call(eng.wait_healthy, timeout)
-    wait_ready(cfg, pid, timeout)
+    wait_ready(cfg, pid, timeout, detached=True)
     apply_declared(cfg)
     typer.echo(f"sandbox {cfg.name} is up in Docker in {time.monotonic() - t0:.1f} s: {cfg.brokers} broker "
                f"container(s), image {image}, bootstrap {stack.bootstrap(cfg)} (containers on the "

@@ -63,6 +63,11 @@ def up(
         if differs:
             fail(f"the running sandbox was not changed: {', '.join(differs)}; `sandbox down` then "
                  f"`sandbox up {' '.join(d.split(' (')[0] for d in differs)}` starts it that way", 1)
+        if cfg.topics or cfg.acls or (cfg.sasl is not None and cfg.sasl.users):
+            # what sandbox.toml declares is in place after every `up`, also one after an `up` that
+            # timed out while the stack was still starting (the topics come once it is healthy)
+            wait_ready(cfg, running, timeout, detached=True)
+            apply_declared(cfg)
         raise typer.Exit(0)
     overrides = {k: v for k, v in {"brokers": brokers, "port": port}.items() if v is not None}
     if docker:
@@ -99,7 +104,7 @@ def up(
 
         return up_foreground(cfg, timeout, cleanup)
     pid = spawn_detached(supervisor_argv(cfg), cfg.logs_dir / "supervisor.log", cwd=cfg.root)
-    wait_ready(cfg, pid, timeout)
+    wait_ready(cfg, pid, timeout, detached=True)
     apply_declared(cfg)
     typer.echo(f"sandbox {cfg.name} is up in {time.monotonic() - t0:.1f} s: {cfg.brokers} broker(s), "
                f"bootstrap {stack.bootstrap(cfg)}" + sasl_note(cfg))

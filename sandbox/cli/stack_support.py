@@ -13,7 +13,7 @@ from sandbox.config import SandboxConfig
 from sandbox.runner import control, stack
 from sandbox.runner.probe import port_owner
 
-from .common import client, control_call, fail
+from .common import client, fail
 
 
 def supervisor_argv(cfg: SandboxConfig) -> list[str]:
@@ -65,12 +65,22 @@ def sasl_note(cfg: SandboxConfig) -> str:
             f"{len(cfg.sasl.users)} user(s) in [sasl])")
 
 
-def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop=None) -> dict:
-    """control.wait_ready; Ctrl-C (`stop` set) is exit 130, every other failure one sentence."""
+def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop=None, detached: bool = False) -> dict:
+    """control.wait_ready; Ctrl-C (`stop` set) is exit 130, every other failure one sentence.
+    detached: the supervisor `pid` runs on its own, so a timeout says it goes on starting and that
+    the declared topics come with the next `sandbox up` (they are created only once healthy)."""
     try:
-        return control_call(control.wait_ready, cfg, pid, timeout, stop)
+        return control.wait_ready(cfg, pid, timeout, stop)
     except control.Interrupted:
         raise typer.Exit(130) from None
+    except control.ControlError as e:
+        message = e.message
+        if detached and control.REAL.alive(pid) and "in time" in message:
+            head, _, rest = message.partition("\n")
+            message = (f"{head.rstrip(':')}; it goes on starting in the background (`sandbox status` shows "
+                       f"it): run `sandbox up` again once it is healthy to create the topics sandbox.toml "
+                       f"declares, or `sandbox down` to stop it:\n{rest}")
+        fail(message, e.code)
 
 
 def stop_stack(cfg: SandboxConfig) -> bool:

@@ -1,7 +1,8 @@
 """`sandbox up` as a user runs it (a real process in a temp project on free 127.0.0.1 ports): an
 unusable data folder is one sentence and a fix, not a traceback; a declared topic that cannot be
-created makes `up` fail (exit 1) saying which and why; `up --port P` while the stack runs on another
-port says so instead of claiming success. Every project is torn down (nothing of it left running)."""
+created makes `up` fail (exit 1) saying which and why, also an `up` on the running stack; `up --port P`
+while the stack runs on another port says so instead of claiming success; an `up` that timed out
+leaves the declared topics to the next `up`. Every project is torn down (nothing of it left running)."""
 
 from __future__ import annotations
 
@@ -43,8 +44,26 @@ def test_declared_topic_that_cannot_be_created_fails_up_and_a_port_change_is_not
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"--port {other} (it runs with --port {project.port})" in r.stderr
     assert f"sandbox down` then `sandbox up --port {other}`" in r.stderr
-    r = project.cli("up", "--port", str(project.port))
+    r = project.cli("up", "--port", str(project.port))   # running, and still a declared topic it cannot make
+    assert r.returncode == 1 and "already running" in r.stdout, r.stdout + r.stderr
+    assert "bad" in r.stderr and "retention.ms" in r.stderr, r.stderr
+
+
+def test_an_up_that_timed_out_leaves_the_declared_topics_to_the_next_up(project):
+    """`up --timeout` too short: the stack goes on starting (said so), and the next `up` on the
+    running stack creates what sandbox.toml declares, where it used to say only "already running"."""
+    project.write_toml(sandbox_toml(port=project.port, coordinator_port=project.coordinator_port,
+                                    http_port=project.http_port, brokers=1,
+                                    topics='[topics.orders]\npartitions = 3\n'))
+    r = project.cli("up", "--timeout", "0.01")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "goes on starting in the background" in r.stderr and "sandbox up` again" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    r = project.cli("up")
     assert r.returncode == 0 and "already running" in r.stdout, r.stdout + r.stderr
+    assert "created topic orders (3 partitions)" in r.stdout, r.stdout
+    listed = project.cli("topics", "list")
+    assert "orders\t3 partitions" in listed.stdout, listed.stdout + listed.stderr
 
 
 def test_ctrl_c_during_foreground_start_up_is_honoured_at_once(project):
