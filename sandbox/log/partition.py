@@ -88,9 +88,18 @@ class PartitionLog(Shrinking):
             lso = min(max(lso, log_start_offset), leo)
         self._log_start_offset = lso
         self._recovery_point = min(max(recovery_point, 0), leo)
-        # the checkpointed high watermark (replicated partitions); the log end without one
-        if high_watermark is None or self.__dict__.get("hw_follows_leo"):
+        # the checkpointed high watermark (replicated partitions). Without one: the log end while
+        # the log is not known to be replicated (a partition never replicated has none), and the
+        # log start once it is (the checkpoint file damaged or lost: as Kafka's, nothing is shown
+        # to consumers that the replicas have not confirmed again); ReplicaView.set_replicated
+        # settles it for a log opened before the metadata said which
+        follows = self.__dict__.get("hw_follows_leo")
+        if follows or (high_watermark is None and follows is None):
             self._high_watermark = leo
+            if high_watermark is None and follows is None:
+                self._hw_unchecked = True
+        elif high_watermark is None:
+            self._high_watermark = lso
         else:
             self._high_watermark = max(lso, min(high_watermark, leo))
         self._epochs = LeaderEpochCache(self.directory)

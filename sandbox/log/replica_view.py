@@ -38,8 +38,13 @@ class ReplicaView:
         Not replicated: it is the log end, from now on and after every append."""
         log = self._log
         log.hw_follows_leo = not replicated
-        if not replicated and log.opened:
+        unchecked = log.__dict__.pop("_hw_unchecked", False)   # opened with no checkpointed HW
+        if not log.opened:
+            return
+        if not replicated:
             log._high_watermark = log.log_end_offset
+        elif unchecked:   # replicated, its checkpoint entry lost: from the log start, as Kafka's
+            log._high_watermark = log._log_start_offset
 
     # ---------------------------------------------------------------- follower appends
 

@@ -127,6 +127,45 @@ def test_high_watermark_apart_from_the_log_end_and_checkpointed(tmp_path):
     ld.close()
 
 
+@pytest.mark.parametrize("lost", ["deleted", "damaged"])
+def test_a_replicated_log_without_its_checkpointed_high_watermark_starts_from_its_log_start(tmp_path, lost):
+    """The checkpoint file lost or damaged: a replicated partition shows consumers nothing until
+    its replicas confirm again (as Kafka's, from 0), where it showed its whole log, records no
+    other replica had included. A partition never replicated, or one reassigned later, keeps its
+    log end."""
+    ld = LogDir(tmp_path, cfg())
+    ld.open()
+    for i in range(3):
+        log = ld.create("t", i)
+        for _ in range(1 if i == 2 else 5):   # partitions 0, 1: several segments, opened at once;
+            log.append(batch(1), leader_epoch=0)  # partition 2: one segment, opened at its first use
+        if i != 2:
+            log.housekeeping.roll()
+        log.replica.set_replicated(True)
+        log.replica.high_watermark = 2                     # records 2..4 on this replica only
+    ld.close()
+    path = tmp_path / HW_CHECKPOINT
+    if lost == "deleted":
+        path.unlink()
+    else:
+        path.write_bytes(b"0\n3\nt 0 x\n\x00")
+    ld = LogDir(tmp_path, cfg())
+    logs = ld.open()
+    replicated, single, lazy = logs[("t", 0)], logs[("t", 1)], logs[("t", 2)]
+    assert replicated.opened and single.opened and not lazy.opened
+    lazy.replica.set_replicated(True)                      # told before its first use
+    replicated.replica.set_replicated(True)
+    single.replica.set_replicated(False)                   # the metadata says: one replica
+    assert replicated.high_watermark == 0 and replicated.log_end_offset == 5
+    assert lazy.high_watermark == 0 and lazy.log_end_offset == 1
+    assert single.high_watermark == 5
+    single.replica.set_replicated(True)                    # a reassignment adds replicas later
+    assert single.high_watermark == 5                      # its committed records stay visible
+    replicated.replica.high_watermark = 5                  # the replicas confirmed
+    assert replicated.high_watermark == 5
+    ld.close()
+
+
 def test_reset_to_starts_an_empty_log_at_the_leaders_log_start(tmp_path):
     log = leader_with(tmp_path, [(0, 3)])
     log.replica.reset_to(50)
