@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 from pathlib import Path
 
 from sandbox.config import FILENAME, ConfigError, _display
@@ -56,6 +58,15 @@ def write_init(folder: Path) -> Path:
     """Write INIT_TEMPLATE to folder/sandbox.toml; never overwrite an existing file."""
 
     target = Path(folder).absolute() / FILENAME
+    try:   # `sandbox init new-project` makes the folder, as `git init new-project` does
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        where, what = target.parent, f"cannot be made ({e.strerror})"
+        if isinstance(e, (FileExistsError, NotADirectoryError)):   # a file where a folder goes
+            where = next((p for p in (target.parent, *target.parent.parents) if p.exists()), where)
+            what = "is a file, not a folder"
+        raise ConfigError(f"{_display(where)}: {what}; name a folder for sandbox.toml, or run "
+                          f"`sandbox init` inside one.", path=target) from None
     try:
         with open(target, "x", encoding="utf-8", newline="\n") as f:
             f.write(INIT_TEMPLATE)
@@ -63,6 +74,7 @@ def write_init(folder: Path) -> Path:
         raise ConfigError(f"{_display(target)}: already exists and was left untouched; edit it, "
                           f"or delete it and run `sandbox init` again.", path=target) from None
     except OSError as e:
-        raise ConfigError(f"{_display(target)}: cannot be written ({e.strerror}); check the "
-                          f"folder's permissions.", path=target) from None
+        fix = "check the folder's permissions" if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else \
+            "choose another folder"
+        raise ConfigError(f"{_display(target)}: cannot be written ({e.strerror}); {fix}.", path=target) from None
     return target

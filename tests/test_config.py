@@ -78,6 +78,13 @@ def test_init_template_parses_to_defaults_plus_orders(tmp_path):
         assert f"{key} =" in INIT_TEMPLATE, key
 
 
+def test_init_makes_the_folder_it_is_given(tmp_path):
+    """`sandbox init new-project` as `git init new-project`: the folder is made (it used to be
+    "cannot be written (No such file or directory); check the folder's permissions")."""
+    path = write_init(tmp_path / "new-project" / "sub")
+    assert path == tmp_path / "new-project" / "sub" / "sandbox.toml" and path.read_text() == INIT_TEMPLATE
+
+
 def test_init_refuses_to_overwrite(tmp_path):
     write(tmp_path, "# mine\n")
     with pytest.raises(ConfigError, match="already exists.*delete it") as info:

@@ -26,7 +26,7 @@ from .stack_support import apply_declared, check_ports, sasl_note, stop_stack, s
 
 
 def init(folder: Path = typer.Argument(Path("."), help="Where to write sandbox.toml.")) -> None:
-    """Write a commented sandbox.toml in the current folder."""
+    """Write a commented sandbox.toml in the current folder (or FOLDER, made if it is missing)."""
     try:
         path = write_init(folder)
     except ConfigError as e:

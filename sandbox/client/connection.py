@@ -39,6 +39,9 @@ def parse_bootstrap(bootstrap: str | list[tuple[str, int]] | tuple[str, int]) ->
             if not sep or not port.isdigit() or not host:
                 raise KafkaClientError(f"bootstrap address {part!r} is not host:port; "
                                        f"write it like 127.0.0.1:9092")
+            if not 0 < int(port) < 65536:
+                raise KafkaClientError(f"bootstrap address {part!r} has port {int(port)}, and ports go from 1 "
+                                       f"to 65535; write it like 127.0.0.1:9092")
             out.append((host.strip("[]"), int(port)))
     else:
         out = [(str(h), int(p)) for h, p in bootstrap]

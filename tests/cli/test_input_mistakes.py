@@ -32,7 +32,8 @@ def test_partition_counts_past_what_a_sandbox_serves_are_one_sentence():
 def test_more_mistakes_are_one_sentence_each(tmp_path, monkeypatch):
     """A malformed -b, broken escapes in -K / --format, an offset past 64 bits, an empty group id, a
     pause of years, a zero timeout: each was a traceback (or an abort of the whole process, or a
-    command waiting for ever) before review found them."""
+    command waiting for ever) before review found them. A port past 65535 was "connection refused";
+    `init` under a file blamed the folder's permissions."""
     monkeypatch.chdir(tmp_path)
     cases = [
         (["topics", "list", "-b", "garbage"], "bootstrap address 'garbage' is not host:port"),
@@ -42,7 +43,10 @@ def test_more_mistakes_are_one_sentence_each(tmp_path, monkeypatch):
         (["consume", "t", "-g", "", "-b", "127.0.0.1:1"], "--group needs a group id"),
         (["pause", "broker-1", "--for", "99999h"], "longer than a pause may last"),
         (["up", "--timeout", "0"], "Invalid value for '--timeout'"),
+        (["topics", "list", "-b", "127.0.0.1:99999"], "has port 99999, and ports go from 1 to 65535"),
+        (["init", "a-file/x"], "a-file: is a file, not a folder"),
     ]
+    (tmp_path / "a-file").write_text("")
     for argv, said in cases:
         r = run(*argv)
         assert r.exit_code == 2 and said in r.output, (argv, r.exit_code, r.output)
