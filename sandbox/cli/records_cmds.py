@@ -127,7 +127,8 @@ def produce(
                 turn += 1
                 flush()
         except KafkaClientError as e:
-            fail(f"{e}; {sent} records were written before this", 1)
+            fail(f"{e}; {sent} record(s) were written before this, and nothing after it was sent "
+                 f"({line_no} line(s) read; the rest of the input was not)", 1)
         except KeyboardInterrupt:
             pass
     typer.echo(f"{sent} record(s) written to {topic}", err=True)

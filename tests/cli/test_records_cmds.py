@@ -139,3 +139,16 @@ def test_not_running_is_exit_3(tmp_path):
     assert r.returncode == 3 and b"is not running" in r.stderr and b"Traceback" not in r.stderr
     r = run(proj, "produce", "orders", data=b"x\n")
     assert r.returncode == 3
+
+
+def test_a_line_over_the_size_limit_stops_produce_and_says_the_rest_was_not_sent(stack):
+    """A 1.2 MB line (above max.message.bytes): exit 1, the lines before it are written, and the
+    sentence says that nothing after it was sent (it used to say only how many were written)."""
+    data = b"before\n" + b"x" * (1200 * 1024) + b"\nafter-1\nafter-2\n"
+    r = run(stack, "produce", "big-lines", "-p", "0", data=data)
+    assert r.returncode == 1, r.stderr
+    err = r.stderr.decode()
+    assert "MESSAGE_TOO_LARGE" in err and "1 record(s) were written before this" in err, err
+    assert "nothing after it was sent" in err and "Traceback" not in err, err
+    got = run(stack, "consume", "big-lines", "--from-beginning", "-e")
+    assert got.stdout.split() == [b"before"], got.stdout[:200] + got.stderr
