@@ -101,3 +101,14 @@ def test_a_write_waiting_when_the_replicas_shrink_to_this_leader_is_acknowledged
     alone = dataclasses.replace(t.partitions[0], replicas=(me,), isr=(me,), leader=me, leader_epoch=0)
     state.replicas.on_metadata([dataclasses.replace(t, partitions=[alone])])
     assert _code(b.loop.run_until_complete(first), 1) == E.NONE
+
+
+def test_a_partition_with_one_replica_is_settled_as_unreplicated_by_the_first_metadata(broker):
+    """So a log opened later (lazily) without a checkpointed high watermark, then reassigned to
+    more replicas, keeps its log end as its high watermark instead of going back to its log start."""
+    b = broker
+    b.create_topic("t", 1)
+    plog = b.owner.partitions[KEY]
+    plog.__dict__.pop("hw_follows_leo", None)        # as a log just opened from disk
+    b.owner.replicas.on_metadata([b.owner.coordinator.topic("t")])
+    assert plog.__dict__.get("hw_follows_leo") is True

@@ -164,6 +164,14 @@ def test_a_replicated_log_without_its_checkpointed_high_watermark_starts_from_it
     replicated.replica.high_watermark = 5                  # the replicas confirmed
     assert replicated.high_watermark == 5
     ld.close()
+    (tmp_path / HW_CHECKPOINT).unlink()
+    ld = LogDir(tmp_path, cfg())
+    lazy = ld.open()[("t", 2)]
+    lazy.replica.set_replicated(False)   # the metadata says one replica before its first use
+    assert not lazy.opened and lazy.log_end_offset == 1 and lazy.opened
+    lazy.replica.set_replicated(True)    # then a reassignment adds replicas
+    assert lazy.high_watermark == 1      # its committed record stays visible
+    ld.close()
 
 
 def test_reset_to_starts_an_empty_log_at_the_leaders_log_start(tmp_path):

@@ -80,8 +80,9 @@ class ReplicaManager:
                     # writes waiting for followers are on the only replica; wait_for_replicas checks
                     # the leader epoch before it answers them
                     self._drop(key, NONE if p.leader == self.node_id else NOT_LEADER_OR_FOLLOWER)
-                    if not plog.hw_follows_leo or "_hw_unchecked" in plog.__dict__:
-                        plog.replica.set_replicated(False)   # (settled: a later reassignment keeps its HW)
+                    if plog.__dict__.get("hw_follows_leo") is not True:
+                        # settled, an unopened log's included: a later reassignment keeps its HW
+                        plog.replica.set_replicated(False)
                     continue
                 if plog.hw_follows_leo:   # its high watermark stops following its log end
                     plog.replica.set_replicated(True)
