@@ -22,7 +22,9 @@ from sandbox.runner.quarantine import QuarantineError, prune, quarantine
 
 from . import status_cmds
 from .common import ConfigOpt, client, control_call, fail, load, read_config
-from .stack_support import apply_declared, check_ports, sasl_note, stop_stack, supervisor_argv, up_foreground, wait_ready
+from .stack_support import (
+    apply_declared, check_ports, declared_on_running, sasl_note, stop_stack, supervisor_argv, up_foreground, wait_ready,
+)
 
 
 def init(folder: Path = typer.Argument(Path("."), help="Where to write sandbox.toml.")) -> None:
@@ -63,11 +65,9 @@ def up(
         if differs:
             fail(f"the running sandbox was not changed: {', '.join(differs)}; `sandbox down` then "
                  f"`sandbox up {' '.join(d.split(' (')[0] for d in differs)}` starts it that way", 1)
-        if cfg.topics or cfg.acls or (cfg.sasl is not None and cfg.sasl.users):
-            # what sandbox.toml declares is in place after every `up`, also one after an `up` that
-            # timed out while the stack was still starting (the topics come once it is healthy)
-            wait_ready(cfg, running, timeout, detached=True)
-            apply_declared(cfg)
+        # what sandbox.toml declares is in place after every `up`, also one after an `up` that
+        # timed out while the stack was still starting (the topics come once it is healthy)
+        declared_on_running(cfg, running, timeout)
         raise typer.Exit(0)
     overrides = {k: v for k, v in {"brokers": brokers, "port": port}.items() if v is not None}
     if docker:

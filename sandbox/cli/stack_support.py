@@ -37,9 +37,10 @@ def check_ports(cfg: SandboxConfig, only_http: bool = False, skip: set[int] = fr
                  f"in sandbox.toml ({where}{')' if 'SASL' in who else ''}.")
 
 
-def apply_declared(cfg: SandboxConfig) -> None:
+def apply_declared(cfg: SandboxConfig, only_missing_users: bool = False) -> None:
     """Create (or grow) the topics sandbox.toml declares, set its [sasl] users' credentials and
-    create its [[acls]]; exit 1 when one could not be."""
+    create its [[acls]]; exit 1 when one could not be. only_missing_users: credentials only for
+    users that have none (a running stack: a password changed with a tool is not reset)."""
     from sandbox.runner.manifest import apply_acls, apply_users, reconcile
 
     users = cfg.sasl.users if cfg.sasl is not None else {}
@@ -48,7 +49,7 @@ def apply_declared(cfg: SandboxConfig) -> None:
     with client(stack.bootstrap(cfg)) as c:
         msgs = apply_acls(cfg.acls, c)[0]   # first: a topic made before its ACLs would be open meanwhile
         msgs += reconcile(cfg.topics, c) if cfg.topics else []
-        msgs += apply_users(users, c)
+        msgs += apply_users(users, c, only_missing=only_missing_users)
     for m in msgs:
         typer.echo(f"  {m}")
     failed = [m for m in msgs if m.startswith("failed")]
@@ -77,9 +78,11 @@ def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop=None, detached
         message = e.message
         if detached and control.REAL.alive(pid) and "in time" in message:
             head, _, rest = message.partition("\n")
+            declared = cfg.topics or cfg.acls or (cfg.sasl is not None and cfg.sasl.users)
+            then = ("run `sandbox up` again once it is healthy to create what sandbox.toml declares, or "
+                    if declared else "")
             message = (f"{head.rstrip(':')}; it goes on starting in the background (`sandbox status` shows "
-                       f"it): run `sandbox up` again once it is healthy to create the topics sandbox.toml "
-                       f"declares, or `sandbox down` to stop it:\n{rest}")
+                       f"it): {then}`sandbox down` stops it:\n{rest}")
         fail(message, e.code)
 
 
@@ -149,3 +152,22 @@ def up_foreground(cfg: SandboxConfig, timeout: float, cleanup: Callable[[], None
         cleanup()
     typer.echo(f"sandbox {cfg.name} stopped")
     raise typer.Exit(1 if failed.is_set() else code)
+
+
+def declared_on_running(cfg: SandboxConfig, pid: int, timeout: float) -> None:
+    """`up` on a running sandbox: what sandbox.toml declares and the cluster lacks is created.
+    A stack still starting (an earlier `up` timed out) is waited for; one that was up and is not
+    healthy now (a broker paused or restarting) is not: that is said, and the next `up` does it."""
+    if not (cfg.topics or cfg.acls or (cfg.sasl is not None and cfg.sasl.users)):
+        return
+    state = stack.read_status_file(cfg) or {}
+    svcs = state.get("services", [])
+    if not svcs or not all(s.get("state") == "running" and s.get("healthy") for s in svcs):
+        was_healthy = {e.get("service") for e in state.get("events", []) if e.get("kind") == "healthy"}
+        if svcs and all(s.get("name") in was_healthy for s in svcs):
+            down = ", ".join(f"{s.get('name')}: {s.get('state')}" for s in svcs if not s.get("healthy"))
+            typer.echo(f"not every service is healthy now ({down}); what sandbox.toml declares is checked "
+                       f"by the next `sandbox up` once `sandbox status` says healthy")
+            return
+        wait_ready(cfg, pid, timeout, detached=True)   # still starting
+    apply_declared(cfg, only_missing_users=True)

@@ -324,9 +324,14 @@ class LogDir:
         so a restarted replica never shows consumers more than was committed."""
         hws = {}
         for tp, log in self._logs.items():
-            if log.hw_follows_leo:
-                continue
-            hw = log.high_watermark if log.opened else log.__dict__.get("_pending_hw")
+            follows = log.__dict__.get("hw_follows_leo")
+            if follows:
+                continue   # known to have one replica: its log end is its high watermark
+            if follows is None:   # not settled by the metadata yet: keep what was read at start
+                hw = log.__dict__.get("_pending_hw") if not log.opened else \
+                    None if log.__dict__.get("_hw_unchecked") else log.high_watermark
+            else:
+                hw = log.high_watermark if log.opened else log.__dict__.get("_pending_hw")
             if hw is not None:
                 hws[tp] = hw
         write_checkpoint(self.root / HW_CHECKPOINT, hws)

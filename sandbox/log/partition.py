@@ -94,6 +94,8 @@ class PartitionLog(Shrinking):
         # to consumers that the replicas have not confirmed again); ReplicaView.set_replicated
         # settles it for a log opened before the metadata said which
         follows = self.__dict__.get("hw_follows_leo")
+        if self.__dict__.pop("_hw_settled", False):   # told "one replica" before it was opened
+            high_watermark = leo if high_watermark is None else high_watermark
         if follows or (high_watermark is None and follows is None):
             self._high_watermark = leo
             if high_watermark is None and follows is None:

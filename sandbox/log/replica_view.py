@@ -40,6 +40,8 @@ class ReplicaView:
         log.hw_follows_leo = not replicated
         unchecked = log.__dict__.pop("_hw_unchecked", False)   # opened with no checkpointed HW
         if not log.opened:
+            if not replicated:   # everything it holds is committed, even if replicas come later
+                log._hw_settled = True
             return
         if not replicated:
             log._high_watermark = log.log_end_offset

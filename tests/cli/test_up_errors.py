@@ -64,6 +64,17 @@ def test_an_up_that_timed_out_leaves_the_declared_topics_to_the_next_up(project)
     assert "created topic orders (3 partitions)" in r.stdout, r.stdout
     listed = project.cli("topics", "list")
     assert "orders\t3 partitions" in listed.stdout, listed.stdout + listed.stderr
+    # up on a stack that was up and is not healthy now (a paused broker) does not wait for it
+    pause = subprocess.Popen([sys.executable, "-m", "sandbox", "pause", "broker-1", "--for", "20s"],
+                             cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: any(s["name"] == "broker-1" and s["state"] == "paused"
+                             for s in project.status()[1].get("services", [])), 15, what="broker-1 paused")
+        r = project.cli("up", "--timeout", "45")
+        assert r.returncode == 0 and "already running" in r.stdout, r.stdout + r.stderr
+        assert "not every service is healthy now (broker-1: paused)" in r.stdout, r.stdout
+    finally:
+        pause.wait(60)   # resumed by the supervisor after its 20 s
 
 
 def test_ctrl_c_during_foreground_start_up_is_honoured_at_once(project):

@@ -168,9 +168,42 @@ def test_a_replicated_log_without_its_checkpointed_high_watermark_starts_from_it
     ld = LogDir(tmp_path, cfg())
     lazy = ld.open()[("t", 2)]
     lazy.replica.set_replicated(False)   # the metadata says one replica before its first use
-    assert not lazy.opened and lazy.log_end_offset == 1 and lazy.opened
-    lazy.replica.set_replicated(True)    # then a reassignment adds replicas
-    assert lazy.high_watermark == 1      # its committed record stays visible
+    lazy.replica.set_replicated(True)    # then a reassignment adds replicas, still unopened
+    assert not lazy.opened
+    assert lazy.high_watermark == 1 and lazy.log_end_offset == 1   # its committed record stays visible
+    ld.close()
+
+
+def test_checkpoints_written_before_the_metadata_settles_a_log_keep_its_high_watermark(tmp_path):
+    """Found by review: a checkpoint written in the first second after a restart, before the
+    metadata said which partitions are replicated (or while a destroyed coordinator journal is
+    put back), dropped their entries, and the next start took them from their log start."""
+    ld = LogDir(tmp_path, cfg())
+    ld.open()
+    for i in range(2):
+        log = ld.create("r", i)
+        for _ in range(1 if i else 4):   # r-0: several segments (opened at start), r-1: one (lazily)
+            log.append(batch(1), leader_epoch=0)
+        if not i:
+            log.housekeeping.roll()
+        log.replica.set_replicated(True)
+        log.replica.high_watermark = 1
+    plain = ld.create("p", 0)            # never replicated: no entry, now or later
+    plain.append(batch(2), leader_epoch=0)
+    ld.close()
+    assert read_checkpoint(tmp_path / HW_CHECKPOINT) == {("r", 0): 1, ("r", 1): 1}
+    ld = LogDir(tmp_path, cfg())
+    ld.open()
+    ld.checkpoint()                       # nothing settled yet
+    assert read_checkpoint(tmp_path / HW_CHECKPOINT) == {("r", 0): 1, ("r", 1): 1}
+    ld.close()
+    ld = LogDir(tmp_path, cfg())
+    logs = ld.open()
+    for key in (("r", 0), ("r", 1)):
+        logs[key].replica.set_replicated(True)
+        assert logs[key].high_watermark == 1, key
+    logs[("p", 0)].replica.set_replicated(False)
+    assert logs[("p", 0)].high_watermark == 2
     ld.close()
 
 
