@@ -108,3 +108,23 @@ def test_ctrl_c_during_foreground_start_up_is_honoured_at_once(project):
     assert said and said[0] < 1.0, lines
     assert took < 3.0, (took, lines)
     assert p.returncode == 0, lines
+
+
+def test_a_restart_asked_of_a_supervisor_that_died_is_void_at_the_next_up(project):
+    """`sandbox restart` writes `supervisor.restart` for the supervisor to take; one left behind by
+    a supervisor that died first was carried out by the next one, restarting a healthy broker
+    right after `up` (session 33's fix, tested here)."""
+    import time
+
+    project.data_dir.mkdir(parents=True, exist_ok=True)
+    (project.data_dir / "supervisor.restart").write_text("broker-1")
+    r = project.up()
+    assert r.returncode == 0, r.stdout + r.stderr
+    _, st = project.status()
+    pid = {s["name"]: s["pid"] for s in st["services"]}["broker-1"]
+    time.sleep(3)   # the supervisor's control pass runs every few hundred ms
+    _, st = project.status()
+    broker = {s["name"]: s for s in st["services"]}["broker-1"]
+    assert broker["pid"] == pid and broker["restarts"] == 0, broker
+    assert not any(e["service"] == "broker-1" and e["kind"] == "stop" for e in st["events"]), st["events"]
+    assert not (project.data_dir / "supervisor.restart").exists()
