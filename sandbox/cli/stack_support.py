@@ -37,15 +37,20 @@ def check_ports(cfg: SandboxConfig, only_http: bool = False, skip: set[int] = fr
                  f"in sandbox.toml ({where}{')' if 'SASL' in who else ''}.")
 
 
+def declares(cfg: SandboxConfig) -> bool:
+    """Whether sandbox.toml declares topics, [sasl] users or [[acls]] for `up` to put in place."""
+    return bool(cfg.topics or cfg.acls or (cfg.sasl is not None and cfg.sasl.users))
+
+
 def apply_declared(cfg: SandboxConfig, only_missing_users: bool = False) -> None:
     """Create (or grow) the topics sandbox.toml declares, set its [sasl] users' credentials and
     create its [[acls]]; exit 1 when one could not be. only_missing_users: credentials only for
     users that have none (a running stack: a password changed with a tool is not reset)."""
     from sandbox.runner.manifest import apply_acls, apply_users, reconcile
 
-    users = cfg.sasl.users if cfg.sasl is not None else {}
-    if not cfg.topics and not users and not cfg.acls:
+    if not declares(cfg):
         return
+    users = cfg.sasl.users if cfg.sasl is not None else {}
     with client(stack.bootstrap(cfg)) as c:
         msgs = apply_acls(cfg.acls, c)[0]   # first: a topic made before its ACLs would be open meanwhile
         msgs += reconcile(cfg.topics, c) if cfg.topics else []
@@ -74,16 +79,15 @@ def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop=None, detached
         return control.wait_ready(cfg, pid, timeout, stop)
     except control.Interrupted:
         raise typer.Exit(130) from None
-    except control.ControlError as e:
-        message = e.message
-        if detached and control.REAL.alive(pid) and "in time" in message:
-            head, _, rest = message.partition("\n")
-            declared = cfg.topics or cfg.acls or (cfg.sasl is not None and cfg.sasl.users)
+    except control.NotReady as e:
+        if detached and control.REAL.alive(pid):
             then = ("run `sandbox up` again once it is healthy to create what sandbox.toml declares, or "
-                    if declared else "")
-            message = (f"{head.rstrip(':')}; it goes on starting in the background (`sandbox status` shows "
-                       f"it): {then}`sandbox down` stops it:\n{rest}")
-        fail(message, e.code)
+                    if declares(cfg) else "")
+            fail(f"the sandbox did not become healthy in time; it goes on starting in the background "
+                 f"(`sandbox status` shows it): {then}`sandbox down` stops it:\n{e.detail}", e.code)
+        fail(e.message, e.code)
+    except control.ControlError as e:
+        fail(e.message, e.code)
 
 
 def stop_stack(cfg: SandboxConfig) -> bool:
@@ -158,11 +162,11 @@ def declared_on_running(cfg: SandboxConfig, pid: int, timeout: float) -> None:
     """`up` on a running sandbox: what sandbox.toml declares and the cluster lacks is created.
     A stack still starting (an earlier `up` timed out) is waited for; one that was up and is not
     healthy now (a broker paused or restarting) is not: that is said, and the next `up` does it."""
-    if not (cfg.topics or cfg.acls or (cfg.sasl is not None and cfg.sasl.users)):
+    if not declares(cfg):
         return
     state = stack.read_status_file(cfg) or {}
     svcs = state.get("services", [])
-    if not svcs or not all(s.get("state") == "running" and s.get("healthy") for s in svcs):
+    if not control.ready(state):
         was_healthy = {e.get("service") for e in state.get("events", []) if e.get("kind") == "healthy"}
         if svcs and all(s.get("name") in was_healthy for s in svcs):
             down = ", ".join(f"{s.get('name')}: {s.get('state')}" for s in svcs if not s.get("healthy"))

@@ -39,10 +39,11 @@ def parse_bootstrap(bootstrap: str | list[tuple[str, int]] | tuple[str, int]) ->
             if not sep or not port.isdigit() or not host:
                 raise KafkaClientError(f"bootstrap address {part!r} is not host:port; "
                                        f"write it like 127.0.0.1:9092")
-            if not 0 < int(port) < 65536:
-                raise KafkaClientError(f"bootstrap address {part!r} has port {int(port)}, and ports go from 1 "
+            number = int(port)
+            if not 0 < number < 65536:
+                raise KafkaClientError(f"bootstrap address {part!r} has port {number}, and ports go from 1 "
                                        f"to 65535; write it like 127.0.0.1:9092")
-            out.append((host.strip("[]"), int(port)))
+            out.append((host.strip("[]"), number))
     else:
         out = [(str(h), int(p)) for h, p in bootstrap]
     if not out:

@@ -324,14 +324,12 @@ class LogDir:
         so a restarted replica never shows consumers more than was committed."""
         hws = {}
         for tp, log in self._logs.items():
-            follows = log.__dict__.get("hw_follows_leo")
-            if follows:
+            if log.__dict__.get("hw_follows_leo"):
                 continue   # known to have one replica: its log end is its high watermark
-            if follows is None:   # not settled by the metadata yet: keep what was read at start
-                hw = log.__dict__.get("_pending_hw") if not log.opened else \
-                    None if log.__dict__.get("_hw_unchecked") else log.high_watermark
-            else:
-                hw = log.high_watermark if log.opened else log.__dict__.get("_pending_hw")
+            if log.__dict__.get("_hw_unchecked"):
+                continue   # opened without an entry, not settled yet: nothing to keep
+            # replicated, or not settled by the metadata yet (the entry read at start is kept)
+            hw = log.high_watermark if log.opened else log.__dict__.get("_pending_hw")
             if hw is not None:
                 hws[tp] = hw
         write_checkpoint(self.root / HW_CHECKPOINT, hws)

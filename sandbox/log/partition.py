@@ -93,17 +93,16 @@ class PartitionLog(Shrinking):
         # log start once it is (the checkpoint file damaged or lost: as Kafka's, nothing is shown
         # to consumers that the replicas have not confirmed again); ReplicaView.set_replicated
         # settles it for a log opened before the metadata said which
-        follows = self.__dict__.get("hw_follows_leo")
-        if self.__dict__.pop("_hw_settled", False):   # told "one replica" before it was opened
-            high_watermark = leo if high_watermark is None else high_watermark
-        if follows or (high_watermark is None and follows is None):
+        follows = self.__dict__.get("hw_follows_leo")   # None: the metadata has not said yet
+        if follows:
             self._high_watermark = leo
-            if high_watermark is None and follows is None:
-                self._hw_unchecked = True
-        elif high_watermark is None:
-            self._high_watermark = lso
-        else:
+        elif high_watermark is not None:
             self._high_watermark = max(lso, min(high_watermark, leo))
+        elif follows is None:
+            self._high_watermark = leo
+            self._hw_unchecked = True
+        else:
+            self._high_watermark = lso
         self._epochs = LeaderEpochCache(self.directory)
         self._epochs.truncate_from_end(leo)
         if not self._epochs.entries and leo > lso:

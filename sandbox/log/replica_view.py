@@ -37,11 +37,13 @@ class ReplicaView:
         """Replicated: the high watermark moves only when told (the ISR's smallest log end).
         Not replicated: it is the log end, from now on and after every append."""
         log = self._log
+        if replicated and not log.opened and log.__dict__.get("hw_follows_leo") is True:
+            # one replica until now (a reassignment adds some): opened first, so everything it
+            # holds stays committed (its log end), not taken from the log start at its first use
+            log.open_now()
         log.hw_follows_leo = not replicated
         unchecked = log.__dict__.pop("_hw_unchecked", False)   # opened with no checkpointed HW
         if not log.opened:
-            if not replicated:   # everything it holds is committed, even if replicas come later
-                log._hw_settled = True
             return
         if not replicated:
             log._high_watermark = log.log_end_offset

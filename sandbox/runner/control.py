@@ -24,6 +24,15 @@ class ControlError(Exception):
         self.message, self.code = message, code
 
 
+class NotReady(ControlError):
+    """wait_ready's timeout (or the death of the supervisor it waited for); `detail`: the services
+    not healthy and the supervisor log's last lines."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("the sandbox did not become healthy in time:\n" + detail)
+        self.detail = detail
+
+
 class Interrupted(Exception):
     """The wait was given up because its stop event was set (Ctrl-C)."""
 
@@ -43,6 +52,12 @@ def _services(state: dict | None) -> list[dict]:
     return (state or {}).get("services", [])
 
 
+def ready(state: dict | None) -> bool:
+    """Every service of a state file running and healthy (and at least one)."""
+    svcs = _services(state)
+    return bool(svcs) and all(s.get("state") == "running" and s.get("healthy") for s in svcs)
+
+
 def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop: Any = None, waiter: Waiter = REAL) -> dict:
     """The state file once every service of the supervisor `pid` is running and healthy. Raises
     Interrupted when `stop` (an Event) is set, ControlError (exit 1) on a configuration error no
@@ -55,9 +70,9 @@ def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop: Any = None, w
         state = stack.read_status_file(cfg) or {}
         if state.get("supervisor_pid") not in (None, pid):
             state = {}   # left by an earlier supervisor: it says nothing about this one
-        svcs = _services(state)
-        if svcs and all(s.get("state") == "running" and s.get("healthy") for s in svcs):
+        if ready(state):
             return state
+        svcs = _services(state)
         blocked = [s for s in svcs if s.get("state") == "crashed" and s.get("problem")]
         if blocked:   # a configuration error: no restart will fix it, so do not wait for one
             raise ControlError("the sandbox cannot start: " + "; ".join(f"{s['name']}: {s['problem']}" for s in blocked))
@@ -68,7 +83,7 @@ def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop: Any = None, w
              for s in _services(state) if not s.get("healthy")]
     log = cfg.logs_dir / "supervisor.log"
     tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
-    raise ControlError("the sandbox did not become healthy in time:\n" + "\n".join(lines + tail))
+    raise NotReady("\n".join(lines + tail))
 
 
 def left_running(cfg: SandboxConfig) -> dict:

@@ -167,9 +167,10 @@ def test_a_replicated_log_without_its_checkpointed_high_watermark_starts_from_it
     (tmp_path / HW_CHECKPOINT).unlink()
     ld = LogDir(tmp_path, cfg())
     lazy = ld.open()[("t", 2)]
-    lazy.replica.set_replicated(False)   # the metadata says one replica before its first use
-    lazy.replica.set_replicated(True)    # then a reassignment adds replicas, still unopened
     assert not lazy.opened
+    lazy.replica.set_replicated(False)   # the metadata says one replica before its first use
+    assert not lazy.opened               # (saying so does not open it)
+    lazy.replica.set_replicated(True)    # then a reassignment adds replicas, before its first use
     assert lazy.high_watermark == 1 and lazy.log_end_offset == 1   # its committed record stays visible
     ld.close()
 
