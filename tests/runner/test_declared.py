@@ -55,3 +55,23 @@ def test_acls_put_back_from_the_catalog_and_the_file(tmp_path, monkeypatch):
     assert catalog.restore_acls(None, client, declared=[BINDING]) == (2, 0)
     assert catalog.restore_acls(None, client, declared=[BINDING]) == (0, 2)
     assert catalog.restore_acls(None, _Client(authorizer=False), declared=[BINDING]) == (0, 0)
+
+
+def test_only_missing_users_leaves_a_password_changed_with_a_tool():
+    """`up` on a running stack and the restore after a destroyed coordinator journal give
+    credentials only to declared users that lack either SCRAM mechanism, so a password changed
+    with kafka-configs since is not reset; a plain `up` (only_missing False) sets every one."""
+    from sandbox.runner.manifest import apply_users
+
+    class _Have(_Client):
+        def scram_users(self):   # user -> mechanisms held (1 SCRAM-SHA-256, 2 SCRAM-SHA-512)
+            return {"alice": {1, 2}, "bob": {1}}
+
+    users = {"alice": "a", "bob": "b", "carol": "c"}
+    client = _Have()
+    assert apply_users(users, client, only_missing=True) == ["set SASL credentials of user(s) bob, carol"]
+    assert client.users == [{"bob": "b", "carol": "c"}]
+    client = _Have()
+    assert apply_users({"alice": "a"}, client, only_missing=True) == []
+    assert apply_users(users, client) == ["set SASL credentials of user(s) alice, bob, carol"]
+    assert client.users == [{}, users]
