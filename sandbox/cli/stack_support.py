@@ -167,8 +167,7 @@ def declared_on_running(cfg: SandboxConfig, pid: int, timeout: float) -> None:
     state = stack.read_status_file(cfg) or {}
     svcs = state.get("services", [])
     if not control.ready(state):
-        was_healthy = {e.get("service") for e in state.get("events", []) if e.get("kind") == "healthy"}
-        if svcs and all(s.get("name") in was_healthy for s in svcs):
+        if control.was_ready(state):
             down = ", ".join(f"{s.get('name')}: {s.get('state')}" for s in svcs if not s.get("healthy"))
             typer.echo(f"not every service is healthy now ({down}); what sandbox.toml declares is checked "
                        f"by the next `sandbox up` once `sandbox status` says healthy")

@@ -12,6 +12,7 @@ from typing import Any, Callable
 from sandbox.config import SandboxConfig
 from sandbox.runner import inbox, orphans, stack
 from sandbox.runner.detach import pid_alive
+from sandbox.runner.service import all_ready
 
 NOT_RUNNING = 3
 
@@ -54,8 +55,19 @@ def _services(state: dict | None) -> list[dict]:
 
 def ready(state: dict | None) -> bool:
     """Every service of a state file running and healthy (and at least one)."""
+    return all_ready(_services(state))
+
+
+def was_ready(state: dict | None) -> bool:
+    """The stack of a state file was healthy as a whole at some time (so one not healthy now is
+    degraded, not still starting). A state file without the flag (written by an older supervisor
+    still running): every service has a `healthy` event among those kept."""
+    state = state or {}
+    if "was_ready" in state:
+        return bool(state["was_ready"])
     svcs = _services(state)
-    return bool(svcs) and all(s.get("state") == "running" and s.get("healthy") for s in svcs)
+    seen = {e.get("service") for e in state.get("events", []) if e.get("kind") == "healthy"}
+    return bool(svcs) and all(s.get("name") in seen for s in svcs)
 
 
 def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop: Any = None, waiter: Waiter = REAL) -> dict:

@@ -19,7 +19,7 @@ from sandbox.lifecycle import EXIT_CONFIG
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
 from sandbox.runner.probe import api_versions_round_trip
 from sandbox.runner.service import (
-    EventLog, OwesRestore, catalog_epoch, iso_utc, recreate_off_pass, recreate_topics, shown_problem,
+    EventLog, OwesRestore, all_ready, catalog_epoch, iso_utc, recreate_off_pass, recreate_topics, shown_problem,
 )
 from sandbox.runner.statefile import StatePublisher, supervisor_identity
 
@@ -110,6 +110,7 @@ class DockerWatcher:
         self._lock = threading.RLock()
         self._started_wall = wall_clock()
         self._identity = supervisor_identity()
+        self._was_ready = False   # every service healthy at some time (the snapshot's events get trimmed)
         self._since = self._started_wall - 1
         self._seen: dict[tuple, float] = {}
         self._writer = StatePublisher(state_path, clock, wall=wall_clock, refresh_s=STATE_REFRESH_S)
@@ -134,9 +135,11 @@ class DockerWatcher:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             wall = self._wall()
+            services = [self._status(s, wall) for s in self._svcs]
+            self._was_ready = self._was_ready or all_ready(services)
             return {**self._identity, "mode": "docker", "started_at": iso_utc(self._started_wall),
-                    "updated_at": iso_utc(wall), "heartbeat": wall, "services": [self._status(s, wall) for s in self._svcs],
-                    "events": list(self._events)}
+                    "updated_at": iso_utc(wall), "heartbeat": wall, "services": services,
+                    "was_ready": self._was_ready, "events": list(self._events)}
 
     def run(self, stop: threading.Event, interval: float = 0.5, *, stop_services: bool = False) -> None:
         """Loop step() until `stop`; the containers outlive the watcher (`sandbox down` removes them)."""

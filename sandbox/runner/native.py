@@ -17,7 +17,9 @@ from sandbox.runner.policy import RecoveryPolicy
 from sandbox.runner.probe import ProbeResult, kafka_probe, port_owner
 from sandbox.runner.process import Handle, RealSpawner, ServiceSpec, Spawner
 from sandbox.runner.rehearsal import Rehearsal
-from sandbox.runner.service import EventLog, ServiceRecord, StopPlan, catalog_epoch, iso_utc, shown_problem
+from sandbox.runner.service import (
+    EventLog, ServiceRecord, StopPlan, all_ready, catalog_epoch, iso_utc, shown_problem,
+)
 from sandbox.runner.recovery import Recovery
 from sandbox.runner.stopping import Stopping
 from sandbox.runner.statefile import StatePublisher, supervisor_identity
@@ -81,6 +83,7 @@ class Supervisor(Recovery, Stopping, Rehearsal):
         self._adopt = adopt
         self._on_spawn = on_spawn
         self._identity = identity or supervisor_identity()
+        self._was_ready = False
         self._events = EventLog(wall_clock, on_event, MAX_EVENTS)
         self._lock = threading.RLock()
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
@@ -216,12 +219,15 @@ class Supervisor(Recovery, Stopping, Rehearsal):
 
     def _build_snapshot(self) -> dict[str, Any]:
         now = self._clock()
+        services = [self._status(s, now) for s in self._services]
+        self._was_ready = self._was_ready or all_ready(services)
         return {
             **self._identity,
             "started_at": iso_utc(self._started_wall),
             "updated_at": iso_utc(self._wall()),
             "heartbeat": self._wall(),
-            "services": [self._status(s, now) for s in self._services],
+            "services": services,
+            "was_ready": self._was_ready,   # every service healthy at some time (events get trimmed)
             "events": list(self._events),
         }
 

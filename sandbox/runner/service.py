@@ -188,6 +188,11 @@ def catalog_epoch(events: EventLog, services) -> int | None:
 RECREATING = "its journal was moved aside: its topics, offsets and settings are being put back"
 
 
+def all_ready(services: list[dict]) -> bool:
+    """Every service (of a state file's list, at least one) running and healthy."""
+    return bool(services) and all(s.get("state") == "running" and s.get("healthy") for s in services)
+
+
 def shown_problem(svc) -> str | None:
     """What status shows as the service's problem: its own, or the re-creation still owed after a
     wipe (until then the cluster answers, but without the topics it had: not healthy)."""

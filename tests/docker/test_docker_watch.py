@@ -121,11 +121,14 @@ def test_healthy_containers_are_running_with_figures():
 def test_crash_restarted_by_policy_is_counted_and_reported():
     eng = FakeEngine()
     w, clock = make(eng)
+    assert not w.snapshot()["was_ready"]
     w.step()
+    assert w.snapshot()["was_ready"]   # `up` on the running stack: degraded from now on, not starting
     eng.log_lines = ["boom"]
     eng.emit("broker-1", "die", 137)
     eng.emit("broker-1", "start")
     w.step()
+    assert w.snapshot()["was_ready"]
     crash = [e for e in w.events if e["kind"] == "crash"][0]
     assert crash["exit_code"] == 137 and crash["log_tail"] == ["boom"]
     assert "restart" in kinds(w, "broker-1")

@@ -283,6 +283,33 @@ def test_events_are_capped(tmp_path):
     assert len(sup.snapshot()["events"]) == 200
 
 
+def test_was_ready_outlives_the_trimmed_events(tmp_path):
+    """`up` on a running stack tells a stack still starting (wait for it) from one that was up
+    and is degraded now (say so, do not wait) by the state file's `was_ready`: the `healthy`
+    events it was told by before are trimmed after 200 events (here the coordinator's, by a
+    broker crashing again and again), and `up` then waited for its whole timeout."""
+    from sandbox.runner import control
+
+    services = [spec(tmp_path, "coordinator", "coordinator", 9093), spec(tmp_path, "broker-1")]
+    sup, clock, spawner, _ = make(tmp_path, services, probe=None,
+                                  policy=RecoveryPolicy(on_corrupt_journal="repair", backoff_initial_s=0))
+    sup.step()
+    assert not sup.snapshot()["was_ready"] and not control.was_ready(sup.snapshot())
+    sup.step()
+    assert sup.snapshot()["was_ready"]
+    for _ in range(150):
+        spawner.current("broker-1").code = 1
+        sup.step()
+        sup.step()
+    spawner.current("broker-1").code = 1
+    sup.step()
+    snap = sup.snapshot()
+    assert not control.ready(snap) and control.was_ready(snap)
+    assert not any(e["kind"] == "healthy" and e["service"] == "coordinator" for e in snap["events"])
+    legacy = {k: v for k, v in snap.items() if k != "was_ready"}   # the events alone no longer tell
+    assert not control.was_ready(legacy)
+
+
 def test_on_event_sees_every_event_and_its_errors_do_not_stop_the_supervisor(tmp_path):
     seen = []
 
