@@ -12,9 +12,12 @@ import typer
 from sandbox.config import SandboxConfig
 from sandbox.runner import stack
 from sandbox.runner.detach import spawn_detached
+from sandbox.runner.docker_plan import DockerError, NotHealthyInTime
 
 from .common import ConfigOpt, docker_call as _call, fail
-from .stack_support import apply_declared, check_ports, sasl_note, supervisor_argv, up_foreground, wait_ready
+from .stack_support import (
+    apply_declared, check_ports, sasl_note, still_starting, supervisor_argv, up_foreground, wait_ready,
+)
 
 
 def _engine(cfg: SandboxConfig, image: str | None = None):
@@ -52,7 +55,12 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, foreground: b
 
         return up_foreground(cfg, timeout, cleanup)
     pid = spawn_detached(supervisor_argv(cfg), cfg.logs_dir / "supervisor.log", cwd=cfg.root)
-    _call(eng.wait_healthy, timeout)
+    try:
+        eng.wait_healthy(timeout)
+    except NotHealthyInTime as e:   # the containers and their watcher go on: as a native `up` says it
+        still_starting(cfg, e.detail)
+    except DockerError as e:
+        fail(str(e), 2)
     wait_ready(cfg, pid, timeout, detached=True)
     apply_declared(cfg)
     typer.echo(f"sandbox {cfg.name} is up in Docker in {time.monotonic() - t0:.1f} s: {cfg.brokers} broker "

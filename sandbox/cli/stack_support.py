@@ -5,7 +5,7 @@ and stopping (both carried out by runner/control.py), and `up --foreground`."""
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from typing import Callable, NoReturn
 
 import typer
 
@@ -71,6 +71,15 @@ def sasl_note(cfg: SandboxConfig) -> str:
             f"{len(cfg.sasl.users)} user(s) in [sasl])")
 
 
+def still_starting(cfg: SandboxConfig, detail: str, code: int = 1) -> NoReturn:
+    """An `up` whose time ran out while its detached supervisor (or docker watcher) goes on: said
+    so, with what `sandbox up` and `sandbox down` then do, and what is not healthy yet."""
+    then = ("run `sandbox up` again once it is healthy to create what sandbox.toml declares, or "
+            if declares(cfg) else "")
+    fail(f"the sandbox did not become healthy in time; it goes on starting in the background "
+         f"(`sandbox status` shows it): {then}`sandbox down` stops it:\n{detail}", code)
+
+
 def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop=None, detached: bool = False) -> dict:
     """control.wait_ready; Ctrl-C (`stop` set) is exit 130, every other failure one sentence.
     detached: the supervisor `pid` runs on its own, so a timeout says it goes on starting and that
@@ -81,10 +90,7 @@ def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop=None, detached
         raise typer.Exit(130) from None
     except control.NotReady as e:
         if detached and control.REAL.alive(pid):
-            then = ("run `sandbox up` again once it is healthy to create what sandbox.toml declares, or "
-                    if declares(cfg) else "")
-            fail(f"the sandbox did not become healthy in time; it goes on starting in the background "
-                 f"(`sandbox status` shows it): {then}`sandbox down` stops it:\n{e.detail}", e.code)
+            still_starting(cfg, e.detail, e.code)
         fail(e.message, e.code)
     except control.ControlError as e:
         fail(e.message, e.code)

@@ -20,8 +20,8 @@ from sandbox.config import SandboxConfig
 from sandbox.runner import wheelhouse
 from sandbox.runner.docker_plan import (  # noqa: F401  (re-exported: the plan is part of docker mode's API)
     COORDINATOR_PORT, DEFAULT_BASE_IMAGE, EXTERNAL_PORT, IMAGE_REPO, INTERNAL_PORT, JOURNAL_MOUNT, LABEL, SASL_PORT,
-    SEED_ACLS, ContainerPlan, ContainerState, DockerError, healthcheck, labels, plan, prefix, selector, slug,
-    volume_name)
+    SEED_ACLS, ContainerPlan, ContainerState, DockerError, NotHealthyInTime, healthcheck, labels, plan, prefix, selector,
+    slug, volume_name)
 from sandbox.runner.quarantine import stamp
 
 # ------------------------------------------------------------------ the engine
@@ -459,8 +459,9 @@ class DockerStack:
                 return states
             time.sleep(0.25)
         bad = [f"{s}: {st.status}/{st.health}" for s, st in states.items() if st.health != "healthy"]
-        raise DockerError(f"the containers did not become healthy within {timeout:.0f} s ({'; '.join(bad)}); "
-                          f"see `sandbox logs SERVICE`")
+        bad += [f"{s}: no container" for s in self.plans if s not in states]
+        raise NotHealthyInTime(f"the containers did not become healthy within {timeout:.0f} s ({'; '.join(bad)}); "
+                               f"see `sandbox logs SERVICE`", "; ".join(bad))
 
 
 def _published(c) -> dict[str, tuple[str, str]]:

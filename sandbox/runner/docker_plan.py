@@ -29,6 +29,15 @@ class DockerError(RuntimeError):
     """Docker is missing, stopped or refused something: one sentence with the fix."""
 
 
+class NotHealthyInTime(DockerError):
+    """The containers run but did not all become healthy within the time given; `detail` names
+    each one that is not."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
 # ------------------------------------------------------------------ the plan (pure, unit-tested)
 
 def slug(name: str) -> str:
