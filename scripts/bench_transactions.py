@@ -157,11 +157,14 @@ def main() -> int:
     rounds = []
     try:
         if args.peer:
+            (tmp / "peer").mkdir()
             try:
-                peer = Tansu(peer_binary(args.peer, args.install_peers, tmp), tmp)
+                peer = Tansu(peer_binary(args.peer, args.install_peers, tmp), tmp / "peer")
                 peer.start()
             except (Unavailable, RuntimeError) as e:
                 print(f"{args.peer}: unavailable: {e}", file=sys.stderr)
+                if peer is not None:   # started, but not ready in time: not left running
+                    peer.stop()
                 peer = None
         broker.start()
         for rnd in range(args.repeat):

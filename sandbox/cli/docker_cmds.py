@@ -12,7 +12,7 @@ import typer
 from sandbox.config import SandboxConfig
 from sandbox.runner import stack
 from sandbox.runner.detach import spawn_detached
-from sandbox.runner.docker_plan import DockerError, NotHealthyInTime
+from sandbox.runner.docker_plan import NotHealthyInTime
 
 from .common import ConfigOpt, docker_call as _call, fail
 from .stack_support import (
@@ -56,11 +56,9 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, foreground: b
         return up_foreground(cfg, timeout, cleanup)
     pid = spawn_detached(supervisor_argv(cfg), cfg.logs_dir / "supervisor.log", cwd=cfg.root)
     try:
-        eng.wait_healthy(timeout)
+        _call(eng.wait_healthy, timeout)
     except NotHealthyInTime as e:   # the containers and their watcher go on: as a native `up` says it
         still_starting(cfg, e.detail)
-    except DockerError as e:
-        fail(str(e), 2)
     wait_ready(cfg, pid, timeout, detached=True)
     apply_declared(cfg)
     typer.echo(f"sandbox {cfg.name} is up in Docker in {time.monotonic() - t0:.1f} s: {cfg.brokers} broker "

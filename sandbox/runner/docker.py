@@ -460,8 +460,7 @@ class DockerStack:
             time.sleep(0.25)
         bad = [f"{s}: {st.status}/{st.health}" for s, st in states.items() if st.health != "healthy"]
         bad += [f"{s}: no container" for s in self.plans if s not in states]
-        raise NotHealthyInTime(f"the containers did not become healthy within {timeout:.0f} s ({'; '.join(bad)}); "
-                               f"see `sandbox logs SERVICE`", "; ".join(bad))
+        raise NotHealthyInTime("; ".join(bad))
 
 
 def _published(c) -> dict[str, tuple[str, str]]:

@@ -29,12 +29,12 @@ class DockerError(RuntimeError):
     """Docker is missing, stopped or refused something: one sentence with the fix."""
 
 
-class NotHealthyInTime(DockerError):
-    """The containers run but did not all become healthy within the time given; `detail` names
-    each one that is not."""
+class NotHealthyInTime(Exception):
+    """The containers run but did not all become healthy within the time given: no fault of the
+    engine (not a DockerError), and they go on starting. `detail` names each one not healthy."""
 
-    def __init__(self, message: str, detail: str) -> None:
-        super().__init__(message)
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the containers did not become healthy in time ({detail}); see `sandbox logs SERVICE`")
         self.detail = detail
 
 
