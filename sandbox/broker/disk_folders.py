@@ -207,15 +207,21 @@ class DiskFolders:
         counts: dict[str, int] = {}
         for topic, index in self.partitions:
             counts[topic] = max(counts.get(topic, 0), index + 1)
+        # the metadata here may not yet show a replaced journal (this broker was paused, and this
+        # pass was due when it went on): asked first, or a topic the new journal does not have
+        # *yet* would be made anew under a new id before the supervisor puts it back
+        confirm = getattr(self.coordinator, "journal_still_followed", None)
+        if confirm is not None:
+            await confirm()
         changed = self.coordinator.cluster_changed_at
-        left = RESTORE_GRACE_S - (time.monotonic() - changed) if changed is not None else 0
-        if left > 0:   # the coordinator's journal was replaced again meanwhile: the restore starts over
-            loop = asyncio.get_running_loop()
-            loop.call_later(left, lambda: loop.create_task(self._adopt_orphans(attempt)))
+        if self._restore_pending(changed, attempt):
             return
         lost = sorted(t for t in counts if self.coordinator.topic(t) is None or
                       len(self.coordinator.topic(t).partitions) < counts[t])
         held, silent = await self._held_elsewhere(lost) if lost else ({}, set())
+        if self.coordinator.cluster_changed_at != changed:   # replaced while the brokers were asked
+            self._restore_pending(self.coordinator.cluster_changed_at, attempt)
+            return
         if silent and attempt < ADOPT_ATTEMPTS:
             # a broker that did not answer may hold the newest copy: asked again rather than left
             # out (it would then follow an older leader and cut its log to it)
@@ -224,7 +230,11 @@ class DiskFolders:
             return
         failed = False
         for topic, n in sorted(counts.items()):
+            if topic not in lost:
+                continue
             known = self.coordinator.topic(topic)
+            if not held.get(topic):   # its folders here went meanwhile (set aside, deleted)
+                continue
             try:
                 if known is None:
                     n = await self._adopt_topic(topic, held.get(topic, {}), silent)
@@ -248,6 +258,16 @@ class DiskFolders:
         # another id: then the next start adopts again rather than deleting)
         if not failed and self.coordinator.cluster_changed_at == changed:
             self._note_history_if_matched({t.name: t.topic_id for t in self.coordinator.topics()})
+
+    def _restore_pending(self, changed: float | None, attempt: int) -> bool:
+        """True (and this pass asked again once the grace is over) while the restore after a
+        replaced coordinator journal may still put topics back."""
+        left = RESTORE_GRACE_S - (time.monotonic() - changed) if changed is not None else 0
+        if left <= 0:
+            return False
+        loop = asyncio.get_running_loop()
+        loop.call_later(left, lambda: loop.create_task(self._adopt_orphans(attempt)))
+        return True
 
     async def _held_elsewhere(self, topics: list[str]
                               ) -> tuple[dict[str, dict[int, dict[int, tuple[int, int]]]], set[int]]:
@@ -345,6 +365,8 @@ class DiskFolders:
         topic has taken meanwhile: a new one. Returns its partition count."""
         assert self.coordinator is not None
         n = max(held, default=-1) + 1
+        if n == 0:   # no folder of it here any more (deleted, set aside meanwhile): nothing to put back
+            return 0
         ids = {self.partitions[(topic, i)].topic_id for i in range(n) if (topic, i) in self.partitions}
         epoch = max((e for brokers in held.values() for _end, e in brokers.values()), default=-1) + 1
         configs = dict(INTERNAL_TOPIC_CONFIGS.get(topic, {}))

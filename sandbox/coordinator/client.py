@@ -138,6 +138,11 @@ class RemoteCoordinator(RemoteAdmin):
         one being put back): from now on as if the broker had seen the change happen."""
         self.mirror.cluster_changed_at = time.monotonic()
 
+    async def journal_still_followed(self) -> bool:
+        """False if the coordinator serves another journal than the one the metadata here is of
+        (see MetadataMirror.journal_still_followed)."""
+        return await self.mirror.journal_still_followed()
+
     def watch(self, callback: ChangeListener) -> Callable[[], None]:
         return self.mirror.subscribe(typed_listener(callback, self.topics))
 

@@ -74,6 +74,29 @@ class MetadataMirror:
         check(part.error_code, None, "Reading the metadata offset")
         return int(part.offset)
 
+    async def journal_still_followed(self) -> bool:
+        """Ask the coordinator (an empty Fetch on the control connection, applied nowhere) whether
+        it still serves the journal this mirror follows. A broker whose mirror has not yet seen a
+        replacement (it was paused, or its long poll has not come back) learns of it here: the
+        change is then noted as the follow loop notes it. True when the coordinator cannot be
+        asked (no change seen is no change to act on; the caller acts only on what the mirror
+        holds)."""
+        machine = self._current()
+        body = build(request_class(1, V_FETCH), {
+            "cluster_id": machine.cluster_id, "replica_id": self.replica_id,
+            "max_wait": 0, "min_bytes": 1, "max_bytes": 1, "isolation_level": 0, "session_id": 0,
+            "session_epoch": -1, "topics": [], "forgotten_topics_data": [], "rack_id": ""})
+        try:
+            resp = await self._control.request(body, self.request_timeout)
+        except CoordinatorError:
+            return True
+        if int(resp.error_code) != INCONSISTENT_CLUSTER_ID:
+            return True
+        if self._resync is None:   # the follow loop reloads the metadata when it asks next
+            log.warning("the coordinator now serves another cluster (its journal was replaced)")
+            self.cluster_changed_at = time.monotonic()
+        return False
+
     async def catch_up(self) -> None:
         """After a write: wait (bounded) until the mirror shows it."""
         try:

@@ -63,3 +63,110 @@ def test_an_internal_topic_put_back_stays_compacted():
     [(_name, configs, assignments)] = f.coordinator.created
     assert configs["cleanup.policy"] == "compact" and RESTORE_TOPIC_ID not in configs
     assert assignments == {0: [1]}
+
+
+class ReplacingCoordinator(FakeCoordinator):
+    """The old journal's metadata (which knows topic `t`) until `replace()`: then a fresh journal
+    that knows no topic, as a coordinator whose journal was destroyed serves before the supervisor
+    puts the topics back."""
+
+    def __init__(self, brokers: list[int], *, replaced_on_probe: bool = False) -> None:
+        super().__init__(brokers)
+        self.cluster_changed_at: float | None = None
+        self.known = {"t": SimpleNamespace(partitions=[0, 1])}
+        self.replaced_on_probe = replaced_on_probe
+        self.probes = 0
+        self.cluster_id = "history-1"
+
+    def replace(self) -> None:
+        import time
+        self.known = {}
+        self.cluster_changed_at = time.monotonic()
+
+    def topic(self, name):
+        return self.known.get(name)
+
+    def topics(self):
+        return []
+
+    async def journal_still_followed(self) -> bool:
+        self.probes += 1
+        if self.replaced_on_probe and self.known:
+            self.replace()
+            return False
+        return True
+
+
+def _adopting(coordinator: ReplacingCoordinator, held_hook=None) -> tuple[Folders, list]:
+    """Folders of `t` (known) and of `gone` (lost) on broker 2; `_held_elsewhere` answers what
+    broker 2 holds, after `held_hook()`. Returns the folders and the passes asked again."""
+    tid = uuid.uuid4()
+    here = {("t", 0): SimpleNamespace(topic_id=tid), ("t", 1): SimpleNamespace(topic_id=tid),
+            ("gone", 0): SimpleNamespace(topic_id=uuid.uuid4())}
+    f = Folders(2, [1, 2, 3], here)
+    f.coordinator = coordinator
+    f._closing = False
+    again: list = []
+
+    async def held(topics):
+        if held_hook is not None:
+            held_hook()
+        return {t: {i: {2: (5, 1)} for (tt, i) in here if tt == t} for t in topics}, set()
+
+    f._held_elsewhere = held
+    f._noted_history = None
+    orig = f._restore_pending
+
+    def pending(changed, attempt):
+        waits = orig(changed, attempt)
+        if waits:
+            again.append(attempt)
+        return waits
+
+    f._restore_pending = pending
+    return f, again
+
+
+def test_a_journal_replaced_while_the_brokers_are_asked_puts_nothing_back_and_waits_for_the_restore():
+    """Found by the fault campaign (seed 14107): a pass that was due while its broker was paused
+    ran on resume with the old metadata, and while it asked the other brokers the broker learned
+    that the journal was replaced. Each of its topics was then unknown, and each was made anew
+    with the default partition count and a new topic id (`partitions: 0` in its events): the
+    replicas set their folders aside, and consumers that knew the old id stopped for good."""
+    coord = ReplacingCoordinator([1, 2, 3])
+
+    async def run():
+        f, again = _adopting(coord, held_hook=coord.replace)
+        await f._adopt_orphans()
+        return again
+
+    again = asyncio.run(run())
+    assert coord.created == []          # neither `t` nor `gone`
+    assert again == [1]                 # asked again once the grace is over
+
+
+def test_a_replacement_the_metadata_has_not_seen_yet_is_asked_for_before_anything_is_put_back():
+    coord = ReplacingCoordinator([1, 2, 3], replaced_on_probe=True)
+
+    async def run():
+        f, again = _adopting(coord)
+        await f._adopt_orphans()
+        return again
+
+    again = asyncio.run(run())
+    assert coord.probes == 1
+    assert coord.created == []
+    assert again == [1]
+
+
+def test_only_what_the_metadata_lost_is_put_back():
+    coord = ReplacingCoordinator([1, 2, 3])
+
+    async def run():
+        f, again = _adopting(coord)
+        await f._adopt_orphans()
+        return again
+
+    again = asyncio.run(run())
+    assert [name for name, _c, _a in coord.created] == ["gone"]
+    assert again == []

@@ -1,0 +1,65 @@
+"""A broker's metadata mirror asks the coordinator whether it still serves the journal the mirror
+follows (MetadataMirror.journal_still_followed), against a real `sandbox coordinator` process
+whose journal is destroyed and started afresh on the same port."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import pytest
+
+from sandbox.coordinator.mirror import MetadataMirror
+from sandbox.coordinator.transport import CoordinatorConnection
+from coordinator.server_helpers import CoordinatorProcess, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _mirror(port: int) -> tuple[MetadataMirror, list[CoordinatorConnection]]:
+    conns = [CoordinatorConnection("127.0.0.1", port, f"probe-{n}", 2.0) for n in ("control", "fetch")]
+    return MetadataMirror(conns[0], conns[1], request_timeout=3.0, catch_up_timeout=3.0,
+                          fetch_max_wait_ms=100), conns
+
+
+def test_a_replaced_journal_is_found_by_asking_and_an_unchanged_one_is_not(tmp_path):
+    port = free_port()
+    data = tmp_path / "coordinator"
+    coord = CoordinatorProcess(data, port, log_path=tmp_path / "coordinator.log").start()
+    try:
+        async def first():
+            mirror, conns = _mirror(port)
+            await mirror.load()                      # follows the first journal
+            return mirror, await mirror.journal_still_followed(), conns
+
+        loop = asyncio.new_event_loop()
+        try:
+            mirror, same, conns = loop.run_until_complete(first())
+            assert same is True and mirror.cluster_changed_at is None
+            followed = mirror.machine.cluster_id
+            assert followed
+
+            coord.kill()                                  # the journal destroyed, a fresh one
+            shutil.rmtree(data)
+            coord = CoordinatorProcess(data, port, log_path=tmp_path / "coordinator.log").start()
+
+            replaced = loop.run_until_complete(mirror.journal_still_followed())
+            assert replaced is False
+            assert mirror.cluster_changed_at is not None
+            assert mirror.machine.cluster_id == followed  # nothing applied: the follow loop reloads
+            for c in conns:
+                c.close()
+        finally:
+            loop.close()
+    finally:
+        coord.stop()
+
+
+def test_a_coordinator_that_cannot_be_asked_is_no_change(tmp_path):
+    mirror, conns = _mirror(free_port())   # nobody listens there
+    try:
+        assert asyncio.run(mirror.journal_still_followed()) is True
+        assert mirror.cluster_changed_at is None
+    finally:
+        for c in conns:
+            c.close()
