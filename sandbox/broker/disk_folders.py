@@ -42,6 +42,23 @@ PROBE_PARTITIONS = 64      # partitions of a lost topic asked of the others, at 
 INTERNAL_TOPIC_CONFIGS = {OFFSETS_TOPIC: offsets_topic.TOPIC_CONFIGS, TXN_TOPIC: txn_store.TOPIC_CONFIGS}
 
 
+def read_history(path: Path) -> tuple[str | None, frozenset]:
+    """(the coordinator journal's history id HISTORY_FILE names, the (topic, partition) folders it
+    lists as not put back yet after a replaced journal); (None, empty) without a readable file."""
+    try:
+        lines = path.read_text("ascii").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None, frozenset()
+    if not lines or not lines[0].strip():
+        return None, frozenset()
+    pending = set()
+    for line in lines[1:]:
+        topic, _, index = line.partition("\t")
+        if topic and index.strip().isdigit():
+            pending.add((topic, int(index)))
+    return lines[0].strip(), frozenset(pending)
+
+
 def _emit(kind: str, detail: dict[str, Any]) -> None:
     lifecycle.emit_event(log, kind, detail)
 
@@ -58,6 +75,7 @@ class DiskFolders:
     _closing: bool
     _history_intact: bool
     _noted_history: str | None
+    _pending: frozenset
     _restore_checked: float | None
 
     def _check_history(self) -> None:
@@ -69,14 +87,18 @@ class DiskFolders:
         name with the old topic's records, taken by the leader for its own). Otherwise (the
         journal was replaced: a destroyed coordinator journal, or this broker's first start with
         this version) such folders are put back into the metadata instead (_adopt_orphans)."""
-        path = Path(self.config.data_dir) / HISTORY_FILE
-        try:
-            followed = path.read_text("ascii").strip()
-        except (OSError, UnicodeDecodeError):
-            followed = None
-        self._noted_history = followed
+        followed, pending = read_history(Path(self.config.data_dir) / HISTORY_FILE)
+        self._noted_history, self._pending = followed, pending
         self._history_intact = followed is not None and followed == self.coordinator.cluster_id
         ids = {t.name: t.topic_id for t in self.coordinator.topics()}
+        if self._history_intact and pending and self.config.coordinator:
+            # this broker stopped before the restore after a replaced journal had put back all
+            # it held: those folders (only those) may still be put back; any other folder whose
+            # topic the metadata does not know was deleted under this history (found in the fault
+            # campaign, seed 14107: a topic deleted while the broker was down came back). As after
+            # a replacement, auto-creation waits out the restore's grace.
+            self.coordinator.journal_replaced()
+            self._restore_checked = self.coordinator.cluster_changed_at
         if not self._history_intact:
             if followed is not None and self.config.coordinator:
                 # the journal this broker followed was replaced while it was down (found in the
@@ -94,6 +116,8 @@ class DiskFolders:
         # marked replicated, so the high watermarks would be written as none (the periodic
         # checkpoint writes the files without the deleted folders)
         for key, plog in sorted(self.partitions.items()):
+            if key in pending:
+                continue   # held when the journal was replaced, not put back yet: adopted later
             if key[0] not in ids:
                 self._delete_stray(key, "its topic was deleted while this broker was down", checkpoint=False)
             elif plog.topic_id is not None and plog.topic_id != ids[key[0]]:
@@ -133,29 +157,38 @@ class DiskFolders:
         return removed or (plog.topic_id is not None and self._history_intact
                            and self.coordinator.cluster_changed_at is None)
 
-    def _note_history(self) -> None:
-        """Remember the coordinator journal's history as the one this broker follows (after its
-        folders were matched with it)."""
+    def _note_history(self, pending: frozenset = frozenset()) -> None:
+        """Remember the coordinator journal's history as the one this broker follows, with the
+        folders it held from an earlier history that are not matched with this one yet."""
         history = self.coordinator.cluster_id if self.coordinator is not None else None
-        if not history or history == self._noted_history:
+        if not history or (history, pending) == (self._noted_history, self._pending):
             return
+        text = "\n".join([history, *(f"{t}\t{i}" for t, i in sorted(pending))])
         try:
-            atomic_write(Path(self.config.data_dir) / HISTORY_FILE, history.encode("ascii"), sync=False)
+            atomic_write(Path(self.config.data_dir) / HISTORY_FILE, text.encode("ascii"), sync=False)
         except OSError as e:   # a full disk: asked again at the next start (adoption, as before)
             log.warning("could not note the coordinator's history: %s", e)
             return
-        self._noted_history = history
+        self._noted_history, self._pending = history, pending
 
     def _note_history_if_matched(self, ids: dict[str, uuid.UUID]) -> bool:
-        """Note the coordinator's history once every partition folder here belongs to a topic it
-        knows, under the same id (after a replaced journal: as soon as the restore has put them
-        all back, so a restart from then on tells deleted topics from lost ones again)."""
-        if self.coordinator is None or self._noted_history == self.coordinator.cluster_id:
+        """Note the coordinator's history, and which folders here do not belong to a topic it
+        knows under the same id yet: after a replaced journal, the folders the restore (or this
+        broker's adoption) may still put back. Only those: a restart tells a folder of a topic
+        deleted under this history from one lost with the old journal by that list (before, a
+        broker stopped while the restore was unfinished took every such folder for lost). True
+        once every folder is matched."""
+        if self.coordinator is None:
             return True
-        if not all(key[0] in ids and plog.topic_id in (None, ids[key[0]]) for key, plog in self.partitions.items()):
-            return False
-        self._note_history()
-        return self._noted_history == self.coordinator.cluster_id
+        history = self.coordinator.cluster_id
+        if self._noted_history == history and not self._pending:
+            return True
+        unmatched = frozenset(key for key, plog in self.partitions.items()
+                              if key[0] not in ids or plog.topic_id not in (None, ids[key[0]]))
+        if self._noted_history == history:   # the list only shrinks under one history
+            unmatched &= self._pending
+        self._note_history(unmatched)
+        return self._noted_history == history and not self._pending
 
     def _delete_stray(self, key: tuple[str, int], why: str, checkpoint: bool = True) -> bool:
         """Delete a stray partition folder; False (kept, tried again at the next start) if the

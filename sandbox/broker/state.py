@@ -110,6 +110,7 @@ class BrokerState(DiskFolders):
         # partition on disk that it does not know was deleted meanwhile, not lost): see _check_history
         self._history_intact = False
         self._noted_history: str | None = None   # the history HISTORY_FILE names (once read or written)
+        self._pending: frozenset = frozenset()   # folders it lists as not put back yet (see DiskFolders)
         self.known_brokers: dict[int, Any] = {}   # broker id -> its registration (brokers_to_list)
         if SYNC_IN_THREAD:
             self.logs.roll_sync = self._sync_rolled
@@ -249,7 +250,7 @@ class BrokerState(DiskFolders):
                 plog.config = cfg
             if plog.topic_id != topic_ids[key[0]]:
                 self.logs.record_topic_id(key[0], key[1], topic_ids[key[0]])
-        if self._noted_history != self.coordinator.cluster_id:
+        if self._noted_history != self.coordinator.cluster_id or self._pending:
             self._note_history_if_matched(topic_ids)
         self.replicas.on_metadata(topics)
         if self.offsets is not None:

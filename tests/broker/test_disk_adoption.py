@@ -114,7 +114,7 @@ def _adopting(coordinator: ReplacingCoordinator, held_hook=None) -> tuple[Folder
         return {t: {i: {2: (5, 1)} for (tt, i) in here if tt == t} for t in topics}, set()
 
     f._held_elsewhere = held
-    f._noted_history = None
+    f._noted_history, f._pending = "history-1", frozenset()   # the history noted, nothing listed
     orig = f._restore_pending
 
     def pending(changed, attempt):
@@ -170,3 +170,78 @@ def test_only_what_the_metadata_lost_is_put_back():
     again = asyncio.run(run())
     assert [name for name, _c, _a in coord.created] == ["gone"]
     assert again == []
+
+
+class HistoryCoordinator:
+    def __init__(self, history: str, topics: dict[str, uuid.UUID]) -> None:
+        self.cluster_id = history
+        self._topics = topics
+        self.cluster_changed_at: float | None = None
+
+    def topics(self):
+        return [SimpleNamespace(name=n, topic_id=t) for n, t in self._topics.items()]
+
+    def journal_replaced(self) -> None:
+        import time
+        self.cluster_changed_at = time.monotonic()
+
+
+class FakeLogs:
+    def __init__(self) -> None:
+        self.deleted: list[tuple[str, int]] = []
+
+    def delete_partition(self, topic, index, checkpoint=True):
+        self.deleted.append((topic, index))
+
+
+def _restarted(tmp_path, history_text: str | None, history: str, topics: dict, folders: dict) -> DiskFolders:
+    """A broker starting (DiskFolders._check_history) with `folders` on disk, its history file
+    holding `history_text`, against a coordinator serving journal `history` with `topics`."""
+    from sandbox.broker.disk_folders import HISTORY_FILE
+    if history_text is not None:
+        (tmp_path / HISTORY_FILE).write_text(history_text, "ascii")
+    f = Folders(2, [1, 2, 3], dict(folders))
+    f.coordinator = HistoryCoordinator(history, topics)
+    f.config = SimpleNamespace(data_dir=str(tmp_path), coordinator="127.0.0.1:1")
+    f.logs = FakeLogs()
+    f.notifier = SimpleNamespace(notify=lambda key: None)
+    f._noted_history, f._pending, f._restore_checked = None, frozenset(), None
+    f._check_history()
+    return f
+
+
+def test_a_restart_before_the_restore_finished_keeps_only_the_folders_it_listed_for_putting_back(tmp_path):
+    """Fault campaign seed 14107: broker 2 stopped before its adoption after a replaced journal
+    was done; a topic then deleted while it was down came back from its folder, since the history
+    it had noted was the replaced one and every unknown folder counted as lost."""
+    folders = {("lost", 0): SimpleNamespace(topic_id=uuid.uuid4(), opened=False),   # held when the journal went
+               ("deleted", 0): SimpleNamespace(topic_id=uuid.uuid4(), opened=False)}   # made and deleted since
+    f = _restarted(tmp_path, "history-2\nlost\t0\n", "history-2", {}, folders)
+    assert f.logs.deleted == [("deleted", 0)]
+    assert ("lost", 0) in f.partitions
+    assert f.coordinator.cluster_changed_at is not None   # auto-creation waits for the restore
+
+
+def test_a_history_without_a_list_deletes_every_folder_of_a_topic_it_does_not_know(tmp_path):
+    folders = {("lost", 0): SimpleNamespace(topic_id=uuid.uuid4(), opened=False),
+               ("deleted", 0): SimpleNamespace(topic_id=uuid.uuid4(), opened=False)}
+    f = _restarted(tmp_path, "history-2", "history-2", {}, folders)
+    assert sorted(f.logs.deleted) == [("deleted", 0), ("lost", 0)]
+    assert f.coordinator.cluster_changed_at is None
+
+
+def test_a_replaced_history_lists_what_is_not_put_back_yet_and_the_list_only_shrinks(tmp_path):
+    from sandbox.broker.disk_folders import HISTORY_FILE, read_history
+    a, b = uuid.uuid4(), uuid.uuid4()
+    folders = {("a", 0): SimpleNamespace(topic_id=a), ("b", 0): SimpleNamespace(topic_id=b)}
+    f = _restarted(tmp_path, "history-1", "history-2", {}, folders)   # replaced while it was down
+    assert f.logs.deleted == []
+    assert read_history(tmp_path / HISTORY_FILE) == ("history-2", frozenset({("a", 0), ("b", 0)}))
+    assert f._note_history_if_matched({"a": a}) is False                # `a` put back
+    assert read_history(tmp_path / HISTORY_FILE) == ("history-2", frozenset({("b", 0)}))
+    f.partitions[("c", 0)] = SimpleNamespace(topic_id=uuid.uuid4())     # made under history-2, never listed
+    assert f._note_history_if_matched({"a": a}) is False
+    assert read_history(tmp_path / HISTORY_FILE) == ("history-2", frozenset({("b", 0)}))
+    assert f._note_history_if_matched({"a": a, "b": b, "c": f.partitions[("c", 0)].topic_id}) is True
+    assert read_history(tmp_path / HISTORY_FILE) == ("history-2", frozenset())
+    assert (tmp_path / HISTORY_FILE).read_text("ascii") == "history-2"   # as earlier versions wrote it
