@@ -119,9 +119,14 @@ def warm_page_cache(folder: Path, nbytes: int) -> float:
     machines: Firecracker), the first write into a never-used page of the page cache costs ~10x
     the write into a page that was used and freed (measured: 300 MB in 0.69-0.72 s of system CPU
     against 0.06 s). A broker that writes a phase's records then pays the host's cost, not its
-    own, and the cost grows as a run takes more fresh memory. Freed pages stay cheap for at least
-    30 s, so writing and deleting as much as the next phase will write, right before it, makes
-    the phase measure the broker. On a workstation this changes nothing."""
+    own, and the cost grows as a run takes more fresh memory. Freed pages were cheap for at least
+    30 s on the machines this was measured on, so writing and deleting as much as the next phase
+    will write, right before it, made the phase measure the broker. Where the host takes freed
+    memory back within seconds (virtio-balloon free page reporting, as on the machines of
+    2026-12-04: 250 MB written 2 s after freeing 1.2 GB cost 0.31 s, 5 s after 0.73 s, right after
+    freeing 220 MB 0.07 s) this helps only now and then: bench_replication.py --perf then
+    reports each broker's CPU net of its writes (scripts/perf_split.py). On a workstation this
+    changes nothing."""
     t0 = time.perf_counter()
     chunk = b"\0" * (1 << 20)
     path = folder / "page-cache-warmup.tmp"

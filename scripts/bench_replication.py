@@ -10,7 +10,8 @@ timeout (9000 ms), no supervisor. Every round, in this order:
               (waiting until the cluster is idle again, so the followers' catching up counts):
               the leader's extra CPU per follower ((RF3 - RF1) / 2), each follower's own CPU, and
               the leader's CPU for serving one consumer the same records (partition assigned, from
-              the beginning, fetch.queue.backoff.ms=10), all per million records
+              the beginning, fetch.queue.backoff.ms=10), all per million records; with --perf also
+              each broker's CPU net of writing into the page cache (Linux perf: scripts/perf_split.py)
   latency     acks=all, RF 3, paced at --rate records/s for --seconds s: produce() to delivery
               callback, p50/p99/max, in three producer configurations: librdkafka's defaults
               (linger.ms=5: records sent together every 5 ms, as Java clients do since Kafka 4.0),
@@ -28,7 +29,7 @@ process is stopped on exit, also on error or Ctrl-C.
 
     python scripts/bench_replication.py [--records 2000000] [--size 100] [--rate 5000] [--seconds 10]
                                         [--kills 5] [--pauses 2] [--refresh-ms 1000] [--repeat 1]
-                                        [--only throughput,latency,failover] [--json] [--keep]
+                                        [--only throughput,latency,failover] [--json] [--keep] [--perf]
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_broker import Broker, consume_phase, produce_phase, warm_page_cache  # noqa: E402
+from perf_split import PerfRecorder, available as perf_available  # noqa: E402
 
 from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
@@ -176,7 +178,8 @@ def wait_for(predicate, timeout: float, what: str, every: float = 0.1) -> None:
 
 # ---- throughput and CPU ------------------------------------------------------------------------
 
-def throughput_cpu(c: Cluster, rnd: int, records: int, size: int, timeout: float, warm: bool = True) -> dict:
+def throughput_cpu(c: Cluster, rnd: int, records: int, size: int, timeout: float, warm: bool = True,
+                   perf: bool = False) -> dict:
     rf1, rf3 = f"rf1-{rnd}", f"rf3-{rnd}"
     c.create(rf1, [1])
     c.create(rf3, [1, 2, 3], RF3_CONFIG)
@@ -184,15 +187,21 @@ def throughput_cpu(c: Cluster, rnd: int, records: int, size: int, timeout: float
     for name, topic, acks in (("rf1", rf1, "1"), ("rf3", rf3, "all")):
         if warm:   # as much as the phase writes on all brokers, with room for batch overhead
             warm_page_cache(c.root, (1 if name == "rf1" else 3) * records * (size + 64) * 5 // 4)
-        cpu0, t0 = c.settle(), time.perf_counter()
+        cpu0 = c.settle()
+        rec = PerfRecorder({b: c.brokers[b].proc.pid for b in BROKERS}, c.root, name) if perf else None
+        t0 = time.perf_counter()
         n = produce_phase(c.bootstrap, topic, records, size, acks, time.monotonic() + timeout)
         secs = time.perf_counter() - t0
         if name == "rf3":
             wait_for(lambda: c.in_sync(rf3), 60, f"{rf3} in sync after the produce")
         cpu1 = c.settle()
+        shares = rec.stop() if rec is not None else {}
         out[f"{name}_rps"] = n / secs
         for b in BROKERS:
             out[f"{name}_cpu_b{b}_per_m"] = (cpu1[b] - cpu0[b]) / n * 1e6
+            if shares.get(b) is not None:   # the CPU of writing into the page cache, and the rest
+                out[f"{name}_write_cpu_b{b}_per_m"] = out[f"{name}_cpu_b{b}_per_m"] * shares[b]
+                out[f"{name}_own_cpu_b{b}_per_m"] = out[f"{name}_cpu_b{b}_per_m"] * (1 - shares[b])
     cpu0, t0 = c.settle(), time.perf_counter()
     n = consume_phase(c.brokers[1].bootstrap, rf3, records, time.monotonic() + timeout, group=False,
                       conf={"receive.message.max.bytes": 1_000_000_000, **prefetch_conf()})
@@ -204,6 +213,12 @@ def throughput_cpu(c: Cluster, rnd: int, records: int, size: int, timeout: float
     out["leader_extra_cpu_per_follower_per_m"] = (out["rf3_cpu_b1_per_m"] - out["rf1_cpu_b1_per_m"]) / 2
     out["follower_cpu_per_m"] = statistics.mean([out["rf3_cpu_b2_per_m"] - out["rf1_cpu_b2_per_m"],
                                                  out["rf3_cpu_b3_per_m"] - out["rf1_cpu_b3_per_m"]])
+    if "rf3_own_cpu_b2_per_m" in out and "rf3_own_cpu_b3_per_m" in out:
+        out["follower_write_cpu_per_m"] = statistics.mean([out["rf3_write_cpu_b2_per_m"], out["rf3_write_cpu_b3_per_m"]])
+        out["follower_own_cpu_per_m"] = statistics.mean([out["rf3_own_cpu_b2_per_m"] - out["rf1_cpu_b2_per_m"],
+                                                         out["rf3_own_cpu_b3_per_m"] - out["rf1_cpu_b3_per_m"]])
+    if "rf3_own_cpu_b1_per_m" in out and "rf1_own_cpu_b1_per_m" in out:
+        out["leader_extra_own_cpu_per_follower_per_m"] = (out["rf3_own_cpu_b1_per_m"] - out["rf1_own_cpu_b1_per_m"]) / 2
     if warm:   # free the round's page cache for the next one (see warm_page_cache)
         c.delete(rf1, rf3)
     return out
@@ -348,6 +363,12 @@ def report(rounds: list[dict], kills: list[dict], pauses: list[dict]) -> tuple[s
              f"({f('consume_rps', '{:,.0f}')} rec/s)   target follower <= consumer: "
              + ok(None if m.get('rf3_cpu_b2_per_m') is None
                   else max(m['rf3_cpu_b2_per_m'], m['rf3_cpu_b3_per_m']) <= m['consume_leader_cpu_per_m']),
+             *([f"  net of writing into the page cache (perf, --perf): leader RF1 {f('rf1_own_cpu_b1_per_m')}, "
+                f"RF3 {f('rf3_own_cpu_b1_per_m')}, extra per follower {f('leader_extra_own_cpu_per_follower_per_m')}; "
+                f"followers {f('follower_own_cpu_per_m')} (their writes: {f('follower_write_cpu_per_m')}; the leader's "
+                f"RF1 writes {f('rf1_write_cpu_b1_per_m')})   follower net of writes <= consumer: "
+                + ok(m['follower_own_cpu_per_m'] <= m['consume_leader_cpu_per_m'])]
+               if m.get("follower_own_cpu_per_m") is not None and m.get("consume_leader_cpu_per_m") is not None else []),
              f"latency acks=all RF3, librdkafka's defaults (linger.ms=5): p50 {f('lat_p50_ms', '{:.2f}')} ms, "
              f"p99 {f('lat_p99_ms', '{:.2f}')} ms, max {f('lat_max_ms', '{:.2f}')} ms at "
              f"{f('lat_achieved_rps', '{:,.0f}')} rec/s   target p99 <= 10 ms: "
@@ -386,7 +407,12 @@ def main() -> int:
                     help="do not write and delete a scratch file before each produce phase (see "
                          "warm_page_cache in bench_broker.py: on a VM that backs memory lazily the "
                          "CPU figures then include the host's first-touch cost of fresh page cache)")
+    ap.add_argument("--perf", action="store_true",
+                    help="also sample each broker with Linux perf during the produce phases and report "
+                         "its CPU net of writing into the page cache (scripts/perf_split.py says why)")
     args = ap.parse_args()
+    if args.perf and (why := perf_available()):
+        ap.error(f"--perf: {why}")
     if min(args.records, args.repeat, args.rate) < 1 or min(args.kills, args.pauses) < 0 or args.seconds <= 0:
         ap.error("--records, --repeat and --rate must be >= 1, --kills/--pauses >= 0, --seconds > 0")
     only = {p.strip() for p in args.only.split(",") if p.strip()}
@@ -405,7 +431,8 @@ def main() -> int:
               f"{args.records:,} records of {args.size} B per produce phase; {args.repeat} round(s)", flush=True)
         cluster.create("failover", [1, 2, 3], RF3_CONFIG)
         for rnd in range(1, args.repeat + 1):
-            r = throughput_cpu(cluster, rnd, args.records, args.size, args.timeout, not args.no_warm) if "throughput" in only else {}
+            r = throughput_cpu(cluster, rnd, args.records, args.size, args.timeout, not args.no_warm,
+                               args.perf) if "throughput" in only else {}
             if "latency" in only:
                 r.update(latency(cluster, rnd, args.rate, args.seconds, args.size))
                 r.update(latency(cluster, rnd, args.rate, args.seconds, args.size, "_linger0", **{"linger.ms": 0}))
