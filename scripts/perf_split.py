@@ -47,9 +47,14 @@ def write_share(data: Path) -> tuple[int, int]:
     """(samples, samples whose stack passes through a write system call) of one perf.data."""
     out = subprocess.run(["perf", "script", "-i", str(data), "-F", "ip,sym"], capture_output=True,
                          timeout=300, text=True, errors="replace").stdout
+    return count_writing(out)
+
+
+def count_writing(script: str) -> tuple[int, int]:
+    """(samples, samples writing) in `perf script` output: one stack a sample, blank-line apart."""
     samples = writing = 0
     in_sample = hit = False
-    for line in out.splitlines():
+    for line in script.splitlines():
         if not line.strip():            # a blank line ends a sample's stack
             if in_sample:
                 samples += 1
