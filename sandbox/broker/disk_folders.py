@@ -34,6 +34,9 @@ log = logging.getLogger("sandbox.broker")
 
 # the coordinator journal's history id this broker last followed (see check_history)
 HISTORY_FILE = "coordinator-history"
+# after a replaced journal: that history's id, then the folders held from before it that are not
+# put back yet, one "topic<TAB>partition" a line (see _note_history_if_matched)
+PENDING_FILE = "coordinator-history.pending"
 RESTORE_GRACE_S = 10.0   # after a coordinator's journal is replaced, auto-creation waits this long
 HELD_ASK_TIMEOUT_S = 5.0   # another broker asked which folders of a lost topic it holds
 ADOPT_ATTEMPTS, ADOPT_RETRY_S = 4, 5.0   # passes over what the metadata lost, this far apart
@@ -42,21 +45,34 @@ PROBE_PARTITIONS = 64      # partitions of a lost topic asked of the others, at 
 INTERNAL_TOPIC_CONFIGS = {OFFSETS_TOPIC: offsets_topic.TOPIC_CONFIGS, TXN_TOPIC: txn_store.TOPIC_CONFIGS}
 
 
-def read_history(path: Path) -> tuple[str | None, frozenset]:
-    """(the coordinator journal's history id HISTORY_FILE names, the (topic, partition) folders it
-    lists as not put back yet after a replaced journal); (None, empty) without a readable file."""
+def read_history(folder: Path) -> tuple[str | None, frozenset]:
+    """(the coordinator journal's history id HISTORY_FILE names, the (topic, partition) folders
+    PENDING_FILE lists as not put back yet under that history); (None, empty) without a readable
+    history, and None too if a list of that history cannot be read (so nothing is taken for
+    deleted on the strength of a damaged list: every unknown folder is put back instead)."""
     try:
-        lines = path.read_text("ascii").splitlines()
+        history = (folder / HISTORY_FILE).read_text("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None, frozenset()
+    if not history:
+        return None, frozenset()
+    try:
+        lines = (folder / PENDING_FILE).read_text("ascii").splitlines()
+    except FileNotFoundError:
+        return history, frozenset()
     except (OSError, UnicodeDecodeError):
         return None, frozenset()
     if not lines or not lines[0].strip():
         return None, frozenset()
+    if lines[0].strip() != history:   # a list of an earlier history, left by a crash: not this one's
+        return history, frozenset()
     pending = set()
     for line in lines[1:]:
         topic, _, index = line.partition("\t")
-        if topic and index.strip().isdigit():
-            pending.add((topic, int(index)))
-    return lines[0].strip(), frozenset(pending)
+        if not topic or not index.strip().isdigit():
+            return None, frozenset()
+        pending.add((topic, int(index)))
+    return history, frozenset(pending)
 
 
 def _emit(kind: str, detail: dict[str, Any]) -> None:
@@ -76,6 +92,7 @@ class DiskFolders:
     _history_intact: bool
     _noted_history: str | None
     _pending: frozenset
+    _adopting: bool = False   # an _adopt_orphans pass is under way
     _restore_checked: float | None
 
     def _check_history(self) -> None:
@@ -87,7 +104,7 @@ class DiskFolders:
         name with the old topic's records, taken by the leader for its own). Otherwise (the
         journal was replaced: a destroyed coordinator journal, or this broker's first start with
         this version) such folders are put back into the metadata instead (_adopt_orphans)."""
-        followed, pending = read_history(Path(self.config.data_dir) / HISTORY_FILE)
+        followed, pending = read_history(Path(self.config.data_dir))
         self._noted_history, self._pending = followed, pending
         self._history_intact = followed is not None and followed == self.coordinator.cluster_id
         ids = {t.name: t.topic_id for t in self.coordinator.topics()}
@@ -137,7 +154,7 @@ class DiskFolders:
         plog = self.partitions.get(key)
         if plog is None:
             return True
-        if self._old_incarnation(plog, topic_id, removed):
+        if self._old_incarnation(key, plog, topic_id, removed):
             self._delete_stray(key, "its topic was deleted and made again")
             return True
         if plog.topic_id in (None, topic_id) or leader == self.node_id:
@@ -147,14 +164,14 @@ class DiskFolders:
         return self._set_aside_stray(key, f"it holds another topic of that name than its leader, broker {leader} "
                                           f"(topic id {plog.topic_id}, not {topic_id})")
 
-    def _old_incarnation(self, plog, topic_id: uuid.UUID, removed: bool) -> bool:
+    def _old_incarnation(self, key: tuple[str, int], plog, topic_id: uuid.UUID, removed: bool) -> bool:
         """Whether a folder under a topic's name holds an older topic of that name: the metadata
         change deleted the topic (and made it again), or the folder names another id while the
         history is the one this broker followed (a deletion it missed: a snapshot carries none).
         After a replaced journal a differing id is taken over instead (the restore's)."""
         if plog.topic_id == topic_id:
             return False
-        return removed or (plog.topic_id is not None and self._history_intact
+        return removed or (plog.topic_id is not None and self._history_intact and key not in self._pending
                            and self.coordinator.cluster_changed_at is None)
 
     def _note_history(self, pending: frozenset = frozenset()) -> None:
@@ -163,9 +180,15 @@ class DiskFolders:
         history = self.coordinator.cluster_id if self.coordinator is not None else None
         if not history or (history, pending) == (self._noted_history, self._pending):
             return
-        text = "\n".join([history, *(f"{t}\t{i}" for t, i in sorted(pending))])
+        folder = Path(self.config.data_dir)
         try:
-            atomic_write(Path(self.config.data_dir) / HISTORY_FILE, text.encode("ascii"), sync=False)
+            if pending:   # the list first (and on disk): the history without it deletes what it lists
+                text = "\n".join([history, *(f"{t}\t{i}" for t, i in sorted(pending))])
+                atomic_write(folder / PENDING_FILE, text.encode("ascii"), sync=True)
+            if history != self._noted_history:
+                atomic_write(folder / HISTORY_FILE, history.encode("ascii"), sync=False)
+            if not pending:
+                (folder / PENDING_FILE).unlink(missing_ok=True)
         except OSError as e:   # a full disk: asked again at the next start (adoption, as before)
             log.warning("could not note the coordinator's history: %s", e)
             return
@@ -235,8 +258,15 @@ class DiskFolders:
         topic is put back where its folders are, on every live broker that holds one (asked
         first), each partition led by the replica with the newest history, with as many replicas
         as the partition held most (an internal topic keeps its compaction)."""
-        if self.coordinator is None or self._closing:
-            return
+        if self.coordinator is None or self._closing or self._adopting:
+            return   # a pass under way covers this one (each schedules the next it needs)
+        self._adopting = True
+        try:
+            await self._adopt_pass(attempt)
+        finally:
+            self._adopting = False
+
+    async def _adopt_pass(self, attempt: int) -> None:
         counts: dict[str, int] = {}
         for topic, index in self.partitions:
             counts[topic] = max(counts.get(topic, 0), index + 1)
@@ -253,7 +283,7 @@ class DiskFolders:
                       len(self.coordinator.topic(t).partitions) < counts[t])
         held, silent = await self._held_elsewhere(lost) if lost else ({}, set())
         if self.coordinator.cluster_changed_at != changed:   # replaced while the brokers were asked
-            self._restore_pending(self.coordinator.cluster_changed_at, attempt)
+            self._start_over(attempt)
             return
         if silent and attempt < ADOPT_ATTEMPTS:
             # a broker that did not answer may hold the newest copy: asked again rather than left
@@ -265,6 +295,9 @@ class DiskFolders:
         for topic, n in sorted(counts.items()):
             if topic not in lost:
                 continue
+            if self.coordinator.cluster_changed_at != changed:   # replaced while putting back
+                self._start_over(attempt)
+                return
             known = self.coordinator.topic(topic)
             if not held.get(topic):   # its folders here went meanwhile (set aside, deleted)
                 continue
@@ -291,6 +324,11 @@ class DiskFolders:
         # another id: then the next start adopts again rather than deleting)
         if not failed and self.coordinator.cluster_changed_at == changed:
             self._note_history_if_matched({t.name: t.topic_id for t in self.coordinator.topics()})
+
+    def _start_over(self, attempt: int) -> None:
+        """The journal was replaced during this pass: asked again once the restore's grace is over."""
+        if not self._restore_pending(self.coordinator.cluster_changed_at, attempt):
+            self._adopt_again(attempt)
 
     def _restore_pending(self, changed: float | None, attempt: int) -> bool:
         """True (and this pass asked again once the grace is over) while the restore after a

@@ -81,9 +81,9 @@ class MetadataMirror:
         change is then noted as the follow loop notes it. True when the coordinator cannot be
         asked (no change seen is no change to act on; the caller acts only on what the mirror
         holds)."""
-        machine = self._current()
+        asked = self._current().cluster_id
         body = build(request_class(1, V_FETCH), {
-            "cluster_id": machine.cluster_id, "replica_id": self.replica_id,
+            "cluster_id": asked, "replica_id": self.replica_id,
             "max_wait": 0, "min_bytes": 1, "max_bytes": 1, "isolation_level": 0, "session_id": 0,
             "session_epoch": -1, "topics": [], "forgotten_topics_data": [], "rack_id": ""})
         try:
@@ -92,7 +92,8 @@ class MetadataMirror:
             return True
         if int(resp.error_code) != INCONSISTENT_CLUSTER_ID:
             return True
-        if self._resync is None:   # the follow loop reloads the metadata when it asks next
+        if self._resync is None and self.machine.cluster_id == asked:
+            # not seen by the follow loop meanwhile (it reloads the metadata when it asks next)
             log.warning("the coordinator now serves another cluster (its journal was replaced)")
             self.cluster_changed_at = time.monotonic()
         return False

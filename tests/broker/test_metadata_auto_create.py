@@ -226,11 +226,14 @@ def test_a_replaced_history_is_noted_once_every_folder_is_matched_with_it(broker
     state.partitions[("lost", 0)] = state.logs.create("lost", 0)   # on disk, unknown to the metadata
     state._check_history()
     # noted at once, with the folder the restore (or the adoption pass) may still put back
-    assert not state._history_intact and path.read_text() == f"{state.coordinator.cluster_id}\nlost\t0"
+    from sandbox.broker.disk_folders import PENDING_FILE
+    pending = path.parent / PENDING_FILE
+    assert not state._history_intact and path.read_text() == state.coordinator.cluster_id
+    assert pending.read_text() == f"{state.coordinator.cluster_id}\nlost\t0"
     assert ("lost", 0) in state.partitions   # kept for the restore (or the adoption pass)
     broker.loop.run_until_complete(state.coordinator.create_topic("lost", 1, 1))   # the restore
     state.sync_partitions([])
-    assert path.read_text() == state.coordinator.cluster_id
+    assert path.read_text() == state.coordinator.cluster_id and not pending.exists()
 
 
 def test_a_topic_deleted_and_made_again_in_one_change_loses_its_old_folder(broker):

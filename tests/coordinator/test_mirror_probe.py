@@ -63,3 +63,36 @@ def test_a_coordinator_that_cannot_be_asked_is_no_change(tmp_path):
     finally:
         for c in conns:
             c.close()
+
+
+class _SlowControl:
+    """A control connection whose answer (INCONSISTENT_CLUSTER_ID) comes after `meanwhile()`."""
+
+    def __init__(self, meanwhile) -> None:
+        self.meanwhile = meanwhile
+
+    async def request(self, body, timeout):
+        from types import SimpleNamespace
+        from sandbox.protocol.errors import INCONSISTENT_CLUSTER_ID
+        self.meanwhile()
+        return SimpleNamespace(error_code=INCONSISTENT_CLUSTER_ID)
+
+
+def test_a_replacement_the_follow_loop_took_up_while_the_probe_waited_is_not_noted_again():
+    """Review: the probe's question waits behind other requests on the control connection; if
+    the follow loop reloads the new journal meanwhile, the answer (about the old history) must
+    not restart the restore's grace."""
+    from sandbox.coordinator.machine import MetadataMachine
+    mirror = MetadataMirror(None, None, request_timeout=1.0, catch_up_timeout=1.0, fetch_max_wait_ms=100)
+    mirror.machine.restore(MetadataMachine().state().to_dict() | {"cluster_id": "old-history"})
+    assert mirror.machine.cluster_id == "old-history"
+    taken_up_at = 1234.5
+
+    def follow_loop_reloads():
+        fresh = MetadataMachine()
+        fresh.restore(fresh.state().to_dict() | {"cluster_id": "new-history"})
+        mirror.machine, mirror.cluster_changed_at = fresh, taken_up_at
+
+    mirror._control = _SlowControl(follow_loop_reloads)
+    assert asyncio.run(mirror.journal_still_followed()) is False
+    assert mirror.cluster_changed_at == taken_up_at
