@@ -25,14 +25,6 @@ from .transactions import TxnAdmin
 
 ZERO_ID = uuid.UUID(int=0)   # Metadata's topic id where there is none
 
-
-def listed_topic_ids(topics: Iterable[Any]) -> frozenset:
-    """The ids of the topics a Metadata answer lists, internal ones (`__` names) left out: brokers
-    list `__consumer_offsets` and `__transaction_state`, the coordinator's own answer never does,
-    so they cannot be compared."""
-    return frozenset(t.topic_id for t in topics
-                     if getattr(t, "topic_id", None) not in (None, ZERO_ID) and not str(t.name).startswith("__"))
-
 class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
     """Blocking Kafka admin client. `bootstrap` is 'host:port,...' or [(host, port), ...]."""
 
@@ -303,15 +295,16 @@ class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
 
     @_locked
     def metadata_views(self, brokers: Iterable[int]) -> dict[int, tuple[str | None, frozenset]]:
-        """(cluster id, listed_topic_ids) of each of these brokers' Metadata, asked of each one: a
-        broker that has not yet taken up a replaced coordinator journal lists the lost topics' ids,
-        which the fresh journal does not have."""
+        """(cluster id, the ids of every topic it lists) of each of these brokers' Metadata, asked
+        of each one: a broker that has not yet taken up a replaced coordinator journal lists the
+        lost topics' ids, which the fresh journal does not have."""
         out: dict[int, tuple[str | None, frozenset]] = {}
         for b in brokers:
             resp, _ = self._send(self._node(b), METADATA, {
                 "topics": None, "allow_auto_topic_creation": False,
                 "include_cluster_authorized_operations": False, "include_topic_authorized_operations": False})
-            out[b] = (getattr(resp, "cluster_id", None), listed_topic_ids(resp.topics))
+            out[b] = (getattr(resp, "cluster_id", None),
+                      frozenset(t.topic_id for t in resp.topics if getattr(t, "topic_id", None) not in (None, ZERO_ID)))
         return out
 
     @_locked

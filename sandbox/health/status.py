@@ -14,7 +14,6 @@ from typing import Any
 import psutil
 
 from sandbox.client import KafkaClient, KafkaClientError
-from sandbox.client.kafka import listed_topic_ids
 
 from . import replication
 from .transactions import transaction_entries
@@ -312,7 +311,7 @@ def coordinator_view(address: tuple[str, int]) -> tuple[str | None, frozenset]:
     if it does not answer."""
     with KafkaClient([address], client_id="sandbox-health", timeout=2.0) as c:
         md, _ = c.metadata()
-    return md.cluster_id, listed_topic_ids(md.topics.values())
+    return md.cluster_id, frozenset(t.topic_id for t in md.topics.values() if t.topic_id and t.topic_id.int)
 
 
 def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,

@@ -323,8 +323,7 @@ class StackSupervisor:
             raise
         # the fresh journal answers with the cluster id clients knew from its start (the catalog
         # seeds it), so a broker on the old metadata is told by the topics it lists: ids the fresh
-        # journal does not have (internal topics left out: the coordinator never lists them; a
-        # broker lagging behind the fresh journal by a deletion is taken for stale one pass only)
+        # journal does not have (a broker lagging behind the fresh journal lists fewer, not others)
         stale = sorted(b for b, (cid, ids) in self.client.metadata_views(brokers).items()
                        if cid != current or ids - topic_ids)
         if stale:

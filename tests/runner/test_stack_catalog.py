@@ -465,19 +465,3 @@ def test_the_catalog_is_refreshed_while_a_broker_is_down_but_not_the_coordinator
     assert catalog_epoch(events, [svc("coordinator", False), svc("broker"), svc("broker")]) is None
     assert catalog_epoch(events, [svc("coordinator"), svc("broker", False), svc("broker", False)]) is None
     assert catalog_epoch(events, [svc("coordinator"), svc("broker"), svc("broker", False, True)]) is None
-
-
-def test_internal_topics_are_left_out_of_the_topics_compared_with_the_fresh_journal():
-    """Review: brokers list `__consumer_offsets` and `__transaction_state`, the coordinator's own
-    Metadata never does; compared, every broker looked stale for good once the restore had put
-    the offsets topic back, and a retried restore never finished."""
-    import uuid
-    from types import SimpleNamespace
-
-    from sandbox.client.kafka import ZERO_ID, listed_topic_ids
-    user, offsets, txns = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    answer = [SimpleNamespace(name="orders", topic_id=user),
-              SimpleNamespace(name="__consumer_offsets", topic_id=offsets),
-              SimpleNamespace(name="__transaction_state", topic_id=txns),
-              SimpleNamespace(name="no-id", topic_id=ZERO_ID), SimpleNamespace(name="none", topic_id=None)]
-    assert listed_topic_ids(answer) == frozenset({user})
