@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Collection
 from typing import Any, Iterable
 
@@ -22,8 +21,6 @@ from .connection import Address, Connection, fmt, parse_bootstrap
 from .groups import GroupAdmin, decode_assignment  # noqa: F401  (re-exported)
 from .models import BrokerMeta, ClusterMetadata, Fetched, KafkaClientError, PartitionMeta, TopicMeta
 from .transactions import TxnAdmin
-
-ZERO_ID = uuid.UUID(int=0)   # Metadata's topic id where there is none
 
 class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
     """Blocking Kafka admin client. `bootstrap` is 'host:port,...' or [(host, port), ...]."""
@@ -291,20 +288,6 @@ class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
                 "topics": [], "allow_auto_topic_creation": False,
                 "include_cluster_authorized_operations": False, "include_topic_authorized_operations": False})
             out[b] = getattr(resp, "cluster_id", None)
-        return out
-
-    @_locked
-    def metadata_views(self, brokers: Iterable[int]) -> dict[int, tuple[str | None, frozenset]]:
-        """(cluster id, the ids of every topic it lists) of each of these brokers' Metadata, asked
-        of each one: a broker that has not yet taken up a replaced coordinator journal lists the
-        lost topics' ids, which the fresh journal does not have."""
-        out: dict[int, tuple[str | None, frozenset]] = {}
-        for b in brokers:
-            resp, _ = self._send(self._node(b), METADATA, {
-                "topics": None, "allow_auto_topic_creation": False,
-                "include_cluster_authorized_operations": False, "include_topic_authorized_operations": False})
-            out[b] = (getattr(resp, "cluster_id", None),
-                      frozenset(t.topic_id for t in resp.topics if getattr(t, "topic_id", None) not in (None, ZERO_ID)))
         return out
 
     @_locked

@@ -306,14 +306,6 @@ def coordinator_cluster_id(address: tuple[str, int]) -> str | None:
     return md.cluster_id
 
 
-def coordinator_view(address: tuple[str, int]) -> tuple[str | None, frozenset]:
-    """(cluster id, the ids of every topic) the coordinator answers Metadata with; KafkaClientError
-    if it does not answer."""
-    with KafkaClient([address], client_id="sandbox-health", timeout=2.0) as c:
-        md, _ = c.metadata()
-    return md.cluster_id, frozenset(t.topic_id for t in md.topics.values() if t.topic_id and t.topic_id.int)
-
-
 def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,
                  client: KafkaClient | None, coordinator: tuple[str, int] | None = None,
                  sasl_bootstrap: str | None = None) -> dict[str, Any]:

@@ -228,16 +228,15 @@ class StackSupervisor:
                     self.sup.record_event(service, "configs-restored", m)
                     if m.startswith("failed"):
                         raise RuntimeError(m)
-            # last: where the fresh journal did not start with the catalog's id (no id in the
-            # catalog's seed), the brokers' Metadata told the fresh journal's id apart from the
-            # destroyed one's until now (_wait_for_fresh_metadata), a retry of this re-creation included
+            # last: until now the brokers' Metadata told the fresh journal's id apart from the
+            # destroyed one's (_wait_for_fresh_metadata), a retry of this re-creation included
             try:
-                said = restore_cluster_id(self.cfg, self.client)
+                cluster_id = restore_cluster_id(self.cfg, self.client)
             except KafkaClientError as e:
                 self.sup.record_event(service, "configs-restored", f"cluster id not put back, will retry: {e}")
                 raise
-            if said:
-                self.sup.record_event(service, "configs-restored", said)
+            if cluster_id:
+                self.sup.record_event(service, "configs-restored", f"cluster id {cluster_id} put back")
         return sorted(desired)
 
     def _put_back(self, service: str, what: str, step: Callable[[], list[str]]) -> None:
@@ -307,7 +306,7 @@ class StackSupervisor:
         so nothing would be re-created, and 10 s later each broker would put the partitions it
         has on disk back on itself alone (RF 1, the other replicas' data left out). Raises (the
         supervisor asks again on its next pass) until then."""
-        from sandbox.health.status import coordinator_problems, coordinator_view
+        from sandbox.health.status import coordinator_cluster_id, coordinator_problems
 
         address = (self.cfg.connect_host, self.cfg.coordinator_port)
         brokers = set(range(1, self.cfg.brokers + 1))
@@ -316,16 +315,12 @@ class StackSupervisor:
             if waiting:
                 raise RuntimeError(waiting[0])
         try:
-            current, topic_ids = coordinator_view(address)
+            current = coordinator_cluster_id(address)
         except KafkaClientError:
             if self.cfg.mode == "docker":   # its port may not be published: as before, no check
                 return
             raise
-        # the fresh journal answers with the cluster id clients knew from its start (the catalog
-        # seeds it), so a broker on the old metadata is told by the topics it lists: ids the fresh
-        # journal does not have (a broker lagging behind the fresh journal lists fewer, not others)
-        stale = sorted(b for b, (cid, ids) in self.client.metadata_views(brokers).items()
-                       if cid != current or ids - topic_ids)
+        stale = sorted(b for b, cid in self.client.cluster_ids(brokers).items() if cid != current)
         if stale:
             raise RuntimeError(f"broker(s) {stale} still answer with the metadata of the replaced "
                                f"coordinator journal")
