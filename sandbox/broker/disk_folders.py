@@ -182,9 +182,12 @@ class DiskFolders:
             return
         folder = Path(self.config.data_dir)
         try:
-            if pending:   # the list first (and on disk): the history without it deletes what it lists
+            if pending:
+                # the list first, and on disk before a new history names it (that history without
+                # it deletes what it lists); a shrunk one lost in a crash leaves the longer list,
+                # which only keeps more folders for putting back: not synced
                 text = "\n".join([history, *(f"{t}\t{i}" for t, i in sorted(pending))])
-                atomic_write(folder / PENDING_FILE, text.encode("ascii"), sync=True)
+                atomic_write(folder / PENDING_FILE, text.encode("ascii"), sync=history != self._noted_history)
             if history != self._noted_history:
                 atomic_write(folder / HISTORY_FILE, history.encode("ascii"), sync=False)
             if not pending:
@@ -273,9 +276,7 @@ class DiskFolders:
         # the metadata here may not yet show a replaced journal (this broker was paused, and this
         # pass was due when it went on): asked first, or a topic the new journal does not have
         # *yet* would be made anew under a new id before the supervisor puts it back
-        confirm = getattr(self.coordinator, "journal_still_followed", None)
-        if confirm is not None:
-            await confirm()
+        await self.coordinator.journal_still_followed()
         changed = self.coordinator.cluster_changed_at
         if self._restore_pending(changed, attempt):
             return
@@ -298,9 +299,9 @@ class DiskFolders:
             if self.coordinator.cluster_changed_at != changed:   # replaced while putting back
                 self._start_over(attempt)
                 return
-            known = self.coordinator.topic(topic)
-            if not held.get(topic):   # its folders here went meanwhile (set aside, deleted)
+            if not held.get(topic):   # its folders went meanwhile (set aside, deleted)
                 continue
+            known = self.coordinator.topic(topic)
             try:
                 if known is None:
                     n = await self._adopt_topic(topic, held.get(topic, {}), silent)
@@ -436,8 +437,6 @@ class DiskFolders:
         topic has taken meanwhile: a new one. Returns its partition count."""
         assert self.coordinator is not None
         n = max(held, default=-1) + 1
-        if n == 0:   # no folder of it here any more (deleted, set aside meanwhile): nothing to put back
-            return 0
         ids = {self.partitions[(topic, i)].topic_id for i in range(n) if (topic, i) in self.partitions}
         epoch = max((e for brokers in held.values() for _end, e in brokers.values()), default=-1) + 1
         configs = dict(INTERNAL_TOPIC_CONFIGS.get(topic, {}))

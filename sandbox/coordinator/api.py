@@ -133,6 +133,11 @@ class CoordinatorAPI(TopicAdmin, Protocol):
 
     def close(self) -> None: ...
 
+    async def journal_still_followed(self) -> bool:
+        """False if the coordinator now serves another journal than the one this broker's
+        metadata is of (it was replaced and the broker has not seen it yet)."""
+        ...
+
     async def allocate_producer_ids(self, count: int = 1000) -> int: ...
 
     async def alter_partition(self, broker_id: int, topic_id: uuid.UUID, index: int, leader_epoch: int,

@@ -139,6 +139,9 @@ class LocalCoordinator(AsyncCoordinator):
                 self.controller.unregister_broker(self.broker_id, self.broker_epoch)
         self.close()
 
+    async def journal_still_followed(self) -> bool:
+        return True   # the journal is this process's own: never replaced under it
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

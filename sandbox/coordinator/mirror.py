@@ -82,12 +82,8 @@ class MetadataMirror:
         asked (no change seen is no change to act on; the caller acts only on what the mirror
         holds)."""
         asked = self._current().cluster_id
-        body = build(request_class(1, V_FETCH), {
-            "cluster_id": asked, "replica_id": self.replica_id,
-            "max_wait": 0, "min_bytes": 1, "max_bytes": 1, "isolation_level": 0, "session_id": 0,
-            "session_epoch": -1, "topics": [], "forgotten_topics_data": [], "rack_id": ""})
         try:
-            resp = await self._control.request(body, self.request_timeout)
+            resp = await self._control.request(self._fetch_request(asked, 0, 1, []), self.request_timeout)
         except CoordinatorError:
             return True
         if int(resp.error_code) != INCONSISTENT_CLUSTER_ID:
@@ -131,16 +127,20 @@ class MetadataMirror:
                 log.exception("following the coordinator's metadata failed")
                 await asyncio.sleep(1.0)
 
+    def _fetch_request(self, cluster_id: str | None, max_wait_ms: int, max_bytes: int, topics: list) -> Any:
+        """A Fetch of the metadata log as this broker follows it: the history id (a coordinator
+        serving another answers INCONSISTENT_CLUSTER_ID) and its replica id."""
+        return build(request_class(1, V_FETCH), {
+            "cluster_id": cluster_id, "replica_id": self.replica_id, "max_wait": max_wait_ms,
+            "min_bytes": 1, "max_bytes": max_bytes, "isolation_level": 0, "session_id": 0,
+            "session_epoch": -1, "topics": topics, "forgotten_topics_data": [], "rack_id": ""})
+
     async def fetch_once(self, max_wait_ms: int) -> None:
         machine = self._current()
-        body = build(request_class(1, V_FETCH), {
-            "cluster_id": machine.cluster_id, "replica_id": self.replica_id,
-            "max_wait": max_wait_ms, "min_bytes": 1, "max_bytes": 16 << 20,
-            "isolation_level": 0, "session_id": 0, "session_epoch": -1,
-            "topics": [{"topic": METADATA_TOPIC, "partitions": [{
+        body = self._fetch_request(machine.cluster_id, max_wait_ms, 16 << 20, [
+            {"topic": METADATA_TOPIC, "partitions": [{
                 "partition": METADATA_PARTITION, "fetch_offset": machine.metadata_offset,
-                "partition_max_bytes": 8 << 20}]}],
-            "forgotten_topics_data": [], "rack_id": ""})
+                "partition_max_bytes": 8 << 20}]}])
         resp = await self._fetcher.request(body, max_wait_ms / 1000 + self.request_timeout)
         if int(resp.error_code) == INCONSISTENT_CLUSTER_ID:
             log.warning("the coordinator now serves another cluster (its journal was replaced):"
