@@ -120,9 +120,9 @@ def coordinator_parser() -> argparse.ArgumentParser:
                    help="A broker setting the coordinator also shows and enforces, as Kafka's controller "
                         "does: delete.topic.enable, or a log.* topic default (repeatable).")
     p.add_argument("--seed-acls", metavar="<path>", type=Path, default=None,
-                   help="A JSON file whose \"acls\" a fresh journal starts with, before it serves anything "
-                        "(the supervisor passes its catalog, so a destroyed journal's replacement never "
-                        "serves without its ACLs).")
+                   help="A JSON file whose \"acls\" and \"cluster_id\" a fresh journal starts with, before "
+                        "it serves anything (the supervisor passes its catalog, so a destroyed journal's "
+                        "replacement never serves without its ACLs, nor under another cluster id).")
     p.add_argument("--leader-imbalance-check-interval-s", metavar="<float>", type=float, default=300.0,
                    help="How often preferred leaders are given their partitions back (Kafka's "
                         "leader.imbalance.check.interval.seconds; default 300); 0 turns "

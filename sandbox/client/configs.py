@@ -14,7 +14,7 @@ from sandbox.protocol.errors import SECURITY_DISABLED
 from sandbox.protocol.extensions import RESTORE_CLUSTER_ID
 
 from .base import (
-    ALTER_CLIENT_QUOTAS, ALTER_USER_SCRAM_CREDENTIALS, CREATE_ACLS, DESCRIBE_ACLS, BROKER_RESOURCE, DESCRIBE_USER_SCRAM_CREDENTIALS, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_CONFIGS, GROUP_RESOURCE, INCREMENTAL_ALTER_CONFIGS,
+    ALTER_CLIENT_QUOTAS, ALTER_USER_SCRAM_CREDENTIALS, CREATE_ACLS, DESCRIBE_ACLS, DESCRIBE_QUORUM, BROKER_RESOURCE, DESCRIBE_USER_SCRAM_CREDENTIALS, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_CONFIGS, GROUP_RESOURCE, INCREMENTAL_ALTER_CONFIGS,
     LIST_CONFIG_RESOURCES, SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT, SOURCE_GROUP_CONFIG, _check, _locked,
 )
 
@@ -133,6 +133,19 @@ class ConfigAdmin:
         """After a destroyed coordinator journal: have it answer with the cluster id clients knew
         (protocol/extensions.py)."""
         self._alter_resource(BROKER_RESOURCE, "", "the cluster", {RESTORE_CLUSTER_ID: cluster_id})
+
+    @_locked
+    def metadata_followers(self) -> dict[int, int]:
+        """The brokers following the metadata journal the coordinator serves now (DescribeQuorum's
+        observers): broker id -> when it last had all of it (ms since the epoch; -1 not yet). The
+        coordinator counts only fetches carrying its journal's history id, so a broker still on a
+        replaced journal's metadata is not among those that have caught up."""
+        resp, _ = self._any(DESCRIBE_QUORUM, {"topics": [{"topic_name": "__cluster_metadata",
+                                                          "partitions": [{"partition_index": 0}]}]})
+        _check(resp.error_code, "describing the metadata quorum", getattr(resp, "error_message", None))
+        part = resp.topics[0].partitions[0]
+        _check(part.error_code, "describing the metadata quorum", getattr(part, "error_message", None))
+        return {int(o.replica_id): int(getattr(o, "last_caught_up_timestamp", -1)) for o in part.observers}
 
     # ---- shared by topics (KafkaClient.describe_configs / alter_configs) and groups
     def _resource_configs(self, resource_type: int, name: str, what: str) -> list:

@@ -42,7 +42,8 @@ class Coordinator(ViewReads):
                  default_partitions: int = 1, on_event: EventSink | None = None,
                  snapshot_every: int = 1000, default_replication_factor: int = 1,
                  min_insync_replicas: int = 1, stalled_after_ms: int | None = None,
-                 seed_acls: Callable[[], Iterable[Any]] | None = None) -> None:
+                 seed_acls: Callable[[], Iterable[Any]] | None = None,
+                 seed_cluster_id: Callable[[], Any] | None = None) -> None:
         self._clock = clock
         self.session_timeout_ms = session_timeout_ms
         self.stalled_after_ms = stalled_after_ms   # see tick(); the server sets it, tests may not
@@ -60,6 +61,8 @@ class Coordinator(ViewReads):
                 self._commit(self._machine.set_cluster_id(cluster_id or new_cluster_id()))
                 if seed_acls is not None:   # asked only now: a journal with a history never reads it
                     self.seeded_acls = self._seed_acls(seed_acls())
+                if seed_cluster_id is not None:
+                    self._seed_cluster_id(seed_cluster_id())
             elif cluster_id is not None and cluster_id != self._machine.cluster_id:
                 raise CoordinatorError(INCONSISTENT_CLUSTER_ID, f"The journal in {directory} "
                                        f"belongs to cluster {self._machine.cluster_id}, not "
@@ -68,6 +71,19 @@ class Coordinator(ViewReads):
         except BaseException:
             self._journal.close()
             raise
+
+    def _seed_cluster_id(self, cluster_id: Any) -> None:
+        """A fresh journal answers clients with the cluster id they knew from its first moment
+        (the supervisor's catalog kept it), not with a new one for the seconds until the restore
+        puts it back: clients warn when a broker's cluster id changes ("a client must not be
+        simultaneously connected to multiple clusters"), and twice in a few seconds. One that
+        cannot be a cluster id is left out (the restore still tries it)."""
+        if not cluster_id:
+            return
+        try:
+            self._commit(self._machine.restore_public_cluster_id(cluster_id))
+        except CoordinatorError as e:
+            log.warning("the seed's cluster id is left out: %s", e)
 
     def _seed_acls(self, seed: Iterable[Any]) -> int:
         """A fresh journal's first ACL bindings (7-element lists, acls.Binding.to_json), before it

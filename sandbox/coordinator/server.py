@@ -8,6 +8,7 @@ the offending connection, with one log line. One event loop owns all state: no l
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -60,24 +61,34 @@ class CoordinatorConfig:
     seed_acls: Path | None = None
 
 
-def read_seed_acls(path: Path | None) -> list:
-    """The "acls" list of a seed file; none if there is no such file or it cannot be read (a seed
-    is a head start for a fresh journal, never a reason not to start)."""
+def read_seed(path: Path | None) -> dict:
+    """A seed file (the supervisor's catalog) as a dict; empty if there is no such file or it
+    cannot be read (a seed is a head start for a fresh journal, never a reason not to start)."""
     if path is None:
-        return []
+        return {}
     for delay in (0.01, 0.05, 0.2, None):
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
             break
         except FileNotFoundError:
-            return []
+            return {}
         except (OSError, ValueError) as e:
             if isinstance(e, PermissionError) and delay is not None:   # Windows: being replaced right now
                 time.sleep(delay)
                 continue
-            log.warning("ACL bindings in %s cannot be read (%s): a fresh journal starts without them", path, e)
-            return []
-    found = raw.get("acls") if isinstance(raw, dict) else None
+            log.warning("the seed %s cannot be read (%s): a fresh journal starts without its ACL bindings "
+                        "and cluster id", path, e)
+            return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def read_seed_acls(path: Path | None) -> list:
+    """The "acls" list of a seed file (see read_seed)."""
+    return _acls_of(read_seed(path))
+
+
+def _acls_of(seed: dict) -> list:
+    found = seed.get("acls")
     return found if isinstance(found, list) else []
 
 
@@ -142,14 +153,17 @@ class CoordinatorServer(lifecycle.Service):
         cfg = self.config
         self.data_dir.mkdir(parents=True, exist_ok=True)
         lifecycle.clear_stop_file(self.data_dir)
+        seed = functools.cache(lambda: read_seed(cfg.seed_acls))
         self.coordinator = Coordinator(
             self.data_dir, session_timeout_ms=cfg.session_timeout_ms,
             default_partitions=cfg.default_partitions, on_event=emit_event,
             snapshot_every=cfg.snapshot_every, min_insync_replicas=cfg.min_insync_replicas,
             default_replication_factor=cfg.default_replication_factor,
             stalled_after_ms=cfg.session_timeout_ms,
-            # the catalog (topics, groups' offsets: it can be large) is read only for a fresh journal
-            seed_acls=None if cfg.seed_acls is None else lambda: read_seed_acls(cfg.seed_acls))
+            # the catalog (topics, groups' offsets: it can be large) is read only for a fresh journal,
+            # and once: its ACL bindings, and the cluster id clients knew
+            seed_acls=None if cfg.seed_acls is None else lambda: _acls_of(seed()),
+            seed_cluster_id=None if cfg.seed_acls is None else lambda: seed().get("cluster_id"))
         if self.coordinator.seeded_acls:
             log.info("a fresh journal: started with the %d ACL binding(s) of %s", self.coordinator.seeded_acls,
                      cfg.seed_acls)

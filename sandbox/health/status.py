@@ -306,6 +306,15 @@ def coordinator_cluster_id(address: tuple[str, int]) -> str | None:
     return md.cluster_id
 
 
+def coordinator_followers(address: tuple[str, int]) -> tuple[str | None, set[int]]:
+    """(cluster id, the brokers that have caught up with the journal it serves now) the
+    coordinator answers Metadata and DescribeQuorum with; KafkaClientError if it does not answer."""
+    with KafkaClient([address], client_id="sandbox-health", timeout=2.0) as c:
+        md, _ = c.metadata([])
+        followers = c.metadata_followers()
+    return md.cluster_id, {b for b, caught_up in followers.items() if caught_up >= 0}
+
+
 def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,
                  client: KafkaClient | None, coordinator: tuple[str, int] | None = None,
                  sasl_bootstrap: str | None = None) -> dict[str, Any]:

@@ -309,14 +309,23 @@ def restore_broker_configs(cfg: SandboxConfig, client: KafkaClient) -> list[str]
                      lambda name: f"dynamic configs of {'every broker' if not name else 'broker ' + name}")
 
 
+def saved_cluster_id(cfg: SandboxConfig) -> str | None:
+    """The cluster id the catalog kept (a fresh coordinator journal starts with it: --seed-acls)."""
+    found = _read(cfg).get("cluster_id")
+    return found if isinstance(found, str) and found else None
+
+
 def restore_cluster_id(cfg: SandboxConfig, client: KafkaClient) -> str | None:
     """The last step of putting a destroyed coordinator journal's state back: the cluster id
-    clients knew (the fresh journal made a new one). Returns it if it was put back."""
-    saved = _read(cfg).get("cluster_id")
-    if not saved or client.metadata()[0].cluster_id == saved:
+    clients knew. The fresh journal normally starts with it (the catalog seeds it); otherwise it
+    made a new one, which is replaced here. What was done, said for an event (None: no id kept)."""
+    saved = saved_cluster_id(cfg)
+    if not saved:
         return None
+    if client.metadata()[0].cluster_id == saved:
+        return f"cluster id {saved} kept (the fresh journal answered with it from its start)"
     client.restore_cluster_id(saved)
-    return saved
+    return f"cluster id {saved} put back"
 
 
 # the client already asks a moving or loading group coordinator 3 times in 0.3 s; right after a

@@ -228,15 +228,16 @@ class StackSupervisor:
                     self.sup.record_event(service, "configs-restored", m)
                     if m.startswith("failed"):
                         raise RuntimeError(m)
-            # last: until now the brokers' Metadata told the fresh journal's id apart from the
-            # destroyed one's (_wait_for_fresh_metadata), a retry of this re-creation included
+            # last: where the fresh journal did not start with the catalog's id (no id in the
+            # catalog's seed), the brokers' Metadata told the fresh journal's id apart from the
+            # destroyed one's until now (_wait_for_fresh_metadata), a retry of this re-creation included
             try:
-                cluster_id = restore_cluster_id(self.cfg, self.client)
+                said = restore_cluster_id(self.cfg, self.client)
             except KafkaClientError as e:
                 self.sup.record_event(service, "configs-restored", f"cluster id not put back, will retry: {e}")
                 raise
-            if cluster_id:
-                self.sup.record_event(service, "configs-restored", f"cluster id {cluster_id} put back")
+            if said:
+                self.sup.record_event(service, "configs-restored", said)
         return sorted(desired)
 
     def _put_back(self, service: str, what: str, step: Callable[[], list[str]]) -> None:
@@ -301,12 +302,12 @@ class StackSupervisor:
 
     def _wait_for_fresh_metadata(self) -> None:
         """Before re-creating topics after the coordinator's journal was replaced: every broker
-        has registered with the fresh journal (topics are placed on brokers) and answers with its
-        metadata. A broker still answering with the old metadata lists the lost topics as there,
-        so nothing would be re-created, and 10 s later each broker would put the partitions it
-        has on disk back on itself alone (RF 1, the other replicas' data left out). Raises (the
-        supervisor asks again on its next pass) until then."""
-        from sandbox.health.status import coordinator_cluster_id, coordinator_problems
+        has registered with the fresh journal (topics are placed on brokers) and follows it. A
+        broker still answering with the old metadata lists the lost topics as there, so nothing
+        would be re-created, and 10 s later each broker would put the partitions it has on disk
+        back on itself alone (RF 1, the other replicas' data left out). Raises (the supervisor asks
+        again on its next pass) until then."""
+        from sandbox.health.status import coordinator_followers, coordinator_problems
 
         address = (self.cfg.connect_host, self.cfg.coordinator_port)
         brokers = set(range(1, self.cfg.brokers + 1))
@@ -315,12 +316,17 @@ class StackSupervisor:
             if waiting:
                 raise RuntimeError(waiting[0])
         try:
-            current = coordinator_cluster_id(address)
+            current, followers = coordinator_followers(address)
         except KafkaClientError:
             if self.cfg.mode == "docker":   # its port may not be published: as before, no check
                 return
             raise
-        stale = sorted(b for b, cid in self.client.cluster_ids(brokers).items() if cid != current)
+        # the fresh journal answers with the cluster id clients knew from its start (the catalog
+        # seeds it), so the id tells a broker on the old metadata only where there was no seed;
+        # the coordinator itself tells which brokers have fetched all of its fresh journal (a
+        # fetch carrying the destroyed journal's history id is refused, never counted)
+        stale = sorted(b for b, cid in self.client.cluster_ids(brokers).items()
+                       if cid != current or b not in followers)
         if stale:
             raise RuntimeError(f"broker(s) {stale} still answer with the metadata of the replaced "
                                f"coordinator journal")

@@ -122,3 +122,36 @@ def test_a_broker_sees_the_replacement_journal_with_its_acls_from_the_first_mome
         first.kill()
         if second is not None:
             second.kill()
+
+
+def test_a_fresh_journal_answers_with_the_seed_s_cluster_id_and_an_old_one_keeps_its_own(tmp_path):
+    """So clients never see the cluster id change while a destroyed journal is put back (they
+    warned twice: once for the fresh journal's id, once when the restore put the old one back)."""
+    c = Coordinator(tmp_path / "j", seed_cluster_id=lambda: "Kept_Cluster-Id")
+    history = c.cluster_id
+    assert c.public_cluster_id == "Kept_Cluster-Id" and history != "Kept_Cluster-Id"
+    c.close()
+    c = Coordinator(tmp_path / "j", seed_cluster_id=lambda: "Another-Id")   # a history: its own
+    assert (c.cluster_id, c.public_cluster_id) == (history, "Kept_Cluster-Id")
+    c.close()
+    for bad in (None, "", "not a cluster id!", 42):
+        c = Coordinator(tmp_path / f"j-{bad!r}", seed_cluster_id=lambda bad=bad: bad)
+        assert c.public_cluster_id == c.cluster_id   # left out: the journal's own
+        c.close()
+
+
+def test_the_server_reads_the_seed_once_for_both(tmp_path, monkeypatch):
+    from sandbox.coordinator import server
+    seed = tmp_path / "topics.json"
+    seed.write_text(json.dumps({"acls": [ALICE_DENIED], "cluster_id": "Kept_Cluster-Id", "topics": {}}))
+    reads = []
+    real = server.read_seed
+    monkeypatch.setattr(server, "read_seed", lambda path: reads.append(path) or real(path))
+    srv = server.CoordinatorServer(server.CoordinatorConfig(data_dir=tmp_path / "j", port=0, seed_acls=seed))
+    srv.open()
+    try:
+        assert srv.coordinator.public_cluster_id == "Kept_Cluster-Id"
+        assert _bindings(srv.coordinator) == [ALICE_DENIED]
+        assert reads == [seed]
+    finally:
+        srv.close()

@@ -315,6 +315,10 @@ def test_corrupt_coordinator_journal_is_quarantined_into_a_kept_volume(project, 
     wait_for(lambda: "made-at-runtime" in (text := catalog.read_text() if catalog.exists() else "")
              and "User:alice" in text, 60, interval=0.5, what="the topic catalog to list made-at-runtime and the ACL")
 
+    from sandbox.client import KafkaClient
+    with KafkaClient(p.bootstrap) as c:
+        cluster_id = c.metadata()[0].cluster_id
+    assert cluster_id and cluster_id in catalog.read_text()
     coord = p.container("coordinator")
     coord.exec_run(["sh", "-c", "echo 'not json{' > /var/lib/sandbox/snapshot.json"])
     coord.reload()
@@ -345,6 +349,11 @@ def test_corrupt_coordinator_journal_is_quarantined_into_a_kept_volume(project, 
     found = admin.describe_acls(AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
                                                  AclOperation.ANY, AclPermissionType.ANY)).result(30)
     assert found == [deny]
+    # and the cluster id clients knew, with which the fresh journal answered from its start
+    assert any(e["detail"] == f"cluster id {cluster_id} kept (the fresh journal answered with it from its start)"
+               for e in ev if e["kind"] == "configs-restored"), ev
+    with KafkaClient(p.bootstrap) as c:
+        assert c.metadata()[0].cluster_id == cluster_id
 
 
 def test_compose_up_with_the_same_image_reaches_healthy_and_serves(project, engine, tmp_path):

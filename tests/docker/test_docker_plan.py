@@ -241,8 +241,9 @@ def test_what_the_sdk_is_asked_to_create():
 
 
 def test_the_coordinator_container_gets_the_catalogs_acls_before_it_starts(tmp_path):
-    """A fresh journal volume (a destroyed journal's replacement) starts with the ACL bindings the
-    supervisor's catalog kept: they are put into the new coordinator container as --seed-acls names."""
+    """A fresh journal volume (a destroyed journal's replacement) starts with the ACL bindings and
+    the cluster id the supervisor's catalog kept: they are put into the new coordinator container as
+    --seed-acls names."""
     import io
     import json
     import tarfile
@@ -250,7 +251,7 @@ def test_the_coordinator_container_gets_the_catalogs_acls_before_it_starts(tmp_p
     c = cfg(root=tmp_path)
     c.data_dir.mkdir(parents=True)
     binding = [2, "orders", 3, "User:alice", "*", 4, 2]
-    (c.data_dir / "topics.json").write_text(json.dumps({"acls": [binding, ["broken"]]}))
+    (c.data_dir / "topics.json").write_text(json.dumps({"acls": [binding, ["broken"]], "cluster_id": "Kept_Cluster-Id"}))
     sdk = _FakeSDK()
     dk.DockerStack(c, client=sdk, image="kafka-sandbox:test").up()
     coord = sdk.created[0]["command"]
@@ -258,7 +259,9 @@ def test_the_coordinator_container_gets_the_catalogs_acls_before_it_starts(tmp_p
     assert len(sdk.archives) == 1 and sdk.archives[0][0] == "/tmp"
     with tarfile.open(fileobj=io.BytesIO(sdk.archives[0][1])) as tar:
         assert tar.getnames() == ["sandbox-seed-acls.json"]
-        assert json.loads(tar.extractfile("sandbox-seed-acls.json").read()) == {"acls": [binding]}
+        # and the cluster id clients knew, which a fresh journal answers with from its start
+        assert json.loads(tar.extractfile("sandbox-seed-acls.json").read()) == {
+            "acls": [binding], "cluster_id": "Kept_Cluster-Id"}
 
 
 def test_engine_refusals_are_one_sentence_not_a_traceback():

@@ -245,18 +245,33 @@ def test_a_destroyed_coordinator_journal_puts_every_partition_back_where_its_dat
 
     stop = time.monotonic() + 8          # a producer keeps asking for metadata meanwhile
     freeze_then_kill(coord, lambda: _garble_coordinator_journal(proj))
+    seen_ids, asked = set(), 0.0         # and the cluster id clients are told, from every broker
     while time.monotonic() < stop:
         try:
             p.produce("spread", value=b"during")
         except (BufferError, KafkaException):
             pass   # "unknown topic" while the metadata is being restored
         p.poll(0.05)
+        if time.monotonic() - asked >= 0.25:
+            asked = time.monotonic()
+            for b in (1, 2, 3):
+                try:
+                    with KafkaClient(proj.bootstrap, timeout=1.0) as c:
+                        seen_ids.update(c.cluster_ids([b]).values())
+                except Exception:   # noqa: BLE001 - a broker busy or restarting: asked again
+                    pass
     p.flush(30)
     code, st = wait_status(proj, lambda c, s: c == 0 and all_running_healthy(s) and any(
         t["name"] == "spread" and t["partitions"] == 6 for t in s["topics"]), 40, "topics restored")
     assert events(st, service="coordinator", kind="wipe")
     _, st = wait_status(proj, lambda c, s: any("cluster id" in e["detail"] for e in events(
         s, service="coordinator", kind="configs-restored")), 20, "quotas, group configs and the cluster id put back")
+    # the fresh journal answered with the old cluster id from its start (the catalog seeds it):
+    # clients never saw another (they warn "a client must not be simultaneously connected to
+    # multiple clusters", once for the new id and once when it was put back)
+    assert seen_ids - {None} <= {cluster_id}, seen_ids
+    assert any(f"cluster id {cluster_id} kept" in e["detail"]
+               for e in events(st, service="coordinator", kind="configs-restored"))
     assert partition_leaders(proj.bootstrap, "spread") == before
     # leader epochs go on above the old ones: clients keep a partition's epoch and ignore older ones
     with KafkaClient(proj.bootstrap) as c:
