@@ -225,6 +225,10 @@ def recover(wipe: bool = typer.Option(False, "--wipe", help="Quarantine every jo
     # cluster, would otherwise forget the topics apps made before they are put back
     known = stack.desired_topics(cfg) if wipe else {}
     was_running = stop_stack(cfg)
+    if wipe:   # a new cluster: not the old cluster id (a destroyed journal's replacement keeps it)
+        from sandbox.runner.catalog import forget_cluster_id
+
+        forget_cluster_id(cfg)
     if cfg.mode == "docker":
         from .docker_cmds import recover_docker
 

@@ -58,11 +58,16 @@ class Coordinator(ViewReads):
             self._load()
             self.seeded_acls = 0   # ACL bindings a fresh journal started with (seed_acls)
             if self._machine.cluster_id is None:
-                self._commit(self._machine.set_cluster_id(cluster_id or new_cluster_id()))
+                # one batch (all or nothing on replay): a crash between the history and its seed
+                # would leave a journal with a history, which is never seeded again
+                records = self._machine.set_cluster_id(cluster_id or new_cluster_id())
+                draft = self._machine.preview(records)
                 if seed_acls is not None:   # asked only now: a journal with a history never reads it
-                    self.seeded_acls = self._seed_acls(seed_acls())
+                    records += self._seed(draft, self._seed_acls(draft, seed_acls()))
+                    self.seeded_acls = sum(len(r["add"]) for r in records if r["type"] == "acl")
                 if seed_cluster_id is not None:
-                    self._seed_cluster_id(seed_cluster_id())
+                    records += self._seed(draft, self._seed_cluster_id(draft, seed_cluster_id()))
+                self._commit(records)
             elif cluster_id is not None and cluster_id != self._machine.cluster_id:
                 raise CoordinatorError(INCONSISTENT_CLUSTER_ID, f"The journal in {directory} "
                                        f"belongs to cluster {self._machine.cluster_id}, not "
@@ -72,20 +77,29 @@ class Coordinator(ViewReads):
             self._journal.close()
             raise
 
-    def _seed_cluster_id(self, cluster_id: Any) -> None:
+    @staticmethod
+    def _seed(draft: MetadataMachine, records: list[Record]) -> list[Record]:
+        for record in records:
+            draft.apply(record)
+        return records
+
+    @staticmethod
+    def _seed_cluster_id(draft: MetadataMachine, cluster_id: Any) -> list[Record]:
         """A fresh journal answers clients with the cluster id they knew from its first moment
         (the supervisor's catalog kept it), not with a new one for the seconds until the restore
         puts it back: clients warn when a broker's cluster id changes ("a client must not be
         simultaneously connected to multiple clusters"), and twice in a few seconds. One that
         cannot be a cluster id is left out (the restore still tries it)."""
         if not cluster_id:
-            return
+            return []
         try:
-            self._commit(self._machine.restore_public_cluster_id(cluster_id))
+            return draft.restore_public_cluster_id(cluster_id)
         except CoordinatorError as e:
             log.warning("the seed's cluster id is left out: %s", e)
+            return []
 
-    def _seed_acls(self, seed: Iterable[Any]) -> int:
+    @staticmethod
+    def _seed_acls(draft: MetadataMachine, seed: Iterable[Any]) -> list[Record]:
         """A fresh journal's first ACL bindings (7-element lists, acls.Binding.to_json), before it
         serves anything: the supervisor passes its catalog's when a destroyed journal is replaced, so
         no broker sees a moment without them (allow.everyone.if.no.acl.found would open what they
@@ -98,9 +112,7 @@ class Coordinator(ViewReads):
                 continue
             if acls.creations({}, [b])[1][0][0] == NONE:
                 valid.append(b)
-        records, _ = self._machine.create_acls(valid)
-        self._commit(records)
-        return sum(len(r["add"]) for r in records)
+        return draft.create_acls(valid)[0]
 
     def _load(self) -> None:
         state, records = self._journal.load()

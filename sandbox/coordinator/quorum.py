@@ -22,10 +22,14 @@ class Observers:
     def __init__(self) -> None:
         self._seen: dict[int, tuple[int, int, int]] = {}
 
-    def fetched(self, replica_id: int, offset: int, high_watermark: int, now_ms: int) -> None:
+    def fetched(self, replica_id: int, offset: int, high_watermark: int, now_ms: int, *,
+                same_history: bool = True) -> None:
+        """A broker's fetch of the metadata from `offset`. It has caught up when it asks exactly
+        from the end with this journal's history id: one asking past the end holds records this
+        journal no longer has (cut as a torn tail), and one asking without the id is reloading."""
         if replica_id < 0:
             return
-        caught_up = now_ms if offset >= high_watermark else self._seen.get(replica_id, (0, 0, -1))[2]
+        caught_up = now_ms if offset == high_watermark and same_history else self._seen.get(replica_id, (0, 0, -1))[2]
         self._seen[replica_id] = (offset, now_ms, caught_up)
 
     def states(self, now_ms: int) -> list[dict]:

@@ -315,6 +315,14 @@ def saved_cluster_id(cfg: SandboxConfig) -> str | None:
     return found if isinstance(found, str) and found else None
 
 
+def forget_cluster_id(cfg: SandboxConfig) -> None:
+    """`sandbox recover --wipe` starts a new cluster (its records and offsets are gone): its fresh
+    coordinator journal must not answer with the old cluster id, as a destroyed one's does."""
+    raw = _read(cfg)
+    if raw.pop("cluster_id", None) is not None:
+        write_state(cfg.data_dir / CATALOG_FILE, raw)
+
+
 def restore_cluster_id(cfg: SandboxConfig, client: KafkaClient) -> str | None:
     """The last step of putting a destroyed coordinator journal's state back: the cluster id
     clients knew. The fresh journal normally starts with it (the catalog seeds it); otherwise it
@@ -323,7 +331,7 @@ def restore_cluster_id(cfg: SandboxConfig, client: KafkaClient) -> str | None:
     if not saved:
         return None
     if client.metadata()[0].cluster_id == saved:
-        return f"cluster id {saved} kept (the fresh journal answered with it from its start)"
+        return f"cluster id {saved} kept"
     client.restore_cluster_id(saved)
     return f"cluster id {saved} put back"
 

@@ -315,12 +315,7 @@ class StackSupervisor:
             waiting = coordinator_problems(address, brokers)
             if waiting:
                 raise RuntimeError(waiting[0])
-        try:
-            current, followers = coordinator_followers(address)
-        except KafkaClientError:
-            if self.cfg.mode == "docker":   # its port may not be published: as before, no check
-                return
-            raise
+        current, followers = coordinator_followers(address)   # published on the host in docker mode too
         # the fresh journal answers with the cluster id clients knew from its start (the catalog
         # seeds it), so the id tells a broker on the old metadata only where there was no seed;
         # the coordinator itself tells which brokers have fetched all of its fresh journal (a

@@ -96,3 +96,40 @@ def test_a_replacement_the_follow_loop_took_up_while_the_probe_waited_is_not_not
     mirror._control = _SlowControl(follow_loop_reloads)
     assert asyncio.run(mirror.journal_still_followed()) is False
     assert mirror.cluster_changed_at == taken_up_at
+
+
+def test_a_mirror_still_on_a_destroyed_journal_is_counted_only_once_it_has_reloaded_the_fresh_one(tmp_path):
+    """What the supervisor waits on before it puts a destroyed journal's topics back
+    (StackSupervisor._wait_for_fresh_metadata): the fresh journal answers with the cluster id
+    clients knew, so a broker still on the old metadata (paused through the loss) is told by the
+    coordinator, which counts a broker only once it fetched all of the fresh journal with its id."""
+    from sandbox.health.status import coordinator_followers
+
+    port = free_port()
+    data = tmp_path / "coordinator"
+    coord = CoordinatorProcess(data, port, log_path=tmp_path / "coordinator.log").start()
+    loop = asyncio.new_event_loop()
+    mirror, conns = _mirror(port)
+    mirror.replica_id = 2
+    try:
+        loop.run_until_complete(mirror.load())
+        loop.run_until_complete(mirror.fetch_once(0))          # a long poll from the end
+        assert 2 in coordinator_followers(("127.0.0.1", port))[1]
+        old = mirror.machine
+
+        coord.kill()                                           # the journal destroyed, a fresh one
+        shutil.rmtree(data)
+        coord = CoordinatorProcess(data, port, log_path=tmp_path / "coordinator.log").start()
+        assert coordinator_followers(("127.0.0.1", port))[1] == set()
+        loop.run_until_complete(mirror.fetch_once(0))          # refused: the old history's id
+        assert mirror.machine is old and mirror._resync is not None
+        assert coordinator_followers(("127.0.0.1", port))[1] == set()
+        loop.run_until_complete(mirror.load())                 # reloaded from the start, then swapped
+        assert mirror.machine is not old and mirror._resync is None
+        loop.run_until_complete(mirror.fetch_once(0))          # its next poll, from the fresh end
+        assert coordinator_followers(("127.0.0.1", port))[1] == {2}
+    finally:
+        for c in conns:
+            c.close()
+        loop.close()
+        coord.stop()

@@ -44,3 +44,18 @@ def test_only_brokers_that_fetched_all_of_the_journal_with_its_history_id_count(
         assert coordinator_followers(address)[1] == {2, 3}
     finally:
         coord.stop()
+
+
+def test_a_fetch_past_the_end_or_without_the_history_id_is_not_caught_up():
+    """Review: a broker that applied a record the journal then lost (cut as a torn tail at the
+    coordinator's restart) asks past the end, gets OFFSET_OUT_OF_RANGE and reloads; counted as
+    caught up meanwhile, it would answer Metadata with a record the coordinator does not have."""
+    from sandbox.coordinator.quorum import Observers
+
+    o = Observers()
+    o.fetched(2, 50, 40, 1000)                         # past the end
+    o.fetched(3, 40, 40, 1000, same_history=False)     # from the end, but reloading (no id yet)
+    o.fetched(4, 40, 40, 1000)
+    assert {s["replica_id"]: s["last_caught_up_timestamp"] for s in o.states(1000)} == {2: -1, 3: -1, 4: 1000}
+    o.fetched(4, 30, 40, 2000)                         # behind again: still counted from when it had it all
+    assert o.states(2000)[-1]["last_caught_up_timestamp"] == 1000

@@ -155,3 +155,21 @@ def test_the_server_reads_the_seed_once_for_both(tmp_path, monkeypatch):
         assert reads == [seed]
     finally:
         srv.close()
+
+
+def test_the_history_its_acls_and_its_cluster_id_are_one_write(tmp_path, monkeypatch):
+    """Review: three writes, and a crash between them left a journal with a history, which is
+    never seeded again: it served without the ACLs, under a new cluster id."""
+    from sandbox.coordinator.journal import MetadataJournal
+
+    batches = []
+    real = MetadataJournal.append
+    monkeypatch.setattr(MetadataJournal, "append", lambda self, records: batches.append(list(records))
+                        or real(self, records))
+    c = Coordinator(tmp_path / "j", seed_acls=lambda: [ALICE_DENIED], seed_cluster_id=lambda: "Kept_Cluster-Id")
+    try:
+        assert [[r["type"] for r in b] for b in batches] == [["cluster", "acl", "public-cluster-id"]]
+        assert c.seeded_acls == 1 and c.public_cluster_id == "Kept_Cluster-Id"
+        assert _bindings(c) == [ALICE_DENIED]
+    finally:
+        c.close()

@@ -269,7 +269,7 @@ def test_a_destroyed_coordinator_journal_puts_every_partition_back_where_its_dat
     # the fresh journal answered with the old cluster id from its start (the catalog seeds it):
     # clients never saw another (they warn "a client must not be simultaneously connected to
     # multiple clusters", once for the new id and once when it was put back)
-    assert seen_ids - {None} <= {cluster_id}, seen_ids
+    assert seen_ids - {None} == {cluster_id}, seen_ids
     assert any(f"cluster id {cluster_id} kept" in e["detail"]
                for e in events(st, service="coordinator", kind="configs-restored"))
     assert partition_leaders(proj.bootstrap, "spread") == before
@@ -468,10 +468,14 @@ def test_recover_wipe_puts_back_the_topics_apps_made_and_the_declared_ones(proje
         except (OSError, ValueError, KeyError):
             return set()
     wait_for(lambda: "appmade" in catalog(), 30, what="the catalog to know the app's topic")
+    before = admin(proj.bootstrap).list_topics(timeout=10).cluster_id
     r = proj.cli("recover", "--wipe", timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "moved broker-1's journal" in r.stdout
-    md = admin(proj.bootstrap).list_topics(timeout=10).topics
+    md = admin(proj.bootstrap).list_topics(timeout=10)
+    # a new cluster (its records and offsets are gone), unlike a destroyed journal's replacement
+    assert md.cluster_id and md.cluster_id != before
+    md = md.topics
     assert "appmade" in md and len(md["appmade"].partitions) == 3, sorted(md)
     assert all(f"d{i}" in md for i in range(6)), sorted(md)
     wait_for(lambda: "appmade" in catalog(), 30, what="the catalog to keep the app's topic")

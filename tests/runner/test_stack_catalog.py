@@ -196,6 +196,23 @@ def test_recreation_after_a_coordinator_wipe_waits_until_every_broker_has_its_me
         StackSupervisor._wait_for_fresh_metadata(me)
 
 
+def test_the_cluster_id_is_put_back_where_the_fresh_journal_did_not_start_with_it_and_a_wipe_forgets_it(tmp_path):
+    from sandbox.runner.catalog import forget_cluster_id, restore_cluster_id, saved_cluster_id
+
+    cfg = parse_config(f'[sandbox]\ndata_dir = "{tmp_path / "data"}"\n', cwd=tmp_path)
+    cfg.data_dir.mkdir(parents=True)
+    (cfg.data_dir / "topics.json").write_text(json.dumps({"cluster_id": "Kept-Id", "topics": {"t": {}}}))
+    answers, put = {"id": "Kept-Id"}, []
+    client = SimpleNamespace(metadata=lambda: (SimpleNamespace(cluster_id=answers["id"]), None),
+                             restore_cluster_id=put.append)
+    assert restore_cluster_id(cfg, client) == "cluster id Kept-Id kept" and put == []
+    answers["id"] = "Fresh-Id"            # the seed could not be read: the fresh journal's own id
+    assert restore_cluster_id(cfg, client) == "cluster id Kept-Id put back" and put == ["Kept-Id"]
+    forget_cluster_id(cfg)                # `sandbox recover --wipe`: a new cluster
+    assert saved_cluster_id(cfg) is None and restore_cluster_id(cfg, client) is None
+    assert json.loads((cfg.data_dir / "topics.json").read_text())["topics"] == {"t": {}}
+
+
 def test_catalog_keeps_client_quotas_and_group_configs_and_puts_back_what_was_lost(broker, tmp_path):
     cfg = parse_config(f'[sandbox]\ndata_dir = "{tmp_path / "data"}"\n', cwd=tmp_path)
     cfg.data_dir.mkdir(parents=True)

@@ -64,7 +64,8 @@ async def handle(ctx, request) -> dict:
     responses, total = _read_all(feed, request)
     offset = _waiting_offset(request)
     if offset is not None:   # a broker following the metadata: an observer of the quorum
-        ctx.server.observers.fetched(getattr(request, "replica_id", -1), offset, feed.high_watermark, int(time.time() * 1000))
+        ctx.server.observers.fetched(getattr(request, "replica_id", -1), offset, feed.high_watermark,
+                                     int(time.time() * 1000), same_history=cluster_id == ctx.coordinator.cluster_id)
     wait_s = request.max_wait.total_seconds()
     if total < max(request.min_bytes, 1) and wait_s > 0 and offset is not None \
             and offset == feed.high_watermark:
