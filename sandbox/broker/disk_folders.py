@@ -133,6 +133,8 @@ class DiskFolders:
         # marked replicated, so the high watermarks would be written as none (the periodic
         # checkpoint writes the files without the deleted folders)
         for key, plog in sorted(self.partitions.items()):
+            if self._deleted_here(key, plog, checkpoint=False):
+                continue
             if key in pending:
                 continue   # held when the journal was replaced, not put back yet: adopted later
             if key[0] not in ids:
@@ -140,6 +142,14 @@ class DiskFolders:
             elif plog.topic_id is not None and plog.topic_id != ids[key[0]]:
                 self._delete_stray(key, "its topic was deleted and made again while this broker was down",
                                    checkpoint=False)
+
+    def _deleted_here(self, key: tuple[str, int], plog, checkpoint: bool = True) -> bool:
+        """Delete a folder whose topic id was deleted under the journal's current history: a
+        listed folder too (the restore put its topic back while this broker was down, and it was
+        deleted since; kept for adoption, it came back as a topic nobody made). True if deleted."""
+        if plog.topic_id is None or not self.coordinator.topic_deleted(plog.topic_id):
+            return False
+        return self._delete_stray(key, "its topic was deleted while this broker was down", checkpoint=checkpoint)
 
     def _match_folder(self, key: tuple[str, int], topic_id: uuid.UUID, removed: bool, leader: int) -> bool:
         """Match this broker's folder of a partition the metadata gives it with the metadata's
@@ -270,9 +280,6 @@ class DiskFolders:
             self._adopting = False
 
     async def _adopt_pass(self, attempt: int) -> None:
-        counts: dict[str, int] = {}
-        for topic, index in self.partitions:
-            counts[topic] = max(counts.get(topic, 0), index + 1)
         # the metadata here may not yet show a replaced journal (this broker was paused, and this
         # pass was due when it went on): asked first, or a topic the new journal does not have
         # *yet* would be made anew under a new id before the supervisor puts it back
@@ -280,6 +287,11 @@ class DiskFolders:
         changed = self.coordinator.cluster_changed_at
         if self._restore_pending(changed, attempt):
             return
+        for key, plog in list(self.partitions.items()):
+            self._deleted_here(key, plog)
+        counts: dict[str, int] = {}
+        for topic, index in self.partitions:
+            counts[topic] = max(counts.get(topic, 0), index + 1)
         lost = sorted(t for t in counts if self.coordinator.topic(t) is None or
                       len(self.coordinator.topic(t).partitions) < counts[t])
         held, silent = await self._held_elsewhere(lost) if lost else ({}, set())

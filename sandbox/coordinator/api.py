@@ -31,6 +31,10 @@ class MetadataView(Protocol):
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None: ...
 
+    def topic_deleted(self, topic_id: uuid.UUID) -> bool:
+        """Whether a topic of this id was deleted under the journal's current history."""
+        ...
+
     def topics(self) -> list[TopicInfo]: ...
 
     def brokers(self) -> list[BrokerInfo]: ...
@@ -187,6 +191,9 @@ class ViewReads:
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
         return self._view.topic_by_id(topic_id)
+
+    def topic_deleted(self, topic_id: uuid.UUID) -> bool:
+        return self._view.topic_deleted(topic_id)
 
     def topics(self) -> list[TopicInfo]:
         return self._view.topics()

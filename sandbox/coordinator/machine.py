@@ -46,6 +46,7 @@ class MetadataMachine(BrokerSessions):
         self._brokers: dict[int, BrokerInfo] = {}
         self._topics: dict[str, TopicInfo] = {}
         self._ids: dict[uuid.UUID, str] = {}
+        self._deleted: set[uuid.UUID] = set()   # topic ids deleted under this history (not made again)
         self._next_pid = 0
         self._offset = 0
         self._quotas: quotas.Quotas = {}
@@ -83,7 +84,8 @@ class MetadataMachine(BrokerSessions):
                             {n: t.copy() for n, t in self._topics.items()},
                             self._next_pid, self._offset, quotas.to_json(self._quotas),
                             dict(self._features), _copy(self._group_configs), scram.to_json(self._scram),
-                            self._public_id, acls.to_json(self._acls), _copy(self._broker_configs))
+                            self._public_id, acls.to_json(self._acls), _copy(self._broker_configs),
+                            sorted(map(str, self._deleted)))
 
     def restore(self, state: ClusterState | Mapping[str, Any]) -> None:
         """Replace the whole state with a snapshot (a ClusterState or its to_dict() form)."""
@@ -94,6 +96,7 @@ class MetadataMachine(BrokerSessions):
         self._brokers = dict(state.brokers)
         self._topics = {n: t.copy() for n, t in state.topics.items()}
         self._ids = {t.topic_id: n for n, t in self._topics.items()}
+        self._deleted = set(map(uuid.UUID, state.deleted_topic_ids))
         self._next_pid = state.next_producer_id
         self._offset = state.metadata_offset
         self._quotas = quotas.from_json(state.quotas)
@@ -118,6 +121,10 @@ class MetadataMachine(BrokerSessions):
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
         name = self._ids.get(topic_id)
         return self.topic(name) if name is not None else None
+
+    def topic_deleted(self, topic_id: uuid.UUID) -> bool:
+        """Whether a topic of this id was deleted under this journal's history (and not made again)."""
+        return topic_id in self._deleted
 
     def topics(self) -> list[TopicInfo]:
         return [self._topics[n].copy() for n in sorted(self._topics)]
@@ -211,6 +218,7 @@ class MetadataMachine(BrokerSessions):
             raise ValueError(f"topic {name} already exists")
         self._topics[name] = TopicInfo(name, tid, (), dict(r.get("configs") or {}))
         self._ids[tid] = name
+        self._deleted.discard(tid)
 
     def _apply_partition(self, r: Mapping[str, Any]) -> None:
         t = self._topics[self._ids[uuid.UUID(r["topic_id"])]]
@@ -227,8 +235,9 @@ class MetadataMachine(BrokerSessions):
         self._topics[t.name] = TopicInfo(t.name, t.topic_id, tuple(parts), t.configs)
 
     def _apply_remove_topic(self, r: Mapping[str, Any]) -> None:
-        name = self._ids.pop(uuid.UUID(r["topic_id"]))
-        del self._topics[name]
+        tid = uuid.UUID(r["topic_id"])
+        del self._topics[self._ids.pop(tid)]
+        self._deleted.add(tid)
 
     def _apply_config(self, r: Mapping[str, Any]) -> None:
         t = self._topics[self._ids[uuid.UUID(r["topic_id"])]]
@@ -307,7 +316,7 @@ class MetadataMachine(BrokerSessions):
             if num_partitions != -1 or replication_factor != -1:
                 raise CoordinatorError(INVALID_REQUEST, "Both numPartitions or "
                                        "replicationFactor and replicasAssignments were set.")
-            replica_lists = self._check_assignments(assignments, 0, None)
+            replica_lists = rules.check_assignments(assignments, 0, None, set(self._brokers))
         else:
             if num_partitions == -1:
                 num_partitions = self.default_partitions
@@ -344,7 +353,7 @@ class MetadataMachine(BrokerSessions):
         rules.check_partition_count(new_total)
         rf = topic.replication_factor
         if assignments is not None:
-            replica_lists = self._check_assignments(assignments, current, new_total - current)
+            replica_lists = rules.check_assignments(assignments, current, new_total - current, set(self._brokers))
             if replica_lists and len(replica_lists[0]) != rf:
                 raise CoordinatorError(INVALID_REPLICA_ASSIGNMENT, "Inconsistent replication "
                                        f"factor between partitions: the topic has {rf}.")
@@ -440,10 +449,6 @@ class MetadataMachine(BrokerSessions):
         return rules.place_replicas(self.unfenced_brokers(), count, replication_factor,
                                     first_index, start)
 
-    def _check_assignments(self, assignments: Any, first: int, count: int | None
-                           ) -> list[list[int]]:
-        return rules.check_assignments(assignments, first, count, set(self._brokers))
-
     def preview(self, records: Iterable[Mapping[str, Any]]) -> MetadataMachine:
         """A scratch copy with `records` applied (for validate-only requests)."""
         fork = self._fork()
@@ -457,15 +462,13 @@ class MetadataMachine(BrokerSessions):
     def _fork(self) -> MetadataMachine:
         m = MetadataMachine(default_partitions=self.default_partitions, min_insync_replicas=self.min_insync_replicas,
                             default_replication_factor=self.default_replication_factor)
-        m._cluster_id, m._next_pid, m._offset = self._cluster_id, self._next_pid, self._offset
-        m._public_id = self._public_id
+        m._cluster_id, m._public_id = self._cluster_id, self._public_id
+        m._next_pid, m._offset = self._next_pid, self._offset
         m._brokers, m._topics, m._ids = dict(self._brokers), dict(self._topics), dict(self._ids)
-        m._quotas, m._features = self.client_quotas(), dict(self._features)
-        m._group_configs = _copy(self._group_configs)
-        m._broker_configs = _copy(self._broker_configs)
+        m._deleted, m._quotas, m._features = set(self._deleted), self.client_quotas(), dict(self._features)
+        m._group_configs, m._broker_configs = _copy(self._group_configs), _copy(self._broker_configs)
         m._scram = scram.from_json(scram.to_json(self._scram))
-        m._acls = dict(self._acls)
-        m._acl_version = self._acl_version
+        m._acls, m._acl_version = dict(self._acls), self._acl_version
         return m
 
 

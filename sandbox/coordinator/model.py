@@ -182,6 +182,7 @@ class ClusterState:
     public_cluster_id: str | None = None   # the id clients are told, when not cluster_id (a restore's)
     acls: list = field(default_factory=list)   # ACL bindings in their JSON form (acls.py)
     broker_configs: dict = field(default_factory=dict)   # "" or broker id -> dynamic settings (KIP-226)
+    deleted_topic_ids: list = field(default_factory=list)   # ids (str) deleted under this history
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -205,6 +206,8 @@ class ClusterState:
             out["acls"] = list(self.acls)
         if self.broker_configs:
             out["broker_configs"] = {b: dict(c) for b, c in sorted(self.broker_configs.items())}
+        if self.deleted_topic_ids:
+            out["deleted_topic_ids"] = list(self.deleted_topic_ids)
         return out
 
     @classmethod
@@ -216,7 +219,8 @@ class ClusterState:
                    {str(k): int(v) for k, v in (d.get("features") or {}).items()},
                    {str(g): {str(k): str(v) for k, v in c.items()} for g, c in (d.get("group_configs") or {}).items()},
                    dict(d.get("scram") or {}), d.get("public_cluster_id") or None, list(d.get("acls") or ()),
-                   {str(b): {str(k): str(v) for k, v in c.items()} for b, c in (d.get("broker_configs") or {}).items()})
+                   {str(b): {str(k): str(v) for k, v in c.items()} for b, c in (d.get("broker_configs") or {}).items()},
+                   [str(i) for i in d.get("deleted_topic_ids") or ()])
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ class FakeCoordinator:
     def __init__(self, brokers: list[int]) -> None:
         self._brokers = [SimpleNamespace(broker_id=b, fenced=False) for b in brokers]
         self.created: list[tuple[str, dict, dict]] = []
+        self.deleted: set[uuid.UUID] = set()   # topic ids deleted under the current history
+
+    def topic_deleted(self, topic_id):
+        return topic_id in self.deleted
 
     def brokers(self):
         return self._brokers
@@ -173,10 +177,14 @@ def test_only_what_the_metadata_lost_is_put_back():
 
 
 class HistoryCoordinator:
-    def __init__(self, history: str, topics: dict[str, uuid.UUID]) -> None:
+    def __init__(self, history: str, topics: dict[str, uuid.UUID], deleted=frozenset()) -> None:
         self.cluster_id = history
         self._topics = topics
+        self._deleted = set(deleted)
         self.cluster_changed_at: float | None = None
+
+    def topic_deleted(self, topic_id):
+        return topic_id in self._deleted
 
     def topics(self):
         return [SimpleNamespace(name=n, topic_id=t) for n, t in self._topics.items()]
@@ -195,7 +203,7 @@ class FakeLogs:
 
 
 def _restarted(tmp_path, history_text: str | None, history: str, topics: dict, folders: dict,
-               coordinator: str = "127.0.0.1:1") -> DiskFolders:
+               coordinator: str = "127.0.0.1:1", deleted=frozenset()) -> DiskFolders:
     """A broker starting (DiskFolders._check_history) with `folders` on disk, its history file
     holding `history_text`, against a coordinator serving journal `history` with `topics`."""
     from sandbox.broker.disk_folders import HISTORY_FILE, PENDING_FILE
@@ -205,7 +213,7 @@ def _restarted(tmp_path, history_text: str | None, history: str, topics: dict, f
         if rest:
             (tmp_path / PENDING_FILE).write_text(history_text, "ascii")
     f = Folders(2, [1, 2, 3], dict(folders))
-    f.coordinator = HistoryCoordinator(history, topics)
+    f.coordinator = HistoryCoordinator(history, topics, deleted)
     f.config = SimpleNamespace(data_dir=str(tmp_path), coordinator=coordinator)
     f.logs = FakeLogs()
     f.notifier = SimpleNamespace(notify=lambda key: None)
@@ -224,6 +232,37 @@ def test_a_restart_before_the_restore_finished_keeps_only_the_folders_it_listed_
     assert f.logs.deleted == [("deleted", 0)]
     assert ("lost", 0) in f.partitions
     assert f.coordinator.cluster_changed_at is not None   # auto-creation waits for the restore
+
+
+def test_a_listed_folder_whose_topic_was_put_back_and_deleted_while_the_broker_was_down_is_deleted(tmp_path):
+    """Left open in session 36: the broker listed the folder when it saw the replaced journal and
+    stopped; the supervisor's restore put its topic back under its id, and the topic was deleted
+    (under the fresh journal) before the broker came back. Kept for adoption, the topic came back
+    as one nobody made. The journal's history now remembers the ids deleted under it."""
+    gone, lost = uuid.uuid4(), uuid.uuid4()
+    folders = {("gone", 0): SimpleNamespace(topic_id=gone, opened=False),
+               ("lost", 0): SimpleNamespace(topic_id=lost, opened=False)}
+    f = _restarted(tmp_path, "history-2\ngone\t0\nlost\t0\n", "history-2", {}, folders, deleted={gone})
+    assert f.logs.deleted == [("gone", 0)]
+    assert ("lost", 0) in f.partitions and ("gone", 0) not in f.partitions
+
+
+def test_an_adoption_pass_deletes_a_folder_whose_topic_was_deleted_under_this_history_and_puts_back_the_rest():
+    coord = ReplacingCoordinator([1, 2, 3])
+    coord.replace()
+    coord.cluster_changed_at -= 60                      # the restore's grace is over
+
+    async def run():
+        f, again = _adopting(coord)
+        coord.deleted.add(f.partitions[("gone", 0)].topic_id)
+        f.partitions[("gone", 0)].opened = False
+        f.logs, f.notifier = FakeLogs(), SimpleNamespace(notify=lambda key: None)
+        await f._adopt_orphans()
+        return f, again
+
+    f, again = asyncio.run(run())
+    assert f.logs.deleted == [("gone", 0)]
+    assert [name for name, _c, _a in coord.created] == ["t"]
 
 
 def test_a_history_without_a_list_deletes_every_folder_of_a_topic_it_does_not_know(tmp_path):

@@ -190,6 +190,23 @@ def test_delete_topic_by_name_and_id():
     assert create(m, "a").topic_id != a.topic_id
 
 
+def test_the_ids_deleted_under_this_history_are_remembered_through_a_snapshot_until_made_again():
+    """A broker restarted after its topic was put back and deleted while it was down tells the
+    folder it listed for putting back from a lost topic's by these (broker/disk_folders.py)."""
+    m = machine_with_brokers(1)
+    tid = create(m, "gone").topic_id
+    kept = create(m, "kept").topic_id
+    run(m, m.delete_topic("gone"))
+    assert m.topic_deleted(tid) and not m.topic_deleted(kept)
+    copy = MetadataMachine()
+    copy.restore(m.state().to_dict())                      # a snapshot, as brokers' mirrors load it
+    assert copy.topic_deleted(tid) and not copy.topic_deleted(kept)
+    assert m.preview([]).topic_deleted(tid)
+    run(m, m.create_topic("gone", 1, 1, None, tid))        # made again under that id (a restore)
+    assert not m.topic_deleted(tid)
+    assert not MetadataMachine().topic_deleted(tid)        # a fresh journal knows of no deletion
+
+
 def test_create_partitions():
     m = machine_with_brokers(1, 2, 3)
     t = create(m, "t", 2, 2)

@@ -21,11 +21,11 @@ from .kit import admin, consume_topic, kcat, produce_all, producer
 from .stack_kit import all_running_healthy, events, freeze_then_kill, service, wait_status
 
 
-def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+def create_topic(bootstrap: str, name: str, partitions: int, replication: int = 1) -> None:
     from confluent_kafka.admin import NewTopic
 
     a = admin(bootstrap)
-    a.create_topics([NewTopic(name, partitions, 1)], request_timeout=15)[name].result(timeout=20)
+    a.create_topics([NewTopic(name, partitions, replication)], request_timeout=15)[name].result(timeout=20)
 
     def ready():
         t = a.list_topics(topic=name, timeout=5).topics.get(name)
@@ -479,3 +479,41 @@ def test_recover_wipe_puts_back_the_topics_apps_made_and_the_declared_ones(proje
     assert "appmade" in md and len(md["appmade"].partitions) == 3, sorted(md)
     assert all(f"d{i}" in md for i in range(6)), sorted(md)
     wait_for(lambda: "appmade" in catalog(), 30, what="the catalog to keep the app's topic")
+
+
+def test_a_topic_put_back_and_deleted_while_a_broker_was_down_stays_deleted(projects):
+    """Left open in session 36: a broker that saw a replaced coordinator journal lists its folders
+    not yet put back (`coordinator-history.pending`) and keeps them for putting back after a
+    restart. If the restore put the topic back and the topic was then deleted while the broker was
+    down, the broker kept its listed folder and put the topic back from it 10 s after starting: a
+    topic nobody made. The journal now remembers the topic ids deleted under it, and the broker
+    deletes such a folder when it starts."""
+    from sandbox.broker.disk_folders import HISTORY_FILE, PENDING_FILE
+
+    proj = projects("tombstone", brokers=2)
+    assert proj.up().returncode == 0
+    create_topic(proj.bootstrap, "gone", 1, replication=2)
+    create_topic(proj.bootstrap, "kept", 1, replication=2)
+    b2 = proj.data_dir / "broker-2"
+    wait_for(lambda: (b2 / "gone-0").is_dir() and (b2 / HISTORY_FILE).exists(), 30,
+             what="broker 2's folder of `gone` and its noted history")
+    sup, pid = proj.supervisor_pid(), proj.service_pid("broker-2")
+    os.kill(sup, signal.SIGSTOP)   # broker 2 stays down until the topic is deleted
+    try:
+        freeze_then_kill(pid)
+        # as broker 2 left it had it stopped after seeing a replaced journal, before the restore
+        # put `gone` back (the restore then did, under the same id, while it was down)
+        history = (b2 / HISTORY_FILE).read_text("ascii").strip()
+        (b2 / PENDING_FILE).write_text(f"{history}\ngone\t0\n", "ascii")
+        a = admin(proj.bootstrap)
+        a.delete_topics(["gone"], request_timeout=15)["gone"].result(20)
+    finally:
+        os.kill(sup, signal.SIGCONT)
+    _, st = wait_status(proj, lambda c, s: c == 0 and all_running_healthy(s) and any(
+        "gone" in e["detail"] for e in events(s, service="broker-2", kind="stray-partition-deleted")), 60,
+        "broker 2 back, its folder of the deleted topic deleted")
+    time.sleep(12)   # past the 10 s grace after which a listed folder would be put back
+    md = admin(proj.bootstrap).list_topics(timeout=10).topics
+    assert "gone" not in md and "kept" in md, sorted(md)
+    assert not (b2 / "gone-0").exists() and (b2 / "kept-0").is_dir()
+    assert not any("gone" in e["detail"] for e in events(proj.status()[1], kind="topic-restored"))
