@@ -108,6 +108,8 @@ class DiskFolders:
         self._noted_history, self._pending = followed, pending
         self._history_intact = followed is not None and followed == self.coordinator.cluster_id
         ids = {t.name: t.topic_id for t in self.coordinator.topics()}
+        for key, plog in sorted(self.partitions.items()):   # whichever history this broker followed
+            self._deleted_here(key, plog, checkpoint=False)
         if self._history_intact and pending and self.config.coordinator:
             # this broker stopped before the restore after a replaced journal had put back all
             # it held: those folders (only those) may still be put back; any other folder whose
@@ -133,8 +135,6 @@ class DiskFolders:
         # marked replicated, so the high watermarks would be written as none (the periodic
         # checkpoint writes the files without the deleted folders)
         for key, plog in sorted(self.partitions.items()):
-            if self._deleted_here(key, plog, checkpoint=False):
-                continue
             if key in pending:
                 continue   # held when the journal was replaced, not put back yet: adopted later
             if key[0] not in ids:
@@ -181,6 +181,8 @@ class DiskFolders:
         After a replaced journal a differing id is taken over instead (the restore's)."""
         if plog.topic_id == topic_id:
             return False
+        if plog.topic_id is not None and self.coordinator.topic_deleted(plog.topic_id):
+            return True   # deleted under this history: never another topic's to take over
         return removed or (plog.topic_id is not None and self._history_intact and key not in self._pending
                            and self.coordinator.cluster_changed_at is None)
 
@@ -287,8 +289,8 @@ class DiskFolders:
         changed = self.coordinator.cluster_changed_at
         if self._restore_pending(changed, attempt):
             return
-        for key, plog in list(self.partitions.items()):
-            self._deleted_here(key, plog)
+        if [key for key, plog in list(self.partitions.items()) if self._deleted_here(key, plog, checkpoint=False)]:
+            self.logs.checkpoint()   # once, not per folder (a checkpoint per deletion stalled the loop)
         counts: dict[str, int] = {}
         for topic, index in self.partitions:
             counts[topic] = max(counts.get(topic, 0), index + 1)

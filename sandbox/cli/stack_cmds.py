@@ -225,13 +225,13 @@ def recover(wipe: bool = typer.Option(False, "--wipe", help="Quarantine every jo
     # cluster, would otherwise forget the topics apps made before they are put back
     known = stack.desired_topics(cfg) if wipe else {}
     was_running = stop_stack(cfg)
-    if wipe:   # a new cluster: not the old cluster id (a destroyed journal's replacement keeps it)
-        from sandbox.runner.catalog import forget_cluster_id
+    from sandbox.runner.catalog import forget_cluster_id   # a wipe makes a new cluster: a new id
 
-        forget_cluster_id(cfg)
     if cfg.mode == "docker":
         from .docker_cmds import recover_docker
 
+        if wipe:   # before: each new container is given the catalog's id as it is made
+            forget_cluster_id(cfg)
         recover_docker(cfg, wipe)
     elif wipe:
         for spec in stack.service_specs(cfg):
@@ -243,6 +243,7 @@ def recover(wipe: bool = typer.Option(False, "--wipe", help="Quarantine every jo
                          f"deleted and the sandbox is stopped: fix that and run `sandbox recover --wipe` again")
                 prune(cfg.quarantine_dir, spec.name, cfg.recovery.keep_quarantines)
                 typer.echo(f"moved {spec.name}'s journal to {dest} ({how})")
+        forget_cluster_id(cfg)   # only once every journal is aside (a failure above keeps them, and the id)
     up(docker=cfg.mode == "docker", brokers=None, port=None, foreground=False, ephemeral=False, timeout=60.0, config=config)
     if wipe:
         from sandbox.runner.manifest import reconcile

@@ -20,6 +20,7 @@ from sandbox.protocol.errors import (
 from .broker_sessions import BrokerSessions
 from .model import BrokerInfo, ClusterState, CoordinatorError, PartitionInfo, TopicInfo
 
+MAX_DELETED_IDS = 10_000   # topic ids deleted under a history that the metadata remembers
 CLUSTER_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")   # Kafka's are 22 base64url characters
 
 Record = dict[str, Any]
@@ -46,7 +47,7 @@ class MetadataMachine(BrokerSessions):
         self._brokers: dict[int, BrokerInfo] = {}
         self._topics: dict[str, TopicInfo] = {}
         self._ids: dict[uuid.UUID, str] = {}
-        self._deleted: set[uuid.UUID] = set()   # topic ids deleted under this history (not made again)
+        self._deleted: dict[uuid.UUID, None] = {}   # topic ids deleted under this history, oldest first
         self._next_pid = 0
         self._offset = 0
         self._quotas: quotas.Quotas = {}
@@ -85,7 +86,7 @@ class MetadataMachine(BrokerSessions):
                             self._next_pid, self._offset, quotas.to_json(self._quotas),
                             dict(self._features), _copy(self._group_configs), scram.to_json(self._scram),
                             self._public_id, acls.to_json(self._acls), _copy(self._broker_configs),
-                            sorted(map(str, self._deleted)))
+                            list(map(str, self._deleted)))
 
     def restore(self, state: ClusterState | Mapping[str, Any]) -> None:
         """Replace the whole state with a snapshot (a ClusterState or its to_dict() form)."""
@@ -96,7 +97,7 @@ class MetadataMachine(BrokerSessions):
         self._brokers = dict(state.brokers)
         self._topics = {n: t.copy() for n, t in state.topics.items()}
         self._ids = {t.topic_id: n for n, t in self._topics.items()}
-        self._deleted = set(map(uuid.UUID, state.deleted_topic_ids))
+        self._deleted = dict.fromkeys(map(uuid.UUID, state.deleted_topic_ids))
         self._next_pid = state.next_producer_id
         self._offset = state.metadata_offset
         self._quotas = quotas.from_json(state.quotas)
@@ -110,17 +111,14 @@ class MetadataMachine(BrokerSessions):
         self._live.clear()
 
     def topic(self, name: str) -> TopicInfo | None:
-        t = self._topics.get(name)
-        return t.copy() if t else None
+        return t.copy() if (t := self._topics.get(name)) else None
 
     def partition_count(self, name: str) -> int:
         """The topic's partitions, 0 without it: no copy of its metadata (asked per request)."""
-        t = self._topics.get(name)
-        return len(t.partitions) if t else 0
+        return len(t.partitions) if (t := self._topics.get(name)) else 0
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
-        name = self._ids.get(topic_id)
-        return self.topic(name) if name is not None else None
+        return self.topic(name) if (name := self._ids.get(topic_id)) is not None else None
 
     def topic_deleted(self, topic_id: uuid.UUID) -> bool:
         """Whether a topic of this id was deleted under this journal's history (and not made again)."""
@@ -218,7 +216,7 @@ class MetadataMachine(BrokerSessions):
             raise ValueError(f"topic {name} already exists")
         self._topics[name] = TopicInfo(name, tid, (), dict(r.get("configs") or {}))
         self._ids[tid] = name
-        self._deleted.discard(tid)
+        self._deleted.pop(tid, None)
 
     def _apply_partition(self, r: Mapping[str, Any]) -> None:
         t = self._topics[self._ids[uuid.UUID(r["topic_id"])]]
@@ -237,7 +235,9 @@ class MetadataMachine(BrokerSessions):
     def _apply_remove_topic(self, r: Mapping[str, Any]) -> None:
         tid = uuid.UUID(r["topic_id"])
         del self._topics[self._ids.pop(tid)]
-        self._deleted.add(tid)
+        self._deleted[tid] = None
+        while len(self._deleted) > MAX_DELETED_IDS:   # bounded: a broker down for that many deletions
+            del self._deleted[next(iter(self._deleted))]
 
     def _apply_config(self, r: Mapping[str, Any]) -> None:
         t = self._topics[self._ids[uuid.UUID(r["topic_id"])]]
@@ -312,6 +312,8 @@ class MetadataMachine(BrokerSessions):
                                        f"existing topic '{other}' ('.' and '_' collide)")
         if topic_id in self._ids:
             raise CoordinatorError(INVALID_REQUEST, f"topic id {topic_id} is already in use")
+        if topic_id in self._deleted:   # a restore from an older catalog, or a broker's folder
+            raise CoordinatorError(UNKNOWN_TOPIC_ID, f"Topic id {topic_id} was deleted; it is not made again.")
         if assignments is not None:
             if num_partitions != -1 or replication_factor != -1:
                 raise CoordinatorError(INVALID_REQUEST, "Both numPartitions or "
@@ -465,7 +467,7 @@ class MetadataMachine(BrokerSessions):
         m._cluster_id, m._public_id = self._cluster_id, self._public_id
         m._next_pid, m._offset = self._next_pid, self._offset
         m._brokers, m._topics, m._ids = dict(self._brokers), dict(self._topics), dict(self._ids)
-        m._deleted, m._quotas, m._features = set(self._deleted), self.client_quotas(), dict(self._features)
+        m._deleted, m._quotas, m._features = dict(self._deleted), self.client_quotas(), dict(self._features)
         m._group_configs, m._broker_configs = _copy(self._group_configs), _copy(self._broker_configs)
         m._scram = scram.from_json(scram.to_json(self._scram))
         m._acls, m._acl_version = dict(self._acls), self._acl_version

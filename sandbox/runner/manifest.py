@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from sandbox.client import KafkaClient, KafkaClientError
-from sandbox.protocol.errors import SECURITY_DISABLED
+from sandbox.protocol.errors import SECURITY_DISABLED, UNKNOWN_TOPIC_ID
 from sandbox.protocol.extensions import RESTORE_KEYS
 from sandbox.config import ConfigError, SandboxConfig, TopicSpec, load_config
 
@@ -110,6 +110,9 @@ def apply(actions: list[Action], client: KafkaClient) -> list[str]:
             else:
                 messages.append(f"skipped unknown action {a.kind!r} for topic {a.topic}")
         except KafkaClientError as e:
+            if a.kind == CREATE and e.error_code == UNKNOWN_TOPIC_ID:   # a restore's id, deleted since
+                messages.append(f"topic {a.topic} not put back: it was deleted since the catalog was written")
+                continue
             messages.append(f"failed to {a.detail or a.kind}: {e}")
         except Exception as e:  # a bug or a broken connection must not stop the other topics
             messages.append(f"failed to {a.detail or a.kind}: {type(e).__name__}: {e}")

@@ -214,6 +214,11 @@ class StackSupervisor:
         failed = [m for m in msgs if m.startswith("failed")]
         if failed:
             raise RuntimeError("; ".join(failed))
+        gone = [m for m in msgs if " not put back: " in m]   # deleted under the fresh journal meanwhile
+        for m in gone:
+            self.sup.record_event(service, "topic-not-restored", m)
+        desired = {n: spec for n, spec in desired.items()
+                   if not any(m.startswith(f"topic {n} not put back: ") for m in gone)}
         try:
             groups = restore_group_offsets(self.cfg, self.client)
         except (KafkaClientError, OSError) as e:

@@ -200,6 +200,10 @@ class FakeLogs:
 
     def delete_partition(self, topic, index, checkpoint=True):
         self.deleted.append((topic, index))
+        self.checkpoints = getattr(self, "checkpoints", 0) + int(checkpoint)
+
+    def checkpoint(self):
+        self.checkpoints = getattr(self, "checkpoints", 0) + 1
 
 
 def _restarted(tmp_path, history_text: str | None, history: str, topics: dict, folders: dict,
@@ -261,8 +265,20 @@ def test_an_adoption_pass_deletes_a_folder_whose_topic_was_deleted_under_this_hi
         return f, again
 
     f, again = asyncio.run(run())
-    assert f.logs.deleted == [("gone", 0)]
+    assert f.logs.deleted == [("gone", 0)] and f.logs.checkpoints == 1
     assert [name for name, _c, _a in coord.created] == ["t"]
+
+
+def test_a_folder_of_a_deleted_id_is_never_taken_over_by_a_topic_made_again_under_its_name(tmp_path):
+    """Review: a broker back after the journal was replaced held a folder of a topic the other
+    brokers had put back and a user deleted since; made again under a new id while that broker
+    led it, the folder was taken over and its records served as the new topic's."""
+    gone = uuid.uuid4()
+    folders = {("t", 0): SimpleNamespace(topic_id=gone, opened=False)}
+    f = _restarted(tmp_path, "history-1", "history-2", {}, folders, deleted={gone})   # replaced while down
+    assert f.logs.deleted == [("t", 0)]          # deleted at start, whichever history it followed
+    f.partitions[("t", 0)] = folders[("t", 0)]
+    assert f._old_incarnation(("t", 0), folders[("t", 0)], uuid.uuid4(), removed=False) is True
 
 
 def test_a_history_without_a_list_deletes_every_folder_of_a_topic_it_does_not_know(tmp_path):

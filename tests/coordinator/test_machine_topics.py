@@ -202,9 +202,22 @@ def test_the_ids_deleted_under_this_history_are_remembered_through_a_snapshot_un
     copy.restore(m.state().to_dict())                      # a snapshot, as brokers' mirrors load it
     assert copy.topic_deleted(tid) and not copy.topic_deleted(kept)
     assert m.preview([]).topic_deleted(tid)
-    run(m, m.create_topic("gone", 1, 1, None, tid))        # made again under that id (a restore)
-    assert not m.topic_deleted(tid)
     assert not MetadataMachine().topic_deleted(tid)        # a fresh journal knows of no deletion
+    # a restore from an older catalog (or a broker's folder) does not make it again (review)
+    assert code_of(m.create_topic, "gone", 1, 1, None, tid) == E.UNKNOWN_TOPIC_ID
+    run(m, m.create_topic("gone", 1, 1, None, uuid.uuid4()))   # the name, under a new id, is free
+
+
+def test_the_deleted_ids_remembered_are_bounded_oldest_first(monkeypatch):
+    from sandbox.coordinator import machine as machine_module
+    monkeypatch.setattr(machine_module, "MAX_DELETED_IDS", 3)
+    m = machine_with_brokers(1)
+    ids = []
+    for i in range(5):
+        ids.append(create(m, f"t{i}").topic_id)
+        run(m, m.delete_topic(f"t{i}"))
+    assert [m.topic_deleted(t) for t in ids] == [False, False, True, True, True]
+    assert m.state().deleted_topic_ids == [str(t) for t in ids[2:]]
 
 
 def test_create_partitions():

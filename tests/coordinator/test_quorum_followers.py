@@ -39,6 +39,8 @@ def test_only_brokers_that_fetched_all_of_the_journal_with_its_history_id_count(
         assert _fetch(address, 2, history, end) == 0
         assert _fetch(address, 3, history, end) == 0
         assert coordinator_followers(address)[1] == {2, 3}
+        assert _fetch(address, 5, None, end) == 0           # from the end, but without the history id
+        assert 5 not in coordinator_followers(address)[1]
         # once caught up, a broker stays counted while it fetches what is new
         assert _fetch(address, 2, history, 0) == 0
         assert coordinator_followers(address)[1] == {2, 3}

@@ -108,6 +108,13 @@ def test_apply_against_a_real_broker(broker):
         msgs = reconcile({"bad": spec("bad", 1, retention_ms="soon"), "good": spec("good", 2)}, c)
         assert msgs[0].startswith("failed to create topic bad") and "INVALID_CONFIG" in msgs[0]
         assert msgs[1] == "created topic good (2 partitions)"
+        # a restore from a catalog older than a deletion (the topic's id kept) does not make it again
+        from sandbox.protocol.extensions import RESTORE_TOPIC_ID
+        gone_id = c.metadata(["good"])[0].topics["good"].topic_id
+        c.delete_topic("good")
+        assert reconcile({"good": spec("good", 2, **{RESTORE_TOPIC_ID.replace(".", "_"): str(gone_id)})}, c) == [
+            "topic good not put back: it was deleted since the catalog was written"]
+        assert "good" not in c.metadata()[0].topics
         assert "legacy" in c.metadata()[0].topics
 
 
