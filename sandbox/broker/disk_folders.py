@@ -22,7 +22,7 @@ from sandbox.coordinator import CoordinatorError
 from sandbox.log.errors import LogError
 from sandbox.log.files import atomic_write
 from sandbox.protocol import build, request_class
-from sandbox.protocol.errors import INVALID_REQUEST, TOPIC_ALREADY_EXISTS
+from sandbox.protocol.errors import INVALID_REQUEST, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_ID
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 
 from . import offsets_topic
@@ -290,7 +290,10 @@ class DiskFolders:
         if self._restore_pending(changed, attempt):
             return
         if [key for key, plog in list(self.partitions.items()) if self._deleted_here(key, plog, checkpoint=False)]:
-            self.logs.checkpoint()   # once, not per folder (a checkpoint per deletion stalled the loop)
+            try:   # once, not per folder (a checkpoint per deletion stalled the loop)
+                self.logs.checkpoint()
+            except OSError as e:   # a full disk: written again at the next checkpoint
+                log.warning("checkpoint after deleting stray folders not written: %s", e)
         counts: dict[str, int] = {}
         for topic, index in self.partitions:
             counts[topic] = max(counts.get(topic, 0), index + 1)
@@ -324,6 +327,9 @@ class DiskFolders:
                 else:
                     continue
             except CoordinatorError as e:
+                if e.error_code == UNKNOWN_TOPIC_ID:   # deleted under this history (metadata here lags):
+                    log.info("topic %r found on disk was deleted: not put back", topic)   # next pass deletes it
+                    continue
                 # TOPIC_ALREADY_EXISTS: another broker holding its folders put it back first (this
                 # pass again checks that every partition this broker holds is there)
                 if e.error_code != TOPIC_ALREADY_EXISTS:

@@ -15,7 +15,7 @@ from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.client.base import RETRIABLE
 from sandbox.client.partitioner import OFFSETS_TOPIC, coordinator_partition
 from sandbox.config import SandboxConfig, TopicSpec
-from sandbox.protocol.errors import SECURITY_DISABLED
+from sandbox.protocol.errors import SECURITY_DISABLED, UNKNOWN_TOPIC_OR_PARTITION
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 from sandbox.runner.statefile import write_state
 
@@ -323,6 +323,19 @@ def forget_cluster_id(cfg: SandboxConfig) -> None:
         write_state(cfg.data_dir / CATALOG_FILE, raw)
 
 
+def forget_topics(cfg: SandboxConfig, names: Collection[str]) -> None:
+    """Topics deleted under a fresh coordinator journal before its restore reached them leave the
+    catalog at once, with the groups' offsets in them (a journal destroyed again before the next
+    refresh would have them put back, empty)."""
+    raw = _read(cfg)
+    if not names or not raw:
+        return
+    raw["topics"] = {n: t for n, t in (raw.get("topics") or {}).items() if n not in names}
+    raw["groups"] = {g: {k: o for k, o in offsets.items() if k.rpartition(":")[0] not in names}
+                     for g, offsets in (raw.get("groups") or {}).items()}
+    write_state(cfg.data_dir / CATALOG_FILE, raw)
+
+
 def restore_cluster_id(cfg: SandboxConfig, client: KafkaClient) -> str | None:
     """The last step of putting a destroyed coordinator journal's state back: the cluster id
     clients knew. The fresh journal normally starts with it (the catalog seeds it); otherwise it
@@ -373,7 +386,11 @@ def restore_group_offsets(cfg: SandboxConfig, client: KafkaClient, *, patience_s
                 missing[tp] = off
         ends: dict[tuple[str, int], int] = {}
         for topic in {t for t, _ in missing}:
-            ends.update({(topic, p): e for p, e in client.end_offsets(topic).items()})
+            try:
+                ends.update({(topic, p): e for p, e in client.end_offsets(topic).items()})
+            except KafkaClientError as e:   # deleted since the catalog was written: its offsets went with it
+                if e.error_code != UNKNOWN_TOPIC_OR_PARTITION:
+                    raise
         back = {tp: off for tp, off in missing.items() if ends.get(tp, -1) >= off}
         if back:
             _commit_patiently(client, group, back, patience_s, sleep, clock)

@@ -25,7 +25,7 @@ from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, same_process, write_pid_file
 from sandbox.runner.catalog import (
-    CATALOG_FILE, catalog_time, desired_topics, lead_with_longest_logs, restore_acls, restore_broker_configs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
+    CATALOG_FILE, catalog_time, desired_topics, lead_with_longest_logs, forget_topics, restore_acls, restore_broker_configs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
     with_topic_ids,
 )
 from sandbox.runner.declared import PendingDeclarations
@@ -214,11 +214,13 @@ class StackSupervisor:
         failed = [m for m in msgs if m.startswith("failed")]
         if failed:
             raise RuntimeError("; ".join(failed))
-        gone = [m for m in msgs if " not put back: " in m]   # deleted under the fresh journal meanwhile
-        for m in gone:
-            self.sup.record_event(service, "topic-not-restored", m)
-        desired = {n: spec for n, spec in desired.items()
-                   if not any(m.startswith(f"topic {n} not put back: ") for m in gone)}
+        gone = {n for n in desired if any(m.startswith(f"topic {n} not put back: ") for m in msgs)}
+        if gone:   # deleted under the fresh journal meanwhile: out of the catalog (and this retry's list)
+            forget_topics(self.cfg, gone)
+            for m in msgs:
+                if " not put back: " in m:
+                    self.sup.record_event(service, "topic-not-restored", m)
+            desired = {n: spec for n, spec in desired.items() if n not in gone}
         try:
             groups = restore_group_offsets(self.cfg, self.client)
         except (KafkaClientError, OSError) as e:

@@ -213,6 +213,33 @@ def test_the_cluster_id_is_put_back_where_the_fresh_journal_did_not_start_with_i
     assert json.loads((cfg.data_dir / "topics.json").read_text())["topics"] == {"t": {}}
 
 
+def test_a_topic_deleted_before_the_restore_reached_it_leaves_the_catalog_and_its_offsets_are_skipped(tmp_path):
+    """Review: the restore skips a topic of the catalog deleted under the fresh journal; its
+    group offsets then made the whole offsets step fail (`topic gone does not exist`)."""
+    from sandbox.client import KafkaClientError
+    from sandbox.protocol.errors import UNKNOWN_TOPIC_OR_PARTITION
+    from sandbox.runner.catalog import forget_topics, restore_group_offsets
+
+    cfg = parse_config(f'[sandbox]\ndata_dir = "{tmp_path / "data"}"\n', cwd=tmp_path)
+    cfg.data_dir.mkdir(parents=True)
+    catalog = {"topics": {"gone": {}, "kept": {}}, "groups": {"app": {"gone:0": 5, "kept:0": 7}}}
+    (cfg.data_dir / "topics.json").write_text(json.dumps(catalog))
+    committed = []
+
+    def end_offsets(topic):
+        if topic == "gone":
+            raise KafkaClientError("topic gone does not exist", UNKNOWN_TOPIC_OR_PARTITION)
+        return {0: 9}
+
+    client = SimpleNamespace(committed_offsets=lambda group: {}, end_offsets=end_offsets,
+                             commit_offsets=lambda group, offsets: committed.append((group, offsets)))
+    assert restore_group_offsets(cfg, client) == ["app (1 partitions)"]
+    assert committed == [("app", {("kept", 0): 7})]
+    forget_topics(cfg, {"gone"})
+    raw = json.loads((cfg.data_dir / "topics.json").read_text())
+    assert raw["topics"] == {"kept": {}} and raw["groups"] == {"app": {"kept:0": 7}}
+
+
 def test_catalog_keeps_client_quotas_and_group_configs_and_puts_back_what_was_lost(broker, tmp_path):
     cfg = parse_config(f'[sandbox]\ndata_dir = "{tmp_path / "data"}"\n', cwd=tmp_path)
     cfg.data_dir.mkdir(parents=True)
