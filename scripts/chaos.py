@@ -15,8 +15,8 @@ record was lost (unless a quarantine event says so and the bytes are in quaranti
 itself destroyed that journal), none is duplicated, read_committed shows every committed
 transaction whole and nothing of an aborted one, no acknowledged group commit is lost (asked after
 every fault), no group skipped a record or was handed one the log does not keep, the groups catch up
-and status shows their lag as 0, every broker answers with the cluster id it had before the faults,
-every partition is back in sync and (after a clean stop) its replicas hold the same bytes, and
+and status shows their lag as 0, every broker answers with the cluster id it had before the faults
+(asked twice a second throughout, scripts/chaos_ids.py: clients are never told another), every partition is back in sync and (after a clean stop) its replicas hold the same bytes, and
 nothing is left after `down`.
 
     python scripts/chaos.py --faults 200 --seed 7      # a long campaign; prints the figures
@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import chaos_acl  # noqa: E402
 import chaos_churn  # noqa: E402
 import chaos_group  # noqa: E402
+import chaos_ids  # noqa: E402
 import chaos_txn  # noqa: E402
 
 FAULTS = ("kill-broker", "kill-coordinator", "pause-service", "kill-supervisor", "pause-supervisor",
@@ -695,7 +696,7 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
         (CHURN_FAULTS if churn else ()) + (COMPOUND_FAULTS if compound else ())
     report = Report(seed)
     stack = Stack(root, brokers, windows_files)
-    load = txns = groups = acl = None
+    load = txns = groups = acl = ids = None
     compare = False   # set once the campaign ran to its end: then the replicas are compared after `down`
     try:
         r = stack.cli("up", "--timeout", "60")
@@ -712,6 +713,16 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
         doing = [""]   # what the campaign is at, for an ACL violation's message
         acl = chaos_acl.AclProbe(stack.sasl_bootstrap, lambda: doing[0])
         acl.thread.start()
+        # the supervisor's catalog holds the cluster id before the first fault: a destroyed
+        # coordinator journal's replacement starts with it, and clients never see another
+        catalog = stack.data / "topics.json"
+        deadline = time.monotonic() + 30
+        while cluster_id and time.monotonic() < deadline and \
+                cluster_id not in (catalog.read_text(errors="replace") if catalog.exists() else ""):
+            time.sleep(0.25)
+        if cluster_id:
+            ids = chaos_ids.ClusterIdWatch(stack.bootstrap, brokers, cluster_id, lambda: doing[0])
+            ids.thread.start()
         time.sleep(1.0)
         camp = Campaign(stack, rng, report, say, heal_bound_s)
         for i in range(faults):
@@ -740,6 +751,10 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
         txns.thread.join(180)
         if not stack.healthy():
             camp.heal(time.monotonic())
+        if ids is not None:
+            ids.stop.set()
+            ids.thread.join(30)
+            report.violations += ids.violations()
         report.violations += cluster_id_kept(stack.bootstrap, brokers, cluster_id)
         got = _read_all(stack.bootstrap)
         ends = {p: (recs[-1][0] + 1 if recs else 0) for p, recs in got.items()}
@@ -795,7 +810,7 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
             report.violations.append(f"not back in sync 60 s after the campaign: {behind[:6]}")
         compare = True
     finally:
-        for loader in (load, txns, groups, acl):
+        for loader in (load, txns, groups, acl, ids):
             if loader is not None:
                 loader.stop.set()
         r = stack.cli("down", timeout=180)
