@@ -8,7 +8,6 @@ tools that keep the id, such as Kafka Connect, take it for another cluster."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Callable
 
 INTERVAL_S = 0.5
