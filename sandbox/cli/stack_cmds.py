@@ -217,7 +217,7 @@ def restart(service: Optional[str] = typer.Argument(None, help="One service, or 
     typer.echo(f"restarted {', '.join(targets)}")
 
 
-def recover(wipe: bool = typer.Option(False, "--wipe", help="Quarantine every journal, start clean, re-create every known topic."),
+def recover(wipe: bool = typer.Option(False, "--wipe", help="Quarantine every journal, start clean (a new cluster id), re-create every known topic."),
             config: Optional[Path] = ConfigOpt) -> None:
     """Repair journals now (stop, restart: each service repairs its journal at start)."""
     cfg = load(config)
