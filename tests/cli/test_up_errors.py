@@ -65,16 +65,25 @@ def test_an_up_that_timed_out_leaves_the_declared_topics_to_the_next_up(project)
     listed = project.cli("topics", "list")
     assert "orders\t3 partitions" in listed.stdout, listed.stdout + listed.stderr
     # up on a stack that was up and is not healthy now (a paused broker) does not wait for it
-    pause = subprocess.Popen([sys.executable, "-m", "sandbox", "pause", "broker-1", "--for", "20s"],
+    # long enough to be seen paused on a loaded machine (CI once saw no pause within 15 s of a 20 s one)
+    pause = subprocess.Popen([sys.executable, "-m", "sandbox", "pause", "broker-1", "--for", "40s"],
                              cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    services: list = []
+
+    def paused() -> bool:
+        services[:] = project.status()[1].get("services", [])
+        if pause.poll() is not None:   # the command gave up: say why rather than wait
+            raise AssertionError(f"`sandbox pause` ended ({pause.returncode}): {pause.stdout.read()}")
+        return any(s["name"] == "broker-1" and s["state"] == "paused" for s in services)
+
     try:
-        wait_for(lambda: any(s["name"] == "broker-1" and s["state"] == "paused"
-                             for s in project.status()[1].get("services", [])), 15, what="broker-1 paused")
+        wait_for(paused, 30, what="broker-1 paused",
+                 detail=lambda: str([(s["name"], s["state"]) for s in services]))
         r = project.cli("up", "--timeout", "45")
         assert r.returncode == 0 and "already running" in r.stdout, r.stdout + r.stderr
         assert "not every service is healthy now (broker-1: paused)" in r.stdout, r.stdout
     finally:
-        pause.wait(60)   # resumed by the supervisor after its 20 s
+        pause.wait(120)   # resumed by the supervisor after its 40 s
 
 
 def test_ctrl_c_during_foreground_start_up_is_honoured_at_once(project):
