@@ -108,8 +108,7 @@ class DiskFolders:
         self._noted_history, self._pending = followed, pending
         self._history_intact = followed is not None and followed == self.coordinator.cluster_id
         ids = {t.name: t.topic_id for t in self.coordinator.topics()}
-        for key, plog in sorted(self.partitions.items()):   # whichever history this broker followed
-            self._deleted_here(key, plog, checkpoint=False)
+        self._drop_deleted_ids()   # whichever history this broker followed
         if self._history_intact and pending and self.config.coordinator:
             # this broker stopped before the restore after a replaced journal had put back all
             # it held: those folders (only those) may still be put back; any other folder whose
@@ -143,13 +142,16 @@ class DiskFolders:
                 self._delete_stray(key, "its topic was deleted and made again while this broker was down",
                                    checkpoint=False)
 
-    def _deleted_here(self, key: tuple[str, int], plog, checkpoint: bool = True) -> bool:
-        """Delete a folder whose topic id was deleted under the journal's current history: a
+    def _drop_deleted_ids(self) -> bool:
+        """Delete the folders whose topic id was deleted under the journal's current history, a
         listed folder too (the restore put its topic back while this broker was down, and it was
-        deleted since; kept for adoption, it came back as a topic nobody made). True if deleted."""
-        if plog.topic_id is None or not self.coordinator.topic_deleted(plog.topic_id):
-            return False
-        return self._delete_stray(key, "its topic was deleted while this broker was down", checkpoint=checkpoint)
+        deleted since; kept for adoption, it came back as a topic nobody made). No checkpoint:
+        the caller writes one, or none at start. True if any was deleted."""
+        deleted = [key for key, plog in sorted(self.partitions.items())
+                   if plog.topic_id is not None and self.coordinator.topic_deleted(plog.topic_id)]
+        for key in deleted:
+            self._delete_stray(key, "its topic was deleted while this broker was down", checkpoint=False)
+        return bool(deleted)
 
     def _match_folder(self, key: tuple[str, int], topic_id: uuid.UUID, removed: bool, leader: int) -> bool:
         """Match this broker's folder of a partition the metadata gives it with the metadata's
@@ -289,7 +291,7 @@ class DiskFolders:
         changed = self.coordinator.cluster_changed_at
         if self._restore_pending(changed, attempt):
             return
-        if [key for key, plog in list(self.partitions.items()) if self._deleted_here(key, plog, checkpoint=False)]:
+        if self._drop_deleted_ids():
             try:   # once, not per folder (a checkpoint per deletion stalled the loop)
                 self.logs.checkpoint()
             except OSError as e:   # a full disk: written again at the next checkpoint

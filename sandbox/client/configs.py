@@ -145,7 +145,7 @@ class ConfigAdmin:
         _check(resp.error_code, "describing the metadata quorum", getattr(resp, "error_message", None))
         part = resp.topics[0].partitions[0]
         _check(part.error_code, "describing the metadata quorum", getattr(part, "error_message", None))
-        return {int(o.replica_id): int(getattr(o, "last_caught_up_timestamp", -1)) for o in part.observers}
+        return {int(o.replica_id): int(o.last_caught_up_timestamp) for o in part.observers}
 
     # ---- shared by topics (KafkaClient.describe_configs / alter_configs) and groups
     def _resource_configs(self, resource_type: int, name: str, what: str) -> list:

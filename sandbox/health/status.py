@@ -299,13 +299,6 @@ def coordinator_problems(address: tuple[str, int], expected: set[int]) -> list[s
     return [f"the coordinator does not know broker(s) {missing} (not registered or fenced)"] if missing else []
 
 
-def coordinator_cluster_id(address: tuple[str, int]) -> str | None:
-    """The cluster id the coordinator answers Metadata with; KafkaClientError if it does not answer."""
-    with KafkaClient([address], client_id="sandbox-health", timeout=2.0) as c:
-        md, _ = c.metadata([])
-    return md.cluster_id
-
-
 def coordinator_followers(address: tuple[str, int]) -> tuple[str | None, set[int]]:
     """(cluster id, the brokers that have caught up with the journal it serves now) the
     coordinator answers Metadata and DescribeQuorum with; KafkaClientError if it does not answer."""

@@ -214,12 +214,12 @@ class StackSupervisor:
         failed = [m for m in msgs if m.startswith("failed")]
         if failed:
             raise RuntimeError("; ".join(failed))
-        gone = {n for n in desired if any(m.startswith(f"topic {n} not put back: ") for m in msgs)}
-        if gone:   # deleted under the fresh journal meanwhile: out of the catalog (and this retry's list)
+        skipped = [m for m in msgs if " not put back: " in m]   # "topic NAME not put back: ..." (no spaces in names)
+        if skipped:   # deleted under the fresh journal meanwhile: out of the catalog (and this retry's list)
+            gone = {m.split(" ", 2)[1] for m in skipped}
             forget_topics(self.cfg, gone)
-            for m in msgs:
-                if " not put back: " in m:
-                    self.sup.record_event(service, "topic-not-restored", m)
+            for m in skipped:
+                self.sup.record_event(service, "topic-not-restored", m)
             desired = {n: spec for n, spec in desired.items() if n not in gone}
         try:
             groups = restore_group_offsets(self.cfg, self.client)
