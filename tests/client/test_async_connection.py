@@ -157,3 +157,60 @@ def test_frames_reassembled_from_any_split():
             proto.buffer_updated(n)
             pos += n
         assert [bytes(f) for f in proto._done] == bodies
+
+
+def _feed(proto, data: bytes) -> None:
+    pos = 0
+    while pos < len(data):
+        buf = proto.get_buffer(-1)
+        n = min(len(buf), len(data) - pos)
+        buf[:n] = data[pos:pos + n]
+        proto.buffer_updated(n)
+        pos += n
+
+
+def test_large_frames_reuse_one_buffer_only_once_nothing_holds_the_last():
+    """A large reply is received into the buffer the previous one used once no view of that one
+    is alive; a reply still held (a view into it kept by a caller) is never overwritten."""
+    import struct
+
+    from sandbox.client.async_connection import _Frames
+
+    proto = _Frames()
+    size = 300_000
+    frames = [bytes([i]) * size for i in range(1, 5)]
+    _feed(proto, struct.pack(">i", size) + frames[0])
+    first = proto._done.popleft()
+    first_buffer = id(first.obj)   # not the object: a reference of the test's own would count
+    assert bytes(first) == frames[0]
+    del first                                    # the caller is done with it
+    _feed(proto, struct.pack(">i", size - 10) + frames[1][:size - 10])
+    second = proto._done.popleft()
+    assert id(second.obj) == first_buffer and bytes(second) == frames[1][:size - 10]
+    held = second[100:200]                       # a caller keeps a view into the second reply
+    del second
+    _feed(proto, struct.pack(">i", size) + frames[2])
+    third = proto._done.popleft()
+    assert id(third.obj) != first_buffer and bytes(third) == frames[2]
+    assert bytes(held) == frames[1][100:200]     # not overwritten by the third reply
+    del held, third
+    _feed(proto, struct.pack(">i", 1000) + b"x" * 1000)     # small replies get their own
+    small = proto._done.popleft()
+    assert isinstance(small, bytearray) and bytes(small) == b"x" * 1000
+    big = (1 << 20) + 1   # larger than the kept buffer (1 MiB): a larger one is kept instead
+    _feed(proto, struct.pack(">i", big) + b"y" * big)
+    grown = proto._done.popleft()
+    assert bytes(grown) == b"y" * big and len(grown.obj) == 2 << 20
+
+
+def test_a_large_reply_cut_short_reports_what_came():
+    import struct
+
+    from sandbox.client.async_connection import _Frames
+
+    proto = _Frames()
+    _feed(proto, struct.pack(">i", 100_000) + b"z" * 70_000)
+    proto.connection_lost(None)
+    err = proto._done.popleft()
+    assert isinstance(err, asyncio.IncompleteReadError)
+    assert err.partial == struct.pack(">i", 100_000) + b"z" * 70_000 and err.expected == 100_004
