@@ -5,13 +5,15 @@ timeout (9000 ms), no supervisor. Every round, in this order:
 
   throughput  one confluent-kafka producer, --records records of --size B (linger.ms=5,
               batch.size=1 MB): RF 1 acks=1, then RF 3 (min.insync.replicas 2) acks=all, both led
-              by broker 1; records/s of each and the ratio
-  cpu         psutil user+system CPU of each broker's process tree during both produce phases
+              by broker 1; records/s of each and the ratio; then RF 1 acks=1 again with a consumer
+              reading along (partition assigned before the first record)
+  cpu         psutil user+system CPU of each broker's process tree during the produce phases
               (waiting until the cluster is idle again, so the followers' catching up counts):
-              the leader's extra CPU per follower ((RF3 - RF1) / 2), each follower's own CPU, and
-              the leader's CPU for serving one consumer the same records (partition assigned, from
-              the beginning, fetch.queue.backoff.ms=10), all per million records; with --perf also
-              each broker's CPU net of writing into the page cache (Linux perf: scripts/perf_split.py)
+              the leader's extra CPU per follower ((RF3 - RF1) / 2), each follower's own CPU, the
+              leader's CPU for serving one consumer the same records afterwards (partition assigned,
+              from the beginning, fetch.queue.backoff.ms=10) and for one reading along (the third
+              phase less the first: a follower's conditions), all per million records; with --perf
+              also each broker's CPU net of writing into the page cache (scripts/perf_split.py)
   latency     acks=all, RF 3, paced at --rate records/s for --seconds s: produce() to delivery
               callback, p50/p99/max, in three producer configurations: librdkafka's defaults
               (linger.ms=5: records sent together every 5 ms, as Java clients do since Kafka 4.0),
@@ -180,22 +182,37 @@ def wait_for(predicate, timeout: float, what: str, every: float = 0.1) -> None:
 
 def throughput_cpu(c: Cluster, rnd: int, records: int, size: int, timeout: float, warm: bool = True,
                    perf: bool = False) -> dict:
-    rf1, rf3 = f"rf1-{rnd}", f"rf3-{rnd}"
+    rf1, rf3, rf1c = f"rf1-{rnd}", f"rf3-{rnd}", f"rf1c-{rnd}"
     c.create(rf1, [1])
     c.create(rf3, [1, 2, 3], RF3_CONFIG)
+    c.create(rf1c, [1])
     out: dict = {}
-    for name, topic, acks in (("rf1", rf1, "1"), ("rf3", rf3, "all")):
+    consume_conf = {"receive.message.max.bytes": 1_000_000_000, **prefetch_conf()}
+    for name, topic, acks in (("rf1", rf1, "1"), ("rf3", rf3, "all"), ("rf1c", rf1c, "1")):
         if warm:   # as much as the phase writes on all brokers, with room for batch overhead
-            warm_page_cache(c.root, (1 if name == "rf1" else 3) * records * (size + 64) * 5 // 4)
+            warm_page_cache(c.root, (3 if name == "rf3" else 1) * records * (size + 64) * 5 // 4)
+        reader, read, rec = None, [], None
+        if name == "rf1c":   # a consumer reading along as the records are written, as a follower does
+            reader = threading.Thread(target=lambda: read.append(consume_phase(
+                c.brokers[1].bootstrap, topic, records, time.monotonic() + timeout, group=False,
+                conf=consume_conf)), daemon=True)
+            reader.start()
+            time.sleep(2.0)   # connected and long-polling the empty partition before the first record
         cpu0 = c.settle()
-        rec = PerfRecorder({b: c.brokers[b].proc.pid for b in BROKERS}, c.root, name) if perf else None
-        t0 = time.perf_counter()
-        n = produce_phase(c.bootstrap, topic, records, size, acks, time.monotonic() + timeout)
-        secs = time.perf_counter() - t0
-        if name == "rf3":
-            wait_for(lambda: c.in_sync(rf3), 60, f"{rf3} in sync after the produce")
-        cpu1 = c.settle()
-        shares = rec.stop() if rec is not None else {}
+        try:
+            rec = PerfRecorder({b: c.brokers[b].proc.pid for b in BROKERS}, c.root, name) if perf else None
+            t0 = time.perf_counter()
+            n = produce_phase(c.bootstrap, topic, records, size, acks, time.monotonic() + timeout)
+            secs = time.perf_counter() - t0
+            if reader is not None:
+                reader.join(timeout)
+                if read != [n]:
+                    raise RuntimeError(f"the consumer reading along read {read or 'nothing'} of {n} records")
+            if name == "rf3":
+                wait_for(lambda: c.in_sync(rf3), 60, f"{rf3} in sync after the produce")
+            cpu1 = c.settle()
+        finally:   # perf stopped also when the phase failed
+            shares = rec.stop() if rec is not None else {}
         out[f"{name}_rps"] = n / secs
         for b in BROKERS:
             out[f"{name}_cpu_b{b}_per_m"] = (cpu1[b] - cpu0[b]) / n * 1e6
@@ -204,7 +221,7 @@ def throughput_cpu(c: Cluster, rnd: int, records: int, size: int, timeout: float
                 out[f"{name}_own_cpu_b{b}_per_m"] = out[f"{name}_cpu_b{b}_per_m"] * (1 - shares[b])
     cpu0, t0 = c.settle(), time.perf_counter()
     n = consume_phase(c.brokers[1].bootstrap, rf3, records, time.monotonic() + timeout, group=False,
-                      conf={"receive.message.max.bytes": 1_000_000_000, **prefetch_conf()})
+                      conf=consume_conf)
     secs = time.perf_counter() - t0
     cpu1 = c.settle()
     out["consume_rps"] = n / secs
@@ -219,8 +236,12 @@ def throughput_cpu(c: Cluster, rnd: int, records: int, size: int, timeout: float
                                                          out["rf3_own_cpu_b3_per_m"] - out["rf1_cpu_b3_per_m"]])
     if "rf3_own_cpu_b1_per_m" in out and "rf1_own_cpu_b1_per_m" in out:
         out["leader_extra_own_cpu_per_follower_per_m"] = (out["rf3_own_cpu_b1_per_m"] - out["rf1_own_cpu_b1_per_m"]) / 2
+    # the leader serving a consumer that reads along (the RF 1 phase again, with the consumer)
+    out["consume_along_cpu_per_m"] = out["rf1c_cpu_b1_per_m"] - out["rf1_cpu_b1_per_m"]
+    if "rf1c_own_cpu_b1_per_m" in out and "rf1_own_cpu_b1_per_m" in out:
+        out["consume_along_own_cpu_per_m"] = out["rf1c_own_cpu_b1_per_m"] - out["rf1_own_cpu_b1_per_m"]
     if warm:   # free the round's page cache for the next one (see warm_page_cache)
-        c.delete(rf1, rf3)
+        c.delete(rf1, rf3, rf1c)
     return out
 
 
@@ -369,6 +390,15 @@ def report(rounds: list[dict], kills: list[dict], pauses: list[dict]) -> tuple[s
                 f"RF1 writes {f('rf1_write_cpu_b1_per_m')})   follower net of writes <= consumer: "
                 + ok(m['follower_own_cpu_per_m'] <= m['consume_leader_cpu_per_m'])]
                if m.get("follower_own_cpu_per_m") is not None and m.get("consume_leader_cpu_per_m") is not None else []),
+             *([f"  like for like, a consumer reading along as the records are written (the RF1 phase again, "
+                f"with it): the leader's CPU for it {f('consume_along_cpu_per_m')}"
+                + (f", net of writes {f('consume_along_own_cpu_per_m')}   follower net of writes <= it: "
+                   + ok(m['follower_own_cpu_per_m'] <= m['consume_along_own_cpu_per_m'])
+                   + "; leader's extra per follower net of writes <= it: "
+                   + ok(m['leader_extra_own_cpu_per_follower_per_m'] <= m['consume_along_own_cpu_per_m'])
+                   if m.get("consume_along_own_cpu_per_m") is not None
+                   and m.get("follower_own_cpu_per_m") is not None else "")]
+               if m.get("consume_along_cpu_per_m") is not None else []),
              f"latency acks=all RF3, librdkafka's defaults (linger.ms=5): p50 {f('lat_p50_ms', '{:.2f}')} ms, "
              f"p99 {f('lat_p99_ms', '{:.2f}')} ms, max {f('lat_max_ms', '{:.2f}')} ms at "
              f"{f('lat_achieved_rps', '{:,.0f}')} rec/s   target p99 <= 10 ms: "
