@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import struct
-import sys
 from typing import Any, Callable
 
 from sandbox.protocol.errors import NETWORK_EXCEPTION, REQUEST_TIMED_OUT
@@ -30,35 +29,36 @@ class ExchangeFailed(KafkaClientError):
 class _Frames(asyncio.BufferedProtocol):
     """Reply frames as they arrive: the transport reads into a scratch buffer until a frame's
     4-byte size is known (and whatever of the frame came with it), then straight into a
-    buffer of exactly that size. A large frame (a follower's Fetch answer) is received into one
-    kept buffer, handed out as a memoryview of the frame's size, whenever nothing holds a view of
-    it any more (a fresh bytearray cost a follower a page fault and the kernel's zeroing per 4 KiB
-    of every answer, 5-10% of its CPU net of writes); while anything does, into a new one."""
+    buffer of exactly that size. A frame of 64 KiB to 2 MiB (a follower's Fetch answer while it
+    keeps up) is received into one kept buffer, handed out as a memoryview of the frame's size,
+    whenever no view of that buffer is alive any more; while one is, into a bytearray of its own.
+    A fresh bytearray per answer cost a follower a page fault and the kernel's zeroing per 4 KiB:
+    5-8% of its CPU samples net of writes (perf)."""
 
     SCRATCH = 64 * 1024
-    KEEP_MIN = 64 * 1024        # smaller frames get a bytearray of their own
-    KEEP_MAX = 32 * 1024 * 1024  # larger ones too, so one huge answer is not kept for good
+    KEEP_MIN = 64 * 1024       # smaller frames get a bytearray of their own
+    KEEP_MAX = 2 * 1024 * 1024  # larger ones too (a follower catching up): not held for good
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self._scratch = bytearray(self.SCRATCH)
         self._held = 0                        # bytes in the scratch buffer not parsed yet
-        self._body: bytearray | None = None   # the frame being received, once its size is known
+        self._body: bytearray | memoryview | None = None   # the frame being received, once its size is known
         self._pos = 0
         self._done: collections.deque = collections.deque()   # whole frames, or the error
         self._waiter: asyncio.Future | None = None
         self._drained: asyncio.Future | None = None
-        self._kept: bytearray | None = None   # the buffer large frames are received into
+        self._kept: bytearray | None = None   # the buffer mid-sized frames are received into
 
-    def _buffer(self, size: int):
-        """Where a frame of `size` bytes is received: the kept buffer when no view of it is alive
-        (its only references then are this attribute, the local name and getrefcount's argument:
-        every memoryview of it holds one more), else a new buffer."""
+    def _buffer(self, size: int) -> bytearray | memoryview:
+        """Where a frame of `size` bytes is received: the kept buffer if no view of it is alive."""
         if size < self.KEEP_MIN or size > self.KEEP_MAX:
             return bytearray(size)
         kept = self._kept
-        if kept is None or len(kept) < size or sys.getrefcount(kept) > 3:
-            # rounded up to whole MiB: answers a little larger than the last one fit too
+        if kept is not None and len(kept) >= size:
+            if not _unexported(kept):   # the last answer is still in use: this one gets its own
+                return bytearray(size)
+        else:   # rounded up to whole MiB: answers a little larger than the last one fit too
             kept = self._kept = bytearray(min(-(-size // (1 << 20)) << 20, self.KEEP_MAX))
         return memoryview(kept)[:size]
 
@@ -145,6 +145,17 @@ class _Frames(asyncio.BufferedProtocol):
         return item
 
 
+def _unexported(buf: bytearray) -> bool:
+    """True if no view of `buf` is alive: a bytearray with views cannot be resized, so shrinking
+    it by one byte (given back at once, within its allocation) raises BufferError while one is."""
+    try:
+        buf.pop()
+    except BufferError:
+        return False
+    buf.append(0)
+    return True
+
+
 def _expire(waiter: asyncio.Future) -> None:
     if not waiter.done():
         waiter.set_exception(asyncio.TimeoutError())
@@ -170,7 +181,7 @@ class AsyncConnection:
         return await self.call(lambda corr, client_id: request_frame(body, corr, client_id),
                                lambda frame, corr: decode_reply(bytes(frame), body, corr), timeout)
 
-    async def call(self, encode: Callable[[int, str], bytes], decode: Callable[[bytearray, int], Any],
+    async def call(self, encode: Callable[[int, str], bytes], decode: Callable[[bytearray | memoryview, int], Any],
                    timeout: float) -> Any:
         """encode(correlation id, client id) -> the request frame (size prefix included);
         decode(reply frame without its size prefix, correlation id) -> the answer (raises

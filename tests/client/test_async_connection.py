@@ -191,9 +191,13 @@ def test_large_frames_reuse_one_buffer_only_once_nothing_holds_the_last():
     del second
     _feed(proto, struct.pack(">i", size) + frames[2])
     third = proto._done.popleft()
-    assert id(third.obj) != first_buffer and bytes(third) == frames[2]
+    assert isinstance(third, bytearray) and bytes(third) == frames[2]   # a buffer of its own
     assert bytes(held) == frames[1][100:200]     # not overwritten by the third reply
     del held, third
+    _feed(proto, struct.pack(">i", size) + frames[3])   # the kept buffer is free again: used
+    fourth = proto._done.popleft()
+    assert id(fourth.obj) == first_buffer and bytes(fourth) == frames[3]
+    del fourth
     _feed(proto, struct.pack(">i", 1000) + b"x" * 1000)     # small replies get their own
     small = proto._done.popleft()
     assert isinstance(small, bytearray) and bytes(small) == b"x" * 1000
@@ -201,6 +205,10 @@ def test_large_frames_reuse_one_buffer_only_once_nothing_holds_the_last():
     _feed(proto, struct.pack(">i", big) + b"y" * big)
     grown = proto._done.popleft()
     assert bytes(grown) == b"y" * big and len(grown.obj) == 2 << 20
+    del grown
+    huge = (2 << 20) + 1   # above KEEP_MAX: its own buffer, not kept
+    _feed(proto, struct.pack(">i", huge) + b"w" * huge)
+    assert isinstance(proto._done.popleft(), bytearray) and len(proto._kept) == 2 << 20
 
 
 def test_a_large_reply_cut_short_reports_what_came():
@@ -214,3 +222,46 @@ def test_a_large_reply_cut_short_reports_what_came():
     err = proto._done.popleft()
     assert isinstance(err, asyncio.IncompleteReadError)
     assert err.partial == struct.pack(">i", 100_000) + b"z" * 70_000 and err.expected == 100_004
+
+
+def test_large_replies_through_a_real_connection_keep_what_a_caller_holds():
+    """Over a socket: replies of 300 KB decoded by call(); one caller keeps a view of its reply
+    while the next arrives, and still reads its own bytes after it."""
+    import struct
+
+    async def main():
+        n = [0]
+
+        async def handle(reader, writer):
+            try:
+                while True:
+                    head = await reader.readexactly(8)
+                    await reader.readexactly(frame_size(head[:4]) - 4)
+                    corr = head[4:8]
+                    n[0] += 1
+                    body = corr + bytes([n[0]]) * 300_000
+                    writer.write(struct.pack(">i", len(body)) + body)
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        conn = AsyncConnection("127.0.0.1", port, "t", 1.0)
+
+        def encode(corr, _cid):
+            return struct.pack(">ii", 4, corr)
+
+        try:
+            kept = await conn.call(encode, lambda frame, corr: memoryview(frame)[4:], 1.0)   # held
+            for i in range(2, 5):
+                got = await conn.call(encode, lambda frame, corr: bytes(frame[4:8]), 1.0)
+                assert got == bytes([i]) * 4
+            assert bytes(kept) == bytes([1]) * 300_000   # never overwritten by replies 2-4
+        finally:
+            conn.close()
+            server.close()
+
+    asyncio.run(main())

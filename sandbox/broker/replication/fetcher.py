@@ -48,7 +48,7 @@ def broker_address(state: Any, broker_id: int) -> tuple[str, int] | None:
     return info.address(name)
 
 
-def _decode_fetch(frame: bytearray, correlation_id: int) -> Any:
+def _decode_fetch(frame: bytearray | memoryview, correlation_id: int) -> Any:
     """The leader's Fetch answer, its record sets left as views into `frame`; BadReply if it is
     not the answer to the request sent as `correlation_id`."""
     try:
