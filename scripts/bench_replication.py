@@ -6,7 +6,8 @@ timeout (9000 ms), no supervisor. Every round, in this order:
   throughput  one confluent-kafka producer, --records records of --size B (linger.ms=5,
               batch.size=1 MB): RF 1 acks=1, then RF 3 (min.insync.replicas 2) acks=all, both led
               by broker 1; records/s of each and the ratio; then RF 1 acks=1 again with a consumer
-              reading along (partition assigned before the first record)
+              reading along (`python -m sandbox.bench_worker consume`, its own process, fetching
+              the empty partition before the first record), its rate against the first phase's
   cpu         psutil user+system CPU of each broker's process tree during the produce phases
               (waiting until the cluster is idle again, so the followers' catching up counts):
               the leader's extra CPU per follower ((RF3 - RF1) / 2), each follower's own CPU, the
@@ -42,6 +43,7 @@ import os
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -180,6 +182,54 @@ def wait_for(predicate, timeout: float, what: str, every: float = 0.1) -> None:
 
 # ---- throughput and CPU ------------------------------------------------------------------------
 
+class Reader:
+    """`python -m sandbox.bench_worker consume` reading a topic from its beginning, started
+    before the first record: returns once it is fetching (its first progress line, then 0.5 s)."""
+
+    def __init__(self, bootstrap: str, topic: str, records: int, timeout: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbox.bench_worker", "consume", "--bootstrap", bootstrap, "--topic", topic,
+             "--records", str(records), "--timeout", str(timeout)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.lines: list[str] = []
+        self._seen = threading.Event()
+        self._drain = threading.Thread(target=self._read, daemon=True)
+        self._drain.start()
+        if not self._seen.wait(30) or self.proc.poll() is not None:
+            self.stop()
+            raise RuntimeError(f"the consumer reading along did not start: {self._last()}")
+        time.sleep(0.5)
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            self._seen.set()
+        self._seen.set()
+
+    def _last(self) -> dict:
+        try:
+            return json.loads(self.lines[-1]) if self.lines else {"error": "no output"}
+        except ValueError:
+            return {"error": self.lines[-1].strip()}
+
+    def result(self, timeout: float) -> int:
+        """How many records it read (raises if it failed or did not finish within `timeout` s)."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"the consumer reading along did not finish within {timeout:.0f} s") from None
+        self._drain.join(5)
+        last = self._last()
+        if "result" not in last:
+            raise RuntimeError(f"the consumer reading along failed: {last.get('error', last)}")
+        return int(last["result"]["records"])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
 def throughput_cpu(c: Cluster, rnd: int, records: int, size: int, timeout: float, warm: bool = True,
                    perf: bool = False) -> dict:
     rf1, rf3, rf1c = f"rf1-{rnd}", f"rf3-{rnd}", f"rf1c-{rnd}"
@@ -189,29 +239,26 @@ def throughput_cpu(c: Cluster, rnd: int, records: int, size: int, timeout: float
     out: dict = {}
     consume_conf = {"receive.message.max.bytes": 1_000_000_000, **prefetch_conf()}
     for name, topic, acks in (("rf1", rf1, "1"), ("rf3", rf3, "all"), ("rf1c", rf1c, "1")):
-        if warm:   # as much as the phase writes on all brokers, with room for batch overhead
-            warm_page_cache(c.root, (3 if name == "rf3" else 1) * records * (size + 64) * 5 // 4)
-        reader, read, rec = None, [], None
-        if name == "rf1c":   # a consumer reading along as the records are written, as a follower does
-            reader = threading.Thread(target=lambda: read.append(consume_phase(
-                c.brokers[1].bootstrap, topic, records, time.monotonic() + timeout, group=False,
-                conf=consume_conf)), daemon=True)
-            reader.start()
-            time.sleep(2.0)   # connected and long-polling the empty partition before the first record
-        cpu0 = c.settle()
+        # rf1c: a consumer reading along as the records are written, as a follower does (its
+        # own process: a thread would share the producer's GIL and change its pace)
+        reader = Reader(c.brokers[1].bootstrap, topic, records, timeout + 60) if name == "rf1c" else None
+        rec = None
         try:
+            if warm:   # as much as the phase writes on all brokers, with room for batch overhead
+                warm_page_cache(c.root, (3 if name == "rf3" else 1) * records * (size + 64) * 5 // 4)
+            cpu0 = c.settle()
             rec = PerfRecorder({b: c.brokers[b].proc.pid for b in BROKERS}, c.root, name) if perf else None
             t0 = time.perf_counter()
             n = produce_phase(c.bootstrap, topic, records, size, acks, time.monotonic() + timeout)
             secs = time.perf_counter() - t0
-            if reader is not None:
-                reader.join(timeout)
-                if read != [n]:
-                    raise RuntimeError(f"the consumer reading along read {read or 'nothing'} of {n} records")
+            if reader is not None and (read := reader.result(timeout)) != n:
+                raise RuntimeError(f"the consumer reading along read {read} of {n} records")
             if name == "rf3":
                 wait_for(lambda: c.in_sync(rf3), 60, f"{rf3} in sync after the produce")
             cpu1 = c.settle()
-        finally:   # perf stopped also when the phase failed
+        finally:   # perf and the consumer stopped also when the phase failed
+            if reader is not None:
+                reader.stop()
             shares = rec.stop() if rec is not None else {}
         out[f"{name}_rps"] = n / secs
         for b in BROKERS:
@@ -238,6 +285,7 @@ def throughput_cpu(c: Cluster, rnd: int, records: int, size: int, timeout: float
         out["leader_extra_own_cpu_per_follower_per_m"] = (out["rf3_own_cpu_b1_per_m"] - out["rf1_own_cpu_b1_per_m"]) / 2
     # the leader serving a consumer that reads along (the RF 1 phase again, with the consumer)
     out["consume_along_cpu_per_m"] = out["rf1c_cpu_b1_per_m"] - out["rf1_cpu_b1_per_m"]
+    out["rf1c_over_rf1"] = out["rf1c_rps"] / out["rf1_rps"]
     if "rf1c_own_cpu_b1_per_m" in out and "rf1_own_cpu_b1_per_m" in out:
         out["consume_along_own_cpu_per_m"] = out["rf1c_own_cpu_b1_per_m"] - out["rf1_own_cpu_b1_per_m"]
     if warm:   # free the round's page cache for the next one (see warm_page_cache)
@@ -369,6 +417,9 @@ def report(rounds: list[dict], kills: list[dict], pauses: list[dict]) -> tuple[s
     def ok(cond):
         return "n/a" if cond is None else ("met" if cond else "MISSED")
 
+    def below(a, b):   # None when either figure is missing (perf recorded nothing, say)
+        return None if m.get(a) is None or m.get(b) is None else m[a] <= m[b]
+
     lines = [f"medians of {len(rounds)} round(s), {len(kills)} kills, {len(pauses)} pauses",
              f"failover SIGKILL: served again after {f('kill_served_s')} s (max {f('kill_served_max_s')}), "
              f"metadata moved after {f('kill_leader_moved_s')} s   target <= 3 s: "
@@ -391,13 +442,13 @@ def report(rounds: list[dict], kills: list[dict], pauses: list[dict]) -> tuple[s
                 + ok(m['follower_own_cpu_per_m'] <= m['consume_leader_cpu_per_m'])]
                if m.get("follower_own_cpu_per_m") is not None and m.get("consume_leader_cpu_per_m") is not None else []),
              *([f"  like for like, a consumer reading along as the records are written (the RF1 phase again, "
-                f"with it): the leader's CPU for it {f('consume_along_cpu_per_m')}"
+                f"with it, at {f('rf1c_over_rf1', '{:.2f}')} x its rate): the leader's CPU for it "
+                f"{f('consume_along_cpu_per_m')}"
                 + (f", net of writes {f('consume_along_own_cpu_per_m')}   follower net of writes <= it: "
-                   + ok(m['follower_own_cpu_per_m'] <= m['consume_along_own_cpu_per_m'])
+                   + ok(below('follower_own_cpu_per_m', 'consume_along_own_cpu_per_m'))
                    + "; leader's extra per follower net of writes <= it: "
-                   + ok(m['leader_extra_own_cpu_per_follower_per_m'] <= m['consume_along_own_cpu_per_m'])
-                   if m.get("consume_along_own_cpu_per_m") is not None
-                   and m.get("follower_own_cpu_per_m") is not None else "")]
+                   + ok(below('leader_extra_own_cpu_per_follower_per_m', 'consume_along_own_cpu_per_m'))
+                   if m.get("consume_along_own_cpu_per_m") is not None else "")]
                if m.get("consume_along_cpu_per_m") is not None else []),
              f"latency acks=all RF3, librdkafka's defaults (linger.ms=5): p50 {f('lat_p50_ms', '{:.2f}')} ms, "
              f"p99 {f('lat_p99_ms', '{:.2f}')} ms, max {f('lat_max_ms', '{:.2f}')} ms at "
