@@ -10,6 +10,7 @@ import collections
 import struct
 from typing import Any, Callable
 
+from sandbox.protocol.buffers import BufferPool
 from sandbox.protocol.errors import NETWORK_EXCEPTION, REQUEST_TIMED_OUT
 
 from .connection import decode_reply, reply_size, request_frame
@@ -29,15 +30,12 @@ class ExchangeFailed(KafkaClientError):
 class _Frames(asyncio.BufferedProtocol):
     """Reply frames as they arrive: the transport reads into a scratch buffer until a frame's
     4-byte size is known (and whatever of the frame came with it), then straight into a
-    buffer of exactly that size. A frame of 64 KiB to 2 MiB (a follower's Fetch answer while it
-    keeps up) is received into one kept buffer, handed out as a memoryview of the frame's size,
-    whenever no view of that buffer is alive any more; while one is, into a bytearray of its own.
-    A fresh bytearray per answer cost a follower a page fault and the kernel's zeroing per 4 KiB:
-    5-8% of its CPU samples net of writes (perf)."""
+    buffer of exactly that size: for a frame of 64 KiB to 2 MiB (a follower's Fetch answer while
+    it keeps up) one kept buffer while the last frame received into it is no longer in use
+    (sandbox.protocol.buffers; perf: page faults and memset were 5-8% of a follower's samples net
+    of writes), else a bytearray of its own."""
 
     SCRATCH = 64 * 1024
-    KEEP_MIN = 64 * 1024       # smaller frames get a bytearray of their own
-    KEEP_MAX = 2 * 1024 * 1024  # larger ones too (a follower catching up): not held for good
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -48,19 +46,7 @@ class _Frames(asyncio.BufferedProtocol):
         self._done: collections.deque = collections.deque()   # whole frames, or the error
         self._waiter: asyncio.Future | None = None
         self._drained: asyncio.Future | None = None
-        self._kept: bytearray | None = None   # the buffer mid-sized frames are received into
-
-    def _buffer(self, size: int) -> bytearray | memoryview:
-        """Where a frame of `size` bytes is received: the kept buffer if no view of it is alive."""
-        if size < self.KEEP_MIN or size > self.KEEP_MAX:
-            return bytearray(size)
-        kept = self._kept
-        if kept is not None and len(kept) >= size:
-            if not _unexported(kept):   # the last answer is still in use: this one gets its own
-                return bytearray(size)
-        else:   # rounded up to whole MiB: answers a little larger than the last one fit too
-            kept = self._kept = bytearray(min(-(-size // (1 << 20)) << 20, self.KEEP_MAX))
-        return memoryview(kept)[:size]
+        self._pool = BufferPool(1)            # the buffer mid-sized frames are received into
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -89,7 +75,7 @@ class _Frames(asyncio.BufferedProtocol):
                 return
             start += 4
             take = min(self._held - start, size)
-            body = self._buffer(size)
+            body = self._pool.take(size)
             body[:take] = scratch[start:start + take]
             start += take
             if take < size:   # the rest goes straight into the frame's own buffer
@@ -143,17 +129,6 @@ class _Frames(asyncio.BufferedProtocol):
         if isinstance(item, BaseException):
             raise item
         return item
-
-
-def _unexported(buf: bytearray) -> bool:
-    """True if no view of `buf` is alive: a bytearray with views cannot be resized, so shrinking
-    it by one byte (given back at once, within its allocation) raises BufferError while one is."""
-    try:
-        buf.pop()
-    except BufferError:
-        return False
-    buf.append(0)
-    return True
 
 
 def _expire(waiter: asyncio.Future) -> None:

@@ -166,3 +166,56 @@ def test_a_pipelined_produce_settled_by_the_time_it_is_awaited_does_not_suspend(
         raise AssertionError("the settled Produce suspended")
     except StopIteration as done:
         assert done.value                    # the encoded reply, in the same step
+
+
+def test_large_produce_requests_waiting_together_keep_their_bytes():
+    """Large Produce requests are received into the broker's kept buffers; while earlier ones
+    still wait for their replicas (holding views of their frames), later ones go into other
+    buffers, never over them; once answered, their buffers are used again."""
+    import struct
+
+    from sandbox.protocol.buffers import BufferPool
+
+    loop = asyncio.new_event_loop()
+    try:
+        replication = loop.create_future()
+
+        async def waits(frame) -> bytes:
+            await replication   # acks=all: the frame's records stay in use meanwhile
+            return b"%d:%d;" % (frame[2], sum(frame[3:]) // frame[2])
+
+        def dispatch(frame, peer, listener):
+            return waits(memoryview(frame))
+
+        pool = BufferPool(8)
+        server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=8 << 20, listener=lambda name: None),
+                                 _conns=set(), _dispatch=dispatch, frame_pool=pool)
+        conn, transport = Connection(server, "PLAINTEXT"), FakeTransport()
+
+        async def made() -> None:
+            conn.connection_made(transport)
+
+        loop.run_until_complete(made())
+
+        def feed(n: int, size: int = 400_000) -> None:   # api key 0, then n repeated
+            data = struct.pack(">i", size) + b"\x00\x00" + bytes([n]) * (size - 2)
+            pos = 0
+            while pos < len(data):
+                buf = conn.get_buffer(-1)
+                k = min(len(buf), len(data) - pos, 70_000)
+                buf[:k] = data[pos:pos + k]
+                conn.buffer_updated(k)
+                pos += k
+
+        for n in (1, 2, 3):
+            feed(n)
+            run(loop)
+        assert transport.sent == [] and pool.sizes() == [1 << 20] * 3   # three held, three buffers
+        replication.set_result(None)
+        run(loop)
+        assert b"".join(transport.sent) == b"1:399997;2:399997;3:399997;"   # each its own bytes
+        feed(4)
+        run(loop)
+        assert pool.sizes() == [1 << 20] * 3 and transport.sent[-1] == b"4:399997;"   # one used again
+    finally:
+        loop.close()

@@ -1,0 +1,51 @@
+"""Receive buffers kept for reuse. A frame of hundreds of KB (a follower's Fetch answer, a
+producer's request) received into a fresh bytearray costs a page fault and the kernel's zeroing
+per 4 KiB; received into a kept one, nothing. A kept buffer is handed out as a memoryview of the
+frame's size, and handed out again only once no view of it is alive: a bytearray with views
+cannot be resized, so the check is the bytearray's own, whatever holds the views."""
+
+from __future__ import annotations
+
+MIB = 1 << 20
+
+
+def unexported(buf: bytearray) -> bool:
+    """True if no view of `buf` is alive: shrinking it by one byte (given back at once, within
+    its allocation) raises BufferError while one is."""
+    try:
+        buf.pop()
+    except BufferError:
+        return False
+    buf.append(0)
+    return True
+
+
+class BufferPool:
+    """Up to `count` kept buffers for frames of `min_size` to `max_size` bytes; a frame outside
+    that range, or arriving while every kept buffer is in use, gets a bytearray of its own."""
+
+    def __init__(self, count: int, min_size: int = 64 * 1024, max_size: int = 2 * MIB) -> None:
+        self.count, self.min_size, self.max_size = count, min_size, max_size
+        self._bufs: list[bytearray] = []
+
+    def take(self, size: int) -> bytearray | memoryview:
+        """A writable buffer of exactly `size` bytes (its contents undefined)."""
+        if size < self.min_size or size > self.max_size:
+            return bytearray(size)
+        bufs = self._bufs
+        for buf in bufs:
+            if len(buf) >= size and unexported(buf):
+                return memoryview(buf)[:size]
+        # rounded up to whole MiB: frames a little larger than the last fit too
+        fresh = bytearray(min(-(-size // MIB) * MIB, self.max_size))
+        if len(bufs) < self.count:
+            bufs.append(fresh)
+            return memoryview(fresh)[:size]
+        for i, buf in enumerate(bufs):
+            if unexported(buf):   # free but too small: a larger one takes its place
+                bufs[i] = fresh
+                return memoryview(fresh)[:size]
+        return bytearray(size)
+
+    def sizes(self) -> list[int]:
+        return [len(b) for b in self._bufs]
