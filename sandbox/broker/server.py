@@ -378,7 +378,7 @@ class Connection(SaslGate, asyncio.BufferedProtocol):
                     _discard(frame)
                     return
                 self.busy = True
-                if isinstance(frame, (bytes, bytearray)):
+                if isinstance(frame, (bytes, bytearray, memoryview)):   # a request (a memoryview: in a kept buffer)
                     self.queued -= len(frame)
                     if self.reading_paused and self.queued < self.QUEUE_LOW:
                         self.reading_paused = False

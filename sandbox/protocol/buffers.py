@@ -36,16 +36,16 @@ class BufferPool:
         for buf in bufs:
             if len(buf) >= size and unexported(buf):
                 return memoryview(buf)[:size]
-        # rounded up to whole MiB: frames a little larger than the last fit too
-        fresh = bytearray(min(-(-size // MIB) * MIB, self.max_size))
         if len(bufs) < self.count:
-            bufs.append(fresh)
-            return memoryview(fresh)[:size]
-        for i, buf in enumerate(bufs):
-            if unexported(buf):   # free but too small: a larger one takes its place
-                bufs[i] = fresh
-                return memoryview(fresh)[:size]
-        return bytearray(size)
+            slot = len(bufs)
+            bufs.append(bytearray(0))
+        else:   # a free one too small for this frame gives way to a larger one
+            slot = next((i for i, buf in enumerate(bufs) if unexported(buf)), -1)
+            if slot < 0:   # every kept buffer in use: this frame gets one of its own
+                return bytearray(size)
+        # rounded up to whole MiB: frames a little larger than the last fit too
+        fresh = bufs[slot] = bytearray(min(-(-size // MIB) * MIB, self.max_size))
+        return memoryview(fresh)[:size]
 
     def sizes(self) -> list[int]:
         return [len(b) for b in self._bufs]

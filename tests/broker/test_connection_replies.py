@@ -219,3 +219,55 @@ def test_large_produce_requests_waiting_together_keep_their_bytes():
         assert pool.sizes() == [1 << 20] * 3 and transport.sent[-1] == b"4:399997;"   # one used again
     finally:
         loop.close()
+
+
+def test_a_large_produce_queued_behind_another_request_is_handled_in_its_turn():
+    """Found by review: a large Produce in a kept buffer (a memoryview) that waits its turn in the
+    queue (behind a Metadata request behind an acks=all Produce) was taken for a reply already
+    started and its own bytes were sent back to the client."""
+    import struct
+
+    from sandbox.protocol.buffers import BufferPool
+
+    loop = asyncio.new_event_loop()
+    try:
+        replication = loop.create_future()
+        dispatched = []
+
+        async def waits(n: int) -> bytes:
+            await replication
+            return b"reply-%d;" % n
+
+        def dispatch(frame, peer, listener):
+            dispatched.append((frame[1], frame[2]))
+            return waits(frame[2]) if frame[1] == 0 else b"meta-%d;" % frame[2]
+
+        server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=8 << 20, listener=lambda name: None),
+                                 _conns=set(), _dispatch=dispatch, frame_pool=BufferPool(8))
+        conn, transport = Connection(server, "PLAINTEXT"), FakeTransport()
+
+        async def made() -> None:
+            conn.connection_made(transport)
+
+        loop.run_until_complete(made())
+
+        def feed(data: bytes) -> None:
+            pos = 0
+            while pos < len(data):
+                buf = conn.get_buffer(-1)
+                k = min(len(buf), len(data) - pos)
+                buf[:k] = data[pos:pos + k]
+                conn.buffer_updated(k)
+                pos += k
+
+        feed(struct.pack(">i", 400_000) + b"\x00\x00\x01" + b"a" * 399_997)   # acks=all: waits
+        run(loop)
+        feed(struct.pack(">i", 3) + b"\x00\x03\x07")                          # Metadata: its turn
+        feed(struct.pack(">i", 400_000) + b"\x00\x00\x02" + b"b" * 399_997)   # Produce behind it
+        run(loop)
+        replication.set_result(None)
+        run(loop, 20)
+        assert dispatched == [(0, 1), (3, 7), (0, 2)]
+        assert b"".join(transport.sent) == b"reply-1;meta-7;reply-2;" and conn.queued == 0
+    finally:
+        loop.close()
