@@ -172,3 +172,15 @@ class BrokerProcess:
     def restart(self) -> "BrokerProcess":
         self.stop()
         return self.start()
+
+
+def feed_protocol(proto, data: bytes, chunk: int | None = None) -> None:
+    """Hand `data` to an asyncio.BufferedProtocol as its transport would: into the buffers it
+    gives, at most `chunk` bytes at a time."""
+    pos = 0
+    while pos < len(data):
+        buf = proto.get_buffer(-1)
+        n = min(len(buf), len(data) - pos, chunk or len(data))
+        buf[:n] = data[pos:pos + n]
+        proto.buffer_updated(n)
+        pos += n

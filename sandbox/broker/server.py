@@ -378,14 +378,16 @@ class Connection(SaslGate, asyncio.BufferedProtocol):
                     _discard(frame)
                     return
                 self.busy = True
-                if isinstance(frame, (bytes, bytearray, memoryview)):   # a request (a memoryview: in a kept buffer)
+                # a reply _push started (a coroutine, a FileReply), or else a request frame, whatever
+                # buffer holds it (bytes, bytearray, or a memoryview of a kept buffer)
+                if asyncio.iscoroutine(frame) or isinstance(frame, FileReply):
+                    out = frame
+                else:
                     self.queued -= len(frame)
                     if self.reading_paused and self.queued < self.QUEUE_LOW:
                         self.reading_paused = False
                         self.transport.resume_reading()
                     out = self._dispatch(frame)
-                else:
-                    out = frame      # started inline by _push: a coroutine or a FileReply
                 if asyncio.iscoroutine(out):
                     out = await out
                 if out is False:

@@ -36,15 +36,13 @@ class BufferPool:
         for buf in bufs:
             if len(buf) >= size and unexported(buf):
                 return memoryview(buf)[:size]
-        if len(bufs) < self.count:
-            slot = len(bufs)
-            bufs.append(bytearray(0))
-        else:   # a free one too small for this frame gives way to a larger one
-            slot = next((i for i, buf in enumerate(bufs) if unexported(buf)), -1)
-            if slot < 0:   # every kept buffer in use: this frame gets one of its own
-                return bytearray(size)
+        # a new one while there is room, else in place of a free one too small for this frame
+        slot = len(bufs) if len(bufs) < self.count else next((i for i, b in enumerate(bufs) if unexported(b)), None)
+        if slot is None:   # every kept buffer in use: this frame gets one of its own
+            return bytearray(size)
         # rounded up to whole MiB: frames a little larger than the last fit too
-        fresh = bufs[slot] = bytearray(min(-(-size // MIB) * MIB, self.max_size))
+        fresh = bytearray(min(-(-size // MIB) * MIB, self.max_size))
+        bufs[slot:slot + 1] = [fresh]
         return memoryview(fresh)[:size]
 
     def sizes(self) -> list[int]:

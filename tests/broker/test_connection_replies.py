@@ -5,11 +5,13 @@ are sent before a later immediate one, before a file reply, and before the conne
 from __future__ import annotations
 
 import asyncio
+import functools
 from types import SimpleNamespace
 
 from sandbox.broker.config import DEFAULT_LISTENER
 from sandbox.broker.handlers import REGISTRY
 from sandbox.broker.server import Connection
+from helpers import feed_protocol
 from test_handlers_inprocess import broker  # noqa: F401  (the fixture)
 
 
@@ -54,9 +56,15 @@ def connection(loop, replication: asyncio.Future):
             return waits(n)
         return False if n == 255 else b"meta-%d;" % n
 
-    server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=1 << 20, listener=lambda name: None), _conns=set(), _dispatch=dispatch)
-    conn = Connection(server, "PLAINTEXT")
-    transport = FakeTransport()
+    return connect(loop, dispatch)
+
+
+def connect(loop, dispatch, **server):
+    """A Connection on a fake transport to a fake server answering with `dispatch` (and any
+    other server attributes given, such as a frame_pool), its task started on `loop`."""
+    server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=8 << 20, listener=lambda name: None),
+                             _conns=set(), _dispatch=dispatch, **server)
+    conn, transport = Connection(server, "PLAINTEXT"), FakeTransport()
 
     async def made() -> None:   # the connection's task starts on the running loop
         conn.connection_made(transport)
@@ -107,14 +115,7 @@ def test_a_produce_answered_at_once_behind_a_waiting_one_is_sent_not_taken_for_a
             n = frame[2]
             return waits(n) if n == 1 else b"\x00\x00now-%d;" % n   # a reply reads as api key 0
 
-        server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=1 << 20, listener=lambda name: None), _conns=set(),
-                                 _dispatch=dispatch)
-        conn, transport = Connection(server, "PLAINTEXT"), FakeTransport()
-
-        async def made() -> None:
-            conn.connection_made(transport)
-
-        loop.run_until_complete(made())
+        conn, transport = connect(loop, dispatch)
         for n in (1, 2, 3):
             conn._push(produce_frame(n))
         run(loop)
@@ -188,24 +189,10 @@ def test_large_produce_requests_waiting_together_keep_their_bytes():
             return waits(memoryview(frame))
 
         pool = BufferPool(8)
-        server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=8 << 20, listener=lambda name: None),
-                                 _conns=set(), _dispatch=dispatch, frame_pool=pool)
-        conn, transport = Connection(server, "PLAINTEXT"), FakeTransport()
-
-        async def made() -> None:
-            conn.connection_made(transport)
-
-        loop.run_until_complete(made())
+        conn, transport = connect(loop, dispatch, frame_pool=pool)
 
         def feed(n: int, size: int = 400_000) -> None:   # api key 0, then n repeated
-            data = struct.pack(">i", size) + b"\x00\x00" + bytes([n]) * (size - 2)
-            pos = 0
-            while pos < len(data):
-                buf = conn.get_buffer(-1)
-                k = min(len(buf), len(data) - pos, 70_000)
-                buf[:k] = data[pos:pos + k]
-                conn.buffer_updated(k)
-                pos += k
+            feed_protocol(conn, struct.pack(">i", size) + b"\x00\x00" + bytes([n]) * (size - 2), 70_000)
 
         for n in (1, 2, 3):
             feed(n)
@@ -242,24 +229,8 @@ def test_a_large_produce_queued_behind_another_request_is_handled_in_its_turn():
             dispatched.append((frame[1], frame[2]))
             return waits(frame[2]) if frame[1] == 0 else b"meta-%d;" % frame[2]
 
-        server = SimpleNamespace(config=SimpleNamespace(max_request_bytes=8 << 20, listener=lambda name: None),
-                                 _conns=set(), _dispatch=dispatch, frame_pool=BufferPool(8))
-        conn, transport = Connection(server, "PLAINTEXT"), FakeTransport()
-
-        async def made() -> None:
-            conn.connection_made(transport)
-
-        loop.run_until_complete(made())
-
-        def feed(data: bytes) -> None:
-            pos = 0
-            while pos < len(data):
-                buf = conn.get_buffer(-1)
-                k = min(len(buf), len(data) - pos)
-                buf[:k] = data[pos:pos + k]
-                conn.buffer_updated(k)
-                pos += k
-
+        conn, transport = connect(loop, dispatch, frame_pool=BufferPool(8))
+        feed = functools.partial(feed_protocol, conn)
         feed(struct.pack(">i", 400_000) + b"\x00\x00\x01" + b"a" * 399_997)   # acks=all: waits
         run(loop)
         feed(struct.pack(">i", 3) + b"\x00\x03\x07")                          # Metadata: its turn

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from helpers import feed_protocol
 from sandbox.client.async_connection import AsyncConnection, ExchangeFailed
 from sandbox.protocol import (
     RequestHeader, build, decode_request, encode_request, encode_response, frame_size, request_class, response_class,
@@ -159,16 +160,6 @@ def test_frames_reassembled_from_any_split():
         assert [bytes(f) for f in proto._done] == bodies
 
 
-def _feed(proto, data: bytes) -> None:
-    pos = 0
-    while pos < len(data):
-        buf = proto.get_buffer(-1)
-        n = min(len(buf), len(data) - pos)
-        buf[:n] = data[pos:pos + n]
-        proto.buffer_updated(n)
-        pos += n
-
-
 def test_large_frames_reuse_one_buffer_only_once_nothing_holds_the_last():
     """A large reply is received into the buffer the previous one used once no view of that one
     is alive; a reply still held (a view into it kept by a caller) is never overwritten."""
@@ -179,35 +170,35 @@ def test_large_frames_reuse_one_buffer_only_once_nothing_holds_the_last():
     proto = _Frames()
     size = 300_000
     frames = [bytes([i]) * size for i in range(1, 5)]
-    _feed(proto, struct.pack(">i", size) + frames[0])
+    feed_protocol(proto, struct.pack(">i", size) + frames[0])
     first = proto._done.popleft()
     first_buffer = id(first.obj)   # not the object: a reference of the test's own would count
     assert bytes(first) == frames[0]
     del first                                    # the caller is done with it
-    _feed(proto, struct.pack(">i", size - 10) + frames[1][:size - 10])
+    feed_protocol(proto, struct.pack(">i", size - 10) + frames[1][:size - 10])
     second = proto._done.popleft()
     assert id(second.obj) == first_buffer and bytes(second) == frames[1][:size - 10]
     held = second[100:200]                       # a caller keeps a view into the second reply
     del second
-    _feed(proto, struct.pack(">i", size) + frames[2])
+    feed_protocol(proto, struct.pack(">i", size) + frames[2])
     third = proto._done.popleft()
     assert isinstance(third, bytearray) and bytes(third) == frames[2]   # a buffer of its own
     assert bytes(held) == frames[1][100:200]     # not overwritten by the third reply
     del held, third
-    _feed(proto, struct.pack(">i", size) + frames[3])   # the kept buffer is free again: used
+    feed_protocol(proto, struct.pack(">i", size) + frames[3])   # the kept buffer is free again: used
     fourth = proto._done.popleft()
     assert id(fourth.obj) == first_buffer and bytes(fourth) == frames[3]
     del fourth
-    _feed(proto, struct.pack(">i", 1000) + b"x" * 1000)     # small replies get their own
+    feed_protocol(proto, struct.pack(">i", 1000) + b"x" * 1000)     # small replies get their own
     small = proto._done.popleft()
     assert isinstance(small, bytearray) and bytes(small) == b"x" * 1000
     big = (1 << 20) + 1   # larger than the kept buffer (1 MiB): a larger one is kept instead
-    _feed(proto, struct.pack(">i", big) + b"y" * big)
+    feed_protocol(proto, struct.pack(">i", big) + b"y" * big)
     grown = proto._done.popleft()
     assert bytes(grown) == b"y" * big and len(grown.obj) == 2 << 20
     del grown
     huge = (2 << 20) + 1   # above KEEP_MAX: its own buffer, not kept
-    _feed(proto, struct.pack(">i", huge) + b"w" * huge)
+    feed_protocol(proto, struct.pack(">i", huge) + b"w" * huge)
     assert isinstance(proto._done.popleft(), bytearray) and proto._pool.sizes() == [2 << 20]
 
 
@@ -217,7 +208,7 @@ def test_a_large_reply_cut_short_reports_what_came():
     from sandbox.client.async_connection import _Frames
 
     proto = _Frames()
-    _feed(proto, struct.pack(">i", 100_000) + b"z" * 70_000)
+    feed_protocol(proto, struct.pack(">i", 100_000) + b"z" * 70_000)
     proto.connection_lost(None)
     err = proto._done.popleft()
     assert isinstance(err, asyncio.IncompleteReadError)
