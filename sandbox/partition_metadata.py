@@ -1,8 +1,9 @@
 """Kafka's `partition.metadata` file of a partition folder: the id of the topic the folder belongs
 to, so a folder the metadata lost (a destroyed coordinator journal) is put back under the topic id
 clients knew. Written by the broker's logs (sandbox.log); read by them and by the supervisor's
-restore (native mode), which ranks a folder naming another topic's id below one naming the
-catalog's. A file format, so it sits apart from both."""
+restore (native mode) and told to other brokers (DescribeLogDirs' tagged fields): a folder naming
+another topic's id than the topic's latest making ranks below one naming it. A file format and the
+rule read from it, so they sit apart from both."""
 
 from __future__ import annotations
 
@@ -36,3 +37,27 @@ def read_partition_metadata(path: Path) -> uuid.UUID | None:
     except (OSError, ValueError, KeyError):
         return None
     return u if u.int else None
+
+
+def folder_topic_id(folder: Path) -> tuple[uuid.UUID, float] | None:
+    """The topic id a partition folder's partition.metadata names and when that file was written
+    (seconds since the epoch); None where it cannot tell (no such folder or file, or unreadable)."""
+    path = folder / PARTITION_METADATA
+    topic_id = read_partition_metadata(path)
+    try:
+        return (topic_id, path.stat().st_mtime) if topic_id is not None else None
+    except OSError:
+        return None
+
+
+def newest_topic_id(known_id: uuid.UUID | None, folders: list[tuple[uuid.UUID, float]],
+                    known_since: float | None) -> uuid.UUID | None:
+    """The id of a topic's latest making: `known_id` (the id a record of the topic knew, read at
+    `known_since`), unless a folder naming another id was written since (or nothing says when it
+    was read): then the id of the folder written last. None where nothing tells (no known id and
+    no folder). A topic deleted and made again while a broker was down leaves that broker's folder
+    naming the older id, written before the newer topic's folders."""
+    newer = [f for f in folders if f[0] != known_id and (known_since is None or f[1] >= known_since)]
+    if newer:
+        return max(newer, key=lambda f: f[1])[0]
+    return known_id

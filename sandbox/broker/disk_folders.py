@@ -14,13 +14,14 @@ import logging
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sandbox import lifecycle
 from sandbox.client.async_connection import ExchangeFailed
 from sandbox.coordinator import CoordinatorError
 from sandbox.log.errors import LogError
 from sandbox.log.files import atomic_write
+from sandbox.partition_metadata import folder_topic_id, newest_topic_id
 from sandbox.protocol import build, request_class
 from sandbox.protocol.errors import INVALID_REQUEST, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_ID
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
@@ -43,6 +44,21 @@ ADOPT_ATTEMPTS, ADOPT_RETRY_S = 4, 5.0   # passes over what the metadata lost, t
 PROBE_PARTITIONS = 64      # partitions of a lost topic asked of the others, at least
 # configs an internal topic is made with, kept when it is put back from disk
 INTERNAL_TOPIC_CONFIGS = {OFFSETS_TOPIC: offsets_topic.TOPIC_CONFIGS, TXN_TOPIC: txn_store.TOPIC_CONFIGS}
+
+
+class Copy(NamedTuple):
+    """One broker's folder of a partition: where its log ends, the newest leader epoch in it, and
+    the topic id its partition.metadata names with when that was written (None: not told)."""
+    end: int
+    epoch: int
+    folder: tuple[uuid.UUID, float] | None = None
+
+    def other(self, topic_id: uuid.UUID | None) -> bool:
+        """Whether the folder names another topic of that name than `topic_id`."""
+        return topic_id is not None and self.folder is not None and self.folder[0] != topic_id
+
+
+Held = dict[str, dict[int, dict[int, Copy]]]   # topic -> partition -> broker -> its copy
 
 
 def read_history(folder: Path) -> tuple[str | None, frozenset]:
@@ -311,6 +327,8 @@ class DiskFolders:
             log.info("broker(s) %s did not say which folders they hold: asking again", sorted(silent))
             self._adopt_again(attempt)
             return
+        for topic in lost:
+            self._set_aside_another_topics(topic, held.get(topic, {}))
         failed = False
         for topic, n in sorted(counts.items()):
             if topic not in lost:
@@ -348,6 +366,31 @@ class DiskFolders:
         if not failed and self.coordinator.cluster_changed_at == changed:
             self._note_history_if_matched({t.name: t.topic_id for t in self.coordinator.topics()})
 
+    def _set_aside_another_topics(self, topic: str, held: dict[int, dict[int, Copy]]) -> None:
+        """Leave out of `held` the partitions the metadata lacks whose every copy names another
+        topic id than the topic's (the metadata's, else that of the folder written last): an older
+        topic of that name with more partitions than the newer one, deleted and made again while
+        a broker was paused. Put back, they would join the newer topic with the older one's
+        records. This broker's folders of them are set aside (their records kept)."""
+        known = self.coordinator.topic(topic)
+        topic_id = known.topic_id if known is not None else self._newest_id(held)
+        have = len(known.partitions) if known is not None else 0
+        for index in sorted(held):
+            copies = held[index]
+            if index < have or not copies or not all(c.other(topic_id) for c in copies.values()):
+                continue
+            del held[index]
+            mine = copies.get(self.node_id)   # every folder here is among the copies
+            if mine is not None and (topic, index) in self.partitions:
+                self._set_aside_stray((topic, index), f"it holds another topic of that name than the one "
+                                                      f"put back (topic id {mine.folder[0]}, not {topic_id})")
+
+    @staticmethod
+    def _newest_id(held: dict[int, dict[int, Copy]]) -> uuid.UUID | None:
+        """The topic id of the folder written last among the copies (None: none names one)."""
+        return newest_topic_id(None, [c.folder for copies in held.values() for c in copies.values()
+                                      if c.folder is not None], None)
+
     def _start_over(self, attempt: int) -> None:
         """The journal was replaced during this pass: asked again once the restore's grace is over."""
         if not self._restore_pending(self.coordinator.cluster_changed_at, attempt):
@@ -363,21 +406,21 @@ class DiskFolders:
         loop.call_later(left, lambda: loop.create_task(self._adopt_orphans(attempt)))
         return True
 
-    async def _held_elsewhere(self, topics: list[str]
-                              ) -> tuple[dict[str, dict[int, dict[int, tuple[int, int]]]], set[int]]:
-        """(topic -> partition -> broker -> (log end offset, newest leader epoch in its log) of
-        the folders of `topics` on this broker and on every other live broker, asked with
-        DescribeLogDirs, then ListOffsets with Kafka's debugging replica id, as the supervisor's
-        restore asks; the live brokers that did not answer)."""
-        out: dict[str, dict[int, dict[int, tuple[int, int]]]] = {}
+    async def _held_elsewhere(self, topics: list[str]) -> tuple[Held, set[int]]:
+        """(the copies of the partitions of `topics` on this broker and on every other live
+        broker, asked with DescribeLogDirs (with this sandbox's tag for each folder's topic id),
+        then ListOffsets with Kafka's debugging replica id, as the supervisor's restore asks; the
+        live brokers that did not answer)."""
+        out: Held = {}
         for (topic, index), plog in self.partitions.items():
             if topic in topics:
+                folder = folder_topic_id(plog.directory)
                 try:
-                    out.setdefault(topic, {}).setdefault(index, {})[self.node_id] = (
-                        plog.log_end_offset, plog.replica.latest_epoch)   # opens a lazily opened log
+                    out.setdefault(topic, {}).setdefault(index, {})[self.node_id] = Copy(
+                        plog.log_end_offset, plog.replica.latest_epoch, folder)   # opens a lazily opened log
                 except (LogError, OSError) as e:   # its own open reports it; it still holds the folder
                     log.warning("%s-%d: a log found on disk does not open (%s)", topic, index, e)
-                    out.setdefault(topic, {}).setdefault(index, {})[self.node_id] = (-1, -1)
+                    out.setdefault(topic, {}).setdefault(index, {})[self.node_id] = Copy(-1, -1, folder)
         peers = [b.broker_id for b in self.coordinator.brokers()
                  if b.broker_id != self.node_id and not getattr(b, "fenced", False)]
         if not peers:
@@ -396,19 +439,22 @@ class DiskFolders:
         return out, {b for b, held in zip(peers, answers) if held is None}
 
     async def _held_by(self, links: BrokerLinks, broker: int, probe: dict[str, range]
-                       ) -> dict[tuple[str, int], tuple[int, int]] | None:
+                       ) -> dict[tuple[str, int], Copy] | None:
         """What one broker holds of the topics' partitions in `probe`; None if it did not answer."""
         conn = links.get(broker)
         if conn is None:
             return None
         try:
-            dirs = await conn.request(build(request_class(35, 1), {"topics": [
+            dirs = await conn.request(build(request_class(35, 4), {"folder_ids": True, "topics": [
                 {"topic": t, "partitions": list(r)} for t, r in sorted(probe.items())]}), HELD_ASK_TIMEOUT_S)
             parts: dict[str, list[int]] = {}
+            folders: dict[tuple[str, int], tuple[uuid.UUID, float]] = {}
             for result in dirs.results:
                 for t in result.topics:
                     if t.name in probe:
                         parts.setdefault(t.name, []).extend(int(p.partition_index) for p in t.partitions)
+                        folders.update({(t.name, int(p.partition_index)): (p.topic_id, p.metadata_written_ms / 1000)
+                                        for p in t.partitions if p.topic_id.int and p.metadata_written_ms >= 0})
             if not parts:
                 return {}
             ends = await conn.request(build(request_class(2, 7), {
@@ -419,7 +465,8 @@ class DiskFolders:
         except ExchangeFailed as e:
             log.info("broker %d not asked which folders it holds: %s", broker, e)
             return None
-        return {(t.name, int(p.partition_index)): (int(p.offset), int(p.leader_epoch))
+        return {(t.name, int(p.partition_index)): Copy(int(p.offset), int(p.leader_epoch),
+                                                       folders.get((t.name, int(p.partition_index))))
                 for t in ends.topics for p in t.partitions if int(p.error_code) == 0}
 
     def _replicas_for(self, holders: list[int], rf: int, silent: set[int] = frozenset()) -> list[int]:
@@ -431,12 +478,15 @@ class DiskFolders:
         return (holders + spare)[:max(rf, 1)]
 
     @staticmethod
-    def _ranked(held: dict[int, tuple[int, int]]) -> list[int]:
-        """The brokers holding a partition, the newest history first: the newest leader epoch in
-        its log, then the log that ends furthest (KIP-101's rule, as the supervisor's restore)."""
-        return sorted(held, key=lambda b: (-held[b][1], -held[b][0], b))
+    def _ranked(held: dict[int, Copy], topic_id: uuid.UUID | None) -> list[int]:
+        """The brokers holding a partition, the newest history first (as the supervisor's restore
+        ranks them): a folder naming another topic id than `topic_id` last (an older topic of that
+        name, deleted and made again while its broker was paused or down: its epochs count from
+        another start and its longer log is no newer), then the newest leader epoch in its log,
+        then the log that ends furthest (KIP-101's rule)."""
+        return sorted(held, key=lambda b: (held[b].other(topic_id), -held[b].epoch, -held[b].end, b))
 
-    async def _adopt_partitions(self, topic: str, known, held: dict[int, dict[int, tuple[int, int]]],
+    async def _adopt_partitions(self, topic: str, known, held: dict[int, dict[int, Copy]],
                                 silent: set[int]) -> int:
         """Partitions of a known topic that only the disks still hold, put back where they are."""
         assert self.coordinator is not None
@@ -444,32 +494,33 @@ class DiskFolders:
         n = max(max(held, default=-1) + 1, have)
         rf = len(known.partitions[0].replicas) if known.partitions else 1
         await self.coordinator.create_partitions(topic, n, assignments=[
-            self._replicas_for(self._ranked(held.get(i, {})) or [self.node_id], rf, silent)
+            self._replicas_for(self._ranked(held.get(i, {}), known.topic_id) or [self.node_id], rf, silent)
             for i in range(have, n)])
         return n
 
-    async def _adopt_topic(self, topic: str, held: dict[int, dict[int, tuple[int, int]]],
+    async def _adopt_topic(self, topic: str, held: dict[int, dict[int, Copy]],
                            silent: set[int] = frozenset()) -> int:
         """Put a topic the metadata lost back where its folders are (`held`: partition -> broker
-        -> (log end, newest epoch)), led per partition by the replica with the newest history (the
-        newest leader epoch in its log, then the log that ends furthest: KIP-101's rule, as the
-        supervisor's restore chooses), under the id this broker's folders name (under a new one
-        clients would see it deleted and made again) and with leader epochs above every epoch its
-        logs hold (clients ignore a leader with an older epoch than they knew). A topic id another
-        topic has taken meanwhile: a new one. Returns its partition count."""
+        -> its copy) under the id of its latest making, the one the folder written last names
+        (under a new one clients would see it deleted and made again; an older topic of that name
+        may be on a broker that was paused while it was deleted and made again), led per
+        partition by the replica with the newest history (_ranked, as the supervisor's restore
+        chooses) and with leader epochs above every epoch its logs hold (clients ignore a leader
+        with an older epoch than they knew). A topic id another topic has taken meanwhile: a new
+        one. Returns its partition count."""
         assert self.coordinator is not None
         n = max(held, default=-1) + 1
-        ids = {self.partitions[(topic, i)].topic_id for i in range(n) if (topic, i) in self.partitions}
-        epoch = max((e for brokers in held.values() for _end, e in brokers.values()), default=-1) + 1
+        topic_id = self._newest_id(held)
+        epoch = max((c.epoch for brokers in held.values() for c in brokers.values()), default=-1) + 1
         configs = dict(INTERNAL_TOPIC_CONFIGS.get(topic, {}))
         if epoch > 0:
             configs[RESTORE_LEADER_EPOCH] = str(epoch)
-        ranked = {i: self._ranked(held.get(i, {})) for i in range(n)}
+        ranked = {i: self._ranked(held.get(i, {}), topic_id) for i in range(n)}
         rf = max((len(r) for r in ranked.values()), default=1)
         assignments = {i: self._replicas_for(ranked[i] or [self.node_id], rf, silent) for i in range(n)}
-        if len(ids) == 1 and None not in ids:
+        if topic_id is not None:
             try:
-                await self.coordinator.create_topic(topic, -1, -1, {**configs, RESTORE_TOPIC_ID: str(ids.pop())},
+                await self.coordinator.create_topic(topic, -1, -1, {**configs, RESTORE_TOPIC_ID: str(topic_id)},
                                                     assignments=assignments)
                 return n
             except CoordinatorError as e:

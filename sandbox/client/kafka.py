@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Collection
 from typing import Any, Iterable
 
 from sandbox.protocol.errors import LEADER_NOT_AVAILABLE, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION
 from .base import (
-    CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_CONFIGS, EARLIEST, FETCH, LATEST, LIST_OFFSETS,
+    CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_CONFIGS, DESCRIBE_LOG_DIRS, EARLIEST, FETCH, LATEST, LIST_OFFSETS,
     METADATA, PRODUCE, SOURCE_DYNAMIC_TOPIC, TOPIC_RESOURCE, VERSIONS, _ATTEMPTS, RETRIABLE, _check, _locked,
     _same_host,
 )
@@ -289,6 +290,19 @@ class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
                 "include_cluster_authorized_operations": False, "include_topic_authorized_operations": False})
             out[b] = getattr(resp, "cluster_id", None)
         return out
+
+    @_locked
+    def replica_folders(self, broker: int, partitions: dict[str, Iterable[int]]
+                        ) -> dict[tuple[str, int], tuple[uuid.UUID, float]]:
+        """The topic id each of the named partitions' folders on one broker names (its
+        partition.metadata) and when that was written (seconds since the epoch), asked with
+        DescribeLogDirs and this sandbox's tag for them (sandbox.protocol.log_dirs). Folders the
+        broker does not hold, or that name no id, are left out."""
+        resp, _ = self._send(self._node(broker), DESCRIBE_LOG_DIRS, {"folder_ids": True, "topics": [
+            {"topic": t, "partitions": sorted(ps)} for t, ps in partitions.items()]})
+        return {(t.name, int(p.partition_index)): (p.topic_id, p.metadata_written_ms / 1000)
+                for d in resp.results for t in d.topics for p in t.partitions
+                if getattr(p, "topic_id", None) and p.topic_id.int and p.metadata_written_ms >= 0}
 
     @_locked
     def replica_log_ends(self, broker: int, partitions: dict[str, Iterable[int]]

@@ -40,12 +40,18 @@ def peek_header(frame: bytes) -> tuple[int, int, int]:
 
 @cache
 def request_class(api_key: int, api_version: int) -> type:
-    return load_request_schema(api_key, api_version)
+    """kio's request class, or this sandbox's subclass of it with tagged fields it adds
+    (sandbox.protocol.log_dirs)."""
+    from .log_dirs import EXTENDED_REQUESTS   # kio's schema modules load on first use, as here
+    return EXTENDED_REQUESTS.get((api_key, api_version)) or load_request_schema(api_key, api_version)
 
 
 @cache
 def response_class(api_key: int, api_version: int) -> type:
-    return load_response_schema(api_key, api_version)
+    """kio's response class, or this sandbox's subclass of it with tagged fields it adds
+    (sandbox.protocol.log_dirs)."""
+    from .log_dirs import EXTENDED_RESPONSES   # kio's schema modules load on first use, as here
+    return EXTENDED_RESPONSES.get((api_key, api_version)) or load_response_schema(api_key, api_version)
 
 
 @cache

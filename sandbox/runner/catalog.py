@@ -13,9 +13,10 @@ from typing import Any, Callable, Collection, Iterable, Sequence
 
 from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.client.base import RETRIABLE
-from sandbox.client.partitioner import OFFSETS_TOPIC, coordinator_partition
+from sandbox.client.partitioner import OFFSETS_TOPIC, TXN_TOPIC, coordinator_partition
 from sandbox.config import SandboxConfig, TopicSpec
 from sandbox.protocol.errors import SECURITY_DISABLED, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.partition_metadata import newest_topic_id
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 from sandbox.runner.statefile import write_state
 
@@ -53,13 +54,14 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
     would cut acknowledged records of the newer epoch to follow it: KIP-101's rule that the newest
     epoch's history wins). Leader epochs compare across earlier restores too, since a re-created
     topic's epochs start above every epoch its replicas held. Every broker is asked for its
-    replicas' log ends (ListOffsets with the debugging replica id); one that does not answer
-    counts as holding nothing. Before all that, a replica whose folder names another topic id than
-    the topic's goes last (`folder_id(broker, topic, partition)`: the id its partition.metadata
-    names and when that was written, None where it cannot tell): it holds an older topic of that
-    name, deleted and made again while its broker was down (or paused) and kept because the
-    journal that recorded the deletion was lost; its leader epochs count from another start and
-    say nothing about which history is newer. The topic's id is the catalog's (`catalog_time`:
+    replicas' log ends (ListOffsets with the debugging replica id) and the topic ids their folders
+    name (DescribeLogDirs with this sandbox's tag); one that does not answer counts as holding
+    nothing. Before all that, a replica whose folder names another topic id than the topic's goes
+    last (`folder_id(broker, topic, partition)`: the id its partition.metadata names and when that
+    was written, read from disk, None where it cannot tell; then what the broker told): it holds
+    an older topic of that name, deleted and made again while its broker was down (or paused) and
+    kept because the journal that recorded the deletion was lost; its leader epochs count from
+    another start and say nothing about which history is newer. The topic's id is the catalog's (`catalog_time`:
     when the catalog read the metadata), unless a folder naming another id was written since:
     then the catalog is older than the topic's latest making, and the id of the folder written
     last is the topic's (it is re-created under that id: its followers keep their logs, and
@@ -71,9 +73,11 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
             for b in replicas:
                 asks.setdefault(b, {}).setdefault(name, []).append(index)
     ends: dict[tuple[int, str, int], tuple[int, int]] = {}
+    told: dict[tuple[int, str, int], tuple[uuid.UUID, float]] = {}   # folder ids the brokers told
     for broker, parts in asks.items():
         try:
             ends.update({(broker, t, i): end for (t, i), end in client.replica_log_ends(broker, parts).items()})
+            told.update({(broker, t, i): f for (t, i), f in client.replica_folders(broker, parts).items()})
         except KafkaClientError:
             continue
     out, notes = dict(specs), []
@@ -85,9 +89,9 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
             known_id = uuid.UUID(spec.config[RESTORE_TOPIC_ID])
         except (KeyError, ValueError, TypeError):
             known_id = None
-        folders = {(b, index): folder_id(b, name, index)
+        folders = {(b, index): folder_id(b, name, index) or told.get((b, name, index))
                    for index, replicas in enumerate(spec.assignments or ()) for b in replicas}
-        topic_id = _topic_id(known_id, [f for f in folders.values() if f is not None], catalog_time)
+        topic_id = newest_topic_id(known_id, [f for f in folders.values() if f is not None], catalog_time)
         config = dict(spec.config)
         if newest.get(name, -1) >= 0:   # leader epochs go on from there: clients keep the old ones
             config[RESTORE_LEADER_EPOCH] = str(newest[name] + 1)
@@ -120,17 +124,6 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
     return out, notes
 
 
-def _topic_id(known_id: uuid.UUID | None, folders: list[tuple[uuid.UUID, float]],
-              catalog_time: float | None) -> uuid.UUID | None:
-    """The id of the topic's latest making: the catalog's, unless a folder naming another id was
-    written since the catalog read the metadata (or there is no catalog time): then the id of the
-    folder written last. None where nothing tells (no catalog id and no folder)."""
-    newer = [f for f in folders if f[0] != known_id and (catalog_time is None or f[1] >= catalog_time)]
-    if newer:
-        return max(newer, key=lambda f: f[1])[0]
-    return known_id
-
-
 def catalog_time(cfg: SandboxConfig) -> float | None:
     """When the catalog was last written (its `updated`), None if there is none."""
     t = _read(cfg).get("updated")
@@ -138,15 +131,24 @@ def catalog_time(cfg: SandboxConfig) -> float | None:
 
 
 def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[[], bool] = lambda: True,
-                 down: Collection[int] = ()) -> bool:
+                 down: Collection[int] = (), topics_from: KafkaClient | None = None) -> bool:
     """Refresh the catalog from the cluster; `still_valid` is asked once everything is read (a
     journal wiped meanwhile makes the read worthless); brokers in `down` (not answering) are not
-    asked for their groups. Returns whether the file was written."""
+    asked for their groups. The topics and their configs are read from `topics_from` (the
+    coordinator: a broker that was paused or cut off answers with the metadata it had then, and
+    a topic deleted and made again meanwhile would be recorded as the older one, under its id and
+    after the newer one's folders were written, so a restore would put the older one back and
+    set the newer one's records aside), else from `client`. Returns whether the file was written."""
     # the time of the metadata read, not of the write: the groups read after it can take seconds,
     # and a folder written meanwhile belongs to a topic this catalog may not know
     started = time.time()
-    md, _ = client.metadata()
-    described = client.describe_topic_configs(md.topics)   # one request for them all
+    source = topics_from or client
+    md, _ = source.metadata()
+    if topics_from is not None:   # the coordinator lists the internal topics only when named
+        named, _ = source.metadata([OFFSETS_TOPIC, TXN_TOPIC])
+        md = dataclasses.replace(md, topics={**md.topics, **{
+            n: t for n, t in named.topics.items() if t.error_code == 0 and t.partitions}})
+    described = source.describe_topic_configs(md.topics)   # one request for them all
     topics = {}
     for name, t in md.topics.items():
         # internal topics too: after a destroyed coordinator journal `__transaction_state` and

@@ -19,7 +19,7 @@ from sandbox.client import KafkaClient, KafkaClientError, parse_bootstrap
 from sandbox.config import ConfigError, SandboxConfig, load_config, parse_config
 from sandbox.health.http import HealthServer
 from sandbox.lifecycle import stop_signals
-from sandbox.partition_metadata import PARTITION_METADATA, read_partition_metadata
+from sandbox.partition_metadata import folder_topic_id
 from sandbox.health.metrics import EventCounter, render_metrics
 from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
@@ -265,6 +265,8 @@ class StackSupervisor:
         that reaches it first waits for its timeout, and neither `sandbox pause`/`kill` requests
         nor a restore should wait behind that."""
         client, asked, last = None, None, float("-inf")
+        coordinator = KafkaClient([(self.cfg.connect_host, self.cfg.coordinator_port)],
+                                  client_id="sandbox-catalog", timeout=5.0)
         try:
             while not self.stop.wait(0.25):
                 self.declared.retry()   # here: never in the main loop's way while the cluster does not answer
@@ -284,13 +286,15 @@ class StackSupervisor:
                     client, asked = KafkaClient([(self.cfg.connect_host, self.cfg.broker_port(n)) for n in order],
                                                 client_id="sandbox-catalog", timeout=5.0), order
                 try:
-                    save_catalog(self.cfg, client, lambda: self.sup.catalog_epoch() == epoch, down=down)
+                    save_catalog(self.cfg, client, lambda: self.sup.catalog_epoch() == epoch, down=down,
+                                 topics_from=coordinator)
                 except (KafkaClientError, OSError) as e:
                     log.info("topic catalog not refreshed: %s", e)
                 except Exception as e:   # noqa: BLE001 - a bug must not stop the refreshes for good
                     log.exception("topic catalog not refreshed")
                     self.sup.record_event("supervisor", "error", f"topic catalog not refreshed: {e!r}")
         finally:
+            coordinator.close()
             if client is not None:
                 client.close()
 
@@ -300,12 +304,7 @@ class StackSupervisor:
         mode: the folders are in the engine's volumes)."""
         if self.cfg.mode == "docker":
             return None
-        path = self.cfg.service_dir(f"broker-{broker}") / f"{topic}-{partition}" / PARTITION_METADATA
-        topic_id = read_partition_metadata(path)
-        try:
-            return (topic_id, path.stat().st_mtime) if topic_id is not None else None
-        except OSError:
-            return None
+        return folder_topic_id(self.cfg.service_dir(f"broker-{broker}") / f"{topic}-{partition}")
 
     def _wait_for_fresh_metadata(self) -> None:
         """Before re-creating topics after the coordinator's journal was replaced: every broker

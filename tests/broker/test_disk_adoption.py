@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from types import SimpleNamespace
 
-from sandbox.broker.disk_folders import DiskFolders
+from sandbox.broker.disk_folders import Copy, DiskFolders
 from sandbox.coordinator import CoordinatorError
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 
@@ -42,8 +42,9 @@ def test_every_holder_is_a_replica_and_the_newest_history_leads():
     tid = uuid.uuid4()
     here = {("t", i): SimpleNamespace(topic_id=tid) for i in range(2)}
     f = Folders(2, [1, 2, 3, 4], here)
-    held = {0: {1: (10, 2), 2: (12, 1), 3: (5, 2)},   # epoch 2 beats the longer log of epoch 1
-            1: {2: (7, 4)}}                          # one copy only: padded with brokers holding nothing
+    folder = (tid, 100.0)
+    held = {0: {1: Copy(10, 2, folder), 2: Copy(12, 1, folder), 3: Copy(5, 2)},   # epoch 2 beats the longer log of epoch 1
+            1: {2: Copy(7, 4, folder)}}             # one copy only: padded with brokers holding nothing
     assert asyncio.run(f._adopt_topic("t", held)) == 2
     [(name, configs, assignments)] = f.coordinator.created
     assert name == "t"
@@ -56,7 +57,7 @@ def test_a_broker_that_did_not_answer_is_never_a_filler():
     holds nothing, it would cut its log to follow an older one."""
     here = {("t", 0): SimpleNamespace(topic_id=None)}
     f = Folders(2, [1, 2, 3, 4], here)
-    asyncio.run(f._adopt_topic("t", {0: {2: (7, 4), 3: (7, 4)}, 1: {2: (3, 1)}}, silent={1}))
+    asyncio.run(f._adopt_topic("t", {0: {2: Copy(7, 4), 3: Copy(7, 4)}, 1: {2: Copy(3, 1)}}, silent={1}))
     [(_name, _configs, assignments)] = f.coordinator.created
     assert assignments == {0: [2, 3], 1: [2, 3]}
 
@@ -64,10 +65,67 @@ def test_a_broker_that_did_not_answer_is_never_a_filler():
 def test_an_internal_topic_put_back_stays_compacted():
     here = {("__consumer_offsets", 0): SimpleNamespace(topic_id=None)}
     f = Folders(1, [1], here)
-    asyncio.run(f._adopt_topic("__consumer_offsets", {0: {1: (3, 0)}}))
+    asyncio.run(f._adopt_topic("__consumer_offsets", {0: {1: Copy(3, 0)}}))
     [(_name, configs, assignments)] = f.coordinator.created
     assert configs["cleanup.policy"] == "compact" and RESTORE_TOPIC_ID not in configs
     assert assignments == {0: [1]}
+
+
+def test_a_topic_made_again_while_a_broker_was_paused_is_put_back_under_its_newer_id_and_led_by_it():
+    """Found by the fault campaign (seed 14122): broker 1 was paused while `t` was deleted and
+    made again, then the coordinator's journal was destroyed before the supervisor's catalog
+    knew the newer topic. Broker 1's folder of the older topic had the longer log in the same
+    leader epoch 0, so it led the topic put back, and a follower holding the newer topic appended
+    the older one's records after its own. The other brokers now say which topic id each folder
+    names and when it was written: the id of the folder written last is the topic's, and a
+    folder naming another id leads only if no other copy is left."""
+    old, new = uuid.uuid4(), uuid.uuid4()
+    f = Folders(3, [1, 2, 3], {("t", 0): SimpleNamespace(topic_id=new)})
+    held = {0: {1: Copy(5, 0, (old, 100.0)), 2: Copy(3, 0, (new, 200.0)), 3: Copy(3, 0, (new, 200.5))},
+            1: {1: Copy(9, 0, (old, 100.0)), 2: Copy(0, 0, (new, 200.0))}}
+    asyncio.run(f._adopt_topic("t", held))
+    [(_name, configs, assignments)] = f.coordinator.created
+    assert configs[RESTORE_TOPIC_ID] == str(new)
+    assert assignments == {0: [2, 3, 1], 1: [2, 1, 3]}
+
+
+def test_a_partition_only_an_older_topic_of_that_name_has_is_set_aside_not_put_back():
+    """The older topic had 3 partitions, the newer one 1: put back, partitions 1 and 2 would join
+    the newer topic with the older one's records. Set aside where they are (records kept); a
+    partition with a copy whose id is unknown is put back as before."""
+    old, new = uuid.uuid4(), uuid.uuid4()
+    here = {("t", i): SimpleNamespace(topic_id=old) for i in range(3)}
+    f = Folders(1, [1, 2, 3], here)
+    f.coordinator.topic = lambda name: None
+    aside = []
+    f._set_aside_stray = lambda key, why: aside.append((key, why)) or f.partitions.pop(key) is not None
+    held = {0: {1: Copy(5, 0, (old, 100.0)), 2: Copy(3, 0, (new, 200.0))},
+            1: {1: Copy(9, 0, (old, 100.0))}, 2: {1: Copy(2, 0, (old, 100.0))}, 3: {2: Copy(1, 0)}}
+    f._set_aside_another_topics("t", held)
+    assert sorted(held) == [0, 3] and [key for key, _ in aside] == [("t", 1), ("t", 2)]
+    assert f"topic id {old}, not {new}" in aside[0][1]
+    # the newer topic known to the metadata with 1 partition: the same
+    known = SimpleNamespace(topic_id=new, partitions=[SimpleNamespace(replicas=[2])])
+    f.coordinator.topic = lambda name: known
+    held = {0: {1: Copy(5, 0, (old, 100.0))}, 1: {1: Copy(9, 0, (old, 100.0))}}
+    aside.clear()
+    f.partitions = {("t", i): SimpleNamespace(topic_id=old) for i in range(2)}
+    f._set_aside_another_topics("t", held)
+    assert sorted(held) == [0] and [key for key, _ in aside] == [("t", 1)]   # 0 is matched by the metadata
+
+
+def test_partitions_put_back_of_a_known_topic_are_led_by_a_folder_naming_its_id():
+    tid, other = uuid.uuid4(), uuid.uuid4()
+    f = Folders(1, [1, 2, 3], {})
+    known = SimpleNamespace(topic_id=tid, partitions=[SimpleNamespace(replicas=[1, 2])])
+    created = []
+
+    async def create_partitions(name, n, *, assignments):
+        created.append((name, n, assignments))
+    f.coordinator.create_partitions = create_partitions
+    held = {1: {1: Copy(8, 2, (other, 300.0)), 3: Copy(2, 0, (tid, 50.0))}}
+    assert asyncio.run(f._adopt_partitions("t", known, held, set())) == 2
+    assert created == [("t", 2, [[3, 1]])]
 
 
 class ReplacingCoordinator(FakeCoordinator):
@@ -116,7 +174,7 @@ def _adopting(coordinator: ReplacingCoordinator, held_hook=None) -> tuple[Folder
     async def held(topics):
         if held_hook is not None:
             held_hook()
-        return {t: {i: {2: (5, 1)} for (tt, i) in here if tt == t} for t in topics}, set()
+        return {t: {i: {2: Copy(5, 1)} for (tt, i) in here if tt == t} for t in topics}, set()
 
     f._held_elsewhere = held
     f._noted_history, f._pending = "history-1", frozenset()   # the history noted, nothing listed
@@ -383,3 +441,28 @@ def test_one_pass_at_a_time_and_a_replacement_during_the_creations_stops_them():
     again = asyncio.run(run())
     assert [name for name, _c, _a in coord.created] == ["gone"]   # once, and `t` not after it
     assert again == [1]
+
+
+def test_what_another_broker_tells_of_its_folders_is_read_with_their_topic_ids():
+    """_held_by: DescribeLogDirs (asking for the folders' ids) then ListOffsets; a folder that
+    names no id (the zero id, or no time) is told as not known."""
+    from sandbox.protocol import build, response_class
+    tid = uuid.uuid4()
+    dirs = build(response_class(35, 4), {"throttle_time": 0, "error_code": 0, "results": [{
+        "error_code": 0, "log_dir": "/d", "topics": [{"name": "t", "partitions": [
+            {"partition_index": 0, "partition_size": 1, "offset_lag": 0, "is_future_key": False,
+             "topic_id": tid, "metadata_written_ms": 1500},
+            {"partition_index": 1, "partition_size": 1, "offset_lag": 0, "is_future_key": False}]}]}]})
+    ends = SimpleNamespace(topics=[SimpleNamespace(name="t", partitions=[
+        SimpleNamespace(partition_index=i, offset=o, leader_epoch=e, error_code=0) for i, o, e in ((0, 7, 2), (1, 3, 1))])])
+    asked = []
+
+    class Conn:
+        async def request(self, body, timeout):
+            asked.append(body)
+            return dirs if body.__api_key__ == 35 else ends
+    links = SimpleNamespace(get=lambda broker: Conn())
+    f = Folders(1, [1, 2], {})
+    got = asyncio.run(f._held_by(links, 2, {"t": range(2)}))
+    assert got == {("t", 0): Copy(7, 2, (tid, 1.5)), ("t", 1): Copy(3, 1, None)}
+    assert asked[0].folder_ids is True and asked[0].__version__ == 4

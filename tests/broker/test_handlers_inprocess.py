@@ -345,6 +345,25 @@ def describe_log_dirs_lists_the_partitions(b):
     assert set(sizes) == {("t", 0), ("t", 1)} and sizes[("t", 0)] > 100 and sizes[("t", 1)] == 0
 
 
+def test_describe_log_dirs_tells_another_broker_each_folders_topic_id_only_when_asked(broker):
+    """Another broker putting back a topic the metadata lost asks (this sandbox's tag) which topic
+    id each folder names and when that was written; any other client gets Kafka's answer, which
+    a reader that refuses unknown tags (kio) still decodes."""
+    from kio.index import load_response_schema
+    from kio.serial import entity_reader
+    from sandbox.partition_metadata import PARTITION_METADATA
+    from sandbox.protocol.codec import skip_tags
+    broker.create_topic("t", 1)
+    topic_id = broker.owner.partitions[("t", 0)].topic_id
+    folder = broker.owner.partitions[("t", 0)].directory / PARTITION_METADATA
+    [p] = broker.call(35, 4, {"topics": None, "folder_ids": True}).results[0].topics[0].partitions
+    assert p.topic_id == topic_id and topic_id.int
+    assert abs(p.metadata_written_ms - folder.stat().st_mtime * 1000) < 2
+    out = bytes(broker.raw(broker.frame(35, 4, {"topics": None}, 7)))[4:]
+    plain, _ = entity_reader(load_response_schema(35, 4))(out, skip_tags(out, 4))
+    assert plain.results[0].topics[0].partitions[0].partition_index == 0
+
+
 @case(42)
 def delete_groups_known_and_unknown(b):
     b.create_topic()

@@ -79,21 +79,25 @@ def test_lost_metadata_journal_does_not_lose_topics_on_disk(broker):
     assert min(p.leader_epoch for p in after.partitions) > max(p.leader_epoch for p in before.partitions)
 
 
-def test_a_topic_on_disk_whose_id_is_unreadable_comes_back_under_a_new_one(broker):
+def test_a_topic_on_disk_whose_id_is_unreadable_comes_back_under_the_id_another_folder_names_or_a_new_one(broker):
     create_topic(broker.port, "torn", partitions=2)
     with RawClient(broker.port) as c:
         assert int(produce(c, "torn", build_batch([(b"k", b"y")])).error_code) == 0
     before = _metadata(broker.port, "torn")
-    broker.stop()
-    shutil.rmtree(broker.data_dir / "__metadata")
-    (broker.data_dir / "torn-0" / "partition.metadata").write_bytes(b"version: 0\ntopic_id: !!")
-    broker.start()
-    assert read_all(broker.port, "torn") == [b"y"]
-    after = _metadata(broker.port, "torn")
-    assert len(after.partitions) == 2 and after.topic_id != before.topic_id
-    # the new id is written back, for the next time
-    text = (broker.data_dir / "torn-0" / "partition.metadata").read_text()
-    assert text == (broker.data_dir / "torn-1" / "partition.metadata").read_text()
+    for unreadable in (["torn-0"], ["torn-0", "torn-1"]):
+        broker.stop()
+        shutil.rmtree(broker.data_dir / "__metadata")
+        for folder in unreadable:
+            (broker.data_dir / folder / "partition.metadata").write_bytes(b"version: 0\ntopic_id: !!")
+        broker.start()
+        assert read_all(broker.port, "torn") == [b"y"]
+        after = _metadata(broker.port, "torn")
+        assert len(after.partitions) == 2
+        # one folder still names the id clients knew: theirs; none does: a new one
+        assert (after.topic_id == before.topic_id) == (len(unreadable) == 1), unreadable
+        # the id is written back, for the next time
+        text = (broker.data_dir / "torn-0" / "partition.metadata").read_text()
+        assert text == (broker.data_dir / "torn-1" / "partition.metadata").read_text()
 
 
 def test_clean_shutdown_flushes_and_checkpoints(broker):

@@ -517,3 +517,71 @@ def test_a_topic_put_back_and_deleted_while_a_broker_was_down_stays_deleted(proj
     assert "gone" not in md and "kept" in md, sorted(md)
     assert not (b2 / "gone-0").exists() and (b2 / "kept-0").is_dir()
     assert not any("gone" in e["detail"] for e in events(proj.status()[1], kind="topic-restored"))
+
+
+def test_a_topic_made_again_while_a_broker_was_paused_comes_back_with_its_newer_records(projects):
+    """Found by the fault campaign (seed 14122): broker 1 was paused while `again` was deleted and
+    made again, then the coordinator's journal was destroyed before the supervisor's catalog knew
+    the newer topic, so the brokers put it back from their disks. Broker 1's folder of the older
+    topic had the longer log in the same leader epoch, so it led the topic put back: its records
+    were served as the topic's, and a follower holding the newer topic appended the older one's
+    after its own. The brokers now tell each other which topic id each folder names: the folder
+    written last gives the id and leads; the older topic's folder is set aside, not deleted."""
+    from sandbox.client import KafkaClient
+
+    proj = projects("remade", brokers=3)
+    assert proj.up().returncode == 0
+    _, st = proj.status()
+    coord, sup, b1 = service(st, "coordinator")["pid"], proj.supervisor_pid(), proj.service_pid("broker-1")
+    brokers = admin(proj.bootstrap).list_topics(timeout=10).brokers
+    # asked of broker 2 only while broker 1 is paused (a request that reaches it waits)
+    at2 = f"{brokers[2].host}:{brokers[2].port}"
+    os.kill(sup, signal.SIGSTOP)   # its topic catalog learns of neither topic, nor restarts anything
+    try:
+        with KafkaClient(at2, timeout=10.0) as kc:
+            kc.create_topic("again", assignments=[[1, 2, 3], [1, 2, 3]])   # the newer one has 1 partition
+        p = producer(proj.bootstrap, **{"acks": "all", "enable.idempotence": True})
+        produce_all(p, "again", [(None, f"old{i}".encode(), {"partition": 0}) for i in range(5)] +
+                    [(None, b"old-p1", {"partition": 1})])
+        with KafkaClient(proj.bootstrap, timeout=5.0) as kc:
+            wait_for(lambda: {k: end for k, (end, _epoch) in kc.replica_log_ends(1, {"again": [0, 1]}).items()}
+                     == {("again", 0): 5, ("again", 1): 1}, 10, what="broker 1's copy of the older topic")
+        os.kill(b1, signal.SIGSTOP)
+        try:
+            with KafkaClient(at2, timeout=10.0) as kc:
+                # fenced first: the change that answers its waiting metadata fetch is its fencing,
+                # so it never hears of the deletion (the journal recording it is lost next)
+                wait_for(lambda: 1 not in {b.id for b in kc.metadata()[0].brokers}, 30, what="broker 1 fenced")
+                kc.delete_topic("again")
+                wait_for(lambda: "again" not in kc.metadata()[0].topics, 20, what="the older topic gone")
+                kc.create_topic("again", assignments=[[2, 3]])
+            p = producer(at2, **{"acks": "all", "enable.idempotence": True})
+            produce_all(p, "again", [(None, f"new{i}".encode(), {}) for i in range(3)])
+            assert "again" not in (proj.data_dir / "topics.json").read_text()
+            freeze_then_kill(coord, lambda: _garble_coordinator_journal(proj))
+        finally:
+            os.kill(b1, signal.SIGCONT)
+    finally:
+        os.kill(sup, signal.SIGCONT)
+
+    wait_status(proj, lambda c, st: any("topic again " in e["detail"] for e in events(st, kind="topic-restored")),
+                60, "the topic put back from the brokers' disks")
+    ends: dict = {}
+
+    def agreed() -> bool:
+        with KafkaClient(proj.bootstrap, timeout=5.0) as kc:
+            for b in (1, 2, 3):
+                ends[b] = kc.replica_log_ends(b, {"again": [0]}).get(("again", 0))
+        return all(e is not None and e[0] == 3 for e in ends.values())
+    wait_for(agreed, 60, what="every copy of the topic at the newer topic's 3 records",
+             detail=lambda: f"(log end, epoch) per broker: {ends}")
+    out = kcat("-C", "-b", proj.bootstrap, "-t", "again", "-o", "beginning", "-e", "-q", "-f", "%s\n",
+               timeout=60).stdout.decode()
+    assert [v for v in out.splitlines() if v] == ["new0", "new1", "new2"]
+    # the older topic's partition the newer one never had is not put back as one of its own
+    with KafkaClient(proj.bootstrap, timeout=5.0) as kc:
+        assert len(kc.metadata(["again"])[0].topics["again"].partitions) == 1
+    # the older topic's records are kept aside on broker 1, where it was paused
+    for index in (0, 1):
+        strays = list((proj.data_dir / "broker-1").glob(f"again-{index}.*-stray"))
+        assert strays and any(f.stat().st_size > 0 for f in strays[0].glob("*.log")), (index, strays)

@@ -61,8 +61,15 @@ def test_catalog_keeps_runtime_topics_and_offsets_and_restores_what_data_allows(
 class _Ends:
     """A client whose brokers report fixed replica log ends; broker ids in `down` do not answer."""
 
-    def __init__(self, ends: dict[tuple[int, str, int], tuple[int, int]], down: set[int] = frozenset()) -> None:
+    def __init__(self, ends: dict[tuple[int, str, int], tuple[int, int]], down: set[int] = frozenset(),
+                 folders: dict | None = None) -> None:
         self.ends, self.down, self.asked = ends, down, []
+        self.folders = folders or {}   # (broker, topic, partition) -> (topic id, written) it tells
+
+    def replica_folders(self, broker, partitions):
+        assert broker not in self.down   # asked after its log ends, which raised
+        return {(t, i): self.folders[(broker, t, i)] for t, ps in partitions.items() for i in ps
+                if self.folders.get((broker, t, i)) is not None}
 
     def replica_log_ends(self, broker, partitions):
         from sandbox.client import KafkaClientError
@@ -158,9 +165,13 @@ def test_a_folder_of_an_older_topic_of_that_name_does_not_lead():
     # no folder names the catalog's id, none newer (the catalog's topic lost everywhere): epochs
     stale = {"t": TopicSpec("t", 1, 3, {RESTORE_TOPIC_ID: str(uuid.uuid4())}, ((2, 1, 3),))}
     assert rank(stale)[0]["t"].assignments == ((1, 2, 3),)
-    # no id in the catalog, or no folder ids (docker mode): epochs and log ends alone
+    # no id in the catalog, or no folder ids at all: epochs and log ends alone
     assert rank({"t": TopicSpec("t", 1, 3, {}, ((2, 1, 3),))})[0]["t"].assignments == ((1, 2, 3),)
     assert lead_with_longest_logs(specs, ends)[0]["t"].assignments == ((1, 2, 3), (1, 3, 2))
+    # docker mode: no folder read from disk, the brokers tell the ids (DescribeLogDirs' tag)
+    telling = _Ends(ends.ends, folders=folders)
+    out, notes = lead_with_longest_logs(specs, telling, catalog_time=100.0)
+    assert out["t"].assignments == ((3, 1, 2), (3, 1, 2)), notes
 
 
 def test_recreation_after_a_coordinator_wipe_waits_until_every_broker_has_its_metadata(monkeypatch):
@@ -508,3 +519,44 @@ def test_the_catalog_is_refreshed_while_a_broker_is_down_but_not_the_coordinator
     assert catalog_epoch(events, [svc("coordinator", False), svc("broker"), svc("broker")]) is None
     assert catalog_epoch(events, [svc("coordinator"), svc("broker", False), svc("broker", False)]) is None
     assert catalog_epoch(events, [svc("coordinator"), svc("broker"), svc("broker", False, True)]) is None
+
+
+def test_the_catalog_takes_its_topics_from_the_coordinator_not_a_broker_that_may_be_behind(tmp_path):
+    """A broker that was paused (or cut off) answers Metadata with what it had then: a topic
+    deleted and made again meanwhile was recorded as the older one, under its id, after the newer
+    one's folders were written, and a restore then put the older one back and set the newer one's
+    records aside (found by a test of that case). The topics and their configs now come from the
+    coordinator, which lists the internal topics only when they are named."""
+    import uuid
+
+    from sandbox.client.models import ClusterMetadata, PartitionMeta, TopicMeta
+
+    cfg = parse_config(f'[sandbox]\ndata_dir = "{tmp_path / "data"}"\n', cwd=tmp_path)
+    cfg.data_dir.mkdir(parents=True)
+    old, new = uuid.uuid4(), uuid.uuid4()
+    brokers = _TwoBrokers({1: [], 2: []}, {})
+    brokers.md.topics["again"] = TopicMeta("again", old, [PartitionMeta(0, 1, [1, 2], [1, 2])])
+
+    class Coordinator:
+        asked: list = []
+
+        def metadata(self, topics=None):
+            self.asked.append(topics)
+            offsets = brokers.md.topics["__consumer_offsets"]
+            listed = {"again": TopicMeta("again", new, [PartitionMeta(0, 2, [2], [2])])} if topics is None else {
+                "__consumer_offsets": TopicMeta("__consumer_offsets", None, offsets.partitions, True),
+                "__transaction_state": TopicMeta("__transaction_state", None, [], True, 3)}   # unknown
+            return ClusterMetadata("c1", -1, [], listed), 0.0
+
+        def describe_topic_configs(self, topics):
+            return {t: {"retention.ms": ("5", False)} for t in topics}
+
+    save_catalog(cfg, brokers, topics_from=Coordinator())
+    topics = json.loads((cfg.data_dir / "topics.json").read_text())["topics"]
+    assert sorted(topics) == ["__consumer_offsets", "again"]
+    assert topics["again"]["topic_id"] == str(new) and topics["again"]["assignments"] == [[2]]
+    assert topics["again"]["config"] == {"retention.ms": "5"}
+    assert Coordinator.asked == [None, ["__consumer_offsets", "__transaction_state"]]
+    # without it (as before), the broker's view
+    save_catalog(cfg, brokers)
+    assert json.loads((cfg.data_dir / "topics.json").read_text())["topics"]["again"]["topic_id"] == str(old)
