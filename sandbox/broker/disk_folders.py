@@ -272,8 +272,9 @@ class DiskFolders:
             where = self.logs.set_aside(*key)
         except OSError as e:
             log.warning("%s-%d is stray (%s) but could not be set aside: %s", key[0], key[1], why, e)
-            if plog is not None:
-                self.partitions[key] = self.logs.create(key[0], key[1], plog.config)
+            if plog is not None:   # opened again as it is, still naming its topic id
+                self.partitions[key] = again = self.logs.create(key[0], key[1], plog.config)
+                again.topic_id = plog.topic_id
             return False
         finally:
             self.notifier.notify(key)
@@ -327,9 +328,8 @@ class DiskFolders:
             log.info("broker(s) %s did not say which folders they hold: asking again", sorted(silent))
             self._adopt_again(attempt)
             return
-        for topic in lost:
-            self._set_aside_another_topics(topic, held.get(topic, {}))
-        failed = False
+        # a folder that could not be set aside (Windows: held open) is tried again by another pass
+        failed = not all([self._set_aside_another_topics(topic, held.get(topic, {})) for topic in lost])
         for topic, n in sorted(counts.items()):
             if topic not in lost:
                 continue
@@ -366,30 +366,41 @@ class DiskFolders:
         if not failed and self.coordinator.cluster_changed_at == changed:
             self._note_history_if_matched({t.name: t.topic_id for t in self.coordinator.topics()})
 
-    def _set_aside_another_topics(self, topic: str, held: dict[int, dict[int, Copy]]) -> None:
+    def _set_aside_another_topics(self, topic: str, held: dict[int, dict[int, Copy]]) -> bool:
         """Leave out of `held` the partitions the metadata lacks whose every copy names another
-        topic id than the topic's (the metadata's, else that of the folder written last): an older
-        topic of that name with more partitions than the newer one, deleted and made again while
-        a broker was paused. Put back, they would join the newer topic with the older one's
-        records. This broker's folders of them are set aside (their records kept)."""
+        topic id than the topic's (the metadata's, else that of the folder written last) and was
+        written before the newest folder naming it: an older topic of that name with more
+        partitions than the newer one, deleted and made again while a broker was paused. Put
+        back, they would join the newer topic with the older one's records. This broker's folders
+        of them are set aside (their records kept). Where no folder names the topic's id, or one
+        of another id is newer (the metadata's id may then be the stale one: a catalog older than
+        the topic's latest making), nothing is left out. False if a folder could not be set aside."""
         known = self.coordinator.topic(topic)
         topic_id = known.topic_id if known is not None else self._newest_id(held)
+        newest = max((c.folder[1] for copies in held.values() for c in copies.values()
+                      if c.folder is not None and c.folder[0] == topic_id), default=None)
+        if newest is None:
+            return True
         have = len(known.partitions) if known is not None else 0
+        done = True
         for index in sorted(held):
             copies = held[index]
-            if index < have or not copies or not all(c.other(topic_id) for c in copies.values()):
+            if index < have or not copies or not all(c.other(topic_id) and c.folder[1] < newest
+                                                     for c in copies.values()):
                 continue
             del held[index]
             mine = copies.get(self.node_id)   # every folder here is among the copies
             if mine is not None and (topic, index) in self.partitions:
-                self._set_aside_stray((topic, index), f"it holds another topic of that name than the one "
-                                                      f"put back (topic id {mine.folder[0]}, not {topic_id})")
+                done = self._set_aside_stray((topic, index), f"it holds another topic of that name than the one "
+                                                             f"put back (topic id {mine.folder[0]}, not {topic_id})") and done
+        return done
 
-    @staticmethod
-    def _newest_id(held: dict[int, dict[int, Copy]]) -> uuid.UUID | None:
-        """The topic id of the folder written last among the copies (None: none names one)."""
+    def _newest_id(self, held: dict[int, dict[int, Copy]]) -> uuid.UUID | None:
+        """The topic id of the folder written last among the copies, leaving out ids deleted under
+        this history (a broker that has not dropped such a folder yet); None: none names one."""
         return newest_topic_id(None, [c.folder for copies in held.values() for c in copies.values()
-                                      if c.folder is not None], None)
+                                      if c.folder is not None and not self.coordinator.topic_deleted(c.folder[0])],
+                               None)
 
     def _start_over(self, attempt: int) -> None:
         """The journal was replaced during this pass: asked again once the restore's grace is over."""

@@ -20,6 +20,8 @@ from sandbox.partition_metadata import newest_topic_id
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 from sandbox.runner.statefile import write_state
 
+PROBE_PARTITIONS = 64   # partitions of a topic each broker is asked about beyond the catalog's
+
 CATALOG_FILE = "topics.json"
 
 
@@ -44,7 +46,8 @@ def with_topic_ids(specs: dict[str, TopicSpec], cfg: SandboxConfig) -> dict[str,
 
 def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
                            folder_id: Callable[[int, str, int], tuple[uuid.UUID, float] | None] = lambda b, t, i: None,
-                           catalog_time: float | None = None) -> tuple[dict[str, TopicSpec], list[str]]:
+                           catalog_time: float | None = None, brokers: Collection[int] = ()
+                           ) -> tuple[dict[str, TopicSpec], list[str]]:
     """Re-created after a destroyed coordinator journal, a partition starts afresh: its first
     replica leads and the others cut their logs to the leader's. So the replica with the newest
     history goes first: the newest leader epoch in its log, then the log that ends furthest, then
@@ -65,8 +68,13 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
     when the catalog read the metadata), unless a folder naming another id was written since:
     then the catalog is older than the topic's latest making, and the id of the folder written
     last is the topic's (it is re-created under that id: its followers keep their logs, and
-    clients find the id they knew). Returns the specs and one line per partition whose first
-    replica changed or topic whose id is not the catalog's."""
+    clients find the id they knew). Every broker in `brokers` is asked too which folders of the
+    topic it holds, up to PROBE_PARTITIONS partitions: where folders naming that newer id lie
+    outside the catalog's placement (the topic was deleted and made again on other brokers, or
+    with more partitions, within the catalog's refresh), the topic is left out, for the brokers'
+    own restore to put back where its folders are (the catalog's placement would put the older
+    topic back, empty). Returns the specs and one line per partition whose first replica changed,
+    topic whose id is not the catalog's, or topic left to the brokers."""
     asks: dict[int, dict[str, list[int]]] = {}
     for name, spec in specs.items():
         for index, replicas in enumerate(spec.assignments or ()):
@@ -74,10 +82,12 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
                 asks.setdefault(b, {}).setdefault(name, []).append(index)
     ends: dict[tuple[int, str, int], tuple[int, int]] = {}
     told: dict[tuple[int, str, int], tuple[uuid.UUID, float]] = {}   # folder ids the brokers told
-    for broker, parts in asks.items():
+    probe = {name: range(max(len(spec.assignments or ()), PROBE_PARTITIONS)) for name, spec in specs.items()}
+    for broker in sorted(set(asks) | set(brokers)):
         try:
-            ends.update({(broker, t, i): end for (t, i), end in client.replica_log_ends(broker, parts).items()})
-            told.update({(broker, t, i): f for (t, i), f in client.replica_folders(broker, parts).items()})
+            if broker in asks:
+                ends.update({(broker, t, i): end for (t, i), end in client.replica_log_ends(broker, asks[broker]).items()})
+            told.update({(broker, t, i): f for (t, i), f in client.replica_folders(broker, probe).items()})
         except KafkaClientError:
             continue
     out, notes = dict(specs), []
@@ -91,7 +101,16 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
             known_id = None
         folders = {(b, index): folder_id(b, name, index) or told.get((b, name, index))
                    for index, replicas in enumerate(spec.assignments or ()) for b in replicas}
-        topic_id = newest_topic_id(known_id, [f for f in folders.values() if f is not None], catalog_time)
+        found = {**{(b, i): f for (b, t, i), f in told.items() if t == name}, **folders}
+        topic_id = newest_topic_id(known_id, [f for f in found.values() if f is not None], catalog_time)
+        placed_at = {(b, i) for i, replicas in enumerate(spec.assignments or ()) for b in replicas}
+        astray = sorted(k for k, f in found.items() if f is not None and f[0] == topic_id and k not in placed_at)
+        if known_id is not None and catalog_time is not None and topic_id != known_id and astray:
+            del out[name]
+            notes.append(f"{name}: left to the brokers' own restore: folders written after the catalog name topic id "
+                         f"{topic_id}, on brokers or partitions the catalog does not place it on "
+                         f"({', '.join(f'broker {b} partition {i}' for b, i in astray)})")
+            continue
         config = dict(spec.config)
         if newest.get(name, -1) >= 0:   # leader epochs go on from there: clients keep the old ones
             config[RESTORE_LEADER_EPOCH] = str(newest[name] + 1)

@@ -207,7 +207,8 @@ class StackSupervisor:
         desired, moved = desired_topics(self.cfg), []
         if service == "coordinator":   # every partition is created afresh, led by its first replica
             desired, moved = lead_with_longest_logs(with_topic_ids(desired, self.cfg), self.client,
-                                                    self._folder_id, catalog_time(self.cfg))
+                                                    self._folder_id, catalog_time(self.cfg),
+                                                    brokers=range(1, self.cfg.brokers + 1))
         if moved:   # the first replica of these would have cut acknowledged records off the others
             self.sup.record_event(service, "leaders-chosen", "; ".join(moved))
         msgs = reconcile(desired, self.client)

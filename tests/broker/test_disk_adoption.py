@@ -94,24 +94,45 @@ def test_a_partition_only_an_older_topic_of_that_name_has_is_set_aside_not_put_b
     the newer topic with the older one's records. Set aside where they are (records kept); a
     partition with a copy whose id is unknown is put back as before."""
     old, new = uuid.uuid4(), uuid.uuid4()
-    here = {("t", i): SimpleNamespace(topic_id=old) for i in range(3)}
-    f = Folders(1, [1, 2, 3], here)
+    f = Folders(1, [1, 2, 3], {("t", i): SimpleNamespace(topic_id=old) for i in range(3)})
     f.coordinator.topic = lambda name: None
-    aside = []
-    f._set_aside_stray = lambda key, why: aside.append((key, why)) or f.partitions.pop(key) is not None
+    aside, refuse = [], set()
+
+    def set_aside(key, why):
+        aside.append((key, why))
+        return key not in refuse and f.partitions.pop(key) is not None
+    f._set_aside_stray = set_aside
     held = {0: {1: Copy(5, 0, (old, 100.0)), 2: Copy(3, 0, (new, 200.0))},
             1: {1: Copy(9, 0, (old, 100.0))}, 2: {1: Copy(2, 0, (old, 100.0))}, 3: {2: Copy(1, 0)}}
-    f._set_aside_another_topics("t", held)
+    assert f._set_aside_another_topics("t", held)
     assert sorted(held) == [0, 3] and [key for key, _ in aside] == [("t", 1), ("t", 2)]
     assert f"topic id {old}, not {new}" in aside[0][1]
-    # the newer topic known to the metadata with 1 partition: the same
+
+    # the newer topic known to the metadata with 1 partition: the same (0 is the metadata's);
+    # a folder the file system refuses to rename: the pass is failed (asked again)
     known = SimpleNamespace(topic_id=new, partitions=[SimpleNamespace(replicas=[2])])
     f.coordinator.topic = lambda name: known
-    held = {0: {1: Copy(5, 0, (old, 100.0))}, 1: {1: Copy(9, 0, (old, 100.0))}}
-    aside.clear()
     f.partitions = {("t", i): SimpleNamespace(topic_id=old) for i in range(2)}
-    f._set_aside_another_topics("t", held)
-    assert sorted(held) == [0] and [key for key, _ in aside] == [("t", 1)]   # 0 is matched by the metadata
+    aside.clear()
+    refuse.add(("t", 1))
+    held = {0: {1: Copy(5, 0, (old, 100.0)), 2: Copy(3, 0, (new, 200.0))}, 1: {1: Copy(9, 0, (old, 100.0))}}
+    assert not f._set_aside_another_topics("t", held)
+    assert sorted(held) == [0] and [key for key, _ in aside] == [("t", 1)]
+
+    # the metadata's id may be the stale one (the supervisor's catalog older than the topic's
+    # latest making): no folder names it, or one of another id is newer: nothing is left out
+    aside.clear()
+    for held in ({0: {1: Copy(5, 0, (old, 100.0))}, 1: {1: Copy(9, 0, (old, 100.0))}},
+                 {0: {2: Copy(3, 0, (new, 200.0))}, 1: {1: Copy(9, 0, (old, 300.0))}}):
+        assert f._set_aside_another_topics("t", held) and sorted(held) == [0, 1] and not aside
+
+
+def test_an_id_deleted_under_this_history_is_never_the_one_put_back():
+    gone, kept = uuid.uuid4(), uuid.uuid4()
+    f = Folders(1, [1, 2], {})
+    f.coordinator.deleted.add(gone)
+    held = {0: {1: Copy(5, 0, (kept, 100.0)), 2: Copy(5, 0, (gone, 200.0))}}
+    assert f._newest_id(held) == kept
 
 
 def test_partitions_put_back_of_a_known_topic_are_led_by_a_folder_naming_its_id():
@@ -466,3 +487,26 @@ def test_what_another_broker_tells_of_its_folders_is_read_with_their_topic_ids()
     got = asyncio.run(f._held_by(links, 2, {"t": range(2)}))
     assert got == {("t", 0): Copy(7, 2, (tid, 1.5)), ("t", 1): Copy(3, 1, None)}
     assert asked[0].folder_ids is True and asked[0].__version__ == 4
+
+
+def test_a_folder_that_cannot_be_set_aside_keeps_naming_its_topic_id(tmp_path):
+    """Windows refuses to rename a folder a file of which another program holds open: the folder
+    stays, opened again, and still names its topic id (without it the history would be noted as
+    matched, and the next start would delete it as a folder of a deleted topic)."""
+    from sandbox.log import LogConfig, LogDir
+    logs = LogDir(tmp_path, LogConfig())
+    logs.open()
+    try:
+        plog, tid = logs.create("t", 0), uuid.uuid4()
+        logs.record_topic_id("t", 0, tid)
+        f = Folders(1, [1], {("t", 0): plog})
+        f.logs, f.notifier = logs, SimpleNamespace(notify=lambda key: None)
+
+        def refuse(topic, index):   # as LogDir.set_aside with the rename refused: closed, then raised
+            logs._close(topic, index)
+            raise PermissionError(13, "The process cannot access the file")
+        logs.set_aside = refuse
+        assert not f._set_aside_stray(("t", 0), "another topic")
+        assert f.partitions[("t", 0)].topic_id == tid and (tmp_path / "t-0").is_dir()
+    finally:
+        logs.close()

@@ -585,3 +585,49 @@ def test_a_topic_made_again_while_a_broker_was_paused_comes_back_with_its_newer_
     for index in (0, 1):
         strays = list((proj.data_dir / "broker-1").glob(f"again-{index}.*-stray"))
         assert strays and any(f.stat().st_size > 0 for f in strays[0].glob("*.log")), (index, strays)
+
+
+def test_a_topic_made_again_elsewhere_just_before_the_journal_is_lost_comes_back_where_its_records_are(projects):
+    """A topic deleted and made again on other brokers (or with more partitions) within the
+    catalog's refresh, then the coordinator's journal destroyed: by the catalog's placement the
+    restore put the older topic back, empty, where the newer one's folders are not. The
+    supervisor now asks every broker which folders it holds; a newer topic id outside the
+    catalog's placement is left to the brokers' own restore, which puts it back where its
+    folders are."""
+    from sandbox.client import KafkaClient
+
+    proj = projects("elsewhere", brokers=3)
+    assert proj.up().returncode == 0
+    _, st = proj.status()
+    coord, sup = service(st, "coordinator")["pid"], proj.supervisor_pid()
+    with KafkaClient(proj.bootstrap, timeout=10.0) as kc:
+        kc.create_topic("moved", assignments=[[1, 2]])
+        old_id = kc.metadata(["moved"])[0].topics["moved"].topic_id
+    wait_for(lambda: str(old_id) in (proj.data_dir / "topics.json").read_text(), 15, what="the catalog knowing it")
+    os.kill(sup, signal.SIGSTOP)   # as within the catalog's 3 s refresh: it learns nothing more
+    try:
+        with KafkaClient(proj.bootstrap, timeout=10.0) as kc:
+            kc.delete_topic("moved")
+            wait_for(lambda: "moved" not in kc.metadata()[0].topics, 20, what="the older topic gone")
+            kc.create_topic("moved", assignments=[[3], [3], [3]])
+        p = producer(proj.bootstrap, **{"acks": "all", "enable.idempotence": True})
+        produce_all(p, "moved", [(None, f"r{i}".encode(), {"partition": i % 3}) for i in range(30)])
+        freeze_then_kill(coord, lambda: _garble_coordinator_journal(proj))
+    finally:
+        os.kill(sup, signal.SIGCONT)
+    # the supervisor's restore done (until then the brokers answer with the destroyed journal's metadata)
+    wait_status(proj, lambda c, st: any(not e["detail"].startswith("failed") for e in events(
+        st, service="coordinator", kind="topics-recreated")), 60, "the supervisor's restore")
+    seen: list = []
+
+    def placed() -> bool:   # where its records are, under the newer topic's id
+        with KafkaClient(proj.bootstrap, timeout=5.0) as kc:
+            t = kc.metadata(["moved"])[0].topics.get("moved")
+        seen[:] = [None] if t is None else [t.topic_id, [p.replicas for p in t.partitions]]
+        return seen[1:] == [[[3], [3], [3]]] and seen[0] != old_id
+    wait_for(placed, 60, what="the topic back on broker 3", detail=lambda: f"(id, replicas): {seen}, old id {old_id}")
+    got = consume_topic(proj.bootstrap, "moved", 30, timeout=30)
+    assert sorted(m.value() for m in got) == sorted(f"r{i}".encode() for i in range(30))
+    _, st = proj.status()
+    assert any("moved: left to the brokers' own restore" in e["detail"] for e in events(st, kind="leaders-chosen"))
+    assert any("topic moved " in e["detail"] for e in events(st, kind="topic-restored"))

@@ -560,3 +560,35 @@ def test_the_catalog_takes_its_topics_from_the_coordinator_not_a_broker_that_may
     # without it (as before), the broker's view
     save_catalog(cfg, brokers)
     assert json.loads((cfg.data_dir / "topics.json").read_text())["topics"]["again"]["topic_id"] == str(old)
+
+
+def test_a_topic_made_again_elsewhere_within_the_catalogs_refresh_is_left_to_the_brokers():
+    """`t` (id X, 2 partitions on brokers 1 and 2) was deleted and made again (id Y, 6 partitions
+    on broker 3) within the catalog's 3 s refresh, then the journal was destroyed. By the catalog's
+    placement the older topic came back, empty, and the newer one's folders were not served. The
+    brokers' own restore, 10 s later, puts it back where its folders are."""
+    import uuid
+
+    from sandbox.config import TopicSpec
+    from sandbox.protocol.extensions import RESTORE_TOPIC_ID
+    from sandbox.runner.catalog import lead_with_longest_logs
+
+    old, new = uuid.uuid4(), uuid.uuid4()
+    specs = {"t": TopicSpec("t", 2, 2, {RESTORE_TOPIC_ID: str(old)}, ((1, 2), (2, 1))),
+             "u": TopicSpec("u", 1, 1, {RESTORE_TOPIC_ID: str(uuid.uuid4())}, ((1,),))}
+    ends = {(3, "t", i): (4, 0) for i in range(6)}
+    folders = {(3, "t", i): (new, 200.0) for i in range(6)}
+    out, notes = lead_with_longest_logs(specs, _Ends(ends, folders=folders), catalog_time=100.0, brokers=[1, 2, 3])
+    assert sorted(out) == ["u"], notes
+    assert notes == [f"t: left to the brokers' own restore: folders written after the catalog name topic id {new}, "
+                     "on brokers or partitions the catalog does not place it on (" +
+                     ", ".join(f"broker 3 partition {i}" for i in range(6)) + ")"]
+    # not asked of broker 3 (as before): put back by the catalog
+    assert "t" in lead_with_longest_logs(specs, _Ends(ends, folders=folders), catalog_time=100.0)[0]
+    # the newer folders where the catalog places the topic: put back under their id, as before
+    inside = {(1, "t", 0): (new, 200.0), (2, "t", 1): (new, 200.0)}
+    out, _ = lead_with_longest_logs(specs, _Ends({}, folders=inside), catalog_time=100.0, brokers=[1, 2, 3])
+    assert out["t"].config[RESTORE_TOPIC_ID] == str(new)
+    # folders of the catalog's own id elsewhere (left by a move): put back by the catalog
+    moved = {(3, "t", 0): (old, 200.0)}
+    assert "t" in lead_with_longest_logs(specs, _Ends({}, folders=moved), catalog_time=100.0, brokers=[1, 2, 3])[0]
