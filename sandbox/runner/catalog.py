@@ -20,7 +20,7 @@ from sandbox.partition_metadata import newest_topic_id
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 from sandbox.runner.statefile import write_state
 
-PROBE_PARTITIONS = 64   # partitions of a topic each broker is asked about beyond the catalog's
+PROBE_PARTITIONS = 64   # partitions of a topic each broker is asked about, at least (more if the catalog has more)
 
 CATALOG_FILE = "topics.json"
 
@@ -71,10 +71,10 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
     clients find the id they knew). Every broker in `brokers` is asked too which folders of the
     topic it holds, up to PROBE_PARTITIONS partitions: where folders naming that newer id lie
     outside the catalog's placement (the topic was deleted and made again on other brokers, or
-    with more partitions, within the catalog's refresh), the topic is left out, for the brokers'
-    own restore to put back where its folders are (the catalog's placement would put the older
-    topic back, empty). Returns the specs and one line per partition whose first replica changed,
-    topic whose id is not the catalog's, or topic left to the brokers."""
+    with more partitions, within the catalog's refresh), the topic is placed where they are
+    (_placed_by_folders; the catalog's placement would put the older topic back, empty, and the
+    newer one's records would not be served). Returns the specs and one line per partition whose
+    first replica changed, topic whose id is not the catalog's, or topic placed by its folders."""
     asks: dict[int, dict[str, list[int]]] = {}
     for name, spec in specs.items():
         for index, replicas in enumerate(spec.assignments or ()):
@@ -83,11 +83,18 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
     ends: dict[tuple[int, str, int], tuple[int, int]] = {}
     told: dict[tuple[int, str, int], tuple[uuid.UUID, float]] = {}   # folder ids the brokers told
     probe = {name: range(max(len(spec.assignments or ()), PROBE_PARTITIONS)) for name, spec in specs.items()}
-    for broker in sorted(set(asks) | set(brokers)):
+    live = sorted(set(asks) | set(brokers))
+    for broker in live:
         try:
-            if broker in asks:
-                ends.update({(broker, t, i): end for (t, i), end in client.replica_log_ends(broker, asks[broker]).items()})
-            told.update({(broker, t, i): f for (t, i), f in client.replica_folders(broker, probe).items()})
+            held = client.replica_folders(broker, probe)
+        except KafkaClientError:
+            held = {}
+        told.update({(broker, t, i): f for (t, i), f in held.items()})
+        wanted = {t: sorted(set(asks.get(broker, {}).get(t, ())) | {i for (n, i) in held if n == t}) for t in specs}
+        wanted = {t: ps for t, ps in wanted.items() if ps}
+        try:
+            if wanted:
+                ends.update({(broker, t, i): end for (t, i), end in client.replica_log_ends(broker, wanted).items()})
         except KafkaClientError:
             continue
     out, notes = dict(specs), []
@@ -99,18 +106,20 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
             known_id = uuid.UUID(spec.config[RESTORE_TOPIC_ID])
         except (KeyError, ValueError, TypeError):
             known_id = None
-        folders = {(b, index): folder_id(b, name, index) or told.get((b, name, index))
-                   for index, replicas in enumerate(spec.assignments or ()) for b in replicas}
+        def read(spec: TopicSpec) -> dict[tuple[int, int], tuple[uuid.UUID, float] | None]:
+            return {(b, index): folder_id(b, name, index) or told.get((b, name, index))
+                    for index, replicas in enumerate(spec.assignments or ()) for b in replicas}
+        folders = read(spec)
         found = {**{(b, i): f for (b, t, i), f in told.items() if t == name}, **folders}
         topic_id = newest_topic_id(known_id, [f for f in found.values() if f is not None], catalog_time)
         placed_at = {(b, i) for i, replicas in enumerate(spec.assignments or ()) for b in replicas}
         astray = sorted(k for k, f in found.items() if f is not None and f[0] == topic_id and k not in placed_at)
         if known_id is not None and catalog_time is not None and topic_id != known_id and astray:
-            del out[name]
-            notes.append(f"{name}: left to the brokers' own restore: folders written after the catalog name topic id "
-                         f"{topic_id}, on brokers or partitions the catalog does not place it on "
-                         f"({', '.join(f'broker {b} partition {i}' for b, i in astray)})")
-            continue
+            spec = out[name] = _placed_by_folders(spec, topic_id, found, live)
+            folders = read(spec)
+            notes.append(f"{name}: put back where the folders of topic id {topic_id}, written after the catalog, "
+                         f"are ({', '.join(f'broker {b} partition {i}' for b, i in astray)} among them): "
+                         f"{spec.partitions} partition(s) on {[list(r) for r in spec.assignments]}")
         config = dict(spec.config)
         if newest.get(name, -1) >= 0:   # leader epochs go on from there: clients keep the old ones
             config[RESTORE_LEADER_EPOCH] = str(newest[name] + 1)
@@ -141,6 +150,23 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
         if moved:
             out[name] = dataclasses.replace(spec, assignments=tuple(placed))
     return out, notes
+
+
+def _placed_by_folders(spec: TopicSpec, topic_id: uuid.UUID, found: dict, live: Sequence[int]) -> TopicSpec:
+    """`spec` placed where the folders naming `topic_id` are (`found`: (broker, partition) -> its
+    folder's (topic id, written)), for a topic made again after the catalog last read it: as many
+    partitions as they go to, each on the brokers holding one, then on brokers holding none of
+    that partition up to the most copies any partition has (the catalog's configs are kept)."""
+    holders: dict[int, list[int]] = {}
+    for (b, i), f in sorted(found.items()):
+        if f is not None and f[0] == topic_id:
+            holders.setdefault(i, []).append(b)
+    n, rf = max(holders) + 1, max(len(h) for h in holders.values())
+
+    def replicas(i: int) -> tuple[int, ...]:
+        spare = [b for b in live if found.get((b, i)) is None and b not in holders.get(i, ())]
+        return tuple((holders.get(i, []) + spare)[:rf])
+    return dataclasses.replace(spec, partitions=n, replication=rf, assignments=tuple(replicas(i) for i in range(n)))
 
 
 def catalog_time(cfg: SandboxConfig) -> float | None:

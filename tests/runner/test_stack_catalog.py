@@ -67,7 +67,9 @@ class _Ends:
         self.folders = folders or {}   # (broker, topic, partition) -> (topic id, written) it tells
 
     def replica_folders(self, broker, partitions):
-        assert broker not in self.down   # asked after its log ends, which raised
+        if broker in self.down:
+            from sandbox.client import KafkaClientError
+            raise KafkaClientError(f"broker {broker} is not available")
         return {(t, i): self.folders[(broker, t, i)] for t, ps in partitions.items() for i in ps
                 if self.folders.get((broker, t, i)) is not None}
 
@@ -562,33 +564,41 @@ def test_the_catalog_takes_its_topics_from_the_coordinator_not_a_broker_that_may
     assert json.loads((cfg.data_dir / "topics.json").read_text())["topics"]["again"]["topic_id"] == str(old)
 
 
-def test_a_topic_made_again_elsewhere_within_the_catalogs_refresh_is_left_to_the_brokers():
-    """`t` (id X, 2 partitions on brokers 1 and 2) was deleted and made again (id Y, 6 partitions
-    on broker 3) within the catalog's 3 s refresh, then the journal was destroyed. By the catalog's
-    placement the older topic came back, empty, and the newer one's folders were not served. The
-    brokers' own restore, 10 s later, puts it back where its folders are."""
+def test_a_topic_made_again_elsewhere_within_the_catalogs_refresh_is_placed_where_its_folders_are():
+    """`t` (id X, 2 partitions on brokers 1 and 2) was deleted and made again (id Y, 3 partitions
+    on brokers 3 and 1) within the catalog's 3 s refresh, then the journal was destroyed. By the
+    catalog's placement the older topic came back, empty, and the newer one's records were not
+    served. Every broker is asked which folders it holds: the topic is placed where the newer
+    one's are, under its id, with the catalog's configs."""
     import uuid
 
     from sandbox.config import TopicSpec
-    from sandbox.protocol.extensions import RESTORE_TOPIC_ID
+    from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
     from sandbox.runner.catalog import lead_with_longest_logs
 
     old, new = uuid.uuid4(), uuid.uuid4()
-    specs = {"t": TopicSpec("t", 2, 2, {RESTORE_TOPIC_ID: str(old)}, ((1, 2), (2, 1))),
+    specs = {"t": TopicSpec("t", 2, 2, {RESTORE_TOPIC_ID: str(old), "retention.ms": "-1"}, ((1, 2), (2, 1))),
              "u": TopicSpec("u", 1, 1, {RESTORE_TOPIC_ID: str(uuid.uuid4())}, ((1,),))}
-    ends = {(3, "t", i): (4, 0) for i in range(6)}
-    folders = {(3, "t", i): (new, 200.0) for i in range(6)}
-    out, notes = lead_with_longest_logs(specs, _Ends(ends, folders=folders), catalog_time=100.0, brokers=[1, 2, 3])
-    assert sorted(out) == ["u"], notes
-    assert notes == [f"t: left to the brokers' own restore: folders written after the catalog name topic id {new}, "
-                     "on brokers or partitions the catalog does not place it on (" +
-                     ", ".join(f"broker 3 partition {i}" for i in range(6)) + ")"]
-    # not asked of broker 3 (as before): put back by the catalog
-    assert "t" in lead_with_longest_logs(specs, _Ends(ends, folders=folders), catalog_time=100.0)[0]
-    # the newer folders where the catalog places the topic: put back under their id, as before
+    ends = {**{(3, "t", i): (4, 0) for i in range(3)}, (1, "t", 0): (2, 0), (1, "t", 2): (4, 1)}
+    folders = {**{(3, "t", i): (new, 200.0) for i in range(3)}, (1, "t", 0): (new, 200.0), (1, "t", 2): (new, 200.0)}
+    client = _Ends(ends, folders=folders)
+    out, notes = lead_with_longest_logs(specs, client, catalog_time=100.0, brokers=[1, 2, 3])
+    t = out["t"]
+    # each partition on the brokers holding it, the newest history first; 2 holds none: a filler
+    assert (t.partitions, t.replication, t.assignments) == (3, 2, ((3, 1), (3, 1), (1, 3))), notes
+    assert t.config[RESTORE_TOPIC_ID] == str(new) and t.config["retention.ms"] == "-1"
+    assert t.config[RESTORE_LEADER_EPOCH] == "2"
+    assert notes[0].startswith(f"t: put back where the folders of topic id {new}, written after the catalog, are (")
+    assert "u" in out and out["u"] == specs["u"]
+    # only broker 3 holds the newer topic and is not asked (as before): the catalog's placement
+    on3 = {k: v for k, v in folders.items() if k[0] == 3}
+    assert lead_with_longest_logs(specs, _Ends(ends, folders=on3), catalog_time=100.0)[0]["t"].assignments \
+        == ((1, 2), (2, 1))
+    # the newer folders where the catalog places the topic: put back under their id, as placed
     inside = {(1, "t", 0): (new, 200.0), (2, "t", 1): (new, 200.0)}
     out, _ = lead_with_longest_logs(specs, _Ends({}, folders=inside), catalog_time=100.0, brokers=[1, 2, 3])
-    assert out["t"].config[RESTORE_TOPIC_ID] == str(new)
-    # folders of the catalog's own id elsewhere (left by a move): put back by the catalog
+    assert out["t"].config[RESTORE_TOPIC_ID] == str(new) and out["t"].assignments == ((1, 2), (2, 1))
+    # folders of the catalog's own id elsewhere (left by a move): the catalog's placement
     moved = {(3, "t", 0): (old, 200.0)}
-    assert "t" in lead_with_longest_logs(specs, _Ends({}, folders=moved), catalog_time=100.0, brokers=[1, 2, 3])[0]
+    out, _ = lead_with_longest_logs(specs, _Ends({}, folders=moved), catalog_time=100.0, brokers=[1, 2, 3])
+    assert out["t"].assignments == ((1, 2), (2, 1)) and out["t"].config[RESTORE_TOPIC_ID] == str(old)
