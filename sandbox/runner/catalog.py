@@ -87,8 +87,8 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
     for broker in live:
         try:
             held = client.replica_folders(broker, probe)
-        except KafkaClientError:
-            held = {}
+        except KafkaClientError:   # holds nothing, as one not answering (its logs' ends alone would
+            continue               # rank a folder of an older topic of that name it cannot tell apart)
         told.update({(broker, t, i): f for (t, i), f in held.items()})
         wanted = {t: sorted(set(asks.get(broker, {}).get(t, ())) | {i for (n, i) in held if n == t}) for t in specs}
         wanted = {t: ps for t, ps in wanted.items() if ps}
@@ -161,11 +161,16 @@ def _placed_by_folders(spec: TopicSpec, topic_id: uuid.UUID, found: dict, live: 
     for (b, i), f in sorted(found.items()):
         if f is not None and f[0] == topic_id:
             holders.setdefault(i, []).append(b)
-    n, rf = max(holders) + 1, max(len(h) for h in holders.values())
+    # as many copies as any partition has, or the catalog's replication if more (a follower that
+    # was down had no folder yet); every partition gets as many (the coordinator refuses otherwise)
+    n = max(holders) + 1
+    rf = min(max(max(len(h) for h in holders.values()), spec.replication), len(live))
 
     def replicas(i: int) -> tuple[int, ...]:
-        spare = [b for b in live if found.get((b, i)) is None and b not in holders.get(i, ())]
-        return tuple((holders.get(i, []) + spare)[:rf])
+        mine = holders.get(i, [])
+        # fillers: brokers holding no folder of it first, then those holding another topic's
+        spare = sorted((b for b in live if b not in mine), key=lambda b: (found.get((b, i)) is not None, b))
+        return tuple((mine + spare)[:rf])
     return dataclasses.replace(spec, partitions=n, replication=rf, assignments=tuple(replicas(i) for i in range(n)))
 
 
@@ -417,11 +422,13 @@ def _commit_patiently(client: KafkaClient, group: str, offsets: dict[tuple[str, 
 
 def restore_group_offsets(cfg: SandboxConfig, client: KafkaClient, *, patience_s: float = COMMIT_PATIENCE_S,
                           sleep: Callable[[float], None] = time.sleep,
-                          clock: Callable[[], float] = time.monotonic) -> list[str]:
+                          clock: Callable[[], float] = time.monotonic, skip: Collection[str] = ()) -> list[str]:
     """Put back committed offsets a wipe lost, where the data they point into still exists
     (the partition's end offset reaches them); the rest reset by the consumer's policy. A commit
     answered with a retriable error (the offsets topic just put back is loading, or waits for its
-    followers to rejoin the ISR) is sent again for up to `patience_s` seconds."""
+    followers to rejoin the ISR) is sent again for up to `patience_s` seconds. Topics in `skip`
+    (put back under another id than the catalog's: a newer topic of that name, which the catalog's
+    offsets do not point into) are left out."""
     restored = []
     for group, saved in _read(cfg).get("groups", {}).items():
         current = client.committed_offsets(group)
@@ -429,7 +436,7 @@ def restore_group_offsets(cfg: SandboxConfig, client: KafkaClient, *, patience_s
         for key, off in saved.items():
             topic, _, part = key.rpartition(":")
             tp = (topic, int(part))
-            if tp not in current:
+            if tp not in current and topic not in skip:
                 missing[tp] = off
         ends: dict[tuple[str, int], int] = {}
         for topic in {t for t, _ in missing}:

@@ -20,6 +20,7 @@ from sandbox.config import ConfigError, SandboxConfig, load_config, parse_config
 from sandbox.health.http import HealthServer
 from sandbox.lifecycle import stop_signals
 from sandbox.partition_metadata import folder_topic_id
+from sandbox.protocol.extensions import RESTORE_TOPIC_ID
 from sandbox.health.metrics import EventCounter, render_metrics
 from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
@@ -204,11 +205,14 @@ class StackSupervisor:
             self._put_back(service, "ACLs", lambda: _acls_back(*restore_acls(self.cfg, self.client, declared=self.cfg.acls)))
             # before the topics, whose partitions follow them
             self._put_back(service, "broker configs", lambda: restore_broker_configs(self.cfg, self.client))
-        desired, moved = desired_topics(self.cfg), []
+        desired, moved, renewed = desired_topics(self.cfg), [], set()
         if service == "coordinator":   # every partition is created afresh, led by its first replica
-            desired, moved = lead_with_longest_logs(with_topic_ids(desired, self.cfg), self.client,
-                                                    self._folder_id, catalog_time(self.cfg),
+            known = with_topic_ids(desired, self.cfg)
+            desired, moved = lead_with_longest_logs(known, self.client, self._folder_id, catalog_time(self.cfg),
                                                     brokers=range(1, self.cfg.brokers + 1))
+            # put back under a newer id than the catalog's: its offsets are the older topic's
+            renewed = {n for n, spec in desired.items()
+                       if spec.config.get(RESTORE_TOPIC_ID) != known[n].config.get(RESTORE_TOPIC_ID)}
         if moved:   # the first replica of these would have cut acknowledged records off the others
             self.sup.record_event(service, "leaders-chosen", "; ".join(moved))
         msgs = reconcile(desired, self.client)
@@ -223,7 +227,7 @@ class StackSupervisor:
                 self.sup.record_event(service, "topic-not-restored", m)
             desired = {n: spec for n, spec in desired.items() if n not in gone}
         try:
-            groups = restore_group_offsets(self.cfg, self.client)
+            groups = restore_group_offsets(self.cfg, self.client, skip=renewed)
         except (KafkaClientError, OSError) as e:
             groups = []
             self.sup.record_event(service, "offsets-restored", f"failed: {e}")

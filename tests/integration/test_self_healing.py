@@ -624,8 +624,10 @@ def test_a_topic_made_again_elsewhere_just_before_the_journal_is_lost_comes_back
         with KafkaClient(proj.bootstrap, timeout=5.0) as kc:
             t = kc.metadata(["moved"])[0].topics.get("moved")
         seen[:] = [None] if t is None else [t.topic_id, [p.replicas for p in t.partitions]]
-        return seen[1:] == [[[3], [3], [3]]] and seen[0] != old_id
-    wait_for(placed, 60, what="the topic back on broker 3", detail=lambda: f"(id, replicas): {seen}, old id {old_id}")
+        # led by broker 3, which holds them; 2 replicas, as the catalog's topic had
+        return len(seen) == 2 and seen[0] != old_id and [r[0] for r in seen[1]] == [3, 3, 3] and \
+            all(len(r) == 2 for r in seen[1])
+    wait_for(placed, 60, what="the topic back, led by broker 3", detail=lambda: f"(id, replicas): {seen}, old id {old_id}")
     got = consume_topic(proj.bootstrap, "moved", 30, timeout=30)
     assert sorted(m.value() for m in got) == sorted(f"r{i}".encode() for i in range(30))
     _, st = proj.status()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -602,3 +603,32 @@ def test_a_topic_made_again_elsewhere_within_the_catalogs_refresh_is_placed_wher
     moved = {(3, "t", 0): (old, 200.0)}
     out, _ = lead_with_longest_logs(specs, _Ends({}, folders=moved), catalog_time=100.0, brokers=[1, 2, 3])
     assert out["t"].assignments == ((1, 2), (2, 1)) and out["t"].config[RESTORE_TOPIC_ID] == str(old)
+
+
+def test_offsets_of_a_topic_put_back_under_a_newer_id_are_not_committed_onto_it(tmp_path):
+    """The catalog's offsets of a topic put back under a newer id (made again after the catalog
+    last read it) point into the older topic: committed onto the newer one's records, a group
+    would skip them where its end offset reaches them."""
+    cfg = _catalog_with_group(tmp_path)
+    c = _Committer([0])
+    assert restore_group_offsets(cfg, c, skip={"t"}) == [] and c.committed == {}
+    assert restore_group_offsets(cfg, c) == ["g (2 partitions)"] and c.committed == {("t", 0): 5, ("t", 1): 9}
+
+
+def test_a_topic_placed_by_its_folders_has_as_many_replicas_on_every_partition():
+    """Found by review: a filler was never a broker holding a folder of another topic of that
+    name, so a partition could get fewer replicas than another (the coordinator refuses such a
+    topic, and the restore was asked again and again). Fillers holding nothing come first, then
+    those holding another topic's folder; the catalog's replication is kept if higher."""
+    import uuid
+
+    from sandbox.config import TopicSpec
+    from sandbox.runner.catalog import _placed_by_folders
+
+    old, new = uuid.uuid4(), uuid.uuid4()
+    spec = TopicSpec("t", 2, 1, {}, ((1,), (2,)))
+    found = {(1, 0): (new, 2.0), (2, 0): (new, 2.0), (3, 1): (new, 2.0), (1, 1): (old, 1.0), (2, 1): (old, 1.0)}
+    placed = _placed_by_folders(spec, new, found, [1, 2, 3])
+    assert (placed.partitions, placed.replication, placed.assignments) == (2, 2, ((1, 2), (3, 1)))
+    three = dataclasses.replace(spec, replication=3)
+    assert _placed_by_folders(three, new, found, [1, 2, 3]).assignments == ((1, 2, 3), (3, 1, 2))
