@@ -14,21 +14,20 @@ import logging
 import time
 import uuid
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from sandbox import lifecycle
-from sandbox.client.async_connection import ExchangeFailed
 from sandbox.coordinator import CoordinatorError
 from sandbox.log.errors import LogError
 from sandbox.log.files import atomic_write
 from sandbox.partition_metadata import folder_topic_id, newest_topic_id
-from sandbox.protocol import build, request_class
 from sandbox.protocol.errors import INVALID_REQUEST, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_ID
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 
 from . import offsets_topic
 from .internal_topics import OFFSETS_TOPIC, TXN_TOPIC
 from .transactions import store as txn_store
+from .folder_copies import Copy, Held, held_by
 from .transactions.links import BrokerLinks
 
 log = logging.getLogger("sandbox.broker")
@@ -39,26 +38,12 @@ HISTORY_FILE = "coordinator-history"
 # put back yet, one "topic<TAB>partition" a line (see _note_history_if_matched)
 PENDING_FILE = "coordinator-history.pending"
 RESTORE_GRACE_S = 10.0   # after a coordinator's journal is replaced, auto-creation waits this long
-HELD_ASK_TIMEOUT_S = 5.0   # another broker asked which folders of a lost topic it holds
 ADOPT_ATTEMPTS, ADOPT_RETRY_S = 4, 5.0   # passes over what the metadata lost, this far apart
 PROBE_PARTITIONS = 64      # partitions of a lost topic asked of the others, at least
 # configs an internal topic is made with, kept when it is put back from disk
 INTERNAL_TOPIC_CONFIGS = {OFFSETS_TOPIC: offsets_topic.TOPIC_CONFIGS, TXN_TOPIC: txn_store.TOPIC_CONFIGS}
 
 
-class Copy(NamedTuple):
-    """One broker's folder of a partition: where its log ends, the newest leader epoch in it, and
-    the topic id its partition.metadata names with when that was written (None: not told)."""
-    end: int
-    epoch: int
-    folder: tuple[uuid.UUID, float] | None = None
-
-    def other(self, topic_id: uuid.UUID | None) -> bool:
-        """Whether the folder names another topic of that name than `topic_id`."""
-        return topic_id is not None and self.folder is not None and self.folder[0] != topic_id
-
-
-Held = dict[str, dict[int, dict[int, Copy]]]   # topic -> partition -> broker -> its copy
 
 
 def read_history(folder: Path) -> tuple[str | None, frozenset]:
@@ -441,44 +426,13 @@ class DiskFolders:
         probe = {t: range(max(4 * (max(out.get(t, {}), default=-1) + 1), PROBE_PARTITIONS)) for t in topics}
         links = BrokerLinks(self, f"restore-{self.node_id}")
         try:
-            answers = await asyncio.gather(*(self._held_by(links, b, probe) for b in peers))
+            answers = await asyncio.gather(*(held_by(links, b, probe) for b in peers))
         finally:
             links.close()
         for broker, held in zip(peers, answers):
             for (topic, index), end in (held or {}).items():
                 out.setdefault(topic, {}).setdefault(index, {})[broker] = end
         return out, {b for b, held in zip(peers, answers) if held is None}
-
-    async def _held_by(self, links: BrokerLinks, broker: int, probe: dict[str, range]
-                       ) -> dict[tuple[str, int], Copy] | None:
-        """What one broker holds of the topics' partitions in `probe`; None if it did not answer."""
-        conn = links.get(broker)
-        if conn is None:
-            return None
-        try:
-            dirs = await conn.request(build(request_class(35, 4), {"folder_ids": True, "topics": [
-                {"topic": t, "partitions": list(r)} for t, r in sorted(probe.items())]}), HELD_ASK_TIMEOUT_S)
-            parts: dict[str, list[int]] = {}
-            folders: dict[tuple[str, int], tuple[uuid.UUID, float]] = {}
-            for result in dirs.results:
-                for t in result.topics:
-                    if t.name in probe:
-                        parts.setdefault(t.name, []).extend(int(p.partition_index) for p in t.partitions)
-                        folders.update({(t.name, int(p.partition_index)): (p.topic_id, p.metadata_written_ms / 1000)
-                                        for p in t.partitions if p.topic_id.int and p.metadata_written_ms >= 0})
-            if not parts:
-                return {}
-            ends = await conn.request(build(request_class(2, 7), {
-                "replica_id": -2, "isolation_level": 0,
-                "topics": [{"name": t, "partitions": [{"partition_index": i, "current_leader_epoch": -1,
-                                                       "timestamp": -1} for i in sorted(ps)]}
-                           for t, ps in sorted(parts.items())]}), HELD_ASK_TIMEOUT_S)
-        except ExchangeFailed as e:
-            log.info("broker %d not asked which folders it holds: %s", broker, e)
-            return None
-        return {(t.name, int(p.partition_index)): Copy(int(p.offset), int(p.leader_epoch),
-                                                       folders.get((t.name, int(p.partition_index))))
-                for t in ends.topics for p in t.partitions if int(p.error_code) == 0}
 
     def _replicas_for(self, holders: list[int], rf: int, silent: set[int] = frozenset()) -> list[int]:
         """`holders` (best first), then live brokers that said they hold nothing, up to `rf`

@@ -10,7 +10,8 @@ import asyncio
 import uuid
 from types import SimpleNamespace
 
-from sandbox.broker.disk_folders import Copy, DiskFolders
+from sandbox.broker.disk_folders import DiskFolders
+from sandbox.broker.folder_copies import Copy, held_by
 from sandbox.coordinator import CoordinatorError
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
 
@@ -465,7 +466,7 @@ def test_one_pass_at_a_time_and_a_replacement_during_the_creations_stops_them():
 
 
 def test_what_another_broker_tells_of_its_folders_is_read_with_their_topic_ids():
-    """_held_by: DescribeLogDirs (asking for the folders' ids) then ListOffsets; a folder that
+    """held_by: DescribeLogDirs (asking for the folders' ids) then ListOffsets; a folder that
     names no id (the zero id, or no time) is told as not known."""
     from sandbox.protocol import build, response_class
     tid = uuid.uuid4()
@@ -483,8 +484,7 @@ def test_what_another_broker_tells_of_its_folders_is_read_with_their_topic_ids()
             asked.append(body)
             return dirs if body.__api_key__ == 35 else ends
     links = SimpleNamespace(get=lambda broker: Conn())
-    f = Folders(1, [1, 2], {})
-    got = asyncio.run(f._held_by(links, 2, {"t": range(2)}))
+    got = asyncio.run(held_by(links, 2, {"t": range(2)}))
     assert got == {("t", 0): Copy(7, 2, (tid, 1.5)), ("t", 1): Copy(3, 1, None)}
     assert asked[0].folder_ids is True and asked[0].__version__ == 4
 
