@@ -289,6 +289,9 @@ class SimBroker:
                            min_insync_replicas=1, broker_session_timeout_ms=int(SESSION_TIMEOUT_S * 1000))
         state = BrokerState(cfg, clock=sim.loop.time)
         state.partitions = dict(state.logs.open())
+        # checkpoints written at once: a worker thread runs on the real clock, and one left
+        # running by a crash() would write after the restart (a process's threads die with it)
+        state._checkpoints.in_thread = False
         self.view = CoordinatorView(sim, self)
         state.coordinator = self.view
         state.replicas.connect = lambda host, port, cid: SimConnection(sim, self.id, host, port, cid)

@@ -235,3 +235,28 @@ def test_a_stray_partition_set_aside_keeps_its_records_out_of_the_partitions(tmp
     assert list(logs) == [("orders", 0)] and logs[("orders", 0)].log_end_offset == 0
     assert aside.exists()   # not cleaned as a leftover
     d.close()
+
+
+def test_a_checkpoint_snapshot_written_after_a_newer_one_does_not_undo_it(tmp_path):
+    """The broker writes its checkpoint files from a worker thread while the event loop may write
+    them too (a topic deleted, the journal closed): a snapshot taken before a DeleteRecords and
+    written after the newer one must not put the old log start back, which would show the
+    deleted records again after a restart."""
+    ld = LogDir(tmp_path, cfg())
+    ld.open()
+    log = ld.create("t", 0)
+    log.append(batch(10))
+    older = ld.snapshot()
+    assert log.delete_records_before(6) == 6
+    newer = ld.snapshot()
+    ld.write_snapshot(newer)
+    ld.write_snapshot(older)          # the worker thread's write, finishing last
+    assert read_checkpoint(tmp_path / LOG_START_CHECKPOINT) == {("t", 0): 6}
+    hw_only = ld.snapshot(high_watermarks_only=True)
+    assert set(hw_only[1]) == {"replication-offset-checkpoint"}
+    ld.write_snapshot(hw_only)        # a newer snapshot of one file leaves the others as they are
+    assert read_checkpoint(tmp_path / LOG_START_CHECKPOINT) == {("t", 0): 6}
+    ld.close()
+    ld = LogDir(tmp_path, cfg())
+    assert ld.open()[("t", 0)].log_start_offset == 6
+    ld.close()
