@@ -36,9 +36,13 @@ class Checkpointer:
         snapshot = self.logs.snapshot(high_watermarks_only=points == self._points)
 
         def written(task: asyncio.Future | None = None) -> None:
-            if task is not None and (task.cancelled() or task.exception() is not None):
-                log.warning("checkpoint files not written (tried again in a second): %s",
-                            "cancelled" if task.cancelled() else task.exception())
+            if task is not None and task.cancelled():
+                return
+            if task is not None and (e := task.exception()) is not None:
+                if isinstance(e, OSError):   # a full disk, a file held open: written in a second
+                    log.warning("checkpoint files not written (tried again in a second): %s", e)
+                else:
+                    log.error("checkpoint files not written", exc_info=e)
                 return
             self._points, self._hws = points, hws
         try:
@@ -63,6 +67,7 @@ class Checkpointer:
 
     async def wait(self) -> None:
         """Until a write in flight is done (a thread is not stopped by a cancel: before the
-        journal folder is closed and its lock released, it must have finished)."""
+        journal folder is closed and its lock released, it must have finished; a write_all
+        cancelled with its task is stopped by LogDir.close instead)."""
         if self._writing is not None:
             await asyncio.wait([self._writing])

@@ -145,6 +145,7 @@ class LogDir:
         self._write_lock = threading.Lock()
         self._snapshots = 0
         self._written: dict[str, int] = {}
+        self._closed = False   # set by close(): a worker thread's write left behind writes nothing
 
     def _emit(self, kind: str, info: dict) -> None:
         if self._on_event is not None:
@@ -211,6 +212,7 @@ class LogDir:
         """Lock, clean leftovers, read checkpoints and open (recover) every partition directory."""
         self.root.mkdir(parents=True, exist_ok=True)
         self._acquire_lock()
+        self._closed = False
         try:
             clean_leftovers(self.root)
             for p in self.root.iterdir():
@@ -345,8 +347,10 @@ class LogDir:
         thread's write finishing after the event loop wrote a newer one must not undo it: an
         older log start would show deleted records again after a restart)."""
         seq, files = snapshot
-        with self._write_lock:
-            for name, offsets in files.items():
+        for name, offsets in files.items():
+            with self._write_lock:   # a file at a time: the loop waits for one write at most
+                if self._closed:   # the journal's lock may be gone: the folder is not ours
+                    return
                 if self._written.get(name, 0) < seq:
                     write_checkpoint(self.root / name, offsets)
                     self._written[name] = seq
@@ -377,5 +381,7 @@ class LogDir:
             if self._locked:
                 self.checkpoint()
         finally:
+            with self._write_lock:
+                self._closed = True
             self._logs.clear()
             self._release_lock()

@@ -185,6 +185,9 @@ def test_checkpoint_files_are_written_while_the_loop_keeps_serving(broker, tmp_p
     b.create_topic("t", 1)
     produce(b, 0, 50)
     plog = state.partitions[("t", 0)]
+    state.checkpoint_if_moved()   # the files as they are: written once, at once
+    loop.run_until_complete(state._checkpoints.wait())
+    assert plog.recovery_point == 0
     disk = SlowCheckpointFiles(os.fsync)
     monkeypatch.setattr(os, "fsync", disk.fsync)
 

@@ -260,3 +260,25 @@ def test_a_checkpoint_snapshot_written_after_a_newer_one_does_not_undo_it(tmp_pa
     ld = LogDir(tmp_path, cfg())
     assert ld.open()[("t", 0)].log_start_offset == 6
     ld.close()
+
+
+def test_a_checkpoint_write_left_behind_by_a_closed_journal_writes_nothing(tmp_path, monkeypatch):
+    """A worker thread's write that outlives LogDir.close (its task cancelled at a stop) must not
+    write into a folder whose lock is released: another broker process may own it by then. Here
+    close's own checkpoint failed (a full disk), so only the close itself can stop it."""
+    from sandbox.log import manager
+    ld = LogDir(tmp_path, cfg())
+    ld.open()
+    ld.create("t", 0).append(batch(10))
+    left_behind = ld.snapshot()
+    real = manager.write_checkpoint
+
+    def full(path, offsets):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(manager, "write_checkpoint", full)
+    with pytest.raises(OSError):
+        ld.close()
+    monkeypatch.setattr(manager, "write_checkpoint", real)
+    assert not (tmp_path / ".lock").exists()
+    ld.write_snapshot(left_behind)
+    assert not (tmp_path / RECOVERY_CHECKPOINT).exists()
