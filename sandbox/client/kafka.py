@@ -12,6 +12,7 @@ from collections.abc import Collection
 from typing import Any, Iterable
 
 from sandbox.protocol.errors import LEADER_NOT_AVAILABLE, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.protocol.log_dirs import written_at
 from .base import (
     CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_CONFIGS, DESCRIBE_LOG_DIRS, EARLIEST, FETCH, LATEST, LIST_OFFSETS,
     METADATA, PRODUCE, SOURCE_DYNAMIC_TOPIC, TOPIC_RESOURCE, VERSIONS, _ATTEMPTS, RETRIABLE, _check, _locked,
@@ -300,9 +301,11 @@ class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
         broker does not hold, or that name no id, are left out."""
         resp, _ = self._send(self._node(broker), DESCRIBE_LOG_DIRS, {"folder_ids": True, "topics": [
             {"topic": t, "partitions": sorted(ps)} for t, ps in partitions.items()]})
-        return {(t.name, int(p.partition_index)): (p.topic_id, p.metadata_written_ms / 1000)
+        now = time.time()   # the broker's clock may not be ours (Docker Desktop's VM): it tells ages
+        told = {(t.name, int(p.partition_index)): (p.topic_id, written_at(p, now))
                 for d in resp.results for t in d.topics for p in t.partitions
-                if getattr(p, "topic_id", None) and p.topic_id.int and p.metadata_written_ms >= 0}
+                if getattr(p, "topic_id", None) and p.topic_id.int}
+        return {k: (i, w) for k, (i, w) in told.items() if w is not None}
 
     @_locked
     def replica_log_ends(self, broker: int, partitions: dict[str, Iterable[int]]

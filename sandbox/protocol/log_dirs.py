@@ -1,6 +1,9 @@
-"""DescribeLogDirs v4 with two tagged fields per partition that this sandbox's brokers add when
-the request asks for them (its own tagged field): the topic id the partition folder's
-partition.metadata names and when that file was written. Kafka
+"""DescribeLogDirs v4 with tagged fields per partition that this sandbox's brokers add when the
+request asks for them (its own tagged field): the topic id the partition folder's
+partition.metadata names, when that file was written, and how long before the answer that was (by
+the answering broker's clock, so a reader on another clock, a supervisor on the host of Docker
+Desktop's VM whose clock drifted after the laptop slept, still tells which folder was written
+after its catalog: `written_at`). Kafka
 has no API that tells another broker which topic a folder holds; a broker putting back a topic
 the metadata lost (a destroyed coordinator journal) needs it to rank the other brokers' folders:
 a folder of an older topic of that name (deleted and made again while its broker was paused) must
@@ -28,6 +31,7 @@ from kio.static.primitive import i64
 
 TOPIC_ID_TAG = 10000
 WRITTEN_MS_TAG = 10001
+AGE_MS_TAG = 10002
 ASK_TAG = 10000
 
 
@@ -43,6 +47,9 @@ class FolderPartition(DescribeLogDirsPartition):
     """The topic id the folder's partition.metadata names (zero: none, or not told)."""
     metadata_written_ms: i64 = field(metadata={"kafka_type": "int64", "tag": WRITTEN_MS_TAG}, default=i64(-1))
     """When that file was last written, in ms since the epoch (-1: not known)."""
+    metadata_age_ms: i64 = field(metadata={"kafka_type": "int64", "tag": AGE_MS_TAG}, default=i64(-1))
+    """How long before the answer that was, in ms, by the answering broker's clock (-1: not told,
+    a broker of an earlier version)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +65,18 @@ class FolderResult(DescribeLogDirsResult):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FolderLogDirsResponse(DescribeLogDirsResponse):
     results: tuple[FolderResult, ...]
+
+
+def written_at(partition, received_at: float) -> float | None:
+    """When a told folder's partition.metadata was written, in seconds since the epoch by the
+    reader's clock (`received_at`: its time when the answer came): from the age where the broker
+    told it (the clocks' difference drops out; the answer's travel, milliseconds, is counted as
+    age), else the broker's own time; None if neither was told."""
+    age = getattr(partition, "metadata_age_ms", -1)
+    if age >= 0:
+        return received_at - age / 1000
+    written = getattr(partition, "metadata_written_ms", -1)
+    return written / 1000 if written >= 0 else None
 
 
 #: (api key, version) -> the classes this sandbox reads and writes instead of kio's

@@ -248,3 +248,26 @@ def test_many_topics_configs_and_end_offsets_in_one_request_each(broker):
         ends = c.end_offsets_of({n: [0, 1] for n in [*names, "never-made"]})
         assert sent == [3, 2]   # one Metadata, one ListOffsets (one broker)
         assert ends == {(n, p): (3 if p == 0 else 5) if n == "many4" else 0 for n in names for p in (0, 1)}
+
+
+def test_replica_folders_tell_when_a_folder_was_written_by_the_asker_s_clock(broker):
+    """The supervisor asks the brokers which topic each folder holds and when its
+    partition.metadata was written, and compares that with its catalog's time (host clock). In
+    Docker mode the brokers run on Docker Desktop's VM, whose clock can drift from the host's:
+    here the file was written by a clock an hour ahead (its time set so), and the answer must
+    still say "just now" by the host's clock, not an hour from now."""
+    import os
+    from sandbox.partition_metadata import PARTITION_METADATA
+    with KafkaClient(broker.bootstrap) as c:
+        assert c.create_topic("drift", partitions=1) is True
+        folder = broker.data_dir / "drift-0" / PARTITION_METADATA
+        deadline = time.time() + 10
+        while not folder.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        [(key, (topic_id, written))] = c.replica_folders(1, {"drift": range(1)}).items()
+        assert key == ("drift", 0) and topic_id.int
+        assert abs(written - folder.stat().st_mtime) < 1
+        ahead = time.time() + 3600
+        os.utime(folder, (ahead, ahead))
+        [(_key, (_id, written))] = c.replica_folders(1, {"drift": range(1)}).items()
+        assert abs(written - time.time()) < 5, written - time.time()

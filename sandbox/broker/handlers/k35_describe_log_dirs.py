@@ -1,14 +1,15 @@
 """DescribeLogDirs (35), v1-v4: the broker's one log dir (its data dir) with each partition's size
 on disk, and (v4) the disk's total and usable bytes. topics=None asks for every partition. A v4
 request with this sandbox's asking tag (sandbox.protocol.log_dirs: another broker putting back a
-topic the metadata lost) also gets each folder's topic id and when its partition.metadata was
-written."""
+topic the metadata lost) also gets each folder's topic id, when its partition.metadata was
+written and how long ago that was."""
 
 from __future__ import annotations
 
 from sandbox.coordinator.acls import CLUSTER, CLUSTER_NAME, DESCRIBE
 from sandbox.protocol.errors import CLUSTER_AUTHORIZATION_FAILED as _CLUSTER_DENIED
 import shutil
+import time
 
 from sandbox.partition_metadata import folder_topic_id
 from sandbox.protocol.errors import NONE
@@ -31,6 +32,7 @@ def handle(ctx, request) -> dict:
                     "is_future_key": False}
             if folder_ids and (written := folder_topic_id(plog.directory)) is not None:
                 part["topic_id"], part["metadata_written_ms"] = written[0], int(written[1] * 1000)
+                part["metadata_age_ms"] = max(0, int((time.time() - written[1]) * 1000))   # the file's clock
             topics.setdefault(topic, []).append(part)
     try:
         usage = shutil.disk_usage(state.config.data_dir)
