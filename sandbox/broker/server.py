@@ -90,6 +90,7 @@ class BrokerServer(lifecycle.Service):
                                  (cfg.checkpoint_interval_ms / 1000, self.state.checkpoint),
                                  (cfg.cleaner_backoff_ms / 1000, self.state.compact),
                                  (1.0, self._flush_due),
+                                 (30.0, self.frame_pool.release_if_idle),
                                  (0.5, self.state.replicas.tick),
                                  (cfg.transaction_abort_timed_out_interval_ms / 1000, self._tick_transactions))
         ]

@@ -27,11 +27,14 @@ class BufferPool:
     def __init__(self, count: int, min_size: int = 64 * 1024, max_size: int = 2 * MIB) -> None:
         self.count, self.min_size, self.max_size = count, min_size, max_size
         self._bufs: list[bytearray] = []
+        self._taken = 0          # frames handed a kept buffer or offered one, ever
+        self._taken_seen = 0     # ... at the last release_if_idle()
 
     def take(self, size: int) -> bytearray | memoryview:
         """A writable buffer of exactly `size` bytes (its contents undefined)."""
         if size < self.min_size or size > self.max_size:
             return bytearray(size)
+        self._taken += 1
         bufs = self._bufs
         for buf in bufs:
             if len(buf) >= size and unexported(buf):
@@ -47,3 +50,19 @@ class BufferPool:
 
     def sizes(self) -> list[int]:
         return [len(b) for b in self._bufs]
+
+    def release_if_idle(self) -> int:
+        """Called now and then (a broker: every 30 s): if no frame asked for a buffer since the
+        last call, give back the kept buffers no view holds (the memory a load left behind, up to
+        count x max_size, returns to the system; the next load keeps new ones). Bytes released."""
+        if self._taken != self._taken_seen:
+            self._taken_seen = self._taken
+            return 0
+        kept, freed = [], 0
+        for b in self._bufs:
+            if unexported(b):
+                freed += len(b)
+            else:
+                kept.append(b)
+        self._bufs = kept
+        return freed

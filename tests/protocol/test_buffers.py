@@ -35,3 +35,23 @@ def test_a_pool_hands_out_a_buffer_again_only_once_it_is_free():
     assert isinstance(pool.take(1000), bytearray)             # small frames: their own
     assert isinstance(pool.take(2 * MIB + 1), bytearray)      # huge ones too, never kept
     assert sorted(pool.sizes()) == [MIB, 2 * MIB]
+
+
+def test_an_idle_pool_gives_its_free_buffers_back():
+    """A broker keeps up to 8 Produce buffers (16 MiB) after a load; once no frame asked for one
+    for a whole period (the broker's 30 s tick), the free ones are given back to the system."""
+    pool = BufferPool(3)
+    held = pool.take(300_000)
+    pool.take(300_000)
+    pool.take(1_500_000)
+    assert sorted(pool.sizes()) == [MIB, MIB, 2 * MIB]
+    assert pool.release_if_idle() == 0          # frames came since the last tick: kept
+    assert pool.release_if_idle() == 3 * MIB    # a whole period idle: the free ones go
+    assert pool.sizes() == [MIB]                # the one a view still holds stays
+    held[:3] = b"abc"
+    assert bytes(held[:3]) == b"abc"
+    del held
+    assert pool.release_if_idle() == MIB and pool.sizes() == []
+    again = pool.take(300_000)                  # the next load keeps new ones
+    assert len(again) == 300_000 and pool.sizes() == [MIB]
+    assert pool.release_if_idle() == 0
