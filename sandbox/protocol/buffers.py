@@ -6,6 +6,9 @@ cannot be resized, so the check is the bytearray's own, whatever holds the views
 
 from __future__ import annotations
 
+import ctypes
+import sys
+
 MIB = 1 << 20
 
 
@@ -65,4 +68,20 @@ class BufferPool:
             else:
                 kept.append(b)
         self._bufs = kept
+        if freed:
+            _trim_heap()
         return freed
+
+
+def _trim_heap() -> None:
+    """Give freed heap memory back to the system (glibc's malloc_trim). Once a large block was
+    freed, glibc serves later ones of that size from its heap instead of their own mappings, and
+    keeps what is freed there: without this the buffers' memory came back the first time only
+    (8 kept buffers of 1.9 MB given back three times: RSS 55 -> 41, 55 -> 53, 55 -> 55 MiB; with
+    it 55 -> 39, 41 and 39)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc (musl has no malloc_trim)
+        pass

@@ -37,9 +37,13 @@ def test_a_pool_hands_out_a_buffer_again_only_once_it_is_free():
     assert sorted(pool.sizes()) == [MIB, 2 * MIB]
 
 
-def test_an_idle_pool_gives_its_free_buffers_back():
+def test_an_idle_pool_gives_its_free_buffers_back(monkeypatch):
     """A broker keeps up to 8 Produce buffers (16 MiB) after a load; once no frame asked for one
-    for a whole period (the broker's 30 s tick), the free ones are given back to the system."""
+    for a whole period (the broker's 30 s tick), the free ones are given back to the system
+    (glibc's heap trimmed after each release that freed something)."""
+    from sandbox.protocol import buffers
+    trims = []
+    monkeypatch.setattr(buffers, "_trim_heap", lambda: trims.append(1))
     pool = BufferPool(3)
     held = pool.take(300_000)
     pool.take(300_000)
@@ -55,3 +59,9 @@ def test_an_idle_pool_gives_its_free_buffers_back():
     again = pool.take(300_000)                  # the next load keeps new ones
     assert len(again) == 300_000 and pool.sizes() == [MIB]
     assert pool.release_if_idle() == 0
+    assert len(trims) == 2                      # after each release that freed something
+
+
+def test_trimming_the_heap_is_harmless_everywhere():
+    from sandbox.protocol.buffers import _trim_heap
+    _trim_heap()   # glibc: malloc_trim; elsewhere nothing; never raises
