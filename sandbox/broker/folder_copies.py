@@ -6,13 +6,11 @@ debugging replica id)."""
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from typing import NamedTuple
 
 from sandbox.client.async_connection import ExchangeFailed
 from sandbox.protocol import build, request_class
-from sandbox.protocol.log_dirs import written_at
 
 from .transactions.links import BrokerLinks
 
@@ -45,15 +43,14 @@ async def held_by(links: BrokerLinks, broker: int, probe: dict[str, range]
     try:
         dirs = await conn.request(build(request_class(35, 4), {"folder_ids": True, "topics": [
             {"topic": t, "partitions": list(r)} for t, r in sorted(probe.items())]}), HELD_ASK_TIMEOUT_S)
-        received = time.time()
         parts: dict[str, list[int]] = {}
         folders: dict[tuple[str, int], tuple[uuid.UUID, float]] = {}
         for result in dirs.results:
             for t in result.topics:
                 if t.name in probe:
                     parts.setdefault(t.name, []).extend(int(p.partition_index) for p in t.partitions)
-                    folders.update({(t.name, int(p.partition_index)): (p.topic_id, w) for p in t.partitions
-                                    if p.topic_id.int and (w := written_at(p, received)) is not None})
+                    folders.update({(t.name, int(p.partition_index)): (p.topic_id, p.metadata_written_ms / 1000)
+                                    for p in t.partitions if p.topic_id.int and p.metadata_written_ms >= 0})
         if not parts:
             return {}
         ends = await conn.request(build(request_class(2, 7), {

@@ -12,7 +12,6 @@ from collections.abc import Collection
 from typing import Any, Iterable
 
 from sandbox.protocol.errors import LEADER_NOT_AVAILABLE, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION
-from sandbox.protocol.log_dirs import written_at
 from .base import (
     CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_CONFIGS, DESCRIBE_LOG_DIRS, EARLIEST, FETCH, LATEST, LIST_OFFSETS,
     METADATA, PRODUCE, SOURCE_DYNAMIC_TOPIC, TOPIC_RESOURCE, VERSIONS, _ATTEMPTS, RETRIABLE, _check, _locked,
@@ -296,16 +295,23 @@ class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
     def replica_folders(self, broker: int, partitions: dict[str, Iterable[int]]
                         ) -> dict[tuple[str, int], tuple[uuid.UUID, float]]:
         """The topic id each of the named partitions' folders on one broker names (its
-        partition.metadata) and when that was written (seconds since the epoch), asked with
+        partition.metadata) and when that was written (seconds since the epoch, by the broker's
+        clock: broker_clock), asked with
         DescribeLogDirs and this sandbox's tag for them (sandbox.protocol.log_dirs). Folders the
         broker does not hold, or that name no id, are left out."""
         resp, _ = self._send(self._node(broker), DESCRIBE_LOG_DIRS, {"folder_ids": True, "topics": [
             {"topic": t, "partitions": sorted(ps)} for t, ps in partitions.items()]})
-        now = time.time()   # the broker's clock may not be ours (Docker Desktop's VM): it tells ages
-        told = {(t.name, int(p.partition_index)): (p.topic_id, written_at(p, now))
+        return {(t.name, int(p.partition_index)): (p.topic_id, p.metadata_written_ms / 1000)
                 for d in resp.results for t in d.topics for p in t.partitions
-                if getattr(p, "topic_id", None) and p.topic_id.int}
-        return {k: (i, w) for k, (i, w) in told.items() if w is not None}
+                if getattr(p, "topic_id", None) and p.topic_id.int and p.metadata_written_ms >= 0}
+
+    @_locked
+    def broker_clock(self, broker: int) -> float | None:
+        """One broker's clock now (seconds since the epoch; None if it does not tell), the clock
+        the times replica_folders tells are on: in Docker mode not the supervisor's own."""
+        resp, _ = self._send(self._node(broker), DESCRIBE_LOG_DIRS, {"folder_ids": True, "topics": []})
+        now_ms = getattr(resp, "now_ms", -1)
+        return now_ms / 1000 if now_ms >= 0 else None
 
     @_locked
     def replica_log_ends(self, broker: int, partitions: dict[str, Iterable[int]]

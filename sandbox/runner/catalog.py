@@ -9,7 +9,7 @@ import dataclasses
 import json
 import time
 import uuid
-from typing import Any, Callable, Collection, Iterable, Sequence
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
 from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.client.base import RETRIABLE
@@ -46,7 +46,8 @@ def with_topic_ids(specs: dict[str, TopicSpec], cfg: SandboxConfig) -> dict[str,
 
 def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
                            folder_id: Callable[[int, str, int], tuple[uuid.UUID, float] | None] = lambda b, t, i: None,
-                           catalog_time: float | None = None, brokers: Collection[int] = ()
+                           catalog_time: float | None = None, brokers: Collection[int] = (),
+                           broker_clocks: Mapping[int, float] | None = None
                            ) -> tuple[dict[str, TopicSpec], list[str]]:
     """Re-created after a destroyed coordinator journal, a partition starts afresh: its first
     replica leads and the others cut their logs to the leader's. So the replica with the newest
@@ -89,7 +90,11 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
             held = client.replica_folders(broker, probe)
         except KafkaClientError:   # holds nothing, as one not answering (its logs' ends alone would
             continue               # rank a folder of an older topic of that name it cannot tell apart)
-        told.update({(broker, t, i): f for (t, i), f in held.items()})
+        # a told time is on the broker's clock: moved onto ours by where that clock stood when
+        # the catalog read the metadata, so "written after the catalog" is decided on one clock
+        shift = (catalog_time - broker_clocks[broker]) if catalog_time is not None and broker in (
+            broker_clocks or {}) else 0.0
+        told.update({(broker, t, i): (fid, written + shift) for (t, i), (fid, written) in held.items()})
         wanted = {t: sorted(set(asks.get(broker, {}).get(t, ())) | {i for (n, i) in held if n == t}) for t in specs}
         wanted = {t: ps for t, ps in wanted.items() if ps}
         try:
@@ -199,6 +204,7 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         md = dataclasses.replace(md, topics={**md.topics, **{
             n: t for n, t in named.topics.items() if t.error_code == 0 and t.partitions}})
     described = source.describe_topic_configs(md.topics)   # one request for them all
+    clocks = _broker_clocks(client, md, started)
     topics = {}
     for name, t in md.topics.items():
         # internal topics too: after a destroyed coordinator journal `__transaction_state` and
@@ -267,8 +273,33 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
     write_state(cfg.data_dir / CATALOG_FILE, {"updated": started, "cluster_id": md.cluster_id,
                                               "topics": topics, "groups": groups,
                                               "quotas": quotas, "group_configs": group_configs, "acls": acls,
-                                              "broker_configs": dynamic})
+                                              "broker_configs": dynamic, "broker_clocks": clocks})
     return True
+
+
+def _broker_clocks(client: KafkaClient, md: Any, started: float) -> dict[str, float]:
+    """Each broker's clock when the metadata was read (`started`, by ours): its clock now less our
+    time since, so never later than it was (a folder written in between counts as written after
+    the catalog, which only ever prefers the newer topic's id). The folders' times are on these
+    clocks, and in Docker mode they are not ours: Docker Desktop's VM clock drifts after a laptop
+    sleeps. A broker that does not answer gets none (its folders' times are then read as ours)."""
+    clocks = {}
+    for b in md.brokers:
+        try:
+            now = client.broker_clock(b.id)
+        except KafkaClientError:
+            continue
+        if now is not None:
+            clocks[str(b.id)] = now - (time.time() - started)
+    return clocks
+
+
+def catalog_clocks(cfg: SandboxConfig) -> dict[int, float]:
+    """Each broker's clock when the catalog read the metadata (see _broker_clocks)."""
+    raw = _read(cfg).get("broker_clocks")
+    if not isinstance(raw, dict):
+        return {}
+    return {int(b): float(t) for b, t in raw.items() if str(b).isdigit() and isinstance(t, (int, float))}
 
 
 def _coordinator_away(md: Any, unasked: set[int]) -> Callable[[str], bool]:

@@ -26,7 +26,7 @@ from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, same_process, write_pid_file
 from sandbox.runner.catalog import (
-    CATALOG_FILE, catalog_time, desired_topics, lead_with_longest_logs, forget_topics, restore_acls, restore_broker_configs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
+    CATALOG_FILE, catalog_clocks, catalog_time, desired_topics, lead_with_longest_logs, forget_topics, restore_acls, restore_broker_configs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
     with_topic_ids,
 )
 from sandbox.runner.declared import PendingDeclarations
@@ -209,7 +209,8 @@ class StackSupervisor:
         if service == "coordinator":   # every partition is created afresh, led by its first replica
             known = with_topic_ids(desired, self.cfg)
             desired, moved = lead_with_longest_logs(known, self.client, self._folder_id, catalog_time(self.cfg),
-                                                    brokers=range(1, self.cfg.brokers + 1))
+                                                    brokers=range(1, self.cfg.brokers + 1),
+                                                    broker_clocks=catalog_clocks(self.cfg))
             # put back under a newer id than the catalog's: its offsets are the older topic's
             renewed = {n for n, spec in desired.items()
                        if spec.config.get(RESTORE_TOPIC_ID) != known[n].config.get(RESTORE_TOPIC_ID)}

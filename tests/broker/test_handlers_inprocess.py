@@ -360,25 +360,12 @@ def test_describe_log_dirs_tells_another_broker_each_folders_topic_id_only_when_
     [p] = broker.call(35, 4, {"topics": None, "folder_ids": True}).results[0].topics[0].partitions
     assert p.topic_id == topic_id and topic_id.int
     assert abs(p.metadata_written_ms - folder.stat().st_mtime * 1000) < 2
-    assert 0 <= p.metadata_age_ms <= (time.time() - folder.stat().st_mtime) * 1000 + 2
+    answer = broker.call(35, 4, {"topics": [], "folder_ids": True})   # no folder: the broker's clock alone
+    assert answer.results[0].topics == () and abs(answer.now_ms - time.time() * 1000) < 2000
+    assert broker.call(35, 4, {"topics": []}).now_ms == -1              # not asked, not told
     out = bytes(broker.raw(broker.frame(35, 4, {"topics": None}, 7)))[4:]
     plain, _ = entity_reader(load_response_schema(35, 4))(out, skip_tags(out, 4))
     assert plain.results[0].topics[0].partitions[0].partition_index == 0
-
-
-def test_a_folder_s_write_time_is_read_by_the_reader_s_clock():
-    """A supervisor on the host and brokers in Docker Desktop's VM, whose clock drifts after the
-    laptop sleeps: the broker's own time of the write would compare a VM clock with the host's
-    catalog time; the age it tells does not depend on its clock."""
-    from sandbox.protocol.log_dirs import FolderPartition, written_at
-    vm_ahead = FolderPartition(partition_index=0, partition_size=0, offset_lag=0, is_future_key=False,
-                               metadata_written_ms=1_000_000_000 + 3_600_000, metadata_age_ms=5_000)
-    assert written_at(vm_ahead, received_at=1_000_000.0) == 999_995.0
-    earlier_broker = FolderPartition(partition_index=0, partition_size=0, offset_lag=0, is_future_key=False,
-                                     metadata_written_ms=42_000)   # no age told: its own time
-    assert written_at(earlier_broker, received_at=1_000_000.0) == 42.0
-    untold = FolderPartition(partition_index=0, partition_size=0, offset_lag=0, is_future_key=False)
-    assert written_at(untold, received_at=1_000_000.0) is None
 
 
 @case(42)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -40,6 +41,9 @@ def test_catalog_keeps_runtime_topics_and_offsets_and_restores_what_data_allows(
         assert cat["__consumer_offsets"].config.get("cleanup.policy") == "compact"
         raw = json.loads((cfg.data_dir / "topics.json").read_text())
         assert raw["groups"]["billing"] == {"runtime:0": 7, "runtime:1": 10}
+        # the broker's clock when the metadata was read (here ours, never later than it was)
+        from sandbox.runner.catalog import catalog_clocks, catalog_time
+        assert list(catalog_clocks(cfg)) == [1] and -2 < catalog_clocks(cfg)[1] - catalog_time(cfg) <= 0.01
         # each topic's id too: re-created after a destroyed coordinator journal, it keeps it
         runtime_id = c.metadata(["runtime"])[0].topics["runtime"].topic_id
         assert raw["topics"]["runtime"]["topic_id"] == str(runtime_id)
@@ -175,6 +179,39 @@ def test_a_folder_of_an_older_topic_of_that_name_does_not_lead():
     telling = _Ends(ends.ends, folders=folders)
     out, notes = lead_with_longest_logs(specs, telling, catalog_time=100.0)
     assert out["t"].assignments == ((3, 1, 2), (3, 1, 2)), notes
+
+
+def test_folders_told_by_brokers_on_another_clock_are_compared_with_the_catalog_on_theirs():
+    """Docker mode: the brokers run on Docker Desktop's VM, whose clock drifts from the host's (it
+    falls behind while a laptop sleeps). The folders' times are the VM's; the catalog's time is
+    the host's. The catalog keeps each broker's clock at its refresh, and "written after the
+    catalog" is decided on the broker's clock."""
+    from sandbox.config import TopicSpec
+    from sandbox.protocol.extensions import RESTORE_TOPIC_ID
+    from sandbox.runner.catalog import lead_with_longest_logs
+
+    old, new = uuid.uuid4(), uuid.uuid4()
+    ends = {(b, "t", 0): (5, 1) for b in (1, 2, 3)}
+    catalog_at = 100_000.0   # the host's clock when the catalog read the metadata
+
+    def restored(known, folders, vm_at_catalog):
+        specs = {"t": TopicSpec("t", 1, 3, {RESTORE_TOPIC_ID: str(known)}, ((1, 2, 3),))}
+        out, _ = lead_with_longest_logs(specs, _Ends(ends, folders=folders), catalog_time=catalog_at,
+                                        brokers=[1, 2, 3], broker_clocks={b: vm_at_catalog for b in (1, 2, 3)})
+        return out["t"].config[RESTORE_TOPIC_ID]
+
+    # the VM an hour behind: the topic was made again (new) 50 s after the catalog read it, so
+    # its folders name new at 96,450 by the VM's clock, which reads as before the catalog's 100,000
+    behind = {(1, "t", 0): (old, 96_300.0), (2, "t", 0): (new, 96_450.0), (3, "t", 0): (new, 96_450.0)}
+    assert restored(old, behind, vm_at_catalog=96_400.0) == str(new)
+    # the VM an hour ahead: an older topic's folder written 100 s before the catalog (103,500 by
+    # the VM) is not newer than the catalog's topic
+    ahead = {(1, "t", 0): (old, 103_500.0), (2, "t", 0): (new, 103_400.0), (3, "t", 0): (new, 103_400.0)}
+    assert restored(new, ahead, vm_at_catalog=103_600.0) == str(new)
+    # the clocks agreed at the refresh and the VM fell behind afterwards: the folder written
+    # before the catalog stays older, whatever the VM's clock says at the restore
+    before = {(1, "t", 0): (old, 99_000.0), (2, "t", 0): (new, 99_500.0), (3, "t", 0): (new, 99_500.0)}
+    assert restored(new, before, vm_at_catalog=catalog_at) == str(new)
 
 
 def test_recreation_after_a_coordinator_wipe_waits_until_every_broker_has_its_metadata(monkeypatch):
@@ -466,6 +503,9 @@ class _TwoBrokers:
 
     def broker_configs(self, broker=""):
         return {"num.io.threads": "4"} if broker == "1" else {}
+
+    def broker_clock(self, broker):
+        return None   # a broker of an earlier version: tells no clock
 
 
 def test_a_group_deleted_while_another_broker_is_down_leaves_the_catalog(tmp_path):

@@ -1,8 +1,8 @@
 """DescribeLogDirs (35), v1-v4: the broker's one log dir (its data dir) with each partition's size
 on disk, and (v4) the disk's total and usable bytes. topics=None asks for every partition. A v4
 request with this sandbox's asking tag (sandbox.protocol.log_dirs: another broker putting back a
-topic the metadata lost) also gets each folder's topic id, when its partition.metadata was
-written and how long ago that was."""
+topic the metadata lost) also gets each folder's topic id and when its partition.metadata was
+written, and the broker's clock when it answered."""
 
 from __future__ import annotations
 
@@ -32,13 +32,13 @@ def handle(ctx, request) -> dict:
                     "is_future_key": False}
             if folder_ids and (written := folder_topic_id(plog.directory)) is not None:
                 part["topic_id"], part["metadata_written_ms"] = written[0], int(written[1] * 1000)
-                part["metadata_age_ms"] = max(0, int((time.time() - written[1]) * 1000))   # the file's clock
             topics.setdefault(topic, []).append(part)
     try:
         usage = shutil.disk_usage(state.config.data_dir)
         total, usable = usage.total, usage.free
     except OSError:
         total = usable = -1
-    return {"throttle_time": 0, "error_code": NONE, "results": [{
+    clock = {"now_ms": int(time.time() * 1000)} if folder_ids else {}   # the clock files are written by
+    return {"throttle_time": 0, "error_code": NONE, **clock, "results": [{
         "error_code": NONE, "log_dir": str(state.config.data_dir), "total_bytes": total, "usable_bytes": usable,
         "topics": [{"name": name, "partitions": parts} for name, parts in topics.items()]}]}
