@@ -64,10 +64,16 @@ def _bindable(port: int) -> bool:
             return False
 
 
+_HANDED_OUT: set[int] = set()   # ports listen_port gave this process: not bound yet, maybe
+
+
 def listen_port(n: int = 1) -> int:
     """A base port P, P..P+n-1 all free and below the kernel's ephemeral range, for listeners a
     test starts some time later: a free_port() can meanwhile become the local port of another
-    process's outgoing connection (seen in CI: a broker's listener found its port taken)."""
+    process's outgoing connection (seen in CI: a broker's listener found its port taken). Never a
+    port it gave before in this process: two calls before anything binds (a cluster's coordinator,
+    then its brokers) could draw the same one (seen in CI: broker 1 on the coordinator's port, its
+    readiness check answered by the coordinator)."""
     import random
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
@@ -79,7 +85,9 @@ def listen_port(n: int = 1) -> int:
             port = random.randint(min(20000, low - 1000), low - n)
         else:   # no range to stay below (another OS): a kernel-chosen one
             port = free_port()
-        if port + n - 1 <= 65535 and all(_bindable(q) for q in range(port, port + n)):
+        block = range(port, port + n)
+        if port + n - 1 <= 65535 and not _HANDED_OUT.intersection(block) and all(_bindable(q) for q in block):
+            _HANDED_OUT.update(block)
             return port
     raise RuntimeError(f"no block of {n} free ports found")
 
