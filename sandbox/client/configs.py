@@ -74,6 +74,23 @@ class ConfigAdmin:
         return {r.user: {int(c.mechanism) for c in r.credential_infos} for r in resp.results}
 
     @_locked
+    def scram_keys(self) -> dict[str, dict[str, dict]]:
+        """Every user's SCRAM credentials as the coordinator's journal keeps them: {user: {mechanism:
+        {"iterations", "salt", "stored_key", "server_key" (hex)}}}, asked with this sandbox's tag
+        (sandbox.protocol.scram_keys; answered on a super user's listener only). A credential
+        answered without its keys is left out."""
+        resp, _ = self._any(DESCRIBE_USER_SCRAM_CREDENTIALS, {"users": None, "stored_keys": True})
+        _check(resp.error_code, "describing SCRAM credentials", resp.error_message)
+        out: dict[str, dict[str, dict]] = {}
+        for r in resp.results:
+            for c in r.credential_infos:
+                if getattr(c, "stored_key", b"") and c.server_key and c.salt:
+                    out.setdefault(r.user, {})[str(int(c.mechanism))] = {
+                        "iterations": int(c.iterations), "salt": bytes(c.salt).hex(),
+                        "stored_key": bytes(c.stored_key).hex(), "server_key": bytes(c.server_key).hex()}
+        return out
+
+    @_locked
     def set_scram_passwords(self, passwords: dict[str, str], mechanisms: tuple[int, ...] = (1, 2),
                             iterations: int = 4096) -> None:
         """Give each user SCRAM credentials for these mechanisms (salted here, as Kafka's tools do:

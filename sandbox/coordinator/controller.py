@@ -17,6 +17,7 @@ from .listeners import Listeners
 from .machine import MetadataMachine, Record
 from sandbox.protocol.errors import INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, KAFKA_STORAGE_ERROR, NONE
 from .model import CoordinatorError, NewTopic, PartitionInfo, TopicInfo, TopicResult
+from .scram import seed_records as scram_seed
 
 Listener = Callable[[list[Record]], None]
 
@@ -43,7 +44,8 @@ class Coordinator(ViewReads):
                  snapshot_every: int = 1000, default_replication_factor: int = 1,
                  min_insync_replicas: int = 1, stalled_after_ms: int | None = None,
                  seed_acls: Callable[[], Iterable[Any]] | None = None,
-                 seed_cluster_id: Callable[[], Any] | None = None) -> None:
+                 seed_cluster_id: Callable[[], Any] | None = None,
+                 seed_scram: Callable[[], Any] | None = None) -> None:
         self._clock = clock
         self.session_timeout_ms = session_timeout_ms
         self.stalled_after_ms = stalled_after_ms   # see tick(); the server sets it, tests may not
@@ -57,6 +59,7 @@ class Coordinator(ViewReads):
         try:
             self._load()
             self.seeded_acls = 0   # ACL bindings a fresh journal started with (seed_acls)
+            self.seeded_users = 0  # SCRAM users it started with (seed_scram)
             if self._machine.cluster_id is None:
                 # one batch (all or nothing on replay): a crash between the history and its seed
                 # would leave a journal with a history, which is never seeded again
@@ -67,6 +70,10 @@ class Coordinator(ViewReads):
                     self.seeded_acls = sum(len(r["add"]) for r in records if r["type"] == "acl")
                 if seed_cluster_id is not None:
                     records += self._seed(draft, self._seed_cluster_id(draft, seed_cluster_id()))
+                if seed_scram is not None:
+                    scram_records = self._seed(draft, scram_seed(seed_scram()))
+                    records += scram_records
+                    self.seeded_users = len({r["user"] for r in scram_records})
                 self._commit(records)
             elif cluster_id is not None and cluster_id != self._machine.cluster_id:
                 raise CoordinatorError(INCONSISTENT_CLUSTER_ID, f"The journal in {directory} "

@@ -16,6 +16,7 @@ from sandbox.protocol.errors import (
 
 MECHANISMS = {1: "sha256", 2: "sha512"}   # SCRAM-SHA-256, SCRAM-SHA-512
 MIN_ITERATIONS, MAX_ITERATIONS = 4096, 16384
+_DIGEST_SIZES = {m: hashlib.new(d).digest_size for m, d in MECHANISMS.items()}
 
 Credentials = dict[str, dict[int, dict[str, Any]]]   # user -> mechanism -> salt, keys, iterations
 Result = tuple[str, int, str | None]                  # (user, error code, message)
@@ -137,3 +138,30 @@ def changes_of(request: Any) -> tuple[list[tuple[str, int]], list[tuple[str, int
 
 def alter_response(results: list[Result]) -> dict:
     return {"throttle_time": 0, "results": [{"user": u, "error_code": c, "error_message": m} for u, c, m in results]}
+
+
+def seed_records(seed: Any) -> list[dict]:
+    """A fresh journal's first SCRAM records from a seed (the supervisor's catalog: {user:
+    {mechanism: {"iterations", "salt", "stored_key", "server_key" (hex)}}}), so users made with
+    tools log in again after a destroyed journal was replaced. One that cannot be a credential
+    (a name or mechanism AlterUserScramCredentials would refuse, iterations out of range, keys
+    that are not hex of the mechanism's digest size) is left out."""
+    if not isinstance(seed, Mapping):
+        return []
+    records = []
+    for user, mechanisms in sorted(seed.items()):
+        if not isinstance(user, str) or not isinstance(mechanisms, Mapping):
+            continue
+        for m, cred in sorted(mechanisms.items(), key=lambda kv: str(kv[0])):
+            try:
+                mechanism, iterations = int(m), int(cred["iterations"])
+                salt, stored, server = (bytes.fromhex(cred[k]) for k in ("salt", "stored_key", "server_key"))
+            except (KeyError, TypeError, ValueError):
+                continue
+            size = _DIGEST_SIZES.get(mechanism)
+            if (_check(user, mechanism) is not None or not MIN_ITERATIONS <= iterations <= MAX_ITERATIONS
+                    or not salt or len(stored) != size or len(server) != size):
+                continue
+            records.append({"type": "scram", "user": user, "mechanism": mechanism, "iterations": iterations,
+                            "salt": salt.hex(), "stored_key": stored.hex(), "server_key": server.hex()})
+    return records

@@ -161,12 +161,13 @@ class CoordinatorServer(lifecycle.Service):
             default_replication_factor=cfg.default_replication_factor,
             stalled_after_ms=cfg.session_timeout_ms,
             # the catalog (topics, groups' offsets: it can be large) is read only for a fresh journal,
-            # and once: its ACL bindings, and the cluster id clients knew
+            # and once: its ACL bindings, the cluster id clients knew, and SCRAM users (tools' too)
             seed_acls=None if cfg.seed_acls is None else lambda: _acls_of(seed()),
-            seed_cluster_id=None if cfg.seed_acls is None else lambda: seed().get("cluster_id"))
-        if self.coordinator.seeded_acls:
-            log.info("a fresh journal: started with the %d ACL binding(s) of %s", self.coordinator.seeded_acls,
-                     cfg.seed_acls)
+            seed_cluster_id=None if cfg.seed_acls is None else lambda: seed().get("cluster_id"),
+            seed_scram=None if cfg.seed_acls is None else lambda: seed().get("scram"))
+        if self.coordinator.seeded_acls or self.coordinator.seeded_users:
+            log.info("a fresh journal: started with the %d ACL binding(s) and the SCRAM credentials of %d "
+                     "user(s) of %s", self.coordinator.seeded_acls, self.coordinator.seeded_users, cfg.seed_acls)
         self.feed = MetadataFeed(self.coordinator, cfg.feed_capacity)
 
     def close(self) -> None:

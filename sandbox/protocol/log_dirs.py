@@ -30,6 +30,8 @@ from kio.schema.describe_log_dirs.v4.response import (
 from kio.static.constants import uuid_zero
 from kio.static.primitive import i64
 
+from .scram_keys import EXTENDED_REQUESTS as _SCRAM_REQUESTS, EXTENDED_RESPONSES as _SCRAM_RESPONSES
+
 TOPIC_ID_TAG = 10000
 WRITTEN_MS_TAG = 10001
 NOW_MS_TAG = 10002
@@ -67,6 +69,7 @@ class FolderLogDirsResponse(DescribeLogDirsResponse):
     """The broker's clock when it answered, in ms since the epoch (-1: not told)."""
 
 
-#: (api key, version) -> the classes this sandbox reads and writes instead of kio's
-EXTENDED_REQUESTS: dict[tuple[int, int], type] = {(35, 4): FolderLogDirsRequest}
-EXTENDED_RESPONSES: dict[tuple[int, int], type] = {(35, 4): FolderLogDirsResponse}
+#: (api key, version) -> the classes this sandbox reads and writes instead of kio's (with
+#: scram_keys.py's)
+EXTENDED_REQUESTS: dict[tuple[int, int], type] = {(35, 4): FolderLogDirsRequest, **_SCRAM_REQUESTS}
+EXTENDED_RESPONSES: dict[tuple[int, int], type] = {(35, 4): FolderLogDirsResponse, **_SCRAM_RESPONSES}

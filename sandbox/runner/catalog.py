@@ -1,7 +1,8 @@
 """The topic catalog (`topics.json` in the data folder): every topic the stack knew, declared or
 created by applications, with its placement, committed group offsets, client quotas and group
-configs and the cluster id, so a wiped journal gets them back. SCRAM credentials are not kept: the catalog is a
-plain file and holds no secrets."""
+configs, ACLs, SCRAM credentials and the cluster id, so a wiped journal gets them back. SCRAM
+credentials are kept as the coordinator's journal keeps them (salt, stored and server keys, never a
+password), and the file is readable by its owner only."""
 
 from __future__ import annotations
 
@@ -261,6 +262,10 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         acls = client.acls()
     except KafkaClientError:   # kept from the last refresh
         acls = previous.get("acls", [])
+    try:   # users made with tools too (the file's [sasl] users are set again anyway)
+        scram = client.scram_keys()
+    except KafkaClientError:   # kept from the last refresh
+        scram = previous.get("scram", {})
     try:   # dynamic broker configs: the cluster-wide default's, then each broker's own (a broker
         # the metadata does not list now, stopped or fenced, keeps what it had)
         dynamic = {k: v for k, v in previous.get("broker_configs", {}).items() if k}
@@ -270,10 +275,11 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         dynamic = previous.get("broker_configs", {})
     if not still_valid():
         return False
-    write_state(cfg.data_dir / CATALOG_FILE, {"updated": started, "cluster_id": md.cluster_id,
+    write_state(cfg.data_dir / CATALOG_FILE, private=True, data={"updated": started, "cluster_id": md.cluster_id,
                                               "topics": topics, "groups": groups,
                                               "quotas": quotas, "group_configs": group_configs, "acls": acls,
-                                              "broker_configs": dynamic, "broker_clocks": clocks})
+                                              "broker_configs": dynamic, "broker_clocks": clocks,
+                                              "scram": scram})
     return True
 
 
@@ -321,6 +327,12 @@ def _read(cfg: SandboxConfig) -> dict:
         raw = json.loads((cfg.data_dir / CATALOG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def saved_scram(cfg: SandboxConfig) -> dict:
+    """The catalog's SCRAM credentials ({user: {mechanism: salt, keys, iterations}})."""
+    raw = _read(cfg).get("scram")
     return raw if isinstance(raw, dict) else {}
 
 
@@ -403,7 +415,7 @@ def forget_cluster_id(cfg: SandboxConfig) -> None:
     coordinator journal must not answer with the old cluster id, as a destroyed one's does."""
     raw = _read(cfg)
     if raw.pop("cluster_id", None) is not None:
-        write_state(cfg.data_dir / CATALOG_FILE, raw)
+        write_state(cfg.data_dir / CATALOG_FILE, raw, private=True)
 
 
 def forget_topics(cfg: SandboxConfig, names: Collection[str]) -> None:
@@ -416,7 +428,7 @@ def forget_topics(cfg: SandboxConfig, names: Collection[str]) -> None:
     raw["topics"] = {n: t for n, t in (raw.get("topics") or {}).items() if n not in names}
     raw["groups"] = {g: {k: o for k, o in offsets.items() if k.rpartition(":")[0] not in names}
                      for g, offsets in (raw.get("groups") or {}).items()}
-    write_state(cfg.data_dir / CATALOG_FILE, raw)
+    write_state(cfg.data_dir / CATALOG_FILE, raw, private=True)
 
 
 def restore_cluster_id(cfg: SandboxConfig, client: KafkaClient) -> str | None:

@@ -235,7 +235,7 @@ class DockerStack:
         return c
 
     def _seed_acls(self, c) -> None:
-        """The catalog's ACL bindings and cluster id into a new coordinator container, before it
+        """The catalog's ACL bindings, cluster id and SCRAM users into a new coordinator container, before it
         starts: on a fresh journal volume (a destroyed journal's replacement) it starts with them
         (--seed-acls)."""
         import io
@@ -243,9 +243,10 @@ class DockerStack:
         import posixpath   # a path inside the Linux container, whatever the host
         import tarfile
 
-        from sandbox.runner.catalog import saved_acls, saved_cluster_id
+        from sandbox.runner.catalog import saved_acls, saved_cluster_id, saved_scram
 
-        data = json.dumps({"acls": saved_acls(self.cfg), "cluster_id": saved_cluster_id(self.cfg)}).encode()
+        data = json.dumps({"acls": saved_acls(self.cfg), "cluster_id": saved_cluster_id(self.cfg),
+                           "scram": saved_scram(self.cfg)}).encode()
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             info = tarfile.TarInfo(posixpath.basename(SEED_ACLS))

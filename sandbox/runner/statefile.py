@@ -55,11 +55,13 @@ class StatePublisher:
 
 
 def write_state(path: Path, data: dict[str, Any], *, attempts: int = 8,
-                sleep: Callable[[float], None] = time.sleep) -> None:
+                sleep: Callable[[float], None] = time.sleep, private: bool = False) -> None:
+    """`private`: readable and writable by its owner only (POSIX; a file that holds SCRAM keys)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)   # Windows: no CRT newline
+    with open(os.open(tmp, flags, 0o600 if private else 0o666), "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1, default=str)
         f.flush()
     delay = 0.01

@@ -488,3 +488,28 @@ def test_every_registered_key_has_a_case():
 @pytest.mark.parametrize("api_key", list(REGISTRY))
 def test_handler_in_process(api_key, broker):
     CASES.run(REGISTRY, api_key, broker)
+
+
+def test_describe_user_scram_credentials_tells_a_super_user_the_keys_only_when_asked(broker):
+    """The supervisor's catalog keeps users made with tools (sandbox.protocol.scram_keys): asked
+    with this sandbox's tag on a super user's listener, each credential comes with its salt and
+    keys; without the tag, or to any other principal, mechanisms and iterations only."""
+    from kio.index import load_response_schema
+    from kio.serial import entity_reader
+    from sandbox.coordinator.scram import keys_of
+    from sandbox.protocol.codec import skip_tags
+    broker.call(51, 0, {"deletions": [], "upsertions": [
+        {"name": "alice", "mechanism": 1, "iterations": 4096, "salt": b"salt", "salted_password": b"p" * 32}]})
+    stored, server = keys_of(1, b"p" * 32)
+    [r] = broker.call(50, 0, {"users": None, "stored_keys": True}).results
+    [info] = r.credential_infos
+    assert (r.user, info.mechanism, info.iterations) == ("alice", 1, 4096)
+    assert (info.salt, info.stored_key, info.server_key) == (b"salt", stored, server)
+    [plain] = broker.call(50, 0, {"users": None}).results[0].credential_infos   # not asked
+    assert (plain.salt, plain.stored_key, plain.server_key) == (b"", b"", b"")
+    alice = InProcess(REGISTRY, broker.loop, broker.owner, DEFAULT_LISTENER, "User:alice")   # a SASL login
+    [theirs] = alice.call(50, 0, {"users": None, "stored_keys": True}).results[0].credential_infos
+    assert (theirs.mechanism, theirs.stored_key, theirs.server_key) == (1, b"", b"")
+    out = bytes(broker.raw(broker.frame(50, 0, {"users": None}, 9)))[4:]   # plain kio still reads it
+    answer, _ = entity_reader(load_response_schema(50, 0))(out, skip_tags(out, 4))
+    assert answer.results[0].user == "alice"

@@ -173,3 +173,27 @@ def test_the_history_its_acls_and_its_cluster_id_are_one_write(tmp_path, monkeyp
         assert _bindings(c) == [ALICE_DENIED]
     finally:
         c.close()
+
+
+def test_a_fresh_journal_starts_with_the_seed_s_scram_users_an_old_one_keeps_its_own(tmp_path):
+    """Users made with Kafka's tools (AlterUserScramCredentials) are in the supervisor's catalog as
+    the journal keeps them (salt, stored and server keys): a destroyed journal's replacement starts
+    with them, so they log in again. Entries that cannot be credentials are left out."""
+    from sandbox.coordinator.scram import keys_of
+    stored, server = keys_of(1, b"x" * 32)
+    good = {"iterations": 4096, "salt": b"salt".hex(), "stored_key": stored.hex(), "server_key": server.hex()}
+    seed = {"dave": {"1": good},
+            "eve": {"1": {**good, "iterations": 10}},            # too few iterations
+            "frank": {"3": good},                               # no such mechanism
+            "gina": {"2": good},                                # SHA-256 keys for SCRAM-SHA-512
+            "hal": {"1": {**good, "stored_key": "not hex"}},
+            "": {"1": good}, "ivy": "text"}
+    c = Coordinator(tmp_path / "j", seed_scram=lambda: seed)
+    assert c.seeded_users == 1
+    assert c.scram_credential("dave", 1) == good
+    assert [r["user"] for r in c.scram_credentials(None)] == ["dave"]
+    c.close()
+    asked = []
+    c = Coordinator(tmp_path / "j", seed_scram=lambda: asked.append(1) or {"zed": {"1": good}})
+    assert c.seeded_users == 0 and asked == [] and c.scram_credential("zed", 1) is None
+    c.close()

@@ -507,6 +507,9 @@ class _TwoBrokers:
     def broker_clock(self, broker):
         return None   # a broker of an earlier version: tells no clock
 
+    def scram_keys(self):
+        return {}
+
 
 def test_a_group_deleted_while_another_broker_is_down_leaves_the_catalog(tmp_path):
     """A group whose coordinator answered the listing without it was deleted (or expired): it

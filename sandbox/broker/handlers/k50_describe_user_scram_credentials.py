@@ -1,7 +1,8 @@
 """DescribeUserScramCredentials (50), v0: from this broker's copy of the metadata, as a Kafka
 broker answers from its metadata cache: every user when none is named, RESOURCE_NOT_FOUND for a
 named user without credentials, DUPLICATE_RESOURCE for a user named twice; mechanisms and
-iterations only."""
+iterations only, and to a super user that asks with this sandbox's tag (the supervisor's catalog:
+sandbox.protocol.scram_keys) each credential's salt and keys too."""
 
 from __future__ import annotations
 
@@ -18,5 +19,15 @@ def handle(ctx, request) -> dict:
     names = [u.name for u in (request.users or ())]
     if ctx.restricted and not ctx.allowed(DESCRIBE, CLUSTER, CLUSTER_NAME):   # ACLs: DESCRIBE on the cluster
         return {"throttle_time": 0, "error_code": _CLUSTER_DENIED, "error_message": None, "results": []}
-    return {"throttle_time": 0, "error_code": NONE, "error_message": None,
-            "results": ctx.state.coordinator.scram_credentials(names)}
+    results = ctx.state.coordinator.scram_credentials(names)
+    if getattr(request, "stored_keys", False) and ctx.principal in ctx.state.access.super_users:   # the plain listener
+        coordinator = ctx.state.coordinator
+        for r in results:
+            for info in r["credential_infos"]:
+                stored = coordinator.scram_credential(r["user"], int(info["mechanism"])) or {}
+                try:
+                    info.update(salt=bytes.fromhex(stored["salt"]), stored_key=bytes.fromhex(stored["stored_key"]),
+                                server_key=bytes.fromhex(stored["server_key"]))
+                except (KeyError, TypeError, ValueError):   # removed meanwhile: mechanism and iterations only
+                    pass
+    return {"throttle_time": 0, "error_code": NONE, "error_message": None, "results": results}
