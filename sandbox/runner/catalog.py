@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 import time
 import uuid
 from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
@@ -86,15 +87,18 @@ def lead_with_longest_logs(specs: dict[str, TopicSpec], client: KafkaClient,
     told: dict[tuple[int, str, int], tuple[uuid.UUID, float]] = {}   # folder ids the brokers told
     probe = {name: range(max(len(spec.assignments or ()), PROBE_PARTITIONS)) for name, spec in specs.items()}
     live = sorted(set(asks) | set(brokers))
+    shifts = {b: catalog_time - c for b, c in (broker_clocks or {}).items()} if catalog_time is not None else {}
+    default_shift = statistics.median(shifts.values()) if shifts else 0.0
     for broker in live:
         try:
             held = client.replica_folders(broker, probe)
         except KafkaClientError:   # holds nothing, as one not answering (its logs' ends alone would
             continue               # rank a folder of an older topic of that name it cannot tell apart)
         # a told time is on the broker's clock: moved onto ours by where that clock stood when
-        # the catalog read the metadata, so "written after the catalog" is decided on one clock
-        shift = (catalog_time - broker_clocks[broker]) if catalog_time is not None and broker in (
-            broker_clocks or {}) else 0.0
+        # the catalog read the metadata, so "written after the catalog" is decided on one clock; a
+        # broker the catalog has no clock of (down at the refresh: the paused one whose folders
+        # matter most) is taken to be on the others' (Docker mode: one VM, one clock)
+        shift = shifts.get(broker, default_shift)
         told.update({(broker, t, i): (fid, written + shift) for (t, i), (fid, written) in held.items()})
         wanted = {t: sorted(set(asks.get(broker, {}).get(t, ())) | {i for (n, i) in held if n == t}) for t in specs}
         wanted = {t: ps for t, ps in wanted.items() if ps}
@@ -205,7 +209,7 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         md = dataclasses.replace(md, topics={**md.topics, **{
             n: t for n, t in named.topics.items() if t.error_code == 0 and t.partitions}})
     described = source.describe_topic_configs(md.topics)   # one request for them all
-    clocks = _broker_clocks(client, md, started)
+    clocks = _broker_clocks(client, md, started, down)
     topics = {}
     for name, t in md.topics.items():
         # internal topics too: after a destroyed coordinator journal `__transaction_state` and
@@ -283,14 +287,17 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
     return True
 
 
-def _broker_clocks(client: KafkaClient, md: Any, started: float) -> dict[str, float]:
+def _broker_clocks(client: KafkaClient, md: Any, started: float, down: Collection[int] = ()) -> dict[str, float]:
     """Each broker's clock when the metadata was read (`started`, by ours): its clock now less our
     time since, so never later than it was (a folder written in between counts as written after
     the catalog, which only ever prefers the newer topic's id). The folders' times are on these
     clocks, and in Docker mode they are not ours: Docker Desktop's VM clock drifts after a laptop
-    sleeps. A broker that does not answer gets none (its folders' times are then read as ours)."""
+    sleeps. A broker in `down` is not asked (a paused one would hold the refresh for the client's
+    timeout), and one that does not answer gets none (the restore then takes the others')."""
     clocks = {}
     for b in md.brokers:
+        if b.id in down:
+            continue
         try:
             now = client.broker_clock(b.id)
         except KafkaClientError:

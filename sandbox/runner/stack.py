@@ -237,7 +237,10 @@ class StackSupervisor:
         if service == "coordinator":   # quotas, group and dynamic broker configs: the coordinator's journal only
             self._put_back(service, "quotas and group configs", lambda: restore_configs(self.cfg, self.client))
             if self.cfg.sasl is not None:   # SCRAM credentials live in the coordinator's journal only
-                for m in apply_users(self.cfg.sasl.users, self.client, only_missing=True):
+                # the fresh journal started with the catalog's credentials (every user, tools' too),
+                # up to a refresh (3 s) old: the declared users are set from the file again, as
+                # before it had them, so a password saved just before the loss is the one that counts
+                for m in apply_users(self.cfg.sasl.users, self.client):
                     self.sup.record_event(service, "configs-restored", m)
                     if m.startswith("failed"):
                         raise RuntimeError(m)

@@ -61,7 +61,10 @@ def write_state(path: Path, data: dict[str, Any], *, attempts: int = 8,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)   # Windows: no CRT newline
-    with open(os.open(tmp, flags, 0o600 if private else 0o666), "w", encoding="utf-8") as f:
+    fd = os.open(tmp, flags, 0o600 if private else 0o666)
+    if private and hasattr(os, "fchmod"):   # a leftover tmp file of that name keeps its own mode
+        os.fchmod(fd, 0o600)
+    with open(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1, default=str)
         f.flush()
     delay = 0.01

@@ -507,9 +507,16 @@ def test_describe_user_scram_credentials_tells_a_super_user_the_keys_only_when_a
     assert (info.salt, info.stored_key, info.server_key) == (b"salt", stored, server)
     [plain] = broker.call(50, 0, {"users": None}).results[0].credential_infos   # not asked
     assert (plain.salt, plain.stored_key, plain.server_key) == (b"", b"", b"")
-    alice = InProcess(REGISTRY, broker.loop, broker.owner, DEFAULT_LISTENER, "User:alice")   # a SASL login
+    alice = InProcess(REGISTRY, broker.loop, broker.owner, DEFAULT_LISTENER, "User:alice")   # not a super user
     [theirs] = alice.call(50, 0, {"users": None, "stored_keys": True}).results[0].credential_infos
     assert (theirs.mechanism, theirs.stored_key, theirs.server_key) == (1, b"", b"")
+    # a SASL login named ANONYMOUS is User:ANONYMOUS, a super user, but on the SASL listener
+    broker.owner.config.sasl_port = PORT + 1
+    sasl_anonymous = InProcess(REGISTRY, broker.loop, broker.owner, "SASL_PLAINTEXT", "User:ANONYMOUS")
+    [theirs] = sasl_anonymous.call(50, 0, {"users": None, "stored_keys": True}).results[0].credential_infos
+    assert (theirs.mechanism, theirs.stored_key, theirs.server_key) == (1, b"", b"")
+    [ours] = broker.call(50, 0, {"users": None, "stored_keys": True}).results[0].credential_infos
+    assert ours.stored_key == stored   # the plain listener's still does
     out = bytes(broker.raw(broker.frame(50, 0, {"users": None}, 9)))[4:]   # plain kio still reads it
     answer, _ = entity_reader(load_response_schema(50, 0))(out, skip_tags(out, 4))
     assert answer.results[0].user == "alice"

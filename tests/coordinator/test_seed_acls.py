@@ -196,4 +196,5 @@ def test_a_fresh_journal_starts_with_the_seed_s_scram_users_an_old_one_keeps_its
     asked = []
     c = Coordinator(tmp_path / "j", seed_scram=lambda: asked.append(1) or {"zed": {"1": good}})
     assert c.seeded_users == 0 and asked == [] and c.scram_credential("zed", 1) is None
+    assert c.scram_credential("dave", 1) == good   # journaled: still there
     c.close()

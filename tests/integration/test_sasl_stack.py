@@ -177,10 +177,11 @@ def test_users_change_live_and_come_back_after_a_destroyed_coordinator_journal(p
     # the coordinator's journal destroyed: quarantined, and the declared users are set again
     from .test_self_healing import _garble_coordinator_journal
     freeze_then_kill(service(st, "coordinator")["pid"], lambda: _garble_coordinator_journal(proj))
-    # every user comes back with the fresh journal, which starts with the catalog's credentials
-    # (before, the declared ones only, set again by the supervisor: "configs-restored")
-    wait_status(proj, lambda code, st: events(st, kind="wipe") and all_running_healthy(st), 60,
-                "the stack healed after the coordinator's journal was lost")
+    # every user comes back: the fresh journal starts with the catalog's credentials, and the
+    # declared users are set from the file again
+    wait_status(proj, lambda code, st: events(st, kind="configs-restored")
+                and any("SASL credentials" in e["detail"] for e in events(st, kind="configs-restored"))
+                and all_running_healthy(st), 60, "the users put back after the coordinator's journal was lost")
     for mechanism, user, password in (("SCRAM-SHA-512", "carol", "c-pw"), ("PLAIN", "alice", "second"),
                                       ("SCRAM-SHA-256", "dave", "d-pw")):   # dave: made with tools
         wait_for(lambda: _login(sasl, mechanism, user, password) == [], 20, what=f"{user} logging in again")

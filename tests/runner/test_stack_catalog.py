@@ -212,6 +212,12 @@ def test_folders_told_by_brokers_on_another_clock_are_compared_with_the_catalog_
     # before the catalog stays older, whatever the VM's clock says at the restore
     before = {(1, "t", 0): (old, 99_000.0), (2, "t", 0): (new, 99_500.0), (3, "t", 0): (new, 99_500.0)}
     assert restored(new, before, vm_at_catalog=catalog_at) == str(new)
+    # broker 1 (the paused one, holding the older topic's folder) was down at the refresh: no
+    # clock of its own in the catalog, the others' taken (one VM, one clock), not the host's
+    specs = {"t": TopicSpec("t", 1, 3, {RESTORE_TOPIC_ID: str(new)}, ((1, 2, 3),))}
+    out, _ = lead_with_longest_logs(specs, _Ends(ends, folders=ahead), catalog_time=catalog_at, brokers=[1, 2, 3],
+                                    broker_clocks={2: 103_600.0, 3: 103_600.0})
+    assert out["t"].config[RESTORE_TOPIC_ID] == str(new)
 
 
 def test_recreation_after_a_coordinator_wipe_waits_until_every_broker_has_its_metadata(monkeypatch):

@@ -20,7 +20,7 @@ def handle(ctx, request) -> dict:
     if ctx.restricted and not ctx.allowed(DESCRIBE, CLUSTER, CLUSTER_NAME):   # ACLs: DESCRIBE on the cluster
         return {"throttle_time": 0, "error_code": _CLUSTER_DENIED, "error_message": None, "results": []}
     results = ctx.state.coordinator.scram_credentials(names)
-    if getattr(request, "stored_keys", False) and ctx.principal in ctx.state.access.super_users:   # the plain listener
+    if getattr(request, "stored_keys", False) and _unauthenticated_super_user(ctx):
         coordinator = ctx.state.coordinator
         for r in results:
             for info in r["credential_infos"]:
@@ -31,3 +31,10 @@ def handle(ctx, request) -> dict:
                 except (KeyError, TypeError, ValueError):   # removed meanwhile: mechanism and iterations only
                     pass
     return {"throttle_time": 0, "error_code": NONE, "error_message": None, "results": results}
+
+
+def _unauthenticated_super_user(ctx) -> bool:
+    """A super user on a listener without SASL (the plain one the supervisor and the brokers use):
+    a SASL login named ANONYMOUS is User:ANONYMOUS too, but must never read anyone's keys."""
+    own = ctx.state.config.listener(ctx.listener)
+    return own is not None and not own.sasl and ctx.principal in ctx.state.access.super_users
