@@ -241,8 +241,8 @@ def test_what_the_sdk_is_asked_to_create():
 
 
 def test_the_coordinator_container_gets_the_catalogs_acls_before_it_starts(tmp_path):
-    """A fresh journal volume (a destroyed journal's replacement) starts with the ACL bindings and
-    the cluster id the supervisor's catalog kept: they are put into the new coordinator container as
+    """A fresh journal volume (a destroyed journal's replacement) starts with the ACL bindings, the
+    cluster id and the SCRAM users the supervisor's catalog kept: they are put into the new coordinator container as
     --seed-acls names."""
     import io
     import json
@@ -251,7 +251,9 @@ def test_the_coordinator_container_gets_the_catalogs_acls_before_it_starts(tmp_p
     c = cfg(root=tmp_path)
     c.data_dir.mkdir(parents=True)
     binding = [2, "orders", 3, "User:alice", "*", 4, 2]
-    (c.data_dir / "topics.json").write_text(json.dumps({"acls": [binding, ["broken"]], "cluster_id": "Kept_Cluster-Id"}))
+    dave = {"1": {"iterations": 4096, "salt": "73", "stored_key": "aa" * 32, "server_key": "bb" * 32}}
+    (c.data_dir / "topics.json").write_text(json.dumps({"acls": [binding, ["broken"]], "cluster_id": "Kept_Cluster-Id",
+                                                        "scram": {"dave": dave}}))
     sdk = _FakeSDK()
     dk.DockerStack(c, client=sdk, image="kafka-sandbox:test").up()
     coord = sdk.created[0]["command"]
@@ -260,8 +262,9 @@ def test_the_coordinator_container_gets_the_catalogs_acls_before_it_starts(tmp_p
     with tarfile.open(fileobj=io.BytesIO(sdk.archives[0][1])) as tar:
         assert tar.getnames() == ["sandbox-seed-acls.json"]
         # and the cluster id clients knew, which a fresh journal answers with from its start
+        # and the SCRAM users (tools' too), which it starts with
         assert json.loads(tar.extractfile("sandbox-seed-acls.json").read()) == {
-            "acls": [binding], "cluster_id": "Kept_Cluster-Id"}
+            "acls": [binding], "cluster_id": "Kept_Cluster-Id", "scram": {"dave": dave}}
 
 
 def test_engine_refusals_are_one_sentence_not_a_traceback():
