@@ -26,10 +26,11 @@ from sandbox.health.replication import ReplicaWatcher
 from sandbox.health.status import build_status
 from sandbox.runner.detach import read_pid_file, remove_pid_file, same_process, write_pid_file
 from sandbox.runner.catalog import (
-    CATALOG_FILE, catalog_clocks, catalog_time, desired_topics, lead_with_longest_logs, forget_topics, restore_acls, restore_broker_configs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
+    CATALOG_FILE, catalog_clocks, catalog_time, desired_topics, forget_topics, restore_acls, restore_broker_configs, restore_cluster_id, restore_configs, restore_group_offsets, save_catalog,
     with_topic_ids,
 )
 from sandbox.runner.declared import PendingDeclarations
+from sandbox.runner.restore_placement import lead_with_longest_logs
 from sandbox.runner.manifest import ManifestWatcher, apply_users, event_kind, reconcile
 from sandbox.runner import inbox, orphans
 from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe

@@ -90,7 +90,7 @@ class _Ends:
 def test_the_replica_whose_log_ends_furthest_leads_a_recreated_partition():
     from sandbox.config import TopicSpec
     from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH
-    from sandbox.runner.catalog import lead_with_longest_logs
+    from sandbox.runner.restore_placement import lead_with_longest_logs
 
     specs = {"t": TopicSpec("t", 4, 3, {"retention.ms": "1000"}, ((1, 2, 3), (2, 3, 1), (3, 1, 2), (1, 3, 2))),
              "solo": TopicSpec("solo", 1, 1, {}, ((2,),)),
@@ -124,7 +124,7 @@ def test_a_deposed_leaders_longer_tail_of_an_older_epoch_does_not_lead():
     acknowledged by 2 and 3. If the coordinator's journal is destroyed before broker 1 truncates,
     its log ends furthest, yet leading it would make 2 and 3 cut the acknowledged records."""
     from sandbox.config import TopicSpec
-    from sandbox.runner.catalog import lead_with_longest_logs
+    from sandbox.runner.restore_placement import lead_with_longest_logs
 
     specs = {"t": TopicSpec("t", 1, 3, {}, ((1, 2, 3),))}
     out, notes = lead_with_longest_logs(specs, _Ends({(1, "t", 0): (121, 5), (2, "t", 0): (111, 6),
@@ -142,7 +142,7 @@ def test_a_folder_of_an_older_topic_of_that_name_does_not_lead():
 
     from sandbox.config import TopicSpec
     from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
-    from sandbox.runner.catalog import lead_with_longest_logs
+    from sandbox.runner.restore_placement import lead_with_longest_logs
 
     old, new = uuid.uuid4(), uuid.uuid4()
     specs = {"t": TopicSpec("t", 2, 3, {RESTORE_TOPIC_ID: str(new)}, ((1, 2, 3), (1, 3, 2)))}
@@ -188,7 +188,7 @@ def test_folders_told_by_brokers_on_another_clock_are_compared_with_the_catalog_
     catalog" is decided on the broker's clock."""
     from sandbox.config import TopicSpec
     from sandbox.protocol.extensions import RESTORE_TOPIC_ID
-    from sandbox.runner.catalog import lead_with_longest_logs
+    from sandbox.runner.restore_placement import lead_with_longest_logs
 
     old, new = uuid.uuid4(), uuid.uuid4()
     ends = {(b, "t", 0): (5, 1) for b in (1, 2, 3)}
@@ -624,7 +624,7 @@ def test_a_topic_made_again_elsewhere_within_the_catalogs_refresh_is_placed_wher
 
     from sandbox.config import TopicSpec
     from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
-    from sandbox.runner.catalog import lead_with_longest_logs
+    from sandbox.runner.restore_placement import lead_with_longest_logs
 
     old, new = uuid.uuid4(), uuid.uuid4()
     specs = {"t": TopicSpec("t", 2, 2, {RESTORE_TOPIC_ID: str(old), "retention.ms": "-1"}, ((1, 2), (2, 1))),
@@ -672,7 +672,7 @@ def test_a_topic_placed_by_its_folders_has_as_many_replicas_on_every_partition()
     import uuid
 
     from sandbox.config import TopicSpec
-    from sandbox.runner.catalog import _placed_by_folders
+    from sandbox.runner.restore_placement import _placed_by_folders
 
     old, new = uuid.uuid4(), uuid.uuid4()
     spec = TopicSpec("t", 2, 1, {}, ((1,), (2,)))
