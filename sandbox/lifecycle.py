@@ -29,20 +29,29 @@ def event_line(kind: str, detail: dict[str, Any]) -> str:
     return f"EVENT {kind} {json.dumps(detail, default=str, sort_keys=True)}"
 
 
-_EVENT_LINE = re.compile(r"EVENT ([\w-]+) (\{.*\})\s*$")
+_EVENT_AT = re.compile(r"EVENT ([\w-]+) \{")
 
 
 def parse_event_line(line: str) -> tuple[str, dict] | None:
     """(kind, detail) of a line holding an EVENT (after any log prefix), else None; detail that
-    is not a JSON object comes back as {"raw": text} or {"value": value}."""
-    m = _EVENT_LINE.search(line)
-    if not m:
+    is not a JSON object comes back as {"raw": text} or {"value": value}.
+
+    A line may hold the head of a record whose tail a full disk never took, then a whole one
+    written once there was space again ("...DENY CREA2026-12-05 ... EVENT storage-ok {}"): the
+    first EVENT in it whose detail reads as JSON is the one, so the whole record is not lost."""
+    rest = line.rstrip()
+    if not rest.endswith("}"):
         return None
-    try:
-        detail = json.loads(m.group(2))
-    except ValueError:
-        detail = {"raw": m.group(2)}
-    return m.group(1), detail if isinstance(detail, dict) else {"value": detail}
+    found: tuple[str, str] | None = None
+    for m in _EVENT_AT.finditer(rest):
+        text = rest[m.end() - 1:]
+        try:
+            detail = json.loads(text)
+        except ValueError:
+            found = found or (m.group(1), text)
+            continue
+        return m.group(1), detail if isinstance(detail, dict) else {"value": detail}
+    return None if found is None else (found[0], {"raw": found[1]})
 
 
 def emit_event(logger: logging.Logger, kind: str, detail: dict[str, Any]) -> None:
@@ -223,6 +232,30 @@ def _innermost(task: "asyncio.Task") -> str:
     return where
 
 
+class WholeLines(logging.StreamHandler):
+    """A StreamHandler (the service's log file is its stderr) whose every record starts on a line
+    of its own, also after a write failed part way: on a full disk the file may take the head of
+    a line and none of its tail, and the supervisor, which reads EVENT lines from the log
+    (runner/logscan.py), would find the next one glued to it. A record that cannot be written is
+    dropped without the traceback logging would print: that goes to the same full disk."""
+
+    torn = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record) + self.terminator
+            self.stream.write("\n" + text if self.torn else text)
+            self.flush()
+            self.torn = False
+        except RecursionError:
+            raise
+        except OSError:
+            self.torn = True
+        except Exception:   # noqa: BLE001 - as logging.StreamHandler does
+            self.handleError(record)
+
+
 def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(stream=sys.stderr, level=getattr(logging, str(level).upper(), logging.INFO),
+    logging.basicConfig(handlers=[WholeLines(sys.stderr)],
+                        level=getattr(logging, str(level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -48,6 +48,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import chaos_acl  # noqa: E402
 import chaos_churn  # noqa: E402
+import chaos_disk  # noqa: E402
 import chaos_group  # noqa: E402
 import chaos_ids  # noqa: E402
 import chaos_txn  # noqa: E402
@@ -76,6 +77,8 @@ HEAL_GIVE_UP_S = 60.0    # past this the campaign records a violation and stops 
 STATUS_TRUTH_S = 2.0     # a dead process is never shown as running for longer than this
 # needs root, `ss` (iproute2) and `iptables`; a seed's schedule differs with and without them
 NETWORK_FAULTS = ("reset-connections", "cut-off-service")
+# with --disk-full (apart too): the project's own tmpfs filled to the last byte for a while (chaos_disk.py)
+DISK_FAULTS = ("disk-full",)
 CUT_OFF_S = (1.0, 12.0)  # how long a service's port drops every packet (the session is 9 s)
 # status is asked at the end of a cut at least this long: the supervisor probes every second with
 # a 1 s timeout, so a shorter cut may end before any probe could fail
@@ -452,6 +455,8 @@ class Campaign:
                 self.detail = f"{name} for {seconds:.1f} s"
         elif kind == "move-leader":
             self.detail = self._move_leader()
+        elif kind == "disk-full":
+            self.detail = self._fill_disk()
         elif kind in ("churn-while-down", "churn-through-lost-journal"):
             lost = None
             if kind == "churn-through-lost-journal" and "coordinator" in pids:
@@ -501,6 +506,25 @@ class Campaign:
             self._up_again("every process was killed")
         self.fault_ended = time.monotonic()
         self._check_status_truth(dead)
+
+    def _fill_disk(self) -> str:
+        """Fill the project's tmpfs to the last byte, hold it full, free it again. Status, asked
+        at the end of a long enough fill, must say the disk is full and not call the stack healthy."""
+        filler = self.stack.root / "chaos-filler"
+        seconds = self.rng.uniform(*chaos_disk.FULL_S)
+        t0 = time.monotonic()
+        try:
+            written = chaos_disk.fill(filler)
+            time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
+            if seconds >= chaos_disk.FULL_SHOWN_S:
+                _, st = self.stack.status()
+                if not chaos_disk.shown(st):
+                    self.report.violations.append(
+                        f"status did not tell a full disk after {seconds:.1f} s: healthy {st.get('healthy')}, "
+                        f"problems {st.get('problems')}")
+        finally:
+            filler.unlink(missing_ok=True)
+        return f"{written >> 20} MiB for {seconds:.1f} s"
 
     def _move_leader(self) -> str:
         """A partition's leader taken out of its replicas by a reassignment (leadership moves at
@@ -687,14 +711,16 @@ def wait_for_workload(done: Callable[[], dict[str, int]], say=print, wait_s: flo
 
 def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network: bool = False,
         moves: bool = False, windows_files: bool = False, churn: bool = False, compound: bool = False,
-        heal_bound_s: float | None = HEAL_BOUND_S) -> Report:
+        heal_bound_s: float | None = HEAL_BOUND_S, disk_full: bool = False, keep_files: bool = False) -> Report:
     """One seeded campaign. A heal slower than heal_bound_s is a violation; None only reports
     the times (the test suite's choice: a wall-clock bound is a benchmark figure on a shared,
     noisy machine, while never healing within HEAL_GIVE_UP_S stays a violation)."""
     rng = random.Random(seed)
     kinds = FAULTS + (NETWORK_FAULTS if network else ()) + (MOVE_FAULTS if moves else ()) + \
-        (CHURN_FAULTS if churn else ()) + (COMPOUND_FAULTS if compound else ())
+        (CHURN_FAULTS if churn else ()) + (COMPOUND_FAULTS if compound else ()) + (DISK_FAULTS if disk_full else ())
     report = Report(seed)
+    if disk_full:   # the project on a tmpfs of its own, so the fault fills nothing else
+        chaos_disk.mount(root)
     stack = Stack(root, brokers, windows_files)
     load = txns = groups = acl = ids = None
     compare = False   # set once the campaign ran to its end: then the replicas are compared after `down`
@@ -830,6 +856,10 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
                     p.kill()
                 except psutil.Error:
                     pass
+        if disk_full:
+            if keep_files:   # the tmpfs goes with the unmount: what --keep keeps is a copy
+                shutil.copytree(root, root.with_name(root.name + "-kept"), symlinks=True, dirs_exist_ok=True)
+            chaos_disk.unmount(root)
     return report
 
 
@@ -848,6 +878,8 @@ def main() -> int:
     ap.add_argument("--compound", action="store_true",
                     help="also overlapping faults: every process killed at once, two brokers at once, a broker "
                          "while a destroyed coordinator journal is put back")
+    ap.add_argument("--disk-full", action="store_true",
+                    help="also fill the disk the project is on (its own tmpfs; root) for 2-10 s, then free it")
     ap.add_argument("--windows-files", action="store_true",
                     help="run every process of the stack under Windows' file rules (an open file cannot be "
                          "removed or renamed); any refusal is a violation")
@@ -855,12 +887,16 @@ def main() -> int:
     if args.network and network_faults_missing():
         print(f"{network_faults_missing()}; run without --network, or as root with them installed.")
         return 2
+    if args.disk_full and chaos_disk.missing():
+        print(f"{chaos_disk.missing()}; run without --disk-full.")
+        return 2
     bad = 0
     for seed in args.seed or [1]:
         root = Path(tempfile.mkdtemp(prefix=f"sandbox-chaos-{seed}-"))
         print(f"seed {seed}: {args.faults} faults on {args.brokers} brokers in {root}")
         rep = run(seed, args.faults, root / "proj", args.brokers, network=args.network, moves=args.moves,
-                  windows_files=args.windows_files, churn=args.churn, compound=args.compound)
+                  windows_files=args.windows_files, churn=args.churn, compound=args.compound,
+                  disk_full=args.disk_full, keep_files=args.keep)
         print(rep.line())
         for v in rep.violations[:20]:
             print(f"  VIOLATION {v}")

@@ -23,7 +23,8 @@ from sandbox.protocol.buffers import BufferPool
 from .config import DEFAULT_LISTENER, BrokerConfig
 from .file_reply import FileReply, discard as _discard, fetch_reply, sendfile_now
 from .handlers import REGISTRY
-from .handlers.k00_produce import STORAGE_ERRNOS
+from . import storage
+from .storage import STORAGE_ERRNOS
 from .sasl_gate import SaslGate, frame_api_key as _api_key
 from .state import BrokerState, emit_event
 
@@ -90,6 +91,7 @@ class BrokerServer(lifecycle.Service):
                                  (cfg.checkpoint_interval_ms / 1000, self.state.checkpoint),
                                  (cfg.cleaner_backoff_ms / 1000, self.state.compact),
                                  (1.0, self._flush_due),
+                                 (1.0, self._probe_storage),
                                  (30.0, self.frame_pool.release_if_idle),
                                  (0.5, self.state.replicas.tick),
                                  (cfg.transaction_abort_timed_out_interval_ms / 1000, self._tick_transactions))
@@ -129,6 +131,9 @@ class BrokerServer(lifecycle.Service):
             log.warning("housekeeping task %s could not write: %s", name, e)
         else:
             log.exception("housekeeping task %s failed", name)
+
+    async def _probe_storage(self) -> None:
+        await storage.probe(self.state)
 
     def _tick_groups(self) -> None:
         if self.state.groups is not None:

@@ -97,6 +97,7 @@ class BrokerState(DiskFolders):
         self.clock = clock
         self.node_id = config.node_id
         self.storage_failing = False   # the last write hit a full or failing disk (KAFKA_STORAGE_ERROR)
+        self.storage_failed_in: Path | None = None   # where it did (storage.py)
         self._restore_checked: float | None = None   # the cluster change whose orphans are scheduled
         self._closing = False
         data = Path(config.data_dir)   # created by open(), once the listeners are bound
@@ -466,10 +467,14 @@ class BrokerState(DiskFolders):
         finally:
             if not handed:
                 os.close(fd)
-        if ok:
-            plog.housekeeping.segment_synced(seg, mark)
-        else:
+        if not ok:
             log.warning("could not fsync the rolled segment %s; the next flush tries again", seg.log_path)
+            return
+        try:
+            plog.housekeeping.segment_synced(seg, mark)
+        except OSError as e:   # its indexes not written (a full disk): the recovery point stays below it
+            log.warning("could not write the indexes of the rolled segment %s (%s); the next flush "
+                        "tries again", seg.log_path, e.strerror or e)
 
     async def checkpoint(self) -> None:
         """fsync what is dirty, then write the recovery checkpoint (in a worker thread), so a

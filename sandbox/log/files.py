@@ -185,14 +185,22 @@ def fsync_and_close(fds: list[int]) -> bool:
 
 
 def atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
-    """Write data to `<path>.tmp`, fsync, close, then os.replace onto path (with retry)."""
+    """Write data to `<path>.tmp`, fsync, close, then os.replace onto path (with retry). The
+    `.tmp` copy is removed again if it cannot be written whole; `path` is untouched then."""
     path = Path(path)
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        if sync:
-            os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            if sync:
+                os.fsync(f.fileno())
+    except OSError:   # a full disk: the half-written copy would only take more of what little is left
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
     retry(lambda: os.replace(tmp, path))
     if sync:
         fsync_dir(path.parent)

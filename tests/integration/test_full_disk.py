@@ -135,3 +135,26 @@ def test_coordinator_on_a_full_disk_answers_with_an_error_and_keeps_serving(tmp_
         broker.kill()
         broker.wait(10)
         coord.kill()
+
+
+def test_a_broker_says_its_disk_takes_writes_again_without_waiting_for_a_produce(broker_factory, small_disk):
+    """Status shows a broker's "disk full" until the broker says writes succeed again. A broker
+    that leads nothing written to afterwards (leaders moved, the application stopped) must still
+    say so once space is freed, or status tells of a full disk for ever."""
+    broker = broker_factory(data_dir=small_disk / "broker")
+    topic = f"full-{uuid.uuid4().hex[:8]}"
+    create_topic(broker.bootstrap, topic, 1)
+    filler = small_disk / "filler"
+    with KafkaClient(broker.bootstrap, timeout=5.0) as c:
+        c.produce(topic, 0, [(None, b"before")])
+        _fill(filler)
+        with pytest.raises(KafkaClientError, match="KAFKA_STORAGE_ERROR|56|storage"):
+            c.produce(topic, 0, [(None, b"x" * 20000)])
+    wait_for(lambda: "EVENT storage-error" in broker.log_path.read_text(errors="replace"), 10, what="storage-error")
+    time.sleep(1.5)
+    assert "EVENT storage-ok" not in broker.log_path.read_text(errors="replace"), "told ok while still full"
+    os.remove(filler)   # and nothing is produced any more
+    wait_for(lambda: "EVENT storage-ok" in broker.log_path.read_text(errors="replace"), 10, what="storage-ok")
+    log = broker.log_path.read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
+    assert not list((small_disk / "broker").rglob(".storage-probe")), "the probe's file was left behind"

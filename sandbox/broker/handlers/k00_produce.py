@@ -16,7 +16,6 @@ REQUEST_TIMED_OUT after the request's timeout; the handler waits without blockin
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import time
 
@@ -32,7 +31,8 @@ from sandbox.log import (
 from sandbox.log.batch import ATTR_TRANSACTIONAL, HEADER_SIZE, parse_header
 from ..records import first_keyless_record
 from ..internal_topics import OFFSETS_TOPIC, TXN_TOPIC
-from ..state import emit_event
+from .. import storage
+from ..storage import STORAGE_ERRNOS
 from ..transactions.verifier import refusal
 from sandbox.protocol.errors import (
     CORRUPT_MESSAGE,
@@ -64,23 +64,6 @@ def _keyless_error(topic: str, index: int, record: int) -> dict:
     return _error(index, INVALID_RECORD, "One or more records have been rejected due to 1 record errors "
                   f"in total, and only showing the first three errors at most: [{why}]",
                   [{"batch_index": record, "batch_index_error_message": why}])
-
-
-STORAGE_ERRNOS = frozenset(n for n in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EIO, errno.EROFS)
-                           if n is not None)
-
-
-def storage_failed(state, plog, e: OSError) -> None:
-    """One EVENT line when writes start failing (the supervisor shows it in status)."""
-    if not state.storage_failing:
-        state.storage_failing = True
-        emit_event("storage-error", {"path": str(plog.directory), "message": e.strerror or str(e),
-                                     "errno": e.errno})
-
-
-def storage_recovered(state) -> None:
-    state.storage_failing = False
-    emit_event("storage-ok", {})
 
 
 def has_transactional_batch(records) -> bool:
@@ -280,10 +263,10 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
             raise
         # a full or failing disk: answered per partition (clients retry), never a dropped connection;
         # nothing was acknowledged and nothing already written is touched
-        storage_failed(state, plog, e)
+        storage.failed(state, plog.directory, e)
         return _error(index, KAFKA_STORAGE_ERROR, f"cannot write to {plog.directory}: {e.strerror or e}")
     if state.storage_failing:
-        storage_recovered(state)
+        storage.recovered(state)
     if not info.duplicate:
         state.notifier.notify((topic, index))
     out = {"index": index, "error_code": NONE, "base_offset": info.first_offset,

@@ -17,6 +17,8 @@ from sandbox.protocol import DecodeError, build, request_class
 from sandbox.protocol.fast_fetch import FetchPartition, decode_fetch_response, encode_fetch_request
 from sandbox.protocol.errors import NONE, OFFSET_OUT_OF_RANGE
 
+from .. import storage
+
 if TYPE_CHECKING:
     from .manager import ReplicaManager
 
@@ -269,6 +271,13 @@ class ReplicaFetcher:
                             "divergence", key[0], key[1], self.leader, e)
                 self._truncate.add(key)
                 return False
+            except OSError as e:   # a full or failing disk: nothing was appended; asked again after a pause
+                if not storage.is_storage_error(e):
+                    raise
+                storage.failed(self.manager.state, plog.directory, e)
+                return False
+            if self.manager.state.storage_failing:
+                storage.recovered(self.manager.state)
         plog.replica.high_watermark = min(int(p.high_watermark), plog.log_end_offset)
         if int(p.log_start_offset) > plog.log_start_offset:
             plog.replica.follow_log_start(int(p.log_start_offset))
