@@ -54,12 +54,24 @@ def parse_event_line(line: str) -> tuple[str, dict] | None:
     return None if found is None else (found[0], {"raw": found[1]})
 
 
-def emit_event(logger: logging.Logger, kind: str, detail: dict[str, Any]) -> None:
-    """One log line per event: INFO for a routine one (ROUTINE_EVENTS), WARNING for the rest."""
+def emit_event(logger: logging.Logger, kind: str, detail: dict[str, Any]) -> bool:
+    """One log line per event: INFO for a routine one (ROUTINE_EVENTS), WARNING for the rest.
+    False if a service log (WholeLines) could not take it: a full disk. Who tells a state that
+    way (storage-error / storage-ok) tells it again later, or the supervisor keeps the last one
+    it read for ever."""
     logger.log(logging.INFO if kind in ROUTINE_EVENTS else logging.WARNING, "%s", event_line(kind, detail))
+    return not any(isinstance(h, WholeLines) and h.torn for h in _handlers(logger))
 
 
-def event_emitter(logger: logging.Logger) -> Callable[[str, dict[str, Any]], None]:
+def _handlers(logger: logging.Logger | None) -> list[logging.Handler]:
+    found: list[logging.Handler] = []
+    while logger is not None:
+        found += logger.handlers
+        logger = logger.parent if logger.propagate else None
+    return found
+
+
+def event_emitter(logger: logging.Logger) -> Callable[[str, dict[str, Any]], bool]:
     """emit_event bound to a service's logger: the on_event callback its parts are given."""
     return functools.partial(emit_event, logger)
 

@@ -512,9 +512,19 @@ class Campaign:
         at the end of a long enough fill, must say the disk is full and not call the stack healthy."""
         filler = self.stack.root / "chaos-filler"
         seconds = self.rng.uniform(*chaos_disk.FULL_S)
+        # half the time a broker also crashes while the disk is full (as a process does when a
+        # write it cannot handle fails): the supervisor restarts it onto the full disk
+        pids = self.stack.service_pids()
+        victim = self.rng.choice(sorted(n for n in pids if n.startswith("broker-"))) if self.rng.random() < 0.5 else None
         t0 = time.monotonic()
         try:
             written = chaos_disk.fill(filler)
+            if victim is not None:
+                time.sleep(min(1.0, seconds / 3))
+                try:
+                    os.kill(pids[victim], signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
             if seconds >= chaos_disk.FULL_SHOWN_S:
                 _, st = self.stack.status()
@@ -524,7 +534,7 @@ class Campaign:
                         f"problems {st.get('problems')}")
         finally:
             filler.unlink(missing_ok=True)
-        return f"{written >> 20} MiB for {seconds:.1f} s"
+        return f"{written >> 20} MiB for {seconds:.1f} s" + (f", {victim} killed meanwhile" if victim else "")
 
     def _move_leader(self) -> str:
         """A partition's leader taken out of its replicas by a reassignment (leadership moves at

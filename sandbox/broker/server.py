@@ -173,7 +173,8 @@ class BrokerServer(lifecycle.Service):
             except (asyncio.TimeoutError, Exception):
                 pass
         await self.state.close()
-        log.info("broker %d stopped cleanly (journal flushed)", self.config.node_id)
+        if not self.state.stopped_unflushed:
+            log.info("broker %d stopped cleanly (journal flushed)", self.config.node_id)
         emit_event("stop", {"service": f"broker-{self.config.node_id}"})
 
     # ---- connections -----------------------------------------------------------------------

@@ -96,8 +96,11 @@ class BrokerState(DiskFolders):
         self.config = config
         self.clock = clock
         self.node_id = config.node_id
+        self.stopped_unflushed: list[str] = []   # what close() could not flush (a full disk)
         self.storage_failing = False   # the last write hit a full or failing disk (KAFKA_STORAGE_ERROR)
-        self.storage_failed_in: Path | None = None   # where it did (storage.py)
+        self.storage_failed_in: Path | None = None   # where it did, and what failed (storage.py)
+        self.storage_failure: dict | None = None
+        self.storage_told: bool | None = False   # what the log says of it (None: unknown; storage.py)
         self._restore_checked: float | None = None   # the cluster change whose orphans are scheduled
         self._closing = False
         data = Path(config.data_dir)   # created by open(), once the listeners are bound
@@ -201,7 +204,11 @@ class BrokerState(DiskFolders):
             self.offsets.close()
         if self.txns is not None:
             self.txns.close()
-        self.logs.close()
+        unflushed = self.logs.close()
+        if unflushed:   # the next start rescans what the last flush did not cover
+            self.stopped_unflushed = unflushed
+            log.warning("could not flush %d partition(s) while stopping (%s); the next start recovers "
+                        "them from their logs", len(unflushed), "; ".join(unflushed[:3]))
         if self.coordinator is not None:
             await self.coordinator.stop()
 

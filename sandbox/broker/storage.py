@@ -33,17 +33,32 @@ def is_storage_error(e: BaseException) -> bool:
 
 
 def failed(state, directory: Path | str, e: OSError) -> None:
-    """One EVENT line when writes start failing (`directory`: where the write failed)."""
-    if not state.storage_failing:
-        state.storage_failing = True
-        state.storage_failed_in = Path(directory)
-        emit_event("storage-error", {"path": str(directory), "message": e.strerror or str(e), "errno": e.errno})
+    """Writes fail (`directory`: where one did): one EVENT line when they start failing."""
+    state.storage_failing = True
+    state.storage_failed_in = Path(directory)
+    state.storage_failure = {"path": str(directory), "message": e.strerror or str(e), "errno": e.errno}
+    _tell(state)
 
 
 def recovered(state) -> None:
+    state.storage_failing = False
+    _tell(state)
+
+
+def _tell(state) -> None:
+    """Say the state if the log does not say it yet. The EVENT goes to the service's log, which is
+    on the same disk: while it is full the line may not be written, and then it is said again
+    (by the next failure or success, or by `probe` within a second), else the supervisor would
+    show the state it read last for ever. storage_told: what the log says (None: unknown)."""
+    if state.storage_told == state.storage_failing:
+        return
     if state.storage_failing:
-        state.storage_failing = False
-        emit_event("storage-ok", {})
+        written = emit_event("storage-error", state.storage_failure or {})
+    else:
+        written = emit_event("storage-ok", {})
+    # not written: maybe lost, maybe kept in the stream's buffer and written later; either way
+    # nothing is known of what the log says, and the state is said again next time
+    state.storage_told = state.storage_failing if written else None
 
 
 def _try_write(directory: Path) -> None:
@@ -62,7 +77,9 @@ def _try_write(directory: Path) -> None:
 
 async def probe(state) -> None:
     """While writes fail: try one (in a worker thread: a failing disk may be slow), and say
-    `storage-ok` when it succeeds."""
+    `storage-ok` when it succeeds. Every second (server.py), also to say again what the log
+    could not take."""
+    _tell(state)
     if not state.storage_failing:
         return
     where = state.storage_failed_in

@@ -373,15 +373,25 @@ class LogDir:
             log.housekeeping.flush()
         self.checkpoint()
 
-    def close(self) -> None:
-        """Flush and close every log, write checkpoints, release the lock."""
+    def close(self) -> list[str]:
+        """Flush and close every log, write checkpoints, release the lock. What could not be
+        flushed (a full disk) is returned, one "what: why" each, not raised: every log is closed
+        anyway, and the next start rescans whatever the last flush before did not cover."""
+        unflushed: list[str] = []
         try:
-            for log in self._logs.values():
-                log.close()
+            for key, log in self._logs.items():
+                try:
+                    log.close()
+                except OSError as e:
+                    unflushed.append(f"{key}: {e.strerror or e}")
             if self._locked:
-                self.checkpoint()
+                try:
+                    self.checkpoint()
+                except OSError as e:
+                    unflushed.append(f"checkpoint files: {e.strerror or e}")
         finally:
             with self._write_lock:
                 self._closed = True
             self._logs.clear()
             self._release_lock()
+        return unflushed

@@ -432,11 +432,13 @@ class PartitionLog(Shrinking):
             return
         # an untouched partition has nothing to persist: closing 10,000 idle partitions must not
         # cost 30,000 fsynced writes
-        if flush and (self._dirty or any(seg.index_dirty for seg in self._segments)
-                or self._producers.needs_snapshot(self.log_end_offset, any(seg.size for seg in self._segments))):
-            self._flush()
-        for seg in self._segments:
-            seg.close()
+        try:
+            if flush and (self._dirty or any(seg.index_dirty for seg in self._segments)
+                    or self._producers.needs_snapshot(self.log_end_offset, any(seg.size for seg in self._segments))):
+                self._flush()   # a full disk: raised, after the handles are closed all the same
+        finally:
+            for seg in self._segments:
+                seg.close()
 
     def _delete(self) -> None:
         """Close every handle, then remove the whole partition directory (retrying on Windows)."""

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from sandbox.client import KafkaClient, KafkaClientError, parse_bootstrap
 from sandbox.config import ConfigError, SandboxConfig, load_config, parse_config
 from sandbox.health.http import HealthServer
-from sandbox.lifecycle import stop_signals
+from sandbox.lifecycle import setup_logging, stop_signals
 from sandbox.partition_metadata import folder_topic_id
 from sandbox.protocol.extensions import RESTORE_TOPIC_ID
 from sandbox.health.metrics import EventCounter, render_metrics
@@ -482,6 +482,5 @@ def supervise_cli(argv: list[str]) -> int:
 def supervise_main(config_path: Path | None, cwd: Path) -> int:
     cfg = load_stack_config(config_path, cwd)
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging("INFO")   # whole lines also after a write a full disk cut short
     return StackSupervisor(cfg).run()

@@ -49,7 +49,7 @@ def _fetch_with(sizes: list[int]) -> list[tuple[int, int, int]]:
                            replica=SimpleNamespace(latest_epoch=-1, high_watermark=0,
                                                    append=lambda records: appended.append(len(records))))
     info = SimpleNamespace(broker_id=2, listeners={"PLAINTEXT": None}, address=lambda name=None: ("127.0.0.1", 9))
-    state = SimpleNamespace(node_id=1, partitions={("t", 0): plog},
+    state = SimpleNamespace(node_id=1, partitions={("t", 0): plog}, storage_failing=False,
                             coordinator=SimpleNamespace(brokers=lambda: [info]))
     manager = SimpleNamespace(state=state, closed=False, connect=lambda host, port, cid: leader)
 

@@ -57,3 +57,25 @@ def test_a_gap_nobody_refused_here_is_still_out_of_order(broker):
     assert int(send(broker, 6).error_code) == E.NOT_LEADER_OR_FOLLOWER         # refused: 6, not 2
     lead(broker, True)
     assert int(send(broker, 8).error_code) == E.OUT_OF_ORDER_SEQUENCE_NUMBER   # the gap starts at 2
+
+
+def test_a_batch_behind_one_a_full_disk_refused_is_not_out_of_order(broker, monkeypatch):
+    """The same race on a full disk (chaos.py --disk-full, seed 3): A refused with
+    KAFKA_STORAGE_ERROR, B (in flight behind it) was answered OUT_OF_ORDER_SEQUENCE_NUMBER, and
+    librdkafka bumped its epoch 126 times in a minute: 5 records written twice."""
+    import errno
+
+    from sandbox.log import segment
+
+    broker.create_topic("t", 1)
+    assert int(send(broker, 0).error_code) == E.NONE
+    real = segment.Segment._write_at
+
+    def full(self, pos, view):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(segment.Segment, "_write_at", full)
+    assert int(send(broker, 2).error_code) == E.KAFKA_STORAGE_ERROR           # A: 2-3, not written
+    assert int(send(broker, 4).error_code) == E.NOT_LEADER_OR_FOLLOWER        # B: retriable, no bump
+    monkeypatch.setattr(segment.Segment, "_write_at", real)
+    assert [int(send(broker, s).error_code) for s in (2, 4)] == [E.NONE, E.NONE]
+    assert broker.owner.partitions[("t", 0)].log_end_offset == 6

@@ -158,3 +158,32 @@ def test_a_broker_says_its_disk_takes_writes_again_without_waiting_for_a_produce
     log = broker.log_path.read_text(errors="replace")
     assert "Traceback" not in log, log[-3000:]
     assert not list((small_disk / "broker").rglob(".storage-probe")), "the probe's file was left behind"
+
+
+def test_a_broker_stopped_on_a_full_disk_exits_cleanly_and_keeps_every_record(broker_factory, small_disk):
+    """`sandbox down` while the disk is full: the stop's last flush cannot be written. The broker
+    used to die there with a traceback (exit 1) with its handles open; now it says what it could
+    not flush, closes everything, exits 0, and the next start recovers every acknowledged record."""
+    broker = broker_factory(data_dir=small_disk / "broker")
+    topic = f"full-{uuid.uuid4().hex[:8]}"
+    create_topic(broker.bootstrap, topic, 1)
+    with KafkaClient(broker.bootstrap, timeout=5.0) as c:
+        for i in range(40):
+            c.produce(topic, 0, [(None, f"kept-{i}".encode() * 50)])
+    _fill(small_disk / "filler")
+    assert broker.stop() == 0
+    log = broker.log_path.read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
+    assert "could not flush" in log and "stopped cleanly" not in log.split("could not flush")[-1], log[-2000:]
+    os.remove(small_disk / "filler")
+    broker.start()
+    with KafkaClient(broker.bootstrap, timeout=5.0) as c:
+        assert c.end_offsets(topic) == {0: 40}
+    cons = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "check-stop", "enable.auto.commit": False})
+    cons.assign([TopicPartition(topic, 0, 0)])
+    values = []
+    deadline = time.monotonic() + 30
+    while len(values) < 40 and time.monotonic() < deadline:
+        values += [m.value() for m in cons.consume(100, timeout=0.5) if m.error() is None]
+    cons.close()
+    assert values == [f"kept-{i}".encode() * 50 for i in range(40)]

@@ -62,7 +62,7 @@ class LeaderConn:
 
 
 def fetcher_of(follower: PartitionLog, leader: PartitionLog, epoch: int) -> tuple[ReplicaFetcher, LeaderConn]:
-    manager = SimpleNamespace(state=SimpleNamespace(partitions={KEY: follower}, node_id=3),
+    manager = SimpleNamespace(state=SimpleNamespace(partitions={KEY: follower}, node_id=3, storage_failing=False),
                               emit=lambda *a: None, closed=False)
     f = ReplicaFetcher(manager, leader=2)
     f.partitions[KEY] = epoch

@@ -276,8 +276,7 @@ def test_a_checkpoint_write_left_behind_by_a_closed_journal_writes_nothing(tmp_p
     def full(path, offsets):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(manager, "write_checkpoint", full)
-    with pytest.raises(OSError):
-        ld.close()
+    assert ld.close() == ["checkpoint files: No space left on device"]   # said, not raised
     monkeypatch.setattr(manager, "write_checkpoint", real)
     assert not (tmp_path / ".lock").exists()
     ld.write_snapshot(left_behind)

@@ -174,7 +174,7 @@ REFUSED_KEPT = 4096   # at most this many refused batches are remembered (the ol
 
 def _note_refused(state, topic: str, index: int, records) -> None:
     """Remember an idempotent batch refused before it was appended (not the leader, unknown while a
-    restore is under way, too few in sync) by its producer, epoch and first sequence: see
+    restore is under way, too few in sync, a full disk) by its producer, epoch and first sequence: see
     _refused_here. Oldest first in the dict, so forgetting costs nothing per refusal."""
     h = _first_header(records)
     if h is None or h.producer_id < 0 or h.base_sequence < 0 or h.is_control:
@@ -262,8 +262,12 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
         if e.errno not in STORAGE_ERRNOS:
             raise
         # a full or failing disk: answered per partition (clients retry), never a dropped connection;
-        # nothing was acknowledged and nothing already written is touched
+        # nothing was acknowledged and nothing already written is touched. Remembered as refused:
+        # the producer's next batch, in flight behind this one, is answered "not leader" too, not
+        # out of order, which made librdkafka bump its epoch over and over on a full disk and send
+        # records written elsewhere again under new sequences (duplicates; chaos.py --disk-full)
         storage.failed(state, plog.directory, e)
+        _note_refused(state, topic, index, records)
         return _error(index, KAFKA_STORAGE_ERROR, f"cannot write to {plog.directory}: {e.strerror or e}")
     if state.storage_failing:
         storage.recovered(state)
