@@ -721,13 +721,19 @@ def wait_for_workload(done: Callable[[], dict[str, int]], say=print, wait_s: flo
 
 def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network: bool = False,
         moves: bool = False, windows_files: bool = False, churn: bool = False, compound: bool = False,
-        heal_bound_s: float | None = HEAL_BOUND_S, disk_full: bool = False, keep_files: bool = False) -> Report:
+        heal_bound_s: float | None = HEAL_BOUND_S, disk_full: bool = False, keep_files: bool = False,
+        only: tuple[str, ...] = ()) -> Report:
     """One seeded campaign. A heal slower than heal_bound_s is a violation; None only reports
     the times (the test suite's choice: a wall-clock bound is a benchmark figure on a shared,
     noisy machine, while never healing within HEAL_GIVE_UP_S stays a violation)."""
     rng = random.Random(seed)
     kinds = FAULTS + (NETWORK_FAULTS if network else ()) + (MOVE_FAULTS if moves else ()) + \
         (CHURN_FAULTS if churn else ()) + (COMPOUND_FAULTS if compound else ()) + (DISK_FAULTS if disk_full else ())
+    if only:   # a campaign of these faults alone (each must be one the flags allow)
+        unknown = [k for k in only if k not in kinds]
+        if unknown:
+            raise ValueError(f"not faults of this campaign: {unknown}; choose from {list(kinds)}")
+        kinds = tuple(only)
     report = Report(seed)
     if disk_full:   # the project on a tmpfs of its own, so the fault fills nothing else
         chaos_disk.mount(root)
@@ -890,6 +896,8 @@ def main() -> int:
                          "while a destroyed coordinator journal is put back")
     ap.add_argument("--disk-full", action="store_true",
                     help="also fill the disk the project is on (its own tmpfs; root) for 2-10 s, then free it")
+    ap.add_argument("--only", action="append", default=[], metavar="FAULT",
+                    help="repeatable: only these faults (e.g. --disk-full --only disk-full)")
     ap.add_argument("--windows-files", action="store_true",
                     help="run every process of the stack under Windows' file rules (an open file cannot be "
                          "removed or renamed); any refusal is a violation")
@@ -906,7 +914,7 @@ def main() -> int:
         print(f"seed {seed}: {args.faults} faults on {args.brokers} brokers in {root}")
         rep = run(seed, args.faults, root / "proj", args.brokers, network=args.network, moves=args.moves,
                   windows_files=args.windows_files, churn=args.churn, compound=args.compound,
-                  disk_full=args.disk_full, keep_files=args.keep)
+                  disk_full=args.disk_full, keep_files=args.keep, only=tuple(args.only))
         print(rep.line())
         for v in rep.violations[:20]:
             print(f"  VIOLATION {v}")
