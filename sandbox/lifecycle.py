@@ -59,16 +59,12 @@ def emit_event(logger: logging.Logger, kind: str, detail: dict[str, Any]) -> boo
     False if a service log (WholeLines) could not take it: a full disk. Who tells a state that
     way (storage-error / storage-ok) tells it again later, or the supervisor keeps the last one
     it read for ever."""
-    logger.log(logging.INFO if kind in ROUTINE_EVENTS else logging.WARNING, "%s", event_line(kind, detail))
-    return not any(isinstance(h, WholeLines) and h.torn for h in _handlers(logger))
-
-
-def _handlers(logger: logging.Logger | None) -> list[logging.Handler]:
-    found: list[logging.Handler] = []
-    while logger is not None:
-        found += logger.handlers
-        logger = logger.parent if logger.propagate else None
-    return found
+    level = logging.INFO if kind in ROUTINE_EVENTS else logging.WARNING
+    if not logger.isEnabledFor(level):
+        return True
+    record = logger.makeRecord(logger.name, level, "(event)", 0, "%s", (event_line(kind, detail),), None)
+    logger.handle(record)
+    return not getattr(record, "unwritten", False)   # set by WholeLines, on this record only
 
 
 def event_emitter(logger: logging.Logger) -> Callable[[str, dict[str, Any]], bool]:
@@ -263,6 +259,7 @@ class WholeLines(logging.StreamHandler):
             raise
         except OSError:
             self.torn = True
+            record.unwritten = True   # emit_event tells its caller (another thread may write next)
         except Exception:   # noqa: BLE001 - as logging.StreamHandler does
             self.handleError(record)
 

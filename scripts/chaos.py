@@ -723,6 +723,27 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
         moves: bool = False, windows_files: bool = False, churn: bool = False, compound: bool = False,
         heal_bound_s: float | None = HEAL_BOUND_S, disk_full: bool = False, keep_files: bool = False,
         only: tuple[str, ...] = ()) -> Report:
+    """One seeded campaign (_run); with disk_full, in a tmpfs of its own mounted at `root` for it
+    and unmounted after, whatever happens (keep_files: a copy is kept next to it)."""
+    args = dict(brokers=brokers, say=say, network=network, moves=moves, windows_files=windows_files, churn=churn,
+                compound=compound, heal_bound_s=heal_bound_s, disk_full=disk_full, only=only)
+    if not disk_full:
+        return _run(seed, faults, root, **args)
+    chaos_disk.mount(root)
+    try:
+        return _run(seed, faults, root, **args)
+    finally:
+        try:
+            if keep_files:   # the tmpfs goes with the unmount: what --keep keeps is a copy
+                shutil.copytree(root, root.with_name(root.name + "-kept"), symlinks=True, dirs_exist_ok=True)
+        finally:
+            chaos_disk.unmount(root)
+
+
+def _run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network: bool = False,
+        moves: bool = False, windows_files: bool = False, churn: bool = False, compound: bool = False,
+        heal_bound_s: float | None = HEAL_BOUND_S, disk_full: bool = False,
+        only: tuple[str, ...] = ()) -> Report:
     """One seeded campaign. A heal slower than heal_bound_s is a violation; None only reports
     the times (the test suite's choice: a wall-clock bound is a benchmark figure on a shared,
     noisy machine, while never healing within HEAL_GIVE_UP_S stays a violation)."""
@@ -735,8 +756,6 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
             raise ValueError(f"not faults of this campaign: {unknown}; choose from {list(kinds)}")
         kinds = tuple(only)
     report = Report(seed)
-    if disk_full:   # the project on a tmpfs of its own, so the fault fills nothing else
-        chaos_disk.mount(root)
     stack = Stack(root, brokers, windows_files)
     load = txns = groups = acl = ids = None
     compare = False   # set once the campaign ran to its end: then the replicas are compared after `down`
@@ -872,10 +891,6 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
                     p.kill()
                 except psutil.Error:
                     pass
-        if disk_full:
-            if keep_files:   # the tmpfs goes with the unmount: what --keep keeps is a copy
-                shutil.copytree(root, root.with_name(root.name + "-kept"), symlinks=True, dirs_exist_ok=True)
-            chaos_disk.unmount(root)
     return report
 
 

@@ -129,6 +129,7 @@ class BrokerServer(lifecycle.Service):
         name = getattr(fn, "__name__", fn)
         if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
             log.warning("housekeeping task %s could not write: %s", name, e)
+            storage.failed(self.state, self.config.data_dir, e)   # status says so; the probe clears it
         else:
             log.exception("housekeeping task %s failed", name)
 

@@ -98,7 +98,7 @@ class BrokerState(DiskFolders):
         self.node_id = config.node_id
         self.stopped_unflushed: list[str] = []   # what close() could not flush (a full disk)
         self.storage_failing = False   # the last write hit a full or failing disk (KAFKA_STORAGE_ERROR)
-        self.storage_failed_in: Path | None = None   # where it did, and what failed (storage.py)
+        self.storage_failures = 0      # writes that failed so far, and the last one (storage.py)
         self.storage_failure: dict | None = None
         self.storage_told: bool | None = False   # what the log says of it (None: unknown; storage.py)
         self._restore_checked: float | None = None   # the cluster change whose orphans are scheduled

@@ -24,7 +24,7 @@ emit_event = event_emitter(log)
 
 STORAGE_ERRNOS = frozenset(n for n in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EIO, errno.EROFS)
                            if n is not None)
-PROBE_NAME = ".storage-probe"
+PROBE_NAME = ".storage-probe.tmp"
 PROBE_BYTES = 4096
 
 
@@ -35,7 +35,7 @@ def is_storage_error(e: BaseException) -> bool:
 def failed(state, directory: Path | str, e: OSError) -> None:
     """Writes fail (`directory`: where one did): one EVENT line when they start failing."""
     state.storage_failing = True
-    state.storage_failed_in = Path(directory)
+    state.storage_failures += 1
     state.storage_failure = {"path": str(directory), "message": e.strerror or str(e), "errno": e.errno}
     _tell(state)
 
@@ -62,7 +62,8 @@ def _tell(state) -> None:
 
 
 def _try_write(directory: Path) -> None:
-    """A small write where the last one failed (its folder, or the data folder if that is gone)."""
+    """A small write in the data folder (never in a partition's folder, which a deletion may be
+    removing meanwhile); the name ends in .tmp, so a probe a kill left behind is cleaned at start."""
     path = directory / PROBE_NAME
     try:
         with open(path, "wb") as f:
@@ -77,18 +78,17 @@ def _try_write(directory: Path) -> None:
 
 async def probe(state) -> None:
     """While writes fail: try one (in a worker thread: a failing disk may be slow), and say
-    `storage-ok` when it succeeds. Every second (server.py), also to say again what the log
-    could not take."""
+    `storage-ok` when it succeeds and no write failed meanwhile. Every second (server.py), also
+    to say again what the log could not take."""
     _tell(state)
     if not state.storage_failing:
         return
-    where = state.storage_failed_in
-    if where is None or not where.is_dir():
-        where = Path(state.config.data_dir)
+    failures = state.storage_failures
     try:
-        await asyncio.to_thread(_try_write, where)
+        await asyncio.to_thread(_try_write, Path(state.config.data_dir))
     except OSError as e:
         if not is_storage_error(e) and not isinstance(e, FileNotFoundError):
-            log.warning("cannot tell whether %s takes writes again: %s", where, e)
+            log.warning("cannot tell whether %s takes writes again: %s", state.config.data_dir, e)
         return
-    recovered(state)
+    if state.storage_failures == failures:
+        recovered(state)

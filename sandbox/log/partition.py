@@ -109,6 +109,7 @@ class PartitionLog(Shrinking):
             self._rebuild_epochs()
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms()
+        self.flush_failed: OSError | None = None   # why the last flush an append asked for failed
         self._producers = ProducerStore(self.directory)
         self._producers.load(self._segments, leo, listing)
 
@@ -228,7 +229,13 @@ class PartitionLog(Shrinking):
         self._unflushed_messages += messages
         if ((cfg.flush_messages is not None and self._unflushed_messages >= cfg.flush_messages)
                 or (cfg.flush_ms is not None and now - self._last_flush_ms >= cfg.flush_ms)):
-            self._flush(now_ms=now)
+            try:
+                self._flush(now_ms=now)
+            except OSError as e:
+                # the batches are written (readable, in the producer state): failing the append
+                # would have a client send them again. Left dirty, the broker's flush timer tries
+                # again (and says the disk is full while it fails)
+                self.flush_failed = e
 
     def append_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int, *,
                       leader_epoch: int = 0, now_ms: int | None = None) -> AppendInfo:
@@ -283,6 +290,7 @@ class PartitionLog(Shrinking):
         old = self._active
         if old.size == 0:
             return
+        old.cut_tail()
         if self.roll_sync is None or not self.roll_sync(self, old):
             old.fsync()
             old.write_indexes()
@@ -410,6 +418,7 @@ class PartitionLog(Shrinking):
         self._recovery_point = leo
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms() if now_ms is None else now_ms
+        self.flush_failed = None
         return True
 
     def _unflushed(self) -> list[Segment]:

@@ -40,6 +40,7 @@ class Segment:
         self.txnindex_path = stem.with_suffix(".txnindex")   # transactions.TxnIndex's, removed with the segment
         self.index_interval_bytes = index_interval_bytes
         self.cuts = 0   # times truncate() cut the file: with next_offset, which bytes it holds
+        self.tail_past_size = False   # a failed write left bytes past size that could not be cut yet
         # opened, or made, with one call (a new partition's segment took three opens); O_BINARY:
         # Windows would otherwise translate line ends in what FileIO reads and writes
         self._f = open(os.open(self.log_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666),
@@ -151,11 +152,32 @@ class Segment:
         """Write data (whole batches, offsets assigned) at the end with one write call.
         batches holds (position within data, header) for indexing."""
         start = self.size
-        self._write_at(start, memoryview(data))
+        try:
+            self._write_at(start, memoryview(data))
+        except OSError:
+            self._cut_back(start)
+            raise
         for p, h in batches:
             self._maybe_index(start + p, h, h.size)
         self.size = start + len(data)
         self.next_offset = batches[-1][1].next_offset
+
+    def _cut_back(self, size: int) -> None:
+        """After a write that failed part way (a full disk takes what fits, then refuses the rest):
+        cut what it left past `size`, which a roll would otherwise leave between this segment's
+        last batch and its end (the next start refuses a segment below the recovery point whose
+        batches end short of its file). Cutting frees space, so it works on a full disk; if it
+        fails anyway, the next append at `size` writes over those bytes, and a roll cuts them."""
+        try:
+            self._f.truncate(size)
+        except OSError:
+            self.tail_past_size = True
+
+    def cut_tail(self) -> None:
+        """Cut bytes a failed write left past the end (see _cut_back), before the segment rolls."""
+        if self.tail_past_size:
+            self._f.truncate(self.size)
+            self.tail_past_size = False
 
     def _write_at(self, pos: int, view: memoryview) -> None:
         fd = self._f.fileno()

@@ -363,8 +363,10 @@ class Supervisor(Recovery, Stopping, Rehearsal):
 
     def _storage_event(self, svc: ServiceRecord, kind: str, detail: dict) -> None:
         if kind == "storage-error":
-            svc.problem = f"disk full or failing: {detail.get('message', 'writes fail')}; free space on that disk"
-            self._emit(svc, "disk-full", svc.problem, path=detail.get("path"))
+            problem = f"disk full or failing: {detail.get('message', 'writes fail')}; free space on that disk"
+            if svc.problem != problem:   # a broker says it again until its line is written: one event
+                svc.problem = problem
+                self._emit(svc, "disk-full", svc.problem, path=detail.get("path"))
         elif svc.problem and svc.problem.startswith("disk full"):
             svc.problem = None
             self._emit(svc, "disk-full", "writes succeed again", resolved=True)

@@ -79,3 +79,25 @@ def test_a_batch_behind_one_a_full_disk_refused_is_not_out_of_order(broker, monk
     monkeypatch.setattr(segment.Segment, "_write_at", real)
     assert [int(send(broker, s).error_code) for s in (2, 4)] == [E.NONE, E.NONE]
     assert broker.owner.partitions[("t", 0)].log_end_offset == 6
+
+
+def test_a_batch_written_whose_flush_failed_is_answered_as_written(broker, monkeypatch):
+    """flush.messages=1 and the flush fails on a full disk after the batch is written: answered
+    NONE (it is in the log and readable), and the broker says its disk is failing."""
+    import dataclasses
+    import errno
+
+    from sandbox.log import segment
+
+    broker.create_topic("t", 1)
+    plog = broker.owner.partitions[("t", 0)]
+    plog._config = dataclasses.replace(plog._config, flush_messages=1)
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(segment.Segment, "fsync", full)
+    r = send(broker, 0)
+    assert int(r.error_code) == E.NONE and r.base_offset == 0
+    assert broker.owner.storage_failing
+    monkeypatch.undo()
+    assert int(send(broker, 2).error_code) == E.NONE and not broker.owner.storage_failing

@@ -16,7 +16,7 @@ from test_log_lines import FullDisk
 
 
 def _state(tmp_path) -> SimpleNamespace:
-    return SimpleNamespace(storage_failing=False, storage_failed_in=None, storage_failure=None,
+    return SimpleNamespace(storage_failing=False, storage_failures=0, storage_failure=None,
                            storage_told=False, config=SimpleNamespace(data_dir=tmp_path))
 
 
@@ -52,7 +52,7 @@ def test_the_probe_says_ok_once_a_write_succeeds_and_not_before(tmp_path, monkey
     state = _state(tmp_path)
     said: list[str] = []
     monkeypatch.setattr(storage, "emit_event", lambda kind, detail: said.append(kind) or True)
-    storage.failed(state, tmp_path / "gone", OSError(errno.ENOSPC, "No space left on device"))
+    storage.failed(state, tmp_path / "t-0", OSError(errno.ENOSPC, "No space left on device"))
 
     def full(_where):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -61,8 +61,25 @@ def test_the_probe_says_ok_once_a_write_succeeds_and_not_before(tmp_path, monkey
     assert said == ["storage-error"] and state.storage_failing
     monkeypatch.undo()
     monkeypatch.setattr(storage, "emit_event", lambda kind, detail: said.append(kind) or True)
-    asyncio.run(storage.probe(state))    # the folder is gone: the data folder is tried
+    tried: list = []
+    real = storage._try_write
+    monkeypatch.setattr(storage, "_try_write", lambda where: tried.append(where) or real(where))
+    asyncio.run(storage.probe(state))
     assert said == ["storage-error", "storage-ok"] and not state.storage_failing
+    assert tried == [tmp_path]   # the data folder, never a partition's (a deletion may be removing it)
+
+
+def test_a_write_that_fails_while_the_probe_writes_is_not_undone_by_it(tmp_path, monkeypatch):
+    state = _state(tmp_path)
+    said: list[str] = []
+    monkeypatch.setattr(storage, "emit_event", lambda kind, detail: said.append(kind) or True)
+    storage.failed(state, tmp_path, OSError(errno.ENOSPC, "No space left on device"))
+
+    def meanwhile(_where):   # the probe's small write fits, a produce's bigger one fails meanwhile
+        storage.failed(state, tmp_path, OSError(errno.ENOSPC, "No space left on device"))
+    monkeypatch.setattr(storage, "_try_write", meanwhile)
+    asyncio.run(storage.probe(state))
+    assert state.storage_failing and said == ["storage-error"]
 
 
 def test_a_line_reported_unwritten_may_land_later_and_the_state_is_said_again(tmp_path, monkeypatch):
@@ -79,4 +96,5 @@ def test_a_line_reported_unwritten_may_land_later_and_the_state_is_said_again(tm
     storage.recovered(state)
     assert said == ["storage-error", "storage-error", "storage-ok"]
     asyncio.run(storage.probe(state))
-    assert said[-1] == "storage-ok" and state.storage_told is False
+    assert said == ["storage-error", "storage-error", "storage-ok"]   # said once written, not again
+    assert state.storage_told is False
