@@ -264,6 +264,43 @@ class WholeLines(logging.StreamHandler):
             self.handleError(record)
 
 
+#: open files a service asks for: a broker holds one per segment of every partition it has opened,
+#: and one per connection. Kafka asks its users to raise the limit to 100,000 or more by hand
+OPEN_FILES_WANTED = 1 << 20
+DARWIN_OPEN_MAX = 10240   # macOS refuses a soft limit above OPEN_MAX although the hard one says unlimited
+OPEN_FILES_LOW = 4096     # below this, with the hard limit reached, a service warns how to raise it
+
+
+def raise_open_files_limit(logger: logging.Logger | None = None) -> tuple[int, int] | None:
+    """Raise this process's soft limit of open files to its hard limit (as Go's runtime does), so
+    a broker with a few hundred partitions does not run out of handles: a Mac's terminal starts
+    programs with 256. (soft, hard) after, or None where there is no such limit (Windows: the
+    C runtime allows 8,192). Children inherit it. A limit still low is a WARNING with the fix."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return None
+    infinite = resource.RLIM_INFINITY
+    target = OPEN_FILES_WANTED if hard == infinite else min(OPEN_FILES_WANTED, hard)
+    if sys.platform == "darwin":
+        target = min(target, DARWIN_OPEN_MAX)
+    if soft != infinite and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (OSError, ValueError):
+            pass
+    if logger is not None and soft != infinite and soft < OPEN_FILES_LOW:
+        logger.warning("this process may open only %d files (its hard limit); a broker needs one per "
+                       "segment of each partition and one per connection: raise it (`ulimit -Hn 65536` "
+                       "as root, or the system's limits) before `sandbox up`", soft)
+    return soft, hard
+
+
 def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(handlers=[WholeLines(sys.stderr)],
                         level=getattr(logging, str(level).upper(), logging.INFO),

@@ -90,3 +90,25 @@ def test_a_slow_stop_names_the_innermost_line_each_task_waits_at(caplog):
     import inspect
     where = f"test_lifecycle.py:{inspect.getsourcelines(inner)[1] + 1}"
     assert "stuck at " in line and where in line, line
+
+
+def test_the_open_files_limit_is_raised_to_the_hard_one_capped_where_the_os_refuses_more(monkeypatch, caplog):
+    import logging
+    import sys
+
+    import pytest
+    resource = pytest.importorskip("resource")
+    from sandbox import lifecycle
+
+    limits = {"now": (256, resource.RLIM_INFINITY)}
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: limits["now"])
+    monkeypatch.setattr(resource, "setrlimit", lambda _which, value: limits.update(now=value))
+    monkeypatch.setattr(sys, "platform", "darwin")      # a Mac: hard unlimited, OPEN_MAX 10240
+    assert lifecycle.raise_open_files_limit() == (lifecycle.DARWIN_OPEN_MAX, resource.RLIM_INFINITY)
+    monkeypatch.setattr(sys, "platform", "linux")
+    limits["now"] = (1024, 524288)
+    assert lifecycle.raise_open_files_limit() == (524288, 524288)
+    limits["now"] = (256, 512)                           # the hard limit is low: raised, and a warning
+    with caplog.at_level(logging.WARNING):
+        assert lifecycle.raise_open_files_limit(logging.getLogger("t")) == (512, 512)
+    assert "ulimit" in caplog.text

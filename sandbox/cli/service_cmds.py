@@ -10,6 +10,7 @@ times that on a loaded one, where a destroyed coordinator journal takes two star
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import NoReturn, Optional, Sequence
@@ -149,6 +150,7 @@ def _broker(args: argparse.Namespace) -> int:
 
     from sandbox.broker.config import BrokerConfig, check_listeners, parse_listener
     from sandbox.broker.server import run_broker, setup_logging
+    from sandbox.lifecycle import raise_open_files_limit
     from sandbox.coordinator import CoordinatorError, JournalCorruptError
     from sandbox.lifecycle import config_exit
     from sandbox.log import JournalLockedError, UnrecoverableJournalError
@@ -167,6 +169,7 @@ def _broker(args: argparse.Namespace) -> int:
             _fail(f"{e}; see `sandbox broker --help`")
         host, port = listeners[0].host, listeners[0].port
     setup_logging(args.log_level)
+    raise_open_files_limit(logging.getLogger("sandbox.broker"))
     data_dir = args.data_dir
     cfg = BrokerConfig(data_dir=data_dir, node_id=args.node_id, host=host, port=port,
                        advertised_host=args.advertised_host, advertised_port=args.advertised_port,

@@ -6,7 +6,10 @@ JournalCorruptError; journal in use: JournalLockedError) propagate for the CLI t
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
+
+from sandbox.lifecycle import raise_open_files_limit
 
 from .server import CoordinatorConfig, run_coordinator, setup_logging
 
@@ -18,6 +21,7 @@ def run(port: int, data_dir: Path, host: str = "127.0.0.1", session_timeout_ms: 
         seed_acls: Path | None = None) -> int:
     """Serve until SIGINT/SIGTERM/SIGBREAK or `<data_dir>/stop` appears; returns the exit code."""
     setup_logging(log_level)
+    raise_open_files_limit(logging.getLogger("sandbox.coordinator"))
     config = CoordinatorConfig(data_dir=Path(data_dir), host=host, port=port,
                                session_timeout_ms=session_timeout_ms,
                                default_replication_factor=default_replication_factor,

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from sandbox.client import KafkaClient, KafkaClientError, parse_bootstrap
 from sandbox.config import ConfigError, SandboxConfig, load_config, parse_config
 from sandbox.health.http import HealthServer
-from sandbox.lifecycle import setup_logging, stop_signals
+from sandbox.lifecycle import raise_open_files_limit, setup_logging, stop_signals
 from sandbox.partition_metadata import folder_topic_id
 from sandbox.protocol.extensions import RESTORE_TOPIC_ID
 from sandbox.health.metrics import EventCounter, render_metrics
@@ -483,4 +483,5 @@ def supervise_main(config_path: Path | None, cwd: Path) -> int:
     cfg = load_stack_config(config_path, cwd)
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
     setup_logging("INFO")   # whole lines also after a write a full disk cut short
+    raise_open_files_limit(logging.getLogger("sandbox.runner"))   # and the services it starts inherit it
     return StackSupervisor(cfg).run()
