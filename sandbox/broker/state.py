@@ -36,6 +36,7 @@ from .internal_topics import OFFSETS_TOPIC
 from .log_defaults import LogDefaults
 from .offsets_topic import TopicOffsetStore
 from .replication import ReplicaManager
+from . import storage
 from .transactions import TxnCoordinator
 
 # Windows refuses to rename or delete a file while any handle to it is open without delete
@@ -97,6 +98,7 @@ class BrokerState(DiskFolders):
         self.clock = clock
         self.node_id = config.node_id
         self.stopped_unflushed: list[str] = []   # what close() could not flush (a full disk)
+        self.not_created: dict[tuple[str, int], str] = {}   # partitions whose folder could not be made, why
         self.storage_failing = False   # the last write hit a full or failing disk (KAFKA_STORAGE_ERROR)
         self.storage_failures = 0      # writes that failed so far, and the last one (storage.py)
         self.storage_failure: dict | None = None
@@ -249,16 +251,25 @@ class BrokerState(DiskFolders):
         for name in removed:
             if self.groups is not None:
                 self.groups.delete_offsets_for_topic(name)
+        not_created: dict[tuple[str, int], str] = {}
         for key, cfg in wanted.items():
             if not self._match_folder(key, topic_ids[key[0]], key[0] in removed, leaders[key][0]):
                 continue   # decided at a later metadata change
             plog = self.partitions.get(key)
             if plog is None:
-                self.partitions[key] = plog = self.logs.create(key[0], key[1], cfg)
+                try:
+                    self.partitions[key] = plog = self.logs.create(key[0], key[1], cfg)
+                except OSError as e:
+                    # a full disk, no file handles left: this partition is not served here yet, the
+                    # rest of the metadata (other partitions, leaders) still applies; tried again
+                    # each second (retry_creations) and at every metadata change
+                    self._creation_failed(key, e, not_created)
+                    continue
             elif plog.config != cfg:
                 plog.config = cfg
             if plog.topic_id != topic_ids[key[0]]:
                 self.logs.record_topic_id(key[0], key[1], topic_ids[key[0]])
+        self.not_created = not_created
         if self._noted_history != self.coordinator.cluster_id or self._pending:
             self._note_history_if_matched(topic_ids)
         self.replicas.on_metadata(topics)
@@ -267,6 +278,19 @@ class BrokerState(DiskFolders):
         if self.txns is not None:
             self.txns.on_metadata()
         self._after_cluster_change()
+
+    def _creation_failed(self, key: tuple[str, int], e: OSError, not_created: dict) -> None:
+        not_created[key] = e.strerror or str(e)
+        if key not in self.not_created:   # one line per partition, not one a second
+            log.warning("%s-%d: its folder cannot be made here (%s); tried again every second",
+                        key[0], key[1], e.strerror or e)
+        if storage.is_storage_error(e):
+            storage.failed(self, self.config.data_dir, e)
+
+    def retry_creations(self) -> None:
+        """Each second (server.py): partitions whose folder could not be made are tried again."""
+        if self.not_created and self.coordinator is not None and not self._closing:
+            self.sync_partitions([])
 
     def _remember_brokers(self) -> None:
         """Keep the brokers the metadata lists (see brokers_to_list); while the coordinator's

@@ -1,0 +1,34 @@
+"""A partition whose folder cannot be made (a full disk, no file handles left) while the metadata
+is applied: the rest of the metadata still applies (other partitions, leaders), and the folder is
+tried again each second. It used to abort the whole update: every later partition and every
+leader change of that update was ignored, and the partition was never made until the next
+metadata change."""
+
+from __future__ import annotations
+
+import errno
+
+from test_handlers_inprocess import broker  # noqa: F401  (the fixture)
+from sandbox.log import manager
+from sandbox.protocol import errors as E
+
+
+def test_a_partition_that_cannot_be_made_does_not_stop_the_others_and_is_made_later(broker, monkeypatch):
+    real = manager.LogDir.create
+    failing = {("t", 1)}
+
+    def create(self, topic, index, *a, **k):
+        if (topic, index) in failing:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, topic, index, *a, **k)
+    monkeypatch.setattr(manager.LogDir, "create", create)
+    assert int(broker.create_topic("t", 3).error_code) == E.NONE
+    state = broker.owner
+    assert ("t", 0) in state.partitions and ("t", 2) in state.partitions   # the others: made
+    assert ("t", 1) not in state.partitions and ("t", 1) in state.not_created
+    assert state.storage_failing                                          # status says why
+    state.retry_creations()                                               # still full: nothing yet
+    assert ("t", 1) not in state.partitions
+    failing.clear()                                                       # space again
+    state.retry_creations()
+    assert ("t", 1) in state.partitions and not state.not_created
