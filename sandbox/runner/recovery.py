@@ -12,7 +12,7 @@ from sandbox.runner.quarantine import DISK_FULL, QuarantineError, has_data, path
 from sandbox.runner.service import ServiceRecord, recreate_off_pass, recreate_topics
 
 LOG_TAIL_LINES = 20
-DISK_FULL_RETRY_S = 5.0   # a start put off for want of space is tried again this often
+DISK_FULL_RETRY_S = 1.0   # a start put off for want of space is tried again this often (one small write)
 
 
 class Recovery:
