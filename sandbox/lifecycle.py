@@ -288,16 +288,18 @@ def raise_open_files_limit(logger: logging.Logger | None = None) -> tuple[int, i
     target = OPEN_FILES_WANTED if hard == infinite else min(OPEN_FILES_WANTED, hard)
     if sys.platform == "darwin":
         target = min(target, DARWIN_OPEN_MAX)
-    if soft != infinite and soft < target:
+    # the most the system takes (macOS refuses more than kern.maxfilesperproc, which may be lower
+    # than OPEN_MAX): each try halves, down to what the process has already
+    while soft != infinite and soft < target:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target
         except (OSError, ValueError):
-            pass
+            target //= 2
     if logger is not None and soft != infinite and soft < OPEN_FILES_LOW:
-        logger.warning("this process may open only %d files (its hard limit); a broker needs one per "
-                       "segment of each partition and one per connection: raise it (`ulimit -Hn 65536` "
-                       "as root, or the system's limits) before `sandbox up`", soft)
+        logger.warning("this process may open only %d files; a broker needs one per segment of each "
+                       "partition and one per connection: raise the limit (`ulimit -n 65536`, or the "
+                       "system's hard limit as root) before `sandbox up`", soft)
     return soft, hard
 
 

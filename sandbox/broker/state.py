@@ -288,9 +288,36 @@ class BrokerState(DiskFolders):
             storage.failed(self, self.config.data_dir, e)
 
     def retry_creations(self) -> None:
-        """Each second (server.py): partitions whose folder could not be made are tried again."""
-        if self.not_created and self.coordinator is not None and not self._closing:
-            self.sync_partitions([])
+        """Each second (server.py): partitions whose folder could not be made are tried again,
+        those alone; the replication, offsets and transactions state learns of the ones made."""
+        if not self.not_created or self.coordinator is None or self._closing:
+            return
+        topics = self.coordinator.topics()
+        by_name = {t.name: t for t in topics}
+        base = self.log_defaults.base(self.coordinator)
+        still: dict[tuple[str, int], str] = {}
+        made = False
+        for key in self.not_created:
+            t = by_name.get(key[0])
+            part = next((p for p in t.partitions if p.index == key[1]), None) if t is not None else None
+            if part is None or self.node_id not in part.replicas or key in self.partitions:
+                continue   # deleted or moved away meanwhile, or made by a metadata change
+            try:
+                plog = self.logs.create(key[0], key[1], self.log_defaults.log_config(dict(t.configs), base))
+            except OSError as e:
+                self._creation_failed(key, e, still)
+                continue
+            self.partitions[key] = plog
+            if plog.topic_id != t.topic_id:
+                self.logs.record_topic_id(key[0], key[1], t.topic_id)
+            made = True
+        self.not_created = still
+        if made:
+            self.replicas.on_metadata(topics)
+            if self.offsets is not None:
+                self.offsets.on_metadata()
+            if self.txns is not None:
+                self.txns.on_metadata()
 
     def _remember_brokers(self) -> None:
         """Keep the brokers the metadata lists (see brokers_to_list); while the coordinator's

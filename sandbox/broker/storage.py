@@ -45,6 +45,15 @@ def recovered(state) -> None:
     _tell(state)
 
 
+def after_append(state, plog) -> None:
+    """After an append that did not raise: the flush it asked for (flush.messages / flush.ms) may
+    still have failed (PartitionLog.flush_failed); else writes succeed again, if they had not."""
+    if plog.flush_failed is not None:
+        failed(state, plog.directory, plog.flush_failed)
+    elif state.storage_failing:
+        recovered(state)
+
+
 def _tell(state) -> None:
     """Say the state if the log does not say it yet. The EVENT goes to the service's log, which is
     on the same disk: while it is full the line may not be written, and then it is said again

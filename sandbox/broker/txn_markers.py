@@ -13,6 +13,7 @@ from sandbox.protocol.errors import (
     INVALID_PRODUCER_EPOCH, KAFKA_STORAGE_ERROR, NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION,
 )
 
+from . import storage
 from .internal_topics import OFFSETS_TOPIC
 
 log = logging.getLogger("sandbox.broker")
@@ -41,7 +42,10 @@ def _append(state, key: tuple[str, int], producer_id: int, producer_epoch: int, 
         return INVALID_PRODUCER_EPOCH, -1
     except OSError as e:
         log.warning("marker for producer %d not written to %s-%d: %s", producer_id, *key, e)
+        if storage.is_storage_error(e):
+            storage.failed(state, plog.directory, e)
         return KAFKA_STORAGE_ERROR, -1
+    storage.after_append(state, plog)
     state.notifier.notify(key)   # read_committed fetches waiting on this partition may move on
     state.replicas.appended(key)
     return NONE, info.last_offset

@@ -113,6 +113,7 @@ def up_foreground(cfg: SandboxConfig, timeout: float, cleanup: Callable[[], None
     import os
     import threading
 
+    from sandbox.lifecycle import raise_open_files_limit
     from sandbox.runner.stack import StackSupervisor
 
     from .monitor import run_monitor
@@ -127,6 +128,7 @@ def up_foreground(cfg: SandboxConfig, timeout: float, cleanup: Callable[[], None
     def show(e: dict) -> None:
         typer.echo(f"{e['time']} {e['service']} {e['kind']}: {e['detail']}")
 
+    raise_open_files_limit(logging.getLogger("sandbox.runner"))   # the services it starts inherit it
     sup = StackSupervisor(cfg, on_event=None if on_terminal else show)
     done = threading.Event()
     failed = threading.Event()

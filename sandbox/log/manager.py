@@ -263,8 +263,18 @@ class LogDir:
             raise ValueError(f"invalid topic name {topic!r}")
         if partition < 0:
             raise ValueError(f"invalid partition {partition}")
-        log = PartitionLog(self.root / f"{topic}-{partition}", config or self.default_config,
-                           clock=self._clock, on_event=self._partition_events(tp))
+        folder = self.root / f"{topic}-{partition}"
+        existed = folder.exists()
+        try:
+            log = PartitionLog(folder, config or self.default_config, clock=self._clock,
+                               on_event=self._partition_events(tp))
+        except OSError:   # a full disk, no handles: no half-made folder is left behind
+            if not existed:
+                try:
+                    folder.rmdir()   # only if empty
+                except OSError:
+                    pass
+            raise
         if self.roll_sync is not None:
             log.roll_sync = self.roll_sync
         self._logs[tp] = log

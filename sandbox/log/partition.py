@@ -216,6 +216,7 @@ class PartitionLog(Shrinking):
                now: int) -> None:
         """Write placed batches with one call, index them, roll and apply the flush policy."""
         cfg = self._config
+        self.flush_failed = None   # of this append only
         self._maybe_roll(len(buf), last_offset, now)
         seg = self._active
         seg.append(buf, placed)

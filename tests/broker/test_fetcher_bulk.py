@@ -45,7 +45,7 @@ class Leader:
 def _fetch_with(sizes: list[int]) -> list[tuple[int, int, int]]:
     leader = Leader(sizes)
     appended: list[int] = []
-    plog = SimpleNamespace(log_end_offset=0, log_start_offset=0, high_watermark=0,
+    plog = SimpleNamespace(log_end_offset=0, log_start_offset=0, high_watermark=0, flush_failed=None,
                            replica=SimpleNamespace(latest_epoch=-1, high_watermark=0,
                                                    append=lambda records: appended.append(len(records))))
     info = SimpleNamespace(broker_id=2, listeners={"PLAINTEXT": None}, address=lambda name=None: ("127.0.0.1", 9))

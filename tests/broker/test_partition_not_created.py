@@ -32,3 +32,28 @@ def test_a_partition_that_cannot_be_made_does_not_stop_the_others_and_is_made_la
     failing.clear()                                                       # space again
     state.retry_creations()
     assert ("t", 1) in state.partitions and not state.not_created
+
+
+def test_only_the_partitions_not_made_are_tried_again_and_a_deleted_one_is_forgotten(broker, monkeypatch):
+    real = manager.LogDir.create
+    failing = {("t", 1), ("u", 0)}
+    tried: list = []
+
+    def create(self, topic, index, *a, **k):
+        tried.append((topic, index))
+        if (topic, index) in failing:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real(self, topic, index, *a, **k)
+    monkeypatch.setattr(manager.LogDir, "create", create)
+    broker.create_topic("t", 3)
+    broker.create_topic("u", 1)
+    state = broker.owner
+    assert set(state.not_created) == {("t", 1), ("u", 0)} and not state.storage_failing   # not the disk
+    tried.clear()
+    state.retry_creations()
+    assert sorted(tried) == [("t", 1), ("u", 0)]                          # those alone
+    assert int(broker.call(20, 6, {"topics": [{"name": "u", "topic_id": None}], "timeout_ms": 5000})
+               .responses[0].error_code) == E.NONE                        # u deleted meanwhile
+    tried.clear()
+    state.retry_creations()
+    assert tried == [("t", 1)] and set(state.not_created) == {("t", 1)}

@@ -281,3 +281,22 @@ def test_a_checkpoint_write_left_behind_by_a_closed_journal_writes_nothing(tmp_p
     assert not (tmp_path / ".lock").exists()
     ld.write_snapshot(left_behind)
     assert not (tmp_path / RECOVERY_CHECKPOINT).exists()
+
+
+def test_a_partition_that_cannot_be_opened_leaves_no_half_made_folder(tmp_path, monkeypatch):
+    """Its folder made, its first segment not (no file handles left): an empty folder left behind
+    would outlive a deletion of the topic, and be taken for a partition at a later start."""
+    import errno
+
+    from sandbox.log import manager
+    ld = LogDir(tmp_path, cfg())
+    ld.open()
+
+    def no_handles(directory, *_a, **_k):
+        directory.mkdir(parents=True)
+        raise OSError(errno.EMFILE, "Too many open files")
+    monkeypatch.setattr(manager, "PartitionLog", no_handles)
+    with pytest.raises(OSError):
+        ld.create("t", 0)
+    assert not (tmp_path / "t-0").exists()
+    ld.close()

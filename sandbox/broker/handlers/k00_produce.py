@@ -269,10 +269,8 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
         storage.failed(state, plog.directory, e)
         _note_refused(state, topic, index, records)
         return _error(index, KAFKA_STORAGE_ERROR, f"cannot write to {plog.directory}: {e.strerror or e}")
-    if plog.flush_failed is not None:   # written, but the flush the topic asks for failed
-        storage.failed(state, plog.directory, plog.flush_failed)
-    elif state.storage_failing and not info.duplicate:
-        storage.recovered(state)
+    if not info.duplicate:   # written (its flush may have failed: storage says so)
+        storage.after_append(state, plog)
     if not info.duplicate:
         state.notifier.notify((topic, index))
     out = {"index": index, "error_code": NONE, "base_offset": info.first_offset,

@@ -276,8 +276,7 @@ class ReplicaFetcher:
                     raise
                 storage.failed(self.manager.state, plog.directory, e)
                 return False
-            if self.manager.state.storage_failing:
-                storage.recovered(self.manager.state)
+            storage.after_append(self.manager.state, plog)
         plog.replica.high_watermark = min(int(p.high_watermark), plog.log_end_offset)
         if int(p.log_start_offset) > plog.log_start_offset:
             plog.replica.follow_log_start(int(p.log_start_offset))
