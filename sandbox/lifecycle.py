@@ -289,13 +289,17 @@ def raise_open_files_limit(logger: logging.Logger | None = None) -> tuple[int, i
     if sys.platform == "darwin":
         target = min(target, DARWIN_OPEN_MAX)
     # the most the system takes (macOS refuses more than kern.maxfilesperproc, which may be lower
-    # than OPEN_MAX): each try halves, down to what the process has already
-    while soft != infinite and soft < target:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (OSError, ValueError):
-            target //= 2
+    # than OPEN_MAX): a search between what the process has and the target
+    if soft != infinite:
+        ok, refused, candidate = soft, target + 1, target
+        while candidate > ok:   # ok: taken (or had); refused: the least refused; at most ~20 tries
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (candidate, hard))
+                ok = candidate
+            except (OSError, ValueError):
+                refused = candidate
+            candidate = (ok + refused) // 2
+        soft = ok
     if logger is not None and soft != infinite and soft < OPEN_FILES_LOW:
         logger.warning("this process may open only %d files; a broker needs one per segment of each "
                        "partition and one per connection: raise the limit (`ulimit -n 65536`, or the "

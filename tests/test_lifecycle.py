@@ -112,3 +112,26 @@ def test_the_open_files_limit_is_raised_to_the_hard_one_capped_where_the_os_refu
     with caplog.at_level(logging.WARNING):
         assert lifecycle.raise_open_files_limit(logging.getLogger("t")) == (512, 512)
     assert "ulimit" in caplog.text
+
+
+def test_the_open_files_limit_is_the_most_the_system_takes_and_never_lowered(monkeypatch):
+    import sys
+
+    import pytest
+    resource = pytest.importorskip("resource")
+    from sandbox import lifecycle
+
+    limits = {"now": (256, resource.RLIM_INFINITY)}
+    most = {"n": 10000}   # a Mac whose kern.maxfilesperproc is below OPEN_MAX
+
+    def setrlimit(_which, value):
+        if value[0] > most["n"]:
+            raise ValueError("not allowed")
+        limits["now"] = value
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: limits["now"])
+    monkeypatch.setattr(resource, "setrlimit", setrlimit)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert lifecycle.raise_open_files_limit() == (10000, resource.RLIM_INFINITY)
+    limits["now"], most["n"] = (256, resource.RLIM_INFINITY), 0   # every value refused: kept as it was
+    assert lifecycle.raise_open_files_limit() == (256, resource.RLIM_INFINITY)
+    assert limits["now"] == (256, resource.RLIM_INFINITY)

@@ -269,9 +269,9 @@ class LogDir:
             log = PartitionLog(folder, config or self.default_config, clock=self._clock,
                                on_event=self._partition_events(tp))
         except OSError:   # a full disk, no handles: no half-made folder is left behind
-            if not existed:
+            if not existed:   # all it holds, this attempt made
                 try:
-                    folder.rmdir()   # only if empty
+                    safe_rmtree(folder)
                 except OSError:
                     pass
             raise

@@ -69,7 +69,12 @@ class PartitionLog(Shrinking):
         self._on_event = on_event
         if listing is None:
             self.directory.mkdir(parents=True, exist_ok=True)
-        self._load(recovery_point, log_start_offset, listing, high_watermark)
+        try:
+            self._load(recovery_point, log_start_offset, listing, high_watermark)
+        except BaseException:   # no handle left open (Windows could not remove the folder)
+            for seg in self.__dict__.get("_segments", []):
+                seg.close()
+            raise
 
     def _load(self, recovery_point: int, log_start_offset: int | None, listing: list[str] | None,
               high_watermark: int | None = None) -> None:

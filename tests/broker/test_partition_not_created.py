@@ -30,8 +30,11 @@ def test_a_partition_that_cannot_be_made_does_not_stop_the_others_and_is_made_la
     state.retry_creations()                                               # still full: nothing yet
     assert ("t", 1) not in state.partitions
     failing.clear()                                                       # space again
+    monkeypatch.setattr(state, "sync_partitions", lambda _changes: (_ for _ in ()).throw(
+        AssertionError("the whole metadata applied again each second")))
     state.retry_creations()
     assert ("t", 1) in state.partitions and not state.not_created
+    assert ("t", 1) in state.replicas.min_isr                             # replication knows of it
 
 
 def test_only_the_partitions_not_made_are_tried_again_and_a_deleted_one_is_forgotten(broker, monkeypatch):

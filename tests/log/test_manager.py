@@ -294,6 +294,7 @@ def test_a_partition_that_cannot_be_opened_leaves_no_half_made_folder(tmp_path, 
 
     def no_handles(directory, *_a, **_k):
         directory.mkdir(parents=True)
+        (directory / "00000000000000000000.log").write_bytes(b"")   # its first segment, made before
         raise OSError(errno.EMFILE, "Too many open files")
     monkeypatch.setattr(manager, "PartitionLog", no_handles)
     with pytest.raises(OSError):

@@ -264,6 +264,7 @@ class ReplicaFetcher:
         if code != NONE:
             return False   # not the leader (yet/any more), wrong epoch: the metadata will tell
         if p.records:
+            before = plog.log_end_offset
             try:
                 plog.replica.append(p.records)
             except (CorruptRecordError, InvalidRecordError) as e:
@@ -276,7 +277,8 @@ class ReplicaFetcher:
                     raise
                 storage.failed(self.manager.state, plog.directory, e)
                 return False
-            storage.after_append(self.manager.state, plog)
+            if plog.log_end_offset != before:   # something was written (not only a partial batch)
+                storage.after_append(self.manager.state, plog)
         plog.replica.high_watermark = min(int(p.high_watermark), plog.log_end_offset)
         if int(p.log_start_offset) > plog.log_start_offset:
             plog.replica.follow_log_start(int(p.log_start_offset))
