@@ -62,11 +62,18 @@ def write_state(path: Path, data: dict[str, Any], *, attempts: int = 8,
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)   # Windows: no CRT newline
     fd = os.open(tmp, flags, 0o600 if private else 0o666)
-    if private and hasattr(os, "fchmod"):   # a leftover tmp file of that name keeps its own mode
-        os.fchmod(fd, 0o600)
-    with open(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, default=str)
-        f.flush()
+    try:
+        if private and hasattr(os, "fchmod"):   # a leftover tmp file of that name keeps its own mode
+            os.fchmod(fd, 0o600)
+        with open(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, default=str)
+            f.flush()
+    except OSError:   # a full disk: the half-written copy would only take more of what is left
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
     delay = 0.01
     for i in range(attempts):
         try:

@@ -110,6 +110,24 @@ def test_state_file_replace_retried_on_permission_error(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_a_state_file_that_cannot_be_written_leaves_the_old_one_and_no_copy(tmp_path, monkeypatch):
+    """A full disk while the supervisor writes its state (or the catalog): the file it had stays
+    whole, and the half-written copy is removed, not left to take more of what little is left."""
+    import errno
+    import json
+    target = tmp_path / "supervisor.json"
+    statefile.write_state(target, {"v": 1})
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(json, "dump", full)
+    with pytest.raises(OSError):
+        statefile.write_state(target, {"v": 2})
+    monkeypatch.undo()
+    assert statefile.read_state(target) == {"v": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["supervisor.json"]
+
+
 def test_policy_validation_and_backoff():
     p = RecoveryPolicy(backoff_initial_s=0.2, backoff_max_s=5)
     assert [p.backoff(n) for n in (0, 1, 2, 3, 6, 100)] == [0.0, 0.2, 0.4, 0.8, 5, 5]
