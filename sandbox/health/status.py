@@ -4,6 +4,7 @@ open transactions)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -93,7 +94,8 @@ def journal_check(path: Path) -> tuple[bool, int | None, str | None]:
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as e:
-        return False, free, f"journal folder {path} is not writable: {e.strerror or e}"
+        fix = "; free space on that disk" if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) else ""
+        return False, free, f"journal folder {path} is not writable: {e.strerror or e}{fix}"
     if free < MIN_FREE_BYTES:
         return True, free, f"journal folder {path} has only {free // (1024 * 1024)} MB free"
     return True, free, None
