@@ -252,35 +252,44 @@ class BrokerState(DiskFolders, Durability):
                 continue   # decided at a later metadata change
             plog = self.partitions.get(key)
             if plog is None:
-                try:
-                    self.partitions[key] = plog = self.logs.create(key[0], key[1], cfg)
-                except OSError as e:
-                    # a full disk, no file handles left: this partition is not served here yet, the
-                    # rest of the metadata (other partitions, leaders) still applies; tried again
-                    # each second (retry_creations) and at every metadata change
-                    self._creation_failed(key, e, not_created)
-                    continue
-            elif plog.config != cfg:
+                self._make_partition(key, cfg, topic_ids[key[0]], not_created)
+                continue
+            if plog.config != cfg:
                 plog.config = cfg
             if plog.topic_id != topic_ids[key[0]]:
                 self.logs.record_topic_id(key[0], key[1], topic_ids[key[0]])
         self.not_created = not_created
         if self._noted_history != self.coordinator.cluster_id or self._pending:
             self._note_history_if_matched(topic_ids)
+        self._partitions_known(topics)
+        self._after_cluster_change()
+
+    def _make_partition(self, key: tuple[str, int], cfg: LogConfig, topic_id: uuid.UUID,
+                        not_created: dict[tuple[str, int], str]) -> bool:
+        """Make a partition this broker holds a replica of. A full disk or no file handles left:
+        not served here yet, noted in not_created (tried again each second, retry_creations, and
+        at every metadata change) while the rest of the metadata still applies."""
+        try:
+            self.partitions[key] = plog = self.logs.create(key[0], key[1], cfg)
+        except OSError as e:
+            not_created[key] = e.strerror or str(e)
+            if key not in self.not_created:   # one line per partition, not one a second
+                log.warning("%s-%d: its folder cannot be made here (%s); tried again every second",
+                            key[0], key[1], e.strerror or e)
+            if storage.is_storage_error(e):
+                storage.failed(self, self.config.data_dir, e)
+            return False
+        if plog.topic_id != topic_id:
+            self.logs.record_topic_id(key[0], key[1], topic_id)
+        return True
+
+    def _partitions_known(self, topics: list) -> None:
+        """Replication, committed offsets and transactions learn of the partitions held here."""
         self.replicas.on_metadata(topics)
         if self.offsets is not None:
             self.offsets.on_metadata()
         if self.txns is not None:
             self.txns.on_metadata()
-        self._after_cluster_change()
-
-    def _creation_failed(self, key: tuple[str, int], e: OSError, not_created: dict) -> None:
-        not_created[key] = e.strerror or str(e)
-        if key not in self.not_created:   # one line per partition, not one a second
-            log.warning("%s-%d: its folder cannot be made here (%s); tried again every second",
-                        key[0], key[1], e.strerror or e)
-        if storage.is_storage_error(e):
-            storage.failed(self, self.config.data_dir, e)
 
     def retry_creations(self) -> None:
         """Each second (server.py): partitions whose folder could not be made are tried again,
@@ -297,22 +306,11 @@ class BrokerState(DiskFolders, Durability):
             part = next((p for p in t.partitions if p.index == key[1]), None) if t is not None else None
             if part is None or self.node_id not in part.replicas or key in self.partitions:
                 continue   # deleted or moved away meanwhile, or made by a metadata change
-            try:
-                plog = self.logs.create(key[0], key[1], self.log_defaults.log_config(dict(t.configs), base))
-            except OSError as e:
-                self._creation_failed(key, e, still)
-                continue
-            self.partitions[key] = plog
-            if plog.topic_id != t.topic_id:
-                self.logs.record_topic_id(key[0], key[1], t.topic_id)
-            made = True
+            cfg = self.log_defaults.log_config(dict(t.configs), base)
+            made = self._make_partition(key, cfg, t.topic_id, still) or made
         self.not_created = still
         if made:
-            self.replicas.on_metadata(topics)
-            if self.offsets is not None:
-                self.offsets.on_metadata()
-            if self.txns is not None:
-                self.txns.on_metadata()
+            self._partitions_known(topics)
 
     def _remember_brokers(self) -> None:
         """Keep the brokers the metadata lists (see brokers_to_list); while the coordinator's
