@@ -50,6 +50,7 @@ import chaos_acl  # noqa: E402
 import chaos_churn  # noqa: E402
 import chaos_disk  # noqa: E402
 import chaos_group  # noqa: E402
+import chaos_held  # noqa: E402
 import chaos_ids  # noqa: E402
 import chaos_txn  # noqa: E402
 
@@ -79,6 +80,9 @@ STATUS_TRUTH_S = 2.0     # a dead process is never shown as running for longer t
 NETWORK_FAULTS = ("reset-connections", "cut-off-service")
 # with --disk-full (apart too): the project's own tmpfs filled to the last byte for a while (chaos_disk.py)
 DISK_FAULTS = ("disk-full",)
+# with --held-files (apart too; turns on --windows-files): files the stack just wrote held open by
+# another program, a virus scanner say, for a while (chaos_held.py)
+HELD_FAULTS = ("held-files",)
 CUT_OFF_S = (1.0, 12.0)  # how long a service's port drops every packet (the session is 9 s)
 # status is asked at the end of a cut at least this long: the supervisor probes every second with
 # a 1 s timeout, so a shorter cut may end before any probe could fail
@@ -167,6 +171,7 @@ class Report:
     replicas_compared: int = 0   # partitions whose replicas were compared byte for byte after `down`
     group_commits: int = 0       # commits the consumer groups saw acknowledged
     acl_refused: int = 0         # writes the probe saw refused as the DENY ACL says (chaos_acl.py)
+    held_refused: int = 0        # removes and renames refused because another program held the file
 
     @property
     def worst_heal_s(self) -> float:
@@ -178,6 +183,7 @@ class Report:
                 f"{self.lost - self.destroyed - self.quarantined} otherwise), {self.duplicates} duplicates, "
                 f"{self.txns_committed} committed and {self.txns_aborted} aborted transactions, "
                 f"{self.group_commits} acknowledged group commits, {self.acl_refused} denied writes refused, "
+                f"{self.held_refused} removes or renames refused for a held file, "
                 f"worst time to healthy {self.worst_heal_s:.1f} s, replicas of {self.replicas_compared} "
                 f"partitions compared, {len(self.violations)} violations")
 
@@ -189,7 +195,7 @@ class Stack:
         self.root, self.brokers = root, brokers
         # every process of the stack under Windows' file rules (tests/winfiles_site/sitecustomize.py)
         self.env_extra = {} if not windows_files else {
-            "SANDBOX_TEST_WINDOWS_FILES": str(root),
+            "SANDBOX_TEST_WINDOWS_FILES": str(root), **chaos_held.env(root),
             "PYTHONPATH": os.pathsep.join(p for p in (str(WINFILES_SITE), os.environ.get("PYTHONPATH")) if p)}
         self.last_unhealthy: tuple = ([], None)   # (services not healthy, problems) at the last check
         base = free_ports(2 * brokers + 2)   # the brokers' ports, the coordinator's, HTTP, the SASL listeners
@@ -457,6 +463,8 @@ class Campaign:
             self.detail = self._move_leader()
         elif kind == "disk-full":
             self.detail = self._fill_disk()
+        elif kind == "held-files":
+            self.detail = self._hold_files()
         elif kind in ("churn-while-down", "churn-through-lost-journal"):
             lost = None
             if kind == "churn-through-lost-journal" and "coordinator" in pids:
@@ -506,6 +514,29 @@ class Campaign:
             self._up_again("every process was killed")
         self.fault_ended = time.monotonic()
         self._check_status_truth(dead)
+
+    def _hold_files(self) -> str:
+        """Files the stack just wrote held by another program for a while (a broker killed
+        meanwhile, sometimes). No service may crash or lose its journal for it."""
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+        pids = self.stack.service_pids()
+        brokers = sorted(n for n in pids if n.startswith("broker-"))
+        victim = self.rng.choice(brokers) if brokers and self.rng.random() < chaos_held.KILL_CHANCE else None
+
+        def kill():
+            if victim is not None:
+                time.sleep(self.rng.uniform(0.0, 0.5))
+                try:
+                    os.kill(pids[victim], signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        held, seconds = chaos_held.hold(self.stack.root, self.stack.data, self.rng, kill)
+        time.sleep(1.5)   # what the services did about it reaches the supervisor's events
+        for bad in chaos_held.bad_events(self.stack.data / "supervisor.json", since, {victim}):
+            self.report.violations.append(f"a file held by another program for {seconds:.1f} s made {bad}")
+        names = [str(p.relative_to(self.stack.data)) for p in held]
+        return f"{len(held)} held {seconds:.1f} s: {', '.join(names[:4])}{' ...' if len(names) > 4 else ''}" + \
+            (f"; {victim} killed" if victim else "")
 
     def _fill_disk(self) -> str:
         """Fill the project's tmpfs to the last byte, hold it full, free it again. Status, asked
@@ -722,11 +753,11 @@ def wait_for_workload(done: Callable[[], dict[str, int]], say=print, wait_s: flo
 def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network: bool = False,
         moves: bool = False, windows_files: bool = False, churn: bool = False, compound: bool = False,
         heal_bound_s: float | None = HEAL_BOUND_S, disk_full: bool = False, keep_files: bool = False,
-        only: tuple[str, ...] = ()) -> Report:
+        only: tuple[str, ...] = (), held_files: bool = False) -> Report:
     """One seeded campaign (_run); with disk_full, in a tmpfs of its own mounted at `root` for it
     and unmounted after, whatever happens (keep_files: a copy is kept next to it)."""
     args = dict(brokers=brokers, say=say, network=network, moves=moves, windows_files=windows_files, churn=churn,
-                compound=compound, heal_bound_s=heal_bound_s, disk_full=disk_full, only=only)
+                compound=compound, heal_bound_s=heal_bound_s, disk_full=disk_full, only=only, held_files=held_files)
     if not disk_full:
         return _run(seed, faults, root, **args)
     chaos_disk.mount(root)
@@ -743,13 +774,15 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
 def _run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network: bool = False,
         moves: bool = False, windows_files: bool = False, churn: bool = False, compound: bool = False,
         heal_bound_s: float | None = HEAL_BOUND_S, disk_full: bool = False,
-        only: tuple[str, ...] = ()) -> Report:
+        only: tuple[str, ...] = (), held_files: bool = False) -> Report:
     """One seeded campaign. A heal slower than heal_bound_s is a violation; None only reports
     the times (the test suite's choice: a wall-clock bound is a benchmark figure on a shared,
     noisy machine, while never healing within HEAL_GIVE_UP_S stays a violation)."""
     rng = random.Random(seed)
     kinds = FAULTS + (NETWORK_FAULTS if network else ()) + (MOVE_FAULTS if moves else ()) + \
-        (CHURN_FAULTS if churn else ()) + (COMPOUND_FAULTS if compound else ()) + (DISK_FAULTS if disk_full else ())
+        (CHURN_FAULTS if churn else ()) + (COMPOUND_FAULTS if compound else ()) + (DISK_FAULTS if disk_full else ()) + \
+        (HELD_FAULTS if held_files else ())
+    windows_files = windows_files or held_files
     if only:   # a campaign of these faults alone (each must be one the flags allow)
         unknown = [k for k in only if k not in kinds]
         if unknown:
@@ -882,7 +915,11 @@ def _run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, networ
             ruled, refused = windows_refusals(stack.data / "logs")
             if "broker-1" not in ruled:
                 report.violations.append(f"the Windows file rules were not on (services that had them: {ruled})")
-            report.violations += [f"refused under Windows' file rules: {r}" for r in refused[:20]]
+            report.held_refused = sum(chaos_held.expected_refusal(r) for r in refused)
+            report.violations += [f"refused under Windows' file rules: {r}" for r in
+                                  [r for r in refused if not chaos_held.expected_refusal(r)][:20]]
+            report.violations += [f"a traceback for a file held by another program: {t}"
+                                  for t in chaos_held.tracebacks_from_held(stack.data / "logs")[:10]]
         left = stack.leftovers()
         if left:
             report.violations.append(f"processes left after `sandbox down`: {[p.pid for p in left]}")
@@ -911,6 +948,9 @@ def main() -> int:
                          "while a destroyed coordinator journal is put back")
     ap.add_argument("--disk-full", action="store_true",
                     help="also fill the disk the project is on (its own tmpfs; root) for 2-10 s, then free it")
+    ap.add_argument("--held-files", action="store_true",
+                    help="also hold files the stack just wrote open as another program would (a virus scanner), "
+                         "so Windows refuses to remove or rename them for 0.3-6 s; turns on --windows-files")
     ap.add_argument("--only", action="append", default=[], metavar="FAULT",
                     help="repeatable: only these faults (e.g. --disk-full --only disk-full)")
     ap.add_argument("--windows-files", action="store_true",
@@ -929,7 +969,8 @@ def main() -> int:
         print(f"seed {seed}: {args.faults} faults on {args.brokers} brokers in {root}")
         rep = run(seed, args.faults, root / "proj", args.brokers, network=args.network, moves=args.moves,
                   windows_files=args.windows_files, churn=args.churn, compound=args.compound,
-                  disk_full=args.disk_full, keep_files=args.keep, only=tuple(args.only))
+                  disk_full=args.disk_full, keep_files=args.keep, only=tuple(args.only),
+                  held_files=args.held_files)
         print(rep.line())
         for v in rep.violations[:20]:
             print(f"  VIOLATION {v}")

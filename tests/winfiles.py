@@ -3,7 +3,13 @@ or renaming it (or a directory holding it) raises PermissionError, as on Windows
 files without FILE_SHARE_DELETE. `install(root, setattr_)` patches builtins, io, os, shutil and
 pathlib; tests/log/conftest.py installs it around every journal test (through pytest's
 monkeypatch), and tests/winfiles_site/sitecustomize.py into every process of a real stack (when
-SANDBOX_TEST_WINDOWS_FILES names the root), where a veto also leaves a line on stderr."""
+SANDBOX_TEST_WINDOWS_FILES names the root), where a veto also leaves a line on stderr.
+
+Another program can hold a file too: a virus scanner or the search indexer opens a file just
+written, a backup agent or an editor keeps one open, and Windows then refuses to remove or rename
+it (or the folder holding it) until that program lets go. `held_by` names a text file listing such
+paths, one per line, which every process reads at each remove or rename (scripts/chaos.py
+--held-files writes it); those refusals say "held by another program"."""
 from __future__ import annotations
 
 import builtins
@@ -17,13 +23,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 VETO_MARK = "[simulated Windows]"
+HELD_MARK = "held by another program"
+_REAL_OPEN = io.open   # before install() patches it
 
 
 class WindowsFileSemantics:
     """Tracks open files (builtins.open, io.open, os.open) and vetoes deletes/renames of them."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, held_by: str | None = None) -> None:
         self.root = os.path.abspath(root)
+        self.held_by = held_by   # a file listing paths another program holds open (or None)
         self._objs: list[tuple[str, weakref.ref]] = []
         self._fds: dict[int, tuple[str, int]] = {}
         self.vetoes = 0
@@ -51,6 +60,16 @@ class WindowsFileSemantics:
             alive.append(p)
         return alive
 
+    def held_elsewhere(self) -> list[str]:
+        """The paths another program holds open now (read afresh: that program comes and goes)."""
+        if not self.held_by:
+            return []
+        try:
+            with _REAL_OPEN(self.held_by, encoding="utf-8") as f:
+                return [line.strip() for line in f if line.strip()]
+        except OSError:
+            return []
+
     def check(self, path, action: str) -> None:
         if not self.active:
             return
@@ -61,6 +80,10 @@ class WindowsFileSemantics:
             if held == p or held.startswith(p + os.sep):
                 self.vetoes += 1
                 raise PermissionError(13, f"[simulated Windows] cannot {action}: {held} is open", p)
+        for held in self.held_elsewhere():
+            if held == p or held.startswith(p + os.sep):
+                self.vetoes += 1
+                raise PermissionError(13, f"[simulated Windows] cannot {action}: {held} is {HELD_MARK}", p)
 
     def track_obj(self, file, f) -> None:
         p = self._mine(file) if not isinstance(file, int) else None
@@ -77,10 +100,10 @@ class WindowsFileSemantics:
 
 
 def install(root: str | os.PathLike, setattr_: Callable[[Any, str, Any], None], *,
-            report: bool = False) -> WindowsFileSemantics:
+            report: bool = False, held_by: str | None = None) -> WindowsFileSemantics:
     """Patch the file functions so that `root`'s open files cannot be removed or renamed; with
     `report`, each veto is also written to stderr (a service's log) with the caller's place."""
-    sem = WindowsFileSemantics(str(root))
+    sem = WindowsFileSemantics(str(root), held_by)
     real_open, real_os_open, real_close = io.open, os.open, os.close
     real = {name: getattr(os, name) for name in ("remove", "unlink", "rename", "replace", "rmdir")}
     real_rmtree = shutil.rmtree

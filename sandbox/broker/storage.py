@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import os
 from pathlib import Path
 
+from sandbox.folder_probe import try_write
 from sandbox.lifecycle import event_emitter
 
 log = logging.getLogger("sandbox.broker")
@@ -24,8 +24,7 @@ emit_event = event_emitter(log)
 
 STORAGE_ERRNOS = frozenset(n for n in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EIO, errno.EROFS)
                            if n is not None)
-PROBE_NAME = ".storage-probe.tmp"
-PROBE_BYTES = 4096
+PROBE_BYTES = 4096   # a page: a disk with less free than that is full for the journal
 
 
 def is_storage_error(e: BaseException) -> bool:
@@ -70,21 +69,6 @@ def _tell(state) -> None:
     state.storage_told = state.storage_failing if written else None
 
 
-def _try_write(directory: Path) -> None:
-    """A small write in the data folder (never in a partition's folder, which a deletion may be
-    removing meanwhile); the name ends in .tmp, so a probe a kill left behind is cleaned at start."""
-    path = directory / PROBE_NAME
-    try:
-        with open(path, "wb") as f:
-            f.write(b"\0" * PROBE_BYTES)
-            f.flush()
-    finally:
-        try:
-            os.remove(path)
-        except OSError:
-            pass
-
-
 async def probe(state) -> None:
     """While writes fail: try one (in a worker thread: a failing disk may be slow), and say
     `storage-ok` when it succeeds and no write failed meanwhile. Every second (server.py), also
@@ -94,7 +78,7 @@ async def probe(state) -> None:
         return
     failures = state.storage_failures
     try:
-        await asyncio.to_thread(_try_write, Path(state.config.data_dir))
+        await asyncio.to_thread(try_write, Path(state.config.data_dir), PROBE_BYTES)
     except OSError as e:
         if not is_storage_error(e) and not isinstance(e, FileNotFoundError):
             log.warning("cannot tell whether %s takes writes again: %s", state.config.data_dir, e)

@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 
 from sandbox.client import KafkaClient, KafkaClientError
+from sandbox.folder_probe import try_write
 
 from . import replication
 from .transactions import transaction_entries
@@ -89,10 +90,8 @@ def journal_check(path: Path) -> tuple[bool, int | None, str | None]:
         free = shutil.disk_usage(path).free
     except OSError as e:
         return False, None, f"journal folder {path} is unusable: {e.strerror or e}"
-    probe = path / ".write-probe"
     try:
-        probe.write_bytes(b"ok")
-        probe.unlink()
+        try_write(path)
     except OSError as e:
         fix = "; free space on that disk" if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) else ""
         return False, free, f"journal folder {path} is not writable: {e.strerror or e}{fix}"

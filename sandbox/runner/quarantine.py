@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from sandbox.folder_probe import try_write
+
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _NAME = re.compile(r"^(\d{8}T\d{6}Z)-(.+?)(?:\.(\d+))?$")
 
@@ -158,16 +160,10 @@ def path_problem(data_dir: Path) -> str | None:
         if e.errno in _FULL_ERRNOS:
             return f"{DISK_FULL}: {data_dir} cannot be created ({e.strerror})"
         return f"it cannot be created ({e.strerror or e})"
-    probe = data_dir / ".write-probe"
     try:
-        probe.write_bytes(b"ok")
+        try_write(data_dir)
     except OSError as e:
         if e.errno in _FULL_ERRNOS:
             return f"{DISK_FULL}: nothing can be written in {data_dir} ({e.strerror})"
         return f"it cannot be written ({e.strerror or e})"
-    finally:
-        try:
-            probe.unlink()
-        except OSError:
-            pass
     return None

@@ -54,16 +54,16 @@ def test_the_probe_says_ok_once_a_write_succeeds_and_not_before(tmp_path, monkey
     monkeypatch.setattr(storage, "emit_event", lambda kind, detail: said.append(kind) or True)
     storage.failed(state, tmp_path / "t-0", OSError(errno.ENOSPC, "No space left on device"))
 
-    def full(_where):
+    def full(_where, _size):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(storage, "_try_write", full)
+    monkeypatch.setattr(storage, "try_write", full)
     asyncio.run(storage.probe(state))
     assert said == ["storage-error"] and state.storage_failing
     monkeypatch.undo()
     monkeypatch.setattr(storage, "emit_event", lambda kind, detail: said.append(kind) or True)
     tried: list = []
-    real = storage._try_write
-    monkeypatch.setattr(storage, "_try_write", lambda where: tried.append(where) or real(where))
+    real = storage.try_write
+    monkeypatch.setattr(storage, "try_write", lambda where, size: tried.append(where) or real(where, size))
     asyncio.run(storage.probe(state))
     assert said == ["storage-error", "storage-ok"] and not state.storage_failing
     assert tried == [tmp_path]   # the data folder, never a partition's (a deletion may be removing it)
@@ -75,9 +75,9 @@ def test_a_write_that_fails_while_the_probe_writes_is_not_undone_by_it(tmp_path,
     monkeypatch.setattr(storage, "emit_event", lambda kind, detail: said.append(kind) or True)
     storage.failed(state, tmp_path, OSError(errno.ENOSPC, "No space left on device"))
 
-    def meanwhile(_where):   # the probe's small write fits, a produce's bigger one fails meanwhile
+    def meanwhile(_where, _size):   # the probe's small write fits, a produce's bigger one fails meanwhile
         storage.failed(state, tmp_path, OSError(errno.ENOSPC, "No space left on device"))
-    monkeypatch.setattr(storage, "_try_write", meanwhile)
+    monkeypatch.setattr(storage, "try_write", meanwhile)
     asyncio.run(storage.probe(state))
     assert state.storage_failing and said == ["storage-error"]
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import errno
 import json
-import pathlib
 import subprocess
 import sys
 
 from sandbox.cli.status_cmds import status_once
 from sandbox.config import load_config
-from sandbox.runner import stack
+from sandbox.runner import quarantine, stack
 from sandbox.runner.detach import write_pid_file
 
 
@@ -25,13 +24,9 @@ def test_a_stale_state_file_on_a_full_disk_is_told_as_a_full_disk(tmp_path, monk
         status_once(cfg, True, print)
         first = json.loads(capsys.readouterr().out)
         assert "does not answer" in first["problems"][0]
-        real = pathlib.Path.write_bytes
-
-        def full(self, data):
-            if self.name == ".write-probe":
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return real(self, data)
-        monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+        def full(folder, size=2):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(quarantine, "try_write", full)
         status_once(cfg, True, print)
         st = json.loads(capsys.readouterr().out)
         assert not st["healthy"]

@@ -4,8 +4,9 @@ also while a broker's own "disk full" line cannot reach its log (the log is on t
 from __future__ import annotations
 
 import errno
-from pathlib import Path
+import os
 
+from sandbox.health import status
 from sandbox.health.status import journal_check
 
 
@@ -13,11 +14,27 @@ def test_a_full_disk_is_told_with_its_fix_and_another_failure_without(tmp_path, 
     assert journal_check(tmp_path)[0] is True
     failure = {"errno": errno.ENOSPC, "text": "No space left on device"}
 
-    def refused(self, _data):
+    def refused(_folder, _size=2):
         raise OSError(failure["errno"], failure["text"])
-    monkeypatch.setattr(Path, "write_bytes", refused)
+    monkeypatch.setattr(status, "try_write", refused)
     writable, _free, problem = journal_check(tmp_path)
     assert writable is False
     assert problem == f"journal folder {tmp_path} is not writable: No space left on device; free space on that disk"
     failure.update(errno=errno.EACCES, text="Permission denied")
     assert journal_check(tmp_path)[2] == f"journal folder {tmp_path} is not writable: Permission denied"
+
+
+def test_status_and_the_supervisor_probing_one_folder_at_once_do_not_trip_each_other(tmp_path, monkeypatch):
+    """Each process probes with a file of its own: before, both wrote `.write-probe`, and one's
+    removal could take the other's file away ("not writable: No such file or directory"), or on
+    Windows fail on the other's open handle."""
+    from sandbox import folder_probe
+
+    other = tmp_path / ".write-probe-1.tmp"   # another process's probe, open right now
+    real_open = open
+    with real_open(other, "wb"):
+        monkeypatch.setattr(os, "getpid", lambda: 2)
+        assert folder_probe.probe_path(tmp_path) != other
+        assert journal_check(tmp_path)[0] is True
+        assert other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name]   # its own probe is gone

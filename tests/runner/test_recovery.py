@@ -271,18 +271,18 @@ def test_a_full_disk_never_moves_a_journal_aside_and_the_start_waits_for_space(t
     came back empty once there was space. A full disk is a `disk-full` problem: the start is put
     off and tried again, the journal stays where it is."""
     import errno
-    import pathlib
 
     sup, clock, spawner, probe, s, _ = make(tmp_path, RecoveryPolicy(max_restarts=2, restart_window_s=60))
     sup.step()
-    real_write = pathlib.Path.write_bytes
+    from sandbox.runner import quarantine as quarantine_mod
+    real_write = quarantine_mod.try_write
     full = {"on": True}
 
-    def write_bytes(self, data):
-        if full["on"] and self.name == ".write-probe":
+    def try_write(folder, size=2):
+        if full["on"]:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(self, data)
-    monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
+        return real_write(folder, size)
+    monkeypatch.setattr(quarantine_mod, "try_write", try_write)
     n = len(spawner.spawned)
     spawner.current("broker-1").code = 1
     for _ in range(100):     # 10 s: its backoff and a few tries of the start
@@ -294,7 +294,7 @@ def test_a_full_disk_never_moves_a_journal_aside_and_the_start_waits_for_space(t
     svc = sup.service("broker-1")
     assert svc["problem"].startswith("disk full") and svc["state"] == "recovering"
     assert kinds(sup.events).count("disk-full") == 1       # told once, not at every try
-    assert not (s.data_dir / ".write-probe").exists()
+    assert not list(s.data_dir.glob(".write-probe*"))
     full["on"] = False                                     # space again: it starts on its own journal
     for _ in range(60):
         clock.advance(0.1)

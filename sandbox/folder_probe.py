@@ -1,0 +1,33 @@
+"""One small real write in a folder, to tell whether it takes writes: a permission bit does not
+say it (a full disk, a quota, a read-only mount, a folder Windows refuses). Shared by the broker
+(broker/storage.py: are writes back after a failure?), the supervisor (runner/quarantine.py: can
+a journal folder be used?) and status (health/status.py: is a journal folder writable?).
+
+Each process writes a file of its own, `.write-probe-<pid>.tmp`: a supervisor and a `sandbox
+status` probing the same folder at once never remove each other's file, and on Windows one's open
+handle never makes the other's removal fail. The name ends in `.tmp`, so a probe a kill left
+behind in a journal is cleaned at the service's next start."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def probe_path(folder: Path) -> Path:
+    return Path(folder) / f".write-probe-{os.getpid()}.tmp"
+
+
+def try_write(folder: Path, size: int = 2) -> None:
+    """Write `size` bytes in `folder` and remove them again; raises the OSError a write met (a
+    removal that fails after a good write does not count: the write is what was asked)."""
+    path = probe_path(folder)
+    try:
+        with open(path, "wb") as f:
+            f.write(b"\0" * size)
+            f.flush()
+    finally:
+        try:
+            os.remove(path)
+        except OSError:
+            pass

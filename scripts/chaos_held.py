@@ -1,0 +1,107 @@
+"""The fault campaign's files held by another program (scripts/chaos.py --held-files, which also
+turns on --windows-files): on Windows a virus scanner, the search indexer, a backup agent or an
+editor opens a file the sandbox has just written, and for as long as it holds it Windows refuses
+to remove or rename that file or the folder holding it ("The process cannot access the file
+because it is being used by another process"). Kafka on Windows dies of exactly this.
+
+The fault names a few files the stack wrote in the last seconds (segments, indexes, checkpoint
+files, producer snapshots, the coordinator's journal, the supervisor's state, logs) in a list every
+process of the stack reads at each remove or rename (tests/winfiles.py), keeps them held for a
+while, and lets go. Sometimes a broker is killed meanwhile, so its restart meets them too.
+
+Beyond the campaign's invariants (nothing acknowledged lost, no duplicates, replicas identical,
+healthy again): no service crashes or has its journal quarantined for it, and no traceback in any
+log ends in such a refusal. A refusal the sandbox meets is expected; what it does next is checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from winfiles import HELD_MARK, VETO_MARK  # noqa: E402
+
+HELD_S = (0.3, 6.0)       # how long the other program holds them
+HELD_FILES = (1, 8)       # how many files
+RECENT_S = 10.0           # files written this recently are the ones a scanner opens
+KILL_CHANCE = 0.3         # how often a broker is also killed while they are held
+BAD_EVENTS = ("crash", "wipe", "crash-loop")
+
+
+def list_path(root: Path) -> Path:
+    """Where the list of held files lives: next to the project, outside the folder under the rules."""
+    return root.parent / f"{root.name}-held-files.txt"
+
+
+def env(root: Path) -> dict[str, str]:
+    return {"SANDBOX_TEST_HELD_FILES": str(list_path(root))}
+
+
+def recent_files(data: Path, now: float) -> list[Path]:
+    out = []
+    for dirpath, _dirs, files in os.walk(data):
+        for name in files:
+            p = Path(dirpath) / name
+            try:
+                if now - p.stat().st_mtime <= RECENT_S:
+                    out.append(p)
+            except OSError:
+                continue
+    return sorted(out)
+
+
+def hold(root: Path, data: Path, rng: random.Random, during=None) -> tuple[list[Path], float]:
+    """Hold a few recently written files for a while (calling `during()` once they are held),
+    then let go. The files held and for how long."""
+    candidates = recent_files(data, time.time())
+    held = rng.sample(candidates, min(len(candidates), rng.randint(*HELD_FILES)))
+    seconds = rng.uniform(*HELD_S)
+    path = list_path(root)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{p}\n" for p in held), encoding="utf-8")
+    os.replace(tmp, path)
+    t0 = time.monotonic()
+    try:
+        if during is not None:
+            during()
+        time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
+    finally:
+        path.write_text("", encoding="utf-8")
+    return held, seconds
+
+
+def bad_events(state_file: Path, since_iso: str, killed: set[str]) -> list[str]:
+    """Crashes and quarantines the supervisor recorded since `since_iso` (an ISO time, as its
+    events carry) of services the fault did not kill itself."""
+    try:
+        events = json.loads(state_file.read_text(encoding="utf-8")).get("events", [])
+    except (OSError, ValueError):
+        return []
+    return [f"{e.get('service')} {e.get('kind')}: {str(e.get('detail'))[:200]}" for e in events
+            if str(e.get("time", "")) >= since_iso and e.get("kind") in BAD_EVENTS
+            and e.get("service") not in killed]
+
+
+def tracebacks_from_held(logs: Path) -> list[str]:
+    """Tracebacks in the services' logs whose exception is a refusal for a held file."""
+    found = []
+    for f in sorted(logs.glob("*.log")) if logs.is_dir() else ():
+        in_tb = False
+        for line in f.read_text(errors="replace").splitlines():
+            if line.startswith("Traceback (most recent call last)"):
+                in_tb = True
+                continue
+            if in_tb and not line.startswith(" "):
+                in_tb = False
+                if HELD_MARK in line:
+                    found.append(f"{f.stem}: {line.strip()[:300]}")
+    return found
+
+
+def expected_refusal(line: str) -> bool:
+    """A refusal only because another program held the file (the fault's own doing)."""
+    return VETO_MARK in line and HELD_MARK in line
