@@ -31,3 +31,24 @@ def try_write(folder: Path, size: int = 2) -> None:
             os.remove(path)
         except OSError:
             pass
+
+
+# Windows' ERROR_SHARING_VIOLATION and ERROR_LOCK_VIOLATION: another process has the file open
+SHARING_VIOLATIONS = (32, 33)
+
+
+def held_by_another_program(e: OSError, folder: Path) -> bool:
+    """Whether an OSError met on a file in `folder` is that file's doing, not the folder's:
+    Windows refuses to remove or rename a file another program holds open (a virus scanner, the
+    search indexer, a backup agent, an editor) for as long as it holds it, and a read-only file
+    likewise. A sharing violation says so itself; an "access denied" on a file in a folder that
+    takes a write is taken for one too. A folder that takes no write is the folder's problem."""
+    if getattr(e, "winerror", None) in SHARING_VIOLATIONS:
+        return True
+    if not isinstance(e, PermissionError) or e.filename is None:
+        return False
+    try:
+        try_write(folder)
+    except OSError:
+        return False
+    return True

@@ -225,7 +225,7 @@ def _coordinator(args: argparse.Namespace) -> int:
     except JournalCorruptError as e:
         _fail(f"the coordinator journal in {data_dir} cannot be repaired: {e}. Move it aside (sandbox recover --wipe) and start again.", 4)
     except OSError as e:
-        if "locked" in str(e).lower():
+        if "locked" in str(e).lower() and not _held_file(e, data_dir):
             _fail(f"{e}")
         return _service_os_error(e, f"{args.host}:{args.port}", data_dir)
 
@@ -239,11 +239,21 @@ def _service_os_error(e: OSError, where: str, data_dir: Path) -> int:
     found = address_problem(e, where) if e.filename is None else None
     if found is not None:
         return config_exit(found[0], found[1], address=where)
+    if _held_file(e, data_dir):   # not the folder's fault, and not for long: the supervisor tries again
+        return config_exit("file-in-use", f"{e.filename} cannot be removed or renamed ({e.strerror or e}): "
+                                          f"another program holds it open (a virus scanner, the search "
+                                          f"indexer, an editor) or it is read-only", path=str(e.filename))
     if e.filename is not None:
         return config_exit("data-folder", f"the data folder {data_dir} cannot be used ({e.strerror or e}: "
                                           f"{e.filename}); choose another data_dir in sandbox.toml",
                            path=str(data_dir))
     raise e
+
+
+def _held_file(e: OSError, data_dir: Path) -> bool:
+    from sandbox.folder_probe import held_by_another_program
+
+    return held_by_another_program(e, data_dir)
 
 
 SERVICES = {"broker": (broker_parser, _broker), "coordinator": (coordinator_parser, _coordinator)}

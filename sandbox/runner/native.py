@@ -20,7 +20,7 @@ from sandbox.runner.rehearsal import Rehearsal
 from sandbox.runner.service import (
     EventLog, ServiceRecord, StopPlan, all_ready, catalog_epoch, iso_utc, shown_problem,
 )
-from sandbox.runner.recovery import Recovery
+from sandbox.runner.recovery import FILE_HELD, Recovery
 from sandbox.runner.stopping import Stopping
 from sandbox.runner.statefile import StatePublisher, supervisor_identity
 
@@ -31,7 +31,8 @@ log = logging.getLogger("sandbox.runner")
 
 STATES = ("starting", "running", "recovering", "crashed", "stopped", "paused")
 EVENT_KINDS = ("start", "stop", "crash", "restart", "repair", "wipe", "topics-recreated", "unhealthy",
-               "healthy", "crash-loop", "config-error", "disk-full", "adopt", "error", "kill", "pause", "resume")
+               "healthy", "crash-loop", "config-error", "disk-full", "file-in-use", "adopt", "error", "kill", "pause",
+               "resume")
 MAX_EVENTS = 200
 LOG_TAIL_LINES = 20
 STATE_REFRESH_S = 1.0  # rewrite the state file at least this often: its heartbeat (readers call it
@@ -329,7 +330,9 @@ class Supervisor(Recovery, Stopping, Rehearsal):
         svc.started_at, svc.started_mono = self._wall(), now
         svc.state, svc.healthy, svc.latency_ms = "starting", False, None
         svc.failing_since = svc.last_probe_at = svc.adopted_at = None
-        svc.next_start, svc.problem, svc.last_fault, svc.been_healthy = None, None, None, False
+        svc.next_start, svc.last_fault, svc.been_healthy = None, None, False
+        # a held file's problem stays until the service is healthy: said once, not at every try
+        svc.problem = svc.problem if (svc.problem or "").startswith(FILE_HELD) else None
         if self._on_spawn is not None:
             self._on_spawn(spec, handle.pid)
         if svc.ever_started:
@@ -391,6 +394,9 @@ class Supervisor(Recovery, Stopping, Rehearsal):
             if not svc.healthy:
                 svc.healthy, svc.state, svc.fresh_journal = True, "running", False
                 self._emit(svc, "healthy", result.detail, probe=result.probe, latency_ms=result.latency_ms)
+            if svc.problem and svc.problem.startswith(FILE_HELD):
+                svc.problem = None
+                self._emit(svc, "file-in-use", "the file was let go: running again", resolved=True)
             if svc.recreate_pending:
                 self._recreate(svc)
             return

@@ -13,6 +13,9 @@ from sandbox.runner.service import ServiceRecord, recreate_off_pass, recreate_to
 
 LOG_TAIL_LINES = 20
 DISK_FULL_RETRY_S = 1.0   # a start put off for want of space is tried again this often (one small write)
+FILE_IN_USE = "file-in-use"   # a service's config-error reason: a file it must remove or rename is held
+FILE_HELD = "a file is held by another program"   # how such a service's problem starts
+FILE_IN_USE_RETRY_S = 1.0   # such a start is tried again this often, for as long as it takes
 
 
 class Recovery:
@@ -64,6 +67,11 @@ class Recovery:
         svc.handle, svc.pid, svc.healthy, svc.last_exit_code = None, None, False, code
         if self._on_spawn is not None:
             self._on_spawn(svc.spec, None)
+        if code == EXIT_CONFIG and (svc.config_error or {}).get("reason") == FILE_IN_USE:
+            why = svc.config_error.get("message") or f"exit code {code}: see {svc.spec.log_path}"
+            svc.config_error = None
+            self._wait_for_held_file(svc, why, now)
+            return
         if code == EXIT_CONFIG:
             # it cannot run as configured: restarting or wiping would not help; say why and stop
             why = (svc.config_error or {}).get("message") or f"exit code {code}: see {svc.spec.log_path}"
@@ -81,6 +89,22 @@ class Recovery:
                 detail += f"; port {svc.spec.port} is held by {owner}"
         self._emit(svc, "crash", detail, exit_code=code, log_tail=tail)
         self._after_exit(svc, code, now)
+
+    def _wait_for_held_file(self, svc: ServiceRecord, why: str, now: float) -> None:
+        """A start refused a file another program holds (Windows: a virus scanner, the indexer,
+        an editor): nothing is wrong with the journal, and the holder lets go, usually within
+        seconds. Start again every second, for as long as it takes, without counting the exits
+        toward a crash loop (a quarantine would throw a sound journal away); say it once."""
+        if not svc.wanted:
+            svc.state = "stopped"
+            return
+        problem = f"{FILE_HELD}: {why}; it is started again every {FILE_IN_USE_RETRY_S:g} s until that program lets go"
+        if svc.problem != problem:
+            svc.problem = problem
+            self._emit(svc, "file-in-use", problem)
+        svc.restarts += 1
+        svc.state, svc.next_start = "recovering", now + FILE_IN_USE_RETRY_S
+        svc.restart_reason = "a file it needed was held by another program"
 
     def _after_exit(self, svc: ServiceRecord, code: int | None, now: float, cause: str = "crash") -> None:
         """Decide what follows an exit: nothing, a restart with backoff, a crash-loop, or a wipe."""

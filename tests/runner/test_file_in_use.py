@@ -1,0 +1,101 @@
+"""A start refused a file another program holds (Windows: a virus scanner, the search indexer, an
+editor keeps it open, so it cannot be removed or renamed). Found by the fault campaign's
+`--held-files`: a broker killed while a scanner held its stale `.lock` exited with "the data
+folder cannot be used; choose another data_dir", and the supervisor never started it again."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from runner.runner_fakes import FakeClock, FakeProbe, FakeSpawner, kinds, spec
+
+from sandbox.folder_probe import held_by_another_program
+from sandbox.lifecycle import EXIT_CONFIG, event_line
+from sandbox.runner.native import RecoveryPolicy, Supervisor
+from sandbox.runner.quarantine import quarantines
+
+HELD = event_line("config-error", {"reason": "file-in-use", "path": "/x/broker-1/.lock", "message":
+                                   "/x/broker-1/.lock cannot be removed or renamed (Permission denied): another "
+                                   "program holds it open (a virus scanner, the search indexer, an editor) or it "
+                                   "is read-only"})
+
+
+def _make(tmp_path):
+    clock, spawner, probe = FakeClock(), FakeSpawner(), FakeProbe()
+    s = spec(tmp_path, "broker-1")
+    (s.data_dir / "orders-0").mkdir(parents=True)
+    (s.data_dir / "orders-0" / "00000000000000000000.log").write_bytes(b"old batches")
+    sup = Supervisor([s], RecoveryPolicy(max_restarts=2, restart_window_s=60), spawner=spawner, clock=clock,
+                     wall_clock=lambda: 1_795_000_000.0 + clock.t, probe=probe,
+                     quarantine_root=tmp_path / ".sandbox" / "quarantine", sleep=lambda s: None)
+    return sup, clock, spawner, probe, s
+
+
+def test_a_start_refused_a_held_file_is_tried_every_second_never_counted_as_a_crash_loop(tmp_path):
+    sup, clock, spawner, probe, s = _make(tmp_path)
+    spawner.log_on_start["broker-1"] = [HELD]   # every start meets the held file
+    sup.step()
+    for _ in range(12):                          # 12 refused starts, far over max_restarts (2)
+        spawner.current("broker-1").code = EXIT_CONFIG
+        n = len(spawner.spawned)
+        for _ in range(30):
+            clock.advance(0.1)
+            sup.step()
+            if len(spawner.spawned) > n:
+                break
+        assert len(spawner.spawned) == n + 1, "not started again within 3 s"
+    events = kinds(sup.events)
+    assert "wipe" not in events and "crash-loop" not in events and "config-error" not in events
+    assert quarantines(tmp_path / ".sandbox" / "quarantine", "broker-1") == []
+    assert (s.data_dir / "orders-0" / "00000000000000000000.log").read_bytes() == b"old batches"
+    assert events.count("file-in-use") == 1      # told once, not at every try
+    svc = sup.service("broker-1")
+    assert svc["problem"].startswith("a file is held by another program: /x/broker-1/.lock")
+    spawner.log_on_start["broker-1"] = []        # let go: it starts and answers
+    probe.ok["broker-1"] = True
+    for _ in range(30):
+        clock.advance(0.1)
+        sup.step()
+    svc = sup.service("broker-1")
+    assert svc["state"] == "running" and svc["healthy"] and svc["problem"] is None
+    assert sup.events[-1]["kind"] == "file-in-use" and sup.events[-1].get("resolved")
+
+
+def test_a_real_configuration_error_still_stops_the_service(tmp_path):
+    sup, clock, spawner, probe, s = _make(tmp_path)
+    sup.step()
+    spawner.log_on_start["broker-1"] = [event_line("config-error", {"reason": "data-folder", "message": "nope"})]
+    spawner.current("broker-1").code = 1
+    for _ in range(30):
+        clock.advance(0.1)
+        sup.step()
+    spawner.current("broker-1").code = EXIT_CONFIG
+    for _ in range(30):
+        clock.advance(0.1)
+        sup.step()
+    assert sup.service("broker-1")["state"] == "crashed" and "config-error" in kinds(sup.events)
+
+
+def test_what_counts_as_a_file_held_by_another_program(tmp_path):
+    refused = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".lock"))
+    assert held_by_another_program(refused, tmp_path)            # the folder takes a write
+    sharing = OSError(errno.EACCES, "The process cannot access the file", str(tmp_path / ".lock"))
+    sharing.winerror = 32                                          # Windows says so itself
+    assert held_by_another_program(sharing, tmp_path)
+    assert not held_by_another_program(OSError(errno.EIO, "I/O error", str(tmp_path / "x")), tmp_path)
+    assert not held_by_another_program(PermissionError(errno.EACCES, "Permission denied"), tmp_path)   # no file
+    if os.geteuid() != 0:   # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:   # the folder itself takes no write: the folder's problem, not a held file
+            assert not held_by_another_program(PermissionError(errno.EACCES, "Permission denied",
+                                                               str(locked / ".lock")), locked)
+        finally:
+            locked.chmod(0o700)
+    else:
+        not_a_folder = tmp_path / "file"
+        not_a_folder.write_text("x")
+        assert not held_by_another_program(PermissionError(errno.EACCES, "Permission denied",
+                                                           str(not_a_folder / ".lock")), not_a_folder)
