@@ -59,10 +59,14 @@ class Checkpointer:
     async def write_all(self, points: dict[Hashable, int], hws: dict[Hashable, int]) -> None:
         """The three files now (after the periodic flush), in a worker thread."""
         snapshot = self.logs.snapshot()
-        if self.in_thread:
-            await asyncio.to_thread(self.logs.write_snapshot, snapshot)
-        else:
-            self.logs.write_snapshot(snapshot)
+        try:
+            if self.in_thread:
+                await asyncio.to_thread(self.logs.write_snapshot, snapshot)
+            else:
+                self.logs.write_snapshot(snapshot)
+        except OSError as e:   # a full disk, a file held open: written at the next checkpoint
+            log.warning("checkpoint files not written (tried again in a second): %s", e)
+            return
         self._points, self._hws = points, hws
 
     async def wait(self) -> None:

@@ -88,6 +88,9 @@ class Durability:
                     await asyncio.to_thread(fsync_and_close, fds)
                 if self.partitions.get(tp) is not plog or not plog.housekeeping.dirty:
                     continue   # deleted, or flushed by something else (a roll, a stop) meanwhile
-            plog.housekeeping.flush()
+            try:
+                plog.housekeeping.flush()
+            except OSError as e:   # a full disk, or (Windows) an index file another program holds
+                log.warning("could not flush %s-%s (%s); the next flush tries again", tp[0], tp[1], e)
             await asyncio.sleep(0)
         await self._checkpoints.write_all(*self._checkpointed())

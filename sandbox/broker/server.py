@@ -131,6 +131,8 @@ class BrokerServer(lifecycle.Service):
         if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
             log.warning("housekeeping task %s could not write: %s", name, e)
             storage.failed(self.state, self.config.data_dir, e)   # status says so; the probe clears it
+        elif isinstance(e, PermissionError):   # Windows: a file another program holds for a while
+            log.warning("housekeeping task %s put off (tried again next time): %s", name, e)
         else:
             log.exception("housekeeping task %s failed", name)
 

@@ -460,8 +460,11 @@ class BrokerState(DiskFolders, Durability):
     def apply_retention(self) -> int:
         freed = 0
         now_ms = int(self.clock() * 1000)
-        for plog in self.partitions.values():
-            freed += plog.housekeeping.apply_retention(now_ms)
+        for plog in list(self.partitions.values()):
+            try:
+                freed += plog.housekeeping.apply_retention(now_ms)
+            except PermissionError as e:   # Windows: a segment held by another program; the log stays whole
+                log.warning("retention of %s put off (tried again next check): %s", plog.directory.name, e)
         return freed
 
     async def compact(self) -> None:

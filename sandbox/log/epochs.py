@@ -32,10 +32,18 @@ class LeaderEpochCache:
             return
         # an epoch that wrote nothing (a leader elected and replaced before any append) gives
         # way to the next one starting at the same offset
+        before = list(self.entries)
         while self.entries and self.entries[-1][1] >= start_offset:
             self.entries.pop()
         self.entries.append((epoch, start_offset))
-        self._save()
+        try:
+            self._save()
+        except OSError:
+            # not saved (a full disk; Windows: another program holds the file): undone, so the
+            # append that asked fails whole and its retry saves it, never batches of an epoch
+            # the file lacks (after a crash, OffsetForLeaderEpoch would answer from the stale file)
+            self.entries = before
+            raise
 
     def end_offset_for(self, epoch: int, log_end_offset: int) -> tuple[int, int]:
         """(largest epoch <= epoch that this log knows, the offset where it ended) as a leader
@@ -55,12 +63,21 @@ class LeaderEpochCache:
         kept = [(e, s) for e, s in self.entries if s < end_offset]
         if kept != self.entries:
             self.entries = kept
-            self._save()
+            self._save_if_possible()
 
     def reset(self) -> None:
         if self.entries:
             self.entries = []
+            self._save_if_possible()
+
+    def _save_if_possible(self) -> None:
+        """Save what a cut left; a file that cannot be written now (Windows: held by another
+        program) keeps entries past the log end, which the next open drops (truncate_from_end
+        with the log end) and the next save overwrites: harmless."""
+        try:
             self._save()
+        except PermissionError:
+            pass
 
     def _save(self) -> None:
         if self.path is None:

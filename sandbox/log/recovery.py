@@ -37,7 +37,10 @@ def list_segment_bases(directory: Path, listing: list[str] | None = None) -> lis
         if m and f"{m.group(1)}.log" not in names:
             orphans.append(directory / name)
     for p in orphans:
-        safe_delete(p)
+        try:
+            safe_delete(p)
+        except PermissionError:
+            pass   # held by another program (Windows): removed at a later open
     return sorted(bases)
 
 

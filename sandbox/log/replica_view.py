@@ -132,7 +132,10 @@ class ReplicaView:
         log = self._log
         if 0 <= epoch < log._epochs.latest_epoch:
             self.restart_epochs(epoch)
-        log._epochs.assign(epoch, log.log_end_offset)
+        try:
+            log._epochs.assign(epoch, log.log_end_offset)
+        except OSError:
+            pass   # its file not writable now (a full disk, a file held): the epoch's first append assigns it
 
     def restart_epochs(self, epoch: int) -> None:
         """Forget the epoch history; everything up to the log end counts as `epoch`'s."""

@@ -357,7 +357,19 @@ class Segment:
         return self._f.closed
 
     def delete_files(self) -> None:
-        """Close the handle, then delete the log and index files (rename-then-delete)."""
+        """Close the handle, then delete the log and index files (rename-then-delete). The log
+        file goes first and decides: while another program holds it (Windows: a virus scanner,
+        the indexer) it cannot be renamed, and then the segment is opened again as it was and the
+        PermissionError raised, so the caller's log stays whole and can try again later. An index
+        file held likewise is left behind: without its log it is removed at the next open."""
         self.close()
-        for p in (self.log_path, self.index_path, self.timeindex_path, self.txnindex_path):
-            safe_delete(p)
+        try:
+            safe_delete(self.log_path)
+        except PermissionError:
+            self._f = open(os.open(self.log_path, os.O_RDWR | getattr(os, "O_BINARY", 0)), "r+b", buffering=0)
+            raise
+        for p in (self.index_path, self.timeindex_path, self.txnindex_path):
+            try:
+                safe_delete(p)
+            except PermissionError:
+                pass

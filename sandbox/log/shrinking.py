@@ -13,22 +13,35 @@ class Shrinking:
 
     def truncate_to(self, offset: int) -> None:
         """Drop every batch containing an offset >= offset (a batch straddling offset goes too, so
-        the new LEO is that batch's base offset). Room for replication's follower truncation."""
+        the new LEO is that batch's base offset). Room for replication's follower truncation.
+        A segment file another program holds (Windows) stops it part way with the log whole,
+        ending where that segment ends, and the PermissionError raised: called again, it goes on."""
         if offset >= self.log_end_offset:
             return
         loc = self._locate(offset)
         i, pos = (loc[0], loc[1]) if loc else (len(self._segments) - 1, self._active.size)
-        for seg in self._segments[i + 1:]:
-            seg.delete_files()
-        del self._segments[i + 1:]
-        seg = self._segments[i]
-        if pos == 0 and i > 0:
-            seg.delete_files()
-            self._segments.pop()
-        else:
-            seg.truncate(pos)
-            seg.write_indexes()
-        self._bases = [s.base_offset for s in self._segments]
+        cut_whole = pos == 0 and i > 0   # the cut falls on a segment's start: that segment goes too
+        try:
+            self._drop_from_end(i if cut_whole else i + 1)
+            if not cut_whole:
+                seg = self._segments[i]
+                seg.truncate(pos)
+                seg.write_indexes()
+        finally:
+            self._after_cut()
+
+    def _drop_from_end(self, keep: int) -> None:
+        """Delete the segments past the first `keep`, the last first, each taken out of the log
+        once its file is gone: a held file stops this with the log still contiguous."""
+        try:
+            while len(self._segments) > keep:
+                self._segments[-1].delete_files()
+                self._segments.pop()
+        finally:
+            self._bases = [s.base_offset for s in self._segments]
+
+    def _after_cut(self) -> None:
+        """What follows the log end when segments were cut or dropped at the end."""
         leo = self.log_end_offset
         self._epochs.truncate_from_end(leo)
         self._high_watermark = min(self._high_watermark, leo)
@@ -38,9 +51,13 @@ class Shrinking:
 
     def _reset_to(self, offset: int) -> None:
         """Drop everything and continue empty at `offset` (a follower whose log ends before the
-        leader's log start: Kafka's truncateFullyAndStartAt)."""
-        for seg in self._segments:
-            seg.delete_files()
+        leader's log start: Kafka's truncateFullyAndStartAt). A held segment file stops it as
+        it stops truncate_to."""
+        try:
+            self._drop_from_end(0)
+        except PermissionError:
+            self._after_cut()
+            raise
         self._segments = [Segment(self.directory, offset, self._config.index_interval_bytes)]
         self._bases = [offset]
         self._log_start_offset = self._recovery_point = self._high_watermark = offset
@@ -49,19 +66,25 @@ class Shrinking:
         fsync_dir(self.directory)
 
     def _delete_oldest(self, n: int) -> int:
+        """Delete the `n` oldest segments, the first first, each taken out of the log once its
+        file is gone: a held file (Windows) stops this with the log whole, raising; retention
+        and DeleteRecords try again later. The bytes freed."""
         if n <= 0:
             return 0
         # the producer state first: a snapshot older than what is left would, after a crash,
         # bring back transactions whose markers went with these segments (open for ever)
         self._producers.snapshot(self.log_end_offset)
         freed = 0
-        for seg in self._segments[:n]:
-            freed += seg.size
-            seg.delete_files()
-        del self._segments[:n]
-        self._bases = [s.base_offset for s in self._segments]
-        self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
-        self._producers.txns.drop_below(self._log_start_offset, self._bases)
+        try:
+            for _ in range(n):
+                seg = self._segments[0]
+                seg.delete_files()
+                self._segments.pop(0)
+                freed += seg.size
+        finally:
+            self._bases = [s.base_offset for s in self._segments]
+            self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
+            self._producers.txns.drop_below(self._log_start_offset, self._bases)
         return freed
 
     def delete_records_before(self, offset: int) -> int:
@@ -75,18 +98,26 @@ class Shrinking:
         self._log_start_offset = offset
         if self._active.size and self._active.next_offset <= offset:
             self._roll()
-        n = 0
-        while n < len(self._segments) - 1 and self._segments[n].next_offset <= offset:
-            n += 1
-        self._delete_oldest(n)
+        try:
+            self._delete_oldest(self._below_log_start())
+        except PermissionError:
+            pass   # a segment file held by another program (Windows): gone from the log already, its files at the next retention check
         return self._log_start_offset
+
+    def _below_log_start(self) -> int:
+        """How many segments (never the active one) hold only records below the log start offset."""
+        n = 0
+        while n < len(self._segments) - 1 and self._segments[n].next_offset <= self._log_start_offset:
+            n += 1
+        return n
 
     def _apply_retention(self, now_ms: int | None = None) -> int:
         """Delete the oldest non-active segments past retention.ms (by their max timestamp) or
         beyond retention.bytes. Returns bytes freed."""
         cfg = self._config
+        below = self._below_log_start()   # DeleteRecords' whose files were held (Windows) when it ran
         if not cfg.deletes:
-            return 0
+            return self._delete_oldest(below) if below else 0
         now = self._now_ms() if now_ms is None else now_ms
         clean_leftovers(self.directory)
         # as Kafka: only segments wholly below the high watermark (a replicated leader's records
@@ -112,4 +143,5 @@ class Shrinking:
                     break
                 diff -= seg.size
                 n = k + 1
+        n = max(n, below)
         return self._delete_oldest(n) if n else 0

@@ -258,6 +258,12 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
         return _error(index, OUT_OF_ORDER_SEQUENCE_NUMBER, str(e))
     except InvalidProducerEpochError as e:
         return _error(index, INVALID_PRODUCER_EPOCH, str(e))
+    except PermissionError as e:
+        # Windows: a file of the partition another program holds for a moment (a virus scanner):
+        # nothing was written; answered as a storage error, which clients retry, and remembered
+        # as refused like a full disk's (below), so the batch behind it is not out of order
+        _note_refused(state, topic, index, records)
+        return _error(index, KAFKA_STORAGE_ERROR, f"cannot write to {plog.directory}: {e.strerror or e}")
     except OSError as e:
         if e.errno not in STORAGE_ERRNOS:
             raise

@@ -203,7 +203,12 @@ class ReplicaFetcher:
                 if target < leo:
                     log.info("%s-%d: truncating from %d to %d to follow broker %d (epoch %d)",
                              key[0], key[1], leo, target, self.leader, asked[key][0])
-                    plog.truncate_to(target)
+                    try:
+                        plog.truncate_to(target)
+                    except PermissionError as e:   # Windows: a segment held by another program
+                        log.warning("%s-%d: truncation stopped at %d (%s); asked again", key[0], key[1],
+                                    plog.log_end_offset, e)
+                        continue   # still to truncate: nothing fetched for it meanwhile
                     self.manager.emit("truncated", {"topic": key[0], "partition": key[1],
                                                     "from": leo, "to": plog.log_end_offset})
                 if done:
@@ -252,13 +257,19 @@ class ReplicaFetcher:
             return True   # dropped or truncated meanwhile: the next round asks afresh
         code = int(p.error_code)
         if code == OFFSET_OUT_OF_RANGE:
-            if plog.log_end_offset < int(p.log_start_offset):
-                plog.replica.reset_to(int(p.log_start_offset))   # the leader no longer has what we lack
-            elif 0 <= int(p.high_watermark) < plog.log_end_offset and key not in self._truncate:
-                # beyond the leader's log end although the epochs agreed: cut to what the leader
-                # has committed and fetch the rest from it
-                plog.truncate_to(int(p.high_watermark))
-            else:
+            try:
+                if plog.log_end_offset < int(p.log_start_offset):
+                    plog.replica.reset_to(int(p.log_start_offset))   # the leader no longer has what we lack
+                elif 0 <= int(p.high_watermark) < plog.log_end_offset and key not in self._truncate:
+                    # beyond the leader's log end although the epochs agreed: cut to what the leader
+                    # has committed and fetch the rest from it
+                    plog.truncate_to(int(p.high_watermark))
+                else:
+                    self._truncate.add(key)
+            except PermissionError as e:
+                # Windows: a segment held by another program stopped the cut part way; nothing is
+                # fetched for the partition until the leader's epochs have said where to cut again
+                log.warning("%s-%d: cut stopped at %d (%s); asked again", key[0], key[1], plog.log_end_offset, e)
                 self._truncate.add(key)
             return True
         if code != NONE:
@@ -271,6 +282,10 @@ class ReplicaFetcher:
                 log.warning("%s-%d: leader %d sent batches we cannot append (%s); checking for "
                             "divergence", key[0], key[1], self.leader, e)
                 self._truncate.add(key)
+                return False
+            except PermissionError as e:   # Windows: a file another program holds; asked again after a pause
+                log.warning("%s-%d: could not append what broker %d sent (%s); asked again", key[0], key[1],
+                            self.leader, e)
                 return False
             except OSError as e:   # a full or failing disk: nothing was appended; asked again after a pause
                 if not storage.is_storage_error(e):

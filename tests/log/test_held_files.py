@@ -1,0 +1,111 @@
+"""A file another program holds (Windows: a virus scanner, the search indexer, a backup agent)
+cannot be removed or renamed until it lets go. Found with the fault campaign's `--held-files`
+(scripts/chaos.py): a follower's truncation stopped by one held segment had already closed the
+segments above it, kept them in the log, and appended after them, so the records it had to cut
+stayed and a hole opened below them. Now the log stays whole and contiguous at every step: a
+cut that stops part way ends where the held segment ends, and goes on when asked again."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sandbox.log import LogConfig, PartitionLog, iter_records
+
+from .logkit import batch
+
+
+@pytest.fixture
+def hold(windows_files, tmp_path):
+    """hold(path, ...): those files are held by another program until hold() again."""
+    listing = tmp_path.parent / f"{tmp_path.name}-held.txt"
+    listing.write_text("")
+    windows_files.held_by = str(listing)
+
+    def set_held(*paths):
+        listing.write_text("".join(f"{p}\n" for p in paths))
+    return set_held
+
+
+def _log(tmp_path) -> PartitionLog:
+    plog = PartitionLog(tmp_path / "t-0", LogConfig(segment_bytes=300))
+    for i in range(10):
+        plog.append(batch(3, tag=f"b{i}", ts=int(time.time() * 1000)), leader_epoch=i // 5)
+    return plog
+
+
+def _offsets(plog: PartitionLog) -> list[int]:
+    return [r[0] for r in iter_records(plog.read(0, 1 << 20).tobytes())]
+
+
+def test_a_truncation_stopped_by_a_held_segment_leaves_a_whole_log_and_finishes_when_asked_again(tmp_path, hold):
+    plog = _log(tmp_path)
+    bases = [s.base_offset for s in plog._segments]
+    assert len(bases) >= 4 and plog.log_end_offset == 30
+    held = plog._segments[-2]
+    hold(held.log_path)
+    with pytest.raises(PermissionError):
+        plog.truncate_to(6)
+    # the segments above the held one are gone; the held one and all below are whole and readable
+    assert plog.log_end_offset == held.next_offset
+    assert _offsets(plog) == list(range(plog.log_end_offset))
+    assert not held.closed
+    assert plog._bases == [s.base_offset for s in plog._segments]
+    hold()
+    plog.truncate_to(6)
+    assert plog.log_end_offset == 6 and _offsets(plog) == list(range(6))
+    plog.append(batch(2, tag="new"), leader_epoch=3)
+    plog.close()
+    again = PartitionLog(tmp_path / "t-0", LogConfig(segment_bytes=300))
+    assert _offsets(again) == list(range(8))
+    assert again.replica.end_offset_for_epoch(3) == (3, 8)
+    again.close()
+
+
+def test_retention_stopped_by_a_held_segment_keeps_a_whole_log_and_goes_on_later(tmp_path, hold):
+    plog = PartitionLog(tmp_path / "t-0", LogConfig(segment_bytes=300, retention_bytes=300))
+    for i in range(10):
+        plog.append(batch(3, tag=f"b{i}"))
+    second = plog._segments[1]
+    hold(second.log_path)
+    with pytest.raises(PermissionError):
+        plog.housekeeping.apply_retention()
+    assert plog.log_start_offset == second.base_offset      # the first went, the held one stays
+    assert _offsets_from(plog) == list(range(second.base_offset, plog.log_end_offset))
+    hold()
+    plog.housekeeping.apply_retention()
+    assert plog.log_start_offset > second.base_offset
+    plog.close()
+
+
+def _offsets_from(plog: PartitionLog) -> list[int]:
+    return [r[0] for r in iter_records(plog.read(plog.log_start_offset, 1 << 20).tobytes())]
+
+
+def test_delete_records_takes_effect_though_a_segment_is_held_and_its_file_goes_later(tmp_path, hold):
+    plog = _log(tmp_path)
+    first = plog._segments[0]
+    hold(first.log_path)
+    assert plog.delete_records_before(first.next_offset + 1) == first.next_offset + 1
+    assert first.log_path.exists()                           # held: not removed yet
+    hold()
+    plog.housekeeping.apply_retention()                      # the next check removes it
+    assert not first.log_path.exists()
+    assert plog.log_start_offset == first.next_offset + 1
+    plog.close()
+
+
+def test_a_new_epoch_whose_file_cannot_be_saved_fails_the_append_whole(tmp_path, hold):
+    plog = _log(tmp_path)
+    leo = plog.log_end_offset
+    hold(tmp_path / "t-0" / "leader-epoch-checkpoint")
+    with pytest.raises(PermissionError):
+        plog.append(batch(1, tag="e5"), leader_epoch=5)
+    assert plog.log_end_offset == leo and plog.replica.latest_epoch == 1   # nothing written, epoch undone
+    hold()
+    plog.append(batch(1, tag="e5"), leader_epoch=5)
+    plog.close()
+    again = PartitionLog(tmp_path / "t-0", LogConfig(segment_bytes=300))
+    assert again.replica.latest_epoch == 5 and again.replica.end_offset_for_epoch(1) == (1, leo)
+    again.close()
