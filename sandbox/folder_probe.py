@@ -38,17 +38,28 @@ SHARING_VIOLATIONS = (32, 33)
 
 
 def held_by_another_program(e: OSError, folder: Path) -> bool:
-    """Whether an OSError met on a file in `folder` is that file's doing, not the folder's:
-    Windows refuses to remove or rename a file another program holds open (a virus scanner, the
-    search indexer, a backup agent, an editor) for as long as it holds it, and a read-only file
-    likewise. A sharing violation says so itself; an "access denied" on a file in a folder that
-    takes a write is taken for one too. A folder that takes no write is the folder's problem."""
+    """Whether an OSError met on a file in `folder` is that file's doing, not the folder's, and
+    passes: Windows refuses to remove or rename a file another program holds open (a virus
+    scanner, the search indexer, a backup agent, an editor) for as long as it holds it. A sharing
+    violation says so itself; on Windows an "access denied" on a file in a folder that takes a
+    write is taken for one too (a file being deleted, a read-only one). A file outside the folder,
+    a folder that takes no write, or elsewhere a plain permission error is not."""
+    if e.filename is None or not _inside(e.filename, folder):
+        return False
     if getattr(e, "winerror", None) in SHARING_VIOLATIONS:
         return True
-    if not isinstance(e, PermissionError) or e.filename is None:
+    if os.name != "nt" or not isinstance(e, PermissionError):
         return False
     try:
         try_write(folder)
     except OSError:
         return False
     return True
+
+
+def _inside(path, folder: Path) -> bool:
+    try:
+        p, f = os.path.abspath(os.fspath(path)), os.path.abspath(os.fspath(folder))
+        return os.path.commonpath([p, f]) == f and p != f
+    except (ValueError, TypeError):   # another drive (Windows), bytes and str mixed
+        return False

@@ -107,7 +107,7 @@ def windows_refusals(logs: Path) -> tuple[list[str], list[str]]:
             if "file rules on" in line:
                 ruled.append(f.stem)
             else:
-                refused.append(f"{f.stem}: {line.strip()[:300]}")
+                refused.append(f"{f.stem}: {line.strip()}")
     return sorted(set(ruled)), refused
 
 
@@ -916,7 +916,7 @@ def _run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, networ
             if "broker-1" not in ruled:
                 report.violations.append(f"the Windows file rules were not on (services that had them: {ruled})")
             report.held_refused = sum(chaos_held.expected_refusal(r) for r in refused)
-            report.violations += [f"refused under Windows' file rules: {r}" for r in
+            report.violations += [f"refused under Windows' file rules: {r[:300]}" for r in
                                   [r for r in refused if not chaos_held.expected_refusal(r)][:20]]
             report.violations += [f"a traceback for a file held by another program: {t}"
                                   for t in chaos_held.tracebacks_from_held(stack.data / "logs")[:10]]

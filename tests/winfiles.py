@@ -79,11 +79,11 @@ class WindowsFileSemantics:
         for held in self.open_paths():
             if held == p or held.startswith(p + os.sep):
                 self.vetoes += 1
-                raise PermissionError(13, f"[simulated Windows] cannot {action}: {held} is open", p)
+                raise _sharing_violation(f"[simulated Windows] cannot {action}: {held} is open", p)
         for held in self.held_elsewhere():
             if held == p or held.startswith(p + os.sep):
                 self.vetoes += 1
-                raise PermissionError(13, f"[simulated Windows] cannot {action}: {held} is {HELD_MARK}", p)
+                raise _sharing_violation(f"[simulated Windows] cannot {action}: {held} is {HELD_MARK}", p)
 
     def track_obj(self, file, f) -> None:
         p = self._mine(file) if not isinstance(file, int) else None
@@ -97,6 +97,13 @@ class WindowsFileSemantics:
         st = os.fstat(fd)
         if stat.S_ISREG(st.st_mode):
             self._fds[fd] = (p, st.st_ino)
+
+
+def _sharing_violation(message: str, path: str) -> PermissionError:
+    """What Windows raises for a file another handle holds: errno EACCES, winerror 32."""
+    e = PermissionError(13, message, path)
+    e.winerror = 32   # ERROR_SHARING_VIOLATION (an attribute of OSError on Windows only)
+    return e
 
 
 def install(root: str | os.PathLike, setattr_: Callable[[Any, str, Any], None], *,

@@ -64,7 +64,7 @@ class Checkpointer:
                 await asyncio.to_thread(self.logs.write_snapshot, snapshot)
             else:
                 self.logs.write_snapshot(snapshot)
-        except OSError as e:   # a full disk, a file held open: written at the next checkpoint
+        except PermissionError as e:   # Windows: a file another program holds: written at the next checkpoint
             log.warning("checkpoint files not written (tried again in a second): %s", e)
             return
         self._points, self._hws = points, hws

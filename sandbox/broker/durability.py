@@ -90,7 +90,7 @@ class Durability:
                     continue   # deleted, or flushed by something else (a roll, a stop) meanwhile
             try:
                 plog.housekeeping.flush()
-            except OSError as e:   # a full disk, or (Windows) an index file another program holds
+            except PermissionError as e:   # Windows: an index file another program holds for a while
                 log.warning("could not flush %s-%s (%s); the next flush tries again", tp[0], tp[1], e)
             await asyncio.sleep(0)
         await self._checkpoints.write_all(*self._checkpointed())

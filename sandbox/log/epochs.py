@@ -18,6 +18,7 @@ class LeaderEpochCache:
     def __init__(self, directory: Path | None) -> None:
         self.path = None if directory is None else Path(directory) / FILE_NAME
         self.entries: list[tuple[int, int]] = []
+        self.unsaved = False   # a cut's change the file could not take yet (see _save_if_possible)
         if self.path is not None:
             self.entries = _read(self.path)
 
@@ -71,19 +72,25 @@ class LeaderEpochCache:
             self._save_if_possible()
 
     def _save_if_possible(self) -> None:
-        """Save what a cut left; a file that cannot be written now (Windows: held by another
-        program) keeps entries past the log end, which the next open drops (truncate_from_end
-        with the log end) and the next save overwrites: harmless."""
+        """Save what a cut left. A file that cannot be written now (Windows: held by another
+        program) keeps entries past the log end: harmless while nothing is appended (the next
+        open drops them, truncate_from_end with the log end), so the log saves it before its
+        next append (save_pending), which fails whole while it still cannot."""
         try:
             self._save()
         except PermissionError:
-            pass
+            self.unsaved = True
+
+    def save_pending(self) -> None:
+        if self.unsaved:
+            self._save()
 
     def _save(self) -> None:
         if self.path is None:
             return
         lines = ["0", str(len(self.entries))] + [f"{e} {s}" for e, s in self.entries]
         atomic_write(self.path, ("\n".join(lines) + "\n").encode("ascii"), sync=True)
+        self.unsaved = False
 
 
 def _read(path: Path) -> list[tuple[int, int]]:

@@ -132,6 +132,30 @@ def safe_delete(path: Path) -> bool:
     return True
 
 
+def remove_or_empty(path: Path) -> bool:
+    """Delete a file whose content must not outlive it; while another program holds it (Windows:
+    it cannot be removed or renamed then, but it can be written) empty it instead, so nothing
+    appended to it later finds the old content. True if it is gone."""
+    try:
+        return safe_delete(path)
+    except PermissionError:
+        try:
+            with open(path, "r+b") as f:
+                f.truncate(0)
+        except OSError:
+            pass
+        return False
+
+
+def safe_delete_later(path: Path) -> bool:
+    """safe_delete, except that a file another program holds (Windows) is left for a later call:
+    for files nothing reads once newer ones exist (older snapshots). True if it is gone."""
+    try:
+        return safe_delete(path)
+    except PermissionError:
+        return False
+
+
 def safe_rmtree(directory: Path, *, background: bool = False,
                 on_refused: Callable[[PermissionError], None] | None = None) -> None:
     """Remove a directory tree, retrying on PermissionError; missing is fine. `background`: in

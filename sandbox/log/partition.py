@@ -220,6 +220,8 @@ class PartitionLog(Shrinking):
     def _write(self, buf, placed: list[tuple[int, BatchHeader]], last_offset: int, messages: int,
                now: int) -> None:
         """Write placed batches with one call, index them, roll and apply the flush policy."""
+        if self._epochs.unsaved:   # a cut's epochs first: never batches beyond a stale file's entries
+            self._epochs.save_pending()
         cfg = self._config
         self.flush_failed = None   # of this append only
         self._maybe_roll(len(buf), last_offset, now)

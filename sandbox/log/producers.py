@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .batch import CONTROL_ABORT, HEADER_SIZE, BatchHeader, control_record
 from .errors import InvalidProducerEpochError, OutOfOrderSequenceError
-from .files import atomic_write, offset_files, safe_delete
+from .files import atomic_write, offset_files, remove_or_empty, safe_delete_later
 from .segment import segment_name
 from .transactions import AbortedTxn, TxnIndex
 
@@ -195,7 +195,7 @@ class ProducerStore:
         self.state = ProducerState()
         for off, path in reversed(self.snapshots(listing)):
             if off > log_end:
-                safe_delete(path)  # describes data that recovery truncated
+                remove_or_empty(path)  # describes data that recovery truncated
                 continue
             loaded = ProducerState.load_snapshot(path)
             if loaded is not None and loaded[1] == off:
@@ -230,18 +230,19 @@ class ProducerStore:
         aborted-transaction index fsynced) as the only snapshot. Every older snapshot goes first:
         it counts on index files this rewrites, so a crash in between must rebuild from the log
         rather than trust a snapshot whose aborted transactions were in files half rewritten."""
-        for _off, p in self.snapshots():
-            safe_delete(p)
         self.state = ProducerState()
-        self.txns.reset()
+        self.txns.reset()   # index files another program holds are emptied, not left stale
+        for off, p in self.snapshots():
+            _drop_snapshot(p, off, log_end)
         self.rebuild_from(segments, segments[0].base_offset)
         self.snapshot(log_end)
 
     def reset(self) -> None:
         """The log was emptied: no state, no snapshot, no aborted transaction."""
-        for _off, p in self.snapshots():
-            safe_delete(p)
         self.state = ProducerState()
+        self.txns.clear_memory()
+        for _off, p in self.snapshots():
+            remove_or_empty(p)   # none may be loaded again, held (Windows) or not
         self.txns.reset()
 
     def check(self, headers: list[BatchHeader]) -> tuple[int, int] | None:
@@ -260,7 +261,7 @@ class ProducerStore:
         self.state.write_snapshot(self._path(log_end), log_end)
         for off, p in self.snapshots():
             if off != log_end:
-                safe_delete(p)
+                _drop_snapshot(p, off, log_end)
 
     def needs_snapshot(self, log_end: int, holds_batches: bool) -> bool:
         """No snapshot of log_end exists and there is state worth one (a log holding no batch and
@@ -281,3 +282,13 @@ class ProducerStore:
         marker) of every producer whose batches the log holds, as DescribeProducers reports them."""
         return [(pid, e.epoch, e.last_sequence, e.last_timestamp, e.coordinator_epoch)
                 for pid, e in sorted(self.state.producers.items())]
+
+
+def _drop_snapshot(path: Path, offset: int, log_end: int) -> None:
+    """A snapshot other than the log end's goes. One another program holds (Windows) stays: an
+    older one is harmless (the newest not beyond the log end is the one loaded), one beyond the
+    log end is emptied, or the log growing past it again would load what it says of cut batches."""
+    if offset > log_end:
+        remove_or_empty(path)
+    else:
+        safe_delete_later(path)

@@ -130,9 +130,9 @@ class ReplicaView:
         ones the log holds (the coordinator's journal was destroyed and its topics re-created,
         epochs from 0 again) restarts the history: the old epochs mean nothing any more."""
         log = self._log
-        if 0 <= epoch < log._epochs.latest_epoch:
-            self.restart_epochs(epoch)
         try:
+            if 0 <= epoch < log._epochs.latest_epoch:
+                self.restart_epochs(epoch)
             log._epochs.assign(epoch, log.log_end_offset)
         except OSError:
             pass   # its file not writable now (a full disk, a file held): the epoch's first append assigns it

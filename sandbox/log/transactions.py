@@ -9,7 +9,7 @@ from bisect import bisect_left
 from pathlib import Path
 from typing import NamedTuple
 
-from .files import atomic_write, offset_files, safe_delete
+from .files import atomic_write, offset_files, remove_or_empty, safe_delete
 from .segment import segment_name
 
 # version, producer id, first offset, last offset (the marker's), last stable offset: 34 bytes
@@ -81,7 +81,7 @@ class TxnIndex:
     def reset(self) -> None:
         """No entry, no file (the log is rebuilt from scratch or emptied)."""
         for _base, path in self.files():
-            safe_delete(path)
+            remove_or_empty(path)   # a held one emptied: what is rebuilt is appended to it
         self.clear_memory()
 
     def clear_memory(self) -> None:

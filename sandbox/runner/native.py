@@ -335,7 +335,9 @@ class Supervisor(Recovery, Stopping, Rehearsal):
         svc.problem = svc.problem if (svc.problem or "").startswith(FILE_HELD) else None
         if self._on_spawn is not None:
             self._on_spawn(spec, handle.pid)
-        if svc.ever_started:
+        if svc.ever_started and (svc.problem or "").startswith(FILE_HELD):
+            pass   # tried every second while a file is held: its file-in-use event said so once
+        elif svc.ever_started:
             self._emit(svc, "restart", f"pid {handle.pid}" + (f" ({svc.restart_reason})" if svc.restart_reason else ""),
                        pid=handle.pid, restarts=svc.restarts)
         else:

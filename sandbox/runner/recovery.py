@@ -72,6 +72,8 @@ class Recovery:
             svc.config_error = None
             self._wait_for_held_file(svc, why, now)
             return
+        if svc.problem and svc.problem.startswith(FILE_HELD):
+            svc.problem = None   # that file was let go: this exit has a cause of its own
         if code == EXIT_CONFIG:
             # it cannot run as configured: restarting or wiping would not help; say why and stop
             why = (svc.config_error or {}).get("message") or f"exit code {code}: see {svc.spec.log_path}"
@@ -97,6 +99,10 @@ class Recovery:
         toward a crash loop (a quarantine would throw a sound journal away); say it once."""
         if not svc.wanted:
             svc.state = "stopped"
+            return
+        if self.policy.on_crash == "off":
+            svc.state, svc.next_start, svc.problem = "crashed", None, f"{FILE_HELD}: {why}"
+            self._emit(svc, "file-in-use", f"{why}; on_crash = \"off\": not started again")
             return
         problem = f"{FILE_HELD}: {why}; it is started again every {FILE_IN_USE_RETRY_S:g} s until that program lets go"
         if svc.problem != problem:

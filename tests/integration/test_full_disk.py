@@ -157,7 +157,7 @@ def test_a_broker_says_its_disk_takes_writes_again_without_waiting_for_a_produce
     wait_for(lambda: "EVENT storage-ok" in broker.log_path.read_text(errors="replace"), 10, what="storage-ok")
     log = broker.log_path.read_text(errors="replace")
     assert "Traceback" not in log, log[-3000:]
-    assert not list((small_disk / "broker").rglob(".storage-probe")), "the probe's file was left behind"
+    assert not list((small_disk / "broker").rglob(".write-probe-*")), "the probe's file was left behind"
 
 
 def test_a_broker_stopped_on_a_full_disk_exits_cleanly_and_keeps_every_record(broker_factory, small_disk):

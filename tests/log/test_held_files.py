@@ -109,3 +109,55 @@ def test_a_new_epoch_whose_file_cannot_be_saved_fails_the_append_whole(tmp_path,
     again = PartitionLog(tmp_path / "t-0", LogConfig(segment_bytes=300))
     assert again.replica.latest_epoch == 5 and again.replica.end_offset_for_epoch(1) == (1, leo)
     again.close()
+
+
+def test_a_cut_whose_epoch_file_is_held_appends_nothing_until_the_file_says_what_the_log_holds(tmp_path, hold):
+    """Found by review: cut while its leader-epoch file was held, a follower kept the old file
+    (an epoch starting at 15), appended another leader's epoch-0 records from 15 on, and after a
+    restart answered OffsetForLeaderEpoch for epoch 1 from a file no batch agreed with."""
+    leader = PartitionLog(tmp_path / "l-0", LogConfig(segment_bytes=300))
+    follower = PartitionLog(tmp_path / "t-0", LogConfig(segment_bytes=300))
+    now = int(time.time() * 1000)
+    for i in range(10):
+        leader.append(batch(3, tag=f"l{i}", ts=now), leader_epoch=0)
+        follower.append(batch(3, tag=f"f{i}", ts=now), leader_epoch=0 if i < 5 else 1)
+    hold(tmp_path / "t-0" / "leader-epoch-checkpoint")
+    follower.truncate_to(15)
+    assert follower.log_end_offset == 15 and follower.replica.latest_epoch == 0
+    theirs = leader.read(15, 1 << 20).tobytes()
+    with pytest.raises(PermissionError):
+        follower.replica.append(theirs)       # not before the file says the cut
+    assert follower.log_end_offset == 15
+    hold()
+    follower.replica.append(theirs)
+    assert follower.log_end_offset == 30
+    follower.close()
+    again = PartitionLog(tmp_path / "t-0", LogConfig(segment_bytes=300))
+    assert again.replica.end_offset_for_epoch(1) == (0, 30)   # epoch 1 is gone for good
+    again.close()
+    leader.close()
+
+
+def test_a_cut_whose_producer_snapshot_is_held_still_rebuilds_the_producer_state(tmp_path, hold):
+    """Found by review: a held snapshot stopped the cut's rebuild of the producer state, which
+    still knew sequences of cut batches: their resend was answered "duplicate" at offsets past
+    the log end, acknowledged and never written."""
+    plog = PartitionLog(tmp_path / "t-0", LogConfig(segment_bytes=300))
+    now = int(time.time() * 1000)
+    for i in range(10):
+        plog.append(batch(3, tag=f"p{i}", ts=now, producer_id=7, producer_epoch=0, base_sequence=3 * i))
+    plog.housekeeping.flush()   # a snapshot at the log end (30)
+    snaps = sorted((tmp_path / "t-0").glob("*.snapshot"))
+    assert snaps
+    hold(*snaps)
+    plog.truncate_to(12)
+    assert plog.log_end_offset == 12
+    again = plog.append(batch(3, tag="again", ts=now, producer_id=7, producer_epoch=0, base_sequence=12))
+    assert not again.duplicate and again.first_offset == 12   # written, not taken for a duplicate
+    hold()
+    plog.close()
+    reopened = PartitionLog(tmp_path / "t-0", LogConfig(segment_bytes=300))
+    assert reopened.log_end_offset == 15
+    dup = reopened.append(batch(3, tag="again", ts=now, producer_id=7, producer_epoch=0, base_sequence=12))
+    assert dup.duplicate   # the state after the reopen is the log's, not the held snapshot's
+    reopened.close()

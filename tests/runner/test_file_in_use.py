@@ -77,25 +77,25 @@ def test_a_real_configuration_error_still_stops_the_service(tmp_path):
     assert sup.service("broker-1")["state"] == "crashed" and "config-error" in kinds(sup.events)
 
 
-def test_what_counts_as_a_file_held_by_another_program(tmp_path):
-    refused = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".lock"))
-    assert held_by_another_program(refused, tmp_path)            # the folder takes a write
-    sharing = OSError(errno.EACCES, "The process cannot access the file", str(tmp_path / ".lock"))
-    sharing.winerror = 32                                          # Windows says so itself
-    assert held_by_another_program(sharing, tmp_path)
+def test_what_counts_as_a_file_held_by_another_program(tmp_path, monkeypatch):
+    def sharing(path):
+        e = PermissionError(errno.EACCES, "The process cannot access the file", str(path))
+        e.winerror = 32   # Windows says so itself
+        return e
+    assert held_by_another_program(sharing(tmp_path / ".lock"), tmp_path)
+    assert not held_by_another_program(sharing(tmp_path.parent / "elsewhere" / ".lock"), tmp_path)   # not in it
+    assert not held_by_another_program(sharing(tmp_path), tmp_path)                              # the folder itself
     assert not held_by_another_program(OSError(errno.EIO, "I/O error", str(tmp_path / "x")), tmp_path)
     assert not held_by_another_program(PermissionError(errno.EACCES, "Permission denied"), tmp_path)   # no file
-    if os.geteuid() != 0:   # root writes anywhere
-        locked = tmp_path / "locked"
-        locked.mkdir()
-        locked.chmod(0o500)
-        try:   # the folder itself takes no write: the folder's problem, not a held file
-            assert not held_by_another_program(PermissionError(errno.EACCES, "Permission denied",
-                                                               str(locked / ".lock")), locked)
-        finally:
-            locked.chmod(0o700)
-    else:
-        not_a_folder = tmp_path / "file"
-        not_a_folder.write_text("x")
-        assert not held_by_another_program(PermissionError(errno.EACCES, "Permission denied",
-                                                           str(not_a_folder / ".lock")), not_a_folder)
+    # off Windows a plain "permission denied" is the file's owner or mode: a configuration error
+    plain = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".lock"))
+    assert not held_by_another_program(plain, tmp_path)
+    # on Windows "access denied" on a file of a folder that takes a write is taken for a held one
+    monkeypatch.setattr(os, "name", "nt")
+    monkeypatch.setattr("sandbox.folder_probe.try_write", lambda folder: None)
+    assert held_by_another_program(plain, tmp_path)
+
+    def refused(folder):
+        raise PermissionError(errno.EACCES, "Access is denied", str(folder))
+    monkeypatch.setattr("sandbox.folder_probe.try_write", refused)
+    assert not held_by_another_program(plain, tmp_path)   # the folder takes no write: its own problem

@@ -31,6 +31,9 @@ MAX_WAIT_MS = 500
 PARTITION_MAX_BYTES = 1 << 20
 MAX_BYTES = 16 << 20
 BACKOFF_S = 0.2
+# a cut stopped by a file another program holds (Windows) is tried again after this long: each
+# try may wait a fraction of a second on the loop for the file, which must not happen every round
+HELD_RETRY_S = 1.0
 # while a bulk load streams in (the last fetch brought BULK_BYTES or more) a follower asks for
 # BULK_MIN_BYTES or whatever comes within BULK_WAIT_MS: half the fetches, and their CPU, for at most
 # that much more on an acks=all write; half a partition's cap, so a follower catching up (every
@@ -71,6 +74,7 @@ class ReplicaFetcher:
         self.leader = leader
         self.partitions: dict[Key, int] = {}      # key -> leader epoch it follows in
         self._truncate: set[Key] = set()          # not fetched until truncated for its epoch
+        self._held_until: dict[Key, float] = {}   # a cut a held file stopped: not tried again before
         self._conn: AsyncConnection | None = None
         self._task: asyncio.Task | None = None
         self._last_bytes = 0                      # what the previous fetch brought
@@ -84,6 +88,7 @@ class ReplicaFetcher:
     def remove(self, key: Key) -> None:
         self.partitions.pop(key, None)
         self._truncate.discard(key)
+        self._held_until.pop(key, None)
 
     def stop(self) -> None:
         self.partitions.clear()
@@ -148,7 +153,10 @@ class ReplicaFetcher:
         state = self.manager.state
         asked: dict[Key, tuple[int, int]] = {}
         topics: dict[str, list[dict]] = {}
+        now = time.monotonic()
         for key in list(self._truncate):
+            if self._held_until.get(key, 0.0) > now:
+                continue
             plog = state.partitions.get(key)
             epoch = self.partitions.get(key)
             if plog is None or epoch is None:
@@ -208,7 +216,9 @@ class ReplicaFetcher:
                     except PermissionError as e:   # Windows: a segment held by another program
                         log.warning("%s-%d: truncation stopped at %d (%s); asked again", key[0], key[1],
                                     plog.log_end_offset, e)
+                        self._held_until[key] = time.monotonic() + HELD_RETRY_S
                         continue   # still to truncate: nothing fetched for it meanwhile
+                    self._held_until.pop(key, None)
                     self.manager.emit("truncated", {"topic": key[0], "partition": key[1],
                                                     "from": leo, "to": plog.log_end_offset})
                 if done:
@@ -271,6 +281,7 @@ class ReplicaFetcher:
                 # fetched for the partition until the leader's epochs have said where to cut again
                 log.warning("%s-%d: cut stopped at %d (%s); asked again", key[0], key[1], plog.log_end_offset, e)
                 self._truncate.add(key)
+                self._held_until[key] = time.monotonic() + HELD_RETRY_S
             return True
         if code != NONE:
             return False   # not the leader (yet/any more), wrong epoch: the metadata will tell
