@@ -3,19 +3,20 @@ say it (a full disk, a quota, a read-only mount, a folder Windows refuses). Shar
 (broker/storage.py: are writes back after a failure?), the supervisor (runner/quarantine.py: can
 a journal folder be used?) and status (health/status.py: is a journal folder writable?).
 
-Each process writes a file of its own, `.write-probe-<pid>.tmp`: a supervisor and a `sandbox
-status` probing the same folder at once never remove each other's file, and on Windows one's open
-handle never makes the other's removal fail. The name ends in `.tmp`, so a probe a kill left
+Each process (and thread) writes a file of its own, `.write-probe-<pid>-<thread>.tmp`: a
+supervisor and a `sandbox status` probing the same folder at once never remove each other's
+file, and on Windows one's open handle never makes the other's removal fail. The name ends in `.tmp`, so a probe a kill left
 behind in a journal is cleaned at the service's next start."""
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 
 def probe_path(folder: Path) -> Path:
-    return Path(folder) / f".write-probe-{os.getpid()}.tmp"
+    return Path(folder) / f".write-probe-{os.getpid()}-{threading.get_ident()}.tmp"
 
 
 def try_write(folder: Path, size: int = 2) -> None:

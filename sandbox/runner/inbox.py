@@ -24,20 +24,34 @@ def send(data_dir: Path, command: str, service: str, **args: Any) -> None:
 
 
 def take(data_dir: Path) -> list[dict]:
-    """The queued requests, oldest first, each removed as it is read."""
+    """The queued requests, oldest first, each taken once: claimed by a rename before it is read.
+    One another program holds (Windows: a virus scanner reading the new file) cannot be renamed
+    nor removed: it stays queued and is taken once let go, never read a second time (read and
+    then left in place, a `sandbox kill` was carried out at every pass of the loop meanwhile)."""
     folder = Path(data_dir) / INBOX_DIR
     try:
         files = sorted(folder.glob("*.json"))
+        for left in folder.glob("*.taken"):   # a claim whose removal failed: never read again
+            _remove(left)
     except OSError:
         return []
     out = []
     for path in files:
+        claimed = path.with_name(path.name + ".taken")
         try:
-            out.append(json.loads(path.read_text(encoding="utf-8")))
+            os.replace(path, claimed)
+        except OSError:
+            continue   # gone, or held: taken at a later pass
+        try:
+            out.append(json.loads(claimed.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             pass
-        try:
-            path.unlink()
-        except OSError:
-            pass
+        _remove(claimed)
     return out
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass

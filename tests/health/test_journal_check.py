@@ -25,16 +25,23 @@ def test_a_full_disk_is_told_with_its_fix_and_another_failure_without(tmp_path, 
 
 
 def test_status_and_the_supervisor_probing_one_folder_at_once_do_not_trip_each_other(tmp_path, monkeypatch):
-    """Each process probes with a file of its own: before, both wrote `.write-probe`, and one's
-    removal could take the other's file away ("not writable: No such file or directory"), or on
-    Windows fail on the other's open handle."""
+    """Each process (and thread) probes with a file of its own: before, all wrote `.write-probe`,
+    and one's removal could take another's file away ("not writable: No such file or
+    directory"), or on Windows fail on the other's open handle."""
+    import threading
+
     from sandbox import folder_probe
 
-    other = tmp_path / ".write-probe-1.tmp"   # another process's probe, open right now
-    real_open = open
-    with real_open(other, "wb"):
+    monkeypatch.setattr(os, "getpid", lambda: 1)
+    other = folder_probe.probe_path(tmp_path)    # another process's probe, open right now
+    with open(other, "wb"):
         monkeypatch.setattr(os, "getpid", lambda: 2)
         assert folder_probe.probe_path(tmp_path) != other
         assert journal_check(tmp_path)[0] is True
         assert other.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [other.name]   # its own probe is gone
+    paths = []
+    t = threading.Thread(target=lambda: paths.append(folder_probe.probe_path(tmp_path)))
+    t.start()
+    t.join()
+    assert paths[0] != folder_probe.probe_path(tmp_path)   # the supervisor's loop and its HTTP thread

@@ -39,14 +39,14 @@ spec.loader.exec_module(chaos)
 
 def _campaign(tmp_path, seed: int, faults: int, network: bool = False, moves: bool = False,
               windows_files: bool = False, churn: bool = False, churned: int = 0, compound: bool = False,
-              disk_full: bool = False, only: tuple[str, ...] = ()):
+              disk_full: bool = False, only: tuple[str, ...] = (), held_files: bool = False):
     """Run one campaign and check every invariant; the report. How soon the stack is healthy
     again is reported (report.line()), not asserted: a bound in seconds is a benchmark figure
     (`python scripts/chaos.py` checks the 10 s promise), and CI machines are shared."""
     lines: list[str] = []
     report = chaos.run(seed, faults, tmp_path / "proj", brokers=3, say=lines.append, network=network, moves=moves,
                        windows_files=windows_files, churn=churn, compound=compound, heal_bound_s=None,
-                       disk_full=disk_full, only=only)
+                       disk_full=disk_full, only=only, held_files=held_files)
     print(report.line())
     # the loads ran on after the last fault (for at most chaos.WORKLOAD_WAIT_S) until past these
     floor = chaos.WORKLOAD_FLOOR
@@ -166,3 +166,15 @@ def test_fault_campaign_on_a_disk_that_fills_up(tmp_path):
         pytest.skip(missing)
     report = _campaign(tmp_path, 3, 6, disk_full=True, only=("disk-full",))
     assert report.faults == ["disk-full"] * 6
+
+
+def test_fault_campaign_with_files_held_by_another_program(tmp_path):
+    """Windows' file rules, and files the stack just wrote held open for 0.3-6 s by "another
+    program" (a virus scanner: removing or renaming them is refused meanwhile), a broker killed
+    during some holds (scripts/chaos_held.py). What seed 1 found: a broker killed while its stale
+    `.lock` was held was stopped for good as misconfigured ("choose another data_dir"); the
+    periodic checkpoint logged a traceback. Review found a follower's cut that a held segment
+    stopped part way leaving closed segments in its log."""
+    report = _campaign(tmp_path, 1, 10, held_files=True, only=("held-files",))
+    assert report.faults == ["held-files"] * 10
+    assert report.held_refused > 0, report.line()   # the holds were met, not missed

@@ -254,3 +254,23 @@ def test_with_the_disk_full_stop_takes_the_supervisor_down_and_kill_is_one_sente
     finally:
         stand_in.kill()
         stand_in.wait()
+
+
+def test_a_request_held_by_another_program_is_taken_once_when_let_go(tmp_path, monkeypatch):
+    """Windows: a virus scanner holding a new request file makes it impossible to remove (or
+    rename) for a while; read and left in place, `sandbox kill` was carried out at every pass."""
+    from winfiles import install
+
+    listing = tmp_path.parent / f"{tmp_path.name}-held.txt"
+    listing.write_text("")
+    sem = install(tmp_path, monkeypatch.setattr, held_by=str(listing))
+    try:
+        inbox.send(tmp_path, "kill", "broker-1")
+        (held,) = (tmp_path / inbox.INBOX_DIR).glob("*.json")
+        listing.write_text(f"{held}\n")
+        assert inbox.take(tmp_path) == [] and inbox.take(tmp_path) == []   # held: not yet, and not twice
+        listing.write_text("")
+        assert inbox.take(tmp_path) == [{"command": "kill", "service": "broker-1"}]
+        assert inbox.take(tmp_path) == []
+    finally:
+        sem.active = False
