@@ -232,15 +232,15 @@ class DiskFolders:
         return self._noted_history == history and not self._pending
 
     def _delete_stray(self, key: tuple[str, int], why: str, checkpoint: bool = True) -> bool:
-        """Delete a stray partition folder; False (kept, tried again at the next start) if the
-        file system refuses (on Windows: a file held open by another program)."""
+        """Delete a stray partition folder; False if the file system refuses (on Windows: a file
+        held open by another program): then it is doomed, tried again every second and not
+        opened again under its name (refused_folders.py)."""
         plog = self.partitions.pop(key, None)
         end = None if plog is None or not plog.opened else plog.log_end_offset
         try:
-            self.logs.delete_partition(*key, checkpoint=checkpoint)
-        except OSError as e:
-            log.warning("%s-%d is stray (%s) but could not be deleted: %s", key[0], key[1], why, e)
-            return False
+            if not self._delete_folder(key, checkpoint):   # doomed: tried again every second
+                log.warning("%s-%d is stray (%s) but could not be deleted yet", key[0], key[1], why)
+                return False
         finally:
             self.notifier.notify(key)
         _emit("stray-partition-deleted", {"topic": key[0], "partition": key[1], "why": why,

@@ -30,12 +30,12 @@ from .checkpoints import Checkpointer
 from .config import BrokerConfig
 from .disk_folders import HISTORY_FILE, RESTORE_GRACE_S, DiskFolders  # noqa: F401 (HISTORY_FILE: tests)
 from .durability import SYNC_IN_THREAD, Durability  # noqa: F401 (SYNC_IN_THREAD: tests)
+from .refused_folders import RefusedFolders
 from .groups import GroupCoordinator
 from .internal_topics import OFFSETS_TOPIC
 from .log_defaults import LogDefaults
 from .offsets_topic import TopicOffsetStore
 from .replication import ReplicaManager
-from . import storage
 from .transactions import TxnCoordinator
 
 log = logging.getLogger("sandbox.broker")
@@ -87,13 +87,14 @@ def emit_event(kind: str, detail: dict[str, Any]) -> None:
     lifecycle.emit_event(log, kind, detail)
 
 
-class BrokerState(DiskFolders, Durability):
+class BrokerState(DiskFolders, Durability, RefusedFolders):
     def __init__(self, config: BrokerConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
         self.node_id = config.node_id
         self.stopped_unflushed: list[str] = []   # what close() could not flush (a full disk)
         self.not_created: dict[tuple[str, int], str] = {}   # partitions whose folder could not be made, why
+        self.doomed: set[tuple[str, int]] = set()   # deleted partitions whose folder could not go yet
         self.storage_failing = False   # the last write hit a full or failing disk (KAFKA_STORAGE_ERROR)
         self.storage_failures = 0      # writes that failed so far, and the last one (storage.py)
         self.storage_failure: dict | None = None
@@ -238,7 +239,7 @@ class BrokerState(DiskFolders, Durability):
                 self.partitions.pop(key)
                 # the checkpoint files once for all of them, not three fsynced writes per
                 # partition (a 100-partition topic's deletion held the event loop 0.6-1 s)
-                self.logs.delete_partition(*key, checkpoint=False)
+                self._delete_folder(key, checkpoint=False)
                 self.notifier.notify(key)
                 deleted = True
         if deleted:
@@ -263,54 +264,6 @@ class BrokerState(DiskFolders, Durability):
             self._note_history_if_matched(topic_ids)
         self._partitions_known(topics)
         self._after_cluster_change()
-
-    def _make_partition(self, key: tuple[str, int], cfg: LogConfig, topic_id: uuid.UUID,
-                        not_created: dict[tuple[str, int], str]) -> bool:
-        """Make a partition this broker holds a replica of. A full disk or no file handles left:
-        not served here yet, noted in not_created (tried again each second, retry_creations, and
-        at every metadata change) while the rest of the metadata still applies."""
-        try:
-            self.partitions[key] = plog = self.logs.create(key[0], key[1], cfg)
-        except OSError as e:
-            not_created[key] = e.strerror or str(e)
-            if key not in self.not_created:   # one line per partition, not one a second
-                log.warning("%s-%d: its folder cannot be made here (%s); tried again every second",
-                            key[0], key[1], e.strerror or e)
-            if storage.is_storage_error(e):
-                storage.failed(self, self.config.data_dir, e)
-            return False
-        if plog.topic_id != topic_id:
-            self.logs.record_topic_id(key[0], key[1], topic_id)
-        return True
-
-    def _partitions_known(self, topics: list) -> None:
-        """Replication, committed offsets and transactions learn of the partitions held here."""
-        self.replicas.on_metadata(topics)
-        if self.offsets is not None:
-            self.offsets.on_metadata()
-        if self.txns is not None:
-            self.txns.on_metadata()
-
-    def retry_creations(self) -> None:
-        """Each second (server.py): partitions whose folder could not be made are tried again,
-        those alone; the replication, offsets and transactions state learns of the ones made."""
-        if not self.not_created or self.coordinator is None or self._closing:
-            return
-        topics = self.coordinator.topics()
-        by_name = {t.name: t for t in topics}
-        base = self.log_defaults.base(self.coordinator)
-        still: dict[tuple[str, int], str] = {}
-        made = False
-        for key in self.not_created:
-            t = by_name.get(key[0])
-            part = next((p for p in t.partitions if p.index == key[1]), None) if t is not None else None
-            if part is None or self.node_id not in part.replicas or key in self.partitions:
-                continue   # deleted or moved away meanwhile, or made by a metadata change
-            cfg = self.log_defaults.log_config(dict(t.configs), base)
-            made = self._make_partition(key, cfg, t.topic_id, still) or made
-        self.not_created = still
-        if made:
-            self._partitions_known(topics)
 
     def _remember_brokers(self) -> None:
         """Keep the brokers the metadata lists (see brokers_to_list); while the coordinator's

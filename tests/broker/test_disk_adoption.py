@@ -11,6 +11,7 @@ import uuid
 from types import SimpleNamespace
 
 from sandbox.broker.disk_folders import DiskFolders
+from sandbox.broker.refused_folders import RefusedFolders
 from sandbox.broker.folder_copies import Copy, held_by
 from sandbox.coordinator import CoordinatorError
 from sandbox.protocol.extensions import RESTORE_LEADER_EPOCH, RESTORE_TOPIC_ID
@@ -32,11 +33,13 @@ class FakeCoordinator:
         self.created.append((name, dict(configs), {i: list(r) for i, r in assignments.items()}))
 
 
-class Folders(DiskFolders):
+class Folders(DiskFolders, RefusedFolders):
     def __init__(self, node_id: int, brokers: list[int], partitions: dict) -> None:
         self.node_id = node_id
         self.coordinator = FakeCoordinator(brokers)
         self.partitions = partitions
+        self.doomed: set = set()
+        self.not_created: dict = {}
 
 
 def test_every_holder_is_a_replica_and_the_newest_history_leads():

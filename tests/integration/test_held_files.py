@@ -5,15 +5,21 @@ refuses until it lets go (tests/winfiles.py reads what is held from SANDBOX_TEST
 Found by the fault campaign's `--held-files` (scripts/chaos.py): a broker killed while a scanner
 held its stale `.lock` exited at its restart with "the data folder cannot be used; choose another
 data_dir", and the supervisor never started it again. Now the start is tried every second until
-the file is let go, the broker comes back on its own journal, and nothing is quarantined."""
+the file is let go, the broker comes back on its own journal, and nothing is quarantined. And a
+topic deleted while one of its files is held, then made again, gets only its own records."""
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
 from .kit import consume_topic, produce_all, producer
+from .replication_kit import Cluster
 from .stack_kit import all_running_healthy, events, service, wait_status
 from .test_self_healing import create_topic
 
@@ -55,3 +61,63 @@ def test_a_broker_restarted_while_another_program_holds_its_stale_lock_starts_on
     got = consume_topic(proj.bootstrap, "t", 20)
     assert sorted(m.value() for m in got) == sorted(f"v{i}".encode() for i in range(20))
     assert "Traceback" not in proj.log_text("broker-1")
+
+
+def _read(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list[bytes]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{time.monotonic_ns()}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        got: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < n and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                got.append(m.value())
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:   # nothing more than n
+            m = c.poll(0.2)
+            if m is not None and m.error() is None:
+                got.append(m.value())
+        return got
+    finally:
+        c.close()
+
+
+def test_a_topic_made_again_while_a_file_of_the_old_one_is_held_gets_only_its_own_records(tmp_path, monkeypatch):
+    """Found while checking topic deletion with a held file: the deleted topic's folder could not
+    be renamed, the topic made again under its name opened it, and consumers of the new topic read
+    the deleted topic's 5 records first. Now the folder is deleted again every second and the
+    partition is not made before it is gone."""
+    root = tmp_path / "cluster"
+    held = tmp_path / "held.txt"
+    held.write_text("")
+    monkeypatch.setenv("SANDBOX_TEST_WINDOWS_FILES", str(root))
+    monkeypatch.setenv("SANDBOX_TEST_HELD_FILES", str(held))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH")) if p))
+    c = Cluster(root, brokers=1).start()
+    try:
+        admin = c.admin()
+        admin.create_topics([NewTopic("t", 1, 1)], request_timeout=15)["t"].result(20)
+        p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all"})
+        for i in range(5):
+            p.produce("t", value=f"old-{i}".encode(), partition=0)
+        assert p.flush(30) == 0
+        assert _read(c.bootstrap, "t", 5) == [f"old-{i}".encode() for i in range(5)]
+        segment = next((c.data_dir(1) / "t-0").glob("*.log"))
+        held.write_text(f"{segment}\n")
+        admin.delete_topics(["t"], request_timeout=15)["t"].result(20)
+        time.sleep(1.0)
+        admin.create_topics([NewTopic("t", 1, 1)], request_timeout=15)["t"].result(20)
+        for i in range(3):
+            p.produce("t", value=f"new-{i}".encode(), partition=0)
+        p.flush(3)   # not served here while the old folder is held (waiting, not failing)
+        assert (c.data_dir(1) / "t-0").exists()
+        held.write_text("")
+        for i in range(3, 5):
+            p.produce("t", value=f"new-{i}".encode(), partition=0)
+        assert p.flush(30) == 0
+        got = _read(c.bootstrap, "t", 5)
+        assert got == [f"new-{i}".encode() for i in range(5)], (got, c.log_text("broker-1")[-3000:])
+    finally:
+        c.stop()
