@@ -12,6 +12,8 @@ import os
 from sandbox.log import PartitionLog
 from sandbox.log.files import fsync_and_close
 
+from . import storage
+
 # Windows refuses to rename or delete a file while any handle to it is open without delete
 # sharing (Python's are): a duplicate held during an fsync would make a segment's retention or
 # deletion fail for that long. There every flush stays on the loop, one partition at a time.
@@ -92,5 +94,9 @@ class Durability:
                 plog.housekeeping.flush()
             except PermissionError as e:   # Windows: an index file another program holds for a while
                 log.warning("could not flush %s-%s (%s); the next flush tries again", tp[0], tp[1], e)
+            except OSError as e:   # a full or failing disk: said once (status shows it), the others go on
+                if not storage.is_storage_error(e):
+                    raise
+                storage.failed(self, plog.directory, e)
             await asyncio.sleep(0)
         await self._checkpoints.write_all(*self._checkpointed())

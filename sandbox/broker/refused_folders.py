@@ -15,6 +15,7 @@ import logging
 import uuid
 
 from sandbox.log import LogConfig
+from sandbox.log.files import RETRIES
 
 from . import storage
 
@@ -31,7 +32,7 @@ class RefusedFolders:
         or a deleted partition's folder of that name still there: not served here yet, noted in
         not_created (tried again each second, retry_creations, and at every metadata change)
         while the rest of the metadata still applies."""
-        if key in self.doomed and not self._delete_folder(key):
+        if key in self.doomed and not self._delete_folder(key, again=True):
             not_created[key] = DOOMED
             return False
         try:
@@ -48,11 +49,12 @@ class RefusedFolders:
             self.logs.record_topic_id(key[0], key[1], topic_id)
         return True
 
-    def _delete_folder(self, key: tuple[str, int], checkpoint: bool = True) -> bool:
-        """Delete a partition's folder (its log is closed first). One the file system refuses is
-        doomed: False, and tried again each second (retry_creations)."""
+    def _delete_folder(self, key: tuple[str, int], checkpoint: bool = True, *, again: bool = False) -> bool:
+        """Delete a partition's folder (its log is closed first), then write the checkpoint files
+        without it (`checkpoint`). One the file system refuses is doomed: False, and tried again
+        each second (retry_creations; `again`: such a try, one attempt, not a wait on the loop)."""
         try:
-            self.logs.delete_partition(*key, checkpoint=checkpoint)
+            self.logs.delete_partition(*key, checkpoint=False, retries=1 if again else RETRIES)
         except OSError as e:
             if key not in self.doomed:   # one line, not one a second
                 log.warning("%s-%d: its folder could not be deleted yet (%s); tried again every second, "
@@ -62,7 +64,15 @@ class RefusedFolders:
         if key in self.doomed:
             self.doomed.discard(key)
             log.info("%s-%d: its folder is deleted now", key[0], key[1])
+        if checkpoint:
+            self._checkpoint_after_deletion()
         return True
+
+    def _checkpoint_after_deletion(self) -> None:
+        try:
+            self.logs.checkpoint()
+        except OSError as e:   # a full disk, a file held: written at the next checkpoint
+            log.warning("checkpoint files not written after a deletion (tried again in a second): %s", e)
 
     def _partitions_known(self, topics: list) -> None:
         """Replication, committed offsets and transactions learn of the partitions held here."""
@@ -78,8 +88,10 @@ class RefusedFolders:
         transactions state learns of the ones made."""
         if self._closing:
             return
-        for key in [k for k in self.doomed if k not in self.not_created and k not in self.partitions]:
-            self._delete_folder(key)
+        gone = [k for k in self.doomed if k not in self.not_created and k not in self.partitions
+                and self._delete_folder(k, checkpoint=False, again=True)]
+        if gone:
+            self._checkpoint_after_deletion()
         if not self.not_created or self.coordinator is None:
             return
         topics = self.coordinator.topics()

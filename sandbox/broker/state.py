@@ -243,7 +243,7 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
                 self.notifier.notify(key)
                 deleted = True
         if deleted:
-            self.logs.checkpoint()
+            self._checkpoint_after_deletion()
         for name in removed:
             if self.groups is not None:
                 self.groups.delete_offsets_for_topic(name)

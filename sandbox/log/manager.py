@@ -15,7 +15,7 @@ from sandbox.partition_metadata import PARTITION_METADATA, kafka_uuid, read_part
 
 from .config import LogConfig
 from .errors import JournalLockedError, UnrecoverableJournalError
-from .files import REMOVER, atomic_write, clean_leftovers, retry, safe_delete, safe_rmtree
+from .files import REMOVER, RETRIES, atomic_write, clean_leftovers, retry, safe_delete, safe_rmtree
 from .lazy import unopened
 from .partition import PartitionLog
 
@@ -316,14 +316,16 @@ class LogDir:
         self.checkpoint()
         return target
 
-    def delete_partition(self, topic: str, partition: int, checkpoint: bool = True) -> None:
+    def delete_partition(self, topic: str, partition: int, checkpoint: bool = True, *,
+                         retries: int = RETRIES) -> None:
         """Close the log, rename its directory to `<topic>-<partition>.<hex>-delete`, remove it,
-        then rewrite the checkpoint files without it (unless `checkpoint` is False)."""
+        then rewrite the checkpoint files without it (unless `checkpoint` is False). `retries`:
+        tries of the rename while Windows refuses it (1: once, for a caller that tries again later)."""
         directory = self._close(topic, partition, flush=False)
         if not directory.exists():
             return
         target = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}-delete")
-        retry(lambda: os.replace(directory, target))
+        retry(lambda: os.replace(directory, target), retries=retries)
         safe_rmtree(target, background=self._background,   # a refused removal: left for the next open()
                     on_refused=lambda e: self._emit("delete-deferred", {"path": str(target), "error": str(e)}))
         if checkpoint:

@@ -231,9 +231,9 @@ class ProducerStore:
         it counts on index files this rewrites, so a crash in between must rebuild from the log
         rather than trust a snapshot whose aborted transactions were in files half rewritten."""
         self.state = ProducerState()
-        self.txns.reset()   # index files another program holds are emptied, not left stale
-        for off, p in self.snapshots():
-            _drop_snapshot(p, off, log_end)
+        for _off, p in self.snapshots():
+            remove_or_empty(p)   # one another program holds (Windows) is emptied: never loaded
+        self.txns.reset()        # index files held are emptied too, not left stale
         self.rebuild_from(segments, segments[0].base_offset)
         self.snapshot(log_end)
 

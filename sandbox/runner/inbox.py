@@ -50,6 +50,23 @@ def take(data_dir: Path) -> list[dict]:
     return out
 
 
+def take_file(path: Path) -> str | None:
+    """What a request file (the stop or restart file) says, taken once as take() takes a
+    request; None when there is none, or another program holds it now (taken at a later pass:
+    a held one unlinked in place stopped the supervisor with a PermissionError)."""
+    claimed = path.with_name(path.name + ".taken")
+    try:
+        os.replace(path, claimed)
+    except OSError:
+        return None
+    try:
+        text = claimed.read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    _remove(claimed)
+    return text
+
+
 def _remove(path: Path) -> None:
     try:
         path.unlink()

@@ -367,15 +367,13 @@ class StackSupervisor:
     def _control(self) -> bool:
         """Requests from the CLI through files (works on Windows without consoles or signals)."""
         data = self.cfg.data_dir
-        if (data / STOP_FILE).exists():
-            (data / STOP_FILE).unlink(missing_ok=True)
+        if (data / STOP_FILE).exists() and inbox.take_file(data / STOP_FILE) is not None:
             return False
         for request in inbox.take(data):   # sandbox kill / sandbox pause
             self._carry_out(request)
         req = data / RESTART_FILE
-        if req.exists():
-            name = req.read_text(encoding="utf-8").strip() or None
-            req.unlink(missing_ok=True)
+        if req.exists() and (text := inbox.take_file(req)) is not None:
+            name = text.strip() or None
             try:
                 self.sup.restart(name)
             except KeyError as e:
@@ -397,8 +395,8 @@ class StackSupervisor:
     def run(self) -> int:
         data = self.cfg.data_dir
         write_pid_file(data / PID_FILE)
-        (data / STOP_FILE).unlink(missing_ok=True)
-        (data / RESTART_FILE).unlink(missing_ok=True)   # a restart asked of an earlier supervisor is void
+        inbox.take_file(data / STOP_FILE)
+        inbox.take_file(data / RESTART_FILE)   # a restart asked of an earlier supervisor is void
         inbox.take(data)   # requests left for an earlier supervisor are void
         # a state file naming this supervisor before any service starts: from now on `status` and
         # a second `up` agree that this sandbox is running (starting), never one says "not running"

@@ -282,7 +282,7 @@ class FakeLogs:
     def __init__(self) -> None:
         self.deleted: list[tuple[str, int]] = []
 
-    def delete_partition(self, topic, index, checkpoint=True):
+    def delete_partition(self, topic, index, checkpoint=True, retries=6):
         self.deleted.append((topic, index))
         self.checkpoints = getattr(self, "checkpoints", 0) + int(checkpoint)
 

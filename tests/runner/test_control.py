@@ -274,3 +274,23 @@ def test_a_request_held_by_another_program_is_taken_once_when_let_go(tmp_path, m
         assert inbox.take(tmp_path) == []
     finally:
         sem.active = False
+
+
+def test_a_held_stop_or_restart_file_is_taken_once_let_go_and_never_raises(tmp_path, monkeypatch):
+    """Found by review: the supervisor unlinked the stop and restart files in place; one a virus
+    scanner held raised PermissionError out of its loop and ended the supervisor."""
+    from winfiles import install
+
+    listing = tmp_path.parent / f"{tmp_path.name}-held2.txt"
+    listing.write_text("")
+    sem = install(tmp_path, monkeypatch.setattr, held_by=str(listing))
+    try:
+        stop = tmp_path / stack.STOP_FILE
+        stop.write_text("stop", encoding="utf-8")
+        listing.write_text(f"{stop}\n")
+        assert inbox.take_file(stop) is None and stop.exists()     # held: later, and no exception
+        listing.write_text("")
+        assert inbox.take_file(stop) == "stop" and not stop.exists()
+        assert inbox.take_file(stop) is None                       # taken once
+    finally:
+        sem.active = False

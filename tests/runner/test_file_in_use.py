@@ -21,12 +21,12 @@ HELD = event_line("config-error", {"reason": "file-in-use", "path": "/x/broker-1
                                    "is read-only"})
 
 
-def _make(tmp_path):
+def _make(tmp_path, policy: RecoveryPolicy | None = None):
     clock, spawner, probe = FakeClock(), FakeSpawner(), FakeProbe()
     s = spec(tmp_path, "broker-1")
     (s.data_dir / "orders-0").mkdir(parents=True)
     (s.data_dir / "orders-0" / "00000000000000000000.log").write_bytes(b"old batches")
-    sup = Supervisor([s], RecoveryPolicy(max_restarts=2, restart_window_s=60), spawner=spawner, clock=clock,
+    sup = Supervisor([s], policy or RecoveryPolicy(max_restarts=2, restart_window_s=60), spawner=spawner, clock=clock,
                      wall_clock=lambda: 1_795_000_000.0 + clock.t, probe=probe,
                      quarantine_root=tmp_path / ".sandbox" / "quarantine", sleep=lambda s: None)
     return sup, clock, spawner, probe, s
@@ -50,6 +50,7 @@ def test_a_start_refused_a_held_file_is_tried_every_second_never_counted_as_a_cr
     assert quarantines(tmp_path / ".sandbox" / "quarantine", "broker-1") == []
     assert (s.data_dir / "orders-0" / "00000000000000000000.log").read_bytes() == b"old batches"
     assert events.count("file-in-use") == 1      # told once, not at every try
+    assert events.count("restart") == 0          # nor a restart event a second (200 events are kept)
     svc = sup.service("broker-1")
     assert svc["problem"].startswith("a file is held by another program: /x/broker-1/.lock")
     spawner.log_on_start["broker-1"] = []        # let go: it starts and answers
@@ -99,3 +100,32 @@ def test_what_counts_as_a_file_held_by_another_program(tmp_path, monkeypatch):
         raise PermissionError(errno.EACCES, "Access is denied", str(folder))
     monkeypatch.setattr("sandbox.folder_probe.try_write", refused)
     assert not held_by_another_program(plain, tmp_path)   # the folder takes no write: its own problem
+
+
+def test_on_crash_off_is_honoured_for_a_held_file_and_another_exit_clears_its_problem(tmp_path):
+    sup, clock, spawner, probe, s = _make(tmp_path, RecoveryPolicy(on_crash="off"))
+    spawner.log_on_start["broker-1"] = [HELD]
+    sup.step()
+    spawner.current("broker-1").code = EXIT_CONFIG
+    for _ in range(30):
+        clock.advance(0.1)
+        sup.step()
+    svc = sup.service("broker-1")
+    assert svc["state"] == "crashed" and len(spawner.spawned) == 1, svc   # not started again
+    assert svc["problem"].startswith("a file is held by another program")
+
+    sup, clock, spawner, probe, s = _make(tmp_path / "other")
+    spawner.log_on_start["broker-1"] = [HELD]
+    sup.step()
+    spawner.current("broker-1").code = EXIT_CONFIG
+    for _ in range(15):
+        clock.advance(0.1)
+        sup.step()
+    spawner.log_on_start["broker-1"] = []
+    spawner.current("broker-1").code = 1          # the file was let go; this exit is a crash of its own
+    for _ in range(15):
+        clock.advance(0.1)
+        sup.step()
+    svc = sup.service("broker-1")
+    assert not (svc["problem"] or "").startswith("a file is held"), svc
+    assert "crash" in kinds(sup.events)

@@ -294,9 +294,13 @@ class ReplicaFetcher:
                             "divergence", key[0], key[1], self.leader, e)
                 self._truncate.add(key)
                 return False
-            except PermissionError as e:   # Windows: a file another program holds; asked again after a pause
-                log.warning("%s-%d: could not append what broker %d sent (%s); asked again", key[0], key[1],
-                            self.leader, e)
+            except PermissionError as e:   # Windows: a file another program holds (its epoch file after a cut)
+                log.warning("%s-%d: could not append what broker %d sent (%s); asked again in %g s", key[0],
+                            key[1], self.leader, e, HELD_RETRY_S)
+                # not fetched for a second (each try may wait on the loop for the file): the
+                # truncation round, once due, finds nothing to cut and lets it fetch again
+                self._truncate.add(key)
+                self._held_until[key] = time.monotonic() + HELD_RETRY_S
                 return False
             except OSError as e:   # a full or failing disk: nothing was appended; asked again after a pause
                 if not storage.is_storage_error(e):
