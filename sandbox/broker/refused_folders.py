@@ -88,7 +88,7 @@ class RefusedFolders:
         transactions state learns of the ones made."""
         if self._closing:
             return
-        gone = [k for k in self.doomed if k not in self.not_created and k not in self.partitions
+        gone = [k for k in list(self.doomed) if k not in self.not_created and k not in self.partitions
                 and self._delete_folder(k, checkpoint=False, again=True)]
         if gone:
             self._checkpoint_after_deletion()
