@@ -33,6 +33,7 @@ def _disk_bytes(path: Path) -> int:
 
 
 MIN_FREE_BYTES = 200 * 1024 * 1024  # a journal folder with less free space is a problem
+FULL_BYTES = 1024 * 1024            # with less, the disk is told as full (a segment roll needs more)
 
 
 _SEEN: dict[int, psutil.Process] = {}   # pid -> the Process whose last cpu_percent() call is the baseline
@@ -96,6 +97,8 @@ def journal_check(path: Path) -> tuple[bool, int | None, str | None]:
         fix = "; free space on that disk" if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) else ""
         return False, free, f"journal folder {path} is not writable: {e.strerror or e}{fix}"
     if free < MIN_FREE_BYTES:
+        if free < FULL_BYTES:   # the probe's few bytes fitted (something was freed a moment ago): full all the same
+            return True, free, f"journal folder {path}: disk full ({free // 1024} KB free); free space on that disk"
         return True, free, f"journal folder {path} has only {free // (1024 * 1024)} MB free"
     return True, free, None
 

@@ -45,3 +45,17 @@ def test_status_and_the_supervisor_probing_one_folder_at_once_do_not_trip_each_o
     t.start()
     t.join()
     assert paths[0] != folder_probe.probe_path(tmp_path)   # the supervisor's loop and its HTTP thread
+
+
+def test_a_disk_with_less_than_a_megabyte_free_is_told_full_though_the_probe_fitted(tmp_path, monkeypatch):
+    """Found by the disk-full campaign: a moment after a service freed a few bytes, status's probe
+    fitted and it said "has only 0 MB free", which did not tell a full disk."""
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(status.shutil, "disk_usage", lambda _p: usage(1 << 30, (1 << 30) - 8192, 8192))
+    writable, free, problem = journal_check(tmp_path)
+    assert writable is True and free == 8192
+    assert problem == f"journal folder {tmp_path}: disk full (8 KB free); free space on that disk"
+    monkeypatch.setattr(status.shutil, "disk_usage", lambda _p: usage(1 << 30, 0, 100 << 20))
+    assert journal_check(tmp_path)[2] == f"journal folder {tmp_path} has only 100 MB free"
