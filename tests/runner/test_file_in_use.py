@@ -102,30 +102,33 @@ def test_what_counts_as_a_file_held_by_another_program(tmp_path, monkeypatch):
     assert not held_by_another_program(plain, tmp_path)   # the folder takes no write: its own problem
 
 
-def test_on_crash_off_is_honoured_for_a_held_file_and_another_exit_clears_its_problem(tmp_path):
-    sup, clock, spawner, probe, s = _make(tmp_path, RecoveryPolicy(on_crash="off"))
+def _refused_start(tmp_path, policy=None):
+    """A supervisor whose broker's start met a held file, 1.5 s later."""
+    sup, clock, spawner, probe, s = _make(tmp_path, policy)
     spawner.log_on_start["broker-1"] = [HELD]
     sup.step()
     spawner.current("broker-1").code = EXIT_CONFIG
-    for _ in range(30):
+    _steps(sup, clock, 15)
+    return sup, clock, spawner
+
+
+def _steps(sup, clock, n: int) -> None:
+    for _ in range(n):
         clock.advance(0.1)
         sup.step()
+
+
+def test_on_crash_off_is_honoured_for_a_held_file_and_another_exit_clears_its_problem(tmp_path):
+    sup, clock, spawner = _refused_start(tmp_path, RecoveryPolicy(on_crash="off"))
+    _steps(sup, clock, 15)
     svc = sup.service("broker-1")
     assert svc["state"] == "crashed" and len(spawner.spawned) == 1, svc   # not started again
     assert svc["problem"].startswith("a file is held by another program")
 
-    sup, clock, spawner, probe, s = _make(tmp_path / "other")
-    spawner.log_on_start["broker-1"] = [HELD]
-    sup.step()
-    spawner.current("broker-1").code = EXIT_CONFIG
-    for _ in range(15):
-        clock.advance(0.1)
-        sup.step()
+    sup, clock, spawner = _refused_start(tmp_path / "other")
     spawner.log_on_start["broker-1"] = []
     spawner.current("broker-1").code = 1          # the file was let go; this exit is a crash of its own
-    for _ in range(15):
-        clock.advance(0.1)
-        sup.step()
+    _steps(sup, clock, 15)
     svc = sup.service("broker-1")
     assert not (svc["problem"] or "").startswith("a file is held"), svc
     assert "crash" in kinds(sup.events)
