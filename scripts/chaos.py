@@ -464,7 +464,8 @@ class Campaign:
         elif kind == "disk-full":
             self.detail = self._fill_disk()
         elif kind == "held-files":
-            self.detail = self._hold_files()
+            self.detail = chaos_held.fault(self.stack.root, self.stack.data, self.stack.service_pids(), self.rng,
+                                           self.report.violations)
         elif kind in ("churn-while-down", "churn-through-lost-journal"):
             lost = None
             if kind == "churn-through-lost-journal" and "coordinator" in pids:
@@ -514,29 +515,6 @@ class Campaign:
             self._up_again("every process was killed")
         self.fault_ended = time.monotonic()
         self._check_status_truth(dead)
-
-    def _hold_files(self) -> str:
-        """Files the stack just wrote held by another program for a while (a broker killed
-        meanwhile, sometimes). No service may crash or lose its journal for it."""
-        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
-        pids = self.stack.service_pids()
-        brokers = sorted(n for n in pids if n.startswith("broker-"))
-        victim = self.rng.choice(brokers) if brokers and self.rng.random() < chaos_held.KILL_CHANCE else None
-
-        def kill():
-            if victim is not None:
-                time.sleep(self.rng.uniform(0.0, 0.5))
-                try:
-                    os.kill(pids[victim], signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        held, seconds = chaos_held.hold(self.stack.root, self.stack.data, self.rng, kill)
-        time.sleep(1.5)   # what the services did about it reaches the supervisor's events
-        for bad in chaos_held.bad_events(self.stack.data / "supervisor.json", since, {victim}):
-            self.report.violations.append(f"a file held by another program for {seconds:.1f} s made {bad}")
-        names = [str(p.relative_to(self.stack.data)) for p in held]
-        return f"{len(held)} held {seconds:.1f} s: {', '.join(names[:4])}{' ...' if len(names) > 4 else ''}" + \
-            (f"; {victim} killed" if victim else "")
 
     def _fill_disk(self) -> str:
         """Fill the project's tmpfs to the last byte, hold it full, free it again. Status, asked

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,29 @@ def hold(root: Path, data: Path, rng: random.Random, during=None) -> tuple[list[
     finally:
         path.write_text("", encoding="utf-8")
     return held, seconds
+
+
+def fault(root: Path, data: Path, pids: dict[str, int], rng: random.Random, violations: list[str]) -> str:
+    """The campaign's fault: files the stack just wrote held for a while, a broker killed
+    meanwhile sometimes; a crash or quarantine it caused goes to `violations`. What it did."""
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+    brokers = sorted(n for n in pids if n.startswith("broker-"))
+    victim = rng.choice(brokers) if brokers and rng.random() < KILL_CHANCE else None
+
+    def kill():
+        if victim is not None:
+            time.sleep(rng.uniform(0.0, 0.5))
+            try:
+                os.kill(pids[victim], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    held, seconds = hold(root, data, rng, kill)
+    time.sleep(1.5)   # what the services did about it reaches the supervisor's events
+    for bad in bad_events(data / "supervisor.json", since, {victim}):
+        violations.append(f"a file held by another program for {seconds:.1f} s made {bad}")
+    names = [str(p.relative_to(data)) for p in held]
+    return f"{len(held)} held {seconds:.1f} s: {', '.join(names[:4])}{' ...' if len(names) > 4 else ''}" + \
+        (f"; {victim} killed" if victim else "")
 
 
 def bad_events(state_file: Path, since_iso: str, killed: set[str]) -> list[str]:
