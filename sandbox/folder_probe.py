@@ -5,8 +5,8 @@ a journal folder be used?) and status (health/status.py: is a journal folder wri
 
 Each process (and thread) writes a file of its own, `.write-probe-<pid>-<thread>.tmp`: a
 supervisor and a `sandbox status` probing the same folder at once never remove each other's
-file, and on Windows one's open handle never makes the other's removal fail. The name ends in `.tmp`, so a probe a kill left
-behind in a journal is cleaned at the service's next start."""
+file, and on Windows one's open handle never makes the other's removal fail. The name ends in
+`.tmp`, so a probe a kill left behind in a journal is cleaned at the service's next start."""
 
 from __future__ import annotations
 

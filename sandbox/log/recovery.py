@@ -10,7 +10,7 @@ from typing import Callable
 
 from .errors import UnrecoverableJournalError
 from .cleaner import CLEANED_SUFFIX, SWAP_SUFFIX, complete_swaps
-from .files import clean_leftovers, safe_delete
+from .files import clean_leftovers, safe_delete_later
 from .segment import Segment
 
 _LOG_RE = re.compile(r"^(\d{20})\.log$")
@@ -37,10 +37,7 @@ def list_segment_bases(directory: Path, listing: list[str] | None = None) -> lis
         if m and f"{m.group(1)}.log" not in names:
             orphans.append(directory / name)
     for p in orphans:
-        try:
-            safe_delete(p)
-        except PermissionError:
-            pass   # held by another program (Windows): removed at a later open
+        safe_delete_later(p)   # one another program holds (Windows): removed at a later open
     return sorted(bases)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import crc32c
 
 from .batch import CRC_START, HEADER_SIZE, MIN_BATCH_LENGTH, BatchHeader, parse_header
-from .files import atomic_write, remove_or_empty, safe_delete
+from .files import atomic_write, remove_or_empty, safe_delete, safe_delete_later
 
 _IDX = struct.Struct(">II")
 _TIDX = struct.Struct(">qI")
@@ -369,8 +369,5 @@ class Segment:
             self._f = open(os.open(self.log_path, os.O_RDWR | getattr(os, "O_BINARY", 0)), "r+b", buffering=0)
             raise
         for p in (self.index_path, self.timeindex_path):
-            try:
-                safe_delete(p)
-            except PermissionError:
-                pass   # rewritten whole before use; without its log, removed at the next open
+            safe_delete_later(p)   # rewritten whole before use; without its log, removed at the next open
         remove_or_empty(self.txnindex_path)   # appended to: a later segment at this base must not find its entries

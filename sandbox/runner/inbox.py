@@ -37,16 +37,12 @@ def take(data_dir: Path) -> list[dict]:
         return []
     out = []
     for path in files:
-        claimed = path.with_name(path.name + ".taken")
+        text = take_file(path)   # None: gone, or held (taken at a later pass)
         try:
-            os.replace(path, claimed)
-        except OSError:
-            continue   # gone, or held: taken at a later pass
-        try:
-            out.append(json.loads(claimed.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
+            if text is not None:
+                out.append(json.loads(text))
+        except ValueError:
             pass
-        _remove(claimed)
     return out
 
 
