@@ -13,6 +13,11 @@ import uuid
 from pathlib import Path
 
 PARTITION_METADATA = "partition.metadata"
+# written into a deleted partition's folder that could not be removed yet (on Windows: another
+# program holds one of its files, and such a folder can be neither renamed nor removed). A new file
+# can be made in it meanwhile. A folder holding it is a deleted one: never opened again as a
+# partition, removed at the next start that can, and naming no topic id to a restore.
+DELETED_MARK = "partition.deleted"
 
 
 def kafka_uuid(u: uuid.UUID) -> str:
@@ -41,7 +46,10 @@ def read_partition_metadata(path: Path) -> uuid.UUID | None:
 
 def folder_topic_id(folder: Path) -> tuple[uuid.UUID, float] | None:
     """The topic id a partition folder's partition.metadata names and when that file was written
-    (seconds since the epoch); None where it cannot tell (no such folder or file, or unreadable)."""
+    (seconds since the epoch); None where it cannot tell (no such folder or file, or unreadable)
+    or the folder is a deleted one (DELETED_MARK)."""
+    if os.path.lexists(folder / DELETED_MARK):
+        return None
     path = folder / PARTITION_METADATA
     topic_id = read_partition_metadata(path)
     try:

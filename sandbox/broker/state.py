@@ -141,6 +141,7 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
         restore topics the metadata lost, open groups and offsets."""
         data = Path(self.config.data_dir)
         self.partitions = dict(self.logs.open())
+        self.doomed |= self.logs.refused_deletions   # deleted before a restart, a file still held
         coord: CoordinatorAPI
         if self.config.coordinator:
             coord = RemoteCoordinator(self.config.coordinator,

@@ -3,6 +3,7 @@ checkpoint files, and the set of `<topic>-<partition>` PartitionLogs (create, op
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import threading
@@ -11,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Callable, Mapping
 
-from sandbox.partition_metadata import PARTITION_METADATA, kafka_uuid, read_partition_metadata
+from sandbox.partition_metadata import DELETED_MARK, PARTITION_METADATA, kafka_uuid, read_partition_metadata
 
 from .config import LogConfig
 from .errors import JournalLockedError, UnrecoverableJournalError
@@ -146,6 +147,8 @@ class LogDir:
         self._snapshots = 0
         self._written: dict[str, int] = {}
         self._closed = False   # set by close(): a worker thread's write left behind writes nothing
+        # deleted partitions whose folder open() found still there and could not remove (DELETED_MARK)
+        self.refused_deletions: set[tuple[str, int]] = set()
 
     def _emit(self, kind: str, info: dict) -> None:
         if self._on_event is not None:
@@ -216,8 +219,10 @@ class LogDir:
         try:
             clean_leftovers(self.root)
             for p in self.root.iterdir():
-                if p.is_dir() and _DELETE_DIR.match(p.name):
-                    safe_rmtree(p)
+                if p.is_dir() and _DELETE_DIR.match(p.name):   # a refused one: left for the next open
+                    safe_rmtree(p, on_refused=lambda e, p=p: self._emit(
+                        "delete-deferred", {"path": str(p), "error": str(e)}))
+            self.refused_deletions = set()
             recovery = self._read_checkpoint(RECOVERY_CHECKPOINT)
             starts = self._read_checkpoint(LOG_START_CHECKPOINT)
             hws = self._read_checkpoint(HW_CHECKPOINT)
@@ -229,6 +234,9 @@ class LogDir:
                 if tp is None:
                     continue
                 listing = os.listdir(p)
+                if DELETED_MARK in listing:   # deleted, but a file of it was held: never opened again
+                    self._remove_deleted(tp, p)
+                    continue
                 kind = unopened if _single_segment(listing) else PartitionLog
                 self._logs[tp] = kind(
                     p, topic_configs.get(tp[0], self.default_config), recovery_point=recovery.get(tp, 0),
@@ -265,6 +273,13 @@ class LogDir:
             raise ValueError(f"invalid partition {partition}")
         folder = self.root / f"{topic}-{partition}"
         existed = folder.exists()
+        if existed and os.path.lexists(folder / DELETED_MARK):   # a deleted partition's, still held
+            self.refused_deletions.discard(tp)
+            self._remove_deleted(tp, folder)
+            if tp in self.refused_deletions:
+                raise PermissionError(errno.EACCES, "the folder of a deleted partition of that name "
+                                      "is still held by another program", str(folder))
+            existed = False
         try:
             log = PartitionLog(folder, config or self.default_config, clock=self._clock,
                                on_event=self._partition_events(tp))
@@ -325,11 +340,41 @@ class LogDir:
         if not directory.exists():
             return
         target = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}-delete")
-        retry(lambda: os.replace(directory, target), retries=retries)
+        try:
+            retry(lambda: os.replace(directory, target), retries=retries)
+        except OSError:
+            self._mark_deleted(directory)
+            raise
         safe_rmtree(target, background=self._background,   # a refused removal: left for the next open()
                     on_refused=lambda e: self._emit("delete-deferred", {"path": str(target), "error": str(e)}))
         if checkpoint:
             self.checkpoint()
+
+    def _mark_deleted(self, directory: Path) -> None:
+        """A deleted partition's folder the file system would not let go (on Windows: another
+        program holds one of its files) gets DELETED_MARK, so no later start opens it again as the
+        partition (a topic deleted and made again would serve the deleted one's records) while the
+        broker that tries again each second forgets it when it stops."""
+        try:
+            with open(directory / DELETED_MARK, "xb"):
+                pass
+        except FileExistsError:
+            pass
+        except OSError as e:   # a full disk: the folder is still doomed while this process runs
+            self._emit("delete-mark-unwritable", {"path": str(directory), "error": str(e)})
+
+    def _remove_deleted(self, tp: tuple[str, int], directory: Path) -> None:
+        """At open: a folder marked deleted is removed now, once (renamed out of the way first, as
+        any deleted partition); one still held is noted in refused_deletions, for the broker to
+        try again each second and to make no partition of that name before it is gone."""
+        target = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}-delete")
+        try:
+            retry(lambda: os.replace(directory, target), retries=1)
+            safe_rmtree(target, on_refused=lambda e: self._emit(
+                "delete-deferred", {"path": str(target), "error": str(e)}))
+        except OSError as e:
+            self.refused_deletions.add(tp)
+            self._emit("delete-deferred", {"path": str(directory), "error": str(e)})
 
     def checkpoint(self) -> None:
         """Write the three checkpoint files atomically (no fsync of the logs themselves)."""

@@ -121,3 +121,46 @@ def test_a_topic_made_again_while_a_file_of_the_old_one_is_held_gets_only_its_ow
         assert got == [f"new-{i}".encode() for i in range(5)], (got, c.log_text("broker-1")[-3000:])
     finally:
         c.stop()
+
+
+def test_a_deleted_topic_whose_folder_is_held_through_a_restart_and_a_lost_coordinator_journal_stays_deleted(
+        tmp_path, monkeypatch):
+    """Left open last session: the broker remembered a doomed folder in memory only. Killed while
+    the deleted topic's file was still held, and started again on a replaced coordinator journal
+    (which knows nothing of the deletion), it opened the folder and put the deleted topic back
+    with its records. The folder now carries a mark (partition.deleted) until it is gone."""
+    root = tmp_path / "cluster"
+    held = tmp_path / "held.txt"
+    held.write_text("")
+    monkeypatch.setenv("SANDBOX_TEST_WINDOWS_FILES", str(root))
+    monkeypatch.setenv("SANDBOX_TEST_HELD_FILES", str(held))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH")) if p))
+    c = Cluster(root, brokers=1).start()
+    try:
+        admin = c.admin()
+        admin.create_topics([NewTopic("t", 1, 1)], request_timeout=15)["t"].result(20)
+        p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all"})
+        for i in range(5):
+            p.produce("t", value=f"old-{i}".encode(), partition=0)
+        assert p.flush(30) == 0
+        del p   # its metadata requests would make "t" again (auto.create.topics.enable)
+        held.write_text(f"{next((c.data_dir(1) / 't-0').glob('*.log'))}\n")
+        admin.delete_topics(["t"], request_timeout=15)["t"].result(20)
+        time.sleep(1.0)
+        c.kill(1)
+        c.replace_coordinator_journal()
+        c.start_broker(1)
+        time.sleep(13.0)   # the broker's restore grace (10 s) and its pass over what the metadata lost
+        admin = c.admin()   # one of the fresh cluster (the journal's cluster id is new)
+        assert "t" not in admin.list_topics(timeout=10).topics, c.log_text("broker-1")[-3000:]
+        assert (c.data_dir(1) / "t-0").exists()   # still held
+        held.write_text("")
+        c.wait_for(lambda: not (c.data_dir(1) / "t-0").exists(), 15, "the deleted folder gone once let go")
+        admin.create_topics([NewTopic("t", 1, 1)], request_timeout=15)["t"].result(20)
+        p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all"})
+        for i in range(3):
+            p.produce("t", value=f"new-{i}".encode(), partition=0)
+        assert p.flush(30) == 0
+        assert _read(c.bootstrap, "t", 3) == [f"new-{i}".encode() for i in range(3)]
+    finally:
+        c.stop()

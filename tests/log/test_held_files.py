@@ -161,3 +161,62 @@ def test_a_cut_whose_producer_snapshot_is_held_still_rebuilds_the_producer_state
     dup = reopened.append(batch(3, tag="again", ts=now, producer_id=7, producer_epoch=0, base_sequence=12))
     assert dup.duplicate   # the state after the reopen is the log's, not the held snapshot's
     reopened.close()
+
+
+def test_a_deleted_partition_whose_folder_is_held_is_never_opened_again_after_a_restart(tmp_path, hold):
+    """The broker remembers a doomed folder while it runs (broker/refused_folders.py); a restart
+    while the file is still held used to open the deleted partition's folder again, so a topic
+    made again under that name (or put back after a replaced coordinator journal) served the
+    deleted one's records. The folder now carries DELETED_MARK until it is gone."""
+    from sandbox.log import LogDir
+    from sandbox.partition_metadata import DELETED_MARK, folder_topic_id
+
+    root = tmp_path / "journal"
+    ld = LogDir(root, LogConfig())
+    ld.open()
+    plog = ld.create("t", 0)
+    plog.append(batch(3, tag="old"), leader_epoch=0)
+    segment = plog._segments[0].log_path
+    hold(segment)
+    with pytest.raises(PermissionError):
+        ld.delete_partition("t", 0, retries=1)
+    folder = root / "t-0"
+    assert (folder / DELETED_MARK).exists()
+    assert folder_topic_id(folder) is None     # names no topic to a restore
+    ld.close()
+
+    again = LogDir(root, LogConfig())
+    assert ("t", 0) not in again.open()        # still held: not opened, noted for the broker
+    assert again.refused_deletions == {("t", 0)}
+    with pytest.raises(PermissionError):
+        again.create("t", 0)                   # nor made on top of the deleted one's records
+    hold()                                     # let go
+    fresh = again.create("t", 0)
+    assert fresh.log_end_offset == 0 and again.refused_deletions == set()
+    assert not (folder / DELETED_MARK).exists()
+    fresh.append(batch(2, tag="new"), leader_epoch=0)
+    again.close()
+
+    third = LogDir(root, LogConfig())
+    assert third.open()[("t", 0)].log_end_offset == 2
+    third.close()
+
+
+def test_a_folder_marked_deleted_goes_at_the_next_start_once_let_go(tmp_path, hold):
+    from sandbox.log import LogDir
+    from sandbox.partition_metadata import DELETED_MARK
+
+    root = tmp_path / "journal"
+    ld = LogDir(root, LogConfig())
+    ld.open()
+    ld.create("t", 0).append(batch(3, tag="old"), leader_epoch=0)
+    hold(ld.get("t", 0)._segments[0].log_path)
+    with pytest.raises(PermissionError):
+        ld.delete_partition("t", 0, retries=1)
+    ld.close()
+    hold()
+    again = LogDir(root, LogConfig())
+    assert again.open() == {} and again.refused_deletions == set()
+    assert not (root / "t-0").exists()
+    assert not any(p.name.endswith("-delete") for p in root.iterdir())
+    again.close()
