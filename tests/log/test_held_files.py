@@ -220,3 +220,24 @@ def test_a_folder_marked_deleted_goes_at_the_next_start_once_let_go(tmp_path, ho
     assert not (root / "t-0").exists()
     assert not any(p.name.endswith("-delete") for p in root.iterdir())
     again.close()
+
+
+def test_a_held_leftover_of_a_deletion_does_not_stop_the_start(tmp_path, hold):
+    """A `-delete` folder left by a crash whose file another program holds used to fail open()
+    (and so the broker's start) until it was let go; it is now left for the next open."""
+    from sandbox.log import LogDir
+
+    root = tmp_path / "journal"
+    leftover = root / "t-0.0123abcd-delete"
+    leftover.mkdir(parents=True)
+    (leftover / "00000000000000000000.log").write_bytes(b"x")
+    hold(leftover / "00000000000000000000.log")
+    ld = LogDir(root, LogConfig())
+    assert ld.open() == {}
+    assert leftover.exists()
+    ld.close()
+    hold()
+    again = LogDir(root, LogConfig())
+    again.open()
+    assert not leftover.exists()
+    again.close()
