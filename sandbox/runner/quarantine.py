@@ -15,6 +15,8 @@ from typing import Callable
 from sandbox.folder_probe import try_write
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+# left in a journal folder whose quarantine could not remove every file (see clear_leftovers)
+LEFTOVERS = ".quarantine-leftovers"
 _NAME = re.compile(r"^(\d{8}T\d{6}Z)-(.+?)(?:\.(\d+))?$")
 
 
@@ -100,7 +102,45 @@ def quarantine(data_dir: Path, root: Path, service: str, wall_time: float, *,
             raise QuarantineError(f"{data_dir} was copied to {dest} but is still held open by another "
                                   f"program; close it and the service starts clean")
     data_dir.mkdir(parents=True, exist_ok=True)
+    if not gone:   # what is left is not a clean journal: the service waits until it is gone
+        with open(data_dir / LEFTOVERS, "wb"):
+            pass
     return target, how
+
+
+def clear_leftovers(data_dir: Path) -> str | None:
+    """A journal whose quarantine was copied aside but could not all be removed (Windows: another
+    program still held some of its files) holds LEFTOVERS and what could not go. The service must
+    not start on them: a stale checkpoint, segment or coordinator journal file would be read as
+    part of its clean journal (a re-created topic's log start set past its records, say). Removes
+    what it can now (one attempt); None once the folder is clean (LEFTOVERS removed too), else the
+    path of one file still held."""
+    data_dir = Path(data_dir)
+    mark = data_dir / LEFTOVERS
+    if not mark.exists():
+        return None
+    refused: list[str] = []
+    for p in sorted(data_dir.iterdir()):
+        if p.name == LEFTOVERS:
+            continue
+        try:
+            if p.is_dir() and not p.is_symlink():   # past a held file: all the rest goes now
+                shutil.rmtree(p, onerror=lambda _fn, path, _exc: refused.append(str(path)))
+            else:
+                os.remove(p)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            refused.append(str(p))
+    held = next((r for r in refused if not os.path.isdir(r)), refused[0]) if refused else None
+    if held is None:
+        try:
+            os.remove(mark)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return str(mark)
+    return held
 
 
 def _remove_retry(path: Path, sleep: Callable[[float], None], attempts: int) -> bool:
@@ -135,7 +175,7 @@ def prune(root: Path, service: str, keep: int, *, sleep: Callable[[float], None]
 def has_data(data_dir: Path) -> bool:
     """True when the folder holds anything besides a stop file (nothing to keep otherwise)."""
     try:
-        return any(p.name != "stop" for p in Path(data_dir).iterdir())
+        return any(p.name not in ("stop", LEFTOVERS) for p in Path(data_dir).iterdir())
     except OSError:
         return False
 

@@ -8,7 +8,8 @@ from sandbox.lifecycle import EXIT_CONFIG
 from sandbox.runner.logscan import tail_lines
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE
 from sandbox.runner.probe import port_owner
-from sandbox.runner.quarantine import DISK_FULL, QuarantineError, has_data, path_problem, prune, quarantine
+from sandbox.runner.quarantine import (DISK_FULL, QuarantineError, clear_leftovers, has_data, path_problem, prune,
+                                      quarantine)
 from sandbox.runner.service import ServiceRecord, recreate_off_pass, recreate_topics
 
 LOG_TAIL_LINES = 20
@@ -26,6 +27,14 @@ class Recovery:
         be, a folder that cannot be created or written) is handled like an unrepairable journal:
         moved into quarantine, never deleted, and the service starts clean."""
         spec = svc.spec
+        try:
+            held = clear_leftovers(spec.data_dir)
+        except OSError:   # the folder itself cannot be read: path_problem says why
+            held = None
+        if held is not None:
+            self._wait_for_held_file(svc, f"{held} is left of its journal's quarantine (the journal was "
+                                          f"copied aside) and must go before it starts clean", now)
+            return False
         problem = path_problem(spec.data_dir)
         if svc.problem and svc.problem.startswith(DISK_FULL) and not (problem or "").startswith(DISK_FULL):
             svc.problem = None

@@ -132,3 +132,47 @@ def test_on_crash_off_is_honoured_for_a_held_file_and_another_exit_clears_its_pr
     svc = sup.service("broker-1")
     assert not (svc["problem"] or "").startswith("a file is held"), svc
     assert "crash" in kinds(sup.events)
+
+
+def test_a_journal_copied_aside_while_a_file_of_it_is_held_is_not_started_on_until_it_is_gone(tmp_path, monkeypatch):
+    """Found by review of the quarantine's copy fallback: a journal that could not be renamed aside
+    (a file of it held) was copied, its files removed but the held one, and the service started
+    "clean" on what was left (a stale checkpoint file would set a re-created topic's log start past
+    its records, a stale segment would be read as the partition's). It now waits, tried every
+    second, until the leftover is gone."""
+    from winfiles import install
+
+    from sandbox.runner.policy import EXIT_UNREPAIRABLE
+    from sandbox.runner.quarantine import LEFTOVERS
+
+    sup, clock, spawner, probe, s = _make(tmp_path)
+    stale = s.data_dir / "log-start-offset-checkpoint"
+    stale.write_text("0\n1\norders 0 5\n")
+    listing = tmp_path.parent / f"{tmp_path.name}-held.txt"
+    listing.write_text(f"{stale}\n")
+    sem = install(tmp_path, monkeypatch.setattr, held_by=str(listing))
+    try:
+        sup.step()
+        assert len(spawner.spawned) == 1
+        spawner.current("broker-1").code = EXIT_UNREPAIRABLE   # the journal cannot be repaired: wiped
+        for _ in range(30):
+            clock.advance(0.1)
+            sup.step()
+        (where,) = quarantines(tmp_path / ".sandbox" / "quarantine", "broker-1")
+        assert (where / "orders-0" / "00000000000000000000.log").read_bytes() == b"old batches"
+        assert stale.exists() and (s.data_dir / LEFTOVERS).exists()
+        assert not (s.data_dir / "orders-0").exists()
+        assert len(spawner.spawned) == 1, "started on the leftover of its quarantined journal"
+        svc = sup.service("broker-1")
+        assert svc["problem"].startswith("a file is held by another program: ") and str(stale) in svc["problem"]
+        listing.write_text("")                                  # let go
+        probe.ok["broker-1"] = True
+        for _ in range(30):
+            clock.advance(0.1)
+            sup.step()
+        assert len(spawner.spawned) == 2
+        assert list(s.data_dir.iterdir()) == []   # started on a clean folder
+        svc = sup.service("broker-1")
+        assert svc["state"] == "running" and svc["problem"] is None
+    finally:
+        sem.active = False

@@ -158,3 +158,31 @@ def test_scan_events_only_complete_lines_and_resumes(tmp_path):
     log.write_bytes(b"rotated\n")  # shorter than the offset: start over
     assert scan_events(log, off2) == ([], 8)
     assert tail_lines(tmp_path / "missing.log") == []
+
+
+def test_leftovers_of_a_copied_quarantine_go_past_a_held_file_and_the_folder_is_clean_once_it_goes(
+        tmp_path, monkeypatch):
+    from winfiles import install
+
+    from sandbox.runner.quarantine import LEFTOVERS, clear_leftovers
+
+    d = journal(tmp_path)
+    (d / "orders-0" / "0.index").write_bytes(b"i")
+    (d / "recovery-point-offset-checkpoint").write_text("0\n0\n")
+    listing = tmp_path.parent / f"{tmp_path.name}-held.txt"
+    held = d / "orders-0" / "0.index"
+    listing.write_text(f"{held}\n")
+    sem = install(tmp_path, monkeypatch.setattr, held_by=str(listing))
+    try:
+        where, how = quarantine(d, tmp_path / "q", "broker-1", WALL, sleep=lambda s: None, attempts=2)
+        assert how == "copied (some files still busy in the original)"
+        assert (where / "orders-0" / "0.log").read_bytes() == b"batches"
+        assert (d / LEFTOVERS).exists() and has_data(d)
+        assert clear_leftovers(d) in (str(held), str(held.parent))   # the folder holding it, in the stand-in
+        assert not (d / "recovery-point-offset-checkpoint").exists() and held.exists()
+        assert (d / LEFTOVERS).exists()
+        listing.write_text("")
+        assert clear_leftovers(d) is None and list(d.iterdir()) == []
+        assert clear_leftovers(d) is None
+    finally:
+        sem.active = False
