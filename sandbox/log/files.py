@@ -132,19 +132,47 @@ def safe_delete(path: Path) -> bool:
     return True
 
 
+STALE_SUFFIX = ".stale"   # `<file>.stale`: <file> says what is no longer true; readers skip it
+
+
 def remove_or_empty(path: Path) -> bool:
     """Delete a file whose content must not outlive it; while another program holds it (Windows:
-    it cannot be removed or renamed then, but it can be written) empty it instead, so nothing
-    appended to it later finds the old content. True if it is gone."""
+    it cannot be removed or renamed then, but it can usually be written) empty it instead, so
+    nothing appended to it later finds the old content. A holder that refuses writes too leaves
+    a `<file>.stale` mark beside it (a new file can be made meanwhile): offset_files skips the
+    file, and whoever writes that file again removes the mark (clear_stale). True if it is gone."""
+    path = Path(path)
     try:
-        return safe_delete(path)
+        gone = safe_delete(path)
     except PermissionError:
         try:
             with open(path, "r+b") as f:
                 f.truncate(0)
+        except FileNotFoundError:
+            return True
         except OSError:
-            pass
+            try:
+                with open(stale_mark(path), "wb"):
+                    pass
+            except OSError:   # a full disk as well: nothing more can be done about it now
+                pass
+            return False
+        clear_stale(path)   # empty says nothing untrue
         return False
+    clear_stale(path)
+    return gone
+
+
+def stale_mark(path: Path) -> Path:
+    return path.with_name(path.name + STALE_SUFFIX)
+
+
+def clear_stale(path: Path) -> None:
+    """`path` holds what is true again (written anew, or gone): its stale mark goes, if any."""
+    try:
+        os.remove(stale_mark(path))
+    except OSError:   # none (the usual case), or held: the file is then still skipped, never misread
+        pass
 
 
 def safe_delete_later(path: Path) -> bool:
@@ -257,10 +285,12 @@ def clean_leftovers(directory: Path, names: list[str] | None = None) -> list[Pat
 
 def offset_files(directory: Path, suffix: str, listing: list[str] | None = None) -> list[tuple[int, Path]]:
     """(offset, path) of every `%020d<suffix>` file in directory (e.g. producer snapshots,
-    aborted-transaction indexes), oldest first. `listing`: the directory's names, if listed already."""
+    aborted-transaction indexes), oldest first, but those marked stale (remove_or_empty). `listing`: the directory's names, if listed already."""
     out = []
-    for name in os.listdir(directory) if listing is None else listing:
+    names = os.listdir(directory) if listing is None else listing
+    stale = {n[:-len(STALE_SUFFIX)] for n in names if n.endswith(STALE_SUFFIX)}
+    for name in names:
         stem = name[:-len(suffix)]
-        if len(stem) == 20 and name.endswith(suffix) and stem.isdigit():
+        if len(stem) == 20 and name.endswith(suffix) and stem.isdigit() and name not in stale:
             out.append((int(stem), directory / name))
     return sorted(out)

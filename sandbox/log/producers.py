@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .batch import CONTROL_ABORT, HEADER_SIZE, BatchHeader, control_record
 from .errors import InvalidProducerEpochError, OutOfOrderSequenceError
-from .files import atomic_write, offset_files, remove_or_empty, safe_delete_later
+from .files import atomic_write, clear_stale, offset_files, remove_or_empty, safe_delete_later
 from .segment import segment_name
 from .transactions import AbortedTxn, TxnIndex
 
@@ -259,6 +259,7 @@ class ProducerStore:
         """Write the state up to log_end and delete every other snapshot."""
         self.txns.sync()
         self.state.write_snapshot(self._path(log_end), log_end)
+        clear_stale(self._path(log_end))
         for off, p in self.snapshots():
             if off != log_end:
                 _drop_snapshot(p, off, log_end)

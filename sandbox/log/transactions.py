@@ -3,13 +3,14 @@ segment in Kafka's AbortedTxn format, the entry kept in the segment its abort ma
 read by read_committed fetches, rebuilt from the log past the last snapshot at recovery."""
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from bisect import bisect_left
 from pathlib import Path
 from typing import NamedTuple
 
-from .files import atomic_write, offset_files, remove_or_empty, safe_delete
+from .files import atomic_write, clear_stale, offset_files, remove_or_empty, safe_delete, stale_mark
 from .segment import segment_name
 
 # version, producer id, first offset, last offset (the marker's), last stable offset: 34 bytes
@@ -113,6 +114,10 @@ class TxnIndex:
     def add(self, entry: AbortedTxn, segment_base: int) -> None:
         """An abort marker was appended (entries arrive in offset order)."""
         path = self.path(segment_base)
+        if stale_mark(path).exists() and not remove_or_empty(path) and stale_mark(path).exists():
+            # what a held file that refused writes still says of cut batches: no entry goes after it
+            raise PermissionError(errno.EACCES, "an aborted-transaction index of cut batches is still "
+                                                "held by another program", str(path))
         with open(path, "ab") as f:
             f.write(_ENTRY.pack(0, *entry))
         self._unsynced.add(path)
@@ -151,6 +156,7 @@ class TxnIndex:
     def _rewrite(self, path: Path, entries: list[AbortedTxn]) -> None:
         if entries:
             atomic_write(path, b"".join(_ENTRY.pack(0, *e) for e in entries))
+            clear_stale(path)
         else:
             safe_delete(path)
         self._unsynced.discard(path)

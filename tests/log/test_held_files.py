@@ -241,3 +241,69 @@ def test_a_held_leftover_of_a_deletion_does_not_stop_the_start(tmp_path, hold):
     again.open()
     assert not leftover.exists()
     again.close()
+
+
+def test_a_cut_snapshot_held_by_a_program_that_also_refuses_writes_is_never_loaded(tmp_path, hold, monkeypatch):
+    """Left open last session: a held snapshot beyond a cut is emptied, but a holder that refuses
+    writes too (a backup agent opening it exclusively) left its content, silently. Once the log
+    grew past it again, a crash made the next open load it: the producer state of cut batches
+    (here the resend of the next sequence was refused as out of order). It is now marked stale
+    and skipped."""
+    from sandbox.log import files
+
+    folder = tmp_path / "t-0"
+    plog = PartitionLog(folder, LogConfig(segment_bytes=1 << 20))
+    now = int(time.time() * 1000)
+    for i in range(10):
+        plog.append(batch(3, tag=f"p{i}", ts=now, producer_id=7, producer_epoch=0, base_sequence=3 * i))
+    plog.housekeeping.flush()   # a snapshot at the log end (30)
+    (snap,) = folder.glob("*.snapshot")
+    hold(snap)
+    real_open = open
+
+    def refusing_open(path, mode="r", *a, **k):
+        if str(path) == str(snap) and mode != "rb":
+            raise PermissionError(13, "the holder refuses writes too", str(path))
+        return real_open(path, mode, *a, **k)
+    monkeypatch.setattr(files, "open", refusing_open, raising=False)
+    plog.truncate_to(12)
+    monkeypatch.undo()
+    assert snap.exists() and snap.stat().st_size > 0 and files.stale_mark(snap).exists()
+    plog.append(batch(3, tag="again", ts=now, producer_id=7, producer_epoch=0, base_sequence=12))
+    for i in range(6):                      # the log grows past the stale snapshot's offset
+        plog.append(batch(3, tag=f"q{i}", ts=now, producer_id=8, producer_epoch=0, base_sequence=3 * i))
+    assert plog.log_end_offset == 33
+    # a crash: no snapshot at the log end is written; the next open reads what is on disk
+    crashed = PartitionLog(folder, LogConfig(segment_bytes=1 << 20))
+    nxt = crashed.append(batch(3, tag="next", ts=now, producer_id=7, producer_epoch=0, base_sequence=15))
+    assert nxt.first_offset == 33 and not nxt.duplicate
+    hold()
+    crashed.close()
+    plog.close()
+
+
+def test_no_aborted_transaction_is_added_behind_the_stale_entries_of_a_held_index(tmp_path, hold, monkeypatch):
+    from sandbox.log import files
+    from sandbox.log.transactions import AbortedTxn, TxnIndex
+
+    idx = TxnIndex(tmp_path)
+    idx.add(AbortedTxn(1, 0, 4, 0), 0)        # an entry of batches a cut then removed
+    path = idx.path(0)
+    files.stale_mark(path).write_bytes(b"")    # what remove_or_empty leaves when it can do nothing
+    hold(path)
+    assert idx.files() == []                   # skipped by every reader
+    real_open = open
+
+    def refusing_open(p, mode="r", *a, **k):
+        if str(p) == str(path):
+            raise PermissionError(13, "the holder refuses writes too", str(p))
+        return real_open(p, mode, *a, **k)
+    monkeypatch.setattr(files, "open", refusing_open, raising=False)
+    with pytest.raises(PermissionError):
+        idx.add(AbortedTxn(2, 5, 9, 5), 0)
+    monkeypatch.undo()
+    hold()
+    idx.add(AbortedTxn(2, 5, 9, 5), 0)
+    assert not files.stale_mark(path).exists()
+    fresh = TxnIndex(tmp_path)
+    assert fresh.load([0], 100) and fresh.entries == [AbortedTxn(2, 5, 9, 5)]
