@@ -171,7 +171,7 @@ class Report:
     replicas_compared: int = 0   # partitions whose replicas were compared byte for byte after `down`
     group_commits: int = 0       # commits the consumer groups saw acknowledged
     acl_refused: int = 0         # writes the probe saw refused as the DENY ACL says (chaos_acl.py)
-    held_refused: int = 0        # removes and renames refused because another program held the file
+    held_refused: int = 0        # removes, renames and writes refused because another program held the file
 
     @property
     def worst_heal_s(self) -> float:
@@ -183,7 +183,7 @@ class Report:
                 f"{self.lost - self.destroyed - self.quarantined} otherwise), {self.duplicates} duplicates, "
                 f"{self.txns_committed} committed and {self.txns_aborted} aborted transactions, "
                 f"{self.group_commits} acknowledged group commits, {self.acl_refused} denied writes refused, "
-                f"{self.held_refused} removes or renames refused for a held file, "
+                f"{self.held_refused} removes, renames or writes refused for a held file, "
                 f"worst time to healthy {self.worst_heal_s:.1f} s, replicas of {self.replicas_compared} "
                 f"partitions compared, {len(self.violations)} violations")
 

@@ -24,12 +24,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from winfiles import HELD_MARK, VETO_MARK  # noqa: E402
+from winfiles import EXCLUSIVE, HELD_MARK, VETO_MARK  # noqa: E402
 
 HELD_S = (0.3, 6.0)       # how long the other program holds them
 HELD_FILES = (1, 8)       # how many files
 RECENT_S = 10.0           # files written this recently are the ones a scanner opens
 KILL_CHANCE = 0.3         # how often a broker is also killed while they are held
+EXCLUSIVE_CHANCE = 0.3    # how often a file is held by a program that refuses writers too
 BAD_EVENTS = ("crash", "wipe", "crash-loop")
 
 
@@ -55,15 +56,20 @@ def recent_files(data: Path, now: float) -> list[Path]:
     return sorted(out)
 
 
-def hold(root: Path, data: Path, rng: random.Random, during=None) -> tuple[list[Path], float]:
+def hold(root: Path, data: Path, rng: random.Random, during=None) -> tuple[list[Path], set[Path], float]:
     """Hold a few recently written files for a while (calling `during()` once they are held),
-    then let go. The files held and for how long."""
+    then let go. The files held, those of them held by a program refusing writers too, and for
+    how long."""
     candidates = recent_files(data, time.time())
     held = rng.sample(candidates, min(len(candidates), rng.randint(*HELD_FILES)))
     seconds = rng.uniform(*HELD_S)
+    # which of them refuse writers too: drawn apart, so a seed's other draws stay what they were
+    apart = random.Random(f"{seconds!r}")
+    exclusive = {p for p in held if apart.random() < EXCLUSIVE_CHANCE}
+    lines = [f"{EXCLUSIVE}\t{p}" if p in exclusive else str(p) for p in held]
     path = list_path(root)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{p}\n" for p in held), encoding="utf-8")
+    tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     os.replace(tmp, path)
     t0 = time.monotonic()
     try:
@@ -72,7 +78,7 @@ def hold(root: Path, data: Path, rng: random.Random, during=None) -> tuple[list[
         time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
     finally:
         path.write_text("", encoding="utf-8")
-    return held, seconds
+    return held, exclusive, seconds
 
 
 def fault(root: Path, data: Path, pids: dict[str, int], rng: random.Random, violations: list[str]) -> str:
@@ -89,11 +95,11 @@ def fault(root: Path, data: Path, pids: dict[str, int], rng: random.Random, viol
                 os.kill(pids[victim], signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    held, seconds = hold(root, data, rng, kill)
+    held, exclusive, seconds = hold(root, data, rng, kill)
     time.sleep(1.5)   # what the services did about it reaches the supervisor's events
     for bad in bad_events(data / "supervisor.json", since, {victim}):
         violations.append(f"a file held by another program for {seconds:.1f} s made {bad}")
-    names = [str(p.relative_to(data)) for p in held]
+    names = [str(p.relative_to(data)) + (" (no writers)" if p in exclusive else "") for p in held]
     return f"{len(held)} held {seconds:.1f} s: {', '.join(names[:4])}{' ...' if len(names) > 4 else ''}" + \
         (f"; {victim} killed" if victim else "")
 

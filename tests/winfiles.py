@@ -9,7 +9,9 @@ Another program can hold a file too: a virus scanner or the search indexer opens
 written, a backup agent or an editor keeps one open, and Windows then refuses to remove or rename
 it (or the folder holding it) until that program lets go. `held_by` names a text file listing such
 paths, one per line, which every process reads at each remove or rename (scripts/chaos.py
---held-files writes it); those refusals say "held by another program"."""
+--held-files writes it); those refusals say "held by another program". A line `exclusive<TAB>path`
+is held by a program that refuses writers too (a backup agent opening it without write sharing):
+opening it for writing is refused as well, while a handle opened before goes on working."""
 from __future__ import annotations
 
 import builtins
@@ -24,6 +26,7 @@ from typing import Any, Callable
 
 VETO_MARK = "[simulated Windows]"
 HELD_MARK = "held by another program"
+EXCLUSIVE = "exclusive"   # a held-list line's prefix (and a tab): the holder refuses writers too
 _REAL_OPEN = io.open   # before install() patches it
 
 
@@ -64,11 +67,31 @@ class WindowsFileSemantics:
         """The paths another program holds open now (read afresh: that program comes and goes)."""
         if not self.held_by:
             return []
+        return [p for p, _exclusive in self._held()]
+
+    def _held(self) -> list[tuple[str, bool]]:
         try:
             with _REAL_OPEN(self.held_by, encoding="utf-8") as f:
-                return [line.strip() for line in f if line.strip()]
+                lines = [line.strip() for line in f if line.strip()]
         except OSError:
             return []
+        out = []
+        for line in lines:
+            kind, tab, path = line.partition("\t")
+            out.append((path, kind == EXCLUSIVE) if tab else (line, False))
+        return out
+
+    def check_write_open(self, path) -> None:
+        """Opening `path` for writing, refused while a program holds it without write sharing."""
+        if not self.active or not self.held_by or isinstance(path, int):
+            return
+        p = self._mine(path)
+        if p is None:
+            return
+        for held, exclusive in self._held():
+            if exclusive and held == p:
+                self.vetoes += 1
+                raise _sharing_violation(f"[simulated Windows] cannot open for writing: {held} is {HELD_MARK}", p)
 
     def check(self, path, action: str) -> None:
         if not self.active:
@@ -116,11 +139,16 @@ def install(root: str | os.PathLike, setattr_: Callable[[Any, str, Any], None], 
     real_rmtree = shutil.rmtree
 
     def fake_open(file, *args, **kwargs):
+        mode = args[0] if args else kwargs.get("mode", "r")
+        if any(c in mode for c in "wax+"):
+            sem.check_write_open(file)
         f = real_open(file, *args, **kwargs)
         sem.track_obj(file, f)
         return f
 
     def fake_os_open(path, flags, mode=0o777, *, dir_fd=None):
+        if dir_fd is None and flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC):
+            sem.check_write_open(path)
         fd = real_os_open(path, flags, mode, dir_fd=dir_fd)
         if dir_fd is None:
             sem.track_fd(path, fd)

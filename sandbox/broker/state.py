@@ -95,6 +95,7 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
         self.stopped_unflushed: list[str] = []   # what close() could not flush (a full disk)
         self.not_created: dict[tuple[str, int], str] = {}   # partitions whose folder could not be made, why
         self.doomed: set[tuple[str, int]] = set()   # deleted partitions whose folder could not go yet
+        self._cannot_open: set[tuple[str, int]] = set()   # logs whose first open a held file refused
         self.storage_failing = False   # the last write hit a full or failing disk (KAFKA_STORAGE_ERROR)
         self.storage_failures = 0      # writes that failed so far, and the last one (storage.py)
         self.storage_failure: dict | None = None
@@ -322,6 +323,16 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
         plog = self.partitions.get((topic, index))
         if leader[0] != self.node_id or plog is None:
             return None, 6  # NOT_LEADER_OR_FOLLOWER: the client refreshes metadata
+        if not plog.opened:   # opened at its first use (LogDir.open)
+            try:
+                plog.open_now()
+            except PermissionError as e:   # Windows: a file of it another program holds; asked again
+                if (topic, index) not in self._cannot_open:   # one line, not one a request
+                    self._cannot_open.add((topic, index))
+                    log.warning("%s-%d: its log cannot be opened yet (%s); answered KAFKA_STORAGE_ERROR "
+                                "(clients retry) until that program lets go", topic, index, e)
+                return None, 56  # KAFKA_STORAGE_ERROR
+            self._cannot_open.discard((topic, index))
         return plog, 0
 
     def restoring(self) -> bool:

@@ -164,3 +164,56 @@ def test_a_deleted_topic_whose_folder_is_held_through_a_restart_and_a_lost_coord
         assert _read(c.bootstrap, "t", 3) == [f"new-{i}".encode() for i in range(3)]
     finally:
         c.stop()
+
+
+def test_a_log_whose_segment_a_program_holds_without_write_sharing_at_a_restart_is_served_once_let_go(
+        tmp_path, monkeypatch):
+    """Found by the fault campaign with holders that refuse writers too (a backup agent): a
+    partition opened at its first use (one segment) whose segment was held so at a restart could
+    not be opened; each Fetch for it dropped the consumer's connection with a traceback, and the
+    follower's fetcher logged one every round. It is now answered KAFKA_STORAGE_ERROR (clients
+    retry) until the program lets go."""
+    root = tmp_path / "cluster"
+    held = tmp_path / "held.txt"
+    held.write_text("")
+    monkeypatch.setenv("SANDBOX_TEST_WINDOWS_FILES", str(root))
+    monkeypatch.setenv("SANDBOX_TEST_HELD_FILES", str(held))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH")) if p))
+    c = Cluster(root, brokers=1).start()
+    try:
+        admin = c.admin()
+        admin.create_topics([NewTopic("t", 1, 1)], request_timeout=15)["t"].result(20)
+        p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all"})
+        for i in range(5):
+            p.produce("t", value=f"v-{i}".encode(), partition=0)
+        assert p.flush(30) == 0
+        del p, admin
+        proc = c.procs.pop("broker-1")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+        segment = next((c.data_dir(1) / "t-0").glob("*.log"))
+        held.write_text(f"exclusive\t{segment}\n")
+        c.start_broker(1)
+        consumer = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "g", "auto.offset.reset": "earliest",
+                             "enable.auto.commit": False})
+        try:
+            consumer.assign([TopicPartition("t", 0, 0)])
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                m = consumer.poll(0.2)
+                assert m is None or m.error() is not None, "read while its segment cannot be opened"
+            held.write_text("")
+            got: list[bytes] = []
+            deadline = time.monotonic() + 30.0
+            while len(got) < 5 and time.monotonic() < deadline:
+                m = consumer.poll(0.5)
+                if m is not None and m.error() is None:
+                    got.append(m.value())
+            assert got == [f"v-{i}".encode() for i in range(5)]
+        finally:
+            consumer.close()
+        text = c.log_text("broker-1")
+        assert "Traceback" not in text, text[-3000:]
+        assert "its log cannot be opened yet" in text
+    finally:
+        c.stop()

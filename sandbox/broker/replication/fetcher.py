@@ -162,7 +162,11 @@ class ReplicaFetcher:
             if plog is None or epoch is None:
                 self._truncate.discard(key)
                 continue
-            mine = plog.replica.latest_epoch
+            try:
+                mine = plog.replica.latest_epoch   # a log not opened yet is opened here
+            except PermissionError as e:   # Windows: a file of it another program holds
+                self._not_opened(key, e)
+                continue
             if mine < 0:   # nothing written under any epoch: nothing to disagree about
                 self._truncate.discard(key)
                 continue
@@ -226,15 +230,26 @@ class ReplicaFetcher:
                 else:   # epochs that began at the cut and wrote nothing go too: the next round asks older
                     plog.replica.forget_epochs_from(target)
 
+    def _not_opened(self, key: Key, e: OSError) -> None:
+        """A log whose first open (it is opened at its first use) met a file another program
+        holds: nothing is fetched for it for a second, then it is opened again."""
+        log.warning("%s-%d: its log cannot be opened yet (%s); tried again in %g s", key[0], key[1], e,
+                    HELD_RETRY_S)
+        self._held_until[key] = time.monotonic() + HELD_RETRY_S
+
     async def _fetch(self) -> None:
         state = self.manager.state
         topics: dict[str, list[FetchPartition]] = {}
         asked: dict[Key, int] = {}
         for key, epoch in self.partitions.items():
             plog = state.partitions.get(key)
-            if key in self._truncate or plog is None:
+            if key in self._truncate or plog is None or self._held_until.get(key, 0.0) > time.monotonic():
                 continue
-            asked[key] = leo = plog.log_end_offset
+            try:
+                asked[key] = leo = plog.log_end_offset   # a log not opened yet is opened here
+            except PermissionError as e:   # Windows: a file of it another program holds
+                self._not_opened(key, e)
+                continue
             topics.setdefault(key[0], []).append(FetchPartition(
                 key[1], leo, PARTITION_MAX_BYTES, epoch, plog.log_start_offset))
         node = state.node_id
