@@ -151,9 +151,10 @@ def remove_or_empty(path: Path) -> bool:
         except FileNotFoundError:
             return True
         except OSError:
-            try:
-                with open(stale_mark(path), "wb"):
-                    pass
+            try:   # the mark names the file as it is now: written anew later, it is read again
+                st = os.stat(path)
+                with open(stale_mark(path), "wb") as f:
+                    f.write(f"{st.st_size} {st.st_mtime_ns}".encode("ascii"))
             except OSError:   # a full disk as well: nothing more can be done about it now
                 pass
             return False
@@ -167,11 +168,33 @@ def stale_mark(path: Path) -> Path:
     return path.with_name(path.name + STALE_SUFFIX)
 
 
+def is_stale(path: Path) -> bool:
+    """`path` is still the file its stale mark names (same size and modification time): what it
+    says is untrue. A mark that names another file (the file was removed, emptied or written anew
+    since, and the mark could not be removed then) is removed now if it can be, and ignored."""
+    try:
+        with open(stale_mark(path), "rb") as f:
+            size, _, mtime = f.read(64).decode("ascii", "replace").partition(" ")
+    except FileNotFoundError:
+        return False
+    except OSError:   # a mark that cannot be read: the file is taken for stale, never misread
+        return True
+    try:
+        st = os.stat(path)
+        if size.strip().isdigit() and mtime.strip().isdigit() and \
+                (st.st_size, st.st_mtime_ns) == (int(size), int(mtime)):
+            return True
+    except OSError:
+        pass
+    clear_stale(path)
+    return False
+
+
 def clear_stale(path: Path) -> None:
     """`path` holds what is true again (written anew, or gone): its stale mark goes, if any."""
     try:
         os.remove(stale_mark(path))
-    except OSError:   # none (the usual case), or held: the file is then still skipped, never misread
+    except OSError:   # none (the usual case), or held: is_stale tells it names another file
         pass
 
 
@@ -288,9 +311,10 @@ def offset_files(directory: Path, suffix: str, listing: list[str] | None = None)
     aborted-transaction indexes), oldest first, but those marked stale (remove_or_empty). `listing`: the directory's names, if listed already."""
     out = []
     names = os.listdir(directory) if listing is None else listing
-    stale = {n[:-len(STALE_SUFFIX)] for n in names if n.endswith(STALE_SUFFIX)}
+    marked = {n[:-len(STALE_SUFFIX)] for n in names if n.endswith(STALE_SUFFIX)}
     for name in names:
         stem = name[:-len(suffix)]
-        if len(stem) == 20 and name.endswith(suffix) and stem.isdigit() and name not in stale:
+        if len(stem) == 20 and name.endswith(suffix) and stem.isdigit() and not (
+                name in marked and is_stale(directory / name)):
             out.append((int(stem), directory / name))
     return sorted(out)

@@ -220,8 +220,10 @@ class LogDir:
             clean_leftovers(self.root)
             for p in self.root.iterdir():
                 if p.is_dir() and _DELETE_DIR.match(p.name):   # a refused one: left for the next open
-                    safe_rmtree(p, on_refused=lambda e, p=p: self._emit(
-                        "delete-deferred", {"path": str(p), "error": str(e)}))
+                    try:
+                        safe_rmtree(p)
+                    except OSError as e:   # held (Windows), or "not empty" behind a held file
+                        self._emit("delete-deferred", {"path": str(p), "error": str(e)})
             self.refused_deletions = set()
             recovery = self._read_checkpoint(RECOVERY_CHECKPOINT)
             starts = self._read_checkpoint(LOG_START_CHECKPOINT)

@@ -226,6 +226,8 @@ class PartitionLog(Shrinking):
         self.flush_failed = None   # of this append only
         self._maybe_roll(len(buf), last_offset, now)
         seg = self._active
+        if any(h.is_control for _p, h in placed):
+            self._producers.txns.ensure_writable(seg.base_offset)   # before the marker, not after
         seg.append(buf, placed)
         if seg.roll_base_ms is None:
             seg.roll_base_ms = now

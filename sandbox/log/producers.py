@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .batch import CONTROL_ABORT, HEADER_SIZE, BatchHeader, control_record
 from .errors import InvalidProducerEpochError, OutOfOrderSequenceError
-from .files import atomic_write, clear_stale, offset_files, remove_or_empty, safe_delete_later
+from .files import atomic_write, clear_stale, is_stale, offset_files, remove_or_empty, safe_delete_later
 from .segment import segment_name
 from .transactions import AbortedTxn, TxnIndex
 
@@ -268,7 +268,8 @@ class ProducerStore:
         """No snapshot of log_end exists and there is state worth one (a log holding no batch and
         no producer has none: 10,000 idle new partitions must not cost 10,000 fsynced writes at
         every stop)."""
-        return (bool(self.state.producers) or holds_batches) and not self._path(log_end).exists()
+        path = self._path(log_end)
+        return (bool(self.state.producers) or holds_batches) and (not path.exists() or is_stale(path))
 
     def open_transactions(self) -> list[tuple[int, int, int]]:
         """(producer id, epoch, first offset) of every open transaction."""

@@ -10,7 +10,7 @@ from bisect import bisect_left
 from pathlib import Path
 from typing import NamedTuple
 
-from .files import atomic_write, clear_stale, offset_files, remove_or_empty, safe_delete, stale_mark
+from .files import atomic_write, clear_stale, is_stale, offset_files, remove_or_empty, safe_delete, stale_mark
 from .segment import segment_name
 
 # version, producer id, first offset, last offset (the marker's), last stable offset: 34 bytes
@@ -111,13 +111,20 @@ class TxnIndex:
 
     # ---------------------------------------------------------------- writes and reads
 
+    def ensure_writable(self, segment_base: int) -> None:
+        """Before a transaction marker is written into the segment at segment_base: its index
+        file must not still say what a cut removed (a holder that refused its removal and writes
+        too, remove_or_empty). It is emptied now if it can be; otherwise PermissionError, and the
+        marker is not written (the append fails whole; the coordinator sends it again), rather
+        than written with its entry lost or put behind stale ones."""
+        path = self.path(segment_base)
+        if stale_mark(path).exists() and is_stale(path) and not remove_or_empty(path) and is_stale(path):
+            raise PermissionError(errno.EACCES, "an aborted-transaction index of cut batches is still "
+                                                "held by another program", str(path))
+
     def add(self, entry: AbortedTxn, segment_base: int) -> None:
         """An abort marker was appended (entries arrive in offset order)."""
         path = self.path(segment_base)
-        if stale_mark(path).exists() and not remove_or_empty(path) and stale_mark(path).exists():
-            # what a held file that refused writes still says of cut batches: no entry goes after it
-            raise PermissionError(errno.EACCES, "an aborted-transaction index of cut batches is still "
-                                                "held by another program", str(path))
         with open(path, "ab") as f:
             f.write(_ENTRY.pack(0, *entry))
         self._unsynced.add(path)

@@ -7,6 +7,7 @@ import errno
 import os
 import re
 import shutil
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -95,17 +96,35 @@ def quarantine(data_dir: Path, root: Path, service: str, wall_time: float, *,
         raise QuarantineError(f"could not move or copy {data_dir} to {target}: {e} (after: {last}); "
                               f"the journal was left in place") from e
     how = "copied"
-    gone = _rmtree_retry(data_dir, sleep, attempts) if dest is target else _remove_retry(data_dir, sleep, attempts)
-    if not gone:
-        how = "copied (some files still busy in the original)"
-        if dest is not target:   # a file still in the way: no folder can be made there yet
+    if dest is not target:
+        if not _remove_retry(data_dir, sleep, attempts):   # a file still in the way: no folder can be made
             raise QuarantineError(f"{data_dir} was copied to {dest} but is still held open by another "
                                   f"program; close it and the service starts clean")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if not gone:   # what is left is not a clean journal: the service waits until it is gone
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return target, how
+    try:   # first, so that what cannot be removed is never taken for a clean journal
         with open(data_dir / LEFTOVERS, "wb"):
             pass
-    return target, how
+    except OSError as e:
+        raise QuarantineError(f"{data_dir} was copied to {target} but cannot be emptied ({e}); "
+                              f"the journal was left in place") from e
+    delay = 0.05
+    for i in range(attempts):
+        if clear_leftovers(data_dir) is None:
+            return target, how
+        if i < attempts - 1:
+            sleep(delay)
+            delay = min(delay * 2, 1.0)
+    return target, "copied (some files still busy in the original)"
+
+
+def _rmtree_past_errors(path: Path, refused: list[str]) -> None:
+    """Remove a tree, going on past what cannot be removed (noted in `refused`)."""
+    note = lambda _fn, where, _exc: refused.append(str(where))   # noqa: E731
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=note)
+    else:
+        shutil.rmtree(path, onerror=note)
 
 
 def clear_leftovers(data_dir: Path) -> str | None:
@@ -125,7 +144,7 @@ def clear_leftovers(data_dir: Path) -> str | None:
             continue
         try:
             if p.is_dir() and not p.is_symlink():   # past a held file: all the rest goes now
-                shutil.rmtree(p, onerror=lambda _fn, path, _exc: refused.append(str(path)))
+                _rmtree_past_errors(p, refused)
             else:
                 os.remove(p)
         except FileNotFoundError:

@@ -32,8 +32,7 @@ class Recovery:
         except OSError:   # the folder itself cannot be read: path_problem says why
             held = None
         if held is not None:
-            self._wait_for_held_file(svc, f"{held} is left of its journal's quarantine (the journal was "
-                                          f"copied aside) and must go before it starts clean", now)
+            self._wait_for_leftovers(svc, held, now)
             return False
         problem = path_problem(spec.data_dir)
         if svc.problem and svc.problem.startswith(DISK_FULL) and not (problem or "").startswith(DISK_FULL):
@@ -60,6 +59,10 @@ class Recovery:
                 svc.recreate_failed_reported = False
                 self._emit(svc, "wipe", f"journal {spec.data_dir} unusable ({problem}): moved to {where}; "
                                         f"starting clean", path=str(where), rule="unusable-path")
+                held = clear_leftovers(spec.data_dir)   # a copy left files another program holds
+                if held is not None:
+                    self._wait_for_leftovers(svc, held, now)
+                    return False
                 problem = path_problem(spec.data_dir)
                 if problem is None:
                     return True
@@ -101,7 +104,12 @@ class Recovery:
         self._emit(svc, "crash", detail, exit_code=code, log_tail=tail)
         self._after_exit(svc, code, now)
 
-    def _wait_for_held_file(self, svc: ServiceRecord, why: str, now: float) -> None:
+    def _wait_for_leftovers(self, svc: ServiceRecord, held: str, now: float) -> None:
+        """Not started before the files its journal's quarantine could not remove are gone."""
+        self._wait_for_held_file(svc, f"{held} is left of its journal's quarantine (the journal was copied "
+                                      f"aside) and must go before it starts clean", now, started=False)
+
+    def _wait_for_held_file(self, svc: ServiceRecord, why: str, now: float, *, started: bool = True) -> None:
         """A start refused a file another program holds (Windows: a virus scanner, the indexer,
         an editor): nothing is wrong with the journal, and the holder lets go, usually within
         seconds. Start again every second, for as long as it takes, without counting the exits
@@ -117,7 +125,7 @@ class Recovery:
         if svc.problem != problem:
             svc.problem = problem
             self._emit(svc, "file-in-use", problem)
-        svc.restarts += 1
+        svc.restarts += started   # a start put off is no restart
         svc.state, svc.next_start = "recovering", now + FILE_IN_USE_RETRY_S
         svc.restart_reason = "a file it needed was held by another program"
 

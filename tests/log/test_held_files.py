@@ -282,28 +282,61 @@ def test_a_cut_snapshot_held_by_a_program_that_also_refuses_writes_is_never_load
     plog.close()
 
 
-def test_no_aborted_transaction_is_added_behind_the_stale_entries_of_a_held_index(tmp_path, hold, monkeypatch):
+def test_a_marker_is_not_written_while_the_index_of_cut_batches_cannot_be_emptied(tmp_path, hold, monkeypatch):
+    """Found by review: refusing the index entry after the abort marker was written lost the
+    entry (the transaction was closed already, so the coordinator's resend added none) and
+    read_committed consumers read the aborted records. The marker's append now fails whole
+    before anything is written, while the index still says what a cut removed."""
+    from sandbox.log import files
+    from sandbox.log.batch import ATTR_TRANSACTIONAL, build_control_batch
+
+    folder = tmp_path / "t-0"
+    plog = PartitionLog(folder, LogConfig(segment_bytes=1 << 20))
+    now = int(time.time() * 1000)
+    path = plog._producers.txns.path(0)
+    path.write_bytes(b"x" * 34)            # an index of cut batches a holder kept
+    st = path.stat()
+    files.stale_mark(path).write_text(f"{st.st_size} {st.st_mtime_ns}")
+    hold(f"exclusive\t{path}")
+    real_open = open
+
+    def refusing_open(p, mode="r", *a, **k):
+        if str(p) == str(path) and mode != "rb":
+            raise PermissionError(13, "the holder refuses writes too", str(p))
+        return real_open(p, mode, *a, **k)
+    monkeypatch.setattr(files, "open", refusing_open, raising=False)
+    plog.append(batch(2, tag="a", ts=now, producer_id=9, producer_epoch=0, base_sequence=0,
+                      attributes=ATTR_TRANSACTIONAL))
+    end = plog.log_end_offset
+    with pytest.raises(PermissionError):
+        plog.append(build_control_batch(9, 0, False, 0, timestamp_ms=now))
+    assert plog.log_end_offset == end      # nothing written
+    monkeypatch.undo()
+    hold()
+    plog.append(build_control_batch(9, 0, False, 0, timestamp_ms=now))
+    assert [e.producer_id for e in plog._producers.txns.entries] == [9]
+    assert not files.stale_mark(path).exists()
+    plog.close()
+    again = PartitionLog(folder, LogConfig(segment_bytes=1 << 20))
+    assert [(e.producer_id, e.first_offset) for e in again._producers.txns.entries] == [(9, 0)]
+    again.close()
+
+
+def test_a_stale_mark_naming_an_earlier_file_hides_nothing(tmp_path, hold):
+    """Found by review: a mark that could not be removed (itself held) once its file was written
+    anew hid the new file's entries, and the next write removed them."""
     from sandbox.log import files
     from sandbox.log.transactions import AbortedTxn, TxnIndex
 
     idx = TxnIndex(tmp_path)
-    idx.add(AbortedTxn(1, 0, 4, 0), 0)        # an entry of batches a cut then removed
     path = idx.path(0)
-    files.stale_mark(path).write_bytes(b"")    # what remove_or_empty leaves when it can do nothing
-    hold(path)
-    assert idx.files() == []                   # skipped by every reader
-    real_open = open
-
-    def refusing_open(p, mode="r", *a, **k):
-        if str(p) == str(path):
-            raise PermissionError(13, "the holder refuses writes too", str(p))
-        return real_open(p, mode, *a, **k)
-    monkeypatch.setattr(files, "open", refusing_open, raising=False)
-    with pytest.raises(PermissionError):
-        idx.add(AbortedTxn(2, 5, 9, 5), 0)
-    monkeypatch.undo()
-    hold()
-    idx.add(AbortedTxn(2, 5, 9, 5), 0)
-    assert not files.stale_mark(path).exists()
+    path.write_bytes(b"old")
+    st = path.stat()
+    files.stale_mark(path).write_text(f"{st.st_size} {st.st_mtime_ns}")
+    assert idx.files() == []               # the file the mark names: skipped
+    hold(files.stale_mark(path))           # the mark itself held: it cannot be removed
+    path.unlink()
+    idx.add(AbortedTxn(2, 5, 9, 5), 0)     # written anew beside a mark left behind
     fresh = TxnIndex(tmp_path)
     assert fresh.load([0], 100) and fresh.entries == [AbortedTxn(2, 5, 9, 5)]
+    assert files.stale_mark(path).exists()   # still there, naming a file that is gone

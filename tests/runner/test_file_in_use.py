@@ -176,3 +176,46 @@ def test_a_journal_copied_aside_while_a_file_of_it_is_held_is_not_started_on_unt
         assert svc["state"] == "running" and svc["problem"] is None
     finally:
         sem.active = False
+
+
+def test_a_folder_quarantined_as_unusable_with_a_file_held_is_not_started_on_its_leftovers(tmp_path, monkeypatch):
+    """Found by review: after a quarantine for an unusable path (here a write probe refused once)
+    that left a held file, the service started at once on the leftovers, and the next start
+    removed everything in the folder, records written since included."""
+    from winfiles import install
+
+    import sandbox.runner.recovery as recovery
+    from sandbox.runner.quarantine import LEFTOVERS
+
+    sup, clock, spawner, probe, s = _make(tmp_path)
+    stale = s.data_dir / "log-start-offset-checkpoint"
+    stale.write_text("0\n1\norders 0 5\n")
+    listing = tmp_path.parent / f"{tmp_path.name}-held.txt"
+    listing.write_text(f"{stale}\n")
+    real, calls = recovery.path_problem, []
+
+    def refused_once(d):
+        calls.append(d)
+        return "it cannot be written (Permission denied)" if len(calls) == 1 else real(d)
+    monkeypatch.setattr(recovery, "path_problem", refused_once)
+    sem = install(tmp_path, monkeypatch.setattr, held_by=str(listing))
+    try:
+        sup.step()
+        assert spawner.spawned == [] and (s.data_dir / LEFTOVERS).exists() and stale.exists()
+        assert sup.service("broker-1")["problem"].startswith("a file is held by another program: ")
+        listing.write_text("")
+        for _ in range(20):
+            clock.advance(0.1)
+            sup.step()
+        assert len(spawner.spawned) == 1 and list(s.data_dir.iterdir()) == []
+        (s.data_dir / "new-0").mkdir()
+        (s.data_dir / "new-0" / "00000000000000000000.log").write_bytes(b"written since")
+        spawner.current("broker-1").code = 1   # an ordinary crash later
+        for _ in range(50):
+            clock.advance(0.1)
+            sup.step()
+        assert len(spawner.spawned) == 2
+        assert (s.data_dir / "new-0" / "00000000000000000000.log").read_bytes() == b"written since"
+        assert sup.service("broker-1")["restarts"] == 1   # the start put off counted none
+    finally:
+        sem.active = False
