@@ -1,5 +1,5 @@
 """Partition folders the file system refused (mixed into BrokerState, which owns partitions,
-logs, coordinator, log_defaults, replicas, offsets, txns, not_created and doomed):
+logs, coordinator, log_defaults, replicas, offsets, txns, not_created, doomed and stray_held):
 
 - a folder that could not be made (a full disk, no file handles left) is tried again each second
   while the rest of the metadata still applies;
@@ -7,7 +7,10 @@ logs, coordinator, log_defaults, replicas, offsets, txns, not_created and doomed
   scanner say, holds one of its files, and a folder holding such a file cannot be renamed) is
   doomed: tried again each second, and its name is not made again before it is gone. Made again
   meanwhile, a topic deleted and made again under that name would have opened the old folder
-  and served the deleted topic's records as its own."""
+  and served the deleted topic's records as its own;
+- a folder holding another topic of that name (disk_folders.py) that could not be set aside is not
+  opened again either: tried again each second, and the partition is made once it is out of the way.
+  Followed as it was, the other topic's records stayed under this one's offsets."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from . import storage
 log = logging.getLogger("sandbox.broker")
 
 DOOMED = "the folder of the deleted partition of that name is held by another program"
+STRAY_HELD = "a folder of another topic of that name, to be set aside, is held by another program"
 
 
 class RefusedFolders:
@@ -34,6 +38,9 @@ class RefusedFolders:
         while the rest of the metadata still applies."""
         if key in self.doomed and not self._delete_folder(key, again=True):
             not_created[key] = DOOMED
+            return False
+        if key in self.stray_held and not self._set_aside_again(key):
+            not_created[key] = STRAY_HELD
             return False
         try:
             self.partitions[key] = plog = self.logs.create(key[0], key[1], cfg)
@@ -92,6 +99,9 @@ class RefusedFolders:
                 and self._delete_folder(k, checkpoint=False, again=True)]
         if gone:
             self._checkpoint_after_deletion()
+        for k in list(self.stray_held):
+            if k not in self.not_created and k not in self.partitions and self._set_aside_again(k):
+                self.not_created[k] = "its stray folder was set aside"   # made just below, if still wanted
         if not self.not_created or self.coordinator is None:
             return
         topics = self.coordinator.topics()

@@ -96,6 +96,7 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
         self.not_created: dict[tuple[str, int], str] = {}   # partitions whose folder could not be made, why
         self.doomed: set[tuple[str, int]] = set()   # deleted partitions whose folder could not go yet
         self._cannot_open: set[tuple[str, int]] = set()   # logs whose first open a held file refused
+        self.stray_held: dict[tuple[str, int], str] = {}   # stray folders not set aside yet (held files)
         self.storage_failing = False   # the last write hit a full or failing disk (KAFKA_STORAGE_ERROR)
         self.storage_failures = 0      # writes that failed so far, and the last one (storage.py)
         self.storage_failure: dict | None = None

@@ -40,6 +40,7 @@ class Folders(DiskFolders, RefusedFolders):
         self.partitions = partitions
         self.doomed: set = set()
         self.not_created: dict = {}
+        self.stray_held: dict = {}
 
 
 def test_every_holder_is_a_replica_and_the_newest_history_leads():
@@ -492,10 +493,11 @@ def test_what_another_broker_tells_of_its_folders_is_read_with_their_topic_ids()
     assert asked[0].folder_ids is True and asked[0].__version__ == 4
 
 
-def test_a_folder_that_cannot_be_set_aside_keeps_naming_its_topic_id(tmp_path):
+def test_a_folder_that_cannot_be_set_aside_stays_closed_and_unmatched(tmp_path):
     """Windows refuses to rename a folder a file of which another program holds open: the folder
-    stays, opened again, and still names its topic id (without it the history would be noted as
-    matched, and the next start would delete it as a folder of a deleted topic)."""
+    stays where it is, closed (followed, another topic's records would stay under this one's
+    offsets), tried again every second, and still counts as not matched with this history
+    (noted as matched, the next start would delete it as a folder of a deleted topic)."""
     from sandbox.log import LogConfig, LogDir
     logs = LogDir(tmp_path, LogConfig())
     logs.open()
@@ -510,6 +512,12 @@ def test_a_folder_that_cannot_be_set_aside_keeps_naming_its_topic_id(tmp_path):
             raise PermissionError(13, "The process cannot access the file")
         logs.set_aside = refuse
         assert not f._set_aside_stray(("t", 0), "another topic")
-        assert f.partitions[("t", 0)].topic_id == tid and (tmp_path / "t-0").is_dir()
+        assert ("t", 0) not in f.partitions and ("t", 0) in f.stray_held and (tmp_path / "t-0").is_dir()
+        noted = []
+        f._noted_history, f._pending = None, frozenset()
+        f.coordinator.cluster_id = "history"
+        f._note_history = lambda pending=frozenset(): noted.append(pending)
+        f._note_history_if_matched({"t": uuid.uuid4()})
+        assert noted == [frozenset({("t", 0)})]
     finally:
         logs.close()
