@@ -274,9 +274,10 @@ class DiskFolders:
         return True
 
     def _set_aside_again(self, key: tuple[str, int]) -> bool:
-        """One more try at a stray folder the file system refused to set aside; True once done."""
+        """One more try at a stray folder the file system refused to set aside (one attempt: each
+        second, nothing waits on the event loop); True once done."""
         try:
-            where = self.logs.set_aside(*key)
+            where = self.logs.set_aside(*key, retries=1)
         except OSError:
             return False
         why = self.stray_held.pop(key, "")

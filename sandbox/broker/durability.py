@@ -31,9 +31,12 @@ class Durability:
 
     def _checkpointed(self) -> tuple[dict, dict]:
         """What the checkpoint files follow: recovery points, replicated high watermarks."""
-        return ({k: p.recovery_point for k, p in self.partitions.items()},
-                {k: self.partitions[k].high_watermark for k in self.replicas.leading.keys() | self.replicas.following.keys()
-                 if k in self.partitions})
+        hws = {}
+        for k in self.replicas.leading.keys() | self.replicas.following.keys():
+            p = self.partitions.get(k)
+            if p is not None:   # one not opened yet (a held file, say) has the one read at start
+                hws[k] = p.high_watermark if p.opened else p.__dict__.get("_pending_hw")
+        return {k: p.recovery_point for k, p in self.partitions.items()}, hws
 
     def _sync_rolled(self, plog: PartitionLog, seg) -> bool:
         """PartitionLog.roll_sync: fsync a segment that just rolled in a worker thread instead of

@@ -58,6 +58,7 @@ class TopicOffsetStore:
         self._emit = on_event or (lambda kind, detail: None)
         self._views: dict[int, View] = {}
         self._epochs: dict[int, int] = {}              # partition -> leader epoch it was loaded at
+        self.refused: set[int] = set()   # led here, not loaded: a file of it held (retry_unopened)
         self._txn: dict[int, TxnOffsets] = {}          # partition -> its transactional commits
         # group -> (partition, last offset, leader epoch it was written in)
         self._pending: dict[str, tuple[tuple[str, int], int, int]] = {}
@@ -92,6 +93,7 @@ class TopicOffsetStore:
     def on_metadata(self) -> None:
         """Load the partitions this broker has started leading, drop those it no longer leads."""
         led = led_partitions(self.state, OFFSETS_TOPIC)
+        self.refused &= set(led)
         for index in [i for i in self._views if self._epochs.get(i) != led.get(i)]:
             self._unload(index)
         for index, epoch in sorted(led.items()):
@@ -102,8 +104,16 @@ class TopicOffsetStore:
         plog = self.state.partitions[(OFFSETS_TOPIC, index)]
         view: View = {}
         txn = TxnOffsets()
-        for h, batch, start in read_batches(plog):
-            _apply_batch(view, txn, h, batch, start)
+        try:
+            for h, batch, start in read_batches(plog):
+                _apply_batch(view, txn, h, batch, start)
+        except PermissionError as e:   # Windows: a file of it held; loaded once let go (retry_unopened)
+            if index not in self.refused:
+                log.warning("%s-%d cannot be loaded yet (%s); its groups are answered NOT_COORDINATOR "
+                            "until it is", OFFSETS_TOPIC, index, e)
+            self.refused.add(index)
+            return
+        self.refused.discard(index)
         self._views[index], self._epochs[index], self._txn[index] = view, epoch, txn
         log.info("%s-%d loaded: %d group(s) with committed offsets, %d open transaction(s) with offsets",
                  OFFSETS_TOPIC, index, len(view), len(txn.pending))

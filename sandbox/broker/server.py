@@ -93,6 +93,7 @@ class BrokerServer(lifecycle.Service):
                                  (1.0, self._flush_due),
                                  (1.0, self._probe_storage),
                                  (1.0, self.state.retry_creations),
+                                 (1.0, self.state.retry_unopened),
                                  (30.0, self.frame_pool.release_if_idle),
                                  (0.5, self.state.replicas.tick),
                                  (cfg.transaction_abort_timed_out_interval_ms / 1000, self._tick_transactions))

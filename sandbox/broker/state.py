@@ -324,6 +324,8 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
         plog = self.partitions.get((topic, index))
         if leader[0] != self.node_id or plog is None:
             return None, 6  # NOT_LEADER_OR_FOLLOWER: the client refreshes metadata
+        if (topic, index) in self.replicas.unopened:   # not led here until it opens (retry_unopened)
+            return None, 56  # KAFKA_STORAGE_ERROR: clients retry
         if not plog.opened:   # opened at its first use (LogDir.open)
             try:
                 plog.open_now()
@@ -334,6 +336,38 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
                                 "(clients retry) until that program lets go", topic, index, e)
                 return None, 56  # KAFKA_STORAGE_ERROR
             self._cannot_open.discard((topic, index))
+        return plog, 0
+
+    def retry_unopened(self) -> None:
+        """Each second (server.py): logs a held file kept from opening (Windows) are tried again;
+        the replication roles are taken up again once one opens, and the internal topics load what
+        they could not."""
+        opened = False
+        for key in list(self.replicas.unopened):
+            plog = self.partitions.get(key)
+            try:
+                if plog is not None and not plog.opened:
+                    plog.open_now()
+                opened = True
+            except PermissionError:
+                continue
+        if opened and self.coordinator is not None:
+            self.replicas.on_metadata(self.coordinator.topics())
+        for store in (self.offsets, self.txns):
+            if store is not None and store.refused:
+                store.on_metadata()
+
+    def opened_log(self, topic: str, index: int) -> tuple[PartitionLog | None, int]:
+        """This broker's replica of a partition, leader or not, opened; (None, error code) without
+        one, or while a file of it is held by another program (KAFKA_STORAGE_ERROR)."""
+        plog = self.partitions.get((topic, index))
+        if plog is None:
+            return None, 3  # UNKNOWN_TOPIC_OR_PARTITION
+        if not plog.opened:
+            try:
+                plog.open_now()
+            except PermissionError:
+                return None, 56
         return plog, 0
 
     def restoring(self) -> bool:

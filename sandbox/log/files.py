@@ -179,10 +179,11 @@ def is_stale(path: Path) -> bool:
         return False
     except OSError:   # a mark that cannot be read: the file is taken for stale, never misread
         return True
+    if not (size.strip().isdigit() and mtime.strip().isdigit()):
+        return True   # a mark whose content was not written (a full disk, a crash): stale, never misread
     try:
         st = os.stat(path)
-        if size.strip().isdigit() and mtime.strip().isdigit() and \
-                (st.st_size, st.st_mtime_ns) == (int(size), int(mtime)):
+        if (st.st_size, st.st_mtime_ns) == (int(size), int(mtime)):
             return True
     except OSError:
         pass

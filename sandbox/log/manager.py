@@ -321,7 +321,7 @@ class LogDir:
         log.close(flush=flush)
         return log.directory
 
-    def set_aside(self, topic: str, partition: int) -> Path | None:
+    def set_aside(self, topic: str, partition: int, *, retries: int = RETRIES) -> Path | None:
         """Close the log and rename its directory to `<topic>-<partition>.<hex>-stray` (Kafka's
         name for a stray log it keeps), which no open() takes for a partition; the checkpoint
         files are rewritten without it. The new path, None if there was no directory."""
@@ -329,7 +329,7 @@ class LogDir:
         if not directory.exists():
             return None
         target = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}-stray")
-        retry(lambda: os.replace(directory, target))
+        retry(lambda: os.replace(directory, target), retries=retries)
         self.checkpoint()
         return target
 

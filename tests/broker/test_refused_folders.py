@@ -65,8 +65,9 @@ class StrayLogs(Logs):
         super().__init__(0)
         self.set_aside_refusals, self.set_aside_calls = refusals, 0
 
-    def set_aside(self, topic, index):
+    def set_aside(self, topic, index, *, retries=6):
         self.set_aside_calls += 1
+        self.set_aside_retries = retries
         if self.set_aside_refusals:
             self.set_aside_refusals -= 1
             e = PermissionError(errno.EACCES, "held by another program", f"/data/{topic}-{index}")
@@ -98,5 +99,6 @@ def test_a_stray_folder_that_cannot_be_set_aside_is_not_followed_and_goes_once_l
     assert not_created == {("t", 0): STRAY_HELD} and b.logs.created == []
     b.retry_creations()                                                # let go: set aside
     assert b.stray_held == {} and b.logs.set_aside_calls == 3
+    assert b.logs.set_aside_retries == 1                               # one attempt a second: no wait
     assert ("t", 0) in b.not_created                                   # made at the next pass
     assert b._make_partition(("t", 0), None, "new", {}) and b.logs.created == [("t", 0)]

@@ -17,7 +17,7 @@ from sandbox.log.batch import iter_batches
 
 from ..records import first_record_at_or_after, record_with_timestamp
 from sandbox.coordinator.acls import DESCRIBE, TOPIC
-from sandbox.protocol.errors import NONE, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.protocol.errors import NONE, TOPIC_AUTHORIZATION_FAILED
 
 API_KEY = 2
 MIN_VERSION = 1
@@ -37,8 +37,7 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int,
             replica_id: int = CONSUMER_REPLICA_ID, current_leader_epoch: int = -1) -> dict:
     out = {"partition_index": index, "error_code": NONE, "timestamp": -1, "offset": -1, "leader_epoch": -1}
     if replica_id == DEBUGGING_REPLICA_ID:   # any replica, leader or not
-        plog = state.partitions.get((topic, index))
-        code = UNKNOWN_TOPIC_OR_PARTITION
+        plog, code = state.opened_log(topic, index)
     else:
         plog, code = state.led_log(topic, index)
     if plog is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sandbox.coordinator.acls import READ, TOPIC
 from sandbox.protocol.errors import TOPIC_AUTHORIZATION_FAILED
-from sandbox.protocol.errors import NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION
+from sandbox.protocol.errors import KAFKA_STORAGE_ERROR, NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION
 
 API_KEY = 61
 MIN_VERSION = 0
@@ -17,8 +17,11 @@ MAX_VERSION = 0
 
 
 def _partition(state, topic: str, index: int) -> dict:
-    log = state.partitions.get((topic, index))
+    log, code = state.opened_log(topic, index)
     out = {"partition_index": index, "error_code": NONE, "error_message": None, "active_producers": ()}
+    if log is None and code == KAFKA_STORAGE_ERROR:   # a file of it held by another program (Windows)
+        out["error_code"] = code
+        return out
     if log is None:
         t = state.coordinator.topic(topic)
         known = t is not None and any(p.index == index for p in t.partitions)

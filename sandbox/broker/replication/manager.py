@@ -55,6 +55,7 @@ class ReplicaManager:
         self._altering: set[Key] = set()
         self._tasks: set[asyncio.Task] = set()
         self.closed = False
+        self.unopened: set[Key] = set()   # led here, but its log could not be opened (a held file)
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -65,6 +66,7 @@ class ReplicaManager:
         now = self._now_ms()
         seen: set[Key] = set()
         newly_replicated = False
+        held, self.unopened = self.unopened, set()
         self.topic_ids = {t.name: t.topic_id for t in topics}
         for t in topics:
             min_isr = _int(t.configs.get("min.insync.replicas"), self.default_min_isr)
@@ -88,6 +90,9 @@ class ReplicaManager:
                     plog.replica.set_replicated(True)
                     newly_replicated = True
                 if p.leader == self.node_id:
+                    if not plog.opened and not self._opened(key, plog, held):
+                        self._drop(key, NOT_LEADER_OR_FOLLOWER)   # not led here until it opens
+                        continue
                     self._lead(key, plog, p, now)
                 elif p.leader >= 0:
                     self._follow(key, plog, p.leader, p.leader_epoch)
@@ -119,6 +124,20 @@ class ReplicaManager:
         if ls.replicas != p.replicas:   # a reassignment added or removed followers
             ls.set_replicas(p.replicas)
         self._advance(key, ls, plog)
+
+    def _opened(self, key: Key, plog, held: set[Key]) -> bool:
+        """Open a log opened at its first use (LogDir.open) before leading it; False when a file
+        of it is held by another program (Windows): it is not led here until it opens (tried
+        again every second, BrokerState.retry_unopened; led_log answers KAFKA_STORAGE_ERROR)."""
+        try:
+            plog.open_now()
+        except PermissionError as e:
+            if key not in held:   # one line, not one a second
+                log.warning("%s-%d: its log cannot be opened yet (%s); not led here until that program "
+                            "lets go", key[0], key[1], e)
+            self.unopened.add(key)
+            return False
+        return True
 
     def _follow(self, key: Key, plog, leader: int, epoch: int) -> None:
         if self.leading.pop(key, None) is not None:

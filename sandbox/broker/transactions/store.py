@@ -42,6 +42,7 @@ class TxnStore:
         self._emit = on_event or (lambda kind, detail: None)
         self._on_loaded = on_loaded or (lambda index: None)
         self._epochs: dict[int, int] = {}   # partition -> leader epoch it was loaded at
+        self.refused: set[int] = set()   # led here, not loaded: a file of it held (retry_unopened)
         self._ids: dict[int, set[str]] = {}  # partition -> transactional ids read or written there
         self._unsynced: set[int] = set()     # partitions written since their last fsync
 
@@ -78,6 +79,7 @@ class TxnStore:
     # ---- leadership ----------------------------------------------------------------------------
     def on_metadata(self) -> None:
         led = led_partitions(self.state, TXN_TOPIC)
+        self.refused &= set(led)
         for index in [i for i in self._epochs if self._epochs[i] != led.get(i)]:
             self._unload(index)
         for index, epoch in sorted(led.items()):
@@ -85,8 +87,17 @@ class TxnStore:
                 self._load(index, epoch)
 
     def _load(self, index: int, epoch: int) -> None:
+        try:
+            records = list(read_records(self.state.partitions[(TXN_TOPIC, index)]))
+        except PermissionError as e:   # Windows: a file of it held; loaded once let go (retry_unopened)
+            if index not in self.refused:
+                log.warning("%s-%d cannot be loaded yet (%s); its transactional ids are answered "
+                            "COORDINATOR_LOAD_IN_PROGRESS until it is", TXN_TOPIC, index, e)
+            self.refused.add(index)
+            return
+        self.refused.discard(index)
         ids: set[str] = set()
-        for key, value in read_records(self.state.partitions[(TXN_TOPIC, index)]):
+        for key, value in records:
             try:
                 tid = decode_key(key)
                 if tid is None:

@@ -1,0 +1,83 @@
+"""A partition log opened at its first use (LogDir.open: one segment) whose segment another
+program holds without write sharing (Windows: a backup agent) cannot be opened. Found by the
+fault campaign with such holders and by review: each Fetch for it dropped the connection, and
+leading it raised out of the metadata update, leaving the partitions after it without a role
+and acks=all writes acknowledged unreplicated. It is now not led until it opens (tried again
+every second), and the requests and checkpoints that touch it answer without opening it."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from winfiles import install
+
+from sandbox.broker.replication.manager import ReplicaManager
+from sandbox.log import LogConfig, LogDir
+from sandbox.log.batch import build_batch
+
+
+def _held_dir(tmp_path, monkeypatch):
+    listing = tmp_path.parent / f"{tmp_path.name}-held.txt"
+    listing.write_text("")
+    sem = install(tmp_path, monkeypatch.setattr, held_by=str(listing))
+    root = tmp_path / "journal"
+    ld = LogDir(root, LogConfig())
+    ld.open()
+    for index in (0, 1):
+        ld.create("t", index).append(build_batch([(b"k", b"v")] * 3, timestamp_ms=1_000), leader_epoch=0)
+    ld.close()
+    return sem, listing, root
+
+
+def _topics(epoch=1):
+    parts = [SimpleNamespace(index=i, replicas=[1, 2], isr=[1, 2], leader=1, leader_epoch=epoch,
+                             partition_epoch=epoch) for i in (0, 1)]
+    return [SimpleNamespace(name="t", topic_id=None, configs={}, partitions=parts)]
+
+
+def test_a_held_unopened_log_is_not_led_and_the_others_are_until_it_opens(tmp_path, monkeypatch):
+    sem, listing, root = _held_dir(tmp_path, monkeypatch)
+    try:
+        ld = LogDir(root, LogConfig())
+        logs = ld.open()
+        assert not logs[("t", 0)].opened and not logs[("t", 1)].opened
+        listing.write_text(f"exclusive\t{next((root / 't-0').glob('*.log'))}\n")
+        state = SimpleNamespace(node_id=1, partitions=logs, logs=None, leaders={},
+                                notifier=SimpleNamespace(notify=lambda key: None))
+        rm = ReplicaManager(state)
+        rm.on_metadata(_topics())                       # no exception out of the metadata update
+        assert set(rm.leading) == {("t", 1)}             # the other partition is led
+        assert rm.unopened == {("t", 0)}
+        listing.write_text("")                           # let go
+        rm.on_metadata(_topics())
+        assert set(rm.leading) == {("t", 0), ("t", 1)} and rm.unopened == set()
+        ld.close()
+    finally:
+        sem.active = False
+
+
+def test_checkpoints_and_log_dir_sizes_go_on_while_a_followed_log_cannot_be_opened(tmp_path, monkeypatch):
+    """Found by review: the checkpoint files follow every replicated partition's high watermark,
+    and reading it opened a followed log that a held file kept shut: no checkpoint file was
+    written for any partition while it was held. DescribeLogDirs (which a restore after a lost
+    coordinator journal asks every broker) dropped the connection."""
+    from sandbox.broker.durability import Durability
+    from sandbox.broker.handlers.k35_describe_log_dirs import _size
+
+    sem, listing, root = _held_dir(tmp_path, monkeypatch)
+    try:
+        ld = LogDir(root, LogConfig())
+        logs = ld.open()
+        segment = next((root / "t-0").glob("*.log"))
+        listing.write_text(f"exclusive\t{segment}\n")
+        d = Durability()
+        d.partitions = logs
+        d.replicas = SimpleNamespace(leading={}, following={("t", 0): (2, 1), ("t", 1): (2, 1)})
+        points, hws = d._checkpointed()
+        assert set(points) == {("t", 0), ("t", 1)} and set(hws) == {("t", 0), ("t", 1)}
+        assert not logs[("t", 0)].opened
+        assert _size(logs[("t", 0)]) == segment.stat().st_size > 0
+        listing.write_text("")
+        ld.close()
+    finally:
+        sem.active = False
