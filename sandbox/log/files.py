@@ -133,6 +133,7 @@ def safe_delete(path: Path) -> bool:
 
 
 STALE_SUFFIX = ".stale"   # `<file>.stale`: <file> says what is no longer true; readers skip it
+MARKS = {"made": False}   # whether this process wrote a stale mark (appends look for one only then)
 
 
 def remove_or_empty(path: Path) -> bool:
@@ -153,6 +154,7 @@ def remove_or_empty(path: Path) -> bool:
         except OSError:
             try:   # the mark names the file as it is now: written anew later, it is read again
                 st = os.stat(path)
+                MARKS["made"] = True
                 with open(stale_mark(path), "wb") as f:
                     f.write(f"{st.st_size} {st.st_mtime_ns}".encode("ascii"))
             except OSError:   # a full disk as well: nothing more can be done about it now

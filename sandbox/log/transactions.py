@@ -10,7 +10,8 @@ from bisect import bisect_left
 from pathlib import Path
 from typing import NamedTuple
 
-from .files import atomic_write, clear_stale, is_stale, offset_files, remove_or_empty, safe_delete, stale_mark
+from .files import (MARKS, STALE_SUFFIX, atomic_write, clear_stale, is_stale, offset_files, remove_or_empty,
+                    safe_delete, stale_mark)
 from .segment import segment_name
 
 # version, producer id, first offset, last offset (the marker's), last stable offset: 34 bytes
@@ -36,6 +37,7 @@ class TxnIndex:
         self._lasts: list[int] = []              # last_offset of each entry (bisect)
         self._file_of: dict[int, int] = {}       # marker offset -> segment base holding it
         self._unsynced: set[Path] = set()
+        self.marks_seen = False   # a stale mark was in the folder at load (see ensure_writable)
 
     def path(self, base: int) -> Path:
         return self.directory / f"{segment_name(base)}{SUFFIX}"
@@ -50,9 +52,11 @@ class TxnIndex:
         keep_below (the log after it is rescanned, which adds the rest back). Files of segments
         that are gone are deleted. False when a file is damaged (the caller rebuilds from the log)."""
         self.clear_memory()
+        names = os.listdir(self.directory) if listing is None else listing
+        self.marks_seen = any(n.endswith(STALE_SUFFIX) for n in names)
         present = set(bases)
         whole = True
-        for base, path in self.files(listing):
+        for base, path in self.files(names):
             if base not in present:
                 safe_delete(path)
                 continue
@@ -117,6 +121,8 @@ class TxnIndex:
         too, remove_or_empty). It is emptied now if it can be; otherwise PermissionError, and the
         marker is not written (the append fails whole; the coordinator sends it again), rather
         than written with its entry lost or put behind stale ones."""
+        if not (MARKS["made"] or self.marks_seen):   # no mark anywhere: nothing to look for
+            return
         path = self.path(segment_base)
         if stale_mark(path).exists() and is_stale(path) and not remove_or_empty(path) and is_stale(path):
             raise PermissionError(errno.EACCES, "an aborted-transaction index of cut batches is still "

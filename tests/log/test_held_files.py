@@ -291,12 +291,16 @@ def test_a_marker_is_not_written_while_the_index_of_cut_batches_cannot_be_emptie
     from sandbox.log.batch import ATTR_TRANSACTIONAL, build_control_batch
 
     folder = tmp_path / "t-0"
-    plog = PartitionLog(folder, LogConfig(segment_bytes=1 << 20))
     now = int(time.time() * 1000)
-    path = plog._producers.txns.path(0)
-    path.write_bytes(b"x" * 34)            # an index of cut batches a holder kept
+    first = PartitionLog(folder, LogConfig(segment_bytes=1 << 20))
+    first.append(batch(1, tag="x", ts=now))
+    first.close()
+    path = folder / "00000000000000000000.txnindex"
+    path.write_bytes(b"x" * 34)            # an index of cut batches a holder kept, from a run before
     st = path.stat()
     files.stale_mark(path).write_text(f"{st.st_size} {st.st_mtime_ns}")
+    plog = PartitionLog(folder, LogConfig(segment_bytes=1 << 20))
+    assert plog._producers.txns.path(0) == path
     hold(f"exclusive\t{path}")
     real_open = open
 
@@ -318,7 +322,7 @@ def test_a_marker_is_not_written_while_the_index_of_cut_batches_cannot_be_emptie
     assert not files.stale_mark(path).exists()
     plog.close()
     again = PartitionLog(folder, LogConfig(segment_bytes=1 << 20))
-    assert [(e.producer_id, e.first_offset) for e in again._producers.txns.entries] == [(9, 0)]
+    assert [(e.producer_id, e.first_offset) for e in again._producers.txns.entries] == [(9, 1)]
     again.close()
 
 
