@@ -898,6 +898,8 @@ def _run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, networ
                                   [r for r in refused if not chaos_held.expected_refusal(r)][:20]]
             report.violations += [f"a traceback for a file held by another program: {t}"
                                   for t in chaos_held.tracebacks_from_held(stack.data / "logs")[:10]]
+        report.violations += [f"a programming error in a service's log: {t}"
+                              for t in chaos_held.programming_errors(stack.data / "logs")[:10]]
         left = stack.leftovers()
         if left:
             report.violations.append(f"processes left after `sandbox down`: {[p.pid for p in left]}")

@@ -116,6 +116,32 @@ def bad_events(state_file: Path, since_iso: str, killed: set[str]) -> list[str]:
             and e.get("service") not in killed]
 
 
+PROGRAMMING_ERRORS = ("AttributeError", "TypeError", "NameError", "UnboundLocalError", "KeyError",
+                      "IndexError", "AssertionError", "RecursionError")
+
+
+def programming_errors(logs: Path) -> list[str]:
+    """Tracebacks in the services' logs whose exception is a bug whatever the fault (one of
+    PROGRAMMING_ERRORS): a periodic task raising AttributeError every second passed a held-files
+    campaign unseen."""
+    return [t for t in _traceback_ends(logs) if t.split(": ", 2)[1].split(":")[0].strip() in PROGRAMMING_ERRORS]
+
+
+def _traceback_ends(logs: Path) -> list[str]:
+    """`<service>: <the exception line>` of every traceback in the services' logs."""
+    found = []
+    for f in sorted(logs.glob("*.log")) if logs.is_dir() else ():
+        in_tb = False
+        for line in f.read_text(errors="replace").splitlines():
+            if line.startswith("Traceback (most recent call last)"):
+                in_tb = True
+                continue
+            if in_tb and not line.startswith(" "):
+                in_tb = False
+                found.append(f"{f.stem}: {line.strip()[:300]}")
+    return found
+
+
 def tracebacks_from_held(logs: Path) -> list[str]:
     """Tracebacks in the services' logs whose exception is a refusal for a held file."""
     found = []

@@ -79,7 +79,8 @@ def led_partitions(state: Any, name: str) -> dict[int, int]:
     led: dict[int, int] = {}
     if t is not None:
         for p in t.partitions:
-            if p.leader == state.node_id and (name, p.index) in state.partitions:
+            if p.leader == state.node_id and (name, p.index) in state.partitions \
+                    and (name, p.index) not in getattr(state.replicas, "unopened", ()):   # not led before it opens
                 led[p.index] = p.leader_epoch
     return led
 

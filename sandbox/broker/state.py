@@ -326,6 +326,11 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
             return None, 6  # NOT_LEADER_OR_FOLLOWER: the client refreshes metadata
         if (topic, index) in self.replicas.unopened:   # not led here until it opens (retry_unopened)
             return None, 56  # KAFKA_STORAGE_ERROR: clients retry
+        if not plog.opened and plog.__dict__.get("hw_follows_leo") is not True \
+                and (topic, index) not in self.replicas.leading:
+            # replicated, and its leading not taken up (the replication roles open it first):
+            # opened here, its writes would be acknowledged without a follower
+            return None, 56
         if not plog.opened:   # opened at its first use (LogDir.open)
             try:
                 plog.open_now()
@@ -345,17 +350,21 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
         opened = False
         for key in list(self.replicas.unopened):
             plog = self.partitions.get(key)
+            if plog is None:
+                continue   # gone: the next metadata change forgets it
             try:
-                if plog is not None and not plog.opened:
+                if not plog.opened:
                     plog.open_now()
                 opened = True
             except PermissionError:
                 continue
         if opened and self.coordinator is not None:
-            self.replicas.on_metadata(self.coordinator.topics())
-        for store in (self.offsets, self.txns):
-            if store is not None and store.refused:
-                store.on_metadata()
+            self._partitions_known(self.coordinator.topics())   # roles, then offsets and transactions
+            return
+        if self.offsets is not None and self.offsets.refused:
+            self.offsets.on_metadata()
+        if self.txns is not None and self.txns.store.refused:
+            self.txns.on_metadata()
 
     def opened_log(self, topic: str, index: int) -> tuple[PartitionLog | None, int]:
         """This broker's replica of a partition, leader or not, opened; (None, error code) without

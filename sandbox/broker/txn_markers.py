@@ -32,6 +32,9 @@ def _append(state, key: tuple[str, int], producer_id: int, producer_epoch: int, 
         return UNKNOWN_TOPIC_OR_PARTITION, -1
     if leader[0] != state.node_id:
         return NOT_LEADER_OR_FOLLOWER, -1
+    plog, code = state.led_log(*key)   # opens a log opened at its first use, unless a file of it is held
+    if plog is None:
+        return code, -1
     code = state.replicas.check_produce(key, -1)
     if code != NONE:
         return code, -1

@@ -7,6 +7,7 @@ every second), and the requests and checkpoints that touch it answer without ope
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
 from winfiles import install
@@ -77,6 +78,38 @@ def test_checkpoints_and_log_dir_sizes_go_on_while_a_followed_log_cannot_be_open
         assert set(points) == {("t", 0), ("t", 1)} and set(hws) == {("t", 0), ("t", 1)}
         assert not logs[("t", 0)].opened
         assert _size(logs[("t", 0)]) == segment.stat().st_size > 0
+        listing.write_text("")
+        ld.close()
+    finally:
+        sem.active = False
+
+
+def test_a_reassignment_that_replicates_a_held_unopened_log_leaves_every_other_role_in_place(tmp_path, monkeypatch):
+    """Found by review: a one-replica log not opened yet, given more replicas while its segment
+    was held, raised out of the metadata update before the guard, and the partitions after it
+    were left without a role."""
+    sem, listing, root = _held_dir(tmp_path, monkeypatch)
+    try:
+        ld = LogDir(root, LogConfig())
+        logs = ld.open()
+        state = SimpleNamespace(node_id=1, partitions=logs, logs=None, leaders={},
+                                notifier=SimpleNamespace(notify=lambda key: None))
+        rm = ReplicaManager(state)
+        alone = [SimpleNamespace(index=i, replicas=[1], isr=[1], leader=1, leader_epoch=1, partition_epoch=1)
+                 for i in (0, 1)]
+        rm.on_metadata([SimpleNamespace(name="t", topic_id=None, configs={}, partitions=alone)])
+        assert not logs[("t", 0)].opened   # one replica: not opened by the roles
+        listing.write_text(f"exclusive\t{next((root / 't-0').glob('*.log'))}\n")
+        follow = [SimpleNamespace(index=i, replicas=[2, 1], isr=[2, 1], leader=2, leader_epoch=2,
+                                  partition_epoch=2) for i in (0, 1)]
+
+        async def take_up():
+            rm.on_metadata([SimpleNamespace(name="t", topic_id=None, configs={}, partitions=follow)])
+            for f in rm.fetchers.values():
+                f.stop()
+        state.coordinator = SimpleNamespace(broker=lambda n: None)
+        asyncio.run(take_up())
+        assert rm.unopened == {("t", 0)} and set(rm.following) == {("t", 1)}
         listing.write_text("")
         ld.close()
     finally:

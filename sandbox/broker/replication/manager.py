@@ -65,8 +65,25 @@ class ReplicaManager:
         """Take up the roles the metadata gives this broker: lead, follow, or neither."""
         now = self._now_ms()
         seen: set[Key] = set()
-        newly_replicated = False
         held, self.unopened = self.unopened, set()
+        try:
+            newly_replicated = self._take_roles(topics, now, seen, held)
+        finally:   # an error part way: the keys not reached yet keep their place
+            self.unopened |= held - seen
+        for key in [k for k in set(self.leading) | set(self.following) if k not in seen]:
+            self._drop(key, NOT_LEADER_OR_FOLLOWER)
+        for lid in [lid for lid, f in self.fetchers.items() if not f.partitions]:
+            self.fetchers.pop(lid).stop()
+        logs = getattr(self.state, "logs", None)
+        if newly_replicated and logs is not None:
+            # on disk before any replicated append: a log reopened without its entry would take
+            # its log end as its high watermark, and keep batches no other replica has
+            logs.checkpoint_high_watermarks()
+
+    def _take_roles(self, topics: list, now: int, seen: set[Key], held: set[Key]) -> bool:
+        """on_metadata's pass over the partitions (`seen`: those held here); True if one became
+        replicated."""
+        newly_replicated = False
         self.topic_ids = {t.name: t.topic_id for t in topics}
         for t in topics:
             min_isr = _int(t.configs.get("min.insync.replicas"), self.default_min_isr)
@@ -86,27 +103,20 @@ class ReplicaManager:
                         # settled, an unopened log's included: a later reassignment keeps its HW
                         plog.replica.set_replicated(False)
                     continue
+                if not plog.opened and (p.leader == self.node_id or plog.__dict__.get("hw_follows_leo")) \
+                        and not self._opened(key, plog, held):
+                    self._drop(key, NOT_LEADER_OR_FOLLOWER)   # not led here until it opens
+                    continue
                 if plog.hw_follows_leo:   # its high watermark stops following its log end
                     plog.replica.set_replicated(True)
                     newly_replicated = True
                 if p.leader == self.node_id:
-                    if not plog.opened and not self._opened(key, plog, held):
-                        self._drop(key, NOT_LEADER_OR_FOLLOWER)   # not led here until it opens
-                        continue
                     self._lead(key, plog, p, now)
                 elif p.leader >= 0:
                     self._follow(key, plog, p.leader, p.leader_epoch)
                 else:
                     self._drop(key, NOT_LEADER_OR_FOLLOWER)
-        for key in [k for k in set(self.leading) | set(self.following) if k not in seen]:
-            self._drop(key, NOT_LEADER_OR_FOLLOWER)
-        for lid in [lid for lid, f in self.fetchers.items() if not f.partitions]:
-            self.fetchers.pop(lid).stop()
-        logs = getattr(self.state, "logs", None)
-        if newly_replicated and logs is not None:
-            # on disk before any replicated append: a log reopened without its entry would take
-            # its log end as its high watermark, and keep batches no other replica has
-            logs.checkpoint_high_watermarks()
+        return newly_replicated
 
     def _lead(self, key: Key, plog, p, now: int) -> None:
         ls = self.leading.get(key)
