@@ -114,3 +114,21 @@ def test_a_reassignment_that_replicates_a_held_unopened_log_leaves_every_other_r
         ld.close()
     finally:
         sem.active = False
+
+
+def test_the_each_second_retry_runs_on_a_broker_with_nothing_held(tmp_path):
+    """Found by review: retry_unopened looked for the transaction coordinator's `refused` on the
+    coordinator instead of its store, and raised AttributeError every second on every broker."""
+    from sandbox.broker.config import BrokerConfig
+    from sandbox.broker.state import BrokerState
+
+    loop = asyncio.new_event_loop()
+    state = BrokerState(BrokerConfig(data_dir=tmp_path / "b", port=19093))
+    loop.run_until_complete(state.open())
+    try:
+        state.retry_unopened()
+        state.txns.store.refused.add(0)   # a load a held file refused: tried again, no error
+        state.retry_unopened()
+    finally:
+        loop.run_until_complete(state.close())
+        loop.close()
