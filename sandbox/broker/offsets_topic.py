@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -361,7 +362,7 @@ def _apply_record(view: View, key: bytes, value: bytes | None) -> OffsetKey | No
                     del view[k.group]
             return k
         v = decode_value(value)
-    except (ValueError, IndexError, UnicodeDecodeError) as e:   # struct.error is a ValueError
+    except (ValueError, IndexError, UnicodeDecodeError, struct.error) as e:   # struct.error is no ValueError
         log.warning("unreadable record in %s skipped: %s", OFFSETS_TOPIC, e)
         return None
     view.setdefault(k.group, {})[(k.topic, k.partition)] = CommittedOffset(v.offset, v.leader_epoch, v.metadata,

@@ -350,14 +350,15 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
         opened = False
         for key in list(self.replicas.unopened):
             plog = self.partitions.get(key)
-            if plog is None:
-                continue   # gone: the next metadata change forgets it
+            if plog is None or plog.opened:   # gone, or opened since: the roles pass below settles it
+                self.replicas.unopened.discard(key)
+                opened = opened or plog is not None
+                continue
             try:
-                if not plog.opened:
-                    plog.open_now()
-                opened = True
+                plog.open_now()
             except PermissionError:
                 continue
+            opened = True
         if opened and self.coordinator is not None:
             self._partitions_known(self.coordinator.topics())   # roles, then offsets and transactions
             return

@@ -58,6 +58,7 @@ class UnopenedPartitionLog(PartitionLog):
         """Open (recover) the log now; it is a plain PartitionLog afterwards. On failure it stays
         unopened (the next access tries again and raises again)."""
         pending = self.__dict__.pop("_pending")
+        before = set(self.__dict__)
         self.__class__ = PartitionLog
         try:
             self.directory.mkdir(parents=True, exist_ok=True)   # as the constructor does
@@ -65,6 +66,8 @@ class UnopenedPartitionLog(PartitionLog):
         except BaseException:
             for seg in self.__dict__.get("_segments", []):
                 seg.close()
+            for name in set(self.__dict__) - before:   # nothing of a half-done open is left: the
+                del self.__dict__[name]                # next access opens it again from the start
             self.__class__ = UnopenedPartitionLog
             self._pending = pending
             raise

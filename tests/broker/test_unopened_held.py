@@ -132,3 +132,26 @@ def test_the_each_second_retry_runs_on_a_broker_with_nothing_held(tmp_path):
     finally:
         loop.run_until_complete(state.close())
         loop.close()
+
+
+def test_a_held_log_no_longer_this_brokers_is_forgotten(tmp_path, monkeypatch):
+    """Found by review: a key kept for a retry stayed after the metadata moved the partition
+    away, and the each-second retry then ran a roles pass over every partition each second."""
+    sem, listing, root = _held_dir(tmp_path, monkeypatch)
+    try:
+        ld = LogDir(root, LogConfig())
+        logs = ld.open()
+        listing.write_text(f"exclusive\t{next((root / 't-0').glob('*.log'))}\n")
+        state = SimpleNamespace(node_id=1, partitions=logs, logs=None, leaders={},
+                                notifier=SimpleNamespace(notify=lambda key: None))
+        rm = ReplicaManager(state)
+        rm.on_metadata(_topics())
+        assert rm.unopened == {("t", 0)}
+        moved = [SimpleNamespace(index=i, replicas=[2, 3], isr=[2, 3], leader=2, leader_epoch=2,
+                                 partition_epoch=2) for i in (0, 1)]
+        rm.on_metadata([SimpleNamespace(name="t", topic_id=None, configs={}, partitions=moved)])
+        assert rm.unopened == set() and rm.leading == {}
+        listing.write_text("")
+        ld.close()
+    finally:
+        sem.active = False

@@ -68,8 +68,9 @@ class ReplicaManager:
         held, self.unopened = self.unopened, set()
         try:
             newly_replicated = self._take_roles(topics, now, seen, held)
-        finally:   # an error part way: the keys not reached yet keep their place
+        except BaseException:   # an error part way: the keys not reached yet keep their place
             self.unopened |= held - seen
+            raise
         for key in [k for k in set(self.leading) | set(self.following) if k not in seen]:
             self._drop(key, NOT_LEADER_OR_FOLLOWER)
         for lid in [lid for lid, f in self.fetchers.items() if not f.partitions]:
@@ -143,8 +144,8 @@ class ReplicaManager:
             plog.open_now()
         except PermissionError as e:
             if key not in held:   # one line, not one a second
-                log.warning("%s-%d: its log cannot be opened yet (%s); not led here until that program "
-                            "lets go", key[0], key[1], e)
+                log.warning("%s-%d: its log cannot be opened yet (%s); not replicated here until that "
+                            "program lets go", key[0], key[1], e)
             self.unopened.add(key)
             return False
         return True

@@ -6,6 +6,7 @@ a partition is read back when this broker starts leading it and dropped when it 
 from __future__ import annotations
 
 import logging
+import struct
 from typing import Any, Callable, Coroutine
 
 from sandbox.protocol.codec import DecodeError
@@ -104,7 +105,7 @@ class TxnStore:
                     continue
                 self.machine.load(None if value is None else decode_value(tid, value), tid)
                 ids.add(tid)
-            except (ValueError, IndexError, UnicodeDecodeError, DecodeError) as e:   # struct.error is a ValueError
+            except (ValueError, IndexError, UnicodeDecodeError, DecodeError, struct.error) as e:
                 log.warning("unreadable record in %s-%d skipped: %s", TXN_TOPIC, index, e)
         self._ids[index] = {t for t in ids if self.machine.get(t) is not None}
         self._epochs[index] = epoch
