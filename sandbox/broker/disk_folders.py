@@ -227,9 +227,7 @@ class DiskFolders:
             return True
         unmatched = frozenset(key for key, plog in self.partitions.items()
                               if key[0] not in ids or plog.topic_id not in (None, ids[key[0]]))
-        # a folder of another topic not set aside yet (held) stays listed: noted as matched, the
-        # next start would take it for a folder of a topic deleted under this history
-        unmatched |= frozenset(getattr(self, "stray_held", ()))
+        unmatched |= frozenset(getattr(self, "stray_held", ()))   # else taken at a restart for a deleted topic's
         if self._noted_history == history:   # the list only shrinks under one history
             unmatched &= self._pending
         self._note_history(unmatched)
@@ -259,10 +257,8 @@ class DiskFolders:
         end = None if plog is None or not plog.opened else plog.log_end_offset
         try:
             where = self.logs.set_aside(*key)
-        except OSError as e:
-            # not opened again: followed, another topic's records would stay under this one's
-            # offsets. Tried again every second (refused_folders.py); the partition is made here
-            # once the folder is out of the way
+        except OSError as e:   # not opened again (followed, the other topic's records would stay):
+            # tried again every second (refused_folders.py), the partition made once it is gone
             log.warning("%s-%d is stray (%s) but could not be set aside yet (%s); tried again every second, "
                         "and the partition is not served here before it is", key[0], key[1], why, e)
             self.stray_held[key] = why
@@ -271,19 +267,6 @@ class DiskFolders:
             self.notifier.notify(key)
         _emit("stray-partition-set-aside", {"topic": key[0], "partition": key[1], "why": why,
                                             "log_end_offset": end, "path": str(where)})
-        return True
-
-    def _set_aside_again(self, key: tuple[str, int]) -> bool:
-        """One more try at a stray folder the file system refused to set aside (one attempt: each
-        second, nothing waits on the event loop); True once done."""
-        try:
-            where = self.logs.set_aside(*key, retries=1)
-        except OSError:
-            return False
-        why = self.stray_held.pop(key, "")
-        log.info("%s-%d: its stray folder is set aside now", key[0], key[1])
-        _emit("stray-partition-set-aside", {"topic": key[0], "partition": key[1], "why": why,
-                                            "log_end_offset": None, "path": str(where)})
         return True
 
     def _adopt_again(self, attempt: int) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from sandbox import lifecycle
 from sandbox.log import LogConfig
 from sandbox.log.files import RETRIES
 
@@ -73,6 +74,19 @@ class RefusedFolders:
             log.info("%s-%d: its folder is deleted now", key[0], key[1])
         if checkpoint:
             self._checkpoint_after_deletion()
+        return True
+
+    def _set_aside_again(self, key: tuple[str, int]) -> bool:
+        """One more try at a stray folder the file system refused to set aside (one attempt: each
+        second, nothing waits on the event loop); True once done."""
+        try:
+            where = self.logs.set_aside(*key, retries=1)
+        except OSError:
+            return False
+        why = self.stray_held.pop(key, "")
+        log.info("%s-%d: its stray folder is set aside now", key[0], key[1])
+        lifecycle.emit_event(log, "stray-partition-set-aside", {"topic": key[0], "partition": key[1], "why": why,
+                                            "log_end_offset": None, "path": str(where)})
         return True
 
     def _checkpoint_after_deletion(self) -> None:
