@@ -144,18 +144,7 @@ def _traceback_ends(logs: Path) -> list[str]:
 
 def tracebacks_from_held(logs: Path) -> list[str]:
     """Tracebacks in the services' logs whose exception is a refusal for a held file."""
-    found = []
-    for f in sorted(logs.glob("*.log")) if logs.is_dir() else ():
-        in_tb = False
-        for line in f.read_text(errors="replace").splitlines():
-            if line.startswith("Traceback (most recent call last)"):
-                in_tb = True
-                continue
-            if in_tb and not line.startswith(" "):
-                in_tb = False
-                if HELD_MARK in line:
-                    found.append(f"{f.stem}: {line.strip()[:300]}")
-    return found
+    return [t for t in _traceback_ends(logs) if HELD_MARK in t]
 
 
 def expected_refusal(line: str) -> bool:

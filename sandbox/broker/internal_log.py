@@ -73,6 +73,14 @@ def key_coordinator(state: Any, name: str, key: str) -> int | None:
     return leader[0] if leader is not None else -1
 
 
+def refused_load(refused: set[int], name: str, index: int, e: OSError, meanwhile: str) -> None:
+    """A partition of internal topic `name` whose log a held file keeps from opening (Windows)
+    is noted in `refused` (loaded once let go: BrokerState.retry_unopened); said once."""
+    if index not in refused:
+        log.warning("%s-%d cannot be loaded yet (%s); %s until it is", name, index, e, meanwhile)
+    refused.add(index)
+
+
 def led_partitions(state: Any, name: str) -> dict[int, int]:
     """The partitions of `name` this broker leads and has a log of: index -> leader epoch."""
     t = state.coordinator.topic(name)

@@ -18,7 +18,7 @@ from sandbox.protocol.errors import INVALID_PRODUCER_EPOCH, NONE, NOT_COORDINATO
 
 from .internal_log import (
     COORDINATOR_ERRORS as _COMMIT_ERRORS, append_records, ensure_topic, key_coordinator, key_partition, led_partitions,
-    read_batches,
+    read_batches, refused_load,
 )
 from .internal_topics import OFFSETS_TOPIC
 from .offsets import JOURNAL, CommittedOffset, Entry, OffsetStore
@@ -109,10 +109,7 @@ class TopicOffsetStore:
             for h, batch, start in read_batches(plog):
                 _apply_batch(view, txn, h, batch, start)
         except PermissionError as e:   # Windows: a file of it held; loaded once let go (retry_unopened)
-            if index not in self.refused:
-                log.warning("%s-%d cannot be loaded yet (%s); its groups are answered NOT_COORDINATOR "
-                            "until it is", OFFSETS_TOPIC, index, e)
-            self.refused.add(index)
+            refused_load(self.refused, OFFSETS_TOPIC, index, e, "its groups are answered NOT_COORDINATOR")
             return
         self.refused.discard(index)
         self._views[index], self._epochs[index], self._txn[index] = view, epoch, txn

@@ -63,6 +63,18 @@ def test_a_broker_restarted_while_another_program_holds_its_stale_lock_starts_on
     assert "Traceback" not in proj.log_text("broker-1")
 
 
+def _one_broker_under_windows_rules(tmp_path, monkeypatch) -> tuple[Cluster, Path]:
+    """A started one-broker cluster whose processes run under Windows' file rules, and the list
+    of files another program holds (empty: write paths into it to hold them)."""
+    root = tmp_path / "cluster"
+    held = tmp_path / "held.txt"
+    held.write_text("")
+    monkeypatch.setenv("SANDBOX_TEST_WINDOWS_FILES", str(root))
+    monkeypatch.setenv("SANDBOX_TEST_HELD_FILES", str(held))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH")) if p))
+    return Cluster(root, brokers=1).start(), held
+
+
 def _read(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list[bytes]:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{time.monotonic_ns()}",
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
@@ -89,13 +101,7 @@ def test_a_topic_made_again_while_a_file_of_the_old_one_is_held_gets_only_its_ow
     be renamed, the topic made again under its name opened it, and consumers of the new topic read
     the deleted topic's 5 records first. Now the folder is deleted again every second and the
     partition is not made before it is gone."""
-    root = tmp_path / "cluster"
-    held = tmp_path / "held.txt"
-    held.write_text("")
-    monkeypatch.setenv("SANDBOX_TEST_WINDOWS_FILES", str(root))
-    monkeypatch.setenv("SANDBOX_TEST_HELD_FILES", str(held))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH")) if p))
-    c = Cluster(root, brokers=1).start()
+    c, held = _one_broker_under_windows_rules(tmp_path, monkeypatch)
     try:
         admin = c.admin()
         admin.create_topics([NewTopic("t", 1, 1)], request_timeout=15)["t"].result(20)
@@ -129,13 +135,7 @@ def test_a_deleted_topic_whose_folder_is_held_through_a_restart_and_a_lost_coord
     the deleted topic's file was still held, and started again on a replaced coordinator journal
     (which knows nothing of the deletion), it opened the folder and put the deleted topic back
     with its records. The folder now carries a mark (partition.deleted) until it is gone."""
-    root = tmp_path / "cluster"
-    held = tmp_path / "held.txt"
-    held.write_text("")
-    monkeypatch.setenv("SANDBOX_TEST_WINDOWS_FILES", str(root))
-    monkeypatch.setenv("SANDBOX_TEST_HELD_FILES", str(held))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH")) if p))
-    c = Cluster(root, brokers=1).start()
+    c, held = _one_broker_under_windows_rules(tmp_path, monkeypatch)
     try:
         admin = c.admin()
         admin.create_topics([NewTopic("t", 1, 1)], request_timeout=15)["t"].result(20)
@@ -173,13 +173,7 @@ def test_a_log_whose_segment_a_program_holds_without_write_sharing_at_a_restart_
     not be opened; each Fetch for it dropped the consumer's connection with a traceback, and the
     follower's fetcher logged one every round. It is now answered KAFKA_STORAGE_ERROR (clients
     retry) until the program lets go."""
-    root = tmp_path / "cluster"
-    held = tmp_path / "held.txt"
-    held.write_text("")
-    monkeypatch.setenv("SANDBOX_TEST_WINDOWS_FILES", str(root))
-    monkeypatch.setenv("SANDBOX_TEST_HELD_FILES", str(held))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH")) if p))
-    c = Cluster(root, brokers=1).start()
+    c, held = _one_broker_under_windows_rules(tmp_path, monkeypatch)
     try:
         admin = c.admin()
         admin.create_topics([NewTopic("t", 1, 1)], request_timeout=15)["t"].result(20)

@@ -39,6 +39,19 @@ def _offsets(plog: PartitionLog) -> list[int]:
     return [r[0] for r in iter_records(plog.read(0, 1 << 20).tobytes())]
 
 
+def _refuse_writes(monkeypatch, held) -> None:
+    """sandbox.log.files cannot open `held` but to read it (a holder refusing writers too), until
+    monkeypatch.undo()."""
+    from sandbox.log import files
+    real_open = open
+
+    def refusing_open(p, mode="r", *a, **k):
+        if str(p) == str(held) and mode != "rb":
+            raise PermissionError(13, "the holder refuses writes too", str(p))
+        return real_open(p, mode, *a, **k)
+    monkeypatch.setattr(files, "open", refusing_open, raising=False)
+
+
 def test_a_truncation_stopped_by_a_held_segment_leaves_a_whole_log_and_finishes_when_asked_again(tmp_path, hold):
     plog = _log(tmp_path)
     bases = [s.base_offset for s in plog._segments]
@@ -204,7 +217,6 @@ def test_a_deleted_partition_whose_folder_is_held_is_never_opened_again_after_a_
 
 def test_a_folder_marked_deleted_goes_at_the_next_start_once_let_go(tmp_path, hold):
     from sandbox.log import LogDir
-    from sandbox.partition_metadata import DELETED_MARK
 
     root = tmp_path / "journal"
     ld = LogDir(root, LogConfig())
@@ -259,13 +271,7 @@ def test_a_cut_snapshot_held_by_a_program_that_also_refuses_writes_is_never_load
     plog.housekeeping.flush()   # a snapshot at the log end (30)
     (snap,) = folder.glob("*.snapshot")
     hold(snap)
-    real_open = open
-
-    def refusing_open(path, mode="r", *a, **k):
-        if str(path) == str(snap) and mode != "rb":
-            raise PermissionError(13, "the holder refuses writes too", str(path))
-        return real_open(path, mode, *a, **k)
-    monkeypatch.setattr(files, "open", refusing_open, raising=False)
+    _refuse_writes(monkeypatch, snap)
     plog.truncate_to(12)
     monkeypatch.undo()
     assert snap.exists() and snap.stat().st_size > 0 and files.stale_mark(snap).exists()
@@ -302,13 +308,7 @@ def test_a_marker_is_not_written_while_the_index_of_cut_batches_cannot_be_emptie
     plog = PartitionLog(folder, LogConfig(segment_bytes=1 << 20))
     assert plog._producers.txns.path(0) == path
     hold(f"exclusive\t{path}")
-    real_open = open
-
-    def refusing_open(p, mode="r", *a, **k):
-        if str(p) == str(path) and mode != "rb":
-            raise PermissionError(13, "the holder refuses writes too", str(p))
-        return real_open(p, mode, *a, **k)
-    monkeypatch.setattr(files, "open", refusing_open, raising=False)
+    _refuse_writes(monkeypatch, path)
     plog.append(batch(2, tag="a", ts=now, producer_id=9, producer_epoch=0, base_sequence=0,
                       attributes=ATTR_TRANSACTIONAL))
     end = plog.log_end_offset

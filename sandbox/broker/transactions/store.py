@@ -15,6 +15,7 @@ from sandbox.protocol.errors import COORDINATOR_LOAD_IN_PROGRESS, NONE, NOT_COOR
 from ..internal_topics import TXN_TOPIC
 from ..internal_log import (
     COORDINATOR_ERRORS, append_records, ensure_topic, key_coordinator, key_partition, led_partitions, read_records,
+    refused_load,
 )
 from .machine import TxnMachine
 from .records import DEAD, TxnMetadata, decode_key, decode_value, encode_key, encode_value
@@ -91,10 +92,8 @@ class TxnStore:
         try:
             records = list(read_records(self.state.partitions[(TXN_TOPIC, index)]))
         except PermissionError as e:   # Windows: a file of it held; loaded once let go (retry_unopened)
-            if index not in self.refused:
-                log.warning("%s-%d cannot be loaded yet (%s); its transactional ids are answered "
-                            "COORDINATOR_LOAD_IN_PROGRESS until it is", TXN_TOPIC, index, e)
-            self.refused.add(index)
+            refused_load(self.refused, TXN_TOPIC, index, e,
+                         "its transactional ids are answered COORDINATOR_LOAD_IN_PROGRESS")
             return
         self.refused.discard(index)
         ids: set[str] = set()
