@@ -739,12 +739,18 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
     if not disk_full:
         return _run(seed, faults, root, **args)
     chaos_disk.mount(root)
+    report = None
     try:
-        return _run(seed, faults, root, **args)
+        report = _run(seed, faults, root, **args)
+        return report
     finally:
         try:
             if keep_files:   # the tmpfs goes with the unmount: what --keep keeps is a copy
                 shutil.copytree(root, root.with_name(root.name + "-kept"), symlinks=True, dirs_exist_ok=True)
+            elif report is None or report.violations:   # the services' logs, to tell what went wrong
+                for logs in root.glob("**/logs"):
+                    shutil.copytree(logs, root.with_name(root.name + "-logs"), dirs_exist_ok=True)
+                    say(f"the services' logs are kept in {root.with_name(root.name + '-logs')}")
         finally:
             chaos_disk.unmount(root)
 
