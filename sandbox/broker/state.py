@@ -331,17 +331,7 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
             # replicated, and its leading not taken up (the replication roles open it first):
             # opened here, its writes would be acknowledged without a follower
             return None, 56
-        if not plog.opened:   # opened at its first use (LogDir.open)
-            try:
-                plog.open_now()
-            except PermissionError as e:   # Windows: a file of it another program holds; asked again
-                if (topic, index) not in self._cannot_open:   # one line, not one a request
-                    self._cannot_open.add((topic, index))
-                    log.warning("%s-%d: its log cannot be opened yet (%s); answered KAFKA_STORAGE_ERROR "
-                                "(clients retry) until that program lets go", topic, index, e)
-                return None, 56  # KAFKA_STORAGE_ERROR
-            self._cannot_open.discard((topic, index))
-        return plog, 0
+        return self.opened_log(topic, index)
 
     def retry_unopened(self) -> None:
         """Each second (server.py): logs a held file kept from opening (Windows) are tried again;
@@ -373,11 +363,16 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
         plog = self.partitions.get((topic, index))
         if plog is None:
             return None, 3  # UNKNOWN_TOPIC_OR_PARTITION
-        if not plog.opened:
+        if not plog.opened:   # opened at its first use (LogDir.open)
             try:
                 plog.open_now()
-            except PermissionError:
-                return None, 56
+            except PermissionError as e:   # Windows: a file of it another program holds; asked again
+                if (topic, index) not in self._cannot_open:   # one line, not one a request
+                    self._cannot_open.add((topic, index))
+                    log.warning("%s-%d: its log cannot be opened yet (%s); answered KAFKA_STORAGE_ERROR "
+                                "(clients retry) until that program lets go", topic, index, e)
+                return None, 56  # KAFKA_STORAGE_ERROR
+            self._cannot_open.discard((topic, index))
         return plog, 0
 
     def restoring(self) -> bool:

@@ -369,11 +369,8 @@ class LogDir:
         """At open: a folder marked deleted is removed now, once (renamed out of the way first, as
         any deleted partition); one still held is noted in refused_deletions, for the broker to
         try again each second and to make no partition of that name before it is gone."""
-        target = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}-delete")
         try:
-            retry(lambda: os.replace(directory, target), retries=1)
-            safe_rmtree(target, on_refused=lambda e: self._emit(
-                "delete-deferred", {"path": str(target), "error": str(e)}))
+            self.delete_partition(*tp, checkpoint=False, retries=1)
         except OSError as e:
             self.refused_deletions.add(tp)
             self._emit("delete-deferred", {"path": str(directory), "error": str(e)})

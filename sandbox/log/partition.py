@@ -19,7 +19,7 @@ from .batch import (
 from .config import LogConfig
 from .epochs import LeaderEpochCache
 from .errors import InvalidProducerEpochError, OffsetOutOfRangeError
-from .files import MARKS, safe_rmtree
+from .files import safe_rmtree
 from .housekeeping import Housekeeping
 from .producers import ProducerStore
 from .recovery import open_segments
@@ -227,7 +227,7 @@ class PartitionLog(Shrinking):
         self._maybe_roll(len(buf), last_offset, now)
         seg = self._active
         txns = self._producers.txns
-        if (MARKS["made"] or txns.marks_seen) and any(h.is_control for _p, h in placed):
+        if txns.marks_possible and any(h.is_control for _p, h in placed):
             txns.ensure_writable(seg.base_offset)   # before the marker, not after
         seg.append(buf, placed)
         if seg.roll_base_ms is None:

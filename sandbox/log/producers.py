@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .batch import CONTROL_ABORT, HEADER_SIZE, BatchHeader, control_record
 from .errors import InvalidProducerEpochError, OutOfOrderSequenceError
-from .files import atomic_write, clear_stale, is_stale, offset_files, remove_or_empty, safe_delete_later
+from .files import atomic_write, is_stale, offset_files, remove_or_empty, safe_delete_later
 from .segment import segment_name
 from .transactions import AbortedTxn, TxnIndex
 
@@ -258,8 +258,7 @@ class ProducerStore:
     def snapshot(self, log_end: int) -> None:
         """Write the state up to log_end and delete every other snapshot."""
         self.txns.sync()
-        self.state.write_snapshot(self._path(log_end), log_end)
-        clear_stale(self._path(log_end))
+        self.state.write_snapshot(self._path(log_end), log_end)   # a stale mark left names another file
         for off, p in self.snapshots():
             if off != log_end:
                 _drop_snapshot(p, off, log_end)
@@ -269,7 +268,8 @@ class ProducerStore:
         no producer has none: 10,000 idle new partitions must not cost 10,000 fsynced writes at
         every stop)."""
         path = self._path(log_end)
-        return (bool(self.state.producers) or holds_batches) and (not path.exists() or is_stale(path))
+        return (bool(self.state.producers) or holds_batches) and (
+            not path.exists() or (self.txns.marks_possible and is_stale(path)))
 
     def open_transactions(self) -> list[tuple[int, int, int]]:
         """(producer id, epoch, first offset) of every open transaction."""

@@ -10,7 +10,7 @@ from bisect import bisect_left
 from pathlib import Path
 from typing import NamedTuple
 
-from .files import (MARKS, STALE_SUFFIX, atomic_write, clear_stale, is_stale, offset_files, remove_or_empty,
+from .files import (MARKS, STALE_SUFFIX, atomic_write, is_stale, offset_files, remove_or_empty,
                     safe_delete, stale_mark)
 from .segment import segment_name
 
@@ -115,13 +115,19 @@ class TxnIndex:
 
     # ---------------------------------------------------------------- writes and reads
 
+    @property
+    def marks_possible(self) -> bool:
+        """Whether a stale mark can be in this folder (this process wrote one, or one was there at
+        load): otherwise nothing looks for one."""
+        return MARKS["made"] or self.marks_seen
+
     def ensure_writable(self, segment_base: int) -> None:
         """Before a transaction marker is written into the segment at segment_base: its index
         file must not still say what a cut removed (a holder that refused its removal and writes
         too, remove_or_empty). It is emptied now if it can be; otherwise PermissionError, and the
         marker is not written (the append fails whole; the coordinator sends it again), rather
         than written with its entry lost or put behind stale ones."""
-        if not (MARKS["made"] or self.marks_seen):   # no mark anywhere: nothing to look for
+        if not self.marks_possible:
             return
         path = self.path(segment_base)
         if stale_mark(path).exists() and is_stale(path) and not remove_or_empty(path) and is_stale(path):
@@ -168,8 +174,7 @@ class TxnIndex:
 
     def _rewrite(self, path: Path, entries: list[AbortedTxn]) -> None:
         if entries:
-            atomic_write(path, b"".join(_ENTRY.pack(0, *e) for e in entries))
-            clear_stale(path)
+            atomic_write(path, b"".join(_ENTRY.pack(0, *e) for e in entries))   # a stale mark left names another file
         else:
             safe_delete(path)
         self._unsynced.discard(path)

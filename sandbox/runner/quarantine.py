@@ -108,13 +108,12 @@ def quarantine(data_dir: Path, root: Path, service: str, wall_time: float, *,
     except OSError as e:
         raise QuarantineError(f"{data_dir} was copied to {target} but cannot be emptied ({e}); "
                               f"the journal was left in place") from e
-    delay = 0.05
-    for i in range(attempts):
-        if clear_leftovers(data_dir) is None:
-            return target, how
-        if i < attempts - 1:
-            sleep(delay)
-            delay = min(delay * 2, 1.0)
+    def cleared() -> None:
+        held = clear_leftovers(data_dir)
+        if held is not None:
+            raise PermissionError(errno.EBUSY, "held by another program", held)
+    if _retry(cleared, sleep, attempts):
+        return target, how
     return target, "copied (some files still busy in the original)"
 
 
