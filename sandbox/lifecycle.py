@@ -252,8 +252,7 @@ class WholeLines(logging.StreamHandler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = self.format(record) + self.terminator
-            self.stream.write("\n" + text if self.torn else text)
-            self.flush()
+            self._write("\n" + text if self.torn else text)
             self.torn = False
         except RecursionError:
             raise
@@ -262,6 +261,27 @@ class WholeLines(logging.StreamHandler):
             record.unwritten = True   # emit_event tells its caller (another thread may write next)
         except Exception:   # noqa: BLE001 - as logging.StreamHandler does
             self.handleError(record)
+
+    def _write(self, text: str) -> None:
+        """Write all of `text` or raise. A service's stderr (PYTHONUNBUFFERED, as the supervisor
+        starts it) is a write-through text stream over the file itself, which takes a short write
+        (the head of the line: a full disk's last page) without a word and drops the rest; so the
+        bytes go to the binary layer here, and a short write counts as a failed one."""
+        stream = self.stream
+        binary = getattr(stream, "buffer", None)
+        if binary is None:   # a text stream of its own (tests, a StringIO)
+            stream.write(text)
+            self.flush()
+            return
+        stream.flush()   # anything written to the text layer before us goes first
+        data = memoryview(text.encode(getattr(stream, "encoding", None) or "utf-8",
+                                      getattr(stream, "errors", None) or "backslashreplace"))
+        while data:
+            n = binary.write(data)
+            if not n:   # a raw file that took nothing (None: would block) and said no error
+                raise OSError(errno.ENOSPC, "the log took no more bytes")
+            data = data[n:]
+        binary.flush()
 
 
 #: open files a service asks for: a broker holds one per segment of every partition it has opened,
