@@ -314,6 +314,17 @@ class PartitionLog(Shrinking):
         seg = Segment(self.directory, old.next_offset, self._config.index_interval_bytes)
         self._segments.append(seg)
         self._bases.append(seg.base_offset)
+        # the producer state at the new segment's base, kept while the segment is (Kafka's roll
+        # snapshot): a cut into this segment reloads from it, not from the batches compaction or
+        # DeleteRecords left (producers.truncated). Not fsynced here: on the event loop, and one a
+        # crash left unreadable is skipped for an older one. One that cannot be written (a full
+        # disk, a file of that name another program holds) fails no append: a cut then reloads
+        # from an older snapshot, and a held one describes this same offset of this same log
+        # (a cut below it removed or emptied it first)
+        try:
+            self._producers.snapshot(seg.base_offset, keep=self._bases, sync=False)
+        except OSError:
+            pass
 
     def _segment_synced(self, seg: Segment, mark: tuple[int, int]) -> None:
         """A rolled segment's deferred fsync is done (roll_sync; mark: seg.mark() when it
@@ -425,7 +436,7 @@ class PartitionLog(Shrinking):
         for seg in self._unflushed():
             seg.fsync()
             seg.write_indexes()
-        self._producers.snapshot(leo)
+        self._producers.snapshot(leo, keep=self._bases)
         self._recovery_point = leo
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms() if now_ms is None else now_ms

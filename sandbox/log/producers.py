@@ -154,8 +154,8 @@ class ProducerState:
             "completed_txns": [list(c) for c in self.completed],
         }, separators=(",", ":")).encode()
 
-    def write_snapshot(self, path: Path, offset: int) -> None:
-        atomic_write(path, self.to_bytes(offset))
+    def write_snapshot(self, path: Path, offset: int, *, sync: bool = True) -> None:
+        atomic_write(path, self.to_bytes(offset), sync=sync)
 
     @classmethod
     def load_snapshot(cls, path: Path) -> tuple["ProducerState", int] | None:
@@ -226,16 +226,56 @@ class ProducerStore:
                     self.update(h, *control, segment_base=seg.base_offset)
 
     def truncated(self, segments: list, log_end: int) -> None:
-        """The log was cut at log_end: the state is rebuilt from the batches, and written (its
-        aborted-transaction index fsynced) as the only snapshot. Every older snapshot goes first:
-        it counts on index files this rewrites, so a crash in between must rebuild from the log
-        rather than trust a snapshot whose aborted transactions were in files half rewritten."""
-        self.state = ProducerState()
-        for _off, p in self.snapshots():
-            remove_or_empty(p)   # one another program holds (Windows) is emptied: never loaded
-        self.txns.reset()        # index files held are emptied too, not left stale
-        self.rebuild_from(segments, segments[0].base_offset)
-        self.snapshot(log_end)
+        """The log was cut at log_end: as Kafka's truncateAndReload, the state is the newest
+        snapshot at or below the cut plus the batches from it to the cut, then written as the
+        snapshot of log_end. The batches left on disk alone do not say it: compaction and
+        DeleteRecords removed batches whose producers the state (and the snapshots) still know,
+        and forgetting one refuses its next batch, writes a retry of a removed batch twice, and
+        lets a fenced epoch write again.
+
+        Snapshots past the cut go first. Without a usable snapshot at or below it (or with an
+        index file another program holds), the state is rebuilt from the batches: every snapshot
+        goes first then, as it counts on index files this rewrites, so a crash in between
+        rebuilds from the log rather than trust a snapshot whose aborted transactions were in
+        files half rewritten."""
+        for off, p in self.snapshots():
+            if off > log_end:
+                remove_or_empty(p)   # one another program holds (Windows) is emptied: never loaded
+        start = self._reload_below(segments, log_end)
+        if start is None:
+            self.state = ProducerState()
+            for _off, p in self.snapshots():
+                remove_or_empty(p)
+            self.txns.reset()        # index files held are emptied too, not left stale
+            start = segments[0].base_offset
+        self.rebuild_from(segments, start)
+        bases = [s.base_offset for s in segments]
+        if start == log_end and any(off == log_end for off, _p in self.snapshots()):
+            self._drop_others(log_end, bases)   # reloaded from the log end's own: nothing to write
+        else:
+            self.snapshot(log_end, keep=bases)
+
+    def _reload_below(self, segments: list, log_end: int) -> int | None:
+        """The newest usable snapshot at or below log_end made the state, and the aborted-
+        transaction index cut back to it: the offset to replay the log from. None if none."""
+        first = segments[0].base_offset
+        for off, path in reversed(self.snapshots()):
+            if off > log_end:
+                continue   # one a holder kept (emptied or marked stale): never loaded
+            loaded = ProducerState.load_snapshot(path)
+            if loaded is None or loaded[1] != off:
+                continue
+            state, start = loaded
+            if start < first:   # as in load(): transactions whose markers went with deleted segments
+                state.open_txns = {pid: f for pid, f in state.open_txns.items() if f >= first}
+                start = first
+            try:
+                self.txns.truncate(start)   # what replaying from start adds back
+            except OSError:
+                return None
+            self.state = state
+            return start
+        return None
 
     def reset(self) -> None:
         """The log was emptied: no state, no snapshot, no aborted transaction."""
@@ -255,12 +295,19 @@ class ProducerStore:
         if aborted is not None:
             self.txns.add(aborted, segment_base)
 
-    def snapshot(self, log_end: int) -> None:
-        """Write the state up to log_end and delete every other snapshot."""
-        self.txns.sync()
-        self.state.write_snapshot(self._path(log_end), log_end)   # a stale mark left names another file
+    def snapshot(self, log_end: int, keep=(), *, sync: bool = True) -> None:
+        """Write the state up to log_end; delete every other snapshot but those at the offsets
+        `keep` below it (the segments' bases: one per segment, as Kafka keeps them, so a cut
+        reloads from the one below it). sync=False: not fsynced (a roll's, on the event loop);
+        one a crash left unreadable is skipped for an older one."""
+        self.txns.sync()   # only index files with entries since the last sync: none, mostly
+        self.state.write_snapshot(self._path(log_end), log_end, sync=sync)   # a stale mark left names another file
+        self._drop_others(log_end, keep)
+
+    def _drop_others(self, log_end: int, keep) -> None:
+        kept = set(keep)
         for off, p in self.snapshots():
-            if off != log_end:
+            if off != log_end and not (off < log_end and off in kept):
                 _drop_snapshot(p, off, log_end)
 
     def needs_snapshot(self, log_end: int, holds_batches: bool) -> bool:

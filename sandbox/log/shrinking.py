@@ -21,6 +21,7 @@ class Shrinking:
         loc = self._locate(offset)
         i, pos = (loc[0], loc[1]) if loc else (len(self._segments) - 1, self._active.size)
         cut_whole = pos == 0 and i > 0   # the cut falls on a segment's start: that segment goes too
+        active = self._active
         try:
             self._drop_from_end(i if cut_whole else i + 1)
             if not cut_whole:
@@ -29,6 +30,11 @@ class Shrinking:
                 seg.write_indexes()
         finally:
             self._after_cut()
+        if self._active is not active:
+            # a closed segment, maybe compacted, would take the next appends: they go to a new
+            # one instead, whose base snapshot (the cut's state) a later cut reloads from, never
+            # replaying batches compaction removed (producers.truncated)
+            self._roll()
 
     def _drop_from_end(self, keep: int) -> None:
         """Delete the segments past the first `keep`, the last first, each taken out of the log
@@ -73,7 +79,7 @@ class Shrinking:
             return 0
         # the producer state first: a snapshot older than what is left would, after a crash,
         # bring back transactions whose markers went with these segments (open for ever)
-        self._producers.snapshot(self.log_end_offset)
+        self._producers.snapshot(self.log_end_offset, keep=self._bases[n:])
         freed = 0
         try:
             for _ in range(n):

@@ -163,7 +163,7 @@ class TwoPhase:
         self.pending.pop(i)
 
 
-def test_a_segment_cut_and_appended_back_to_the_same_offset_is_not_taken_as_synced(tmp_path, monkeypatch):
+def test_a_segment_cut_after_its_fsync_ran_is_not_taken_as_synced_by_that_fsyncs_report(tmp_path, monkeypatch):
     disk = Disk(monkeypatch)
     log = PartitionLog(tmp_path / "t-0", LogConfig(segment_bytes=400))
     try:
@@ -174,8 +174,9 @@ def test_a_segment_cut_and_appended_back_to_the_same_offset_is_not_taken_as_sync
         log.truncate_to(end - 1)        # ...then a follower cuts the last record and
         log.append(build_batch([(None, b"other")]))   # appends a different one back to `end`
         log.housekeeping.roll()         # and it rolls again
-        assert seg.next_offset == end
-        two.report(0)                   # the first fsync's report arrives: it missed the new record
+        # the cut segment was closed again at the cut (handed over anew); the record went to a new one
+        assert seg.next_offset == end - 1 and log._bases[-2:] == [end - 1, end]
+        two.report(0)                   # the first fsync's report arrives: it saw a longer segment
         disk.check(log)
         assert log.recovery_point < end
     finally:
