@@ -316,13 +316,13 @@ class PartitionLog(Shrinking):
         self._bases.append(seg.base_offset)
         # the producer state at the new segment's base, kept while the segment is (Kafka's roll
         # snapshot): a cut into this segment reloads from it, not from the batches compaction or
-        # DeleteRecords left (producers.truncated). Not fsynced here: on the event loop, and one a
-        # crash left unreadable is skipped for an older one. One that cannot be written (a full
-        # disk, a file of that name another program holds) fails no append: a cut then reloads
-        # from an older snapshot, and a held one describes this same offset of this same log
-        # (a cut below it removed or emptied it first)
+        # DeleteRecords left (producers.truncated). Not fsynced here (on the event loop): it
+        # removes no other snapshot, so one a crash left unreadable is skipped for the fsynced
+        # one before it. One that cannot be written (a full disk, a file of that name another
+        # program holds) fails no append: a cut then reloads from an older snapshot, and a held
+        # one describes this same offset of this same log (a cut below it removed or emptied it)
         try:
-            self._producers.snapshot(seg.base_offset, keep=self._bases, sync=False)
+            self._producers.roll_snapshot(seg.base_offset)
         except OSError:
             pass
 

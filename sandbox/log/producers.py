@@ -295,14 +295,25 @@ class ProducerStore:
         if aborted is not None:
             self.txns.add(aborted, segment_base)
 
-    def snapshot(self, log_end: int, keep=(), *, sync: bool = True) -> None:
-        """Write the state up to log_end; delete every other snapshot but those at the offsets
-        `keep` below it (the segments' bases: one per segment, as Kafka keeps them, so a cut
-        reloads from the one below it). sync=False: not fsynced (a roll's, on the event loop);
-        one a crash left unreadable is skipped for an older one."""
-        self.txns.sync()   # only index files with entries since the last sync: none, mostly
-        self.state.write_snapshot(self._path(log_end), log_end, sync=sync)   # a stale mark left names another file
+    def snapshot(self, log_end: int, keep=()) -> None:
+        """Write the state up to log_end (fsynced); delete every other snapshot but those at the
+        offsets `keep` below it (the segments' bases: one per segment, as Kafka keeps them, so a
+        cut reloads from the one below it)."""
+        self.txns.sync()
+        self.state.write_snapshot(self._path(log_end), log_end)   # a stale mark left names another file
         self._drop_others(log_end, keep)
+
+    def roll_snapshot(self, base: int) -> None:
+        """A new segment starts at `base` (the log end): its snapshot, unless one of that offset
+        is there (a cut's, just written and fsynced: the state at an offset of this log does not
+        change). Not fsynced, and nothing else removed: the fsynced snapshot before it stays for
+        a crash that leaves this one unreadable; the next flush's snapshot drops what is not a
+        segment's base."""
+        path = self._path(base)
+        if path.exists() and not (self.txns.marks_possible and is_stale(path)):
+            return
+        self.txns.sync()   # the entries it counts on: only index files written since the last sync
+        self.state.write_snapshot(path, base, sync=False)
 
     def _drop_others(self, log_end: int, keep) -> None:
         kept = set(keep)

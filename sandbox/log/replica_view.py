@@ -54,8 +54,8 @@ class ReplicaView:
 
     def append(self, records, *, now_ms: int | None = None) -> int:
         """Append a leader's batches as they are (a follower): same offsets, same leader epochs,
-        same bytes; CRCs checked, nothing stamped. The first batch must start at the log end
-        (the fetcher truncates first). Returns the new log end offset."""
+        same bytes; CRCs checked, nothing stamped. The first batch must start at or past the log
+        end (the fetcher truncates first). Returns the new log end offset."""
         log = self._log
         if not len(records):
             return log.log_end_offset
@@ -71,9 +71,11 @@ class ReplicaView:
             # the leader's log start then moves it up again (follow_log_start)
             self.reset_to(first.base_offset)
             leo = log.log_end_offset
-        if first.base_offset != leo:
+        if first.base_offset < leo:
             raise CorruptRecordError(f"replicated batch starts at offset {headers[0].base_offset}, "
                                      f"the log of {log.directory.name} ends at {leo}")
+        # one starting past the log end is taken, as Kafka's follower takes it: compaction removed
+        # what the leader had between (a compacted topic's new replica starts so)
         placed: list[tuple[int, BatchHeader]] = []
         pos = 0
         expect = leo

@@ -20,7 +20,10 @@ class Shrinking:
             return
         loc = self._locate(offset)
         i, pos = (loc[0], loc[1]) if loc else (len(self._segments) - 1, self._active.size)
-        cut_whole = pos == 0 and i > 0   # the cut falls on a segment's start: that segment goes too
+        # a cut on a segment's base keeps that segment, emptied: the log end is the cut (Kafka's
+        # truncateTo), also when compaction took the end of the segment before it. One inside a
+        # gap compaction left (only an unclean election's cut reaches one) drops the next segment
+        cut_whole = pos == 0 and i > 0 and self._segments[i].base_offset > offset
         active = self._active
         try:
             self._drop_from_end(i if cut_whole else i + 1)

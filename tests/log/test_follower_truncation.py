@@ -256,3 +256,54 @@ def test_a_compaction_pass_read_before_a_truncation_is_not_installed_after_it(tm
     assert (7, b"a", b"old-7") not in got
     offsets = [o for o, _k, _v in got]
     assert offsets == sorted(set(offsets)) and offsets[-4:] == [4, 5, 6, 7]
+
+
+def test_a_new_replica_of_a_compacted_partition_copies_it_past_the_gaps(tmp_path, windows_files):
+    """Found by review: the leader's compaction had removed its first batches, so its first batch
+    started past 0; a new replica (a reassignment, a broker whose journal was quarantined) refused
+    it as "not at the log end" on every fetch and never caught up. Kafka's follower takes a batch
+    starting past its log end."""
+    from sandbox.log import build_batch
+    from sandbox.log.compactor import Compactor
+
+    leader = PartitionLog(tmp_path / "l", LogConfig(segment_bytes=1 << 20, cleanup_policy="compact"))
+    for key, value in ((b"k", b"old"), (b"x", b"1"), (b"k", b"new")):
+        leader.append(build_batch([(key, value)], timestamp_ms=1_000), leader_epoch=1)
+    leader.housekeeping.roll()
+    leader.append(build_batch([(b"z", b"1")], timestamp_ms=1_000), leader_epoch=1)
+    c = Compactor(leader)
+    while c.step(10**13):
+        pass
+    assert min(records(leader)) == 1   # the first batch went
+    f = follower(tmp_path / "f")
+    fetcher, _ = fetcher_of(f, leader, 1)
+    fetcher._truncate.clear()
+    fetch_all(fetcher, f, leader)
+    assert records(f) == records(leader) and f.log_end_offset == leader.log_end_offset == 4
+
+
+def test_a_cut_on_a_segment_base_after_compaction_took_the_end_before_it_keeps_the_log_end_and_producers(tmp_path):
+    """Found by review: a follower's cut at its high watermark, a segment's base, dropped that
+    segment; the segment before ended earlier (compaction had removed its last batch, a
+    producer's), so the log end and the high watermark fell below the cut, the snapshot at the cut
+    was removed as past the log end, and the producer was forgotten: its retry was written twice."""
+    from sandbox.log import build_batch
+    from sandbox.log.compactor import Compactor
+
+    log = PartitionLog(tmp_path / "c-0", LogConfig(segment_bytes=1 << 20, cleanup_policy="compact",
+                                                   delete_retention_ms=0))
+    log.replica.set_replicated(True)
+    log.append(build_batch([(b"z", b"1")], timestamp_ms=1_000))
+    retry = build_batch([(b"k", None)], timestamp_ms=1_000, producer_id=7, producer_epoch=0, base_sequence=0)
+    log.append(retry)                    # a tombstone, the segment's last batch: compaction removes it
+    log.housekeeping.roll()
+    log.append(build_batch([(b"y", b"diverged")], timestamp_ms=1_000))
+    log.replica.high_watermark = 2
+    c = Compactor(log)
+    while c.step(10**13):
+        pass
+    assert log._segments[0].next_offset == 1   # the tombstone went
+    log.truncate_to(2)                   # the follower cuts at its high watermark, the second segment's base
+    assert log.log_end_offset == 2 and log.high_watermark == 2
+    again = log.append(retry)
+    assert again.duplicate and again.first_offset == 1

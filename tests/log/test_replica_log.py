@@ -43,18 +43,21 @@ def test_follower_holds_the_leaders_bytes_offsets_and_epochs(tmp_path):
     assert follower.replica.end_offset_for_epoch(9) == (4, 10)
 
 
-def test_a_batch_that_does_not_start_at_the_log_end_is_refused(tmp_path):
+def test_a_batch_before_the_log_end_is_refused_and_one_past_it_taken_as_a_compacted_gap(tmp_path):
+    """As Kafka's follower: a batch overlapping what the log holds is refused; one starting past
+    the log end is taken (compaction removed what the leader had between)."""
     leader = leader_with(tmp_path, [(0, 3), (0, 3)])
     follower = PartitionLog(tmp_path / "follower", cfg())
-    second = leader.read(3, 1).tobytes()
-    with pytest.raises(CorruptRecordError):
-        follower.replica.append(second)
-    assert follower.log_end_offset == 0
     damaged = bytearray(leader.read(0, 1).tobytes())
     damaged[-1] ^= 0xFF
     with pytest.raises(CorruptRecordError):
         follower.replica.append(bytes(damaged))
     assert follower.log_end_offset == 0
+    second = leader.read(3, 1).tobytes()
+    assert follower.replica.append(second) == 6
+    with pytest.raises(CorruptRecordError):
+        follower.replica.append(leader.read(0, 1).tobytes())
+    assert follower.log_end_offset == 6
 
 
 def test_divergent_tail_is_cut_where_the_new_leaders_epoch_ends(tmp_path):
