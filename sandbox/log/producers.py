@@ -5,6 +5,7 @@ open transaction and the first unstable offset (ProducerState), and its store ne
 from __future__ import annotations
 
 import json
+import os
 from collections import deque
 from pathlib import Path
 
@@ -251,7 +252,10 @@ class ProducerStore:
         self.rebuild_from(segments, start)
         bases = [s.base_offset for s in segments]
         if start == log_end and any(off == log_end for off, _p in self.snapshots()):
-            self._drop_others(log_end, bases)   # reloaded from the log end's own: nothing to write
+            # reloaded from the log end's own (a roll's, maybe not fsynced): made durable in
+            # place before the others go (a file another program holds is written anew instead)
+            _fsync_file(self._path(log_end))
+            self._drop_others(log_end, bases)
         else:
             self.snapshot(log_end, keep=bases)
 
@@ -305,10 +309,10 @@ class ProducerStore:
 
     def roll_snapshot(self, base: int) -> None:
         """A new segment starts at `base` (the log end): its snapshot, unless one of that offset
-        is there (a cut's, just written and fsynced: the state at an offset of this log does not
-        change). Not fsynced, and nothing else removed: the fsynced snapshot before it stays for
-        a crash that leaves this one unreadable; the next flush's snapshot drops what is not a
-        segment's base."""
+        is there (a cut's, or this segment's from before a cut emptied it: the state at an
+        offset of this log does not change, and a cut below it removes it first). Not fsynced,
+        and nothing else removed: the fsynced snapshot before it stays for a crash that leaves
+        this one unreadable; the next flush's snapshot drops what is not a segment's base."""
         path = self._path(base)
         if path.exists() and not (self.txns.marks_possible and is_stale(path)):
             return
@@ -342,6 +346,20 @@ class ProducerStore:
         marker) of every producer whose batches the log holds, as DescribeProducers reports them."""
         return [(pid, e.epoch, e.last_sequence, e.last_timestamp, e.coordinator_epoch)
                 for pid, e in sorted(self.state.producers.items())]
+
+
+def _fsync_file(path: Path) -> None:
+    """fsync a file in place; one that cannot be opened for it (held, gone) is left as it is."""
+    try:
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _drop_snapshot(path: Path, offset: int, log_end: int) -> None:

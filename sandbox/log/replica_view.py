@@ -84,7 +84,11 @@ class ReplicaView:
             if h.base_offset < expect:
                 raise CorruptRecordError(f"replicated batches overlap at offset {h.base_offset}")
             if h.leader_epoch > log._epochs.latest_epoch:
-                log._epochs.assign(h.leader_epoch, h.base_offset)
+                # a new epoch's first batch past a gap (compaction removed what the leader had
+                # between): the epoch may have begun anywhere in the gap, so it is taken to begin
+                # at the gap's start. Taken at the batch, a follower that asked where the epoch
+                # before ended would be told too late and keep records no leader ever had
+                log._epochs.assign(h.leader_epoch, min(h.base_offset, expect))
             placed.append((pos, h))
             pos += h.size
             expect = h.next_offset

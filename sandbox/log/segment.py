@@ -333,6 +333,8 @@ class Segment:
         self.cuts += 1
         self.size = pos
         self.scan(verify_crc=False)
+        if pos == 0:
+            self.roll_base_ms = None   # segment.ms counts from its next first append, as Kafka's
 
     def fsync(self) -> None:
         os.fsync(self._f.fileno())

@@ -307,3 +307,65 @@ def test_a_cut_on_a_segment_base_after_compaction_took_the_end_before_it_keeps_t
     assert log.log_end_offset == 2 and log.high_watermark == 2
     again = log.append(retry)
     assert again.duplicate and again.first_offset == 1
+
+
+def test_an_epoch_first_seen_past_a_compacted_gap_begins_at_the_gap_so_no_follower_keeps_uncommitted_records(
+        tmp_path, windows_files):
+    """Found by review: a new replica B copied a compacted leader A whose epoch 6 began at 10, but
+    10..14 had been compacted away, so B noted epoch 6 as beginning at 15. Once B led, C (which,
+    leading epoch 5 alone, had written 10..12 that were never committed) asked where epoch 5 ended,
+    was told 15, cut nothing, and kept 10..12 for good: records no leader ever had."""
+    from sandbox.log import build_batch
+    from sandbox.log.compactor import Compactor
+
+    def rec(k, v):
+        return build_batch([(k, v)], timestamp_ms=1_000)
+
+    cc = LogConfig(segment_bytes=1 << 20, cleanup_policy="compact")
+    a = PartitionLog(tmp_path / "a", cc)
+    a.replica.set_replicated(True)
+    c = PartitionLog(tmp_path / "c", cc)
+    c.replica.set_replicated(True)
+    for i in range(10):
+        a.append(rec(b"k%d" % i, b"v"), leader_epoch=5)
+    c.replica.append(a.read(0, 1 << 30).tobytes())
+    for i in range(3):   # C led epoch 5 and wrote 10..12 alone, then went away
+        c.append(rec(b"div%d" % i, b"never-committed"), leader_epoch=5)
+    a.replica.begin_epoch(6)   # A elected in epoch 6 at 10
+    for i in range(5):
+        a.append(rec(b"x", b"old%d" % i), leader_epoch=6)   # 10..14, superseded by 15
+    a.append(rec(b"x", b"new"), leader_epoch=6)
+    a.housekeeping.roll()
+    a.append(rec(b"z", b"1"), leader_epoch=6)
+    a.replica.high_watermark = a.log_end_offset
+    comp = Compactor(a)
+    while comp.step(10**13):
+        pass
+    assert 10 not in records(a) and 15 in records(a)
+    b = follower(tmp_path / "b")   # a new replica of A
+    fb, _ = fetcher_of(b, a, 6)
+    fb._truncate.clear()
+    fetch_all(fb, b, a)
+    b.replica.begin_epoch(7)       # A gone: B leads
+    b.append(rec(b"w", b"1"), leader_epoch=7)
+    b.replica.high_watermark = b.log_end_offset
+    fc, _ = fetcher_of(c, b, 7)
+    truncate(fc)
+    fetch_all(fc, c, b)
+    kept, leader = records(c), records(b)
+    assert {o: kept[o] for o in kept if o not in leader} == {}
+    assert kept == leader
+
+
+def test_a_segment_emptied_by_a_cut_on_its_base_counts_segment_ms_from_its_next_append(tmp_path):
+    """Found by review: the emptied segment kept its first roll time, so the append after the cut
+    rolled at once on segment.ms, leaving one-batch segments behind each such cut."""
+    log = PartitionLog(tmp_path / "t-0", LogConfig(segment_bytes=1 << 20, segment_ms=1_000))
+    log.replica.set_replicated(True)
+    log.append(batch(2, tag="a"), now_ms=0)
+    log.housekeeping.roll()
+    log.append(batch(2, tag="b"), now_ms=0)          # the second segment's time starts at 0
+    log.truncate_to(2)                               # a cut on its base: kept, emptied
+    log.append(batch(2, tag="c"), now_ms=60_000)
+    log.append(batch(2, tag="d"), now_ms=60_001)     # 1 ms later: no roll
+    assert log._bases == [0, 2] and log.log_end_offset == 6
