@@ -247,6 +247,19 @@ def fsync_dir(directory: Path) -> None:
     fsync_and_close([fd])
 
 
+def fsync_file(path: Path) -> None:
+    """fsync a file in place (opened for writing: Windows flushes only through such a handle);
+    one that is gone is nothing to do. Raises the OSError an open or fsync met."""
+    try:
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_and_close(fds: list[int]) -> bool:
     """fsync then close each handle; every handle is closed either way. False if an fsync
     failed. For the duplicates from Housekeeping.sync_handles (in a worker thread) a failure is

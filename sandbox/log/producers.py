@@ -5,13 +5,12 @@ open transaction and the first unstable offset (ProducerState), and its store ne
 from __future__ import annotations
 
 import json
-import os
 from collections import deque
 from pathlib import Path
 
 from .batch import CONTROL_ABORT, HEADER_SIZE, BatchHeader, control_record
 from .errors import InvalidProducerEpochError, OutOfOrderSequenceError
-from .files import atomic_write, is_stale, offset_files, remove_or_empty, safe_delete_later
+from .files import atomic_write, fsync_file, is_stale, offset_files, remove_or_empty, safe_delete_later
 from .segment import segment_name
 from .transactions import AbortedTxn, TxnIndex
 
@@ -254,7 +253,10 @@ class ProducerStore:
         if start == log_end and any(off == log_end for off, _p in self.snapshots()):
             # reloaded from the log end's own (a roll's, maybe not fsynced): made durable in
             # place before the others go (a file another program holds is written anew instead)
-            _fsync_file(self._path(log_end))
+            try:
+                fsync_file(self._path(log_end))
+            except OSError:
+                pass   # one that cannot be opened for it (held) stays as it is: a crash skips it if torn
             self._drop_others(log_end, bases)
         else:
             self.snapshot(log_end, keep=bases)
@@ -346,20 +348,6 @@ class ProducerStore:
         marker) of every producer whose batches the log holds, as DescribeProducers reports them."""
         return [(pid, e.epoch, e.last_sequence, e.last_timestamp, e.coordinator_epoch)
                 for pid, e in sorted(self.state.producers.items())]
-
-
-def _fsync_file(path: Path) -> None:
-    """fsync a file in place; one that cannot be opened for it (held, gone) is left as it is."""
-    try:
-        fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _drop_snapshot(path: Path, offset: int, log_end: int) -> None:

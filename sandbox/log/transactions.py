@@ -10,7 +10,7 @@ from bisect import bisect_left
 from pathlib import Path
 from typing import NamedTuple
 
-from .files import (MARKS, STALE_SUFFIX, atomic_write, is_stale, offset_files, remove_or_empty,
+from .files import (MARKS, STALE_SUFFIX, atomic_write, fsync_file, is_stale, offset_files, remove_or_empty,
                     safe_delete, stale_mark)
 from .segment import segment_name
 
@@ -144,14 +144,7 @@ class TxnIndex:
 
     def sync(self) -> None:
         for path in self._unsynced:
-            try:
-                fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
-            except FileNotFoundError:
-                continue
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_file(path)
         self._unsynced.clear()
 
     def overlapping(self, start: int, upper: int) -> list[tuple[int, int]]:
