@@ -252,7 +252,7 @@ class ProducerStore:
         bases = [s.base_offset for s in segments]
         if start == log_end and any(off == log_end for off, _p in self.snapshots()):
             # reloaded from the log end's own (a roll's, maybe not fsynced): made durable in
-            # place before the others go (a file another program holds is written anew instead)
+            # place before the others go
             try:
                 fsync_file(self._path(log_end))
             except OSError:
