@@ -238,19 +238,24 @@ class ProducerStore:
         goes first then, as it counts on index files this rewrites, so a crash in between
         rebuilds from the log rather than trust a snapshot whose aborted transactions were in
         files half rewritten."""
+        kept = []
         for off, p in self.snapshots():
             if off > log_end:
                 remove_or_empty(p)   # one another program holds (Windows) is emptied: never loaded
-        start = self._reload_below(segments, log_end)
-        if start is None:
+            else:
+                kept.append((off, p))
+        reloaded = self._reload_below(kept, segments)
+        if reloaded is None:
             self.state = ProducerState()
             for _off, p in self.snapshots():
                 remove_or_empty(p)
             self.txns.reset()        # index files held are emptied too, not left stale
-            start = segments[0].base_offset
+            start, source = segments[0].base_offset, None
+        else:
+            start, source = reloaded
         self.rebuild_from(segments, start)
         bases = [s.base_offset for s in segments]
-        if start == log_end and any(off == log_end for off, _p in self.snapshots()):
+        if source == log_end:
             # reloaded from the log end's own (a roll's, maybe not fsynced): made durable in
             # place before the others go
             try:
@@ -261,13 +266,12 @@ class ProducerStore:
         else:
             self.snapshot(log_end, keep=bases)
 
-    def _reload_below(self, segments: list, log_end: int) -> int | None:
-        """The newest usable snapshot at or below log_end made the state, and the aborted-
-        transaction index cut back to it: the offset to replay the log from. None if none."""
+    def _reload_below(self, snapshots: list[tuple[int, Path]], segments: list) -> tuple[int, int] | None:
+        """The newest usable of `snapshots` (those at or below the cut, oldest first) made the
+        state, and the aborted-transaction index cut back to where it covers: (the offset to
+        replay the log from, the snapshot's offset), or None if none is usable."""
         first = segments[0].base_offset
-        for off, path in reversed(self.snapshots()):
-            if off > log_end:
-                continue   # one a holder kept (emptied or marked stale): never loaded
+        for off, path in reversed(snapshots):
             loaded = ProducerState.load_snapshot(path)
             if loaded is None or loaded[1] != off:
                 continue
@@ -280,7 +284,7 @@ class ProducerStore:
             except OSError:
                 return None
             self.state = state
-            return start
+            return start, off
         return None
 
     def reset(self) -> None:

@@ -31,7 +31,7 @@ class Model:
     """Every batch ever written and not cut: (its last offset, pid, epoch, first seq, last seq, first offset)."""
 
     def __init__(self) -> None:
-        self.batches: list[tuple[int, int, int, int, int]] = []
+        self.batches: list[tuple[int, int, int, int, int, int]] = []
         self.epoch = {pid: 0 for pid in PIDS + (TXN,)}      # each producer's current epoch
         self.next_seq = {pid: 0 for pid in PIDS + (TXN,)}
         self.txns: list[list] = []   # TXN's transactions: [first offset, marker offset or None, aborted]
