@@ -37,6 +37,7 @@ class TxnIndex:
         self._lasts: list[int] = []              # last_offset of each entry (bisect)
         self._file_of: dict[int, int] = {}       # marker offset -> segment base holding it
         self._unsynced: set[Path] = set()
+        self._unwritten: dict[Path, int] = {}    # file whose append failed -> its segment base
         self.marks_seen = False   # a stale mark was in the folder at load (see ensure_writable)
 
     def path(self, base: int) -> Path:
@@ -55,11 +56,14 @@ class TxnIndex:
         names = os.listdir(self.directory) if listing is None else listing
         self.marks_seen = any(n.endswith(STALE_SUFFIX) for n in names)
         present = set(bases)
+        ordered = sorted(present)
         whole = True
         for base, path in self.files(names):
             if base not in present:
                 safe_delete(path)
                 continue
+            i = bisect_left(ordered, base) + 1
+            next_base = ordered[i] if i < len(ordered) else None
             try:
                 with open(path, "rb") as f:
                     data = f.read()
@@ -69,7 +73,10 @@ class TxnIndex:
             usable = len(data) - len(data) % _ENTRY.size
             for pos in range(0, usable, _ENTRY.size):
                 version, pid, first, last, lso = _ENTRY.unpack_from(data, pos)
-                if version != 0 or pid < 0 or not 0 <= first <= last:
+                # an entry's marker lies in its own segment, after the transaction's first batch
+                # (zeros a crash left at the end of the file are not an entry: Kafka's sanityCheck)
+                if (version != 0 or pid < 0 or not 0 <= first < last or last < base
+                        or (next_base is not None and last >= next_base)):
                     whole = False
                     break
                 if last < keep_below:
@@ -92,6 +99,7 @@ class TxnIndex:
     def clear_memory(self) -> None:
         self.entries, self._lasts, self._file_of = [], [], {}
         self._unsynced.clear()
+        self._unwritten.clear()
 
     def truncate(self, end: int) -> None:
         """Forget entries whose marker is at or past `end` (the log was cut there)."""
@@ -112,6 +120,7 @@ class TxnIndex:
         self.entries = [e for e in self.entries if self._file_of.get(e.last_offset) in present]
         self._lasts = [e.last_offset for e in self.entries]
         self._file_of = {o: b for o, b in self._file_of.items() if b in present}
+        self._unwritten = {p: b for p, b in self._unwritten.items() if b in present}
 
     # ---------------------------------------------------------------- writes and reads
 
@@ -135,17 +144,30 @@ class TxnIndex:
                                                 "held by another program", str(path))
 
     def add(self, entry: AbortedTxn, segment_base: int) -> None:
-        """An abort marker was appended (entries arrive in offset order)."""
-        path = self.path(segment_base)
-        with open(path, "ab") as f:
-            f.write(_ENTRY.pack(0, *entry))
-        self._unsynced.add(path)
+        """An abort marker was appended (entries arrive in offset order). The marker is in the
+        log and its transaction no longer open by now, so the entry is kept in memory whatever
+        the disk does: read_committed fetches are answered from memory. A file that cannot take
+        it (a full disk, a held file) is written whole again by sync(), which fails until it
+        can be, and no snapshot is written past the marker before then (a restart replays the
+        marker from the snapshot before it, which adds the entry back)."""
         self._remember(entry, segment_base)
+        path = self.path(segment_base)
+        self._unsynced.add(path)
+        if path in self._unwritten:
+            return   # its earlier entry is missing from the file: rewritten whole by sync()
+        try:
+            with open(path, "ab") as f:
+                f.write(_ENTRY.pack(0, *entry))
+        except OSError:
+            self._unwritten[path] = segment_base
 
     def sync(self) -> None:
-        for path in self._unsynced:
+        """Every entry on disk and fsynced; OSError while a file cannot be written or fsynced."""
+        for path, base in list(self._unwritten.items()):
+            self._rewrite(path, [e for e in self.entries if self._file_of.get(e.last_offset) == base])
+        for path in list(self._unsynced):
             fsync_file(path)
-        self._unsynced.clear()
+            self._unsynced.discard(path)
 
     def overlapping(self, start: int, upper: int) -> list[tuple[int, int]]:
         """(producer id, first offset) of the aborted transactions with data in [start, upper):
@@ -171,4 +193,5 @@ class TxnIndex:
         else:
             safe_delete(path)
         self._unsynced.discard(path)
+        self._unwritten.pop(path, None)
 

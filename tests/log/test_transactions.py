@@ -418,3 +418,81 @@ def test_aborted_transactions_survive_a_crash_in_the_middle_of_a_truncation(tmp_
     again = _crash(log, path, cfg())
     assert again.aborted_transactions(0, 1 << 30) == aborted
     assert read_committed(again) == expect
+
+
+def _index_appends_fail(monkeypatch, times: int):
+    """The next `times` appends to a .txnindex file fail as on a full disk (ENOSPC)."""
+    import builtins
+    import errno
+    import sandbox.log.transactions as mod
+    left = [times]
+
+    def fake_open(path, mode="r", *a, **kw):
+        if str(path).endswith(".txnindex") and mode == "ab" and left[0] > 0:
+            left[0] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return builtins.open(path, mode, *a, **kw)
+    monkeypatch.setattr(mod, "open", fake_open, raising=False)
+
+
+def test_an_abort_whose_index_write_fails_still_hides_its_records_and_is_written_at_the_flush(tmp_path, monkeypatch):
+    log = PartitionLog(tmp_path / "p", cfg(segment_bytes=1 << 20))
+    log.append(txn_batch(5, [b"gone1", b"gone2"]))
+    log.append(plain([b"kept"]))
+    _index_appends_fail(monkeypatch, 1)
+    log.append_marker(5, 0, False, 0)   # in the log; its index entry could not be appended
+    assert log.aborted_transactions(0, 1 << 30) == [(5, 0)]
+    assert read_committed(log) == [b"kept"]
+    # the coordinator's retry (had the write been answered as failed) changes nothing
+    log.append_marker(5, 0, False, 0)
+    assert log.aborted_transactions(0, 1 << 30) == [(5, 0)]
+    log.close()                          # the flush writes the file whole
+    again = PartitionLog(tmp_path / "p", cfg(segment_bytes=1 << 20), recovery_point=log.log_end_offset)
+    assert again.aborted_transactions(0, 1 << 30) == [(5, 0)]
+    assert read_committed(again) == [b"kept"]
+    again.close()
+
+
+def test_an_abort_index_that_cannot_be_written_stops_the_snapshot_so_a_crash_replays_the_marker(tmp_path, monkeypatch):
+    import errno
+    import sandbox.log.transactions as mod
+    log = PartitionLog(tmp_path / "p", cfg(segment_bytes=1 << 20))
+    log.append(txn_batch(5, [b"gone"]))
+    log.append(plain([b"kept"]))
+    log.close()
+    log = PartitionLog(tmp_path / "p", cfg(segment_bytes=1 << 20), recovery_point=log.log_end_offset)
+    _index_appends_fail(monkeypatch, 10)
+
+    def full(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(mod, "atomic_write", full)
+    log.append_marker(5, 0, False, 0)
+    log.append(plain([b"after"]))
+    with pytest.raises(OSError):
+        log._flush()                     # the index cannot be written: no snapshot past the marker
+    assert not (tmp_path / "p" / f"{log.log_end_offset:020d}.snapshot").exists()
+    for seg in log._segments:            # a crash
+        seg.close()
+    monkeypatch.undo()
+    crashed = PartitionLog(tmp_path / "p", cfg(segment_bytes=1 << 20), recovery_point=0)
+    assert crashed.aborted_transactions(0, 1 << 30) == [(5, 0)]
+    assert read_committed(crashed) == [b"kept", b"after"]
+    crashed.close()
+
+
+@pytest.mark.parametrize("entry", [
+    (0, 0, 0, 0, 0),       # zeros a crash left at the end of the file
+    (0, 7, 9, 9, 10),      # no data before its marker
+    (0, 7, 1, 2, 3),       # its marker lies before its own segment
+])
+def test_an_index_entry_that_cannot_be_one_of_its_segment_rebuilds_the_index(tmp_path, entry):
+    log = _aborted_log(tmp_path / "p")
+    expect = log.aborted_transactions(0, 1 << 30)
+    log.close()
+    files = sorted((tmp_path / "p").glob("*.txnindex"))
+    last = files[-1]
+    assert int(last.name.split(".")[0]) > 2
+    last.write_bytes(last.read_bytes() + struct.pack(">hqqqq", *entry))
+    again = PartitionLog(tmp_path / "p", cfg(), recovery_point=log.housekeeping.checkpoint_offsets()[0])
+    assert again.aborted_transactions(0, 1 << 30) == expect
+    again.close()
