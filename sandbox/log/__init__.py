@@ -6,6 +6,7 @@ from .errors import (
     CorruptRecordError,
     InvalidProducerEpochError,
     InvalidRecordError,
+    InvalidTxnStateError,
     LogError,
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
@@ -20,7 +21,7 @@ from .manager import LogDir
 
 __all__ = [
     "AppendInfo", "BatchHeader", "LogSlices", "MAX_TIMESTAMP", "CorruptRecordError", "HEADER_SIZE", "InvalidProducerEpochError",
-    "InvalidRecordError", "LogConfig", "LogDir", "LogError", "OffsetOutOfRangeError",
+    "InvalidRecordError", "InvalidTxnStateError", "LogConfig", "LogDir", "LogError", "OffsetOutOfRangeError",
     "OutOfOrderSequenceError", "PartitionLog", "RecordTooLargeError", "UnrecoverableJournalError", "JournalLockedError",
     "build_batch", "iter_batches", "iter_records", "parse_header", "validate_batches",
 ]

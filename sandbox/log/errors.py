@@ -37,6 +37,10 @@ class InvalidProducerEpochError(LogError):
     """An idempotent producer used an epoch older than the latest one seen (code 47)."""
 
 
+class InvalidTxnStateError(LogError):
+    """A producer wrote outside the transaction it has open here (INVALID_TXN_STATE, code 48)."""
+
+
 class UnrecoverableJournalError(LogError):
     """Acknowledged data is damaged or the journal is locked: refuse to start rather than lose data."""
 

@@ -9,7 +9,7 @@ from collections import deque
 from pathlib import Path
 
 from .batch import CONTROL_ABORT, HEADER_SIZE, BatchHeader, control_record
-from .errors import InvalidProducerEpochError, OutOfOrderSequenceError
+from .errors import InvalidProducerEpochError, InvalidTxnStateError, OutOfOrderSequenceError
 from .files import atomic_write, fsync_file, is_stale, offset_files, remove_or_empty, safe_delete_later
 from .segment import segment_name
 from .transactions import AbortedTxn, TxnIndex
@@ -73,15 +73,20 @@ class ProducerState:
                     for fs, ls, fo, lo in entry.batches:
                         if fs == first and ls == last:
                             return fo, lo
-                    if entry.batches:
-                        expected = 0 if entry.batches[-1][1] == INT32_MAX else entry.batches[-1][1] + 1
-                        if first != expected:
-                            raise OutOfOrderSequenceError(
-                                f"producer {pid} epoch {h.producer_epoch}: expected sequence {expected}, got {first}",
-                                expected)
+                    # no batch of this epoch here yet (its entry came with a transaction marker):
+                    # sequence 0 first, as Kafka's checkSequence asks of a known producer
+                    expected = (0 if not entry.batches or entry.batches[-1][1] == INT32_MAX
+                                else entry.batches[-1][1] + 1)
+                    if first != expected:
+                        raise OutOfOrderSequenceError(
+                            f"producer {pid} epoch {h.producer_epoch}: expected sequence {expected}, got {first}",
+                            expected)
                 elif first != 0:
                     raise OutOfOrderSequenceError(
                         f"producer {pid} bumped epoch to {h.producer_epoch} but started at sequence {first}, not 0", 0)
+                if not h.is_transactional and pid in self.open_txns:   # as Kafka's appendDataBatch
+                    raise InvalidTxnStateError(f"producer {pid} has a transaction open here (from offset "
+                                               f"{self.open_txns[pid]}) and wrote a batch outside it")
             # unknown producer: any sequence is accepted (its state may have been removed by retention)
             new = entry.copy() if entry is not None and entry.epoch == h.producer_epoch else ProducerEntry(h.producer_epoch)
             new.batches.append((first, last, -1, -1))
@@ -165,12 +170,15 @@ class ProducerState:
                 doc = json.loads(f.read())
             state = cls()
             for pid, e in doc["producers"].items():
-                state.producers[int(pid)] = ProducerEntry(int(e["epoch"]), [tuple(int(x) for x in b) for b in e["batches"]],
+                batches = [tuple(int(x) for x in b) for b in e["batches"]]
+                if any(len(b) != 4 for b in batches):
+                    raise ValueError("a cached batch is not (first seq, last seq, first offset, last offset)")
+                state.producers[int(pid)] = ProducerEntry(int(e["epoch"]), batches,
                                                           int(e.get("ts", -1)), int(e.get("ce", -1)))
             state.open_txns = {int(pid): int(first) for pid, first in doc.get("open_txns", {}).items()}
             state.completed = deque((int(m), int(f)) for m, f in doc.get("completed_txns", []))
             return state, int(doc["offset"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):   # any shape but the one written
             return None
 
 

@@ -321,3 +321,31 @@ def test_a_txn_offset_commit_outside_the_ongoing_transaction_is_refused(b):
     assert offset_fetch(b, stable=True) == (8, E.NONE)
     assert commit(9) == E.INVALID_TXN_STATE                # late: its transaction is over
     assert offset_fetch(b, stable=True) == (8, E.NONE)     # and it holds nothing back
+
+
+def test_client_batches_kafka_refuses_as_invalid_records(b):
+    """LogValidator.validateBatch's rules for a client's batch: a producer id needs a sequence,
+    and the record count must match the batch's offset range."""
+    import struct
+    from sandbox.log.batch import compute_crc
+    no_seq = build_batch([(None, b"x")], producer_id=3, producer_epoch=0, base_sequence=-1)
+    p = produce(b, no_seq, txn_id=None)
+    assert int(p.error_code) == E.INVALID_RECORD and "sequence" in p.error_message
+    wide = bytearray(build_batch([(None, b"x")], producer_id=4, producer_epoch=0, base_sequence=0))
+    struct.pack_into(">i", wide, 23, 4)                        # lastOffsetDelta 4 for 1 record
+    struct.pack_into(">I", wide, 17, compute_crc(wide, 0, len(wide)))
+    p = produce(b, bytes(wide), txn_id=None)
+    assert int(p.error_code) == E.INVALID_RECORD and "count of records" in p.error_message
+    assert fetch(b, 0).high_watermark == 0                      # neither was written
+    # the producer's real batch is taken at sequence 0 afterwards
+    ok = build_batch([(None, b"y")], producer_id=4, producer_epoch=0, base_sequence=0)
+    assert int(produce(b, ok, txn_id=None).error_code) == E.NONE
+
+
+def test_a_plain_batch_from_a_producer_with_its_transaction_open_is_invalid_txn_state(b):
+    assert int(produce(b, txn_batch([b"t"], pid=7)).error_code) == E.NONE
+    plain = build_batch([(None, b"p")], producer_id=7, producer_epoch=0, base_sequence=1)
+    assert int(produce(b, plain, txn_id=None).error_code) == E.INVALID_TXN_STATE
+    assert markers(b, 7, True) == {("t", 0): E.NONE}
+    assert int(produce(b, plain, txn_id=None).error_code) == E.NONE
+    assert consumed(fetch(b, 1), 1) == [b"t", b"p"]

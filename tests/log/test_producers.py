@@ -1,7 +1,8 @@
 """Idempotent producers: duplicates get their original offsets, sequence and epoch checks, restarts."""
 import pytest
 
-from sandbox.log import InvalidProducerEpochError, LogConfig, OutOfOrderSequenceError, PartitionLog
+from sandbox.log import InvalidProducerEpochError, InvalidTxnStateError, LogConfig, OutOfOrderSequenceError, PartitionLog
+from sandbox.log.batch import ATTR_TRANSACTIONAL
 from sandbox.log.producers import INT32_MAX, last_sequence
 
 from .logkit import batch, offsets
@@ -144,3 +145,58 @@ def test_store_snapshots_cut_and_reset(tmp_path):
     store.reset()
     assert store.snapshots() == [] and store.active() == []
     lg.close()
+
+
+def tbatch(seq, n=1, pid=42, epoch=0):
+    return batch(n, tag=f"t{seq}", producer_id=pid, producer_epoch=epoch, base_sequence=seq,
+                 attributes=ATTR_TRANSACTIONAL)
+
+
+@pytest.mark.parametrize("how", ["marker alone", "bumped by a marker"])
+def test_a_producer_whose_epoch_a_marker_set_here_starts_that_epoch_at_sequence_0(log, how):
+    """Kafka's checkSequence: a known producer's first batch of an epoch is sequence 0 (only an
+    unknown one may start anywhere). A later batch that overtook the first is refused, so the
+    client sends them in order, rather than written ahead of it."""
+    if how == "bumped by a marker":
+        log.append(tbatch(0, pid=42, epoch=0))
+        log.append_marker(42, 1, False, 0)   # the coordinator aborted it with a bumped epoch
+        epoch = 1
+    else:
+        log.append_marker(42, 0, True, 0)    # a transaction that added this partition and wrote nothing here
+        epoch = 0
+    end = log.log_end_offset
+    with pytest.raises(OutOfOrderSequenceError) as e:
+        log.append(tbatch(3, epoch=epoch))
+    assert e.value.expected == 0 and log.log_end_offset == end
+    assert log.append(tbatch(0, epoch=epoch)).first_offset == end
+    assert log.append(tbatch(1, epoch=epoch)).first_offset == end + 1
+
+
+def test_a_plain_batch_while_the_producer_has_a_transaction_open_here_is_refused(log):
+    log.append(tbatch(0))
+    end = log.log_end_offset
+    with pytest.raises(InvalidTxnStateError):
+        log.append(pbatch(1, n=1))
+    assert log.log_end_offset == end
+    log.append_marker(42, 0, True, 0)
+    assert not log.append(pbatch(1, n=1)).duplicate   # its transaction ended: written
+
+
+@pytest.mark.parametrize("doc", [
+    {"offset": 4, "producers": [], "open_txns": {}},
+    {"offset": 4, "producers": {"42": {"epoch": 0, "batches": [[0, 1, 0]]}}},
+    {"offset": 4, "producers": {"42": {"epoch": 0, "batches": [[0, 1, 0, 1]]}}, "open_txns": [1, 2]},
+])
+def test_a_snapshot_of_another_shape_is_skipped_and_the_state_rebuilt(tmp_path, doc):
+    import json
+    d = tmp_path / "idem-0"
+    log = PartitionLog(d, LogConfig())
+    log.append(pbatch(0))
+    log.append(pbatch(2))
+    log.close()
+    (snap,) = d.glob("*.snapshot")
+    snap.write_text(json.dumps(doc))
+    log = PartitionLog(d, LogConfig(), recovery_point=4)
+    assert log.append(pbatch(2)).duplicate
+    assert log.append(pbatch(4)).first_offset == 4
+    log.close()

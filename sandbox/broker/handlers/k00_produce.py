@@ -23,6 +23,7 @@ from sandbox.log import (
     CorruptRecordError,
     InvalidProducerEpochError,
     InvalidRecordError,
+    InvalidTxnStateError,
     OutOfOrderSequenceError,
     RecordTooLargeError,
     validate_batches,
@@ -36,7 +37,7 @@ from ..storage import STORAGE_ERRNOS
 from ..transactions.verifier import refusal
 from sandbox.protocol.errors import (
     CORRUPT_MESSAGE,
-    INVALID_PRODUCER_EPOCH, NOT_ENOUGH_REPLICAS, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
+    INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, NOT_ENOUGH_REPLICAS, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
     KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
     NOT_LEADER_OR_FOLLOWER,
     OUT_OF_ORDER_SEQUENCE_NUMBER, TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
@@ -230,6 +231,14 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
                 return _error(index, INVALID_RECORD, "Clients are not allowed to write control records")
             if h.is_transactional and h.producer_id < 0:
                 return _error(index, INVALID_RECORD, "a transactional batch needs a producer id")
+            # Kafka's LogValidator.validateBatch for a client's batch (a follower's copy may be
+            # compacted, so these are not checked in validate_batches)
+            if h.producer_id >= 0 and h.base_sequence < 0:
+                return _error(index, INVALID_RECORD, f"Invalid sequence number {h.base_sequence} in record "
+                                                     f"batch with producerId {h.producer_id}")
+            if h.records_count != h.last_offset_delta + 1:
+                return _error(index, INVALID_RECORD, f"Inconsistent batch offset range [0, {h.last_offset_delta}] "
+                                                     f"and count of records {h.records_count}")
         code = _unverified(ctx, txn_id, topic, index, headers[0]) if headers else NONE
         if code != NONE:
             return _error(index, code, f"{topic}-{index} is not part of the producer's ongoing transaction")
@@ -258,6 +267,8 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
         return _error(index, OUT_OF_ORDER_SEQUENCE_NUMBER, str(e))
     except InvalidProducerEpochError as e:
         return _error(index, INVALID_PRODUCER_EPOCH, str(e))
+    except InvalidTxnStateError as e:
+        return _error(index, INVALID_TXN_STATE, str(e))
     except PermissionError as e:
         # Windows: a file of the partition another program holds for a moment (a virus scanner):
         # nothing was written; answered as a storage error, which clients retry, and remembered
