@@ -144,6 +144,9 @@ class LogDir:
         # checkpoint files may be written from a worker thread (write_snapshot): one writer at a
         # time, and a snapshot taken before another already written is not written over it
         self._write_lock = threading.Lock()
+        # partitions deleted without the files rewritten -> the snapshot count then: the
+        # recovery-point file may still name them until a snapshot taken later is written
+        self._deleted_unchecked: dict[tuple[str, int], int] = {}
         self._snapshots = 0
         self._written: dict[str, int] = {}
         self._closed = False   # set by close(): a worker thread's write left behind writes nothing
@@ -247,6 +250,7 @@ class LogDir:
                     **({"listing": listing} if kind is PartitionLog else {}))
                 if self.roll_sync is not None:
                     self._logs[tp].roll_sync = self.roll_sync
+                self._logs[tp].on_recovery_lowered = self._recovery_lowered
                 if PARTITION_METADATA in listing:
                     self._logs[tp].topic_id = read_partition_metadata(p / PARTITION_METADATA)
         except BaseException:
@@ -255,6 +259,8 @@ class LogDir:
             self._logs.clear()
             self._release_lock()
             raise
+        if any(recovery.get(tp, 0) > log.recovery_point for tp, log in self._logs.items()):
+            self._recovery_lowered()   # recovery cut a log below its checkpointed point
         return dict(self._logs)
 
     @property
@@ -294,7 +300,14 @@ class LogDir:
             raise
         if self.roll_sync is not None:
             log.roll_sync = self.roll_sync
+        log.on_recovery_lowered = self._recovery_lowered
         self._logs[tp] = log
+        with self._write_lock:
+            stale = tp in self._deleted_unchecked
+        if stale:
+            # a partition of that name was deleted without the files rewritten: their recovery
+            # point for it would have the next start trust this new log's unsynced records
+            self._recovery_lowered()
         return log
 
     def record_topic_id(self, topic: str, partition: int, topic_id: uuid.UUID) -> None:
@@ -351,6 +364,9 @@ class LogDir:
                     on_refused=lambda e: self._emit("delete-deferred", {"path": str(target), "error": str(e)}))
         if checkpoint:
             self.checkpoint()
+        else:
+            with self._write_lock:
+                self._deleted_unchecked[(topic, partition)] = self._snapshots
 
     def _mark_deleted(self, directory: Path) -> None:
         """A deleted partition's folder the file system would not let go (on Windows: another
@@ -378,6 +394,19 @@ class LogDir:
     def checkpoint(self) -> None:
         """Write the three checkpoint files atomically (no fsync of the logs themselves)."""
         self.write_snapshot(self.snapshot())
+
+    def _recovery_lowered(self) -> None:
+        """A log's recovery point went down (a follower's cut) or a new log took a deleted one's
+        name: the recovery-point file is written now, before anything is appended past it (as
+        Kafka's truncateTo), on the caller's thread; a snapshot taken earlier and written later
+        by a worker thread never undoes it (write_snapshot). Not written (a full disk): said,
+        and the once-a-second checkpoint tries again."""
+        self._snapshots += 1
+        points = {tp: log.housekeeping.checkpoint_offsets()[0] for tp, log in self._logs.items()}
+        try:
+            self.write_snapshot((self._snapshots, {RECOVERY_CHECKPOINT: points}))
+        except OSError as e:
+            self._emit("checkpoint-unwritten", {"path": str(self.root / RECOVERY_CHECKPOINT), "error": str(e)})
 
     def checkpoint_high_watermarks(self) -> None:
         """Write the replicated partitions' high watermarks (Kafka's replication-offset-checkpoint),
@@ -410,6 +439,9 @@ class LogDir:
                 if self._written.get(name, 0) < seq:
                     write_checkpoint(self.root / name, offsets)
                     self._written[name] = seq
+                    if name == RECOVERY_CHECKPOINT:
+                        for tp in [tp for tp, at in self._deleted_unchecked.items() if at < seq]:
+                            del self._deleted_unchecked[tp]
 
     def _high_watermarks(self) -> dict[tuple[str, int], int]:
         hws = {}

@@ -55,6 +55,10 @@ class PartitionLog(Shrinking):
     # just-rolled segment off the caller's thread and then call housekeeping.segment_synced;
     # None or False: the roll fsyncs it at once, holding the append that rolled.
     roll_sync: Callable[[PartitionLog, Segment], bool] | None = None
+    # Set by the owner (LogDir): called when a cut lowered the recovery point, to write it at
+    # once, as Kafka's truncateTo checkpoints it: the file's older, higher one would have the next
+    # start trust (check only the framing of) data appended after the cut and never fsynced.
+    on_recovery_lowered: Callable[[], None] | None = None
     # The id of the topic this log belongs to, as its folder's partition.metadata names it (None:
     # not known yet). Kept by LogDir (read at open, written by LogDir.record_topic_id).
     topic_id: uuid.UUID | None = None
@@ -117,6 +121,18 @@ class PartitionLog(Shrinking):
         self.flush_failed: OSError | None = None   # why the last flush an append asked for failed
         self._producers = ProducerStore(self.directory)
         self._producers.load(self._segments, leo, listing)
+        if log_start_offset is not None and log_start_offset > leo:
+            # records up to the checkpointed log start were deleted (DeleteRecords, retention) but
+            # a crash lost the log's unsynced end below it: continue empty at the log start, as
+            # Kafka's deleteSegmentsIfLogStartGreaterThanLogEnd does, never giving deleted
+            # offsets out again (a group that committed past them would skip the new records)
+            self._emit("log-start-past-end", {"log_end_offset": leo, "log_start_offset": log_start_offset})
+            try:
+                self._reset_to(log_start_offset)
+            except PermissionError as e:   # Windows: a segment another program holds stays, as it was
+                self._emit("log-start-past-end-held", {"error": str(e)})
+        elif recovery_point > leo and self.on_recovery_lowered is not None:
+            self.on_recovery_lowered()   # opened at its first use, cut below its checkpointed point
 
     # ---------------------------------------------------------------- small helpers
 

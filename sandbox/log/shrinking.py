@@ -54,8 +54,11 @@ class Shrinking:
         leo = self.log_end_offset
         self._epochs.truncate_from_end(leo)
         self._high_watermark = min(self._high_watermark, leo)
+        lowered = self._recovery_point > leo
         self._recovery_point = min(self._recovery_point, leo)
         self._log_start_offset = min(self._log_start_offset, leo)
+        if lowered and self.on_recovery_lowered is not None:
+            self.on_recovery_lowered()
         self._producers.truncated(self._segments, leo)
 
     def _reset_to(self, offset: int) -> None:

@@ -301,3 +301,60 @@ def test_a_partition_that_cannot_be_opened_leaves_no_half_made_folder(tmp_path, 
         ld.create("t", 0)
     assert not (tmp_path / "t-0").exists()
     ld.close()
+
+
+def _crash(ld, root):
+    """The process dies (no flush, no checkpoint), as after a kill or an OS crash; its lock is stale."""
+    import os
+    for log in ld.logs.values():
+        for seg in log.__dict__.get("_segments", []):
+            seg.close()
+    (root / ".lock").write_text(f"{os.getpid()} token-of-the-crashed-process")
+
+
+def test_a_cut_writes_the_lowered_recovery_point_so_what_a_crash_lost_after_it_is_repaired(tmp_path):
+    """Kafka's truncateTo checkpoints the recovery point at once. Left at its older, higher value,
+    the next start only walks the framing of the segments below it: records appended after the
+    cut, rolled but never fsynced, lost by an OS crash, stopped the broker for good."""
+    root = tmp_path / "b"
+    ld = LogDir(root, cfg())
+    ld.open()
+    log = ld.create("t", 0)
+    for i in range(30):
+        log.append(batch(2, tag=f"old{i}-"))
+    ld.flush_all()
+    assert read_checkpoint(root / RECOVERY_CHECKPOINT)[("t", 0)] == 60
+    log.truncate_to(20)                      # a follower's cut at a leader change
+    assert read_checkpoint(root / RECOVERY_CHECKPOINT)[("t", 0)] == 20
+    for i in range(30):
+        log.append(batch(2, tag=f"new{i}-"))
+    # an OS crash loses the unsynced second half of a segment appended after the cut, below 60
+    seg = next(s for s in log._segments if s.base_offset > 20 and s.next_offset < 60)
+    lost_from = seg.base_offset
+    path, size = seg.log_path, seg.size
+    _crash(ld, root)
+    with open(path, "r+b") as f:
+        f.truncate(size // 2)
+        f.seek(size // 2)
+        f.write(b"\0" * (size - size // 2))
+    ld = LogDir(root, cfg())
+    ld.open()                                # before: UnrecoverableJournalError
+    again = ld.get("t", 0)
+    assert lost_from <= again.log_end_offset < lost_from + 12
+    assert offsets(again.read(0, 1 << 20, max_offset=again.log_end_offset).tobytes()) == list(range(again.log_end_offset))
+    ld.close()
+
+
+def test_a_new_partition_in_a_deleted_ones_name_lowers_the_recovery_point_at_once(tmp_path):
+    root = tmp_path / "b"
+    ld = LogDir(root, cfg())
+    ld.open()
+    log = ld.create("t", 0)
+    for _ in range(10):
+        log.append(batch(2))
+    ld.flush_all()
+    assert read_checkpoint(root / RECOVERY_CHECKPOINT)[("t", 0)] == 20
+    ld.delete_partition("t", 0, checkpoint=False)   # as a stray folder is removed
+    ld.create("t", 0)
+    assert read_checkpoint(root / RECOVERY_CHECKPOINT)[("t", 0)] == 0
+    ld.close()

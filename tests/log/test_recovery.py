@@ -172,3 +172,31 @@ def test_leftovers_cleaned(tmp_path):
     assert not any(n.endswith((".deleted", ".tmp")) for n in names)
     assert "00000000000000099999.index" not in names
     log.close()
+
+
+def test_a_log_start_past_the_recovered_log_end_empties_the_log_there(tmp_path):
+    """DeleteRecords moved the log start to 15, its checkpoint written; an OS crash then lost the
+    unsynced records from 10. Kafka's deleteSegmentsIfLogStartGreaterThanLogEnd: the log goes
+    on empty at 15; offsets 10-14, reported deleted, are never given to new records."""
+    from sandbox.log import LogConfig, PartitionLog
+    d = tmp_path / "t-0"
+    log = PartitionLog(d, LogConfig(segment_bytes=1 << 20))
+    for i in range(10):
+        log.append(batch(1, tag=f"a{i}-"))
+    log.housekeeping.flush()
+    synced = log._active.size
+    for i in range(10):
+        log.append(batch(1, tag=f"b{i}-"))
+    log.delete_records_before(15)
+    assert log.log_start_offset == 15
+    for seg in log._segments:
+        seg.close()
+    with open(log._active.log_path, "r+b") as f:
+        f.truncate(synced)
+    again = PartitionLog(d, LogConfig(segment_bytes=1 << 20), recovery_point=10, log_start_offset=15)
+    assert (again.log_start_offset, again.log_end_offset) == (15, 15)
+    assert again.append(batch(1, tag="c")).first_offset == 15
+    again.close()
+    reopened = PartitionLog(d, LogConfig(segment_bytes=1 << 20), recovery_point=16, log_start_offset=15)
+    assert (reopened.log_start_offset, reopened.log_end_offset) == (15, 16)
+    reopened.close()

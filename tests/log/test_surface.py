@@ -14,7 +14,8 @@ VERBS = {"append", "read", "offset_for_timestamp", "truncate_to", "delete_record
 # (markers, read_committed, whether a transactional write needs its coordinator's confirmation)
 PROPERTIES = {"config", "log_start_offset", "log_end_offset", "high_watermark", "recovery_point",
               "size_bytes", "opened", "hw_follows_leo", "last_stable_offset", "roll_sync",
-              "topic_id"}   # its folder's partition.metadata, kept by LogDir
+              "topic_id",                # its folder's partition.metadata, kept by LogDir
+              "on_recovery_lowered"}     # LogDir writes the recovery-point file at a cut
 FACETS = {"replica", "housekeeping"}
 
 
@@ -32,7 +33,7 @@ def test_the_partition_log_exposes_a_few_verbs_properties_and_two_facets():
     # taking its leader's log start, and KIP-279's truncation in several rounds
     assert public(Housekeeping) == {"apply_retention", "flush", "sync", "sync_handles", "segment_synced", "dirty", "roll", "checkpoint_offsets", "delete",
                                     "active_producers", "open_transactions", "segment_count", "segment_paths"}
-    for name in PROPERTIES - {"opened", "hw_follows_leo", "roll_sync", "topic_id"}:
+    for name in PROPERTIES - {"opened", "hw_follows_leo", "roll_sync", "topic_id", "on_recovery_lowered"}:
         prop = getattr(PartitionLog, name)
         assert isinstance(prop, property) and (prop.fset is None or name == "config"), name
 
