@@ -220,6 +220,9 @@ class CoordinatorView:
     def brokers(self):
         return self.sim.machine.brokers()
 
+    def broker(self, broker_id: int):
+        return self.sim.machine.broker(broker_id)
+
     def topics(self):
         return [t.copy() for t in self._topics]
 

@@ -71,3 +71,13 @@ def test_low_watermark_is_the_smallest_log_start_of_the_replicas_on_live_brokers
     assert ls.low_watermark(60, {1, 2, 3}) == 20
     ls.follower_fetched(3, 100, 100, 30, log_start=60)
     assert ls.low_watermark(60, {1, 2, 3}) == 50
+
+
+def test_a_follower_at_the_leader_log_end_stays_in_the_isr_after_a_stall():
+    """Kafka's isCaughtUp: the leader's loop stalled (or the clock jumped) for longer than
+    replica.lag.time.max.ms while nothing was written; its followers have everything."""
+    ls = state(now=0)
+    ls.follower_fetched(2, 10, 10, 1_000)
+    ls.follower_fetched(3, 10, 10, 1_000)
+    assert ls.to_shrink(60_000, 30_000, leader_leo=10) == []
+    assert ls.to_shrink(60_000, 30_000, leader_leo=11) == [2, 3]   # a record they lack: time counts

@@ -240,13 +240,14 @@ class ReplicaFetcher:
     async def _fetch(self) -> None:
         state = self.manager.state
         topics: dict[str, list[FetchPartition]] = {}
-        asked: dict[Key, int] = {}
+        asked: dict[Key, tuple[int, int]] = {}   # fetch offset, leader epoch asked in
         for key, epoch in self.partitions.items():
             plog = state.partitions.get(key)
             if key in self._truncate or plog is None or self._held_until.get(key, 0.0) > time.monotonic():
                 continue
             try:
-                asked[key] = leo = plog.log_end_offset   # a log not opened yet is opened here
+                leo = plog.log_end_offset   # a log not opened yet is opened here
+                asked[key] = (leo, epoch)
             except PermissionError as e:   # Windows: a file of it another program holds
                 self._not_opened(key, e)
                 continue
@@ -269,17 +270,23 @@ class ReplicaFetcher:
                     continue
                 if p.records is not None:
                     got += len(p.records)
-                if not self._apply(key, p, asked[key]):
+                if not self._apply(key, p, *asked[key]):
                     backoff = True
         self._last_bytes = got
         if backoff:
             await asyncio.sleep(BACKOFF_S)
 
-    def _apply(self, key: Key, p: Any, fetch_offset: int) -> bool:
-        """Append one partition's answer; False if it needs a pause before asking again."""
+    def _apply(self, key: Key, p: Any, fetch_offset: int, epoch: int | None = None) -> bool:
+        """Append one partition's answer to a fetch asked in leader epoch `epoch`; False if it
+        needs a pause before asking again."""
         plog = self.manager.state.partitions.get(key)
         if plog is None or key not in self.partitions or plog.log_end_offset != fetch_offset:
             return True   # dropped or truncated meanwhile: the next round asks afresh
+        if key in self._truncate or (epoch is not None and self.partitions[key] != epoch):
+            # asked before a leader change (the leader left and came back while it was in
+            # flight): an older epoch's records on top of what the new epoch's truncation keeps
+            # would be kept for good (Kafka's fetcher drops such an answer too)
+            return True
         code = int(p.error_code)
         if code == OFFSET_OUT_OF_RANGE:
             try:

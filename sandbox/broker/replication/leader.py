@@ -31,6 +31,7 @@ class LeaderState:
         self.partition_epoch = partition_epoch
         self.pending: tuple[int, ...] | None = None
         self.high_watermark = high_watermark
+        self.log: object = None   # the log it leads (identity: a topic made anew has another)
         # ISR members start as caught up now (as Kafka does at leadership start), others never
         self.followers = {r: Follower(caught_up_ms=now_ms if r in isr else 0)
                           for r in replicas if r != node_id}
@@ -106,7 +107,10 @@ class LeaderState:
         return [r for r, f in sorted(self.followers.items())
                 if r not in isr and f.leo >= self.high_watermark and f.leo >= epoch_start_offset]
 
-    def to_shrink(self, now_ms: int, max_lag_ms: int) -> list[int]:
-        """ISR followers that have not caught up for longer than replica.lag.time.max.ms."""
+    def to_shrink(self, now_ms: int, max_lag_ms: int, leader_leo: int | None = None) -> list[int]:
+        """ISR followers that have not caught up for longer than replica.lag.time.max.ms; one at
+        the leader's log end stays (Kafka's isCaughtUp: after the leader's loop stalled, or the
+        clock jumped, followers that have everything are not dropped for the time alone)."""
         return [r for r in sorted(self.isr) if r != self.node_id and r in self.followers
+                and (leader_leo is None or self.followers[r].leo != leader_leo)
                 and now_ms - self.followers[r].caught_up_ms > max_lag_ms]

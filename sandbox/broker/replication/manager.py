@@ -121,13 +121,16 @@ class ReplicaManager:
 
     def _lead(self, key: Key, plog, p, now: int) -> None:
         ls = self.leading.get(key)
-        if ls is None or ls.leader_epoch != p.leader_epoch:
+        # a topic deleted and made again in one update is another log at the same epochs: the
+        # old one's high watermark, ISR and partition epoch would hold the new one still
+        if ls is None or ls.leader_epoch != p.leader_epoch or ls.log is not plog:
             self._stop_following(key)
             plog.replica.set_replicated(True)
             plog.replica.begin_epoch(p.leader_epoch)
             self._fail_waiters(key, NOT_LEADER_OR_FOLLOWER)
             self.leading[key] = ls = LeaderState(self.node_id, p.replicas, p.isr, p.leader_epoch,
                                                  p.partition_epoch, now, plog.high_watermark)
+            ls.log = plog
             self.emit("leader", {"topic": key[0], "partition": key[1], "epoch": p.leader_epoch,
                                  "isr": list(p.isr)})
         elif p.partition_epoch > ls.partition_epoch:
@@ -263,11 +266,18 @@ class ReplicaManager:
         self._advance(key, ls, plog)
         if key in self._deletions:
             self._complete_deletions(key)
-        if key not in self._altering and replica not in ls.maximal_isr():
+        if key not in self._altering and replica not in ls.maximal_isr() and self._eligible(replica):
             start = plog.replica.end_offset_for_epoch(ls.leader_epoch - 1)[1] if ls.leader_epoch > 0 else 0
             if replica in ls.to_expand(max(start, 0)):
                 self._propose(key, ls, tuple(ls.isr) + (replica,), "expand")
         return NONE
+
+    def _eligible(self, replica: int) -> bool:
+        """Whether a follower may be proposed into the ISR (Kafka's isReplicaIsrEligible): not
+        one the coordinator fenced, which it refuses (INELIGIBLE_REPLICA) while the follower,
+        cut off from the coordinator but not from this broker, fetches on: one ask per fetch."""
+        b = self.state.coordinator.broker(replica)
+        return b is not None and not b.fenced
 
     def tick(self) -> None:
         """Periodic: followers that fell behind for longer than replica.lag.time.max.ms leave the ISR."""
@@ -278,7 +288,8 @@ class ReplicaManager:
             if ls.pending is not None:   # a change asked for whose outcome is unknown: ask again
                 self._propose(key, ls, ls.pending, "expand" if len(ls.pending) > len(ls.isr) else "shrink")
                 continue
-            out = ls.to_shrink(now, self.replica_lag_ms)
+            plog = self.state.partitions.get(key)
+            out = ls.to_shrink(now, self.replica_lag_ms, plog.log_end_offset if plog is not None else None)
             if out:
                 self._propose(key, ls, tuple(r for r in ls.isr if r not in out), "shrink")
 
@@ -352,9 +363,12 @@ class ReplicaManager:
         if self.leading.get(key) is not ls:
             return
         if code == NONE and after is not None:
-            ls.committed(tuple(after.isr), after.partition_epoch, self._now_ms())
-            self.emit(f"isr-{why}", {"topic": key[0], "partition": key[1], "from": list(before),
-                                     "to": list(after.isr)})
+            if after.partition_epoch >= ls.partition_epoch:
+                ls.committed(tuple(after.isr), after.partition_epoch, self._now_ms())
+                self.emit(f"isr-{why}", {"topic": key[0], "partition": key[1], "from": list(before),
+                                         "to": list(after.isr)})
+            # else the metadata brought a later ISR before this answer (Kafka ignores an answer
+            # older than the partition epoch it has): it stays
         elif (after is not None and after.leader_epoch == ls.leader_epoch
               and after.partition_epoch > ls.partition_epoch):
             # refused because the ISR changed meanwhile (an earlier ask whose answer was lost)

@@ -1,0 +1,191 @@
+"""ReplicaManager and ReplicaFetcher rules Kafka's Partition and AbstractFetcherThread follow, on
+fake logs and a fake coordinator (the whole protocol runs for real in test_replication_sim.py
+and the integration tests): a topic made anew is led afresh, an AlterPartition answer older than
+the metadata is ignored, a fenced follower is not proposed into the ISR, and an answer to a fetch
+asked before a leader change is dropped."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace as NS
+
+from sandbox.broker.replication import fetcher as fetcher_mod
+from sandbox.broker.replication.manager import ReplicaManager
+from sandbox.coordinator.model import PartitionInfo
+from sandbox.protocol.errors import INELIGIBLE_REPLICA, NONE
+from sandbox.protocol.fast_fetch import FetchableTopicResponse, FetchResponse, PartitionData
+
+KEY = ("t", 0)
+
+
+class Replica:
+    def __init__(self, plog):
+        self.p = plog
+
+    @property
+    def high_watermark(self):
+        return self.p.high_watermark
+
+    @high_watermark.setter
+    def high_watermark(self, v):
+        self.p.high_watermark = min(v, self.p.log_end_offset)
+
+    def set_replicated(self, r):
+        self.p.hw_follows_leo = not r
+
+    def begin_epoch(self, e):
+        pass
+
+    def end_offset_for_epoch(self, e):
+        return (e, 0)
+
+
+def fake_log(leo: int, hw: int):
+    p = NS(log_end_offset=leo, high_watermark=hw, log_start_offset=0, opened=True, hw_follows_leo=False)
+    p.replica = Replica(p)
+    return p
+
+
+def fake_state(plog, alter_partition, fenced=()):
+    brokers = {b: NS(broker_id=b, fenced=b in fenced) for b in (1, 2, 3)}
+    coordinator = NS(alter_partition=alter_partition, lease_valid=lambda: True, brokers=lambda: list(brokers.values()),
+                     broker=brokers.get)
+    return NS(node_id=1, partitions={KEY: plog}, leaders={KEY: (1, 0)}, coordinator=coordinator,
+              notifier=NS(notify=lambda k: None), logs=None), brokers
+
+
+def topics(isr, partition_epoch, leader_epoch=0, topic_id="id", replicas=(1, 2, 3)):
+    return [NS(name="t", topic_id=topic_id, configs={}, partitions=[
+        NS(index=0, replicas=replicas, isr=isr, leader=1, leader_epoch=leader_epoch,
+           partition_epoch=partition_epoch)])]
+
+
+def test_a_topic_deleted_and_made_again_in_one_update_is_led_afresh():
+    """Same name, same leader epoch 0, a new empty log: the old topic's high watermark (1000),
+    ISR and partition epoch held every acks=all write of the new one until it timed out."""
+    sent = []
+
+    async def alter_partition(node, tid, idx, le, pe, isr):
+        sent.append((tid, pe, tuple(isr)))
+        return NONE, PartitionInfo(0, (1, 2, 3), tuple(isr), 1, le, pe + 1)
+
+    async def main():
+        state, _ = fake_state(fake_log(1000, 1000), alter_partition)
+        rm = ReplicaManager(state, replica_lag_ms=1000)
+        rm.on_metadata(topics((1, 2), 3, topic_id="old"))
+        rm.follower_fetch(KEY, 2, 1000, 0)
+        old = rm.leading[KEY]
+        state.partitions[KEY] = plog = fake_log(0, 0)     # deleted and made again
+        rm.on_metadata(topics((1, 2, 3), 0, topic_id="new"))
+        ls = rm.leading[KEY]
+        assert ls is not old and (ls.isr, ls.partition_epoch, ls.high_watermark) == ((1, 2, 3), 0, 0)
+        plog.log_end_offset = 10
+        rm.appended(KEY)
+        for r in (2, 3):
+            rm.follower_fetch(KEY, r, 10, 0)
+        assert plog.high_watermark == 10
+        assert await rm.wait_for_replicas(KEY, 9, 0.5, 0) == NONE
+    asyncio.run(main())
+
+
+def test_an_alter_partition_answer_older_than_the_metadata_is_ignored():
+    """The leader asked to add 3 (committed as partition epoch 6); broker 2 was then fenced
+    (epoch 7) and the metadata said so before the answer came: the answer must not put 2 back."""
+    async def main():
+        released = asyncio.Event()
+
+        async def alter_partition(node, tid, idx, le, pe, isr):
+            await released.wait()
+            return NONE, PartitionInfo(0, (1, 2, 3), (1, 2, 3), 1, 5, 6)
+
+        plog = fake_log(100, 100)
+        state, _ = fake_state(plog, alter_partition)
+        state.leaders[KEY] = (1, 5)
+        rm = ReplicaManager(state, default_min_isr=1)
+        rm.on_metadata(topics((1, 2), 5, leader_epoch=5))
+        rm.follower_fetch(KEY, 2, 100, 5)
+        rm.follower_fetch(KEY, 3, 100, 5)                  # 3 caught up: proposed
+        await asyncio.sleep(0)
+        rm.on_metadata(topics((1, 3), 7, leader_epoch=5))
+        released.set()
+        await asyncio.sleep(0.01)                          # the late answer, partition epoch 6
+        ls = rm.leading[KEY]
+        assert (ls.isr, ls.partition_epoch) == ((1, 3), 7)
+        plog.log_end_offset = 110
+        rm.appended(KEY)
+        rm.follower_fetch(KEY, 3, 110, 5)                  # the ISR {1, 3} has it; 2 is gone
+        assert await rm.wait_for_replicas(KEY, 109, 0.5, 5) == NONE
+    asyncio.run(main())
+
+
+def test_a_fenced_follower_is_not_proposed_into_the_isr_until_unfenced():
+    asked = []
+
+    async def alter_partition(node, tid, idx, le, pe, isr):
+        asked.append(tuple(isr))
+        return INELIGIBLE_REPLICA, PartitionInfo(0, (1, 2), (1,), 1, 4, pe)
+
+    async def main():
+        state, brokers = fake_state(fake_log(100, 100), alter_partition, fenced={2})
+        state.leaders[KEY] = (1, 4)
+        rm = ReplicaManager(state)
+        rm.on_metadata(topics((1,), 9, leader_epoch=4, replicas=(1, 2)))
+        for _ in range(20):   # a broker cut off from the coordinator, not from this one, fetches on
+            rm.follower_fetch(KEY, 2, 100, 4)
+            await asyncio.sleep(0)
+        assert asked == []
+        brokers[2].fenced = False
+        rm.follower_fetch(KEY, 2, 100, 4)
+        await asyncio.sleep(0)
+        assert asked == [(1, 2)]
+    asyncio.run(main())
+
+
+def test_a_fetch_answer_asked_before_the_partition_left_and_came_back_is_not_appended():
+    """Asked in epoch 5; meanwhile the partition moved to another leader and back (epoch 7, to
+    be truncated first): the old epoch's records would sit on top of what epoch 7 keeps."""
+    appended = []
+
+    class Leader:
+        host, port, connected = "127.0.0.1", 9, True
+
+        def __init__(self):
+            self.calls = 0
+
+        async def call(self, encode, decode, timeout):
+            self.calls += 1
+            if self.calls > 1:
+                await asyncio.sleep(3600)
+            await released.wait()
+            part = PartitionData(0, 0, 100, 100, 0, None, -1, memoryview(b"x" * 64))
+            return FetchResponse(0, 0, 0, (FetchableTopicResponse("t", (part,)),))
+
+        async def request(self, body, timeout):
+            await asyncio.sleep(3600)
+
+        def close(self):
+            self.connected = False
+
+    plog = NS(log_end_offset=100, log_start_offset=0, high_watermark=100, flush_failed=None)
+    plog.replica = NS(latest_epoch=-1, high_watermark=100, append=lambda r: appended.append(len(r)))
+    info = NS(broker_id=2, listeners={"PLAINTEXT": None}, address=lambda name=None: ("127.0.0.1", 9))
+    state = NS(node_id=1, partitions={KEY: plog}, storage_failing=False, coordinator=NS(brokers=lambda: [info]))
+    leader = Leader()
+    manager = NS(state=state, closed=False, connect=lambda h, p, c: leader, emit=lambda *a: None)
+
+    async def main():
+        global released
+        released = asyncio.Event()
+        f = fetcher_mod.ReplicaFetcher(manager, 2)
+        try:
+            f.add(KEY, 5)
+            await asyncio.sleep(0.05)          # no epochs to truncate by: the fetch goes out
+            assert leader.calls == 1
+            f.remove(KEY)
+            f.add(KEY, 7)
+            released.set()
+            await asyncio.sleep(0.05)
+            assert appended == []
+        finally:
+            f.stop()
+    asyncio.run(main())
