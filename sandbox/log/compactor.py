@@ -42,8 +42,10 @@ class Compactor:
                 return False
             self._refs = refs
             self.last_result = None
+            producers = self.log._producers.state.producers.values()
             self._steps = clean_steps(refs, self.log.config, now_ms, self.decompress, self.tombstones_seen,
-                                      self.log._producers.txns.entries)
+                                      self.log._producers.txns.entries,
+                                      frozenset(e.batches[-1][3] for e in producers if e.batches))
         try:
             next(self._steps)
             return True

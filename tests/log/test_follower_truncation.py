@@ -296,8 +296,9 @@ def test_a_cut_on_a_segment_base_after_compaction_took_the_end_before_it_keeps_t
     log.append(build_batch([(b"z", b"1")], timestamp_ms=1_000))
     retry = build_batch([(b"k", None)], timestamp_ms=1_000, producer_id=7, producer_epoch=0, base_sequence=0)
     log.append(retry)                    # a tombstone, the segment's last batch: compaction removes it
-    log.housekeeping.roll()
-    log.append(build_batch([(b"y", b"diverged")], timestamp_ms=1_000))
+    log.housekeeping.roll()              # (not the producer's last batch, which compaction keeps)
+    log.append(build_batch([(b"y", b"diverged")], timestamp_ms=1_000, producer_id=7, producer_epoch=0,
+                           base_sequence=1))
     log.replica.high_watermark = 2
     c = Compactor(log)
     while c.step(10**13):

@@ -266,6 +266,8 @@ def test_compaction_removes_aborted_data_and_keeps_markers_and_open_transactions
     log.append_marker(1, 0, False, 0)
     log.append(txn_batch(2, [b"committed-c"], keys=[b"c"]))
     log.append_marker(2, 0, True, 0)
+    log.append(txn_batch(1, [b"committed-e"], keys=[b"e"], seq=1))   # producer 1's last batch is this one
+    log.append_marker(1, 0, True, 0)
     log.append(txn_batch(3, [b"open-d" * 40], keys=[b"d"]))
     for i in range(12):
         log.append(plain([b"x" * 60], keys=[f"k{i}".encode()]))
@@ -278,10 +280,10 @@ def test_compaction_removes_aborted_data_and_keeps_markers_and_open_transactions
     assert b"aborted-a" not in everything
     assert b"plain-b" in everything and b"committed-c" in everything and b"open-d" * 40 in everything
     data = log.read(0, 1 << 20).tobytes()
-    assert sum(1 for _p, h in iter_batches(data) if h.is_control) == 2
+    assert sum(1 for _p, h in iter_batches(data) if h.is_control) == 3
     # nothing at or past the open transaction's first offset was cleaned
     assert all(ref.next_offset <= log.last_stable_offset for ref in c._refs)
-    assert read_committed(log)[:2] == [b"plain-b", b"committed-c"]
+    assert read_committed(log)[:3] == [b"plain-b", b"committed-c", b"committed-e"]
 
 
 # ---------------------------------------------------------------- property
