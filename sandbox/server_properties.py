@@ -102,6 +102,7 @@ SETTINGS: dict[str, Setting] = {
     "offsets.retention.check.interval.ms": Setting("int", 1, high=LONG_MAX),
     "transaction.max.timeout.ms": _POSITIVE,
     "transactional.id.expiration.ms": _POSITIVE,
+    "producer.id.expiration.ms": _POSITIVE,
     "transaction.state.log.num.partitions": _POSITIVE,
     "transaction.state.log.replication.factor": _POSITIVE,
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": _POSITIVE,

@@ -139,6 +139,7 @@ _ATTRIBUTES = {
     "offsets.retention.check.interval.ms": "offsets_retention_check_interval_ms",
     "transaction.max.timeout.ms": "transaction_max_timeout_ms",
     "transactional.id.expiration.ms": "transactional_id_expiration_ms",
+    "producer.id.expiration.ms": "producer_id_expiration_ms",
     "transaction.state.log.num.partitions": "transaction_state_log_num_partitions",
     "transaction.state.log.replication.factor": "transaction_state_log_replication_factor",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": "transaction_abort_timed_out_interval_ms",
@@ -183,6 +184,7 @@ class BrokerConfig:
     offsets_retention_check_interval_ms: int = 600_000   # how often expired offsets are looked for
     transaction_max_timeout_ms: int = 900_000   # transaction.max.timeout.ms (15 minutes)
     transactional_id_expiration_ms: int = 7 * 24 * 3600 * 1000   # an idle transactional id is forgotten
+    producer_id_expiration_ms: int = 24 * 3600 * 1000   # an idle producer's sequences are forgotten (Kafka's)
     transaction_state_log_num_partitions: int = 10       # __transaction_state partitions (Kafka's 50)
     transaction_state_log_replication_factor: int = 3    # capped at the live brokers when the topic is made
     transaction_abort_timed_out_interval_ms: int = 1000  # how often timed-out transactions are looked for

@@ -465,7 +465,9 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
     def apply_retention(self) -> int:
         freed = 0
         now_ms = int(self.clock() * 1000)
+        expiration_ms = self.config.producer_id_expiration_ms
         for plog in list(self.partitions.values()):
+            plog.housekeeping.expire_producers(now_ms, expiration_ms)
             try:
                 freed += plog.housekeeping.apply_retention(now_ms)
             except PermissionError as e:   # Windows: a segment held by another program; the log stays whole

@@ -26,6 +26,15 @@ class Housekeeping:
         beyond retention.bytes. Returns bytes freed."""
         return self._log._apply_retention(now_ms)
 
+    def expire_producers(self, now_ms: int, expiration_ms: int) -> int:
+        """Forget the idempotent producers idle for expiration_ms (producer.id.expiration.ms) and
+        without an open transaction; how many. An unopened log is left as it is (it holds none
+        in memory)."""
+        log = self._log
+        if not log.opened:
+            return 0
+        return log._producers.state.expire(now_ms, expiration_ms)
+
     def flush(self, now_ms: int | None = None, *, if_due: bool = False) -> bool:
         """fsync every segment at or above the recovery point, persist indexes and the producer
         snapshot, then advance the recovery point to the log end offset. if_due: only when

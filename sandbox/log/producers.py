@@ -129,6 +129,17 @@ class ProducerState:
             return None
         return AbortedTxn(pid, first, marker, min(self.open_txns.values(), default=marker + 1))
 
+    def expire(self, now_ms: int, expiration_ms: int) -> int:
+        """Forget producers idle for expiration_ms (Kafka's producer.id.expiration.ms: by the
+        timestamp of their last batch), except one with a transaction open here; how many.
+        One writing again later is an unknown producer then, whose batches are taken at any
+        sequence, as Kafka takes them."""
+        gone = [pid for pid, e in self.producers.items()
+                if pid not in self.open_txns and e.last_timestamp >= 0 and now_ms - e.last_timestamp >= expiration_ms]
+        for pid in gone:
+            del self.producers[pid]
+        return len(gone)
+
     def first_unstable(self, high_watermark: int) -> int | None:
         """The first offset of a transaction still open, or completed by a marker the high
         watermark has not passed; None when there is none."""

@@ -349,3 +349,31 @@ def test_a_plain_batch_from_a_producer_with_its_transaction_open_is_invalid_txn_
     assert markers(b, 7, True) == {("t", 0): E.NONE}
     assert int(produce(b, plain, txn_id=None).error_code) == E.NONE
     assert consumed(fetch(b, 1), 1) == [b"t", b"p"]
+
+
+def test_an_idle_producer_is_forgotten_after_producer_id_expiration_ms_unless_its_transaction_is_open(b):
+    """Kafka's producer.id.expiration.ms (1 day): the broker's retention check forgets a producer
+    whose last batch here is older, so a sandbox that runs for weeks does not keep (and snapshot
+    every second) every producer id it ever saw."""
+    import time
+    state = b.owner
+    day = state.config.producer_id_expiration_ms
+    assert day == 24 * 3600 * 1000
+    old = int(time.time() * 1000) - day - 60_000
+    idle = build_batch([(None, b"i")], producer_id=11, producer_epoch=0, base_sequence=0, timestamp_ms=old)
+    fresh = build_batch([(None, b"f")], producer_id=12, producer_epoch=0, base_sequence=0)
+    open_txn = build_batch([(None, b"o")], producer_id=13, producer_epoch=0, base_sequence=0, timestamp_ms=old,
+                           attributes=ATTR_TRANSACTIONAL)
+    assert int(produce(b, idle, txn_id=None).error_code) == E.NONE
+    assert int(produce(b, fresh, txn_id=None).error_code) == E.NONE
+    assert int(produce(b, open_txn).error_code) == E.NONE
+
+    def producers():
+        resp = b.call(61, 0, {"topics": [{"name": "t", "partition_indexes": [0]}]})
+        return sorted(p.producer_id for p in resp.topics[0].partitions[0].active_producers)
+    assert producers() == [11, 12, 13]
+    state.apply_retention()
+    assert producers() == [12, 13]
+    # the forgotten one is an unknown producer again: any sequence is taken, as Kafka takes it
+    later = build_batch([(None, b"l")], producer_id=11, producer_epoch=0, base_sequence=7)
+    assert int(produce(b, later, txn_id=None).error_code) == E.NONE

@@ -32,7 +32,8 @@ def test_the_partition_log_exposes_a_few_verbs_properties_and_two_facets():
                                    "follow_log_start", "forget_epochs_from"}   # the last two: a follower
     # taking its leader's log start, and KIP-279's truncation in several rounds
     assert public(Housekeeping) == {"apply_retention", "flush", "sync", "sync_handles", "segment_synced", "dirty", "roll", "checkpoint_offsets", "delete",
-                                    "active_producers", "open_transactions", "segment_count", "segment_paths"}
+                                    "active_producers", "open_transactions", "segment_count", "segment_paths",
+                                    "expire_producers"}
     for name in PROPERTIES - {"opened", "hw_follows_leo", "roll_sync", "topic_id", "on_recovery_lowered"}:
         prop = getattr(PartitionLog, name)
         assert isinstance(prop, property) and (prop.fset is None or name == "config"), name
