@@ -132,10 +132,12 @@ def append_records(state: Any, key: tuple[str, int], records: list[tuple[bytes, 
     txn = {} if producer is None else {"producer_id": producer[0], "producer_epoch": producer[1],
                                        "attributes": ATTR_TRANSACTIONAL}
     last = -1
-    for i in range(0, len(records), RECORDS_PER_BATCH):
-        buf = build_batch(records[i:i + RECORDS_PER_BATCH], writable=True, **txn)
-        info = plog.append(buf, leader_epoch=epoch, validated=own_batch(buf, plog.config.max_message_bytes),
-                           in_place=True)
+    # every batch checked before any is written: a commit is written whole or not at all
+    bufs = [build_batch(records[i:i + RECORDS_PER_BATCH], writable=True, **txn)
+            for i in range(0, len(records), RECORDS_PER_BATCH)]
+    checked = [own_batch(buf, plog.config.max_message_bytes) for buf in bufs]
+    for buf, headers in zip(bufs, checked):
+        info = plog.append(buf, leader_epoch=epoch, validated=headers, in_place=True)
         last = info.last_offset
     if fsync:
         plog.housekeeping.sync()

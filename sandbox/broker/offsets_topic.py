@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from sandbox.log.batch import CONTROL_COMMIT, control_type, iter_records
-from sandbox.protocol.errors import INVALID_PRODUCER_EPOCH, NONE, NOT_COORDINATOR
+from sandbox.log import RecordTooLargeError
+from sandbox.protocol.errors import (
+    INVALID_COMMIT_OFFSET_SIZE, INVALID_GROUP_ID, INVALID_PRODUCER_EPOCH, NONE, NOT_COORDINATOR,
+)
 
 from .internal_log import (
     COORDINATOR_ERRORS as _COMMIT_ERRORS, append_records, ensure_topic, key_coordinator, key_partition, led_partitions,
@@ -155,8 +158,7 @@ class TopicOffsetStore:
             return
         now = int(self._clock() * 1000)
         index = self._writable(group)
-        at = self._append(index, group, [(encode_key(group, t, p), encode_value(o, e, m or "", now))
-                                         for t, p, o, e, m in rows])
+        at = self._append(index, group, _records(group, rows, now))
         offs = self._views[index].setdefault(group, {})
         txn = self._txn[index]
         for (t, p, o, e, m), record in zip(rows, at):
@@ -177,8 +179,7 @@ class TopicOffsetStore:
         if producer_epoch < seen:   # the log checks epochs of sequenced batches only; these have none
             raise OffsetsNotWritable(INVALID_PRODUCER_EPOCH, f"producer {producer_id} has epoch {producer_epoch}, "
                                                              f"older than {seen}")
-        at = self._append(index, group, [(encode_key(group, t, p), encode_value(o, e, m or "", now))
-                                         for t, p, o, e, m in rows], producer=(producer_id, producer_epoch))
+        at = self._append(index, group, _records(group, rows, now), producer=(producer_id, producer_epoch))
         txn = self._txn[index]
         for (t, p, o, e, m), record in zip(rows, at):
             txn.add(producer_id, group, (t, int(p)), CommittedOffset(int(o), int(e), m or "", now), record)
@@ -268,7 +269,10 @@ class TopicOffsetStore:
         return the log offset of each."""
         key = (OFFSETS_TOPIC, index)
         epoch = self.state.leaders[key][1]
-        last = append_records(self.state, key, records, self._fsync, producer=producer)
+        try:
+            last = append_records(self.state, key, records, self._fsync, producer=producer)
+        except RecordTooLargeError as e:   # nothing written (append_records checks every batch first)
+            raise OffsetsNotWritable(INVALID_COMMIT_OFFSET_SIZE, f"the offsets to commit are too large: {e}") from e
         self._pending[group] = (key, last, epoch)
         return list(range(last - len(records) + 1, last + 1))   # one append, nothing in between: contiguous
 
@@ -332,13 +336,23 @@ def _apply_batch(view: View, txn: TxnOffsets, h, batch, start: int) -> None:
                 txn.written(k.group, (k.topic, k.partition), at)
 
 
+def _records(group: str, rows: list, now: int) -> list[tuple[bytes, bytes]]:
+    """The `__consumer_offsets` records of a commit; a group id too long for the record key
+    (Kafka's int16-length string: a flexible request may carry a longer one) is refused."""
+    try:
+        return [(encode_key(group, t, p), encode_value(o, e, m or "", now)) for t, p, o, e, m in rows]
+    except struct.error as e:
+        raise OffsetsNotWritable(INVALID_GROUP_ID, f"a group id of {len(group.encode())} bytes does not fit "
+                                                   f"an offset record (at most 32767)") from e
+
+
 def _apply_txn_record(txn: TxnOffsets, producer_id: int, at: int, key: bytes, value: bytes | None) -> None:
     try:
         k = decode_key(key)
         if k is None or value is None:
             return
         v = decode_value(value)
-    except (ValueError, IndexError, UnicodeDecodeError) as e:
+    except (ValueError, IndexError, UnicodeDecodeError, struct.error) as e:   # struct.error is no ValueError
         log.warning("unreadable transactional record in %s skipped: %s", OFFSETS_TOPIC, e)
         return
     txn.add(producer_id, k.group, (k.topic, k.partition),

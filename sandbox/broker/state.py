@@ -247,9 +247,6 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
                 deleted = True
         if deleted:
             self._checkpoint_after_deletion()
-        for name in removed:
-            if self.groups is not None:
-                self.groups.delete_offsets_for_topic(name)
         not_created: dict[tuple[str, int], str] = {}
         for key, cfg in wanted.items():
             if not self._match_folder(key, topic_ids[key[0]], key[0] in removed, leaders[key][0]):
@@ -266,6 +263,13 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
         if self._noted_history != self.coordinator.cluster_id or self._pending:
             self._note_history_if_matched(topic_ids)
         self._partitions_known(topics)
+        # a deleted topic's committed offsets are removed by the coordinators the roles just set:
+        # before them, a broker whose `__consumer_offsets` partition moved away in this same update
+        # wrote the tombstones as a follower stamped with the new leader's epoch, and the new
+        # leader, not loaded yet, wrote none and loaded the offsets afterwards
+        for name in removed:
+            if self.groups is not None:
+                self.groups.delete_offsets_for_topic(name)
         self._after_cluster_change()
 
     def _remember_brokers(self) -> None:
@@ -438,8 +442,12 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
         return pid
 
     def is_group_coordinator(self, group_id: str) -> bool:
+        """Whether this broker answers for the group. Not while its coordinator session may have
+        lapsed (a paused broker, cut off): another may lead the group's partition by now, and its
+        metadata saying otherwise is stale, so committed offsets it answers may be old and a
+        rebalance it completes may hand out partitions the new coordinator gives to others."""
         if self.offsets is not None and self.offsets.topic() is not None:
-            return self.offsets.leads(group_id)
+            return self.offsets.leads(group_id) and self.coordinator.lease_valid()
         return self.group_coordinator_id(group_id) == self.node_id
 
     def group_coordinator_id(self, key: str) -> int:

@@ -11,7 +11,7 @@ from typing import Any, Callable
 from sandbox.client.async_connection import ExchangeFailed
 from sandbox.protocol import build, request_class
 from sandbox.protocol.errors import (
-    INVALID_PRODUCER_EPOCH, NONE, PRODUCER_FENCED, TRANSACTION_COORDINATOR_FENCED, UNKNOWN_TOPIC_OR_PARTITION,
+    INVALID_PRODUCER_EPOCH, NONE, PRODUCER_FENCED, TRANSACTION_COORDINATOR_FENCED,
 )
 
 from .. import txn_markers
@@ -25,8 +25,10 @@ BACKOFF_S = (0.02, 0.05, 0.1, 0.2, 0.5)
 Partition = tuple[str, int]
 
 # a partition whose leader answers one of these needs no marker from this transaction (Kafka's
-# TransactionMarkerRequestCompletionHandler: the topic is gone, or a newer epoch is already there)
-_DONE = {NONE, UNKNOWN_TOPIC_OR_PARTITION, INVALID_PRODUCER_EPOCH, PRODUCER_FENCED, TRANSACTION_COORDINATOR_FENCED}
+# TransactionMarkerRequestCompletionHandler: a newer epoch is already there). UNKNOWN_TOPIC_OR_PARTITION
+# is retried, as Kafka retries it: the leader may not know the partition yet, or may not have
+# made its log; a deleted topic is dropped by this broker's own metadata (send)
+_DONE = {NONE, INVALID_PRODUCER_EPOCH, PRODUCER_FENCED, TRANSACTION_COORDINATOR_FENCED}
 
 
 class MarkerSender:
@@ -57,7 +59,7 @@ class MarkerSender:
             for res in results:
                 for key, code in res.items():
                     if code in _DONE:
-                        if code != NONE and code != UNKNOWN_TOPIC_OR_PARTITION:
+                        if code != NONE:
                             log.warning("marker of producer %d not written to %s-%d: error %d", producer_id,
                                         key[0], key[1], code)
                         left.discard(key)
