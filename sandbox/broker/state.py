@@ -475,7 +475,10 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
         now_ms = int(self.clock() * 1000)
         expiration_ms = self.config.producer_id_expiration_ms
         for plog in list(self.partitions.values()):
-            plog.housekeeping.expire_producers(now_ms, expiration_ms)
+            try:
+                plog.housekeeping.expire_producers(now_ms, expiration_ms)
+            except OSError as e:   # a full disk, a held file: forgotten in memory, the snapshot next time
+                log.warning("producers of %s expired; their snapshot not written: %s", plog.directory.name, e)
             try:
                 freed += plog.housekeeping.apply_retention(now_ms)
             except PermissionError as e:   # Windows: a segment held by another program; the log stays whole

@@ -33,7 +33,10 @@ class Housekeeping:
         log = self._log
         if not log.opened:
             return 0
-        return log._producers.state.expire(now_ms, expiration_ms)
+        gone = log._producers.state.expire(now_ms, expiration_ms)
+        if gone:   # a snapshot without them, or a restart would load them back from the last one
+            log._producers.snapshot(log.log_end_offset, keep=log._bases)
+        return gone
 
     def flush(self, now_ms: int | None = None, *, if_due: bool = False) -> bool:
         """fsync every segment at or above the recovery point, persist indexes and the producer

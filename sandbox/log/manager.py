@@ -259,8 +259,6 @@ class LogDir:
             self._logs.clear()
             self._release_lock()
             raise
-        if any(recovery.get(tp, 0) > log.recovery_point for tp, log in self._logs.items()):
-            self._recovery_lowered()   # recovery cut a log below its checkpointed point
         return dict(self._logs)
 
     @property
@@ -303,11 +301,11 @@ class LogDir:
         log.on_recovery_lowered = self._recovery_lowered
         self._logs[tp] = log
         with self._write_lock:
-            stale = tp in self._deleted_unchecked
-        if stale:
-            # a partition of that name was deleted without the files rewritten: their recovery
-            # point for it would have the next start trust this new log's unsynced records
-            self._recovery_lowered()
+            # a partition of that name was deleted without the files rewritten: their entries for
+            # it (recovery point, log start) would have the next start trust this new log's
+            # unsynced records, or empty it as a log whose start is past its end. Written
+            # before its first append
+            log._rp_unsaved = tp in self._deleted_unchecked
         return log
 
     def record_topic_id(self, topic: str, partition: int, topic_id: uuid.UUID) -> None:
@@ -396,17 +394,17 @@ class LogDir:
         self.write_snapshot(self.snapshot())
 
     def _recovery_lowered(self) -> None:
-        """A log's recovery point went down (a follower's cut) or a new log took a deleted one's
-        name: the recovery-point file is written now, before anything is appended past it (as
-        Kafka's truncateTo), on the caller's thread; a snapshot taken earlier and written later
-        by a worker thread never undoes it (write_snapshot). Not written (a full disk): said,
-        and the once-a-second checkpoint tries again."""
-        self._snapshots += 1
-        points = {tp: log.housekeeping.checkpoint_offsets()[0] for tp, log in self._logs.items()}
-        try:
-            self.write_snapshot((self._snapshots, {RECOVERY_CHECKPOINT: points}))
-        except OSError as e:
-            self._emit("checkpoint-unwritten", {"path": str(self.root / RECOVERY_CHECKPOINT), "error": str(e)})
+        """PartitionLog.on_recovery_lowered: before the first append to a log whose recovery
+        point a cut lowered (or a new log in a deleted one's name), the checkpoint files are
+        written, on the caller's thread (as Kafka's truncateTo): once for every log cut
+        meanwhile. A snapshot taken earlier and written later by a worker thread never undoes it
+        (write_snapshot). OSError when they cannot be written: the append fails (nothing
+        written), and the next one tries again."""
+        snapshot = self.snapshot()
+        self.write_snapshot(snapshot)
+        for log in self._logs.values():
+            if log.__dict__.get("_rp_unsaved"):
+                log._rp_unsaved = False
 
     def checkpoint_high_watermarks(self) -> None:
         """Write the replicated partitions' high watermarks (Kafka's replication-offset-checkpoint),
@@ -439,7 +437,7 @@ class LogDir:
                 if self._written.get(name, 0) < seq:
                     write_checkpoint(self.root / name, offsets)
                     self._written[name] = seq
-                    if name == RECOVERY_CHECKPOINT:
+                    if name == LOG_START_CHECKPOINT:   # a full snapshot: the recovery points too
                         for tp in [tp for tp, at in self._deleted_unchecked.items() if at < seq]:
                             del self._deleted_unchecked[tp]
 

@@ -55,10 +55,13 @@ class PartitionLog(Shrinking):
     # just-rolled segment off the caller's thread and then call housekeeping.segment_synced;
     # None or False: the roll fsyncs it at once, holding the append that rolled.
     roll_sync: Callable[[PartitionLog, Segment], bool] | None = None
-    # Set by the owner (LogDir): called when a cut lowered the recovery point, to write it at
-    # once, as Kafka's truncateTo checkpoints it: the file's older, higher one would have the next
-    # start trust (check only the framing of) data appended after the cut and never fsynced.
+    # Set by the owner (LogDir): called before the first append after a cut lowered the recovery
+    # point, to write the checkpoint files (raising OSError if it cannot: the append fails), as
+    # Kafka's truncateTo checkpoints it: the file's older, higher one would have the next start
+    # trust (check only the framing of) data appended after the cut and never fsynced. One call
+    # covers every log cut meanwhile (a leader change cuts many at once).
     on_recovery_lowered: Callable[[], None] | None = None
+    _rp_unsaved = False   # a cut lowered the recovery point and the files still say the older one
     # The id of the topic this log belongs to, as its folder's partition.metadata names it (None:
     # not known yet). Kept by LogDir (read at open, written by LogDir.record_topic_id).
     topic_id: uuid.UUID | None = None
@@ -126,13 +129,13 @@ class PartitionLog(Shrinking):
             # a crash lost the log's unsynced end below it: continue empty at the log start, as
             # Kafka's deleteSegmentsIfLogStartGreaterThanLogEnd does, never giving deleted
             # offsets out again (a group that committed past them would skip the new records)
+            # Windows: a segment another program holds stops it with PermissionError, and the open
+            # fails (tried again: a log opened at its first use at its next use, the others at
+            # the broker's next start), rather than go on below the log start
             self._emit("log-start-past-end", {"log_end_offset": leo, "log_start_offset": log_start_offset})
-            try:
-                self._reset_to(log_start_offset)
-            except PermissionError as e:   # Windows: a segment another program holds stays, as it was
-                self._emit("log-start-past-end-held", {"error": str(e)})
-        elif recovery_point > leo and self.on_recovery_lowered is not None:
-            self.on_recovery_lowered()   # opened at its first use, cut below its checkpointed point
+            self._reset_to(log_start_offset)
+        # recovery cut the log below its checkpointed point: written before the next append
+        self._rp_unsaved = recovery_point > self._recovery_point
 
     # ---------------------------------------------------------------- small helpers
 
@@ -238,6 +241,8 @@ class PartitionLog(Shrinking):
         """Write placed batches with one call, index them, roll and apply the flush policy."""
         if self._epochs.unsaved:   # a cut's epochs first: never batches beyond a stale file's entries
             self._epochs.save_pending()
+        if self._rp_unsaved and self.on_recovery_lowered is not None:
+            self.on_recovery_lowered()   # a cut's recovery point first (see on_recovery_lowered)
         cfg = self._config
         self.flush_failed = None   # of this append only
         self._maybe_roll(len(buf), last_offset, now)

@@ -135,7 +135,7 @@ class ProducerState:
         One writing again later is an unknown producer then, whose batches are taken at any
         sequence, as Kafka takes them."""
         gone = [pid for pid, e in self.producers.items()
-                if pid not in self.open_txns and e.last_timestamp >= 0 and now_ms - e.last_timestamp >= expiration_ms]
+                if pid not in self.open_txns and now_ms - e.last_timestamp >= expiration_ms]
         for pid in gone:
             del self.producers[pid]
         return len(gone)

@@ -57,8 +57,8 @@ class Shrinking:
         lowered = self._recovery_point > leo
         self._recovery_point = min(self._recovery_point, leo)
         self._log_start_offset = min(self._log_start_offset, leo)
-        if lowered and self.on_recovery_lowered is not None:
-            self.on_recovery_lowered()
+        if lowered:
+            self._rp_unsaved = True   # written before the next append (on_recovery_lowered)
         self._producers.truncated(self._segments, leo)
 
     def _reset_to(self, offset: int) -> None:

@@ -70,11 +70,15 @@ class TxnIndex:
             except OSError:
                 return False
             kept = []
-            usable = len(data) - len(data) % _ENTRY.size
+            # whole entries, up to where zeros run to the end: appends an OS crash lost (the file
+            # is fsynced before any snapshot past them is written, so the replay from the snapshot
+            # adds them back); cut off as a torn tail is, not taken for damage
+            written = len(data.rstrip(b"\0"))
+            usable = min(len(data) - len(data) % _ENTRY.size, -(-written // _ENTRY.size) * _ENTRY.size)
             for pos in range(0, usable, _ENTRY.size):
                 version, pid, first, last, lso = _ENTRY.unpack_from(data, pos)
                 # an entry's marker lies in its own segment, after the transaction's first batch
-                # (zeros a crash left at the end of the file are not an entry: Kafka's sanityCheck)
+                # (Kafka's sanityCheck; zeros within the file are no entry either)
                 if (version != 0 or pid < 0 or not 0 <= first < last or last < base
                         or (next_base is not None and last >= next_base)):
                     whole = False

@@ -377,3 +377,18 @@ def test_an_idle_producer_is_forgotten_after_producer_id_expiration_ms_unless_it
     # the forgotten one is an unknown producer again: any sequence is taken, as Kafka takes it
     later = build_batch([(None, b"l")], producer_id=11, producer_epoch=0, base_sequence=7)
     assert int(produce(b, later, txn_id=None).error_code) == E.NONE
+
+
+def test_an_expired_producer_stays_forgotten_after_a_restart(tmp_path):
+    import time
+    from sandbox.log import LogConfig, PartitionLog
+    old = int(time.time() * 1000) - 2 * 24 * 3600 * 1000
+    log = PartitionLog(tmp_path / "t-0", LogConfig())
+    log.append(build_batch([(None, b"i")], producer_id=11, producer_epoch=0, base_sequence=0, timestamp_ms=old))
+    log.close()                                    # its snapshot holds producer 11
+    log = PartitionLog(tmp_path / "t-0", LogConfig(), recovery_point=1)
+    assert log.housekeeping.expire_producers(int(time.time() * 1000), 24 * 3600 * 1000) == 1
+    log.close()
+    log = PartitionLog(tmp_path / "t-0", LogConfig(), recovery_point=1)
+    assert log.housekeeping.active_producers() == []
+    log.close()

@@ -325,8 +325,9 @@ def test_a_cut_writes_the_lowered_recovery_point_so_what_a_crash_lost_after_it_i
     ld.flush_all()
     assert read_checkpoint(root / RECOVERY_CHECKPOINT)[("t", 0)] == 60
     log.truncate_to(20)                      # a follower's cut at a leader change
+    log.append(batch(2, tag="new-"))         # the files are written before it
     assert read_checkpoint(root / RECOVERY_CHECKPOINT)[("t", 0)] == 20
-    for i in range(30):
+    for i in range(29):
         log.append(batch(2, tag=f"new{i}-"))
     # an OS crash loses the unsynced second half of a segment appended after the cut, below 60
     seg = next(s for s in log._segments if s.base_offset > 20 and s.next_offset < 60)
@@ -345,7 +346,37 @@ def test_a_cut_writes_the_lowered_recovery_point_so_what_a_crash_lost_after_it_i
     ld.close()
 
 
-def test_a_new_partition_in_a_deleted_ones_name_lowers_the_recovery_point_at_once(tmp_path):
+def test_a_new_partition_in_a_deleted_ones_name_survives_a_crash_before_the_next_checkpoint(tmp_path):
+    """Deleted without the checkpoint files rewritten (a stray folder set aside), made again,
+    written to, then a crash: the files' entries for the old partition (log start 14) had the
+    next start empty the new one at 14 (a log start past its log end), losing its records."""
+    root = tmp_path / "b"
+    ld = LogDir(root, cfg())
+    ld.open()
+    log = ld.create("t", 0)
+    for _ in range(10):
+        log.append(batch(2))
+    log.delete_records_before(14)
+    ld.flush_all()
+    assert read_checkpoint(root / LOG_START_CHECKPOINT)[("t", 0)] == 14
+    ld.delete_partition("t", 0, checkpoint=False)
+    new = ld.create("t", 0)
+    for i in range(3):
+        new.append(batch(2, tag=f"new{i}-"))
+    new.housekeeping.flush()                 # its records on disk; the files not written since
+    assert read_checkpoint(root / LOG_START_CHECKPOINT).get(("t", 0), 0) == 0
+    assert read_checkpoint(root / RECOVERY_CHECKPOINT)[("t", 0)] == 0
+    _crash(ld, root)
+    ld = LogDir(root, cfg())
+    ld.open()
+    again = ld.get("t", 0)
+    assert (again.log_start_offset, again.log_end_offset) == (0, 6)
+    ld.close()
+
+
+def test_a_cut_whose_checkpoint_cannot_be_written_refuses_the_next_append_until_it_is(tmp_path, monkeypatch):
+    import errno
+    import sandbox.log.manager as manager
     root = tmp_path / "b"
     ld = LogDir(root, cfg())
     ld.open()
@@ -353,8 +384,16 @@ def test_a_new_partition_in_a_deleted_ones_name_lowers_the_recovery_point_at_onc
     for _ in range(10):
         log.append(batch(2))
     ld.flush_all()
-    assert read_checkpoint(root / RECOVERY_CHECKPOINT)[("t", 0)] == 20
-    ld.delete_partition("t", 0, checkpoint=False)   # as a stray folder is removed
-    ld.create("t", 0)
-    assert read_checkpoint(root / RECOVERY_CHECKPOINT)[("t", 0)] == 0
+    log.truncate_to(8)
+    real = manager.write_checkpoint
+
+    def full(path, offsets):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    monkeypatch.setattr(manager, "write_checkpoint", full)
+    with pytest.raises(OSError):
+        log.append(batch(2))
+    assert log.log_end_offset == 8          # nothing written past the cut
+    monkeypatch.setattr(manager, "write_checkpoint", real)
+    assert log.append(batch(2)).first_offset == 8
+    assert read_checkpoint(root / RECOVERY_CHECKPOINT)[("t", 0)] == 8
     ld.close()

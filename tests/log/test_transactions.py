@@ -498,3 +498,29 @@ def test_an_index_entry_that_cannot_be_one_of_its_segment_rebuilds_the_index(tmp
     again = PartitionLog(tmp_path / "p", cfg(), recovery_point=log.housekeeping.checkpoint_offsets()[0])
     assert again.aborted_transactions(0, 1 << 30) == expect
     again.close()
+
+
+def test_zeros_an_os_crash_left_at_the_end_of_an_index_are_cut_off_and_the_snapshot_kept(tmp_path):
+    """Not taken for damage: a damaged index has the whole state rebuilt from the batches,
+    without the snapshot, which forgets a producer whose batches DeleteRecords removed (its
+    retry would be written twice)."""
+    retry = build_batch([(b"k", b"v")], producer_id=42, producer_epoch=0, base_sequence=0, timestamp_ms=1_000)
+    log = PartitionLog(tmp_path / "p", cfg())
+    log.append(retry)
+    for _ in range(8):
+        log.append(plain([b"x" * 60]))
+    first = log.append(txn_batch(5, [b"a"])).first_offset
+    log.append_marker(5, 0, False, 0)
+    log.delete_records_before(first)
+    assert log.log_start_offset > 0           # the producer's batch is gone with its segment
+    expect = log.aborted_transactions(0, 1 << 30)
+    log.close()
+    last = sorted((tmp_path / "p").glob("*.txnindex"))[-1]
+    size = len(last.read_bytes())
+    last.write_bytes(last.read_bytes() + bytes(2 * 34 + 5))
+    again = PartitionLog(tmp_path / "p", cfg(), recovery_point=log.housekeeping.checkpoint_offsets()[0],
+                         log_start_offset=log.log_start_offset)
+    assert again.aborted_transactions(0, 1 << 30) == expect
+    assert len(last.read_bytes()) == size
+    assert again.append(retry).duplicate       # known from the snapshot, not rebuilt from batches
+    again.close()
