@@ -84,8 +84,10 @@ def compute_crc(buf, pos: int, size: int) -> int:
     return crc32c.crc32c(memoryview(buf)[pos + CRC_START:pos + size])
 
 
-def validate_batches(buf, max_message_bytes: int) -> list[BatchHeader]:
+def validate_batches(buf, max_message_bytes: int, *, replicated: bool = False) -> list[BatchHeader]:
     """Produce-path check of one or more complete batches back to back; per batch work only.
+    replicated: a leader's batches a follower copies, which may hold no record (a producer's last
+    batch that compaction emptied, kept as Kafka's cleaner keeps it).
 
     Raises CorruptRecordError (framing, CRC, unknown magic), InvalidRecordError (magic 0/1, no
     records), RecordTooLargeError (a batch larger than max_message_bytes).
@@ -117,7 +119,7 @@ def validate_batches(buf, max_message_bytes: int) -> list[BatchHeader]:
         h = BatchHeader._make(_HEADER.unpack_from(mv, pos))
         if crc32c.crc32c(mv[pos + CRC_START:pos + size]) != h.crc:
             raise CorruptRecordError(f"CRC mismatch in batch at position {pos}")
-        if h.records_count < 1:
+        if h.records_count < (0 if replicated else 1):
             raise InvalidRecordError(f"batch at position {pos} has {h.records_count} records")
         if h.last_offset_delta < 0:
             raise InvalidRecordError(f"batch at position {pos} has negative lastOffsetDelta")

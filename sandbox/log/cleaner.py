@@ -154,10 +154,11 @@ def clean_steps(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompre
     `seen`: tombstone offset -> when a cleaning first saw it (ms). On any error, and when closed
     early, the files written so far are removed. `aborted`: the log's AbortedTxn entries; the data
     of aborted transactions is removed (markers stay: read_committed readers skip them).
-    `producers_last`: the last offsets of each idempotent producer's last batch, kept whole (as
-    Kafka's cleaner keeps it, emptied if need be), so producer state rebuilt from the log
-    without a snapshot still knows each producer's epoch and sequence: a marker alone would say
-    its epoch with no sequence, and its next batch would be refused."""
+    `producers_last`: the last offsets of each idempotent producer's last batch. Its records are
+    cleaned as any, but the batch stays, with no record if none is left (Kafka's cleaner keeps it
+    so: RETAIN_EMPTY), so producer state rebuilt from the log without a snapshot still knows each
+    producer's epoch and sequence: a marker alone would say its epoch with no sequence, and its
+    next batch would be refused."""
     if not refs:
         return None
     is_aborted = _aborted_check(aborted)
@@ -196,15 +197,15 @@ def clean_steps(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompre
             for pos, h, raw in _batches(ref):
                 result.bytes_before += h.size
                 last_of_producer = h.producer_id >= 0 and h.last_offset in producers_last
-                dropped = is_aborted(h) and not last_of_producer
-                recs = None if h.is_control or dropped or last_of_producer else _records(h, raw, decompress)
+                dropped = is_aborted(h)
+                recs = None if h.is_control or dropped else _records(h, raw, decompress)
                 if dropped:
                     result.records_before += h.records_count
-                    data = b""
+                    data = rebuild_batch(h, []) if last_of_producer else b""
                     if not started:
                         started = True
                         written += yield from _copy_prefix(_reader(ref), pos, current)
-                elif recs is None:   # control batches, a producer's last, or records this cleaner cannot read
+                elif recs is None:   # control batches, or records this cleaner cannot read
                     data = raw
                     result.records_before += h.records_count
                     result.records_after += h.records_count
@@ -228,7 +229,7 @@ def clean_steps(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompre
                     if len(kept) == len(recs):
                         data = raw          # nothing removed: the batch stays byte for byte
                     else:
-                        data = rebuild_batch(h, kept) if kept else b""
+                        data = rebuild_batch(h, kept) if kept or last_of_producer else b""
                         if not started:
                             started = True
                             written += yield from _copy_prefix(_reader(ref), pos, current)

@@ -59,7 +59,7 @@ class ReplicaView:
         log = self._log
         if not len(records):
             return log.log_end_offset
-        headers = validate_batches(records, max(log.config.max_message_bytes, 1 << 30))
+        headers = validate_batches(records, max(log.config.max_message_bytes, 1 << 30), replicated=True)
         if not headers:
             return log.log_end_offset
         leo = log.log_end_offset

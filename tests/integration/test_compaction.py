@@ -104,3 +104,65 @@ def test_a_tombstone_removes_its_key_after_delete_retention_ms(broker_factory):
             assert p.flush(15) == 0
     wait_for(lambda: b"closed" not in [k for _, k, _ in _read_all(b.bootstrap, "accounts")], 60, interval=0.5,
              what="the tombstone and its key removed")
+
+
+def _empty_batches(data_dir, topic: str) -> int:
+    from sandbox.log.batch import iter_batches
+    n = 0
+    for seg in data_dir.glob(f"**/{topic}-0/*.log"):
+        n += sum(1 for _p, h in iter_batches(seg.read_bytes()) if h.records_count == 0)
+    return n
+
+
+def test_idempotent_producers_last_batches_emptied_by_compaction_are_read_past_by_every_client(broker_factory):
+    """Kafka's cleaner keeps each idempotent producer's last batch even when none of its records
+    is left (an empty batch, so producer state rebuilt from the log knows its sequence); the
+    sandbox's does too. Every client must read past such batches to the end."""
+    import asyncio
+    from aiokafka import AIOKafkaConsumer
+
+    b = broker_factory(["log.cleaner.backoff.ms=200"])
+    _create(b.bootstrap, "ledger")
+    total = 0
+    for rnd in range(6):   # a producer (a producer id) per round: each round writes every key over
+        p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0, "enable.idempotence": True})
+        for k in KEYS:
+            p.produce("ledger", key=k, value=b"%s=v%d" % (k, rnd), partition=0)
+            total += 1
+        assert p.flush(15) == 0
+    latest = {k: b"%s=v5" % k for k in KEYS}
+    wait_for(lambda: _empty_batches(b.data_dir, "ledger") > 0 or None, 60, interval=0.5,
+             what="a producer's last batch emptied by compaction")
+    got = _read_all(b.bootstrap, "ledger")   # confluent-kafka, to the high watermark
+    assert len(got) < total and {k: v for _o, k, v in got} == latest
+
+    kc = KafkaConsumer("ledger", bootstrap_servers=b.bootstrap, auto_offset_reset="earliest",
+                       enable_auto_commit=False, consumer_timeout_ms=5000)
+    seen = {}
+    for m in kc:
+        seen[m.key] = m.value
+        if m.offset == total - 1:
+            break
+    kc.close()
+    assert seen == latest
+
+    async def aio() -> dict:
+        c = AIOKafkaConsumer("ledger", bootstrap_servers=b.bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, group_id=None)
+        await c.start()
+        out: dict = {}
+        try:
+            deadline = time.monotonic() + 30
+            last = -1
+            while last < total - 1 and time.monotonic() < deadline:
+                for recs in (await c.getmany(timeout_ms=500)).values():
+                    for m in recs:
+                        out[m.key] = m.value
+                        last = m.offset
+        finally:
+            await c.stop()
+        return out
+    assert asyncio.run(aio()) == latest
+
+    out = kcat("-C", "-b", b.bootstrap, "-t", "ledger", "-e", "-q", "-o", "beginning", "-f", "%o\\n").stdout
+    assert out.split()[-1] == str(total - 1).encode()

@@ -202,11 +202,15 @@ def test_a_snapshot_of_another_shape_is_skipped_and_the_state_rebuilt(tmp_path, 
     log.close()
 
 
-def test_compaction_keeps_a_producers_last_batch_so_state_rebuilt_without_a_snapshot_knows_its_sequence(tmp_path):
-    """As Kafka's cleaner: a transactional producer's only batch here, its key written over since,
-    stays through compaction. Removed, the state rebuilt from the log (no usable snapshot: a
-    damaged index, a crash) knew the producer from its commit marker alone, at its epoch with no
-    sequence, and refused its next batch (sequence 1) as out of order."""
+@pytest.mark.parametrize("ending", ["committed", "aborted"])
+def test_compaction_keeps_a_producers_last_batch_so_state_rebuilt_without_a_snapshot_knows_its_sequence(
+        tmp_path, ending):
+    """As Kafka's cleaner (RETAIN_EMPTY): a transactional producer's only batch here, its key
+    written over since (or its transaction aborted), loses its records but stays, empty.
+    Removed, the state rebuilt from the log (no usable snapshot: a damaged index, a crash) knew
+    the producer from its marker alone, at its epoch with no sequence, and refused its next
+    batch (sequence 1) as out of order."""
+    from sandbox.log.batch import iter_batches
     from sandbox.log.compactor import Compactor
 
     from .logkit import Clock
@@ -215,18 +219,26 @@ def test_compaction_keeps_a_producers_last_batch_so_state_rebuilt_without_a_snap
     cfg = LogConfig(cleanup_policy="compact", min_compaction_lag_ms=0, segment_bytes=1 << 20)
     log = PartitionLog(d, cfg, clock=clock)
     log.append(batch(1, tag="a", producer_id=7, producer_epoch=0, base_sequence=0, attributes=ATTR_TRANSACTIONAL))
-    log.append_marker(7, 0, True, 0)
+    log.append_marker(7, 0, ending == "committed", 0)
     log.append(batch(1, tag="a"))          # the same key, written over by a plain producer
     log.housekeeping.roll()
     c = Compactor(log)
     while c.step(clock.ms()):
         pass
     assert c.last_result is not None
-    assert offsets(log.read(0, 1 << 20).tobytes())[0] == 0   # the producer's batch is still there
+    data = log.read(0, 1 << 20).tobytes()
+    first = next(h for _p, h in iter_batches(data))
+    assert (first.base_offset, first.producer_id, first.base_sequence, first.records_count) == (0, 7, 0, 0)
+    assert offsets(data) == [1, 2]          # its record is gone: the marker and the later value are left
     log.close()
     for p in d.glob("*.snapshot"):
         p.unlink()
     again = PartitionLog(d, cfg, clock=clock)
     nxt = batch(1, tag="b", producer_id=7, producer_epoch=0, base_sequence=1, attributes=ATTR_TRANSACTIONAL)
     assert again.append(nxt).first_offset == again.log_end_offset - 1
+    # a follower copies the emptied batch as it is
+    follower = PartitionLog(tmp_path / "f-0", cfg, clock=clock)
+    follower.replica.append(again.read(0, 1 << 20).tobytes())
+    assert follower.log_end_offset == again.log_end_offset
     again.close()
+    follower.close()
