@@ -220,3 +220,16 @@ def test_a_journal_whose_groups_are_led_elsewhere_stays(state, tmp_path):
     state.lead(range(4), epoch=1)
     s.on_metadata()
     assert s.get("g1", "t", 0).offset == 10 and not s.has_legacy()
+
+
+def test_an_unreadable_transactional_offsets_record_is_skipped_at_load(state):
+    """A transactional batch in `__consumer_offsets` with a key too short to read (written by
+    another tool, or damaged): skipped with a warning, as an unreadable plain record is; it
+    stopped the partition from ever loading (its groups NOT_COORDINATOR for good)."""
+    from sandbox.broker.internal_log import append_records
+    s = store_for(state)
+    s.commit("g", [("t", 0, 5, -1, "")])
+    index = partition_for("g", 4)
+    append_records(state, (OFFSETS, index), [(b"\x00\x01\x00", b"\x00\x03")], False, producer=(9, 0))
+    again = store_for(state)
+    assert again.leads("g") and again.get("g", "t", 0).offset == 5
