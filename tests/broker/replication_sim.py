@@ -210,7 +210,7 @@ class CoordinatorView:
     addresses, AlterPartition over the network, and the lease RemoteCoordinator keeps."""
 
     def __init__(self, sim: "Cluster", broker: "SimBroker") -> None:
-        self.sim, self.broker = sim, broker
+        self.sim, self.me = sim, broker
         self.offset = 0          # metadata offset of the mirror
         self._topics: list = []
         self.lease_until = 0.0
@@ -241,10 +241,10 @@ class CoordinatorView:
     def deliver(self, offset: int, topics: list) -> None:
         if offset > self.offset:
             self.offset, self._topics = offset, topics
-            self.broker.state.sync_partitions([])
+            self.me.state.sync_partitions([])
 
     async def alter_partition(self, broker_id, topic_id, index, leader_epoch, partition_epoch, new_isr):
-        me = self.broker
+        me = self.me
         await me.running()
 
         async def serve():
