@@ -7,6 +7,7 @@ Transactional commits (TxnOffsetCommit) are transactional records, pending until
 from __future__ import annotations
 
 import logging
+from collections import deque
 import os
 import struct
 import time
@@ -64,6 +65,12 @@ class TopicOffsetStore:
         self._epochs: dict[int, int] = {}              # partition -> leader epoch it was loaded at
         self.refused: set[int] = set()   # led here, not loaded: a file of it held (retry_unopened)
         self._txn: dict[int, TxnOffsets] = {}          # partition -> its transactional commits
+        # partition -> plain commits written here and not yet on the ISR (the high watermark has
+        # not passed their record): (record offset, group, (topic, partition), offset), in log
+        # order. Reads do not see them until it has, as Kafka's coordinator reads its state at
+        # the last committed offset: one seen by another member, then lost with the leader
+        # before the ISR had it, would have the group read its records again
+        self._uncommitted: dict[int, deque[tuple[int, str, tuple[str, int], CommittedOffset]]] = {}
         # group -> (partition, last offset, leader epoch it was written in)
         self._pending: dict[str, tuple[tuple[str, int], int, int]] = {}
         self.legacy: OffsetStore | None = None
@@ -124,6 +131,7 @@ class TopicOffsetStore:
         gone = self._views.pop(index, {})
         self._epochs.pop(index, None)
         self._txn.pop(index, None)
+        self._uncommitted.pop(index, None)
         groups = getattr(self.state, "groups", None)
         if groups is not None:   # members re-find the coordinator (NOT_COORDINATOR meanwhile)
             # every group goes, members or not, classic or KIP-848: what this broker knew of their
@@ -140,7 +148,31 @@ class TopicOffsetStore:
 
     # ---- reading ---------------------------------------------------------------------------
     def _view(self, group: str) -> dict[tuple[str, int], CommittedOffset] | None:
-        return self._views.get(self.partition_for(group), {}).get(group)
+        index = self.partition_for(group)
+        self._settle(index)
+        return self._views.get(index, {}).get(group)
+
+    def _settle(self, index: int) -> None:
+        """The plain commits the high watermark has passed since go into the view."""
+        pending = self._uncommitted.get(index)
+        if not pending:
+            return
+        plog = self.state.partitions.get((OFFSETS_TOPIC, index))
+        view = self._views.get(index)
+        if plog is None or view is None:
+            return
+        hw = plog.high_watermark
+        txn = self._txn.get(index)
+        while pending and pending[0][0] < hw:
+            at, group, tp, committed = pending.popleft()
+            if txn is not None:
+                if txn.applied_at.get((group, tp), -1) > at:
+                    continue   # a transaction's later commit is in already
+                txn.applied_at[(group, tp)] = at
+            view.setdefault(group, {})[tp] = committed
+
+    def _uncommitted_of(self, group: str) -> set[tuple[str, int]]:
+        return {tp for _at, g, tp, _c in self._uncommitted.get(self.partition_for(group), ()) if g == group}
 
     def get(self, group: str, topic: str, partition: int) -> CommittedOffset | None:
         return (self._view(group) or {}).get((topic, partition))
@@ -149,6 +181,8 @@ class TopicOffsetStore:
         return dict(self._view(group) or {})
 
     def groups(self) -> list[str]:
+        for index in list(self._uncommitted):
+            self._settle(index)
         return [g for view in self._views.values() for g in view]
 
     # ---- writing ---------------------------------------------------------------------------
@@ -159,11 +193,12 @@ class TopicOffsetStore:
         now = int(self._clock() * 1000)
         index = self._writable(group)
         at = self._append(index, group, _records(group, rows, now))
-        offs = self._views[index].setdefault(group, {})
+        pending = self._uncommitted.setdefault(index, deque())
         txn = self._txn[index]
         for (t, p, o, e, m), record in zip(rows, at):
-            offs[(t, int(p))] = CommittedOffset(int(o), int(e), m or "", now)
+            pending.append((record, group, (t, int(p)), CommittedOffset(int(o), int(e), m or "", now)))
             txn.written(group, (t, int(p)), record)
+        self._settle(index)   # at once when the partition has no follower in its ISR
 
     def commit_txn(self, group: str, producer_id: int, producer_epoch: int, entries: Iterable[Entry]) -> None:
         """TxnOffsetCommit: the offsets are written as one transactional record batch of the
@@ -193,16 +228,21 @@ class TopicOffsetStore:
         return txn.complete(producer_id, commit, view)
 
     def txn_pending(self, group: str, topic: str, partition: int) -> bool:
-        """A transaction holds an offset commit of the group for this partition (KIP-447:
-        OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT meanwhile)."""
-        txn = self._txn.get(self.partition_for(group))
-        return txn is not None and txn.is_pending(group, (topic, partition))
+        """A commit of the group for this partition is not settled: a transaction holds one
+        (KIP-447: OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT meanwhile), or
+        a plain one is not on the ISR yet (Kafka answers a stable read once it is)."""
+        index = self.partition_for(group)
+        self._settle(index)
+        txn = self._txn.get(index)
+        return (txn is not None and txn.is_pending(group, (topic, partition))) or \
+            (topic, partition) in self._uncommitted_of(group)
 
     def delete_group(self, group: str) -> bool:
         offs = self._view(group)
-        if offs is None:
+        unsettled = self._uncommitted_of(group)
+        if offs is None and not unsettled:
             return False
-        self.delete_partitions(group, list(offs))
+        self.delete_partitions(group, list(offs or {}) + sorted(unsettled - set(offs or {})))
         txn = self._txn.get(self.partition_for(group))
         if txn is not None:
             txn.forget(group)
@@ -211,27 +251,38 @@ class TopicOffsetStore:
     def delete_partitions(self, group: str, parts: list[tuple[str, int]]) -> None:
         """Tombstones for some of a group's offsets (OffsetDelete, DeleteGroups)."""
         offs = self._view(group) or {}
-        gone = [k for k in parts if k in offs]
+        unsettled = self._uncommitted_of(group)
+        gone = [k for k in parts if k in offs or k in unsettled]
         if not gone:
             return
         index = self._writable(group)
         at = self._append(index, group, [(encode_key(group, t, p), None) for t, p in gone])
         txn = self._txn[index]
         txn.forget(group, set(gone))
+        dropped = set(gone)   # commits before the tombstones, not on the ISR yet: never to come in
+        pending = self._uncommitted.get(index)
+        if pending:
+            self._uncommitted[index] = deque(u for u in pending if not (u[1] == group and u[2] in dropped))
         for k, record in zip(gone, at):
-            del offs[k]
+            offs.pop(k, None)
             txn.written(group, k, record)
         if not offs:
             self._views[index].pop(group, None)
 
     def delete_topic(self, topic: str) -> int:
-        """A deleted topic's offsets go from every group this broker coordinates (tombstones)."""
+        """A deleted topic's offsets go from every group this broker coordinates (tombstones),
+        those not on the ISR yet too."""
         n = 0
         for index, view in list(self._views.items()):
             if (OFFSETS_TOPIC, index) not in self.state.partitions:
                 continue
-            for group in list(view):
-                parts = [k for k in view[group] if k[0] == topic]
+            self._settle(index)
+            unsettled: dict[str, set[tuple[str, int]]] = {}
+            for _at, g, tp, _c in self._uncommitted.get(index, ()):
+                if tp[0] == topic:
+                    unsettled.setdefault(g, set()).add(tp)
+            for group in sorted(set(view) | set(unsettled)):
+                parts = sorted({k for k in view.get(group, {}) if k[0] == topic} | unsettled.get(group, set()))
                 if parts:
                     try:
                         self.delete_partitions(group, parts)

@@ -19,6 +19,9 @@ class TxnOffsets:
         # producer id -> group -> (topic, partition) -> (offset, log offset of its record)
         self.pending: dict[int, dict[str, dict[TP, tuple[CommittedOffset, int]]]] = {}
         self.written_at: dict[tuple[str, TP], int] = {}
+        # the log offset of the record behind the offset the view holds, where one was put in
+        # after the partition loaded (a plain commit settled late never replaces a later one)
+        self.applied_at: dict[tuple[str, TP], int] = {}
 
     def written(self, group: str, tp: TP, record_offset: int) -> None:
         """A plain (non-transactional) commit or tombstone of `tp` was written at `record_offset`."""
@@ -49,7 +52,7 @@ class TxnOffsets:
             for tp, (committed, at) in offs.items():
                 if self.written_at.get((group, tp), -1) < at:
                     view.setdefault(group, {})[tp] = committed
-                    self.written_at[(group, tp)] = at
+                    self.written_at[(group, tp)] = self.applied_at[(group, tp)] = at
                     n += 1
         return n
 

@@ -443,12 +443,21 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
 
     def is_group_coordinator(self, group_id: str) -> bool:
         """Whether this broker answers for the group. Not while its coordinator session may have
-        lapsed (a paused broker, cut off): another may lead the group's partition by now, and its
-        metadata saying otherwise is stale, so committed offsets it answers may be old and a
-        rebalance it completes may hand out partitions the new coordinator gives to others."""
+        lapsed (a paused broker, cut off) when the group's partition is replicated: another
+        broker may lead it by now, and this one's metadata saying otherwise is stale, so committed
+        offsets it answers may be old and a rebalance it completes may hand out partitions the
+        new coordinator gives to others (its writes are refused then too: check_produce). One
+        with no other replica has no other leader to fear: its groups go on through an outage
+        of the coordinator, as its writes do."""
         if self.offsets is not None and self.offsets.topic() is not None:
-            return self.offsets.leads(group_id) and self.coordinator.lease_valid()
+            return self.offsets.leads(group_id) and not self.group_lease_lapsed(group_id)
         return self.group_coordinator_id(group_id) == self.node_id
+
+    def group_lease_lapsed(self, group_id: str) -> bool:
+        """The group's replicated `__consumer_offsets` partition is led here by metadata this
+        broker cannot vouch for now (its coordinator session may have lapsed)."""
+        key = (OFFSETS_TOPIC, self.offsets.partition_for(group_id))
+        return self.replicas.replicated(key) and not self.coordinator.lease_valid()
 
     def group_coordinator_id(self, key: str) -> int:
         """The broker that owns a group: the leader of its __consumer_offsets partition (-1 while

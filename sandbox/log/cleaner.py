@@ -198,6 +198,8 @@ def clean_steps(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompre
                 result.bytes_before += h.size
                 last_of_producer = h.producer_id >= 0 and h.last_offset in producers_last
                 dropped = is_aborted(h)
+                if dropped and last_of_producer and h.records_count == 0:
+                    dropped = False   # emptied by an earlier cleaning already: stays as it is
                 recs = None if h.is_control or dropped else _records(h, raw, decompress)
                 if dropped:
                     result.records_before += h.records_count
@@ -226,7 +228,7 @@ def clean_steps(refs: list[SegmentRef], config: LogConfig, now_ms: int, decompre
                         kept.append(r)
                     result.records_before += len(recs)
                     result.records_after += len(kept)
-                    if len(kept) == len(recs):
+                    if len(kept) == len(recs) and (recs or last_of_producer):
                         data = raw          # nothing removed: the batch stays byte for byte
                     else:
                         data = rebuild_batch(h, kept) if kept or last_of_producer else b""

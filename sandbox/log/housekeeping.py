@@ -34,8 +34,8 @@ class Housekeeping:
         if not log.opened:
             return 0
         gone = log._producers.state.expire(now_ms, expiration_ms)
-        if gone:   # a snapshot without them, or a restart would load them back from the last one
-            log._producers.snapshot(log.log_end_offset, keep=log._bases)
+        if gone:   # the next snapshot (a flush, the close) is written without them, even if idle
+            log._producers.expired_unsaved = True
         return gone
 
     def flush(self, now_ms: int | None = None, *, if_due: bool = False) -> bool:

@@ -243,11 +243,17 @@ class LogDir:
                     self._remove_deleted(tp, p)
                     continue
                 kind = unopened if _single_segment(listing) else PartitionLog
-                self._logs[tp] = kind(
-                    p, topic_configs.get(tp[0], self.default_config), recovery_point=recovery.get(tp, 0),
-                    log_start_offset=starts.get(tp), clock=self._clock, on_event=self._partition_events(tp),
-                    high_watermark=hws.get(tp),
-                    **({"listing": listing} if kind is PartitionLog else {}))
+                args = dict(recovery_point=recovery.get(tp, 0), log_start_offset=starts.get(tp), clock=self._clock,
+                            on_event=self._partition_events(tp), high_watermark=hws.get(tp))
+                config = topic_configs.get(tp[0], self.default_config)
+                try:
+                    self._logs[tp] = kind(p, config, **args, **({"listing": listing} if kind is PartitionLog else {}))
+                except PermissionError as e:
+                    # Windows: a file another program holds stopped its recovery (a cut it had to
+                    # make): it is opened at its first use instead, and refused until then, rather
+                    # than stop the whole broker from starting
+                    self._emit("open-deferred", {"topic": tp[0], "partition": tp[1], "error": str(e)})
+                    self._logs[tp] = unopened(p, config, **args)
                 if self.roll_sync is not None:
                     self._logs[tp].roll_sync = self.roll_sync
                 self._logs[tp].on_recovery_lowered = self._recovery_lowered
@@ -395,13 +401,15 @@ class LogDir:
 
     def _recovery_lowered(self) -> None:
         """PartitionLog.on_recovery_lowered: before the first append to a log whose recovery
-        point a cut lowered (or a new log in a deleted one's name), the checkpoint files are
-        written, on the caller's thread (as Kafka's truncateTo): once for every log cut
+        point a cut lowered (or a new log in a deleted one's name), the recovery-point and
+        log-start files are written, on the caller's thread (as Kafka's truncateTo): once for every log cut
         meanwhile. A snapshot taken earlier and written later by a worker thread never undoes it
         (write_snapshot). OSError when they cannot be written: the append fails (nothing
         written), and the next one tries again."""
-        snapshot = self.snapshot()
-        self.write_snapshot(snapshot)
+        seq, files = self.snapshot()
+        # the recovery points and log starts: the high watermarks' file does not guard appends,
+        # and one that cannot be written (a held file) must not stop them
+        self.write_snapshot((seq, {name: files[name] for name in (RECOVERY_CHECKPOINT, LOG_START_CHECKPOINT)}))
         for log in self._logs.values():
             if log.__dict__.get("_rp_unsaved"):
                 log._rp_unsaved = False

@@ -203,6 +203,10 @@ class ProducerStore:
         self.directory = directory
         self.state = ProducerState()
         self.txns = TxnIndex(directory)
+        # producers expired since the last snapshot: the log end's snapshot, if there is one
+        # already, is written again (a restart would load them back; one that does before it is
+        # written only expires them again)
+        self.expired_unsaved = False
 
     def snapshots(self, listing: list[str] | None = None) -> list[tuple[int, Path]]:
         """(offset, path) of every snapshot file, oldest first."""
@@ -330,6 +334,7 @@ class ProducerStore:
         cut reloads from the one below it)."""
         self.txns.sync()
         self.state.write_snapshot(self._path(log_end), log_end)   # a stale mark left names another file
+        self.expired_unsaved = False
         self._drop_others(log_end, keep)
 
     def roll_snapshot(self, base: int) -> None:
@@ -355,7 +360,7 @@ class ProducerStore:
         no producer has none: 10,000 idle new partitions must not cost 10,000 fsynced writes at
         every stop)."""
         path = self._path(log_end)
-        return (bool(self.state.producers) or holds_batches) and (
+        return self.expired_unsaved or (bool(self.state.producers) or holds_batches) and (
             not path.exists() or (self.txns.marks_possible and is_stale(path)))
 
     def open_transactions(self) -> list[tuple[int, int, int]]:

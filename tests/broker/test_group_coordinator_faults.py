@@ -31,20 +31,28 @@ def find(b, group: str):
     return b.call(10, 4, {"key_type": 0, "coordinator_keys": [group]}).coordinators[0]
 
 
-def test_a_coordinator_whose_session_lapsed_does_not_answer_for_its_groups(broker):
+def test_a_coordinator_whose_session_lapsed_does_not_answer_for_its_replicated_groups(broker):
     b, state = broker, broker.owner
     b.create_topic("t", 1)
     assert int(find(b, "g").error_code) == E.NONE
     assert int(b.call(8, 8, commit_body("g", "t", 5)).topics[0].partitions[0].error_code) == E.NONE
     assert fetched(b, "g") == (E.NONE, {("t", 0): 5})
-    state.coordinator.lease_valid = lambda: False     # paused past its session: another may lead now
+    state.coordinator.lease_valid = lambda: False     # paused past its session, or cut off
+    # one replica: no other broker can lead the group's partition; its groups go on
+    assert fetched(b, "g") == (E.NONE, {("t", 0): 5})
+    assert int(find(b, "g").error_code) == E.NONE
+    # replicated: another broker may coordinate the group by now
+    state.replicas.replicated = lambda key: True
     assert fetched(b, "g")[0] == E.NOT_COORDINATOR
     join = b.call(11, 5, {"group_id": "g", "session_timeout_ms": 10000, "rebalance_timeout_ms": 10000,
                           "member_id": "", "group_instance_id": None, "protocol_type": "consumer",
                           "protocols": [{"name": "range", "metadata": b""}]})
     assert int(join.error_code) == E.NOT_COORDINATOR
+    assert int(find(b, "g").error_code) == E.COORDINATOR_NOT_AVAILABLE   # not "ask me", round and round
     del state.coordinator.lease_valid                  # its session renewed, its metadata current
+    assert int(find(b, "g").error_code) == E.NONE
     assert fetched(b, "g") == (E.NONE, {("t", 0): 5})
+    del state.replicas.replicated
 
 
 def test_a_topic_deleted_as_its_groups_partition_comes_to_this_broker_loses_its_offsets_here(broker):

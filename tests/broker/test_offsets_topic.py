@@ -233,3 +233,49 @@ def test_an_unreadable_transactional_offsets_record_is_skipped_at_load(state):
     append_records(state, (OFFSETS, index), [(b"\x00\x01\x00", b"\x00\x03")], False, producer=(9, 0))
     again = store_for(state)
     assert again.leads("g") and again.get("g", "t", 0).offset == 5
+
+
+def test_a_commit_is_seen_once_the_isr_has_it_as_kafkas_coordinator_reads_at_its_last_committed_offset(state):
+    """One another member read before the ISR had it, then lost with the leader, had the group
+    read its records again; one whose ISR wait failed stayed visible."""
+    s = store_for(state)
+    s.commit("g", [("t", 0, 5, -1, "")])
+    index = partition_for("g", 4)
+    plog = state.partitions[(OFFSETS, index)]
+    plog.replica.set_replicated(True)         # followers now: the high watermark waits for them
+    plog.replica.high_watermark = first = plog.log_end_offset
+    s.commit("g", [("t", 0, 9, -1, ""), ("t", 1, 3, -1, "")])
+    assert s.get("g", "t", 0).offset == 5 and s.get("g", "t", 1) is None
+    assert s.txn_pending("g", "t", 0)         # OffsetFetch with require_stable: UNSTABLE_OFFSET_COMMIT
+    plog.replica.high_watermark = first + 1   # the ISR has the first of the two records
+    assert s.get("g", "t", 0).offset == 9 and s.get("g", "t", 1) is None
+    plog.replica.high_watermark = plog.log_end_offset
+    assert s.group_offsets("g") == {("t", 0): (9, -1, "", T), ("t", 1): (3, -1, "", T)}
+    assert not s.txn_pending("g", "t", 1)
+
+
+def test_offsets_deleted_while_a_commit_waits_for_the_isr_do_not_come_back(state):
+    s = store_for(state)
+    index = partition_for("g", 4)
+    plog = state.partitions[(OFFSETS, index)]
+    plog.replica.set_replicated(True)
+    s.commit("g", [("t", 0, 9, -1, ""), ("u", 0, 4, -1, "")])
+    assert s.group_offsets("g") == {}
+    s.delete_topic("t")                       # tombstone for t-0, written after the commit
+    assert s.delete_group("g")               # and the rest of the group
+    plog.replica.high_watermark = plog.log_end_offset
+    assert s.group_offsets("g") == {} and "g" not in s.groups()
+    again = store_for(state)                  # the next leader reads the same
+    assert again.group_offsets("g") == {}
+
+
+def test_a_plain_commit_settling_late_never_replaces_a_transactions_later_one(state):
+    s = store_for(state)
+    index = partition_for("g", 4)
+    plog = state.partitions[(OFFSETS, index)]
+    plog.replica.set_replicated(True)
+    s.commit("g", [("t", 0, 5, -1, "")])      # plain, record r
+    s.commit_txn("g", 9, 0, [("t", 0, 8, -1, "")])   # transactional, record r + 1
+    plog.replica.high_watermark = plog.log_end_offset
+    assert s.complete_txn(index, 9, True) == 1
+    assert s.get("g", "t", 0).offset == 8     # the plain one settles first, then the transaction's

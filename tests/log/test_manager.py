@@ -397,3 +397,59 @@ def test_a_cut_whose_checkpoint_cannot_be_written_refuses_the_next_append_until_
     assert log.append(batch(2)).first_offset == 8
     assert read_checkpoint(root / RECOVERY_CHECKPOINT)[("t", 0)] == 8
     ld.close()
+
+
+def test_a_high_watermark_file_that_cannot_be_written_does_not_stop_appends_after_a_cut(tmp_path, monkeypatch):
+    import errno
+    import sandbox.log.manager as manager
+    root = tmp_path / "b"
+    ld = LogDir(root, cfg())
+    ld.open()
+    log = ld.create("t", 0)
+    for _ in range(10):
+        log.append(batch(2))
+    ld.flush_all()
+    log.truncate_to(8)
+    real = manager.write_checkpoint
+
+    def held(path, offsets):
+        if path.name == manager.HW_CHECKPOINT:   # another program holds it (Windows)
+            raise PermissionError(errno.EACCES, "held", str(path))
+        real(path, offsets)
+    monkeypatch.setattr(manager, "write_checkpoint", held)
+    assert log.append(batch(2)).first_offset == 8
+    assert read_checkpoint(root / RECOVERY_CHECKPOINT)[("t", 0)] == 8
+    monkeypatch.setattr(manager, "write_checkpoint", real)
+    ld.close()
+
+
+def test_a_log_whose_open_a_held_file_stops_is_opened_at_its_first_use_not_the_whole_journal(tmp_path, monkeypatch):
+    """Windows: the log start is past the recovered log end, and emptying the log there meets a
+    segment another program holds: that log waits for its first use; the others are served."""
+    from sandbox.log import PartitionLog
+    root = tmp_path / "b"
+    ld = LogDir(root, cfg())
+    ld.open()
+    for name in ("held", "other"):
+        log = ld.create(name, 0)
+        for _ in range(30):
+            log.append(batch(2))
+    ld.flush_all()
+    assert len(ld.get("held", 0)._segments) > 1
+    _crash(ld, root)
+    # the log start it had checkpointed is past what recovery keeps (records deleted, then the
+    # unsynced end below it lost)
+    starts = read_checkpoint(root / LOG_START_CHECKPOINT)
+    write_checkpoint(root / LOG_START_CHECKPOINT, {**starts, ("held", 0): 75})
+    real = PartitionLog._reset_to
+
+    def refused(self, offset):
+        raise PermissionError(13, "held by another program")
+    monkeypatch.setattr(PartitionLog, "_reset_to", refused)
+    ld = LogDir(root, cfg())
+    ld.open()                                 # before: PermissionError, no broker
+    assert not ld.get("held", 0).opened and ld.get("other", 0).log_end_offset == 60
+    monkeypatch.setattr(PartitionLog, "_reset_to", real)
+    held = ld.get("held", 0)
+    assert (held.log_start_offset, held.log_end_offset) == (75, 75)
+    ld.close()

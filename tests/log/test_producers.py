@@ -230,6 +230,12 @@ def test_compaction_keeps_a_producers_last_batch_so_state_rebuilt_without_a_snap
     first = next(h for _p, h in iter_batches(data))
     assert (first.base_offset, first.producer_id, first.base_sequence, first.records_count) == (0, 7, 0, 0)
     assert offsets(data) == [1, 2]          # its record is gone: the marker and the later value are left
+    clock.advance_ms(1_000)                  # cleaned again while still the producer's last:
+    log.housekeeping.roll()                  # left as it is, no segment rewritten
+    c = Compactor(log)
+    while c.step(clock.ms()):
+        pass
+    assert c.last_result is not None and not c.last_result.outputs
     log.close()
     for p in d.glob("*.snapshot"):
         p.unlink()
@@ -240,5 +246,12 @@ def test_compaction_keeps_a_producers_last_batch_so_state_rebuilt_without_a_snap
     follower = PartitionLog(tmp_path / "f-0", cfg, clock=clock)
     follower.replica.append(again.read(0, 1 << 20).tobytes())
     assert follower.log_end_offset == again.log_end_offset
-    again.close()
     follower.close()
+    # the producer wrote again: no longer its last, the empty batch goes (Kafka's DELETE_EMPTY)
+    again.housekeeping.roll()
+    c = Compactor(again)
+    while c.step(clock.ms()):
+        pass
+    data = again.read(0, 1 << 20).tobytes()
+    assert [h.records_count for _p, h in iter_batches(data) if h.producer_id == 7 and not h.is_control] == [1]
+    again.close()
