@@ -265,7 +265,7 @@ class GroupCoordinator:
             subscribed = self.consumer.machine.subscribed_topics(group_id) if self.consumer.machine.has_members(
                 group_id) else set()
             desc = None
-        elif desc is None and group_id not in self.offsets.groups():
+        elif desc is None and not self._has_offsets(group_id):
             return GROUP_ID_NOT_FOUND, []
         else:
             subscribed = set()
@@ -277,7 +277,7 @@ class GroupCoordinator:
                    for t, p in partitions]
         gone = {(t, p) for t, p, c in results if c == NONE}
         committed = self.offsets.group_offsets(group_id)
-        if gone & set(committed):
+        if gone & (set(committed) | self._unsettled(group_id)):   # those not on the ISR yet too
             try:
                 self._forget(group_id, gone, committed)
             except OSError:
@@ -285,6 +285,14 @@ class GroupCoordinator:
         if desc is not None and desc.state == EMPTY and not self.offsets.group_offsets(group_id):
             self.machine.delete(group_id)  # Kafka: an empty group without offsets is dead
         return NONE, results
+
+    def _unsettled(self, group_id: str) -> set[tuple[str, int]]:
+        """Partitions of the group's commits not on the ISR yet (TopicOffsetStore.unsettled)."""
+        unsettled = getattr(self.offsets, "unsettled", None)
+        return unsettled(group_id) if unsettled is not None else set()
+
+    def _has_offsets(self, group_id: str) -> bool:
+        return group_id in self.offsets.groups() or bool(self._unsettled(group_id))
 
     def _forget(self, group_id: str, gone: set[tuple[str, int]], committed: dict) -> None:
         delete = getattr(self.offsets, "delete_partitions", None)
@@ -321,7 +329,8 @@ class GroupCoordinator:
             else:
                 seen = self._active_at.setdefault(group, now_ms)
                 base = max([c.commit_timestamp for c in offs.values()] + [seen])
-                expired = list(offs) if base <= now_ms - retention_ms else []
+                # a commit on its way to the ISR is a commit now
+                expired = list(offs) if base <= now_ms - retention_ms and not self._unsettled(group) else []
             expired = [tp for tp in expired if not pending(group, *tp)]
             if not expired:
                 continue
@@ -398,7 +407,7 @@ class GroupCoordinator:
             known = gid in self.machine.groups
             if not gid:
                 out.append((gid, INVALID_GROUP_ID))
-            elif not known and gid not in self.consumer and gid not in self.offsets.groups():
+            elif not known and gid not in self.consumer and not self._has_offsets(gid):
                 out.append((gid, GROUP_ID_NOT_FOUND))
             elif (known and self.machine.groups[gid].state != EMPTY) or self.consumer.machine.has_members(gid):
                 out.append((gid, NON_EMPTY_GROUP))

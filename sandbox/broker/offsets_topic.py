@@ -70,7 +70,7 @@ class TopicOffsetStore:
         # order. Reads do not see them until it has, as Kafka's coordinator reads its state at
         # the last committed offset: one seen by another member, then lost with the leader
         # before the ISR had it, would have the group read its records again
-        self._uncommitted: dict[int, deque[tuple[int, str, tuple[str, int], CommittedOffset]]] = {}
+        self._uncommitted: dict[int, deque[tuple[int, str, tuple[str, int], CommittedOffset | None]]] = {}
         # group -> (partition, last offset, leader epoch it was written in)
         self._pending: dict[str, tuple[tuple[str, int], int, int]] = {}
         self.legacy: OffsetStore | None = None
@@ -115,14 +115,19 @@ class TopicOffsetStore:
         plog = self.state.partitions[(OFFSETS_TOPIC, index)]
         view: View = {}
         txn = TxnOffsets()
+        # plain commits past the high watermark (a new leader's records its followers may not have
+        # yet) wait for it, as those written here do
+        uncommitted: deque = deque()
+        hw = plog.high_watermark
         try:
             for h, batch, start in read_batches(plog):
-                _apply_batch(view, txn, h, batch, start)
+                _apply_batch(view, txn, h, batch, start, hw, uncommitted)
         except PermissionError as e:   # Windows: a file of it held; loaded once let go (retry_unopened)
             refused_load(self.refused, OFFSETS_TOPIC, index, e, "its groups are answered NOT_COORDINATOR")
             return
         self.refused.discard(index)
         self._views[index], self._epochs[index], self._txn[index] = view, epoch, txn
+        self._uncommitted[index] = uncommitted
         log.info("%s-%d loaded: %d group(s) with committed offsets, %d open transaction(s) with offsets",
                  OFFSETS_TOPIC, index, len(view), len(txn.pending))
         self._migrate(index)
@@ -132,6 +137,8 @@ class TopicOffsetStore:
         self._epochs.pop(index, None)
         self._txn.pop(index, None)
         self._uncommitted.pop(index, None)
+        key = (OFFSETS_TOPIC, index)   # writes nobody waits on (expiry, a deleted topic's) are no one's now
+        self._pending = {g: p for g, p in self._pending.items() if p[0] != key}
         groups = getattr(self.state, "groups", None)
         if groups is not None:   # members re-find the coordinator (NOT_COORDINATOR meanwhile)
             # every group goes, members or not, classic or KIP-848: what this broker knew of their
@@ -169,7 +176,19 @@ class TopicOffsetStore:
                 if txn.applied_at.get((group, tp), -1) > at:
                     continue   # a transaction's later commit is in already
                 txn.applied_at[(group, tp)] = at
-            view.setdefault(group, {})[tp] = committed
+            if committed is not None:
+                view.setdefault(group, {})[tp] = committed
+            elif group in view:   # a tombstone read back at a load
+                view[group].pop(tp, None)
+                if not view[group]:
+                    del view[group]
+
+    def unsettled(self, group: str) -> set[tuple[str, int]]:
+        """The partitions of the group's plain commits written here and not on the ISR yet
+        (OffsetFetch does not see them yet, but OffsetDelete and DeleteGroups must delete them)."""
+        index = self.partition_for(group)
+        self._settle(index)
+        return {tp for _at, g, tp, c in self._uncommitted.get(index, ()) if g == group and c is not None}
 
     def _uncommitted_of(self, group: str) -> set[tuple[str, int]]:
         return {tp for _at, g, tp, _c in self._uncommitted.get(self.partition_for(group), ()) if g == group}
@@ -239,7 +258,7 @@ class TopicOffsetStore:
 
     def delete_group(self, group: str) -> bool:
         offs = self._view(group)
-        unsettled = self._uncommitted_of(group)
+        unsettled = self.unsettled(group)
         if offs is None and not unsettled:
             return False
         self.delete_partitions(group, list(offs or {}) + sorted(unsettled - set(offs or {})))
@@ -251,7 +270,7 @@ class TopicOffsetStore:
     def delete_partitions(self, group: str, parts: list[tuple[str, int]]) -> None:
         """Tombstones for some of a group's offsets (OffsetDelete, DeleteGroups)."""
         offs = self._view(group) or {}
-        unsettled = self._uncommitted_of(group)
+        unsettled = self.unsettled(group)
         gone = [k for k in parts if k in offs or k in unsettled]
         if not gone:
             return
@@ -368,9 +387,11 @@ class TopicOffsetStore:
             self.legacy.close()
 
 
-def _apply_batch(view: View, txn: TxnOffsets, h, batch, start: int) -> None:
+def _apply_batch(view: View, txn: TxnOffsets, h, batch, start: int, hw: int | None = None,
+                 uncommitted: deque | None = None) -> None:
     """One (uncompressed) batch read back from the log: plain commits and tombstones go into the
-    view, transactional ones wait for their producer's marker, a marker completes them."""
+    view (those at or past `hw` into `uncommitted`, for the view once the high watermark passes
+    them), transactional ones wait for their producer's marker, a marker completes them."""
     if h.is_control:
         kind = control_type(batch, 0, h)
         if kind >= 0:
@@ -381,6 +402,13 @@ def _apply_batch(view: View, txn: TxnOffsets, h, batch, start: int) -> None:
             continue
         if h.is_transactional:
             _apply_txn_record(txn, h.producer_id, at, key, value)
+        elif hw is not None and uncommitted is not None and at >= hw:
+            later: View = {}
+            k = _apply_record(later, key, value)
+            if k is not None:
+                tp = (k.topic, k.partition)
+                uncommitted.append((at, k.group, tp, later.get(k.group, {}).get(tp)))
+                txn.written(k.group, tp, at)
         else:
             k = _apply_record(view, key, value)
             if k is not None:

@@ -279,3 +279,37 @@ def test_a_plain_commit_settling_late_never_replaces_a_transactions_later_one(st
     plog.replica.high_watermark = plog.log_end_offset
     assert s.complete_txn(index, 9, True) == 1
     assert s.get("g", "t", 0).offset == 8     # the plain one settles first, then the transaction's
+
+
+def test_a_new_leader_sees_the_commits_past_its_high_watermark_once_the_isr_has_them(state):
+    s = store_for(state)
+    index = partition_for("g", 4)
+    plog = state.partitions[(OFFSETS, index)]
+    s.commit("g", [("t", 0, 5, -1, "")])
+    plog.replica.set_replicated(True)
+    plog.replica.high_watermark = plog.log_end_offset
+    s.commit("g", [("t", 0, 9, -1, "")])
+    again = store_for(state)                  # a failover: the new leader reads its whole log
+    assert again.get("g", "t", 0).offset == 5 and again.txn_pending("g", "t", 0)
+    plog.replica.high_watermark = plog.log_end_offset
+    assert again.get("g", "t", 0).offset == 9 and not again.txn_pending("g", "t", 0)
+
+
+def test_offset_delete_and_delete_groups_remove_commits_not_on_the_isr_yet(state):
+    from sandbox.broker.groups import GroupCoordinator
+    s = store_for(state)
+    gc = GroupCoordinator(s, peers=None)
+    plog = state.partitions[(OFFSETS, partition_for("h", 4))]
+    plog.replica.set_replicated(True)
+    plog.replica.high_watermark = plog.log_end_offset
+    assert gc.commit_offsets("h", -1, "", None, [("t", 2, 7, -1, "")]) == [("t", 2, NONE)]
+    code, results = gc.delete_offsets("h", [("t", 2)])
+    assert (code, results) == (NONE, [("t", 2, NONE)])
+    plog2 = state.partitions[(OFFSETS, partition_for("k", 4))]
+    plog2.replica.set_replicated(True)
+    plog2.replica.high_watermark = plog2.log_end_offset
+    gc.commit_offsets("k", -1, "", None, [("t", 0, 3, -1, "")])   # a simple consumer's: no group state
+    assert gc.delete_groups(["k"]) == [("k", NONE)]
+    for p in (plog, plog2):
+        p.replica.high_watermark = p.log_end_offset
+    assert s.group_offsets("h") == {} and s.group_offsets("k") == {}
