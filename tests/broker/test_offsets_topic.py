@@ -313,3 +313,19 @@ def test_offset_delete_and_delete_groups_remove_commits_not_on_the_isr_yet(state
     for p in (plog, plog2):
         p.replica.high_watermark = p.log_end_offset
     assert s.group_offsets("h") == {} and s.group_offsets("k") == {}
+
+
+def test_a_group_with_a_commit_on_its_way_to_the_isr_is_not_expired(state):
+    from sandbox.broker.groups import GroupCoordinator
+    s = store_for(state)
+    gc = GroupCoordinator(s, peers=None)
+    gc.commit_offsets("e", -1, "", None, [("t", 0, 1, -1, "")])
+    assert gc.expire_offsets(T, 1000) == {}                  # first seen now
+    plog = state.partitions[(OFFSETS, partition_for("e", 4))]
+    plog.replica.set_replicated(True)
+    plog.replica.high_watermark = plog.log_end_offset
+    gc.commit_offsets("e", -1, "", None, [("t", 1, 2, -1, "")])   # not on the ISR yet
+    assert gc.expire_offsets(T + 10_000, 1000) == {}
+    plog.replica.high_watermark = plog.log_end_offset
+    assert s.group_offsets("e") == {("t", 0): (1, -1, "", T), ("t", 1): (2, -1, "", T)}
+    assert gc.expire_offsets(T + 10_000, 1000) == {"e": 2}   # both old by their commit time now
