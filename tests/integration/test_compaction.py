@@ -43,6 +43,19 @@ def _read_all(bootstrap: str, topic: str) -> list[tuple[int, bytes, bytes | None
     return out
 
 
+def _kafka_python_final(bootstrap: str, topic: str, total: int) -> dict:
+    """Each key's last value as kafka-python reads the partition from the start to offset total-1."""
+    kc = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                       enable_auto_commit=False, consumer_timeout_ms=5000)
+    seen = {}
+    for m in kc:
+        seen[m.key] = m.value
+        if m.offset == total - 1:
+            break
+    kc.close()
+    return seen
+
+
 def _wait_compacted(bootstrap: str, topic: str, total: int) -> list[tuple[int, bytes, bytes | None]]:
     def compacted() -> list[tuple[int, bytes, bytes | None]] | None:
         got = _read_all(bootstrap, topic)   # never empty: it reads up to the high watermark
@@ -70,15 +83,7 @@ def test_compacted_topic_keeps_each_keys_latest_value_for_every_client(broker_fa
     offsets = [o for o, _, _ in got]
     assert offsets == sorted(offsets) and offsets[-1] == total - 1 and len(set(offsets)) == len(offsets)
 
-    kc = KafkaConsumer("profiles", bootstrap_servers=b.bootstrap, auto_offset_reset="earliest",
-                       enable_auto_commit=False, consumer_timeout_ms=5000)
-    seen = {}
-    for m in kc:
-        seen[m.key] = m.value
-        if m.offset == total - 1:
-            break
-    kc.close()
-    assert seen == latest
+    assert _kafka_python_final(b.bootstrap, "profiles", total) == latest
 
     out = kcat("-C", "-b", b.bootstrap, "-t", "profiles", "-e", "-q", "-o", "beginning", "-f", "%k=%o\\n").stdout
     assert len(out.splitlines()) == len(got)
@@ -136,15 +141,7 @@ def test_idempotent_producers_last_batches_emptied_by_compaction_are_read_past_b
     got = _read_all(b.bootstrap, "ledger")   # confluent-kafka, to the high watermark
     assert len(got) < total and {k: v for _o, k, v in got} == latest
 
-    kc = KafkaConsumer("ledger", bootstrap_servers=b.bootstrap, auto_offset_reset="earliest",
-                       enable_auto_commit=False, consumer_timeout_ms=5000)
-    seen = {}
-    for m in kc:
-        seen[m.key] = m.value
-        if m.offset == total - 1:
-            break
-    kc.close()
-    assert seen == latest
+    assert _kafka_python_final(b.bootstrap, "ledger", total) == latest
 
     async def aio() -> dict:
         c = AIOKafkaConsumer("ledger", bootstrap_servers=b.bootstrap, auto_offset_reset="earliest",

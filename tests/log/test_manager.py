@@ -374,9 +374,8 @@ def test_a_new_partition_in_a_deleted_ones_name_survives_a_crash_before_the_next
     ld.close()
 
 
-def test_a_cut_whose_checkpoint_cannot_be_written_refuses_the_next_append_until_it_is(tmp_path, monkeypatch):
-    import errno
-    import sandbox.log.manager as manager
+def _flushed_then_cut(tmp_path):
+    """A journal with one log of 20 records, all flushed and checkpointed, then cut at 8."""
     root = tmp_path / "b"
     ld = LogDir(root, cfg())
     ld.open()
@@ -385,6 +384,13 @@ def test_a_cut_whose_checkpoint_cannot_be_written_refuses_the_next_append_until_
         log.append(batch(2))
     ld.flush_all()
     log.truncate_to(8)
+    return root, ld, log
+
+
+def test_a_cut_whose_checkpoint_cannot_be_written_refuses_the_next_append_until_it_is(tmp_path, monkeypatch):
+    import errno
+    import sandbox.log.manager as manager
+    root, ld, log = _flushed_then_cut(tmp_path)
     real = manager.write_checkpoint
 
     def full(path, offsets):
@@ -402,14 +408,7 @@ def test_a_cut_whose_checkpoint_cannot_be_written_refuses_the_next_append_until_
 def test_a_high_watermark_file_that_cannot_be_written_does_not_stop_appends_after_a_cut(tmp_path, monkeypatch):
     import errno
     import sandbox.log.manager as manager
-    root = tmp_path / "b"
-    ld = LogDir(root, cfg())
-    ld.open()
-    log = ld.create("t", 0)
-    for _ in range(10):
-        log.append(batch(2))
-    ld.flush_all()
-    log.truncate_to(8)
+    root, ld, log = _flushed_then_cut(tmp_path)
     real = manager.write_checkpoint
 
     def held(path, offsets):
