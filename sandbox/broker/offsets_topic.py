@@ -183,15 +183,14 @@ class TopicOffsetStore:
                 if not view[group]:
                     del view[group]
 
-    def unsettled(self, group: str) -> set[tuple[str, int]]:
-        """The partitions of the group's plain commits written here and not on the ISR yet
-        (OffsetFetch does not see them yet, but OffsetDelete and DeleteGroups must delete them)."""
+    def unsettled(self, group: str, *, tombstones: bool = False) -> set[tuple[str, int]]:
+        """The partitions of the group's plain commits (and tombstones, if asked) written here and
+        not on the ISR yet (OffsetFetch does not see them yet, but OffsetDelete and DeleteGroups
+        must delete them)."""
         index = self.partition_for(group)
         self._settle(index)
-        return {tp for _at, g, tp, c in self._uncommitted.get(index, ()) if g == group and c is not None}
-
-    def _uncommitted_of(self, group: str) -> set[tuple[str, int]]:
-        return {tp for _at, g, tp, _c in self._uncommitted.get(self.partition_for(group), ()) if g == group}
+        return {tp for _at, g, tp, c in self._uncommitted.get(index, ())
+                if g == group and (tombstones or c is not None)}
 
     def get(self, group: str, topic: str, partition: int) -> CommittedOffset | None:
         return (self._view(group) or {}).get((topic, partition))
@@ -250,11 +249,9 @@ class TopicOffsetStore:
         """A commit of the group for this partition is not settled: a transaction holds one
         (KIP-447: OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT meanwhile), or
         a plain one is not on the ISR yet (Kafka answers a stable read once it is)."""
-        index = self.partition_for(group)
-        self._settle(index)
-        txn = self._txn.get(index)
+        txn = self._txn.get(self.partition_for(group))
         return (txn is not None and txn.is_pending(group, (topic, partition))) or \
-            (topic, partition) in self._uncommitted_of(group)
+            (topic, partition) in self.unsettled(group, tombstones=True)
 
     def delete_group(self, group: str) -> bool:
         offs = self._view(group)

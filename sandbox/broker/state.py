@@ -9,7 +9,6 @@ import asyncio
 import logging
 import time
 import uuid
-import zlib
 from pathlib import Path
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -32,7 +31,7 @@ from .disk_folders import HISTORY_FILE, RESTORE_GRACE_S, DiskFolders  # noqa: F4
 from .durability import SYNC_IN_THREAD, Durability  # noqa: F401 (SYNC_IN_THREAD: tests)
 from .refused_folders import RefusedFolders
 from .groups import GroupCoordinator
-from .internal_topics import OFFSETS_TOPIC
+from .group_ownership import GroupOwnership
 from .log_defaults import LogDefaults
 from .offsets_topic import TopicOffsetStore
 from .replication import ReplicaManager
@@ -87,7 +86,7 @@ def emit_event(kind: str, detail: dict[str, Any]) -> None:
     lifecycle.emit_event(log, kind, detail)
 
 
-class BrokerState(DiskFolders, Durability, RefusedFolders):
+class BrokerState(DiskFolders, Durability, RefusedFolders, GroupOwnership):
     def __init__(self, config: BrokerConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
@@ -408,8 +407,7 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
         assert self.coordinator is not None
         if self.coordinator.topic(name) is not None:
             return NONE
-        changed = self.coordinator.cluster_changed_at
-        if changed is not None and time.monotonic() - changed < RESTORE_GRACE_S:
+        if self.restoring():
             # the coordinator's journal was just replaced: the supervisor is putting every topic
             # back where its journals are; a default-sized topic made now would take its place
             log.info("auto-create of topic %r deferred: the metadata is being restored", name)
@@ -441,53 +439,13 @@ class BrokerState(DiskFolders, Durability, RefusedFolders):
         self._pid_next += 1
         return pid
 
-    def is_group_coordinator(self, group_id: str) -> bool:
-        """Whether this broker answers for the group. Not while its coordinator session may have
-        lapsed (a paused broker, cut off) when the group's partition is replicated: another
-        broker may lead it by now, and this one's metadata saying otherwise is stale, so committed
-        offsets it answers may be old and a rebalance it completes may hand out partitions the
-        new coordinator gives to others (its writes are refused then too: check_produce). One
-        with no other replica has no other leader to fear: its groups go on through an outage
-        of the coordinator, as its writes do."""
-        if self.offsets is not None and self.offsets.topic() is not None:
-            return self.offsets.leads(group_id) and not self.group_lease_lapsed(group_id)
-        return self.group_coordinator_id(group_id) == self.node_id
-
-    def group_lease_lapsed(self, group_id: str) -> bool:
-        """The group's replicated `__consumer_offsets` partition is led here by metadata this
-        broker cannot vouch for now (its coordinator session may have lapsed)."""
-        key = (OFFSETS_TOPIC, self.offsets.partition_for(group_id))
-        return self.replicas.replicated(key) and not self.coordinator.lease_valid()
-
-    def group_coordinator_id(self, key: str) -> int:
-        """The broker that owns a group: the leader of its __consumer_offsets partition (-1 while
-        that has none). Before the topic exists (the coordinator is away, so it cannot be made):
-        a stable hash over the registered broker ids, so groups still consume, without commits.
-        But -1 (COORDINATOR_NOT_AVAILABLE: the client asks again) while offsets may exist that
-        the metadata does not know yet: the coordinator's journal was replaced and the topic is
-        being put back from the brokers' disks, or a partition of it is on this broker's disk. A
-        broker answering from nothing then would tell consumers they have no committed offsets,
-        and they would reset (to earliest: records processed again; to latest: skipped)."""
-        owner = self.offsets.coordinator_for(key) if self.offsets is not None else None
-        if owner is not None:
-            return owner
-        if self.restoring() or any(topic == OFFSETS_TOPIC for topic, _ in self.partitions):
-            return -1
-        ids = sorted(b.broker_id for b in self.coordinator.brokers())
-        if not ids:
-            return self.node_id
-        return ids[zlib.crc32(key.encode("utf-8")) % len(ids)]
-
     # ---- housekeeping ----------------------------------------------------------------------
     def apply_retention(self) -> int:
         freed = 0
         now_ms = int(self.clock() * 1000)
         expiration_ms = self.config.producer_id_expiration_ms
         for plog in list(self.partitions.values()):
-            try:
-                plog.housekeeping.expire_producers(now_ms, expiration_ms)
-            except OSError as e:   # a full disk, a held file: forgotten in memory, the snapshot next time
-                log.warning("producers of %s expired; their snapshot not written: %s", plog.directory.name, e)
+            plog.housekeeping.expire_producers(now_ms, expiration_ms)   # in memory: the next snapshot writes it
             try:
                 freed += plog.housekeeping.apply_retention(now_ms)
             except PermissionError as e:   # Windows: a segment held by another program; the log stays whole

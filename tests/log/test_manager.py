@@ -346,16 +346,22 @@ def test_a_cut_writes_the_lowered_recovery_point_so_what_a_crash_lost_after_it_i
     ld.close()
 
 
-def test_a_new_partition_in_a_deleted_ones_name_survives_a_crash_before_the_next_checkpoint(tmp_path):
-    """Deleted without the checkpoint files rewritten (a stray folder set aside), made again,
-    written to, then a crash: the files' entries for the old partition (log start 14) had the
-    next start empty the new one at 14 (a log start past its log end), losing its records."""
+def _journal(tmp_path):
+    """An open journal with one log, t-0, of 20 records (not flushed)."""
     root = tmp_path / "b"
     ld = LogDir(root, cfg())
     ld.open()
     log = ld.create("t", 0)
     for _ in range(10):
         log.append(batch(2))
+    return root, ld, log
+
+
+def test_a_new_partition_in_a_deleted_ones_name_survives_a_crash_before_the_next_checkpoint(tmp_path):
+    """Deleted without the checkpoint files rewritten (a stray folder set aside), made again,
+    written to, then a crash: the files' entries for the old partition (log start 14) had the
+    next start empty the new one at 14 (a log start past its log end), losing its records."""
+    root, ld, log = _journal(tmp_path)
     log.delete_records_before(14)
     ld.flush_all()
     assert read_checkpoint(root / LOG_START_CHECKPOINT)[("t", 0)] == 14
@@ -376,12 +382,7 @@ def test_a_new_partition_in_a_deleted_ones_name_survives_a_crash_before_the_next
 
 def _flushed_then_cut(tmp_path):
     """A journal with one log of 20 records, all flushed and checkpointed, then cut at 8."""
-    root = tmp_path / "b"
-    ld = LogDir(root, cfg())
-    ld.open()
-    log = ld.create("t", 0)
-    for _ in range(10):
-        log.append(batch(2))
+    root, ld, log = _journal(tmp_path)
     ld.flush_all()
     log.truncate_to(8)
     return root, ld, log

@@ -49,8 +49,7 @@ def _locate(state, key: str, listener: str | None = None, key_type: int = 0, ctx
                f"{topic} does not exist yet (being created, or put back after the metadata was lost)")
         return {"node_id": -1, "host": "", "port": -1, "error_code": COORDINATOR_NOT_AVAILABLE,
                 "error_message": why}
-    if owner == state.node_id and key_type != TRANSACTION and state.offsets is not None \
-            and state.offsets.topic() is not None and state.group_lease_lapsed(key):
+    if owner == state.node_id and key_type != TRANSACTION and state.group_lease_lapsed(key):
         # the group's calls would be answered NOT_COORDINATOR here meanwhile (is_group_coordinator):
         # the client asks again after its backoff instead of going round between the two
         return {"node_id": -1, "host": "", "port": -1, "error_code": COORDINATOR_NOT_AVAILABLE,
