@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from sandbox.client.async_connection import AsyncConnection, ExchangeFailed
@@ -75,6 +74,9 @@ class ReplicaFetcher:
         self.partitions: dict[Key, int] = {}      # key -> leader epoch it follows in
         self._truncate: set[Key] = set()          # not fetched until truncated for its epoch
         self._held_until: dict[Key, float] = {}   # a cut a held file stopped: not tried again before
+        # answered with an error (not the leader yet, a full disk): not fetched again before then,
+        # while the others go on (Kafka's fetcher delays the failed partitions only)
+        self._delayed_until: dict[Key, float] = {}
         self._conn: AsyncConnection | None = None
         self._task: asyncio.Task | None = None
         self._last_bytes = 0                      # what the previous fetch brought
@@ -82,6 +84,7 @@ class ReplicaFetcher:
     def add(self, key: Key, epoch: int) -> None:
         self.partitions[key] = epoch
         self._truncate.add(key)
+        self._delayed_until.pop(key, None)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -89,6 +92,7 @@ class ReplicaFetcher:
         self.partitions.pop(key, None)
         self._truncate.discard(key)
         self._held_until.pop(key, None)
+        self._delayed_until.pop(key, None)
 
     def stop(self) -> None:
         self.partitions.clear()
@@ -98,6 +102,10 @@ class ReplicaFetcher:
             self._conn.close()
 
     # ---- the loop --------------------------------------------------------------------------
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()   # time.monotonic(), or a simulation's clock
+
     def _address(self) -> tuple[str, int] | None:
         return broker_address(self.manager.state, self.leader)
 
@@ -110,7 +118,7 @@ class ReplicaFetcher:
         while self.partitions and not self.manager.closed:
             # the leader's address from the metadata: looked up again for a new connection and
             # once a second (a lookup per fetch cost a follower 4% of its CPU)
-            now = time.monotonic()
+            now = self._now()
             if addr is None or self._conn is None or not self._conn.connected or now - resolved >= 1.0:
                 addr, resolved = self._address(), now
             if addr is None:
@@ -132,7 +140,7 @@ class ReplicaFetcher:
                 raise
             except ExchangeFailed as e:   # the leader is down or slow: the metadata will move on
                 log.debug("fetch from broker %d: %s", self.leader, e)
-                now = time.monotonic()
+                now = self._now()
                 failing_since = failing_since or now
                 # a leader that never answers is most often an address this broker cannot reach
                 # (the first listener's advertised host is what followers connect to): say so, as
@@ -153,7 +161,7 @@ class ReplicaFetcher:
         state = self.manager.state
         asked: dict[Key, tuple[int, int]] = {}
         topics: dict[str, list[dict]] = {}
-        now = time.monotonic()
+        now = self._now()
         for key in list(self._truncate):
             if self._held_until.get(key, 0.0) > now:
                 continue
@@ -220,7 +228,7 @@ class ReplicaFetcher:
                     except PermissionError as e:   # Windows: a segment held by another program
                         log.warning("%s-%d: truncation stopped at %d (%s); asked again", key[0], key[1],
                                     plog.log_end_offset, e)
-                        self._held_until[key] = time.monotonic() + HELD_RETRY_S
+                        self._held_until[key] = self._now() + HELD_RETRY_S
                         continue   # still to truncate: nothing fetched for it meanwhile
                     self._held_until.pop(key, None)
                     self.manager.emit("truncated", {"topic": key[0], "partition": key[1],
@@ -235,15 +243,21 @@ class ReplicaFetcher:
         holds: nothing is fetched for it for a second, then it is opened again."""
         log.warning("%s-%d: its log cannot be opened yet (%s); tried again in %g s", key[0], key[1], e,
                     HELD_RETRY_S)
-        self._held_until[key] = time.monotonic() + HELD_RETRY_S
+        self._held_until[key] = self._now() + HELD_RETRY_S
 
     async def _fetch(self) -> None:
         state = self.manager.state
         topics: dict[str, list[FetchPartition]] = {}
         asked: dict[Key, tuple[int, int]] = {}   # fetch offset, leader epoch asked in
+        now = self._now()
+        waits: list[float] = []   # when a partition skipped for now may be asked again
         for key, epoch in self.partitions.items():
             plog = state.partitions.get(key)
-            if key in self._truncate or plog is None or self._held_until.get(key, 0.0) > time.monotonic():
+            if key in self._truncate or plog is None:
+                continue
+            until = max(self._held_until.get(key, 0.0), self._delayed_until.get(key, 0.0))
+            if until > now:
+                waits.append(until)
                 continue
             try:
                 leo = plog.log_end_offset   # a log not opened yet is opened here
@@ -253,15 +267,19 @@ class ReplicaFetcher:
                 continue
             topics.setdefault(key[0], []).append(FetchPartition(
                 key[1], leo, PARTITION_MAX_BYTES, epoch, plog.log_start_offset))
+        if not asked:   # every partition waits: nothing to ask the leader for until the first is due
+            await asyncio.sleep(min([BACKOFF_S] + [w - now for w in waits]))
+            return
         node = state.node_id
         bulk = self._last_bytes >= BULK_BYTES
         min_bytes, max_wait = (BULK_MIN_BYTES, BULK_WAIT_MS) if bulk else (1, MAX_WAIT_MS)
+        if waits:   # a delayed partition is asked again when due, not after a full long poll
+            max_wait = min(max_wait, max(0, int((min(waits) - now) * 1000)))
         resp = await self._conn.call(
             lambda corr, client_id: encode_fetch_request(
                 FETCH_VERSION, corr, client_id, replica_id=node, max_wait_ms=max_wait, min_bytes=min_bytes,
                 max_bytes=MAX_BYTES, topics=topics),
             _decode_fetch, MAX_WAIT_MS / 1000 + 10.0)
-        backoff = False
         got = 0
         for t in resp.responses:
             for p in t.partitions:
@@ -270,15 +288,15 @@ class ReplicaFetcher:
                     continue
                 if p.records is not None:
                     got += len(p.records)
-                if not self._apply(key, p, *asked[key]):
-                    backoff = True
+                if self._apply(key, p, *asked[key]):
+                    self._delayed_until.pop(key, None)
+                elif key in self.partitions:
+                    self._delayed_until[key] = self._now() + BACKOFF_S
         self._last_bytes = got
-        if backoff:
-            await asyncio.sleep(BACKOFF_S)
 
     def _apply(self, key: Key, p: Any, fetch_offset: int, epoch: int | None = None) -> bool:
-        """Append one partition's answer to a fetch asked in leader epoch `epoch`; False if it
-        needs a pause before asking again."""
+        """Append one partition's answer to a fetch asked in leader epoch `epoch`; False if that
+        partition needs a pause before it is asked again."""
         plog = self.manager.state.partitions.get(key)
         if plog is None or key not in self.partitions or plog.log_end_offset != fetch_offset:
             return True   # dropped or truncated meanwhile: the next round asks afresh
@@ -303,7 +321,7 @@ class ReplicaFetcher:
                 # fetched for the partition until the leader's epochs have said where to cut again
                 log.warning("%s-%d: cut stopped at %d (%s); asked again", key[0], key[1], plog.log_end_offset, e)
                 self._truncate.add(key)
-                self._held_until[key] = time.monotonic() + HELD_RETRY_S
+                self._held_until[key] = self._now() + HELD_RETRY_S
             return True
         if code != NONE:
             return False   # not the leader (yet/any more), wrong epoch: the metadata will tell
@@ -322,7 +340,7 @@ class ReplicaFetcher:
                 # not fetched for a second (each try may wait on the loop for the file): the
                 # truncation round, once due, finds nothing to cut and lets it fetch again
                 self._truncate.add(key)
-                self._held_until[key] = time.monotonic() + HELD_RETRY_S
+                self._held_until[key] = self._now() + HELD_RETRY_S
                 return False
             except OSError as e:   # a full or failing disk: nothing was appended; asked again after a pause
                 if not storage.is_storage_error(e):
