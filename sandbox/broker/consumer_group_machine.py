@@ -352,6 +352,21 @@ class ConsumerGroupMachine(ClassicMembers):
                 removed.append(m.member_id)
         return removed
 
+    def hold(self, group_id: str, elapsed: float) -> None:
+        """The group's timers stand still for `elapsed` seconds (see GroupMachine.hold)."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return
+        for m in group.members.values():
+            m.session_deadline += elapsed
+            if m.revoke_deadline is not None:
+                m.revoke_deadline += elapsed
+            if m.classic is not None:
+                if m.classic.sync_deadline is not None:
+                    m.classic.sync_deadline += elapsed
+                if m.classic.join_deadline is not None:
+                    m.classic.join_deadline += elapsed
+
     # ------------------------------------------------------------------ offsets, admin
     def commit_check(self, group_id: str, member_id: str, epoch: int, api_version: int) -> int:
         """OffsetCommit for a consumer group, as Kafka 4.0 validates it."""

@@ -298,6 +298,24 @@ class GroupMachine(GroupStates):
         removed, self._removed = self._removed, []
         return removed
 
+    def hold(self, group_id: str, elapsed: float) -> None:
+        """The group's timers stand still for `elapsed` seconds: its coordinator could not vouch
+        for it meanwhile and refused its members' heartbeats (see GroupCoordinator.expire)."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return
+        for pid in group.pending:
+            group.pending[pid] += elapsed
+        if group.join_deadline is not None:
+            group.join_deadline += elapsed
+        if group.initial_until is not None:
+            group.initial_until += elapsed
+            group.initial_start += elapsed
+        for m in group.members.values():
+            m.heartbeat_deadline += elapsed
+            if m.sync_due is not None:
+                m.sync_due += elapsed
+
     def shutdown(self) -> None:
         """Answer every parked request with COORDINATOR_NOT_AVAILABLE (the broker is stopping)."""
         for request, p in list(self.parked.items()):

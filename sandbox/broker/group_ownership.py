@@ -27,10 +27,10 @@ class GroupOwnership:
     def group_lease_lapsed(self, group_id: str) -> bool:
         """The group's replicated `__consumer_offsets` partition is led here by metadata this
         broker cannot vouch for now (its coordinator session may have lapsed)."""
-        if self.offsets is None or self.offsets.topic() is None:
+        if self.coordinator.lease_valid() or self.offsets is None or self.offsets.topic() is None:
             return False
         key = (OFFSETS_TOPIC, self.offsets.partition_for(group_id))
-        return self.replicas.replicated(key) and not self.coordinator.lease_valid()
+        return self.replicas.replicated(key)
 
     def group_coordinator_id(self, key: str) -> int:
         """The broker that owns a group: the leader of its __consumer_offsets partition (-1 while

@@ -63,8 +63,12 @@ class GroupCoordinator:
                  consumer_heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
                  consumer_session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
                  migration_policy: str = "bidirectional", wall: Callable[[], float] = time.time,
-                 max_size: int = 2**31 - 1, consumer_max_size: int = 2**31 - 1) -> None:
+                 max_size: int = 2**31 - 1, consumer_max_size: int = 2**31 - 1,
+                 lapsed: Callable[[str], bool] | None = None) -> None:
         self.offsets = offsets
+        # whether this broker cannot vouch for a group now (GroupOwnership.group_lease_lapsed)
+        self._lapsed = lapsed
+        self._ticked: float | None = None
         self._clock = clock
         self._partition_exists = partition_exists
         self._on_event = on_event
@@ -171,12 +175,26 @@ class GroupCoordinator:
         Kafka's timers are: a member whose session ended is gone by then, not up to a tick later
         (librdkafka's suite deletes a static member's group the moment its session has ended)."""
         now = self._clock() if now is None else now
+        self._hold_lapsed(now)
         self._check_peers(now)
         removed = self.machine.tick(now)
         self._deliver()
         removed += self.consumer.tick(now)
         self._deliver()
         return removed
+
+    def _hold_lapsed(self, now: float) -> None:
+        """While this broker cannot vouch for a group (its coordinator session may have lapsed) it
+        refuses the group's requests (NOT_COORDINATOR), so its members cannot heartbeat: the
+        group's timers stand still meanwhile, and members are not expired for what the outage
+        kept from them (Kafka's coordinator gives members a new session when it loads a group)."""
+        elapsed = 0.0 if self._ticked is None else now - self._ticked
+        self._ticked = now
+        if self._lapsed is None or elapsed <= 0:
+            return
+        for group_id in [g for g in (*self.machine.groups, *self.consumer.machine.groups) if self._lapsed(g)]:
+            self.machine.hold(group_id, elapsed)
+            self.consumer.machine.hold(group_id, elapsed)
 
     def _check_peers(self, now: float) -> None:
         """A parked JoinGroup/SyncGroup whose client closed its connection is abandoned: Kafka cannot

@@ -175,6 +175,7 @@ class BrokerState(DiskFolders, Durability, RefusedFolders, GroupOwnership):
             consumer_session_timeout_ms=self.config.group_consumer_session_timeout_ms,
             migration_policy=self.config.group_consumer_migration_policy, wall=self.clock,
             max_size=self.config.group_max_size, consumer_max_size=self.config.group_consumer_max_size,
+            lapsed=self.group_lease_lapsed,
         )
         cfg = self.config
         self.txns = TxnCoordinator(

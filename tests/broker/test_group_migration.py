@@ -466,3 +466,20 @@ def test_a_classic_member_joining_a_consumer_group_with_a_session_out_of_bounds_
                                 "x", "/127.0.0.1", False, topics=topics)
         assert r.error_code == E.INVALID_SESSION_TIMEOUT
     run(body())
+
+
+def test_a_consumer_group_keeps_its_members_while_the_broker_cannot_vouch_for_it(tmp_path):
+    """KIP-848 members too: their session stands still while the coordinator session may have
+    lapsed (heartbeats are refused then), and runs on afterwards."""
+    lapsed = {"on": False}
+    gc, clock = make(tmp_path, lapsed=lambda g: lapsed["on"])
+    res, _ = consumer_beat(gc, "c1", 0)
+    assert res.error_code == 0
+    lapsed["on"] = True
+    for _ in range(600):    # 60 s, beyond the 45 s session
+        clock.advance(0.1)
+        assert gc.expire() == []
+    lapsed["on"] = False
+    assert gc.expire() == []
+    clock.advance(46)
+    assert gc.expire() == ["c1"]

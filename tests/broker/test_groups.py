@@ -711,3 +711,41 @@ def test_a_session_that_ended_is_over_for_admin_requests_before_the_next_tick(tm
         assert gc.delete_groups(["g"]) == [("g", E.NONE)]
 
     asyncio.run(main())
+
+
+def test_a_group_the_broker_cannot_vouch_for_keeps_its_members_through_the_outage(tmp_path):
+    """While the broker's coordinator session may have lapsed it refuses the group's heartbeats
+    (NOT_COORDINATOR), so the group's timers stand still: a 30 s outage does not expire members
+    with a 10 s session, and once it is over the session runs on from where it stood."""
+    lapsed = {"g": False}
+    gc, clock = make(tmp_path, initial_rebalance_delay_ms=100, lapsed=lambda g: lapsed.get(g, False))
+
+    async def main():
+        r1, r2 = await stable_pair(gc, clock)
+        clock.advance(4)
+        assert gc.expire() == []
+        lapsed["g"] = True
+        for _ in range(300):          # 30 s in 0.1 s ticks, as the broker's timer task runs them
+            clock.advance(0.1)
+            assert gc.expire() == []
+        lapsed["g"] = False
+        clock.advance(5.9)             # 4 + 5.9 s of the 10 s session, not counting the outage
+        assert gc.expire() == []
+        assert gc.heartbeat("g", 1, r1.member_id, None) == 0
+        clock.advance(0.2)             # r2 never heartbeat again: its session is over now
+        assert gc.expire() == [r2.member_id]
+
+    asyncio.run(main())
+
+
+def test_a_group_led_without_a_lapse_expires_members_as_before(tmp_path):
+    gc, clock = make(tmp_path, initial_rebalance_delay_ms=100, lapsed=lambda g: False)
+
+    async def main():
+        r1, r2 = await stable_pair(gc, clock)
+        for _ in range(101):
+            clock.advance(0.1)
+            gc.expire()
+        assert gc.describe_group("g").state == "Empty"   # both sessions ended
+
+    asyncio.run(main())
