@@ -72,7 +72,7 @@ class BrokerInfo:
 class PartitionInfo:
     """One partition's replicas, ISR, leader and epochs. While a reassignment runs (KIP-455),
     `replicas` is the target followed by the replicas being removed, `adding` the target replicas
-    not yet in sync and `removing` the ones that go once every adding replica is in the ISR."""
+    not yet in sync and `removing` the ones that go once every target replica is in the ISR."""
 
     index: int
     replicas: tuple[int, ...]

@@ -1,8 +1,9 @@
 """Partition reassignment as the coordinator decides it (KIP-455, as Kafka's KRaft controller runs
 it): AlterPartitionReassignments sets a partition's target replicas; the replicas become the
 target followed by the ones being removed, and the brokers added start following the leader with
-an empty log. Once every added replica is in the ISR (the leader's AlterPartition puts it there
-when it has caught up) the reassignment completes in the same change: the replicas become the
+an empty log. Once every target replica is in the ISR (the leader's AlterPartition puts an
+added one there when it has caught up; a target replica that was out of sync must come back
+first, as Kafka's maybeCompleteReassignment asks) the reassignment completes in the same change: the replicas become the
 target, the ISR loses the removed brokers, a removed leader hands over to an in-sync target
 replica (leader epoch + 1), and the change names the removed brokers so they delete their copy.
 Cancelling (replicas = None) goes back to the replicas from before; a new target replaces a
@@ -45,9 +46,10 @@ def _leader_within(machine: MetadataMachine, p: PartitionInfo, replicas: Sequenc
 
 
 def completion(machine: MetadataMachine, topic_id: Any, p: PartitionInfo) -> Record | None:
-    """The change that completes p's reassignment, if it can complete now: every adding replica
-    in the ISR, and an ISR left once the removed replicas leave it."""
-    if not p.reassigning or any(r not in p.isr for r in p.adding):
+    """The change that completes p's reassignment, if it can complete now: every target replica
+    in the ISR. Completing earlier would delete the removed replicas' in-sync copies while a
+    target replica still lacks records."""
+    if not p.reassigning or any(r not in p.isr for r in p.target):
         return None
     target = p.target
     isr = tuple(r for r in target if r in p.isr)

@@ -196,3 +196,33 @@ def test_reassignment_invariants_hold_under_any_schedule(first, steps):
         if kind != "catch-up":
             assert set(p.isr) <= set(before.isr)
         before = p
+
+
+def test_a_reassignment_waits_for_every_target_replica_not_only_the_added_ones():
+    """Kafka's maybeCompleteReassignment asks for every target replica in the ISR: completing once
+    the added ones are would delete the removed brokers' in-sync copies while a target replica that
+    was out of sync still lacks records."""
+    m = setup((1, 2, 3), brokers=(1, 2, 3, 4))
+    p = part(m)
+    run(m, isr.alter_partition(m, 1, m.topic("t").topic_id, 0, p.leader_epoch, p.partition_epoch, (1, 3))[0])
+    # shrinking to [1, 2] while 2 is out of sync: 3 (in sync) keeps its copy until 2 is back
+    code, records = move(m, [1, 2])
+    p = part(m)
+    assert code == E.NONE and p.reassigning and (p.replicas, p.isr) == ((1, 2, 3), (1, 3))
+    assert "removed" not in records[0]
+    records, after = expand(m, 2)
+    assert not after.reassigning and (after.replicas, after.isr) == ((1, 2), (1, 2))
+    assert records[-1]["removed"] == [3]
+
+
+def test_moving_to_an_out_of_sync_replica_and_a_new_one_waits_for_both():
+    m = setup((1, 2, 3), brokers=(1, 2, 3, 4))
+    p = part(m)
+    run(m, isr.alter_partition(m, 1, m.topic("t").topic_id, 0, p.leader_epoch, p.partition_epoch, (1, 3))[0])
+    move(m, [2, 4])
+    expand(m, 4)                                   # 4 caught up, 2 has not: 1 and 3 keep their copies
+    p = part(m)
+    assert p.reassigning and set(p.replicas) == {1, 2, 3, 4}
+    records, after = expand(m, 2)
+    assert not after.reassigning and set(after.isr) == {2, 4} and after.leader in (2, 4)
+    assert sorted(records[-1]["removed"]) == [1, 3]
