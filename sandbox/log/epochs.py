@@ -48,16 +48,24 @@ class LeaderEpochCache:
 
     def end_offset_for(self, epoch: int, log_end_offset: int) -> tuple[int, int]:
         """(largest epoch <= epoch that this log knows, the offset where it ended) as a leader
-        answers OffsetForLeaderEpoch: the start of the next greater epoch, or the log end for
-        the latest. (UNDEFINED, UNDEFINED) if the log knows no epoch <= epoch."""
-        if not self.entries or epoch < self.entries[0][0]:
+        answers OffsetForLeaderEpoch, as Kafka's LeaderEpochFileCache.endOffsetFor: the start of
+        the next greater epoch, or the log end for the latest. An epoch older than every one
+        known ended where the first known began (its records are gone from this log, or were
+        never in it): (epoch, that start). (UNDEFINED, UNDEFINED) for -1, for an epoch newer
+        than the latest, or when no epoch is known."""
+        if epoch < 0 or not self.entries:
             return UNDEFINED, UNDEFINED
-        if epoch >= self.entries[-1][0]:
-            return self.entries[-1][0], log_end_offset
+        latest = self.entries[-1][0]
+        if epoch == latest:
+            return latest, log_end_offset
+        if epoch > latest:
+            return UNDEFINED, UNDEFINED
+        if epoch < self.entries[0][0]:
+            return epoch, self.entries[0][1]
         for i, (e, _start) in enumerate(self.entries):
             if e > epoch:
                 return self.entries[i - 1][0], self.entries[i][1]
-        return self.entries[-1][0], log_end_offset   # unreachable: the last entry is > epoch
+        return latest, log_end_offset   # unreachable: the last entry is > epoch
 
     def truncate_from_end(self, end_offset: int) -> None:
         """The log was cut at end_offset: forget epochs that started at or after it."""

@@ -370,3 +370,47 @@ def test_a_segment_emptied_by_a_cut_on_its_base_counts_segment_ms_from_its_next_
     log.append(batch(2, tag="c"), now_ms=60_000)
     log.append(batch(2, tag="d"), now_ms=60_001)     # 1 ms later: no roll
     assert log._bases == [0, 2] and log.log_end_offset == 6
+
+
+def test_a_follower_whose_epochs_are_all_newer_than_the_leaders_answer_cuts_where_its_first_began(tmp_path):
+    """Kafka's endOffsetFor: an epoch older than every one a log knows ended where the first
+    known epoch began. Here all of f's records are of epoch 2, newer than the epoch the leader
+    answers (0), so none of them is the leader's: f cuts at its first epoch's start. Before, f's
+    own lookup answered "unknown" and f cut at the leader's answer, keeping epoch 2's records at
+    offsets where the leader has epoch 0's (a partition put back after the coordinator's journal
+    was lost starts at a leader epoch above 0)."""
+    leader = PartitionLog(tmp_path / "l", cfg())
+    leader.append(batch(10, tag="leader0"), leader_epoch=0)
+    f = follower(tmp_path / "f")
+    f.replica.begin_epoch(2)                                   # f led epoch 2 alone, wrote 0..14
+    for i in range(3):
+        f.append(batch(5, tag=f"f2-{i}-"), leader_epoch=2)
+    assert f.replica.end_offset_for_epoch(0) == (0, 0)
+    leader.replica.begin_epoch(3)                              # the leader comes back in epoch 3
+    leader.replica.high_watermark = leader.log_end_offset
+    fetcher, conn = fetcher_of(f, leader, 3)
+    truncate(fetcher)
+    assert conn.asked[0] == 2 and f.log_end_offset == 0
+    fetch_all(fetcher, f, leader)
+    assert records(f) == records(leader)
+
+
+def test_offset_for_leader_epoch_answers_as_kafkas_end_offset_for(tmp_path):
+    """Only current_leader_epoch is checked against the partition's epoch; the epoch asked about
+    is answered from the cache: newer than any known -1/-1 (error NONE), older than all of them
+    the first one's start."""
+    leader = PartitionLog(tmp_path / "l", cfg())
+    leader.replica.begin_epoch(2)
+    leader.append(batch(10, tag="x"), leader_epoch=2)
+    leader.replica.begin_epoch(3)
+    leader.append(batch(5, tag="y"), leader_epoch=3)
+    state = LeaderState(leader, 3)
+
+    def ask(epoch, current=-1):
+        out = k23._one(state, "t", SimpleNamespace(partition=0, leader_epoch=epoch, current_leader_epoch=current))
+        return out["error_code"], out["leader_epoch"], out["end_offset"]
+
+    assert ask(3) == (NONE, 3, 15) and ask(2, 3) == (NONE, 2, 10)
+    assert ask(5) == ask(5, 3) == (NONE, -1, -1)          # before: UNKNOWN_LEADER_EPOCH, asked again for ever
+    assert ask(0) == (NONE, 0, 0)                         # before: -1/-1, a consumer's reset
+    assert ask(3, 4)[0] == UNKNOWN_LEADER_EPOCH and ask(3, 2)[0] == FENCED_LEADER_EPOCH

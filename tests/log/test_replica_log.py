@@ -40,7 +40,7 @@ def test_follower_holds_the_leaders_bytes_offsets_and_epochs(tmp_path):
     assert follower.replica.end_offset_for_epoch(0) == (0, 5)
     assert follower.replica.end_offset_for_epoch(3) == (0, 5)    # the largest epoch <= 3 is 0
     assert follower.replica.end_offset_for_epoch(4) == (4, 10)
-    assert follower.replica.end_offset_for_epoch(9) == (4, 10)
+    assert follower.replica.end_offset_for_epoch(9) == (-1, -1)   # newer than any: Kafka's UNDEFINED
 
 
 def test_a_batch_before_the_log_end_is_refused_and_one_past_it_taken_as_a_compacted_gap(tmp_path):
@@ -105,7 +105,9 @@ def test_an_epoch_that_wrote_nothing_gives_way_to_the_next(tmp_path):
     cache.assign(2, 10)     # epoch 1 led but wrote nothing
     cache.assign(2, 12)     # not newer: ignored
     assert cache.entries == [(2, 10)]
-    assert cache.end_offset_for(1, 20) == (-1, -1)
+    # older than every epoch known: it ended where the first known began (Kafka's endOffsetFor)
+    assert cache.end_offset_for(1, 20) == (1, 10) and cache.end_offset_for(0, 20) == (0, 10)
+    assert cache.end_offset_for(-1, 20) == (-1, -1) and cache.end_offset_for(3, 20) == (-1, -1)
 
 
 def test_high_watermark_apart_from_the_log_end_and_checkpointed(tmp_path):

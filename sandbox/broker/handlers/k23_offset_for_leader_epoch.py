@@ -9,7 +9,7 @@ gets UNKNOWN_LEADER_EPOCH.
 from __future__ import annotations
 
 from sandbox.coordinator.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, DESCRIBE, TOPIC
-from sandbox.protocol.errors import NONE, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_LEADER_EPOCH
+from sandbox.protocol.errors import NONE, TOPIC_AUTHORIZATION_FAILED
 
 API_KEY = 23
 MIN_VERSION = 2
@@ -22,12 +22,9 @@ def _one(state, topic: str, p) -> dict:
     if plog is None:
         out["error_code"] = code
         return out
-    current = state.leaders[(topic, p.partition)][1]
     fenced = state.leader_epoch_error(topic, p.partition, getattr(p, "current_leader_epoch", -1))
     if fenced != NONE:
         out["error_code"] = fenced
-    elif p.leader_epoch > current:
-        out["error_code"] = UNKNOWN_LEADER_EPOCH
     elif plog.replica.latest_epoch < 0:   # no batch and no leadership recorded: nothing can diverge
         out["leader_epoch"], out["end_offset"] = p.leader_epoch, plog.log_end_offset
     else:
