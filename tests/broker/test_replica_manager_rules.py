@@ -12,7 +12,7 @@ from types import SimpleNamespace as NS
 from sandbox.broker.replication import fetcher as fetcher_mod
 from sandbox.broker.replication.manager import ReplicaManager
 from sandbox.coordinator.model import PartitionInfo
-from sandbox.protocol.errors import INELIGIBLE_REPLICA, NONE
+from sandbox.protocol.errors import INELIGIBLE_REPLICA, NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_LEADER_EPOCH
 from sandbox.protocol.fast_fetch import FetchableTopicResponse, FetchResponse, PartitionData
 
 KEY = ("t", 0)
@@ -188,4 +188,23 @@ def test_a_fetch_answer_asked_before_the_partition_left_and_came_back_is_not_app
             assert appended == []
         finally:
             f.stop()
+    asyncio.run(main())
+
+
+def test_a_fetch_as_a_follower_from_a_broker_that_is_not_a_replica_is_refused():
+    """Kafka's followerReplicaOrThrow: a replica id not among the partition's replicas gets
+    UNKNOWN_LEADER_EPOCH (with an epoch: a reassignment's target asks again) or
+    NOT_LEADER_OR_FOLLOWER; before, it was answered NONE and read past the high watermark."""
+    async def alter_partition(*a):
+        raise AssertionError("nothing to change")
+
+    async def main():
+        state, _ = fake_state(fake_log(100, 90), alter_partition)
+        state.leaders[KEY] = (1, 4)
+        rm = ReplicaManager(state)
+        rm.on_metadata(topics((1, 2), 9, leader_epoch=4, replicas=(1, 2)))
+        assert rm.follower_fetch(KEY, 3, 95, 4) == UNKNOWN_LEADER_EPOCH
+        assert rm.follower_fetch(KEY, 7, 95, -1) == NOT_LEADER_OR_FOLLOWER
+        assert rm.follower_fetch(KEY, 2, 95, 4) == NONE
+        assert rm.leading[KEY].high_watermark == 95 and 3 not in rm.leading[KEY].followers
     asyncio.run(main())

@@ -9,7 +9,12 @@ only the leader, latest giving its log end and the newest leader epoch its log h
 supervisor asks every replica this way after a destroyed coordinator journal, to choose leaders).
 A v4+ current_leader_epoch older than the partition's gets FENCED_LEADER_EPOCH, a newer one
 UNKNOWN_LEADER_EPOCH (KIP-320), as Kafka's does: a client resetting its position on a stale leader's
-answer would land on an offset the new leader may have cut off."""
+answer would land on an offset the new leader may have cut off. While a new leader's high
+watermark is still below the start of its epoch (its followers have not fetched yet, so it is
+the one it had as a follower), a consumer's latest, and a lookup by time that finds nothing
+below it, get OFFSET_NOT_AVAILABLE (retriable), as Kafka's Partition.fetchOffsetForTimestamp
+answers: the old high watermark would send a consumer to an offset before committed records,
+and "no record" would make it reset."""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from sandbox.log.batch import iter_batches
 
 from ..records import first_record_at_or_after, record_with_timestamp
 from sandbox.coordinator.acls import DESCRIBE, TOPIC
-from sandbox.protocol.errors import KAFKA_STORAGE_ERROR, NONE, TOPIC_AUTHORIZATION_FAILED
+from sandbox.protocol.errors import KAFKA_STORAGE_ERROR, NONE, OFFSET_NOT_AVAILABLE, TOPIC_AUTHORIZATION_FAILED
 
 API_KEY = 2
 MIN_VERSION = 1
@@ -53,9 +58,12 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int,
         return out
     out["leader_epoch"] = state.leaders.get((topic, index), (state.node_id, 0))[1]
     if replica_id != CONSUMER_REPLICA_ID:
-        fetchable = plog.log_end_offset
+        fetchable, lagging = plog.log_end_offset, False
     else:
         fetchable = plog.last_stable_offset if isolation_level == READ_COMMITTED else plog.high_watermark
+        lagging = state.replicas.epoch_start((topic, index)) > plog.high_watermark
+    if ts == LATEST and lagging:
+        return {**out, "error_code": OFFSET_NOT_AVAILABLE, "leader_epoch": -1}
     if ts == LATEST:
         out["offset"] = fetchable
         if replica_id == DEBUGGING_REPLICA_ID:
@@ -86,6 +94,8 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int,
             pos = batches[-1][1].next_offset
     if ts == MAX_TIMESTAMP or ts >= 0:
         if out["offset"] >= fetchable:   # not readable at this isolation level yet
+            if lagging:   # perhaps below the high watermark the followers will soon let it reach
+                return {**out, "error_code": OFFSET_NOT_AVAILABLE, "offset": -1, "timestamp": -1, "leader_epoch": -1}
             out["offset"], out["timestamp"] = -1, -1
     return out
 

@@ -2,14 +2,16 @@
 replicated partition it is answered, as Kafka answers it, once every replica on a live broker has
 moved its own log start there (followers take their leader's from each fetch), within the
 request's timeout (REQUEST_TIMED_OUT after it): a deletion acknowledged is never undone by a
-failover to a replica that still had the records."""
+failover to a replica that still had the records. A topic whose cleanup.policy lacks `delete`
+(compacted topics, `__consumer_offsets` and `__transaction_state` among them) refuses it with
+POLICY_VIOLATION, as Kafka's Partition.deleteRecordsOnLeader does."""
 
 from __future__ import annotations
 
 import asyncio
 
 from sandbox.coordinator.acls import DELETE, TOPIC
-from sandbox.protocol.errors import NONE, OFFSET_OUT_OF_RANGE, TOPIC_AUTHORIZATION_FAILED
+from sandbox.protocol.errors import NONE, OFFSET_OUT_OF_RANGE, POLICY_VIOLATION, TOPIC_AUTHORIZATION_FAILED
 
 API_KEY = 21
 MIN_VERSION = 0
@@ -21,6 +23,8 @@ def _delete(state, topic: str, index: int, offset: int, timeout_s: float):
     plog, code = state.led_log(topic, index)
     if plog is None:
         return {"partition_index": index, "low_watermark": -1, "error_code": code}
+    if not plog.config.deletes:   # the records a compacted log keeps are its state (committed offsets...)
+        return {"partition_index": index, "low_watermark": -1, "error_code": POLICY_VIOLATION}
     if offset == -1:
         offset = plog.high_watermark
     if offset < 0 or offset > plog.high_watermark:

@@ -258,6 +258,11 @@ class ReplicaManager:
             return FENCED_LEADER_EPOCH
         if leader_epoch > ls.leader_epoch:
             return UNKNOWN_LEADER_EPOCH
+        if replica not in ls.followers:
+            # not a replica (yet: a reassignment's target before this broker's metadata names it):
+            # a fetch as a follower would read what the ISR does not have yet; as Kafka's
+            # followerReplicaOrThrow, asked again once the epoch names it, or refused outright
+            return UNKNOWN_LEADER_EPOCH if leader_epoch >= 0 else NOT_LEADER_OR_FOLLOWER
         plog = self.state.partitions[key]
         if fetch_offset > plog.log_end_offset:
             return NONE   # beyond our log end: the read answers OFFSET_OUT_OF_RANGE, no progress counted
@@ -267,10 +272,17 @@ class ReplicaManager:
         if key in self._deletions:
             self._complete_deletions(key)
         if key not in self._altering and replica not in ls.maximal_isr() and self._eligible(replica):
-            start = plog.replica.end_offset_for_epoch(ls.leader_epoch - 1)[1] if ls.leader_epoch > 0 else 0
-            if replica in ls.to_expand(max(start, 0)):
+            if replica in ls.to_expand(self.epoch_start(key)):
                 self._propose(key, ls, tuple(ls.isr) + (replica,), "expand")
         return NONE
+
+    def epoch_start(self, key: Key) -> int:
+        """Where this broker's leader epoch of a replicated partition began in its log (Kafka's
+        leaderEpochStartOffset); 0 for a partition it does not lead replicated."""
+        ls = self.leading.get(key)
+        if ls is None or ls.leader_epoch <= 0:
+            return 0
+        return max(self.state.partitions[key].replica.end_offset_for_epoch(ls.leader_epoch - 1)[1], 0)
 
     def _eligible(self, replica: int) -> bool:
         """Whether a follower may be proposed into the ISR (Kafka's isReplicaIsrEligible): not

@@ -1,0 +1,93 @@
+"""Kafka's rules on the read side, answered in-process by the broker's handlers (a broker state
+in a temp dir, requests encoded with kio): DeleteRecords refuses logs that are not deleted by
+policy, and what the leader answers a fetch from a broker that is not a replica."""
+
+from __future__ import annotations
+
+from test_handlers_inprocess import broker, commit, produce  # noqa: F401 - the fixture
+
+from sandbox.protocol import errors as E
+from sandbox.protocol.records import encode_batch
+
+
+def _create(b, name: str, configs: dict[str, str]) -> None:
+    b.before_topics()
+    resp = b.call(19, 7, {"topics": [{"name": name, "num_partitions": 1, "replication_factor": 1, "assignments": [],
+                                      "configs": [{"name": k, "value": v} for k, v in configs.items()]}],
+                          "timeout": 5000, "validate_only": False})
+    assert int(resp.topics[0].error_code) == E.NONE
+
+
+def _delete_records(b, name: str, offset: int):
+    resp = b.call(21, 2, {"topics": [{"name": name, "partitions": [{"partition_index": 0, "offset": offset}]}],
+                          "timeout": 5000})
+    p = resp.topics[0].partitions[0]
+    return int(p.error_code), p.low_watermark
+
+
+def _earliest(b, name: str) -> int:
+    resp = b.call(2, 9, {"replica_id": -1, "isolation_level": 0, "topics": [
+        {"name": name, "partitions": [{"partition_index": 0, "current_leader_epoch": -1, "timestamp": -2}]}]})
+    return resp.topics[0].partitions[0].offset
+
+
+def test_delete_records_on_a_compacted_topic_is_a_policy_violation(broker):  # noqa: F811
+    b = broker
+    _create(b, "state", {"cleanup.policy": "compact"})
+    _create(b, "both", {"cleanup.policy": "compact,delete"})
+    for name in ("state", "both"):
+        b.call(0, 9, {"transactional_id": None, "acks": -1, "timeout": 5000, "topic_data": [
+            {"name": name, "partition_data": [{"index": 0, "records": encode_batch(0, [(b"k1", b"v1"), (b"k2", b"v2")])}]}]})
+    assert _delete_records(b, "state", 1) == (E.POLICY_VIOLATION, -1)
+    assert _delete_records(b, "state", -1) == (E.POLICY_VIOLATION, -1)
+    assert _earliest(b, "state") == 0                    # nothing deleted
+    assert _delete_records(b, "both", 1) == (E.NONE, 1)   # delete is in its policy
+
+
+def test_delete_records_never_deletes_committed_offsets(broker):  # noqa: F811
+    b = broker
+    b.create_topic()
+    produce(b, [b"a"])
+    assert int(commit(b, offset=1).topics[0].partitions[0].error_code) == E.NONE
+    state = b.owner
+    index = state.offsets.partition_for("g")
+    resp = b.call(21, 2, {"topics": [{"name": "__consumer_offsets", "partitions": [
+        {"partition_index": index, "offset": -1}]}], "timeout": 5000})
+    assert int(resp.topics[0].partitions[0].error_code) == E.POLICY_VIOLATION
+    assert state.partitions[("__consumer_offsets", index)].log_start_offset == 0
+
+
+def test_list_offsets_while_a_new_leaders_high_watermark_lags_its_epoch_start(tmp_path):
+    """Kafka's fetchOffsetForTimestamp: a leader whose high watermark is still the one it had as
+    a follower (below where its epoch began) answers a consumer's latest, and a lookup by time it
+    cannot answer below the high watermark, with OFFSET_NOT_AVAILABLE (retriable), not with the
+    stale high watermark or "no record"."""
+    from types import SimpleNamespace as NS
+
+    from sandbox.broker.handlers import k02_list_offsets as k02
+    from sandbox.log import LogConfig, PartitionLog
+    from sandbox.log.batch import build_batch
+
+    plog = PartitionLog(tmp_path / "t-0", LogConfig())
+    plog.replica.set_replicated(True)
+    for i in range(3):   # offsets 0..14, timestamps 1000, 2000, 3000
+        plog.append(build_batch([(None, b"v")] * 5, timestamp_ms=1000 * (i + 1)), leader_epoch=0)
+    plog.replica.high_watermark = 5
+    start = {"at": 15}
+    state = NS(led_log=lambda t, i: (plog, E.NONE), leader_epoch_error=lambda t, i, e: E.NONE,
+               leaders={("t", 0): (1, 1)}, node_id=1, replicas=NS(epoch_start=lambda key: start["at"]))
+
+    def ask(ts, replica_id=-1):
+        out = k02._lookup(state, "t", 0, ts, 0, replica_id)
+        return out["error_code"], out["offset"]
+
+    try:
+        assert ask(-1) == (E.OFFSET_NOT_AVAILABLE, -1)
+        assert ask(3000) == (E.OFFSET_NOT_AVAILABLE, -1)     # at 10: above the high watermark
+        assert ask(1000) == (E.NONE, 0)                      # below it: answered
+        assert ask(-2) == (E.NONE, 0)
+        assert ask(-1, replica_id=2) == (E.NONE, 15)         # a broker reads to the log end
+        start["at"] = 5                                      # the followers caught up: as before
+        assert ask(-1) == (E.NONE, 5) and ask(3000) == (E.NONE, -1)
+    finally:
+        plog.close()
