@@ -12,7 +12,9 @@ from types import SimpleNamespace as NS
 from sandbox.broker.replication import fetcher as fetcher_mod
 from sandbox.broker.replication.manager import ReplicaManager
 from sandbox.coordinator.model import PartitionInfo
-from sandbox.protocol.errors import INELIGIBLE_REPLICA, NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_LEADER_EPOCH
+from sandbox.protocol.errors import (
+    INELIGIBLE_REPLICA, NONE, NOT_ENOUGH_REPLICAS, NOT_LEADER_OR_FOLLOWER, UNKNOWN_LEADER_EPOCH,
+)
 from sandbox.protocol.fast_fetch import FetchableTopicResponse, FetchResponse, PartitionData
 
 KEY = ("t", 0)
@@ -207,4 +209,26 @@ def test_a_fetch_as_a_follower_from_a_broker_that_is_not_a_replica_is_refused():
         assert rm.follower_fetch(KEY, 7, 95, -1) == NOT_LEADER_OR_FOLLOWER
         assert rm.follower_fetch(KEY, 2, 95, 4) == NONE
         assert rm.leading[KEY].high_watermark == 95 and 3 not in rm.leading[KEY].followers
+    asyncio.run(main())
+
+
+def test_acks_all_on_a_partition_led_alone_is_refused_below_min_insync_replicas():
+    """Kafka's appendRecordsToLeader checks the ISR against min.insync.replicas whatever the
+    replication factor: a partition reassigned down to one replica, or made with one and told
+    min.insync.replicas=2, refuses acks=all (NOT_ENOUGH_REPLICAS) and takes acks=1."""
+    async def alter_partition(*a):
+        raise AssertionError("nothing to change")
+
+    async def main():
+        state, _ = fake_state(fake_log(10, 10), alter_partition)
+        rm = ReplicaManager(state)
+        one = topics((1,), 3, replicas=(1,))
+        one[0].configs = {"min.insync.replicas": "2"}
+        rm.on_metadata(one)
+        assert not rm.replicated(KEY)
+        assert rm.check_produce(KEY, -1) == NOT_ENOUGH_REPLICAS
+        assert rm.check_produce(KEY, 1) == NONE and rm.check_produce(KEY, 0) == NONE
+        one[0].configs = {}
+        rm.on_metadata(one)
+        assert rm.check_produce(KEY, -1) == NONE
     asyncio.run(main())

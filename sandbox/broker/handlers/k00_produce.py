@@ -219,11 +219,10 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
     if not records:
         return _error(index, CORRUPT_MESSAGE, "empty records")
     replicated = state.replicas.replicated((topic, index))
-    if replicated:
-        code = state.replicas.check_produce((topic, index), acks)
-        if code != NONE:
-            _note_refused(state, topic, index, records)
-            return _error(index, code)
+    code = state.replicas.check_produce((topic, index), acks)
+    if code != NONE:
+        _note_refused(state, topic, index, records)
+        return _error(index, code)
     try:
         headers = validate_batches(records, plog.config.max_message_bytes)
         for h in headers:

@@ -182,10 +182,11 @@ class ReplicaManager:
 
     def check_produce(self, key: Key, acks: int) -> int:
         """Before appending: NOT_ENOUGH_REPLICAS for acks=all while the ISR is smaller than
-        min.insync.replicas; NOT_LEADER_OR_FOLLOWER when this broker may no longer lead."""
+        min.insync.replicas (also for a partition with one replica whose min.insync.replicas
+        says more); NOT_LEADER_OR_FOLLOWER when this broker may no longer lead."""
         ls = self.leading.get(key)
-        if ls is None:
-            return NONE
+        if ls is None:   # led alone: its ISR is this broker (Kafka refuses acks=all below min ISR all the same)
+            return NOT_ENOUGH_REPLICAS if acks == -1 and self.min_isr.get(key, 1) > 1 else NONE
         if not self.lease_valid():
             return NOT_LEADER_OR_FOLLOWER
         if acks == -1 and len(ls.isr) < self.min_isr.get(key, 1):
