@@ -336,10 +336,10 @@ class Coordinator(ViewReads):
         self._commit(records)
         return results
 
-    def rebalance_leaders(self, max_percent: int = 10) -> int:
-        """auto.leader.rebalance.enable: give brokers whose imbalance is above max_percent their
-        preferred leaderships back; returns how many partitions moved."""
-        pairs = elections.imbalanced(self._machine, max_percent)
+    def rebalance_leaders(self) -> int:
+        """auto.leader.rebalance.enable: partitions led elsewhere than by their preferred replica,
+        while it is alive and in sync, go back to it; returns how many partitions moved."""
+        pairs = elections.imbalanced(self._machine)
         if not pairs:
             return 0
         results = self.elect_leaders(elections.PREFERRED, pairs)

@@ -147,21 +147,17 @@ def elect_leaders(machine: MetadataMachine, election_type: int, pairs: list[tupl
     return draft.records, out
 
 
-def imbalanced(machine: MetadataMachine, max_percent: int = 10) -> list[tuple[str, int]]:
-    """Kafka's auto leader rebalance: for each broker whose share of partitions it prefers but
-    does not lead is above leader.imbalance.per.broker.percentage, the partitions it should
-    lead again (where it is alive and in sync)."""
-    preferred: dict[int, list[tuple[str, int, PartitionInfo]]] = {}
+def imbalanced(machine: MetadataMachine) -> list[tuple[str, int]]:
+    """Kafka's auto leader rebalance under KRaft (ReplicationControlManager's
+    maybeBalancePartitionLeaders): every partition not led by its preferred replica (the first)
+    while that replica is alive and in sync gets a preferred election. (The ZooKeeper-era
+    leader.imbalance.per.broker.percentage is not used by KRaft: one partition off is enough.)"""
+    out = []
     for name in sorted(machine._topics):
         for p in machine._topics[name].partitions:
-            if p.replicas:
-                preferred.setdefault(p.replicas[0], []).append((name, p.index, p))
-    out = []
-    for broker, parts in sorted(preferred.items()):
-        info = machine._brokers.get(broker)
-        if info is None or info.fenced:
-            continue
-        off = [(n, i) for n, i, p in parts if p.leader != broker and broker in p.isr]
-        if off and 100 * len([1 for _n, _i, p in parts if p.leader != broker]) > max_percent * len(parts):
-            out.extend(off)
+            if not p.replicas or p.leader == p.replicas[0] or p.replicas[0] not in p.isr:
+                continue
+            info = machine._brokers.get(p.replicas[0])
+            if info is not None and not info.fenced:
+                out.append((name, p.index))
     return out

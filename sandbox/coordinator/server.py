@@ -45,11 +45,10 @@ class CoordinatorConfig:
     default_replication_factor: int = 1   # sandbox.toml [sandbox] replication
     min_insync_replicas: int = 1          # sandbox.toml [sandbox] min_insync_replicas
     tick_interval_s: float = 0.25
-    # Kafka's auto.leader.rebalance.enable, leader.imbalance.check.interval.seconds and
-    # leader.imbalance.per.broker.percentage: preferred leaders come back on their own
+    # Kafka's auto.leader.rebalance.enable and leader.imbalance.check.interval.seconds: preferred
+    # leaders come back on their own
     auto_leader_rebalance: bool = True
     leader_imbalance_check_interval_s: float = 300.0
-    leader_imbalance_per_broker_percentage: int = 10
     feed_capacity: int = DEFAULT_CAPACITY
     snapshot_every: int = 1000
     max_request_bytes: int = MAX_REQUEST_BYTES
@@ -185,7 +184,7 @@ class CoordinatorServer(lifecycle.Service):
                         self.session_timeout_ms)
 
     def _rebalance_leaders(self) -> None:
-        moved = self.coordinator.rebalance_leaders(self.config.leader_imbalance_per_broker_percentage)
+        moved = self.coordinator.rebalance_leaders()
         if moved:
             log.info("auto leader rebalance: %d partition(s) led by their preferred replica again", moved)
 

@@ -1,6 +1,6 @@
 """ElectLeaders and the auto leader rebalance as the coordinator decides them (elections.py):
 preferred leaders come back only where alive and in sync; unclean elections only for leaderless
-partitions; Kafka's imbalance rule picks which partitions move."""
+partitions; KRaft's rule picks which partitions move (each one off its live, in-sync preferred replica)."""
 from __future__ import annotations
 
 import uuid
@@ -73,7 +73,9 @@ def test_unclean_election_only_for_a_leaderless_partition():
     assert p.leader == other and p.isr == (other,)
 
 
-def test_imbalance_rule_moves_only_a_broker_above_the_percentage():
+def test_every_partition_off_its_live_in_sync_preferred_leader_is_imbalanced():
+    """KRaft's rule: one partition led elsewhere is enough (the ZooKeeper-era percentage kept a
+    broker preferred by 20 partitions from getting 1 of them back, for good)."""
     m = setup(partitions=3)                          # placement spreads preferred leaders 1, 2, 3
     prefs = {i: part(m, i).replicas[0] for i in range(3)}
     victim = prefs[0]
@@ -84,8 +86,9 @@ def test_imbalance_rule_moves_only_a_broker_above_the_percentage():
                  "replicas": list(p.replicas), "isr": list(p.replicas), "leader": p.leader,
                  "leader_epoch": p.leader_epoch, "partition_epoch": p.partition_epoch + 1}])
     assert part(m, 0).leader != victim
-    assert elections.imbalanced(m, 10) == [("r", 0)]
-    assert elections.imbalanced(m, 100) == []        # 1 of 1 off is 100%: not above 100
+    assert elections.imbalanced(m) == [("r", 0)]
+    run(m, m.fence_broker(victim))                   # its preferred replica away: nothing to do
+    assert elections.imbalanced(m) == []
 
 
 def _last_isr_member_fails(configs):
@@ -152,3 +155,15 @@ def test_a_topic_of_more_partitions_than_a_sandbox_serves_is_refused():
     with pytest.raises(CoordinatorError) as e:
         m.create_partitions("ok", 20_000)
     assert e.value.error_code == E.INVALID_PARTITIONS
+
+
+def test_one_partition_off_among_twenty_preferring_the_same_broker_goes_back():
+    m = machine_with_brokers(1, 2, 3)
+    run(m, m.create_topic("w", -1, -1, None, uuid.uuid4(), assignments={i: [1, 2, 3] for i in range(20)}))
+    t = m.topic("w")
+    p = t.partitions[0]
+    run(m, [{"type": "partition-change", "topic_id": str(t.topic_id), "index": 0, "replicas": list(p.replicas),
+             "isr": list(p.isr), "leader": 2, "leader_epoch": p.leader_epoch + 1,
+             "partition_epoch": p.partition_epoch + 1}])
+    assert m.topic("w").partitions[0].leader == 2
+    assert elections.imbalanced(m) == [("w", 0)]      # 1 of 20 is 5%: the old rule never moved it
