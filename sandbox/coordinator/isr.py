@@ -13,7 +13,7 @@ from sandbox.protocol.errors import (
     INVALID_REQUEST,
     INVALID_UPDATE_VERSION,
     NONE,
-    NOT_LEADER_OR_FOLLOWER,
+    NOT_CONTROLLER,
     UNKNOWN_TOPIC_ID,
     UNKNOWN_TOPIC_OR_PARTITION,
 )
@@ -37,18 +37,23 @@ def alter_partition(machine: MetadataMachine, broker_id: int, topic_id: uuid.UUI
     if not 0 <= index < len(topic.partitions):
         return [], UNKNOWN_TOPIC_OR_PARTITION, None
     p = topic.partitions[index]
-    if p.leader != broker_id:
-        return [], NOT_LEADER_OR_FOLLOWER, p
-    if leader_epoch != p.leader_epoch:
+    # Kafka's validateAlterPartitionData, in its order: epochs ahead of the coordinator's (it
+    # must be behind: NOT_CONTROLLER, asked again), a replaced leader's older epoch, a broker that
+    # is not the leader, a stale partition epoch, then the ISR asked for
+    if leader_epoch > p.leader_epoch or partition_epoch > p.partition_epoch:
+        return [], NOT_CONTROLLER, p
+    if leader_epoch < p.leader_epoch:
         return [], FENCED_LEADER_EPOCH, p
-    if partition_epoch != p.partition_epoch:
+    if p.leader != broker_id:
+        return [], INVALID_REQUEST, p
+    if partition_epoch < p.partition_epoch:
         return [], INVALID_UPDATE_VERSION, p
-    isr = tuple(dict.fromkeys(int(r) for r in new_isr))
-    if not isr or broker_id not in isr:
+    isr = tuple(int(r) for r in new_isr)
+    if not isr or broker_id not in isr or len(set(isr)) != len(isr) or any(r not in p.replicas for r in isr):
         return [], INVALID_REQUEST, p
     for r in isr:
         b = machine.broker(r)
-        if r not in p.replicas or b is None or b.fenced:
+        if b is None or b.fenced:
             return [], INELIGIBLE_REPLICA, p
     if set(isr) == set(p.isr):
         return [], NONE, p

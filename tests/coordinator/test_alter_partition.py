@@ -38,8 +38,11 @@ def test_the_leader_shrinks_and_expands_its_isr_with_the_partition_epoch():
 
 def test_stale_or_foreign_changes_are_refused():
     m, tid, p = setup()
-    assert alter(m, tid, p, broker=2)[1] == E.NOT_LEADER_OR_FOLLOWER
+    assert alter(m, tid, p, broker=2)[1] == E.INVALID_REQUEST                # not the leader
     assert alter(m, tid, p, leader_epoch=p.leader_epoch - 1)[1] == E.FENCED_LEADER_EPOCH
+    # epochs ahead of the coordinator's: Kafka's NOT_CONTROLLER (the broker asks again)
+    assert alter(m, tid, p, leader_epoch=p.leader_epoch + 1)[1] == E.NOT_CONTROLLER
+    assert alter(m, tid, p, partition_epoch=p.partition_epoch + 1)[1] == E.NOT_CONTROLLER
     records, code, _ = alter(m, tid, p, new_isr=(1, 2))
     run(m, records)
     # the same request again, from the partition epoch it was built on: refused
@@ -47,7 +50,8 @@ def test_stale_or_foreign_changes_are_refused():
     p2 = m.topic("r").partitions[0]
     assert alter(m, tid, p2, new_isr=(2, 3))[1] == E.INVALID_REQUEST      # without the leader
     assert alter(m, tid, p2, new_isr=())[1] == E.INVALID_REQUEST
-    assert alter(m, tid, p2, new_isr=(1, 7))[1] == E.INELIGIBLE_REPLICA   # not a replica
+    assert alter(m, tid, p2, new_isr=(1, 7))[1] == E.INVALID_REQUEST      # not a replica
+    assert alter(m, tid, p2, new_isr=(1, 2, 2))[1] == E.INVALID_REQUEST   # a replica twice
     assert alter(m, uuid.uuid4(), p2)[1] == E.UNKNOWN_TOPIC_ID
 
 
@@ -60,7 +64,7 @@ def test_a_fenced_broker_cannot_rejoin_and_a_replaced_leader_cannot_change_anyth
     run(m, m.fence_broker(1))                            # the leader is fenced: 2 leads
     p3 = m.topic("r").partitions[0]
     assert p3.leader == 2 and p3.leader_epoch == p2.leader_epoch + 1
-    assert alter(m, tid, p2, broker=1, new_isr=(1,))[1] == E.NOT_LEADER_OR_FOLLOWER
+    assert alter(m, tid, p2, broker=1, new_isr=(1,))[1] == E.FENCED_LEADER_EPOCH   # the replaced leader's epoch
     assert alter(m, tid, p3, new_isr=(2,))[1] == E.NONE
 
 
