@@ -167,6 +167,7 @@ class BrokerServer(lifecycle.Service):
         self.state.checkpoint_if_moved()
 
     async def stop(self) -> None:
+        await self.state.shut_down()   # leaderships handed over while clients can still be told
         for server in self._servers:
             server.close()
         for conn in list(self._conns):

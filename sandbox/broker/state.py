@@ -193,6 +193,16 @@ class BrokerState(DiskFolders, Durability, RefusedFolders, GroupOwnership):
             else:
                 await self.offsets.ensure_topic()
 
+    async def shut_down(self) -> None:
+        """Before the listeners close: hand the leaderships over (Kafka's controlled shutdown).
+        A broker with the coordinator in its own process has no one to hand them to."""
+        shut_down = getattr(self.coordinator, "shut_down", None)
+        if shut_down is None or self._closing:
+            return
+        t0 = time.monotonic()
+        if await shut_down():
+            log.info("controlled shutdown: leaderships handed over in %.0f ms", (time.monotonic() - t0) * 1000)
+
     async def close(self) -> None:
         self._closing = True
         pending = list(self._roll_syncs.values())   # the logs' own close flushes all of it

@@ -175,6 +175,24 @@ class RemoteCoordinator(RemoteAdmin):
                        asyncio.create_task(self.mirror.follow())]
         return self.broker_epoch
 
+    async def shut_down(self, wait_s: float = 2.0) -> bool:
+        """Controlled shutdown (BrokerSession.shut_down), then wait (at most wait_s) until the
+        metadata this broker follows shows none of its leaderships any more, so clients and
+        followers asking it now are sent to the new leaders before it stops serving. True if
+        they all moved in time."""
+        broker_id = self.session.broker_id
+        heartbeats = self._tasks[:1]   # keep_alive; the mirror goes on following
+        await cancel_and_wait(heartbeats)
+        self._tasks = self._tasks[1:]
+        if not await self.session.shut_down():
+            return False
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if not any(p.leader == broker_id for t in self.topics() for p in t.partitions):
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
     async def stop(self) -> None:
         """Unregister (best effort, fast) and close the connections."""
         await cancel_and_wait(self._tasks)

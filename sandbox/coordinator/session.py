@@ -130,6 +130,30 @@ class BrokerSession:
         at the last heartbeat: only then may it acknowledge writes as a partition leader."""
         return time.monotonic() < self._lease_until
 
+    async def shut_down(self, timeout: float = 1.0) -> bool:
+        """Kafka's controlled shutdown: a heartbeat asking to shut down has the coordinator fence
+        this broker and move its leaderships now, while it still serves. It carries this
+        session's broker epoch, so a late one cannot fence a newer incarnation. From the moment
+        it is sent this broker acknowledges nothing as a leader (the lease ends). Stop the
+        heartbeats first: one answered "not registered" would register the broker again. True
+        if the coordinator took it."""
+        if not self.registered or self.broker_id is None:
+            return False
+        self._lease_until = 0.0
+        body = build(request_class(63, V_HEARTBEAT), {
+            "broker_id": self.broker_id, "broker_epoch": self.broker_epoch,
+            "current_metadata_offset": self._metadata_offset(), "want_fence": False,
+            "want_shut_down": True})
+        try:
+            resp = await self._control.request(body, timeout)
+            check(resp.error_code, None, f"Controlled shutdown of broker {self.broker_id}")
+        except CoordinatorError as e:
+            log.info("controlled shutdown not made (%s): the coordinator fences this broker when it unregisters "
+                     "or its session ends", e.message)
+            return False
+        self.registered = self.healthy = False   # nothing left to unregister
+        return bool(resp.should_shut_down)
+
     async def close(self) -> None:
         """Unregister (best effort, fast): the coordinator fences this broker at once."""
         if self.registered and self.broker_id is not None:
