@@ -91,3 +91,52 @@ def test_list_offsets_while_a_new_leaders_high_watermark_lags_its_epoch_start(tm
         assert ask(-1) == (E.NONE, 5) and ask(3000) == (E.NONE, -1)
     finally:
         plog.close()
+
+
+def _fetch_body(topics, session_id=0, session_epoch=-1, max_wait=0):
+    return {"replica_id": -1, "max_wait": max_wait, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
+            "session_id": session_id, "session_epoch": session_epoch, "rack_id": "", "forgotten_topics_data": [],
+            "topics": topics}
+
+
+def test_an_incremental_fetch_is_told_its_session_does_not_exist(broker):  # noqa: F811
+    """No fetch session is ever handed out (session_id 0 in every answer), so a request in an
+    incremental session epoch names a session this broker does not have: Kafka's FetchManager
+    answers FETCH_SESSION_ID_NOT_FOUND, and the client starts a full one."""
+    b = broker
+    b.create_topic()
+    produce(b, [b"a"])
+    part = [{"topic": "t", "partitions": [{"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20,
+                                           "current_leader_epoch": -1, "log_start_offset": -1}]}]
+    for sid, epoch in ((12345, 3), (0, 7)):
+        resp = b.call(1, 12, _fetch_body(part, sid, epoch))
+        assert int(resp.error_code) == E.FETCH_SESSION_ID_NOT_FOUND and not resp.responses
+    full = b.call(1, 12, _fetch_body(part, 0, 0))
+    assert int(full.error_code) == E.NONE and full.responses[0].partitions[0].records
+
+
+def test_an_unknown_topic_id_does_not_cut_the_long_poll_of_the_others_short(broker):  # noqa: F811
+    """Kafka leaves partitions it cannot serve for authorization or an unknown topic id out of
+    the fetch and long-polls the rest: a consumer with one such topic must not spin."""
+    import asyncio
+    import uuid
+
+    b = broker
+    b.create_topic()
+    tid = next(t.topic_id for t in b.owner.coordinator.topics() if t.name == "t")
+    parts = [{"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20, "current_leader_epoch": -1,
+              "log_start_offset": -1, "last_fetched_epoch": -1}]
+    body = _fetch_body([{"topic_id": uuid.uuid4(), "partitions": parts}, {"topic_id": tid, "partitions": parts}],
+                       max_wait=30_000)
+    out = b.registry.dispatch(b.frame(1, 13, body, 1), b.owner, "in-process", *b.extra)
+    assert asyncio.iscoroutine(out)
+    task = b.loop.create_task(out)
+    b.loop.run_until_complete(asyncio.sleep(0.2))
+    assert not task.done(), "answered at once: the unknown topic id cut the long poll short"
+    produce(b, [b"wake"])                       # an append to the known partition answers it
+    reply = b.loop.run_until_complete(asyncio.wait_for(task, 10))
+    assert reply is not None
+    # every partition left out: answered at once
+    only = _fetch_body([{"topic_id": uuid.uuid4(), "partitions": parts}], max_wait=30_000)
+    resp = b.call(1, 13, only)
+    assert int(resp.responses[0].partitions[0].error_code) == E.UNKNOWN_TOPIC_ID

@@ -5,8 +5,13 @@ Records travel as the log's LogSlices (read straight into the response buffer by
 so the reply must be encoded before the next await: the server does so right after handle().
 
 Long-poll: if fewer than min_bytes are ready, wait (no busy loop) until an append to one of
-the requested partitions wakes us or max_wait expires. Sessionless (session_id 0), which
-both librdkafka and the Java client accept.
+the requested partitions wakes us or max_wait expires. A partition the client may not read
+(TOPIC_AUTHORIZATION_FAILED) or whose topic id is unknown is answered with its error and does not
+cut the long poll of the others short, as in Kafka (any other partition error answers at once).
+Sessionless (session_id 0), which both librdkafka and the Java client accept; since no session is
+ever handed out, an incremental request (session epoch other than 0 or -1) is answered
+FETCH_SESSION_ID_NOT_FOUND, as Kafka's FetchManager answers an unknown session, and the client
+starts over with a full one.
 
 A consumer's current_leader_epoch is checked as Kafka checks it (older: FENCED_LEADER_EPOCH,
 newer: UNKNOWN_LEADER_EPOCH). Consumers read up to the high watermark, or with isolation_level=1
@@ -25,8 +30,11 @@ from sandbox.log import OffsetOutOfRangeError
 from ..internal_topics import lookup_topic_id
 from sandbox.coordinator.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, READ, TOPIC
 from sandbox.protocol.errors import (
-    NONE, OFFSET_OUT_OF_RANGE, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_ID,
+    FETCH_SESSION_ID_NOT_FOUND, NONE, OFFSET_OUT_OF_RANGE, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_ID,
 )
+
+# errors of partitions left out of the fetch (Kafka's "erroneous"): they do not end a long poll
+_LEFT_OUT = (TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_ID)
 
 READ_COMMITTED = 1   # isolation_level
 
@@ -75,6 +83,7 @@ def _read_all(state, request, names: list[str | None], replica: int = -1,
     """The answer's topics, the record bytes in it, and whether some partition got an error
     (then, as in Kafka, it is answered at once, not after a long poll)."""
     errored = False
+    asked = 0   # partitions neither refused nor unknown
     committed = replica < 0 and getattr(request, "isolation_level", 0) == READ_COMMITTED
     budget = request.max_bytes if request.max_bytes > 0 else 52428800
     total = 0
@@ -99,9 +108,11 @@ def _read_all(state, request, names: list[str | None], replica: int = -1,
                     plog = None
             if plog is None:
                 entry["error_code"] = code
-                errored = True
+                errored |= code not in _LEFT_OUT
+                asked += code not in _LEFT_OUT
                 parts.append(entry)
                 continue
+            asked += 1
             hw = plog.high_watermark
             lso = plog.last_stable_offset
             entry["high_watermark"] = hw
@@ -134,11 +145,14 @@ def _read_all(state, request, names: list[str | None], replica: int = -1,
                             for pid, first_offset in plog.aborted_transactions(p.fetch_offset, upper)]
             parts.append(entry)
         responses.append({"topic": name, "topic_id": getattr(t, "topic_id", None), "partitions": parts})
-    return responses, total, errored
+    return responses, total, errored or (asked == 0 and any(r["partitions"] for r in responses))
 
 
 async def handle(ctx, request) -> dict:
     state = ctx.state
+    if getattr(request, "session_epoch", -1) not in (0, -1):   # incremental: no session was handed out
+        return {"throttle_time": 0, "error_code": FETCH_SESSION_ID_NOT_FOUND,
+                "session_id": int(getattr(request, "session_id", 0)), "responses": []}
     names = _topic_names(state, request, ctx.api_version)
     replica = replica_of(request, ctx.api_version)
     if ctx.restricted:   # ACLs: a follower needs CLUSTER_ACTION, a consumer READ on each topic
