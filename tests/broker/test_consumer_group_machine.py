@@ -365,3 +365,21 @@ def test_a_full_consumer_group_refuses_a_static_replacement_and_is_not_upgraded_
     from sandbox.broker.consumer_group_classic import MigrationRefused
     with pytest.raises(MigrationRefused, match="exceeds the consumer group maximum size"):
         m.adopt_classic("h", 1, "consumer", "range", [object(), object()], CAT)
+
+
+def test_a_regex_member_resending_a_full_heartbeat_after_a_lost_answer_gets_its_assignment_again():
+    """Kafka's isFullRequest: rebalance timeout, topic names *or regex*, and owned partitions set.
+    A regex subscriber that lost the answer carrying its new partitions sends a full heartbeat
+    (the Java consumer does after an error); it must be told its assignment again."""
+    m = machine()
+    a, b = Client(m, "a", regex="t"), Client(m, "b", regex="t")
+    for _ in range(4):
+        a.beat(CAT), b.beat(CAT)
+    assert len(a.owned) == 3 and len(b.owned) == 3
+    assert m.heartbeat("g", "b", -1).error_code == 0   # b leaves: a's target is all of t
+    lost = m.heartbeat("g", "a", a.epoch, owned=sorted(a.owned), catalog=CAT)
+    assert lost.assignment == {"t": [0, 1, 2, 3, 4, 5]}   # ...and this answer never arrives
+    full = m.heartbeat("g", "a", a.epoch, rebalance_timeout_ms=30_000, topic_regex="t",
+                       owned=sorted(a.owned), catalog=CAT)
+    assert full.error_code == 0 and full.assignment == {"t": [0, 1, 2, 3, 4, 5]}
+
