@@ -304,7 +304,11 @@ class ConsumerGroupMachine(ClassicMembers):
         if m is None:
             return error(UNKNOWN_MEMBER_ID, f"Member {member_id} is not a member of group {group_id}.")
         if epoch == LEAVE_STATIC_EPOCH:
-            # a static member that will be back: it keeps its partitions until its session expires
+            # a static member that will be back: it keeps its assigned partitions until its session
+            # expires; those it was giving up are free at once (Kafka's consumerGroupStaticMemberGroupLeave
+            # empties partitionsPendingRevocation, and the rebalance timeout no longer applies)
+            self._release(group, m, m.revoking)
+            m.revoking, m.revoke_deadline, m.state = frozenset(), None, M_STABLE
             m.epoch = LEAVE_STATIC_EPOCH
             return HeartbeatResult(NONE, None, member_id, LEAVE_STATIC_EPOCH, 0, None)
         self.remove(group, member_id, "left")
