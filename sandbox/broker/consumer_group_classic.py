@@ -220,14 +220,20 @@ class ClassicMembers:
         group = self.groups[group_id]
         out: list[tuple[str, str | None, int]] = []
         leaving: dict[str, None] = {}   # in order, once each (a member may be named twice)
-        for mid, iid in members:
-            if not mid and iid:
-                mid = group.static.get(iid, "")
-            m = group.members.get(mid)
-            if iid and group.static.get(iid) not in (None, mid):
-                out.append((mid, iid, FENCED_INSTANCE_ID))
-            elif m is not None and m.classic is not None:
-                leaving[mid] = None
+        for mid, iid in members:   # each answered with the member id it was named by ("" for an instance id only)
+            if iid:
+                holder = group.static.get(iid)
+                if holder is None:
+                    out.append((mid, iid, UNKNOWN_MEMBER_ID))
+                    continue
+                if mid and holder != mid:
+                    out.append((mid, iid, FENCED_INSTANCE_ID))
+                    continue
+                m = group.members.get(holder)
+            else:
+                m = group.members.get(mid)
+            if m is not None and m.classic is not None:
+                leaving[m.member_id] = None
                 out.append((mid, iid, NONE))
             else:   # unknown, or a consumer-protocol member (it leaves by ConsumerGroupHeartbeat)
                 out.append((mid, iid, UNKNOWN_MEMBER_ID))

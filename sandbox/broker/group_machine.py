@@ -239,14 +239,22 @@ class GroupMachine(GroupStates):
             return NONE, [(mid, iid, UNKNOWN_MEMBER_ID) for mid, iid in members]
         now = self.clock()
         out, left = [], False
-        for mid, iid in members:
-            if not mid and iid:  # KIP-345: leave by group.instance.id
-                mid = group.static.get(iid, "")
-            if group.fenced(iid, mid):
-                out.append((mid, iid, FENCED_INSTANCE_ID))
+        for mid, iid in members:   # each answered with the member id it was named by ("" for an instance id only)
+            if not mid:  # KIP-345: leave by group.instance.id (an admin removing a static member)
+                holder = group.static.get(iid) if iid else None
+                if holder is None:
+                    out.append((mid, iid, UNKNOWN_MEMBER_ID))
+                    continue
+                self._remove(group, holder, "left")
+                left = True
+                out.append((mid, iid, NONE))
             elif mid in group.pending:
                 del group.pending[mid]
                 out.append((mid, iid, NONE))
+            elif iid and iid not in group.static:   # Kafka's validateMember
+                out.append((mid, iid, UNKNOWN_MEMBER_ID))
+            elif group.fenced(iid, mid):
+                out.append((mid, iid, FENCED_INSTANCE_ID))
             elif mid in group.members:
                 self._remove(group, mid, "left")
                 left = True

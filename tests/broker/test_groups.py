@@ -337,8 +337,30 @@ def test_static_membership_replaces_member_id(tmp_path):
         assert (await join(gc, r.member_id, instance="host-1")).error_code == E.FENCED_INSTANCE_ID
         assert (await sync(gc, 1, r2.member_id, instance="host-1")).assignment == b"asg"
         assert gc.describe_group("g").members[0][:2] == (r2.member_id, "host-1")
-        assert gc.leave_group("g", [("", "host-1")])[1] == [(r2.member_id, "host-1", 0)]
+        # each member is answered with the member id the request gave: "" when it named the instance
+        # only (Kafka's classicGroupLeaveToClassicGroup; the Java Admin matches the answers that way)
+        assert gc.leave_group("g", [("", "host-1")])[1] == [("", "host-1", 0)]
         assert gc.describe_group("g").state == "Empty"
+
+    asyncio.run(main())
+
+
+def test_leave_group_by_instance_id_answers_with_the_request_member_id(tmp_path):
+    """Kafka's classicGroupLeaveToClassicGroup: a member named by instance id only is answered with
+    member id ""; an unknown instance id is UNKNOWN_MEMBER_ID even beside a known member id; a
+    member id the instance id does not map to is FENCED_INSTANCE_ID."""
+    gc, _ = make(tmp_path)
+
+    async def main():
+        a = await join(gc, instance="i-a")
+        await sync(gc, 1, a.member_id, {a.member_id: b"x"}, instance="i-a")
+        b = asyncio.create_task(join(gc, instance="i-b"))
+        c = asyncio.create_task(join(gc, a.member_id, instance="i-a"))
+        b, c = await asyncio.gather(b, c)
+        _, results = gc.leave_group("g", [(a.member_id, "i-zz"), ("", "i-zz"), ("wrong", "i-b"), ("", "i-b")])
+        assert results == [(a.member_id, "i-zz", E.UNKNOWN_MEMBER_ID), ("", "i-zz", E.UNKNOWN_MEMBER_ID),
+                           ("wrong", "i-b", E.FENCED_INSTANCE_ID), ("", "i-b", 0)]
+        assert [m[0] for m in gc.describe_group("g").members] == [a.member_id]
 
     asyncio.run(main())
 
