@@ -77,7 +77,7 @@ class GroupMachine(GroupStates):
         group = self.groups.get(group_id)
         if group is None and member_id:
             return join_error(UNKNOWN_MEMBER_ID, member_id)
-        if not supports(group, member_id, protocol_type, protocols):
+        if not supports(group, protocol_type, protocols):
             return join_error(INCONSISTENT_GROUP_PROTOCOL, member_id)
         if group is None:
             group = self.groups[group_id] = Group(group_id)

@@ -308,6 +308,25 @@ def test_inconsistent_protocols(tmp_path):
     asyncio.run(main())
 
 
+def test_a_member_rejoining_with_protocols_the_group_cannot_take_is_refused(tmp_path):
+    """Kafka's ClassicGroup.supportsProtocols counts every member, the joiner's current protocols
+    included (supportedProtocols[name] == numMembers), and wants the group's protocol type unless
+    the group is Empty: a lone member cannot switch protocol or protocol type by rejoining."""
+    gc, _ = make(tmp_path)
+
+    async def main():
+        r = await join(gc, protocols=[("range", b"")])
+        assert (await sync(gc, 1, r.member_id, {r.member_id: b"a"})).error_code == 0
+        swap = await join(gc, r.member_id, protocols=[("sticky", b"")])
+        assert swap.error_code == E.INCONSISTENT_GROUP_PROTOCOL
+        other = await join(gc, r.member_id, protocols=[("range", b"")], ptype="connect")
+        assert other.error_code == E.INCONSISTENT_GROUP_PROTOCOL
+        assert gc.describe_group("g").state == "Stable"
+        assert gc.describe_group("g").protocol == "range"
+
+    asyncio.run(main())
+
+
 def test_protocol_vote(tmp_path):
     gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
 
