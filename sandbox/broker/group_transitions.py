@@ -113,8 +113,8 @@ class GroupStates:
 
     def _enter_completing(self, group: Group, now: float) -> None:
         """A new generation: elect the leader, pick the protocol, answer every JoinGroup; each member
-        must now send SyncGroup within the group's rebalance timeout (Kafka's pending-sync timer),
-        and heartbeat within its session timeout meanwhile."""
+        must now send SyncGroup within the group's rebalance timeout (Kafka's pending-sync timer,
+        whatever the session timeout), and heartbeat within its session timeout meanwhile."""
         group.generation += 1
         group.join_deadline = group.initial_until = None
         if group.leader not in group.members:
@@ -125,9 +125,7 @@ class GroupStates:
             request, m.join = m.join, None
             m.new = False
             m.heartbeat_deadline = now + m.session_s
-            # as Kafka: a leader whose assignor takes longer than the session timeout (a heavy
-            # custom or Streams assignor) is not removed for it (found by review)
-            m.sync_due = now + max(sync_s, m.session_s)
+            m.sync_due = now + sync_s
             m.synced = False
             if request is not None:
                 self._answer(request, self._current_join(group, m))

@@ -233,6 +233,24 @@ def test_leader_that_never_syncs_is_removed(tmp_path):
     asyncio.run(main())
 
 
+def test_the_syncgroup_deadline_is_the_rebalance_timeout_even_when_the_session_is_longer(tmp_path):
+    """Kafka's schedulePendingSync waits the group's rebalance timeout, whatever the session
+    timeout: a member that heartbeats but never sends SyncGroup is removed after it."""
+    gc, clock = make(tmp_path)
+
+    async def main():
+        r = await join(gc, session=10000, rebalance=2000)
+        assert r.error_code == 0 and gc.describe_group("g").state == "CompletingRebalance"
+        clock.advance(1.5)
+        assert gc.heartbeat("g", 1, r.member_id, None) == 0
+        assert gc.expire() == []
+        clock.advance(0.5)
+        assert gc.expire() == [r.member_id]
+        assert gc.describe_group("g").state == "Empty"
+
+    asyncio.run(main())
+
+
 def test_member_id_required_flow(tmp_path):
     gc, _ = make(tmp_path)
 
