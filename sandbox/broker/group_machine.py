@@ -53,8 +53,9 @@ class GroupMachine(GroupStates):
         p = self.parked[request]
         group = self.groups[p.group_id]
         if p.kind == "join":
-            assert group.join_deadline is not None, "a parked JoinGroup outside PreparingRebalance"
-            return group.join_deadline
+            due = group.initial_until if group.initial_until is not None else group.join_deadline
+            assert due is not None, "a parked JoinGroup outside PreparingRebalance"
+            return due
         leader = group.members[group.leader]  # type: ignore[index]
         assert leader.sync_due is not None, "a parked SyncGroup waits for a leader that has not synced"
         return leader.sync_due
@@ -110,8 +111,8 @@ class GroupMachine(GroupStates):
         if instance_id:
             group.static[instance_id] = member_id
         group.leader = group.leader or member_id
-        if group.state == PREPARING and group.initial_until is not None:  # Kafka's InitialDelayedJoin
-            group.initial_until = min(now + self.initial_delay_s, group.initial_start + group.max_rebalance_s())
+        if group.state == PREPARING and group.initial_until is not None:  # the initial delay goes on
+            group.new_member_added = True
         return self._park_join(request, group, m, why, now)
 
     def _accepts(self, group: Group, member_id: str) -> bool:
@@ -302,7 +303,7 @@ class GroupMachine(GroupStates):
             if late:
                 self._fire(group, MEMBER_EXPIRED, now)
             if group.state == PREPARING:
-                self._maybe_complete(group, now, force=now >= group.join_deadline)  # type: ignore[operator]
+                self._maybe_complete(group, now, force=group.join_deadline is not None and now >= group.join_deadline)
         removed, self._removed = self._removed, []
         return removed
 
@@ -318,7 +319,6 @@ class GroupMachine(GroupStates):
             group.join_deadline += elapsed
         if group.initial_until is not None:
             group.initial_until += elapsed
-            group.initial_start += elapsed
         for m in group.members.values():
             m.heartbeat_deadline += elapsed
             if m.sync_due is not None:

@@ -79,8 +79,13 @@ class Group:
     pending: dict[str, float] = field(default_factory=dict)  # MEMBER_ID_REQUIRED ids -> expiry
     static: dict[str, str] = field(default_factory=dict)  # group_instance_id -> member_id
     join_deadline: float | None = None  # PreparingRebalance: the rebalance timeout
-    initial_start: float = 0.0          # PreparingRebalance from Empty: Kafka's delayed initial join
+    # PreparingRebalance from Empty, Kafka's delayed initial join: the current window ends at
+    # initial_until; it lasted initial_window_s, initial_remaining_s is what the next ones may
+    # take, and a new member joining during it (new_member_added) earns one more
     initial_until: float | None = None
+    initial_window_s: float = 0.0
+    initial_remaining_s: float = 0.0
+    new_member_added: bool = False
 
     def fenced(self, instance_id: str | None, member_id: str) -> bool:
         return bool(instance_id) and self.static.get(instance_id, member_id) != member_id

@@ -85,12 +85,15 @@ class GroupStates:
                 self._answer(m.sync, sync_error(REBALANCE_IN_PROGRESS))
                 m.sync = None
             m.sync_due, m.synced = None, False
-        if old == EMPTY:
-            group.initial_start = now
-            group.initial_until = now + min(self.initial_delay_s, group.max_rebalance_s())
+        if old == EMPTY:   # Kafka's prepareRebalance: the whole delay first, whatever the rebalance timeout
+            group.initial_until = now + self.initial_delay_s
+            group.initial_window_s = self.initial_delay_s
+            group.initial_remaining_s = max(group.max_rebalance_s() - self.initial_delay_s, 0.0)
+            group.new_member_added = False
+            group.join_deadline = None
         else:
             group.initial_until = None
-        group.join_deadline = now + group.max_rebalance_s()
+            group.join_deadline = now + group.max_rebalance_s()
 
     def _maybe_complete(self, group: Group, now: float, force: bool = False) -> None:
         """End the join phase if everyone is in (or the initial delay, or the rebalance timeout, is over)."""
@@ -99,6 +102,7 @@ class GroupStates:
         if not group.members:  # nobody to wait for (pending ids just join as new members)
             ready = True
         elif group.initial_until is not None:
+            self._initial_windows(group, now)
             ready = now >= group.initial_until
         else:
             ready = not group.pending and all(m.join is not None for m in group.members.values())
@@ -110,6 +114,17 @@ class GroupStates:
             self._fire(group, NOBODY_JOINED, now)
         else:
             self._fire(group, ALL_JOINED if ready else REBALANCE_TIMEOUT, now)
+
+    def _initial_windows(self, group: Group, now: float) -> None:
+        """Kafka's tryCompleteInitialRebalanceElseSchedule, for each window over by `now`: one more
+        window of min(delay, remaining) if a member joined during it and time remains (the
+        remaining time shrinks by the window before, as Kafka counts it); else the join phase ends."""
+        while now >= group.initial_until and group.new_member_added and group.initial_remaining_s > 0:  # type: ignore[operator]
+            group.new_member_added = False
+            window = min(self.initial_delay_s, group.initial_remaining_s)
+            group.initial_remaining_s = max(group.initial_remaining_s - group.initial_window_s, 0.0)
+            group.initial_window_s = window
+            group.initial_until += window  # type: ignore[operator]
 
     def _enter_completing(self, group: Group, now: float) -> None:
         """A new generation: elect the leader, pick the protocol, answer every JoinGroup; each member

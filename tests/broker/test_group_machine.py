@@ -289,3 +289,40 @@ def test_group_max_size_refuses_a_new_member_of_a_full_group():
     rejoin = join(member_id=existing)
     assert rejoin is None or rejoin.error_code != GROUP_MAX_SIZE_REACHED
     assert len(group.members) == 2
+
+
+def test_the_initial_rebalance_delay_runs_in_windows_as_kafka_schedules_them():
+    """Kafka's prepareRebalance from Empty and tryCompleteInitialRebalanceElseSchedule: the first
+    window is the whole group.initial.rebalance.delay.ms, even past a shorter rebalance timeout
+    (remaining = max(rebalance - delay, 0)); a member joining during a window earns one more of
+    min(delay, remaining), until nothing remains or a window passes without a new member."""
+    clock = Clock()
+    t0 = clock.t
+    m = GroupMachine(clock, initial_rebalance_delay_ms=3000)
+
+    def join(request: int, group: str, rebalance_ms: int) -> None:
+        assert m.join(request, group, "", None, "consumer", [("range", b"x")], 10000, rebalance_ms,
+                      "c", "h", False) is None
+
+    def state_at(t: float, group: str) -> str:
+        clock.t = t0 + t
+        m.tick()
+        return m.groups[group].state
+
+    join(1, "g", 300000)
+    clock.t = t0 + 0.1
+    join(2, "g", 300000)   # a new member in the first window: a second one follows
+    assert state_at(3.0, "g") == PREPARING
+    assert m.deadline(1) == t0 + 6.0
+    assert state_at(5.9, "g") == PREPARING
+    assert state_at(6.0, "g") == COMPLETING
+    assert {r for r, _ in m.drain()} == {1, 2}
+    # a rebalance timeout shorter than the delay: the delay still runs in full, and no member
+    # earns another window (nothing remains)
+    clock.t = t0
+    join(3, "h", 1000)
+    clock.t = t0 + 0.5
+    join(4, "h", 1000)
+    assert state_at(1.0, "h") == PREPARING
+    assert state_at(2.9, "h") == PREPARING
+    assert state_at(3.0, "h") == COMPLETING
