@@ -108,8 +108,14 @@ class GroupStates:
             ready = not group.pending and all(m.join is not None for m in group.members.values())
         if not (ready or force):
             return
-        for m in [m for m in group.members.values() if m.join is None]:
+        # Kafka's completeClassicGroupJoin: dynamic members that did not rejoin are removed, static
+        # ones stay (the leader gets their metadata); if nobody rejoined, wait another rebalance timeout
+        for m in [m for m in group.members.values() if m.join is None and not m.instance_id]:
             self._remove(group, m.member_id, "did not rejoin in time")
+        if group.members and all(m.join is None for m in group.members.values()):
+            group.initial_until, group.join_deadline = None, now + group.max_rebalance_s()
+            self._event("join_phase_extended", group=group.group_id, until=group.join_deadline)
+            return
         if not group.members:
             self._fire(group, NOBODY_JOINED, now)
         else:
@@ -132,8 +138,10 @@ class GroupStates:
         whatever the session timeout), and heartbeat within its session timeout meanwhile."""
         group.generation += 1
         group.join_deadline = group.initial_until = None
-        if group.leader not in group.members:
-            group.leader = next(iter(group.members))
+        leader = group.members.get(group.leader) if group.leader else None
+        if leader is None or leader.join is None:   # Kafka's maybeElectNewJoinedLeader
+            group.leader = next((m.member_id for m in group.members.values() if m.join is not None),
+                                next(iter(group.members)))
         group.protocol = select_protocol(group)
         sync_s = group.max_rebalance_s()
         for m in group.members.values():

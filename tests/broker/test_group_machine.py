@@ -326,3 +326,55 @@ def test_the_initial_rebalance_delay_runs_in_windows_as_kafka_schedules_them():
     assert state_at(1.0, "h") == PREPARING
     assert state_at(2.9, "h") == PREPARING
     assert state_at(3.0, "h") == COMPLETING
+
+
+def _stable_static_pair(m: GroupMachine, clock: Clock) -> tuple[str, str]:
+    """Static members A and B in a Stable generation 1 (session 60 s, rebalance timeout 5 s)."""
+    for r, iid in ((1, "A"), (2, "B")):
+        assert m.join(r, "g", "", iid, "consumer", [("range", iid.encode())], 60000, 5000, "c", "h", True) is None
+    clock.t += 1
+    m.tick()
+    answers = dict(m.drain())
+    a, b = answers[1].member_id, answers[2].member_id
+    plan = {a: b"pa", b: b"pb"}
+    m.sync(3, "g", 1, a, "A", None, None, plan if answers[1].members else {})
+    m.sync(4, "g", 1, b, "B", None, None, plan if answers[2].members else {})
+    m.drain()
+    assert m.groups["g"].state == STABLE
+    return a, b
+
+
+def test_a_static_member_that_does_not_rejoin_in_time_stays_in_the_group():
+    """Kafka's completeClassicGroupJoin removes only the dynamic members that have not rejoined; a
+    static one stays, and the leader gets its metadata with the others'."""
+    clock = Clock()
+    m = GroupMachine(clock, initial_rebalance_delay_ms=500)
+    a, b = _stable_static_pair(m, clock)
+    assert m.join(5, "g", "", None, "consumer", [("range", b"C")], 60000, 5000, "c", "h", False) is None
+    assert m.join(6, "g", a, "A", "consumer", [("range", b"A")], 60000, 5000, "c", "h", True) is None
+    clock.t += 3
+    assert m.heartbeat("g", 1, b, "B") == REBALANCE_IN_PROGRESS   # alive, but never rejoins
+    clock.t += 2
+    assert m.tick() == []
+    group = m.groups["g"]
+    assert group.state == COMPLETING and group.generation == 2 and b in group.members
+    answers = dict(m.drain())
+    leader = next(res for res in answers.values() if res.members)
+    assert {mid: md for mid, _, md in leader.members}[b] == b"B"
+
+
+def test_the_join_phase_waits_another_rebalance_timeout_when_no_member_rejoined():
+    """Kafka: when no member has rejoined (maybeElectNewJoinedLeader fails), completeClassicGroupJoin
+    schedules itself again after the rebalance timeout instead of ending the join phase."""
+    clock = Clock()
+    m = GroupMachine(clock, initial_rebalance_delay_ms=500)
+    a, b = _stable_static_pair(m, clock)
+    code, _ = m.leave("g", [("", "B")])   # an admin removes B: the rest must rejoin
+    assert code == NONE and m.groups["g"].state == PREPARING
+    clock.t += 5
+    assert m.tick() == []
+    group = m.groups["g"]
+    assert group.state == PREPARING and list(group.members) == [a] and group.generation == 1
+    assert m.heartbeat("g", 1, a, "A") == REBALANCE_IN_PROGRESS
+    assert m.join(7, "g", a, "A", "consumer", [("range", b"A")], 60000, 5000, "c", "h", True) is not None
+    assert group.state == COMPLETING and group.generation == 2
