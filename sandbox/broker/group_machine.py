@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from sandbox.broker.group_model import (
     COMPLETING, DEAD, EMPTY, PREPARING, STABLE, Group, GroupDescription, JoinResult, Member, Parked, SyncResult, check_member,
-    consumer_subscription_topics, join_error, supports, sync_error, update_member,
+    consumer_subscription_topics, join_error, select_protocol, supports, sync_error, update_member,
 )
 from sandbox.broker.group_transitions import (  # noqa: F401  (the events, TRANSITIONS, InvalidTransition: this machine's API too)
     ALL_JOINED, COMMIT_ANSWER, GROUP_DELETED, HEARTBEAT_ANSWER, LEADER_SYNCED, MEMBER_EXPIRED, MEMBER_JOINED,
@@ -68,8 +68,9 @@ class GroupMachine(GroupStates):
     def join(self, request: int, group_id: str, member_id: str, instance_id: str | None, protocol_type: str,
              protocols: list[tuple[str, bytes]], session_timeout_ms: int, rebalance_timeout_ms: int,
              client_id: str, client_host: str, require_known_member_id: bool,
-             reason: str | None = None) -> JoinResult | None:
-        """A JoinGroup: its answer, or None when it is parked until the rebalance completes."""
+             reason: str | None = None, supports_skip: bool = True) -> JoinResult | None:
+        """A JoinGroup: its answer, or None when it is parked until the rebalance completes.
+        `supports_skip`: the request's version (v9+) has skip_assignment (KIP-814)."""
         now = self.clock()
         if not group_id:
             return join_error(INVALID_GROUP_ID, member_id)
@@ -92,7 +93,7 @@ class GroupMachine(GroupStates):
             return join_error(GROUP_MAX_SIZE_REACHED, "")
         if not member_id:
             if instance_id and instance_id in group.static:
-                return self._join_static(request, group, instance_id, protocol_type, info, why, now)
+                return self._join_static(request, group, instance_id, protocol_type, info, why, now, supports_skip)
             member_id = self._new_id(client_id)
             if require_known_member_id and not instance_id:
                 group.pending[member_id] = now + session_timeout_ms / 1000
@@ -139,9 +140,10 @@ class GroupMachine(GroupStates):
         return self._park_join(request, group, m, why, now)
 
     def _join_static(self, request: int, group: Group, instance_id: str, protocol_type: str, info: tuple,
-                     why: str, now: float) -> JoinResult | None:
-        """KIP-345: a known group.instance.id joins without member id: the old id is fenced and replaced."""
-        old_id = group.static[instance_id]
+                     why: str, now: float, supports_skip: bool) -> JoinResult | None:
+        """KIP-345: a known group.instance.id joins without member id: the old id is fenced and replaced
+        (Kafka's updateStaticMemberThenRebalanceOrCompleteJoin)."""
+        old_id, old_leader = group.static[instance_id], group.leader
         m = group.members[old_id]
         new_id = self._new_id(info[0])
         if m.join is not None:
@@ -154,11 +156,15 @@ class GroupMachine(GroupStates):
         group.static[instance_id] = new_id
         if group.leader == old_id:
             group.leader = new_id
-        unchanged = m.protocols == info[2]
         update_member(group, m, protocol_type, info)
         m.heartbeat_deadline = now + m.session_s
-        if group.state == STABLE and unchanged:
-            return self._current_join(group, m)._replace(skip_assignment=new_id == group.leader)
+        if group.state == STABLE and group.protocol == select_protocol(group):
+            # the group's protocol stays: no rebalance, the current generation; a leader that can skip
+            # the assignment gets the members (and skips it), an older one the leader id from before
+            res = self._current_join(group, m)
+            if supports_skip:
+                return res._replace(skip_assignment=new_id == group.leader)
+            return res._replace(members=[], leader=old_leader or "")
         return self._park_join(request, group, m, why, now)
 
     def _park_join(self, request: int, group: Group, m: Member, why: str, now: float) -> JoinResult | None:

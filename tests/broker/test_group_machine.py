@@ -378,3 +378,36 @@ def test_the_join_phase_waits_another_rebalance_timeout_when_no_member_rejoined(
     assert m.heartbeat("g", 1, a, "A") == REBALANCE_IN_PROGRESS
     assert m.join(7, "g", a, "A", "consumer", [("range", b"A")], 60000, 5000, "c", "h", True) is not None
     assert group.state == COMPLETING and group.generation == 2
+
+
+def test_a_static_member_restarting_in_a_stable_group_rebalances_only_if_the_selected_protocol_changes():
+    """Kafka's updateStaticMemberThenRebalanceOrCompleteJoin in Stable: the member is updated, and
+    unless group.selectProtocol() changes the group stays Stable and the member gets the current
+    generation: the leader (JoinGroup v9+) with every member's metadata and skipAssignment, before
+    v9 with no members and the leader id from before the replacement; a changed selection rebalances."""
+    clock = Clock()
+    m = GroupMachine(clock, initial_rebalance_delay_ms=500)
+    a, b = _stable_static_pair(m, clock)
+    group = m.groups["g"]
+    leader_iid = group.members[group.leader].instance_id
+    follower_iid = "B" if leader_iid == "A" else "A"
+    # the leader restarts with new subscription bytes (say, other owned partitions): same protocol
+    res = m.join(10, "g", "", leader_iid, "consumer", [("range", b"new"), ("roundrobin", b"new")], 60000, 5000,
+                 "c", "h", True)
+    assert res is not None and res.error_code == NONE and group.state == STABLE and res.generation_id == 1
+    assert res.leader == res.member_id and res.skip_assignment
+    assert {mid: md for mid, _, md in res.members}[res.member_id] == b"new"
+    # an old client (JoinGroup v8) restarting as leader: no members, the leader id from before
+    old_leader = res.member_id
+    res = m.join(11, "g", "", leader_iid, "consumer", [("range", b"newer"), ("roundrobin", b"newer")], 60000,
+                 5000, "c", "h", True, supports_skip=False)
+    assert res is not None and res.error_code == NONE and group.state == STABLE
+    assert res.members == [] and res.leader == old_leader and not res.skip_assignment
+    # a follower restarting with one more protocol: range is still the choice
+    res = m.join(12, "g", "", follower_iid, "consumer", [("range", b"x"), ("roundrobin", b"x")], 60000, 5000,
+                 "c", "h", True)
+    assert res is not None and res.error_code == NONE and group.state == STABLE
+    assert res.members == [] and res.leader == group.leader != res.member_id and not res.skip_assignment
+    # ...then with roundrobin only: the group's choice changes, it rebalances
+    res = m.join(13, "g", "", follower_iid, "consumer", [("roundrobin", b"x")], 60000, 5000, "c", "h", True)
+    assert res is None and group.state == PREPARING
