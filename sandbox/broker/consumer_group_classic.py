@@ -108,7 +108,7 @@ class ClassicMembers:
         if (not member_id or member_id not in group.members) and len(group.members) >= self.max_size:  # type: ignore[attr-defined]
             return join_error(GROUP_MAX_SIZE_REACHED, "")   # Kafka checks the size first
         protocols = [(str(n), bytes(md)) for n, md in protocols]
-        if protocol_type != CONSUMER or not protocols or not _supports(group, member_id, protocols):
+        if protocol_type != CONSUMER or not protocols or not _supports(group, protocols):
             return join_error(INCONSISTENT_GROUP_PROTOCOL, member_id)
         sub = decode_subscription(protocols[0][1])
         if sub is None:
@@ -220,14 +220,20 @@ class ClassicMembers:
         group = self.groups[group_id]
         out: list[tuple[str, str | None, int]] = []
         leaving: dict[str, None] = {}   # in order, once each (a member may be named twice)
-        for mid, iid in members:
-            if not mid and iid:
-                mid = group.static.get(iid, "")
-            m = group.members.get(mid)
-            if iid and group.static.get(iid) not in (None, mid):
-                out.append((mid, iid, FENCED_INSTANCE_ID))
-            elif m is not None and m.classic is not None:
-                leaving[mid] = None
+        for mid, iid in members:   # each answered with the member id it was named by ("" for an instance id only)
+            if iid:
+                holder = group.static.get(iid)
+                if holder is None:
+                    out.append((mid, iid, UNKNOWN_MEMBER_ID))
+                    continue
+                if mid and holder != mid:
+                    out.append((mid, iid, FENCED_INSTANCE_ID))
+                    continue
+                m = group.members.get(holder)
+            else:
+                m = group.members.get(mid)
+            if m is not None and m.classic is not None:
+                leaving[m.member_id] = None
                 out.append((mid, iid, NONE))
             else:   # unknown, or a consumer-protocol member (it leaves by ConsumerGroupHeartbeat)
                 out.append((mid, iid, UNKNOWN_MEMBER_ID))
@@ -256,11 +262,9 @@ class ClassicMembers:
                 and len(group.members) <= self.classic_max_size)   # type: ignore[attr-defined]  (group.max.size)
 
 
-def _supports(group: CGroup, member_id: str, protocols: list[tuple[str, bytes]]) -> bool:
-    """Kafka's supportsClassicProtocols: some protocol of the joiner every other classic member has."""
-    others = [m for mid, m in group.members.items() if mid != member_id and m.classic is not None]
-    if not others:
-        return True
-    common = set.intersection(*({n for n, _ in m.classic.protocols} for m in others))  # type: ignore[union-attr]
-    return any(n in common for n, _ in protocols)
+def _supports(group: CGroup, protocols: list[tuple[str, bytes]]) -> bool:
+    """Kafka's supportsClassicProtocols: some protocol of the joiner every classic member supports
+    now (the joiner's current protocols count too, if it is one of them)."""
+    classic = [m.classic for m in group.members.values() if m.classic is not None]
+    return any(all(any(n == x for x, _ in c.protocols) for c in classic) for n, _ in protocols)
 

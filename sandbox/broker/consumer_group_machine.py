@@ -100,7 +100,9 @@ class ConsumerGroupMachine(ClassicMembers):
         self._reconcile(group, m, owned_set, now)
         interval_ms, session_ms = settings or (self.heartbeat_interval_ms, self.session_timeout_ms)
         m.session_deadline = now + session_ms / 1000
-        full = member_epoch == 0 or (rebalance_timeout_ms != -1 and topic_names is not None and owned is not None)
+        # Kafka's isFullRequest: what a member sends when it joins or after an error (a regex counts as a subscription)
+        full = member_epoch == 0 or (rebalance_timeout_ms != -1 and owned is not None
+                                     and (topic_names is not None or topic_regex is not None))
         return HeartbeatResult(NONE, None, m.member_id, m.epoch, interval_ms,
                                by_topic(m.assigned) if full or m.assigned != before else None)
 
@@ -302,7 +304,11 @@ class ConsumerGroupMachine(ClassicMembers):
         if m is None:
             return error(UNKNOWN_MEMBER_ID, f"Member {member_id} is not a member of group {group_id}.")
         if epoch == LEAVE_STATIC_EPOCH:
-            # a static member that will be back: it keeps its partitions until its session expires
+            # a static member that will be back: it keeps its assigned partitions until its session
+            # expires; those it was giving up are free at once (Kafka's consumerGroupStaticMemberGroupLeave
+            # empties partitionsPendingRevocation, and the rebalance timeout no longer applies)
+            self._release(group, m, m.revoking)
+            m.revoking, m.revoke_deadline, m.state = frozenset(), None, M_STABLE
             m.epoch = LEAVE_STATIC_EPOCH
             return HeartbeatResult(NONE, None, member_id, LEAVE_STATIC_EPOCH, 0, None)
         self.remove(group, member_id, "left")

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from sandbox.broker.group_model import (
     COMPLETING, DEAD, EMPTY, PREPARING, STABLE, Group, GroupDescription, JoinResult, Member, Parked, SyncResult, check_member,
-    consumer_subscription_topics, join_error, supports, sync_error, update_member,
+    consumer_subscription_topics, join_error, select_protocol, supports, sync_error, update_member,
 )
 from sandbox.broker.group_transitions import (  # noqa: F401  (the events, TRANSITIONS, InvalidTransition: this machine's API too)
     ALL_JOINED, COMMIT_ANSWER, GROUP_DELETED, HEARTBEAT_ANSWER, LEADER_SYNCED, MEMBER_EXPIRED, MEMBER_JOINED,
@@ -53,8 +53,9 @@ class GroupMachine(GroupStates):
         p = self.parked[request]
         group = self.groups[p.group_id]
         if p.kind == "join":
-            assert group.join_deadline is not None, "a parked JoinGroup outside PreparingRebalance"
-            return group.join_deadline
+            due = group.initial_until if group.initial_until is not None else group.join_deadline
+            assert due is not None, "a parked JoinGroup outside PreparingRebalance"
+            return due
         leader = group.members[group.leader]  # type: ignore[index]
         assert leader.sync_due is not None, "a parked SyncGroup waits for a leader that has not synced"
         return leader.sync_due
@@ -67,8 +68,9 @@ class GroupMachine(GroupStates):
     def join(self, request: int, group_id: str, member_id: str, instance_id: str | None, protocol_type: str,
              protocols: list[tuple[str, bytes]], session_timeout_ms: int, rebalance_timeout_ms: int,
              client_id: str, client_host: str, require_known_member_id: bool,
-             reason: str | None = None) -> JoinResult | None:
-        """A JoinGroup: its answer, or None when it is parked until the rebalance completes."""
+             reason: str | None = None, supports_skip: bool = True) -> JoinResult | None:
+        """A JoinGroup: its answer, or None when it is parked until the rebalance completes.
+        `supports_skip`: the request's version (v9+) has skip_assignment (KIP-814)."""
         now = self.clock()
         if not group_id:
             return join_error(INVALID_GROUP_ID, member_id)
@@ -77,7 +79,7 @@ class GroupMachine(GroupStates):
         group = self.groups.get(group_id)
         if group is None and member_id:
             return join_error(UNKNOWN_MEMBER_ID, member_id)
-        if not supports(group, member_id, protocol_type, protocols):
+        if not supports(group, protocol_type, protocols):
             return join_error(INCONSISTENT_GROUP_PROTOCOL, member_id)
         if group is None:
             group = self.groups[group_id] = Group(group_id)
@@ -91,7 +93,7 @@ class GroupMachine(GroupStates):
             return join_error(GROUP_MAX_SIZE_REACHED, "")
         if not member_id:
             if instance_id and instance_id in group.static:
-                return self._join_static(request, group, instance_id, protocol_type, info, why, now)
+                return self._join_static(request, group, instance_id, protocol_type, info, why, now, supports_skip)
             member_id = self._new_id(client_id)
             if require_known_member_id and not instance_id:
                 group.pending[member_id] = now + session_timeout_ms / 1000
@@ -110,8 +112,8 @@ class GroupMachine(GroupStates):
         if instance_id:
             group.static[instance_id] = member_id
         group.leader = group.leader or member_id
-        if group.state == PREPARING and group.initial_until is not None:  # Kafka's InitialDelayedJoin
-            group.initial_until = min(now + self.initial_delay_s, group.initial_start + group.max_rebalance_s())
+        if group.state == PREPARING and group.initial_until is not None:  # the initial delay goes on
+            group.new_member_added = True
         return self._park_join(request, group, m, why, now)
 
     def _accepts(self, group: Group, member_id: str) -> bool:
@@ -138,9 +140,10 @@ class GroupMachine(GroupStates):
         return self._park_join(request, group, m, why, now)
 
     def _join_static(self, request: int, group: Group, instance_id: str, protocol_type: str, info: tuple,
-                     why: str, now: float) -> JoinResult | None:
-        """KIP-345: a known group.instance.id joins without member id: the old id is fenced and replaced."""
-        old_id = group.static[instance_id]
+                     why: str, now: float, supports_skip: bool) -> JoinResult | None:
+        """KIP-345: a known group.instance.id joins without member id: the old id is fenced and replaced
+        (Kafka's updateStaticMemberThenRebalanceOrCompleteJoin)."""
+        old_id, old_leader = group.static[instance_id], group.leader
         m = group.members[old_id]
         new_id = self._new_id(info[0])
         if m.join is not None:
@@ -153,11 +156,15 @@ class GroupMachine(GroupStates):
         group.static[instance_id] = new_id
         if group.leader == old_id:
             group.leader = new_id
-        unchanged = m.protocols == info[2]
         update_member(group, m, protocol_type, info)
         m.heartbeat_deadline = now + m.session_s
-        if group.state == STABLE and unchanged:
-            return self._current_join(group, m)._replace(skip_assignment=new_id == group.leader)
+        if group.state == STABLE and group.protocol == select_protocol(group):
+            # the group's protocol stays: no rebalance, the current generation; a leader that can skip
+            # the assignment gets the members (and skips it), an older one the leader id from before
+            res = self._current_join(group, m)
+            if supports_skip:
+                return res._replace(skip_assignment=new_id == group.leader)
+            return res._replace(members=[], leader=old_leader or "")
         return self._park_join(request, group, m, why, now)
 
     def _park_join(self, request: int, group: Group, m: Member, why: str, now: float) -> JoinResult | None:
@@ -239,14 +246,22 @@ class GroupMachine(GroupStates):
             return NONE, [(mid, iid, UNKNOWN_MEMBER_ID) for mid, iid in members]
         now = self.clock()
         out, left = [], False
-        for mid, iid in members:
-            if not mid and iid:  # KIP-345: leave by group.instance.id
-                mid = group.static.get(iid, "")
-            if group.fenced(iid, mid):
-                out.append((mid, iid, FENCED_INSTANCE_ID))
+        for mid, iid in members:   # each answered with the member id it was named by ("" for an instance id only)
+            if not mid:  # KIP-345: leave by group.instance.id (an admin removing a static member)
+                holder = group.static.get(iid) if iid else None
+                if holder is None:
+                    out.append((mid, iid, UNKNOWN_MEMBER_ID))
+                    continue
+                self._remove(group, holder, "left")
+                left = True
+                out.append((mid, iid, NONE))
             elif mid in group.pending:
                 del group.pending[mid]
                 out.append((mid, iid, NONE))
+            elif iid and iid not in group.static:   # Kafka's validateMember
+                out.append((mid, iid, UNKNOWN_MEMBER_ID))
+            elif group.fenced(iid, mid):
+                out.append((mid, iid, FENCED_INSTANCE_ID))
             elif mid in group.members:
                 self._remove(group, mid, "left")
                 left = True
@@ -294,7 +309,7 @@ class GroupMachine(GroupStates):
             if late:
                 self._fire(group, MEMBER_EXPIRED, now)
             if group.state == PREPARING:
-                self._maybe_complete(group, now, force=now >= group.join_deadline)  # type: ignore[operator]
+                self._maybe_complete(group, now, force=group.join_deadline is not None and now >= group.join_deadline)
         removed, self._removed = self._removed, []
         return removed
 
@@ -310,7 +325,6 @@ class GroupMachine(GroupStates):
             group.join_deadline += elapsed
         if group.initial_until is not None:
             group.initial_until += elapsed
-            group.initial_start += elapsed
         for m in group.members.values():
             m.heartbeat_deadline += elapsed
             if m.sync_due is not None:

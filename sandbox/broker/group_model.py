@@ -79,8 +79,13 @@ class Group:
     pending: dict[str, float] = field(default_factory=dict)  # MEMBER_ID_REQUIRED ids -> expiry
     static: dict[str, str] = field(default_factory=dict)  # group_instance_id -> member_id
     join_deadline: float | None = None  # PreparingRebalance: the rebalance timeout
-    initial_start: float = 0.0          # PreparingRebalance from Empty: Kafka's delayed initial join
+    # PreparingRebalance from Empty, Kafka's delayed initial join: the current window ends at
+    # initial_until; it lasted initial_window_s, initial_remaining_s is what the next ones may
+    # take, and a new member joining during it (new_member_added) earns one more
     initial_until: float | None = None
+    initial_window_s: float = 0.0
+    initial_remaining_s: float = 0.0
+    new_member_added: bool = False
 
     def fenced(self, instance_id: str | None, member_id: str) -> bool:
         return bool(instance_id) and self.static.get(instance_id, member_id) != member_id
@@ -119,16 +124,15 @@ def check_member(group_id: str, group: Group | None, generation_id: int, member_
     return NONE
 
 
-def supports(group: Group | None, member_id: str, protocol_type: str, protocols: list[tuple[str, bytes]]) -> bool:
-    if not protocol_type or not protocols:
+def supports(group: Group | None, protocol_type: str, protocols: list[tuple[str, bytes]]) -> bool:
+    """Kafka's ClassicGroup.supportsProtocols: an Empty group takes any protocol type and protocols;
+    otherwise the group's protocol type, and a protocol every member supports now (the joiner's
+    current protocols count too: a lone member cannot switch to a protocol by rejoining)."""
+    if group is None or group.state == EMPTY:
+        return bool(protocol_type) and bool(protocols)
+    if protocol_type != group.protocol_type:
         return False
-    others = [m for mid, m in group.members.items() if mid != member_id] if group else []
-    if not others:
-        return True
-    if protocol_type != group.protocol_type:  # type: ignore[union-attr]
-        return False
-    common = set.intersection(*({n for n, _ in m.protocols} for m in others))
-    return any(n in common for n, _ in protocols)
+    return any(all(any(n == x for x, _ in m.protocols) for m in group.members.values()) for n, _ in protocols)
 
 
 def update_member(group: Group, m: Member, protocol_type: str, info: tuple) -> None:

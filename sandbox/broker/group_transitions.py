@@ -85,12 +85,15 @@ class GroupStates:
                 self._answer(m.sync, sync_error(REBALANCE_IN_PROGRESS))
                 m.sync = None
             m.sync_due, m.synced = None, False
-        if old == EMPTY:
-            group.initial_start = now
-            group.initial_until = now + min(self.initial_delay_s, group.max_rebalance_s())
+        if old == EMPTY:   # Kafka's prepareRebalance: the whole delay first, whatever the rebalance timeout
+            group.initial_until = now + self.initial_delay_s
+            group.initial_window_s = self.initial_delay_s
+            group.initial_remaining_s = max(group.max_rebalance_s() - self.initial_delay_s, 0.0)
+            group.new_member_added = False
+            group.join_deadline = None
         else:
             group.initial_until = None
-        group.join_deadline = now + group.max_rebalance_s()
+            group.join_deadline = now + group.max_rebalance_s()
 
     def _maybe_complete(self, group: Group, now: float, force: bool = False) -> None:
         """End the join phase if everyone is in (or the initial delay, or the rebalance timeout, is over)."""
@@ -99,35 +102,53 @@ class GroupStates:
         if not group.members:  # nobody to wait for (pending ids just join as new members)
             ready = True
         elif group.initial_until is not None:
+            self._initial_windows(group, now)
             ready = now >= group.initial_until
         else:
             ready = not group.pending and all(m.join is not None for m in group.members.values())
         if not (ready or force):
             return
-        for m in [m for m in group.members.values() if m.join is None]:
+        # Kafka's completeClassicGroupJoin: dynamic members that did not rejoin are removed, static
+        # ones stay (the leader gets their metadata); if nobody rejoined, wait another rebalance timeout
+        for m in [m for m in group.members.values() if m.join is None and not m.instance_id]:
             self._remove(group, m.member_id, "did not rejoin in time")
+        if group.members and all(m.join is None for m in group.members.values()):
+            group.initial_until, group.join_deadline = None, now + group.max_rebalance_s()
+            self._event("join_phase_extended", group=group.group_id, until=group.join_deadline)
+            return
         if not group.members:
             self._fire(group, NOBODY_JOINED, now)
         else:
             self._fire(group, ALL_JOINED if ready else REBALANCE_TIMEOUT, now)
 
+    def _initial_windows(self, group: Group, now: float) -> None:
+        """Kafka's tryCompleteInitialRebalanceElseSchedule, for each window over by `now`: one more
+        window of min(delay, remaining) if a member joined during it and time remains (the
+        remaining time shrinks by the window before, as Kafka counts it); else the join phase ends."""
+        while now >= group.initial_until and group.new_member_added and group.initial_remaining_s > 0:  # type: ignore[operator]
+            group.new_member_added = False
+            window = min(self.initial_delay_s, group.initial_remaining_s)
+            group.initial_remaining_s = max(group.initial_remaining_s - group.initial_window_s, 0.0)
+            group.initial_window_s = window
+            group.initial_until += window  # type: ignore[operator]
+
     def _enter_completing(self, group: Group, now: float) -> None:
         """A new generation: elect the leader, pick the protocol, answer every JoinGroup; each member
-        must now send SyncGroup within the group's rebalance timeout (Kafka's pending-sync timer),
-        and heartbeat within its session timeout meanwhile."""
+        must now send SyncGroup within the group's rebalance timeout (Kafka's pending-sync timer,
+        whatever the session timeout), and heartbeat within its session timeout meanwhile."""
         group.generation += 1
         group.join_deadline = group.initial_until = None
-        if group.leader not in group.members:
-            group.leader = next(iter(group.members))
+        leader = group.members.get(group.leader) if group.leader else None
+        if leader is None or leader.join is None:   # Kafka's maybeElectNewJoinedLeader
+            group.leader = next((m.member_id for m in group.members.values() if m.join is not None),
+                                next(iter(group.members)))
         group.protocol = select_protocol(group)
         sync_s = group.max_rebalance_s()
         for m in group.members.values():
             request, m.join = m.join, None
             m.new = False
             m.heartbeat_deadline = now + m.session_s
-            # as Kafka: a leader whose assignor takes longer than the session timeout (a heavy
-            # custom or Streams assignor) is not removed for it (found by review)
-            m.sync_due = now + max(sync_s, m.session_s)
+            m.sync_due = now + sync_s
             m.synced = False
             if request is not None:
                 self._answer(request, self._current_join(group, m))

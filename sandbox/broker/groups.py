@@ -94,7 +94,7 @@ class GroupCoordinator:
                          protocol_type: str, protocols: list[tuple[str, bytes]], session_timeout_ms: int,
                          rebalance_timeout_ms: int, client_id: str, client_host: str,
                          require_known_member_id: bool, reason: str | None = None, peer: str = "",
-                         topics: Callable[[], list] = list) -> JoinResult:
+                         topics: Callable[[], list] = list, supports_skip: bool = True) -> JoinResult:
         """`topics` gives the coordinator's topics (TopicInfo) when the group turns out to be a
         consumer group whose member still speaks the classic protocol (an online migration)."""
         if self.consumer.refuses_classic_join(group_id):
@@ -108,7 +108,7 @@ class GroupCoordinator:
         request = next(self._ids)
         res = self.machine.join(request, group_id, member_id, group_instance_id, protocol_type, protocols,
                                 session_timeout_ms, rebalance_timeout_ms, client_id, client_host,
-                                require_known_member_id, reason)
+                                require_known_member_id, reason, supports_skip)
         return await self._wait(request, res, peer)  # type: ignore[return-value]
 
     async def sync_group(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None,

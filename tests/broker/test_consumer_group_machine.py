@@ -365,3 +365,46 @@ def test_a_full_consumer_group_refuses_a_static_replacement_and_is_not_upgraded_
     from sandbox.broker.consumer_group_classic import MigrationRefused
     with pytest.raises(MigrationRefused, match="exceeds the consumer group maximum size"):
         m.adopt_classic("h", 1, "consumer", "range", [object(), object()], CAT)
+
+
+def test_a_regex_member_resending_a_full_heartbeat_after_a_lost_answer_gets_its_assignment_again():
+    """Kafka's isFullRequest: rebalance timeout, topic names *or regex*, and owned partitions set.
+    A regex subscriber that lost the answer carrying its new partitions sends a full heartbeat
+    (the Java consumer does after an error); it must be told its assignment again."""
+    m = machine()
+    a, b = Client(m, "a", regex="t"), Client(m, "b", regex="t")
+    for _ in range(4):
+        a.beat(CAT), b.beat(CAT)
+    assert len(a.owned) == 3 and len(b.owned) == 3
+    assert m.heartbeat("g", "b", -1).error_code == 0   # b leaves: a's target is all of t
+    lost = m.heartbeat("g", "a", a.epoch, owned=sorted(a.owned), catalog=CAT)
+    assert lost.assignment == {"t": [0, 1, 2, 3, 4, 5]}   # ...and this answer never arrives
+    full = m.heartbeat("g", "a", a.epoch, rebalance_timeout_ms=30_000, topic_regex="t",
+                       owned=sorted(a.owned), catalog=CAT)
+    assert full.error_code == 0 and full.assignment == {"t": [0, 1, 2, 3, 4, 5]}
+
+
+def test_a_static_member_leaving_with_minus_two_releases_what_it_was_revoking():
+    """Kafka's consumerGroupStaticMemberGroupLeave empties partitionsPendingRevocation: partitions
+    the leaving static member was giving up go at once to the member waiting for them (it keeps
+    only its assigned partitions for its successor), and no rebalance timeout fences it later."""
+    clock = Clock()
+    m = machine(clock)
+    a = Client(m, "a", ["t"], instance_id="i-a")
+    a.beat(CAT), a.beat(CAT)
+    assert len(a.owned) == 6
+    b = Client(m, "b", ["t"])
+    b.beat(CAT)
+    m.heartbeat("g", "a", a.epoch, instance_id="i-a", owned=sorted(a.owned), catalog=CAT)
+    member = m.groups["g"].members["a"]
+    revoking = set(member.revoking)
+    assert len(revoking) == 3 and len(member.assigned) == 3
+    assert m.heartbeat("g", "a", -2, instance_id="i-a").member_epoch == -2
+    assert member.revoking == frozenset() and member.revoke_deadline is None
+    clock.now += 1
+    b.beat(CAT)
+    assert b.owned == revoking   # not after a's session timeout: now
+    kept = set(member.assigned)
+    a2 = Client(m, "a2", ["t"], instance_id="i-a")
+    a2.beat(CAT)
+    assert a2.owned == kept

@@ -289,3 +289,125 @@ def test_group_max_size_refuses_a_new_member_of_a_full_group():
     rejoin = join(member_id=existing)
     assert rejoin is None or rejoin.error_code != GROUP_MAX_SIZE_REACHED
     assert len(group.members) == 2
+
+
+def test_the_initial_rebalance_delay_runs_in_windows_as_kafka_schedules_them():
+    """Kafka's prepareRebalance from Empty and tryCompleteInitialRebalanceElseSchedule: the first
+    window is the whole group.initial.rebalance.delay.ms, even past a shorter rebalance timeout
+    (remaining = max(rebalance - delay, 0)); a member joining during a window earns one more of
+    min(delay, remaining), until nothing remains or a window passes without a new member."""
+    clock = Clock()
+    t0 = clock.t
+    m = GroupMachine(clock, initial_rebalance_delay_ms=3000)
+
+    def join(request: int, group: str, rebalance_ms: int) -> None:
+        assert m.join(request, group, "", None, "consumer", [("range", b"x")], 10000, rebalance_ms,
+                      "c", "h", False) is None
+
+    def state_at(t: float, group: str) -> str:
+        clock.t = t0 + t
+        m.tick()
+        return m.groups[group].state
+
+    join(1, "g", 300000)
+    clock.t = t0 + 0.1
+    join(2, "g", 300000)   # a new member in the first window: a second one follows
+    assert state_at(3.0, "g") == PREPARING
+    assert m.deadline(1) == t0 + 6.0
+    assert state_at(5.9, "g") == PREPARING
+    assert state_at(6.0, "g") == COMPLETING
+    assert {r for r, _ in m.drain()} == {1, 2}
+    # a rebalance timeout shorter than the delay: the delay still runs in full, and no member
+    # earns another window (nothing remains)
+    clock.t = t0
+    join(3, "h", 1000)
+    clock.t = t0 + 0.5
+    join(4, "h", 1000)
+    assert state_at(1.0, "h") == PREPARING
+    assert state_at(2.9, "h") == PREPARING
+    assert state_at(3.0, "h") == COMPLETING
+
+
+def _stable_static_pair(m: GroupMachine, clock: Clock) -> tuple[str, str]:
+    """Static members A and B in a Stable generation 1 (session 60 s, rebalance timeout 5 s)."""
+    for r, iid in ((1, "A"), (2, "B")):
+        assert m.join(r, "g", "", iid, "consumer", [("range", iid.encode())], 60000, 5000, "c", "h", True) is None
+    clock.t += 1
+    m.tick()
+    answers = dict(m.drain())
+    a, b = answers[1].member_id, answers[2].member_id
+    plan = {a: b"pa", b: b"pb"}
+    m.sync(3, "g", 1, a, "A", None, None, plan if answers[1].members else {})
+    m.sync(4, "g", 1, b, "B", None, None, plan if answers[2].members else {})
+    m.drain()
+    assert m.groups["g"].state == STABLE
+    return a, b
+
+
+def test_a_static_member_that_does_not_rejoin_in_time_stays_in_the_group():
+    """Kafka's completeClassicGroupJoin removes only the dynamic members that have not rejoined; a
+    static one stays, and the leader gets its metadata with the others'."""
+    clock = Clock()
+    m = GroupMachine(clock, initial_rebalance_delay_ms=500)
+    a, b = _stable_static_pair(m, clock)
+    assert m.join(5, "g", "", None, "consumer", [("range", b"C")], 60000, 5000, "c", "h", False) is None
+    assert m.join(6, "g", a, "A", "consumer", [("range", b"A")], 60000, 5000, "c", "h", True) is None
+    clock.t += 3
+    assert m.heartbeat("g", 1, b, "B") == REBALANCE_IN_PROGRESS   # alive, but never rejoins
+    clock.t += 2
+    assert m.tick() == []
+    group = m.groups["g"]
+    assert group.state == COMPLETING and group.generation == 2 and b in group.members
+    answers = dict(m.drain())
+    leader = next(res for res in answers.values() if res.members)
+    assert {mid: md for mid, _, md in leader.members}[b] == b"B"
+
+
+def test_the_join_phase_waits_another_rebalance_timeout_when_no_member_rejoined():
+    """Kafka: when no member has rejoined (maybeElectNewJoinedLeader fails), completeClassicGroupJoin
+    schedules itself again after the rebalance timeout instead of ending the join phase."""
+    clock = Clock()
+    m = GroupMachine(clock, initial_rebalance_delay_ms=500)
+    a, b = _stable_static_pair(m, clock)
+    code, _ = m.leave("g", [("", "B")])   # an admin removes B: the rest must rejoin
+    assert code == NONE and m.groups["g"].state == PREPARING
+    clock.t += 5
+    assert m.tick() == []
+    group = m.groups["g"]
+    assert group.state == PREPARING and list(group.members) == [a] and group.generation == 1
+    assert m.heartbeat("g", 1, a, "A") == REBALANCE_IN_PROGRESS
+    assert m.join(7, "g", a, "A", "consumer", [("range", b"A")], 60000, 5000, "c", "h", True) is not None
+    assert group.state == COMPLETING and group.generation == 2
+
+
+def test_a_static_member_restarting_in_a_stable_group_rebalances_only_if_the_selected_protocol_changes():
+    """Kafka's updateStaticMemberThenRebalanceOrCompleteJoin in Stable: the member is updated, and
+    unless group.selectProtocol() changes the group stays Stable and the member gets the current
+    generation: the leader (JoinGroup v9+) with every member's metadata and skipAssignment, before
+    v9 with no members and the leader id from before the replacement; a changed selection rebalances."""
+    clock = Clock()
+    m = GroupMachine(clock, initial_rebalance_delay_ms=500)
+    a, b = _stable_static_pair(m, clock)
+    group = m.groups["g"]
+    leader_iid = group.members[group.leader].instance_id
+    follower_iid = "B" if leader_iid == "A" else "A"
+    # the leader restarts with new subscription bytes (say, other owned partitions): same protocol
+    res = m.join(10, "g", "", leader_iid, "consumer", [("range", b"new"), ("roundrobin", b"new")], 60000, 5000,
+                 "c", "h", True)
+    assert res is not None and res.error_code == NONE and group.state == STABLE and res.generation_id == 1
+    assert res.leader == res.member_id and res.skip_assignment
+    assert {mid: md for mid, _, md in res.members}[res.member_id] == b"new"
+    # an old client (JoinGroup v8) restarting as leader: no members, the leader id from before
+    old_leader = res.member_id
+    res = m.join(11, "g", "", leader_iid, "consumer", [("range", b"newer"), ("roundrobin", b"newer")], 60000,
+                 5000, "c", "h", True, supports_skip=False)
+    assert res is not None and res.error_code == NONE and group.state == STABLE
+    assert res.members == [] and res.leader == old_leader and not res.skip_assignment
+    # a follower restarting with one more protocol: range is still the choice
+    res = m.join(12, "g", "", follower_iid, "consumer", [("range", b"x"), ("roundrobin", b"x")], 60000, 5000,
+                 "c", "h", True)
+    assert res is not None and res.error_code == NONE and group.state == STABLE
+    assert res.members == [] and res.leader == group.leader != res.member_id and not res.skip_assignment
+    # ...then with roundrobin only: the group's choice changes, it rebalances
+    res = m.join(13, "g", "", follower_iid, "consumer", [("roundrobin", b"x")], 60000, 5000, "c", "h", True)
+    assert res is None and group.state == PREPARING

@@ -426,6 +426,38 @@ def test_a_restarted_static_classic_member_takes_its_place_in_a_consumer_group(t
     run(body())
 
 
+def test_leave_group_by_instance_id_in_a_consumer_group_answers_with_the_request_member_id(tmp_path):
+    """Kafka's classicGroupLeaveToConsumerGroup answers each member with the request's member id
+    ("" when only the instance id was given); an unknown instance id is UNKNOWN_MEMBER_ID even
+    beside a known member id."""
+    async def body():
+        gc, _ = make(tmp_path)
+        consumer_beat(gc, "c1", 0)
+        r = await gc.join_group("g", "", "inst-1", "consumer", [("range", subscription())], 10_000, 30_000,
+                                "s", "/127.0.0.1", True, topics=topics)
+        assert r.error_code == 0
+        code, results = gc.leave_group("g", [(r.member_id, "inst-zz"), ("", "inst-1")])
+        assert code == 0 and results == [(r.member_id, "inst-zz", E.UNKNOWN_MEMBER_ID), ("", "inst-1", 0)]
+        assert [m["member_id"] for m in gc.consumer.describe("g")["members"]] == ["c1"]
+    run(body())
+
+
+def test_a_classic_member_of_a_consumer_group_cannot_switch_to_a_protocol_it_alone_would_support(tmp_path):
+    """Kafka's ConsumerGroup.supportsClassicProtocols counts every classic member, the joiner's
+    current protocols included: the only classic member rejoining with a new protocol name is
+    refused (INCONSISTENT_GROUP_PROTOCOL)."""
+    async def body():
+        gc, _ = make(tmp_path)
+        consumer_beat(gc, "c1", 0)
+        a = Classic(gc, "a")
+        assert (await a.join()).error_code == 0
+        a.protocol = "range"
+        res = await gc.join_group("g", a.member_id, None, "consumer", [("range", subscription())], 10_000,
+                                  30_000, "a", "/127.0.0.1", True, topics=topics)
+        assert res.error_code == E.INCONSISTENT_GROUP_PROTOCOL
+    run(body())
+
+
 def test_a_refused_upgrade_heartbeat_leaves_the_group_classic(tmp_path):
     """The heartbeat that would convert the group is checked first (as Kafka validates, then
     converts): refused, it changes nothing, and the classic members go on undisturbed."""

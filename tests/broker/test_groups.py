@@ -233,6 +233,24 @@ def test_leader_that_never_syncs_is_removed(tmp_path):
     asyncio.run(main())
 
 
+def test_the_syncgroup_deadline_is_the_rebalance_timeout_even_when_the_session_is_longer(tmp_path):
+    """Kafka's schedulePendingSync waits the group's rebalance timeout, whatever the session
+    timeout: a member that heartbeats but never sends SyncGroup is removed after it."""
+    gc, clock = make(tmp_path)
+
+    async def main():
+        r = await join(gc, session=10000, rebalance=2000)
+        assert r.error_code == 0 and gc.describe_group("g").state == "CompletingRebalance"
+        clock.advance(1.5)
+        assert gc.heartbeat("g", 1, r.member_id, None) == 0
+        assert gc.expire() == []
+        clock.advance(0.5)
+        assert gc.expire() == [r.member_id]
+        assert gc.describe_group("g").state == "Empty"
+
+    asyncio.run(main())
+
+
 def test_member_id_required_flow(tmp_path):
     gc, _ = make(tmp_path)
 
@@ -308,6 +326,25 @@ def test_inconsistent_protocols(tmp_path):
     asyncio.run(main())
 
 
+def test_a_member_rejoining_with_protocols_the_group_cannot_take_is_refused(tmp_path):
+    """Kafka's ClassicGroup.supportsProtocols counts every member, the joiner's current protocols
+    included (supportedProtocols[name] == numMembers), and wants the group's protocol type unless
+    the group is Empty: a lone member cannot switch protocol or protocol type by rejoining."""
+    gc, _ = make(tmp_path)
+
+    async def main():
+        r = await join(gc, protocols=[("range", b"")])
+        assert (await sync(gc, 1, r.member_id, {r.member_id: b"a"})).error_code == 0
+        swap = await join(gc, r.member_id, protocols=[("sticky", b"")])
+        assert swap.error_code == E.INCONSISTENT_GROUP_PROTOCOL
+        other = await join(gc, r.member_id, protocols=[("range", b"")], ptype="connect")
+        assert other.error_code == E.INCONSISTENT_GROUP_PROTOCOL
+        assert gc.describe_group("g").state == "Stable"
+        assert gc.describe_group("g").protocol == "range"
+
+    asyncio.run(main())
+
+
 def test_protocol_vote(tmp_path):
     gc, clock = make(tmp_path, initial_rebalance_delay_ms=100)
 
@@ -337,8 +374,30 @@ def test_static_membership_replaces_member_id(tmp_path):
         assert (await join(gc, r.member_id, instance="host-1")).error_code == E.FENCED_INSTANCE_ID
         assert (await sync(gc, 1, r2.member_id, instance="host-1")).assignment == b"asg"
         assert gc.describe_group("g").members[0][:2] == (r2.member_id, "host-1")
-        assert gc.leave_group("g", [("", "host-1")])[1] == [(r2.member_id, "host-1", 0)]
+        # each member is answered with the member id the request gave: "" when it named the instance
+        # only (Kafka's classicGroupLeaveToClassicGroup; the Java Admin matches the answers that way)
+        assert gc.leave_group("g", [("", "host-1")])[1] == [("", "host-1", 0)]
         assert gc.describe_group("g").state == "Empty"
+
+    asyncio.run(main())
+
+
+def test_leave_group_by_instance_id_answers_with_the_request_member_id(tmp_path):
+    """Kafka's classicGroupLeaveToClassicGroup: a member named by instance id only is answered with
+    member id ""; an unknown instance id is UNKNOWN_MEMBER_ID even beside a known member id; a
+    member id the instance id does not map to is FENCED_INSTANCE_ID."""
+    gc, _ = make(tmp_path)
+
+    async def main():
+        a = await join(gc, instance="i-a")
+        await sync(gc, 1, a.member_id, {a.member_id: b"x"}, instance="i-a")
+        b = asyncio.create_task(join(gc, instance="i-b"))
+        c = asyncio.create_task(join(gc, a.member_id, instance="i-a"))
+        b, c = await asyncio.gather(b, c)
+        _, results = gc.leave_group("g", [(a.member_id, "i-zz"), ("", "i-zz"), ("wrong", "i-b"), ("", "i-b")])
+        assert results == [(a.member_id, "i-zz", E.UNKNOWN_MEMBER_ID), ("", "i-zz", E.UNKNOWN_MEMBER_ID),
+                           ("wrong", "i-b", E.FENCED_INSTANCE_ID), ("", "i-b", 0)]
+        assert [m[0] for m in gc.describe_group("g").members] == [a.member_id]
 
     asyncio.run(main())
 

@@ -25,7 +25,7 @@ async def handle(ctx, request) -> dict:
         request.protocol_type, [(p.name, p.metadata) for p in request.protocols],
         session_ms, rebalance_ms, ctx.client_id or "", ctx.peer.rsplit(":", 1)[0],
         require_known_member_id=ctx.api_version >= 4, reason=getattr(request, "reason", None),
-        peer=ctx.peer, topics=ctx.state.coordinator.topics,
+        peer=ctx.peer, topics=ctx.state.coordinator.topics, supports_skip=ctx.api_version >= 9,
     )
     return {
         "throttle_time": 0, "error_code": res.error_code, "generation_id": res.generation_id,
