@@ -131,14 +131,15 @@ def append_records(state: Any, key: tuple[str, int], records: list[tuple[bytes, 
     epoch = state.leaders[key][1]
     txn = {} if producer is None else {"producer_id": producer[0], "producer_epoch": producer[1],
                                        "attributes": ATTR_TRANSACTIONAL}
-    last = -1
-    # every batch checked before any is written: a commit is written whole or not at all
+    # every batch checked, then all written with one call: a commit is written whole or not at
+    # all (a full disk failing the write of a later batch left the earlier ones in the log)
     bufs = [build_batch(records[i:i + RECORDS_PER_BATCH], writable=True, **txn)
             for i in range(0, len(records), RECORDS_PER_BATCH)]
-    checked = [own_batch(buf, plog.config.max_message_bytes) for buf in bufs]
-    for buf, headers in zip(bufs, checked):
-        info = plog.append(buf, leader_epoch=epoch, validated=headers, in_place=True)
-        last = info.last_offset
+    if not bufs:
+        return -1
+    headers = [h for buf in bufs for h in own_batch(buf, plog.config.max_message_bytes)]
+    whole = bufs[0] if len(bufs) == 1 else bytearray().join(bufs)
+    last = plog.append(whole, leader_epoch=epoch, validated=headers, in_place=True).last_offset
     if fsync:
         plog.housekeeping.sync()
     state.replicas.appended(key)

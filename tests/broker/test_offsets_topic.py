@@ -329,3 +329,33 @@ def test_a_group_with_a_commit_on_its_way_to_the_isr_is_not_expired(state):
     plog.replica.high_watermark = plog.log_end_offset
     assert s.group_offsets("e") == {("t", 0): (1, -1, "", T), ("t", 1): (2, -1, "", T)}
     assert gc.expire_offsets(T + 10_000, 1000) == {"e": 2}   # both old by their commit time now
+
+
+def test_a_commit_of_more_than_one_batch_that_cannot_be_written_leaves_nothing(state, monkeypatch):
+    """A commit of 1,200 offsets is three batches; the disk filling up after the first one
+    left it in the log (and visible once replicated) while the commit was answered as failed.
+    All of them go with one write now: whole or nothing."""
+    import errno
+
+    from sandbox.broker.internal_log import append_records
+    from sandbox.log import segment as segment_mod
+
+    s = store_for(state)
+    s.commit("g", [("t", 0, 5, -1, "")])
+    key = (OFFSETS, partition_for("g", 4))
+    plog = state.partitions[key]
+    before = plog.log_end_offset
+    real = segment_mod.Segment._write_at
+    room = {"left": 60_000}   # enough for one 500-record batch, not three
+
+    def write_at(self, pos, data):
+        if len(data) > room["left"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        room["left"] -= len(data)
+        return real(self, pos, data)
+
+    monkeypatch.setattr(segment_mod.Segment, "_write_at", write_at)
+    records = [(b"k%05d" % i, b"v" * 60) for i in range(1200)]
+    with pytest.raises(OSError):
+        append_records(state, key, records, False)
+    assert plog.log_end_offset == before
