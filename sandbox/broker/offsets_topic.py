@@ -69,8 +69,10 @@ class TopicOffsetStore:
         # not passed their record): (record offset, group, (topic, partition), offset), in log
         # order. Reads do not see them until it has, as Kafka's coordinator reads its state at
         # the last committed offset: one seen by another member, then lost with the leader
-        # before the ISR had it, would have the group read its records again
-        self._uncommitted: dict[int, deque[tuple[int, str, tuple[str, int], CommittedOffset | None]]] = {}
+        # before the ISR had it, would have the group read its records again. A transaction's
+        # marker read back at a load past the high watermark waits here too: group None, and
+        # (producer id, commit) in place of the offset
+        self._uncommitted: dict[int, deque[tuple[int, Any, tuple[str, int], Any]]] = {}
         # group -> (partition, last offset, leader epoch it was written in)
         self._pending: dict[str, tuple[tuple[str, int], int, int]] = {}
         self.legacy: OffsetStore | None = None
@@ -172,6 +174,10 @@ class TopicOffsetStore:
         txn = self._txn.get(index)
         while pending and pending[0][0] < hw:
             at, group, tp, committed = pending.popleft()
+            if group is None:   # a transaction's marker read back at a load (_apply_batch)
+                if txn is not None:
+                    txn.complete(*committed, view)
+                continue
             if txn is not None:
                 if txn.applied_at.get((group, tp), -1) > at:
                     continue   # a transaction's later commit is in already
@@ -388,10 +394,15 @@ def _apply_batch(view: View, txn: TxnOffsets, h, batch, start: int, hw: int | No
                  uncommitted: deque | None = None) -> None:
     """One (uncompressed) batch read back from the log: plain commits and tombstones go into the
     view (those at or past `hw` into `uncommitted`, for the view once the high watermark passes
-    them), transactional ones wait for their producer's marker, a marker completes them."""
+    them), transactional ones wait for their producer's marker, a marker completes them (one at
+    or past `hw` once the high watermark passes it: an entry of `uncommitted` with group None)."""
     if h.is_control:
         kind = control_type(batch, 0, h)
-        if kind >= 0:
+        if kind >= 0 and hw is not None and uncommitted is not None and h.base_offset >= hw:
+            # a marker the followers may not have yet: the transaction's offsets wait for the
+            # high watermark as plain commits do (a group reads at the last committed offset)
+            uncommitted.append((h.base_offset, None, ("", -1), (h.producer_id, kind == CONTROL_COMMIT)))
+        elif kind >= 0:
             txn.complete(h.producer_id, kind == CONTROL_COMMIT, view)
         return
     for at, _ts, key, value, _hd in iter_records(batch):

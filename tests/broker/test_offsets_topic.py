@@ -359,3 +359,23 @@ def test_a_commit_of_more_than_one_batch_that_cannot_be_written_leaves_nothing(s
     with pytest.raises(OSError):
         append_records(state, key, records, False)
     assert plog.log_end_offset == before
+
+
+def test_a_new_leader_applies_a_transactions_offsets_once_the_isr_has_its_marker(state):
+    """A commit marker past a new leader's high watermark (its followers may not have it yet)
+    waited for nothing: the transaction's offsets were seen at the load, as plain commits past it
+    no longer are; lost with that leader, a group would have read them and gone back."""
+    s = store_for(state)
+    index = partition_for("g", 4)
+    plog = state.partitions[(OFFSETS, index)]
+    s.commit("g", [("t", 0, 5, -1, "")])
+    s.commit_txn("g", 9, 0, [("t", 0, 8, -1, "")])
+    plog.replica.set_replicated(True)
+    plog.replica.high_watermark = plog.log_end_offset   # the transactional record is on the ISR
+    plog.append_marker(9, 0, True, 0, leader_epoch=state.leaders[(OFFSETS, index)][1])
+    again = store_for(state)                  # a failover before the followers fetched the marker
+    assert again.get("g", "t", 0).offset == 5 and again.txn_pending("g", "t", 0)
+    plog.replica.high_watermark = plog.log_end_offset
+    assert again.get("g", "t", 0).offset == 8 and not again.txn_pending("g", "t", 0)
+    later = store_for(state)                  # read again: all below the high watermark now
+    assert later.get("g", "t", 0).offset == 8
