@@ -38,6 +38,7 @@ def test_create_topic_defaults_and_internal_flag():
     t = create(m, "__consumer_offsets")
     assert len(t.partitions) == 4 and t.replication_factor == 1 and t.internal
     assert not create(m, "orders").internal
+    assert not create(m, "__debezium-heartbeat.x").internal   # Kafka: only its two are internal
     p = t.partitions[0]
     assert (p.replicas, p.isr, p.leader, p.leader_epoch, p.partition_epoch) == ((1,), (1,), 1, 0, 0)
 

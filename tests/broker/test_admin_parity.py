@@ -1,0 +1,67 @@
+"""Admin APIs answered as Kafka 4 answers them, through a real broker state in-process (its
+registry, kio-encoded requests): duplicates in one request, the internal flag, topic config
+names and values, the configs CreateTopics returns, DescribeConfigs' synonyms, and the rest of
+what a review against Kafka's ControllerApis / ConfigAdminManager / LogConfig found."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from inprocess import InProcess
+from sandbox.broker.config import DEFAULT_LISTENER, BrokerConfig
+from sandbox.broker.handlers import REGISTRY
+from sandbox.broker.state import BrokerState
+from sandbox.protocol import errors as E
+
+ZERO = uuid.UUID(int=0)
+
+
+def open_broker(tmp_path, **settings):
+    loop = asyncio.new_event_loop()
+    config = BrokerConfig(data_dir=tmp_path / "broker", port=19094)
+    if settings:
+        config.apply_overrides(settings)
+    state = BrokerState(config)
+    loop.run_until_complete(state.open())
+    return loop, state
+
+
+@pytest.fixture
+def b(tmp_path):
+    loop, state = open_broker(tmp_path)
+    try:
+        yield InProcess(REGISTRY, loop, state, DEFAULT_LISTENER)
+    finally:
+        loop.run_until_complete(state.close())
+        loop.close()
+
+
+def new_topic(name: str, partitions: int = 1, configs: dict | None = None) -> dict:
+    return {"name": name, "num_partitions": partitions, "replication_factor": 1, "assignments": [],
+            "configs": [{"name": k, "value": v} for k, v in (configs or {}).items()]}
+
+
+def create(c: InProcess, *topics: dict, validate_only: bool = False, version: int = 7):
+    return c.call(19, version, {"topics": list(topics), "timeout": 5000, "validate_only": validate_only}).topics
+
+
+def topic_names(c: InProcess) -> dict[str, bool]:
+    """Every topic Metadata lists for all topics -> its is_internal."""
+    resp = c.call(3, 12, {"topics": None, "allow_auto_topic_creation": False,
+                          "include_topic_authorized_operations": False})
+    return {t.name: bool(t.is_internal) for t in resp.topics}
+
+
+# ---- item: only __consumer_offsets and __transaction_state are internal
+def test_a_user_topic_named_with_two_underscores_is_listed_and_not_internal(b):
+    [made] = create(b, new_topic("__debezium-heartbeat.x"))
+    assert int(made.error_code) == E.NONE
+    assert topic_names(b).get("__debezium-heartbeat.x") is False
+    md = b.metadata("__debezium-heartbeat.x").topics[0]
+    assert int(md.error_code) == E.NONE and md.is_internal is False
+    resp = b.call(75, 0, {"topics": [], "response_partition_limit": 100, "cursor": None})
+    listed = {t.name: t.is_internal for t in resp.topics}
+    assert listed.get("__debezium-heartbeat.x") is False
