@@ -178,3 +178,8 @@ def effective(store: Mapping[str, Mapping[str, str]], broker_id: int) -> dict[st
 def topic_defaults(store: Mapping[str, Mapping[str, str]], broker_id: int) -> dict[str, tuple[str, int]]:
     """The topic configs one broker's dynamic settings give a default: topic key -> (value, source)."""
     return {LOG_DEFAULTS[k]: vs for k, vs in effective(store, broker_id).items() if k in LOG_DEFAULTS}
+
+
+def cluster_topic_defaults(store: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The topic-config defaults the cluster-wide dynamic settings give every topic: topic key -> value."""
+    return {LOG_DEFAULTS[k]: v for k, v in store.get(DEFAULT, {}).items() if k in LOG_DEFAULTS}
