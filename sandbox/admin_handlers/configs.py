@@ -7,6 +7,7 @@ from __future__ import annotations
 from sandbox.server_properties import TOPIC_SYNONYMS
 from sandbox.coordinator import broker_configs
 from sandbox.coordinator.model import CoordinatorError
+from sandbox.coordinator.topic_configs import DEFAULTS as TOPIC_DEFAULTS
 from sandbox.coordinator.topic_configs import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, describe_resource
 from sandbox.protocol.extensions import RESTORE_CLUSTER_ID
 from sandbox.protocol.errors import INVALID_REQUEST, NONE
@@ -14,9 +15,17 @@ from sandbox.protocol.errors import INVALID_REQUEST, NONE
 from . import AdminHost
 
 
-def describe(admin: AdminHost, resource_type: int, name: str, keys) -> dict:
+def describe(admin: AdminHost, resource_type: int, name: str, keys, set_configs: dict[str, str] | None = None) -> dict:
+    """One DescribeConfigs result. set_configs: for a TOPIC, describe these as its own configs
+    instead of the topic's (CreateTopics' answer about a topic it made or would make)."""
     coord = admin.coordinator
     known = resource_type == RESOURCE_TOPIC and coord.topic(name) is not None
+    topic_configs = None
+    if set_configs is not None:
+        topic_configs = {**{k: (v, True) for k, v in TOPIC_DEFAULTS.items()},
+                         **{k: (v, False) for k, v in set_configs.items() if k in TOPIC_DEFAULTS}}
+    elif known:
+        topic_configs = coord.describe_configs(name)
     server = admin.server_configs()
     if resource_type == RESOURCE_BROKER:
         try:
@@ -25,7 +34,7 @@ def describe(admin: AdminHost, resource_type: int, name: str, keys) -> dict:
             return {"error_code": e.error_code, "error_message": e.message, "resource_type": resource_type,
                     "resource_name": name, "configs": []}
     return describe_resource(resource_type, name, keys,
-                             topic_configs=coord.describe_configs(name) if known else None,
+                             topic_configs=topic_configs,
                              server_configs=server,
                              # a topic config the topic does not set takes the server's setting
                              # (log.retention.ms for retention.ms), as Kafka shows it

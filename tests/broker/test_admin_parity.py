@@ -65,3 +65,41 @@ def test_a_user_topic_named_with_two_underscores_is_listed_and_not_internal(b):
     resp = b.call(75, 0, {"topics": [], "response_partition_limit": 100, "cursor": None})
     listed = {t.name: t.is_internal for t in resp.topics}
     assert listed.get("__debezium-heartbeat.x") is False
+
+
+def with_broker(tmp_path, **settings):
+    loop, state = open_broker(tmp_path, **settings)
+    return InProcess(REGISTRY, loop, state, DEFAULT_LISTENER), lambda: (loop.run_until_complete(state.close()),
+                                                                       loop.close())
+
+
+# ---- CreateTopics: a duplicated name, a null config value, the configs answered
+def test_create_topics_answers_a_duplicated_name_once_and_creates_it_not(b):
+    results = create(b, new_topic("dup"), new_topic("dup", 2), new_topic("single"))
+    assert sorted((r.name, int(r.error_code), r.error_message) for r in results) == [
+        ("dup", E.INVALID_REQUEST, "Duplicate topic name."), ("single", E.NONE, None)]
+    assert int(b.metadata("dup").topics[0].error_code) == E.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_create_topics_refuses_a_null_config_value(b):
+    [r] = create(b, new_topic("nulls", configs={"retention.ms": None, "cleanup.policy": "compact"}))
+    assert (int(r.error_code), r.error_message) == (E.INVALID_CONFIG,
+                                                   "Null value not supported for topic configs: retention.ms")
+    assert int(b.metadata("nulls").topics[0].error_code) == E.UNKNOWN_TOPIC_OR_PARTITION
+
+
+STATIC_BROKER, DEFAULT_CONFIG, DYNAMIC_TOPIC = 4, 5, 1
+
+
+@pytest.mark.parametrize("validate_only", [False, True])
+def test_create_topics_answers_the_effective_configs_with_their_sources(tmp_path, validate_only):
+    c, close = with_broker(tmp_path, **{"log.retention.ms": "3600000"})
+    try:
+        [r] = create(c, new_topic("eff", configs={"cleanup.policy": "compact"}), validate_only=validate_only)
+        assert int(r.error_code) == E.NONE
+        got = {x.name: (x.value, int(x.config_source)) for x in r.configs}
+        assert got["retention.ms"] == ("3600000", STATIC_BROKER)
+        assert got["cleanup.policy"] == ("compact", DYNAMIC_TOPIC)
+        assert got["segment.ms"] == ("604800000", DEFAULT_CONFIG)
+    finally:
+        close()
