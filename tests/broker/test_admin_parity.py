@@ -103,3 +103,50 @@ def test_create_topics_answers_the_effective_configs_with_their_sources(tmp_path
         assert got["segment.ms"] == ("604800000", DEFAULT_CONFIG)
     finally:
         close()
+
+
+# ---- CreatePartitions and DeleteTopics: duplicates, both or neither of name and id
+def test_create_partitions_refuses_a_duplicated_topic_and_changes_nothing(b):
+    create(b, new_topic("grow", 1))
+    resp = b.call(37, 3, {"topics": [{"name": "grow", "count": 2, "assignments": None},
+                                     {"name": "grow", "count": 3, "assignments": None}],
+                          "timeout_ms": 5000, "validate_only": False})
+    assert [(r.name, int(r.error_code), r.error_message) for r in resp.results] == [
+        ("grow", E.INVALID_REQUEST, "Duplicate topic name.")]
+    assert len(b.metadata("grow").topics[0].partitions) == 1
+
+
+def delete(c: InProcess, rows, version: int = 6):
+    body = ({"topics": [{"name": n, "topic_id": i or ZERO} for n, i in rows], "timeout_ms": 5000} if version >= 6
+            else {"topic_names": list(rows), "timeout_ms": 5000})
+    return sorted(((r.name, (r.topic_id or ZERO) if version >= 6 else None, int(r.error_code), getattr(r, "error_message", None))
+                   for r in c.call(20, version, body).responses), key=str)
+
+
+def exists(c: InProcess, name: str) -> bool:
+    return int(c.metadata(name).topics[0].error_code) == E.NONE
+
+
+def test_delete_topics_refuses_duplicates_and_rows_with_both_or_neither(b):
+    for name in ("n", "i", "both"):
+        create(b, new_topic(name))
+    i_id, both_id = b.metadata("i").topics[0].topic_id, b.metadata("both").topics[0].topic_id
+    got = delete(b, [("n", None), ("n", None), (None, i_id), (None, i_id), ("both", both_id), (None, None)])
+    assert got == sorted([("n", ZERO, E.INVALID_REQUEST, "Duplicate topic name."),
+                          (None, i_id, E.INVALID_REQUEST, "Duplicate topic id."),
+                          ("both", both_id, E.INVALID_REQUEST, "You may not specify both topic name and topic id."),
+                          (None, ZERO, E.INVALID_REQUEST, "Neither topic name nor id were specified.")], key=str)
+    assert exists(b, "n") and exists(b, "i") and exists(b, "both")
+    assert delete(b, ["n", "n"], version=5) == [("n", None, E.INVALID_REQUEST, "Duplicate topic name.")]
+    assert exists(b, "n")
+
+
+def test_delete_topics_disabled_refuses_the_whole_request_by_version(tmp_path):
+    c, close = with_broker(tmp_path, **{"delete.topic.enable": "false"})
+    try:
+        create(c, new_topic("kept"))
+        assert delete(c, ["kept"], version=2) == [("kept", None, E.INVALID_REQUEST, None)]   # v5+ carry a message
+        assert [r[2] for r in delete(c, ["kept"], version=3)] == [E.TOPIC_DELETION_DISABLED]
+        assert exists(c, "kept")
+    finally:
+        close()
