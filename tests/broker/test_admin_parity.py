@@ -150,3 +150,59 @@ def test_delete_topics_disabled_refuses_the_whole_request_by_version(tmp_path):
         assert exists(c, "kept")
     finally:
         close()
+
+
+# ---- DescribeConfigs / AlterConfigs / IncrementalAlterConfigs
+def describe_topic(c: InProcess, name: str, keys=None, synonyms: bool = False, docs: bool = False):
+    return c.call(32, 4, {"resources": [{"resource_type": 2, "resource_name": name, "configuration_keys": keys}],
+                          "include_synonyms": synonyms, "include_documentation": docs}).results[0]
+
+
+def alter(c: InProcess, resources, incremental: bool = True) -> list[tuple[int, str | None]]:
+    if incremental:
+        body = {"resources": [{"resource_type": 2, "resource_name": n, "configs": [
+            {"name": k, "config_operation": op, "value": v} for k, op, v in ops]} for n, ops in resources],
+            "validate_only": False}
+    else:
+        body = {"resources": [{"resource_type": 2, "resource_name": n, "configs": [
+            {"name": k, "value": v} for k, v in ops]} for n, ops in resources], "validate_only": False}
+    resp = c.call(44 if incremental else 33, 1 if incremental else 2, body)
+    return [(int(r.error_code), r.error_message) for r in resp.responses]
+
+
+SET, DELETE = 0, 1
+
+
+def test_describe_configs_checks_the_topic_name_first(b):
+    r = describe_topic(b, "bad name!")
+    assert int(r.error_code) == E.INVALID_TOPIC_EXCEPTION and r.error_message
+    r = describe_topic(b, "")
+    assert (int(r.error_code), r.error_message) == (E.INVALID_REQUEST, "Default topic resources are not allowed.")
+    assert int(describe_topic(b, "missing").error_code) == E.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_incremental_delete_of_a_key_not_set_is_a_no_op_but_setting_an_unknown_name_is_refused(b):
+    create(b, new_topic("cfg"))
+    assert alter(b, [("cfg", [("no.such.config", DELETE, None), ("retention.ms", DELETE, None)])]) == [(E.NONE, None)]
+    [(code, message)] = alter(b, [("cfg", [("no.such.config", SET, "1")])])
+    assert (code, message) == (E.INVALID_CONFIG, "Unknown topic config name: no.such.config")
+
+
+@pytest.mark.parametrize("incremental", [True, False])
+def test_a_resource_named_twice_in_one_alter_request_is_refused_and_not_applied(b, incremental):
+    create(b, new_topic("twice"))
+    ops = [("retention.ms", SET, "1000")] if incremental else [("retention.ms", "1000")]
+    ops2 = [("segment.ms", SET, "2000")] if incremental else [("segment.ms", "2000")]
+    got = alter(b, [("twice", ops), ("twice", ops2)], incremental)
+    assert got == [(E.INVALID_REQUEST, "Each resource must appear at most once.")] * 2
+    described = {c.name: c.value for c in describe_topic(b, "twice").configs}
+    assert (described["retention.ms"], described["segment.ms"]) == ("604800000", "604800000")
+
+
+def test_legacy_alter_configs_refuses_a_null_value_as_kafka_4_does(b):
+    create(b, new_topic("legacy", configs={"retention.ms": "5000"}))
+    assert alter(b, [("legacy", [("retention.ms", None)])], incremental=False) == [
+        (E.INVALID_REQUEST, "Null value not supported for : retention.ms")]
+    assert alter(b, [("legacy", [("segment.ms", "1"), ("segment.ms", "2")])], incremental=False) == [
+        (E.INVALID_REQUEST, "Error due to duplicate config keys")]
+    assert {c.name: c.value for c in describe_topic(b, "legacy").configs}["retention.ms"] == "5000"
