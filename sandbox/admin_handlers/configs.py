@@ -14,11 +14,22 @@ from sandbox.protocol.extensions import RESTORE_CLUSTER_ID
 from sandbox.protocol.errors import INVALID_REQUEST, NONE
 
 from . import AdminHost
+from .config_synonyms import annotate
 
 
-def describe(admin: AdminHost, resource_type: int, name: str, keys, set_configs: dict[str, str] | None = None) -> dict:
+def describe(admin: AdminHost, resource_type: int, name: str, keys, set_configs: dict[str, str] | None = None,
+             with_synonyms: bool = False, with_documentation: bool = False) -> dict:
     """One DescribeConfigs result. set_configs: for a TOPIC, describe these as its own configs
-    instead of the topic's (CreateTopics' answer about a topic it made or would make)."""
+    instead of the topic's (CreateTopics' answer about a topic it made or would make);
+    with_synonyms, with_documentation: what the request's include_* flags ask for."""
+    entry = _describe(admin, resource_type, name, keys, set_configs)
+    if with_synonyms or with_documentation:
+        entry = annotate(entry, resource_type, name, admin.coordinator.broker_configs(), admin.server_configs(),
+                         admin.controller_id, with_synonyms, with_documentation)
+    return entry
+
+
+def _describe(admin: AdminHost, resource_type: int, name: str, keys, set_configs: dict[str, str] | None) -> dict:
     coord = admin.coordinator
     known = resource_type == RESOURCE_TOPIC and coord.topic(name) is not None
     topic_configs = None

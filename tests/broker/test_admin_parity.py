@@ -206,3 +206,21 @@ def test_legacy_alter_configs_refuses_a_null_value_as_kafka_4_does(b):
     assert alter(b, [("legacy", [("segment.ms", "1"), ("segment.ms", "2")])], incremental=False) == [
         (E.INVALID_REQUEST, "Error due to duplicate config keys")]
     assert {c.name: c.value for c in describe_topic(b, "legacy").configs}["retention.ms"] == "5000"
+
+
+def test_describe_configs_answers_synonyms_and_documentation_when_asked(tmp_path):
+    c, close = with_broker(tmp_path, **{"log.retention.ms": "3600000"})
+    try:
+        create(c, new_topic("syn", configs={"retention.ms": "5000"}))
+        resp = c.call(44, 1, {"resources": [{"resource_type": 4, "resource_name": "", "configs": [
+            {"name": "log.retention.ms", "config_operation": SET, "value": "7200000"}]}], "validate_only": False})
+        assert int(resp.responses[0].error_code) == E.NONE
+        [entry] = describe_topic(c, "syn", ["retention.ms"], synonyms=True, docs=True).configs
+        assert [(s.name, s.value, int(s.source)) for s in entry.synonyms] == [
+            ("retention.ms", "5000", DYNAMIC_TOPIC), ("log.retention.ms", "7200000", 3),
+            ("log.retention.ms", "3600000", STATIC_BROKER), ("log.retention.ms", "604800000", DEFAULT_CONFIG)]
+        assert entry.documentation
+        [plain] = describe_topic(c, "syn", ["retention.ms"]).configs
+        assert list(plain.synonyms) == [] and plain.documentation is None
+    finally:
+        close()
