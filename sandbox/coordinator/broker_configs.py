@@ -58,7 +58,8 @@ INERT: dict[str, tuple[str, str]] = {
     "log.cleaner.io.max.bytes.per.second": ("double", "1.7976931348623157E308"),
     "log.cleaner.io.buffer.load.factor": ("double", "0.9"),
     "max.connections.per.ip.overrides": ("string", ""), "metric.reporters": ("string", ""),
-    # topic-config defaults whose topic configs are kept without effect here too
+    # topic-config defaults whose topic configs are kept without effect here too (but the two
+    # log.message.timestamp.* ones, which Produce reads itself: handlers/k00_produce.py)
     "log.roll.jitter.ms": ("long", "0"), "log.cleaner.max.compaction.lag.ms": ("long", _LONG_MAX),
     "log.message.timestamp.before.max.ms": ("long", _LONG_MAX),
     "log.message.timestamp.after.max.ms": ("long", "3600000"),

@@ -224,3 +224,29 @@ def test_describe_configs_answers_synonyms_and_documentation_when_asked(tmp_path
         assert list(plain.synonyms) == [] and plain.documentation is None
     finally:
         close()
+
+
+# ---- Produce: message.timestamp.before/after.max.ms (Kafka's LogValidator)
+def produce_at(c: InProcess, topic: str, ts_ms: int):
+    from sandbox.protocol.records import encode_batch
+    resp = c.call(0, 9, {"transactional_id": None, "acks": 1, "timeout": 5000, "topic_data": [
+        {"name": topic, "partition_data": [{"index": 0, "records": encode_batch(0, [b"a", b"b"], ts_ms)}]}]})
+    return resp.responses[0].partition_responses[0]
+
+
+def test_produce_refuses_create_time_timestamps_out_of_the_topic_bounds(b):
+    import time
+    now = int(time.time() * 1000)
+    create(b, new_topic("ts"))
+    create(b, new_topic("ts-open", configs={"message.timestamp.after.max.ms": str(2**63 - 1)}))
+    create(b, new_topic("ts-append", configs={"message.timestamp.type": "LogAppendTime"}))
+    create(b, new_topic("ts-old", configs={"message.timestamp.before.max.ms": "60000"}))
+    ahead = produce_at(b, "ts", now + 3 * 3_600_000)   # three hours ahead; the default allows one
+    assert int(ahead.error_code) == E.INVALID_TIMESTAMP
+    assert [int(e.batch_index) for e in ahead.record_errors] == [0, 1]
+    assert "is out of range" in ahead.record_errors[0].batch_index_error_message
+    assert int(produce_at(b, "ts", now).error_code) == E.NONE
+    assert int(produce_at(b, "ts-open", now + 3 * 3_600_000).error_code) == E.NONE
+    assert int(produce_at(b, "ts-append", now + 3 * 3_600_000).error_code) == E.NONE
+    assert int(produce_at(b, "ts-old", now - 3_600_000).error_code) == E.INVALID_TIMESTAMP
+    assert int(produce_at(b, "ts", now - 10 * 86_400_000).error_code) == E.NONE   # no lower bound by default
