@@ -179,13 +179,17 @@ def incremental_alter_configs_sets_a_topic_config(c: InProcess) -> None:
         {"name": "consumer.session.timeout.ms", "config_operation": 0, "value": "100"}]}], "validate_only": False})
     assert int(resp.responses[0].error_code) == E.INVALID_CONFIG
     # APPEND on a key that is not a list is refused for that resource only, and changes nothing
+    c.create_topic("t2")
     resp = c.call(44, 1, {"resources": [
         {"resource_type": 2, "resource_name": "t", "configs": [
             {"name": "retention.ms", "config_operation": 2, "value": "5"}]},
-        {"resource_type": 2, "resource_name": "t", "configs": [
+        {"resource_type": 2, "resource_name": "t2", "configs": [
             {"name": "cleanup.policy", "config_operation": 2, "value": "compact"}]}], "validate_only": False})
     assert [int(r.error_code) for r in resp.responses] == [E.INVALID_CONFIG, E.NONE]
     assert resp.responses[0].error_message == "Config value append is not allowed for config key: retention.ms"
+    resp = c.call(44, 1, {"resources": [{"resource_type": 2, "resource_name": "t", "configs": [
+        {"name": "cleanup.policy", "config_operation": 2, "value": "compact"}]}], "validate_only": False})
+    assert int(resp.responses[0].error_code) == E.NONE
     assert c.config_value("t", "retention.ms") == "999"
     assert c.config_value("t", "cleanup.policy") == "delete,compact"
 

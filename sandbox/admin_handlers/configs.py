@@ -7,17 +7,40 @@ from __future__ import annotations
 from sandbox.server_properties import TOPIC_SYNONYMS
 from sandbox.coordinator import broker_configs
 from sandbox.coordinator.model import CoordinatorError
+from sandbox.coordinator.rules import validate_topic_name
+from sandbox.coordinator.topic_configs import DEFAULTS as TOPIC_DEFAULTS
 from sandbox.coordinator.topic_configs import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, describe_resource
 from sandbox.protocol.extensions import RESTORE_CLUSTER_ID
 from sandbox.protocol.errors import INVALID_REQUEST, NONE
 
 from . import AdminHost
+from .config_synonyms import annotate
 
 
-def describe(admin: AdminHost, resource_type: int, name: str, keys) -> dict:
+def describe(admin: AdminHost, resource_type: int, name: str, keys, set_configs: dict[str, str] | None = None,
+             with_synonyms: bool = False, with_documentation: bool = False) -> dict:
+    """One DescribeConfigs result. set_configs: for a TOPIC, describe these as its own configs
+    instead of the topic's (CreateTopics' answer about a topic it made or would make);
+    with_synonyms, with_documentation: what the request's include_* flags ask for."""
+    entry = _describe(admin, resource_type, name, keys, set_configs)
+    if with_synonyms or with_documentation:
+        entry = annotate(entry, resource_type, name, admin.coordinator.broker_configs(), admin.server_configs(),
+                         admin.controller_id, with_synonyms, with_documentation)
+    return entry
+
+
+def _describe(admin: AdminHost, resource_type: int, name: str, keys, set_configs: dict[str, str] | None) -> dict:
     coord = admin.coordinator
     known = resource_type == RESOURCE_TOPIC and coord.topic(name) is not None
+    topic_configs = None
+    if set_configs is not None:
+        topic_configs = {**{k: (v, True) for k, v in TOPIC_DEFAULTS.items()},
+                         **{k: (v, False) for k, v in set_configs.items() if k in TOPIC_DEFAULTS}}
+    elif known:
+        topic_configs = coord.describe_configs(name)
     server = admin.server_configs()
+    if resource_type == RESOURCE_TOPIC and set_configs is None and (refused := topic_name_refusal(name)):
+        return {**refused, "resource_type": resource_type, "resource_name": name, "configs": []}
     if resource_type == RESOURCE_BROKER:
         try:
             broker_configs.check_name(name)
@@ -25,7 +48,7 @@ def describe(admin: AdminHost, resource_type: int, name: str, keys) -> dict:
             return {"error_code": e.error_code, "error_message": e.message, "resource_type": resource_type,
                     "resource_name": name, "configs": []}
     return describe_resource(resource_type, name, keys,
-                             topic_configs=coord.describe_configs(name) if known else None,
+                             topic_configs=topic_configs,
                              server_configs=server,
                              # a topic config the topic does not set takes the server's setting
                              # (log.retention.ms for retention.ms), as Kafka shows it
@@ -35,6 +58,28 @@ def describe(admin: AdminHost, resource_type: int, name: str, keys) -> dict:
                              writable=broker_configs.CONFIG_TYPES,
                              group_configs=coord.describe_group_configs(name) if resource_type == RESOURCE_GROUP
                              else None)
+
+
+def topic_name_refusal(name: str) -> dict | None:
+    """Kafka's controller checks a TOPIC resource's name before anything else: the error of one
+    no topic can have (the empty name: the default resource, which topics do not have), else None."""
+    if not name:
+        return {"error_code": INVALID_REQUEST, "error_message": "Default topic resources are not allowed."}
+    try:
+        validate_topic_name(name)
+    except CoordinatorError as e:
+        return {"error_code": e.error_code, "error_message": e.message}
+    return None
+
+
+def duplicated_resources(resources) -> set[tuple[int, str]]:
+    """The (type, name) of the resources an AlterConfigs or IncrementalAlterConfigs request names
+    more than once: each of those entries is refused, as Kafka's ConfigAdminManager refuses them."""
+    keys = [(int(r.resource_type), r.resource_name) for r in resources]
+    return {k for k in keys if keys.count(k) > 1}
+
+
+DUPLICATE_RESOURCE = "Each resource must appear at most once."
 
 
 def _dynamic(coord, resource_type: int, name: str, node_id: int, server: dict) -> dict[str, tuple[str, int]]:
@@ -74,6 +119,8 @@ async def alter(admin: AdminHost, resource_type: int, name: str, set_: dict, del
         except CoordinatorError as e:
             entry["error_code"], entry["error_message"] = e.error_code, e.message
         return entry
+    if resource_type == RESOURCE_TOPIC and (refused := topic_name_refusal(name)):
+        return {**entry, **refused}
     changes = {RESOURCE_TOPIC: admin.coordinator.alter_configs,
                RESOURCE_GROUP: admin.coordinator.alter_group_configs,
                RESOURCE_BROKER: admin.coordinator.alter_broker_configs}.get(resource_type)

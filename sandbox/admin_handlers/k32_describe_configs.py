@@ -1,5 +1,6 @@
 """DescribeConfigs (32), v1-v4: topic configs with defaults marked, and the answering server's
-own settings (a broker's, or the coordinator's)."""
+own settings (a broker's, or the coordinator's); each config's synonyms and documentation when
+the request asks for them (config_synonyms.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ MAX_VERSION = 4
 
 def handle(ctx, request) -> dict:
     return {"throttle_time": 0, "results": [
-        describe(ctx.admin, r.resource_type, r.resource_name, r.configuration_keys)
+        describe(ctx.admin, r.resource_type, r.resource_name, r.configuration_keys,
+                 with_synonyms=bool(getattr(request, "include_synonyms", False)),
+                 with_documentation=bool(getattr(request, "include_documentation", False)))
         if (code := config_refusal(ctx, r.resource_type, r.resource_name, DESCRIBE_CONFIGS)) == NONE else
         {"error_code": code, "error_message": None, "resource_type": r.resource_type,
          "resource_name": r.resource_name, "configs": []}

@@ -1,4 +1,6 @@
-"""CreatePartitions (37), v0-v3: grow a topic's partition count (never shrink)."""
+"""CreatePartitions (37), v0-v3: grow a topic's partition count (never shrink). A topic named
+twice in one request is changed for neither entry and answered once, INVALID_REQUEST
+"Duplicate topic name.", as Kafka's ControllerApis answers it."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from sandbox.protocol.errors import TOPIC_AUTHORIZATION_FAILED
 
 from .access import topic_refused
 from sandbox.coordinator.model import CoordinatorError
-from sandbox.protocol.errors import NONE
+from sandbox.protocol.errors import INVALID_REQUEST, NONE
 
 API_KEY = 37
 MIN_VERSION = 0
@@ -16,7 +18,13 @@ MAX_VERSION = 3
 
 async def handle(ctx, request) -> dict:
     out = []
+    names = [t.name for t in request.topics]
+    duplicated = {n for n in names if names.count(n) > 1}
+    for name in dict.fromkeys(n for n in names if n in duplicated):   # one answer each, nothing changed
+        out.append({"name": name, "error_code": INVALID_REQUEST, "error_message": "Duplicate topic name."})
     for t in request.topics:
+        if t.name in duplicated:
+            continue
         entry = {"name": t.name, "error_code": NONE, "error_message": None}
         assignments = [list(a.broker_ids) for a in t.assignments] if t.assignments else None
         if topic_refused(ctx, ALTER, t.name):   # ACLs: ALTER on the topic

@@ -1,6 +1,7 @@
-"""Which topics clients see: the coordinator's topics (internal `__` names only when named) as
-Metadata and DescribeTopicPartitions list them, plus `__consumer_offsets` and
-`__transaction_state` once they exist.
+"""Which topics clients see: the coordinator's topics as Metadata and DescribeTopicPartitions list
+them, Kafka's two internal topics (`__consumer_offsets`, `__transaction_state`) among them once
+they exist. Only those two are internal, as in Kafka (Topic.isInternal): a user's topic named
+`__debezium-heartbeat.x` is listed like any other.
 
 `__consumer_offsets` is a real, replicated, compacted internal topic (see offsets_topic.py): the
 broker creates it on first need (FindCoordinator, a commit), lists it as internal as Kafka does

@@ -58,7 +58,8 @@ INERT: dict[str, tuple[str, str]] = {
     "log.cleaner.io.max.bytes.per.second": ("double", "1.7976931348623157E308"),
     "log.cleaner.io.buffer.load.factor": ("double", "0.9"),
     "max.connections.per.ip.overrides": ("string", ""), "metric.reporters": ("string", ""),
-    # topic-config defaults whose topic configs are kept without effect here too
+    # topic-config defaults whose topic configs are kept without effect here too (but the two
+    # log.message.timestamp.* ones, which Produce reads itself: handlers/k00_produce.py)
     "log.roll.jitter.ms": ("long", "0"), "log.cleaner.max.compaction.lag.ms": ("long", _LONG_MAX),
     "log.message.timestamp.before.max.ms": ("long", _LONG_MAX),
     "log.message.timestamp.after.max.ms": ("long", "3600000"),
@@ -178,3 +179,8 @@ def effective(store: Mapping[str, Mapping[str, str]], broker_id: int) -> dict[st
 def topic_defaults(store: Mapping[str, Mapping[str, str]], broker_id: int) -> dict[str, tuple[str, int]]:
     """The topic configs one broker's dynamic settings give a default: topic key -> (value, source)."""
     return {LOG_DEFAULTS[k]: vs for k, vs in effective(store, broker_id).items() if k in LOG_DEFAULTS}
+
+
+def cluster_topic_defaults(store: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The topic-config defaults the cluster-wide dynamic settings give every topic: topic key -> value."""
+    return {LOG_DEFAULTS[k]: v for k, v in store.get(DEFAULT, {}).items() if k in LOG_DEFAULTS}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sandbox.protocol.errors import (
-    ELECTION_NOT_NEEDED, ELIGIBLE_LEADERS_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION,
+    ELECTION_NOT_NEEDED, ELIGIBLE_LEADERS_NOT_AVAILABLE, NONE, PREFERRED_LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION,
 )
 
 from .model import NO_LEADER, PartitionInfo, TopicInfo
@@ -139,7 +139,9 @@ def elect_leaders(machine: MetadataMachine, election_type: int, pairs: list[tupl
                 continue
             live = preferred in m._brokers and not m._brokers[preferred].fenced
             if not live or preferred not in p.isr:
-                out[(name, index)] = (ELIGIBLE_LEADERS_NOT_AVAILABLE, f"The preferred leader of {name}-{index} "
+                # Kafka's ReplicationControlManager: PREFERRED_LEADER_NOT_AVAILABLE for a preferred
+                # election (ELIGIBLE_LEADERS_NOT_AVAILABLE is the unclean one's)
+                out[(name, index)] = (PREFERRED_LEADER_NOT_AVAILABLE, f"The preferred leader of {name}-{index} "
                                       f"(broker {preferred}) is not alive and in sync.")
                 continue
             draft._change(topic, p, p.isr, preferred)

@@ -13,10 +13,8 @@ from . import acls, broker_configs, features, group_configs, quotas, rules, scra
 from .elections import Draft
 
 UNCLEAN = "unclean.leader.election.enable"
-from sandbox.protocol.errors import (
-    INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST,
-    INVALID_TOPIC_EXCEPTION, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION,
-)
+from sandbox.protocol.errors import (INVALID_PARTITIONS, INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST,
+                                     INVALID_TOPIC_EXCEPTION, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION)
 from .broker_sessions import BrokerSessions
 from .model import BrokerInfo, ClusterState, CoordinatorError, PartitionInfo, TopicInfo
 
@@ -331,6 +329,7 @@ class MetadataMachine(BrokerSessions):
                 if num_partitions <= rules.MAX_TOPIC_PARTITIONS else []
         rules.check_partition_count(max(len(replica_lists), num_partitions))
         cfg = topic_configs.validate(configs)
+        topic_configs.check_combination(cfg, broker_configs.cluster_topic_defaults(self._broker_configs))
         cfg.update(topic_configs.default_min_insync(self.min_insync_replicas, cfg, replica_lists))
         tid = str(topic_id)
         records: list[Record] = [{"type": "topic", "name": name, "topic_id": tid, "configs": cfg}]
@@ -372,12 +371,11 @@ class MetadataMachine(BrokerSessions):
         Not incremental: the topic's configs become exactly `set`."""
         topic = self._require_topic(name)
         new_values = topic_configs.validate(set)
+        # a deleted key the topic does not set changes nothing (a name Kafka does not know too):
+        # Kafka's controller checks only the configs the change leaves
         delete = [str(k) for k in (delete or ())]
-        delete = [k for k in delete if k not in topic_configs.DEPRECATED_IGNORED]
-        for key in delete:
-            if key not in topic_configs.DEFAULTS:
-                raise CoordinatorError(INVALID_CONFIG, f"Unknown topic config name: {key}")
         configs = topic_configs.merged(topic.configs, new_values, delete, incremental)
+        topic_configs.check_combination(configs, broker_configs.cluster_topic_defaults(self._broker_configs))
         draft = Draft(self)
         draft.emit({"type": "config", "topic_id": str(topic.topic_id), "configs": dict(sorted(configs.items()))})
         if configs.get(UNCLEAN) == "true" and topic.configs.get(UNCLEAN) != "true":

@@ -126,6 +126,11 @@ class PartitionInfo:
         return {"type": "partition-change", "topic_id": str(topic_id), **after.to_dict()}
 
 
+# Kafka's internal topics (Topic.INTERNAL_TOPICS): named here, beside the flag, as the client
+# package names them too (sandbox.client.partitioner)
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+
+
 @dataclass(frozen=True)
 class TopicInfo:
     """A topic. `configs` holds only the explicitly set (non-default) configs; every
@@ -144,7 +149,9 @@ class TopicInfo:
 
     @property
     def internal(self) -> bool:
-        return self.name.startswith("__")
+        """Kafka's Topic.isInternal: only the two topics its coordinators keep their state in; a
+        user's topic named `__x` is an ordinary one (listed, is_internal false)."""
+        return self.name in INTERNAL_TOPICS
 
     @property
     def replication_factor(self) -> int:

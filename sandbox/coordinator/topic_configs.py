@@ -14,28 +14,35 @@ log = logging.getLogger("sandbox.coordinator")
 
 LONG_MAX = str(2**63 - 1)
 
-# name -> Kafka's default value (as DescribeConfigs reports it)
+# name -> Kafka 4's default value (as DescribeConfigs reports it): LogConfig's topic configs.
+# Kafka 4.0 removed message.downconversion.enable and message.timestamp.difference.max.ms
+# (KIP-724, KIP-937): refused as unknown names, as Kafka refuses them.
 DEFAULTS: dict[str, str] = {
     "cleanup.policy": "delete",
+    "compression.gzip.level": "-1",
+    "compression.lz4.level": "9",
     "compression.type": "producer",
+    "compression.zstd.level": "3",
     "delete.retention.ms": "86400000",
     "file.delete.delay.ms": "60000",
     "flush.messages": LONG_MAX,
     "flush.ms": LONG_MAX,
+    "follower.replication.throttled.replicas": "",
     "index.interval.bytes": "4096",
+    "leader.replication.throttled.replicas": "",
     "local.retention.bytes": "-2",
     "local.retention.ms": "-2",
     "max.compaction.lag.ms": LONG_MAX,
     "max.message.bytes": "1048588",
-    "message.downconversion.enable": "true",
-    "message.timestamp.after.max.ms": LONG_MAX,
+    "message.timestamp.after.max.ms": "3600000",   # KIP-1030: one hour ahead at most
     "message.timestamp.before.max.ms": LONG_MAX,
-    "message.timestamp.difference.max.ms": LONG_MAX,
     "message.timestamp.type": "CreateTime",
     "min.cleanable.dirty.ratio": "0.5",
     "min.compaction.lag.ms": "0",
     "min.insync.replicas": "1",
     "preallocate": "false",
+    "remote.log.copy.disable": "false",
+    "remote.log.delete.on.disable": "false",
     "remote.storage.enable": "false",
     "retention.bytes": "-1",
     "retention.ms": "604800000",
@@ -52,18 +59,27 @@ DEPRECATED_IGNORED: dict[str, str] = {
     "message.format.version": "every record batch here is message format v2 (Kafka 4.0 removed it, KIP-724)",
 }
 
-# integer configs -> smallest accepted value
-_INT_MIN: dict[str, int] = {
+# integer configs -> (smallest, largest) accepted value: Kafka's INT configs are Java ints, its
+# LONG ones longs; None = no bound but the type's (retention.bytes: any negative is unlimited).
+# segment.bytes' smallest is 14, not Kafka 4.0's 1 MiB (KIP-1030), on purpose: small segments let
+# compaction be rehearsed with a few records (docs/configuration.md)
+INT_MAX, LONG_MAX_VALUE = 2**31 - 1, 2**63 - 1
+_INTS: frozenset[str] = frozenset({
+    "segment.bytes", "segment.index.bytes", "index.interval.bytes", "max.message.bytes", "min.insync.replicas",
+    "compression.gzip.level", "compression.lz4.level", "compression.zstd.level"})
+_INT_MIN: dict[str, int | None] = {
     "delete.retention.ms": 0, "file.delete.delay.ms": 0, "flush.messages": 1, "flush.ms": 0,
     "index.interval.bytes": 0, "max.compaction.lag.ms": 1, "max.message.bytes": 0,
-    "message.timestamp.difference.max.ms": 0, "message.timestamp.before.max.ms": 0,
-    "message.timestamp.after.max.ms": 0, "min.compaction.lag.ms": 0,
-    "min.insync.replicas": 1, "retention.bytes": -1, "retention.ms": -1,
+    "message.timestamp.before.max.ms": 0, "message.timestamp.after.max.ms": 0, "min.compaction.lag.ms": 0,
+    "min.insync.replicas": 1, "retention.bytes": None, "retention.ms": -1,
     "local.retention.bytes": -2, "local.retention.ms": -2, "segment.bytes": 14,
     "segment.index.bytes": 4, "segment.jitter.ms": 0, "segment.ms": 1,
+    "compression.lz4.level": 1, "compression.zstd.level": -131072,
 }
-_BOOLEANS = {"preallocate", "unclean.leader.election.enable",
-             "message.downconversion.enable", "remote.storage.enable"}
+_INT_MAX: dict[str, int] = {"compression.lz4.level": 17, "compression.zstd.level": 22}
+_BOOLEANS = {"preallocate", "unclean.leader.election.enable", "remote.storage.enable",
+             "remote.log.copy.disable", "remote.log.delete.on.disable"}
+_THROTTLED = {"leader.replication.throttled.replicas", "follower.replication.throttled.replicas"}
 _CHOICES: dict[str, frozenset[str]] = {
     "cleanup.policy": frozenset({"delete", "compact"}),   # or a list of both
     "message.timestamp.type": frozenset({"CreateTime", "LogAppendTime"}),
@@ -76,6 +92,37 @@ def _bad(key: str, value: object, why: str) -> CoordinatorError:
     return CoordinatorError(INVALID_CONFIG, f"Invalid value {value!r} for configuration {key}: {why}")
 
 
+def _integer(key: str, value: str, text: str) -> str:
+    """An INT or LONG config's value, checked as Kafka's ConfigDef parses and validates it."""
+    kind, top = ("INT", INT_MAX) if key in _INTS else ("LONG", LONG_MAX_VALUE)
+    try:
+        number = int(text)
+    except ValueError:
+        raise _bad(key, value, f"Not a number of type {kind}") from None
+    if not -top - 1 <= number <= top:
+        raise _bad(key, value, f"Not a number of type {kind}")
+    if key == "compression.gzip.level":   # Deflater: 1..9, or -1 for zlib's own default
+        if number != -1 and not 1 <= number <= 9:
+            raise _bad(key, value, "Value must be between 1 and 9 or equal to -1")
+        return str(number)
+    low, high = _INT_MIN[key], _INT_MAX.get(key)
+    if high is not None and not low <= number <= high:   # type: ignore[operator]
+        raise _bad(key, value, f"Value must be no less than {low} and no greater than {high}")
+    if low is not None and number < low:
+        raise _bad(key, value, f"Value must be at least {low}")
+    return str(number)
+
+
+def _throttled(key: str, value: str, text: str) -> str:
+    """Kafka's ThrottledReplicaListValidator: "*", or partition:broker pairs, comma-separated."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if parts == ["*"] or all(len(pair := p.split(":")) == 2 and all(x.strip().isdigit() for x in pair)
+                             for p in parts):
+        return ",".join(parts)
+    raise _bad(key, value, "must be the literal '*' or a list of replicas in the following format: "
+                           "[partitionId]:[brokerId],[partitionId]:[brokerId],...")
+
+
 def normalize_value(key: str, value: object) -> str:
     """Check one topic config; return its canonical string form or raise INVALID_CONFIG."""
     if key not in DEFAULTS:
@@ -83,18 +130,14 @@ def normalize_value(key: str, value: object) -> str:
     if not isinstance(value, str):
         raise _bad(key, value, "value must be a string")
     text = value.strip()
-    if key in _INT_MIN:
-        try:
-            number = int(text)
-        except ValueError:
-            raise _bad(key, value, "must be an integer") from None
-        if number < _INT_MIN[key] or number > 2**63 - 1:
-            raise _bad(key, value, f"must be at least {_INT_MIN[key]}")
-        return str(number)
+    if key in _INT_MIN or key == "compression.gzip.level":
+        return _integer(key, value, text)
     if key in _BOOLEANS:
         if text.lower() not in ("true", "false"):
             raise _bad(key, value, "must be true or false")
         return text.lower()
+    if key in _THROTTLED:
+        return _throttled(key, value, text)
     if key == "min.cleanable.dirty.ratio":
         try:
             ratio = float(text)
@@ -114,6 +157,16 @@ def normalize_value(key: str, value: object) -> str:
     if text not in _CHOICES[key]:
         raise _bad(key, value, "must be one of " + ", ".join(sorted(_CHOICES[key])))
     return text
+
+
+def check_combination(configs: Mapping[str, str], defaults: Mapping[str, str] | None = None) -> None:
+    """What Kafka's LogConfig.validateValues checks across a topic's configs (its own over the
+    defaults): min.compaction.lag.ms may not exceed max.compaction.lag.ms."""
+    effective = {**DEFAULTS, **(defaults or {}), **configs}
+    low, high = int(effective["min.compaction.lag.ms"]), int(effective["max.compaction.lag.ms"])
+    if low > high:
+        raise CoordinatorError(INVALID_CONFIG, f"conflict topic config setting min.compaction.lag.ms ({low}) > "
+                                               f"max.compaction.lag.ms ({high})")
 
 
 # Not a topic config (sandbox.protocol.extensions): the first leader epoch of a topic the
@@ -239,10 +292,8 @@ def incremental_ops(current: dict[str, str], ops, resource_type: int = 2) -> tup
 RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_GROUP = 2, 4, 32
 SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_BROKER, SOURCE_DEFAULT, SOURCE_GROUP = 1, 4, 5, 8
 _CONFIG_TYPES = {"cleanup.policy": 7, "compression.type": 2, "message.timestamp.type": 2,
-                 "preallocate": 1, "unclean.leader.election.enable": 1, "min.insync.replicas": 3,
-                 "message.downconversion.enable": 1, "remote.storage.enable": 1,
-                 "min.cleanable.dirty.ratio": 6, "max.message.bytes": 3, "segment.bytes": 3,
-                 "segment.index.bytes": 3, "index.interval.bytes": 3,
+                 **{k: 1 for k in _BOOLEANS}, **{k: 3 for k in _INTS}, **{k: 7 for k in _THROTTLED},
+                 "min.cleanable.dirty.ratio": 6,
                  # broker resource
                  "listeners": 7, "advertised.listeners": 7, "listener.security.protocol.map": 7,
                  "process.roles": 7, "log.dirs": 7, "log.cleanup.policy": 7, "broker.id": 3,

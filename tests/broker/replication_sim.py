@@ -217,6 +217,10 @@ class CoordinatorView:
         self.cluster_changed_at = None   # the coordinator's journal is never replaced here
         self.cluster_id = "simulated-history"   # so its history id never changes either
 
+    @property
+    def metadata_offset(self) -> int:
+        return self.offset
+
     def brokers(self):
         return self.sim.machine.brokers()
 

@@ -301,7 +301,8 @@ def test_an_idempotent_producer_needs_write_on_some_topic_when_nothing_is_open(t
 def test_delete_topics_tells_nothing_of_a_topic_the_principal_may_not_describe(cluster):
     admin, as_user = cluster
     t = admin.create_topic("ledger", 1)
-    grant(admin, acl(TOPIC, "ledger", "User:bob", ALL))
+    # an ACL names the cluster: no longer open to every login (DELETE there deletes any topic)
+    grant(admin, acl(TOPIC, "ledger", "User:bob", ALL), acl(CLUSTER, "kafka-cluster", "User:bob", DESCRIBE))
     alice = as_user("alice")
     by_name = alice.call(20, 6, {"topics": [{"name": "ledger", "topic_id": None}], "timeout_ms": 5000})
     by_id = alice.call(20, 6, {"topics": [{"name": None, "topic_id": t.topic_id}], "timeout_ms": 5000})
@@ -310,6 +311,28 @@ def test_delete_topics_tells_nothing_of_a_topic_the_principal_may_not_describe(c
         assert int(r.error_code) == E.TOPIC_AUTHORIZATION_FAILED and r.name == name
     assert by_name.responses[0].topic_id != t.topic_id
     assert "ledger" in listed_topics(admin)
+
+
+def test_delete_topics_as_kafka_authorizes_it_with_delete_on_the_cluster_and_describe_alone(cluster):
+    admin, as_user = cluster
+    admin.create_topic("ledger", 1)
+    admin.create_topic("kept", 1)
+    grant(admin, acl(TOPIC, "ghost", "User:alice", DESCRIBE), acl(TOPIC, "kept", "User:alice", DESCRIBE),
+          acl(TOPIC, "ledger", "User:carol", ALL),
+          acl(CLUSTER, "kafka-cluster", "User:bob", 6))   # 6: DELETE; the cluster is closed to alice
+
+    def delete(c, name):
+        r = c.call(20, 6, {"topics": [{"name": name, "topic_id": None}], "timeout_ms": 5000}).responses[0]
+        return int(r.error_code)
+
+    alice = as_user("alice")
+    assert delete(as_user("dave"), "ledger") == E.TOPIC_AUTHORIZATION_FAILED   # ledger's ACLs name carol only
+    # DELETE on the cluster deletes any topic (Kafka's hasClusterAuth)
+    assert delete(as_user("bob"), "ledger") == E.NONE
+    # describable, not deletable: a missing topic is told missing, an existing one refused
+    assert delete(alice, "ghost") == E.UNKNOWN_TOPIC_OR_PARTITION
+    assert delete(alice, "kept") == E.TOPIC_AUTHORIZATION_FAILED
+    assert "ledger" not in listed_topics(admin) and "kept" in listed_topics(admin)
 
 
 def test_a_regex_subscription_matches_only_topics_the_member_may_describe(cluster):

@@ -36,10 +36,10 @@ def test_the_preferred_leader_comes_back_only_when_alive_and_in_sync():
     moved = part(m)
     assert moved.leader != preferred and preferred not in moved.isr
     records, out = elections.elect_leaders(m, elections.PREFERRED, [("r", 0)])
-    assert out[("r", 0)][0] == E.ELIGIBLE_LEADERS_NOT_AVAILABLE and not records   # fenced
+    assert out[("r", 0)][0] == E.PREFERRED_LEADER_NOT_AVAILABLE and not records   # fenced (Kafka: 80, not 83)
     run(m, m.broker_heartbeat(preferred, m.broker(preferred).epoch, 0))
     records, out = elections.elect_leaders(m, elections.PREFERRED, [("r", 0)])
-    assert out[("r", 0)][0] == E.ELIGIBLE_LEADERS_NOT_AVAILABLE   # alive but not in sync yet
+    assert out[("r", 0)][0] == E.PREFERRED_LEADER_NOT_AVAILABLE   # alive but not in sync yet
     ls = part(m)
     run(m, [{"type": "partition-change", "topic_id": str(m.topic("r").topic_id), "index": 0,
              "replicas": list(ls.replicas), "isr": list(ls.replicas), "leader": ls.leader,

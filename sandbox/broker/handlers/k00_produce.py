@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 
 from sandbox.log import (
     CorruptRecordError,
@@ -29,14 +30,16 @@ from sandbox.log import (
     validate_batches,
 )
 
-from sandbox.log.batch import ATTR_TRANSACTIONAL, HEADER_SIZE, parse_header
+from sandbox.compression import decompress
+from sandbox.coordinator.broker_configs import effective as effective_broker_configs
+from sandbox.log.batch import ATTR_TRANSACTIONAL, HEADER_SIZE, parse_header, read_stored_records
 from ..records import first_keyless_record
 from ..internal_topics import OFFSETS_TOPIC, TXN_TOPIC
 from .. import storage
 from ..storage import STORAGE_ERRNOS
 from ..transactions.verifier import refusal
 from sandbox.protocol.errors import (
-    CORRUPT_MESSAGE,
+    CORRUPT_MESSAGE, INVALID_TIMESTAMP,
     INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, NOT_ENOUGH_REPLICAS, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
     KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
     NOT_LEADER_OR_FOLLOWER,
@@ -208,6 +211,65 @@ def _refused_here(state, topic: str, index: int, headers, expected: int | None) 
     return when is not None and time.monotonic() - when < REFUSED_MEMORY_S
 
 
+LONG_MAX = 2**63 - 1
+# per coordinator view: topic -> (metadata offset, (message.timestamp.before.max.ms,
+# .after.max.ms)), recomputed once the metadata (a topic config, a dynamic setting) changed
+_TIMESTAMP_BOUNDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _timestamp_bounds(state, topic: str) -> tuple[int, int]:
+    """A topic's message.timestamp.before.max.ms and .after.max.ms: its own, else this broker's
+    dynamic log.message.timestamp.* setting, else Kafka 4's defaults (no bound, one hour)."""
+    coord = state.coordinator
+    offset = coord.metadata_offset
+    cache = _TIMESTAMP_BOUNDS.setdefault(coord, {})
+    hit = cache.get(topic)
+    if hit is not None and hit[0] == offset:
+        return hit[1]
+    t = coord.topic(topic)
+    own = t.configs if t is not None else {}
+    dynamic = effective_broker_configs(coord.broker_configs(), state.node_id)
+
+    def one(key: str, default: int) -> int:
+        value = own.get(key) or dynamic.get("log." + key, (None, 0))[0]
+        return int(value) if value is not None else default
+
+    bounds = (one("message.timestamp.before.max.ms", LONG_MAX), one("message.timestamp.after.max.ms", 3_600_000))
+    cache[topic] = (offset, bounds)
+    return bounds
+
+
+def _timestamp_error(state, topic: str, index: int, records, headers) -> dict | None:
+    """Kafka's LogValidator for a CreateTime topic: INVALID_TIMESTAMP, with a record error per
+    record whose timestamp is more than message.timestamp.before.max.ms behind the broker's clock
+    or .after.max.ms ahead of it (records without a timestamp pass). The records are looked at
+    only when a batch header's range may hold one out of bounds."""
+    before, after = _timestamp_bounds(state, topic)
+    now = int(state.clock() * 1000)
+    low, high = (now - before if before < LONG_MAX else None), now + after
+    if all(h.max_timestamp <= high and (low is None or h.base_timestamp == -1) for h in headers):
+        return None
+    errors, mv, pos = [], memoryview(records), 0
+    for h in headers:
+        body = mv[pos + HEADER_SIZE:pos + h.size]
+        pos += h.size
+        if h.base_timestamp == -1:
+            continue
+        if h.compression:
+            body = decompress(h.compression, bytes(body))
+        for i, rec in enumerate(read_stored_records(body, h.records_count)):
+            ts = h.base_timestamp + rec.timestamp_delta
+            if ts > high or low is not None and ts < low:
+                errors.append({"batch_index": i, "batch_index_error_message": (
+                    f"Timestamp {ts} of message with offset {i} is out of range. The timestamp should be "
+                    f"within [{low if low is not None else -LONG_MAX - 1}, {high}]")})
+    if not errors:
+        return None
+    shown = ", ".join(e["batch_index_error_message"] for e in errors[:3])
+    return _error(index, INVALID_TIMESTAMP, f"One or more records have been rejected due to {len(errors)} record "
+                  f"errors in total, and only showing the first three errors at most: [{shown}]", errors)
+
+
 def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None = None) -> dict:
     state = ctx.state
     if topic in (OFFSETS_TOPIC, TXN_TOPIC):   # written by the coordinators only, as in Kafka
@@ -241,6 +303,8 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
         code = _unverified(ctx, txn_id, topic, index, headers[0]) if headers else NONE
         if code != NONE:
             return _error(index, code, f"{topic}-{index} is not part of the producer's ongoing transaction")
+        if not plog.config.log_append_time and (late := _timestamp_error(state, topic, index, records, headers)):
+            return late
         if plog.config.compacts:
             keyless = first_keyless_record(records, headers)
             if keyless is not None:

@@ -1,8 +1,9 @@
 """Metadata (3), v0-v13 (v13 adds a top-level error code, always NONE here): brokers, cluster id, topics with ids, partitions, leaders.
 
 topics=None (v1+) or [] (v0) means all topics; unknown topics are auto-created when the
-request and the broker allow it. Internal topics are listed only when asked for by name, except
-`__consumer_offsets` once it exists (see internal_topics).
+request and the broker allow it. Kafka's internal topics (`__consumer_offsets`,
+`__transaction_state`) are listed once they exist, flagged is_internal (see internal_topics); a
+user's topic whose name starts with `__` is an ordinary topic.
 Brokers are listed with their addresses on the listener the request came in through.
 """
 
@@ -43,7 +44,7 @@ def _topic_entry(t, operations: int = UNREQUESTED) -> dict:
         })
     return {
         "error_code": NONE, "name": t.name, "topic_id": t.topic_id,
-        "is_internal": t.name.startswith("__"), "partitions": parts,
+        "is_internal": t.internal, "partitions": parts,
         "topic_authorized_operations": operations,
     }
 
@@ -57,7 +58,7 @@ _ENCODED: dict[int, dict[int, tuple]] = {}
 def _encoded_topics(version: int, topics) -> list[bytes]:
     old, new, out = _ENCODED.get(version, {}), {}, []
     for t in topics:
-        if t.name.startswith("__"):
+        if t.internal:   # listed after, once they exist (listed_internal_topics)
             continue
         key = id(t.partitions)
         hit = old.get(key)
@@ -93,7 +94,7 @@ async def handle(ctx, request) -> dict:
     checked = ctx.restricted or with_ops
     out = []
     if all_topics and checked:   # ACLs: only the topics the principal may DESCRIBE are listed
-        for t in [*(t for t in coord.topics() if not t.name.startswith("__")), *listed_internal_topics(state)]:
+        for t in [*(t for t in coord.topics() if not t.internal), *listed_internal_topics(state)]:
             if not ctx.allowed(DESCRIBE, TOPIC, t.name, report=False):
                 continue
             out.append(_topic_entry(t, ctx.operations(TOPIC, t.name) if with_ops else UNREQUESTED))

@@ -13,6 +13,7 @@ from sandbox.protocol.errors import TOPIC_AUTHORIZATION_FAILED
 import uuid
 
 from sandbox.coordinator import CoordinatorError
+from sandbox.coordinator.model import INTERNAL_TOPICS
 from sandbox.coordinator.rules import validate_topic_name
 
 from ..internal_topics import listed_topics, lookup_topic
@@ -28,7 +29,7 @@ ZERO_UUID = uuid.UUID(int=0)
 
 
 def _missing(name: str, code: int) -> dict:
-    return {"error_code": code, "name": name, "topic_id": ZERO_UUID, "is_internal": name.startswith("__"),
+    return {"error_code": code, "name": name, "topic_id": ZERO_UUID, "is_internal": name in INTERNAL_TOPICS,
             "partitions": (), "topic_authorized_operations": UNKNOWN_AUTHORIZED_OPERATIONS}
 
 
