@@ -32,7 +32,7 @@ def topics_list(config: Optional[Path] = ConfigOpt, bootstrap: Optional[str] = B
     with _client(target.bootstrap) as c:
         md = _call(c.metadata)[0]
         for name in sorted(md.topics):
-            if not name.startswith("__"):
+            if not md.topics[name].internal:   # Kafka's two internal topics; a user's __x is listed
                 typer.echo(f"{name}\t{len(md.topics[name].partitions)} partitions")
 
 

@@ -32,7 +32,7 @@ def snapshot(md: Any, *, internal: bool = False) -> Snapshot:
     live = {b.id for b in md.brokers}
     out: Snapshot = {}
     for name, t in md.topics.items():
-        if getattr(t, "error_code", 0) or (not internal and (t.internal or name.startswith("__"))):
+        if getattr(t, "error_code", 0) or (not internal and t.internal):
             continue
         for p in t.partitions:
             gone = set(getattr(p, "offline_replicas", ()) or ()) | {r for r in p.replicas if r not in live}

@@ -185,7 +185,7 @@ def _prefetch_min_isr(client: KafkaClient, md: Any) -> None:
     wanted = {}
     for name, t in md.topics.items():
         hit = _MIN_ISR.get((name, t.topic_id))
-        if not (t.internal or name.startswith("__") or t.error_code) and (hit is None or now - hit[0] >= _MIN_ISR_TTL_S):
+        if not (t.internal or t.error_code) and (hit is None or now - hit[0] >= _MIN_ISR_TTL_S):
             wanted[name] = t.topic_id
     if len(wanted) < 2:
         return   # topic_min_isr asks for a single one itself
@@ -220,7 +220,7 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
         by_topic.setdefault(topic, []).append(v)
     _prefetch_min_isr(client, md)
     listed = [name for name in sorted(md.topics)
-              if not (md.topics[name].internal or name.startswith("__") or md.topics[name].error_code)]
+              if not (md.topics[name].internal or md.topics[name].error_code)]
     askable = {name: [p.index for p in md.topics[name].partitions if p.leader >= 0 and p.leader not in skip]
                for name in listed} if brokers_answer else {}
     askable = {name: ps for name, ps in askable.items() if ps}

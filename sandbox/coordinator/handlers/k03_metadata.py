@@ -24,7 +24,7 @@ def topic_entry(t) -> dict:
         "replica_nodes": tuple(p.replicas), "isr_nodes": tuple(p.isr), "offline_replicas": (),
     } for p in t.partitions]
     return {"error_code": NONE, "name": t.name, "topic_id": t.topic_id,
-            "is_internal": t.name.startswith("__"), "partitions": parts,
+            "is_internal": t.internal, "partitions": parts,
             "topic_authorized_operations": UNKNOWN_AUTHORIZED_OPERATIONS}
 
 
