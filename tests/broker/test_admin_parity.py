@@ -5,28 +5,18 @@ what a review against Kafka's ControllerApis / ConfigAdminManager / LogConfig fo
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import pytest
 
 from inprocess import InProcess
-from sandbox.broker.config import DEFAULT_LISTENER, BrokerConfig
+from sandbox.broker.config import DEFAULT_LISTENER
 from sandbox.broker.handlers import REGISTRY
-from sandbox.broker.state import BrokerState
 from sandbox.protocol import errors as E
 
+from test_acl_enforcement import open_broker   # noqa: E402 - a broker state opened in a temp dir
+
 ZERO = uuid.UUID(int=0)
-
-
-def open_broker(tmp_path, **settings):
-    loop = asyncio.new_event_loop()
-    config = BrokerConfig(data_dir=tmp_path / "broker", port=19094)
-    if settings:
-        config.apply_overrides(settings)
-    state = BrokerState(config)
-    loop.run_until_complete(state.open())
-    return loop, state
 
 
 @pytest.fixture
