@@ -290,7 +290,11 @@ class Supervisor(Recovery, Stopping, Rehearsal):
         if handle is None:
             return
         svc.handle, svc.pid = handle, handle.pid
-        svc.started_at, svc.started_mono = self._wall(), now
+        # its uptime counts from its start, not from the adoption (SPEC: seconds since it started)
+        started = getattr(handle, "started_wall", None)
+        wall = self._wall()
+        svc.started_at = started if started is not None and started <= wall else wall
+        svc.started_mono = now - (wall - svc.started_at)
         svc.state, svc.healthy, svc.adopted_at, svc.been_healthy = "starting", False, now, False
         svc.ever_started, svc.next_start = True, None
         svc.start_offset = svc.log_offset = log_size(svc.spec.log_path)
@@ -391,11 +395,16 @@ class Supervisor(Recovery, Stopping, Rehearsal):
         svc.last_probe_at = now
         svc.latency_ms = result.latency_ms
         if result.ok:
+            failed_for = None if svc.failing_since is None or not svc.been_healthy else now - svc.failing_since
             svc.failing_since = svc.adopted_at = None
             svc.been_healthy = True
             if not svc.healthy:
                 svc.healthy, svc.state, svc.fresh_journal = True, "running", False
-                self._emit(svc, "healthy", result.detail, probe=result.probe, latency_ms=result.latency_ms)
+                # a failure shorter than unhealthy_after_s has no "unhealthy" event of its own: this
+                # one says how long the service did not answer
+                detail = result.detail if failed_for is None else \
+                    f"answering again after {failed_for:.1f}s of failed probes ({result.detail})"
+                self._emit(svc, "healthy", detail, probe=result.probe, latency_ms=result.latency_ms)
             if svc.problem and svc.problem.startswith(FILE_HELD):
                 svc.problem = None
                 self._emit(svc, "file-in-use", "the file was let go: running again", resolved=True)

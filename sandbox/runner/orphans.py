@@ -94,6 +94,10 @@ class AdoptedHandle:
     def __init__(self, proc: psutil.Process) -> None:
         self.proc = proc
         self.pid = proc.pid
+        try:
+            self.started_wall: float | None = proc.create_time()   # seconds since the epoch
+        except psutil.Error:
+            self.started_wall = None
 
     def poll(self) -> int | None:
         try:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from runner.runner_fakes import FakeClock, FakeProbe, FakeSpawner, append_log, kinds, spec
+from runner.runner_fakes import FakeClock, FakeHandle, FakeProbe, FakeSpawner, append_log, kinds, spec
 
 from sandbox.runner.native import RecoveryPolicy, Supervisor
 from sandbox.runner.statefile import read_state
@@ -383,3 +383,43 @@ def test_a_full_disk_reported_by_a_service_is_a_problem_until_writes_succeed_aga
     assert sup.service("broker-1")["problem"] is None
     assert sup.events[-1]["kind"] == "disk-full" and sup.events[-1]["resolved"] is True
     assert not (tmp_path / ".sandbox" / "quarantine").exists()
+
+
+def test_a_failure_shorter_than_unhealthy_after_is_told_by_the_healthy_event_that_ends_it(tmp_path):
+    """No "unhealthy" event before unhealthy_after_s (a blip restarts nothing), so the "healthy"
+    event that ends a shorter failure says how long the service did not answer: before, a 9 s hang
+    left only a bare "healthy"."""
+    sup, clock, spawner, probe = make(tmp_path, policy=RecoveryPolicy(unhealthy_after_s=10))
+    probe.ok["broker-1"] = True
+    sup.step()
+    sup.step()
+    probe.ok["broker-1"] = False
+    for _ in range(6):
+        clock.advance(1)
+        sup.step()
+    probe.ok["broker-1"] = True
+    clock.advance(1)
+    sup.step()
+    ev = [e for e in sup.events if e["kind"] == "healthy" and e.get("service") == "broker-1"]
+    assert "unhealthy" not in kinds(sup.events)
+    assert "answering again after 6.0s of failed probes" in ev[-1]["detail"], ev
+    assert "answering again" not in ev[0]["detail"]   # the first, at its start, is a plain one
+
+
+def test_an_adopted_service_counts_its_uptime_from_its_own_start(tmp_path):
+    """SPEC: uptime_s is the seconds since the service started; an adopted one (started by a
+    supervisor that died) showed the seconds since the adoption."""
+    calls: list = []
+
+    def adopt(s):
+        h = FakeHandle(4242, s, calls)
+        h.started_wall = 1_795_000_000.0 - 300   # five minutes before this supervisor's clock starts
+        return h
+
+    sup, clock, spawner, probe = make(tmp_path, adopt=adopt)
+    probe.ok["broker-1"] = True
+    sup.step()
+    clock.advance(2)
+    sup.step()
+    st = sup.service("broker-1")
+    assert st["pid"] == 4242 and st["uptime_s"] == pytest.approx(300 + clock.t)
