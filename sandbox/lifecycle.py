@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 STOP_FILE = "stop"
+# what a service logs right before it opens its journal: a crash loop whose runs never got this
+# far is not the journal's doing, and the supervisor does not quarantine it (runner/recovery.py)
+JOURNAL_OPENING = "opening the journal in"
 #: Events that report something that went as planned: logged at INFO; the rest ask for attention.
 ROUTINE_EVENTS = frozenset({"start", "compacted"})
 

@@ -141,6 +141,7 @@ class BrokerState(DiskFolders, Durability, RefusedFolders, GroupOwnership):
         """Recover the journal, join the coordinator (remote, or embedded in combined mode),
         restore topics the metadata lost, open groups and offsets."""
         data = Path(self.config.data_dir)
+        log.info("%s %s", lifecycle.JOURNAL_OPENING, data)
         self.partitions = dict(self.logs.open())
         self.doomed |= self.logs.refused_deletions   # deleted before a restart, a file still held
         coord: CoordinatorAPI

@@ -150,6 +150,7 @@ class CoordinatorServer(lifecycle.Service):
         """The journal, the coordinator and its metadata feed, without sockets: what handlers
         see (start() opens them once the port is bound; in-process tests call this alone)."""
         cfg = self.config
+        log.info("%s %s", lifecycle.JOURNAL_OPENING, self.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         lifecycle.clear_stop_file(self.data_dir)
         seed = functools.cache(lambda: read_seed(cfg.seed_acls))

@@ -44,6 +44,16 @@ def _read_from(path: Path, offset: int) -> tuple[bytes, int]:
         return b"", offset
 
 
+def mentions(path: Path, text: str, since: int = 0) -> bool:
+    """Whether the log holds `text` at or after byte `since` (in its last _MAX_SCAN bytes). True
+    when that cannot be told (no log at all, or one cut shorter since): nothing is concluded."""
+    size = log_size(path)
+    if size == 0 or size < since:
+        return True
+    data, _ = _read_from(path, since)
+    return text.encode() in data
+
+
 def tail_lines(path: Path, n: int = 20, since: int = 0) -> list[str]:
     """The last `n` lines written to the log at or after byte `since`."""
     data, _ = _read_from(path, since)

@@ -4,8 +4,8 @@ path that cannot be used) followed by a clean start and the topics re-created.""
 
 from __future__ import annotations
 
-from sandbox.lifecycle import EXIT_CONFIG
-from sandbox.runner.logscan import tail_lines
+from sandbox.lifecycle import EXIT_CONFIG, JOURNAL_OPENING
+from sandbox.runner.logscan import mentions, tail_lines
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE
 from sandbox.runner.probe import port_owner
 from sandbox.runner.quarantine import (DISK_FULL, QuarantineError, clear_leftovers, has_data, path_problem, prune,
@@ -77,6 +77,7 @@ class Recovery:
         self._scan_log(svc)  # repair lines it wrote before dying come first
         tail = tail_lines(svc.spec.log_path, LOG_TAIL_LINES, since=svc.start_offset)
         svc.handle, svc.pid, svc.healthy, svc.last_exit_code = None, None, False, code
+        svc.journal_reached = mentions(svc.spec.log_path, JOURNAL_OPENING, svc.start_offset)
         if self._on_spawn is not None:
             self._on_spawn(svc.spec, None)
         if code == EXIT_CONFIG and (svc.config_error or {}).get("reason") == FILE_IN_USE:
@@ -138,6 +139,11 @@ class Recovery:
         if policy.on_crash == "off":
             svc.state, svc.next_start = "crashed", None
             return
+        if svc.killed_on_request:   # `sandbox kill`: a rehearsal, never a step towards a crash loop
+            svc.killed_on_request = False
+            svc.restarts += 1
+            svc.state, svc.next_start, svc.restart_reason = "recovering", now, "after a kill on request"
+            return
         count = svc.window.record(now)
         looping = count > policy.max_restarts
         unrepairable = code == EXIT_UNREPAIRABLE
@@ -164,6 +170,15 @@ class Recovery:
                     svc.looping = True
                     self._emit(svc, "crash-loop", f"{why}; exit code {EXIT_USAGE} is a usage error (see its log), "
                                                   f"wiping the journal would not help", exits=count)
+        if wipe and not unrepairable and not svc.journal_reached:
+            # it died before it opened its journal (a broken Python environment, a missing
+            # dependency): moving the journal aside would lose its records and cure nothing
+            svc.state, svc.next_start = "crashed", None
+            svc.problem = (f"{svc.name} exits before it opens its journal ({why}): not a journal problem, "
+                           f"so its journal is kept; see {svc.spec.log_path}, fix the cause and run "
+                           f"`sandbox restart {svc.name}`")
+            self._emit(svc, "crash-loop", svc.problem, exits=count)
+            return
         if wipe:
             if svc.fresh_journal:
                 svc.state, svc.next_start = "crashed", None

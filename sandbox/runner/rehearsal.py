@@ -46,6 +46,7 @@ class Rehearsal:
         if kind == "kill":
             self._unpause(svc, now, quiet=True)
             self._emit(svc, "kill", f"pid {svc.pid} killed on request", pid=svc.pid)
+            svc.killed_on_request = True   # restarted as after a crash, but not counted as one
             svc.handle.kill()   # the next pass sees it exit and restarts it as after any crash
             return
         if svc.paused_until is None:

@@ -122,6 +122,8 @@ class ServiceRecord(OwesRestore):
         self.last_fault: str | None = None         # the last supervisor error on it (reported once)
         self.adopted_at: float | None = None       # taken over from an earlier supervisor, not yet healthy
         self.paused_until: float | None = None     # frozen on request (sandbox pause) until then
+        self.killed_on_request = False             # `sandbox kill`: its exit is no crash to count
+        self.journal_reached = True                # its last run logged that it opened its journal
 
     @property
     def name(self) -> str:

@@ -396,3 +396,28 @@ def test_a_slow_restore_runs_off_the_supervisors_pass(tmp_path):
     done = [e for e in sup.events if e["kind"] == "topics-recreated"]
     assert [e["ok"] for e in done] == [False, True] and "broker-2 did not answer" in done[0]["detail"]
     assert calls == ["broker-1", "broker-1"] and sup.service("broker-1")["problem"] is None
+
+
+def test_a_crash_loop_that_never_reaches_the_journal_keeps_it_and_says_so(tmp_path):
+    """A service that dies before it opens its journal (a broken Python environment, a missing
+    dependency) crash-loops too; quarantining its journal then lost every record it held and
+    cured nothing. Its log shows whether a run got as far as the journal."""
+    from sandbox.lifecycle import JOURNAL_OPENING
+    policy = RecoveryPolicy(max_restarts=2, restart_window_s=60)
+    sup, clock, spawner, probe, s, recreated = make(tmp_path, policy)
+    spawner.log_on_start["broker-1"] = ["Traceback (most recent call last):", "ImportError: no module named x"]
+    sup.step()
+    for _ in range(4):
+        crash(sup, clock, spawner)
+    assert "wipe" not in kinds(sup.events)
+    assert (s.data_dir / "orders-0" / "00000000000000000000.log").read_bytes() == b"old batches"
+    st = sup.service("broker-1")
+    assert st["state"] == "crashed" and "exits before it opens its journal" in st["problem"]
+    assert "sandbox restart broker-1" in st["problem"]
+    # the same loop once it reached its journal: quarantined as before
+    sup2, clock2, spawner2, _p, s2, _r = make(tmp_path / "b", policy)
+    spawner2.log_on_start["broker-1"] = [f"{JOURNAL_OPENING} {s2.data_dir}", "Traceback (most recent call last):"]
+    sup2.step()
+    for _ in range(4):
+        crash(sup2, clock2, spawner2)
+    assert "wipe" in kinds(sup2.events)

@@ -32,7 +32,8 @@ def test_kill_is_a_crash_and_the_service_comes_back_with_a_new_process(tmp_path)
     sup.step()
     assert first.killed and first.code == -9
     sup.step()
-    assert kinds(sup.events, "broker-1")[-2:] == ["kill", "crash"]
+    got = kinds(sup.events, "broker-1")
+    assert got[got.index("kill"):][:3] == ["kill", "crash", "restart"]   # at once: a kill earns no backoff
     for _ in range(5):
         clock.advance(1)
         sup.step()
@@ -237,3 +238,20 @@ def test_a_pause_is_in_the_state_file_before_the_same_pass_probes_anything(tmp_p
     sup.step()
     assert spawner.current("broker-1").frozen
     assert seen and seen[0] == "paused", seen
+
+
+def test_kills_on_request_never_add_up_to_a_crash_loop_that_wipes_the_journal(tmp_path):
+    """`sandbox kill` is a rehearsal: eight in a minute (max_restarts is 5) counted as crashes
+    quarantined a healthy broker's journal, and with it every record it held."""
+    sup, clock, spawner, probe = make(tmp_path)
+    (tmp_path / ".sandbox" / "broker-1").mkdir(parents=True, exist_ok=True)
+    (tmp_path / ".sandbox" / "broker-1" / "orders-0").mkdir(exist_ok=True)
+    for _ in range(8):
+        sup.kill("broker-1")
+        sup.step()
+        for _ in range(3):
+            clock.advance(1)
+            sup.step()
+    assert "wipe" not in kinds(sup.events) and "crash-loop" not in kinds(sup.events)
+    assert len(spawner.handles("broker-1")) == 9 and sup.service("broker-1")["state"] == "running"
+    assert (tmp_path / ".sandbox" / "broker-1" / "orders-0").is_dir()
