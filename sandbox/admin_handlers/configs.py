@@ -79,7 +79,7 @@ def duplicated_resources(resources) -> set[tuple[int, str]]:
     return {k for k in keys if keys.count(k) > 1}
 
 
-DUPLICATE_RESOURCE = "Each resource must appear at most once."
+DUPLICATED_RESOURCE_MESSAGE = "Each resource must appear at most once."
 
 
 def _dynamic(coord, resource_type: int, name: str, node_id: int, server: dict) -> dict[str, tuple[str, int]]:

@@ -9,7 +9,7 @@ from sandbox.coordinator.acls import ALTER_CONFIGS
 from sandbox.protocol.errors import INVALID_REQUEST, NONE
 
 from .access import config_refusal
-from .configs import DUPLICATE_RESOURCE, alter, duplicated_resources
+from .configs import DUPLICATED_RESOURCE_MESSAGE, alter, duplicated_resources
 
 API_KEY = 33
 MIN_VERSION = 0
@@ -19,7 +19,7 @@ MAX_VERSION = 2
 def _malformed(r, duplicated) -> str | None:
     names = [c.name for c in r.configs]
     if (int(r.resource_type), r.resource_name) in duplicated:
-        return DUPLICATE_RESOURCE
+        return DUPLICATED_RESOURCE_MESSAGE
     if len(names) != len(set(names)):
         return "Error due to duplicate config keys"
     nulls = [c.name for c in r.configs if c.value is None]

@@ -12,7 +12,7 @@ from .access import config_refusal
 from sandbox.coordinator.model import CoordinatorError
 from sandbox.coordinator.topic_configs import incremental_ops
 
-from .configs import DUPLICATE_RESOURCE, alter, current, duplicated_resources
+from .configs import DUPLICATED_RESOURCE_MESSAGE, alter, current, duplicated_resources
 
 API_KEY = 44
 MIN_VERSION = 0
@@ -24,7 +24,7 @@ async def handle(ctx, request) -> dict:
     duplicated = duplicated_resources(request.resources)
     for r in request.resources:
         if (int(r.resource_type), r.resource_name) in duplicated:   # every entry of it refused, none applied
-            out.append({"error_code": INVALID_REQUEST, "error_message": DUPLICATE_RESOURCE,
+            out.append({"error_code": INVALID_REQUEST, "error_message": DUPLICATED_RESOURCE_MESSAGE,
                         "resource_type": r.resource_type, "resource_name": r.resource_name})
             continue
         code = config_refusal(ctx, r.resource_type, r.resource_name, ALTER_CONFIGS)   # ACLs

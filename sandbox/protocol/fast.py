@@ -233,14 +233,46 @@ def encode_produce_response(correlation_id: int, version: int, body: dict) -> by
                     if flexible:
                         out.append(0)
                 _put_string(out, p.get("error_message"), flexible)
-            if flexible:
-                out.append(0)  # current_leader (tag 0) is never set: no tagged fields
+            if flexible:   # v10+: current_leader (tag 0) on a not-the-leader error (KIP-951)
+                _put_tagged(out, [(0, _leader_and_epoch(p.get("current_leader")))] if version >= 10 else [])
         if flexible:
             out.append(0)
     out += _I32.pack(_ms(body.get("throttle_time", 0)))
-    if flexible:
-        out.append(0)  # node_endpoints (tag 0) is never set
+    if flexible:   # v10+: node_endpoints (tag 0), the addresses of the leaders named
+        _put_tagged(out, [(0, _node_endpoints(body.get("node_endpoints")))] if version >= 10 else [])
     _I32.pack_into(out, 0, len(out) - 4)
+    return bytes(out)
+
+
+def _put_tagged(out: bytearray, fields: list[tuple[int, bytes | None]]) -> None:
+    """A tagged-field section: the fields given (tag, encoded value), those None left out."""
+    fields = [(tag, data) for tag, data in fields if data is not None]
+    _put_uvarint(out, len(fields))
+    for tag, data in fields:
+        _put_uvarint(out, tag)
+        _put_uvarint(out, len(data))
+        out += data
+
+
+def _leader_and_epoch(leader: dict | None) -> bytes | None:
+    """LeaderIdAndEpoch (KIP-951): leader id, leader epoch, no tagged fields."""
+    if not leader:
+        return None
+    return _I32.pack(leader["leader_id"]) + _I32.pack(leader["leader_epoch"]) + b"\x00"
+
+
+def _node_endpoints(nodes: list | None) -> bytes | None:
+    """NodeEndpoints (KIP-951): node id, host, port, rack of each leader named."""
+    if not nodes:
+        return None
+    out = bytearray()
+    _put_array_len(out, len(nodes), True)
+    for n in nodes:
+        out += _I32.pack(n["node_id"])
+        _put_string(out, n["host"], True)
+        out += _I32.pack(n["port"])
+        _put_string(out, n.get("rack"), True)
+        out.append(0)
     return bytes(out)
 
 
@@ -309,12 +341,13 @@ def encode_fetch_response(correlation_id: int, version: int, body: dict) -> list
                         parts.append(records)
                         out = bytearray()
                         parts.append(out)
-            if flexible:
-                out.append(0)  # diverging_epoch, current_leader, snapshot_id never set
+            if flexible:   # v16+: current_leader (tag 1) on a not-the-leader error (KIP-951);
+                # diverging_epoch and snapshot_id are never set
+                _put_tagged(out, [(1, _leader_and_epoch(p.get("current_leader")))] if version >= 16 else [])
         if flexible:
             out.append(0)
-    if flexible:
-        out.append(0)
+    if flexible:   # v16+: node_endpoints (tag 0)
+        _put_tagged(out, [(0, _node_endpoints(body.get("node_endpoints")))] if version >= 16 else [])
     size = sum(len(p) for p in parts) - 4
     _I32.pack_into(parts[0], 0, size)
     if not out:

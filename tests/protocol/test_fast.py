@@ -227,3 +227,58 @@ def test_fetch_aborted_transactions_round_trip_through_kio_every_version():
             # null (read_uncommitted) and empty (read_committed, none aborted) stay distinct in every version
             assert got == listed, (v, listed)
             assert bytes(p.records) == b"r" * 5000
+
+
+# ---------------------------------------------------------------- KIP-951 leader hints
+
+leader_st = st.fixed_dictionaries({"leader_id": st.integers(0, 2**31 - 1), "leader_epoch": st.integers(0, 2**31 - 1)})
+endpoints_st = st.lists(st.fixed_dictionaries({"node_id": st.integers(0, 100), "host": names,
+                                               "port": st.integers(1, 65535), "rack": opt_names}),
+                        min_size=1, max_size=3)
+
+
+def _without_none(body: dict, keys: tuple) -> dict:
+    return {k: v for k, v in body.items() if not (k in keys and v is None)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(version=st.integers(*PRODUCE_RESPONSE_VERSIONS), corr=i32, body=produce_body,
+       leaders=st.lists(st.none() | leader_st, min_size=16, max_size=16), nodes=st.none() | endpoints_st)
+def test_produce_response_with_leader_hints_matches_kio(version, corr, body, leaders, nodes):
+    """v10+ carries current_leader (tag 0) and node_endpoints (tag 0) when a partition is refused
+    because this broker does not lead it: librdkafka and Java then go to that leader at once."""
+    flat = [p for t in body["responses"] for p in t["partition_responses"]]
+    for p, leader in zip(flat, leaders):
+        if leader is not None:
+            p["current_leader"] = leader
+    if nodes is not None:
+        body["node_endpoints"] = nodes
+    if version < 10:   # no such fields before v10: nothing is written for them
+        kio_body = {k: v for k, v in body.items() if k != "node_endpoints"}
+        for t in kio_body["responses"]:
+            t["partition_responses"] = [{k: v for k, v in p.items() if k != "current_leader"}
+                                        for p in t["partition_responses"]]
+    else:
+        kio_body = body
+    expected = encode_response(corr, build(response_class(0, version), kio_body))
+    assert encode_produce_response(corr, version, body) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(version=st.integers(*FETCH_RESPONSE_VERSIONS), corr=i32, body=fetch_body,
+       leaders=st.lists(st.none() | leader_st, min_size=12, max_size=12), nodes=st.none() | endpoints_st)
+def test_fetch_response_with_leader_hints_matches_kio(version, corr, body, leaders, nodes):
+    flat = [p for t in body["responses"] for p in t["partitions"]]
+    for p, leader in zip(flat, leaders):
+        if leader is not None:
+            p["current_leader"] = leader
+    if nodes is not None:
+        body["node_endpoints"] = nodes
+    if version < 16:
+        kio_body = {k: v for k, v in body.items() if k != "node_endpoints"}
+        for t in kio_body["responses"]:
+            t["partitions"] = [{k: v for k, v in p.items() if k != "current_leader"} for p in t["partitions"]]
+    else:
+        kio_body = body
+    expected = encode_response(corr, build(response_class(1, version), kio_body))
+    assert bytes(join_parts(encode_fetch_response(corr, version, body))) == expected

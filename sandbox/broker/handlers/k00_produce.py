@@ -36,6 +36,7 @@ from sandbox.log.batch import ATTR_TRANSACTIONAL, HEADER_SIZE, parse_header, rea
 from ..records import first_keyless_record
 from ..internal_topics import OFFSETS_TOPIC, TXN_TOPIC
 from .. import storage
+from ..endpoints import add_leader_hints
 from ..storage import STORAGE_ERRNOS
 from ..transactions.verifier import refusal
 from sandbox.protocol.errors import (
@@ -392,7 +393,23 @@ def _settle(pr: dict, code: int) -> None:
             pr["base_offset"] = -1
 
 
-def handle(ctx, request) -> dict | None:
+def handle(ctx, request):
+    """The answer; from v10 a partition this broker does not lead names its leader (KIP-951)."""
+    out = _handle(ctx, request)
+    if ctx.api_version < 10 or out is None:
+        return out
+    if asyncio.iscoroutine(out):
+        return _hinted(ctx, out)
+    return add_leader_hints(ctx.state, ctx.listener, out, "responses", "partition_responses", "index")
+
+
+async def _hinted(ctx, pending):
+    out = await pending
+    return out if out is None else add_leader_hints(ctx.state, ctx.listener, out, "responses",
+                                                    "partition_responses", "index")
+
+
+def _handle(ctx, request) -> dict | None:
     acks = request.acks
     responses = []
     denied = _denied(ctx, request) if ctx.restricted else ()

@@ -27,6 +27,7 @@ import asyncio
 
 from sandbox.log import OffsetOutOfRangeError
 
+from ..endpoints import add_leader_hints
 from ..internal_topics import lookup_topic_id
 from sandbox.coordinator.acls import CLUSTER, CLUSTER_ACTION, CLUSTER_NAME, READ, TOPIC
 from sandbox.protocol.errors import (
@@ -149,6 +150,14 @@ def _read_all(state, request, names: list[str | None], replica: int = -1,
 
 
 async def handle(ctx, request) -> dict:
+    """The answer; from v16 a partition this broker does not lead names its leader (KIP-951)."""
+    out = await _handle(ctx, request)
+    if ctx.api_version >= 16:
+        add_leader_hints(ctx.state, ctx.listener, out, "responses", "partitions", "partition_index")
+    return out
+
+
+async def _handle(ctx, request) -> dict:
     state = ctx.state
     if getattr(request, "session_epoch", -1) not in (0, -1):   # incremental: no session was handed out
         return {"throttle_time": 0, "error_code": FETCH_SESSION_ID_NOT_FOUND,
