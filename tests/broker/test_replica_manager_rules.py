@@ -231,4 +231,12 @@ def test_acks_all_on_a_partition_led_alone_is_refused_below_min_insync_replicas(
         one[0].configs = {}
         rm.on_metadata(one)
         assert rm.check_produce(KEY, -1) == NONE
+        # the stack's default (this broker's, 2 with three brokers) is capped at the replication
+        # factor, as the coordinator caps it for new topics: one replica and no setting of its own
+        rm2 = ReplicaManager(state, default_min_isr=2)
+        rm2.on_metadata(one)
+        assert rm2.check_produce(KEY, -1) == NONE
+        one[0].configs = {"min.insync.replicas": "2"}
+        rm2.on_metadata(one)
+        assert rm2.check_produce(KEY, -1) == NOT_ENOUGH_REPLICAS
     asyncio.run(main())

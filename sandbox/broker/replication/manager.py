@@ -87,14 +87,18 @@ class ReplicaManager:
         newly_replicated = False
         self.topic_ids = {t.name: t.topic_id for t in topics}
         for t in topics:
-            min_isr = _int(t.configs.get("min.insync.replicas"), self.default_min_isr)
+            own = t.configs.get("min.insync.replicas")
+            min_isr = _int(own, self.default_min_isr)
             for p in t.partitions:
                 key = (t.name, p.index)
                 plog = self.state.partitions.get(key)
                 if self.node_id not in p.replicas or plog is None:
                     continue
                 seen.add(key)
-                self.min_isr[key] = min_isr
+                # a topic of one replica that sets no min.insync.replicas of its own takes 1: the
+                # coordinator caps the stack's default at the replication factor and writes none
+                # when that leaves 1 (this broker's default is the stack's, often 2)
+                self.min_isr[key] = min_isr if own is not None or len(p.replicas) > 1 else 1
                 if len(p.replicas) == 1:
                     # led here alone now (a reassignment shrank the replicas to this leader): the
                     # writes waiting for followers are on the only replica; wait_for_replicas checks
