@@ -69,10 +69,10 @@ class TopicOffsetStore:
         # not passed their record): (record offset, group, (topic, partition), offset), in log
         # order. Reads do not see them until it has, as Kafka's coordinator reads its state at
         # the last committed offset: one seen by another member, then lost with the leader
-        # before the ISR had it, would have the group read its records again. A transaction's
-        # marker read back at a load past the high watermark waits here too: group None, and
-        # (producer id, commit) in place of the offset
-        self._uncommitted: dict[int, deque[tuple[int, Any, tuple[str, int], Any]]] = {}
+        # before the ISR had it, would have the group read its records again. The offsets a
+        # transaction's marker read back at a load past the high watermark commits wait here too
+        # (at the marker's offset)
+        self._uncommitted: dict[int, deque[tuple[int, str, tuple[str, int], CommittedOffset | None]]] = {}
         # group -> (partition, last offset, leader epoch it was written in)
         self._pending: dict[str, tuple[tuple[str, int], int, int]] = {}
         self.legacy: OffsetStore | None = None
@@ -174,10 +174,6 @@ class TopicOffsetStore:
         txn = self._txn.get(index)
         while pending and pending[0][0] < hw:
             at, group, tp, committed = pending.popleft()
-            if group is None:   # a transaction's marker read back at a load (_apply_batch)
-                if txn is not None:
-                    txn.complete(*committed, view)
-                continue
             if txn is not None:
                 if txn.applied_at.get((group, tp), -1) > at:
                     continue   # a transaction's later commit is in already
@@ -395,13 +391,15 @@ def _apply_batch(view: View, txn: TxnOffsets, h, batch, start: int, hw: int | No
     """One (uncompressed) batch read back from the log: plain commits and tombstones go into the
     view (those at or past `hw` into `uncommitted`, for the view once the high watermark passes
     them), transactional ones wait for their producer's marker, a marker completes them (one at
-    or past `hw` once the high watermark passes it: an entry of `uncommitted` with group None)."""
+    or past `hw` puts the offsets it commits into `uncommitted`, at its own offset)."""
     if h.is_control:
         kind = control_type(batch, 0, h)
         if kind >= 0 and hw is not None and uncommitted is not None and h.base_offset >= hw:
-            # a marker the followers may not have yet: the transaction's offsets wait for the
-            # high watermark as plain commits do (a group reads at the last committed offset)
-            uncommitted.append((h.base_offset, None, ("", -1), (h.producer_id, kind == CONTROL_COMMIT)))
+            # a marker the followers may not have yet: the offsets it commits wait for the high
+            # watermark to pass it, as plain commits do (a group reads at the last committed offset)
+            done: list = []
+            txn.complete(h.producer_id, kind == CONTROL_COMMIT, view, into=done)
+            uncommitted.extend((h.base_offset, group, tp, committed) for group, tp, committed in done)
         elif kind >= 0:
             txn.complete(h.producer_id, kind == CONTROL_COMMIT, view)
         return

@@ -41,9 +41,11 @@ class TxnOffsets:
     def producers(self) -> list[int]:
         return list(self.pending)
 
-    def complete(self, producer_id: int, commit: bool, view: View) -> int:
+    def complete(self, producer_id: int, commit: bool, view: View, into: list | None = None) -> int:
         """The producer's transaction ended: on commit its offsets go into `view` (unless a later
-        plain commit replaced them meanwhile), on abort they are dropped. Returns how many went in."""
+        plain commit replaced them meanwhile), on abort they are dropped. Returns how many went in.
+        `into`: (group, partition, offset) of those offsets are put there instead of into the view
+        (a marker read back at a load past the high watermark: they wait for it)."""
         groups = self.pending.pop(producer_id, {})
         if not commit:
             return 0
@@ -51,8 +53,12 @@ class TxnOffsets:
         for group, offs in groups.items():
             for tp, (committed, at) in offs.items():
                 if self.written_at.get((group, tp), -1) < at:
-                    view.setdefault(group, {})[tp] = committed
-                    self.written_at[(group, tp)] = self.applied_at[(group, tp)] = at
+                    self.written_at[(group, tp)] = at
+                    if into is not None:
+                        into.append((group, tp, committed))
+                    else:
+                        view.setdefault(group, {})[tp] = committed
+                        self.applied_at[(group, tp)] = at
                     n += 1
         return n
 

@@ -379,3 +379,23 @@ def test_a_new_leader_applies_a_transactions_offsets_once_the_isr_has_its_marker
     assert again.get("g", "t", 0).offset == 8 and not again.txn_pending("g", "t", 0)
     later = store_for(state)                  # read again: all below the high watermark now
     assert later.get("g", "t", 0).offset == 8
+
+
+def test_a_marker_applied_late_completes_only_the_transaction_it_ends(state):
+    """The marker read back past the high watermark waits; meanwhile the same producer begins its
+    next transaction and commits offsets in it. When the marker settles it must complete the first
+    transaction only: the next one's offsets stay pending until their own marker (found by review:
+    they were committed, and an abort would have had the group skip records)."""
+    s = store_for(state)
+    index = partition_for("g", 4)
+    plog = state.partitions[(OFFSETS, index)]
+    s.commit_txn("g", 9, 0, [("t", 0, 100, -1, "")])
+    plog.replica.set_replicated(True)
+    plog.replica.high_watermark = plog.log_end_offset
+    plog.append_marker(9, 0, True, 0, leader_epoch=state.leaders[(OFFSETS, index)][1])
+    again = store_for(state)                   # the marker is past the high watermark: it waits
+    again.commit_txn("g", 9, 0, [("t", 0, 200, -1, "")])   # the producer's next transaction
+    plog.replica.high_watermark = plog.log_end_offset
+    assert again.get("g", "t", 0).offset == 100 and again.txn_pending("g", "t", 0)
+    assert again.complete_txn(index, 9, False) == 0   # the second one aborts
+    assert again.get("g", "t", 0).offset == 100 and not again.txn_pending("g", "t", 0)
