@@ -36,6 +36,7 @@ class BrokerSession:
         # short) no other broker can have been given our leaderships
         self.session_timeout = session_timeout
         self._lease_until = 0.0
+        self.shutting_down = False   # a controlled shutdown was asked for: no registration again
         self._metadata_offset = metadata_offset
         self.request_timeout = request_timeout
         self.heartbeat_interval = heartbeat_interval
@@ -69,6 +70,8 @@ class BrokerSession:
 
     async def register(self) -> None:
         assert self.broker_id is not None
+        if self.shutting_down:
+            raise CoordinatorError(BROKER_ID_NOT_REGISTERED, f"broker {self.broker_id} is shutting down")
         body = build(request_class(62, V_REGISTER), {
             "broker_id": self.broker_id, "cluster_id": "", "incarnation_id": self.incarnation_id,
             "listeners": [{"name": name, "host": h, "port": p, "security_protocol": 0}
@@ -139,6 +142,7 @@ class BrokerSession:
         if the coordinator took it."""
         if not self.registered or self.broker_id is None:
             return False
+        self.shutting_down = True   # never registered again (a producer-id request would)
         self._lease_until = 0.0
         body = build(request_class(63, V_HEARTBEAT), {
             "broker_id": self.broker_id, "broker_epoch": self.broker_epoch,

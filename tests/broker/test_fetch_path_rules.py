@@ -87,6 +87,8 @@ def test_list_offsets_while_a_new_leaders_high_watermark_lags_its_epoch_start(tm
         assert ask(1000) == (E.NONE, 0)                      # below it: answered
         assert ask(-2) == (E.NONE, 0)
         assert ask(-1, replica_id=2) == (E.NONE, 15)         # a broker reads to the log end
+        old = k02._lookup(state, "t", 0, -1, 0, -1, -1, 4)       # v4 knows no OFFSET_NOT_AVAILABLE
+        assert old["error_code"] == E.LEADER_NOT_AVAILABLE
         start["at"] = 5                                      # the followers caught up: as before
         assert ask(-1) == (E.NONE, 5) and ask(3000) == (E.NONE, -1)
     finally:

@@ -57,3 +57,32 @@ def test_the_metadata_feed_is_asked_again_within_a_second_while_the_coordinator_
         asyncio.run(m.follow())
     assert delays[0] == 0.1 and max(delays) == RETRY_BACKOFF_MAX_S, delays
     assert delays[-3:] == [RETRY_BACKOFF_MAX_S] * 3   # capped, not growing
+
+
+def test_a_broker_shutting_down_never_registers_again():
+    """After a controlled shutdown the coordinator has dropped the broker's session; a producer-id
+    request answered "not registered" then registered it again (its leaderships handed back, writes
+    taken by a broker that is stopping). Its registration is refused from then on."""
+    from types import SimpleNamespace
+
+    from sandbox.protocol.errors import BROKER_ID_NOT_REGISTERED, NONE
+
+    asked: list[int] = []
+
+    class Coordinator:
+        host, port = "127.0.0.1", 9
+
+        async def request(self, body, timeout):
+            asked.append(body.__api_key__)
+            if body.__api_key__ == 63:   # the shutdown heartbeat: taken
+                return SimpleNamespace(error_code=NONE, should_shut_down=True)
+            if body.__api_key__ == 67:   # producer ids: the session is gone
+                return SimpleNamespace(error_code=BROKER_ID_NOT_REGISTERED, producer_id_start=0, producer_id_len=0)
+            raise AssertionError(f"asked {body.__api_key__}: a registration")
+
+    s = BrokerSession(Coordinator(), lambda: 0, request_timeout=1.0, heartbeat_interval=0.5)
+    s.broker_id, s.broker_epoch, s.registered, s.healthy = 1, 7, True, True
+    assert asyncio.run(s.shut_down()) and not s.lease_valid()
+    with pytest.raises(CoordinatorError):
+        asyncio.run(s.allocate_producer_ids(1))
+    assert 62 not in asked

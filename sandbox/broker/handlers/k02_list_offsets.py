@@ -22,7 +22,9 @@ from sandbox.log.batch import iter_batches
 
 from ..records import first_record_at_or_after, record_with_timestamp
 from sandbox.coordinator.acls import DESCRIBE, TOPIC
-from sandbox.protocol.errors import KAFKA_STORAGE_ERROR, NONE, OFFSET_NOT_AVAILABLE, TOPIC_AUTHORIZATION_FAILED
+from sandbox.protocol.errors import (
+    KAFKA_STORAGE_ERROR, LEADER_NOT_AVAILABLE, NONE, OFFSET_NOT_AVAILABLE, TOPIC_AUTHORIZATION_FAILED,
+)
 
 API_KEY = 2
 MIN_VERSION = 1
@@ -39,7 +41,7 @@ def _denied(index: int) -> dict:
 
 
 def _lookup(state, topic: str, index: int, ts: int, isolation_level: int,
-            replica_id: int = CONSUMER_REPLICA_ID, current_leader_epoch: int = -1) -> dict:
+            replica_id: int = CONSUMER_REPLICA_ID, current_leader_epoch: int = -1, version: int = MAX_VERSION) -> dict:
     out = {"partition_index": index, "error_code": NONE, "timestamp": -1, "offset": -1, "leader_epoch": -1}
     if replica_id == DEBUGGING_REPLICA_ID:   # any replica, leader or not
         plog, code = state.opened_log(topic, index)
@@ -62,8 +64,11 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int,
     else:
         fetchable = plog.last_stable_offset if isolation_level == READ_COMMITTED else plog.high_watermark
         lagging = state.replicas.epoch_start((topic, index)) > plog.high_watermark
+    # Kafka answers OFFSET_NOT_AVAILABLE from v5 only; older clients do not know it (retriable
+    # LEADER_NOT_AVAILABLE for them, as Kafka's KafkaApis maps it)
+    not_yet = OFFSET_NOT_AVAILABLE if version >= 5 else LEADER_NOT_AVAILABLE
     if ts == LATEST and lagging:
-        return {**out, "error_code": OFFSET_NOT_AVAILABLE, "leader_epoch": -1}
+        return {**out, "error_code": not_yet, "leader_epoch": -1}
     if ts == LATEST:
         out["offset"] = fetchable
         if replica_id == DEBUGGING_REPLICA_ID:
@@ -95,7 +100,7 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int,
     if ts == MAX_TIMESTAMP or ts >= 0:
         if out["offset"] >= fetchable:   # not readable at this isolation level yet
             if lagging:   # perhaps below the high watermark the followers will soon let it reach
-                return {**out, "error_code": OFFSET_NOT_AVAILABLE, "offset": -1, "timestamp": -1, "leader_epoch": -1}
+                return {**out, "error_code": not_yet, "offset": -1, "timestamp": -1, "leader_epoch": -1}
             out["offset"], out["timestamp"] = -1, -1
     return out
 
@@ -105,7 +110,7 @@ def handle(ctx, request) -> dict:
     rid = int(request.replica_id)
     topics = [
         {"name": t.name, "partitions": [_lookup(ctx.state, t.name, p.partition_index, p.timestamp, iso, rid,
-                                                getattr(p, "current_leader_epoch", -1))
+                                                getattr(p, "current_leader_epoch", -1), ctx.api_version)
                                         for p in t.partitions]}
         if not ctx.restricted or ctx.allowed(DESCRIBE, TOPIC, t.name) else   # ACLs: DESCRIBE on the topic
         {"name": t.name, "partitions": [_denied(p.partition_index) for p in t.partitions]}
