@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from sandbox.client import KafkaClient, KafkaClientError, parse_bootstrap
 from sandbox.config import ConfigError, SandboxConfig, load_config, parse_config
+from sandbox.health.deadline import BoundedClient
 from sandbox.health.http import HealthServer
 from sandbox.lifecycle import raise_open_files_limit, setup_logging, stop_signals
 from sandbox.partition_metadata import folder_topic_id
@@ -184,8 +185,9 @@ class StackSupervisor:
                 on_event=both, adopt=adopt, on_spawn=_note_pid, recreate_in_thread=True,
             )
         # /healthz /status /metrics on http_port (127.0.0.1 only), with a client of its own so a
-        # scrape never waits behind the catalog refresh
-        self.health_client = KafkaClient(bootstrap(cfg), client_id="sandbox-health", timeout=2.0)
+        # scrape never waits behind the catalog refresh; each build keeps to a deadline (a hung
+        # broker is asked once, then left alone and reported)
+        self.health_client = BoundedClient(bootstrap(cfg), client_id="sandbox-health", timeout=2.0)
         self.http = HealthServer(
             "127.0.0.1", cfg.http_port,
             get_status=lambda: build_status(name=cfg.name, mode=cfg.mode, bootstrap=bootstrap(cfg),

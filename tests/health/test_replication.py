@@ -116,7 +116,7 @@ class Client:
         self.asked += [sorted(ps) for ps in wanted.values()]
         return {(t, p): 10 for t, ps in wanted.items() for p in ps}
 
-    def list_groups(self, *, skip=()):
+    def list_groups(self, *, skip=(), **kw):
         self.skipped = set(skip)
         return []
 
@@ -177,7 +177,7 @@ def test_a_groups_lag_is_unknown_while_a_partition_it_committed_is_led_by_a_brok
 
     made = clients_made(monkeypatch)
     monkeypatch.setattr("sandbox.health.status._MIN_ISR", {})
-    monkeypatch.setattr(Client, "list_groups", lambda self, *, skip=(): [GroupListing("g", "Stable", "consumer"),
+    monkeypatch.setattr(Client, "list_groups", lambda self, *, skip=(), **kw: [GroupListing("g", "Stable", "consumer"),
                                                                          GroupListing("h", "Stable", "consumer")])
     monkeypatch.setattr(Client, "describe_group",
                         lambda self, g: GroupDescription(g, "Stable", "consumer", "range", [], 0), raising=False)

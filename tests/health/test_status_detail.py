@@ -17,7 +17,7 @@ class FakeClient:
     def end_offsets_of(self, wanted, *, skip=()):
         return {("orders", 0): 200, ("orders", 1): 10}
 
-    def list_groups(self, *, skip=()):
+    def list_groups(self, *, skip=(), **kw):
         return [GroupListing("g", "Empty", "consumer")]
 
     def describe_group(self, group):
