@@ -251,8 +251,9 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
             try:
                 d = client.describe_group(g.group)
                 parts = client.group_lag(g.group, skip=skip, known_ends=ends)
-                # unknown (None) while a partition's leader is not asked: a partial sum would understate it
-                lag = None if any(p.lag is None for p in parts) else sum(max(p.lag, 0) for p in parts)
+                # unknown (None) while a partition's leader is not asked: a partial sum would understate it;
+                # none committed yet: no figure ("-"), as kafka-consumer-groups --describe shows it
+                lag = None if not parts or any(p.lag is None for p in parts) else sum(max(p.lag, 0) for p in parts)
                 groups.append({"group": g.group, "state": d.state, "members": len(d.members), "lag": lag,
                                # extra detail (not in SPEC.md): lag of each committed partition
                                "partitions": [{"topic": p.topic, "partition": p.partition,
@@ -261,6 +262,7 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
             except KafkaClientError as e:
                 groups.append({"group": g.group, "state": g.state, "members": None, "lag": None,
                                "error": str(e)})
+                problems.append(f"group {g.group} could not be read: {e}")
     except KafkaClientError as e:
         problems.append(f"groups unavailable: {e}")
     return topics, groups, problems

@@ -83,3 +83,34 @@ def test_a_paused_service_is_shown_paused_with_its_pid():
         os.kill(proc.pid, signal.SIGCONT)
         proc.kill()
         proc.wait(10)
+
+
+def test_a_group_with_members_but_no_commits_has_no_lag_figure():
+    """kafka-consumer-groups and `sandbox groups describe` show "-": nothing committed is not 0 behind."""
+    from sandbox.client import GroupMember
+
+    class NoCommits(FakeClient):
+        def describe_group(self, group):
+            return GroupDescription(group, "Stable", "consumer", "range",
+                                    [GroupMember("m1", "c", "/127.0.0.1", None, {"orders": [0, 1]})])
+
+        def group_lag(self, group, *, skip=(), known_ends=None):
+            return []
+
+    st = build_status(name="n", mode="native", bootstrap="x", state=state(0), client=NoCommits())
+    (g,) = st["groups"]
+    assert g["members"] == 1 and g["lag"] is None and g["partitions"] == []
+
+
+def test_a_group_that_cannot_be_described_is_a_problem():
+    from sandbox.client import KafkaClientError
+
+    class NotCoordinator(FakeClient):
+        def describe_group(self, group):
+            raise KafkaClientError("describing group g failed with NOT_COORDINATOR", 16)
+
+    st = build_status(name="n", mode="native", bootstrap="x", state=state(0), client=NotCoordinator())
+    (g,) = st["groups"]
+    assert g["lag"] is None and "NOT_COORDINATOR" in g["error"]
+    assert any("group g" in p and "NOT_COORDINATOR" in p for p in st["problems"]), st["problems"]
+    assert not st["healthy"]
