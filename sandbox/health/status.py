@@ -238,6 +238,11 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
         leaderless = health["offline_partitions"]
         if leaderless:
             problems.append(f"topic {name} has {leaderless} partitions without a leader")
+        below = health["under_min_isr_partitions"]
+        if below:
+            problems.append(f"topic {name} has {below} partition(s) with fewer in-sync replicas than its "
+                            f"min.insync.replicas={health['min_insync_replicas']}: acks=all writes are refused "
+                            f"(NOT_ENOUGH_REPLICAS) until a replica catches up; bring the missing broker back")
         topics.append({"name": name, "partitions": len(t.partitions),
                        "replication": len(t.partitions[0].replicas) if t.partitions else 0,
                        "end_offsets": sum(per_part.values()) if complete else None,

@@ -9,6 +9,15 @@ from sandbox.client import (ClusterMetadata, GroupDescription, GroupListing, Par
 from sandbox.health.status import build_status, service_entries
 
 
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _fresh_min_isr_cache(monkeypatch):
+    """min.insync.replicas is cached per topic across builds: another test's "orders" must not leak in."""
+    monkeypatch.setattr("sandbox.health.status._MIN_ISR", {})
+
+
 class FakeClient:
     def metadata(self, topics=None):
         parts = [PartitionMeta(0, 1, [1], [1]), PartitionMeta(1, 1, [1], [1])]
@@ -113,4 +122,23 @@ def test_a_group_that_cannot_be_described_is_a_problem():
     (g,) = st["groups"]
     assert g["lag"] is None and "NOT_COORDINATOR" in g["error"]
     assert any("group g" in p and "NOT_COORDINATOR" in p for p in st["problems"]), st["problems"]
+    assert not st["healthy"]
+
+
+def test_partitions_under_min_isr_are_a_problem_naming_the_topic(monkeypatch):
+    """acks=all writes are refused (NOT_ENOUGH_REPLICAS) while the ISR is below min.insync.replicas."""
+    monkeypatch.setattr("sandbox.health.status._MIN_ISR", {})
+
+    class Shrunk(FakeClient):
+        def metadata(self, topics=None):
+            parts = [PartitionMeta(0, 1, [1, 2], [1]), PartitionMeta(1, 1, [1, 2], [1, 2])]
+            return ClusterMetadata("c", 1, [], {"orders": TopicMeta("orders", None, parts)}), 0.5
+
+        def describe_configs(self, name):
+            return {"min.insync.replicas": ("2", False)}
+
+    st = build_status(name="n", mode="native", bootstrap="x", state=state(0), client=Shrunk())
+    (t,) = st["topics"]
+    assert t["under_min_isr_partitions"] == 1
+    assert any("topic orders" in p and "min.insync.replicas" in p for p in st["problems"]), st["problems"]
     assert not st["healthy"]
