@@ -82,7 +82,8 @@ def _seen_state(pid: int) -> str:
         return "gone"
     if st in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
         return "gone"
-    return "paused" if st == psutil.STATUS_STOPPED else "alive"
+    # SIGSTOP, or held by a debugger (ptrace): either way it answers nothing
+    return "paused" if st in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP) else "alive"
 
 
 def journal_check(path: Path) -> tuple[bool, int | None, str | None]:

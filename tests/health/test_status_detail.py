@@ -142,3 +142,20 @@ def test_partitions_under_min_isr_are_a_problem_naming_the_topic(monkeypatch):
     assert t["under_min_isr_partitions"] == 1
     assert any("topic orders" in p and "min.insync.replicas" in p for p in st["problems"]), st["problems"]
     assert not st["healthy"]
+
+
+def test_a_process_stopped_by_a_debugger_is_paused(monkeypatch):
+    """psutil's tracing-stop (a debugger holds it): it answers nothing, as SIGSTOP (README's fault table)."""
+    import psutil
+
+    from sandbox.health import status as status_mod
+
+    class Traced:
+        def __init__(self, pid):
+            pass
+
+        def status(self):
+            return psutil.STATUS_TRACING_STOP
+
+    monkeypatch.setattr(status_mod.psutil, "Process", Traced)
+    assert status_mod._seen_state(1234) == "paused"
