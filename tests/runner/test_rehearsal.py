@@ -237,3 +237,12 @@ def test_a_pause_is_in_the_state_file_before_the_same_pass_probes_anything(tmp_p
     sup.step()
     assert spawner.current("broker-1").frozen
     assert seen and seen[0] == "paused", seen
+
+
+def test_a_paused_service_reports_no_probe_latency(tmp_path):
+    """Frozen, it answers nothing: its last round trip is not a figure of now."""
+    sup, clock, spawner, probe = make(tmp_path)
+    assert sup.service("broker-1")["latency_ms"] == 0.5
+    sup.pause("broker-1", 15.0)
+    sup.step()
+    assert sup.service("broker-1")["state"] == "paused" and sup.service("broker-1")["latency_ms"] is None
