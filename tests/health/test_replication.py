@@ -216,3 +216,12 @@ def test_monitor_replicas_column():
     assert replicas_cell({"replication": 3, "under_replicated_partitions": 0, "offline_partitions": 0}) == "3 in sync"
     assert replicas_cell({"replication": 3, "under_replicated_partitions": 2, "under_min_isr_partitions": 1,
                           "offline_partitions": 1}) == "3: 1 offline, 1 under min ISR, 2 under-replicated"
+
+
+def test_one_broker_move_is_one_leader_change_per_topic_listing_the_epochs():
+    """Partitions have leader epochs of their own: a move of several is still one event per topic."""
+    before = {("t", i): view("t", i, 1, [1, 2], [1, 2], 3 + i) for i in range(3)}
+    after = {("t", i): view("t", i, 2, [1, 2], [1, 2], 4 + i) for i in range(3)}
+    events = [e for e in replica_events(before, after) if e["kind"] == "leader-change"]
+    assert events == [{"service": "broker-2", "kind": "leader-change",
+                       "detail": "topic t partitions 0, 1, 2: leader broker 2 (was broker 1), leader epochs 4, 5, 6"}]
