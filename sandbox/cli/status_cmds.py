@@ -41,6 +41,10 @@ def status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     stale = bool(sup_pid) and state is None   # the supervisor runs, its state file is not fresh
     if state is None and left:
         state = control.orphaned_state(cfg, left)
+        if sup_pid:   # orphaned means alive while the supervisor is not: this one is alive (paused, wedged,
+            for s in state["services"]:   # or without room for its state file), they still run under it
+                if s["state"] == "orphaned":
+                    s["state"] = "running"
     c = client(stack.bootstrap(cfg)) if state is not None else None
     try:
         st = build_status(name=cfg.name, mode=cfg.mode, bootstrap=stack.bootstrap(cfg), state=state, client=c,
@@ -49,7 +53,7 @@ def status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     finally:
         if c is not None:
             c.close()
-    running = state is not None and not left
+    running = state is not None and (not left or bool(sup_pid))
     st["running"] = running
     st["restart_needed"] = stack.restart_needed(cfg) if running else None
     full = disk_full(cfg) if (left and sup_pid) or (state is None and not left and stack.running_pid(cfg)) else None
