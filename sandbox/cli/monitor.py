@@ -18,7 +18,7 @@ from rich.text import Text
 from sandbox.config import SandboxConfig
 from sandbox.health.lag import LagTracker
 from sandbox.health.transactions import age_text, partitions_text
-from sandbox.runner import stack
+from sandbox.runner import orphans, stack
 
 from .common import ConfigOpt, client as kafka_client, load
 from .render import format_columns
@@ -94,8 +94,9 @@ def sections(st: dict, tracker: LagTracker) -> list[tuple[str, list[str], list[l
     for t in topics[:MAX_TOPICS]:
         per = [(d["partition"], d["end_offset"]) for d in t.get("partition_offsets") or []]
         ends = "-" if t.get("end_offsets") is None else str(t["end_offsets"])
-        top_rows.append([t["name"], str(t["partitions"]), ends + (f"  ({_compact(per)})" if len(per) > 1 else ""),
-                         _rate(tracker.rate(t["name"])), replicas_cell(t)])
+        # the per-partition list is long: last, so a narrow frame cuts it and not REPLICAS
+        top_rows.append([t["name"], str(t["partitions"]), replicas_cell(t), _rate(tracker.rate(t["name"])),
+                         ends + (f"  ({_compact(per)})" if len(per) > 1 else "")])
     groups = st.get("groups", [])
     grp_rows = []
     for g in groups[:MAX_GROUPS]:
@@ -113,15 +114,20 @@ def sections(st: dict, tracker: LagTracker) -> list[tuple[str, list[str], list[l
     evt_rows = [[_clock(e.get("time", "")), str(e.get("service", "")), str(e.get("kind", "")),
                  str(e.get("detail", ""))] for e in reversed(st.get("events", [])[-MAX_EVENTS:])]
 
+    # none listed because a broker that coordinates some was left alone: not "none yet"
+    hidden = any("are not shown" in p or "are not listed" in p or "did not answer" in p
+                 for p in st.get("problems") or [])
+    no_groups = "none shown: a broker that coordinates groups is not healthy" if hidden else "no consumer groups yet"
+
     def more(items: list, shown: int) -> str:
         return f"+{len(items) - shown} more" if len(items) > shown else ""
 
     return [
         ("services", ["SERVICE", "STATE", "UPTIME", "RESTARTS", "CPU", "MEMORY", "DISK"], svc_rows, ""),
-        ("topics", ["TOPIC", "PARTS", "END OFFSETS", "REC/S IN", "REPLICAS"], top_rows,
+        ("topics", ["TOPIC", "PARTS", "REPLICAS", "REC/S IN", "END OFFSETS"], top_rows,
          more(topics, len(top_rows)) if topics else "no topics yet"),
         ("consumer groups", ["GROUP", "STATE", "MEMBERS", "LAG", "TREND", "LAG PER PARTITION"], grp_rows,
-         more(groups, len(grp_rows)) if groups else "no consumer groups yet"),
+         more(groups, len(grp_rows)) if groups else no_groups),
     ] + ([("open transactions", ["TRANSACTION", "STATE", "AGE", "PARTITIONS"], txn_rows, more(txns, len(txn_rows)))]
          if txns else []) + [
         ("last events", ["TIME", "SERVICE", "KIND", "DETAIL"], evt_rows, "" if evt_rows else "no events"),
@@ -186,8 +192,8 @@ def rich_frame(st: dict | None, tracker: LagTracker, name: str, width: int, heig
             if title == "services":
                 ok = row[1] == "running"
                 styled[1] = Text(row[1], style="green" if ok else "red")
-            elif title == "topics" and ":" in row[4]:   # replicas missing: red when writes or reads fail
-                styled[4] = Text(row[4], style="red" if ("offline" in row[4] or "min ISR" in row[4]) else "yellow")
+            elif title == "topics" and ":" in row[2]:   # replicas missing: red when writes or reads fail
+                styled[2] = Text(row[2], style="red" if ("offline" in row[2] or "min ISR" in row[2]) else "yellow")
             elif title == "consumer groups":
                 styled[4] = Text(row[4], style="red" if row[4].startswith("↑") else "")
             elif title == "open transactions" and row[1].endswith("(hanging)"):
@@ -202,15 +208,13 @@ def rich_frame(st: dict | None, tracker: LagTracker, name: str, width: int, heig
 
 # ---------------------------------------------------------------- the loop
 def collect(cfg: SandboxConfig, client, tracker: LagTracker) -> dict | None:
-    """One status (as `sandbox status --json`), or None when the sandbox is not running."""
-    from sandbox.health.status import build_status
+    """One status, built as `sandbox status` builds it (the supervisor's live state, else the
+    services found running without it, with the same problems); None when nothing runs."""
+    from .status_cmds import gather
 
-    if not stack.running_pid(cfg):
+    st, code, said = gather(cfg, client)
+    if code == 3 and not said:
         return None
-    st = build_status(name=cfg.name, mode=cfg.mode, bootstrap=stack.bootstrap(cfg),
-                      state=stack.read_status_file(cfg), client=client,
-                      coordinator=(cfg.connect_host, cfg.coordinator_port), sasl_bootstrap=cfg.sasl_bootstrap)
-    st["running"] = True
     tracker.observe_status(st)
     return st
 
@@ -224,7 +228,7 @@ def run_monitor(cfg: SandboxConfig, refresh_s: float = 1.0, once: bool = False, 
                 stop: threading.Event | None = None) -> int:
     """The live dashboard until Ctrl-C or `stop` (0); 3 with one sentence if the sandbox is not running."""
     console = console or Console()
-    if not stack.running_pid(cfg):
+    if not stack.running_pid(cfg) and not (cfg.mode != "docker" and orphans.live_services(stack.service_specs(cfg))):
         console.print(f"sandbox {cfg.name} is not running; start it with `sandbox up`",
                       markup=False, highlight=False, soft_wrap=True)
         return 3

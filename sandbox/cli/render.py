@@ -35,7 +35,7 @@ def _num(v, fmt: str, scale: float = 1.0) -> str:
 
 def print_status(st: dict) -> None:
     console = _console()
-    if not st.get("running"):
+    if not st.get("running") and not st.get("services"):   # services left running are listed below
         console.print(f"sandbox [bold]{esc(st['name'])}[/] is not running; start it with `sandbox up`")
         return
     mark = "[green]healthy[/]" if st["healthy"] else "[red]unhealthy[/]"

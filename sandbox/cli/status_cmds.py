@@ -31,7 +31,10 @@ def status(as_json: bool = json_option("The status as JSON (SPEC.md)."),
         time.sleep(1.0)
 
 
-def status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
+def gather(cfg: SandboxConfig, kafka=None) -> tuple[dict, int, bool]:
+    """(the status, its exit code, whether the supervisor runs with a stale state file): what
+    `sandbox status` and `sandbox monitor` show, from the supervisor's live state, else the
+    services found running without it. kafka: a client to ask with (one is made when None)."""
     from sandbox.health.status import build_status
 
     sup_pid = stack.running_pid(cfg)
@@ -41,15 +44,19 @@ def status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     stale = bool(sup_pid) and state is None   # the supervisor runs, its state file is not fresh
     if state is None and left:
         state = control.orphaned_state(cfg, left)
-    c = client(stack.bootstrap(cfg)) if state is not None else None
+        if sup_pid:   # orphaned means alive while the supervisor is not: this one is alive (paused, wedged,
+            for s in state["services"]:   # or without room for its state file), they still run under it
+                if s["state"] == "orphaned":
+                    s["state"] = "running"
+    c = (kafka or client(stack.bootstrap(cfg))) if state is not None else None
     try:
         st = build_status(name=cfg.name, mode=cfg.mode, bootstrap=stack.bootstrap(cfg), state=state, client=c,
                           coordinator=(cfg.connect_host, cfg.coordinator_port),
                           sasl_bootstrap=cfg.sasl_bootstrap)
     finally:
-        if c is not None:
+        if c is not None and c is not kafka:
             c.close()
-    running = state is not None and not left
+    running = state is not None and (not left or bool(sup_pid))
     st["running"] = running
     st["restart_needed"] = stack.restart_needed(cfg) if running else None
     full = disk_full(cfg) if (left and sup_pid) or (state is None and not left and stack.running_pid(cfg)) else None
@@ -71,22 +78,30 @@ def status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
     elif state is None and not left and stack.running_pid(cfg):
         st["problems"].insert(0, "the supervisor does not answer (its state file is stale): it may be paused; "
                                  "`sandbox down` then `sandbox up` replaces it")
+    if left:
+        code = 1
+    elif state is None:
+        code = 3
+    else:
+        code = 0 if st["healthy"] else 1
+    return st, code, stale or bool(left)
+
+
+def status_once(cfg: SandboxConfig, as_json: bool, printer) -> int:
+    st, code, said_first = gather(cfg)
+    stale = code == 3 and said_first   # "not running" would be untrue: the supervisor runs
     if common.last_warning and not any(e.get("kind") == "manifest-error" for e in st.get("events", [])):
         typer.echo(common.last_warning, err=True)
     if as_json:
         typer.echo(json.dumps(st, indent=2))
     else:
-        if left or stale:
+        if said_first:
             typer.echo(f"sandbox {cfg.name}: {st['problems'][0]}")
-        if not stale:   # "not running" would be untrue: the supervisor runs
+        if not stale:
             printer(st)
         if st["restart_needed"]:
             typer.echo(st["restart_needed"])
-    if left:
-        return 1
-    if state is None:
-        return 3
-    return 0 if st["healthy"] else 1
+    return code
 
 
 def disk_full(cfg: SandboxConfig) -> str | None:

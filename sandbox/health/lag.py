@@ -37,6 +37,15 @@ def _trend(samples: deque[tuple[float, int]]) -> str:
     return STEADY
 
 
+def _latest_ends(series: deque[tuple[float, dict[int, int]]]) -> dict[int, int]:
+    """Each partition's end offset as last read (a partition missing from the last sample keeps
+    the one before)."""
+    out: dict[int, int] = {}
+    for _t, ends in series:
+        out.update(ends)
+    return out
+
+
 class LagTracker:
     """Feed it status dicts (observe_status) or raw figures (observe_lag / observe_end_offsets);
     ask trend(group), partition_trend(group, topic, partition) and rate(topic)."""
@@ -45,11 +54,12 @@ class LagTracker:
         self._clock = clock
         self._max = max(max_samples, MIN_SAMPLES)
         self._lag: dict[Key, deque[tuple[float, int]]] = {}
-        self._ends: dict[str, deque[tuple[float, int]]] = {}
+        # per topic: (time, {partition: end offset}); a sum alone is kept as partition -1
+        self._ends: dict[str, deque[tuple[float, dict[int, int]]]] = {}
 
     # ------------------------------------------------------------------ feeding
 
-    def _add(self, series: deque[tuple[float, int]], now: float, value: int) -> None:
+    def _add(self, series: deque[tuple[float, Any]], now: float, value: Any) -> None:
         if series and now <= series[-1][0]:
             series[-1] = (series[-1][0], value)   # same instant: the newer figure wins
         else:
@@ -59,7 +69,7 @@ class LagTracker:
         """One sample of a group's lag: PartitionLag tuples (client.group_lag), dicts with
         topic/partition/lag (status "partitions"), or (topic, partition, lag) triples."""
         now = self._clock() if now is None else now
-        total, seen = 0, False
+        total, seen, unknown = 0, False, False
         for item in lags:
             if isinstance(item, dict):
                 topic, part, lag = item.get("topic"), item.get("partition"), item.get("lag")
@@ -68,13 +78,14 @@ class LagTracker:
             else:
                 topic, part, lag = item
             if lag is None or topic is None or part is None:
+                unknown = True   # its leader not asked (a broker restarting): the sum would understate
                 continue
             lag = max(int(lag), 0)
             key = (group, str(topic), int(part))
             self._add(self._lag.setdefault(key, deque(maxlen=self._max)), now, lag)
             total += lag
             seen = True
-        if seen:
+        if seen and not unknown:
             self._add(self._lag.setdefault((group, None, None), deque(maxlen=self._max)), now, total)
 
     def observe_group_total(self, group: str, lag: int | None, now: float | None = None) -> None:
@@ -90,11 +101,14 @@ class LagTracker:
         if offsets is None:
             return
         now = self._clock() if now is None else now
-        total = int(sum(offsets.values())) if isinstance(offsets, dict) else int(offsets)
+        ends = {int(p): int(o) for p, o in offsets.items()} if isinstance(offsets, dict) else {-1: int(offsets)}
         series = self._ends.setdefault(topic, deque(maxlen=self._max))
-        if series and total < series[-1][1]:
-            series.clear()   # the topic was re-created or wiped: start counting again
-        self._add(series, now, total)
+        # a partition whose end went back: the topic was re-created or wiped, start counting again.
+        # A partition missing from this sample (its leader did not answer) is no such sign
+        last = _latest_ends(series)
+        if any(o < last[p] for p, o in ends.items() if p in last):
+            series.clear()
+        self._add(series, now, ends)
 
     def observe_status(self, status: dict, now: float | None = None) -> None:
         """Everything one status dict (build_status) says about topics and groups."""
@@ -145,6 +159,7 @@ class LagTracker:
         t_last, last = series[-1]
         within = [(t, v) for t, v in series if t < t_last and t_last - t <= RATE_WINDOW_S]
         first_t, first = within[0] if within else series[-2]
-        if t_last <= first_t:
+        common = [p for p in last if p in first]   # only partitions both samples read
+        if t_last <= first_t or not common:
             return None
-        return max(last - first, 0) / (t_last - first_t)
+        return max(sum(last[p] - first[p] for p in common), 0) / (t_last - first_t)

@@ -85,20 +85,21 @@ def render_metrics(status: dict, *, lag_per_partition: list | None = None,
                            labels=["service", "role"])
     restarts = CounterMetricFamily("sandbox_service_restarts", "Restarts of the service by the supervisor",
                                    labels=["service"])
-    cpu = GaugeMetricFamily("sandbox_service_cpu_percent",
-                            "CPU use of the service process (percent of one core)", labels=["service"])
+    cpu = GaugeMetricFamily("sandbox_service_cpu_ratio",
+                            "CPU use of the service process (1 = one core busy)", labels=["service"])
     rss = GaugeMetricFamily("sandbox_service_rss_bytes", "Resident memory of the service process",
                             labels=["service"])
     disk = GaugeMetricFamily("sandbox_service_disk_bytes", "Size of the service's journal on disk",
                              labels=["service"])
-    latency = GaugeMetricFamily("sandbox_service_latency_ms", "Last health probe round trip",
+    latency = GaugeMetricFamily("sandbox_service_latency_seconds", "Last health probe round trip",
                                 labels=["service"])
     end = GaugeMetricFamily("sandbox_partition_end_offset", "High watermark of a partition",
                             labels=["topic", "partition"])
     lag = GaugeMetricFamily("sandbox_group_lag", "Records behind the end offset, per committed partition",
                             labels=["group", "topic", "partition"])
-    lag_sum = GaugeMetricFamily("sandbox_group_lag_sum", "Records behind, summed over the group's partitions",
-                                labels=["group"])
+    # not *_sum: Prometheus reads that suffix as a summary's
+    lag_sum = GaugeMetricFamily("sandbox_group_lag_records", "Records behind, summed over the group's partitions "
+                                "(absent while the group's lag is unknown)", labels=["group"])
     events = CounterMetricFamily("sandbox_recovery_events", "Recovery events by kind", labels=["kind"])
     healthy = GaugeMetricFamily("sandbox_healthy", "1 if every service is healthy and there is no problem")
     replica = CounterMetricFamily("sandbox_replica_events", "ISR shrinks and expands and leader changes "
@@ -114,11 +115,12 @@ def render_metrics(status: dict, *, lag_per_partition: list | None = None,
         up.add_metric([name, str(s.get("role"))],
                       1 if s.get("state") == "running" and s.get("healthy") else 0)
         restarts.add_metric([name], max(int(s.get("restarts") or 0), 0))
-        for family, key in ((cpu, "cpu_percent"), (rss, "rss_bytes"), (disk, "disk_bytes"),
-                            (latency, "latency_ms")):
+        # base units, as Prometheus names them: a ratio, bytes, seconds
+        for family, key, scale in ((cpu, "cpu_percent", 100.0), (rss, "rss_bytes", 1.0), (disk, "disk_bytes", 1.0),
+                                   (latency, "latency_ms", 1000.0)):
             v = _num(s.get(key))
             if v is not None:
-                family.add_metric([name], v)
+                family.add_metric([name], v / scale)
 
     for t in status.get("topics") or []:
         for family, key in per_topic:
@@ -128,13 +130,14 @@ def render_metrics(status: dict, *, lag_per_partition: list | None = None,
         for d in t.get("partition_offsets") or []:
             end.add_metric([str(t["name"]), str(d["partition"])], d["end_offset"])
 
-    sums: dict[str, int] = {}
+    # a group of the status: its "lag" (none while it is null: a partition's lag is unknown, or
+    # nothing is committed); summed from lag_per_partition only for groups the status does not list
+    listed = {g["group"] for g in status.get("groups") or []}
+    sums: dict[str, int] = {g["group"]: int(g["lag"]) for g in status.get("groups") or [] if g.get("lag") is not None}
     for g, t, p, v in _lag_rows(status, lag_per_partition):
         lag.add_metric([g, t, str(p)], v)
-        sums[g] = sums.get(g, 0) + max(v, 0)
-    for g in status.get("groups") or []:
-        if g["group"] not in sums and g.get("lag") is not None:
-            sums[g["group"]] = int(g["lag"])
+        if g not in listed:
+            sums[g] = sums.get(g, 0) + max(v, 0)
     for g, total in sorted(sums.items()):
         lag_sum.add_metric([g], total)
 

@@ -90,6 +90,7 @@ def replica_events(before: Mapping[tuple[str, int], PartitionView],
     (kind, topic, broker(s)) so a broker loss reads as one line per topic, not one per partition.
     New and deleted partitions are no event. Each: {"service", "kind", "detail"}."""
     groups: dict[tuple[str, str, tuple[int, ...], int], list[int]] = {}
+    epochs: dict[tuple[str, str, tuple[int, ...], int], set[int]] = {}   # of a leader-change, per group
     for key in sorted(after):
         old, new = before.get(key), after[key]
         if old is None:
@@ -101,15 +102,20 @@ def replica_events(before: Mapping[tuple[str, int], PartitionView],
         if joined:
             groups.setdefault(("isr-expand", topic, tuple(sorted(joined)), len(new.isr)), []).append(part)
         if old.leader != new.leader:
-            groups.setdefault(("leader-change", topic, (old.leader, new.leader), new.leader_epoch), []).append(part)
+            # one event per topic and move (old leader, new leader): each partition has its own epoch
+            key = ("leader-change", topic, (old.leader, new.leader), 0)
+            groups.setdefault(key, []).append(part)
+            if new.leader_epoch >= 0:
+                epochs.setdefault(key, set()).add(new.leader_epoch)
     events = []
-    for (kind, topic, who, n), parts in groups.items():
+    for key, parts in groups.items():
+        kind, topic, who, n = key
         where = f"topic {topic} {_span(parts)}"
         if kind == "leader-change":
             was, now = who
             said = (f"{where}: no leader (was broker {was})" if now < 0 else
                     f"{where}: leader broker {now} (was {'none' if was < 0 else f'broker {was}'})"
-                    + (f", leader epoch {n}" if n >= 0 else ""))
+                    + _epochs(epochs.get(key, ())))
             service = f"broker-{now if now >= 0 else was}"
         else:
             verb = "left" if kind == "isr-shrink" else "rejoined"
@@ -117,6 +123,13 @@ def replica_events(before: Mapping[tuple[str, int], PartitionView],
             service = f"broker-{who[0]}"
         events.append({"service": service, "kind": kind, "detail": said})
     return events
+
+
+def _epochs(found: Iterable[int]) -> str:
+    found = sorted(found)
+    if not found:
+        return ""
+    return f", leader epoch {found[0]}" if len(found) == 1 else f", leader epochs {_ids(found)}"
 
 
 class ReplicaWatch:

@@ -18,6 +18,7 @@ from sandbox.client import KafkaClient, KafkaClientError
 from sandbox.folder_probe import try_write
 
 from . import replication
+from .deadline import Budget, bounded
 from .transactions import transaction_entries
 
 
@@ -81,7 +82,8 @@ def _seen_state(pid: int) -> str:
         return "gone"
     if st in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
         return "gone"
-    return "paused" if st == psutil.STATUS_STOPPED else "alive"
+    # SIGSTOP, or held by a debugger (ptrace): either way it answers nothing
+    return "paused" if st in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP) else "alive"
 
 
 def journal_check(path: Path) -> tuple[bool, int | None, str | None]:
@@ -237,6 +239,11 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
         leaderless = health["offline_partitions"]
         if leaderless:
             problems.append(f"topic {name} has {leaderless} partitions without a leader")
+        below = health["under_min_isr_partitions"]
+        if below:
+            problems.append(f"topic {name} has {below} partition(s) with fewer in-sync replicas than its "
+                            f"min.insync.replicas={health['min_insync_replicas']}: acks=all writes are refused "
+                            f"(NOT_ENOUGH_REPLICAS) until a replica catches up; bring the missing broker back")
         topics.append({"name": name, "partitions": len(t.partitions),
                        "replication": len(t.partitions[0].replicas) if t.partitions else 0,
                        "end_offsets": sum(per_part.values()) if complete else None,
@@ -244,13 +251,15 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
                        # extra detail (not in SPEC.md): per-partition high watermarks
                        "partition_offsets": [{"partition": p, "end_offset": o}
                                              for p, o in sorted(per_part.items())]})
-    try:
-        for g in (client.list_groups(skip=skip) if brokers_answer else ()):
+    try:   # a broker that cannot be listed (it stopped answering) leaves out its groups only
+        listed_groups = client.list_groups(skip=skip, failed=problems, failed_nodes=set()) if brokers_answer else ()
+        for g in listed_groups:
             try:
                 d = client.describe_group(g.group)
                 parts = client.group_lag(g.group, skip=skip, known_ends=ends)
-                # unknown (None) while a partition's leader is not asked: a partial sum would understate it
-                lag = None if any(p.lag is None for p in parts) else sum(max(p.lag, 0) for p in parts)
+                # unknown (None) while a partition's leader is not asked: a partial sum would understate it;
+                # none committed yet: no figure ("-"), as kafka-consumer-groups --describe shows it
+                lag = None if not parts or any(p.lag is None for p in parts) else sum(max(p.lag, 0) for p in parts)
                 groups.append({"group": g.group, "state": d.state, "members": len(d.members), "lag": lag,
                                # extra detail (not in SPEC.md): lag of each committed partition
                                "partitions": [{"topic": p.topic, "partition": p.partition,
@@ -259,6 +268,7 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
             except KafkaClientError as e:
                 groups.append({"group": g.group, "state": g.state, "members": None, "lag": None,
                                "error": str(e)})
+                problems.append(f"group {g.group} could not be read: {e}")
     except KafkaClientError as e:
         problems.append(f"groups unavailable: {e}")
     return topics, groups, problems
@@ -274,28 +284,31 @@ def unhealthy_brokers(services: list[dict]) -> set[int]:
     return {n for n, s in _brokers_by_id(services).items() if not s.get("healthy")}
 
 
-def _answering(client: KafkaClient, services: list[dict], coordinator: tuple[str, int] | None
-               ) -> tuple[KafkaClient | None, set[int], bool]:
-    """(a client of the services that answer, brokers to leave alone, whether it is brokers that
-    answer). All brokers healthy: the given client. Some: a client of the healthy ones. None: the
-    coordinator (it answers Metadata from the cluster's own view), if it is healthy."""
+def _answering(client: KafkaClient, services: list[dict], coordinator: tuple[str, int] | None,
+               budget: Budget) -> tuple[KafkaClient | None, bool]:
+    """(a client of the services that answer, whether it is brokers that answer); the brokers to
+    leave alone join budget.skip. All brokers healthy: the given client. Some: a client of the
+    healthy ones. None: the coordinator (it answers Metadata from the cluster's own view), if it
+    is healthy. Every request of the client keeps to the budget."""
     brokers = _brokers_by_id(services)
     down = unhealthy_brokers(services)
+    budget.skip |= down
     if not down:
-        return client, set(), True
+        return bounded(client, budget), True
     ports = {s["port"] for s in brokers.values() if s["healthy"]}
     up = [a for a in client.addresses if a[1] in ports]
     if up:
-        return KafkaClient(up, client_id=client.client_id, timeout=client.timeout), down, True
+        return bounded(KafkaClient(up, client_id=client.client_id, timeout=client.timeout), budget), True
     if coordinator is not None and any(s["role"] == "coordinator" and s["healthy"] for s in services):
-        return KafkaClient([coordinator], client_id=client.client_id, timeout=client.timeout), set(brokers), False
-    return None, down, False
+        budget.skip |= set(brokers)
+        return bounded(KafkaClient([coordinator], client_id=client.client_id, timeout=client.timeout), budget), False
+    return None, False
 
 
-def coordinator_problems(address: tuple[str, int], expected: set[int]) -> list[str]:
+def coordinator_problems(address: tuple[str, int], expected: set[int], timeout: float = 2.0) -> list[str]:
     """The coordinator answers a Metadata round trip and knows every broker of the stack."""
     try:
-        with KafkaClient([address], client_id="sandbox-health", timeout=2.0) as c:
+        with KafkaClient([address], client_id="sandbox-health", timeout=timeout) as c:
             md, _ = c.metadata([])
     except KafkaClientError as e:
         return [f"the coordinator does not answer: {e}"]
@@ -312,9 +325,30 @@ def coordinator_followers(address: tuple[str, int]) -> tuple[str | None, set[int
     return md.cluster_id, {b for b, caught_up in followers.items() if caught_up >= 0}
 
 
+def _unanswered(services: list[dict], budget: Budget) -> list[str]:
+    """Problems for the services found not answering during one build (each is then shown not
+    healthy) and for a build that ran out of time."""
+    ports = {addr[1] for addr in budget.hung}
+    names = [s["name"] for s in services if s.get("port") in ports]
+    for s in services:
+        if s.get("port") in ports:
+            s["healthy"] = False
+    out = []
+    if names:
+        out.append(f"{', '.join(names)} did not answer within {budget.request_timeout:g}s although the "
+                   f"supervisor's last probe found it healthy (hung?): nothing more was asked of it, so "
+                   f"its partitions' end offsets, groups and transactions are not shown; "
+                   f"`sandbox restart SERVICE` if it stays so")
+    if budget.expired:
+        out.append(f"the status took longer than {budget.seconds:g}s: what was not read by then is not shown")
+    return out
+
+
 def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,
                  client: KafkaClient | None, coordinator: tuple[str, int] | None = None,
-                 sasl_bootstrap: str | None = None) -> dict[str, Any]:
+                 sasl_bootstrap: str | None = None, budget: Budget | None = None) -> dict[str, Any]:
+    """The status of SPEC.md. budget: how long the build may ask the cluster (default: a fresh
+    Budget of STATUS_DEADLINE_S)."""
     services = service_entries(state) if state else []
     topics: list[dict] = []
     groups: list[dict] = []
@@ -323,8 +357,12 @@ def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,
     problems += [f"{s['name']}: {s['problem']}" for s in services if s.get("problem")]
     metadata_latency = None
     # topics keep being listed while a broker is down: from the brokers that answer (or the
-    # coordinator), exactly when a user needs to see which partitions lost a replica
-    asked, skip, brokers_answer = _answering(client, services, coordinator) if client and services else (None, set(), False)
+    # coordinator), exactly when a user needs to see which partitions lost a replica. One build
+    # keeps to a deadline: a broker that does not answer in time is asked nothing more
+    budget = budget or Budget()
+    asked, brokers_answer = _answering(client, services, coordinator, budget) if client and services else (None, False)
+    down = set(budget.skip)   # not healthy to the supervisor: left alone from the start
+    skip = budget.skip        # grows while the build finds brokers that do not answer
     if asked is not None:
         try:
             latencies: list[float] = []
@@ -333,20 +371,25 @@ def build_status(*, name: str, mode: str, bootstrap: str, state: dict | None,
             if brokers_answer:
                 transactions, found = transaction_entries(asked, skip=skip)
                 problems += found
-            if skip and brokers_answer:
+            if down and brokers_answer:
                 # asking a broker that does not answer costs a timeout per request: its share is
                 # left out, and said so
-                problems.append(f"groups and transactions coordinated by broker(s) {sorted(skip)} are not "
+                problems.append(f"groups and transactions coordinated by broker(s) {sorted(down)} are not "
                                 f"shown: not healthy")
-            metadata_latency = latencies[0] if latencies and not skip else None
+            metadata_latency = latencies[0] if latencies and not down and not budget.hung else None
         except KafkaClientError as e:
             problems.append(str(e))
         finally:
             if asked is not client:
                 asked.close()
-        if coordinator is not None and any(s["role"] == "coordinator" and s["healthy"] for s in services):
+            else:
+                asked.budget = None
+        if coordinator is not None and any(s["role"] == "coordinator" and s["healthy"] for s in services) \
+                and coordinator not in budget.hung and budget.remaining() > 0:
             brokers = {int(s["name"].rsplit("-", 1)[1]) for s in services if s["role"] == "broker"}
-            problems += coordinator_problems(coordinator, brokers)
+            problems += coordinator_problems(coordinator, brokers,
+                                             timeout=max(min(budget.request_timeout, budget.remaining()), 0.05))
+        problems += _unanswered(services, budget)
     healthy = bool(services) and all(s["healthy"] for s in services) and not problems
     return {"name": name, "mode": mode, "healthy": healthy, "bootstrap": bootstrap, "sasl_bootstrap": sasl_bootstrap,
             "services": services, "topics": topics, "groups": groups, "transactions": transactions,

@@ -53,6 +53,7 @@ class Rehearsal:
             freeze(svc.handle, True)
         svc.paused_until = now + seconds
         svc.state, svc.healthy, svc.failing_since = "paused", False, None
+        svc.latency_ms = None   # frozen, it answers nothing: no round trip to show
         self._emit(svc, "pause", f"pid {svc.pid} paused for {seconds:g}s on request", pid=svc.pid, seconds=seconds)
 
     def _resume_due(self, now: float) -> None:

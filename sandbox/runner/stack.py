@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from sandbox.client import KafkaClient, KafkaClientError, parse_bootstrap
 from sandbox.config import ConfigError, SandboxConfig, load_config, parse_config
+from sandbox.health.deadline import BoundedClient
 from sandbox.health.http import HealthServer
 from sandbox.lifecycle import raise_open_files_limit, setup_logging, stop_signals
 from sandbox.partition_metadata import folder_topic_id
@@ -149,6 +150,16 @@ def _note_pid(spec: ServiceSpec, pid: int | None) -> None:
         log.warning("%s: pid file not %s: %s", spec.name, "removed" if pid is None else "written", e)
 
 
+def http_status(cfg: SandboxConfig, state: dict, client: KafkaClient) -> dict[str, Any]:
+    """The JSON of /status: what `sandbox status --json` prints while the supervisor runs (the one
+    serving it), `running` and `restart_needed` included (docs/status.md)."""
+    st = build_status(name=cfg.name, mode=cfg.mode, bootstrap=bootstrap(cfg), state=state, client=client,
+                      coordinator=(cfg.connect_host, cfg.coordinator_port), sasl_bootstrap=cfg.sasl_bootstrap)
+    st["running"] = True
+    st["restart_needed"] = restart_needed(cfg)
+    return st
+
+
 class StackSupervisor:
     def __init__(self, cfg: SandboxConfig, on_event: Callable[[dict], None] | None = None) -> None:
         """on_event: also handed every event as it happens (`up --foreground` prints them)."""
@@ -184,14 +195,12 @@ class StackSupervisor:
                 on_event=both, adopt=adopt, on_spawn=_note_pid, recreate_in_thread=True,
             )
         # /healthz /status /metrics on http_port (127.0.0.1 only), with a client of its own so a
-        # scrape never waits behind the catalog refresh
-        self.health_client = KafkaClient(bootstrap(cfg), client_id="sandbox-health", timeout=2.0)
+        # scrape never waits behind the catalog refresh; each build keeps to a deadline (a hung
+        # broker is asked once, then left alone and reported)
+        self.health_client = BoundedClient(bootstrap(cfg), client_id="sandbox-health", timeout=2.0)
         self.http = HealthServer(
             "127.0.0.1", cfg.http_port,
-            get_status=lambda: build_status(name=cfg.name, mode=cfg.mode, bootstrap=bootstrap(cfg),
-                                            state=self.sup.snapshot(), client=self.health_client,
-                                            coordinator=(cfg.connect_host, cfg.coordinator_port),
-                                            sasl_bootstrap=cfg.sasl_bootstrap),
+            get_status=lambda: http_status(cfg, self.sup.snapshot(), self.health_client),
             get_metrics=lambda: render_metrics(self.http.status(), event_counts=self.event_counts.counts()))
         self.watcher: ManifestWatcher | None = None
         # [sasl] users and [[acls]] saved in the file, retried while the cluster does not answer

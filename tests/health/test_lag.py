@@ -123,3 +123,24 @@ def test_history_is_bounded_and_same_instant_replaces():
     tr.observe_lag("g", [("orders", 0, 99)])
     tr.observe_lag("g", [("orders", 0, 98)])
     assert tr.history("g", "orders", 0)[-1][1] == 98
+
+
+def test_a_broker_restart_is_no_throughput_spike_nor_growing_lag():
+    """While a broker restarts its partitions' end offsets and lag are unknown for a sample: that
+    sample must not read as a re-created topic (a rate spike after) nor as lag that fell then grew."""
+    from sandbox.health.lag import LagTracker
+
+    tr = LagTracker(clock=lambda: 0.0)
+    all3 = {"partition_offsets": [{"partition": p, "end_offset": 100} for p in range(3)]}
+    for now, ends, lags in (
+            (0.0, {0: 100, 1: 100, 2: 100}, {0: 10, 1: 10, 2: 10}),
+            (1.0, {0: 110, 2: 110}, {0: 10, 1: None, 2: 10}),    # broker 2 (partition 1) restarting
+            (2.0, {0: 120, 1: 120, 2: 120}, {0: 10, 1: 10, 2: 10}),
+            (3.0, {0: 130, 1: 130, 2: 130}, {0: 10, 1: 10, 2: 10})):
+        tr.observe_status({"topics": [{**all3, "name": "t", "partition_offsets": [
+                               {"partition": p, "end_offset": o} for p, o in ends.items()]}],
+                           "groups": [{"group": "g", "lag": None if None in lags.values() else sum(lags.values()),
+                                       "partitions": [{"topic": "t", "partition": p, "lag": v}
+                                                      for p, v in lags.items()]}]}, now)
+    assert tr.rate("t") == 30.0          # 10 records/s into each of 3 partitions, not a spike
+    assert tr.trend("g") == "steady"     # not "growing" from a partial sum

@@ -116,7 +116,7 @@ class Client:
         self.asked += [sorted(ps) for ps in wanted.values()]
         return {(t, p): 10 for t, ps in wanted.items() for p in ps}
 
-    def list_groups(self, *, skip=()):
+    def list_groups(self, *, skip=(), **kw):
         self.skipped = set(skip)
         return []
 
@@ -177,7 +177,7 @@ def test_a_groups_lag_is_unknown_while_a_partition_it_committed_is_led_by_a_brok
 
     made = clients_made(monkeypatch)
     monkeypatch.setattr("sandbox.health.status._MIN_ISR", {})
-    monkeypatch.setattr(Client, "list_groups", lambda self, *, skip=(): [GroupListing("g", "Stable", "consumer"),
+    monkeypatch.setattr(Client, "list_groups", lambda self, *, skip=(), **kw: [GroupListing("g", "Stable", "consumer"),
                                                                          GroupListing("h", "Stable", "consumer")])
     monkeypatch.setattr(Client, "describe_group",
                         lambda self, g: GroupDescription(g, "Stable", "consumer", "range", [], 0), raising=False)
@@ -216,3 +216,12 @@ def test_monitor_replicas_column():
     assert replicas_cell({"replication": 3, "under_replicated_partitions": 0, "offline_partitions": 0}) == "3 in sync"
     assert replicas_cell({"replication": 3, "under_replicated_partitions": 2, "under_min_isr_partitions": 1,
                           "offline_partitions": 1}) == "3: 1 offline, 1 under min ISR, 2 under-replicated"
+
+
+def test_one_broker_move_is_one_leader_change_per_topic_listing_the_epochs():
+    """Partitions have leader epochs of their own: a move of several is still one event per topic."""
+    before = {("t", i): view("t", i, 1, [1, 2], [1, 2], 3 + i) for i in range(3)}
+    after = {("t", i): view("t", i, 2, [1, 2], [1, 2], 4 + i) for i in range(3)}
+    events = [e for e in replica_events(before, after) if e["kind"] == "leader-change"]
+    assert events == [{"service": "broker-2", "kind": "leader-change",
+                       "detail": "topic t partitions 0, 1, 2: leader broker 2 (was broker 1), leader epochs 4, 5, 6"}]

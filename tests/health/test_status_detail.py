@@ -9,6 +9,15 @@ from sandbox.client import (ClusterMetadata, GroupDescription, GroupListing, Par
 from sandbox.health.status import build_status, service_entries
 
 
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _fresh_min_isr_cache(monkeypatch):
+    """min.insync.replicas is cached per topic across builds: another test's "orders" must not leak in."""
+    monkeypatch.setattr("sandbox.health.status._MIN_ISR", {})
+
+
 class FakeClient:
     def metadata(self, topics=None):
         parts = [PartitionMeta(0, 1, [1], [1]), PartitionMeta(1, 1, [1], [1])]
@@ -17,7 +26,7 @@ class FakeClient:
     def end_offsets_of(self, wanted, *, skip=()):
         return {("orders", 0): 200, ("orders", 1): 10}
 
-    def list_groups(self, *, skip=()):
+    def list_groups(self, *, skip=(), **kw):
         return [GroupListing("g", "Empty", "consumer")]
 
     def describe_group(self, group):
@@ -83,3 +92,70 @@ def test_a_paused_service_is_shown_paused_with_its_pid():
         os.kill(proc.pid, signal.SIGCONT)
         proc.kill()
         proc.wait(10)
+
+
+def test_a_group_with_members_but_no_commits_has_no_lag_figure():
+    """kafka-consumer-groups and `sandbox groups describe` show "-": nothing committed is not 0 behind."""
+    from sandbox.client import GroupMember
+
+    class NoCommits(FakeClient):
+        def describe_group(self, group):
+            return GroupDescription(group, "Stable", "consumer", "range",
+                                    [GroupMember("m1", "c", "/127.0.0.1", None, {"orders": [0, 1]})])
+
+        def group_lag(self, group, *, skip=(), known_ends=None):
+            return []
+
+    st = build_status(name="n", mode="native", bootstrap="x", state=state(0), client=NoCommits())
+    (g,) = st["groups"]
+    assert g["members"] == 1 and g["lag"] is None and g["partitions"] == []
+
+
+def test_a_group_that_cannot_be_described_is_a_problem():
+    from sandbox.client import KafkaClientError
+
+    class NotCoordinator(FakeClient):
+        def describe_group(self, group):
+            raise KafkaClientError("describing group g failed with NOT_COORDINATOR", 16)
+
+    st = build_status(name="n", mode="native", bootstrap="x", state=state(0), client=NotCoordinator())
+    (g,) = st["groups"]
+    assert g["lag"] is None and "NOT_COORDINATOR" in g["error"]
+    assert any("group g" in p and "NOT_COORDINATOR" in p for p in st["problems"]), st["problems"]
+    assert not st["healthy"]
+
+
+def test_partitions_under_min_isr_are_a_problem_naming_the_topic(monkeypatch):
+    """acks=all writes are refused (NOT_ENOUGH_REPLICAS) while the ISR is below min.insync.replicas."""
+    monkeypatch.setattr("sandbox.health.status._MIN_ISR", {})
+
+    class Shrunk(FakeClient):
+        def metadata(self, topics=None):
+            parts = [PartitionMeta(0, 1, [1, 2], [1]), PartitionMeta(1, 1, [1, 2], [1, 2])]
+            return ClusterMetadata("c", 1, [], {"orders": TopicMeta("orders", None, parts)}), 0.5
+
+        def describe_configs(self, name):
+            return {"min.insync.replicas": ("2", False)}
+
+    st = build_status(name="n", mode="native", bootstrap="x", state=state(0), client=Shrunk())
+    (t,) = st["topics"]
+    assert t["under_min_isr_partitions"] == 1
+    assert any("topic orders" in p and "min.insync.replicas" in p for p in st["problems"]), st["problems"]
+    assert not st["healthy"]
+
+
+def test_a_process_stopped_by_a_debugger_is_paused(monkeypatch):
+    """psutil's tracing-stop (a debugger holds it): it answers nothing, as SIGSTOP (README's fault table)."""
+    import psutil
+
+    from sandbox.health import status as status_mod
+
+    class Traced:
+        def __init__(self, pid):
+            pass
+
+        def status(self):
+            return psutil.STATUS_TRACING_STOP
+
+    monkeypatch.setattr(status_mod.psutil, "Process", Traced)
+    assert status_mod._seen_state(1234) == "paused"

@@ -105,7 +105,7 @@ def test_growing_lag_shows_in_status_and_metrics(stack):
         g = next(g for g in st["groups"] if g["group"] == "slow")
         lags.append(g["lag"])
         time.sleep(1.1)  # /metrics caches the status for a second
-        scraped.append(metric(base, "sandbox_group_lag_sum", group="slow"))
+        scraped.append(metric(base, "sandbox_group_lag_records", group="slow"))
     assert lags == [50, 100, 150]
     assert scraped == [50.0, 100.0, 150.0]
     assert metric(base, "sandbox_partition_end_offset", topic="events", partition="0") == 250.0

@@ -255,3 +255,12 @@ def test_kills_on_request_never_add_up_to_a_crash_loop_that_wipes_the_journal(tm
     assert "wipe" not in kinds(sup.events) and "crash-loop" not in kinds(sup.events)
     assert len(spawner.handles("broker-1")) == 9 and sup.service("broker-1")["state"] == "running"
     assert (tmp_path / ".sandbox" / "broker-1" / "orders-0").is_dir()
+
+
+def test_a_paused_service_reports_no_probe_latency(tmp_path):
+    """Frozen, it answers nothing: its last round trip is not a figure of now."""
+    sup, clock, spawner, probe = make(tmp_path)
+    assert sup.service("broker-1")["latency_ms"] == 0.5
+    sup.pause("broker-1", 15.0)
+    sup.step()
+    assert sup.service("broker-1")["state"] == "paused" and sup.service("broker-1")["latency_ms"] is None
