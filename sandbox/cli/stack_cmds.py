@@ -4,7 +4,6 @@ supervisor's control protocol is runner/control.py's; these commands only call i
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
@@ -69,6 +68,8 @@ def up(
         # timed out while the stack was still starting (the topics come once it is healthy)
         declared_on_running(cfg, running, timeout)
         raise typer.Exit(0)
+    if stack.runtime_file(base).is_dir():   # said before anything is made (an ephemeral temp folder)
+        fail(stack.drop_runtime(base) or f"{stack.runtime_file(base)} is a folder", 1)
     overrides = {k: v for k, v in {"brokers": brokers, "port": port}.items() if v is not None}
     if docker:
         overrides["mode"] = "docker"
@@ -92,7 +93,9 @@ def up(
         typer.echo(f"adopting {len(left)} service(s) a stopped supervisor left running: {orphans.describe(left)}")
     _make_data_dir(cfg)
     rt = stack.runtime_file(cfg)
-    rt.unlink(missing_ok=True)
+    problem = stack.drop_runtime(cfg)
+    if problem:
+        fail(problem, 1)
     stack.write_runtime(cfg, overrides=overrides, ephemeral=ephemeral, config_text=cfg.source,
                         running=stack.running_settings(cfg))
     t0 = time.monotonic()
@@ -139,12 +142,7 @@ def down(purge: bool = typer.Option(False, "--purge", help="Also delete this san
          config: Optional[Path] = ConfigOpt) -> None:
     """Stop every process of this sandbox (gracefully, then by force)."""
     cfg = load(config)
-    rt = stack.runtime_file(cfg)
-    ephemeral = False
-    try:
-        ephemeral = json.loads(rt.read_text()).get("ephemeral", False)
-    except (OSError, ValueError):
-        pass
+    ephemeral = stack._read_runtime(stack.runtime_file(cfg)).get("ephemeral") is True
     stopped = stop_stack(cfg)
     typer.echo(f"sandbox {cfg.name} stopped" if stopped else f"sandbox {cfg.name} was not running")
     if cfg.mode == "docker":
@@ -160,7 +158,9 @@ def down(purge: bool = typer.Option(False, "--purge", help="Also delete this san
             f"; kept what the sandbox did not make: {', '.join(kept)}" if kept else ""))
     if cfg.mode == "docker" and not purge:
         return  # keep `mode: docker`: a later `down --purge` must still find the journal volumes
-    rt.unlink(missing_ok=True)
+    problem = stack.drop_runtime(cfg)
+    if problem:
+        typer.echo(f"note: {problem}", err=True)
 
 
 _MADE = {"logs", "quarantine", "run", "coordinator", "topics.json", ".write-probe"}

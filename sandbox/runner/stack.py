@@ -39,8 +39,8 @@ from sandbox.runner.process import ServiceSpec
 from sandbox.runner.service import StackSupervising
 from sandbox.runner.statefile import read_state
 from sandbox.runner.runtime import (  # noqa: F401  (re-exported: the CLI reads them as stack.*)
-    RESTART_KEYS, RUNTIME_FILE, _read_runtime, restart_needed, running_settings, runtime_file, runtime_overrides,
-    write_runtime,
+    RESTART_KEYS, RUNTIME_FILE, _read_runtime, drop_runtime, restart_needed, running_settings, runtime_file,
+    runtime_overrides, runtime_running, with_runtime_overrides, write_runtime,
 )
 
 log = logging.getLogger("sandbox.runner")
@@ -443,18 +443,17 @@ def load_stack_config(config_path: Path | None, cwd: Path, *, last_good: bool = 
     except ConfigError:
         path = Path(config_path) if config_path else Path(cwd) / "sandbox.toml"
         text = _read_runtime(path.parent / RUNTIME_FILE).get("config_text") if last_good else None
-        if text is None:
+        if not isinstance(text, str):
             raise
         cfg = parse_config(text, path, cwd=cwd)
-    rt = runtime_overrides(cfg)
-    cfg = cfg.with_overrides(**rt) if rt else cfg
-    running = _read_runtime(runtime_file(cfg)).get("running")
+    cfg = with_runtime_overrides(cfg)
+    running = runtime_running(cfg)
     if running:   # while the stack runs, it is what it was started as, whatever the file says now
         running.setdefault("broker", {})   # a stack started before [broker] existed ran with none
         running.setdefault("sasl_port", None)   # ... and one started before [sasl] without a SASL listener
         try:
             live = cfg.with_overrides(**running)
-        except ConfigError:
+        except (ConfigError, TypeError):
             return cfg
         if running_pid(live):
             return live
