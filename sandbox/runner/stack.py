@@ -369,8 +369,8 @@ class StackSupervisor:
         data = self.cfg.data_dir
         if (data / STOP_FILE).exists() and inbox.take_file(data / STOP_FILE) is not None:
             return False
-        for request in inbox.take(data):   # sandbox kill / sandbox pause
-            self._carry_out(request)
+        for request in inbox.take(data, refused=lambda why: self.sup.record_event("supervisor", "error", why)):
+            self._carry_out(request)   # sandbox kill / sandbox pause
         req = data / RESTART_FILE
         if req.exists() and (text := inbox.take_file(req)) is not None:
             name = text.strip() or None
@@ -378,11 +378,14 @@ class StackSupervisor:
                 self.sup.restart(name)
             except KeyError as e:
                 self.sup.record_event("supervisor", "error", str(e))
+            except Exception as e:   # noqa: BLE001 - one bad request is an event, never a dead supervisor
+                self.sup.record_event("supervisor", "error", f"restart {name or 'all'}: {e!r}")
         return True
 
     def _carry_out(self, request: dict) -> None:
-        name, command = request.get("service"), request.get("command")
+        name = command = None
         try:
+            name, command = request.get("service"), request.get("command")
             if command == "kill":
                 self.sup.kill(name)
             elif command == "pause":
