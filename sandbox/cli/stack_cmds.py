@@ -125,7 +125,11 @@ def _make_data_dir(cfg: SandboxConfig) -> None:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         cfg.logs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        fail(f"the data folder {cfg.data_dir} cannot be created ({e.strerror or e}); "
+        where = Path(e.filename) if e.filename else cfg.data_dir
+        if where.exists() and not where.is_dir():   # a file where a folder of the sandbox goes
+            fail(f"{where} is a file, not a folder; move it away (the sandbox keeps "
+                 f"{'its logs' if where == cfg.logs_dir else 'its data'} there) and run `sandbox up` again", 1)
+        fail(f"the folder {where} cannot be created ({e.strerror or e}); "
              f"set data_dir in sandbox.toml to a folder you can write", 1)
 
 

@@ -51,3 +51,12 @@ def test_a_folder_named_like_the_runtime_file_is_said_and_up_starts_nothing(tmp_
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert f"{tmp_path / RT} is a folder, not a file; delete it" in r.stderr, r.stderr
     assert not (tmp_path / ".sandbox" / "supervisor.pid").exists()
+
+
+def test_up_where_the_logs_folder_is_a_file_names_that_file(tmp_path):
+    (tmp_path / ".sandbox").mkdir()
+    (tmp_path / ".sandbox" / "logs").write_text("not a folder")
+    r = cli(tmp_path, "up", "--timeout", "5")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"{tmp_path / '.sandbox' / 'logs'} is a file, not a folder; move it away" in r.stderr, r.stderr
+    assert "data folder" not in r.stderr
