@@ -119,6 +119,7 @@ def up_foreground(cfg: SandboxConfig, timeout: float, cleanup: Callable[[], None
     from .monitor import run_monitor
 
     on_terminal = sys.stdout.isatty()
+    handler = None
     if on_terminal:   # log lines would tear the dashboard: they go to the supervisor's log file
         handler = logging.FileHandler(cfg.logs_dir / "supervisor.log", encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -161,6 +162,9 @@ def up_foreground(cfg: SandboxConfig, timeout: float, cleanup: Callable[[], None
     finally:
         done.set()
         watcher.join(5)
+        if handler is not None:   # closed first: Windows cannot delete an open log (an --ephemeral folder)
+            logging.getLogger().removeHandler(handler)
+            handler.close()
         cleanup()
     typer.echo(f"sandbox {cfg.name} stopped")
     raise typer.Exit(1 if failed.is_set() else code)
