@@ -37,7 +37,7 @@ from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
 from sandbox.runner.options import broker_defaults, coordinator_defaults
 from sandbox.runner.process import ServiceSpec
 from sandbox.runner.service import StackSupervising
-from sandbox.runner.statefile import read_state
+from sandbox.runner.statefile import LockHeld, hold_lock, read_state
 from sandbox.runner.runtime import (  # noqa: F401  (re-exported: the CLI reads them as stack.*)
     RESTART_KEYS, RUNTIME_FILE, _read_runtime, drop_runtime, restart_needed, running_settings, runtime_file,
     runtime_overrides, runtime_running, with_runtime_overrides, write_runtime,
@@ -45,9 +45,12 @@ from sandbox.runner.runtime import (  # noqa: F401  (re-exported: the CLI reads 
 
 log = logging.getLogger("sandbox.runner")
 
+_note_pid = orphans.note_pid   # (tests name it so)
+
 PID_FILE = "supervisor.pid"
 STATE_FILE = "supervisor.json"
 STOP_FILE = "supervisor.stop"
+LOCK_FILE = "supervisor.lock"   # held by the one supervisor of a data folder while it runs
 RESTART_FILE = "supervisor.restart"
 CATALOG_EVERY_S = 3.0
 
@@ -136,19 +139,6 @@ def watch_replicas(cfg: SandboxConfig, record_event: Callable[..., Any]) -> Repl
     return ReplicaWatcher(fetch, lambda e: record_event(e["service"], e["kind"], e["detail"])).start()
 
 
-def _note_pid(spec: ServiceSpec, pid: int | None) -> None:
-    """The service's pid file (what `down` and the next supervisor find it by). One that cannot
-    be written (a file where `.sandbox/run` should be, a full disk) is logged, not raised: the
-    service has started, and its start must still be recorded; `down` finds it by command line."""
-    try:
-        if pid is None:
-            orphans.remove_service_pid(spec)
-        else:
-            orphans.write_service_pid(spec, pid)
-    except OSError as e:
-        log.warning("%s: pid file not %s: %s", spec.name, "removed" if pid is None else "written", e)
-
-
 class StackSupervisor:
     def __init__(self, cfg: SandboxConfig, on_event: Callable[[dict], None] | None = None) -> None:
         """on_event: also handed every event as it happens (`up --foreground` prints them)."""
@@ -181,7 +171,7 @@ class StackSupervisor:
             self.sup = Supervisor(
                 specs, policy(cfg), probe=kafka_probe, quarantine_root=cfg.quarantine_dir,
                 recreate_topics=self._recreate, state_path=cfg.data_dir / STATE_FILE,
-                on_event=both, adopt=adopt, on_spawn=_note_pid, recreate_in_thread=True,
+                on_event=both, adopt=adopt, on_spawn=orphans.note_pid, recreate_in_thread=True,
             )
         # /healthz /status /metrics on http_port (127.0.0.1 only), with a client of its own so a
         # scrape never waits behind the catalog refresh
@@ -434,7 +424,8 @@ class StackSupervisor:
             self.http.stop()
             self.health_client.close()
             self.client.close()
-            remove_pid_file(data / PID_FILE)
+            if read_pid_file(data / PID_FILE) == os.getpid():   # never one a later supervisor wrote
+                remove_pid_file(data / PID_FILE)
         return 0
 
 
@@ -482,6 +473,15 @@ def supervise_cli(argv: list[str]) -> int:
 def supervise_main(config_path: Path | None, cwd: Path) -> int:
     cfg = load_stack_config(config_path, cwd)
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging("INFO")   # whole lines also after a write a full disk cut short
-    raise_open_files_limit(logging.getLogger("sandbox.runner"))   # and the services it starts inherit it
-    return StackSupervisor(cfg).run()
+    try:   # first: two `sandbox up` at once must never run two supervisors over the same services
+        lock = hold_lock(cfg.data_dir / LOCK_FILE)
+    except LockHeld as e:
+        print(f"sandbox {cfg.name} is already running: supervisor pid {e.holder or '?'} holds "
+              f"{cfg.data_dir / LOCK_FILE}; this supervisor exits", file=sys.stderr)
+        return 0
+    try:
+        setup_logging("INFO")   # whole lines also after a write a full disk cut short
+        raise_open_files_limit(logging.getLogger("sandbox.runner"))   # and the services it starts inherit it
+        return StackSupervisor(cfg).run()
+    finally:
+        lock.close()
