@@ -17,7 +17,7 @@ from sandbox.config import ConfigError, SandboxConfig
 from sandbox.config_init import write_init
 from sandbox.runner import control, orphans, stack
 from sandbox.runner.detach import spawn_detached
-from sandbox.runner.quarantine import QuarantineError, prune, quarantine
+from sandbox.runner.quarantine import QuarantineError, copy_failure, has_data, prune, quarantine
 
 from . import status_cmds
 from .common import ConfigOpt, client, control_call, fail, load, read_config
@@ -238,14 +238,22 @@ def recover(wipe: bool = typer.Option(False, "--wipe", help="Quarantine every jo
             forget_cluster_id(cfg)
         recover_docker(cfg, wipe)
     elif wipe:
+        moved: list[str] = []
         for spec in stack.service_specs(cfg):
-            if spec.data_dir.exists():
+            # an empty folder (left by an earlier --wipe that stopped half way) is no journal: an
+            # empty quarantine of it would count towards keep_quarantines and prune a real one
+            if spec.data_dir.exists() and (not spec.data_dir.is_dir() or has_data(spec.data_dir)):
                 try:
                     dest, how = quarantine(spec.data_dir, cfg.quarantine_dir, spec.name, time.time())
                 except (OSError, QuarantineError) as e:
-                    fail(f"{spec.name}'s journal {spec.data_dir} could not be moved aside ({e}); nothing was "
-                         f"deleted and the sandbox is stopped: fix that and run `sandbox recover --wipe` again")
+                    why = e if isinstance(e, QuarantineError) else copy_failure(e, cfg.quarantine_dir)
+                    done = (f"already moved aside: {'; '.join(moved)}; the others were not. " if moved else
+                            "nothing was moved; ")
+                    fail(f"{spec.name}'s journal {spec.data_dir} could not be moved aside ({why}); {done}"
+                         f"Nothing was deleted and the sandbox is stopped: fix that (free space if the disk is "
+                         f"full) and run `sandbox recover --wipe` again, which moves the rest")
                 prune(cfg.quarantine_dir, spec.name, cfg.recovery.keep_quarantines)
+                moved.append(f"{spec.name}'s journal to {dest}")
                 typer.echo(f"moved {spec.name}'s journal to {dest} ({how})")
         forget_cluster_id(cfg)   # only once every journal is aside (a failure above keeps them, and the id)
     up(docker=cfg.mode == "docker", brokers=None, port=None, foreground=False, ephemeral=False, timeout=60.0, config=config)
