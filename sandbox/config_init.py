@@ -71,6 +71,9 @@ def write_init(folder: Path) -> Path:
         with open(target, "x", encoding="utf-8", newline="\n") as f:
             f.write(INIT_TEMPLATE)
     except FileExistsError:
+        if target.is_dir():
+            raise ConfigError(f"{_display(target)}: is a folder, not a file; move it away (or rename it), "
+                              f"then run `sandbox init` again.", path=target) from None
         raise ConfigError(f"{_display(target)}: already exists and was left untouched; edit it, "
                           f"or delete it and run `sandbox init` again.", path=target) from None
     except OSError as e:

@@ -16,7 +16,7 @@ from sandbox.runner import control
 from .common import ConfigOpt, control_call, fail, load
 
 SERVICE_HELP = "A service as `sandbox status` shows it: coordinator or broker-N."
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "": 1.0}
 
 
 MAX_PAUSE_S = 24 * 3600.0
@@ -24,7 +24,7 @@ MAX_PAUSE_S = 24 * 3600.0
 
 def parse_duration(text: str) -> float:
     """'15s', '500ms', '2m', '1.5' (seconds) -> seconds; one sentence (exit 2) for anything else."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|)\s*", text.lower())
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d|)\s*", text.lower())
     if not m or float(m.group(1)) <= 0:
         fail(f"--for {text!r} is not a duration; write it like 15s, 500ms or 2m")
     seconds = float(m.group(1)) * _UNITS[m.group(2)]

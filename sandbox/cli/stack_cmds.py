@@ -4,7 +4,6 @@ supervisor's control protocol is runner/control.py's; these commands only call i
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
@@ -18,7 +17,7 @@ from sandbox.config import ConfigError, SandboxConfig
 from sandbox.config_init import write_init
 from sandbox.runner import control, orphans, stack
 from sandbox.runner.detach import spawn_detached
-from sandbox.runner.quarantine import QuarantineError, prune, quarantine
+from sandbox.runner.quarantine import QuarantineError, copy_failure, has_data, prune, quarantine
 
 from . import status_cmds
 from .common import ConfigOpt, client, control_call, fail, load, read_config
@@ -69,6 +68,8 @@ def up(
         # timed out while the stack was still starting (the topics come once it is healthy)
         declared_on_running(cfg, running, timeout)
         raise typer.Exit(0)
+    if stack.runtime_file(base).is_dir():   # said before anything is made (an ephemeral temp folder)
+        fail(stack.drop_runtime(base) or f"{stack.runtime_file(base)} is a folder", 1)
     overrides = {k: v for k, v in {"brokers": brokers, "port": port}.items() if v is not None}
     if docker:
         overrides["mode"] = "docker"
@@ -92,7 +93,9 @@ def up(
         typer.echo(f"adopting {len(left)} service(s) a stopped supervisor left running: {orphans.describe(left)}")
     _make_data_dir(cfg)
     rt = stack.runtime_file(cfg)
-    rt.unlink(missing_ok=True)
+    problem = stack.drop_runtime(cfg)
+    if problem:
+        fail(problem, 1)
     stack.write_runtime(cfg, overrides=overrides, ephemeral=ephemeral, config_text=cfg.source,
                         running=stack.running_settings(cfg))
     t0 = time.monotonic()
@@ -122,7 +125,11 @@ def _make_data_dir(cfg: SandboxConfig) -> None:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         cfg.logs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        fail(f"the data folder {cfg.data_dir} cannot be created ({e.strerror or e}); "
+        where = Path(e.filename) if e.filename else cfg.data_dir
+        if where.exists() and not where.is_dir():   # a file where a folder of the sandbox goes
+            fail(f"{where} is a file, not a folder; move it away (the sandbox keeps "
+                 f"{'its logs' if where == cfg.logs_dir else 'its data'} there) and run `sandbox up` again", 1)
+        fail(f"the folder {where} cannot be created ({e.strerror or e}); "
              f"set data_dir in sandbox.toml to a folder you can write", 1)
 
 
@@ -139,12 +146,7 @@ def down(purge: bool = typer.Option(False, "--purge", help="Also delete this san
          config: Optional[Path] = ConfigOpt) -> None:
     """Stop every process of this sandbox (gracefully, then by force)."""
     cfg = load(config)
-    rt = stack.runtime_file(cfg)
-    ephemeral = False
-    try:
-        ephemeral = json.loads(rt.read_text()).get("ephemeral", False)
-    except (OSError, ValueError):
-        pass
+    ephemeral = stack._read_runtime(stack.runtime_file(cfg)).get("ephemeral") is True
     stopped = stop_stack(cfg)
     typer.echo(f"sandbox {cfg.name} stopped" if stopped else f"sandbox {cfg.name} was not running")
     if cfg.mode == "docker":
@@ -160,7 +162,9 @@ def down(purge: bool = typer.Option(False, "--purge", help="Also delete this san
             f"; kept what the sandbox did not make: {', '.join(kept)}" if kept else ""))
     if cfg.mode == "docker" and not purge:
         return  # keep `mode: docker`: a later `down --purge` must still find the journal volumes
-    rt.unlink(missing_ok=True)
+    problem = stack.drop_runtime(cfg)
+    if problem:
+        typer.echo(f"note: {problem}", err=True)
 
 
 _MADE = {"logs", "quarantine", "run", "coordinator", "topics.json", ".write-probe"}
@@ -234,14 +238,22 @@ def recover(wipe: bool = typer.Option(False, "--wipe", help="Quarantine every jo
             forget_cluster_id(cfg)
         recover_docker(cfg, wipe)
     elif wipe:
+        moved: list[str] = []
         for spec in stack.service_specs(cfg):
-            if spec.data_dir.exists():
+            # an empty folder (left by an earlier --wipe that stopped half way) is no journal: an
+            # empty quarantine of it would count towards keep_quarantines and prune a real one
+            if spec.data_dir.exists() and (not spec.data_dir.is_dir() or has_data(spec.data_dir)):
                 try:
                     dest, how = quarantine(spec.data_dir, cfg.quarantine_dir, spec.name, time.time())
                 except (OSError, QuarantineError) as e:
-                    fail(f"{spec.name}'s journal {spec.data_dir} could not be moved aside ({e}); nothing was "
-                         f"deleted and the sandbox is stopped: fix that and run `sandbox recover --wipe` again")
+                    why = e if isinstance(e, QuarantineError) else copy_failure(e, cfg.quarantine_dir)
+                    done = (f"already moved aside: {'; '.join(moved)}; the others were not. " if moved else
+                            "nothing was moved; ")
+                    fail(f"{spec.name}'s journal {spec.data_dir} could not be moved aside ({why}); {done}"
+                         f"Nothing was deleted and the sandbox is stopped: fix that (free space if the disk is "
+                         f"full) and run `sandbox recover --wipe` again, which moves the rest")
                 prune(cfg.quarantine_dir, spec.name, cfg.recovery.keep_quarantines)
+                moved.append(f"{spec.name}'s journal to {dest}")
                 typer.echo(f"moved {spec.name}'s journal to {dest} ({how})")
         forget_cluster_id(cfg)   # only once every journal is aside (a failure above keeps them, and the id)
     up(docker=cfg.mode == "docker", brokers=None, port=None, foreground=False, ephemeral=False, timeout=60.0, config=config)

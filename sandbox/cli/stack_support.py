@@ -12,6 +12,7 @@ import typer
 from sandbox.config import SandboxConfig
 from sandbox.runner import control, stack
 from sandbox.runner.probe import port_owner
+from sandbox.runner.statefile import LockHeld, hold_lock, lock_holder
 
 from .common import client, fail
 
@@ -91,9 +92,18 @@ def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop=None, detached
     except control.NotReady as e:
         if detached and control.REAL.alive(pid):
             still_starting(cfg, e.detail, e.code)
+        other = lock_holder(cfg.data_dir / stack.LOCK_FILE)
+        if detached and other not in (None, pid) and control.REAL.alive(other):
+            already_running(cfg, other)   # another `sandbox up` started its supervisor first
         fail(e.message, e.code)
     except control.ControlError as e:
         fail(e.message, e.code)
+
+
+def already_running(cfg: SandboxConfig, pid: int) -> NoReturn:
+    """Another supervisor runs this sandbox (it holds the data folder's lock): said, exit 0."""
+    typer.echo(f"sandbox {cfg.name} is already running (supervisor pid {pid}); bootstrap {stack.bootstrap(cfg)}")
+    raise typer.Exit(0)
 
 
 def stop_stack(cfg: SandboxConfig) -> bool:
@@ -118,7 +128,12 @@ def up_foreground(cfg: SandboxConfig, timeout: float, cleanup: Callable[[], None
 
     from .monitor import run_monitor
 
+    try:   # the one supervisor of this data folder (a detached one started meanwhile holds it)
+        lock = hold_lock(cfg.data_dir / stack.LOCK_FILE)
+    except LockHeld as e:
+        already_running(cfg, e.holder or 0)
     on_terminal = sys.stdout.isatty()
+    handler = None
     if on_terminal:   # log lines would tear the dashboard: they go to the supervisor's log file
         handler = logging.FileHandler(cfg.logs_dir / "supervisor.log", encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -161,6 +176,10 @@ def up_foreground(cfg: SandboxConfig, timeout: float, cleanup: Callable[[], None
     finally:
         done.set()
         watcher.join(5)
+        if handler is not None:   # closed first: Windows cannot delete an open log (an --ephemeral folder)
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+        lock.close()
         cleanup()
     typer.echo(f"sandbox {cfg.name} stopped")
     raise typer.Exit(1 if failed.is_set() else code)

@@ -201,6 +201,7 @@ def restart(cfg: SandboxConfig, service: str | None, timeout: float = 60.0, wait
     targets = [service] if service else names
     key = "started_wall" if cfg.mode == "docker" else "pid"  # containers have no pid on the host
     before = {s["name"]: s.get(key) for s in _services(stack.read_status_file(cfg))}
+    pid = stack.running_pid(cfg)
     _write_request(lambda: (cfg.data_dir / stack.RESTART_FILE).write_text(service or "", encoding="utf-8"))
     deadline = waiter.clock() + timeout
     while waiter.clock() < deadline:
@@ -208,6 +209,7 @@ def restart(cfg: SandboxConfig, service: str | None, timeout: float = 60.0, wait
         if all(now.get(n, {}).get(key) not in (None, before.get(n)) and now[n].get("healthy")
                and now[n].get("state") == "running" for n in targets):
             return targets
+        _still_running(pid, waiter, "restart")
         waiter.sleep(0.2)
     raise ControlError(f"{', '.join(targets)} did not come back healthy within {timeout:g} s; "
                        f"see `sandbox status` and `sandbox logs`")
@@ -233,13 +235,23 @@ def _service_state(cfg: SandboxConfig, service: str) -> dict:
     return next((s for s in _services(stack.read_status_file(cfg)) if s.get("name") == service), {})
 
 
+def _still_running(pid: int | None, waiter: Waiter, what: str) -> None:
+    """ControlError at once when the supervisor carrying out a request has ended meanwhile (a
+    `sandbox down` in another terminal): the request will never be carried out, so no wait."""
+    if pid and not waiter.alive(pid):
+        raise ControlError(f"the sandbox was stopped (by `sandbox down`) before the {what} finished; "
+                           f"`sandbox up` starts it again", NOT_RUNNING)
+
+
 def _await(cfg: SandboxConfig, service: str, done: Callable[[dict], bool], timeout: float, waiter: Waiter,
            what: str) -> dict:
+    pid = stack.running_pid(cfg)
     deadline = waiter.clock() + timeout
     while waiter.clock() < deadline:
         now = _service_state(cfg, service)
         if done(now):
             return now
+        _still_running(pid, waiter, what)
         waiter.sleep(0.1)
     raise ControlError(f"the supervisor did not {what} {service} within {timeout:g} s; "
                        f"see `sandbox status` and `sandbox logs supervisor`")

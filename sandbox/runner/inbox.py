@@ -8,7 +8,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 INBOX_DIR = "supervisor.commands"
 
@@ -23,11 +23,12 @@ def send(data_dir: Path, command: str, service: str, **args: Any) -> None:
     os.replace(tmp, folder / f"{name}.json")
 
 
-def take(data_dir: Path) -> list[dict]:
+def take(data_dir: Path, refused: Callable[[str], Any] | None = None) -> list[dict]:
     """The queued requests, oldest first, each taken once: claimed by a rename before it is read.
     One another program holds (Windows: a virus scanner reading the new file) cannot be renamed
     nor removed: it stays queued and is taken once let go, never read a second time (read and
-    then left in place, a `sandbox kill` was carried out at every pass of the loop meanwhile)."""
+    then left in place, a `sandbox kill` was carried out at every pass of the loop meanwhile).
+    A file that is not a JSON object is dropped, and said to `refused` (one sentence)."""
     folder = Path(data_dir) / INBOX_DIR
     try:
         files = sorted(folder.glob("*.json"))
@@ -38,11 +39,16 @@ def take(data_dir: Path) -> list[dict]:
     out = []
     for path in files:
         text = take_file(path)   # None: gone, or held (taken at a later pass)
+        if text is None:
+            continue
         try:
-            if text is not None:
-                out.append(json.loads(text))
+            request = json.loads(text)
         except ValueError:
-            pass
+            request = None
+        if isinstance(request, dict):
+            out.append(request)
+        elif refused is not None:
+            refused(f"{path} is not a request (a JSON object with command and service): dropped")
     return out
 
 

@@ -171,3 +171,19 @@ def stop_processes(found: dict[str, tuple[psutil.Process, ServiceSpec]], grace: 
 
 def describe(found: dict[str, psutil.Process]) -> str:
     return ", ".join(f"{n} (pid {p.pid})" for n, p in sorted(found.items()))
+
+
+def note_pid(spec: ServiceSpec, pid: int | None) -> None:
+    """The service's pid file (what `down` and the next supervisor find it by). One that cannot
+    be written (a file where `.sandbox/run` should be, a full disk) is logged, not raised: the
+    service has started, and its start must still be recorded; `down` finds it by command line."""
+    try:
+        if pid is None:
+            remove_service_pid(spec)
+        else:
+            write_service_pid(spec, pid)
+    except OSError as e:
+        import logging
+
+        logging.getLogger("sandbox.runner").warning("%s: pid file not %s: %s", spec.name,
+                                                    "removed" if pid is None else "written", e)

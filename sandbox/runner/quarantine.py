@@ -93,7 +93,10 @@ def quarantine(data_dir: Path, root: Path, service: str, wall_time: float, *,
         else:
             shutil.copy2(data_dir, dest, follow_symlinks=False)
     except (OSError, shutil.Error) as e:
-        raise QuarantineError(f"could not move or copy {data_dir} to {target}: {e} (after: {last}); "
+        # a partial copy would pass for a real quarantine (and prune() would keep it over a whole one)
+        shutil.rmtree(target, ignore_errors=True)
+        raise QuarantineError(f"could not move or copy {data_dir} to {target}: {copy_failure(e, root)} "
+                              f"(a move failed first: {last.strerror if isinstance(last, OSError) else last}); "
                               f"the journal was left in place") from e
     how = "copied"
     if dest is not target:
@@ -115,6 +118,29 @@ def quarantine(data_dir: Path, root: Path, service: str, wall_time: float, *,
     if _retry(cleared, sleep, attempts):
         return target, how
     return target, "copied (some files still busy in the original)"
+
+
+def _filesystem(path: Path) -> str:
+    """The mount point `path` is on (what a user frees space on)."""
+    p = Path(path).absolute()
+    while not os.path.ismount(p) and p.parent != p:
+        p = p.parent
+    return str(p)
+
+
+def copy_failure(e: BaseException, where: Path) -> str:
+    """A failed copy as one short sentence: shutil.Error's list of (source, target, why) per file
+    ran to kilobytes. A full disk says so, naming the filesystem, with the count not copied."""
+    per_file = e.args[0] if isinstance(e, shutil.Error) and e.args and isinstance(e.args[0], list) else None
+    whys = [str(item[2]) for item in per_file if len(item) == 3] if per_file else [str(e)]
+    full = getattr(e, "errno", None) == errno.ENOSPC or any("No space left" in w or "Errno 28" in w for w in whys)
+    if full:
+        count = f" ({len(per_file)} file{'s' * (len(per_file) != 1)} not copied)" if per_file else ""
+        return f"no space left on {_filesystem(where)}{count}"
+    if per_file:
+        more = f" and {len(per_file) - 1} more" if len(per_file) > 1 else ""
+        return f"{len(per_file)} file{'s' * (len(per_file) != 1)} not copied: {whys[0]}{more}"
+    return getattr(e, "strerror", None) or str(e)
 
 
 def _rmtree_past_errors(path: Path, refused: list[str]) -> None:

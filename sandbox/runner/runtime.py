@@ -5,6 +5,7 @@ to change, so `status` can say when the file asks for something the stack does n
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from sandbox.config import ConfigError, SandboxConfig, load_config
@@ -48,10 +49,36 @@ def restart_needed(live: SandboxConfig) -> str | None:
 
 
 def _read_runtime(path: Path) -> dict:
+    """The runtime file's fields; {} when there is none or it is not a JSON object (a hand-edited
+    or torn file must never stop a command: it only loses what the stack was started with)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _field(cfg: SandboxConfig, key: str) -> dict:
+    value = _read_runtime(runtime_file(cfg)).get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def refused(cfg: SandboxConfig, e: Exception) -> ConfigError:
+    """The runtime file's contents refused: one sentence naming it and how to go on."""
+    said = re.sub(r"^command-line option \S+: ", "", str(e))   # they were written by `up`, not typed now
+    return ConfigError(f"{runtime_file(cfg)} holds settings this sandbox does not take ({said}); delete that "
+                       f"file (`sandbox up` writes it anew; a running stack keeps running)")
+
+
+def drop_runtime(cfg: SandboxConfig) -> str | None:
+    """Remove the runtime file; a sentence saying why it could not be (a folder of that name)."""
+    path = runtime_file(cfg)
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as e:
+        what = "is a folder, not a file" if path.is_dir() else f"cannot be removed ({e.strerror or e})"
+        return f"{path} {what}; delete it: the sandbox keeps what a running stack was started with there"
+    return None
 
 
 def write_runtime(cfg: SandboxConfig, **fields) -> None:
@@ -66,4 +93,21 @@ def runtime_file(cfg: SandboxConfig) -> Path:
 
 
 def runtime_overrides(cfg: SandboxConfig) -> dict:
-    return _read_runtime(runtime_file(cfg)).get("overrides", {})
+    return _field(cfg, "overrides")
+
+
+def runtime_running(cfg: SandboxConfig) -> dict:
+    """The settings the running stack was started with ({} when none are recorded)."""
+    return _field(cfg, "running")
+
+
+def with_runtime_overrides(cfg: SandboxConfig) -> SandboxConfig:
+    """cfg with the command-line overrides the stack was started with (`up --brokers 3`); ones
+    this sandbox refuses are a ConfigError naming the runtime file, not a command-line option."""
+    rt = runtime_overrides(cfg)
+    if not rt:
+        return cfg
+    try:
+        return cfg.with_overrides(**rt)
+    except (ConfigError, TypeError) as e:
+        raise refused(cfg, e) from None

@@ -38,17 +38,20 @@ from sandbox.runner.native import RecoveryPolicy, Supervisor, kafka_probe
 from sandbox.runner.options import broker_defaults, coordinator_defaults
 from sandbox.runner.process import ServiceSpec
 from sandbox.runner.service import StackSupervising
-from sandbox.runner.statefile import read_state
+from sandbox.runner.statefile import LockHeld, hold_lock, read_state
 from sandbox.runner.runtime import (  # noqa: F401  (re-exported: the CLI reads them as stack.*)
-    RESTART_KEYS, RUNTIME_FILE, _read_runtime, restart_needed, running_settings, runtime_file, runtime_overrides,
-    write_runtime,
+    RESTART_KEYS, RUNTIME_FILE, _read_runtime, drop_runtime, restart_needed, running_settings, runtime_file,
+    runtime_overrides, runtime_running, with_runtime_overrides, write_runtime,
 )
 
 log = logging.getLogger("sandbox.runner")
 
+_note_pid = orphans.note_pid   # (tests name it so)
+
 PID_FILE = "supervisor.pid"
 STATE_FILE = "supervisor.json"
 STOP_FILE = "supervisor.stop"
+LOCK_FILE = "supervisor.lock"   # held by the one supervisor of a data folder while it runs
 RESTART_FILE = "supervisor.restart"
 CATALOG_EVERY_S = 3.0
 
@@ -137,19 +140,6 @@ def watch_replicas(cfg: SandboxConfig, record_event: Callable[..., Any]) -> Repl
     return ReplicaWatcher(fetch, lambda e: record_event(e["service"], e["kind"], e["detail"])).start()
 
 
-def _note_pid(spec: ServiceSpec, pid: int | None) -> None:
-    """The service's pid file (what `down` and the next supervisor find it by). One that cannot
-    be written (a file where `.sandbox/run` should be, a full disk) is logged, not raised: the
-    service has started, and its start must still be recorded; `down` finds it by command line."""
-    try:
-        if pid is None:
-            orphans.remove_service_pid(spec)
-        else:
-            orphans.write_service_pid(spec, pid)
-    except OSError as e:
-        log.warning("%s: pid file not %s: %s", spec.name, "removed" if pid is None else "written", e)
-
-
 def http_status(cfg: SandboxConfig, state: dict, client: KafkaClient) -> dict[str, Any]:
     """The JSON of /status: what `sandbox status --json` prints while the supervisor runs (the one
     serving it), `running` and `restart_needed` included (docs/status.md)."""
@@ -192,7 +182,7 @@ class StackSupervisor:
             self.sup = Supervisor(
                 specs, policy(cfg), probe=kafka_probe, quarantine_root=cfg.quarantine_dir,
                 recreate_topics=self._recreate, state_path=cfg.data_dir / STATE_FILE,
-                on_event=both, adopt=adopt, on_spawn=_note_pid, recreate_in_thread=True,
+                on_event=both, adopt=adopt, on_spawn=orphans.note_pid, recreate_in_thread=True,
             )
         # /healthz /status /metrics on http_port (127.0.0.1 only), with a client of its own so a
         # scrape never waits behind the catalog refresh; each build keeps to a deadline (a hung
@@ -378,8 +368,8 @@ class StackSupervisor:
         data = self.cfg.data_dir
         if (data / STOP_FILE).exists() and inbox.take_file(data / STOP_FILE) is not None:
             return False
-        for request in inbox.take(data):   # sandbox kill / sandbox pause
-            self._carry_out(request)
+        for request in inbox.take(data, refused=lambda why: self.sup.record_event("supervisor", "error", why)):
+            self._carry_out(request)   # sandbox kill / sandbox pause
         req = data / RESTART_FILE
         if req.exists() and (text := inbox.take_file(req)) is not None:
             name = text.strip() or None
@@ -387,11 +377,14 @@ class StackSupervisor:
                 self.sup.restart(name)
             except KeyError as e:
                 self.sup.record_event("supervisor", "error", str(e))
+            except Exception as e:   # noqa: BLE001 - one bad request is an event, never a dead supervisor
+                self.sup.record_event("supervisor", "error", f"restart {name or 'all'}: {e!r}")
         return True
 
     def _carry_out(self, request: dict) -> None:
-        name, command = request.get("service"), request.get("command")
+        name = command = None
         try:
+            name, command = request.get("service"), request.get("command")
             if command == "kill":
                 self.sup.kill(name)
             elif command == "pause":
@@ -440,7 +433,8 @@ class StackSupervisor:
             self.http.stop()
             self.health_client.close()
             self.client.close()
-            remove_pid_file(data / PID_FILE)
+            if read_pid_file(data / PID_FILE) == os.getpid():   # never one a later supervisor wrote
+                remove_pid_file(data / PID_FILE)
         return 0
 
 
@@ -452,18 +446,17 @@ def load_stack_config(config_path: Path | None, cwd: Path, *, last_good: bool = 
     except ConfigError:
         path = Path(config_path) if config_path else Path(cwd) / "sandbox.toml"
         text = _read_runtime(path.parent / RUNTIME_FILE).get("config_text") if last_good else None
-        if text is None:
+        if not isinstance(text, str):
             raise
         cfg = parse_config(text, path, cwd=cwd)
-    rt = runtime_overrides(cfg)
-    cfg = cfg.with_overrides(**rt) if rt else cfg
-    running = _read_runtime(runtime_file(cfg)).get("running")
+    cfg = with_runtime_overrides(cfg)
+    running = runtime_running(cfg)
     if running:   # while the stack runs, it is what it was started as, whatever the file says now
         running.setdefault("broker", {})   # a stack started before [broker] existed ran with none
         running.setdefault("sasl_port", None)   # ... and one started before [sasl] without a SASL listener
         try:
             live = cfg.with_overrides(**running)
-        except ConfigError:
+        except (ConfigError, TypeError):
             return cfg
         if running_pid(live):
             return live
@@ -489,6 +482,15 @@ def supervise_cli(argv: list[str]) -> int:
 def supervise_main(config_path: Path | None, cwd: Path) -> int:
     cfg = load_stack_config(config_path, cwd)
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging("INFO")   # whole lines also after a write a full disk cut short
-    raise_open_files_limit(logging.getLogger("sandbox.runner"))   # and the services it starts inherit it
-    return StackSupervisor(cfg).run()
+    try:   # first: two `sandbox up` at once must never run two supervisors over the same services
+        lock = hold_lock(cfg.data_dir / LOCK_FILE)
+    except LockHeld as e:
+        print(f"sandbox {cfg.name} is already running: supervisor pid {e.holder or '?'} holds "
+              f"{cfg.data_dir / LOCK_FILE}; this supervisor exits", file=sys.stderr)
+        return 0
+    try:
+        setup_logging("INFO")   # whole lines also after a write a full disk cut short
+        raise_open_files_limit(logging.getLogger("sandbox.runner"))   # and the services it starts inherit it
+        return StackSupervisor(cfg).run()
+    finally:
+        lock.close()

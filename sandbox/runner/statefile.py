@@ -103,3 +103,50 @@ def read_state(path: Path, *, attempts: int = 5, sleep: Callable[[float], None] 
                 return None
             sleep(0.02)
     return None
+
+
+class LockHeld(Exception):
+    """Another process holds the lock; `holder`: the pid it wrote there (None if unreadable)."""
+
+    def __init__(self, holder: int | None) -> None:
+        super().__init__(f"held by pid {holder}" if holder else "held by another process")
+        self.holder = holder
+
+
+_LOCK_AT = 64   # Windows locks a byte range others cannot read: the holder's pid is written before it
+
+
+def hold_lock(path: Path):
+    """An exclusive lock on `path` for as long as the returned file stays open (closed, or its
+    process gone, the lock is let go: never a stale lock). Its holder's pid is written in it.
+    LockHeld at once when another process holds it (fcntl.flock; Windows: msvcrt.locking)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a+b")
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            f.seek(_LOCK_AT)
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise LockHeld(lock_holder(path)) from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()).encode().ljust(_LOCK_AT - 1) + b"\n")
+    f.flush()
+    return f
+
+
+def lock_holder(path: Path) -> int | None:
+    """The pid the lock's holder (or its last holder) wrote in it."""
+    try:
+        with open(path, "rb") as f:
+            return int(f.read(_LOCK_AT).strip() or 0) or None
+    except (OSError, ValueError):
+        return None

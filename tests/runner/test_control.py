@@ -294,3 +294,24 @@ def test_a_held_stop_or_restart_file_is_taken_once_let_go_and_never_raises(tmp_p
         assert inbox.take_file(stop) is None                       # taken once
     finally:
         sem.active = False
+
+
+def test_restart_kill_and_pause_end_at_once_when_the_sandbox_is_stopped_meanwhile(tmp_path):
+    """Found by review: a `sandbox restart` during a `sandbox down` waited its full 60 s, then said
+    "did not come back healthy". Now the wait sees the supervisor gone and says so at once."""
+    cfg = running_cfg(tmp_path)
+    for state, ask in (("running", lambda w: control.restart(cfg, "broker-1", waiter=w)),
+                       ("running", lambda w: control.restart(cfg, None, waiter=w)),
+                       ("running", lambda w: control.kill(cfg, "broker-1", waiter=w)),
+                       ("running", lambda w: control.pause(cfg, "broker-1", 3.0, waiter=w)),
+                       ("paused", lambda w: control.wait_resumed(cfg, "broker-1", 30.0, waiter=w))):
+        publish(cfg, [svc("coordinator", pid=1), svc("broker-1", pid=2, state=state)])
+        sup = Supervisor()
+
+        def down(now, sup=sup):
+            sup.is_alive = False   # `sandbox down` ended the supervisor after its first look
+        sup.on_sleep = down
+        with pytest.raises(control.ControlError) as e:
+            ask(sup.waiter())
+        assert "the sandbox was stopped (by `sandbox down`) before the" in e.value.message
+        assert e.value.code == control.NOT_RUNNING and sup.slept < 1.0
