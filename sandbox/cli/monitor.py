@@ -210,7 +210,7 @@ def rich_frame(st: dict | None, tracker: LagTracker, name: str, width: int, heig
 def collect(cfg: SandboxConfig, client, tracker: LagTracker) -> dict | None:
     """One status, built as `sandbox status` builds it (the supervisor's live state, else the
     services found running without it, with the same problems); None when nothing runs."""
-    from .status_cmds import gather
+    from .status_gather import gather
 
     st, code, said = gather(cfg, client)
     if code == 3 and not said:
