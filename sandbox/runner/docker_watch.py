@@ -370,19 +370,10 @@ class DockerWatcher:
             svc.state, svc.healthy = "recovering", False
             return
         if st.status == "paused" and svc.wanted:
-            # frozen outside the sandbox (`docker pause`; its own pauses are not checked at all): as
-            # a stopped process in native mode, paused, then unhealthy and restarted after
-            # unhealthy_after_s (docker refuses to restart a paused container: unpaused first)
-            svc.state, svc.healthy, svc.latency_ms = "paused", False, None
-            if svc.unhealthy_since is None:
-                svc.unhealthy_since = now
-            failing = now - svc.unhealthy_since
-            if failing >= self.policy.unhealthy_after_s and failing > 0:
-                self._emit(svc.name, "unhealthy", f"container {svc.container} paused outside the sandbox for "
-                                                  f"{failing:.1f}s: unpausing and restarting it")
-                svc.unhealthy_since, svc.restarts = None, svc.restarts + 1
-                self._ours(svc, lambda: (self.engine.unpause(svc.name), self.engine.restart(svc.name)))
-                self._emit(svc.name, "restart", "after unhealthy", restarts=svc.restarts)
+            # paused through the engine (`docker pause`; the sandbox's own pauses are not checked):
+            # the engine says so, so it is no hang to cure by a restart, as a frozen process in
+            # native mode may be; shown paused until it is unpaused (it showed "starting")
+            svc.state, svc.healthy, svc.latency_ms, svc.unhealthy_since = "paused", False, None, None
             return
         if not running:
             gave_up = "crashed" if svc.state == "crashed" else "stopped"   # a config error stays shown
