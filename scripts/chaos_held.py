@@ -32,6 +32,10 @@ RECENT_S = 10.0           # files written this recently are the ones a scanner o
 KILL_CHANCE = 0.3         # how often a broker is also killed while they are held
 EXCLUSIVE_CHANCE = 0.3    # how often a file is held by a program that refuses writers too
 BAD_EVENTS = ("crash", "wipe", "crash-loop")
+# files the stack writes by replacing them whole (write a temporary, rename it over)
+REPLACED = ("supervisor.json", "topics.json", "recovery-point-offset-checkpoint",
+            "replication-offset-checkpoint", "log-start-offset-checkpoint", "leader-epoch-checkpoint")
+REPLACED_SUFFIXES = ("-checkpoint",)
 
 
 def list_path(root: Path) -> Path:
@@ -63,6 +67,13 @@ def hold(root: Path, data: Path, rng: random.Random, during=None) -> tuple[list[
     candidates = recent_files(data, time.time())
     held = rng.sample(candidates, min(len(candidates), rng.randint(*HELD_FILES)))
     seconds = rng.uniform(*HELD_S)
+    # a scanner opens what was just replaced above all: one file the stack rewrites by replacing
+    # it (checkpoints, the catalog, the supervisor's state) is among those held, so every hold
+    # meets the rules (drawn apart, so a seed's other draws stay what they were); a sample of
+    # segments alone, which nothing removes or renames within seconds, made a campaign meet none
+    replaced = [p for p in candidates if p.name in REPLACED or p.name.endswith(REPLACED_SUFFIXES)]
+    if replaced and not any(p in replaced for p in held):
+        held.append(random.Random(f"{seconds!r}-replaced").choice(replaced))
     # which of them refuse writers too: drawn apart, so a seed's other draws stay what they were
     apart = random.Random(f"{seconds!r}")
     exclusive = {p for p in held if apart.random() < EXCLUSIVE_CHANCE}
