@@ -3,10 +3,7 @@ stale) or a killed one (services still serving) is said so, not shown healthy or
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
-import pytest
 
 from sandbox.cli import monitor
 from sandbox.config import load_config
@@ -14,25 +11,10 @@ from sandbox.health.lag import LagTracker
 from sandbox.runner import orphans, stack
 
 from health.fake_status import status
+from cli.test_status_orphans import Proc, sleeper  # noqa: F401 - the fixture
 
 
-class Proc:
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-
-    def is_running(self) -> bool:
-        return True
-
-
-@pytest.fixture
-def sleeper():
-    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield p
-    p.kill()
-    p.wait()
-
-
-def test_a_paused_supervisor_is_not_shown_healthy(tmp_path, monkeypatch, sleeper):
+def test_a_paused_supervisor_is_not_shown_healthy(tmp_path, monkeypatch, sleeper):  # noqa: F811
     cfg = load_config(None, cwd=tmp_path)
     monkeypatch.setattr(stack, "running_pid", lambda c: sleeper.pid)
     monkeypatch.setattr(stack, "live_state", lambda c: None)   # it stopped beating (SIGSTOP)
@@ -45,7 +27,7 @@ def test_a_paused_supervisor_is_not_shown_healthy(tmp_path, monkeypatch, sleeper
     assert "the supervisor does not answer" in st["problems"][0]
 
 
-def test_services_of_a_killed_supervisor_are_shown(tmp_path, monkeypatch, sleeper):
+def test_services_of_a_killed_supervisor_are_shown(tmp_path, monkeypatch, sleeper):  # noqa: F811
     cfg = load_config(None, cwd=tmp_path)
     monkeypatch.setattr(stack, "running_pid", lambda c: None)
     monkeypatch.setattr(orphans, "live_services", lambda specs: {"broker-1": Proc(sleeper.pid)})

@@ -237,8 +237,20 @@ endpoints_st = st.lists(st.fixed_dictionaries({"node_id": st.integers(0, 100), "
                         min_size=1, max_size=3)
 
 
-def _without_none(body: dict, keys: tuple) -> dict:
-    return {k: v for k, v in body.items() if not (k in keys and v is None)}
+def _with_hints(body: dict, parts_key: str, leaders: list, nodes, since: int, version: int) -> dict:
+    """Put the leader hints into `body`; the body kio must encode (without them before `since`,
+    where the fields do not exist and nothing is written for them)."""
+    flat = [p for t in body["responses"] for p in t[parts_key]]
+    for p, leader in zip(flat, leaders):
+        if leader is not None:
+            p["current_leader"] = leader
+    if nodes is not None:
+        body["node_endpoints"] = nodes
+    if version >= since:
+        return body
+    return {**{k: v for k, v in body.items() if k != "node_endpoints"},
+            "responses": [{**t, parts_key: [{k: v for k, v in p.items() if k != "current_leader"} for p in t[parts_key]]}
+                          for t in body["responses"]]}
 
 
 @settings(max_examples=200, deadline=None)
@@ -247,19 +259,7 @@ def _without_none(body: dict, keys: tuple) -> dict:
 def test_produce_response_with_leader_hints_matches_kio(version, corr, body, leaders, nodes):
     """v10+ carries current_leader (tag 0) and node_endpoints (tag 0) when a partition is refused
     because this broker does not lead it: librdkafka and Java then go to that leader at once."""
-    flat = [p for t in body["responses"] for p in t["partition_responses"]]
-    for p, leader in zip(flat, leaders):
-        if leader is not None:
-            p["current_leader"] = leader
-    if nodes is not None:
-        body["node_endpoints"] = nodes
-    if version < 10:   # no such fields before v10: nothing is written for them
-        kio_body = {k: v for k, v in body.items() if k != "node_endpoints"}
-        for t in kio_body["responses"]:
-            t["partition_responses"] = [{k: v for k, v in p.items() if k != "current_leader"}
-                                        for p in t["partition_responses"]]
-    else:
-        kio_body = body
+    kio_body = _with_hints(body, "partition_responses", leaders, nodes, 10, version)
     expected = encode_response(corr, build(response_class(0, version), kio_body))
     assert encode_produce_response(corr, version, body) == expected
 
@@ -268,17 +268,6 @@ def test_produce_response_with_leader_hints_matches_kio(version, corr, body, lea
 @given(version=st.integers(*FETCH_RESPONSE_VERSIONS), corr=i32, body=fetch_body,
        leaders=st.lists(st.none() | leader_st, min_size=12, max_size=12), nodes=st.none() | endpoints_st)
 def test_fetch_response_with_leader_hints_matches_kio(version, corr, body, leaders, nodes):
-    flat = [p for t in body["responses"] for p in t["partitions"]]
-    for p, leader in zip(flat, leaders):
-        if leader is not None:
-            p["current_leader"] = leader
-    if nodes is not None:
-        body["node_endpoints"] = nodes
-    if version < 16:
-        kio_body = {k: v for k, v in body.items() if k != "node_endpoints"}
-        for t in kio_body["responses"]:
-            t["partitions"] = [{k: v for k, v in p.items() if k != "current_leader"} for p in t["partitions"]]
-    else:
-        kio_body = body
+    kio_body = _with_hints(body, "partitions", leaders, nodes, 16, version)
     expected = encode_response(corr, build(response_class(1, version), kio_body))
     assert bytes(join_parts(encode_fetch_response(corr, version, body))) == expected
