@@ -14,13 +14,13 @@ from typing import Any, Callable, Iterable
 
 from sandbox.runner.logscan import FOLDER_EVENTS, GROUP_EVENTS, LOGIN_EVENTS, describe_event, log_size, scan_events
 from sandbox.runner.policy import RecoveryPolicy
-from sandbox.runner.probe import ProbeResult, kafka_probe, port_owner
+from sandbox.runner.probe import ProbeResult, kafka_probe, port_bindable, port_owner
 from sandbox.runner.process import Handle, RealSpawner, ServiceSpec, Spawner
 from sandbox.runner.rehearsal import Rehearsal
 from sandbox.runner.service import (
     EventLog, ServiceRecord, StopPlan, all_ready, catalog_epoch, iso_utc, shown_problem,
 )
-from sandbox.runner.recovery import FILE_HELD, Recovery
+from sandbox.runner.recovery import FILE_HELD, PORT_HELD, Recovery
 from sandbox.runner.stopping import Stopping
 from sandbox.runner.statefile import StatePublisher, supervisor_identity
 
@@ -31,7 +31,7 @@ log = logging.getLogger("sandbox.runner")
 
 STATES = ("starting", "running", "recovering", "crashed", "stopped", "paused")
 EVENT_KINDS = ("start", "stop", "crash", "restart", "repair", "wipe", "topics-recreated", "unhealthy",
-               "healthy", "crash-loop", "config-error", "disk-full", "file-in-use", "adopt", "error", "kill", "pause",
+               "healthy", "crash-loop", "config-error", "disk-full", "file-in-use", "port-in-use", "adopt", "error", "kill", "pause",
                "resume")
 MAX_EVENTS = 200
 LOG_TAIL_LINES = 20
@@ -56,9 +56,12 @@ class Supervisor(Recovery, Stopping, Rehearsal):
                  sleep: Callable[[float], None] = time.sleep, probe_interval_s: float = 1.0,
                  adopt: Callable[[ServiceSpec], Handle | None] | None = None,
                  on_spawn: Callable[[ServiceSpec, int | None], None] | None = None,
-                 identity: dict[str, Any] | None = None, recreate_in_thread: bool = False) -> None:
+                 identity: dict[str, Any] | None = None, recreate_in_thread: bool = False,
+                 port_free: Callable[[int], bool] = port_bindable) -> None:
         """adopt: the live process of a service started by an earlier supervisor, or None.
-        on_spawn: told (spec, pid) when a service starts and (spec, None) when it is gone."""
+        on_spawn: told (spec, pid) when a service starts and (spec, None) when it is gone.
+        port_free: whether a port can be bound now (asked before starting a service whose port
+        another program took)."""
         specs = list(services)
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
@@ -71,6 +74,7 @@ class Supervisor(Recovery, Stopping, Rehearsal):
         self._clock = clock
         self._wall = wall_clock
         self._probe = probe
+        self._port_free = port_free
         if quarantine_root is None:
             base = specs[0].data_dir.parent if specs else Path(".sandbox")
             quarantine_root = base / "quarantine"
@@ -316,7 +320,7 @@ class Supervisor(Recovery, Stopping, Rehearsal):
 
     def _spawn(self, svc: ServiceRecord, now: float) -> None:
         spec = svc.spec
-        if not self._journal_usable(svc, now):
+        if self._port_still_held(svc, now) or not self._journal_usable(svc, now):
             return
         try:
             spec.stop_file.unlink()  # a stop file left by a killed run would stop it at once
@@ -335,8 +339,8 @@ class Supervisor(Recovery, Stopping, Rehearsal):
         svc.state, svc.healthy, svc.latency_ms = "starting", False, None
         svc.failing_since = svc.last_probe_at = svc.adopted_at = None
         svc.next_start, svc.last_fault, svc.been_healthy = None, None, False
-        # a held file's problem stays until the service is healthy: said once, not at every try
-        svc.problem = svc.problem if (svc.problem or "").startswith(FILE_HELD) else None
+        # a held file's or port's problem stays until the service is healthy: said once, not at every try
+        svc.problem = svc.problem if (svc.problem or "").startswith((FILE_HELD, PORT_HELD)) else None
         if self._on_spawn is not None:
             self._on_spawn(spec, handle.pid)
         if svc.ever_started and (svc.problem or "").startswith(FILE_HELD):
@@ -397,7 +401,7 @@ class Supervisor(Recovery, Stopping, Rehearsal):
         if result.ok:
             failed_for = None if svc.failing_since is None or not svc.been_healthy else now - svc.failing_since
             svc.failing_since = svc.adopted_at = None
-            svc.been_healthy = True
+            svc.been_healthy = svc.served = True
             if not svc.healthy:
                 svc.healthy, svc.state, svc.fresh_journal = True, "running", False
                 # a failure shorter than unhealthy_after_s has no "unhealthy" event of its own: this
@@ -408,6 +412,9 @@ class Supervisor(Recovery, Stopping, Rehearsal):
             if svc.problem and svc.problem.startswith(FILE_HELD):
                 svc.problem = None
                 self._emit(svc, "file-in-use", "the file was let go: running again", resolved=True)
+            if svc.problem and svc.problem.startswith(PORT_HELD):
+                svc.problem = None
+                self._emit(svc, "port-in-use", f"port {svc.spec.port} is free again: running", resolved=True)
             if svc.recreate_pending:
                 self._recreate(svc)
             return

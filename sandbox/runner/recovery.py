@@ -17,6 +17,9 @@ DISK_FULL_RETRY_S = 1.0   # a start put off for want of space is tried again thi
 FILE_IN_USE = "file-in-use"   # a service's config-error reason: a file it must remove or rename is held
 FILE_HELD = "a file is held by another program"   # how such a service's problem starts
 FILE_IN_USE_RETRY_S = 1.0   # such a start is tried again this often, for as long as it takes
+PORT_TAKEN = "port-taken"   # a service's config-error reason: its port is bound by another program
+PORT_HELD = "its port is held by another program"   # how such a service's problem starts
+PORT_CHECK_S = 1.0   # a service waiting for its port looks again this often (a bind, no process started)
 
 
 class Recovery:
@@ -85,8 +88,12 @@ class Recovery:
             svc.config_error = None
             self._wait_for_held_file(svc, why, now)
             return
-        if svc.problem and svc.problem.startswith(FILE_HELD):
-            svc.problem = None   # that file was let go: this exit has a cause of its own
+        if svc.problem and svc.problem.startswith((FILE_HELD, PORT_HELD)):
+            svc.problem = None   # that file was let go, or that port: this exit has a cause of its own
+        if code == EXIT_CONFIG and svc.served and (svc.config_error or {}).get("reason") == PORT_TAKEN:
+            svc.config_error = None
+            self._wait_for_port(svc, now)
+            return
         if code == EXIT_CONFIG:
             # it cannot run as configured: restarting or wiping would not help; say why and stop
             why = (svc.config_error or {}).get("message") or f"exit code {code}: see {svc.spec.log_path}"
@@ -129,6 +136,37 @@ class Recovery:
         svc.restarts += started   # a start put off is no restart
         svc.state, svc.next_start = "recovering", now + FILE_IN_USE_RETRY_S
         svc.restart_reason = "a file it needed was held by another program"
+
+    def _wait_for_port(self, svc: ServiceRecord, now: float) -> None:
+        """A service that served on its port in this supervisor's life found it bound by another
+        program when it was started again (a crash or `sandbox restart`, and something took the
+        port meanwhile: a dev server, a second Kafka): nothing is wrong with it or its journal, and
+        `up` checked that port. Say once who holds it and start it once the port is free (looked
+        at every second with a bind, no process started meanwhile), never counted as a crash."""
+        if not svc.wanted:
+            svc.state = "stopped"
+            return
+        port = svc.spec.port
+        owner = port_owner(port) or "another program"
+        if self.policy.on_crash == "off":
+            svc.state, svc.next_start = "crashed", None
+            svc.problem = f"{PORT_HELD}: port {port} is held by {owner}; on_crash = \"off\": not started again"
+            self._emit(svc, "port-in-use", svc.problem, port=port)
+            return
+        svc.problem = (f"{PORT_HELD}: port {port} is held by {owner}; it is started again once that port is "
+                       f"free (stop that program or give it another port)")
+        self._emit(svc, "port-in-use", svc.problem, port=port)
+        svc.state, svc.next_start = "recovering", now + PORT_CHECK_S
+        svc.restart_reason = f"port {port} was held by another program"
+
+    def _port_still_held(self, svc: ServiceRecord, now: float) -> bool:
+        """Before a start: a service waiting for its port is put off another second while it is taken."""
+        if not (svc.problem or "").startswith(PORT_HELD):
+            return False
+        if self._port_free(svc.spec.port):
+            return False
+        svc.next_start = now + PORT_CHECK_S
+        return True
 
     def _after_exit(self, svc: ServiceRecord, code: int | None, now: float, cause: str = "crash") -> None:
         """Decide what follows an exit: nothing, a restart with backoff, a crash-loop, or a wipe."""

@@ -212,6 +212,48 @@ def test_a_port_change_is_reported_until_restart_applies_it(projects):
     assert service(st, "broker-1")["port"] == new
 
 
+def test_a_port_another_program_takes_while_a_broker_restarts_is_waited_for(projects):
+    """A broker crashes and, before it is started again, another program binds its port. Before,
+    it exited with "already in use" and stayed crashed until someone ran `sandbox restart`; now
+    status names the holder, and the broker comes back by itself once the port is free."""
+    import socket
+    proj = projects("porttaken", brokers=1)
+    assert proj.up().returncode == 0
+    create_topic(proj.bootstrap, "kept", 1)
+    produce_all(producer(proj.bootstrap), "kept", [(None, f"r{i}") for i in range(50)])
+    _, st = proj.status()
+    pid = service(st, "broker-1")["pid"]
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while True:   # take the port the moment the broker's listener is gone
+            try:
+                holder.bind(("127.0.0.1", proj.port))
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the killed broker's port never came free"
+                time.sleep(0.005)
+        holder.listen()
+        code, st = wait_status(proj, lambda c, s: (service(s, "broker-1").get("problem") or "").startswith(
+            "its port is held by another program"), 30, "the held port in status")
+        svc = service(st, "broker-1")
+        assert code != 0 and svc["state"] == "recovering" and not svc["healthy"], svc
+        assert f"port {proj.port} is held by python" in svc["problem"], svc["problem"]
+        assert not events(st, service="broker-1", kind="crash-loop")
+        assert not events(st, service="broker-1", kind="config-error")
+        time.sleep(3)   # waited for without starting it: no exit after exit toward a crash loop
+        _, st = proj.status()
+        assert service(st, "broker-1")["state"] == "recovering" and not events(st, kind="wipe")
+    finally:
+        holder.close()
+    code, st = wait_status(proj, lambda c, s: c == 0 and all_running_healthy(s), 30, "the broker back by itself")
+    assert service(st, "broker-1")["problem"] is None
+    assert [e for e in events(st, service="broker-1", kind="port-in-use") if e.get("resolved")]
+    assert len(consume_topic(proj.bootstrap, "kept", 50)) == 50
+
+
 def test_a_destroyed_coordinator_journal_puts_every_partition_back_where_its_data_is(projects):
     """Found by the fault campaign: after the coordinator's journal was quarantined, a producer's
     metadata request auto-created the topic with one partition before the supervisor re-created
