@@ -228,7 +228,7 @@ def run_monitor(cfg: SandboxConfig, refresh_s: float = 1.0, once: bool = False, 
                 stop: threading.Event | None = None) -> int:
     """The live dashboard until Ctrl-C or `stop` (0); 3 with one sentence if the sandbox is not running."""
     console = console or Console()
-    if not stack.running_pid(cfg) and not (cfg.mode != "docker" and orphans.live_services(stack.service_specs(cfg))):
+    if not stack.running_pid(cfg) and not (cfg.mode != "docker" and orphans.left_running(stack.service_specs(cfg))):
         console.print(f"sandbox {cfg.name} is not running; start it with `sandbox up`",
                       markup=False, highlight=False, soft_wrap=True)
         return 3

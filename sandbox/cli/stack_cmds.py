@@ -85,6 +85,10 @@ def up(
         from .docker_cmds import up_docker
 
         return up_docker(cfg, overrides, timeout, foreground)
+    stale = control.stop_stale(cfg)
+    if stale:
+        typer.echo(f"stopped service(s) a stopped supervisor left running with an older sandbox.toml: {stale}; "
+                   f"starting them as the file says now")
     left = control.left_running(cfg)
     adopted = {spec.port for spec in stack.service_specs(cfg) if spec.name in left}
     adopted |= {cfg.sasl_broker_port(n) for n in range(1, cfg.brokers + 1) if f"broker-{n}" in left}   # its SASL listener

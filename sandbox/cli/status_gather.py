@@ -19,7 +19,7 @@ def gather(cfg: SandboxConfig, kafka=None) -> tuple[dict, int, bool]:
     sup_pid = stack.running_pid(cfg)
     state = stack.live_state(cfg) if cfg.mode == "docker" or sup_pid else None
     # no state to trust (no supervisor, or one that stopped beating): find the services ourselves
-    left = orphans.live_services(stack.service_specs(cfg)) if state is None and cfg.mode != "docker" else {}
+    left = orphans.left_running(stack.service_specs(cfg)) if state is None and cfg.mode != "docker" else {}
     stale = bool(sup_pid) and state is None   # the supervisor runs, its state file is not fresh
     if state is None and left:
         state = control.orphaned_state(cfg, left)

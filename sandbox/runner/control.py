@@ -106,13 +106,33 @@ def left_running(cfg: SandboxConfig) -> dict:
     return orphans.live_services(stack.service_specs(cfg))
 
 
+def stop_stale(cfg: SandboxConfig) -> str:
+    """Before `up`: stop this sandbox's services a killed supervisor left running with a command
+    line sandbox.toml no longer gives (its ports, brokers or defaults were edited since), so they
+    start as the file says now instead of holding their old ports for ever. Returns who was
+    stopped ('' for nobody)."""
+    if cfg.mode == "docker" or stack.running_pid(cfg):
+        return ""
+    stale = orphans.stale_services(stack.service_specs(cfg))
+    if not stale:
+        return ""
+    described = orphans.describe({n: p for n, (p, _) in stale.items()})
+    orphans.stop_processes(stale, grace=stack.policy(cfg).grace_s)
+    return described
+
+
 def orphaned_state(cfg: SandboxConfig, left: dict) -> dict:
-    """A state for status when no supervisor runs but services do: each live one 'orphaned'."""
+    """A state for status when no supervisor runs but services do: each live one 'orphaned'.
+    left: name -> (process, the spec it was started with), as orphans.left_running finds them;
+    one started with an older sandbox.toml shows the port it holds, and one the file no longer
+    has (fewer brokers) is listed too."""
     services = []
-    for spec in stack.service_specs(cfg):
-        p = left.get(spec.name)
+    today = stack.service_specs(cfg)
+    extra = [spec for _, spec in left.values() if spec.name not in {s.name for s in today}]
+    for spec in today + extra:
+        p, started = left.get(spec.name, (None, spec))
         services.append({"name": spec.name, "role": spec.role, "state": "orphaned" if p else "stopped",
-                         "healthy": False, "pid": p.pid if p else None, "port": spec.port,
+                         "healthy": False, "pid": p.pid if p else None, "port": started.port,
                          "data_dir": str(spec.data_dir)})
     return {"services": services, "events": []}
 
@@ -169,11 +189,12 @@ def stop(cfg: SandboxConfig, timeout: float = 60.0, waiter: Waiter = REAL) -> St
     if cfg.mode == "docker":
         return Stopped(pid)
     # no service of this sandbox may outlive `down`, supervised or not
-    specs = {spec.name: spec for spec in stack.service_specs(cfg)}
-    left = orphans.live_services(specs.values())
+    # (also those started with an older sandbox.toml: its ports or brokers edited since)
+    found = orphans.left_running(stack.service_specs(cfg))
+    left = {n: p for n, (p, _) in found.items()}
     described = orphans.describe(left) if left else ""
-    if left:
-        orphans.stop_processes({n: (p, specs[n]) for n, p in left.items()}, grace=stack.policy(cfg).grace_s)
+    if found:
+        orphans.stop_processes(found, grace=stack.policy(cfg).grace_s)
     return Stopped(pid, left, described)
 
 

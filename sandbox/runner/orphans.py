@@ -82,6 +82,61 @@ def live_services(specs: Iterable[ServiceSpec]) -> dict[str, psutil.Process]:
     return found
 
 
+def _recorded_spec(name: str, argv: list[str], run_dir: Path) -> ServiceSpec | None:
+    """The spec a pid file's command line was started with (role, port and data folder read back
+    from its arguments), or None if it is not one of ours."""
+    try:
+        role = argv[3]
+        port = int(argv[argv.index("--port") + 1])
+        data_dir = Path(argv[argv.index("--data-dir") + 1])
+        return ServiceSpec(name, role, argv, port, data_dir, run_dir.parent / "logs" / f"{name}.log")
+    except (IndexError, ValueError):
+        return None
+
+
+def stale_services(specs: Iterable[ServiceSpec]) -> dict[str, tuple[psutil.Process, ServiceSpec]]:
+    """This sandbox's service processes started with a command line today's sandbox.toml no longer
+    gives: its ports, brokers or defaults were edited while no supervisor ran (a killed one left
+    them). Found by the pid files in the run folder, each process running exactly the command line
+    its file recorded; each with the spec it was started with, to stop it by. Before, `down` looked
+    for today's command lines only and left them running, holding their ports."""
+    specs = list(specs)
+    if not specs:
+        return {}
+    today = {s.name: s.argv for s in specs}
+    run_dir = pid_file(specs[0]).parent
+    found: dict[str, tuple[psutil.Process, ServiceSpec]] = {}
+    try:
+        files = sorted(run_dir.glob("*.json"))
+    except OSError:
+        return {}
+    for path in files:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            argv = [str(a) for a in data["argv"]]
+            if today.get(path.stem) == argv:
+                continue   # today's command line: live_services finds it
+            spec = _recorded_spec(path.stem, argv, run_dir)
+            proc = psutil.Process(int(data["pid"]))
+            if spec is not None and _same_command(proc.cmdline(), argv) and proc.status() != psutil.STATUS_ZOMBIE:
+                found[path.stem] = (proc, spec)
+        except (OSError, ValueError, KeyError, TypeError, psutil.Error):
+            continue
+    return found
+
+
+def left_running(specs: Iterable[ServiceSpec]) -> dict[str, tuple[psutil.Process, ServiceSpec]]:
+    """Every service process of this sandbox that runs: today's (live_services) and those started
+    with an older sandbox.toml (stale_services), each with the spec to stop it by."""
+    specs = list(specs)
+    by_name = {s.name: s for s in specs}
+    found = {n: (p, by_name[n]) for n, p in live_services(specs).items()}
+    for name, (proc, spec) in stale_services(specs).items():
+        if name not in found and all(p.pid != proc.pid for p, _ in found.values()):
+            found[name] = (proc, spec)
+    return found
+
+
 def live_process(spec: ServiceSpec) -> psutil.Process | None:
     return live_services([spec]).get(spec.name)
 

@@ -114,6 +114,50 @@ def test_down_stops_services_whose_supervisor_was_killed(projects):
     assert code == 3
 
 
+def _moved(proj, new: int) -> str:
+    return (proj.toml.replace(f"port = {proj.port}\n", f"port = {new}\n")
+            .replace(f"coordinator_port = {proj.coordinator_port}", f"coordinator_port = {new + 1}")
+            .replace(f"http_port = {proj.http_port}", f"http_port = {new + 2}"))
+
+
+def test_down_and_up_find_services_started_with_an_older_sandbox_toml(projects):
+    """The supervisor is killed, then sandbox.toml is edited (new ports). Before, `down` and
+    `status` looked for today's command lines only: they said nothing was running while the old
+    services kept serving on the old ports, and `up` started a second set beside them."""
+    from helpers import listen_port
+    proj = projects("edited", brokers=1)
+    assert proj.up().returncode == 0
+    create_topic(proj.bootstrap, "kept", 1)
+    produce_all(producer(proj.bootstrap), "kept", [(None, f"r{i}") for i in range(20)])
+    _, st = proj.status()
+    pids = [s["pid"] for s in st["services"]]
+    _kill_supervisor(proj)
+    old_port = proj.port
+    new = listen_port(3)
+    proj.write_toml(_moved(proj, new))
+    code, st = proj.status()
+    assert {s["pid"] for s in st["services"] if s["state"] == "orphaned"} == set(pids), st["services"]
+    assert service(st, "broker-1")["port"] == old_port
+    # up: the old services are stopped and started as the file says now, journals kept
+    r = proj.up()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "with an older sandbox.toml" in r.stdout, r.stdout
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    proj.port, proj.coordinator_port, proj.http_port = new, new + 1, new + 2
+    code, st = wait_status(proj, lambda c, s: c == 0 and all_running_healthy(s), 30, "healthy on the new ports")
+    assert len(consume_topic(proj.bootstrap, "kept", 20)) == 20
+    # killed again and edited back: `down` stops what runs on the ports it no longer names
+    _, st = proj.status()
+    pids = [s["pid"] for s in st["services"]]
+    _kill_supervisor(proj)
+    proj.write_toml(_moved(proj, listen_port(3)))
+    r = proj.cli("down")
+    assert r.returncode == 0 and "stopping the 2 service(s) it left" in r.stdout, r.stdout + r.stderr
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
 def test_a_journal_folder_replaced_by_a_file_is_quarantined_while_another_crash_heals(projects):
     proj = projects("damaged", brokers=2)
     assert proj.up().returncode == 0
