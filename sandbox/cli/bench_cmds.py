@@ -9,20 +9,23 @@ before and after the phase). The topic is deleted afterwards. Every wait is boun
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import typer
 
+from sandbox.lifecycle import stop_signals
 from sandbox.runner import stack
 
 from .common import client as kafka_client, config_option, deprecated, fail, json_option, running_cfg
@@ -255,6 +258,25 @@ def print_report(r: dict) -> None:
         typer.echo("broker CPU unknown: the supervisor's state file lists no broker pid")
 
 
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """While the bench runs, SIGTERM (a `kill`, a CI job's timeout, Docker stopping a container;
+    Ctrl-Break on Windows) interrupts it as Ctrl-C does, so its topic is deleted and its worker
+    stopped. Before, SIGTERM ended the process at once and left the bench topic behind."""
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+    sigs = [sig for sig in stop_signals() if sig != signal.SIGINT]
+    try:
+        previous = {sig: signal.signal(sig, interrupt) for sig in sigs}
+    except ValueError:   # not the main thread (an embedding caller): leave the signals alone
+        previous = {}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def bench(
     records: int = typer.Option(1_000_000, "--records", "-n", min=1, help="How many records to produce and consume."),
     size: int = typer.Option(100, "--size", min=0, help="Value size in bytes."),
@@ -278,8 +300,9 @@ def bench(
     if not confluent_available():
         fail(PIP_HINT)
     try:
-        result = run_bench(cfg, records=records, size=size, acks=acks, partitions=partitions, topic=topic,
-                           rate=rate, linger_ms=linger_ms, timeout=timeout)
+        with _stop_signals_interrupt():
+            result = run_bench(cfg, records=records, size=size, acks=acks, partitions=partitions, topic=topic,
+                               rate=rate, linger_ms=linger_ms, timeout=timeout)
     except BenchError as e:
         fail(str(e), 1)
         return

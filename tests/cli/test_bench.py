@@ -116,3 +116,42 @@ def test_worker_batched_run_checks_the_topic_got_every_record(broker, monkeypatc
     monkeypatch.setattr(bench_worker, "end_offsets", short_by_one)
     with pytest.raises(RuntimeError, match="4999 of 5000 records reached the topic"):
         bench_worker.produce(broker.bootstrap, "fast", 5000, 10, "1", rate=0, timeout=30)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_a_bench_stopped_by_sigterm_deletes_its_topic(project: Project):
+    """SIGTERM (a `kill`, a CI job's timeout) ends a bench as Ctrl-C does: its topic is deleted and
+    its worker stopped. Before, the process died at once and left bench-<time> behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    r = project.up()
+    assert r.returncode == 0, f"`sandbox up` failed:\n{r.stdout}{r.stderr}\n{project.diagnostics()}"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("COLUMNS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "bench", "--records", "100000000", "--rate", "2000",
+                             "--topic", "sigterm-bench", "--timeout", "60"], cwd=project.root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        workers: list = []
+        while time.monotonic() < deadline and not workers:   # producing: its worker runs
+            workers = [c for c in psutil.Process(proc.pid).children() if "bench_worker" in " ".join(c.cmdline())]
+            time.sleep(0.1)
+        assert workers, "the bench never started its producer"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, (proc.returncode, err)
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers), "worker left running"
+    listed = project.cli("topics", "list")
+    assert "sigterm-bench" not in listed.stdout, "the bench topic was left behind"
