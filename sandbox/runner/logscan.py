@@ -102,6 +102,19 @@ def describe_event(kind: str, detail: dict) -> str:
                 f"{detail.get('resource', '?')}: {detail.get('why', '?')}")
     if kind == "repair":
         where = detail.get("segment") or detail.get("file") or detail.get("path")
+        if "missing_from" in detail:
+            part = f"{detail['topic']}-{detail['partition']}: " if "topic" in detail else ""
+            why = (f"its {detail['checkpoint']} checkpoint says more was written than its log holds"
+                   if detail.get("checkpoint") else "a segment ends below the next one's start")
+            return (f"{part}records {detail['missing_from']}-{detail['missing_to']} are missing from the journal "
+                    f"({why}: a file was shortened or emptied outside the broker; not repairable here, a "
+                    f"replica fetches them back from its leader) ({where})")
+        if "flushed_to" in detail:
+            part = f"{detail['topic']}-{detail['partition']}: " if "topic" in detail else ""
+            return (f"{part}journal damaged below its flushed point: records from offset {detail.get('offset')} "
+                    f"cut ({detail.get('bytes', '?')} bytes), though offsets up to {detail['flushed_to'] - 1} had been "
+                    f"written to disk: damage at rest, not a torn write; acknowledged records are lost unless "
+                    f"a replica holds them ({where})")
         text = f"journal tail truncated: {detail.get('bytes', '?')} bytes"
         return f"{text} ({where})" if where else text
     pid = detail.get("pid")
