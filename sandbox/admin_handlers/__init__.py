@@ -25,6 +25,13 @@ class AdminHost(Protocol):
         ...
 
     @property
+    def broker_id(self) -> int | None:
+        """The only broker id a BROKER resource may name here besides "" (the cluster-wide
+        default), as Kafka's ConfigHelper and ConfigAdminManager check it on a broker; None on
+        the coordinator, which is no broker and keeps every broker's dynamic settings."""
+        ...
+
+    @property
     def alter_refusal(self) -> str:
         """Why a config change of anything but a topic is refused."""
         ...

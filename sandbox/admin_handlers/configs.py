@@ -42,11 +42,9 @@ def _describe(admin: AdminHost, resource_type: int, name: str, keys, set_configs
     if resource_type == RESOURCE_TOPIC and set_configs is None and (refused := topic_name_refusal(name)):
         return {**refused, "resource_type": resource_type, "resource_name": name, "configs": []}
     if resource_type == RESOURCE_BROKER:
-        try:
-            broker_configs.check_name(name)
-        except CoordinatorError as e:
-            return {"error_code": e.error_code, "error_message": e.message, "resource_type": resource_type,
-                    "resource_name": name, "configs": []}
+        refused = broker_name_refusal(admin, resource_type, name, describing=True)
+        if refused is not None:
+            return {**refused, "resource_type": resource_type, "resource_name": name, "configs": []}
     return describe_resource(resource_type, name, keys,
                              topic_configs=topic_configs,
                              server_configs=server,
@@ -70,6 +68,26 @@ def topic_name_refusal(name: str) -> dict | None:
     except CoordinatorError as e:
         return {"error_code": e.error_code, "error_message": e.message}
     return None
+
+
+def broker_name_refusal(admin: AdminHost, resource_type: int, name: str, *, describing: bool) -> dict | None:
+    """The error of a BROKER resource this server does not answer for, else None (and None for
+    any other resource): a name that is no broker id, or another broker's id. A broker describes
+    and alters only "" (the cluster-wide default) and its own id, as Kafka's ConfigHelper
+    (DescribeConfigs) and ConfigAdminManager.validateResourceNameIsCurrentNodeId (AlterConfigs,
+    IncrementalAlterConfigs) refuse the others: a client sends a broker's resource to that broker."""
+    if resource_type != RESOURCE_BROKER:
+        return None
+    try:
+        broker_configs.check_name(name)
+    except CoordinatorError as e:
+        return {"error_code": e.error_code, "error_message": e.message}
+    own = admin.broker_id
+    if own is None or name == broker_configs.DEFAULT or int(name) == own:
+        return None
+    expected = f"{own} or empty string" if describing else str(own)
+    return {"error_code": INVALID_REQUEST,
+            "error_message": f"Unexpected broker id, expected {expected}, but received {name}"}
 
 
 def duplicated_resources(resources) -> set[tuple[int, str]]:

@@ -16,6 +16,7 @@ import uuid
 
 from sandbox.coordinator.acls import CLUSTER, CLUSTER_NAME, DELETE, DESCRIBE
 from sandbox.coordinator.model import CoordinatorError
+from sandbox.coordinator.rules import DUPLICATE_TOPIC_NAME, duplicated_names
 from sandbox.protocol.errors import (
     INVALID_REQUEST, NONE, TOPIC_AUTHORIZATION_FAILED, TOPIC_DELETION_DISABLED, UNKNOWN_TOPIC_ID,
     UNKNOWN_TOPIC_OR_PARTITION,
@@ -48,12 +49,14 @@ def _rows(rows: list[tuple]) -> tuple[list[str], list[uuid.UUID], list[dict]]:
             names.append(name)
         else:
             ids.append(topic_id)
-    for duplicated, key, message in ((names, "name", "Duplicate topic name."), (ids, "id", "Duplicate topic id.")):
-        for value in dict.fromkeys(v for v in duplicated if duplicated.count(v) > 1):
+    twice_names, twice_ids = duplicated_names(names), duplicated_names(ids)
+    for given, twice, key, message in ((names, twice_names, "name", DUPLICATE_TOPIC_NAME),
+                                       (ids, twice_ids, "id", "Duplicate topic id.")):
+        for value in dict.fromkeys(v for v in given if v in twice):
             out.append(_result(value if key == "name" else None, value if key == "id" else None,
                                INVALID_REQUEST, message))
-    return ([n for n in dict.fromkeys(names) if names.count(n) == 1],
-            [i for i in dict.fromkeys(ids) if ids.count(i) == 1], out)
+    return ([n for n in dict.fromkeys(names) if n not in twice_names],
+            [i for i in dict.fromkeys(ids) if i not in twice_ids], out)
 
 
 async def handle(ctx, request) -> dict:

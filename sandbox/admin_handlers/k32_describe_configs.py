@@ -1,6 +1,8 @@
 """DescribeConfigs (32), v1-v4: topic configs with defaults marked, and the answering server's
 own settings (a broker's, or the coordinator's); each config's synonyms and documentation when
-the request asks for them (config_synonyms.py)."""
+the request asks for them (config_synonyms.py). A broker describes the BROKER resources "" (the
+cluster-wide dynamic defaults) and its own id; another broker's id is INVALID_REQUEST, as Kafka's
+ConfigHelper answers it (clients send a broker's resource to that broker)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from sandbox.protocol.errors import TOPIC_AUTHORIZATION_FAILED
 
 from .access import topic_refused
 from sandbox.coordinator.model import CoordinatorError
+from sandbox.coordinator.rules import DUPLICATE_TOPIC_NAME, duplicated_names
 from sandbox.protocol.errors import INVALID_REQUEST, NONE
 
 API_KEY = 37
@@ -19,9 +20,9 @@ MAX_VERSION = 3
 async def handle(ctx, request) -> dict:
     out = []
     names = [t.name for t in request.topics]
-    duplicated = {n for n in names if names.count(n) > 1}
+    duplicated = duplicated_names(names)
     for name in dict.fromkeys(n for n in names if n in duplicated):   # one answer each, nothing changed
-        out.append({"name": name, "error_code": INVALID_REQUEST, "error_message": "Duplicate topic name."})
+        out.append({"name": name, "error_code": INVALID_REQUEST, "error_message": DUPLICATE_TOPIC_NAME})
     for t in request.topics:
         if t.name in duplicated:
             continue

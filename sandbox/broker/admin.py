@@ -86,6 +86,10 @@ class BrokerAdmin:
     def controller_id(self) -> int:
         return self.state.node_id
 
+    @property
+    def broker_id(self) -> int:
+        return self.state.node_id
+
     def server_configs(self) -> dict[str, str]:
         return broker_configs(self.state)
 

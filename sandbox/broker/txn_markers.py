@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sandbox.log import InvalidProducerEpochError
+from sandbox.log import InvalidProducerEpochError, TransactionCoordinatorFencedError
 from sandbox.protocol.errors import (
-    INVALID_PRODUCER_EPOCH, KAFKA_STORAGE_ERROR, NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION,
+    INVALID_PRODUCER_EPOCH, KAFKA_STORAGE_ERROR, NONE, NOT_LEADER_OR_FOLLOWER, TRANSACTION_COORDINATOR_FENCED,
+    UNKNOWN_TOPIC_OR_PARTITION,
 )
 
 from . import storage
@@ -43,6 +44,9 @@ def _append(state, key: tuple[str, int], producer_id: int, producer_epoch: int, 
     except InvalidProducerEpochError as e:
         log.info("marker for producer %d refused on %s-%d: %s", producer_id, *key, e)
         return INVALID_PRODUCER_EPOCH, -1
+    except TransactionCoordinatorFencedError as e:   # a zombie coordinator's marker (Kafka's checkCoordinatorEpoch)
+        log.info("marker for producer %d refused on %s-%d: %s", producer_id, *key, e)
+        return TRANSACTION_COORDINATOR_FENCED, -1
     except OSError as e:
         log.warning("marker for producer %d not written to %s-%d: %s", producer_id, *key, e)
         if storage.is_storage_error(e):
@@ -72,7 +76,8 @@ async def write_markers(state, producer_id: int, producer_epoch: int, commit: bo
     and wait, without blocking the loop, until every ISR member has it. Returns the error code per
     partition: NONE, UNKNOWN_TOPIC_OR_PARTITION (not hosted here), NOT_LEADER_OR_FOLLOWER,
     NOT_ENOUGH_REPLICAS(_AFTER_APPEND), REQUEST_TIMED_OUT, INVALID_PRODUCER_EPOCH (an older epoch
-    than the partition has seen), KAFKA_STORAGE_ERROR. Partitions whose ISR is just this broker
+    than the partition has seen), TRANSACTION_COORDINATOR_FENCED (an older coordinator epoch than
+    the producer's last marker here had), KAFKA_STORAGE_ERROR. Partitions whose ISR is just this broker
     are settled at once; only the others are waited for."""
     codes: dict[tuple[str, int], int] = {}
     waits = {}

@@ -165,9 +165,22 @@ class ConfigAdmin:
         return {int(o.replica_id): int(o.last_caught_up_timestamp) for o in part.observers}
 
     # ---- shared by topics (KafkaClient.describe_configs / alter_configs) and groups
+    def _to(self, resource_type: int, name: str):
+        """How to send a request about a config resource: one broker's BROKER resource to that
+        broker (a broker answers only for "" and its own id, as Kafka's do), anything else to
+        any broker. A broker the metadata does not list: to any, which refuses it."""
+        if resource_type == BROKER_RESOURCE and name.isdigit() and name.isascii():
+            broker = int(name)
+            if broker not in self._nodes:
+                self._metadata([])
+            if broker in self._nodes or broker in self._unreachable:
+                addr = self._node(broker)   # (one whose address is not usable: why, raised)
+                return lambda api_key, data: self._send(addr, api_key, data)
+        return self._any
+
     def _resource_configs(self, resource_type: int, name: str, what: str) -> list:
         """DescribeConfigs of one resource: its config entries (every key, with its source)."""
-        resp, _ = self._any(DESCRIBE_CONFIGS, {
+        resp, _ = self._to(resource_type, name)(DESCRIBE_CONFIGS, {
             "resources": [{"resource_type": resource_type, "resource_name": name, "configuration_keys": None}],
             "include_synonyms": False, "include_documentation": False})
         r = resp.results[0]
@@ -179,7 +192,7 @@ class ConfigAdmin:
         """IncrementalAlterConfigs of one resource: set these keys, reset those to their defaults."""
         ops = [{"name": k, "config_operation": 0, "value": str(v)} for k, v in (set or {}).items()]
         ops += [{"name": k, "config_operation": 1, "value": None} for k in delete]
-        resp, _ = self._any(INCREMENTAL_ALTER_CONFIGS, {
+        resp, _ = self._to(resource_type, name)(INCREMENTAL_ALTER_CONFIGS, {
             "resources": [{"resource_type": resource_type, "resource_name": name, "configs": ops}],
             "validate_only": False})
         r = resp.responses[0]

@@ -17,6 +17,7 @@ from .listeners import Listeners
 from .machine import MetadataMachine, Record
 from sandbox.protocol.errors import INCONSISTENT_CLUSTER_ID, INVALID_REQUEST, KAFKA_STORAGE_ERROR, NONE
 from .model import CoordinatorError, NewTopic, PartitionInfo, TopicInfo, TopicResult
+from .rules import DUPLICATE_TOPIC_NAME, duplicated_names
 from .scram import seed_records as scram_seed
 
 Listener = Callable[[list[Record]], None]
@@ -190,14 +191,15 @@ class Coordinator(ViewReads):
 
     def create_topics(self, topics: Iterable[NewTopic | Mapping[str, Any]],
                       validate_only: bool = False) -> list[TopicResult]:
-        """Create several topics; each gets its own result (error_code 0 = created)."""
+        """Create several topics; each gets its own result (error_code 0 = created). A name given
+        twice is created for neither and answered once, as Kafka's ControllerApis answers it."""
         requests = [t if isinstance(t, NewTopic) else NewTopic(**t) for t in topics]
-        names = [t.name for t in requests]
+        duplicated = duplicated_names(t.name for t in requests)
         results = []
         for req in requests:
-            if names.count(req.name) > 1:
-                results.append(TopicResult(req.name, INVALID_REQUEST,
-                                           f"Topic '{req.name}' appears more than once."))
+            if req.name in duplicated:
+                if all(r.name != req.name for r in results):
+                    results.append(TopicResult(req.name, INVALID_REQUEST, DUPLICATE_TOPIC_NAME))
                 continue
             try:
                 info = self.create_topic(req.name, req.num_partitions, req.replication_factor,

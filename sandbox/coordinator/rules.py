@@ -4,7 +4,7 @@ placement, and checks on manual replica assignments.
 from __future__ import annotations
 
 import re
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from sandbox.server_properties import MAX_TOPIC_PARTITIONS
 
@@ -19,6 +19,21 @@ MAX_TOPIC_NAME = 249
 # Refused on every platform, since a sandbox folder moves between machines.
 RESERVED_NAMES = frozenset({"aux", "con", "nul", "prn", *(f"com{i}" for i in range(1, 10)),
                             *(f"lpt{i}" for i in range(1, 10))})
+
+
+DUPLICATE_TOPIC_NAME = "Duplicate topic name."
+
+
+def duplicated_names(names: Iterable[Any]) -> set[Any]:
+    """The names (or topic ids) given more than once in one CreateTopics, CreatePartitions or
+    DeleteTopics request: as Kafka's ControllerApis answers them, nothing is done for such a
+    name and it is answered once, INVALID_REQUEST DUPLICATE_TOPIC_NAME ("Duplicate topic id."
+    for an id)."""
+    seen: set[Any] = set()
+    twice: set[Any] = set()
+    for name in names:
+        (twice if name in seen else seen).add(name)
+    return twice
 
 
 def validate_topic_name(name: object) -> str:

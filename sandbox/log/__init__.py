@@ -12,6 +12,7 @@ from .errors import (
     OutOfOrderSequenceError,
     RecordTooLargeError,
     JournalLockedError,
+    TransactionCoordinatorFencedError,
     UnrecoverableJournalError,
 )
 from .batch import HEADER_SIZE, BatchHeader, build_batch, iter_batches, iter_records, parse_header, validate_batches
@@ -22,6 +23,7 @@ from .manager import LogDir
 __all__ = [
     "AppendInfo", "BatchHeader", "LogSlices", "MAX_TIMESTAMP", "CorruptRecordError", "HEADER_SIZE", "InvalidProducerEpochError",
     "InvalidRecordError", "InvalidTxnStateError", "LogConfig", "LogDir", "LogError", "OffsetOutOfRangeError",
-    "OutOfOrderSequenceError", "PartitionLog", "RecordTooLargeError", "UnrecoverableJournalError", "JournalLockedError",
+    "OutOfOrderSequenceError", "PartitionLog", "RecordTooLargeError", "TransactionCoordinatorFencedError",
+    "UnrecoverableJournalError", "JournalLockedError",
     "build_batch", "iter_batches", "iter_records", "parse_header", "validate_batches",
 ]

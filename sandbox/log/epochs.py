@@ -67,6 +67,17 @@ class LeaderEpochCache:
                 return self.entries[i - 1][0], self.entries[i][1]
         return latest, log_end_offset   # unreachable: the last entry is > epoch
 
+    def epoch_for_offset(self, offset: int) -> int:
+        """The epoch that wrote `offset`: the latest one starting at or before it, as Kafka's
+        LeaderEpochFileCache.epochForOffset; UNDEFINED when the offset is before every known
+        epoch (or none is known)."""
+        found = UNDEFINED
+        for epoch, start in self.entries:
+            if start > offset:
+                break
+            found = epoch
+        return found
+
     def truncate_from_end(self, end_offset: int) -> None:
         """The log was cut at end_offset: forget epochs that started at or after it."""
         kept = [(e, s) for e, s in self.entries if s < end_offset]

@@ -37,6 +37,11 @@ class InvalidProducerEpochError(LogError):
     """An idempotent producer used an epoch older than the latest one seen (code 47)."""
 
 
+class TransactionCoordinatorFencedError(LogError):
+    """A transaction marker from an older coordinator epoch than the producer's last marker had
+    (TRANSACTION_COORDINATOR_FENCED, code 52): a zombie coordinator's."""
+
+
 class InvalidTxnStateError(LogError):
     """A producer wrote outside the transaction it has open here (INVALID_TXN_STATE, code 48)."""
 

@@ -18,7 +18,7 @@ from .batch import (
 )
 from .config import LogConfig
 from .epochs import LeaderEpochCache
-from .errors import InvalidProducerEpochError, OffsetOutOfRangeError
+from .errors import OffsetOutOfRangeError
 from .files import safe_rmtree
 from .housekeeping import Housekeeping
 from .producers import ProducerStore
@@ -280,16 +280,16 @@ class PartitionLog(Shrinking):
     def append_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int, *,
                       leader_epoch: int = 0, now_ms: int | None = None) -> AppendInfo:
         """End a producer's transaction here with a commit or abort marker (a control batch, as
-        WriteTxnMarkers asks). A marker from an older producer epoch than the producer's is
-        refused. Its coordinator epoch is kept (DescribeProducers) but an older one is not
-        refused as Kafka refuses it: here a coordinator whose journal was lost starts its
-        partitions' leader epochs again at 0, and fencing would leave every transaction of its
-        producers hanging; a coordinator that lost its `__transaction_state` partition cannot
-        reach this point anyway (its state write needs the ISR, which follows the new leader)."""
-        entry = self._producers.state.producers.get(producer_id)
-        if entry is not None and producer_epoch < entry.epoch:
-            raise InvalidProducerEpochError(
-                f"marker for producer {producer_id} has epoch {producer_epoch}, older than {entry.epoch}")
+        WriteTxnMarkers asks), as Kafka's ProducerAppendInfo.appendEndTxnMarker checks one from
+        the coordinator: a marker from an older producer epoch than the producer's is refused
+        (InvalidProducerEpochError), then one from an older coordinator epoch than the producer's
+        last marker had (TransactionCoordinatorFencedError: a zombie coordinator's); a producer
+        this partition does not know takes any. Nothing is appended when refused. A follower
+        copies the leader's markers through `append` and checks neither (Kafka only logs them
+        for replication). A coordinator put back after its journal was lost does not go below
+        the old coordinator epochs: restored partitions start above every leader epoch their
+        replicas hold."""
+        self._producers.state.check_marker(producer_id, producer_epoch, coordinator_epoch)
         now = self._now_ms() if now_ms is None else now_ms
         buf = build_control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now, writable=True)
         return self.append(buf, leader_epoch=leader_epoch, now_ms=now, in_place=True,

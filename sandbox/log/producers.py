@@ -9,7 +9,9 @@ from collections import deque
 from pathlib import Path
 
 from .batch import CONTROL_ABORT, HEADER_SIZE, BatchHeader, control_record
-from .errors import InvalidProducerEpochError, InvalidTxnStateError, OutOfOrderSequenceError
+from .errors import (
+    InvalidProducerEpochError, InvalidTxnStateError, OutOfOrderSequenceError, TransactionCoordinatorFencedError,
+)
 from .files import atomic_write, fsync_file, is_stale, offset_files, remove_or_empty, safe_delete_later
 from .segment import segment_name
 from .transactions import AbortedTxn, TxnIndex
@@ -92,6 +94,22 @@ class ProducerState:
             new.batches.append((first, last, -1, -1))
             pending[pid] = new
         return None
+
+    def check_marker(self, pid: int, producer_epoch: int, coordinator_epoch: int) -> None:
+        """A transaction marker the coordinator asks for, checked as Kafka's appendEndTxnMarker
+        checks one: the producer epoch first (checkProducerEpoch), then the coordinator epoch
+        (checkCoordinatorEpoch: older than the last marker's is fenced). An unknown producer
+        (coordinator epoch -1) takes any marker."""
+        entry = self.producers.get(pid)
+        if entry is None:
+            return
+        if producer_epoch < entry.epoch:
+            raise InvalidProducerEpochError(
+                f"marker for producer {pid} has epoch {producer_epoch}, older than {entry.epoch}")
+        if coordinator_epoch < entry.coordinator_epoch:
+            raise TransactionCoordinatorFencedError(
+                f"marker for producer {pid} has coordinator epoch {coordinator_epoch} (zombie), "
+                f"older than {entry.coordinator_epoch} (current)")
 
     def update(self, h: BatchHeader, control: int = -1, coordinator_epoch: int = -1) -> AbortedTxn | None:
         """Record a batch that is now in the log (offsets assigned); control, coordinator_epoch:

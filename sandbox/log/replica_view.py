@@ -126,6 +126,11 @@ class ReplicaView:
         """The newest leader epoch this log holds data (or a leadership start) of; -1 if none."""
         return self._log._epochs.latest_epoch
 
+    def epoch_for_offset(self, offset: int) -> int:
+        """The leader epoch that wrote `offset` (-1 if before every epoch known): ListOffsets'
+        earliest answers the one of the log start offset."""
+        return self._log._epochs.epoch_for_offset(offset)
+
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
         """(largest known epoch <= epoch, its end offset), as OffsetForLeaderEpoch answers it."""
         log = self._log

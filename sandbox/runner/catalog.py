@@ -127,10 +127,17 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         scram = client.scram_keys()
     except KafkaClientError:   # kept from the last refresh
         scram = previous.get("scram", {})
-    try:   # dynamic broker configs: the cluster-wide default's, then each broker's own (a broker
-        # the metadata does not list now, stopped or fenced, keeps what it had)
+    try:   # dynamic broker configs: the cluster-wide default's, then each broker's own, asked of
+        # that broker (a broker describes only "" and its own id, as Kafka's do); a broker the
+        # metadata does not list now (stopped or fenced), one down or not answering keeps what it had
         dynamic = {k: v for k, v in previous.get("broker_configs", {}).items() if k}
-        dynamic.update({name: client.broker_configs(name) for name in ["", *(str(b.id) for b in md.brokers)]})
+        dynamic[""] = client.broker_configs("")
+        for b in md.brokers:
+            if b.id not in down:
+                try:
+                    dynamic[str(b.id)] = client.broker_configs(str(b.id))
+                except KafkaClientError:
+                    pass
         dynamic = {k: v for k, v in dynamic.items() if v}
     except KafkaClientError:   # kept from the last refresh
         dynamic = previous.get("broker_configs", {})

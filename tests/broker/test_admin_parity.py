@@ -189,6 +189,41 @@ def test_a_resource_named_twice_in_one_alter_request_is_refused_and_not_applied(
     assert (described["retention.ms"], described["segment.ms"]) == ("604800000", "604800000")
 
 
+def describe_broker(c: InProcess, name: str):
+    return c.call(32, 4, {"resources": [{"resource_type": 4, "resource_name": name, "configuration_keys": None}],
+                          "include_synonyms": False, "include_documentation": False}).results[0]
+
+
+def test_a_broker_describes_the_default_and_its_own_id_and_refuses_another_brokers(b):
+    """Kafka's ConfigHelper: "" is the cluster-wide dynamic defaults, this broker's id its own
+    settings, another id INVALID_REQUEST (a client sends a broker's resource to that broker):
+    answering with this broker's settings would show them as the other's."""
+    own = describe_broker(b, "1")
+    assert int(own.error_code) == E.NONE and {c.name: c.value for c in own.configs}["broker.id"] == "1"
+    default = describe_broker(b, "")
+    assert int(default.error_code) == E.NONE and "broker.id" not in {c.name for c in default.configs}
+    other = describe_broker(b, "2")
+    assert (int(other.error_code), other.error_message, list(other.configs)) == (
+        E.INVALID_REQUEST, "Unexpected broker id, expected 1 or empty string, but received 2", [])
+    assert int(describe_broker(b, "one").error_code) == E.INVALID_REQUEST
+
+
+@pytest.mark.parametrize("incremental", [True, False])
+def test_a_broker_alters_only_the_default_and_its_own_id(b, incremental):
+    """Kafka's ConfigAdminManager.validateResourceNameIsCurrentNodeId, on the broker before it
+    forwards the change: another broker's id is INVALID_REQUEST, and nothing is set."""
+    def alter_broker(name: str):
+        op = {"name": "log.retention.ms", "value": "3600000", **({"config_operation": SET} if incremental else {})}
+        resp = b.call(44 if incremental else 33, 1 if incremental else 2, {"resources": [
+            {"resource_type": 4, "resource_name": name, "configs": [op]}], "validate_only": False})
+        return int(resp.responses[0].error_code), resp.responses[0].error_message
+
+    assert alter_broker("2") == (E.INVALID_REQUEST, "Unexpected broker id, expected 1, but received 2")
+    assert b.owner.coordinator.broker_configs().get("2") is None
+    assert alter_broker("1") == (E.NONE, None)
+    assert b.owner.coordinator.broker_configs()["1"] == {"log.retention.ms": "3600000"}
+
+
 def test_legacy_alter_configs_refuses_a_null_value_as_kafka_4_does(b):
     create(b, new_topic("legacy", configs={"retention.ms": "5000"}))
     assert alter(b, [("legacy", [("retention.ms", None)])], incremental=False) == [

@@ -95,6 +95,45 @@ def test_list_offsets_while_a_new_leaders_high_watermark_lags_its_epoch_start(tm
         plog.close()
 
 
+def test_list_offsets_answers_the_leader_epoch_of_what_it_found(tmp_path):
+    """Kafka's fetchOffsetByTimestamp: the leader_epoch of a ListOffsets answer is the epoch of the
+    batch found (a lookup by time, max timestamp), the one that wrote the log start offset
+    (earliest, earliest local), the partition's current one for latest, -1 when nothing is found;
+    not the current epoch for everything."""
+    from types import SimpleNamespace as NS
+
+    from sandbox.broker.handlers import k02_list_offsets as k02
+    from sandbox.log import LogConfig, PartitionLog
+    from sandbox.log.batch import build_batch
+
+    plog = PartitionLog(tmp_path / "t-0", LogConfig())
+    # offsets 0-2 and 3-5 written in epoch 2, 6-8 and 9-11 in epoch 5; the leader now in epoch 7
+    for epoch, ts in ((2, 1000), (2, 2000), (5, 3000), (5, 9000)):
+        plog.append(build_batch([(None, b"v")] * 3, timestamp_ms=ts), leader_epoch=epoch)
+    plog.replica.begin_epoch(7)
+    state = NS(led_log=lambda t, i: (plog, E.NONE), leader_epoch_error=lambda t, i, e: E.NONE,
+               leaders={("t", 0): (1, 7)}, node_id=1, replicas=NS(epoch_start=lambda key: 12))
+
+    def ask(ts):
+        out = k02._lookup(state, "t", 0, ts, 0)
+        assert out["error_code"] == E.NONE
+        return out["offset"], out["leader_epoch"]
+
+    try:
+        assert ask(k02.LATEST) == (12, 7)
+        assert ask(k02.EARLIEST) == ask(k02.EARLIEST_LOCAL) == (0, 2)
+        assert ask(1500) == (3, 2)
+        assert ask(2500) == (6, 5)
+        assert ask(k02.MAX_TIMESTAMP) == (9, 5)
+        assert ask(10_000) == (-1, -1)                    # no record that late
+        assert ask(k02.LATEST_TIERED) == (-1, -1)
+        plog.delete_records_before(7)                     # the log start now inside epoch 5's batch
+        assert ask(k02.EARLIEST) == ask(k02.EARLIEST_LOCAL) == (7, 5)
+        assert ask(500) == (7, 5)
+    finally:
+        plog.close()
+
+
 def _fetch_body(topics, session_id=0, session_epoch=-1, max_wait=0):
     return {"replica_id": -1, "max_wait": max_wait, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
             "session_id": session_id, "session_epoch": session_epoch, "rack_id": "", "forgotten_topics_data": [],

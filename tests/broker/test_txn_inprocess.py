@@ -33,12 +33,13 @@ def produce(b: InProcess, records: bytes, txn_id: str | None = "tx", partition: 
     return resp.responses[0].partition_responses[0]
 
 
-def markers(b: InProcess, pid: int, commit: bool, parts=(("t", 0),), epoch: int = 0, version: int = 1):
+def markers(b: InProcess, pid: int, commit: bool, parts=(("t", 0),), epoch: int = 0, version: int = 1,
+            coordinator_epoch: int = 0):
     topics: dict[str, list[int]] = {}
     for t, p in parts:
         topics.setdefault(t, []).append(p)
     resp = b.call(27, version, {"markers": [{"producer_id": pid, "producer_epoch": epoch, "transaction_result": commit,
-                                             "coordinator_epoch": 0, "transaction_version": 0,
+                                             "coordinator_epoch": coordinator_epoch, "transaction_version": 0,
                                              "topics": [{"name": t, "partition_indexes": ps}
                                                         for t, ps in topics.items()]}]})
     m = resp.markers[0]
@@ -121,6 +122,23 @@ def test_write_txn_markers_errors_per_partition(b):
                      ("nope", 0): E.UNKNOWN_TOPIC_OR_PARTITION}
     assert markers(b, 5, False, epoch=2) == {("t", 0): E.NONE}
     assert fetch(b, 1).last_stable_offset == 2
+
+
+def test_write_txn_markers_fences_an_older_coordinator_epoch(b):
+    """Kafka's checkCoordinatorEpoch: a marker from an older coordinator epoch than the producer's
+    last marker on the partition is TRANSACTION_COORDINATOR_FENCED and writes nothing; a partition
+    that does not know the producer takes it; the producer epoch is checked first."""
+    produce(b, txn_batch([b"x"], pid=5))
+    assert markers(b, 5, True, coordinator_epoch=3) == {("t", 0): E.NONE}
+    produce(b, txn_batch([b"y"], pid=5, seq=1))
+    assert (fetch(b, 0).high_watermark, fetch(b, 1).last_stable_offset) == (3, 2)
+    assert markers(b, 5, True, parts=[("t", 0), ("t", 1)], coordinator_epoch=2) == {
+        ("t", 0): E.TRANSACTION_COORDINATOR_FENCED, ("t", 1): E.NONE}
+    assert (fetch(b, 0).high_watermark, fetch(b, 1).last_stable_offset) == (3, 2)   # nothing written, still open
+    produce(b, txn_batch([b"z"], pid=5, epoch=1), partition=1)
+    assert markers(b, 5, True, parts=[("t", 1)], coordinator_epoch=0) == {("t", 1): E.INVALID_PRODUCER_EPOCH}
+    assert markers(b, 5, False, coordinator_epoch=3) == {("t", 0): E.NONE}
+    assert (fetch(b, 0).high_watermark, fetch(b, 1).last_stable_offset) == (4, 4)
 
 
 def test_a_marker_wakes_a_read_committed_long_poll(b):

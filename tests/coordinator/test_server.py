@@ -162,6 +162,17 @@ def test_create_topics_places_partitions_across_three_brokers(server):
         assert [t.name for t in c.request(metadata_request([], version=0)).topics] == ["orders"]
 
 
+def test_create_topics_answers_a_duplicated_name_once_and_creates_it_not(server):
+    """The coordinator's own CreateTopics, as the broker's and Kafka's ControllerApis: a name
+    asked for twice is INVALID_REQUEST "Duplicate topic name." once, and not created."""
+    with RawClient(server.port) as c:
+        register(c, 1)
+        resp = c.request(create_topics_request(("dup", 1), ("dup", 2), ("single", 1)))
+        assert sorted((t.name, t.error_code, t.error_message) for t in resp.topics) == [
+            ("dup", 42, "Duplicate topic name."), ("single", 0, None)]
+        assert c.request(metadata_request(["dup"])).topics[0].error_code == 3
+
+
 def test_partitions_configs_and_delete_over_the_wire(server):
     with RawClient(server.port) as c:
         register(c, 1)

@@ -4,7 +4,7 @@ Windows file rules), the high watermark kept apart from the log end and checkpoi
 
 import pytest
 
-from sandbox.log import CorruptRecordError, LogConfig, LogDir, PartitionLog
+from sandbox.log import CorruptRecordError, LogConfig, LogDir, PartitionLog, build_batch
 from sandbox.log.epochs import FILE_NAME, LeaderEpochCache
 from sandbox.log.manager import HW_CHECKPOINT, read_checkpoint
 
@@ -108,6 +108,21 @@ def test_an_epoch_that_wrote_nothing_gives_way_to_the_next(tmp_path):
     # older than every epoch known: it ended where the first known began (Kafka's endOffsetFor)
     assert cache.end_offset_for(1, 20) == (1, 10) and cache.end_offset_for(0, 20) == (0, 10)
     assert cache.end_offset_for(-1, 20) == (-1, -1) and cache.end_offset_for(3, 20) == (-1, -1)
+
+
+def test_epoch_for_offset_is_the_epoch_that_wrote_it(tmp_path):
+    """Kafka's LeaderEpochFileCache.epochForOffset: the latest epoch starting at or before the
+    offset; -1 before every known epoch (or with none known)."""
+    cache = LeaderEpochCache(tmp_path)
+    assert cache.epoch_for_offset(0) == -1
+    cache.assign(2, 5)
+    cache.assign(4, 10)
+    assert [cache.epoch_for_offset(o) for o in (4, 5, 9, 10, 11, 1 << 40)] == [-1, 2, 2, 4, 4, 4]
+    log = PartitionLog(tmp_path / "p", LogConfig())
+    log.append(build_batch([(None, b"a")] * 2), leader_epoch=1)
+    log.append(build_batch([(None, b"b")]), leader_epoch=3)
+    assert [log.replica.epoch_for_offset(o) for o in range(4)] == [1, 1, 3, 3]
+    log.close()
 
 
 def test_high_watermark_apart_from_the_log_end_and_checkpointed(tmp_path):

@@ -29,8 +29,9 @@ def test_the_partition_log_exposes_a_few_verbs_properties_and_two_facets():
     assert public(UnopenedPartitionLog) == public(PartitionLog) | {"open_now"}
     assert public(ReplicaView) == {"append", "reset_to", "set_replicated", "high_watermark", "latest_epoch",
                                    "end_offset_for_epoch", "begin_epoch", "restart_epochs",
-                                   "follow_log_start", "forget_epochs_from"}   # the last two: a follower
-    # taking its leader's log start, and KIP-279's truncation in several rounds
+                                   "follow_log_start", "forget_epochs_from", "epoch_for_offset"}   # the
+    # last three: a follower taking its leader's log start, KIP-279's truncation in several rounds,
+    # and the epoch ListOffsets' earliest answers (Kafka's epochForOffset)
     assert public(Housekeeping) == {"apply_retention", "flush", "sync", "sync_handles", "segment_synced", "dirty", "roll", "checkpoint_offsets", "delete",
                                     "active_producers", "open_transactions", "segment_count", "segment_paths",
                                     "expire_producers"}

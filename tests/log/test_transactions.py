@@ -8,9 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sandbox.log import LogConfig, PartitionLog, build_batch, iter_records
-from sandbox.log.batch import ATTR_TRANSACTIONAL, CONTROL_ABORT, CONTROL_COMMIT, control_type, iter_batches, parse_header
+from sandbox.log.batch import (
+    ATTR_TRANSACTIONAL, CONTROL_ABORT, CONTROL_COMMIT, build_control_batch, control_type, iter_batches, parse_header,
+)
 from sandbox.log.compactor import Compactor
-from sandbox.log.errors import InvalidProducerEpochError
+from sandbox.log.errors import InvalidProducerEpochError, TransactionCoordinatorFencedError
 from sandbox.protocol.records import decode_batches
 
 from .logkit import Clock
@@ -387,13 +389,63 @@ def test_the_coordinator_epoch_of_the_last_marker_is_kept_across_restarts_and_cr
     again = PartitionLog(tmp_path / "p", cfg(), recovery_point=log.housekeeping.checkpoint_offsets()[0])
     assert [e[4] for e in again.housekeeping.active_producers()] == [5]
     again.append(txn_batch(3, [b"b"], seq=1))
-    # an older coordinator epoch is taken (a coordinator whose journal was lost starts again at 0)
-    again.append_marker(3, 0, False, coordinator_epoch=0)
+    with pytest.raises(TransactionCoordinatorFencedError):   # the kept epoch still fences
+        again.append_marker(3, 0, False, coordinator_epoch=4)
+    again.append_marker(3, 0, False, coordinator_epoch=6)
     assert again.aborted_transactions(0, 10) == [(3, 2)]
     for seg in again._segments:   # a crash: the epoch is read back from the markers themselves
         seg.close()
     crashed = PartitionLog(tmp_path / "p", cfg(), recovery_point=0)
-    assert [e[4] for e in crashed.housekeeping.active_producers()] == [0]
+    assert [e[4] for e in crashed.housekeeping.active_producers()] == [6]
+
+
+def test_a_marker_from_an_older_coordinator_epoch_is_fenced_and_nothing_is_appended(tmp_path):
+    """Kafka's ProducerAppendInfo.checkCoordinatorEpoch: a marker whose coordinator epoch is older
+    than the producer's last marker's is a zombie coordinator's (TRANSACTION_COORDINATOR_FENCED);
+    the same epoch or a newer one is taken, and a producer the partition does not know takes any."""
+    log = PartitionLog(tmp_path / "p", cfg())
+    log.append_marker(8, 0, True, coordinator_epoch=0)   # unknown producer (coordinator epoch -1): taken
+    log.append(txn_batch(3, [b"a"]))
+    log.append_marker(3, 0, True, coordinator_epoch=5)
+    log.append(txn_batch(3, [b"b"], seq=1))
+    end, lso = log.log_end_offset, log.last_stable_offset
+    with pytest.raises(TransactionCoordinatorFencedError):
+        log.append_marker(3, 0, False, coordinator_epoch=4)
+    assert (log.log_end_offset, log.last_stable_offset) == (end, lso)   # nothing appended, still open
+    assert log.housekeeping.open_transactions() == [(3, 0, lso)]
+    assert [e[4] for e in log.housekeeping.active_producers() if e[0] == 3] == [5]
+    log.append_marker(3, 0, False, coordinator_epoch=5)   # the same coordinator again
+    assert log.aborted_transactions(0, 10) == [(3, lso)]
+    log.append(txn_batch(3, [b"c"], epoch=1))
+    log.append_marker(3, 1, True, coordinator_epoch=7)    # a newer one
+    assert log.housekeeping.open_transactions() == []
+
+
+def test_the_producer_epoch_is_checked_before_the_coordinator_epoch(tmp_path):
+    """appendEndTxnMarker runs checkProducerEpoch, then checkCoordinatorEpoch: a marker stale on
+    both counts is INVALID_PRODUCER_EPOCH."""
+    log = PartitionLog(tmp_path / "p", cfg())
+    log.append(txn_batch(3, [b"a"], epoch=2))
+    log.append_marker(3, 2, True, coordinator_epoch=5)
+    with pytest.raises(InvalidProducerEpochError):
+        log.append_marker(3, 1, False, coordinator_epoch=4)
+
+
+def test_a_follower_copies_a_marker_of_an_older_coordinator_epoch_unchecked(tmp_path):
+    """The coordinator-epoch check is for markers the coordinator asks for (Kafka only logs one
+    that comes through replication): a follower takes the leader's control batches as they are."""
+    leader = PartitionLog(tmp_path / "l", cfg())
+    leader.append(txn_batch(3, [b"a"]))
+    leader.append_marker(3, 0, True, coordinator_epoch=5)
+    leader.append(txn_batch(3, [b"b"], seq=1))
+    stale = build_control_batch(3, 0, False, 4, 1_000, writable=True)   # coordinator epoch 4, after 5
+    struct.pack_into(">q", stale, 0, leader.log_end_offset)
+    follower = PartitionLog(tmp_path / "f", cfg())
+    follower.replica.set_replicated(True)
+    follower.replica.append(leader.read(0, 1 << 20).tobytes())
+    follower.replica.append(bytes(stale))
+    assert follower.log_end_offset == leader.log_end_offset + 1
+    assert follower.housekeeping.open_transactions() == [] and follower.aborted_transactions(0, 10) == [(3, 2)]
 
 
 def test_aborted_transactions_survive_a_crash_in_the_middle_of_a_truncation(tmp_path, monkeypatch):

@@ -681,3 +681,36 @@ def test_a_topic_placed_by_its_folders_has_as_many_replicas_on_every_partition()
     assert (placed.partitions, placed.replication, placed.assignments) == (2, 2, ((1, 2), (3, 1)))
     three = dataclasses.replace(spec, replication=3)
     assert _placed_by_folders(three, new, found, [1, 2, 3]).assignments == ((1, 2, 3), (3, 1, 2))
+
+
+def test_each_brokers_dynamic_configs_are_asked_of_that_broker_and_kept_when_it_does_not_answer(tmp_path):
+    """A broker describes only "" and its own id (as Kafka's ConfigHelper): the catalog reads
+    each broker's dynamic settings on their own, so one broker that does not answer (or is down)
+    keeps what it had while the others' are read again, instead of the whole refresh failing."""
+    from sandbox.client import KafkaClientError
+
+    cfg = parse_config(f'[sandbox]\ndata_dir = "{tmp_path / "data"}"\n', cwd=tmp_path)
+    cfg.data_dir.mkdir(parents=True)
+    settings = {"": {"message.max.bytes": "2000"}, "1": {"num.io.threads": "4"}, "2": {"background.threads": "3"}}
+    asked, silent = [], set()
+
+    class Client(_TwoBrokers):
+        def broker_configs(self, broker=""):
+            asked.append(broker)
+            if broker in silent:
+                raise KafkaClientError(f"broker {broker} did not answer")
+            return dict(settings[broker])
+
+    def saved(down=()):
+        client = Client({1: [], 2: []}, {})
+        client.md.brokers = [SimpleNamespace(id=1), SimpleNamespace(id=2)]
+        asked.clear()
+        save_catalog(cfg, client, down=down)
+        return json.loads((cfg.data_dir / "topics.json").read_text())["broker_configs"]
+
+    assert saved() == settings and asked == ["", "1", "2"]
+    settings.update({"1": {"num.io.threads": "8"}, "2": {"background.threads": "5"}})
+    silent.add("2")
+    assert saved() == {**settings, "2": {"background.threads": "3"}}   # broker 2's kept as last read
+    silent.clear()
+    assert saved(down={2}) == {**settings, "2": {"background.threads": "3"}} and "2" not in asked

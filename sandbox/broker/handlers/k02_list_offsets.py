@@ -14,7 +14,12 @@ watermark is still below the start of its epoch (its followers have not fetched 
 the one it had as a follower), a consumer's latest, and a lookup by time that finds nothing
 below it, get OFFSET_NOT_AVAILABLE (retriable), as Kafka's Partition.fetchOffsetForTimestamp
 answers: the old high watermark would send a consumer to an offset before committed records,
-and "no record" would make it reset."""
+and "no record" would make it reset.
+The leader_epoch answered (v4+) is the epoch of what was found, as Kafka's
+UnifiedLog.fetchOffsetByTimestamp gives it: for a lookup by time and for max timestamp the
+partition leader epoch of the batch holding the offset, for earliest (and earliest local) the epoch
+that wrote the log start offset (-1 if the epoch history starts later), for latest the partition's
+current leader epoch (Partition.fetchOffsetForTimestamp); -1 with no offset found."""
 
 from __future__ import annotations
 
@@ -58,7 +63,7 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int,
     if plog is None:
         out["error_code"] = code
         return out
-    out["leader_epoch"] = state.leaders.get((topic, index), (state.node_id, 0))[1]
+    current_epoch = state.leaders.get((topic, index), (state.node_id, 0))[1]
     if replica_id != CONSUMER_REPLICA_ID:
         fetchable, lagging = plog.log_end_offset, False
     else:
@@ -68,20 +73,22 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int,
     # LEADER_NOT_AVAILABLE for them, as Kafka's KafkaApis maps it)
     not_yet = OFFSET_NOT_AVAILABLE if version >= 5 else LEADER_NOT_AVAILABLE
     if ts == LATEST and lagging:
-        return {**out, "error_code": not_yet, "leader_epoch": -1}
+        return {**out, "error_code": not_yet}
     if ts == LATEST:
         out["offset"] = fetchable
-        if replica_id == DEBUGGING_REPLICA_ID:
-            out["leader_epoch"] = plog.replica.latest_epoch
+        out["leader_epoch"] = plog.replica.latest_epoch if replica_id == DEBUGGING_REPLICA_ID else current_epoch
     elif ts in (EARLIEST, EARLIEST_LOCAL):
         out["offset"] = plog.log_start_offset
+        out["leader_epoch"] = plog.replica.epoch_for_offset(plog.log_start_offset)
     elif ts == LATEST_TIERED:
-        out["leader_epoch"] = -1
+        pass   # nothing is tiered: offset and epoch -1
     elif ts == MAX_TIMESTAMP:
         off, t = plog.offset_for_timestamp(MAX_TIMESTAMP) or (-1, -1)
         if off >= 0:
-            exact = record_with_timestamp(plog.read(off, 1).tobytes(), t)
+            chunk = plog.read(off, 1).tobytes()
+            exact = record_with_timestamp(chunk, t)
             off = off if exact is None else exact
+            out["leader_epoch"] = _batch_epoch(chunk, off)
         out["offset"], out["timestamp"] = off, t
     else:
         # the log finds the batch by its max timestamp; the exact record needs a look inside
@@ -92,6 +99,7 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int,
             exact = first_record_at_or_after(chunk, ts, plog.log_start_offset)
             if exact is not None:
                 out["offset"], out["timestamp"] = exact
+                out["leader_epoch"] = _batch_epoch(chunk, exact[0])
                 break
             batches = list(iter_batches(chunk))
             if not batches:
@@ -101,8 +109,17 @@ def _lookup(state, topic: str, index: int, ts: int, isolation_level: int,
         if out["offset"] >= fetchable:   # not readable at this isolation level yet
             if lagging:   # perhaps below the high watermark the followers will soon let it reach
                 return {**out, "error_code": not_yet, "offset": -1, "timestamp": -1, "leader_epoch": -1}
-            out["offset"], out["timestamp"] = -1, -1
+            out["offset"], out["timestamp"], out["leader_epoch"] = -1, -1, -1
     return out
+
+
+def _batch_epoch(chunk: bytes, offset: int) -> int:
+    """The partition leader epoch of the batch in `chunk` holding `offset` (-1 if none), as
+    Kafka answers a lookup by time with the found batch's."""
+    for _pos, h in iter_batches(chunk):
+        if h.base_offset <= offset <= h.last_offset:
+            return h.leader_epoch if h.leader_epoch >= 0 else -1
+    return -1
 
 
 def handle(ctx, request) -> dict:

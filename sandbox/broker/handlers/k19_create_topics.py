@@ -14,6 +14,7 @@ from sandbox.coordinator import CoordinatorError
 
 from sandbox.admin_handlers.configs import describe
 from sandbox.coordinator.acls import CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE_CONFIGS, TOPIC
+from sandbox.coordinator.rules import DUPLICATE_TOPIC_NAME, duplicated_names
 from sandbox.coordinator.topic_configs import RESOURCE_TOPIC
 from sandbox.protocol.errors import INVALID_CONFIG, INVALID_REQUEST, NONE, TOPIC_AUTHORIZATION_FAILED
 
@@ -32,8 +33,7 @@ async def handle(ctx, request) -> dict:
     state = ctx.state
     coord = state.coordinator
     out = []
-    names = [t.name for t in request.topics]
-    duplicated = {n for n in names if names.count(n) > 1}
+    duplicated = duplicated_names(t.name for t in request.topics)
     answered: set[str] = set()
     # ACLs: CREATE on the cluster or on the topic; its configs are shown with DESCRIBE_CONFIGS
     restricted = ctx.restricted
@@ -42,7 +42,7 @@ async def handle(ctx, request) -> dict:
         if t.name in duplicated:   # one answer for the name, nothing created (ControllerApis)
             if t.name not in answered:
                 answered.add(t.name)
-                out.append(_refusal(t.name, INVALID_REQUEST, "Duplicate topic name."))
+                out.append(_refusal(t.name, INVALID_REQUEST, DUPLICATE_TOPIC_NAME))
             continue
         if not (any_topic or ctx.allowed(CREATE, TOPIC, t.name)):
             out.append(_refusal(t.name, TOPIC_AUTHORIZATION_FAILED, "Authorization failed."))

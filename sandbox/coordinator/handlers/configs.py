@@ -30,6 +30,7 @@ class CoordinatorAdmin:
 
     server: Any
     controller_id: int = NO_CONTROLLER
+    broker_id: int | None = None   # no broker: a BROKER resource may name any (it keeps them all)
     alter_refusal: str = "only topic, group and broker configs can be altered"
 
     @property
