@@ -82,6 +82,16 @@ def offline_json(keys) -> list[list]:
     return [[str(t), int(i)] for t, i in sorted(keys, key=lambda k: (str(k[0]), k[1]))]
 
 
+def offline_replicas(brokers) -> dict[tuple[uuid.UUID, int], tuple[int, ...]]:
+    """(topic id, index) -> the brokers that reported that partition's log offline (Metadata's
+    offline_replicas, with the replicas on brokers that are gone)."""
+    out: dict[tuple[uuid.UUID, int], tuple[int, ...]] = {}
+    for b in brokers:
+        for key in getattr(b, "offline", ()):
+            out[key] = out.get(key, ()) + (b.broker_id,)
+    return out
+
+
 def offline_dir_id(topic_id: uuid.UUID, index: int) -> uuid.UUID:
     """The id a broker reports in BrokerHeartbeat's OfflineLogDirs (KIP-858) for one partition
     whose log it cannot open: Kafka fails a whole log dir, a broker here one partition's folder
