@@ -18,6 +18,7 @@ from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.api import CoordinatorAPI
 from sandbox.coordinator.changes import MetadataChange, ReplicasRemoved, TopicRemoved
 from sandbox.coordinator.client import LocalCoordinator, RemoteCoordinator
+from sandbox.coordinator.model import offline_dir_id
 from sandbox.log import LogConfig, LogDir, PartitionLog
 from sandbox.log.compactor import Compactor
 from sandbox.protocol.errors import (
@@ -151,6 +152,8 @@ class BrokerState(DiskFolders, Durability, RefusedFolders, GroupOwnership):
         else:
             coord = LocalCoordinator(data / METADATA_DIR, default_partitions=self.config.num_partitions,
                                      on_event=emit_event)
+        if isinstance(coord, RemoteCoordinator):   # told with every heartbeat (KIP-858)
+            coord.session.offline_dirs = self.offline_dirs
         self.coordinator = coord
         host, port = self.config.advertised  # the primary (first) listener's
         listeners = [(lst.name, *lst.advertised) for lst in self.config.endpoints()]
@@ -371,6 +374,20 @@ class BrokerState(DiskFolders, Durability, RefusedFolders, GroupOwnership):
             self.offsets.on_metadata()
         if self.txns is not None and self.txns.store.refused:
             self.txns.on_metadata()
+
+    def offline_dirs(self) -> list[uuid.UUID]:
+        """The partitions whose log cannot be opened here now (a file of it held by another
+        program: replicas it would lead or follow, and logs led alone a request found so), as the
+        ids the heartbeat reports them by (KIP-858's OfflineLogDirs, one per partition folder): the
+        coordinator moves their leadership and ISR membership elsewhere until they open."""
+        keys = set(self.replicas.unopened)
+        keys |= {k for k in self._cannot_open if (plog := self.partitions.get(k)) is not None and not plog.opened}
+        out = []
+        for name, index in sorted(keys):
+            topic = self.coordinator.topic(name) if self.coordinator is not None else None
+            if topic is not None:
+                out.append(offline_dir_id(topic.topic_id, index))
+        return out
 
     def opened_log(self, topic: str, index: int) -> tuple[PartitionLog | None, int]:
         """This broker's replica of a partition, leader or not, opened; (None, error code) without

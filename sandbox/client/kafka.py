@@ -160,7 +160,8 @@ class KafkaClient(GroupAdmin, TxnAdmin, ConfigAdmin):
             parts = sorted((PartitionMeta(int(p.partition_index), int(p.leader_id),
                                           [int(r) for r in p.replica_nodes],
                                           [int(r) for r in p.isr_nodes],
-                                          int(getattr(p, "leader_epoch", -1)), int(p.error_code))
+                                          int(getattr(p, "leader_epoch", -1)), int(p.error_code),
+                                          [int(r) for r in getattr(p, "offline_replicas", ()) or ()])
                             for p in t.partitions), key=lambda p: p.index)
             out[t.name] = TopicMeta(t.name, getattr(t, "topic_id", None), parts,
                                     bool(t.is_internal), int(t.error_code))

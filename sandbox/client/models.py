@@ -44,6 +44,8 @@ class PartitionMeta:
     isr: list[int]
     leader_epoch: int = -1
     error_code: int = 0
+    # Metadata v5+: replicas on brokers that are gone, or whose log of it cannot be opened
+    offline_replicas: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

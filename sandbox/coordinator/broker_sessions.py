@@ -4,14 +4,14 @@ fencing, and the sessions that expire. A broker's epoch is the offset of its reg
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Iterable
 
 from sandbox.protocol.errors import (
     BROKER_ID_NOT_REGISTERED, DUPLICATE_BROKER_REGISTRATION, INVALID_REQUEST, STALE_BROKER_EPOCH,
 )
 
 from .listeners import Listeners, listener_map
-from .model import BrokerInfo, CoordinatorError
+from .model import BrokerInfo, CoordinatorError, TopicInfo, offline_dir_id
 
 Record = dict[str, Any]
 
@@ -22,6 +22,7 @@ class BrokerSessions:
     _brokers: dict[int, BrokerInfo]
     _last_contact: dict[int, int]
     _live: set[int]
+    _topics: dict[str, TopicInfo]
 
     def register_broker(self, broker_id: int, host: str, port: int, rack: str | None,
                         incarnation_id: uuid.UUID | str, now_ms: int | None = None,
@@ -61,16 +62,32 @@ class BrokerSessions:
             self._last_contact[broker_id] = now_ms
         return draft.records
 
-    def broker_heartbeat(self, broker_id: int, epoch: int, now_ms: int) -> list[Record]:
-        """Refresh a broker's session; a fenced broker with the current epoch is unfenced."""
+    def broker_heartbeat(self, broker_id: int, epoch: int, now_ms: int,
+                         offline_dirs: Iterable[uuid.UUID] = ()) -> list[Record]:
+        """Refresh a broker's session; a fenced broker with the current epoch is unfenced.
+        `offline_dirs`: the heartbeat's OfflineLogDirs (KIP-858), one id per partition whose log
+        the broker cannot open (model.offline_dir_id); every heartbeat tells the whole set, none
+        (an older broker) meaning none. A change is journaled and its replicas of those partitions
+        lose leadership and ISR membership (Draft.offline), or become eligible again."""
         info = self._require_broker(broker_id, epoch)
         self._last_contact[broker_id] = now_ms
         self._live.add(broker_id)
         draft = self._draft()
+        offline = self._resolve_offline(broker_id, offline_dirs)
+        if offline != info.offline:
+            draft.offline(broker_id, offline)
         if info.fenced:
             draft.emit({"type": "unfence-broker", "broker_id": broker_id})
             draft.elect_returning(broker_id)
         return draft.records
+
+    def _resolve_offline(self, broker_id: int, dirs: Iterable[uuid.UUID]) -> frozenset[tuple[uuid.UUID, int]]:
+        """The partitions (topic id, index) of this broker's replicas that `dirs` names."""
+        wanted = {uuid.UUID(str(d)) for d in dirs or () if d is not None}
+        if not wanted:
+            return frozenset()
+        return frozenset((t.topic_id, p.index) for t in self._topics.values() for p in t.partitions
+                         if broker_id in p.replicas and offline_dir_id(t.topic_id, p.index) in wanted)
 
     def fence_broker(self, broker_id: int, epoch: int | None = None) -> list[Record]:
         """Fence a broker now (controlled shutdown)."""

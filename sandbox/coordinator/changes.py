@@ -61,7 +61,7 @@ MetadataChange = Union[TopicChanged, TopicRemoved, ReplicasRemoved, BrokerChange
 ChangeListener = Callable[[list[MetadataChange]], None]
 
 _TOPIC_RECORDS = {"partition", "partition-change", "config"}
-_BROKER_RECORDS = {"register-broker", "fence-broker", "unfence-broker"}
+_BROKER_RECORDS = {"register-broker", "fence-broker", "unfence-broker", "offline-replicas"}
 
 
 class ChangeTranslator:

@@ -288,10 +288,12 @@ class Coordinator(ViewReads):
         self._commit(records)
         return self._machine.broker(broker_id).epoch  # type: ignore[union-attr]
 
-    def heartbeat(self, broker_id: int, epoch: int) -> bool:
-        """Keep a broker's session alive (unfencing it if it was fenced); returns fenced."""
+    def heartbeat(self, broker_id: int, epoch: int, offline_dirs: Iterable[uuid.UUID] = ()) -> bool:
+        """Keep a broker's session alive (unfencing it if it was fenced); returns fenced.
+        `offline_dirs`: its heartbeat's OfflineLogDirs, one per partition whose log it cannot
+        open (see MetadataMachine.broker_heartbeat)."""
         self.tick()
-        self._commit(self._machine.broker_heartbeat(broker_id, epoch, self._now_ms()))
+        self._commit(self._machine.broker_heartbeat(broker_id, epoch, self._now_ms(), offline_dirs))
         return self._machine.broker(broker_id).fenced  # type: ignore[union-attr]
 
     def unregister_broker(self, broker_id: int, epoch: int | None = None) -> None:

@@ -1,5 +1,6 @@
 """Records for one machine command, built on a scratch copy of the state; and the leader/ISR
-changes when a broker is fenced or comes back (Kafka's clean election, optionally unclean),
+changes when a broker is fenced or comes back, or reports a partition's log offline or openable
+again (KIP-858; Kafka's clean election, optionally unclean),
 ElectLeaders (preferred or unclean) and the auto leader rebalance's choice of partitions.
 """
 from __future__ import annotations
@@ -10,12 +11,20 @@ from sandbox.protocol.errors import (
     ELECTION_NOT_NEEDED, ELIGIBLE_LEADERS_NOT_AVAILABLE, NONE, PREFERRED_LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION,
 )
 
-from .model import NO_LEADER, PartitionInfo, TopicInfo
+from .model import NO_LEADER, PartitionInfo, TopicInfo, offline_json
 
 if TYPE_CHECKING:
     from .machine import MetadataMachine
 
 Record = dict[str, Any]
+UNCLEAN_KEY = "unclean.leader.election.enable"
+
+
+def eligible(m: MetadataMachine, r: int, topic: TopicInfo, index: int) -> bool:
+    """Whether replica `r` of the partition may lead or be in its ISR: its broker is registered,
+    unfenced, and did not report that partition's log offline (KIP-858)."""
+    info = m._brokers.get(r)
+    return info is not None and not info.fenced and not info.is_offline(topic.topic_id, index)
 
 
 class Draft:
@@ -62,16 +71,39 @@ class Draft:
                 isr = tuple(r for r in p.isr if r != broker_id) or p.isr
                 leader = p.leader
                 if leader == broker_id:
-                    leader = next((r for r in p.replicas if r in isr and r != broker_id
-                                   and not m._brokers[r].fenced), NO_LEADER)
-                    if leader == NO_LEADER and topic.configs.get("unclean.leader.election.enable") == "true":
-                        # no live in-sync replica, but the topic takes any live one (data may be
-                        # lost, as in Kafka): at once, not when some replica next registers
-                        leader = next((r for r in p.replicas if r != broker_id and r in m._brokers
-                                       and not m._brokers[r].fenced), NO_LEADER)
-                        if leader != NO_LEADER:
-                            isr = (leader,)
+                    isr, leader = _successor(m, topic, p, broker_id, isr)
                 self._change(m._topics[name], m._topics[name].partitions[p.index], isr, leader)
+
+    def offline(self, broker_id: int, keys: frozenset) -> None:
+        """A broker's heartbeat reported another set of partitions whose log it cannot open
+        (KIP-858's OfflineLogDirs, per partition): journaled, then each newly offline replica
+        leaves the ISR (never emptying it: the last member stays, as for a fenced broker) and its
+        leadership moves to another eligible in-sync replica (clean election; unclean only where
+        the topic allows it), else the partition has no leader, except with one replica, where
+        no other could lead it and its broker goes on answering KAFKA_STORAGE_ERROR. A replica
+        reported openable again is eligible again: it leads a leaderless partition it is in sync
+        for, and otherwise rejoins the ISR as any follower does (AlterPartition)."""
+        m = self.machine
+        before = m._brokers[broker_id].offline
+        self.emit({"type": "offline-replicas", "broker_id": broker_id, "partitions": offline_json(keys)})
+        for name in sorted(m._topics):
+            topic = m._topics[name]
+            for p in topic.partitions:
+                key = (topic.topic_id, p.index)
+                if key in keys and key not in before:
+                    if broker_id not in p.isr and p.leader != broker_id:
+                        continue
+                    isr = tuple(r for r in p.isr if r != broker_id) or p.isr
+                    leader = p.leader
+                    if leader == broker_id and len(p.replicas) > 1:
+                        isr, leader = _successor(m, topic, p, broker_id, isr)
+                    self._change(topic, p, isr, leader)
+                elif key in before and key not in keys and p.leader == NO_LEADER \
+                        and eligible(m, broker_id, topic, p.index):
+                    if broker_id in p.isr:
+                        self._change(topic, p, p.isr, broker_id)
+                    elif topic.configs.get(UNCLEAN_KEY) == "true":
+                        self._change(topic, p, (broker_id,), broker_id)
 
     def elect_returning(self, broker_id: int) -> None:
         """A broker came back: it leads the leaderless partitions it is in sync for (or, with
@@ -81,7 +113,8 @@ class Draft:
             topic = m._topics[name]
             unclean = topic.configs.get("unclean.leader.election.enable") == "true"
             for p in topic.partitions:
-                if p.leader != NO_LEADER or broker_id not in p.replicas:
+                if p.leader != NO_LEADER or broker_id not in p.replicas \
+                        or not eligible(m, broker_id, topic, p.index):
                     continue
                 if broker_id in p.isr:
                     self._change(m._topics[name], p, p.isr, broker_id)
@@ -95,14 +128,29 @@ class Draft:
         topic = self.machine._topics[name]
         for p in topic.partitions:
             if p.leader == NO_LEADER:
-                pick = _unclean_pick(self.machine, p)
+                pick = _unclean_pick(self.machine, topic, p)
                 if pick is not None:
                     self._change(self.machine._topics[name], p, p.isr if pick in p.isr else (pick,), pick)
 
 
-def _unclean_pick(m: MetadataMachine, p: PartitionInfo) -> int | None:
-    """The replica an unclean election picks: a live in-sync one if any, else the first live one."""
-    live = [r for r in p.replicas if r in m._brokers and not m._brokers[r].fenced]
+def _successor(m: MetadataMachine, topic: TopicInfo, p: PartitionInfo, leaving: int,
+               isr: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
+    """(ISR, leader) once the leader `leaving` cannot lead: another eligible in-sync replica,
+    else (with unclean.leader.election.enable=true) any eligible replica with an ISR of itself
+    (data may be lost, as in Kafka: at once, not when some replica next registers), else none."""
+    leader = next((r for r in p.replicas if r in isr and r != leaving and eligible(m, r, topic, p.index)),
+                  NO_LEADER)
+    if leader == NO_LEADER and topic.configs.get(UNCLEAN_KEY) == "true":
+        leader = next((r for r in p.replicas if r != leaving and eligible(m, r, topic, p.index)), NO_LEADER)
+        if leader != NO_LEADER:
+            isr = (leader,)
+    return isr, leader
+
+
+def _unclean_pick(m: MetadataMachine, topic: TopicInfo, p: PartitionInfo) -> int | None:
+    """The replica an unclean election picks: an eligible in-sync one if any, else the first
+    eligible one."""
+    live = [r for r in p.replicas if eligible(m, r, topic, p.index)]
     return next((r for r in live if r in p.isr), live[0] if live else None)
 
 
@@ -127,7 +175,7 @@ def elect_leaders(machine: MetadataMachine, election_type: int, pairs: list[tupl
             if p.leader != NO_LEADER:
                 out[(name, index)] = (ELECTION_NOT_NEEDED, "Leader election not needed for topic partition.")
                 continue
-            pick = _unclean_pick(m, p)
+            pick = _unclean_pick(m, topic, p)
             if pick is None:
                 out[(name, index)] = (ELIGIBLE_LEADERS_NOT_AVAILABLE, f"No replica of {name}-{index} is alive.")
                 continue
@@ -137,8 +185,7 @@ def elect_leaders(machine: MetadataMachine, election_type: int, pairs: list[tupl
             if p.leader == preferred:
                 out[(name, index)] = (ELECTION_NOT_NEEDED, "Leader election not needed for topic partition.")
                 continue
-            live = preferred in m._brokers and not m._brokers[preferred].fenced
-            if not live or preferred not in p.isr:
+            if not eligible(m, preferred, topic, index) or preferred not in p.isr:
                 # Kafka's ReplicationControlManager: PREFERRED_LEADER_NOT_AVAILABLE for a preferred
                 # election (ELIGIBLE_LEADERS_NOT_AVAILABLE is the unclean one's)
                 out[(name, index)] = (PREFERRED_LEADER_NOT_AVAILABLE, f"The preferred leader of {name}-{index} "
@@ -156,10 +203,10 @@ def imbalanced(machine: MetadataMachine) -> list[tuple[str, int]]:
     leader.imbalance.per.broker.percentage is not used by KRaft: one partition off is enough.)"""
     out = []
     for name in sorted(machine._topics):
-        for p in machine._topics[name].partitions:
+        topic = machine._topics[name]
+        for p in topic.partitions:
             if not p.replicas or p.leader == p.replicas[0] or p.replicas[0] not in p.isr:
                 continue
-            info = machine._brokers.get(p.replicas[0])
-            if info is not None and not info.fenced:
+            if eligible(machine, p.replicas[0], topic, p.index):
                 out.append((name, p.index))
     return out

@@ -1,6 +1,6 @@
 """AlterPartition as the coordinator decides it: a partition's leader asks to shrink or expand its
 ISR; the change is taken only from the current leader at the current leader and partition
-epochs, and only to live replicas, so a stale or replaced leader can never change an ISR."""
+epochs, and only to live replicas (unfenced, their log not reported offline), so a stale or replaced leader can never change an ISR."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def alter_partition(machine: MetadataMachine, broker_id: int, topic_id: uuid.UUI
         return [], INVALID_REQUEST, p
     for r in isr:
         b = machine.broker(r)
-        if b is None or b.fenced:
+        # KIP-858: a replica whose log its broker reported offline is no ISR member either
+        if b is None or b.fenced or b.is_offline(topic.topic_id, index):
             return [], INELIGIBLE_REPLICA, p
     if set(isr) == set(p.isr):
         return [], NONE, p

@@ -199,7 +199,14 @@ class MetadataMachine(BrokerSessions):
 
     def _apply_register(self, r: Mapping[str, Any]) -> None:
         info = BrokerInfo.from_dict({**r, "fenced": False})
+        old = self._brokers.get(info.broker_id)
+        if old is not None and old.offline:   # kept until its next heartbeat tells again
+            info = dataclasses.replace(info, offline=old.offline)
         self._brokers[info.broker_id] = info
+
+    def _apply_offline(self, r: Mapping[str, Any]) -> None:
+        bid = int(r["broker_id"])
+        self._brokers[bid] = dataclasses.replace(self._brokers[bid], offline=frozenset(map(tuple, r["partitions"])))
 
     def _apply_fence(self, r: Mapping[str, Any], fenced: bool = True) -> None:
         bid = int(r["broker_id"])
@@ -478,6 +485,7 @@ _APPLY = {
     "register-broker": MetadataMachine._apply_register,
     "fence-broker": MetadataMachine._apply_fence,
     "unfence-broker": MetadataMachine._apply_unfence,
+    "offline-replicas": MetadataMachine._apply_offline,
     "topic": MetadataMachine._apply_topic,
     "partition": MetadataMachine._apply_partition,
     "partition-change": MetadataMachine._apply_partition_change,

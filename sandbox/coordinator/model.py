@@ -29,7 +29,9 @@ class CoordinatorError(Exception):
 class BrokerInfo:
     """A registered broker. host/port is its primary (first) listener's advertised address;
     `listeners` maps every listener name to its advertised (host, port), in registration order
-    (empty for a broker registered before listeners were journaled)."""
+    (empty for a broker registered before listeners were journaled). `offline`: the partitions
+    (topic id, index) whose log this broker reported it cannot open (KIP-858's offline log dirs,
+    per partition here: see offline_dir_id); its replicas of them are not eligible."""
 
     broker_id: int
     host: str
@@ -39,14 +41,20 @@ class BrokerInfo:
     epoch: int
     fenced: bool
     listeners: dict[str, tuple[str, int]] = field(default_factory=dict)
+    offline: frozenset[tuple[uuid.UUID, int]] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "listeners", {str(k): (str(v[0]), int(v[1]))
                                                for k, v in self.listeners.items()})
+        object.__setattr__(self, "offline", frozenset((uuid.UUID(str(t)), int(i)) for t, i in self.offline))
 
     def __hash__(self) -> int:
         return hash((self.broker_id, self.host, self.port, self.rack, self.incarnation_id,
-                     self.epoch, self.fenced, tuple(self.listeners.items())))
+                     self.epoch, self.fenced, tuple(self.listeners.items()), self.offline))
+
+    def is_offline(self, topic_id: uuid.UUID, index: int) -> bool:
+        """Whether this broker's log of the partition cannot be opened (it reported so)."""
+        return bool(self.offline) and (topic_id, index) in self.offline
 
     def address(self, listener: str | None = None) -> tuple[str, int]:
         """The (host, port) clients that came in through `listener` must use; the primary
@@ -59,13 +67,36 @@ class BrokerInfo:
         return {"broker_id": self.broker_id, "host": self.host, "port": self.port,
                 "rack": self.rack, "incarnation_id": str(self.incarnation_id),
                 "epoch": self.epoch, "fenced": self.fenced,
-                "listeners": {name: [h, p] for name, (h, p) in self.listeners.items()}}
+                "listeners": {name: [h, p] for name, (h, p) in self.listeners.items()},
+                **({"offline": offline_json(self.offline)} if self.offline else {})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> BrokerInfo:
         return cls(int(d["broker_id"]), str(d["host"]), int(d["port"]), d.get("rack"),
                    uuid.UUID(d["incarnation_id"]), int(d["epoch"]), bool(d["fenced"]),
-                   dict(d.get("listeners") or {}))
+                   dict(d.get("listeners") or {}), frozenset(map(tuple, d.get("offline") or ())))
+
+
+def offline_json(keys) -> list[list]:
+    """(topic id, index) pairs as JSON, sorted."""
+    return [[str(t), int(i)] for t, i in sorted(keys, key=lambda k: (str(k[0]), k[1]))]
+
+
+def offline_replicas(brokers) -> dict[tuple[uuid.UUID, int], tuple[int, ...]]:
+    """(topic id, index) -> the brokers that reported that partition's log offline (Metadata's
+    offline_replicas, with the replicas on brokers that are gone)."""
+    out: dict[tuple[uuid.UUID, int], tuple[int, ...]] = {}
+    for b in brokers:
+        for key in getattr(b, "offline", ()):
+            out[key] = out.get(key, ()) + (b.broker_id,)
+    return out
+
+
+def offline_dir_id(topic_id: uuid.UUID, index: int) -> uuid.UUID:
+    """The id a broker reports in BrokerHeartbeat's OfflineLogDirs (KIP-858) for one partition
+    whose log it cannot open: Kafka fails a whole log dir, a broker here one partition's folder
+    (a file of it held by another program), so each partition folder counts as a dir of its own."""
+    return uuid.uuid5(topic_id, str(index))
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
-from typing import Callable
+from typing import Callable, Iterable
 
 from sandbox.protocol import build, request_class
 from sandbox.protocol.errors import BROKER_ID_NOT_REGISTERED, INVALID_REQUEST, STALE_BROKER_EPOCH
@@ -47,6 +48,10 @@ class BrokerSession:
         self.registered = False
         self._rack: str | None = None
         self._listeners: list[tuple[str, str, int]] = []
+        # the ids (model.offline_dir_id) of the partitions whose log this broker cannot open now
+        # (a file held by another program): every heartbeat tells the whole set (KIP-858's
+        # OfflineLogDirs), so the coordinator moves their leadership within one heartbeat
+        self.offline_dirs: Callable[[], Iterable[uuid.UUID]] = tuple
 
     @property
     def where(self) -> str:
@@ -122,6 +127,9 @@ class BrokerSession:
             "broker_id": self.broker_id, "broker_epoch": self.broker_epoch,
             "current_metadata_offset": self._metadata_offset(), "want_fence": False,
             "want_shut_down": False})
+        offline = tuple(self.offline_dirs())
+        if offline:   # set after build(): it converts an array of uuids as if it were one uuid
+            body = dataclasses.replace(body, offline_log_dirs=offline)
         sent = time.monotonic()
         resp = await self._control.request(body, self.request_timeout)
         check(resp.error_code, None, f"Heartbeat of broker {self.broker_id}")

@@ -14,7 +14,9 @@ log = logging.getLogger("sandbox.health")
 @dataclass(frozen=True)
 class PartitionView:
     """One partition as Metadata shows it; `offline` = replicas on brokers the cluster does not
-    list (fenced or gone) plus Metadata's own offline_replicas."""
+    list (fenced or gone) plus Metadata's own offline_replicas; `unopenable` = those of them on
+    brokers the cluster lists: their broker cannot open that partition's log (a file of it held
+    by another program, reported to the coordinator: KIP-858's offline log dirs)."""
     topic: str
     partition: int
     leader: int
@@ -22,6 +24,7 @@ class PartitionView:
     isr: tuple[int, ...]
     leader_epoch: int = -1
     offline: tuple[int, ...] = ()
+    unopenable: tuple[int, ...] = ()
 
 
 Snapshot = dict[tuple[str, int], PartitionView]
@@ -35,15 +38,39 @@ def snapshot(md: Any, *, internal: bool = False) -> Snapshot:
         if getattr(t, "error_code", 0) or (not internal and t.internal):
             continue
         for p in t.partitions:
-            gone = set(getattr(p, "offline_replicas", ()) or ()) | {r for r in p.replicas if r not in live}
+            told = set(getattr(p, "offline_replicas", ()) or ())
+            gone = told | {r for r in p.replicas if r not in live}
             out[(name, p.index)] = PartitionView(name, p.index, p.leader, tuple(p.replicas), tuple(p.isr),
-                                                 p.leader_epoch, tuple(r for r in p.replicas if r in gone))
+                                                 p.leader_epoch, tuple(r for r in p.replicas if r in gone),
+                                                 tuple(r for r in p.replicas if r in told and r in live))
     return out
 
 
 def is_offline(p: PartitionView) -> bool:
-    """Kafka's offline partition: no leader."""
-    return p.leader < 0
+    """Kafka's offline partition: no leader, or (one replica: no other could lead it) a leader
+    that cannot open the partition's log."""
+    return p.leader < 0 or p.leader in p.unopenable
+
+
+def unopenable_problems(views: Iterable[PartitionView], limit: int = 10) -> list[str]:
+    """One sentence per partition whose log a live broker cannot open (at most `limit`, then a
+    count of the rest)."""
+    found = sorted((v for v in views if v.unopenable), key=lambda v: (v.topic, v.partition))
+    out = []
+    for v in found[:limit]:
+        where = ", ".join(str(b) for b in v.unopenable)
+        if v.leader >= 0 and v.leader not in v.unopenable:
+            meanwhile = f"led by broker {v.leader} meanwhile"
+        elif len(v.replicas) == 1:
+            meanwhile = "its only replica: unavailable (KAFKA_STORAGE_ERROR) until that program lets go"
+        else:
+            meanwhile = "no other in-sync replica can lead it: no leader until that program lets go"
+        out.append(f"{v.topic}-{v.partition}: its log on broker {where} cannot be opened (a file is held "
+                   f"by another program); {meanwhile}")
+    if len(found) > limit:
+        out.append(f"{len(found) - limit} more partition(s) have a log that cannot be opened on a broker "
+                   f"(a file held by another program)")
+    return out
 
 
 def is_under_replicated(p: PartitionView) -> bool:
@@ -70,7 +97,9 @@ def topic_health(parts: Iterable[PartitionView], min_isr: int | None) -> dict[st
         "min_insync_replicas": min_isr,
         # extra detail (not in SPEC.md): every partition with a missing replica
         "replica_problems": [{"partition": p.partition, "leader": p.leader, "replicas": list(p.replicas),
-                              "isr": list(p.isr), "offline_replicas": list(p.offline)}
+                              "isr": list(p.isr), "offline_replicas": list(p.offline),
+                              # replicas whose broker cannot open the log (a held file)
+                              **({"unopenable_replicas": list(p.unopenable)} if p.unopenable else {})}
                              for p in parts if p.partition in look],
     }
 

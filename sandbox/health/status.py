@@ -217,6 +217,7 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
     if topics_meta_latency is not None:
         topics_meta_latency.append(latency)
     views = replication.snapshot(md)
+    problems += replication.unopenable_problems(views.values())
     by_topic: dict[str, list] = {}
     for (topic, _p), v in views.items():
         by_topic.setdefault(topic, []).append(v)

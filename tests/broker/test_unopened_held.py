@@ -155,3 +155,35 @@ def test_a_held_log_no_longer_this_brokers_is_forgotten(tmp_path, monkeypatch):
         ld.close()
     finally:
         sem.active = False
+
+
+def test_a_held_log_whose_leadership_moved_away_stays_unopened_and_is_not_followed_until_it_opens(
+        tmp_path, monkeypatch):
+    """Its broker reports it offline with each heartbeat (KIP-858) and the coordinator moves the
+    leadership to another in-sync replica: the log must stay counted as unopened here (else the
+    next heartbeat would call it openable again and the coordinator make it eligible), and is
+    followed once it opens."""
+    sem, listing, root = _held_dir(tmp_path, monkeypatch)
+    try:
+        ld = LogDir(root, LogConfig())
+        logs = ld.open()
+        listing.write_text(f"exclusive\t{next((root / 't-0').glob('*.log'))}\n")
+        state = SimpleNamespace(node_id=1, partitions=logs, logs=None, leaders={},
+                                notifier=SimpleNamespace(notify=lambda key: None))
+        rm = ReplicaManager(state)
+        rm.on_metadata(_topics())
+        assert rm.unopened == {("t", 0)}
+        moved = [SimpleNamespace(index=0, replicas=[1, 2], isr=[2], leader=2, leader_epoch=2, partition_epoch=2),
+                 _topics()[0].partitions[1]]
+        rm.on_metadata([SimpleNamespace(name="t", topic_id=None, configs={}, partitions=moved)])
+        assert rm.unopened == {("t", 0)} and ("t", 0) not in rm.following
+        listing.write_text("")                           # let go: followed from the next roles pass
+
+        async def follow() -> None:   # a fetcher needs the event loop
+            rm.on_metadata([SimpleNamespace(name="t", topic_id=None, configs={}, partitions=moved)])
+            assert rm.unopened == set() and rm.following.get(("t", 0)) == (2, 2)
+            rm.close()
+        asyncio.run(follow())
+        ld.close()
+    finally:
+        sem.active = False

@@ -225,3 +225,23 @@ def test_one_broker_move_is_one_leader_change_per_topic_listing_the_epochs():
     events = [e for e in replica_events(before, after) if e["kind"] == "leader-change"]
     assert events == [{"service": "broker-2", "kind": "leader-change",
                        "detail": "topic t partitions 0, 1, 2: leader broker 2 (was broker 1), leader epochs 4, 5, 6"}]
+
+
+def test_a_replica_whose_broker_cannot_open_the_log_is_named_and_counted():
+    """Metadata's offline_replicas on a listed broker: its log of that partition cannot be opened
+    (a file held by another program, reported to the coordinator). Status names the partition and
+    the broker; one replica led by it counts as offline (nothing else can lead it)."""
+    from sandbox.client import PartitionMeta as PM
+    from sandbox.health.replication import unopenable_problems
+    snap = snapshot(md({"events": [PM(0, 1, [2, 1, 3], [1, 3], 5, 0, [2]), P(1, 2, [2, 3, 1], [2, 3, 1])],
+                        "solo": [PM(0, 2, [2], [2], 0, 0, [2])]}))
+    assert snap[("events", 0)].unopenable == (2,) and snap[("events", 0)].offline == (2,)
+    h = topic_health([v for k, v in snap.items() if k[0] == "events"], 2)
+    assert (h["under_replicated_partitions"], h["offline_partitions"]) == (1, 0)
+    assert h["replica_problems"][0]["unopenable_replicas"] == [2]
+    solo = topic_health([snap[("solo", 0)]], 1)
+    assert solo["offline_partitions"] == 1
+    said = unopenable_problems(snap.values())
+    assert said[0] == ("events-0: its log on broker 2 cannot be opened (a file is held by another program); "
+                       "led by broker 1 meanwhile")
+    assert said[1].startswith("solo-0: its log on broker 2 cannot be opened") and "KAFKA_STORAGE_ERROR" in said[1]

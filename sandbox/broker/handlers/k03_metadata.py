@@ -13,6 +13,7 @@ import uuid
 
 from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.acls import CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE, TOPIC
+from sandbox.coordinator.model import offline_replicas
 from sandbox.coordinator.rules import validate_topic_name
 from sandbox.protocol.fast_metadata import encode_metadata_topic
 
@@ -30,8 +31,10 @@ ZERO_UUID = uuid.UUID(int=0)
 UNREQUESTED = -2147483648   # authorized operations not asked for (KIP-430)
 
 
-def _topic_entry(t, operations: int = UNREQUESTED) -> dict:
+def _topic_entry(t, operations: int = UNREQUESTED, offline=None) -> dict:
+    """`offline`: model.offline_replicas of the brokers (replicas whose log cannot be opened)."""
     parts = []
+    offline = offline or {}
     for p in t.partitions:
         parts.append({
             "error_code": NONE if p.leader >= 0 else LEADER_NOT_AVAILABLE,
@@ -40,7 +43,7 @@ def _topic_entry(t, operations: int = UNREQUESTED) -> dict:
             "leader_epoch": p.leader_epoch,
             "replica_nodes": tuple(p.replicas),
             "isr_nodes": tuple(p.isr),
-            "offline_replicas": (),
+            "offline_replicas": offline.get((t.topic_id, p.index), ()) if offline else (),
         })
     return {
         "error_code": NONE, "name": t.name, "topic_id": t.topic_id,
@@ -55,18 +58,19 @@ def _topic_entry(t, operations: int = UNREQUESTED) -> dict:
 _ENCODED: dict[int, dict[int, tuple]] = {}
 
 
-def _encoded_topics(version: int, topics) -> list[bytes]:
+def _encoded_topics(version: int, topics, offline) -> list[bytes]:
     old, new, out = _ENCODED.get(version, {}), {}, []
     for t in topics:
         if t.internal:   # listed after, once they exist (listed_internal_topics)
             continue
         key = id(t.partitions)
         hit = old.get(key)
-        if hit is not None and hit[0] is t.partitions and hit[1] == t.name and hit[2] == t.topic_id:
+        if hit is not None and hit[0] is t.partitions and hit[1] == t.name and hit[2] == t.topic_id \
+                and hit[4] == offline:   # a replica reported offline or back: encoded again
             blob = hit[3]
         else:
-            blob = encode_metadata_topic(version, _topic_entry(t))
-        new[key] = (t.partitions, t.name, t.topic_id, blob)
+            blob = encode_metadata_topic(version, _topic_entry(t, offline=offline))
+        new[key] = (t.partitions, t.name, t.topic_id, blob, offline)
         out.append(blob)
     _ENCODED[version] = new
     return out
@@ -93,15 +97,16 @@ async def handle(ctx, request) -> dict:
     with_ops = getattr(request, "include_topic_authorized_operations", False)
     checked = ctx.restricted or with_ops
     out = []
+    offline = offline_replicas(coord.brokers())
     if all_topics and checked:   # ACLs: only the topics the principal may DESCRIBE are listed
         for t in [*(t for t in coord.topics() if not t.internal), *listed_internal_topics(state)]:
             if not ctx.allowed(DESCRIBE, TOPIC, t.name, report=False):
                 continue
-            out.append(_topic_entry(t, ctx.operations(TOPIC, t.name) if with_ops else UNREQUESTED))
+            out.append(_topic_entry(t, ctx.operations(TOPIC, t.name) if with_ops else UNREQUESTED, offline))
     elif all_topics:  # encoded here (the fast encoder takes bytes): thousands of partitions add up
-        out = _encoded_topics(ctx.api_version, coord.topics())
+        out = _encoded_topics(ctx.api_version, coord.topics(), offline)
         for internal in listed_internal_topics(state):
-            out.append(encode_metadata_topic(ctx.api_version, _topic_entry(internal)))
+            out.append(encode_metadata_topic(ctx.api_version, _topic_entry(internal, offline=offline)))
     else:
         allow_auto = getattr(request, "allow_auto_topic_creation", True) and state.config.auto_create_topics
         for rt in topics_req:
@@ -124,7 +129,7 @@ async def handle(ctx, request) -> dict:
                     code = await state.auto_create(name)
                     t = coord.topic(name) if code == NONE else None
                     if t is not None:
-                        out.append(_topic_entry(t, ctx.operations(TOPIC, name) if with_ops else UNREQUESTED))
+                        out.append(_topic_entry(t, ctx.operations(TOPIC, name) if with_ops else UNREQUESTED, offline))
                         continue
                     if code == NONE:   # made, and removed again at once: ask again
                         code = LEADER_NOT_AVAILABLE
@@ -139,7 +144,7 @@ async def handle(ctx, request) -> dict:
                 out.append({"error_code": code, "name": name, "topic_id": asked_id or ZERO_UUID,
                             "is_internal": False, "partitions": (), "topic_authorized_operations": UNREQUESTED})
                 continue
-            out.append(_topic_entry(t, ctx.operations(TOPIC, t.name) if with_ops else UNREQUESTED))
+            out.append(_topic_entry(t, ctx.operations(TOPIC, t.name) if with_ops else UNREQUESTED, offline))
     return {
         "throttle_time": 0,
         "brokers": broker_list(state, ctx.listener),

@@ -240,10 +240,15 @@ class ReplicaFetcher:
 
     def _not_opened(self, key: Key, e: OSError) -> None:
         """A log whose first open (it is opened at its first use) met a file another program
-        holds: nothing is fetched for it for a second, then it is opened again."""
-        log.warning("%s-%d: its log cannot be opened yet (%s); tried again in %g s", key[0], key[1], e,
-                    HELD_RETRY_S)
+        holds: nothing is fetched for it for a second, then it is opened again; it counts as
+        unopened meanwhile (ReplicaManager.unopened)."""
+        if key not in self.manager.unopened:   # one line, not one a retry
+            log.warning("%s-%d: its log cannot be opened yet (%s); tried again in %g s", key[0], key[1], e,
+                        HELD_RETRY_S)
         self._held_until[key] = self._now() + HELD_RETRY_S
+        # reported offline to the coordinator from the next heartbeat on (KIP-858), and opened
+        # again by BrokerState.retry_unopened, which takes the roles up again once it opens
+        self.manager.unopened.add(key)
 
     async def _fetch(self) -> None:
         state = self.manager.state

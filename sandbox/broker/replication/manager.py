@@ -55,7 +55,9 @@ class ReplicaManager:
         self._altering: set[Key] = set()
         self._tasks: set[asyncio.Task] = set()
         self.closed = False
-        self.unopened: set[Key] = set()   # led here, but its log could not be opened (a held file)
+        # led or followed here, but its log could not be opened (a held file): not replicated here,
+        # and reported offline to the coordinator with each heartbeat until it opens
+        self.unopened: set[Key] = set()
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -108,7 +110,10 @@ class ReplicaManager:
                         # settled, an unopened log's included: a later reassignment keeps its HW
                         plog.replica.set_replicated(False)
                     continue
-                if not plog.opened and (p.leader == self.node_id or plog.__dict__.get("hw_follows_leo")) \
+                # a log already found unopenable stays so, led or followed, until it opens
+                # (retry_unopened): the coordinator is told it is offline here (KIP-858)
+                if not plog.opened and (p.leader == self.node_id or plog.__dict__.get("hw_follows_leo")
+                                        or key in held) \
                         and not self._opened(key, plog, held):
                     self._drop(key, NOT_LEADER_OR_FOLLOWER)   # not led here until it opens
                     continue

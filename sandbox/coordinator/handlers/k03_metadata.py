@@ -9,6 +9,7 @@ import uuid
 from sandbox.protocol.errors import (
     LEADER_NOT_AVAILABLE, NONE, UNKNOWN_AUTHORIZED_OPERATIONS, UNKNOWN_TOPIC_OR_PARTITION,
 )
+from ..model import offline_replicas
 from .common import NO_CONTROLLER, broker_list
 
 API_KEY = 3
@@ -17,11 +18,14 @@ MAX_VERSION = 13
 ZERO_UUID = uuid.UUID(int=0)
 
 
-def topic_entry(t) -> dict:
+def topic_entry(t, offline=None) -> dict:
+    """`offline`: model.offline_replicas of the brokers (replicas whose log cannot be opened)."""
+    offline = offline or {}
     parts = [{
         "error_code": NONE if p.leader >= 0 else LEADER_NOT_AVAILABLE,
         "partition_index": p.index, "leader_id": p.leader, "leader_epoch": p.leader_epoch,
-        "replica_nodes": tuple(p.replicas), "isr_nodes": tuple(p.isr), "offline_replicas": (),
+        "replica_nodes": tuple(p.replicas), "isr_nodes": tuple(p.isr),
+        "offline_replicas": offline.get((t.topic_id, p.index), ()),
     } for p in t.partitions]
     return {"error_code": NONE, "name": t.name, "topic_id": t.topic_id,
             "is_internal": t.internal, "partitions": parts,
@@ -30,9 +34,10 @@ def topic_entry(t) -> dict:
 
 def handle(ctx, request) -> dict:
     coord = ctx.coordinator
+    offline = offline_replicas(coord.brokers())
     wanted = request.topics
     if wanted is None or (ctx.api_version == 0 and len(wanted) == 0):
-        out = [topic_entry(t) for t in coord.topics() if not t.internal]
+        out = [topic_entry(t, offline) for t in coord.topics() if not t.internal]
     else:
         out = []
         for rt in wanted:
@@ -45,7 +50,7 @@ def handle(ctx, request) -> dict:
                             "is_internal": False, "partitions": (),
                             "topic_authorized_operations": UNKNOWN_AUTHORIZED_OPERATIONS})
             else:
-                out.append(topic_entry(t))
+                out.append(topic_entry(t, offline))
     return {"throttle_time": 0, "brokers": broker_list(coord), "cluster_id": coord.public_cluster_id,
             "controller_id": NO_CONTROLLER, "topics": out,
             "cluster_authorized_operations": UNKNOWN_AUTHORIZED_OPERATIONS, "error_code": NONE}

@@ -1,5 +1,6 @@
 """BrokerHeartbeat (63), v0-v2: keeps a broker's session alive (unfencing it if its epoch is
-current); want_shut_down fences it now and answers should_shut_down. Brokers unknown to this
+current); want_shut_down fences it now and answers should_shut_down; OfflineLogDirs (v1+)
+names the partitions whose log it cannot open (their replicas there lose ISR and leadership). Brokers unknown to this
 process (e.g. after a coordinator restart) get BROKER_ID_NOT_REGISTERED and must re-register."""
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ def handle(ctx, request) -> dict:
         if request.want_fence:
             coord.unregister_broker(request.broker_id, request.broker_epoch)
         else:
-            out["is_fenced"] = coord.heartbeat(request.broker_id, request.broker_epoch)
+            # v1+: OfflineLogDirs (KIP-858), here one id per partition whose log the broker
+            # cannot open; v0 (and a v1 without the tagged field) reports none
+            out["is_fenced"] = coord.heartbeat(request.broker_id, request.broker_epoch,
+                                               getattr(request, "offline_log_dirs", ()) or ())
             ctx.server.session_peers[request.broker_id] = ctx.peer
     except CoordinatorError as e:
         out["error_code"] = e.error_code
