@@ -90,8 +90,7 @@ class PartitionLog(Shrinking):
         if listing is None:
             listing = os.listdir(self.directory)   # listed once for segments, leftovers and snapshots
         self._segments: list[Segment] = open_segments(
-            self.directory, config.index_interval_bytes, recovery_point, self._emit, listing,
-            compacted=config.compacts)
+            self.directory, config.index_interval_bytes, recovery_point, self._emit, listing)
         if not self._segments:
             self._segments.append(Segment(self.directory, log_start_offset or 0, config.index_interval_bytes))
         self._bases = [s.base_offset for s in self._segments]
@@ -113,9 +112,9 @@ class PartitionLog(Shrinking):
             self._high_watermark = max(lso, min(high_watermark, leo))
             if high_watermark > leo:
                 # every replica had the records below the checkpointed high watermark, and this
-                # log no longer does (a file shortened or removed while it was stopped, records
-                # cut above): said with the offsets (Kafka clamps without a word); a follower
-                # fetches them back from its leader
+                # log no longer does (unflushed at a power loss, or a file shortened or removed
+                # while it was stopped): said with the offsets (Kafka clamps without a word); a
+                # follower fetches them back from its leader
                 self._emit("repair", {"path": str(self.directory), "missing_from": leo,
                                       "missing_to": high_watermark - 1, "checkpoint": "high watermark"})
         elif follows is None:

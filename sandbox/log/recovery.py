@@ -82,18 +82,9 @@ def _check_below_recovery_point(seg: Segment, next_base: int | None, emit: Emit)
         emit("index-rebuilt", {"segment": str(seg.log_path), "reason": "missing or inconsistent index files"})
 
 
-def _report_gap(seg: Segment, next_base: int, emit: Emit) -> None:
-    """A segment that ends below the next one's base on a log compaction never rewrote: whole
-    batches at its end are gone (a file shortened or emptied while the broker was stopped, a crash
-    that kept a rolled segment's name but not its data). Kafka reads on over the gap without a
-    word; here it is said, with the offsets, as a repair that could not bring them back."""
-    emit("repair", {"segment": str(seg.log_path), "missing_from": seg.next_offset, "missing_to": next_base - 1})
-
-
 def open_segments(directory: Path, index_interval_bytes: int, recovery_point: int, emit: Emit,
-                  listing: list[str] | None = None, *, compacted: bool = False) -> list[Segment]:
-    """Open and recover every segment in directory (see module doc). Returns them oldest first.
-    compacted: the log's cleanup policy compacts, so a segment may end below the next one's base."""
+                  listing: list[str] | None = None) -> list[Segment]:
+    """Open and recover every segment in directory (see module doc). Returns them oldest first."""
     bases = list_segment_bases(directory, listing)
     segments: list[Segment] = []
     try:
@@ -104,8 +95,6 @@ def open_segments(directory: Path, index_interval_bytes: int, recovery_point: in
             is_last = next_base is None
             if not is_last and next_base <= recovery_point:
                 _check_below_recovery_point(seg, next_base, emit)
-                if seg.next_offset < next_base and not compacted:
-                    _report_gap(seg, next_base, emit)
                 continue
             had_index = seg.load_indexes()
             on_disk = (seg.idx_rel, seg.idx_pos, seg.tidx_ts, seg.tidx_rel) if had_index else None
@@ -130,8 +119,6 @@ def open_segments(directory: Path, index_interval_bytes: int, recovery_point: in
                     detail["flushed_to"] = recovery_point
                 emit("repair", detail)
                 break
-            if not is_last and seg.next_offset < next_base and not compacted:
-                _report_gap(seg, next_base, emit)
             if not had_index and seg.size == 0:
                 seg.index_dirty = False  # an empty segment has empty indexes: nothing to rebuild (10,000 idle partitions
                 # would otherwise cost 20,000 fsynced writes per start); written once data arrives

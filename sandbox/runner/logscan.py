@@ -104,11 +104,11 @@ def describe_event(kind: str, detail: dict) -> str:
         where = detail.get("segment") or detail.get("file") or detail.get("path")
         if "missing_from" in detail:
             part = f"{detail['topic']}-{detail['partition']}: " if "topic" in detail else ""
-            why = (f"its {detail['checkpoint']} checkpoint says more was written than its log holds"
-                   if detail.get("checkpoint") else "a segment ends below the next one's start")
             return (f"{part}records {detail['missing_from']}-{detail['missing_to']} are missing from the journal "
-                    f"({why}: a file was shortened or emptied outside the broker; not repairable here, a "
-                    f"replica fetches them back from its leader) ({where})")
+                    f"(its {detail.get('checkpoint', 'high watermark')} checkpoint says every replica had them: "
+                    f"lost from disk, unflushed at a power loss or a file shortened or removed outside the "
+                    f"broker; a follower fetches them back from its leader, a leader or single replica has "
+                    f"lost them) ({where})")
         if "flushed_to" in detail:
             part = f"{detail['topic']}-{detail['partition']}: " if "topic" in detail else ""
             return (f"{part}journal damaged below its flushed point: records from offset {detail.get('offset')} "

@@ -57,11 +57,11 @@ class Supervisor(Recovery, Stopping, Rehearsal):
                  adopt: Callable[[ServiceSpec], Handle | None] | None = None,
                  on_spawn: Callable[[ServiceSpec, int | None], None] | None = None,
                  identity: dict[str, Any] | None = None, recreate_in_thread: bool = False,
-                 port_free: Callable[[int], bool] = port_bindable) -> None:
+                 port_free: Callable[[str, int], bool] = lambda host, port: port_bindable(port, host)) -> None:
         """adopt: the live process of a service started by an earlier supervisor, or None.
         on_spawn: told (spec, pid) when a service starts and (spec, None) when it is gone.
-        port_free: whether a port can be bound now (asked before starting a service whose port
-        another program took)."""
+        port_free: whether (host, port) can be bound now (asked before starting a service whose
+        port another program took)."""
         specs = list(services)
         names = [s.name for s in specs]
         if len(set(names)) != len(names):

@@ -114,8 +114,8 @@ def stale_services(specs: Iterable[ServiceSpec]) -> dict[str, tuple[psutil.Proce
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             argv = [str(a) for a in data["argv"]]
-            if today.get(path.stem) == argv:
-                continue   # today's command line: live_services finds it
+            if path.stem in today and _same_command(argv, today[path.stem]):
+                continue   # today's command line (another spelling of the interpreter): live_services finds it
             spec = _recorded_spec(path.stem, argv, run_dir)
             proc = psutil.Process(int(data["pid"]))
             if spec is not None and _same_command(proc.cmdline(), argv) and proc.status() != psutil.STATUS_ZOMBIE:

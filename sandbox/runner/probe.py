@@ -60,13 +60,14 @@ def _listening_pid(conns, port: int) -> tuple[bool, int | None]:
     return False, None
 
 
-def port_bindable(port: int) -> bool:
-    """Whether 127.0.0.1:port can be bound now, as our services bind it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def port_bindable(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether host:port (127.0.0.1 unless said) can be bound now, as our services bind it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
         if os.name != "nt":  # as our services bind: closed connections in TIME_WAIT do not count
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
             return True
         except OSError:
             return False

@@ -4,6 +4,8 @@ path that cannot be used) followed by a clean start and the topics re-created.""
 
 from __future__ import annotations
 
+import re
+
 from sandbox.lifecycle import EXIT_CONFIG, JOURNAL_OPENING
 from sandbox.runner.logscan import mentions, tail_lines
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE
@@ -20,6 +22,15 @@ FILE_IN_USE_RETRY_S = 1.0   # such a start is tried again this often, for as lon
 PORT_TAKEN = "port-taken"   # a service's config-error reason: its port is bound by another program
 PORT_HELD = "its port is held by another program"   # how such a service's problem starts
 PORT_CHECK_S = 1.0   # a service waiting for its port looks again this often (a bind, no process started)
+
+
+def _address(where: str | None, default_port: int) -> tuple[str, int]:
+    """(host, port) of a config-error's address ("127.0.0.1:9092", "listener SASL at 0.0.0.0:19092",
+    "[::1]:9092"); the service's own port on 127.0.0.1 when it names none."""
+    found = re.search(r"\[?([^\s\[\]]*?)\]?:(\d+)$", where or "")
+    if found is None:
+        return "127.0.0.1", default_port
+    return found.group(1) or "0.0.0.0", int(found.group(2))
 
 
 class Recovery:
@@ -88,12 +99,13 @@ class Recovery:
             svc.config_error = None
             self._wait_for_held_file(svc, why, now)
             return
+        if code == EXIT_CONFIG and svc.served and (svc.config_error or {}).get("reason") == PORT_TAKEN:
+            where = svc.config_error.get("address")
+            svc.config_error = None
+            self._wait_for_port(svc, where, now)
+            return
         if svc.problem and svc.problem.startswith((FILE_HELD, PORT_HELD)):
             svc.problem = None   # that file was let go, or that port: this exit has a cause of its own
-        if code == EXIT_CONFIG and svc.served and (svc.config_error or {}).get("reason") == PORT_TAKEN:
-            svc.config_error = None
-            self._wait_for_port(svc, now)
-            return
         if code == EXIT_CONFIG:
             # it cannot run as configured: restarting or wiping would not help; say why and stop
             why = (svc.config_error or {}).get("message") or f"exit code {code}: see {svc.spec.log_path}"
@@ -137,17 +149,20 @@ class Recovery:
         svc.state, svc.next_start = "recovering", now + FILE_IN_USE_RETRY_S
         svc.restart_reason = "a file it needed was held by another program"
 
-    def _wait_for_port(self, svc: ServiceRecord, now: float) -> None:
-        """A service that served on its port in this supervisor's life found it bound by another
+    def _wait_for_port(self, svc: ServiceRecord, where: str | None, now: float) -> None:
+        """A service that served on its ports in this supervisor's life found one bound by another
         program when it was started again (a crash or `sandbox restart`, and something took the
         port meanwhile: a dev server, a second Kafka): nothing is wrong with it or its journal, and
         `up` checked that port. Say once who holds it and start it once the port is free (looked
-        at every second with a bind, no process started meanwhile), never counted as a crash."""
+        at every second with a bind of the address the service named: its main port, its SASL
+        listener's or a named listener's; no process started meanwhile), never counted as a crash."""
         if not svc.wanted:
             svc.state = "stopped"
             return
-        port = svc.spec.port
+        host, port = _address(where, svc.spec.port)
+        svc.held_address = (host, port)
         owner = port_owner(port) or "another program"
+        said = svc.problem
         if self.policy.on_crash == "off":
             svc.state, svc.next_start = "crashed", None
             svc.problem = f"{PORT_HELD}: port {port} is held by {owner}; on_crash = \"off\": not started again"
@@ -155,15 +170,16 @@ class Recovery:
             return
         svc.problem = (f"{PORT_HELD}: port {port} is held by {owner}; it is started again once that port is "
                        f"free (stop that program or give it another port)")
-        self._emit(svc, "port-in-use", svc.problem, port=port)
+        if svc.problem != said:   # once, not at every try
+            self._emit(svc, "port-in-use", svc.problem, port=port)
         svc.state, svc.next_start = "recovering", now + PORT_CHECK_S
         svc.restart_reason = f"port {port} was held by another program"
 
     def _port_still_held(self, svc: ServiceRecord, now: float) -> bool:
         """Before a start: a service waiting for its port is put off another second while it is taken."""
-        if not (svc.problem or "").startswith(PORT_HELD):
+        if not (svc.problem or "").startswith(PORT_HELD) or svc.held_address is None:
             return False
-        if self._port_free(svc.spec.port):
+        if self._port_free(*svc.held_address):
             return False
         svc.next_start = now + PORT_CHECK_S
         return True

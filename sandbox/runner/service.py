@@ -111,6 +111,7 @@ class ServiceRecord(OwesRestore):
         self.failing_since: float | None = None
         self.been_healthy = False                  # healthy at least once since it was (re)started or adopted
         self.served = False                        # healthy at least once under this supervisor: its port was ours
+        self.held_address: tuple[str, int] | None = None   # (host, port) another program held at its last start
         self.last_probe_at: float | None = None
         self.looping = False                       # a crash-loop event was emitted for the current loop
         self.repair_attempted = False              # repair-then-wipe: the one extra repair restart was given

@@ -4,6 +4,7 @@ then terminate, then kill, each with its deadline), and stopping a group of serv
 from __future__ import annotations
 
 from sandbox.runner.process import stop_escalating
+from sandbox.runner.recovery import FILE_HELD, PORT_HELD
 from sandbox.runner.service import ServiceRecord, StopPlan
 
 
@@ -63,6 +64,8 @@ class Stopping:
         except OSError:
             pass
         svc.handle, svc.pid, svc.healthy, svc.last_exit_code, svc.state = None, None, False, code, "stopped"
+        if (svc.problem or "").startswith((FILE_HELD, PORT_HELD)):
+            svc.problem = None   # "started again once ..." is no longer true of a stopped service
         if plan.then == "restart":
             svc.wanted, svc.state, svc.next_start = True, "starting", now
             svc.restart_reason = "requested"

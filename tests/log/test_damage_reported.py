@@ -3,8 +3,11 @@ passed off as a torn tail or left silent (found by a review against Kafka's LogL
 clamps and cuts here without a word):
 
 - a cut that begins below the recovery point (flushed, so acknowledged records, damaged at rest);
-- a segment that ends below the next one's base on a log that is not compacted (whole batches gone);
-- a high-watermark checkpoint beyond the log end (records every replica had are gone here)."""
+- a high-watermark checkpoint beyond the log end (records every replica had are gone here).
+
+A segment that ends below the next one's base is not reported: logs open before their topic's
+configs are known, and compaction leaves exactly such gaps (a first version said "missing" for
+every compacted segment of `__consumer_offsets` at each start; found by review)."""
 
 from __future__ import annotations
 
@@ -81,40 +84,6 @@ def test_a_torn_tail_above_the_recovery_point_is_still_a_plain_truncation(tmp_pa
     assert describe_event("repair", repairs[0]).startswith("journal tail truncated: 100 bytes")
 
 
-def _drop_last_batches(d: Path, segment: int) -> tuple[int, int]:
-    seg = sorted(d.glob("*.log"))[segment]
-    b = _batches(seg)
-    with open(seg, "r+b") as f:
-        f.truncate(b[-2][0])
-    nxt = sorted(d.glob("*.log"))[segment + 1]
-    return b[-2][1].base_offset, int(nxt.stem)
-
-
-def test_a_segment_that_lost_whole_batches_is_said_with_the_missing_offsets(tmp_path):
-    for below_recovery_point in (True, False):
-        d = tmp_path / f"rp{below_recovery_point}" / "t-0"
-        cfg = _cfg()
-        leo = _fill(d, cfg)
-        lost_from, next_base = _drop_last_batches(d, 1)
-        ev = Events()
-        log = PartitionLog(d, cfg, recovery_point=leo if below_recovery_point else 0, on_event=ev)
-        log.close()
-        gaps = [i for k, i in ev if k == "repair" and "missing_from" in i]
-        assert [(g["missing_from"], g["missing_to"]) for g in gaps] == [(lost_from, next_base - 1)], ev
-        said = describe_event("repair", {"topic": "t", "partition": 0, **gaps[0]})
-        assert said.startswith(f"t-0: records {lost_from}-{next_base - 1} are missing from the journal")
-
-
-def test_a_compacted_log_may_end_a_segment_below_the_next_one_without_a_word(tmp_path):
-    d = tmp_path / "t-0"
-    cfg = _cfg(cleanup_policy="compact")
-    leo = _fill(d, cfg)
-    _drop_last_batches(d, 1)
-    ev = Events()
-    PartitionLog(d, cfg, recovery_point=leo, on_event=ev).close()
-    assert not [i for k, i in ev if k == "repair"], ev
-
-
 def test_a_high_watermark_checkpoint_past_the_log_end_is_said(tmp_path):
     d = tmp_path / "t-0"
     cfg = _cfg()
@@ -132,6 +101,8 @@ def test_a_high_watermark_checkpoint_past_the_log_end_is_said(tmp_path):
         log.close()
     said = [i for k, i in ev if k == "repair" and i.get("checkpoint") == "high watermark"]
     assert [(i["missing_from"], i["missing_to"]) for i in said] == [(now, leo - 1)], ev
+    text = describe_event("repair", {"topic": "t", "partition": 0, **said[0]})
+    assert text.startswith(f"t-0: records {now}-{leo - 1} are missing from the journal (its high watermark")
     ev2 = Events()   # a checkpoint within the log: nothing said
     PartitionLog(d, cfg, recovery_point=0, high_watermark=now, on_event=ev2).close()
     assert not [i for k, i in ev2 if k == "repair"], ev2

@@ -63,3 +63,24 @@ def test_a_process_started_with_an_older_command_line_is_found_by_its_pid_file_a
         proc.kill()
         proc.wait()
     assert orphans.stale_services([today]) == {}
+
+
+def test_a_process_started_by_another_spelling_of_the_interpreter_is_not_stale(tmp_path):
+    """Found by review: `up` run through another path to Python (a venv link, `python -m sandbox`
+    instead of the console script) would have stopped healthy services it should adopt."""
+    import subprocess
+    import sys
+
+    from sandbox.runner.process import ServiceSpec
+
+    s = spec(tmp_path, "broker-1", port=9092)
+    argv = [sys.executable, "-c", "import time; time.sleep(60)", "broker", "--port", "9092",
+            "--data-dir", str(s.data_dir)]
+    proc = subprocess.Popen(argv)
+    try:
+        orphans.write_service_pid(ServiceSpec("broker-1", "broker", argv, 9092, s.data_dir, s.log_path), proc.pid)
+        today = ServiceSpec("broker-1", "broker", ["/some/venv/bin/python"] + argv[1:], 9092, s.data_dir, s.log_path)
+        assert orphans.stale_services([today]) == {}
+    finally:
+        proc.kill()
+        proc.wait()

@@ -25,7 +25,7 @@ def _make(tmp_path, free: dict, policy: RecoveryPolicy | None = None):
     sup = Supervisor([s], policy or RecoveryPolicy(max_restarts=2, restart_window_s=60), spawner=spawner, clock=clock,
                      wall_clock=lambda: 1_795_000_000.0 + clock.t, probe=probe,
                      quarantine_root=tmp_path / ".sandbox" / "quarantine", sleep=lambda s: None,
-                     port_free=lambda port: free["free"])
+                     port_free=lambda host, port: free.setdefault("asked", []).append((host, port)) or free["free"])
     return sup, clock, spawner, probe, s
 
 
@@ -99,3 +99,36 @@ def test_with_on_crash_off_a_taken_port_is_said_and_the_service_left_stopped(tmp
     _run(sup, clock, 2)
     svc = sup.service("broker-1")
     assert svc["state"] == "crashed" and svc["problem"].startswith("its port is held by another program")
+
+
+def test_a_taken_port_of_another_listener_is_the_one_waited_for_and_said_once(tmp_path):
+    """Found by review: the wait looked at the main port only. A broker whose SASL listener's port
+    was taken was started again every second (its main port being free), each exit another event."""
+    free = {"free": True}
+    sup, clock, spawner, probe, s = _make(tmp_path, free)
+    probe.ok["broker-1"] = True
+    sup.step()
+    _run(sup, clock, 2)
+    sasl = event_line("config-error", {"reason": "port-taken", "address": "listener SASL at 127.0.0.1:19092",
+                                       "message": "listener SASL at 127.0.0.1:19092 is already in use by another "
+                                                  "program; stop it or choose another port"})
+    probe.ok["broker-1"] = False
+    spawner.log_on_start["broker-1"] = [sasl]
+    spawner.current("broker-1").code = 1
+    _run(sup, clock, 3)
+    spawner.current("broker-1").code = EXIT_CONFIG
+    free["free"], free["asked"] = False, []
+    _run(sup, clock, 1)
+    n = len(spawner.spawned)
+    _run(sup, clock, 20)
+    assert len(spawner.spawned) == n and set(free["asked"]) == {("127.0.0.1", 19092)}
+    assert sup.service("broker-1")["problem"].startswith(
+        "its port is held by another program: port 19092 is held by ")
+    # the port frees, the start meets it taken again (a race): waited for again, said no second time
+    free["free"] = True
+    _run(sup, clock, 1.5)
+    spawner.current("broker-1").code = EXIT_CONFIG
+    free["free"] = False
+    _run(sup, clock, 10)
+    assert len(spawner.spawned) == n + 1
+    assert kinds(sup.events).count("port-in-use") == 1
