@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 import uuid
@@ -126,10 +125,7 @@ class BrokerSession:
         body = build(request_class(63, V_HEARTBEAT), {
             "broker_id": self.broker_id, "broker_epoch": self.broker_epoch,
             "current_metadata_offset": self._metadata_offset(), "want_fence": False,
-            "want_shut_down": False})
-        offline = tuple(self.offline_dirs())
-        if offline:   # set after build(): it converts an array of uuids as if it were one uuid
-            body = dataclasses.replace(body, offline_log_dirs=offline)
+            "want_shut_down": False, "offline_log_dirs": tuple(self.offline_dirs())})
         sent = time.monotonic()
         resp = await self._control.request(body, self.request_timeout)
         check(resp.error_code, None, f"Heartbeat of broker {self.broker_id}")

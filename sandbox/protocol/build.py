@@ -105,7 +105,7 @@ def build(cls: type, data: Any) -> Any:
             else:
                 v = build(nested, v)
         elif conv is not None and v is not None:
-            v = conv(v)
+            v = tuple(conv(item) for item in v) if is_tuple else conv(v)   # e.g. an array of uuids
         elif is_tuple and v is not None and not isinstance(v, tuple):
             v = tuple(v)
         kwargs[name] = v
