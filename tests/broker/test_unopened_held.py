@@ -134,19 +134,26 @@ def test_the_each_second_retry_runs_on_a_broker_with_nothing_held(tmp_path):
         loop.close()
 
 
+def _led_while_held(root, listing):
+    """The broker's logs opened, t-0's segment then held against writers, and the roles taken up
+    as leader of both partitions: t-0 stays unopened."""
+    ld = LogDir(root, LogConfig())
+    logs = ld.open()
+    listing.write_text(f"exclusive\t{next((root / 't-0').glob('*.log'))}\n")
+    state = SimpleNamespace(node_id=1, partitions=logs, logs=None, leaders={},
+                            notifier=SimpleNamespace(notify=lambda key: None))
+    rm = ReplicaManager(state)
+    rm.on_metadata(_topics())
+    assert rm.unopened == {("t", 0)}
+    return ld, rm
+
+
 def test_a_held_log_no_longer_this_brokers_is_forgotten(tmp_path, monkeypatch):
     """Found by review: a key kept for a retry stayed after the metadata moved the partition
     away, and the each-second retry then ran a roles pass over every partition each second."""
     sem, listing, root = _held_dir(tmp_path, monkeypatch)
     try:
-        ld = LogDir(root, LogConfig())
-        logs = ld.open()
-        listing.write_text(f"exclusive\t{next((root / 't-0').glob('*.log'))}\n")
-        state = SimpleNamespace(node_id=1, partitions=logs, logs=None, leaders={},
-                                notifier=SimpleNamespace(notify=lambda key: None))
-        rm = ReplicaManager(state)
-        rm.on_metadata(_topics())
-        assert rm.unopened == {("t", 0)}
+        ld, rm = _led_while_held(root, listing)
         moved = [SimpleNamespace(index=i, replicas=[2, 3], isr=[2, 3], leader=2, leader_epoch=2,
                                  partition_epoch=2) for i in (0, 1)]
         rm.on_metadata([SimpleNamespace(name="t", topic_id=None, configs={}, partitions=moved)])
@@ -165,14 +172,7 @@ def test_a_held_log_whose_leadership_moved_away_stays_unopened_and_is_not_follow
     followed once it opens."""
     sem, listing, root = _held_dir(tmp_path, monkeypatch)
     try:
-        ld = LogDir(root, LogConfig())
-        logs = ld.open()
-        listing.write_text(f"exclusive\t{next((root / 't-0').glob('*.log'))}\n")
-        state = SimpleNamespace(node_id=1, partitions=logs, logs=None, leaders={},
-                                notifier=SimpleNamespace(notify=lambda key: None))
-        rm = ReplicaManager(state)
-        rm.on_metadata(_topics())
-        assert rm.unopened == {("t", 0)}
+        ld, rm = _led_while_held(root, listing)
         moved = [SimpleNamespace(index=0, replicas=[1, 2], isr=[2], leader=2, leader_epoch=2, partition_epoch=2),
                  _topics()[0].partitions[1]]
         rm.on_metadata([SimpleNamespace(name="t", topic_id=None, configs={}, partitions=moved)])

@@ -64,15 +64,19 @@ def test_a_broker_restarted_while_another_program_holds_its_stale_lock_starts_on
 
 
 def _one_broker_under_windows_rules(tmp_path, monkeypatch) -> tuple[Cluster, Path]:
-    """A started one-broker cluster whose processes run under Windows' file rules, and the list
-    of files another program holds (empty: write paths into it to hold them)."""
+    return cluster_under_windows_rules(tmp_path, monkeypatch, brokers=1)
+
+
+def cluster_under_windows_rules(tmp_path, monkeypatch, brokers: int) -> tuple[Cluster, Path]:
+    """A started cluster whose processes run under Windows' file rules, and the list of files
+    another program holds (empty: write paths into it to hold them)."""
     root = tmp_path / "cluster"
     held = tmp_path / "held.txt"
     held.write_text("")
     monkeypatch.setenv("SANDBOX_TEST_WINDOWS_FILES", str(root))
     monkeypatch.setenv("SANDBOX_TEST_HELD_FILES", str(held))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH")) if p))
-    return Cluster(root, brokers=1).start(), held
+    return Cluster(root, brokers=brokers).start(), held
 
 
 def _read(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list[bytes]:

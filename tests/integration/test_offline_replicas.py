@@ -6,10 +6,8 @@ go the broker follows, catches up and rejoins the ISR."""
 
 from __future__ import annotations
 
-import os
 import signal
 import time
-from pathlib import Path
 
 from confluent_kafka.admin import NewTopic
 
@@ -18,8 +16,8 @@ from sandbox.health.status import cluster_entries
 
 from .kit import consume_topic, produce_all, producer
 from .replication_kit import Cluster
+from .test_held_files import cluster_under_windows_rules
 
-SITE = Path(__file__).resolve().parents[1] / "winfiles_site"
 
 
 def _offline_replicas(c: Cluster, topic: str, index: int) -> list[int]:
@@ -34,13 +32,7 @@ def _problems(c: Cluster) -> list[str]:
 
 
 def test_a_replica_whose_log_is_held_is_reported_kept_out_and_rejoins_once_let_go(tmp_path, monkeypatch):
-    root = tmp_path / "cluster"
-    held = tmp_path / "held.txt"
-    held.write_text("")
-    monkeypatch.setenv("SANDBOX_TEST_WINDOWS_FILES", str(root))
-    monkeypatch.setenv("SANDBOX_TEST_HELD_FILES", str(held))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH")) if p))
-    c = Cluster(root, brokers=3).start()
+    c, held = cluster_under_windows_rules(tmp_path, monkeypatch, brokers=3)
     try:
         admin = c.admin()
         admin.create_topics([NewTopic("events", 1, 3)],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sandbox.runner.native import RecoveryPolicy, Supervisor
 from sandbox.runner.probe import ProbeResult
 from sandbox.runner.process import ServiceSpec
 
@@ -116,3 +117,16 @@ def spec(tmp: Path, name: str, role: str = "broker", port: int = 9092) -> Servic
 
 def kinds(events: list[dict], service: str | None = None) -> list[str]:
     return [e["kind"] for e in events if service is None or e["service"] == service]
+
+
+def supervisor_over_a_journal(tmp_path: Path, policy=None, **extra):
+    """A Supervisor of one broker whose journal holds one segment ('old batches'), on the fakes:
+    (supervisor, clock, spawner, probe, spec)."""
+    clock, spawner, probe = FakeClock(), FakeSpawner(), FakeProbe()
+    s = spec(tmp_path, "broker-1")
+    (s.data_dir / "orders-0").mkdir(parents=True)
+    (s.data_dir / "orders-0" / "00000000000000000000.log").write_bytes(b"old batches")
+    sup = Supervisor([s], policy or RecoveryPolicy(max_restarts=2, restart_window_s=60), spawner=spawner, clock=clock,
+                     wall_clock=lambda: 1_795_000_000.0 + clock.t, probe=probe,
+                     quarantine_root=tmp_path / ".sandbox" / "quarantine", sleep=lambda s: None, **extra)
+    return sup, clock, spawner, probe, s

@@ -8,11 +8,11 @@ from __future__ import annotations
 import errno
 import os
 
-from runner.runner_fakes import FakeClock, FakeProbe, FakeSpawner, kinds, spec
+from runner.runner_fakes import kinds, supervisor_over_a_journal
 
 from sandbox.folder_probe import held_by_another_program
 from sandbox.lifecycle import EXIT_CONFIG, event_line
-from sandbox.runner.native import RecoveryPolicy, Supervisor
+from sandbox.runner.native import RecoveryPolicy
 from sandbox.runner.quarantine import quarantines
 
 HELD = event_line("config-error", {"reason": "file-in-use", "path": "/x/broker-1/.lock", "message":
@@ -22,14 +22,7 @@ HELD = event_line("config-error", {"reason": "file-in-use", "path": "/x/broker-1
 
 
 def _make(tmp_path, policy: RecoveryPolicy | None = None):
-    clock, spawner, probe = FakeClock(), FakeSpawner(), FakeProbe()
-    s = spec(tmp_path, "broker-1")
-    (s.data_dir / "orders-0").mkdir(parents=True)
-    (s.data_dir / "orders-0" / "00000000000000000000.log").write_bytes(b"old batches")
-    sup = Supervisor([s], policy or RecoveryPolicy(max_restarts=2, restart_window_s=60), spawner=spawner, clock=clock,
-                     wall_clock=lambda: 1_795_000_000.0 + clock.t, probe=probe,
-                     quarantine_root=tmp_path / ".sandbox" / "quarantine", sleep=lambda s: None)
-    return sup, clock, spawner, probe, s
+    return supervisor_over_a_journal(tmp_path, policy)
 
 
 def test_a_start_refused_a_held_file_is_tried_every_second_never_counted_as_a_crash_loop(tmp_path):

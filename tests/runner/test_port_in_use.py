@@ -7,10 +7,10 @@ counting those starts as a crash loop."""
 
 from __future__ import annotations
 
-from runner.runner_fakes import FakeClock, FakeProbe, FakeSpawner, kinds, spec
+from runner.runner_fakes import kinds, supervisor_over_a_journal
 
 from sandbox.lifecycle import EXIT_CONFIG, event_line
-from sandbox.runner.native import RecoveryPolicy, Supervisor
+from sandbox.runner.native import RecoveryPolicy
 from sandbox.runner.quarantine import quarantines
 
 TAKEN = event_line("config-error", {"reason": "port-taken", "message": "127.0.0.1:9092 is already in use by "
@@ -18,15 +18,8 @@ TAKEN = event_line("config-error", {"reason": "port-taken", "message": "127.0.0.
 
 
 def _make(tmp_path, free: dict, policy: RecoveryPolicy | None = None):
-    clock, spawner, probe = FakeClock(), FakeSpawner(), FakeProbe()
-    s = spec(tmp_path, "broker-1")
-    (s.data_dir / "orders-0").mkdir(parents=True)
-    (s.data_dir / "orders-0" / "00000000000000000000.log").write_bytes(b"old batches")
-    sup = Supervisor([s], policy or RecoveryPolicy(max_restarts=2, restart_window_s=60), spawner=spawner, clock=clock,
-                     wall_clock=lambda: 1_795_000_000.0 + clock.t, probe=probe,
-                     quarantine_root=tmp_path / ".sandbox" / "quarantine", sleep=lambda s: None,
-                     port_free=lambda host, port: free.setdefault("asked", []).append((host, port)) or free["free"])
-    return sup, clock, spawner, probe, s
+    return supervisor_over_a_journal(tmp_path, policy, port_free=lambda host, port: (
+        free.setdefault("asked", []).append((host, port)) or free["free"]))
 
 
 def _run(sup, clock, seconds: float) -> None:
