@@ -464,6 +464,9 @@ class PartitionLog(Shrinking):
         for seg in self._unflushed():
             seg.fsync()
             seg.write_indexes()
+        for seg in self._segments:
+            if seg.index_dirty:   # an older segment's indexes, rebuilt at a read (Segment._floor)
+                seg.write_indexes()
         self._producers.snapshot(leo, keep=self._bases)
         self._recovery_point = leo
         self._unflushed_messages = 0

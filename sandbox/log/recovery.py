@@ -55,11 +55,24 @@ def _check_below_recovery_point(seg: Segment, next_base: int | None, emit: Emit)
         fail(f"its first batch has offset {first.base_offset}, below {seg.base_offset} that its name says")
     loaded = seg.load_indexes()
     start = seg.idx_pos[-1] if loaded and len(seg.idx_pos) else 0
+    tail = None   # the batch the last offset-index entry names: the walk below starts there
     if loaded and start:
-        h = seg.header_at(start)
-        if h is None or h.last_offset != seg.base_offset + seg.idx_rel[-1]:
+        tail = seg.header_at(start)
+        if tail is None or tail.last_offset != seg.base_offset + seg.idx_rel[-1]:
             loaded = False
             start = 0
+    # the last time-index entry is the segment's max timestamp (ListOffsets -3, time retention):
+    # the batch it names must have that max timestamp. A damaged one (a far-future timestamp) was
+    # answered to ListOffsets and held time retention at this segment for good. Checked in the
+    # walk below when that batch is in it, else with one find (a header read or a few).
+    ts_check = (seg.tidx_ts[-1], seg.base_offset + seg.tidx_rel[-1]) if loaded and seg.tidx_ts else None
+    if ts_check is not None and start:
+        if ts_check[1] < tail.base_offset:
+            found = seg.find(ts_check[1])
+            if found is None or not _names(found[1], *ts_check):
+                loaded = False
+                start = 0
+            ts_check = None
     if not loaded:
         seg.reset_indexes()
         seg.max_timestamp = -1
@@ -68,11 +81,18 @@ def _check_below_recovery_point(seg: Segment, next_base: int | None, emit: Emit)
     for _pos, h in seg.walk_headers(start):
         if not loaded:
             seg._maybe_index(_pos, h, h.size)
-        elif h.max_timestamp > seg.max_timestamp:
-            seg.max_timestamp, seg.offset_of_max_timestamp = h.max_timestamp, h.last_offset
+        else:
+            if h.max_timestamp > seg.max_timestamp:
+                seg.max_timestamp, seg.offset_of_max_timestamp = h.max_timestamp, h.last_offset
+            if ts_check is not None and h.base_offset <= ts_check[1] <= h.last_offset:
+                ts_check = None if _names(h, *ts_check) else "mismatch"
         last = h
     if seg.walk_end != seg.size:
         fail(f"its batches end at byte {seg.walk_end} while the file has {seg.size} bytes")
+    if loaded and ts_check is not None:
+        # no batch had its max timestamp, or the one holding its offset has another: rebuilt
+        seg.rebuild_indexes()
+        loaded = False
     seg.next_offset = last.next_offset if last else seg.base_offset
     if next_base is not None and seg.next_offset > next_base:
         fail(f"it ends at offset {seg.next_offset}, past the next segment's base {next_base}")
@@ -80,6 +100,12 @@ def _check_below_recovery_point(seg: Segment, next_base: int | None, emit: Emit)
     if not loaded:
         seg.write_indexes()
         emit("index-rebuilt", {"segment": str(seg.log_path), "reason": "missing or inconsistent index files"})
+
+
+def _names(h, ts: int, offset: int) -> bool:
+    """Whether batch h is the one a time-index entry (ts, offset) names: it holds offset and its
+    max timestamp is ts (entries name the batch holding the largest timestamp so far)."""
+    return h.base_offset <= offset <= h.last_offset and h.max_timestamp == ts
 
 
 def open_segments(directory: Path, index_interval_bytes: int, recovery_point: int, emit: Emit,
@@ -90,6 +116,7 @@ def open_segments(directory: Path, index_interval_bytes: int, recovery_point: in
     try:
         for i, base in enumerate(bases):
             seg = Segment(directory, base, index_interval_bytes)
+            seg.on_event = emit   # an index entry found wrong at a read (Segment._floor) is said too
             segments.append(seg)
             next_base = bases[i + 1] if i + 1 < len(bases) else None
             is_last = next_base is None

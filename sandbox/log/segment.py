@@ -8,6 +8,7 @@ import struct
 from array import array
 from bisect import bisect_left, bisect_right
 from pathlib import Path
+from typing import Callable
 
 import crc32c
 
@@ -30,6 +31,10 @@ def segment_name(base_offset: int) -> str:
 
 class Segment:
     """A segment's file handle, size, offset range, max timestamp and in-memory indexes."""
+
+    # the log's event callback (set by recovery.open_segments): says an index rebuilt at a read.
+    # Only indexes loaded from files can disagree with their log; others are built from its batches.
+    on_event: Callable[[str, dict], None] | None = None
 
     def __init__(self, directory: Path, base_offset: int, index_interval_bytes: int) -> None:
         self.base_offset = base_offset
@@ -81,17 +86,64 @@ class Segment:
             self.tidx_ts.append(self.max_timestamp)
             self.tidx_rel.append(self.offset_of_max_timestamp - self.base_offset)
 
-    def lookup(self, offset: int) -> int:
-        """Position of a batch at or before the one containing `offset` (sparse index floor)."""
+    def _floor(self, offset: int) -> tuple[int, BatchHeader | None]:
+        """(position, header) of the batch the sparse index names for `offset`: the one at or before
+        the batch holding it (position 0 and None when no entry is below it; that header is not
+        read here). The entry used is checked against the header at its position, which the caller
+        walks from anyway: it must be a whole batch holding the entry's offset (an entry names its
+        batch's last offset), else the index is rebuilt from the batches (see _index_fault) and
+        its floor taken again. Open checks only the last entry of a loaded index (recovery.py); an
+        inner entry off a batch boundary (bit rot, a half-written index, another tool's) had reads
+        start mid-batch: nothing found, so a consumer stuck below the log end, or the next
+        segment's first batch, offsets silently skipped. Kafka's sanity check is as shallow, but
+        there a read from a bad position fails with a CorruptRecordException instead."""
         i = bisect_right(self.idx_rel, offset - self.base_offset) - 1
-        return self.idx_pos[i] if i >= 0 else 0
+        if i < 0:
+            return 0, None
+        pos = self.idx_pos[i]
+        h = self.header_at(pos)
+        if h is None or not h.base_offset - self.base_offset <= self.idx_rel[i] <= h.last_offset - self.base_offset:
+            self._index_fault(f"an index entry (offset {self.base_offset + self.idx_rel[i]}, position {pos}) "
+                              f"pointed off a batch boundary or at a batch without that offset")
+            i = bisect_right(self.idx_rel, offset - self.base_offset) - 1
+            return (self.idx_pos[i] if i >= 0 else 0), None
+        return pos, h
+
+    def _index_fault(self, reason: str) -> None:
+        """An index entry does not match the batch it names: both indexes are rebuilt from the batch
+        headers, in memory (dirty: the next flush or close writes them), and that is said through
+        on_event. Any entry may be wrong when one is, so all of them go; once rebuilt they match."""
+        self.rebuild_indexes()
+        if self.on_event is not None:
+            self.on_event("index-rebuilt", {"segment": str(self.log_path), "reason": reason})
+
+    def rebuild_indexes(self) -> None:
+        """Both indexes (and the max timestamp) again from the batch headers, as scan does without
+        the CRCs; the offsets and the file are left alone."""
+        self.reset_indexes()
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = -1
+        for pos, h in self.walk_headers(0):
+            self._maybe_index(pos, h, h.size)
+
+    def lookup(self, offset: int) -> int:
+        """Position of a batch at or before the one containing `offset` (sparse index floor, checked)."""
+        return self._floor(offset)[0]
 
     def lookup_time(self, ts: int) -> int:
-        """Position from which to scan for the first batch with maxTimestamp >= ts."""
+        """Position from which to scan for the first batch with maxTimestamp >= ts: past the batch
+        of the time index's largest entry below ts (that entry names the last offset of the batch
+        holding the largest timestamp so far, so every batch up to it is below ts). That batch's
+        max timestamp is checked against the entry's; a mismatch rebuilds the indexes."""
         i = bisect_right(self.tidx_ts, ts - 1) - 1  # largest entry with timestamp < ts
         if i < 0:
             return 0
-        return self.lookup(self.base_offset + self.tidx_rel[i] + 1)
+        found = self.find(self.base_offset + self.tidx_rel[i])
+        if found is None or found[1].max_timestamp != self.tidx_ts[i]:
+            self._index_fault(f"a time index entry (timestamp {self.tidx_ts[i]}, offset "
+                              f"{self.base_offset + self.tidx_rel[i]}) disagreed with the batch it names")
+            return 0   # a walk from the start is right whatever the indexes say
+        return found[0] + found[1].size
 
     def write_indexes(self, *, sync: bool = True) -> None:
         """Persist both indexes (with a final time-index entry for the max timestamp).
@@ -247,13 +299,28 @@ class Segment:
             # entries whose batch (and so every batch before it) ends below max_offset
             j = min(j, bisect_left(self.idx_rel, max_offset - self.base_offset) - 1)
         end = pos
+        h = None
         if j >= 0 and self.idx_pos[j] > pos:
-            end = self.idx_pos[j]
-        while limit - end >= HEADER_SIZE:
-            h = self.header_at(end)
-            if h is None or end + h.size > limit or (max_offset is not None and h.base_offset >= max_offset):
+            # the entry's header is read (and checked, as _floor does) even with less than a header
+            # of room left: the jump itself trusts it to be a batch boundary
+            h = self.header_at(self.idx_pos[j])
+            if h is None or not h.base_offset - self.base_offset <= self.idx_rel[j] <= h.last_offset - self.base_offset:
+                self._index_fault(f"an index entry (offset {self.base_offset + self.idx_rel[j]}, position "
+                                  f"{self.idx_pos[j]}) pointed off a batch boundary or at a batch without that offset")
+                h = None   # walked from pos: right whatever the indexes say
+            else:
+                end = self.idx_pos[j]
+        while True:
+            if h is None:
+                if limit - end < HEADER_SIZE:
+                    break
+                h = self.header_at(end)
+                if h is None:
+                    break
+            if end + h.size > limit or (max_offset is not None and h.base_offset >= max_offset):
                 break
             end += h.size
+            h = None
         return end
 
     def header_at(self, pos: int) -> BatchHeader | None:
@@ -278,8 +345,14 @@ class Segment:
             self.walk_end = pos
 
     def find(self, offset: int) -> tuple[int, BatchHeader] | None:
-        """(pos, header) of the first batch whose last offset >= offset, or None."""
-        for pos, h in self.walk_headers(self.lookup(offset)):
+        """(pos, header) of the first batch whose last offset >= offset, or None. The header the
+        index points at is read once: checked (_floor), then the answer when it holds offset."""
+        pos, h = self._floor(offset)
+        if h is not None:
+            if h.next_offset > offset:
+                return pos, h
+            pos += h.size
+        for pos, h in self.walk_headers(pos):
             if h.next_offset > offset:
                 return pos, h
         return None
