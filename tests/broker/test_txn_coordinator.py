@@ -290,3 +290,37 @@ def test_a_first_write_caught_by_a_leadership_change_leaves_no_pending_mark(node
     store.on_metadata()
     assert index in store._epochs and tid not in node.state.txns.machine.pending
     assert init() == E.NONE
+
+
+def test_a_commit_answered_while_housekeeping_aborts_another_transaction_stays_committed(tmp_path):
+    """Found by review: two transactions past their timeout in one pass; while the first abort
+    waited for the ISR of a replicated __transaction_state, the second producer's EndTxn(commit)
+    was answered NONE, and the pass then wrote the abort it had decided before, under a bumped
+    epoch: an acknowledged commit ended aborted (PRODUCER_FENCED next), a commit marker already on
+    one partition. Each id is now decided again just before its write."""
+    n = Broker(tmp_path / "b", Clock())
+    try:
+        n.b.create_topic("t", 2)
+        n.b.begin_txn("a-tx", "t", (0,))
+        p2, e2 = n.b.begin_txn("b-tx", "t", (1,))
+        n.clock.now += 11   # both past their 10 s timeout
+
+        async def slow(key, offset, timeout):
+            await asyncio.sleep(0.1)
+            return E.NONE
+        rep = n.state.replicas
+        rep.acked = lambda key, offset: None      # a replicated __transaction_state: writes wait for the ISR
+        rep.wait_for_replicas = slow
+        tick = n.loop.create_task(n.state.txns.tick())
+        n.run(asyncio.sleep(0.01))                # the pass has begun: a-tx's abort waits for the ISR
+        end = n.b.call(26, 3, {"transactional_id": "b-tx", "producer_id": p2, "producer_epoch": e2,
+                               "committed": True})
+        n.run(tick)
+        n.settle(1.0)
+        assert int(end.error_code) == E.NONE
+        b = describe(n, "b-tx")
+        assert (b.transaction_state, b.producer_epoch) == ("CompleteCommit", e2)
+        assert markers(n, 1) == [CONTROL_COMMIT]
+        assert describe(n, "a-tx").transaction_state == "CompleteAbort" and markers(n, 0) == [CONTROL_ABORT]
+    finally:
+        n.close()

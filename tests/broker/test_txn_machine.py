@@ -229,7 +229,8 @@ def test_a_transaction_past_its_timeout_is_aborted_under_a_bumped_epoch(m, clock
     clock.now += 10.0   # exactly the timeout: not yet
     assert m.timed_out() == []
     clock.now += 0.001
-    [abort] = m.timed_out()
+    assert m.timed_out() == ["tx"]
+    abort = m.abort_timed_out("tx")
     assert (abort.state, abort.producer_epoch, abort.partitions) == (PREPARE_ABORT, meta.producer_epoch + 1,
                                                                      meta.partitions)
     apply(m, type(m.end_txn("x", 0, 0, True))(E.NONE, abort))
@@ -241,7 +242,8 @@ def test_idle_ids_expire_but_not_open_transactions(m, clock):
     init(m, "idle")
     ongoing(m, "busy")
     clock.now += 100.0
-    [dead] = m.expired()
+    assert m.expired() == ["idle"] and m.expire("busy") is None
+    dead = m.expire("idle")
     assert (dead.transactional_id, dead.state) == ("idle", DEAD)
     apply(m, type(m.end_txn("x", 0, 0, True))(E.NONE, dead))
     assert m.get("idle") is None and m.get("busy") is not None

@@ -197,12 +197,19 @@ class TxnCoordinator:
         """Abort transactions past transaction.timeout.ms (epoch bumped: the producer is fenced),
         write tombstones for ids idle past transactional.id.expiration.ms, and complete what an
         earlier attempt left in Prepare*."""
-        for meta in self.machine.timed_out():
-            log.info("transaction %r (producer %d) timed out after %d ms: aborting", meta.transactional_id,
-                     meta.producer_id, meta.timeout_ms)
+        # each decided again just before its write: the writes before it waited for the ISR,
+        # and the producers' own requests were answered meanwhile
+        for tid in self.machine.timed_out():
+            meta = self.machine.abort_timed_out(tid)
+            if meta is None:
+                continue
+            log.info("transaction %r (producer %d) timed out after %d ms: aborting", tid, meta.producer_id,
+                     meta.timeout_ms)
             await settled(self._apply(Decision(NONE, meta)))
-        for meta in self.machine.expired():
-            await settled(self.store.write(meta))
+        for tid in self.machine.expired():
+            meta = self.machine.expire(tid)
+            if meta is not None:
+                await settled(self.store.write(meta))
         for meta in self.machine.unfinished():
             self._complete_later(meta)
         self.store.sync()

@@ -213,19 +213,40 @@ class TxnMachine:
         state = COMPLETE_COMMIT if meta.state == PREPARE_COMMIT else COMPLETE_ABORT
         return meta.but(state=state, partitions=frozenset(), last_update_ms=self.now_ms())
 
-    def timed_out(self) -> list[TxnMetadata]:
-        """Ongoing transactions past transaction.timeout.ms: PrepareAbort under a bumped epoch
-        (the producer is fenced), to be written and completed."""
+    def timed_out(self) -> list[str]:
+        """The ids of Ongoing transactions past transaction.timeout.ms (abort_timed_out decides
+        each one again at the moment it is written)."""
         now = self.now_ms()
-        return [self._abort(m, now, fence=True) for tid, m in sorted(self.txns.items())
-                if m.state == ONGOING and tid not in self.pending and m.start_ms + m.timeout_ms < now]
+        return [tid for tid, m in sorted(self.txns.items()) if self._timed_out(tid, m, now)]
 
-    def expired(self) -> list[TxnMetadata]:
-        """Transactional ids idle past transactional.id.expiration.ms: Dead, written as tombstones."""
+    def abort_timed_out(self, tid: str) -> TxnMetadata | None:
+        """The PrepareAbort under a bumped epoch (the producer is fenced) of `tid` if it is still
+        an Ongoing transaction past its timeout with no write pending, decided now: housekeeping
+        writes one id after another, each waiting for the ISR, and an EndTxn answered meanwhile
+        must not be overwritten by an abort decided before it (found by review: a commit
+        acknowledged to the producer ended aborted, its markers half commit, half abort). As
+        Kafka's abortTimedOutTransactions re-reads each id under its lock."""
+        m, now = self.txns.get(tid), self.now_ms()
+        return self._abort(m, now, fence=True) if m is not None and self._timed_out(tid, m, now) else None
+
+    def _timed_out(self, tid: str, m: TxnMetadata, now: int) -> bool:
+        return m.state == ONGOING and tid not in self.pending and m.start_ms + m.timeout_ms < now
+
+    def expired(self) -> list[str]:
+        """The ids idle past transactional.id.expiration.ms (expire decides each one again)."""
         now = self.now_ms()
-        return [m.but(state=DEAD, last_update_ms=now) for tid, m in sorted(self.txns.items())
-                if m.state in (EMPTY, COMPLETE_COMMIT, COMPLETE_ABORT) and tid not in self.pending
-                and m.last_update_ms + self.expiration_ms <= now]
+        return [tid for tid, m in sorted(self.txns.items()) if self._expired(tid, m, now)]
+
+    def expire(self, tid: str) -> TxnMetadata | None:
+        """The Dead state (written as a tombstone) of `tid` if it is still idle past
+        transactional.id.expiration.ms with no write pending, decided now: an InitProducerId
+        answered since must keep the id (Kafka removes it only if nothing changed meanwhile)."""
+        m, now = self.txns.get(tid), self.now_ms()
+        return m.but(state=DEAD, last_update_ms=now) if m is not None and self._expired(tid, m, now) else None
+
+    def _expired(self, tid: str, m: TxnMetadata, now: int) -> bool:
+        return (m.state in (EMPTY, COMPLETE_COMMIT, COMPLETE_ABORT) and tid not in self.pending
+                and m.last_update_ms + self.expiration_ms <= now)
 
     def unfinished(self) -> list[TxnMetadata]:
         """Transactions in PrepareCommit / PrepareAbort (their markers are still to be written)."""
