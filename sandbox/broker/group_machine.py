@@ -218,8 +218,12 @@ class GroupMachine(GroupStates):
         m.heartbeat_deadline = self.clock() + m.session_s
         return HEARTBEAT_ANSWER[group.state]
 
-    def commit_check(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None) -> int:
-        """May this member commit offsets now? (NONE, or the error every partition gets.)"""
+    def commit_check(self, group_id: str, generation_id: int, member_id: str, instance_id: str | None,
+                     *, transactional: bool = False) -> int:
+        """May this member commit offsets now? (NONE, or the error every partition gets.)
+        transactional: a TxnOffsetCommit, whose group state Kafka does not enforce
+        (ClassicGroup.validateOffsetCommit: REBALANCE_IN_PROGRESS while CompletingRebalance is
+        for plain commits only; the Java producer takes it as fatal, aiokafka raises it)."""
         group = self.groups.get(group_id)
         if group is None:
             return NONE if generation_id < 0 else ILLEGAL_GENERATION
@@ -231,7 +235,7 @@ class GroupMachine(GroupStates):
             return UNKNOWN_MEMBER_ID
         if generation_id != group.generation:
             return ILLEGAL_GENERATION
-        code = COMMIT_ANSWER[group.state]
+        code = NONE if transactional else COMMIT_ANSWER[group.state]
         if code == NONE:
             m = group.members[member_id]
             m.heartbeat_deadline = self.clock() + m.session_s

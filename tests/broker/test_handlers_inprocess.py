@@ -520,3 +520,31 @@ def test_describe_user_scram_credentials_tells_a_super_user_the_keys_only_when_a
     out = bytes(broker.raw(broker.frame(50, 0, {"users": None}, 9)))[4:]   # plain kio still reads it
     answer, _ = entity_reader(load_response_schema(50, 0))(out, skip_tags(out, 4))
     assert answer.results[0].user == "alice"
+
+
+def _txn_commit(b, gen: int, member: str) -> int:
+    resp = b.call(28, 3, {"transactional_id": "tx", "group_id": "jg", "producer_id": 4, "producer_epoch": 0,
+                          "generation_id": gen, "member_id": member, "group_instance_id": None,
+                          "topics": [{"name": "t", "partitions": [{"partition_index": 0, "committed_offset": 3,
+                                                                   "committed_metadata": ""}]}]})
+    return int(resp.topics[0].partitions[0].error_code)
+
+
+def test_txn_offset_commit_is_taken_while_the_group_completes_a_rebalance(broker):
+    """Found by review: a TxnOffsetCommit, anonymous (aiokafka and kafka-python send v0) or from a
+    member, was answered REBALANCE_IN_PROGRESS between JoinGroup and SyncGroup, which the Java
+    producer treats as fatal and aiokafka raises. Kafka's ClassicGroup.validateOffsetCommit does not
+    enforce the group state for transactional commits; a plain OffsetCommit still gets it."""
+    b = broker
+    b.create_topic()
+    member = join(b).member_id
+    gen = join(b, member).generation_id        # joined: CompletingRebalance until the leader's SyncGroup
+    assert _txn_commit(b, -1, "") == E.NONE
+    assert _txn_commit(b, gen, member) == E.NONE
+    assert _txn_commit(b, gen + 1, member) == E.ILLEGAL_GENERATION
+    plain = b.call(8, 8, {"group_id": "jg", "generation_id_or_member_epoch": gen, "member_id": member,
+                          "group_instance_id": None, "retention_time_ms": -1,
+                          "topics": [{"name": "t", "partitions": [{"partition_index": 0, "committed_offset": 3,
+                                                                   "committed_leader_epoch": -1,
+                                                                   "committed_metadata": ""}]}]})
+    assert int(plain.topics[0].partitions[0].error_code) == E.REBALANCE_IN_PROGRESS

@@ -9,10 +9,10 @@ from sandbox.coordinator.acls import GROUP, READ, TOPIC, TRANSACTIONAL_ID, WRITE
 from sandbox.protocol.errors import (
     GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
     COORDINATOR_NOT_AVAILABLE, FENCED_MEMBER_EPOCH, ILLEGAL_GENERATION, INVALID_GROUP_ID, NETWORK_EXCEPTION, NONE,
-    NOT_COORDINATOR, OFFSET_METADATA_TOO_LARGE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID, UNKNOWN_TOPIC_OR_PARTITION,
+    NOT_COORDINATOR, OFFSET_METADATA_TOO_LARGE, UNKNOWN_MEMBER_ID, UNKNOWN_TOPIC_OR_PARTITION,
 )
 
-from ..group_model import COMPLETING, EMPTY
+from ..group_model import EMPTY
 from ..internal_topics import OFFSETS_TOPIC
 from ..transactions.verifier import refusal
 from ..groups import MAX_METADATA_CHARS
@@ -42,8 +42,10 @@ def member_check(groups, group_id: str, generation: int, member_id: str, instanc
         return ILLEGAL_GENERATION if generation < m.epoch else NONE   # Kafka turns STALE_MEMBER_EPOCH into this
     group = groups.machine.groups.get(group_id)
     if anonymous and group is not None and group.state != EMPTY:
-        return REBALANCE_IN_PROGRESS if group.state == COMPLETING else NONE
-    return groups.machine.commit_check(group_id, generation, member_id, instance_id)
+        # the older versions of this API carry no member: accepted in any state, as Kafka's
+        # validateOffsetCommit does for transactional commits (aiokafka and kafka-python send v0)
+        return NONE
+    return groups.machine.commit_check(group_id, generation, member_id, instance_id, transactional=True)
 
 
 async def _verified(ctx, request) -> int:
