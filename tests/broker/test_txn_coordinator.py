@@ -18,7 +18,7 @@ from sandbox.broker.state import BrokerState
 from sandbox.broker.transactions import coordinator as coordinator_mod
 from sandbox.broker.transactions.coordinator import settled
 from sandbox.broker.transactions import links as links_mod
-from sandbox.broker.transactions.records import decode_key
+from sandbox.broker.transactions.records import COMPLETE_COMMIT, decode_key
 from sandbox.log.batch import CONTROL_ABORT, CONTROL_COMMIT, control_type, iter_batches
 from sandbox.protocol import build, response_class
 from sandbox.protocol import errors as E
@@ -324,3 +324,28 @@ def test_a_commit_answered_while_housekeeping_aborts_another_transaction_stays_c
         assert describe(n, "a-tx").transaction_state == "CompleteAbort" and markers(n, 0) == [CONTROL_ABORT]
     finally:
         n.close()
+
+
+def test_a_failed_completion_write_is_retried_without_writing_the_markers_again(node, monkeypatch):
+    """Found by review: when the CompleteCommit write failed (NOT_ENOUGH_REPLICAS on
+    __transaction_state, say), each retry sent every marker again, one more control batch per
+    partition a second until it went through. Kafka retries the append only."""
+    pid, epoch = start(node)
+    store = node.state.txns.store
+    real, failures = store.write, []
+
+    def flaky(meta):
+        if meta.state == COMPLETE_COMMIT and len(failures) < 3:
+            failures.append(meta)
+            return E.NOT_ENOUGH_REPLICAS
+        return real(meta)
+
+    monkeypatch.setattr(store, "write", flaky)
+    end = node.b.call(26, 3, {"transactional_id": "tx", "producer_id": pid, "producer_epoch": epoch, "committed": True})
+    assert int(end.error_code) == E.NONE
+    node.settle(0.3)
+    for _ in range(5):   # housekeeping's passes: the completion is tried again until it is written
+        node.run(node.state.txns.tick())
+        node.settle(0.1)
+    assert len(failures) == 3 and describe(node).transaction_state == "CompleteCommit"
+    assert markers(node, 0) == [CONTROL_COMMIT] and markers(node, 1) == [CONTROL_COMMIT]

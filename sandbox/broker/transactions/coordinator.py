@@ -49,6 +49,10 @@ class TxnCoordinator:
         self.markers = MarkerSender(state)
         self.verifier = TxnVerifier(state)   # the partition leader's side of KIP-890 part 1
         self._completing: dict[str, asyncio.Task] = {}
+        # Prepare* states whose markers are all written while their Complete* write failed: a
+        # retry writes that state only, as Kafka's txnLogAppendRetryQueue retries the append only
+        # (before, every partition got another marker each second until the write went through)
+        self._markers_written: dict[str, tuple[TxnMetadata, int]] = {}
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -165,12 +169,20 @@ class TxnCoordinator:
         tid = meta.transactional_id
         epoch = self.store.coordinator_epoch(tid)
         try:
-            ok = await self.markers.send(meta.producer_id, meta.producer_epoch, meta.state == PREPARE_COMMIT, epoch,
-                                         meta.partitions, lambda: self._still(meta, epoch))
-            if not ok or not self._still(meta, epoch):
+            if self._markers_written.get(tid) != (meta, epoch):
+                self._markers_written.pop(tid, None)
+                ok = await self.markers.send(meta.producer_id, meta.producer_epoch, meta.state == PREPARE_COMMIT,
+                                             epoch, meta.partitions, lambda: self._still(meta, epoch))
+                if not ok or not self._still(meta, epoch):
+                    return
+                self._markers_written[tid] = (meta, epoch)
+            elif not self._still(meta, epoch):
+                self._markers_written.pop(tid, None)
                 return
             code = await settled(self.store.write(self.machine.completed(meta)))
-            if code != NONE:   # housekeeping tries again
+            if code == NONE:
+                self._markers_written.pop(tid, None)
+            else:   # housekeeping tries again: the write only
                 log.warning("transaction %r: completion not written (error %d)", tid, code)
         except asyncio.CancelledError:
             raise
