@@ -234,6 +234,15 @@ def init_producer_id_hands_out_distinct_ids(b):
     first, second = b.call(22, 4, ask), b.call(22, 4, ask)
     assert int(first.error_code) == E.NONE and first.producer_id >= 0 and first.producer_epoch == 0
     assert second.producer_id != first.producer_id
+    # naming an id: a new one at epoch 0, as Kafka gives an idempotent producer (found by review:
+    # the named id's epoch was bumped, so any client could take over another producer's id)
+    named = b.call(22, 4, {**ask, "producer_id": first.producer_id, "producer_epoch": 0})
+    assert int(named.error_code) == E.NONE and named.producer_epoch == 0
+    assert named.producer_id not in (first.producer_id, second.producer_id)
+    # one of id and epoch without the other: INVALID_REQUEST (KafkaApis.handleInitProducerIdRequest)
+    for pid, epoch in ((first.producer_id, -1), (-1, 3)):
+        odd = b.call(22, 4, {**ask, "producer_id": pid, "producer_epoch": epoch})
+        assert int(odd.error_code) == E.INVALID_REQUEST and odd.producer_id == -1
 
 
 def begin_txn(b: InProcess, tid: str = "tx", parts=(0,)):
