@@ -34,6 +34,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,11 @@ DISK_FAULTS = ("disk-full",)
 # with --held-files (apart too; turns on --windows-files): files the stack just wrote held open by
 # another program, a virus scanner say, for a while (chaos_held.py)
 HELD_FAULTS = ("held-files",)
+# with --ports (apart too): a broker killed and its port bound by another program (a dev server)
+# before the supervisor starts it again, held 1-8 s, then let go: the broker must come back by itself
+# and status must not call it healthy meanwhile
+PORT_FAULTS = ("port-taken",)
+PORT_HOLD_S = (1.0, 8.0)
 CUT_OFF_S = (1.0, 12.0)  # how long a service's port drops every packet (the session is 9 s)
 # status is asked at the end of a cut at least this long: the supervisor probes every second with
 # a 1 s timeout, so a shorter cut may end before any probe could fail
@@ -463,6 +469,10 @@ class Campaign:
             self.detail = self._move_leader()
         elif kind == "disk-full":
             self.detail = self._fill_disk()
+        elif kind == "port-taken" and brokers:
+            name = self.rng.choice(brokers)
+            self.detail = self._take_port(name, pids[name])
+            dead.append(pids[name])
         elif kind == "held-files":
             self.detail = chaos_held.fault(self.stack.root, self.stack.data, self.stack.service_pids(), self.rng,
                                            self.report.violations)
@@ -515,6 +525,40 @@ class Campaign:
             self._up_again("every process was killed")
         self.fault_ended = time.monotonic()
         self._check_status_truth(dead)
+
+    def _take_port(self, name: str, pid: int) -> str:
+        """Kill broker `name` and bind its port the moment its listener is gone, as a program
+        started meanwhile would; hold it, asking status halfway (the broker must not be shown
+        healthy, nor the stack), then let it go. How soon it is healthy again is heal()'s."""
+        port = self.stack.port + int(name.split("-")[1]) - 1
+        hold = self.rng.uniform(*PORT_HOLD_S)
+        holder = socket.socket()
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    holder.bind(("127.0.0.1", port))
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        return f"{name}: its port never came free"
+                    time.sleep(0.005)
+            holder.listen()
+            time.sleep(hold / 2)
+            _, st = self.stack.status()
+            for s in st.get("services", []):
+                if s.get("name") == name and s.get("healthy"):
+                    self.report.violations.append(f"status showed {name} healthy while another program held "
+                                                  f"its port {port}")
+            if st.get("healthy"):
+                self.report.violations.append(f"status said the stack is healthy while {name}'s port was held")
+            said = [e for e in st.get("events", []) if e.get("service") == name and e.get("kind") == "port-in-use"]
+            time.sleep(hold / 2)
+        finally:
+            holder.close()
+        return f"{name} for {hold:.1f} s" + (" (port-in-use said)" if said else "")
 
     def _fill_disk(self) -> str:
         """Fill the project's tmpfs to the last byte, hold it full, free it again. Status, asked
@@ -731,11 +775,12 @@ def wait_for_workload(done: Callable[[], dict[str, int]], say=print, wait_s: flo
 def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network: bool = False,
         moves: bool = False, windows_files: bool = False, churn: bool = False, compound: bool = False,
         heal_bound_s: float | None = HEAL_BOUND_S, disk_full: bool = False, keep_files: bool = False,
-        only: tuple[str, ...] = (), held_files: bool = False) -> Report:
+        only: tuple[str, ...] = (), held_files: bool = False, ports: bool = False) -> Report:
     """One seeded campaign (_run); with disk_full, in a tmpfs of its own mounted at `root` for it
     and unmounted after, whatever happens (keep_files: a copy is kept next to it)."""
     args = dict(brokers=brokers, say=say, network=network, moves=moves, windows_files=windows_files, churn=churn,
-                compound=compound, heal_bound_s=heal_bound_s, disk_full=disk_full, only=only, held_files=held_files)
+                compound=compound, heal_bound_s=heal_bound_s, disk_full=disk_full, only=only, held_files=held_files,
+                ports=ports)
     if not disk_full:
         return _run(seed, faults, root, **args)
     chaos_disk.mount(root)
@@ -758,14 +803,14 @@ def run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network
 def _run(seed: int, faults: int, root: Path, brokers: int = 3, say=print, network: bool = False,
         moves: bool = False, windows_files: bool = False, churn: bool = False, compound: bool = False,
         heal_bound_s: float | None = HEAL_BOUND_S, disk_full: bool = False,
-        only: tuple[str, ...] = (), held_files: bool = False) -> Report:
+        only: tuple[str, ...] = (), held_files: bool = False, ports: bool = False) -> Report:
     """One seeded campaign. A heal slower than heal_bound_s is a violation; None only reports
     the times (the test suite's choice: a wall-clock bound is a benchmark figure on a shared,
     noisy machine, while never healing within HEAL_GIVE_UP_S stays a violation)."""
     rng = random.Random(seed)
     kinds = FAULTS + (NETWORK_FAULTS if network else ()) + (MOVE_FAULTS if moves else ()) + \
         (CHURN_FAULTS if churn else ()) + (COMPOUND_FAULTS if compound else ()) + (DISK_FAULTS if disk_full else ()) + \
-        (HELD_FAULTS if held_files else ())
+        (HELD_FAULTS if held_files else ()) + (PORT_FAULTS if ports else ())
     windows_files = windows_files or held_files
     if only:   # a campaign of these faults alone (each must be one the flags allow)
         unknown = [k for k in only if k not in kinds]
@@ -937,6 +982,9 @@ def main() -> int:
     ap.add_argument("--held-files", action="store_true",
                     help="also hold files the stack just wrote open as another program would (a virus scanner), "
                          "so Windows refuses to remove or rename them for 0.3-6 s; turns on --windows-files")
+    ap.add_argument("--ports", action="store_true",
+                    help="also kill a broker and bind its port as another program would before it is started "
+                         "again, for 1-8 s, then let it go")
     ap.add_argument("--only", action="append", default=[], metavar="FAULT",
                     help="repeatable: only these faults (e.g. --disk-full --only disk-full)")
     ap.add_argument("--windows-files", action="store_true",
@@ -956,7 +1004,7 @@ def main() -> int:
         rep = run(seed, args.faults, root / "proj", args.brokers, network=args.network, moves=args.moves,
                   windows_files=args.windows_files, churn=args.churn, compound=args.compound,
                   disk_full=args.disk_full, keep_files=args.keep, only=tuple(args.only),
-                  held_files=args.held_files)
+                  held_files=args.held_files, ports=args.ports)
         print(rep.line())
         for v in rep.violations[:20]:
             print(f"  VIOLATION {v}")
