@@ -23,6 +23,7 @@ from .scram import seed_records as scram_seed
 Listener = Callable[[list[Record]], None]
 
 log = logging.getLogger("sandbox.coordinator")
+SNAPSHOT_RETRY_MS = 1000   # a snapshot that failed (a held file, a full disk) is tried again after this
 
 
 def new_cluster_id() -> str:
@@ -53,6 +54,7 @@ class Coordinator(ViewReads):
         self._last_tick_ms: int | None = None
         self.stalls = 0   # ticks that found the coordinator had stood still (sessions restarted)
         self._listeners: list[Listener] = []
+        self._snapshot_not_before_ms = 0   # a failed snapshot is not tried again before this
         self._machine = MetadataMachine(default_partitions=default_partitions,
                                         default_replication_factor=default_replication_factor,
                                         min_insync_replicas=min_insync_replicas)
@@ -152,17 +154,20 @@ class Coordinator(ViewReads):
         # snapshot used to skip this, leaving a hole in the feed that mirrors read wrongly)
         for listener in list(self._listeners):
             listener([dict(r) for r in records])
-        if self._journal.snapshot_due:
+        if self._journal.snapshot_due and self._now_ms() >= self._snapshot_not_before_ms:
             try:
-                self._snapshot()
-            except OSError as e:   # the records stay in the journal's log; tried again with the next change
+                # tried once, no waiting: the event loop serves every broker's heartbeat (Windows: a
+                # snapshot another program holds made each change wait 3 s while it retried)
+                self._snapshot(patient=False)
+            except OSError as e:   # the records stay in the journal's log; tried again a second later
+                self._snapshot_not_before_ms = self._now_ms() + SNAPSHOT_RETRY_MS
                 log.warning("the coordinator's journal snapshot was not written (%s); its log keeps every "
                             "record and the snapshot is tried again", e.strerror or e)
         return records
 
-    def _snapshot(self) -> None:
+    def _snapshot(self, *, patient: bool = True) -> None:
         self._journal.write_snapshot(self._machine.state().to_dict(),
-                                     self._machine.metadata_offset)
+                                     self._machine.metadata_offset, patient=patient)
 
     # ----------------------------------------------------------------- queries
     @property
@@ -383,9 +388,14 @@ class Coordinator(ViewReads):
 
     # ----------------------------------------------------------------- lifecycle
     def close(self) -> None:
-        if self._journal.records_since_snapshot:
-            self._snapshot()
-        self._journal.close()
+        try:
+            if self._journal.records_since_snapshot:
+                self._snapshot()
+        except OSError as e:   # a full disk at a stop: the log keeps every record; the journal still closes
+            log.warning("the coordinator's journal snapshot was not written at its stop (%s); its log keeps "
+                        "every record", e.strerror or e)
+        finally:
+            self._journal.close()
 
     def __enter__(self) -> Coordinator:
         return self

@@ -130,6 +130,9 @@ class MetadataJournal:
         self._next_offset = 0
         self._since_snapshot = 0
         self._locked = False
+        # where the log ends cleanly after a failed append whose bytes could not be cut off (a
+        # disk that refuses even the truncate): cut before anything else is appended
+        self._clean_end: int | None = None
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock()
 
@@ -278,6 +281,13 @@ class MetadataJournal:
         if not records:
             return self._next_offset
         offset = self._next_offset
+        if self._clean_end is not None:
+            # the bytes a failed append left: cut now, or this batch is refused too. Written after
+            # them, it would have been answered NONE and then read back as one torn line with
+            # them (cut at the next start) or as damage in the middle (a quarantined journal)
+            self._log.truncate(self._clean_end)
+            os.fsync(self._log.fileno())
+            self._clean_end = None
         end = self._log.seek(0, os.SEEK_END)
         try:
             data = memoryview(encode_line(offset, records))
@@ -289,16 +299,18 @@ class MetadataJournal:
             # a full or failing disk: the batch is not in the journal, not even in part
             try:
                 self._log.truncate(end)
+                os.fsync(self._log.fileno())
             except OSError:
-                pass   # a torn tail: cut by the torn-write repair at the next start
+                self._clean_end = end   # cut before the next append (or by the repair at the next start)
             raise
         self._next_offset += len(records)
         self._since_snapshot += len(records)
         return offset
 
-    def write_snapshot(self, state: dict, offset: int) -> None:
+    def write_snapshot(self, state: dict, offset: int, *, patient: bool = True) -> None:
         """Atomically persist `state` (covering every record before `offset`, which must be
-        the next offset), then empty the log."""
+        the next offset), then empty the log. patient=False: a snapshot another program holds
+        (Windows) is tried once, not for about 3 s (the caller tries again later)."""
         if self._log is None:
             raise RuntimeError("call load() before write_snapshot()")
         if offset != self._next_offset:
@@ -310,7 +322,7 @@ class MetadataJournal:
             f.write(_dumps(doc))
             f.flush()
             os.fsync(f.fileno())
-        _retry_permission(lambda: os.replace(tmp, self.snapshot_path))
+        _retry_permission(lambda: os.replace(tmp, self.snapshot_path), attempts=20 if patient else 1)
         _fsync_dir(self.directory)
         self._log.truncate(0)
         self._log.flush()

@@ -1,6 +1,7 @@
 """MetadataJournal and Coordinator durability: restart, snapshots, torn tails, corruption, lock."""
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from sandbox.coordinator import (
     Coordinator, CoordinatorError, JournalCorruptError, JournalLockedError, MetadataJournal,
 )
 from sandbox.protocol import errors as E
+
+from coordinator.coordinator_helpers import FakeClock
 
 
 def populate(c: Coordinator) -> None:
@@ -337,27 +340,134 @@ def test_a_failed_snapshot_neither_fails_the_change_nor_leaves_a_hole_in_the_bro
     from sandbox.coordinator.journal import MetadataJournal
     from sandbox.protocol.records import decode_batches
 
-    c = Coordinator(tmp_path / "c", session_timeout_ms=10_000, snapshot_every=1_000_000)
+    clock = FakeClock()
+    c = Coordinator(tmp_path / "c", session_timeout_ms=10_000, snapshot_every=1_000_000, clock=clock)
     feed = MetadataFeed(c)
     c.register_broker(1, "h", 9091)
     mirror_at = c.metadata_offset
     c._journal.snapshot_every = 1
     real, calls = MetadataJournal.write_snapshot, []
 
-    def full_once(self, state, offset):
+    def full_once(self, state, offset, **kw):
         calls.append(offset)
         if len(calls) == 1:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, state, offset)
+        return real(self, state, offset, **kw)
 
     monkeypatch.setattr(MetadataJournal, "write_snapshot", full_once)
     c.create_topic("lost", 1, 1)          # committed although its snapshot failed
+    clock.advance(1.1)                    # tried again a second later
     c.create_topic("next", 1, 1)          # the snapshot is written this time
     assert len(calls) == 2 and c._journal.records_since_snapshot == 0
     got = [(r.offset, decode_record(r.value)) for r in decode_batches(feed.read(mirror_at, 1 << 20))]
     assert [o for o, _ in got] == list(range(mirror_at, c.metadata_offset))
     assert [d.get("name") for _o, d in got if d["type"] == "topic"] == ["lost", "next"]
     c.close()
-    again = Coordinator(tmp_path / "c", session_timeout_ms=10_000)
+    again = Coordinator(tmp_path / "c", session_timeout_ms=10_000, clock=clock)
     assert again.topic("lost") is not None and again.topic("next") is not None
     again.close()
+
+
+class _FailingDisk:
+    """The journal's file on a disk that fails: the next write stores half its bytes then ENOSPC;
+    every truncate fails with EIO while `truncate_fails`."""
+
+    def __init__(self, f) -> None:
+        self.f, self.write_fails, self.truncate_fails = f, True, True
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def write(self, b):
+        if self.write_fails:
+            self.write_fails = False
+            self.f.write(b[: len(b) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.f.write(b)
+
+    def truncate(self, *a):
+        if self.truncate_fails:
+            raise OSError(errno.EIO, "Input/output error")
+        return self.f.truncate(*a)
+
+
+def _reopen(c: Coordinator, d, clock) -> Coordinator:
+    c._journal._log.close()   # a crash: no snapshot, no clean close
+    c._journal._unlock()
+    return Coordinator(d, clock=clock)
+
+
+def test_a_failed_append_whose_bytes_could_not_be_cut_never_glues_the_next_acknowledged_change(tmp_path):
+    """Found by review: a full disk took half of an append and the truncate that should remove it
+    failed too; the next change was written after those bytes and answered NONE, then read back
+    at the next start as one torn line with them (cut: the acknowledged topic gone) or, with more
+    after it, as damage in the middle (the journal quarantined)."""
+    clock = FakeClock()
+    c = Coordinator(tmp_path, clock=clock)
+    c.register_broker(1, "127.0.0.1", 9091)
+    c.create_topic("a")
+    real = c._journal._log
+    disk = c._journal._log = _FailingDisk(real)
+    with pytest.raises(CoordinatorError):
+        c.create_topic("b")
+    with pytest.raises((CoordinatorError, OSError)):   # the leftover still cannot be cut: refused too
+        c.create_topic("c")
+    assert c.topic("c") is None
+    disk.truncate_fails = False
+    c.create_topic("d")   # the leftover is cut first, then this is appended and answered
+    c.create_topic("e")
+    c._journal._log = real
+    c2 = _reopen(c, tmp_path, clock)
+    assert sorted(t.name for t in c2.topics()) == ["a", "d", "e"]
+    c2.close()
+
+
+def test_a_snapshot_another_program_holds_is_tried_once_a_second_without_stalling_changes(tmp_path, monkeypatch):
+    """Found by review (Windows): while a scanner held snapshot.json, every change once a snapshot
+    was due retried the replace for about 3 s on the event loop (heartbeats and fetches waited)."""
+    from sandbox.coordinator import journal as journal_mod
+    clock = FakeClock()
+    c = Coordinator(tmp_path, clock=clock, snapshot_every=3)
+    c.register_broker(1, "127.0.0.1", 9091)
+    tries, slept = [], []
+    real_replace = journal_mod.os.replace
+
+    def held(src, dst):
+        tries.append(dst)
+        raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+
+    monkeypatch.setattr(journal_mod.os, "replace", held)
+    monkeypatch.setattr(journal_mod.time, "sleep", slept.append)
+    for i in range(6):
+        c.create_topic(f"t{i}")
+    assert len(tries) == 1 and slept == []       # once, no waiting; the changes all answered
+    clock.advance(1.1)
+    c.create_topic("t6")
+    assert len(tries) == 2
+    monkeypatch.setattr(journal_mod.os, "replace", real_replace)   # let go
+    clock.advance(1.1)
+    c.create_topic("t7")
+    assert c._journal.records_since_snapshot == 0
+    c.close()
+    c2 = Coordinator(tmp_path, clock=clock)
+    assert len([t for t in c2.topics() if t.name.startswith("t")]) == 8
+    c2.close()
+
+
+def test_a_stop_on_a_full_disk_still_closes_the_journal(tmp_path, monkeypatch):
+    """Found by review: the snapshot at close raised ENOSPC before the journal was closed, so the
+    stop ended in a traceback with the log open and the lock file left."""
+    clock = FakeClock()
+    c = Coordinator(tmp_path, clock=clock)
+    c.register_broker(1, "127.0.0.1", 9091)
+    c.create_topic("kept")
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(c._journal, "write_snapshot", full)
+    c.close()
+    assert c._journal._log is None or c._journal._log.closed
+    c2 = Coordinator(tmp_path, clock=clock)   # no "locked by a live process", nothing lost
+    assert c2.topic("kept") is not None
+    c2.close()
