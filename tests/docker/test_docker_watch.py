@@ -396,3 +396,29 @@ def test_a_container_paused_outside_the_sandbox_is_shown_paused_and_left_paused(
     w.step()
     st = next(s for s in w.snapshot()["services"] if s["name"] == "broker-1")
     assert st["state"] == "running" and st["healthy"]
+
+
+def test_the_restore_is_owed_before_the_engine_swaps_the_journal_volume(tmp_path):
+    """Found by review: the marker was written only after the engine had swapped the volume, so a
+    watcher killed in between (or an engine error part way) left a fresh coordinator and nothing
+    owed, and the next watcher's catalog refresh wrote the empty metadata over the topics."""
+    eng = FakeEngine()
+    seen: list[bool] = []
+
+    def quarantine(service, wall):
+        seen.append((tmp_path / f"{service}.restore-owed").exists())
+        raise RuntimeError("the engine went away part way")   # the watcher dies here
+
+    eng.quarantine = quarantine
+    w = DockerWatcher(eng, RecoveryPolicy(), clock=Clock(), wall_clock=lambda: eng.now_ns / 1e9,
+                      state_path=tmp_path / "supervisor.json",
+                      probe=lambda h, p, t: ProbeResult(False, "api-versions", "refused", None),
+                      recreate_topics=lambda s: ["orders"])
+    eng.now_ns += 2_000_000_000
+    w.step()
+    eng.emit("broker-1", "die", 4)
+    try:
+        w.step()
+    except RuntimeError:
+        pass
+    assert seen == [True] and (tmp_path / "broker-1.restore-owed").exists()
