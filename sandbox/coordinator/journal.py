@@ -221,7 +221,10 @@ class MetadataJournal:
             expected = end
         self._next_offset = expected
         self._since_snapshot = len(records)
+        created = not self.log_path.exists()
         self._log = open(self.log_path, "ab", buffering=0)
+        if created:   # its name on disk before a record in it is answered (a power loss keeps it)
+            _fsync_dir(self.directory)
         return state, records
 
     def _read_snapshot(self) -> tuple[dict | None, int]:

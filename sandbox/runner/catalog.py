@@ -143,7 +143,7 @@ def save_catalog(cfg: SandboxConfig, client: KafkaClient, still_valid: Callable[
         dynamic = previous.get("broker_configs", {})
     if not still_valid():
         return False
-    write_state(cfg.data_dir / CATALOG_FILE, private=True, data={"updated": started, "cluster_id": md.cluster_id,
+    write_state(cfg.data_dir / CATALOG_FILE, private=True, durable=True, data={"updated": started, "cluster_id": md.cluster_id,
                                               "topics": topics, "groups": groups,
                                               "quotas": quotas, "group_configs": group_configs, "acls": acls,
                                               "broker_configs": dynamic, "broker_clocks": clocks,
@@ -286,7 +286,7 @@ def forget_cluster_id(cfg: SandboxConfig) -> None:
     coordinator journal must not answer with the old cluster id, as a destroyed one's does."""
     raw = _read(cfg)
     if raw.pop("cluster_id", None) is not None:
-        write_state(cfg.data_dir / CATALOG_FILE, raw, private=True)
+        write_state(cfg.data_dir / CATALOG_FILE, raw, private=True, durable=True)
 
 
 def forget_topics(cfg: SandboxConfig, names: Collection[str]) -> None:
@@ -299,7 +299,7 @@ def forget_topics(cfg: SandboxConfig, names: Collection[str]) -> None:
     raw["topics"] = {n: t for n, t in (raw.get("topics") or {}).items() if n not in names}
     raw["groups"] = {g: {k: o for k, o in offsets.items() if k.rpartition(":")[0] not in names}
                      for g, offsets in (raw.get("groups") or {}).items()}
-    write_state(cfg.data_dir / CATALOG_FILE, raw, private=True)
+    write_state(cfg.data_dir / CATALOG_FILE, raw, private=True, durable=True)
 
 
 def restore_cluster_id(cfg: SandboxConfig, client: KafkaClient) -> str | None:

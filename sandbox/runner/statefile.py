@@ -55,8 +55,11 @@ class StatePublisher:
 
 
 def write_state(path: Path, data: dict[str, Any], *, attempts: int = 8,
-                sleep: Callable[[float], None] = time.sleep, private: bool = False) -> None:
-    """`private`: readable and writable by its owner only (POSIX; a file that holds SCRAM keys)."""
+                sleep: Callable[[float], None] = time.sleep, private: bool = False, durable: bool = False) -> None:
+    """`private`: readable and writable by its owner only (POSIX; a file that holds SCRAM keys).
+    `durable`: on disk before it replaces the old copy (fsynced), so a power loss leaves the old or
+    the new, never an empty file (the topic catalog: an empty one read back would leave a restore
+    with nothing to put back; found by review)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -68,6 +71,8 @@ def write_state(path: Path, data: dict[str, Any], *, attempts: int = 8,
         with open(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1, default=str)
             f.flush()
+            if durable:
+                os.fsync(f.fileno())
     except OSError:   # a full disk: the half-written copy would only take more of what is left
         try:
             os.remove(tmp)
