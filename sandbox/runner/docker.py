@@ -177,7 +177,10 @@ class DockerStack:
     @_engine_errors("create the network")
     def network(self):
         name = prefix(self.cfg)
-        found = self.client.networks.list(names=[name])
+        # the engine's name filter matches any network whose name CONTAINS the string ("sandbox-shop"
+        # finds "sandbox-shop-admin" of another project; Docker docs, `docker network ls --filter
+        # name=`: "matches all or part of a network's name"), so only the exact name is ours
+        found = [n for n in self.client.networks.list(names=[name]) if n.name == name]
         if found:
             return found[0]
         return self.client.networks.create(name, driver="bridge", labels=labels(self.cfg, kind="network"))

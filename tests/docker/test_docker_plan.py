@@ -175,8 +175,9 @@ class _FakeSDK:
         outer = self
 
         class Net:
-            def __init__(self, name):
+            def __init__(self, name, labels=None):
                 self.name = name
+                self.attrs = {"Labels": labels or {}}
 
         class Ctr:
             status = "created"
@@ -206,11 +207,12 @@ class _FakeSDK:
 
         class Networks:
             def list(self, names=None, filters=None):
-                return [Net(n) for n, _ in outer.networks_made if not names or n in names]
+                # as the engine does: a name filter matches every network whose name CONTAINS it
+                return [Net(n, lbl) for n, lbl in outer.networks_made if not names or any(x in n for x in names)]
 
             def create(self, name, driver=None, labels=None):
                 outer.networks_made.append((name, labels))
-                return Net(name)
+                return Net(name, labels)
 
         class API:
             @staticmethod
@@ -238,6 +240,17 @@ def test_what_the_sdk_is_asked_to_create():
     assert b2["restart_policy"] == {"Name": "unless-stopped"}
     assert b2["labels"][f"{dk.LABEL}.service"] == "broker-2" and b2["labels"][f"{dk.LABEL}.role"] == "broker"
     assert "EXTERNAL=0.0.0.0:9092,advertised=127.0.0.1:19093" in b2["command"]
+
+
+def test_another_projects_network_whose_name_contains_ours_is_not_joined():
+    """Docker's name filter is a substring match: sandbox "shop" must not join "sandbox-shop-admin"."""
+    c = cfg()
+    sdk = _FakeSDK()
+    sdk.networks_made.append(("sandbox-shop-admin", {f"{dk.LABEL}.sandbox": "shop-admin",
+                                                     f"{dk.LABEL}.root": "/projects/shop-admin"}))
+    dk.DockerStack(c, client=sdk, image="kafka-sandbox:test").up()
+    assert [n for n, _ in sdk.networks_made] == ["sandbox-shop-admin", "sandbox-shop"]
+    assert all(k["network"] == "sandbox-shop" for k in sdk.created)
 
 
 def test_the_coordinator_container_gets_the_catalogs_acls_before_it_starts(tmp_path):
