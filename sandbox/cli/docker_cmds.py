@@ -36,6 +36,7 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, foreground: b
 
     t0 = time.monotonic()
     eng = _engine(cfg)
+    _call(eng.check_ours)   # another folder's sandbox of the same name: refused, never adopted
     existing = _call(eng.containers)
     check_ports(cfg, only_http=bool(existing))  # our own containers hold their ports already
     if existing:

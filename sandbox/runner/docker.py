@@ -173,6 +173,41 @@ class DockerStack:
         self.plans = {p.service: p for p in plan(cfg)}
         self._procs: dict[int, psutil.Process] = {}
 
+    # ---- ownership: names come from the sandbox's name (the folder's, by default), so two folders
+    # named alike ask for the same containers, volumes and network; the root label tells them apart
+    def _refuse_foreign(self, kind: str, name: str, found_labels: dict | None) -> None:
+        """DockerError when the engine's `kind` called `name` is not this folder's sandbox's."""
+        root = (found_labels or {}).get(f"{LABEL}.root")
+        if root == str(self.cfg.root):
+            return
+        whose = f"the sandbox in {root}" if root else "something that is not a sandbox (no io.kafka-sandbox labels)"
+        stop = f"stop that sandbox with `sandbox down` in {root}" if root else f"remove or rename that {kind}"
+        raise DockerError(f"the Docker {kind} {name} belongs to {whose}, not to this folder's sandbox "
+                          f"{self.cfg.name!r} ({self.cfg.root}); {stop}, or give this sandbox another name "
+                          f"(name = \"...\" under [sandbox] in its sandbox.toml, or rename this folder)")
+
+    @_engine_errors("check the sandbox's containers, volumes and network")
+    def check_ours(self) -> None:
+        """Refuse (DockerError) when a container, journal volume or the network this sandbox would
+        use by name is another folder's: never mount its journals nor remove its containers."""
+        for p in self.plans.values():
+            try:
+                c = self.client.containers.get(p.name)
+            except _not_found():
+                continue
+            self._refuse_foreign("container", p.name, c.labels)
+        for service in self.plans:
+            if not self.volumes(service):   # ours are found by label; this name would be created
+                name = volume_name(self.cfg, service, "0")
+                try:
+                    self._refuse_foreign("volume", name, self.client.volumes.get(name).attrs.get("Labels"))
+                except _not_found():
+                    pass
+        name = prefix(self.cfg)
+        for n in self.client.networks.list(names=[name]):
+            if n.name == name:
+                self._refuse_foreign("network", name, n.attrs.get("Labels"))
+
     # ---- creation
     @_engine_errors("create the network")
     def network(self):
@@ -182,6 +217,7 @@ class DockerStack:
         # name=`: "matches all or part of a network's name"), so only the exact name is ours
         found = [n for n in self.client.networks.list(names=[name]) if n.name == name]
         if found:
+            self._refuse_foreign("network", name, found[0].attrs.get("Labels"))
             return found[0]
         return self.client.networks.create(name, driver="bridge", labels=labels(self.cfg, kind="network"))
 
@@ -199,6 +235,13 @@ class DockerStack:
 
     def _new_volume(self, service: str, generation: str) -> str:
         name = volume_name(self.cfg, service, generation)
+        # the engine's volume create returns an existing volume of that name silently (Docker API,
+        # VolumeCreate: "if a volume with the same name already exists, it is returned"): another
+        # folder's journal would be mounted as ours
+        try:
+            self._refuse_foreign("volume", name, self.client.volumes.get(name).attrs.get("Labels"))
+        except _not_found():
+            pass
         self.client.volumes.create(name, labels=labels(self.cfg, service=service, kind="journal",
                                                        generation=generation))
         return name
@@ -210,6 +253,8 @@ class DockerStack:
 
         p = self.plans[service]
         c = self.container(service)
+        if c is None:
+            self.check_ours()   # a container of that name another folder's sandbox runs is never removed
         if c is not None and ((self.image and c.attrs.get("Config", {}).get("Image") != self.image)
                               or c.attrs.get("Config", {}).get("Cmd") != p.command or _published(c) != _wanted(p)):
             # built from an older image, or started with other settings or ports (sandbox.toml
@@ -266,16 +311,20 @@ class DockerStack:
         return f"could not start container {p.name}: {text}"
 
     def up(self) -> None:
+        self.check_ours()
         for service in self.plans:   # coordinator first
             self.create(service)
 
     # ---- inspection
     @_engine_errors("inspect a container")
     def container(self, service: str):
+        """The service's container; None when there is none, or when the one of that name is another
+        folder's sandbox's (never stopped, killed or removed from here)."""
         try:
-            return self.client.containers.get(self.plans[service].name)
+            c = self.client.containers.get(self.plans[service].name)
         except _not_found():
             return None
+        return c if (c.labels or {}).get(f"{LABEL}.root") == str(self.cfg.root) else None
 
     @_engine_errors("list the containers")
     def containers(self) -> list:

@@ -190,8 +190,26 @@ class _FakeSDK:
                 assert self.status == "created"   # before the process starts
                 outer.archives.append((path, data))
 
+        self.existing: dict[str, dict] = {}     # containers already on the engine: name -> labels
+        self.existing_volumes: dict[str, dict] = {}
+        self.removed: list[str] = []
+
+        class Old:
+            def __init__(self, name, labels):
+                self.name, self.labels, self.status = name, labels, "running"
+                self.attrs = {"Config": {"Labels": labels}}
+
+            def remove(self, force=False):
+                outer.removed.append(self.name)
+
+        class Vol:
+            def __init__(self, name, labels):
+                self.name, self.attrs = name, {"Labels": labels}
+
         class Containers:
             def get(self, name):
+                if name in outer.existing:
+                    return Old(name, outer.existing[name])
                 raise docker.errors.NotFound("no such container")
 
             def create(self, image, command, **kw):
@@ -204,6 +222,11 @@ class _FakeSDK:
 
             def create(self, name, labels=None):
                 outer.volumes_made.append((name, labels))
+
+            def get(self, name):
+                if name in outer.existing_volumes:
+                    return Vol(name, outer.existing_volumes[name])
+                raise docker.errors.NotFound("no such volume")
 
         class Networks:
             def list(self, names=None, filters=None):
@@ -251,6 +274,40 @@ def test_another_projects_network_whose_name_contains_ours_is_not_joined():
     dk.DockerStack(c, client=sdk, image="kafka-sandbox:test").up()
     assert [n for n, _ in sdk.networks_made] == ["sandbox-shop-admin", "sandbox-shop"]
     assert all(k["network"] == "sandbox-shop" for k in sdk.created)
+
+
+OTHER = {f"{dk.LABEL}.sandbox": "shop", f"{dk.LABEL}.root": "/elsewhere/shop"}
+
+
+@pytest.mark.parametrize("kind", ["container", "volume", "network"])
+def test_another_folder_of_the_same_name_is_refused_not_shared(kind):
+    """/projects/shop and /elsewhere/shop both name their sandbox "shop": the second `up` is refused
+    in one sentence naming the other folder and the fix; nothing of the other is used or removed."""
+    sdk = _FakeSDK()
+    if kind == "container":
+        sdk.existing["sandbox-shop-broker-1"] = OTHER
+    elif kind == "volume":
+        sdk.existing_volumes["sandbox-shop-broker-2"] = OTHER
+    else:
+        sdk.networks_made.append(("sandbox-shop", OTHER))
+    with pytest.raises(dk.DockerError) as e:
+        dk.DockerStack(cfg(), client=sdk, image="kafka-sandbox:test").up()
+    msg = str(e.value)
+    assert f"the Docker {kind} sandbox-shop-" in msg or f"the Docker {kind} sandbox-shop " in msg
+    assert "belongs to the sandbox in /elsewhere/shop" in msg
+    assert "`sandbox down` in /elsewhere/shop" in msg and "name = " in msg and "[sandbox]" in msg
+    assert sdk.created == [] and sdk.volumes_made == [] and sdk.removed == []
+
+
+def test_this_folders_own_container_is_adopted():
+    sdk = _FakeSDK()
+    c = cfg()
+    sdk.existing["sandbox-shop-broker-1"] = dk.labels(c, service="broker-1", role="broker")
+    stack = dk.DockerStack(c, client=sdk, image=None)
+    stack.check_ours()
+    assert stack.container("broker-1") is not None
+    sdk.existing["sandbox-shop-broker-1"] = OTHER
+    assert stack.container("broker-1") is None   # never stopped, killed or removed from here
 
 
 def test_the_coordinator_container_gets_the_catalogs_acls_before_it_starts(tmp_path):
