@@ -48,7 +48,10 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, foreground: b
     stack.runtime_file(cfg).unlink(missing_ok=True)
     stack.write_runtime(cfg, overrides={**overrides, "mode": "docker"}, ephemeral=False,
                         config_text=cfg.source, image=image, running=stack.running_settings(cfg))
-    _call(eng.up)
+    retired = _call(eng.up)
+    if retired:
+        typer.echo(f"stopped and removed {', '.join(retired)} (no longer in sandbox.toml: brokers = {cfg.brokers}); "
+                   f"their journal volumes are kept (`sandbox down --purge` deletes them)")
     if foreground:
         def cleanup() -> None:
             removed = _call(eng.down, False)

@@ -310,10 +310,31 @@ class DockerStack:
                     f"choose other ports in sandbox.toml ([sandbox] port / coordinator_port) or with --port")
         return f"could not start container {p.name}: {text}"
 
-    def up(self) -> None:
+    def up(self) -> list[str]:
+        """Create and start the plan's containers; returns the names of the containers removed
+        because their service is no longer in the plan (see retire_extra)."""
         self.check_ours()
+        retired = self.retire_extra()
         for service in self.plans:   # coordinator first
             self.create(service)
+        return retired
+
+    @_engine_errors("remove the containers of services no longer configured")
+    def retire_extra(self, timeout: int = 10) -> list[str]:
+        """Stop and remove this sandbox's containers whose service the plan no longer has (`brokers`
+        lowered): they held ports the new plan may need and kept running, registered with the
+        coordinator. Their journal volumes are kept (only `down --purge` deletes journals)."""
+        out = []
+        for c in self.containers():
+            if (c.labels or {}).get(f"{LABEL}.service") in self.plans:
+                continue
+            try:
+                c.stop(timeout=timeout)
+            except Exception:
+                pass
+            c.remove(force=True)
+            out.append(c.name)
+        return sorted(out)
 
     # ---- inspection
     @_engine_errors("inspect a container")

@@ -193,6 +193,7 @@ class _FakeSDK:
         self.existing: dict[str, dict] = {}     # containers already on the engine: name -> labels
         self.existing_volumes: dict[str, dict] = {}
         self.removed: list[str] = []
+        self.stopped: list[str] = []
 
         class Old:
             def __init__(self, name, labels):
@@ -201,6 +202,9 @@ class _FakeSDK:
 
             def remove(self, force=False):
                 outer.removed.append(self.name)
+
+            def stop(self, timeout=None):
+                outer.stopped.append(self.name)
 
         class Vol:
             def __init__(self, name, labels):
@@ -215,6 +219,11 @@ class _FakeSDK:
             def create(self, image, command, **kw):
                 outer.created.append({"image": image, "command": command, **kw})
                 return Ctr()
+
+            def list(self, all=False, filters=None):
+                want = dict(f.split("=", 1) for f in (filters or {}).get("label", []))
+                return [Old(n, lbl) for n, lbl in outer.existing.items()
+                        if all and n not in outer.removed and want.items() <= lbl.items()]
 
         class Volumes:
             def list(self, filters=None):
@@ -308,6 +317,18 @@ def test_this_folders_own_container_is_adopted():
     assert stack.container("broker-1") is not None
     sdk.existing["sandbox-shop-broker-1"] = OTHER
     assert stack.container("broker-1") is None   # never stopped, killed or removed from here
+
+
+def test_lowering_brokers_removes_the_extra_broker_containers_and_keeps_their_volumes():
+    sdk = _FakeSDK()
+    c = cfg()   # brokers = 2; broker-3 is left from brokers = 3
+    for svc in ("coordinator", "broker-1", "broker-2", "broker-3"):
+        sdk.existing[f"sandbox-shop-{svc}"] = dk.labels(c, service=svc, role="broker")
+    sdk.existing["sandbox-shop-broker-4"] = OTHER   # another folder's: never touched
+    stack = dk.DockerStack(c, client=sdk, image=None)
+    assert stack.up() == ["sandbox-shop-broker-3"]
+    assert sdk.stopped == ["sandbox-shop-broker-3"] and "sandbox-shop-broker-3" in sdk.removed
+    assert "sandbox-shop-broker-4" not in sdk.removed
 
 
 def test_the_coordinator_container_gets_the_catalogs_acls_before_it_starts(tmp_path):
