@@ -385,10 +385,11 @@ class DockerWatcher:
             gave_up = "crashed" if svc.state == "crashed" else "stopped"   # a config error stays shown
             svc.state, svc.healthy = (gave_up if not svc.wanted else "starting"), False
             return
-        healthy = st.health in (None, "healthy")
         result = self._probe(self._host, svc.port, 1.0)
         svc.latency_ms = result.latency_ms if result.ok else None
-        healthy = healthy and result.ok
+        # "starting": the engine's first check runs one healthcheck interval (10 s) after the start;
+        # our own ApiVersions round trip answering is the same test, taken sooner
+        healthy = result.ok and st.health in (None, "healthy", "starting")
         if healthy:
             svc.unhealthy_since = None
             if not svc.healthy:

@@ -13,6 +13,7 @@ import yaml
 
 from sandbox.config import load_config, parse_config
 from sandbox.runner import docker as dk
+from sandbox.runner.docker_plan import healthcheck
 
 ROOT = Path(__file__).resolve().parents[2]
 FILE = ROOT / "compose" / "docker-compose.3brokers.yml"
@@ -50,7 +51,7 @@ def test_three_brokers_with_their_own_ports_listeners_and_volumes():
         host_ports.append(port)
         assert s["volumes"] == [f"{name}-journal:/var/lib/sandbox"] and f"{name}-journal" in doc["volumes"]
         assert s["depends_on"]["coordinator"]["condition"] == "service_healthy"
-        assert s["healthcheck"]["test"][:4] == ["CMD", "python3", "-m", "sandbox.runner.probe"]
+        assert s["healthcheck"]["test"] == healthcheck(9092)["test"]   # the same probe as `up --docker`
     assert len(set(host_ports)) == 3
     topics = svcs["topics"]
     assert topics["command"][:2] == ["topics", "apply"]

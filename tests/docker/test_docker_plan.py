@@ -15,6 +15,7 @@ import yaml
 from sandbox.config import parse_config
 from sandbox.runner import docker as dk
 from sandbox.runner import wheelhouse
+from sandbox.runner.docker_plan import HEALTH_INTERVAL_S, PROBE_SCRIPT, healthcheck
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,8 +36,9 @@ def test_plan_labels_ports_listeners_and_healthchecks():
         assert all(host == "127.0.0.1" for host, _ in p.ports.values()), p.ports
         assert p.restart_policy == {"Name": "unless-stopped"}
         test = p.healthcheck["test"]
-        assert test[:4] == ["CMD", "python3", "-m", "sandbox.runner.probe"]   # ApiVersions, not nc -z
-        assert p.healthcheck["interval"] > 0 and p.healthcheck["retries"] >= 1
+        assert test[:5] == ["CMD", "python3", "-I", "-S", "-c"]   # ApiVersions (standard library only), not nc -z
+        assert "struct.pack(\">hhih\",18,0" in test[5] and "import socket,struct,sys;" in test[5]
+        assert p.healthcheck["interval"] >= 10 * 10**9 and p.healthcheck["retries"] >= 1
     coord, b1, b2 = plans
     assert coord.ports == {"9093/tcp": ("127.0.0.1", c.coordinator_port)}
     assert b1.ports == {"9092/tcp": ("127.0.0.1", 19092)} and b2.ports == {"9092/tcp": ("127.0.0.1", 19093)}
@@ -72,6 +74,61 @@ def test_volume_names_and_label_selector():
     assert dk.volume_name(c, "broker-1", "20261126T010203Z") == "sandbox-shop-broker-1-20261126T010203Z"
     assert f"{dk.LABEL}.sandbox=shop" in dk.selector(c)
     assert dk.slug("My Project!") == "my-project"
+
+
+def _serve_once(answer: bytes):
+    """A one-connection server on 127.0.0.1 that reads a request and writes `answer`; its port."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def run():
+        c, _ = srv.accept()
+        with c:
+            c.recv(100)
+            c.sendall(answer)
+        srv.close()
+    threading.Thread(target=run, daemon=True).start()
+    return srv.getsockname()[1]
+
+
+@pytest.mark.parametrize("answer,rc", [
+    (b"\x00\x00\x00\x0a" + b"\x00\x00\x00\x07" + b"\x00\x00" + b"\x00\x00\x00\x00", 0),   # error 0, no apis
+    (b"\x00\x00\x00\x06" + b"\x00\x00\x00\x07" + b"\x00\x23", 1),                  # error 35
+    (b"\x00\x00\x00\x06" + b"\x00\x00\x00\x08" + b"\x00\x00", 1),                  # another correlation id
+    (b"\x00\x00\x00\x40" + b"\x00\x00\x00\x07", 1),                                # a cut frame
+    (b"HTTP/1.1 400 Bad Request\r\n\r\n", 1),                                          # not Kafka
+])
+def test_the_healthcheck_probe_is_a_standard_library_api_versions_round_trip(answer, rc):
+    port = _serve_once(answer)
+    test = healthcheck(port)["test"]
+    assert test[1:] == ["python3", "-I", "-S", "-c", PROBE_SCRIPT, str(port)]
+    r = subprocess.run([sys.executable, *test[2:]], capture_output=True, timeout=20)
+    assert r.returncode == rc, r.stderr
+
+
+def test_the_healthcheck_probe_against_a_real_coordinator(tmp_path):
+    from helpers import listen_port
+
+    port = listen_port(1)
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "coordinator", "--host", "127.0.0.1", "--port", str(port),
+                             "--data-dir", str(tmp_path)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import time
+
+        deadline = time.monotonic() + 30
+        while True:
+            r = subprocess.run([sys.executable, *healthcheck(port)["test"][2:]], capture_output=True, timeout=20)
+            if r.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert r.returncode == 0, r.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_failing_step_names_the_step():
@@ -148,7 +205,9 @@ def test_compose_file_healthchecks_listeners_volumes_and_loopback_ports():
     for name in ("coordinator", "broker-1"):
         s = svcs[name]
         assert s["restart"] == "unless-stopped"
-        assert s["healthcheck"]["test"][:4] == ["CMD", "python3", "-m", "sandbox.runner.probe"]
+        port = {"coordinator": 9093, "broker-1": 9092}[name]
+        assert s["healthcheck"]["test"] == healthcheck(port)["test"]   # the same probe as `up --docker`
+        assert s["healthcheck"]["interval"] == f"{HEALTH_INTERVAL_S}s"
         for port in s["ports"]:
             assert port.startswith("127.0.0.1:"), port
         for vol in s["volumes"]:
@@ -268,7 +327,7 @@ def test_what_the_sdk_is_asked_to_create():
     assert b2["volumes"] == {"sandbox-shop-broker-2": {"bind": "/var/lib/sandbox", "mode": "rw"}}
     assert b2["ports"] == {"9092/tcp": ("127.0.0.1", 19093)}
     assert b2["network"] == "sandbox-shop" and b2["networking_config"] == {"sandbox-shop": {"Aliases": ["broker-2"]}}
-    assert b2["healthcheck"]["test"] == ["CMD", "python3", "-m", "sandbox.runner.probe", "127.0.0.1:9092"]
+    assert b2["healthcheck"]["test"] == ["CMD", "python3", "-I", "-S", "-c", dk.PROBE_SCRIPT, "9092"]
     assert b2["restart_policy"] == {"Name": "unless-stopped"}
     assert b2["labels"][f"{dk.LABEL}.service"] == "broker-2" and b2["labels"][f"{dk.LABEL}.role"] == "broker"
     assert "EXTERNAL=0.0.0.0:9092,advertised=127.0.0.1:19093" in b2["command"]

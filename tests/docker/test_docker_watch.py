@@ -422,3 +422,20 @@ def test_the_restore_is_owed_before_the_engine_swaps_the_journal_volume(tmp_path
     except RuntimeError:
         pass
     assert seen == [True] and (tmp_path / "broker-1.restore-owed").exists()
+
+
+def test_a_starting_container_that_answers_apiversions_is_healthy_before_the_engines_first_check():
+    """The engine's first healthcheck runs one interval (10 s) after the start; the watcher's own
+    ApiVersions round trip (the same test) counts while the engine still says "starting"."""
+    eng = FakeEngine()
+    for st in eng.states.values():
+        st.health = "starting"
+    w, _ = make(eng)
+    w.step()
+    assert [(s["state"], s["healthy"]) for s in w.snapshot()["services"]] == [("running", True)] * 2
+    eng2 = FakeEngine()
+    for st in eng2.states.values():
+        st.health = "starting"
+    w2, _ = make(eng2, probe_ok=False)
+    w2.step()
+    assert [(s["state"], s["healthy"]) for s in w2.snapshot()["services"]] == [("starting", False)] * 2
