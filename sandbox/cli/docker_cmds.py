@@ -73,6 +73,9 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, foreground: b
 def down_docker(cfg: SandboxConfig, purge: bool) -> None:
     eng = _engine(cfg)
     removed = _call(eng.down, purge)
+    if eng.disconnected:
+        typer.echo(f"disconnected {', '.join(eng.disconnected)} (not the sandbox's) from its network; "
+                   f"they keep running")
     typer.echo(f"removed {len(removed)} container(s), network(s)" + (" and volume(s)" if purge else
                "; the journal volumes are kept (`sandbox down --purge` deletes them)"))
 

@@ -174,6 +174,7 @@ class DockerStack:
         self.image = image
         self.plans = {p.service: p for p in plan(cfg)}
         self._procs: dict[int, psutil.Process] = {}
+        self.disconnected: list[str] = []   # containers not the sandbox's that down() took off its network
 
     # ---- ownership: names come from the sandbox's name (the folder's, by default), so two folders
     # named alike ask for the same containers, volumes and network; the root label tells them apart
@@ -517,13 +518,37 @@ class DockerStack:
                 pass
             c.remove(force=True)
             removed.append(c.name)
+        self.disconnected = []
+        refused = None
         for net in self.client.networks.list(filters={"label": selector(self.cfg)}):
-            net.remove()
-            removed.append(net.name)
+            # a container that is not the sandbox's (`docker run --network sandbox-NAME ...`, a
+            # compose service joined to it) keeps the network in use: the engine refuses to remove
+            # it ("has active endpoints", Docker Engine API NetworkDelete 403). It is disconnected
+            # (force), as `docker network disconnect -f` does, and keeps running.
+            try:
+                net.reload()
+                attached = list((net.attrs.get("Containers") or {}).items())
+            except Exception:
+                attached = []
+            for cid, info in attached:
+                try:
+                    net.disconnect(cid, force=True)
+                    self.disconnected.append((info or {}).get("Name") or cid[:12])
+                except Exception:
+                    pass
+            try:
+                net.remove()
+                removed.append(net.name)
+            except Exception as e:   # noqa: BLE001 - the volumes are still purged; said after
+                refused = (net.name, getattr(e, "explanation", None) or str(e))
         if purge:
             for v in self.client.volumes.list(filters={"label": selector(self.cfg)}):
                 v.remove(force=True)
                 removed.append(v.name)
+        if refused:
+            raise DockerError(f"the Docker engine refused to remove the network {refused[0]} ({refused[1]})"
+                              + ("; the journal volumes were deleted" if purge else "")
+                              + f"; see `docker network inspect {refused[0]}`, then run `sandbox down` again")
         return removed
 
     @_engine_errors("report the containers' health")
