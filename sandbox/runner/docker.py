@@ -376,6 +376,7 @@ class DockerStack:
             attrs = (ev.get("Actor") or {}).get("Attributes", {})
             out.append({"service": attrs.get(f"{LABEL}.service"), "action": ev.get("Action", ""),
                         "exit_code": int(attrs["exitCode"]) if "exitCode" in attrs else None,
+                        "signal": attrs.get("signal"),
                         "time_ns": int(ev.get("timeNano", 0)), "id": ev.get("id")})
         return out
 

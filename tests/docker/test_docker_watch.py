@@ -39,10 +39,10 @@ class FakeEngine:
         self.now_ns = 1_000_000_000_000
         self.log_lines: list[str] = []
 
-    def emit(self, service: str, action: str, exit_code: int | None = None) -> None:
+    def emit(self, service: str, action: str, exit_code: int | None = None, **attrs) -> None:
         self.now_ns += 1_000_000
         self.queue.append({"service": service, "action": action, "exit_code": exit_code,
-                           "time_ns": self.now_ns, "id": service})
+                           "time_ns": self.now_ns, "id": service, **attrs})
 
     def inspect(self, service):
         return self.states.get(service)
@@ -439,3 +439,43 @@ def test_a_starting_container_that_answers_apiversions_is_healthy_before_the_eng
     w2, _ = make(eng2, probe_ok=False)
     w2.step()
     assert [(s["state"], s["healthy"]) for s in w2.snapshot()["services"]] == [("starting", False)] * 2
+
+
+def test_one_sandbox_kill_is_one_restart():
+    """`docker kill` (what `sandbox kill` does) disables the restart policy until the next start: the
+    container stays exited, the watcher starts it; the crash and that start are one restart."""
+    eng = FakeEngine()
+    w, _ = make(eng)
+    w.step()
+
+    def kill(service):
+        eng.calls.append(("kill", service))
+        eng.emit(service, "kill", signal="9")
+        eng.emit(service, "die", 137)
+        eng.states[service].status, eng.states[service].exit_code = "exited", 137
+    eng.kill = kill
+    w.kill("broker-1")
+    for _ in range(4):
+        w.step()
+    assert eng.calls.count(("start", "broker-1")) == 1
+    assert kinds(w, "broker-1").count("crash") == 1
+    assert w.snapshot()["services"][1]["restarts"] == 1
+
+
+def test_docker_stop_by_hand_is_left_stopped_not_a_crash():
+    eng = FakeEngine()
+    w, _ = make(eng)
+    w.step()
+    eng.emit("broker-1", "kill", signal="15")
+    eng.emit("broker-1", "die", 143)
+    eng.emit("broker-1", "stop")
+    eng.states["broker-1"].status, eng.states["broker-1"].exit_code = "exited", 143
+    for _ in range(5):
+        w.step()
+    b = w.snapshot()["services"][1]
+    assert (b["state"], b["healthy"], b["restarts"]) == ("stopped", False, 0)
+    assert "`sandbox restart broker-1`" in b["problem"]
+    assert "crash" not in kinds(w, "broker-1") and "stop" in kinds(w, "broker-1")
+    assert ("start", "broker-1") not in eng.calls
+    w.restart("broker-1")
+    assert ("restart", "broker-1") in eng.calls and w.snapshot()["services"][1]["problem"] is None
