@@ -256,6 +256,12 @@ class DockerStack:
 
         p = self.plans[service]
         c = self.container(service)
+        if c is not None and (c.attrs.get("State") or {}).get("Paused"):
+            # frozen by a `sandbox pause --for` whose watcher ended before its resume time (or by
+            # `docker pause`): the engine refuses to start, restart or stop-for-recreate a paused
+            # container ("cannot start a paused container, try unpause instead")
+            c.unpause()
+            c.reload()
         if c is None:
             self.check_ours()   # a container of that name another folder's sandbox runs is never removed
         if c is not None and ((self.image and c.attrs.get("Config", {}).get("Image") != self.image)

@@ -145,12 +145,27 @@ class DockerWatcher:
 
     def run(self, stop: threading.Event, interval: float = 0.5, *, stop_services: bool = False) -> None:
         """Loop step() until `stop`; the containers outlive the watcher (`sandbox down` removes them)."""
-        while not stop.is_set():
-            try:
-                self.step()
-            except Exception:
-                log.exception("docker watcher step failed")
-            stop.wait(interval)
+        try:
+            while not stop.is_set():
+                try:
+                    self.step()
+                except Exception:
+                    log.exception("docker watcher step failed")
+                stop.wait(interval)
+        finally:
+            self.release_pauses()
+
+    def release_pauses(self) -> None:
+        """Unpause what `sandbox pause --for` froze: its resume time lives in this watcher only, so a
+        watcher that ends (replaced, stopped) would leave the container frozen for good."""
+        with self._lock:
+            for s in self._svcs:
+                if s.paused_until is not None:
+                    try:
+                        self._resume(s)
+                    except Exception as e:   # noqa: BLE001 - the next one tries (create/start unpause)
+                        log.info("could not unpause %s: %s", s.name, e)
+            self._flush(force=True)
 
     def stop_all(self, grace_s: float | None = None) -> None:
         with self._lock:

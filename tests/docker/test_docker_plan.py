@@ -378,6 +378,39 @@ def test_this_folders_own_container_is_adopted():
     assert stack.container("broker-1") is None   # never stopped, killed or removed from here
 
 
+def test_a_paused_container_is_unpaused_before_it_is_started():
+    """A `sandbox pause --for` whose watcher ended left the container paused; the engine refuses to
+    start a paused container, so create()/start() unpause it first."""
+    sdk = _FakeSDK()
+    c = cfg()
+    svc = "broker-1"
+    calls = []
+
+    class Paused:
+        name, status = f"sandbox-shop-{svc}", "paused"
+        labels = dk.labels(c, service=svc, role="broker")
+        plan = dk.DockerStack(c, client=sdk).plans[svc]
+        attrs = {"State": {"Paused": True}, "Config": {"Image": None, "Cmd": plan.command},
+                 "HostConfig": {"PortBindings": {k: [{"HostIp": h, "HostPort": str(p)}] for k, (h, p) in plan.ports.items()}}}
+
+        def unpause(self):
+            calls.append("unpause")
+            self.attrs = {**self.attrs, "State": {"Paused": False}}
+            self.status = "running"
+
+        def reload(self):
+            pass
+
+        def start(self):
+            calls.append("start")
+
+    ctr = Paused()
+    sdk.containers.get = lambda name: ctr if name == ctr.name else (_ for _ in ()).throw(
+        __import__("docker").errors.NotFound("no"))
+    dk.DockerStack(c, client=sdk, image=None).start(svc)
+    assert calls == ["unpause"]
+
+
 def test_lowering_brokers_removes_the_extra_broker_containers_and_keeps_their_volumes():
     sdk = _FakeSDK()
     c = cfg()   # brokers = 2; broker-3 is left from brokers = 3

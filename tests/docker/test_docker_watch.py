@@ -479,3 +479,19 @@ def test_docker_stop_by_hand_is_left_stopped_not_a_crash():
     assert ("start", "broker-1") not in eng.calls
     w.restart("broker-1")
     assert ("restart", "broker-1") in eng.calls and w.snapshot()["services"][1]["problem"] is None
+
+
+def test_a_pause_for_is_released_when_the_watcher_ends():
+    import threading
+
+    eng = FakeEngine()
+    eng.pause = lambda s: eng.calls.append(("pause", s))
+    eng.unpause = lambda s: eng.calls.append(("unpause", s))
+    w, _ = make(eng)
+    w.step()
+    w.pause("broker-1", 600)
+    stop = threading.Event()
+    stop.set()
+    w.run(stop, interval=0.01)
+    assert ("unpause", "broker-1") in eng.calls
+    assert "resume" in kinds(w, "broker-1")
