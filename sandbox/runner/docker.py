@@ -9,6 +9,7 @@ import functools
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -174,6 +175,7 @@ class DockerStack:
         self.image = image
         self.plans = {p.service: p for p in plan(cfg)}
         self._procs: dict[int, psutil.Process] = {}
+        self._local: bool | None = None   # pids_local(), asked of the engine once
         self.disconnected: list[str] = []   # containers not the sandbox's that down() took off its network
 
     # ---- ownership: names come from the sandbox's name (the folder's, by default), so two folders
@@ -370,7 +372,37 @@ class DockerStack:
         health = (st.get("Health") or {}).get("Status")
         return ContainerState(service, c.name, st.get("Status", c.status), health,
                               st.get("ExitCode"), int(c.attrs.get("RestartCount", 0)),
-                              st.get("StartedAt"), st.get("Pid") or None, mounts[0] if mounts else None)
+                              st.get("StartedAt"), (st.get("Pid") or None) if self.pids_local() else None,
+                              mounts[0] if mounts else None, bool(st.get("OOMKilled")))
+
+    def pids_local(self) -> bool:
+        """Whether the engine's process ids are this machine's: a Linux engine on this kernel. Docker
+        Desktop (Windows, macOS, and Linux too) runs containers in a VM, whose pids name unrelated
+        host processes or none (its `docker info` OperatingSystem is "Docker Desktop")."""
+        if self._local is None:
+            try:
+                os_name = str(self.client.info().get("OperatingSystem", ""))
+            except Exception:
+                os_name = ""
+            self._local = sys.platform.startswith("linux") and bool(os_name) and "Docker Desktop" not in os_name
+        return self._local
+
+    def _host_process(self, c) -> psutil.Process | None:
+        """The container's main process on this machine, only when its start time is the container's
+        (a pid alone may name another process: a remote engine, a VM, a reused pid)."""
+        st = c.attrs.get("State", {})
+        pid = st.get("Pid")
+        if not pid or not self.pids_local():
+            return None
+        started = _epoch(st.get("StartedAt") or "")
+        try:
+            proc = psutil.Process(pid)
+            if started is None or abs(proc.create_time() - started) > 2.0:
+                return None
+            proc.cpu_percent(None)
+            return proc
+        except (psutil.Error, OSError):
+            return None
 
     @_engine_errors("list container events")
     def events(self, since: float, until: float) -> list[dict]:
@@ -419,13 +451,15 @@ class DockerStack:
         pid = c.attrs.get("State", {}).get("Pid")
         proc = self._procs.get(pid) if pid else None
         try:
-            if pid and proc is None and psutil.pid_exists(pid):   # same kernel (Linux engines)
-                proc = self._procs[pid] = psutil.Process(pid)
-                proc.cpu_percent(None)
+            if pid and proc is None:   # a local Linux engine's process, started with the container
+                proc = self._host_process(c)
+                if proc is not None:
+                    self._procs[pid] = proc
             if proc is not None:
                 with proc.oneshot():
                     out["cpu_percent"], out["rss_bytes"] = proc.cpu_percent(None), proc.memory_info().rss
-                    out["open_files"] = proc.num_fds()
+                    # num_fds is POSIX only (psutil has none on Windows: AttributeError)
+                    out["open_files"] = proc.num_fds() if hasattr(proc, "num_fds") else None
         except (psutil.Error, OSError):
             self._procs.pop(pid, None)
         if out["rss_bytes"] is None:   # Docker Desktop: the process is inside a VM
@@ -576,6 +610,18 @@ class DockerStack:
         bad = [f"{s}: {st.status}/{st.health}" for s, st in states.items() if s not in ok]
         bad += [f"{s}: no container" for s in self.plans if s not in states]
         raise NotHealthyInTime("; ".join(bad))
+
+
+def _epoch(text: str) -> float | None:
+    """The engine's RFC 3339 time ('2026-11-26T03:10:00.123456789Z') in epoch seconds."""
+    from datetime import datetime, timezone
+
+    try:
+        head, _, frac = text.rstrip("Z").partition(".")
+        t = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+        return None if t <= 0 else t + (float("0." + frac[:6]) if frac else 0.0)
+    except ValueError:
+        return None
 
 
 def _published(c) -> dict[str, tuple[str, str]]:

@@ -151,5 +151,7 @@ class ContainerState:
     exit_code: int | None
     restart_count: int
     started_at: str | None
-    pid: int | None             # the main process on the engine's kernel (0/None when not running)
+    pid: int | None             # the main process on this machine's kernel (None when not running, or
+                                # when the engine is not a local Linux one: Docker Desktop's is a VM's)
     volume: str | None
+    oom_killed: bool = False    # the kernel's OOM killer ended its last run (State.OOMKilled)

@@ -88,6 +88,7 @@ class _Svc(OwesRestore):
         self.paused_until: float | None = None   # frozen on request (sandbox pause) until then
         self.exit_counted = False          # its last exit was counted as a restart (the crash path)
         self.stopping_by_hand = False      # a SIGTERM we did not send (`docker stop`): the die is no crash
+        self.oom = False                   # an oom event came before its die
 
 
 class DockerWatcher:
@@ -250,7 +251,9 @@ class DockerWatcher:
 
     def _on_engine_event(self, svc: _Svc, ev: dict) -> None:
         action, ours = ev["action"], ev["time_ns"] <= svc.ours_until_ns
-        if action == "kill":
+        if action == "oom":
+            svc.oom = True
+        elif action == "kill":
             # `docker stop` sends SIGTERM (a kill event, signal 15) before the die and a stop event
             # after it; `sandbox kill` and `docker kill` send SIGKILL (9): those are crashes
             if not ours and svc.wanted and str(ev.get("signal") or "") not in ("", "9", "SIGKILL", "KILL"):
@@ -268,7 +271,7 @@ class DockerWatcher:
             self._crash(svc, ev.get("exit_code"))
         elif action == "start":
             svc.started_wall, svc.exited_seen, svc.scanned_start = ev["time_ns"] / 1e9, 0, None
-            svc.exit_counted = svc.stopping_by_hand = False
+            svc.exit_counted = svc.stopping_by_hand = svc.oom = False
             if not ours and not svc.wanted and svc.problem == _stopped_problem(svc.name):
                 svc.wanted, svc.problem = True, None   # `docker start` by hand: watched again
             if svc.ever_started and not ours:
@@ -302,8 +305,12 @@ class DockerWatcher:
             self._emit(svc.name, "config-error", svc.problem, exit_code=code,
                        reason=said[-1].get("reason") if said else None, log_tail=tail[-20:])
             return
+        st = self.engine.inspect(svc.name)
+        oom, svc.oom = svc.oom or bool(getattr(st, "oom_killed", False)), False
         detail = f"exit code {code}" + (" (its journal cannot be repaired)" if code == EXIT_UNREPAIRABLE else "")
-        self._emit(svc.name, "crash", detail, exit_code=code, log_tail=tail[-20:])
+        if oom:   # the kernel's OOM killer (the container's memory limit, or Docker Desktop's VM)
+            detail += ", killed for want of memory (OOM)"
+        self._emit(svc.name, "crash", detail, exit_code=code, log_tail=tail[-20:], oom=oom)
         p, now = self.policy, self._clock()
         svc.state = "recovering"
         if p.on_crash == "off":

@@ -411,6 +411,76 @@ def test_a_paused_container_is_unpaused_before_it_is_started():
     assert calls == ["unpause"]
 
 
+class _Measured:
+    """A running container for DockerStack.measure (no engine)."""
+
+    def __init__(self, pid, started):
+        self.status = "running"
+        self.attrs = {"State": {"Pid": pid, "StartedAt": started}}
+
+    def stats(self, stream=False, one_shot=True):
+        return {"memory_stats": {"usage": 777}}
+
+    def exec_run(self, cmd, demux=False):
+        raise RuntimeError("no exec here")
+
+
+def _measure(monkeypatch, os_name, started, proc_cls=None):
+    import os
+
+    sdk = _FakeSDK()
+    sdk.info = lambda: {"OperatingSystem": os_name}
+    stack = dk.DockerStack(cfg(), client=sdk)
+    ctr = _Measured(os.getpid(), started)
+    monkeypatch.setattr(stack, "container", lambda service: ctr)
+    if proc_cls is not None:
+        monkeypatch.setattr(dk.psutil, "Process", proc_cls)
+    return stack.measure("broker-1")
+
+
+def _rfc3339(t):
+    import datetime
+
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_host_process_figures_only_from_a_local_linux_engine_and_the_containers_own_process(monkeypatch):
+    import psutil
+
+    me = psutil.Process()
+    started = _rfc3339(me.create_time())
+    if sys.platform.startswith("linux"):
+        local = _measure(monkeypatch, "Debian GNU/Linux 12 (bookworm)", started)
+        assert local["open_files"] is not None and local["rss_bytes"] and local["rss_bytes"] != 777
+    # Docker Desktop: the pid is a VM's; the engine's stats give the memory
+    desktop = _measure(monkeypatch, "Docker Desktop", started)
+    assert desktop["open_files"] is None and desktop["cpu_percent"] is None and desktop["rss_bytes"] == 777
+    # a pid of this machine that is not the container's process (another start time)
+    other = _measure(monkeypatch, "Debian GNU/Linux 12 (bookworm)", _rfc3339(me.create_time() - 3600))
+    assert other["open_files"] is None and other["rss_bytes"] == 777
+
+
+def test_open_files_are_not_asked_of_a_process_without_num_fds(monkeypatch):
+    """psutil has no num_fds on Windows: measure() raised AttributeError instead of giving figures."""
+    import psutil
+
+    real = psutil.Process
+
+    class NoFds:
+        def __init__(self, pid):
+            self._p = real(pid)
+
+        def __getattr__(self, name):
+            if name == "num_fds":
+                raise AttributeError(name)
+            return getattr(self._p, name)
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    started = _rfc3339(psutil.Process().create_time())
+    got = _measure(monkeypatch, "Debian GNU/Linux 12 (bookworm)", started, NoFds)
+    assert got["open_files"] is None and got["rss_bytes"] is not None and got["cpu_percent"] is not None
+
+
 def test_lowering_brokers_removes_the_extra_broker_containers_and_keeps_their_volumes():
     sdk = _FakeSDK()
     c = cfg()   # brokers = 2; broker-3 is left from brokers = 3

@@ -495,3 +495,23 @@ def test_a_pause_for_is_released_when_the_watcher_ends():
     w.run(stop, interval=0.01)
     assert ("unpause", "broker-1") in eng.calls
     assert "resume" in kinds(w, "broker-1")
+
+
+def test_an_oom_kill_is_said_in_the_crash_event():
+    eng = FakeEngine()
+    w, _ = make(eng)
+    w.step()
+    eng.emit("broker-1", "oom")
+    eng.emit("broker-1", "die", 137)
+    eng.emit("broker-1", "start")
+    w.step()
+    crash = [e for e in w.events if e["kind"] == "crash"][-1]
+    assert crash["detail"] == "exit code 137, killed for want of memory (OOM)" and crash["oom"] is True
+    eng.states["broker-1"].oom_killed = True   # no oom event seen (before this watcher): the engine's State
+    eng.emit("broker-1", "die", 137)
+    w.step()
+    assert [e for e in w.events if e["kind"] == "crash"][-1]["detail"].endswith("(OOM)")
+    eng.states["broker-1"].oom_killed = False
+    eng.emit("broker-1", "die", 1)
+    w.step()
+    assert [e for e in w.events if e["kind"] == "crash"][-1]["detail"] == "exit code 1"
