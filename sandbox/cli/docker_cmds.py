@@ -36,6 +36,7 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, foreground: b
 
     t0 = time.monotonic()
     eng = _engine(cfg)
+    _call(eng.check_ours)   # another folder's sandbox of the same name: refused, never adopted
     existing = _call(eng.containers)
     check_ports(cfg, only_http=bool(existing))  # our own containers hold their ports already
     if existing:
@@ -47,7 +48,10 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, foreground: b
     stack.runtime_file(cfg).unlink(missing_ok=True)
     stack.write_runtime(cfg, overrides={**overrides, "mode": "docker"}, ephemeral=False,
                         config_text=cfg.source, image=image, running=stack.running_settings(cfg))
-    _call(eng.up)
+    retired = _call(eng.up)
+    if retired:
+        typer.echo(f"stopped and removed {', '.join(retired)} (no longer in sandbox.toml: brokers = {cfg.brokers}); "
+                   f"their journal volumes are kept (`sandbox down --purge` deletes them)")
     if foreground:
         def cleanup() -> None:
             removed = _call(eng.down, False)
@@ -69,6 +73,9 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, foreground: b
 def down_docker(cfg: SandboxConfig, purge: bool) -> None:
     eng = _engine(cfg)
     removed = _call(eng.down, purge)
+    if eng.disconnected:
+        typer.echo(f"disconnected {', '.join(eng.disconnected)} (not the sandbox's) from its network; "
+                   f"they keep running")
     typer.echo(f"removed {len(removed)} container(s), network(s)" + (" and volume(s)" if purge else
                "; the journal volumes are kept (`sandbox down --purge` deletes them)"))
 

@@ -9,6 +9,7 @@ import functools
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,9 +20,11 @@ import psutil
 from sandbox.config import SandboxConfig
 from sandbox.runner import wheelhouse
 from sandbox.runner.docker_plan import (  # noqa: F401  (re-exported: the plan is part of docker mode's API)
-    COORDINATOR_PORT, DEFAULT_BASE_IMAGE, EXTERNAL_PORT, IMAGE_REPO, INTERNAL_PORT, JOURNAL_MOUNT, LABEL, SASL_PORT,
+    COORDINATOR_PORT, DEFAULT_BASE_IMAGE, EXTERNAL_PORT, IMAGE_REPO, INTERNAL_PORT, JOURNAL_MOUNT, LABEL, PROBE_SCRIPT,
+    SASL_PORT,
     SEED_ACLS, ContainerPlan, ContainerState, DockerError, NotHealthyInTime, healthcheck, labels, plan, prefix, selector,
     slug, volume_name)
+from sandbox.runner.probe import api_versions_round_trip
 from sandbox.runner.quarantine import stamp
 
 # ------------------------------------------------------------------ the engine
@@ -172,13 +175,54 @@ class DockerStack:
         self.image = image
         self.plans = {p.service: p for p in plan(cfg)}
         self._procs: dict[int, psutil.Process] = {}
+        self._local: bool | None = None   # pids_local(), asked of the engine once
+        self.disconnected: list[str] = []   # containers not the sandbox's that down() took off its network
+
+    # ---- ownership: names come from the sandbox's name (the folder's, by default), so two folders
+    # named alike ask for the same containers, volumes and network; the root label tells them apart
+    def _refuse_foreign(self, kind: str, name: str, found_labels: dict | None) -> None:
+        """DockerError when the engine's `kind` called `name` is not this folder's sandbox's."""
+        root = (found_labels or {}).get(f"{LABEL}.root")
+        if root == str(self.cfg.root):
+            return
+        whose = f"the sandbox in {root}" if root else "something that is not a sandbox (no io.kafka-sandbox labels)"
+        stop = f"stop that sandbox with `sandbox down` in {root}" if root else f"remove or rename that {kind}"
+        raise DockerError(f"the Docker {kind} {name} belongs to {whose}, not to this folder's sandbox "
+                          f"{self.cfg.name!r} ({self.cfg.root}); {stop}, or give this sandbox another name "
+                          f"(name = \"...\" under [sandbox] in its sandbox.toml, or rename this folder)")
+
+    @_engine_errors("check the sandbox's containers, volumes and network")
+    def check_ours(self) -> None:
+        """Refuse (DockerError) when a container, journal volume or the network this sandbox would
+        use by name is another folder's: never mount its journals nor remove its containers."""
+        for p in self.plans.values():
+            try:
+                c = self.client.containers.get(p.name)
+            except _not_found():
+                continue
+            self._refuse_foreign("container", p.name, c.labels)
+        for service in self.plans:
+            if not self.volumes(service):   # ours are found by label; this name would be created
+                name = volume_name(self.cfg, service, "0")
+                try:
+                    self._refuse_foreign("volume", name, self.client.volumes.get(name).attrs.get("Labels"))
+                except _not_found():
+                    pass
+        name = prefix(self.cfg)
+        for n in self.client.networks.list(names=[name]):
+            if n.name == name:
+                self._refuse_foreign("network", name, n.attrs.get("Labels"))
 
     # ---- creation
     @_engine_errors("create the network")
     def network(self):
         name = prefix(self.cfg)
-        found = self.client.networks.list(names=[name])
+        # the engine's name filter matches any network whose name CONTAINS the string ("sandbox-shop"
+        # finds "sandbox-shop-admin" of another project; Docker docs, `docker network ls --filter
+        # name=`: "matches all or part of a network's name"), so only the exact name is ours
+        found = [n for n in self.client.networks.list(names=[name]) if n.name == name]
         if found:
+            self._refuse_foreign("network", name, found[0].attrs.get("Labels"))
             return found[0]
         return self.client.networks.create(name, driver="bridge", labels=labels(self.cfg, kind="network"))
 
@@ -196,6 +240,13 @@ class DockerStack:
 
     def _new_volume(self, service: str, generation: str) -> str:
         name = volume_name(self.cfg, service, generation)
+        # the engine's volume create returns an existing volume of that name silently (Docker API,
+        # VolumeCreate: "if a volume with the same name already exists, it is returned"): another
+        # folder's journal would be mounted as ours
+        try:
+            self._refuse_foreign("volume", name, self.client.volumes.get(name).attrs.get("Labels"))
+        except _not_found():
+            pass
         self.client.volumes.create(name, labels=labels(self.cfg, service=service, kind="journal",
                                                        generation=generation))
         return name
@@ -207,6 +258,14 @@ class DockerStack:
 
         p = self.plans[service]
         c = self.container(service)
+        if c is not None and (c.attrs.get("State") or {}).get("Paused"):
+            # frozen by a `sandbox pause --for` whose watcher ended before its resume time (or by
+            # `docker pause`): the engine refuses to start, restart or stop-for-recreate a paused
+            # container ("cannot start a paused container, try unpause instead")
+            c.unpause()
+            c.reload()
+        if c is None:
+            self.check_ours()   # a container of that name another folder's sandbox runs is never removed
         if c is not None and ((self.image and c.attrs.get("Config", {}).get("Image") != self.image)
                               or c.attrs.get("Config", {}).get("Cmd") != p.command or _published(c) != _wanted(p)):
             # built from an older image, or started with other settings or ports (sandbox.toml
@@ -262,17 +321,42 @@ class DockerStack:
                     f"choose other ports in sandbox.toml ([sandbox] port / coordinator_port) or with --port")
         return f"could not start container {p.name}: {text}"
 
-    def up(self) -> None:
+    def up(self) -> list[str]:
+        """Create and start the plan's containers; returns the names of the containers removed
+        because their service is no longer in the plan (see retire_extra)."""
+        self.check_ours()
+        retired = self.retire_extra()
         for service in self.plans:   # coordinator first
             self.create(service)
+        return retired
+
+    @_engine_errors("remove the containers of services no longer configured")
+    def retire_extra(self, timeout: int = 10) -> list[str]:
+        """Stop and remove this sandbox's containers whose service the plan no longer has (`brokers`
+        lowered): they held ports the new plan may need and kept running, registered with the
+        coordinator. Their journal volumes are kept (only `down --purge` deletes journals)."""
+        out = []
+        for c in self.containers():
+            if (c.labels or {}).get(f"{LABEL}.service") in self.plans:
+                continue
+            try:
+                c.stop(timeout=timeout)
+            except Exception:
+                pass
+            c.remove(force=True)
+            out.append(c.name)
+        return sorted(out)
 
     # ---- inspection
     @_engine_errors("inspect a container")
     def container(self, service: str):
+        """The service's container; None when there is none, or when the one of that name is another
+        folder's sandbox's (never stopped, killed or removed from here)."""
         try:
-            return self.client.containers.get(self.plans[service].name)
+            c = self.client.containers.get(self.plans[service].name)
         except _not_found():
             return None
+        return c if (c.labels or {}).get(f"{LABEL}.root") == str(self.cfg.root) else None
 
     @_engine_errors("list the containers")
     def containers(self) -> list:
@@ -288,7 +372,37 @@ class DockerStack:
         health = (st.get("Health") or {}).get("Status")
         return ContainerState(service, c.name, st.get("Status", c.status), health,
                               st.get("ExitCode"), int(c.attrs.get("RestartCount", 0)),
-                              st.get("StartedAt"), st.get("Pid") or None, mounts[0] if mounts else None)
+                              st.get("StartedAt"), (st.get("Pid") or None) if self.pids_local() else None,
+                              mounts[0] if mounts else None, bool(st.get("OOMKilled")))
+
+    def pids_local(self) -> bool:
+        """Whether the engine's process ids are this machine's: a Linux engine on this kernel. Docker
+        Desktop (Windows, macOS, and Linux too) runs containers in a VM, whose pids name unrelated
+        host processes or none (its `docker info` OperatingSystem is "Docker Desktop")."""
+        if self._local is None:
+            try:
+                os_name = str(self.client.info().get("OperatingSystem", ""))
+            except Exception:
+                os_name = ""
+            self._local = sys.platform.startswith("linux") and bool(os_name) and "Docker Desktop" not in os_name
+        return self._local
+
+    def _host_process(self, c) -> psutil.Process | None:
+        """The container's main process on this machine, only when its start time is the container's
+        (a pid alone may name another process: a remote engine, a VM, a reused pid)."""
+        st = c.attrs.get("State", {})
+        pid = st.get("Pid")
+        if not pid or not self.pids_local():
+            return None
+        started = _epoch(st.get("StartedAt") or "")
+        try:
+            proc = psutil.Process(pid)
+            if started is None or abs(proc.create_time() - started) > 2.0:
+                return None
+            proc.cpu_percent(None)
+            return proc
+        except (psutil.Error, OSError):
+            return None
 
     @_engine_errors("list container events")
     def events(self, since: float, until: float) -> list[dict]:
@@ -300,6 +414,7 @@ class DockerStack:
             attrs = (ev.get("Actor") or {}).get("Attributes", {})
             out.append({"service": attrs.get(f"{LABEL}.service"), "action": ev.get("Action", ""),
                         "exit_code": int(attrs["exitCode"]) if "exitCode" in attrs else None,
+                        "signal": attrs.get("signal"),
                         "time_ns": int(ev.get("timeNano", 0)), "id": ev.get("id")})
         return out
 
@@ -336,13 +451,15 @@ class DockerStack:
         pid = c.attrs.get("State", {}).get("Pid")
         proc = self._procs.get(pid) if pid else None
         try:
-            if pid and proc is None and psutil.pid_exists(pid):   # same kernel (Linux engines)
-                proc = self._procs[pid] = psutil.Process(pid)
-                proc.cpu_percent(None)
+            if pid and proc is None:   # a local Linux engine's process, started with the container
+                proc = self._host_process(c)
+                if proc is not None:
+                    self._procs[pid] = proc
             if proc is not None:
                 with proc.oneshot():
                     out["cpu_percent"], out["rss_bytes"] = proc.cpu_percent(None), proc.memory_info().rss
-                    out["open_files"] = proc.num_fds()
+                    # num_fds is POSIX only (psutil has none on Windows: AttributeError)
+                    out["open_files"] = proc.num_fds() if hasattr(proc, "num_fds") else None
         except (psutil.Error, OSError):
             self._procs.pop(pid, None)
         if out["rss_bytes"] is None:   # Docker Desktop: the process is inside a VM
@@ -442,27 +559,69 @@ class DockerStack:
                 pass
             c.remove(force=True)
             removed.append(c.name)
+        self.disconnected = []
+        refused = None
         for net in self.client.networks.list(filters={"label": selector(self.cfg)}):
-            net.remove()
-            removed.append(net.name)
+            # a container that is not the sandbox's (`docker run --network sandbox-NAME ...`, a
+            # compose service joined to it) keeps the network in use: the engine refuses to remove
+            # it ("has active endpoints", Docker Engine API NetworkDelete 403). It is disconnected
+            # (force), as `docker network disconnect -f` does, and keeps running.
+            try:
+                net.reload()
+                attached = list((net.attrs.get("Containers") or {}).items())
+            except Exception:
+                attached = []
+            for cid, info in attached:
+                try:
+                    net.disconnect(cid, force=True)
+                    self.disconnected.append((info or {}).get("Name") or cid[:12])
+                except Exception:
+                    pass
+            try:
+                net.remove()
+                removed.append(net.name)
+            except Exception as e:   # noqa: BLE001 - the volumes are still purged; said after
+                refused = (net.name, getattr(e, "explanation", None) or str(e))
         if purge:
             for v in self.client.volumes.list(filters={"label": selector(self.cfg)}):
                 v.remove(force=True)
                 removed.append(v.name)
+        if refused:
+            raise DockerError(f"the Docker engine refused to remove the network {refused[0]} ({refused[1]})"
+                              + ("; the journal volumes were deleted" if purge else "")
+                              + f"; see `docker network inspect {refused[0]}`, then run `sandbox down` again")
         return removed
 
     @_engine_errors("report the containers' health")
     def wait_healthy(self, timeout: float) -> dict[str, ContainerState]:
         deadline = time.monotonic() + timeout
         states: dict[str, ContainerState] = {}
+        ok: set[str] = set()
         while time.monotonic() < deadline:
             states = {s: st for s in self.plans if (st := self.inspect(s)) is not None}
-            if len(states) == len(self.plans) and all(st.health == "healthy" for st in states.values()):
+            # the engine's first healthcheck runs one interval (10 s) after the start: until then
+            # ("starting") the same ApiVersions round trip from the host counts
+            ok = {s for s, st in states.items() if st.health == "healthy" or (
+                st.health == "starting" and st.status == "running"
+                and api_versions_round_trip(self.cfg.connect_host, self.plans[s].host_port, 1.0).ok)}
+            if len(ok) == len(self.plans):
                 return states
             time.sleep(0.25)
-        bad = [f"{s}: {st.status}/{st.health}" for s, st in states.items() if st.health != "healthy"]
+        bad = [f"{s}: {st.status}/{st.health}" for s, st in states.items() if s not in ok]
         bad += [f"{s}: no container" for s in self.plans if s not in states]
         raise NotHealthyInTime("; ".join(bad))
+
+
+def _epoch(text: str) -> float | None:
+    """The engine's RFC 3339 time ('2026-11-26T03:10:00.123456789Z') in epoch seconds."""
+    from datetime import datetime, timezone
+
+    try:
+        head, _, frac = text.rstrip("Z").partition(".")
+        t = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+        return None if t <= 0 else t + (float("0." + frac[:6]) if frac else 0.0)
+    except ValueError:
+        return None
 
 
 def _published(c) -> dict[str, tuple[str, str]]:

@@ -86,6 +86,9 @@ class _Svc(OwesRestore):
         self.measured_at = 0.0
         self.problem: str | None = None    # one sentence status shows (a configuration error)
         self.paused_until: float | None = None   # frozen on request (sandbox pause) until then
+        self.exit_counted = False          # its last exit was counted as a restart (the crash path)
+        self.stopping_by_hand = False      # a SIGTERM we did not send (`docker stop`): the die is no crash
+        self.oom = False                   # an oom event came before its die
 
 
 class DockerWatcher:
@@ -143,12 +146,27 @@ class DockerWatcher:
 
     def run(self, stop: threading.Event, interval: float = 0.5, *, stop_services: bool = False) -> None:
         """Loop step() until `stop`; the containers outlive the watcher (`sandbox down` removes them)."""
-        while not stop.is_set():
-            try:
-                self.step()
-            except Exception:
-                log.exception("docker watcher step failed")
-            stop.wait(interval)
+        try:
+            while not stop.is_set():
+                try:
+                    self.step()
+                except Exception:
+                    log.exception("docker watcher step failed")
+                stop.wait(interval)
+        finally:
+            self.release_pauses()
+
+    def release_pauses(self) -> None:
+        """Unpause what `sandbox pause --for` froze: its resume time lives in this watcher only, so a
+        watcher that ends (replaced, stopped) would leave the container frozen for good."""
+        with self._lock:
+            for s in self._svcs:
+                if s.paused_until is not None:
+                    try:
+                        self._resume(s)
+                    except Exception as e:   # noqa: BLE001 - the next one tries (create/start unpause)
+                        log.info("could not unpause %s: %s", s.name, e)
+            self._flush(force=True)
 
     def stop_all(self, grace_s: float | None = None) -> None:
         with self._lock:
@@ -233,18 +251,47 @@ class DockerWatcher:
 
     def _on_engine_event(self, svc: _Svc, ev: dict) -> None:
         action, ours = ev["action"], ev["time_ns"] <= svc.ours_until_ns
-        if action == "die":
+        if action == "oom":
+            svc.oom = True
+        elif action == "kill":
+            # `docker stop` sends SIGTERM (a kill event, signal 15) before the die and a stop event
+            # after it; `sandbox kill` and `docker kill` send SIGKILL (9): those are crashes
+            if not ours and svc.wanted and str(ev.get("signal") or "") not in ("", "9", "SIGKILL", "KILL"):
+                svc.stopping_by_hand = True
+        elif action == "stop":
+            if not ours and svc.wanted:
+                self._stopped_by_hand(svc)
+        elif action == "die":
             svc.healthy, svc.last_exit_code = False, ev.get("exit_code")
             if ours or not svc.wanted:
+                return
+            if svc.stopping_by_hand:
+                self._stopped_by_hand(svc)
                 return
             self._crash(svc, ev.get("exit_code"))
         elif action == "start":
             svc.started_wall, svc.exited_seen, svc.scanned_start = ev["time_ns"] / 1e9, 0, None
+            svc.exit_counted = svc.stopping_by_hand = svc.oom = False
+            if not ours and not svc.wanted and svc.problem == _stopped_problem(svc.name):
+                svc.wanted, svc.problem = True, None   # `docker start` by hand: watched again
             if svc.ever_started and not ours:
                 self._emit(svc.name, "restart", "container restarted by its restart policy", restarts=svc.restarts)
             elif not svc.ever_started:
                 self._emit(svc.name, "start", f"container {svc.container}")
             svc.ever_started = True
+
+    def _stopped_by_hand(self, svc: _Svc) -> None:
+        """Stopped through the engine by someone else (`docker stop`, Docker Desktop's stop button):
+        what they asked for, not a crash. Its restart policy leaves it stopped until it is started
+        by hand (Docker docs, restart policies: "if you manually stop a container, the restart
+        policy is ignored until ... the container is manually restarted"); so does this watcher."""
+        svc.stopping_by_hand = False
+        if not svc.wanted:
+            return
+        svc.wanted, svc.healthy, svc.state = False, False, "stopped"
+        svc.problem = _stopped_problem(svc.name)
+        self._emit(svc.name, "stop", f"container {svc.container} stopped outside the sandbox (docker stop); "
+                                     f"left stopped: `sandbox restart {svc.name}` starts it again")
 
     def _crash(self, svc: _Svc, code: int | None) -> None:
         tail = self.engine.logs(svc.name, tail=20)
@@ -258,8 +305,12 @@ class DockerWatcher:
             self._emit(svc.name, "config-error", svc.problem, exit_code=code,
                        reason=said[-1].get("reason") if said else None, log_tail=tail[-20:])
             return
+        st = self.engine.inspect(svc.name)
+        oom, svc.oom = svc.oom or bool(getattr(st, "oom_killed", False)), False
         detail = f"exit code {code}" + (" (its journal cannot be repaired)" if code == EXIT_UNREPAIRABLE else "")
-        self._emit(svc.name, "crash", detail, exit_code=code, log_tail=tail[-20:])
+        if oom:   # the kernel's OOM killer (the container's memory limit, or Docker Desktop's VM)
+            detail += ", killed for want of memory (OOM)"
+        self._emit(svc.name, "crash", detail, exit_code=code, log_tail=tail[-20:], oom=oom)
         p, now = self.policy, self._clock()
         svc.state = "recovering"
         if p.on_crash == "off":
@@ -270,6 +321,7 @@ class DockerWatcher:
         count = svc.window.record(now)
         looping, unrepairable = count > p.max_restarts, code == EXIT_UNREPAIRABLE
         svc.restarts += 1
+        svc.exit_counted = True   # its start (by policy, or by _check after a docker kill) is this restart
         if not (looping or unrepairable):
             svc.looping = svc.repair_attempted = False
             return
@@ -363,9 +415,13 @@ class DockerWatcher:
         if st.status in ("exited", "dead", "created") and svc.wanted:
             svc.exited_seen += 1
             svc.healthy, svc.state = False, "crashed"
-            if svc.exited_seen >= 3:   # not coming back by its policy (docker stop/kill, or gave up)
+            if svc.exited_seen >= 3:   # not coming back by its policy (docker kill disables it, or gave up)
                 svc.exited_seen = 0
-                svc.restarts += 1
+                # a `docker kill`/`sandbox kill` stops the restart policy until the next start: the
+                # crash path counted this exit already; one kill is one restart, not two
+                if not svc.exit_counted:
+                    svc.restarts += 1
+                svc.exit_counted = False
                 self._ours(svc, lambda: self.engine.start(svc.name))
                 self._emit(svc.name, "restart", f"container was {st.status} (exit code {st.exit_code}) and its "
                                                 f"restart policy did not bring it back: started it",
@@ -385,10 +441,11 @@ class DockerWatcher:
             gave_up = "crashed" if svc.state == "crashed" else "stopped"   # a config error stays shown
             svc.state, svc.healthy = (gave_up if not svc.wanted else "starting"), False
             return
-        healthy = st.health in (None, "healthy")
         result = self._probe(self._host, svc.port, 1.0)
         svc.latency_ms = result.latency_ms if result.ok else None
-        healthy = healthy and result.ok
+        # "starting": the engine's first check runs one healthcheck interval (10 s) after the start;
+        # our own ApiVersions round trip answering is the same test, taken sooner
+        healthy = result.ok and st.health in (None, "healthy", "starting")
         if healthy:
             svc.unhealthy_since = None
             if not svc.healthy:
@@ -475,6 +532,10 @@ class DockerWatcher:
     def _flush(self, force: bool = False) -> None:
         key = json.dumps([(s.state, s.healthy, s.restarts) for s in self._svcs] + [self._events.count])
         self._writer.publish(self.snapshot(), key, force)
+
+
+def _stopped_problem(name: str) -> str:
+    return f"stopped outside the sandbox (docker stop); `sandbox restart {name}` starts it again"
 
 
 def _parse_docker_time(text: str) -> float | None:

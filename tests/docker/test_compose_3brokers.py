@@ -13,6 +13,7 @@ import yaml
 
 from sandbox.config import load_config, parse_config
 from sandbox.runner import docker as dk
+from sandbox.runner.docker_plan import healthcheck
 
 ROOT = Path(__file__).resolve().parents[2]
 FILE = ROOT / "compose" / "docker-compose.3brokers.yml"
@@ -48,9 +49,9 @@ def test_three_brokers_with_their_own_ports_listeners_and_volumes():
         (port,) = s["ports"]
         assert port.startswith("127.0.0.1:")
         host_ports.append(port)
-        assert s["volumes"] == [f"{name}-journal:/var/lib/sandbox"] and f"{name}-journal" in doc["volumes"]
+        assert s["volumes"] == [f"{name}-journal-3brokers:/var/lib/sandbox"] and f"{name}-journal-3brokers" in doc["volumes"]
         assert s["depends_on"]["coordinator"]["condition"] == "service_healthy"
-        assert s["healthcheck"]["test"][:4] == ["CMD", "python3", "-m", "sandbox.runner.probe"]
+        assert s["healthcheck"]["test"] == healthcheck(9092)["test"]   # the same probe as `up --docker`
     assert len(set(host_ports)) == 3
     topics = svcs["topics"]
     assert topics["command"][:2] == ["topics", "apply"]
@@ -71,3 +72,12 @@ def test_docker_compose_accepts_it(tmp_path):
     resolved = yaml.safe_load(r.stdout)["services"]
     assert [p for name in ("broker-1", "broker-2", "broker-3") for p in resolved[name]["ports"]]
     assert "--min-insync-replicas" in resolved["coordinator"]["command"]
+
+
+def test_the_three_broker_journals_are_not_the_one_broker_files():
+    """Both files run in the same compose project: shared volume names mounted the one-broker
+    (replication 1) journals into the replicated stack."""
+    one = yaml.safe_load((FILE.parent / "docker-compose.yml").read_text())
+    three = yaml.safe_load(FILE.read_text())
+    assert set(one["volumes"]).isdisjoint(three["volumes"])
+    assert three["services"]["coordinator"]["volumes"] == ["coordinator-journal-3brokers:/var/lib/sandbox"]

@@ -164,8 +164,12 @@ def test_up_docker_two_brokers_serves_host_and_network_clients_heals_and_goes_do
     names = sorted(c.name for c in p.containers())
     assert names == [f"sandbox-{p.name}-broker-1", f"sandbox-{p.name}-broker-2", f"sandbox-{p.name}-coordinator"]
     for c in p.containers():
-        c.reload()
-        assert c.attrs["State"]["Health"]["Status"] == "healthy"
+        # `up` counts its own ApiVersions round trip while the engine says "starting" (its first
+        # check runs one 10 s interval after the start); the engine's own probe then agrees
+        def engine_healthy(c=c):
+            c.reload()
+            return c.attrs["State"]["Health"]["Status"] == "healthy"
+        wait_for(engine_healthy, 40, interval=0.5, what=f"{c.name}'s engine healthcheck to pass")
         assert c.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
         for bindings in c.attrs["HostConfig"]["PortBindings"].values():
             assert all(b["HostIp"] == "127.0.0.1" for b in bindings)

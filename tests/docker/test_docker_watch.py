@@ -39,10 +39,10 @@ class FakeEngine:
         self.now_ns = 1_000_000_000_000
         self.log_lines: list[str] = []
 
-    def emit(self, service: str, action: str, exit_code: int | None = None) -> None:
+    def emit(self, service: str, action: str, exit_code: int | None = None, **attrs) -> None:
         self.now_ns += 1_000_000
         self.queue.append({"service": service, "action": action, "exit_code": exit_code,
-                           "time_ns": self.now_ns, "id": service})
+                           "time_ns": self.now_ns, "id": service, **attrs})
 
     def inspect(self, service):
         return self.states.get(service)
@@ -422,3 +422,96 @@ def test_the_restore_is_owed_before_the_engine_swaps_the_journal_volume(tmp_path
     except RuntimeError:
         pass
     assert seen == [True] and (tmp_path / "broker-1.restore-owed").exists()
+
+
+def test_a_starting_container_that_answers_apiversions_is_healthy_before_the_engines_first_check():
+    """The engine's first healthcheck runs one interval (10 s) after the start; the watcher's own
+    ApiVersions round trip (the same test) counts while the engine still says "starting"."""
+    eng = FakeEngine()
+    for st in eng.states.values():
+        st.health = "starting"
+    w, _ = make(eng)
+    w.step()
+    assert [(s["state"], s["healthy"]) for s in w.snapshot()["services"]] == [("running", True)] * 2
+    eng2 = FakeEngine()
+    for st in eng2.states.values():
+        st.health = "starting"
+    w2, _ = make(eng2, probe_ok=False)
+    w2.step()
+    assert [(s["state"], s["healthy"]) for s in w2.snapshot()["services"]] == [("starting", False)] * 2
+
+
+def test_one_sandbox_kill_is_one_restart():
+    """`docker kill` (what `sandbox kill` does) disables the restart policy until the next start: the
+    container stays exited, the watcher starts it; the crash and that start are one restart."""
+    eng = FakeEngine()
+    w, _ = make(eng)
+    w.step()
+
+    def kill(service):
+        eng.calls.append(("kill", service))
+        eng.emit(service, "kill", signal="9")
+        eng.emit(service, "die", 137)
+        eng.states[service].status, eng.states[service].exit_code = "exited", 137
+    eng.kill = kill
+    w.kill("broker-1")
+    for _ in range(4):
+        w.step()
+    assert eng.calls.count(("start", "broker-1")) == 1
+    assert kinds(w, "broker-1").count("crash") == 1
+    assert w.snapshot()["services"][1]["restarts"] == 1
+
+
+def test_docker_stop_by_hand_is_left_stopped_not_a_crash():
+    eng = FakeEngine()
+    w, _ = make(eng)
+    w.step()
+    eng.emit("broker-1", "kill", signal="15")
+    eng.emit("broker-1", "die", 143)
+    eng.emit("broker-1", "stop")
+    eng.states["broker-1"].status, eng.states["broker-1"].exit_code = "exited", 143
+    for _ in range(5):
+        w.step()
+    b = w.snapshot()["services"][1]
+    assert (b["state"], b["healthy"], b["restarts"]) == ("stopped", False, 0)
+    assert "`sandbox restart broker-1`" in b["problem"]
+    assert "crash" not in kinds(w, "broker-1") and "stop" in kinds(w, "broker-1")
+    assert ("start", "broker-1") not in eng.calls
+    w.restart("broker-1")
+    assert ("restart", "broker-1") in eng.calls and w.snapshot()["services"][1]["problem"] is None
+
+
+def test_a_pause_for_is_released_when_the_watcher_ends():
+    import threading
+
+    eng = FakeEngine()
+    eng.pause = lambda s: eng.calls.append(("pause", s))
+    eng.unpause = lambda s: eng.calls.append(("unpause", s))
+    w, _ = make(eng)
+    w.step()
+    w.pause("broker-1", 600)
+    stop = threading.Event()
+    stop.set()
+    w.run(stop, interval=0.01)
+    assert ("unpause", "broker-1") in eng.calls
+    assert "resume" in kinds(w, "broker-1")
+
+
+def test_an_oom_kill_is_said_in_the_crash_event():
+    eng = FakeEngine()
+    w, _ = make(eng)
+    w.step()
+    eng.emit("broker-1", "oom")
+    eng.emit("broker-1", "die", 137)
+    eng.emit("broker-1", "start")
+    w.step()
+    crash = [e for e in w.events if e["kind"] == "crash"][-1]
+    assert crash["detail"] == "exit code 137, killed for want of memory (OOM)" and crash["oom"] is True
+    eng.states["broker-1"].oom_killed = True   # no oom event seen (before this watcher): the engine's State
+    eng.emit("broker-1", "die", 137)
+    w.step()
+    assert [e for e in w.events if e["kind"] == "crash"][-1]["detail"].endswith("(OOM)")
+    eng.states["broker-1"].oom_killed = False
+    eng.emit("broker-1", "die", 1)
+    w.step()
+    assert [e for e in w.events if e["kind"] == "crash"][-1]["detail"] == "exit code 1"
