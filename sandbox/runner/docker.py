@@ -22,8 +22,8 @@ from sandbox.runner import wheelhouse
 from sandbox.runner.docker_plan import (  # noqa: F401  (re-exported: the plan is part of docker mode's API)
     COORDINATOR_PORT, DEFAULT_BASE_IMAGE, EXTERNAL_PORT, IMAGE_REPO, INTERNAL_PORT, JOURNAL_MOUNT, LABEL, PROBE_SCRIPT,
     SASL_PORT,
-    SEED_ACLS, ContainerPlan, ContainerState, DockerError, NotHealthyInTime, healthcheck, labels, plan, prefix, selector,
-    slug, volume_name)
+    SEED_ACLS, ContainerPlan, ContainerState, DockerError, NotHealthyInTime, docker_time, healthcheck, labels, plan,
+    prefix, selector, slug, volume_name)
 from sandbox.runner.probe import api_versions_round_trip
 from sandbox.runner.quarantine import stamp
 
@@ -339,11 +339,7 @@ class DockerStack:
         for c in self.containers():
             if (c.labels or {}).get(f"{LABEL}.service") in self.plans:
                 continue
-            try:
-                c.stop(timeout=timeout)
-            except Exception:
-                pass
-            c.remove(force=True)
+            _stop_and_remove(c, timeout)
             out.append(c.name)
         return sorted(out)
 
@@ -394,7 +390,7 @@ class DockerStack:
         pid = st.get("Pid")
         if not pid or not self.pids_local():
             return None
-        started = _epoch(st.get("StartedAt") or "")
+        started = docker_time(st.get("StartedAt") or "")
         try:
             proc = psutil.Process(pid)
             if started is None or abs(proc.create_time() - started) > 2.0:
@@ -553,11 +549,7 @@ class DockerStack:
         removed = []
         order = sorted(self.containers(), key=lambda c: c.labels.get(f"{LABEL}.role") == "coordinator")
         for c in order:
-            try:
-                c.stop(timeout=timeout)
-            except Exception:
-                pass
-            c.remove(force=True)
+            _stop_and_remove(c, timeout)
             removed.append(c.name)
         self.disconnected = []
         refused = None
@@ -612,16 +604,14 @@ class DockerStack:
         raise NotHealthyInTime("; ".join(bad))
 
 
-def _epoch(text: str) -> float | None:
-    """The engine's RFC 3339 time ('2026-11-26T03:10:00.123456789Z') in epoch seconds."""
-    from datetime import datetime, timezone
-
+def _stop_and_remove(c, timeout: int) -> None:
+    """Stop a container gracefully (its services write their checkpoints), then remove it; one
+    that will not stop is removed by force."""
     try:
-        head, _, frac = text.rstrip("Z").partition(".")
-        t = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-        return None if t <= 0 else t + (float("0." + frac[:6]) if frac else 0.0)
-    except ValueError:
-        return None
+        c.stop(timeout=timeout)
+    except Exception:
+        pass
+    c.remove(force=True)
 
 
 def _published(c) -> dict[str, tuple[str, str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from sandbox.config import SandboxConfig
@@ -155,3 +156,14 @@ class ContainerState:
                                 # when the engine is not a local Linux one: Docker Desktop's is a VM's)
     volume: str | None
     oom_killed: bool = False    # the kernel's OOM killer ended its last run (State.OOMKilled)
+
+
+def docker_time(text: str) -> float | None:
+    """The engine's RFC 3339 time ('2026-11-26T03:10:00.123456789Z') in epoch seconds; None for
+    the zero time ('0001-01-01T00:00:00Z', never started) or anything else."""
+    try:
+        head, _, frac = text.rstrip("Z").partition(".")
+        t = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+        return None if t <= 0 else t + (float("0." + frac[:6]) if frac else 0.0)
+    except ValueError:
+        return None

@@ -14,6 +14,7 @@ from typing import Any, Callable, Protocol
 
 import psutil
 
+from sandbox.runner.docker_plan import docker_time
 from sandbox.runner.logscan import FOLDER_EVENTS, GROUP_EVENTS, LOGIN_EVENTS, describe_event, parse_events
 from sandbox.lifecycle import EXIT_CONFIG
 from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
@@ -388,7 +389,7 @@ class DockerWatcher:
                 continue
             if key > svc.followed_key:
                 svc.followed_key, svc.followed_same = key, set()
-                svc.followed_since = _parse_docker_time(ts) or svc.followed_since
+                svc.followed_since = docker_time(ts) or svc.followed_since
             svc.followed_same.add(text)
             out += [(kind, detail, svc.followed_since) for kind, detail in parse_events([text])]
         return out
@@ -410,7 +411,7 @@ class DockerWatcher:
         svc.volume = st.volume
         svc.host_pid = st.pid if st.status == "running" else None
         if st.started_at and svc.started_wall is None:   # adopted: started before the watcher
-            svc.ever_started, svc.started_wall = True, _parse_docker_time(st.started_at)
+            svc.ever_started, svc.started_wall = True, docker_time(st.started_at)
         running = st.status == "running"
         if st.status in ("exited", "dead", "created") and svc.wanted:
             svc.exited_seen += 1
@@ -536,15 +537,3 @@ class DockerWatcher:
 
 def _stopped_problem(name: str) -> str:
     return f"stopped outside the sandbox (docker stop); `sandbox restart {name}` starts it again"
-
-
-def _parse_docker_time(text: str) -> float | None:
-    """'2026-11-26T03:10:00.123456789Z' -> epoch seconds (None for the zero time or garbage)."""
-    from datetime import datetime, timezone
-
-    try:
-        head, _, frac = text.rstrip("Z").partition(".")
-        t = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-        return None if t <= 0 else t + (float("0." + frac[:6]) if frac else 0.0)
-    except ValueError:
-        return None

@@ -332,6 +332,17 @@ def test_topic_catalog_is_frozen_from_the_wipe_until_the_topics_are_back():
     assert w.catalog_epoch() == 1
 
 
+def _watcher_with_state(eng, tmp_path, **kw) -> "DockerWatcher":
+    """A watcher over `eng` whose state file (and owed-restore markers) live in tmp_path, whose
+    probe is refused, already past the engine's first events."""
+    w = DockerWatcher(eng, RecoveryPolicy(), clock=Clock(), wall_clock=lambda: eng.now_ns / 1e9,
+                      state_path=tmp_path / "supervisor.json",
+                      probe=lambda h, p, t: ProbeResult(False, "api-versions", "refused", None),
+                      recreate_topics=lambda s: ["orders"], **kw)
+    eng.now_ns += 2_000_000_000
+    return w
+
+
 def test_a_restore_owed_by_a_killed_watcher_is_finished_off_the_pass_by_the_next_one(tmp_path):
     """Docker mode, as native mode: the restore owed after a volume was quarantined is kept in a
     file beside the state file, so a watcher killed before the topics were back leaves it to the
@@ -341,11 +352,7 @@ def test_a_restore_owed_by_a_killed_watcher_is_finished_off_the_pass_by_the_next
     import time as _time
 
     eng = FakeEngine()
-    w = DockerWatcher(eng, RecoveryPolicy(), clock=Clock(), wall_clock=lambda: eng.now_ns / 1e9,
-                      state_path=tmp_path / "supervisor.json",
-                      probe=lambda h, p, t: ProbeResult(False, "api-versions", "refused", None),
-                      recreate_topics=lambda s: ["orders"])
-    eng.now_ns += 2_000_000_000
+    w = _watcher_with_state(eng, tmp_path)
     w.step()
     eng.emit("broker-1", "die", 4)
     w.step()
@@ -410,11 +417,7 @@ def test_the_restore_is_owed_before_the_engine_swaps_the_journal_volume(tmp_path
         raise RuntimeError("the engine went away part way")   # the watcher dies here
 
     eng.quarantine = quarantine
-    w = DockerWatcher(eng, RecoveryPolicy(), clock=Clock(), wall_clock=lambda: eng.now_ns / 1e9,
-                      state_path=tmp_path / "supervisor.json",
-                      probe=lambda h, p, t: ProbeResult(False, "api-versions", "refused", None),
-                      recreate_topics=lambda s: ["orders"])
-    eng.now_ns += 2_000_000_000
+    w = _watcher_with_state(eng, tmp_path)
     w.step()
     eng.emit("broker-1", "die", 4)
     try:
