@@ -4,7 +4,9 @@ reports of a container, and the one error type of docker mode. No Docker SDK her
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -109,11 +111,32 @@ def sasl_listener(cfg: SandboxConfig, n: int) -> list[str]:
     return ["--listener", f"SASL_PLAINTEXT=0.0.0.0:{SASL_PORT},advertised={cfg.connect_host}:{cfg.sasl_broker_port(n)}"]
 
 
+def publish_address(host: str) -> str:
+    """The address the engine publishes the ports on. It takes an IP address only and reads a
+    name ("localhost") as every interface (moby parses it with net.ParseIP), which would open the
+    brokers to the network where the user asked for this machine only (found by review): a name is
+    resolved here, IPv4 first; one that does not resolve stays on 127.0.0.1. "" and 0.0.0.0 (every
+    interface) are the user's own choice and kept."""
+    if host in ("", "0.0.0.0", "::"):
+        return host
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return "127.0.0.1"
+    v4 = [info[4][0] for info in found if info[0] == socket.AF_INET]
+    return v4[0] if v4 else (found[0][4][0] if found else "127.0.0.1")
+
+
 def plan(cfg: SandboxConfig) -> list[ContainerPlan]:
     """The containers of a sandbox, coordinator first. Each broker has two listeners: EXTERNAL for
     clients on the host (advertised as the port published on 127.0.0.1) and INTERNAL for clients in
     other containers on the network (advertised as broker-N:19092)."""
-    host = cfg.host
+    host = publish_address(cfg.host)
     coord = ContainerPlan(
         service="coordinator", role="coordinator", name=f"{prefix(cfg)}-coordinator",
         command=["coordinator", "--host", "0.0.0.0", "--port", str(COORDINATOR_PORT), "--data-dir", JOURNAL_MOUNT,

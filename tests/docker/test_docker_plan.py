@@ -68,6 +68,16 @@ def test_a_host_the_user_chose_is_where_ports_are_published():
     assert "advertised=127.0.0.1:19092" in " ".join(b1.command)   # clients still get a reachable address
 
 
+def test_a_host_name_is_published_on_its_address_never_on_every_interface():
+    """Found by review: `host = "localhost"` went to the engine as the publish address, which it
+    reads as every interface (moby's net.ParseIP gives nil), opening the brokers to the network."""
+    b1 = dk.plan(cfg('host = "localhost"\n'))[1]
+    assert b1.ports["9092/tcp"] == ("127.0.0.1", 19092)
+    from sandbox.runner.docker_plan import publish_address
+    assert publish_address("127.0.0.1") == "127.0.0.1" and publish_address("0.0.0.0") == "0.0.0.0"
+    assert publish_address("no-such-host.invalid") == "127.0.0.1"
+
+
 def test_volume_names_and_label_selector():
     c = cfg()
     assert dk.volume_name(c, "broker-1") == "sandbox-shop-broker-1"
