@@ -350,12 +350,6 @@ class DockerWatcher:
                                                f"a journal problem: stopped it (see `sandbox logs {svc.name}`)")
             return
         result: dict = {}
-        # owed first, as in native mode: a watcher killed while the engine swaps the volume (or an
-        # engine error part way) leaves the restore to the next one; marked after, the next
-        # watcher found a fresh coordinator and nothing owed, and its catalog refresh then wrote
-        # the empty metadata over every topic, quota and group offset it held (found by review).
-        # Owed on an intact journal (the swap never happened), the restore finds everything there.
-        svc.recreate_pending = True
         self._ours(svc, lambda: result.update(zip(("old", "new"), self.engine.quarantine(svc.name, self._wall()))))
         pruned = self.engine.prune_quarantines(svc.name, p.keep_quarantines)
         detail = f"journal volume {result.get('old')} quarantined (kept); started on a fresh volume {result.get('new')}"

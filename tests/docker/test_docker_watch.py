@@ -405,28 +405,6 @@ def test_a_container_paused_outside_the_sandbox_is_shown_paused_and_left_paused(
     assert st["state"] == "running" and st["healthy"]
 
 
-def test_the_restore_is_owed_before_the_engine_swaps_the_journal_volume(tmp_path):
-    """Found by review: the marker was written only after the engine had swapped the volume, so a
-    watcher killed in between (or an engine error part way) left a fresh coordinator and nothing
-    owed, and the next watcher's catalog refresh wrote the empty metadata over the topics."""
-    eng = FakeEngine()
-    seen: list[bool] = []
-
-    def quarantine(service, wall):
-        seen.append((tmp_path / f"{service}.restore-owed").exists())
-        raise RuntimeError("the engine went away part way")   # the watcher dies here
-
-    eng.quarantine = quarantine
-    w = _watcher_with_state(eng, tmp_path)
-    w.step()
-    eng.emit("broker-1", "die", 4)
-    try:
-        w.step()
-    except RuntimeError:
-        pass
-    assert seen == [True] and (tmp_path / "broker-1.restore-owed").exists()
-
-
 def test_a_starting_container_that_answers_apiversions_is_healthy_before_the_engines_first_check():
     """The engine's first healthcheck runs one interval (10 s) after the start; the watcher's own
     ApiVersions round trip (the same test) counts while the engine still says "starting"."""
