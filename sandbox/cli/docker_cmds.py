@@ -60,7 +60,9 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, foreground: b
         return up_foreground(cfg, timeout, cleanup)
     pid = spawn_detached(supervisor_argv(cfg), cfg.logs_dir / "supervisor.log", cwd=cfg.root)
     try:
-        _call(eng.wait_healthy, timeout)
+        # --timeout is the whole `up`'s: what the image check and the containers' creation took
+        # is spent (the host's ApiVersions round trip can answer in well under a second)
+        _call(eng.wait_healthy, max(0.0, timeout - (time.monotonic() - t0)))
     except NotHealthyInTime as e:   # the containers and their watcher go on: as a native `up` says it
         still_starting(cfg, e.detail)
     wait_ready(cfg, pid, timeout, detached=True)
