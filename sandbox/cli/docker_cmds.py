@@ -32,7 +32,7 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, foreground: b
     watcher, wait for healthy, create the declared topics, print the bootstrap address.
     foreground: run the watcher in this process instead (as `up --foreground`); Ctrl-C then
     removes the containers and the network, keeping the volumes (as `docker compose up` does)."""
-    from sandbox.runner.docker import ensure_image
+    from sandbox.runner.docker_image import ensure_image
 
     t0 = time.monotonic()
     eng = _engine(cfg)
@@ -99,7 +99,7 @@ def logs_docker(cfg: SandboxConfig, service: str, follow: bool, n: int) -> None:
 def recover_docker(cfg: SandboxConfig, wipe: bool) -> None:
     """`recover` in docker mode: restart every container (each repairs its journal at start); with
     wipe, every service onto a fresh journal volume instead (the old ones kept as quarantines)."""
-    from sandbox.runner.docker import ensure_image
+    from sandbox.runner.docker_image import ensure_image
 
     eng = _engine(cfg)
     if wipe:   # re-created containers need the current image; a restart keeps theirs
@@ -125,7 +125,7 @@ def image(
     """Build the sandbox image (what `up --docker` does when it is missing or out of date)."""
     from sandbox.config import ConfigError
     from sandbox.runner import wheelhouse
-    from sandbox.runner.docker import ensure_image
+    from sandbox.runner.docker_image import ensure_image
 
     if context is not None:
         try:

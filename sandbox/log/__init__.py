@@ -17,7 +17,9 @@ from .errors import (
 )
 from .batch import HEADER_SIZE, BatchHeader, build_batch, iter_batches, iter_records, parse_header, validate_batches
 from .config import LogConfig
-from .partition import MAX_TIMESTAMP, AppendInfo, LogSlices, PartitionLog
+from .partition import AppendInfo, PartitionLog
+from .reading import MAX_TIMESTAMP
+from .slices import LogSlices
 from .manager import LogDir
 
 __all__ = [

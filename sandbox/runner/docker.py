@@ -1,24 +1,19 @@
-"""Docker mode through the Docker SDK (the only module that imports `docker`): the image (built from
-a wheelhouse when missing or out of date), and one sandbox's network, journal volumes and labelled
-containers: creating them from the plan (runner/docker_plan.py), watching, quarantining a volume,
-removing them, and the rehearsal actions (kill, pause/unpause)."""
+"""Docker mode through the Docker SDK: the engine's connection, and one sandbox's network, journal
+volumes and labelled containers: creating them from the plan (runner/docker_plan.py), watching,
+quarantining a volume, removing them, and the rehearsal actions (kill, pause/unpause). The image is
+runner/docker_image.py's, the processes' figures runner/docker_figures.py's."""
 
 from __future__ import annotations
 
 import functools
 import os
-import re
 import shutil
-import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
-
-import psutil
+from typing import Any
 
 from sandbox.config import SandboxConfig
-from sandbox.runner import wheelhouse
+from sandbox.runner.docker_figures import ContainerFigures
 from sandbox.runner.docker_plan import (  # noqa: F401  (re-exported: the plan is part of docker mode's API)
     COORDINATOR_PORT, DEFAULT_BASE_IMAGE, EXTERNAL_PORT, IMAGE_REPO, INTERNAL_PORT, JOURNAL_MOUNT, LABEL, PROBE_SCRIPT,
     SASL_PORT,
@@ -59,95 +54,6 @@ def _not_found():
     return NotFound
 
 
-def base_python(client, base_image: str) -> tuple[str, str]:
-    """(python version "3.11", arch) of the base image, pulling it if it is not on this machine."""
-    from docker.errors import APIError, ContainerError, ImageNotFound
-
-    try:
-        client.images.get(base_image)
-    except ImageNotFound:
-        try:
-            client.images.pull(base_image)
-        except APIError as e:
-            raise DockerError(f"the base image {base_image} is not on this machine and could not be pulled "
-                              f"({e.explanation or e}); set [docker] base_image in sandbox.toml to an image "
-                              f"you have (see `docker images`)") from None
-    script = "import sys, platform; print('%d.%d' % sys.version_info[:2], platform.machine())"
-    try:
-        out = client.containers.run(base_image, ["python3", "-c", script], entrypoint=[], remove=True,
-                                    network_disabled=True).decode().split()
-    except (ContainerError, APIError) as e:
-        raise DockerError(f"the base image {base_image} cannot run python3 ({e}); use an image with "
-                          f"Python 3.11 or newer, like {DEFAULT_BASE_IMAGE}") from None
-    return wheelhouse.parse_python_version(out[0]), out[1]
-
-
-def image_tag(base_image: str) -> str:
-    return f"{IMAGE_REPO}:{wheelhouse.version()}-{wheelhouse.source_digest(base_image)}"
-
-
-def ensure_image(client, base_image: str, say: Callable[[str], None] = lambda _m: None) -> str:
-    """The image's tag; built first when missing or out of date (different source, deps or base)."""
-    from docker.errors import APIError, BuildError, ImageNotFound
-
-    tag = image_tag(base_image)
-    try:
-        client.images.get(tag)
-        return tag
-    except ImageNotFound:
-        pass
-    say(f"building image {tag} from {base_image} (once per version of the project)")
-    py, arch = base_python(client, base_image)
-    with tempfile.TemporaryDirectory(prefix="sandbox-image-") as tmp:
-        try:
-            ctx = wheelhouse.write_context(Path(tmp), py, arch)
-        except wheelhouse.WheelhouseError as e:
-            raise DockerError(str(e)) from None
-        try:
-            image, _ = client.images.build(path=str(ctx), tag=tag, buildargs={"BASE_IMAGE": base_image}, rm=True,
-                                           forcerm=True, labels={f"{LABEL}.image": "1", f"{LABEL}.base": base_image})
-        except BuildError as e:
-            raise DockerError(f"building the image failed at {failing_step(e.build_log)}: {e.msg}") from None
-        except APIError as e:
-            raise DockerError(f"building the image failed: {e.explanation or e}") from None
-    image.tag(IMAGE_REPO, "latest")   # what compose/docker-compose.yml runs by default
-    removed = prune_old_images(client, tag, base_image)
-    if removed:
-        say(f"removed {len(removed)} older sandbox image(s) no container uses: {', '.join(removed)}")
-    return tag
-
-
-def prune_old_images(client, keep: str, base_image: str) -> list[str]:
-    """Untag this project's older builds from the same base (one per version, about 340 MB each);
-    the engine deletes an image with its last tag. An image some container still uses, even a
-    stopped one, is refused by the engine and stays; tags other than ours are never touched."""
-    from docker.errors import APIError
-
-    ours = re.compile(rf"^{re.escape(IMAGE_REPO)}:\d[^:]*-[0-9a-f]{{12}}$")
-    removed = []
-    for img in client.images.list(filters={"label": [f"{LABEL}.image=1", f"{LABEL}.base={base_image}"]}):
-        for t in img.tags:
-            if t == keep or not ours.match(t):
-                continue
-            try:
-                client.images.remove(t)
-            except APIError:
-                continue
-            removed.append(t)
-    return sorted(removed)
-
-
-def failing_step(build_log) -> str:
-    """'step 3/7 (RUN python3 -m venv ...)' from the SDK's build log."""
-    last = "an unknown step"
-    for chunk in build_log or []:
-        text = chunk.get("stream", "") if isinstance(chunk, dict) else str(chunk)
-        m = re.match(r"\s*Step (\d+/\d+) : (.*)", text)
-        if m:
-            last = f"step {m.group(1)} ({m.group(2).strip()[:120]})"
-    return last
-
-
 def _engine_errors(what: str):
     """Whatever the engine refuses while doing `what` becomes a DockerError sentence (a CLI prints
     it; the watcher logs it and tries again), never a traceback."""
@@ -174,8 +80,7 @@ class DockerStack:
         self.client = client or connect()
         self.image = image
         self.plans = {p.service: p for p in plan(cfg)}
-        self._procs: dict[int, psutil.Process] = {}
-        self._local: bool | None = None   # pids_local(), asked of the engine once
+        self.figures = ContainerFigures(self.client)
         self.disconnected: list[str] = []   # containers not the sandbox's that down() took off its network
 
     # ---- ownership: names come from the sandbox's name (the folder's, by default), so two folders
@@ -372,33 +277,7 @@ class DockerStack:
                               mounts[0] if mounts else None, bool(st.get("OOMKilled")))
 
     def pids_local(self) -> bool:
-        """Whether the engine's process ids are this machine's: a Linux engine on this kernel. Docker
-        Desktop (Windows, macOS, and Linux too) runs containers in a VM, whose pids name unrelated
-        host processes or none (its `docker info` OperatingSystem is "Docker Desktop")."""
-        if self._local is None:
-            try:
-                os_name = str(self.client.info().get("OperatingSystem", ""))
-            except Exception:
-                os_name = ""
-            self._local = sys.platform.startswith("linux") and bool(os_name) and "Docker Desktop" not in os_name
-        return self._local
-
-    def _host_process(self, c) -> psutil.Process | None:
-        """The container's main process on this machine, only when its start time is the container's
-        (a pid alone may name another process: a remote engine, a VM, a reused pid)."""
-        st = c.attrs.get("State", {})
-        pid = st.get("Pid")
-        if not pid or not self.pids_local():
-            return None
-        started = docker_time(st.get("StartedAt") or "")
-        try:
-            proc = psutil.Process(pid)
-            if started is None or abs(proc.create_time() - started) > 2.0:
-                return None
-            proc.cpu_percent(None)
-            return proc
-        except (psutil.Error, OSError):
-            return None
+        return self.figures.pids_local()
 
     @_engine_errors("list container events")
     def events(self, since: float, until: float) -> list[dict]:
@@ -438,47 +317,8 @@ class DockerStack:
 
     def measure(self, service: str) -> dict[str, Any]:
         """cpu, memory and open files of the service's process, and its journal volume's size, free
-        space and whether it takes a write (a real write, from inside the container)."""
-        out: dict[str, Any] = {"cpu_percent": None, "rss_bytes": None, "open_files": None, "disk_bytes": None,
-                               "disk_free_bytes": None, "journal_writable": None, "journal_problem": None}
-        c = self.container(service)
-        if c is None or c.status != "running":
-            return out
-        pid = c.attrs.get("State", {}).get("Pid")
-        proc = self._procs.get(pid) if pid else None
-        try:
-            if pid and proc is None:   # a local Linux engine's process, started with the container
-                proc = self._host_process(c)
-                if proc is not None:
-                    self._procs[pid] = proc
-            if proc is not None:
-                with proc.oneshot():
-                    out["cpu_percent"], out["rss_bytes"] = proc.cpu_percent(None), proc.memory_info().rss
-                    # num_fds is POSIX only (psutil has none on Windows: AttributeError)
-                    out["open_files"] = proc.num_fds() if hasattr(proc, "num_fds") else None
-        except (psutil.Error, OSError):
-            self._procs.pop(pid, None)
-        if out["rss_bytes"] is None:   # Docker Desktop: the process is inside a VM
-            try:
-                out["rss_bytes"] = c.stats(stream=False, one_shot=True).get("memory_stats", {}).get("usage")
-            except Exception:
-                pass
-        probe = (f"df -Pk {JOURNAL_MOUNT} | tail -n 1; du -sk {JOURNAL_MOUNT} | cut -f1; "
-                 f"(echo ok > {JOURNAL_MOUNT}/.write-probe && rm -f {JOURNAL_MOUNT}/.write-probe && echo writable) "
-                 f"|| echo not-writable")
-        try:
-            res = c.exec_run(["sh", "-c", probe], demux=False)
-            lines = res.output.decode(errors="replace").splitlines()
-            out["disk_free_bytes"] = int(lines[0].split()[3]) * 1024
-            out["disk_bytes"] = int(lines[1]) * 1024
-            out["journal_writable"] = lines[2].strip() == "writable"
-            if not out["journal_writable"]:
-                out["journal_problem"] = f"{service}'s journal volume is not writable"
-            elif out["disk_free_bytes"] < 200 * 1024 * 1024:
-                out["journal_problem"] = f"{service}'s journal volume has only {out['disk_free_bytes'] >> 20} MB free"
-        except Exception:
-            pass
-        return out
+        space and whether it takes a write (runner/docker_figures.py)."""
+        return self.figures.measure(self.container(service), service)
 
     # ---- actions
     def start(self, service: str) -> None:

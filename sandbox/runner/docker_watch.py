@@ -14,6 +14,7 @@ from typing import Any, Callable, Protocol
 
 import psutil
 
+from sandbox.runner.docker_follow import LogFollower, followed_event
 from sandbox.runner.docker_plan import docker_time
 from sandbox.runner.logscan import FOLDER_EVENTS, GROUP_EVENTS, LOGIN_EVENTS, describe_event, parse_events
 from sandbox.lifecycle import EXIT_CONFIG
@@ -51,12 +52,6 @@ class Engine(Protocol):
     def prune_quarantines(self, service: str, keep: int) -> list[str]: ...
 
 
-def _time_key(ts: str) -> tuple:
-    """An engine log timestamp (RFC 3339, nanoseconds with trailing zeros cut) as a sortable key."""
-    whole, _, fraction = ts.rstrip("Z").partition(".")
-    return (whole, fraction.ljust(9, "0")[:9])
-
-
 class _Svc(OwesRestore):
     def __init__(self, name: str, role: str, port: int, container: str, policy: RecoveryPolicy,
                  owed: Path | None = None) -> None:
@@ -78,10 +73,7 @@ class _Svc(OwesRestore):
         self.repair_attempted = self.looping = self.fresh_journal = False
         self.recreate_failed_reported = False
         self.scanned_start: str | None = None
-        self.followed_at = 0.0            # (clock) when its log was last read for events
-        self.followed_key: tuple = ()     # the engine's time of the newest log line read (_time_key)
-        self.followed_same: set[str] = set()   # the lines read with that very time
-        self.followed_since: float | None = None   # that time in seconds (the engine's clock)
+        self.follow = LogFollower()       # its log, read for the events status shows
         self.figures: dict[str, Any] = {}
         self.host_pid: int | None = None   # the container's main process, on a Linux engine's kernel
         self.measured_at = 0.0
@@ -364,35 +356,9 @@ class DockerWatcher:
         svc.started_wall, svc.scanned_start = self._wall(), None
         self._emit(svc.name, "restart", "container re-created on the fresh volume", restarts=svc.restarts)
 
-    def _new_events(self, svc: _Svc, since: float | None, now: float) -> list[tuple[str, dict, float | None]]:
-        """The supervised events of the container's log lines not read before. The engine's `since`
-        is whole seconds in its own clock, so the window starts a second before the newest line
-        read, and lines read already (older, or as old and seen) are skipped. A failed read is
-        tried again next time from the same line."""
-        svc.followed_at = now
-        try:
-            got = self.engine.logs(svc.name, since=since, timestamps=True)
-        except Exception as e:   # noqa: BLE001 - the engine or the container is going away: next time
-            log.info("could not read %s's log for events: %s", svc.name, e)
-            return []
-        out = []
-        for line in got:
-            ts, _, text = line.partition(" ")
-            key = _time_key(ts)
-            if key < svc.followed_key or (key == svc.followed_key and text in svc.followed_same):
-                continue
-            if key > svc.followed_key:
-                svc.followed_key, svc.followed_same = key, set()
-                svc.followed_since = docker_time(ts) or svc.followed_since
-            svc.followed_same.add(text)
-            out += [(kind, detail, svc.followed_since) for kind, detail in parse_events([text])]
-        return out
-
     def _emit_followed(self, svc: _Svc, kind: str, detail: dict) -> None:
-        if kind in GROUP_EVENTS:
-            self._emit(svc.name, kind, describe_event(kind, detail), group=detail.get("group"))
-        else:
-            self._emit(svc.name, kind, describe_event(kind, detail), listener=detail.get("listener"))
+        sentence, fields = followed_event(kind, detail)
+        self._emit(svc.name, kind, sentence, **fields)
 
     def _check(self, svc: _Svc) -> None:
         st = self.engine.inspect(svc.name)
@@ -447,9 +413,9 @@ class DockerWatcher:
                 svc.healthy, svc.state, svc.fresh_journal = True, "running", False
                 self._emit(svc.name, "healthy", result.detail, probe=result.probe, latency_ms=result.latency_ms)
             if svc.scanned_start != st.started_at:
-                svc.scanned_start, svc.followed_key, svc.followed_same = st.started_at, (), set()
-                svc.followed_since = svc.started_wall
-                for kind, detail, at in self._new_events(svc, svc.started_wall, now):
+                svc.scanned_start = st.started_at
+                svc.follow.restart(svc.started_wall)
+                for kind, detail, at in svc.follow.new_events(self.engine.logs, svc.name, svc.started_wall, now):
                     if kind in FOLDER_EVENTS:   # those of the broker's start (adoption comes later)
                         self._emit(svc.name, kind, describe_event(kind, detail), topic=detail.get("topic"),
                                    partition=detail.get("partition"))
@@ -464,11 +430,10 @@ class DockerWatcher:
                         continue
                     extra = {"bytes": detail["bytes"]} if "bytes" in detail else {}
                     self._emit(svc.name, "repair", describe_event(kind, detail), source=kind, **extra)
-            elif now - svc.followed_at >= FOLLOW_EVERY_S:
+            elif now - svc.follow.at >= FOLLOW_EVERY_S:
                 # while it runs: what status shows as it happens (expired offsets, refused SASL
                 # logins), as native mode reads them from the log file
-                since = (svc.followed_since - 1) if svc.followed_since is not None else None
-                for kind, detail, _ in self._new_events(svc, since, now):
+                for kind, detail, _ in svc.follow.new_events(self.engine.logs, svc.name, svc.follow.next_since(), now):
                     if kind in GROUP_EVENTS + LOGIN_EVENTS:
                         self._emit_followed(svc, kind, detail)
             if svc.recreate_pending:

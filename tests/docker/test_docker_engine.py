@@ -440,7 +440,7 @@ def test_older_builds_are_untagged_unless_a_container_uses_them(engine, request)
     base; one a container (even a stopped one) runs stays, and so do tags a user added."""
     import io
 
-    from sandbox.runner.docker import prune_old_images
+    from sandbox.runner.docker_image import prune_old_images
 
     base = "sandbox-test-prune-" + uuid.uuid4().hex[:6]
     made, containers = [], []

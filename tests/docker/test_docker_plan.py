@@ -14,6 +14,7 @@ import yaml
 
 from sandbox.config import parse_config
 from sandbox.runner import docker as dk
+from sandbox.runner import docker_figures, docker_image
 from sandbox.runner import wheelhouse
 from sandbox.runner.docker_plan import HEALTH_INTERVAL_S, PROBE_SCRIPT, healthcheck
 
@@ -144,8 +145,8 @@ def test_the_healthcheck_probe_against_a_real_coordinator(tmp_path):
 def test_failing_step_names_the_step():
     log = [{"stream": "Step 1/7 : ARG BASE_IMAGE"}, {"stream": "Step 3/7 : RUN python3 -m venv /opt/sandbox"},
            {"stream": "ERROR boom"}]
-    assert dk.failing_step(log) == "step 3/7 (RUN python3 -m venv /opt/sandbox)"
-    assert dk.failing_step([]) == "an unknown step"
+    assert docker_image.failing_step(log) == "step 3/7 (RUN python3 -m venv /opt/sandbox)"
+    assert docker_image.failing_step([]) == "an unknown step"
 
 
 def test_engine_not_running_is_one_sentence(monkeypatch):
@@ -197,7 +198,7 @@ def test_project_wheel_is_a_complete_wheel(tmp_path):
 def test_image_digest_follows_base_image_and_sources():
     a, b = wheelhouse.source_digest("python:3.11-slim"), wheelhouse.source_digest("debian:bookworm")
     assert a != b and a == wheelhouse.source_digest("python:3.11-slim")
-    assert dk.image_tag("python:3.11-slim").endswith(a)
+    assert docker_image.image_tag("python:3.11-slim").endswith(a)
     assert wheelhouse.parse_python_version("Python 3.11.2") == "3.11"
     assert wheelhouse.runtime_requirements() and not any("pytest" in r for r in wheelhouse.runtime_requirements())
 
@@ -444,7 +445,7 @@ def _measure(monkeypatch, os_name, started, proc_cls=None):
     ctr = _Measured(os.getpid(), started)
     monkeypatch.setattr(stack, "container", lambda service: ctr)
     if proc_cls is not None:
-        monkeypatch.setattr(dk.psutil, "Process", proc_cls)
+        monkeypatch.setattr(docker_figures.psutil, "Process", proc_cls)
     return stack.measure("broker-1")
 
 
