@@ -326,10 +326,12 @@ class StackSupervisor:
 
         address = (self.cfg.connect_host, self.cfg.coordinator_port)
         brokers = set(range(1, self.cfg.brokers + 1))
-        if self.cfg.mode != "docker":
-            waiting = coordinator_problems(address, brokers)
-            if waiting:
-                raise RuntimeError(waiting[0])
+        # registered and unfenced (docker mode too: a broker that has fetched the fresh journal
+        # is still fenced until its next heartbeat, and a topic placed meanwhile was refused as
+        # INVALID_REPLICA_ASSIGNMENT after the ACL step had run, which the retry said again)
+        waiting = coordinator_problems(address, brokers)
+        if waiting:
+            raise RuntimeError(waiting[0])
         current, followers = coordinator_followers(address)   # published on the host in docker mode too
         # the fresh journal answers with the cluster id clients knew from its start (the catalog
         # seeds it), so the id tells a broker on the old metadata only where there was no seed;
