@@ -77,7 +77,7 @@ def _check_below_recovery_point(seg: Segment, next_base: int | None, emit: Emit)
         seg.reset_indexes()
         seg.max_timestamp = -1
         start = 0
-    last = None
+    last, ts_bad = None, False
     for _pos, h in seg.walk_headers(start):
         if not loaded:
             seg._maybe_index(_pos, h, h.size)
@@ -85,12 +85,13 @@ def _check_below_recovery_point(seg: Segment, next_base: int | None, emit: Emit)
             if h.max_timestamp > seg.max_timestamp:
                 seg.max_timestamp, seg.offset_of_max_timestamp = h.max_timestamp, h.last_offset
             if ts_check is not None and h.base_offset <= ts_check[1] <= h.last_offset:
-                ts_check = None if _names(h, *ts_check) else "mismatch"
+                ts_bad = not _names(h, *ts_check)
+                ts_check = None
         last = h
     if seg.walk_end != seg.size:
         fail(f"its batches end at byte {seg.walk_end} while the file has {seg.size} bytes")
-    if loaded and ts_check is not None:
-        # no batch had its max timestamp, or the one holding its offset has another: rebuilt
+    if loaded and (ts_check is not None or ts_bad):
+        # no batch held its offset, or the one holding it has another max timestamp: rebuilt
         seg.rebuild_indexes()
         loaded = False
     seg.next_offset = last.next_offset if last else seg.base_offset

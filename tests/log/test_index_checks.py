@@ -124,7 +124,7 @@ def test_sound_index_no_event_no_rescan(tmp_path, monkeypatch):
     assert {p: p.read_bytes() for p in files} == files
 
 
-@pytest.mark.parametrize("damage", ["timestamp", "offset"])
+@pytest.mark.parametrize("damage", ["timestamp", "offset", "tail-batch"])
 def test_last_time_index_entry_checked_at_open(tmp_path, damage):
     d = tmp_path / "t-0"
     segs, leo = fill(d)
@@ -133,9 +133,15 @@ def test_last_time_index_entry_checked_at_open(tmp_path, damage):
     ents = entries(tidx, ">qI")
     ts, rel = ents[-1]
     assert (ts, rel) == (1018, 17)   # segment 1: offsets 20-37, timestamps 1010-1018
-    # a far-future timestamp (a bit flipped); or an offset whose batch has another max timestamp
-    # (before the last offset-index entry's batch, so found with a lookup, not the tail walk)
-    put(tidx, ">qI", len(ents) - 1, (ts | 1 << 50, rel) if damage == "timestamp" else (ts, ents[-2][1]))
+    # a far-future timestamp (a bit flipped); or an offset whose batch has another max timestamp,
+    # before the last offset-index entry's batch (found with a lookup), or after it and before the
+    # segment's last batch (found by the tail walk, which went on to the next batch: a TypeError
+    # stopped the open, so the broker crash-looped until its journal was quarantined)
+    if damage == "tail-batch":   # a sparser offset index (a larger index interval when written)
+        idx = segs[1].with_suffix(".index")
+        idx.write_bytes(idx.read_bytes()[:8 * sum(1 for r, _ in entries(idx, ">II") if r <= 13)])
+    put(tidx, ">qI", len(ents) - 1, {"timestamp": (ts | 1 << 50, rel), "offset": (ts, ents[-2][1]),
+                                     "tail-batch": (ts, 14)}[damage])
     ev = Events()
     log = PartitionLog(d, cfg(), recovery_point=leo, on_event=ev)
     assert [i["segment"] for i in ev.of("index-rebuilt")] == [str(segs[1])]
