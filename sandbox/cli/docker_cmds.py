@@ -65,7 +65,7 @@ def up_docker(cfg: SandboxConfig, overrides: dict, timeout: float, foreground: b
         _call(eng.wait_healthy, max(0.0, timeout - (time.monotonic() - t0)))
     except NotHealthyInTime as e:   # the containers and their watcher go on: as a native `up` says it
         still_starting(cfg, e.detail)
-    wait_ready(cfg, pid, timeout, detached=True)
+    wait_ready(cfg, pid, max(0.0, timeout - (time.monotonic() - t0)), detached=True)
     apply_declared(cfg)
     typer.echo(f"sandbox {cfg.name} is up in Docker in {time.monotonic() - t0:.1f} s: {cfg.brokers} broker "
                f"container(s), image {image}, bootstrap {stack.bootstrap(cfg)} (containers on the "

@@ -76,7 +76,7 @@ def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop: Any = None, w
     restart fixes, on the supervisor's death, or at the timeout (naming what is not healthy)."""
     deadline = waiter.clock() + timeout
     state: dict = {}
-    while waiter.clock() < deadline:
+    while True:   # looked at once at least: a timeout spent by the caller's own steps is 0 here
         if stop is not None and stop.is_set():
             raise Interrupted()
         state = stack.read_status_file(cfg) or {}
@@ -88,7 +88,7 @@ def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop: Any = None, w
         blocked = [s for s in svcs if s.get("state") == "crashed" and s.get("problem")]
         if blocked:   # a configuration error: no restart will fix it, so do not wait for one
             raise ControlError("the sandbox cannot start: " + "; ".join(f"{s['name']}: {s['problem']}" for s in blocked))
-        if not waiter.alive(pid):
+        if not waiter.alive(pid) or waiter.clock() >= deadline:
             break
         waiter.sleep(0.1)
     lines = [f"  {s['name']}: {s.get('state')} (see `sandbox logs {s['name']}`)"

@@ -96,16 +96,19 @@ class DockerStack:
                           f"{self.cfg.name!r} ({self.cfg.root}); {stop}, or give this sandbox another name "
                           f"(name = \"...\" under [sandbox] in its sandbox.toml, or rename this folder)")
 
+    def _refuse_foreign_container(self, name: str) -> None:
+        try:
+            c = self.client.containers.get(name)
+        except _not_found():
+            return
+        self._refuse_foreign("container", name, c.labels)
+
     @_engine_errors("check the sandbox's containers, volumes and network")
     def check_ours(self) -> None:
         """Refuse (DockerError) when a container, journal volume or the network this sandbox would
         use by name is another folder's: never mount its journals nor remove its containers."""
         for p in self.plans.values():
-            try:
-                c = self.client.containers.get(p.name)
-            except _not_found():
-                continue
-            self._refuse_foreign("container", p.name, c.labels)
+            self._refuse_foreign_container(p.name)
         for service in self.plans:
             if not self.volumes(service):   # ours are found by label; this name would be created
                 name = volume_name(self.cfg, service, "0")
@@ -169,8 +172,8 @@ class DockerStack:
             # container ("cannot start a paused container, try unpause instead")
             c.unpause()
             c.reload()
-        if c is None:
-            self.check_ours()   # a container of that name another folder's sandbox runs is never removed
+        if c is None:   # a container of that name another folder's sandbox runs is never removed
+            self._refuse_foreign_container(p.name)   # (network() and _new_volume() check theirs)
         if c is not None and ((self.image and c.attrs.get("Config", {}).get("Image") != self.image)
                               or c.attrs.get("Config", {}).get("Cmd") != p.command or _published(c) != _wanted(p)):
             # built from an older image, or started with other settings or ports (sandbox.toml

@@ -70,6 +70,20 @@ def test_wait_ready_returns_once_every_service_is_running_and_healthy(tmp_path):
     assert 2.0 <= sup.slept < 2.2
 
 
+def test_wait_ready_with_no_time_left_still_looks_once(tmp_path):
+    """`up --docker` gives it what its --timeout has left after the containers' own health wait,
+    0 when that took it all: a stack healthy by then is ready, not "did not become healthy"."""
+    cfg = make_cfg(tmp_path)
+    publish(cfg, [svc("coordinator"), svc("broker-1")])
+    sup = Supervisor()
+    assert [s["state"] for s in control.wait_ready(cfg, SUP_PID, 0.0, waiter=sup.waiter())["services"]] == \
+        ["running", "running"]
+    publish(cfg, [svc("coordinator"), svc("broker-1", state="starting", healthy=False)])
+    with pytest.raises(control.ControlError, match="did not become healthy in time"):
+        control.wait_ready(cfg, SUP_PID, 0.0, waiter=sup.waiter())
+    assert sup.slept == 0
+
+
 def test_wait_ready_ignores_the_state_of_an_earlier_supervisor_and_times_out_naming_what_is_unhealthy(tmp_path):
     cfg = make_cfg(tmp_path)
     publish(cfg, [svc("coordinator"), svc("broker-1")], pid=SUP_PID + 1)   # all healthy, but not ours
