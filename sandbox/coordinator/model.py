@@ -82,14 +82,29 @@ def offline_json(keys) -> list[list]:
     return [[str(t), int(i)] for t, i in sorted(keys, key=lambda k: (str(k[0]), k[1]))]
 
 
-def offline_replicas(brokers) -> dict[tuple[uuid.UUID, int], tuple[int, ...]]:
-    """(topic id, index) -> the brokers that reported that partition's log offline (Metadata's
-    offline_replicas, with the replicas on brokers that are gone)."""
-    out: dict[tuple[uuid.UUID, int], tuple[int, ...]] = {}
+@dataclass(frozen=True, eq=True)
+class OfflineReplicas:
+    """Metadata's offline_replicas, as Kafka's metadata cache gives them: the replicas on brokers
+    not registered or fenced, and those whose broker reported their log unopenable (KIP-858)."""
+
+    alive: frozenset[int]
+    reported: dict   # (topic id, index) -> the brokers that reported that partition's log offline
+
+    def of(self, topic_id: uuid.UUID, p) -> tuple[int, ...]:
+        bad = self.reported.get((topic_id, p.index), ()) if self.reported else ()
+        return tuple(r for r in p.replicas if r not in self.alive or r in bad)
+
+
+def offline_replicas(brokers) -> OfflineReplicas:
+    """The OfflineReplicas of the registered brokers' records."""
+    reported: dict[tuple[uuid.UUID, int], tuple[int, ...]] = {}
+    alive = set()
     for b in brokers:
+        if not getattr(b, "fenced", False):
+            alive.add(b.broker_id)
         for key in getattr(b, "offline", ()):
-            out[key] = out.get(key, ()) + (b.broker_id,)
-    return out
+            reported[key] = reported.get(key, ()) + (b.broker_id,)
+    return OfflineReplicas(frozenset(alive), reported)
 
 
 def offline_dir_id(topic_id: uuid.UUID, index: int) -> uuid.UUID:

@@ -86,6 +86,11 @@ def test_three_brokers_replicate_by_default_and_status_shows_a_lost_replica(proj
             assert all(p["offline_replicas"] == [3] and 3 not in p["isr"] and p["leader"] in (1, 2)
                        for p in t["replica_problems"]), t
         assert topic(st, "one")["under_replicated_partitions"] == 0
+        # Metadata itself names them, as Kafka's metadata cache does for a fenced broker's replicas
+        # (it listed only replicas whose log cannot be opened; status made up the difference)
+        with KafkaClient(proj.bootstrap, timeout=5.0) as c:
+            made = c.metadata(["made"])[0].topics["made"]
+        assert [p.offline_replicas for p in made.partitions] == [[3]] * 3, made
         solo = topic(st, "solo")   # its only replica is gone: offline (no leader), and a problem
         assert (solo["offline_partitions"], solo["leaderless_partitions"], solo["under_replicated_partitions"]) == (1, 1, 0)
         assert solo["replica_problems"] == [{"partition": 0, "leader": -1, "replicas": [3], "isr": [3],

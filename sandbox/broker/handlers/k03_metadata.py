@@ -13,7 +13,7 @@ import uuid
 
 from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.acls import CLUSTER, CLUSTER_NAME, CREATE, DESCRIBE, TOPIC
-from sandbox.coordinator.model import offline_replicas
+from sandbox.coordinator.model import OfflineReplicas, offline_replicas
 from sandbox.coordinator.rules import validate_topic_name
 from sandbox.protocol.fast_metadata import encode_metadata_topic
 
@@ -31,10 +31,8 @@ ZERO_UUID = uuid.UUID(int=0)
 UNREQUESTED = -2147483648   # authorized operations not asked for (KIP-430)
 
 
-def _topic_entry(t, operations: int = UNREQUESTED, offline=None) -> dict:
-    """`offline`: model.offline_replicas of the brokers (replicas whose log cannot be opened)."""
+def _topic_entry(t, operations: int, offline: OfflineReplicas) -> dict:
     parts = []
-    offline = offline or {}
     for p in t.partitions:
         parts.append({
             "error_code": NONE if p.leader >= 0 else LEADER_NOT_AVAILABLE,
@@ -43,7 +41,7 @@ def _topic_entry(t, operations: int = UNREQUESTED, offline=None) -> dict:
             "leader_epoch": p.leader_epoch,
             "replica_nodes": tuple(p.replicas),
             "isr_nodes": tuple(p.isr),
-            "offline_replicas": offline.get((t.topic_id, p.index), ()) if offline else (),
+            "offline_replicas": offline.of(t.topic_id, p),
         })
     return {
         "error_code": NONE, "name": t.name, "topic_id": t.topic_id,
@@ -66,10 +64,10 @@ def _encoded_topics(version: int, topics, offline) -> list[bytes]:
         key = id(t.partitions)
         hit = old.get(key)
         if hit is not None and hit[0] is t.partitions and hit[1] == t.name and hit[2] == t.topic_id \
-                and hit[4] == offline:   # a replica reported offline or back: encoded again
+                and hit[4] == offline:   # a replica gone offline or back: encoded again
             blob = hit[3]
         else:
-            blob = encode_metadata_topic(version, _topic_entry(t, offline=offline))
+            blob = encode_metadata_topic(version, _topic_entry(t, UNREQUESTED, offline))
         new[key] = (t.partitions, t.name, t.topic_id, blob, offline)
         out.append(blob)
     _ENCODED[version] = new
@@ -106,7 +104,7 @@ async def handle(ctx, request) -> dict:
     elif all_topics:  # encoded here (the fast encoder takes bytes): thousands of partitions add up
         out = _encoded_topics(ctx.api_version, coord.topics(), offline)
         for internal in listed_internal_topics(state):
-            out.append(encode_metadata_topic(ctx.api_version, _topic_entry(internal, offline=offline)))
+            out.append(encode_metadata_topic(ctx.api_version, _topic_entry(internal, UNREQUESTED, offline)))
     else:
         allow_auto = getattr(request, "allow_auto_topic_creation", True) and state.config.auto_create_topics
         for rt in topics_req:

@@ -13,7 +13,7 @@ from sandbox.protocol.errors import TOPIC_AUTHORIZATION_FAILED
 import uuid
 
 from sandbox.coordinator import CoordinatorError
-from sandbox.coordinator.model import INTERNAL_TOPICS, offline_replicas
+from sandbox.coordinator.model import INTERNAL_TOPICS, OfflineReplicas, offline_replicas
 from sandbox.coordinator.rules import validate_topic_name
 
 from ..internal_topics import listed_topics, lookup_topic
@@ -33,12 +33,11 @@ def _missing(name: str, code: int) -> dict:
             "partitions": (), "topic_authorized_operations": UNKNOWN_AUTHORIZED_OPERATIONS}
 
 
-def _partition(p, alive: set[int], offline=()) -> dict:
-    """`offline`: the replicas whose log their broker cannot open (reported to the coordinator)."""
-    return {"error_code": NONE, "partition_index": p.index, "leader_id": p.leader if p.leader in alive else -1,
+def _partition(topic_id, p, offline: OfflineReplicas) -> dict:
+    return {"error_code": NONE, "partition_index": p.index,
+            "leader_id": p.leader if p.leader in offline.alive else -1,
             "leader_epoch": p.leader_epoch, "replica_nodes": tuple(p.replicas), "isr_nodes": tuple(p.isr),
-            "eligible_leader_replicas": (), "last_known_elr": (),
-            "offline_replicas": tuple(r for r in p.replicas if r not in alive or r in offline)}
+            "eligible_leader_replicas": (), "last_known_elr": (), "offline_replicas": offline.of(topic_id, p)}
 
 
 def _unknown_code(name: str) -> int:
@@ -62,7 +61,6 @@ def handle(ctx, request) -> dict:
         if cursor is not None and cursor.topic_name not in names:
             return {"throttle_time": 0, "next_cursor": None, "topics": [
                 _missing(t.name, INVALID_REQUEST) for t in request.topics]}
-    alive = {b.broker_id for b in state.coordinator.brokers() if not getattr(b, "fenced", False)}
     offline = offline_replicas(state.coordinator.brokers())
     remaining = min(MAX_PARTITIONS, request.response_partition_limit)
     topics, next_cursor = [], None
@@ -80,7 +78,7 @@ def handle(ctx, request) -> dict:
             continue
         start = cursor.partition_index if cursor is not None and name == cursor.topic_name else 0
         upper = min(len(t.partitions), start + remaining)
-        parts = [_partition(p, alive, offline.get((t.topic_id, p.index), ())) for p in t.partitions[max(start, 0):upper]]
+        parts = [_partition(t.topic_id, p, offline) for p in t.partitions[max(start, 0):upper]]
         topics.append({"error_code": NONE, "name": t.name, "topic_id": t.topic_id, "is_internal": t.internal,
                        "partitions": parts, "topic_authorized_operations": ctx.operations(TOPIC, t.name)})
         if upper < len(t.partitions):

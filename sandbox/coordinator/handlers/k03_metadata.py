@@ -9,7 +9,7 @@ import uuid
 from sandbox.protocol.errors import (
     LEADER_NOT_AVAILABLE, NONE, UNKNOWN_AUTHORIZED_OPERATIONS, UNKNOWN_TOPIC_OR_PARTITION,
 )
-from ..model import offline_replicas
+from ..model import OfflineReplicas, offline_replicas
 from .common import NO_CONTROLLER, broker_list
 
 API_KEY = 3
@@ -18,14 +18,12 @@ MAX_VERSION = 13
 ZERO_UUID = uuid.UUID(int=0)
 
 
-def topic_entry(t, offline=None) -> dict:
-    """`offline`: model.offline_replicas of the brokers (replicas whose log cannot be opened)."""
-    offline = offline or {}
+def topic_entry(t, offline: OfflineReplicas) -> dict:
     parts = [{
         "error_code": NONE if p.leader >= 0 else LEADER_NOT_AVAILABLE,
         "partition_index": p.index, "leader_id": p.leader, "leader_epoch": p.leader_epoch,
         "replica_nodes": tuple(p.replicas), "isr_nodes": tuple(p.isr),
-        "offline_replicas": offline.get((t.topic_id, p.index), ()),
+        "offline_replicas": offline.of(t.topic_id, p),
     } for p in t.partitions]
     return {"error_code": NONE, "name": t.name, "topic_id": t.topic_id,
             "is_internal": t.internal, "partitions": parts,
