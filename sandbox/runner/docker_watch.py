@@ -265,10 +265,13 @@ class DockerWatcher:
         elif action == "start":
             svc.started_wall, svc.exited_seen, svc.scanned_start = ev["time_ns"] / 1e9, 0, None
             svc.exit_counted = svc.stopping_by_hand = svc.oom = False
-            if not ours and not svc.wanted and svc.problem == _stopped_problem(svc.name):
-                svc.wanted, svc.problem = True, None   # `docker start` by hand: watched again
+            by_hand = not ours and not svc.wanted and svc.problem == _stopped_problem(svc.name)
+            if by_hand:   # `docker start` or `docker restart` by hand: watched again
+                svc.wanted, svc.problem = True, None
             if svc.ever_started and not ours:
-                self._emit(svc.name, "restart", "container restarted by its restart policy", restarts=svc.restarts)
+                how = "started again outside the sandbox (docker start or docker restart)" if by_hand \
+                    else "restarted by its restart policy"
+                self._emit(svc.name, "restart", f"container {how}", restarts=svc.restarts)
             elif not svc.ever_started:
                 self._emit(svc.name, "start", f"container {svc.container}")
             svc.ever_started = True

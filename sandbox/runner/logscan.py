@@ -104,11 +104,12 @@ def describe_event(kind: str, detail: dict) -> str:
         where = detail.get("segment") or detail.get("file") or detail.get("path")
         if "missing_from" in detail:
             part = f"{detail['topic']}-{detail['partition']}: " if "topic" in detail else ""
-            return (f"{part}records {detail['missing_from']}-{detail['missing_to']} are missing from the journal "
-                    f"(its {detail.get('checkpoint', 'high watermark')} checkpoint says every replica had them: "
-                    f"lost from disk, unflushed at a power loss or a file shortened or removed outside the "
-                    f"broker; a follower fetches them back from its leader, a leader or single replica has "
-                    f"lost them) ({where})")
+            return (f"{part}records {detail['missing_from']}-{detail['missing_to']} are not in the journal, "
+                    f"though its {detail.get('checkpoint', 'high watermark')} checkpoint says every replica had "
+                    f"them: lost from disk (unflushed at a power loss, or a file shortened or removed outside "
+                    f"the broker), or cut just before a crash that came before the next checkpoint (a follower "
+                    f"truncated to its leader's log); a follower fetches what its leader has, a leader or "
+                    f"single replica may have lost them ({where})")
         if "flushed_to" in detail:
             part = f"{detail['topic']}-{detail['partition']}: " if "topic" in detail else ""
             return (f"{part}journal damaged below its flushed point: records from offset {detail.get('offset')} "

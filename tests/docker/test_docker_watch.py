@@ -462,6 +462,23 @@ def test_docker_stop_by_hand_is_left_stopped_not_a_crash():
     assert ("restart", "broker-1") in eng.calls and w.snapshot()["services"][1]["problem"] is None
 
 
+def test_docker_restart_by_hand_is_said_as_such_and_watched_again():
+    """`docker restart`: SIGTERM (kill 15), die, stop, then start; not the restart policy's doing."""
+    eng = FakeEngine()
+    w, _ = make(eng)
+    w.step()
+    eng.emit("broker-1", "kill", signal="15")
+    eng.emit("broker-1", "die", 143)
+    eng.emit("broker-1", "stop")
+    eng.emit("broker-1", "start")
+    w.step()
+    b = w.snapshot()["services"][1]
+    assert b["problem"] is None and b["restarts"] == 0
+    last = [e for e in w.events if e["service"] == "broker-1" and e["kind"] == "restart"][-1]
+    assert "outside the sandbox (docker start or docker restart)" in last["detail"], last
+    assert "crash" not in kinds(w, "broker-1")
+
+
 def test_a_pause_for_is_released_when_the_watcher_ends():
     import threading
 
