@@ -349,3 +349,22 @@ def test_a_failed_completion_write_is_retried_without_writing_the_markers_again(
         node.settle(0.1)
     assert len(failures) == 3 and describe(node).transaction_state == "CompleteCommit"
     assert markers(node, 0) == [CONTROL_COMMIT] and markers(node, 1) == [CONTROL_COMMIT]
+
+
+def test_a_completion_left_unwritten_is_forgotten_once_this_broker_no_longer_leads_it(node, monkeypatch):
+    """Found by review: a completion whose markers were written and whose write failed stayed in the
+    retry table for good once its __transaction_state partition moved away (a leak per id)."""
+    pid, epoch = start(node)
+    store, txns = node.state.txns.store, node.state.txns
+    real = store.write
+    monkeypatch.setattr(store, "write", lambda meta: E.NOT_ENOUGH_REPLICAS if meta.state == COMPLETE_COMMIT
+                        else real(meta))
+    end = node.b.call(26, 3, {"transactional_id": "tx", "producer_id": pid, "producer_epoch": epoch, "committed": True})
+    assert int(end.error_code) == E.NONE
+    node.settle(0.3)
+    assert "tx" in txns._markers_written
+    monkeypatch.setattr(store, "still_leads", lambda tid, epoch: False)   # its partition moved away:
+    txns.machine.unload(["tx"])                                          # its ids unloaded (store._unload)
+    node.run(txns.tick())
+    node.settle(0.1)
+    assert txns._markers_written == {}

@@ -224,6 +224,11 @@ class TxnCoordinator:
                 await settled(self.store.write(meta))
         for meta in self.machine.unfinished():
             self._complete_later(meta)
+        # a completion waiting to be written that this broker no longer leads, or that another
+        # state replaced (its partition moved away, the id expired): nothing to retry here
+        for tid, (meta, epoch) in list(self._markers_written.items()):
+            if tid not in self._completing and not self._still(meta, epoch):
+                del self._markers_written[tid]
         self.store.sync()
 
     async def ensure_topic(self) -> bool:
