@@ -283,8 +283,8 @@ class PartitionLog(Reading, Shrinking):
         this partition does not know takes any. Nothing is appended when refused. A follower
         copies the leader's markers through `append` and checks neither (Kafka only logs them
         for replication). A coordinator put back after its journal was lost does not go below
-        the old coordinator epochs: restored partitions start above every leader epoch their
-        replicas hold."""
+        the old coordinator epochs as far as the restore can see: restored partitions start above
+        every leader epoch their replicas that answer then hold (docs/protocol.md)."""
         self._producers.state.check_marker(producer_id, producer_epoch, coordinator_epoch)
         now = self._now_ms() if now_ms is None else now_ms
         buf = build_control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now, writable=True)
