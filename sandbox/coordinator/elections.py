@@ -46,6 +46,18 @@ class Draft:
         self.emit(p.change(topic.topic_id, isr=isr, leader=leader,
                            leader_epoch=p.leader_epoch + (1 if leader != p.leader else 0)))
 
+    def _leave(self, topic: TopicInfo, p: PartitionInfo, broker_id: int, sole_keeps_leading: bool = False) -> None:
+        """broker_id out of p's ISR (never emptying it) and, where it led p, the leadership to
+        another eligible in-sync replica (_successor), or none; sole_keeps_leading: a partition
+        with one replica keeps it as leader (no other could lead it)."""
+        if broker_id not in p.isr and p.leader != broker_id:
+            return
+        isr = tuple(r for r in p.isr if r != broker_id) or p.isr
+        leader = p.leader
+        if leader == broker_id and not (sole_keeps_leading and len(p.replicas) == 1):
+            isr, leader = _successor(self.machine, topic, p, broker_id, isr)
+        self._change(topic, p, isr, leader)
+
     def new_incarnation(self, broker_id: int) -> None:
         """A broker restarted (a new incarnation, its log maybe shorter or gone): every partition
         where it is a replica outside the ISR gets a new partition epoch, so an ISR expansion a
@@ -66,13 +78,7 @@ class Draft:
         for name in sorted(m._topics):
             topic = m._topics[name]
             for p in topic.partitions:
-                if broker_id not in p.isr and p.leader != broker_id:
-                    continue
-                isr = tuple(r for r in p.isr if r != broker_id) or p.isr
-                leader = p.leader
-                if leader == broker_id:
-                    isr, leader = _successor(m, topic, p, broker_id, isr)
-                self._change(m._topics[name], m._topics[name].partitions[p.index], isr, leader)
+                self._leave(topic, p, broker_id)
 
     def offline(self, broker_id: int, keys: frozenset) -> None:
         """A broker's heartbeat reported another set of partitions whose log it cannot open
@@ -91,13 +97,7 @@ class Draft:
             for p in topic.partitions:
                 key = (topic.topic_id, p.index)
                 if key in keys and key not in before:
-                    if broker_id not in p.isr and p.leader != broker_id:
-                        continue
-                    isr = tuple(r for r in p.isr if r != broker_id) or p.isr
-                    leader = p.leader
-                    if leader == broker_id and len(p.replicas) > 1:
-                        isr, leader = _successor(m, topic, p, broker_id, isr)
-                    self._change(topic, p, isr, leader)
+                    self._leave(topic, p, broker_id, sole_keeps_leading=True)
                 elif key in before and key not in keys and p.leader == NO_LEADER \
                         and eligible(m, broker_id, topic, p.index):
                     if broker_id in p.isr:

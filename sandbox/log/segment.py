@@ -101,13 +101,21 @@ class Segment:
         if i < 0:
             return 0, None
         pos = self.idx_pos[i]
-        h = self.header_at(pos)
-        if h is None or not h.base_offset - self.base_offset <= self.idx_rel[i] <= h.last_offset - self.base_offset:
-            self._index_fault(f"an index entry (offset {self.base_offset + self.idx_rel[i]}, position {pos}) "
-                              f"pointed off a batch boundary or at a batch without that offset")
+        h = self._entry_header(i)
+        if h is None:
             i = bisect_right(self.idx_rel, offset - self.base_offset) - 1
             return (self.idx_pos[i] if i >= 0 else 0), None
         return pos, h
+
+    def _entry_header(self, i: int) -> BatchHeader | None:
+        """The header at offset-index entry i's position when it is a whole batch holding the
+        entry's offset; None after _index_fault rebuilt the indexes when it is not."""
+        h = self.header_at(self.idx_pos[i])
+        if h is None or not h.base_offset - self.base_offset <= self.idx_rel[i] <= h.last_offset - self.base_offset:
+            self._index_fault(f"an index entry (offset {self.base_offset + self.idx_rel[i]}, position "
+                              f"{self.idx_pos[i]}) pointed off a batch boundary or at a batch without that offset")
+            return None
+        return h
 
     def _index_fault(self, reason: str) -> None:
         """An index entry does not match the batch it names: both indexes are rebuilt from the batch
@@ -303,12 +311,8 @@ class Segment:
         if j >= 0 and self.idx_pos[j] > pos:
             # the entry's header is read (and checked, as _floor does) even with less than a header
             # of room left: the jump itself trusts it to be a batch boundary
-            h = self.header_at(self.idx_pos[j])
-            if h is None or not h.base_offset - self.base_offset <= self.idx_rel[j] <= h.last_offset - self.base_offset:
-                self._index_fault(f"an index entry (offset {self.base_offset + self.idx_rel[j]}, position "
-                                  f"{self.idx_pos[j]}) pointed off a batch boundary or at a batch without that offset")
-                h = None   # walked from pos: right whatever the indexes say
-            else:
+            h = self._entry_header(j)
+            if h is not None:   # else walked from pos: right whatever the indexes say
                 end = self.idx_pos[j]
         while True:
             if h is None:
