@@ -443,13 +443,18 @@ def test_one_sandbox_kill_is_one_restart():
     assert w.snapshot()["services"][1]["restarts"] == 1
 
 
+def _docker_stop(eng, service="broker-1"):
+    """What the engine tells of `docker stop`: SIGTERM (a kill event, signal 15), die, stop."""
+    eng.emit(service, "kill", signal="15")
+    eng.emit(service, "die", 143)
+    eng.emit(service, "stop")
+
+
 def test_docker_stop_by_hand_is_left_stopped_not_a_crash():
     eng = FakeEngine()
     w, _ = make(eng)
     w.step()
-    eng.emit("broker-1", "kill", signal="15")
-    eng.emit("broker-1", "die", 143)
-    eng.emit("broker-1", "stop")
+    _docker_stop(eng)
     eng.states["broker-1"].status, eng.states["broker-1"].exit_code = "exited", 143
     for _ in range(5):
         w.step()
@@ -467,9 +472,7 @@ def test_docker_restart_by_hand_is_said_as_such_and_watched_again():
     eng = FakeEngine()
     w, _ = make(eng)
     w.step()
-    eng.emit("broker-1", "kill", signal="15")
-    eng.emit("broker-1", "die", 143)
-    eng.emit("broker-1", "stop")
+    _docker_stop(eng)
     eng.emit("broker-1", "start")
     w.step()
     b = w.snapshot()["services"][1]
