@@ -25,16 +25,25 @@ def _snappy(data: bytes) -> bytes:
     return bytes(cramjam.snappy.decompress_raw(data))
 
 
+class UnreadableCompression(ValueError):
+    """A payload its codec cannot read (cramjam's DecompressionError is no ValueError), or a codec
+    Kafka does not have."""
+
+
 def decompress(codec: int, payload: bytes) -> bytes:
-    """The records of a batch compressed with Kafka codec `codec` (1 gzip, 2 snappy, 3 lz4, 4 zstd)."""
+    """The records of a batch compressed with Kafka codec `codec` (1 gzip, 2 snappy, 3 lz4, 4 zstd);
+    UnreadableCompression when they cannot be read."""
     import cramjam
 
-    if codec == 1:
-        return bytes(cramjam.gzip.decompress(payload))
-    if codec == 2:
-        return _snappy(payload)
-    if codec == 3:
-        return bytes(cramjam.lz4.decompress(payload))
-    if codec == 4:
-        return bytes(cramjam.zstd.decompress(payload))
-    raise ValueError(f"unknown compression codec {codec} (Kafka has 1 gzip, 2 snappy, 3 lz4, 4 zstd)")
+    try:
+        if codec == 1:
+            return bytes(cramjam.gzip.decompress(payload))
+        if codec == 2:
+            return _snappy(payload)
+        if codec == 3:
+            return bytes(cramjam.lz4.decompress(payload))
+        if codec == 4:
+            return bytes(cramjam.zstd.decompress(payload))
+    except cramjam.DecompressionError as e:
+        raise UnreadableCompression(f"codec {codec}: {e}") from None
+    raise UnreadableCompression(f"unknown compression codec {codec} (Kafka has 1 gzip, 2 snappy, 3 lz4, 4 zstd)")

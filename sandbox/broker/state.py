@@ -242,7 +242,14 @@ class BrokerState(DiskFolders, Durability, RefusedFolders, GroupOwnership):
         topic_ids: dict[str, uuid.UUID] = {}
         base = self.log_defaults.base(self.coordinator)   # [broker] settings, then dynamic ones
         for t in topics:
-            cfg = self.log_defaults.log_config(dict(t.configs), base)
+            try:
+                cfg = self.log_defaults.log_config(dict(t.configs), base)
+            except ValueError as e:
+                # a value the coordinator took that this log cannot (a bug on either side): that
+                # topic's logs keep the broker's defaults, said once per change; one topic must
+                # not stop every other topic's partitions from being made or followed
+                log.error("topic %s: %s; its logs use the broker's defaults", t.name, e)
+                cfg = base
             topic_ids[t.name] = t.topic_id
             for p in t.partitions:
                 leaders[(t.name, p.index)] = (p.leader, p.leader_epoch)

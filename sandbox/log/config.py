@@ -53,7 +53,8 @@ class LogConfig:
         need(isinstance(self.segment_bytes, int) and self.segment_bytes >= 14, "segment.bytes", "must be an integer >= 14")
         need(isinstance(self.segment_ms, int) and self.segment_ms >= 1, "segment.ms", "must be an integer >= 1")
         need(isinstance(self.retention_ms, int) and self.retention_ms >= -1, "retention.ms", "must be -1 (forever) or >= 0")
-        need(isinstance(self.retention_bytes, int) and self.retention_bytes >= -1, "retention.bytes", "must be -1 (no limit) or >= 0")
+        # any negative is no limit, as Kafka's (retention.bytes has no validator there)
+        need(isinstance(self.retention_bytes, int), "retention.bytes", "must be an integer (negative: no limit)")
         need(isinstance(self.index_interval_bytes, int) and self.index_interval_bytes >= 0,
              "index.interval.bytes", "must be an integer >= 0")
         need(isinstance(self.max_message_bytes, int) and self.max_message_bytes >= 0, "max.message.bytes", "must be an integer >= 0")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 import weakref
 
@@ -45,10 +46,12 @@ from sandbox.protocol.errors import (
     KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
     NOT_LEADER_OR_FOLLOWER,
     OUT_OF_ORDER_SEQUENCE_NUMBER, TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    UNSUPPORTED_COMPRESSION_TYPE,
 )
 from sandbox.coordinator.acls import TOPIC, TRANSACTIONAL_ID, WRITE
 
 API_KEY = 0
+ZSTD = 4   # the largest compression codec id (1 gzip, 2 snappy, 3 lz4, 4 zstd)
 MIN_VERSION = 3
 # Advertised from v0, as Apache Kafka 4.0 does (KAFKA-18659): librdkafka up to 2.8 silently
 # stops compressing gzip/snappy/lz4 when the broker's Produce range does not start at 0.
@@ -279,8 +282,11 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
     if plog is None:
         _note_refused(state, topic, index, records)
         return _error(index, code)
-    if not records:
-        return _error(index, CORRUPT_MESSAGE, "empty records")
+    version = ctx.api_version
+    if not records:   # Kafka's ProduceRequest.validateRecords (v3+), else the log's own refusal
+        return _error(index, INVALID_RECORD, f"Produce requests with version {version} must have at least one "
+                                             f"record batch per partition") if version >= 3 else \
+            _error(index, CORRUPT_MESSAGE, "empty records")
     replicated = state.replicas.replicated((topic, index))
     code = state.replicas.check_produce((topic, index), acks)
     if code != NONE:
@@ -288,7 +294,18 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
         return _error(index, code)
     try:
         headers = validate_batches(records, plog.config.max_message_bytes)
+        if version >= 3:   # ProduceRequest.validateRecords: per partition, nothing written
+            if len(headers) != 1:
+                # a second batch was never written: one a retry repeated answered the first's
+                # offsets as a duplicate and dropped the rest, acknowledged
+                return _error(index, INVALID_RECORD, f"Produce requests with version {version} are only allowed "
+                                                     f"to contain exactly one record batch per partition")
+            if version < 7 and headers[0].compression == ZSTD:
+                return _error(index, UNSUPPORTED_COMPRESSION_TYPE, f"Produce requests with version {version} are "
+                                                                   f"not allowed to use ZStandard compression")
         for h in headers:
+            if h.compression > ZSTD:   # CompressionType.forId refuses it: never stored for readers to fail on
+                return _error(index, CORRUPT_MESSAGE, f"Unknown compression type id: {h.compression}")
             if h.is_control:   # markers are written by transaction coordinators only (WriteTxnMarkers)
                 return _error(index, INVALID_RECORD, "Clients are not allowed to write control records")
             if h.is_transactional and h.producer_id < 0:
@@ -304,12 +321,18 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
         code = _unverified(ctx, txn_id, topic, index, headers[0]) if headers else NONE
         if code != NONE:
             return _error(index, code, f"{topic}-{index} is not part of the producer's ongoing transaction")
-        if not plog.config.log_append_time and (late := _timestamp_error(state, topic, index, records, headers)):
-            return late
-        if plog.config.compacts:
-            keyless = first_keyless_record(records, headers)
-            if keyless is not None:
-                return _keyless_error(topic, index, keyless)
+        try:   # the records themselves, read only for these checks (decompressed when they are)
+            if not plog.config.log_append_time and (late := _timestamp_error(state, topic, index, records, headers)):
+                return late
+            if plog.config.compacts:
+                keyless = first_keyless_record(records, headers)
+                if keyless is not None:
+                    return _keyless_error(topic, index, keyless)
+        except (ValueError, IndexError, struct.error) as e:
+            # a payload its codec cannot read, or records running past their batch: this
+            # partition's answer, not a dropped connection (the client would send the whole
+            # request again, and the request's other partitions were written already)
+            raise CorruptRecordError(f"the batch's records cannot be read: {e}") from None
         # records is a view into this request's own buffer when it is writable: stamp it in place
         in_place = isinstance(records, memoryview) and not records.readonly
         info = plog.append(records, leader_epoch=state.leaders[(topic, index)][1], validated=headers,
