@@ -484,7 +484,9 @@ class BrokerState(DiskFolders, Durability, RefusedFolders, GroupOwnership):
             plog.housekeeping.expire_producers(now_ms, expiration_ms)   # in memory: the next snapshot writes it
             try:
                 freed += plog.housekeeping.apply_retention(now_ms)
-            except PermissionError as e:   # Windows: a segment held by another program; the log stays whole
+            except OSError as e:
+                # Windows: a segment held by another program; or a failing disk: the log stays
+                # whole, tried again next check, and the other partitions' retention goes on
                 log.warning("retention of %s put off (tried again next check): %s", plog.directory.name, e)
         return freed
 

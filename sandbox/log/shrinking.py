@@ -4,6 +4,8 @@ work on its segments, offsets and producer state."""
 
 from __future__ import annotations
 
+import errno
+
 from .errors import OffsetOutOfRangeError
 from .files import clean_leftovers, fsync_dir
 from .segment import Segment
@@ -84,8 +86,17 @@ class Shrinking:
         if n <= 0:
             return 0
         # the producer state first: a snapshot older than what is left would, after a crash,
-        # bring back transactions whose markers went with these segments (open for ever)
-        self._producers.snapshot(self.log_end_offset, keep=self._bases[n:])
+        # bring back transactions whose markers went with these segments (open for ever). On a
+        # full disk it is written after, in the room the deletion made: retention is what frees
+        # a full disk, and a crash in between is safe, as the next open drops transactions a
+        # snapshot says opened below the first segment (ProducerStore.load)
+        snapshot_after = False
+        try:
+            self._producers.snapshot(self.log_end_offset, keep=self._bases[n:])
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            snapshot_after = True
         freed = 0
         try:
             for _ in range(n):
@@ -97,6 +108,11 @@ class Shrinking:
             self._bases = [s.base_offset for s in self._segments]
             self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
             self._producers.txns.drop_below(self._log_start_offset, self._bases)
+        if snapshot_after:
+            try:
+                self._producers.snapshot(self.log_end_offset, keep=self._bases)
+            except OSError:   # still no room: the next flush or roll writes it
+                pass
         return freed
 
     def delete_records_before(self, offset: int) -> int:

@@ -337,3 +337,27 @@ def test_in_place_append_stamps_the_callers_buffer_and_stores_the_same_bytes(tmp
     assert offsets(owned.read(0, 1 << 20).tobytes()) == [0, 1, 2, 3]
     copied.close()
     owned.close()
+
+
+def test_retention_frees_a_full_disk_whose_producer_snapshot_cannot_be_written_first(tmp_path, monkeypatch):
+    """Found by review: the producer snapshot written before the deletion failed with ENOSPC on a
+    full disk, so retention, the one thing that frees it, deleted nothing."""
+    import errno
+
+    from sandbox.log.producers import ProducerStore
+
+    log = PartitionLog(tmp_path / "full-0", small(retention_bytes=2000, retention_ms=-1))
+    for i in range(60):
+        log.append(batch(2, tag=f"b{i}"))
+    before, real, calls = log.size_bytes, ProducerStore.snapshot, []
+
+    def full_once(self, log_end, keep=()):
+        calls.append(log_end)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, log_end, keep)
+
+    monkeypatch.setattr(ProducerStore, "snapshot", full_once)
+    assert log.housekeeping.apply_retention() > 0 and log.size_bytes < before
+    assert len(calls) == 2   # written after the deletion, in the room it made
+    log.close()
