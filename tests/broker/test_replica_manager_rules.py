@@ -101,7 +101,8 @@ def test_an_alter_partition_answer_older_than_the_metadata_is_ignored():
             return NONE, PartitionInfo(0, (1, 2, 3), (1, 2, 3), 1, 5, 6)
 
         plog = fake_log(100, 100)
-        state, _ = fake_state(plog, alter_partition)
+        # fenced: not one the high watermark waits for to rejoin (a caught-up eligible one is)
+        state, _ = fake_state(plog, alter_partition, fenced={2})
         state.leaders[KEY] = (1, 5)
         rm = ReplicaManager(state, default_min_isr=1)
         rm.on_metadata(topics((1, 2), 5, leader_epoch=5))

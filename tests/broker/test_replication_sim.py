@@ -357,3 +357,96 @@ def test_paused_leader_is_replaced_and_acknowledged_writes_survive():
     run_schedule(1, 2, 0, [("produce", 0, "leader", -1, 3), ("advance", 1.0), ("pause", 1), ("advance", 10.0),
                            ("produce", 0, "leader", -1, 2), ("advance", 1.0), ("resume", 1),
                            ("produce", 0, "resumed", -1, 1), ("advance", 3.0)])
+
+
+def test_an_unanswered_isr_expansion_is_not_overwritten_by_another_and_acked_writes_survive():
+    """Found by review: an AlterPartition without an answer stays pending (the coordinator may
+    have made it), but the next caught-up follower's fetch proposed another expansion built from
+    the committed ISR, which replaced it; the member the coordinator had added dropped out of the
+    maximal ISR, the high watermark ran ahead of it, acks=all writes were acknowledged, and when
+    the leader was fenced that member was elected without them."""
+    import asyncio
+
+    sim = Cluster(seed=5, partitions=1, min_isr=1)
+    try:
+        sim.run_for(3.0)
+        info = sim.partition(0)
+        leader = info.leader
+        followers = [b for b in info.replicas if b != leader]
+        for x in followers:
+            sim.net.loss[frozenset((leader, x))] = 1.0
+        for i in range(3):
+            sim.loop.run_until_complete(sim.produce(leader, 0, 1, [b"pre%d" % i]))
+        sim.run_for(8.0)
+        assert sim.partition(0).isr == (leader,)
+        for x in followers:
+            sim.net.loss.pop(frozenset((leader, x)))
+        stop = [False]
+
+        async def trickle():
+            n = 0
+            while not stop[0]:
+                n += 1
+                sim.loop.create_task(sim.produce(leader, 0, 1, [b"t%d" % n]))
+                await asyncio.sleep(0.02)
+
+        sim.loop.create_task(trickle())
+        for _ in range(20_000):   # until the coordinator takes the first expansion
+            sim.run_for(0.0005)
+            if len(sim.partition(0).isr) > 1:
+                break
+        assert len(sim.partition(0).isr) == 2
+        sim.net.loss[frozenset((leader, COORD))] = 1.0        # its answer never reaches the leader
+        joined = next(b for b in sim.partition(0).isr if b != leader)
+        sim.net.loss[frozenset((leader, joined))] = 1.0       # and the member just added falls behind
+        sim.run_for(5.3)                                      # the unanswered AlterPartition times out
+        stop[0] = True
+        acked = []
+        for i in range(3):
+            code, base, _ = sim.loop.run_until_complete(sim.produce(leader, 0, -1, [b"acked%d" % i], timeout_ms=1000))
+            if code == NONE:
+                acked.append((base, b"acked%d" % i))
+        sim.run_for(15.0)                                     # fenced; a leader elected from the ISR
+        info = sim.partition(0)
+        assert info.leader != leader
+        held = log_records(sim.brokers[info.leader].state.partitions[(TOPIC, 0)])
+        assert all(held.get(off, (None, None))[1] == value for off, value in acked), (acked, info)
+    finally:
+        sim.close()
+
+
+def test_a_follower_keeping_up_with_steady_writes_rejoins_an_isr_of_the_leader_alone():
+    """Found by review: with the ISR the leader alone, the high watermark was the log end at every
+    write, and a follower joins only once it has the high watermark: with a write every 0.2 ms it
+    never did (the ISR stayed the leader alone). As Kafka's, the high watermark now waits for an
+    eligible follower caught up within replica.lag.time.max.ms."""
+    import asyncio
+
+    sim = Cluster(seed=3, partitions=1, min_isr=1)
+    try:
+        sim.run_for(3.0)
+        info = sim.partition(0)
+        leader = info.leader
+        for x in info.replicas:
+            if x != leader:
+                sim.net.loss[frozenset((leader, x))] = 1.0
+        sim.run_for(8.0)
+        stop = [False]
+
+        async def producer():
+            n = 0
+            while not stop[0]:
+                n += 1
+                sim.loop.create_task(sim.produce(leader, 0, 1, [b"x%d" % n]))
+                await asyncio.sleep(0.0002)
+
+        sim.loop.create_task(producer())
+        sim.run_for(1.0)
+        assert sim.partition(0).isr == (leader,)
+        sim.net.loss.clear()
+        sim.run_for(3.0)
+        stop[0] = True
+        assert sorted(sim.partition(0).isr) == sorted(info.replicas)
+        sim.run_for(1.0)
+    finally:
+        sim.close()

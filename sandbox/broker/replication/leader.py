@@ -5,6 +5,7 @@ which followers should leave or join the ISR. Kafka's Partition/Replica state, w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 
 @dataclass
@@ -86,15 +87,26 @@ class LeaderState:
                 low = min(low, f.log_start)
         return low
 
-    def advance_high_watermark(self, leader_leo: int) -> bool:
-        """Move the high watermark to the smallest log end of the maximal ISR; never back.
+    def advance_high_watermark(self, leader_leo: int, now_ms: int | None = None, max_lag_ms: int = 0,
+                               eligible: Callable[[int], bool] | None = None) -> bool:
+        """Move the high watermark to the smallest log end of the maximal ISR and of the followers
+        outside it that are caught up within max_lag_ms and eligible (Kafka's
+        shouldWaitForReplicaToJoinIsr: held for them, a follower keeping up with steady writes
+        reaches the high watermark and joins; else, with the ISR the leader alone, the high
+        watermark was the log end at every write, which such a follower never is); never back.
         True if it moved."""
         hw = leader_leo
-        for r in self.maximal_isr():
+        isr = self.maximal_isr()
+        for r in isr:
             if r == self.node_id:
                 continue
             f = self.followers.get(r)
             hw = min(hw, f.leo if f is not None else -1)
+        if now_ms is not None:
+            for r, f in self.followers.items():
+                if r not in isr and 0 <= f.leo < hw and now_ms - f.caught_up_ms <= max_lag_ms \
+                        and (eligible is None or eligible(r)):
+                    hw = f.leo
         if hw > self.high_watermark:
             self.high_watermark = hw
             return True

@@ -281,7 +281,12 @@ class ReplicaManager:
         self._advance(key, ls, plog)
         if key in self._deletions:
             self._complete_deletions(key)
-        if key not in self._altering and replica not in ls.maximal_isr() and self._eligible(replica):
+        # one ISR change at a time, as Kafka's (isInflight): a change asked for whose outcome is
+        # unknown (no answer) may be committed, and is asked again (tick) before any other; one
+        # built over it from the committed ISR dropped its member from the maximal ISR, and the
+        # high watermark ran ahead of a replica the coordinator could elect
+        if key not in self._altering and ls.pending is None and replica not in ls.maximal_isr() \
+                and self._eligible(replica):
             if replica in ls.to_expand(self.epoch_start(key)):
                 self._propose(key, ls, tuple(ls.isr) + (replica,), "expand")
         return NONE
@@ -316,7 +321,7 @@ class ReplicaManager:
                 self._propose(key, ls, tuple(r for r in ls.isr if r not in out), "shrink")
 
     def _advance(self, key: Key, ls: LeaderState, plog) -> None:
-        if ls.advance_high_watermark(plog.log_end_offset):
+        if ls.advance_high_watermark(plog.log_end_offset, self._now_ms(), self.replica_lag_ms, self._eligible):
             plog.replica.high_watermark = ls.high_watermark
             self._complete(key, plog.high_watermark)
             self.state.notifier.notify(key)
