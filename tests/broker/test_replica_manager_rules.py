@@ -241,3 +241,26 @@ def test_acks_all_on_a_partition_led_alone_is_refused_below_min_insync_replicas(
         rm2.on_metadata(one)
         assert rm2.check_produce(KEY, -1) == NOT_ENOUGH_REPLICAS
     asyncio.run(main())
+
+
+def test_a_leadership_change_wakes_the_partitions_long_polls():
+    """Found by review: a fetch long-polling a partition whose leadership moved slept to its
+    deadline (a consumer waited fetch.max.wait.ms for NOT_LEADER_OR_FOLLOWER; a follower's was
+    read at the deadline without its epoch checked again). Kafka completes delayed fetches of the
+    partitions a leader change moves."""
+    async def alter_partition(node, tid, idx, le, pe, isr):
+        return NONE, None
+
+    async def main():
+        state, _ = fake_state(fake_log(100, 100), alter_partition)
+        woken = []
+        state.notifier = NS(notify=woken.append)
+        rm = ReplicaManager(state, default_min_isr=1)
+        rm.on_metadata(topics((1, 2, 3), 0, leader_epoch=0))
+        woken.clear()
+        rm.on_metadata(topics((1, 2, 3), 0, leader_epoch=1))       # a new epoch of this leader
+        assert KEY in woken
+        woken.clear()
+        rm.on_metadata([])                                          # not led here any more
+        assert KEY in woken
+    asyncio.run(main())

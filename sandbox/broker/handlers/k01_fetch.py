@@ -99,11 +99,14 @@ def _read_all(state, request, names: list[str | None], replica: int = -1,
             plog, code = state.led_log(name, p.partition) if name is not None else (None, UNKNOWN_TOPIC_ID)
             if refused and (name, p.partition) in refused:
                 plog, code = None, refused[(name, p.partition)]
-            elif plog is not None and replica < 0:
+            elif plog is not None:
                 # a fetch sent before a leader epoch change must not come back with records:
                 # librdkafka, validating its position against the old epoch meanwhile, takes
                 # records past that epoch's end for a truncation, seeks back and drops what it
-                # had fetched and not yet handed out
+                # had fetched and not yet handed out; and a follower's long poll (its epoch checked
+                # when it came in, _record_followers) must not be answered with another epoch's
+                # data after this broker followed and led again meanwhile (Kafka's DelayedFetch
+                # checks the epoch at each completion)
                 code = state.leader_epoch_error(name, p.partition, getattr(p, "current_leader_epoch", -1))
                 if code != NONE:
                     plog = None

@@ -335,9 +335,14 @@ class ReplicaManager:
                 fut.set_result(NONE)
 
     def _fail_waiters(self, key: Key, code: int) -> None:
+        """Leadership here ended or changed epoch: acks=all and DeleteRecords waiters get `code`,
+        and fetches long-polling the partition wake to check the leader epoch again and answer
+        their error now (Kafka's completeDelayedFetchOrProduceRequests at a leader change), not
+        read another epoch's data at their deadline."""
         for _o, fut in self._waiters.pop(key, []) + self._deletions.pop(key, []):
             if not fut.done():
                 fut.set_result(code)
+        self.state.notifier.notify(key)
 
     # ---- DeleteRecords ---------------------------------------------------------------------
     def low_watermark(self, key: Key) -> int:
