@@ -264,3 +264,25 @@ def test_a_leadership_change_wakes_the_partitions_long_polls():
         rm.on_metadata([])                                          # not led here any more
         assert KEY in woken
     asyncio.run(main())
+
+
+def test_acks_all_counts_the_maximal_isr_against_min_insync_replicas():
+    """As Kafka's checkEnoughReplicasReachOffset: with an expansion to {1, 2} asked for and not
+    answered yet, a write both have is NONE, not NOT_ENOUGH_REPLICAS_AFTER_APPEND (review)."""
+    never = asyncio.Event()
+
+    async def alter_partition(node, tid, idx, le, pe, isr):
+        await never.wait()
+
+    async def main():
+        plog = fake_log(100, 100)
+        state, _ = fake_state(plog, alter_partition)
+        rm = ReplicaManager(state, default_min_isr=2)
+        rm.on_metadata(topics((1,), 0, replicas=(1, 2)))
+        rm.follower_fetch(KEY, 2, 100, 0)                  # caught up: {1, 2} asked for
+        await asyncio.sleep(0)
+        ls = rm.leading[KEY]
+        assert ls.isr == (1,) and ls.maximal_isr() == {1, 2}
+        assert rm._acked_answer(KEY) == NONE
+        rm.close()
+    asyncio.run(main())

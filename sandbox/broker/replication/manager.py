@@ -248,11 +248,12 @@ class ReplicaManager:
 
     def _acked_answer(self, key: Key) -> int:
         """Once the ISR has a write: NONE unless this broker may no longer lead, or the ISR
-        shrank below min.insync.replicas meanwhile."""
+        shrank below min.insync.replicas meanwhile (the maximal ISR, as Kafka's
+        checkEnoughReplicasReachOffset: a member being added counts, one being removed too)."""
         ls = self.leading.get(key)
         if ls is None or not self.lease_valid():
             return NOT_LEADER_OR_FOLLOWER
-        if len(ls.isr) < self.min_isr.get(key, 1):
+        if len(ls.maximal_isr()) < self.min_isr.get(key, 1):
             return NOT_ENOUGH_REPLICAS_AFTER_APPEND
         return NONE
 
