@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -38,7 +39,8 @@ class UnopenedPartitionLog(PartitionLog):
     the object into a plain PartitionLog and only then answers the access. So no read or write
     ever sees unrepaired data, and after its first use the log costs nothing extra. Safe to
     leave unopened because a single segment is the active one: retention and compaction never
-    touch an active segment, and nothing below the recovery point can be damaged in it
+    touch an active segment (retention opens it first when its file says it may be past
+    retention), and nothing below the recovery point can be damaged in it
     without open_segments noticing (it CRC-scans the whole active segment). A partition with
     rolled segments is opened at start as before, so damaged acknowledged data still stops the
     broker from starting. No file handle is held until the first use (fewer handles on Windows).
@@ -95,7 +97,25 @@ class UnopenedPartitionLog(PartitionLog):
         return False   # nothing was appended
 
     def _apply_retention(self, now_ms: int | None = None) -> int:
-        return 0   # retention never deletes the active segment, the only one
+        """Opened, then applied, only when its one segment may be past retention: written last
+        (its file's time) longer ago than retention.ms, or larger than retention.bytes; an idle
+        partition's records go as Kafka's do (retention takes the active segment too), and the
+        others stay unopened (one directory listing each per retention check)."""
+        cfg = self._config
+        if not cfg.deletes or (cfg.retention_ms < 0 and cfg.retention_bytes < 0):
+            return 0
+        now = int(self._clock() * 1000) if now_ms is None else now_ms
+        try:
+            logs = [self.directory / n for n in os.listdir(self.directory) if n.endswith(".log")]
+            st = [f.stat() for f in logs]
+        except OSError:
+            return 0
+        due = any((cfg.retention_ms >= 0 and now - int(s.st_mtime * 1000) > cfg.retention_ms)
+                  or (0 <= cfg.retention_bytes < s.st_size) for s in st)
+        if not due:
+            return 0
+        self.open_now()
+        return self._apply_retention(now_ms)
 
     def close(self, *, flush: bool = True) -> None:
         pass   # no handle open, nothing to persist

@@ -140,8 +140,10 @@ class Shrinking:
         return n
 
     def _apply_retention(self, now_ms: int | None = None) -> int:
-        """Delete the oldest non-active segments past retention.ms (by their max timestamp) or
-        beyond retention.bytes. Returns bytes freed."""
+        """Delete the oldest segments past retention.ms (by their max timestamp) or beyond
+        retention.bytes; the active one too, as Kafka's deletableSegments, once it is not empty
+        and wholly below the high watermark (rolled first: a log keeps one segment, empty at the
+        log end), so an idle topic's records do go. Returns bytes freed."""
         cfg = self._config
         below = self._below_log_start()   # DeleteRecords' whose files were held (Windows) when it ran
         if not cfg.deletes:
@@ -150,7 +152,9 @@ class Shrinking:
         clean_leftovers(self.directory)
         # as Kafka: only segments wholly below the high watermark (a replicated leader's records
         # its followers do not have yet are not committed, and must not go before they are)
-        candidates = self._segments[:-1]
+        active = self._segments[-1]
+        whole = active.size and active.next_offset <= self._high_watermark
+        candidates = self._segments if whole else self._segments[:-1]
         upto = next((k for k, seg in enumerate(candidates) if seg.next_offset > self._high_watermark), None)
         if upto is not None:
             candidates = candidates[:upto]
@@ -172,4 +176,6 @@ class Shrinking:
                 diff -= seg.size
                 n = k + 1
         n = max(n, below)
+        if n and n == len(self._segments):
+            self._roll()   # the active segment goes too: a new empty one at the log end first
         return self._delete_oldest(n) if n else 0

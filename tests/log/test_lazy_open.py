@@ -226,3 +226,19 @@ def test_a_failed_first_open_leaves_the_log_unopened_and_retries(tmp_path, monke
     assert log.log_end_offset == 2 and log.opened
     ld.close()
     assert os.listdir(tmp_path / "t-0")
+
+
+def test_retention_opens_an_unopened_partition_only_when_its_segment_may_be_past_it(tmp_path):
+    """An idle partition's records go once past retention.ms, as Kafka's (retention takes the
+    active segment too); one whose file is recent stays unopened."""
+    ld = LogDir(tmp_path, cfg(retention_ms=60_000))
+    ld.open()
+    ld.create("t", 0).append(batch(2, ts=1_000))
+    ld.close()
+    ld = LogDir(tmp_path, cfg(retention_ms=60_000))
+    log = ld.open()[("t", 0)]
+    written = int(os.stat(tmp_path / "t-0" / f"{0:020d}.log").st_mtime * 1000)
+    assert log.housekeeping.apply_retention(written + 30_000) == 0 and not log.opened
+    assert log.housekeeping.apply_retention(written + 61_000) > 0 and log.opened
+    assert log.log_start_offset == log.log_end_offset == 2
+    ld.close()

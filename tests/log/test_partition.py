@@ -257,9 +257,31 @@ def test_retention_by_bytes_never_active(tmp_path):
     cfg = small(retention_bytes=0, retention_ms=-1)
     log.config = cfg
     log.housekeeping.apply_retention()
-    assert log.housekeeping.segment_count == 1  # the active segment stays
-    assert log.log_end_offset == 120
+    # as Kafka's: the active segment goes too (rolled first), leaving one empty at the log end
+    assert log.housekeeping.segment_count == 1 and log.size_bytes == 0
+    assert log.log_end_offset == 120 and log.log_start_offset == 120
     log.close()
+
+
+def test_retention_by_time_takes_an_idle_partitions_active_segment(tmp_path):
+    """Found by review: retention never took the active segment, so a topic written once and then
+    left idle kept its records past retention.ms for good (nothing rolls a segment but a write).
+    Kafka's deletableSegments takes it once wholly below the high watermark, rolling first."""
+    now = [1_000_000.0]
+    log = PartitionLog(tmp_path / "idle-0", small(retention_ms=60_000), clock=lambda: now[0])
+    for i in range(3):
+        log.append(batch(2, tag=f"b{i}", ts=int(now[0] * 1000)))
+    assert log.housekeeping.segment_count == 1
+    assert log.housekeeping.apply_retention(int(now[0] * 1000) + 30_000) == 0   # not old yet
+    freed = log.housekeeping.apply_retention(int(now[0] * 1000) + 61_000)
+    assert freed > 0 and log.log_start_offset == log.log_end_offset == 6
+    assert log.read(6, 1000).tobytes() == b""
+    log.append(batch(2, tag="after"))
+    assert log.log_end_offset == 8
+    log.close()
+    again = PartitionLog(tmp_path / "idle-0", small(retention_ms=60_000))
+    assert (again.log_start_offset, again.log_end_offset) == (6, 8)
+    again.close()
 
 
 def test_retention_off_for_compact(tmp_path):
