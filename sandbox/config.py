@@ -174,7 +174,7 @@ _SANDBOX: dict[str, tuple] = {
 _RECOVERY: dict[str, tuple] = {
     "on_crash": ("choice", ON_CRASH, None), "on_corrupt_journal": ("choice", ON_CORRUPT, None),
     "max_restarts": ("int", (0, None), 5), "restart_window_s": ("seconds", None, 60),
-    "keep_quarantines": ("int", (0, None), 3), "unhealthy_after_s": ("seconds", None, 10)}
+    "keep_quarantines": ("int", (1, None), 3), "unhealthy_after_s": ("seconds", None, 10)}
 _DOCKER: dict[str, tuple] = {"base_image": ("str", None, "python:3.11-slim")}
 _TOPIC_KEYS = ("partitions", "replication", "config")
 _SASL_KEYS = ("port", "users")
@@ -226,12 +226,15 @@ def _build(doc: dict, ctx: _Ctx, root: Path, text: str) -> SandboxConfig:
                                                 f'deletes the data folder); set data_dir = ".sandbox".')
     kw.setdefault("name", root.name or "sandbox")
     brokers, port = kw.get("brokers", 1), kw.get("port", 9092)
-    # implicit service ports follow the broker ports, so `brokers = 3` alone never collides
+    # implicit service ports: the coordinator's follows the broker ports (so `brokers = 3` alone
+    # never collides), the health endpoint's the coordinator's (SPEC: coordinator_port + 1); the
+    # next free port up, else down from the broker ports (never a wrap round to port 1)
     taken = set(range(port, port + brokers)) | {kw.get("coordinator_port"), kw.get("http_port")}
-    for k in ("coordinator_port", "http_port"):
+    for k, after in (("coordinator_port", port + brokers - 1), ("http_port", None)):
         if k not in kw:
-            kw[k] = p = next(p for n in range(brokers, 65535 + brokers)
-                             if (p := (port + n - 1) % 65535 + 1) not in taken)
+            start = kw["coordinator_port"] if after is None else after
+            kw[k] = p = next((p for p in [*range(start + 1, 65536), *range(min(start, port) - 1, 1023, -1)]
+                              if p not in taken), 65535)
             taken.add(p)
     kw["replication"], kw["min_insync_replicas"] = _replication_defaults(ctx, kw, brokers)
     recovery = RecoveryConfig(**_values(ctx, doc, "recovery", _RECOVERY))
@@ -425,9 +428,11 @@ def _check_ports(cfg: SandboxConfig, ctx: _Ctx, explicit: set[str]) -> None:
         v = getattr(cfg, k)
         if v in brokers:
             n = v - cfg.port + 1
+            o = "http_port" if k == "coordinator_port" else "coordinator_port"
+            other = getattr(cfg, o) if o in explicit else None   # an implicit one moves along
+            free = next(q for q in range(last + 1, last + 4) if q != other)   # not the other service's either
             raise ctx.fail(S + (k,), f"[sandbox] {k} = {v} collides with broker-{n}'s port "
-                           f"(port + {n - 1}); set {k} = {last + 1 if k == 'coordinator_port' else last + 2} "
-                           f"or any port outside {cfg.port}-{last}.")
+                           f"(port + {n - 1}); set {k} = {free} or any port outside {cfg.port}-{last}.")
     if cfg.coordinator_port == cfg.http_port:
         raise ctx.fail(S + ("http_port",), f"[sandbox] http_port = {cfg.http_port} is the same as "
                        f"coordinator_port; set http_port = {cfg.coordinator_port + 1}.")

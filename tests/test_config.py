@@ -127,6 +127,9 @@ def test_the_example_error_sentence(tmp_path):
     ('[recovery]\non_corrupt_journal = "nuke"\n', 2, ['"repair-then-wipe" or "repair" or "wipe"']),
     ('[recovery]\nrestart_window_s = 0\n', 2, ['positive number']),
     ('[recovery]\nmax_restarts = -1\n', 2, ['at least 0']),
+    ('[recovery]\nkeep_quarantines = 0\n', 2, ['keep_quarantines = 0 must be at least 1']),
+    ('[sandbox]\nport = 29601\ncoordinator_port = 29601\nhttp_port = 29602\n', 3,
+     ['collides with broker-1', 'set coordinator_port = 29603']),
     ('[topics.orders]\npartitions = 0\n', 2, ['[topics.orders] partitions = 0 must be between 1 and 10000']),
     ('[topics.orders]\npartitions = 3000000000\n', 2, ['[topics.orders] partitions = 3000000000 must be between 1 '
                                                        'and 10000; set partitions = 10000 or less.']),
@@ -191,6 +194,18 @@ def test_config_module_imports_no_cli_or_services():
             "('typer','rich') or m.startswith(('sandbox.broker','sandbox.coordinator','sandbox.cli',"
             "'sandbox.runner','sandbox.log'))]; print(bad); sys.exit(bool(bad))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_implicit_ports_follow_spec_and_never_wrap_round(tmp_path):
+    """SPEC: http_port defaults to coordinator_port + 1; port = 65535 put the coordinator on 1."""
+    from sandbox.config import parse_config
+
+    cfg = parse_config("[sandbox]\ncoordinator_port = 29101\n", tmp_path / "sandbox.toml", cwd=tmp_path)
+    assert (cfg.port, cfg.coordinator_port, cfg.http_port) == (9092, 29101, 29102)
+    cfg = parse_config("[sandbox]\nport = 65535\n", tmp_path / "sandbox.toml", cwd=tmp_path)
+    assert (cfg.coordinator_port, cfg.http_port) == (65534, 65533)
+    cfg = parse_config("[sandbox]\nbrokers = 3\n", tmp_path / "sandbox.toml", cwd=tmp_path)
+    assert (cfg.coordinator_port, cfg.http_port) == (9095, 9096)
 
 
 def test_dataclass_shapes():

@@ -172,6 +172,7 @@ def down(purge: bool = typer.Option(False, "--purge", help="Also delete this san
 
 
 _MADE = {"logs", "quarantine", "run", "coordinator", "topics.json", ".write-probe"}
+_SERVICE_LOG = re.compile(r"^(coordinator|supervisor|broker-\d+)\.log(\.\d+)?$")
 
 
 def purge_data(cfg: SandboxConfig) -> list[str]:
@@ -189,6 +190,16 @@ def purge_data(cfg: SandboxConfig) -> list[str]:
                 or (name.startswith("broker-") and name[7:].isdigit()))
         if not ours:
             kept.append(name)
+        elif name == "logs" and entry.is_dir() and not entry.is_symlink():
+            # a folder a user may drop files of their own into: only the services' logs go
+            mine = [f for f in sorted(entry.iterdir()) if not _SERVICE_LOG.match(f.name)]
+            for f in sorted(entry.iterdir()):
+                if _SERVICE_LOG.match(f.name):
+                    f.unlink(missing_ok=True)
+            if mine:
+                kept += [f"logs/{f.name}" for f in mine]
+            else:
+                shutil.rmtree(entry, ignore_errors=True)
         elif entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:

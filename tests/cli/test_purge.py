@@ -31,3 +31,16 @@ def test_purge_deletes_the_sandboxs_data_and_nothing_a_user_put_there(tmp_path):
             assert f'data_dir = "{bad}" is the project folder' in str(e) and 'set data_dir = ".sandbox"' in str(e)
         else:
             raise AssertionError(f"data_dir = {bad!r} accepted")
+
+
+def test_purge_keeps_files_a_user_put_in_the_logs_folder(tmp_path):
+    """Found by review: `logs` went whole, with a user's own file in it."""
+    from sandbox.cli.stack_cmds import purge_data
+
+    cfg = load_config(None, cwd=tmp_path)
+    logs = cfg.data_dir / "logs"
+    logs.mkdir(parents=True)
+    for f in ("broker-1.log", "coordinator.log", "supervisor.log", "mine.log"):
+        (logs / f).write_text("x")
+    assert purge_data(cfg) == ["logs/mine.log"]
+    assert [p.name for p in logs.iterdir()] == ["mine.log"]
