@@ -242,9 +242,14 @@ def cluster_entries(client: KafkaClient, topics_meta_latency: list[float] | None
             problems.append(f"topic {name} has {leaderless} partitions without a leader")
         below = health["under_min_isr_partitions"]
         if below:
+            rf = len(t.partitions[0].replicas) if t.partitions else 0
+            min_isr = health["min_insync_replicas"]
+            fix = (f"it has only {rf} replica(s), so no replica can make up the number: lower it with "
+                   f"`sandbox topics alter {name} -o min.insync.replicas={rf}`" if isinstance(min_isr, int) and min_isr > rf
+                   else "until a replica catches up; bring the missing broker back")
             problems.append(f"topic {name} has {below} partition(s) with fewer in-sync replicas than its "
-                            f"min.insync.replicas={health['min_insync_replicas']}: acks=all writes are refused "
-                            f"(NOT_ENOUGH_REPLICAS) until a replica catches up; bring the missing broker back")
+                            f"min.insync.replicas={min_isr}: acks=all writes are refused (NOT_ENOUGH_REPLICAS); "
+                            f"{fix}")
         topics.append({"name": name, "partitions": len(t.partitions),
                        "replication": len(t.partitions[0].replicas) if t.partitions else 0,
                        "end_offsets": sum(per_part.values()) if complete else None,

@@ -159,3 +159,20 @@ def test_a_process_stopped_by_a_debugger_is_paused(monkeypatch):
 
     monkeypatch.setattr(status_mod.psutil, "Process", Traced)
     assert status_mod._seen_state(1234) == "paused"
+
+
+def test_min_insync_replicas_above_the_replication_says_to_lower_it(monkeypatch):
+    """Found by review: one broker, a topic made with min.insync.replicas=2: status said "bring the
+    missing broker back" though no broker is missing; the fix is lowering the setting."""
+    monkeypatch.setattr("sandbox.health.status._MIN_ISR", {})
+
+    class Alone(FakeClient):
+        def metadata(self, topics=None):
+            return ClusterMetadata("c", 1, [], {"t7": TopicMeta("t7", None, [PartitionMeta(0, 1, [1], [1])])}), 0.5
+
+        def describe_configs(self, name):
+            return {"min.insync.replicas": ("2", False)}
+
+    st = build_status(name="n", mode="native", bootstrap="x", state=state(0), client=Alone())
+    (p,) = [p for p in st["problems"] if "topic t7" in p]
+    assert "missing broker" not in p and "sandbox topics alter t7 -o min.insync.replicas=1" in p, p
