@@ -71,8 +71,11 @@ def main() -> None:
     from .service_cmds import dispatch
 
     sys.modules.setdefault("hypothesis", None)  # type: ignore[arg-type]
-    dispatch()   # `sandbox broker` and `sandbox coordinator` exit here, without typer
-    build_app()()
+    try:
+        dispatch()   # `sandbox broker` and `sandbox coordinator` exit here, without typer
+        build_app()()
+    except KeyboardInterrupt:   # Ctrl-C before a command's own handling began (while importing)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

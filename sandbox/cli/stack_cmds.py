@@ -135,6 +135,14 @@ def _make_data_dir(cfg: SandboxConfig) -> None:
                  f"{'its logs' if where == cfg.logs_dir else 'its data'} there) and run `sandbox up` again", 1)
         fail(f"the folder {where} cannot be created ({e.strerror or e}); "
              f"set data_dir in sandbox.toml to a folder you can write", 1)
+    log = cfg.logs_dir / "supervisor.log"
+    try:   # the supervisor's own log, opened by `up` before anything starts
+        with open(log, "ab"):
+            pass
+    except OSError as e:
+        fail(f"the log file {log} cannot be written ({e.strerror or e}); make {cfg.logs_dir} writable "
+             f"(on Linux `lsattr`/`chattr -i` shows and lifts an immutable flag) or set data_dir in sandbox.toml "
+             f"to a folder you can write", 1)
 
 
 def supervise(config: Optional[Path] = ConfigOpt) -> None:

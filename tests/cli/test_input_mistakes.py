@@ -75,3 +75,23 @@ def test_topics_apply_without_a_running_sandbox_says_so_at_once(tmp_path, monkey
                                            '[topics.orders]\npartitions = 2\n')
     r = run("topics", "apply")
     assert r.exit_code == 3 and "is not running; start it with `sandbox up`" in r.output, r.output
+
+
+def test_a_logs_folder_that_cannot_be_written_is_one_sentence(tmp_path, monkeypatch):
+    """Found by review: `up` with an immutable logs folder was a PermissionError traceback from
+    opening the supervisor's log."""
+    import builtins
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sandbox.toml").write_text("[sandbox]\nport = 29411\n")
+    real_open = builtins.open
+
+    def refusing(file, mode="r", *a, **kw):
+        if str(file).endswith("supervisor.log") and "a" in mode:
+            raise PermissionError(1, "Operation not permitted", str(file))
+        return real_open(file, mode, *a, **kw)
+
+    monkeypatch.setattr(builtins, "open", refusing)
+    r = run("up", "--timeout", "5")
+    assert r.exit_code == 1 and "cannot be written (Operation not permitted)" in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
