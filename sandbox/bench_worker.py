@@ -121,6 +121,14 @@ def end_offsets(bootstrap: str, topic: str, deadline: float) -> dict[int, int]:
         c.close()
 
 
+def _queue_full(err) -> bool:
+    """Whether a produce_batch() refusal is librdkafka's full queue (sent again after a poll)."""
+    from confluent_kafka import KafkaError
+
+    code = err.code() if hasattr(err, "code") else None
+    return code == KafkaError._QUEUE_FULL
+
+
 def _queue_full_wait(p, deadline: float, delivered: Callable[[], int], records: int, timeout: float) -> None:
     p.poll(0.01)
     if time.monotonic() > deadline:
@@ -148,9 +156,10 @@ def _produce_one_by_one(p, topic: str, records: int, payload: bytes, on_delivery
     next_report = time.monotonic() + PROGRESS_EVERY_S
     for i in range(records):
         if rate > 0:
-            lag = start + i / rate - time.perf_counter()
-            if lag > 0:
-                p.poll(lag)  # serve delivery callbacks while pacing
+            # serve delivery callbacks while pacing: poll() returns at the first one, so the
+            # pace is checked again until this record's time has come (it sent at full speed)
+            while (lag := start + i / rate - time.perf_counter()) > 0:
+                p.poll(lag)
         while True:
             try:
                 p.produce(topic, value=payload, on_delivery=on_delivery)
@@ -180,7 +189,11 @@ def _produce_batched(p, topic: str, records: int, payload: bytes, on_delivery, d
                 queued = 0
             sent += queued
             if queued < len(batch):   # the queue filled part-way: resend the ones it refused
-                batch = [{k: v for k, v in m.items() if k != "_error"} for m in batch if "_error" in m]
+                refused = [m for m in batch if "_error" in m]
+                fatal = next((m["_error"] for m in refused if not _queue_full(m["_error"])), None)
+                if fatal is not None:   # a record no retry can send (too large, say): not waited on for ever
+                    raise ValueError(f"the client refused a record: {fatal}")
+                batch = [{k: v for k, v in m.items() if k != "_error"} for m in refused]
                 _queue_full_wait(p, deadline, delivered, records, timeout)
             else:
                 batch = []

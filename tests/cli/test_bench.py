@@ -155,3 +155,40 @@ def test_a_bench_stopped_by_sigterm_deletes_its_topic(project: Project):
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers), "worker left running"
     listed = project.cli("topics", "list")
     assert "sigterm-bench" not in listed.stdout, "the bench topic was left behind"
+
+
+def test_a_paced_run_keeps_its_rate_when_delivery_reports_wake_the_wait(monkeypatch):
+    """Found by review: `bench --rate 5` sent 20 records in 0.11 s: poll() returns at the first
+    delivery report, and the pace was not checked again."""
+    from sandbox import bench_worker
+
+    now = [0.0]
+    monkeypatch.setattr(bench_worker.time, "perf_counter", lambda: now[0])
+
+    class Early:   # a delivery report arrives 1 ms into every wait
+        def poll(self, t):
+            now[0] += min(t, 0.001)
+
+        def produce(self, topic, value, on_delivery):
+            pass
+
+    bench_worker._produce_one_by_one(Early(), "t", 5, b"x", None, 50.0, 0.0, float("inf"), lambda: 0)
+    assert now[0] >= 4 / 50   # the 5th record goes at 80 ms
+
+
+def test_a_record_no_retry_can_send_ends_the_run_instead_of_waiting_for_ever():
+    from confluent_kafka import KafkaError
+
+    from sandbox import bench_worker
+
+    class TooLarge:
+        def produce_batch(self, topic, batch):
+            for m in batch:
+                m["_error"] = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)
+            return 0
+
+        def poll(self, t):
+            pass
+
+    with pytest.raises(ValueError, match="the client refused a record"):
+        bench_worker._produce_batched(TooLarge(), "t", 2, b"x", None, float("inf"), lambda: 0)
