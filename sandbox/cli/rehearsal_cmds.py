@@ -43,8 +43,9 @@ def kill(service: str = typer.Argument(..., help=SERVICE_HELP),
     restarts it as after any crash."""
     cfg = load(config)
     before = control_call(control.kill, cfg, service)
-    typer.echo(f"killed {service} ({_who(before)}); the supervisor restarts it as after any crash "
-               f"(see `sandbox status`)")
+    then = ("the supervisor restarts it as after any crash" if cfg.recovery.on_crash != "off" else
+            "[recovery] on_crash = \"off\": it stays down until `sandbox restart " + service + "`")
+    typer.echo(f"killed {service} ({_who(before)}); {then} (see `sandbox status`)")
 
 
 def pause(service: str = typer.Argument(..., help=SERVICE_HELP),

@@ -202,6 +202,11 @@ def require_running(cfg: SandboxConfig) -> int:
     """The supervisor's pid, or ControlError (exit 3) saying how to start it."""
     pid = stack.running_pid(cfg)
     if not pid:
+        left = left_running(cfg)
+        if left:   # its supervisor was killed: the services run on, unwatched
+            raise ControlError(f"sandbox {cfg.name} has no supervisor ({', '.join(sorted(left))} run on without "
+                               f"one, left by a supervisor that was killed); `sandbox up` takes them back "
+                               f"under a new one, `sandbox down` stops them", NOT_RUNNING)
         raise ControlError(f"sandbox {cfg.name} is not running; start it with `sandbox up`", NOT_RUNNING)
     return pid
 

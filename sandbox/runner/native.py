@@ -329,6 +329,13 @@ class Supervisor(Recovery, Stopping, Rehearsal):
         svc.start_offset = svc.log_offset = log_size(spec.log_path)
         try:
             handle = self._spawner.spawn(spec)
+        except PermissionError as e:
+            # its log file refused (Windows: held by another program; an immutable or read-only
+            # file): nothing is wrong with the service; started again every second until it opens
+            what = e.filename or spec.log_path
+            self._wait_for_held_file(svc, f"{what} cannot be opened ({e.strerror or e}); make it writable "
+                                          f"if another program does not let go of it", now, started=False)
+            return
         except OSError as e:
             svc.state, svc.next_start = "crashed", None
             svc.problem = f"could not start {spec.argv[0]}: {e}"

@@ -212,3 +212,32 @@ def test_a_folder_quarantined_as_unusable_with_a_file_held_is_not_started_on_its
         assert sup.service("broker-1")["restarts"] == 1   # the start put off counted none
     finally:
         sem.active = False
+
+
+def test_a_log_file_that_cannot_be_opened_is_waited_for_not_left_crashed(tmp_path):
+    """Found by review: a broker whose log file could not be opened (Windows: held by another
+    program; an immutable file) was left crashed for good, "could not start ...: [Errno 1]" and no
+    fix; it is now tried every second, said once, and runs once the file opens."""
+    sup, clock, spawner, probe, s = _make(tmp_path)
+    real = spawner.spawn
+    refused = [True]
+
+    def spawn(spec):
+        if spec.name == "broker-1" and refused[0]:
+            raise PermissionError(1, "Operation not permitted", str(spec.log_path))
+        return real(spec)
+
+    spawner.spawn = spawn
+    for _ in range(30):
+        clock.advance(0.1)
+        sup.step()
+    svc = sup.service("broker-1")
+    assert svc["state"] == "recovering" and "cannot be opened (Operation not permitted)" in svc["problem"], svc
+    assert kinds(sup.events).count("file-in-use") == 1 and "crash" not in kinds(sup.events)
+    refused[0] = False
+    probe.ok["broker-1"] = True
+    for _ in range(30):
+        clock.advance(0.1)
+        sup.step()
+    svc = sup.service("broker-1")
+    assert svc["state"] == "running" and svc["healthy"] and svc["problem"] is None, svc
