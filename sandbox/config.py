@@ -10,7 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sandbox import server_properties
 from sandbox.config_acls import parse_acls
@@ -25,6 +25,11 @@ ON_CORRUPT = ("repair-then-wipe", "repair", "wipe")
 TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 # Kafka 4's topic-level config names (what our coordinator accepts); used for "did you mean".
+# (key, value) -> why the value is refused, or None: Kafka's rules for one topic config, as the
+# coordinator applies them (set by the CLI, which may import them; this module talks to services
+# only over the wire). Without it a bad value is found when the topic is created.
+topic_config_check: Callable[[str, str], str | None] | None = None
+
 TOPIC_CONFIG_NAMES = frozenset({
     "cleanup.policy", "compression.gzip.level", "compression.lz4.level", "compression.type",
     "compression.zstd.level", "delete.retention.ms", "file.delete.delay.ms", "flush.messages",
@@ -408,6 +413,10 @@ def _topic(ctx: _Ctx, name: str, spec: Any, brokers: int, default_replication: i
                            f"must be a string or a number; write it in quotes, e.g. "
                            f'{_show(k)} = "{_show(v).strip(chr(34))}".')
         out[k] = v if isinstance(v, str) else str(v)
+        why = topic_config_check(k, out[k]) if topic_config_check is not None else None
+        if why:
+            raise ctx.fail(T + ("config", k), f"{ctx.table(T)} config {_show(k)} = {_show(conf[k])}: {why}; "
+                           f"fix the value (docs/configuration.md lists each config's values).")
     isr = out.get("min.insync.replicas", "").strip()
     if isr.isdigit() and int(isr) > replication:
         raise ctx.fail(T + ("config", "min.insync.replicas"), f"{ctx.table(T)} config "

@@ -62,6 +62,23 @@ def build_app() -> typer.Typer:
     return app
 
 
+def install_topic_config_check() -> None:
+    """sandbox.toml's topic configs checked by Kafka's rules when the file is read (with its line),
+    not first when `up` creates the topic on a running stack."""
+    import sandbox.config as config_module
+    from sandbox.coordinator.model import CoordinatorError
+    from sandbox.coordinator.topic_configs import validate
+
+    def check(key: str, value: str) -> str | None:
+        try:
+            validate({key: value})
+        except CoordinatorError as e:
+            return e.message
+        return None
+
+    config_module.topic_config_check = check
+
+
 def main() -> None:
     # kio registers hypothesis strategies for its types whenever hypothesis is importable (it is,
     # wherever the test extras are installed): about 10 MB and 0.3 s in every service process that
@@ -71,6 +88,7 @@ def main() -> None:
     from .service_cmds import dispatch
 
     sys.modules.setdefault("hypothesis", None)  # type: ignore[arg-type]
+    install_topic_config_check()
     try:
         dispatch()   # `sandbox broker` and `sandbox coordinator` exit here, without typer
         build_app()()

@@ -95,3 +95,27 @@ def test_a_logs_folder_that_cannot_be_written_is_one_sentence(tmp_path, monkeypa
     r = run("up", "--timeout", "5")
     assert r.exit_code == 1 and "cannot be written (Operation not permitted)" in r.output, r.output
     assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+
+
+def test_topic_config_values_in_sandbox_toml_are_checked_when_the_file_is_read(tmp_path, monkeypatch):
+    """Found by review: "retention.ms" = "abc" passed `doctor`; `up` started the stack and then
+    failed on the topic with no line number, leaving the stack running."""
+    import sandbox.config as config_module
+    from sandbox.cli.app import install_topic_config_check
+    from sandbox.config import ConfigError, parse_config
+
+    monkeypatch.setattr(config_module, "topic_config_check", None)
+    install_topic_config_check()
+    for body, said in (('config = { "retention.ms" = "abc" }', "Not a number of type LONG"),
+                       ('config = { "cleanup.policy" = "zap" }', "cleanup.policy"),
+                       ('config = { "segment.bytes" = "10" }', "segment.bytes")):
+        try:
+            parse_config(f"[topics.orders]\npartitions = 2\n{body}\n", tmp_path / "sandbox.toml", cwd=tmp_path)
+        except ConfigError as e:
+            assert str(e).startswith(f"{tmp_path / 'sandbox.toml'}:3: [topics.orders] config") or \
+                "sandbox.toml:3:" in str(e), str(e)
+            assert said in str(e), str(e)
+        else:
+            raise AssertionError(f"{body} accepted")
+    ok = parse_config('[topics.orders]\nconfig = { "retention.ms" = 1000 }\n', tmp_path / "sandbox.toml", cwd=tmp_path)
+    assert ok.topics["orders"].config == {"retention.ms": "1000"}
