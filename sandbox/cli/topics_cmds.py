@@ -134,9 +134,14 @@ def topics_delete(name: str = typer.Argument(..., help="The topic's name."),
         fail(f"topic {name} is an internal topic and is not deleted: every consumer group's committed "
              f"offsets (or every transaction's state) would go with it; to start a group over, use "
              f"`sandbox groups delete GROUP` or `sandbox groups reset-offsets`", 2)
+    from sandbox.client import KafkaClientError
+
     target = resolve(config, bootstrap)
     with _client(target.bootstrap) as c:
-        _call(c.delete_topic, name)
+        try:
+            c.delete_topic(name)
+        except KafkaClientError as e:   # as describe and alter say it
+            fail(f"topic {name!r} does not exist; see `sandbox topics list`" if e.error_code == 3 else str(e), 1)
     typer.echo(f"deleted topic {name}")
 
 

@@ -61,8 +61,18 @@ def _same_host(host: str, given: list[str]) -> bool:
     return any(h == g.lower() or (h in _LOOPBACK and g.lower() in _LOOPBACK) for g in given)
 
 
+# what a person can do about the errors the CLI's users meet most, said after Kafka's name
+_HINTS = {
+    3: "no such topic (see `sandbox topics list`)",
+    10: "a record larger than the topic's max.message.bytes (raise it with "
+        "`sandbox topics alter TOPIC -o max.message.bytes=N`)",
+    17: "not a valid topic name: 1 to 249 of letters, digits, '.', '_' and '-', and not '.' or '..'",
+    24: "a group id cannot be empty",
+}
+
+
 def _check(code: Any, what: str, message: str | None = None) -> None:
     code = int(code)
     if code:
-        detail = f": {message}" if message else ""
+        detail = f": {message}" if message else (f": {_HINTS[code]}" if code in _HINTS else "")
         raise KafkaClientError(f"{what} failed with {error_name(code)}{detail}", code)
