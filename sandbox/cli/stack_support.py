@@ -87,7 +87,10 @@ def wait_ready(cfg: SandboxConfig, pid: int, timeout: float, stop=None, detached
     the declared topics come with the next `sandbox up` (they are created only once healthy)."""
     try:
         return control.wait_ready(cfg, pid, timeout, stop)
-    except control.Interrupted:
+    except (control.Interrupted, KeyboardInterrupt):
+        if detached and control.REAL.alive(pid):   # Ctrl-C stops this command, not the stack
+            typer.echo(f"interrupted: sandbox {cfg.name} goes on starting in the background (`sandbox status` "
+                       f"shows it); `sandbox down` stops it", err=True)
         raise typer.Exit(130) from None
     except control.NotReady as e:
         if detached and control.REAL.alive(pid):

@@ -119,3 +119,23 @@ def test_topic_config_values_in_sandbox_toml_are_checked_when_the_file_is_read(t
             raise AssertionError(f"{body} accepted")
     ok = parse_config('[topics.orders]\nconfig = { "retention.ms" = 1000 }\n', tmp_path / "sandbox.toml", cwd=tmp_path)
     assert ok.topics["orders"].config == {"retention.ms": "1000"}
+
+
+def test_ctrl_c_while_up_waits_says_the_stack_goes_on_starting(tmp_path, monkeypatch, capsys):
+    """Found by review: Ctrl-C during `up` exited 130 saying nothing, and the stack came up anyway."""
+    import pytest
+    import typer
+
+    from sandbox.cli import stack_support
+    from sandbox.config import load_config
+    from sandbox.runner import control
+
+    def interrupted(*_a, **_kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(control, "wait_ready", interrupted)
+    monkeypatch.setattr(control.REAL, "alive", lambda pid: True)
+    with pytest.raises(typer.Exit) as e:
+        stack_support.wait_ready(load_config(None, cwd=tmp_path), 12345, 10.0, detached=True)
+    assert e.value.exit_code == 130
+    assert "goes on starting in the background" in capsys.readouterr().err
