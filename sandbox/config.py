@@ -201,8 +201,11 @@ def parse_config(text: str, path: Path | None = None, *, cwd: Path | None = None
         line = int(m.group(1)) if m else None
         reason = re.sub(r"\s*\(at .*?\)", "", msg).rstrip(".")
         col = f" at column {m.group(2)}" if m else ""
-        raise ConfigError(f"{ctx.where(line)}: is not valid TOML ({reason}{col}); fix the syntax "
-                          f"on that line (strings need quotes, tables [like.this]).",
+        if reason.startswith(("Cannot overwrite a value", "Cannot declare")):
+            fix = "a key or a [table] is given twice: keep one of them"
+        else:
+            fix = "fix the syntax on that line (strings need quotes, tables [like.this])"
+        raise ConfigError(f"{ctx.where(line)}: is not valid TOML ({reason}{col}); {fix}.",
                           path=path, line=line) from None
     root = (path.parent if path else (cwd or Path.cwd())).absolute()
     return _build(doc, ctx, root, text)
@@ -397,6 +400,10 @@ def _topic(ctx: _Ctx, name: str, spec: Any, brokers: int, default_replication: i
     if "replication" in spec:
         replication = _int(ctx, T, "replication", spec["replication"], 1, None, 1)
         if replication > brokers:
+            if "brokers" in ctx.overrides:   # the command line's count, not the file's
+                raise ctx.fail(T + ("replication",), f"{ctx.table(T)} replication = {replication} is "
+                               f"more than the {brokers} broker(s) of --brokers {brokers}; run with "
+                               f"--brokers {replication} or more, or set replication = {brokers}.")
             raise ctx.fail(T + ("replication",), f"{ctx.table(T)} replication = {replication} is "
                            f"more than the {brokers} broker(s) of [sandbox] brokers; set "
                            f"replication = {brokers} or raise brokers.")

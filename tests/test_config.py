@@ -143,6 +143,8 @@ def test_the_example_error_sentence(tmp_path):
     ('[topics.t]\nconfig = { "retention.m" = "1" }\n', 2, ['no topic config "retention.m"', 'did you mean "retention.ms"?']),
     ('[topics.t]\npartitions = 2\n\n[topics.t.config]\n"segment.bytes" = [1]\n', 5, ['string or a number']),
     ('[sandbox]\nport = \n', 2, ['is not valid TOML']),
+    ('[sandbox]\nport = 29092\nport = 29093\n', 3, ['is not valid TOML', 'given twice: keep one of them']),
+    ('[sandbox]\nport = 29092\n[sandbox]\nbrokers = 2\n', 3, ['given twice: keep one of them']),
     ('[sandbox]\nname = ""\n', 2, ['non-empty string']),
     ('[sasl]\nport = 9093\n', 2, ['port 9093 is already the stack', 'set port = 9095']),
     ('[sasl]\nport = 65535\n[sandbox]\nbrokers = 2\n', 2, ['above 65535']),
@@ -206,6 +208,16 @@ def test_implicit_ports_follow_spec_and_never_wrap_round(tmp_path):
     assert (cfg.coordinator_port, cfg.http_port) == (65534, 65533)
     cfg = parse_config("[sandbox]\nbrokers = 3\n", tmp_path / "sandbox.toml", cwd=tmp_path)
     assert (cfg.coordinator_port, cfg.http_port) == (9095, 9096)
+
+
+def test_a_brokers_override_is_named_as_such_when_a_topic_needs_more(tmp_path):
+    """Found by review: `up --brokers 1` with a file of brokers = 3 and replication = 3 blamed
+    "[sandbox] brokers", which says 3."""
+    from sandbox.config import parse_config
+
+    cfg = parse_config("[sandbox]\nbrokers = 3\n[topics.x]\nreplication = 3\n", tmp_path / "sandbox.toml", cwd=tmp_path)
+    with pytest.raises(ConfigError, match=r"of --brokers 1; run with --brokers 3 or more"):
+        cfg.with_overrides(brokers=1)
 
 
 def test_dataclass_shapes():
