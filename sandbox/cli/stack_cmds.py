@@ -68,6 +68,11 @@ def up(
         # timed out while the stack was still starting (the topics come once it is healthy)
         declared_on_running(cfg, running, timeout)
         raise typer.Exit(0)
+    if base.path is None:   # no sandbox.toml here: said, so a subfolder does not start a second stack unnoticed
+        above = next((d / "sandbox.toml" for d in Path.cwd().absolute().parents if (d / "sandbox.toml").is_file()), None)
+        typer.echo(f"note: no sandbox.toml in {Path.cwd()}: starting sandbox {base.name} with the defaults" +
+                   (f"; {above} is a sandbox's file: run `sandbox up` there, or `sandbox up -c {above}`" if above
+                    else " (`sandbox init` writes a file to change them)"), err=True)
     if stack.runtime_file(base).is_dir():   # said before anything is made (an ephemeral temp folder)
         fail(stack.drop_runtime(base) or f"{stack.runtime_file(base)} is a folder", 1)
     overrides = {k: v for k, v in {"brokers": brokers, "port": port}.items() if v is not None}

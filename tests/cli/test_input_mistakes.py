@@ -139,3 +139,13 @@ def test_ctrl_c_while_up_waits_says_the_stack_goes_on_starting(tmp_path, monkeyp
         stack_support.wait_ready(load_config(None, cwd=tmp_path), 12345, 10.0, detached=True)
     assert e.value.exit_code == 130
     assert "goes on starting in the background" in capsys.readouterr().err
+
+
+def test_up_without_a_sandbox_toml_says_it_runs_on_the_defaults_and_names_one_above(tmp_path, monkeypatch):
+    """Found by review: `up` in a subfolder of a project quietly started a second stack on 9092."""
+    sub = tmp_path / "proj" / "src"
+    sub.mkdir(parents=True)
+    (tmp_path / "proj" / "sandbox.toml").write_text("[sandbox]\nport = 29911\n")
+    monkeypatch.chdir(sub)
+    r = run("up", "--docker", "--ephemeral")   # refused right after the note: nothing is started
+    assert "no sandbox.toml in" in r.output and "proj/sandbox.toml is a sandbox's file" in r.output, r.output
