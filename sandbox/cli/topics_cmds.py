@@ -111,6 +111,12 @@ def topics_alter(
         if want > have and name in (OFFSETS_TOPIC, TXN_TOPIC):   # a group's or id's partition is its hash modulo the count
             fail(f"the number of partitions of the internal topic {name} cannot be changed: every consumer "
                  "group (or transactional id) would move to another partition and lose what it committed", 1)
+        if reset:   # as kafka-configs --delete-config: only a config set on the topic can be deleted
+            current = _call(c.describe_configs, name)
+            unset = sorted(k for k in reset if current.get(k, (None, True))[1])
+            if unset:
+                fail(f"Invalid config(s): {', '.join(unset)}: not set on topic {name} (a name Kafka does not "
+                     f"know, or one at its default); `sandbox topics describe {name}` shows what is set", 1)
         if changes or reset:   # first: the likelier refusal (a bad value), before anything changed
             _call(c.alter_configs, name, changes, reset)
             done += [f"{k}={v}" for k, v in sorted(changes.items())]

@@ -84,3 +84,15 @@ def test_internal_topics_keep_their_partition_count(broker):
     with KafkaClient(broker.bootstrap) as c:
         md, _ = c.metadata(["__consumer_offsets"])
         assert len(md.topics["__consumer_offsets"].partitions) == have
+
+
+def test_deleting_a_config_not_set_on_the_topic_is_refused_as_kafka_configs_does(broker):
+    """Found by review: `--delete-config foo` said "foo reset to its default" for a name Kafka does
+    not know; kafka-configs refuses a config the topic does not set ("Invalid config(s)")."""
+    b = ("-b", broker.bootstrap)
+    name = f"alter-{uuid.uuid4().hex[:6]}"
+    assert cli("topics", "create", name, "-o", "retention.ms=1000", *b).returncode == 0
+    r = cli("topics", "alter", name, "--delete-config", "foo", "--delete-config", "segment.ms", *b)
+    assert r.returncode == 1 and "Invalid config(s): foo, segment.ms" in r.stderr, r.stderr
+    r = cli("topics", "alter", name, "--delete-config", "retention.ms", *b)
+    assert r.returncode == 0 and "retention.ms reset to its default" in r.stdout, r.stdout + r.stderr
