@@ -38,10 +38,10 @@ PERMISSIONS = {"allow": ALLOW, "deny": DENY}
 Binding = tuple[int, str, int, str, str, int, int]
 
 
-def _choice(ctx: _Ctx, where: str, key: str, value: Any, table: dict[str, int]) -> int:
+def _choice(ctx: _Ctx, n: int, key: str, value: Any, table: dict[str, int]) -> int:
     text = value.lower().replace("-", "_").replace(" ", "_") if isinstance(value, str) else None
     if text not in table:
-        raise ctx.fail(("acls",), f"{where} {key} = {_show(value)} must be one of {', '.join(table)}.")
+        raise ctx.fail(("acls", n, key), f"[[acls]] #{n} {key} = {_show(value)} must be one of {', '.join(table)}.")
     return table[text]
 
 
@@ -57,48 +57,48 @@ def parse_acls(ctx: _Ctx, doc: dict) -> tuple[Binding, ...]:
         where = f"[[acls]] #{n}"
         for k in e:
             if k not in KEYS:
-                raise ctx.fail(("acls",), f"{where} has no key {k!r}; its keys are {', '.join(KEYS)}.")
+                raise ctx.fail(("acls", n), f"{where} has no key {k!r}; its keys are {', '.join(KEYS)}.")
         principal = e.get("principal")
         if isinstance(principal, str) and ":" not in principal and principal:
             principal = f"User:{principal}"
         if not isinstance(principal, str) or not principal.startswith("User:") or not principal[5:] \
                 or any(c.isspace() for c in principal):
             # SASL logins are User:NAME (Kafka's principals are case-sensitive): another never matches
-            raise ctx.fail(("acls",), f'{where} needs principal = "User:NAME" (or "NAME", or "User:*" for every '
+            raise ctx.fail(("acls", n, "principal"), f'{where} needs principal = "User:NAME" (or "NAME", or "User:*" for every '
                                       f"login), not {_show(e.get('principal'))}.")
         named = [k for k in RESOURCES if k in e]
         if len(named) != 1:
-            raise ctx.fail(("acls",), f"{where} must name one resource: topic, group, transactional_id or "
+            raise ctx.fail(("acls", n), f"{where} must name one resource: topic, group, transactional_id or "
                                       f"cluster = true ({'none' if not named else ' and '.join(named)} given).")
         kind = named[0]
         if kind == "cluster":
             if e["cluster"] is not True:
-                raise ctx.fail(("acls",), f"{where} cluster = {_show(e['cluster'])} must be true (the ACL is on "
+                raise ctx.fail(("acls", n), f"{where} cluster = {_show(e['cluster'])} must be true (the ACL is on "
                                           f"the cluster).")
             name = CLUSTER_NAME
         else:
             name = e[kind]
             if not isinstance(name, str) or not name:
-                raise ctx.fail(("acls",), f'{where} {kind} = {_show(name)} must be a name in quotes, or "*" '
+                raise ctx.fail(("acls", n), f'{where} {kind} = {_show(name)} must be a name in quotes, or "*" '
                                           f"for every {kind.replace('_', ' ')}.")
-        pattern = _choice(ctx, where, "pattern", e.get("pattern", "literal"), PATTERNS)
+        pattern = _choice(ctx, n, "pattern", e.get("pattern", "literal"), PATTERNS)
         if kind == "cluster" and pattern != LITERAL:
-            raise ctx.fail(("acls",), f"{where}: the cluster takes no pattern; leave pattern out.")
+            raise ctx.fail(("acls", n), f"{where}: the cluster takes no pattern; leave pattern out.")
         ops = e.get("operations")
         ops = [ops] if isinstance(ops, str) else ops
         if not isinstance(ops, list) or not ops:
-            raise ctx.fail(("acls",), f'{where} needs operations = ["read", ...] (any of {", ".join(OPERATIONS)}).')
-        permission = _choice(ctx, where, "permission", e.get("permission", "allow"), PERMISSIONS)
+            raise ctx.fail(("acls", n, "operations"), f'{where} needs operations = ["read", ...] (any of {", ".join(OPERATIONS)}).')
+        permission = _choice(ctx, n, "permission", e.get("permission", "allow"), PERMISSIONS)
         host = e.get("host", "*")
         if host != "*":
             try:   # Kafka matches the client's IP address: a host name never matches
                 ipaddress.ip_address(host)
             except (TypeError, ValueError):
-                raise ctx.fail(("acls",), f'{where} host = {_show(host)} must be "*" or one IP address, e.g. '
+                raise ctx.fail(("acls", n, "host"), f'{where} host = {_show(host)} must be "*" or one IP address, e.g. '
                                           f'"127.0.0.1".') from None
         for op in ops:
             out.append((RESOURCES[kind], name, pattern, principal, host,
-                        _choice(ctx, where, "operations", op, OPERATIONS), permission))
+                        _choice(ctx, n, "operations", op, OPERATIONS), permission))
     return tuple(dict.fromkeys(out))
 
 

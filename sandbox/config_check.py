@@ -53,7 +53,7 @@ class _Ctx:
             return ConfigError(f"command-line option {opt}: {what}", path=self.path, key=keys[1])
         line = _find_line(self.lines, keys)
         return ConfigError(f"{self.where(line)}: {what}", path=self.path, line=line,
-                           key=".".join(keys))
+                           key=".".join(map(str, keys)))
 
     def table(self, keys: tuple[str, ...]) -> str:
         return "[" + ".".join(_key_text(k) for k in keys) + "]"
@@ -74,8 +74,23 @@ def _split_dotted(s: str) -> tuple[str, ...]:
     return tuple(a or b or c for a, b, c in parts)
 
 
-def _find_line(lines: list[str], keys: tuple[str, ...]) -> int | None:
-    """1-based line of keys (a table path, then keys) in the TOML text; best effort."""
+def _find_line(lines: list[str], keys: tuple) -> int | None:
+    """1-based line of keys (a table path, then keys) in the TOML text; best effort. (name, n,
+    key...): the n-th (from 1) [[name]] table of an array, then a key in it."""
+    if len(keys) >= 2 and isinstance(keys[1], int):
+        head = re.compile(rf"^\s*\[\[\s*{re.escape(keys[0])}\s*\]\]")
+        starts = [i for i, line in enumerate(lines) if head.match(line)]
+        if len(starts) < keys[1]:
+            return None
+        start = starts[keys[1] - 1]
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+        for k in keys[2:3]:
+            q = re.escape(str(k))
+            found = next((i for i in range(start + 1, end)
+                          if re.search(rf'^\s*("{q}"|\'{q}\'|{q})\s*=', lines[i])), None)
+            if found is not None:
+                return found + 1
+        return start + 1
     heads = [(i, _split_dotted(m.group(1))) for i, line in enumerate(lines)
              if (m := _HEADER.match(line)) and not line.lstrip().startswith("[[")]
     bounds = [h[0] for h in heads] + [len(lines)]

@@ -69,6 +69,7 @@ def test_every_mistake_is_one_sentence_naming_the_entry(entry, sentence):
     assert sentence in text, text
     assert "\n" not in text.strip()
     assert "[[acls]] #2" in text, text
+    assert info.value.line is not None and info.value.line >= 6, text   # in the second entry (review: no line)
 
 
 def test_declared_acls_need_the_authorizer():
