@@ -280,7 +280,7 @@ def _stop_signals_interrupt() -> Iterator[None]:
 def bench(
     records: int = typer.Option(1_000_000, "--records", "-n", min=1, help="How many records to produce and consume."),
     size: int = typer.Option(100, "--size", min=0, help="Value size in bytes."),
-    acks: str = typer.Option("1", "--acks", help="Producer acks: 1 or all."),
+    acks: str = typer.Option("1", "--acks", help="Producer acks: 0, 1 or all."),
     partitions: int = typer.Option(1, "--partitions", min=1, max=10_000, help="Partitions of the bench topic."),
     topic: Optional[str] = typer.Option(None, "--topic", help="Name of the topic to create (default: bench-<time>); deleted afterwards."),
     rate: float = typer.Option(0.0, "--rate", min=0.0, help="Pace the producer at this many records/s (0: as fast as it goes)."),
@@ -292,7 +292,7 @@ def bench(
 ) -> None:
     """Produce and consume against the running sandbox from two processes; report rates, latency and broker CPU."""
     if acks not in ("1", "all", "-1", "0"):
-        fail(f"--acks must be 1 or all, not {acks!r}")
+        fail(f"--acks must be 0, 1 or all, not {acks!r}")
     if old_partitions is not None:
         deprecated("`bench -p N`", "--partitions N (-p is one partition everywhere)")
         partitions = old_partitions
