@@ -132,8 +132,26 @@ def _owner_pid(owner: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _host_problem(host: str) -> str | None:
+    """Why the services could not listen on `host` (not an address of this machine), else None."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+    except OSError as e:
+        return f"{e.strerror or e}"
+    return None
+
+
 def check_ports(ctx: Context) -> Check:
     cfg = ctx.cfg
+    if cfg.mode != "docker":   # docker publishes on the host's address itself
+        why = _host_problem(cfg.host)
+        if why:
+            return Check("ports", FAIL, f"host = {cfg.host!r} is not an address this machine can listen on "
+                                        f"({why}); set host = \"127.0.0.1\" in sandbox.toml.")
     specs = sorted(stack.service_specs(cfg), key=lambda spec: spec.role != "broker")   # brokers first
     wanted = [(spec.port, spec.name) for spec in specs]
     wanted.append((cfg.http_port, "health endpoint"))
@@ -171,7 +189,7 @@ def check_ports(ctx: Context) -> Check:
         by = f"supervisor pid {ctx.supervisor_pid}" if ctx.supervisor_pid else "its containers"
         parts.append(f"{', '.join(ours)} in use by this sandbox ({by})")
     if free:
-        parts.append(f"{', '.join(free)} free on 127.0.0.1")
+        parts.append(f"{', '.join(free)} free on {cfg.host}")
     return Check("ports", OK, "; ".join(parts))
 
 

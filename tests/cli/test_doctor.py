@@ -250,3 +250,13 @@ def test_running_stack_ports_are_in_use_by_this_sandbox(project: Project):
     assert "running" in checks["config"]["detail"] and "not running" not in checks["config"]["detail"]
     assert checks["data"]["result"] == "ok" and checks["clock"]["result"] == "ok", data
     assert not list(project.data_dir.glob(".doctor-*")), "doctor left its probe file in the data folder"
+
+
+def test_a_host_this_machine_cannot_listen_on_fails_the_ports_check(project: Project):
+    """Found by review: host = "10.99.99.99" passed doctor ("free on 127.0.0.1"), and `up` then
+    failed. The address is TEST-NET-1-like and never this machine's: nothing is sent to it, a bind
+    is only asked of the kernel."""
+    project.write_toml(project.toml.replace('host = "127.0.0.1"', 'host = "192.0.2.77"'))
+    code, data, checks = doctor_json(project)
+    assert code == 1 and checks["ports"]["result"] == "fail", checks["ports"]
+    assert "192.0.2.77" in checks["ports"]["detail"] and 'set host = "127.0.0.1"' in checks["ports"]["detail"]
