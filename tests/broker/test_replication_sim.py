@@ -359,13 +359,29 @@ def test_paused_leader_is_replaced_and_acknowledged_writes_survive():
                            ("produce", 0, "resumed", -1, 1), ("advance", 3.0)])
 
 
+def _steady_acks1_writes(sim, leader: int, every_s: float) -> list[bool]:
+    """A record with acks=1 to `leader` every `every_s` (virtual time) until stop[0] is set."""
+    import asyncio
+
+    stop = [False]
+
+    async def writes():
+        n = 0
+        while not stop[0]:
+            n += 1
+            sim.loop.create_task(sim.produce(leader, 0, 1, [b"w%d" % n]))
+            await asyncio.sleep(every_s)
+
+    sim.loop.create_task(writes())
+    return stop
+
+
 def test_an_unanswered_isr_expansion_is_not_overwritten_by_another_and_acked_writes_survive():
     """Found by review: an AlterPartition without an answer stays pending (the coordinator may
     have made it), but the next caught-up follower's fetch proposed another expansion built from
     the committed ISR, which replaced it; the member the coordinator had added dropped out of the
     maximal ISR, the high watermark ran ahead of it, acks=all writes were acknowledged, and when
     the leader was fenced that member was elected without them."""
-    import asyncio
 
     sim = Cluster(seed=5, partitions=1, min_isr=1)
     try:
@@ -381,16 +397,7 @@ def test_an_unanswered_isr_expansion_is_not_overwritten_by_another_and_acked_wri
         assert sim.partition(0).isr == (leader,)
         for x in followers:
             sim.net.loss.pop(frozenset((leader, x)))
-        stop = [False]
-
-        async def trickle():
-            n = 0
-            while not stop[0]:
-                n += 1
-                sim.loop.create_task(sim.produce(leader, 0, 1, [b"t%d" % n]))
-                await asyncio.sleep(0.02)
-
-        sim.loop.create_task(trickle())
+        stop = _steady_acks1_writes(sim, leader, every_s=0.02)
         for _ in range(20_000):   # until the coordinator takes the first expansion
             sim.run_for(0.0005)
             if len(sim.partition(0).isr) > 1:
@@ -420,7 +427,6 @@ def test_a_follower_keeping_up_with_steady_writes_rejoins_an_isr_of_the_leader_a
     write, and a follower joins only once it has the high watermark: with a write every 0.2 ms it
     never did (the ISR stayed the leader alone). As Kafka's, the high watermark now waits for an
     eligible follower caught up within replica.lag.time.max.ms."""
-    import asyncio
 
     sim = Cluster(seed=3, partitions=1, min_isr=1)
     try:
@@ -431,16 +437,7 @@ def test_a_follower_keeping_up_with_steady_writes_rejoins_an_isr_of_the_leader_a
             if x != leader:
                 sim.net.loss[frozenset((leader, x))] = 1.0
         sim.run_for(8.0)
-        stop = [False]
-
-        async def producer():
-            n = 0
-            while not stop[0]:
-                n += 1
-                sim.loop.create_task(sim.produce(leader, 0, 1, [b"x%d" % n]))
-                await asyncio.sleep(0.0002)
-
-        sim.loop.create_task(producer())
+        stop = _steady_acks1_writes(sim, leader, every_s=0.0002)
         sim.run_for(1.0)
         assert sim.partition(0).isr == (leader,)
         sim.net.loss.clear()
