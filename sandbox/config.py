@@ -201,7 +201,9 @@ def parse_config(text: str, path: Path | None = None, *, cwd: Path | None = None
         line = int(m.group(1)) if m else None
         reason = re.sub(r"\s*\(at .*?\)", "", msg).rstrip(".")
         col = f" at column {m.group(2)}" if m else ""
-        if reason.startswith(("Cannot overwrite a value", "Cannot declare")):
+        said = text.splitlines()[line - 1] if line and line <= len(text.splitlines()) else ""
+        closed = re.match(r"^\s*\[.*\]\s*(#.*)?$", said) is not None   # "[sandbox" is a header cut short
+        if reason.startswith("Cannot overwrite a value") or (reason.startswith("Cannot declare") and closed):
             fix = "a key or a [table] is given twice: keep one of them"
         else:
             fix = "fix the syntax on that line (strings need quotes, tables [like.this])"

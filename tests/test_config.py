@@ -145,6 +145,7 @@ def test_the_example_error_sentence(tmp_path):
     ('[sandbox]\nport = \n', 2, ['is not valid TOML']),
     ('[sandbox]\nport = 29092\nport = 29093\n', 3, ['is not valid TOML', 'given twice: keep one of them']),
     ('[sandbox]\nport = 29092\n[sandbox]\nbrokers = 2\n', 3, ['given twice: keep one of them']),
+    ('[sandbox]\nport = 29092\n[sandbox\n', 3, ['fix the syntax on that line', '[like.this]']),
     ('[sandbox]\nname = ""\n', 2, ['non-empty string']),
     ('[sasl]\nport = 9093\n', 2, ['port 9093 is already the stack', 'set port = 9095']),
     ('[sasl]\nport = 65535\n[sandbox]\nbrokers = 2\n', 2, ['above 65535']),
