@@ -43,6 +43,9 @@ log = logging.getLogger("sandbox.broker")
 METADATA_DIR = "__metadata"
 OFFSETS_DIR = "__consumer_offsets"
 PRODUCER_ID_BLOCK = 1000
+# unopened partitions (log/lazy.py) a retention check opens at most: an idle one past retention is
+# opened to delete its records, and each open CRC-scans its segment on the event loop
+LAZY_RETENTION_OPENS = 8
 
 
 class Notifier:
@@ -480,14 +483,19 @@ class BrokerState(DiskFolders, Durability, RefusedFolders, GroupOwnership):
         freed = 0
         now_ms = int(self.clock() * 1000)
         expiration_ms = self.config.producer_id_expiration_ms
+        opened = 0
         for plog in list(self.partitions.values()):
             plog.housekeeping.expire_producers(now_ms, expiration_ms)   # in memory: the next snapshot writes it
+            if not plog.opened and opened >= LAZY_RETENTION_OPENS:
+                continue   # each open CRC-scans a segment on the loop: the rest at the next checks
+            was = plog.opened
             try:
                 freed += plog.housekeeping.apply_retention(now_ms)
-            except OSError as e:
-                # Windows: a segment held by another program; or a failing disk: the log stays
-                # whole, tried again next check, and the other partitions' retention goes on
+            except Exception as e:   # noqa: BLE001 - one partition's failure never skips the others
+                # Windows: a segment held by another program; a failing disk; a log that cannot be
+                # opened: the log stays whole, tried again next check
                 log.warning("retention of %s put off (tried again next check): %s", plog.directory.name, e)
+            opened += plog.opened and not was
         return freed
 
     async def compact(self) -> None:

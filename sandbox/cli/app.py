@@ -66,10 +66,12 @@ def install_topic_config_check() -> None:
     """sandbox.toml's topic configs checked by Kafka's rules when the file is read (with its line),
     not first when `up` creates the topic on a running stack."""
     import sandbox.config as config_module
-    from sandbox.coordinator.model import CoordinatorError
-    from sandbox.coordinator.topic_configs import validate
 
     def check(key: str, value: str) -> str | None:
+        # imported at the first topic config a file sets: every command pays nothing for it
+        from sandbox.coordinator.model import CoordinatorError
+        from sandbox.coordinator.topic_configs import validate
+
         try:
             validate({key: value})
         except CoordinatorError as e:

@@ -205,10 +205,13 @@ def purge_data(cfg: SandboxConfig) -> list[str]:
             kept.append(name)
         elif name == "logs" and entry.is_dir() and not entry.is_symlink():
             # a folder a user may drop files of their own into: only the services' logs go
-            mine = [f for f in sorted(entry.iterdir()) if not _SERVICE_LOG.match(f.name)]
+            mine = [f for f in sorted(entry.iterdir()) if not _SERVICE_LOG.match(f.name) or f.is_dir()]
             for f in sorted(entry.iterdir()):
-                if _SERVICE_LOG.match(f.name):
-                    f.unlink(missing_ok=True)
+                if _SERVICE_LOG.match(f.name) and not f.is_dir():
+                    try:
+                        f.unlink(missing_ok=True)
+                    except OSError:   # held by another program (Windows): kept, and said
+                        mine.append(f)
             if mine:
                 kept += [f"logs/{f.name}" for f in mine]
             else:

@@ -329,14 +329,13 @@ class Supervisor(Recovery, Stopping, Rehearsal):
         svc.start_offset = svc.log_offset = log_size(spec.log_path)
         try:
             handle = self._spawner.spawn(spec)
-        except PermissionError as e:
-            # its log file refused (Windows: held by another program; an immutable or read-only
-            # file): nothing is wrong with the service; started again every second until it opens
-            what = e.filename or spec.log_path
-            self._wait_for_held_file(svc, f"{what} cannot be opened ({e.strerror or e}); make it writable "
-                                          f"if another program does not let go of it", now, started=False)
-            return
         except OSError as e:
+            if isinstance(e, PermissionError) and e.filename in (str(spec.log_path), spec.log_path):
+                # its log file refused (Windows: held by another program; an immutable or read-only
+                # file): nothing is wrong with the service; started again every second until it opens
+                self._wait_for_held_file(svc, f"{spec.log_path} cannot be opened ({e.strerror or e}); make it "
+                                              f"writable if another program does not let go of it", now, started=False)
+                return
             svc.state, svc.next_start = "crashed", None
             svc.problem = f"could not start {spec.argv[0]}: {e}"
             self._emit(svc, "crash", svc.problem, exit_code=None, log_tail=[])

@@ -245,9 +245,9 @@ def test_acks_all_on_a_partition_led_alone_is_refused_below_min_insync_replicas(
 
 def test_a_leadership_change_wakes_the_partitions_long_polls():
     """Found by review: a fetch long-polling a partition whose leadership moved slept to its
-    deadline (a consumer waited fetch.max.wait.ms for NOT_LEADER_OR_FOLLOWER; a follower's was
-    read at the deadline without its epoch checked again). Kafka completes delayed fetches of the
-    partitions a leader change moves."""
+    deadline (a consumer waited fetch.max.wait.ms for NOT_LEADER_OR_FOLLOWER). Kafka completes
+    delayed fetches of the partitions a leader change moves. (What a woken follower's fetch
+    answers, its epoch checked at every pass, is k01_fetch's; not this test's.)"""
     async def alter_partition(node, tid, idx, le, pe, isr):
         return NONE, None
 
@@ -284,5 +284,41 @@ def test_acks_all_counts_the_maximal_isr_against_min_insync_replicas():
         ls = rm.leading[KEY]
         assert ls.isr == (1,) and ls.maximal_isr() == {1, 2}
         assert rm._acked_answer(KEY) == NONE
+        rm.close()
+    asyncio.run(main())
+
+
+def test_the_high_watermark_waits_for_a_caught_up_follower_only_while_it_may_join():
+    """Review of the hold (Kafka's shouldWaitForReplicaToJoinIsr): a follower outside the ISR that
+    stops fetching holds the high watermark only for replica.lag.time.max.ms, and the periodic
+    tick ends the hold even with no write after it (the last write stayed unseen by consumers);
+    one whose broker reported that log offline (KIP-858) holds nothing."""
+    import uuid
+
+    async def alter_partition(*a):
+        return NONE, None
+
+    async def main():
+        for offline in (False, True):
+            now = [1000.0]
+            plog = fake_log(100, 100)
+            plog.topic_id = uuid.uuid4()
+            state, brokers = fake_state(plog, alter_partition)
+            brokers[2].offline = {(plog.topic_id, 0)} if offline else set()
+            brokers[2].is_offline = lambda tid, idx, b=brokers[2]: (tid, idx) in b.offline
+            rm = ReplicaManager(state, clock=lambda: now[0], replica_lag_ms=30000, default_min_isr=1)
+            rm.on_metadata(topics((1, 2), 0, replicas=(1, 2)))
+            rm.follower_fetch(KEY, 2, 100, 0)               # caught up at t=1000
+            now[0] += 1
+            rm.on_metadata(topics((1,), 1, replicas=(1, 2)))   # out of the ISR, not fenced
+            plog.log_end_offset = 110
+            rm.appended(KEY)
+            if offline:
+                assert plog.high_watermark == 110           # not waited for at all
+                continue
+            assert plog.high_watermark == 100               # waited for: it may join
+            now[0] += 40                                    # it stopped fetching: past the lag
+            rm.tick()
+            assert plog.high_watermark == 110
         rm.close()
     asyncio.run(main())

@@ -28,7 +28,7 @@ from replication_sim import COORD, TOPIC, Cluster  # noqa: E402
 
 from sandbox.coordinator.elections import PREFERRED, elect_leaders  # noqa: E402
 from sandbox.log import iter_batches, iter_records  # noqa: E402
-from sandbox.protocol.errors import NONE  # noqa: E402
+from sandbox.protocol.errors import NONE, REQUEST_TIMED_OUT  # noqa: E402
 
 NODES = (1, 2, 3)
 LINK_ENDS = (COORD, 1, 2, 3)
@@ -408,11 +408,15 @@ def test_an_unanswered_isr_expansion_is_not_overwritten_by_another_and_acked_wri
         sim.net.loss[frozenset((leader, joined))] = 1.0       # and the member just added falls behind
         sim.run_for(5.3)                                      # the unanswered AlterPartition times out
         stop[0] = True
-        acked = []
+        acked, codes = [], []
         for i in range(3):
             code, base, _ = sim.loop.run_until_complete(sim.produce(leader, 0, -1, [b"acked%d" % i], timeout_ms=1000))
+            codes.append(code)
             if code == NONE:
                 acked.append((base, b"acked%d" % i))
+        # the member the coordinator may have added does not have them: none is acknowledged
+        # (before, all three were, and lost when it was elected)
+        assert acked == [] and codes == [REQUEST_TIMED_OUT] * 3, codes
         sim.run_for(15.0)                                     # fenced; a leader elected from the ISR
         info = sim.partition(0)
         assert info.leader != leader

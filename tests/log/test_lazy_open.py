@@ -242,3 +242,27 @@ def test_retention_opens_an_unopened_partition_only_when_its_segment_may_be_past
     assert log.housekeeping.apply_retention(written + 61_000) > 0 and log.opened
     assert log.log_start_offset == log.log_end_offset == 2
     ld.close()
+
+
+def test_a_retention_check_opens_at_most_a_few_unopened_partitions(tmp_path):
+    """Review: the first retention check after a restart opened every idle partition past
+    retention at once, each a CRC scan of its segment on the event loop."""
+    from types import SimpleNamespace
+
+    from sandbox.broker.state import LAZY_RETENTION_OPENS, BrokerState
+
+    ld = LogDir(tmp_path, cfg(retention_ms=60_000))
+    ld.open()
+    n = LAZY_RETENTION_OPENS + 4
+    for i in range(n):
+        ld.create(f"t{i}", 0).append(batch(2, ts=1_000))
+    ld.close()
+    ld = LogDir(tmp_path, cfg(retention_ms=60_000))
+    logs = ld.open()
+    later = max(os.stat(p).st_mtime for p in tmp_path.glob("t*-0/*.log")) + 3600
+    me = SimpleNamespace(partitions=logs, clock=lambda: later, config=SimpleNamespace(producer_id_expiration_ms=10**12))
+    BrokerState.apply_retention(me)
+    assert sum(log.opened for log in logs.values()) == LAZY_RETENTION_OPENS
+    BrokerState.apply_retention(me)
+    assert all(log.opened and log.log_start_offset == 2 for log in logs.values())
+    ld.close()

@@ -95,7 +95,7 @@ async def handle(ctx, request) -> dict:
     with_ops = getattr(request, "include_topic_authorized_operations", False)
     checked = ctx.restricted or with_ops
     out = []
-    offline = offline_replicas(coord.brokers())
+    offline = offline_replicas(state.brokers_to_list())   # those listed: the restore's too
     if all_topics and checked:   # ACLs: only the topics the principal may DESCRIBE are listed
         for t in [*(t for t in coord.topics() if not t.internal), *listed_internal_topics(state)]:
             if not ctx.allowed(DESCRIBE, TOPIC, t.name, report=False):

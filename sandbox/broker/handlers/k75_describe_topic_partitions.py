@@ -61,7 +61,7 @@ def handle(ctx, request) -> dict:
         if cursor is not None and cursor.topic_name not in names:
             return {"throttle_time": 0, "next_cursor": None, "topics": [
                 _missing(t.name, INVALID_REQUEST) for t in request.topics]}
-    offline = offline_replicas(state.coordinator.brokers())
+    offline = offline_replicas(state.brokers_to_list())
     remaining = min(MAX_PARTITIONS, request.response_partition_limit)
     topics, next_cursor = [], None
     for name in names:

@@ -287,7 +287,7 @@ class ReplicaManager:
         # built over it from the committed ISR dropped its member from the maximal ISR, and the
         # high watermark ran ahead of a replica the coordinator could elect
         if key not in self._altering and ls.pending is None and replica not in ls.maximal_isr() \
-                and self._eligible(replica):
+                and self._eligible(replica, key):
             if replica in ls.to_expand(self.epoch_start(key)):
                 self._propose(key, ls, tuple(ls.isr) + (replica,), "expand")
         return NONE
@@ -300,12 +300,20 @@ class ReplicaManager:
             return 0
         return max(self.state.partitions[key].replica.end_offset_for_epoch(ls.leader_epoch - 1)[1], 0)
 
-    def _eligible(self, replica: int) -> bool:
+    def _eligible(self, replica: int, key: Key | None = None) -> bool:
         """Whether a follower may be proposed into the ISR (Kafka's isReplicaIsrEligible): not
         one the coordinator fenced, which it refuses (INELIGIBLE_REPLICA) while the follower,
-        cut off from the coordinator but not from this broker, fetches on: one ask per fetch."""
+        cut off from the coordinator but not from this broker, fetches on: one ask per fetch;
+        nor, for partition `key`, one whose broker reported that log offline (KIP-858)."""
         b = self.state.coordinator.broker(replica)
-        return b is not None and not b.fenced
+        if b is None or b.fenced:
+            return False
+        if key is not None and getattr(b, "offline", None):
+            plog = self.state.partitions.get(key)
+            topic_id = getattr(plog, "topic_id", None) if plog is not None else None
+            if topic_id is not None and b.is_offline(topic_id, key[1]):
+                return False
+        return True
 
     def tick(self) -> None:
         """Periodic: followers that fell behind for longer than replica.lag.time.max.ms leave the ISR."""
@@ -317,12 +325,15 @@ class ReplicaManager:
                 self._propose(key, ls, ls.pending, "expand" if len(ls.pending) > len(ls.isr) else "shrink")
                 continue
             plog = self.state.partitions.get(key)
+            if plog is not None:   # a hold for a follower that stopped fetching ends with its lag
+                self._advance(key, ls, plog)
             out = ls.to_shrink(now, self.replica_lag_ms, plog.log_end_offset if plog is not None else None)
             if out:
                 self._propose(key, ls, tuple(r for r in ls.isr if r not in out), "shrink")
 
     def _advance(self, key: Key, ls: LeaderState, plog) -> None:
-        if ls.advance_high_watermark(plog.log_end_offset, self._now_ms(), self.replica_lag_ms, self._eligible):
+        if ls.advance_high_watermark(plog.log_end_offset, self._now_ms(), self.replica_lag_ms,
+                                     lambda r: self._eligible(r, key)):
             plog.replica.high_watermark = ls.high_watermark
             self._complete(key, plog.high_watermark)
             self.state.notifier.notify(key)
