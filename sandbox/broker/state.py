@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, TypeVar
 
 from sandbox import lifecycle
-from sandbox.compression import decompress
 from sandbox.coordinator import CoordinatorError
 from sandbox.coordinator.api import CoordinatorAPI
 from sandbox.coordinator.changes import MetadataChange, ReplicasRemoved, TopicRemoved
@@ -30,6 +29,7 @@ from .checkpoints import Checkpointer
 from .config import BrokerConfig
 from .disk_folders import HISTORY_FILE, RESTORE_GRACE_S, DiskFolders  # noqa: F401 (HISTORY_FILE: tests)
 from .durability import SYNC_IN_THREAD, Durability  # noqa: F401 (SYNC_IN_THREAD: tests)
+from .log_housekeeping import LogHousekeeping
 from .refused_folders import RefusedFolders
 from .groups import GroupCoordinator
 from .group_ownership import GroupOwnership
@@ -43,9 +43,6 @@ log = logging.getLogger("sandbox.broker")
 METADATA_DIR = "__metadata"
 OFFSETS_DIR = "__consumer_offsets"
 PRODUCER_ID_BLOCK = 1000
-# unopened partitions (log/lazy.py) a retention check opens at most: an idle one past retention is
-# opened to delete its records, and each open CRC-scans its segment on the event loop
-LAZY_RETENTION_OPENS = 8
 
 
 class Notifier:
@@ -90,7 +87,7 @@ def emit_event(kind: str, detail: dict[str, Any]) -> None:
     lifecycle.emit_event(log, kind, detail)
 
 
-class BrokerState(DiskFolders, Durability, RefusedFolders, GroupOwnership):
+class BrokerState(DiskFolders, Durability, LogHousekeeping, RefusedFolders, GroupOwnership):
     def __init__(self, config: BrokerConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
@@ -477,40 +474,3 @@ class BrokerState(DiskFolders, Durability, RefusedFolders, GroupOwnership):
         pid = self._pid_next
         self._pid_next += 1
         return pid
-
-    # ---- housekeeping ----------------------------------------------------------------------
-    def apply_retention(self) -> int:
-        freed = 0
-        now_ms = int(self.clock() * 1000)
-        expiration_ms = self.config.producer_id_expiration_ms
-        opened = 0
-        for plog in list(self.partitions.values()):
-            plog.housekeeping.expire_producers(now_ms, expiration_ms)   # in memory: the next snapshot writes it
-            if not plog.opened and opened >= LAZY_RETENTION_OPENS:
-                continue   # each open CRC-scans a segment on the loop: the rest at the next checks
-            was = plog.opened
-            try:
-                freed += plog.housekeeping.apply_retention(now_ms)
-            except Exception as e:   # noqa: BLE001 - one partition's failure never skips the others
-                # Windows: a segment held by another program; a failing disk; a log that cannot be
-                # opened: the log stays whole, tried again next check
-                log.warning("retention of %s put off (tried again next check): %s", plog.directory.name, e)
-            opened += plog.opened and not was
-        return freed
-
-    async def compact(self) -> None:
-        """Log compaction of every compacting partition with closed segments to clean. Each
-        partition's Compactor runs here, on the loop, a step of about a megabyte at a time between
-        requests: nothing else touches the log meanwhile except between steps, and the cleaner
-        holds no file open then."""
-        for key in [k for k in self._compactors if k not in self.partitions]:
-            del self._compactors[key]
-        for key, plog in list(self.partitions.items()):
-            compactor = self._compactors.get(key)
-            if compactor is None or compactor.log is not plog:
-                compactor = self._compactors[key] = Compactor(plog, decompress=decompress, warn=log.warning)
-            while compactor.step(int(self.clock() * 1000)):
-                await asyncio.sleep(0)
-                if self.partitions.get(key) is not plog:   # deleted or re-created meanwhile
-                    compactor.close()
-                    break

@@ -249,7 +249,8 @@ def test_a_retention_check_opens_at_most_a_few_unopened_partitions(tmp_path):
     retention at once, each a CRC scan of its segment on the event loop."""
     from types import SimpleNamespace
 
-    from sandbox.broker.state import LAZY_RETENTION_OPENS, BrokerState
+    from sandbox.broker.log_housekeeping import LAZY_RETENTION_OPENS
+    from sandbox.broker.state import BrokerState
 
     ld = LogDir(tmp_path, cfg(retention_ms=60_000))
     ld.open()

@@ -19,7 +19,6 @@ import asyncio
 import logging
 import struct
 import time
-import weakref
 
 from sandbox.log import (
     CorruptRecordError,
@@ -31,27 +30,23 @@ from sandbox.log import (
     validate_batches,
 )
 
-from sandbox.compression import decompress
-from sandbox.coordinator.broker_configs import effective as effective_broker_configs
-from sandbox.log.batch import ATTR_TRANSACTIONAL, HEADER_SIZE, parse_header, read_stored_records
+from sandbox.log.batch import ATTR_TRANSACTIONAL, HEADER_SIZE, parse_header
 from ..records import first_keyless_record
+from ..produce_checks import batches_error, keyless_error, partition_error, timestamp_error
 from ..internal_topics import OFFSETS_TOPIC, TXN_TOPIC
 from .. import storage
 from ..endpoints import add_leader_hints
 from ..storage import STORAGE_ERRNOS
 from ..transactions.verifier import refusal
 from sandbox.protocol.errors import (
-    CORRUPT_MESSAGE, INVALID_TIMESTAMP,
-    INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, NOT_ENOUGH_REPLICAS, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
+    CORRUPT_MESSAGE, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, NOT_ENOUGH_REPLICAS, INVALID_RECORD, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION,
     KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, NONE, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
     NOT_LEADER_OR_FOLLOWER,
     OUT_OF_ORDER_SEQUENCE_NUMBER, TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-    UNSUPPORTED_COMPRESSION_TYPE,
 )
 from sandbox.coordinator.acls import TOPIC, TRANSACTIONAL_ID, WRITE
 
 API_KEY = 0
-ZSTD = 4   # the largest compression codec id (1 gzip, 2 snappy, 3 lz4, 4 zstd)
 MIN_VERSION = 3
 # Advertised from v0, as Apache Kafka 4.0 does (KAFKA-18659): librdkafka up to 2.8 silently
 # stops compressing gzip/snappy/lz4 when the broker's Produce range does not start at 0.
@@ -62,16 +57,7 @@ MAX_VERSION = 12
 log = logging.getLogger("sandbox.broker")
 
 
-def _error(index: int, code: int, message: str | None = None, record_errors=()) -> dict:
-    return {"index": index, "error_code": code, "base_offset": -1, "log_append_time": -1,
-            "log_start_offset": -1, "record_errors": record_errors, "error_message": message}
-
-
-def _keyless_error(topic: str, index: int, record: int) -> dict:
-    why = f"Compacted topic cannot accept message without key in topic partition {topic}-{index}."
-    return _error(index, INVALID_RECORD, "One or more records have been rejected due to 1 record errors "
-                  f"in total, and only showing the first three errors at most: [{why}]",
-                  [{"batch_index": record, "batch_index_error_message": why}])
+_error = partition_error
 
 
 def has_transactional_batch(records) -> bool:
@@ -215,65 +201,6 @@ def _refused_here(state, topic: str, index: int, headers, expected: int | None) 
     return when is not None and time.monotonic() - when < REFUSED_MEMORY_S
 
 
-LONG_MAX = 2**63 - 1
-# per coordinator view: topic -> (metadata offset, (message.timestamp.before.max.ms,
-# .after.max.ms)), recomputed once the metadata (a topic config, a dynamic setting) changed
-_TIMESTAMP_BOUNDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _timestamp_bounds(state, topic: str) -> tuple[int, int]:
-    """A topic's message.timestamp.before.max.ms and .after.max.ms: its own, else this broker's
-    dynamic log.message.timestamp.* setting, else Kafka 4's defaults (no bound, one hour)."""
-    coord = state.coordinator
-    offset = coord.metadata_offset
-    cache = _TIMESTAMP_BOUNDS.setdefault(coord, {})
-    hit = cache.get(topic)
-    if hit is not None and hit[0] == offset:
-        return hit[1]
-    t = coord.topic(topic)
-    own = t.configs if t is not None else {}
-    dynamic = effective_broker_configs(coord.broker_configs(), state.node_id)
-
-    def one(key: str, default: int) -> int:
-        value = own.get(key) or dynamic.get("log." + key, (None, 0))[0]
-        return int(value) if value is not None else default
-
-    bounds = (one("message.timestamp.before.max.ms", LONG_MAX), one("message.timestamp.after.max.ms", 3_600_000))
-    cache[topic] = (offset, bounds)
-    return bounds
-
-
-def _timestamp_error(state, topic: str, index: int, records, headers) -> dict | None:
-    """Kafka's LogValidator for a CreateTime topic: INVALID_TIMESTAMP, with a record error per
-    record whose timestamp is more than message.timestamp.before.max.ms behind the broker's clock
-    or .after.max.ms ahead of it (records without a timestamp pass). The records are looked at
-    only when a batch header's range may hold one out of bounds."""
-    before, after = _timestamp_bounds(state, topic)
-    now = int(state.clock() * 1000)
-    low, high = (now - before if before < LONG_MAX else None), now + after
-    if all(h.max_timestamp <= high and (low is None or h.base_timestamp == -1) for h in headers):
-        return None
-    errors, mv, pos = [], memoryview(records), 0
-    for h in headers:
-        body = mv[pos + HEADER_SIZE:pos + h.size]
-        pos += h.size
-        if h.base_timestamp == -1:
-            continue
-        if h.compression:
-            body = decompress(h.compression, bytes(body))
-        for i, rec in enumerate(read_stored_records(body, h.records_count)):
-            ts = h.base_timestamp + rec.timestamp_delta
-            if ts > high or low is not None and ts < low:
-                errors.append({"batch_index": i, "batch_index_error_message": (
-                    f"Timestamp {ts} of message with offset {i} is out of range. The timestamp should be "
-                    f"within [{low if low is not None else -LONG_MAX - 1}, {high}]")})
-    if not errors:
-        return None
-    shown = ", ".join(e["batch_index_error_message"] for e in errors[:3])
-    return _error(index, INVALID_TIMESTAMP, f"One or more records have been rejected due to {len(errors)} record "
-                  f"errors in total, and only showing the first three errors at most: [{shown}]", errors)
-
-
 def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None = None) -> dict:
     state = ctx.state
     if topic in (OFFSETS_TOPIC, TXN_TOPIC):   # written by the coordinators only, as in Kafka
@@ -294,40 +221,19 @@ def _append(ctx, topic: str, index: int, records, acks: int, txn_id: str | None 
         return _error(index, code)
     try:
         headers = validate_batches(records, plog.config.max_message_bytes)
-        if version >= 3:   # ProduceRequest.validateRecords: per partition, nothing written
-            if len(headers) != 1:
-                # a second batch was never written: one a retry repeated answered the first's
-                # offsets as a duplicate and dropped the rest, acknowledged
-                return _error(index, INVALID_RECORD, f"Produce requests with version {version} are only allowed "
-                                                     f"to contain exactly one record batch per partition")
-            if version < 7 and headers[0].compression == ZSTD:
-                return _error(index, UNSUPPORTED_COMPRESSION_TYPE, f"Produce requests with version {version} are "
-                                                                   f"not allowed to use ZStandard compression")
-        for h in headers:
-            if h.compression > ZSTD:   # CompressionType.forId refuses it: never stored for readers to fail on
-                return _error(index, CORRUPT_MESSAGE, f"Unknown compression type id: {h.compression}")
-            if h.is_control:   # markers are written by transaction coordinators only (WriteTxnMarkers)
-                return _error(index, INVALID_RECORD, "Clients are not allowed to write control records")
-            if h.is_transactional and h.producer_id < 0:
-                return _error(index, INVALID_RECORD, "a transactional batch needs a producer id")
-            # Kafka's LogValidator.validateBatch for a client's batch (a follower's copy may be
-            # compacted, so these are not checked in validate_batches)
-            if h.producer_id >= 0 and h.base_sequence < 0:
-                return _error(index, INVALID_RECORD, f"Invalid sequence number {h.base_sequence} in record "
-                                                     f"batch with producerId {h.producer_id}")
-            if h.records_count != h.last_offset_delta + 1:
-                return _error(index, INVALID_RECORD, f"Inconsistent batch offset range [0, {h.last_offset_delta}] "
-                                                     f"and count of records {h.records_count}")
+        refused = batches_error(index, version, headers)
+        if refused is not None:
+            return refused
         code = _unverified(ctx, txn_id, topic, index, headers[0]) if headers else NONE
         if code != NONE:
             return _error(index, code, f"{topic}-{index} is not part of the producer's ongoing transaction")
         try:   # the records themselves, read only for these checks (decompressed when they are)
-            if not plog.config.log_append_time and (late := _timestamp_error(state, topic, index, records, headers)):
+            if not plog.config.log_append_time and (late := timestamp_error(state, topic, index, records, headers)):
                 return late
             if plog.config.compacts:
                 keyless = first_keyless_record(records, headers)
                 if keyless is not None:
-                    return _keyless_error(topic, index, keyless)
+                    return keyless_error(topic, index, keyless)
         except (ValueError, IndexError, struct.error) as e:
             # a payload its codec cannot read, or records running past their batch: this
             # partition's answer, not a dropped connection (the client would send the whole
