@@ -10,18 +10,19 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import psutil
 
-from sandbox.runner.docker_follow import LogFollower, followed_event
-from sandbox.runner.docker_plan import docker_time
+from sandbox.runner.docker_follow import followed_event
+from sandbox.runner.docker_service import Engine, WatchedContainer
+from sandbox.runner.docker_plan import HEALTH_INTERVAL_S, docker_time
 from sandbox.runner.logscan import FOLDER_EVENTS, GROUP_EVENTS, LOGIN_EVENTS, describe_event, parse_events
 from sandbox.lifecycle import EXIT_CONFIG
-from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy, RestartWindow
+from sandbox.runner.policy import EXIT_UNREPAIRABLE, EXIT_USAGE, RecoveryPolicy
 from sandbox.runner.probe import api_versions_round_trip
 from sandbox.runner.service import (
-    EventLog, OwesRestore, all_ready, catalog_epoch, iso_utc, recreate_off_pass, recreate_topics, shown_problem,
+    EventLog, all_ready, catalog_epoch, iso_utc, recreate_off_pass, recreate_topics, shown_problem,
 )
 from sandbox.runner.statefile import StatePublisher, supervisor_identity
 
@@ -33,57 +34,6 @@ FOLLOW_EVERY_S = 3.0    # how often a running container's log is read for the ev
 STATE_REFRESH_S = 1.0   # the state file's heartbeat (readers call it stale after a few seconds)
 
 
-class Engine(Protocol):
-    """What the watcher needs from docker.DockerStack (a fake in unit tests)."""
-
-    plans: dict
-
-    def inspect(self, service: str): ...
-    def events(self, since: float, until: float) -> list[dict]: ...
-    def logs(self, service: str, since: float | None = None, tail: int | str = "all") -> list[str]: ...
-    def measure(self, service: str) -> dict: ...
-    def start(self, service: str) -> None: ...
-    def restart(self, service: str) -> None: ...
-    def stop(self, service: str) -> None: ...
-    def kill(self, service: str) -> None: ...
-    def pause(self, service: str) -> None: ...
-    def unpause(self, service: str) -> None: ...
-    def quarantine(self, service: str, wall: float) -> tuple[str | None, str]: ...
-    def prune_quarantines(self, service: str, keep: int) -> list[str]: ...
-
-
-class _Svc(OwesRestore):
-    def __init__(self, name: str, role: str, port: int, container: str, policy: RecoveryPolicy,
-                 owed: Path | None = None) -> None:
-        self.name, self.role, self.port, self.container = name, role, port, container
-        self.owe_from(owed)   # the owed-restore marker, beside the state file (a killed watcher's restore)
-        self.state = "starting"
-        self.healthy = False
-        self.restarts = 0
-        self.last_exit_code: int | None = None
-        self.started_wall: float | None = None
-        self.latency_ms: float | None = None
-        self.volume: str | None = None
-        self.window = RestartWindow(policy.restart_window_s, policy.max_restarts)
-        self.ever_started = False
-        self.ours_until_ns = 0          # die/start events up to this time were caused by us
-        self.wanted = True
-        self.exited_seen = 0            # consecutive passes that found it exited with no restart coming
-        self.unhealthy_since: float | None = None
-        self.repair_attempted = self.looping = self.fresh_journal = False
-        self.recreate_failed_reported = False
-        self.scanned_start: str | None = None
-        self.follow = LogFollower()       # its log, read for the events status shows
-        self.figures: dict[str, Any] = {}
-        self.host_pid: int | None = None   # the container's main process, on a Linux engine's kernel
-        self.measured_at = 0.0
-        self.problem: str | None = None    # one sentence status shows (a configuration error)
-        self.paused_until: float | None = None   # frozen on request (sandbox pause) until then
-        self.exit_counted = False          # its last exit was counted as a restart (the crash path)
-        self.stopping_by_hand = False      # a SIGTERM we did not send (`docker stop`): the die is no crash
-        self.oom = False                   # an oom event came before its die
-
-
 class DockerWatcher:
     def __init__(self, engine: Engine, recovery: RecoveryPolicy | None = None, *,
                  host: str = "127.0.0.1", state_path=None, on_event: Callable[[dict], None] | None = None,
@@ -93,7 +43,7 @@ class DockerWatcher:
         self.engine = engine
         self.policy = recovery or RecoveryPolicy()
         folder = Path(state_path).parent if state_path else None
-        self._svcs = [_Svc(p.service, p.role, p.host_port, p.name, self.policy,
+        self._svcs = [WatchedContainer(p.service, p.role, p.host_port, p.name, self.policy,
                            folder / f"{p.service}.restore-owed" if folder else None) for p in engine.plans.values()]
         self._recreating: dict[str, tuple[Any, int]] = {}   # service -> (its restore's Future, wipes then)
         self.recreate_in_thread = recreate_in_thread        # restores off the pass (service.recreate_off_pass)
@@ -200,12 +150,13 @@ class DockerWatcher:
             self._emit(name, "pause", f"container {svc.container} paused for {seconds:g}s on request", seconds=seconds)
             self._flush(force=True)
 
-    def _resume(self, svc: _Svc, quiet: bool = False) -> None:
+    def _resume(self, svc: WatchedContainer, quiet: bool = False) -> None:
         if svc.paused_until is None:
             return
         svc.paused_until = None
         self.engine.unpause(svc.name)
         svc.state, svc.healthy, svc.unhealthy_since = "starting", False, None
+        svc.frozen_until = self._clock()
         if not quiet:
             self._emit(svc.name, "resume", f"container {svc.container} resumed")
 
@@ -236,13 +187,13 @@ class DockerWatcher:
             self._seen = {k: t for k, t in self._seen.items() if now - t < 60}
         return True
 
-    def _ours(self, svc: _Svc, action: Callable[[], None]) -> None:
+    def _ours(self, svc: WatchedContainer, action: Callable[[], None]) -> None:
         try:
             action()
         finally:
             svc.ours_until_ns = int(self._wall() * 1e9) + 500_000_000
 
-    def _on_engine_event(self, svc: _Svc, ev: dict) -> None:
+    def _on_engine_event(self, svc: WatchedContainer, ev: dict) -> None:
         action, ours = ev["action"], ev["time_ns"] <= svc.ours_until_ns
         if action == "oom":
             svc.oom = True
@@ -276,7 +227,7 @@ class DockerWatcher:
                 self._emit(svc.name, "start", f"container {svc.container}")
             svc.ever_started = True
 
-    def _stopped_by_hand(self, svc: _Svc) -> None:
+    def _stopped_by_hand(self, svc: WatchedContainer) -> None:
         """Stopped through the engine by someone else (`docker stop`, Docker Desktop's stop button):
         what they asked for, not a crash. Its restart policy leaves it stopped until it is started
         by hand (Docker docs, restart policies: "if you manually stop a container, the restart
@@ -289,7 +240,7 @@ class DockerWatcher:
         self._emit(svc.name, "stop", f"container {svc.container} stopped outside the sandbox (docker stop); "
                                      f"left stopped: `sandbox restart {svc.name}` starts it again")
 
-    def _crash(self, svc: _Svc, code: int | None) -> None:
+    def _crash(self, svc: WatchedContainer, code: int | None) -> None:
         tail = self.engine.logs(svc.name, tail=20)
         if code == EXIT_CONFIG:
             # it cannot run as configured: its restart policy would only loop; stop it and say why
@@ -359,11 +310,11 @@ class DockerWatcher:
         svc.started_wall, svc.scanned_start = self._wall(), None
         self._emit(svc.name, "restart", "container re-created on the fresh volume", restarts=svc.restarts)
 
-    def _emit_followed(self, svc: _Svc, kind: str, detail: dict) -> None:
+    def _emit_followed(self, svc: WatchedContainer, kind: str, detail: dict) -> None:
         sentence, fields = followed_event(kind, detail)
         self._emit(svc.name, kind, sentence, **fields)
 
-    def _check(self, svc: _Svc) -> None:
+    def _check(self, svc: WatchedContainer) -> None:
         st = self.engine.inspect(svc.name)
         now = self._clock()
         if st is None:
@@ -400,6 +351,7 @@ class DockerWatcher:
             # the engine says so, so it is no hang to cure by a restart, as a frozen process in
             # native mode may be; shown paused until it is unpaused (it showed "starting")
             svc.state, svc.healthy, svc.latency_ms, svc.unhealthy_since = "paused", False, None, None
+            svc.frozen_until = now
             return
         if not running:
             gave_up = "crashed" if svc.state == "crashed" else "stopped"   # a config error stays shown
@@ -409,7 +361,11 @@ class DockerWatcher:
         svc.latency_ms = result.latency_ms if result.ok else None
         # "starting": the engine's first check runs one healthcheck interval (10 s) after the start;
         # our own ApiVersions round trip answering is the same test, taken sooner
-        healthy = result.ok and st.health in (None, "healthy", "starting")
+        # an "unhealthy" the engine's checks found while the container was frozen (an exec into a
+        # paused container fails) is stale until its next check has run after the resume: not a
+        # reason to restart a service that answers (it restarted one `sandbox pause` had frozen)
+        stale = st.health == "unhealthy" and now - svc.frozen_until < HEALTH_INTERVAL_S * 1.5
+        healthy = result.ok and (st.health in (None, "healthy", "starting") or stale)
         if healthy:
             svc.unhealthy_since = None
             if not svc.healthy:
@@ -464,20 +420,20 @@ class DockerWatcher:
             except Exception as e:
                 log.info("could not measure %s: %s", svc.name, e)
 
-    def _recreate(self, svc: _Svc) -> None:
+    def _recreate(self, svc: WatchedContainer) -> None:
         if self.recreate_in_thread:
             recreate_off_pass(self._recreating, self._events, svc, self._recreate_topics)
         else:
             recreate_topics(self._events, svc, self._recreate_topics)
 
     # ---------------------------------------------------------------- helpers
-    def _get(self, name: str) -> _Svc:
+    def _get(self, name: str) -> WatchedContainer:
         for s in self._svcs:
             if s.name == name:
                 return s
         raise KeyError(f"no service named {name!r}; the services are: {', '.join(s.name for s in self._svcs)}")
 
-    def _status(self, s: _Svc, wall: float) -> dict[str, Any]:
+    def _status(self, s: WatchedContainer, wall: float) -> dict[str, Any]:
         up = s.state in ("running", "starting") and s.started_wall is not None
         return {"name": s.name, "role": s.role, "state": s.state, "healthy": s.healthy, "pid": None,
                 "container": s.container, "volume": s.volume, "port": s.port,
