@@ -87,14 +87,14 @@ class LeaderState:
                 low = min(low, f.log_start)
         return low
 
-    def advance_high_watermark(self, leader_leo: int, now_ms: int | None = None, max_lag_ms: int = 0,
-                               eligible: Callable[[int], bool] | None = None) -> bool:
+    def advance_high_watermark(self, leader_leo: int, clock: Callable[[], int] | None = None, max_lag_ms: int = 0,
+                               eligible: Callable[[int, object], bool] | None = None, key: object = None) -> bool:
         """Move the high watermark to the smallest log end of the maximal ISR and of the followers
         outside it that are caught up within max_lag_ms and eligible (Kafka's
         shouldWaitForReplicaToJoinIsr: held for them, a follower keeping up with steady writes
         reaches the high watermark and joins; else, with the ISR the leader alone, the high
         watermark was the log end at every write, which such a follower never is); never back.
-        True if it moved."""
+        True if it moved. (clock and eligible(replica, key) are asked only for such a follower.)"""
         hw = leader_leo
         isr = self.maximal_isr()
         for r in isr:
@@ -102,10 +102,13 @@ class LeaderState:
                 continue
             f = self.followers.get(r)
             hw = min(hw, f.leo if f is not None else -1)
-        if now_ms is not None:
+        if clock is not None and any(r not in isr for r in self.followers):   # someone is outside the ISR
+            now_ms = None   # read only then: this runs at every append of a replicated partition
             for r, f in self.followers.items():
-                if r not in isr and 0 <= f.leo < hw and now_ms - f.caught_up_ms <= max_lag_ms \
-                        and (eligible is None or eligible(r)):
+                if r in isr or not 0 <= f.leo < hw:
+                    continue
+                now_ms = clock() if now_ms is None else now_ms
+                if now_ms - f.caught_up_ms <= max_lag_ms and (eligible is None or eligible(r, key)):
                     hw = f.leo
         if hw > self.high_watermark:
             self.high_watermark = hw

@@ -332,8 +332,7 @@ class ReplicaManager:
                 self._propose(key, ls, tuple(r for r in ls.isr if r not in out), "shrink")
 
     def _advance(self, key: Key, ls: LeaderState, plog) -> None:
-        if ls.advance_high_watermark(plog.log_end_offset, self._now_ms(), self.replica_lag_ms,
-                                     lambda r: self._eligible(r, key)):
+        if ls.advance_high_watermark(plog.log_end_offset, self._now_ms, self.replica_lag_ms, self._eligible, key):
             plog.replica.high_watermark = ls.high_watermark
             self._complete(key, plog.high_watermark)
             self.state.notifier.notify(key)
